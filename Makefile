@@ -1,0 +1,48 @@
+# Two commands on a fresh Debian machine: `make demo` and `make test`.
+# Both create .venv, install tunstack with its test extra, and (as root) the Debian
+# tools the demo and the real-peer tests drive.  Re-runs are fast: stamps skip work.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEBIAN_TOOLS := ip:iproute2 tcpdump:tcpdump tshark:tshark iperf3:iperf3 nc:netcat-openbsd socat:socat curl:curl ping:iputils-ping
+OUT    ?= demo-out
+
+.PHONY: demo test unit integration realpeer deps tools venv clean
+demo: deps
+	$(VENV)/bin/tunstack demo --out $(OUT)
+
+test: deps
+	$(PY) -m pytest -q tests
+
+unit: deps
+	$(PY) -m pytest -q tests/unit
+integration: deps
+	$(PY) -m pytest -q tests/integration
+realpeer: deps
+	$(PY) -m pytest -q tests/realpeer
+
+deps: venv tools
+
+venv: $(VENV)/.stamp-install
+$(VENV)/.stamp-install: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Install missing Debian tools when root; otherwise say what is missing and go on
+# (the real-peer tests then skip, or fail under TUNSTACK_REQUIRE_TUN=1).
+tools:
+	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "not root; missing Debian tools:$$missing"; fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis *.egg-info

@@ -1,0 +1,24 @@
+"""NDD implementations.  `register(registry)` names the built-in drivers the same way
+a third-party `tunstack.drivers` entry point adds its own."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .fault import FaultInjector
+from .memlink import LoopbackNdd, MemoryNdd, memory_link_pair
+from .pcap import PcapRecorder
+from .tuntap import TapNdd, TunNdd
+
+if TYPE_CHECKING:
+    from stack.plugins import DriverRegistry
+
+__all__ = ["FaultInjector", "LoopbackNdd", "MemoryNdd", "PcapRecorder", "TapNdd", "TunNdd", "memory_link_pair",
+           "register"]
+
+
+def register(registry: "DriverRegistry") -> None:
+    registry.add("tun", TunNdd)
+    registry.add("tap", TapNdd)
+    registry.add("memory", MemoryNdd)
+    registry.add("loopback", LoopbackNdd)
+    registry.add("fault", FaultInjector)

@@ -1,0 +1,44 @@
+"""Helpers shared by drivers: tasks that live as long as the NDD is open."""
+from __future__ import annotations
+
+import os
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from ndd.ndd import Ndd
+
+
+def random_mac() -> bytes:
+    """A locally administered unicast MAC (IEEE 802: bit 1 of octet 0 set, bit 0 clear)."""
+    b = bytearray(os.urandom(6))
+    b[0] = (b[0] & 0xFC) | 0x02
+    return bytes(b)
+
+
+class TaskNdd(Ndd):
+    """An NDD whose receive side is a trio task in the owning Stack's nursery."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._scopes: list[trio.CancelScope] = []
+
+    def start_task(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        if self.services is None:
+            raise RuntimeError(f"{self.ndd_name}: not attached to a stack (ns_attach)")
+        scope = trio.CancelScope()
+        self._scopes.append(scope)
+
+        async def runner() -> None:
+            with scope:
+                await fn(*args)
+
+        self.services.spawn(runner)
+
+    def stop_tasks(self) -> None:
+        for scope in self._scopes:
+            scope.cancel()
+        self._scopes.clear()
+
+    def _close_device(self) -> None:
+        self.stop_tasks()

@@ -1,0 +1,149 @@
+"""A fault injector that wraps any NDD: seeded drop, duplicate, reorder, corrupt, delay.
+
+It is an NDD itself (attach it instead of the inner device).  Each fault has a
+probability in [0, 1]; `direction` picks which way faults apply ("both", "in", "out").
+Everything is driven by `random.Random(seed)`, so a failing test replays exactly.
+  reorder: a frame is held back and released after the next one (or after `hold`),
+  delay:   a frame is released `delay_time` later (others overtake it),
+  corrupt: one random bit of the frame is flipped.
+"""
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, fields
+from typing import Callable
+
+import trio
+
+from ndd.ndd import Ndd
+from stack.pktbuf import PacketBuffer
+
+from .base import TaskNdd
+
+
+@dataclass
+class FaultStats:
+    passed: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    corrupted: int = 0
+    delayed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class FaultInjector(TaskNdd):
+    def __init__(self, inner: Ndd, *, seed: int = 0, drop: float = 0.0, duplicate: float = 0.0,
+                 reorder: float = 0.0, corrupt: float = 0.0, delay: float = 0.0,
+                 delay_time: float = 0.05, hold: float = 0.02, direction: str = "both",
+                 name: str | None = None) -> None:
+        if direction not in ("both", "in", "out"):
+            raise ValueError("direction must be 'both', 'in' or 'out'")
+        for p in (drop, duplicate, reorder, corrupt, delay):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError("fault probabilities must be within [0, 1]")
+        self.ndd_type = inner.ndd_type
+        self.ndd_addrlen = inner.ndd_addrlen
+        self.ndd_hdrlen = inner.ndd_hdrlen
+        self.linktype = inner.linktype
+        super().__init__(name or inner.ndd_name, mtu=inner.ndd_mtu, physaddr=inner.ndd_physaddr)
+        self.ndd_flags = inner.ndd_flags
+        self.caps = inner.caps
+        self.inner = inner
+        self.rng = random.Random(seed)
+        self.p = dict(drop=drop, duplicate=duplicate, reorder=reorder, corrupt=corrupt, delay=delay)
+        self.delay_time, self.hold = delay_time, hold
+        self.direction = direction
+        self.faults = FaultStats()
+        self._timed: list[tuple[float, int, bytes, Callable[[bytes], None]]] = []
+        self._seq = 0
+        self._held: dict[str, tuple[float, bytes] | None] = {"in": None, "out": None}
+        self._wake = trio.Event()
+
+    def _open_device(self) -> None:
+        self.inner.services = self.services
+        self.inner.nd_receive = self._from_inner
+        self.inner.nd_status = lambda ndd, block: self.report_status(block)
+        self.inner.ndd_open()
+        self.start_task(self._timer)
+
+    def _close_device(self) -> None:
+        super()._close_device()
+        self.inner.ndd_close()
+
+    # --- both directions funnel through _apply --------------------------------
+    def _transmit(self, pkt: PacketBuffer) -> int:
+        if self.direction == "in":
+            return self.inner.ndd_output(pkt)
+        self._apply("out", pkt.tobytes(), self._send_inner)
+        return 0
+
+    def _send_inner(self, data: bytes) -> None:
+        self.inner.ndd_output(PacketBuffer(data))
+
+    def _from_inner(self, inner: Ndd, pkt: PacketBuffer) -> None:
+        if self.direction == "out":
+            self.deliver(pkt)
+            return
+        self._apply("in", pkt.tobytes(), self._deliver_bytes)
+
+    def _deliver_bytes(self, data: bytes) -> None:
+        self.deliver(PacketBuffer(data))
+
+    def _apply(self, way: str, data: bytes, sink: Callable[[bytes], None]) -> None:
+        rnd, p = self.rng.random, self.p
+        if rnd() < p["drop"]:
+            self.faults.dropped += 1
+            return
+        if data and rnd() < p["corrupt"]:
+            buf = bytearray(data)
+            i = self.rng.randrange(len(buf))
+            buf[i] ^= 1 << self.rng.randrange(8)
+            data = bytes(buf)
+            self.faults.corrupted += 1
+        copies = 1
+        if rnd() < p["duplicate"]:
+            copies = 2
+            self.faults.duplicated += 1
+        now = self.services.clock()
+        for _ in range(copies):
+            if rnd() < p["delay"]:
+                self.faults.delayed += 1
+                self._later(now + self.delay_time, data, sink)
+            elif self._held[way] is None and rnd() < p["reorder"]:
+                self.faults.reordered += 1
+                self._held[way] = (now, data)
+                self._later(now + self.hold, b"", lambda _d, w=way, s=sink: self._release(w, s))
+            else:
+                self.faults.passed += 1
+                sink(data)
+                self._release(way, sink)
+
+    def _release(self, way: str, sink: Callable[[bytes], None]) -> None:
+        held = self._held[way]
+        if held is not None:
+            self._held[way] = None
+            sink(held[1])
+
+    def _later(self, when: float, data: bytes, sink: Callable[[bytes], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._timed, (when, self._seq, data, sink))
+        self._wake.set()
+
+    async def _timer(self) -> None:
+        clock = self.services.clock
+        while True:
+            self._wake = trio.Event()
+            while self._timed and self._timed[0][0] <= clock():
+                _, _, data, sink = heapq.heappop(self._timed)
+                sink(data)
+            deadline = self._timed[0][0] if self._timed else float("inf")
+            with trio.move_on_at(deadline):
+                await self._wake.wait()
+
+    # control goes to the real device, except what the wrapper itself answers
+    def device_ctl(self, cmd: int, arg: object) -> object:
+        return self.inner.ndd_ctl(cmd, arg)

@@ -1,0 +1,139 @@
+"""TUN (layer 3) and TAP (Ethernet) devices on Linux, through python-pytun.
+
+The fd is non-blocking; a reader task waits with `trio.lowlevel.wait_readable` and
+drains up to `batch` frames per wake-up.  With offloads on (the default) the device
+is opened with IFF_VNET_HDR and TUNSETOFFLOAD CSUM|TSO4|TSO6 (+USO4|USO6 when the
+kernel takes them): the kernel may then hand us GSO super-frames and partial
+checksums, and accepts the same from us (DESIGN.md §4).
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+
+import pytun
+import trio
+
+from ndd import constants as C
+from ndd.ndd import StatusBlock
+from stack.pktbuf import PacketBuffer
+
+from . import vnet
+from .base import TaskNdd, random_mac
+
+READ_SIZE = vnet.VNET_HDR_LEN + 14 + 65535 + 64
+
+
+class TunTapNdd(TaskNdd):
+    is_tap = False
+
+    def __init__(self, name: str, *, mtu: int = 1500, offload: bool = True, batch: int = 64,
+                 physaddr: bytes | None = None) -> None:
+        super().__init__(name, mtu=mtu, physaddr=(physaddr or random_mac()) if self.is_tap else b"")
+        self.offload = offload
+        self.batch = batch
+        self.device: pytun.TunTapDevice | None = None
+        self.fd = -1
+        self.offload_flags = 0
+        self.vnet = False
+
+    def create(self) -> None:
+        """Create the kernel device now (so it can be moved to a namespace before ndd_open)."""
+        if self.device is not None:
+            return
+        flags = (pytun.IFF_TAP if self.is_tap else pytun.IFF_TUN) | pytun.IFF_NO_PI
+        if self.offload:
+            flags |= pytun.IFF_VNET_HDR
+        self.device = pytun.TunTapDevice(name=self.ndd_name, flags=flags)
+        self.fd = self.device.fileno()
+        os.set_blocking(self.fd, False)
+        self.vnet = self.offload
+        if self.offload:
+            self._negotiate_offloads()
+        try:
+            self.device.mtu = self.ndd_mtu
+        except Exception:  # pytun.Error: not fatal, `ip link set mtu` can do it
+            pass
+
+    def _negotiate_offloads(self) -> None:
+        base = vnet.TUN_F_CSUM | vnet.TUN_F_TSO4 | vnet.TUN_F_TSO6
+        for want in (base | vnet.TUN_F_USO4 | vnet.TUN_F_USO6, base, vnet.TUN_F_CSUM, 0):
+            try:
+                fcntl.ioctl(self.fd, vnet.TUNSETOFFLOAD, want)
+            except OSError:
+                continue
+            self.offload_flags = want
+            break
+        f = self.offload_flags
+        self.caps.tx_csum_offload = self.caps.rx_csum_partial = bool(f & vnet.TUN_F_CSUM)
+        self.caps.gso_rx = bool(f & (vnet.TUN_F_TSO4 | vnet.TUN_F_TSO6))
+        self.caps.tso_max = 65535 if f & vnet.TUN_F_TSO4 else 0
+        self.caps.uso = bool(f & vnet.TUN_F_USO4)
+
+    def _open_device(self) -> None:
+        self.create()
+        self.start_task(self._reader)
+        self.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_UP,)))
+
+    def _close_device(self) -> None:
+        super()._close_device()
+        if self.device is not None:
+            self.device.close()   # a non-persistent device disappears with its last fd
+            self.device = None
+            self.fd = -1
+
+    async def _reader(self) -> None:
+        fd = self.fd
+        hlen = vnet.VNET_HDR_LEN if self.vnet else 0
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            for _ in range(self.batch):
+                try:
+                    data = os.read(fd, READ_SIZE)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno in (errno.EBADF, errno.EIO):
+                        self.report_status(StatusBlock(C.NDD_HARD_FAIL, (exc.errno,)))
+                        return
+                    self.stats.ierrors += 1
+                    continue
+                pkt = PacketBuffer(data, hlen)
+                if hlen:
+                    if len(data) < hlen or not vnet.apply_rx(data, pkt):
+                        self.stats.ierrors += 1
+                        continue
+                self.deliver(pkt)
+
+    def _transmit(self, pkt: PacketBuffer) -> int:
+        if self.fd < 0:
+            return errno.ENETDOWN
+        try:
+            if self.vnet:
+                os.writev(self.fd, (vnet.build_tx(pkt), pkt.view()))
+            else:
+                os.write(self.fd, pkt.view())
+        except BlockingIOError:
+            return errno.ENOBUFS
+        except OSError as exc:
+            return exc.errno or errno.EIO
+        return 0
+
+    @property
+    def kernel_mac(self) -> bytes:
+        """TAP: the MAC of the kernel's side of the device."""
+        return bytes(self.device.hwaddr) if self.device is not None else b""
+
+
+class TunNdd(TunTapNdd):
+    ndd_type = C.NDD_RAWIP
+    ndd_addrlen = 0
+    ndd_hdrlen = 0
+    linktype = 101   # LINKTYPE_RAW
+
+
+class TapNdd(TunTapNdd):
+    is_tap = True
+    ndd_type = C.NDD_ISO88023
+    linktype = 1     # LINKTYPE_ETHERNET

@@ -1,0 +1,223 @@
+"""The NDD base: one network device as the protocol side sees it (AIX `struct ndd`).
+
+A driver subclasses `Ndd` and implements `_open_device`, `_close_device` and
+`_transmit`.  The receive side calls `self.deliver(pkt)`, which feeds taps and then
+`nd_receive`, the demuxer entry installed by `ns_alloc`.  `output` and `deliver`
+keep the general statistics (ndd_genstats) so every driver counts the same way.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Callable
+
+from stack.pktbuf import PacketBuffer
+
+from . import constants as C
+
+if TYPE_CHECKING:
+    from .services import NetServices
+
+
+def ndd_error(code: int, what: str = "") -> OSError:
+    msg = os.strerror(code)
+    return OSError(code, f"{msg}: {what}" if what else msg)
+
+
+@dataclass
+class GenStats:
+    """ndd_genstats: the counters every NDD keeps."""
+    ipackets: int = 0
+    ibytes: int = 0
+    opackets: int = 0
+    obytes: int = 0
+    ierrors: int = 0
+    oerrors: int = 0
+    nobufs: int = 0
+    ipackets_drop: int = 0
+    nd_nofilter: int = 0       # received frames no filter wanted
+    imcasts: int = 0
+    omcasts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def clear(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, 0)
+
+
+@dataclass
+class DeviceCaps:
+    """What the device can do for us (smoltcp DeviceCapabilities)."""
+    mtu: int = 1500
+    tx_csum_offload: bool = False     # we may hand it partial L4 checksums
+    rx_csum_partial: bool = False     # it may hand us partial L4 checksums (virtio NEEDS_CSUM)
+    tso_max: int = 0                  # largest TCP super-segment it accepts (0: none)
+    gso_rx: bool = False              # it may hand us super-segments
+    uso: bool = False                 # UDP segmentation offload
+
+
+@dataclass
+class StatusBlock:
+    """ndd_statblk: code (NDD_HARD_FAIL, NDD_STATUS, ...) and option words."""
+    code: int
+    option: tuple[int, ...] = ()
+
+
+ReceiveFn = Callable[["Ndd", PacketBuffer], None]
+TapFn = Callable[["Ndd", str, PacketBuffer], None]
+
+
+class Ndd:
+    """Base network device driver.  `ndd_open` / `ndd_close` are called by ns_alloc/ns_free."""
+
+    ndd_type: int = C.NDD_ISO88023
+    ndd_addrlen: int = 6
+    ndd_hdrlen: int = 14
+    linktype: int = 1   # pcap LINKTYPE for taps (EN10MB)
+
+    def __init__(self, name: str, *, mtu: int = 1500, physaddr: bytes = b"", flags: int = 0) -> None:
+        self.ndd_name = name
+        self.ndd_flags = flags | C.NDD_BROADCAST | C.NDD_MULTICAST if self.ndd_type == C.NDD_ISO88023 else flags
+        self.ndd_mtu = mtu
+        self.ndd_mintu = 0
+        self.ndd_physaddr = physaddr
+        self.stats = GenStats()
+        self.caps = DeviceCaps(mtu=mtu)
+        self.nd_receive: ReceiveFn | None = None
+        self.nd_status: Callable[["Ndd", StatusBlock], None] | None = None
+        self.services: NetServices | None = None
+        self.taps: list[TapFn] = []
+        self.multicast_addrs: set[bytes] = set()
+        self.hw_filters: list[Any] = []
+        self.is_open = False
+
+    # --- life cycle (ndd_open / ndd_close) ---------------------------------
+    def ndd_open(self) -> None:
+        if self.is_open:
+            return
+        self._open_device()
+        self.is_open = True
+        self.ndd_flags |= C.NDD_UP | C.NDD_RUNNING
+
+    def ndd_close(self) -> None:
+        if not self.is_open:
+            return
+        self.is_open = False
+        self.ndd_flags &= ~(C.NDD_UP | C.NDD_RUNNING)
+        self._close_device()
+
+    def _open_device(self) -> None:
+        pass
+
+    def _close_device(self) -> None:
+        pass
+
+    # --- data path ---------------------------------------------------------
+    def ndd_output(self, pkt: PacketBuffer) -> int:
+        """Queue one frame for transmission.  Never blocks; returns 0 or an errno."""
+        if not self.is_open or not self.ndd_flags & C.NDD_RUNNING:
+            self.stats.oerrors += 1
+            return errno.ENETDOWN
+        for tap in self.taps:
+            tap(self, "out", pkt)
+        err = self._transmit(pkt)
+        if err:
+            if err in (errno.ENOBUFS, errno.EAGAIN):
+                self.stats.nobufs += 1
+            else:
+                self.stats.oerrors += 1
+            return err
+        self.stats.opackets += 1
+        self.stats.obytes += len(pkt)
+        return 0
+
+    def _transmit(self, pkt: PacketBuffer) -> int:
+        raise NotImplementedError
+
+    def deliver(self, pkt: PacketBuffer) -> None:
+        """A driver hands a received frame up: taps, counters, then the demuxer."""
+        self.stats.ipackets += 1
+        self.stats.ibytes += len(pkt)
+        for tap in self.taps:
+            tap(self, "in", pkt)
+        receive = self.nd_receive
+        if receive is None:
+            self.stats.nd_nofilter += 1
+            return
+        receive(self, pkt)
+
+    def report_status(self, block: StatusBlock) -> None:
+        if block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_DOWN,):
+            self.ndd_flags &= ~C.NDD_RUNNING
+        elif block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_UP,):
+            self.ndd_flags |= C.NDD_RUNNING
+        elif block.code == C.NDD_HARD_FAIL:
+            self.ndd_flags = (self.ndd_flags & ~C.NDD_RUNNING) | C.NDD_DEAD
+        if self.nd_status is not None:
+            self.nd_status(self, block)
+
+    # --- control (ndd_ctl) -------------------------------------------------
+    def ndd_ctl(self, cmd: int, arg: Any = None) -> Any:
+        """AIX ndd_ctl.  Unknown commands raise OSError(EOPNOTSUPP)."""
+        if cmd == C.NDD_GET_STATS:
+            return self.stats.as_dict()
+        if cmd == C.NDD_CLEAR_STATS:
+            self.stats.clear()
+            return 0
+        if cmd == C.NDD_PROMISCUOUS_ON:
+            self.ndd_flags |= C.NDD_PROMISC
+            return 0
+        if cmd == C.NDD_PROMISCUOUS_OFF:
+            self.ndd_flags &= ~C.NDD_PROMISC
+            return 0
+        if cmd in (C.NDD_ENABLE_ADDRESS, C.NDD_ENABLE_MULTICAST, C.NDD_DISABLE_ADDRESS, C.NDD_DISABLE_MULTICAST):
+            return self._ctl_address(cmd, arg)
+        if cmd == C.NDD_ADD_FILTER:
+            self.hw_filters.append(arg)
+            return 0
+        if cmd == C.NDD_DEL_FILTER:
+            if arg not in self.hw_filters:
+                raise ndd_error(errno.ENOENT, "no such filter")
+            self.hw_filters.remove(arg)
+            return 0
+        if cmd in (C.NDD_ADD_STATUS, C.NDD_DEL_STATUS):
+            return 0  # status delivery lives in the network services; the device just acks
+        if cmd >= C.NDD_DEVICE_SPECIFIC:
+            return self.device_ctl(cmd, arg)
+        raise ndd_error(errno.EOPNOTSUPP, f"ndd_ctl command {cmd:#x}")
+
+    def _ctl_address(self, cmd: int, arg: Any) -> int:
+        if self.ndd_type != C.NDD_ISO88023:
+            raise ndd_error(errno.EOPNOTSUPP, "no link-layer addresses on this device")
+        if not isinstance(arg, (bytes, bytearray)) or len(arg) != 6:
+            raise ndd_error(errno.EINVAL, "address must be 6 octets")
+        mac = bytes(arg)
+        if cmd in (C.NDD_ENABLE_ADDRESS, C.NDD_ENABLE_MULTICAST):
+            if not mac[0] & 1:
+                raise ndd_error(errno.EINVAL, "not a multicast address")
+            self.multicast_addrs.add(mac)
+        else:
+            if mac not in self.multicast_addrs:
+                raise ndd_error(errno.ENOENT, "address not enabled")
+            self.multicast_addrs.discard(mac)
+        return 0
+
+    def device_ctl(self, cmd: int, arg: Any) -> Any:
+        raise ndd_error(errno.EOPNOTSUPP, f"device-specific ndd_ctl {cmd:#x}")
+
+    def accepts_destination(self, mac: bytes) -> bool:
+        """The device's address filter: unicast to us, broadcast, enabled multicast, or promiscuous."""
+        if mac == self.ndd_physaddr or mac == b"\xff\xff\xff\xff\xff\xff":
+            return True
+        if mac[0] & 1:
+            return mac in self.multicast_addrs or mac[:3] == b"\x01\x00\x5e" and self._all_ipv4_multicast(mac)
+        return bool(self.ndd_flags & C.NDD_PROMISC)
+
+    def _all_ipv4_multicast(self, mac: bytes) -> bool:
+        return mac == b"\x01\x00\x5e\x00\x00\x01"  # 224.0.0.1 all-hosts is always joined (RFC 1112)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.ndd_name} type={self.ndd_type:#x} mtu={self.ndd_mtu}>"

@@ -1,0 +1,26 @@
+"""Protocol cores (sans-IO).  `register(stack)` installs the built-in AF_INET family
+the same way a third-party `tunstack.protocols` entry point installs its own."""
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+from stack.protosw import PR_ATOMIC, PR_ADDR, Protosw
+
+from .icmp import Icmp
+from .ipv4 import IPPROTO_ICMP, Ipv4
+
+if TYPE_CHECKING:
+    from stack.stack import Stack
+
+
+def register(stack: "Stack") -> None:
+    cfg = stack.config
+    stack.protosw.add_domain(socket.AF_INET, "internet")
+    stack.ipv4 = Ipv4(stack.ifnet, stack.routes, stack.protosw, rng=stack.rng, reasm_timeout=cfg.reasm_timeout,
+                      reasm_max_bytes=cfg.reasm_max_bytes, default_ttl=cfg.default_ttl)
+    stack.timers.register(stack.ipv4.reasm)
+    stack.icmp = Icmp(stack.ipv4, rate=cfg.icmp_rate, burst=cfg.icmp_burst)
+    stack.protosw.add(socket.AF_INET, Protosw("icmp", socket.SOCK_RAW, IPPROTO_ICMP, input=stack.icmp.input,
+                                              ctlinput=stack.icmp.ctlinput, flags=PR_ATOMIC | PR_ADDR,
+                                              core=stack.icmp))

@@ -1,0 +1,273 @@
+"""ICMP for IPv4 (RFC 792, RFC 1122 §3.2.2).
+
+  * echo requests are answered (any size IPv4 can reassemble); broadcast echo is
+    ignored as Linux does by default (icmp_echo_ignore_broadcasts),
+  * errors are generated under the RFC 1122 §3.2.2 rules (never about an ICMP error,
+    a broadcast/multicast, a non-initial fragment or a non-unicast source) and
+    rate-limited by a token bucket (Linux: icmp_msgs_per_sec 1000, burst 50),
+  * received errors are handed to the transport's `ctlinput` with the errno Linux
+    would report (`ICMP_ERRNO`),
+  * echo replies and errors about our own echo requests go to `echo_waiters`
+    (the Stack's ping).
+"""
+from __future__ import annotations
+
+import errno
+import struct
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Callable
+
+from stack.addr import is_martian_source
+from stack.pktbuf import PacketBuffer
+
+from .checksum import checksum, ones_sum
+from .ipv4 import _HDR as IP_HDR, HDR_LEN, IPPROTO_ICMP, FLAG_MF, OFFSET_MASK, IpMeta, Ipv4, Ipv4Repr
+
+ECHO_REPLY = 0
+DEST_UNREACH = 3
+SOURCE_QUENCH = 4
+REDIRECT = 5
+ECHO_REQUEST = 8
+TIME_EXCEEDED = 11
+PARAM_PROBLEM = 12
+
+ERROR_TYPES = frozenset({DEST_UNREACH, SOURCE_QUENCH, REDIRECT, TIME_EXCEEDED, PARAM_PROBLEM})
+
+# Linux icmp_err_convert[] for destination unreachable codes 0..15
+_UNREACH_ERRNO = [errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENOPROTOOPT, errno.ECONNREFUSED,
+                  errno.EMSGSIZE, errno.EOPNOTSUPP, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENONET,
+                  errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTUNREACH,
+                  errno.EHOSTUNREACH, errno.EHOSTUNREACH, errno.EHOSTUNREACH]
+
+_HDR = struct.Struct("!BBHHH")
+
+
+def icmp_errno(type_: int, code: int) -> int:
+    if type_ == DEST_UNREACH:
+        return _UNREACH_ERRNO[code] if code < len(_UNREACH_ERRNO) else errno.EHOSTUNREACH
+    if type_ == TIME_EXCEEDED:
+        return errno.EHOSTUNREACH
+    if type_ == PARAM_PROBLEM:
+        return errno.EPROTO
+    return 0
+
+
+@dataclass(slots=True)
+class IcmpRepr:
+    type: int
+    code: int
+    rest: int          # the 4 octets after the checksum (id/seq, next-hop MTU, pointer, ...)
+    data: bytes
+
+    @classmethod
+    def parse(cls, data: bytes | bytearray | memoryview, *, verify: bool = True) -> "IcmpRepr | str":
+        if len(data) < 8:
+            return "in_truncated"
+        if verify and ones_sum(data) != 0xFFFF:
+            return "in_csum_errors"
+        type_, code, _csum, hi, lo = _HDR.unpack_from(data, 0)
+        return cls(type_, code, (hi << 16) | lo, bytes(data[8:]))
+
+    def emit(self) -> bytes:
+        buf = bytearray(_HDR.pack(self.type, self.code, 0, self.rest >> 16, self.rest & 0xFFFF))
+        buf += self.data
+        struct.pack_into("!H", buf, 2, checksum(buf))
+        return bytes(buf)
+
+
+@dataclass(slots=True)
+class IcmpError:
+    """What a transport's ctlinput receives about one of its datagrams."""
+    type: int
+    code: int
+    errno: int
+    reporter: int       # who sent the ICMP (0 for a locally generated error)
+    src: int            # the offending datagram's source (us) ...
+    dst: int            # ... and destination
+    proto: int
+    payload: bytes      # at least the first 8 octets of the offending transport header
+    mtu: int = 0        # next-hop MTU for "fragmentation needed" (RFC 1191)
+
+
+@dataclass
+class IcmpStats:
+    in_msgs: int = 0
+    in_errors: int = 0
+    in_csum_errors: int = 0
+    in_truncated: int = 0
+    in_echos: int = 0
+    in_echo_reps: int = 0
+    in_dest_unreachs: int = 0
+    in_time_excds: int = 0
+    in_ignored: int = 0
+    out_msgs: int = 0
+    out_echo_reps: int = 0
+    out_echos: int = 0
+    out_dest_unreachs: int = 0
+    out_time_excds: int = 0
+    out_rate_limited: int = 0
+    out_suppressed: int = 0     # errors RFC 1122 forbids us to send
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.stamp: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self.stamp is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def quoted_header(original: bytes) -> Ipv4Repr | None:
+    """The IPv4 header quoted in an ICMP error.  The datagram is truncated, so only the
+    header + 8 octets (RFC 792) must be present and no checksum is checked."""
+    if len(original) < HDR_LEN or original[0] >> 4 != 4:
+        return None
+    ihl = (original[0] & 0xF) * 4
+    if ihl < HDR_LEN or len(original) < ihl + 8:
+        return None
+    _, tos, total, ident, ff, ttl, proto, _, src, dst = IP_HDR.unpack_from(original, 0)
+    return Ipv4Repr(src, dst, proto, total, ttl, tos, ident, ff, ihl)
+
+
+EchoCallback = Callable[[int, int, bytes], None]   # (errno or 0, reporter, payload)
+
+
+class Icmp:
+    def __init__(self, ipv4: Ipv4, *, rate: float = 1000.0, burst: int = 50,
+                 ignore_broadcast_echo: bool = True) -> None:
+        self.ipv4 = ipv4
+        self.stats = IcmpStats()
+        self.limiter = TokenBucket(rate, burst)
+        self.ignore_broadcast_echo = ignore_broadcast_echo
+        self.echo_waiters: dict[tuple[int, int], EchoCallback] = {}
+        ipv4.send_icmp_error = self.send_error
+        ipv4.local_error = self.local_error
+        ipv4.reasm.on_timeout = self._reasm_timeout
+
+    # --- input --------------------------------------------------------------
+    def input(self, pkt: PacketBuffer, ip: IpMeta, now: float) -> None:
+        self.stats.in_msgs += 1
+        msg = IcmpRepr.parse(pkt.view(), verify=not pkt.csum_valid)
+        if isinstance(msg, str):
+            self.stats.in_errors += 1
+            setattr(self.stats, msg, getattr(self.stats, msg) + 1)
+            return
+        if msg.type == ECHO_REQUEST:
+            self.stats.in_echos += 1
+            if ip.bcast and self.ignore_broadcast_echo:
+                self.stats.in_ignored += 1
+                return
+            reply = IcmpRepr(ECHO_REPLY, 0, msg.rest, msg.data).emit()
+            self._send(reply, ip.dst, ip.src, now, tos=ip.tos)
+            self.stats.out_echo_reps += 1
+        elif msg.type == ECHO_REPLY:
+            self.stats.in_echo_reps += 1
+            cb = self.echo_waiters.pop((msg.rest >> 16, msg.rest & 0xFFFF), None)
+            if cb is not None:
+                cb(0, ip.src, msg.data)
+            else:
+                self.stats.in_ignored += 1
+        elif msg.type in ERROR_TYPES:
+            if msg.type == DEST_UNREACH:
+                self.stats.in_dest_unreachs += 1
+            elif msg.type == TIME_EXCEEDED:
+                self.stats.in_time_excds += 1
+            self._deliver_error(msg.type, msg.code, ip.src, msg.data, now,
+                                mtu=msg.rest & 0xFFFF if msg.type == DEST_UNREACH and msg.code == 4 else 0)
+        else:
+            self.stats.in_ignored += 1   # timestamp, address mask, router adv.: not implemented
+
+    def _deliver_error(self, type_: int, code: int, reporter: int, original: bytes, now: float, mtu: int = 0) -> None:
+        if type_ in (SOURCE_QUENCH, REDIRECT):
+            self.stats.in_ignored += 1   # RFC 6633: ignore source quench; hosts ignore redirects here
+            return
+        inner = quoted_header(original)
+        if inner is None:
+            self.stats.in_errors += 1
+            return
+        err = IcmpError(type_, code, icmp_errno(type_, code), reporter, inner.src, inner.dst, inner.proto,
+                        bytes(original[inner.hdr_len:]), mtu)
+        pr = self.ipv4.protosw.ip_protox.get(inner.proto)
+        if pr is not None and pr.ctlinput is not None:
+            pr.ctlinput(err, now)
+        else:
+            self.stats.in_ignored += 1
+
+    def ctlinput(self, err: IcmpError, now: float) -> None:
+        """Errors about ICMP we sent: only echo requests have a waiter."""
+        if len(err.payload) >= 8 and err.payload[0] == ECHO_REQUEST:
+            ident, seq = struct.unpack_from("!HH", err.payload, 4)
+            cb = self.echo_waiters.pop((ident, seq), None)
+            if cb is not None:
+                cb(err.errno, err.reporter, b"")
+
+    def local_error(self, type_: int, code: int, original: bytes, now: float) -> None:
+        """An error detected locally (e.g. ARP failure): no packet, straight to the transport."""
+        self._deliver_error(type_, code, 0, original, now)
+
+    # --- output -------------------------------------------------------------
+    def send_echo(self, dst: int, ident: int, seq: int, payload: bytes, now: float, callback: EchoCallback,
+                  *, src: int = 0, ttl: int | None = None, df: bool = False) -> int:
+        self.echo_waiters[(ident, seq)] = callback
+        err = self._send(IcmpRepr(ECHO_REQUEST, 0, (ident << 16) | seq, payload).emit(), src, dst, now,
+                         ttl=ttl, df=df)
+        if err:
+            self.echo_waiters.pop((ident, seq), None)
+        else:
+            self.stats.out_echos += 1
+        return err
+
+    def send_error(self, type_: int, code: int, pkt: PacketBuffer, ip: IpMeta, now: float, extra: int = 0) -> None:
+        """Report a problem with a received datagram (RFC 1122 §3.2.2 limits apply)."""
+        view = memoryview(pkt.buf)
+        first = view[ip.hdr_start:pkt.end]
+        if len(first) < ip.hdr_len:
+            return
+        (ff,) = struct.unpack_from("!H", first, 6)
+        if (ip.bcast or pkt.ll_bcast or ff & OFFSET_MASK or is_martian_source(ip.src) or ip.src == 0
+                or ip.src >> 24 == 127 and ip.ifp is not self.ipv4.loopback):
+            self.stats.out_suppressed += 1
+            return
+        if ip.proto == IPPROTO_ICMP:
+            inner_type = first[ip.hdr_len] if len(first) > ip.hdr_len else ECHO_REQUEST
+            if inner_type in ERROR_TYPES or inner_type not in (ECHO_REQUEST, ECHO_REPLY, 13, 14, 15, 16, 17, 18):
+                self.stats.out_suppressed += 1
+                return
+        if not self.limiter.take(now):
+            self.stats.out_rate_limited += 1
+            return
+        # RFC 1812 §4.3.2.3 allows more; RFC 792 asks for header + 64 bits.  Linux sends up to 576.
+        quote = bytes(first[:min(len(first), 576 - HDR_LEN - 8)])
+        msg = IcmpRepr(type_, code, extra, quote).emit()
+        if type_ == DEST_UNREACH:
+            self.stats.out_dest_unreachs += 1
+        elif type_ == TIME_EXCEEDED:
+            self.stats.out_time_excds += 1
+        self._send(msg, ip.dst if not ip.bcast else 0, ip.src, now)
+
+    def _reasm_timeout(self, header: bytes, first8: bytes, now: float) -> None:
+        """RFC 792: time exceeded, code 1, when fragment zero had arrived."""
+        ip = quoted_header(header + first8)
+        if ip is None:
+            return
+        meta = IpMeta(ip.src, ip.dst, ip.proto, ip.ttl, ip.tos, ip.hdr_len, None, 0, False)
+        self.send_error(TIME_EXCEEDED, 1, PacketBuffer(header + first8), meta, now)
+
+    def _send(self, msg: bytes, src: int, dst: int, now: float, *, tos: int = 0,
+              ttl: int | None = None, df: bool = False) -> int:
+        self.stats.out_msgs += 1
+        return self.ipv4.output(PacketBuffer.from_payload(msg), src, dst, IPPROTO_ICMP, now, tos=tos, ttl=ttl, df=df)
+
+
+__all__ = ["FLAG_MF", "HDR_LEN", "Icmp", "IcmpError", "IcmpRepr", "icmp_errno"]

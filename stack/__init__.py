@@ -1,0 +1,4 @@
+"""The tunstack kernel core."""
+from .stack import Stack, StackConfig
+
+__all__ = ["Stack", "StackConfig"]

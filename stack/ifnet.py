@@ -1,0 +1,126 @@
+"""The interface table: one Interface per NDD the stack uses (BSD `struct ifnet`)."""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from .addr import BROADCAST, int_to_ip, prefix_mask
+from .pktbuf import PacketBuffer
+
+if TYPE_CHECKING:
+    from ndd.ndd import Ndd
+
+IFF_UP = 0x1
+IFF_BROADCAST = 0x2
+IFF_LOOPBACK = 0x8
+IFF_POINTOPOINT = 0x10
+IFF_RUNNING = 0x40
+IFF_NOARP = 0x80
+IFF_MULTICAST = 0x1000
+
+
+class LinkOutput(Protocol):
+    """Link-layer output: frame the IP packet for this medium and hand it to the NDD."""
+
+    def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int: ...
+
+
+@dataclass
+class IfAddr:
+    addr: int
+    prefixlen: int
+
+    @property
+    def netmask(self) -> int:
+        return prefix_mask(self.prefixlen)
+
+    @property
+    def network(self) -> int:
+        return self.addr & self.netmask
+
+    @property
+    def broadcast(self) -> int:
+        return self.network | (~self.netmask & 0xFFFFFFFF) if self.prefixlen < 31 else BROADCAST
+
+    def __str__(self) -> str:
+        return f"{int_to_ip(self.addr)}/{self.prefixlen}"
+
+
+@dataclass(eq=False)
+class Interface:
+    name: str
+    ndd: "Ndd"
+    index: int
+    mtu: int
+    flags: int = 0
+    addrs: list[IfAddr] = field(default_factory=list)
+    link: LinkOutput | None = None
+
+    @property
+    def is_up(self) -> bool:
+        return self.flags & (IFF_UP | IFF_RUNNING) == IFF_UP | IFF_RUNNING
+
+    @property
+    def primary(self) -> int | None:
+        return self.addrs[0].addr if self.addrs else None
+
+    def has_address(self, addr: int) -> bool:
+        return any(a.addr == addr for a in self.addrs)
+
+    def is_broadcast(self, addr: int) -> bool:
+        return addr == BROADCAST or any(a.broadcast == addr and a.prefixlen < 31 for a in self.addrs)
+
+    def source_for(self, dst: int) -> int | None:
+        """An address of ours on dst's subnet, else the primary one."""
+        for a in self.addrs:
+            if dst & a.netmask == a.network:
+                return a.addr
+        return self.primary
+
+    def describe(self) -> str:
+        flags = ",".join(n for bit, n in ((IFF_UP, "UP"), (IFF_BROADCAST, "BROADCAST"), (IFF_LOOPBACK, "LOOPBACK"),
+                                            (IFF_POINTOPOINT, "POINTOPOINT"), (IFF_RUNNING, "RUNNING"),
+                                            (IFF_NOARP, "NOARP")) if self.flags & bit)
+        return f"{self.index}: {self.name} <{flags}> mtu {self.mtu} " + " ".join(f"inet {a}" for a in self.addrs)
+
+
+class InterfaceTable:
+    def __init__(self) -> None:
+        self.by_name: dict[str, Interface] = {}
+        self.local_addrs: dict[int, Interface] = {}   # our unicast addresses -> owner
+        self._next_index = 1
+
+    def create(self, name: str, ndd: "Ndd", mtu: int, flags: int) -> Interface:
+        if name in self.by_name:
+            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
+        ifp = Interface(name, ndd, self._next_index, mtu, flags)
+        self._next_index += 1
+        self.by_name[name] = ifp
+        return ifp
+
+    def remove(self, ifp: Interface) -> None:
+        self.by_name.pop(ifp.name, None)
+        for a in ifp.addrs:
+            self.local_addrs.pop(a.addr, None)
+
+    def add_address(self, ifp: Interface, addr: int, prefixlen: int) -> IfAddr:
+        if addr in self.local_addrs:
+            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
+        ia = IfAddr(addr, prefixlen)
+        ifp.addrs.append(ia)
+        self.local_addrs[addr] = ifp
+        return ia
+
+    def get(self, name: str) -> Interface:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise OSError(errno.ENODEV, f"{os.strerror(errno.ENODEV)}: {name}") from None
+
+    def is_local(self, addr: int) -> bool:
+        return addr in self.local_addrs
+
+    def __iter__(self):
+        return iter(self.by_name.values())

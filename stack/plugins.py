@@ -1,0 +1,44 @@
+"""Plug-ins through entry points.
+
+  tunstack.protocols : a callable `register(stack)` that adds domains/protosw entries
+  tunstack.drivers   : a callable `register(registry)` that adds driver factories by name
+
+Built-in protocols go through the same `register(stack)` path (protocols.BUILTIN).
+"""
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_GROUP = "tunstack.protocols"
+DRIVER_GROUP = "tunstack.drivers"
+
+
+def load_entry_points(group: str) -> list[tuple[str, Callable[..., Any]]]:
+    found = []
+    for ep in entry_points(group=group):
+        try:
+            found.append((ep.name, ep.load()))
+        except Exception as exc:  # a broken plug-in must not take the stack down
+            log.warning("plug-in %s (%s) failed to load: %s", ep.name, ep.value, exc)
+    return found
+
+
+class DriverRegistry:
+    """Driver factories by name: `create(name, *args, **kw)` returns an Ndd."""
+
+    def __init__(self) -> None:
+        self.factories: dict[str, Callable[..., Any]] = {}
+
+    def add(self, name: str, factory: Callable[..., Any]) -> None:
+        self.factories[name] = factory
+
+    def create(self, name: str, *args: Any, **kw: Any) -> Any:
+        try:
+            factory = self.factories[name]
+        except KeyError:
+            raise KeyError(f"no driver {name!r}; known: {', '.join(sorted(self.factories))}") from None
+        return factory(*args, **kw)

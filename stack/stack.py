@@ -1,0 +1,278 @@
+"""The Stack: one userspace "kernel" under trio.
+
+    async with Stack() as st:
+        ifp = st.add_interface(TunNdd("ts0"), "10.0.0.2/24")
+        st.add_route("0.0.0.0/0", gateway="10.0.0.1")
+        rtt = await st.ping("10.0.0.1")
+
+It owns a nursery (driver tasks, the timer loop), the NDD chain (network services),
+the interface and routing tables, the protocol switch and the protocol cores.
+Nothing is module-global, so any number of stacks share one process.
+"""
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import random
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ndd import constants as C
+from ndd.demux import NsFilter, NsUser
+from ndd.ndd import Ndd, StatusBlock
+from ndd.services import NetServices
+
+from . import plugins
+from .addr import int_to_ip, ip_to_int, parse_prefix
+from .ifnet import (IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_NOARP, IFF_POINTOPOINT, IFF_RUNNING, IFF_UP,
+                    Interface, InterfaceTable)
+from .pktbuf import PacketBuffer
+from .protosw import ProtocolSwitch
+from .route import RoutingTable
+from .timers import TimerService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StackConfig:
+    default_ttl: int = 64
+    reasm_timeout: float = 30.0
+    reasm_max_bytes: int = 4 << 20
+    icmp_rate: float = 1000.0
+    icmp_burst: int = 50
+    loopback: bool = True
+    plugins: bool = True            # load tunstack.protocols / tunstack.drivers entry points
+    arp: Any = None                 # protocols.arp.ArpConfig; None: defaults
+    seed: int | None = None         # deterministic ISNs/IDs for tests
+
+
+class Stack:
+    def __init__(self, name: str = "tunstack", config: StackConfig | None = None) -> None:
+        self.name = name
+        self.config = config or StackConfig()
+        self.rng = random.Random(self.config.seed) if self.config.seed is not None else random.SystemRandom()
+        self.nursery: trio.Nursery | None = None
+        self.ns = NetServices(self._spawn, self.now)
+        self.ifnet = InterfaceTable()
+        self.routes = RoutingTable()
+        self.protosw = ProtocolSwitch()
+        self.timers = TimerService(self.now)
+        self.drivers = plugins.DriverRegistry()
+        self.plugins_loaded: list[str] = []
+        self._ping_ident = self.rng.getrandbits(16)
+        self._ping_seq = itertools.count(1)
+        self._arp: dict[str, Any] = {}
+        import drivers
+        import protocols
+        protocols.register(self)
+        drivers.register(self.drivers)
+        if self.config.plugins:
+            for name_, fn in plugins.load_entry_points(plugins.PROTOCOL_GROUP):
+                fn(self)
+                self.plugins_loaded.append(f"protocol:{name_}")
+            for name_, fn in plugins.load_entry_points(plugins.DRIVER_GROUP):
+                fn(self.drivers)
+                self.plugins_loaded.append(f"driver:{name_}")
+
+    # --- lifetime ---------------------------------------------------------------
+    def now(self) -> float:
+        return trio.current_time()
+
+    def _spawn(self, fn: Any, *args: Any) -> None:
+        if self.nursery is None:
+            raise RuntimeError("the Stack is not running: use `async with Stack() as stack:`")
+        self.nursery.start_soon(fn, *args)
+
+    async def __aenter__(self) -> "Stack":
+        self._nursery_cm = trio.open_nursery()
+        self.nursery = await self._nursery_cm.__aenter__()
+        self.nursery.start_soon(self.timers.run)
+        if self.config.loopback:
+            from drivers.memlink import LoopbackNdd
+            self.loopback = self.add_interface(LoopbackNdd("lo"), "127.0.0.1/8")
+            self.ipv4.loopback = self.loopback
+        return self
+
+    async def __aexit__(self, etype: Any, exc: Any, tb: Any) -> bool | None:
+        try:
+            self.close()
+        finally:
+            assert self.nursery is not None
+            self.nursery.cancel_scope.cancel()
+            try:
+                return await self._nursery_cm.__aexit__(etype, exc, tb)
+            except BaseExceptionGroup as group:
+                # one failure (typically the body's own) surfaces as itself, not wrapped
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
+            finally:
+                self.nursery = None
+
+    def close(self) -> None:
+        """Take every interface down and release its NDD (drivers close their devices)."""
+        for ifp in list(self.ifnet):
+            self.remove_interface(ifp)
+
+    # --- interfaces ------------------------------------------------------------
+    def add_interface(self, ndd: Ndd, addr: str | None = None, *, name: str | None = None,
+                      mtu: int | None = None) -> Interface:
+        """Attach `ndd`, open it (ns_alloc), claim IPv4 (and ARP) frames, configure `addr`."""
+        from protocols.arp import ArpCache, ArpConfig
+        from protocols.ether import ETHERTYPE_ARP, ETHERTYPE_IPV4, EtherLink, RawIpLink
+
+        if ndd.ndd_name not in self.ns.ndds:
+            self.ns.ns_attach(ndd)
+        self.ns.ns_alloc(ndd.ndd_name)
+        kind = ndd.ndd_type
+        if kind == C.NDD_ISO88023:
+            flags = IFF_UP | IFF_BROADCAST | IFF_MULTICAST
+        elif kind == C.NDD_SOFTWARE_LOOPBACK:
+            flags = IFF_UP | IFF_LOOPBACK | IFF_NOARP
+        else:
+            flags = IFF_UP | IFF_POINTOPOINT | IFF_NOARP
+        if ndd.ndd_flags & C.NDD_RUNNING:
+            flags |= IFF_RUNNING
+        ifp = self.ifnet.create(name or ndd.ndd_name, ndd, mtu or ndd.ndd_mtu, flags)
+        ip_user = NsUser(self._ip_isr, ifp)
+        if kind == C.NDD_ISO88023:
+            arp = ArpCache(ndd.ndd_physaddr, lambda: [a.addr for a in ifp.addrs], transmit=None,  # type: ignore[arg-type]
+                           unreachable=lambda pkt: self.ipv4.unreachable_from_link(pkt, self.now()),
+                           config=self.config.arp or ArpConfig())
+            link = EtherLink(ifp, ndd, arp)
+            # ARP is 28 octets: pad to the 60-octet Ethernet minimum (IEEE 802.3 §3.2.8)
+            arp.transmit = lambda dst, data: link.send(PacketBuffer.from_payload(data + bytes(18)), dst, ETHERTYPE_ARP)
+            arp.transmit_ip = lambda pkt, mac: link.send(pkt, mac, ETHERTYPE_IPV4)
+            ifp.link = link
+            self._arp[ifp.name] = arp
+            self.timers.register(arp)
+            self.ns.ns_add_filter(ndd, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_IPV4), ip_user)
+            self.ns.ns_add_filter(ndd, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_ARP), NsUser(self._arp_isr, arp))
+        else:
+            ifp.link = RawIpLink(ndd)
+            self.ns.ns_add_filter(ndd, NsFilter(C.NS_IPVERSION, version=4), ip_user)
+        self.ns.ns_add_status(ndd, self._on_status)
+        if addr:
+            self.add_address(ifp, addr)
+        return ifp
+
+    def add_address(self, ifp: Interface | str, addr: str) -> None:
+        ifp = self.ifnet.get(ifp) if isinstance(ifp, str) else ifp
+        ip, plen = parse_prefix(addr)
+        ia = self.ifnet.add_address(ifp, ip, plen)
+        if plen < 32 and not ifp.flags & IFF_LOOPBACK:
+            self.routes.add((ia.network, plen), ifp, source=ip, proto="kernel")
+        arp = self._arp.get(ifp.name)
+        if arp is not None:
+            arp.announce(ip, self.now())
+
+    def remove_interface(self, ifp: Interface | str) -> None:
+        ifp = self.ifnet.get(ifp) if isinstance(ifp, str) else ifp
+        ndd = ifp.ndd
+        arp = self._arp.pop(ifp.name, None)
+        if arp is not None:
+            self.timers.unregister(arp)
+            arp.unreachable = lambda pkt: None
+            arp.flush()
+        self.routes.delete_interface(ifp)
+        self.ifnet.remove(ifp)
+        ifp.flags &= ~(IFF_UP | IFF_RUNNING)
+        if ifp is getattr(self, "loopback", None):
+            self.ipv4.loopback = None
+        try:
+            self.ns.ns_del_status(ndd, self._on_status)
+        except OSError:
+            pass
+        self.ns.ns_free(ndd)
+        if self.ns.refcount.get(ndd.ndd_name) == 0:
+            self.ns.ns_detach(ndd)
+
+    def interface(self, name: str) -> Interface:
+        return self.ifnet.get(name)
+
+    def arp_cache(self, name: str) -> Any:
+        return self._arp[name]
+
+    def add_route(self, prefix: str, gateway: str | None = None, *, dev: str | None = None,
+                  metric: int = 0) -> None:
+        gw = ip_to_int(gateway) if gateway else None
+        if dev is not None:
+            ifp = self.ifnet.get(dev)
+        elif gw is not None:
+            r = self.routes.lookup(gw)
+            if r is None or r.gateway is not None:
+                raise OSError(errno.ENETUNREACH, f"{os.strerror(errno.ENETUNREACH)}: gateway {gateway}")
+            ifp = r.ifp
+        else:
+            raise ValueError("a route needs a gateway or a device")
+        self.routes.add(prefix, ifp, gw, metric=metric)
+
+    # --- receive entry points (ns_user isr) ------------------------------------
+    def _ip_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
+        pkt.ifp = ifp
+        self.ipv4.input(ifp, pkt, self.now())
+
+    def _arp_isr(self, ndd: Ndd, pkt: PacketBuffer, arp: Any) -> None:
+        arp.input(pkt.view(), self.now())
+
+    def _on_status(self, ndd: Ndd, block: StatusBlock) -> None:
+        for ifp in self.ifnet:
+            if ifp.ndd is ndd:
+                if ndd.ndd_flags & C.NDD_RUNNING:
+                    ifp.flags |= IFF_RUNNING
+                else:
+                    ifp.flags &= ~IFF_RUNNING
+                log.info("%s: status code=%#x option=%s", ifp.name, block.code, block.option)
+
+    # --- tools -------------------------------------------------------------------
+    async def ping(self, dst: str | int, *, size: int = 56, timeout: float = 2.0, ttl: int | None = None,
+                   src: str | int | None = None, df: bool = False) -> float:
+        """One ICMP echo; returns the round-trip time in seconds.
+
+        Raises OSError: ETIMEDOUT without an answer, or the errno of an ICMP/ARP error
+        (EHOSTUNREACH, ENETUNREACH, ...); EIO if the reply's data differs."""
+        daddr = ip_to_int(dst)
+        seq = next(self._ping_seq) & 0xFFFF
+        payload = bytes((seq + i) & 0xFF for i in range(size))
+        done = trio.Event()
+        outcome: list[Any] = []
+
+        def on_reply(err: int, reporter: int, data: bytes) -> None:
+            outcome.append((err, reporter, data, self.now()))
+            done.set()
+
+        start = self.now()
+        err = self.icmp.send_echo(daddr, self._ping_ident, seq, payload, start, on_reply,
+                                  src=ip_to_int(src) if src is not None else 0, ttl=ttl, df=df)
+        if err:
+            raise OSError(err, os.strerror(err))
+        with trio.move_on_after(timeout):
+            await done.wait()
+        if not outcome:
+            self.icmp.echo_waiters.pop((self._ping_ident, seq), None)
+            raise OSError(errno.ETIMEDOUT, f"{os.strerror(errno.ETIMEDOUT)}: no echo reply from {int_to_ip(daddr)}")
+        err, reporter, data, when = outcome[0]
+        if err:
+            frm = f" (reported by {int_to_ip(reporter)})" if reporter else ""
+            raise OSError(err, f"{os.strerror(err)}{frm}")
+        if data != payload:
+            raise OSError(errno.EIO, "echo reply data differs from the request")
+        return when - start
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ipv4": self.ipv4.stats.as_dict(), "icmp": self.icmp.stats.as_dict(),
+                               "reasm": vars(self.ipv4.reasm.stats).copy(), "interfaces": {}}
+        for ifp in self.ifnet:
+            entry = {"ndd": ifp.ndd.stats.as_dict()}
+            if ifp.name in self._arp:
+                entry["arp"] = self._arp[ifp.name].stats.as_dict()
+            if hasattr(ifp.ndd, "faults"):
+                entry["faults"] = ifp.ndd.faults.as_dict()
+            out["interfaces"][ifp.name] = entry
+        return out

@@ -1,0 +1,61 @@
+"""One timer service per Stack, driven by the earliest protocol deadline.
+
+The contract is smoltcp's `poll_at`: every timed core answers `poll_at() -> float | None`
+and does its work in `poll(now)`.  A core that arms an earlier deadline calls its
+`kick` hook (set here) so the loop recomputes.  Cores never see trio.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Protocol
+
+import trio
+
+
+class Timed(Protocol):
+    kick: Callable[[], None]
+
+    def poll_at(self) -> float | None: ...
+
+    def poll(self, now: float) -> None: ...
+
+
+class TimerService:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.timed: list[Timed] = []
+        self._wake = trio.Event()
+        self.wakeups = 0
+
+    def register(self, core: Timed) -> None:
+        core.kick = self.kick
+        self.timed.append(core)
+        self.kick()
+
+    def unregister(self, core: Timed) -> None:
+        if core in self.timed:
+            self.timed.remove(core)
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def next_deadline(self) -> float:
+        deadlines = [at for t in self.timed if (at := t.poll_at()) is not None]
+        return min(deadlines, default=math.inf)
+
+    async def run(self) -> None:
+        while True:
+            # A fresh event *before* polling: a kick raised while polling wakes the next wait.
+            self._wake = trio.Event()
+            now = self.clock()
+            deadline = math.inf
+            for core in list(self.timed):
+                at = core.poll_at()
+                if at is not None and at <= now:
+                    core.poll(now)
+                    at = core.poll_at()
+                if at is not None and at < deadline:
+                    deadline = at
+            self.wakeups += 1
+            with trio.move_on_at(deadline):
+                await self._wake.wait()

@@ -1,0 +1,1 @@
+"""Command-line tools: `tunstack up`, `tunstack demo`, `tunstack ping`."""
