@@ -37,6 +37,7 @@ class TunTapNdd(TaskNdd):
         self.fd = -1
         self.offload_flags = 0
         self.vnet = False
+        self.kernel_mac = b""   # TAP: the kernel side's MAC, read at creation (before a netns move)
 
     def create(self) -> None:
         """Create the kernel device now (so it can be moved to a namespace before ndd_open)."""
@@ -53,7 +54,9 @@ class TunTapNdd(TaskNdd):
             self._negotiate_offloads()
         try:
             self.device.mtu = self.ndd_mtu
-        except Exception:  # pytun.Error: not fatal, `ip link set mtu` can do it
+            if self.is_tap:
+                self.kernel_mac = bytes(self.device.hwaddr)
+        except Exception:  # pytun.Error: not fatal, `ip link set` can do it
             pass
 
     def _negotiate_offloads(self) -> None:
@@ -119,11 +122,6 @@ class TunTapNdd(TaskNdd):
         except OSError as exc:
             return exc.errno or errno.EIO
         return 0
-
-    @property
-    def kernel_mac(self) -> bytes:
-        """TAP: the MAC of the kernel's side of the device."""
-        return bytes(self.device.hwaddr) if self.device is not None else b""
 
 
 class TunNdd(TunTapNdd):

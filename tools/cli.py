@@ -1,2 +1,106 @@
-def main() -> int:
+"""`tunstack` command line: up, ping, demo."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import trio
+
+from .device import add_device_options, attach, check_device_options, open_device
+
+EPILOG_UP = """examples:
+  tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24
+      then: ip netns exec demo ping 10.77.0.2
+  tunstack up --tap tp0 --addr 10.77.1.2/24 --netns demo --peer-addr 10.77.1.1/24 --pcap tp0.pcap
+
+Prints one line beginning with `ready:` once the stack answers; runs until SIGINT or
+SIGTERM, then deletes the device and the namespace (if it created it).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tunstack", description="A userspace protocol stack over Linux TUN/TAP.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run a stack on a new TUN/TAP device until interrupted",
+                        description="Create a TUN or TAP device, run a stack on it, answer ping.",
+                        epilog=EPILOG_UP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_device_options(up)
+    up.add_argument("--stats", action="store_true", help="print the stack's counters on exit (stderr)")
+
+    ping = sub.add_parser("ping", help="bring a stack up on a device and ping from it",
+                          description="Create the device like `up`, then send ICMP echo requests from the stack.")
+    add_device_options(ping)
+    ping.add_argument("dest", help="address to ping")
+    ping.add_argument("-c", "--count", type=int, default=3, help="number of echo requests (default 3)")
+    ping.add_argument("-s", "--size", type=int, default=56, help="payload bytes (default 56)")
+    ping.add_argument("-W", "--timeout", type=float, default=3.0, help="seconds to wait per reply (default 3)")
+
+    demo = sub.add_parser("demo", help="the guided tour: Linux pings the stack over TUN and TAP, with captures",
+                          description="Set up a namespace, TUN and TAP devices and a stack; let Linux ping "
+                                      "it, ping back, capture with tcpdump, check with tshark, summarise. "
+                                      "Without root it runs two stacks over an in-process link instead.")
+    demo.add_argument("--out", default="demo-out", help="directory for the pcaps and the summary (default demo-out/)")
+    demo.add_argument("--memory", action="store_true", help="force the in-process (no root) variant")
+    return p
+
+
+async def run_up(args: argparse.Namespace) -> int:
+    from stack import Stack
+    with open_device(args) as dev:
+        async with Stack(f"up:{dev.ndd.ndd_name}") as st:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                attach(st, dev, args)
+                print(dev.ready_line(args), flush=True)
+                async for signum in signals:
+                    print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
+                    break
+            if args.stats:
+                import json
+                print(json.dumps(st.stats(), indent=1), file=sys.stderr)
+            if dev.pcap:
+                dev.pcap.close()
     return 0
+
+
+async def run_ping(args: argparse.Namespace) -> int:
+    from stack import Stack
+    lost = 0
+    with open_device(args) as dev:
+        async with Stack(f"ping:{dev.ndd.ndd_name}") as st:
+            attach(st, dev, args)
+            for i in range(args.count):
+                try:
+                    rtt = await st.ping(args.dest, size=args.size, timeout=args.timeout)
+                    print(f"{args.size + 8} bytes from {args.dest}: seq={i + 1} time={rtt * 1000:.3f} ms", flush=True)
+                except OSError as exc:
+                    lost += 1
+                    print(f"seq={i + 1}: {exc.strerror or exc}", flush=True)
+                if i + 1 < args.count:
+                    await trio.sleep(0.2)
+            if dev.pcap:
+                dev.pcap.close()
+    print(f"{args.count} sent, {args.count - lost} received, {100 * lost // max(args.count, 1)}% loss")
+    return 1 if lost else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.command in ("up", "ping"):
+        check_device_options(p, args)
+        runner = run_up if args.command == "up" else run_ping
+        try:
+            return trio.run(runner, args)
+        except OSError as exc:
+            print(f"tunstack {args.command}: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+    from .demo import run_demo
+    return trio.run(run_demo, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
