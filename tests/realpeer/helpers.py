@@ -1,0 +1,26 @@
+"""Small helpers for driving Linux tools inside the test namespace."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import trio
+
+
+async def run(argv: list[str], timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
+    with trio.fail_after(timeout):
+        return await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=check)
+
+
+def loss_percent(ping_output: bytes) -> int:
+    m = re.search(rb"(\d+)% packet loss", ping_output)
+    assert m, ping_output
+    return int(m.group(1))
+
+
+async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05) -> bool:
+    with trio.move_on_after(timeout):
+        while not predicate():
+            await trio.sleep(interval)
+        return True
+    return False
