@@ -81,6 +81,7 @@ class ArpStats:
     failed: int = 0
     queue_drops: int = 0
     table_full: int = 0
+    conflicts: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -94,6 +95,7 @@ class Neighbour:
     deadline: float = 0.0         # INCOMPLETE: next retry; REACHABLE: goes stale; STALE: removal
     retries: int = 0
     refreshed: bool = False       # STALE: a unicast refresh has been sent
+    static: bool = False          # add_static: never aged, never overwritten by received ARP
     queue: deque = field(default_factory=deque)
 
 
@@ -124,12 +126,19 @@ class ArpCache:
             self.stats.rx_requests += 1
         else:
             self.stats.rx_replies += 1
-        ours = arp.tpa in self.local_addrs()
+        local = self.local_addrs()
+        if arp.spa in local:
+            # someone else claims our address (RFC 5227 §2.4): count it, never learn it
+            if arp.sha != self.mac:
+                self.stats.conflicts += 1
+            return
+        ours = arp.tpa in local
         merged = False
         if arp.spa != 0:
             entry = self.entries.get(arp.spa)
             if entry is not None:
-                self._confirm(entry, arp.sha, now)
+                if not entry.static:   # a static entry is a defence against spoofing: keep it
+                    self._confirm(entry, arp.sha, now)
                 merged = True
         if not ours:
             self.stats.not_for_us += 1
@@ -162,7 +171,11 @@ class ArpCache:
     def _evict(self) -> None:
         # Prefer dropping a stale entry; else the oldest inserted.
         self.stats.table_full += 1
-        victim = next((ip for ip, e in self.entries.items() if e.state == STALE), next(iter(self.entries)))
+        # Static entries are never evicted: they are the operator's word.
+        dynamic = [ip for ip, e in self.entries.items() if not e.static]
+        if not dynamic:
+            return
+        victim = next((ip for ip in dynamic if self.entries[ip].state == STALE), dynamic[0])
         self._fail(self.entries.pop(victim))
 
     # --- resolve (used by the Ethernet link for every unicast IPv4 packet) ---
@@ -202,7 +215,7 @@ class ArpCache:
     def add_static(self, ip: int, mac: bytes, now: float) -> None:
         entry = self.entries.get(ip) or self._new_entry(ip, now)
         self._confirm(entry, mac, now)
-        entry.deadline = float("inf")
+        entry.deadline, entry.static = float("inf"), True
 
     def flush(self) -> None:
         for entry in list(self.entries.values()):
@@ -217,6 +230,8 @@ class ArpCache:
 
     def poll(self, now: float) -> None:
         for entry in [e for e in self.entries.values() if e.deadline <= now]:
+            if self.entries.get(entry.ip) is not entry:
+                continue   # an unreachable() callback re-entered resolve() and replaced it
             if entry.state == INCOMPLETE:
                 if entry.retries >= self.config.max_retries:
                     del self.entries[entry.ip]

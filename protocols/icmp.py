@@ -169,7 +169,8 @@ class Icmp:
                 self.stats.in_ignored += 1
                 return
             reply = IcmpRepr(ECHO_REPLY, 0, msg.rest, msg.data).emit()
-            self._send(reply, ip.dst, ip.src, now, tos=ip.tos)
+            # a broadcast/multicast dst is not a source: let routing pick ours (RFC 1122 §3.2.2.6)
+            self._send(reply, ip.dst if not ip.bcast else 0, ip.src, now, tos=ip.tos)
             self.stats.out_echo_reps += 1
         elif msg.type == ECHO_REPLY:
             self.stats.in_echo_reps += 1
@@ -261,7 +262,9 @@ class Icmp:
         ip = quoted_header(header + first8)
         if ip is None:
             return
-        meta = IpMeta(ip.src, ip.dst, ip.proto, ip.ttl, ip.tos, ip.hdr_len, None, 0, False)
+        # not one of our unicast addresses: it was a broadcast/multicast, which gets no error (RFC 1122 §3.2.2)
+        bcast = not self.ipv4.ifnet.is_local(ip.dst) and ip.dst >> 24 != 127
+        meta = IpMeta(ip.src, ip.dst, ip.proto, ip.ttl, ip.tos, ip.hdr_len, None, 0, bcast)
         self.send_error(TIME_EXCEEDED, 1, PacketBuffer(header + first8), meta, now)
 
     def _send(self, msg: bytes, src: int, dst: int, now: float, *, tos: int = 0,

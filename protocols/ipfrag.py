@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 MAX_DATAGRAM = 65535
+# What a fragment and a pending datagram cost beyond their payload (Python objects, list
+# slots): charged so that floods of tiny fragments hit the bound as hard as big ones
+# (Linux charges skb truesize for the same reason).
+FRAG_OVERHEAD = 96
+DATAGRAM_OVERHEAD = 256
 
 Key = tuple[int, int, int, int]   # (src, dst, proto, ident)
 
@@ -28,6 +33,7 @@ class _Pending:
     frags: list[tuple[int, int, bytes]] = field(default_factory=list)  # sorted (start, end, data)
     total: int = -1            # payload length, known once the last fragment arrived
     received: int = 0
+    charge: int = DATAGRAM_OVERHEAD   # memory accounted to this datagram
     header: bytes = b""        # IP header of the offset-0 fragment (for the datagram and for ICMP)
     first8: bytes = b""
 
@@ -69,11 +75,19 @@ class Reassembler:
             self.stats.bad_length += 1
             self._drop(key)
             return None
+        # every fragment counts against the bound, not just a datagram's first: else tiny first
+        # fragments grown later pin unbounded memory.  Oldest first, possibly this datagram.
+        cost = len(data) + FRAG_OVERHEAD
+        need = cost if key in self.pending else cost + DATAGRAM_OVERHEAD
+        self._make_room(need)
+        if self.memory + need > self.max_bytes:
+            self._drop(key)      # bigger than the whole budget: never admit it
+            return None
         p = self.pending.get(key)
         if p is None:
-            self._make_room(len(data))
             p = _Pending(deadline=now + self.timeout)
             self.pending[key] = p
+            self.memory += p.charge
             self.kick()
         if not more:
             if p.total >= 0 and p.total != end or end < max((f[1] for f in p.frags), default=0):
@@ -98,13 +112,14 @@ class Reassembler:
                     return None
         p.frags.insert(i, (offset, end, bytes(data)))
         p.received += len(data)
-        self.memory += len(data)
+        p.charge += cost
+        self.memory += cost
         if offset == 0:
             p.header = header
             p.first8 = bytes(data[:8])
         if p.total >= 0 and p.received == p.total and p.header:
             del self.pending[key]
-            self.memory -= p.received
+            self.memory -= p.charge
             self.stats.oks += 1
             return p.header, b"".join(d for _, _, d in p.frags)
         return None
@@ -112,13 +127,13 @@ class Reassembler:
     def _drop(self, key: Key) -> None:
         p = self.pending.pop(key, None)
         if p is not None:
-            self.memory -= p.received
+            self.memory -= p.charge
         self.stats.fails += 1
 
     def _make_room(self, need: int) -> None:
         while self.pending and self.memory + need > self.max_bytes:
             _, p = self.pending.popitem(last=False)
-            self.memory -= p.received
+            self.memory -= p.charge
             self.stats.evictions += 1
             self.stats.fails += 1
 
@@ -134,7 +149,7 @@ class Reassembler:
             if p.deadline > now:
                 break
             del self.pending[key]
-            self.memory -= p.received
+            self.memory -= p.charge
             self.stats.timeouts += 1
             self.stats.fails += 1
             if p.header:

@@ -194,6 +194,7 @@ class Ipv4:
             pkt.ifp = ifp
             hdr_start = 0
             ip.total_len = len(pkt)
+            ip.hdr_len = len(header)   # fragment zero's header: later ones may lack its options (RFC 791 §3.2)
         pr = self.protosw.ip_protox.get(ip.proto)
         meta = IpMeta(ip.src, ip.dst, ip.proto, ip.ttl, ip.tos, ip.hdr_len, ifp, hdr_start, bcast)
         if pr is None or pr.input is None:
@@ -240,7 +241,10 @@ class Ipv4:
         if not src:
             src = pref_src or 0
         ttl = self.default_ttl if ttl is None else ttl
-        if ttl <= 0:
+        if not 0 <= ttl <= 255 or not 0 <= tos <= 255:
+            self.stats.out_discards += 1
+            return errno.EINVAL
+        if ttl == 0:
             ttl = self.default_ttl   # RFC 1122 §3.2.1.7: never send TTL 0
         total = HDR_LEN + len(pkt)
         ident = self.next_ident(src, dst, proto)
