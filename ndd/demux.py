@@ -133,6 +133,10 @@ class EtherDemuxer(Demuxer):
             # 802.3 length field + 802.2 LLC
             if etype < len(pkt) - 14:
                 pkt.trim(14 + etype)  # drop padding beyond the 802.3 length
+            if len(pkt) < 17:
+                # a length field too short for DSAP/SSAP/control: pulling 17 would leave len < 0
+                ndd.stats.ierrors += 1
+                return
             dsap = view[14]
             if dsap == 0xAA and len(pkt) >= 22 and view[16] == 0x03:
                 key = (C.NS_8022_LLC_DSAP_SNAP, 0xAA, bytes(view[17:20]), struct.unpack_from("!H", view, 20)[0])

@@ -123,6 +123,7 @@ class Ndd:
             return errno.ENETDOWN
         for tap in self.taps:
             tap(self, "out", pkt)
+        group = self.ndd_type == C.NDD_ISO88023 and len(pkt) > 0 and pkt.buf[pkt.start] & 1
         err = self._transmit(pkt)
         if err:
             if err in (errno.ENOBUFS, errno.EAGAIN):
@@ -132,6 +133,8 @@ class Ndd:
             return err
         self.stats.opackets += 1
         self.stats.obytes += len(pkt)
+        if group:
+            self.stats.omcasts += 1   # the twin of imcasts (kept by the demuxer); nothing counted it
         return 0
 
     def _transmit(self, pkt: PacketBuffer) -> int:
