@@ -61,7 +61,10 @@ class ArpConfig:
     stale_time: float = 60.0        # a stale entry unused/unconfirmed this long is removed
     retrans_time: float = 1.0
     max_retries: int = 3
-    queue_len: int = 16             # packets held per unresolved neighbour (oldest dropped)
+    # held per unresolved neighbour, oldest dropped first.  Bounded in bytes like Linux's
+    # unres_qlen_bytes (SK_WMEM_MAX) so a whole fragmented 64 KiB datagram can wait for ARP.
+    queue_len: int = 256
+    queue_bytes: int = 212992
     max_entries: int = 1024
     announce_count: int = 2         # RFC 5227 ANNOUNCE_NUM
     announce_interval: float = 2.0  # RFC 5227 ANNOUNCE_INTERVAL
@@ -97,6 +100,7 @@ class Neighbour:
     refreshed: bool = False       # STALE: a unicast refresh has been sent
     static: bool = False          # add_static: never aged, never overwritten by received ARP
     queue: deque = field(default_factory=deque)
+    queued: int = 0               # bytes in `queue`
 
 
 class ArpCache:
@@ -156,7 +160,7 @@ class ArpCache:
         entry.deadline = now + self.config.reachable_time
         if was_incomplete:
             self.stats.resolved += 1
-        queue, entry.queue = entry.queue, deque()
+        queue, entry.queue, entry.queued = entry.queue, deque(), 0
         for pkt in queue:
             self.transmit_ip(pkt, mac)
         self.kick()
@@ -192,10 +196,11 @@ class ArpCache:
             entry.retries = 1
             self._request(ip, MAC_BROADCAST)
             self.kick()
-        if len(entry.queue) >= self.config.queue_len:
-            entry.queue.popleft()
-            self.stats.queue_drops += 1
         entry.queue.append(pkt)
+        entry.queued += len(pkt)
+        while len(entry.queue) > self.config.queue_len or entry.queued > self.config.queue_bytes:
+            entry.queued -= len(entry.queue.popleft())
+            self.stats.queue_drops += 1
         return None
 
     def _request(self, ip: int, dst_mac: bytes) -> None:
@@ -256,7 +261,7 @@ class ArpCache:
     def _fail(self, entry: Neighbour) -> None:
         if entry.state == INCOMPLETE:
             self.stats.failed += 1
-        queue, entry.queue = entry.queue, deque()
+        queue, entry.queue, entry.queued = entry.queue, deque(), 0
         for pkt in queue:
             self.unreachable(pkt)
 

@@ -27,6 +27,16 @@ def load_entry_points(group: str) -> list[tuple[str, Callable[..., Any]]]:
     return found
 
 
+def call_register(name: str, register: Callable[[Any], None], target: Any) -> bool:
+    """Run one plug-in's register(); a failing plug-in is logged and skipped, not fatal."""
+    try:
+        register(target)
+    except Exception as exc:
+        log.warning("plug-in %s failed to register: %r", name, exc)
+        return False
+    return True
+
+
 class DriverRegistry:
     """Driver factories by name: `create(name, *args, **kw)` returns an Ndd."""
 

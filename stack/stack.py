@@ -73,12 +73,11 @@ class Stack:
         protocols.register(self)
         drivers.register(self.drivers)
         if self.config.plugins:
-            for name_, fn in plugins.load_entry_points(plugins.PROTOCOL_GROUP):
-                fn(self)
-                self.plugins_loaded.append(f"protocol:{name_}")
-            for name_, fn in plugins.load_entry_points(plugins.DRIVER_GROUP):
-                fn(self.drivers)
-                self.plugins_loaded.append(f"driver:{name_}")
+            for group, kind, target in ((plugins.PROTOCOL_GROUP, "protocol", self),
+                                        (plugins.DRIVER_GROUP, "driver", self.drivers)):
+                for name_, fn in plugins.load_entry_points(group):
+                    if plugins.call_register(name_, fn, target):
+                        self.plugins_loaded.append(f"{kind}:{name_}")
 
     # --- lifetime ---------------------------------------------------------------
     def now(self) -> float:
@@ -231,7 +230,7 @@ class Stack:
                 log.info("%s: status code=%#x option=%s", ifp.name, block.code, block.option)
 
     # --- tools -------------------------------------------------------------------
-    async def ping(self, dst: str | int, *, size: int = 56, timeout: float = 2.0, ttl: int | None = None,
+    async def ping(self, dst: str | int, *, size: int = 56, timeout: float = 5.0, ttl: int | None = None,
                    src: str | int | None = None, df: bool = False) -> float:
         """One ICMP echo; returns the round-trip time in seconds.
 

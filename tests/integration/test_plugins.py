@@ -139,6 +139,18 @@ async def test_broken_plugin_does_not_stop_the_stack(tmp_path: Path, monkeypatch
         await p.sa.ping(IP_B)
 
 
+async def test_plugin_whose_register_raises_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      autojump_clock: trio.testing.MockClock) -> None:
+    install_dist(tmp_path, "raiseplug", """\
+        [tunstack.protocols]
+        raises = raiseplug:register
+        """, module="def register(stack):\n    raise RuntimeError('plug-in bug')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    async with two_stacks() as p:
+        assert not any("raises" in name for name in p.sa.plugins_loaded)
+        await p.sa.ping(IP_B)
+
+
 async def test_duplicate_protocol_registration_is_eexist(toyplug: Path) -> None:
     # the protocol switch refuses a second entry for the same (type, protocol)
     from stack.protosw import Protosw

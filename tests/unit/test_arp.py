@@ -160,6 +160,20 @@ def test_queue_bound_drops_oldest() -> None:
     assert [p for p, _ in rig.ip_out] == pkts[2:]
 
 
+def test_queue_bound_in_bytes_holds_a_whole_fragmented_datagram() -> None:
+    # 41 fragments of a 60 KB datagram fit (Linux: unres_qlen_bytes); a byte bound still drops
+    rig = make_rig(queue_bytes=3000)
+    frags = [pkt(bytes(1500)) for _ in range(41)]
+    for p in frags:
+        rig.cache.resolve(PEER, p, 0.0)
+    assert rig.cache.stats.queue_drops == 39
+    big = make_rig()
+    for p in frags:
+        big.cache.resolve(PEER, p, 0.0)
+    big.cache.input(reply(PEER), 0.1)
+    assert big.cache.stats.queue_drops == 0 and len(big.ip_out) == 41
+
+
 # --- aging (REACHABLE -> STALE -> gone) ---------------------------------------
 def test_reachable_goes_stale_then_removed() -> None:
     rig = make_rig(reachable_time=30.0, stale_time=60.0)
