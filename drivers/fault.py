@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable
 
 import trio
 
 from ndd.ndd import Ndd
+from stack.counters import Counters
 from stack.pktbuf import PacketBuffer
 
 from .base import TaskNdd
 
 
 @dataclass
-class FaultStats:
+class FaultStats(Counters):
     passed: int = 0
     dropped: int = 0
     duplicated: int = 0
@@ -31,8 +32,6 @@ class FaultStats:
     corrupted: int = 0
     delayed: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class FaultInjector(TaskNdd):

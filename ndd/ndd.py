@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from stack.counters import Counters
 from stack.pktbuf import PacketBuffer
 
 from . import constants as C
@@ -26,7 +27,7 @@ def ndd_error(code: int, what: str = "") -> OSError:
 
 
 @dataclass
-class GenStats:
+class GenStats(Counters):
     """ndd_genstats: the counters every NDD keeps."""
     ipackets: int = 0
     ibytes: int = 0
@@ -40,12 +41,7 @@ class GenStats:
     imcasts: int = 0
     omcasts: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def clear(self) -> None:
-        for f in fields(self):
-            setattr(self, f.name, 0)
 
 
 @dataclass

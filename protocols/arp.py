@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable
 
 from stack.addr import MAC_BROADCAST
+from stack.counters import Counters
 from stack.pktbuf import PacketBuffer
 
 ARP_LEN = 28
@@ -71,7 +72,7 @@ class ArpConfig:
 
 
 @dataclass
-class ArpStats:
+class ArpStats(Counters):
     rx: int = 0
     rx_requests: int = 0
     rx_replies: int = 0
@@ -86,8 +87,6 @@ class ArpStats:
     table_full: int = 0
     conflicts: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(eq=False)

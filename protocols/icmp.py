@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import errno
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from stack.addr import is_martian_source
+from stack.counters import Counters
 from stack.pktbuf import PacketBuffer
 
 from .checksum import checksum, ones_sum
@@ -90,7 +91,7 @@ class IcmpError:
 
 
 @dataclass
-class IcmpStats:
+class IcmpStats(Counters):
     in_msgs: int = 0
     in_errors: int = 0
     in_csum_errors: int = 0
@@ -108,8 +109,6 @@ class IcmpStats:
     out_rate_limited: int = 0
     out_suppressed: int = 0     # errors RFC 1122 forbids us to send
 
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class TokenBucket:
@@ -161,7 +160,7 @@ class Icmp:
         msg = IcmpRepr.parse(pkt.view(), verify=not pkt.csum_valid)
         if isinstance(msg, str):
             self.stats.in_errors += 1
-            setattr(self.stats, msg, getattr(self.stats, msg) + 1)
+            self.stats.bump(msg)
             return
         if msg.type == ECHO_REQUEST:
             self.stats.in_echos += 1

@@ -17,6 +17,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from stack.counters import Counters
+
 MAX_DATAGRAM = 65535
 # What a fragment and a pending datagram cost beyond their payload (Python objects, list
 # slots): charged so that floods of tiny fragments hit the bound as hard as big ones
@@ -39,7 +41,7 @@ class _Pending:
 
 
 @dataclass
-class ReasmStats:
+class ReasmStats(Counters):
     reqds: int = 0       # fragments received
     oks: int = 0         # datagrams rebuilt
     fails: int = 0       # datagrams given up (all reasons)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import errno
 import random
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from stack.addr import BROADCAST, is_martian_source, is_multicast
+from stack.counters import Counters
 from stack.pktbuf import PacketBuffer
 
 from .checksum import checksum, ones_sum
@@ -109,7 +110,7 @@ class IpMeta:
 
 
 @dataclass
-class Ipv4Stats:
+class Ipv4Stats(Counters):
     """RFC 4293 ipSystemStats names, lower-cased."""
     in_receives: int = 0
     in_hdr_errors: int = 0
@@ -127,8 +128,6 @@ class Ipv4Stats:
     frag_fails: int = 0
     frag_creates: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class Ipv4:
@@ -165,7 +164,7 @@ class Ipv4:
         view = pkt.view()
         repr_ = Ipv4Repr.parse(view)
         if isinstance(repr_, str):
-            setattr(self.stats, repr_, getattr(self.stats, repr_) + 1)
+            self.stats.bump(repr_)
             return
         ip = repr_
         if ip.total_len < len(pkt):

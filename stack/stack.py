@@ -266,7 +266,7 @@ class Stack:
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ipv4": self.ipv4.stats.as_dict(), "icmp": self.icmp.stats.as_dict(),
-                               "reasm": vars(self.ipv4.reasm.stats).copy(), "interfaces": {}}
+                               "reasm": self.ipv4.reasm.stats.as_dict(), "interfaces": {}}
         for ifp in self.ifnet:
             entry = {"ndd": ifp.ndd.stats.as_dict()}
             if ifp.name in self._arp:
