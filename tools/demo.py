@@ -21,8 +21,9 @@ from pathlib import Path
 import trio
 
 from drivers import PcapRecorder, TapNdd, TunNdd, memory_link_pair
+from drivers.tuntap import TunTapNdd
 from stack import Stack
-from stack.addr import mac_to_str
+from stack.addr import ip_to_int, mac_to_str
 
 from .netns import NetnsHost, have_tun, unique_name
 
@@ -126,56 +127,41 @@ async def linux_pings(report: Report, host: NetnsHost, dst: str, label: str) -> 
     report.step(f"{label}: Linux `ping -s 4000 {dst}` (fragmented, reassembled, answered)", loss == 0, f"{loss}% loss")
 
 
-async def tun_demo(report: Report, out: Path, host: NetnsHost) -> None:
-    dev = unique_name("tsd")
-    print(f"== TUN {dev}: kernel {TUN_KERNEL}/24 in netns {host.name}, stack {TUN_STACK}/24")
-    tun = TunNdd(dev)
-    tun.create()
-    host.adopt(dev, f"{TUN_KERNEL}/24")
-    dump = Tcpdump(host, dev, out / "tun-kernel.pcap")
-    report.step("TUN: tcpdump listening in the namespace", await dump.start())
-    async with Stack("demo-tun") as st:
-        st.add_interface(tun, f"{TUN_STACK}/24")
-        rec = PcapRecorder.attach(tun, str(out / "tun-stack.pcap"))
-        report.step("TUN: offloads negotiated", tun.vnet, f"TUNSETOFFLOAD flags {tun.offload_flags:#x}, caps {tun.caps}")
-        await linux_pings(report, host, TUN_STACK, "TUN")
-        await stack_pings(report, st, TUN_KERNEL, "TUN")
+async def device_demo(report: Report, out: Path, host: NetnsHost, ndd: TunTapNdd, kernel_ip: str,
+                      stack_ip: str) -> None:
+    """One device: Linux pings the stack, the stack pings Linux, both sides captured."""
+    label, dev = ("TAP" if ndd.is_tap else "TUN"), ndd.ndd_name
+    print(f"== {label} {dev}: kernel {kernel_ip}/24 in netns {host.name}, stack {stack_ip}/24"
+          + (" (ARP both ways)" if ndd.is_tap else ""))
+    ndd.create()
+    host.adopt(dev, f"{kernel_ip}/24")
+    prefix = label.lower()
+    dump = Tcpdump(host, dev, out / f"{prefix}-kernel.pcap")
+    report.step(f"{label}: tcpdump listening in the namespace", await dump.start())
+    async with Stack(f"demo-{prefix}") as st:
+        st.add_interface(ndd, f"{stack_ip}/24")
+        rec = PcapRecorder.attach(ndd, str(out / f"{prefix}-stack.pcap"))
+        report.step(f"{label}: offloads negotiated", ndd.vnet,
+                    f"TUNSETOFFLOAD flags {ndd.offload_flags:#x}, caps {ndd.caps}")
+        await linux_pings(report, host, stack_ip, label)
+        if ndd.is_tap:
+            neigh = (await run(host.exec_argv("ip", "neigh", "show", stack_ip))).stdout.decode()
+            report.step(f"{label}: Linux resolved the stack's MAC by ARP",
+                        mac_to_str(ndd.ndd_physaddr) in neigh.lower(), neigh.strip())
+        await stack_pings(report, st, kernel_ip, label)
+        if ndd.is_tap:
+            learned = {ip: mac for ip, _, mac in st.arp_cache(dev).table()}.get(ip_to_int(kernel_ip), b"")
+            report.step(f"{label}: the stack resolved Linux's MAC by ARP", bool(learned) and learned == ndd.kernel_mac,
+                        f"{kernel_ip} is-at {mac_to_str(learned) if learned else '?'}")
         rec.close()
         stats = st.stats()
     captured = await dump.stop()
-    report.step("TUN: tcpdump in the namespace saw the exchange", captured >= 30, f"{captured} packets captured")
-    await tshark_check(report, out / "tun-stack.pcap", TUN_STACK, "TUN")
+    report.step(f"{label}: tcpdump in the namespace saw the exchange", captured >= 30, f"{captured} packets captured")
+    await tshark_check(report, out / f"{prefix}-stack.pcap", stack_ip, label)
     ip4, icmp = stats["ipv4"], stats["icmp"]
     print(f"    stack counters: ipv4 in={ip4['in_receives']} delivered={ip4['in_delivers']} "
           f"frag_creates={ip4['frag_creates']}; icmp echos in={icmp['in_echos']} replies out={icmp['out_echo_reps']}; "
           f"reasm ok={stats['reasm']['oks']}")
-
-
-async def tap_demo(report: Report, out: Path, host: NetnsHost) -> None:
-    dev = unique_name("tsp")
-    print(f"== TAP {dev}: kernel {TAP_KERNEL}/24 in netns {host.name}, stack {TAP_STACK}/24 (ARP both ways)")
-    tap = TapNdd(dev)
-    tap.create()
-    host.adopt(dev, f"{TAP_KERNEL}/24")
-    dump = Tcpdump(host, dev, out / "tap-kernel.pcap")
-    report.step("TAP: tcpdump listening in the namespace", await dump.start())
-    async with Stack("demo-tap") as st:
-        st.add_interface(tap, f"{TAP_STACK}/24")
-        rec = PcapRecorder.attach(tap, str(out / "tap-stack.pcap"))
-        await linux_pings(report, host, TAP_STACK, "TAP")
-        neigh = (await run(host.exec_argv("ip", "neigh", "show", TAP_STACK))).stdout.decode()
-        ours = mac_to_str(tap.ndd_physaddr)
-        report.step("TAP: Linux resolved the stack's MAC by ARP", ours in neigh.lower(), neigh.strip())
-        await stack_pings(report, st, TAP_KERNEL, "TAP")
-        entry = {ip: mac for ip, _, mac in st.arp_cache(dev).table()}
-        from stack.addr import ip_to_int
-        learned = entry.get(ip_to_int(TAP_KERNEL), b"")
-        report.step("TAP: the stack resolved Linux's MAC by ARP", learned == tap.kernel_mac and bool(learned),
-                    f"{TAP_KERNEL} is-at {mac_to_str(learned) if learned else '?'}")
-        rec.close()
-    captured = await dump.stop()
-    report.step("TAP: tcpdump in the namespace saw the exchange", captured >= 30, f"{captured} packets captured")
-    await tshark_check(report, out / "tap-stack.pcap", TAP_STACK, "TAP")
 
 
 async def memory_demo(report: Report, out: Path) -> None:
@@ -205,8 +191,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     else:
         host = NetnsHost.create(unique_name("tsdemo"))
         try:
-            await tun_demo(report, out, host)
-            await tap_demo(report, out, host)
+            await device_demo(report, out, host, TunNdd(unique_name("tsd")), TUN_KERNEL, TUN_STACK)
+            await device_demo(report, out, host, TapNdd(unique_name("tsp")), TAP_KERNEL, TAP_STACK)
         finally:
             host.delete()
     passed = sum(ok for _, ok, _ in report.steps)
