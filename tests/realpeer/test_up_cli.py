@@ -85,3 +85,16 @@ async def test_up_help_and_bad_arguments() -> None:
     assert r.returncode == 2 and b"--addr" in r.stderr
     r = await run([*TUNSTACK, "up", "--tun", "x", "--addr", "10.1.2.3/24", "--netns", "n"])
     assert r.returncode == 2 and b"--peer-addr" in r.stderr
+
+
+async def test_ping_command_resolves_and_pings_linux() -> None:
+    require_real_peer()
+    ns, dev = unique_name(), unique_name("tq")
+    r = await run([*TUNSTACK, "ping", "--tap", dev, "--addr", "10.77.7.2/24", "--netns", ns,
+                   "--peer-addr", "10.77.7.1/24", "-c", "2", "-s", "3000", "10.77.7.1"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert b"2 sent, 2 received, 0% loss" in r.stdout
+    assert not netns_exists(ns)
+    r = await run([*TUNSTACK, "ping", "--tun", dev, "--addr", "10.77.7.2/24", "--netns", ns,
+                   "--peer-addr", "10.77.7.1/24", "-c", "1", "-W", "1", "10.77.7.9"])
+    assert r.returncode == 1 and b"1 sent, 0 received" in r.stdout
