@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from stack.protosw import PR_ATOMIC, PR_ADDR, Protosw
 
 from .icmp import Icmp
-from .ipv4 import IPPROTO_ICMP, Ipv4
+from .ipv4 import IPPROTO_ICMP, IPPROTO_UDP, Ipv4
+from .udp import Udp, UdpUserRequests
 
 if TYPE_CHECKING:
     from stack.stack import Stack
@@ -24,3 +25,7 @@ def register(stack: "Stack") -> None:
     stack.protosw.add(socket.AF_INET, Protosw("icmp", socket.SOCK_RAW, IPPROTO_ICMP, input=stack.icmp.input,
                                               ctlinput=stack.icmp.ctlinput, flags=PR_ATOMIC | PR_ADDR,
                                               core=stack.icmp))
+    stack.udp = Udp(stack.ipv4, stack.rng)
+    stack.protosw.add(socket.AF_INET, Protosw("udp", socket.SOCK_DGRAM, IPPROTO_UDP, input=stack.udp.input,
+                                              ctlinput=stack.udp.ctlinput, usrreqs=UdpUserRequests(stack.udp),
+                                              flags=PR_ATOMIC | PR_ADDR, core=stack.udp))

@@ -68,6 +68,7 @@ class Stack:
         self._ping_ident = self.rng.getrandbits(16)
         self._ping_seq = itertools.count(1)
         self._arp: dict[str, Any] = {}
+        self.hosts: dict[str, str] = {"localhost": "127.0.0.1"}   # name -> IPv4, for sockets
         import drivers
         import protocols
         protocols.register(self)
@@ -229,6 +230,12 @@ class Stack:
                     ifp.flags &= ~IFF_RUNNING
                 log.info("%s: status code=%#x option=%s", ifp.name, block.code, block.option)
 
+    # --- sockets ---------------------------------------------------------------------
+    def socket(self, family: int = 2, type: int = 1, proto: int = 0) -> Any:
+        """A socket of this stack, like socket.socket(family, type, proto) (AF_INET, SOCK_STREAM)."""
+        from .socket import create
+        return create(self, family, type, proto)
+
     # --- tools -------------------------------------------------------------------
     async def ping(self, dst: str | int, *, size: int = 56, timeout: float = 5.0, ttl: int | None = None,
                    src: str | int | None = None, df: bool = False) -> float:
@@ -266,6 +273,7 @@ class Stack:
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ipv4": self.ipv4.stats.as_dict(), "icmp": self.icmp.stats.as_dict(),
+                               "udp": self.udp.stats.as_dict(),
                                "reasm": self.ipv4.reasm.stats.as_dict(), "interfaces": {}}
         for ifp in self.ifnet:
             entry = {"ndd": ifp.ndd.stats.as_dict()}

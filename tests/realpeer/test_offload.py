@@ -65,7 +65,7 @@ async def test_rx_partial_checksum_marked_valid(tun_peer: Peer) -> None:
     assert r.returncode == 0, r.stderr
     assert await wait_for(lambda: seen)
     assert seen[0] == (vnet.GSO_NONE, 0, True, 20 + 8 + 300)
-    # no UDP yet: the stack answered with ICMP protocol unreachable, quoting the datagram
+    # nothing listens on port 9: the stack answered with ICMP port unreachable
     assert await wait_for(lambda: tun_peer.stack.icmp.stats.out_dest_unreachs == 1)
 
 
