@@ -39,6 +39,7 @@ SNDBUF_DEFAULT = 212992
 SOCK_MIN_RCVBUF = 2304
 SOCK_MIN_SNDBUF = 4608
 DATAGRAM_OVERHEAD = 768                      # charged per queued datagram, like skb truesize
+GSO_UDP_L4 = 5                               # virtio_net_hdr gso_type of a UDP_SEGMENT super-frame
 
 _HDR = struct.Struct("!HHHH")
 
@@ -283,6 +284,12 @@ class Udp:
             self.stats.in_csum_errors += 1
             return
         payload = bytes(view[UDP_HLEN:])
+        if pkt.gso_type == GSO_UDP_L4 and pkt.gso_size:
+            # a UDP_SEGMENT super-frame from the kernel: the sender wrote gso_size datagrams
+            step = pkt.gso_size
+            datagrams = [payload[i:i + step] for i in range(0, len(payload), step)] or [b""]
+        else:
+            datagrams = [payload]
         src = (ip.src, hdr.src_port)
         if ip.bcast:
             targets = [p for p in self.ports.get(hdr.dst_port, ()) if self._score(p, ip, hdr) >= 0]
@@ -294,11 +301,12 @@ class Udp:
             self.ipv4.send_icmp_error(3, 3, pkt, ip, now, 0)   # port unreachable (RFC 1122 §4.1.3.1)
             return
         for pcb in targets:
-            if pcb.enqueue(payload, src):
-                self.stats.in_datagrams += 1
-            else:
-                self.stats.rcvbuf_errors += 1
-                self.stats.in_errors += 1
+            for data in datagrams:
+                if pcb.enqueue(data, src):
+                    self.stats.in_datagrams += 1
+                else:
+                    self.stats.rcvbuf_errors += 1
+                    self.stats.in_errors += 1
 
     def _score(self, pcb: UdpPcb, ip: IpMeta, hdr: UdpRepr) -> int:
         """-1: no match.  Otherwise higher is more specific (Linux compute_score)."""

@@ -7,6 +7,7 @@ into datagrams a socket in the namespace receives intact."""
 from __future__ import annotations
 
 import hashlib
+import socket
 import struct
 import subprocess
 import sys
@@ -69,14 +70,21 @@ async def test_rx_partial_checksum_marked_valid(tun_peer: Peer) -> None:
     assert await wait_for(lambda: tun_peer.stack.icmp.stats.out_dest_unreachs == 1)
 
 
-async def test_rx_gso_udp_super_frame_is_one_datagram(tun_peer: Peer) -> None:
+async def test_rx_gso_udp_super_frame_becomes_gso_size_datagrams(tun_peer: Peer) -> None:
     seen = record_udp(tun_peer)
-    r = await run(tun_peer.exec(sys.executable, "-c", UDP_SENDER, tun_peer.stack_ip, "5000", "1000"))
+    sock = tun_peer.stack.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("", 9))
+    r = await run(tun_peer.exec(sys.executable, "-c", UDP_SENDER, tun_peer.stack_ip, "5003", "1000"))
     assert r.returncode == 0, r.stderr
     assert await wait_for(lambda: seen)
-    assert seen == [(vnet.GSO_UDP_L4, 1000, True, 20 + 8 + 5000)]
+    # one super-frame crossed the fd ...
+    assert seen == [(vnet.GSO_UDP_L4, 1000, True, 20 + 8 + 5003)]
     stats = tun_peer.stack.stats()["ipv4"]
     assert stats["in_truncated"] == 0 and stats["in_hdr_errors"] == 0
+    # ... and the socket sees what the sender wrote: 1000-byte datagrams and the rest
+    with trio.fail_after(5):
+        sizes = [len(await sock.recv(65535)) for _ in range(6)]
+    assert sizes == [1000] * 5 + [3]
 
 
 async def tx_udp(peer: Peer, payload: bytes, gso_size: int, port: int, datagrams: int) -> str:
