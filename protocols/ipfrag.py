@@ -82,6 +82,9 @@ class Reassembler:
         cost = len(data) + FRAG_OVERHEAD
         need = cost if key in self.pending else cost + DATAGRAM_OVERHEAD
         self._make_room(need)
+        if key not in self.pending and need == cost:
+            need += DATAGRAM_OVERHEAD   # making room evicted this very datagram: it starts afresh
+            self._make_room(need)
         if self.memory + need > self.max_bytes:
             self._drop(key)      # bigger than the whole budget: never admit it
             return None

@@ -195,24 +195,27 @@ class Udp:
         pcb.lport = 0
 
     # --- connect ----------------------------------------------------------------------
+    def autobind(self, pcb: UdpPcb) -> int:
+        """inet_autobind: Linux gives an unbound socket its ephemeral port before connect
+        or sendmsg looks at anything else, so the port stays even if the call fails."""
+        return self.bind(pcb, 0, 0, explicit=False) if not pcb.lport else 0
+
     def connect(self, pcb: UdpPcb, addr: int, port: int) -> int:
         """Store the destination (no packet is sent).  Auto-binds an unbound socket."""
-        if addr == BROADCAST or self._is_broadcast(addr):
-            if not pcb.broadcast:
-                return errno.EACCES
+        err = self.autobind(pcb)
+        if err:
+            return err
         hop = self.ipv4.route(addr)
         if isinstance(hop, int):
             return hop
+        # like ip4_datagram_connect: the broadcast check follows the route lookup
+        if (addr == BROADCAST or self._is_broadcast(addr)) and not pcb.broadcast:
+            return errno.EACCES
         _, _, src = hop
-        if not pcb.lport:
-            err = self.bind(pcb, 0, 0, explicit=False)
-            if err:
-                return err
         if not pcb.laddr and src:
             pcb.laddr = src
         pcb.faddr, pcb.fport = addr, port
-        pcb.so_error = 0
-        return 0
+        return 0   # a pending so_error survives connect, as in Linux
 
     def disconnect(self, pcb: UdpPcb) -> None:
         pcb.faddr = pcb.fport = 0
@@ -227,7 +230,12 @@ class Udp:
     # --- output -----------------------------------------------------------------------
     def output(self, pcb: UdpPcb, data: bytes | bytearray | memoryview, dst: tuple[int, int] | None,
                now: float) -> int:
-        """Send one datagram; returns 0 or an errno."""
+        """Send one datagram; returns 0 or an errno, checked in udp_sendmsg's order."""
+        err = self.autobind(pcb)
+        if err:
+            return err
+        if len(data) > 0xFFFF:
+            return errno.EMSGSIZE
         if dst is None:
             if not pcb.connected:
                 return errno.EDESTADDRREQ
@@ -236,19 +244,15 @@ class Udp:
             daddr, dport = dst
             if dport == 0:
                 return errno.EINVAL
-        if len(data) > MAX_PAYLOAD:
-            return errno.EMSGSIZE
-        if (daddr == BROADCAST or self._is_broadcast(daddr)) and not pcb.broadcast:
-            return errno.EACCES
         hop = self.ipv4.route(daddr)
         if isinstance(hop, int):
             self.stats.out_errors += 1
             return hop
+        if (daddr == BROADCAST or self._is_broadcast(daddr)) and not pcb.broadcast:
+            return errno.EACCES
+        if len(data) > MAX_PAYLOAD:
+            return errno.EMSGSIZE
         ifp, _, pref_src = hop
-        if not pcb.lport:
-            err = self.bind(pcb, 0, 0, explicit=False)
-            if err:
-                return err
         src = pcb.laddr if pcb.laddr and not is_multicast(pcb.laddr) and pcb.laddr != BROADCAST else pref_src or 0
         length = UDP_HLEN + len(data)
         pkt = PacketBuffer.from_payload(data)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .stack import Stack
 
 SOCK_TYPE_MASK = 0xF
+SOCK_FLAGS = _pysocket.SOCK_NONBLOCK | _pysocket.SOCK_CLOEXEC
 KNOWN_TYPES = {_pysocket.SOCK_STREAM, _pysocket.SOCK_DGRAM, _pysocket.SOCK_RAW, _pysocket.SOCK_RDM,
                _pysocket.SOCK_SEQPACKET, 6}   # 6: AIX SOCK_CONN_DGRAM (ATM)
 RECV_FLAGS = _pysocket.MSG_PEEK | _pysocket.MSG_DONTWAIT | _pysocket.MSG_TRUNC
@@ -40,6 +41,8 @@ MIN_RCVBUF, MIN_SNDBUF, BUF_MAX = 2304, 4608, 212992   # Linux SOCK_MIN_*, net.c
 
 def create(stack: "Stack", family: int, type: int, proto: int = 0) -> "Socket":
     base_type = type & SOCK_TYPE_MASK
+    if type & ~SOCK_TYPE_MASK & ~SOCK_FLAGS:   # sys_socket: unknown flag bits are EINVAL
+        raise oserror(errno.EINVAL)
     dom = stack.protosw.domains.get(family)
     if dom is None:
         raise oserror(errno.EAFNOSUPPORT)
@@ -52,6 +55,22 @@ def create(stack: "Stack", family: int, type: int, proto: int = 0) -> "Socket":
     if pr is None:
         raise oserror(errno.EPROTONOSUPPORT)
     return Socket(stack, family, base_type, pr.protocol, pr)
+
+
+def _optval(value: object) -> int:
+    """setsockopt's value as CPython takes it: an int (C int range) or a bytes-like buffer."""
+    if isinstance(value, int):
+        if not -2**31 <= value < 2**31:
+            raise OverflowError("signed integer is greater than maximum" if value > 0
+                                else "signed integer is less than minimum")
+        return value
+    try:
+        buf = memoryview(value).cast("B")   # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'") from None
+    if len(buf) < 4:
+        raise oserror(errno.EINVAL)   # Linux: an int option shorter than sizeof(int)
+    return int.from_bytes(buf[:4], "little", signed=True)
 
 
 class Socket:
@@ -181,9 +200,9 @@ class Socket:
         await trio.lowlevel.checkpoint()
         if self._closed:
             raise oserror(errno.EBADF)
+        self._raise(self._ops.take_error(pcb))   # sock_error() comes before the EPIPE check
         if self._shut_wr:
             raise oserror(errno.EPIPE)
-        self._raise(self._ops.take_error(pcb))
         self._raise(self._ops.send(pcb, view, dst, self._stack.now()))
         return len(view)
 
@@ -240,7 +259,7 @@ class Socket:
     # --- options ----------------------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
         pcb = self._check()
-        v = int.from_bytes(value[:4], "little", signed=True) if isinstance(value, (bytes, bytearray)) else int(value)
+        v = _optval(value)
         if level == _pysocket.SOL_SOCKET:
             if optname == _pysocket.SO_REUSEADDR:
                 pcb.reuseaddr = bool(v)

@@ -1,4 +1,4 @@
-"""`tunstack` command line: up, ping, demo."""
+"""`tunstack` command line: up, ping, nc, demo."""
 from __future__ import annotations
 
 import argparse
@@ -8,14 +8,24 @@ import sys
 import trio
 
 from .device import add_device_options, attach, check_device_options, open_device
+from .nc import EPILOG_NC, add_nc_options, check_nc_options, run_nc
+from .services import parse_serve, start_services
 
 EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24
       then: ip netns exec demo ping 10.77.0.2
   tunstack up --tap tp0 --addr 10.77.1.2/24 --netns demo --peer-addr 10.77.1.1/24 --pcap tp0.pcap
+  tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 \
+      --serve echo --serve discard:9000
+      then: echo hi | ip netns exec demo socat -t1 - UDP:10.77.0.2:7
 
-Prints one line beginning with `ready:` once the stack answers; runs until SIGINT or
-SIGTERM, then deletes the device and the namespace (if it created it).
+Prints one line beginning with `ready:` once the stack answers and every --serve
+service is bound (listed as serve=udp/echo:7,...); runs until SIGINT or SIGTERM, then
+deletes the device and the namespace (if it created it).
+
+services (--serve NAME[:PORT], repeatable; UDP only until TCP lands):
+  echo     RFC 862, port 7: every datagram goes back to its sender
+  discard  RFC 863, port 9: datagrams are read and dropped
 """
 
 
@@ -28,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog=EPILOG_UP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_options(up)
     up.add_argument("--stats", action="store_true", help="print the stack's counters on exit (stderr)")
+    up.add_argument("--serve", action="append", default=[], metavar="NAME[:PORT]",
+                    help="offer a service: echo (UDP 7) or discard (UDP 9); repeatable")
+
+    nc = sub.add_parser("nc", help="a small netcat (UDP) over its own stack on a new TUN/TAP device",
+                        description="Create the device like `up`, then send stdin lines as UDP datagrams "
+                                    "and print the datagrams that come back (or listen with -l).",
+                        epilog=EPILOG_NC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_device_options(nc)
+    add_nc_options(nc)
 
     ping = sub.add_parser("ping", help="bring a stack up on a device and ping from it",
                           description="Create the device like `up`, then send ICMP echo requests from the stack.")
@@ -52,10 +71,14 @@ async def run_up(args: argparse.Namespace) -> int:
         async with Stack(f"up:{dev.ndd.ndd_name}") as st:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 attach(st, dev, args)
-                print(dev.ready_line(args), flush=True)
-                async for signum in signals:
-                    print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
-                    break
+                async with trio.open_nursery() as services:
+                    labels = await start_services(services, st, args.serve_specs)
+                    ready = dev.ready_line(args) + (f" serve={','.join(labels)}" if labels else "")
+                    print(ready, flush=True)
+                    async for signum in signals:
+                        print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
+                        break
+                    services.cancel_scope.cancel()
             if args.stats:
                 import json
                 print(json.dumps(st.stats(), indent=1), file=sys.stderr)
@@ -88,9 +111,19 @@ async def run_ping(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    if args.command in ("up", "ping"):
+    if args.command in ("up", "ping", "nc"):
+        if args.command == "nc" and not args.udp:
+            print("tunstack nc: TCP is not implemented yet (use -u for UDP)", file=sys.stderr)
+            return 2
         check_device_options(p, args)
-        runner = run_up if args.command == "up" else run_ping
+        if args.command == "up":
+            try:
+                args.serve_specs = [parse_serve(s) for s in args.serve]
+            except ValueError as exc:
+                p.error(f"--serve: {exc}")
+        if args.command == "nc":
+            check_nc_options(p, args)
+        runner = {"up": run_up, "ping": run_ping, "nc": run_nc}[args.command]
         try:
             return trio.run(runner, args)
         except OSError as exc:

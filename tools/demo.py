@@ -5,16 +5,22 @@ live in it, one stack on both.  Linux pings the stack (small and 4000-byte pings
 the latter fragmented and reassembled), the stack pings Linux back (over TAP after
 ARP both ways), tcpdump records the kernel's view, the stack records its own, and
 tshark checks the stack's capture for bad checksums, malformed frames and TTLs.
-Without root: two stacks over an in-process link, and it says so.
+Over TUN it also does UDP: the stack serves echo on port 7, Linux (socat and Python in
+the namespace) exchanges datagrams with it, one of them larger than the MTU, and a
+connected stack socket meets ECONNREFUSED from a closed Linux port.
+Without root: two stacks over an in-process link (ping and UDP echo), and it says so.
 Exit status 0 only when every step worked.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +32,7 @@ from stack import Stack
 from stack.addr import ip_to_int, mac_to_str
 
 from .netns import NetnsHost, have_tun, unique_name
+from .services import ServiceStats, udp_echo
 
 TUN_KERNEL, TUN_STACK = "10.77.0.1", "10.77.0.2"
 TAP_KERNEL, TAP_STACK = "10.77.1.1", "10.77.1.2"
@@ -127,6 +134,52 @@ async def linux_pings(report: Report, host: NetnsHost, dst: str, label: str) -> 
     report.step(f"{label}: Linux `ping -s 4000 {dst}` (fragmented, reassembled, answered)", loss == 0, f"{loss}% loss")
 
 
+UDP_ECHO_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.connect((sys.argv[1], int(sys.argv[2])))
+for size in map(int, sys.argv[3:]):
+    data = bytes((i * 7 + size) % 251 for i in range(size))
+    s.send(data)
+    back = s.recv(65535)
+    print(size, "ok" if back == data else "MISMATCH %d" % len(back), flush=True)
+"""
+
+
+async def linux_udp_echo(report: Report, host: NetnsHost, stack_ip: str, label: str, mtu: int = 1500) -> None:
+    """Linux talks to the stack's UDP echo service (port 7)."""
+    if shutil.which("socat"):
+        with trio.fail_after(10):
+            r = await trio.run_process(host.exec_argv("socat", "-t", "2", "-", f"UDP:{stack_ip}:7"),
+                                       stdin=b"hello from socat\n", capture_stdout=True, capture_stderr=True,
+                                       check=False)
+        report.step(f"{label}: Linux `socat - UDP:{stack_ip}:7` gets its datagram echoed",
+                    r.stdout == b"hello from socat\n", repr(r.stdout.decode(errors="replace").strip()))
+    sizes = ["1", "100", "1472", str(mtu - 28 + 1), "4000", "8000"]
+    r = await run(host.exec_argv(sys.executable, "-c", UDP_ECHO_CLIENT, stack_ip, "7", *sizes), timeout=30)
+    lines = r.stdout.decode().split("\n")
+    ok = r.returncode == 0 and sum(ln.endswith(" ok") for ln in lines) == len(sizes)
+    report.step(f"{label}: Linux (Python) UDP echo of {'/'.join(sizes)} bytes (>1472: fragmented both ways)",
+                ok, ", ".join(ln for ln in lines if ln) or r.stderr.decode().strip()[-200:])
+
+
+async def stack_udp_refused(report: Report, st: Stack, kernel_ip: str, label: str, port: int = 9) -> None:
+    """A connected stack UDP socket to a closed Linux port: ICMP port unreachable, then ECONNREFUSED."""
+    with st.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        await s.connect((kernel_ip, port))
+        await s.send(b"anyone there?")
+        got = "no error"
+        with trio.move_on_after(3):
+            try:
+                await s.recv(100)
+                got = "a datagram?"
+            except OSError as exc:
+                got = errno.errorcode.get(exc.errno or 0, str(exc))
+        report.step(f"{label}: stack UDP to closed {kernel_ip}:{port} -> ECONNREFUSED on the next call",
+                    got == "ECONNREFUSED", got)
+
+
 async def device_demo(report: Report, out: Path, host: NetnsHost, ndd: TunTapNdd, kernel_ip: str,
                       stack_ip: str) -> None:
     """One device: Linux pings the stack, the stack pings Linux, both sides captured."""
@@ -149,6 +202,17 @@ async def device_demo(report: Report, out: Path, host: NetnsHost, ndd: TunTapNdd
             report.step(f"{label}: Linux resolved the stack's MAC by ARP",
                         mac_to_str(ndd.ndd_physaddr) in neigh.lower(), neigh.strip())
         await stack_pings(report, st, kernel_ip, label)
+        if not ndd.is_tap:
+            echo_stats = ServiceStats()
+            async with trio.open_nursery() as services:
+                await services.start(lambda task_status: udp_echo(st, 7, stats=echo_stats,
+                                                                  task_status=task_status))
+                report.step(f"{label}: the stack serves UDP echo on {stack_ip}:7", True)
+                await linux_udp_echo(report, host, stack_ip, label)
+                services.cancel_scope.cancel()
+            print(f"    echo service: {echo_stats.received} datagrams in, {echo_stats.sent} out, "
+                  f"{echo_stats.errors} errors")
+            await stack_udp_refused(report, st, kernel_ip, label)
         if ndd.is_tap:
             learned = {ip: mac for ip, _, mac in st.arp_cache(dev).table()}.get(ip_to_int(kernel_ip), b"")
             report.step(f"{label}: the stack resolved Linux's MAC by ARP", bool(learned) and learned == ndd.kernel_mac,
@@ -174,6 +238,19 @@ async def memory_demo(report: Report, out: Path) -> None:
         await stack_pings(report, sa, "10.78.0.2", "memory", count=5)
         await stack_pings(report, sa, "10.78.0.2", "memory", count=3, size=4000)
         await stack_pings(report, sb, "10.78.0.1", "memory", count=3)
+        async with trio.open_nursery() as services:
+            await services.start(udp_echo, sb, 7)
+            results = []
+            with sa.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                await s.connect(("10.78.0.2", 7))
+                for size in (1, 512, 1472, 4000):
+                    data = bytes((i * 7 + size) % 251 for i in range(size))
+                    await s.send(data)
+                    with trio.move_on_after(3):
+                        results.append((size, await s.recv(65535) == data))
+            services.cancel_scope.cancel()
+        report.step("memory: UDP echo between the stacks (1/512/1472/4000 bytes)",
+                    len(results) == 4 and all(ok for _, ok in results), str(results))
         rec.close()
     if shutil.which("tshark"):
         await tshark_check(report, out / "memory-link.pcap", "10.78.0.1", "memory")

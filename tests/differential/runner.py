@@ -1,0 +1,138 @@
+"""Run the scenario table (scenarios.py) against Linux's socket module or a tunstack Stack.
+
+    ip netns exec NS python -m tests.differential.runner      # Linux: prints JSON {name: outcomes}
+
+`run_table(make_socket, disconnect)` is shared: the tunstack side passes `stack.socket`
+and awaits what is awaitable (inspect.isawaitable).  Outcomes are normalised: LOCAL/PEER
+addresses by name, ephemeral ports as "EPHEMERAL", data as its length and digest, an
+exception as [type name, errno]."""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import inspect
+import json
+import socket
+import sys
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from .scenarios import CLOSED_PORT, ECHO_PORT, LOCAL, PEER, PORT1, PORT2, SCENARIOS, Step
+
+SYMBOLS = {"LOCAL": LOCAL, "PEER": PEER}
+NAMES = {LOCAL: "LOCAL", PEER: "PEER", "0.0.0.0": "ANY"}
+PORTS = {ECHO_PORT: "ECHO_PORT", CLOSED_PORT: "CLOSED_PORT", PORT1: "PORT1", PORT2: "PORT2"}
+RECV_TIMEOUT = 2.0
+
+
+def subst(arg: Any) -> Any:
+    if isinstance(arg, str) and arg in SYMBOLS:
+        return SYMBOLS[arg]
+    if isinstance(arg, tuple):
+        return tuple(subst(a) for a in arg)
+    if isinstance(arg, list):
+        return [subst(a) for a in arg]
+    return arg
+
+
+def normalise(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+        return ["bytes", len(data), data.hex() if len(data) <= 16 else hashlib.sha1(data).hexdigest()[:12]]
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int):
+        host, port = value
+        if port in PORTS:
+            port_name: Any = PORTS[port]
+        else:
+            port_name = "EPHEMERAL" if 32768 <= port <= 60999 else port
+        return [NAMES.get(host, host), port_name]
+    if isinstance(value, (tuple, list)):
+        return [normalise(v) for v in value]
+    return value
+
+
+def linux_disconnect(sock: socket.socket) -> None:
+    """connect() to an AF_UNSPEC sockaddr: CPython's connect() cannot express it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    sa = (ctypes.c_ubyte * 16)()          # sin_family = AF_UNSPEC (0), rest zero
+    if libc.connect(sock.fileno(), sa, 16) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, __import__("os").strerror(err))
+
+
+async def _recv(sock: Any, op: str, bufsize: int, flags: int = 0, timeout: float = RECV_TIMEOUT) -> Any:
+    if isinstance(sock, socket.socket):
+        if bufsize >= 0 and not flags & socket.MSG_DONTWAIT and sock.fileno() >= 0:
+            with trio.move_on_after(timeout):
+                await trio.lowlevel.wait_readable(sock)
+            if not _readable(sock):
+                return "timeout"
+        return getattr(sock, op)(bufsize, flags)
+    if flags & socket.MSG_DONTWAIT:
+        return await getattr(sock, op)(bufsize, flags)
+    with trio.move_on_after(timeout) as scope:
+        return await getattr(sock, op)(bufsize, flags)
+    assert scope.cancelled_caught
+    return "timeout"
+
+
+def _readable(sock: socket.socket) -> bool:
+    import select
+    p = select.poll()
+    p.register(sock, select.POLLIN | select.POLLERR)
+    return bool(p.poll(0))
+
+
+async def run_steps(steps: list[Step], make_socket: Callable[..., Any],
+                    disconnect: Callable[[Any], Any]) -> list[Any]:
+    socks: dict[str, Any] = {}
+    out: list[Any] = []
+    try:
+        for step in steps:
+            op, *rest = step
+            try:
+                if op == "sleep":
+                    await trio.sleep(rest[0])
+                    result: Any = None
+                elif op == "socket":
+                    name, spec = rest
+                    args = (socket.AF_INET, socket.SOCK_DGRAM, 0) if spec == "dgram" else spec
+                    socks[name] = make_socket(*args)
+                    result = None
+                else:
+                    name, *args = rest
+                    sock = socks[name]
+                    args = [subst(a) for a in args]
+                    if op == "disconnect":
+                        result = disconnect(sock)
+                    elif op in ("recv", "recvfrom"):
+                        result = await _recv(sock, op, *args)
+                    else:
+                        result = getattr(sock, op)(*args)
+                    if inspect.isawaitable(result):
+                        result = await result
+                out.append(["ok"] if result is None else ["ok", normalise(result)])
+            except Exception as exc:
+                out.append([type(exc).__name__, getattr(exc, "errno", None)])
+    finally:
+        for s in socks.values():
+            s.close()
+    return out
+
+
+async def run_table(make_socket: Callable[..., Any], disconnect: Callable[[Any], Any],
+                    names: list[str] | None = None) -> dict[str, list[Any]]:
+    results = {}
+    for name in names or list(SCENARIOS):
+        results[name] = json.loads(json.dumps(await run_steps(SCENARIOS[name], make_socket, disconnect)))
+    return results
+
+
+def main() -> None:
+    results = trio.run(run_table, socket.socket, linux_disconnect, sys.argv[1:] or None)
+    json.dump(results, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
