@@ -208,7 +208,7 @@ class Ipv4:
         return group == 0xE0000001   # all-hosts; IGMP group membership is not implemented yet
 
     # --- output -----------------------------------------------------------------
-    def route(self, dst: int, ifp: "Interface | None" = None) -> tuple["Interface", int, int | None] | int:
+    def route(self, dst: int, ifp: "Interface | None" = None, src: int = 0) -> tuple["Interface", int, int | None] | int:
         """(interface, next hop, preferred source) or an errno."""
         if ifp is not None:
             return ifp, dst, ifp.source_for(dst)
@@ -217,10 +217,13 @@ class Ipv4:
                 return errno.ENETUNREACH
             return self.loopback, dst, dst if dst >> 24 != 127 else 0x7F000001
         if dst == BROADCAST:
-            for cand in self.ifnet:
-                if cand.is_up and cand is not self.loopback and cand.addrs:
-                    return cand, dst, cand.primary
-            return errno.ENETUNREACH
+            # Linux: the limited broadcast leaves by the interface of a bound source address,
+            # else by whatever route covers it (a default route) -- no route, ENETUNREACH
+            owner = self.ifnet.local_addrs.get(src) if src else None
+            if owner is not None and owner is not self.loopback:
+                return owner, dst, src
+            r = self.routes.lookup(dst)
+            return (r.ifp, dst, r.ifp.primary) if r is not None else errno.ENETUNREACH
         r = self.routes.lookup(dst)
         if r is None:
             return errno.ENETUNREACH
@@ -232,7 +235,7 @@ class Ipv4:
                ifp: "Interface | None" = None) -> int:
         """Send one transport payload.  Returns 0 or an errno (ENETUNREACH, EMSGSIZE, ...)."""
         self.stats.out_requests += 1
-        hop = self.route(dst, ifp)
+        hop = self.route(dst, ifp, src)
         if isinstance(hop, int):
             self.stats.out_no_routes += 1
             return hop

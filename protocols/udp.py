@@ -205,7 +205,7 @@ class Udp:
         err = self.autobind(pcb)
         if err:
             return err
-        hop = self.ipv4.route(addr)
+        hop = self.ipv4.route(addr, src=pcb.laddr)
         if isinstance(hop, int):
             return hop
         # like ip4_datagram_connect: the broadcast check follows the route lookup
@@ -244,7 +244,7 @@ class Udp:
             daddr, dport = dst
             if dport == 0:
                 return errno.EINVAL
-        hop = self.ipv4.route(daddr)
+        hop = self.ipv4.route(daddr, src=pcb.laddr)
         if isinstance(hop, int):
             self.stats.out_errors += 1
             return hop

@@ -306,6 +306,12 @@ async def test_broadcast_needs_so_broadcast(autojump_clock: trio.testing.MockClo
         server = p.sb.socket(A, D)
         server.bind(("", 7000))
         s = p.sa.socket(A, D)
+        # the limited broadcast needs a route (Linux): none here, so routing fails first
+        for dst in ("<broadcast>", "255.255.255.255"):
+            with err(errno.ENETUNREACH):
+                await s.sendto(b"x", (dst, 7000))
+        s = p.sa.socket(A, D)   # (the failed sends auto-bound the first one, as on Linux)
+        s.bind((IP_A, 0))       # a bound source address picks the interface instead
         for dst in ("10.0.0.255", "<broadcast>", "255.255.255.255"):
             with err(errno.EACCES):
                 await s.sendto(b"x", (dst, 7000))
@@ -314,6 +320,8 @@ async def test_broadcast_needs_so_broadcast(autojump_clock: trio.testing.MockClo
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         await s.sendto(b"bcast", ("10.0.0.255", 7000))
         assert await server.recvfrom(10) == (b"bcast", (IP_A, s.getsockname()[1]))
+        await s.sendto(b"all-ones", ("255.255.255.255", 7000))
+        assert await server.recvfrom(10) == (b"all-ones", (IP_A, s.getsockname()[1]))
 
 
 async def test_receive_queue_is_bounded(autojump_clock: trio.testing.MockClock) -> None:

@@ -91,8 +91,6 @@ def results() -> tuple[dict[str, Any], dict[str, Any]]:
 
 # Differences that cannot be fixed in the socket layer or UDP (strict: they fail loudly once fixed)
 KNOWN_DIFFERENCES = {
-    "limited_broadcast_without_route": "protocols/ipv4.py routes 255.255.255.255 out of any interface; "
-                                       "Linux needs a route (ENETUNREACH here, EACCES only after routing)",
 }
 
 

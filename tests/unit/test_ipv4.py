@@ -233,7 +233,9 @@ def test_source_selection(host: Host) -> None:
     host.routes.add("172.16.0.0/16", host.eth0)            # a route without a preferred source
     send(host, "172.16.5.5")
     send(host, PEER, src=ip_to_int("172.16.0.2"))           # an explicit source is kept
-    send(host, "255.255.255.255")
+    # the limited broadcast: no covering route -> ENETUNREACH (Linux); a bound source picks its interface
+    assert send(host, "255.255.255.255") == errno.ENETUNREACH
+    send(host, "255.255.255.255", src=ip_to_int(US))
     assert [ip.src for ip in sent_headers(host.link)] == \
         [ip_to_int("172.16.0.2"), ip_to_int("172.16.0.2"), ip_to_int(US)]
     assert host.link.sent[2][1] == 0xFFFFFFFF
