@@ -29,43 +29,37 @@ class ServiceStats:
     errors: int = 0
 
 
-async def udp_echo(stack: Any, port: int = 7, *, addr: str = "", stats: ServiceStats | None = None,
-                   task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-    """RFC 862 echo over UDP: every datagram goes back to its sender unchanged."""
+async def _udp_service(stack: Any, name: str, port: int, addr: str, stats: ServiceStats | None,
+                       task_status: trio.TaskStatus[str], echo: bool) -> None:
+    """One UDP service loop: bind, report started, then receive (and echo) forever."""
     stats = stats if stats is not None else ServiceStats()
     with stack.socket(_pysocket.AF_INET, _pysocket.SOCK_DGRAM) as sock:
         sock.bind((addr, port))
-        task_status.started(f"udp/echo:{sock.getsockname()[1]}")
+        task_status.started(f"udp/{name}:{sock.getsockname()[1]}")
         while True:
             try:
                 data, peer = await sock.recvfrom(MAX_DATAGRAM)
                 stats.received += 1
-                if peer is None:
-                    continue
-                await sock.sendto(data, peer)
-                stats.sent += 1
+                if echo and peer is not None:
+                    await sock.sendto(data, peer)
+                    stats.sent += 1
             except OSError as exc:
                 # e.g. EMSGSIZE, a route gone away; never fatal for the service
                 stats.errors += 1
-                log.warning("udp/echo:%d: %s", port, exc)
+                log.warning("udp/%s:%d: %s", name, port, exc)
                 await trio.sleep(0)
+
+
+async def udp_echo(stack: Any, port: int = 7, *, addr: str = "", stats: ServiceStats | None = None,
+                   task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """RFC 862 echo over UDP: every datagram goes back to its sender unchanged."""
+    await _udp_service(stack, "echo", port, addr, stats, task_status, echo=True)
 
 
 async def udp_discard(stack: Any, port: int = 9, *, addr: str = "", stats: ServiceStats | None = None,
                       task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """RFC 863 discard over UDP: read and drop (binding it means no ICMP port unreachable)."""
-    stats = stats if stats is not None else ServiceStats()
-    with stack.socket(_pysocket.AF_INET, _pysocket.SOCK_DGRAM) as sock:
-        sock.bind((addr, port))
-        task_status.started(f"udp/discard:{sock.getsockname()[1]}")
-        while True:
-            try:
-                await sock.recvfrom(MAX_DATAGRAM)
-                stats.received += 1
-            except OSError as exc:
-                stats.errors += 1
-                log.warning("udp/discard:%d: %s", port, exc)
-                await trio.sleep(0)
+    await _udp_service(stack, "discard", port, addr, stats, task_status, echo=False)
 
 
 Service = Callable[..., Awaitable[None]]
