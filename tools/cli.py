@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("-s", "--size", type=int, default=56, help="payload bytes (default 56)")
     ping.add_argument("-W", "--timeout", type=float, default=3.0, help="seconds to wait per reply (default 3)")
 
-    demo = sub.add_parser("demo", help="the guided tour: Linux pings the stack over TUN and TAP, with captures",
+    demo = sub.add_parser("demo", help="the guided tour: Linux pings the stack over TUN and TAP and trades "
+                                       "UDP datagrams, with captures",
                           description="Set up a namespace, TUN and TAP devices and a stack; let Linux ping "
                                       "it, ping back, capture with tcpdump, check with tshark, summarise. "
                                       "Without root it runs two stacks over an in-process link instead.")
