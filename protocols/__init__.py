@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
-from stack.protosw import PR_ATOMIC, PR_ADDR, Protosw
+from stack.protosw import PR_ATOMIC, PR_ADDR, PR_CONNREQUIRED, Protosw
 
 from .icmp import Icmp
-from .ipv4 import IPPROTO_ICMP, IPPROTO_UDP, Ipv4
+from .ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
+from .tcp import Tcp, TcpUserRequests
 from .udp import Udp, UdpUserRequests
 
 if TYPE_CHECKING:
@@ -29,3 +30,8 @@ def register(stack: "Stack") -> None:
     stack.protosw.add(socket.AF_INET, Protosw("udp", socket.SOCK_DGRAM, IPPROTO_UDP, input=stack.udp.input,
                                               ctlinput=stack.udp.ctlinput, usrreqs=UdpUserRequests(stack.udp),
                                               flags=PR_ATOMIC | PR_ADDR, core=stack.udp))
+    stack.tcp = Tcp(stack.ipv4, stack.rng, stack.now, cfg.tcp)
+    stack.timers.register(stack.tcp)
+    stack.protosw.add(socket.AF_INET, Protosw("tcp", socket.SOCK_STREAM, IPPROTO_TCP, input=stack.tcp.input,
+                                              ctlinput=stack.tcp.ctlinput, usrreqs=TcpUserRequests(stack.tcp),
+                                              flags=PR_CONNREQUIRED, core=stack.tcp))

@@ -54,6 +54,9 @@ def create(stack: "Stack", family: int, type: int, proto: int = 0) -> "Socket":
     pr = next((p for p in candidates if proto in (0, p.protocol)), None)
     if pr is None:
         raise oserror(errno.EPROTONOSUPPORT)
+    if base_type == _pysocket.SOCK_STREAM:
+        from .stream import StreamSocket
+        return StreamSocket(stack, family, base_type, pr.protocol, pr)
     return Socket(stack, family, base_type, pr.protocol, pr)
 
 

@@ -50,6 +50,7 @@ class StackConfig:
     plugins: bool = True            # load tunstack.protocols / tunstack.drivers entry points
     arp: Any = None                 # protocols.arp.ArpConfig; None: defaults
     seed: int | None = None         # deterministic ISNs/IDs for tests
+    tcp: Any = None                 # protocols.tcp.TcpConfig; None: defaults
 
 
 class Stack:
@@ -273,7 +274,7 @@ class Stack:
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ipv4": self.ipv4.stats.as_dict(), "icmp": self.icmp.stats.as_dict(),
-                               "udp": self.udp.stats.as_dict(),
+                               "udp": self.udp.stats.as_dict(), "tcp": self.tcp.stats.as_dict(),
                                "reasm": self.ipv4.reasm.stats.as_dict(), "interfaces": {}}
         for ifp in self.ifnet:
             entry = {"ndd": ifp.ndd.stats.as_dict()}

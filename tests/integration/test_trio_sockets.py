@@ -47,9 +47,26 @@ async def test_resolver_literals_and_hosts_table(autojump_clock: trio.testing.Mo
             assert await trio.socket.getnameinfo((IP_B, 7), 0) == ("peer.test", "7")
 
 
-async def test_stream_sockets_not_yet(autojump_clock: trio.testing.MockClock) -> None:
-    # TCP lands with the next issue: a stream socket is refused like an unsupported type
+async def test_open_tcp_stream_and_serve_tcp(autojump_clock: trio.testing.MockClock) -> None:
+    """trio's own TCP helpers run unchanged over the stack: serve_tcp on b, open_tcp_stream on a."""
     async with two_stacks() as p:
-        with tunstack_sockets(p.sa), pytest.raises(OSError) as info:
-            trio.socket.socket()
-        assert info.value.errno == 94   # ESOCKTNOSUPPORT
+        async def echo(stream: trio.SocketStream) -> None:
+            async for chunk in stream:
+                await stream.send_all(chunk.upper())
+
+        async with trio.open_nursery() as nursery:
+            with tunstack_sockets(p.sb):
+                listeners = await nursery.start(trio.serve_tcp, echo, 8080)
+            assert listeners[0].socket.getsockname() == ("0.0.0.0", 8080)
+            with tunstack_sockets(p.sa):
+                stream = await trio.open_tcp_stream(IP_B, 8080)
+            assert isinstance(stream, trio.SocketStream)
+            await stream.send_all(b"hello over trio")
+            got = b""
+            while len(got) < 15:
+                got += await stream.receive_some(100)
+            assert got == b"HELLO OVER TRIO"
+            await stream.send_eof()
+            assert await stream.receive_some(100) == b""
+            await stream.aclose()
+            nursery.cancel_scope.cancel()

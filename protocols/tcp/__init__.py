@@ -1,0 +1,14 @@
+"""TCP (RFC 9293) as sans-IO cores, one concern per module:
+
+  wire.py        header + options view/repr          seq.py        modulo-2**32 arithmetic
+  conn.py        the TCB, its states and user calls  input.py      segment arrival
+  output.py      segment departure (Nagle, SWS, TSO) timer.py      RTO, persist, delack, keepalive, TIME-WAIT
+  buffers.py     send/receive queues, SACK scoreboard congestion.py NewReno, CUBIC (pluggable)
+  rtt.py         RFC 6298 estimator                  listen.py     SYN cookies
+  tcp.py         protocol: tables, ISNs, IPv4 glue   usrreq.py     what the socket layer calls
+"""
+from .conn import Connection, State, TcpConfig
+from .tcp import Tcp, TcpStats
+from .usrreq import TcpUserRequests
+
+__all__ = ["Connection", "State", "Tcp", "TcpConfig", "TcpStats", "TcpUserRequests"]

@@ -1,0 +1,304 @@
+"""One TCP connection (RFC 9293 TCB): state, sequence variables, buffers, user calls.
+
+The class is assembled from one concern per module, like 4.4BSD's tcp_input.c /
+tcp_output.c / tcp_timer.c and gVisor's tcp/: segment arrival (input.py), segment
+departure (output.py) and timers (timer.py).  It is sans-IO: everything it sends goes
+through `host.emit`, time comes in as `now`, and the socket layer is told of changes
+through `on_event`.  `host` is the Tcp protocol (tcp.py) or a test double.
+"""
+from __future__ import annotations
+
+import errno
+from collections import deque
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import seq as sq
+from .buffers import RecvBuffer, Scoreboard, SendBuffer
+from .congestion import ALGORITHMS, DEFAULT, CongestionControl
+from .input import InputMixin
+from .output import OutputMixin
+from .rtt import RttEstimator
+from .timer import TimerMixin
+
+if TYPE_CHECKING:
+    from .wire import TcpRepr
+
+
+class State(IntEnum):
+    """The eleven states of RFC 9293 §3.3.2, numbered as Linux's TCP_INFO reports them."""
+    ESTABLISHED = 1
+    SYN_SENT = 2
+    SYN_RECEIVED = 3
+    FIN_WAIT_1 = 4
+    FIN_WAIT_2 = 5
+    TIME_WAIT = 6
+    CLOSED = 7
+    CLOSE_WAIT = 8
+    LAST_ACK = 9
+    LISTEN = 10
+    CLOSING = 11
+
+
+SYNCHRONIZED = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT,
+                          State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
+CAN_SEND = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
+CAN_RECEIVE_TEXT = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+
+
+@dataclass
+class TcpConfig:
+    """Tunables, named after their Linux sysctl where one exists."""
+    syn_retries: int = 6                # net.ipv4.tcp_syn_retries (~127 s)
+    synack_retries: int = 5             # net.ipv4.tcp_synack_retries
+    retries2: int = 15                  # net.ipv4.tcp_retries2
+    msl: float = 30.0                   # TIME_WAIT lasts 2*MSL (Linux: 60 s)
+    fin_timeout: float = 60.0           # orphaned FIN_WAIT_2 (net.ipv4.tcp_fin_timeout)
+    delack: float = 0.04                # delayed-ACK timer (Linux TCP_DELACK_MIN); RFC 9293 caps it at 0.5 s
+    quickacks: int = 16                 # ACK every segment at the start (Linux quickack mode)
+    rto_min: float = 0.2
+    rto_max: float = 120.0
+    rcvbuf: int = 4 << 20
+    sndbuf: int = 4 << 20
+    keepidle: float = 7200.0
+    keepintvl: float = 75.0
+    keepcnt: int = 9
+    congestion: str = DEFAULT
+    sack: bool = True
+    timestamps: bool = True
+    window_scaling: bool = True
+    syncookies: bool = True
+    challenge_ack_limit: int = 1000     # per second per stack (RFC 5961 §7)
+    persist_min: float = 0.2
+    persist_max: float = 60.0
+
+
+class Connection(InputMixin, OutputMixin, TimerMixin):
+    __slots__ = (
+        "host", "config", "state", "laddr", "lport", "faddr", "fport",
+        # send sequence space (RFC 9293 §3.3.1) + SND.MAX of BSD
+        "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "snd_wscale",
+        # receive sequence space
+        "irs", "rcv_nxt", "rcv_adv", "rcv_wscale", "last_ack_sent",
+        # options
+        "mss", "peer_mss", "our_mss", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_offset", "sack_ok",
+        "want_wscale", "peer_wscale",
+        # buffers
+        "snd", "rcv", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
+        # RTT and congestion
+        "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
+        "scoreboard",
+        # timers
+        "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
+        "keep_probes", "last_rcv",
+        # acks
+        "ack_now", "delack_bytes", "quickacks",
+        # socket-facing
+        "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
+        "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
+        "ttl", "tos", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr", "owned",
+        # statistics (TCP_INFO)
+        "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
+        "cookie",
+    )
+
+    def __init__(self, host: Any, config: TcpConfig) -> None:
+        self.host = host
+        self.config = config
+        self.state = State.CLOSED
+        self.laddr = self.lport = self.faddr = self.fport = 0
+        self.iss = self.snd_una = self.snd_nxt = self.snd_max = 0
+        self.snd_wnd = self.snd_wl1 = self.snd_wl2 = self.max_snd_wnd = self.snd_wscale = 0
+        self.irs = self.rcv_nxt = self.rcv_adv = self.rcv_wscale = self.last_ack_sent = 0
+        self.mss = self.our_mss = 536
+        self.peer_mss = 536
+        self.ts_ok = False
+        self.ts_recent = 0
+        self.ts_recent_stamp = 0.0
+        self.ts_offset = 0
+        self.sack_ok = False
+        self.want_wscale = config.window_scaling
+        self.peer_wscale: int | None = None
+        self.snd = SendBuffer(config.sndbuf)
+        self.rcv = RecvBuffer(config.rcvbuf)
+        self.fin_queued = False
+        self.fin_seq: int | None = None
+        self.fin_acked = False
+        self.rcv_fin = False
+        self.ooo_fin: int | None = None
+        self.rcv_closed = False
+        self.rtt = RttEstimator(config.rto_min, config.rto_max)
+        self.rtt_seq: int | None = None
+        self.rtt_time = 0.0
+        self.cc: CongestionControl = ALGORITHMS[config.congestion](self.mss)
+        self.dupacks = 0
+        self.in_recovery = False
+        self.recover = 0
+        self.high_rxt = 0
+        self.rexmit_una = False
+        self.scoreboard = Scoreboard()
+        self.rto_at: float | None = None
+        self.delack_at: float | None = None
+        self.persist_at: float | None = None
+        self.keep_at: float | None = None
+        self.tw_at: float | None = None
+        self.sched_at: float | None = None
+        self.retries = 0
+        self.persist_backoff = 0
+        self.keep_probes = 0
+        self.last_rcv = 0.0
+        self.ack_now = False
+        self.delack_bytes = 0
+        self.quickacks = config.quickacks
+        self.so_error = 0
+        self.soft_error = 0
+        self.nodelay = False
+        self.keepalive = False
+        self.keepidle, self.keepintvl, self.keepcnt = config.keepidle, config.keepintvl, config.keepcnt
+        self.linger0 = False
+        self.on_event: Callable[[], None] = _nothing
+        self.parent: Connection | None = None
+        self.backlog = 0
+        self.syn_count = 0
+        self.accept_queue: deque[Connection] | None = None
+        self.ifp: Any = None
+        self.csum_offload = False
+        self.tso_max = 0
+        self.ttl: int | None = None
+        self.tos = 0
+        self.reuseaddr = self.reuseport = False
+        self.bound_port = False
+        self.user_closed = False
+        self.shut_wr = False
+        self.owned = True               # a socket holds it (children: once accepted)
+        self.total_retrans = self.retransmits = self.segs_in = self.segs_out = 0
+        self.bytes_acked = self.bytes_received = 0
+        self.cookie = False
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.lport}->{self.fport} {self.state.name}>"
+
+    # --- what the socket layer asks -------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self.fport != 0 and self.state != State.LISTEN
+
+    def readable(self) -> bool:
+        return len(self.rcv) > 0 or self.rcv_fin or self.state == State.CLOSED
+
+    def writable_space(self) -> int:
+        return self.snd.space()
+
+    def take_error(self) -> int:
+        err, self.so_error = self.so_error, 0
+        return err
+
+    def set_mss_for(self, mtu: int) -> None:
+        """Our MSS from the interface MTU (RFC 9293 §3.7.1: MTU - 40)."""
+        self.our_mss = max(mtu - 40, 88)
+
+    def set_congestion(self, name: str) -> int:
+        factory = ALGORITHMS.get(name)
+        if factory is None:
+            return errno.ENOENT
+        cc = factory(self.mss)
+        cc.cwnd = self.cc.cwnd
+        cc.ssthresh = self.cc.ssthresh
+        self.cc = cc
+        return 0
+
+    # --- user calls (RFC 9293 §3.10) ------------------------------------------------------
+    def open_active(self, iss: int, now: float) -> None:
+        """OPEN (active): send SYN, enter SYN-SENT."""
+        self.iss = iss
+        self.snd_una = self.snd_nxt = self.snd_max = iss
+        self.recover = iss
+        self.state = State.SYN_SENT
+        self.last_rcv = now
+        self.output(now)
+
+    def send(self, data: memoryview, now: float) -> int:
+        """SEND: queue as much as fits; returns the count (0 = buffer full)."""
+        n = self.snd.write(data)
+        if n and self.state in CAN_SEND:
+            self.output(now)
+        return n
+
+    def receive(self, n: int, peek: bool, now: float) -> bytes:
+        """RECEIVE: up to n in-order bytes; opens the window when that is worth an ACK."""
+        data = self.rcv.read(n, peek)
+        if data and not peek:
+            self._window_update(now)
+        return data
+
+    def shutdown_write(self, now: float) -> None:
+        """CLOSE of the sending half: queue a FIN after the data (RFC 9293 §3.10.4)."""
+        if self.shut_wr:
+            return
+        self.shut_wr = True
+        if self.state in (State.SYN_SENT, State.LISTEN, State.CLOSED):
+            return
+        self.fin_queued = True
+        if self.state in (State.ESTABLISHED, State.SYN_RECEIVED):
+            self.state = State.FIN_WAIT_1 if self.state == State.ESTABLISHED else self.state
+        elif self.state == State.CLOSE_WAIT:
+            self.state = State.LAST_ACK
+        self.output(now)
+
+    def close(self, now: float) -> None:
+        """The application let go (close(2)).  Unread data or SO_LINGER 0 mean RST
+        (RFC 2525 §2.17, as Linux); otherwise a graceful FIN and the connection lives
+        on as an orphan until it completes."""
+        self.user_closed = True
+        self.rcv_closed = True
+        self.on_event = _nothing
+        st = self.state
+        if st in (State.CLOSED, State.LISTEN, State.SYN_SENT):
+            self.destroy()
+            return
+        if len(self.rcv) or self.rcv.ooo_bytes or self.linger0:
+            self.abort(now, errno.ECONNABORTED)
+            return
+        self.shut_wr = False
+        self.shutdown_write(now)
+        if self.state == State.FIN_WAIT_2:
+            self.tw_at = now + self.config.fin_timeout
+
+    def abort(self, now: float, err: int = 0) -> None:
+        """ABORT: an RST to the peer when synchronized, then gone (RFC 9293 §3.10.5)."""
+        if self.state in SYNCHRONIZED and self.state != State.TIME_WAIT or self.state == State.SYN_RECEIVED:
+            self.send_rst(now)
+        self.host.stats.aborts += 1
+        self.drop(err)
+
+    def drop(self, err: int) -> None:
+        """Enter CLOSED with `err` for the socket (0: a clean end)."""
+        if err and not self.user_closed:
+            self.so_error = err
+        self.destroy()
+
+    def destroy(self) -> None:
+        self.state = State.CLOSED
+        self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = None
+        self.host.detach(self)
+        self.on_event()
+
+    # --- TCP_INFO ----------------------------------------------------------------------------
+    def info(self) -> dict[str, int | float | str]:
+        return {
+            "state": int(self.state), "state_name": self.state.name,
+            "retransmits": self.retransmits, "total_retrans": self.total_retrans,
+            "rto_us": int(self.rtt.current() * 1e6), "rtt_us": int(self.rtt.srtt * 1e6),
+            "rttvar_us": int(self.rtt.rttvar * 1e6), "snd_mss": self.mss, "rcv_mss": self.our_mss,
+            "snd_cwnd": self.cc.cwnd // max(self.mss, 1), "snd_ssthresh": min(self.cc.ssthresh // max(self.mss, 1), 0xFFFFFFFF),
+            "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale, "congestion": self.cc.name,
+            "segs_in": self.segs_in, "segs_out": self.segs_out, "bytes_acked": self.bytes_acked,
+            "bytes_received": self.bytes_received, "unacked": sq.diff(self.snd_max, self.snd_una),
+            "snd_wnd": self.snd_wnd, "rcv_space": self.rcv.free(),
+            "options": (1 if self.ts_ok else 0) | (2 if self.sack_ok else 0) | (4 if self.peer_wscale is not None else 0),
+        }
+
+
+def _nothing() -> None:
+    pass

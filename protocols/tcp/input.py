@@ -1,0 +1,385 @@
+"""Segment arrival (RFC 9293 §3.10.7.3-4), with RFC 5961, RFC 7323 and RFC 6675 rules.
+
+Mixed into Connection; the listening side (LISTEN, SYN cookies) lives in listen.py.
+"""
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from . import seq as sq
+from .wire import ACK, FIN, RST, SYN
+
+if TYPE_CHECKING:
+    from .conn import Connection
+    from .wire import TcpRepr
+
+PAWS_IDLE = 24 * 86400.0          # RFC 7323 §5.5: TS.Recent older than 24 days is invalid
+DUPTHRESH = 3                     # RFC 5681 §3.2 / RFC 6675 §2
+
+
+class InputMixin:
+    __slots__ = ()
+
+    def input(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
+        from .conn import State
+        self.segs_in += 1
+        st = self.state
+        if st == State.SYN_SENT:
+            self._input_syn_sent(seg, payload, now)
+            return
+        if st in (State.CLOSED, State.LISTEN):
+            return
+        flags = seg.flags
+        if st == State.SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) and seg.seq == self.irs:
+            self.snd_nxt = self.iss                  # the peer lost our SYN-ACK: send it again
+            self.output(now)
+            return
+        self.last_rcv = now
+        self.keep_probes = 0
+        # RFC 7323 §5.3 PAWS: an older timestamp is an old duplicate
+        if self.ts_ok and seg.ts is not None and not flags & RST and sq.lt(seg.ts[0], self.ts_recent) \
+                and now - self.ts_recent_stamp < PAWS_IDLE:
+            self.host.stats.paws_drops += 1
+            self.ack_now = True
+            self.output(now)
+            return
+        seglen = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        wnd = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
+        if not self._acceptable(seg.seq, seglen, wnd):
+            self.host.stats.out_of_window += 1
+            if not flags & RST:
+                self.ack_now = True                  # §3.10.7.4: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+                if st == State.TIME_WAIT and flags & FIN:
+                    self.tw_at = now + 2 * self.config.msl
+                self.output(now)
+            return
+        if flags & RST:
+            self._input_rst(seg, now)
+            return
+        if flags & SYN:
+            # RFC 5961 §4.2: any SYN in a synchronized state gets a challenge ACK
+            self._challenge_ack(now)
+            return
+        if not flags & ACK:
+            return
+        if st == State.SYN_RECEIVED:
+            if not (sq.lt(self.snd_una, seg.ack) and sq.le(seg.ack, self.snd_max)):
+                self.host.reset_reply(self, seg, len(payload), now)
+                return
+            self._establish(seg, now)
+        # RFC 5961 §5.2: ACK must lie in [SND.UNA - MAX.SND.WND, SND.MAX]
+        if sq.gt(seg.ack, self.snd_max) or sq.lt(seg.ack, sq.add(self.snd_una, -max(self.max_snd_wnd, 1))):
+            self._challenge_ack(now)
+            return
+        if self.ts_ok and seg.ts is not None and sq.le(seg.seq, self.last_ack_sent) \
+                and sq.ge(seg.ts[0], self.ts_recent):
+            self.ts_recent, self.ts_recent_stamp = seg.ts[0], now      # RFC 7323 §4.3
+        self._process_ack(seg, len(payload), now)
+        st = self.state
+        if st == State.CLOSED:
+            return
+        if (payload or flags & FIN) and st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+            self._process_text(seg, payload, now)
+        elif flags & FIN and st == State.TIME_WAIT:
+            self.ack_now = True                      # a retransmitted FIN: ACK it, restart 2 MSL
+            self.tw_at = now + 2 * self.config.msl
+        elif payload or flags & FIN:
+            self.ack_now = True
+        if self.state != State.CLOSED:
+            self.output(now)
+
+    # --- SYN-SENT (RFC 9293 §3.10.7.3) -------------------------------------------------------
+    def _input_syn_sent(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
+        from .conn import State
+        flags = seg.flags
+        if flags & ACK and not (sq.lt(self.iss, seg.ack) and sq.le(seg.ack, self.snd_max)):
+            if not flags & RST:
+                self.host.reset_reply(self, seg, len(payload), now)
+            return
+        if flags & RST:
+            if flags & ACK:                          # RFC 5961 §3.2: only an RST that ACKs our SYN
+                self.drop(errno.ECONNREFUSED)
+            return
+        if not flags & SYN:
+            return
+        self.irs = seg.seq
+        self.rcv_nxt = self.rcv_adv = self.last_ack_sent = sq.add(seg.seq, 1)
+        self._take_syn_options(seg, now)
+        if flags & ACK:
+            self.snd_wnd = seg.window                # RFC 7323 §2.2: never scaled in a SYN
+            self.max_snd_wnd = self.snd_wnd
+            self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
+            self._ack_syn(seg.ack, seg, now)
+            self.state = State.ESTABLISHED
+            self.host.stats.active_opens += 1
+            self.ack_now = True
+            if self.fin_queued or self.shut_wr:
+                self.shut_wr = False
+                self.shutdown_write(now)
+            self.on_event()
+        else:
+            self.state = State.SYN_RECEIVED          # simultaneous open: SYN-ACK with our ISS
+            self.snd_nxt = self.iss
+        self.output(now)
+
+    def _take_syn_options(self: "Connection", seg: "TcpRepr", now: float) -> None:
+        """What the peer's SYN offered; both ends must agree (RFC 7323 §2.2, §3.2; RFC 2018 §2)."""
+        self.peer_mss = seg.mss if seg.mss else 536  # RFC 9293 §3.7.1 default
+        if seg.wscale is not None and self.want_wscale:
+            self.peer_wscale = seg.wscale
+            self.snd_wscale = seg.wscale
+        else:
+            self.peer_wscale = None
+            self.snd_wscale = self.rcv_wscale = 0
+        self.sack_ok = bool(seg.sack_perm and self.config.sack)
+        self.ts_ok = seg.ts is not None and self.config.timestamps
+        if self.ts_ok:
+            self.ts_recent, self.ts_recent_stamp = seg.ts[0], now   # type: ignore[index]
+        self._update_mss()
+
+    def _update_mss(self: "Connection") -> None:
+        mss = min(self.peer_mss, self.our_mss) - (12 if self.ts_ok else 0)
+        self.mss = max(mss, 64)
+        self.cc.set_mss(self.mss)
+
+    def _ack_syn(self: "Connection", ack: int, seg: "TcpRepr", now: float) -> None:
+        """Our SYN is acknowledged: SND.UNA moves past it; take the RTT sample (Karn: not if resent)."""
+        if self.retries == 0:
+            self._rtt_from(seg, now, sent_at=self.rtt_time)
+        self.snd_una = ack
+        if sq.lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        self.retries = 0
+        self.rto_at = None
+        self.recover = sq.add(ack, -1)
+        self.rtt_seq = None
+
+    def _establish(self: "Connection", seg: "TcpRepr", now: float) -> None:
+        """SYN-RECEIVED -> ESTABLISHED on an ACK of our SYN (RFC 9293 §3.10.7.4 fifth check)."""
+        from .conn import State
+        self._ack_syn(self.snd_una if sq.diff(seg.ack, self.snd_una) > 1 else seg.ack, seg, now)
+        self.snd_wnd = seg.window << self.snd_wscale
+        self.max_snd_wnd = self.snd_wnd
+        self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
+        self.state = State.ESTABLISHED
+        self.host.stats.passive_opens += 1
+        self.host.established(self)
+        if self.fin_queued:
+            self.state = State.FIN_WAIT_1
+
+    # --- acceptability, RST, challenge ACK -------------------------------------------------
+    def _acceptable(self: "Connection", seqno: int, seglen: int, wnd: int) -> bool:
+        """RFC 9293 §3.10.7.4, the four cases of the first check."""
+        rcv_nxt = self.rcv_nxt
+        if seglen == 0:
+            if wnd == 0:
+                return seqno == rcv_nxt
+            return sq.le(rcv_nxt, seqno) and sq.lt(seqno, sq.add(rcv_nxt, wnd))
+        if wnd == 0:
+            return seqno == rcv_nxt                  # lets ACK/RST/FIN through; text is trimmed to 0
+        end = sq.add(seqno, seglen - 1)
+        right = sq.add(rcv_nxt, wnd)
+        return (sq.le(rcv_nxt, seqno) and sq.lt(seqno, right)) or (sq.le(rcv_nxt, end) and sq.lt(end, right))
+
+    def _input_rst(self: "Connection", seg: "TcpRepr", now: float) -> None:
+        """RFC 5961 §3.2: reset only on an exact RCV.NXT match; in-window gets a challenge ACK."""
+        from .conn import State
+        if seg.seq != self.rcv_nxt:
+            self._challenge_ack(now)
+            return
+        self.host.stats.in_rsts += 1
+        st = self.state
+        if st == State.SYN_RECEIVED and self.parent is not None:
+            self.destroy()                           # passive open: back to LISTEN, quietly
+        elif st in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+            self.destroy()
+        elif st == State.CLOSE_WAIT:
+            self.drop(errno.EPIPE)                   # Linux tcp_reset
+        else:
+            self.drop(errno.ECONNREFUSED if st == State.SYN_RECEIVED else errno.ECONNRESET)
+
+    def _challenge_ack(self: "Connection", now: float) -> None:
+        if self.host.challenge_ack_allowed(now):
+            self.host.stats.challenge_acks += 1
+            self.ack_now = True
+            self.output(now)
+        else:
+            self.host.stats.challenge_acks_suppressed += 1
+
+    # --- ACK processing ------------------------------------------------------------------
+    def _process_ack(self: "Connection", seg: "TcpRepr", datalen: int, now: float) -> None:
+        from .conn import State
+        ack = seg.ack
+        win = seg.window << self.snd_wscale
+        sack_news = False
+        if self.sack_ok and seg.sack:
+            sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max)
+        acked = sq.diff(ack, self.snd_una)
+        if acked > 0:
+            self._new_ack(seg, acked, now)
+        elif acked == 0 and self.snd_max != self.snd_una and datalen == 0 \
+                and not seg.flags & (SYN | FIN) and (win == self.snd_wnd or sack_news):
+            self._dupack(now)
+        # RFC 9293 §3.10.7.4: update the send window from the newest segment only
+        if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
+            self.snd_wnd = win
+            self.snd_wl1, self.snd_wl2 = seg.seq, ack
+            if win > self.max_snd_wnd:
+                self.max_snd_wnd = win
+            if win:
+                self.persist_at = None
+                self.persist_backoff = 0
+        if self.fin_seq is not None and not self.fin_acked and sq.gt(ack, self.fin_seq):
+            self.fin_acked = True
+            st = self.state
+            if st == State.FIN_WAIT_1:
+                self.state = State.FIN_WAIT_2
+                if self.user_closed:
+                    self.tw_at = now + self.config.fin_timeout
+            elif st == State.CLOSING:
+                self._enter_time_wait(now)
+            elif st == State.LAST_ACK:
+                self.destroy()
+            self.on_event()
+
+    def _rtt_from(self: "Connection", seg: "TcpRepr", now: float, sent_at: float) -> None:
+        if self.ts_ok and seg.ts is not None and seg.ts[1]:
+            r = ((self.host.ts_clock(now) + self.ts_offset - seg.ts[1]) & 0xFFFFFFFF) / 1000.0
+            if r < 60:                               # RFC 7323 §4.1: a sane echo only
+                self.rtt.sample(r)
+        elif self.rtt_seq is not None and sent_at:
+            self.rtt.sample(now - sent_at)
+
+    def _new_ack(self: "Connection", seg: "TcpRepr", acked: int, now: float) -> None:
+        ack = seg.ack
+        if self.ts_ok or (self.rtt_seq is not None and sq.gt(ack, self.rtt_seq)):
+            self._rtt_from(seg, now, self.rtt_time)
+            if self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
+                self.rtt_seq = None
+        flight = sq.diff(self.snd_max, self.snd_una)
+        data_acked = min(acked, len(self.snd))
+        self.snd.consume(data_acked)
+        self.bytes_acked += data_acked
+        self.snd_una = ack
+        if sq.lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        if sq.lt(self.high_rxt, ack):
+            self.high_rxt = ack
+        self.retries = 0
+        self.retransmits = 0
+        self.rtt.backoff = 0
+        self.scoreboard.prune(ack)
+        if self.in_recovery:
+            if sq.ge(ack, self.recover):             # full ACK (RFC 6582 §3.2 step 3)
+                self.in_recovery = False
+                self.dupacks = 0
+                self.cc.on_recovery_exit()
+            elif not self.sack_ok:                   # partial ACK: NewReno step 5
+                self.rexmit_una = True
+                self.cc.cwnd = max(self.cc.cwnd - data_acked + self.mss, self.mss)
+        else:
+            self.dupacks = 0
+            if flight * 2 >= self.cc.cwnd:           # grow only when cwnd was the limit
+                self.cc.on_ack(data_acked, flight, now, self.rtt.srtt)
+        # RFC 6298 §5.2-5.3
+        self.rto_at = None if self.snd_una == self.snd_max else now + self.rtt.current()
+        if data_acked:
+            self.on_event()
+
+    def _dupack(self: "Connection", now: float) -> None:
+        self.dupacks += 1
+        if self.in_recovery:
+            if not self.sack_ok:
+                self.cc.cwnd += self.mss             # RFC 6582 step 4: inflate per dup ACK
+            return
+        lost = self.dupacks >= DUPTHRESH or (
+            self.sack_ok and self.scoreboard.sacked >= DUPTHRESH * self.mss)   # RFC 6675 IsLost(SND.UNA)
+        if lost and sq.gt(self.snd_una, self.recover):   # RFC 6582 §3.2 step 1
+            self._enter_recovery(now)
+
+    def _enter_recovery(self: "Connection", now: float) -> None:
+        """Fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2, RFC 6675 §5 step 4)."""
+        flight = sq.diff(self.snd_max, self.snd_una)
+        self.host.stats.fast_retransmits += 1
+        self.in_recovery = True
+        self.recover = self.snd_max
+        self.cc.on_congestion(flight, now)
+        if not self.sack_ok:
+            self.cc.cwnd = self.cc.ssthresh + DUPTHRESH * self.mss
+        self.high_rxt = self.snd_una
+        self.rexmit_una = True
+        self.rtt_seq = None                          # Karn
+
+    # --- segment text and FIN -----------------------------------------------------------
+    def _process_text(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
+        from .conn import State
+        seqno = seg.seq
+        data = payload
+        fin = bool(seg.flags & FIN)
+        front = sq.diff(self.rcv_nxt, seqno)
+        if front > 0:                                # already have the start: trim it
+            if front > len(data):
+                self.ack_now = True
+                return
+            data = data[front:]
+            seqno = self.rcv_nxt
+        room = sq.diff(self.rcv_adv, seqno)
+        if len(data) > room:                         # beyond the window we offered: trim, keep no FIN
+            data = data[:max(room, 0)]
+            fin = False
+        if self.rcv_closed and len(data):
+            # Linux: data for a socket the application closed gets an RST (RFC 9293 §3.10.7.4)
+            self.abort(now, 0)
+            return
+        if seqno == self.rcv_nxt:
+            had_holes = bool(self.rcv.ooo)
+            if data:
+                self.bytes_received += len(data)
+                self.rcv_nxt = self.rcv.append_in_order(data, self.rcv_nxt)
+                self.on_event()
+            if fin or (self.ooo_fin is not None and self.rcv_nxt == self.ooo_fin):
+                self._fin_received(now)
+            elif had_holes or self.quickacks > 0:
+                self.ack_now = True
+                if self.quickacks > 0:
+                    self.quickacks -= 1
+            else:
+                # RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full segment
+                self.delack_bytes += len(data)
+                if self.delack_bytes >= 2 * self.our_mss:
+                    self.ack_now = True
+                elif self.delack_at is None:
+                    self.delack_at = now + self.config.delack
+        else:
+            if data:
+                self.rcv.insert_ooo(seqno, data, self.rcv_nxt)
+                self.host.stats.ooo_segs += 1
+            if fin:
+                self.ooo_fin = sq.add(seqno, len(data))
+            self.ack_now = True                      # RFC 5681 §4.2: out of order -> immediate ACK
+
+    def _fin_received(self: "Connection", now: float) -> None:
+        from .conn import State
+        self.rcv_nxt = sq.add(self.rcv_nxt, 1)
+        self.rcv_fin = True
+        self.ooo_fin = None
+        self.ack_now = True
+        st = self.state
+        if st == State.ESTABLISHED:
+            self.state = State.CLOSE_WAIT
+        elif st == State.FIN_WAIT_1:
+            if self.fin_acked:
+                self._enter_time_wait(now)
+            else:
+                self.state = State.CLOSING
+        elif st == State.FIN_WAIT_2:
+            self._enter_time_wait(now)
+        self.on_event()
+
+    def _enter_time_wait(self: "Connection", now: float) -> None:
+        from .conn import State
+        self.state = State.TIME_WAIT
+        self.rto_at = self.persist_at = self.keep_at = self.delack_at = None
+        self.tw_at = now + 2 * self.config.msl
+        self.host.time_wait(self)

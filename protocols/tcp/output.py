@@ -1,0 +1,260 @@
+"""Segment departure (4.4BSD tcp_output): what may be sent now, and sending it.
+
+Decides with the peer's window, the congestion window (or RFC 6675's pipe during
+SACK recovery), Nagle (RFC 896) and sender-side SWS avoidance (RFC 9293 §3.8.6.2.1),
+and builds TSO super-segments when the device can cut them.
+"""
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from . import seq as sq
+from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
+
+if TYPE_CHECKING:
+    from .conn import Connection
+
+_TS_ONLY = struct.Struct("!BBBBII")      # NOP NOP TS(10): Linux's layout on data segments
+MAX_TSO = 65535 - 20 - 60                # IPv4 total length minus headers
+
+
+class OutputMixin:
+    __slots__ = ()
+
+    def output(self: "Connection", now: float, force_probe: bool = False) -> None:
+        from .conn import State
+        st = self.state
+        if st in (State.CLOSED, State.LISTEN):
+            return
+        if st in (State.SYN_SENT, State.SYN_RECEIVED):
+            if self.snd_nxt == self.iss:
+                self._send_syn(now)
+            elif self.ack_now and st == State.SYN_RECEIVED:
+                self._emit(self.snd_nxt, ACK, None, now)
+            return
+        sent = False
+        if self.rexmit_una:
+            self.rexmit_una = False
+            sent = self._retransmit_head(now)
+        if self.in_recovery and self.sack_ok:
+            sent = self._sack_retransmit(now) or sent
+        while True:
+            n, fin = self._sendable(force_probe)
+            if n == 0 and not fin:
+                break
+            self._send_data(self.snd_nxt, n, fin, now)
+            sent = True
+            force_probe = False
+        if not sent and self.ack_now:
+            self._emit(self.snd_nxt, ACK, None, now)
+        # RFC 9293 §3.8.6.1: a zero window with data waiting arms the persist timer
+        if self.snd_wnd == 0 and self.rto_at is None and self.persist_at is None \
+                and len(self.snd) > sq.diff(self.snd_nxt, self.snd_una) and st in (
+                    State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.LAST_ACK, State.CLOSING):
+            self.persist_at = now + self._persist_interval()
+
+    # --- how much ------------------------------------------------------------------------------
+    def _pipe(self: "Connection") -> int:
+        """RFC 6675 §4 pipe, simplified: octets above the highest SACK are in flight, holes
+        below it are lost unless retransmitted during this recovery."""
+        sb = self.scoreboard
+        if not self.in_recovery or sb.high_sack is None:
+            return sq.diff(self.snd_nxt, self.snd_una)
+        above = max(sq.diff(self.snd_max, sb.high_sack), 0)
+        rexmitted = max(sq.diff(self.high_rxt, self.snd_una), 0)
+        sacked_below_rxt = sb.sacked - sb.sacked_above(self.high_rxt)
+        return above + max(rexmitted - sacked_below_rxt, 0)
+
+    def _sendable(self: "Connection", force_probe: bool) -> tuple[int, bool]:
+        from .conn import State
+        if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING,
+                              State.LAST_ACK):
+            return 0, False
+        off = sq.diff(self.snd_nxt, self.snd_una)
+        total = len(self.snd)
+        avail = max(total - off, 0)
+        fin_possible = self.fin_queued and (self.fin_seq is None or sq.le(self.snd_nxt, self.fin_seq))
+        if avail == 0:
+            return 0, fin_possible and off == total
+        flight = self._pipe() if self.in_recovery and self.sack_ok else off
+        room = min(self.snd_wnd - off, self.cc.cwnd - flight)
+        if force_probe and room <= 0:
+            room = 1                                  # RFC 9293 §3.8.6.1 window probe: one octet
+        if room <= 0:
+            return 0, False
+        n = min(avail, room)
+        limit = self._segment_limit()
+        if n > limit:
+            n = limit
+        elif n < self.mss and not force_probe:
+            # Nagle + sender SWS: a short segment only if it is all we have and nothing is
+            # outstanding (or TCP_NODELAY), or it fills half the largest window seen
+            if not ((n == avail and (self.nodelay or off == 0 or fin_possible))
+                    or (self.max_snd_wnd and n >= self.max_snd_wnd // 2)):
+                return 0, False
+        elif n % self.mss and n == avail and not self.nodelay and off and not fin_possible:
+            n -= n % self.mss                         # keep a short tail back (Nagle)
+        return n, fin_possible and off + n == total
+
+    def _segment_limit(self: "Connection") -> int:
+        if self.tso_max and self.mss:
+            return max(self.mss, min(self.tso_max, MAX_TSO) // self.mss * self.mss)
+        return self.mss
+
+    # --- sending ---------------------------------------------------------------------------
+    def _send_data(self: "Connection", seqno: int, n: int, fin: bool, now: float) -> None:
+        off = sq.diff(seqno, self.snd_una)
+        payload = self.snd.view(off, n) if n else None
+        flags = ACK | (FIN if fin else 0)
+        if n and off + n == len(self.snd):
+            flags |= PSH
+        end = sq.add(seqno, n + (1 if fin else 0))
+        retransmission = sq.lt(seqno, self.snd_max)
+        self._emit(seqno, flags, payload, now, gso=self.mss if n > self.mss else 0)
+        if retransmission:
+            self.total_retrans += 1
+            self.host.stats.retrans_segs += 1
+            if self.rtt_seq is not None and sq.ge(self.rtt_seq, seqno):
+                self.rtt_seq = None                   # Karn: never time a retransmission
+        elif self.rtt_seq is None and not self.ts_ok and n:
+            self.rtt_seq, self.rtt_time = seqno, now
+        if sq.gt(end, self.snd_max):
+            self.snd_max = end
+        if seqno == self.snd_nxt:
+            self.snd_nxt = end
+        if fin:
+            self.fin_seq = sq.add(seqno, n)
+        if self.rto_at is None:
+            self.rto_at = now + self.rtt.current()
+            self.persist_at = None
+
+    def _retransmit_head(self: "Connection", now: float) -> bool:
+        """Fast retransmit / NewReno partial ACK: resend the first unacknowledged segment."""
+        avail = len(self.snd)
+        n = min(self.mss, avail)
+        fin = self.fin_seq is not None and n == avail
+        if n == 0 and not fin:
+            return False
+        self._emit(self.snd_una, ACK | (FIN if fin else 0), self.snd.view(0, n) if n else None, now)
+        self.total_retrans += 1
+        self.host.stats.retrans_segs += 1
+        if sq.lt(self.high_rxt, sq.add(self.snd_una, n)):
+            self.high_rxt = sq.add(self.snd_una, n)
+        if self.rto_at is None:
+            self.rto_at = now + self.rtt.current()
+        return True
+
+    def _sack_retransmit(self: "Connection", now: float) -> bool:
+        """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, resend the next hole."""
+        sent = False
+        while self.cc.cwnd - self._pipe() >= self.mss:
+            hole = self.scoreboard.next_hole(self.high_rxt, self.snd_una)
+            if hole is None:
+                break
+            start, end = hole
+            n = min(sq.diff(end, start), self.mss)
+            off = sq.diff(start, self.snd_una)
+            n = min(n, len(self.snd) - off)
+            if n <= 0:
+                break
+            self._emit(start, ACK, self.snd.view(off, n), now)
+            self.total_retrans += 1
+            self.host.stats.retrans_segs += 1
+            self.high_rxt = sq.add(start, n)
+            sent = True
+        return sent
+
+    def _send_syn(self: "Connection", now: float) -> None:
+        from .conn import State
+        synack = self.state == State.SYN_RECEIVED
+        cfg = self.config
+        seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt if synack else 0,
+                      SYN | (ACK if synack else 0), 0, mss=self.our_mss)
+        # RFC 7323 §2.2 / RFC 2018 §2: offer on an active open, echo on a passive one
+        if (self.want_wscale and not synack) or (synack and self.peer_wscale is not None):
+            seg.wscale = self.rcv_wscale
+        if (cfg.sack and not synack) or (synack and self.sack_ok):
+            seg.sack_perm = True
+        if (cfg.timestamps and not synack) or (synack and self.ts_ok):
+            seg.ts = (self._ts_val(now), self.ts_recent if synack else 0)
+        seg.window = self._advertise(now, syn=True)
+        self.snd_nxt = sq.add(self.iss, 1)
+        if sq.gt(self.snd_nxt, self.snd_max):
+            self.snd_max = self.snd_nxt
+        if self.retries == 0:
+            self.rtt_time = now
+        self._finish_emit(seg, seg.options_bytes(), None, 0, now)
+        if self.rto_at is None:
+            self.rto_at = now + self.rtt.current()
+
+    def send_rst(self: "Connection", now: float) -> None:
+        seg = TcpRepr(self.lport, self.fport, self.snd_nxt, self.rcv_nxt, RST | ACK, 0)
+        self.host.stats.out_rsts += 1
+        self.host.emit(self, seg, b"", None, 0, now)
+
+    def send_keepalive(self: "Connection", now: float) -> None:
+        """RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT - 1 with no data draws an ACK."""
+        self._emit(sq.add(self.snd_una, -1), ACK, None, now)
+
+    # --- building a segment -------------------------------------------------------------------
+    def _ts_val(self: "Connection", now: float) -> int:
+        return (self.host.ts_clock(now) + self.ts_offset) & 0xFFFFFFFF
+
+    def _emit(self: "Connection", seqno: int, flags: int, payload: memoryview | None, now: float,
+              gso: int = 0) -> None:
+        seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._advertise(now))
+        if self.sack_ok and self.rcv.ooo:
+            seg.sack = self.rcv.sack_blocks(3 if self.ts_ok else 4)
+        if self.ts_ok:
+            seg.ts = (self._ts_val(now), self.ts_recent)
+            if not seg.sack:
+                opts = _TS_ONLY.pack(1, 1, 8, 10, seg.ts[0], seg.ts[1])
+                self._finish_emit(seg, opts, payload, gso, now)
+                return
+        self._finish_emit(seg, seg.options_bytes() if seg.sack or seg.ts else b"", payload, gso, now)
+
+    def _finish_emit(self: "Connection", seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+                     now: float) -> None:
+        if seg.flags & ACK:
+            self.last_ack_sent = seg.ack
+            self.ack_now = False
+            self.delack_at = None
+            self.delack_bytes = 0
+        self.segs_out += 1
+        self.host.emit(self, seg, opts, payload, gso, now)
+
+    def _advertise(self: "Connection", now: float, syn: bool = False) -> int:
+        """The window field (RFC 9293 §3.8.6.2.2): never shrink the right edge, and
+        receiver SWS avoidance -- move it only by min(buffer/2, MSS) or more."""
+        free = self.rcv.free()
+        current = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
+        if free < current:
+            free = current
+        elif free - current < min(self.rcv.capacity // 2, self.our_mss):
+            free = current
+        if syn:
+            field = min(free, 0xFFFF)
+            adv = field
+        else:
+            field = min(free >> self.rcv_wscale, 0xFFFF)
+            adv = field << self.rcv_wscale
+        edge = sq.add(self.rcv_nxt, adv)
+        if sq.gt(edge, self.rcv_adv):
+            self.rcv_adv = edge
+        return field
+
+    def _window_update(self: "Connection", now: float) -> None:
+        """After a read: ACK when the window at least doubles (Linux tcp_cleanup_rbuf)."""
+        from .conn import State
+        if self.state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+            return
+        current = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
+        free = self.rcv.free()
+        if 2 * current <= self.rcv.capacity and free >= 2 * current and free - current >= self.our_mss:
+            self.ack_now = True
+            self.output(now)
+
+    def _persist_interval(self: "Connection") -> float:
+        base = max(self.rtt.current(), self.config.persist_min)
+        return min(base * (1 << self.persist_backoff), self.config.persist_max)

@@ -1,0 +1,489 @@
+"""The TCP protocol object (pr_input / pr_ctlinput / output for IPv4).
+
+Owns the connection tables (4-tuple -> Connection, port -> bound endpoints), ISNs
+(RFC 6528), the challenge-ACK budget (RFC 5961 §7), SYN cookies, the timer heap, and
+turns a Connection's segments into IPv4 packets -- with a partial checksum and TSO when
+the device offers them (DESIGN.md §4).
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import heapq
+import itertools
+import struct
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from stack.addr import BROADCAST, is_multicast
+from stack.counters import Counters
+from stack.pktbuf import PacketBuffer
+
+from .. import checksum as ck
+from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
+from . import seq as sq
+from .conn import Connection, State, TcpConfig
+from .listen import SynCookies
+from .wire import ACK, FIN, RST, SYN, TcpRepr
+
+if TYPE_CHECKING:
+    from ..icmp import IcmpError
+
+EPHEMERAL = (32768, 60999)
+GSO_TCPV4 = 1
+IP_TCP_HDR = 40
+
+
+@dataclass
+class TcpStats(Counters):
+    """RFC 4022 tcp MIB names, lower-cased, plus Linux's TcpExt extras."""
+    active_opens: int = 0
+    passive_opens: int = 0
+    attempt_fails: int = 0
+    estab_resets: int = 0
+    in_segs: int = 0
+    out_segs: int = 0
+    retrans_segs: int = 0
+    in_errs: int = 0
+    in_csum_errors: int = 0
+    in_truncated: int = 0
+    in_hdr_errors: int = 0
+    out_rsts: int = 0
+    in_rsts: int = 0
+    no_ports: int = 0
+    fast_retransmits: int = 0
+    rto_fires: int = 0
+    timeouts: int = 0
+    paws_drops: int = 0
+    out_of_window: int = 0
+    challenge_acks: int = 0
+    challenge_acks_suppressed: int = 0
+    ooo_segs: int = 0
+    syncookies_sent: int = 0
+    syncookies_recv: int = 0
+    syncookies_failed: int = 0
+    listen_overflows: int = 0
+    listen_drops: int = 0
+    aborts: int = 0
+    keepalive_drops: int = 0
+    out_errors: int = 0
+
+
+class Tcp:
+    def __init__(self, ipv4: Ipv4, rng: Any, clock: Callable[[], float], config: TcpConfig | None = None) -> None:
+        self.ipv4 = ipv4
+        self.rng = rng
+        self.clock = clock
+        self.config = config or TcpConfig()
+        self.stats = TcpStats()
+        self.conns: dict[tuple[int, int, int, int], Connection] = {}
+        self.ports: dict[int, list[Connection]] = {}
+        self._secret = rng.getrandbits(128).to_bytes(16, "big")
+        self.cookies = SynCookies(rng.getrandbits(128).to_bytes(16, "big"))
+        self._next_ephemeral = rng.randrange(EPHEMERAL[0], EPHEMERAL[1] + 1)
+        self._heap: list[tuple[float, int, Connection]] = []
+        self._tiebreak = itertools.count()
+        self._challenge_tokens = float(self.config.challenge_ack_limit)
+        self._challenge_at = 0.0
+        self.kick: Callable[[], None] = lambda: None
+
+    # --- sockets ------------------------------------------------------------------------
+    def attach(self) -> Connection:
+        return Connection(self, self.config)
+
+    def bind(self, conn: Connection, addr: int, port: int, explicit: bool = True) -> int:
+        if conn.lport:
+            return errno.EINVAL
+        if addr and not (self.ipv4.ifnet.is_local(addr) or addr >> 24 == 127):
+            return errno.EADDRNOTAVAIL
+        if is_multicast(addr) or addr == BROADCAST:
+            return errno.EADDRNOTAVAIL
+        if port == 0:
+            port = self._ephemeral(conn, addr)
+            if not port:
+                return errno.EADDRINUSE if explicit else errno.EAGAIN
+        elif self._conflicts(conn, addr, port):
+            return errno.EADDRINUSE
+        conn.laddr, conn.lport = addr, port
+        conn.bound_port = explicit
+        self.ports.setdefault(port, []).append(conn)
+        return 0
+
+    def _conflicts(self, conn: Connection, addr: int, port: int) -> bool:
+        """Linux inet_csk_bind_conflict: overlapping addresses conflict unless both set
+        SO_REUSEPORT, or both set SO_REUSEADDR and the other is not listening."""
+        for other in self.ports.get(port, ()):
+            if other is conn or (other.laddr and addr and other.laddr != addr):
+                continue
+            if conn.reuseport and other.reuseport:
+                continue
+            if conn.reuseaddr and (other.reuseaddr or other.state == State.TIME_WAIT) \
+                    and other.state != State.LISTEN:
+                continue
+            return True
+        return False
+
+    def _ephemeral(self, conn: Connection, addr: int) -> int:
+        lo, hi = EPHEMERAL
+        span = hi - lo + 1
+        start = self._next_ephemeral
+        for i in range(span):
+            port = lo + (start - lo + i) % span
+            if port not in self.ports:
+                self._next_ephemeral = lo + (port - lo + 1) % span
+                return port
+        return 0
+
+    def unbind(self, conn: Connection) -> None:
+        users = self.ports.get(conn.lport)
+        if users and conn in users:
+            users.remove(conn)
+            if not users:
+                del self.ports[conn.lport]
+
+    def listen(self, conn: Connection, backlog: int) -> int:
+        if conn.state not in (State.CLOSED, State.LISTEN) or conn.connected:
+            return errno.EINVAL
+        if not conn.lport:
+            err = self.bind(conn, 0, 0, explicit=False)
+            if err:
+                return err
+        if conn.state == State.CLOSED:
+            for other in self.ports.get(conn.lport, ()):
+                if other is not conn and other.state == State.LISTEN and not (conn.reuseport and other.reuseport) \
+                        and (not other.laddr or not conn.laddr or other.laddr == conn.laddr):
+                    return errno.EADDRINUSE
+        conn.state = State.LISTEN
+        conn.backlog = max(0, min(backlog, 4096))
+        if conn.accept_queue is None:
+            conn.accept_queue = deque()
+        return 0
+
+    def connect(self, conn: Connection, addr: int, port: int, now: float) -> int:
+        if conn.state == State.LISTEN:
+            return errno.EINVAL
+        if conn.state != State.CLOSED or conn.connected:
+            return errno.EISCONN if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT) else errno.EALREADY
+        if addr == 0:
+            addr = conn.laddr or 0x7F000001              # Linux: INADDR_ANY means this host
+        if is_multicast(addr) or addr == BROADCAST:
+            return errno.ENETUNREACH
+        hop = self.ipv4.route(addr, src=conn.laddr)
+        if isinstance(hop, int):
+            return hop
+        ifp, _, src = hop
+        if not conn.lport:
+            err = self.bind(conn, 0, 0, explicit=False)
+            if err:
+                return err
+        if not conn.laddr:
+            conn.laddr = src or 0
+        key = (conn.laddr, conn.lport, addr, port)
+        if key in self.conns:
+            return errno.EADDRNOTAVAIL
+        conn.faddr, conn.fport = addr, port
+        self._use_route(conn, ifp)
+        self.conns[key] = conn
+        conn.rcv_wscale = self._wscale_for(conn.rcv.capacity) if conn.want_wscale else 0
+        conn.ts_offset = self._hash32(b"ts", key)
+        conn.open_active(self.isn(key, now), now)
+        self.schedule(conn)
+        return 0
+
+    def _use_route(self, conn: Connection, ifp: Any) -> None:
+        conn.ifp = ifp
+        caps = ifp.ndd.caps
+        conn.csum_offload = bool(caps.tx_csum_offload)
+        conn.tso_max = (min(caps.tso_max, 65535) - IP_TCP_HDR - 40) if caps.tso_max and caps.tx_csum_offload else 0
+        conn.set_mss_for(ifp.mtu)
+
+    @staticmethod
+    def _wscale_for(capacity: int) -> int:
+        shift = 0
+        while (0xFFFF << shift) < capacity and shift < 14:
+            shift += 1
+        return shift
+
+    # --- ISNs, clocks, budgets -------------------------------------------------------------------
+    def _hash32(self, tag: bytes, key: tuple[int, int, int, int]) -> int:
+        h = hashlib.blake2s(b"%s %d %d %d %d" % (tag, *key), digest_size=4, key=self._secret)
+        return int.from_bytes(h.digest(), "big")
+
+    def isn(self, key: tuple[int, int, int, int], now: float) -> int:
+        """RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
+        M a 4-microsecond timer."""
+        return (int(now * 250_000) + self._hash32(b"isn", key)) & 0xFFFFFFFF
+
+    def ts_clock(self, now: float) -> int:
+        return int(now * 1000) & 0xFFFFFFFF
+
+    def challenge_ack_allowed(self, now: float) -> bool:
+        limit = self.config.challenge_ack_limit
+        self._challenge_tokens = min(float(limit), self._challenge_tokens + (now - self._challenge_at) * limit)
+        self._challenge_at = now
+        if self._challenge_tokens >= 1:
+            self._challenge_tokens -= 1
+            return True
+        return False
+
+    # --- connection lifecycle hooks (called by Connection) ---------------------------------------
+    def detach(self, conn: Connection) -> None:
+        """The connection is CLOSED: forget it.  Its port stays while a socket holds it."""
+        key = (conn.laddr, conn.lport, conn.faddr, conn.fport)
+        if self.conns.get(key) is conn:
+            del self.conns[key]
+        parent = conn.parent
+        if parent is not None:
+            conn.parent = None
+            if parent.accept_queue is not None and conn in parent.accept_queue:
+                parent.accept_queue.remove(conn)
+            elif parent.syn_count:
+                parent.syn_count -= 1
+        if conn.user_closed or not conn.owned:
+            self.unbind(conn)
+
+    def established(self, conn: Connection) -> None:
+        parent = conn.parent
+        if parent is None:
+            return
+        if parent.syn_count:
+            parent.syn_count -= 1
+        if parent.accept_queue is not None:
+            parent.accept_queue.append(conn)
+        parent.on_event()
+
+    def time_wait(self, conn: Connection) -> None:
+        self.schedule(conn)
+
+    # --- timers (one heap; the Stack's TimerService polls us) ------------------------------------
+    def schedule(self, conn: Connection) -> None:
+        at = conn.poll_at()
+        if at is not None and (conn.sched_at is None or at < conn.sched_at):
+            conn.sched_at = at
+            first = not self._heap or at < self._heap[0][0]
+            heapq.heappush(self._heap, (at, next(self._tiebreak), conn))
+            if first:
+                self.kick()
+
+    def poll_at(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def poll(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, _, conn = heapq.heappop(heap)
+            if conn.sched_at != at:
+                continue                                 # stale entry: a newer one exists
+            conn.sched_at = None
+            if conn.state != State.CLOSED:
+                conn.poll(now)
+            if conn.state != State.CLOSED:
+                self.schedule(conn)
+
+    # --- input (pr_input) ---------------------------------------------------------------------------
+    def input(self, pkt: PacketBuffer, ip: IpMeta, now: float) -> None:
+        stats = self.stats
+        stats.in_segs += 1
+        view = pkt.view()
+        seg = TcpRepr.parse(view)
+        if isinstance(seg, str):
+            stats.in_errs += 1
+            stats.bump(seg)
+            return
+        if ip.bcast:
+            stats.in_errs += 1                           # RFC 1122 §4.2.3.10: not for broadcasts
+            return
+        if not pkt.csum_valid and ck.ones_sum(view, ck.pseudo_header_sum(ip.src, ip.dst, IPPROTO_TCP,
+                                                                           len(view))) != 0xFFFF:
+            stats.in_errs += 1
+            stats.in_csum_errors += 1
+            return
+        payload = view[seg.hdr_len:]
+        conn = self.conns.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
+        if conn is not None:
+            if conn.state == State.TIME_WAIT and seg.flags & SYN and not seg.flags & (ACK | RST) \
+                    and sq.gt(seg.seq, conn.rcv_nxt) and self._listener(ip.dst, seg.dst_port) is not None:
+                conn.destroy()                           # RFC 9293 §3.10.7.4 note / RFC 6191: reuse
+            else:
+                conn.input(seg, payload, now)
+                if conn.state != State.CLOSED:
+                    self.schedule(conn)
+                return
+        listener = self._listener(ip.dst, seg.dst_port)
+        if listener is not None:
+            self._listen_input(listener, seg, ip, payload, now)
+            return
+        stats.no_ports += 1
+        self._reset_for(seg, ip.dst, ip.src, len(payload), now)
+
+    def _listener(self, addr: int, port: int) -> Connection | None:
+        best = None
+        for c in self.ports.get(port, ()):
+            if c.state == State.LISTEN:
+                if c.laddr == addr:
+                    return c
+                if c.laddr == 0 and best is None:
+                    best = c
+        return best
+
+    def _listen_input(self, lst: Connection, seg: TcpRepr, ip: IpMeta, payload: memoryview, now: float) -> None:
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & ACK:
+            if not flags & SYN and self.config.syncookies:
+                mss = self.cookies.check(ip.dst, seg.dst_port, ip.src, seg.src_port, seg, now)
+                if mss is not None and len(lst.accept_queue or ()) < max(lst.backlog, 1):
+                    self.stats.syncookies_recv += 1
+                    self._cookie_child(lst, seg, ip, mss, payload, now)
+                    return
+                if mss is None:
+                    self.stats.syncookies_failed += 1
+            self._reset_for(seg, ip.dst, ip.src, len(payload), now)   # §3.10.7.2: <SEQ=SEG.ACK><CTL=RST>
+            return
+        if not flags & SYN:
+            return
+        limit = max(lst.backlog, 1)
+        if len(lst.accept_queue or ()) >= limit:
+            self.stats.listen_overflows += 1             # Linux: a full accept queue drops SYNs
+            self.stats.listen_drops += 1
+            return
+        if lst.syn_count >= limit:
+            if self.config.syncookies:
+                self._send_cookie(lst, seg, ip, now)
+            else:
+                self.stats.listen_drops += 1
+            return
+        child = self._child(lst, ip.dst, seg.dst_port, ip.src, seg.src_port)
+        child.state = State.SYN_RECEIVED
+        key = (child.laddr, child.lport, child.faddr, child.fport)
+        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self.isn(key, now)
+        child.recover = child.iss
+        child.irs = seg.seq
+        child.rcv_nxt = child.rcv_adv = child.last_ack_sent = sq.add(seg.seq, 1)
+        child.want_wscale = lst.want_wscale
+        child._take_syn_options(seg, now)
+        child.rcv_wscale = self._wscale_for(child.rcv.capacity) if child.peer_wscale is not None else 0
+        child.ts_offset = self._hash32(b"ts", key)
+        child.last_rcv = now
+        lst.syn_count += 1
+        child.output(now)
+        self.schedule(child)
+
+    def _child(self, lst: Connection, laddr: int, lport: int, faddr: int, fport: int) -> Connection:
+        child = Connection(self, self.config)
+        child.laddr, child.lport, child.faddr, child.fport = laddr, lport, faddr, fport
+        child.parent = lst
+        child.owned = False
+        self.ports.setdefault(lport, []).append(child)
+        for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos"):
+            setattr(child, name, getattr(lst, name))
+        child.snd.capacity, child.rcv.capacity = lst.snd.capacity, lst.rcv.capacity
+        child.set_congestion(lst.cc.name)
+        hop = self.ipv4.route(faddr, src=laddr)
+        if not isinstance(hop, int):
+            self._use_route(child, hop[0])
+        self.conns[(laddr, lport, faddr, fport)] = child
+        return child
+
+    def _send_cookie(self, lst: Connection, seg: TcpRepr, ip: IpMeta, now: float) -> None:
+        isn, mss = self.cookies.make(ip.dst, seg.dst_port, ip.src, seg.src_port, seg.seq,
+                                     seg.mss or 536, now)
+        hop = self.ipv4.route(ip.src, src=ip.dst)
+        our_mss = hop[0].mtu - IP_TCP_HDR if not isinstance(hop, int) else 536
+        reply = TcpRepr(seg.dst_port, seg.src_port, isn, sq.add(seg.seq, 1), SYN | ACK,
+                        min(lst.rcv.capacity, 0xFFFF), mss=min(mss, our_mss))
+        self.stats.syncookies_sent += 1
+        self._send_raw(reply, reply.options_bytes(), ip.dst, ip.src, now)
+
+    def _cookie_child(self, lst: Connection, seg: TcpRepr, ip: IpMeta, mss: int, payload: memoryview,
+                      now: float) -> None:
+        child = self._child(lst, ip.dst, seg.dst_port, ip.src, seg.src_port)
+        child.cookie = True
+        child.state = State.SYN_RECEIVED
+        child.iss = sq.add(seg.ack, -1)
+        child.snd_una, child.snd_nxt = child.iss, seg.ack
+        child.snd_max = seg.ack
+        child.irs = sq.add(seg.seq, -1)
+        child.rcv_nxt = child.rcv_adv = child.last_ack_sent = seg.seq
+        child.peer_mss = mss
+        child.want_wscale = False
+        child._update_mss()
+        child.last_rcv = now
+        child._advertise(now, syn=True)
+        lst.syn_count += 1
+        child.input(seg, payload, now)
+        self.schedule(child)
+
+    def _reset_for(self, seg: TcpRepr, src: int, dst: int, datalen: int, now: float) -> None:
+        """RFC 9293 §3.10.7.1: the reply to a segment no connection owns (never to an RST)."""
+        if seg.flags & RST:
+            return
+        if seg.flags & ACK:
+            reply = TcpRepr(seg.dst_port, seg.src_port, seg.ack, 0, RST, 0)
+        else:
+            seglen = datalen + (1 if seg.flags & SYN else 0) + (1 if seg.flags & FIN else 0)
+            reply = TcpRepr(seg.dst_port, seg.src_port, 0, sq.add(seg.seq, seglen), RST | ACK, 0)
+        self.stats.out_rsts += 1
+        self._send_raw(reply, b"", src, dst, now)
+
+    def reset_reply(self, conn: Connection, seg: TcpRepr, datalen: int, now: float) -> None:
+        self._reset_for(seg, conn.laddr, conn.faddr, datalen, now)
+
+    # --- output -------------------------------------------------------------------------------
+    def emit(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+             now: float) -> int:
+        pkt = PacketBuffer.from_payload(payload) if payload is not None else PacketBuffer.allocate(0)
+        hdr = pkt.prepend(20 + len(opts))
+        seg.emit(hdr, opts)
+        length = len(pkt)
+        if conn.csum_offload:
+            # the device finishes it: leave the folded pseudo-header sum (DESIGN.md §4)
+            struct.pack_into("!H", hdr, 16, ck.pseudo_header_sum(conn.laddr, conn.faddr, IPPROTO_TCP, length))
+            pkt.csum_start, pkt.csum_offset = pkt.start, 16
+        else:
+            struct.pack_into("!H", hdr, 16, ck.checksum(pkt.view(), ck.pseudo_header_sum(
+                conn.laddr, conn.faddr, IPPROTO_TCP, length)))
+        if gso:
+            pkt.gso_size, pkt.gso_type = gso, GSO_TCPV4
+        self.stats.out_segs += 1
+        err = self.ipv4.output(pkt, conn.laddr, conn.faddr, IPPROTO_TCP, now, ttl=conn.ttl, tos=conn.tos,
+                               df=True)
+        if err:
+            self.stats.out_errors += 1
+        return err
+
+    def _send_raw(self, seg: TcpRepr, opts: bytes, src: int, dst: int, now: float) -> None:
+        pkt = PacketBuffer.allocate(0)
+        hdr = pkt.prepend(20 + len(opts))
+        seg.emit(hdr, opts)
+        struct.pack_into("!H", hdr, 16, ck.checksum(pkt.view(), ck.pseudo_header_sum(src, dst, IPPROTO_TCP,
+                                                                                         len(pkt))))
+        self.stats.out_segs += 1
+        self.ipv4.output(pkt, src, dst, IPPROTO_TCP, now)
+
+    # --- ICMP errors (pr_ctlinput) ----------------------------------------------------------------
+    def ctlinput(self, err: "IcmpError", now: float) -> None:
+        if len(err.payload) < 8:
+            return
+        sport, dport, seqno = struct.unpack_from("!HHI", err.payload, 0)
+        conn = self.conns.get((err.src, sport, err.dst, dport))
+        if conn is None or not (sq.le(conn.snd_una, seqno) and sq.le(seqno, conn.snd_max)):
+            return                                       # RFC 5927 §4.1: must concern data in flight
+        if err.mtu:                                      # RFC 1191: fragmentation needed
+            if err.mtu - IP_TCP_HDR < conn.our_mss:
+                conn.our_mss = max(err.mtu - IP_TCP_HDR, 88)
+                conn._update_mss()
+                conn.snd_nxt = conn.snd_una
+                conn.output(now)
+                self.schedule(conn)
+            return
+        if not err.errno:
+            return
+        if conn.state == State.SYN_SENT:
+            # Linux tcp_v4_err: an unreachable during connect fails it at once
+            self.stats.attempt_fails += 1
+            conn.drop(err.errno)
+        else:
+            conn.soft_error = err.errno                  # reported only if we time out

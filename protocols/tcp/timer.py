@@ -1,0 +1,104 @@
+"""Connection timers (4.4BSD tcp_timer): retransmission (RFC 6298), persist, delayed
+ACK, keepalive (RFC 1122 §4.2.3.6), TIME-WAIT / FIN-WAIT-2.  The Tcp protocol keeps
+one heap of connections ordered by `poll_at()`; the Stack's timer task drives it."""
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from . import seq as sq
+
+if TYPE_CHECKING:
+    from .conn import Connection
+
+
+class TimerMixin:
+    __slots__ = ()
+
+    def poll_at(self: "Connection") -> float | None:
+        best = None
+        for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at):
+            if at is not None and (best is None or at < best):
+                best = at
+        return best
+
+    def poll(self: "Connection", now: float) -> None:
+        if self.tw_at is not None and now >= self.tw_at:
+            self.tw_at = None
+            self.destroy()                       # TIME-WAIT over, or an orphan gave up in FIN-WAIT-2
+            return
+        if self.rto_at is not None and now >= self.rto_at:
+            self.rto_at = None
+            self._on_rto(now)
+        if self.persist_at is not None and now >= self.persist_at:
+            self.persist_at = None
+            self.persist_backoff += 1
+            self.output(now, force_probe=True)
+        if self.delack_at is not None and now >= self.delack_at:
+            self.delack_at = None
+            self.ack_now = True
+            self.output(now)
+        if self.keep_at is not None and now >= self.keep_at:
+            self.keep_at = None
+            self._on_keepalive(now)
+        self.arm_keepalive(now)
+
+    def _on_rto(self: "Connection", now: float) -> None:
+        from .conn import State
+        st = self.state
+        if st in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
+            return
+        self.retries += 1
+        self.retransmits += 1
+        cfg = self.config
+        limit = cfg.syn_retries if st == State.SYN_SENT else cfg.synack_retries if st == State.SYN_RECEIVED \
+            else cfg.retries2
+        if self.retries > limit:
+            self.host.stats.timeouts += 1
+            err = self.soft_error or errno.ETIMEDOUT
+            if st == State.SYN_RECEIVED:
+                self.destroy()
+            else:
+                self.abort(now, err) if st != State.SYN_SENT else self.drop(err)
+            return
+        self.host.stats.rto_fires += 1
+        self.rtt.on_timeout()
+        if st in (State.SYN_SENT, State.SYN_RECEIVED):
+            self.snd_nxt = self.iss
+            self.output(now)
+            return
+        # RFC 5681 §3.1 / RFC 6298 §5.4-5.6: collapse to one segment and go back N
+        flight = sq.diff(self.snd_max, self.snd_una)
+        if self.rtt.backoff == 1:
+            self.cc.on_rto(flight, now)
+        else:
+            self.cc.cwnd = self.mss
+        self.in_recovery = False
+        self.dupacks = 0
+        self.recover = self.snd_max
+        self.scoreboard.clear()
+        self.rtt_seq = None
+        self.snd_nxt = self.snd_una
+        self.output(now)
+        if self.rto_at is None and self.snd_max != self.snd_una:
+            self.rto_at = now + self.rtt.current()
+
+    def arm_keepalive(self: "Connection", now: float) -> None:
+        from .conn import State
+        if self.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and self.keep_at is None:
+            base = self.last_rcv if self.keep_probes == 0 else now
+            wait = self.keepidle if self.keep_probes == 0 else self.keepintvl
+            self.keep_at = max(base + wait, now)
+        elif not self.keepalive:
+            self.keep_at = None
+
+    def _on_keepalive(self: "Connection", now: float) -> None:
+        if now - self.last_rcv < self.keepidle and self.keep_probes == 0:
+            return                               # traffic since: re-armed from last_rcv
+        if self.keep_probes >= self.keepcnt:
+            self.host.stats.keepalive_drops += 1
+            self.abort(now, errno.ETIMEDOUT)
+            return
+        self.keep_probes += 1
+        self.send_keepalive(now)
+        self.keep_at = now + self.keepintvl

@@ -1,0 +1,119 @@
+"""TCP header and options (RFC 9293 §3.1, RFC 7323, RFC 2018): a checked parse, then a repr.
+
+`TcpRepr.parse` validates lengths once; after that nothing can raise.  Options are
+decoded the way Linux's tcp_parse_options reads them: an option whose length is
+impossible ends option parsing but does not drop the segment.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
+HDR_LEN = 20
+MAX_HDR_LEN = 60
+
+OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERM, OPT_SACK, OPT_TS = 0, 1, 2, 3, 4, 5, 8
+MAX_WSCALE = 14                 # RFC 7323 §2.3: larger shifts are treated as 14
+
+_HDR = struct.Struct("!HHIIBBHHH")
+_TS = struct.Struct("!BBII")
+
+
+@dataclass(slots=True)
+class TcpRepr:
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int                         # the raw 16-bit field (unscaled)
+    urgent: int = 0
+    mss: int | None = None
+    wscale: int | None = None
+    sack_perm: bool = False
+    ts: tuple[int, int] | None = None   # (TSval, TSecr)
+    sack: tuple[tuple[int, int], ...] = ()
+    hdr_len: int = HDR_LEN
+
+    @classmethod
+    def parse(cls, data: bytes | bytearray | memoryview) -> "TcpRepr | str":
+        """A repr, or the name of the counter to bump when the header is malformed."""
+        if len(data) < HDR_LEN:
+            return "in_truncated"
+        sport, dport, seq, ack, off, flags, win, _csum, urg = _HDR.unpack_from(data, 0)
+        hlen = (off >> 4) * 4
+        if hlen < HDR_LEN:
+            return "in_hdr_errors"
+        if hlen > len(data):
+            return "in_truncated"
+        seg = cls(sport, dport, seq, ack, flags, win, urg, hdr_len=hlen)
+        if hlen > HDR_LEN:
+            seg._parse_options(data, hlen)
+        return seg
+
+    def _parse_options(self, data: bytes | bytearray | memoryview, end: int) -> None:
+        i = HDR_LEN
+        while i < end:
+            kind = data[i]
+            if kind == OPT_EOL:
+                return
+            if kind == OPT_NOP:
+                i += 1
+                continue
+            if i + 1 >= end:
+                return
+            size = data[i + 1]
+            if size < 2 or i + size > end:
+                return                                  # silly option: stop, keep the segment
+            if kind == OPT_MSS and size == 4:
+                self.mss = (data[i + 2] << 8) | data[i + 3]
+            elif kind == OPT_WSCALE and size == 3:
+                self.wscale = min(data[i + 2], MAX_WSCALE)
+            elif kind == OPT_SACK_PERM and size == 2:
+                self.sack_perm = True
+            elif kind == OPT_TS and size == 10:
+                _, _, val, ecr = _TS.unpack_from(data, i)
+                self.ts = (val, ecr)
+            elif kind == OPT_SACK and (size - 2) % 8 == 0:
+                n = (size - 2) // 8
+                vals = struct.unpack_from(f"!{2 * n}I", data, i + 2)
+                self.sack = tuple(zip(vals[0::2], vals[1::2]))
+            i += size
+
+    # --- emit ------------------------------------------------------------------------
+    def options_bytes(self) -> bytes:
+        """Options padded to a 4-octet boundary, laid out as Linux does (NOPs for alignment)."""
+        out = bytearray()
+        if self.mss is not None:
+            out += struct.pack("!BBH", OPT_MSS, 4, self.mss)
+        if self.ts is not None:
+            if self.sack_perm:
+                out += struct.pack("!BB", OPT_SACK_PERM, 2)
+            else:
+                out += b"\x01\x01"
+            out += _TS.pack(OPT_TS, 10, *self.ts)
+        elif self.sack_perm:
+            out += b"\x01\x01" + struct.pack("!BB", OPT_SACK_PERM, 2)
+        if self.wscale is not None:
+            out += struct.pack("!BBBB", OPT_NOP, OPT_WSCALE, 3, self.wscale)
+        if self.sack:
+            out += b"\x01\x01" + struct.pack("!BB", OPT_SACK, 2 + 8 * len(self.sack))
+            for left, right in self.sack:
+                out += struct.pack("!II", left, right)
+        if len(out) % 4:
+            out += bytes(4 - len(out) % 4)
+        return bytes(out)
+
+    def emit(self, into: memoryview | bytearray, options: bytes = b"", checksum: int = 0) -> None:
+        """Write the header (+ pre-built `options`) into `into[:20 + len(options)]`."""
+        hlen = HDR_LEN + len(options)
+        _HDR.pack_into(into, 0, self.src_port, self.dst_port, self.seq, self.ack, (hlen // 4) << 4,
+                       self.flags, self.window, checksum, self.urgent)
+        if options:
+            into[HDR_LEN:hlen] = options
+
+    def __str__(self) -> str:
+        names = "".join(c for bit, c in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."))
+                        if self.flags & bit)
+        return f"{self.src_port}>{self.dst_port} [{names}] seq={self.seq} ack={self.ack} win={self.window}"

@@ -1,0 +1,251 @@
+"""Stream sockets (SOCK_STREAM): the waiting half of TCP's user interface.
+
+Semantics follow Linux (and DESIGN.md §3):
+  * `connect` builds the connection: it returns once ESTABLISHED, or raises
+    ECONNREFUSED (RST), ETIMEDOUT (SYN retries), EHOSTUNREACH/ENETUNREACH (ICMP or
+    routing).  An unbound socket is auto-bound first, and keeps that name if it fails.
+  * `send` waits while the send buffer is full (backpressure); `recv` returns b"" at
+    EOF; a reset surfaces once as ECONNRESET, then EPIPE on send.
+  * `close` with unread data sends RST (RFC 2525); otherwise FIN, and the connection
+    finishes in the background (an orphan, as in the kernel).
+Cancellation: a cancelled `recv`/`accept`/`send` consumed or queued nothing beyond
+what it returned; a cancelled `connect` abandons the handshake -- the socket is left
+unconnected with its (auto-)bound name, and may connect again.
+"""
+from __future__ import annotations
+
+import errno
+import socket as _pysocket
+import struct
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .sockaddr import format_inet, oserror
+from .socket import BUF_MAX, MIN_RCVBUF, MIN_SNDBUF, Socket, _optval
+
+if TYPE_CHECKING:
+    from .protosw import Protosw
+    from .stack import Stack
+
+TCP_CONGESTION = 13
+TCP_INFO = 11
+_ESTABLISHED_LIKE = (1, 4, 5, 8, 9, 11, 6)          # State values where the peer is known
+_SYN_SENT, _SYN_RECEIVED, _CLOSED, _LISTEN = 2, 3, 7, 10
+
+
+class StreamSocket(Socket):
+    def __init__(self, stack: "Stack", family: int, type: int, proto: int, pr: "Protosw",
+                 pcb: Any = None) -> None:
+        self._stack = stack
+        self.family, self.type, self.proto = family, type, proto
+        self._pr = pr
+        self._ops = pr.usrreqs
+        self._pcb = pcb if pcb is not None else self._ops.attach()
+        self._readers = trio.lowlevel.ParkingLot()
+        self._pcb.on_event = self._readers.unpark_all
+        self._closed = False
+        self._shut_rd = self._shut_wr = False
+        self._ever_connected = pcb is not None
+        self._timeout: float | None = None
+
+    # --- connection -------------------------------------------------------------------
+    async def accept(self) -> tuple["StreamSocket", tuple[str, int]]:
+        pcb = self._check()
+        await trio.lowlevel.checkpoint()
+        while True:
+            if self._closed:
+                raise oserror(errno.EBADF)
+            if pcb.state != _LISTEN:
+                raise oserror(errno.EINVAL)
+            child = self._ops.accept(pcb)
+            if child is not None:
+                sock = StreamSocket(self._stack, self.family, self.type, self.proto, self._pr, child)
+                return sock, format_inet(child.faddr, child.fport)
+            await self._readers.park()
+
+    async def connect(self, address: object) -> None:
+        pcb = self._check()
+        addr, port = self._addr(address, "connect")
+        if pcb.state == _LISTEN:
+            raise oserror(errno.EINVAL)
+        if pcb.state in (_SYN_SENT, _SYN_RECEIVED):
+            raise oserror(errno.EALREADY)
+        if pcb.state != _CLOSED or self._ever_connected and pcb.fport:
+            raise oserror(errno.EISCONN)
+        self._raise(self._ops.connect(pcb, addr, port, self._stack.now()))
+        self._ever_connected = True
+        try:
+            while pcb.state in (_SYN_SENT, _SYN_RECEIVED):
+                await self._readers.park()
+        except BaseException:
+            if pcb.state in (_SYN_SENT, _SYN_RECEIVED):
+                self._ops.abandon_connect(pcb)
+                self._ever_connected = False
+            raise
+        if pcb.state == _CLOSED:
+            self._ever_connected = False
+            pcb.faddr = pcb.fport = 0
+            raise oserror(self._ops.take_error(pcb) or errno.ECONNREFUSED)
+        await trio.lowlevel.checkpoint()
+
+    def disconnect(self) -> None:
+        raise oserror(errno.EOPNOTSUPP)
+
+    def shutdown(self, how: int) -> None:
+        pcb = self._check()
+        if how not in (_pysocket.SHUT_RD, _pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
+            raise oserror(errno.EINVAL)
+        if pcb.state in (_CLOSED, _SYN_SENT, _LISTEN) and not (pcb.state == _LISTEN and how != _pysocket.SHUT_WR):
+            if pcb.state != _CLOSED or not self._ever_connected:
+                raise oserror(errno.ENOTCONN)
+        if how in (_pysocket.SHUT_RD, _pysocket.SHUT_RDWR):
+            self._shut_rd = True
+            self._readers.unpark_all()
+        if how in (_pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
+            self._shut_wr = True
+            self._ops.shutdown_write(pcb, self._stack.now())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._ops.detach(self._pcb, self._stack.now())
+        self._readers.unpark_all()
+
+    # --- data ------------------------------------------------------------------------------
+    async def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        pcb = self._check()
+        view = memoryview(data).cast("B")
+        await trio.lowlevel.checkpoint()
+        while True:
+            if self._closed:
+                raise oserror(errno.EBADF)
+            self._raise(self._ops.take_error(pcb))
+            st = pcb.state
+            if self._shut_wr or pcb.shut_wr or st not in (1, 8, _SYN_SENT, _SYN_RECEIVED):
+                raise oserror(errno.EPIPE)
+            if st in (1, 8):
+                if not view:
+                    return 0
+                n = self._ops.send(pcb, view, self._stack.now())
+                if n:
+                    return n
+            if flags & _pysocket.MSG_DONTWAIT:
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            await self._readers.park()
+
+    async def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            sent = await self.send(view, flags)
+            view = view[sent:]
+
+    async def sendto(self, data: bytes | bytearray | memoryview, flags_or_addr: object, addr: object = None) -> int:
+        pcb = self._check()
+        if pcb.state in _ESTABLISHED_LIKE:
+            raise oserror(errno.EISCONN)
+        raise oserror(errno.EPIPE)
+
+    async def _recv(self, bufsize: int, flags: int, what: str) -> tuple[bytes, tuple[str, int] | None]:
+        if bufsize < 0:
+            raise ValueError(f"negative buffersize in {what}")
+        pcb = self._check()
+        await trio.lowlevel.checkpoint()
+        peek = bool(flags & _pysocket.MSG_PEEK)
+        while True:
+            if self._closed:
+                raise oserror(errno.EBADF)
+            if pcb.state == _LISTEN:
+                raise oserror(errno.ENOTCONN)
+            if bufsize == 0:
+                return b"", None
+            data = self._ops.recv(pcb, bufsize, peek, self._stack.now())
+            if data:
+                return data, None
+            self._raise(self._ops.take_error(pcb))
+            if pcb.rcv_fin or self._shut_rd:
+                return b"", None
+            if pcb.state == _CLOSED:
+                if not self._ever_connected:
+                    raise oserror(errno.ENOTCONN)
+                return b"", None
+            if flags & _pysocket.MSG_DONTWAIT:
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            await self._readers.park()
+
+    async def wait_readable(self) -> None:
+        pcb = self._check()
+        while not (self._ops.readable(pcb) or pcb.so_error or self._shut_rd or self._closed):
+            await self._readers.park()
+        await trio.lowlevel.checkpoint()
+
+    async def wait_writable(self) -> None:
+        pcb = self._check()
+        while not (self._closed or pcb.so_error or pcb.state not in (_SYN_SENT, _SYN_RECEIVED, 1, 8)
+                   or (pcb.state in (1, 8) and pcb.writable_space() > 0)):
+            await self._readers.park()
+        await trio.lowlevel.checkpoint()
+
+    # --- names -----------------------------------------------------------------------------
+    def getpeername(self) -> tuple[str, int]:
+        pcb = self._check()
+        if pcb.state not in _ESTABLISHED_LIKE and pcb.state != _SYN_RECEIVED:
+            raise oserror(errno.ENOTCONN)
+        return format_inet(pcb.faddr, pcb.fport)
+
+    # --- options -----------------------------------------------------------------------------
+    def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
+        pcb = self._check()
+        if level == _pysocket.IPPROTO_TCP and optname == TCP_CONGESTION:
+            name = bytes(value).split(b"\0", 1)[0].decode() if not isinstance(value, int) else ""
+            self._raise(self._ops.set_congestion(pcb, name) if name else errno.EINVAL)
+            return
+        if level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_LINGER:
+            if isinstance(value, int) or len(value) < 8:
+                raise oserror(errno.EINVAL)
+            onoff, seconds = struct.unpack_from("ii", value)
+            pcb.linger0 = bool(onoff) and seconds == 0
+            return
+        v = _optval(value)
+        if level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_RCVBUF:
+            pcb.rcv.capacity = max(MIN_RCVBUF, min(v, BUF_MAX * 32) * 2)
+        elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_SNDBUF:
+            pcb.snd.capacity = max(MIN_SNDBUF, min(v, BUF_MAX * 32) * 2)
+        elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_KEEPALIVE:
+            self._ops.set_keepalive(pcb, bool(v))
+        elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_BROADCAST:
+            pass                                    # accepted and meaningless for TCP, as on Linux
+        else:
+            super().setsockopt(level, optname, value)
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+        pcb = self._check()
+        if level == _pysocket.IPPROTO_TCP and optname == TCP_INFO:
+            info = self._ops.tcp_info(pcb)
+            return info[:buflen] if buflen is not None else info[:4]
+        if level == _pysocket.IPPROTO_TCP and optname == TCP_CONGESTION:
+            name = pcb.cc.name.encode()
+            return (name + bytes(16))[:buflen or 16]
+        if level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_LINGER:
+            data = struct.pack("ii", int(pcb.linger0), 0)
+            return data[:buflen] if buflen is not None else 0
+        return super().getsockopt(level, optname, buflen)
+
+    def _getopt(self, pcb: Any, level: int, optname: int) -> int:
+        if level == _pysocket.SOL_SOCKET:
+            if optname == _pysocket.SO_RCVBUF:
+                return pcb.rcv.capacity
+            if optname == _pysocket.SO_SNDBUF:
+                return pcb.snd.capacity
+            if optname == _pysocket.SO_KEEPALIVE:
+                return int(pcb.keepalive)
+            if optname == _pysocket.SO_BROADCAST:
+                return 0
+            if optname == _pysocket.SO_ACCEPTCONN:
+                return int(pcb.state == _LISTEN)
+        return super()._getopt(pcb, level, optname)
+
+    def tcp_info(self) -> dict[str, Any]:
+        """TCP_INFO as a dict (state, rtt, cwnd, retransmits, ...)."""
+        return self._check().info()
