@@ -6,6 +6,10 @@ Everything is driven by `random.Random(seed)`, so a failing test replays exactly
   reorder: a frame is held back and released after the next one (or after `hold`),
   delay:   a frame is released `delay_time` later (others overtake it),
   corrupt: one random bit of the frame is flipped.
+Frames keep their offload metadata (partial checksum, GSO, checksum-valid), so the
+injector can wrap a TUN/TAP device with offloads on.  Corruption models the wire: a
+partial checksum is finished in software first, a "checksum valid" mark is dropped, and
+a GSO super-frame (whose checksums the device computes later) is dropped instead.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import trio
 
 from ndd.ndd import Ndd
 from stack.counters import Counters
+from protocols.checksum import checksum
 from stack.pktbuf import PacketBuffer
 
 from .base import TaskNdd
@@ -57,9 +62,9 @@ class FaultInjector(TaskNdd):
         self.delay_time, self.hold = delay_time, hold
         self.direction = direction
         self.faults = FaultStats()
-        self._timed: list[tuple[float, int, bytes, Callable[[bytes], None]]] = []
+        self._timed: list[tuple[float, int, PacketBuffer | None, Callable]] = []
         self._seq = 0
-        self._held: dict[str, tuple[float, bytes] | None] = {"in": None, "out": None}
+        self._held: dict[str, tuple[float, PacketBuffer] | None] = {"in": None, "out": None}
         self._wake = trio.Event()
 
     def _open_device(self) -> None:
@@ -77,31 +82,31 @@ class FaultInjector(TaskNdd):
     def _transmit(self, pkt: PacketBuffer) -> int:
         if self.direction == "in":
             return self.inner.ndd_output(pkt)
-        self._apply("out", pkt.tobytes(), self._send_inner)
+        self._apply("out", pkt.copy(), self._send_inner)
         return 0
 
-    def _send_inner(self, data: bytes) -> None:
-        self.inner.ndd_output(PacketBuffer(data))
+    def _send_inner(self, pkt: PacketBuffer) -> None:
+        self.inner.ndd_output(pkt)
 
     def _from_inner(self, inner: Ndd, pkt: PacketBuffer) -> None:
         if self.direction == "out":
             self.deliver(pkt)
             return
-        self._apply("in", pkt.tobytes(), self._deliver_bytes)
+        self._apply("in", pkt.copy(), self.deliver)
 
-    def _deliver_bytes(self, data: bytes) -> None:
-        self.deliver(PacketBuffer(data))
-
-    def _apply(self, way: str, data: bytes, sink: Callable[[bytes], None]) -> None:
+    def _apply(self, way: str, data: PacketBuffer, sink: Callable[[PacketBuffer], None]) -> None:
         rnd, p = self.rng.random, self.p
         if rnd() < p["drop"]:
             self.faults.dropped += 1
             return
-        if data and rnd() < p["corrupt"]:
-            buf = bytearray(data)
-            i = self.rng.randrange(len(buf))
-            buf[i] ^= 1 << self.rng.randrange(8)
-            data = bytes(buf)
+        if len(data) and rnd() < p["corrupt"]:
+            if data.gso_size:
+                self.faults.dropped += 1
+                return
+            _finish_checksum(data)
+            data.csum_valid = False
+            i = data.start + self.rng.randrange(len(data))
+            data.buf[i] ^= 1 << self.rng.randrange(8)
             self.faults.corrupted += 1
         copies = 1
         if rnd() < p["duplicate"]:
@@ -111,14 +116,14 @@ class FaultInjector(TaskNdd):
         for _ in range(copies):
             if rnd() < p["delay"]:
                 self.faults.delayed += 1
-                self._later(now + self.delay_time, data, sink)
+                self._later(now + self.delay_time, data if not _ else data.copy(), sink)
             elif self._held[way] is None and rnd() < p["reorder"]:
                 self.faults.reordered += 1
-                self._held[way] = (now, data)
-                self._later(now + self.hold, b"", lambda _d, w=way, s=sink: self._release(w, s))
+                self._held[way] = (now, data if not _ else data.copy())
+                self._later(now + self.hold, None, lambda _d, w=way, s=sink: self._release(w, s))
             else:
                 self.faults.passed += 1
-                sink(data)
+                sink(data if not _ else data.copy())
                 self._release(way, sink)
 
     def _release(self, way: str, sink: Callable[[bytes], None]) -> None:
@@ -127,7 +132,7 @@ class FaultInjector(TaskNdd):
             self._held[way] = None
             sink(held[1])
 
-    def _later(self, when: float, data: bytes, sink: Callable[[bytes], None]) -> None:
+    def _later(self, when: float, data: PacketBuffer | None, sink: Callable) -> None:
         self._seq += 1
         heapq.heappush(self._timed, (when, self._seq, data, sink))
         self._wake.set()
@@ -146,3 +151,15 @@ class FaultInjector(TaskNdd):
     # control goes to the real device, except what the wrapper itself answers
     def device_ctl(self, cmd: int, arg: object) -> object:
         return self.inner.ndd_ctl(cmd, arg)
+
+
+def _finish_checksum(pkt: PacketBuffer) -> None:
+    """Do what the device would: complete a partial L4 checksum in place."""
+    if pkt.csum_start < 0:
+        return
+    field = pkt.csum_start + pkt.csum_offset
+    partial = (pkt.buf[field] << 8) | pkt.buf[field + 1]
+    pkt.buf[field:field + 2] = b"\0\0"
+    value = checksum(memoryview(pkt.buf)[pkt.csum_start:pkt.end], partial)
+    pkt.buf[field:field + 2] = value.to_bytes(2, "big")
+    pkt.csum_start = -1
