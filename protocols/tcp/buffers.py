@@ -226,5 +226,12 @@ class Scoreboard:
                 start = r
         return None
 
+    def sacked_end(self, s: int) -> int | None:
+        """The right edge of the SACKed block holding `s`, if one does."""
+        for l, r in self.blocks:
+            if sq.le(l, s) and sq.lt(s, r):
+                return r
+        return None
+
     def sacked_above(self, s: int) -> int:
         return sum(sq.diff(r, l if sq.gt(l, s) else s) for l, r in self.blocks if sq.gt(r, s))

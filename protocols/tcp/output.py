@@ -77,6 +77,15 @@ class OutputMixin:
         fin_possible = self.fin_queued and (self.fin_seq is None or sq.le(self.snd_nxt, self.fin_seq))
         if avail == 0:
             return 0, fin_possible and off == total
+        if sq.lt(self.snd_nxt, self.snd_max) and self.scoreboard.blocks:
+            # going back N after an RTO: skip what the receiver SACKed (RFC 6675 §5.1)
+            skip_to = self.scoreboard.sacked_end(self.snd_nxt)
+            if skip_to is not None:
+                self.snd_nxt = skip_to
+                off = sq.diff(self.snd_nxt, self.snd_una)
+                avail = max(total - off, 0)
+                if avail == 0:
+                    return 0, fin_possible and off == total
         flight = self._pipe() if self.in_recovery and self.sack_ok else off
         room = min(self.snd_wnd - off, self.cc.cwnd - flight)
         if force_probe and room <= 0:
@@ -84,6 +93,10 @@ class OutputMixin:
         if room <= 0:
             return 0, False
         n = min(avail, room)
+        if sq.lt(self.snd_nxt, self.snd_max) and self.scoreboard.blocks:
+            hole = self.scoreboard.next_hole(self.snd_nxt, self.snd_una)
+            if hole is not None and hole[0] == self.snd_nxt:
+                n = min(n, sq.diff(hole[1], hole[0]))
         limit = self._segment_limit()
         if n > limit:
             n = limit

@@ -76,7 +76,8 @@ class TimerMixin:
         self.in_recovery = False
         self.dupacks = 0
         self.recover = self.snd_max
-        self.scoreboard.clear()
+        if self.rtt.backoff > 1:
+            self.scoreboard.clear()              # RFC 6675 §5.1: the receiver may have reneged
         self.rtt_seq = None
         self.snd_nxt = self.snd_una
         self.output(now)
