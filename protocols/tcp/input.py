@@ -67,6 +67,8 @@ class InputMixin:
             if not (sq.lt(self.snd_una, seg.ack) and sq.le(seg.ack, self.snd_max)):
                 self.host.reset_reply(self, seg, len(payload), now)
                 return
+            if self.parent is not None and self.host.accept_queue_full(self.parent):
+                return                               # our SYN-ACK timer will ask again
             self._establish(seg, now)
         # RFC 5961 §5.2: ACK must lie in [SND.UNA - MAX.SND.WND, SND.MAX]
         if sq.gt(seg.ack, self.snd_max) or sq.lt(seg.ack, sq.add(self.snd_una, -max(self.max_snd_wnd, 1))):

@@ -253,6 +253,14 @@ class Tcp:
             parent.accept_queue.append(conn)
         parent.on_event()
 
+    def accept_queue_full(self, lst: Connection) -> bool:
+        """Linux sk_acceptq_is_full: a handshake ACK finding it full is dropped (counted)."""
+        if len(lst.accept_queue or ()) < max(lst.backlog, 1):
+            return False
+        self.stats.listen_overflows += 1
+        self.stats.listen_drops += 1
+        return True
+
     def time_wait(self, conn: Connection) -> None:
         self.schedule(conn)
 
@@ -334,12 +342,13 @@ class Tcp:
         if flags & ACK:
             if not flags & SYN and self.config.syncookies:
                 mss = self.cookies.check(ip.dst, seg.dst_port, ip.src, seg.src_port, seg, now)
-                if mss is not None and len(lst.accept_queue or ()) < max(lst.backlog, 1):
+                if mss is not None:
+                    if self.accept_queue_full(lst):
+                        return                           # Linux: dropped; the peer's next segment retries
                     self.stats.syncookies_recv += 1
                     self._cookie_child(lst, seg, ip, mss, payload, now)
                     return
-                if mss is None:
-                    self.stats.syncookies_failed += 1
+                self.stats.syncookies_failed += 1
             self._reset_for(seg, ip.dst, ip.src, len(payload), now)   # §3.10.7.2: <SEQ=SEG.ACK><CTL=RST>
             return
         if not flags & SYN:

@@ -1,0 +1,348 @@
+"""Stream sockets between two Stacks over a memory link: DESIGN.md §3 and Linux's errnos."""
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from drivers.fault import FaultInjector
+from drivers.memlink import MemoryNdd
+from protocols.tcp import State, TcpConfig
+from stack.stack import StackConfig
+
+from .helpers import IP_A, IP_B, two_stacks
+
+A, S = socket.AF_INET, socket.SOCK_STREAM
+EPHEMERAL = range(32768, 61000)
+
+
+def err(code: int) -> Any:
+    return pytest.raises(OSError, match=rf"^\[Errno {code}\]")
+
+
+def cfg(seed: int = 1, **tcp: Any) -> dict[str, StackConfig]:
+    t = TcpConfig(msl=0.5, **tcp)
+    return {"config_a": StackConfig(seed=seed, tcp=t), "config_b": StackConfig(seed=seed + 1, tcp=t)}
+
+
+async def listener(stack: Any, port: int = 5000, backlog: int = 8) -> Any:
+    srv = stack.socket(A, S)
+    srv.bind(("", port))
+    srv.listen(backlog)
+    return srv
+
+
+async def connected(p: Any, port: int = 5000) -> tuple[Any, Any, Any]:
+    srv = await listener(p.sb, port)
+    cl = p.sa.socket(A, S)
+    await cl.connect((IP_B, port))
+    conn, addr = await srv.accept()
+    assert addr == cl.getsockname()
+    return srv, cl, conn
+
+
+async def test_connect_accept_names(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        srv = await listener(p.sb)
+        cl = p.sa.socket(A, S)
+        assert cl.getsockname() == ("0.0.0.0", 0)
+        with err(errno.ENOTCONN):
+            cl.getpeername()
+        await cl.connect((IP_B, 5000))
+        name = cl.getsockname()
+        assert name[0] == IP_A and name[1] in EPHEMERAL          # auto-bound, source from the route
+        assert cl.getpeername() == (IP_B, 5000)
+        conn, addr = await srv.accept()
+        assert addr == name and conn.getpeername() == name and conn.getsockname() == (IP_B, 5000)
+        assert srv.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        with err(errno.EISCONN):
+            await cl.connect((IP_B, 5000))
+        with err(errno.EINVAL):
+            await conn.accept()                                 # not listening
+        with err(errno.EINVAL):
+            cl.listen(1)                                        # connected
+        with err(errno.ENOTCONN):
+            await srv.recv(10)
+
+
+async def test_refused_keeps_autobound_name(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        cl = p.sa.socket(A, S)
+        with err(errno.ECONNREFUSED):
+            await cl.connect((IP_B, 5001))                      # RST to our SYN
+        name = cl.getsockname()
+        assert name[1] in EPHEMERAL                             # DESIGN.md §3: the name remains
+        assert p.sb.tcp.stats.out_rsts == 1
+        with err(errno.ENOTCONN):
+            cl.getpeername()
+        await listener(p.sb, 5001)
+        await cl.connect((IP_B, 5001))                          # and the socket may try again
+        assert cl.getsockname() == name
+
+
+async def test_connect_times_out_after_syn_retries(autojump_clock: trio.testing.MockClock) -> None:
+    def wrap(a: MemoryNdd) -> FaultInjector:
+        return FaultInjector(a, drop=1.0, direction="out")
+    async with two_stacks("rawip", wrap_a=wrap, **cfg(syn_retries=3)) as p:
+        cl = p.sa.socket(A, S)
+        start = trio.current_time()
+        with err(errno.ETIMEDOUT):
+            await cl.connect((IP_B, 5000))
+        # RFC 6298 §5.5: 1 + 2 + 4 + 8 s of backoff for the SYN and its 3 retries
+        assert trio.current_time() - start == pytest.approx(15, abs=0.1)
+        assert p.nd_a.faults.dropped == 4
+
+
+async def test_connect_host_unreachable(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        cl = p.sa.socket(A, S)
+        with err(errno.EHOSTUNREACH):
+            await cl.connect(("10.0.0.99", 80))                 # ARP never answers
+        with err(errno.ENETUNREACH):
+            await p.sa.socket(A, S).connect(("192.0.2.1", 80))  # no route
+
+
+async def test_send_backpressure_and_recv_eof(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        srv, cl, conn = await connected(p)
+        cl.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        # nobody reads: the peer's window and our send buffer fill, then send waits
+        total = 0
+        with trio.move_on_after(2):
+            while True:
+                total += await cl.send(b"x" * 4096)
+        assert 32768 <= total < 200_000
+        assert cl._pcb.snd.space() == 0
+        got = 0
+        while got < total:
+            got += len(await conn.recv(65536))
+        assert got == total
+        cl.close()
+        assert await conn.recv(100) == b""
+        assert await conn.recv(100) == b""
+
+
+async def test_peer_reset_then_epipe(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        srv, cl, conn = await connected(p)
+        await cl.sendall(b"unread")
+        await trio.sleep(0.1)
+        conn.close()                                            # unread data: RST, not FIN (RFC 2525)
+        await trio.sleep(0.1)
+        assert p.sb.tcp.stats.out_rsts == 1
+        with err(errno.ECONNRESET):
+            await cl.recv(10)
+        with err(errno.EPIPE):
+            await cl.send(b"more")
+        assert await cl.recv(10) == b""
+
+
+async def test_linger_zero_resets(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        srv, cl, conn = await connected(p)
+        cl.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        cl.close()
+        await trio.sleep(0.1)
+        with err(errno.ECONNRESET):
+            await conn.recv(10)
+        assert not p.sa.tcp.conns                               # no TIME-WAIT after an abort
+
+
+async def test_half_close_both_ways(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        srv, cl, conn = await connected(p)
+        await cl.sendall(b"request")
+        cl.shutdown(socket.SHUT_WR)
+        with err(errno.EPIPE):
+            await cl.send(b"x")
+        assert await conn.recv(100) == b"request"
+        assert await conn.recv(100) == b""                      # EOF, but conn can still send
+        await conn.sendall(b"response" * 1000)
+        conn.close()
+        data = b""
+        while chunk := await cl.recv(65536):
+            data += chunk
+        assert data == b"response" * 1000
+        assert cl._pcb.state == State.TIME_WAIT
+        await trio.sleep(1.1)
+        assert cl._pcb.state == State.CLOSED
+
+
+async def test_simultaneous_close(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks("rawip", latency=0.01, **cfg()) as p:
+        srv, cl, conn = await connected(p)
+        cl.shutdown(socket.SHUT_WR)
+        conn.shutdown(socket.SHUT_WR)                           # both FINs cross on the wire
+        await trio.sleep(0.005)
+        assert cl._pcb.state == State.FIN_WAIT_1 and conn._pcb.state == State.FIN_WAIT_1
+        await trio.sleep(0.1)
+        # RFC 9293 §3.6 case 2: CLOSING on both sides, then TIME-WAIT on both
+        assert cl._pcb.state == State.TIME_WAIT and conn._pcb.state == State.TIME_WAIT
+
+
+async def test_backlog_and_syn_cookies(autojump_clock: trio.testing.MockClock) -> None:
+    """Backlog 2, five clients at once: two fit the SYN queue, the rest are answered with
+    SYN cookies; the handshake ACKs that find the accept queue full are dropped, and each
+    client's data segment (its ACK carries the cookie) completes the connection later."""
+    async with two_stacks(**cfg()) as p:
+        srv = await listener(p.sb, backlog=2)
+        clients = [p.sa.socket(A, S) for _ in range(5)]
+
+        async def client(c: Any, i: int) -> None:
+            await c.connect((IP_B, 5000))
+            await c.sendall(b"hi%d" % i)
+
+        accepted = []
+        async with trio.open_nursery() as n:
+            for i, c in enumerate(clients):
+                n.start_soon(client, c, i)
+            await trio.sleep(0.01)
+            for _ in range(5):
+                with trio.fail_after(30):
+                    accepted.append((await srv.accept())[0])
+        st = p.sb.tcp.stats
+        assert st.syncookies_sent == 3 and st.syncookies_recv == 3 and st.listen_overflows > 0
+        got = sorted([await a.recv(10) for a in accepted])
+        assert got == [b"hi%d" % i for i in range(5)]
+        cookie_conns = [a for a in accepted if a._pcb.cookie]
+        assert len(cookie_conns) == 3 and all(not a._pcb.ts_ok for a in cookie_conns)
+
+
+async def test_listener_close_resets_queued(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        srv = await listener(p.sb)
+        cl = p.sa.socket(A, S)
+        await cl.connect((IP_B, 5000))
+        srv.close()                                             # never accepted
+        await trio.sleep(0.1)
+        with err(errno.ECONNRESET):
+            await cl.recv(10)
+
+
+async def test_cancelled_connect_leaves_socket_reusable(autojump_clock: trio.testing.MockClock) -> None:
+    def wrap(a: MemoryNdd) -> FaultInjector:
+        return FaultInjector(a, drop=1.0, direction="out")
+    async with two_stacks("rawip", wrap_a=wrap, **cfg()) as p:
+        cl = p.sa.socket(A, S)
+        with trio.move_on_after(0.5):
+            await cl.connect((IP_B, 5000))
+        assert cl.getsockname()[1] in EPHEMERAL
+        with err(errno.ENOTCONN):
+            cl.getpeername()
+        assert not p.sa.tcp.conns
+        p.nd_a.p["drop"] = 0.0
+        await listener(p.sb)
+        await cl.connect((IP_B, 5000))
+        assert cl.getpeername() == (IP_B, 5000)
+
+
+async def test_keepalive_detects_dead_peer(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks("rawip", wrap_a=lambda a: FaultInjector(a, direction="in"), **cfg()) as p:
+        srv, cl, conn = await connected(p)
+        cl.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
+        cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 2)
+        cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        assert cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+        await trio.sleep(11)
+        assert cl._pcb.state == State.ESTABLISHED              # probes answered
+        p.nd_a.p["drop"] = 1.0                                 # the peer goes silent
+        start = trio.current_time()
+        with err(errno.ETIMEDOUT):
+            await cl.recv(10)
+        assert 10 + 3 * 2 - 1 <= trio.current_time() - start <= 10 + 4 * 2 + 1
+        assert p.sa.tcp.stats.keepalive_drops == 1
+
+
+async def test_nodelay_and_options(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        srv, cl, conn = await connected(p)
+        assert cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert cl.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == S
+        assert cl.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+        assert cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) == 1500 - 40 - 12   # timestamps on
+        assert cl.getsockopt(socket.IPPROTO_TCP, 13, 16).rstrip(b"\0") == b"cubic"
+        cl.setsockopt(socket.IPPROTO_TCP, 13, b"reno")
+        assert cl.tcp_info()["congestion"] == "reno"
+        with err(errno.ENOENT):
+            cl.setsockopt(socket.IPPROTO_TCP, 13, b"nosuch")
+        info = cl.getsockopt(socket.IPPROTO_TCP, 11, 104)
+        assert len(info) == 104 and info[0] == 1               # tcpi_state TCP_ESTABLISHED
+        assert cl.tcp_info()["state_name"] == "ESTABLISHED"
+
+
+async def test_nagle_coalesces_small_writes(autojump_clock: trio.testing.MockClock) -> None:
+    """RFC 896: with data outstanding, small writes wait and leave together; TCP_NODELAY
+    sends each at once."""
+    async with two_stacks("rawip", latency=0.05, **cfg()) as p:
+        srv, cl, conn = await connected(p)
+        counts = {}
+        for nodelay in (0, 1):
+            cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)
+            before = p.sa.tcp.stats.out_segs
+            for _ in range(20):
+                await cl.send(b"k")
+            await trio.sleep(0.5)
+            counts[nodelay] = p.sa.tcp.stats.out_segs - before
+            got = b""
+            while len(got) < 20:
+                got += await conn.recv(100)
+        assert counts[0] <= 3 and counts[1] >= 20
+
+
+async def test_bind_rules(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        a = p.sb.socket(A, S)
+        a.bind(("", 6000))
+        with err(errno.EINVAL):
+            a.bind(("", 6001))
+        b = p.sb.socket(A, S)
+        with err(errno.EADDRINUSE):
+            b.bind((IP_B, 6000))
+        with err(errno.EADDRNOTAVAIL):
+            b.bind(("10.9.9.9", 0))
+        a.listen(1)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with err(errno.EADDRINUSE):
+            b.bind(("", 6000))                                  # REUSEADDR never shares with a listener
+        a.close()
+        b.bind(("", 6000))
+
+
+async def test_time_wait_then_rebind_with_reuseaddr(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        srv, cl, conn = await connected(p)
+        srv.close()
+        conn.close()                                            # b closes first: b holds TIME-WAIT
+        assert await cl.recv(10) == b""
+        cl.close()
+        await trio.sleep(0.1)
+        assert conn._pcb.state == State.TIME_WAIT
+        again = p.sb.socket(A, S)
+        with err(errno.EADDRINUSE):
+            again.bind(("", 5000))
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("", 5000))
+        again.listen(1)
+
+
+async def test_recv_into_peek_and_dontwait(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks(**cfg()) as p:
+        srv, cl, conn = await connected(p)
+        with pytest.raises(BlockingIOError):
+            await conn.recv(10, socket.MSG_DONTWAIT)
+        await cl.sendall(b"0123456789")
+        await trio.sleep(0.1)
+        assert await conn.recv(4, socket.MSG_PEEK) == b"0123"
+        buf = bytearray(6)
+        assert await conn.recv_into(buf) == 6 and buf == b"012345"
+        assert await conn.recv(100) == b"6789"
