@@ -151,28 +151,38 @@ class StreamSocket(Socket):
         if bufsize < 0:
             raise ValueError(f"negative buffersize in {what}")
         pcb = self._check()
-        await trio.lowlevel.checkpoint()
+        # trio's socket pattern: raise if already cancelled; yield once on the fast path
+        # (parking is itself the checkpoint on the slow path)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        data, parked = await self._recv_wait(pcb, bufsize, flags)
+        if not parked:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return data, None
+
+    async def _recv_wait(self, pcb: Any, bufsize: int, flags: int) -> tuple[bytes, bool]:
         peek = bool(flags & _pysocket.MSG_PEEK)
+        parked = False
         while True:
             if self._closed:
                 raise oserror(errno.EBADF)
             if pcb.state == _LISTEN:
                 raise oserror(errno.ENOTCONN)
             if bufsize == 0:
-                return b"", None
+                return b"", parked
             data = self._ops.recv(pcb, bufsize, peek, self._stack.now())
             if data:
-                return data, None
+                return data, parked
             self._raise(self._ops.take_error(pcb))
             if pcb.rcv_fin or self._shut_rd:
-                return b"", None
+                return b"", parked
             if pcb.state == _CLOSED:
                 if not self._ever_connected:
                     raise oserror(errno.ENOTCONN)
-                return b"", None
+                return b"", parked
             if flags & _pysocket.MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             await self._readers.park()
+            parked = True
 
     async def wait_readable(self) -> None:
         pcb = self._check()

@@ -2,7 +2,8 @@
 
 The contract is smoltcp's `poll_at`: every timed core answers `poll_at() -> float | None`
 and does its work in `poll(now)`.  A core that arms an earlier deadline calls its
-`kick` hook (set here) so the loop recomputes.  Cores never see trio.
+`kick` hook (set here) so the loop recomputes; passing the deadline, `kick(at)`, lets
+the loop stay asleep when it already wakes in time.  Cores never see trio.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import trio
 
 
 class Timed(Protocol):
-    kick: Callable[[], None]
+    kick: Callable[..., None]
 
     def poll_at(self) -> float | None: ...
 
@@ -25,6 +26,7 @@ class TimerService:
         self.clock = clock
         self.timed: list[Timed] = []
         self._wake = trio.Event()
+        self._armed = -math.inf       # the deadline the loop sleeps until
         self.wakeups = 0
 
     def register(self, core: Timed) -> None:
@@ -36,7 +38,9 @@ class TimerService:
         if core in self.timed:
             self.timed.remove(core)
 
-    def kick(self) -> None:
+    def kick(self, at: float | None = None) -> None:
+        if at is not None and at >= self._armed:
+            return
         self._wake.set()
 
     def next_deadline(self) -> float:
@@ -57,5 +61,7 @@ class TimerService:
                 if at is not None and at < deadline:
                     deadline = at
             self.wakeups += 1
+            self._armed = deadline
             with trio.move_on_at(deadline):
                 await self._wake.wait()
+            self._armed = -math.inf

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 from collections import deque
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import seq as sq
@@ -20,31 +19,11 @@ from .congestion import ALGORITHMS, DEFAULT, CongestionControl
 from .input import InputMixin
 from .output import OutputMixin
 from .rtt import RttEstimator
+from .state import CAN_RECEIVE_TEXT, CAN_SEND, SYNCHRONIZED, State
 from .timer import TimerMixin
 
 if TYPE_CHECKING:
     from .wire import TcpRepr
-
-
-class State(IntEnum):
-    """The eleven states of RFC 9293 §3.3.2, numbered as Linux's TCP_INFO reports them."""
-    ESTABLISHED = 1
-    SYN_SENT = 2
-    SYN_RECEIVED = 3
-    FIN_WAIT_1 = 4
-    FIN_WAIT_2 = 5
-    TIME_WAIT = 6
-    CLOSED = 7
-    CLOSE_WAIT = 8
-    LAST_ACK = 9
-    LISTEN = 10
-    CLOSING = 11
-
-
-SYNCHRONIZED = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT,
-                          State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
-CAN_SEND = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
-CAN_RECEIVE_TEXT = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
 
 
 @dataclass

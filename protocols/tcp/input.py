@@ -8,6 +8,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from . import seq as sq
+from .state import State
 from .wire import ACK, FIN, RST, SYN
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ class InputMixin:
     __slots__ = ()
 
     def input(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
-        from .conn import State
         self.segs_in += 1
         st = self.state
         if st == State.SYN_SENT:
@@ -93,7 +93,6 @@ class InputMixin:
 
     # --- SYN-SENT (RFC 9293 §3.10.7.3) -------------------------------------------------------
     def _input_syn_sent(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
-        from .conn import State
         flags = seg.flags
         if flags & ACK and not (sq.lt(self.iss, seg.ack) and sq.le(seg.ack, self.snd_max)):
             if not flags & RST:
@@ -159,7 +158,6 @@ class InputMixin:
 
     def _establish(self: "Connection", seg: "TcpRepr", now: float) -> None:
         """SYN-RECEIVED -> ESTABLISHED on an ACK of our SYN (RFC 9293 §3.10.7.4 fifth check)."""
-        from .conn import State
         self._ack_syn(self.snd_una if sq.diff(seg.ack, self.snd_una) > 1 else seg.ack, seg, now)
         self.snd_wnd = seg.window << self.snd_wscale
         self.max_snd_wnd = self.snd_wnd
@@ -186,7 +184,6 @@ class InputMixin:
 
     def _input_rst(self: "Connection", seg: "TcpRepr", now: float) -> None:
         """RFC 5961 §3.2: reset only on an exact RCV.NXT match; in-window gets a challenge ACK."""
-        from .conn import State
         if seg.seq != self.rcv_nxt:
             self._challenge_ack(now)
             return
@@ -211,7 +208,6 @@ class InputMixin:
 
     # --- ACK processing ------------------------------------------------------------------
     def _process_ack(self: "Connection", seg: "TcpRepr", datalen: int, now: float) -> None:
-        from .conn import State
         ack = seg.ack
         win = seg.window << self.snd_wscale
         sack_news = False
@@ -315,7 +311,6 @@ class InputMixin:
 
     # --- segment text and FIN -----------------------------------------------------------
     def _process_text(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
-        from .conn import State
         seqno = seg.seq
         data = payload
         fin = bool(seg.flags & FIN)
@@ -362,7 +357,6 @@ class InputMixin:
             self.ack_now = True                      # RFC 5681 §4.2: out of order -> immediate ACK
 
     def _fin_received(self: "Connection", now: float) -> None:
-        from .conn import State
         self.rcv_nxt = sq.add(self.rcv_nxt, 1)
         self.rcv_fin = True
         self.ooo_fin = None
@@ -380,7 +374,6 @@ class InputMixin:
         self.on_event()
 
     def _enter_time_wait(self: "Connection", now: float) -> None:
-        from .conn import State
         self.state = State.TIME_WAIT
         self.rto_at = self.persist_at = self.keep_at = self.delack_at = None
         self.tw_at = now + 2 * self.config.msl

@@ -10,6 +10,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from . import seq as sq
+from .state import State
 from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ class OutputMixin:
     __slots__ = ()
 
     def output(self: "Connection", now: float, force_probe: bool = False) -> None:
-        from .conn import State
         st = self.state
         if st in (State.CLOSED, State.LISTEN):
             return
@@ -67,7 +67,6 @@ class OutputMixin:
         return above + max(rexmitted - sacked_below_rxt, 0)
 
     def _sendable(self: "Connection", force_probe: bool) -> tuple[int, bool]:
-        from .conn import State
         if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING,
                               State.LAST_ACK):
             return 0, False
@@ -100,20 +99,29 @@ class OutputMixin:
         limit = self._segment_limit()
         if n > limit:
             n = limit
-        elif n < self.mss and not force_probe:
+        elif n < self._seg_mss() and not force_probe:
             # Nagle + sender SWS: a short segment only if it is all we have and nothing is
             # outstanding (or TCP_NODELAY), or it fills half the largest window seen
             if not ((n == avail and (self.nodelay or off == 0 or fin_possible))
                     or (self.max_snd_wnd and n >= self.max_snd_wnd // 2)):
                 return 0, False
-        elif n % self.mss and n == avail and not self.nodelay and off and not fin_possible:
-            n -= n % self.mss                         # keep a short tail back (Nagle)
+        elif n % self._seg_mss() and n == avail and not self.nodelay and off and not fin_possible:
+            n -= n % self._seg_mss()                  # keep a short tail back (Nagle)
         return n, fin_possible and off + n == total
 
-    def _segment_limit(self: "Connection") -> int:
-        if self.tso_max and self.mss:
-            return max(self.mss, min(self.tso_max, MAX_TSO) // self.mss * self.mss)
+    def _seg_mss(self: "Connection") -> int:
+        """Payload per segment now: the MSS less room for SACK blocks while we hold
+        out-of-order data (Linux tcp_current_mss), so a segment never outgrows the MTU."""
+        if self.sack_ok and self.rcv.ooo:
+            blocks = min(len(self.rcv.ooo), 3 if self.ts_ok else 4)
+            return max(self.mss - 4 - 8 * blocks, 64)
         return self.mss
+
+    def _segment_limit(self: "Connection") -> int:
+        mss = self._seg_mss()
+        if self.tso_max and mss:
+            return max(mss, min(self.tso_max, MAX_TSO) // mss * mss)
+        return mss
 
     # --- sending ---------------------------------------------------------------------------
     def _send_data(self: "Connection", seqno: int, n: int, fin: bool, now: float) -> None:
@@ -124,7 +132,8 @@ class OutputMixin:
             flags |= PSH
         end = sq.add(seqno, n + (1 if fin else 0))
         retransmission = sq.lt(seqno, self.snd_max)
-        self._emit(seqno, flags, payload, now, gso=self.mss if n > self.mss else 0)
+        mss = self._seg_mss()
+        self._emit(seqno, flags, payload, now, gso=mss if n > mss else 0)
         if retransmission:
             self.total_retrans += 1
             self.host.stats.retrans_segs += 1
@@ -145,7 +154,7 @@ class OutputMixin:
     def _retransmit_head(self: "Connection", now: float) -> bool:
         """Fast retransmit / NewReno partial ACK: resend the first unacknowledged segment."""
         avail = len(self.snd)
-        n = min(self.mss, avail)
+        n = min(self._seg_mss(), avail)
         fin = self.fin_seq is not None and n == avail
         if n == 0 and not fin:
             return False
@@ -166,7 +175,7 @@ class OutputMixin:
             if hole is None:
                 break
             start, end = hole
-            n = min(sq.diff(end, start), self.mss)
+            n = min(sq.diff(end, start), self._seg_mss())
             off = sq.diff(start, self.snd_una)
             n = min(n, len(self.snd) - off)
             if n <= 0:
@@ -179,7 +188,6 @@ class OutputMixin:
         return sent
 
     def _send_syn(self: "Connection", now: float) -> None:
-        from .conn import State
         synack = self.state == State.SYN_RECEIVED
         cfg = self.config
         seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt if synack else 0,
@@ -259,7 +267,6 @@ class OutputMixin:
 
     def _window_update(self: "Connection", now: float) -> None:
         """After a read: ACK when the window at least doubles (Linux tcp_cleanup_rbuf)."""
-        from .conn import State
         if self.state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
             return
         current = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)

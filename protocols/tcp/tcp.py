@@ -86,7 +86,7 @@ class Tcp:
         self._tiebreak = itertools.count()
         self._challenge_tokens = float(self.config.challenge_ack_limit)
         self._challenge_at = 0.0
-        self.kick: Callable[[], None] = lambda: None
+        self.kick: Callable[..., None] = lambda at=None: None
 
     # --- sockets ------------------------------------------------------------------------
     def attach(self) -> Connection:
@@ -269,10 +269,8 @@ class Tcp:
         at = conn.poll_at()
         if at is not None and (conn.sched_at is None or at < conn.sched_at):
             conn.sched_at = at
-            first = not self._heap or at < self._heap[0][0]
             heapq.heappush(self._heap, (at, next(self._tiebreak), conn))
-            if first:
-                self.kick()
+            self.kick(at)
 
     def poll_at(self) -> float | None:
         return self._heap[0][0] if self._heap else None

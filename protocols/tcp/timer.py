@@ -7,6 +7,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from . import seq as sq
+from .state import State
 
 if TYPE_CHECKING:
     from .conn import Connection
@@ -44,7 +45,6 @@ class TimerMixin:
         self.arm_keepalive(now)
 
     def _on_rto(self: "Connection", now: float) -> None:
-        from .conn import State
         st = self.state
         if st in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
             return
@@ -85,7 +85,6 @@ class TimerMixin:
             self.rto_at = now + self.rtt.current()
 
     def arm_keepalive(self: "Connection", now: float) -> None:
-        from .conn import State
         if self.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and self.keep_at is None:
             base = self.last_rcv if self.keep_probes == 0 else now
             wait = self.keepidle if self.keep_probes == 0 else self.keepintvl
