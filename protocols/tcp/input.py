@@ -148,6 +148,11 @@ class InputMixin:
         """Our SYN is acknowledged: SND.UNA moves past it; take the RTT sample (Karn: not if resent)."""
         if self.retries == 0:
             self._rtt_from(seg, now, sent_at=self.rtt_time)
+        else:
+            # RFC 6298 §5.7: a SYN timed out -- data starts with a fresh RTO of 3 s
+            self.rtt.backoff = 0
+            if self.rtt.samples == 0:
+                self.rtt.rto = max(self.rtt.rto, 3.0)
         self.snd_una = ack
         if sq.lt(self.snd_nxt, ack):
             self.snd_nxt = ack
