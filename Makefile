@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 DEBIAN_TOOLS := ip:iproute2 tcpdump:tcpdump tshark:tshark iperf3:iperf3 nc:netcat-openbsd socat:socat curl:curl ping:iputils-ping
 OUT    ?= demo-out
 
-.PHONY: demo test unit integration realpeer deps tools venv clean
+.PHONY: demo test unit integration realpeer deps tools venv clean bench
 demo: deps
 	$(VENV)/bin/tunstack demo --out $(OUT)
 
@@ -20,6 +20,13 @@ integration: deps
 	$(PY) -m pytest -q tests/integration
 realpeer: deps
 	$(PY) -m pytest -q tests/realpeer
+
+# Figures, not assertions (README "Benchmark").  BENCH_ARGS=--quick for a ~1 min run.
+# slirp4netns is the optional C peer: installed here when root, else its column says why.
+bench: deps
+	@command -v slirp4netns >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slirp4netns >/dev/null; } || true
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 deps: venv tools
 
