@@ -9,7 +9,7 @@ import trio
 
 from .device import add_device_options, attach, check_device_options, open_device
 from .nc import EPILOG_NC, add_nc_options, check_nc_options, run_nc
-from .services import parse_serve, start_services
+from .services import ServiceStats, parse_serve, start_services
 
 EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24
@@ -18,14 +18,20 @@ EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 \
       --serve echo --serve discard:9000
       then: echo hi | ip netns exec demo socat -t1 - UDP:10.77.0.2:7
+            echo hi | ip netns exec demo nc -N 10.77.0.2 7
+  tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 --serve http
+      then: ip netns exec demo curl -o /dev/null http://10.77.0.2/bytes/100000000
 
 Prints one line beginning with `ready:` once the stack answers and every --serve
-service is bound (listed as serve=udp/echo:7,...); runs until SIGINT or SIGTERM, then
-deletes the device and the namespace (if it created it).
+service is bound (listed as serve=udp/echo:7,tcp/echo:7,...); runs until SIGINT or
+SIGTERM, then deletes the device and the namespace (if it created it).
 
-services (--serve NAME[:PORT], repeatable; UDP only until TCP lands):
-  echo     RFC 862, port 7: every datagram goes back to its sender
-  discard  RFC 863, port 9: datagrams are read and dropped
+services (--serve NAME[:PORT], repeatable):
+  echo     RFC 862, UDP and TCP port 7: everything goes back to its sender
+  discard  RFC 863, UDP and TCP port 9: everything is read and dropped
+  chargen  RFC 864, TCP port 19: 72-character lines until the peer closes
+  http     TCP port 80: HTTP/1.1 (keep-alive); GET or HEAD / (a page) and
+           /bytes/N (N bytes, byte i = i % 256); 404 otherwise
 """
 
 
@@ -39,11 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_options(up)
     up.add_argument("--stats", action="store_true", help="print the stack's counters on exit (stderr)")
     up.add_argument("--serve", action="append", default=[], metavar="NAME[:PORT]",
-                    help="offer a service: echo (UDP 7) or discard (UDP 9); repeatable")
+                    help="offer a service: echo (UDP+TCP 7), discard (UDP+TCP 9), chargen (TCP 19) "
+                         "or http (TCP 80); repeatable")
 
-    nc = sub.add_parser("nc", help="a small netcat (UDP) over its own stack on a new TUN/TAP device",
-                        description="Create the device like `up`, then send stdin lines as UDP datagrams "
-                                    "and print the datagrams that come back (or listen with -l).",
+    nc = sub.add_parser("nc", help="a small netcat (TCP or UDP) over its own stack on a new TUN/TAP device",
+                        description="Create the device like `up`, then connect over TCP (or listen with -l) "
+                                    "and copy stdin to the connection and the connection to stdout; "
+                                    "with -u, UDP datagrams instead.",
                         epilog=EPILOG_NC, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_options(nc)
     add_nc_options(nc)
@@ -56,10 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("-s", "--size", type=int, default=56, help="payload bytes (default 56)")
     ping.add_argument("-W", "--timeout", type=float, default=3.0, help="seconds to wait per reply (default 3)")
 
-    demo = sub.add_parser("demo", help="the guided tour: Linux pings the stack over TUN and TAP and trades "
-                                       "UDP datagrams, with captures",
+    demo = sub.add_parser("demo", help="the guided tour: Linux pings the stack over TUN and TAP, trades "
+                                       "UDP datagrams, fetches pages with curl and times TCP both ways, "
+                                       "with captures",
                           description="Set up a namespace, TUN and TAP devices and a stack; let Linux ping "
-                                      "it, ping back, capture with tcpdump, check with tshark, summarise. "
+                                      "it, ping back, exchange UDP, curl its http service, send 50 MB each way "
+                                      "over TCP, capture with tcpdump, check with tshark, summarise. "
                                       "Without root it runs two stacks over an in-process link instead.")
     demo.add_argument("--out", default="demo-out", help="directory for the pcaps and the summary (default demo-out/)")
     demo.add_argument("--memory", action="store_true", help="force the in-process (no root) variant")
@@ -72,17 +82,26 @@ async def run_up(args: argparse.Namespace) -> int:
         async with Stack(f"up:{dev.ndd.ndd_name}") as st:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 attach(st, dev, args)
+                service_stats: dict[str, ServiceStats] = {}
+                failed: OSError | None = None
                 async with trio.open_nursery() as services:
-                    labels = await start_services(services, st, args.serve_specs)
-                    ready = dev.ready_line(args) + (f" serve={','.join(labels)}" if labels else "")
-                    print(ready, flush=True)
-                    async for signum in signals:
-                        print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
-                        break
+                    try:
+                        labels = await start_services(services, st, args.serve_specs, service_stats)
+                    except OSError as exc:   # caught here so it is not wrapped in an ExceptionGroup
+                        failed = exc
+                    else:
+                        ready = dev.ready_line(args) + (f" serve={','.join(labels)}" if labels else "")
+                        print(ready, flush=True)
+                        async for signum in signals:
+                            print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
+                            break
                     services.cancel_scope.cancel()
+                if failed is not None:
+                    raise failed
             if args.stats:
                 import json
-                print(json.dumps(st.stats(), indent=1), file=sys.stderr)
+                stats = {**st.stats(), "services": {k: vars(v) for k, v in service_stats.items()}}
+                print(json.dumps(stats, indent=1), file=sys.stderr)
             if dev.pcap:
                 dev.pcap.close()
     return 0
@@ -113,9 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     if args.command in ("up", "ping", "nc"):
-        if args.command == "nc" and not args.udp:
-            print("tunstack nc: TCP is not implemented yet (use -u for UDP)", file=sys.stderr)
-            return 2
         check_device_options(p, args)
         if args.command == "up":
             try:

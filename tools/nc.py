@@ -1,12 +1,13 @@
-"""`tunstack nc`: a small netcat over its own stack (UDP only for now).
+"""`tunstack nc`: a small netcat over its own stack.  TCP by default (tools/nc_tcp.py);
+this module has the options and UDP (-u).
 
-Client (`nc -u HOST PORT`): connect a UDP socket, send each stdin line as one datagram,
+UDP client (`nc -u HOST PORT`): connect a UDP socket, send each stdin line as one datagram,
 write every datagram received to stdout.  Listener (`nc -u -l -p PORT`, or `-l PORT`):
 bind, write every datagram to stdout, send stdin lines to the last sender (lines read
 before anyone has sent are held until someone does).
 
 Ending it (as OpenBSD nc):
-  -W N  --count N   quit after receiving N datagrams
+  -W N  --count N   quit after receiving N datagrams (UDP)
   -w S  --idle S    quit after S seconds with nothing received or sent
   -q S              quit S seconds after EOF on stdin (negative: keep receiving; default)
 Exit status: 0, or 1 on a socket error (e.g. ECONNREFUSED from an ICMP port
@@ -22,28 +23,44 @@ import sys
 import trio
 
 from .device import attach, open_device
+from .nc_tcp import run_tcp
 
 EPILOG_NC = """examples:
+  ip netns exec demo socat TCP-LISTEN:5000,reuseaddr EXEC:cat &    # a Linux TCP echo
+  echo hello | tunstack nc -N --tun tn0 --addr 10.77.5.2/24 --netns demo \\
+      --peer-addr 10.77.5.1/24 10.77.5.1 5000
+  tunstack nc -l -p 5000 --tun tn0 --addr 10.77.5.2/24 --netns demo --peer-addr 10.77.5.1/24
+      then: echo hi | ip netns exec demo nc -N 10.77.5.2 5000
   ip netns exec demo socat UDP-RECVFROM:5000,fork EXEC:cat &     # a Linux UDP echo
   echo hello | tunstack nc -u -w 2 --tun tn0 --addr 10.77.5.2/24 --netns demo \\
       --peer-addr 10.77.5.1/24 10.77.5.1 5000
   tunstack nc -u -l -p 5000 -W 1 --tun tn0 --addr 10.77.5.2/24 --netns demo --peer-addr 10.77.5.1/24
       then: echo hi | ip netns exec demo nc -u -w1 10.77.5.2 5000
 
-Each line of stdin is sent as one datagram (newline included); datagrams received are
-written to stdout as they are.  The device's `ready:` line goes to stderr.  -W quits as
-soon as the Nth datagram is printed (stdin lines not yet sent are dropped).  Without -u:
-"TCP is not implemented yet" (exit 2).
+TCP (the default): stdin is sent as a byte stream and what arrives is written to
+stdout; -l accepts one connection.  A client ends once stdin and the connection have
+both reached EOF, a listener at the peer's FIN; also on an error, or by -w/-q.  At EOF
+on stdin, -N sends our FIN (shutdown SHUT_WR) and keeps reading.
+Errors print like nc ("connect to H port P (tcp) failed: Connection refused"), exit 1.
+
+UDP (-u): each line of stdin is sent as one datagram (newline included); datagrams
+received are written to stdout as they are.  -W quits as soon as the Nth datagram is
+printed (stdin lines not yet sent are dropped).
+
+The device's `ready:` line goes to stderr (with -l, then `accepted=tcp/IP:PORT`).
 """
 
 
 def add_nc_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-u", "--udp", action="store_true", help="UDP (required: TCP is not implemented yet)")
-    p.add_argument("-l", "--listen", action="store_true", help="listen on PORT instead of connecting")
+    p.add_argument("-u", "--udp", action="store_true", help="UDP instead of TCP")
+    p.add_argument("-l", "--listen", action="store_true",
+                   help="listen on PORT instead of connecting (TCP: for one connection)")
+    p.add_argument("-N", "--shutdown", action="store_true",
+                   help="TCP: shut down the write side (send FIN) at EOF on stdin")
     p.add_argument("-p", "--port", type=int, metavar="PORT", help="local port (the listening port with -l)")
-    p.add_argument("-W", "--count", type=int, metavar="N", help="quit after receiving N datagrams")
+    p.add_argument("-W", "--count", type=int, metavar="N", help="UDP: quit after receiving N datagrams")
     p.add_argument("-w", "--idle", type=float, metavar="S",
-                   help="quit after S seconds with no datagram received or sent")
+                   help="quit after S seconds with nothing received or sent (TCP: also a connect timeout)")
     p.add_argument("-q", "--quit-after-eof", type=float, default=-1.0, metavar="S",
                    help="quit S seconds after EOF on stdin (negative: never; the default)")
     p.add_argument("target", nargs="*", metavar="HOST PORT",
@@ -72,6 +89,10 @@ def check_nc_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> No
             args.port = _port(p, args.port, allow_zero=True)
     if args.count is not None and args.count < 1:
         p.error("--count must be at least 1")
+    if args.count is not None and not args.udp:
+        p.error("-W counts datagrams: it needs -u")
+    if args.shutdown and args.udp:
+        p.error("-N (shutdown) is for TCP: not with -u")
 
 
 def _port(p: argparse.ArgumentParser, value: object, allow_zero: bool = False) -> int:
@@ -163,6 +184,11 @@ async def run_nc(args: argparse.Namespace) -> int:
     with open_device(args) as dev:
         async with Stack(f"nc:{dev.ndd.ndd_name}") as st:
             attach(st, dev, args)
+            if not args.udp:
+                rc = await run_tcp(args, st, dev.ready_line(args))
+                if dev.pcap:
+                    dev.pcap.close()
+                return rc
             sock = st.socket(_pysocket.AF_INET, _pysocket.SOCK_DGRAM)
             with sock:
                 if args.listen:
