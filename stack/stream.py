@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 TCP_CONGESTION = 13
 TCP_INFO = 11
-_ESTABLISHED_LIKE = (1, 4, 5, 8, 9, 11, 6)          # State values where the peer is known
+_ESTABLISHED_LIKE = (1, 4, 5, 8, 9, 11)             # State values where the peer is known (Linux:
+                                                    # not TIME-WAIT -- the socket itself is CLOSE then)
 _SYN_SENT, _SYN_RECEIVED, _CLOSED, _LISTEN = 2, 3, 7, 10
 
 
@@ -68,7 +69,7 @@ class StreamSocket(Socket):
         pcb = self._check()
         addr, port = self._addr(address, "connect")
         if pcb.state == _LISTEN:
-            raise oserror(errno.EINVAL)
+            raise oserror(errno.EISCONN)             # Linux inet_stream_connect: not TCP_CLOSE
         if pcb.state in (_SYN_SENT, _SYN_RECEIVED):
             raise oserror(errno.EALREADY)
         if pcb.state != _CLOSED or self._ever_connected and pcb.fport:
@@ -96,9 +97,16 @@ class StreamSocket(Socket):
         pcb = self._check()
         if how not in (_pysocket.SHUT_RD, _pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
             raise oserror(errno.EINVAL)
-        if pcb.state in (_CLOSED, _SYN_SENT, _LISTEN) and not (pcb.state == _LISTEN and how != _pysocket.SHUT_WR):
-            if pcb.state != _CLOSED or not self._ever_connected:
-                raise oserror(errno.ENOTCONN)
+        # Linux inet_shutdown: a CLOSE socket (never connected, failed, reset or past
+        # TIME-WAIT) is ENOTCONN; a listener ignores SHUT_WR and stops listening on SHUT_RD.
+        # (SYN-SENT: Linux aborts the connect with ECONNRESET; here it stays ENOTCONN.)
+        if pcb.state in (_CLOSED, 6, _SYN_SENT):
+            raise oserror(errno.ENOTCONN)
+        if pcb.state == _LISTEN:
+            if how != _pysocket.SHUT_WR:
+                self._ops.unlisten(pcb, self._stack.now())
+                self._readers.unpark_all()
+            return
         if how in (_pysocket.SHUT_RD, _pysocket.SHUT_RDWR):
             self._shut_rd = True
             self._readers.unpark_all()
@@ -142,10 +150,14 @@ class StreamSocket(Socket):
             view = view[sent:]
 
     async def sendto(self, data: bytes | bytearray | memoryview, flags_or_addr: object, addr: object = None) -> int:
-        pcb = self._check()
-        if pcb.state in _ESTABLISHED_LIKE:
-            raise oserror(errno.EISCONN)
-        raise oserror(errno.EPIPE)
+        # Linux tcp_sendmsg ignores the address of a stream socket: send() semantics
+        # (EPIPE unless connected).  The address is still parsed, as CPython does.
+        flags, address = (0, flags_or_addr) if addr is None else (flags_or_addr, addr)
+        if not isinstance(flags, int):
+            raise TypeError(f"'{type(flags).__name__}' object cannot be interpreted as an integer")
+        self._check()
+        self._addr(address, "sendto")
+        return await self.send(data, flags)
 
     async def _recv(self, bufsize: int, flags: int, what: str) -> tuple[bytes, tuple[str, int] | None]:
         if bufsize < 0:

@@ -35,6 +35,15 @@ class InputMixin:
             self.snd_nxt = self.iss                  # the peer lost our SYN-ACK: send it again
             self.output(now)
             return
+        if st == State.SYN_RECEIVED and flags & (SYN | ACK | RST) == SYN | ACK and self.parent is None \
+                and seg.seq == self.irs and seg.ack == self.snd_nxt:
+            # RFC 9293 §3.5 Figure 8: the SYN-ACK of a simultaneous open completes it (Linux
+            # tcp_validate_incoming lets it past RFC 5961's SYN check); a SYN's window is unscaled
+            self.last_rcv = now
+            self._establish(seg, now)
+            self.snd_wnd = self.max_snd_wnd = seg.window
+            self.output(now)
+            return
         self.last_rcv = now
         self.keep_probes = 0
         # RFC 7323 §5.3 PAWS: an older timestamp is an old duplicate
@@ -75,8 +84,9 @@ class InputMixin:
             self._challenge_ack(now)
             return
         if self.ts_ok and seg.ts is not None and sq.le(seg.seq, self.last_ack_sent) \
-                and sq.ge(seg.ts[0], self.ts_recent):
-            self.ts_recent, self.ts_recent_stamp = seg.ts[0], now      # RFC 7323 §4.3
+                and (sq.ge(seg.ts[0], self.ts_recent) or now - self.ts_recent_stamp >= PAWS_IDLE):
+            # RFC 7323 §4.3; §5.5: a TS.Recent idle for 24 days is invalid, so it is replaced
+            self.ts_recent, self.ts_recent_stamp = seg.ts[0], now
         self._process_ack(seg, len(payload), now)
         st = self.state
         if st == State.CLOSED:
@@ -226,6 +236,8 @@ class InputMixin:
             self._dupack(now)
         # RFC 9293 §3.10.7.4: update the send window from the newest segment only
         if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
+            if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
+                self.snd_nxt = self.snd_una          # the window reopens: resend the probe octet it dropped
             self.snd_wnd = win
             self.snd_wl1, self.snd_wl2 = seg.seq, ack
             if win > self.max_snd_wnd:
@@ -233,6 +245,8 @@ class InputMixin:
             if win:
                 self.persist_at = None
                 self.persist_backoff = 0
+        if self.snd_wnd == 0:
+            self.retries = 0                         # RFC 1122 §4.2.2.17: probes answered, stay open
         if self.fin_seq is not None and not self.fin_acked and sq.gt(ack, self.fin_seq):
             self.fin_acked = True
             st = self.state
@@ -251,7 +265,7 @@ class InputMixin:
             r = ((self.host.ts_clock(now) + self.ts_offset - seg.ts[1]) & 0xFFFFFFFF) / 1000.0
             if r < 60:                               # RFC 7323 §4.1: a sane echo only
                 self.rtt.sample(r)
-        elif self.rtt_seq is not None and sent_at:
+        elif self.rtt_seq is not None:
             self.rtt.sample(now - sent_at)
 
     def _new_ack(self: "Connection", seg: "TcpRepr", acked: int, now: float) -> None:
@@ -330,6 +344,7 @@ class InputMixin:
         if len(data) > room:                         # beyond the window we offered: trim, keep no FIN
             data = data[:max(room, 0)]
             fin = False
+            self.ack_now = True                      # e.g. a zero-window probe: answer at once (Linux)
         if self.rcv_closed and len(data):
             # Linux: data for a socket the application closed gets an RST (RFC 9293 §3.10.7.4)
             self.abort(now, 0)
@@ -349,7 +364,7 @@ class InputMixin:
             else:
                 # RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full segment
                 self.delack_bytes += len(data)
-                if self.delack_bytes >= 2 * self.our_mss:
+                if self.delack_bytes >= 2 * self.mss:   # full = MSS less options (timestamps)
                     self.ack_now = True
                 elif self.delack_at is None:
                     self.delack_at = now + self.config.delack

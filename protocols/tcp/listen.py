@@ -6,7 +6,7 @@ the SYN queue is full, a SYN-ACK carries a cookie instead of creating state (the
 of D. J. Bernstein's SYN cookies; our own encoding, below), and a valid cookie in the
 ACK creates the connection directly.
 
-Cookie ISN (32 bits) = MAC(secret, 4-tuple, peer ISN, minute)[24 bits] | minute mod 32
+Cookie ISN (32 bits) = MAC(secret, 4-tuple, peer ISN, minute, MSS index)[24 bits] | minute mod 32
 (5 bits) | MSS index (3 bits).  A cookie is valid for the current and previous minute.
 Cookie connections get MSS only: window scaling, SACK and timestamps are not encoded.
 """
@@ -38,7 +38,7 @@ class SynCookies:
         """(cookie ISN, the MSS it encodes: the largest table entry <= the peer's)."""
         idx = max((i for i, m in enumerate(MSS_TABLE) if m <= mss), default=0)
         minute = int(now // COOKIE_PERIOD)
-        mac = self._mac(laddr, lport, faddr, fport, peer_isn, minute)
+        mac = self._mac(laddr, lport, faddr, fport, peer_isn, (minute << 3) | idx)   # the MSS index too
         return ((mac << 8) | ((minute & 0x1F) << 3) | idx) & 0xFFFFFFFF, MSS_TABLE[idx]
 
     def check(self, laddr: int, lport: int, faddr: int, fport: int, seg: "TcpRepr", now: float) -> int | None:
@@ -49,6 +49,6 @@ class SynCookies:
         for m in (minute, minute - 1):
             if m & 0x1F != (cookie >> 3) & 0x1F:
                 continue
-            if self._mac(laddr, lport, faddr, fport, peer_isn, m) == cookie >> 8:
+            if self._mac(laddr, lport, faddr, fport, peer_isn, (m << 3) | (cookie & 7)) == cookie >> 8:
                 return MSS_TABLE[cookie & 7]
         return None

@@ -47,9 +47,13 @@ class OutputMixin:
             sent = True
             force_probe = False
         if not sent and self.ack_now:
-            self._emit(self.snd_nxt, ACK, None, now)
-        # RFC 9293 §3.8.6.1: a zero window with data waiting arms the persist timer
-        if self.snd_wnd == 0 and self.rto_at is None and self.persist_at is None \
+            # SND.MAX, not SND.NXT: after an RTO rewound SND.NXT the peer's RCV.NXT may be past
+            # it, and an "old" ACK would be dropped (and answered) by it (4.4BSD tcp_output)
+            self._emit(self.snd_max, ACK, None, now)
+        # RFC 9293 §3.8.6.1: data waiting and nothing in flight arms the persist timer -- for a
+        # zero window, and for a small one SWS avoidance will not use (the §3.8.6.2.1 override
+        # timeout; Linux tcp_check_probe_timer), else a lost window update deadlocks both ends
+        if self.rto_at is None and self.persist_at is None \
                 and len(self.snd) > sq.diff(self.snd_nxt, self.snd_una) and st in (
                     State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.LAST_ACK, State.CLOSING):
             self.persist_at = now + self._persist_interval()
@@ -205,12 +209,13 @@ class OutputMixin:
             self.snd_max = self.snd_nxt
         if self.retries == 0:
             self.rtt_time = now
+            self.rtt_seq = self.iss                   # time the SYN too (RFC 6298 §3; Karn if resent)
         self._finish_emit(seg, seg.options_bytes(), None, 0, now)
         if self.rto_at is None:
             self.rto_at = now + self.rtt.current()
 
     def send_rst(self: "Connection", now: float) -> None:
-        seg = TcpRepr(self.lport, self.fport, self.snd_nxt, self.rcv_nxt, RST | ACK, 0)
+        seg = TcpRepr(self.lport, self.fport, self.snd_max, self.rcv_nxt, RST | ACK, 0)
         self.host.stats.out_rsts += 1
         self.host.emit(self, seg, b"", None, 0, now)
 

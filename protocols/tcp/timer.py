@@ -69,7 +69,9 @@ class TimerMixin:
             return
         # RFC 5681 §3.1 / RFC 6298 §5.4-5.6: collapse to one segment and go back N
         flight = sq.diff(self.snd_max, self.snd_una)
-        if self.rtt.backoff == 1:
+        if self.snd_wnd == 0:
+            pass                                 # an unanswered window probe: flow control, not congestion
+        elif self.rtt.backoff == 1:
             self.cc.on_rto(flight, now)
         else:
             self.cc.cwnd = self.mss

@@ -75,6 +75,14 @@ class TcpUserRequests:
     def take_error(self, pcb: Connection) -> int:
         return pcb.take_error()
 
+    def unlisten(self, pcb: Connection, now: float) -> None:
+        """shutdown(SHUT_RD) of a listener (Linux tcp_disconnect): reset the queued
+        children, drop the half-open ones, and go back to CLOSED keeping the bound name."""
+        for child in [c for c in self.tcp.conns.values() if c.parent is pcb]:
+            child.owned = False
+            child.abort(now, 0)
+        pcb.state = State.CLOSED
+
     def detach(self, pcb: Connection, now: float) -> None:
         if pcb.state == State.LISTEN:
             # Linux inet_csk_listen_stop: queued children are reset, half-open ones dropped
