@@ -59,7 +59,7 @@ class TimerMixin:
             if st == State.SYN_RECEIVED:
                 self.destroy()
             else:
-                self.abort(now, err) if st != State.SYN_SENT else self.drop(err)
+                self.drop(err)                   # Linux tcp_write_err: no RST to a silent peer
             return
         self.host.stats.rto_fires += 1
         self.rtt.on_timeout()
@@ -99,7 +99,7 @@ class TimerMixin:
             return                               # traffic since: re-armed from last_rcv
         if self.keep_probes >= self.keepcnt:
             self.host.stats.keepalive_drops += 1
-            self.abort(now, errno.ETIMEDOUT)
+            self.abort(now, errno.ETIMEDOUT)         # Linux sends an RST here (tcp_keepalive_timer)
             return
         self.keep_probes += 1
         self.send_keepalive(now)
