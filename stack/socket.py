@@ -30,6 +30,17 @@ if TYPE_CHECKING:
     from .protosw import Protosw
     from .stack import Stack
 
+# The constants, re-exported with the names and values of Python's socket module on
+# Linux (`from stack.socket import AF_INET, SOCK_STREAM, SO_REUSEADDR, TCP_NODELAY, ...`),
+# plus the AIX names of the ATM socket family (DESIGN.md §6).
+_CONSTANT_PREFIXES = ("AF_", "SOCK_", "SOL_", "SO_", "IPPROTO_", "IP_", "TCP_", "MSG_", "SHUT_", "INADDR_",
+                      "SOMAXCONN")
+globals().update({name: getattr(_pysocket, name) for name in dir(_pysocket)
+                  if name.startswith(_CONSTANT_PREFIXES) and isinstance(getattr(_pysocket, name), int)})
+AF_NDD = 23
+SOCK_CONN_DGRAM = 6
+NDD_PROT_ATM = 5
+
 SOCK_TYPE_MASK = 0xF
 SOCK_FLAGS = _pysocket.SOCK_NONBLOCK | _pysocket.SOCK_CLOEXEC
 KNOWN_TYPES = {_pysocket.SOCK_STREAM, _pysocket.SOCK_DGRAM, _pysocket.SOCK_RAW, _pysocket.SOCK_RDM,
