@@ -22,13 +22,16 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .sockaddr import format_inet, oserror
-from .socket import BUF_MAX, MIN_RCVBUF, MIN_SNDBUF, Socket, _optval
+from .socket import BUF_MAX, MIN_RCVBUF, MIN_SNDBUF, Socket, _bufsize, _optval
 
 if TYPE_CHECKING:
     from .protosw import Protosw
     from .stack import Stack
 
 TCP_CONGESTION = 13
+# Linux caps SO_RCVBUF/SO_SNDBUF at net.core.[rw]mem_max (212992); a stream may ask for up to
+# 32 times that here, because our default window (4 MiB) is already above Linux's cap
+STREAM_BUF_MAX = BUF_MAX * 32
 TCP_INFO = 11
 _ESTABLISHED_LIKE = (1, 4, 5, 8, 9, 11)             # State values where the peer is known (Linux:
                                                     # not TIME-WAIT -- the socket itself is CLOSE then)
@@ -231,9 +234,9 @@ class StreamSocket(Socket):
             return
         v = _optval(value)
         if level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_RCVBUF:
-            pcb.rcv.capacity = max(MIN_RCVBUF, min(v, BUF_MAX * 32) * 2)
+            pcb.rcv.capacity = _bufsize(v, STREAM_BUF_MAX, MIN_RCVBUF)
         elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_SNDBUF:
-            pcb.snd.capacity = max(MIN_SNDBUF, min(v, BUF_MAX * 32) * 2)
+            pcb.snd.capacity = _bufsize(v, STREAM_BUF_MAX, MIN_SNDBUF)
         elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_KEEPALIVE:
             self._ops.set_keepalive(pcb, bool(v))
         elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_BROADCAST:

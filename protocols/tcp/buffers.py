@@ -213,9 +213,10 @@ class Scoreboard:
     def is_sacked(self, s: int) -> bool:
         return any(sq.le(l, s) and sq.lt(s, r) for l, r in self.blocks)
 
-    def next_hole(self, start: int, una: int) -> tuple[int, int] | None:
-        """The first un-SACKed range at or after `start` and below the highest SACK."""
-        if self.high_sack is None:
+    def next_hole(self, start: int, una: int, end: int | None = None) -> tuple[int, int] | None:
+        """The first un-SACKed range at or after `start` and below the highest SACK (or
+        below `end`, when the tail above the highest SACK counts as lost too)."""
+        if self.high_sack is None and end is None:
             return None
         if sq.lt(start, una):
             start = una
@@ -224,6 +225,8 @@ class Scoreboard:
                 return start, l
             if sq.lt(start, r):
                 start = r
+        if end is not None and sq.lt(start, end):
+            return start, end
         return None
 
     def sacked_end(self, s: int) -> int | None:

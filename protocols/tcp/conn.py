@@ -49,6 +49,7 @@ class TcpConfig:
     window_scaling: bool = True
     syncookies: bool = True
     challenge_ack_limit: int = 1000     # per second per stack (RFC 5961 §7)
+    loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
     persist_min: float = 0.2
     persist_max: float = 60.0
 
@@ -70,6 +71,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         "scoreboard",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
+        "probe_at", "probe_high", "tail_lost",
         "keep_probes", "last_rcv",
         # acks
         "ack_now", "delack_bytes", "quickacks",
@@ -122,6 +124,9 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         self.persist_at: float | None = None
         self.keep_at: float | None = None
         self.tw_at: float | None = None
+        self.probe_at: float | None = None      # loss probe (RFC 8985 TLP), see timer.py
+        self.probe_high: int | None = None      # SND.MAX when the probe left
+        self.tail_lost = False                  # in recovery: nothing above the highest SACK is in flight
         self.sched_at: float | None = None
         self.retries = 0
         self.persist_backoff = 0
@@ -259,7 +264,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
 
     def destroy(self) -> None:
         self.state = State.CLOSED
-        self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = None
+        self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = self.probe_at = None
         self.host.detach(self)
         self.on_event()
 

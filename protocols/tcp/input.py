@@ -229,6 +229,15 @@ class InputMixin:
         if self.sack_ok and seg.sack:
             sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max)
         acked = sq.diff(ack, self.snd_una)
+        if self.probe_high is not None:
+            if sq.ge(ack, self.probe_high):
+                self.probe_high = None                   # the probe (or what it chased) arrived
+                self.tail_lost = False
+            elif sack_news and not self.in_recovery and self.scoreboard.high_sack is not None \
+                    and sq.ge(self.scoreboard.high_sack, self.probe_high):
+                self.host.stats.probe_recoveries += 1    # RFC 8985 §7.4: the probe got through,
+                self.probe_high = None                   # what it overtook did not
+                self._enter_recovery(now)
         if acked > 0:
             self._new_ack(seg, acked, now)
         elif acked == 0 and self.snd_max != self.snd_una and datalen == 0 \
@@ -290,6 +299,7 @@ class InputMixin:
         if self.in_recovery:
             if sq.ge(ack, self.recover):             # full ACK (RFC 6582 §3.2 step 3)
                 self.in_recovery = False
+                self.tail_lost = False
                 self.dupacks = 0
                 self.cc.on_recovery_exit()
             elif not self.sack_ok:                   # partial ACK: NewReno step 5
@@ -301,18 +311,23 @@ class InputMixin:
                 self.cc.on_ack(data_acked, flight, now, self.rtt.srtt)
         # RFC 6298 §5.2-5.3
         self.rto_at = None if self.snd_una == self.snd_max else now + self.rtt.current()
+        self.arm_probe(now)
         if data_acked:
             self.on_event()
 
     def _dupack(self: "Connection", now: float) -> None:
         self.dupacks += 1
+        if self.in_recovery and self.probe_at is not None:
+            self.arm_probe(now)                      # SACK progress: restart the recovery probe
         if self.in_recovery:
             if not self.sack_ok:
                 self.cc.cwnd += self.mss             # RFC 6582 step 4: inflate per dup ACK
             return
         lost = self.dupacks >= DUPTHRESH or (
             self.sack_ok and self.scoreboard.sacked >= DUPTHRESH * self.mss)   # RFC 6675 IsLost(SND.UNA)
-        if lost and sq.gt(self.snd_una, self.recover):   # RFC 6582 §3.2 step 1
+        # RFC 6582 §3.2 step 1 guards NewReno against a second reduction for one window;
+        # with SACK (RFC 6675 §5) a loss at the old RecoveryPoint is already a new episode
+        if lost and (sq.gt(self.snd_una, self.recover) or self.sack_ok and self.snd_una == self.recover):
             self._enter_recovery(now)
 
     def _enter_recovery(self: "Connection", now: float) -> None:

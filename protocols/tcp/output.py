@@ -63,9 +63,11 @@ class OutputMixin:
         """RFC 6675 §4 pipe, simplified: octets above the highest SACK are in flight, holes
         below it are lost unless retransmitted during this recovery."""
         sb = self.scoreboard
-        if not self.in_recovery or sb.high_sack is None:
+        if not self.in_recovery or (sb.high_sack is None and not self.tail_lost):
             return sq.diff(self.snd_nxt, self.snd_una)
-        above = max(sq.diff(self.snd_max, sb.high_sack), 0)
+        if sb.high_sack is None:
+            return max(sq.diff(self.high_rxt, self.snd_una), 0)
+        above = 0 if self.tail_lost else max(sq.diff(self.snd_max, sb.high_sack), 0)
         rexmitted = max(sq.diff(self.high_rxt, self.snd_una), 0)
         sacked_below_rxt = sb.sacked - sb.sacked_above(self.high_rxt)
         return above + max(rexmitted - sacked_below_rxt, 0)
@@ -96,6 +98,9 @@ class OutputMixin:
         if room <= 0:
             return 0, False
         n = min(avail, room)
+        mss = self._seg_mss()
+        if mss < n < avail:
+            n -= n % mss                              # window-limited: whole segments only (no runts)
         if sq.lt(self.snd_nxt, self.snd_max) and self.scoreboard.blocks:
             hole = self.scoreboard.next_hole(self.snd_nxt, self.snd_una)
             if hole is not None and hole[0] == self.snd_nxt:
@@ -154,6 +159,8 @@ class OutputMixin:
         if self.rto_at is None:
             self.rto_at = now + self.rtt.current()
             self.persist_at = None
+        if self.probe_at is None:
+            self.arm_probe(now)
 
     def _retransmit_head(self: "Connection", now: float) -> bool:
         """Fast retransmit / NewReno partial ACK: resend the first unacknowledged segment."""
@@ -171,23 +178,44 @@ class OutputMixin:
             self.rto_at = now + self.rtt.current()
         return True
 
+    def _retransmit_tail(self: "Connection", now: float) -> None:
+        """The loss probe's retransmission: the last segment before SND.MAX (with the FIN)."""
+        fin = self.fin_seq is not None and sq.diff(self.snd_max, self.fin_seq) == 1
+        # the end of what was SENT (SND.MAX), not of the buffer: a "probe" past SND.MAX would be
+        # ACKed beyond SND.MAX, and such ACKs are dropped (RFC 5961 §5.2) -- the connection stalls
+        data_end = min(len(self.snd), sq.diff(self.snd_max, self.snd_una) - (1 if fin else 0))
+        n = min(self._seg_mss(), data_end)
+        off = data_end - n
+        if n == 0 and not fin:
+            return
+        self._emit(sq.add(self.snd_una, off), ACK | (FIN if fin else 0), self.snd.view(off, n) if n else None, now)
+        self.total_retrans += 1
+        self.host.stats.retrans_segs += 1
+        self.rtt_seq = None
+
     def _sack_retransmit(self: "Connection", now: float) -> bool:
-        """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, resend the next hole."""
+        """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, resend the next hole -- as one
+        TSO super-segment when the device cuts them and the window allows."""
         sent = False
-        while self.cc.cwnd - self._pipe() >= self.mss:
-            hole = self.scoreboard.next_hole(self.high_rxt, self.snd_una)
+        mss = self._seg_mss()
+        limit = self.snd_max if self.tail_lost else None
+        while (room := self.cc.cwnd - self._pipe()) >= self.mss:
+            hole = self.scoreboard.next_hole(self.high_rxt, self.snd_una, limit)
             if hole is None:
                 break
-            start, end = hole
-            n = min(sq.diff(end, start), self._seg_mss())
+            start, stop = hole
             off = sq.diff(start, self.snd_una)
-            n = min(n, len(self.snd) - off)
-            if n <= 0:
+            n = min(sq.diff(stop, start), max(mss, min(room, self._segment_limit()) // mss * mss),
+                    max(len(self.snd) - off, 0))
+            # the hole may end with our FIN (it sits at fin_seq, after the last data octet)
+            fin = self.fin_seq is not None and sq.add(start, n) == self.fin_seq and sq.gt(stop, self.fin_seq)
+            if n == 0 and not fin:
                 break
-            self._emit(start, ACK, self.snd.view(off, n), now)
+            self._emit(start, ACK | (FIN if fin else 0), self.snd.view(off, n) if n else None, now,
+                       gso=mss if n > mss else 0)
             self.total_retrans += 1
             self.host.stats.retrans_segs += 1
-            self.high_rxt = sq.add(start, n)
+            self.high_rxt = sq.add(start, n + (1 if fin else 0))
             sent = True
         return sent
 

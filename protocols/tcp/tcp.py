@@ -53,6 +53,8 @@ class TcpStats(Counters):
     in_rsts: int = 0
     no_ports: int = 0
     fast_retransmits: int = 0
+    loss_probes: int = 0
+    probe_recoveries: int = 0
     rto_fires: int = 0
     timeouts: int = 0
     paws_drops: int = 0
@@ -173,6 +175,8 @@ class Tcp:
         if isinstance(hop, int):
             return hop
         ifp, _, src = hop
+        if ifp.is_broadcast(addr):
+            return errno.ENETUNREACH                     # Linux tcp_v4_connect: RTCF_BROADCAST route
         if not conn.lport:
             err = self.bind(conn, 0, 0, explicit=False)
             if err:
@@ -246,6 +250,7 @@ class Tcp:
     def established(self, conn: Connection) -> None:
         parent = conn.parent
         if parent is None:
+            conn.on_event()                              # simultaneous open: wake the connect() waiter
             return
         if parent.syn_count:
             parent.syn_count -= 1

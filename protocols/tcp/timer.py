@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from . import seq as sq
 from .state import State
 
+SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
+
 if TYPE_CHECKING:
     from .conn import Connection
 
@@ -18,7 +20,7 @@ class TimerMixin:
 
     def poll_at(self: "Connection") -> float | None:
         best = None
-        for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at):
+        for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at, self.probe_at):
             if at is not None and (best is None or at < best):
                 best = at
         return best
@@ -30,7 +32,11 @@ class TimerMixin:
             return
         if self.rto_at is not None and now >= self.rto_at:
             self.rto_at = None
+            self.probe_at = None
             self._on_rto(now)
+        if self.probe_at is not None and now >= self.probe_at:
+            self.probe_at = None
+            self._on_probe(now)
         if self.persist_at is not None and now >= self.persist_at:
             self.persist_at = None
             self.persist_backoff += 1
@@ -76,6 +82,8 @@ class TimerMixin:
         else:
             self.cc.cwnd = self.mss
         self.in_recovery = False
+        self.tail_lost = False
+        self.probe_high = None
         self.dupacks = 0
         self.recover = self.snd_max
         if self.rtt.backoff > 1:
@@ -85,6 +93,42 @@ class TimerMixin:
         self.output(now)
         if self.rto_at is None and self.snd_max != self.snd_una:
             self.rto_at = now + self.rtt.current()
+
+    # --- loss probes: a simplified RACK-TLP (RFC 8985) ------------------------------------------
+    def arm_probe(self: "Connection", now: float) -> None:
+        """PTO = 2 SRTT (+ a delayed-ACK allowance for a lone segment), never later than the
+        RTO (RFC 8985 §7.2).  Only with SACK and an RTT sample, and one probe at a time."""
+        if not self.config.loss_probes or not self.sack_ok or not self.rtt.samples or self.snd_una == self.snd_max \
+                or self.state not in SENDING or (self.probe_high is not None and not self.in_recovery):
+            self.probe_at = None
+            return
+        pto = max(2 * self.rtt.srtt, 0.01)
+        if sq.diff(self.snd_max, self.snd_una) <= self.mss:
+            pto += self.config.delack
+        at = now + pto
+        if self.rto_at is None or at < self.rto_at:
+            self.probe_at = at
+
+    def _on_probe(self: "Connection", now: float) -> None:
+        if self.snd_una == self.snd_max or self.state not in SENDING:
+            return
+        self.host.stats.loss_probes += 1
+        if self.in_recovery:
+            # Nothing heard for 2 SRTT in recovery: the retransmissions and the tail above the
+            # highest SACK are taken as lost (RACK's reordering-window verdict, RFC 8985 §6.2)
+            # and go again within cwnd -- without an RTO's collapse to one segment.
+            self.high_rxt = self.snd_una
+            self.tail_lost = True
+            self.probe_high = self.snd_max
+            self.output(now)
+            return
+        # RFC 8985 §7.3: send new data if the windows allow, else the last segment again
+        self.probe_high = self.snd_max
+        n, fin = self._sendable(False)
+        if n or fin:
+            self.output(now)
+        else:
+            self._retransmit_tail(now)
 
     def arm_keepalive(self: "Connection", now: float) -> None:
         if self.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and self.keep_at is None:

@@ -113,6 +113,7 @@ class Rig:
 
     def __init__(self, now: float = T0, **cfg: Any) -> None:
         self.host = FakeHost()
+        cfg.setdefault("loss_probes", False)     # RFC 6298 cases see the RTO alone; probes: own tests
         self.config = TcpConfig(**cfg)
         c = self.conn = Connection(self.host, self.config)
         c.laddr, c.lport, c.faddr, c.fport = LADDR, LPORT, FADDR, RPORT
