@@ -31,8 +31,13 @@ bench: deps
 deps: venv tools
 
 venv: $(VENV)/.stamp-install
+# Debian ships venv's ensurepip in python3-venv: as root, install it when missing.  A
+# .venv without pip (left by a venv that failed for that reason) is made again.
 $(VENV)/.stamp-install: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
+	  [ "$$(id -u)" != 0 ] || { echo "installing: python3-venv"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null; }
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@

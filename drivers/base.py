@@ -30,6 +30,8 @@ class TaskNdd(Ndd):
         self._scopes.append(scope)
 
         async def runner() -> None:
+            if scope.cancel_called:
+                return                  # the device closed before the task got to run
             with scope:
                 await fn(*args)
 

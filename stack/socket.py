@@ -87,6 +87,24 @@ def _optval(value: object) -> int:
     return int.from_bytes(buf[:4], "little", signed=True)
 
 
+def _bufsize(value: int, maximum: int, minimum: int) -> int:
+    """SO_RCVBUF/SO_SNDBUF as sock_setsockopt sets them: min_t(u32, val, [rw]mem_max), so a
+    negative int is a huge unsigned one and clamps to the maximum; then doubled for
+    overhead and raised to SOCK_MIN_*.  Linux: setsockopt(SO_RCVBUF, -1) reads back 2 * rmem_max."""
+    return max(minimum, min(value & 0xFFFFFFFF, maximum) * 2)
+
+
+def _writable(buffer: Any, what: str) -> memoryview:
+    """The buffer of recv_into/recvfrom_into: CPython's "w*" -- checked before anything is received."""
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        view = None
+    if view is None or view.readonly:
+        raise TypeError(f"{what}() argument 1 must be read-write bytes-like object, not {type(buffer).__name__}")
+    return view.cast("B")
+
+
 class Socket:
     """A stack socket.  Synchronous where Python's socket is (bind, listen, close,
     options); `await` for anything that may wait (connect, send*, recv*, accept)."""
@@ -204,9 +222,11 @@ class Socket:
 
     async def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         view = memoryview(data)
-        while view:
+        while True:   # do ... while, as CPython: sendall(b"") still sends one empty datagram
             sent = await self.send(view, flags)
             view = view[sent:]
+            if not view:
+                return
 
     async def _send(self, data: Any, flags: int, dst: tuple[int, int] | None) -> int:
         pcb = self._check()
@@ -227,11 +247,17 @@ class Socket:
         return await self._recv(bufsize, flags, "recvfrom")
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        n, _ = await self.recvfrom_into(buffer, nbytes, flags)
-        return n
+        view = _writable(buffer, "recv_into")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        if nbytes > len(view):
+            raise ValueError("buffer too small for requested bytes")
+        data, _ = await self._recv(nbytes or len(view), flags, "recv_into")
+        view[:len(data)] = data
+        return len(data)
 
     async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, tuple[str, int] | None]:
-        view = memoryview(buffer).cast("B")
+        view = _writable(buffer, "recvfrom_into")
         if nbytes < 0:
             raise ValueError("negative buffersize in recvfrom_into")
         if nbytes > len(view):
@@ -284,9 +310,9 @@ class Socket:
             elif optname == _pysocket.SO_KEEPALIVE:
                 self.keepalive = bool(v)
             elif optname == _pysocket.SO_RCVBUF:
-                pcb.rcvbuf = max(MIN_RCVBUF, min(v, BUF_MAX) * 2)     # Linux doubles for overhead
+                pcb.rcvbuf = _bufsize(v, BUF_MAX, MIN_RCVBUF)     # Linux doubles for overhead
             elif optname == _pysocket.SO_SNDBUF:
-                pcb.sndbuf = max(MIN_SNDBUF, min(v, BUF_MAX) * 2)
+                pcb.sndbuf = _bufsize(v, BUF_MAX, MIN_SNDBUF)
             elif optname in (_pysocket.SO_ERROR, _pysocket.SO_TYPE, _pysocket.SO_DOMAIN, _pysocket.SO_PROTOCOL):
                 raise oserror(errno.ENOPROTOOPT)
             else:

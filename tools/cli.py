@@ -15,7 +15,7 @@ EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24
       then: ip netns exec demo ping 10.77.0.2
   tunstack up --tap tp0 --addr 10.77.1.2/24 --netns demo --peer-addr 10.77.1.1/24 --pcap tp0.pcap
-  tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 \
+  tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 \\
       --serve echo --serve discard:9000
       then: echo hi | ip netns exec demo socat -t1 - UDP:10.77.0.2:7
             echo hi | ip netns exec demo nc -N 10.77.0.2 7
@@ -67,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the guided tour: Linux pings the stack over TUN and TAP, trades "
                                        "UDP datagrams, fetches pages with curl and times TCP both ways, "
                                        "with captures",
-                          description="Set up a namespace, TUN and TAP devices and a stack; let Linux ping "
-                                      "it, ping back, exchange UDP, curl its http service, send 50 MB each way "
-                                      "over TCP, capture with tcpdump, check with tshark, summarise. "
+                          description="Set up a namespace with a TUN and a TAP device and a separate stack "
+                                      "on each; let Linux ping them, ping back, exchange UDP, curl the TUN "
+                                      "stack's http service, send 50 MB each way over TCP, capture with "
+                                      "tcpdump, check with tshark, summarise. "
                                       "Without root it runs two stacks over an in-process link instead.")
     demo.add_argument("--out", default="demo-out", help="directory for the pcaps and the summary (default demo-out/)")
     demo.add_argument("--memory", action="store_true", help="force the in-process (no root) variant")

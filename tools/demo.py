@@ -1,7 +1,7 @@
 """`tunstack demo`: the guided tour, on embedded defaults.
 
 With root and /dev/net/tun: a namespace, a TUN and a TAP device whose kernel sides
-live in it, one stack on both.  Linux pings the stack (small and 4000-byte pings,
+live in it, and a separate stack on each.  Linux pings the stack (small and 4000-byte pings,
 the latter fragmented and reassembled), the stack pings Linux back (over TAP after
 ARP both ways), tcpdump records the kernel's view, the stack records its own, and
 tshark checks the stack's capture for bad checksums, malformed frames and TTLs.
@@ -118,7 +118,8 @@ async def tshark_check(report: Report, pcap: Path, stack_ip: str, label: str) ->
     report.step(f"{label}: every packet from the stack has TTL 64", ttl_n == 0, f"{ttl_n} with another TTL")
 
 
-async def stack_pings(report: Report, st: Stack, dst: str, label: str, count: int = 3, size: int = 56) -> None:
+async def stack_pings(report: Report, st: Stack, dst: str, label: str, count: int = 3, size: int = 56,
+                      who: str = "the stack", peer: str = "Linux") -> None:
     rtts, errors = [], []
     for _ in range(count):
         try:
@@ -126,7 +127,7 @@ async def stack_pings(report: Report, st: Stack, dst: str, label: str, count: in
         except OSError as exc:
             errors.append(str(exc))
     detail = ", ".join(f"{r * 1000:.3f} ms" for r in rtts) + ("; " + "; ".join(errors) if errors else "")
-    report.step(f"{label}: the stack pings Linux at {dst} ({size} bytes)", not errors, detail)
+    report.step(f"{label}: {who} pings {peer} at {dst} ({size} bytes)", not errors, detail)
 
 
 async def linux_pings(report: Report, host: NetnsHost, dst: str, label: str) -> None:
@@ -246,9 +247,9 @@ async def memory_demo(report: Report, out: Path) -> None:
         sa.add_interface(a, "10.78.0.1/24")
         sb.add_interface(b, "10.78.0.2/24")
         rec = PcapRecorder.attach(a, str(out / "memory-link.pcap"))
-        await stack_pings(report, sa, "10.78.0.2", "memory", count=5)
-        await stack_pings(report, sa, "10.78.0.2", "memory", count=3, size=4000)
-        await stack_pings(report, sb, "10.78.0.1", "memory", count=3)
+        await stack_pings(report, sa, "10.78.0.2", "memory", count=5, who="stack a", peer="stack b")
+        await stack_pings(report, sa, "10.78.0.2", "memory", count=3, size=4000, who="stack a", peer="stack b")
+        await stack_pings(report, sb, "10.78.0.1", "memory", count=3, who="stack b", peer="stack a")
         async with trio.open_nursery() as services:
             await services.start(udp_echo, sb, 7)
             results = []
