@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from . import constants as C
 from .demux import Demuxer, EtherDemuxer, NsFilter, NsUser, RawIpDemuxer

@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from stack.addr import is_martian_source
 from stack.counters import Counters

@@ -16,8 +16,7 @@ import itertools
 import logging
 import os
 import random
-import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio

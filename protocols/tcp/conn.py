@@ -19,11 +19,11 @@ from .congestion import ALGORITHMS, DEFAULT, CongestionControl
 from .input import InputMixin
 from .output import OutputMixin
 from .rtt import RttEstimator
-from .state import CAN_RECEIVE_TEXT, CAN_SEND, SYNCHRONIZED, State
+from .state import CAN_SEND, SYNCHRONIZED, State
 from .timer import TimerMixin
 
 if TYPE_CHECKING:
-    from .wire import TcpRepr
+    pass
 
 
 @dataclass
