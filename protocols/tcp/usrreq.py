@@ -159,8 +159,10 @@ class TcpUserRequests:
         i = pcb.info()
         ca_state = 3 if pcb.in_recovery else 0                  # TCP_CA_Recovery / Open
         wscale = (pcb.snd_wscale & 0xF) | ((pcb.rcv_wscale & 0xF) << 4)
+        # Linux hands TIME-WAIT to a minisocket: the socket itself then reports CLOSE
+        state = State.CLOSED if pcb.state == State.TIME_WAIT else pcb.state
         return _TCP_INFO.pack(
-            int(pcb.state), ca_state, pcb.retransmits & 0xFF, pcb.keep_probes & 0xFF, pcb.rtt.backoff & 0xFF,
+            int(state), ca_state, pcb.retransmits & 0xFF, pcb.keep_probes & 0xFF, pcb.rtt.backoff & 0xFF,
             int(i["options"]), wscale, 0,
             int(i["rto_us"]), 40000, pcb.mss, pcb.our_mss, int(i["unacked"]) & 0xFFFFFFFF,
             0, 0, 0, 0, 0, 0, 0, 0,

@@ -5,7 +5,12 @@
 `run_table(make_socket, disconnect)` is shared: the tunstack side passes `stack.socket`
 and awaits what is awaitable (inspect.isawaitable).  Outcomes are normalised: LOCAL/PEER
 addresses by name, ephemeral ports as "EPHEMERAL", data as its length and digest, an
-exception as [type name, errno]."""
+exception as [type name, errno].
+
+Linux's sockets are blocking.  A stream `recv` or an `accept` is first tried with
+MSG_DONTWAIT / non-blocking, so an immediate error (ENOTCONN, EINVAL) is the kernel's own;
+only when it would block does the runner wait, up to a timeout ("timeout" if nothing
+comes) -- the tunstack side waits under trio.move_on_after, with the same outcome."""
 from __future__ import annotations
 
 import ctypes
@@ -24,6 +29,7 @@ SYMBOLS = {"LOCAL": LOCAL, "PEER": PEER}
 NAMES = {LOCAL: "LOCAL", PEER: "PEER", "0.0.0.0": "ANY"}
 PORTS = {ECHO_PORT: "ECHO_PORT", CLOSED_PORT: "CLOSED_PORT", PORT1: "PORT1", PORT2: "PORT2"}
 RECV_TIMEOUT = 2.0
+STEP_TIMEOUT = 15.0                  # a tunstack call that never returns is an outcome, not a hang
 
 
 def subst(arg: Any) -> Any:
@@ -63,7 +69,17 @@ def linux_disconnect(sock: socket.socket) -> None:
 
 async def _recv(sock: Any, op: str, bufsize: int, flags: int = 0, timeout: float = RECV_TIMEOUT) -> Any:
     if isinstance(sock, socket.socket):
-        if bufsize >= 0 and not flags & socket.MSG_DONTWAIT and sock.fileno() >= 0:
+        if sock.type == socket.SOCK_STREAM and bufsize >= 0 and not flags & socket.MSG_DONTWAIT \
+                and sock.fileno() >= 0:
+            try:
+                return getattr(sock, op)(bufsize, flags | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+            with trio.move_on_after(timeout):
+                await trio.lowlevel.wait_readable(sock)
+            if not _readable(sock):
+                return "timeout"
+        elif bufsize >= 0 and not flags & socket.MSG_DONTWAIT and sock.fileno() >= 0:
             with trio.move_on_after(timeout):
                 await trio.lowlevel.wait_readable(sock)
             if not _readable(sock):
@@ -73,6 +89,29 @@ async def _recv(sock: Any, op: str, bufsize: int, flags: int = 0, timeout: float
         return await getattr(sock, op)(bufsize, flags)
     with trio.move_on_after(timeout) as scope:
         return await getattr(sock, op)(bufsize, flags)
+    assert scope.cancelled_caught
+    return "timeout"
+
+
+async def _accept(sock: Any, timeout: float = RECV_TIMEOUT) -> Any:
+    """(new socket, address) or "timeout"."""
+    if isinstance(sock, socket.socket):
+        if sock.fileno() >= 0:
+            sock.setblocking(False)
+            try:
+                return sock.accept()
+            except BlockingIOError:
+                pass
+            finally:
+                if sock.fileno() >= 0:
+                    sock.setblocking(True)
+            with trio.move_on_after(timeout):
+                await trio.lowlevel.wait_readable(sock)
+            if not _readable(sock):
+                return "timeout"
+        return sock.accept()
+    with trio.move_on_after(timeout) as scope:
+        return await sock.accept()
     assert scope.cancelled_caught
     return "timeout"
 
@@ -97,7 +136,8 @@ async def run_steps(steps: list[Step], make_socket: Callable[..., Any],
                     result: Any = None
                 elif op == "socket":
                     name, spec = rest
-                    args = (socket.AF_INET, socket.SOCK_DGRAM, 0) if spec == "dgram" else spec
+                    args = {"dgram": (socket.AF_INET, socket.SOCK_DGRAM, 0),
+                            "stream": (socket.AF_INET, socket.SOCK_STREAM, 0)}.get(spec, spec)
                     socks[name] = make_socket(*args)
                     result = None
                 else:
@@ -108,10 +148,17 @@ async def run_steps(steps: list[Step], make_socket: Callable[..., Any],
                         result = disconnect(sock)
                     elif op in ("recv", "recvfrom"):
                         result = await _recv(sock, op, *args)
+                    elif op == "accept":             # ("accept", listener, name for the new socket)
+                        result = await _accept(sock, *args[1:])
+                        if result != "timeout":
+                            socks[args[0]], result = result
                     else:
                         result = getattr(sock, op)(*args)
                     if inspect.isawaitable(result):
-                        result = await result
+                        with trio.move_on_after(STEP_TIMEOUT) as scope:
+                            result = await result
+                        if scope.cancelled_caught:
+                            result = "hung"
                 out.append(["ok"] if result is None else ["ok", normalise(result)])
             except Exception as exc:
                 out.append([type(exc).__name__, getattr(exc, "errno", None)])

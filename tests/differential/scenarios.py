@@ -2,14 +2,20 @@
 
 A scenario is a list of steps over named sockets.  A step is `(op, sock, *args)` or
 `("sleep", seconds)`.  Addresses are written symbolically -- "LOCAL" (the host under
-test), "PEER" (the far end, running a UDP echo on ECHO_PORT and nothing on
-CLOSED_PORT) -- and substituted by the runner (tests/differential/runner.py), which
-also normalises every outcome so the two lists can be compared with ==.
+test), "PEER" (the far end, running a UDP and a TCP echo on ECHO_PORT and nothing on
+CLOSED_PORT; the TCP echo closes its side after the client's FIN) -- and substituted
+by the runner (tests/differential/runner.py), which also normalises every outcome so
+the two lists can be compared with ==.
 
-Ops: socket (spec "dgram" or a (family, type, proto) tuple), bind, connect, disconnect
-(connect to AF_UNSPEC), send, sendto, recv/recvfrom (bufsize[, flags[, timeout]] --
-"timeout" if nothing arrives), getsockname, getpeername, setsockopt, getsockopt,
-listen, shutdown, close, sleep.
+Ops: socket (spec "dgram", "stream" or a (family, type, proto) tuple), bind, connect,
+disconnect (connect to AF_UNSPEC), send, sendall, sendto, recv/recvfrom (bufsize[, flags[,
+timeout]] -- "timeout" if nothing arrives), accept (listener, name for the accepted
+socket[, timeout]; the outcome is the peer address), getsockname, getpeername,
+setsockopt, getsockopt, listen, shutdown, close, sleep.
+
+Stream scenarios each use their own fixed ports (TP + n): a connection closed at the end
+of one scenario may linger in TIME-WAIT on its port, which would change the next
+scenario's bind outcome.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ SUBNET_BCAST = "10.88.0.255"
 ECHO_PORT, CLOSED_PORT = 7777, 7778
 PORT1, PORT2 = 40001, 40002          # fixed ports below the ephemeral range
 SETTLE = 0.2                         # long enough for an ICMP error to come back
+TP = 30100                           # stream scenarios: TP + n (below the ephemeral range)
+LINGER0 = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")    # struct linger {1, 0}: close sends RST
 
 Step = tuple[Any, ...]
 
@@ -166,3 +174,196 @@ SCENARIOS: dict[str, list[Step]] = {
         ("socket", "g", (S.AF_INET, S.SOCK_DGRAM | S.SOCK_NONBLOCK, 0)), ("getsockopt", "g", S.SOL_SOCKET, S.SO_TYPE), ("socket", "d", (S.AF_INET, S.SOCK_DGRAM, S.IPPROTO_UDP)),
         ("getsockopt", "d", S.SOL_SOCKET, S.SO_PROTOCOL)],
 }
+
+# --- stream sockets (TCP) ------------------------------------------------------------------
+STREAM_SCENARIOS: dict[str, list[Step]] = {
+    "tcp_unconnected": [
+        ("socket", "a", "stream"), ("send", "a", b"x"), ("sendall", "a", b"x"), ("recv", "a", 10),
+        ("recvfrom", "a", 10), ("getpeername", "a"), ("getsockname", "a"), ("shutdown", "a", S.SHUT_WR),
+        ("shutdown", "a", S.SHUT_RD), ("shutdown", "a", S.SHUT_RDWR), ("shutdown", "a", 7),
+        ("sendto", "a", b"x", ("PEER", ECHO_PORT)), ("accept", "a", "b"),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_ERROR)],
+    "tcp_connect_refused": [
+        ("socket", "a", "stream"), ("connect", "a", ("PEER", CLOSED_PORT)), ("getpeername", "a"),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_ERROR), ("send", "a", b"x"), ("recv", "a", 10),
+        ("shutdown", "a", S.SHUT_WR), ("connect", "a", ("PEER", CLOSED_PORT)), ("connect", "a", ("PEER", ECHO_PORT)),
+        ("getpeername", "a"),
+        ("getsockname", "a"), ("send", "a", b"again"), ("recv", "a", 100)],
+    "tcp_connect_refused_keeps_bound_name": [
+        ("socket", "a", "stream"), ("bind", "a", ("LOCAL", TP + 1)), ("connect", "a", ("PEER", CLOSED_PORT)),
+        ("getsockname", "a"), ("connect", "a", ("PEER", ECHO_PORT)), ("getsockname", "a"), ("getpeername", "a")],
+    "tcp_connect_names": [
+        ("socket", "a", "stream"), ("connect", "a", ("PEER", ECHO_PORT)), ("getsockname", "a"),
+        ("getpeername", "a"), ("getsockopt", "a", S.SOL_SOCKET, S.SO_ERROR),
+        ("connect", "a", ("PEER", ECHO_PORT)), ("connect", "a", ("PEER", CLOSED_PORT)),
+        ("bind", "a", ("LOCAL", 0)), ("listen", "a", 5), ("accept", "a", "b"),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_ACCEPTCONN)],
+    "tcp_echo_half_close": [
+        ("socket", "a", "stream"), ("connect", "a", ("PEER", ECHO_PORT)), ("send", "a", b"hello"),
+        ("recv", "a", 100), ("sendall", "a", b"world"), ("recvfrom", "a", 100), ("send", "a", b""),
+        ("shutdown", "a", S.SHUT_WR), ("send", "a", b"x"), ("recv", "a", 100), ("recv", "a", 100),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_ERROR)],
+    "tcp_names_after_close_exchange": [   # both FINs exchanged: our side is in TIME-WAIT
+        ("socket", "a", "stream"), ("connect", "a", ("PEER", ECHO_PORT)), ("shutdown", "a", S.SHUT_WR),
+        ("recv", "a", 100), ("sleep", SETTLE), ("getpeername", "a"), ("getsockname", "a"), ("send", "a", b"x"),
+        ("recv", "a", 100), ("shutdown", "a", S.SHUT_WR), ("shutdown", "a", S.SHUT_RDWR),
+        ("connect", "a", ("PEER", ECHO_PORT)), ("listen", "a")],
+    "tcp_recv_is_a_stream": [
+        ("socket", "a", "stream"), ("connect", "a", ("PEER", ECHO_PORT)), ("send", "a", b"0123456789"),
+        ("send", "a", b"abc"), ("sleep", SETTLE), ("recv", "a", 4, S.MSG_PEEK), ("recv", "a", 4),
+        ("recv", "a", 100), ("recv", "a", 100, S.MSG_DONTWAIT, 0.0), ("recv", "a", 100, 0, 0.2),
+        ("recv", "a", 0)],
+    "tcp_sendto_connected": [
+        ("socket", "a", "stream"), ("connect", "a", ("PEER", ECHO_PORT)),
+        ("sendto", "a", b"x", ("PEER", ECHO_PORT)), ("sendto", "a", b"y", ("PEER", CLOSED_PORT)),
+        ("sendto", "a", b"z", 0, ("LOCAL", 9)), ("sendto", "a", b"!", "PEER"), ("sendto", "a", b"!", "x", ("PEER", 1)),
+        ("sleep", SETTLE), ("recv", "a", 100)],
+    "tcp_shutdown_connected": [
+        ("socket", "a", "stream"), ("connect", "a", ("PEER", ECHO_PORT)), ("shutdown", "a", 7),
+        ("shutdown", "a", S.SHUT_RD), ("recv", "a", 10), ("send", "a", b"abc"), ("sleep", SETTLE),
+        ("recv", "a", 10), ("recv", "a", 10), ("shutdown", "a", S.SHUT_WR), ("send", "a", b"x"),
+        ("sleep", SETTLE), ("getpeername", "a"), ("shutdown", "a", S.SHUT_RDWR)],   # past TIME-WAIT: CLOSE
+    "tcp_listen_connect_accept_local": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("LOCAL", TP + 2)),
+        ("listen", "a", 5), ("getsockopt", "a", S.SOL_SOCKET, S.SO_ACCEPTCONN), ("getsockname", "a"),
+        ("getpeername", "a"), ("recv", "a", 10), ("send", "a", b"x"),
+        ("connect", "b", ("LOCAL", TP + 2)), ("getsockname", "b"), ("getpeername", "b"),
+        ("accept", "a", "c"), ("getsockname", "c"), ("getpeername", "c"),
+        ("getsockopt", "c", S.SOL_SOCKET, S.SO_ACCEPTCONN), ("send", "b", b"ping"), ("recv", "c", 100),
+        ("send", "c", b"pong"), ("recv", "b", 100), ("accept", "a", "d", 0.2)],
+    "tcp_peer_close_then_send": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("LOCAL", TP + 3)),
+        ("listen", "a", 5), ("connect", "b", ("LOCAL", TP + 3)), ("accept", "a", "c"),
+        ("close", "c"), ("recv", "b", 100), ("recv", "b", 100), ("send", "b", b"x"), ("sleep", SETTLE),
+        ("send", "b", b"x"), ("getsockopt", "b", S.SOL_SOCKET, S.SO_ERROR), ("send", "b", b"x"),
+        ("recv", "b", 100), ("getpeername", "b"), ("shutdown", "b", S.SHUT_RD)],
+    "tcp_close_with_unread_data_resets": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("LOCAL", TP + 4)),
+        ("listen", "a", 5), ("connect", "b", ("LOCAL", TP + 4)), ("accept", "a", "c"),
+        ("send", "b", b"unread"), ("sleep", SETTLE), ("close", "c"), ("sleep", SETTLE),
+        ("recv", "b", 100), ("recv", "b", 100), ("send", "b", b"x"), ("getsockopt", "b", S.SOL_SOCKET, S.SO_ERROR),
+        ("getpeername", "b"), ("shutdown", "b", S.SHUT_WR), ("connect", "b", ("LOCAL", TP + 4))],
+    "tcp_linger0_resets": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("LOCAL", TP + 5)),
+        ("listen", "a", 5), ("connect", "b", ("LOCAL", TP + 5)), ("accept", "a", "c"),
+        ("setsockopt", "c", S.SOL_SOCKET, S.SO_LINGER, LINGER0),
+        ("getsockopt", "c", S.SOL_SOCKET, S.SO_LINGER, 8), ("close", "c"), ("sleep", SETTLE),
+        ("getsockopt", "b", S.SOL_SOCKET, S.SO_ERROR), ("recv", "b", 100), ("send", "b", b"x")],
+    "tcp_listen_loopback": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "d", "stream"),
+        ("bind", "a", ("127.0.0.1", TP + 6)), ("listen", "a"), ("connect", "b", ("127.0.0.1", TP + 6)),
+        ("getsockname", "b"), ("accept", "a", "c"), ("getpeername", "c"), ("getsockname", "c"),
+        ("connect", "b", ("LOCAL", TP + 6)), ("connect", "d", ("LOCAL", TP + 6))],
+    "tcp_connect_any_means_this_host": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("", TP + 7)), ("listen", "a"),
+        ("connect", "b", ("", TP + 7)), ("getpeername", "b"), ("getsockname", "b"), ("accept", "a", "c"),
+        ("getsockname", "c")],
+    "tcp_listen_states": [
+        ("socket", "a", "stream"), ("listen", "a", 3), ("getsockname", "a"), ("listen", "a", 10),
+        ("bind", "a", ("LOCAL", 0)), ("connect", "a", ("PEER", ECHO_PORT)), ("send", "a", b"x"),
+        ("sendto", "a", b"x", ("PEER", ECHO_PORT)), ("recv", "a", 10), ("getpeername", "a"),
+        ("accept", "a", "b", 0.2)],
+    "tcp_shutdown_listener": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("LOCAL", TP + 8)), ("listen", "a"),
+        ("shutdown", "a", S.SHUT_WR), ("getsockopt", "a", S.SOL_SOCKET, S.SO_ACCEPTCONN),
+        ("shutdown", "a", S.SHUT_RD), ("getsockopt", "a", S.SOL_SOCKET, S.SO_ACCEPTCONN),
+        ("accept", "a", "c", 0.2), ("connect", "b", ("LOCAL", TP + 8)), ("shutdown", "a", S.SHUT_RD),
+        ("getsockname", "a"), ("listen", "a"), ("getsockopt", "a", S.SOL_SOCKET, S.SO_ACCEPTCONN),
+        ("socket", "d", "stream"), ("connect", "d", ("LOCAL", TP + 8)), ("accept", "a", "e")],
+    "tcp_listen_on_connected_and_accept_unlistened": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("connect", "a", ("PEER", ECHO_PORT)),
+        ("listen", "a", 5), ("accept", "a", "c"), ("bind", "b", ("LOCAL", TP + 9)), ("accept", "b", "d"),
+        ("getsockopt", "b", S.SOL_SOCKET, S.SO_ACCEPTCONN)],
+    "tcp_bind": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
+        ("bind", "a", ("LOCAL", TP + 10)), ("bind", "a", ("LOCAL", TP + 10)), ("bind", "a", ("LOCAL", 0)),
+        ("bind", "b", ("LOCAL", TP + 10)), ("bind", "b", ("", TP + 10)), ("bind", "b", ("127.0.0.1", TP + 10)),
+        ("getsockname", "b"), ("bind", "c", (OTHER, 0)), ("bind", "c", ("PEER", TP + 10)),
+        ("bind", "c", ("LOCAL", 0)), ("getsockname", "c")],
+    "tcp_bind_in_use_by_connection": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("connect", "a", ("PEER", ECHO_PORT)),
+        ("getsockname", "a"), ("bind", "b", ("LOCAL", 0)), ("getsockname", "b")],
+    "tcp_reuseaddr_rules": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"), ("socket", "d", "stream"),
+        ("setsockopt", "a", S.SOL_SOCKET, S.SO_REUSEADDR, 1), ("setsockopt", "b", S.SOL_SOCKET, S.SO_REUSEADDR, 1),
+        ("setsockopt", "c", S.SOL_SOCKET, S.SO_REUSEADDR, 1),
+        ("bind", "a", ("LOCAL", TP + 11)), ("bind", "b", ("LOCAL", TP + 11)), ("listen", "a"), ("listen", "b"),
+        ("bind", "c", ("LOCAL", TP + 11)), ("bind", "c", ("", TP + 11)), ("bind", "d", ("", TP + 11)),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_REUSEADDR)],
+    "tcp_reuseaddr_one_side": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("setsockopt", "b", S.SOL_SOCKET, S.SO_REUSEADDR, 1),
+        ("bind", "a", ("LOCAL", TP + 12)), ("bind", "b", ("LOCAL", TP + 12))],
+    "tcp_reuseaddr_after_listener_closed": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
+        ("bind", "a", ("LOCAL", TP + 13)), ("listen", "a"), ("close", "a"), ("bind", "b", ("LOCAL", TP + 13)),
+        ("listen", "b"), ("bind", "c", ("LOCAL", TP + 13))],
+    "tcp_reuseport": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
+        ("setsockopt", "a", S.SOL_SOCKET, S.SO_REUSEPORT, 1), ("setsockopt", "b", S.SOL_SOCKET, S.SO_REUSEPORT, 1),
+        ("bind", "a", ("", TP + 14)), ("bind", "b", ("", TP + 14)), ("listen", "a"), ("listen", "b"),
+        ("bind", "c", ("", TP + 14))],
+    "tcp_getsockopt": [
+        ("socket", "a", "stream"), ("getsockopt", "a", S.SOL_SOCKET, S.SO_TYPE),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_ERROR), ("getsockopt", "a", S.SOL_SOCKET, S.SO_DOMAIN),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_PROTOCOL), ("getsockopt", "a", S.SOL_SOCKET, S.SO_ACCEPTCONN),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_NODELAY), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_NODELAY, 1),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_NODELAY), ("getsockopt", "a", S.SOL_SOCKET, S.SO_KEEPALIVE),
+        ("setsockopt", "a", S.SOL_SOCKET, S.SO_KEEPALIVE, 1), ("getsockopt", "a", S.SOL_SOCKET, S.SO_KEEPALIVE),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_KEEPIDLE), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_KEEPINTVL),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_KEEPCNT), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_KEEPIDLE, 0),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_KEEPCNT, 5), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_KEEPCNT),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_LINGER, 8), ("setsockopt", "a", S.SOL_SOCKET, S.SO_RCVBUF, 4096),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_RCVBUF), ("setsockopt", "a", S.SOL_SOCKET, S.SO_SNDBUF, 8192),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_SNDBUF), ("getsockopt", "a", S.IPPROTO_IP, S.IP_TTL),
+        ("setsockopt", "a", S.IPPROTO_TCP, 9999, 1), ("getsockopt", "a", S.IPPROTO_TCP, 9999),
+        ("connect", "a", ("PEER", ECHO_PORT)), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_NODELAY),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_ERROR), ("getsockopt", "a", S.SOL_SOCKET, S.SO_TYPE, 4)],
+    "tcp_use_after_close": [
+        ("socket", "a", "stream"), ("close", "a"), ("close", "a"), ("send", "a", b"x"), ("recv", "a", 10),
+        ("connect", "a", ("PEER", ECHO_PORT)), ("listen", "a"), ("accept", "a", "b"), ("shutdown", "a", S.SHUT_RD),
+        ("getpeername", "a"), ("getsockopt", "a", S.SOL_SOCKET, S.SO_TYPE)],
+    "tcp_connect_to_itself": [            # simultaneous open with itself (RFC 9293 §3.5, Figure 7)
+        ("socket", "a", "stream"), ("bind", "a", ("LOCAL", TP + 15)), ("connect", "a", ("LOCAL", TP + 15)),
+        ("getpeername", "a"), ("send", "a", b"me"), ("recv", "a", 10), ("shutdown", "a", S.SHUT_WR),
+        ("recv", "a", 10)],
+    "tcp_listener_close_resets_pending": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
+        ("bind", "a", ("LOCAL", TP + 16)), ("listen", "a"), ("connect", "b", ("LOCAL", TP + 16)),
+        ("connect", "c", ("LOCAL", TP + 16)), ("send", "c", b"queued"), ("sleep", SETTLE), ("close", "a"),
+        ("sleep", SETTLE), ("recv", "b", 10), ("recv", "b", 10), ("send", "c", b"x"), ("send", "c", b"x"),
+        ("socket", "d", "stream"), ("connect", "d", ("LOCAL", TP + 16))],
+    "tcp_shutdown_listener_resets_pending": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("LOCAL", TP + 17)), ("listen", "a"),
+        ("connect", "b", ("LOCAL", TP + 17)), ("sleep", SETTLE), ("shutdown", "a", S.SHUT_RDWR), ("sleep", SETTLE),
+        ("getsockopt", "b", S.SOL_SOCKET, S.SO_ERROR), ("recv", "b", 10)],
+    "tcp_bad_addresses": [
+        ("socket", "a", "stream"), ("connect", "a", "PEER"), ("connect", "a", ("PEER",)),
+        ("connect", "a", ("PEER", 70000)), ("connect", "a", ("PEER", "80")), ("bind", "a", ("LOCAL", -1)),
+        ("connect", "a", ["PEER", ECHO_PORT]), ("send", "a", "text"), ("recv", "a", -1), ("getsockname", "a")],
+    "tcp_connect_unroutable": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"), ("socket", "d", "stream"),
+        ("connect", "a", ("192.0.2.1", 80)), ("getsockname", "a"), ("connect", "b", ("224.0.0.1", 80)),
+        ("connect", "c", ("255.255.255.255", 80)), ("connect", "d", (SUBNET_BCAST, 80)),
+        ("socket", "e", "stream"), ("connect", "e", ("PEER", 0))],
+    "tcp_accepted_inherits_options": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("LOCAL", TP + 18)),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_NODELAY, 1), ("setsockopt", "a", S.SOL_SOCKET, S.SO_KEEPALIVE, 1),
+        ("setsockopt", "a", S.SOL_SOCKET, S.SO_RCVBUF, 65536), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_KEEPIDLE, 77),
+        ("listen", "a"), ("connect", "b", ("LOCAL", TP + 18)), ("accept", "a", "c"),
+        ("getsockopt", "c", S.IPPROTO_TCP, S.TCP_NODELAY), ("getsockopt", "c", S.SOL_SOCKET, S.SO_KEEPALIVE),
+        ("getsockopt", "c", S.SOL_SOCKET, S.SO_RCVBUF), ("getsockopt", "c", S.IPPROTO_TCP, S.TCP_KEEPIDLE),
+        ("getsockopt", "b", S.IPPROTO_TCP, S.TCP_NODELAY), ("getsockopt", "c", S.SOL_SOCKET, S.SO_REUSEADDR)],
+    "tcp_info_state": [
+        ("socket", "a", "stream"), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_INFO, 1),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG), ("connect", "a", ("PEER", ECHO_PORT)),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_INFO, 1), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG),
+        ("shutdown", "a", S.SHUT_WR), ("recv", "a", 10), ("sleep", SETTLE),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_INFO, 1),
+        ("socket", "b", "stream"), ("listen", "b"), ("getsockopt", "b", S.IPPROTO_TCP, S.TCP_INFO, 1)],
+    "tcp_socket_protocols": [
+        ("socket", "a", (S.AF_INET, S.SOCK_STREAM, S.IPPROTO_TCP)),
+        ("socket", "b", (S.AF_INET, S.SOCK_STREAM, S.IPPROTO_UDP)),
+        ("socket", "c", (S.AF_INET, S.SOCK_STREAM | S.SOCK_NONBLOCK, 0)),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_PROTOCOL), ("getsockopt", "c", S.SOL_SOCKET, S.SO_TYPE)],
+}
+SCENARIOS.update(STREAM_SCENARIOS)

@@ -3,8 +3,9 @@ Linux's own socket module and against tunstack must give the same outcomes.
 
 Linux: a namespace at LOCAL joined by a veth to a PEER namespace.  tunstack: a Stack on
 a TUN at LOCAL whose kernel side, in a PEER namespace, is PEER.  Each PEER namespace
-runs the same UDP echo on ECHO_PORT, nothing on CLOSED_PORT, and does not rate-limit
-its ICMP errors (so the outcome never depends on how many scenarios ran before)."""
+runs the same UDP and TCP echo on ECHO_PORT (the TCP echo closes after the client's
+FIN), nothing on CLOSED_PORT, and does not rate-limit its ICMP errors (so the outcome
+never depends on how many scenarios ran before)."""
 from __future__ import annotations
 
 import json
@@ -26,13 +27,37 @@ from tools.netns import NetnsHost, ip, unique_name
 from .conftest import require_real_peer
 
 ROOT = Path(__file__).resolve().parents[2]
-ECHO = ("import socket,sys\n"
-        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-        f"s.bind(({PEER!r},{ECHO_PORT}))\n"
-        "print('ready',flush=True)\n"
-        "while True:\n"
-        "    d,a=s.recvfrom(65535)\n"
-        "    s.sendto(d,a)\n")
+ECHO = f"""
+import socket, threading
+PEER, PORT = {PEER!r}, {ECHO_PORT}
+
+def udp(s):
+    while True:
+        d, a = s.recvfrom(65535)
+        s.sendto(d, a)
+
+def tcp_echo(c):
+    # echo until the client's FIN, then close our side too
+    try:
+        while d := c.recv(65536):
+            c.sendall(d)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((PEER, PORT))
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind((PEER, PORT))
+t.listen(64)
+threading.Thread(target=udp, args=(u,), daemon=True).start()
+print("ready", flush=True)
+while True:
+    c, _ = t.accept()
+    threading.Thread(target=tcp_echo, args=(c,), daemon=True).start()
+"""
 
 
 @contextmanager
