@@ -33,9 +33,13 @@ TCP_CONGESTION = 13
 # 32 times that here, because our default window (4 MiB) is already above Linux's cap
 STREAM_BUF_MAX = BUF_MAX * 32
 TCP_INFO = 11
-_ESTABLISHED_LIKE = (1, 4, 5, 8, 9, 11)             # State values where the peer is known (Linux:
-                                                    # not TIME-WAIT -- the socket itself is CLOSE then)
-_SYN_SENT, _SYN_RECEIVED, _CLOSED, _LISTEN = 2, 3, 7, 10
+# TCP states by their Linux numbers (protocols/tcp/state.py): the socket layer sees only
+# the protocol's `state` value, so it does not import the protocol.
+(_ESTABLISHED, _SYN_SENT, _SYN_RECEIVED, _FIN_WAIT_1, _FIN_WAIT_2, _TIME_WAIT, _CLOSED, _CLOSE_WAIT, _LAST_ACK,
+ _LISTEN, _CLOSING) = range(1, 12)
+_PEER_KNOWN = (_ESTABLISHED, _SYN_RECEIVED, _FIN_WAIT_1, _FIN_WAIT_2, _CLOSE_WAIT, _LAST_ACK, _CLOSING)
+_CAN_SEND = (_ESTABLISHED, _CLOSE_WAIT)             # (Linux: not TIME-WAIT -- the socket is CLOSE then)
+_OPENING = (_SYN_SENT, _SYN_RECEIVED)
 
 
 class StreamSocket(Socket):
@@ -73,17 +77,17 @@ class StreamSocket(Socket):
         addr, port = self._addr(address, "connect")
         if pcb.state == _LISTEN:
             raise oserror(errno.EISCONN)             # Linux inet_stream_connect: not TCP_CLOSE
-        if pcb.state in (_SYN_SENT, _SYN_RECEIVED):
+        if pcb.state in _OPENING:
             raise oserror(errno.EALREADY)
         if pcb.state != _CLOSED or self._ever_connected and pcb.fport:
             raise oserror(errno.EISCONN)
         self._raise(self._ops.connect(pcb, addr, port, self._stack.now()))
         self._ever_connected = True
         try:
-            while pcb.state in (_SYN_SENT, _SYN_RECEIVED):
+            while pcb.state in _OPENING:
                 await self._readers.park()
         except BaseException:
-            if pcb.state in (_SYN_SENT, _SYN_RECEIVED):
+            if pcb.state in _OPENING:
                 self._ops.abandon_connect(pcb)
                 self._ever_connected = False
             raise
@@ -101,10 +105,13 @@ class StreamSocket(Socket):
         if how not in (_pysocket.SHUT_RD, _pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
             raise oserror(errno.EINVAL)
         # Linux inet_shutdown: a CLOSE socket (never connected, failed, reset or past
-        # TIME-WAIT) is ENOTCONN; a listener ignores SHUT_WR and stops listening on SHUT_RD.
-        # (SYN-SENT: Linux aborts the connect with ECONNRESET; here it stays ENOTCONN.)
-        if pcb.state in (_CLOSED, 6, _SYN_SENT):
+        # TIME-WAIT) is ENOTCONN; a listener ignores SHUT_WR and stops listening on SHUT_RD;
+        # in SYN-SENT the connect is aborted and the waiting connect() gets ECONNRESET.
+        if pcb.state in (_CLOSED, _TIME_WAIT):
             raise oserror(errno.ENOTCONN)
+        if pcb.state == _SYN_SENT:
+            self._ops.abort_connect(pcb, errno.ECONNRESET)
+            return
         if pcb.state == _LISTEN:
             if how != _pysocket.SHUT_WR:
                 self._ops.unlisten(pcb, self._stack.now())
@@ -134,9 +141,9 @@ class StreamSocket(Socket):
                 raise oserror(errno.EBADF)
             self._raise(self._ops.take_error(pcb))
             st = pcb.state
-            if self._shut_wr or pcb.shut_wr or st not in (1, 8, _SYN_SENT, _SYN_RECEIVED):
+            if self._shut_wr or pcb.shut_wr or st not in _CAN_SEND + _OPENING:
                 raise oserror(errno.EPIPE)
-            if st in (1, 8):
+            if st in _CAN_SEND:
                 if not view:
                     return 0
                 n = self._ops.send(pcb, view, self._stack.now())
@@ -207,15 +214,15 @@ class StreamSocket(Socket):
 
     async def wait_writable(self) -> None:
         pcb = self._check()
-        while not (self._closed or pcb.so_error or pcb.state not in (_SYN_SENT, _SYN_RECEIVED, 1, 8)
-                   or (pcb.state in (1, 8) and pcb.writable_space() > 0)):
+        while not (self._closed or pcb.so_error or pcb.state not in _OPENING + _CAN_SEND
+                   or (pcb.state in _CAN_SEND and pcb.writable_space() > 0)):
             await self._readers.park()
         await trio.lowlevel.checkpoint()
 
     # --- names -----------------------------------------------------------------------------
     def getpeername(self) -> tuple[str, int]:
         pcb = self._check()
-        if pcb.state not in _ESTABLISHED_LIKE and pcb.state != _SYN_RECEIVED:
+        if pcb.state not in _PEER_KNOWN:
             raise oserror(errno.ENOTCONN)
         return format_inet(pcb.faddr, pcb.fport)
 

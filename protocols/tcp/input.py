@@ -110,6 +110,8 @@ class InputMixin:
             return
         if flags & RST:
             if flags & ACK:                          # RFC 5961 §3.2: only an RST that ACKs our SYN
+                self.host.stats.in_rsts += 1
+                self.host.stats.attempt_fails += 1
                 self.drop(errno.ECONNREFUSED)
             return
         if not flags & SYN:

@@ -55,6 +55,10 @@ class TcpUserRequests:
         pcb.faddr = pcb.fport = 0
         self.tcp.schedule(pcb)
 
+    def abort_connect(self, pcb: Connection, err: int) -> None:
+        """shutdown() in SYN-SENT (Linux tcp_disconnect): the attempt ends with `err`."""
+        pcb.drop(err)
+
     def send(self, pcb: Connection, data: memoryview, now: float) -> int:
         n = pcb.send(data, now)
         self.tcp.schedule(pcb)

@@ -78,6 +78,7 @@ async def test_refused_keeps_autobound_name(autojump_clock: trio.testing.MockClo
         name = cl.getsockname()
         assert name[1] in EPHEMERAL                             # DESIGN.md §3: the name remains
         assert p.sb.tcp.stats.out_rsts == 1
+        assert p.sa.tcp.stats.in_rsts == 1 and p.sa.tcp.stats.attempt_fails == 1
         with err(errno.ENOTCONN):
             cl.getpeername()
         await listener(p.sb, 5001)
@@ -346,3 +347,30 @@ async def test_recv_into_peek_and_dontwait(autojump_clock: trio.testing.MockCloc
         buf = bytearray(6)
         assert await conn.recv_into(buf) == 6 and buf == b"012345"
         assert await conn.recv(100) == b"6789"
+
+
+async def test_shutdown_during_connect_resets_it(autojump_clock: trio.testing.MockClock) -> None:
+    """Linux inet_shutdown in SYN-SENT: the attempt is dropped, connect() gets ECONNRESET,
+    the auto-bound name stays and the socket may connect again."""
+    def wrap(a: MemoryNdd) -> FaultInjector:
+        return FaultInjector(a, drop=1.0, direction="out")
+    async with two_stacks("rawip", wrap_a=wrap, **cfg()) as p:
+        cl = p.sa.socket(A, S)
+        outcome: list[int] = []
+
+        async def connect() -> None:
+            try:
+                await cl.connect((IP_B, 5000))
+            except OSError as exc:
+                outcome.append(exc.errno or 0)
+
+        async with trio.open_nursery() as n:
+            n.start_soon(connect)
+            await trio.sleep(0.5)
+            cl.shutdown(socket.SHUT_RDWR)
+        assert outcome == [errno.ECONNRESET]
+        assert cl.getsockname()[1] in EPHEMERAL and not p.sa.tcp.conns
+        p.nd_a.p["drop"] = 0.0
+        await listener(p.sb)
+        await cl.connect((IP_B, 5000))
+        assert cl.getpeername() == (IP_B, 5000)
