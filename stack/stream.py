@@ -135,7 +135,16 @@ class StreamSocket(Socket):
     async def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
         pcb = self._check()
         view = memoryview(data).cast("B")
-        await trio.lowlevel.checkpoint()
+        # as recv: raise if cancelled, then send first and yield after -- the segment is on
+        # its way while other tasks run (parking is the checkpoint on the slow path)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        n, parked = await self._send_wait(pcb, view, flags)
+        if not parked:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return n
+
+    async def _send_wait(self, pcb: Any, view: memoryview, flags: int) -> tuple[int, bool]:
+        parked = False
         while True:
             if self._closed:
                 raise oserror(errno.EBADF)
@@ -145,13 +154,14 @@ class StreamSocket(Socket):
                 raise oserror(errno.EPIPE)
             if st in _CAN_SEND:
                 if not view:
-                    return 0
+                    return 0, parked
                 n = self._ops.send(pcb, view, self._stack.now())
                 if n:
-                    return n
+                    return n, parked
             if flags & _pysocket.MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             await self._readers.park()
+            parked = True
 
     async def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         view = memoryview(data).cast("B")
