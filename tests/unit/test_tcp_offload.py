@@ -1,0 +1,135 @@
+"""TCP over a device with offloads (DESIGN.md §4): TSO super-segments with a partial
+checksum on the way out, GSO super-frames taken as one segment on the way in."""
+from __future__ import annotations
+
+import random
+import struct
+from typing import Any
+
+from drivers.fault import _finish_checksum
+from ndd.ndd import DeviceCaps
+from protocols.checksum import checksum, ones_sum, pseudo_header_sum
+from protocols.ipv4 import IPPROTO_TCP, IpMeta, Ipv4Repr
+from protocols.tcp import seq as sq
+from protocols.tcp.conn import State, TcpConfig
+from protocols.tcp.tcp import Tcp
+from protocols.tcp.wire import ACK, SYN, TcpRepr
+from stack.addr import ip_to_int
+from stack.pktbuf import PacketBuffer
+
+from .fakes import make_host
+
+US, PEER = ip_to_int("10.0.0.2"), ip_to_int("10.0.0.1")
+T0 = 1000.0
+
+
+class OffloadNet:
+    def __init__(self, *, csum: bool = True, tso: bool = True) -> None:
+        self.host = make_host()
+        self.host.eth0.ndd.caps = DeviceCaps(mtu=1500, tx_csum_offload=csum, tso_max=65535 if tso else 0)  # type: ignore[attr-defined]
+        self.sent: list[PacketBuffer] = []
+        self.host.eth0.link.output = lambda pkt, nexthop, now: self.sent.append(pkt.copy()) or 0  # type: ignore[attr-defined]
+        self.now = T0
+        self.tcp = Tcp(self.host.ipv4, random.Random(3), lambda: self.now, TcpConfig(loss_probes=False))
+
+    def established(self) -> Any:
+        conn = self.tcp.attach()
+        assert self.tcp.connect(conn, PEER, 80, self.now) == 0
+        syn = self.segments()[0][0]
+        self.rx(conn, SYN | ACK, 5000, sq.add(syn.seq, 1), mss=1460, wscale=7, sack_perm=True)
+        assert conn.state == State.ESTABLISHED
+        self.sent.clear()
+        return conn
+
+    def rx(self, conn: Any, flags: int, seqno: int, ack: int, payload: bytes = b"", *, gso: int = 0,
+           win: int = 0xFFFF, **opts: Any) -> None:
+        seg = TcpRepr(80, conn.lport, seqno, ack, flags, win, **opts)
+        o = seg.options_bytes()
+        data = bytearray(20 + len(o)) + payload
+        seg.emit(data, o)
+        pkt = PacketBuffer(bytes(data))
+        if gso:
+            # what the kernel hands over with NEEDS_CSUM: only the pseudo-header sum in the field
+            struct.pack_into("!H", data, 16, pseudo_header_sum(PEER, US, IPPROTO_TCP, len(data)))
+            pkt = PacketBuffer(bytes(data))
+            pkt.gso_size, pkt.gso_type, pkt.csum_valid = gso, 1, True
+        else:
+            struct.pack_into("!H", data, 16, checksum(data, pseudo_header_sum(PEER, US, IPPROTO_TCP, len(data))))
+            pkt = PacketBuffer(bytes(data))
+        self.tcp.input(pkt, IpMeta(PEER, US, IPPROTO_TCP, 64, 0, 20, self.host.eth0, 0), self.now)
+
+    def segments(self) -> list[tuple[TcpRepr, PacketBuffer]]:
+        out = []
+        for pkt in self.sent:
+            ip = Ipv4Repr.parse(pkt.view())
+            assert isinstance(ip, Ipv4Repr)
+            seg = TcpRepr.parse(pkt.view()[ip.hdr_len:])
+            assert isinstance(seg, TcpRepr)
+            out.append((seg, pkt))
+        self.sent.clear()
+        return out
+
+
+def test_tso_super_segments_with_partial_checksum() -> None:
+    net = OffloadNet()
+    conn = net.established()
+    # the peer's window: 0xFFFF << 7, room for several super-segments
+    net.rx(conn, ACK, 5001, conn.snd_una, win=0xFFFF)
+    conn.cc.cwnd = 1 << 20
+    data = bytes(random.Random(1).getrandbits(8) for _ in range(300_000))
+    assert conn.send(memoryview(data), net.now) == len(data)
+    segs = net.segments()
+    assert len(segs) >= 2
+    off = 0
+    for seg, pkt in segs:
+        ip_len = len(pkt)
+        payload_len = ip_len - 20 - seg.hdr_len
+        assert ip_len <= 65535
+        assert pkt.gso_size == conn.mss and pkt.gso_type == 1          # virtio GSO_TCPV4
+        assert payload_len > conn.mss and payload_len % conn.mss == 0   # whole segments (Nagle holds a tail)
+        # the partial checksum: csum_start at the TCP header, offset 16, field = pseudo-header sum
+        assert pkt.csum_start == pkt.start + 20 and pkt.csum_offset == 16
+        field = struct.unpack_from("!H", pkt.view(), 20 + 16)[0]
+        assert field == pseudo_header_sum(US, PEER, IPPROTO_TCP, ip_len - 20)
+        # finishing it as the device would gives a valid TCP checksum
+        done = pkt.copy()
+        _finish_checksum(done)
+        assert ones_sum(done.view()[20:], pseudo_header_sum(US, PEER, IPPROTO_TCP, ip_len - 20)) == 0xFFFF
+        assert sq.diff(seg.seq, conn.iss + 1) == off
+        assert bytes(pkt.view()[20 + seg.hdr_len:]) == data[off:off + payload_len]
+        off += payload_len
+
+
+def test_checksum_offload_without_tso_sends_mss_segments() -> None:
+    net = OffloadNet(tso=False)
+    conn = net.established()
+    conn.cc.cwnd = 1 << 20
+    conn.send(memoryview(bytes(20_000)), net.now)
+    segs = net.segments()
+    assert segs and all(len(p) - 20 - s.hdr_len <= conn.mss and not p.gso_size and p.csum_start >= 0
+                        for s, p in segs)
+
+
+def test_no_offload_full_software_checksum() -> None:
+    net = OffloadNet(csum=False, tso=False)
+    conn = net.established()
+    conn.send(memoryview(b"x" * 3000), net.now)
+    for seg, pkt in net.segments():
+        assert pkt.csum_start < 0 and not pkt.gso_size
+        assert ones_sum(pkt.view()[20:], pseudo_header_sum(US, PEER, IPPROTO_TCP, len(pkt) - 20)) == 0xFFFF
+
+
+def test_gso_super_frame_is_one_segment() -> None:
+    """A 60 000-octet super-frame from the kernel: the checksum field holds only the
+    pseudo-header sum (not verified: csum_valid), the text is taken whole and, being more
+    than two full segments, ACKed at once (RFC 9293 §3.8.6.3)."""
+    net = OffloadNet()
+    conn = net.established()
+    conn.quickacks = 0
+    payload = bytes(range(256)) * 234 + bytes(96)
+    net.rx(conn, ACK, 5001, conn.snd_una, payload, gso=1448)
+    assert len(conn.rcv) == len(payload) == 60_000
+    assert conn.receive(100_000, False, net.now) == payload
+    acks = [s for s, _ in net.segments() if s.flags == ACK]
+    assert acks and acks[0].ack == sq.add(5001, 60_000)
+    assert net.tcp.stats.in_csum_errors == 0
