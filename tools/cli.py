@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "with captures",
                           description="Set up a namespace with a TUN and a TAP device and a separate stack "
                                       "on each; let Linux ping them, ping back, exchange UDP, curl the TUN "
-                                      "stack's http service, send 50 MB each way over TCP, capture with "
+                                      "stack's http service, send 200 MB each way over TCP, capture with "
                                       "tcpdump, check with tshark, summarise. "
                                       "Without root it runs two stacks over an in-process link instead.")
     demo.add_argument("--out", default="demo-out", help="directory for the pcaps and the summary (default demo-out/)")

@@ -9,7 +9,7 @@ Over TUN it also does UDP: the stack serves echo on port 7, Linux (socat and Pyt
 the namespace) exchanges datagrams with it, one of them larger than the MTU, and a
 connected stack socket meets ECONNREFUSED from a closed Linux port.  And TCP
 (tools/demo_tcp.py): Linux `curl` against the stack's http service, a refused connect,
-and, once the captures have stopped, 50 MB each way with its Mbit/s.
+and, once the captures have stopped, 200 MB each way with its Mbit/s.
 Without root: two stacks over an in-process link (ping, UDP echo, an HTTP GET and a
 refused TCP connect), and it says so.
 Exit status 0 only when every step worked.

@@ -3,7 +3,7 @@
 Captured with the rest: Linux `curl` fetches `/` and `/bytes/N` from the stack's http
 service, and a stack connect to a closed Linux port meets ECONNREFUSED.  Then, after the
 captures have stopped (100 MB would bloat them, and writing them would slow the very
-transfer being timed): 50 MB each way with its Mbit/s -- Linux (Python) into the stack's
+transfer being timed): 200 MB each way with its Mbit/s -- Linux (Python) into the stack's
 discard service, and a stack socket into a Linux sink that checks the SHA-256.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .demo import Report
 
 HTTP_BYTES = 10_000_000
-BULK = 50_000_000
+BULK = 200_000_000           # large enough for a steady figure (50 MB took ~30 ms)
 SINK_PORT = 5001
 _BLOCK = memoryview(pattern_bytes(0, 1 << 18))   # 256 KiB, a whole number of patterns
 
