@@ -26,13 +26,13 @@ from stack.pktbuf import PacketBuffer
 
 from .checksum import checksum, ones_sum, pseudo_header_sum
 from .ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
+from .ports import EphemeralPorts
 
 if TYPE_CHECKING:
     from .icmp import IcmpError
 
 UDP_HLEN = 8
 MAX_PAYLOAD = 65535 - HDR_LEN - UDP_HLEN     # 65507
-EPHEMERAL = (32768, 60999)                   # Linux ip_local_port_range
 RCVBUF_DEFAULT = 212992                      # net.core.rmem_default
 RCVBUF_MAX = 212992                          # net.core.rmem_max
 SNDBUF_DEFAULT = 212992
@@ -136,7 +136,7 @@ class Udp:
         self.rng = rng
         self.stats = UdpStats()
         self.ports: dict[int, list[UdpPcb]] = {}
-        self._next_ephemeral = rng.randrange(EPHEMERAL[0], EPHEMERAL[1] + 1)
+        self.ephemeral = EphemeralPorts(rng)
         self._hash_salt = rng.getrandbits(32)
 
     # --- binding ----------------------------------------------------------------------
@@ -172,16 +172,11 @@ class Udp:
         return 0
 
     def _ephemeral(self, pcb: UdpPcb, addr: int) -> int:
-        lo, hi = EPHEMERAL
-        span = hi - lo + 1
-        start = self._next_ephemeral
-        for i in range(span):
-            port = lo + (start - lo + i) % span
+        for port in self.ephemeral.candidates():
             if port not in self.ports:
-                self._next_ephemeral = lo + (port - lo + 1) % span
+                self.ephemeral.taken(port)
                 return port
-        for i in range(span):   # all in use by someone: share one without conflict
-            port = lo + (start - lo + i) % span
+        for port in self.ephemeral.candidates():   # all in use by someone: share one without conflict
             if not self._conflicts(pcb, addr, port):
                 return port
         return 0

@@ -216,12 +216,6 @@ class StreamSocket(Socket):
             await self._readers.park()
             parked = True
 
-    async def wait_readable(self) -> None:
-        pcb = self._check()
-        while not (self._ops.readable(pcb) or pcb.so_error or self._shut_rd or self._closed):
-            await self._readers.park()
-        await trio.lowlevel.checkpoint()
-
     async def wait_writable(self) -> None:
         pcb = self._check()
         while not (self._closed or pcb.so_error or pcb.state not in _OPENING + _CAN_SEND

@@ -22,6 +22,7 @@ from stack.pktbuf import PacketBuffer
 
 from .. import checksum as ck
 from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
+from ..ports import EphemeralPorts
 from . import seq as sq
 from .conn import Connection, State, TcpConfig
 from .listen import SynCookies
@@ -30,7 +31,6 @@ from .wire import ACK, FIN, RST, SYN, TcpRepr
 if TYPE_CHECKING:
     from ..icmp import IcmpError
 
-EPHEMERAL = (32768, 60999)
 GSO_TCPV4 = 1
 IP_TCP_HDR = 40
 
@@ -83,7 +83,7 @@ class Tcp:
         self.ports: dict[int, list[Connection]] = {}
         self._secret = rng.getrandbits(128).to_bytes(16, "big")
         self.cookies = SynCookies(rng.getrandbits(128).to_bytes(16, "big"))
-        self._next_ephemeral = rng.randrange(EPHEMERAL[0], EPHEMERAL[1] + 1)
+        self.ephemeral = EphemeralPorts(rng)
         self._heap: list[tuple[float, int, Connection]] = []
         self._tiebreak = itertools.count()
         self._challenge_tokens = float(self.config.challenge_ack_limit)
@@ -127,13 +127,9 @@ class Tcp:
         return False
 
     def _ephemeral(self, conn: Connection, addr: int) -> int:
-        lo, hi = EPHEMERAL
-        span = hi - lo + 1
-        start = self._next_ephemeral
-        for i in range(span):
-            port = lo + (start - lo + i) % span
+        for port in self.ephemeral.candidates():
             if port not in self.ports:
-                self._next_ephemeral = lo + (port - lo + 1) % span
+                self.ephemeral.taken(port)
                 return port
         return 0
 
