@@ -133,6 +133,19 @@ class Tcp:
                 return port
         return 0
 
+    def _share_ephemeral(self, conn: Connection, laddr: int, faddr: int, fport: int) -> bool:
+        """No free ephemeral port: share one held only by other connect()-bound sockets,
+        as long as the 4-tuple stays unique (Linux __inet_hash_connect)."""
+        for port in self.ephemeral.candidates():
+            users = self.ports.get(port, ())
+            if all(not u.bound_port and u.state != State.LISTEN for u in users) \
+                    and (laddr, port, faddr, fport) not in self.conns:
+                conn.laddr, conn.lport, conn.bound_port = 0, port, False
+                self.ports.setdefault(port, []).append(conn)
+                self.ephemeral.taken(port)
+                return True
+        return False
+
     def unbind(self, conn: Connection) -> None:
         users = self.ports.get(conn.lport)
         if users and conn in users:
@@ -175,8 +188,8 @@ class Tcp:
             return errno.ENETUNREACH                     # Linux tcp_v4_connect: RTCF_BROADCAST route
         if not conn.lport:
             err = self.bind(conn, 0, 0, explicit=False)
-            if err:
-                return err
+            if err and not self._share_ephemeral(conn, conn.laddr or src or 0, addr, port):
+                return errno.EADDRNOTAVAIL               # Linux: the ephemeral range is exhausted
         if not conn.laddr:
             conn.laddr = src or 0
         key = (conn.laddr, conn.lport, addr, port)

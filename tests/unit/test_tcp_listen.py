@@ -509,3 +509,23 @@ def test_time_wait_expires_through_the_timer_heap() -> None:
         assert at is not None and at <= deadline
         net.poll(at)
     assert net.now == pytest.approx(deadline) and net.tcp.conns == {}
+
+
+def test_connect_shares_ephemeral_ports_when_the_range_is_full() -> None:
+    """Every ephemeral port taken: connect() reuses one held by connect()-bound sockets when
+    the 4-tuple differs (Linux __inet_hash_connect), else EADDRNOTAVAIL."""
+    net = Net()
+    tcp = net.tcp
+    low, high = tcp.ephemeral.low, tcp.ephemeral.high
+    tcp.ephemeral.low = tcp.ephemeral.high = tcp.ephemeral.next = 40000    # a one-port range
+    try:
+        first = tcp.attach()
+        assert tcp.connect(first, PEER, 80, net.now) == 0 and first.lport == 40000
+        second = tcp.attach()
+        assert tcp.connect(second, PEER, 81, net.now) == 0 and second.lport == 40000
+        third = tcp.attach()
+        assert tcp.connect(third, PEER, 80, net.now) == errno.EADDRNOTAVAIL     # same 4-tuple
+        bound = tcp.attach()
+        assert tcp.bind(bound, 0, 0) == errno.EADDRINUSE                      # bind(0) cannot share
+    finally:
+        tcp.ephemeral.low, tcp.ephemeral.high = low, high
