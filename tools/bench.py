@@ -142,7 +142,7 @@ def to_json(sections: dict[str, Section], meta: dict[str, object]) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
+    ap = argparse.ArgumentParser(prog="tunstack bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 s per figure and 2000 idle connections (~1 min)")
     ap.add_argument("--only", metavar="SECTION[,SECTION]", help=f"run only these: {', '.join(SECTIONS)}")

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "Without root it runs two stacks over an in-process link instead.")
     demo.add_argument("--out", default="demo-out", help="directory for the pcaps and the summary (default demo-out/)")
     demo.add_argument("--memory", action="store_true", help="force the in-process (no root) variant")
+    sub.add_parser("bench", help="throughput, request/response, accepts/s and memory against pmd-pytcp, "
+                                 "slirp4netns and a veth pair (tunstack bench --help)", add_help=False)
     return p
 
 
@@ -130,6 +132,10 @@ async def run_ping(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from .bench import main as bench_main      # its own options: tunstack bench --help
+        return bench_main(argv[1:])
     p = build_parser()
     args = p.parse_args(argv)
     if args.command in ("up", "ping", "nc"):
