@@ -1,0 +1,213 @@
+"""AAL5 (ITU-T I.363.5): CPCS-PDU framing, SAR into cells, per-VC reassembly.
+
+CPCS-PDU (§9.2.1): payload (<= 65535) | pad 0-47 | CPCS-UU | CPI | Length (2) | CRC-32 (4),
+a multiple of 48 octets; the SAR (§9.1) sends it in cells whose PTI bit 0 marks the last.
+
+Reassembly is defensive: a PDU is delivered only when its Length fits the cell count,
+its CRC-32 is right and CPI is 0, so a lost, duplicated, corrupted or misordered cell can
+drop SDUs but never deliver a wrong one (a lost last cell merges two PDUs, which the
+Length and CRC then reject).  Every drop is counted per VC.
+"""
+from __future__ import annotations
+
+import binascii
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+from stack.counters import Counters
+
+from .cell import CELL_LEN, PAYLOAD_LEN, PTI_EOP_BIT, PTI_NON_USER_BIT, header_bytes
+
+MAX_SDU = 65535
+TRAILER_LEN = 8
+MAX_CELLS = -(-(MAX_SDU + TRAILER_LEN) // PAYLOAD_LEN)     # 1366
+MAX_PDU = MAX_CELLS * PAYLOAD_LEN                          # 65568: longer is oversize
+DEFAULT_TIMEOUT = 10.0    # I.363.5 leaves the reassembly timer to the implementation
+
+_TRAILER = struct.Struct(">BBH")
+_REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
+def crc32_bzip2(data: bytes | bytearray | memoryview) -> int:
+    """CRC-32/BZIP2 (poly 0x04C11DB7, init and xorout 0xFFFFFFFF, MSB first), at C speed.
+
+    binascii.crc32 is the bit-reflected twin with the same init and xorout, both all ones
+    and so equal to their own reversal: reflecting every input byte and the 32-bit result
+    turns one into the other exactly.
+    """
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    r = binascii.crc32(data.translate(_REV8))
+    return int.from_bytes(r.to_bytes(4, "little").translate(_REV8), "big")
+
+
+def cpcs_pdu(sdu: bytes | bytearray | memoryview, *, uu: int = 0, cpi: int = 0) -> bytes:
+    """The CPCS-PDU for an SDU: payload, pad, trailer with CRC-32 (I.363.5 §9.2.1)."""
+    n = len(sdu)
+    if n > MAX_SDU:
+        raise ValueError(f"AAL5 SDU of {n} octets exceeds {MAX_SDU}")
+    pad = -(n + TRAILER_LEN) % PAYLOAD_LEN
+    body = b"".join((sdu, bytes(pad), _TRAILER.pack(uu & 0xFF, cpi & 0xFF, n)))
+    return body + crc32_bzip2(body).to_bytes(4, "big")
+
+
+def segment(sdu: bytes | bytearray | memoryview, vpi: int, vci: int, *,
+            uu: int = 0, cpi: int = 0, clp: int = 0) -> bytes:
+    """All cells of one SDU, concatenated (53 octets each); the last has PTI 1.
+
+    ValueError for caller bugs only: SDU over 65535 octets, or empty -- Length 0 is the
+    abort code (I.363.5 §9.2.1), so an empty SDU cannot be carried.
+    """
+    if not len(sdu):
+        raise ValueError("AAL5 cannot carry an empty SDU: Length 0 means abort (I.363.5)")
+    pdu = cpcs_pdu(sdu, uu=uu, cpi=cpi)
+    cells = len(pdu) // PAYLOAD_LEN
+    mid = header_bytes(vpi, vci, 0, clp)
+    last = header_bytes(vpi, vci, PTI_EOP_BIT, clp)
+    if cells == 1:
+        return last + pdu
+    # Strided slice assignment keeps the whole interleave in C: 53 slice copies per SDU
+    # instead of a Python step per cell.
+    out = bytearray(cells * CELL_LEN)
+    for k in range(5):
+        out[k::CELL_LEN] = mid[k:k + 1] * cells
+    for j in range(PAYLOAD_LEN):
+        out[5 + j::CELL_LEN] = pdu[j::PAYLOAD_LEN]
+    out[-CELL_LEN:-PAYLOAD_LEN] = last
+    return bytes(out)
+
+
+@dataclass
+class Aal5VcStats(Counters):
+    """Per-VC AAL5 counters.  rx_* and the errors are kept by Reassembler; tx_* are for
+    the sender to bump (segment() is a pure function)."""
+    rx_cells: int = 0
+    rx_pdus: int = 0
+    rx_octets: int = 0
+    crc_errors: int = 0
+    length_errors: int = 0
+    cpi_errors: int = 0
+    aborts: int = 0          # Length 0 received (I.363.5 abort)
+    oversize: int = 0
+    timeouts: int = 0
+    tx_cells: int = 0
+    tx_pdus: int = 0
+    tx_octets: int = 0
+
+
+class _Vc:
+    __slots__ = ("buf", "deadline", "discarding", "stats")
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.deadline = 0.0
+        self.discarding = False      # after oversize: ignore cells up to the next last cell
+        self.stats = Aal5VcStats()
+
+
+VcKey = tuple[int, int]
+
+
+class Reassembler:
+    """Per-VC AAL5 receiver (I.363.5 §10.2.4, message mode, corrupted SDUs not delivered).
+
+    The timer is per VC, armed by a PDU's first cell (bounded lifetime, like IP
+    reassembly); `poll_at`/`poll` follow the stack/timers.py contract.  A VC's state is
+    created by its first cell or by `stats()`; the caller feeds only VCs it has open.
+    """
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self.vcs: dict[VcKey, _Vc] = {}
+        self._active: dict[VcKey, _Vc] = {}     # VCs mid-PDU; insertion order = deadline order
+        self.kick: Callable[..., None] = lambda at=None: None
+
+    def stats(self, vpi: int, vci: int) -> Aal5VcStats:
+        return self._vc((vpi, vci)).stats
+
+    def close(self, vpi: int, vci: int) -> None:
+        """Forget a VC: its partial PDU and its counters."""
+        self._active.pop((vpi, vci), None)
+        self.vcs.pop((vpi, vci), None)
+
+    def _vc(self, key: VcKey) -> _Vc:
+        vc = self.vcs.get(key)
+        if vc is None:
+            vc = self.vcs[key] = _Vc()
+        return vc
+
+    def feed(self, vpi: int, vci: int, pti: int, payload: bytes | bytearray | memoryview,
+             now: float) -> bytes | None:
+        """One user cell's payload; the SDU when this cell completes a good PDU."""
+        key = (vpi, vci)
+        vc = self.vcs.get(key) or self._vc(key)
+        if pti & PTI_NON_USER_BIT:
+            return None                          # OAM/RM cells are not AAL5 data
+        st = vc.stats
+        st.rx_cells += 1
+        if vc.discarding:
+            if pti & PTI_EOP_BIT:
+                vc.discarding = False
+            return None
+        buf = vc.buf
+        if not buf:
+            vc.deadline = now + self.timeout
+            if not self._active:
+                self.kick(vc.deadline)
+            self._active[key] = vc
+        if len(payload) != PAYLOAD_LEN:
+            # only a caller could hand us this; the PDU it belongs to is unusable
+            st.length_errors += 1
+            self._abandon(key, vc, discard=not pti & PTI_EOP_BIT)
+            return None
+        buf += payload
+        if len(buf) > MAX_PDU:
+            st.oversize += 1
+            self._abandon(key, vc, discard=not pti & PTI_EOP_BIT)
+            return None
+        if not pti & PTI_EOP_BIT:
+            return None
+        del self._active[key]
+        vc.buf = bytearray()
+        return _check(buf, st)
+
+    def _abandon(self, key: VcKey, vc: _Vc, *, discard: bool) -> None:
+        vc.buf = bytearray()
+        vc.discarding = discard
+        self._active.pop(key, None)
+
+    def poll_at(self) -> float | None:
+        for vc in self._active.values():
+            return vc.deadline
+        return None
+
+    def poll(self, now: float) -> None:
+        while self._active:
+            key, vc = next(iter(self._active.items()))
+            if vc.deadline > now:
+                break
+            del self._active[key]
+            vc.buf = bytearray()
+            vc.stats.timeouts += 1
+
+
+def _check(pdu: bytearray, st: Aal5VcStats) -> bytes | None:
+    """Trailer checks of I.363.5 §10.2.4: Length vs cell count, CRC-32, CPI."""
+    n = len(pdu)
+    _uu, cpi, length = _TRAILER.unpack_from(pdu, n - TRAILER_LEN)
+    if length == 0:
+        st.aborts += 1
+        return None
+    if not 0 <= n - TRAILER_LEN - length < PAYLOAD_LEN:
+        st.length_errors += 1
+        return None
+    if crc32_bzip2(pdu[:-4]) != int.from_bytes(pdu[-4:], "big"):
+        st.crc_errors += 1
+        return None
+    if cpi != 0:
+        st.cpi_errors += 1
+        return None
+    st.rx_pdus += 1
+    st.rx_octets += length
+    return bytes(pdu[:length])

@@ -1,0 +1,168 @@
+"""ATM cells at the UNI (ITU-T I.361 §2.2, HEC of I.432.1 §4.3).
+
+Header: GFC 4 | VPI 8 | VCI 16 | PTI 3 | CLP 1 | HEC 8, then a 48-octet payload.
+Parsing never raises: a bad cell comes back as the name of the counter to bump.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterator
+
+CELL_LEN = 53
+HDR_LEN = 5
+PAYLOAD_LEN = 48
+
+# PTI (I.361 §2.2).  Bit 2 clear = user data; then bit 1 = congestion experienced and
+# bit 0 = ATM-user-to-user indication, which AAL5 uses as "last cell of the CPCS-PDU".
+PTI_USER = 0
+PTI_USER_EOP = 1
+PTI_USER_CONG = 2
+PTI_USER_CONG_EOP = 3
+PTI_OAM_SEGMENT = 4         # OAM F5 segment flow
+PTI_OAM_END_TO_END = 5      # OAM F5 end-to-end flow
+PTI_RM = 6                  # resource management
+PTI_RESERVED = 7
+PTI_EOP_BIT = 0x1
+PTI_NON_USER_BIT = 0x4
+
+VPI_MAX = 0xFF              # UNI: 8 bits (NNI would give 12)
+VCI_MAX = 0xFFFF
+RESERVED_VCI_MAX = 31       # VCI 0-31 are reserved (I.361; ATM Forum UNI 3.1)
+SIG_VPI_VCI = (0, 5)        # point-to-point signalling (Q.2931 over SSCOP)
+ILMI_VPI_VCI = (0, 16)
+
+HEC_COSET = 0x55            # I.432.1: the CRC-8 remainder is XORed with 01010101
+
+
+def _crc8_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        c = byte
+        for _ in range(8):
+            c = ((c << 1) ^ 0x07) & 0xFF if c & 0x80 else (c << 1) & 0xFF
+        table.append(c)
+    return tuple(table)
+
+
+_CRC8 = _crc8_table()
+
+
+def hec(first4: bytes) -> int:
+    """HEC of a header: CRC-8 (x^8+x^2+x+1, init 0, MSB first) over octets 1-4, XOR 0x55."""
+    t = _CRC8
+    c = t[first4[0]]
+    c = t[c ^ first4[1]]
+    c = t[c ^ first4[2]]
+    c = t[c ^ first4[3]]
+    return c ^ HEC_COSET
+
+
+def _syndromes() -> dict[int, tuple[int, int]]:
+    """Syndrome (computed HEC XOR received HEC) of each single-bit error -> (octet, mask).
+
+    The CRC is linear, so a flipped bit in octets 1-4 yields the CRC-8 of that lone bit,
+    and a flipped bit in the HEC octet yields the bit itself.  All 40 are distinct, which
+    is what makes single-bit correction possible (I.432.1 §4.3).
+    """
+    out: dict[int, tuple[int, int]] = {}
+    for i in range(4):
+        for b in range(8):
+            e = bytearray(4)
+            e[i] = 1 << b
+            out[hec(bytes(e)) ^ HEC_COSET] = (i, 1 << b)
+    for b in range(8):
+        out[1 << b] = (4, 1 << b)
+    return out
+
+
+_SYNDROMES = _syndromes()
+
+
+@dataclass(frozen=True, slots=True)
+class CellHeader:
+    gfc: int
+    vpi: int
+    vci: int
+    pti: int
+    clp: int
+    # True when parse(correct=True) repaired a single-bit error; not part of the value.
+    corrected: bool = field(default=False, compare=False)
+
+    @classmethod
+    def parse(cls, data: bytes | bytearray | memoryview, *, correct: bool = False) -> CellHeader | str:
+        """The header of a cell (only the first 5 octets are read), or a counter name.
+
+        correct=False (default) is I.432.1 detection mode: any HEC mismatch drops the cell.
+        correct=True repairs a single-bit error (result has .corrected set); the receiver's
+        correction/detection mode switching (I.432.1 §4.3), if wanted, is the driver's.
+        """
+        if len(data) < HDR_LEN:
+            return "truncated"
+        h = bytes(data[:HDR_LEN])
+        cached = _parsed(h)
+        if cached is not None:
+            return cached
+        if not correct:
+            return "hec_errors"
+        fix = _SYNDROMES.get(hec(h) ^ h[4])
+        if fix is None:
+            return "hec_errors"        # more than one bit wrong: detected, not correctable
+        i, mask = fix
+        fixed = bytearray(h)
+        fixed[i] ^= mask
+        good = _parsed(bytes(fixed))
+        if good is None:               # cannot happen for a syndrome in the table
+            return "hec_errors"
+        return cls(good.gfc, good.vpi, good.vci, good.pti, good.clp, corrected=True)
+
+    def emit(self) -> bytes:
+        """5 octets with the HEC.  Fields are masked to their widths (a caller bug, not data)."""
+        return _emit(self.gfc & 0xF, self.vpi & VPI_MAX, self.vci & VCI_MAX, self.pti & 7, self.clp & 1)
+
+
+def _emit(gfc: int, vpi: int, vci: int, pti: int, clp: int) -> bytes:
+    word = gfc << 28 | vpi << 20 | vci << 4 | pti << 1 | clp
+    first4 = word.to_bytes(4, "big")
+    return first4 + bytes((hec(first4),))
+
+
+# Pure-function caches (no per-stack state): a link carries few distinct headers, so a
+# cache hit replaces the CRC and the field unpacking on the per-cell path.  Bounded LRU,
+# so a stream of corrupted headers costs speed, never memory or correctness.
+@lru_cache(maxsize=8192)
+def _parsed(h: bytes) -> CellHeader | None:
+    if hec(h) != h[4]:
+        return None
+    word = int.from_bytes(h[:4], "big")
+    return CellHeader(word >> 28, (word >> 20) & 0xFF, (word >> 4) & 0xFFFF, (word >> 1) & 7, word & 1)
+
+
+
+@lru_cache(maxsize=4096)
+def header_bytes(vpi: int, vci: int, pti: int = 0, clp: int = 0) -> bytes:
+    """The 5-octet UNI header (GFC 0) for a VC; cached.  ValueError on out-of-range fields."""
+    if not (0 <= vpi <= VPI_MAX and 0 <= vci <= VCI_MAX and 0 <= pti <= 7 and clp in (0, 1)):
+        raise ValueError(f"cell header out of range: vpi={vpi} vci={vci} pti={pti} clp={clp}")
+    return _emit(0, vpi, vci, pti, clp)
+
+
+def parse_cells(buf: bytes | bytearray | memoryview, *, correct: bool = False
+                ) -> Iterator[tuple[CellHeader | str, memoryview]]:
+    """Yield (header or counter name, 48-octet payload view) for each cell in `buf`.
+
+    A trailing fragment shorter than a cell yields ("truncated", its bytes) once.
+    The payload views alias `buf`: copy them if `buf` is reused.
+    """
+    mv = memoryview(buf)
+    n = len(mv)
+    end = n - n % CELL_LEN
+    for off in range(0, end, CELL_LEN):
+        h = _parsed(bytes(mv[off:off + HDR_LEN]))
+        if h is None:
+            hdr: CellHeader | str = CellHeader.parse(mv[off:off + HDR_LEN], correct=correct) if correct else "hec_errors"
+            yield hdr, mv[off + HDR_LEN:off + CELL_LEN]
+        else:
+            yield h, mv[off + HDR_LEN:off + CELL_LEN]
+    if end != n:
+        yield "truncated", mv[end:]
