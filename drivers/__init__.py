@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .atm import AtmNdd, VcParams
+from .atm_phy import PhyPair, UdpPhy
 from .fault import FaultInjector
 from .memlink import LoopbackNdd, MemoryNdd, memory_link_pair
 from .pcap import PcapRecorder
@@ -12,8 +14,8 @@ from .tuntap import TapNdd, TunNdd
 if TYPE_CHECKING:
     from stack.plugins import DriverRegistry
 
-__all__ = ["FaultInjector", "LoopbackNdd", "MemoryNdd", "PcapRecorder", "TapNdd", "TunNdd", "memory_link_pair",
-           "register"]
+__all__ = ["AtmNdd", "FaultInjector", "LoopbackNdd", "MemoryNdd", "PcapRecorder", "PhyPair", "TapNdd", "TunNdd", "UdpPhy",
+           "VcParams", "memory_link_pair", "register"]
 
 
 def register(registry: "DriverRegistry") -> None:
@@ -22,3 +24,4 @@ def register(registry: "DriverRegistry") -> None:
     registry.add("memory", MemoryNdd)
     registry.add("loopback", LoopbackNdd)
     registry.add("fault", FaultInjector)
+    registry.add("atm", AtmNdd)

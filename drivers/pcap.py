@@ -1,7 +1,11 @@
 """A pcap recorder that taps any NDD in both directions (dpkt's classic pcap writer).
 
 Link types: LINKTYPE_RAW (101) for TUN and loopback, EN10MB (1) for TAP and Ethernet
-memory links; SUNATM (123) arrives with the ATM adapter.  GSO super-frames are written
+memory links; SUNATM (123) for the ATM adapter: its frames already start with the
+4-octet flags/VPI/VCI link header (drivers/atm.py), so the recorder only fills in the
+flags -- 0x80 when transmitted, and the payload type Wireshark dissects by: 6 (Q.2931
+over SSCOP) on 0/5, 5 (ILMI) on 0/16, 2 (LLC) when the SDU starts with LLC/SNAP
+AA AA 03 (RFC 2684, so IP inside is decoded), else 0 (raw).  GSO super-frames are written
 as the one large frame they are on the fd (an IPv4 packet longer than the MTU) -- that
 is what crossed the device, and tshark dissects it as one segment.  Frames the kernel
 marked NEEDS_CSUM carry only the pseudo-header sum in their L4 checksum, so Wireshark
@@ -21,6 +25,26 @@ LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
 LINKTYPE_SUNATM = 123
 SNAPLEN = 262144
+
+SUNATM_TX = 0x80
+SUNATM_RAW, SUNATM_LLC, SUNATM_ILMI, SUNATM_QSAAL = 0, 2, 5, 6
+
+
+def sunatm_record(frame: bytes | memoryview, outgoing: bool) -> bytes:
+    """An ATM NDD frame (flags|VPI|VCI|SDU) as a LINKTYPE_SUNATM record."""
+    data = bytes(frame)
+    if len(data) < 4:
+        return data
+    vpi, vci = data[1], data[2] << 8 | data[3]
+    if (vpi, vci) == (0, 5):
+        kind = SUNATM_QSAAL
+    elif (vpi, vci) == (0, 16):
+        kind = SUNATM_ILMI
+    elif data[4:7] == b"\xaa\xaa\x03":
+        kind = SUNATM_LLC
+    else:
+        kind = SUNATM_RAW
+    return bytes((kind | (SUNATM_TX if outgoing else 0),)) + data[1:]
 
 
 class PcapRecorder:
@@ -43,6 +67,9 @@ class PcapRecorder:
         self._ndds.append(ndd)
 
     def _tap(self, ndd: Ndd, direction: str, pkt: PacketBuffer) -> None:
+        if self.linktype == LINKTYPE_SUNATM:
+            self.write(sunatm_record(pkt.view(), direction == "out"))
+            return
         self.write(pkt.view())
 
     def write(self, data: bytes | memoryview, ts: float | None = None) -> None:

@@ -56,7 +56,15 @@ NS_8022_LLC_DSAP_SNAP = 2
 NS_TAP = 3
 NS_ETHERTYPE = 4
 NS_IPVERSION = 0x100           # (tunstack) raw-IP demuxer: IP version nibble
-NS_ATM_VC = 0x200              # (tunstack) ATM demuxer, later: VPI/VCI
+NS_ATM_VC = 0x200              # (tunstack) ATM demuxer: one VC (VPI/VCI)
+
+# NDD_ATM device-specific ndd_ctl commands (tunstack; AIX keeps its own private to the driver)
+NDD_ATM_OPEN_VC = NDD_DEVICE_SPECIFIC + 1        # arg drivers.atm.VcParams
+NDD_ATM_CLOSE_VC = NDD_DEVICE_SPECIFIC + 2       # arg (vpi, vci)
+NDD_ATM_GET_VC_STATS = NDD_DEVICE_SPECIFIC + 3   # arg (vpi, vci) -> dict
+NDD_ATM_SET_LINE_RATE = NDD_DEVICE_SPECIFIC + 4  # arg bit/s of cells (0: unpaced)
+NDD_ATM_OAM_LOOPBACK = NDD_DEVICE_SPECIFIC + 5   # arg (vpi, vci) -> correlation tag
+NDD_ATM_LIST_VCS = NDD_DEVICE_SPECIFIC + 6       # -> [(vpi, vci), ...]
 
 CTL_NAMES = {v: k for k, v in dict(globals()).items() if k.startswith("NDD_") and isinstance(v, int)
              and k in {"NDD_GET_STATS", "NDD_ENABLE_MULTICAST", "NDD_DISABLE_MULTICAST", "NDD_PROMISCUOUS_ON",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import constants as C
-from .demux import Demuxer, EtherDemuxer, NsFilter, NsUser, RawIpDemuxer
+from .demux import AtmDemuxer, Demuxer, EtherDemuxer, NsFilter, NsUser, RawIpDemuxer
 from .ndd import Ndd, StatusBlock, ndd_error
 
 StatusFn = Callable[[Ndd, StatusBlock], None]
@@ -39,6 +39,7 @@ class NetServices:
         self.ns_add_demux(C.NDD_ISO88023, EtherDemuxer())
         self.ns_add_demux(C.NDD_RAWIP, raw)
         self.ns_add_demux(C.NDD_SOFTWARE_LOOPBACK, raw)
+        self.ns_add_demux(C.NDD_ATM, AtmDemuxer())
 
     # --- the NDD chain -----------------------------------------------------
     def ns_attach(self, ndd: Ndd) -> None:

@@ -421,11 +421,12 @@ async def test_add_demux_duplicate_is_eexist_and_new_type_works(ns: NetServices)
         ns.ns_del_demux(0x7777)
     assert errno_of(exc) == errno.ENOENT
     demux = CountingDemuxer()
-    ns.ns_add_demux(C.NDD_ATM, demux)
-    nd = MemoryNdd("atm0", kind="rawip")
-    nd.ndd_type = C.NDD_ATM
+    toy_type = 0x7777                    # a third party's NDD type (NDD_ATM has its own demuxer)
+    ns.ns_add_demux(toy_type, demux)
+    nd = MemoryNdd("toy0", kind="rawip")
+    nd.ndd_type = toy_type
     ns.ns_attach(nd)
-    ns.ns_alloc("atm0")
+    ns.ns_alloc("toy0")
     sink = Sink()
     ns.ns_add_filter(nd, NsFilter(C.NS_TAP), sink.user)
     nd.deliver(PacketBuffer(b"cell"))

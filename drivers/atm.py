@@ -1,0 +1,493 @@
+"""The emulated ATM adapter: an NDD of type NDD_ATM over a pluggable cell PHY.
+
+How a VC travels with a packet
+------------------------------
+Every frame that crosses this NDD -- down through `ndd_output`, up through `deliver`,
+and past the taps -- starts with a 4-octet ATM link header (ndd_hdrlen 4):
+
+    flags (1, 0 from users; reserved) | VPI (1) | VCI (2, big-endian) | AAL5 SDU ...
+
+the same layout as the LINKTYPE_SUNATM pseudo-header, so the pcap tap, the fault
+injector and the demuxer need nothing beyond the bytes (no new PacketBuffer slot).
+Users prepend it into the headroom (`pkt.prepend(4)`, no copy of the SDU); the
+`atm_output(vpi, vci, sdu)` helper does that for callers holding plain bytes.
+The ATM demuxer (ndd.demux.AtmDemuxer) dispatches on it and strips it for NS_PROTO
+users (leaving it in `pkt.ll_src`); NS_INCLUDE_MAC users get it whole.
+
+Transmit: the SDU is checked against the VC (open? <= its max SDU?), segmented by
+`protocols.atm.aal5.segment` and queued per VC.  One task drains the queues round
+robin, in batches of at most ~1 ms of line time, and sleeps so the cells leave at the
+line rate (cell rate = line_rate / 424 bits; OC-3c 149.76 Mbit/s -> 353,207 cells/s) and
+no VC exceeds its peak cell rate.  line_rate 0 disables pacing.
+
+Receive: PHY blobs -> cells -> HEC (bad: `hec_errors`; `hec_correct=True` repairs
+single-bit header errors as I.432.1 allows, off by default) -> VC table (unknown:
+`unknown_vc`) -> OAM F5 (PTI 4/5: loopback requests answered) -> AAL5 reassembly
+(per-VC timeout driven by a task sleeping until `poll_at`) -> `deliver`.
+
+VC table, statistics and the line rate are managed with device-specific ndd_ctl
+commands (ndd.constants NDD_ATM_*), errors raised as OSError(errno).
+"""
+from __future__ import annotations
+
+import errno
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ndd import constants as C
+from ndd.demux import ATM_HDRLEN, atm_link_header
+from ndd.ndd import GenStats, StatusBlock, ndd_error
+from protocols.atm import aal5, cell, oam
+from stack.pktbuf import PacketBuffer
+
+from .atm_phy import Phy, UdpPhy
+from .base import TaskNdd
+
+OC3C_LINE_RATE = 149_760_000     # bit/s of cells (SONET STS-3c payload), 353,207 cells/s
+CELL_BITS = cell.CELL_LEN * 8
+DEFAULT_MTU = 9180               # RFC 2225 default, as CLIP
+MAX_SDU = 65535                  # AAL5 CPCS-PDU payload limit
+SIG_VC = (0, 5)
+ILMI_VC = (0, 16)
+
+
+@dataclass
+class AtmGenStats(GenStats):
+    """ndd_genstats plus the adapter-wide cell counters."""
+    cells_in: int = 0
+    cells_out: int = 0
+    hec_errors: int = 0
+    truncated_cells: int = 0     # a PHY blob not a multiple of 53 octets
+    unknown_vc: int = 0          # cells for a VC not in the table
+    oam_in: int = 0
+    oam_out: int = 0
+    oam_loopbacks_answered: int = 0
+    oam_errors: int = 0          # bad CRC-10 or an OAM type we do not handle
+    rm_cells: int = 0            # PTI 6/7: no ABR here, dropped
+    tx_cells_dropped: int = 0    # the PHY lost them (line down / no far end)
+    vc_closed_tx_drops: int = 0  # SDUs queued on a VC when it was closed
+
+
+@dataclass
+class VcStats:
+    cells_in: int = 0
+    cells_out: int = 0
+    sdus_in: int = 0
+    sdus_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    oam_in: int = 0
+    oam_out: int = 0
+    max_sdu_drops: int = 0       # reassembled fine but over this VC's max SDU
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+# the reassembler's per-VC error counters reported by NDD_ATM_GET_VC_STATS
+_REASM_ERRORS = ("crc_errors", "length_errors", "cpi_errors", "aborts", "oversize", "timeouts")
+
+
+@dataclass(frozen=True)
+class VcParams:
+    """Argument of NDD_ATM_OPEN_VC.  pcr: peak cell rate in cells/s (0: line rate).
+    Reserved VCIs 0-31 are refused unless `reserved` is set and the VC is 0/5 or 0/16."""
+    vpi: int
+    vci: int
+    max_sdu: int | None = None
+    pcr: float = 0.0
+    reserved: bool = False
+
+
+@dataclass(eq=False)
+class AtmVc:
+    vpi: int
+    vci: int
+    max_sdu: int
+    pcr: float
+    stats: VcStats = field(default_factory=VcStats)
+    txq: deque[bytes] = field(default_factory=deque)   # cell blobs, one per SDU
+    tx_off: int = 0                                    # octets of txq[0] already sent
+    next_tx: float = 0.0                               # earliest time the PCR allows more
+
+
+class AtmNdd(TaskNdd):
+    ndd_type = C.NDD_ATM
+    ndd_addrlen = 0
+    ndd_hdrlen = ATM_HDRLEN
+    linktype = 123   # LINKTYPE_SUNATM
+
+    def __init__(self, name: str, phy: Phy | None = None, *, mtu: int = DEFAULT_MTU,
+                 line_rate: float = OC3C_LINE_RATE, tx_queue_cells: int = 1 << 17, batch_cells: int = 256,
+                 reasm_timeout: float | None = None, hec_correct: bool = False) -> None:
+        if not 1 <= mtu <= MAX_SDU:
+            raise ValueError(f"mtu (max SDU) must be within 1..{MAX_SDU}")
+        super().__init__(name, mtu=mtu)
+        self.stats: AtmGenStats = AtmGenStats()
+        self.phy = phy if phy is not None else UdpPhy()
+        self.phy.bind(self._rx_cells, self._phy_status)
+        self.line_rate = 0.0
+        self.cell_rate = 0.0
+        self.set_line_rate(line_rate)
+        self.tx_queue_cells = tx_queue_cells
+        self.batch_cells = batch_cells
+        self.hec_correct = hec_correct   # I.432.1 single-bit correction (off: detection only)
+        self.vcs: dict[tuple[int, int], AtmVc] = {}
+        self._reasm_timeout = reasm_timeout
+        self.reasm = self._new_reassembler()
+        self._active: deque[AtmVc] = deque()     # VCs with cells waiting, round robin
+        self._queued_cells = 0
+        self._tx_wake = trio.Event()
+        self._tx_idle = trio.Event()
+        self._tx_idle.set()
+        self._reasm_scope: trio.CancelScope | None = None
+        self._oam_tag = 0
+        self.oam_replies: list[tuple[int, int, int]] = []   # (vpi, vci, tag) of loopback replies seen
+
+    # --- attach: the ATM demuxer arrives with the first ATM adapter ------------------
+    @property
+    def services(self) -> Any:
+        return self._services
+
+    @services.setter
+    def services(self, ns: Any) -> None:
+        self._services = ns             # NetServices has the ATM demuxer (ndd/services.py)
+
+    def _new_reassembler(self) -> aal5.Reassembler:
+        r = aal5.Reassembler() if self._reasm_timeout is None else aal5.Reassembler(self._reasm_timeout)
+        r.kick = self._reasm_kick
+        return r
+
+    def _reasm_kick(self, at: float | None = None) -> None:
+        # the reassembler went from idle to timing a PDU: wake the timer task earlier
+        scope = self._reasm_scope
+        if scope is not None and at is not None and at < scope.deadline:
+            scope.deadline = at
+
+    # --- life cycle -----------------------------------------------------------------
+    def ndd_open(self) -> None:
+        super().ndd_open()
+        # the base marks RUNNING; the carrier decides (a PhyPair end alone has none)
+        self.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_UP if self.phy.up else C.NDD_LINK_DOWN,)))
+
+    def _open_device(self) -> None:
+        self.reasm = self._new_reassembler()
+        self._active.clear()
+        self._queued_cells = 0
+        for vc in self.vcs.values():
+            vc.txq.clear()
+            vc.tx_off = 0
+        self._tx_idle = trio.Event()
+        self._tx_idle.set()
+        self.start_task(self._tx_loop)
+        self.start_task(self._reasm_timer)
+        self.phy.open(self.start_task)
+
+    def _close_device(self) -> None:
+        self.phy.close()
+        super()._close_device()
+        self._tx_idle.set()
+
+    def _phy_status(self, up: bool) -> None:
+        if self.is_open:
+            self.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_UP if up else C.NDD_LINK_DOWN,)))
+
+    # --- VC table and device-specific ndd_ctl ------------------------------------------
+    def set_line_rate(self, bits_per_s: float) -> None:
+        if bits_per_s < 0 or not math.isfinite(bits_per_s):
+            raise ndd_error(errno.EINVAL, "line rate must be >= 0 bit/s (0: unpaced)")
+        self.line_rate = float(bits_per_s)
+        self.cell_rate = self.line_rate / CELL_BITS
+
+    def open_vc(self, p: VcParams) -> AtmVc:
+        if not (0 <= p.vpi <= cell.VPI_MAX and 0 <= p.vci <= cell.VCI_MAX):
+            raise ndd_error(errno.EINVAL, f"VPI/VCI {p.vpi}/{p.vci} out of range")
+        key = (p.vpi, p.vci)
+        if p.vci <= cell.RESERVED_VCI_MAX and not (p.reserved and key in (SIG_VC, ILMI_VC)):
+            raise ndd_error(errno.EINVAL, f"VCI {p.vci} is reserved (0/5 and 0/16 only when asked for)")
+        max_sdu = self.ndd_mtu if p.max_sdu is None else p.max_sdu
+        if not 0 <= max_sdu <= MAX_SDU:
+            raise ndd_error(errno.EINVAL, f"max SDU {max_sdu} not within 0..{MAX_SDU}")
+        if p.pcr < 0 or not math.isfinite(p.pcr):
+            raise ndd_error(errno.EINVAL, "peak cell rate must be >= 0")
+        if key in self.vcs:
+            raise ndd_error(errno.EADDRINUSE, f"VC {p.vpi}/{p.vci} already open on {self.ndd_name}")
+        vc = AtmVc(p.vpi, p.vci, max_sdu, float(p.pcr))
+        self.vcs[key] = vc
+        return vc
+
+    def close_vc(self, vpi: int, vci: int) -> None:
+        vc = self.vcs.pop((vpi, vci), None)
+        if vc is None:
+            raise ndd_error(errno.ENOENT, f"no VC {vpi}/{vci} on {self.ndd_name}")
+        if vc.txq:
+            self.stats.vc_closed_tx_drops += len(vc.txq)
+            self._queued_cells -= (sum(len(b) for b in vc.txq) - vc.tx_off) // cell.CELL_LEN
+            vc.txq.clear()
+        if vc in self._active:
+            self._active.remove(vc)
+        self.reasm.close(vpi, vci)   # a half-built PDU must not complete on a reopened VC
+
+    def vc_stats(self, vpi: int, vci: int) -> dict[str, int]:
+        vc = self.vcs.get((vpi, vci))
+        if vc is None:
+            raise ndd_error(errno.ENOENT, f"no VC {vpi}/{vci} on {self.ndd_name}")
+        d = vc.stats.as_dict()
+        r = self.reasm.stats(vpi, vci)
+        for name in _REASM_ERRORS:
+            d[name] = getattr(r, name)
+        d["oversize_errors"] = r.oversize + vc.stats.max_sdu_drops
+        d.update(max_sdu=vc.max_sdu, pcr=int(vc.pcr), tx_queued_sdus=len(vc.txq))
+        return d
+
+    def device_ctl(self, cmd: int, arg: Any) -> Any:
+        if cmd == C.NDD_ATM_OPEN_VC:
+            if not isinstance(arg, VcParams):
+                raise ndd_error(errno.EINVAL, "NDD_ATM_OPEN_VC takes a VcParams")
+            self.open_vc(arg)
+            return 0
+        if cmd in (C.NDD_ATM_CLOSE_VC, C.NDD_ATM_GET_VC_STATS, C.NDD_ATM_OAM_LOOPBACK):
+            vpi, vci = _vc_arg(arg)
+            if cmd == C.NDD_ATM_CLOSE_VC:
+                self.close_vc(vpi, vci)
+                return 0
+            if cmd == C.NDD_ATM_GET_VC_STATS:
+                return self.vc_stats(vpi, vci)
+            return self.send_oam_loopback(vpi, vci)
+        if cmd == C.NDD_ATM_SET_LINE_RATE:
+            if not isinstance(arg, (int, float)):
+                raise ndd_error(errno.EINVAL, "NDD_ATM_SET_LINE_RATE takes bit/s")
+            self.set_line_rate(arg)
+            return 0
+        if cmd == C.NDD_ATM_LIST_VCS:
+            return sorted(self.vcs)
+        return super().device_ctl(cmd, arg)
+
+    def ndd_ctl(self, cmd: int, arg: Any = None) -> Any:
+        if cmd == C.NDD_CLEAR_STATS:
+            for vc in self.vcs.values():
+                vc.stats = VcStats()
+                self.reasm.stats(vc.vpi, vc.vci).clear()
+        return super().ndd_ctl(cmd, arg)
+
+    # --- transmit --------------------------------------------------------------------
+    def atm_output(self, vpi: int, vci: int, sdu: bytes | bytearray | memoryview) -> int:
+        """Send one SDU on a VC: prepend the link header and go through ndd_output (taps, stats)."""
+        pkt = PacketBuffer.from_payload(sdu)
+        pkt.prepend(ATM_HDRLEN)[:] = atm_link_header(vpi, vci)
+        return self.ndd_output(pkt)
+
+    def _transmit(self, pkt: PacketBuffer) -> int:
+        if len(pkt) < ATM_HDRLEN:
+            return errno.EINVAL
+        v = pkt.view()
+        vc = self.vcs.get((v[1], v[2] << 8 | v[3]))
+        if vc is None:
+            return errno.ENOENT
+        sdu = v[ATM_HDRLEN:]
+        if len(sdu) > vc.max_sdu:
+            return errno.EMSGSIZE
+        if not sdu:
+            return errno.EINVAL      # AAL5 Length 0 is the abort code: an empty SDU has no encoding
+        ncells = (len(sdu) + 8 + 47) // 48
+        if self._queued_cells and self._queued_cells + ncells > self.tx_queue_cells:
+            return errno.ENOBUFS
+        cells = aal5.segment(sdu, vc.vpi, vc.vci)   # a fresh copy: the caller may reuse its buffer
+        if not vc.txq:
+            self._active.append(vc)
+        vc.txq.append(cells)
+        vc.stats.sdus_out += 1
+        vc.stats.bytes_out += len(sdu)
+        self._queued_cells += ncells
+        self._tx_idle = trio.Event() if self._tx_idle.is_set() else self._tx_idle
+        self._tx_wake.set()
+        return 0
+
+    @property
+    def tx_pending_cells(self) -> int:
+        return self._queued_cells
+
+    async def wait_tx_idle(self) -> None:
+        """Return once every queued cell has left (and its line time has passed)."""
+        await self._tx_idle.wait()
+
+    @staticmethod
+    def _peek(vc: AtmVc, n: int) -> tuple[bytes, int, int]:
+        """Up to n cells from the head of vc's queue (may span SDUs), without taking them:
+        (cells, SDU blobs finished, new offset into the next).  Committed only once the
+        PHY took them, so back-pressure never loses or reorders a cell."""
+        want = n * cell.CELL_LEN
+        parts: list[bytes] = []
+        i, off = 0, vc.tx_off
+        q = vc.txq
+        while want and i < len(q):
+            head = q[i]
+            chunk = head[off:off + want]
+            parts.append(chunk)
+            want -= len(chunk)
+            off += len(chunk)
+            if off == len(head):
+                i, off = i + 1, 0
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), i, off
+
+    async def _tx_loop(self) -> None:
+        clock = self.services.clock
+        line_free = clock()      # when the line has finished sending what we gave it
+        while True:
+            if not self._active:
+                self._tx_idle.set()
+                self._tx_wake = trio.Event()
+                await self._tx_wake.wait()
+                continue
+            now = clock()
+            line_free = max(line_free, now)
+            rate = self.cell_rate
+            quantum = max(1, min(self.batch_cells, int(rate * 0.001))) if rate else self.batch_cells
+            sent = 0
+            earliest = math.inf
+            for _ in range(len(self._active)):
+                vc = self._active.popleft()
+                if vc.pcr and vc.next_tx > now:
+                    earliest = min(earliest, vc.next_tx)
+                    self._active.append(vc)
+                    continue
+                n = quantum
+                if vc.pcr:
+                    n = max(1, min(n, int(vc.pcr * 0.001)))
+                blob, done, off = self._peek(vc, n)
+                err = self.phy.send(blob)
+                if err in (errno.ENOBUFS, errno.EAGAIN):
+                    self._active.appendleft(vc)     # first in line once the PHY drains
+                    await self.phy.wait_writable()
+                    break
+                for _ in range(done):
+                    vc.txq.popleft()
+                vc.tx_off = off
+                k = len(blob) // cell.CELL_LEN
+                self._queued_cells -= k
+                if err:
+                    self.stats.tx_cells_dropped += k
+                else:
+                    self.stats.cells_out += k
+                    vc.stats.cells_out += k
+                sent += k
+                if vc.pcr:
+                    vc.next_tx = max(vc.next_tx, now) + k / vc.pcr
+                if vc.txq:
+                    self._active.append(vc)
+                if sent >= quantum and rate:
+                    break
+            if sent and rate:
+                line_free += sent / rate
+                await trio.sleep_until(line_free)
+            elif sent:
+                await trio.lowlevel.checkpoint()
+            elif earliest < math.inf:
+                await trio.sleep_until(earliest)
+            if not self._active and line_free <= clock():
+                self._tx_idle.set()
+
+    # --- receive ---------------------------------------------------------------------
+    def _rx_cells(self, data: bytes) -> None:
+        if not self.is_open:
+            return
+        st = self.stats
+        vcs = self.vcs
+        now = self.services.clock()
+        feed = self.reasm.feed
+        for hdr, payload in cell.parse_cells(data, correct=self.hec_correct):
+            if isinstance(hdr, str):
+                if hdr == "truncated":
+                    st.truncated_cells += 1
+                else:
+                    st.hec_errors += 1
+                st.ierrors += 1
+                continue
+            st.cells_in += 1
+            vc = vcs.get((hdr.vpi, hdr.vci))
+            if vc is None:
+                st.unknown_vc += 1
+                continue
+            vc.stats.cells_in += 1
+            pti = hdr.pti
+            if pti & cell.PTI_NON_USER_BIT:
+                if pti in (cell.PTI_OAM_SEGMENT, cell.PTI_OAM_END_TO_END):
+                    self._oam_in(vc, hdr, payload)
+                else:
+                    st.rm_cells += 1
+                continue
+            sdu = feed(hdr.vpi, hdr.vci, pti, payload, now)
+            if sdu is not None:
+                self._deliver_sdu(vc, sdu)
+
+    def _deliver_sdu(self, vc: AtmVc, sdu: bytes) -> None:
+        if len(sdu) > vc.max_sdu:
+            vc.stats.max_sdu_drops += 1
+            self.stats.ierrors += 1
+            return
+        vc.stats.sdus_in += 1
+        vc.stats.bytes_in += len(sdu)
+        pkt = PacketBuffer.from_payload(sdu)
+        pkt.prepend(ATM_HDRLEN)[:] = atm_link_header(vc.vpi, vc.vci)
+        self.deliver(pkt)
+
+    async def _reasm_timer(self) -> None:
+        clock = self.services.clock
+        while True:
+            at = self.reasm.poll_at()
+            with trio.CancelScope(deadline=math.inf if at is None else at) as scope:
+                self._reasm_scope = scope
+                await trio.sleep_forever()
+            self._reasm_scope = None
+            self.reasm.poll(clock())
+
+    # --- OAM F5 ------------------------------------------------------------------------
+    def _oam_in(self, vc: AtmVc, hdr: cell.CellHeader, payload: memoryview) -> None:
+        self.stats.oam_in += 1
+        vc.stats.oam_in += 1
+        raw = hdr.emit() + bytes(payload)
+        reply = oam.loopback_reply(raw)
+        if reply is not None:
+            if self.phy.send(reply) == 0:
+                self.stats.oam_loopbacks_answered += 1
+                self._count_oam_out(vc)
+            return
+        lb = oam.parse_oam(payload)
+        if isinstance(lb, str):
+            self.stats.oam_errors += 1
+        elif lb.indication == 0:
+            self.oam_replies.append((vc.vpi, vc.vci, lb.tag))
+
+    # OAM cells go straight to the PHY, ahead of the paced queues: one cell now and then,
+    # and a loopback measures the path, not our own queueing
+    def _count_oam_out(self, vc: AtmVc) -> None:
+        self.stats.oam_out += 1
+        self.stats.cells_out += 1
+        vc.stats.oam_out += 1
+        vc.stats.cells_out += 1
+
+    def send_oam_loopback(self, vpi: int, vci: int) -> int:
+        """Send an F5 end-to-end loopback request on an open VC; returns its correlation tag."""
+        vc = self.vcs.get((vpi, vci))
+        if vc is None:
+            raise ndd_error(errno.ENOENT, f"no VC {vpi}/{vci} on {self.ndd_name}")
+        if not self.is_open or not self.ndd_flags & C.NDD_RUNNING:
+            raise ndd_error(errno.ENETDOWN, f"{self.ndd_name} is down")
+        self._oam_tag = (self._oam_tag + 1) & 0xFFFFFFFF
+        err = self.phy.send(oam.loopback_request(vpi, vci, self._oam_tag, end_to_end=True))
+        if err:
+            raise ndd_error(err, "OAM loopback cell not sent")
+        self._count_oam_out(vc)
+        return self._oam_tag
+
+
+def _vc_arg(arg: Any) -> tuple[int, int]:
+    if isinstance(arg, VcParams):
+        return arg.vpi, arg.vci
+    if isinstance(arg, tuple) and len(arg) == 2 and all(isinstance(x, int) for x in arg):
+        return arg
+    raise ndd_error(errno.EINVAL, "expected (vpi, vci)")

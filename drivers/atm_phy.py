@@ -1,0 +1,256 @@
+"""PHYs for the emulated ATM adapter: the "fibre" that carries 53-octet UNI cells.
+
+A PHY moves opaque blobs of N*53 octets; it never looks inside a cell (HEC, VPI/VCI
+and AAL5 are the adapter's business, as on a real SONET framer).  The adapter
+(`drivers.atm.AtmNdd`) plugs itself in with `phy.bind(rx, status)` and then calls
+`open(start_task)` / `close()` / `send(cells)`.
+
+  PhyPair  two ends in one process (tests): cells are copied into the peer's queue and
+           delivered by the peer's task after an optional latency, never re-entrantly.
+           Carrier: an end is up while both ends are open (the far end closing is loss
+           of signal, reported as NDD_LINK_DOWN by the adapter).
+  UdpPhy   cells over UDP datagrams between processes.  Datagram format (version 1):
+
+             octet 0..3   magic/version  b"ATM\\x01"
+             octet 4..    N cells, N >= 1, each the full 53-octet UNI cell
+                          (4 header octets + HEC + 48 payload octets), in wire order
+
+           so a datagram is 4 + 53*N octets.  A datagram with another magic/version or a
+           length that is not 4 + 53*N is dropped and counted (`bad_datagrams`).  The
+           sender packs up to `cells_per_datagram` (default 24: 1276 octets, below a
+           1500-octet IP MTU so nothing is fragmented) cells per datagram; cells of one
+           send() never reorder.  UDP has no carrier: the PHY is up while its socket is
+           open.  The socket is bound at construction so `local_address` is known
+           before the far end is configured (`remote=`, or `connect(addr)` later).
+"""
+from __future__ import annotations
+
+import errno
+import socket
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+import trio
+
+from stack.counters import Counters
+
+CELL_LEN = 53
+UDP_MAGIC = b"ATM\x01"
+
+RxFn = Callable[[bytes], None]
+StatusFn = Callable[[bool], None]
+StartTask = Callable[..., None]
+
+
+@dataclass
+class PhyStats(Counters):
+    tx_blobs: int = 0
+    tx_cells: int = 0
+    rx_blobs: int = 0
+    rx_cells: int = 0
+    tx_drops: int = 0          # cells the line lost on the way out (no peer, socket error)
+    tx_busy: int = 0           # send() refused with ENOBUFS: the adapter waits and retries
+    bad_datagrams: int = 0     # UDP: wrong magic/version or length
+
+
+class Phy:
+    """Base PHY.  `rx(cells)` is called from the PHY's task with N*53 octets."""
+
+    def __init__(self) -> None:
+        self.rx: RxFn | None = None
+        self.status: StatusFn | None = None
+        self.up = False
+        self.is_open = False
+        self.stats = PhyStats()
+
+    def bind(self, rx: RxFn, status: StatusFn) -> None:
+        self.rx, self.status = rx, status
+
+    def open(self, start_task: StartTask) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def send(self, cells: bytes) -> int:
+        """Put N*53 octets on the line.  0, or ENOBUFS (retry after `wait_writable`) or another errno."""
+        raise NotImplementedError
+
+    async def wait_writable(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def _set_up(self, up: bool) -> None:
+        if up != self.up:
+            self.up = up
+            if self.status is not None:
+                self.status(up)
+
+
+class PairEnd(Phy):
+    """One end of a `PhyPair`."""
+
+    def __init__(self, pair: "PhyPair") -> None:
+        super().__init__()
+        self.pair = pair
+        self.peer: PairEnd | None = None
+        self._queue: deque[tuple[float, bytes]] = deque()
+        self._queued_cells = 0
+        self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._clock: Callable[[], float] = trio.current_time
+
+    def open(self, start_task: StartTask) -> None:
+        self._queue.clear()
+        self._queued_cells = 0
+        self.is_open = True
+        start_task(self._delivery)
+        peer = self.peer
+        if peer is not None and peer.is_open:
+            peer._set_up(True)
+            self._set_up(True)
+
+    def close(self) -> None:
+        self.is_open = False
+        self._set_up(False)
+        if self.peer is not None:
+            self.peer._set_up(False)
+        self._drained.set()
+
+    def send(self, cells: bytes) -> int:
+        peer = self.peer
+        if peer is None or not peer.is_open or not self.up:
+            self.stats.tx_drops += len(cells) // CELL_LEN
+            return errno.ENETDOWN
+        n = len(cells) // CELL_LEN
+        if peer._queued_cells and peer._queued_cells + n > self.pair.queue_cells:
+            self.stats.tx_busy += 1
+            return errno.ENOBUFS        # the far end's receive FIFO is full: back-pressure
+        latency = self.pair.latency
+        peer._queue.append((self._clock() + latency if latency else 0.0, bytes(cells)))
+        peer._queued_cells += n
+        peer._wake.set()
+        self.stats.tx_blobs += 1
+        self.stats.tx_cells += n
+        return 0
+
+    async def wait_writable(self) -> None:
+        peer = self.peer
+        if peer is None or peer._queued_cells + 1 <= self.pair.queue_cells:
+            await trio.lowlevel.checkpoint()
+            return
+        peer._drained = trio.Event()
+        await peer._drained.wait()
+
+    async def _delivery(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake = trio.Event()
+                await self._wake.wait()
+                continue
+            due, data = self._queue[0]
+            if due and due > self._clock():
+                await trio.sleep_until(due)
+            self._queue.popleft()
+            self._queued_cells -= len(data) // CELL_LEN
+            self._drained.set()
+            self.stats.rx_blobs += 1
+            self.stats.rx_cells += len(data) // CELL_LEN
+            if self.rx is not None:
+                self.rx(data)
+            await trio.lowlevel.checkpoint()   # let the sender and the stack run between blobs
+
+
+class PhyPair:
+    """An in-process fibre: `pair.a` and `pair.b` are the two ends (each an adapter's PHY)."""
+
+    def __init__(self, *, latency: float = 0.0, queue_cells: int = 65536) -> None:
+        self.latency = latency
+        self.queue_cells = queue_cells
+        self.a, self.b = PairEnd(self), PairEnd(self)
+        self.a.peer, self.b.peer = self.b, self.a
+
+
+class UdpPhy(Phy):
+    """Cells over UDP datagrams (format in the module docstring)."""
+
+    def __init__(self, local: tuple[str, int] = ("127.0.0.1", 0), remote: tuple[str, int] | None = None, *,
+                 cells_per_datagram: int = 24, batch: int = 64) -> None:
+        super().__init__()
+        if cells_per_datagram < 1:
+            raise ValueError("cells_per_datagram must be >= 1")
+        self.cells_per_datagram = cells_per_datagram
+        self.batch = batch
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.bind(local)
+        self.local_address: tuple[str, int] = self.sock.getsockname()
+        self.remote = remote
+
+    def connect(self, remote: tuple[str, int]) -> None:
+        self.remote = remote
+
+    def open(self, start_task: StartTask) -> None:
+        if self.sock.fileno() < 0:
+            raise OSError(errno.EBADF, "UdpPhy socket already closed")
+        self.is_open = True
+        start_task(self._reader)
+        self._set_up(True)
+
+    def close(self) -> None:
+        self.is_open = False
+        self._set_up(False)
+
+    def shutdown(self) -> None:
+        """Release the socket for good (close() keeps it so the adapter can be reopened)."""
+        self.close()
+        self.sock.close()
+
+    def send(self, cells: bytes) -> int:
+        n = len(cells) // CELL_LEN
+        if self.remote is None or not self.is_open:
+            self.stats.tx_drops += n
+            return errno.ENETDOWN
+        step = self.cells_per_datagram * CELL_LEN
+        view = memoryview(cells)
+        for off in range(0, len(cells), step):
+            chunk = view[off:off + step]
+            try:
+                self.sock.sendto(UDP_MAGIC + chunk, self.remote)
+            except BlockingIOError:
+                if off == 0:
+                    self.stats.tx_busy += 1
+                    return errno.ENOBUFS
+                # part went out: the rest is lost like cells on an overrun line
+                self.stats.tx_drops += (len(cells) - off) // CELL_LEN
+                return 0
+            except OSError:
+                # ECONNREFUSED from an earlier ICMP and the like: the far end is not there
+                self.stats.tx_drops += (len(cells) - off) // CELL_LEN
+                return 0
+            self.stats.tx_blobs += 1
+        self.stats.tx_cells += n
+        return 0
+
+    async def wait_writable(self) -> None:
+        await trio.lowlevel.wait_writable(self.sock)
+
+    async def _reader(self) -> None:
+        sock = self.sock
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(self.batch):
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    continue            # ICMP errors surface here on Linux; nothing to read
+                n, rest = divmod(len(data) - 4, CELL_LEN)
+                if data[:4] != UDP_MAGIC or rest or n < 1:
+                    self.stats.bad_datagrams += 1
+                    continue
+                self.stats.rx_blobs += 1
+                self.stats.rx_cells += n
+                if self.rx is not None:
+                    self.rx(data[4:])
