@@ -46,9 +46,13 @@ class InputMixin:
             return
         self.last_rcv = now
         self.keep_probes = 0
-        # RFC 7323 §5.3 PAWS: an older timestamp is an old duplicate
+        # RFC 7323 §5.3 PAWS: an older timestamp is an old duplicate -- except a reordered
+        # duplicate ACK, which still carries SACK news for loss recovery (Linux
+        # tcp_disordered_ack): no text, no SYN/FIN, at RCV.NXT, acking SND.UNA
         if self.ts_ok and seg.ts is not None and not flags & RST and sq.lt(seg.ts[0], self.ts_recent) \
-                and now - self.ts_recent_stamp < PAWS_IDLE:
+                and now - self.ts_recent_stamp < PAWS_IDLE \
+                and not (not payload and not flags & (SYN | FIN) and seg.seq == self.rcv_nxt
+                         and seg.ack == self.snd_una and self.snd_una != self.snd_max):
             self.host.stats.paws_drops += 1
             self.ack_now = True
             self.output(now)

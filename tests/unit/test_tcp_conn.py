@@ -817,6 +817,21 @@ def test_paws_drops_old_duplicate() -> None:
     assert c.rcv_nxt == IRS + 3 and c.ts_recent == 0x10
 
 
+def test_paws_spares_a_reordered_duplicate_ack() -> None:
+    """Linux tcp_disordered_ack: a pure duplicate ACK overtaken by a newer segment still
+    carries SACK news for loss recovery, so PAWS does not drop it (data would be)."""
+    rig = established()
+    c = rig.conn
+    rig.send(b"x" * 3 * 1448)
+    rig.rx(ACK, ack=ISS + 1, ts=(900_000, 0), sack=((ISS + 1449, ISS + 2897),), at=rig.now + 0.01)
+    assert c.scoreboard.sacked == 1448
+    rig.rx(ACK, ack=ISS + 1, ts=(899_999, 0), sack=((ISS + 1449, ISS + 4345),), at=rig.now + 0.001)
+    assert rig.host.stats.paws_drops == 0 and c.scoreboard.sacked == 2896
+    assert c.ts_recent == 900_000                       # an older TSval never becomes TS.Recent
+    rig.rx(ACK, ack=ISS + 1, payload=b"late", ts=(899_998, 0), at=rig.now + 0.001)
+    assert rig.host.stats.paws_drops == 1 and len(c.rcv) == 0
+
+
 def test_paws_ignores_ts_recent_older_than_24_days() -> None:
     """RFC 7323 §5.5: after 24 days idle TS.Recent is invalid; the segment is accepted."""
     rig = established()
