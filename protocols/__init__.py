@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from stack.protosw import PR_ATOMIC, PR_ADDR, PR_CONNREQUIRED, Protosw
 
+from .atm.sockets import register as register_atm_sockets
 from .icmp import Icmp
 from .ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
 from .tcp import Tcp, TcpUserRequests
@@ -35,3 +36,4 @@ def register(stack: "Stack") -> None:
     stack.protosw.add(socket.AF_INET, Protosw("tcp", socket.SOCK_STREAM, IPPROTO_TCP, input=stack.tcp.input,
                                               ctlinput=stack.tcp.ctlinput, usrreqs=TcpUserRequests(stack.tcp),
                                               flags=PR_CONNREQUIRED, core=stack.tcp))
+    register_atm_sockets(stack)   # AF_NDD: the ATM socket family (PVCs)

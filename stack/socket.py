@@ -65,6 +65,9 @@ def create(stack: "Stack", family: int, type: int, proto: int = 0) -> "Socket":
     pr = next((p for p in candidates if proto in (0, p.protocol)), None)
     if pr is None:
         raise oserror(errno.EPROTONOSUPPORT)
+    socket_class = getattr(pr.usrreqs, "socket_class", None)
+    if socket_class is not None:   # a family with its own address form (AF_NDD ATM) brings its socket
+        return socket_class(stack, family, base_type, pr.protocol, pr)
     if base_type == _pysocket.SOCK_STREAM:
         from .stream import StreamSocket
         return StreamSocket(stack, family, base_type, pr.protocol, pr)

@@ -1,0 +1,241 @@
+"""The ATM socket family's address and option values (AIX names, DESIGN.md §6).
+
+Address: the Python form of AIX `struct sockaddr_ndd_atm`
+----------------------------------------------------------
+AIX: (len, family AF_NDD, vc_type CONN_PVC 1 / CONN_SVC 2, nddname <= 16 octets, then
+either (VPI, VCI) or (20-octet ATM address, subaddress)).  Here, as CPython does for its
+families, an address is a tuple -- the length and family are implicit:
+
+    (nddname, CONN_PVC, vpi, vci)                       a permanent VC
+    (nddname, CONN_SVC, atm_address, subaddress)        a switched VC (issue 6)
+    (nddname,)                                          bind() only: names the adapter
+
+`SockaddrNddAtm` is the same value with field names; sockets accept it or the tuple,
+and return tuples (getsockname/getpeername/recvfrom), as CPython returns tuples.
+Shape errors (not a tuple, wrong length, wrong types, a 19-octet ATM address) raise
+TypeError/ValueError before any call is made, like CPython's address parsing; values a
+kernel would judge (vc_type not 1/2, VPI/VCI out of range or reserved) are OSError
+EINVAL from the call itself.
+
+Options: level SOL_NDD_ATM (= NDD_PROT_ATM, 5)
+----------------------------------------------
+AIX gives the option names/values but we could not confirm its level constant, so the
+BSD rule applies: a protocol's options live at level = its protocol number (as
+IPPROTO_TCP for TCP_NODELAY).  Values are these dataclasses or their packed bytes
+(network byte order, `FORMAT` on each class); getsockopt(level, name) returns the
+dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
+
+    SO_ATM_AAL_PARM    3  AalParm(fwd_max_sdu, bwd_max_sdu, aal_type=5)   "!B3xII"  12 octets
+    SO_ATM_TRAFFIC_DES 4  TrafficDes(fwd_pcr, bwd_pcr) cells/s, 0 = line  "!II"      8 octets
+    SO_ATM_BLLI        7  Blli(l2_proto, l3_proto, snap) Q.2931 codes     "!BB5s"    7 octets
+"""
+from __future__ import annotations
+
+import errno
+import struct
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from stack.sockaddr import oserror
+
+CONN_PVC = 1
+CONN_SVC = 2
+NDD_MAXNAMELEN = 16          # sockaddr_ndd_atm nddname field (DESIGN.md §6)
+ATM_ADDRESS_LEN = 20         # NSAP-format ATM End System Address (UNI 3.1/4.0)
+VPI_MAX = 0xFF               # UNI cell header: VPI 8 bits, VCI 16 bits (protocols.atm.cell)
+VCI_MAX = 0xFFFF
+RESERVED_VCI_MAX = 31        # VCI 0-31 reserved (signalling 0/5, ILMI 0/16): never a user PVC
+AAL5_MAX_SDU = 65535         # CPCS-PDU payload limit (I.363.5)
+AAL_TYPE_5 = 5
+
+# AIX option names (DESIGN.md §6); only AAL_PARM, TRAFFIC_DES and BLLI are served so far
+SO_ATM_CALLING = 1
+SO_ATM_CALLED = 2
+SO_ATM_AAL_PARM = 3
+SO_ATM_TRAFFIC_DES = 4
+SO_ATM_BEARER = 5
+SO_ATM_BHLI = 6
+SO_ATM_BLLI = 7
+SO_ATM_QOS_PARM = 8
+SO_ATM_TRANSIT_SEL = 9
+SO_ATM_MAX_PEND = 10
+SO_ATM_PARAM = 11
+SO_ATM_CAUSE = 12
+SO_ATM_ACCEPT = 13
+
+
+@dataclass(frozen=True)
+class SockaddrNddAtm:
+    """sockaddr_ndd_atm with names.  PVC: vpi/vci; SVC: atm_address (20 octets), subaddress
+    (empty or 20 octets).  Use `pvc()`/`svc()`; `astuple()` gives the tuple form."""
+    nddname: str
+    vc_type: int
+    vpi: int = 0
+    vci: int = 0
+    atm_address: bytes = b""
+    subaddress: bytes = b""
+
+    @classmethod
+    def pvc(cls, nddname: str, vpi: int, vci: int) -> "SockaddrNddAtm":
+        return cls(nddname, CONN_PVC, vpi, vci)
+
+    @classmethod
+    def svc(cls, nddname: str, atm_address: bytes, subaddress: bytes = b"") -> "SockaddrNddAtm":
+        return cls(nddname, CONN_SVC, atm_address=atm_address, subaddress=subaddress)
+
+    def astuple(self) -> tuple[Any, ...]:
+        if self.vc_type == CONN_SVC:
+            return (self.nddname, CONN_SVC, self.atm_address, self.subaddress)
+        return (self.nddname, self.vc_type, self.vpi, self.vci)
+
+
+def _int(v: object) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError(f"'{type(v).__name__}' object cannot be interpreted as an integer")
+    return v
+
+
+def _octets(v: object, what: str, lengths: tuple[int, ...]) -> bytes:
+    if not isinstance(v, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be a bytes-like object, not {type(v).__name__}")
+    b = bytes(v)
+    if len(b) not in lengths:
+        raise ValueError(f"{what} must be {' or '.join(map(str, lengths))} octets, not {len(b)}")
+    return b
+
+
+def _nddname(v: object) -> str:
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).decode("ascii", "strict")
+    if not isinstance(v, str):
+        raise TypeError(f"nddname must be str, bytes or bytearray, not {type(v).__name__}")
+    if not v or len(v.encode()) > NDD_MAXNAMELEN or "\0" in v:
+        raise ValueError(f"nddname must be 1..{NDD_MAXNAMELEN} octets without NUL")
+    return v
+
+
+def parse_sockaddr_atm(address: object, what: str = "", *, name_only: bool = False) -> SockaddrNddAtm:
+    """Check an AF_NDD address's shape (TypeError/ValueError); `name_only` allows (nddname,).
+    The vc_type value and VPI/VCI ranges are left to the call (EINVAL there)."""
+    prefix = f"{what}(): " if what else ""
+    if isinstance(address, SockaddrNddAtm):
+        address = address.astuple()     # then checked like the tuple form
+    if not isinstance(address, tuple):
+        raise TypeError(f"{prefix}AF_NDD address must be tuple, not {type(address).__name__}")
+    if name_only and len(address) == 1:
+        return SockaddrNddAtm(_nddname(address[0]), 0)
+    if len(address) != 4:
+        raise TypeError("AF_NDD address must be a tuple (nddname, CONN_PVC, vpi, vci) or "
+                        "(nddname, CONN_SVC, atm_address, subaddress)")
+    name, vc_type, x, y = address
+    name = _nddname(name)
+    vc_type = _int(vc_type)
+    if vc_type == CONN_SVC:
+        return SockaddrNddAtm(name, CONN_SVC, atm_address=_octets(x, "ATM address", (ATM_ADDRESS_LEN,)),
+                              subaddress=_octets(y, "ATM subaddress", (0, ATM_ADDRESS_LEN)))
+    return SockaddrNddAtm(name, vc_type, _int(x), _int(y))
+
+
+def check_pvc(addr: SockaddrNddAtm) -> int:
+    """0, or EINVAL for a vc_type other than PVC/SVC, a VPI/VCI beyond the UNI header or a
+    reserved VCI (0-31: signalling and ILMI belong to the stack, not to a user PVC)."""
+    if addr.vc_type not in (CONN_PVC, CONN_SVC):
+        return errno.EINVAL
+    if addr.vc_type == CONN_PVC and not (0 <= addr.vpi <= VPI_MAX and RESERVED_VCI_MAX < addr.vci <= VCI_MAX):
+        return errno.EINVAL
+    return 0
+
+
+# --- option values ------------------------------------------------------------------------
+class _Packed:
+    FORMAT: ClassVar[struct.Struct]
+
+    def pack(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def coerce(cls, value: object) -> Any:
+        """The option value from setsockopt: this class, or exactly its packed bytes.
+        An int or a short buffer is EINVAL (Linux: an optlen that does not fit)."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            b = bytes(value)
+            if len(b) != cls.FORMAT.size:
+                raise oserror(errno.EINVAL)
+            return cls.unpack(b)
+        if isinstance(value, int):
+            raise oserror(errno.EINVAL)
+        raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
+
+    @classmethod
+    def unpack(cls, b: bytes) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AalParm(_Packed):
+    """SO_ATM_AAL_PARM: AAL5 max CPCS-SDU sizes, forward (we send) and backward (we receive),
+    1..65535 each.  Set before connect; the VC is opened with these."""
+    fwd_max_sdu: int
+    bwd_max_sdu: int
+    aal_type: int = AAL_TYPE_5
+    FORMAT: ClassVar[struct.Struct] = struct.Struct("!B3xII")
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.aal_type, self.fwd_max_sdu, self.bwd_max_sdu)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> "AalParm":
+        aal, fwd, bwd = cls.FORMAT.unpack(b)
+        return cls(fwd, bwd, aal)
+
+    def check(self) -> int:
+        if self.aal_type != AAL_TYPE_5:
+            return errno.EINVAL          # only AAL5 exists on the adapter
+        if not (1 <= self.fwd_max_sdu <= AAL5_MAX_SDU and 1 <= self.bwd_max_sdu <= AAL5_MAX_SDU):
+            return errno.EINVAL
+        return 0
+
+
+@dataclass(frozen=True)
+class TrafficDes(_Packed):
+    """SO_ATM_TRAFFIC_DES: peak cell rates in cells/s, forward and backward; 0 = unshaped
+    (the line rate).  The forward PCR is what the adapter paces the VC's cells to."""
+    fwd_pcr: int = 0
+    bwd_pcr: int = 0
+    FORMAT: ClassVar[struct.Struct] = struct.Struct("!II")
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.fwd_pcr, self.bwd_pcr)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> "TrafficDes":
+        return cls(*cls.FORMAT.unpack(b))
+
+    def check(self) -> int:
+        return 0 if 0 <= self.fwd_pcr <= 0xFFFFFFFF and 0 <= self.bwd_pcr <= 0xFFFFFFFF else errno.EINVAL
+
+
+@dataclass(frozen=True)
+class Blli(_Packed):
+    """SO_ATM_BLLI: the B-LLI a call carries (Q.2931 IE 0x5F), one choice: user information
+    layer 2 protocol (e.g. 12 = LLC ISO/IEC 8802-2) and layer 3 protocol (e.g. 11 = ISO/IEC
+    TR 9577), 0 = absent; `snap` = OUI(3)+PID(2) or empty.  Stored for SVCs (issue 6)."""
+    l2_proto: int = 0
+    l3_proto: int = 0
+    snap: bytes = b""
+    FORMAT: ClassVar[struct.Struct] = struct.Struct("!BB5s")
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.l2_proto, self.l3_proto, self.snap)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> "Blli":
+        l2, l3, snap = cls.FORMAT.unpack(b)
+        return cls(l2, l3, b"" if snap == bytes(5) else snap)
+
+    def check(self) -> int:
+        # the protocol codes are 5-bit fields of the IE (octets 6 and 7)
+        ok = 0 <= self.l2_proto <= 31 and 0 <= self.l3_proto <= 31 and len(self.snap) in (0, 5)
+        return 0 if ok else errno.EINVAL
