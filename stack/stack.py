@@ -50,6 +50,7 @@ class StackConfig:
     arp: Any = None                 # protocols.arp.ArpConfig; None: defaults
     seed: int | None = None         # deterministic ISNs/IDs for tests
     tcp: Any = None                 # protocols.tcp.TcpConfig; None: defaults
+    clip: Any = None                # protocols.atm.clip.ClipConfig (InATMARP timers); None: defaults
 
 
 class Stack:
@@ -68,6 +69,7 @@ class Stack:
         self._ping_ident = self.rng.getrandbits(16)
         self._ping_seq = itertools.count(1)
         self._arp: dict[str, Any] = {}
+        self._clip: dict[str, Any] = {}   # ifname -> protocols.atm.clip.AtmLink
         self.hosts: dict[str, str] = {"localhost": "127.0.0.1"}   # name -> IPv4, for sockets
         import drivers
         import protocols
@@ -135,13 +137,21 @@ class Stack:
             flags = IFF_UP | IFF_BROADCAST | IFF_MULTICAST
         elif kind == C.NDD_SOFTWARE_LOOPBACK:
             flags = IFF_UP | IFF_LOOPBACK | IFF_NOARP
+        elif kind == C.NDD_ATM:
+            from protocols.atm.clip import CLIP_MTU
+            flags = IFF_UP    # a LIS: neither broadcast nor point-to-point (RFC 2225 §3)
+            # RFC 2225 §5: IP MTU 9180 by default whatever the adapter's ndd_mtu; each PVC is
+            # opened with max SDU = IP MTU + 8 octets of LLC/SNAP (add_atm_pvc)
+            mtu = mtu or CLIP_MTU
         else:
             flags = IFF_UP | IFF_POINTOPOINT | IFF_NOARP
         if ndd.ndd_flags & C.NDD_RUNNING:
             flags |= IFF_RUNNING
         ifp = self.ifnet.create(name or ndd.ndd_name, ndd, mtu or ndd.ndd_mtu, flags)
         ip_user = NsUser(self._ip_isr, ifp)
-        if kind == C.NDD_ISO88023:
+        if kind == C.NDD_ATM:
+            self._add_atm_link(ifp, ndd)
+        elif kind == C.NDD_ISO88023:
             arp = ArpCache(ndd.ndd_physaddr, lambda: [a.addr for a in ifp.addrs], transmit=None,  # type: ignore[arg-type]
                            unreachable=lambda pkt: self.ipv4.unreachable_from_link(pkt, self.now()),
                            config=self.config.arp or ArpConfig())
@@ -171,6 +181,9 @@ class Stack:
         arp = self._arp.get(ifp.name)
         if arp is not None:
             arp.announce(ip, self.now())
+        clip = self._clip.get(ifp.name)
+        if clip is not None:
+            clip.table.address_added(self.now())   # PVCs waiting for an address ask now
 
     def remove_interface(self, ifp: Interface | str) -> None:
         ifp = self.ifnet.get(ifp) if isinstance(ifp, str) else ifp
@@ -180,6 +193,9 @@ class Stack:
             self.timers.unregister(arp)
             arp.unreachable = lambda pkt: None
             arp.flush()
+        clip = self._clip.pop(ifp.name, None)
+        if clip is not None:
+            self._remove_atm_link(clip)
         self.routes.delete_interface(ifp)
         self.ifnet.remove(ifp)
         ifp.flags &= ~(IFF_UP | IFF_RUNNING)
@@ -192,6 +208,75 @@ class Stack:
         self.ns.ns_free(ndd)
         if self.ns.refcount.get(ndd.ndd_name) == 0:
             self.ns.ns_detach(ndd)
+
+    # --- IP over ATM (protocols/atm/clip.py) --------------------------------------------
+    def _add_atm_link(self, ifp: Interface, ndd: Ndd) -> None:
+        from protocols.atm.clip import AtmArpTable, AtmLink, ClipConfig
+
+        table = AtmArpTable(lambda: [a.addr for a in ifp.addrs], transmit=lambda vpi, vci, data: 0,
+                            transmit_ip=lambda pkt, vpi, vci: 0,
+                            unreachable=lambda pkt: self.ipv4.unreachable_from_link(pkt, self.now()),
+                            config=self.config.clip or ClipConfig(),
+                            source_for=lambda ip: ifp.source_for(ip) or 0)
+        link = AtmLink(ifp, ndd, table, lambda pkt, now: self._ip_isr(ndd, pkt, ifp))
+        ifp.link = link
+        self._clip[ifp.name] = link
+        self.timers.register(table)
+
+    def _remove_atm_link(self, link: Any) -> None:
+        self.timers.unregister(link.table)
+        link.table.unreachable = lambda pkt: None
+        vcs = list(link.table.pvcs)
+        link.table.flush()
+        for vc in vcs:
+            try:
+                link.ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, vc)
+            except OSError:
+                pass
+
+    def add_atm_pvc(self, ifname: str, vpi: int, vci: int, peer_ip: str | None = None, *,
+                    pcr: float = 0.0) -> None:
+        """Carry IPv4 on PVC vpi/vci of ATM interface `ifname` (RFC 2684 LLC/SNAP).
+
+        `peer_ip` makes a static entry; None learns the far end by InATMARP (RFC 2225 §7).
+        The VC is opened on the adapter with max SDU = IP MTU + 8 (LLC/SNAP) and claimed
+        with an NS_ATM_VC filter.  Raises OSError: ENODEV not an ATM interface, EINVAL
+        reserved/out-of-range VPI/VCI, EADDRINUSE VC in use, EEXIST peer on another PVC."""
+        from drivers.atm import VcParams
+        from protocols.atm.clip import LLC_SNAP_LEN
+
+        ifp = self.ifnet.get(ifname)
+        link = self._clip.get(ifp.name)
+        if link is None:
+            raise OSError(errno.ENODEV, f"{os.strerror(errno.ENODEV)}: {ifname} is not an ATM interface")
+        peer = ip_to_int(peer_ip) if peer_ip is not None else None
+        if peer is not None and peer in link.table.by_ip:
+            raise OSError(errno.EEXIST, f"{os.strerror(errno.EEXIST)}: {peer_ip} already has a PVC")
+        ndd = ifp.ndd
+        ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(vpi, vci, max_sdu=ifp.mtu + LLC_SNAP_LEN, pcr=pcr))
+        try:
+            self.ns.ns_add_filter(ndd, NsFilter(C.NS_ATM_VC, vpi=vpi, vci=vci),
+                                  NsUser(self._clip_isr, (link, vpi, vci)))
+        except OSError:
+            ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, (vpi, vci))
+            raise
+        link.table.add_pvc(vpi, vci, peer, self.now())
+
+    def remove_atm_pvc(self, ifname: str, vpi: int, vci: int) -> None:
+        link = self._clip.get(self.ifnet.get(ifname).name)
+        if link is None or (vpi, vci) not in link.table.pvcs:
+            raise OSError(errno.ENOENT, f"{os.strerror(errno.ENOENT)}: no PVC {vpi}/{vci} on {ifname}")
+        link.table.remove_pvc(vpi, vci)
+        self.ns.ns_del_filter(link.ndd, NsFilter(C.NS_ATM_VC, vpi=vpi, vci=vci))
+        link.ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, (vpi, vci))
+
+    def atm_table(self, ifname: str) -> Any:
+        """The interface's protocols.atm.clip.AtmArpTable (PVCs and their far ends)."""
+        return self._clip[self.ifnet.get(ifname).name].table
+
+    def _clip_isr(self, ndd: Ndd, pkt: PacketBuffer, data: tuple[Any, int, int]) -> None:
+        link, vpi, vci = data
+        link.input(pkt, vpi, vci, self.now())
 
     def interface(self, name: str) -> Interface:
         return self.ifnet.get(name)
@@ -279,6 +364,8 @@ class Stack:
             entry = {"ndd": ifp.ndd.stats.as_dict()}
             if ifp.name in self._arp:
                 entry["arp"] = self._arp[ifp.name].stats.as_dict()
+            if ifp.name in self._clip:
+                entry["clip"] = self._clip[ifp.name].stats.as_dict()
             if hasattr(ifp.ndd, "faults"):
                 entry["faults"] = ifp.ndd.faults.as_dict()
             out["interfaces"][ifp.name] = entry
