@@ -49,7 +49,8 @@ from .base import TaskNdd
 
 OC3C_LINE_RATE = 149_760_000     # bit/s of cells (SONET STS-3c payload), 353,207 cells/s
 CELL_BITS = cell.CELL_LEN * 8
-DEFAULT_MTU = 9180               # RFC 2225 default, as CLIP
+DEFAULT_MTU = 9180               # max AAL5 SDU; CLIP opens its VCs with 9188 (RFC 2225 §5: MTU 9180 + LLC/SNAP 8)
+PACING_CREDIT = 0.002            # seconds of late sends the pacer may catch up on
 MAX_SDU = 65535                  # AAL5 CPCS-PDU payload limit
 SIG_VC = (0, 5)
 ILMI_VC = (0, 16)
@@ -344,7 +345,10 @@ class AtmNdd(TaskNdd):
                 await self._tx_wake.wait()
                 continue
             now = clock()
-            line_free = max(line_free, now)
+            # A sleep overshoots (epoll waits in whole milliseconds): keep up to 2 ms of the
+            # lag as credit so the average stays at the line rate, but no more -- an idle
+            # line does not bank a burst.
+            line_free = max(line_free, now - PACING_CREDIT)
             rate = self.cell_rate
             quantum = max(1, min(self.batch_cells, int(rate * 0.001))) if rate else self.batch_cells
             sent = 0
