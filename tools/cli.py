@@ -1,4 +1,4 @@
-"""`tunstack` command line: up, ping, nc, demo."""
+"""`tunstack` command line: up, ping, nc, atm, demo."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ import sys
 
 import trio
 
+from .atm_cli import add_atm_parser
 from .device import add_device_options, attach, check_device_options, open_device
 from .nc import EPILOG_NC, add_nc_options, check_nc_options, run_nc
 from .services import ServiceStats, parse_serve, start_services
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("-s", "--size", type=int, default=56, help="payload bytes (default 56)")
     ping.add_argument("-W", "--timeout", type=float, default=3.0, help="seconds to wait per reply (default 3)")
 
+    add_atm_parser(sub)
+
     demo = sub.add_parser("demo", help="the guided tour: Linux pings the stack over TUN and TAP, trades "
                                        "UDP datagrams, fetches pages with curl and times TCP both ways, "
                                        "with captures",
@@ -71,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "on each; let Linux ping them, ping back, exchange UDP, curl the TUN "
                                       "stack's http service, send 200 MB each way over TCP, capture with "
                                       "tcpdump, check with tshark, summarise. "
-                                      "Without root it runs two stacks over an in-process link instead.")
+                                      "Without root it runs two stacks over an in-process link instead. "
+                                      "Both end with ATM: two emulated adapters joined by cells over UDP "
+                                      "(a PVC carrying datagrams, then CLIP: InATMARP, ping, TCP), with "
+                                      "SUNATM captures.")
     demo.add_argument("--out", default="demo-out", help="directory for the pcaps and the summary (default demo-out/)")
     demo.add_argument("--memory", action="store_true", help="force the in-process (no root) variant")
     sub.add_parser("bench", help="throughput, request/response, accepts/s and memory against pmd-pytcp, "
@@ -138,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     p = build_parser()
     args = p.parse_args(argv)
+    if args.command == "atm":
+        from .atm_cli import run_atm
+        return run_atm(args)
     if args.command in ("up", "ping", "nc"):
         check_device_options(p, args)
         if args.command == "up":

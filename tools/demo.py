@@ -34,6 +34,7 @@ from drivers.tuntap import TunTapNdd
 from stack import Stack
 from stack.addr import ip_to_int, mac_to_str
 
+from .demo_atm import atm_demo
 from .demo_tcp import memory_tcp, tcp_bulk, tcp_captured
 from .netns import NetnsHost, have_tun, unique_name
 from .services import ServiceStats, udp_echo
@@ -285,6 +286,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             await device_demo(report, out, host, TapNdd(unique_name("tsp")), TAP_KERNEL, TAP_STACK)
         finally:
             host.delete()
+    await atm_demo(report, out)   # no root needed: the same in both variants
     passed = sum(ok for _, ok, _ in report.steps)
     summary = f"{passed} passed, {len(report.steps) - passed} failed"
     (out / "summary.txt").write_text("\n".join(f"{'ok  ' if ok else 'FAIL'} {n}: {d}" for n, ok, d in report.steps)

@@ -1,6 +1,8 @@
 """`tunstack demo` end to end, both variants: exit 0, the summary line, and the pcaps and
 summary.txt left in --out.  The root variant (TUN and TAP in a namespace, real Linux
-peers) took about 8 s on the 2-core CI machine; the in-process one about 1 s."""
+peers) took about 8 s on the 2-core CI machine; the in-process one about 1 s.  Both end
+with the ATM section (two adapters joined by the UDP PHY; no root needed), which adds
+about 1 s and the SUNATM captures atm-a.pcap and atm-b.pcap."""
 from __future__ import annotations
 
 import os
@@ -48,6 +50,21 @@ def check_summary(out: Path, stdout: str, pcaps: list[str]) -> int:
     return passed
 
 
+ATM_PCAPS = ["atm-a.pcap", "atm-b.pcap"]
+
+
+def check_atm_section(out: Path, stdout: str) -> None:
+    """The ATM section ran: its steps are in the summary and its SUNATM captures hold IP."""
+    assert "== ATM: two emulated adapters" in stdout
+    summary = (out / "summary.txt").read_text()
+    for step in ("no cell sent", "InATMARP learns the far end", "(20000 bytes, fragmented at MTU 9180)",
+                 "TCP HTTP GET", "10 MB to stack b over TCP/CLIP", "SHA-256 ok"):
+        assert step in summary, step
+    for name in ATM_PCAPS:
+        linktype, n = pcap_packets(out / name)
+        assert linktype == 123 and n > 10, (name, linktype, n)
+
+
 def pcap_packets(path: Path) -> tuple[int, int]:
     """(link type, number of packets) of a capture, read with dpkt."""
     with open(path, "rb") as f:
@@ -61,14 +78,15 @@ async def test_demo_with_real_peers(tmp_path: Path) -> None:
     t0 = trio.current_time()
     rc, pid, stdout = await run_demo(out)
     elapsed = trio.current_time() - t0
-    pcaps = ["tap-kernel.pcap", "tap-stack.pcap", "tun-kernel.pcap", "tun-stack.pcap"]
+    pcaps = [*ATM_PCAPS, "tap-kernel.pcap", "tap-stack.pcap", "tun-kernel.pcap", "tun-stack.pcap"]
     passed = check_summary(out, stdout, pcaps)
     assert passed >= 25 and "no TUN/TAP here" not in stdout
     for section in ("== TUN ", "== TAP "):
         assert section in stdout
     assert pcap_packets(out / "tun-stack.pcap")[0] == 101 and pcap_packets(out / "tap-stack.pcap")[0] == 1
-    for name in pcaps:
+    for name in pcaps[len(ATM_PCAPS):]:
         assert pcap_packets(out / name)[1] >= 20, name
+    check_atm_section(out, stdout)
     # its namespace and devices (named after its PID) are gone
     namespaces = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
     assert [n for n in namespaces if n.startswith(f"tsdemo{pid}")] == []
@@ -81,8 +99,9 @@ async def test_demo_in_process(tmp_path: Path) -> None:
     out = tmp_path / "out"
     rc, _, stdout = await run_demo(out, "--memory", timeout=120)
     assert "running two stacks over an in-process link instead" in stdout
-    passed = check_summary(out, stdout, ["memory-link.pcap"])
-    assert passed >= 6
+    passed = check_summary(out, stdout, [*ATM_PCAPS, "memory-link.pcap"])
+    assert passed >= 14
+    check_atm_section(out, stdout)
     summary = (out / "summary.txt").read_text()
     # no Linux takes part: the steps say which stack pings which
     assert "Linux" not in summary and "stack a pings stack b at 10.78.0.2" in summary

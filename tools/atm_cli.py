@@ -1,0 +1,569 @@
+"""`tunstack atm`: two endpoints in separate processes, joined by the emulated ATM adapter's
+UDP PHY (cells in UDP datagrams, drivers/atm_phy.py).
+
+  atm pvc  an AF_NDD PVC socket (SOCK_CONN_DGRAM, NDD_PROT_ATM): each stdin line goes out
+           as one AAL5 SDU, every SDU received is written to stdout (as `tunstack nc -u`).
+  atm ip   a stack whose only interface is the ATM adapter, with Classical IP (RFC 2225)
+           over one PVC: serves like `tunstack up --serve`, or with --ping / --fetch acts
+           as a client and exits.
+
+The far end is given with --remote HOST:PORT, or learned with -l/--listen from the first
+cell datagram that arrives (so one side can use --local 127.0.0.1:0 and print its port).
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import json
+import os
+import signal
+import socket as _pysocket
+import sys
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+
+from drivers.atm import OC3C_LINE_RATE, AtmNdd
+from drivers.atm_phy import CELL_LEN, UDP_MAGIC, UdpPhy
+from drivers.pcap import PcapRecorder
+
+from .nc import read_stdin_lines
+from .services import ServiceStats, parse_serve, start_services
+
+DEFAULT_VPI, DEFAULT_VCI = 0, 100
+
+EPILOG_ATM = """examples (two terminals; cells travel as UDP datagrams between the two processes):
+  tunstack atm pvc --local 127.0.0.1:7001 --remote 127.0.0.1:7002
+  tunstack atm pvc --local 127.0.0.1:7002 --remote 127.0.0.1:7001
+  tunstack atm ip --local 127.0.0.1:7001 --remote 127.0.0.1:7002 --addr 10.79.0.1/24 --serve http
+  tunstack atm ip --local 127.0.0.1:7002 --remote 127.0.0.1:7001 --addr 10.79.0.2/24 --ping 10.79.0.1
+
+`tunstack atm pvc --help` and `tunstack atm ip --help` have more.
+"""
+
+EPILOG_PVC = """examples:
+  tunstack atm pvc --local 127.0.0.1:7001 --remote 127.0.0.1:7002 --vci 42
+  tunstack atm pvc --local 127.0.0.1:7002 --remote 127.0.0.1:7001 --vci 42
+      then type lines in either terminal: each is one AAL5 SDU on VC 0/42
+  tunstack atm pvc -l --local 127.0.0.1:0 -W 1                # prints local=127.0.0.1:PORT
+      then: echo hi | tunstack atm pvc --remote 127.0.0.1:PORT -q 1
+  tunstack atm pvc --local 127.0.0.1:7001 --remote 127.0.0.1:7002 --pcap pvc.pcap --line-rate 2M
+
+Opens VC VPI/VCI on an emulated ATM adapter whose PHY is a UDP socket bound to --local,
+connects a PVC socket to it (no cell leaves: a PVC needs no signalling), then prints one
+line beginning with `ready:` to stderr, with the UDP address actually bound.  Each stdin
+line (newline included) goes out as one AAL5 SDU; each SDU received is written to stdout
+as it is.  Both ends must use the same VPI/VCI.
+
+Ending it (as `tunstack nc -u`): -W N after N SDUs received, -w S after S idle seconds,
+-q S S seconds after EOF on stdin (default: keep receiving), or SIGINT/SIGTERM.
+With -l, lines typed before the far end has sent anything are held until it has.
+"""
+
+EPILOG_IP = """examples:
+  tunstack atm ip --local 127.0.0.1:7001 --remote 127.0.0.1:7002 --addr 10.79.0.1/24 \\
+      --serve http --serve echo
+  tunstack atm ip --local 127.0.0.1:7002 --remote 127.0.0.1:7001 --addr 10.79.0.2/24 -c 3 \\
+      --ping 10.79.0.1
+  tunstack atm ip --local 127.0.0.1:7002 --remote 127.0.0.1:7001 --addr 10.79.0.2/24 \\
+      --fetch http://10.79.0.1/bytes/10000000 -o /dev/null
+  tunstack atm ip -l --local 127.0.0.1:0 --addr 10.79.0.1/24 --peer-ip 10.79.0.2 --pcap atm.pcap
+
+A stack whose only interface is the ATM adapter (IP MTU 9180), carrying IPv4 over PVC
+VPI/VCI with RFC 2684 LLC/SNAP.  Without --peer-ip the far end's address is learned by
+Inverse ATMARP (RFC 2225); a line `inatmarp: ...` on stderr says when.  Once the PVC is
+open and every --serve service is bound it prints one line beginning with `ready:`
+(stdout; stderr with --fetch), then:
+  - by default serves until SIGINT or SIGTERM (--serve as in `tunstack up`);
+  - with --ping HOST: waits for the PVC's far end to be known, pings it -c times and
+    exits (0 when every echo came back);
+  - with --fetch URL: waits likewise, GETs the URL over the stack's TCP, writes the body
+    to stdout (or -o FILE) and "fetched ..: status, bytes, Mbit/s, SHA-256" to stderr;
+    exits 0 on status 200.
+
+services (--serve NAME[:PORT], repeatable):
+  echo     RFC 862, UDP and TCP port 7      discard  RFC 863, UDP and TCP port 9
+  chargen  RFC 864, TCP port 19             http     TCP port 80: / and /bytes/N
+"""
+
+
+# --- options -----------------------------------------------------------------------------
+def _add_phy_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--local", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="UDP address the PHY binds (default 127.0.0.1:0: any free port, shown by `ready:`)")
+    far = p.add_mutually_exclusive_group()
+    far.add_argument("--remote", metavar="HOST:PORT", help="UDP address of the far end's PHY")
+    far.add_argument("-l", "--listen", action="store_true",
+                     help="no --remote: send to whoever sent the last cell datagram (the far end is "
+                          "learned from the first one)")
+    p.add_argument("--vpi", type=int, default=DEFAULT_VPI, help=f"VPI of the PVC, 0..255 (default {DEFAULT_VPI})")
+    p.add_argument("--vci", type=int, default=DEFAULT_VCI,
+                   help=f"VCI of the PVC, 32..65535 (0..31 are reserved; default {DEFAULT_VCI})")
+    p.add_argument("--line-rate", default=str(OC3C_LINE_RATE), metavar="BPS",
+                   help="cell pacing in bit/s; k/M/G suffixes; 0 = unpaced (default OC-3c, 149.76M)")
+    p.add_argument("--dev", default="atm0", metavar="NAME", help="the adapter's name (default atm0)")
+    p.add_argument("--pcap", metavar="FILE", help="record every SDU in and out to FILE (LINKTYPE_SUNATM)")
+    p.add_argument("--stats", action="store_true", help="print the adapter's counters on exit (stderr)")
+
+
+def add_atm_parser(sub: Any) -> None:
+    atm = sub.add_parser("atm", help="ATM endpoints joined by the UDP PHY: a PVC socket (pvc) or IP over ATM (ip)",
+                         description="Run one end of an emulated ATM link in this process; its cells "
+                                     "travel in UDP datagrams to the other end's process.",
+                         epilog=EPILOG_ATM, formatter_class=argparse.RawDescriptionHelpFormatter)
+    asub = atm.add_subparsers(dest="atm_command", required=True, metavar="SUBCOMMAND")
+
+    pvc = asub.add_parser("pvc", help="exchange datagrams (AAL5 SDUs) over a PVC socket, like nc -u",
+                          description="Bring up an ATM adapter on a UDP PHY, open a PVC socket on "
+                                      "VPI/VCI, send stdin lines as SDUs and print the SDUs received.",
+                          epilog=EPILOG_PVC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_phy_options(pvc)
+    pvc.add_argument("-W", "--count", type=int, metavar="N", help="quit after receiving N SDUs")
+    pvc.add_argument("-w", "--idle", type=float, metavar="S", help="quit after S seconds with nothing received or sent")
+    pvc.add_argument("-q", "--quit-after-eof", type=float, default=-1.0, metavar="S",
+                     help="quit S seconds after EOF on stdin (negative: never; the default)")
+    pvc.set_defaults(atm_parser=pvc)
+
+    ip = asub.add_parser("ip", help="a stack with Classical IP over one PVC: serve, ping or fetch",
+                         description="Bring up an ATM adapter on a UDP PHY as the stack's only interface, "
+                                     "carry IPv4 over one PVC (RFC 2684 LLC/SNAP, InATMARP), and serve "
+                                     "(--serve), ping (--ping) or fetch a URL (--fetch).",
+                         epilog=EPILOG_IP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_phy_options(ip)
+    ip.add_argument("--addr", required=True, metavar="A.B.C.D/P", help="the stack's address and prefix length")
+    ip.add_argument("--peer-ip", metavar="A.B.C.D",
+                    help="the far end's address on the PVC (a static entry; default: learn it by InATMARP)")
+    ip.add_argument("--mtu", type=int, metavar="N", help="IP MTU (default 9180, RFC 2225)")
+    ip.add_argument("--serve", action="append", default=[], metavar="NAME[:PORT]",
+                    help="offer a service: echo, discard, chargen or http (as `tunstack up`); repeatable")
+    mode = ip.add_mutually_exclusive_group()
+    mode.add_argument("--ping", metavar="HOST", help="ping HOST over the PVC, then exit")
+    mode.add_argument("--fetch", metavar="URL", help="HTTP GET URL (http://HOST[:PORT]/PATH) over TCP, then exit")
+    ip.add_argument("-c", "--count", type=int, default=3, help="--ping: echo requests (default 3)")
+    ip.add_argument("-s", "--size", type=int, default=56, help="--ping: payload bytes (default 56)")
+    ip.add_argument("--timeout", type=float, default=3.0, help="--ping: seconds per reply (default 3); "
+                                                               "--fetch: idle seconds (default 3, x10)")
+    ip.add_argument("-o", "--output", metavar="FILE", help="--fetch: write the body to FILE, not stdout")
+    ip.add_argument("--wait", type=float, default=10.0, metavar="S",
+                    help="--ping/--fetch: seconds to wait for the far end to be known (default 10)")
+    ip.set_defaults(atm_parser=ip)
+
+
+def _hostport(p: argparse.ArgumentParser, opt: str, value: str) -> tuple[str, int]:
+    host, sep, port_s = value.rpartition(":")
+    if not sep or not host:
+        p.error(f"{opt}: expected HOST:PORT, got {value!r}")
+    try:
+        port = int(port_s)
+    except ValueError:
+        p.error(f"{opt}: bad port {port_s!r}")
+    if not 0 <= port <= 65535:
+        p.error(f"{opt}: port {port} out of range")
+    try:
+        info = _pysocket.getaddrinfo(host, port, _pysocket.AF_INET, _pysocket.SOCK_DGRAM)
+    except OSError as exc:
+        p.error(f"{opt}: cannot resolve {host!r}: {exc.strerror or exc}")
+    return info[0][4][:2]
+
+
+def _rate(p: argparse.ArgumentParser, value: str) -> float:
+    mult = {"k": 1e3, "m": 1e6, "g": 1e9}.get(value[-1:].lower(), 1.0)
+    try:
+        rate = float(value[:-1] if mult != 1.0 else value) * mult
+    except ValueError:
+        p.error(f"--line-rate: bad rate {value!r}")
+    if not rate >= 0 or rate == float("inf"):
+        p.error("--line-rate must be >= 0 bit/s (0: unpaced)")
+    return rate
+
+
+def check_atm_options(args: argparse.Namespace) -> None:
+    p: argparse.ArgumentParser = args.atm_parser
+    args.local_addr = _hostport(p, "--local", args.local)
+    args.remote_addr = _hostport(p, "--remote", args.remote) if args.remote else None
+    if args.remote_addr is None and not args.listen:
+        p.error("the far end: --remote HOST:PORT, or -l to learn it from the first datagram")
+    if args.remote_addr is not None and args.remote_addr[1] == 0:
+        p.error("--remote: port 0 is not an address to send to")
+    if not 0 <= args.vpi <= 255:
+        p.error("--vpi must be within 0..255")
+    if not 32 <= args.vci <= 65535:
+        p.error("--vci must be within 32..65535 (0..31 are reserved: signalling 0/5, ILMI 0/16, ...)")
+    args.line_rate_bps = _rate(p, args.line_rate)
+    if not 1 <= len(args.dev) <= 15:
+        p.error("--dev: 1 to 15 characters")
+    if args.atm_command == "pvc":
+        if args.count is not None and args.count < 1:
+            p.error("--count must be at least 1")
+        return
+    from stack.addr import parse_prefix
+    try:
+        parse_prefix(args.addr)
+    except ValueError as exc:
+        p.error(f"--addr: {exc}")
+    for opt in ("peer_ip", "ping"):
+        value = getattr(args, opt)
+        if value is not None:
+            try:
+                _pysocket.inet_aton(value)
+                if value.count(".") != 3:
+                    raise OSError
+            except OSError:
+                p.error(f"--{opt.replace('_', '-')}: not an IPv4 address: {value!r}")
+    if args.mtu is not None and not 68 <= args.mtu <= 65527:
+        p.error("--mtu must be within 68..65527")
+    try:
+        args.serve_specs = [parse_serve(s) for s in args.serve]
+    except ValueError as exc:
+        p.error(f"--serve: {exc}")
+    if args.fetch is not None:
+        u = urlsplit(args.fetch)
+        if u.scheme != "http" or not u.hostname:
+            p.error(f"--fetch: expected http://HOST[:PORT]/PATH, got {args.fetch!r}")
+        try:
+            args.fetch_port = u.port or 80
+        except ValueError:
+            p.error(f"--fetch: bad port in {args.fetch!r}")
+        args.fetch_host = u.hostname
+        args.fetch_path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    if args.count < 1:
+        p.error("--count must be at least 1")
+    if not 0 <= args.size <= 65507:
+        p.error("--size must be within 0..65507")
+
+
+# --- the PHY and the adapter ---------------------------------------------------------------
+class LearningUdpPhy(UdpPhy):
+    """A UdpPhy that, with no remote configured (-l), sends to whoever sent the last valid
+    cell datagram (as `nc -u -l` answers its last sender), so successive far ends in new
+    processes are followed; `learned` is set once a far end is known."""
+
+    def __init__(self, local: tuple[str, int], remote: tuple[str, int] | None) -> None:
+        super().__init__(local, remote)
+        self.follow = remote is None
+        self.learned = trio.Event()
+        if remote is not None:
+            self.learned.set()
+
+    async def _reader(self) -> None:
+        if not self.follow:
+            await super()._reader()
+            return
+        sock = self.sock
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(self.batch):
+                try:
+                    data, addr = sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    continue
+                n, rest = divmod(len(data) - 4, CELL_LEN)
+                if data[:4] != UDP_MAGIC or rest or n < 1:
+                    self.stats.bad_datagrams += 1
+                    continue
+                self.remote = addr[:2]
+                self.learned.set()
+                self.stats.rx_blobs += 1
+                self.stats.rx_cells += n
+                if self.rx is not None:
+                    self.rx(data[4:])
+
+
+def make_phy(args: argparse.Namespace) -> LearningUdpPhy:
+    try:
+        return LearningUdpPhy(args.local_addr, args.remote_addr)
+    except OSError as exc:
+        raise OSError(exc.errno, f"--local {args.local}: {exc.strerror or exc}") from None
+
+
+def _addr(a: tuple[str, int] | None) -> str:
+    return "%s:%d" % a if a else "learning"
+
+
+def _rate_str(bps: float) -> str:
+    return "unpaced" if bps == 0 else f"{bps / 1e6:g}Mbit/s"
+
+
+def phy_ready(args: argparse.Namespace, phy: LearningUdpPhy) -> str:
+    return (f"ready: dev={args.dev} kind=atm-udp local={_addr(phy.local_address)} remote={_addr(phy.remote)} "
+            f"pvc={args.vpi}/{args.vci} line-rate={_rate_str(args.line_rate_bps)}")
+
+
+def adapter_stats(ndd: AtmNdd, phy: LearningUdpPhy, vc: tuple[int, int]) -> dict[str, Any]:
+    out: dict[str, Any] = {"adapter": ndd.stats.as_dict(), "phy": phy.stats.as_dict()}
+    try:
+        out["vc"] = ndd.vc_stats(*vc)
+    except (OSError, KeyError):
+        pass
+    return out
+
+
+async def _stop_on_signal(signals: Any, scope: trio.CancelScope) -> None:
+    async for signum in signals:
+        print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
+        scope.cancel()
+        return
+
+
+async def _drain(ndd: AtmNdd) -> None:
+    """Let the paced cell queue empty, so the last SDU really leaves before we close."""
+    with trio.move_on_after(2):
+        await ndd.wait_tx_idle()
+
+
+# --- atm pvc -------------------------------------------------------------------------------
+class _Pvc:
+    def __init__(self, args: argparse.Namespace, sock: Any, phy: LearningUdpPhy, scope: trio.CancelScope) -> None:
+        self.args, self.sock, self.phy, self.scope = args, sock, phy, scope
+        self.received = 0
+        self.error: OSError | None = None
+
+    def activity(self) -> None:
+        if self.args.idle is not None:
+            self.scope.deadline = trio.current_time() + self.args.idle
+
+    def fail(self, exc: OSError) -> None:
+        self.error = exc
+        self.scope.cancel()
+
+    async def receiver(self) -> None:
+        out = sys.stdout.buffer
+        while True:
+            try:
+                data = await self.sock.recv(65535)
+            except OSError as exc:
+                self.fail(exc)
+                return
+            self.received += 1
+            self.activity()
+            out.write(data)
+            out.flush()
+            if self.args.count is not None and self.received >= self.args.count:
+                self.scope.cancel()
+                return
+
+    async def sender(self) -> None:
+        send, recv = trio.open_memory_channel[bytes](16)
+        async with trio.open_nursery() as n:
+            n.start_soon(read_stdin_lines, send)
+            async for line in recv:
+                await self.phy.learned.wait()     # -l: hold lines until the far end is known
+                try:
+                    await self.sock.send(line)
+                except OSError as exc:
+                    self.fail(exc)
+                    return
+                self.activity()
+        if self.args.quit_after_eof >= 0:
+            await trio.sleep(self.args.quit_after_eof)
+            self.scope.cancel()
+
+
+async def run_pvc(args: argparse.Namespace) -> int:
+    from protocols.atm.sockaddr import CONN_PVC
+    from stack import Stack
+    from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
+
+    phy = make_phy(args)
+    pcap: PcapRecorder | None = None
+    try:
+        ndd = AtmNdd(args.dev, phy, line_rate=args.line_rate_bps)
+        async with Stack(f"atm-pvc:{args.dev}") as st:
+            st.ns.ns_attach(ndd)
+            if args.pcap:
+                pcap = PcapRecorder.attach(ndd, args.pcap)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                with st.socket(AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM) as sock:
+                    await sock.connect((args.dev, CONN_PVC, args.vpi, args.vci))
+                    print(phy_ready(args, phy), file=sys.stderr, flush=True)
+                    with trio.CancelScope() as scope:
+                        pvc = _Pvc(args, sock, phy, scope)
+                        pvc.activity()
+                        async with trio.open_nursery() as n:
+                            n.start_soon(_stop_on_signal, signals, scope)
+                            n.start_soon(pvc.receiver)
+                            n.start_soon(pvc.sender)
+                    await _drain(ndd)
+                    if args.stats:
+                        print(json.dumps({**adapter_stats(ndd, phy, (args.vpi, args.vci)),
+                                          "socket": sock.stats()}, indent=1), file=sys.stderr)
+    finally:
+        if pcap is not None:
+            pcap.close()
+        phy.shutdown()
+    if pvc.error is not None:
+        print(f"tunstack atm pvc: {pvc.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- atm ip --------------------------------------------------------------------------------
+def _peer_of(st: Any, args: argparse.Namespace) -> int | None:
+    from protocols.atm.clip import VALID
+    pvc = st.atm_table(args.dev).pvcs.get((args.vpi, args.vci))
+    return pvc.peer if pvc is not None and pvc.state == VALID else None
+
+
+async def _announce_peer(st: Any, args: argparse.Namespace) -> None:
+    from stack.addr import int_to_ip
+    t0 = trio.current_time()
+    while (peer := _peer_of(st, args)) is None:
+        await trio.sleep(0.02)
+    how = "static" if args.peer_ip else f"learned by InATMARP in {trio.current_time() - t0:.2f} s"
+    print(f"inatmarp: PVC {args.vpi}/{args.vci} leads to {int_to_ip(peer)} ({how})", file=sys.stderr, flush=True)
+
+
+async def _wait_peer(st: Any, args: argparse.Namespace) -> None:
+    with trio.move_on_after(args.wait):
+        while _peer_of(st, args) is None:
+            await trio.sleep(0.02)
+        return
+    raise OSError(errno.EHOSTUNREACH, f"no answer to InATMARP on PVC {args.vpi}/{args.vci} within {args.wait:g} s "
+                                      f"(is the far end running, with --remote pointing here?)")
+
+
+async def _ping(st: Any, args: argparse.Namespace) -> int:
+    lost = 0
+    for i in range(args.count):
+        try:
+            rtt = await st.ping(args.ping, size=args.size, timeout=args.timeout)
+            print(f"{args.size + 8} bytes from {args.ping}: seq={i + 1} time={rtt * 1000:.3f} ms", flush=True)
+        except OSError as exc:
+            lost += 1
+            print(f"seq={i + 1}: {exc.strerror or exc}", flush=True)
+        if i + 1 < args.count:
+            await trio.sleep(0.2)
+    print(f"{args.count} sent, {args.count - lost} received, {100 * lost // args.count}% loss", flush=True)
+    return 1 if lost else 0
+
+
+async def _fetch(st: Any, args: argparse.Namespace) -> int:
+    """GET the URL with Connection: close; the body goes to stdout or -o FILE."""
+    head_sent = (f"GET {args.fetch_path} HTTP/1.1\r\nHost: {args.fetch_host}\r\n"
+                 f"User-Agent: tunstack-atm\r\nConnection: close\r\n\r\n").encode()
+    sink = open(args.output, "wb") if args.output else sys.stdout.buffer
+    h, n, head, buf = hashlib.sha256(), 0, b"", b""
+    t0 = time.perf_counter()
+    try:
+        with st.socket(_pysocket.AF_INET, _pysocket.SOCK_STREAM) as s:
+            try:
+                with trio.fail_after(args.timeout * 10):
+                    await s.connect((args.fetch_host, args.fetch_port))
+            except OSError as exc:
+                raise OSError(exc.errno, f"connect to {args.fetch_host} port {args.fetch_port} (tcp) failed: "
+                                         f"{exc.strerror or exc}") from None
+            await s.sendall(head_sent)
+            while True:
+                with trio.move_on_after(args.timeout * 10) as idle:
+                    chunk = await s.recv(1 << 20)
+                if idle.cancelled_caught:
+                    raise OSError(errno.ETIMEDOUT, f"nothing received for {args.timeout * 10:g} s")
+                if not chunk:
+                    break
+                if not head:
+                    buf += chunk
+                    if b"\r\n\r\n" not in buf:
+                        continue
+                    head, _, chunk = buf.partition(b"\r\n\r\n")
+                h.update(chunk)
+                n += len(chunk)
+                sink.write(chunk)
+    except trio.TooSlowError:
+        raise OSError(errno.ETIMEDOUT, f"connect to {args.fetch_host}:{args.fetch_port} timed out") from None
+    finally:
+        sink.flush()
+        if args.output:
+            sink.close()
+    secs = time.perf_counter() - t0
+    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    parts = status_line.split()
+    ok = len(parts) >= 2 and parts[1] == "200"
+    print(f"fetched {args.fetch}: {status_line or 'no response'}, {n} bytes in {secs:.2f} s = "
+          f"{n * 8 / max(secs, 1e-9) / 1e6:.1f} Mbit/s, SHA-256 {h.hexdigest()}", file=sys.stderr, flush=True)
+    return 0 if ok else 1
+
+
+async def run_ip(args: argparse.Namespace) -> int:
+    from stack import Stack
+
+    phy = make_phy(args)
+    pcap: PcapRecorder | None = None
+    rc = 0
+    try:
+        ndd = AtmNdd(args.dev, phy, line_rate=args.line_rate_bps)
+        async with Stack(f"atm-ip:{args.dev}") as st:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                ifp = st.add_interface(ndd, args.addr, mtu=args.mtu)
+                if args.pcap:
+                    pcap = PcapRecorder.attach(ndd, args.pcap)
+                st.add_atm_pvc(args.dev, args.vpi, args.vci, peer_ip=args.peer_ip)
+                service_stats: dict[str, ServiceStats] = {}
+                failed: OSError | None = None
+                client = args.ping is not None or args.fetch is not None
+                async with trio.open_nursery() as n:
+                    try:
+                        labels = await start_services(n, st, args.serve_specs, service_stats)
+                    except OSError as exc:   # caught here so it is not wrapped in an ExceptionGroup
+                        failed = exc
+                    else:
+                        ready = (f"{phy_ready(args, phy)} addr={args.addr} "
+                                 f"peer={args.peer_ip or 'inatmarp'} mtu={ifp.mtu}"
+                                 + (f" serve={','.join(labels)}" if labels else ""))
+                        print(ready, file=sys.stderr if args.fetch else sys.stdout, flush=True)
+                        n.start_soon(_announce_peer, st, args)
+                        if client:
+                            with trio.CancelScope() as scope:
+                                n.start_soon(_stop_on_signal, signals, scope)
+                                try:
+                                    await _wait_peer(st, args)
+                                    rc = await (_ping(st, args) if args.ping else _fetch(st, args))
+                                except OSError as exc:
+                                    failed = exc
+                        else:
+                            await _stop_on_signal(signals, n.cancel_scope)
+                    n.cancel_scope.cancel()
+                await _drain(ndd)
+                if failed is not None:
+                    raise failed
+                if args.stats:
+                    stats = {**st.stats(), "phy": phy.stats.as_dict(),
+                             "services": {k: vars(v) for k, v in service_stats.items()}}
+                    print(json.dumps(stats, indent=1, default=str), file=sys.stderr)
+    finally:
+        if pcap is not None:
+            pcap.close()
+        phy.shutdown()
+    return rc
+
+
+# --- entry ---------------------------------------------------------------------------------
+def _single_oserror(exc: BaseException) -> OSError | None:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) else None
+
+
+def run_atm(args: argparse.Namespace) -> int:
+    check_atm_options(args)
+    runner = run_pvc if args.atm_command == "pvc" else run_ip
+    try:
+        return trio.run(runner, args)
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, BaseExceptionGroup) as exc:
+        err = _single_oserror(exc)
+        if err is None:
+            raise
+        print(f"tunstack atm {args.atm_command}: {err.strerror or err}" if err.errno and err.strerror
+              else f"tunstack atm {args.atm_command}: {err}", file=sys.stderr)
+        return 1
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:      # e.g. piped into head: not worth a traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
