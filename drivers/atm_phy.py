@@ -175,7 +175,9 @@ class UdpPhy(Phy):
     """Cells over UDP datagrams (format in the module docstring)."""
 
     def __init__(self, local: tuple[str, int] = ("127.0.0.1", 0), remote: tuple[str, int] | None = None, *,
-                 cells_per_datagram: int = 24, batch: int = 64) -> None:
+                 cells_per_datagram: int = 24, batch: int = 64, follow_sender: bool = False) -> None:
+        """`follow_sender`: send to whoever sent the last valid datagram (like `nc -u -l`
+        answering its last sender), so far ends in new processes are followed."""
         super().__init__()
         if cells_per_datagram < 1:
             raise ValueError("cells_per_datagram must be >= 1")
@@ -186,9 +188,14 @@ class UdpPhy(Phy):
         self.sock.bind(local)
         self.local_address: tuple[str, int] = self.sock.getsockname()
         self.remote = remote
+        self.follow_sender = follow_sender
+        self.learned = trio.Event()         # set once a far end is known
+        if remote is not None:
+            self.learned.set()
 
     def connect(self, remote: tuple[str, int]) -> None:
         self.remote = remote
+        self.learned.set()
 
     def open(self, start_task: StartTask) -> None:
         if self.sock.fileno() < 0:
@@ -241,7 +248,7 @@ class UdpPhy(Phy):
             await trio.lowlevel.wait_readable(sock)
             for _ in range(self.batch):
                 try:
-                    data = sock.recv(65536)
+                    data, sender = sock.recvfrom(65536)
                 except BlockingIOError:
                     break
                 except OSError:
@@ -250,6 +257,9 @@ class UdpPhy(Phy):
                 if data[:4] != UDP_MAGIC or rest or n < 1:
                     self.stats.bad_datagrams += 1
                     continue
+                if self.follow_sender:
+                    self.remote = sender[:2]
+                    self.learned.set()
                 self.stats.rx_blobs += 1
                 self.stats.rx_cells += n
                 if self.rx is not None:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import trio
 
 from drivers.atm import OC3C_LINE_RATE, AtmNdd
-from drivers.atm_phy import CELL_LEN, UDP_MAGIC, UdpPhy
+from drivers.atm_phy import UdpPhy
 from drivers.pcap import PcapRecorder
 
 from .nc import read_stdin_lines
@@ -236,47 +236,10 @@ def check_atm_options(args: argparse.Namespace) -> None:
 
 
 # --- the PHY and the adapter ---------------------------------------------------------------
-class LearningUdpPhy(UdpPhy):
-    """A UdpPhy that, with no remote configured (-l), sends to whoever sent the last valid
-    cell datagram (as `nc -u -l` answers its last sender), so successive far ends in new
-    processes are followed; `learned` is set once a far end is known."""
-
-    def __init__(self, local: tuple[str, int], remote: tuple[str, int] | None) -> None:
-        super().__init__(local, remote)
-        self.follow = remote is None
-        self.learned = trio.Event()
-        if remote is not None:
-            self.learned.set()
-
-    async def _reader(self) -> None:
-        if not self.follow:
-            await super()._reader()
-            return
-        sock = self.sock
-        while True:
-            await trio.lowlevel.wait_readable(sock)
-            for _ in range(self.batch):
-                try:
-                    data, addr = sock.recvfrom(65536)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    continue
-                n, rest = divmod(len(data) - 4, CELL_LEN)
-                if data[:4] != UDP_MAGIC or rest or n < 1:
-                    self.stats.bad_datagrams += 1
-                    continue
-                self.remote = addr[:2]
-                self.learned.set()
-                self.stats.rx_blobs += 1
-                self.stats.rx_cells += n
-                if self.rx is not None:
-                    self.rx(data[4:])
-
-
-def make_phy(args: argparse.Namespace) -> LearningUdpPhy:
+def make_phy(args: argparse.Namespace) -> UdpPhy:
     try:
-        return LearningUdpPhy(args.local_addr, args.remote_addr)
+        # with -l (no --remote) answer whoever sent last, as `nc -u -l` does
+        return UdpPhy(args.local_addr, args.remote_addr, follow_sender=args.remote_addr is None)
     except OSError as exc:
         raise OSError(exc.errno, f"--local {args.local}: {exc.strerror or exc}") from None
 
@@ -289,12 +252,12 @@ def _rate_str(bps: float) -> str:
     return "unpaced" if bps == 0 else f"{bps / 1e6:g}Mbit/s"
 
 
-def phy_ready(args: argparse.Namespace, phy: LearningUdpPhy) -> str:
+def phy_ready(args: argparse.Namespace, phy: UdpPhy) -> str:
     return (f"ready: dev={args.dev} kind=atm-udp local={_addr(phy.local_address)} remote={_addr(phy.remote)} "
             f"pvc={args.vpi}/{args.vci} line-rate={_rate_str(args.line_rate_bps)}")
 
 
-def adapter_stats(ndd: AtmNdd, phy: LearningUdpPhy, vc: tuple[int, int]) -> dict[str, Any]:
+def adapter_stats(ndd: AtmNdd, phy: UdpPhy, vc: tuple[int, int]) -> dict[str, Any]:
     out: dict[str, Any] = {"adapter": ndd.stats.as_dict(), "phy": phy.stats.as_dict()}
     try:
         out["vc"] = ndd.vc_stats(*vc)
@@ -318,7 +281,7 @@ async def _drain(ndd: AtmNdd) -> None:
 
 # --- atm pvc -------------------------------------------------------------------------------
 class _Pvc:
-    def __init__(self, args: argparse.Namespace, sock: Any, phy: LearningUdpPhy, scope: trio.CancelScope) -> None:
+    def __init__(self, args: argparse.Namespace, sock: Any, phy: UdpPhy, scope: trio.CancelScope) -> None:
         self.args, self.sock, self.phy, self.scope = args, sock, phy, scope
         self.received = 0
         self.error: OSError | None = None
