@@ -280,14 +280,19 @@ class Socket:
             self._raise(self._ops.take_error(pcb))
             item = self._ops.recv(pcb, bool(flags & _pysocket.MSG_PEEK))
             if item is not None:
-                data, (addr, port) = item
+                data, source = item
                 # datagram semantics: the rest of a datagram longer than bufsize is lost
-                return data[:bufsize], format_inet(addr, port)
+                return data[:bufsize], self._source_name(source)
             if self._shut_rd:
                 return b"", None
             if flags & _pysocket.MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             await self._readers.park()
+
+    def _source_name(self, source: Any) -> Any:
+        """A received datagram's sender as recvfrom returns it (families override)."""
+        addr, port = source
+        return format_inet(addr, port)
 
     async def wait_readable(self) -> None:
         pcb = self._check()

@@ -223,14 +223,15 @@ class AtmUserRequests:
             pcb.stats.bytes_out += len(data)
         return err
 
-    def recv(self, pcb: AtmPcb, peek: bool) -> bytes | None:
+    def recv(self, pcb: AtmPcb, peek: bool) -> tuple[bytes, Any] | None:
+        """(SDU, the peer's address) -- the shape the datagram socket's receive loop takes."""
         if not pcb.queue:
             return None
         if peek:
-            return pcb.queue[0]
+            return pcb.queue[0], pcb.peer
         sdu = pcb.queue.popleft()
         pcb.queued -= len(sdu) + SDU_OVERHEAD
-        return sdu
+        return sdu, pcb.peer
 
     def readable(self, pcb: AtmPcb) -> bool:
         return bool(pcb.queue)
@@ -350,24 +351,8 @@ class AtmSocket(Socket):
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             await pcb.ndd.wait_tx_idle()   # the adapter's cell queue is full: wait for it to drain
 
-    async def _recv(self, bufsize: int, flags: int, what: str) -> tuple[bytes, Any]:
-        if bufsize < 0:
-            raise ValueError(f"negative buffersize in {what}")
-        pcb = self._check()
-        await trio.lowlevel.checkpoint()
-        while True:
-            if self._closed:
-                raise oserror(errno.EBADF)
-            self._raise(self._ops.take_error(pcb))
-            sdu = self._ops.recv(pcb, bool(flags & _pysocket.MSG_PEEK))
-            if sdu is not None:
-                peer = pcb.peer.astuple() if pcb.peer is not None else None
-                return sdu[:bufsize], peer   # the rest of a longer SDU is lost
-            if self._shut_rd:
-                return b"", None
-            if flags & _pysocket.MSG_DONTWAIT:
-                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            await self._readers.park()
+    def _source_name(self, source: Any) -> Any:
+        return source.astuple() if source is not None else None   # the PVC's far end
 
     def stats(self) -> dict[str, int]:
         return self._pcb.stats.as_dict()
