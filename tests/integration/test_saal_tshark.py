@@ -1,5 +1,6 @@
-"""Our SSCOP encoding as Wireshark reads it: PDUs written on VC 0/5 of a SUNATM pcap are
-decoded by tshark's SSCOP dissector with the field values we put in (Q.2110 §7)."""
+"""Our signalling encodings as Wireshark reads them: SSCOP PDUs (Q.2110 §7) and a Q.2931
+SETUP inside an SSCOP SD, written on VC 0/5 of a SUNATM pcap, are decoded by tshark with
+the field values we put in."""
 from __future__ import annotations
 
 import os
@@ -29,11 +30,15 @@ PDUS = [
 ]
 
 
-def test_tshark_decodes_our_sscop_pdus(tmp_path: Path) -> None:
+def need_tshark() -> None:
     if shutil.which("tshark") is None:
         if os.environ.get("TUNSTACK_REQUIRE_TUN") == "1":
             pytest.fail("tshark is missing (make test installs it as root)")
         pytest.skip("tshark is not installed")
+
+
+def test_tshark_decodes_our_sscop_pdus(tmp_path: Path) -> None:
+    need_tshark()
     path = str(tmp_path / "sscop.pcap")
     rec = PcapRecorder(path, 123)
     for pdu, _ in PDUS:
@@ -47,3 +52,22 @@ def test_tshark_decodes_our_sscop_pdus(tmp_path: Path) -> None:
         fields = dict(re.findall(r"^\s+(?:[.01 ]+ = )?([A-Za-z() ]+?): (.+)$", text, flags=re.M))
         for name, value in want.items():
             assert fields.get(name) == value, (type(pdu).__name__, name, fields)
+
+
+def test_tshark_decodes_our_q2931_setup(tmp_path: Path) -> None:
+    from protocols.atm.q2931 import (AAL_5, BCOB_X, PLAN_AESA, SETUP, AalParameters, BearerCapability,
+                                     CalledNumber, Q2931Message, TrafficDescriptor)
+    need_tshark()
+    aesa = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b00")
+    setup = Q2931Message(SETUP, 42, 0, [AalParameters(AAL_5, 9188, 9188), TrafficDescriptor(fwd_pcr_01=353207,
+                         bwd_pcr_01=353207), BearerCapability(BCOB_X, 0, 0, 0, 0), CalledNumber(aesa, PLAN_AESA)])
+    path = str(tmp_path / "q2931.pcap")
+    rec = PcapRecorder(path, 123)
+    rec.write(sunatm_record(b"\0\0\0\x05" + Sd(n_s=0, data=setup.emit()).emit(), True))
+    rec.close()
+    out = subprocess.run(["tshark", "-r", path, "-V"], capture_output=True, text=True, timeout=60).stdout
+    for line in ("Protocol discriminator: 0x09", "Call reference value: 00002a", "Message type: SETUP (0x05)",
+                 "AAL type: AAL type 5 (0x05)", "Forward maximum CPCS-SDU size: 9188",
+                 "Value: 353207 cells/s", "Bearer class: BCOB-X (0x10)",
+                 "Numbering plan: ISO/IEC 8348 NSAP addressing (0x2)", "AFI: ICD ATM format (0x47)"):
+        assert line in out, line
