@@ -33,22 +33,17 @@ kept, nothing is retransmitted.  Addresses and option values: protocols.atm.sock
 from __future__ import annotations
 
 import errno
-import socket as _pysocket
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
-
-import trio
 
 from ndd import constants as C
 from ndd.demux import NS_PROTO, NsFilter, NsUser
 from stack.counters import Counters
 from stack.protosw import AF_NDD, PR_ATOMIC, PR_CONNREQUIRED, Protosw
-from stack.sockaddr import oserror
-from stack.socket import Socket
 
 from .sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BLLI, SO_ATM_TRAFFIC_DES, AalParm, Blli,
-                       SockaddrNddAtm, TrafficDes, check_pvc, parse_sockaddr_atm)
+                       SockaddrNddAtm, TrafficDes, check_pvc)
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
@@ -136,6 +131,7 @@ class AtmUserRequests:
 
     def __init__(self, ns: "NetServices") -> None:
         self.ns = ns
+        from stack.ndd_socket import AtmSocket    # the waiting half lives in the socket layer
         self.socket_class = AtmSocket
 
     def attach(self) -> AtmPcb:
@@ -278,105 +274,6 @@ class AtmUserRequests:
         return None
 
 
-_UNBOUND = ("", 0, 0, 0)
-
-
-class AtmSocket(Socket):
-    """A socket of the ATM family; the Socket base serves close/shutdown/recv wrappers and
-    SOL_SOCKET options, this class the sockaddr_ndd_atm addresses and SOL_NDD_ATM options."""
-
-    _ops: AtmUserRequests
-    _pcb: AtmPcb
-
-    # --- naming -----------------------------------------------------------------------------
-    def bind(self, address: object) -> None:
-        pcb = self._check()
-        # only the adapter is named: VPI/VCI are chosen by connect (a full address is accepted)
-        addr = parse_sockaddr_atm(address, "bind", name_only=True)
-        self._raise(self._ops.bind(pcb, addr.nddname))
-
-    def getsockname(self) -> tuple[Any, ...]:
-        pcb = self._check()
-        if pcb.peer is not None:
-            return pcb.peer.astuple()      # a PVC's VPI/VCI name both ends at this UNI
-        return (pcb.ndd.ndd_name, 0, 0, 0) if pcb.ndd is not None else _UNBOUND
-
-    def getpeername(self) -> tuple[Any, ...]:
-        pcb = self._check()
-        if pcb.peer is None:
-            raise oserror(errno.ENOTCONN)
-        return pcb.peer.astuple()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"laddr={self.getsockname()}"
-        return f"<tunstack.AtmSocket {state}>"
-
-    # --- connection --------------------------------------------------------------------------
-    async def connect(self, address: object) -> None:
-        pcb = self._check()
-        if address == _pysocket.AF_UNSPEC:
-            self._ops.disconnect(pcb)      # as TCP: AF_UNSPEC dissolves the association (closes the VC)
-        else:
-            self._raise(self._ops.connect(pcb, parse_sockaddr_atm(address, "connect")))
-        await trio.lowlevel.checkpoint()
-
-    # --- data -----------------------------------------------------------------------------
-    async def sendto(self, data: bytes | bytearray | memoryview, flags_or_addr: object, addr: object = None) -> int:
-        flags, address = (0, flags_or_addr) if addr is None else (flags_or_addr, addr)
-        if not isinstance(flags, int):
-            raise TypeError(f"'{type(flags).__name__}' object cannot be interpreted as an integer")
-        dst = parse_sockaddr_atm(address, "sendto")
-        pcb = self._check()
-        if pcb.peer is None:
-            raise oserror(errno.ENOTCONN)
-        if dst.astuple() != pcb.peer.astuple():
-            raise oserror(errno.EISCONN)   # a VC has one destination
-        return await self._send(data, flags, None)
-
-    async def _send(self, data: Any, flags: int, dst: Any) -> int:
-        pcb = self._check()
-        view = memoryview(data).cast("B")
-        await trio.lowlevel.checkpoint()
-        while True:
-            if self._closed:
-                raise oserror(errno.EBADF)
-            self._raise(self._ops.take_error(pcb))
-            if self._shut_wr:
-                raise oserror(errno.EPIPE)
-            err = self._ops.send(pcb, view)
-            if err not in (errno.ENOBUFS, errno.EAGAIN):
-                self._raise(err)
-                return len(view)
-            if flags & _pysocket.MSG_DONTWAIT:
-                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            await pcb.ndd.wait_tx_idle()   # the adapter's cell queue is full: wait for it to drain
-
-    def _source_name(self, source: Any) -> Any:
-        return source.astuple() if source is not None else None   # the PVC's far end
-
-    def stats(self) -> dict[str, int]:
-        return self._pcb.stats.as_dict()
-
-    # --- options ----------------------------------------------------------------------------
-    def setsockopt(self, level: int, optname: int, value: object) -> None:  # type: ignore[override]
-        pcb = self._check()
-        if level == _pysocket.SOL_SOCKET:   # SO_RCVBUF bounds the receive queue, as for UDP
-            super().setsockopt(level, optname, value)   # type: ignore[arg-type]
-            return
-        if level != SOL_NDD_ATM:
-            raise oserror(errno.ENOPROTOOPT)
-        self._raise(self._ops.setopt(pcb, optname, value))
-
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
-        pcb = self._check()
-        if level == _pysocket.SOL_SOCKET:
-            return super().getsockopt(level, optname, buflen)
-        v = self._ops.getopt(pcb, optname) if level == SOL_NDD_ATM else None
-        if v is None:
-            raise oserror(errno.ENOPROTOOPT)
-        return v if buflen is None else v.pack()[:buflen]
-
-
 def register(stack: "Stack") -> None:
     """Install the AF_NDD domain with the ATM connection-oriented datagram protocol."""
     stack.protosw.add_domain(AF_NDD, "ndd")
@@ -384,5 +281,5 @@ def register(stack: "Stack") -> None:
                                       flags=PR_ATOMIC | PR_CONNREQUIRED))
 
 
-__all__ = ["AtmPcb", "AtmSocket", "AtmSockStats", "AtmUserRequests", "CONN_PVC", "CONN_SVC", "NDD_PROT_ATM",
+__all__ = ["AtmPcb", "AtmSockStats", "AtmUserRequests", "CONN_PVC", "CONN_SVC", "NDD_PROT_ATM",
            "SOCK_CONN_DGRAM", "SOL_NDD_ATM", "register"]

@@ -17,7 +17,8 @@ from drivers.atm_phy import Phy, PhyPair, UdpPhy
 from ndd import constants as C
 from protocols.atm.sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BLLI, SO_ATM_CALLED,
                                     SO_ATM_QOS_PARM, SO_ATM_TRAFFIC_DES, AalParm, Blli, SockaddrNddAtm, TrafficDes)
-from protocols.atm.sockets import SOL_NDD_ATM, AtmSocket
+from protocols.atm.sockets import SOL_NDD_ATM
+from stack.ndd_socket import AtmSocket
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
 from stack.stack import Stack, StackConfig
 
