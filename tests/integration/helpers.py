@@ -1,10 +1,17 @@
 """Shared set-up for the integration tests: two Stacks joined by a memory link."""
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import struct
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
+
+import pytest
+import trio
 
 from drivers.memlink import MemoryNdd
 from ndd.ndd import Ndd
@@ -62,3 +69,48 @@ def llc_frame(dst: bytes, src: bytes, llc: bytes, payload: bytes, pad_to: int = 
     body = llc + payload
     frame = dst + src + struct.pack("!H", len(body)) + body
     return frame + bytes(max(0, pad_to - len(frame)))
+
+
+def require_tool(name: str) -> None:
+    """Skip without `name` -- but fail under TUNSTACK_REQUIRE_TUN=1 (CI), where `make test`
+    has installed it: CI must never be green by skipping."""
+    if shutil.which(name) is None:
+        if os.environ.get("TUNSTACK_REQUIRE_TUN") == "1":
+            pytest.fail(f"{name} is missing (make test installs it as root)")
+        pytest.skip(f"{name} is not installed")
+
+
+async def tcp_exchange(sa: Any, sb: Any, up: bytes, down: bytes, on_up: Callable[[bytes], Any],
+                       on_down: Callable[[bytes], Any], *, timeout: float = 900, port: int = 5000) -> float:
+    """Stack `sa` connects to `sb` (IP_B:port), sends `up` and half-closes while `sb` answers
+    `down` and closes; both read to EOF, handing every chunk to on_up / on_down.  Returns the
+    wall-clock seconds taken."""
+    srv = sb.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("", port))
+    srv.listen(4)
+
+    async def drain(sock: Any, sink: Callable[[bytes], Any]) -> None:
+        while data := await sock.recv(1 << 20):
+            sink(data)
+
+    async def server() -> None:
+        conn, _ = await srv.accept()
+        async with trio.open_nursery() as n:
+            n.start_soon(drain, conn, on_up)
+            await conn.sendall(down)
+            conn.shutdown(socket.SHUT_WR)
+        conn.close()
+
+    start = time.perf_counter()
+    with trio.fail_after(timeout):
+        async with trio.open_nursery() as n:
+            n.start_soon(server)
+            cl = sa.socket(socket.AF_INET, socket.SOCK_STREAM)
+            await cl.connect((IP_B, port))
+            async with trio.open_nursery() as inner:
+                inner.start_soon(drain, cl, on_down)
+                await cl.sendall(up)
+                cl.shutdown(socket.SHUT_WR)
+            cl.close()
+    srv.close()
+    return time.perf_counter() - start

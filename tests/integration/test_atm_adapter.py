@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from ndd.ndd import Ndd
 from ndd.services import NetServices
 from protocols.atm import aal5, cell, oam
 from stack.pktbuf import PacketBuffer
+
+from .helpers import require_tool
 
 VC = (1, 42)
 LLC_SNAP_IP = bytes.fromhex("aaaa030000000800")
@@ -414,8 +415,7 @@ async def test_sunatm_pcap(ns: NetServices, tmp_path: Path, autojump_clock: trio
         frames = [buf for _, buf in r]
     assert frames == [b"\x82\x01\x00\x2a" + ip_sdu, b"\x86\x00\x00\x05\x00\x00\x00\x00sscop?",
                       b"\x85\x00\x00\x10\x30\x00", b"\x00\x01\x00\x2araw data"]
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark not installed")
+    require_tool("tshark")
     out = subprocess.run(["tshark", "-r", str(path), "-c", "1", "-T", "fields", "-e", "atm.vpi", "-e", "atm.vci",
                           "-e", "ip.src", "-e", "ip.dst", "-e", "udp.dstport"],
                          capture_output=True, text=True, timeout=60)

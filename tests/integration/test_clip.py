@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import shutil
 import socket
 import subprocess
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,8 @@ from stack.addr import ip_to_int
 from stack.ifnet import Interface
 from stack.pktbuf import PacketBuffer
 from stack.stack import Stack, StackConfig
+
+from .helpers import require_tool, tcp_exchange
 
 IP_A, IP_B = "10.0.0.1", "10.0.0.2"
 PVC = (0, 100)
@@ -77,39 +77,10 @@ def pattern(n: int, salt: int) -> bytes:
 
 
 async def tcp_transfer(p: AtmPair, up: bytes, down: bytes = b"", timeout: float = 600) -> tuple[bytes, bytes, float]:
-    """a sends `up`, b sends `down`, both read to EOF; returns what arrived and the seconds taken."""
-    srv = p.sb.socket(A, S)
-    srv.bind(("", 5000))
-    srv.listen(4)
+    """a sends `up`, b sends `down`, both read to EOF; the SHA-256s that arrived and the seconds taken."""
     h_up, h_down = hashlib.sha256(), hashlib.sha256()
-
-    async def server() -> None:
-        conn, _ = await srv.accept()
-        async with trio.open_nursery() as n:
-            async def reader() -> None:
-                while data := await conn.recv(1 << 20):
-                    h_up.update(data)
-            n.start_soon(reader)
-            await conn.sendall(down)
-            conn.shutdown(socket.SHUT_WR)
-        conn.close()
-
-    start = time.perf_counter()
-    with trio.fail_after(timeout):
-        async with trio.open_nursery() as n:
-            n.start_soon(server)
-            cl = p.sa.socket(A, S)
-            await cl.connect((IP_B, 5000))
-            async with trio.open_nursery() as inner:
-                async def reader() -> None:
-                    while data := await cl.recv(1 << 20):
-                        h_down.update(data)
-                inner.start_soon(reader)
-                await cl.sendall(up)
-                cl.shutdown(socket.SHUT_WR)
-            cl.close()
-    srv.close()
-    return h_up.digest(), h_down.digest(), time.perf_counter() - start
+    secs = await tcp_exchange(p.sa, p.sb, up, down, h_up.update, h_down.update, timeout=timeout)
+    return h_up.digest(), h_down.digest(), secs
 
 
 async def udp_both_ways(p: AtmPair, sizes: tuple[int, ...] = (1, 1472, 9152, 30000)) -> None:
@@ -330,8 +301,7 @@ async def test_sunatm_pcap_decodes_ip_inside_llc(tmp_path: Path, autojump_clock:
     assert len(frames) == rec.frames > 10
     assert all(fr[0] & 0x0F == 2 and fr[1:4] == b"\x00\x00\x64" for fr in frames)     # LLC, VC 0/100
     assert {fr[4:12] for fr in frames} == {LLC_SNAP_IPV4, LLC_SNAP_ATMARP}
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark not installed")
+    require_tool("tshark")
     fields = ("atm.vpi", "atm.vci", "ip.src", "ip.dst", "arp.opcode", "_ws.col.Protocol")
     out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-E", "separator=,",
                           *(arg for f in fields for arg in ("-e", f))],

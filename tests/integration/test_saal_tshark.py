@@ -3,16 +3,15 @@ SETUP inside an SSCOP SD, written on VC 0/5 of a SUNATM pcap, are decoded by tsh
 the field values we put in."""
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from drivers.pcap import PcapRecorder, sunatm_record
 from protocols.atm.sscop_pdu import Bgak, Bgn, End, Endak, Er, Poll, Rs, Sd, Stat, Ud, Ustat
+
+from .helpers import require_tool
 
 PDUS = [
     (Bgn(n_sq=3, n_mr=77, uu=b""), {"PDU Type": "Begin (0x1)", "N(SQ)": "3", "N(MR)": "77"}),
@@ -30,15 +29,8 @@ PDUS = [
 ]
 
 
-def need_tshark() -> None:
-    if shutil.which("tshark") is None:
-        if os.environ.get("TUNSTACK_REQUIRE_TUN") == "1":
-            pytest.fail("tshark is missing (make test installs it as root)")
-        pytest.skip("tshark is not installed")
-
-
 def test_tshark_decodes_our_sscop_pdus(tmp_path: Path) -> None:
-    need_tshark()
+    require_tool("tshark")
     path = str(tmp_path / "sscop.pcap")
     rec = PcapRecorder(path, 123)
     for pdu, _ in PDUS:
@@ -57,7 +49,7 @@ def test_tshark_decodes_our_sscop_pdus(tmp_path: Path) -> None:
 def test_tshark_decodes_our_q2931_setup(tmp_path: Path) -> None:
     from protocols.atm.q2931 import (AAL_5, BCOB_X, PLAN_AESA, SETUP, AalParameters, BearerCapability,
                                      CalledNumber, Q2931Message, TrafficDescriptor)
-    need_tshark()
+    require_tool("tshark")
     aesa = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b00")
     setup = Q2931Message(SETUP, 42, 0, [AalParameters(AAL_5, 9188, 9188), TrafficDescriptor(fwd_pcr_01=353207,
                          bwd_pcr_01=353207), BearerCapability(BCOB_X, 0, 0, 0, 0), CalledNumber(aesa, PLAN_AESA)])
