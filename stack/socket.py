@@ -112,20 +112,25 @@ class Socket:
     """A stack socket.  Synchronous where Python's socket is (bind, listen, close,
     options); `await` for anything that may wait (connect, send*, recv*, accept)."""
 
-    def __init__(self, stack: "Stack", family: int, type: int, proto: int, pr: "Protosw") -> None:
+    def __init__(self, stack: "Stack", family: int, type: int, proto: int, pr: "Protosw",
+                 pcb: Any = None) -> None:
         self._stack = stack
         self.family, self.type, self.proto = family, type, proto
         self._pr = pr
         self._ops = pr.usrreqs
-        self._pcb = self._ops.attach()
+        self._pcb = pcb if pcb is not None else self._ops.attach()   # given: an accepted connection
         self._readers = trio.lowlevel.ParkingLot()
-        self._pcb.on_readable = self._readers.unpark_all
+        self._hook_wakeup()
         self._closed = False
         self._shut_rd = self._shut_wr = False
         self.keepalive = False
         self._timeout: float | None = None
 
     # --- plumbing --------------------------------------------------------------------
+    def _hook_wakeup(self) -> None:
+        """Let the protocol wake our waiters (datagram pcbs call on_readable)."""
+        self._pcb.on_readable = self._readers.unpark_all
+
     def _check(self) -> Any:
         if self._closed:
             raise oserror(errno.EBADF)

@@ -28,11 +28,11 @@ if TYPE_CHECKING:
     from .protosw import Protosw
     from .stack import Stack
 
-TCP_CONGESTION = 13
+TCP_CONGESTION = _pysocket.TCP_CONGESTION
 # Linux caps SO_RCVBUF/SO_SNDBUF at net.core.[rw]mem_max (212992); a stream may ask for up to
 # 32 times that here, because our default window (4 MiB) is already above Linux's cap
 STREAM_BUF_MAX = BUF_MAX * 32
-TCP_INFO = 11
+TCP_INFO = _pysocket.TCP_INFO
 # TCP states by their Linux numbers (protocols/tcp/state.py): the socket layer sees only
 # the protocol's `state` value, so it does not import the protocol.
 (_ESTABLISHED, _SYN_SENT, _SYN_RECEIVED, _FIN_WAIT_1, _FIN_WAIT_2, _TIME_WAIT, _CLOSED, _CLOSE_WAIT, _LAST_ACK,
@@ -45,17 +45,11 @@ _OPENING = (_SYN_SENT, _SYN_RECEIVED)
 class StreamSocket(Socket):
     def __init__(self, stack: "Stack", family: int, type: int, proto: int, pr: "Protosw",
                  pcb: Any = None) -> None:
-        self._stack = stack
-        self.family, self.type, self.proto = family, type, proto
-        self._pr = pr
-        self._ops = pr.usrreqs
-        self._pcb = pcb if pcb is not None else self._ops.attach()
-        self._readers = trio.lowlevel.ParkingLot()
-        self._pcb.on_event = self._readers.unpark_all
-        self._closed = False
-        self._shut_rd = self._shut_wr = False
+        super().__init__(stack, family, type, proto, pr, pcb)
         self._ever_connected = pcb is not None
-        self._timeout: float | None = None
+
+    def _hook_wakeup(self) -> None:
+        self._pcb.on_event = self._readers.unpark_all     # any change: data, space, state
 
     # --- connection -------------------------------------------------------------------
     async def accept(self) -> tuple["StreamSocket", tuple[str, int]]:

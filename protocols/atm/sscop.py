@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from typing import Callable
 
 from stack.counters import Counters
 
@@ -166,12 +167,8 @@ class Sscop:
         self._stop_all()
         self.txq.clear()
         self._reset_data()
-        self.vt_cc = 1
-        self.vt_sq = (self.vt_sq + 1) & 0xFF
         self._last_uu = bytes(uu)
-        self._emit(Bgn(self.vt_sq, self.vr_mr, self._last_uu))
-        self._set("cc", now)
-        self.state = State.OUTGOING_CONNECTION_PENDING
+        self._begin_cc(lambda sq, mr: Bgn(sq, mr, self._last_uu), State.OUTGOING_CONNECTION_PENDING, now)
 
     # AA-ESTABLISH.response (state 3)
     def accept(self, uu: bytes = b"", now: float = 0.0) -> None:
@@ -225,12 +222,8 @@ class Sscop:
         self._stop_all()
         self.txq.clear()
         self._reset_data()
-        self.vt_cc = 1
-        self.vt_sq = (self.vt_sq + 1) & 0xFF
         self._last_uu = bytes(uu)
-        self._emit(Rs(self.vt_sq, self.vr_mr, self._last_uu))
-        self._set("cc", now)
-        self.state = State.OUTGOING_RESYNC_PENDING
+        self._begin_cc(lambda sq, mr: Rs(sq, mr, self._last_uu), State.OUTGOING_RESYNC_PENDING, now)
 
     # AA-RESYNC.response (state 6)
     def resync_response(self, now: float = 0.0) -> None:
@@ -723,11 +716,15 @@ class Sscop:
         """Protocol error in data transfer: ER (Q.2110 §20.6)."""
         self._stop_all()
         self._reset_data(requeue=True)
+        self._begin_cc(Er, State.OUTGOING_RECOVERY_PENDING, now)
+
+    def _begin_cc(self, make: Callable[[int, int], Pdu], state: State, now: float) -> None:
+        """Open a Timer_CC exchange (BGN, RS, ER): a fresh N(SQ), the PDU, CC, the pending state."""
         self.vt_cc = 1
         self.vt_sq = (self.vt_sq + 1) & 0xFF
-        self._emit(Er(self.vt_sq, self.vr_mr))
+        self._emit(make(self.vt_sq, self.vr_mr))
         self._set("cc", now)
-        self.state = State.OUTGOING_RECOVERY_PENDING
+        self.state = state
 
     def _enter_ready(self, now: float) -> None:
         self.state = State.DATA_TRANSFER_READY

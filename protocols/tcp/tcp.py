@@ -453,19 +453,25 @@ class Tcp:
         self._reset_for(seg, conn.laddr, conn.faddr, datalen, now)
 
     # --- output -------------------------------------------------------------------------------
-    def emit(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
-             now: float) -> int:
+    @staticmethod
+    def _segment(seg: TcpRepr, opts: bytes, payload: memoryview | None, src: int, dst: int,
+                 offload: bool) -> PacketBuffer:
+        """Header in front of the payload; the checksum complete, or left for the device
+        as the folded pseudo-header sum (DESIGN.md §4)."""
         pkt = PacketBuffer.from_payload(payload) if payload is not None else PacketBuffer.allocate(0)
         hdr = pkt.prepend(20 + len(opts))
         seg.emit(hdr, opts)
-        length = len(pkt)
-        if conn.csum_offload:
-            # the device finishes it: leave the folded pseudo-header sum (DESIGN.md §4)
-            struct.pack_into("!H", hdr, 16, ck.pseudo_header_sum(conn.laddr, conn.faddr, IPPROTO_TCP, length))
+        pseudo = ck.pseudo_header_sum(src, dst, IPPROTO_TCP, len(pkt))
+        if offload:
+            struct.pack_into("!H", hdr, 16, pseudo)
             pkt.csum_start, pkt.csum_offset = pkt.start, 16
         else:
-            struct.pack_into("!H", hdr, 16, ck.checksum(pkt.view(), ck.pseudo_header_sum(
-                conn.laddr, conn.faddr, IPPROTO_TCP, length)))
+            struct.pack_into("!H", hdr, 16, ck.checksum(pkt.view(), pseudo))
+        return pkt
+
+    def emit(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+             now: float) -> int:
+        pkt = self._segment(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload)
         if gso:
             pkt.gso_size, pkt.gso_type = gso, GSO_TCPV4
         self.stats.out_segs += 1
@@ -476,13 +482,9 @@ class Tcp:
         return err
 
     def _send_raw(self, seg: TcpRepr, opts: bytes, src: int, dst: int, now: float) -> None:
-        pkt = PacketBuffer.allocate(0)
-        hdr = pkt.prepend(20 + len(opts))
-        seg.emit(hdr, opts)
-        struct.pack_into("!H", hdr, 16, ck.checksum(pkt.view(), ck.pseudo_header_sum(src, dst, IPPROTO_TCP,
-                                                                                         len(pkt))))
+        """A segment no connection owns (RSTs, cookie SYN-ACKs): always a full checksum."""
         self.stats.out_segs += 1
-        self.ipv4.output(pkt, src, dst, IPPROTO_TCP, now)
+        self.ipv4.output(self._segment(seg, opts, None, src, dst, offload=False), src, dst, IPPROTO_TCP, now)
 
     # --- ICMP errors (pr_ctlinput) ----------------------------------------------------------------
     def ctlinput(self, err: "IcmpError", now: float) -> None:

@@ -9,14 +9,10 @@ import errno
 import socket as _pysocket
 import struct
 
-from .congestion import ALGORITHMS
 from .conn import Connection, State
 from .tcp import Tcp
 
-# Linux <netinet/tcp.h> values (Python's socket module lacks some of them)
-TCP_MAXSEG = 2
-TCP_INFO = 11
-TCP_CONGESTION = 13
+TCP_MAXSEG = _pysocket.TCP_MAXSEG
 # struct tcp_info up to tcpi_segs_in (Linux include/uapi/linux/tcp.h)
 _TCP_INFO = struct.Struct("<8B24I4Q2I")
 
@@ -175,5 +171,3 @@ class TcpUserRequests:
             0, pcb.rcv.free(), pcb.total_retrans,
             0, 0, pcb.bytes_acked, pcb.bytes_received, pcb.segs_out, pcb.segs_in)
 
-
-CONGESTION_NAMES = ALGORITHMS

@@ -16,7 +16,7 @@ from drivers.memlink import MemoryNdd
 from protocols.tcp import State, TcpConfig
 from stack.stack import StackConfig
 
-from .helpers import IP_B, two_stacks
+from .helpers import IP_B, tcp_exchange, two_stacks
 
 A, S = socket.AF_INET, socket.SOCK_STREAM
 
@@ -27,37 +27,8 @@ def pattern(n: int, salt: int) -> bytes:
 
 async def exchange(p: Any, up: bytes, down: bytes, *, timeout: float = 900) -> tuple[bytes, bytes]:
     """a sends `up` and half-closes; b answers `down` and closes; both read to EOF."""
-    srv = p.sb.socket(A, S)
-    srv.bind(("", 5000))
-    srv.listen(4)
-    got_up = bytearray()
-    got_down = bytearray()
-
-    async def server() -> None:
-        conn, _ = await srv.accept()
-        async with trio.open_nursery() as n:
-            async def reader() -> None:
-                while data := await conn.recv(65536):
-                    got_up.extend(data)
-            n.start_soon(reader)
-            await conn.sendall(down)
-            conn.shutdown(socket.SHUT_WR)
-        conn.close()
-
-    with trio.fail_after(timeout):
-        async with trio.open_nursery() as n:
-            n.start_soon(server)
-            cl = p.sa.socket(A, S)
-            await cl.connect((IP_B, 5000))
-            async with trio.open_nursery() as inner:
-                async def reader() -> None:
-                    while data := await cl.recv(65536):
-                        got_down.extend(data)
-                inner.start_soon(reader)
-                await cl.sendall(up)
-                cl.shutdown(socket.SHUT_WR)
-            cl.close()
-    srv.close()
+    got_up, got_down = bytearray(), bytearray()
+    await tcp_exchange(p.sa, p.sb, up, down, got_up.extend, got_down.extend, timeout=timeout)
     return bytes(got_up), bytes(got_down)
 
 

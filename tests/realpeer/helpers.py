@@ -24,3 +24,22 @@ async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05) -> b
             await trio.sleep(interval)
         return True
     return False
+
+
+async def start_linux(argv: list[str]) -> trio.Process:
+    """Start a helper in the namespace and wait for its `bound` line."""
+    proc = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    buf = b""
+    with trio.fail_after(10):
+        while b"bound\n" not in buf:
+            chunk = await proc.stdout.receive_some()
+            assert chunk, f"helper exited: {await proc.stderr.receive_some()}"
+            buf += chunk
+    return proc
+
+
+async def read_all(stream) -> bytes:
+    out = b""
+    while chunk := await stream.receive_some():
+        out += chunk
+    return out

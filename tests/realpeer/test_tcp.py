@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import socket
-import subprocess
 import sys
 from contextlib import asynccontextmanager
 from functools import cache
@@ -40,7 +39,7 @@ from stack.stack import StackConfig
 from tools.netns import NetnsHost, unique_name
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, require_real_peer
-from .helpers import run
+from .helpers import read_all, run, start_linux
 
 CHUNK = 1 << 20
 BULK = 100 * CHUNK                  # 100 MiB each way
@@ -142,25 +141,6 @@ async def peer(netns: NetnsHost, kind: str) -> AsyncIterator[Peer]:
 
 def tcp_sock(peer: Peer):
     return peer.stack.socket(socket.AF_INET, socket.SOCK_STREAM)
-
-
-async def start_linux(argv: list[str]) -> trio.Process:
-    """Start a helper in the namespace and wait for its `bound` line."""
-    proc = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    buf = b""
-    with trio.fail_after(10):
-        while b"bound\n" not in buf:
-            chunk = await proc.stdout.receive_some()
-            assert chunk, f"helper exited: {await proc.stderr.receive_some()}"
-            buf += chunk
-    return proc
-
-
-async def read_all(stream) -> bytes:
-    out = b""
-    while chunk := await stream.receive_some():
-        out += chunk
-    return out
 
 
 async def stack_send(s, seed: int, total: int) -> tuple[str, float]:

@@ -25,7 +25,7 @@ from tools.netns import NetnsHost, unique_name
 from tools.services import ServiceStats, udp_echo
 
 from .conftest import Peer, _peer, require_real_peer
-from .helpers import run, wait_for
+from .helpers import read_all, run, start_linux, wait_for
 
 COUNT = 10_000
 WINDOW = 16
@@ -107,25 +107,6 @@ def digest(count: int) -> str:
         d = payload(i)
         h.update(len(d).to_bytes(4, "big") + d)
     return h.hexdigest()
-
-
-async def start_linux(argv: list[str]) -> trio.Process:
-    """Start a helper in the namespace and wait for its `bound` line."""
-    proc = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    buf = b""
-    with trio.fail_after(10):
-        while b"bound\n" not in buf:
-            chunk = await proc.stdout.receive_some()
-            assert chunk, f"helper exited: {await proc.stderr.receive_some()}"
-            buf += chunk
-    return proc
-
-
-async def read_all(stream) -> bytes:
-    out = b""
-    while chunk := await stream.receive_some():
-        out += chunk
-    return out
 
 
 async def wait_udp_bound(peer: Peer, port: int) -> None:
