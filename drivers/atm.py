@@ -25,6 +25,13 @@ single-bit header errors as I.432.1 allows, off by default) -> VC table (unknown
 `unknown_vc`) -> OAM F5 (PTI 4/5: loopback requests answered) -> AAL5 reassembly
 (per-VC timeout driven by a task sleeping until `poll_at`) -> `deliver`.
 
+Cell relay (a switch's cross-connects): a VC opened with `VcParams(relay=fn)` is not
+reassembled.  Its user cells and end-to-end OAM F5 cells (PTI 0-3, 5) go to `fn` raw,
+N*53 octets per received PHY blob, and never reach `deliver` or the taps; segment OAM
+(PTI 4) still ends here: the switch port may be an F5 segment end point (I.610).
+`send_cells(vpi, vci, cells)` is the other half: cells from elsewhere, relabelled with
+this VC's VPI/VCI (PTI and CLP kept, HEC recomputed) and queued on it like any SDU's.
+
 VC table, statistics and the line rate are managed with device-specific ndd_ctl
 commands (ndd.constants NDD_ATM_*), errors raised as OSError(errno).
 """
@@ -34,7 +41,7 @@ import errno
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
@@ -71,6 +78,9 @@ class AtmGenStats(GenStats):
     rm_cells: int = 0            # PTI 6/7: no ABR here, dropped
     tx_cells_dropped: int = 0    # the PHY lost them (line down / no far end)
     vc_closed_tx_drops: int = 0  # SDUs queued on a VC when it was closed
+    relay_cells_in: int = 0      # cells handed to a VC's relay hook (cross-connects)
+    relay_cells_out: int = 0     # cells queued by send_cells
+    relay_tx_drops: int = 0      # send_cells refused them (queue full, VC gone, adapter down)
 
 
 @dataclass
@@ -96,12 +106,14 @@ _REASM_ERRORS = ("crc_errors", "length_errors", "cpi_errors", "aborts", "oversiz
 @dataclass(frozen=True)
 class VcParams:
     """Argument of NDD_ATM_OPEN_VC.  pcr: peak cell rate in cells/s (0: line rate).
-    Reserved VCIs 0-31 are refused unless `reserved` is set and the VC is 0/5 or 0/16."""
+    Reserved VCIs 0-31 are refused unless `reserved` is set and the VC is 0/5 or 0/16.
+    `relay`: switch the VC at cell level -- its cells go to this callable raw (module doc)."""
     vpi: int
     vci: int
     max_sdu: int | None = None
     pcr: float = 0.0
     reserved: bool = False
+    relay: Callable[[bytes], None] | None = field(default=None, compare=False)
 
 
 @dataclass(eq=False)
@@ -114,6 +126,7 @@ class AtmVc:
     txq: deque[bytes] = field(default_factory=deque)   # cell blobs, one per SDU
     tx_off: int = 0                                    # octets of txq[0] already sent
     next_tx: float = 0.0                               # earliest time the PCR allows more
+    relay: Callable[[bytes], None] | None = None       # cell relay hook (module doc)
 
 
 class AtmNdd(TaskNdd):
@@ -217,7 +230,7 @@ class AtmNdd(TaskNdd):
             raise ndd_error(errno.EINVAL, "peak cell rate must be >= 0")
         if key in self.vcs:
             raise ndd_error(errno.EADDRINUSE, f"VC {p.vpi}/{p.vci} already open on {self.ndd_name}")
-        vc = AtmVc(p.vpi, p.vci, max_sdu, float(p.pcr))
+        vc = AtmVc(p.vpi, p.vci, max_sdu, float(p.pcr), relay=p.relay)
         self.vcs[key] = vc
         return vc
 
@@ -298,14 +311,43 @@ class AtmNdd(TaskNdd):
         if self._queued_cells and self._queued_cells + ncells > self.tx_queue_cells:
             return errno.ENOBUFS
         cells = aal5.segment(sdu, vc.vpi, vc.vci)   # a fresh copy: the caller may reuse its buffer
+        self._enqueue(vc, cells, ncells)
+        vc.stats.sdus_out += 1
+        vc.stats.bytes_out += len(sdu)
+        return 0
+
+    def _enqueue(self, vc: AtmVc, cells: bytes, ncells: int) -> None:
         if not vc.txq:
             self._active.append(vc)
         vc.txq.append(cells)
-        vc.stats.sdus_out += 1
-        vc.stats.bytes_out += len(sdu)
         self._queued_cells += ncells
         self._tx_idle = trio.Event() if self._tx_idle.is_set() else self._tx_idle
         self._tx_wake.set()
+
+    def send_cells(self, vpi: int, vci: int, cells: bytes | bytearray | memoryview) -> int:
+        """Queue ready-made cells (N*53 octets, e.g. relayed from another port) on open VC
+        vpi/vci: each is relabelled with this VC (PTI, CLP and payload kept, HEC
+        recomputed) and paced out like an SDU's cells.  0, or ENETDOWN (adapter not
+        running), ENOENT (no such VC), EINVAL (not whole cells), ENOBUFS (queue full);
+        a refused batch is dropped and counted (`relay_tx_drops`), as a switch's full
+        output buffer drops cells."""
+        n, rest = divmod(len(cells), cell.CELL_LEN)
+        vc = self.vcs.get((vpi, vci))
+        err = 0
+        if not self.is_open or not self.ndd_flags & C.NDD_RUNNING:
+            err = errno.ENETDOWN
+        elif vc is None:
+            err = errno.ENOENT
+        elif rest or not n:
+            err = errno.EINVAL
+        elif self._queued_cells and self._queued_cells + n > self.tx_queue_cells:
+            err = errno.ENOBUFS
+        if err:
+            self.stats.relay_tx_drops += n
+            return err
+        assert vc is not None
+        self._enqueue(vc, cell.relabel(cells, vpi, vci), n)
+        self.stats.relay_cells_out += n
         return 0
 
     @property
@@ -403,7 +445,8 @@ class AtmNdd(TaskNdd):
         vcs = self.vcs
         now = self.services.clock()
         feed = self.reasm.feed
-        for hdr, payload in cell.parse_cells(data, correct=self.hec_correct):
+        relayed: dict[AtmVc, list[bytes]] | None = None
+        for i, (hdr, payload) in enumerate(cell.parse_cells(data, correct=self.hec_correct)):
             if isinstance(hdr, str):
                 if hdr == "truncated":
                     st.truncated_cells += 1
@@ -418,6 +461,14 @@ class AtmNdd(TaskNdd):
                 continue
             vc.stats.cells_in += 1
             pti = hdr.pti
+            if vc.relay is not None and pti != cell.PTI_OAM_SEGMENT and pti < cell.PTI_RM:
+                # a cross-connected VC is switched cell by cell, never reassembled
+                if relayed is None:
+                    relayed = {}
+                raw = (hdr.emit() + bytes(payload) if hdr.corrected
+                       else data[i * cell.CELL_LEN:(i + 1) * cell.CELL_LEN])
+                relayed.setdefault(vc, []).append(raw)
+                continue
             if pti & cell.PTI_NON_USER_BIT:
                 if pti in (cell.PTI_OAM_SEGMENT, cell.PTI_OAM_END_TO_END):
                     self._oam_in(vc, hdr, payload)
@@ -427,6 +478,12 @@ class AtmNdd(TaskNdd):
             sdu = feed(hdr.vpi, hdr.vci, pti, payload, now)
             if sdu is not None:
                 self._deliver_sdu(vc, sdu)
+        if relayed:
+            # one call per VC and PHY blob: the far port queues them as one batch
+            for rvc, parts in relayed.items():
+                st.relay_cells_in += len(parts)
+                if rvc.relay is not None:
+                    rvc.relay(b"".join(parts))
 
     def _deliver_sdu(self, vc: AtmVc, sdu: bytes) -> None:
         if len(sdu) > vc.max_sdu:

@@ -147,6 +147,21 @@ def header_bytes(vpi: int, vci: int, pti: int = 0, clp: int = 0) -> bytes:
     return _emit(0, vpi, vci, pti, clp)
 
 
+def relabel(cells: bytes | bytearray | memoryview, vpi: int, vci: int) -> bytes:
+    """Cells (N*53 octets) with their VPI/VCI replaced, as a switch's cross-connect does
+    (I.150: VPI/VCI values are local to a link and translated at each VC switch).  GFC is set to 0,
+    PTI, CLP and the payload are kept, the HEC is recomputed (cached per header).  A
+    trailing fragment shorter than a cell is dropped."""
+    mv = memoryview(cells)
+    end = len(mv) - len(mv) % CELL_LEN
+    out = bytearray(end)
+    for off in range(0, end, CELL_LEN):
+        o4 = mv[off + 3]
+        out[off:off + HDR_LEN] = header_bytes(vpi, vci, (o4 >> 1) & 7, o4 & 1)
+        out[off + HDR_LEN:off + CELL_LEN] = mv[off + HDR_LEN:off + CELL_LEN]
+    return bytes(out)
+
+
 def parse_cells(buf: bytes | bytearray | memoryview, *, correct: bool = False
                 ) -> Iterator[tuple[CellHeader | str, memoryview]]:
     """Yield (header or counter name, 48-octet payload view) for each cell in `buf`.
