@@ -8,6 +8,8 @@ Sections (`--only` takes these names, comma-separated):
   pytcp       pmd-pytcp 0.3.8 on a TAP, pip-installed into .bench/venv, driven by our harness
   slirp       slirp4netns (Debian package) between the host's loopback and a namespace
   tunstack    tunstack over TUN, offload on and off, in child processes
+  svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd
+              (a second table; tools/bench_svc.py)
 
 Prints one table (rows: measurements; columns: tunstack, pmd-pytcp, slirp4netns, veth,
 tunstack ÷ pmd-pytcp, tunstack ÷ veth) and writes it to bench-out/bench.json.
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import bench_pytcp, bench_slirp, bench_tunstack, bench_veth
+from . import bench_pytcp, bench_slirp, bench_svc, bench_tunstack, bench_veth
 from .bench_common import ROOT, Cell, Params, Section, params
 
 # key, label, unit (for memory smaller is better; the ratio still reads tunstack ÷ peer)
@@ -145,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tunstack bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 s per figure and 2000 idle connections (~1 min)")
-    ap.add_argument("--only", metavar="SECTION[,SECTION]", help=f"run only these: {', '.join(SECTIONS)}")
+    ap.add_argument("--only", metavar="SECTION[,SECTION]",
+                    help=f"run only these: {', '.join([*SECTIONS, 'svc'])}")
     ap.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default {OUT.relative_to(ROOT)})")
     a = ap.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so every namespace and child is still cleaned up
@@ -153,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen = list(SECTIONS)
     if a.only:
         chosen = [s.strip() for s in a.only.split(",") if s.strip()]
-        bad = [s for s in chosen if s not in SECTIONS]
+        bad = [s for s in chosen if s not in SECTIONS and s != "svc"]
         if bad:
-            ap.error(f"unknown section(s) {', '.join(bad)}; choose from {', '.join(SECTIONS)}")
+            ap.error(f"unknown section(s) {', '.join(bad)}; choose from {', '.join([*SECTIONS, 'svc'])}")
+    run_svc = "svc" in chosen or not a.only
+    chosen = [s for s in chosen if s != "svc"]
     p = params(a.quick)
     meta: dict[str, object] = {
         "date": datetime.date.today().isoformat(), "quick": p.quick, "seconds": p.seconds,
@@ -176,11 +181,25 @@ def main(argv: list[str] | None = None) -> int:
         done = ", ".join(f"{k} {fmt(c.value)}" for k, c in sec.cells.items() if c.value is not None) or \
             next((c.note for c in sec.cells.values()), "")
         print(f"   {time.monotonic() - t0:.0f} s: {done}", flush=True)
+    svc: dict[str, Section] = {}
+    if run_svc:
+        print("== ATM SVC calls (tunstack switch, atmsigd) ...", flush=True)
+        t0 = time.monotonic()
+        svc = bench_svc.run(p)
+        print(f"   {time.monotonic() - t0:.0f} s", flush=True)
     meta["elapsed_s"] = round(time.monotonic() - t_all, 1)
     print()
-    print(render(sections, meta))
+    if sections:
+        print(render(sections, meta))
+    if svc:
+        print()
+        print(bench_svc.render(svc))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(to_json(sections, meta), indent=2) + "\n")
+    out = to_json(sections, meta)
+    if svc:
+        out["svc"] = {n: {"cells": {k: {"value": c.value, "note": c.note} for k, c in s.cells.items()},
+                          "details": s.details} for n, s in svc.items()}
+    a.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten: {a.out} ({meta['elapsed_s']} s)")
     return 0
 

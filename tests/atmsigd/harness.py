@@ -487,6 +487,7 @@ class AtmsigdPeer:
         self.unexpected: list[AtmsvcMsg] = []
         self._ids = itertools.count(0x5E00_0001)
         self._pending: dict[int, _Pending] = {}
+        self._early_close: dict[int, AtmsvcMsg] = {}   # as_close read before its Vcc exists
         self._listeners: dict[int, Listener] = {}
         self._vccs: dict[int, Vcc] = {}
         self._ind_send, self._ind_recv = trio.open_memory_channel[Indication](math.inf)
@@ -571,17 +572,30 @@ class AtmsigdPeer:
             p.event.set()
             return
         vcc = self._vccs.get(msg.vcc)
+        if msg.type == AS_CLOSE and vcc is None and p is not None:
+            # as_okay was read but the task awaiting it has not registered the Vcc yet
+            self._early_close[msg.vcc] = msg
+            return
         if msg.type == AS_CLOSE and vcc is not None:
-            # the far end (or atmsigd) released an active call: the kernel would close the
-            # socket when its user does; here the harness closes it at once
-            vcc.close_reply = msg.reply
-            self._vccs.pop(vcc.id, None)
-            vcc._close_vc()
-            vcc.closed.set()
-            if not vcc.closing and self.running:
-                self._send(AtmsvcMsg(AS_CLOSE, vcc.id))
+            self._passive_close(vcc, msg)
             return
         self.unexpected.append(msg)
+
+    def _register(self, vcc: Vcc) -> None:
+        self._vccs[vcc.id] = vcc
+        early = self._early_close.pop(vcc.id, None)
+        if early is not None:
+            self._passive_close(vcc, early)
+
+    def _passive_close(self, vcc: Vcc, msg: AtmsvcMsg) -> None:
+        # the far end (or atmsigd) released an active call: the kernel would close the
+        # socket when its user does; here the harness closes it at once
+        vcc.close_reply = msg.reply
+        self._vccs.pop(vcc.id, None)
+        vcc._close_vc()
+        vcc.closed.set()
+        if not vcc.closing and self.running:
+            self._send(AtmsvcMsg(AS_CLOSE, vcc.id))
 
     @staticmethod
     def _take(ind: Indication) -> None:
@@ -629,7 +643,7 @@ class AtmsigdPeer:
         if r.type != AS_OKAY or r.reply:
             vcc._close_vc()
             raise OSError(-r.reply or errno.EIO, f"as_accept: {r}")
-        self._vccs[vcc.id] = vcc
+        self._register(vcc)
         return vcc
 
     def reject(self, ind: Indication, err: int = errno.ECONNREFUSED) -> None:
@@ -653,7 +667,7 @@ class AtmsigdPeer:
         qos_v = r.qos if r.qos.aal else qos
         vcc = Vcc(vid, r.pvc, r.local, called, qos_v, self.ndd, marker=self._marker(r.pvc))
         vcc._open()
-        self._vccs[vid] = vcc
+        self._register(vcc)
         return vcc
 
     async def close(self, what: Vcc | Listener, timeout: float = 10.0) -> AtmsvcMsg:
