@@ -15,10 +15,11 @@ and answers with `take_actions()` -- ("data", bytes) to send by AAL-DATA.request
             carries the connection identifier, §5.1.2)
   §5.4      clearing (RELEASE / RELEASE COMPLETE, T308 once more, clear collision §5.4.5)
   §5.5      RESTART of one VC or the interface (T316 once more, T317)
-  §5.6      error handling: header faults ignored, unknown call references (cause 81),
-            unknown / unexpected messages (97 / 101) and IE errors (96 / 99 / 100) per the
-            compatibility instruction, STATUS ENQUIRY -> STATUS (cause 30), STATUS audit
-            (cause 101), T322; SAAL loss (T309) and re-establishment audits.
+  §5.6      error handling: header faults ignored, unknown call references (cause 81,
+            101 for a STATUS naming one), unknown / unexpected messages (97 / 101) and IE
+            errors (96 / 99 / 100) per the compatibility instruction, STATUS ENQUIRY ->
+            STATUS (cause 30), STATUS audit (cause 101), T322; SAAL loss (T309) and
+            re-establishment audits.
 """
 from __future__ import annotations
 
@@ -84,7 +85,10 @@ class Uni:
         self.calls: dict[tuple[int, bool], Call] = {}
         self.stats = UniStats()
         self.link_up = False
-        self.restart_state = CS_NULL          # REST0 / REST1 (we restarted) / REST2
+        # The global call reference runs two machines (Q.2931 §5.5; ngatm's glob_start
+        # and glob_respond): our own RESTART (REST0/REST1) and the peer's (REST0/REST2).
+        self._rest_start = CS_NULL
+        self._rest_respond = CS_NULL
         self.kick: Callable[..., None] = lambda at=None: None
         self._link_asked = False
         self._held: list[bytes] = []          # messages waiting for the SAAL
@@ -103,6 +107,12 @@ class Uni:
     def take_events(self) -> list[CallEvent]:
         e, self._events = self._events, []
         return e
+
+    @property
+    def restart_state(self) -> int:
+        """REST1 while our RESTART awaits its ACK, else REST2 while a received RESTART
+        is not acknowledged yet, else REST0."""
+        return self._rest_start or self._rest_respond
 
     @property
     def location(self) -> int:
@@ -172,6 +182,7 @@ class Uni:
             if call.state == CS_ACTIVE:
                 active = True
                 call.timers.pop("t322", None)
+                call.enquiries.clear()                # their answers are lost with the link
             else:
                 self._clear_internally(call, CAUSE_TEMPORARY_FAILURE if was_up
                                        else CAUSE_DESTINATION_OUT_OF_ORDER, Why.SAAL)
@@ -260,31 +271,37 @@ class Uni:
         """CALL PROCEEDING to a SETUP we received (U6 -> U9, N1 -> N3)."""
         want = CS_CALL_PRESENT if self.side is Side.USER else CS_CALL_INITIATED
         self._check(call, (want,))
+        ies = self._first_answer_ies(call, conn_id)
         call.state = CS_INCOMING_PROCEEDING if self.side is Side.USER else CS_OUTGOING_PROCEEDING
-        self._send(call, CALL_PROCEEDING, self._first_answer_ies(call, conn_id))
+        self._send(call, CALL_PROCEEDING, ies)
 
     def alerting(self, call: Call, now: float, conn_id: ConnectionId | None = None) -> None:
         """ALERTING (U6/U9 -> U7; N1/N3 -> N4)."""
         if self.side is Side.USER:
             self._check(call, (CS_CALL_PRESENT, CS_INCOMING_PROCEEDING))
+            ies = self._first_answer_ies(call, conn_id)
             call.state = CS_CALL_RECEIVED
         else:
             self._check(call, (CS_CALL_INITIATED, CS_OUTGOING_PROCEEDING))
+            ies = self._first_answer_ies(call, conn_id)
             call.state = CS_CALL_DELIVERED
-        self._send(call, ALERTING, self._first_answer_ies(call, conn_id))
+        self._send(call, ALERTING, ies)
 
     def connect(self, call: Call, now: float, ies: Iterable[AnyIE] = (),
                 conn_id: ConnectionId | None = None) -> None:
         """CONNECT: a user accepts a call (-> U8, T313); the network tells the calling
         user its call is answered (-> N10)."""
-        ies = [ie for ie in ies if ie.id != IE_CONN_ID] + self._first_answer_ies(call, conn_id)
         if self.side is Side.USER:
             self._check(call, (CS_CALL_PRESENT, CS_INCOMING_PROCEEDING, CS_CALL_RECEIVED))
+        else:
+            self._check(call, (CS_CALL_INITIATED, CS_OUTGOING_PROCEEDING, CS_CALL_DELIVERED))
+        # (a primitive that raises leaves the call as it was)
+        ies = [ie for ie in ies if ie.id != IE_CONN_ID] + self._first_answer_ies(call, conn_id)
+        if self.side is Side.USER:
             call.state = CS_CONNECT_REQUEST
             self._send(call, CONNECT, ies)
             self._start(call, "t313", now)
         else:
-            self._check(call, (CS_CALL_INITIATED, CS_OUTGOING_PROCEEDING, CS_CALL_DELIVERED))
             call.state = CS_ACTIVE
             self._send(call, CONNECT, ies)
 
@@ -300,29 +317,30 @@ class Uni:
             self._send(call, RELEASE_COMPLETE, [self._cause(cause, diagnostics)])
             self._finish(call, CallEv.RELEASE_CONF)
             return
-        call.timers.clear()
-        call.state = CS_RELEASE_REQUEST
-        self._send(call, RELEASE, [self._cause(cause, diagnostics)])
-        self._start(call, "t308", now)
+        self._send_release(call, [self._cause(cause, diagnostics)], now)
 
     def status_enquiry(self, call: Call, now: float) -> None:
         """STATUS ENQUIRY (§5.6.11), T322; n322 tries, then the call is cleared (41)."""
         if self.calls.get(call.key) is not call:
             return
-        self._send(call, STATUS_ENQUIRY)
+        self._send_enquiry(call)
         if "t322" not in call.timers:
             self._start(call, "t322", now)
+
+    def _send_enquiry(self, call: Call) -> None:
+        self._send(call, STATUS_ENQUIRY)
+        call.enquiries = call.enquiries[-7:] + [call.state]
 
     def restart(self, now: float, conn_id: ConnectionId | None = None) -> list[Call]:
         """RESTART (§5.5.1) of one VC (`conn_id`) or of every VC on this interface: the
         calls on it are cleared here at once (RELEASE.indication, Why.RESTART) and the
         peer is asked to do the same.  Returns the calls cleared."""
-        if self.restart_state != CS_NULL:
+        if self._rest_start != CS_NULL:
             raise OSError(114, "a RESTART is already in progress")   # EALREADY
         ind = RestartIndicator(RESTART_ALL if conn_id is None else RESTART_VC)
         self._restart_ies = [ind] + ([conn_id] if conn_id is not None else [])
         cleared = self._restart_calls(conn_id)
-        self.restart_state = CS_REST1
+        self._rest_start = CS_REST1
         self.stats.restarts_out += 1
         self._send_global(RESTART, self._restart_ies, flag=0)
         self._gstart("t316", now)
@@ -330,9 +348,9 @@ class Uni:
 
     def restart_ack(self) -> None:
         """Acknowledge a received RESTART (only needed with auto_restart_ack=False)."""
-        if self.restart_state == CS_REST2 and self._restart_msg is not None:
+        if self._rest_respond == CS_REST2 and self._restart_msg is not None:
             self._gtimers.pop("t317", None)
-            self.restart_state = CS_NULL
+            self._rest_respond = CS_NULL
             ies = [ie for ie in self._restart_msg.ies if ie.id in (IE_RESTART, IE_CONN_ID)]
             self._send_global(RESTART_ACK, ies, flag=1)
             self._restart_msg = None
@@ -344,14 +362,15 @@ class Uni:
     def _first_answer_ies(self, call: Call, conn_id: ConnectionId | None) -> list[AnyIE]:
         """The network's first answer to a SETUP carries the connection identifier
         (UNI 3.1 §5.1.2.1); later answers do not repeat it."""
-        was, call.answered = call.answered, True
-        if self.side is Side.NETWORK and not was:
+        if self.side is Side.NETWORK and not call.answered:
             if conn_id is None:
                 conn_id = call.conn_id
             if conn_id is None:
                 raise OSError(22, "the network's first answer needs a connection identifier")
             call.conn_id = conn_id
+            call.answered = True
             return [conn_id]
+        call.answered = True
         return []
 
     # --- ending a call --------------------------------------------------------------------
@@ -381,17 +400,22 @@ class Uni:
             self._event(CallEvent(CallEv.RELEASE_IND, call, cause, None, why))
 
     def _clear(self, call: Call, cause: int, why: Why, now: float, diagnostics: bytes = b"") -> None:
-        """Clear a call ourselves for a protocol or timer reason: the user learns at once."""
-        self._indicate_release(call, cause, why)
+        """Clear a call ourselves for a protocol or timer reason: the user learns at once.
+        A call already being cleared is left to its RELEASE COMPLETE / T308 (§5.4.3)."""
         if call.state in _RELEASING:
             return
+        self._indicate_release(call, cause, why)
         if not call.answered and not call.ours:
             self._send(call, RELEASE_COMPLETE, [self._cause(cause, diagnostics)])
             self._finish(call, None)
             return
+        self._send_release(call, [self._cause(cause, diagnostics)], now)
+
+    def _send_release(self, call: Call, ies: list[AnyIE], now: float) -> None:
         call.timers.clear()
         call.state = CS_RELEASE_REQUEST
-        self._send(call, RELEASE, [self._cause(cause, diagnostics)])
+        call.release_ies = ies
+        self._send(call, RELEASE, ies)
         self._start(call, "t308", now)
 
     # --- timer expiries (Q.2931 §5.1-5.6) --------------------------------------------------
@@ -415,18 +439,20 @@ class Uni:
         self._clear(call, CAUSE_RECOVERY_ON_TIMER_EXPIRY, Why.TIMER, now)
 
     def _expire_t308(self, call: Call, now: float, n: int) -> None:
-        if n < 2:                                     # RELEASE once more (§5.4.3)
-            self._send(call, RELEASE, [self._cause(call.cause or CAUSE_RECOVERY_ON_TIMER_EXPIRY)])
+        if n < 2:                                     # the same RELEASE once more (§5.4.3)
+            self._send(call, RELEASE, call.release_ies
+                       or [self._cause(call.cause or CAUSE_RECOVERY_ON_TIMER_EXPIRY)])
             self._start(call, "t308", now, n)
             return
         self._finish(call, CallEv.RELEASE_CONF)       # give the call reference up
 
     def _expire_t322(self, call: Call, now: float, n: int) -> None:
         if n < self.config.n322:
-            self._send(call, STATUS_ENQUIRY)
+            self._send_enquiry(call)
             self._start(call, "t322", now, n)
             return
         call.timers.pop("t322", None)
+        call.enquiries.clear()
         self._clear(call, CAUSE_TEMPORARY_FAILURE, Why.TIMER, now)
 
     def _expire_t316(self, now: float) -> None:
@@ -436,12 +462,12 @@ class Uni:
             self._gstart("t316", now, t[1] + 1)
             return
         del self._gtimers["t316"]
-        self.restart_state = CS_NULL
+        self._rest_start = CS_NULL
         self._event(CallEvent(CallEv.RESTART_FAIL, why=Why.TIMER))
 
     def _expire_t317(self, now: float) -> None:
         del self._gtimers["t317"]                     # §5.5.2: maintenance, no ACK
-        self.restart_state = CS_NULL
+        self._rest_respond = CS_NULL
         self._restart_msg = None
         self._event(CallEvent(CallEv.RESTART_FAIL, why=Why.RESTART))
 
@@ -470,7 +496,9 @@ class Uni:
 
     def _protocol_error(self, msg: Q2931Message, now: float) -> None:
         call = self.calls.get((msg.callref, msg.flag == 1))
-        if call is not None:
+        if call is not None and msg.msg_type == SETUP:
+            self.stats.rx_bad += 1                    # §5.6.3: a repeated SETUP is ignored
+        elif call is not None:
             self._clear(call, CAUSE_PROTOCOL_ERROR, Why.PROTOCOL, now)
         elif msg.msg_type == SETUP and msg.flag == 0 and msg.callref != GLOBAL_CALLREF:
             self._reply(msg, RELEASE_COMPLETE, [self._cause(CAUSE_PROTOCOL_ERROR)])
@@ -503,16 +531,26 @@ class Uni:
             self._status(msg, CS_NULL, CAUSE_RESPONSE_TO_STATUS_ENQUIRY)
             return
         if t == STATUS:
+            # §5.6.3.2 g) -> §5.6.12: null there too is fine; any other state is answered
+            # RELEASE COMPLETE "message not compatible with call state" (as atmsigd and
+            # ngatm do), not 81.
             st = msg.get(IE_CALL_STATE)
-            if isinstance(st, CallState) and st.state == CS_NULL:
+            if not isinstance(st, CallState) or st.state == CS_NULL:
                 return
+            self._reply(msg, RELEASE_COMPLETE, [self._cause(CAUSE_MESSAGE_NOT_COMPATIBLE,
+                                                            bytes((t,)))])
+            return
         self._reply(msg, RELEASE_COMPLETE, [self._cause(CAUSE_INVALID_CALL_REFERENCE)])
 
     def _incoming_setup(self, msg: Q2931Message, now: float) -> None:
         call = Call(msg.callref, False, setup=msg)
         call.state = CS_CALL_PRESENT if self.side is Side.USER else CS_CALL_INITIATED
         self.calls[call.key] = call
+        # Refused here (§5.6.7-5.6.8: RELEASE COMPLETE, back to null), the call was never
+        # offered to the user: no RELEASE.indication for it either.
+        call.done = True
         verdict = self._check_ies(call, msg, now)
+        call.done = False
         if verdict == "drop":
             self.calls.pop(call.key, None)
             return
@@ -558,6 +596,10 @@ class Uni:
                 return "cleared"
             self._status(call, call.state, cause, diag)
             return "drop"
+        # A clearing message is acted upon whatever its IEs say (the call is ending
+        # anyway; ngatm likewise verifies RELEASE / RELEASE COMPLETE "for no point"): IE
+        # errors in a RELEASE are reported in our RELEASE COMPLETE (cause 99/100).
+        clearing = t in (RELEASE, RELEASE_COMPLETE)
         report: list[int] = []
         report_cause = 0
         keep: list[AnyIE] = []
@@ -567,6 +609,8 @@ class Uni:
                 continue
             cause = 99 if isinstance(ie, UnknownIE) else 100
             act = ie.action if ie.flag else None
+            if clearing:
+                act = None if act != IE_ACT_DISCARD else act
             if act == IE_ACT_CLEAR:
                 self._clear(call, cause, Why.PROTOCOL, now, bytes((ie.id,)))
                 return "cleared"
@@ -578,7 +622,10 @@ class Uni:
                 report.append(ie.id)
                 report_cause = report_cause or cause
         msg.ies = keep
-        if report and t not in (RELEASE, RELEASE_COMPLETE):
+        if report and t == RELEASE:
+            if not call.reply_ies:
+                call.reply_ies = [self._cause(report_cause, bytes(report))]
+        elif report and not clearing:
             self._status(call, call.state, report_cause, bytes(report))
         return "ok"
 
@@ -674,7 +721,12 @@ class Uni:
         st = msg.get(IE_CALL_STATE)
         peer = st.state if isinstance(st, CallState) else CS_NULL
         cause = msg.get(IE_CAUSE)
-        call.timers.pop("t322", None)
+        asked = None
+        if isinstance(cause, Cause) and cause.cause == CAUSE_RESPONSE_TO_STATUS_ENQUIRY:
+            # §5.6.11: the answer to our enquiry stops T322; a STATUS reporting an error
+            # (97, 99, 101...) does not.
+            call.timers.pop("t322", None)
+            asked = call.enquiries.pop(0) if call.enquiries else None
         self._event(CallEvent(CallEv.STATUS_IND, call,
                               cause.cause if isinstance(cause, Cause) else None, msg))
         if peer == CS_NULL:
@@ -684,7 +736,11 @@ class Uni:
             local = call.state == CS_RELEASE_REQUEST and call.why is Why.LOCAL
             self._finish(call, CallEv.RELEASE_CONF if local else CallEv.RELEASE_IND, msg)
             return
-        if not states_compatible(call.state, peer):
+        # The answer shows the peer before it saw what we sent after the enquiry (our own
+        # CONNECT, say): consistent with the state we asked from is consistent too.  The
+        # link keeps order, so answers pair with enquiries oldest first.
+        if not states_compatible(call.state, peer) and not (
+                asked is not None and states_compatible(asked, peer)):
             self._clear(call, CAUSE_MESSAGE_NOT_COMPATIBLE, Why.PROTOCOL, now)
 
     # --- the global call reference: RESTART (§5.5) -----------------------------------------
@@ -699,41 +755,43 @@ class Uni:
 
     def _receive_global(self, msg: Q2931Message, now: float) -> None:
         t = msg.msg_type
+        # flag 0: from the side that restarts (our respond machine is meant), 1: toward it.
+        mine = self._rest_start if msg.flag else self._rest_respond
         if t == STATUS_ENQUIRY:
-            self._status(msg, self.restart_state, CAUSE_RESPONSE_TO_STATUS_ENQUIRY)
+            self._status(msg, mine, CAUSE_RESPONSE_TO_STATUS_ENQUIRY)
         elif t == RESTART:
             self._on_restart(msg, now)
         elif t == RESTART_ACK:
-            if self.restart_state == CS_REST1:
+            if self._rest_start == CS_REST1:
                 self._gtimers.pop("t316", None)
-                self.restart_state = CS_NULL
+                self._rest_start = CS_NULL
                 self._event(CallEvent(CallEv.RESTART_CONF, msg=msg))
             else:
-                self._status(msg, self.restart_state, CAUSE_MESSAGE_NOT_COMPATIBLE,
+                self._status(msg, self._rest_start, CAUSE_MESSAGE_NOT_COMPATIBLE,
                              bytes((t,)))
         elif t == STATUS:
             pass                                      # an answer to our global enquiry
         else:
             self.stats.unknown_callref += 1
-            self._status(msg, self.restart_state, CAUSE_INVALID_CALL_REFERENCE)
+            self._status(msg, mine, CAUSE_INVALID_CALL_REFERENCE)
 
     def _on_restart(self, msg: Q2931Message, now: float) -> None:
         ind = msg.get(IE_RESTART)
         cid = msg.get(IE_CONN_ID)
         if not isinstance(ind, RestartIndicator):
             cause = CAUSE_MANDATORY_IE_MISSING if ind is None else 100
-            self._status(msg, self.restart_state, cause, bytes((IE_RESTART,)))
+            self._status(msg, self._rest_respond, cause, bytes((IE_RESTART,)))
             return
         if ind.restart_class == RESTART_VC and not isinstance(cid, ConnectionId):
             cause = CAUSE_MANDATORY_IE_MISSING if cid is None else 100
-            self._status(msg, self.restart_state, cause, bytes((IE_CONN_ID,)))
+            self._status(msg, self._rest_respond, cause, bytes((IE_CONN_ID,)))
             return
         self.stats.restarts_in += 1
         cleared = self._restart_calls(cid if ind.restart_class == RESTART_VC else None)  # type: ignore[arg-type]
-        self.restart_state = CS_REST2
+        self._rest_respond = CS_REST2
         self._restart_msg = msg
         self._event(CallEvent(CallEv.RESTART_IND, msg=msg, calls=tuple(cleared)))
         if self.auto_restart_ack:
             self.restart_ack()
-        elif self.restart_state == CS_REST2:
+        elif self._rest_respond == CS_REST2:
             self._gstart("t317", now)

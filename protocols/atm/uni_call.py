@@ -51,14 +51,26 @@ SETUP_STATES = frozenset({CS_CALL_INITIATED, CS_OUTGOING_PROCEEDING, CS_CALL_DEL
 CLEARING_STATES = frozenset({CS_RELEASE_REQUEST, CS_RELEASE_INDICATION})
 
 
+# The call state codes say which way a call goes, on either side of the UNI: 1/3/4 are
+# the user's outgoing call (U1/U3/U4 against N1/N3/N4), 6/7/8/9 its incoming call.
+OUTGOING_STATES = frozenset({CS_CALL_INITIATED, CS_OUTGOING_PROCEEDING, CS_CALL_DELIVERED})
+INCOMING_STATES = frozenset({CS_CALL_PRESENT, CS_CALL_RECEIVED, CS_CONNECT_REQUEST,
+                             CS_INCOMING_PROCEEDING})
+
+
 def states_compatible(ours: int, theirs: int) -> bool:
-    """Q.2931 §5.6.11: is the peer's call state (from STATUS) consistent with ours?
-    Null against non-null never is; a call being cleared on either side always is; the
-    active state meets only active or connect request (CONNECT / CONNECT ACK in flight)."""
+    """Q.2931 §5.6.12: is the peer's call state (from STATUS) consistent with ours?
+    (Which states are incompatible is the implementation's choice.)  Null against
+    non-null never is; a call being cleared on either side always is; a call going one
+    way never meets one going the other (as ngatm's state_compat); the active state meets
+    only active or connect request (CONNECT / CONNECT ACK in flight)."""
     if (ours == CS_NULL) != (theirs == CS_NULL):
         return False
     if ours in CLEARING_STATES or theirs in CLEARING_STATES:
         return True
+    if (ours in OUTGOING_STATES and theirs in INCOMING_STATES
+            or ours in INCOMING_STATES and theirs in OUTGOING_STATES):
+        return False
     if ours == CS_ACTIVE or theirs == CS_ACTIVE:
         return {ours, theirs} <= {CS_ACTIVE, CS_CONNECT_REQUEST}
     return True
@@ -107,6 +119,9 @@ class Call:
     done: bool = False                      # terminal event already given to the user
     context: Any = None                     # the call control user's own (socket, leg)
     reply_ies: list[Any] = field(default_factory=list)   # our RELEASE COMPLETE's cause
+    release_ies: list[Any] = field(default_factory=list)  # our RELEASE's, for T308 to repeat
+    enquiries: list[int] = field(default_factory=list)   # our state as each unanswered
+                                                          # STATUS ENQUIRY left (oldest first)
     # timers: name -> (deadline, expiries so far)
     timers: dict[str, list[float]] = field(default_factory=dict)
 
