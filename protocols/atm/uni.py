@@ -254,7 +254,10 @@ class Uni:
     # --- user primitives ------------------------------------------------------------------
     def setup(self, ies: Iterable[AnyIE], now: float, *, conn_id: ConnectionId | None = None,
               context: object = None) -> Call:
-        """Send SETUP (user: U0 -> U1; network: N0 -> N6, `conn_id` is mandatory)."""
+        """Send SETUP (user: U0 -> U1; network: N0 -> N6, `conn_id` is mandatory: the
+        network assigns the VC, UNI 3.1 §5.1.2.1; EINVAL without it)."""
+        if self.side is Side.NETWORK and conn_id is None:
+            raise OSError(22, "the network's SETUP needs a connection identifier")
         call = Call(self._new_callref(), True, context=context)
         ies = [ie for ie in ies if ie.id != IE_CONN_ID]
         if conn_id is not None:

@@ -1062,6 +1062,9 @@ def test_setup_missing_mandatory_ie_release_complete_96(missing: int) -> None:
 
 def test_user_setup_without_connection_identifier_96() -> None:
     p = Pair()
+    with pytest.raises(OSError) as ei:               # our network side never sends one
+        p.n.setup(setup_ies(), p.now)
+    assert ei.value.errno == 22 and not p.n.calls and p.types(N) == []
     (rc,) = incoming_setup(p, setup_ies(), to=U)
     assert (rc.msg_type, cause_of(rc), diag_of(rc)) == (RELEASE_COMPLETE, 96, bytes((IE_CONN_ID,)))
     assert not p.u.calls and p.take(U) == []
