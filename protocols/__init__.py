@@ -36,4 +36,4 @@ def register(stack: "Stack") -> None:
     stack.protosw.add(socket.AF_INET, Protosw("tcp", socket.SOCK_STREAM, IPPROTO_TCP, input=stack.tcp.input,
                                               ctlinput=stack.tcp.ctlinput, usrreqs=TcpUserRequests(stack.tcp),
                                               flags=PR_CONNREQUIRED, core=stack.tcp))
-    register_atm_sockets(stack)   # AF_NDD: the ATM socket family (PVCs)
+    register_atm_sockets(stack)   # AF_NDD: the ATM socket family (PVCs, SVCs)

@@ -1,6 +1,10 @@
-"""AF_NDD sockets: the waiting half of the ATM PVC service (protocols/atm/sockets.py holds
-the sans-IO user requests and the per-socket state).  Like stack/stream.py for TCP, this is
-where trio is: parking on the queue, pacing waits on a full adapter."""
+"""AF_NDD sockets: the waiting half of the ATM service (protocols/atm/sockets.py holds the
+sans-IO user requests and their semantics, atm_pcb.py the per-socket state).  Like
+stack/stream.py for TCP, this is where trio is: parking on the queue, on an SVC's call
+(connect until CONNECT, accept until CONNECT ACKNOWLEDGE), pacing waits on a full adapter.
+Cancellation: a cancelled SVC connect clears its call (RELEASE) and leaves the socket
+unconnected; a cancelled accept leaves its call first in the queue (CONNECT may be out:
+the next accept completes it)."""
 from __future__ import annotations
 
 import errno
@@ -9,11 +13,12 @@ from typing import Any
 
 import trio
 
-from protocols.atm.sockaddr import parse_sockaddr_atm
+from protocols.atm.atm_pcb import St
+from protocols.atm.sockaddr import CONN_SVC, SO_ATM_CALLING, SO_ATM_MAX_PEND, parse_sockaddr_atm
 from protocols.atm.sockets import SOL_NDD_ATM, AtmPcb, AtmUserRequests
 
 from .sockaddr import oserror
-from .socket import Socket
+from .socket import Socket, _optval
 
 
 _UNBOUND = ("", 0, 0, 0)
@@ -29,21 +34,33 @@ class AtmSocket(Socket):
     # --- naming -----------------------------------------------------------------------------
     def bind(self, address: object) -> None:
         pcb = self._check()
-        # only the adapter is named: VPI/VCI are chosen by connect (a full address is accepted)
         addr = parse_sockaddr_atm(address, "bind", name_only=True)
-        self._raise(self._ops.bind(pcb, addr.nddname))
+        if addr.vc_type == CONN_SVC:       # an ATM address: the SAP callers name
+            self._raise(self._ops.bind_svc(pcb, addr))
+        else:                              # the adapter only: a PVC's VPI/VCI is chosen by connect
+            self._raise(self._ops.bind(pcb, addr.nddname))
 
     def getsockname(self) -> tuple[Any, ...]:
         pcb = self._check()
+        if pcb.local is not None:
+            return pcb.local.astuple()
+        if pcb.peer is not None and pcb.peer.vc_type == CONN_SVC:
+            calling = self._ops.getopt(pcb, SO_ATM_CALLING)   # what our SETUP said we are
+            return (pcb.peer.nddname, CONN_SVC, calling.address, calling.subaddress)
         if pcb.peer is not None:
             return pcb.peer.astuple()      # a PVC's VPI/VCI name both ends at this UNI
         return (pcb.ndd.ndd_name, 0, 0, 0) if pcb.ndd is not None else _UNBOUND
 
     def getpeername(self) -> tuple[Any, ...]:
         pcb = self._check()
-        if pcb.peer is None:
+        if pcb.peer is None or not pcb.connected:
             raise oserror(errno.ENOTCONN)
         return pcb.peer.astuple()
+
+    @property
+    def vc(self) -> tuple[int, int] | None:
+        """(VPI, VCI) of the data VC while it is open: a PVC's, or the one the network gave an SVC."""
+        return self._pcb.vc
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"laddr={self.getsockname()}"
@@ -54,9 +71,33 @@ class AtmSocket(Socket):
         pcb = self._check()
         if address == _pysocket.AF_UNSPEC:
             self._ops.disconnect(pcb)      # as TCP: AF_UNSPEC dissolves the association (closes the VC)
-        else:
-            self._raise(self._ops.connect(pcb, parse_sockaddr_atm(address, "connect")))
+            self._readers.unpark_all()
+            await trio.lowlevel.checkpoint()
+            return
+        self._raise(self._ops.connect(pcb, parse_sockaddr_atm(address, "connect")))
+        try:
+            while pcb.state is St.CONNECTING:      # an SVC: until CONNECT, or the call is cleared
+                await self._readers.park()
+        except BaseException:
+            self._ops.abandon_connect(pcb)
+            raise
+        if pcb.state not in (St.CONNECTED, St.RELEASED):   # RELEASED: it was up; recv tells the rest
+            self._raise(pcb.take_error() or errno.ECONNREFUSED)
         await trio.lowlevel.checkpoint()
+
+    async def accept(self) -> tuple["AtmSocket", tuple[Any, ...]]:
+        pcb = self._check()
+        await trio.lowlevel.checkpoint()
+        while True:
+            if self._closed:
+                raise oserror(errno.EBADF)
+            if pcb.state is not St.LISTENING:
+                raise oserror(errno.EINVAL)
+            child = self._ops.accept(pcb)
+            if child is not None:
+                sock = AtmSocket(self._stack, self.family, self.type, self.proto, self._pr, child)
+                return sock, child.peer.astuple()
+            await self._readers.park()
 
     # --- data -----------------------------------------------------------------------------
     async def sendto(self, data: bytes | bytearray | memoryview, flags_or_addr: object, addr: object = None) -> int:
@@ -103,6 +144,8 @@ class AtmSocket(Socket):
             return
         if level != SOL_NDD_ATM:
             raise oserror(errno.ENOPROTOOPT)
+        if optname == SO_ATM_MAX_PEND:     # an int option, taken as CPython/Linux take ints
+            value = _optval(value)
         self._raise(self._ops.setopt(pcb, optname, value))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
@@ -112,4 +155,6 @@ class AtmSocket(Socket):
         v = self._ops.getopt(pcb, optname) if level == SOL_NDD_ATM else None
         if v is None:
             raise oserror(errno.ENOPROTOOPT)
-        return v if buflen is None else v.pack()[:buflen]
+        if buflen is None:
+            return v
+        return (v.to_bytes(4, "little", signed=True) if isinstance(v, int) else v.pack())[:buflen]

@@ -30,6 +30,7 @@ from drivers.atm import OC3C_LINE_RATE, AtmNdd
 from drivers.atm_phy import UdpPhy
 from drivers.pcap import PcapRecorder
 
+from .atm_svc_cli import add_svc_parsers, run_svc
 from .atm_switch_cli import add_switch_parser, run_switch
 from .nc import read_stdin_lines
 from .services import ServiceStats, parse_serve, start_services
@@ -152,6 +153,7 @@ def add_atm_parser(sub: Any) -> None:
                     help="--ping/--fetch: seconds to wait for the far end to be known (default 10)")
     ip.set_defaults(atm_parser=ip)
     add_switch_parser(asub)
+    add_svc_parsers(asub)
 
 
 def _hostport(p: argparse.ArgumentParser, opt: str, value: str) -> tuple[str, int]:
@@ -516,6 +518,8 @@ def _single_oserror(exc: BaseException) -> OSError | None:
 def run_atm(args: argparse.Namespace) -> int:
     if args.atm_command == "switch":
         return run_switch(args)
+    if args.atm_command in ("svc-server", "svc-call"):
+        return run_svc(args)
     check_atm_options(args)
     runner = run_pvc if args.atm_command == "pvc" else run_ip
     try:

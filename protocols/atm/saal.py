@@ -17,6 +17,7 @@ endpoint) or, without a callback, from `take_events()`.
 """
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -25,7 +26,7 @@ from ndd.demux import ATM_HDRLEN, NsFilter, NsUser, atm_link_header
 from stack.counters import Counters
 from stack.pktbuf import PacketBuffer
 
-from .sscf import AalEvent, Sscf, State
+from .sscf import AalEvent, Sscf, State, sscf_uni_config
 from .sscop import SscopConfig
 
 SIG_VPI, SIG_VCI = 0, 5
@@ -46,6 +47,12 @@ class SaalEndpoint:
                  max_sdu: int = SAAL_MAX_SDU) -> None:
         self.ns, self.ndd, self.now = ns, ndd, now
         self.vpi, self.vci, self.max_sdu = vpi, vci, max_sdu
+        if config is None:
+            # A fresh process's first BGN must not carry the N(SQ) its predecessor on this
+            # VC used last: the far end would take it for a retransmission (Q.2110 §20.1)
+            # and answer BGREJ, or BGAK without resetting its state.  Q.2110 starts VT(SQ)
+            # at 0; a random start makes that collision a 1-in-256 event.
+            config = sscf_uni_config(initial_sq=secrets.randbelow(256))
         self.sscf = Sscf(config, keep_up=keep_up)
         self.on_event = on_event
         self.timers = timers

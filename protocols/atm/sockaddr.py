@@ -7,7 +7,7 @@ either (VPI, VCI) or (20-octet ATM address, subaddress)).  Here, as CPython does
 families, an address is a tuple -- the length and family are implicit:
 
     (nddname, CONN_PVC, vpi, vci)                       a permanent VC
-    (nddname, CONN_SVC, atm_address, subaddress)        a switched VC (issue 6)
+    (nddname, CONN_SVC, atm_address, subaddress)        a switched VC (Q.2931 call)
     (nddname,)                                          bind() only: names the adapter
 
 `SockaddrNddAtm` is the same value with field names; sockets accept it or the tuple,
@@ -25,9 +25,19 @@ IPPROTO_TCP for TCP_NODELAY).  Values are these dataclasses or their packed byte
 (network byte order, `FORMAT` on each class); getsockopt(level, name) returns the
 dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
 
+    SO_ATM_CALLING     1  AtmAddr(address, subaddress)                    "!BB20s20s" 42 octets
+    SO_ATM_CALLED      2  AtmAddr (read-only: the called party of the call)
     SO_ATM_AAL_PARM    3  AalParm(fwd_max_sdu, bwd_max_sdu, aal_type=5)   "!B3xII"  12 octets
     SO_ATM_TRAFFIC_DES 4  TrafficDes(fwd_pcr, bwd_pcr) cells/s, 0 = line  "!II"      8 octets
+    SO_ATM_BEARER      5  Bearer(bearer_class, traffic_type, timing, clipping, up_config) "!5B"
     SO_ATM_BLLI        7  Blli(l2_proto, l3_proto, snap) Q.2931 codes     "!BB5s"    7 octets
+    SO_ATM_QOS_PARM    8  QosParm(fwd_class, bwd_class) UNI 3.1 classes   "!BB"      2 octets
+    SO_ATM_MAX_PEND   10  int: the listen backlog (calls offered, not yet accepted)
+    SO_ATM_CAUSE      12  AtmCause(location, cause) Q.2931 codes          "!BB"      2 octets
+
+Forward/backward are always this socket's view: forward is what it sends.  A called
+socket therefore reads the caller's forward values as its backward ones (protocols/atm/
+svc_params.py turns them around).
 """
 from __future__ import annotations
 
@@ -48,7 +58,7 @@ RESERVED_VCI_MAX = 31        # VCI 0-31 reserved (signalling 0/5, ILMI 0/16): ne
 AAL5_MAX_SDU = 65535         # CPCS-PDU payload limit (I.363.5)
 AAL_TYPE_5 = 5
 
-# AIX option names (DESIGN.md §6); only AAL_PARM, TRAFFIC_DES and BLLI are served so far
+# AIX option names (DESIGN.md §6); BHLI, TRANSIT_SEL, PARAM and ACCEPT are not served (ENOPROTOOPT)
 SO_ATM_CALLING = 1
 SO_ATM_CALLED = 2
 SO_ATM_AAL_PARM = 3
@@ -221,7 +231,8 @@ class TrafficDes(_Packed):
 class Blli(_Packed):
     """SO_ATM_BLLI: the B-LLI a call carries (Q.2931 IE 0x5F), one choice: user information
     layer 2 protocol (e.g. 12 = LLC ISO/IEC 8802-2) and layer 3 protocol (e.g. 11 = ISO/IEC
-    TR 9577), 0 = absent; `snap` = OUI(3)+PID(2) or empty.  Stored for SVCs (issue 6)."""
+    TR 9577), 0 = absent; `snap` = OUI(3)+PID(2) or empty (signalled with TR 9577 only).
+    An SVC's SETUP carries it; a listener's BLLI is part of the address callers must match."""
     l2_proto: int = 0
     l3_proto: int = 0
     snap: bytes = b""
@@ -239,3 +250,96 @@ class Blli(_Packed):
         # the protocol codes are 5-bit fields of the IE (octets 6 and 7)
         ok = 0 <= self.l2_proto <= 31 and 0 <= self.l3_proto <= 31 and len(self.snap) in (0, 5)
         return 0 if ok else errno.EINVAL
+
+
+@dataclass(frozen=True)
+class AtmAddr(_Packed):
+    """SO_ATM_CALLING / SO_ATM_CALLED: a party's ATM End System Address (20 octets, or empty:
+    not known) and subaddress (empty or 20 octets).  Packed: the two lengths, then both
+    fields zero-padded to 20 octets."""
+    address: bytes = b""
+    subaddress: bytes = b""
+    FORMAT: ClassVar[struct.Struct] = struct.Struct("!BB20s20s")
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(len(self.address), len(self.subaddress), self.address, self.subaddress)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> "AtmAddr":
+        alen, slen, a, sub = cls.FORMAT.unpack(b)
+        if alen not in (0, ATM_ADDRESS_LEN) or slen not in (0, ATM_ADDRESS_LEN):
+            raise oserror(errno.EINVAL)
+        return cls(a[:alen], sub[:slen])
+
+    def check(self) -> int:
+        ok = len(self.address) in (0, ATM_ADDRESS_LEN) and len(self.subaddress) in (0, ATM_ADDRESS_LEN)
+        return 0 if ok else errno.EINVAL
+
+
+BCOB_A, BCOB_C, BCOB_X = 0x01, 0x03, 0x10      # broadband bearer classes (UNI 3.1 §5.4.5.7)
+
+
+@dataclass(frozen=True)
+class Bearer(_Packed):
+    """SO_ATM_BEARER: the broadband bearer capability a call asks for (Q.2931 IE 0x5E):
+    class (BCOB-A 1, BCOB-C 3, BCOB-X 16), traffic type (0-7) and timing (0-3) -- signalled
+    with BCOB-X only --, susceptibility to clipping (0/1) and user plane configuration
+    (0 point-to-point; point-to-multipoint calls are not implemented: EINVAL)."""
+    bearer_class: int = BCOB_X
+    traffic_type: int = 0
+    timing: int = 0
+    clipping: int = 0
+    up_config: int = 0
+    FORMAT: ClassVar[struct.Struct] = struct.Struct("!5B")
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.bearer_class, self.traffic_type, self.timing, self.clipping, self.up_config)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> "Bearer":
+        return cls(*cls.FORMAT.unpack(b))
+
+    def check(self) -> int:
+        ok = (self.bearer_class in (BCOB_A, BCOB_C, BCOB_X) and 0 <= self.traffic_type <= 7
+              and 0 <= self.timing <= 3 and self.clipping in (0, 1) and self.up_config == 0)
+        return 0 if ok else errno.EINVAL
+
+
+@dataclass(frozen=True)
+class QosParm(_Packed):
+    """SO_ATM_QOS_PARM: forward and backward QoS class (UNI 3.1 §5.4.5.18): 0 unspecified,
+    1-4 the classes A-D."""
+    fwd_class: int = 0
+    bwd_class: int = 0
+    FORMAT: ClassVar[struct.Struct] = struct.Struct("!BB")
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.fwd_class, self.bwd_class)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> "QosParm":
+        return cls(*cls.FORMAT.unpack(b))
+
+    def check(self) -> int:
+        return 0 if 0 <= self.fwd_class <= 4 and 0 <= self.bwd_class <= 4 else errno.EINVAL
+
+
+@dataclass(frozen=True)
+class AtmCause(_Packed):
+    """SO_ATM_CAUSE: a Q.2931 cause (Q.2610 values) and its location (0 user, 1 private
+    network serving the local user, ...).  getsockopt: why the socket's last call ended or
+    was refused (cause 0: none yet).  setsockopt: the cause this socket's own release
+    (close, disconnect) sends, 1..127 (default 16, normal clearing); location is ignored."""
+    location: int = 0
+    cause: int = 0
+    FORMAT: ClassVar[struct.Struct] = struct.Struct("!BB")
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(self.location, self.cause)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> "AtmCause":
+        return cls(*cls.FORMAT.unpack(b))
+
+    def check(self) -> int:
+        return 0 if 0 <= self.location <= 15 and 1 <= self.cause <= 127 else errno.EINVAL

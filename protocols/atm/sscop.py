@@ -96,6 +96,7 @@ class SscopConfig:
     window: int = 128                 # receive credit: VR(MR) - VR(R)
     max_queue: int = 1 << 16          # SDUs waiting for credit before send() refuses
     auto_respond: bool = False        # answer AA-ESTABLISH/RESYNC/RECOVER.indication at once (SSCF-UNI)
+    initial_sq: int = 0               # VT(SQ) at creation (Q.2110: 0); see SaalEndpoint
 
 
 @dataclass
@@ -134,7 +135,7 @@ class Sscop:
         self._events: list[Event] = []
         self.timers: dict[str, float | None] = dict.fromkeys(_TIMERS)
         self.vt_cc = 0
-        self.vt_sq = 0
+        self.vt_sq = self.config.initial_sq & 0xFF
         self.vr_sq: int | None = None      # None: no BGN/RS/ER seen yet
         self._last_uu = b""                # UU of the BGN/END/RS being retried by Timer_CC
         self._credit_lacking = False

@@ -15,8 +15,9 @@ import trio.testing
 from drivers.atm import AtmNdd, VcParams
 from drivers.atm_phy import Phy, PhyPair, UdpPhy
 from ndd import constants as C
-from protocols.atm.sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BLLI, SO_ATM_CALLED,
-                                    SO_ATM_QOS_PARM, SO_ATM_TRAFFIC_DES, AalParm, Blli, SockaddrNddAtm, TrafficDes)
+from protocols.atm.sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BHLI, SO_ATM_BLLI, SO_ATM_CALLED,
+                                    SO_ATM_TRAFFIC_DES, SO_ATM_TRANSIT_SEL, AalParm, AtmAddr, Blli, SockaddrNddAtm,
+                                    TrafficDes)
 from protocols.atm.sockets import SOL_NDD_ATM
 from stack.ndd_socket import AtmSocket
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
@@ -185,13 +186,13 @@ async def test_connect_errors(autojump_clock: trio.testing.MockClock) -> None:
         env.sa.ns.ns_attach(AtmNdd("atm1", PhyPair().a))
         with raises_errno(errno.EINVAL):                         # bound to atm0, VC on atm1
             await s.connect(("atm1", CONN_PVC, 1, 60))
-        with raises_errno(errno.EOPNOTSUPP):                     # SVCs need signalling (issue 6)
-            await s.connect(("atm0", CONN_SVC, bytes(range(20)), b""))
-        with raises_errno(errno.EOPNOTSUPP):
+        with raises_errno(errno.EHOSTDOWN):          # an SVC, but no network answers (cause 27): test_atm_svc.py
             await s.connect(SockaddrNddAtm.svc("atm0", bytes(20), bytes(20)))
-        with raises_errno(errno.EOPNOTSUPP):
+        with raises_errno(errno.EDESTADDRREQ):       # listen wants an ATM address, not just the adapter
             s.listen(1)
-        assert env.a.ndd_ctl(C.NDD_ATM_LIST_VCS) == [VC, (1, 50)]
+        with raises_errno(errno.EOPNOTSUPP):         # a PVC is never called
+            x.listen(1)
+        assert env.a.ndd_ctl(C.NDD_ATM_LIST_VCS) == [(0, 5), VC, (1, 50)]   # 0/5: the SVC signalling
 
 
 @pytest.mark.parametrize("addr, exc", [
@@ -292,11 +293,13 @@ async def test_options(autojump_clock: trio.testing.MockClock) -> None:
                 s.setsockopt(SOL_NDD_ATM, opt, bad)
         with pytest.raises(TypeError):
             s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, "big")
-        for name in (SO_ATM_CALLED, SO_ATM_QOS_PARM, 99):
+        for name in (SO_ATM_BHLI, SO_ATM_TRANSIT_SEL, 99):         # not served (SVC options: test_atm_svc.py)
             with raises_errno(errno.ENOPROTOOPT):
                 s.setsockopt(SOL_NDD_ATM, name, b"")
             with raises_errno(errno.ENOPROTOOPT):
                 s.getsockopt(SOL_NDD_ATM, name)
+        with raises_errno(errno.ENOPROTOOPT):                      # read-only, as SO_ERROR
+            s.setsockopt(SOL_NDD_ATM, SO_ATM_CALLED, AtmAddr())
         with raises_errno(errno.ENOPROTOOPT):                      # IP options do not apply
             s.setsockopt(pysocket.IPPROTO_IP, pysocket.IP_TTL, 5)
         await s.connect(PVC)
