@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "tcpdump, check with tshark, summarise. "
                                       "Without root it runs two stacks over an in-process link instead. "
                                       "Both end with ATM: two emulated adapters joined by cells over UDP "
-                                      "(a PVC carrying datagrams, then CLIP: InATMARP, ping, TCP), with "
-                                      "SUNATM captures.")
+                                      "(a PVC carrying datagrams, then CLIP: InATMARP, ping, TCP), then "
+                                      "SVC calls through an emulated ATM switch (UNI 3.1 signalling: a "
+                                      "call with datagrams, two refused calls with their causes), with "
+                                      "SUNATM captures, signalling on VC 0/5 included.")
     demo.add_argument("--out", default="demo-out", help="directory for the pcaps and the summary (default demo-out/)")
     demo.add_argument("--memory", action="store_true", help="force the in-process (no root) variant")
     sub.add_parser("bench", help="throughput, request/response, accepts/s and memory against pmd-pytcp, "

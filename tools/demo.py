@@ -11,7 +11,9 @@ connected stack socket meets ECONNREFUSED from a closed Linux port.  And TCP
 (tools/demo_tcp.py): Linux `curl` against the stack's http service, a refused connect,
 and, once the captures have stopped, 200 MB each way with its Mbit/s.
 Without root: two stacks over an in-process link (ping, UDP echo, an HTTP GET and a
-refused TCP connect), and it says so.
+refused TCP connect), and it says so.  Both variants end with ATM (tools/demo_atm.py:
+PVC datagrams and Classical IP) and SVC calls through the emulated switch
+(tools/demo_svc.py).
 Exit status 0 only when every step worked.
 """
 from __future__ import annotations

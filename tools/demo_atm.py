@@ -28,6 +28,7 @@ from protocols.atm.sockaddr import CONN_PVC
 from stack import Stack
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
 
+from .demo_svc import svc_demo
 from .http import pattern_bytes
 from .services import ServiceStats, tcp_http
 
@@ -255,3 +256,4 @@ async def atm_demo(report: "Report", out: Path) -> None:
         for p in paths:
             report.step(f"ATM: tshark decodes IP inside LLC/SNAP in {p.name}, nothing malformed", *checks[p])
     print(f"    ATM section: {trio.current_time() - t_start:.2f} s")
+    await svc_demo(report, out)

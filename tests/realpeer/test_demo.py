@@ -2,7 +2,8 @@
 summary.txt left in --out.  The root variant (TUN and TAP in a namespace, real Linux
 peers) took about 8 s on the 2-core CI machine; the in-process one about 1 s.  Both end
 with the ATM section (two adapters joined by the UDP PHY; no root needed), which adds
-about 1 s and the SUNATM captures atm-a.pcap and atm-b.pcap."""
+about 2 s and the SUNATM captures atm-a.pcap and atm-b.pcap, then SVC calls through the
+emulated switch with svc-a/b.pcap (the stacks) and svc-switch-a/b.pcap (its ports)."""
 from __future__ import annotations
 
 import os
@@ -51,6 +52,7 @@ def check_summary(out: Path, stdout: str, pcaps: list[str]) -> int:
 
 
 ATM_PCAPS = ["atm-a.pcap", "atm-b.pcap"]
+SVC_PCAPS = ["svc-a.pcap", "svc-b.pcap", "svc-switch-a.pcap", "svc-switch-b.pcap"]
 
 
 def check_atm_section(out: Path, stdout: str) -> None:
@@ -60,7 +62,11 @@ def check_atm_section(out: Path, stdout: str) -> None:
     for step in ("no cell sent", "InATMARP learns the far end", "(20000 bytes, fragmented at MTU 9180)",
                  "TCP HTTP GET", "10 MB to stack b over TCP/CLIP", "SHA-256 ok"):
         assert step in summary, step
-    for name in ATM_PCAPS:
+    for step in ("SSCOP links up on VC 0/5", "calls stack b's AESA through the switch",
+                 "echoed over the SVC", "cause 88 (incompatible destination) -> ECONNREFUSED",
+                 "cause 3 (no route to destination) -> EHOSTUNREACH"):
+        assert step in summary, step
+    for name in ATM_PCAPS + SVC_PCAPS:
         linktype, n = pcap_packets(out / name)
         assert linktype == 123 and n > 10, (name, linktype, n)
 
@@ -78,13 +84,13 @@ async def test_demo_with_real_peers(tmp_path: Path) -> None:
     t0 = trio.current_time()
     rc, pid, stdout = await run_demo(out)
     elapsed = trio.current_time() - t0
-    pcaps = [*ATM_PCAPS, "tap-kernel.pcap", "tap-stack.pcap", "tun-kernel.pcap", "tun-stack.pcap"]
-    passed = check_summary(out, stdout, pcaps)
+    others = ["tap-kernel.pcap", "tap-stack.pcap", "tun-kernel.pcap", "tun-stack.pcap"]
+    passed = check_summary(out, stdout, sorted([*ATM_PCAPS, *SVC_PCAPS, *others]))
     assert passed >= 25 and "no TUN/TAP here" not in stdout
     for section in ("== TUN ", "== TAP "):
         assert section in stdout
     assert pcap_packets(out / "tun-stack.pcap")[0] == 101 and pcap_packets(out / "tap-stack.pcap")[0] == 1
-    for name in pcaps[len(ATM_PCAPS):]:
+    for name in others:
         assert pcap_packets(out / name)[1] >= 20, name
     check_atm_section(out, stdout)
     # its namespace and devices (named after its PID) are gone
@@ -99,7 +105,7 @@ async def test_demo_in_process(tmp_path: Path) -> None:
     out = tmp_path / "out"
     rc, _, stdout = await run_demo(out, "--memory", timeout=120)
     assert "running two stacks over an in-process link instead" in stdout
-    passed = check_summary(out, stdout, [*ATM_PCAPS, "memory-link.pcap"])
+    passed = check_summary(out, stdout, sorted([*ATM_PCAPS, *SVC_PCAPS, "memory-link.pcap"]))
     assert passed >= 14
     check_atm_section(out, stdout)
     summary = (out / "summary.txt").read_text()
