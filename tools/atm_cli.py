@@ -6,6 +6,8 @@ UDP PHY (cells in UDP datagrams, drivers/atm_phy.py).
   atm ip   a stack whose only interface is the ATM adapter, with Classical IP (RFC 2225)
            over one PVC: serves like `tunstack up --serve`, or with --ping / --fetch acts
            as a client and exits.
+  atm switch / svc-server / svc-call   an emulated ATM switch, an SVC echo server and an
+           SVC caller (tools/atm_switch_cli.py, tools/atm_svc_cli.py).
 
 The far end is given with --remote HOST:PORT, or learned with -l/--listen from the first
 cell datagram that arrives (so one side can use --local 127.0.0.1:0 and print its port).
@@ -112,9 +114,10 @@ def _add_phy_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_atm_parser(sub: Any) -> None:
-    atm = sub.add_parser("atm", help="ATM endpoints joined by the UDP PHY: a PVC socket (pvc) or IP over ATM (ip)",
-                         description="Run one end of an emulated ATM link in this process; its cells "
-                                     "travel in UDP datagrams to the other end's process.",
+    atm = sub.add_parser("atm", help="ATM over the UDP PHY: PVC sockets (pvc), IP over ATM (ip), a switch "
+                                     "(switch) and SVC calls through it (svc-server, svc-call)",
+                         description="Run one end of an emulated ATM link, or an ATM switch, in this "
+                                     "process; cells travel in UDP datagrams between the processes.",
                          epilog=EPILOG_ATM, formatter_class=argparse.RawDescriptionHelpFormatter)
     asub = atm.add_subparsers(dest="atm_command", required=True, metavar="SUBCOMMAND")
 
