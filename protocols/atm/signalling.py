@@ -114,8 +114,8 @@ class UniEndpoint:
         self._flush()
 
     def release(self, call: Call, cause: int = CAUSE_NORMAL_CLEARING,
-                diagnostics: bytes = b"") -> None:
-        self.uni.release(call, self.now(), cause, diagnostics)
+                diagnostics: bytes = b"", location: int | None = None) -> None:
+        self.uni.release(call, self.now(), cause, diagnostics, location)
         self._flush()
 
     def status_enquiry(self, call: Call) -> None:

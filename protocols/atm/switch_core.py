@@ -61,7 +61,7 @@ from .q2931 import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INVALID_NUMBER_FORMAT,
                     CalledNumber, CallingNumber, ConnectionId)
 from .switch_routes import (FIRST_VCI, LAST_VCI, Route, RoutingTable, VciPool, VcRef,  # noqa: F401
                             address_key, parse_address, parse_prefix, routed)
-from .uni_call import Call, CallEv, CallEvent
+from .uni_call import Call, CallEv, CallEvent, Why
 
 
 # --- what the core drives -----------------------------------------------------------------
@@ -83,7 +83,8 @@ class Signalling(Protocol):
 
     def connect(self, call: Call, ies: Iterable[AnyIE] = (), conn_id: ConnectionId | None = None) -> None: ...
 
-    def release(self, call: Call, cause: int = ...) -> None: ...
+    def release(self, call: Call, cause: int = ..., diagnostics: bytes = ...,
+                location: int | None = ...) -> None: ...
 
 
 @dataclass(eq=False)
@@ -394,8 +395,9 @@ class SwitchCore:
             self.xc.pop(b, None)
             self.disconnect(a, b)
 
-    def _clear_leg(self, conn: Connection, leg: Leg, cause: int) -> None:
-        """Release one leg (the switch's own decision or the other leg's clearing)."""
+    def _clear_leg(self, conn: Connection, leg: Leg, cause: int, location: int | None = None) -> None:
+        """Release one leg (the switch's own decision or the other leg's clearing: then
+        with the location the cause came from)."""
         if conn.cause is None:
             conn.cause = cause
             if conn.phase is Phase.SETUP:
@@ -408,7 +410,7 @@ class SwitchCore:
         conn.phase = Phase.CLEARING
         if self._live(leg):
             assert leg.call is not None
-            leg.port.sig.release(leg.call, cause)
+            leg.port.sig.release(leg.call, cause, location=location)
 
     def _leg_ended(self, leg: Leg, kind: CallEv, cause: int | None) -> None:
         if leg.ended:
@@ -425,7 +427,9 @@ class SwitchCore:
         self._uncross(conn)
         other = conn.other(leg)
         if kind == CallEv.RELEASE_IND and not other.ended:
-            self._clear_leg(conn, other, cause if cause is not None else CAUSE_NORMAL_UNSPECIFIED)
+            # a cause from the user keeps its location; a timer's is the switch's own
+            loc = call.location if call is not None and call.why is Why.PEER else None
+            self._clear_leg(conn, other, cause if cause is not None else CAUSE_NORMAL_UNSPECIFIED, loc)
         if conn.calling.ended and conn.called.ended and self.connections.pop(conn.id, None) is not None:
             if conn.answered:
                 self.stats.calls_cleared += 1

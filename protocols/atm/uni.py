@@ -309,18 +309,22 @@ class Uni:
             self._send(call, CONNECT, ies)
 
     def release(self, call: Call, now: float, cause: int = CAUSE_NORMAL_CLEARING,
-                diagnostics: bytes = b"") -> None:
+                diagnostics: bytes = b"", location: int | None = None) -> None:
         """Clear a call (§5.4.2): an unanswered incoming SETUP is refused with RELEASE
         COMPLETE (state -> 0, RELEASE.confirm at once), any other call gets RELEASE
-        (-> 11, T308).  Releasing a call already being cleared does nothing."""
+        (-> 11, T308).  Releasing a call already being cleared does nothing.  `location`
+        defaults to ours; a switch passing on the far leg's cause keeps its location
+        (Q.850 §2.2.5: the location is where the cause was generated)."""
         if self.calls.get(call.key) is not call or call.state in _RELEASING:
             return
-        call.cause, call.location, call.why = cause, self.location, call.why or Why.LOCAL
+        loc = self.location if location is None else location
+        call.cause, call.location, call.why = cause, loc, call.why or Why.LOCAL
+        ie = Cause(cause, loc, diagnostics)
         if not call.answered and not call.ours:
-            self._send(call, RELEASE_COMPLETE, [self._cause(cause, diagnostics)])
+            self._send(call, RELEASE_COMPLETE, [ie])
             self._finish(call, CallEv.RELEASE_CONF)
             return
-        self._send_release(call, [self._cause(cause, diagnostics)], now)
+        self._send_release(call, [ie], now)
 
     def status_enquiry(self, call: Call, now: float) -> None:
         """STATUS ENQUIRY (§5.6.11), T322; n322 tries, then the call is cleared (41)."""
@@ -760,9 +764,7 @@ class Uni:
         t = msg.msg_type
         # flag 0: from the side that restarts (our respond machine is meant), 1: toward it.
         mine = self._rest_start if msg.flag else self._rest_respond
-        if t == STATUS_ENQUIRY:
-            self._status(msg, mine, CAUSE_RESPONSE_TO_STATUS_ENQUIRY)
-        elif t == RESTART:
+        if t == RESTART:
             self._on_restart(msg, now)
         elif t == RESTART_ACK:
             if self._rest_start == CS_REST1:
@@ -775,6 +777,9 @@ class Uni:
         elif t == STATUS:
             pass                                      # an answer to our global enquiry
         else:
+            # Only RESTART, RESTART ACK and STATUS belong on the global call reference; any
+            # other message, STATUS ENQUIRY included, gets STATUS 81 with the global state
+            # (Q.931 §5.8.3.3, which Q.2931 §5.6.3 follows; atmsigd stays silent instead).
             self.stats.unknown_callref += 1
             self._status(msg, mine, CAUSE_INVALID_CALL_REFERENCE)
 

@@ -796,7 +796,7 @@ def test_status_enquiry_on_the_global_call_reference(flag: int) -> None:
     p.inject(U, Q2931Message(STATUS_ENQUIRY, GLOBAL_CALLREF, flag))
     (st,) = p.out(U)
     assert st.msg_type == STATUS and st.callref == 0 and st.flag == flag ^ 1
-    assert state_of(st) == CS_NULL and cause_of(st) == 30          # REST0
+    assert state_of(st) == CS_NULL and cause_of(st) == 81          # REST0, not a global message
 
 
 def test_status_enquiry_on_the_global_call_reference_during_restart() -> None:
