@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-DEBIAN_TOOLS := ip:iproute2 tcpdump:tcpdump tshark:tshark iperf3:iperf3 nc:netcat-openbsd socat:socat curl:curl ping:iputils-ping atmsigd:atm-tools
+DEBIAN_TOOLS := ip:iproute2 tcpdump:tcpdump tshark:tshark iperf3:iperf3 nc:netcat-openbsd socat:socat curl:curl ping:iputils-ping /usr/sbin/atmsigd:atm-tools \
+                gcc:gcc /usr/include/stdio.h:libc6-dev
 OUT    ?= demo-out
 
 .PHONY: demo test unit integration realpeer deps tools venv clean bench
@@ -46,7 +47,8 @@ $(VENV)/.stamp-install: pyproject.toml
 # (the real-peer tests then skip, or fail under TUNSTACK_REQUIRE_TUN=1).
 tools:
 	@missing=""; for pair in $(DEBIAN_TOOLS); do \
-	  cmd=$${pair%%:*}; pkg=$${pair##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -e $$cmd ] || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
