@@ -32,8 +32,8 @@ from drivers.atm import OC3C_LINE_RATE, AtmNdd
 from drivers.atm_phy import UdpPhy
 from drivers.pcap import PcapRecorder
 
-from .atm_svc_cli import add_svc_parsers, run_svc
-from .atm_switch_cli import add_switch_parser, run_switch
+from .atm_svc_cli import add_svc_parsers, check_svc_options, run_call, run_server
+from .atm_switch_cli import add_switch_parser, check_switch_options, serve_switch
 from .nc import read_stdin_lines
 from .services import ServiceStats, parse_serve, start_services
 
@@ -519,12 +519,13 @@ def _single_oserror(exc: BaseException) -> OSError | None:
 
 
 def run_atm(args: argparse.Namespace) -> int:
-    if args.atm_command == "switch":
-        return run_switch(args)
-    if args.atm_command in ("svc-server", "svc-call"):
-        return run_svc(args)
-    check_atm_options(args)
-    runner = run_pvc if args.atm_command == "pvc" else run_ip
+    """Every `tunstack atm` subcommand: check its options, run it, one line per error."""
+    cmd = args.atm_command
+    check = {"switch": check_switch_options, "svc-server": check_svc_options,
+             "svc-call": check_svc_options}.get(cmd, check_atm_options)
+    runner = {"pvc": run_pvc, "ip": run_ip, "switch": serve_switch, "svc-server": run_server,
+              "svc-call": run_call}[cmd]
+    check(args)
     try:
         return trio.run(runner, args)
     except KeyboardInterrupt:

@@ -367,20 +367,3 @@ async def run_call(args: argparse.Namespace) -> int:
     finally:
         phy.shutdown()
     return rc
-
-
-# --- entry ------------------------------------------------------------------------------------------
-def run_svc(args: argparse.Namespace) -> int:
-    from .atm_cli import _single_oserror
-    check_svc_options(args)
-    try:
-        return trio.run(run_server if args.atm_command == "svc-server" else run_call, args)
-    except KeyboardInterrupt:
-        return 130
-    except (OSError, BaseExceptionGroup) as exc:
-        err = _single_oserror(exc)
-        if err is None:
-            raise
-        print(f"tunstack atm {args.atm_command}: {err.strerror or err}" if err.errno and err.strerror
-              else f"tunstack atm {args.atm_command}: {err}", file=sys.stderr)
-        return 1

@@ -180,7 +180,7 @@ def _rate_str(bps: float) -> str:
     return "unpaced" if bps == 0 else f"{bps / 1e6:g}Mbit/s"
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def serve_switch(args: argparse.Namespace) -> int:
     from stack.atm_switch import AtmSwitch
 
     log = (lambda text: print(f"{args.name}: {text}", file=sys.stderr, flush=True)) if args.verbose else None
@@ -220,18 +220,3 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.stats:
         print(json.dumps(stats, indent=1, default=str), file=sys.stderr, flush=True)
     return 0
-
-
-def run_switch(args: argparse.Namespace) -> int:
-    check_switch_options(args)
-    try:
-        return trio.run(_serve, args)
-    except KeyboardInterrupt:
-        return 130
-    except (OSError, BaseExceptionGroup) as exc:
-        from .atm_cli import _single_oserror
-        err = _single_oserror(exc)
-        if err is None:
-            raise
-        print(f"tunstack atm switch: {err.strerror or err}", file=sys.stderr)
-        return 1

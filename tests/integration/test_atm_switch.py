@@ -24,7 +24,7 @@ from drivers.fault import FaultInjector
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd
-from protocols.atm.q2931 import (CAUSE_NORMAL_CLEARING, CS_ACTIVE, RELEASE, RELEASE_COMPLETE,
+from protocols.atm.q2931 import (CAUSE_NORMAL_CLEARING, CS_ACTIVE, MESSAGE_NAMES, RELEASE, RELEASE_COMPLETE,
                                  BearerCapability, CalledNumber, CallingNumber, ConnectionId,
                                  QosParameter, TrafficDescriptor)
 from protocols.atm.signalling import UniEndpoint
@@ -495,6 +495,37 @@ async def test_pcaps_per_port_decode_as_sscop_and_q2931(tmp_path: Path,
         with_vc = q[1] if port == "a" else q[0]                  # CALL PROCEEDING to a / SETUP to b
         assert "Connection identifier" in with_vc and re.search(rf"VCI: {vci}\n", with_vc), (port, with_vc)
         assert "Cause value: Normal call clearing (0x10)" in q[names.index("RELEASE")]
+
+
+async def test_refused_and_unanswered_flows_decode_in_tshark(tmp_path: Path,
+                                                              autojump_clock: trio.testing.MockClock) -> None:
+    """Every failing flow's signalling, as the switch's ports captured it, decodes as SSCOP +
+    Q.2931 with the right message types and cause values and nothing malformed."""
+    require_tool("tshark")
+    async with world(pcap_dir=tmp_path) as w:
+        a = w["a"]
+        for called in (bytes.fromhex("39" + "11" * 19), aesa("b", sel=SEL_BUSY),
+                       aesa("b", sel=SEL_NO_LISTENER), aesa("b", sel=SEL_SILENT)):
+            call = a.call(called)
+            await until(lambda: a.ended(call) is not None, 30)
+        await until(lambda: not w.sw.core.connections and not w.sw.ports["b"].sig.calls, 5)
+        await trio.sleep(0.1)
+
+    def flow(port: str) -> list[tuple[str, str]]:
+        _tshark(tmp_path / f"{port}.pcap")                     # nothing malformed, no error
+        out = subprocess.run(["tshark", "-r", str(tmp_path / f"{port}.pcap"), "-Y", "q2931", "-T", "fields",
+                              "-e", "q2931.message_type", "-e", "q2931.cause.value"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        return [(MESSAGE_NAMES[int(t, 16)], str(int(c, 16)) if c else "")
+                for t, c in (ln.split("\t") for ln in out.splitlines())]
+
+    assert flow("a") == [("SETUP", ""), ("RELEASE COMPLETE", "3"),                 # no route
+                         ("SETUP", ""), ("CALL PROCEEDING", ""), ("RELEASE", "17"), ("RELEASE COMPLETE", ""),
+                         ("SETUP", ""), ("CALL PROCEEDING", ""), ("RELEASE", "88"), ("RELEASE COMPLETE", ""),
+                         ("SETUP", ""), ("CALL PROCEEDING", ""), ("RELEASE", "18"), ("RELEASE COMPLETE", "")]
+    assert flow("b") == [("SETUP", ""), ("RELEASE COMPLETE", "17"),
+                         ("SETUP", ""), ("RELEASE COMPLETE", "88"),
+                         ("SETUP", ""), ("SETUP", ""), ("RELEASE COMPLETE", "102")]   # T303 twice
 
 
 # --- the command line: the switch in its own process --------------------------------------------
