@@ -96,7 +96,7 @@ class AtmSocket(Socket):
             child = self._ops.accept(pcb)
             if child is not None:
                 sock = AtmSocket(self._stack, self.family, self.type, self.proto, self._pr, child)
-                return sock, child.peer.astuple()
+                return sock, child.peer.astuple() if child.peer is not None else ()
             await self._readers.park()
 
     # --- data -----------------------------------------------------------------------------

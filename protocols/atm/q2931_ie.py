@@ -17,7 +17,7 @@ follows UNI 3.1, which is what linux-atm's atmsigd speaks with `-u uni31`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Union
+from typing import Any, Callable, ClassVar, Union
 
 Buf = Union[bytes, bytearray, memoryview]
 
@@ -730,7 +730,7 @@ KnownIE = Union[Cause, CallState, RestartIndicator, AalParameters, TrafficDescri
                 CalledSubaddress, CallingSubaddress]
 AnyIE = Union[KnownIE, UnknownIE, MalformedIE]
 
-IE_CLASSES: dict[int, type] = {cls.ie_id: cls for cls in (
+IE_CLASSES: dict[int, Any] = {cls.ie_id: cls for cls in (
     Cause, CallState, RestartIndicator, AalParameters, TrafficDescriptor, ConnectionId,
     QosParameter, BearerCapability, Bhli, Blli, CalledNumber, CallingNumber,
     CalledSubaddress, CallingSubaddress)}
@@ -759,7 +759,3 @@ def ie_error_cause(ie: AnyIE) -> int | None:
     if isinstance(ie, MalformedIE):
         return CAUSE_INVALID_IE_CONTENTS
     return None
-
-# What `from .q2931_ie import *` re-exports through q2931: the vocabulary, not our imports.
-__all__ = [n for n in list(globals()) if not n.startswith("_")
-           and n not in {"annotations", "dataclass", "field", "Callable", "ClassVar", "Union"}]

@@ -140,6 +140,9 @@ class Sscop:
         self._last_uu = b""                # UU of the BGN/END/RS being retried by Timer_CC
         self._credit_lacking = False
         self.txq: deque[bytes] = deque()   # transmission queue: not yet numbered
+        # data-transfer state variables, set by _reset_data (typed here for the checker)
+        self.vt_s = self.vt_ps = self.vt_a = self.vt_pa = self.vt_pd = self.vt_ms = 0
+        self.vr_r = self.vr_h = self.vr_mr = 0
         self._reset_data()
 
     # --- public surface ---------------------------------------------------------------------

@@ -345,7 +345,7 @@ class Uni:
         if self._rest_start != CS_NULL:
             raise OSError(114, "a RESTART is already in progress")   # EALREADY
         ind = RestartIndicator(RESTART_ALL if conn_id is None else RESTART_VC)
-        self._restart_ies = [ind] + ([conn_id] if conn_id is not None else [])
+        self._restart_ies = [ind, conn_id] if conn_id is not None else [ind]
         cleared = self._restart_calls(conn_id)
         self._rest_start = CS_REST1
         self.stats.restarts_out += 1
@@ -466,7 +466,7 @@ class Uni:
         t = self._gtimers["t316"]
         if t[1] < 1:                                  # RESTART once more (§5.5.1)
             self._send_global(RESTART, self._restart_ies, flag=0)
-            self._gstart("t316", now, t[1] + 1)
+            self._gstart("t316", now, int(t[1]) + 1)
             return
         del self._gtimers["t316"]
         self._rest_start = CS_NULL
