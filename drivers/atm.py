@@ -234,17 +234,22 @@ class AtmNdd(TaskNdd):
         self.vcs[key] = vc
         return vc
 
-    def close_vc(self, vpi: int, vci: int) -> None:
+    def close_vc(self, vpi: int, vci: int, drain: bool = False) -> None:
+        """Close VC vpi/vci: nothing more is received on it and it can be opened again at
+        once.  SDUs still queued are dropped (counted), or with `drain` sent first -- a
+        signalling entity's last PDU (SSCOP END) must leave before its VC goes."""
         vc = self.vcs.pop((vpi, vci), None)
         if vc is None:
             raise ndd_error(errno.ENOENT, f"no VC {vpi}/{vci} on {self.ndd_name}")
+        self.reasm.close(vpi, vci)   # a half-built PDU must not complete on a reopened VC
+        if drain and vc.txq:
+            return                   # still active: the transmit loop sends the rest, then drops it
         if vc.txq:
             self.stats.vc_closed_tx_drops += len(vc.txq)
             self._queued_cells -= (sum(len(b) for b in vc.txq) - vc.tx_off) // cell.CELL_LEN
             vc.txq.clear()
         if vc in self._active:
             self._active.remove(vc)
-        self.reasm.close(vpi, vci)   # a half-built PDU must not complete on a reopened VC
 
     def vc_stats(self, vpi: int, vci: int) -> dict[str, int]:
         vc = self.vcs.get((vpi, vci))
@@ -264,10 +269,11 @@ class AtmNdd(TaskNdd):
                 raise ndd_error(errno.EINVAL, "NDD_ATM_OPEN_VC takes a VcParams")
             self.open_vc(arg)
             return 0
-        if cmd in (C.NDD_ATM_CLOSE_VC, C.NDD_ATM_GET_VC_STATS, C.NDD_ATM_OAM_LOOPBACK):
+        if cmd in (C.NDD_ATM_CLOSE_VC, C.NDD_ATM_CLOSE_VC_DRAIN, C.NDD_ATM_GET_VC_STATS,
+                   C.NDD_ATM_OAM_LOOPBACK):
             vpi, vci = _vc_arg(arg)
-            if cmd == C.NDD_ATM_CLOSE_VC:
-                self.close_vc(vpi, vci)
+            if cmd in (C.NDD_ATM_CLOSE_VC, C.NDD_ATM_CLOSE_VC_DRAIN):
+                self.close_vc(vpi, vci, drain=cmd == C.NDD_ATM_CLOSE_VC_DRAIN)
                 return 0
             if cmd == C.NDD_ATM_GET_VC_STATS:
                 return self.vc_stats(vpi, vci)

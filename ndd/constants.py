@@ -65,6 +65,7 @@ NDD_ATM_GET_VC_STATS = NDD_DEVICE_SPECIFIC + 3   # arg (vpi, vci) -> dict
 NDD_ATM_SET_LINE_RATE = NDD_DEVICE_SPECIFIC + 4  # arg bit/s of cells (0: unpaced)
 NDD_ATM_OAM_LOOPBACK = NDD_DEVICE_SPECIFIC + 5   # arg (vpi, vci) -> correlation tag
 NDD_ATM_LIST_VCS = NDD_DEVICE_SPECIFIC + 6       # -> [(vpi, vci), ...]
+NDD_ATM_CLOSE_VC_DRAIN = NDD_DEVICE_SPECIFIC + 7  # arg (vpi, vci): close once its queued SDUs are sent
 
 CTL_NAMES = {v: k for k, v in dict(globals()).items() if k.startswith("NDD_") and isinstance(v, int)
              and k in {"NDD_GET_STATS", "NDD_ENABLE_MULTICAST", "NDD_DISABLE_MULTICAST", "NDD_PROMISCUOUS_ON",

@@ -87,18 +87,24 @@ class SaalEndpoint:
             self.timers.register(self)
 
     def close(self) -> None:
-        """Drop the VC at once (no END sent: call `release` first for a clean release)."""
+        """Close the VC (call `release` first for a clean release).  PDUs already handed
+        to the adapter -- the END of that release -- still leave (NDD_ATM_CLOSE_VC_DRAIN);
+        nothing more is received or retransmitted."""
         if not self._open:
             return
         self._open = False
         if self.timers is not None:
             self.timers.unregister(self)
-        for undo in (lambda: self.ns.ns_del_filter(self.ndd, self._filter),
-                     lambda: self.ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, (self.vpi, self.vci))):
+        try:
+            self.ns.ns_del_filter(self.ndd, self._filter)
+        except OSError:
+            pass
+        for cmd in (C.NDD_ATM_CLOSE_VC_DRAIN, C.NDD_ATM_CLOSE_VC):
             try:
-                undo()
+                self.ndd.ndd_ctl(cmd, (self.vpi, self.vci))
+                return
             except OSError:
-                pass
+                continue            # an adapter without the draining close: close it plainly
 
     # --- SAAL primitives (protocols/atm/sscf.py) --------------------------------------------
     @property

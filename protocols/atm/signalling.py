@@ -78,10 +78,11 @@ class UniEndpoint:
         self.uni.shutdown()
 
     def release_link(self) -> None:
-        """Release the signalling link (SSCOP END) but keep VC 0/5 open, so the END can
-        leave before `close()`: closing the VC drops whatever the adapter still holds for
-        it, and a far end that never sees the END keeps the old SSCOP connection (a
-        restarted peer's BGN then looks like a retransmission to it, Q.2110)."""
+        """Release the signalling link (SSCOP END) but keep VC 0/5 open, so the peer's
+        ENDAK can still arrive; `close()` alone sends the END too (its VC close drains
+        the adapter's queue) but hears nothing back.  A far end that never sees the END
+        keeps the old SSCOP connection (a restarted peer's BGN then looks like a
+        retransmission to it, Q.2110)."""
         if self._open and self.saal.established:
             self.saal.release()
 

@@ -125,9 +125,9 @@ class SvcManager:
 
     def stop(self, nddname: str) -> None:
         """Drop the endpoint and its adapter reference: its calls end (Why.SAAL: connecting
-        sockets per the cause, open ones ENETRESET).  The SSCOP END it sends is dropped
-        with VC 0/5 unless the adapter had time to send it: for a clean release call
-        `endpoint(name).release_link()` and let the adapter drain first (tools do)."""
+        sockets per the cause, open ones ENETRESET).  The SSCOP END it sends still leaves
+        (VC 0/5 is closed draining) as long as the adapter's PHY stays up; tools release
+        the link first and wait for the adapter to drain."""
         ep = self.endpoints.pop(nddname, None)
         self._retry_at.pop(nddname, None)
         self._tries.pop(nddname, None)

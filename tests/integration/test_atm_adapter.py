@@ -273,6 +273,27 @@ async def test_close_vc_makes_cells_unknown(ns: NetServices, autojump_clock: tri
     assert sb.payloads == [b"first"] and b.stats.unknown_vc == 3
 
 
+async def test_close_vc_drops_or_drains_what_is_queued(ns: NetServices,
+                                                      autojump_clock: trio.testing.MockClock) -> None:
+    # 10 SDUs queued at 1 Mbit/s of cells: a plain close drops them, a draining close sends
+    # them first (a signalling entity's END), and either way the VC can be reopened at once
+    a, b = adapters(ns, line_rate=1_000_000)
+    sb = open_vc(ns, b)
+    for cmd, want in ((C.NDD_ATM_CLOSE_VC, []), (C.NDD_ATM_CLOSE_VC_DRAIN, [b"%d" % i for i in range(10)])):
+        sb.got.clear()
+        a.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(*VC))
+        for i in range(10):
+            assert a.atm_output(*VC, b"%d" % i) == 0
+        a.ndd_ctl(cmd, VC)
+        assert VC not in a.ndd_ctl(C.NDD_ATM_LIST_VCS)
+        with pytest.raises(OSError):
+            a.ndd_ctl(C.NDD_ATM_GET_VC_STATS, VC)
+        await settle(a, b)
+        got = sb.payloads
+        assert got == want or (cmd == C.NDD_ATM_CLOSE_VC and len(got) <= 1), (cmd, got)   # one may be on the line
+    assert a.stats.vc_closed_tx_drops >= 9
+
+
 # --- pacing -------------------------------------------------------------------------------
 async def test_pacing_at_line_rate(ns: NetServices, autojump_clock: trio.testing.MockClock) -> None:
     # 1 MB at 10 Mbit/s of cells: cells * 424 bit / 10^7 s of virtual time (~0.88 s: 53/48 of 0.8 s)

@@ -199,6 +199,22 @@ async def test_saal_survives_a_lossy_link(autojump_clock: trio.testing.MockClock
         assert p.pa.ep.sscf.sscop.stats.retransmits + p.pb.ep.sscf.sscop.stats.retransmits > 0
 
 
+async def test_saal_release_then_close_still_sends_the_end(autojump_clock: trio.testing.MockClock) -> None:
+    # a process that releases and closes at once (its VC gone before the adapter sent the
+    # END) must still tell the far end: the draining VC close lets the END leave
+    async with saal_pair() as p:
+        assert p.pa.ep is not None and p.pb.ep is not None
+        p.pa.ep.establish()
+        await until(lambda: p.pa.ep.established and p.pb.ep.established, 5)     # type: ignore[union-attr]
+        t0 = trio.current_time()
+        p.pa.ep.release()
+        p.pa.ep.close()
+        await until(lambda: AalEv.RELEASE_IND in p.pb.kinds(), 5)
+        rel = [e for e in p.pb.events if e.kind == AalEv.RELEASE_IND]
+        assert rel[0].source == "user" and trio.current_time() - t0 < 0.1    # END, not NO-RESPONSE (7 s)
+        assert (0, 5) not in p.a.ndd_ctl(C.NDD_ATM_LIST_VCS)
+
+
 async def test_saal_silent_far_end_fails_after_max_cc(autojump_clock: trio.testing.MockClock) -> None:
     async with saal_pair(far_end=False) as p:
         seen: list[bytes] = []
