@@ -184,6 +184,8 @@ class Stack:
         clip = self._clip.get(ifp.name)
         if clip is not None:
             clip.table.address_added(self.now())   # PVCs waiting for an address ask now
+            if clip.svc is not None:
+                clip.svc.address_added(self.now())  # and the ATMARP client registers it
 
     def remove_interface(self, ifp: Interface | str) -> None:
         ifp = self.ifnet.get(ifp) if isinstance(ifp, str) else ifp
@@ -224,8 +226,11 @@ class Stack:
         self.timers.register(table)
 
     def _remove_atm_link(self, link: Any) -> None:
+        from protocols.atm.clip_calls import disable_svc
+
         self.timers.unregister(link.table)
         link.table.unreachable = lambda pkt: None
+        disable_svc(self, link)               # SVCs released (RELEASE, cause 16), nothing reported
         vcs = list(link.table.pvcs)
         link.table.flush()
         for vc in vcs:
@@ -273,6 +278,43 @@ class Stack:
     def atm_table(self, ifname: str) -> Any:
         """The interface's protocols.atm.clip.AtmArpTable (PVCs and their far ends)."""
         return self._clip[self.ifnet.get(ifname).name].table
+
+    def add_atm_svc(self, ifname: str, aesa: bytes, *, arp_server: bytes | None = None,
+                    serve_atmarp: bool = False) -> Any:
+        """Also carry IPv4 over SVCs on ATM interface `ifname` (RFC 2225 §8.3), as `aesa`.
+
+        Calls for `aesa` with B-LLI LLC are accepted as CLIP VCs; a next hop no PVC leads to
+        is resolved to an AESA -- static entries (`add_atm_svc_peer`), else the ATMARP server
+        at `arp_server` (RFC 2225 §8.5) -- and called on demand.  `serve_atmarp` makes this
+        interface the LIS's ATMARP server too (RFC 2225 §8.4; it resolves through itself).
+        Returns the protocols.atm.clip_svc.ClipSvc (`.table()`, `.server`).  Raises OSError:
+        ENODEV not an ATM interface, EEXIST SVCs already on, EADDRINUSE the address is
+        bound with CLIP's B-LLI; ValueError for an AESA that is not 20 octets."""
+        from protocols.atm.clip_calls import enable_svc
+        return enable_svc(self, self._clip_link(ifname), aesa, arp_server=arp_server, serve_atmarp=serve_atmarp)
+
+    def add_atm_svc_peer(self, ifname: str, ip: str, aesa: bytes) -> None:
+        """A static IP -> AESA entry for CLIP over SVCs (the call is placed on demand)."""
+        if len(aesa) != 20:
+            raise ValueError("an AESA is 20 octets")
+        self.atm_svc(ifname).add_peer(ip_to_int(ip), aesa, self.now())
+
+    def remove_atm_svc_peer(self, ifname: str, ip: str) -> None:
+        if not self.atm_svc(ifname).remove_peer(ip_to_int(ip)):
+            raise OSError(errno.ENOENT, f"{os.strerror(errno.ENOENT)}: no SVC entry for {ip} on {ifname}")
+
+    def atm_svc(self, ifname: str) -> Any:
+        """The interface's protocols.atm.clip_svc.ClipSvc; ENXIO if it runs no SVCs."""
+        link = self._clip_link(ifname)
+        if link.svc is None:
+            raise OSError(errno.ENXIO, f"{os.strerror(errno.ENXIO)}: {ifname} runs no SVCs (add_atm_svc)")
+        return link.svc
+
+    def _clip_link(self, ifname: str) -> Any:
+        link = self._clip.get(self.ifnet.get(ifname).name)
+        if link is None:
+            raise OSError(errno.ENODEV, f"{os.strerror(errno.ENODEV)}: {ifname} is not an ATM interface")
+        return link
 
     def _clip_isr(self, ndd: Ndd, pkt: PacketBuffer, data: tuple[Any, int, int]) -> None:
         link, vpi, vci = data

@@ -4,10 +4,11 @@ UDP PHY (cells in UDP datagrams, drivers/atm_phy.py).
   atm pvc  an AF_NDD PVC socket (SOCK_CONN_DGRAM, NDD_PROT_ATM): each stdin line goes out
            as one AAL5 SDU, every SDU received is written to stdout (as `tunstack nc -u`).
   atm ip   a stack whose only interface is the ATM adapter, with Classical IP (RFC 2225)
-           over one PVC: serves like `tunstack up --serve`, or with --ping / --fetch acts
-           as a client and exits.
-  atm switch / svc-server / svc-call   an emulated ATM switch, an SVC echo server and an
-           SVC caller (tools/atm_switch_cli.py, tools/atm_svc_cli.py).
+           over one PVC -- or over SVCs through a switch (--switch; tools/atm_clip_cli.py) --:
+           serves like `tunstack up --serve`, or with --ping / --fetch acts as a client and exits.
+  atm switch / svc-server / svc-call / arp-server   an emulated ATM switch, an SVC echo
+           server, an SVC caller and an ATMARP server (tools/atm_switch_cli.py,
+           tools/atm_svc_cli.py, tools/atm_clip_cli.py).
 
 The far end is given with --remote HOST:PORT, or learned with -l/--listen from the first
 cell datagram that arrives (so one side can use --local 127.0.0.1:0 and print its port).
@@ -32,6 +33,9 @@ from drivers.atm import OC3C_LINE_RATE, AtmNdd
 from drivers.atm_phy import UdpPhy
 from drivers.pcap import PcapRecorder
 
+from .atm_clip_cli import (add_arp_server_parser, add_ip_svc_options, announce_svc, check_arp_server_options,
+                           check_ip_svc_options, clip_config, finish_svc, ready_fields, run_arp_server, start_svc,
+                           wait_svc)
 from .atm_svc_cli import add_svc_parsers, check_svc_options, run_call, run_server
 from .atm_switch_cli import add_switch_parser, check_switch_options, serve_switch
 from .nc import read_stdin_lines
@@ -95,7 +99,7 @@ services (--serve NAME[:PORT], repeatable):
 
 
 # --- options -----------------------------------------------------------------------------
-def _add_phy_options(p: argparse.ArgumentParser) -> None:
+def _add_phy_options(p: argparse.ArgumentParser, switch: bool = False) -> None:
     p.add_argument("--local", default="127.0.0.1:0", metavar="HOST:PORT",
                    help="UDP address the PHY binds (default 127.0.0.1:0: any free port, shown by `ready:`)")
     far = p.add_mutually_exclusive_group()
@@ -103,6 +107,9 @@ def _add_phy_options(p: argparse.ArgumentParser) -> None:
     far.add_argument("-l", "--listen", action="store_true",
                      help="no --remote: send to whoever sent the last cell datagram (the far end is "
                           "learned from the first one)")
+    if switch:
+        far.add_argument("--switch", metavar="HOST:PORT",
+                         help="UDP address of an ATM switch port: IP over SVCs, no PVC (see below)")
     p.add_argument("--vpi", type=int, default=DEFAULT_VPI, help=f"VPI of the PVC, 0..255 (default {DEFAULT_VPI})")
     p.add_argument("--vci", type=int, default=DEFAULT_VCI,
                    help=f"VCI of the PVC, 32..65535 (0..31 are reserved; default {DEFAULT_VCI})")
@@ -115,7 +122,8 @@ def _add_phy_options(p: argparse.ArgumentParser) -> None:
 
 def add_atm_parser(sub: Any) -> None:
     atm = sub.add_parser("atm", help="ATM over the UDP PHY: PVC sockets (pvc), IP over ATM (ip), a switch "
-                                     "(switch) and SVC calls through it (svc-server, svc-call)",
+                                     "(switch), SVC calls through it (svc-server, svc-call) and an "
+                                     "ATMARP server (arp-server)",
                          description="Run one end of an emulated ATM link, or an ATM switch, in this "
                                      "process; cells travel in UDP datagrams between the processes.",
                          epilog=EPILOG_ATM, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,12 +140,13 @@ def add_atm_parser(sub: Any) -> None:
                      help="quit S seconds after EOF on stdin (negative: never; the default)")
     pvc.set_defaults(atm_parser=pvc)
 
-    ip = asub.add_parser("ip", help="a stack with Classical IP over one PVC: serve, ping or fetch",
+    ip = asub.add_parser("ip", help="a stack with Classical IP over one PVC or over SVCs: serve, ping or fetch",
                          description="Bring up an ATM adapter on a UDP PHY as the stack's only interface, "
-                                     "carry IPv4 over one PVC (RFC 2684 LLC/SNAP, InATMARP), and serve "
-                                     "(--serve), ping (--ping) or fetch a URL (--fetch).",
+                                     "carry IPv4 over one PVC (RFC 2684 LLC/SNAP, InATMARP) -- or over SVCs "
+                                     "through a switch (--switch) --, and serve (--serve), ping (--ping) or "
+                                     "fetch a URL (--fetch).",
                          epilog=EPILOG_IP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_phy_options(ip)
+    _add_phy_options(ip, switch=True)
     ip.add_argument("--addr", required=True, metavar="A.B.C.D/P", help="the stack's address and prefix length")
     ip.add_argument("--peer-ip", metavar="A.B.C.D",
                     help="the far end's address on the PVC (a static entry; default: learn it by InATMARP)")
@@ -154,9 +163,11 @@ def add_atm_parser(sub: Any) -> None:
     ip.add_argument("-o", "--output", metavar="FILE", help="--fetch: write the body to FILE, not stdout")
     ip.add_argument("--wait", type=float, default=10.0, metavar="S",
                     help="--ping/--fetch: seconds to wait for the far end to be known (default 10)")
+    add_ip_svc_options(ip)
     ip.set_defaults(atm_parser=ip)
     add_switch_parser(asub)
     add_svc_parsers(asub)
+    add_arp_server_parser(asub)
 
 
 def _hostport(p: argparse.ArgumentParser, opt: str, value: str) -> tuple[str, int]:
@@ -191,8 +202,11 @@ def check_atm_options(args: argparse.Namespace) -> None:
     p: argparse.ArgumentParser = args.atm_parser
     args.local_addr = _hostport(p, "--local", args.local)
     args.remote_addr = _hostport(p, "--remote", args.remote) if args.remote else None
+    if getattr(args, "switch", None):
+        args.remote_addr = _hostport(p, "--switch", args.switch)     # IP over SVCs through a switch
     if args.remote_addr is None and not args.listen:
-        p.error("the far end: --remote HOST:PORT, or -l to learn it from the first datagram")
+        p.error("the far end: --remote HOST:PORT, or -l to learn it from the first datagram"
+                + (", or --switch HOST:PORT for SVCs" if args.atm_command == "ip" else ""))
     if args.remote_addr is not None and args.remote_addr[1] == 0:
         p.error("--remote: port 0 is not an address to send to")
     if not 0 <= args.vpi <= 255:
@@ -211,6 +225,7 @@ def check_atm_options(args: argparse.Namespace) -> None:
         parse_prefix(args.addr)
     except ValueError as exc:
         p.error(f"--addr: {exc}")
+    check_ip_svc_options(p, args)
     for opt in ("peer_ip", "ping"):
         value = getattr(args, opt)
         if value is not None:
@@ -260,8 +275,9 @@ def _rate_str(bps: float) -> str:
 
 
 def phy_ready(args: argparse.Namespace, phy: UdpPhy) -> str:
+    vc = "svc" if getattr(args, "switch", None) else f"pvc={args.vpi}/{args.vci}"
     return (f"ready: dev={args.dev} kind=atm-udp local={_addr(phy.local_address)} remote={_addr(phy.remote)} "
-            f"pvc={args.vpi}/{args.vci} line-rate={_rate_str(args.line_rate_bps)}")
+            f"{vc} line-rate={_rate_str(args.line_rate_bps)}")
 
 
 def adapter_stats(ndd: AtmNdd, phy: UdpPhy, vc: tuple[int, int]) -> dict[str, Any]:
@@ -460,18 +476,23 @@ async def _fetch(st: Any, args: argparse.Namespace) -> int:
 
 async def run_ip(args: argparse.Namespace) -> int:
     from stack import Stack
+    from stack.stack import StackConfig
 
     phy = make_phy(args)
     pcap: PcapRecorder | None = None
     rc = 0
     try:
         ndd = AtmNdd(args.dev, phy, line_rate=args.line_rate_bps)
-        async with Stack(f"atm-ip:{args.dev}") as st:
+        async with Stack(f"atm-ip:{args.dev}", StackConfig(clip=clip_config(args))) as st:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 ifp = st.add_interface(ndd, args.addr, mtu=args.mtu)
                 if args.pcap:
                     pcap = PcapRecorder.attach(ndd, args.pcap)
-                st.add_atm_pvc(args.dev, args.vpi, args.vci, peer_ip=args.peer_ip)
+                if args.switch:
+                    start_svc(st, args)                  # IP over SVCs (tools/atm_clip_cli.py)
+                    await wait_svc(st, args)
+                else:
+                    st.add_atm_pvc(args.dev, args.vpi, args.vci, peer_ip=args.peer_ip)
                 service_stats: dict[str, ServiceStats] = {}
                 failed: OSError | None = None
                 client = args.ping is not None or args.fetch is not None
@@ -481,22 +502,25 @@ async def run_ip(args: argparse.Namespace) -> int:
                     except OSError as exc:   # caught here so it is not wrapped in an ExceptionGroup
                         failed = exc
                     else:
-                        ready = (f"{phy_ready(args, phy)} addr={args.addr} "
-                                 f"peer={args.peer_ip or 'inatmarp'} mtu={ifp.mtu}"
+                        far = ready_fields(args) if args.switch else f"peer={args.peer_ip or 'inatmarp'}"
+                        ready = (f"{phy_ready(args, phy)} addr={args.addr} {far} mtu={ifp.mtu}"
                                  + (f" serve={','.join(labels)}" if labels else ""))
                         print(ready, file=sys.stderr if args.fetch else sys.stdout, flush=True)
-                        n.start_soon(_announce_peer, st, args)
+                        n.start_soon(announce_svc if args.switch else _announce_peer, st, args)
                         if client:
                             with trio.CancelScope() as scope:
                                 n.start_soon(_stop_on_signal, signals, scope)
                                 try:
-                                    await _wait_peer(st, args)
+                                    if not args.switch:
+                                        await _wait_peer(st, args)
                                     rc = await (_ping(st, args) if args.ping else _fetch(st, args))
                                 except OSError as exc:
                                     failed = exc
                         else:
                             await _stop_on_signal(signals, n.cancel_scope)
                     n.cancel_scope.cancel()
+                if args.switch:
+                    await finish_svc(st, ndd, args)
                 await _drain(ndd)
                 if failed is not None:
                     raise failed
@@ -521,10 +545,10 @@ def _single_oserror(exc: BaseException) -> OSError | None:
 def run_atm(args: argparse.Namespace) -> int:
     """Every `tunstack atm` subcommand: check its options, run it, one line per error."""
     cmd = args.atm_command
-    check = {"switch": check_switch_options, "svc-server": check_svc_options,
-             "svc-call": check_svc_options}.get(cmd, check_atm_options)
+    check = {"switch": check_switch_options, "svc-server": check_svc_options, "svc-call": check_svc_options,
+             "arp-server": check_arp_server_options}.get(cmd, check_atm_options)
     runner = {"pvc": run_pvc, "ip": run_ip, "switch": serve_switch, "svc-server": run_server,
-              "svc-call": run_call}[cmd]
+              "svc-call": run_call, "arp-server": run_arp_server}[cmd]
     check(args)
     try:
         return trio.run(runner, args)

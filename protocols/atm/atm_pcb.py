@@ -76,6 +76,9 @@ class AtmPcb:
         self.so_error = 0
         self.stats = AtmSockStats()
         self.on_readable: Callable[[], None] = lambda: None
+        # an in-stack user of the VC (CLIP, protocols/atm/clip_calls.py) takes each SDU as it
+        # comes, as Linux's clip replaces a vcc's push(): nothing is queued on the socket then
+        self.sink: Callable[[AtmPcb, PacketBuffer], None] | None = None
         # --- SVC ---
         self.local: SockaddrNddAtm | None = None   # bind()'s ATM address (the SAP with `blli`)
         self.calling: AtmAddr | None = None        # SO_ATM_CALLING as set
@@ -105,6 +108,9 @@ class AtmPcb:
 
     # the demuxer's NS_PROTO isr: the link header is already stripped
     def input(self, ndd: "Ndd", pkt: "PacketBuffer", _data: object) -> None:
+        if self.sink is not None:
+            self.sink(self, pkt)
+            return
         sdu = pkt.tobytes()
         if len(sdu) > self.max_sdu[1]:
             self.stats.oversize_drops += 1

@@ -6,30 +6,33 @@ Every SDU on a CLIP VC starts with an RFC 2684 §5.1 LLC/SNAP header (routed, no
 
 `AtmArpTable` is the sans-IO core (it never touches trio or a device): it maps next-hop
 IPv4 addresses to PVCs (vpi, vci), holds static entries and entries learned by
-Inverse ATMARP (RFC 2225 §7, RFC 2390), and drives the InATMARP state machine with an
+Inverse ATMARP (RFC 2225 §8.2, RFC 2390), and drives the InATMARP state machine with an
 explicit `now` and the `poll_at()/poll(now)` timer contract (stack/timers.py).
 
 A PVC's states:
   RESOLVING     far end unknown: InATMARP_Request every retrans_time (max_retries times),
                 then every slow_retry -- a PVC is permanent, its far end may come up later
-  VALID         peer known (static: forever; learned: for entry_lifetime, RFC 2225 §5.5)
+  VALID         peer known (static: forever; learned: for entry_lifetime, RFC 2225 §8.5.1)
   REVALIDATING  a learned entry aged: InATMARP_Request sent, IP traffic held until the
-                reply (RFC 2225 §5.5: validate before sending non-ATMARP traffic); no
+                reply (RFC 2225 §8.5.1: validate before sending non-ATMARP traffic); no
                 reply after max_retries -> back to RESOLVING, held packets unreachable
 
 `AtmLink` is the ATM counterpart of protocols.ether.EtherLink: `output(pkt, nexthop, now)`
 frames an IPv4 packet for its PVC; `input(pkt, vpi, vci, now)` classifies a received SDU.
-Bad or unknown SDUs are dropped and counted in `ClipStats`, never raised.
+Bad or unknown SDUs are dropped and counted in `ClipStats`, never raised.  With SVCs
+enabled (`link.svc`, protocols/atm/clip_svc.py) a next hop no PVC leads to goes to the SVC
+side, and so does ATMARP on a VC that is not a PVC.  The packet codec is atmarp.py.
 """
 from __future__ import annotations
 
 import errno
-import struct
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ndd.demux import ATM_HDRLEN, atm_link_header
+from protocols.atm.atmarp import (AR_HRD_ATM, AR_PRO_IPV4, ATMARP_FIXED_LEN, OP_INARP_REPLY, OP_INARP_REQUEST,
+                                  OP_NAK, OP_REPLY, OP_REQUEST, TL_E164, TL_LEN, AtmArpRepr)
 from stack.addr import is_multicast
 from stack.counters import Counters
 from stack.pktbuf import PacketBuffer
@@ -42,68 +45,9 @@ if TYPE_CHECKING:
 LLC_SNAP_LEN = 8
 LLC_SNAP_IPV4 = bytes.fromhex("aaaa030000000800")
 LLC_SNAP_ATMARP = bytes.fromhex("aaaa030000000806")
-CLIP_MTU = 9180                  # RFC 2225 §5: default IP MTU; AAL5 SDU 9180 + 8 = 9188
-
-# RFC 2225 §8.7 ATMARP packet
-AR_HRD_ATM = 0x0013              # ATM Forum address family
-AR_PRO_IPV4 = 0x0800
-OP_REQUEST, OP_REPLY = 1, 2
-OP_INARP_REQUEST, OP_INARP_REPLY = 8, 9
-OP_NAK = 10
-TL_E164 = 0x40                   # type/length octet: bit 6 = E.164 (else ATM Forum NSAPA)
-TL_LEN = 0x3F                    # low 6 bits: length in octets (0: no address, as on PVCs)
-_FIXED = struct.Struct("!HHBBHBBBB")   # hrd pro shtl sstl op spln thtl tstl tpln: 12 octets
-ATMARP_FIXED_LEN = _FIXED.size
+CLIP_MTU = 9180                  # RFC 2225 §7: default IP MTU; AAL5 SDU 9180 + 8 = 9188
 
 RESOLVING, VALID, REVALIDATING = "RESOLVING", "VALID", "REVALIDATING"
-
-
-@dataclass(slots=True)
-class AtmArpRepr:
-    """An ATMARP/InATMARP packet.  Addresses are raw octets; an empty one is absent
-    (length 0).  `spa`/`tpa` are IPv4 addresses as ints, or None when absent."""
-    op: int
-    spa: int | None
-    tpa: int | None
-    sha: bytes = b""
-    ssa: bytes = b""
-    tha: bytes = b""
-    tsa: bytes = b""
-    stype: int = 0               # TL_E164 bits of ar$shtl / ar$sstl / ar$thtl / ar$tstl,
-    ttype: int = 0               # kept so a reply echoes the requester's address types
-
-    @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> "AtmArpRepr | None":
-        """None unless ATM/IPv4 with consistent lengths and a known op (RFC 2225 §8.7)."""
-        if len(data) < ATMARP_FIXED_LEN:
-            return None
-        hrd, pro, shtl, sstl, op, spln, thtl, tstl, tpln = _FIXED.unpack_from(data, 0)
-        if hrd != AR_HRD_ATM or pro != AR_PRO_IPV4 or spln not in (0, 4) or tpln not in (0, 4):
-            return None
-        if op not in (OP_REQUEST, OP_REPLY, OP_INARP_REQUEST, OP_INARP_REPLY, OP_NAK):
-            return None
-        lens = (shtl & TL_LEN, sstl & TL_LEN, spln, thtl & TL_LEN, tstl & TL_LEN, tpln)
-        if len(data) < ATMARP_FIXED_LEN + sum(lens):
-            return None
-        parts: list[bytes] = []
-        off = ATMARP_FIXED_LEN
-        for n in lens:
-            parts.append(bytes(data[off:off + n]))
-            off += n
-        sha, ssa, spa, tha, tsa, tpa = parts
-        return cls(op, int.from_bytes(spa, "big") if spa else None, int.from_bytes(tpa, "big") if tpa else None,
-                   sha, ssa, tha, tsa, (shtl | sstl) & TL_E164, (thtl | tstl) & TL_E164)
-
-    def emit(self) -> bytes:
-        spa = b"" if self.spa is None else self.spa.to_bytes(4, "big")
-        tpa = b"" if self.tpa is None else self.tpa.to_bytes(4, "big")
-
-        def tl(addr: bytes, kind: int) -> int:
-            return (kind if addr else 0) | len(addr)
-
-        head = _FIXED.pack(AR_HRD_ATM, AR_PRO_IPV4, tl(self.sha, self.stype), tl(self.ssa, self.stype), self.op,
-                           len(spa), tl(self.tha, self.ttype), tl(self.tsa, self.ttype), len(tpa))
-        return head + self.sha + self.ssa + spa + self.tha + self.tsa + tpa
 
 
 @dataclass
@@ -111,9 +55,13 @@ class ClipConfig:
     retrans_time: float = 1.0        # InATMARP retry while resolving (RFC 2225 leaves it open; ARP's 1 s)
     max_retries: int = 3             # fast retries, then slow_retry (resolving) / give up (revalidating)
     slow_retry: float = 10.0         # RFC 2225 §5.3 spirit: no faster than every few seconds once idle
-    entry_lifetime: float = 900.0    # RFC 2225 §5.5: a client's entry is valid at most 15 minutes
+    entry_lifetime: float = 900.0    # RFC 2225 §8.5.1: a client's entry is valid at most 15 minutes
     queue_len: int = 256             # packets held per next hop while it resolves (as ArpConfig)
     queue_bytes: int = 212992
+    # SVCs (protocols/atm/clip_svc.py)
+    svc_idle_timeout: float = 1200.0  # release an SVC without IP traffic this long (RFC 1755's 20 minutes)
+    register_interval: float = 900.0  # RFC 2225 §8.5: re-register with the ATMARP server every 15 minutes
+    server_lifetime: float = 1200.0   # RFC 2225 §8.4: a server's entry lives 20 minutes unless refreshed
 
 
 @dataclass
@@ -126,13 +74,13 @@ class ClipStats(Counters):
     arp_malformed: int = 0
     rx_inarp_requests: int = 0
     rx_inarp_replies: int = 0
-    rx_unsupported: int = 0          # ATMARP request/reply/NAK: server-side ATMARP needs SVCs
+    rx_unsupported: int = 0          # ATMARP request/reply/NAK where no ATMARP server/client runs
     tx_inarp_requests: int = 0
     tx_inarp_replies: int = 0
     tx_ip: int = 0
     tx_errors: int = 0               # the adapter refused an SDU
     tx_no_vc: int = 0                # next hop maps to no PVC and none is resolving: EHOSTUNREACH
-    tx_no_broadcast: int = 0         # a LIS has no broadcast/multicast (RFC 2225 §3): dropped
+    tx_no_broadcast: int = 0         # a LIS has no broadcast/multicast (RFC 2225 §9): dropped
     no_address: int = 0              # InATMARP needs our IP address and we have none yet
     learned: int = 0
     changed: int = 0                 # a PVC's far end came back with another address
@@ -140,6 +88,25 @@ class ClipStats(Counters):
     revalidation_failed: int = 0
     unreachable: int = 0             # held packets given up (reported to their senders)
     queue_drops: int = 0
+    # SVCs (clip_svc.py): calls and the ATMARP client (RFC 2225 §8.5)
+    calls_placed: int = 0
+    calls_accepted: int = 0
+    calls_failed: int = 0            # refused or unanswered: the held packets are unreachable
+    calls_cleared: int = 0           # an open SVC cleared by the far end or the network
+    calls_idle: int = 0              # released by us after svc_idle_timeout without IP
+    tx_arp_requests: int = 0         # to the ATMARP server: registrations and resolutions
+    rx_arp_replies: int = 0
+    rx_arp_naks: int = 0
+    registrations: int = 0           # our registration confirmed by the server
+    resolve_failed: int = 0          # NAK, or no answer from the server
+    # the ATMARP server role (atmarp_server.py, RFC 2225 §8.4)
+    server_requests: int = 0
+    server_replies: int = 0
+    server_naks: int = 0
+    server_registrations: int = 0    # new (IP, ATM address) pairs learned
+    server_refreshes: int = 0
+    server_duplicates: int = 0       # an address registered by another ATM address with an open VC
+    server_aged: int = 0
 
 
 @dataclass(eq=False)
@@ -180,7 +147,7 @@ class AtmArpTable:
                  config: ClipConfig | None = None,
                  source_for: Callable[[int], int | None] | None = None) -> None:
         self.local_addrs = local_addrs
-        self.source_for = source_for or (lambda ip: (local_addrs() or [None])[0])
+        self.source_for = source_for or (lambda ip: next(iter(local_addrs()), None))
         self.transmit = transmit
         self.transmit_ip = transmit_ip
         self.unreachable = unreachable
@@ -263,7 +230,7 @@ class AtmArpTable:
             self.stats.queue_drops += 1
         return queued
 
-    # --- input (RFC 2225 §7, RFC 2390 §7) ---------------------------------------------
+    # --- input (RFC 2225 §8.2, RFC 2390 §7) ---------------------------------------------
     def input(self, vpi: int, vci: int, data: bytes | bytearray | memoryview, now: float) -> None:
         pvc = self.pvcs.get((vpi, vci))
         if pvc is None:
@@ -284,7 +251,7 @@ class AtmArpTable:
             if not src:
                 self.stats.no_address += 1
                 return
-            # on a PVC our ATM address may be empty (RFC 2225 §8.7); echo the requester's as target
+            # on a PVC our ATM address may be empty (RFC 2225 §8.7.5); echo the requester's as target
             reply = AtmArpRepr(OP_INARP_REPLY, src, arp.spa, tha=arp.sha, tsa=arp.ssa, ttype=arp.stype)
             self.stats.tx_inarp_replies += 1
             self.transmit(vpi, vci, reply.emit())
@@ -295,7 +262,7 @@ class AtmArpTable:
                 return
             self._learn(pvc, arp.spa, now)
         else:
-            # ATMARP proper resolves ATM addresses through a server over SVCs (RFC 2225 §8);
+            # ATMARP proper resolves ATM addresses through a server over SVCs (RFC 2225 §8.3);
             # on a PVC it answers nothing we need
             self.stats.rx_unsupported += 1
 
@@ -348,7 +315,7 @@ class AtmArpTable:
             if self.pvcs.get(pvc.vc) is not pvc:
                 continue             # a callback removed it
             if pvc.state == VALID:
-                # aged (RFC 2225 §5.5): revalidate before sending more IP on it
+                # aged (RFC 2225 §8.5.1): revalidate before sending more IP on it
                 pvc.state, pvc.retries = REVALIDATING, 0
             if pvc.state == REVALIDATING and pvc.retries >= cfg.max_retries:
                 self.stats.revalidation_failed += 1
@@ -372,7 +339,7 @@ class AtmArpTable:
         if not src:
             self.stats.no_address += 1
             return False
-        # RFC 2390 §7.1 / RFC 2225 §7: our addresses as source, the target IP unknown (length 0)
+        # RFC 2390 §7.1 / RFC 2225 §8.2: our addresses as source, the target IP unknown (length 0)
         req = AtmArpRepr(OP_INARP_REQUEST, src, None)
         self.stats.tx_inarp_requests += 1
         self.transmit(pvc.vpi, pvc.vci, req.emit())
@@ -394,17 +361,22 @@ class AtmLink:
         self.table = table
         self.ip_input = ip_input
         self.stats = table.stats
+        self.svc: Any = None              # clip_svc.ClipSvc once the interface also runs SVCs
+        self.svc_calls: Any = None        # and its clip_calls.ClipCalls
         table.transmit = lambda vpi, vci, data: self.send(PacketBuffer.from_payload(data), vpi, vci, LLC_SNAP_ATMARP)
         table.transmit_ip = lambda pkt, vpi, vci: self.send(pkt, vpi, vci, LLC_SNAP_IPV4)
 
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         if self.ifp.is_broadcast(nexthop) or is_multicast(nexthop):
-            # no broadcast on a LIS (RFC 2225 §3); Linux's clip drops these silently too
+            # no broadcast on a LIS (RFC 2225 §9); Linux's clip drops these silently too
             self.stats.tx_no_broadcast += 1
             return 0
-        vc = self.table.resolve(nexthop, pkt, now)
+        if self.svc is not None and nexthop not in self.table.by_ip:
+            vc = self.svc.resolve(nexthop, pkt, now)     # a next hop no PVC leads to: SVCs
+        else:
+            vc = self.table.resolve(nexthop, pkt, now)
         if vc is None:
-            return 0                      # held until InATMARP answers
+            return 0                      # held until (In)ATMARP answers or the call connects
         if isinstance(vc, int):
             return vc
         return self.send(pkt, vc[0], vc[1], LLC_SNAP_IPV4)
@@ -421,7 +393,7 @@ class AtmLink:
         return err
 
     def input(self, pkt: PacketBuffer, vpi: int, vci: int, now: float) -> None:
-        """One SDU from a CLIP PVC (link header already stripped by the ATM demuxer)."""
+        """One SDU from a CLIP PVC or SVC (link header already stripped by the ATM demuxer)."""
         if len(pkt) < LLC_SNAP_LEN:
             self.stats.rx_short += 1
             return
@@ -432,11 +404,14 @@ class AtmLink:
             self.ip_input(pkt, now)
         elif head == LLC_SNAP_ATMARP:
             self.stats.rx_atmarp += 1
-            self.table.input(vpi, vci, pkt.view()[LLC_SNAP_LEN:], now)
+            if self.svc is not None and (vpi, vci) not in self.table.pvcs:
+                self.svc.input((vpi, vci), pkt.view()[LLC_SNAP_LEN:], now)
+            else:
+                self.table.input(vpi, vci, pkt.view()[LLC_SNAP_LEN:], now)
         else:
             self.stats.rx_bad_llc += 1
 
 
-__all__ = ["AR_HRD_ATM", "AR_PRO_IPV4", "CLIP_MTU", "LLC_SNAP_ATMARP", "LLC_SNAP_IPV4", "LLC_SNAP_LEN",
+__all__ = ["AR_HRD_ATM", "AR_PRO_IPV4", "ATMARP_FIXED_LEN", "CLIP_MTU", "TL_E164", "TL_LEN", "LLC_SNAP_ATMARP", "LLC_SNAP_IPV4", "LLC_SNAP_LEN",
            "OP_INARP_REPLY", "OP_INARP_REQUEST", "OP_NAK", "OP_REPLY", "OP_REQUEST", "REVALIDATING", "RESOLVING",
            "VALID", "AtmArpRepr", "AtmArpTable", "AtmLink", "ClipConfig", "ClipStats", "Pvc"]

@@ -19,7 +19,7 @@ import inspect
 import json
 import socket
 import sys
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import trio
 

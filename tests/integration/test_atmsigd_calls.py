@@ -57,7 +57,7 @@ from protocols.atm.q2931 import (AAL_5, ALERTING, BCOB_X, CAUSE_DESTINATION_OUT_
                                  CAUSE_NORMAL_CLEARING, CAUSE_NUMBER_CHANGED, CAUSE_RESPONSE_TO_STATUS_ENQUIRY,
                                  CAUSE_UNALLOCATED_NUMBER, CAUSE_USER_BUSY, CONNECT, CS_ACTIVE,
                                  CS_NULL, IE_AAL, IE_CALL_STATE, IE_CALLED, IE_CALLING, IE_CAUSE, IE_CONN_ID,
-                                 MESSAGE_NAMES, RELEASE, RELEASE_COMPLETE, SETUP, STATUS, STATUS_ENQUIRY,
+                                 MESSAGE_NAMES, RELEASE, RELEASE_COMPLETE, STATUS, STATUS_ENQUIRY,
                                  AalParameters, BearerCapability, CalledNumber, CallingNumber, CallState, Cause,
                                  ConnectionId, Q2931Message, QosParameter, TrafficDescriptor, cause_to_errno,
                                  parse_message, restart_errno)

@@ -345,7 +345,8 @@ def test_atmarp_repr_round_trip_and_rejects() -> None:
     assert raw == bytes.fromhex("00130800 0000 0008 04 000000") + bytes([10, 0, 0, 1])   # RFC 2225 §8.7
     assert AtmArpRepr.parse(raw) == r
     nsap = bytes(range(20))
-    full = AtmArpRepr(OP_INARP_REPLY, 1, 2, sha=nsap, tha=nsap[::-1], ssa=b"\x01", stype=0x40, ttype=0)
+    # every field present: an E.164 number with an NSAPA subaddress, an NSAPA target (§8.7.3)
+    full = AtmArpRepr(OP_INARP_REPLY, 1, 2, sha=b"4930123456", tha=nsap[::-1], ssa=nsap, stype=0x40, ttype=0)
     assert AtmArpRepr.parse(full.emit()) == full
     assert AtmArpRepr.parse(raw[:-1]) is None                                      # truncated
     assert AtmArpRepr.parse(b"\x00\x01" + raw[2:]) is None                         # not ATM

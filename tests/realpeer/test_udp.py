@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import shutil
 import socket
 import subprocess
 import sys

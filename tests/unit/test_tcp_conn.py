@@ -1247,7 +1247,6 @@ def test_window_reopening_resends_the_dropped_probe_octet() -> None:
     octet -- instead of leaving a hole only a (backed-off) RTO would repair.  (BSD: a probe
     does not advance SND.NXT.)"""
     rig = zero_window_rig()
-    c = rig.conn
     rig.send(b"x" * 3000)
     for _ in range(6):
         out = rig.poll_next()
