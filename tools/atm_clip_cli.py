@@ -127,21 +127,11 @@ def check_ip_svc_options(p: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def check_arp_server_options(args: argparse.Namespace) -> None:
-    from .atm_cli import _hostport, _rate
-    from .atm_svc_cli import parse_aesa
-    p: argparse.ArgumentParser = args.atm_parser
-    args.local_addr = _hostport(p, "--local", args.local)
-    args.switch_addr = _hostport(p, "--switch", args.switch)
-    if args.switch_addr[1] == 0:
-        p.error("--switch: port 0 is not an address to send to")
-    if args.selector is not None and not 0 <= args.selector <= 255:
-        p.error("--selector must be within 0..255")
+    from .atm_svc_cli import check_switch_host_options, parse_aesa
+    p = check_switch_host_options(args)
     args.aesa_b = parse_aesa(p, "--addr", args.addr, args.selector)
-    args.line_rate_bps = _rate(p, args.line_rate)
     if args.lifetime <= 0:
         p.error("--lifetime must be > 0")
-    if not 1 <= len(args.dev) <= 15:
-        p.error("--dev: 1 to 15 characters")
 
 
 # --- `atm ip --switch` hooks (tools/atm_cli.py run_ip) ---------------------------------------

@@ -126,7 +126,9 @@ def parse_aesa(p: argparse.ArgumentParser, what: str, text: str, selector: int |
     return raw
 
 
-def check_svc_options(args: argparse.Namespace) -> None:
+def check_switch_host_options(args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The options every host behind a switch port has: --local, --switch, --selector,
+    --line-rate, --dev.  Returns the parser, for the caller's own checks."""
     from .atm_cli import _hostport, _rate
     p: argparse.ArgumentParser = args.atm_parser
     args.local_addr = _hostport(p, "--local", args.local)
@@ -138,6 +140,11 @@ def check_svc_options(args: argparse.Namespace) -> None:
     args.line_rate_bps = _rate(p, args.line_rate)
     if not 1 <= len(args.dev) <= 15:
         p.error("--dev: 1 to 15 characters")
+    return p
+
+
+def check_svc_options(args: argparse.Namespace) -> None:
+    p = check_switch_host_options(args)
     if args.atm_command == "svc-server":
         args.aesa = parse_aesa(p, "--addr", args.addr, args.selector)
         if args.max_pend < 1:
