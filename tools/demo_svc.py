@@ -29,6 +29,7 @@ from protocols.atm.sockets import SOL_NDD_ATM, svc_manager
 from protocols.atm.svc_params import cause_text
 from stack import Stack
 from stack.atm_switch import AtmSwitch
+from stack.ndd_socket import AtmSocket
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
 
 if TYPE_CHECKING:
@@ -47,10 +48,10 @@ def _svc(ndd: str, aesa: bytes) -> tuple[str, int, bytes, bytes]:
     return (ndd, CONN_SVC, aesa, b"")
 
 
-async def _echo_server(lst: object, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def _echo_server(lst: AtmSocket, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     task_status.started()
     while True:
-        conn, _ = await lst.accept()  # type: ignore[attr-defined]
+        conn, _ = await lst.accept()
         with conn:
             while data := await conn.recv(65535):
                 await conn.send(data)
