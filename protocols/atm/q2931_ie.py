@@ -219,8 +219,8 @@ class IE:
 
 
 @dataclass(slots=True)
-class UnknownIE(IE):
-    """An IE this codec does not implement: kept opaque for call control (cause 99)."""
+class _OpaqueIE(IE):
+    """An IE kept as its identifier and raw contents (emitted back unchanged)."""
     raw_id: int = 0
     data: bytes = b""
 
@@ -233,18 +233,14 @@ class UnknownIE(IE):
 
 
 @dataclass(slots=True)
-class MalformedIE(IE):
+class UnknownIE(_OpaqueIE):
+    """An IE this codec does not implement: kept opaque for call control (cause 99)."""
+
+
+@dataclass(slots=True)
+class MalformedIE(_OpaqueIE):
     """A known IE whose contents break its layout (cause 100 if it matters)."""
-    raw_id: int = 0
-    data: bytes = b""
     reason: str = ""
-
-    @property
-    def id(self) -> int:
-        return self.raw_id
-
-    def contents(self) -> bytes:
-        return self.data
 
 
 # --- cause, call state, restart indicator ---------------------------------------------

@@ -80,6 +80,14 @@ def require_tool(name: str) -> None:
         pytest.skip(f"{name} is not installed")
 
 
+def require_atmsigd() -> None:
+    """gcc (the shim is compiled by the tests) and linux-atm's atmsigd, as require_tool."""
+    from tests.atmsigd.harness import find_atmsigd
+    require_tool("gcc")
+    if find_atmsigd() is None:          # /usr/sbin may be off a user's PATH: look there too
+        require_tool("atmsigd")
+
+
 async def tcp_exchange(sa: Any, sb: Any, up: bytes, down: bytes, on_up: Callable[[bytes], Any],
                        on_down: Callable[[bytes], Any], *, timeout: float = 900, port: int = 5000) -> float:
     """Stack `sa` connects to `sb` (IP_B:port), sends `up` and half-closes while `sb` answers

@@ -69,9 +69,9 @@ from protocols.atm.uni_call import Call, CallEv, CallEvent, Side, Why
 from stack.atm_switch import AtmSwitch
 from stack.stack import Stack, StackConfig
 from tests.atmsigd import harness
-from tests.atmsigd.harness import AtmsigdPeer, atmsigd_peer, find_atmsigd
+from tests.atmsigd.harness import AtmsigdPeer, atmsigd_peer
 
-from .helpers import require_tool
+from .helpers import require_atmsigd, require_tool
 
 NET = "47000580ffe1000000f21a"
 PREFIX_SIGD, PREFIX_US = NET + "0001", NET + "0002"            # 13 octets: the switch's routes
@@ -82,12 +82,6 @@ AESA_NO_ROUTE = bytes.fromhex(NET + "0009" + "0020481a3a4b" + "0a")   # no switc
 AESA_UNALLOCATED = bytes.fromhex(PREFIX_US + "0020481a3a4c" + "0a")   # our prefix, not our address
 SDU_SIZES = (1, 47, 48, 49, 1500, 9188)                      # 9188: the AAL5 max SDU signalled
 MAX_SDU = 9188
-
-
-def require_atmsigd() -> None:
-    require_tool("gcc")
-    if find_atmsigd() is None:
-        require_tool("atmsigd")
 
 
 def setup_ies(called: bytes, calling: bytes | None = AESA_US) -> list[Any]:

@@ -37,20 +37,14 @@ from protocols.atm.sscop_pdu import Pdu, Poll, Stat, parse_pdu
 from stack.stack import Stack, StackConfig
 from tests.atmsigd import harness
 from tests.atmsigd.harness import (AS_ACCEPT, AS_CLOSE, AS_CONNECT, AS_ERROR, AS_INDICATE, AS_LISTEN, AS_OKAY,
-                                   AtmsvcMsg, Qos, SvcAddr, atmsigd_peer, find_atmsigd)
+                                   AtmsvcMsg, Qos, SvcAddr, atmsigd_peer)
 
-from .helpers import require_tool
+from .helpers import require_atmsigd, require_tool
 
 AESA_SIGD = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b00")
 AESA_A = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b0a")
 AESA_B = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b0b")
 AESA_NOBODY = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b0c")
-
-
-def require_atmsigd() -> None:
-    require_tool("gcc")
-    if find_atmsigd() is None:          # /usr/sbin may be off a user's PATH: look there too
-        require_tool("atmsigd")
 
 
 # --- our SAAL against atmsigd ------------------------------------------------------------------
