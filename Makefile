@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DEBIAN_TOOLS := ip:iproute2 tcpdump:tcpdump tshark:tshark iperf3:iperf3 nc:netcat-openbsd socat:socat curl:curl ping:iputils-ping /usr/sbin/atmsigd:atm-tools \
-                gcc:gcc /usr/include/stdio.h:libc6-dev
+                gcc:gcc /usr/include/stdio.h:libc6-dev hping3:hping3
 OUT    ?= demo-out
 
-.PHONY: demo test unit integration realpeer deps tools venv clean bench
+.PHONY: demo test unit integration realpeer adversarial soak fuzz deps tools venv clean bench
 demo: deps
 	$(VENV)/bin/tunstack demo --out $(OUT)
 
@@ -21,6 +21,16 @@ integration: deps
 	$(PY) -m pytest -q tests/integration
 realpeer: deps
 	$(PY) -m pytest -q tests/realpeer
+adversarial: deps
+	$(PY) -m pytest -q tests/adversarial
+
+# Longer campaigns, not part of `make test`: the adversarial suite scaled up
+# (TUNSTACK_SOAK=1, tests/adversarial/conftest.py) and coverage-guided fuzzing of every
+# input entry point (tests/fuzz; FUZZ_ARGS, e.g. "--seconds 600 tcp_established").
+soak: deps
+	TUNSTACK_SOAK=1 $(PY) -m pytest -q tests/adversarial
+fuzz: deps
+	$(PY) -m tests.fuzz $(FUZZ_ARGS)
 
 # Figures, not assertions (README "Benchmark").  BENCH_ARGS=--quick for a ~1 min run.
 # slirp4netns is the optional C peer: installed here when root, else its column says why.
