@@ -271,7 +271,11 @@ def _adopt(stack: "Stack", kernel: _pysocket.socket) -> TrioSocket | None:
             if kernel.getsockopt(_pysocket.SOL_SOCKET, opt):
                 sock.setsockopt(_pysocket.SOL_SOCKET, opt, 1)
         if port:
-            sock.bind((host, port))
+            try:
+                sock.bind((host, port))
+            except OSError as exc:   # say where: the caller only sees trio.socket.from_stdlib_socket
+                raise OSError(exc.errno, f"{exc.strerror}: {host}:{port} on the stack (a stdlib socket adopted "
+                                         "by tunstack_sockets; adopt_stdlib=False leaves them to the kernel)") from None
         if listening:
             sock.listen(_pysocket.SOMAXCONN)   # the caller's backlog cannot be read back
     except BaseException:

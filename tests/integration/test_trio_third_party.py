@@ -136,3 +136,25 @@ async def test_outside_the_block_stdlib_sockets_stay_the_kernels(autojump_clock:
                 assert not isinstance(trio.socket.from_stdlib_socket(kernel), TrioSocket)
             finally:
                 kernel.close()
+
+
+async def test_adopting_an_address_the_stack_lacks_says_so(autojump_clock: trio.testing.MockClock) -> None:
+    """A kernel socket bound where the stack has no address cannot be adopted: the error
+    names the address and the way out, and the kernel socket is left as it was."""
+    async with two_stacks() as p:
+        kernel = socket.socket()
+        try:
+            kernel.bind(("0.0.0.0", 0))
+            port = kernel.getsockname()[1]
+            kernel.close()
+            kernel = socket.socket()
+            kernel.setsockopt(socket.IPPROTO_IP, 15, 1)   # IP_FREEBIND: an address nobody has
+            kernel.bind(("192.0.2.7", port))
+            kernel.listen()
+            with tunstack_sockets(p.sb), pytest.raises(OSError) as exc:
+                trio.socket.from_stdlib_socket(kernel)
+            assert exc.value.errno == errno.EADDRNOTAVAIL
+            assert "192.0.2.7" in str(exc.value) and "adopt_stdlib=False" in str(exc.value)
+            assert kernel.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        finally:
+            kernel.close()
