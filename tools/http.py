@@ -21,7 +21,8 @@ client_header_timeout/client_body_timeout/keepalive_timeout/send_timeout:
   silent close if nothing at all arrived;
 - a keep-alive connection waits `idle_timeout` for the next request, then closes;
 - the head is at most `max_head` bytes -> 431; a body at most `max_body` -> 413 (both close);
-- each write of the response must make progress within `send_timeout` -> close;
+- each piece of a response (its head, then 256 KiB chunks) must be taken by the peer within
+  `send_timeout`, so a reader slower than ~4 KiB/s is given up -> close;
 - at most `max_connections` connections at once per service: the next ones are accepted
   and closed at once (tools/services.py), counted in `refused`.
 Parsing and response building are pure functions (`parse_request`, `respond`,
@@ -296,19 +297,18 @@ class _Reader:
 
     def __init__(self, sock: Any, limits: HttpLimits) -> None:
         self.sock, self.limits = sock, limits
-        self.leftover = b""       # bytes after the last request (pipelining)
         self.eof = False
         self.conn = h11.Connection(h11.SERVER)
-        self.started = False      # a byte of the current request has arrived
-        self.fed = 0
+        self.started = False      # a byte (other than CR/LF) of the current request has arrived
+        self.fed = 0              # bytes given to this request's parser
 
     def new_request(self) -> None:
-        self.leftover = self.conn.trailing_data[0] if self.started else self.leftover
+        """A fresh parser, fed what followed the previous request (pipelining)."""
+        leftover = self.conn.trailing_data[0] if self.started else b""
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head)
         self.started = False
-        self.fed = 0              # bytes given to this request's parser
-        self._feed(self.leftover)
-        self.leftover = b""
+        self.fed = 0
+        self._feed(leftover)
 
     def _feed(self, data: bytes) -> None:
         if not self.started:

@@ -482,3 +482,18 @@ def test_mutated_requests_never_escape(seed: bytes, edits: list[tuple[int, bytes
     for line in out.split(b"\r\n"):
         if line.startswith(b"HTTP/1.1 "):
             assert int(line[9:12]) in (100, 200, 400, 404, 405, 413, 431, 501, 505)
+
+
+async def test_upgrade_and_connect_are_answered_like_any_request() -> None:
+    """h11 pauses after a request that may switch protocols; we never switch, so the
+    answer is an ordinary one (400 for CONNECT's authority-form, the page for an Upgrade GET)."""
+    sock = FakeSock(b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"
+                    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                    b"GET /bytes/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    n, counters, _ = await serve(sock)
+    assert [r[0] for r in split_responses(bytes(sock.out))] == [
+        "HTTP/1.1 400 Bad Request"] and n == 0 and counters.bad_requests == 1   # authority-form
+    sock = FakeSock(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                    b"GET /bytes/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    n, _, _ = await serve(sock)
+    assert n == 2 and [r[0] for r in split_responses(bytes(sock.out))] == ["HTTP/1.1 200 OK"] * 2
