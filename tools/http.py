@@ -423,12 +423,13 @@ async def serve_connection(sock: Any, peer: tuple[str, int], local: tuple[str, i
     while True:
         reader.new_request()
         if answered:
-            with trio.move_on_after(limits.idle_timeout) as idle:
-                if not await reader.wait_first_byte():
+            if not reader.started:   # (a pipelined request has begun already)
+                with trio.move_on_after(limits.idle_timeout) as idle:
+                    if not await reader.wait_first_byte():
+                        return answered
+                if idle.cancelled_caught:
+                    counters.idle_closed += 1
                     return answered
-            if idle.cancelled_caught:
-                counters.idle_closed += 1
-                return answered
             deadline = trio.current_time() + limits.request_timeout
         req: Request | None = None
         try:
