@@ -32,7 +32,10 @@ services (--serve NAME[:PORT], repeatable):
   discard  RFC 863, UDP and TCP port 9: everything is read and dropped
   chargen  RFC 864, TCP port 19: 72-character lines until the peer closes
   http     TCP port 80: HTTP/1.1 (keep-alive); GET or HEAD / (a page) and
-           /bytes/N (N bytes, byte i = i % 256); 404 otherwise
+           /bytes/N (N bytes, byte i = i % 256); 404 otherwise.  Bounds: a
+           request (head + body) within 10 s, 30 s idle between requests,
+           head 16 KiB (431), body 1 MiB (413), 256 connections (more are
+           closed at once); counted under --stats
 """
 
 

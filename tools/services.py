@@ -194,8 +194,27 @@ async def chargen_conn(sock: CountingSocket, peer: tuple[str, int], local: tuple
         n.cancel_scope.cancel()
 
 
-async def http_conn(sock: CountingSocket, peer: tuple[str, int], local: tuple[str, int]) -> None:
-    await http.serve_connection(sock, peer, local)
+@dataclass
+class HttpServiceStats(ServiceStats, http.HttpCounters):
+    """An HTTP service's counters: the TCP ones and what its bounds did (http.HttpCounters)."""
+
+
+async def http_conn(sock: CountingSocket, peer: tuple[str, int], local: tuple[str, int],
+                    limits: http.HttpLimits = http.DEFAULT_LIMITS,
+                    counters: http.HttpCounters | None = None) -> None:
+    """HTTP/1.1 (tools/http.py) on one connection; beyond `limits.max_connections` open at
+    once, the connection is closed at once, before reading anything, and counted `refused`."""
+    if counters is None:
+        counters = sock.stats if isinstance(sock.stats, http.HttpCounters) else http.HttpCounters()
+    if counters.active >= limits.max_connections:
+        counters.refused += 1
+        return   # _serve_conn closes it
+    counters.active += 1
+    counters.active_peak = max(counters.active_peak, counters.active)
+    try:
+        await http.serve_connection(sock, peer, local, limits, counters)
+    finally:
+        counters.active -= 1
 
 
 def _tcp(name: str, handler: Handler, default_port: int) -> Callable[..., Awaitable[None]]:
@@ -211,9 +230,23 @@ def _tcp(name: str, handler: Handler, default_port: int) -> Callable[..., Awaita
 tcp_echo = _tcp("echo", echo_conn, 7)
 tcp_discard = _tcp("discard", discard_conn, 9)
 tcp_chargen = _tcp("chargen", chargen_conn, 19)
-tcp_http = _tcp("http", http_conn, 80)
+
+
+async def tcp_http(stack: Any, port: int = 80, *, addr: str = "", stats: ServiceStats | None = None,
+                   limits: http.HttpLimits = http.DEFAULT_LIMITS,
+                   task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """HTTP/1.1 (tools/http.py) with the bounds of `limits`; with an HttpServiceStats as
+    `stats` its counters show what the bounds did."""
+    stats = stats if stats is not None else HttpServiceStats()
+    # one counter set per service, also when the caller's stats are plain ServiceStats
+    counters = stats if isinstance(stats, http.HttpCounters) else http.HttpCounters()
+    await _tcp_service(stack, "http", port, addr, stats, task_status,
+                       partial(http_conn, limits=limits, counters=counters))
 
 Service = Callable[..., Awaitable[None]]
+
+# the stats a service counts into, when not plain ServiceStats
+STATS_TYPES: dict[Service, type[ServiceStats]] = {tcp_http: HttpServiceStats}
 
 # name -> (default port, the services started for it)
 SERVICES: dict[str, tuple[int, tuple[Service, ...]]] = {
@@ -248,7 +281,7 @@ async def start_services(nursery: trio.Nursery, stack: Any, specs: list[tuple[st
     labels = []
     for name, port in specs:
         for service in SERVICES[name][1]:
-            st = ServiceStats()
+            st = STATS_TYPES.get(service, ServiceStats)()
             try:
                 label = await nursery.start(partial(service, stack, port, stats=st))
             except OSError as exc:   # say which one: "Address already in use: udp/discard:7"

@@ -72,6 +72,9 @@ async def test_up_serves_http_and_tcp_echo(kind: str) -> None:
     services = json.loads(err[err.index(b"{"):])["services"]
     assert services["tcp/http:80"]["connections"] == 6 and services["tcp/http:80"]["errors"] == 1
     assert services["tcp/http:80"]["bytes_out"] > 10_000_000
+    # the HTTP bounds' counters (issue 10): 7 answered, none refused, timed out or malformed
+    assert {k: services["tcp/http:80"][k] for k in ("requests", "bad_requests", "timeouts", "refused", "active")} == {
+        "requests": 7, "bad_requests": 0, "timeouts": 0, "refused": 0, "active": 0}
     assert services["tcp/echo:7"] == {"received": 0, "sent": 0, "errors": 0, "connections": 2,
                                       "bytes_in": 1_000_014, "bytes_out": 1_000_014}
 
