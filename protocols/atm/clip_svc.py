@@ -170,6 +170,9 @@ class ClipSvc:
             if self.server_aesa is None:
                 self.stats.tx_no_vc += 1
                 return errno.EHOSTUNREACH
+            if len(self.peers) >= self.config.max_entries:
+                self.stats.table_full += 1
+                return errno.ENOBUFS
             peer = self.peers[ip] = Peer(ip)
             self._hold(peer, pkt)
             self._ask(peer, now)
@@ -471,6 +474,9 @@ class ClipSvc:
             vc.aesa = sha                                  # a caller that sent no calling number
         peer = self.peers.get(ip)
         if peer is None:
+            if len(self.peers) >= self.config.max_entries:
+                self.stats.table_full += 1                 # the VC still carries its traffic
+                return
             peer = self.peers[ip] = Peer(ip, vc.aesa, state=VALID)
             self.stats.learned += 1
         elif peer.static:
