@@ -544,7 +544,9 @@ class ClipSvc:
         for vc in list(self.by_vc.values()):
             if vc.state != OPEN:
                 continue
-            if not vc.server and now - vc.last >= cfg.svc_idle_timeout:
+            # the same sum poll_at() reports: `now - last >= idle` can be false by a rounding
+            # hair at that very deadline (7577.55 + 1200), and the timer would never advance
+            if not vc.server and vc.last + cfg.svc_idle_timeout <= now:
                 self.stats.calls_idle += 1
                 self._release(vc)
             elif vc.inarp_at <= now:

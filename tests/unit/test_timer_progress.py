@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from protocols.arp import ArpCache, ArpConfig
 from protocols.atm import aal5
+from protocols.atm.clip import ClipConfig, ClipStats
+from protocols.atm.clip_svc import ClipSvc, SvcVc
 from protocols.atm.sscf import AalEv, AalEvent
 from protocols.atm.sscop import Sscop, SscopConfig
 from protocols.atm.uni import Side, Uni
@@ -26,6 +28,7 @@ from protocols.tcp.timer import TIMER_TICK
 from protocols.tcp.wire import ACK, SYN
 from stack.pktbuf import PacketBuffer
 
+from .test_atmarp import AESA_A, AESA_B, IP_A, IP_B
 from .test_tcp_conn import ISS, Rig, established
 from .test_tcp_listen import ISN_PEER, PEER_PORT, Net
 from .test_uni import setup_ies
@@ -263,3 +266,37 @@ def _link_up() -> AalEvent:
 
 def _place_call(u: Uni, now: float) -> None:
     u.setup(setup_ies(), now)
+
+
+# --- CLIP over SVCs: the idle timer had the keepalive's pattern ----------------------------------
+def clip_svc_with_open_vc(opened_at: float, idle: float) -> tuple[ClipSvc, list[SvcVc], list[SvcVc]]:
+    calls: list[SvcVc] = []
+    released: list[SvcVc] = []
+    core = ClipSvc(AESA_A, lambda: [IP_A], lambda ip: IP_A, ClipStats(), ClipConfig(svc_idle_timeout=idle),
+                   transmit=lambda vc, data: 0, transmit_ip=lambda pkt, vc: 0, unreachable=lambda pkt: None)
+    core.call = lambda vc: calls.append(vc) or 0
+    core.release = released.append
+    core.add_peer(IP_B, AESA_B, opened_at)
+    core.resolve(IP_B, PacketBuffer.from_payload(b"x" * 20), opened_at)
+    core.connected(calls[0], (0, 40), opened_at)
+    return core, calls, released
+
+
+def test_clip_svc_idle_release_at_the_rounded_deadline() -> None:
+    """last = 7577.55, idle 1200: at the deadline now - last is 1199.9999999999990 < 1200,
+    and the idle check used to do nothing while poll_at() stayed at `now`."""
+    core, calls, released = clip_svc_with_open_vc(LAST_RCV, 1200.0)
+    at = core.poll_at()
+    assert at == LAST_RCV + 1200.0 and at - LAST_RCV < 1200.0
+    core.poll(at)
+    assert released == [calls[0]] and core.stats.calls_idle == 1
+    nxt = core.poll_at()
+    assert nxt is None or nxt > at
+
+
+@settings(max_examples=100, deadline=None)
+@given(t0=times, idle=st.floats(0.001, 5000.0))
+def test_clip_svc_progresses(t0: float, idle: float) -> None:
+    core, calls, released = clip_svc_with_open_vc(t0, idle)
+    drive(core, t0, 20)
+    assert released == [calls[0]]
