@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from protocols.arp import ArpCache, ArpConfig
 from protocols.atm import aal5
-from protocols.atm.clip import ClipConfig, ClipStats
+from protocols.atm.atmarp import request
+from protocols.atm.atmarp_server import AtmArpServer
+from protocols.atm.clip import AtmArpTable, ClipConfig, ClipStats
 from protocols.atm.clip_svc import ClipSvc, SvcVc
 from protocols.atm.sscf import AalEv, AalEvent
 from protocols.atm.sscop import Sscop, SscopConfig
@@ -300,3 +302,27 @@ def test_clip_svc_progresses(t0: float, idle: float) -> None:
     core, calls, released = clip_svc_with_open_vc(t0, idle)
     drive(core, t0, 20)
     assert released == [calls[0]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(t0=times, lifetime=st.floats(0.001, 5000.0), retrans=st.floats(0.001, 10.0), retries=st.integers(0, 4))
+def test_atmarp_server_aging_progresses(t0: float, lifetime: float, retrans: float, retries: int) -> None:
+    class Vc:
+        open = True
+
+    srv = AtmArpServer(send=lambda vc, arp, now: None, is_open=lambda vc: True, own_ip=lambda: IP_A,
+                       aesa=AESA_A, lifetime=lifetime, retrans=retrans, retries=retries)
+    srv.input(Vc(), request(IP_B, AESA_B, IP_B), t0)
+    drive(srv, t0, retries + 5)
+    assert srv.entries == {}
+
+
+@settings(max_examples=100, deadline=None)
+@given(t0=times, retrans=st.floats(0.001, 10.0), slow=st.floats(0.001, 100.0))
+def test_clip_pvc_table_progresses(t0: float, retrans: float, slow: float) -> None:
+    """A PVC whose far end never answers InATMARP, and a packet held for an unknown next hop."""
+    table = AtmArpTable(lambda: [IP_A], lambda vpi, vci, data: 0, lambda pkt, vpi, vci: 0, lambda pkt: None,
+                        ClipConfig(retrans_time=retrans, slow_retry=slow))
+    table.add_pvc(0, 40, None, t0)
+    table.resolve(IP_B, PacketBuffer.from_payload(b"x" * 20), t0)
+    assert drive(table, t0, 30) == 30                        # resolving for ever, always later
