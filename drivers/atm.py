@@ -59,6 +59,7 @@ CELL_BITS = cell.CELL_LEN * 8
 DEFAULT_MTU = 9180               # max AAL5 SDU; CLIP opens its VCs with 9188 (RFC 2225 §5: MTU 9180 + LLC/SNAP 8)
 PACING_CREDIT = 0.002            # seconds of late sends the pacer may catch up on
 MAX_SDU = 65535                  # AAL5 CPCS-PDU payload limit
+OAM_REPLIES_KEPT = 64            # loopback replies remembered (the newest); older ones are only counted
 SIG_VC = (0, 5)
 ILMI_VC = (0, 16)
 
@@ -74,6 +75,8 @@ class AtmGenStats(GenStats):
     oam_in: int = 0
     oam_out: int = 0
     oam_loopbacks_answered: int = 0
+    oam_loopback_replies: int = 0   # F5 loopback replies received (any sender's, any tag)
+    oam_replies_forgotten: int = 0  # older replies pushed out of `oam_replies` (it keeps the last few)
     oam_errors: int = 0          # bad CRC-10 or an OAM type we do not handle
     rm_cells: int = 0            # PTI 6/7: no ABR here, dropped
     tx_cells_dropped: int = 0    # the PHY lost them (line down / no far end)
@@ -100,7 +103,7 @@ class VcStats:
 
 
 # the reassembler's per-VC error counters reported by NDD_ATM_GET_VC_STATS
-_REASM_ERRORS = ("crc_errors", "length_errors", "cpi_errors", "aborts", "oversize", "timeouts")
+_REASM_ERRORS = ("crc_errors", "length_errors", "cpi_errors", "aborts", "oversize", "timeouts", "evicted")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class AtmVc:
     tx_off: int = 0                                    # octets of txq[0] already sent
     next_tx: float = 0.0                               # earliest time the PCR allows more
     relay: Callable[[bytes], None] | None = None       # cell relay hook (module doc)
+    pdu_limit: int = aal5.MAX_PDU                      # reassembly stops (oversize) past this
 
 
 class AtmNdd(TaskNdd):
@@ -160,7 +164,10 @@ class AtmNdd(TaskNdd):
         self._tx_idle.set()
         self._reasm_scope: trio.CancelScope | None = None
         self._oam_tag = 0
-        self.oam_replies: list[tuple[int, int, int]] = []   # (vpi, vci, tag) of loopback replies seen
+        # (vpi, vci, tag) of the last loopback replies seen: a peer may send replies without
+        # end, so only the newest OAM_REPLIES_KEPT stay (issue 10: a list grew 11.5 MiB per
+        # 120 000 cells); the counters keep the totals
+        self.oam_replies: deque[tuple[int, int, int]] = deque(maxlen=OAM_REPLIES_KEPT)
 
     # --- attach: the ATM demuxer arrives with the first ATM adapter ------------------
     @property
@@ -230,7 +237,7 @@ class AtmNdd(TaskNdd):
             raise ndd_error(errno.EINVAL, "peak cell rate must be >= 0")
         if key in self.vcs:
             raise ndd_error(errno.EADDRINUSE, f"VC {p.vpi}/{p.vci} already open on {self.ndd_name}")
-        vc = AtmVc(p.vpi, p.vci, max_sdu, float(p.pcr), relay=p.relay)
+        vc = AtmVc(p.vpi, p.vci, max_sdu, float(p.pcr), relay=p.relay, pdu_limit=aal5.pdu_limit(max_sdu))
         self.vcs[key] = vc
         return vc
 
@@ -481,7 +488,7 @@ class AtmNdd(TaskNdd):
                 else:
                     st.rm_cells += 1
                 continue
-            sdu = feed(hdr.vpi, hdr.vci, pti, payload, now)
+            sdu = feed(hdr.vpi, hdr.vci, pti, payload, now, vc.pdu_limit)
             if sdu is not None:
                 self._deliver_sdu(vc, sdu)
         if relayed:
@@ -516,17 +523,18 @@ class AtmNdd(TaskNdd):
     def _oam_in(self, vc: AtmVc, hdr: cell.CellHeader, payload: memoryview) -> None:
         self.stats.oam_in += 1
         vc.stats.oam_in += 1
-        raw = hdr.emit() + bytes(payload)
-        reply = oam.loopback_reply(raw)
-        if reply is not None:
-            if self.phy.send(reply) == 0:
-                self.stats.oam_loopbacks_answered += 1
-                self._count_oam_out(vc)
-            return
-        lb = oam.parse_oam(payload)
+        lb = oam.parse_oam(payload)              # one CRC-10 check per cell, whatever it is
         if isinstance(lb, str):
             self.stats.oam_errors += 1
-        elif lb.indication == 0:
+        elif lb.indication == 1:
+            reply = oam.loopback_reply(hdr.emit() + bytes(payload))   # None: not addressed to us
+            if reply is not None and self.phy.send(reply) == 0:
+                self.stats.oam_loopbacks_answered += 1
+                self._count_oam_out(vc)
+        else:
+            self.stats.oam_loopback_replies += 1
+            if len(self.oam_replies) == self.oam_replies.maxlen:
+                self.stats.oam_replies_forgotten += 1
             self.oam_replies.append((vc.vpi, vc.vci, lb.tag))
 
     # OAM cells go straight to the PHY, ahead of the paced queues: one cell now and then,

@@ -22,6 +22,9 @@ and AAL5 are the adapter's business, as on a real SONET framer).  The adapter
            send() never reorder.  UDP has no carrier: the PHY is up while its socket is
            open.  The socket is bound at construction so `local_address` is known
            before the far end is configured (`remote=`, or `connect(addr)` later).
+           A configured far end is also a filter: datagrams from any other address are
+           dropped and counted (`foreign_datagrams`), as a connected UDP socket would --
+           unless `follow_sender`, whose point is to take whoever sends.
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ class PhyStats(Counters):
     tx_drops: int = 0          # cells the line lost on the way out (no peer, socket error)
     tx_busy: int = 0           # send() refused with ENOBUFS: the adapter waits and retries
     bad_datagrams: int = 0     # UDP: wrong magic/version or length
+    foreign_datagrams: int = 0  # UDP: from an address other than the configured far end
 
 
 class Phy:
@@ -190,11 +194,13 @@ class UdpPhy(Phy):
         self.remote = remote
         self.follow_sender = follow_sender
         self.learned = trio.Event()         # set once a far end is known
+        self._peer: tuple[str, int] | None = None   # the configured far end, numeric: the rx filter
         if remote is not None:
-            self.learned.set()
+            self.connect(remote)
 
     def connect(self, remote: tuple[str, int]) -> None:
         self.remote = remote
+        self._peer = _numeric(remote)
         self.learned.set()
 
     def open(self, start_task: StartTask) -> None:
@@ -253,6 +259,9 @@ class UdpPhy(Phy):
                     break
                 except OSError:
                     continue            # ICMP errors surface here on Linux; nothing to read
+                if self._peer is not None and not self.follow_sender and sender[:2] != self._peer:
+                    self.stats.foreign_datagrams += 1
+                    continue            # not our fibre's far end: spoofed or stray cells
                 n, rest = divmod(len(data) - 4, CELL_LEN)
                 if data[:4] != UDP_MAGIC or rest or n < 1:
                     self.stats.bad_datagrams += 1
@@ -264,3 +273,14 @@ class UdpPhy(Phy):
                 self.stats.rx_cells += n
                 if self.rx is not None:
                     self.rx(data[4:])
+
+
+def _numeric(addr: tuple[str, int]) -> tuple[str, int] | None:
+    """`addr` as recvfrom reports a sender (dotted quad, port), or None when the name does
+    not resolve (then sendto fails too, and nothing is filtered)."""
+    try:
+        info = socket.getaddrinfo(addr[0], addr[1], socket.AF_INET, socket.SOCK_DGRAM)
+    except (OSError, UnicodeError):
+        return None
+    host, port = info[0][4][:2]
+    return str(host), int(port)

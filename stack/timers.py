@@ -4,6 +4,10 @@ The contract is smoltcp's `poll_at`: every timed core answers `poll_at() -> floa
 and does its work in `poll(now)`.  A core that arms an earlier deadline calls its
 `kick` hook (set here) so the loop recomputes; passing the deadline, `kick(at)`, lets
 the loop stay asleep when it already wakes in time.  Cores never see trio.
+
+Progress is guaranteed here whatever a core does: a core is polled at most once per pass,
+and one still due right after its poll (it made no progress: float rounding, a zero timer)
+is next looked at one tick later, counted in `stalls` -- never a busy loop at `now`.
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import math
 from typing import Callable, Protocol
 
 import trio
+
+TICK = 0.001    # Linux timers fire on jiffies: a handler's re-arm is a tick later at the earliest
 
 
 class Timed(Protocol):
@@ -28,6 +34,7 @@ class TimerService:
         self._wake = trio.Event()
         self._armed = -math.inf       # the deadline the loop sleeps until
         self.wakeups = 0
+        self.stalls = 0               # a core still due right after its poll: looked at a tick later
 
     def register(self, core: Timed) -> None:
         core.kick = self.kick
@@ -58,6 +65,9 @@ class TimerService:
                 if at is not None and at <= now:
                     core.poll(now)
                     at = core.poll_at()
+                    if at is not None and at <= now:
+                        self.stalls += 1
+                        at = now + TICK
                 if at is not None and at < deadline:
                     deadline = at
             self.wakeups += 1

@@ -24,6 +24,15 @@ TRAILER_LEN = 8
 MAX_CELLS = -(-(MAX_SDU + TRAILER_LEN) // PAYLOAD_LEN)     # 1366
 MAX_PDU = MAX_CELLS * PAYLOAD_LEN                          # 65568: longer is oversize
 DEFAULT_TIMEOUT = 10.0    # I.363.5 leaves the reassembly timer to the implementation
+# Octets all VCs' partial PDUs may hold together (like Linux's ipfrag_high_thresh, 4 MiB):
+# beyond it the oldest partial PDU is dropped -- a peer starting PDUs on every VC and never
+# ending them holds at most this, whatever the number of VCs.
+DEFAULT_MAX_BYTES = 4 << 20
+
+
+def pdu_limit(max_sdu: int) -> int:
+    """The longest CPCS-PDU (octets, whole cells) that can carry a `max_sdu` SDU."""
+    return -(-(min(max_sdu, MAX_SDU) + TRAILER_LEN) // PAYLOAD_LEN) * PAYLOAD_LEN
 
 _TRAILER = struct.Struct(">BBH")
 _REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
@@ -93,6 +102,7 @@ class Aal5VcStats(Counters):
     timeouts: int = 0
     tx_cells: int = 0
     tx_pdus: int = 0
+    evicted: int = 0         # a partial PDU dropped to keep all VCs' partial PDUs under max_bytes
     tx_octets: int = 0
 
 
@@ -117,8 +127,11 @@ class Reassembler:
     created by its first cell or by `stats()`; the caller feeds only VCs it has open.
     """
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.held = 0                           # octets in all partial PDUs
+        self.evictions = 0                      # partial PDUs dropped for max_bytes (all VCs)
         self.vcs: dict[VcKey, _Vc] = {}
         self._active: dict[VcKey, _Vc] = {}     # VCs mid-PDU; insertion order = deadline order
         self.kick: Callable[..., None] = lambda at=None: None
@@ -129,7 +142,9 @@ class Reassembler:
     def close(self, vpi: int, vci: int) -> None:
         """Forget a VC: its partial PDU and its counters."""
         self._active.pop((vpi, vci), None)
-        self.vcs.pop((vpi, vci), None)
+        vc = self.vcs.pop((vpi, vci), None)
+        if vc is not None:
+            self.held -= len(vc.buf)
 
     def _vc(self, key: VcKey) -> _Vc:
         vc = self.vcs.get(key)
@@ -138,8 +153,10 @@ class Reassembler:
         return vc
 
     def feed(self, vpi: int, vci: int, pti: int, payload: bytes | bytearray | memoryview,
-             now: float) -> bytes | None:
-        """One user cell's payload; the SDU when this cell completes a good PDU."""
+             now: float, limit: int = MAX_PDU) -> bytes | None:
+        """One user cell's payload; the SDU when this cell completes a good PDU.  `limit`:
+        the VC's longest PDU (`pdu_limit(max_sdu)`): longer is oversize at once, so a VC
+        never buffers more than its max SDU can need."""
         key = (vpi, vci)
         vc = self.vcs.get(key) or self._vc(key)
         if pti & PTI_NON_USER_BIT:
@@ -161,18 +178,44 @@ class Reassembler:
             st.length_errors += 1
             self._abandon(key, vc, discard=not pti & PTI_EOP_BIT)
             return None
-        buf += payload
-        if len(buf) > MAX_PDU:
+        if len(buf) + PAYLOAD_LEN > min(limit, MAX_PDU):
             st.oversize += 1
             self._abandon(key, vc, discard=not pti & PTI_EOP_BIT)
             return None
         if not pti & PTI_EOP_BIT:
+            if self.held + PAYLOAD_LEN > self.max_bytes:
+                self._evict_for(key)
+                if vc.discarding:
+                    return None                  # this PDU was the one dropped
+            buf += payload
+            self.held += PAYLOAD_LEN
             return None
+        buf += payload
+        self.held -= len(buf) - PAYLOAD_LEN
         del self._active[key]
         vc.buf = bytearray()
         return _check(buf, st)
 
+    def _evict_for(self, key: VcKey) -> None:
+        """Drop the oldest partial PDUs (not `key`'s) until one more cell fits; the rest of
+        an evicted PDU is discarded up to its last cell, as after an oversize."""
+        for k in list(self._active):
+            if self.held + PAYLOAD_LEN <= self.max_bytes:
+                return
+            if k == key:
+                continue
+            vc = self._active[k]
+            vc.stats.evicted += 1
+            self.evictions += 1
+            self._abandon(k, vc, discard=True)
+        if self.held + PAYLOAD_LEN > self.max_bytes:
+            vc = self._active[key]            # this PDU alone is over the budget
+            vc.stats.evicted += 1
+            self.evictions += 1
+            self._abandon(key, vc, discard=True)
+
     def _abandon(self, key: VcKey, vc: _Vc, *, discard: bool) -> None:
+        self.held -= len(vc.buf)
         vc.buf = bytearray()
         vc.discarding = discard
         self._active.pop(key, None)
@@ -188,6 +231,7 @@ class Reassembler:
             if vc.deadline > now:
                 break
             del self._active[key]
+            self.held -= len(vc.buf)
             vc.buf = bytearray()
             vc.stats.timeouts += 1
 

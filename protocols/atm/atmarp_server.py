@@ -46,11 +46,13 @@ class ServerEntry:
 class AtmArpServer:
     def __init__(self, *, send: Callable[[Any, AtmArpRepr, float], None], is_open: Callable[[Any], bool],
                  own_ip: Callable[[], int | None], aesa: bytes, lifetime: float = 1200.0,
-                 retrans: float = 1.0, retries: int = 3, stats: ClipStats | None = None) -> None:
+                 retrans: float = 1.0, retries: int = 3, stats: ClipStats | None = None,
+                 max_entries: int = 4096) -> None:
         self.send, self.is_open, self.own_ip, self.aesa = send, is_open, own_ip, aesa
         self.lifetime, self.retrans, self.retries = lifetime, retrans, retries
         self.stats = stats or ClipStats()
         self.entries: dict[int, ServerEntry] = {}
+        self.max_entries = max_entries      # registrations kept at most (clients may invent IPs)
         self.kick: Callable[..., None] = lambda at=None: None
 
     def table(self) -> list[tuple[int, bytes, float, bool]]:
@@ -87,6 +89,9 @@ class AtmArpServer:
             self.stats.server_refreshes += 1
         elif e is not None and e.vc is not None and e.vc is not vc and self.is_open(e.vc):
             self.stats.server_duplicates += 1      # §8.4: the registered one keeps its address
+            return
+        elif e is None and len(self.entries) >= self.max_entries:
+            self.stats.server_table_full += 1      # not registered; a request is still answered
             return
         else:
             self.stats.server_registrations += 1

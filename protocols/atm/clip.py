@@ -62,6 +62,11 @@ class ClipConfig:
     svc_idle_timeout: float = 1200.0  # release an SVC without IP traffic this long (RFC 1755's 20 minutes)
     register_interval: float = 900.0  # RFC 2225 §8.5: re-register with the ATMARP server every 15 minutes
     server_lifetime: float = 1200.0   # RFC 2225 §8.4: a server's entry lives 20 minutes unless refreshed
+    # Table bounds: next hops being resolved or learned (PVC pending list, the SVC client's
+    # peers) at most max_entries, like Linux's neighbour gc_thresh3 (1024); the ATMARP
+    # server's registrations at most server_max_entries.  Beyond: refused and counted.
+    max_entries: int = 1024
+    server_max_entries: int = 4096
 
 
 @dataclass
@@ -106,6 +111,8 @@ class ClipStats(Counters):
     server_registrations: int = 0    # new (IP, ATM address) pairs learned
     server_refreshes: int = 0
     server_duplicates: int = 0       # an address registered by another ATM address with an open VC
+    server_table_full: int = 0       # a new registration refused: server_max_entries already
+    table_full: int = 0              # a new next hop or learned address refused: max_entries already
     server_aged: int = 0
 
 
@@ -217,6 +224,9 @@ class AtmArpTable:
         # some far end is still unknown: it may be `ip`; wait as long as the fast retries last
         pend = self.pending.get(ip)
         if pend is None:
+            if len(self.pending) >= self.config.max_entries:
+                self.stats.table_full += 1
+                return errno.ENOBUFS
             pend = self.pending[ip] = _Pending(now + self.config.retrans_time * self.config.max_retries)
             self.kick(pend.deadline)
         pend.queued = self._hold(pend.queue, pend.queued, pkt)

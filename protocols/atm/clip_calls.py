@@ -176,7 +176,7 @@ def enable_svc(stack: "Stack", link: AtmLink, aesa: bytes, *, arp_server: bytes 
     if serve_atmarp:
         core.server = AtmArpServer(send=core.server_send, is_open=core.is_open, own_ip=core.primary_ip, aesa=aesa,
                                    lifetime=cfg.server_lifetime, retrans=cfg.retrans_time,
-                                   retries=cfg.max_retries, stats=link.stats)
+                                   retries=cfg.max_retries, stats=link.stats, max_entries=cfg.server_max_entries)
         stack.timers.register(core.server)
         arp_server = aesa
     core.use_server(arp_server, stack.now())

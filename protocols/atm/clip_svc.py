@@ -170,6 +170,9 @@ class ClipSvc:
             if self.server_aesa is None:
                 self.stats.tx_no_vc += 1
                 return errno.EHOSTUNREACH
+            if len(self.peers) >= self.config.max_entries:
+                self.stats.table_full += 1
+                return errno.ENOBUFS
             peer = self.peers[ip] = Peer(ip)
             self._hold(peer, pkt)
             self._ask(peer, now)
@@ -471,6 +474,9 @@ class ClipSvc:
             vc.aesa = sha                                  # a caller that sent no calling number
         peer = self.peers.get(ip)
         if peer is None:
+            if len(self.peers) >= self.config.max_entries:
+                self.stats.table_full += 1                 # the VC still carries its traffic
+                return
             peer = self.peers[ip] = Peer(ip, vc.aesa, state=VALID)
             self.stats.learned += 1
         elif peer.static:
@@ -538,7 +544,9 @@ class ClipSvc:
         for vc in list(self.by_vc.values()):
             if vc.state != OPEN:
                 continue
-            if not vc.server and now - vc.last >= cfg.svc_idle_timeout:
+            # the same sum poll_at() reports: `now - last >= idle` can be false by a rounding
+            # hair at that very deadline (7577.55 + 1200), and the timer would never advance
+            if not vc.server and vc.last + cfg.svc_idle_timeout <= now:
                 self.stats.calls_idle += 1
                 self._release(vc)
             elif vc.inarp_at <= now:

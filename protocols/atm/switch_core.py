@@ -158,6 +158,7 @@ class SwitchStats(Counters):
     calls_cleared: int = 0      # connected calls that have ended
     routes_learned: int = 0
     learn_refused: int = 0      # a calling number under another port's configured prefix
+    learn_table_full: int = 0   # a new calling number not learned: max_learned routes already
     xc_failures: int = 0        # the runner could not install a cross-connect
 
 
@@ -168,8 +169,9 @@ class SwitchCore:
     """Routing, VCI allocation, call legs and the cross-connect table (module doc)."""
 
     def __init__(self, *, cross_connect: XcFn | None = None, disconnect: XcFn | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, max_learned: int = 4096) -> None:
         self.cross_connect: XcFn = cross_connect or (lambda a, b: None)
+        self.max_learned = max_learned          # learned routes (calling numbers) kept at most
         self.disconnect: XcFn = disconnect or (lambda a, b: None)
         self.log = log or (lambda text: None)
         self.ports: dict[str, Port] = {}
@@ -281,6 +283,11 @@ class SwitchCore:
                 self.stats.learn_refused += 1
             return                            # configured: nothing to learn
         if cur is not None and cur.prefix == key and cur.port == port.name:
+            return
+        if (cur is None or cur.prefix != key) and self.routes.learned >= self.max_learned:
+            # every SETUP can carry a new calling number: learning must not grow the table
+            # without end (the call itself still goes on)
+            self.stats.learn_table_full += 1
             return
         self.routes.add(key, port.name, learned=True)
         self.stats.routes_learned += 1

@@ -84,6 +84,7 @@ class RoutingTable:
 
     def __init__(self) -> None:
         self._routes: dict[str, Route] = {}
+        self.learned = 0                    # how many of them are learned (bounded by the switch)
 
     def add(self, prefix: str, port: str, *, learned: bool = False) -> Route:
         """Add or replace a route.  A configured route is never replaced by a learned
@@ -95,16 +96,20 @@ class RoutingTable:
             if cur.port != port:
                 raise ValueError(f"prefix {prefix or '*'} already leads to port {cur.port}")
         route = Route(prefix, port, learned)
+        self.learned += learned - (cur is not None and cur.learned)
         self._routes[prefix] = route
         return route
 
     def remove(self, prefix: str) -> Route | None:
-        return self._routes.pop(prefix, None)
+        r = self._routes.pop(prefix, None)
+        if r is not None and r.learned:
+            self.learned -= 1
+        return r
 
     def remove_port(self, port: str, *, learned_only: bool = False) -> None:
         for p, r in list(self._routes.items()):
             if r.port == port and (r.learned or not learned_only):
-                del self._routes[p]
+                self.remove(p)
 
     def lookup(self, key: str) -> Route | None:
         routes = self._routes

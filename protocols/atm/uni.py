@@ -29,7 +29,7 @@ from .q2931 import (ALERTING, CALL_PROCEEDING, CALLREF_MAX, CAUSE_DESTINATION_OU
                     CAUSE_INVALID_CALL_REFERENCE, CAUSE_MANDATORY_IE_MISSING,
                     CAUSE_MESSAGE_NOT_COMPATIBLE, CAUSE_MESSAGE_TYPE_NONEXISTENT,
                     CAUSE_NO_USER_RESPONDING, CAUSE_NORMAL_CLEARING, CAUSE_NORMAL_UNSPECIFIED,
-                    CAUSE_PROTOCOL_ERROR, CAUSE_RECOVERY_ON_TIMER_EXPIRY,
+                    CAUSE_PROTOCOL_ERROR, CAUSE_RECOVERY_ON_TIMER_EXPIRY, CAUSE_RESOURCE_UNAVAILABLE,
                     CAUSE_RESPONSE_TO_STATUS_ENQUIRY, CAUSE_TEMPORARY_FAILURE, CONNECT,
                     CONNECT_ACK, CS_ACTIVE, CS_CALL_DELIVERED, CS_CALL_INITIATED,
                     CS_CALL_PRESENT, CS_CALL_RECEIVED, CS_CONNECT_REQUEST,
@@ -226,6 +226,9 @@ class Uni:
             self._actions.append(("data", data))
         else:
             self.stats.queued_link_down += 1
+            if len(self._held) >= self.config.max_held:
+                del self._held[0]                     # bounded: the oldest goes (T309 clears calls anyway)
+                self.stats.held_dropped += 1
             self._held.append(data)
             self._ask_link()
 
@@ -258,6 +261,8 @@ class Uni:
         network assigns the VC, UNI 3.1 §5.1.2.1; EINVAL without it)."""
         if self.side is Side.NETWORK and conn_id is None:
             raise OSError(22, "the network's SETUP needs a connection identifier")
+        if len(self.calls) >= self.config.max_calls:
+            raise OSError(105, "call table full")       # ENOBUFS
         call = Call(self._new_callref(), True, context=context)
         ies = [ie for ie in ies if ie.id != IE_CONN_ID]
         if conn_id is not None:
@@ -550,6 +555,12 @@ class Uni:
         self._reply(msg, RELEASE_COMPLETE, [self._cause(CAUSE_INVALID_CALL_REFERENCE)])
 
     def _incoming_setup(self, msg: Q2931Message, now: float) -> None:
+        if len(self.calls) >= self.config.max_calls:
+            # a peer opening calls without end must not grow the table: refused at once,
+            # no call record (§5.6.3-style answer on its call reference)
+            self.stats.calls_refused_full += 1
+            self._reply(msg, RELEASE_COMPLETE, [self._cause(CAUSE_RESOURCE_UNAVAILABLE)])
+            return
         call = Call(msg.callref, False, setup=msg)
         call.state = CS_CALL_PRESENT if self.side is Side.USER else CS_CALL_INITIATED
         self.calls[call.key] = call

@@ -43,6 +43,11 @@ class UniConfig:
     t317: float = 60.0     # RESTART received: our calls must be cleared within this
     t322: float = 4.0      # STATUS ENQUIRY sent, no STATUS
     n322: int = 3          # STATUS ENQUIRY transmissions before clearing (cause 41)
+    # Bounds on what a peer can make us hold.  Calls: a SETUP beyond max_calls is refused
+    # at once with RELEASE COMPLETE, cause 47 (resource unavailable); our own setup() gets
+    # ENOBUFS.  Held: messages waiting for the SAAL to come up, oldest dropped beyond it.
+    max_calls: int = 4096
+    max_held: int = 256
 
 
 # States where the call is being set up, is up, is being cleared (for STATUS audits).
@@ -162,3 +167,5 @@ class UniStats(Counters):
     restarts_in: int = 0
     restarts_out: int = 0
     queued_link_down: int = 0   # messages held until the SAAL came up
+    held_dropped: int = 0       # held messages dropped, the oldest first, beyond max_held
+    calls_refused_full: int = 0  # SETUPs refused (cause 47) with max_calls calls in the table

@@ -26,6 +26,7 @@ from ..ports import EphemeralPorts
 from . import seq as sq
 from .conn import Connection, State, TcpConfig
 from .listen import SynCookies
+from .timer import TIMER_TICK
 from .wire import ACK, FIN, RST, SYN, TcpRepr
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class TcpStats(Counters):
     probe_recoveries: int = 0
     rto_fires: int = 0
     timeouts: int = 0
+    timer_deferrals: int = 0     # a timer still due after its handler ran: pushed one tick on
     paws_drops: int = 0
     out_of_window: int = 0
     challenge_acks: int = 0
@@ -290,16 +292,29 @@ class Tcp:
         return self._heap[0][0] if self._heap else None
 
     def poll(self, now: float) -> None:
+        # Every connection due at entry is handled exactly once per call.  One whose handler
+        # leaves a deadline at or before `now` made no progress (float rounding, a bug): it is
+        # pushed one tick past `now` and counted, so neither this loop nor the TimerService's
+        # can spin (issue 10 point 1: a keepalive re-armed at `now` froze the Stack).
         heap = self._heap
+        due: list[Connection] = []
         while heap and heap[0][0] <= now:
             at, _, conn = heapq.heappop(heap)
             if conn.sched_at != at:
                 continue                                 # stale entry: a newer one exists
             conn.sched_at = None
+            due.append(conn)
+        for conn in due:
             if conn.state != State.CLOSED:
                 conn.poll(now)
             if conn.state != State.CLOSED:
                 self.schedule(conn)
+                if conn.sched_at is not None and conn.sched_at <= now:
+                    self.stats.timer_deferrals += 1
+                    conn.sched_at = now + TIMER_TICK
+                    heapq.heappush(heap, (conn.sched_at, next(self._tiebreak), conn))
+        while heap and heap[0][2].sched_at != heap[0][0]:
+            heapq.heappop(heap)                          # stale heads: poll_at() tells the truth
 
     # --- input (pr_input) ---------------------------------------------------------------------------
     def input(self, pkt: PacketBuffer, ip: IpMeta, now: float) -> None:

@@ -14,6 +14,12 @@ SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, Stat
 if TYPE_CHECKING:
     from .conn import Connection
 
+# The timer granularity: a deadline that is still due after its handler ran is pushed this
+# far past `now` (Linux timers tick in jiffies, so a timer re-armed from its own handler fires
+# one tick later at the earliest), and a keepalive that is this close to its idle time is
+# taken as due -- float rounding of last_rcv + keepidle must never leave a timer at `now`.
+TIMER_TICK = 0.001
+
 
 class TimerMixin:
     __slots__ = ()
@@ -139,8 +145,14 @@ class TimerMixin:
             self.keep_at = None
 
     def _on_keepalive(self: "Connection", now: float) -> None:
-        if now - self.last_rcv < self.keepidle and self.keep_probes == 0:
-            return                               # traffic since: re-armed from last_rcv
+        if self.keep_probes == 0:
+            remaining = self.last_rcv + self.keepidle - now
+            if remaining > TIMER_TICK:
+                # Traffic since: wait out the rest of the idle time (Linux tcp_keepalive_timer
+                # re-arms for keepalive_time - elapsed).  More than a tick away, so strictly
+                # after `now` whatever the rounding; within a tick the probe goes now.
+                self.keep_at = now + remaining
+                return
         if self.keep_probes >= self.keepcnt:
             self.host.stats.keepalive_drops += 1
             self.abort(now, errno.ETIMEDOUT)         # Linux sends an RST here (tcp_keepalive_timer)

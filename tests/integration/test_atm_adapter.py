@@ -207,7 +207,7 @@ async def test_oam_f5_loopback_is_answered(ns: NetServices, autojump_clock: trio
     sb = open_vc(ns, b)
     tag = a.ndd_ctl(C.NDD_ATM_OAM_LOOPBACK, VC)
     await settle(a, b)
-    assert a.oam_replies == [(*VC, tag)]
+    assert list(a.oam_replies) == [(*VC, tag)]
     assert b.stats.oam_loopbacks_answered == 1 and sb.got == []
     assert a.ndd_ctl(C.NDD_ATM_GET_VC_STATS, VC)["oam_in"] == 1
     # a segment (PTI 4) request is answered too; a request on a VC b has not opened is unknown
@@ -378,15 +378,26 @@ async def test_udp_phy_carries_sdus_both_ways(ns: NetServices) -> None:
             tag = a.ndd_ctl(C.NDD_ATM_OAM_LOOPBACK, VC)
             while not a.oam_replies:
                 await trio.sleep(0.005)
-        assert sb.payloads == sdus and sa.payloads == sdus and a.oam_replies == [(*VC, tag)]
+        assert sb.payloads == sdus and sa.payloads == sdus and list(a.oam_replies) == [(*VC, tag)]
         assert pa.stats.tx_blobs == sum(-(-(-(-(len(s) + 8) // 48)) // 24) for s in sdus) + 1
         import socket
+        # another sender's datagrams are not from pb's configured far end: dropped unread
+        cells_before = pb.stats.rx_cells
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.sendto(b"XXXX" + bytes(53), pb.local_address)
             s.sendto(UDP_MAGIC + bytes(52), pb.local_address)
+            s.sendto(UDP_MAGIC + oam.loopback_request(*VC, 77, end_to_end=True), pb.local_address)
+        with trio.fail_after(5):
+            while pb.stats.foreign_datagrams < 3:
+                await trio.sleep(0.005)
+        assert pb.stats.bad_datagrams == 0 and pb.stats.rx_cells == cells_before
+        # malformed ones from the far end itself are counted as bad
+        pa.sock.sendto(b"XXXX" + bytes(53), pb.local_address)
+        pa.sock.sendto(UDP_MAGIC + bytes(52), pb.local_address)
         with trio.fail_after(5):
             while pb.stats.bad_datagrams < 2:
                 await trio.sleep(0.005)
+        assert pb.stats.foreign_datagrams == 3
     finally:
         for nd in ("atm0", "atm1"):
             if ns.refcount.get(nd):
