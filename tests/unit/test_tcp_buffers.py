@@ -62,13 +62,13 @@ class Receiver:
     def check_invariants(self) -> None:
         """`ooo` is sorted, disjoint, not adjacent, beyond RCV.NXT; ooo_bytes is its size."""
         prev_end = None
-        for start, block in self.buf.ooo:
+        for start, block in self.buf.ooo_snapshot():
             assert len(block) > 0
             assert sq.gt(start, self.rcv_nxt)
             if prev_end is not None:
                 assert sq.gt(start, prev_end)
             prev_end = sq.add(start, len(block))
-        assert self.buf.ooo_bytes == sum(len(b) for _, b in self.buf.ooo)
+        assert self.buf.ooo_bytes == sum(len(b) for _, b in self.buf.ooo_snapshot())
 
 
 def test_in_order_segments_append() -> None:
@@ -89,7 +89,7 @@ def test_hole_filled_pulls_the_queue() -> None:
     assert r.rcv_nxt == 10 and r.buf.ooo_bytes == 5
     r.segment(10, b"klmno")
     assert r.rcv_nxt == 20 and r.buf.read(100) == b"abcdefghijklmnopqrst"
-    assert r.buf.ooo == [] and r.buf.ooo_bytes == 0
+    assert r.buf.ooo_count == 0 and r.buf.ooo_bytes == 0
 
 
 def test_overlaps_are_merged() -> None:
@@ -105,7 +105,7 @@ def test_overlaps_are_merged() -> None:
     r.segment(1030, data[30:65])                          # swallows two blocks
     r.segment(1040, data[40:50])                          # a duplicate
     r.segment(1025, data[25:30])                          # adjacent on both sides: joins
-    assert [(s - 1000, len(b)) for s, b in r.buf.ooo] == [(5, 65)]
+    assert [(s - 1000, len(b)) for s, b in r.buf.ooo_snapshot()] == [(5, 65)]
     r.segment(1000, data[0:8])                            # in order, overlapping the block
     assert r.rcv_nxt == 1070
     r.segment(1060, data[60:100])                         # in order after a partial overlap
@@ -119,7 +119,7 @@ def test_reassembly_across_sequence_wrap() -> None:
     r = Receiver(irs)
     r.segment(sq.add(irs, 32), data[32:])
     r.segment(sq.add(irs, 8), data[8:32])
-    assert r.buf.ooo[0][0] == sq.add(irs, 8)
+    assert r.buf.ooo_snapshot()[0][0] == sq.add(irs, 8)
     r.segment(irs, data[:8])
     assert r.rcv_nxt == sq.add(irs, 64) and r.buf.read(100) == data
 
@@ -135,7 +135,7 @@ def test_free_counts_out_of_order_bytes() -> None:
     buf.read(10)
     assert buf.free() == 80
     buf.clear()
-    assert buf.free() == 100 and buf.ooo == [] and buf.sack_blocks(4) == ()
+    assert buf.free() == 100 and buf.ooo_count == 0 and buf.sack_blocks(4) == ()
 
 
 @st.composite
@@ -166,7 +166,7 @@ def test_any_arrival_order_yields_the_original_bytes(case: tuple[int, bytes, lis
         r.segment(seqno, chunk)
     assert r.rcv_nxt == sq.add(irs, len(data))
     assert r.buf.read(len(data) + 1) == data
-    assert r.buf.ooo == [] and r.buf.ooo_bytes == 0
+    assert r.buf.ooo_count == 0 and r.buf.ooo_bytes == 0
 
 
 # --- RecvBuffer: SACK blocks (RFC 2018 §4) --------------------------------------------------------
