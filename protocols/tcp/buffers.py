@@ -21,7 +21,8 @@ COMPACT_MIN = 1 << 16
 
 # Out-of-order queue bounds (SegmentSmack, CVE-2018-5390).  Linux charges every queued skb
 # its truesize (~1 KiB or more for a tiny segment) against sk_rcvbuf, so tiny segments
-# exhaust the budget fast; we charge each block OOO_BLOCK_TRUESIZE against the capacity.
+# exhaust the budget fast; we charge each block OOO_BLOCK_TRUESIZE against the capacity
+# to size the block budget (the window and free() still count data bytes only).
 # The hard cap: a legitimate sender needs one block per loss in flight (a 4 MiB window
 # with 10% loss at 1448-byte segments: ~290); the reporting costs nothing either way (3-4
 # blocks an ACK).  The floor keeps SACK useful with small buffers.
@@ -100,9 +101,8 @@ class _OooBlock:
     def __len__(self) -> int:
         return len(self.buf) - self.head
 
-    def view(self, skip: int = 0, stop: int | None = None) -> memoryview:
-        mv = memoryview(self.buf)[self.head:]
-        return mv[skip:stop]
+    def view(self, skip: int = 0) -> memoryview:
+        return memoryview(self.buf)[self.head + skip:]
 
     def append(self, data: memoryview | bytes) -> None:
         self.buf += data
@@ -110,8 +110,8 @@ class _OooBlock:
     def prepend(self, data: memoryview | bytes) -> None:
         n = len(data)
         if n > self.head:
-            # grow the headroom geometrically (at most 64 KiB beyond the data at once, so a
-            # block never holds more than twice its bytes): one copy per doubling
+            # one copy buys headroom for as many bytes as the block holds (64 KiB at most):
+            # amortised O(1) per byte prepended, and never more than twice the block's bytes
             room = max(n, min(len(self), OOO_HEADROOM_MAX))
             self.buf[:self.head] = bytes(room)
             self.head = room
@@ -133,9 +133,10 @@ class RecvBuffer(ByteQueue):
     Bounds: the queue holds at most `ooo_block_limit()` blocks -- each block is charged
     OOO_BLOCK_TRUESIZE against the buffer's capacity as Linux charges an skb's truesize,
     clamped to [OOO_MIN_BLOCKS, OOO_MAX_BLOCKS] -- and its bytes are bounded by the
-    window the caller trims segments to.  A segment that needs a new block beyond the
-    limit prunes the highest block if it lies below it, else it is dropped (Linux
-    tcp_data_queue_ofo / tcp_prune_ofo_queue): counted in ofo_pruned / ofo_dropped."""
+    window the caller trims segments to.  A segment that needs a new block at the limit
+    prunes the highest block if it lies below it, else it is dropped (Linux
+    tcp_data_queue_ofo / tcp_prune_ofo_queue): the lowest blocks, the most useful, stay.
+    Counted in ofo_pruned / ofo_dropped."""
     __slots__ = ("capacity", "ooo_bytes", "_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
 
     def __init__(self, capacity: int) -> None:
@@ -246,15 +247,19 @@ class RecvBuffer(ByteQueue):
         starts = self._starts
         limit = self.ooo_block_limit()
         if len(starts) >= limit:
-            if index >= len(starts):
-                # it would be the highest block: the one Linux would prune first
+            # keep the `limit` lowest blocks of those held and the new one: prune the far end
+            # (the least useful data, Linux tcp_prune_ofo_queue), or drop the new block when
+            # it is not among them (Linux TCPOFODrop)
+            keep = limit - 1 if index < limit else limit
+            if len(starts) > keep:
+                while len(starts) > keep:
+                    self._drop_last()
+                if stats is not None:
+                    stats.ofo_pruned += 1
+            if index >= limit:
                 if stats is not None:
                     stats.ofo_dropped += 1
                 return False
-            while len(starts) >= limit and index < len(starts):
-                self._drop_last()
-            if stats is not None:
-                stats.ofo_pruned += 1
         starts.insert(index, s)
         self._blocks[s] = _OooBlock(data)
         self.ooo_bytes += len(data)

@@ -74,6 +74,10 @@ class Receiver:
             prev_end = sq.add(start, len(block))
         assert self.buf.ooo_bytes == sum(len(b) for _, b in self.buf.ooo_snapshot())
         assert self.buf.ooo_count <= self.buf.ooo_block_limit()
+        # every SACK block reported is one held, distinct, the most recent first (RFC 2018 §4)
+        held = {(s, sq.add(s, len(b))) for s, b in self.buf.ooo_snapshot()}
+        reported = self.buf.sack_blocks(4)
+        assert set(reported) <= held and len(set(reported)) == len(reported) == min(4, len(held))
 
     def ranges(self) -> list[tuple[int, int]]:
         """The out-of-order blocks as (offset from `origin`, length)."""
@@ -380,6 +384,23 @@ def test_a_new_block_beyond_the_cap_is_dropped_or_prunes_the_highest() -> None:
     assert r.stats.ofo_pruned == 1 and r.buf.ooo_count == limit
     assert r.ranges()[0] == (5, 1) and r.ranges()[-1] == (top - 4, 1)
     assert r.buf.ooo_bytes == limit + 1
+
+
+def test_a_shrunk_budget_prunes_down_to_it_or_drops() -> None:
+    """Should the capacity shrink below what the queue holds (a memory budget cutting
+    the buffer), the next new block leaves the lowest `limit` blocks of the queue and
+    itself: the far end is pruned, and the new block dropped if it is not among them."""
+    r = Receiver(0, capacity=1 << 20)
+    r.buf.insert_ooo(100, b"x", 0)
+    for i in range(1, 200):
+        r.buf.insert_ooo(100 + 4 * i, b"x", 0)
+    assert r.buf.ooo_count == 200
+    r.buf.capacity = 100                                   # the limit falls to OOO_MIN_BLOCKS
+    r.segment(100 + 4 * 150 + 2, b"y")                     # block 151 of 201: pruned to 64, dropped
+    assert r.buf.ooo_count == OOO_MIN_BLOCKS and (r.stats.ofo_pruned, r.stats.ofo_dropped) == (1, 1)
+    r.segment(10, b"z")                                    # the lowest: one more pruned for it
+    assert r.buf.ooo_count == OOO_MIN_BLOCKS and (r.stats.ofo_pruned, r.stats.ofo_dropped) == (2, 1)
+    assert r.ranges()[0] == (10, 1) and r.ranges()[-1] == (100 + 4 * (OOO_MIN_BLOCKS - 2), 1)
 
 
 def test_prune_ooo_drops_from_the_far_end() -> None:
