@@ -5,12 +5,36 @@ holds in-order bytes the application has not read, plus out-of-order segments wa
 for the hole before them (RFC 9293 §3.10.7.4 "segment text"; RFC 2018 for SACK).
 Both consume from a head offset and compact lazily, so an ACK or a read never moves
 megabytes (an amortised O(1) queue over one bytearray).
+
+Per-segment work stays O(log n) whatever a peer sends: the out-of-order queue and the
+sender's SACK scoreboard are bisected sorted lists with a bound on their length (the
+SegmentSmack and SACK-panic attack classes, CVE-2018-5390 and CVE-2019-11477/8).
 """
 from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from typing import Protocol
 
 from . import seq as sq
 
 COMPACT_MIN = 1 << 16
+
+# Out-of-order queue bounds (SegmentSmack, CVE-2018-5390).  Linux charges every queued skb
+# its truesize (~1 KiB or more for a tiny segment) against sk_rcvbuf, so tiny segments
+# exhaust the budget fast; we charge each block OOO_BLOCK_TRUESIZE against the capacity
+# to size the block budget (the window and free() still count data bytes only).
+# The hard cap: a legitimate sender needs one block per loss in flight (a 4 MiB window
+# with 10% loss at 1448-byte segments: ~290); the reporting costs nothing either way (3-4
+# blocks an ACK).  The floor keeps SACK useful with small buffers.
+OOO_BLOCK_TRUESIZE = 1024
+OOO_MIN_BLOCKS = 64
+OOO_MAX_BLOCKS = 1024
+OOO_HEADROOM_MAX = 1 << 16           # front headroom a block may grow by at once
+SACK_RECENT = 8                      # blocks remembered in reporting order (RFC 2018 §4)
+
+# The sender's scoreboard: a SACKed range per loss in flight is what a receiver can
+# legitimately make; 1024 matches the receiver's block cap (CVE-2019-11477/8).
+SACK_MAX_RANGES = 1024
 
 
 class ByteQueue:
@@ -51,16 +75,79 @@ class SendBuffer(ByteQueue):
         return n
 
 
+class OooCounters(Protocol):
+    """Where RecvBuffer counts what it refuses (TcpStats has these fields)."""
+    ofo_dropped: int
+    ofo_pruned: int
+
+
+class SackCounters(Protocol):
+    """Where Scoreboard counts the SACK blocks it ignores (TcpStats has these fields)."""
+    sack_blocks_invalid: int
+    sack_blocks_old: int
+    sack_blocks_ignored: int
+
+
+class _OooBlock:
+    """One run of contiguous out-of-order bytes, `buf[head:]`.  The headroom in front
+    makes prepending amortised O(bytes added), like appending: a descending run of tiny
+    segments in front of a large block must not copy the block for each one."""
+    __slots__ = ("buf", "head")
+
+    def __init__(self, data: memoryview | bytes) -> None:
+        self.buf = bytearray(data)
+        self.head = 0
+
+    def __len__(self) -> int:
+        return len(self.buf) - self.head
+
+    def view(self, skip: int = 0) -> memoryview:
+        return memoryview(self.buf)[self.head + skip:]
+
+    def append(self, data: memoryview | bytes) -> None:
+        self.buf += data
+
+    def prepend(self, data: memoryview | bytes) -> None:
+        n = len(data)
+        if n > self.head:
+            # one copy buys headroom for as many bytes as the block holds (64 KiB at most):
+            # amortised O(1) per byte prepended, and never more than twice the block's bytes
+            room = max(n, min(len(self), OOO_HEADROOM_MAX))
+            self.buf[:self.head] = bytes(room)
+            self.head = room
+        self.buf[self.head - n:self.head] = data
+        self.head -= n
+
+
 class RecvBuffer(ByteQueue):
-    """`ooo` is a list of [seq, bytearray] blocks, sorted, disjoint and not adjacent."""
-    __slots__ = ("capacity", "ooo", "ooo_bytes", "recent")
+    """In-order bytes for the application, plus the out-of-order queue.
+
+    The queue is a sorted list of disjoint, non-adjacent block starts and a dict from
+    start to block.  Positions are kept as unbounded integers ("absolute" offsets: a
+    base sequence number and its absolute value move with RCV.NXT), so sorting and
+    bisecting never meet the 2**32 wrap.  Inserting a segment is O(log n) to find its
+    neighbours plus the blocks it merges (each block is merged away once: amortised O(1)),
+    and bytes are copied small-into-large (SegmentSmack, CVE-2018-5390, made the
+    linear scan a CPU attack).
+
+    Bounds: the queue holds at most `ooo_block_limit()` blocks -- each block is charged
+    OOO_BLOCK_TRUESIZE against the buffer's capacity as Linux charges an skb's truesize,
+    clamped to [OOO_MIN_BLOCKS, OOO_MAX_BLOCKS] -- and its bytes are bounded by the
+    window the caller trims segments to.  A segment that needs a new block at the limit
+    prunes the highest block if it lies below it, else it is dropped (Linux
+    tcp_data_queue_ofo / tcp_prune_ofo_queue): the lowest blocks, the most useful, stay.
+    Counted in ofo_pruned / ofo_dropped."""
+    __slots__ = ("capacity", "ooo_bytes", "_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
 
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.capacity = capacity
-        self.ooo: list[list] = []
         self.ooo_bytes = 0
-        self.recent: list[int] = []      # block start seqs, most recently changed first (SACK order)
+        self._starts: list[int] = []                 # absolute block starts, ascending
+        self._blocks: dict[int, _OooBlock] = {}      # absolute start -> block
+        self._recent: list[int] = []                 # starts, most recently changed first (SACK order)
+        self._base_seq = 0                           # a sequence number (the last RCV.NXT seen) ...
+        self._base_abs = 0                           # ... and its absolute position
 
     def free(self) -> int:
         return max(0, self.capacity - len(self) - self.ooo_bytes)
@@ -72,169 +159,374 @@ class RecvBuffer(ByteQueue):
             self.consume(n)
         return out
 
+    # --- positions ----------------------------------------------------------------------
+    def _rebase(self, rcv_nxt: int) -> int:
+        """Move the base to RCV.NXT (it moves less than 2**31 between calls: blocks lie in
+        the window) and return its absolute position."""
+        self._base_abs += sq.diff(rcv_nxt, self._base_seq)
+        self._base_seq = rcv_nxt
+        return self._base_abs
+
+    def _seq(self, pos: int) -> int:
+        return sq.add(self._base_seq, pos - self._base_abs)
+
+    @property
+    def ooo_count(self) -> int:
+        """The number of out-of-order blocks held (0: no holes)."""
+        return len(self._starts)
+
+    def ooo_block_limit(self) -> int:
+        """The block budget: the capacity over a per-block truesize, clamped."""
+        return min(OOO_MAX_BLOCKS, max(OOO_MIN_BLOCKS, self.capacity // OOO_BLOCK_TRUESIZE))
+
+    def ooo_snapshot(self) -> list[tuple[int, bytes]]:
+        """(starting sequence number, bytes) of each block, ascending -- O(n), for tests
+        and diagnostics only."""
+        return [(self._seq(s), bytes(self._blocks[s].view())) for s in self._starts]
+
+    # --- in order ------------------------------------------------------------------------
     def append_in_order(self, data: memoryview | bytes, rcv_nxt: int) -> int:
         """Append in-sequence `data`, then pull any out-of-order blocks it reached.
         Returns the new RCV.NXT."""
+        base = self._rebase(rcv_nxt)
         self.data += data
-        rcv_nxt = sq.add(rcv_nxt, len(data))
-        while self.ooo:
-            start, block = self.ooo[0]
-            skip = sq.diff(rcv_nxt, start)
-            if skip < 0:
-                break
-            self.ooo.pop(0)
-            self.ooo_bytes -= len(block)
+        nxt = base + len(data)
+        starts, blocks = self._starts, self._blocks
+        reached = 0
+        while reached < len(starts) and starts[reached] <= nxt:
+            start = starts[reached]
+            block = blocks.pop(start)
+            skip = nxt - start
             if skip < len(block):
-                self.data += memoryview(block)[skip:]
-                rcv_nxt = sq.add(start, len(block))
-            self._forget(start)
-        return rcv_nxt
-
-    def insert_ooo(self, seq: int, data: memoryview | bytes, rcv_nxt: int) -> None:
-        """Keep a segment that starts beyond RCV.NXT (already trimmed to the window)."""
-        s = sq.diff(seq, rcv_nxt)
-        e = s + len(data)
-        blocks = self.ooo
-        i = 0
-        while i < len(blocks) and sq.diff(blocks[i][0], rcv_nxt) + len(blocks[i][1]) < s:
-            i += 1
-        j = i
-        while j < len(blocks) and sq.diff(blocks[j][0], rcv_nxt) <= e:
-            j += 1
-        touched = blocks[i:j]
-        if len(touched) == 1:
-            bs = sq.diff(touched[0][0], rcv_nxt)
-            be = bs + len(touched[0][1])
-            if bs <= s and e <= be:                     # a duplicate of what we hold
-                self._touch(touched[0][0])
-                return
-            if bs <= s:                                 # the usual case: extends a block's tail
-                tail = memoryview(data)[be - s:]
-                touched[0][1] += tail
-                self.ooo_bytes += len(tail)
-                self._touch(touched[0][0])
-                return
-        lo = min([s] + [sq.diff(b[0], rcv_nxt) for b in touched])
-        hi = max([e] + [sq.diff(b[0], rcv_nxt) + len(b[1]) for b in touched])
-        merged = bytearray(hi - lo)
-        for start, block in touched:
-            off = sq.diff(start, rcv_nxt) - lo
-            merged[off:off + len(block)] = block
+                self.data += block.view(skip)
+                nxt = start + len(block)
             self.ooo_bytes -= len(block)
             self._forget(start)
-        merged[s - lo:e - lo] = data
-        new_start = sq.add(rcv_nxt, lo)
-        blocks[i:j] = [[new_start, merged]]
-        self.ooo_bytes += len(merged)
-        self._touch(new_start)
+            reached += 1
+        if reached:
+            del starts[:reached]
+        return self._seq(nxt)
 
+    # --- out of order --------------------------------------------------------------------
+    def insert_ooo(self, seq: int, data: memoryview | bytes, rcv_nxt: int,
+                   stats: OooCounters | None = None) -> bool:
+        """Keep a segment that starts beyond RCV.NXT (already trimmed to the window).
+        Returns False when it was dropped because it would need a block beyond the limit
+        (counted in stats.ofo_dropped); pruning a higher block to make room for it counts
+        in stats.ofo_pruned."""
+        if not data:
+            return True
+        base = self._rebase(rcv_nxt)
+        s = base + sq.diff(seq, rcv_nxt)
+        e = s + len(data)
+        starts, blocks = self._starts, self._blocks
+        # the blocks it touches (overlapping or adjacent) are starts[first:last]
+        first = bisect_right(starts, s) - 1
+        if first < 0 or starts[first] + len(blocks[starts[first]]) < s:
+            first += 1
+        last = bisect_right(starts, e)
+        if first == last:
+            return self._new_block(first, s, data, stats)
+        if last - first == 1:
+            start = starts[first]
+            block = blocks[start]
+            end = start + len(block)
+            if start <= s and e <= end:                  # a duplicate of what we hold
+                self._touch(start)
+                return True
+            if start <= s:                               # the usual case: extends a block's tail
+                tail = memoryview(data)[end - s:]
+                block.append(tail)
+                self.ooo_bytes += len(tail)
+                self._touch(start)
+                return True
+        self._merge(first, last, s, e, data)
+        return True
+
+    def _new_block(self, index: int, s: int, data: memoryview | bytes, stats: OooCounters | None) -> bool:
+        starts = self._starts
+        limit = self.ooo_block_limit()
+        if len(starts) >= limit:
+            # keep the `limit` lowest blocks of those held and the new one: prune the far end
+            # (the least useful data, Linux tcp_prune_ofo_queue), or drop the new block when
+            # it is not among them (Linux TCPOFODrop)
+            keep = limit - 1 if index < limit else limit
+            if len(starts) > keep:
+                while len(starts) > keep:
+                    self._drop_last()
+                if stats is not None:
+                    stats.ofo_pruned += 1
+            if index >= limit:
+                if stats is not None:
+                    stats.ofo_dropped += 1
+                return False
+        starts.insert(index, s)
+        self._blocks[s] = _OooBlock(data)
+        self.ooo_bytes += len(data)
+        self._touch(s)
+        return True
+
+    def _merge(self, first: int, last: int, s: int, e: int, data: memoryview | bytes) -> None:
+        """Join the segment [s, e) with the blocks starts[first:last] it touches, copying
+        into the largest of them (small into large: each byte moves O(log n) times)."""
+        starts, blocks = self._starts, self._blocks
+        touched = [(start, blocks.pop(start)) for start in starts[first:last]]
+        host_at = max(range(len(touched)), key=lambda k: len(touched[k][1]))
+        host_start, host = touched[host_at]
+        lo = min(s, touched[0][0])
+        hi = max(e, touched[-1][0] + len(touched[-1][1]))
+        old_bytes = sum(len(b) for _, b in touched)
+        mv = memoryview(data)
+        # what goes in front of the host: [lo, host_start); the gaps between blocks are
+        # covered by the segment, since it touches every block in the run
+        front: list[memoryview] = []
+        pos = lo
+        for start, block in touched[:host_at]:
+            if pos < start:
+                front.append(mv[pos - s:start - s])
+            front.append(block.view())
+            pos = start + len(block)
+        if pos < host_start:
+            front.append(mv[pos - s:host_start - s])
+        # and behind it: [host_end, hi)
+        back: list[memoryview] = []
+        pos = host_start + len(host)
+        for start, block in touched[host_at + 1:]:
+            if pos < start:
+                back.append(mv[pos - s:start - s])
+            back.append(block.view())
+            pos = start + len(block)
+        if pos < hi:
+            back.append(mv[pos - s:hi - s])
+        if front:
+            host.prepend(b"".join(front))
+        for piece in back:
+            host.append(piece)
+        for start, _ in touched:
+            self._forget(start)
+        starts[first:last] = [lo]
+        blocks[lo] = host
+        self.ooo_bytes += (hi - lo) - old_bytes
+        self._touch(lo)
+
+    def _drop_last(self) -> int:
+        start = self._starts.pop()
+        block = self._blocks.pop(start)
+        self.ooo_bytes -= len(block)
+        self._forget(start)
+        return len(block)
+
+    def prune_ooo(self, goal_bytes: int | None = None, stats: OooCounters | None = None) -> int:
+        """Drop out-of-order blocks from the highest sequence number down, as Linux's
+        tcp_prune_ofo_queue does under memory pressure: the data furthest from RCV.NXT is
+        the least useful, and the sender still holds it (RFC 2018 §8 lets a receiver
+        renege on SACKed data; the dropped blocks are simply no longer reported).
+
+        Drops whole blocks until at least `goal_bytes` bytes of data are freed, or the
+        whole queue when `goal_bytes` is None; returns the bytes freed (0 if none).  When
+        it freed something and `stats` is given, counts one stats.ofo_pruned (one prune
+        event, like Linux's OfoPruned).  In-order data, RCV.NXT and the offered window are
+        left alone.  O(blocks dropped)."""
+        freed = 0
+        while self._starts and (goal_bytes is None or freed < goal_bytes):
+            freed += self._drop_last()
+        if freed and stats is not None:
+            stats.ofo_pruned += 1
+        return freed
+
+    # --- SACK blocks (RFC 2018 §4) -----------------------------------------------------------
     def sack_blocks(self, limit: int) -> tuple[tuple[int, int], ...]:
-        """RFC 2018 §4: the most recently changed block first, then the others."""
-        by_start = {b[0]: b for b in self.ooo}
-        out = []
-        for start in self.recent:
-            b = by_start.get(start)
-            if b is not None:
-                out.append((start, sq.add(start, len(b[1]))))
+        """RFC 2018 §4: the block holding the most recently received segment first, then
+        the most recently reported others; then, to report as many distinct blocks as
+        possible, the lowest ones.  O(limit), whatever the queue's size."""
+        out: list[tuple[int, int]] = []
+        for start in self._recent:
+            out.append((self._seq(start), self._seq(start + len(self._blocks[start]))))
+            if len(out) == limit:
+                return tuple(out)
+        for start in self._starts[:limit + len(self._recent)]:
+            if start not in self._recent:
+                out.append((self._seq(start), self._seq(start + len(self._blocks[start]))))
                 if len(out) == limit:
                     break
         return tuple(out)
 
     def _touch(self, start: int) -> None:
         self._forget(start)
-        self.recent.insert(0, start)
-        del self.recent[8:]
+        self._recent.insert(0, start)
+        del self._recent[SACK_RECENT:]
 
     def _forget(self, start: int) -> None:
-        if start in self.recent:
-            self.recent.remove(start)
+        if start in self._recent:
+            self._recent.remove(start)
 
     def clear(self) -> None:
         self.data = bytearray()
         self.head = 0
-        self.ooo.clear()
+        self._starts.clear()
+        self._blocks.clear()
+        self._recent.clear()
         self.ooo_bytes = 0
-        self.recent.clear()
 
 
 class Scoreboard:
-    """The sender's record of SACKed ranges above SND.UNA (RFC 6675 §3)."""
-    __slots__ = ("blocks", "sacked", "high_sack")
+    """The sender's record of SACKed ranges above SND.UNA (RFC 6675 §3).
 
-    def __init__(self) -> None:
-        self.blocks: list[tuple[int, int]] = []
-        self.sacked = 0
-        self.high_sack: int | None = None
+    Two parallel sorted lists of range edges, in absolute positions (a base sequence
+    number moving with SND.UNA, as in RecvBuffer), disjoint and not adjacent: updates and
+    queries bisect, O(log n) plus the ranges a block merges.  At most `max_ranges`
+    ranges (SACK_MAX_RANGES): a block that would add one more is ignored and counted
+    (sack_blocks_ignored) -- the SACK-panic class (CVE-2019-11477/8) fragmented Linux's
+    retransmit queue with tiny blocks.  Ignoring a block only costs a retransmission the
+    receiver did not need: the scoreboard is advisory (RFC 6675 §1)."""
+    __slots__ = ("max_ranges", "sacked", "_lefts", "_rights", "_above", "_base_seq", "_base_abs")
 
-    def update(self, sacks: tuple[tuple[int, int], ...], una: int, snd_max: int) -> bool:
-        """Merge the SACK blocks of one ACK; returns True if something new was SACKed."""
+    def __init__(self, max_ranges: int = SACK_MAX_RANGES) -> None:
+        self.max_ranges = max_ranges
+        self.sacked = 0                               # octets SACKed in all
+        self._lefts: list[int] = []
+        self._rights: list[int] = []
+        self._above: tuple[int, int] | None = None    # the last sacked_above query and its answer
+        self._base_seq = 0
+        self._base_abs = 0
+
+    def __len__(self) -> int:
+        return len(self._lefts)
+
+    @property
+    def blocks(self) -> list[tuple[int, int]]:
+        """The ranges as (left, right) sequence numbers, ascending -- O(n), for tests."""
+        return [(self._seq(l), self._seq(r)) for l, r in zip(self._lefts, self._rights)]
+
+    @property
+    def high_sack(self) -> int | None:
+        """The highest SACKed sequence number plus one (RFC 6675 HighACK's companion)."""
+        return self._seq(self._rights[-1]) if self._rights else None
+
+    def _rebase(self, una: int) -> int:
+        self._base_abs += sq.diff(una, self._base_seq)
+        self._base_seq = una
+        return self._base_abs
+
+    def _pos(self, s: int) -> int:
+        return self._base_abs + sq.diff(s, self._base_seq)
+
+    def _seq(self, pos: int) -> int:
+        return sq.add(self._base_seq, pos - self._base_abs)
+
+    def update(self, sacks: tuple[tuple[int, int], ...], una: int, snd_max: int,
+               stats: SackCounters | None = None) -> bool:
+        """Merge the SACK blocks of one ACK; returns True if something new was SACKed.
+        Blocks are checked first (RFC 2018 §8, RFC 2883, RFC 6675 §5.1; Linux
+        tcp_is_sackblock_valid): empty, inverted or beyond SND.MAX -> sack_blocks_invalid;
+        wholly at or below SND.UNA (a D-SACK, or stale) -> sack_blocks_old; both carry
+        nothing for the scoreboard.  A block straddling SND.UNA is clipped to it."""
+        base = self._rebase(una)
+        span = sq.diff(snd_max, una)
         before = self.sacked
         for left, right in sacks:
-            # RFC 2018 §8 / RFC 6675: ignore blocks outside (SND.UNA, SND.MAX] (incl. D-SACK)
-            if not (sq.lt(una, right) and sq.le(right, snd_max) and sq.lt(left, right)):
+            lo, hi = sq.diff(left, una), sq.diff(right, una)
+            if hi <= lo or hi > span:
+                if stats is not None:
+                    stats.sack_blocks_invalid += 1
                 continue
-            if sq.lt(left, una):
-                left = una
-            self._add(left, right, una)
-        self.prune(una)
+            if hi <= 0:
+                if stats is not None:
+                    stats.sack_blocks_old += 1
+                continue
+            if not self._add(base + max(lo, 0), base + hi) and stats is not None:
+                stats.sack_blocks_ignored += 1
         return self.sacked > before
 
-    def _add(self, left: int, right: int, una: int) -> None:
-        out: list[tuple[int, int]] = []
-        for b in self.blocks:
-            if sq.lt(b[1], left) or sq.lt(right, b[0]):
-                out.append(b)
-            else:
-                left = b[0] if sq.lt(b[0], left) else left
-                right = b[1] if sq.gt(b[1], right) else right
-        out.append((left, right))
-        out.sort(key=lambda b: sq.diff(b[0], una))
-        self.blocks = out
-        self._recount()
+    def _add(self, left: int, right: int) -> bool:
+        """Merge [left, right); False if it would be one range too many (ignored)."""
+        lefts, rights = self._lefts, self._rights
+        first = bisect_left(rights, left)             # ranges ending at or after `left`...
+        last = bisect_right(lefts, right)             # ...and starting at or before `right`
+        if first == last:
+            if len(lefts) >= self.max_ranges:
+                return False
+            lefts.insert(first, left)
+            rights.insert(first, right)
+            self.sacked += right - left
+        else:
+            new_left = min(left, lefts[first])
+            new_right = max(right, rights[last - 1])
+            covered = sum(rights[first:last]) - sum(lefts[first:last])
+            if new_left == lefts[first] and new_right == rights[first] and last - first == 1:
+                return True                            # nothing new
+            lefts[first:last] = [new_left]
+            rights[first:last] = [new_right]
+            self.sacked += (new_right - new_left) - covered
+        self._above = None
+        return True
 
     def prune(self, una: int) -> None:
-        kept = []
-        for left, right in self.blocks:
-            if sq.le(right, una):
-                continue
-            kept.append((una if sq.lt(left, una) else left, right))
-        self.blocks = kept
-        self._recount()
-
-    def _recount(self) -> None:
-        self.sacked = sum(sq.diff(r, l) for l, r in self.blocks)
-        self.high_sack = self.blocks[-1][1] if self.blocks else None
+        """Forget what the cumulative ACK `una` covers."""
+        edge = self._rebase(una)
+        lefts, rights = self._lefts, self._rights
+        gone = bisect_right(rights, edge)
+        if gone:
+            self.sacked -= sum(rights[:gone]) - sum(lefts[:gone])
+            del lefts[:gone]
+            del rights[:gone]
+            self._above = None
+        if lefts and lefts[0] < edge:
+            self.sacked -= edge - lefts[0]
+            lefts[0] = edge
+            self._above = None
 
     def clear(self) -> None:
-        self.blocks = []
+        self._lefts.clear()
+        self._rights.clear()
+        self._above = None
         self.sacked = 0
-        self.high_sack = None
+
+    def _holding(self, pos: int) -> int:
+        """The index of the range holding `pos`, or -1."""
+        k = bisect_right(self._lefts, pos) - 1
+        return k if k >= 0 and pos < self._rights[k] else -1
 
     def is_sacked(self, s: int) -> bool:
-        return any(sq.le(l, s) and sq.lt(s, r) for l, r in self.blocks)
+        return self._holding(self._pos(s)) >= 0
+
+    def sacked_end(self, s: int) -> int | None:
+        """The right edge of the SACKed range holding `s`, if one does."""
+        k = self._holding(self._pos(s))
+        return self._seq(self._rights[k]) if k >= 0 else None
 
     def next_hole(self, start: int, una: int, end: int | None = None) -> tuple[int, int] | None:
         """The first un-SACKed range at or after `start` and below the highest SACK (or
         below `end`, when the tail above the highest SACK counts as lost too)."""
-        if self.high_sack is None and end is None:
+        if not self._lefts and end is None:
             return None
         if sq.lt(start, una):
             start = una
-        for l, r in self.blocks:
-            if sq.lt(start, l):
-                return start, l
-            if sq.lt(start, r):
-                start = r
-        if end is not None and sq.lt(start, end):
-            return start, end
-        return None
-
-    def sacked_end(self, s: int) -> int | None:
-        """The right edge of the SACKed block holding `s`, if one does."""
-        for l, r in self.blocks:
-            if sq.le(l, s) and sq.lt(s, r):
-                return r
+        pos = self._pos(start)
+        k = bisect_right(self._lefts, pos)            # the first range starting above `pos`
+        if k and pos < self._rights[k - 1]:
+            pos = self._rights[k - 1]                 # inside a range: the hole starts at its end
+        if k < len(self._lefts):
+            return self._seq(pos), self._seq(self._lefts[k])
+        if end is not None and sq.lt(self._seq(pos), end):
+            return self._seq(pos), end
         return None
 
     def sacked_above(self, s: int) -> int:
-        return sum(sq.diff(r, l if sq.gt(l, s) else s) for l, r in self.blocks if sq.gt(r, s))
+        """Octets SACKed above `s`: O(log n) to find the range, then a C-level sum over the
+        shorter side (at most n/2 ranges), remembered until the scoreboard changes."""
+        pos = self._pos(s)
+        if self._above is not None and self._above[0] == pos:
+            return self._above[1]
+        lefts, rights = self._lefts, self._rights
+        k = bisect_right(rights, pos)                 # ranges k.. end above `pos`
+        if k == len(rights):
+            above = 0
+        elif k < len(rights) // 2:
+            above = self.sacked - (sum(rights[:k]) - sum(lefts[:k]))
+        else:
+            above = sum(rights[k:]) - sum(lefts[k:])
+        if k < len(rights) and lefts[k] < pos:
+            above -= pos - lefts[k]                   # range k straddles `pos`
+        self._above = (pos, above)
+        return above

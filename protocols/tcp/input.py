@@ -233,7 +233,7 @@ class InputMixin:
         win = seg.window << self.snd_wscale
         sack_news = False
         if self.sack_ok and seg.sack:
-            sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max)
+            sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max, self.host.stats)
         acked = sq.diff(ack, self.snd_una)
         if self.probe_high is not None:
             if sq.ge(ack, self.probe_high):
@@ -371,7 +371,7 @@ class InputMixin:
             self.abort(now, 0)
             return
         if seqno == self.rcv_nxt:
-            had_holes = bool(self.rcv.ooo)
+            had_holes = self.rcv.ooo_count > 0
             if data:
                 self.bytes_received += len(data)
                 self.rcv_nxt = self.rcv.append_in_order(data, self.rcv_nxt)
@@ -391,8 +391,10 @@ class InputMixin:
                     self.delack_at = now + self.config.delack
         else:
             if data:
-                self.rcv.insert_ooo(seqno, data, self.rcv_nxt)
-                self.host.stats.ooo_segs += 1
+                if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
+                    self.host.stats.ooo_segs += 1
+                else:
+                    fin = False                      # dropped (block cap): the FIN comes back with it
             if fin:
                 self.ooo_fin = sq.add(seqno, len(data))
             self.ack_now = True                      # RFC 5681 §4.2: out of order -> immediate ACK

@@ -82,7 +82,7 @@ class OutputMixin:
         fin_possible = self.fin_queued and (self.fin_seq is None or sq.le(self.snd_nxt, self.fin_seq))
         if avail == 0:
             return 0, fin_possible and off == total
-        if sq.lt(self.snd_nxt, self.snd_max) and self.scoreboard.blocks:
+        if sq.lt(self.snd_nxt, self.snd_max) and len(self.scoreboard):
             # going back N after an RTO: skip what the receiver SACKed (RFC 6675 §5.1)
             skip_to = self.scoreboard.sacked_end(self.snd_nxt)
             if skip_to is not None:
@@ -101,7 +101,7 @@ class OutputMixin:
         mss = self._seg_mss()
         if mss < n < avail:
             n -= n % mss                              # window-limited: whole segments only (no runts)
-        if sq.lt(self.snd_nxt, self.snd_max) and self.scoreboard.blocks:
+        if sq.lt(self.snd_nxt, self.snd_max) and len(self.scoreboard):
             hole = self.scoreboard.next_hole(self.snd_nxt, self.snd_una)
             if hole is not None and hole[0] == self.snd_nxt:
                 n = min(n, sq.diff(hole[1], hole[0]))
@@ -121,8 +121,8 @@ class OutputMixin:
     def _seg_mss(self: "Connection") -> int:
         """Payload per segment now: the MSS less room for SACK blocks while we hold
         out-of-order data (Linux tcp_current_mss), so a segment never outgrows the MTU."""
-        if self.sack_ok and self.rcv.ooo:
-            blocks = min(len(self.rcv.ooo), 3 if self.ts_ok else 4)
+        if self.sack_ok and self.rcv.ooo_count:
+            blocks = min(self.rcv.ooo_count, 3 if self.ts_ok else 4)
             return max(self.mss - 4 - 8 * blocks, 64)
         return self.mss
 
@@ -258,7 +258,7 @@ class OutputMixin:
     def _emit(self: "Connection", seqno: int, flags: int, payload: memoryview | None, now: float,
               gso: int = 0) -> None:
         seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._advertise(now))
-        if self.sack_ok and self.rcv.ooo:
+        if self.sack_ok and self.rcv.ooo_count:
             seg.sack = self.rcv.sack_blocks(3 if self.ts_ok else 4)
         if self.ts_ok:
             seg.ts = (self._ts_val(now), self.ts_recent)

@@ -64,6 +64,11 @@ class TcpStats(Counters):
     challenge_acks: int = 0
     challenge_acks_suppressed: int = 0
     ooo_segs: int = 0
+    ofo_dropped: int = 0            # out-of-order segments refused: the block cap (Linux TCPOFODrop)
+    ofo_pruned: int = 0             # prune events dropping queued blocks from the far end (OfoPruned)
+    sack_blocks_invalid: int = 0    # SACK blocks empty, inverted or beyond SND.MAX (TCPSACKDiscard)
+    sack_blocks_old: int = 0        # SACK blocks wholly at or below SND.UNA: D-SACK or stale
+    sack_blocks_ignored: int = 0    # SACK blocks that would fragment the scoreboard beyond its cap
     syncookies_sent: int = 0
     syncookies_recv: int = 0
     syncookies_failed: int = 0

@@ -8,7 +8,10 @@ import random
 from hypothesis import given, settings, strategies as st
 
 from protocols.tcp import seq as sq
-from protocols.tcp.buffers import COMPACT_MIN, RecvBuffer, Scoreboard, SendBuffer
+from protocols.tcp.buffers import (
+    COMPACT_MIN, OOO_MAX_BLOCKS, OOO_MIN_BLOCKS, SACK_RECENT, RecvBuffer, Scoreboard, SendBuffer,
+)
+from protocols.tcp.tcp import TcpStats
 
 FAST = settings(max_examples=150, deadline=None)
 
@@ -43,9 +46,10 @@ class Receiver:
     """RCV.NXT plus a RecvBuffer, fed the way input.py feeds it: trim what is already
     received, append in-order data, keep the rest out of order."""
 
-    def __init__(self, irs: int, capacity: int = 1 << 20) -> None:
+    def __init__(self, irs: int, capacity: int = 1 << 20, buf: RecvBuffer | None = None) -> None:
         self.rcv_nxt = irs
-        self.buf = RecvBuffer(capacity)
+        self.buf = buf if buf is not None else RecvBuffer(capacity)
+        self.stats = TcpStats()
 
     def segment(self, seqno: int, data: bytes) -> None:
         front = sq.diff(self.rcv_nxt, seqno)
@@ -56,19 +60,30 @@ class Receiver:
         if seqno == self.rcv_nxt:
             self.rcv_nxt = self.buf.append_in_order(memoryview(data), self.rcv_nxt)
         else:
-            self.buf.insert_ooo(seqno, memoryview(data), self.rcv_nxt)
+            self.buf.insert_ooo(seqno, memoryview(data), self.rcv_nxt, self.stats)
         self.check_invariants()
 
     def check_invariants(self) -> None:
         """`ooo` is sorted, disjoint, not adjacent, beyond RCV.NXT; ooo_bytes is its size."""
         prev_end = None
-        for start, block in self.buf.ooo:
+        for start, block in self.buf.ooo_snapshot():
             assert len(block) > 0
             assert sq.gt(start, self.rcv_nxt)
             if prev_end is not None:
                 assert sq.gt(start, prev_end)
             prev_end = sq.add(start, len(block))
-        assert self.buf.ooo_bytes == sum(len(b) for _, b in self.buf.ooo)
+        assert self.buf.ooo_bytes == sum(len(b) for _, b in self.buf.ooo_snapshot())
+        assert self.buf.ooo_count <= self.buf.ooo_block_limit()
+        # every SACK block reported is one held, distinct, the most recent first (RFC 2018 §4)
+        held = {(s, sq.add(s, len(b))) for s, b in self.buf.ooo_snapshot()}
+        reported = self.buf.sack_blocks(4)
+        assert set(reported) <= held and len(set(reported)) == len(reported) == min(4, len(held))
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """The out-of-order blocks as (offset from `origin`, length)."""
+        return [(sq.diff(s, self.origin), len(b)) for s, b in self.buf.ooo_snapshot()]
+
+    origin = 0
 
 
 def test_in_order_segments_append() -> None:
@@ -89,7 +104,7 @@ def test_hole_filled_pulls_the_queue() -> None:
     assert r.rcv_nxt == 10 and r.buf.ooo_bytes == 5
     r.segment(10, b"klmno")
     assert r.rcv_nxt == 20 and r.buf.read(100) == b"abcdefghijklmnopqrst"
-    assert r.buf.ooo == [] and r.buf.ooo_bytes == 0
+    assert r.buf.ooo_count == 0 and r.buf.ooo_bytes == 0
 
 
 def test_overlaps_are_merged() -> None:
@@ -105,7 +120,7 @@ def test_overlaps_are_merged() -> None:
     r.segment(1030, data[30:65])                          # swallows two blocks
     r.segment(1040, data[40:50])                          # a duplicate
     r.segment(1025, data[25:30])                          # adjacent on both sides: joins
-    assert [(s - 1000, len(b)) for s, b in r.buf.ooo] == [(5, 65)]
+    assert [(s - 1000, len(b)) for s, b in r.buf.ooo_snapshot()] == [(5, 65)]
     r.segment(1000, data[0:8])                            # in order, overlapping the block
     assert r.rcv_nxt == 1070
     r.segment(1060, data[60:100])                         # in order after a partial overlap
@@ -119,7 +134,7 @@ def test_reassembly_across_sequence_wrap() -> None:
     r = Receiver(irs)
     r.segment(sq.add(irs, 32), data[32:])
     r.segment(sq.add(irs, 8), data[8:32])
-    assert r.buf.ooo[0][0] == sq.add(irs, 8)
+    assert r.buf.ooo_snapshot()[0][0] == sq.add(irs, 8)
     r.segment(irs, data[:8])
     assert r.rcv_nxt == sq.add(irs, 64) and r.buf.read(100) == data
 
@@ -135,7 +150,7 @@ def test_free_counts_out_of_order_bytes() -> None:
     buf.read(10)
     assert buf.free() == 80
     buf.clear()
-    assert buf.free() == 100 and buf.ooo == [] and buf.sack_blocks(4) == ()
+    assert buf.free() == 100 and buf.ooo_count == 0 and buf.sack_blocks(4) == ()
 
 
 @st.composite
@@ -166,7 +181,7 @@ def test_any_arrival_order_yields_the_original_bytes(case: tuple[int, bytes, lis
         r.segment(seqno, chunk)
     assert r.rcv_nxt == sq.add(irs, len(data))
     assert r.buf.read(len(data) + 1) == data
-    assert r.buf.ooo == [] and r.buf.ooo_bytes == 0
+    assert r.buf.ooo_count == 0 and r.buf.ooo_bytes == 0
 
 
 # --- RecvBuffer: SACK blocks (RFC 2018 §4) --------------------------------------------------------
@@ -287,3 +302,310 @@ def test_scoreboard_matches_a_set_model(blocks: list[tuple[int, int]]) -> None:
     assert all(sb.is_sacked(sq.add(una, i)) == (i in model) for i in range(120))
     for (l1, r1), (l2, _) in zip(sb.blocks, sb.blocks[1:]):
         assert sq.lt(r1, l2)                               # disjoint, sorted, not adjacent
+
+
+# --- RecvBuffer: the out-of-order queue's structure and bounds (issue 10, CVE-2018-5390) --------------
+def test_blocks_are_kept_sorted_whatever_the_arrival_order() -> None:
+    r = Receiver(1000)
+    r.origin = 1000
+    for off in (300, 100, 500, 200, 400):
+        r.segment(1000 + off, bytes([off // 100]) * 10)
+    assert r.ranges() == [(100, 10), (200, 10), (300, 10), (400, 10), (500, 10)]
+    assert r.buf.ooo_count == 5 and r.buf.ooo_bytes == 50
+
+
+def test_merge_keeps_the_bytes_when_the_largest_block_is_in_the_middle() -> None:
+    """A segment bridging several blocks is copied into the largest (small into large);
+    the bytes in front of it are prepended, the rest appended, first arrival kept."""
+    data = bytes(random.Random(1).randbytes(400))
+    r = Receiver(0)
+    r.segment(50, data[50:60])
+    r.segment(100, data[100:300])                          # the large one
+    r.segment(320, data[320:330])
+    r.segment(40, b"\xff" * 300)                           # overlaps all three: only gaps taken from it
+    assert r.ranges() == [(40, 300)]
+    (start, block), = r.buf.ooo_snapshot()
+    assert block[10:20] == data[50:60] and block[60:260] == data[100:300] and block[280:290] == data[320:330]
+    assert block[:10] == block[260:270] == block[290:] == b"\xff" * 10 and block[20:60] == b"\xff" * 40
+
+
+def test_descending_tiny_segments_prepend_to_one_block() -> None:
+    """1-byte segments arriving backwards in front of a block: one block, the right bytes
+    (and, by the block's headroom, no copy of the whole block per segment)."""
+    data = bytes(random.Random(2).randbytes(3000))
+    r = Receiver(0)
+    r.segment(2000, data[2000:])
+    for off in range(1999, 0, -1):
+        r.segment(off, data[off:off + 1])
+    assert r.ranges() == [(1, 2999)]
+    r.segment(0, data[:1])
+    assert r.rcv_nxt == 3000 and r.buf.read(5000) == data
+
+
+def test_blocks_and_sack_edges_across_the_wrap() -> None:
+    """RFC 9293 §3.4 / RFC 2018: blocks on both sides of 2**32, reported modulo 2**32."""
+    irs = 0xFFFFFF00
+    r = Receiver(irs)
+    r.segment(0xFFFFFFF0, b"a" * 0x20)                     # straddles the wrap
+    r.segment(0x40, b"b" * 0x10)
+    r.segment(0xFFFFFF80, b"c" * 0x10)
+    assert [s for s, _ in r.buf.ooo_snapshot()] == [0xFFFFFF80, 0xFFFFFFF0, 0x40]
+    assert r.buf.sack_blocks(4) == ((0xFFFFFF80, 0xFFFFFF90), (0x40, 0x50), (0xFFFFFFF0, 0x10))
+    r.segment(0x10, b"d" * 0x30)                           # joins the two after the wrap
+    assert r.buf.sack_blocks(4)[0] == (0xFFFFFFF0, 0x50)
+    r.segment(irs, b"e" * 0x80)
+    assert r.rcv_nxt == 0xFFFFFF90 and r.buf.ooo_count == 1
+
+
+def test_block_limit_follows_the_capacity_charged_per_block() -> None:
+    """A per-block truesize against the capacity (Linux charges skb truesize to the
+    receive buffer), clamped between a floor and the hard cap."""
+    assert RecvBuffer(100).ooo_block_limit() == OOO_MIN_BLOCKS
+    assert RecvBuffer(256 << 10).ooo_block_limit() == 256
+    assert RecvBuffer(4 << 20).ooo_block_limit() == OOO_MAX_BLOCKS == 1024
+
+
+def test_a_new_block_beyond_the_cap_is_dropped_or_prunes_the_highest() -> None:
+    """Linux tcp_data_queue_ofo / tcp_prune_ofo_queue: at the cap a segment that would be
+    the highest block is dropped; one below it evicts the highest block instead.
+    Segments extending an existing block never need a new one and are kept."""
+    r = Receiver(0, capacity=4 << 20)
+    limit = r.buf.ooo_block_limit()
+    for i in range(limit):
+        r.segment(10 + 4 * i, b"x")
+    assert r.buf.ooo_count == limit and r.stats.ofo_dropped == 0
+    top = 10 + 4 * (limit - 1)
+    r.segment(top + 100, b"y")                             # would be the highest: dropped
+    assert r.stats.ofo_dropped == 1 and r.buf.ooo_count == limit
+    assert r.buf.sack_blocks(1) == ((top, top + 1),)
+    r.segment(11, b"z")                                    # extends a block: kept, no new block
+    assert r.buf.ooo_count == limit and r.stats.ofo_dropped == 1 and r.buf.ooo_bytes == limit + 1
+    r.segment(5, b"w")                                     # a new lowest block: the highest goes
+    assert r.stats.ofo_pruned == 1 and r.buf.ooo_count == limit
+    assert r.ranges()[0] == (5, 1) and r.ranges()[-1] == (top - 4, 1)
+    assert r.buf.ooo_bytes == limit + 1
+
+
+def test_a_shrunk_budget_prunes_down_to_it_or_drops() -> None:
+    """Should the capacity shrink below what the queue holds (a memory budget cutting
+    the buffer), the next new block leaves the lowest `limit` blocks of the queue and
+    itself: the far end is pruned, and the new block dropped if it is not among them."""
+    r = Receiver(0, capacity=1 << 20)
+    r.buf.insert_ooo(100, b"x", 0)
+    for i in range(1, 200):
+        r.buf.insert_ooo(100 + 4 * i, b"x", 0)
+    assert r.buf.ooo_count == 200
+    r.buf.capacity = 100                                   # the limit falls to OOO_MIN_BLOCKS
+    r.segment(100 + 4 * 150 + 2, b"y")                     # block 151 of 201: pruned to 64, dropped
+    assert r.buf.ooo_count == OOO_MIN_BLOCKS and (r.stats.ofo_pruned, r.stats.ofo_dropped) == (1, 1)
+    r.segment(10, b"z")                                    # the lowest: one more pruned for it
+    assert r.buf.ooo_count == OOO_MIN_BLOCKS and (r.stats.ofo_pruned, r.stats.ofo_dropped) == (2, 1)
+    assert r.ranges()[0] == (10, 1) and r.ranges()[-1] == (100 + 4 * (OOO_MIN_BLOCKS - 2), 1)
+
+
+def test_prune_ooo_drops_from_the_far_end() -> None:
+    """prune_ooo(goal_bytes, stats): whole blocks from the highest down until at least
+    goal_bytes are freed (all with None), returns the bytes freed, one ofo_pruned a call."""
+    r = Receiver(0)
+    for off in (100, 200, 300, 400):
+        r.segment(off, b"p" * 10)
+    r.segment(0, b"in order")
+    stats = TcpStats()
+    assert r.buf.prune_ooo(15, stats) == 20 and stats.ofo_pruned == 1
+    assert r.ranges() == [(100, 10), (200, 10)] and r.buf.ooo_bytes == 20
+    assert r.buf.sack_blocks(4) == ((200, 210), (100, 110))   # the dropped ones are not reported
+    assert r.buf.prune_ooo(0, stats) == 0 and stats.ofo_pruned == 1
+    assert r.buf.prune_ooo(None, stats) == 20 and stats.ofo_pruned == 2
+    assert r.buf.ooo_count == 0 and r.buf.ooo_bytes == 0 and r.buf.sack_blocks(4) == ()
+    assert r.buf.prune_ooo(None, stats) == 0 and stats.ofo_pruned == 2
+    assert r.buf.read(100) == b"in order"                  # in-order data untouched
+    r.segment(300, b"q" * 10)                              # and the queue works on
+    r.segment(8, b"r" * 292)
+    assert r.rcv_nxt == 310
+
+
+def test_sack_blocks_fill_with_the_lowest_when_recent_ones_are_gone() -> None:
+    """RFC 2018 §4: 'as many distinct SACK blocks as possible': when the recently
+    reported blocks were delivered or pruned, the lowest others fill the option."""
+    r = Receiver(0)
+    for off in range(100, 1100, 100):
+        r.segment(off, b"s" * 10)
+    assert len(r.buf.sack_blocks(8)) == min(8, SACK_RECENT)
+    r.buf.prune_ooo(50)                                    # drops 1000..600
+    assert r.buf.sack_blocks(4) == ((500, 510), (400, 410), (300, 310), (100, 110))
+
+
+class CappedBuffer(RecvBuffer):
+    """A RecvBuffer with a tiny block budget, so that random streams reach it."""
+    __slots__ = ()
+
+    def ooo_block_limit(self) -> int:
+        return 4
+
+
+class ModelReceiver:
+    """The reference: RCV.NXT, the bytes delivered, and a set of held byte offsets, with
+    the same block cap rule written naively (blocks recomputed from the set)."""
+
+    def __init__(self, limit: int) -> None:
+        self.rcv_nxt = 0
+        self.delivered = bytearray()
+        self.held: dict[int, int] = {}
+        self.limit = limit
+        self.dropped = self.pruned = 0
+
+    def blocks(self) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for off in sorted(self.held):
+            if out and out[-1][1] == off:
+                out[-1] = (out[-1][0], off + 1)
+            else:
+                out.append((off, off + 1))
+        return out
+
+    def segment(self, off: int, data: bytes) -> None:
+        end = off + len(data)
+        if end <= self.rcv_nxt:
+            return
+        if off < self.rcv_nxt:
+            data, off = data[self.rcv_nxt - off:], self.rcv_nxt
+        if off == self.rcv_nxt:
+            self.delivered += data
+            self.rcv_nxt = end
+            for k in [k for k in self.held if k < self.rcv_nxt]:
+                del self.held[k]
+            while self.rcv_nxt in self.held:
+                self.delivered.append(self.held.pop(self.rcv_nxt))
+                self.rcv_nxt += 1
+            return
+        blocks = self.blocks()
+        touches = any(lo <= end and off <= hi for lo, hi in blocks)
+        if not touches and len(blocks) >= self.limit:
+            if all(hi <= off for _, hi in blocks):
+                self.dropped += 1
+                return
+            while len(blocks) >= self.limit and blocks[-1][0] > off:
+                lo, hi = blocks.pop()
+                for k in range(lo, hi):
+                    del self.held[k]
+            self.pruned += 1
+        for i, b in enumerate(data):
+            self.held.setdefault(off + i, b)
+
+
+@FAST
+@given(st.integers(0, 0xFFFFFFFF),
+       st.lists(st.tuples(st.integers(0, 300), st.integers(1, 24)), min_size=1, max_size=60))
+def test_ooo_queue_matches_a_byte_set_model(irs: int, segs: list[tuple[int, int]]) -> None:
+    """Random segment streams (any order, overlaps, retransmissions, across the wrap): the
+    queue, the bytes delivered, RCV.NXT and the cap's drop/prune decisions are those of a
+    set-of-offsets model."""
+    payload = bytes(random.Random(irs).randbytes(400))
+    r = Receiver(irs, buf=CappedBuffer(1 << 20))
+    model = ModelReceiver(limit=4)
+    for off, n in segs:
+        chunk = payload[off:off + n]
+        r.segment(sq.add(irs, off), chunk)
+        model.segment(off, chunk)
+        assert sq.diff(r.rcv_nxt, irs) == model.rcv_nxt
+        held = [(sq.diff(s, irs), b) for s, b in r.buf.ooo_snapshot()]
+        assert [(o, o + len(b)) for o, b in held] == model.blocks()
+        assert all(b == payload[o:o + len(b)] for o, b in held)
+        assert (r.stats.ofo_dropped, r.stats.ofo_pruned) == (model.dropped, model.pruned)
+    assert r.buf.read(1000) == bytes(model.delivered)
+
+
+# --- Scoreboard: validation and bounds (issue 10, CVE-2019-11477/8) ----------------------------------
+def test_scoreboard_counts_the_blocks_it_refuses() -> None:
+    """RFC 2883 / RFC 6675 §5.1 (Linux tcp_is_sackblock_valid): beyond SND.MAX, empty or
+    inverted -> invalid; wholly at or below SND.UNA (a D-SACK or stale) -> old."""
+    sb, stats = Scoreboard(), TcpStats()
+    assert not sb.update(((9000, 10001), (3000, 3000), (3000, 2000)), 1000, 10000, stats)
+    assert not sb.update(((500, 900), (900, 1000)), 1000, 10000, stats)
+    assert (stats.sack_blocks_invalid, stats.sack_blocks_old, stats.sack_blocks_ignored) == (3, 2, 0)
+    assert sb.update(((9000, 10000),), 1000, 10000, stats) and sb.blocks == [(9000, 10000)]
+    # a block wrapping from just below SND.MAX to far beyond is inverted modulo 2**32
+    assert not sb.update(((9999, sq.add(1000, -5)),), 1000, 10000, stats)
+    assert stats.sack_blocks_invalid == 4 and len(sb) == 1
+
+
+def test_scoreboard_ignores_blocks_that_would_fragment_it_beyond_its_cap() -> None:
+    """At the cap a block that would add a range is ignored and counted; blocks that
+    extend, join or repeat existing ranges are still taken."""
+    sb, stats = Scoreboard(max_ranges=3), TcpStats()
+    una, top = 1000, 100_000
+    assert sb.update(((2000, 2001), (3000, 3001), (4000, 4001)), una, top, stats)
+    assert not sb.update(((5000, 5001), (1500, 1501)), una, top, stats)
+    assert stats.sack_blocks_ignored == 2 and len(sb) == 3 and sb.sacked == 3
+    assert sb.update(((2001, 2500), (3001, 4000)), una, top, stats)   # extends; joins 3000 and 4000
+    assert sb.blocks == [(2000, 2500), (3000, 4001)] and sb.sacked == 1501
+    assert sb.update(((5000, 5001),), una, top, stats)                # room again
+    assert len(sb) == 3 and stats.sack_blocks_ignored == 2 and sb.high_sack == 5001
+
+
+def test_scoreboard_default_cap_bounds_a_flood_of_tiny_blocks() -> None:
+    """Four 1-byte blocks an ACK, each a new range (the SACK-panic pattern): the
+    scoreboard stops at its cap and ignores the rest."""
+    sb, stats = Scoreboard(), TcpStats()
+    una = 0xFFFF0000                                      # across the wrap too
+    top = sq.add(una, 1 << 20)
+    for ack in range(600):
+        base = 10 + 8 * 4 * ack
+        sb.update(tuple((sq.add(una, base + 8 * j), sq.add(una, base + 8 * j + 1)) for j in range(4)),
+                  una, top, stats)
+    assert len(sb) == sb.max_ranges == 1024 and sb.sacked == 1024
+    assert stats.sack_blocks_ignored == 600 * 4 - 1024
+    sb.prune(sq.add(una, 10 + 8 * 100))                   # a cumulative ACK frees the first 100
+    assert len(sb) == 924 and sb.sacked == 924
+
+
+def test_scoreboard_sacked_above_follows_changes() -> None:
+    """sacked_above remembers its last answer; any change to the ranges forgets it."""
+    sb = Scoreboard()
+    sb.update(((2000, 3000), (4000, 5000), (6000, 7000)), 1000, 10000)
+    assert sb.sacked_above(2500) == 2500 and sb.sacked_above(2500) == 2500
+    sb.update(((3000, 3500),), 1000, 10000)
+    assert sb.sacked_above(2500) == 3000
+    sb.prune(4500)
+    assert sb.sacked_above(2500) == 1500 and sb.sacked_above(6500) == 500 and sb.sacked_above(7000) == 0
+    sb.clear()
+    assert sb.sacked_above(0) == 0
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(-10, 130), st.integers(-5, 20)), max_size=30), st.integers(1, 6),
+       st.integers(0, 0xFFFFFFFF))
+def test_scoreboard_with_a_cap_matches_a_set_model(blocks: list[tuple[int, int]], cap: int, una: int) -> None:
+    """Whatever blocks arrive (invalid, old, straddling, overlapping), the scoreboard holds
+    the union a set model holds, with the cap rule: a block touching no range when the
+    cap is reached is ignored.  The queries agree with the model."""
+    span = 120
+    snd_max = sq.add(una, span)
+    sb, stats = Scoreboard(max_ranges=cap), TcpStats()
+    model: set[int] = set()
+    ignored = 0
+    for start, length in blocks:
+        end = start + length
+        sb.update(((sq.add(una, start), sq.add(una, end)),), una, snd_max, stats)
+        if end <= start or end > span or end <= 0:
+            continue
+        start = max(start, 0)
+        ranges = sum(1 for i in model if i - 1 not in model)
+        touches = any(i in model for i in range(start - 1, end + 1))
+        if not touches and ranges >= cap:
+            ignored += 1
+            continue
+        model |= set(range(start, end))
+    assert stats.sack_blocks_ignored == ignored
+    assert sb.sacked == len(model) and len(sb) <= cap
+    assert all(sb.is_sacked(sq.add(una, i)) == (i in model) for i in range(-2, span + 2))
+    for i in range(0, span + 1, 7):
+        assert sb.sacked_above(sq.add(una, i)) == sum(1 for k in model if k >= i)
+        hole = sb.next_hole(sq.add(una, i), una)
+        below_top = [k for k in range(i, max(model, default=-1)) if k not in model]
+        if not below_top:
+            assert hole is None
+        else:
+            assert hole is not None and sq.diff(hole[0], una) == below_top[0]
+            assert all(k not in model for k in range(below_top[0], sq.diff(hole[1], una)))
+            assert sq.diff(hole[1], una) in model
