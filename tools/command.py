@@ -214,6 +214,9 @@ def run_sync_command(name: str, fn: Callable[[], int]) -> int:
         os.kill(os.getpid(), signal.SIGINT)
 
     previous = {s: signal.signal(s, as_sigint) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # Ctrl-C's own handler, even where SIGINT came in ignored (a `cmd &` of a script): the
+    # SIGINT sent above must raise KeyboardInterrupt, and trio.run defers it safely only then
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return fn()
     except KeyboardInterrupt:
