@@ -8,7 +8,7 @@ import errno
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, TextIO
 
 import dpkt
 
@@ -207,7 +207,7 @@ class StdoutPcapRecorder(PcapRecorder):
         self._ndds = []
 
 
-def text_out(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def text_out(args: argparse.Namespace) -> TextIO:
     """Where a command's text goes: stdout, unless --pcap - has it for the capture."""
     return sys.stderr if getattr(args, "pcap", None) == "-" else sys.stdout
 
