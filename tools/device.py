@@ -219,6 +219,7 @@ def open_device(args: argparse.Namespace) -> Iterator[Device]:
     cls = TunNdd if kind == "tun" else TapNdd
     ndd = cls(args.tun if kind == "tun" else args.tap, mtu=args.mtu, offload=not args.no_offload)
     host: NetnsHost | None = None
+    existed = os.path.exists(f"/sys/class/net/{ndd.ndd_name}")     # --reuse-device of a persistent one
     try:
         _create(ndd, kind, getattr(args, "reuse_device", False))
         if args.netns:
@@ -234,8 +235,19 @@ def open_device(args: argparse.Namespace) -> Iterator[Device]:
         if ndd.device is not None:   # never opened by a stack: close the fd ourselves
             ndd.device.close()
             ndd.device = None
+        if existed:
+            _give_back(ndd.ndd_name, host, args.peer_addr)
         if host is not None:
             host.delete()
+
+
+def _give_back(name: str, host: NetnsHost | None, peer_addr: str | None) -> None:
+    """A reused persistent device outlives us: take our address off it and bring it back to
+    our namespace (a namespace we delete would destroy it with itself)."""
+    if host is not None:
+        host.ip("link", "set", name, "netns", str(os.getpid()), check=False)
+    if peer_addr:
+        ip("addr", "del", peer_addr, "dev", name, check=False)
 
 
 def attach(stack: Stack, dev: Device, args: argparse.Namespace) -> Interface:

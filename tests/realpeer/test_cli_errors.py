@@ -68,15 +68,23 @@ def test_existing_persistent_tun_is_refused_unless_reused() -> None:
         assert f"device {dev} already exists" in err and "--reuse-device" in err
         # a TAP of that name is refused alike (it exists, whatever its kind)
         one_error_line(tunstack("up", "--tap", dev, "--addr", "10.77.41.2/24"))
-        # asked for: the stack attaches to it
-        cmd = Cmd("up", "--tun", dev, "--addr", "10.77.41.2/24", "--reuse-device")
+        # asked for: the stack attaches to it, and gives it back as it found it
+        ns = unique_name()
+        cmd = Cmd("up", "--tun", dev, "--addr", "10.77.41.2/24", "--reuse-device", "--netns", ns,
+                  "--peer-addr", "10.77.41.1/24")
         try:
             cmd.wait_for(b"ready:")
+            r = subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", "10.77.41.2"],
+                               capture_output=True, text=True, timeout=30)
+            assert " 0% packet loss" in r.stdout, r.stdout + r.stderr
             rc, _ = cmd.stop(signal.SIGTERM)
         finally:
             cmd.kill()
         assert rc == 128 + signal.SIGTERM and f"dev={dev}".encode() in cmd.out
-        assert dev in links()                                        # persistent: still there, not ours
+        assert not netns_exists(ns)
+        shown = subprocess.run(["ip", "-o", "addr", "show", "dev", dev], capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stderr                   # persistent: back here, not ours to delete
+        assert "10.77.41.1" not in shown.stdout                      # without the address we gave it
     finally:
         subprocess.run(["ip", "tuntap", "del", "dev", dev, "mode", "tun"], capture_output=True)
 
