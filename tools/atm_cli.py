@@ -19,8 +19,6 @@ import argparse
 import errno
 import hashlib
 import json
-import os
-import signal
 import socket as _pysocket
 import sys
 import time
@@ -38,6 +36,7 @@ from .atm_clip_cli import (add_arp_server_parser, add_ip_svc_options, announce_s
                            wait_svc)
 from .atm_svc_cli import add_svc_parsers, check_svc_options, run_call, run_server
 from .atm_switch_cli import add_switch_parser, check_switch_options, serve_switch
+from .command import cancel_on_shutdown, run_command, until_shutdown
 from .nc import read_stdin_lines
 from .services import ServiceStats, parse_serve, start_services
 
@@ -67,7 +66,8 @@ line (newline included) goes out as one AAL5 SDU; each SDU received is written t
 as it is.  Both ends must use the same VPI/VCI.
 
 Ending it (as `tunstack nc -u`): -W N after N SDUs received, -w S after S idle seconds,
--q S S seconds after EOF on stdin (default: keep receiving), or SIGINT/SIGTERM.
+-q S S seconds after EOF on stdin (default: keep receiving), or SIGINT/SIGTERM/SIGHUP
+(exit 128 + the signal's number).
 With -l, lines typed before the far end has sent anything are held until it has.
 """
 
@@ -85,7 +85,8 @@ VPI/VCI with RFC 2684 LLC/SNAP.  Without --peer-ip the far end's address is lear
 Inverse ATMARP (RFC 2225); a line `inatmarp: ...` on stderr says when.  Once the PVC is
 open and every --serve service is bound it prints one line beginning with `ready:`
 (stdout; stderr with --fetch), then:
-  - by default serves until SIGINT or SIGTERM (--serve as in `tunstack up`);
+  - by default serves until SIGINT, SIGTERM or SIGHUP (--serve as in `tunstack up`; exit
+    128 + the signal's number);
   - with --ping HOST: waits for the PVC's far end to be known, pings it -c times and
     exits (0 when every echo came back);
   - with --fetch URL: waits likewise, GETs the URL over the stack's TCP, writes the body
@@ -220,11 +221,11 @@ def check_atm_options(args: argparse.Namespace) -> None:
         if args.count is not None and args.count < 1:
             p.error("--count must be at least 1")
         return
-    from stack.addr import parse_prefix
+    from .device import parse_interface_address
     try:
-        parse_prefix(args.addr)
+        parse_interface_address(args.addr, "10.79.0.1/24")
     except ValueError as exc:
-        p.error(f"--addr: {exc}")
+        p.error(f"--addr {exc}")
     check_ip_svc_options(p, args)
     for opt in ("peer_ip", "ping"):
         value = getattr(args, opt)
@@ -287,13 +288,6 @@ def adapter_stats(ndd: AtmNdd, phy: UdpPhy, vc: tuple[int, int]) -> dict[str, An
     except (OSError, KeyError):
         pass
     return out
-
-
-async def _stop_on_signal(signals: Any, scope: trio.CancelScope) -> None:
-    async for signum in signals:
-        print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
-        scope.cancel()
-        return
 
 
 async def _drain(ndd: AtmNdd) -> None:
@@ -363,21 +357,20 @@ async def run_pvc(args: argparse.Namespace) -> int:
             st.ns.ns_attach(ndd)
             if args.pcap:
                 pcap = PcapRecorder.attach(ndd, args.pcap)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                with st.socket(AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM) as sock:
-                    await sock.connect((args.dev, CONN_PVC, args.vpi, args.vci))
-                    print(phy_ready(args, phy), file=sys.stderr, flush=True)
-                    with trio.CancelScope() as scope:
-                        pvc = _Pvc(args, sock, phy, scope)
-                        pvc.activity()
-                        async with trio.open_nursery() as n:
-                            n.start_soon(_stop_on_signal, signals, scope)
-                            n.start_soon(pvc.receiver)
-                            n.start_soon(pvc.sender)
-                    await _drain(ndd)
-                    if args.stats:
-                        print(json.dumps({**adapter_stats(ndd, phy, (args.vpi, args.vci)),
-                                          "socket": sock.stats()}, indent=1), file=sys.stderr)
+            with st.socket(AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM) as sock:
+                await sock.connect((args.dev, CONN_PVC, args.vpi, args.vci))
+                print(phy_ready(args, phy), file=sys.stderr, flush=True)
+                with trio.CancelScope() as scope:
+                    pvc = _Pvc(args, sock, phy, scope)
+                    pvc.activity()
+                    async with trio.open_nursery() as n:
+                        n.start_soon(cancel_on_shutdown, scope)   # a signal ends the session, then we drain
+                        n.start_soon(pvc.receiver)
+                        n.start_soon(pvc.sender)
+                await _drain(ndd)
+                if args.stats:
+                    print(json.dumps({**adapter_stats(ndd, phy, (args.vpi, args.vci)),
+                                      "socket": sock.stats()}, indent=1), file=sys.stderr)
     finally:
         if pcap is not None:
             pcap.close()
@@ -484,17 +477,17 @@ async def run_ip(args: argparse.Namespace) -> int:
     try:
         ndd = AtmNdd(args.dev, phy, line_rate=args.line_rate_bps)
         async with Stack(f"atm-ip:{args.dev}", StackConfig(clip=clip_config(args))) as st:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                ifp = st.add_interface(ndd, args.addr, mtu=args.mtu)
-                if args.pcap:
-                    pcap = PcapRecorder.attach(ndd, args.pcap)
+            ifp = st.add_interface(ndd, args.addr, mtu=args.mtu)
+            if args.pcap:
+                pcap = PcapRecorder.attach(ndd, args.pcap)
+            try:
+                service_stats: dict[str, ServiceStats] = {}
+                failed: OSError | None = None
                 if args.switch:
                     start_svc(st, args)                  # IP over SVCs (tools/atm_clip_cli.py)
                     await wait_svc(st, args)
                 else:
                     st.add_atm_pvc(args.dev, args.vpi, args.vci, peer_ip=args.peer_ip)
-                service_stats: dict[str, ServiceStats] = {}
-                failed: OSError | None = None
                 client = args.ping is not None or args.fetch is not None
                 async with trio.open_nursery() as n:
                     try:
@@ -509,7 +502,7 @@ async def run_ip(args: argparse.Namespace) -> int:
                         n.start_soon(announce_svc if args.switch else _announce_peer, st, args)
                         if client:
                             with trio.CancelScope() as scope:
-                                n.start_soon(_stop_on_signal, signals, scope)
+                                n.start_soon(cancel_on_shutdown, scope)
                                 try:
                                     if not args.switch:
                                         await _wait_peer(st, args)
@@ -517,17 +510,19 @@ async def run_ip(args: argparse.Namespace) -> int:
                                 except OSError as exc:
                                     failed = exc
                         else:
-                            await _stop_on_signal(signals, n.cancel_scope)
+                            await until_shutdown()
                     n.cancel_scope.cancel()
-                if args.switch:
-                    await finish_svc(st, ndd, args)
-                await _drain(ndd)
-                if failed is not None:
-                    raise failed
-                if args.stats:
-                    stats = {**st.stats(), "phy": phy.stats.as_dict(),
-                             "services": {k: vars(v) for k, v in service_stats.items()}}
-                    print(json.dumps(stats, indent=1, default=str), file=sys.stderr)
+            finally:
+                if args.switch:                      # release our calls, even when cancelled (bounded)
+                    with trio.CancelScope(shield=True):
+                        await finish_svc(st, ndd, args)
+            await _drain(ndd)
+            if failed is not None:
+                raise failed
+            if args.stats:
+                stats = {**st.stats(), "phy": phy.stats.as_dict(),
+                         "services": {k: vars(v) for k, v in service_stats.items()}}
+                print(json.dumps(stats, indent=1, default=str), file=sys.stderr)
     finally:
         if pcap is not None:
             pcap.close()
@@ -536,33 +531,13 @@ async def run_ip(args: argparse.Namespace) -> int:
 
 
 # --- entry ---------------------------------------------------------------------------------
-def _single_oserror(exc: BaseException) -> OSError | None:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc if isinstance(exc, OSError) else None
-
-
-def run_atm(args: argparse.Namespace) -> int:
-    """Every `tunstack atm` subcommand: check its options, run it, one line per error."""
+def run_atm(args: argparse.Namespace, debug: bool = False) -> int:
+    """Every `tunstack atm` subcommand: check its options, run it (tools/command.py: signals,
+    exit status, one line per error)."""
     cmd = args.atm_command
     check = {"switch": check_switch_options, "svc-server": check_svc_options, "svc-call": check_svc_options,
              "arp-server": check_arp_server_options}.get(cmd, check_atm_options)
     runner = {"pvc": run_pvc, "ip": run_ip, "switch": serve_switch, "svc-server": run_server,
               "svc-call": run_call, "arp-server": run_arp_server}[cmd]
     check(args)
-    try:
-        return trio.run(runner, args)
-    except KeyboardInterrupt:
-        return 130
-    except (OSError, BaseExceptionGroup) as exc:
-        err = _single_oserror(exc)
-        if err is None:
-            raise
-        print(f"tunstack atm {args.atm_command}: {err.strerror or err}" if err.errno and err.strerror
-              else f"tunstack atm {args.atm_command}: {err}", file=sys.stderr)
-        return 1
-    finally:
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:      # e.g. piped into head: not worth a traceback
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return run_command(f"atm {cmd}", runner, args, debug=debug)

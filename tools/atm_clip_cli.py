@@ -8,7 +8,7 @@
       --peer entries or the ATMARP server; --serve-arp makes this host the LIS's server.
   atm arp-server --switch HOST:PORT --addr AESA
       a host that is only the LIS's ATMARP server (RFC 2225 §8.4): no IP address, it
-      registers and answers the clients that call it until SIGINT/SIGTERM.
+      registers and answers the clients that call it until SIGINT/SIGTERM/SIGHUP.
 
 atm_cli.py owns the options common to `atm ip` and calls the hooks below.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import signal
 import sys
 from typing import Any
 
@@ -26,6 +25,8 @@ import trio
 from drivers.atm import OC3C_LINE_RATE, AtmNdd
 from drivers.atm_phy import UdpPhy
 from drivers.pcap import PcapRecorder
+
+from .command import until_shutdown
 
 EPILOG_SVC = """
 IP over SVCs (--switch instead of --remote/-l; see `tunstack atm switch --help`):
@@ -53,8 +54,8 @@ The LIS's ATMARP server (RFC 2225 §8.4) as a host of its own, with no IP addres
 accepts the clients' calls for --addr (B-LLI LLC), learns each client's (IP, ATM address)
 from its registration and its answer to InATMARP, answers ATMARP_Requests with a reply or
 a NAK, and forgets entries not refreshed for --lifetime seconds (default 1200).  Prints
-`ready:` (stdout) once its signalling link is up; on SIGINT/SIGTERM the table and, with
---stats, the counters go to stderr, exit 0.
+`ready:` (stdout) once its signalling link is up; on SIGINT/SIGTERM/SIGHUP the table and,
+with --stats, the counters go to stderr, exit 128 + the signal's number (130, 143, 129).
 """
 
 
@@ -214,10 +215,10 @@ async def run_arp_server(args: argparse.Namespace) -> int:
             st.add_interface(ndd)
             if args.pcap:
                 pcap = PcapRecorder.attach(ndd, args.pcap)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                core = st.add_atm_svc(args.dev, args.aesa_b, serve_atmarp=True)
+            core = st.add_atm_svc(args.dev, args.aesa_b, serve_atmarp=True)
+            try:
                 ep = svc_manager(st).endpoint(args.dev)
-                with trio.move_on_after(args.wait):
+                with trio.move_on_after(args.wait):      # a signal here cancels it (tools/command.py)
                     while ep is None or not ep.link_up:
                         await trio.sleep(0.02)
                 if ep is None or not ep.link_up:
@@ -226,15 +227,15 @@ async def run_arp_server(args: argparse.Namespace) -> int:
                 print("ready: dev=%s kind=atm-udp local=%s:%d switch=%s:%d addr=%s lifetime=%g"
                       % (args.dev, *phy.local_address, *args.switch_addr, args.aesa_b.hex(), args.lifetime),
                       flush=True)
-                async for signum in signals:
-                    print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
-                    break
+                await until_shutdown()
                 for ip, aesa, expires, is_open in core.server.table():
                     print(f"entry {int_to_ip(ip)} {aesa.hex()} expires-in={expires - trio.current_time():.0f}s"
                           f"{' vc' if is_open else ''}", file=sys.stderr)
                 if args.stats:
                     print(json.dumps(st.stats()["interfaces"][args.dev]["clip"], indent=1), file=sys.stderr)
-                await finish_svc(st, ndd, args)
+            finally:
+                with trio.CancelScope(shield=True):      # release the calls and the link (bounded)
+                    await finish_svc(st, ndd, args)
     finally:
         if pcap is not None:
             pcap.close()

@@ -5,7 +5,7 @@ switch port (`tunstack atm switch`); Q.2931 signalling runs on its VC 0/5 and th
 switch routes calls by called party number.
 
   svc-server  binds an SVC socket to --addr (AESA + selector), listens, and echoes every
-              SDU of every call it accepts, until SIGINT/SIGTERM.
+              SDU of every call it accepts, until SIGINT/SIGTERM/SIGHUP.
   svc-call    calls an AESA (SETUP ... CONNECT), sends -n datagrams one at a time, prints
               each round trip and a min/avg/max line, releases the call.
 """
@@ -15,7 +15,6 @@ import argparse
 import errno
 import json
 import os
-import signal
 import sys
 import time
 from typing import Any
@@ -25,6 +24,8 @@ import trio
 from drivers.atm import OC3C_LINE_RATE, AtmNdd
 from drivers.atm_phy import UdpPhy
 from drivers.pcap import PcapRecorder
+
+from .command import until_shutdown
 
 EXIT_CALL_FAILED = 2       # svc-call: the call was refused or cleared (cause printed)
 
@@ -41,8 +42,9 @@ octets in hex, or 19 plus --selector (default 0); dots allowed -- and listens wi
 SO_ATM_MAX_PEND = --max-pend.  Once the signalling link is up it prints one line
 beginning with `ready:` (stdout) with the UDP address it bound, then accepts calls and
 echoes each SDU back on its call, logging each call on stderr.  The switch must route
-the address to the server's port (its prefix= option).  SIGINT/SIGTERM: the calls are
-released, exit 0.  No signalling link within --wait seconds: exit 1.
+the address to the server's port (its prefix= option).  SIGINT/SIGTERM/SIGHUP: the calls
+are released, exit 128 + the signal's number (130, 143, 129).  No signalling link within
+--wait seconds: exit 1.
 """
 
 EPILOG_CALL = """examples:
@@ -261,28 +263,26 @@ async def run_server(args: argparse.Namespace) -> int:
     phy = _phy(args)
     try:
         async with Stack(f"atm-svc-server:{args.dev}") as st:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                host = _Host(args, st, phy)
-                try:
-                    lst = host.socket()
-                    lst.bind((args.dev, CONN_SVC, args.aesa, b""))
-                    lst.listen(args.max_pend)
-                    await host.wait_link(args.wait)
-                    print("ready: dev=%s kind=atm-udp local=%s:%d switch=%s:%d addr=%s max-pend=%d"
-                          % (args.dev, *phy.local_address, *args.switch_addr, args.aesa.hex(), args.max_pend),
-                          flush=True)
-                    async with trio.open_nursery() as n:
-                        async def acceptor() -> None:
-                            while True:
-                                sock, peer = await lst.accept()
-                                n.start_soon(_echo, sock, peer)
-                        n.start_soon(acceptor)
-                        async for signum in signals:
-                            print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
-                            break
-                        n.cancel_scope.cancel()
-                    lst.close()
-                finally:
+            host = _Host(args, st, phy)
+            try:
+                lst = host.socket()
+                lst.bind((args.dev, CONN_SVC, args.aesa, b""))
+                lst.listen(args.max_pend)
+                await host.wait_link(args.wait)          # a signal here cancels it (tools/command.py)
+                print("ready: dev=%s kind=atm-udp local=%s:%d switch=%s:%d addr=%s max-pend=%d"
+                      % (args.dev, *phy.local_address, *args.switch_addr, args.aesa.hex(), args.max_pend),
+                      flush=True)
+                async with trio.open_nursery() as n:
+                    async def acceptor() -> None:
+                        while True:
+                            sock, peer = await lst.accept()
+                            n.start_soon(_echo, sock, peer)
+                    n.start_soon(acceptor)
+                    await until_shutdown()
+                    n.cancel_scope.cancel()
+                lst.close()
+            finally:
+                with trio.CancelScope(shield=True):      # release the calls and the link (bounded)
                     await host.finish()
     finally:
         phy.shutdown()
@@ -359,18 +359,10 @@ async def run_call(args: argparse.Namespace) -> int:
         async with Stack(f"atm-svc-call:{args.dev}") as st:
             host = _Host(args, st, phy)
             try:
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    rc = 130
-                    async with trio.open_nursery() as n:
-                        async def stop() -> None:
-                            async for _ in signals:
-                                n.cancel_scope.cancel()
-                                return
-                        n.start_soon(stop)
-                        rc = await _call(host, args)
-                        n.cancel_scope.cancel()
+                rc = await _call(host, args)           # a signal cancels it (tools/command.py)
             finally:
-                await host.finish()
+                with trio.CancelScope(shield=True):      # release the call and the link (bounded)
+                    await host.finish()
     finally:
         phy.shutdown()
     return rc

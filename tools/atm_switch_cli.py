@@ -11,23 +11,23 @@ is bound it prints one line to stdout,
 
     ready: switch=atmsw port.a=127.0.0.1:7101 port.b=127.0.0.1:7102 pvcs=1 line-rate=149.76Mbit/s
 
-and switches calls until SIGINT or SIGTERM (exit 0; a bad option or a port that cannot be
-bound: one line on stderr, exit 1).
+and switches calls until SIGINT, SIGTERM or SIGHUP (exit 128 + the signal's number: 130,
+143, 129; a bad option: one line on stderr, exit 2; a port that cannot be bound: exit 1).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import signal
 import sys
 from typing import Any
 
-import trio
 
 from drivers.atm import OC3C_LINE_RATE
 from drivers.atm_phy import UdpPhy
 from protocols.atm.switch_core import FIRST_VCI, LAST_VCI, parse_address, parse_prefix
+
+from .command import until_shutdown
 
 EPILOG = """examples:
   tunstack atm switch --port a=127.0.0.1:7101,prefix=47000580ffe1000000f21a0001 \\
@@ -184,39 +184,36 @@ async def serve_switch(args: argparse.Namespace) -> int:
     from stack.atm_switch import AtmSwitch
 
     log = (lambda text: print(f"{args.name}: {text}", file=sys.stderr, flush=True)) if args.verbose else None
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with AtmSwitch(args.name, line_rate=args.line_rate_bps, log=log) as sw:
-            for spec in args.port_specs:
-                try:
-                    phy = UdpPhy(spec["local"], spec["remote"], follow_sender=spec["remote"] is None)
-                except OSError as exc:
-                    raise OSError(exc.errno, f"--port {spec['name']}: {spec['local'][0]}:{spec['local'][1]}: "
-                                             f"{exc.strerror or exc}") from None
-                pcap = os.path.join(args.pcap_dir, f"{spec['name']}.pcap") if args.pcap_dir else None
-                try:
-                    sw.add_port(spec["name"], phy, prefixes=spec["prefixes"], addresses=spec["addresses"],
-                                pcap=pcap, vpi=spec["vpi"], vci_range=spec["vci_range"], learn=spec["learn"])
-                except ValueError as exc:
-                    phy.shutdown()
-                    raise OSError(0, f"--port {spec['name']}: {exc}") from None
-            for prefix, port in args.route_specs:
-                try:
-                    sw.add_route(prefix, port)
-                except ValueError as exc:
-                    raise OSError(0, f"--route {prefix}={port}: {exc}") from None
-            for a, b in args.pvc_specs:
-                try:
-                    sw.add_pvc(a, b)
-                except ValueError as exc:
-                    raise OSError(0, f"--pvc: {exc}") from None
-            ports = " ".join("port.%s=%s:%d" % (n, *p.phy.local_address)    # type: ignore[attr-defined]
-                             for n, p in sw.ports.items())
-            print(f"ready: switch={args.name} {ports} pvcs={len(args.pvc_specs)} "
-                  f"line-rate={_rate_str(args.line_rate_bps)}", flush=True)
-            async for signum in signals:
-                print(f"{signal.Signals(signum).name}: shutting down", file=sys.stderr, flush=True)
-                break
-            stats = sw.stats()
+    async with AtmSwitch(args.name, line_rate=args.line_rate_bps, log=log) as sw:
+        for spec in args.port_specs:
+            try:
+                phy = UdpPhy(spec["local"], spec["remote"], follow_sender=spec["remote"] is None)
+            except OSError as exc:
+                raise OSError(exc.errno, f"--port {spec['name']}: {spec['local'][0]}:{spec['local'][1]}: "
+                                         f"{exc.strerror or exc}") from None
+            pcap = os.path.join(args.pcap_dir, f"{spec['name']}.pcap") if args.pcap_dir else None
+            try:
+                sw.add_port(spec["name"], phy, prefixes=spec["prefixes"], addresses=spec["addresses"],
+                            pcap=pcap, vpi=spec["vpi"], vci_range=spec["vci_range"], learn=spec["learn"])
+            except ValueError as exc:
+                phy.shutdown()
+                raise OSError(0, f"--port {spec['name']}: {exc}") from None
+        for prefix, port in args.route_specs:
+            try:
+                sw.add_route(prefix, port)
+            except ValueError as exc:
+                raise OSError(0, f"--route {prefix}={port}: {exc}") from None
+        for a, b in args.pvc_specs:
+            try:
+                sw.add_pvc(a, b)
+            except ValueError as exc:
+                raise OSError(0, f"--pvc: {exc}") from None
+        ports = " ".join("port.%s=%s:%d" % (n, *p.phy.local_address)    # type: ignore[attr-defined]
+                         for n, p in sw.ports.items())
+        print(f"ready: switch={args.name} {ports} pvcs={len(args.pvc_specs)} "
+              f"line-rate={_rate_str(args.line_rate_bps)}", flush=True)
+        await until_shutdown()                   # tools/command.py prints which signal
+        stats = sw.stats()
     if args.stats:
         print(json.dumps(stats, indent=1, default=str), file=sys.stderr, flush=True)
     return 0

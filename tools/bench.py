@@ -22,7 +22,6 @@ import datetime
 import json
 import os
 import platform
-import signal
 import sys
 import time
 from pathlib import Path
@@ -151,8 +150,6 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"run only these: {', '.join([*SECTIONS, 'svc'])}")
     ap.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default {OUT.relative_to(ROOT)})")
     a = ap.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so every namespace and child is still cleaned up
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     chosen = list(SECTIONS)
     if a.only:
         chosen = [s.strip() for s in a.only.split(",") if s.strip()]
@@ -205,4 +202,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every namespace and child is cleaned up
+    from .command import run_sync_command
+    sys.exit(run_sync_command("bench", main))

@@ -101,6 +101,11 @@ class Tcpdump:
         m = re.search(rb"(\d+) packets? captured", self.stderr)
         return int(m.group(1)) if m else -1
 
+    def kill(self) -> None:
+        """On the way out of a cancelled demo (a signal): our tcpdump must not outlive us."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
 
 async def tshark_check(report: Report, pcap: Path, stack_ip: str, label: str) -> None:
     if shutil.which("tshark") is None:
@@ -198,7 +203,16 @@ async def device_demo(report: Report, out: Path, host: NetnsHost, ndd: TunTapNdd
     host.adopt(dev, f"{kernel_ip}/24")
     prefix = label.lower()
     dump = Tcpdump(host, dev, out / f"{prefix}-kernel.pcap")
-    report.step(f"{label}: tcpdump listening in the namespace", await dump.start())
+    try:
+        report.step(f"{label}: tcpdump listening in the namespace", await dump.start())
+        await _device_steps(report, out, host, ndd, kernel_ip, stack_ip, label, dump)
+    finally:
+        dump.kill()
+
+
+async def _device_steps(report: Report, out: Path, host: NetnsHost, ndd: TunTapNdd, kernel_ip: str,
+                        stack_ip: str, label: str, dump: Tcpdump) -> None:
+    prefix, dev = label.lower(), ndd.ndd_name
     async with Stack(f"demo-{prefix}") as st:
         st.add_interface(ndd, f"{stack_ip}/24")
         rec = PcapRecorder.attach(ndd, str(out / f"{prefix}-stack.pcap"))

@@ -67,7 +67,17 @@ def add_nc_options(p: argparse.ArgumentParser) -> None:
                    help="where to send (client); with -l an optional [HOST] PORT to bind")
 
 
+def _ipv4(p: argparse.ArgumentParser, what: str, value: str) -> None:
+    from stack.addr import ip_to_int
+    try:
+        ip_to_int(value)
+    except ValueError:
+        p.error(f"{what}: {value!r} is not an IPv4 address (A.B.C.D; the stack has no name resolver)")
+
+
 def check_nc_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.pcap == "-":
+        p.error("--pcap -: stdout carries nc's data; give a file")
     if args.listen:
         if len(args.target) > 2:
             p.error("with -l: at most [HOST] PORT")
@@ -81,14 +91,22 @@ def check_nc_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> No
         port = args.target_port if args.target_port is not None else args.port
         args.port = _port(p, port)
         args.host = None
+        if args.bind_host:
+            _ipv4(p, "HOST", args.bind_host)
     else:
         if len(args.target) != 2:
             p.error("HOST PORT required (or -l to listen)")
         args.host, args.dport = args.target[0], _port(p, args.target[1])
+        _ipv4(p, "HOST", args.host)
         if args.port is not None:
             args.port = _port(p, args.port, allow_zero=True)
     if args.count is not None and args.count < 1:
         p.error("--count must be at least 1")
+    for opt, value in (("--idle", args.idle), ("-q", args.quit_after_eof)):
+        if value is not None and value != value:         # NaN
+            p.error(f"{opt}: not a number")
+    if args.idle is not None and args.idle <= 0:
+        p.error("--idle must be > 0")
     if args.count is not None and not args.udp:
         p.error("-W counts datagrams: it needs -u")
     if args.shutdown and args.udp:

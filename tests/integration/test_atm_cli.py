@@ -109,7 +109,7 @@ async def test_two_pvc_processes_exchange_datagrams(tmp_path: Path) -> None:
 async def test_pvc_sigint_ends_cleanly() -> None:
     a, ready = await Proc.start("atm", "pvc", "-l", "--stats", ready_on="stderr", stdin=subprocess.PIPE)
     try:
-        assert await a.stop(signal.SIGINT) == 0
+        assert await a.stop(signal.SIGINT) == 130      # 128 + SIGINT, as a shell reports
         err = a.buf + await a.rest(a.proc.stderr)
         assert b"SIGINT: shutting down" in err and b"Traceback" not in err and b'"adapter"' in err
     finally:
@@ -146,11 +146,11 @@ async def test_ip_server_pinged_and_fetched_by_other_processes(tmp_path: Path) -
         assert r.returncode == 1 and b"404" in r.stderr
         r = await run("atm", "ip", "--remote", remote, "--addr", "10.79.0.2/24", "--fetch", "http://10.79.0.1:81/")
         assert r.returncode == 1 and r.stderr.splitlines()[-1] == (
-            b"tunstack atm ip: connect to 10.79.0.1 port 81 (tcp) failed: Connection refused")
+            b"tunstack: error: connect to 10.79.0.1 port 81 (tcp) failed: Connection refused")
     finally:
         rc = await srv.stop(signal.SIGTERM)
         await srv.kill()
-    assert rc == 0
+    assert rc == 128 + signal.SIGTERM
     err = await srv.rest(srv.proc.stderr)
     assert b"inatmarp: PVC 0/100 leads to 10.79.0.2" in err and b"SIGTERM: shutting down" in err
     frames = sunatm_frames(pcap)
@@ -167,11 +167,11 @@ async def test_errors_are_one_line_and_exit_1() -> None:
         r = await run("atm", "ip", "--remote", f"127.0.0.1:{port}", "--addr", "10.79.0.2/24",
                       "--ping", "10.79.0.1", "--wait", "0.5")
         assert r.returncode == 1 and b"Traceback" not in r.stderr
-        assert r.stderr.splitlines()[-1].startswith(b"tunstack atm ip: no answer to InATMARP on PVC 0/100")
+        assert r.stderr.splitlines()[-1].startswith(b"tunstack: error: no answer to InATMARP on PVC 0/100")
         # the local UDP port is taken
         r = await run("atm", "pvc", "--local", f"127.0.0.1:{port}", "-l")
         assert r.returncode == 1 and r.stdout == b""
-        assert r.stderr == f"tunstack atm pvc: --local 127.0.0.1:{port}: Address already in use\n".encode()
+        assert r.stderr == f"tunstack: error: --local 127.0.0.1:{port}: Address already in use\n".encode()
     # usage errors: argparse's exit 2 with the option named
     for args, word in ((["pvc"], b"--remote"), (["pvc", "-l", "--vci", "5"], b"--vci"),
                        (["pvc", "-l", "--local", "nowhere"], b"--local"),
@@ -181,6 +181,7 @@ async def test_errors_are_one_line_and_exit_1() -> None:
                        (["ip", "-l", "--addr", "10.0.0.1/24", "--fetch", "ftp://x/"], b"--fetch")):
         r = await run("atm", *args)
         assert r.returncode == 2 and word in r.stderr and b"Traceback" not in r.stderr, (args, r.stderr)
+        assert r.stderr.startswith(b"tunstack: error: ") and r.stderr.count(b"\n") == 1, r.stderr
 
 
 async def test_help_texts_have_examples() -> None:

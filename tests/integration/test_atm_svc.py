@@ -8,6 +8,7 @@ MockClock; the CLI tests at the end run real processes."""
 from __future__ import annotations
 
 import errno
+import signal
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -619,13 +620,13 @@ async def test_cli_server_and_calls_through_the_switch() -> None:
             refused = await run(*call, called.hex(), "-n", "1")
             assert refused.returncode == 2 and text in refused.stderr.decode(), refused.stderr
             assert "connected" not in refused.stdout.decode()
-        assert await srv.stop() == 0
+        assert await srv.stop() == 128 + signal.SIGTERM
         log = (srv.buf + await srv.rest(srv.proc.stderr)).decode()
         assert f"call from {AESA_A.hex()}: 5 SDUs echoed, released (cause 16" in log
     finally:
         if srv is not None:
             await srv.kill()
-        assert await sw.stop() == 0
+        assert await sw.stop() == 128 + signal.SIGTERM
 
 
 async def test_cli_help_has_examples() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import signal
 import subprocess
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -254,11 +255,11 @@ async def test_cli_arp_server_and_ip_over_svcs() -> None:
         assert nak.returncode == 1 and "No route to host" in nak.stdout.decode(), nak.stdout
         static = await run(*b, "--peer", f"10.79.0.1={AESA['a'].hex()}", "--ping", "10.79.0.1", "-c", "1")
         assert static.returncode == 0 and "1 sent, 1 received" in static.stdout.decode(), static.stderr
-        assert await srv.stop() == 0 and srv.proc.stderr is not None
+        assert await srv.stop() == 128 + signal.SIGTERM and srv.proc.stderr is not None
         log = (srv.buf + await srv.rest(srv.proc.stderr)).decode()
         assert f"entry 10.79.0.1 {AESA['a'].hex()}" in log and f"entry 10.79.0.2 {AESA['b'].hex()}" in log
         assert '"server_naks": 1' in log
     finally:
         for p in procs:
             await p.kill()
-        assert await sw.stop() == 0
+        assert await sw.stop() == 128 + signal.SIGTERM

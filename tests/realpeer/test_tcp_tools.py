@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 
@@ -67,7 +68,7 @@ async def test_up_serves_http_and_tcp_echo(kind: str) -> None:
         assert r.stdout == pattern_bytes(0, 1000), r.stderr
     finally:
         rc = await stop(proc)
-    assert rc == 0 and not netns_exists(ns)
+    assert rc == 128 + signal.SIGTERM and not netns_exists(ns)
     err = await proc.stderr.receive_some(1 << 20)
     services = json.loads(err[err.index(b"{"):])["services"]
     assert services["tcp/http:80"]["connections"] == 6 and services["tcp/http:80"]["errors"] == 1
@@ -112,7 +113,7 @@ async def test_up_chargen_discard_and_a_closed_port() -> None:
         assert r.returncode == 1      # refused: nothing listens there
     finally:
         rc = await stop(proc)
-    assert rc == 0
+    assert rc == 128 + signal.SIGTERM
 
 
 UPPER_SERVER = """

@@ -3,6 +3,7 @@
 the nc client talks to a Linux UDP server."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -40,7 +41,7 @@ async def test_up_serve_echo_and_discard() -> None:
         assert r.stdout.strip() == b"silent", r.stderr
     finally:
         rc = await stop(proc)
-    assert rc == 0 and not netns_exists(ns)
+    assert rc == 128 + signal.SIGTERM and not netns_exists(ns)
 
 
 async def test_up_serve_bad_spec_and_busy_port() -> None:

@@ -1,6 +1,6 @@
 """`tunstack up` end to end: starts, prints `ready:`, answers ping, exits cleanly on
-SIGTERM or SIGINT and leaves no device or namespace behind; --gw, --mtu and --stats
-do what --help says."""
+SIGTERM or SIGINT (exit 128 + the signal's number) and leaves no device or namespace
+behind; --gw, --mtu and --stats do what --help says."""
 from __future__ import annotations
 
 import json
@@ -70,7 +70,7 @@ async def test_up_ready_ping_sigterm_cleanup(kind: str, tmp_path) -> None:
         assert loss_percent(r.stdout) == 0
     finally:
         rc = await stop(proc)
-    assert rc == 0
+    assert rc == 128 + signal.SIGTERM
     assert not netns_exists(ns)
     links = await run(["ip", "-o", "link", "show"])
     assert dev not in links.stdout.decode()
@@ -88,7 +88,7 @@ async def test_up_leaves_existing_namespace(tmp_path) -> None:
         proc, ready = await start_up("--tun", dev, "--addr", "10.77.8.2/24", "--netns", ns,
                                      "--peer-addr", "10.77.8.1/24", "--no-offload")
         assert "offload=off" in ready
-        assert await stop(proc) == 0
+        assert await stop(proc) == 128 + signal.SIGTERM
         assert netns_exists(ns)          # not ours to delete
         links = await run(["ip", "-n", ns, "-o", "link", "show"])
         assert dev not in links.stdout.decode()   # but the device went with our fd
@@ -121,7 +121,7 @@ async def test_ping_command_resolves_and_pings_linux() -> None:
 
 
 async def test_up_sigint_shuts_down_and_cleans_up() -> None:
-    # SIGINT (Ctrl-C) is handled like SIGTERM: a clean exit 0, nothing left behind
+    # SIGINT (Ctrl-C) is handled like SIGTERM: a clean exit 130, nothing left behind
     require_real_peer()
     ns, dev = unique_name(), unique_name("tu")
     proc, ready = await start_up("--tap", dev, "--addr", "10.77.12.2/24", "--netns", ns,
@@ -132,7 +132,7 @@ async def test_up_sigint_shuts_down_and_cleans_up() -> None:
         assert loss_percent(r.stdout) == 0
     finally:
         rc = await stop(proc, signal.SIGINT)
-    assert rc == 0
+    assert rc == 130
     assert b"SIGINT: shutting down" in await rest_of(proc.stderr)
     assert not netns_exists(ns)
     links = await run(["ip", "-o", "link", "show"])
@@ -151,7 +151,7 @@ async def gw_reply_loss(ns: str, dev: str, *gw: str) -> int:
                        "-I", "10.77.200.1", "10.77.13.2"])
         return loss_percent(r.stdout)
     finally:
-        assert await stop(proc) == 0
+        assert await stop(proc) == 128 + signal.SIGTERM
         assert not netns_exists(ns)
 
 
@@ -168,7 +168,7 @@ async def test_up_gw_off_subnet_is_a_clean_error() -> None:
     r = await run([*TUNSTACK, "up", "--tun", dev, "--addr", "10.77.14.2/24", "--netns", ns,
                    "--peer-addr", "10.77.14.1/24", "--gw", "10.99.0.1"], timeout=20)
     assert not netns_exists(ns)
-    assert r.returncode == 1 and b"ready:" not in r.stdout
+    assert r.returncode == 2 and b"ready:" not in r.stdout          # a usage error, found before any device
     assert b"Traceback" not in r.stderr and b"gateway 10.99.0.1" in r.stderr
 
 
@@ -186,7 +186,7 @@ async def test_up_mtu_sets_both_sides(tmp_path) -> None:
                        "10.77.15.2"])
         assert loss_percent(r.stdout) == 0
     finally:
-        assert await stop(proc) == 0
+        assert await stop(proc) == 128 + signal.SIGTERM
     # the stack's side: its 2028-octet replies leave in fragments that fit 1280, not 1500
     sizes = sorted({len(ip) for ip in stack_frames(pcap, "10.77.15.2") if ip.p == dpkt.ip.IP_PROTO_ICMP})
     assert sizes == [20 + 2008 - 1256, 20 + 1256]     # 1256: the largest multiple of 8 within 1280 - 20
@@ -206,7 +206,7 @@ async def test_up_stats_prints_json_counters_on_exit() -> None:
         assert r.stdout == b"count me\n"
     finally:
         rc = await stop(proc)
-    assert rc == 0 and not netns_exists(ns)
+    assert rc == 128 + signal.SIGTERM and not netns_exists(ns)
     err = (await rest_of(proc.stderr)).decode()
     assert "SIGTERM: shutting down" in err
     stats = json.loads(err[err.index("\n{") + 1:])               # the rest of stderr is one JSON document
