@@ -423,7 +423,7 @@ class Tcp:
         child = self._child(lst, ip.dst, seg.dst_port, ip.src, seg.src_port)
         child.state = State.SYN_RECEIVED
         key = (child.laddr, child.lport, child.faddr, child.fport)
-        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self.isn(key, now)
+        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self._passive_iss(lst, seg, ip, now)
         child.recover = child.iss
         child.irs = seg.seq
         child.rcv_nxt = child.rcv_adv = child.last_ack_sent = sq.add(seg.seq, 1)
@@ -435,6 +435,17 @@ class Tcp:
         lst.syn_count += 1
         child.output(now)
         self.schedule(child)
+
+    def _passive_iss(self, lst: Connection, seg: TcpRepr, ip: IpMeta, now: float) -> int:
+        """With SYN cookies on, a SYN-ACK's ISN is the cookie, whether a child was made or
+        not (as FreeBSD's syncache): when a burst answers one SYN with a cookie and its
+        retransmission with a child, the peer's ACK of either fits both -- with an RFC 6528
+        ISN it met the child with the wrong ACK number and was reset.  A child lost (SYN-ACK
+        retries spent) is also rebuilt from the ACK's cookie.  The cookie is itself a keyed
+        hash of the 4-tuple and the peer's ISN, unpredictable off path as RFC 6528 wants."""
+        if not self.config.syncookies:
+            return self.isn((ip.dst, seg.dst_port, ip.src, seg.src_port), now)
+        return self.cookies.make(ip.dst, seg.dst_port, ip.src, seg.src_port, seg.seq, seg.mss or 536, now)[0]
 
     def _child(self, lst: Connection, laddr: int, lport: int, faddr: int, fport: int) -> Connection:
         child = Connection(self, self.config)
