@@ -18,11 +18,12 @@ import select
 import socket
 import sys
 import time
+from typing import Any
 
 RESETS = (errno.ECONNRESET, errno.ECONNREFUSED, errno.EPIPE)
 
 
-def main(host: str, port: int, n: int, deadline: float) -> dict[str, object]:
+def main(host: str, port: int, n: int, deadline: float) -> dict[str, Any]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = n + 64
     if soft < want:
@@ -31,12 +32,12 @@ def main(host: str, port: int, n: int, deadline: float) -> dict[str, object]:
     socks: dict[int, socket.socket] = {}
     payload: dict[int, bytes] = {}
     got: dict[int, bytes] = {}
-    result = {"ok": 0, "resets": 0, "timeouts": 0, "errors": 0, "wrong": 0, "last_ok": 0.0}
+    result: dict[str, Any] = {"ok": 0, "resets": 0, "timeouts": 0, "errors": 0, "wrong": 0, "last_ok": 0.0}
     errors: dict[str, int] = {}
     start = time.monotonic()
 
     def finish(fd: int, outcome: str, err: int = 0) -> None:
-        result[outcome] = int(result[outcome]) + 1     # type: ignore[call-overload]
+        result[outcome] += 1
         if outcome == "errors":
             errors[errno.errorcode.get(err, str(err))] = errors.get(errno.errorcode.get(err, str(err)), 0) + 1
         ep.unregister(fd)
@@ -60,9 +61,10 @@ def main(host: str, port: int, n: int, deadline: float) -> dict[str, object]:
         if left <= 0:
             break
         for fd, ev in ep.poll(min(left, 1.0)):
-            s = socks.get(fd)
-            if s is None:
+            sock = socks.get(fd)
+            if sock is None:
                 continue
+            s = sock
             if fd not in sent:
                 err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
@@ -89,7 +91,7 @@ def main(host: str, port: int, n: int, deadline: float) -> dict[str, object]:
                 finish(fd, "ok" if ok else "wrong")
     result["timeouts"] = len(socks)
     result["elapsed"] = round(time.monotonic() - start, 3)
-    result["error_kinds"] = errors      # type: ignore[assignment]
+    result["error_kinds"] = errors
     for s in socks.values():
         s.close()
     return result
