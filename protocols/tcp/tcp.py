@@ -36,7 +36,7 @@ from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
 from ..ports import EphemeralPorts
 from . import seq as sq
 from .conn import Connection, State, TcpConfig
-from .listen import SynCookies
+from .listen import COOKIE_PERIOD, SynCookies
 from .wire import ACK, FIN, RST, SYN, TcpRepr
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 GSO_TCPV4 = 1
 IP_TCP_HDR = 40
+# Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
+# queue last overflowed (tcp_synq_no_recent_overflow; FreeBSD's sch_last_overflow)
+SYNCOOKIE_VALID = 2 * COOKIE_PERIOD
 
 
 @dataclass
@@ -93,6 +96,7 @@ class Tcp:
         self.conns: dict[tuple[int, int, int, int], Connection] = {}
         self.listeners: dict[int, dict[int, list[Connection]]] = {}
         self.ports: dict[int, dict[Connection, None]] = {}      # an insertion-ordered set per port
+        self._overflowed_at: dict[Connection, float] = {}        # listener -> its last cookie sent
         self._secret = rng.getrandbits(128).to_bytes(16, "big")
         self.cookies = SynCookies(rng.getrandbits(128).to_bytes(16, "big"))
         self.ephemeral = EphemeralPorts(rng)
@@ -204,6 +208,7 @@ class Tcp:
         conn.state = State.CLOSED
 
     def _forget_listener(self, conn: Connection) -> None:
+        self._overflowed_at.pop(conn, None)
         by_addr = self.listeners.get(conn.lport)
         group = by_addr.get(conn.laddr) if by_addr is not None else None
         if group is None or conn not in group:
@@ -396,7 +401,7 @@ class Tcp:
         if flags & RST:
             return
         if flags & ACK:
-            if not flags & SYN and self.config.syncookies:
+            if not flags & SYN and self.config.syncookies and self._recent_overflow(lst, now):
                 mss = self.cookies.check(ip.dst, seg.dst_port, ip.src, seg.src_port, seg, now)
                 if mss is not None:
                     if self.accept_queue_full(lst):
@@ -440,9 +445,10 @@ class Tcp:
         """With SYN cookies on, a SYN-ACK's ISN is the cookie, whether a child was made or
         not (as FreeBSD's syncache): when a burst answers one SYN with a cookie and its
         retransmission with a child, the peer's ACK of either fits both -- with an RFC 6528
-        ISN it met the child with the wrong ACK number and was reset.  A child lost (SYN-ACK
-        retries spent) is also rebuilt from the ACK's cookie.  The cookie is itself a keyed
-        hash of the 4-tuple and the peer's ISN, unpredictable off path as RFC 6528 wants."""
+        ISN it met the child with the wrong ACK number and was reset.  While cookies are in
+        use, a child lost (SYN-ACK retries spent) is rebuilt from the ACK's cookie.  The
+        cookie is a keyed hash of the 4-tuple and the peer's ISN: unpredictable off path,
+        as RFC 6528 wants."""
         if not self.config.syncookies:
             return self.isn((ip.dst, seg.dst_port, ip.src, seg.src_port), now)
         return self.cookies.make(ip.dst, seg.dst_port, ip.src, seg.src_port, seg.seq, seg.mss or 536, now)[0]
@@ -463,7 +469,16 @@ class Tcp:
         self.conns[(laddr, lport, faddr, fport)] = child
         return child
 
+    def _recent_overflow(self, lst: Connection, now: float) -> bool:
+        """Cookies are checked only while the listener has recently sent some: an ACK
+        that matches no connection otherwise gets its RST at once, and neither a late
+        duplicate of a finished handshake nor a guess can open a connection (all our
+        SYN-ACK ISNs are cookies)."""
+        at = self._overflowed_at.get(lst)
+        return at is not None and now - at <= SYNCOOKIE_VALID
+
     def _send_cookie(self, lst: Connection, seg: TcpRepr, ip: IpMeta, now: float) -> None:
+        self._overflowed_at[lst] = now
         isn, mss = self.cookies.make(ip.dst, seg.dst_port, ip.src, seg.src_port, seg.seq,
                                      seg.mss or 536, now)
         hop = self.ipv4.route(ip.src, src=ip.dst)

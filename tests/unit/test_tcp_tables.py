@@ -8,6 +8,7 @@ import errno
 from typing import Any, NoReturn
 
 from protocols.tcp.conn import Connection, State
+from protocols.tcp.listen import COOKIE_PERIOD
 from protocols.tcp.wire import ACK, FIN, RST, SYN
 from stack.addr import ip_to_int
 
@@ -222,9 +223,25 @@ def test_child_after_a_cookie_accepts_the_cookie_ack() -> None:
     assert net.child().state == State.ESTABLISHED and net.tcp.stats.out_rsts == 0
 
 
-def test_lost_child_is_rebuilt_from_the_cookie() -> None:
-    """The SYN-ACK retries of a child are spent and it is gone; the peer's late ACK still
-    carries a valid cookie, so the connection is made rather than reset."""
+def test_lost_child_is_rebuilt_from_the_cookie_while_cookies_are_in_use() -> None:
+    """The SYN-ACK retries of a child are spent and it is gone; the listener overflowed
+    recently, so the peer's late ACK is checked as a cookie and the connection is made."""
+    net = Net(synack_retries=1)
+    listen_on(net, 0, backlog=1)
+    ((synack, _),) = net.rx(SYN, ISN_PEER)
+    net.rx(SYN, 4242, sport=6000)                            # the SYN queue overflows: a cookie
+    while net.tcp.conns:
+        at = net.tcp.poll_at()
+        assert at is not None
+        net.poll(at)
+    assert net.rx(ACK, ISN_PEER + 1, synack.seq + 1) == []
+    assert net.child().state == State.ESTABLISHED and net.child().cookie
+
+
+def test_without_a_recent_overflow_a_stray_ack_is_reset() -> None:
+    """Linux's tcp_synq_no_recent_overflow: no cookie sent lately, no cookie checked -- a
+    late duplicate of a finished handshake's ACK is reset, it opens nothing (and is not
+    counted as a failed cookie)."""
     net = Net(synack_retries=1)
     listen_on(net, 0)
     ((synack, _),) = net.rx(SYN, ISN_PEER)
@@ -232,8 +249,18 @@ def test_lost_child_is_rebuilt_from_the_cookie() -> None:
         at = net.tcp.poll_at()
         assert at is not None
         net.poll(at)
-    assert net.rx(ACK, ISN_PEER + 1, synack.seq + 1) == []
-    assert net.child().state == State.ESTABLISHED and net.child().cookie
+    ((rst, _),) = net.rx(ACK, ISN_PEER + 1, synack.seq + 1)
+    assert rst.flags == RST and not net.tcp.conns and net.tcp.stats.syncookies_failed == 0
+
+
+def test_cookie_window_closes_two_periods_after_the_last_overflow() -> None:
+    net = Net()
+    listen_on(net, 0, backlog=1)
+    net.rx(SYN, ISN_PEER)
+    ((cookie, _),) = net.rx(SYN, 4242, sport=6000)
+    net.rx(RST, ISN_PEER + 1)                                # the queue empties
+    ((rst, _),) = net.rx(ACK, 4243, cookie.seq + 1, sport=6000, at=T0 + 2 * COOKIE_PERIOD + 1)
+    assert rst.flags == RST and not net.tcp.conns and net.tcp.stats.syncookies_failed == 0
 
 
 def test_isn_without_cookies_is_rfc6528() -> None:
