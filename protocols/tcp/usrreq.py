@@ -83,8 +83,8 @@ class TcpUserRequests:
 
     def _drop_children(self, pcb: Connection, now: float) -> None:
         """Reset the queued children of a listener that stops, drop the half-open ones.
-        (Once per listener: the walk over the connections is not on any packet's path.)"""
-        for child in [c for c in self.tcp.conns.values() if c.parent is pcb]:
+        They all hold its port: the walk is over that port's sockets, once per listener."""
+        for child in [c for c in self.tcp.ports.get(pcb.lport, ()) if c.parent is pcb]:
             child.owned = False
             child.abort(now, 0)
 

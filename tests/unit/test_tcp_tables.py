@@ -268,3 +268,19 @@ def test_isn_without_cookies_is_rfc6528() -> None:
     listen_on(net, 0)
     ((synack, _),) = net.rx(SYN, ISN_PEER)
     assert synack.seq == net.tcp.isn((US, 80, PEER, PEER_PORT), T0)
+
+
+def test_closing_a_listener_finds_its_children_by_its_port() -> None:
+    """Linux inet_csk_listen_stop: queued children are reset, half-open ones dropped.  They
+    are found among the port's sockets, not by a walk over every connection."""
+    from protocols.tcp.usrreq import TcpUserRequests
+    net = Net()
+    lst = listen_on(net, 0, backlog=10)
+    queued = [handshake(net, 10000 + i) for i in range(3)]
+    net.rx(SYN, ISN_PEER, sport=20000)                       # half-open
+    net.tcp.conns = NoWalk(net.tcp.conns)
+    TcpUserRequests(net.tcp).detach(lst, T0)
+    rsts = [seg for seg, _ in net.take() if seg.flags & RST]
+    assert sorted(seg.dst_port for seg in rsts) == [10000, 10001, 10002, 20000]
+    assert all(c.state == State.CLOSED for c in queued)
+    assert len(net.tcp.conns) == 0 and net.tcp.ports == {} and net.tcp.listeners == {}
