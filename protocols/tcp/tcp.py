@@ -1,9 +1,8 @@
 """The TCP protocol object (pr_input / pr_ctlinput / output for IPv4).
 
-Owns the connection tables (below), ISNs
-(RFC 6528), the challenge-ACK budget (RFC 5961 §7), SYN cookies, the timer heap, and
-turns a Connection's segments into IPv4 packets -- with a partial checksum and TSO when
-the device offers them (DESIGN.md §4).
+Owns the connection tables (below), ISNs (RFC 6528), the challenge-ACK budget (RFC 5961
+§7), SYN cookies, the timer heap, and turns a Connection's segments into IPv4 packets --
+with a partial checksum and TSO when the device offers them (DESIGN.md §4).
 
 The tables are Linux's three hashes of `struct inet_hashinfo`, each a dict:
   * `conns` (ehash): 4-tuple -> every connection with a peer (SYN-RECEIVED .. TIME-WAIT);
@@ -12,9 +11,9 @@ The tables are Linux's three hashes of `struct inet_hashinfo`, each a dict:
     inet_lookup_listener does;
   * `ports` (bhash): port -> every socket holding it (bound, listening, connected and
     accepted ones alike, as Linux's bind buckets), for bind conflicts and ephemeral ports.
-A segment costs at most three dict lookups whatever the number of connections; only
-bind()/listen() walk the owners of the one port they ask for (Linux's
-inet_csk_bind_conflict does the same).
+A segment costs at most three dict lookups whatever the number of connections.  Only
+bind() of a given port walks the sockets holding that port (as Linux's
+inet_csk_bind_conflict), and closing a listener walks its port's to find its children.
 """
 from __future__ import annotations
 
@@ -210,12 +209,14 @@ class Tcp:
     def _forget_listener(self, conn: Connection) -> None:
         self._overflowed_at.pop(conn, None)
         by_addr = self.listeners.get(conn.lport)
-        group = by_addr.get(conn.laddr) if by_addr is not None else None
+        if by_addr is None:
+            return
+        group = by_addr.get(conn.laddr)
         if group is None or conn not in group:
             return
         group.remove(conn)                               # an SO_REUSEPORT group: a few sockets
         if not group:
-            del by_addr[conn.laddr]                      # type: ignore[union-attr]
+            del by_addr[conn.laddr]
             if not by_addr:
                 del self.listeners[conn.lport]
 
@@ -428,7 +429,7 @@ class Tcp:
         child = self._child(lst, ip.dst, seg.dst_port, ip.src, seg.src_port)
         child.state = State.SYN_RECEIVED
         key = (child.laddr, child.lport, child.faddr, child.fport)
-        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self._passive_iss(lst, seg, ip, now)
+        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self._passive_iss(seg, ip, now)
         child.recover = child.iss
         child.irs = seg.seq
         child.rcv_nxt = child.rcv_adv = child.last_ack_sent = sq.add(seg.seq, 1)
@@ -441,7 +442,7 @@ class Tcp:
         child.output(now)
         self.schedule(child)
 
-    def _passive_iss(self, lst: Connection, seg: TcpRepr, ip: IpMeta, now: float) -> int:
+    def _passive_iss(self, seg: TcpRepr, ip: IpMeta, now: float) -> int:
         """With SYN cookies on, a SYN-ACK's ISN is the cookie, whether a child was made or
         not (as FreeBSD's syncache): when a burst answers one SYN with a cookie and its
         retransmission with a child, the peer's ACK of either fits both -- with an RFC 6528
