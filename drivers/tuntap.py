@@ -5,12 +5,21 @@ drains up to `batch` frames per wake-up.  With offloads on (the default) the dev
 is opened with IFF_VNET_HDR and TUNSETOFFLOAD CSUM|TSO4|TSO6 (+USO4|USO6 when the
 kernel takes them): the kernel may then hand us GSO super-frames and partial
 checksums, and accepts the same from us (DESIGN.md §4).
+
+The kernel queues what it sends us in the device's ring, `txqueuelen` packets long
+(Linux's TUN default is 500).  We take each packet ~100 times slower than the kernel
+makes it, so a burst overflows 500 at once: 10 000 clients connecting together lost
+~5 SYNs in 6 there and waited for the retransmissions (1, 3, 7, 15, 31 s: 36 s for
+all).  We ask for DEFAULT_TXQUEUELEN instead, a listen backlog's worth (somaxconn);
+the kernel counts the packets it drops as the device's TX drops (`ip -s link`).
 """
 from __future__ import annotations
 
 import errno
 import fcntl
 import os
+import socket
+import struct
 
 import pytun
 import trio
@@ -23,16 +32,19 @@ from . import vnet
 from .base import TaskNdd, random_mac
 
 READ_SIZE = vnet.VNET_HDR_LEN + 14 + 65535 + 64
+DEFAULT_TXQUEUELEN = 4096     # packets the kernel may queue towards us (`ip link set ... txqueuelen`)
+SIOCSIFTXQLEN = 0x8943
 
 
 class TunTapNdd(TaskNdd):
     is_tap = False
 
     def __init__(self, name: str, *, mtu: int = 1500, offload: bool = True, batch: int = 64,
-                 physaddr: bytes | None = None) -> None:
+                 physaddr: bytes | None = None, txqueuelen: int = DEFAULT_TXQUEUELEN) -> None:
         super().__init__(name, mtu=mtu, physaddr=(physaddr or random_mac()) if self.is_tap else b"")
         self.offload = offload
         self.batch = batch
+        self.txqueuelen = txqueuelen
         self.device: pytun.TunTapDevice | None = None
         self.fd = -1
         self.offload_flags = 0
@@ -57,6 +69,19 @@ class TunTapNdd(TaskNdd):
             if self.is_tap:
                 self.kernel_mac = bytes(self.device.hwaddr)
         except Exception:  # pytun.Error: not fatal, `ip link set` can do it
+            pass
+        self._set_txqueuelen()
+
+    def _set_txqueuelen(self) -> None:
+        """SIOCSIFTXQLEN on the new device (it keeps it when moved to a namespace); a
+        failure is not fatal: the kernel's 500 only makes bursts slower."""
+        if not self.txqueuelen:
+            return
+        ifreq = struct.pack("16si", self.ndd_name.encode()[:15], self.txqueuelen).ljust(40, b"\0")
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                fcntl.ioctl(s.fileno(), SIOCSIFTXQLEN, ifreq)
+        except OSError:
             pass
 
     def _negotiate_offloads(self) -> None:

@@ -56,15 +56,31 @@ class StreamSocket(Socket):
         pcb = self._check()
         await trio.lowlevel.checkpoint()
         while True:
-            if self._closed:
-                raise oserror(errno.EBADF)
-            if pcb.state != _LISTEN:
-                raise oserror(errno.EINVAL)
-            child = self._ops.accept(pcb)
-            if child is not None:
-                sock = StreamSocket(self._stack, self.family, self.type, self.proto, self._pr, child)
-                return sock, format_inet(child.faddr, child.fport)
+            accepted = self._take_child(pcb)
+            if accepted is not None:
+                return accepted
             await self._readers.park()
+
+    def accept_nowait(self) -> tuple["StreamSocket", tuple[str, int]]:
+        """accept(2) on a non-blocking socket: the next queued connection at once, or
+        BlockingIOError (EAGAIN) when there is none.  A server woken by `accept()` drains
+        the rest of the queue with it -- one wake-up for a whole burst, as asyncio's accept
+        loop takes up to `backlog` connections per readiness event."""
+        accepted = self._take_child(self._check())
+        if accepted is None:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return accepted
+
+    def _take_child(self, pcb: Any) -> tuple["StreamSocket", tuple[str, int]] | None:
+        if self._closed:
+            raise oserror(errno.EBADF)
+        if pcb.state != _LISTEN:
+            raise oserror(errno.EINVAL)
+        child = self._ops.accept(pcb)
+        if child is None:
+            return None
+        sock = StreamSocket(self._stack, self.family, self.type, self.proto, self._pr, child)
+        return sock, format_inet(child.faddr, child.fport)
 
     async def connect(self, address: object) -> None:
         pcb = self._check()

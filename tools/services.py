@@ -77,7 +77,7 @@ async def udp_discard(stack: Any, port: int = 9, *, addr: str = "", stats: Servi
 
 RECV_SIZE = 65536
 SEND_SIZE = 65536
-BACKLOG = 128
+BACKLOG = _pysocket.SOMAXCONN     # as trio's listeners: the most the stack grants (net.core.somaxconn)
 PEER_GONE = (errno.ECONNRESET, errno.EPIPE)
 
 
@@ -141,8 +141,15 @@ async def _tcp_service(stack: Any, name: str, port: int, addr: str, stats: Servi
                     log.warning("%s: accept: %s", label, exc)
                     await trio.sleep(0.05)
                     continue
-                stats.connections += 1
-                conns.start_soon(_serve_conn, label, conn, peer, handler, stats)
+                while True:
+                    # a burst: take every queued connection before yielding again (one
+                    # accept per scheduler round let the accept queue overflow)
+                    stats.connections += 1
+                    conns.start_soon(_serve_conn, label, conn, peer, handler, stats)
+                    try:
+                        conn, peer = lsock.accept_nowait()
+                    except OSError:        # EAGAIN: the queue is empty; others: accept() reports them
+                        break
 
 
 async def echo_conn(sock: CountingSocket, peer: tuple[str, int], local: tuple[str, int]) -> None:

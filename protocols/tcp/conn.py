@@ -48,6 +48,7 @@ class TcpConfig:
     timestamps: bool = True
     window_scaling: bool = True
     syncookies: bool = True
+    somaxconn: int = 4096               # net.core.somaxconn: listen() backlogs are clamped to it
     challenge_ack_limit: int = 1000     # per second per stack (RFC 5961 §7)
     loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
     persist_min: float = 0.2

@@ -1,9 +1,19 @@
 """The TCP protocol object (pr_input / pr_ctlinput / output for IPv4).
 
-Owns the connection tables (4-tuple -> Connection, port -> bound endpoints), ISNs
-(RFC 6528), the challenge-ACK budget (RFC 5961 §7), SYN cookies, the timer heap, and
-turns a Connection's segments into IPv4 packets -- with a partial checksum and TSO when
-the device offers them (DESIGN.md §4).
+Owns the connection tables (below), ISNs (RFC 6528), the challenge-ACK budget (RFC 5961
+§7), SYN cookies, the timer heap, and turns a Connection's segments into IPv4 packets --
+with a partial checksum and TSO when the device offers them (DESIGN.md §4).
+
+The tables are Linux's three hashes of `struct inet_hashinfo`, each a dict:
+  * `conns` (ehash): 4-tuple -> every connection with a peer (SYN-RECEIVED .. TIME-WAIT);
+  * `listeners` (lhash2): port -> local address -> the LISTEN sockets there (a list: an
+    SO_REUSEPORT group); a SYN looks up its address, then the wildcard 0.0.0.0, as
+    inet_lookup_listener does;
+  * `ports` (bhash): port -> every socket holding it (bound, listening, connected and
+    accepted ones alike, as Linux's bind buckets), for bind conflicts and ephemeral ports.
+A segment costs at most three dict lookups whatever the number of connections.  Only
+bind() of a given port walks the sockets holding that port (as Linux's
+inet_csk_bind_conflict), and closing a listener walks its port's to find its children.
 """
 from __future__ import annotations
 
@@ -25,7 +35,7 @@ from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
 from ..ports import EphemeralPorts
 from . import seq as sq
 from .conn import Connection, State, TcpConfig
-from .listen import SynCookies
+from .listen import COOKIE_PERIOD, SynCookies
 from .timer import TIMER_TICK
 from .wire import ACK, FIN, RST, SYN, TcpRepr
 
@@ -34,6 +44,9 @@ if TYPE_CHECKING:
 
 GSO_TCPV4 = 1
 IP_TCP_HDR = 40
+# Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
+# queue last overflowed (tcp_synq_no_recent_overflow; FreeBSD's sch_last_overflow)
+SYNCOOKIE_VALID = 2 * COOKIE_PERIOD
 
 
 @dataclass
@@ -87,7 +100,9 @@ class Tcp:
         self.config = config or TcpConfig()
         self.stats = TcpStats()
         self.conns: dict[tuple[int, int, int, int], Connection] = {}
-        self.ports: dict[int, list[Connection]] = {}
+        self.listeners: dict[int, dict[int, list[Connection]]] = {}
+        self.ports: dict[int, dict[Connection, None]] = {}      # an insertion-ordered set per port
+        self._overflowed_at: dict[Connection, float] = {}        # listener -> its last cookie sent
         self._secret = rng.getrandbits(128).to_bytes(16, "big")
         self.cookies = SynCookies(rng.getrandbits(128).to_bytes(16, "big"))
         self.ephemeral = EphemeralPorts(rng)
@@ -116,8 +131,11 @@ class Tcp:
             return errno.EADDRINUSE
         conn.laddr, conn.lport = addr, port
         conn.bound_port = explicit
-        self.ports.setdefault(port, []).append(conn)
+        self._hold_port(conn, port)
         return 0
+
+    def _hold_port(self, conn: Connection, port: int) -> None:
+        self.ports.setdefault(port, {})[conn] = None
 
     def _conflicts(self, conn: Connection, addr: int, port: int) -> bool:
         """Linux inet_csk_bind_conflict: overlapping addresses conflict unless both set
@@ -148,15 +166,16 @@ class Tcp:
             if all(not u.bound_port and u.state != State.LISTEN for u in users) \
                     and (laddr, port, faddr, fport) not in self.conns:
                 conn.laddr, conn.lport, conn.bound_port = 0, port, False
-                self.ports.setdefault(port, []).append(conn)
+                self._hold_port(conn, port)
                 self.ephemeral.taken(port)
                 return True
         return False
 
     def unbind(self, conn: Connection) -> None:
+        self._forget_listener(conn)
         users = self.ports.get(conn.lport)
-        if users and conn in users:
-            users.remove(conn)
+        if users is not None and conn in users:
+            del users[conn]
             if not users:
                 del self.ports[conn.lport]
 
@@ -168,15 +187,45 @@ class Tcp:
             if err:
                 return err
         if conn.state == State.CLOSED:
-            for other in self.ports.get(conn.lport, ()):
-                if other is not conn and other.state == State.LISTEN and not (conn.reuseport and other.reuseport) \
-                        and (not other.laddr or not conn.laddr or other.laddr == conn.laddr):
-                    return errno.EADDRINUSE
+            if self._listen_conflict(conn):
+                return errno.EADDRINUSE
+            self.listeners.setdefault(conn.lport, {}).setdefault(conn.laddr, []).append(conn)
         conn.state = State.LISTEN
-        conn.backlog = max(0, min(backlog, 4096))
+        # Linux __sys_listen: min(backlog, net.core.somaxconn); the socket layer, as
+        # CPython's listen(), has already made a negative backlog 0
+        conn.backlog = max(0, min(backlog, self.config.somaxconn))
         if conn.accept_queue is None:
             conn.accept_queue = deque()
         return 0
+
+    def _listen_conflict(self, conn: Connection) -> bool:
+        """Another listener on an overlapping address of the port, outside an SO_REUSEPORT
+        group.  Walks the port's local addresses, not its connections."""
+        for laddr, group in self.listeners.get(conn.lport, {}).items():
+            if laddr and conn.laddr and laddr != conn.laddr:
+                continue
+            if any(not (conn.reuseport and other.reuseport) for other in group if other is not conn):
+                return True
+        return False
+
+    def stop_listening(self, conn: Connection) -> None:
+        """LISTEN -> CLOSED (close or shutdown(SHUT_RD) of a listener): out of the index."""
+        self._forget_listener(conn)
+        conn.state = State.CLOSED
+
+    def _forget_listener(self, conn: Connection) -> None:
+        self._overflowed_at.pop(conn, None)
+        by_addr = self.listeners.get(conn.lport)
+        if by_addr is None:
+            return
+        group = by_addr.get(conn.laddr)
+        if group is None or conn not in group:
+            return
+        group.remove(conn)                               # an SO_REUSEPORT group: a few sockets
+        if not group:
+            del by_addr[conn.laddr]
+            if not by_addr:
+                del self.listeners[conn.lport]
 
     def connect(self, conn: Connection, addr: int, port: int, now: float) -> int:
         if conn.state == State.LISTEN:
@@ -262,6 +311,8 @@ class Tcp:
                 parent.syn_count -= 1
         if conn.user_closed or not conn.owned:
             self.unbind(conn)
+        else:
+            self._forget_listener(conn)
 
     def established(self, conn: Connection) -> None:
         parent = conn.parent
@@ -358,21 +409,20 @@ class Tcp:
         self._reset_for(seg, ip.dst, ip.src, len(payload), now)
 
     def _listener(self, addr: int, port: int) -> Connection | None:
-        best = None
-        for c in self.ports.get(port, ()):
-            if c.state == State.LISTEN:
-                if c.laddr == addr:
-                    return c
-                if c.laddr == 0 and best is None:
-                    best = c
-        return best
+        """Linux inet_lookup_listener: the listener on (addr, port), else on (0.0.0.0, port).
+        Two dict lookups; the port's connections are never looked at."""
+        by_addr = self.listeners.get(port)
+        if by_addr is None:
+            return None
+        group = by_addr.get(addr) or by_addr.get(0)
+        return group[0] if group else None
 
     def _listen_input(self, lst: Connection, seg: TcpRepr, ip: IpMeta, payload: memoryview, now: float) -> None:
         flags = seg.flags
         if flags & RST:
             return
         if flags & ACK:
-            if not flags & SYN and self.config.syncookies:
+            if not flags & SYN and self.config.syncookies and self._recent_overflow(lst, now):
                 mss = self.cookies.check(ip.dst, seg.dst_port, ip.src, seg.src_port, seg, now)
                 if mss is not None:
                     if self.accept_queue_full(lst):
@@ -399,7 +449,7 @@ class Tcp:
         child = self._child(lst, ip.dst, seg.dst_port, ip.src, seg.src_port)
         child.state = State.SYN_RECEIVED
         key = (child.laddr, child.lport, child.faddr, child.fport)
-        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self.isn(key, now)
+        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self._passive_iss(seg, ip, now)
         child.recover = child.iss
         child.irs = seg.seq
         child.rcv_nxt = child.rcv_adv = child.last_ack_sent = sq.add(seg.seq, 1)
@@ -412,12 +462,24 @@ class Tcp:
         child.output(now)
         self.schedule(child)
 
+    def _passive_iss(self, seg: TcpRepr, ip: IpMeta, now: float) -> int:
+        """With SYN cookies on, a SYN-ACK's ISN is the cookie, whether a child was made or
+        not (as FreeBSD's syncache): when a burst answers one SYN with a cookie and its
+        retransmission with a child, the peer's ACK of either fits both -- with an RFC 6528
+        ISN it met the child with the wrong ACK number and was reset.  While cookies are in
+        use, a child lost (SYN-ACK retries spent) is rebuilt from the ACK's cookie.  The
+        cookie is a keyed hash of the 4-tuple and the peer's ISN: unpredictable off path,
+        as RFC 6528 wants."""
+        if not self.config.syncookies:
+            return self.isn((ip.dst, seg.dst_port, ip.src, seg.src_port), now)
+        return self.cookies.make(ip.dst, seg.dst_port, ip.src, seg.src_port, seg.seq, seg.mss or 536, now)[0]
+
     def _child(self, lst: Connection, laddr: int, lport: int, faddr: int, fport: int) -> Connection:
         child = Connection(self, self.config)
         child.laddr, child.lport, child.faddr, child.fport = laddr, lport, faddr, fport
         child.parent = lst
         child.owned = False
-        self.ports.setdefault(lport, []).append(child)
+        self._hold_port(child, lport)                    # Linux __inet_inherit_port
         for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos"):
             setattr(child, name, getattr(lst, name))
         child.snd.capacity, child.rcv.capacity = lst.snd.capacity, lst.rcv.capacity
@@ -428,7 +490,16 @@ class Tcp:
         self.conns[(laddr, lport, faddr, fport)] = child
         return child
 
+    def _recent_overflow(self, lst: Connection, now: float) -> bool:
+        """Cookies are checked only while the listener has recently sent some: an ACK
+        that matches no connection otherwise gets its RST at once, and neither a late
+        duplicate of a finished handshake nor a guess can open a connection (all our
+        SYN-ACK ISNs are cookies)."""
+        at = self._overflowed_at.get(lst)
+        return at is not None and now - at <= SYNCOOKIE_VALID
+
     def _send_cookie(self, lst: Connection, seg: TcpRepr, ip: IpMeta, now: float) -> None:
+        self._overflowed_at[lst] = now
         isn, mss = self.cookies.make(ip.dst, seg.dst_port, ip.src, seg.src_port, seg.seq,
                                      seg.mss or 536, now)
         hop = self.ipv4.route(ip.src, src=ip.dst)

@@ -78,18 +78,21 @@ class TcpUserRequests:
     def unlisten(self, pcb: Connection, now: float) -> None:
         """shutdown(SHUT_RD) of a listener (Linux tcp_disconnect): reset the queued
         children, drop the half-open ones, and go back to CLOSED keeping the bound name."""
-        for child in [c for c in self.tcp.conns.values() if c.parent is pcb]:
+        self._drop_children(pcb, now)
+        self.tcp.stop_listening(pcb)
+
+    def _drop_children(self, pcb: Connection, now: float) -> None:
+        """Reset the queued children of a listener that stops, drop the half-open ones.
+        They all hold its port: the walk is over that port's sockets, once per listener."""
+        for child in [c for c in self.tcp.ports.get(pcb.lport, ()) if c.parent is pcb]:
             child.owned = False
             child.abort(now, 0)
-        pcb.state = State.CLOSED
 
     def detach(self, pcb: Connection, now: float) -> None:
         if pcb.state == State.LISTEN:
             # Linux inet_csk_listen_stop: queued children are reset, half-open ones dropped
-            for child in [c for c in self.tcp.conns.values() if c.parent is pcb]:
-                child.owned = False
-                child.abort(now, 0)
-            pcb.state = State.CLOSED
+            self._drop_children(pcb, now)
+            self.tcp.stop_listening(pcb)
         pcb.close(now)
         if pcb.state != State.CLOSED:
             self.tcp.schedule(pcb)

@@ -249,7 +249,11 @@ def test_stale_cookie_is_refused() -> None:
     net.listener(backlog=1)
     net.rx(SYN, ISN_PEER)
     ((cookie, _),) = net.rx(SYN, 4242, sport=6000)
-    ((rst, _),) = net.rx(ACK, 4243, cookie.seq + 1, sport=6000, at=T0 + 3 * COOKIE_PERIOD)
+    net.now = T0 + 3 * COOKIE_PERIOD
+    net.tcp.poll(net.now)                                   # the first child's SYN-ACK retries are spent
+    net.rx(SYN, 1000, sport=7000)
+    net.rx(SYN, 2000, sport=7001)                            # overflowing again: cookies are checked
+    ((rst, _),) = net.rx(ACK, 4243, cookie.seq + 1, sport=6000)
     assert rst.flags == RST and net.tcp.stats.syncookies_failed == 1
 
 
