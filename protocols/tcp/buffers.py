@@ -11,6 +11,10 @@ from __future__ import annotations
 from . import seq as sq
 
 COMPACT_MIN = 1 << 16
+# What one out-of-order block costs beyond its payload, for the memory budget (memory.py):
+# its list and bytearray headers and allocator slack (sys.getsizeof: 56 + 72 + 57), rounded
+# up.  Linux charges each skb its truesize, not its payload, for the same reason.
+OOO_BLOCK_OVERHEAD = 192
 
 
 class ByteQueue:
@@ -33,6 +37,10 @@ class ByteQueue:
         start = self.head + offset
         return memoryview(self.data)[start:start + n]
 
+    def held(self) -> int:
+        """Bytes this queue really holds: consumed bytes stay until the next compaction."""
+        return len(self.data)
+
 
 class SendBuffer(ByteQueue):
     __slots__ = ("capacity",)
@@ -50,6 +58,10 @@ class SendBuffer(ByteQueue):
             self.data += data[:n]
         return n
 
+    def clear(self) -> None:
+        self.data = bytearray()
+        self.head = 0
+
 
 class RecvBuffer(ByteQueue):
     """`ooo` is a list of [seq, bytearray] blocks, sorted, disjoint and not adjacent."""
@@ -64,6 +76,20 @@ class RecvBuffer(ByteQueue):
 
     def free(self) -> int:
         return max(0, self.capacity - len(self) - self.ooo_bytes)
+
+    def held(self) -> int:
+        """Bytes held for the memory budget: the in-order queue and every out-of-order
+        block with its overhead (OOO_BLOCK_OVERHEAD)."""
+        return len(self.data) + self.ooo_bytes + OOO_BLOCK_OVERHEAD * len(self.ooo)
+
+    def prune_ooo(self) -> int:
+        """Drop the out-of-order queue (memory pressure: Linux tcp_prune_ofo_queue; RFC 2018
+        §8 lets a receiver renege on what it SACKed); returns the bytes freed."""
+        freed = self.ooo_bytes + OOO_BLOCK_OVERHEAD * len(self.ooo)
+        self.ooo.clear()
+        self.ooo_bytes = 0
+        self.recent.clear()
+        return freed
 
     def read(self, n: int, peek: bool = False) -> bytes:
         n = min(n, len(self))

@@ -130,6 +130,7 @@ class InputMixin:
             self._ack_syn(seg.ack, seg, now)
             self.state = State.ESTABLISHED
             self.host.stats.active_opens += 1
+            self.expand_sndbuf()                     # Linux tcp_init_buffer_space
             self.ack_now = True
             if self.fin_queued or self.shut_wr:
                 self.shut_wr = False
@@ -185,6 +186,7 @@ class InputMixin:
         self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
         self.state = State.ESTABLISHED
         self.host.stats.passive_opens += 1
+        self.expand_sndbuf()                         # Linux tcp_init_buffer_space
         self.host.established(self)
         if self.fin_queued:
             self.state = State.FIN_WAIT_1
@@ -319,6 +321,7 @@ class InputMixin:
         self.rto_at = None if self.snd_una == self.snd_max else now + self.rtt.current()
         self.arm_probe(now)
         if data_acked:
+            self.expand_sndbuf()
             self.on_event()
 
     def _dupack(self: "Connection", now: float) -> None:
@@ -375,6 +378,7 @@ class InputMixin:
             if data:
                 self.bytes_received += len(data)
                 self.rcv_nxt = self.rcv.append_in_order(data, self.rcv_nxt)
+                self.rcv_rtt_measure(now)
                 self.on_event()
             if fin or (self.ooo_fin is not None and self.rcv_nxt == self.ooo_fin):
                 self._fin_received(now)
@@ -390,6 +394,15 @@ class InputMixin:
                 elif self.delack_at is None:
                     self.delack_at = now + self.config.delack
         else:
+            if data and self.host.mem.over_high():
+                # tcp_mem[2]: no memory for data the peer will send again anyway (Linux
+                # tcp_prune_ofo_queue, then the segment is dropped: TCPOFODrop)
+                stats = self.host.stats
+                if self.rcv.prune_ooo():
+                    stats.mem_ooo_pruned += 1
+                stats.mem_ooo_dropped += 1
+                self.ack_now = True
+                return
             if data:
                 self.rcv.insert_ooo(seqno, data, self.rcv_nxt)
                 self.host.stats.ooo_segs += 1
