@@ -29,7 +29,10 @@ class ByteQueue:
 
     def consume(self, n: int) -> None:
         self.head += n
-        if self.head >= COMPACT_MIN and self.head * 2 >= len(self.data):
+        if self.head == len(self.data):
+            self.data = bytearray()                 # drained: give the memory back (O(1))
+            self.head = 0
+        elif self.head >= COMPACT_MIN and self.head * 2 >= len(self.data):
             del self.data[:self.head]
             self.head = 0
 

@@ -262,6 +262,8 @@ class InputMixin:
             if win:
                 self.persist_at = None
                 self.persist_backoff = 0
+        if acked > 0:
+            self.expand_sndbuf()                     # with the new cwnd and window (memory.py)
         if self.snd_wnd == 0:
             self.retries = 0                         # RFC 1122 §4.2.2.17: probes answered, stay open
         if self.fin_seq is not None and not self.fin_acked and sq.gt(ack, self.fin_seq):
@@ -321,7 +323,6 @@ class InputMixin:
         self.rto_at = None if self.snd_una == self.snd_max else now + self.rtt.current()
         self.arm_probe(now)
         if data_acked:
-            self.expand_sndbuf()
             self.on_event()
 
     def _dupack(self: "Connection", now: float) -> None:

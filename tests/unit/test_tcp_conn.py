@@ -203,7 +203,7 @@ def test_active_open_sends_syn_with_options() -> None:
     assert rig.conn.state == State.SYN_SENT
     assert (syn.flags, syn.seq, syn.ack, syn.payload) == (SYN, ISS, 0, b"")
     assert syn.seg.mss == 1460 and syn.seg.sack_perm
-    assert syn.seg.wscale == 7                           # 4 MiB buffer: 0xFFFF << 7 covers it
+    assert syn.seg.wscale == 7                           # for tcp_rmem[2], 6 MiB: 0xFFFF << 7 covers it
     assert syn.seg.ts == (int(T0 * 1000), 0)
     assert syn.window == 0xFFFF                          # RFC 7323 §2.2: never scaled in a SYN
     assert rig.conn.snd_nxt == ISS + 1 and rig.conn.poll_at() == T0 + 1.0   # RFC 6298 §2.1

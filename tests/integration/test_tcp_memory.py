@@ -1,0 +1,114 @@
+"""Socket-buffer memory between two Stacks over a memory link (issue 10 point 6).
+
+Stack B opens many connections to stack A and never reads: half to a service on A that
+writes until it cannot (A's send buffers fill), half to a service that accepts and never
+reads while B writes until it cannot (A's receive buffers fill).  A runs with a small
+tcp_mem budget, so the clients cross every mark: each of A's sockets stays within its own
+autotuned size, the total stays within the high mark plus what had been promised when it
+was crossed, a connection attempted over the mark is refused (counted), and closing gives
+every byte back at once.
+"""
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from protocols.tcp import TcpConfig
+from stack.stack import StackConfig
+
+from .helpers import IP_A, two_stacks
+
+A, S = socket.AF_INET, socket.SOCK_STREAM
+SINK, WRITER = 5000, 5001
+KIB = 1024
+LOW, PRESSURE, HIGH = 256 * KIB, 384 * KIB, 512 * KIB
+CLIENTS = 8                                  # per service: 16 connections, ~2 MiB if unbounded
+
+
+async def sink(lst: Any, held: list[Any]) -> None:
+    while True:
+        conn, _ = await lst.accept()
+        held.append(conn)
+
+
+async def writer(lst: Any, held: list[Any], nursery: trio.Nursery) -> None:
+    async def write_forever(conn: Any) -> None:
+        try:
+            while True:
+                await conn.send(b"w" * 65536)
+        except OSError:
+            pass
+    while True:
+        conn, _ = await lst.accept()
+        held.append(conn)
+        nursery.start_soon(write_forever, conn)
+
+
+async def fill(sock: Any) -> int:
+    """Write until the peer's window and our send buffer are full."""
+    sent = 0
+    with trio.move_on_after(5):
+        while True:
+            sent += await sock.send(b"c" * 65536)
+    return sent
+
+
+async def test_never_reading_clients_bounded_per_socket_and_globally(
+        autojump_clock: trio.testing.MockClock) -> None:
+    tcp_a = TcpConfig(msl=0.5, mem=(LOW, PRESSURE, HIGH), syn_retries=2)
+    async with two_stacks(config_a=StackConfig(seed=1, tcp=tcp_a),
+                          config_b=StackConfig(seed=2, tcp=TcpConfig(msl=0.5, syn_retries=2))) as p:
+        tcp = p.sa.tcp
+        held: list[Any] = []
+        clients: list[Any] = []
+        async with trio.open_nursery() as services:
+            for port, service in ((SINK, sink), (WRITER, writer)):
+                lst = p.sa.socket(A, S)
+                lst.bind(("", port))
+                lst.listen(64)
+                services.start_soon(*((service, lst, held) if service is sink else (service, lst, held, services)))
+            for _ in range(CLIENTS):                          # all connect, then all write
+                for port in (SINK, WRITER):
+                    c = p.sb.socket(A, S)
+                    await c.connect((IP_A, port))
+                    clients.append(c)
+            async with trio.open_nursery() as writers:
+                for c in clients[::2]:
+                    writers.start_soon(fill, c)
+            await trio.sleep(5)
+            assert len(held) == 2 * CLIENTS
+            st = tcp.stats
+            for conn in held:
+                pcb = conn._pcb
+                # per socket: never-reading peers pin the initial receive buffer and twice
+                # the peer's window on the send side -- not tcp_rmem[2] / tcp_wmem[2]
+                assert pcb.rcv.capacity == tcp_a.rmem[1] and pcb.rcv.held() <= tcp_a.rmem[1]
+                assert pcb.snd.held() <= 2 * 131072 + 65536
+            accounted = sum(c._pcb.snd.held() + c._pcb.rcv.held() for c in held)
+            assert tcp.mem_allocated == accounted
+            # globally: over the high mark only by what had been promised before
+            assert tcp.mem_allocated <= HIGH + 2 * CLIENTS * tcp_a.rmem[1]
+            assert st.mem_pressure >= 1 and st.mem_window_clamped >= 1
+            assert tcp.mem.over_high()
+            # over the high mark: a new connection is refused (its SYNs dropped, counted)
+            refused = st.mem_refused
+            late = p.sb.socket(A, S)
+            with pytest.raises(OSError) as exc:
+                await late.connect((IP_A, SINK))
+            assert exc.value.errno == errno.ETIMEDOUT
+            assert st.mem_refused == refused + 3             # the SYN and its two retries
+            assert len(held) == 2 * CLIENTS
+            # the clients go (unread data: RSTs) and the services let go: all given back at once
+            for c in clients:
+                c.close()
+            await trio.sleep(0.1)
+            for conn in held:
+                conn.close()
+            assert tcp.mem_allocated == 0
+            assert not tcp.mem.under_pressure()
+            services.cancel_scope.cancel()
