@@ -51,11 +51,12 @@ class TcpConfig:
     rcvbuf: int | None = None
     sndbuf: int | None = None
     # net.ipv4.tcp_mem, in bytes (Linux: pages, scaled to RAM -- 3:4:6 of 1/16 of it): one budget
-    # for every TCP buffer of this stack: below [0] buffers grow freely; above [1] memory
-    # pressure (no growth, windows open by 4 segments at most) until back below [0]; at [2]
-    # out-of-order data is dropped and new connections refused.  A userspace stack is one
-    # process among others, so a fixed 256 MiB cap (Linux gives ~1/10 of RAM): ~1000 clients
-    # that never read at ~256 KB each, or ~40 bulk flows at full windows.
+    # for every TCP buffer of this stack, held bytes plus open receive windows (memory.py):
+    # below [0] buffers grow freely; above [1] memory pressure (no growth, windows open by
+    # 4 segments at most) until back below [0]; at [2] out-of-order data is dropped and new
+    # connections refused.  A userspace stack is one process among others, so a fixed cap
+    # (Linux gives ~1/10 of RAM), 256 MiB: ~1300 never-reading connections at ~190 KB each,
+    # ~13 000 idle ones, or ~20 bulk flows at full 6 MiB windows.
     mem: tuple[int, int, int] = (128 << 20, 192 << 20, 256 << 20)
     keepidle: float = 7200.0
     keepintvl: float = 75.0
@@ -82,7 +83,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         "mss", "peer_mss", "our_mss", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_offset", "sack_ok",
         "want_wscale", "peer_wscale",
         # buffers
-        "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
+        "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
         # RTT and congestion
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
         "scoreboard",
@@ -124,7 +125,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.rcv = RecvBuffer(config.rcvbuf or config.rmem[1])
         self.rcvbuf_locked = config.rcvbuf is not None
         self.sndbuf_locked = config.sndbuf is not None
-        self.mem_charged = 0                    # what the budget (host.mem) counts for us
+        self.mem_charged = 0                    # what the budget (host.mem) counts we hold
+        self.mem_promised = 0                   # and what our window promised on top
         self.rcv_copied = self.rcvq_space = self.rcvq_seq = 0
         self.rcvq_time: float | None = None
         self.rcv_rtt = 0.0

@@ -20,10 +20,15 @@ Linux is the model (net/ipv4/tcp_input.c, tcp_output.c, net/core/sock.c):
     (sk_stream_moderate_sndbuf) and new connections are refused.  In-order data inside a
     window already advertised is always taken: a window is a promise (RFC 9293 §3.8.6.2.2,
     RFC 7323 §2.4), and per connection it is bounded by that buffer's size anyway.
-  * The accounting counts what the buffers hold: the bytes in the send and receive queues
-    (consumed bytes not yet compacted included) and every out-of-order block with a
-    per-block overhead (buffers.OOO_BLOCK_OVERHEAD; Linux charges skb truesize, not payload).  A connection that ends
-    -- closed, reset, aborted, timed out -- gives its buffers back at once.
+  * The accounting counts what the buffers hold (`allocated`): the bytes in the send and
+    receive queues (consumed bytes not yet compacted included) and every out-of-order block
+    with a per-block overhead (buffers.OOO_BLOCK_OVERHEAD; Linux charges skb truesize, not
+    payload).  The marks are compared with `committed`: that plus every receive window
+    still open (RCV.ADV - RCV.NXT).  Linux instead drops in-window data at its hard limit;
+    keeping every promise, we count it when it is made -- so a burst of handshakes, each
+    offered a window, meets the budget before any byte arrives, and the total cannot pass
+    `high` by more than one window plus a few segments per connection.  A connection that
+    ends -- closed, reset, aborted, timed out -- gives its buffers back at once.
 
 Sans-IO like the rest of the core: the budget is a plain object on the Tcp protocol
 (`Tcp.mem`), every step counted in TcpStats.
@@ -33,6 +38,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import seq as sq
+from .state import State
 
 if TYPE_CHECKING:
     from .conn import Connection
@@ -44,46 +50,61 @@ PRESSURE_WINDOW_SEGMENTS = 4
 # plus slack for 16 segments (Linux tcp_rcv_space_adjust).
 DRS_SLACK_SEGMENTS = 16
 INIT_CWND_SEGMENTS = 10           # RFC 6928; Linux tcp_sndbuf_expand's floor (TCP_INIT_CWND)
+# The states in which the peer may still send us data: a window there is a promise
+RECEIVING = frozenset({State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
 
 
 class SocketMemory:
-    """The stack-wide budget (tcp_mem) and its state.  `allocated` is the sum of what
-    every connection holds, kept up to date by `update(conn)` after each event that may
-    change a connection's buffers (segment input, user send/recv, end of life)."""
-    __slots__ = ("config", "stats", "allocated", "pressure")
+    """The stack-wide budget (tcp_mem) and its state.
+
+    `allocated` is the sum of what every connection's buffers hold.  `committed` adds what
+    their receive windows have promised and not yet received (RCV.ADV - RCV.NXT): a peer
+    may send that much at any moment and it will be taken, so it is memory already spent
+    as far as the marks are concerned.  Deciding on `committed` is what makes the budget
+    hold against a burst of connections: each SYN-ACK's window counts the moment it is
+    offered, so a thousand handshakes cannot each be promised 64 KiB while nothing is
+    held yet.  Both are kept by `update(conn)` after each event that may change a
+    connection's buffers or window (segment input, user send/recv, timers, end of life)."""
+    __slots__ = ("config", "stats", "allocated", "committed", "pressure")
 
     def __init__(self, config: Any, stats: Any) -> None:
         self.config = config          # TcpConfig: `mem` is read at every check, so it may be retuned live
         self.stats = stats
         self.allocated = 0
+        self.committed = 0
         self.pressure = False         # Linux tcp_memory_pressure
 
     # --- the marks ---------------------------------------------------------------------------
     def below_low(self) -> bool:
-        return self.allocated < self.config.mem[0]
+        return self.committed < self.config.mem[0]
 
     def under_pressure(self) -> bool:
         return self.pressure
 
     def over_high(self) -> bool:
-        return self.allocated >= self.config.mem[2]
+        return self.committed >= self.config.mem[2]
 
     # --- accounting --------------------------------------------------------------------------
     def update(self, conn: "Connection") -> None:
-        """Re-charge `conn` for what its buffers hold now (O(1))."""
+        """Re-charge `conn` for what its buffers hold and its window promises now (O(1))."""
         held = conn.snd.held() + conn.rcv.held()
+        promised = max(sq.diff(conn.rcv_adv, conn.rcv_nxt), 0) \
+            if conn.state in RECEIVING and not conn.rcv_fin and not conn.rcv_closed else 0
         delta = held - conn.mem_charged
-        if delta:
+        delta_c = delta + promised - conn.mem_promised
+        if delta or delta_c:
             conn.mem_charged = held
+            conn.mem_promised = promised
             self.allocated += delta
+            self.committed += delta_c
             self._track()
 
     def _track(self) -> None:
         low, pressure, _ = self.config.mem
         if self.pressure:
-            if self.allocated < low:              # Linux sk_leave_memory_pressure
+            if self.committed < low:              # Linux sk_leave_memory_pressure
                 self.pressure = False
-        elif self.allocated > pressure:           # Linux sk_enter_memory_pressure
+        elif self.committed > pressure:           # Linux sk_enter_memory_pressure
             self.pressure = True
             self.stats.mem_pressure += 1
 

@@ -306,6 +306,11 @@ class Tcp:
         """Bytes every TCP buffer of the stack holds (Linux: /proc/net/sockstat "mem")."""
         return self.mem.allocated
 
+    @property
+    def mem_committed(self) -> int:
+        """What the budget's marks are compared with: held + promised by open windows."""
+        return self.mem.committed
+
     def poll(self, now: float) -> None:
         heap = self._heap
         while heap and heap[0][0] <= now:
@@ -315,6 +320,7 @@ class Tcp:
             conn.sched_at = None
             if conn.state != State.CLOSED:
                 conn.poll(now)
+                self.mem.update(conn)                    # a timer's ACK may have opened the window
             if conn.state != State.CLOSED:
                 self.schedule(conn)
 
@@ -410,6 +416,7 @@ class Tcp:
         child.last_rcv = now
         lst.syn_count += 1
         child.output(now)
+        self.mem.update(child)                           # the SYN-ACK's window is a promise
         self.schedule(child)
 
     def _child(self, lst: Connection, laddr: int, lport: int, faddr: int, fport: int) -> Connection:

@@ -168,7 +168,7 @@ def test_send_buffer_grows_with_the_window_in_use() -> None:
 
 def test_send_buffer_capped_locked_and_not_grown_above_low() -> None:
     for setup, expect_denied in ((lambda r: r.conn.set_sndbuf(8192), 0),
-                                 (lambda r: setattr(r.host.mem, "allocated", r.config.mem[0]), 1)):
+                                 (lambda r: setattr(r.host.mem, "committed", r.config.mem[0]), 1)):
         rig = established(ts=False)
         c = rig.conn
         setup(rig)
@@ -195,12 +195,18 @@ def test_send_buffer_moderated_over_the_high_mark() -> None:
     c = rig.conn
     assert c.snd.capacity == 16384                       # a zero window: nothing to grow for
     assert c.send(memoryview(b"s" * 16000), rig.now) == 16000      # all queued
-    rig.host.mem.allocated = rig.config.mem[2]
+    rig.host.mem.committed = rig.config.mem[2]
     assert c.send(memoryview(b"s" * 1000), rig.now) == 0
     assert c.snd.capacity == 8000 and rig.host.stats.mem_sndbuf_moderated == 1
 
 
 # --- the budget -------------------------------------------------------------------------------------
+def budget_conn() -> SimpleNamespace:
+    """What SocketMemory.update reads of a connection."""
+    return SimpleNamespace(snd=SendBuffer(1 << 20), rcv=RecvBuffer(1 << 20), mem_charged=0, mem_promised=0,
+                           state=State.ESTABLISHED, rcv_adv=0, rcv_nxt=0, rcv_fin=False, rcv_closed=False)
+
+
 def charged(mem: SocketMemory, nbytes: int, conn: SimpleNamespace) -> None:
     conn.snd.data = bytearray(nbytes)
     mem.update(conn)
@@ -210,7 +216,7 @@ def test_budget_states_low_pressure_high() -> None:
     """tcp_mem: pressure is entered above [1] and left only below [0]; [2] refuses."""
     stats = TcpStats()
     mem = SocketMemory(TcpConfig(mem=(100, 200, 300)), stats)
-    conn = SimpleNamespace(snd=SendBuffer(1 << 20), rcv=RecvBuffer(1 << 20), mem_charged=0)
+    conn = budget_conn()
     charged(mem, 50, conn)
     assert mem.allocated == 50 and mem.below_low() and not mem.under_pressure() and mem.admit()
     charged(mem, 150, conn)
@@ -225,7 +231,32 @@ def test_budget_states_low_pressure_high() -> None:
     assert mem.over_high() and stats.mem_pressure == 2
     assert not mem.admit() and stats.mem_refused == 1
     charged(mem, 0, conn)
-    assert mem.allocated == 0 and conn.mem_charged == 0
+    assert mem.allocated == mem.committed == 0 and conn.mem_charged == 0
+
+
+def test_open_windows_count_as_committed() -> None:
+    """What a window promised counts against the marks (not as held): a burst of
+    handshakes, each offered a window, reaches pressure before any byte arrives."""
+    stats = TcpStats()
+    mem = SocketMemory(TcpConfig(mem=(100_000, 150_000, 200_000)), stats)
+    conns = [budget_conn() for _ in range(3)]
+    for c in conns:
+        c.rcv_nxt, c.rcv_adv = 1000, 1000 + 65535          # a SYN-ACK's window
+        mem.update(c)
+    assert mem.allocated == 0 and mem.committed == 3 * 65535
+    assert mem.under_pressure() and stats.mem_pressure == 1
+    c = conns[0]
+    c.rcv.append_in_order(b"x" * 5000, c.rcv_nxt)         # data arrives: promise becomes held
+    c.rcv_nxt += 5000
+    mem.update(c)
+    assert mem.allocated == 5000 and mem.committed == 3 * 65535
+    c.rcv_fin = True                                       # nothing more will come
+    mem.update(c)
+    assert mem.committed == 2 * 65535 + 5000
+    for c in conns:
+        c.state, c.rcv = State.CLOSED, RecvBuffer(1 << 20)
+        mem.update(c)
+    assert mem.allocated == mem.committed == 0
 
 
 def test_accounting_counts_ooo_blocks_with_their_overhead() -> None:
@@ -267,7 +298,7 @@ def test_over_high_a_window_opens_only_to_rmem0() -> None:
     c = rig.conn
     deliver(rig, 10 * MSS, rig.now + 0.001)
     rig.host.mem.pressure = True
-    rig.host.mem.allocated = rig.config.mem[2]
+    rig.host.mem.committed = rig.config.mem[2]
     promised = sq.diff(c.rcv_adv, c.rcv_nxt)
     deliver(rig, promised, rig.now + 0.001)
     read_all(rig, rig.now + 0.001)
@@ -282,7 +313,7 @@ def test_over_high_out_of_order_data_is_pruned_and_dropped() -> None:
     base = c.rcv_nxt
     rig.rx(ACK, seq=sq.add(base, 2 * MSS), payload=b"o" * MSS, at=rig.now + 0.001)
     assert c.rcv.ooo_bytes == MSS
-    rig.host.mem.allocated = rig.config.mem[2]
+    rig.host.mem.committed = rig.config.mem[2]
     out = rig.rx(ACK, seq=sq.add(base, 4 * MSS), payload=b"o" * MSS, at=rig.now + 0.001)
     assert c.rcv.ooo_bytes == 0 and not c.rcv.ooo
     assert rig.host.stats.mem_ooo_pruned == 1 and rig.host.stats.mem_ooo_dropped == 1
@@ -353,7 +384,7 @@ def test_orphan_keeps_its_send_queue_until_acknowledged() -> None:
 
 def test_refused_over_high_connect_and_syn() -> None:
     net = OffloadNet()
-    net.tcp.mem.allocated = net.tcp.config.mem[2]
+    net.tcp.mem.committed = net.tcp.config.mem[2]
     conn = net.tcp.attach()
     assert net.tcp.connect(conn, 0x0A000001, 80, net.now) != 0
     assert net.tcp.stats.mem_refused == 1
