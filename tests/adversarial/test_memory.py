@@ -121,6 +121,7 @@ async def attack(peer: Peer, n: int, connect_timeout: float = 10) -> tuple[trio.
         peer.exec(sys.executable, "-c", CLIENTS, peer.stack_ip, str(CHARGEN_PORT), str(SINK_PORT), str(n),
                   str(connect_timeout)),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
     buf = b""
     with trio.fail_after(240):
         while b"\n" not in buf:
@@ -133,6 +134,7 @@ async def attack(peer: Peer, n: int, connect_timeout: float = 10) -> tuple[trio.
 
 
 async def stop(proc: trio.Process) -> None:
+    assert proc.stdin is not None
     await proc.stdin.aclose()
     with trio.move_on_after(10):
         await proc.wait()

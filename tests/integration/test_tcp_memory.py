@@ -20,7 +20,7 @@ import trio.testing
 from protocols.tcp import TcpConfig
 from stack.stack import StackConfig
 
-from .helpers import IP_A, two_stacks
+from .helpers import IP_A, IP_B, two_stacks
 
 A, S = socket.AF_INET, socket.SOCK_STREAM
 SINK, WRITER = 5000, 5001
@@ -107,9 +107,9 @@ async def test_never_reading_clients_bounded_per_socket_and_globally(
             # still over the high mark: another connection is refused (its 3 SYNs counted)
             refused = st.mem_refused
             late = p.sb.socket(A, S)
-            with pytest.raises(OSError) as exc:
+            with pytest.raises(OSError) as late_err:
                 await late.connect((IP_A, SINK))
-            assert exc.value.errno == errno.ETIMEDOUT
+            assert late_err.value.errno == errno.ETIMEDOUT
             assert st.mem_refused == refused + 3
             assert len(held) == len(clients)
             # the clients go (unread data: RSTs) and the services let go: all given back at once
@@ -121,3 +121,64 @@ async def test_never_reading_clients_bounded_per_socket_and_globally(
             assert tcp.mem_allocated == tcp.mem_committed == 0
             assert not tcp.mem.under_pressure()
             services.cancel_scope.cancel()
+
+
+async def test_buffer_options_default_double_and_lock(autojump_clock: trio.testing.MockClock) -> None:
+    """A fresh TCP socket reads back Linux's tcp_rmem[1] / tcp_wmem[1]; SO_RCVBUF/SO_SNDBUF
+    are doubled (sock_setsockopt) and lock the size (SOCK_*BUF_LOCK): no autotuning for that
+    socket, nor for the children a listener passes it on to."""
+    async with two_stacks() as p:
+        s = p.sa.socket(A, S)
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 131072
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 16384
+        assert not s._pcb.rcvbuf_locked and not s._pcb.sndbuf_locked
+        lst = p.sb.socket(A, S)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        assert lst.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 65536
+        assert lst.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 16384
+        lst.bind(("", SINK))
+        lst.listen(4)
+        await s.connect((IP_B, SINK))
+        conn, _ = await lst.accept()
+        pcb = conn._pcb
+        assert pcb.rcvbuf_locked and pcb.sndbuf_locked
+        assert pcb.rcv_wscale == 1                            # chosen for 64 KiB, not tcp_rmem[2]
+        # a reader that drains fast: the locked buffer stays; the autotuned sender's grows
+        async with trio.open_nursery() as n:
+            async def drain() -> None:
+                while await conn.recv(1 << 20):
+                    pass
+            n.start_soon(drain)
+            for _ in range(64):
+                await s.sendall(b"x" * 65536)
+            s.shutdown(socket.SHUT_WR)
+        assert pcb.rcv.capacity == 65536 and pcb.snd.capacity == 16384
+        assert s._pcb.snd.capacity > 16384 and not s._pcb.sndbuf_locked
+
+
+async def test_receive_buffer_grows_for_a_draining_reader(autojump_clock: trio.testing.MockClock) -> None:
+    """DRS end to end: over a link with some latency, a reader that keeps up makes its
+    buffer (and window) grow past tcp_rmem[1]; the sender's buffer follows its window."""
+    async with two_stacks(latency=0.005) as p:
+        lst = p.sb.socket(A, S)
+        lst.bind(("", SINK))
+        lst.listen(4)
+        s = p.sa.socket(A, S)
+        await s.connect((IP_B, SINK))
+        conn, _ = await lst.accept()
+        got = 0
+        async with trio.open_nursery() as n:
+            async def drain() -> None:
+                nonlocal got
+                while data := await conn.recv(1 << 20):
+                    got += len(data)
+            n.start_soon(drain)
+            for _ in range(128):
+                await s.sendall(b"x" * 65536)
+            s.shutdown(socket.SHUT_WR)
+        assert got == 128 * 65536
+        assert conn._pcb.rcv.capacity > 4 * 131072
+        assert s._pcb.snd.capacity > 4 * 16384
+        await trio.sleep(1)                                  # the last ACKs cross the link
+        assert p.sb.tcp.mem_allocated == 0 and p.sa.tcp.mem_allocated == 0   # all delivered and read

@@ -7,12 +7,13 @@ throughout; connections on the recording fake host of test_tcp_conn.py, or on a 
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from protocols.tcp import seq as sq
 from protocols.tcp.buffers import OOO_BLOCK_OVERHEAD, RecvBuffer, SendBuffer
-from protocols.tcp.conn import State, TcpConfig
+from protocols.tcp.conn import Connection, State, TcpConfig
 from protocols.tcp.memory import SocketMemory
 from protocols.tcp.tcp import TcpStats
 from protocols.tcp.usrreq import TcpUserRequests
@@ -201,13 +202,13 @@ def test_send_buffer_moderated_over_the_high_mark() -> None:
 
 
 # --- the budget -------------------------------------------------------------------------------------
-def budget_conn() -> SimpleNamespace:
+def budget_conn() -> Any:
     """What SocketMemory.update reads of a connection."""
     return SimpleNamespace(snd=SendBuffer(1 << 20), rcv=RecvBuffer(1 << 20), mem_charged=0, mem_promised=0,
                            state=State.ESTABLISHED, rcv_adv=0, rcv_nxt=0, rcv_fin=False, rcv_closed=False)
 
 
-def charged(mem: SocketMemory, nbytes: int, conn: SimpleNamespace) -> None:
+def charged(mem: SocketMemory, nbytes: int, conn: Any) -> None:
     conn.snd.data = bytearray(nbytes)
     mem.update(conn)
 
@@ -324,7 +325,7 @@ def test_over_high_out_of_order_data_is_pruned_and_dropped() -> None:
 
 
 # --- end of life: buffers back at once ---------------------------------------------------------
-def net_with_data() -> tuple[OffloadNet, TcpUserRequests, object, int]:
+def net_with_data() -> tuple[OffloadNet, TcpUserRequests, Connection, int]:
     net = OffloadNet()
     usr = TcpUserRequests(net.tcp)
     conn = net.established()
