@@ -262,7 +262,7 @@ class InputMixin:
             if win:
                 self.persist_at = None
                 self.persist_backoff = 0
-        if acked > 0:
+        if acked > 0 and self.snd.capacity < self.config.wmem[2]:
             self.expand_sndbuf()                     # with the new cwnd and window (memory.py)
         if self.snd_wnd == 0:
             self.retries = 0                         # RFC 1122 §4.2.2.17: probes answered, stay open
@@ -379,7 +379,8 @@ class InputMixin:
             if data:
                 self.bytes_received += len(data)
                 self.rcv_nxt = self.rcv.append_in_order(data, self.rcv_nxt)
-                self.rcv_rtt_measure(now)
+                if self.rcv_rtt_time is None or (self.rcv_nxt - self.rcv_rtt_seq) & sq.MASK < sq.HALF:
+                    self.rcv_rtt_measure(now)        # a window's worth arrived (memory.py)
                 self.on_event()
             if fin or (self.ooo_fin is not None and self.rcv_nxt == self.ooo_fin):
                 self._fin_received(now)
