@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 TCP_CONGESTION = _pysocket.TCP_CONGESTION
 # Linux caps SO_RCVBUF/SO_SNDBUF at net.core.[rw]mem_max (212992); a stream may ask for up to
-# 32 times that here, because our default window (4 MiB) is already above Linux's cap
+# 32 times that here (~6.5 MiB, about tcp_rmem[2]), so a fixed buffer can still be as large as
+# an autotuned one -- the Gbit/s of TUN offloads need MiB windows, Linux's cap would not do
 STREAM_BUF_MAX = BUF_MAX * 32
 TCP_INFO = _pysocket.TCP_INFO
 # TCP states by their Linux numbers (protocols/tcp/state.py): the socket layer sees only
@@ -255,9 +256,10 @@ class StreamSocket(Socket):
             return
         v = _optval(value)
         if level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_RCVBUF:
-            pcb.rcv.capacity = _bufsize(v, STREAM_BUF_MAX, MIN_RCVBUF)
+            # Linux: an explicit size (doubled) also turns autotuning off (SOCK_RCVBUF_LOCK)
+            self._ops.set_rcvbuf(pcb, _bufsize(v, STREAM_BUF_MAX, MIN_RCVBUF))
         elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_SNDBUF:
-            pcb.snd.capacity = _bufsize(v, STREAM_BUF_MAX, MIN_SNDBUF)
+            self._ops.set_sndbuf(pcb, _bufsize(v, STREAM_BUF_MAX, MIN_SNDBUF))
         elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_KEEPALIVE:
             self._ops.set_keepalive(pcb, bool(v))
         elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_BROADCAST:

@@ -6,6 +6,7 @@
   buffers.py     send/receive queues, SACK scoreboard congestion.py NewReno, CUBIC (pluggable)
   rtt.py         RFC 6298 estimator                  listen.py     SYN cookies
   tcp.py         protocol: tables, ISNs, IPv4 glue   usrreq.py     what the socket layer calls
+  memory.py      buffer autotuning, tcp_mem budget
 """
 from .conn import Connection, State, TcpConfig
 from .tcp import Tcp, TcpStats

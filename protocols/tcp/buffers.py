@@ -18,6 +18,10 @@ from typing import Protocol
 from . import seq as sq
 
 COMPACT_MIN = 1 << 16
+# What one out-of-order block costs beyond its payload, for the memory budget (memory.py):
+# its list and bytearray headers and allocator slack (sys.getsizeof: 56 + 72 + 57), rounded
+# up.  Linux charges each skb its truesize, not its payload, for the same reason.
+OOO_BLOCK_OVERHEAD = 192
 
 # Out-of-order queue bounds (SegmentSmack, CVE-2018-5390).  Linux charges every queued skb
 # its truesize (~1 KiB or more for a tiny segment) against sk_rcvbuf, so tiny segments
@@ -49,13 +53,20 @@ class ByteQueue:
 
     def consume(self, n: int) -> None:
         self.head += n
-        if self.head >= COMPACT_MIN and self.head * 2 >= len(self.data):
+        if self.head == len(self.data):
+            self.data = bytearray()                 # drained: give the memory back (O(1))
+            self.head = 0
+        elif self.head >= COMPACT_MIN and self.head * 2 >= len(self.data):
             del self.data[:self.head]
             self.head = 0
 
     def view(self, offset: int, n: int) -> memoryview:
         start = self.head + offset
         return memoryview(self.data)[start:start + n]
+
+    def held(self) -> int:
+        """Bytes this queue really holds: consumed bytes stay until the next compaction."""
+        return len(self.data)
 
 
 class SendBuffer(ByteQueue):
@@ -73,6 +84,10 @@ class SendBuffer(ByteQueue):
         if n:
             self.data += data[:n]
         return n
+
+    def clear(self) -> None:
+        self.data = bytearray()
+        self.head = 0
 
 
 class OooCounters(Protocol):
@@ -151,6 +166,11 @@ class RecvBuffer(ByteQueue):
 
     def free(self) -> int:
         return max(0, self.capacity - len(self) - self.ooo_bytes)
+
+    def held(self) -> int:
+        """Bytes held for the memory budget: the in-order queue and every out-of-order
+        block with its overhead (OOO_BLOCK_OVERHEAD)."""
+        return len(self.data) + self.ooo_bytes + OOO_BLOCK_OVERHEAD * len(self._starts)
 
     def read(self, n: int, peek: bool = False) -> bytes:
         n = min(n, len(self))

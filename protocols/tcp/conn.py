@@ -17,6 +17,7 @@ from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .congestion import ALGORITHMS, DEFAULT, CongestionControl
 from .input import InputMixin
+from .memory import MemoryMixin
 from .output import OutputMixin
 from .rtt import RttEstimator
 from .state import CAN_SEND, SYNCHRONIZED, State
@@ -38,8 +39,25 @@ class TcpConfig:
     quickacks: int = 16                 # ACK every segment at the start (Linux quickack mode)
     rto_min: float = 0.2
     rto_max: float = 120.0
-    rcvbuf: int = 4 << 20
-    sndbuf: int = 4 << 20
+    # Socket buffers (memory.py).  Linux's defaults: they start at [1] and autotune up to [2]
+    # -- the receive buffer when the application drains it (DRS), the send buffer with the
+    # congestion window -- so an idle or never-reading peer pins ~[1], not [2].  Sizes are
+    # payload bytes (Linux's count skb overhead too, about half of tcp_rmem's: our buffers
+    # are flat bytearrays, so the same numbers buy a window about twice Linux's).
+    rmem: tuple[int, int, int] = (4096, 131072, 6 << 20)     # net.ipv4.tcp_rmem
+    wmem: tuple[int, int, int] = (4096, 16384, 4 << 20)      # net.ipv4.tcp_wmem
+    moderate_rcvbuf: bool = True                             # net.ipv4.tcp_moderate_rcvbuf
+    # A fixed size for every socket instead (as if SO_RCVBUF/SO_SNDBUF were set: no autotuning)
+    rcvbuf: int | None = None
+    sndbuf: int | None = None
+    # net.ipv4.tcp_mem, in bytes (Linux: pages, scaled to RAM -- 3:4:6 of 1/16 of it): one budget
+    # for every TCP buffer of this stack, held bytes plus open receive windows (memory.py):
+    # below [0] buffers grow freely; above [1] memory pressure (no growth, windows open by
+    # 4 segments at most) until back below [0]; at [2] out-of-order data is dropped and new
+    # connections refused.  A userspace stack is one process among others, so a fixed cap
+    # (Linux gives ~1/10 of RAM), 256 MiB: ~1300 never-reading connections at ~190 KB each,
+    # ~13 000 idle ones, or ~20 bulk flows at full 6 MiB windows.
+    mem: tuple[int, int, int] = (128 << 20, 192 << 20, 256 << 20)
     keepidle: float = 7200.0
     keepintvl: float = 75.0
     keepcnt: int = 9
@@ -55,7 +73,7 @@ class TcpConfig:
     persist_max: float = 60.0
 
 
-class Connection(InputMixin, OutputMixin, TimerMixin):
+class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
     __slots__ = (
         "host", "config", "state", "laddr", "lport", "faddr", "fport",
         # send sequence space (RFC 9293 §3.3.1) + SND.MAX of BSD
@@ -66,7 +84,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         "mss", "peer_mss", "our_mss", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_offset", "sack_ok",
         "want_wscale", "peer_wscale",
         # buffers
-        "snd", "rcv", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
+        "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
         # RTT and congestion
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
         "scoreboard",
@@ -83,6 +101,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         # statistics (TCP_INFO)
         "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
         "cookie",
+        # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
+        "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
     )
 
     def __init__(self, host: Any, config: TcpConfig) -> None:
@@ -102,8 +122,17 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         self.sack_ok = False
         self.want_wscale = config.window_scaling
         self.peer_wscale: int | None = None
-        self.snd = SendBuffer(config.sndbuf)
-        self.rcv = RecvBuffer(config.rcvbuf)
+        self.snd = SendBuffer(config.sndbuf or config.wmem[1])
+        self.rcv = RecvBuffer(config.rcvbuf or config.rmem[1])
+        self.rcvbuf_locked = config.rcvbuf is not None
+        self.sndbuf_locked = config.sndbuf is not None
+        self.mem_charged = 0                    # what the budget (host.mem) counts we hold
+        self.mem_promised = 0                   # and what our window promised on top
+        self.rcv_copied = self.rcvq_space = self.rcvq_seq = 0
+        self.rcvq_time: float | None = None
+        self.rcv_rtt = 0.0
+        self.rcv_rtt_seq = 0
+        self.rcv_rtt_time: float | None = None
         self.fin_queued = False
         self.fin_seq: int | None = None
         self.fin_acked = False
@@ -205,6 +234,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
 
     def send(self, data: memoryview, now: float) -> int:
         """SEND: queue as much as fits; returns the count (0 = buffer full)."""
+        if self.host.mem.over_high():
+            self.moderate_sndbuf()
         n = self.snd.write(data)
         if n and self.state in CAN_SEND:
             self.output(now)
@@ -214,6 +245,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         """RECEIVE: up to n in-order bytes; opens the window when that is worth an ACK."""
         data = self.rcv.read(n, peek)
         if data and not peek:
+            self.rcv_space_adjust(len(data), now)
             self._window_update(now)
         return data
 
@@ -267,6 +299,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         self.state = State.CLOSED
         self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = self.probe_at = None
         self.host.detach(self)
+        self.release_buffers()
         self.on_event()
 
     # --- TCP_INFO ----------------------------------------------------------------------------

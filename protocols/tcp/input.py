@@ -130,6 +130,7 @@ class InputMixin:
             self._ack_syn(seg.ack, seg, now)
             self.state = State.ESTABLISHED
             self.host.stats.active_opens += 1
+            self.expand_sndbuf()                     # Linux tcp_init_buffer_space
             self.ack_now = True
             if self.fin_queued or self.shut_wr:
                 self.shut_wr = False
@@ -185,6 +186,7 @@ class InputMixin:
         self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
         self.state = State.ESTABLISHED
         self.host.stats.passive_opens += 1
+        self.expand_sndbuf()                         # Linux tcp_init_buffer_space
         self.host.established(self)
         if self.fin_queued:
             self.state = State.FIN_WAIT_1
@@ -260,6 +262,8 @@ class InputMixin:
             if win:
                 self.persist_at = None
                 self.persist_backoff = 0
+        if acked > 0 and self.snd.capacity < self.config.wmem[2]:
+            self.expand_sndbuf()                     # with the new cwnd and window (memory.py)
         if self.snd_wnd == 0:
             self.retries = 0                         # RFC 1122 §4.2.2.17: probes answered, stay open
         if self.fin_seq is not None and not self.fin_acked and sq.gt(ack, self.fin_seq):
@@ -375,6 +379,8 @@ class InputMixin:
             if data:
                 self.bytes_received += len(data)
                 self.rcv_nxt = self.rcv.append_in_order(data, self.rcv_nxt)
+                if self.rcv_rtt_time is None or (self.rcv_nxt - self.rcv_rtt_seq) & sq.MASK < sq.HALF:
+                    self.rcv_rtt_measure(now)        # a window's worth arrived (memory.py)
                 self.on_event()
             if fin or (self.ooo_fin is not None and self.rcv_nxt == self.ooo_fin):
                 self._fin_received(now)
@@ -390,6 +396,15 @@ class InputMixin:
                 elif self.delack_at is None:
                     self.delack_at = now + self.config.delack
         else:
+            if data and self.host.mem.over_high():
+                # tcp_mem[2]: no memory for data the peer will send again anyway (Linux
+                # tcp_prune_ofo_queue, then the segment is dropped: TCPOFODrop)
+                stats = self.host.stats
+                if self.rcv.prune_ooo():
+                    stats.mem_ooo_pruned += 1
+                stats.mem_ooo_dropped += 1
+                self.ack_now = True
+                return
             if data:
                 if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
                     self.host.stats.ooo_segs += 1

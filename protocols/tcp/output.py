@@ -10,6 +10,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from . import seq as sq
+from .memory import PRESSURE_WINDOW_SEGMENTS
 from .state import State
 from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
 
@@ -280,8 +281,11 @@ class OutputMixin:
 
     def _advertise(self: "Connection", now: float, syn: bool = False) -> int:
         """The window field (RFC 9293 §3.8.6.2.2): never shrink the right edge, and
-        receiver SWS avoidance -- move it only by min(buffer/2, MSS) or more."""
+        receiver SWS avoidance -- move it only by min(buffer/2, MSS) or more.  Under
+        memory pressure the edge moves less, or not at all (memory.py)."""
         free = self.rcv.free()
+        if self.host.mem.pressure:
+            free = self._pressure_window(free)
         current = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
         if free < current:
             free = current
@@ -297,6 +301,20 @@ class OutputMixin:
         if sq.gt(edge, self.rcv_adv):
             self.rcv_adv = edge
         return field
+
+    def _pressure_window(self: "Connection", free: int) -> int:
+        """Memory pressure (tcp_mem[1]): offer at most 4 segments (Linux clamps rcv_ssthresh
+        to 4 * advmss); over the high mark, only what keeps this queue within tcp_rmem[0]
+        (Linux still lets a socket below sk_rcvbuf's floor take data, sk_rmem_schedule).
+        The caller never retracts the edge already advertised."""
+        if self.host.mem.over_high():
+            limit = max(self.config.rmem[0] - len(self.rcv) - self.rcv.ooo_bytes, 0)
+        else:
+            limit = PRESSURE_WINDOW_SEGMENTS * self.our_mss
+        if free > limit:
+            self.host.stats.mem_window_clamped += 1
+            return limit
+        return free
 
     def _window_update(self: "Connection", now: float) -> None:
         """After a read: ACK when the window at least doubles (Linux tcp_cleanup_rbuf)."""

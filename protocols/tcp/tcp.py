@@ -36,6 +36,7 @@ from ..ports import EphemeralPorts
 from . import seq as sq
 from .conn import Connection, State, TcpConfig
 from .listen import COOKIE_PERIOD, SynCookies
+from .memory import SocketMemory
 from .timer import TIMER_TICK
 from .wire import ACK, FIN, RST, SYN, TcpRepr
 
@@ -90,6 +91,14 @@ class TcpStats(Counters):
     aborts: int = 0
     keepalive_drops: int = 0
     out_errors: int = 0
+    # the socket-buffer budget (memory.py; Linux TcpExt names in the comments)
+    mem_pressure: int = 0               # times the stack entered memory pressure (TCPMemoryPressures)
+    mem_grow_denied: int = 0            # buffer growth withheld under pressure
+    mem_window_clamped: int = 0         # windows offered smaller under pressure / over the high mark
+    mem_sndbuf_moderated: int = 0       # send buffers cut to half their queue over the high mark
+    mem_ooo_pruned: int = 0             # out-of-order queues dropped over the high mark (OfoPruned)
+    mem_ooo_dropped: int = 0            # out-of-order segments dropped over the high mark (TCPOFODrop)
+    mem_refused: int = 0                # new connections refused over the high mark
 
 
 class Tcp:
@@ -99,6 +108,7 @@ class Tcp:
         self.clock = clock
         self.config = config or TcpConfig()
         self.stats = TcpStats()
+        self.mem = SocketMemory(self.config, self.stats)
         self.conns: dict[tuple[int, int, int, int], Connection] = {}
         self.listeners: dict[int, dict[int, list[Connection]]] = {}
         self.ports: dict[int, dict[Connection, None]] = {}      # an insertion-ordered set per port
@@ -251,10 +261,12 @@ class Tcp:
         key = (conn.laddr, conn.lport, addr, port)
         if key in self.conns:
             return errno.EADDRNOTAVAIL
+        if not self.mem.admit():
+            return errno.ENOBUFS                         # tcp_mem[2]: no memory for another connection
         conn.faddr, conn.fport = addr, port
         self._use_route(conn, ifp)
         self.conns[key] = conn
-        conn.rcv_wscale = self._wscale_for(conn.rcv.capacity) if conn.want_wscale else 0
+        conn.rcv_wscale = self._wscale_for(conn.rcv_space_max()) if conn.want_wscale else 0
         conn.ts_offset = self._hash32(b"ts", key)
         conn.open_active(self.isn(key, now), now)
         self.schedule(conn)
@@ -347,6 +359,16 @@ class Tcp:
     def poll_at(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 
+    @property
+    def mem_allocated(self) -> int:
+        """Bytes every TCP buffer of the stack holds (Linux: /proc/net/sockstat "mem")."""
+        return self.mem.allocated
+
+    @property
+    def mem_committed(self) -> int:
+        """What the budget's marks are compared with: held + promised by open windows."""
+        return self.mem.committed
+
     def poll(self, now: float) -> None:
         # Every connection due at entry is handled exactly once per call.  One whose handler
         # leaves a deadline at or before `now` made no progress (float rounding, a bug): it is
@@ -363,6 +385,7 @@ class Tcp:
         for conn in due:
             if conn.state != State.CLOSED:
                 conn.poll(now)
+                self.mem.update(conn)                    # a timer's ACK may have opened the window
             if conn.state != State.CLOSED:
                 self.schedule(conn)
                 if conn.sched_at is not None and conn.sched_at <= now:
@@ -398,6 +421,7 @@ class Tcp:
                 conn.destroy()                           # RFC 9293 §3.10.7.4 note / RFC 6191: reuse
             else:
                 conn.input(seg, payload, now)
+                self.mem.update(conn)
                 if conn.state != State.CLOSED:
                     self.schedule(conn)
                 return
@@ -425,7 +449,7 @@ class Tcp:
             if not flags & SYN and self.config.syncookies and self._recent_overflow(lst, now):
                 mss = self.cookies.check(ip.dst, seg.dst_port, ip.src, seg.src_port, seg, now)
                 if mss is not None:
-                    if self.accept_queue_full(lst):
+                    if self.accept_queue_full(lst) or not self.mem.admit():
                         return                           # Linux: dropped; the peer's next segment retries
                     self.stats.syncookies_recv += 1
                     self._cookie_child(lst, seg, ip, mss, payload, now)
@@ -440,6 +464,8 @@ class Tcp:
             self.stats.listen_overflows += 1             # Linux: a full accept queue drops SYNs
             self.stats.listen_drops += 1
             return
+        if not self.mem.admit():
+            return                                       # tcp_mem[2]: dropped; the peer's SYN retries
         if lst.syn_count >= limit:
             if self.config.syncookies:
                 self._send_cookie(lst, seg, ip, now)
@@ -455,11 +481,12 @@ class Tcp:
         child.rcv_nxt = child.rcv_adv = child.last_ack_sent = sq.add(seg.seq, 1)
         child.want_wscale = lst.want_wscale
         child._take_syn_options(seg, now)
-        child.rcv_wscale = self._wscale_for(child.rcv.capacity) if child.peer_wscale is not None else 0
+        child.rcv_wscale = self._wscale_for(child.rcv_space_max()) if child.peer_wscale is not None else 0
         child.ts_offset = self._hash32(b"ts", key)
         child.last_rcv = now
         lst.syn_count += 1
         child.output(now)
+        self.mem.update(child)                           # the SYN-ACK's window is a promise
         self.schedule(child)
 
     def _passive_iss(self, seg: TcpRepr, ip: IpMeta, now: float) -> int:
@@ -482,7 +509,7 @@ class Tcp:
         self._hold_port(child, lport)                    # Linux __inet_inherit_port
         for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos"):
             setattr(child, name, getattr(lst, name))
-        child.snd.capacity, child.rcv.capacity = lst.snd.capacity, lst.rcv.capacity
+        child.inherit_buffers(lst)
         child.set_congestion(lst.cc.name)
         hop = self.ipv4.route(faddr, src=laddr)
         if not isinstance(hop, int):
@@ -526,6 +553,7 @@ class Tcp:
         child._advertise(now, syn=True)
         lst.syn_count += 1
         child.input(seg, payload, now)
+        self.mem.update(child)
         self.schedule(child)
 
     def _reset_for(self, seg: TcpRepr, src: int, dst: int, datalen: int, now: float) -> None:

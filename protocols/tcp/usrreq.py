@@ -57,13 +57,21 @@ class TcpUserRequests:
 
     def send(self, pcb: Connection, data: memoryview, now: float) -> int:
         n = pcb.send(data, now)
+        self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         return n
 
     def recv(self, pcb: Connection, n: int, peek: bool, now: float) -> bytes:
         data = pcb.receive(n, peek, now)
+        self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         return data
+
+    def set_rcvbuf(self, pcb: Connection, size: int) -> None:
+        pcb.set_rcvbuf(size)
+
+    def set_sndbuf(self, pcb: Connection, size: int) -> None:
+        pcb.set_sndbuf(size)
 
     def shutdown_write(self, pcb: Connection, now: float) -> None:
         pcb.shutdown_write(now)

@@ -18,6 +18,7 @@ from hypothesis import given, settings, strategies as st
 
 from protocols.tcp import seq as sq
 from protocols.tcp.conn import Connection, State, TcpConfig
+from protocols.tcp.memory import SocketMemory
 from protocols.tcp.tcp import Tcp, TcpStats
 from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, TcpRepr
 
@@ -63,6 +64,7 @@ class FakeHost:
 
     def __init__(self) -> None:
         self.stats = TcpStats()
+        self.mem = SocketMemory(TcpConfig(), self.stats)     # the stack-wide budget (tcp.py: Tcp.mem)
         self.sent: list[Sent] = []
         self.detached: list[Connection] = []
         self.established_conns: list[Connection] = []
@@ -115,10 +117,11 @@ class Rig:
         self.host = FakeHost()
         cfg.setdefault("loss_probes", False)     # RFC 6298 cases see the RTO alone; probes: own tests
         self.config = TcpConfig(**cfg)
+        self.host.mem.config = self.config
         c = self.conn = Connection(self.host, self.config)
         c.laddr, c.lport, c.faddr, c.fport = LADDR, LPORT, FADDR, RPORT
         c.set_mss_for(1500)
-        c.rcv_wscale = Tcp._wscale_for(c.rcv.capacity) if c.want_wscale else 0
+        c.rcv_wscale = Tcp._wscale_for(c.rcv_space_max()) if c.want_wscale else 0
         self.now = now
         self.events = 0
         c.on_event = self._event
@@ -200,7 +203,7 @@ def test_active_open_sends_syn_with_options() -> None:
     assert rig.conn.state == State.SYN_SENT
     assert (syn.flags, syn.seq, syn.ack, syn.payload) == (SYN, ISS, 0, b"")
     assert syn.seg.mss == 1460 and syn.seg.sack_perm
-    assert syn.seg.wscale == 7                           # 4 MiB buffer: 0xFFFF << 7 covers it
+    assert syn.seg.wscale == 7                           # for tcp_rmem[2], 6 MiB: 0xFFFF << 7 covers it
     assert syn.seg.ts == (int(T0 * 1000), 0)
     assert syn.window == 0xFFFF                          # RFC 7323 §2.2: never scaled in a SYN
     assert rig.conn.snd_nxt == ISS + 1 and rig.conn.poll_at() == T0 + 1.0   # RFC 6298 §2.1
@@ -1035,7 +1038,7 @@ def test_small_window_unused_by_sws_avoidance_arms_persist() -> None:
 
 # --- fast retransmit / NewReno (RFC 5681 §3.2, RFC 6582) ---------------------------------------------------
 def newreno_in_flight(segments: int = 10) -> Rig:
-    rig = established(ts=False, sack=False, peer_ws=None, congestion="reno")
+    rig = established(ts=False, sack=False, peer_ws=None, congestion="reno", sndbuf=1 << 20)
     rig.conn.nodelay = True
     out = rig.send(bytes(segments * 1460))
     assert len(data_segments(out)) == segments
@@ -1116,7 +1119,7 @@ def test_no_second_fast_retransmit_for_the_same_window() -> None:
 
 # --- SACK loss recovery (RFC 6675) -------------------------------------------------------------------------
 def sack_in_flight(segments: int = 10) -> tuple[Rig, int]:
-    rig = established(ts=True, sack=True, peer_ws=None)
+    rig = established(ts=True, sack=True, peer_ws=None, sndbuf=1 << 20)
     rig.conn.nodelay = True
     mss = rig.conn.mss
     rig.conn.cc.cwnd = max(rig.conn.cc.cwnd, segments * mss)
@@ -1182,7 +1185,7 @@ def test_sack_recovery_with_later_losses() -> None:
 
 # --- zero window and persist (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17) ------------------------------------------
 def zero_window_rig() -> Rig:
-    rig = established(ts=False, peer_ws=None)
+    rig = established(ts=False, peer_ws=None, sndbuf=1 << 20)
     rig.rx(ACK, ack=ISS + 1, win=0, at=rig.now + 0.01)
     assert rig.conn.snd_wnd == 0
     return rig
@@ -1524,7 +1527,7 @@ def passive_open(conn: Connection, seg: TcpRepr, iss: int, now: float) -> None:
     conn.irs = seg.seq
     conn.rcv_nxt = conn.rcv_adv = conn.last_ack_sent = sq.add(seg.seq, 1)
     conn._take_syn_options(seg, now)
-    conn.rcv_wscale = Tcp._wscale_for(conn.rcv.capacity) if conn.peer_wscale is not None else 0
+    conn.rcv_wscale = Tcp._wscale_for(conn.rcv_space_max()) if conn.peer_wscale is not None else 0
     conn.last_rcv = now
     conn.output(now)
 
@@ -1540,7 +1543,7 @@ def run_pair(seed: int, a_data: bytes, b_data: bytes, *, loss: float, dup: float
     for c, (lp, fp) in ((a, (LPORT, RPORT)), (b, (RPORT, LPORT))):
         c.lport, c.fport = lp, fp
         c.set_mss_for(1500)
-        c.rcv_wscale = Tcp._wscale_for(c.rcv.capacity) if c.want_wscale else 0
+        c.rcv_wscale = Tcp._wscale_for(c.rcv_space_max()) if c.want_wscale else 0
     b.state = State.LISTEN
     got = {id(a): bytearray(), id(b): bytearray()}
     todo = {id(a): memoryview(a_data), id(b): memoryview(b_data)}

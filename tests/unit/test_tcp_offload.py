@@ -30,7 +30,7 @@ class OffloadNet:
         self.sent: list[PacketBuffer] = []
         self.host.eth0.link.output = lambda pkt, nexthop, now: self.sent.append(pkt.copy()) or 0  # type: ignore[attr-defined]
         self.now = T0
-        self.tcp = Tcp(self.host.ipv4, random.Random(3), lambda: self.now, TcpConfig(loss_probes=False))
+        self.tcp = Tcp(self.host.ipv4, random.Random(3), lambda: self.now, TcpConfig(loss_probes=False, sndbuf=1 << 20))
 
     def established(self) -> Any:
         conn = self.tcp.attach()
