@@ -6,7 +6,11 @@
     a broadcast/multicast, a non-initial fragment or a non-unicast source) and
     rate-limited by a token bucket (Linux: icmp_msgs_per_sec 1000, burst 50),
   * received errors are handed to the transport's `ctlinput` with the errno Linux
-    would report (`ICMP_ERRNO`),
+    would report (`ICMP_ERRNO`); the transport validates them against its connections
+    (RFC 5927) before acting.  A "fragmentation needed" quoting a datagram without DF
+    cannot be genuine (RFC 1191: routers send it only for DF datagrams) and is dropped
+    here, counted; the path MTU it carries is used only through protocols/pmtu.py,
+    floored at min_pmtu,
   * echo replies and errors about our own echo requests go to `echo_waiters`
     (the Stack's ping).
 """
@@ -31,6 +35,8 @@ REDIRECT = 5
 ECHO_REQUEST = 8
 TIME_EXCEEDED = 11
 PARAM_PROBLEM = 12
+
+FRAG_NEEDED = 4              # destination unreachable code: "fragmentation needed and DF set"
 
 ERROR_TYPES = frozenset({DEST_UNREACH, SOURCE_QUENCH, REDIRECT, TIME_EXCEEDED, PARAM_PROBLEM})
 
@@ -100,6 +106,8 @@ class IcmpStats(Counters):
     in_echo_reps: int = 0
     in_dest_unreachs: int = 0
     in_time_excds: int = 0
+    in_frag_needed: int = 0
+    in_frag_needed_no_df: int = 0   # quotes a datagram without DF: forged, dropped
     in_ignored: int = 0
     out_msgs: int = 0
     out_echo_reps: int = 0
@@ -184,7 +192,7 @@ class Icmp:
             elif msg.type == TIME_EXCEEDED:
                 self.stats.in_time_excds += 1
             self._deliver_error(msg.type, msg.code, ip.src, msg.data, now,
-                                mtu=msg.rest & 0xFFFF if msg.type == DEST_UNREACH and msg.code == 4 else 0)
+                                mtu=msg.rest & 0xFFFF if msg.type == DEST_UNREACH and msg.code == FRAG_NEEDED else 0)
         else:
             self.stats.in_ignored += 1   # timestamp, address mask, router adv.: not implemented
 
@@ -196,6 +204,11 @@ class Icmp:
         if inner is None:
             self.stats.in_errors += 1
             return
+        if type_ == DEST_UNREACH and code == FRAG_NEEDED:
+            self.stats.in_frag_needed += 1
+            if not inner.df:
+                self.stats.in_frag_needed_no_df += 1   # RFC 1191 §3: only DF datagrams get one
+                return
         err = IcmpError(type_, code, icmp_errno(type_, code), reporter, inner.src, inner.dst, inner.proto,
                         bytes(original[inner.hdr_len:]), mtu)
         pr = self.ipv4.protosw.ip_protox.get(inner.proto)
@@ -272,4 +285,4 @@ class Icmp:
         return self.ipv4.output(PacketBuffer.from_payload(msg), src, dst, IPPROTO_ICMP, now, tos=tos, ttl=ttl, df=df)
 
 
-__all__ = ["FLAG_MF", "HDR_LEN", "Icmp", "IcmpError", "IcmpRepr", "icmp_errno"]
+__all__ = ["FLAG_MF", "FRAG_NEEDED", "HDR_LEN", "Icmp", "IcmpError", "IcmpRepr", "icmp_errno"]

@@ -12,7 +12,7 @@ import pytest
 from protocols.checksum import verify
 from protocols.icmp import (DEST_UNREACH, ECHO_REPLY, ECHO_REQUEST, PARAM_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED,
                             Icmp, IcmpError, IcmpRepr, TokenBucket, icmp_errno)
-from protocols.ipv4 import FLAG_MF, IpMeta, Ipv4Repr
+from protocols.ipv4 import FLAG_DF, FLAG_MF, IpMeta, Ipv4Repr
 from stack.addr import ip_to_int
 from stack.pktbuf import PacketBuffer
 from stack.protosw import Protosw
@@ -284,13 +284,27 @@ def test_error_delivered_to_ctlinput(net: tuple[Host, Icmp], udp_ctl: CtlRecorde
     assert err.payload == OUR_UDP[20:28] and err.mtu == 0
 
 
+OUR_UDP_DF = ip_packet(US, "10.9.9.9", UDP, struct.pack("!HHHH", 40000, 53, 20, 0) + b"query...", ff=FLAG_DF)
+
+
 def test_frag_needed_carries_mtu(net: tuple[Host, Icmp], udp_ctl: CtlRecorder) -> None:
     # RFC 1191 §4: next-hop MTU in the low 16 bits of the second word
-    host, _ = net
-    deliver(host, error_from(PEER, DEST_UNREACH, 4, OUR_UDP, rest=1400))
+    host, icmp = net
+    deliver(host, error_from(PEER, DEST_UNREACH, 4, OUR_UDP_DF, rest=1400))
     (err,) = udp_ctl.errors
     assert err.errno == errno.EMSGSIZE and err.mtu == 1400
-    assert err.payload == OUR_UDP[20:]
+    assert err.payload == OUR_UDP_DF[20:]
+    assert icmp.stats.in_frag_needed == 1 and icmp.stats.in_frag_needed_no_df == 0
+
+
+def test_frag_needed_about_a_datagram_without_df_is_dropped(net: tuple[Host, Icmp], udp_ctl: CtlRecorder) -> None:
+    """RFC 1191 §3: a router sends "fragmentation needed and DF set" only for a DF datagram;
+    one quoting a datagram without DF is forged -- dropped before any transport, counted."""
+    host, icmp = net
+    deliver(host, error_from(PEER, DEST_UNREACH, 4, OUR_UDP, rest=68))
+    assert udp_ctl.errors == []
+    assert icmp.stats.in_frag_needed == 1 and icmp.stats.in_frag_needed_no_df == 1
+    assert len(host.ipv4.pmtu) == 0
 
 
 def test_ignored_errors(net: tuple[Host, Icmp], udp_ctl: CtlRecorder) -> None:
