@@ -4,7 +4,10 @@
     ignored as Linux does by default (icmp_echo_ignore_broadcasts),
   * errors are generated under the RFC 1122 §3.2.2 rules (never about an ICMP error,
     a broadcast/multicast, a non-initial fragment or a non-unicast source) and
-    rate-limited by a token bucket (Linux: icmp_msgs_per_sec 1000, burst 50),
+    rate-limited by a token bucket (Linux: icmp_msgs_per_sec 1000, burst 50) whose
+    cost per error is random, 0, 1 or 2 tokens (Linux >= 5.10 icmp_global_consume):
+    an exactly countable global budget let an off-path attacker learn which UDP
+    ports were open (SADDNS, CVE-2020-25705),
   * received errors are handed to the transport's `ctlinput` with the errno Linux
     would report (`ICMP_ERRNO`); the transport validates them against its connections
     (RFC 5927) before acting.  A "fragmentation needed" quoting a datagram without DF
@@ -17,6 +20,7 @@
 from __future__ import annotations
 
 import errno
+import random
 import struct
 from dataclasses import dataclass
 from typing import Callable
@@ -125,12 +129,14 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp: float | None = None
 
-    def take(self, now: float) -> bool:
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        """Allowed while a whole token is left; the cost may then take the balance below
+        zero (Linux's credit may go negative), which later refills pay back."""
         if self.stamp is not None:
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1:
-            self.tokens -= 1
+            self.tokens -= cost
             return True
         return False
 
@@ -152,10 +158,13 @@ EchoCallback = Callable[[int, int, bytes], None]   # (errno or 0, reporter, payl
 
 class Icmp:
     def __init__(self, ipv4: Ipv4, *, rate: float = 1000.0, burst: int = 50,
-                 ignore_broadcast_echo: bool = True) -> None:
+                 ignore_broadcast_echo: bool = True, rng: random.Random | None = None,
+                 random_cost: bool = True) -> None:
         self.ipv4 = ipv4
         self.stats = IcmpStats()
         self.limiter = TokenBucket(rate, burst)
+        self.rng = rng or random.SystemRandom()
+        self.random_cost = random_cost       # False only for tests that count exactly
         self.ignore_broadcast_echo = ignore_broadcast_echo
         self.echo_waiters: dict[tuple[int, int], EchoCallback] = {}
         ipv4.send_icmp_error = self.send_error
@@ -257,7 +266,10 @@ class Icmp:
             if inner_type in ERROR_TYPES or inner_type not in (ECHO_REQUEST, ECHO_REPLY, 13, 14, 15, 16, 17, 18):
                 self.stats.out_suppressed += 1
                 return
-        if not self.limiter.take(now):
+        # SADDNS (CVE-2020-25705): 0, 1 or 2 tokens, 1 on average, so the number of errors a
+        # prober sees no longer tells how many the stack sent to others (Linux >= 5.10)
+        cost = self.rng.randrange(3) if self.random_cost else 1
+        if not self.limiter.take(now, cost):
             self.stats.out_rate_limited += 1
             return
         # RFC 1812 §4.3.2.3 allows more; RFC 792 asks for header + 64 bits.  Linux sends up to 576.

@@ -174,7 +174,11 @@ class Ipv4:
         ip = repr_
         if ip.total_len < len(pkt):
             pkt.trim(ip.total_len)   # link-layer padding (Ethernet minimum frame)
-        if is_martian_source(ip.src) or (ip.src >> 24 == 127 and ifp is not self.loopback):
+        if is_martian_source(ip.src) or (ifp is not self.loopback and (
+                ip.src >> 24 == 127 or self.ifnet.is_local(ip.src) or ifp.is_broadcast(ip.src))):
+            # Linux fib_validate_source (accept_local 0): one of our own addresses, or the
+            # interface's broadcast, as the source of a packet from the wire is spoofed -- the
+            # LAND attack (a SYN from ourselves to ourselves) starts this way
             self.stats.in_martians += 1
             return
         dst = ip.dst

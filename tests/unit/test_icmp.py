@@ -211,6 +211,26 @@ def test_rate_limit_burst_then_refill() -> None:
     assert len(host.link.sent) == 7 and icmp.stats.out_rate_limited == 2 + 2 + 1 + 7
 
 
+def test_rate_limit_cost_is_random() -> None:
+    """SADDNS (CVE-2020-25705), Linux >= 5.10: each error costs 0, 1 or 2 tokens, so how many
+    a prober gets out of a burst varies -- it cannot count what others spent -- while the
+    average rate stays icmp_msgs_per_sec."""
+    dgram = ip_packet(PEER, US, 99, b"x")
+    counts = []
+    for seed in range(10):
+        host, icmp = make_icmp_host(burst=50, random_cost=True, seed=seed)
+        for _ in range(300):
+            deliver(host, dgram, 0.0)
+        counts.append(len(host.link.sent))
+        assert icmp.stats.out_rate_limited == 300 - counts[-1]
+    assert all(30 <= n <= 80 for n in counts) and len(set(counts)) > 3
+    # over a long flood the average is the configured rate
+    host, icmp = make_icmp_host(rate=100.0, burst=5, random_cost=True)
+    for i in range(20_000):
+        deliver(host, dgram, i * 0.001)                 # 1000/s for 20 s against 100/s
+    assert 1600 <= len(host.link.sent) <= 2400
+
+
 def test_token_bucket() -> None:
     b = TokenBucket(rate=10.0, burst=2)
     assert [b.take(0.0) for _ in range(3)] == [True, True, False]
