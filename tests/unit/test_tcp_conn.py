@@ -757,6 +757,27 @@ def test_out_of_window_acks_are_rate_limited_but_data_is_always_answered() -> No
     assert stats.out_of_window == 9
 
 
+def test_ack_loop_with_itself_dies_out() -> None:
+    """The LAND attack's ACK loop: a connection fed its own segments (SEQ = its SND.MAX, far
+    from its RCV.NXT) answers each with a dup ACK, which it is fed again.  Unlimited, that
+    loop froze the stack (the old code hung on one spoofed LAND SYN through the loopback);
+    the per-connection limit (Linux tcp_oow_rate_limited) ends it after one reply."""
+    rig = established()
+    c = rig.conn
+    pending = [TcpRepr(LPORT, RPORT, c.snd_max, c.rcv_nxt, ACK, 1000)]   # its own pure ACK
+    replies = 0
+    for _ in range(1000):
+        if not pending:
+            break
+        seg = pending.pop()
+        mirrored = TcpRepr(RPORT, LPORT, seg.seq, seg.ack, seg.flags, seg.window)
+        c.input(mirrored, memoryview(b""), rig.now)
+        out = rig.take()
+        replies += len(out)
+        pending.extend(s.seg for s in out)
+    assert pending == [] and replies == 1 and rig.host.stats.ack_skipped_seq == 1
+
+
 def test_paws_acks_are_rate_limited() -> None:
     """Linux TCPACKSkippedPAWS: pure ACKs failing PAWS share the per-connection interval."""
     rig = established()
