@@ -92,8 +92,8 @@ class PmtuCache:
             self.stats.ignored_locked += 1
             return False
         current = link_mtu if entry is None or entry.mtu >= link_mtu else entry.mtu
-        if mtu > current:
-            self.stats.ignored_not_lower += 1
+        if mtu > current or (entry is None and mtu == current):
+            self.stats.ignored_not_lower += 1      # nothing learned: no entry made
             return False
         locked = False
         if mtu < self.min_pmtu:

@@ -59,10 +59,11 @@ def test_mtu_not_lower_is_ignored() -> None:
     """Linux __ip_rt_update_pmtu: old_mtu < mtu -> nothing (a frag-needed cannot raise it)."""
     cache = PmtuCache()
     assert not cache.update(DST, 9000, 1500, T0)
+    assert not cache.update(DST, 1500, 1500, T0)          # the link's own MTU teaches nothing
     assert len(cache) == 0
     assert cache.update(DST, 1400, 1500, T0)
     assert not cache.update(DST, 1450, 1500, T0 + 1)
-    assert cache.path_mtu(DST, 1500, T0 + 1) == 1400 and cache.stats.ignored_not_lower == 2
+    assert cache.path_mtu(DST, 1500, T0 + 1) == 1400 and cache.stats.ignored_not_lower == 3
     assert cache.dont_fragment(DST, T0 + 1)                # a normal lowering keeps DF
 
 

@@ -524,6 +524,19 @@ def server_in_time_wait(net: Net) -> tuple[Connection, TcpRepr]:
     return child, synack
 
 
+def test_time_wait_out_of_window_acks_are_rate_limited() -> None:
+    """Linux TCPACKSkippedTimeWait: a TIME-WAIT connection answers out-of-window segments
+    without data once per 500 ms, so a spoofed flood cannot turn it into an ACK reflector;
+    the peer's retransmitted FIN (with its 2 MSL restart) is still handled."""
+    net = Net()
+    child, synack = server_in_time_wait(net)
+    far = ISN_PEER + 2 + (1 << 24)
+    assert len(net.rx(ACK, far, synack.seq + 2, at=net.now + 1)) == 1
+    assert [len(net.rx(ACK, far, synack.seq + 2, at=net.now + 0.01)) for _ in range(5)] == [0] * 5
+    assert net.tcp.stats.ack_skipped_time_wait == 5 and child.state == State.TIME_WAIT
+    assert len(net.rx(ACK, far, synack.seq + 2, at=net.now + 0.5)) == 1
+
+
 def test_time_wait_reused_by_new_syn() -> None:
     """RFC 9293 §3.10.7.4 note / RFC 6191: a SYN beyond the old connection's sequence space may
     reopen a 4-tuple in TIME-WAIT when a listener exists; a SYN within it gets an ACK only."""
