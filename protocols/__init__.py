@@ -24,7 +24,8 @@ def register(stack: "Stack") -> None:
                       reasm_max_bytes=cfg.reasm_max_bytes, default_ttl=cfg.default_ttl,
                       min_pmtu=cfg.min_pmtu, mtu_expires=cfg.mtu_expires)
     stack.timers.register(stack.ipv4.reasm)
-    stack.icmp = Icmp(stack.ipv4, rate=cfg.icmp_rate, burst=cfg.icmp_burst, rng=stack.rng)
+    stack.icmp = Icmp(stack.ipv4, rate=cfg.icmp_rate, burst=cfg.icmp_burst, rng=stack.rng,
+                      ratelimit=cfg.icmp_ratelimit)
     stack.protosw.add(socket.AF_INET, Protosw("icmp", socket.SOCK_RAW, IPPROTO_ICMP, input=stack.icmp.input,
                                               ctlinput=stack.icmp.ctlinput, flags=PR_ATOMIC | PR_ADDR,
                                               core=stack.icmp))

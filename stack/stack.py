@@ -45,6 +45,7 @@ class StackConfig:
     reasm_max_bytes: int = 4 << 20
     icmp_rate: float = 1000.0
     icmp_burst: int = 50
+    icmp_ratelimit: float = 1.0     # net.ipv4.icmp_ratelimit: per-destination error interval (0: off)
     min_pmtu: int = 552             # net.ipv4.route.min_pmtu: floor of a learned path MTU
     mtu_expires: float = 600.0      # net.ipv4.route.mtu_expires: a learned path MTU lasts this long
     loopback: bool = True

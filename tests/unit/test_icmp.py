@@ -218,17 +218,43 @@ def test_rate_limit_cost_is_random() -> None:
     dgram = ip_packet(PEER, US, 99, b"x")
     counts = []
     for seed in range(10):
-        host, icmp = make_icmp_host(burst=50, random_cost=True, seed=seed)
+        host, icmp = make_icmp_host(burst=50, random_cost=True, seed=seed, ratelimit=0)
         for _ in range(300):
             deliver(host, dgram, 0.0)
         counts.append(len(host.link.sent))
         assert icmp.stats.out_rate_limited == 300 - counts[-1]
     assert all(30 <= n <= 80 for n in counts) and len(set(counts)) > 3
     # over a long flood the average is the configured rate
-    host, icmp = make_icmp_host(rate=100.0, burst=5, random_cost=True)
+    host, icmp = make_icmp_host(rate=100.0, burst=5, random_cost=True, ratelimit=0)
     for i in range(20_000):
         deliver(host, dgram, i * 0.001)                 # 1000/s for 20 s against 100/s
     assert 1600 <= len(host.link.sent) <= 2400
+
+
+def test_per_destination_rate_limit() -> None:
+    """Linux net.ipv4.icmp_ratelimit (1000 ms, burst 6): spoofed datagrams "from" one victim
+    draw at most 6 errors, then one a second; another destination has its own allowance."""
+    host, icmp = make_icmp_host()
+    victim = ip_packet(PEER, US, 99, b"x")
+    other = ip_packet("10.0.0.3", US, 99, b"x")
+    for _ in range(100):
+        deliver(host, victim, 0.0)
+    assert len(host.link.sent) == 6 and icmp.stats.out_rate_limited_host == 94
+    deliver(host, other, 0.0)
+    assert len(host.link.sent) == 7
+    for i in range(100):
+        deliver(host, victim, 1.0 + i * 0.01)           # one more second: one more error
+    assert len(host.link.sent) == 8
+    assert all(ip.dst == ip_to_int(PEER) for ip, _ in sent_icmp(host)[:6])
+
+
+def test_per_destination_table_is_bounded() -> None:
+    from protocols.icmp import PerDestinationLimiter
+    lim = PerDestinationLimiter(1.0, burst=1, max_entries=3)
+    assert all(lim.take(d, 0.0) for d in range(10))
+    assert len(lim) == 3 and lim.evicted == 7
+    assert not lim.take(9, 0.5) and lim.take(9, 1.0)
+    assert PerDestinationLimiter(0.0).take(1, 0.0)      # icmp_ratelimit=0: off
 
 
 def test_token_bucket() -> None:
