@@ -5,6 +5,9 @@
     (Linux fib_validate_source), so TCP never sees them -- no connection, no reply, no
     ACK loop through the loopback (before, this test hung: the first LAND SYN made a child
     that ACKed its own SYN-ACK through the loopback forever and the stack froze);
+  * UDP datagrams to closed ports "from" a victim (a spoofed source on the subnet): the
+    stack's port unreachables towards it stop at the per-destination burst (6) plus one
+    a second (Linux icmp_ratelimit), not the global 1000/s;
   * ARP requests whose sender IP is broadcast, multicast or loopback (over TAP, from an
     AF_PACKET socket in the namespace): neither learned nor answered (Linux arp_process),
     while an honest request right after them still is.
@@ -48,6 +51,26 @@ for i in range(count):
     raw.sendto(packet(stack_ip, stack_ip, 6, syn), (stack_ip, 0))
     udp = struct.pack("!HHHH", 53, port, 12, 0) + b"boo!"
     raw.sendto(packet(bcast, stack_ip, 17, udp), (stack_ip, 0))
+print(count, flush=True)
+"""
+
+REFLECT = """
+import socket, struct, sys, time
+victim, stack_ip, count, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+def csum(b):
+    if len(b) % 2: b += b"\\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+S, D = socket.inet_aton(victim), socket.inet_aton(stack_ip)
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+t0 = time.monotonic()
+for i in range(count):
+    udp = struct.pack("!HHHH", 53, 20000 + i % 1000, 12, 0) + b"scan"
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 32, i & 0xFFFF, 0, 64, 17, 0, S, D))
+    struct.pack_into("!H", ip, 10, csum(bytes(ip)))
+    raw.sendto(bytes(ip) + udp, (stack_ip, 0))
+    time.sleep(max(0.0, t0 + duration * (i + 1) / count - time.monotonic()))
 print(count, flush=True)
 """
 
@@ -135,3 +158,29 @@ async def test_arp_martian_senders_neither_learned_nor_answered(tap_peer: Peer) 
         while ip_to_int("10.77.0.77") not in arp.entries:
             await trio.sleep(0.02)
     assert arp.stats.tx_replies == replies0 + 1
+
+
+async def test_spoofed_victim_gets_few_port_unreachables(tun_peer: Peer) -> None:
+    peer = tun_peer
+    victim = "10.77.0.50"
+    to_victim: list[float] = []
+
+    def tap(ndd: object, direction: str, pkt: PacketBuffer) -> None:
+        ip = Ipv4Repr.parse(pkt.tobytes(), verify_checksum=False)
+        if direction == "out" and not isinstance(ip, str) and ip.proto == 1 and ip.dst == ip_to_int(victim):
+            to_victim.append(trio.current_time())
+
+    icmp = peer.stack.icmp.stats
+    peer.ndd.taps.append(tap)
+    try:
+        duration = 2.0
+        r = await run(peer.exec(sys.executable, "-c", REFLECT, victim, STACK_IP, str(COUNT * 5), str(duration)),
+                      timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        await trio.sleep(0.3)
+    finally:
+        peer.ndd.taps.remove(tap)
+    print(f"\n{COUNT * 5} spoofed datagrams in {duration} s -> {len(to_victim)} port unreachables to the victim "
+          f"({icmp.out_rate_limited_host} held back per destination)")
+    assert 6 <= len(to_victim) <= 6 + duration + 2
+    assert icmp.out_rate_limited_host >= COUNT * 5 * 9 // 10 - len(to_victim)
