@@ -107,7 +107,7 @@ async def test_land_and_broadcast_sources_are_martians(tun_peer: Peer) -> None:
     udp.bind(("", PORT))
     try:
         peer.ndd.taps.append(tap)
-        martians0, segs0 = st.ipv4.stats.in_martians, st.tcp.stats.in_segs
+        martians0, segs0, received0 = st.ipv4.stats.in_martians, st.tcp.stats.in_segs, st.ipv4.stats.in_receives
         r = await run(peer.exec(sys.executable, "-c", LAND, STACK_IP, str(PORT), str(COUNT), "10.77.0.255"),
                       timeout=120)
         assert r.returncode == 0, r.stderr.decode()
@@ -118,7 +118,8 @@ async def test_land_and_broadcast_sources_are_martians(tun_peer: Peer) -> None:
         martians = st.ipv4.stats.in_martians - martians0
         print(f"\n{2 * COUNT} spoofed packets -> {martians} martians, "
               f"{st.tcp.stats.in_segs - segs0} TCP segments in, {len(out)} packets out")
-        assert martians >= 2 * COUNT * 9 // 10                  # a few may be lost in the TUN queue
+        # every spoofed packet that reached the stack (the TUN queue may drop some) is a martian
+        assert martians >= COUNT and martians == st.ipv4.stats.in_receives - received0
         assert st.tcp.stats.in_segs == segs0 and not st.tcp.conns
         spoofed_replies = [p for p in out if (ip := Ipv4Repr.parse(p, verify_checksum=False))
                            and not isinstance(ip, str) and ip.dst in (ip_to_int(STACK_IP), ip_to_int("10.77.0.255"))]
@@ -171,16 +172,23 @@ async def test_spoofed_victim_gets_few_port_unreachables(tun_peer: Peer) -> None
             to_victim.append(trio.current_time())
 
     icmp = peer.stack.icmp.stats
+    udp = peer.stack.udp.stats
+    closed0, limited0 = udp.no_ports, icmp.out_rate_limited
     peer.ndd.taps.append(tap)
     try:
         duration = 2.0
+        t0 = trio.current_time()
         r = await run(peer.exec(sys.executable, "-c", REFLECT, victim, STACK_IP, str(COUNT * 5), str(duration)),
                       timeout=60)
         assert r.returncode == 0, r.stderr.decode()
         await trio.sleep(0.3)
+        elapsed = trio.current_time() - t0             # more than `duration` when the attacker lags
     finally:
         peer.ndd.taps.remove(tap)
-    print(f"\n{COUNT * 5} spoofed datagrams in {duration} s -> {len(to_victim)} port unreachables to the victim "
+    print(f"\n{COUNT * 5} spoofed datagrams in {elapsed:.1f} s -> {len(to_victim)} port unreachables to the victim "
           f"({icmp.out_rate_limited_host} held back per destination)")
-    assert 6 <= len(to_victim) <= 6 + duration + 2
-    assert icmp.out_rate_limited_host >= COUNT * 5 * 9 // 10 - len(to_victim)
+    assert 6 <= len(to_victim) <= 6 + elapsed + 2          # the burst, then one a second
+    # each datagram that reached the stack got an error or was held back (per destination, or
+    # by the global bucket)
+    closed = udp.no_ports - closed0
+    assert closed >= COUNT and closed == len(to_victim) + icmp.out_rate_limited_host + icmp.out_rate_limited - limited0
