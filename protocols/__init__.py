@@ -21,9 +21,11 @@ def register(stack: "Stack") -> None:
     cfg = stack.config
     stack.protosw.add_domain(socket.AF_INET, "internet")
     stack.ipv4 = Ipv4(stack.ifnet, stack.routes, stack.protosw, rng=stack.rng, reasm_timeout=cfg.reasm_timeout,
-                      reasm_max_bytes=cfg.reasm_max_bytes, default_ttl=cfg.default_ttl)
+                      reasm_max_bytes=cfg.reasm_max_bytes, default_ttl=cfg.default_ttl,
+                      min_pmtu=cfg.min_pmtu, mtu_expires=cfg.mtu_expires)
     stack.timers.register(stack.ipv4.reasm)
-    stack.icmp = Icmp(stack.ipv4, rate=cfg.icmp_rate, burst=cfg.icmp_burst)
+    stack.icmp = Icmp(stack.ipv4, rate=cfg.icmp_rate, burst=cfg.icmp_burst, rng=stack.rng,
+                      ratelimit=cfg.icmp_ratelimit)
     stack.protosw.add(socket.AF_INET, Protosw("icmp", socket.SOCK_RAW, IPPROTO_ICMP, input=stack.icmp.input,
                                               ctlinput=stack.icmp.ctlinput, flags=PR_ATOMIC | PR_ADDR,
                                               core=stack.icmp))

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from stack.addr import MAC_BROADCAST
+from stack.addr import MAC_BROADCAST, is_martian_source
 from stack.counters import Counters
 from stack.pktbuf import PacketBuffer
 
@@ -86,6 +86,7 @@ class ArpStats(Counters):
     queue_drops: int = 0
     table_full: int = 0
     conflicts: int = 0
+    martian_senders: int = 0      # sender IP broadcast/multicast/loopback/0.x: never learned nor answered
 
 
 
@@ -129,6 +130,11 @@ class ArpCache:
             self.stats.rx_requests += 1
         else:
             self.stats.rx_replies += 1
+        if arp.spa and (is_martian_source(arp.spa) or arp.spa >> 24 == 127):
+            # Linux arp_process drops loopback and multicast senders; no host has such an
+            # address, so an entry (or a reply unicast to its MAC) would only serve a spoofer
+            self.stats.martian_senders += 1
+            return
         local = self.local_addrs()
         if arp.spa in local:
             # someone else claims our address (RFC 5227 §2.4): count it, never learn it

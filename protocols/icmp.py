@@ -4,15 +4,26 @@
     ignored as Linux does by default (icmp_echo_ignore_broadcasts),
   * errors are generated under the RFC 1122 §3.2.2 rules (never about an ICMP error,
     a broadcast/multicast, a non-initial fragment or a non-unicast source) and
-    rate-limited by a token bucket (Linux: icmp_msgs_per_sec 1000, burst 50),
+    rate-limited by a token bucket (Linux: icmp_msgs_per_sec 1000, burst 50) whose
+    cost per error is random, 0, 1 or 2 tokens (Linux >= 5.10 icmp_global_consume):
+    an exactly countable global budget let an off-path attacker learn which UDP
+    ports were open (SADDNS, CVE-2020-25705); and per destination, one error per
+    `ratelimit` seconds after a burst of 6 (Linux net.ipv4.icmp_ratelimit 1000 ms,
+    XRLIM_BURST_FACTOR), so spoofed packets cannot aim more than that at one victim
+    (the table of destinations is bounded, oldest out),
   * received errors are handed to the transport's `ctlinput` with the errno Linux
-    would report (`ICMP_ERRNO`),
+    would report (`ICMP_ERRNO`); the transport validates them against its connections
+    (RFC 5927) before acting.  A "fragmentation needed" quoting a datagram without DF
+    cannot be genuine (RFC 1191: routers send it only for DF datagrams) and is dropped
+    here, counted; the path MTU it carries is used only through protocols/pmtu.py,
+    floored at min_pmtu,
   * echo replies and errors about our own echo requests go to `echo_waiters`
     (the Stack's ping).
 """
 from __future__ import annotations
 
 import errno
+import random
 import struct
 from dataclasses import dataclass
 from typing import Callable
@@ -31,6 +42,8 @@ REDIRECT = 5
 ECHO_REQUEST = 8
 TIME_EXCEEDED = 11
 PARAM_PROBLEM = 12
+
+FRAG_NEEDED = 4              # destination unreachable code: "fragmentation needed and DF set"
 
 ERROR_TYPES = frozenset({DEST_UNREACH, SOURCE_QUENCH, REDIRECT, TIME_EXCEEDED, PARAM_PROBLEM})
 
@@ -100,13 +113,16 @@ class IcmpStats(Counters):
     in_echo_reps: int = 0
     in_dest_unreachs: int = 0
     in_time_excds: int = 0
+    in_frag_needed: int = 0
+    in_frag_needed_no_df: int = 0   # quotes a datagram without DF: forged, dropped
     in_ignored: int = 0
     out_msgs: int = 0
     out_echo_reps: int = 0
     out_echos: int = 0
     out_dest_unreachs: int = 0
     out_time_excds: int = 0
-    out_rate_limited: int = 0
+    out_rate_limited: int = 0       # the global bucket said no (Linux RateLimitGlobal)
+    out_rate_limited_host: int = 0  # the destination's bucket said no (Linux RateLimitHost)
     out_suppressed: int = 0     # errors RFC 1122 forbids us to send
 
 
@@ -117,14 +133,56 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp: float | None = None
 
-    def take(self, now: float) -> bool:
+    def allows(self, now: float) -> bool:
+        """Refill, then: is a whole token left?"""
         if self.stamp is not None:
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        return self.tokens >= 1
+
+    def consume(self, cost: float = 1.0) -> None:
+        """The cost may take the balance below zero (Linux's credit may go negative); later
+        refills pay it back."""
+        self.tokens -= cost
+
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        if self.allows(now):
+            self.consume(cost)
             return True
         return False
+
+
+class PerDestinationLimiter:
+    """Linux inet_peer_xrlim_allow: per destination, one message per `interval` seconds with
+    a burst of `burst`; a new destination starts with its burst.  At most `max_entries`
+    destinations are remembered -- the oldest gives way, which only ever grants it a fresh
+    burst, never lets more through overall than the global bucket."""
+
+    def __init__(self, interval: float, burst: int = 6, max_entries: int = 4096) -> None:
+        self.interval, self.burst, self.max_entries = interval, burst, max(max_entries, 1)
+        self._peers: dict[int, tuple[float, float]] = {}    # dst -> (tokens in seconds, stamp)
+        self.evicted = 0
+
+    def take(self, dst: int, now: float) -> bool:
+        if self.interval <= 0:
+            return True
+        cap = self.burst * self.interval
+        state = self._peers.get(dst)
+        if state is None:
+            if len(self._peers) >= self.max_entries:
+                del self._peers[next(iter(self._peers))]
+                self.evicted += 1
+            tokens = cap
+        else:
+            tokens = min(cap, state[0] + max(now - state[1], 0.0))
+        allowed = tokens >= self.interval
+        if allowed:
+            tokens -= self.interval
+        self._peers[dst] = (tokens, now)
+        return allowed
+
+    def __len__(self) -> int:
+        return len(self._peers)
 
 
 def quoted_header(original: bytes) -> Ipv4Repr | None:
@@ -144,10 +202,14 @@ EchoCallback = Callable[[int, int, bytes], None]   # (errno or 0, reporter, payl
 
 class Icmp:
     def __init__(self, ipv4: Ipv4, *, rate: float = 1000.0, burst: int = 50,
-                 ignore_broadcast_echo: bool = True) -> None:
+                 ignore_broadcast_echo: bool = True, rng: random.Random | None = None,
+                 random_cost: bool = True, ratelimit: float = 1.0) -> None:
         self.ipv4 = ipv4
         self.stats = IcmpStats()
         self.limiter = TokenBucket(rate, burst)
+        self.host_limiter = PerDestinationLimiter(ratelimit)   # 0 disables (as icmp_ratelimit=0)
+        self.rng = rng or random.SystemRandom()
+        self.random_cost = random_cost       # False only for tests that count exactly
         self.ignore_broadcast_echo = ignore_broadcast_echo
         self.echo_waiters: dict[tuple[int, int], EchoCallback] = {}
         ipv4.send_icmp_error = self.send_error
@@ -184,7 +246,7 @@ class Icmp:
             elif msg.type == TIME_EXCEEDED:
                 self.stats.in_time_excds += 1
             self._deliver_error(msg.type, msg.code, ip.src, msg.data, now,
-                                mtu=msg.rest & 0xFFFF if msg.type == DEST_UNREACH and msg.code == 4 else 0)
+                                mtu=msg.rest & 0xFFFF if msg.type == DEST_UNREACH and msg.code == FRAG_NEEDED else 0)
         else:
             self.stats.in_ignored += 1   # timestamp, address mask, router adv.: not implemented
 
@@ -196,6 +258,11 @@ class Icmp:
         if inner is None:
             self.stats.in_errors += 1
             return
+        if type_ == DEST_UNREACH and code == FRAG_NEEDED:
+            self.stats.in_frag_needed += 1
+            if not inner.df:
+                self.stats.in_frag_needed_no_df += 1   # RFC 1191 §3: only DF datagrams get one
+                return
         err = IcmpError(type_, code, icmp_errno(type_, code), reporter, inner.src, inner.dst, inner.proto,
                         bytes(original[inner.hdr_len:]), mtu)
         pr = self.ipv4.protosw.ip_protox.get(inner.proto)
@@ -244,9 +311,16 @@ class Icmp:
             if inner_type in ERROR_TYPES or inner_type not in (ECHO_REQUEST, ECHO_REPLY, 13, 14, 15, 16, 17, 18):
                 self.stats.out_suppressed += 1
                 return
-        if not self.limiter.take(now):
+        if not self.limiter.allows(now):
             self.stats.out_rate_limited += 1
             return
+        # Linux icmpv4_xrlim_allow: never for the loopback
+        if ip.ifp is not self.ipv4.loopback and not self.host_limiter.take(ip.src, now):
+            self.stats.out_rate_limited_host += 1
+            return
+        # SADDNS (CVE-2020-25705): 0, 1 or 2 tokens, 1 on average, so the number of errors a
+        # prober sees no longer tells how many the stack sent to others (Linux >= 5.10)
+        self.limiter.consume(self.rng.randrange(3) if self.random_cost else 1)
         # RFC 1812 §4.3.2.3 allows more; RFC 792 asks for header + 64 bits.  Linux sends up to 576.
         quote = bytes(first[:min(len(first), 576 - HDR_LEN - 8)])
         msg = IcmpRepr(type_, code, extra, quote).emit()
@@ -272,4 +346,4 @@ class Icmp:
         return self.ipv4.output(PacketBuffer.from_payload(msg), src, dst, IPPROTO_ICMP, now, tos=tos, ttl=ttl, df=df)
 
 
-__all__ = ["FLAG_MF", "HDR_LEN", "Icmp", "IcmpError", "IcmpRepr", "icmp_errno"]
+__all__ = ["FLAG_MF", "FRAG_NEEDED", "PerDestinationLimiter", "HDR_LEN", "Icmp", "IcmpError", "IcmpRepr", "icmp_errno"]

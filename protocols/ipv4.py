@@ -20,6 +20,7 @@ from stack.pktbuf import PacketBuffer
 
 from .checksum import checksum, ones_sum
 from .ipfrag import Reassembler, fragment_sizes
+from .pmtu import MIN_PMTU_IPV4, MTU_EXPIRES, PmtuCache
 
 if TYPE_CHECKING:
     from stack.ifnet import Interface, InterfaceTable
@@ -133,13 +134,17 @@ class Ipv4Stats(Counters):
 class Ipv4:
     def __init__(self, ifnet: "InterfaceTable", routes: "RoutingTable", protosw: "ProtocolSwitch",
                  *, rng: random.Random | None = None, reasm_timeout: float = 30.0,
-                 reasm_max_bytes: int = 4 << 20, default_ttl: int = DEFAULT_TTL) -> None:
+                 reasm_max_bytes: int = 4 << 20, default_ttl: int = DEFAULT_TTL,
+                 min_pmtu: int = MIN_PMTU_IPV4, mtu_expires: float = MTU_EXPIRES) -> None:
         self.ifnet = ifnet
         self.routes = routes
         self.protosw = protosw
         self.stats = Ipv4Stats()
         self.default_ttl = default_ttl
         self.reasm = Reassembler(reasm_timeout, reasm_max_bytes)
+        # the route cache's path MTUs (Linux fnhe): written by transports after they validated
+        # an ICMP "fragmentation needed", floored at min_pmtu, expiring (protocols/pmtu.py)
+        self.pmtu = PmtuCache(min_pmtu, mtu_expires)
         self.loopback: "Interface | None" = None
         rng = rng or random.SystemRandom()
         # RFC 6864 §4 / RFC 7739: per-(src, dst, proto) counters hashed into buckets with a
@@ -169,7 +174,11 @@ class Ipv4:
         ip = repr_
         if ip.total_len < len(pkt):
             pkt.trim(ip.total_len)   # link-layer padding (Ethernet minimum frame)
-        if is_martian_source(ip.src) or (ip.src >> 24 == 127 and ifp is not self.loopback):
+        if is_martian_source(ip.src) or (ifp is not self.loopback and (
+                ip.src >> 24 == 127 or self.ifnet.is_local(ip.src) or ifp.is_broadcast(ip.src))):
+            # Linux fib_validate_source (accept_local 0): one of our own addresses, or the
+            # interface's broadcast, as the source of a packet from the wire is spoofed -- the
+            # LAND attack (a SYN from ourselves to ourselves) starts this way
             self.stats.in_martians += 1
             return
         dst = ip.dst
@@ -250,6 +259,8 @@ class Ipv4:
             ttl = self.default_ttl   # RFC 1122 §3.2.1.7: never send TTL 0
         total = HDR_LEN + len(pkt)
         ident = self.next_ident(src, dst, proto)
+        if df and not self.pmtu.dont_fragment(dst, now):
+            df = False               # path locked at min_pmtu: let routers fragment (Linux ip_dont_fragment)
         flags = FLAG_DF if df else 0
         if total <= out_ifp.mtu or pkt.gso_size:
             if total > 0xFFFF:

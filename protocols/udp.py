@@ -78,6 +78,8 @@ class UdpStats(Counters):
     rcvbuf_errors: int = 0
     out_datagrams: int = 0
     out_errors: int = 0
+    icmp_no_socket: int = 0     # ICMP error quoting ports no socket of ours has (Linux: ICMP InErrors)
+    icmp_ignored: int = 0       # quoting an unconnected socket: Linux tells only connected ones
 
 
 class UdpPcb:
@@ -343,16 +345,29 @@ class Udp:
 
     # --- ICMP errors (pr_ctlinput) -------------------------------------------------------
     def ctlinput(self, err: "IcmpError", now: float) -> None:
-        if len(err.payload) < UDP_HLEN or not err.errno:
+        """An ICMP error about a datagram we sent: acted on only when the quoted ports and
+        addresses name one of our sockets (RFC 5927 §5, Linux udp_err); otherwise counted."""
+        if len(err.payload) < UDP_HLEN:
+            self.stats.icmp_no_socket += 1
             return
         sport, dport = struct.unpack_from("!HH", err.payload, 0)
+        matched = False
         for pcb in self.ports.get(sport, ()):
-            # Linux udp_err without IP_RECVERR: only a connected socket hears of it
-            if pcb.connected and pcb.faddr == err.dst and pcb.fport == dport and \
-                    (not pcb.laddr or pcb.laddr == err.src):
-                pcb.so_error = err.errno
-                pcb.on_readable()
-                return
+            if pcb.laddr and pcb.laddr != err.src:
+                continue
+            if pcb.connected:
+                if pcb.faddr != err.dst or pcb.fport != dport:
+                    continue
+                if err.errno:
+                    # Linux udp_err without IP_RECVERR: only a connected socket hears of it
+                    pcb.so_error = err.errno
+                    pcb.on_readable()
+                    return
+            matched = True
+        if matched:
+            self.stats.icmp_ignored += 1
+        else:
+            self.stats.icmp_no_socket += 1
 
 
 class UdpUserRequests:

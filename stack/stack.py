@@ -45,6 +45,9 @@ class StackConfig:
     reasm_max_bytes: int = 4 << 20
     icmp_rate: float = 1000.0
     icmp_burst: int = 50
+    icmp_ratelimit: float = 1.0     # net.ipv4.icmp_ratelimit: per-destination error interval (0: off)
+    min_pmtu: int = 552             # net.ipv4.route.min_pmtu: floor of a learned path MTU
+    mtu_expires: float = 600.0      # net.ipv4.route.mtu_expires: a learned path MTU lasts this long
     loopback: bool = True
     plugins: bool = True            # load tunstack.protocols / tunstack.drivers entry points
     arp: Any = None                 # protocols.arp.ArpConfig; None: defaults
@@ -401,7 +404,8 @@ class Stack:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ipv4": self.ipv4.stats.as_dict(), "icmp": self.icmp.stats.as_dict(),
                                "udp": self.udp.stats.as_dict(), "tcp": self.tcp.stats.as_dict(),
-                               "reasm": self.ipv4.reasm.stats.as_dict(), "interfaces": {}}
+                               "reasm": self.ipv4.reasm.stats.as_dict(), "pmtu": self.ipv4.pmtu.stats.as_dict(),
+                               "interfaces": {}}
         for ifp in self.ifnet:
             entry = {"ndd": ifp.ndd.stats.as_dict()}
             if ifp.name in self._arp:

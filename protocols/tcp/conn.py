@@ -67,7 +67,14 @@ class TcpConfig:
     window_scaling: bool = True
     syncookies: bool = True
     somaxconn: int = 4096               # net.core.somaxconn: listen() backlogs are clamped to it
-    challenge_ack_limit: int = 1000     # per second per stack (RFC 5961 §7)
+    # RFC 5961 §7 asks to limit challenge ACKs.  Per connection, like Linux's per-socket
+    # net.ipv4.tcp_invalid_ratelimit (500 ms): at most one ACK answering invalid segments
+    # (challenge ACKs, and dup ACKs for out-of-window or PAWS-failed segments without data)
+    # per interval.  A host-wide budget is what CVE-2016-5696 counted from off path; Linux 6.0
+    # disabled it by default (tcp_challenge_ack_limit = INT_MAX), as None does here.  Set, it
+    # is randomised per second like Linux >= 4.7: uniform in [limit/2, 3*limit/2).
+    invalid_ratelimit: float = 0.5      # seconds (net.ipv4.tcp_invalid_ratelimit)
+    challenge_ack_limit: int | None = None   # per second per stack (net.ipv4.tcp_challenge_ack_limit)
     loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
     persist_min: float = 0.2
     persist_max: float = 60.0
@@ -81,7 +88,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         # receive sequence space
         "irs", "rcv_nxt", "rcv_adv", "rcv_wscale", "last_ack_sent",
         # options
-        "mss", "peer_mss", "our_mss", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_offset", "sack_ok",
+        "mss", "peer_mss", "our_mss", "pmtu", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_offset", "sack_ok",
         "want_wscale", "peer_wscale",
         # buffers
         "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
@@ -93,7 +100,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         "probe_at", "probe_high", "tail_lost",
         "keep_probes", "last_rcv",
         # acks
-        "ack_now", "delack_bytes", "quickacks",
+        "ack_now", "delack_bytes", "quickacks", "last_oow_ack",
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
@@ -115,6 +122,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.irs = self.rcv_nxt = self.rcv_adv = self.rcv_wscale = self.last_ack_sent = 0
         self.mss = self.our_mss = 536
         self.peer_mss = 536
+        self.pmtu = 0                   # path MTU below the link's the MSS obeys (0: none; Linux icsk_pmtu_cookie)
         self.ts_ok = False
         self.ts_recent = 0
         self.ts_recent_stamp = 0.0
@@ -165,6 +173,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.ack_now = False
         self.delack_bytes = 0
         self.quickacks = config.quickacks
+        self.last_oow_ack: float | None = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
         self.so_error = 0
         self.soft_error = 0
         self.nodelay = False

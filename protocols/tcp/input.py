@@ -54,18 +54,22 @@ class InputMixin:
                 and not (not payload and not flags & (SYN | FIN) and seg.seq == self.rcv_nxt
                          and seg.ack == self.snd_una and self.snd_una != self.snd_max):
             self.host.stats.paws_drops += 1
-            self.ack_now = True
-            self.output(now)
+            self._dupack_invalid(seg, payload, "ack_skipped_paws", now)
             return
         seglen = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         wnd = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
         if not self._acceptable(seg.seq, seglen, wnd):
             self.host.stats.out_of_window += 1
-            if not flags & RST:
-                self.ack_now = True                  # §3.10.7.4: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
-                if st == State.TIME_WAIT and flags & FIN:
-                    self.tw_at = now + 2 * self.config.msl
-                self.output(now)
+            if flags & RST:
+                return
+            if flags & SYN:
+                self._challenge_ack(now)             # RFC 5961 §4.2 whatever its sequence (Linux syn_challenge)
+                return
+            if st == State.TIME_WAIT and flags & FIN:
+                self.tw_at = now + 2 * self.config.msl
+            # §3.10.7.4: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            self._dupack_invalid(seg, payload, "ack_skipped_time_wait" if st == State.TIME_WAIT
+                                 else "ack_skipped_seq", now)
             return
         if flags & RST:
             self._input_rst(seg, now)
@@ -157,8 +161,12 @@ class InputMixin:
         self._update_mss()
 
     def _update_mss(self: "Connection") -> None:
-        mss = min(self.peer_mss, self.our_mss) - (12 if self.ts_ok else 0)
-        self.mss = max(mss, 64)
+        """Payload per segment: the smaller MSS of the two ends, within the path MTU (floored
+        by the route cache at min_pmtu, protocols/pmtu.py), less the timestamp option."""
+        mss = min(self.peer_mss, self.our_mss)
+        if self.pmtu:
+            mss = min(mss, self.pmtu - 40)
+        self.mss = max(mss - (12 if self.ts_ok else 0), 64)
         self.cc.set_mss(self.mss)
 
     def _ack_syn(self: "Connection", ack: int, seg: "TcpRepr", now: float) -> None:
@@ -221,13 +229,44 @@ class InputMixin:
         else:
             self.drop(errno.ECONNREFUSED if st == State.SYN_RECEIVED else errno.ECONNRESET)
 
-    def _challenge_ack(self: "Connection", now: float) -> None:
-        if self.host.challenge_ack_allowed(now):
-            self.host.stats.challenge_acks += 1
+    def _oow_rate_limited(self: "Connection", now: float) -> bool:
+        """Linux __tcp_oow_rate_limited: one ACK answering invalid segments per
+        tcp_invalid_ratelimit per connection, so neither an ACK loop nor an attacker's
+        flood draws more -- and, being per connection, what one connection answers says
+        nothing of another's (the CVE-2016-5696 side channel needs a shared budget)."""
+        last = self.last_oow_ack
+        if last is not None and 0.0 <= now - last < self.config.invalid_ratelimit:
+            return True
+        self.last_oow_ack = now
+        return False
+
+    def _dupack_invalid(self: "Connection", seg: "TcpRepr", payload: memoryview, skipped: str,
+                        now: float) -> None:
+        """The duplicate ACK owed to an unacceptable or PAWS-failed segment, rate-limited per
+        connection except for data without SYN, which is no ACK loop and whose dup ACK
+        loss recovery needs (Linux tcp_oow_rate_limited)."""
+        stats = self.host.stats
+        if (payload and not seg.flags & SYN) or not self._oow_rate_limited(now):
+            stats.oow_acks += 1
             self.ack_now = True
             self.output(now)
         else:
-            self.host.stats.challenge_acks_suppressed += 1
+            stats.bump(skipped)
+
+    def _challenge_ack(self: "Connection", now: float) -> None:
+        """RFC 5961 §3.2/§4.2/§5.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, limited first per
+        connection, then by the host-wide budget if one is configured (Linux
+        tcp_send_challenge_ack)."""
+        stats = self.host.stats
+        if self._oow_rate_limited(now):
+            stats.ack_skipped_challenge += 1
+            stats.challenge_acks_suppressed += 1
+        elif not self.host.challenge_ack_allowed(now):
+            stats.challenge_acks_suppressed += 1
+        else:
+            stats.challenge_acks += 1
+            self.ack_now = True
+            self.output(now)
 
     # --- ACK processing ------------------------------------------------------------------
     def _process_ack(self: "Connection", seg: "TcpRepr", datalen: int, now: float) -> None:

@@ -34,6 +34,7 @@ class OutputMixin:
             elif self.ack_now and st == State.SYN_RECEIVED:
                 self._emit(self.snd_nxt, ACK, None, now)
             return
+        self.sync_pmtu(now)
         sent = False
         if self.rexmit_una:
             self.rexmit_una = False
@@ -58,6 +59,14 @@ class OutputMixin:
                 and len(self.snd) > sq.diff(self.snd_nxt, self.snd_una) and st in (
                     State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.LAST_ACK, State.CLOSING):
             self.persist_at = now + self._persist_interval()
+
+    def sync_pmtu(self: "Connection", now: float) -> None:
+        """Size segments by the path MTU the route cache holds now (Linux tcp_current_mss
+        re-reading dst_mtu): a lowered path shrinks the MSS, an expired entry restores it."""
+        pmtu = self.host.path_mtu(self, now)
+        if pmtu != self.pmtu:
+            self.pmtu = pmtu
+            self._update_mss()
 
     # --- how much ------------------------------------------------------------------------------
     def _pipe(self: "Connection") -> int:

@@ -31,6 +31,7 @@ from stack.counters import Counters
 from stack.pktbuf import PacketBuffer
 
 from .. import checksum as ck
+from ..icmp import DEST_UNREACH, FRAG_NEEDED
 from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
 from ..ports import EphemeralPorts
 from . import seq as sq
@@ -75,8 +76,17 @@ class TcpStats(Counters):
     timer_deferrals: int = 0     # a timer still due after its handler ran: pushed one tick on
     paws_drops: int = 0
     out_of_window: int = 0
-    challenge_acks: int = 0
-    challenge_acks_suppressed: int = 0
+    challenge_acks: int = 0             # sent (Linux TCPChallengeACK)
+    challenge_acks_suppressed: int = 0  # not sent: per-connection limit or host budget
+    ack_skipped_challenge: int = 0      # ... of which by the per-connection limit (TCPACKSkippedChallenge)
+    oow_acks: int = 0                   # dup ACKs sent for out-of-window / PAWS-failed segments
+    ack_skipped_seq: int = 0            # out-of-window, rate-limited (TCPACKSkippedSeq)
+    ack_skipped_paws: int = 0           # PAWS-failed, rate-limited (TCPACKSkippedPAWS)
+    ack_skipped_time_wait: int = 0      # out-of-window in TIME_WAIT, rate-limited (TCPACKSkippedTimeWait)
+    icmp_no_conn: int = 0               # ICMP error quoting no connection of ours (Linux: ICMP InErrors)
+    out_of_window_icmps: int = 0        # quoted sequence not in [SND.UNA, SND.MAX] (OutOfWindowIcmps)
+    icmp_ignored: int = 0               # ICMP error for a connection in TIME_WAIT
+    pmtu_reductions: int = 0            # a validated frag-needed shrank a connection's MSS
     ooo_segs: int = 0
     ofo_dropped: int = 0            # out-of-order segments refused: the block cap (Linux TCPOFODrop)
     ofo_pruned: int = 0             # prune events dropping queued blocks from the far end (OfoPruned)
@@ -118,8 +128,8 @@ class Tcp:
         self.ephemeral = EphemeralPorts(rng)
         self._heap: list[tuple[float, int, Connection]] = []
         self._tiebreak = itertools.count()
-        self._challenge_tokens = float(self.config.challenge_ack_limit)
-        self._challenge_at = 0.0
+        self._challenge_second: int | None = None   # the second the host budget is for
+        self._challenge_count = 0
         self.kick: Callable[..., None] = lambda at=None: None
 
     # --- sockets ------------------------------------------------------------------------
@@ -300,13 +310,30 @@ class Tcp:
         return int(now * 1000) & 0xFFFFFFFF
 
     def challenge_ack_allowed(self, now: float) -> bool:
+        """The host-wide challenge-ACK budget, when one is configured (None: none, Linux >= 6.0's
+        default).  Each second draws a fresh budget uniformly in [limit/2, 3*limit/2) like Linux
+        >= 4.7 (tcp_send_challenge_ack), so an off-path prober cannot count it exactly
+        (CVE-2016-5696).  The per-connection limit comes first (input.py _challenge_ack)."""
         limit = self.config.challenge_ack_limit
-        self._challenge_tokens = min(float(limit), self._challenge_tokens + (now - self._challenge_at) * limit)
-        self._challenge_at = now
-        if self._challenge_tokens >= 1:
-            self._challenge_tokens -= 1
+        if limit is None:
+            return True
+        second = int(now)
+        if second != self._challenge_second:
+            self._challenge_second = second
+            half = (limit + 1) >> 1
+            self._challenge_count = self.rng.randint(half, limit + half - 1) if limit > 0 else 0
+        if self._challenge_count > 0:
+            self._challenge_count -= 1
             return True
         return False
+
+    def path_mtu(self, conn: Connection, now: float) -> int:
+        """The path MTU to conn's peer when the route cache holds one below the link MTU, else 0."""
+        ifp = conn.ifp
+        if ifp is None:
+            return 0
+        mtu: int = self.ipv4.pmtu.path_mtu(conn.faddr, ifp.mtu, now)
+        return mtu if mtu < ifp.mtu else 0
 
     # --- connection lifecycle hooks (called by Connection) ---------------------------------------
     def detach(self, conn: Connection) -> None:
@@ -607,19 +634,25 @@ class Tcp:
 
     # --- ICMP errors (pr_ctlinput) ----------------------------------------------------------------
     def ctlinput(self, err: "IcmpError", now: float) -> None:
-        if len(err.payload) < 8:
+        """An ICMP error about one of our segments.  Acted on only if it names a connection of
+        ours and quotes a sequence number in flight, [SND.UNA, SND.MAX] (RFC 5927 §4.1, §5;
+        Linux tcp_v4_err): a blind attacker must guess both the 4-tuple and the window."""
+        if len(err.payload) < 8:                         # ICMP guarantees 8 octets; be safe
+            self.stats.icmp_no_conn += 1
             return
         sport, dport, seqno = struct.unpack_from("!HHI", err.payload, 0)
         conn = self.conns.get((err.src, sport, err.dst, dport))
-        if conn is None or not (sq.le(conn.snd_una, seqno) and sq.le(seqno, conn.snd_max)):
-            return                                       # RFC 5927 §4.1: must concern data in flight
-        if err.mtu:                                      # RFC 1191: fragmentation needed
-            if err.mtu - IP_TCP_HDR < conn.our_mss:
-                conn.our_mss = max(err.mtu - IP_TCP_HDR, 88)
-                conn._update_mss()
-                conn.snd_nxt = conn.snd_una
-                conn.output(now)
-                self.schedule(conn)
+        if conn is None:
+            self.stats.icmp_no_conn += 1
+            return
+        if not (sq.le(conn.snd_una, seqno) and sq.le(seqno, conn.snd_max)):
+            self.stats.out_of_window_icmps += 1
+            return
+        if conn.state == State.TIME_WAIT:
+            self.stats.icmp_ignored += 1                 # Linux: nothing left to tell or resize
+            return
+        if err.type == DEST_UNREACH and err.code == FRAG_NEEDED:
+            self._mtu_reduced(conn, err.mtu, now)
             return
         if not err.errno:
             return
@@ -629,3 +662,19 @@ class Tcp:
             conn.drop(err.errno)
         else:
             conn.soft_error = err.errno                  # reported only if we time out
+
+    def _mtu_reduced(self, conn: Connection, mtu: int, now: float) -> None:
+        """RFC 1191 (Linux tcp_v4_mtu_reduced): the route cache takes the new path MTU -- floored
+        at min_pmtu, ignored unless lower, expiring (protocols/pmtu.py) -- and a connection whose
+        MSS shrank resends what is in flight at the new size (Linux tcp_simple_retransmit)."""
+        ifp = conn.ifp
+        if ifp is None or not self.ipv4.pmtu.update(conn.faddr, mtu, ifp.mtu, now):
+            return
+        old_mss = conn.mss
+        conn.sync_pmtu(now)
+        if conn.mss < old_mss:
+            self.stats.pmtu_reductions += 1
+            if conn.state not in (State.SYN_SENT, State.SYN_RECEIVED):
+                conn.snd_nxt = conn.snd_una
+                conn.output(now)
+            self.schedule(conn)

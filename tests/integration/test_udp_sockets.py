@@ -269,7 +269,10 @@ async def test_port_unreachable_is_rate_limited(autojump_clock: trio.testing.Moc
         await trio.sleep(0.1)
         icmp = p.sb.stats()["icmp"]
         assert p.sb.stats()["udp"]["no_ports"] == 10
-        assert (icmp["out_dest_unreachs"], icmp["out_rate_limited"]) == (3, 7)
+        # a burst of 3 tokens; each error costs 0, 1 or 2 of them (random, against SADDNS):
+        # at least 2 go out, and the bucket stops the rest long before 10
+        sent, limited = icmp["out_dest_unreachs"], icmp["out_rate_limited"]
+        assert sent + limited == 10 and 2 <= sent <= 7 and limited >= 3
 
 
 async def test_host_unreachable_after_arp_failure(autojump_clock: trio.testing.MockClock) -> None:

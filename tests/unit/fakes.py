@@ -63,10 +63,13 @@ def make_host(addr: str = "10.0.0.2", prefixlen: int = 24, mtu: int = 1500, seed
     return host
 
 
-def make_icmp_host(rate: float = 1000.0, burst: int = 50, **kw) -> tuple[Host, Icmp]:
-    """A host with ICMP registered the way protocols.register does."""
+def make_icmp_host(rate: float = 1000.0, burst: int = 50, random_cost: bool = False, ratelimit: float = 1.0,
+                   **kw) -> tuple[Host, Icmp]:
+    """A host with ICMP registered the way protocols.register does (the rate limiter's
+    random cost off unless asked for, so tests can count errors exactly)."""
     host = make_host(**kw)
-    icmp = Icmp(host.ipv4, rate=rate, burst=burst)
+    icmp = Icmp(host.ipv4, rate=rate, burst=burst, rng=random.Random(kw.get("seed", 1)), random_cost=random_cost,
+                ratelimit=ratelimit)
     host.protosw.add(socket.AF_INET, Protosw("icmp", socket.SOCK_RAW, IPPROTO_ICMP, input=icmp.input,
                                              ctlinput=icmp.ctlinput, flags=PR_ATOMIC | PR_ADDR, core=icmp))
     return host, icmp

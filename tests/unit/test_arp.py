@@ -105,6 +105,18 @@ def test_multicast_sender_mac_is_malformed(rig: Rig, sha: bytes) -> None:
     assert rig.cache.stats.malformed == 1 and rig.sent == [] and rig.cache.table() == []
 
 
+@pytest.mark.parametrize("spa", ["255.255.255.255", "224.0.0.1", "127.0.0.1", "240.0.0.1", "0.0.0.7"])
+def test_martian_sender_ip_is_neither_learned_nor_answered(rig: Rig, spa: str) -> None:
+    # Linux arp_process: loopback/multicast senders are dropped; so are the other sources
+    # no host may use (RFC 1122 §3.2.1.3).  An existing entry is not touched either.
+    rig.cache.input(request(PEER, US), 0.0)
+    rig.sent.clear()
+    rig.cache.input(request(ip_to_int(spa), US, OTHER_MAC), 1.0)
+    rig.cache.input(reply(ip_to_int(spa), OTHER_MAC), 1.0)
+    assert rig.sent == [] and rig.cache.table() == [(PEER, REACHABLE, PEER_MAC)]
+    assert rig.cache.stats.martian_senders == 2
+
+
 def test_garbage_is_malformed(rig: Rig) -> None:
     rig.cache.input(b"\x00\x01\x08\x00", 0.0)
     rig.cache.input(bytes(28), 0.0)

@@ -12,7 +12,7 @@ import pytest
 from protocols.checksum import verify
 from protocols.icmp import (DEST_UNREACH, ECHO_REPLY, ECHO_REQUEST, PARAM_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED,
                             Icmp, IcmpError, IcmpRepr, TokenBucket, icmp_errno)
-from protocols.ipv4 import FLAG_MF, IpMeta, Ipv4Repr
+from protocols.ipv4 import FLAG_DF, FLAG_MF, IpMeta, Ipv4Repr
 from stack.addr import ip_to_int
 from stack.pktbuf import PacketBuffer
 from stack.protosw import Protosw
@@ -211,6 +211,52 @@ def test_rate_limit_burst_then_refill() -> None:
     assert len(host.link.sent) == 7 and icmp.stats.out_rate_limited == 2 + 2 + 1 + 7
 
 
+def test_rate_limit_cost_is_random() -> None:
+    """SADDNS (CVE-2020-25705), Linux >= 5.10: each error costs 0, 1 or 2 tokens, so how many
+    a prober gets out of a burst varies -- it cannot count what others spent -- while the
+    average rate stays icmp_msgs_per_sec."""
+    dgram = ip_packet(PEER, US, 99, b"x")
+    counts = []
+    for seed in range(10):
+        host, icmp = make_icmp_host(burst=50, random_cost=True, seed=seed, ratelimit=0)
+        for _ in range(300):
+            deliver(host, dgram, 0.0)
+        counts.append(len(host.link.sent))
+        assert icmp.stats.out_rate_limited == 300 - counts[-1]
+    assert all(30 <= n <= 80 for n in counts) and len(set(counts)) > 3
+    # over a long flood the average is the configured rate
+    host, icmp = make_icmp_host(rate=100.0, burst=5, random_cost=True, ratelimit=0)
+    for i in range(20_000):
+        deliver(host, dgram, i * 0.001)                 # 1000/s for 20 s against 100/s
+    assert 1600 <= len(host.link.sent) <= 2400
+
+
+def test_per_destination_rate_limit() -> None:
+    """Linux net.ipv4.icmp_ratelimit (1000 ms, burst 6): spoofed datagrams "from" one victim
+    draw at most 6 errors, then one a second; another destination has its own allowance."""
+    host, icmp = make_icmp_host()
+    victim = ip_packet(PEER, US, 99, b"x")
+    other = ip_packet("10.0.0.3", US, 99, b"x")
+    for _ in range(100):
+        deliver(host, victim, 0.0)
+    assert len(host.link.sent) == 6 and icmp.stats.out_rate_limited_host == 94
+    deliver(host, other, 0.0)
+    assert len(host.link.sent) == 7
+    for i in range(100):
+        deliver(host, victim, 1.0 + i * 0.01)           # one more second: one more error
+    assert len(host.link.sent) == 8
+    assert all(ip.dst == ip_to_int(PEER) for ip, _ in sent_icmp(host)[:6])
+
+
+def test_per_destination_table_is_bounded() -> None:
+    from protocols.icmp import PerDestinationLimiter
+    lim = PerDestinationLimiter(1.0, burst=1, max_entries=3)
+    assert all(lim.take(d, 0.0) for d in range(10))
+    assert len(lim) == 3 and lim.evicted == 7
+    assert not lim.take(9, 0.5) and lim.take(9, 1.0)
+    assert PerDestinationLimiter(0.0).take(1, 0.0)      # icmp_ratelimit=0: off
+
+
 def test_token_bucket() -> None:
     b = TokenBucket(rate=10.0, burst=2)
     assert [b.take(0.0) for _ in range(3)] == [True, True, False]
@@ -284,13 +330,27 @@ def test_error_delivered_to_ctlinput(net: tuple[Host, Icmp], udp_ctl: CtlRecorde
     assert err.payload == OUR_UDP[20:28] and err.mtu == 0
 
 
+OUR_UDP_DF = ip_packet(US, "10.9.9.9", UDP, struct.pack("!HHHH", 40000, 53, 20, 0) + b"query...", ff=FLAG_DF)
+
+
 def test_frag_needed_carries_mtu(net: tuple[Host, Icmp], udp_ctl: CtlRecorder) -> None:
     # RFC 1191 §4: next-hop MTU in the low 16 bits of the second word
-    host, _ = net
-    deliver(host, error_from(PEER, DEST_UNREACH, 4, OUR_UDP, rest=1400))
+    host, icmp = net
+    deliver(host, error_from(PEER, DEST_UNREACH, 4, OUR_UDP_DF, rest=1400))
     (err,) = udp_ctl.errors
     assert err.errno == errno.EMSGSIZE and err.mtu == 1400
-    assert err.payload == OUR_UDP[20:]
+    assert err.payload == OUR_UDP_DF[20:]
+    assert icmp.stats.in_frag_needed == 1 and icmp.stats.in_frag_needed_no_df == 0
+
+
+def test_frag_needed_about_a_datagram_without_df_is_dropped(net: tuple[Host, Icmp], udp_ctl: CtlRecorder) -> None:
+    """RFC 1191 §3: a router sends "fragmentation needed and DF set" only for a DF datagram;
+    one quoting a datagram without DF is forged -- dropped before any transport, counted."""
+    host, icmp = net
+    deliver(host, error_from(PEER, DEST_UNREACH, 4, OUR_UDP, rest=68))
+    assert udp_ctl.errors == []
+    assert icmp.stats.in_frag_needed == 1 and icmp.stats.in_frag_needed_no_df == 1
+    assert len(host.ipv4.pmtu) == 0
 
 
 def test_ignored_errors(net: tuple[Host, Icmp], udp_ctl: CtlRecorder) -> None:

@@ -116,6 +116,14 @@ def test_martian_source_dropped(host: Host, udp: Recorder, src: str) -> None:
     assert host.ipv4.stats.in_martians == 1 and udp.got == []
 
 
+@pytest.mark.parametrize("src", [US, "10.0.0.255"])
+def test_own_or_broadcast_source_from_the_wire_dropped(host: Host, udp: Recorder, src: str) -> None:
+    # Linux fib_validate_source (accept_local 0): our own address or the subnet broadcast as
+    # the source of a packet arriving from outside is spoofed (the LAND attack's first step)
+    deliver(host, ip_packet(src, US, UDP, b"x"))
+    assert host.ipv4.stats.in_martians == 1 and udp.got == []
+
+
 def test_not_for_us_dropped(host: Host, udp: Recorder) -> None:
     # RFC 1122 §3.3.1: a host does not forward
     deliver(host, ip_packet(PEER, "10.0.0.99", UDP, b"x"))

@@ -71,6 +71,7 @@ class FakeHost:
         self.time_waits: list[Connection] = []
         self.reset_replies: list[tuple[TcpRepr, int]] = []
         self.challenge_budget: int | None = None       # None: unlimited
+        self.pmtu = 0                                  # the route cache's path MTU (0: none)
         self.scheduled = 0
 
     def emit(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
@@ -93,6 +94,9 @@ class FakeHost:
             self.challenge_budget -= 1
             return True
         return False
+
+    def path_mtu(self, conn: Connection, now: float) -> int:
+        return self.pmtu
 
     def detach(self, conn: Connection) -> None:
         self.detached.append(conn)
@@ -712,14 +716,81 @@ def test_ack_too_old_is_rejected_blind_injection() -> None:
     assert c.receive(10, False, rig.now) == b"good"
 
 
-def test_challenge_acks_are_rate_limited() -> None:
-    """RFC 5961 §7: the challenge ACK budget (the host's) caps how many are sent."""
+def test_challenge_acks_are_rate_limited_per_connection() -> None:
+    """RFC 5961 §7, Linux tcp_invalid_ratelimit (500 ms): a connection answers at most one
+    invalid segment per interval, whatever the flood; the interval is its own."""
     rig = established()
-    rig.host.challenge_budget = 2
+    stats = rig.host.stats
     sent = [len(rig.rx(RST, seq=IRS + 100 + i, ack=0, at=T0 + 1)) for i in range(5)]
-    assert sent == [1, 1, 0, 0, 0]
-    assert rig.host.stats.challenge_acks == 2 and rig.host.stats.challenge_acks_suppressed == 3
+    assert sent == [1, 0, 0, 0, 0]
+    assert rig.rx(SYN, seq=IRS + 1, ack=0, at=T0 + 1.499) == []
+    assert len(rig.rx(RST, seq=IRS + 100, ack=0, at=T0 + 1.5)) == 1
+    assert stats.challenge_acks == 2 and stats.challenge_acks_suppressed == 5
+    assert stats.ack_skipped_challenge == 5
     assert rig.conn.state == State.ESTABLISHED
+
+
+def test_challenge_ack_host_budget_after_the_connection_limit() -> None:
+    """Linux tcp_send_challenge_ack: the per-connection limit first, then the host budget
+    (when one is configured): a host-budget refusal is counted as suppressed too."""
+    rig = established()
+    rig.host.challenge_budget = 1
+    stats = rig.host.stats
+    assert len(rig.rx(RST, seq=IRS + 100, ack=0, at=T0 + 1)) == 1
+    assert rig.rx(RST, seq=IRS + 100, ack=0, at=T0 + 2) == []
+    assert stats.challenge_acks == 1 and stats.challenge_acks_suppressed == 1
+    assert stats.ack_skipped_challenge == 0
+
+
+def test_out_of_window_acks_are_rate_limited_but_data_is_always_answered() -> None:
+    """Linux tcp_oow_rate_limited: the dup ACK for an out-of-window segment without data (an
+    ACK loop's fuel, or a prober's) obeys the per-connection interval; a data segment (a
+    retransmission the peer needs an ACK for) is always answered."""
+    rig = established()
+    stats = rig.host.stats
+    far = IRS + 1 + (1 << 24)
+    assert len(rig.rx(ACK, seq=far, at=T0 + 1)) == 1
+    assert [len(rig.rx(ACK, seq=far, at=T0 + 1.1)) for _ in range(3)] == [0, 0, 0]
+    assert stats.ack_skipped_seq == 3 and stats.oow_acks == 1
+    old_data = [len(rig.rx(ACK, seq=IRS - 100, payload=b"again", at=T0 + 1.2)) for _ in range(3)]
+    assert old_data == [1, 1, 1] and stats.oow_acks == 4
+    # an out-of-window SYN is a challenge (Linux syn_challenge), sharing the same interval
+    assert rig.rx(SYN, seq=far, ack=0, at=T0 + 1.3) == [] and stats.ack_skipped_challenge == 1
+    assert len(rig.rx(SYN, seq=far, ack=0, at=T0 + 1.6)) == 1 and stats.challenge_acks == 1
+    assert stats.out_of_window == 9
+
+
+def test_ack_loop_with_itself_dies_out() -> None:
+    """The LAND attack's ACK loop: a connection fed its own segments (SEQ = its SND.MAX, far
+    from its RCV.NXT) answers each with a dup ACK, which it is fed again.  Unlimited, that
+    loop froze the stack (the old code hung on one spoofed LAND SYN through the loopback);
+    the per-connection limit (Linux tcp_oow_rate_limited) ends it after one reply."""
+    rig = established()
+    c = rig.conn
+    pending = [TcpRepr(LPORT, RPORT, c.snd_max, c.rcv_nxt, ACK, 1000)]   # its own pure ACK
+    replies = 0
+    for _ in range(1000):
+        if not pending:
+            break
+        seg = pending.pop()
+        mirrored = TcpRepr(RPORT, LPORT, seg.seq, seg.ack, seg.flags, seg.window)
+        c.input(mirrored, memoryview(b""), rig.now)
+        out = rig.take()
+        replies += len(out)
+        pending.extend(s.seg for s in out)
+    assert pending == [] and replies == 1 and rig.host.stats.ack_skipped_seq == 1
+
+
+def test_paws_acks_are_rate_limited() -> None:
+    """Linux TCPACKSkippedPAWS: pure ACKs failing PAWS share the per-connection interval."""
+    rig = established()
+    c = rig.conn
+    rig.rx(ACK, payload=b"a", ts=(900_000, 0), at=T0 + 1)
+    (first,) = rig.rx(ACK, ack=ISS + 1, ts=(899_000, 0), at=T0 + 2)
+    assert first.is_pure_ack()
+    assert rig.rx(ACK, ack=ISS + 1, ts=(899_000, 0), at=T0 + 2.1) == []
+    assert rig.host.stats.paws_drops == 2 and rig.host.stats.ack_skipped_paws == 1
+    assert c.state == State.ESTABLISHED
 
 
 def test_rst_in_close_wait_reports_epipe() -> None:

@@ -450,30 +450,67 @@ def test_window_scale_for_the_buffer() -> None:
     assert [Tcp._wscale_for(n) for n in (1000, 65535, 65536, 4 << 20, 1 << 30, 1 << 40)] == [0, 0, 1, 7, 14, 14]
 
 
-def test_challenge_ack_budget() -> None:
-    """RFC 5961 §7: at most challenge_ack_limit challenge ACKs per second (token bucket)."""
-    net = Net(challenge_ack_limit=3)
-    allowed = [net.tcp.challenge_ack_allowed(T0) for _ in range(5)]
-    assert allowed == [True, True, True, False, False]
-    assert not net.tcp.challenge_ack_allowed(T0 + 0.1)
-    assert net.tcp.challenge_ack_allowed(T0 + 0.34)
-    assert [net.tcp.challenge_ack_allowed(T0 + 10) for _ in range(4)] == [True, True, True, False]
+def test_no_host_wide_challenge_ack_budget_by_default() -> None:
+    """Linux >= 6.0 (tcp_challenge_ack_limit = INT_MAX): no host-wide budget, the shared
+    counter CVE-2016-5696 read from off path; the per-connection limit does the work."""
+    net = Net()
+    assert net.tcp.config.challenge_ack_limit is None
+    assert all(net.tcp.challenge_ack_allowed(T0) for _ in range(100_000))
 
 
-def test_challenge_acks_limited_across_connections() -> None:
-    """The budget is the host's, shared by all connections (Linux's sysctl_tcp_challenge_ack_limit)."""
-    net = Net(challenge_ack_limit=2)
+def test_host_budget_when_configured_is_randomised_per_second() -> None:
+    """Linux >= 4.7: each second's budget is drawn uniformly from [limit/2, 3*limit/2), so the
+    number of challenge ACKs a prober sees in a second does not tell it how many others used."""
+    budgets = set()
+    for seed in range(20):
+        net = Net(seed=seed, challenge_ack_limit=100)
+        n = 0
+        while net.tcp.challenge_ack_allowed(T0 + 0.5) and n < 1000:
+            n += 1
+        assert 50 <= n <= 149
+        budgets.add(n)
+        assert not net.tcp.challenge_ack_allowed(T0 + 0.999)
+        assert net.tcp.challenge_ack_allowed(T0 + 1.0)          # a new second, a new budget
+    assert len(budgets) > 5
+
+
+def established_children(net: Net, ports: tuple[int, ...]) -> dict[int, TcpRepr]:
     net.listener()
-    conns = []
-    for port in (6001, 6002):
+    synacks = {}
+    for port in ports:
         ((synack, _),) = net.rx(SYN, ISN_PEER, sport=port)
         net.rx(ACK, ISN_PEER + 1, synack.seq + 1, sport=port)
-        conns.append(synack)
-    sent = 0
-    for port in (6001, 6002):
-        for i in range(2):
-            sent += len(net.rx(RST, ISN_PEER + 100 + i, sport=port))
-    assert sent == 2 and net.tcp.stats.challenge_acks_suppressed == 2
+        synacks[port] = synack
+    return synacks
+
+
+def test_each_connection_has_its_own_challenge_ack_budget() -> None:
+    """CVE-2016-5696: an attacker flooding one connection with in-window RSTs/SYNs exhausts
+    only that connection's allowance (one per tcp_invalid_ratelimit, 500 ms); another
+    connection's challenge ACK is still sent at once, so counting them reveals nothing."""
+    net = Net()
+    established_children(net, (6001, 6002))
+    flood = [len(net.rx(RST if i % 2 else SYN, ISN_PEER + 100 + i, sport=6001, at=T0 + 0.001 * i))
+             for i in range(200)]
+    assert flood[0] == 1 and sum(flood) == 1
+    ((victim, _),) = net.rx(RST, ISN_PEER + 100, sport=6002, at=T0 + 0.2)
+    assert victim.flags == ACK and victim.dst_port == 6002
+    stats = net.tcp.stats
+    assert stats.challenge_acks == 2 and stats.ack_skipped_challenge == 199
+    # and the flooded connection gets its next one 500 ms after its last
+    assert len(net.rx(RST, ISN_PEER + 100, sport=6001, at=T0 + 0.5)) == 1
+    assert all(c.state == State.ESTABLISHED for c in net.tcp.conns.values())
+
+
+def test_host_budget_configured_still_spares_other_connections_within_it() -> None:
+    """With a host budget configured as well (4: at least 2 a second once randomised), one
+    connection's flood spends at most one challenge ACK of it per 500 ms, so others still
+    get theirs."""
+    net = Net(challenge_ack_limit=4)
+    established_children(net, (6001, 6002))
+    for i in range(100):
+        net.rx(RST, ISN_PEER + 100 + i, sport=6001, at=T0 + 0.001 * i)
+    assert len(net.rx(RST, ISN_PEER + 100, sport=6002, at=T0 + 0.2)) == 1
 
 
 # --- TIME-WAIT through Tcp -----------------------------------------------------------------------------
@@ -489,6 +526,19 @@ def server_in_time_wait(net: Net) -> tuple[Connection, TcpRepr]:
     net.rx(FIN | ACK, ISN_PEER + 1, synack.seq + 2)
     assert child.state == State.TIME_WAIT
     return child, synack
+
+
+def test_time_wait_out_of_window_acks_are_rate_limited() -> None:
+    """Linux TCPACKSkippedTimeWait: a TIME-WAIT connection answers out-of-window segments
+    without data once per 500 ms, so a spoofed flood cannot turn it into an ACK reflector;
+    the peer's retransmitted FIN (with its 2 MSL restart) is still handled."""
+    net = Net()
+    child, synack = server_in_time_wait(net)
+    far = ISN_PEER + 2 + (1 << 24)
+    assert len(net.rx(ACK, far, synack.seq + 2, at=net.now + 1)) == 1
+    assert [len(net.rx(ACK, far, synack.seq + 2, at=net.now + 0.01)) for _ in range(5)] == [0] * 5
+    assert net.tcp.stats.ack_skipped_time_wait == 5 and child.state == State.TIME_WAIT
+    assert len(net.rx(ACK, far, synack.seq + 2, at=net.now + 0.5)) == 1
 
 
 def test_time_wait_reused_by_new_syn() -> None:
