@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .congestion import ALGORITHMS, DEFAULT, CongestionControl
+from .rack import Rack
 from .input import InputMixin
 from .output import OutputMixin
 from .rtt import RttEstimator
@@ -50,6 +51,7 @@ class TcpConfig:
     syncookies: bool = True
     challenge_ack_limit: int = 1000     # per second per stack (RFC 5961 §7)
     loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
+    rack: bool = True                   # RACK time-based loss detection with SACK (RFC 8985; Linux tcp_recovery=1)
     persist_min: float = 0.2
     persist_max: float = 60.0
 
@@ -68,7 +70,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         "snd", "rcv", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
         # RTT and congestion
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
-        "scoreboard",
+        "scoreboard", "rack", "rack_at",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
@@ -119,6 +121,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         self.high_rxt = 0
         self.rexmit_una = False
         self.scoreboard = Scoreboard()
+        self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
+        self.rack_at: float | None = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
         self.rto_at: float | None = None
         self.delack_at: float | None = None
         self.persist_at: float | None = None
@@ -265,6 +269,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
     def destroy(self) -> None:
         self.state = State.CLOSED
         self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = self.probe_at = None
+        self.rack_at = None
         self.host.detach(self)
         self.on_event()
 

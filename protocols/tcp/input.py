@@ -234,6 +234,9 @@ class InputMixin:
         sack_news = False
         if self.sack_ok and seg.sack:
             sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max, self.host.stats)
+            if _is_dsack(seg.sack, ack):
+                self.host.stats.dsacks_received += 1
+                self.rack.on_dsack(self.snd_una, self.snd_nxt)
         acked = sq.diff(ack, self.snd_una)
         if self.probe_high is not None:
             if sq.ge(ack, self.probe_high):
@@ -249,6 +252,8 @@ class InputMixin:
         elif acked == 0 and self.snd_max != self.snd_una and datalen == 0 \
                 and not seg.flags & (SYN | FIN) and (win == self.snd_wnd or sack_news):
             self._dupack(now)
+        if self.sack_ok and self.config.rack and (acked > 0 or seg.sack):
+            self._rack_on_ack(seg, now)
         # RFC 9293 §3.10.7.4: update the send window from the newest segment only
         if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
             if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
@@ -274,6 +279,31 @@ class InputMixin:
             elif st == State.LAST_ACK:
                 self.destroy()
             self.on_event()
+
+    def _rack_on_ack(self: "Connection", seg: "TcpRepr", now: float) -> None:
+        """RFC 8985 §6.2: what this ACK delivered advances RACK; then every segment sent
+        before the newest delivered one, and older than RACK.rtt + reo_wnd, is lost."""
+        if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
+            self._rack_detect(now)
+
+    def _range_sacked(self: "Connection", start: int, end: int) -> bool:
+        got = self.scoreboard.sacked_end(start)
+        return got is not None and sq.ge(got, end)
+
+    def _rack_detect(self: "Connection", now: float) -> None:
+        rack = self.rack
+        reo_wnd = rack.reo_wnd(self.in_recovery, self.scoreboard.sacked >= DUPTHRESH * self.mss, self.rtt.srtt)
+        marked, retransmitted, timeout = rack.detect_loss(now, reo_wnd)
+        self.rack_at = now + timeout if timeout > 0 else None
+        if not marked:
+            return
+        stats = self.host.stats
+        stats.rack_lost += marked
+        stats.lost_retransmits += retransmitted
+        # RFC 8985 §6.2 / RFC 6675 §5: a loss starts fast recovery -- once per window
+        # (RFC 6582 §3.2 step 1: not again before the old RecoveryPoint is ACKed)
+        if not self.in_recovery and sq.ge(self.snd_una, self.recover):
+            self._enter_recovery(now)
 
     def _rtt_from(self: "Connection", seg: "TcpRepr", now: float, sent_at: float) -> None:
         if self.ts_ok and seg.ts is not None and seg.ts[1]:
@@ -302,12 +332,19 @@ class InputMixin:
         self.retransmits = 0
         self.rtt.backoff = 0
         self.scoreboard.prune(ack)
+        if len(self.scoreboard) and self.scoreboard.is_sacked(ack):
+            # RFC 6675 §5.1 / RFC 2018 §8: the cumulative ACK stops where the peer had SACKed
+            # -- it reneged (dropped out-of-order data); only now is the scoreboard void
+            # (Linux tcp_check_sack_reneging)
+            self.host.stats.sack_reneging += 1
+            self.scoreboard.clear()
         if self.in_recovery:
             if sq.ge(ack, self.recover):             # full ACK (RFC 6582 §3.2 step 3)
                 self.in_recovery = False
                 self.tail_lost = False
                 self.dupacks = 0
                 self.cc.on_recovery_exit()
+                self.rack.on_recovery_exit()
             elif not self.sack_ok:                   # partial ACK: NewReno step 5
                 self.rexmit_una = True
                 self.cc.cwnd = max(self.cc.cwnd - data_acked + self.mss, self.mss)
@@ -329,6 +366,8 @@ class InputMixin:
             if not self.sack_ok:
                 self.cc.cwnd += self.mss             # RFC 6582 step 4: inflate per dup ACK
             return
+        if self.sack_ok and self.config.rack and self.rack.reordering_seen:
+            return                                   # RFC 8985 §6.2: reordering seen, time decides
         lost = self.dupacks >= DUPTHRESH or (
             self.sack_ok and self.scoreboard.sacked >= DUPTHRESH * self.mss)   # RFC 6675 IsLost(SND.UNA)
         # RFC 6582 §3.2 step 1 guards NewReno against a second reduction for one window;
@@ -421,3 +460,12 @@ class InputMixin:
         self.rto_at = self.persist_at = self.keep_at = self.delack_at = None
         self.tw_at = now + 2 * self.config.msl
         self.host.time_wait(self)
+
+
+def _is_dsack(sacks: tuple[tuple[int, int], ...], ack: int) -> bool:
+    """RFC 2883 §4: the first block reports a duplicate when it lies at or below the
+    cumulative ACK, or inside the second block."""
+    left, right = sacks[0]
+    if sq.le(right, ack):
+        return True
+    return len(sacks) > 1 and sq.ge(left, sacks[1][0]) and sq.le(right, sacks[1][1])

@@ -20,7 +20,8 @@ class TimerMixin:
 
     def poll_at(self: "Connection") -> float | None:
         best = None
-        for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at, self.probe_at):
+        for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at, self.probe_at,
+                   self.rack_at):
             if at is not None and (best is None or at < best):
                 best = at
         return best
@@ -34,6 +35,9 @@ class TimerMixin:
             self.rto_at = None
             self.probe_at = None
             self._on_rto(now)
+        if self.rack_at is not None and now >= self.rack_at:
+            self.rack_at = None
+            self._on_rack_timer(now)
         if self.probe_at is not None and now >= self.probe_at:
             self.probe_at = None
             self._on_probe(now)
@@ -86,8 +90,11 @@ class TimerMixin:
         self.probe_high = None
         self.dupacks = 0
         self.recover = self.snd_max
-        if self.rtt.backoff > 1:
-            self.scoreboard.clear()              # RFC 6675 §5.1: the receiver may have reneged
+        # RFC 6675 §5.1 keeps the scoreboard: SACKed data is skipped as SND.NXT goes back
+        # (cleared only when the peer shows it reneged, input.py); RFC 8985 §6.3: all the
+        # rest is taken as lost
+        self.rack.mark_all_lost()
+        self.rack_at = None
         self.rtt_seq = None
         self.snd_nxt = self.snd_una
         self.output(now)
@@ -120,6 +127,8 @@ class TimerMixin:
             self.high_rxt = self.snd_una
             self.tail_lost = True
             self.probe_high = self.snd_max
+            if self.config.rack:
+                self.rack.mark_all_lost()
             self.output(now)
             return
         # RFC 8985 §7.3: send new data if the windows allow, else the last segment again
@@ -129,6 +138,14 @@ class TimerMixin:
             self.output(now)
         else:
             self._retransmit_tail(now)
+
+    def _on_rack_timer(self: "Connection", now: float) -> None:
+        """RFC 8985 §6.2 step 5: the reordering window of a segment ran out -- detect again."""
+        if self.snd_una == self.snd_max or self.state not in SENDING:
+            return
+        self.host.stats.rack_timeouts += 1
+        self._rack_detect(now)
+        self.output(now)
 
     def arm_keepalive(self: "Connection", now: float) -> None:
         if self.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and self.keep_at is None:
