@@ -70,7 +70,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         "snd", "rcv", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
         # RTT and congestion
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
-        "scoreboard", "rack", "rack_at",
+        "scoreboard", "rack", "rack_at", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
@@ -123,6 +123,11 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         self.scoreboard = Scoreboard()
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
         self.rack_at: float | None = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
+        # undoing a recovery that was spurious (RFC 3708 D-SACK, RFC 3522 timestamps, RFC 4015)
+        self.undo_cc: dict[str, object] | None = None   # the controller before the reduction
+        self.undo_retrans = 0                   # retransmissions of the episode not yet D-SACKed
+        self.undo_tsval: int | None = None      # TSval of its first retransmission
+        self.undo_marker = 0                    # SND.UNA when it began: older D-SACKs are not its
         self.rto_at: float | None = None
         self.delack_at: float | None = None
         self.persist_at: float | None = None

@@ -237,6 +237,7 @@ class InputMixin:
             if _is_dsack(seg.sack, ack):
                 self.host.stats.dsacks_received += 1
                 self.rack.on_dsack(self.snd_una, self.snd_nxt)
+                self._dsack_undo(seg.sack[0], now)
         acked = sq.diff(ack, self.snd_una)
         if self.probe_high is not None:
             if sq.ge(ack, self.probe_high):
@@ -343,7 +344,11 @@ class InputMixin:
                 self.in_recovery = False
                 self.tail_lost = False
                 self.dupacks = 0
-                self.cc.on_recovery_exit()
+                if self._may_undo(seg):
+                    self._undo_recovery()
+                elif self.undo_cc is not None or not self.sack_ok:
+                    self.cc.on_recovery_exit()       # (not after a D-SACK undo: nothing to end)
+                self.undo_cc = None
                 self.rack.on_recovery_exit()
             elif not self.sack_ok:                   # partial ACK: NewReno step 5
                 self.rexmit_una = True
@@ -381,12 +386,48 @@ class InputMixin:
         self.host.stats.fast_retransmits += 1
         self.in_recovery = True
         self.recover = self.snd_max
+        self.undo_cc = self.cc.snapshot()
+        self.undo_marker = self.snd_una
+        self.undo_retrans = 0
+        self.undo_tsval = None
         self.cc.on_congestion(flight, now)
         if not self.sack_ok:
             self.cc.cwnd = self.cc.ssthresh + DUPTHRESH * self.mss
         self.high_rxt = self.snd_una
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn
+
+    # --- undoing a spurious recovery (RFC 3708, RFC 3522, RFC 4015; Linux tcp_try_undo_*) ---------
+    def note_retransmission(self: "Connection", now: float) -> None:
+        if self.undo_cc is not None:
+            self.undo_retrans += 1
+            if self.undo_tsval is None and self.ts_ok:
+                self.undo_tsval = self._ts_val(now)
+
+    def _dsack_undo(self: "Connection", block: tuple[int, int], now: float) -> None:
+        """RFC 3708 §3: each D-SACK of the episode's retransmissions reports one that was
+        not needed; when all are reported, the reduction was for nothing."""
+        if self.undo_cc is None or not self.in_recovery or sq.lt(block[0], self.undo_marker):
+            return
+        self.undo_retrans -= max(1, sq.diff(block[1], block[0]) // max(self.mss, 1))
+        if self.undo_retrans <= 0:
+            self._undo_recovery()
+
+    def _may_undo(self: "Connection", seg: "TcpRepr") -> bool:
+        """At the end of recovery: all retransmissions D-SACKed, or (RFC 3522 §2) the ACK
+        echoes a timestamp older than the first retransmission -- an original arrived."""
+        if self.undo_cc is None:
+            return False
+        if self.undo_retrans <= 0:
+            return True
+        return self.undo_tsval is not None and seg.ts is not None and sq.lt(seg.ts[1], self.undo_tsval)
+
+    def _undo_recovery(self: "Connection") -> None:
+        """RFC 4015 §3.2: restore the congestion state from before the false alarm."""
+        assert self.undo_cc is not None
+        self.cc.undo(self.undo_cc)
+        self.undo_cc = None
+        self.host.stats.recovery_undos += 1
 
     # --- segment text and FIN -----------------------------------------------------------
     def _process_text(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:

@@ -199,6 +199,8 @@ class OutputMixin:
         self.rtt_seq = None
 
     def _rack_sent(self: "Connection", start: int, end: int, now: float, retransmission: bool) -> None:
+        if retransmission:
+            self.note_retransmission(now)
         if self.sack_ok and self.config.rack:
             self.rack.sent(start, end, now, retransmission)
 

@@ -59,6 +59,7 @@ class TcpStats(Counters):
     lost_retransmits: int = 0       # ...of them retransmissions lost again (Linux TCPLostRetransmit)
     rack_timeouts: int = 0          # RACK reordering-timer expiries (Linux's REO_TIMEOUT)
     dsacks_received: int = 0        # D-SACKs from the peer: spurious retransmissions (TCPDSACKRecv)
+    recovery_undos: int = 0         # recoveries found spurious and undone (Linux TCPFullUndo + TCPDSACKUndo)
     sack_reneging: int = 0          # the peer dropped data it had SACKed: scoreboard cleared (TCPSACKReneging)
     rto_fires: int = 0
     timeouts: int = 0

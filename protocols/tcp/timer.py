@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 from . import seq as sq
 from .state import State
 
+# RFC 8985 §7.2 PTO = 2 SRTT; plus a timer slack (Linux adds TCP_TIMEOUT_MIN, 2 ms) so a
+# sub-millisecond SRTT does not probe ahead of an ACK that is merely a little late
+PTO_FLOOR = 0.002
 SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
 
 if TYPE_CHECKING:
@@ -95,6 +98,7 @@ class TimerMixin:
         # rest is taken as lost
         self.rack.mark_all_lost()
         self.rack_at = None
+        self.undo_cc = None                      # no undo of an RTO (F-RTO, RFC 5682, is not done)
         self.rtt_seq = None
         self.snd_nxt = self.snd_una
         self.output(now)
@@ -109,7 +113,7 @@ class TimerMixin:
                 or self.state not in SENDING or (self.probe_high is not None and not self.in_recovery):
             self.probe_at = None
             return
-        pto = max(2 * self.rtt.srtt, 0.01)
+        pto = 2 * self.rtt.srtt + PTO_FLOOR
         if sq.diff(self.snd_max, self.snd_una) <= self.mss:
             pto += self.config.delack
         at = now + pto

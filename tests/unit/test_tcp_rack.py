@@ -161,3 +161,60 @@ def test_reordering_waits_for_the_reordering_window() -> None:
     assert data_segments(out) == [(8 * mss, mss)]
     assert c.in_recovery and rig.host.stats.rack_timeouts == 1 and rig.host.stats.rto_fires == 0
     assert rig.host.stats.retrans_segs == 1
+
+
+# --- undoing a spurious recovery (RFC 3708, RFC 3522, RFC 4015) ----------------------------------------
+def _recovery_after_reordering() -> tuple[object, int, int, int]:
+    """Segment 1 delayed (not lost): 2..10 SACKed, recovery, segment 1 retransmitted."""
+    rig, mss = sack_in_flight()
+    c = rig.conn
+    c.cc.ssthresh = 40 * mss                                      # out of slow start, a known state
+    cwnd, ssthresh = c.cc.cwnd, c.cc.ssthresh
+    out = rig.rx(ACK, ack=ISS + 1, sack=(seg_range(mss, 2, 10),), at=rig.now + 0.05)
+    assert c.in_recovery and data_segments(out) == [(0, mss)] and c.cc.cwnd < cwnd
+    return rig, mss, cwnd, ssthresh
+
+
+def test_dsack_of_every_retransmission_undoes_the_reduction() -> None:
+    rig, mss, cwnd, ssthresh = _recovery_after_reordering()      # type: ignore[misc]
+    c = rig.conn
+    # the original arrives, then the retransmission: the peer D-SACKs it (RFC 2883)
+    rig.rx(ACK, ack=ISS + 1 + 10 * mss, sack=(seg_range(mss, 1, 1),), at=rig.now + 0.001)
+    assert not c.in_recovery
+    assert rig.host.stats.recovery_undos == 1 and rig.host.stats.dsacks_received == 1
+    assert c.cc.cwnd == cwnd and c.cc.ssthresh == ssthresh
+
+
+def test_ack_echoing_an_original_undoes_the_reduction() -> None:
+    """RFC 3522 §2: the ACK ending recovery echoes a timestamp older than the first
+    retransmission -- an original segment filled the hole (Linux tcp_packet_delayed)."""
+    rig, mss, cwnd, ssthresh = _recovery_after_reordering()      # type: ignore[misc]
+    c = rig.conn
+    assert c.undo_tsval is not None
+    rig.rx(ACK, ack=ISS + 1 + 10 * mss, ts=(rig.peer_ts(), c.undo_tsval - 1), at=rig.now + 0.001)
+    assert not c.in_recovery and rig.host.stats.recovery_undos == 1
+    assert c.cc.cwnd == cwnd and c.cc.ssthresh == ssthresh
+
+
+def test_needed_retransmission_keeps_the_reduction() -> None:
+    rig, mss, cwnd, ssthresh = _recovery_after_reordering()      # type: ignore[misc]
+    c = rig.conn
+    rig.rx(ACK, ack=ISS + 1 + 10 * mss, at=rig.now + 0.001)       # echoes the retransmission
+    assert not c.in_recovery and rig.host.stats.recovery_undos == 0
+    assert c.cc.ssthresh < ssthresh and c.cc.cwnd == c.cc.ssthresh
+
+
+def test_probe_timeout_is_two_srtt_plus_the_timer_slack() -> None:
+    """RFC 8985 §7.2: PTO = 2 SRTT (several segments in flight), plus Linux's 2 ms slack
+    -- not a fixed 10 ms floor, which left a sub-millisecond path idle for 10 ms."""
+    from protocols.tcp.timer import PTO_FLOOR
+
+    from .test_tcp_conn import established
+
+    rig = established(ts=True, sack=True, peer_ws=None, rtt=0.0005, loss_probes=True)
+    c = rig.conn
+    c.nodelay = True
+    rig.send(bytes(4 * c.mss))
+    assert c.probe_at is not None
+    assert abs(c.probe_at - (rig.now + 2 * c.rtt.srtt + PTO_FLOOR)) < 1e-9
+    assert c.probe_at - rig.now < 0.01
