@@ -211,10 +211,11 @@ def test_probe_timeout_is_two_srtt_plus_the_timer_slack() -> None:
 
     from .test_tcp_conn import established
 
-    rig = established(ts=True, sack=True, peer_ws=None, rtt=0.0005, loss_probes=True)
+    rig = established(ts=True, sack=True, peer_ws=None, rtt=0.001, loss_probes=True)
     c = rig.conn
     c.nodelay = True
     rig.send(bytes(4 * c.mss))
-    assert c.probe_at is not None
+    rig.rx(ACK, ack=ISS + 1 + c.mss, at=rig.now + 0.001)          # re-arms with 3 segments out
+    assert c.rtt.srtt > 0 and c.probe_at is not None
     assert abs(c.probe_at - (rig.now + 2 * c.rtt.srtt + PTO_FLOOR)) < 1e-9
     assert c.probe_at - rig.now < 0.01
