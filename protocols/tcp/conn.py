@@ -52,6 +52,7 @@ class TcpConfig:
     challenge_ack_limit: int = 1000     # per second per stack (RFC 5961 §7)
     loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
     rack: bool = True                   # RACK time-based loss detection with SACK (RFC 8985; Linux tcp_recovery=1)
+    dsack: bool = True                  # report duplicate segments (RFC 2883; net.ipv4.tcp_dsack)
     persist_min: float = 0.2
     persist_max: float = 60.0
 
@@ -76,7 +77,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         "probe_at", "probe_high", "tail_lost",
         "keep_probes", "last_rcv",
         # acks
-        "ack_now", "delack_bytes", "quickacks",
+        "ack_now", "delack_bytes", "quickacks", "dsack",
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
@@ -144,6 +145,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin):
         self.ack_now = False
         self.delack_bytes = 0
         self.quickacks = config.quickacks
+        self.dsack: tuple[int, int] | None = None   # a duplicate to report in the next ACK (RFC 2883)
         self.so_error = 0
         self.soft_error = 0
         self.nodelay = False

@@ -54,6 +54,7 @@ class InputMixin:
                 and not (not payload and not flags & (SYN | FIN) and seg.seq == self.rcv_nxt
                          and seg.ack == self.snd_una and self.snd_una != self.snd_max):
             self.host.stats.paws_drops += 1
+            self._note_duplicate(seg.seq, len(payload))
             self.ack_now = True
             self.output(now)
             return
@@ -62,6 +63,7 @@ class InputMixin:
         if not self._acceptable(seg.seq, seglen, wnd):
             self.host.stats.out_of_window += 1
             if not flags & RST:
+                self._note_duplicate(seg.seq, len(payload))
                 self.ack_now = True                  # §3.10.7.4: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
                 if st == State.TIME_WAIT and flags & FIN:
                     self.tw_at = now + 2 * self.config.msl
@@ -397,6 +399,20 @@ class InputMixin:
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn
 
+    def _note_duplicate(self: "Connection", seqno: int, datalen: int) -> None:
+        """RFC 2883 §4: data we already had (below RCV.NXT) is reported once, as the first
+        SACK block of the next ACK, so the sender can tell a needless retransmission from
+        a loss (and undo, widen its reordering window); and, as Linux does on a duplicate
+        (tcp_data_queue: DELAYEDACKLOST), ACK every segment for a while (quickack)."""
+        if not datalen or not self.sack_ok or not self.config.dsack:
+            return
+        end = sq.add(seqno, datalen)
+        if sq.gt(end, self.rcv_nxt) or sq.diff(self.rcv_nxt, seqno) > max(self.rcv.capacity, 1 << 16):
+            return                                   # not (only) old data, or far too old to be ours
+        self.dsack = (seqno, end)
+        self.host.stats.dsacks_sent += 1
+        self.quickacks = max(self.quickacks, self.config.quickacks)
+
     # --- undoing a spurious recovery (RFC 3708, RFC 3522, RFC 4015; Linux tcp_try_undo_*) ---------
     def note_retransmission(self: "Connection", now: float) -> None:
         if self.undo_cc is not None:
@@ -436,6 +452,7 @@ class InputMixin:
         fin = bool(seg.flags & FIN)
         front = sq.diff(self.rcv_nxt, seqno)
         if front > 0:                                # already have the start: trim it
+            self._note_duplicate(seqno, min(front, len(data)))
             if front > len(data):
                 self.ack_now = True
                 return

@@ -123,8 +123,8 @@ class OutputMixin:
     def _seg_mss(self: "Connection") -> int:
         """Payload per segment now: the MSS less room for SACK blocks while we hold
         out-of-order data (Linux tcp_current_mss), so a segment never outgrows the MTU."""
-        if self.sack_ok and self.rcv.ooo_count:
-            blocks = min(self.rcv.ooo_count, 3 if self.ts_ok else 4)
+        if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
+            blocks = min(self.rcv.ooo_count + (self.dsack is not None), 3 if self.ts_ok else 4)
             return max(self.mss - 4 - 8 * blocks, 64)
         return self.mss
 
@@ -309,8 +309,13 @@ class OutputMixin:
     def _emit(self: "Connection", seqno: int, flags: int, payload: memoryview | None, now: float,
               gso: int = 0) -> None:
         seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._advertise(now))
-        if self.sack_ok and self.rcv.ooo_count:
-            seg.sack = self.rcv.sack_blocks(3 if self.ts_ok else 4)
+        if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
+            limit = 3 if self.ts_ok else 4
+            if self.dsack is not None:               # RFC 2883 §4: the D-SACK block first, once
+                seg.sack = (self.dsack,) + (self.rcv.sack_blocks(limit - 1) if self.rcv.ooo_count else ())
+                self.dsack = None
+            else:
+                seg.sack = self.rcv.sack_blocks(limit)
         if self.ts_ok:
             seg.ts = (self._ts_val(now), self.ts_recent)
             if not seg.sack:

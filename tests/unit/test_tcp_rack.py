@@ -219,3 +219,32 @@ def test_probe_timeout_is_two_srtt_plus_the_timer_slack() -> None:
     assert c.rtt.srtt > 0 and c.probe_at is not None
     assert abs(c.probe_at - (rig.now + 2 * c.rtt.srtt + PTO_FLOOR)) < 1e-9
     assert c.probe_at - rig.now < 0.01
+
+
+# --- the receiver's D-SACK (RFC 2883) --------------------------------------------------------------------
+def test_duplicate_segment_is_reported_once_as_a_dsack() -> None:
+    """RFC 2883 §4: data at or below RCV.NXT arriving again is reported in the first SACK
+    block of the next ACK -- once -- so the sender can undo a needless retransmission."""
+    from .test_tcp_conn import IRS, established
+
+    rig = established(ts=True, sack=True)
+    c = rig.conn
+    rig.rx(ACK, payload=b"a" * 1000, at=rig.now + 0.001)
+    out = rig.rx(ACK, seq=IRS + 1, payload=b"a" * 1000, at=rig.now + 0.001)   # the same again
+    assert len(out) == 1 and out[0].seg.sack == ((IRS + 1, IRS + 1001),)
+    assert rig.host.stats.dsacks_sent == 1 and c.dsack is None
+    # a partial duplicate: its old part is reported
+    out = rig.rx(ACK, seq=IRS + 501, payload=b"b" * 1000, at=rig.now + 0.001)
+    assert out and out[0].seg.sack == ((IRS + 501, IRS + 1001),)
+    out = rig.rx(ACK, payload=b"c" * 10, at=rig.now + 0.001)
+    assert all(not s.seg.sack for s in out)
+
+
+def test_dsack_comes_before_the_out_of_order_blocks() -> None:
+    from .test_tcp_conn import IRS, established
+
+    rig = established(ts=True, sack=True)
+    rig.rx(ACK, payload=b"a" * 1000, at=rig.now + 0.001)
+    rig.rx(ACK, seq=IRS + 2001, payload=b"c" * 1000, at=rig.now + 0.001)       # a hole at 1001
+    out = rig.rx(ACK, seq=IRS + 1, payload=b"a" * 1000, at=rig.now + 0.001)
+    assert out[0].seg.sack == ((IRS + 1, IRS + 1001), (IRS + 2001, IRS + 3001))
