@@ -162,7 +162,10 @@ class OutputMixin:
         if self.rto_at is None:
             self.rto_at = now + self.rtt.current()
             self.persist_at = None
-        if self.probe_at is None:
+        if self.probe_at is None or not retransmission:
+            # RFC 8985 §7.2: the PTO runs from the last new segment, with the flight as it is
+            # now -- an ACK armed it when one segment or none was out (adding the delayed-ACK
+            # allowance), before this segment left
             self.arm_probe(now)
 
     def _retransmit_head(self: "Connection", now: float) -> bool:

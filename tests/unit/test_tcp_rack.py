@@ -248,3 +248,21 @@ def test_dsack_comes_before_the_out_of_order_blocks() -> None:
     rig.rx(ACK, seq=IRS + 2001, payload=b"c" * 1000, at=rig.now + 0.001)       # a hole at 1001
     out = rig.rx(ACK, seq=IRS + 1, payload=b"a" * 1000, at=rig.now + 0.001)
     assert out[0].seg.sack == ((IRS + 1, IRS + 1001), (IRS + 2001, IRS + 3001))
+
+
+def test_probe_is_rearmed_by_new_data_without_the_delayed_ack_allowance() -> None:
+    """RFC 8985 §7.2: an ACK leaving one segment out arms PTO with the delayed-ACK
+    allowance; the new data that ACK lets out re-arms it as 2 SRTT + slack -- the
+    allowance stayed, and a tail loss idled the connection 40 ms longer."""
+    from protocols.tcp.timer import PTO_FLOOR
+
+    from .test_tcp_conn import established
+
+    rig = established(ts=True, sack=True, peer_ws=None, rtt=0.001, loss_probes=True)
+    c = rig.conn
+    c.nodelay = True
+    rig.send(bytes(2 * c.mss))
+    rig.rx(ACK, ack=ISS + 1 + c.mss, at=rig.now + 0.001)          # one segment left out
+    assert c.probe_at is not None and c.probe_at - rig.now > c.config.delack
+    rig.send(bytes(2 * c.mss))                                    # new data goes out
+    assert abs(c.probe_at - (rig.now + 2 * c.rtt.srtt + PTO_FLOOR)) < 1e-9
