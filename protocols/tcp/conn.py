@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .congestion import ALGORITHMS, DEFAULT, CongestionControl
-from .rack import Rack
 from .input import InputMixin
 from .output import OutputMixin
+from .rack import Rack
 from .rtt import RttEstimator
 from .state import CAN_SEND, SYNCHRONIZED, State
 from .timer import TimerMixin

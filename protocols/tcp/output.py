@@ -216,7 +216,6 @@ class OutputMixin:
         if self.config.rack:
             return self._rack_retransmit(now)
         sent = False
-        mss = self._seg_mss()
         limit = self.snd_max if self.tail_lost else None
         while (room := self.cc.cwnd - self._pipe()) >= self.mss:
             hole = self.scoreboard.next_hole(self.high_rxt, self.snd_una, limit)

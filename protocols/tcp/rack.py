@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from . import seq as sq
 
@@ -211,8 +211,7 @@ class Rack:
         # (ambiguous); Linux and the RFC skip it
         if seg.retransmitted and rtt < self.min_rtt:
             return
-        if rtt < self.min_rtt:
-            self.min_rtt = rtt
+        self.min_rtt = min(self.min_rtt, rtt)
         self.rtt = rtt
         if _sent_after(seg.xmit_ts, seg.end, self.xmit_ts, self.end_seq):
             self.xmit_ts, self.end_seq = seg.xmit_ts, seg.end

@@ -6,7 +6,7 @@ from __future__ import annotations
 from protocols.tcp.rack import REO_WND_MIN, Rack
 from protocols.tcp.wire import ACK
 
-from .test_tcp_conn import ISS, data_segments, sack_in_flight, seg_range
+from .test_tcp_conn import ISS, Rig, data_segments, sack_in_flight, seg_range
 
 
 # --- the record on its own -------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_reordering_waits_for_the_reordering_window() -> None:
 
 
 # --- undoing a spurious recovery (RFC 3708, RFC 3522, RFC 4015) ----------------------------------------
-def _recovery_after_reordering() -> tuple[object, int, int, int]:
+def _recovery_after_reordering() -> tuple[Rig, int, int, int]:
     """Segment 1 delayed (not lost): 2..10 SACKed, recovery, segment 1 retransmitted."""
     rig, mss = sack_in_flight()
     c = rig.conn
@@ -176,7 +176,7 @@ def _recovery_after_reordering() -> tuple[object, int, int, int]:
 
 
 def test_dsack_of_every_retransmission_undoes_the_reduction() -> None:
-    rig, mss, cwnd, ssthresh = _recovery_after_reordering()      # type: ignore[misc]
+    rig, mss, cwnd, ssthresh = _recovery_after_reordering()
     c = rig.conn
     # the original arrives, then the retransmission: the peer D-SACKs it (RFC 2883)
     rig.rx(ACK, ack=ISS + 1 + 10 * mss, sack=(seg_range(mss, 1, 1),), at=rig.now + 0.001)
@@ -188,7 +188,7 @@ def test_dsack_of_every_retransmission_undoes_the_reduction() -> None:
 def test_ack_echoing_an_original_undoes_the_reduction() -> None:
     """RFC 3522 §2: the ACK ending recovery echoes a timestamp older than the first
     retransmission -- an original segment filled the hole (Linux tcp_packet_delayed)."""
-    rig, mss, cwnd, ssthresh = _recovery_after_reordering()      # type: ignore[misc]
+    rig, mss, cwnd, ssthresh = _recovery_after_reordering()
     c = rig.conn
     assert c.undo_tsval is not None
     rig.rx(ACK, ack=ISS + 1 + 10 * mss, ts=(rig.peer_ts(), c.undo_tsval - 1), at=rig.now + 0.001)
@@ -197,7 +197,7 @@ def test_ack_echoing_an_original_undoes_the_reduction() -> None:
 
 
 def test_needed_retransmission_keeps_the_reduction() -> None:
-    rig, mss, cwnd, ssthresh = _recovery_after_reordering()      # type: ignore[misc]
+    rig, mss, _cwnd, ssthresh = _recovery_after_reordering()
     c = rig.conn
     rig.rx(ACK, ack=ISS + 1 + 10 * mss, at=rig.now + 0.001)       # echoes the retransmission
     assert not c.in_recovery and rig.host.stats.recovery_undos == 0
