@@ -241,7 +241,8 @@ class OutputMixin:
             start, stop = lost
             hole = self.scoreboard.next_hole(start, self.snd_una, stop)
             if hole is None or sq.ge(hole[0], stop):
-                self.rack.sent(start, stop, now, True)   # SACKed meanwhile: nothing to send
+                # SACKed meanwhile (the scoreboard knew before RACK did): delivered
+                self.rack.on_ack(self.snd_una, ((start, stop),), self._range_sacked, now)
                 at = stop
                 continue
             stop = hole[1] if sq.lt(hole[1], stop) else stop

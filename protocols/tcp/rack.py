@@ -16,8 +16,8 @@ Two orders, as in Linux (an rb-tree by sequence, a list by transmit time):
 Delivered segments leave both; lost ones leave the time order until retransmitted.
 Each segment enters and leaves each structure once per transmission, so an ACK costs
 O(log n) plus what it delivers or marks lost (amortised), whatever a peer sends.  The
-number of records is bounded by the send buffer: at most one per segment sent (a
-sub-MSS segment splits at most one record in two).
+number of records is bounded: one per segment sent, at most RACK_MAX_SEGMENTS (beyond
+it new data joins the newest record; a retransmission splits at most one in two).
 
 Sequence numbers are kept as absolute positions (a base that moves with SND.UNA, as in
 the Scoreboard), so comparisons are plain integers.
@@ -30,8 +30,12 @@ from collections.abc import Callable
 
 from . import seq as sq
 
+# Records kept at most (a retransmission cutting one in two may add one more): a record per
+# full-sized segment of a 4 MiB send buffer is ~2900; tiny segments beyond the cap merge
+# into the newest record (Linux bounds the same by charging each skb's truesize to sndbuf).
+RACK_MAX_SEGMENTS = 4096
 REO_WND_PERSIST = 16            # RFC 8985 §6.2 step 4: recoveries a widened window persists
-REO_WND_MIN = 0.002             # the reordering window's floor, Linux TCP_TIMEOUT_MIN (see reo_wnd)
+REO_WND_MIN = 0.010             # the reordering window's floor, Linux TCP_TIMEOUT_MIN (see reo_wnd)
 DUPTHRESH = 3                   # RFC 6675 §2 / RFC 8985 §6.2 step 4
 
 
@@ -53,11 +57,12 @@ def _sent_after(t1: float, seq1: int, t2: float, seq2: int) -> bool:
 
 class Rack:
     """RFC 8985 §6.1 per-connection state plus the sent-segment record."""
-    __slots__ = ("xmit_ts", "end_seq", "rtt", "min_rtt", "fack", "reordering_seen", "reo_wnd_mult",
+    __slots__ = ("max_segments", "xmit_ts", "end_seq", "rtt", "min_rtt", "fack", "reordering_seen", "reo_wnd_mult",
                  "reo_wnd_persist", "dsack_round", "inflight", "lost_bytes",
                  "_starts", "_segs", "_tsorted", "_lost", "_base_seq", "_base_abs")
 
-    def __init__(self) -> None:
+    def __init__(self, max_segments: int = RACK_MAX_SEGMENTS) -> None:
+        self.max_segments = max_segments
         self.xmit_ts = 0.0              # RACK.xmit_ts: latest transmit time among delivered segments
         self.end_seq = 0                # RACK.end_seq (position)
         self.rtt = 0.0                  # RACK.rtt: RTT of that segment
@@ -98,6 +103,17 @@ class Rack:
             return
         segs = self._segs
         if not segs or lo >= segs[-1].end:
+            last = segs[-1] if segs else None
+            if last is not None and len(segs) >= self.max_segments and lo == last.end \
+                    and not last.lost and last in self._tsorted:
+                # at the cap (tiny segments): the new data joins the newest record, which
+                # takes this send time -- its older octets are detected later, never sooner
+                last.end = hi
+                last.xmit_ts = now
+                last.retransmitted = last.retransmitted or retransmission
+                self._tsorted.move_to_end(last)
+                self.inflight += hi - lo
+                return
             self._insert(len(segs), SentSegment(lo, hi, now, retransmission))
             return
         i = bisect_right(self._starts, lo) - 1

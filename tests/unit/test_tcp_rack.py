@@ -266,3 +266,16 @@ def test_probe_is_rearmed_by_new_data_without_the_delayed_ack_allowance() -> Non
     assert c.probe_at is not None and c.probe_at - rig.now > c.config.delack
     rig.send(bytes(2 * c.mss))                                    # new data goes out
     assert abs(c.probe_at - (rig.now + 2 * c.rtt.srtt + PTO_FLOOR)) < 1e-9
+
+
+def test_rack_records_are_bounded_for_tiny_segments() -> None:
+    """Tiny segments (TCP_NODELAY, 1-octet writes) beyond the cap join the newest record
+    instead of adding one each -- the record stays bounded whatever the application does."""
+    r = Rack(max_segments=8)
+    for k in range(100):
+        r.sent(k, k + 1, 1.0 + k * 1e-4, False)
+    assert len(r) == 8 and r.inflight == 100
+    r.on_ack(50, (), lambda s, e: False, 1.02)
+    assert r.inflight == 50 and len(r) <= 8
+    r.on_ack(100, (), lambda s, e: False, 1.03)
+    assert len(r) == 0 and r.inflight == 0
