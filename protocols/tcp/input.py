@@ -399,7 +399,7 @@ class InputMixin:
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn
 
-    def _note_duplicate(self: "Connection", seqno: int, datalen: int) -> None:
+    def _note_duplicate(self: "Connection", seqno: int, datalen: int, out_of_order: bool = False) -> None:
         """RFC 2883 §4: data we already had (below RCV.NXT) is reported once, as the first
         SACK block of the next ACK, so the sender can tell a needless retransmission from
         a loss (and undo, widen its reordering window); and, as Linux does on a duplicate
@@ -407,7 +407,8 @@ class InputMixin:
         if not datalen or not self.sack_ok or not self.config.dsack:
             return
         end = sq.add(seqno, datalen)
-        if sq.gt(end, self.rcv_nxt) or sq.diff(self.rcv_nxt, seqno) > max(self.rcv.capacity, 1 << 16):
+        if not out_of_order and (sq.gt(end, self.rcv_nxt)
+                                 or sq.diff(self.rcv_nxt, seqno) > max(self.rcv.capacity, 1 << 16)):
             return                                   # not (only) old data, or far too old to be ours
         self.dsack = (seqno, end)
         self.host.stats.dsacks_sent += 1
@@ -488,8 +489,13 @@ class InputMixin:
                     self.delack_at = now + self.config.delack
         else:
             if data:
+                held = self.rcv.ooo_bytes
                 if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
                     self.host.stats.ooo_segs += 1
+                    if self.rcv.ooo_bytes == held:
+                        # all of it was queued already: RFC 2883 §4.2, the D-SACK block and
+                        # then the block holding it (insert_ooo made that the most recent)
+                        self._note_duplicate(seqno, len(data), out_of_order=True)
                 else:
                     fin = False                      # dropped (block cap): the FIN comes back with it
             if fin:

@@ -279,3 +279,17 @@ def test_rack_records_are_bounded_for_tiny_segments() -> None:
     assert r.inflight == 50 and len(r) <= 8
     r.on_ack(100, (), lambda s, e: False, 1.03)
     assert len(r) == 0 and r.inflight == 0
+
+
+def test_duplicate_of_out_of_order_data_is_dsacked_before_its_block() -> None:
+    """RFC 2883 §4.2: a duplicate of queued out-of-order data -- the D-SACK block, then
+    the block that holds it."""
+    from .test_tcp_conn import IRS, established
+
+    rig = established(ts=True, sack=True)
+    rig.rx(ACK, payload=b"a" * 1000, at=rig.now + 0.001)
+    rig.rx(ACK, seq=IRS + 2001, payload=b"c" * 1000, at=rig.now + 0.001)       # a hole at 1001
+    rig.rx(ACK, seq=IRS + 4001, payload=b"e" * 1000, at=rig.now + 0.001)       # another at 3001
+    out = rig.rx(ACK, seq=IRS + 2001, payload=b"c" * 1000, at=rig.now + 0.001)
+    assert out[0].seg.sack == ((IRS + 2001, IRS + 3001), (IRS + 2001, IRS + 3001), (IRS + 4001, IRS + 5001))
+    assert rig.host.stats.dsacks_sent == 1
