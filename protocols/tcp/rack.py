@@ -35,7 +35,7 @@ from . import seq as sq
 # into the newest record (Linux bounds the same by charging each skb's truesize to sndbuf).
 RACK_MAX_SEGMENTS = 4096
 REO_WND_PERSIST = 16            # RFC 8985 §6.2 step 4: recoveries a widened window persists
-REO_WND_MIN = 0.002             # the reordering window's floor, Linux TCP_TIMEOUT_MIN (see reo_wnd)
+REO_WND_MIN = 0.002             # the reordering window's floor: Linux TCP_TIMEOUT_MIN at HZ=1000 (see reo_wnd)
 DUPTHRESH = 3                   # RFC 6675 §2 / RFC 8985 §6.2 step 4
 
 
