@@ -45,4 +45,4 @@ async def test_stack_receives_intact_and_reports_duplicates() -> None:
     assert res["intact"], res
     assert res["stack"]["dsacks_sent"] > 0          # RFC 2883: duplicates reported
     assert c["TCPDSACKRecv"] > 0
-    assert c["TCPTimeouts"] <= rto_bound(size / 1e6) * 2, c
+    assert c["TCPTimeouts"] <= 3 * rto_bound(size / 1e6), c   # the Linux sender: ~0.6/MB, as to Linux
