@@ -47,6 +47,17 @@ class CongestionControl:
     def on_recovery_exit(self) -> None:
         self.cwnd = max(self.ssthresh, 2 * self.mss)   # RFC 6582 §3.2 step 3 (full ACK)
 
+    def snapshot(self) -> dict[str, object]:
+        """The controller's state before a reduction, for undoing it (RFC 4015 §3)."""
+        return dict(vars(self))
+
+    def undo(self, before: dict[str, object]) -> None:
+        """The reduction was for nothing (the retransmissions were spurious): restore the
+        state from before it, keeping any growth since (Linux tcp_undo_cwnd_reduction)."""
+        cwnd = self.cwnd
+        vars(self).update(before)
+        self.cwnd = max(self.cwnd, cwnd)
+
 
 class NewReno(CongestionControl):
     name = "reno"

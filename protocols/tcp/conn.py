@@ -19,6 +19,7 @@ from .congestion import ALGORITHMS, DEFAULT, CongestionControl
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
+from .rack import Rack
 from .rtt import RttEstimator
 from .state import CAN_SEND, SYNCHRONIZED, State
 from .timer import TimerMixin
@@ -76,6 +77,8 @@ class TcpConfig:
     invalid_ratelimit: float = 0.5      # seconds (net.ipv4.tcp_invalid_ratelimit)
     challenge_ack_limit: int | None = None   # per second per stack (net.ipv4.tcp_challenge_ack_limit)
     loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
+    rack: bool = True                   # RACK time-based loss detection with SACK (RFC 8985; Linux tcp_recovery=1)
+    dsack: bool = True                  # report duplicate segments (RFC 2883; net.ipv4.tcp_dsack)
     persist_min: float = 0.2
     persist_max: float = 60.0
 
@@ -94,13 +97,13 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
         # RTT and congestion
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
-        "scoreboard",
+        "scoreboard", "rack", "rack_at", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
         "keep_probes", "last_rcv",
         # acks
-        "ack_now", "delack_bytes", "quickacks", "last_oow_ack",
+        "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
@@ -157,6 +160,13 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.high_rxt = 0
         self.rexmit_una = False
         self.scoreboard = Scoreboard()
+        self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
+        self.rack_at: float | None = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
+        # undoing a recovery that was spurious (RFC 3708 D-SACK, RFC 3522 timestamps, RFC 4015)
+        self.undo_cc: dict[str, object] | None = None   # the controller before the reduction
+        self.undo_retrans = 0                   # retransmissions of the episode not yet D-SACKed
+        self.undo_tsval: int | None = None      # TSval of its first retransmission
+        self.undo_marker = 0                    # SND.UNA when it began: older D-SACKs are not its
         self.rto_at: float | None = None
         self.delack_at: float | None = None
         self.persist_at: float | None = None
@@ -174,6 +184,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.delack_bytes = 0
         self.quickacks = config.quickacks
         self.last_oow_ack: float | None = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
+        self.dsack: tuple[int, int] | None = None   # a duplicate to report in the next ACK (RFC 2883)
         self.so_error = 0
         self.soft_error = 0
         self.nodelay = False
@@ -307,6 +318,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
     def destroy(self) -> None:
         self.state = State.CLOSED
         self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = self.probe_at = None
+        self.rack_at = None
         self.host.detach(self)
         self.release_buffers()
         self.on_event()

@@ -54,6 +54,7 @@ class InputMixin:
                 and not (not payload and not flags & (SYN | FIN) and seg.seq == self.rcv_nxt
                          and seg.ack == self.snd_una and self.snd_una != self.snd_max):
             self.host.stats.paws_drops += 1
+            self._note_duplicate(seg.seq, len(payload))
             self._dupack_invalid(seg, payload, "ack_skipped_paws", now)
             return
         seglen = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
@@ -67,7 +68,8 @@ class InputMixin:
                 return
             if st == State.TIME_WAIT and flags & FIN:
                 self.tw_at = now + 2 * self.config.msl
-            # §3.10.7.4: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+            # §3.10.7.4: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, a D-SACK if it was old data
+            self._note_duplicate(seg.seq, len(payload))
             self._dupack_invalid(seg, payload, "ack_skipped_time_wait" if st == State.TIME_WAIT
                                  else "ack_skipped_seq", now)
             return
@@ -275,6 +277,10 @@ class InputMixin:
         sack_news = False
         if self.sack_ok and seg.sack:
             sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max, self.host.stats)
+            if _is_dsack(seg.sack, ack):
+                self.host.stats.dsacks_received += 1
+                self.rack.on_dsack(self.snd_una, self.snd_nxt)
+                self._dsack_undo(seg.sack[0], now)
         acked = sq.diff(ack, self.snd_una)
         if self.probe_high is not None:
             if sq.ge(ack, self.probe_high):
@@ -290,6 +296,8 @@ class InputMixin:
         elif acked == 0 and self.snd_max != self.snd_una and datalen == 0 \
                 and not seg.flags & (SYN | FIN) and (win == self.snd_wnd or sack_news):
             self._dupack(now)
+        if self.sack_ok and self.config.rack and (acked > 0 or seg.sack):
+            self._rack_on_ack(seg, now)
         # RFC 9293 §3.10.7.4: update the send window from the newest segment only
         if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
             if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
@@ -318,6 +326,31 @@ class InputMixin:
                 self.destroy()
             self.on_event()
 
+    def _rack_on_ack(self: "Connection", seg: "TcpRepr", now: float) -> None:
+        """RFC 8985 §6.2: what this ACK delivered advances RACK; then every segment sent
+        before the newest delivered one, and older than RACK.rtt + reo_wnd, is lost."""
+        if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
+            self._rack_detect(now)
+
+    def _range_sacked(self: "Connection", start: int, end: int) -> bool:
+        got = self.scoreboard.sacked_end(start)
+        return got is not None and sq.ge(got, end)
+
+    def _rack_detect(self: "Connection", now: float) -> None:
+        rack = self.rack
+        reo_wnd = rack.reo_wnd(self.in_recovery, self.scoreboard.sacked >= DUPTHRESH * self.mss, self.rtt.srtt)
+        marked, retransmitted, timeout = rack.detect_loss(now, reo_wnd)
+        self.rack_at = now + timeout if timeout > 0 else None
+        if not marked:
+            return
+        stats = self.host.stats
+        stats.rack_lost += marked
+        stats.lost_retransmits += retransmitted
+        # RFC 8985 §6.2 / RFC 6675 §5: a loss starts fast recovery -- once per window
+        # (RFC 6582 §3.2 step 1: not again before the old RecoveryPoint is ACKed)
+        if not self.in_recovery and sq.ge(self.snd_una, self.recover):
+            self._enter_recovery(now)
+
     def _rtt_from(self: "Connection", seg: "TcpRepr", now: float, sent_at: float) -> None:
         if self.ts_ok and seg.ts is not None and seg.ts[1]:
             r = ((self.host.ts_clock(now) + self.ts_offset - seg.ts[1]) & 0xFFFFFFFF) / 1000.0
@@ -345,12 +378,23 @@ class InputMixin:
         self.retransmits = 0
         self.rtt.backoff = 0
         self.scoreboard.prune(ack)
+        if len(self.scoreboard) and self.scoreboard.is_sacked(ack):
+            # RFC 6675 §5.1 / RFC 2018 §8: the cumulative ACK stops where the peer had SACKed
+            # -- it reneged (dropped out-of-order data); only now is the scoreboard void
+            # (Linux tcp_check_sack_reneging)
+            self.host.stats.sack_reneging += 1
+            self.scoreboard.clear()
         if self.in_recovery:
             if sq.ge(ack, self.recover):             # full ACK (RFC 6582 §3.2 step 3)
                 self.in_recovery = False
                 self.tail_lost = False
                 self.dupacks = 0
-                self.cc.on_recovery_exit()
+                if self._may_undo(seg):
+                    self._undo_recovery()
+                elif self.undo_cc is not None or not self.sack_ok:
+                    self.cc.on_recovery_exit()       # (not after a D-SACK undo: nothing to end)
+                self.undo_cc = None
+                self.rack.on_recovery_exit()
             elif not self.sack_ok:                   # partial ACK: NewReno step 5
                 self.rexmit_una = True
                 self.cc.cwnd = max(self.cc.cwnd - data_acked + self.mss, self.mss)
@@ -372,6 +416,8 @@ class InputMixin:
             if not self.sack_ok:
                 self.cc.cwnd += self.mss             # RFC 6582 step 4: inflate per dup ACK
             return
+        if self.sack_ok and self.config.rack and self.rack.reordering_seen:
+            return                                   # RFC 8985 §6.2: reordering seen, time decides
         lost = self.dupacks >= DUPTHRESH or (
             self.sack_ok and self.scoreboard.sacked >= DUPTHRESH * self.mss)   # RFC 6675 IsLost(SND.UNA)
         # RFC 6582 §3.2 step 1 guards NewReno against a second reduction for one window;
@@ -385,12 +431,63 @@ class InputMixin:
         self.host.stats.fast_retransmits += 1
         self.in_recovery = True
         self.recover = self.snd_max
+        self.undo_cc = self.cc.snapshot()
+        self.undo_marker = self.snd_una
+        self.undo_retrans = 0
+        self.undo_tsval = None
         self.cc.on_congestion(flight, now)
         if not self.sack_ok:
             self.cc.cwnd = self.cc.ssthresh + DUPTHRESH * self.mss
         self.high_rxt = self.snd_una
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn
+
+    def _note_duplicate(self: "Connection", seqno: int, datalen: int, out_of_order: bool = False) -> None:
+        """RFC 2883 §4: data we already had (below RCV.NXT) is reported once, as the first
+        SACK block of the next ACK, so the sender can tell a needless retransmission from
+        a loss (and undo, widen its reordering window); and, as Linux does on a duplicate
+        (tcp_data_queue: DELAYEDACKLOST), ACK every segment for a while (quickack)."""
+        if not datalen or not self.sack_ok or not self.config.dsack:
+            return
+        end = sq.add(seqno, datalen)
+        if not out_of_order and (sq.gt(end, self.rcv_nxt)
+                                 or sq.diff(self.rcv_nxt, seqno) > max(self.rcv.capacity, 1 << 16)):
+            return                                   # not (only) old data, or far too old to be ours
+        self.dsack = (seqno, end)
+        self.host.stats.dsacks_sent += 1
+        self.quickacks = max(self.quickacks, self.config.quickacks)
+
+    # --- undoing a spurious recovery (RFC 3708, RFC 3522, RFC 4015; Linux tcp_try_undo_*) ---------
+    def note_retransmission(self: "Connection", now: float) -> None:
+        if self.undo_cc is not None:
+            self.undo_retrans += 1
+            if self.undo_tsval is None and self.ts_ok:
+                self.undo_tsval = self._ts_val(now)
+
+    def _dsack_undo(self: "Connection", block: tuple[int, int], now: float) -> None:
+        """RFC 3708 §3: each D-SACK of the episode's retransmissions reports one that was
+        not needed; when all are reported, the reduction was for nothing."""
+        if self.undo_cc is None or not self.in_recovery or sq.lt(block[0], self.undo_marker):
+            return
+        self.undo_retrans -= max(1, sq.diff(block[1], block[0]) // max(self.mss, 1))
+        if self.undo_retrans <= 0:
+            self._undo_recovery()
+
+    def _may_undo(self: "Connection", seg: "TcpRepr") -> bool:
+        """At the end of recovery: all retransmissions D-SACKed, or (RFC 3522 §2) the ACK
+        echoes a timestamp older than the first retransmission -- an original arrived."""
+        if self.undo_cc is None:
+            return False
+        if self.undo_retrans <= 0:
+            return True
+        return self.undo_tsval is not None and seg.ts is not None and sq.lt(seg.ts[1], self.undo_tsval)
+
+    def _undo_recovery(self: "Connection") -> None:
+        """RFC 4015 §3.2: restore the congestion state from before the false alarm."""
+        assert self.undo_cc is not None
+        self.cc.undo(self.undo_cc)
+        self.undo_cc = None
+        self.host.stats.recovery_undos += 1
 
     # --- segment text and FIN -----------------------------------------------------------
     def _process_text(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
@@ -399,6 +496,7 @@ class InputMixin:
         fin = bool(seg.flags & FIN)
         front = sq.diff(self.rcv_nxt, seqno)
         if front > 0:                                # already have the start: trim it
+            self._note_duplicate(seqno, min(front, len(data)))
             if front > len(data):
                 self.ack_now = True
                 return
@@ -445,8 +543,13 @@ class InputMixin:
                 self.ack_now = True
                 return
             if data:
+                held = self.rcv.ooo_bytes
                 if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
                     self.host.stats.ooo_segs += 1
+                    if self.rcv.ooo_bytes == held:
+                        # all of it was queued already: RFC 2883 §4.2, the D-SACK block and
+                        # then the block holding it (insert_ooo made that the most recent)
+                        self._note_duplicate(seqno, len(data), out_of_order=True)
                 else:
                     fin = False                      # dropped (block cap): the FIN comes back with it
             if fin:
@@ -475,3 +578,12 @@ class InputMixin:
         self.rto_at = self.persist_at = self.keep_at = self.delack_at = None
         self.tw_at = now + 2 * self.config.msl
         self.host.time_wait(self)
+
+
+def _is_dsack(sacks: tuple[tuple[int, int], ...], ack: int) -> bool:
+    """RFC 2883 §4: the first block reports a duplicate when it lies at or below the
+    cumulative ACK, or inside the second block."""
+    left, right = sacks[0]
+    if sq.le(right, ack):
+        return True
+    return len(sacks) > 1 and sq.ge(left, sacks[1][0]) and sq.le(right, sacks[1][1])

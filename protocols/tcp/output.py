@@ -39,7 +39,7 @@ class OutputMixin:
         if self.rexmit_una:
             self.rexmit_una = False
             sent = self._retransmit_head(now)
-        if self.in_recovery and self.sack_ok:
+        if self.sack_ok and (self.in_recovery or self.config.rack and self.rack.has_lost):
             sent = self._sack_retransmit(now) or sent
         while True:
             n, fin = self._sendable(force_probe)
@@ -73,6 +73,8 @@ class OutputMixin:
         """RFC 6675 §4 pipe, simplified: octets above the highest SACK are in flight, holes
         below it are lost unless retransmitted during this recovery."""
         sb = self.scoreboard
+        if self.config.rack and self.sack_ok and (self.in_recovery or self.rack.has_lost):
+            return self.rack.inflight                # RFC 8985: sent, not delivered, not lost
         if not self.in_recovery or (sb.high_sack is None and not self.tail_lost):
             return sq.diff(self.snd_nxt, self.snd_una)
         if sb.high_sack is None:
@@ -131,8 +133,8 @@ class OutputMixin:
     def _seg_mss(self: "Connection") -> int:
         """Payload per segment now: the MSS less room for SACK blocks while we hold
         out-of-order data (Linux tcp_current_mss), so a segment never outgrows the MTU."""
-        if self.sack_ok and self.rcv.ooo_count:
-            blocks = min(self.rcv.ooo_count, 3 if self.ts_ok else 4)
+        if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
+            blocks = min(self.rcv.ooo_count + (self.dsack is not None), 3 if self.ts_ok else 4)
             return max(self.mss - 4 - 8 * blocks, 64)
         return self.mss
 
@@ -153,6 +155,7 @@ class OutputMixin:
         retransmission = sq.lt(seqno, self.snd_max)
         mss = self._seg_mss()
         self._emit(seqno, flags, payload, now, gso=mss if n > mss else 0)
+        self._rack_sent(seqno, end, now, retransmission)
         if retransmission:
             self.total_retrans += 1
             self.host.stats.retrans_segs += 1
@@ -169,7 +172,10 @@ class OutputMixin:
         if self.rto_at is None:
             self.rto_at = now + self.rtt.current()
             self.persist_at = None
-        if self.probe_at is None:
+        if self.probe_at is None or not retransmission:
+            # RFC 8985 §7.2: the PTO runs from the last new segment, with the flight as it is
+            # now -- an ACK armed it when one segment or none was out (adding the delayed-ACK
+            # allowance), before this segment left
             self.arm_probe(now)
 
     def _retransmit_head(self: "Connection", now: float) -> bool:
@@ -180,6 +186,7 @@ class OutputMixin:
         if n == 0 and not fin:
             return False
         self._emit(self.snd_una, ACK | (FIN if fin else 0), self.snd.view(0, n) if n else None, now)
+        self._rack_sent(self.snd_una, sq.add(self.snd_una, n + (1 if fin else 0)), now, True)
         self.total_retrans += 1
         self.host.stats.retrans_segs += 1
         if sq.lt(self.high_rxt, sq.add(self.snd_una, n)):
@@ -199,35 +206,82 @@ class OutputMixin:
         if n == 0 and not fin:
             return
         self._emit(sq.add(self.snd_una, off), ACK | (FIN if fin else 0), self.snd.view(off, n) if n else None, now)
+        self._rack_sent(sq.add(self.snd_una, off), sq.add(self.snd_una, off + n + (1 if fin else 0)), now, True)
         self.total_retrans += 1
         self.host.stats.retrans_segs += 1
         self.rtt_seq = None
 
+    def _rack_sent(self: "Connection", start: int, end: int, now: float, retransmission: bool) -> None:
+        if retransmission:
+            self.note_retransmission(now)
+        if self.sack_ok and self.config.rack:
+            self.rack.sent(start, end, now, retransmission)
+
     def _sack_retransmit(self: "Connection", now: float) -> bool:
         """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, resend the next hole -- as one
-        TSO super-segment when the device cuts them and the window allows."""
+        TSO super-segment when the device cuts them and the window allows.  With RACK
+        (RFC 8985 §6.2) the holes resent are those RACK marked lost, lowest first: a hole
+        merely reordered waits its reordering window, and a retransmission lost again is
+        resent as soon as RACK knows (RFC 6675's HighRxt walk would never come back to it)."""
+        if self.config.rack:
+            return self._rack_retransmit(now)
         sent = False
-        mss = self._seg_mss()
         limit = self.snd_max if self.tail_lost else None
         while (room := self.cc.cwnd - self._pipe()) >= self.mss:
             hole = self.scoreboard.next_hole(self.high_rxt, self.snd_una, limit)
             if hole is None:
                 break
             start, stop = hole
-            off = sq.diff(start, self.snd_una)
-            n = min(sq.diff(stop, start), max(mss, min(room, self._segment_limit()) // mss * mss),
-                    max(len(self.snd) - off, 0))
-            # the hole may end with our FIN (it sits at fin_seq, after the last data octet)
-            fin = self.fin_seq is not None and sq.add(start, n) == self.fin_seq and sq.gt(stop, self.fin_seq)
-            if n == 0 and not fin:
+            n = self._resend_hole(start, stop, room, now)
+            if n < 0:
                 break
-            self._emit(start, ACK | (FIN if fin else 0), self.snd.view(off, n) if n else None, now,
-                       gso=mss if n > mss else 0)
-            self.total_retrans += 1
-            self.host.stats.retrans_segs += 1
-            self.high_rxt = sq.add(start, n + (1 if fin else 0))
+            self.high_rxt = sq.add(start, n)
             sent = True
         return sent
+
+    def _rack_retransmit(self: "Connection", now: float) -> bool:
+        sent = False
+        at = self.snd_una
+        # after an RTO, SND.NXT walks back over the window: what lies above it goes with it
+        limit = self.snd_max if self.in_recovery else self.snd_nxt
+        while (room := self.cc.cwnd - self._pipe()) >= self.mss:
+            lost = self.rack.first_lost(at)
+            if lost is None or sq.ge(lost[0], limit):
+                break
+            start, stop = lost
+            hole = self.scoreboard.next_hole(start, self.snd_una, stop)
+            if hole is None or sq.ge(hole[0], stop):
+                # SACKed meanwhile (the scoreboard knew before RACK did): delivered
+                self.rack.on_ack(self.snd_una, ((start, stop),), self._range_sacked, now)
+                at = stop
+                continue
+            stop = hole[1] if sq.lt(hole[1], stop) else stop
+            n = self._resend_hole(hole[0], stop, room, now)
+            if n < 0:
+                break
+            at = sq.add(hole[0], n)
+            if sq.gt(at, self.high_rxt):
+                self.high_rxt = at
+            sent = True
+        return sent
+
+    def _resend_hole(self: "Connection", start: int, stop: int, room: int, now: float) -> int:
+        """Resend [start, stop) as far as `room` allows; the octets sent (FIN counted), -1 if none."""
+        mss = self._seg_mss()
+        off = sq.diff(start, self.snd_una)
+        n = min(sq.diff(stop, start), max(mss, min(room, self._segment_limit()) // mss * mss),
+                max(len(self.snd) - off, 0))
+        # the hole may end with our FIN (it sits at fin_seq, after the last data octet)
+        fin = self.fin_seq is not None and sq.add(start, n) == self.fin_seq and sq.gt(stop, self.fin_seq)
+        if n == 0 and not fin:
+            return -1
+        self._emit(start, ACK | (FIN if fin else 0), self.snd.view(off, n) if n else None, now,
+                   gso=mss if n > mss else 0)
+        end = sq.add(start, n + (1 if fin else 0))
+        self._rack_sent(start, end, now, True)
+        self.total_retrans += 1
+        self.host.stats.retrans_segs += 1
+        return n + (1 if fin else 0)
 
     def _send_syn(self: "Connection", now: float) -> None:
         synack = self.state == State.SYN_RECEIVED
@@ -268,8 +322,13 @@ class OutputMixin:
     def _emit(self: "Connection", seqno: int, flags: int, payload: memoryview | None, now: float,
               gso: int = 0) -> None:
         seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._advertise(now))
-        if self.sack_ok and self.rcv.ooo_count:
-            seg.sack = self.rcv.sack_blocks(3 if self.ts_ok else 4)
+        if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
+            limit = 3 if self.ts_ok else 4
+            if self.dsack is not None:               # RFC 2883 §4: the D-SACK block first, once
+                seg.sack = (self.dsack,) + (self.rcv.sack_blocks(limit - 1) if self.rcv.ooo_count else ())
+                self.dsack = None
+            else:
+                seg.sack = self.rcv.sack_blocks(limit)
         if self.ts_ok:
             seg.ts = (self._ts_val(now), self.ts_recent)
             if not seg.sack:

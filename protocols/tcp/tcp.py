@@ -71,6 +71,13 @@ class TcpStats(Counters):
     fast_retransmits: int = 0
     loss_probes: int = 0
     probe_recoveries: int = 0
+    rack_lost: int = 0              # segments RACK marked lost (RFC 8985 §6.2; Linux counts them in TCPLost*)
+    lost_retransmits: int = 0       # ...of them retransmissions lost again (Linux TCPLostRetransmit)
+    rack_timeouts: int = 0          # RACK reordering-timer expiries (Linux's REO_TIMEOUT)
+    dsacks_sent: int = 0            # duplicates reported to the peer (RFC 2883; Linux TCPDSACKOldSent)
+    dsacks_received: int = 0        # D-SACKs from the peer: spurious retransmissions (TCPDSACKRecv)
+    recovery_undos: int = 0         # recoveries found spurious and undone (Linux TCPFullUndo + TCPDSACKUndo)
+    sack_reneging: int = 0          # the peer dropped data it had SACKed: scoreboard cleared (TCPSACKReneging)
     rto_fires: int = 0
     timeouts: int = 0
     timer_deferrals: int = 0     # a timer still due after its handler ran: pushed one tick on

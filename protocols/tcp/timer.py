@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING
 from . import seq as sq
 from .state import State
 
+# RFC 8985 §7.2 PTO = 2 SRTT; plus a timer slack (Linux adds TCP_TIMEOUT_MIN, 2 jiffies: 2 ms
+# at HZ=1000, 8 ms at HZ=250 -- measured here, 2 ms recovers fastest) so a
+# sub-millisecond SRTT does not probe ahead of an ACK that is merely a little late
+PTO_FLOOR = 0.002
 SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
 
 if TYPE_CHECKING:
@@ -26,7 +30,8 @@ class TimerMixin:
 
     def poll_at(self: "Connection") -> float | None:
         best = None
-        for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at, self.probe_at):
+        for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at, self.probe_at,
+                   self.rack_at):
             if at is not None and (best is None or at < best):
                 best = at
         return best
@@ -40,6 +45,9 @@ class TimerMixin:
             self.rto_at = None
             self.probe_at = None
             self._on_rto(now)
+        if self.rack_at is not None and now >= self.rack_at:
+            self.rack_at = None
+            self._on_rack_timer(now)
         if self.probe_at is not None and now >= self.probe_at:
             self.probe_at = None
             self._on_probe(now)
@@ -92,8 +100,12 @@ class TimerMixin:
         self.probe_high = None
         self.dupacks = 0
         self.recover = self.snd_max
-        if self.rtt.backoff > 1:
-            self.scoreboard.clear()              # RFC 6675 §5.1: the receiver may have reneged
+        # RFC 6675 §5.1 keeps the scoreboard: SACKed data is skipped as SND.NXT goes back
+        # (cleared only when the peer shows it reneged, input.py); RFC 8985 §6.3: all the
+        # rest is taken as lost
+        self.rack.mark_all_lost()
+        self.rack_at = None
+        self.undo_cc = None                      # no undo of an RTO (F-RTO, RFC 5682, is not done)
         self.rtt_seq = None
         self.snd_nxt = self.snd_una
         self.output(now)
@@ -108,7 +120,7 @@ class TimerMixin:
                 or self.state not in SENDING or (self.probe_high is not None and not self.in_recovery):
             self.probe_at = None
             return
-        pto = max(2 * self.rtt.srtt, 0.01)
+        pto = 2 * self.rtt.srtt + PTO_FLOOR
         if sq.diff(self.snd_max, self.snd_una) <= self.mss:
             pto += self.config.delack
         at = now + pto
@@ -126,6 +138,8 @@ class TimerMixin:
             self.high_rxt = self.snd_una
             self.tail_lost = True
             self.probe_high = self.snd_max
+            if self.config.rack:
+                self.rack.mark_all_lost()
             self.output(now)
             return
         # RFC 8985 §7.3: send new data if the windows allow, else the last segment again
@@ -135,6 +149,14 @@ class TimerMixin:
             self.output(now)
         else:
             self._retransmit_tail(now)
+
+    def _on_rack_timer(self: "Connection", now: float) -> None:
+        """RFC 8985 §6.2 step 5: the reordering window of a segment ran out -- detect again."""
+        if self.snd_una == self.snd_max or self.state not in SENDING:
+            return
+        self.host.stats.rack_timeouts += 1
+        self._rack_detect(now)
+        self.output(now)
 
     def arm_keepalive(self: "Connection", now: float) -> None:
         if self.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and self.keep_at is None:

@@ -1,0 +1,325 @@
+"""RACK: time-based loss detection (RFC 8985 §6), the sender's per-segment record.
+
+Every transmission (new data or a retransmission) is a SentSegment with its transmit
+time.  A segment is lost when a segment sent *after* it has been delivered (ACKed or
+SACKed) and more than RACK.rtt + RACK.reo_wnd has passed since it left (§6.2 step 5).
+This catches what duplicate-ACK counting cannot: a retransmission lost again (SND.UNA
+and the SACK holes do not move, so no dupthresh ever fires -- only the RTO would), and
+a loss among the last few segments in flight (fewer than DupThresh behind it).  The
+reordering window adapts (§6.2 step 4): zero until reordering is seen, then
+min(reo_wnd_mult * min_RTT / 4, SRTT), widened per round that brought D-SACKs.
+
+Two orders, as in Linux (an rb-tree by sequence, a list by transmit time):
+  * by sequence: sorted lists of starts (bisect), for what an ACK or SACK delivers;
+  * by transmit time: an OrderedDict of the segments in flight (not delivered, not
+    marked lost), oldest first; a retransmission moves its segment to the end.
+Delivered segments leave both; lost ones leave the time order until retransmitted.
+Each segment enters and leaves each structure once per transmission, so an ACK costs
+O(log n) plus what it delivers or marks lost (amortised), whatever a peer sends.  The
+number of records is bounded: one per segment sent, at most RACK_MAX_SEGMENTS (beyond
+it new data joins the newest record; a retransmission splits at most one in two).
+
+Sequence numbers are kept as absolute positions (a base that moves with SND.UNA, as in
+the Scoreboard), so comparisons are plain integers.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Callable
+
+from . import seq as sq
+
+# Records kept at most (a retransmission cutting one in two may add one more): a record per
+# full-sized segment of a 4 MiB send buffer is ~2900; tiny segments beyond the cap merge
+# into the newest record (Linux bounds the same by charging each skb's truesize to sndbuf).
+RACK_MAX_SEGMENTS = 4096
+REO_WND_PERSIST = 16            # RFC 8985 §6.2 step 4: recoveries a widened window persists
+REO_WND_MIN = 0.002             # the reordering window's floor: Linux TCP_TIMEOUT_MIN at HZ=1000 (see reo_wnd)
+DUPTHRESH = 3                   # RFC 6675 §2 / RFC 8985 §6.2 step 4
+
+
+class SentSegment:
+    __slots__ = ("start", "end", "xmit_ts", "retransmitted", "lost")
+
+    def __init__(self, start: int, end: int, xmit_ts: float, retransmitted: bool) -> None:
+        self.start = start
+        self.end = end
+        self.xmit_ts = xmit_ts
+        self.retransmitted = retransmitted
+        self.lost = False
+
+
+def _sent_after(t1: float, seq1: int, t2: float, seq2: int) -> bool:
+    """RFC 8985 §6.2 RACK_sent_after: was (t1, seq1) sent after (t2, seq2)?"""
+    return t1 > t2 or (t1 == t2 and seq1 > seq2)
+
+
+class Rack:
+    """RFC 8985 §6.1 per-connection state plus the sent-segment record."""
+    __slots__ = ("max_segments", "xmit_ts", "end_seq", "rtt", "min_rtt", "fack", "reordering_seen", "reo_wnd_mult",
+                 "reo_wnd_persist", "dsack_round", "inflight", "lost_bytes",
+                 "_starts", "_segs", "_tsorted", "_lost", "_base_seq", "_base_abs")
+
+    def __init__(self, max_segments: int = RACK_MAX_SEGMENTS) -> None:
+        self.max_segments = max_segments
+        self.xmit_ts = 0.0              # RACK.xmit_ts: latest transmit time among delivered segments
+        self.end_seq = 0                # RACK.end_seq (position)
+        self.rtt = 0.0                  # RACK.rtt: RTT of that segment
+        self.min_rtt = float("inf")
+        self.fack = 0                   # RACK.fack: highest end delivered (position)
+        self.reordering_seen = False
+        self.reo_wnd_mult = 1
+        self.reo_wnd_persist = REO_WND_PERSIST
+        self.dsack_round: int | None = None
+        self.inflight = 0               # octets sent, not delivered, not marked lost (the pipe)
+        self.lost_bytes = 0             # octets marked lost and not yet sent again
+        self._starts: list[int] = []    # by sequence: segment starts, ascending...
+        self._segs: list[SentSegment] = []   # ...and the segments (not yet delivered)
+        self._tsorted: OrderedDict[SentSegment, None] = OrderedDict()   # in flight, oldest first
+        self._lost: list[int] = []      # starts of segments marked lost, ascending
+        self._base_seq = 0
+        self._base_abs = 0
+
+    def __len__(self) -> int:
+        return len(self._segs)
+
+    # --- positions --------------------------------------------------------------------------
+    def rebase(self, una: int) -> None:
+        self._base_abs += sq.diff(una, self._base_seq)
+        self._base_seq = una
+
+    def pos(self, s: int) -> int:
+        return self._base_abs + sq.diff(s, self._base_seq)
+
+    def seq(self, p: int) -> int:
+        return sq.add(self._base_seq, p - self._base_abs)
+
+    # --- transmissions ------------------------------------------------------------------------
+    def sent(self, start: int, end: int, now: float, retransmission: bool) -> None:
+        """Record a transmission of [start, end): it replaces whatever covered that range."""
+        lo, hi = self.pos(start), self.pos(end)
+        if hi <= lo:
+            return
+        segs = self._segs
+        if not segs or lo >= segs[-1].end:
+            last = segs[-1] if segs else None
+            if last is not None and len(segs) >= self.max_segments and lo == last.end \
+                    and not last.lost and last in self._tsorted:
+                # at the cap (tiny segments): the new data joins the newest record, which
+                # takes this send time -- its older octets are detected later, never sooner
+                last.end = hi
+                last.xmit_ts = now
+                last.retransmitted = last.retransmitted or retransmission
+                self._tsorted.move_to_end(last)
+                self.inflight += hi - lo
+                return
+            self._insert(len(segs), SentSegment(lo, hi, now, retransmission))
+            return
+        i = bisect_right(self._starts, lo) - 1
+        if i >= 0 and segs[i].end > lo and segs[i].start < lo:
+            old = segs[i]                       # we cut into it: it keeps its front...
+            if old.end > hi:                    # ...and its back becomes a record of its own
+                back = SentSegment(hi, old.end, old.xmit_ts, old.retransmitted)
+                back.lost = old.lost
+                self._resize(old, old.start, lo)
+                self._insert(i + 1, back)       # (appended to the time order: detected late at worst)
+            else:
+                self._resize(old, old.start, lo)
+        i = bisect_left(self._starts, lo)
+        while i < len(segs) and segs[i].start < hi:
+            old = segs[i]
+            if old.end > hi:                    # we cut into its front
+                self._resize(old, hi, old.end)
+                break
+            self._remove(i, old)
+        self._insert(bisect_left(self._starts, lo), SentSegment(lo, hi, now, retransmission))
+
+    def _insert(self, i: int, seg: SentSegment) -> None:
+        self._starts.insert(i, seg.start)
+        self._segs.insert(i, seg)
+        if seg.lost:
+            self._lost.insert(bisect_left(self._lost, seg.start), seg.start)
+            self.lost_bytes += seg.end - seg.start
+        else:
+            self._tsorted[seg] = None
+            self.inflight += seg.end - seg.start
+
+    def _remove(self, i: int, seg: SentSegment) -> None:
+        del self._starts[i]
+        del self._segs[i]
+        self._forget(seg)
+
+    def _forget(self, seg: SentSegment) -> None:
+        """Take `seg` out of the time order or the lost list, and out of the octet counts."""
+        size = seg.end - seg.start
+        if seg.lost:
+            k = bisect_left(self._lost, seg.start)
+            if k < len(self._lost) and self._lost[k] == seg.start:
+                del self._lost[k]
+            self.lost_bytes -= size
+        elif seg in self._tsorted:
+            del self._tsorted[seg]
+            self.inflight -= size
+
+    def _resize(self, seg: SentSegment, new_start: int, new_end: int) -> None:
+        """Shrink `seg` to [new_start, new_end), a sub-range of it, keeping every index right."""
+        removed = (seg.end - seg.start) - (new_end - new_start)
+        if seg.lost:
+            self.lost_bytes -= removed
+            if new_start != seg.start:
+                k = bisect_left(self._lost, seg.start)
+                del self._lost[k]
+                self._lost.insert(bisect_left(self._lost, new_start), new_start)
+        elif seg in self._tsorted:
+            self.inflight -= removed
+        if new_start != seg.start:
+            k = bisect_left(self._starts, seg.start)
+            self._starts[k] = new_start
+        seg.start, seg.end = new_start, new_end
+
+    # --- delivery -----------------------------------------------------------------------------
+    def on_ack(self, una: int, sacks: tuple[tuple[int, int], ...], is_sacked: Callable[[int, int], bool],
+               now: float) -> bool:
+        """Step 2-3 of RFC 8985 §6.2 for what this ACK delivered: the cumulative ACK to
+        `una`, and the segments inside `sacks` that the scoreboard now holds whole
+        (is_sacked(start_seq, end_seq)).  Returns True if anything was delivered."""
+        self.rebase(una)
+        edge = self._base_abs
+        delivered = False
+        segs = self._segs
+        gone = bisect_right(self._starts, edge) if segs else 0
+        while gone and segs[gone - 1].end > edge:
+            gone -= 1                           # the last one straddles SND.UNA
+        for seg in segs[:gone]:
+            self._deliver(seg, now)
+            self._forget(seg)
+            delivered = True
+        if gone:
+            del segs[:gone]
+            del self._starts[:gone]
+        if segs and segs[0].start < edge:      # partly acknowledged: trim its front
+            self._resize(segs[0], edge, segs[0].end)
+        # lowest block first (Linux sorts them too): one ACK's blocks arrive in recency
+        # order (RFC 2018 §4), which is no evidence of reordering
+        for lo, hi in sorted((self.pos(left), self.pos(right)) for left, right in sacks):
+            if hi <= edge or hi <= lo:
+                continue
+            i = max(bisect_right(self._starts, max(lo, edge)) - 1, 0)
+            while i < len(segs) and segs[i].start < hi:
+                seg = segs[i]
+                if seg.start >= lo and seg.end <= hi or is_sacked(self.seq(seg.start), self.seq(seg.end)):
+                    self._deliver(seg, now)
+                    self._remove(i, seg)
+                    delivered = True
+                else:
+                    i += 1
+        return delivered
+
+    def _deliver(self, seg: SentSegment, now: float) -> None:
+        """RFC 8985 §6.2 steps 2 (RACK_update) and 3 (RACK_detect_reordering)."""
+        if seg.end > self.fack:
+            self.fack = seg.end
+        elif not seg.retransmitted:
+            self.reordering_seen = True         # delivered below the highest delivered: reordered
+        rtt = now - seg.xmit_ts
+        # step 2: a retransmission acked sooner than min_RTT was acked by its original
+        # (ambiguous); Linux and the RFC skip it
+        if seg.retransmitted and rtt < self.min_rtt:
+            return
+        self.min_rtt = min(self.min_rtt, rtt)
+        self.rtt = rtt
+        if _sent_after(seg.xmit_ts, seg.end, self.xmit_ts, self.end_seq):
+            self.xmit_ts, self.end_seq = seg.xmit_ts, seg.end
+
+    def on_dsack(self, snd_una: int, snd_nxt: int) -> None:
+        """§6.2 step 4, first half: a D-SACK widens the window once per round trip."""
+        if self.dsack_round is not None and sq.ge(snd_una, self.seq(self.dsack_round)):
+            self.dsack_round = None
+        if self.dsack_round is None:
+            self.reo_wnd_mult += 1
+            self.dsack_round = self.pos(snd_nxt)
+            self.reo_wnd_persist = REO_WND_PERSIST
+
+    def on_recovery_exit(self) -> None:
+        """§6.2 step 4: after REO_WND_PERSIST recoveries without D-SACK, narrow again."""
+        self.reo_wnd_persist -= 1
+        if self.reo_wnd_persist <= 0:
+            self.reo_wnd_mult = 1
+            self.reo_wnd_persist = REO_WND_PERSIST
+
+    def reo_wnd(self, in_recovery: bool, dupthresh_sacked: bool, srtt: float) -> float:
+        """§6.2 step 4 RACK_update_reo_wnd: no window while no reordering has been seen
+        and the loss is plain (in recovery, or DupThresh segments SACKed above it)."""
+        if not self.reordering_seen and (in_recovery or dupthresh_sacked):
+            return 0.0
+        min_rtt = self.min_rtt if self.min_rtt != float("inf") else srtt
+        # floored at a timer's worth: on a sub-millisecond path min_RTT/4 is shorter than
+        # the gap between two segments swapped on the wire, and every swap would be taken
+        # for a loss (Linux's reordering timer never fires sooner than TCP_TIMEOUT_MIN, 2 ms)
+        return max(min(self.reo_wnd_mult * min_rtt / 4, srtt), REO_WND_MIN)
+
+    # --- loss ---------------------------------------------------------------------------------
+    def detect_loss(self, now: float, reo_wnd: float) -> tuple[int, int, float]:
+        """§6.2 step 5 RACK_detect_loss: mark lost every segment in flight sent before
+        RACK.xmit_ts whose RACK.rtt + reo_wnd has run out.  Returns (segments newly
+        marked lost, how many of them were retransmissions, time until the next one would be:
+        the reordering timer, 0 if none).
+        Walks the time order from the oldest and stops at the first segment sent after
+        RACK.xmit_ts: the segments it passes are lost (leave) or waiting (the timer)."""
+        marked = 0
+        timeout = 0.0
+        for seg in self._tsorted:
+            if not _sent_after(self.xmit_ts, self.end_seq, seg.xmit_ts, seg.end):
+                break
+            remaining = seg.xmit_ts + self.rtt + reo_wnd - now
+            if remaining <= 0:
+                marked += 1
+            else:
+                # the RFC arms the timer for the latest of the waiting segments; we arm it
+                # for the first (the rest, sent later, are checked again when it fires)
+                timeout = remaining
+                break
+        retransmitted = 0
+        for _ in range(marked):
+            seg, _none = self._tsorted.popitem(last=False)
+            self._mark_lost(seg)
+            retransmitted += seg.retransmitted
+        return marked, retransmitted, timeout
+
+    def _mark_lost(self, seg: SentSegment) -> None:
+        seg.lost = True
+        self.inflight -= seg.end - seg.start
+        self.lost_bytes += seg.end - seg.start
+        self._lost.insert(bisect_left(self._lost, seg.start), seg.start)
+
+    def mark_all_lost(self) -> int:
+        """Everything in flight is lost (an RTO, or nothing heard in recovery for a PTO)."""
+        n = len(self._tsorted)
+        while self._tsorted:
+            seg, _none = self._tsorted.popitem(last=False)
+            self._mark_lost(seg)
+        return n
+
+    def first_lost(self, at_or_after: int) -> tuple[int, int] | None:
+        """The first range marked lost at or after sequence `at_or_after`: (start, end)."""
+        p = self.pos(at_or_after)
+        lost = self._lost
+        k = bisect_right(lost, p) - 1
+        if k < 0 or self._segs[bisect_left(self._starts, lost[k])].end <= p:
+            k += 1
+        if k >= len(lost):
+            return None
+        seg = self._segs[bisect_left(self._starts, lost[k])]
+        return self.seq(max(seg.start, p)), self.seq(seg.end)
+
+    @property
+    def has_lost(self) -> bool:
+        return bool(self._lost)
+
+    def clear(self) -> None:
+        self._starts.clear()
+        self._segs.clear()
+        self._tsorted.clear()
+        self._lost.clear()
+        self.inflight = self.lost_bytes = 0

@@ -1,0 +1,295 @@
+"""RACK loss detection (RFC 8985 §6) and the RTO's use of the scoreboard (RFC 6675 §5.1),
+with an explicit clock: the Connection harness of test_tcp_conn, and the sent-segment
+record of protocols/tcp/rack.py on its own."""
+from __future__ import annotations
+
+from protocols.tcp.rack import REO_WND_MIN, Rack
+from protocols.tcp.wire import ACK
+
+from .test_tcp_conn import ISS, Rig, data_segments, sack_in_flight, seg_range
+
+
+# --- the record on its own -------------------------------------------------------------------
+def test_rack_marks_what_was_sent_before_a_delivered_segment() -> None:
+    """§6.2 step 5: sent before the newest delivered segment, and older than RACK.rtt +
+    reo_wnd -> lost; sent after it -> still in flight."""
+    r = Rack()
+    for k in range(4):
+        r.sent(k * 100, (k + 1) * 100, 1.0 + k * 0.001, False)
+    assert r.inflight == 400
+    # segment 2 (sent at 1.002) SACKed at 1.012: RACK.rtt = 10 ms
+    assert r.on_ack(0, ((200, 300),), lambda s, e: s >= 200 and e <= 300, 1.012)
+    marked, rexmits, timeout = r.detect_loss(1.012, 0.0)
+    # segments 0 and 1 were sent 12 and 11 ms ago: more than RACK.rtt -> lost
+    assert (marked, rexmits, timeout) == (2, 0, 0.0)
+    assert r.first_lost(0) == (0, 100) and r.first_lost(100) == (100, 200) and r.first_lost(200) is None
+    assert r.inflight == 100 and r.lost_bytes == 200            # segment 3 is still in flight
+
+
+def test_rack_waits_out_the_reordering_window() -> None:
+    r = Rack()
+    r.sent(0, 100, 1.0, False)
+    r.sent(100, 200, 1.0005, False)
+    r.on_ack(0, ((100, 200),), lambda s, e: True, 1.0105)
+    marked, _, timeout = r.detect_loss(1.0105, 0.004)
+    # remaining = 1.0 + 0.010 + 0.004 - 1.0105 = 3.5 ms
+    assert marked == 0 and abs(timeout - 0.0035) < 1e-9
+    assert r.detect_loss(1.0141, 0.004)[0] == 1
+
+
+def test_rack_retransmission_replaces_the_record_and_is_caught_lost_again() -> None:
+    r = Rack()
+    r.sent(0, 100, 1.0, False)
+    r.sent(100, 200, 1.001, False)
+    r.on_ack(0, ((100, 200),), lambda s, e: True, 1.011)
+    assert r.detect_loss(1.011, 0.0)[0] == 1
+    r.sent(0, 100, 1.012, True)                                   # the retransmission
+    assert not r.has_lost and r.inflight == 100
+    r.sent(200, 300, 1.013, False)                                # new data after it
+    r.on_ack(0, ((100, 300),), lambda s, e: s >= 100, 1.023)      # arrives; the retransmission does not
+    assert r.detect_loss(1.023, 0.0)[:2] == (1, 1)                # lost again, found without an RTO
+
+
+def test_rack_records_split_when_a_retransmission_covers_part_of_one() -> None:
+    r = Rack()
+    r.sent(0, 3000, 1.0, False)                                   # one TSO super-segment
+    r.mark_all_lost()
+    r.sent(1000, 2000, 1.1, True)                                 # its middle resent
+    assert r.lost_bytes == 2000 and r.inflight == 1000
+    assert r.first_lost(0) == (0, 1000) and r.first_lost(1000) == (2000, 3000)
+    r.on_ack(3000, (), lambda s, e: False, 1.2)                   # everything acknowledged
+    assert len(r) == 0 and r.lost_bytes == 0 and r.inflight == 0
+
+
+def test_rack_reordering_widens_the_window_and_dsack_widens_it_more() -> None:
+    """§6.2 steps 3-4: no window before reordering is seen (in recovery); after it,
+    min_RTT/4 (floored), and each round with a D-SACK adds a quarter min_RTT."""
+    r = Rack()
+    r.sent(0, 100, 1.0, False)
+    r.sent(100, 200, 1.0, False)
+    r.on_ack(0, ((100, 200),), lambda s, e: True, 1.040)          # min_RTT 40 ms
+    assert r.reo_wnd(True, False, 0.05) == 0.0
+    r.on_ack(200, (), lambda s, e: False, 1.041)                  # segment 0 arrives late: reordering
+    assert r.reordering_seen
+    assert abs(r.reo_wnd(True, False, 0.05) - 0.010) < 1e-9
+    r.on_dsack(0, 300)
+    assert abs(r.reo_wnd(True, False, 0.05) - 0.020) < 1e-9
+    r.on_dsack(0, 300)                                            # same round: no further widening
+    assert abs(r.reo_wnd(True, False, 0.05) - 0.020) < 1e-9
+    assert r.reo_wnd(True, False, 0.0001) == REO_WND_MIN          # capped by SRTT, floored
+
+
+def test_rack_one_acks_blocks_in_recency_order_are_not_reordering() -> None:
+    r = Rack()
+    for k in range(4):
+        r.sent(k * 100, (k + 1) * 100, 1.0, False)
+    r.on_ack(0, ((300, 400), (100, 200)), lambda s, e: True, 1.01)
+    assert not r.reordering_seen
+
+
+# --- the connection ------------------------------------------------------------------------------
+def test_lost_retransmission_is_detected_without_an_rto() -> None:
+    """RFC 8985 §6.2: a fast retransmission lost again is found when data sent after it
+    is SACKed -- RFC 6675's HighRxt has moved past it and only the RTO would resend it."""
+    rig, mss = sack_in_flight()
+    c = rig.conn
+    rig.conn.cc.cwnd = 20 * mss
+    out = rig.rx(ACK, ack=ISS + 1, sack=(seg_range(mss, 2, 10),), at=rig.now + 0.05)
+    assert c.in_recovery and data_segments(out) == [(0, mss)]
+    out = rig.send(bytes(2 * mss))                                # new data, sent after the retransmission
+    assert [off for off, _ in data_segments(out)] == [10 * mss, 11 * mss]
+    # both new segments arrive, the retransmission of segment 1 does not
+    out = rig.rx(ACK, ack=ISS + 1, sack=(seg_range(mss, 2, 12),), at=rig.now + 0.05)
+    assert data_segments(out) == [(0, mss)]                      # resent at once
+    assert rig.host.stats.lost_retransmits == 1 and rig.host.stats.rto_fires == 0
+
+
+def test_rto_keeps_the_scoreboard_and_never_resends_sacked_data() -> None:
+    """RFC 6675 §5.1: the go-back-N after an RTO skips what the receiver SACKed -- even
+    after repeated timeouts (the scoreboard is cleared only when the peer reneges)."""
+    rig, mss = sack_in_flight()
+    c = rig.conn
+    rig.rx(ACK, ack=ISS + 1, sack=(seg_range(mss, 3, 3), seg_range(mss, 5, 5)), at=rig.now + 0.001)
+    sacked = {2 * mss, 4 * mss}
+    resent: list[tuple[int, int]] = []
+    while rig.host.stats.rto_fires < 3:
+        resent += data_segments(rig.poll_next())
+    assert c.scoreboard.blocks == [seg_range(mss, 3, 3), seg_range(mss, 5, 5)]
+    for k in range(2, 11):                                        # the peer takes the resends one by one
+        if (k - 1) * mss in sacked:
+            continue
+        resent += data_segments(rig.rx(ACK, ack=ISS + 1 + (k - 1) * mss,
+                                       sack=(seg_range(mss, 3, 3), seg_range(mss, 5, 5)), at=rig.now + 0.01))
+    assert resent and not sacked & {off for off, _ in resent}
+    assert rig.host.stats.sack_reneging == 0
+
+
+def test_reneging_clears_the_scoreboard() -> None:
+    """RFC 2018 §8: a cumulative ACK that stops at the start of a SACKed range means the
+    receiver dropped that data -- only then is the scoreboard forgotten."""
+    rig, mss = sack_in_flight()
+    c = rig.conn
+    rig.rx(ACK, ack=ISS + 1, sack=(seg_range(mss, 2, 2),), at=rig.now + 0.001)
+    rig.rx(ACK, ack=ISS + 1 + mss, at=rig.now + 0.001)           # ACKs 1, not the SACKed 2
+    assert rig.host.stats.sack_reneging == 1 and c.scoreboard.blocks == []
+
+
+def test_reordering_waits_for_the_reordering_window() -> None:
+    """RFC 8985 §6.2: once reordering has been seen, a hole is not retransmitted on
+    DupThresh SACKs; it is when its reordering window runs out (the RACK timer) -- and not
+    at all if it arrives within the window."""
+    rig, mss = sack_in_flight(20)
+    c = rig.conn
+    t = rig.now
+    # segment 1 arrives after segment 2: reordering, no retransmission
+    out = rig.rx(ACK, ack=ISS + 1, sack=(seg_range(mss, 2, 2),), at=t + 0.05)
+    assert data_segments(out) == []
+    out = rig.rx(ACK, ack=ISS + 1 + 2 * mss, at=t + 0.0501)
+    assert data_segments(out) == [] and c.rack.reordering_seen and c.rack_at is None
+    # segment 3 late, 4..8 SACKed (more than DupThresh): it waits its window
+    out = rig.rx(ACK, ack=ISS + 1 + 2 * mss, sack=(seg_range(mss, 4, 8),), at=t + 0.0502)
+    assert data_segments(out) == [] and not c.in_recovery and c.rack_at is not None
+    reo_wnd = c.rack.reo_wnd(False, True, c.rtt.srtt)
+    assert c.rack_at > rig.now and abs(c.rack_at - (t + c.rack.rtt + reo_wnd)) < 1e-6
+    # ...and arrives within it: nothing was ever resent
+    out = rig.rx(ACK, ack=ISS + 1 + 8 * mss, at=rig.now + reo_wnd / 2)
+    assert data_segments(out) == [] and rig.host.stats.retrans_segs == 0
+    # segment 9 late, 10..12 SACKed: this time it never comes -- the RACK timer resends it
+    out = rig.rx(ACK, ack=ISS + 1 + 8 * mss, sack=(seg_range(mss, 10, 12),), at=rig.now + 0.0001)
+    assert data_segments(out) == []
+    out = rig.poll_next()
+    assert data_segments(out) == [(8 * mss, mss)]
+    assert c.in_recovery and rig.host.stats.rack_timeouts == 1 and rig.host.stats.rto_fires == 0
+    assert rig.host.stats.retrans_segs == 1
+
+
+# --- undoing a spurious recovery (RFC 3708, RFC 3522, RFC 4015) ----------------------------------------
+def _recovery_after_reordering() -> tuple[Rig, int, int, int]:
+    """Segment 1 delayed (not lost): 2..10 SACKed, recovery, segment 1 retransmitted."""
+    rig, mss = sack_in_flight()
+    c = rig.conn
+    c.cc.ssthresh = 40 * mss                                      # out of slow start, a known state
+    cwnd, ssthresh = c.cc.cwnd, c.cc.ssthresh
+    out = rig.rx(ACK, ack=ISS + 1, sack=(seg_range(mss, 2, 10),), at=rig.now + 0.05)
+    assert c.in_recovery and data_segments(out) == [(0, mss)] and c.cc.cwnd < cwnd
+    return rig, mss, cwnd, ssthresh
+
+
+def test_dsack_of_every_retransmission_undoes_the_reduction() -> None:
+    rig, mss, cwnd, ssthresh = _recovery_after_reordering()
+    c = rig.conn
+    # the original arrives, then the retransmission: the peer D-SACKs it (RFC 2883)
+    rig.rx(ACK, ack=ISS + 1 + 10 * mss, sack=(seg_range(mss, 1, 1),), at=rig.now + 0.001)
+    assert not c.in_recovery
+    assert rig.host.stats.recovery_undos == 1 and rig.host.stats.dsacks_received == 1
+    assert c.cc.cwnd == cwnd and c.cc.ssthresh == ssthresh
+
+
+def test_ack_echoing_an_original_undoes_the_reduction() -> None:
+    """RFC 3522 §2: the ACK ending recovery echoes a timestamp older than the first
+    retransmission -- an original segment filled the hole (Linux tcp_packet_delayed)."""
+    rig, mss, cwnd, ssthresh = _recovery_after_reordering()
+    c = rig.conn
+    assert c.undo_tsval is not None
+    rig.rx(ACK, ack=ISS + 1 + 10 * mss, ts=(rig.peer_ts(), c.undo_tsval - 1), at=rig.now + 0.001)
+    assert not c.in_recovery and rig.host.stats.recovery_undos == 1
+    assert c.cc.cwnd == cwnd and c.cc.ssthresh == ssthresh
+
+
+def test_needed_retransmission_keeps_the_reduction() -> None:
+    rig, mss, _cwnd, ssthresh = _recovery_after_reordering()
+    c = rig.conn
+    rig.rx(ACK, ack=ISS + 1 + 10 * mss, at=rig.now + 0.001)       # echoes the retransmission
+    assert not c.in_recovery and rig.host.stats.recovery_undos == 0
+    assert c.cc.ssthresh < ssthresh and c.cc.cwnd == c.cc.ssthresh
+
+
+def test_probe_timeout_is_two_srtt_plus_the_timer_slack() -> None:
+    """RFC 8985 §7.2: PTO = 2 SRTT (several segments in flight), plus Linux's 2 ms slack
+    -- not a fixed 10 ms floor, which left a sub-millisecond path idle for 10 ms."""
+    from protocols.tcp.timer import PTO_FLOOR
+
+    from .test_tcp_conn import established
+
+    rig = established(ts=True, sack=True, peer_ws=None, rtt=0.001, loss_probes=True)
+    c = rig.conn
+    c.nodelay = True
+    rig.send(bytes(4 * c.mss))
+    rig.rx(ACK, ack=ISS + 1 + c.mss, at=rig.now + 0.001)          # re-arms with 3 segments out
+    assert c.rtt.srtt > 0 and c.probe_at is not None
+    assert abs(c.probe_at - (rig.now + 2 * c.rtt.srtt + PTO_FLOOR)) < 1e-9
+    assert c.probe_at - rig.now < 0.01
+
+
+# --- the receiver's D-SACK (RFC 2883) --------------------------------------------------------------------
+def test_duplicate_segment_is_reported_once_as_a_dsack() -> None:
+    """RFC 2883 §4: data at or below RCV.NXT arriving again is reported in the first SACK
+    block of the next ACK -- once -- so the sender can undo a needless retransmission."""
+    from .test_tcp_conn import IRS, established
+
+    rig = established(ts=True, sack=True)
+    c = rig.conn
+    rig.rx(ACK, payload=b"a" * 1000, at=rig.now + 0.001)
+    out = rig.rx(ACK, seq=IRS + 1, payload=b"a" * 1000, at=rig.now + 0.001)   # the same again
+    assert len(out) == 1 and out[0].seg.sack == ((IRS + 1, IRS + 1001),)
+    assert rig.host.stats.dsacks_sent == 1 and c.dsack is None
+    # a partial duplicate: its old part is reported
+    out = rig.rx(ACK, seq=IRS + 501, payload=b"b" * 1000, at=rig.now + 0.001)
+    assert out and out[0].seg.sack == ((IRS + 501, IRS + 1001),)
+    out = rig.rx(ACK, payload=b"c" * 10, at=rig.now + 0.001)
+    assert all(not s.seg.sack for s in out)
+
+
+def test_dsack_comes_before_the_out_of_order_blocks() -> None:
+    from .test_tcp_conn import IRS, established
+
+    rig = established(ts=True, sack=True)
+    rig.rx(ACK, payload=b"a" * 1000, at=rig.now + 0.001)
+    rig.rx(ACK, seq=IRS + 2001, payload=b"c" * 1000, at=rig.now + 0.001)       # a hole at 1001
+    out = rig.rx(ACK, seq=IRS + 1, payload=b"a" * 1000, at=rig.now + 0.001)
+    assert out[0].seg.sack == ((IRS + 1, IRS + 1001), (IRS + 2001, IRS + 3001))
+
+
+def test_probe_is_rearmed_by_new_data_without_the_delayed_ack_allowance() -> None:
+    """RFC 8985 §7.2: an ACK leaving one segment out arms PTO with the delayed-ACK
+    allowance; the new data that ACK lets out re-arms it as 2 SRTT + slack -- the
+    allowance stayed, and a tail loss idled the connection 40 ms longer."""
+    from protocols.tcp.timer import PTO_FLOOR
+
+    from .test_tcp_conn import established
+
+    rig = established(ts=True, sack=True, peer_ws=None, rtt=0.001, loss_probes=True)
+    c = rig.conn
+    c.nodelay = True
+    rig.send(bytes(2 * c.mss))
+    rig.rx(ACK, ack=ISS + 1 + c.mss, at=rig.now + 0.001)          # one segment left out
+    assert c.probe_at is not None and c.probe_at - rig.now > c.config.delack
+    rig.send(bytes(2 * c.mss))                                    # new data goes out
+    assert abs(c.probe_at - (rig.now + 2 * c.rtt.srtt + PTO_FLOOR)) < 1e-9
+
+
+def test_rack_records_are_bounded_for_tiny_segments() -> None:
+    """Tiny segments (TCP_NODELAY, 1-octet writes) beyond the cap join the newest record
+    instead of adding one each -- the record stays bounded whatever the application does."""
+    r = Rack(max_segments=8)
+    for k in range(100):
+        r.sent(k, k + 1, 1.0 + k * 1e-4, False)
+    assert len(r) == 8 and r.inflight == 100
+    r.on_ack(50, (), lambda s, e: False, 1.02)
+    assert r.inflight == 50 and len(r) <= 8
+    r.on_ack(100, (), lambda s, e: False, 1.03)
+    assert len(r) == 0 and r.inflight == 0
+
+
+def test_duplicate_of_out_of_order_data_is_dsacked_before_its_block() -> None:
+    """RFC 2883 §4.2: a duplicate of queued out-of-order data -- the D-SACK block, then
+    the block that holds it."""
+    from .test_tcp_conn import IRS, established
+
+    rig = established(ts=True, sack=True)
+    rig.rx(ACK, payload=b"a" * 1000, at=rig.now + 0.001)
+    rig.rx(ACK, seq=IRS + 2001, payload=b"c" * 1000, at=rig.now + 0.001)       # a hole at 1001
+    rig.rx(ACK, seq=IRS + 4001, payload=b"e" * 1000, at=rig.now + 0.001)       # another at 3001
+    out = rig.rx(ACK, seq=IRS + 2001, payload=b"c" * 1000, at=rig.now + 0.001)
+    assert out[0].seg.sack == ((IRS + 2001, IRS + 3001), (IRS + 2001, IRS + 3001), (IRS + 4001, IRS + 5001))
+    assert rig.host.stats.dsacks_sent == 1
