@@ -407,8 +407,11 @@ def test_orphan_keeps_its_send_queue_until_acknowledged() -> None:
     usr = TcpUserRequests(net.tcp)
     conn = net.established()
     assert usr.send(conn, memoryview(b"s" * 5000), net.now) == 5000
+    assert net.tcp.mem_committed > net.tcp.mem_allocated          # the open window counts
     usr.detach(conn, net.now)
     assert conn.state == State.FIN_WAIT_1 and net.tcp.mem_allocated == 5000
+    # data for a closed socket gets an RST: its window is withdrawn from the budget at once
+    assert net.tcp.mem_committed == net.tcp.mem_allocated
     net.rx(conn, ACK, 5001, conn.snd_max)
     assert net.tcp.mem_allocated == 0
 
