@@ -365,7 +365,7 @@ class Tcp:
         parent.on_event()
 
     def accept_queue_full(self, lst: Connection) -> bool:
-        """Linux sk_acceptq_is_full: a handshake ACK finding it full is dropped (counted)."""
+        """Linux sk_acceptq_is_full: a SYN or a handshake ACK finding it full is dropped (counted)."""
         if len(lst.accept_queue or ()) < max(lst.backlog, 1):
             return False
         self.stats.listen_overflows += 1
@@ -486,14 +486,11 @@ class Tcp:
             return
         if not flags & SYN:
             return
-        limit = max(lst.backlog, 1)
-        if len(lst.accept_queue or ()) >= limit:
-            self.stats.listen_overflows += 1             # Linux: a full accept queue drops SYNs
-            self.stats.listen_drops += 1
-            return
+        if self.accept_queue_full(lst):
+            return                                       # Linux: a full accept queue drops SYNs
         if not self.mem.admit():
             return                                       # tcp_mem[2]: dropped; the peer's SYN retries
-        if lst.syn_count >= limit:
+        if lst.syn_count >= max(lst.backlog, 1):
             if self.config.syncookies:
                 self._send_cookie(lst, seg, ip, now)
             else:
