@@ -88,6 +88,7 @@ class TcpStats(Counters):
     icmp_ignored: int = 0               # ICMP error for a connection in TIME_WAIT
     pmtu_reductions: int = 0            # a validated frag-needed shrank a connection's MSS
     ooo_segs: int = 0
+    tw_overflows: int = 0               # TIME_WAIT skipped: max_tw_buckets already (TCPTimeWaitOverflow)
     ofo_dropped: int = 0            # out-of-order segments refused: the block cap (Linux TCPOFODrop)
     ofo_pruned: int = 0             # prune events dropping queued blocks from the far end (OfoPruned)
     sack_blocks_invalid: int = 0    # SACK blocks empty, inverted or beyond SND.MAX (TCPSACKDiscard)
@@ -123,6 +124,7 @@ class Tcp:
         self.listeners: dict[int, dict[int, list[Connection]]] = {}
         self.ports: dict[int, dict[Connection, None]] = {}      # an insertion-ordered set per port
         self._overflowed_at: dict[Connection, float] = {}        # listener -> its last cookie sent
+        self._time_wait: dict[Connection, None] = {}             # connections in TIME_WAIT (a set)
         self._secret = rng.getrandbits(128).to_bytes(16, "big")
         self.cookies = SynCookies(rng.getrandbits(128).to_bytes(16, "big"))
         self.ephemeral = EphemeralPorts(rng)
@@ -341,6 +343,7 @@ class Tcp:
         key = (conn.laddr, conn.lport, conn.faddr, conn.fport)
         if self.conns.get(key) is conn:
             del self.conns[key]
+        self._time_wait.pop(conn, None)
         parent = conn.parent
         if parent is not None:
             conn.parent = None
@@ -373,6 +376,14 @@ class Tcp:
         return True
 
     def time_wait(self, conn: Connection) -> None:
+        """`conn` entered TIME_WAIT.  Beyond config.max_tw_buckets of them it leaves at once
+        instead (Linux tcp_time_wait on overflow): its 2*MSL timer is cut to now, so it is
+        gone at the next timer pass, after the ACK of the peer's FIN went out (counted)."""
+        if conn not in self._time_wait and len(self._time_wait) >= self.config.max_tw_buckets:
+            self.stats.tw_overflows += 1
+            conn.tw_at = self.clock()
+        else:
+            self._time_wait[conn] = None
         self.schedule(conn)
 
     # --- timers (one heap; the Stack's TimerService polls us) ------------------------------------
