@@ -48,10 +48,11 @@ def sunatm_record(frame: bytes | memoryview, outgoing: bool) -> bytes:
 
 
 class PcapRecorder:
-    def __init__(self, path: str, linktype: int) -> None:
+    def __init__(self, path: str, linktype: int, file: BinaryIO | None = None) -> None:
+        """Record to `path`, or to `file` (already open, binary) when given; `path` then only names it."""
         self.path = path
         self.linktype = linktype
-        self._file: BinaryIO = open(path, "wb")
+        self._file: BinaryIO = file if file is not None else open(path, "wb")
         self._writer = dpkt.pcap.Writer(self._file, snaplen=SNAPLEN, linktype=linktype)
         self.frames = 0
         self._ndds: list[Ndd] = []

@@ -123,6 +123,7 @@ class IcmpStats(Counters):
     out_time_excds: int = 0
     out_rate_limited: int = 0       # the global bucket said no (Linux RateLimitGlobal)
     out_rate_limited_host: int = 0  # the destination's bucket said no (Linux RateLimitHost)
+    out_rate_hosts_evicted: int = 0  # destinations forgotten by the full per-destination table
     out_suppressed: int = 0     # errors RFC 1122 forbids us to send
 
 
@@ -315,9 +316,12 @@ class Icmp:
             self.stats.out_rate_limited += 1
             return
         # Linux icmpv4_xrlim_allow: never for the loopback
-        if ip.ifp is not self.ipv4.loopback and not self.host_limiter.take(ip.src, now):
-            self.stats.out_rate_limited_host += 1
-            return
+        if ip.ifp is not self.ipv4.loopback:
+            allowed = self.host_limiter.take(ip.src, now)
+            self.stats.out_rate_hosts_evicted = self.host_limiter.evicted
+            if not allowed:
+                self.stats.out_rate_limited_host += 1
+                return
         # SADDNS (CVE-2020-25705): 0, 1 or 2 tokens, 1 on average, so the number of errors a
         # prober sees no longer tells how many the stack sent to others (Linux >= 5.10)
         self.limiter.consume(self.rng.randrange(3) if self.random_cost else 1)

@@ -405,6 +405,10 @@ class Stack:
         out: dict[str, Any] = {"ipv4": self.ipv4.stats.as_dict(), "icmp": self.icmp.stats.as_dict(),
                                "udp": self.udp.stats.as_dict(), "tcp": self.tcp.stats.as_dict(),
                                "reasm": self.ipv4.reasm.stats.as_dict(), "pmtu": self.ipv4.pmtu.stats.as_dict(),
+                               "timers": {"wakeups": self.timers.wakeups, "stalls": self.timers.stalls},
+                               # what the tcp_mem budget sees now (Linux /proc/net/sockstat "mem")
+                               "tcp_mem": {"allocated": self.tcp.mem.allocated, "committed": self.tcp.mem.committed,
+                                           "pressure": self.tcp.mem.pressure},
                                "interfaces": {}}
         for ifp in self.ifnet:
             entry = {"ndd": ifp.ndd.stats.as_dict()}

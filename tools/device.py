@@ -10,10 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterator, TextIO
 
-import dpkt
-
 from drivers import PcapRecorder, TapNdd, TunNdd
-from drivers.pcap import SNAPLEN
 from drivers.tuntap import TunTapNdd
 from stack import Stack
 from stack.addr import int_to_ip, ip_to_int, is_multicast, parse_prefix, prefix_mask
@@ -199,12 +196,7 @@ class StdoutPcapRecorder(PcapRecorder):
     so closing the recorder leaves stdout itself open)."""
 
     def __init__(self, path: str, linktype: int) -> None:
-        self.path = "-"
-        self.linktype = linktype
-        self._file = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-        self._writer = dpkt.pcap.Writer(self._file, snaplen=SNAPLEN, linktype=linktype)
-        self.frames = 0
-        self._ndds = []
+        super().__init__("-", linktype, file=os.fdopen(os.dup(sys.stdout.fileno()), "wb"))
 
 
 def text_out(args: argparse.Namespace) -> TextIO:

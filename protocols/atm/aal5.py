@@ -197,22 +197,22 @@ class Reassembler:
         return _check(buf, st)
 
     def _evict_for(self, key: VcKey) -> None:
-        """Drop the oldest partial PDUs (not `key`'s) until one more cell fits; the rest of
-        an evicted PDU is discarded up to its last cell, as after an oversize."""
-        for k in list(self._active):
-            if self.held + PAYLOAD_LEN <= self.max_bytes:
+        """Drop the oldest partial PDUs (`key`'s last) until one more cell fits; the rest of
+        an evicted PDU is discarded up to its last cell, as after an oversize.  O(1) per
+        PDU dropped: only the head of the age-ordered `_active` is looked at, never a copy
+        of it (a cell at the budget must not cost O(VCs mid-PDU))."""
+        active = self._active
+        while self.held + PAYLOAD_LEN > self.max_bytes:
+            ages = iter(active)
+            oldest = next(ages, key)
+            if oldest == key:
+                oldest = next(ages, key)          # key's own PDU goes only when it is alone
+            vc = active[oldest]
+            vc.stats.evicted += 1
+            self.evictions += 1
+            self._abandon(oldest, vc, discard=True)
+            if oldest == key:
                 return
-            if k == key:
-                continue
-            vc = self._active[k]
-            vc.stats.evicted += 1
-            self.evictions += 1
-            self._abandon(k, vc, discard=True)
-        if self.held + PAYLOAD_LEN > self.max_bytes:
-            vc = self._active[key]            # this PDU alone is over the budget
-            vc.stats.evicted += 1
-            self.evictions += 1
-            self._abandon(key, vc, discard=True)
 
     def _abandon(self, key: VcKey, vc: _Vc, *, discard: bool) -> None:
         self.held -= len(vc.buf)

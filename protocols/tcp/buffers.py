@@ -152,12 +152,13 @@ class RecvBuffer(ByteQueue):
     prunes the highest block if it lies below it, else it is dropped (Linux
     tcp_data_queue_ofo / tcp_prune_ofo_queue): the lowest blocks, the most useful, stay.
     Counted in ofo_pruned / ofo_dropped."""
-    __slots__ = ("capacity", "ooo_bytes", "_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
+    __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
 
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.capacity = capacity
         self.ooo_bytes = 0
+        self.ooo_headroom = 0                        # bytes the blocks keep free in front (_OooBlock.head)
         self._starts: list[int] = []                 # absolute block starts, ascending
         self._blocks: dict[int, _OooBlock] = {}      # absolute start -> block
         self._recent: list[int] = []                 # starts, most recently changed first (SACK order)
@@ -169,8 +170,10 @@ class RecvBuffer(ByteQueue):
 
     def held(self) -> int:
         """Bytes held for the memory budget: the in-order queue and every out-of-order
-        block with its overhead (OOO_BLOCK_OVERHEAD)."""
-        return len(self.data) + self.ooo_bytes + OOO_BLOCK_OVERHEAD * len(self._starts)
+        block with its overhead (OOO_BLOCK_OVERHEAD) and the headroom a prepend gave it
+        (up to the block's own size: left out, a peer sending descending runs would hold
+        twice what the budget saw)."""
+        return len(self.data) + self.ooo_bytes + self.ooo_headroom + OOO_BLOCK_OVERHEAD * len(self._starts)
 
     def read(self, n: int, peek: bool = False) -> bytes:
         n = min(n, len(self))
@@ -216,6 +219,7 @@ class RecvBuffer(ByteQueue):
         while reached < len(starts) and starts[reached] <= nxt:
             start = starts[reached]
             block = blocks.pop(start)
+            self.ooo_headroom -= block.head
             skip = nxt - start
             if skip < len(block):
                 self.data += block.view(skip)
@@ -318,8 +322,10 @@ class RecvBuffer(ByteQueue):
             pos = start + len(block)
         if pos < hi:
             back.append(mv[pos - s:hi - s])
+        self.ooo_headroom -= sum(block.head for _, block in touched)
         if front:
             host.prepend(b"".join(front))
+        self.ooo_headroom += host.head
         for piece in back:
             host.append(piece)
         for start, _ in touched:
@@ -333,6 +339,7 @@ class RecvBuffer(ByteQueue):
         start = self._starts.pop()
         block = self._blocks.pop(start)
         self.ooo_bytes -= len(block)
+        self.ooo_headroom -= block.head
         self._forget(start)
         return len(block)
 
@@ -387,6 +394,7 @@ class RecvBuffer(ByteQueue):
         self._blocks.clear()
         self._recent.clear()
         self.ooo_bytes = 0
+        self.ooo_headroom = 0
 
 
 class Scoreboard:

@@ -35,6 +35,12 @@ class TcpConfig:
     synack_retries: int = 5             # net.ipv4.tcp_synack_retries
     retries2: int = 15                  # net.ipv4.tcp_retries2
     msl: float = 30.0                   # TIME_WAIT lasts 2*MSL (Linux: 60 s)
+    # net.ipv4.tcp_max_tw_buckets: connections in TIME_WAIT at most.  Beyond it a closing
+    # connection skips TIME_WAIT (Linux: "time wait bucket table overflow"), so a peer that
+    # makes us close first at a high rate cannot pile up 2*MSL worth of connections (~3 KB
+    # of objects each here, which the tcp_mem budget does not see).  Linux sizes it from
+    # its hash table (131072 on a 24 GiB host); a fixed 16384 here: ~50 MB at most.
+    max_tw_buckets: int = 16384
     fin_timeout: float = 60.0           # orphaned FIN_WAIT_2 (net.ipv4.tcp_fin_timeout)
     delack: float = 0.04                # delayed-ACK timer (Linux TCP_DELACK_MIN); RFC 9293 caps it at 0.5 s
     quickacks: int = 16                 # ACK every segment at the start (Linux quickack mode)

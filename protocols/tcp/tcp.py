@@ -95,6 +95,7 @@ class TcpStats(Counters):
     icmp_ignored: int = 0               # ICMP error for a connection in TIME_WAIT
     pmtu_reductions: int = 0            # a validated frag-needed shrank a connection's MSS
     ooo_segs: int = 0
+    tw_overflows: int = 0               # TIME_WAIT skipped: max_tw_buckets already (TCPTimeWaitOverflow)
     ofo_dropped: int = 0            # out-of-order segments refused: the block cap (Linux TCPOFODrop)
     ofo_pruned: int = 0             # prune events dropping queued blocks from the far end (OfoPruned)
     sack_blocks_invalid: int = 0    # SACK blocks empty, inverted or beyond SND.MAX (TCPSACKDiscard)
@@ -130,6 +131,7 @@ class Tcp:
         self.listeners: dict[int, dict[int, list[Connection]]] = {}
         self.ports: dict[int, dict[Connection, None]] = {}      # an insertion-ordered set per port
         self._overflowed_at: dict[Connection, float] = {}        # listener -> its last cookie sent
+        self._time_wait: dict[Connection, None] = {}             # connections in TIME_WAIT (a set)
         self._secret = rng.getrandbits(128).to_bytes(16, "big")
         self.cookies = SynCookies(rng.getrandbits(128).to_bytes(16, "big"))
         self.ephemeral = EphemeralPorts(rng)
@@ -348,6 +350,7 @@ class Tcp:
         key = (conn.laddr, conn.lport, conn.faddr, conn.fport)
         if self.conns.get(key) is conn:
             del self.conns[key]
+        self._time_wait.pop(conn, None)
         parent = conn.parent
         if parent is not None:
             conn.parent = None
@@ -372,7 +375,7 @@ class Tcp:
         parent.on_event()
 
     def accept_queue_full(self, lst: Connection) -> bool:
-        """Linux sk_acceptq_is_full: a handshake ACK finding it full is dropped (counted)."""
+        """Linux sk_acceptq_is_full: a SYN or a handshake ACK finding it full is dropped (counted)."""
         if len(lst.accept_queue or ()) < max(lst.backlog, 1):
             return False
         self.stats.listen_overflows += 1
@@ -380,6 +383,14 @@ class Tcp:
         return True
 
     def time_wait(self, conn: Connection) -> None:
+        """`conn` entered TIME_WAIT.  Beyond config.max_tw_buckets of them it leaves at once
+        instead (Linux tcp_time_wait on overflow): its 2*MSL timer is cut to now, so it is
+        gone at the next timer pass, after the ACK of the peer's FIN went out (counted)."""
+        if conn not in self._time_wait and len(self._time_wait) >= self.config.max_tw_buckets:
+            self.stats.tw_overflows += 1
+            conn.tw_at = self.clock()
+        else:
+            self._time_wait[conn] = None
         self.schedule(conn)
 
     # --- timers (one heap; the Stack's TimerService polls us) ------------------------------------
@@ -493,14 +504,11 @@ class Tcp:
             return
         if not flags & SYN:
             return
-        limit = max(lst.backlog, 1)
-        if len(lst.accept_queue or ()) >= limit:
-            self.stats.listen_overflows += 1             # Linux: a full accept queue drops SYNs
-            self.stats.listen_drops += 1
-            return
+        if self.accept_queue_full(lst):
+            return                                       # Linux: a full accept queue drops SYNs
         if not self.mem.admit():
             return                                       # tcp_mem[2]: dropped; the peer's SYN retries
-        if lst.syn_count >= limit:
+        if lst.syn_count >= max(lst.backlog, 1):
             if self.config.syncookies:
                 self._send_cookie(lst, seg, ip, now)
             else:

@@ -103,6 +103,7 @@ class TcpUserRequests:
             self.tcp.stop_listening(pcb)
         pcb.close(now)
         if pcb.state != State.CLOSED:
+            self.tcp.mem.update(pcb)        # the closed socket's receive window is no promise now
             self.tcp.schedule(pcb)
         else:
             self.tcp.unbind(pcb)

@@ -12,6 +12,9 @@ import os
 
 import pytest
 
+from protocols.ipv4 import IPPROTO_TCP, Ipv4Repr
+from protocols.tcp.wire import TcpRepr
+from stack.pktbuf import PacketBuffer
 from tests.realpeer.conftest import (  # noqa: F401  (fixtures re-exported for this folder)
     KERNEL_IP, STACK_IP, Peer, netns, require_real_peer, tap_peer, tun_peer,
 )
@@ -22,6 +25,18 @@ SOAK = os.environ.get("TUNSTACK_SOAK") == "1"
 def soak(short: int, long: int) -> int:
     """The size of an attack: `short` under `make test`, `long` under `make soak`."""
     return long if SOAK else short
+
+
+def sent_tcp(direction: str, pkt: PacketBuffer) -> tuple[Ipv4Repr, TcpRepr] | None:
+    """For a device tap: the IP and TCP headers of a segment the stack sends, else None."""
+    if direction != "out":
+        return None
+    data = pkt.tobytes()
+    ip = Ipv4Repr.parse(data, verify_checksum=False)
+    if isinstance(ip, str) or ip.proto != IPPROTO_TCP:
+        return None
+    seg = TcpRepr.parse(data[ip.hdr_len:ip.total_len])
+    return None if isinstance(seg, str) else (ip, seg)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,11 +21,10 @@ import time
 
 import trio
 
-from protocols.ipv4 import IPPROTO_TCP, Ipv4Repr
-from protocols.tcp.wire import ACK, TcpRepr
+from protocols.tcp.wire import ACK
 from stack.pktbuf import PacketBuffer
 
-from .conftest import KERNEL_IP, STACK_IP, Peer, soak
+from .conftest import KERNEL_IP, STACK_IP, Peer, sent_tcp, soak
 
 PORT = 5300
 DURATION = soak(4, 30)               # seconds of flood
@@ -88,14 +87,11 @@ class ChallengeTap:
         peer.ndd.taps.append(self)
 
     def __call__(self, ndd: object, direction: str, pkt: PacketBuffer) -> None:
-        if direction != "out":
+        sent = sent_tcp(direction, pkt)
+        if sent is None:
             return
-        data = pkt.tobytes()
-        ip = Ipv4Repr.parse(data, verify_checksum=False)
-        if isinstance(ip, str) or ip.proto != IPPROTO_TCP:
-            return
-        seg = TcpRepr.parse(data[ip.hdr_len:ip.total_len])
-        if isinstance(seg, str) or seg.flags != ACK or ip.total_len != ip.hdr_len + seg.hdr_len:
+        ip, seg = sent
+        if seg.flags != ACK or ip.total_len != ip.hdr_len + seg.hdr_len:
             return
         self.acks.setdefault(seg.dst_port, []).append(time.monotonic())
 

@@ -27,13 +27,12 @@ import pytest
 import trio
 
 from drivers import TunNdd
-from protocols.ipv4 import FLAG_DF, IPPROTO_TCP, Ipv4Repr
-from protocols.tcp.wire import TcpRepr
+from protocols.ipv4 import FLAG_DF
 from stack import Stack
 from stack.pktbuf import PacketBuffer
 from tools.netns import NetnsHost, unique_name
 
-from .conftest import KERNEL_IP, STACK_IP, Peer, soak
+from .conftest import KERNEL_IP, STACK_IP, Peer, sent_tcp, soak
 from tests.realpeer.helpers import read_all, run, start_linux
 
 ROUTER = "10.77.0.254"
@@ -96,15 +95,10 @@ class SegmentTap:
         peer.ndd.taps.append(self)
 
     def __call__(self, ndd: object, direction: str, pkt: PacketBuffer) -> None:
-        if direction != "out":
+        sent = sent_tcp(direction, pkt)
+        if sent is None:
             return
-        data = pkt.tobytes()
-        ip = Ipv4Repr.parse(data, verify_checksum=False)
-        if isinstance(ip, str) or ip.proto != IPPROTO_TCP:
-            return
-        seg = TcpRepr.parse(data[ip.hdr_len:ip.total_len])
-        if isinstance(seg, str):
-            return
+        ip, seg = sent
         payload = ip.total_len - ip.hdr_len - seg.hdr_len
         if payload:
             self.seen.append((ip.total_len, bool(ip.flags_frag & FLAG_DF), pkt.gso_size, payload))

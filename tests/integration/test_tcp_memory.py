@@ -104,6 +104,8 @@ async def test_never_reading_clients_bounded_per_socket_and_globally(
             slack = tcp_a.rmem[1] + len(held) * (4 * 1460 + tcp_a.rmem[0])
             assert tcp.mem_committed <= HIGH + slack
             assert tcp.mem.over_high()
+            assert p.sa.stats()["tcp_mem"] == {"allocated": tcp.mem_allocated, "committed": tcp.mem_committed,
+                                               "pressure": True}          # exposed as Linux's sockstat
             # still over the high mark: another connection is refused (its 3 SYNs counted)
             refused = st.mem_refused
             late = p.sb.socket(A, S)

@@ -66,6 +66,7 @@ async def test_keepalive_connection_idles_through_several_periods(autojump_clock
         assert p.sb.tcp.stats.in_segs - segs_at_b == 5                # one probe per idle period
         assert p.sa.tcp.stats.keepalive_drops == 0
         assert p.sa.timers.stalls == 0 and p.sa.tcp.stats.timer_deferrals == 0
+        assert p.sa.stats()["timers"] == {"wakeups": p.sa.timers.wakeups, "stalls": 0}   # exposed
         await cl.sendall(b"still here")                               # and the connection works
         assert await conn.recv(100) == b"still here"
 

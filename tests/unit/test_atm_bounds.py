@@ -233,3 +233,22 @@ def test_sscop_receive_buffer_bounded_by_the_window() -> None:
         b.receive(Sd(seq, b"x" * 100).emit(), 0.0)
         assert len(b.rxbuf) <= window
     assert b.stats.rx_sd_outside_window >= 9 * window - 1
+
+
+def test_aal5_budget_spares_the_growing_pdu_while_others_can_go() -> None:
+    """The PDU whose cell meets the full budget is the oldest one: the next oldest are
+    evicted for it, and it goes itself only once it alone is over the budget."""
+    budget = 4 * PAYLOAD_LEN
+    r = aal5.Reassembler(max_bytes=budget)
+    r.feed(0, 40, 0, bytes(PAYLOAD_LEN), 0.0)                # VC 40: the oldest PDU
+    for vci in (41, 42, 43):
+        r.feed(0, vci, 0, bytes(PAYLOAD_LEN), 0.0)
+    assert r.held == budget
+    r.feed(0, 40, 0, bytes(PAYLOAD_LEN), 0.0)                # the budget is full: 41 goes
+    assert r.stats(0, 41).evicted == 1 and r.stats(0, 40).evicted == 0
+    for _ in range(2):
+        r.feed(0, 40, 0, bytes(PAYLOAD_LEN), 0.0)            # then 42, then 43
+    assert [r.stats(0, v).evicted for v in (40, 41, 42, 43)] == [0, 1, 1, 1]
+    assert r.held == budget
+    r.feed(0, 40, 0, bytes(PAYLOAD_LEN), 0.0)                # alone and over: dropped itself
+    assert r.stats(0, 40).evicted == 1 and r.held == 0 and r.evictions == 4

@@ -257,6 +257,17 @@ def test_per_destination_table_is_bounded() -> None:
     assert PerDestinationLimiter(0.0).take(1, 0.0)      # icmp_ratelimit=0: off
 
 
+def test_per_destination_evictions_are_counted_in_stats() -> None:
+    """The full per-destination table forgets its oldest peer: Stack.stats() shows it."""
+    host, icmp = make_icmp_host()
+    icmp.host_limiter.max_entries = 2
+    for n in range(5):
+        deliver(host, ip_packet(f"10.0.0.{10 + n}", US, 99, b"x"), 0.0)
+    assert len(icmp.host_limiter) == 2
+    assert icmp.stats.out_rate_hosts_evicted == 3
+    assert icmp.stats.as_dict()["out_rate_hosts_evicted"] == 3
+
+
 def test_token_bucket() -> None:
     b = TokenBucket(rate=10.0, burst=2)
     assert [b.take(0.0) for _ in range(3)] == [True, True, False]

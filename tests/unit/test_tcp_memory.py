@@ -270,6 +270,36 @@ def test_accounting_counts_ooo_blocks_with_their_overhead() -> None:
     assert rcv.held() == 100 and rcv.ooo_count == 0 and rcv.sack_blocks(4) == ()
 
 
+def _ooo_bytes_allocated(rcv: RecvBuffer) -> int:
+    return sum(len(block.buf) for block in rcv._blocks.values())
+
+
+def test_accounting_counts_the_headroom_of_prepended_ooo_blocks() -> None:
+    """A run of segments arriving in descending order grows a block at its front, with
+    headroom up to the block's size: held() counts those bytes too, and gives them back
+    when the block is merged, pulled in order or pruned."""
+    rcv = RecvBuffer(1 << 20)
+    top = 100_000
+    rcv.insert_ooo(top, b"z" * 50_000, 0)
+    for k in range(1, 11):                          # 1000-byte segments, each in front of the last
+        rcv.insert_ooo(top - 1000 * k, b"y" * 1000, 0)
+    assert rcv.ooo_count == 1 and rcv.ooo_bytes == 60_000
+    overhead = OOO_BLOCK_OVERHEAD * rcv.ooo_count
+    assert rcv.ooo_headroom > 0
+    assert rcv.held() == _ooo_bytes_allocated(rcv) + overhead
+    rcv.insert_ooo(20_000, b"x" * 10, 0)            # a second block below it
+    rcv.insert_ooo(20_010, b"x" * (top - 10_000 - 20_010), 0)   # fills the gap: one block again
+    assert rcv.ooo_count == 1
+    assert rcv.held() == _ooo_bytes_allocated(rcv) + OOO_BLOCK_OVERHEAD
+    rcv.append_in_order(b"w" * 20_000, 0)           # reaches it: everything in order
+    assert rcv.ooo_count == 0 and rcv.ooo_headroom == 0 and rcv.held() == len(rcv.data)
+    rcv.insert_ooo(300_000, b"v" * 5000, 150_000)
+    rcv.insert_ooo(299_000, b"v" * 1000, 150_000)
+    assert rcv.ooo_headroom > 0
+    rcv.prune_ooo()
+    assert rcv.ooo_headroom == 0 and rcv.held() == len(rcv.data)
+
+
 def test_under_pressure_windows_open_by_four_segments_and_never_retract() -> None:
     rig = established(ts=False)
     c = rig.conn
@@ -377,8 +407,11 @@ def test_orphan_keeps_its_send_queue_until_acknowledged() -> None:
     usr = TcpUserRequests(net.tcp)
     conn = net.established()
     assert usr.send(conn, memoryview(b"s" * 5000), net.now) == 5000
+    assert net.tcp.mem_committed > net.tcp.mem_allocated          # the open window counts
     usr.detach(conn, net.now)
     assert conn.state == State.FIN_WAIT_1 and net.tcp.mem_allocated == 5000
+    # data for a closed socket gets an RST: its window is withdrawn from the budget at once
+    assert net.tcp.mem_committed == net.tcp.mem_allocated
     net.rx(conn, ACK, 5001, conn.snd_max)
     assert net.tcp.mem_allocated == 0
 

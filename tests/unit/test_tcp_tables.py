@@ -179,6 +179,34 @@ def test_time_wait_child_yields_to_reuseaddr_and_to_a_new_syn() -> None:
     assert out and out[0][0].flags == SYN | ACK and child.state == State.CLOSED
 
 
+def test_time_wait_is_bounded_by_max_tw_buckets() -> None:
+    """net.ipv4.tcp_max_tw_buckets: a peer making us close first cannot pile up TIME_WAIT
+    connections; beyond the bound one still ACKs the peer's FIN, then is gone at the next
+    timer pass (tw_overflows); a slot freed by a TIME_WAIT ending is usable again."""
+    net = Net(max_tw_buckets=2)
+    listen_on(net, 0, backlog=10)
+
+    def close_first(sport: int) -> Connection:
+        child = handshake(net, sport)
+        child.owned = True
+        child.close(net.now)                                 # our FIN
+        net.take()
+        out = net.rx(ACK | FIN, ISN_PEER + 1, child.snd_nxt, sport=sport)
+        assert [seg.flags for seg, _ in out] == [ACK]        # the peer's FIN is ACKed
+        return child
+
+    first, second, third = (close_first(port) for port in (10001, 10002, 10003))
+    assert first.state == second.state == third.state == State.TIME_WAIT
+    assert net.tcp.stats.tw_overflows == 1
+    net.tcp.poll(net.now)
+    assert third.state == State.CLOSED and (US, 80, PEER, 10003) not in net.tcp.conns
+    assert first.state == second.state == State.TIME_WAIT
+    net.now += 2 * net.tcp.config.msl
+    net.tcp.poll(net.now)                                    # 2*MSL: both end, their slots free
+    assert first.state == second.state == State.CLOSED
+    assert close_first(10004).state == State.TIME_WAIT and net.tcp.stats.tw_overflows == 1
+
+
 def test_ephemeral_ports_skip_ports_in_use() -> None:
     net = Net()
     first = net.tcp.attach()
