@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from ..timing import TICK as TIMER_TICK
 from . import seq as sq
 from .state import State
 
@@ -18,11 +19,9 @@ SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, Stat
 if TYPE_CHECKING:
     from .conn import Connection
 
-# The timer granularity: a deadline that is still due after its handler ran is pushed this
-# far past `now` (Linux timers tick in jiffies, so a timer re-armed from its own handler fires
-# one tick later at the earliest), and a keepalive that is this close to its idle time is
-# taken as due -- float rounding of last_rcv + keepidle must never leave a timer at `now`.
-TIMER_TICK = 0.001
+# TIMER_TICK (protocols/timing.py): a deadline still due after its handler ran is pushed this
+# far past `now`, and a keepalive that is this close to its idle time is taken as due --
+# float rounding of last_rcv + keepidle must never leave a timer at `now`.
 
 
 class TimerMixin:
