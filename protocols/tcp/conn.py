@@ -113,6 +113,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
+        "accept_live", "queued",
         "ttl", "tos", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr", "owned",
         # statistics (TCP_INFO)
         "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
@@ -202,6 +203,11 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.backlog = 0
         self.syn_count = 0
         self.accept_queue: deque[Connection] | None = None
+        # A child that dies in the accept queue stays there, marked (queued = False), and
+        # accept() skips it: no O(backlog) removal per death (tcp.py detach).  accept_live
+        # counts a listener's live queued children -- what the backlog limit compares.
+        self.accept_live = 0
+        self.queued = False             # a child: in its listener's accept queue, alive
         self.ifp: Any = None
         self.csum_offload = False
         self.tso_max = 0

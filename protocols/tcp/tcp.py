@@ -354,8 +354,10 @@ class Tcp:
         parent = conn.parent
         if parent is not None:
             conn.parent = None
-            if parent.accept_queue is not None and conn in parent.accept_queue:
-                parent.accept_queue.remove(conn)
+            if conn.queued:
+                conn.queued = False              # left in the queue, dead: accept() skips it
+                parent.accept_live -= 1
+                self._compact_accept_queue(parent)
             elif parent.syn_count:
                 parent.syn_count -= 1
         if conn.user_closed or not conn.owned:
@@ -372,11 +374,40 @@ class Tcp:
             parent.syn_count -= 1
         if parent.accept_queue is not None:
             parent.accept_queue.append(conn)
+            conn.queued = True
+            parent.accept_live += 1
         parent.on_event()
 
+    @staticmethod
+    def _compact_accept_queue(lst: Connection) -> None:
+        """Drop the dead entries once they are half the queue: each rebuild costs at most
+        twice the deaths since the last one, so a death is O(1) amortized, and the queue
+        never holds more than twice its live children (bounded by the backlog)."""
+        q = lst.accept_queue
+        if q is None or 2 * (len(q) - lst.accept_live) <= len(q):
+            return
+        live = [c for c in q if c.queued]
+        q.clear()
+        q.extend(live)
+
+    def pop_accepted(self, lst: Connection) -> Connection | None:
+        """The oldest live child of the accept queue, now owned by a socket; dead entries on
+        the way are dropped."""
+        q = lst.accept_queue
+        while q:
+            child = q.popleft()
+            if child.queued:
+                child.queued = False
+                lst.accept_live -= 1
+                child.parent = None
+                child.owned = True
+                return child
+        return None
+
     def accept_queue_full(self, lst: Connection) -> bool:
-        """Linux sk_acceptq_is_full: a SYN or a handshake ACK finding it full is dropped (counted)."""
-        if len(lst.accept_queue or ()) < max(lst.backlog, 1):
+        """Linux sk_acceptq_is_full: a SYN or a handshake ACK finding it full is dropped (counted).
+        Only live children count: one that died waiting frees its place at once."""
+        if lst.accept_live < max(lst.backlog, 1):
             return False
         self.stats.listen_overflows += 1
         self.stats.listen_drops += 1
