@@ -16,7 +16,8 @@ from typing import Callable, Protocol
 
 import trio
 
-from protocols.timing import TICK   # one tick for the cores and this loop (defined below the stack)
+# one tick for the cores and this loop, defined below the stack (protocols/timing.py)
+from protocols.timing import TICK
 
 __all__ = ["TICK", "Timed", "TimerService"]
 
