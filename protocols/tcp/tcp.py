@@ -96,6 +96,8 @@ class TcpStats(Counters):
     pmtu_reductions: int = 0            # a validated frag-needed shrank a connection's MSS
     ooo_segs: int = 0
     tw_overflows: int = 0               # TIME_WAIT skipped: max_tw_buckets already (TCPTimeWaitOverflow)
+    orphan_timeouts: int = 0            # orphans dropped after tcp_orphan_retries (TCPAbortOnTimeout)
+    orphan_overflows: int = 0           # closed beyond max_orphans: reset at once ("too many orphaned sockets")
     ofo_dropped: int = 0            # out-of-order segments refused: the block cap (Linux TCPOFODrop)
     ofo_pruned: int = 0             # prune events dropping queued blocks from the far end (OfoPruned)
     sack_blocks_invalid: int = 0    # SACK blocks empty, inverted or beyond SND.MAX (TCPSACKDiscard)
@@ -132,6 +134,7 @@ class Tcp:
         self.ports: dict[int, dict[Connection, None]] = {}      # an insertion-ordered set per port
         self._overflowed_at: dict[Connection, float] = {}        # listener -> its last cookie sent
         self._time_wait: dict[Connection, None] = {}             # connections in TIME_WAIT (a set)
+        self._orphans: dict[Connection, None] = {}               # closed by the application, not yet ended
         self._secret = rng.getrandbits(128).to_bytes(16, "big")
         self.cookies = SynCookies(rng.getrandbits(128).to_bytes(16, "big"))
         self.ephemeral = EphemeralPorts(rng)
@@ -351,6 +354,7 @@ class Tcp:
         if self.conns.get(key) is conn:
             del self.conns[key]
         self._time_wait.pop(conn, None)
+        self._orphans.pop(conn, None)
         parent = conn.parent
         if parent is not None:
             conn.parent = None
@@ -417,12 +421,30 @@ class Tcp:
         """`conn` entered TIME_WAIT.  Beyond config.max_tw_buckets of them it leaves at once
         instead (Linux tcp_time_wait on overflow): its 2*MSL timer is cut to now, so it is
         gone at the next timer pass, after the ACK of the peer's FIN went out (counted)."""
+        self._orphans.pop(conn, None)                    # a TIME_WAIT is bounded by max_tw_buckets instead
         if conn not in self._time_wait and len(self._time_wait) >= self.config.max_tw_buckets:
             self.stats.tw_overflows += 1
             conn.tw_at = self.clock()
         else:
             self._time_wait[conn] = None
         self.schedule(conn)
+
+    def orphaned(self, conn: Connection, now: float) -> None:
+        """The application closed `conn` and it lives on to deliver its data and FIN.  Beyond
+        config.max_orphans of them it is reset at once instead (Linux tcp_close with too many
+        orphans), its buffers given back; otherwise it is counted until it ends."""
+        if conn.state in (State.CLOSED, State.TIME_WAIT) or conn in self._orphans:
+            return
+        if len(self._orphans) >= self.config.max_orphans:
+            self.stats.orphan_overflows += 1
+            conn.abort(now, 0)
+            return
+        self._orphans[conn] = None
+
+    @property
+    def orphan_count(self) -> int:
+        """Orphans alive now (Linux /proc/net/sockstat "orphan")."""
+        return len(self._orphans)
 
     # --- timers (one heap; the Stack's TimerService polls us) ------------------------------------
     def schedule(self, conn: Connection) -> None:

@@ -10,6 +10,8 @@ from ..timing import TICK as TIMER_TICK
 from . import seq as sq
 from .state import State
 
+ORPHAN_RETRIES = 8      # what net.ipv4.tcp_orphan_retries = 0 (its default) stands for in Linux
+
 # RFC 8985 §7.2 PTO = 2 SRTT; plus a timer slack (Linux adds TCP_TIMEOUT_MIN, 2 jiffies: 2 ms
 # at HZ=1000, 8 ms at HZ=250 -- measured here, 2 ms recovers fastest) so a
 # sub-millisecond SRTT does not probe ahead of an ACK that is merely a little late
@@ -52,6 +54,8 @@ class TimerMixin:
             self._on_probe(now)
         if self.persist_at is not None and now >= self.persist_at:
             self.persist_at = None
+            if self._orphan_gives_up_probing(now):
+                return
             self.persist_backoff += 1
             self.output(now, force_probe=True)
         if self.delack_at is not None and now >= self.delack_at:
@@ -72,8 +76,12 @@ class TimerMixin:
         cfg = self.config
         limit = cfg.syn_retries if st == State.SYN_SENT else cfg.synack_retries if st == State.SYN_RECEIVED \
             else cfg.retries2
+        if self.user_closed:
+            limit = min(limit, self.orphan_retry_limit())
         if self.retries > limit:
             self.host.stats.timeouts += 1
+            if self.user_closed:
+                self.host.stats.orphan_timeouts += 1
             err = self.soft_error or errno.ETIMEDOUT
             if st == State.SYN_RECEIVED:
                 self.destroy()
@@ -110,6 +118,23 @@ class TimerMixin:
         self.output(now)
         if self.rto_at is None and self.snd_max != self.snd_una:
             self.rto_at = now + self.rtt.current()
+
+    # --- orphans (closed by the application; Linux net.ipv4.tcp_orphan_retries) ---------------
+    def orphan_retry_limit(self: "Connection") -> int:
+        return self.config.orphan_retries or ORPHAN_RETRIES
+
+    def _orphan_gives_up_probing(self: "Connection", now: float) -> bool:
+        """An orphan's zero-window probes: once their interval is at its maximum and
+        tcp_orphan_retries of them went out, it is reset and freed (its peer answers the
+        probes, so the RST frees the other end too).  A live socket probes on as long as
+        they are answered (RFC 1122 §4.2.2.17); an orphan would hold its send queue forever
+        for a peer that never reads."""
+        if not self.user_closed or self.persist_backoff < self.orphan_retry_limit() \
+                or self._persist_interval() < self.config.persist_max:
+            return False
+        self.host.stats.orphan_timeouts += 1
+        self.abort(now, errno.ETIMEDOUT)
+        return True
 
     # --- loss probes: a simplified RACK-TLP (RFC 8985) ------------------------------------------
     def arm_probe(self: "Connection", now: float) -> None:

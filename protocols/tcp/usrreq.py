@@ -96,6 +96,7 @@ class TcpUserRequests:
             self._drop_children(pcb, now)
             self.tcp.stop_listening(pcb)
         pcb.close(now)
+        self.tcp.orphaned(pcb, now)         # lives on without an owner, or reset beyond max_orphans
         if pcb.state != State.CLOSED:
             self.tcp.mem.update(pcb)        # the closed socket's receive window is no promise now
             self.tcp.schedule(pcb)
