@@ -16,7 +16,10 @@ from typing import Callable, Protocol
 
 import trio
 
-TICK = 0.001    # Linux timers fire on jiffies: a handler's re-arm is a tick later at the earliest
+# one tick for the cores and this loop, defined below the stack (protocols/timing.py)
+from protocols.timing import TICK
+
+__all__ = ["TICK", "Timed", "TimerService"]
 
 
 class Timed(Protocol):

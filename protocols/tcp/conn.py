@@ -42,6 +42,19 @@ class TcpConfig:
     # its hash table (131072 on a 24 GiB host); a fixed 16384 here: ~50 MB at most.
     max_tw_buckets: int = 16384
     fin_timeout: float = 60.0           # orphaned FIN_WAIT_2 (net.ipv4.tcp_fin_timeout)
+    # Orphans: connections the application closed that still deliver their data and FIN
+    # (FIN_WAIT_1/2, CLOSING, LAST_ACK).  Nobody can read or write them any more, so they
+    # get fewer chances than a live socket.  net.ipv4.tcp_orphan_retries: RTO retries, and
+    # zero-window probes once their backoff is at its maximum, before an orphan is dropped
+    # (counted orphan_timeouts); 0, Linux's default, means 8.  A peer answering every probe
+    # with a zero window (a client that never reads) no longer holds an orphan forever.
+    orphan_retries: int = 0
+    # net.ipv4.tcp_max_orphans: orphans at most; a connection orphaned beyond it is reset at
+    # once (Linux "too many orphaned sockets"; counted orphan_overflows).  Linux sizes it from
+    # RAM (its docs: 8192 of old, each orphan "up to ~64 KB"); here 16384, like
+    # max_tw_buckets: ~3 KB of objects each (~50 MB at most) -- their buffers are under the
+    # tcp_mem budget anyway -- which is far more than a server's normal closing traffic.
+    max_orphans: int = 16384
     delack: float = 0.04                # delayed-ACK timer (Linux TCP_DELACK_MIN); RFC 9293 caps it at 0.5 s
     quickacks: int = 16                 # ACK every segment at the start (Linux quickack mode)
     rto_min: float = 0.2
@@ -113,6 +126,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
+        "accept_live", "queued",
         "ttl", "tos", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr", "owned",
         # statistics (TCP_INFO)
         "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
@@ -202,6 +216,11 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.backlog = 0
         self.syn_count = 0
         self.accept_queue: deque[Connection] | None = None
+        # A child that dies in the accept queue stays there, marked (queued = False), and
+        # accept() skips it: no O(backlog) removal per death (tcp.py detach).  accept_live
+        # counts a listener's live queued children -- what the backlog limit compares.
+        self.accept_live = 0
+        self.queued = False             # a child: in its listener's accept queue, alive
         self.ifp: Any = None
         self.csum_offload = False
         self.tso_max = 0

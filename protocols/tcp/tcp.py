@@ -96,6 +96,8 @@ class TcpStats(Counters):
     pmtu_reductions: int = 0            # a validated frag-needed shrank a connection's MSS
     ooo_segs: int = 0
     tw_overflows: int = 0               # TIME_WAIT skipped: max_tw_buckets already (TCPTimeWaitOverflow)
+    orphan_timeouts: int = 0            # orphans dropped after tcp_orphan_retries (TCPAbortOnTimeout)
+    orphan_overflows: int = 0           # closed beyond max_orphans: reset at once ("too many orphaned sockets")
     ofo_dropped: int = 0            # out-of-order segments refused: the block cap (Linux TCPOFODrop)
     ofo_pruned: int = 0             # prune events dropping queued blocks from the far end (OfoPruned)
     sack_blocks_invalid: int = 0    # SACK blocks empty, inverted or beyond SND.MAX (TCPSACKDiscard)
@@ -132,6 +134,7 @@ class Tcp:
         self.ports: dict[int, dict[Connection, None]] = {}      # an insertion-ordered set per port
         self._overflowed_at: dict[Connection, float] = {}        # listener -> its last cookie sent
         self._time_wait: dict[Connection, None] = {}             # connections in TIME_WAIT (a set)
+        self._orphans: dict[Connection, None] = {}               # closed by the application, not yet ended
         self._secret = rng.getrandbits(128).to_bytes(16, "big")
         self.cookies = SynCookies(rng.getrandbits(128).to_bytes(16, "big"))
         self.ephemeral = EphemeralPorts(rng)
@@ -351,11 +354,14 @@ class Tcp:
         if self.conns.get(key) is conn:
             del self.conns[key]
         self._time_wait.pop(conn, None)
+        self._orphans.pop(conn, None)
         parent = conn.parent
         if parent is not None:
             conn.parent = None
-            if parent.accept_queue is not None and conn in parent.accept_queue:
-                parent.accept_queue.remove(conn)
+            if conn.queued:
+                conn.queued = False              # left in the queue, dead: accept() skips it
+                parent.accept_live -= 1
+                self._compact_accept_queue(parent)
             elif parent.syn_count:
                 parent.syn_count -= 1
         if conn.user_closed or not conn.owned:
@@ -372,11 +378,40 @@ class Tcp:
             parent.syn_count -= 1
         if parent.accept_queue is not None:
             parent.accept_queue.append(conn)
+            conn.queued = True
+            parent.accept_live += 1
         parent.on_event()
 
+    @staticmethod
+    def _compact_accept_queue(lst: Connection) -> None:
+        """Drop the dead entries once they are half the queue: each rebuild costs at most
+        twice the deaths since the last one, so a death is O(1) amortized, and the queue
+        never holds more than twice its live children (bounded by the backlog)."""
+        q = lst.accept_queue
+        if q is None or 2 * (len(q) - lst.accept_live) <= len(q):
+            return
+        live = [c for c in q if c.queued]
+        q.clear()
+        q.extend(live)
+
+    def pop_accepted(self, lst: Connection) -> Connection | None:
+        """The oldest live child of the accept queue, now owned by a socket; dead entries on
+        the way are dropped."""
+        q = lst.accept_queue
+        while q:
+            child = q.popleft()
+            if child.queued:
+                child.queued = False
+                lst.accept_live -= 1
+                child.parent = None
+                child.owned = True
+                return child
+        return None
+
     def accept_queue_full(self, lst: Connection) -> bool:
-        """Linux sk_acceptq_is_full: a SYN or a handshake ACK finding it full is dropped (counted)."""
-        if len(lst.accept_queue or ()) < max(lst.backlog, 1):
+        """Linux sk_acceptq_is_full: a SYN or a handshake ACK finding it full is dropped (counted).
+        Only live children count: one that died waiting frees its place at once."""
+        if lst.accept_live < max(lst.backlog, 1):
             return False
         self.stats.listen_overflows += 1
         self.stats.listen_drops += 1
@@ -386,12 +421,30 @@ class Tcp:
         """`conn` entered TIME_WAIT.  Beyond config.max_tw_buckets of them it leaves at once
         instead (Linux tcp_time_wait on overflow): its 2*MSL timer is cut to now, so it is
         gone at the next timer pass, after the ACK of the peer's FIN went out (counted)."""
+        self._orphans.pop(conn, None)                    # a TIME_WAIT is bounded by max_tw_buckets instead
         if conn not in self._time_wait and len(self._time_wait) >= self.config.max_tw_buckets:
             self.stats.tw_overflows += 1
             conn.tw_at = self.clock()
         else:
             self._time_wait[conn] = None
         self.schedule(conn)
+
+    def orphaned(self, conn: Connection, now: float) -> None:
+        """The application closed `conn` and it lives on to deliver its data and FIN.  Beyond
+        config.max_orphans of them it is reset at once instead (Linux tcp_close with too many
+        orphans), its buffers given back; otherwise it is counted until it ends."""
+        if conn.state in (State.CLOSED, State.TIME_WAIT) or conn in self._orphans:
+            return
+        if len(self._orphans) >= self.config.max_orphans:
+            self.stats.orphan_overflows += 1
+            conn.abort(now, 0)
+            return
+        self._orphans[conn] = None
+
+    @property
+    def orphan_count(self) -> int:
+        """Orphans alive now (Linux /proc/net/sockstat "orphan")."""
+        return len(self._orphans)
 
     # --- timers (one heap; the Stack's TimerService polls us) ------------------------------------
     def schedule(self, conn: Connection) -> None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from ..timing import TICK as TIMER_TICK
 from . import seq as sq
 from .state import State
+
+ORPHAN_RETRIES = 8      # what net.ipv4.tcp_orphan_retries = 0 (its default) stands for in Linux
 
 # RFC 8985 §7.2 PTO = 2 SRTT; plus a timer slack (Linux adds TCP_TIMEOUT_MIN, 2 jiffies: 2 ms
 # at HZ=1000, 8 ms at HZ=250 -- measured here, 2 ms recovers fastest) so a
@@ -18,11 +21,9 @@ SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, Stat
 if TYPE_CHECKING:
     from .conn import Connection
 
-# The timer granularity: a deadline that is still due after its handler ran is pushed this
-# far past `now` (Linux timers tick in jiffies, so a timer re-armed from its own handler fires
-# one tick later at the earliest), and a keepalive that is this close to its idle time is
-# taken as due -- float rounding of last_rcv + keepidle must never leave a timer at `now`.
-TIMER_TICK = 0.001
+# TIMER_TICK (protocols/timing.py): a deadline still due after its handler ran is pushed this
+# far past `now`, and a keepalive that is this close to its idle time is taken as due --
+# float rounding of last_rcv + keepidle must never leave a timer at `now`.
 
 
 class TimerMixin:
@@ -53,6 +54,8 @@ class TimerMixin:
             self._on_probe(now)
         if self.persist_at is not None and now >= self.persist_at:
             self.persist_at = None
+            if self._orphan_gives_up_probing(now):
+                return
             self.persist_backoff += 1
             self.output(now, force_probe=True)
         if self.delack_at is not None and now >= self.delack_at:
@@ -73,8 +76,12 @@ class TimerMixin:
         cfg = self.config
         limit = cfg.syn_retries if st == State.SYN_SENT else cfg.synack_retries if st == State.SYN_RECEIVED \
             else cfg.retries2
+        if self.user_closed:
+            limit = min(limit, self.orphan_retry_limit())
         if self.retries > limit:
             self.host.stats.timeouts += 1
+            if self.user_closed:
+                self.host.stats.orphan_timeouts += 1
             err = self.soft_error or errno.ETIMEDOUT
             if st == State.SYN_RECEIVED:
                 self.destroy()
@@ -111,6 +118,23 @@ class TimerMixin:
         self.output(now)
         if self.rto_at is None and self.snd_max != self.snd_una:
             self.rto_at = now + self.rtt.current()
+
+    # --- orphans (closed by the application; Linux net.ipv4.tcp_orphan_retries) ---------------
+    def orphan_retry_limit(self: "Connection") -> int:
+        return self.config.orphan_retries or ORPHAN_RETRIES
+
+    def _orphan_gives_up_probing(self: "Connection", now: float) -> bool:
+        """An orphan's zero-window probes: once their interval is at its maximum and
+        tcp_orphan_retries of them went out, it is reset and freed (its peer answers the
+        probes, so the RST frees the other end too).  A live socket probes on as long as
+        they are answered (RFC 1122 §4.2.2.17); an orphan would hold its send queue forever
+        for a peer that never reads."""
+        if not self.user_closed or self.persist_backoff < self.orphan_retry_limit() \
+                or self._persist_interval() < self.config.persist_max:
+            return False
+        self.host.stats.orphan_timeouts += 1
+        self.abort(now, errno.ETIMEDOUT)
+        return True
 
     # --- loss probes: a simplified RACK-TLP (RFC 8985) ------------------------------------------
     def arm_probe(self: "Connection", now: float) -> None:

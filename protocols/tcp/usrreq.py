@@ -34,13 +34,7 @@ class TcpUserRequests:
         return self.tcp.connect(pcb, addr, port, now)
 
     def accept(self, pcb: Connection) -> Connection | None:
-        q = pcb.accept_queue
-        if not q:
-            return None
-        child = q.popleft()
-        child.parent = None
-        child.owned = True
-        return child
+        return self.tcp.pop_accepted(pcb)
 
     def abandon_connect(self, pcb: Connection) -> None:
         """A cancelled connect: forget the attempt, keep the (auto-)bound name."""
@@ -78,7 +72,7 @@ class TcpUserRequests:
         self.tcp.schedule(pcb)
 
     def readable(self, pcb: Connection) -> bool:
-        return pcb.readable() or bool(pcb.accept_queue)
+        return pcb.readable() or pcb.accept_live > 0
 
     def take_error(self, pcb: Connection) -> int:
         return pcb.take_error()
@@ -102,6 +96,7 @@ class TcpUserRequests:
             self._drop_children(pcb, now)
             self.tcp.stop_listening(pcb)
         pcb.close(now)
+        self.tcp.orphaned(pcb, now)         # lives on without an owner, or reset beyond max_orphans
         if pcb.state != State.CLOSED:
             self.tcp.mem.update(pcb)        # the closed socket's receive window is no promise now
             self.tcp.schedule(pcb)

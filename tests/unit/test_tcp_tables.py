@@ -5,10 +5,12 @@ that are SYN cookies.  No trio, no devices; the clock is a plain float."""
 from __future__ import annotations
 
 import errno
+from collections import deque
 from typing import Any, NoReturn
 
 from protocols.tcp.conn import Connection, State
 from protocols.tcp.listen import COOKIE_PERIOD
+from protocols.tcp.usrreq import TcpUserRequests
 from protocols.tcp.wire import ACK, FIN, RST, SYN
 from stack.addr import ip_to_int
 
@@ -138,6 +140,51 @@ def test_connections_leave_their_port_in_constant_time() -> None:
     for k in kids:
         net.rx(RST, ISN_PEER + 1, sport=k.fport)
     assert list(net.tcp.ports[80]) == [lst] and not net.tcp.conns and not lst.accept_queue
+
+
+class NoSearchDeque(deque):  # type: ignore[type-arg]
+    """An accept queue that may be appended to and popped, but never searched or walked."""
+
+    def _search(self, *_: Any) -> NoReturn:
+        raise AssertionError("a dying child searched its listener's accept queue")
+
+    __contains__ = remove = index = __iter__ = _search    # type: ignore[assignment]
+
+
+def test_a_child_dying_in_the_accept_queue_costs_no_search() -> None:
+    """A queued child that is reset is left in the queue marked dead (not searched for:
+    that was O(backlog) per death); accept() skips it, and the backlog counts live children
+    only, so its place is free at once (Linux sk_acceptq_is_full)."""
+    net = Net()
+    lst = listen_on(net, 0, backlog=3)
+    kids = [handshake(net, 10000 + i) for i in range(3)]
+    lst.accept_queue = NoSearchDeque(lst.accept_queue or ())
+    net.rx(RST, ISN_PEER + 1, sport=kids[1].fport)
+    assert kids[1].state == State.CLOSED and lst.accept_live == 2 and len(lst.accept_queue) == 3
+    newcomer = handshake(net, 20000)                      # the backlog has room again
+    assert newcomer.queued and lst.accept_live == 3 and net.tcp.stats.listen_overflows == 0
+    usr = TcpUserRequests(net.tcp)
+    assert usr.readable(lst)
+    accepted = [usr.accept(lst) for _ in range(4)]
+    assert accepted == [kids[0], kids[2], newcomer, None]
+    assert all(c.owned and c.parent is None for c in accepted[:3])
+    assert lst.accept_live == 0 and not usr.readable(lst)
+
+
+def test_dead_entries_never_outnumber_the_live_ones() -> None:
+    """Children dying faster than the application accepts: the dead entries are dropped once
+    they are half the queue, so it holds at most twice its live children, and the rebuild is
+    paid for by the deaths since the last one (O(1) amortized per death)."""
+    net = Net()
+    lst = listen_on(net, 0, backlog=100)
+    keep = [handshake(net, 10000 + i) for i in range(10)]
+    for i in range(500):
+        kid = handshake(net, 20000 + i)
+        net.rx(RST, ISN_PEER + 1, sport=kid.fport)
+        assert len(lst.accept_queue or ()) <= 2 * lst.accept_live + 1
+    assert lst.accept_live == 10 and net.tcp.stats.listen_overflows == 0
+    usr = TcpUserRequests(net.tcp)
+    assert [usr.accept(lst) for _ in range(11)] == keep + [None]
 
 
 # --- bind and port in use (SO_REUSEADDR as before) ------------------------------------------------------

@@ -326,3 +326,21 @@ def test_clip_pvc_table_progresses(t0: float, retrans: float, slow: float) -> No
     table.add_pvc(0, 40, None, t0)
     table.resolve(IP_B, PacketBuffer.from_payload(b"x" * 20), t0)
     assert drive(table, t0, 30) == 30                        # resolving for ever, always later
+
+
+def test_one_tick_defined_below_the_stack() -> None:
+    """The tick is defined once, in the protocol layer (protocols/timing.py); the TCP core and
+    the Stack's TimerService use that same object -- and the definition imports nothing from
+    `stack` (layering: ndd, then protocols and drivers, then stack)."""
+    import ast
+    import inspect
+
+    import protocols.timing
+    from stack import timers
+
+    assert timers.TICK is protocols.timing.TICK and TIMER_TICK is protocols.timing.TICK
+    assert "TICK =" not in inspect.getsource(timers)
+    tree = ast.parse(inspect.getsource(protocols.timing))
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + \
+        [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not any(m and m.split(".")[0] == "stack" for m in imported)
