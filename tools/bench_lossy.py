@@ -120,6 +120,7 @@ def namespaces(n: int) -> Iterator[list[NetnsHost]]:
 
 
 LINUX_CC = ["cubic"]                # the Linux peers' congestion control (set by --linux-cc)
+STACK_CC = [""]                     # the stack's, per socket ('' keeps TcpConfig's default; --stack-cc)
 
 
 def peer_argv(host: NetnsHost, *args: str) -> list[str]:
@@ -219,6 +220,8 @@ async def _stack_sends(st: Any, host: NetnsHost, total: int) -> dict[str, Any]:
             peer_argv(host, "sink", str(PORT)), stdout=subprocess.PIPE, check=False, task_status=task_status))
         await _line(proc)
         s = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+        if STACK_CC[0]:
+            s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_CONGESTION, STACK_CC[0].encode())
         t0 = trio.current_time()
         await s.connect((KERNEL_IP, PORT))
         left = total
@@ -237,6 +240,8 @@ async def _stack_sends(st: Any, host: NetnsHost, total: int) -> dict[str, Any]:
 
 async def _stack_receives(st: Any, host: NetnsHost, total: int) -> dict[str, Any]:
     ls = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+    if STACK_CC[0]:
+        ls.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_CONGESTION, STACK_CC[0].encode())
     ls.bind((STACK_IP, PORT))
     ls.listen(4)
     h = hashlib.sha256()
@@ -277,10 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--linux-cc", default="cubic", help="Linux's congestion control in the namespaces "
                     "(cubic: the stack's default; '' keeps the kernel's default)")
+    ap.add_argument("--stack-cc", default="", help="the stack's congestion control (TCP_CONGESTION on its "
+                    "sockets; '' keeps its default)")
     a = ap.parse_args(argv)
     LINUX_CC[0] = a.linux_cc
+    STACK_CC[0] = a.stack_cc
     total = int(a.mb * 1_000_000)
-    report: dict[str, Any] = {"faults": FAULTS, "linux_cc": a.linux_cc or "default", "bytes": total, "loadavg_before": os.getloadavg()[0]}
+    report: dict[str, Any] = {"faults": FAULTS, "linux_cc": a.linux_cc or "default", "stack_cc": a.stack_cc or "default", "bytes": total, "loadavg_before": os.getloadavg()[0]}
     for which in a.which.split(","):
         for direction in a.dir.split(",") if which == "stack" else ["out"]:
             runs = []
