@@ -45,6 +45,9 @@ PROBE_RTT_DURATION = 0.2                # §4.3.5: 200 ms
 MIN_PIPE_CWND_SEGMENTS = 4              # §4.2.3.1 BBRMinPipeCwnd
 FULL_BW_THRESHOLD = 1.25                # §4.3.2.2: growth that counts as "still growing"
 FULL_BW_COUNT = 3                       # §4.3.2.2: rounds without it -> the pipe is full
+EXTRA_ACKED_WIN_ROUNDS = 5              # ACK aggregation: each of two slots holds the max of 5 rounds
+EXTRA_ACKED_MAX_TIME = 0.1              # ...and what it adds is at most 100 ms at BtlBw
+ACK_EPOCH_RESET = 1 << 20               # bytes: an aggregation epoch this long starts over
 PACING_MARGIN = 0.99                    # Linux paces ~1 % below the estimate (bbr_pacing_margin_percent)
 
 
@@ -115,6 +118,11 @@ class Bbr(CongestionControl):
         self.conservation_round = 0     # the round in which packet conservation ends
         self.recovery_start = False     # recovery just began: cwnd = inflight (+ what this ACK delivered)
         self.restore_round: int | None = None   # after an RTO: the round whose start restores cwnd
+        self.extra_acked = [0, 0]       # ACK aggregation (see _update_ack_aggregation)
+        self.extra_acked_slot = 0
+        self.extra_acked_rounds = 0
+        self.ack_epoch_start = 0.0
+        self.ack_epoch_acked = 0
         self.pacing_rate: float | None = None
         self.ssthresh = 1 << 30         # BBR sets no ssthresh; the connection's slow-start test stays off
         self.delivered = 0
@@ -187,6 +195,7 @@ class Bbr(CongestionControl):
         self.delivered = delivered
         self._update_round(rs, delivered)
         self._update_btlbw(rs)
+        self._update_ack_aggregation(rs, now)
         self._check_cycle_phase(inflight, rs, now)
         self._check_full_pipe(rs)
         self._check_drain(inflight, now)
@@ -208,6 +217,36 @@ class Bbr(CongestionControl):
         """§4.1.1.5: app-limited samples only raise the estimate."""
         if rs.delivery_rate > 0 and (rs.delivery_rate >= self.btlbw or not rs.is_app_limited):
             self.btlbw_filter.update(rs.delivery_rate, self.round_count)
+
+    def _update_ack_aggregation(self, rs: "RateSample", now: float) -> None:
+        """ACKs that come in bursts (a receiver's stretch ACKs, an event loop that handles a
+        batch of frames at a time) deliver more in a moment than BtlBw says; a cwnd of just
+        gain x BDP then stalls the sender until the next burst.  The excess over what BtlBw
+        predicts since the burst began is kept as a windowed max (two slots of 5 rounds) and
+        added to cwnd -- the extra_acked term of draft-cardwell-iccrg-bbr-congestion-control-02
+        §4.6.4.3, which Linux's BBR v1 has carried since 4.20."""
+        acked = rs.newly_delivered
+        if self.round_start:
+            self.extra_acked_rounds += 1
+            if self.extra_acked_rounds >= EXTRA_ACKED_WIN_ROUNDS:
+                self.extra_acked_rounds = 0
+                self.extra_acked_slot ^= 1
+                self.extra_acked[self.extra_acked_slot] = 0
+        expected = self.btlbw * (now - self.ack_epoch_start)
+        if self.ack_epoch_acked <= expected or self.ack_epoch_acked + acked >= ACK_EPOCH_RESET:
+            self.ack_epoch_acked = 0            # on schedule (or a long epoch): a new one starts
+            self.ack_epoch_start = now
+            expected = 0.0
+        self.ack_epoch_acked += acked
+        extra = min(int(self.ack_epoch_acked - expected), self.cwnd)
+        if extra > self.extra_acked[self.extra_acked_slot]:
+            self.extra_acked[self.extra_acked_slot] = extra
+
+    def aggregation_cwnd(self) -> int:
+        """What ACK aggregation adds to the target cwnd, once the pipe is full."""
+        if not self.filled_pipe:
+            return 0
+        return min(max(self.extra_acked), int(self.btlbw * EXTRA_ACKED_MAX_TIME))
 
     def _update_rtprop(self, rs: "RateSample", now: float) -> None:
         """§4.1.2.3."""
@@ -329,7 +368,7 @@ class Bbr(CongestionControl):
         elif self.packet_conservation:
             self.cwnd = max(self.cwnd, inflight + acked)
         else:
-            target = self.bdp(self.cwnd_gain) + 3 * self.send_quantum()
+            target = self.bdp(self.cwnd_gain) + 3 * self.send_quantum() + self.aggregation_cwnd()
             if self.filled_pipe:
                 self.cwnd = min(self.cwnd + acked, target)
             elif self.cwnd < target or self.delivered < INITIAL_WINDOW_SEGMENTS * self.mss:

@@ -137,7 +137,24 @@ def test_probe_bw_cwnd_is_twice_the_bdp_plus_quanta() -> None:
     b = d.bbr
     for _ in range(30):
         d.ack(1e6, dt=0.05, inflight=b.bdp())
-    assert b.cwnd == 2 * b.bdp() + 3 * b.send_quantum()
+    # ACKs on schedule: the aggregation allowance is one ACK's worth
+    assert b.aggregation_cwnd() == 10 * MSS
+    assert b.cwnd == 2 * b.bdp() + 3 * b.send_quantum() + 10 * MSS
+
+
+def test_ack_aggregation_widens_cwnd_by_the_burst_beyond_btlbw() -> None:
+    """ACKs that arrive in a burst deliver more than BtlBw predicts since the burst began;
+    the excess is added to cwnd (draft -02 §4.6.4.3 extra_acked; Linux BBR v1 since 4.20)."""
+    d = in_probe_bw()
+    b = d.bbr
+    for _ in range(12):
+        d.ack(1e6, dt=0.05, inflight=b.bdp(), new_round=True)
+    d.ack(1e6, dt=0.2, acked=10 * MSS, inflight=b.bdp(), new_round=False)   # a gap: on schedule, an epoch
+    for _ in range(5):                                  # then 50 KB in the same millisecond
+        d.ack(1e6, dt=0.0002, acked=10 * MSS, inflight=b.bdp(), new_round=False)
+    # 60 KB acked over 1 ms, when 1 MB/s predicts 1 KB
+    assert b.aggregation_cwnd() == 60 * MSS - 1000
+    assert b.cwnd <= 2 * b.bdp() + 3 * b.send_quantum() + b.aggregation_cwnd()
 
 
 def test_random_loss_does_not_shrink_the_model() -> None:
@@ -151,7 +168,7 @@ def test_random_loss_does_not_shrink_the_model() -> None:
     assert b.btlbw == 1e6 and b.state == PROBE_BW
     for _ in range(20):
         d.ack(1e6, dt=0.05, inflight=b.bdp())
-    assert b.cwnd == 2 * b.bdp() + 3 * b.send_quantum()
+    assert b.cwnd == 2 * b.bdp() + 3 * b.send_quantum() + b.aggregation_cwnd()
 
 
 # --- PROBE_RTT -------------------------------------------------------------------------------------
