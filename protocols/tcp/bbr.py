@@ -144,6 +144,9 @@ class Bbr(CongestionControl):
         rate = self.pacing_rate or 0.0
         return min(max(int(rate * 0.001), 2 * self.mss), 65536)
 
+    def use_rng(self, rng: random.Random) -> None:
+        self.rng = rng
+
     # --- the loss-based hooks, in BBR's terms --------------------------------------------
     def on_ack(self, acked: int, flight: int, now: float, rtt: float) -> None:
         pass                            # everything happens in on_rate_sample, on every ACK

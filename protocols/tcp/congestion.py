@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
+    import random
+
     from .rate import RateSample
 
 INITIAL_WINDOW_SEGMENTS = 10    # RFC 6928 (Linux's default)
@@ -68,6 +70,9 @@ class CongestionControl:
 
     def on_rate_sample(self, rs: "RateSample", delivered: int, inflight: int, now: float, srtt: float) -> None:
         """Every ACK that delivered data, for controllers with wants_rate_samples."""
+
+    def use_rng(self, rng: "random.Random") -> None:
+        """The stack's seeded generator, for a controller that makes random choices."""
 
 
 class NewReno(CongestionControl):

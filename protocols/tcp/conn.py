@@ -252,8 +252,12 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         return 0
 
     def _want_rate_samples(self) -> None:
-        """Delivery-rate estimation (rate.py) runs only for a controller that uses it."""
+        """Delivery-rate estimation (rate.py) runs only for a controller that uses it (whose
+        random choices, BBR's PROBE_BW phase, come from the stack's seeded generator)."""
         if self.cc.wants_rate_samples:
+            rng = getattr(self.host, "rng", None)
+            if rng is not None:
+                self.cc.use_rng(rng)
             if self.rack.rate is None:
                 self.rack.rate = RateEstimator()
         else:
