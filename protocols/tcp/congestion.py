@@ -1,7 +1,9 @@
-"""Pluggable congestion control: NewReno (RFC 5681/6582) and CUBIC (RFC 9438).
+"""Pluggable congestion control: NewReno (RFC 5681/6582), CUBIC (RFC 9438, the default,
+as Linux's upstream default) and BBR v1 (bbr.py).
 
 A controller owns `cwnd` and `ssthresh` (bytes) and hears four events from the
-connection; loss detection and recovery bookkeeping stay in the connection.
+connection; loss detection and recovery bookkeeping stay in the connection.  A
+model-based one (BBR) also hears every ACK's delivery-rate sample and sets a pacing rate.
 Selected per socket with TCP_CONGESTION; `ALGORITHMS` is the registry plug-ins extend.
 """
 from __future__ import annotations
