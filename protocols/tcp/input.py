@@ -298,6 +298,9 @@ class InputMixin:
             self._dupack(now)
         if self.sack_ok and self.config.rack and (acked > 0 or seg.sack):
             self._rack_on_ack(seg, now)
+        elif acked > 0 and self.rack.rate is not None:
+            # no SACK (or no RACK): the records serve delivery-rate estimation only
+            self.rack.on_ack(self.snd_una, (), self._range_sacked, now)
         if self.rack.rate is not None:
             self._rate_sample(now)
         # RFC 9293 §3.10.7.4: update the send window from the newest segment only

@@ -262,7 +262,7 @@ class OutputMixin:
             self.note_retransmission(now)
         if self.cc.pacing_rate:
             self._paced(sq.diff(end, start), now)
-        if self.sack_ok and self.config.rack:
+        if self.sack_ok and self.config.rack or self.rack.rate is not None:
             self.rack.sent(start, end, now, retransmission)
 
     def _sack_retransmit(self: "Connection", now: float) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from protocols.tcp.bbr import (DRAIN, DRAIN_GAIN, HIGH_GAIN, PACING_GAIN_CYCLE, PROBE_BW, PROBE_RTT,
                                PROBE_RTT_DURATION, STARTUP, Bbr, MaxFilter)
 from protocols.tcp.congestion import ALGORITHMS
@@ -373,9 +375,11 @@ def test_cubic_does_not_pace() -> None:
     assert len(data_segments(out)) == 40 and c.pace_at is None and c.pace_next == 0.0
 
 
-def test_bbr_on_a_connection_grows_from_acks_and_sets_a_rate() -> None:
-    """End to end on the harness: ACKs feed the estimator, BBR gets samples and paces."""
-    rig = established(ts=True, sack=True, peer_ws=7, sndbuf=1 << 20, rtt=0.05, congestion="bbr")
+@pytest.mark.parametrize("sack", [True, False], ids=["sack", "no-sack"])
+def test_bbr_on_a_connection_grows_from_acks_and_sets_a_rate(sack: bool) -> None:
+    """End to end on the harness: ACKs feed the estimator, BBR gets samples and paces --
+    without SACK too (the RACK records then serve rate estimation only)."""
+    rig = established(ts=True, sack=sack, peer_ws=7, sndbuf=1 << 20, rtt=0.05, congestion="bbr")
     c = rig.conn
     c.nodelay = True
     assert isinstance(c.cc, Bbr) and c.rack.rate is not None
@@ -395,6 +399,8 @@ def test_bbr_on_a_connection_grows_from_acks_and_sets_a_rate() -> None:
         acked = una - (ISS + 1)
     assert acked == 200 * mss
     assert c.cc.btlbw > 0 and c.cc.pacing_rate and c.cc.rtprop < 0.06
+    assert c.cc.cwnd > 20 * mss                         # grew beyond the initial window
+    assert len(c.rack) == 0                             # every record went with its ACK
 
 
 def test_bbr_is_registered() -> None:
