@@ -187,7 +187,8 @@ async def _line(proc: trio.Process) -> dict[str, Any]:
 
 
 # --- tunstack <-> Linux -------------------------------------------------------------------
-async def run_stack(total: int, seed: int, direction: str, timeout: float, linux_cc: str) -> dict[str, Any]:
+async def run_stack(total: int, seed: int, direction: str, timeout: float, linux_cc: str,
+                    stack_cc: str = "") -> dict[str, Any]:
     from drivers import TunNdd
     from stack import Stack
 
@@ -201,9 +202,9 @@ async def run_stack(total: int, seed: int, direction: str, timeout: float, linux
             cpu0 = time.process_time()
             with trio.fail_after(timeout):
                 if direction == "out":
-                    res = await _stack_sends(st, host, total)
+                    res = await _stack_sends(st, host, total, stack_cc)
                 else:
-                    res = await _stack_receives(st, host, total)
+                    res = await _stack_receives(st, host, total, stack_cc)
             res["cpu"] = time.process_time() - cpu0
             res["faults"] = faulty.faults.as_dict()
             stats = st.tcp.stats.as_dict()
@@ -213,12 +214,14 @@ async def run_stack(total: int, seed: int, direction: str, timeout: float, linux
     return res
 
 
-async def _stack_sends(st: Any, host: NetnsHost, total: int) -> dict[str, Any]:
+async def _stack_sends(st: Any, host: NetnsHost, total: int, stack_cc: str) -> dict[str, Any]:
     async with trio.open_nursery() as n:
         proc: trio.Process = await n.start(lambda task_status: trio.run_process(
             peer_argv(host, "sink", str(PORT)), stdout=subprocess.PIPE, check=False, task_status=task_status))
         await _line(proc)
         s = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+        if stack_cc:
+            s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_CONGESTION, stack_cc.encode())
         t0 = trio.current_time()
         await s.connect((KERNEL_IP, PORT))
         left = total
@@ -235,8 +238,10 @@ async def _stack_sends(st: Any, host: NetnsHost, total: int) -> dict[str, Any]:
     return {"seconds": seconds, "intact": got["bytes"] == total and got["sha256"] == expected_sha(total)}
 
 
-async def _stack_receives(st: Any, host: NetnsHost, total: int) -> dict[str, Any]:
+async def _stack_receives(st: Any, host: NetnsHost, total: int, stack_cc: str) -> dict[str, Any]:
     ls = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+    if stack_cc:
+        ls.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_CONGESTION, stack_cc.encode())
     ls.bind((STACK_IP, PORT))
     ls.listen(4)
     h = hashlib.sha256()
@@ -277,10 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--linux-cc", default="cubic", help="Linux's congestion control in the namespaces "
                     "(cubic: the stack's default; '' keeps the kernel's default)")
+    ap.add_argument("--stack-cc", default="", help="the stack's congestion control (TCP_CONGESTION on its "
+                    "sockets; '' keeps its default)")
     a = ap.parse_args(argv)
     LINUX_CC[0] = a.linux_cc
     total = int(a.mb * 1_000_000)
-    report: dict[str, Any] = {"faults": FAULTS, "linux_cc": a.linux_cc or "default", "bytes": total, "loadavg_before": os.getloadavg()[0]}
+    report: dict[str, Any] = {"faults": FAULTS, "linux_cc": a.linux_cc or "default", "stack_cc": a.stack_cc or "default", "bytes": total, "loadavg_before": os.getloadavg()[0]}
     for which in a.which.split(","):
         for direction in a.dir.split(",") if which == "stack" else ["out"]:
             runs = []
@@ -288,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                 if which == "linux":
                     runs.append(trio.run(run_linux, total, k + 1, a.timeout, a.linux_cc))
                 else:
-                    runs.append(trio.run(run_stack, total, k + 1, direction, a.timeout, a.linux_cc))
+                    runs.append(trio.run(run_stack, total, k + 1, direction, a.timeout, a.linux_cc, a.stack_cc))
                 print(json.dumps({which + "_" + direction: runs[-1]}), file=sys.stderr, flush=True)
             report[which if which == "linux" else f"stack_{direction}"] = summarize(runs)
     report["loadavg_after"] = os.getloadavg()[0]

@@ -17,6 +17,7 @@ import json
 import socket as pysocket
 import subprocess
 import sys
+import time
 import tracemalloc
 from contextlib import asynccontextmanager
 from functools import partial
@@ -178,6 +179,9 @@ async def m_bulk_out(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[st
     async with kernel_server(host, "sink", "5002", "--timeout", "60") as peer:
         await peer.line()  # listening
         s = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+        if a.cc:
+            s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_CONGESTION, a.cc.encode())
+        cpu0 = time.process_time()
         await s.connect((KERNEL_IP, 5002))
         buf = b"\xa5" * CHUNK
         sent = 0
@@ -190,11 +194,13 @@ async def m_bulk_out(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[st
         while await s.recv(CHUNK):
             pass
         s.close()
+        cpu = time.process_time() - cpu0
         res = await peer.line()
     note = "stack socket → Linux Python receiver"
     if res["bytes"] != sent:
         note += f" (received {res['bytes']} of {sent} bytes)"
-    return {"value": res["mbit_s"], "note": note, "details": {"bytes_sent": sent, "bytes_received": res["bytes"]}}
+    return {"value": res["mbit_s"], "note": note, "details": {"bytes_sent": sent, "bytes_received": res["bytes"],
+                                                              "cpu_s": round(cpu, 3), "cc": a.cc or "default"}}
 
 
 async def m_rr(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
@@ -300,7 +306,7 @@ async def child(a: argparse.Namespace) -> dict[str, Any]:
         async with Stack("bench") as st:
             st.add_interface(ndd, f"{STACK_IP}/24")
             results["offload_flags"] = getattr(ndd, "offload_flags", None)
-            for m in GROUPS[a.group]:
+            for m in a.only.split(",") if a.only else GROUPS[a.group]:
                 t = limit(m, a.seconds, a.conns)
                 try:
                     with trio.fail_after(t):
@@ -318,6 +324,9 @@ def main() -> None:
     p.add_argument("--group", choices=list(GROUPS), required=True)
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--conns", type=int, default=10000)
+    p.add_argument("--cc", default="", help="the stack's congestion control for bulk_out (TCP_CONGESTION; "
+                   "'' keeps the default)")
+    p.add_argument("--only", default="", help="these measures of the group only (comma-separated)")
     a = p.parse_args()
     try:
         out = trio.run(child, a)

@@ -1,18 +1,30 @@
-"""Pluggable congestion control: NewReno (RFC 5681/6582) and CUBIC (RFC 9438).
+"""Pluggable congestion control: NewReno (RFC 5681/6582), CUBIC (RFC 9438, the default,
+as Linux's upstream default) and BBR v1 (bbr.py).
 
 A controller owns `cwnd` and `ssthresh` (bytes) and hears four events from the
-connection; loss detection and recovery bookkeeping stay in the connection.
+connection; loss detection and recovery bookkeeping stay in the connection.  A
+model-based one (BBR) also hears every ACK's delivery-rate sample and sets a pacing rate.
 Selected per socket with TCP_CONGESTION; `ALGORITHMS` is the registry plug-ins extend.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import random
+
+    from .rate import RateSample
 
 INITIAL_WINDOW_SEGMENTS = 10    # RFC 6928 (Linux's default)
 
 
 class CongestionControl:
     name = "base"
+    # A model-based controller (BBR) hears every ACK's delivery-rate sample (rate.py) and
+    # sets a pacing rate (bytes/s) the sender obeys (output.py); loss-based ones do neither,
+    # and cost the sender nothing for it.
+    wants_rate_samples = False
+    pacing_rate: float | None = None
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
@@ -57,6 +69,12 @@ class CongestionControl:
         cwnd = self.cwnd
         vars(self).update(before)
         self.cwnd = max(self.cwnd, cwnd)
+
+    def on_rate_sample(self, rs: "RateSample", delivered: int, inflight: int, now: float, srtt: float) -> None:
+        """Every ACK that delivered data, for controllers with wants_rate_samples."""
+
+    def use_rng(self, rng: "random.Random") -> None:
+        """The stack's seeded generator, for a controller that makes random choices."""
 
 
 class NewReno(CongestionControl):
@@ -133,5 +151,10 @@ class Cubic(CongestionControl):
         self._acc = 0.0
 
 
+
 ALGORITHMS: dict[str, Callable[[int], CongestionControl]] = {"reno": NewReno, "newreno": NewReno, "cubic": Cubic}
 DEFAULT = "cubic"
+
+from .bbr import Bbr  # noqa: E402  (bbr.py builds on CongestionControl above)
+
+ALGORITHMS["bbr"] = Bbr

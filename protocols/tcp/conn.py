@@ -20,6 +20,7 @@ from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
 from .rack import Rack
+from .rate import RateEstimator
 from .rtt import RttEstimator
 from .state import CAN_SEND, SYNCHRONIZED, State
 from .timer import TimerMixin
@@ -116,7 +117,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
         # RTT and congestion
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
-        "scoreboard", "rack", "rack_at", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
+        "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
@@ -182,6 +183,11 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.scoreboard = Scoreboard()
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
         self.rack_at: float | None = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
+        # pacing (output.py), only while the controller sets a pacing rate: when what was sent
+        # has been paid for at that rate, and the timer that waits for it when that blocked a send
+        self.pace_next = 0.0
+        self.pace_at: float | None = None
+        self._want_rate_samples()
         # undoing a recovery that was spurious (RFC 3708 D-SACK, RFC 3522 timestamps, RFC 4015)
         self.undo_cc: dict[str, object] | None = None   # the controller before the reduction
         self.undo_retrans = 0                   # retransmissions of the episode not yet D-SACKed
@@ -263,9 +269,24 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             return errno.ENOENT
         cc = factory(self.mss)
         cc.cwnd = self.cc.cwnd
-        cc.ssthresh = self.cc.ssthresh
+        if not cc.wants_rate_samples:
+            cc.ssthresh = self.cc.ssthresh
         self.cc = cc
+        self.pace_at = None
+        self._want_rate_samples()
         return 0
+
+    def _want_rate_samples(self) -> None:
+        """Delivery-rate estimation (rate.py) runs only for a controller that uses it (whose
+        random choices, BBR's PROBE_BW phase, come from the stack's seeded generator)."""
+        if self.cc.wants_rate_samples:
+            rng = getattr(self.host, "rng", None)
+            if rng is not None:
+                self.cc.use_rng(rng)
+            if self.rack.rate is None:
+                self.rack.rate = RateEstimator()
+        else:
+            self.rack.rate = None
 
     # --- user calls (RFC 9293 §3.10) ------------------------------------------------------
     def open_active(self, iss: int, now: float) -> None:
@@ -343,7 +364,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
     def destroy(self) -> None:
         self.state = State.CLOSED
         self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = self.probe_at = None
-        self.rack_at = None
+        self.rack_at = self.pace_at = None
         self.host.detach(self)
         self.release_buffers()
         self.on_event()

@@ -298,6 +298,11 @@ class InputMixin:
             self._dupack(now)
         if self.sack_ok and self.config.rack and (acked > 0 or seg.sack):
             self._rack_on_ack(seg, now)
+        elif acked > 0 and self.rack.rate is not None:
+            # no SACK (or no RACK): the records serve delivery-rate estimation only
+            self.rack.on_ack(self.snd_una, (), self._range_sacked, now)
+        if self.rack.rate is not None:
+            self._rate_sample(now)
         # RFC 9293 §3.10.7.4: update the send window from the newest segment only
         if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
             if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
@@ -331,6 +336,17 @@ class InputMixin:
         before the newest delivered one, and older than RACK.rtt + reo_wnd, is lost."""
         if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
             self._rack_detect(now)
+
+    def _rate_sample(self: "Connection", now: float) -> None:
+        """A model-based controller (BBR) hears what this ACK delivered and the rate it shows
+        (draft-cheng-iccrg-delivery-rate-estimation §3.3)."""
+        rack = self.rack
+        assert rack.rate is not None
+        rs = rack.rate.sample(rack.min_rtt)
+        if rs is None:
+            return
+        inflight = rack.inflight if self.sack_ok and self.config.rack else sq.diff(self.snd_max, self.snd_una)
+        self.cc.on_rate_sample(rs, rack.rate.delivered, inflight, now, self.rtt.srtt)
 
     def _range_sacked(self: "Connection", start: int, end: int) -> bool:
         got = self.scoreboard.sacked_end(start)

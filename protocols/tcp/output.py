@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 _TS_ONLY = struct.Struct("!BBBBII")      # NOP NOP TS(10): Linux's layout on data segments
 MAX_TSO = 65535 - 20 - 60                # IPv4 total length minus headers
+PACING_SLACK = 0.001                     # the pacing credit for a late timer (see _paced)
 
 
 class OutputMixin:
@@ -44,6 +45,10 @@ class OutputMixin:
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
+                if self.rack.rate is not None:
+                    self._check_app_limited()
+                break
+            if self.cc.pacing_rate and self._pacing_blocked(now):
                 break
             self._send_data(self.snd_nxt, n, fin, now)
             sent = True
@@ -59,6 +64,42 @@ class OutputMixin:
                 and len(self.snd) > sq.diff(self.snd_nxt, self.snd_una) and st in (
                     State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.LAST_ACK, State.CLOSING):
             self.persist_at = now + self._persist_interval()
+
+    # --- pacing (only while the controller sets a rate: BBR) ----------------------------------
+    def _pacing_blocked(self: "Connection", now: float) -> bool:
+        """A token bucket one send quantum deep (~1 ms at the rate, Linux tcp_tso_autosize):
+        `pace_next` is when everything sent so far has been paid for at pacing_rate.  Less
+        than a quantum ahead of `now`, more may go; beyond it the sender waits -- until the
+        debt is paid (pace_at, a timer), so the next release is a whole quantum, not a
+        segment per wake-up."""
+        rate = self.cc.pacing_rate
+        assert rate
+        ahead = self.pace_next - now
+        if ahead < self.cc.send_quantum() / rate:
+            return False
+        self.pace_at = self.pace_next
+        return True
+
+    def _paced(self: "Connection", size: int, now: float) -> None:
+        rate = self.cc.pacing_rate
+        if rate:
+            # Time the sender was late by, up to a timer tick, is credit: the edge's timers wake
+            # up to 1 ms late (epoll counts whole milliseconds), and a rate that only ever
+            # loses that time would measure -- and pace at -- less and less (Linux likewise
+            # gives back "OS jitter", tcp_update_skb_after_send).  Longer idle earns nothing.
+            floor = now - PACING_SLACK
+            start = self.pace_next if self.pace_next > floor else floor
+            self.pace_next = start + size / rate
+
+    def _check_app_limited(self: "Connection") -> None:
+        """draft-cheng-iccrg-delivery-rate-estimation §3.4: nothing left to send and the window
+        not full -- the application, not the network, limits the samples that follow."""
+        if len(self.snd) > sq.diff(self.snd_nxt, self.snd_una):
+            return                                # data waits (for the window): network-limited
+        inflight = self.rack.inflight if self.sack_ok and self.config.rack else sq.diff(self.snd_nxt, self.snd_una)
+        if inflight < self.cc.cwnd:
+            assert self.rack.rate is not None
+            self.rack.rate.mark_app_limited(inflight)
 
     def sync_pmtu(self: "Connection", now: float) -> None:
         """Size segments by the path MTU the route cache holds now (Linux tcp_current_mss
@@ -141,7 +182,12 @@ class OutputMixin:
     def _segment_limit(self: "Connection") -> int:
         mss = self._seg_mss()
         if self.tso_max and mss:
-            return max(mss, min(self.tso_max, MAX_TSO) // mss * mss)
+            limit = min(self.tso_max, MAX_TSO)
+            if self.cc.pacing_rate:
+                # Linux tcp_tso_autosize: a super-segment carries ~1 ms at the pacing rate
+                # (at least 2 segments), so pacing releases bursts of that size
+                limit = min(limit, self.cc.send_quantum())
+            return max(mss, limit // mss * mss)
         return mss
 
     # --- sending ---------------------------------------------------------------------------
@@ -214,7 +260,9 @@ class OutputMixin:
     def _rack_sent(self: "Connection", start: int, end: int, now: float, retransmission: bool) -> None:
         if retransmission:
             self.note_retransmission(now)
-        if self.sack_ok and self.config.rack:
+        if self.cc.pacing_rate:
+            self._paced(sq.diff(end, start), now)
+        if self.sack_ok and self.config.rack or self.rack.rate is not None:
             self.rack.sent(start, end, now, retransmission)
 
     def _sack_retransmit(self: "Connection", now: float) -> bool:
@@ -228,6 +276,8 @@ class OutputMixin:
         sent = False
         limit = self.snd_max if self.tail_lost else None
         while (room := self.cc.cwnd - self._pipe()) >= self.mss:
+            if self.cc.pacing_rate and self._pacing_blocked(now):
+                break
             hole = self.scoreboard.next_hole(self.high_rxt, self.snd_una, limit)
             if hole is None:
                 break
@@ -245,6 +295,8 @@ class OutputMixin:
         # after an RTO, SND.NXT walks back over the window: what lies above it goes with it
         limit = self.snd_max if self.in_recovery else self.snd_nxt
         while (room := self.cc.cwnd - self._pipe()) >= self.mss:
+            if self.cc.pacing_rate and self._pacing_blocked(now):
+                break
             lost = self.rack.first_lost(at)
             if lost is None or sq.ge(lost[0], limit):
                 break

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from . import seq as sq
+from .rate import RateEstimator
 
 # Records kept at most (a retransmission cutting one in two may add one more): a record per
 # full-sized segment of a 4 MiB send buffer is ~2900; tiny segments beyond the cap merge
@@ -40,7 +41,12 @@ DUPTHRESH = 3                   # RFC 6675 §2 / RFC 8985 §6.2 step 4
 
 
 class SentSegment:
-    __slots__ = ("start", "end", "xmit_ts", "retransmitted", "lost")
+    # the last four: the delivery-rate snapshot (rate.py), only when a controller asks for it
+    __slots__ = ("start", "end", "xmit_ts", "retransmitted", "lost",
+                 "delivered", "delivered_time", "first_sent_time", "app_limited")
+    delivered: int                      # set by RateEstimator.on_sent (with delivered_time)
+    first_sent_time: float
+    app_limited: bool
 
     def __init__(self, start: int, end: int, xmit_ts: float, retransmitted: bool) -> None:
         self.start = start
@@ -48,6 +54,13 @@ class SentSegment:
         self.xmit_ts = xmit_ts
         self.retransmitted = retransmitted
         self.lost = False
+        self.delivered_time: float | None = None
+
+    def copy_rate(self, other: "SentSegment") -> None:
+        """The back of a split record keeps the snapshot of its transmission."""
+        if other.delivered_time is not None:
+            self.delivered, self.delivered_time = other.delivered, other.delivered_time
+            self.first_sent_time, self.app_limited = other.first_sent_time, other.app_limited
 
 
 def _sent_after(t1: float, seq1: int, t2: float, seq2: int) -> bool:
@@ -58,7 +71,7 @@ def _sent_after(t1: float, seq1: int, t2: float, seq2: int) -> bool:
 class Rack:
     """RFC 8985 §6.1 per-connection state plus the sent-segment record."""
     __slots__ = ("max_segments", "xmit_ts", "end_seq", "rtt", "min_rtt", "fack", "reordering_seen", "reo_wnd_mult",
-                 "reo_wnd_persist", "dsack_round", "inflight", "lost_bytes",
+                 "reo_wnd_persist", "dsack_round", "inflight", "lost_bytes", "rate",
                  "_starts", "_segs", "_tsorted", "_lost", "_base_seq", "_base_abs")
 
     def __init__(self, max_segments: int = RACK_MAX_SEGMENTS) -> None:
@@ -74,6 +87,9 @@ class Rack:
         self.dsack_round: int | None = None
         self.inflight = 0               # octets sent, not delivered, not marked lost (the pipe)
         self.lost_bytes = 0             # octets marked lost and not yet sent again
+        # delivery-rate estimation (rate.py), set by the connection when its controller
+        # wants rate samples (BBR); None costs nothing per segment
+        self.rate: RateEstimator | None = None
         self._starts: list[int] = []    # by sequence: segment starts, ascending...
         self._segs: list[SentSegment] = []   # ...and the segments (not yet delivered)
         self._tsorted: OrderedDict[SentSegment, None] = OrderedDict()   # in flight, oldest first
@@ -114,7 +130,7 @@ class Rack:
                 self._tsorted.move_to_end(last)
                 self.inflight += hi - lo
                 return
-            self._insert(len(segs), SentSegment(lo, hi, now, retransmission))
+            self._insert(len(segs), self._stamped(SentSegment(lo, hi, now, retransmission), now))
             return
         i = bisect_right(self._starts, lo) - 1
         if i >= 0 and segs[i].end > lo and segs[i].start < lo:
@@ -122,6 +138,7 @@ class Rack:
             if old.end > hi:                    # ...and its back becomes a record of its own
                 back = SentSegment(hi, old.end, old.xmit_ts, old.retransmitted)
                 back.lost = old.lost
+                back.copy_rate(old)
                 self._resize(old, old.start, lo)
                 self._insert(i + 1, back)       # (appended to the time order: detected late at worst)
             else:
@@ -133,7 +150,12 @@ class Rack:
                 self._resize(old, hi, old.end)
                 break
             self._remove(i, old)
-        self._insert(bisect_left(self._starts, lo), SentSegment(lo, hi, now, retransmission))
+        self._insert(bisect_left(self._starts, lo), self._stamped(SentSegment(lo, hi, now, retransmission), now))
+
+    def _stamped(self, seg: SentSegment, now: float) -> SentSegment:
+        if self.rate is not None:
+            self.rate.on_sent(seg, now, self.inflight)
+        return seg
 
     def _insert(self, i: int, seg: SentSegment) -> None:
         self._starts.insert(i, seg.start)
@@ -199,6 +221,8 @@ class Rack:
             del segs[:gone]
             del self._starts[:gone]
         if segs and segs[0].start < edge:      # partly acknowledged: trim its front
+            if self.rate is not None:
+                self.rate.on_partly_delivered(edge - segs[0].start, now)
             self._resize(segs[0], edge, segs[0].end)
         # lowest block first (Linux sorts them too): one ACK's blocks arrive in recency
         # order (RFC 2018 §4), which is no evidence of reordering
@@ -218,6 +242,8 @@ class Rack:
 
     def _deliver(self, seg: SentSegment, now: float) -> None:
         """RFC 8985 §6.2 steps 2 (RACK_update) and 3 (RACK_detect_reordering)."""
+        if self.rate is not None:
+            self.rate.on_delivered(seg, seg.end - seg.start, now)
         if seg.end > self.fack:
             self.fack = seg.end
         elif not seg.retransmitted:
@@ -288,6 +314,8 @@ class Rack:
         return marked, retransmitted, timeout
 
     def _mark_lost(self, seg: SentSegment) -> None:
+        if self.rate is not None:
+            self.rate.lost += seg.end - seg.start
         seg.lost = True
         self.inflight -= seg.end - seg.start
         self.lost_bytes += seg.end - seg.start

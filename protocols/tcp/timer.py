@@ -32,7 +32,7 @@ class TimerMixin:
     def poll_at(self: "Connection") -> float | None:
         best = None
         for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at, self.probe_at,
-                   self.rack_at):
+                   self.rack_at, self.pace_at):
             if at is not None and (best is None or at < best):
                 best = at
         return best
@@ -52,6 +52,9 @@ class TimerMixin:
         if self.probe_at is not None and now >= self.probe_at:
             self.probe_at = None
             self._on_probe(now)
+        if self.pace_at is not None and now >= self.pace_at:
+            self.pace_at = None                  # the pacing debt is paid: the next burst may go
+            self.output(now)
         if self.persist_at is not None and now >= self.persist_at:
             self.persist_at = None
             if self._orphan_gives_up_probing(now):

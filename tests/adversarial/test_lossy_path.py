@@ -46,3 +46,18 @@ async def test_stack_receives_intact_and_reports_duplicates() -> None:
     assert res["stack"]["dsacks_sent"] > 0          # RFC 2883: duplicates reported
     assert c["TCPDSACKRecv"] > 0
     assert c["TCPTimeouts"] <= 3 * rto_bound(size / 1e6), c   # the Linux sender: ~0.6/MB, as to Linux
+
+
+async def test_stack_sends_intact_with_bbr() -> None:
+    """TCP_CONGESTION=bbr (protocols/tcp/bbr.py) over the same path: random loss is not
+    congestion to BBR, so it keeps its window and pacing rate and the recovery stays with
+    RACK -- no RTO at all in good runs (cubic: ~0.1-0.3 per MB); bound as for cubic."""
+    require_real_peer()
+    size = soak(5_000_000, 100_000_000)
+    res = await run_stack(size, 3, "out", TIMEOUT, "cubic", stack_cc="bbr")
+    c = res["counters"]
+    assert res["intact"], res
+    assert res["faults"]["dropped"] > 0
+    assert c["rto_fires"] <= rto_bound(size / 1e6), c
+    assert c["rack_lost"] > 0
+    assert c["retrans_segs"] <= 4 * res["faults"]["dropped"] + 50, (c, res["faults"])

@@ -46,7 +46,7 @@ def configs(seed: int) -> dict[str, StackConfig]:
 @given(seed=st.integers(0, 2**32 - 1), drop=st.floats(0, 0.15), duplicate=st.floats(0, 0.1),
        reorder=st.floats(0, 0.2), corrupt=st.floats(0, 0.1), delay=st.floats(0, 0.1),
        up=st.integers(0, 200_000), down=st.integers(0, 100_000), sack=st.booleans(),
-       cc=st.sampled_from(["cubic", "reno"]))
+       cc=st.sampled_from(["cubic", "reno", "bbr"]))
 async def test_stream_survives_any_faults(autojump_clock: trio.testing.MockClock, seed: int, drop: float,
                                           duplicate: float, reorder: float, corrupt: float, delay: float,
                                           up: int, down: int, sack: bool, cc: str) -> None:
