@@ -56,7 +56,16 @@ from protocols.atm.uni_call import Call, CallEv, Side, UniConfig
 from protocols.udp import UdpUserRequests
 
 from . import check, target
-from .harness import TIME_STEPS, ClockStack, Fdp, ip_packet, mutate, pick, steps
+from .harness import (
+    TIME_STEPS,
+    ClockStack,
+    Fdp,
+    ip_packet,
+    mutate,
+    pick,
+    run_timers,
+    steps,
+)
 
 UDP = 17
 
@@ -131,9 +140,7 @@ def atm_cells(data: bytes) -> None:
             ndd._rx_cells(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 300)))
         elif op == 4:
             st.tick(pick(fdp, TIME_STEPS))
-            at = ndd.reasm.poll_at()
-            if at is not None and at <= st.t:
-                ndd.reasm.poll(st.t)
+            run_timers([ndd.reasm], st.t)
         else:
             # a datagram out: over the static PVC, or held for InATMARP on the other
             u = UdpUserRequests(st.udp)
@@ -178,9 +185,7 @@ def aal5_reassembly(data: bytes) -> None:
             r.feed(0, fdp.ConsumeIntInRange(32, 34), fdp.ConsumeIntInRange(0, 7), odd, now)
         else:
             now += pick(fdp, (0.1, 0.99, 1.0, 5.0))
-            at = r.poll_at()
-            if at is not None and at <= now:
-                r.poll(now)
+            run_timers([r], now)
         for vc in r.vcs.values():
             check(len(vc.buf) <= aal5.MAX_PDU, "AAL5 buffer over its bound")
 
@@ -215,10 +220,7 @@ class SscopPair:
 
     def tick(self, dt: float) -> None:
         self.now += dt
-        for e in self.ends:
-            at = e.poll_at()
-            if at is not None and at <= self.now:
-                e.poll(self.now)
+        run_timers(list(self.ends), self.now)
         self.collect()
 
 
@@ -490,10 +492,7 @@ def uni(data: bytes) -> None:
             p.ends[i].aal_event(AalEvent(kind), p.now)
         elif op == 6:
             p.now += pick(fdp, (0.5, 4.0, 10.0, 30.0, 120.0))
-            for e in p.ends:
-                at = e.poll_at()
-                if at is not None and at <= p.now:
-                    e.poll(p.now)
+            run_timers(list(p.ends), p.now)
         else:
             p.ends[i].receive(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 60)), p.now)
         p.collect()
@@ -598,10 +597,7 @@ def switch(data: bytes) -> None:
                 w.clear()
         elif op == 5:
             clock[0] += pick(fdp, (0.5, 4.0, 10.0, 30.0, 120.0))
-            for e in [*hosts, *(p.uni for p in ports)]:
-                at = e.poll_at()
-                if at is not None and at <= clock[0]:
-                    e.poll(clock[0])
+            run_timers([*hosts, *(port.uni for port in ports)], clock[0])
         else:
             for _ in range(fdp.ConsumeIntInRange(1, 10)):
                 for kk in range(2):
@@ -669,9 +665,7 @@ def atmarp(data: bytes) -> None:
             open_vcs.add(pick(fdp, (1, 2, 3)))
         else:
             now += pick(fdp, (0.5, 1.0, 30.0, 60.0, 61.0, 1200.0))
-            at = server.poll_at()
-            if at is not None and at <= now:
-                server.poll(now)
+            run_timers([server], now)
         for reply in sent:
             check(AtmArpRepr.parse(reply[1].emit()) == reply[1], "the server sent an ATMARP packet it cannot parse")
         del sent[:]

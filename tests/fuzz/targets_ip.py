@@ -29,6 +29,7 @@ from .harness import (
     l4_checksum,
     mutate,
     pick,
+    run_timers,
     steps,
 )
 from .targets_tcp import A_IP, B_IP, TcpWorld
@@ -230,9 +231,7 @@ def ipfrag(data: bytes) -> None:
     for _ in steps(fdp, 96):
         if fdp.ConsumeIntInRange(0, 5) == 0:
             now += pick(fdp, (0.5, 10.0, 29.9, 30.0, 31.0))
-            at = r.poll_at()
-            if at is not None and at <= now:
-                r.poll(now)
+            run_timers([r], now)
         else:
             key = (PEER, US, IPPROTO_UDP, fdp.ConsumeIntInRange(0, 3))
             hdr = bytes(20 + 4 * fdp.ConsumeIntInRange(0, 10))
@@ -278,9 +277,7 @@ def arp(data: bytes) -> None:
             cache.resolve(ip, PacketBuffer(bytes(fdp.ConsumeIntInRange(0, 1500))), now)
         elif op == 3:
             now += pick(fdp, TIME_STEPS)
-            at = cache.poll_at()
-            if at is not None and at <= now:
-                cache.poll(now)
+            run_timers([cache], now)
         else:
             cache.add_static(0x0A000000 + fdp.ConsumeIntInRange(0, 20), pick(fdp, MACS), now)
         del sent[:]
@@ -305,7 +302,7 @@ def icmp(data: bytes) -> None:
     pcb = uu[0].attach()
     uu[0].connect(pcb, B_IP, 53, w.now)
     uu[0].send(pcb, memoryview(b"query"), None, w.now)
-    w.user[0].send(w.cli, memoryview(bytes(4000)), w.now)
+    w.app_send(0, w.cli, 4000)
     for _ in steps(fdp):
         op = fdp.ConsumeIntInRange(0, 4)
         if op <= 1:
@@ -322,6 +319,7 @@ def icmp(data: bytes) -> None:
             pkt = ip_packet(pick(fdp, (OTHER, A_IP, B_IP, FAR)), B_IP if frm else A_IP, IPPROTO_ICMP, body)
             if fdp.ConsumeBool():
                 pkt = mutate(fdp, pkt, 3)
+                w.tainted[frm] = True            # a mutant may be a TCP segment after all
             w.inject(frm, pkt)
         elif op == 2:
             w.pump(fdp.ConsumeIntInRange(1, 8))
@@ -330,7 +328,7 @@ def icmp(data: bytes) -> None:
         else:
             side = fdp.ConsumeIntInRange(0, 1)
             c = w.cli if side == 0 else w.srv
-            w.user[side].send(c, memoryview(bytes(fdp.ConsumeIntInRange(1, 6000))), w.now)
+            w.app_send(side, c, fdp.ConsumeIntInRange(1, 6000))
             uu[0].send(pcb, memoryview(bytes(fdp.ConsumeIntInRange(0, 3000))), None, w.now)
         w.check_invariants()
 

@@ -35,6 +35,12 @@ from .harness import (
 )
 
 A_IP, B_IP, OTHER_IP = 0x0A000001, 0x0A000002, 0x0A000009
+_PATTERN = bytes(range(251)) * 400          # byte k of a stream is k % 251 (a prime: no alignment)
+
+
+def pattern(offset: int, n: int) -> bytes:
+    start = offset % 251
+    return _PATTERN[start:start + n]
 PORT = 80
 FLAG_SETS = (SYN, ACK, SYN | ACK, RST, RST | ACK, FIN | ACK, PSH | ACK, FIN, FIN | PSH | ACK, SYN | FIN,
              URG | ACK, 0)
@@ -56,6 +62,12 @@ class TcpWorld:
         self.cli: Connection = self.user[0].attach()
         self.srv: Connection | None = None
         self.cookie_seq = self.cookie_ack = 0      # the numbers an ACK of B's last SYN-ACK carries
+        # the data oracle: each side's app sends the pattern stream, so what the other app
+        # reads must be that stream at its offset -- unless foreign bytes may have entered
+        # that side's stream (crafted or mutated segments: TCP accepts in-window spoofing)
+        self.sent_off = [0, 0]
+        self.recv_off = [0, 0]
+        self.tainted = [False, False]
 
     @property
     def now(self) -> float:
@@ -89,6 +101,34 @@ class TcpWorld:
         self.pump()
         self.srv = self.user[1].accept(self.lst)
         assert self.cli.state == State.ESTABLISHED and self.srv is not None
+
+    # --- the application streams ----------------------------------------------------------------------
+    def stream_end(self, side: int) -> Connection | None:
+        """Side's end of the A<->B stream (B's: the accepted child of A's connection)."""
+        if side == 0:
+            return self.cli
+        srv = self.srv
+        if srv is not None and (srv.faddr, srv.fport) == (self.cli.laddr, self.cli.lport):
+            return srv
+        return None
+
+    def app_send(self, side: int, c: Connection, n: int) -> None:
+        if c is not self.stream_end(side):
+            self.user[side].send(c, memoryview(bytes(n)), self.now)
+            return
+        off = self.sent_off[side]
+        self.sent_off[side] += self.user[side].send(c, memoryview(pattern(off, n)), self.now)
+
+    def app_recv(self, side: int, c: Connection, n: int, peek: bool) -> None:
+        data = self.user[side].recv(c, n, peek, self.now)
+        if c is not self.stream_end(side):
+            return
+        off = self.recv_off[side]
+        if not self.tainted[side]:
+            check(data == pattern(off, len(data)),
+                  f"side {side} read {len(data)} bytes at offset {off} that are not what the peer sent")
+        if not peek:
+            self.recv_off[side] += len(data)
 
     # --- who is there ------------------------------------------------------------------------------
     def conns(self) -> list[tuple[int, Connection]]:
@@ -146,7 +186,9 @@ def _crafted(w: TcpWorld, fdp: Fdp) -> None:
     hdr = bytearray(20 + len(opts))
     seg.emit(hdr, opts)
     payload = bytes(fdp.ConsumeIntInRange(0, 1600)) if fdp.ConsumeBool() else b""
-    w.inject(1 if dst == B_IP else 0, ip_packet(src, dst, IPPROTO_TCP, bytes(hdr) + payload))
+    to = 1 if dst == B_IP else 0
+    w.tainted[to] |= bool(payload)
+    w.inject(to, ip_packet(src, dst, IPPROTO_TCP, bytes(hdr) + payload))
 
 
 def _mutated(w: TcpWorld, fdp: Fdp) -> None:
@@ -156,6 +198,7 @@ def _mutated(w: TcpWorld, fdp: Fdp) -> None:
         return
     pkt = out[fdp.ConsumeIntInRange(0, len(out) - 1)]
     bad = mutate(fdp, pkt)
+    w.tainted[1 - frm] = True
     w.inject(1 - frm, fix_checksums(bad) if fdp.ConsumeBool() else bad)
 
 
@@ -180,9 +223,9 @@ def _app(w: TcpWorld, fdp: Fdp) -> None:
     now = w.now
     what = fdp.ConsumeIntInRange(0, 7)
     if what == 0:
-        user.send(c, memoryview(bytes(fdp.ConsumeIntInRange(1, 5000))), now)
+        w.app_send(side, c, fdp.ConsumeIntInRange(1, 5000))
     elif what == 1:
-        user.recv(c, fdp.ConsumeIntInRange(1, 70000), fdp.ConsumeBool(), now)
+        w.app_recv(side, c, fdp.ConsumeIntInRange(1, 70000), fdp.ConsumeBool())
     elif what == 2:
         user.shutdown_write(c, now)
     elif what == 3:
@@ -274,8 +317,8 @@ def tcp_established(data: bytes) -> None:
     w.established()
     assert w.srv is not None
     if fdp.ConsumeBool():
-        w.user[0].send(w.cli, memoryview(bytes(fdp.ConsumeIntInRange(1, 20000))), w.now)
-        w.user[1].send(w.srv, memoryview(bytes(fdp.ConsumeIntInRange(1, 20000))), w.now)
+        w.app_send(0, w.cli, fdp.ConsumeIntInRange(1, 20000))
+        w.app_send(1, w.srv, fdp.ConsumeIntInRange(1, 20000))
     run_steps(w, fdp)
 
 
@@ -305,7 +348,7 @@ def tcp_closing(data: bytes) -> None:
         w.deliver(0)
         w.deliver(1)
     else:                                          # B closes with data unread: RST
-        w.user[0].send(w.cli, memoryview(b"unread"), w.now)
+        w.app_send(0, w.cli, 6)
         w.pump()
         w.user[1].detach(srv, w.now)
     run_steps(w, fdp)
