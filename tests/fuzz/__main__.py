@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,11 +34,12 @@ def worker(name: str, libfuzzer_args: list[str]) -> None:
     with atheris.instrument_imports(include=INSTRUMENTED):
         from tests.fuzz import load_all
         targets = load_all()
-    atheris.Setup([sys.argv[0], *libfuzzer_args], targets[name])
+    # argv[0] is what libFuzzer re-executes for -merge (and -fork): the runner's wrapper
+    atheris.Setup([os.environ.get("TUNSTACK_FUZZ_SELF", sys.argv[0]), *libfuzzer_args], targets[name])
     atheris.Fuzz()
 
 
-def run_target(name: str, seconds: int, rss_mb: int, merge: bool, keep: int = 40) -> tuple[bool, str]:
+def run_target(name: str, seconds: int, rss_mb: int, merge: bool, keep: int = 30) -> tuple[bool, str]:
     corpus, seeds = WORK / "corpus" / name, HERE / "corpus" / name
     artifacts, logs = WORK / "artifacts" / name, WORK / "logs"
     merged = WORK / "merged" / name
@@ -46,7 +48,8 @@ def run_target(name: str, seconds: int, rss_mb: int, merge: bool, keep: int = 40
     if merge:
         shutil.rmtree(merged, ignore_errors=True)
         merged.mkdir(parents=True)
-        args = ["-merge=1", str(merged), str(seeds), str(corpus)]
+        # an input that crashes or runs over 1 s now (the code changed) is left out
+        args = ["-merge=1", "-timeout=1", f"-rss_limit_mb={rss_mb}", str(merged), str(seeds), str(corpus)]
     else:
         args = [f"-max_total_time={seconds}", "-timeout=1", f"-rss_limit_mb={rss_mb}", "-max_len=2048", "-len_control=0",
                 f"-artifact_prefix={artifacts}/", "-print_final_stats=1", str(corpus), str(seeds)]
@@ -54,7 +57,12 @@ def run_target(name: str, seconds: int, rss_mb: int, merge: bool, keep: int = 40
         if words.exists():
             args.insert(0, f"-dict={words}")
     cmd = [sys.executable, "-m", "tests.fuzz", "--worker", name, "--", *args]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    wrapper = WORK / "bin" / name
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(f"#!/bin/sh\ncd {shlex.quote(str(ROOT))} && exec {shlex.join(cmd[:5])} -- \"$@\"\n")
+    wrapper.chmod(0o755)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TUNSTACK_FUZZ_SELF=str(wrapper))
     log = logs / f"{name}.log"
     with open(log, "wb") as out:
         rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merge", action="store_true",
                     help="minimise .fuzz/corpus/<t> + tests/fuzz/corpus/<t> (libFuzzer -merge=1) and "
                          "commit-ready: keep the --keep longest in tests/fuzz/corpus/<t>")
-    ap.add_argument("--keep", type=int, default=40, help="seed inputs kept per target by --merge (default 40)")
+    ap.add_argument("--keep", type=int, default=30, help="seed inputs kept per target by --merge (default 30)")
     opts = ap.parse_args(argv)
     from tests.fuzz import load_all
     targets = load_all()
