@@ -74,3 +74,40 @@ def test_without_the_crossing_no_reset() -> None:
     assert net.rx(ACK, peer_seq, snd_max, at=net.now + RTT) == []
     assert c.state == State.CLOSED
     assert net.poll(net.now + 5) == [] and net.tcp.stats.loss_probes == 0
+
+
+def test_probe_deadline_follows_every_ack_when_the_rto_comes_first() -> None:
+    """The probe of the capture above went 23 ms after our FIN although ACKs of new data kept
+    arriving every 0.2 ms and SRTT was ~230 ms (a queue-dominated RTT: ~1 MB in flight).  With
+    steady samples RTTVAR shrinks, so RTO = SRTT + 4 RTTVAR < 2 SRTT = PTO; arm_probe then
+    declined to arm a probe later than the RTO -- and left the OLD, earlier deadline in place,
+    from an ACK long before.  RFC 8985 §7.2 / Linux (tcp_schedule_loss_probe): every ACK of
+    new data re-arms the probe at min(PTO, time to RTO) from now; a deadline from an earlier
+    ACK never survives.  Invariant checked after each ACK: no probe due sooner than that."""
+    from .test_tcp_conn import established
+
+    rig = established(loss_probes=True, rtt=0.01)
+    c = rig.conn
+    c.nodelay = True
+    queue_rtt, step = 0.23, 0.002
+    in_flight: list[tuple[int, float]] = []           # (end seq, sent at) of each segment sent
+    acked_any = False
+    for _ in range(1500):
+        rig.now += step
+        c.send(memoryview(bytes(c.mss)), rig.now)         # as much as the send buffer takes
+        for s in rig.take():
+            in_flight.append((s.seq + len(s.payload), s.at))
+        acked = None
+        while in_flight and in_flight[0][1] <= rig.now - queue_rtt:
+            acked = in_flight.pop(0)
+        if acked is None:
+            continue
+        for s in rig.rx(ACK, ack=acked[0], win=0xFFFF, ts=(rig.peer_ts(), c.host.ts_clock(acked[1]))):
+            in_flight.append((s.seq + len(s.payload), s.at))
+        acked_any = True
+        if c.probe_at is not None:
+            earliest = rig.now + min(2 * c.rtt.srtt, c.rto_at - rig.now if c.rto_at is not None else 1e9)
+            assert c.probe_at >= earliest - 1e-9, (rig.now, c.probe_at, c.rtt.srtt, c.rto_at)
+    assert acked_any and c.rtt.samples > 100
+    assert 2 * c.rtt.srtt > c.rtt.current()           # the case of the capture: the RTO comes first
+    assert rig.host.stats.loss_probes == 0 and c.total_retrans == 0
