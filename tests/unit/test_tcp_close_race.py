@@ -30,6 +30,7 @@ def last_ack_with_a_tail_in_flight() -> tuple[Net, int, int]:
     net.listener()
     ((synack, _),) = net.rx(SYN, ISN_PEER, mss=1460, wscale=7, sack_perm=True, ts=(1, 0))
     c = net.child()
+    assert synack.ts is not None
     net.rx(ACK, ISN_PEER + 1, c.iss + 1, ts=(2, synack.ts[0]), at=T0 + RTT)
     assert c.state == State.ESTABLISHED and c.sack_ok and c.rtt.samples == 1
     net.rx(FIN | ACK, ISN_PEER + 1, c.iss + 1, ts=(3, synack.ts[0]), at=T0 + 2 * RTT)
