@@ -75,6 +75,13 @@ class TimerService:
                     deadline = at
             self.wakeups += 1
             self._armed = deadline
-            with trio.move_on_at(deadline):
+            with trio.move_on_at(deadline) as sleeping:
                 await self._wake.wait()
             self._armed = -math.inf
+            if sleeping.cancelled_caught:
+                # Input first: a deadline and a device's pending frames often become ready in
+                # the same scheduler batch (a loaded machine, or the stack busy sending), which
+                # trio runs in random order.  One checkpoint lets the readers go first, so a
+                # timer never acts on state a frame already waiting would change -- a loss
+                # probe fired with the peer's ACK unread was a spurious retransmission.
+                await trio.sleep(0)

@@ -1,6 +1,6 @@
 """Network namespaces as test hosts: the Linux kernel as our real peer (DESIGN.md §5).
 
-Everything here shells out to iproute2.  Names are unique per process (`ts<pid><n>`)
+Everything here shells out to iproute2.  Names are unique per process (`ts<pid>x<n>`)
 and whatever a NetnsHost creates it deletes again.
 """
 from __future__ import annotations
@@ -15,8 +15,13 @@ _counter = itertools.count()
 
 
 def unique_name(prefix: str = "ts") -> str:
-    """`ts<pid><n>`, at most 15 characters (IFNAMSIZ - 1)."""
-    return f"{prefix}{os.getpid()}{next(_counter)}"[:15]
+    """`ts<pid>x<n>`, at most 15 characters (IFNAMSIZ - 1).
+
+    The `x` keeps names of concurrent processes apart: without it pid 2546's 92nd name and
+    pid 25469's 2nd were both `ts254692` (pids have 4 and 5 digits side by side), and it
+    lets a leftover be traced to its pid.  A 2-letter prefix and a 7-digit pid (pid_max
+    4194304) still leave 5 digits of counter before the cut."""
+    return f"{prefix}{os.getpid()}x{next(_counter)}"[:15]
 
 
 def have_tun() -> tuple[bool, str]:

@@ -151,8 +151,9 @@ class TimerMixin:
         if sq.diff(self.snd_max, self.snd_una) <= self.mss:
             pto += self.config.delack
         at = now + pto
-        if self.rto_at is None or at < self.rto_at:
-            self.probe_at = at
+        # A probe no earlier than the RTO is left to the RTO -- and so is any older deadline:
+        # keeping it fired probes mid-flow once RTO < 2 SRTT (steady queueing RTT).
+        self.probe_at = at if self.rto_at is None or at < self.rto_at else None
 
     def _on_probe(self: "Connection", now: float) -> None:
         if self.snd_una == self.snd_max or self.state not in SENDING:

@@ -100,3 +100,48 @@ async def test_timer_service_backs_off_a_core_that_makes_no_progress(autojump_cl
     # 0.1 s past the deadline at one poll per tick: about 100 polls, never a spin
     assert 1 <= stuck.polls <= math.ceil(0.1 / TICK) + 2
     assert svc.stalls == stuck.polls
+
+
+class ProbeCore:
+    """A core due at `at` whose deadline a 'reader' moves later just as it falls due."""
+
+    def __init__(self, at: float) -> None:
+        self.at: float | None = at
+        self.polled_stale = 0
+        self.kick: Any = lambda at=None: None
+
+    def poll_at(self) -> float | None:
+        return self.at
+
+    def poll(self, now: float) -> None:
+        if self.at is not None and now >= self.at:
+            self.polled_stale += 1          # acted on a deadline the waiting input had moved
+            self.at = None
+
+
+async def test_input_ready_with_a_deadline_is_read_before_the_timer_acts(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A frame that re-arms a timer (an ACK moving the loss probe) and that timer's old
+    deadline ready in the same scheduler batch: trio runs a batch in random order, so the
+    timer task alone would poll first about half the time and act on stale state (a probe
+    resent with the ACK unread).  The timer service yields once after a deadline wakes it."""
+    service = TimerService(trio.current_time)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(service.run)
+        cores = []
+        for i in range(40):
+            at = trio.current_time() + 1
+            core = ProbeCore(at)
+            cores.append(core)
+            service.register(core)
+
+            async def reader(core: ProbeCore = core, at: float = at) -> None:
+                await trio.sleep_until(at)      # the frame is there when the deadline falls due
+                core.at = at + 10               # the ACK re-arms the probe
+                core.kick(core.at)
+
+            nursery.start_soon(reader)
+            await trio.sleep(2)
+            service.unregister(core)
+        nursery.cancel_scope.cancel()
+    assert sum(c.polled_stale for c in cores) == 0, [c.polled_stale for c in cores]

@@ -2,7 +2,7 @@
 
 Without root or /dev/net/tun these tests skip -- unless TUNSTACK_REQUIRE_TUN=1 (set
 by .ci/run), which turns that skip into a failure, so CI cannot be green by skipping.
-Every namespace and device is named `ts<pid><n>` and deleted afterwards.
+Every namespace and device is named `ts<pid>x<n>` and deleted afterwards.
 """
 from __future__ import annotations
 

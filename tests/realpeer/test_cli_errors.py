@@ -117,7 +117,7 @@ def test_netns_by_pid_or_path(how: str) -> None:
             cmd.kill()
         assert rc == 128 + signal.SIGTERM
         assert netns_exists(ns)                                      # never ours to delete
-        alias = f"tsns{cmd.p.pid}"[:15]                              # the name it gave that namespace
+        alias = f"tsns{cmd.p.pid}x"                                  # the names it gives (unique_name)
         assert not [n for n in os.listdir("/run/netns") if n.startswith(alias)]   # gone again
         r = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True, text=True)
         assert dev not in r.stdout

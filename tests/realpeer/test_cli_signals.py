@@ -174,10 +174,10 @@ def test_demo_cleans_up_on_sigterm(tmp_path: Path) -> None:
         cmd.kill()
     cmd.assert_clean_exit(signal.SIGTERM, rc, took, "demo")
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    mine = f"tsdemo{cmd.p.pid}"[:15]
+    mine = f"tsdemo{cmd.p.pid}x"
     assert mine not in names, names
-    assert cmdline_holding(f"tsd{cmd.p.pid}") == []                  # its tcpdump went with it
-    assert f"tsd{cmd.p.pid}" not in links()
+    assert cmdline_holding(f"tsd{cmd.p.pid}x") == []                  # its tcpdump went with it
+    assert f"tsd{cmd.p.pid}x" not in links()
 
 
 def test_bench_cleans_up_on_sigterm(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ def test_bench_cleans_up_on_sigterm(tmp_path: Path) -> None:
     for kid in kids:
         assert not os.path.exists(f"/proc/{kid}") or open(f"/proc/{kid}/stat").read().split()[2] == "Z"
         names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert f"ts{kid}" not in names, names
+        assert f"ts{kid}x" not in names, names
 
 
 # --- atm: UDP sockets only, no root -----------------------------------------------------------

@@ -95,9 +95,9 @@ async def test_demo_with_real_peers(tmp_path: Path) -> None:
     check_atm_section(out, stdout)
     # its namespace and devices (named after its PID) are gone
     namespaces = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-    assert [n for n in namespaces if n.startswith(f"tsdemo{pid}")] == []
+    assert [n for n in namespaces if n.startswith(f"tsdemo{pid}x")] == []
     links = (await run(["ip", "-o", "link", "show"])).stdout.decode()
-    assert f"tsd{pid}" not in links and f"tsp{pid}" not in links
+    assert f"tsd{pid}x" not in links and f"tsp{pid}x" not in links
     assert elapsed < 120, f"the demo took {elapsed:.0f} s"
 
 
