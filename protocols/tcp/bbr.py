@@ -99,7 +99,10 @@ class Bbr(CongestionControl):
         self.state = STARTUP
         self.btlbw_filter = MaxFilter(BTLBW_FILTER_ROUNDS)
         self.rtprop = float("inf")
-        self.rtprop_stamp = 0.0
+        # None until the first RTT sample: the clock is arbitrary (trio's starts at a random
+        # 10^4..2*10^5 s), so a stamp of 0 made the filter look expired on the first ACK and
+        # sent every connection to PROBE_RTT instead of STARTUP (Linux stamps it at init)
+        self.rtprop_stamp: float | None = None
         self.rtprop_expired = False
         self.round_count = 0
         self.next_round_delivered = 0
@@ -253,8 +256,9 @@ class Bbr(CongestionControl):
 
     def _update_rtprop(self, rs: "RateSample", now: float) -> None:
         """§4.1.2.3."""
-        self.rtprop_expired = now > self.rtprop_stamp + RTPROP_FILTER_LEN
-        if rs.rtt >= 0 and (rs.rtt <= self.rtprop or self.rtprop_expired):
+        stamp = self.rtprop_stamp
+        self.rtprop_expired = stamp is not None and now > stamp + RTPROP_FILTER_LEN
+        if rs.rtt >= 0 and (stamp is None or rs.rtt <= self.rtprop or self.rtprop_expired):
             self.rtprop = rs.rtt
             self.rtprop_stamp = now
 

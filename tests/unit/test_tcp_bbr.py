@@ -23,10 +23,10 @@ class Driver:
     """Feeds a Bbr one ACK at a time: each ACK delivers `acked` bytes at rate `rate`; a
     round ends when `round_end` is set (the sampled segment left after the round began)."""
 
-    def __init__(self, rtt: float = 0.1) -> None:
+    def __init__(self, rtt: float = 0.1, start: float = 0.0) -> None:
         self.bbr = Bbr(MSS, rng=random.Random(1))
         self.delivered = 0
-        self.now = 0.0
+        self.now = start
         self.rtt = rtt
 
     def ack(self, rate: float, acked: int = 10 * MSS, inflight: int = 10 * MSS, new_round: bool = True,
@@ -58,6 +58,22 @@ def test_max_filter_keeps_the_window_maximum_and_forgets_it() -> None:
 
 
 # --- STARTUP, DRAIN ----------------------------------------------------------------------------
+def test_first_ack_on_a_clock_far_from_zero_starts_up_not_probe_rtt() -> None:
+    """trio's clock starts at a random 10^4..2*10^5 s: the RTprop filter is not expired
+    before its first sample (it sent every real connection to PROBE_RTT at 4 segments)."""
+    d = Driver(start=54321.0)
+    b = d.bbr
+    rate = 1e6
+    for _ in range(4):
+        d.ack(rate)
+        rate *= 2
+        assert b.state == STARTUP and not b.rtprop_expired
+    assert b.rtprop == d.rtt and b.rtprop_stamp is not None
+    d.now += 11                                         # 10 s later without a lower sample: expired
+    d.ack(rate, rtt=2 * d.rtt)
+    assert b.rtprop_expired
+
+
 def test_startup_exits_after_three_rounds_without_25_percent_growth() -> None:
     d = Driver()
     b = d.bbr
