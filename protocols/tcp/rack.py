@@ -232,7 +232,10 @@ class Rack:
             i = max(bisect_right(self._starts, max(lo, edge)) - 1, 0)
             while i < len(segs) and segs[i].start < hi:
                 seg = segs[i]
-                if seg.start >= lo and seg.end <= hi or is_sacked(self.seq(seg.start), self.seq(seg.end)):
+                # only what the scoreboard accepted: a block it refused (beyond SND.MAX, or
+                # past its range cap) delivers nothing, or a lying peer could empty the
+                # records and the pipe estimate (Linux tcp_is_sackblock_valid runs first)
+                if is_sacked(self.seq(seg.start), self.seq(seg.end)):
                     self._deliver(seg, now)
                     self._remove(i, seg)
                     delivered = True

@@ -293,3 +293,19 @@ def test_duplicate_of_out_of_order_data_is_dsacked_before_its_block() -> None:
     out = rig.rx(ACK, seq=IRS + 2001, payload=b"c" * 1000, at=rig.now + 0.001)
     assert out[0].seg.sack == ((IRS + 2001, IRS + 3001), (IRS + 2001, IRS + 3001), (IRS + 4001, IRS + 5001))
     assert rig.host.stats.dsacks_sent == 1
+
+
+def test_a_sack_block_the_scoreboard_refuses_delivers_nothing_to_rack() -> None:
+    """A block reaching beyond SND.MAX is invalid (RFC 2018 §8; counted, ignored by the
+    scoreboard): RACK must not take the segments inside it as delivered either, or the
+    records, the pipe and the loss verdicts follow a lying peer (found in review)."""
+    rig, mss = sack_in_flight()
+    c = rig.conn
+    inflight = c.rack.inflight
+    left, _ = seg_range(mss, 2, 10)
+    rig.rx(ACK, ack=ISS + 1, sack=((left, ISS + 1 + 10 * mss + 1),), at=rig.now + 0.01)
+    assert rig.host.stats.sack_blocks_invalid == 1 and c.scoreboard.blocks == []
+    assert c.rack.inflight == inflight and c.rack_at is None
+    rig.now += 0.1
+    c.poll(rig.now)
+    assert not c.in_recovery
