@@ -141,12 +141,6 @@ class Bbr(CongestionControl):
             return INITIAL_WINDOW_SEGMENTS * self.mss
         return int(gain * self.btlbw * self.rtprop)
 
-    def send_quantum(self) -> int:
-        """§4.2.2: ~1 ms of data at the pacing rate, at least 2 segments (Linux tcp_tso_autosize),
-        at most 64 KB (a TSO super-segment)."""
-        rate = self.pacing_rate or 0.0
-        return min(max(int(rate * 0.001), 2 * self.mss), 65536)
-
     def use_rng(self, rng: random.Random) -> None:
         self.rng = rng
 

@@ -31,6 +31,13 @@ class CongestionControl:
         self.cwnd = INITIAL_WINDOW_SEGMENTS * mss
         self.ssthresh = 1 << 30
 
+    def send_quantum(self) -> int:
+        """How much a paced sender may release at once (draft-cardwell-iccrg-bbr §4.2.2):
+        ~1 ms of data at the pacing rate, at least 2 segments (Linux tcp_tso_autosize), at
+        most 64 KB (a TSO super-segment).  Here so that any plug-in setting pacing_rate works."""
+        rate = self.pacing_rate or 0.0
+        return min(max(int(rate * 0.001), 2 * self.mss), 65536)
+
     def set_mss(self, mss: int) -> None:
         self.cwnd = max(self.cwnd * mss // self.mss, mss) if self.mss else self.cwnd
         self.mss = mss

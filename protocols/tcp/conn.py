@@ -272,7 +272,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         if not cc.wants_rate_samples:
             cc.ssthresh = self.cc.ssthresh
         self.cc = cc
-        self.pace_at = None
+        # pace_at stays armed: data held back by the old controller's pacing goes out at that
+        # wake-up (cleared here, it waited for the next ACK or the persist timer)
         self._want_rate_samples()
         return 0
 

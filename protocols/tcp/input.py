@@ -592,6 +592,7 @@ class InputMixin:
     def _enter_time_wait(self: "Connection", now: float) -> None:
         self.state = State.TIME_WAIT
         self.rto_at = self.persist_at = self.keep_at = self.delack_at = None
+        self.probe_at = self.rack_at = self.pace_at = None   # nothing is sent in TIME-WAIT
         self.tw_at = now + 2 * self.config.msl
         self.host.time_wait(self)
 

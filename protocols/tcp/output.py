@@ -48,7 +48,9 @@ class OutputMixin:
                 if self.rack.rate is not None:
                     self._check_app_limited()
                 break
-            if self.cc.pacing_rate and self._pacing_blocked(now):
+            # a window probe goes regardless (Linux sends it outside its pacing, tcp_send_probe0):
+            # held back, the persist timer would count a probe never sent
+            if self.cc.pacing_rate and not force_probe and self._pacing_blocked(now):
                 break
             self._send_data(self.snd_nxt, n, fin, now)
             sent = True

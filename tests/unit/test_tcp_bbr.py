@@ -368,6 +368,28 @@ def test_bbr_paces_segments_at_its_rate() -> None:
     assert abs((rig.now - t) - 0.038) < 1e-6
 
 
+def test_leaving_bbr_keeps_the_pacing_wakeup_so_held_data_goes() -> None:
+    """Switching away from a paced controller must not strand what pacing held back (it
+    waited for the next ACK, or the persist timer, found in review)."""
+    rig = established(ts=True, sack=True, peer_ws=7, sndbuf=1 << 20, rtt=0.05)
+    c = rig.conn
+    c.nodelay = True
+    c.set_congestion("bbr")
+    c.cc.pacing_rate = 1000 * c.mss
+    c.cc.cwnd = 100 * c.mss
+    sent = len(data_segments(rig.send(bytes(40 * c.mss))))
+    assert sent < 40 and c.pace_at is not None
+    assert c.set_congestion("cubic") == 0 and c.pace_at is not None
+    sent += len(data_segments(rig.poll(c.pace_at)))
+    assert sent == 40                                   # cubic does not pace: all the rest at once
+
+
+def test_a_base_controller_that_sets_a_pacing_rate_has_a_send_quantum() -> None:
+    cc = ALGORITHMS["reno"](1000)
+    cc.pacing_rate = 5e6                                # a plug-in may pace: 5 KB per ms
+    assert cc.send_quantum() == 5000
+
+
 def test_tso_super_segments_carry_a_millisecond_at_the_pacing_rate() -> None:
     rig = established(ts=True, sack=True, peer_ws=7, sndbuf=1 << 20)
     c = rig.conn
@@ -421,3 +443,30 @@ def test_bbr_on_a_connection_grows_from_acks_and_sets_a_rate(sack: bool) -> None
 
 def test_bbr_is_registered() -> None:
     assert ALGORITHMS["bbr"] is Bbr
+
+
+def test_time_wait_leaves_no_sending_timer_armed() -> None:
+    """TIME-WAIT sends nothing: a pacing, probe or RACK deadline left armed only woke the
+    connection for nothing (found in review)."""
+    rig = established(ts=True, sack=True, peer_ws=7, sndbuf=1 << 20)
+    c = rig.conn
+    c.pace_at, c.probe_at, c.rack_at = rig.now + 1, rig.now + 2, rig.now + 3
+    c._enter_time_wait(rig.now)
+    assert (c.pace_at, c.probe_at, c.rack_at) == (None, None, None)
+    assert c.poll_at() == c.tw_at
+
+
+def test_a_window_probe_is_not_held_back_by_pacing() -> None:
+    """The persist timer's probe goes out whatever the pacing debt (Linux sends it outside
+    its pacing); held back, the probe was counted in persist_backoff but never sent."""
+    rig = established(ts=True, sack=True, peer_ws=7, sndbuf=1 << 20)
+    c = rig.conn
+    c.nodelay = True
+    c.set_congestion("bbr")
+    c.cc.pacing_rate = 1.0                              # one byte a second: always in debt
+    c.cc.cwnd = 100 * c.mss
+    c.snd_wnd = 0
+    c.pace_next = rig.now + 1e7                      # far beyond a quantum (2 MSS at 1 B/s)
+    rig.send(bytes(10 * c.mss))
+    out = c.output(rig.now, force_probe=True) or rig.take()
+    assert len(data_segments(out)) == 1                 # the probe went
