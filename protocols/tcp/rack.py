@@ -17,7 +17,8 @@ Delivered segments leave both; lost ones leave the time order until retransmitte
 Each segment enters and leaves each structure once per transmission, so an ACK costs
 O(log n) plus what it delivers or marks lost (amortised), whatever a peer sends.  The
 number of records is bounded: one per segment sent, at most RACK_MAX_SEGMENTS (beyond
-it new data joins the newest record; a retransmission splits at most one in two).
+it new data joins the newest record, and a retransmission re-stamps the records it
+touches whole instead of splitting them; below it a retransmission splits one in two).
 
 Sequence numbers are kept as absolute positions (a base that moves with SND.UNA, as in
 the Scoreboard), so comparisons are plain integers.
@@ -31,7 +32,8 @@ from collections.abc import Callable
 from . import seq as sq
 from .rate import RateEstimator
 
-# Records kept at most (a retransmission cutting one in two may add one more): a record per
+# Records kept at most (a retransmission cutting one in two may add one more; at the cap it
+# re-stamps whole records instead): a record per
 # full-sized segment of a 4 MiB send buffer is ~2900; tiny segments beyond the cap merge
 # into the newest record (Linux bounds the same by charging each skb's truesize to sndbuf).
 RACK_MAX_SEGMENTS = 4096
@@ -132,6 +134,16 @@ class Rack:
                 return
             self._insert(len(segs), self._stamped(SentSegment(lo, hi, now, retransmission), now))
             return
+        if len(segs) >= self.max_segments:
+            # at the cap: a retransmission re-stamps the records it touches whole instead of
+            # splitting them (their other octets are detected later, never sooner), or a peer
+            # shaping holes with its SACKs could make a record per retransmitted piece
+            i = bisect_right(self._starts, lo) - 1
+            if i >= 0 and segs[i].end > lo:
+                lo = segs[i].start
+            j = bisect_left(self._starts, hi) - 1
+            if j >= 0 and segs[j].end > hi:
+                hi = segs[j].end
         i = bisect_right(self._starts, lo) - 1
         if i >= 0 and segs[i].end > lo and segs[i].start < lo:
             old = segs[i]                       # we cut into it: it keeps its front...

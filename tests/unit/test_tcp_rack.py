@@ -309,3 +309,20 @@ def test_a_sack_block_the_scoreboard_refuses_delivers_nothing_to_rack() -> None:
     rig.now += 0.1
     c.poll(rig.now)
     assert not c.in_recovery
+
+
+def test_retransmissions_at_the_cap_do_not_split_records() -> None:
+    """RACK_MAX_SEGMENTS holds for retransmissions too: at the cap, resending every other
+    piece of merged records re-stamps whole records (it made one record per piece, up to
+    bytes in flight / MSS, found in review)."""
+    r = Rack(max_segments=4)
+    for k in range(100):
+        r.sent(k * 64, (k + 1) * 64, 1.0 + k * 0.001, False)
+    assert len(r._segs) == 4 and r.inflight == 6400
+    r.mark_all_lost()
+    for k in range(0, 100, 2):
+        r.sent(k * 64, (k + 1) * 64, 2.0 + k * 0.001, True)
+    assert len(r._segs) <= 5
+    assert sum(seg.end - seg.start for seg in r._segs) == 6400       # still one record per octet
+    r.on_ack(6400, (), lambda s, e: False, 3.0)
+    assert r.inflight == 0 and not r._segs
