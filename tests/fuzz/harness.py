@@ -171,8 +171,9 @@ class ClockStack(Stack):
 
 def run_timers(cores: list[Any], now: float, limit: int = 50) -> None:
     """Poll the cores due at `now` until none is.  A core still due after `limit` rounds
-    makes no progress: the Stack's timer loop would spin on it forever (issue 10 point 1,
-    float rounding re-arming a deadline at `now`), so that is a finding."""
+    makes no progress (issue 10 point 1, float rounding re-arming a deadline at `now`):
+    the Stack's timer service now bounds that to one poll per tick (stalls), but a core
+    that needs it is still a bug, so this stricter oracle reports it as a finding."""
     for _ in range(limit):
         due = [c for c in cores if (at := c.poll_at()) is not None and at <= now]
         if not due:

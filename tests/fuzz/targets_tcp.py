@@ -42,6 +42,7 @@ def pattern(offset: int, n: int) -> bytes:
     start = offset % 251
     return _PATTERN[start:start + n]
 PORT = 80
+CONGESTION = ("cubic", "reno", "bbr")
 FLAG_SETS = (SYN, ACK, SYN | ACK, RST, RST | ACK, FIN | ACK, PSH | ACK, FIN, FIN | PSH | ACK, SYN | FIN,
              URG | ACK, 0)
 
@@ -49,9 +50,11 @@ FLAG_SETS = (SYN, ACK, SYN | ACK, RST, RST | ACK, FIN | ACK, PSH | ACK, FIN, FIN
 class TcpWorld:
     """Two stacks on one clock; `wire[i]` holds what stack i sent."""
 
-    def __init__(self, backlog: int = 4, small_buffers: bool = False) -> None:
-        # small buffers reach the full-window, zero-window and persist paths in a few steps
-        cfg = TcpConfig(rcvbuf=6000, sndbuf=9000) if small_buffers else None
+    def __init__(self, backlog: int = 4, small_buffers: bool = False, congestion: str = "cubic") -> None:
+        # small buffers reach the full-window, zero-window and persist paths in a few steps;
+        # the congestion control is drawn too, so BBR, rate estimation and pacing are fuzzed
+        cfg = TcpConfig(rcvbuf=6000, sndbuf=9000, congestion=congestion) if small_buffers \
+            else TcpConfig(congestion=congestion)
         self.stacks = (ClockStack(seed=1, tcp=cfg), ClockStack(seed=2, tcp=cfg))
         self.ndds = (CaptureNdd("tun0"), CaptureNdd("tun1"))
         self.stacks[0].add_interface(self.ndds[0], "10.0.0.1/24")
@@ -288,7 +291,7 @@ def tcp_listen(data: bytes) -> None:
     """A listener (backlog 1, so SYN cookies come into play) fed crafted segments from two
     peers; A may also connect for real."""
     fdp = Fdp(data)
-    w = TcpWorld(backlog=1, small_buffers=fdp.ConsumeBool())
+    w = TcpWorld(backlog=1, small_buffers=fdp.ConsumeBool(), congestion=pick(fdp, CONGESTION))
     if fdp.ConsumeBool():
         w.connect()
         w.deliver(0)
@@ -300,7 +303,7 @@ def tcp_listen(data: bytes) -> None:
 def tcp_syn_received(data: bytes) -> None:
     """B's child in SYN-RECEIVED (A's SYN delivered, the SYN-ACK still in flight or lost)."""
     fdp = Fdp(data)
-    w = TcpWorld(small_buffers=fdp.ConsumeBool())
+    w = TcpWorld(small_buffers=fdp.ConsumeBool(), congestion=pick(fdp, CONGESTION))
     w.connect()
     w.deliver(0)
     _learn_cookie(w)
@@ -313,7 +316,7 @@ def tcp_syn_received(data: bytes) -> None:
 def tcp_established(data: bytes) -> None:
     """A connection after a real handshake, optionally with data in flight both ways."""
     fdp = Fdp(data)
-    w = TcpWorld(small_buffers=fdp.ConsumeBool())
+    w = TcpWorld(small_buffers=fdp.ConsumeBool(), congestion=pick(fdp, CONGESTION))
     w.established()
     assert w.srv is not None
     if fdp.ConsumeBool():
@@ -326,7 +329,7 @@ def tcp_established(data: bytes) -> None:
 def tcp_closing(data: bytes) -> None:
     """The closing states: FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT."""
     fdp = Fdp(data)
-    w = TcpWorld(small_buffers=fdp.ConsumeBool())
+    w = TcpWorld(small_buffers=fdp.ConsumeBool(), congestion=pick(fdp, CONGESTION))
     w.established()
     srv = w.srv
     assert srv is not None
