@@ -134,6 +134,23 @@ class _OooBlock:
         self.head -= n
 
 
+def _pieces(seg: memoryview, seg_start: int, lo: int, hi: int,
+            blocks: list[tuple[int, "_OooBlock"]]) -> list[memoryview]:
+    """The bytes of [lo, hi) in order: the blocks held there, and between them the
+    segment's own bytes (it starts at `seg_start` and, touching every block of the run,
+    covers the gaps)."""
+    out: list[memoryview] = []
+    pos = lo
+    for start, block in blocks:
+        if pos < start:
+            out.append(seg[pos - seg_start:start - seg_start])
+        out.append(block.view())
+        pos = start + len(block)
+    if pos < hi:
+        out.append(seg[pos - seg_start:hi - seg_start])
+    return out
+
+
 class RecvBuffer(ByteQueue):
     """In-order bytes for the application, plus the out-of-order queue.
 
@@ -301,27 +318,9 @@ class RecvBuffer(ByteQueue):
         hi = max(e, touched[-1][0] + len(touched[-1][1]))
         old_bytes = sum(len(b) for _, b in touched)
         mv = memoryview(data)
-        # what goes in front of the host: [lo, host_start); the gaps between blocks are
-        # covered by the segment, since it touches every block in the run
-        front: list[memoryview] = []
-        pos = lo
-        for start, block in touched[:host_at]:
-            if pos < start:
-                front.append(mv[pos - s:start - s])
-            front.append(block.view())
-            pos = start + len(block)
-        if pos < host_start:
-            front.append(mv[pos - s:host_start - s])
-        # and behind it: [host_end, hi)
-        back: list[memoryview] = []
-        pos = host_start + len(host)
-        for start, block in touched[host_at + 1:]:
-            if pos < start:
-                back.append(mv[pos - s:start - s])
-            back.append(block.view())
-            pos = start + len(block)
-        if pos < hi:
-            back.append(mv[pos - s:hi - s])
+        # what goes in front of the host, [lo, host_start), and behind it, [host_end, hi)
+        front = _pieces(mv, s, lo, host_start, touched[:host_at])
+        back = _pieces(mv, s, host_start + len(host), hi, touched[host_at + 1:])
         self.ooo_headroom -= sum(block.head for _, block in touched)
         if front:
             host.prepend(b"".join(front))
