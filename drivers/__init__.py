@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .atm import AtmNdd, VcParams
-from .atm_phy import PhyPair, UdpPhy
+from .atm.adapter import AtmNdd
+from .atm.phy import PhyPair, UdpPhy
 from .fault import FaultInjector
 from .memlink import LoopbackNdd, MemoryNdd, memory_link_pair
 from .pcap import PcapRecorder
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from stack.plugins import DriverRegistry
 
 __all__ = ["AtmNdd", "FaultInjector", "LoopbackNdd", "MemoryNdd", "PcapRecorder", "PhyPair", "TapNdd", "TunNdd", "UdpPhy",
-           "VcParams", "memory_link_pair", "register"]
+           "memory_link_pair", "register"]
 
 
 def register(registry: "DriverRegistry") -> None:

@@ -21,9 +21,9 @@ from typing import Callable
 import trio
 
 from ndd.ndd import Ndd
-from stack.counters import Counters
-from protocols.checksum import checksum
-from stack.pktbuf import PacketBuffer
+from ndd.counters import Counters
+from ndd.checksum import checksum
+from ndd.pktbuf import PacketBuffer
 
 from .base import TaskNdd
 

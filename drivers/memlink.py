@@ -13,7 +13,7 @@ import trio
 
 from ndd import constants as C
 from ndd.ndd import StatusBlock
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 
 from .base import TaskNdd, random_mac
 

@@ -2,7 +2,7 @@
 
 Link types: LINKTYPE_RAW (101) for TUN and loopback, EN10MB (1) for TAP and Ethernet
 memory links; SUNATM (123) for the ATM adapter: its frames already start with the
-4-octet flags/VPI/VCI link header (drivers/atm.py), so the recorder only fills in the
+4-octet flags/VPI/VCI link header (drivers/atm/adapter.py), so the recorder only fills in the
 flags -- 0x80 when transmitted, and the payload type Wireshark dissects by: 6 (Q.2931
 over SSCOP) on 0/5, 5 (ILMI) on 0/16, 2 (LLC) when the SDU starts with LLC/SNAP
 AA AA 03 (RFC 2684, so IP inside is decoded), else 0 (raw).  GSO super-frames are written
@@ -19,7 +19,7 @@ from typing import BinaryIO
 import dpkt
 
 from ndd.ndd import Ndd
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import struct
 
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, PacketBuffer
 
 VNET_HDR = struct.Struct("<BBHHHH")    # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_HDR_LEN = VNET_HDR.size
 
 F_NEEDS_CSUM = 1
 F_DATA_VALID = 2
-GSO_NONE = 0
-GSO_TCPV4 = 1
-GSO_UDP = 3
-GSO_TCPV6 = 4
-GSO_UDP_L4 = 5
-GSO_ECN = 0x80
 
 TUNSETOFFLOAD = 0x400454D0
 TUN_F_CSUM = 0x01

@@ -59,13 +59,19 @@ NS_IPVERSION = 0x100           # (tunstack) raw-IP demuxer: IP version nibble
 NS_ATM_VC = 0x200              # (tunstack) ATM demuxer: one VC (VPI/VCI)
 
 # NDD_ATM device-specific ndd_ctl commands (tunstack; AIX keeps its own private to the driver)
-NDD_ATM_OPEN_VC = NDD_DEVICE_SPECIFIC + 1        # arg drivers.atm.VcParams
+NDD_ATM_OPEN_VC = NDD_DEVICE_SPECIFIC + 1        # arg ndd.atm.VcParams
 NDD_ATM_CLOSE_VC = NDD_DEVICE_SPECIFIC + 2       # arg (vpi, vci)
 NDD_ATM_GET_VC_STATS = NDD_DEVICE_SPECIFIC + 3   # arg (vpi, vci) -> dict
 NDD_ATM_SET_LINE_RATE = NDD_DEVICE_SPECIFIC + 4  # arg bit/s of cells (0: unpaced)
 NDD_ATM_OAM_LOOPBACK = NDD_DEVICE_SPECIFIC + 5   # arg (vpi, vci) -> correlation tag
 NDD_ATM_LIST_VCS = NDD_DEVICE_SPECIFIC + 6       # -> [(vpi, vci), ...]
 NDD_ATM_CLOSE_VC_DRAIN = NDD_DEVICE_SPECIFIC + 7  # arg (vpi, vci): close once its queued SDUs are sent
+
+# AF_NDD sockets (AIX <sys/socket.h>, <sys/ndd.h>, <sys/atmsock.h>): the address family,
+# the connection-oriented datagram socket type and the ATM protocol number
+AF_NDD = 23
+SOCK_CONN_DGRAM = 6
+NDD_PROT_ATM = 5
 
 CTL_NAMES = {v: k for k, v in dict(globals()).items() if k.startswith("NDD_") and isinstance(v, int)
              and k in {"NDD_GET_STATS", "NDD_ENABLE_MULTICAST", "NDD_DISABLE_MULTICAST", "NDD_PROMISCUOUS_ON",

@@ -5,7 +5,7 @@ hands the frame to the user whose filter matches; frames nobody wants are counte
 in `nd_nofilter`.  Filters:
   Ethernet (NDD_ISO88023): NS_ETHERTYPE, NS_8022_LLC_DSAP, NS_8022_LLC_DSAP_SNAP, NS_TAP
   raw IP   (NDD_RAWIP, NDD_SOFTWARE_LOOPBACK): NS_IPVERSION, NS_TAP
-  ATM      (NDD_ATM): NS_ATM_VC by (vpi, vci), NS_TAP
+  ATM      (NDD_ATM): ndd.atm.AtmDemuxer
 """
 from __future__ import annotations
 
@@ -14,22 +14,12 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from stack.pktbuf import PacketBuffer
-
 from . import constants as C
 from .ndd import Ndd, ndd_error
+from .pktbuf import PacketBuffer
 
 NS_PROTO = 1         # pkt_format: link header stripped, link addresses in pkt.ll_src / ll_dst
 NS_INCLUDE_MAC = 2   # pkt_format: the whole frame
-
-# The ATM link header every NDD_ATM frame starts with (drivers/atm.py explains why):
-# flags (1) | VPI (1) | VCI (2, big-endian) -- the LINKTYPE_SUNATM pseudo-header layout.
-ATM_HDRLEN = 4
-
-
-def atm_link_header(vpi: int, vci: int, flags: int = 0) -> bytes:
-    return bytes((flags, vpi, vci >> 8, vci & 0xFF))
-
 
 @dataclass(frozen=True)
 class NsFilter:
@@ -182,34 +172,4 @@ class RawIpDemuxer(Demuxer):
         if user is None:
             ndd.stats.nd_nofilter += 1
             return
-        user.isr(ndd, pkt, user.isr_data)
-
-
-class AtmDemuxer(Demuxer):
-    """NDD_ATM: one user per VC.  NS_PROTO users get the AAL5 SDU with the 4-octet link
-    header stripped and kept in `pkt.ll_src` (the VC it arrived on); NS_INCLUDE_MAC users
-    get the header too."""
-
-    filter_types = frozenset({C.NS_ATM_VC, C.NS_TAP})
-
-    def add_filter(self, ndd: Ndd, flt: NsFilter, user: NsUser) -> None:
-        if flt.filtertype == C.NS_ATM_VC and not (0 <= flt.vpi <= 0xFF and 0 <= flt.vci <= 0xFFFF):
-            raise ndd_error(errno.EINVAL, f"VPI/VCI {flt.vpi}/{flt.vci} out of range")
-        super().add_filter(ndd, flt, user)
-
-    def receive(self, ndd: Ndd, pkt: PacketBuffer) -> None:
-        if ndd.ndd_name in self.taps:
-            self._tap(ndd, pkt)
-        if len(pkt) < ATM_HDRLEN:
-            ndd.stats.ierrors += 1
-            return
-        view = pkt.view()
-        key = (C.NS_ATM_VC, view[1], view[2] << 8 | view[3])
-        user = self.filters.get(ndd.ndd_name, {}).get(key)
-        if user is None:
-            ndd.stats.nd_nofilter += 1
-            return
-        if user.pkt_format == NS_PROTO:
-            pkt.ll_src = bytes(view[:ATM_HDRLEN])
-            pkt.pull(ATM_HDRLEN)
         user.isr(ndd, pkt, user.isr_data)

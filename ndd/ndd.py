@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from stack.counters import Counters
-from stack.pktbuf import PacketBuffer
+from .counters import Counters
+from .pktbuf import PacketBuffer
 
 from . import constants as C
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import constants as C
-from .demux import AtmDemuxer, Demuxer, EtherDemuxer, NsFilter, NsUser, RawIpDemuxer
+from .atm import AtmDemuxer
+from .demux import Demuxer, EtherDemuxer, NsFilter, NsUser, RawIpDemuxer
 from .ndd import Ndd, StatusBlock, ndd_error
 
 StatusFn = Callable[[Ndd, StatusBlock], None]

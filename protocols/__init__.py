@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
-from stack.protosw import PR_ATOMIC, PR_ADDR, PR_CONNREQUIRED, Protosw
+from .contracts import PR_ATOMIC, PR_ADDR, PR_CONNREQUIRED, Protosw
 
 from .atm.sockets import register as register_atm_sockets
 from .icmp import Icmp

@@ -17,9 +17,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from stack.addr import MAC_BROADCAST, is_martian_source
-from stack.counters import Counters
-from stack.pktbuf import PacketBuffer
+from .addr import MAC_BROADCAST, is_martian_source
+from ndd.counters import Counters
+from ndd.pktbuf import PacketBuffer
 
 ARP_LEN = 28
 HTYPE_ETHERNET = 1

@@ -6,12 +6,12 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stack.addr import MAC_BROADCAST, is_multicast, multicast_mac
-from stack.pktbuf import PacketBuffer
+from .addr import MAC_BROADCAST, is_multicast, multicast_mac
+from ndd.pktbuf import PacketBuffer
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
-    from stack.ifnet import Interface
+    from .ifnet import Interface
 
     from .arp import ArpCache
 

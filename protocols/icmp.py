@@ -28,11 +28,11 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
-from stack.addr import is_martian_source
-from stack.counters import Counters
-from stack.pktbuf import PacketBuffer
+from .addr import is_martian_source
+from ndd.counters import Counters
+from ndd.pktbuf import PacketBuffer
 
-from .checksum import checksum, ones_sum
+from ndd.checksum import checksum, ones_sum
 from .ipv4 import _HDR as IP_HDR, HDR_LEN, IPPROTO_ICMP, FLAG_MF, OFFSET_MASK, IpMeta, Ipv4, Ipv4Repr
 
 ECHO_REPLY = 0

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
-from stack.counters import Counters
+from ndd.counters import Counters
 
 MAX_DATAGRAM = 65535
 # What a fragment and a pending datagram cost beyond their payload (Python objects, list

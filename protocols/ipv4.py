@@ -14,18 +14,18 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from stack.addr import BROADCAST, is_martian_source, is_multicast
-from stack.counters import Counters
-from stack.pktbuf import PacketBuffer
+from .addr import BROADCAST, is_martian_source, is_multicast
+from ndd.counters import Counters
+from ndd.pktbuf import PacketBuffer
 
-from .checksum import checksum, ones_sum
+from ndd.checksum import checksum, ones_sum
 from .ipfrag import Reassembler, fragment_sizes
 from .pmtu import MIN_PMTU_IPV4, MTU_EXPIRES, PmtuCache
 
 if TYPE_CHECKING:
-    from stack.ifnet import Interface, InterfaceTable
-    from stack.protosw import ProtocolSwitch
-    from stack.route import RoutingTable
+    from .ifnet import Interface, InterfaceTable
+    from .contracts import ProtocolSwitch
+    from .route import RoutingTable
 
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6

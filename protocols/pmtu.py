@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stack.counters import Counters
+from ndd.counters import Counters
 
 MIN_PMTU_IPV4 = 552          # net.ipv4.route.min_pmtu
 MIN_PMTU_IPV6 = 1280         # RFC 8200 §5, Linux IPV6_MIN_MTU (for the IPv6 side)

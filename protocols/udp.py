@@ -20,11 +20,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from stack.addr import BROADCAST, is_multicast
-from stack.counters import Counters
-from stack.pktbuf import PacketBuffer
+from .addr import BROADCAST, is_multicast
+from ndd.counters import Counters
+from ndd.pktbuf import GSO_UDP_L4, PacketBuffer
 
-from .checksum import checksum, ones_sum, pseudo_header_sum
+from ndd.checksum import checksum, ones_sum, pseudo_header_sum
 from .ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
 from .ports import EphemeralPorts
 
@@ -39,7 +39,6 @@ SNDBUF_DEFAULT = 212992
 SOCK_MIN_RCVBUF = 2304
 SOCK_MIN_SNDBUF = 4608
 DATAGRAM_OVERHEAD = 768                      # charged per queued datagram, like skb truesize
-GSO_UDP_L4 = 5                               # virtio_net_hdr gso_type of a UDP_SEGMENT super-frame
 
 _HDR = struct.Struct("!HHHH")
 

@@ -1,6 +1,6 @@
 """The tunstack kernel core.
 
-`Stack` is resolved lazily: the NDD and protocol layers import `stack.pktbuf` and
+`Stack` is resolved lazily: the NDD and protocol layers import `ndd.pktbuf` and
 friends, and the Stack imports them back -- loading it on first use keeps that one-way.
 """
 from typing import Any

@@ -15,7 +15,7 @@ whose SAAL the switch keeps established (SSCF keep_up), and optionally a SUNATM 
 The switch owns the PHYs handed to it: a UdpPhy's socket is closed with its port.
 
 Switching is at the cell level, as in a real switch: a cross-connected VC is opened on
-its adapter with a relay hook (`VcParams(relay=...)`, drivers/atm.py), so its cells are
+its adapter with a relay hook (`VcParams(relay=...)`, drivers/atm/adapter.py), so its cells are
 never reassembled; each batch is relabelled with the far VC's VPI/VCI (HEC recomputed)
 and queued on the far adapter with `send_cells`, paced at that port's line rate.  PVCs
 (`add_pvc`) and answered SVCs use the same path.  Consequently a port's pcap shows its
@@ -32,8 +32,9 @@ from typing import Any, Callable, Iterable
 
 import trio
 
-from drivers.atm import OC3C_LINE_RATE, AtmNdd, VcParams
-from drivers.atm_phy import Phy
+from drivers.atm.adapter import OC3C_LINE_RATE, AtmNdd
+from ndd.atm import VcParams
+from drivers.atm.phy import Phy
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
 from protocols.atm.signalling import UniEndpoint

@@ -17,7 +17,7 @@ from protocols.atm.atm_pcb import St
 from protocols.atm.sockaddr import CONN_SVC, SO_ATM_CALLING, SO_ATM_MAX_PEND, parse_sockaddr_atm
 from protocols.atm.sockets import SOL_NDD_ATM, AtmPcb, AtmUserRequests
 
-from .sockaddr import oserror
+from protocols.contracts import oserror
 from .socket import Socket, _optval
 
 

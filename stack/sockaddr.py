@@ -6,7 +6,7 @@ import errno
 import os
 import socket
 
-from .addr import BROADCAST, int_to_ip, ip_to_int
+from protocols.addr import BROADCAST, int_to_ip, ip_to_int
 
 
 def parse_inet(address: object, hosts: dict[str, str], what: str = "") -> tuple[int, int]:
@@ -42,8 +42,4 @@ def format_inet(addr: int, port: int) -> tuple[str, int]:
     return int_to_ip(addr), port
 
 
-def oserror(code: int) -> OSError:
-    return OSError(code, os.strerror(code))
-
-
-__all__ = ["errno", "format_inet", "oserror", "parse_inet", "resolve_host"]
+__all__ = ["errno", "format_inet", "parse_inet", "resolve_host"]

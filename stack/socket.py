@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .sockaddr import format_inet, oserror, parse_inet
+from ndd import constants as C
+from .sockaddr import format_inet, parse_inet
+from protocols.contracts import oserror
 
 if TYPE_CHECKING:
-    from .protosw import Protosw
+    from protocols.contracts import Protosw
     from .stack import Stack
 
 # The constants, re-exported with the names and values of Python's socket module on
@@ -37,14 +39,12 @@ _CONSTANT_PREFIXES = ("AF_", "SOCK_", "SOL_", "SO_", "IPPROTO_", "IP_", "TCP_", 
                       "SOMAXCONN")
 globals().update({name: getattr(_pysocket, name) for name in dir(_pysocket)
                   if name.startswith(_CONSTANT_PREFIXES) and isinstance(getattr(_pysocket, name), int)})
-AF_NDD = 23
-SOCK_CONN_DGRAM = 6
-NDD_PROT_ATM = 5
+AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM = C.AF_NDD, C.SOCK_CONN_DGRAM, C.NDD_PROT_ATM   # AIX, beside Linux's
 
 SOCK_TYPE_MASK = 0xF
 SOCK_FLAGS = _pysocket.SOCK_NONBLOCK | _pysocket.SOCK_CLOEXEC
 KNOWN_TYPES = {_pysocket.SOCK_STREAM, _pysocket.SOCK_DGRAM, _pysocket.SOCK_RAW, _pysocket.SOCK_RDM,
-               _pysocket.SOCK_SEQPACKET, 6}   # 6: AIX SOCK_CONN_DGRAM (ATM)
+               _pysocket.SOCK_SEQPACKET, C.SOCK_CONN_DGRAM}
 RECV_FLAGS = _pysocket.MSG_PEEK | _pysocket.MSG_DONTWAIT | _pysocket.MSG_TRUNC
 SEND_FLAGS = _pysocket.MSG_DONTWAIT | _pysocket.MSG_NOSIGNAL | _pysocket.MSG_DONTROUTE
 MIN_RCVBUF, MIN_SNDBUF, BUF_MAX = 2304, 4608, 212992   # Linux SOCK_MIN_*, net.core.[rw]mem_max

@@ -22,17 +22,18 @@ from typing import Any
 import trio
 
 from ndd import constants as C
+from ndd.atm import DEFAULT_MTU, VcParams
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd, StatusBlock
 from ndd.services import NetServices
 
 from . import plugins
-from .addr import int_to_ip, ip_to_int, parse_prefix
-from .ifnet import (IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_NOARP, IFF_POINTOPOINT, IFF_RUNNING, IFF_UP,
+from protocols.addr import int_to_ip, ip_to_int, parse_prefix
+from protocols.ifnet import (IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_NOARP, IFF_POINTOPOINT, IFF_RUNNING, IFF_UP,
                     Interface, InterfaceTable)
-from .pktbuf import PacketBuffer
-from .protosw import ProtocolSwitch
-from .route import RoutingTable
+from ndd.pktbuf import PacketBuffer
+from protocols.contracts import ProtocolSwitch
+from protocols.route import RoutingTable
 from .timers import TimerService
 
 log = logging.getLogger(__name__)
@@ -141,11 +142,10 @@ class Stack:
         elif kind == C.NDD_SOFTWARE_LOOPBACK:
             flags = IFF_UP | IFF_LOOPBACK | IFF_NOARP
         elif kind == C.NDD_ATM:
-            from protocols.atm.clip import CLIP_MTU
             flags = IFF_UP    # a LIS: neither broadcast nor point-to-point (RFC 2225 §3)
             # RFC 2225 §5: IP MTU 9180 by default whatever the adapter's ndd_mtu; each PVC is
             # opened with max SDU = IP MTU + 8 octets of LLC/SNAP (add_atm_pvc)
-            mtu = mtu or CLIP_MTU
+            mtu = mtu or DEFAULT_MTU
         else:
             flags = IFF_UP | IFF_POINTOPOINT | IFF_NOARP
         if ndd.ndd_flags & C.NDD_RUNNING:
@@ -250,7 +250,6 @@ class Stack:
         The VC is opened on the adapter with max SDU = IP MTU + 8 (LLC/SNAP) and claimed
         with an NS_ATM_VC filter.  Raises OSError: ENODEV not an ATM interface, EINVAL
         reserved/out-of-range VPI/VCI, EADDRINUSE VC in use, EEXIST peer on another PVC."""
-        from drivers.atm import VcParams
         from protocols.atm.clip import LLC_SNAP_LEN
 
         ifp = self.ifnet.get(ifname)

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .sockaddr import format_inet, oserror
+from .sockaddr import format_inet
+from protocols.contracts import oserror
 from .socket import BUF_MAX, MIN_RCVBUF, MIN_SNDBUF, Socket, _bufsize, _optval
 
 if TYPE_CHECKING:
-    from .protosw import Protosw
+    from protocols.contracts import Protosw
     from .stack import Stack
 
 TCP_CONGESTION = _pysocket.TCP_CONGESTION

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import trio
 
-from .addr import int_to_ip
+from protocols.addr import int_to_ip
 from .sockaddr import resolve_host
 
 if TYPE_CHECKING:

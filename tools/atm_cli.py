@@ -1,5 +1,5 @@
 """`tunstack atm`: two endpoints in separate processes, joined by the emulated ATM adapter's
-UDP PHY (cells in UDP datagrams, drivers/atm_phy.py).
+UDP PHY (cells in UDP datagrams, drivers/atm/phy.py).
 
   atm pvc  an AF_NDD PVC socket (SOCK_CONN_DGRAM, NDD_PROT_ATM): each stdin line goes out
            as one AAL5 SDU, every SDU received is written to stdout (as `tunstack nc -u`).
@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import trio
 
-from drivers.atm import OC3C_LINE_RATE, AtmNdd
-from drivers.atm_phy import UdpPhy
+from drivers.atm.adapter import OC3C_LINE_RATE, AtmNdd
+from drivers.atm.phy import UdpPhy
 from drivers.pcap import PcapRecorder
 
 from .atm_clip_cli import (add_arp_server_parser, add_ip_svc_options, announce_svc, check_arp_server_options,
@@ -389,7 +389,7 @@ def _peer_of(st: Any, args: argparse.Namespace) -> int | None:
 
 
 async def _announce_peer(st: Any, args: argparse.Namespace) -> None:
-    from stack.addr import int_to_ip
+    from protocols.addr import int_to_ip
     t0 = trio.current_time()
     while (peer := _peer_of(st, args)) is None:
         await trio.sleep(0.02)

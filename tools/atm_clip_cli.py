@@ -22,8 +22,8 @@ from typing import Any
 
 import trio
 
-from drivers.atm import OC3C_LINE_RATE, AtmNdd
-from drivers.atm_phy import UdpPhy
+from drivers.atm.adapter import OC3C_LINE_RATE, AtmNdd
+from drivers.atm.phy import UdpPhy
 from drivers.pcap import PcapRecorder
 
 from .command import until_shutdown
@@ -200,7 +200,7 @@ async def run_arp_server(args: argparse.Namespace) -> int:
     from protocols.atm.clip import ClipConfig
     from protocols.atm.sockets import svc_manager
     from stack import Stack
-    from stack.addr import int_to_ip
+    from protocols.addr import int_to_ip
     from stack.stack import StackConfig
 
     try:

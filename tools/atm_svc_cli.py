@@ -21,8 +21,8 @@ from typing import Any
 
 import trio
 
-from drivers.atm import OC3C_LINE_RATE, AtmNdd
-from drivers.atm_phy import UdpPhy
+from drivers.atm.adapter import OC3C_LINE_RATE, AtmNdd
+from drivers.atm.phy import UdpPhy
 from drivers.pcap import PcapRecorder
 
 from .command import until_shutdown

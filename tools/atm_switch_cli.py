@@ -23,8 +23,8 @@ import sys
 from typing import Any
 
 
-from drivers.atm import OC3C_LINE_RATE
-from drivers.atm_phy import UdpPhy
+from drivers.atm.adapter import OC3C_LINE_RATE
+from drivers.atm.phy import UdpPhy
 from protocols.atm.switch_core import FIRST_VCI, LAST_VCI, parse_address, parse_prefix
 
 from .command import until_shutdown

@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import trio
 
-from drivers.atm import AtmNdd
-from drivers.atm_phy import PhyPair
+from drivers.atm.adapter import AtmNdd
+from drivers.atm.phy import PhyPair
 from protocols.atm.q2931 import (BearerCapability, CalledNumber, CallingNumber, QosParameter,
                                  TrafficDescriptor)
 from protocols.atm.signalling import UniEndpoint

@@ -170,7 +170,7 @@ async def run_ping(args: argparse.Namespace) -> int:
 
 
 def check_ping_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    from stack.addr import ip_to_int
+    from protocols.addr import ip_to_int
     try:
         ip_to_int(args.dest)
     except ValueError:

@@ -34,7 +34,7 @@ import trio
 from drivers import PcapRecorder, TapNdd, TunNdd, memory_link_pair
 from drivers.tuntap import TunTapNdd
 from stack import Stack
-from stack.addr import ip_to_int, mac_to_str
+from protocols.addr import ip_to_int, mac_to_str
 
 from .demo_atm import atm_demo
 from .demo_tcp import memory_tcp, tcp_bulk, tcp_captured

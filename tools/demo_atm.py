@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from drivers import PcapRecorder
-from drivers.atm import AtmNdd
-from drivers.atm_phy import UdpPhy
+from drivers.atm.adapter import AtmNdd
+from drivers.atm.phy import UdpPhy
 from protocols.atm.sockaddr import CONN_PVC
 from stack import Stack
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
@@ -210,7 +210,7 @@ async def atm_demo(report: "Report", out: Path) -> None:
                 while None in peers:
                     await trio.sleep(0.005)
                     peers = (await _learned(sa, "atm0"), await _learned(sb, "atm1"))
-            from stack.addr import int_to_ip
+            from protocols.addr import int_to_ip
             names = tuple(int_to_ip(p) if p is not None else "?" for p in peers)
             report.step(f"ATM: InATMARP learns the far end of VC {CLIP_VC[0]}/{CLIP_VC[1]} at both ends",
                         names == (ATM_B, ATM_A),

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from drivers import PcapRecorder
-from drivers.atm import AtmNdd
-from drivers.atm_phy import UdpPhy
+from drivers.atm.adapter import AtmNdd
+from drivers.atm.phy import UdpPhy
 from protocols.atm.q2931 import MESSAGE_NAMES
 from protocols.atm.sockaddr import CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_CAUSE, AalParm
 from protocols.atm.sockets import SOL_NDD_ATM, svc_manager

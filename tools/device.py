@@ -13,8 +13,8 @@ from typing import Iterator, TextIO
 from drivers import PcapRecorder, TapNdd, TunNdd
 from drivers.tuntap import TunTapNdd
 from stack import Stack
-from stack.addr import int_to_ip, ip_to_int, is_multicast, parse_prefix, prefix_mask
-from stack.ifnet import Interface
+from protocols.addr import int_to_ip, ip_to_int, is_multicast, parse_prefix, prefix_mask
+from protocols.ifnet import Interface
 
 from .command import CliError
 from .netns import NetnsHost, ip, netns_spec

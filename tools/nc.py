@@ -68,7 +68,7 @@ def add_nc_options(p: argparse.ArgumentParser) -> None:
 
 
 def _ipv4(p: argparse.ArgumentParser, what: str, value: str) -> None:
-    from stack.addr import ip_to_int
+    from protocols.addr import ip_to_int
     try:
         ip_to_int(value)
     except ValueError:

@@ -14,15 +14,16 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable
 
 from ndd import constants as C
+from ndd.atm import DEFAULT_MTU, VcParams
 from ndd.demux import NS_PROTO, NsFilter, NsUser
-from stack.counters import Counters
+from ndd.counters import Counters
 
 from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Blli, QosParm, SockaddrNddAtm, TrafficDes
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
     from ndd.services import NetServices
-    from stack.pktbuf import PacketBuffer
+    from ndd.pktbuf import PacketBuffer
 
     from .svc_params import CallParams
 
@@ -102,7 +103,6 @@ class AtmPcb:
     def aal_parm(self) -> AalParm:
         if self.aal is not None:
             return self.aal
-        from drivers.atm import DEFAULT_MTU
         mtu = self.ndd.ndd_mtu if self.ndd is not None else DEFAULT_MTU
         return AalParm(mtu, mtu)
 
@@ -133,7 +133,6 @@ def errno_of(exc: OSError) -> int:
 def open_vc(ns: "NetServices", pcb: AtmPcb, vpi: int, vci: int, aal: AalParm, pcr: int) -> int:
     """Open VC vpi/vci on the socket's adapter and claim it for the socket: 0 or an errno
     (EADDRINUSE: open already, or claimed by another user such as CLIP)."""
-    from drivers.atm import VcParams
     ndd = pcb.ndd
     # the adapter keeps one max SDU per VC: the larger; each direction is held to its own here
     params = VcParams(vpi, vci, max_sdu=max(aal.fwd_max_sdu, aal.bwd_max_sdu), pcr=float(pcr))

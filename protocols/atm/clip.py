@@ -30,22 +30,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ndd.demux import ATM_HDRLEN, atm_link_header
+from ndd.atm import ATM_HDRLEN, atm_link_header
 from protocols.atm.atmarp import (AR_HRD_ATM, AR_PRO_IPV4, ATMARP_FIXED_LEN, OP_INARP_REPLY, OP_INARP_REQUEST,
                                   OP_NAK, OP_REPLY, OP_REQUEST, TL_E164, TL_LEN, AtmArpRepr)
-from stack.addr import is_multicast
-from stack.counters import Counters
-from stack.pktbuf import PacketBuffer
+from protocols.addr import is_multicast
+from ndd.counters import Counters
+from ndd.pktbuf import PacketBuffer
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
-    from stack.ifnet import Interface
+    from protocols.ifnet import Interface
 
 # RFC 2684 §5.1: LLC AA-AA-03, OUI 00-00-00, then the EtherType of the routed PDU
 LLC_SNAP_LEN = 8
 LLC_SNAP_IPV4 = bytes.fromhex("aaaa030000000800")
 LLC_SNAP_ATMARP = bytes.fromhex("aaaa030000000806")
-CLIP_MTU = 9180                  # RFC 2225 §7: default IP MTU; AAL5 SDU 9180 + 8 = 9188
 
 RESOLVING, VALID, REVALIDATING = "RESOLVING", "VALID", "REVALIDATING"
 
@@ -422,6 +421,6 @@ class AtmLink:
             self.stats.rx_bad_llc += 1
 
 
-__all__ = ["AR_HRD_ATM", "AR_PRO_IPV4", "ATMARP_FIXED_LEN", "CLIP_MTU", "TL_E164", "TL_LEN", "LLC_SNAP_ATMARP", "LLC_SNAP_IPV4", "LLC_SNAP_LEN",
+__all__ = ["AR_HRD_ATM", "AR_PRO_IPV4", "ATMARP_FIXED_LEN", "TL_E164", "TL_LEN", "LLC_SNAP_ATMARP", "LLC_SNAP_IPV4", "LLC_SNAP_LEN",
            "OP_INARP_REPLY", "OP_INARP_REQUEST", "OP_NAK", "OP_REPLY", "OP_REQUEST", "REVALIDATING", "RESOLVING",
            "VALID", "AtmArpRepr", "AtmArpTable", "AtmLink", "ClipConfig", "ClipStats", "Pvc"]

@@ -26,8 +26,8 @@ import os
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-from stack.pktbuf import PacketBuffer
-from stack.protosw import AF_NDD
+from ndd.pktbuf import PacketBuffer
+from ndd.constants import AF_NDD, NDD_PROT_ATM
 
 from .atm_pcb import AtmPcb, St
 from .atmarp_server import AtmArpServer
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 L2_ISO8802 = 12                  # B-LLI user information layer 2 protocol: LLC (ISO/IEC 8802-2)
 CLIP_BLLI = Blli(L2_ISO8802)
-NDD_PROT_ATM = 5                 # protocols.atm.sockets (not imported: it imports the socket layer)
 LISTEN_BACKLOG = 32
 
 

@@ -43,7 +43,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 
 from .atmarp import (NSAPA_LEN, OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK, OP_REPLY, OP_REQUEST, AtmArpRepr,
                      inarp_reply_to, inarp_request, request)

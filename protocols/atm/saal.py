@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ndd import constants as C
-from ndd.demux import ATM_HDRLEN, NsFilter, NsUser, atm_link_header
-from stack.counters import Counters
-from stack.pktbuf import PacketBuffer
+from ndd.demux import NsFilter, NsUser
+from ndd.atm import ATM_HDRLEN, VcParams, atm_link_header
+from ndd.counters import Counters
+from ndd.pktbuf import PacketBuffer
 
 from .sscf import AalEvent, Sscf, State, sscf_uni_config
 from .sscop import SscopConfig
@@ -74,7 +75,6 @@ class SaalEndpoint:
     def open(self) -> None:
         """Open VC vpi/vci on the adapter and claim it.  Raises OSError from the NDD:
         EADDRINUSE (VC already open), EEXIST (already claimed), EINVAL."""
-        from drivers.atm import VcParams
         self.ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(self.vpi, self.vci, max_sdu=self.max_sdu,
                                                      reserved=self.vci <= 31))
         try:

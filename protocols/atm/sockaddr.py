@@ -46,13 +46,13 @@ import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from stack.sockaddr import oserror
+from protocols.contracts import oserror
 
 CONN_PVC = 1
 CONN_SVC = 2
 NDD_MAXNAMELEN = 16          # sockaddr_ndd_atm nddname field (DESIGN.md §6)
 ATM_ADDRESS_LEN = 20         # NSAP-format ATM End System Address (UNI 3.1/4.0)
-VPI_MAX = 0xFF               # UNI cell header: VPI 8 bits, VCI 16 bits (protocols.atm.cell)
+VPI_MAX = 0xFF               # UNI cell header: VPI 8 bits, VCI 16 bits (drivers.atm.cell)
 VCI_MAX = 0xFFFF
 RESERVED_VCI_MAX = 31        # VCI 0-31 reserved (signalling 0/5, ILMI 0/16): never a user PVC
 AAL5_MAX_SDU = 65535         # CPCS-PDU payload limit (I.363.5)

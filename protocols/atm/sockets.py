@@ -68,7 +68,8 @@ import socket as _pysocket
 from typing import TYPE_CHECKING, Any, Callable
 
 from ndd import constants as C
-from stack.protosw import AF_NDD, PR_ATOMIC, PR_CONNREQUIRED, Protosw
+from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
+from protocols.contracts import PR_ATOMIC, PR_CONNREQUIRED, Protosw
 
 from .atm_pcb import SDU_OVERHEAD, AtmPcb, AtmSockStats, St, close_vc, errno_of, free_adapter, open_vc
 from .sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BEARER, SO_ATM_BLLI, SO_ATM_CALLED,
@@ -80,8 +81,6 @@ if TYPE_CHECKING:
     from ndd.services import NetServices
     from stack.stack import Stack
 
-SOCK_CONN_DGRAM = 6          # AIX (DESIGN.md §6)
-NDD_PROT_ATM = 5
 SOL_NDD_ATM = NDD_PROT_ATM   # option level: the protocol number (BSD rule; see sockaddr.py)
 ATM_BACKLOG_DEFAULT = 32     # Linux <linux/atmdev.h>: listen(fd, 0) still takes calls
 _CALL_OPTIONS: dict[int, Any] = {SO_ATM_AAL_PARM: AalParm, SO_ATM_TRAFFIC_DES: TrafficDes, SO_ATM_BLLI: Blli,

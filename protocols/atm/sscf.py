@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from enum import Enum, IntEnum
 from typing import Any, Callable
 
-from stack.counters import Counters
+from ndd.counters import Counters
 
 from .sscop import Ev, Sscop, SscopConfig
 from .sscop import State as SscopState

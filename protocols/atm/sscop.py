@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import Callable
 
-from stack.counters import Counters
+from ndd.counters import Counters
 
 from .sscop_pdu import (MASK, MOD, Bgak, Bgn, Bgrej, End, Endak, Er, Erak, Md, Pdu, Poll, Rs, Rsak,
                         Sd, Stat, Ud, Ustat, parse_pdu)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-from stack.counters import Counters
+from ndd.counters import Counters
 
 from .atm_pcb import AtmPcb, St, close_vc, errno_of, free_adapter, open_vc
 from .q2931 import (CAUSE_INCOMPATIBLE_DESTINATION,

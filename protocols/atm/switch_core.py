@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterable, Protocol
 
-from stack.counters import Counters
+from ndd.counters import Counters
 
 from .q2931 import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INVALID_NUMBER_FORMAT,
                     CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NO_VPCI_VCI_AVAILABLE,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from stack.counters import Counters
+from ndd.counters import Counters
 
 from .q2931 import (CS_ACTIVE, CS_CALL_DELIVERED, CS_CALL_INITIATED, CS_CALL_PRESENT,
                     CS_CALL_RECEIVED, CS_CONNECT_REQUEST, CS_INCOMING_PROCEEDING, CS_NULL,

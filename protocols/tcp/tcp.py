@@ -26,11 +26,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from stack.addr import BROADCAST, is_multicast
-from stack.counters import Counters
-from stack.pktbuf import PacketBuffer
+from protocols.addr import BROADCAST, is_multicast
+from ndd.counters import Counters
+from ndd.pktbuf import GSO_TCPV4, PacketBuffer
 
-from .. import checksum as ck
+from ndd import checksum as ck
 from ..icmp import DEST_UNREACH, FRAG_NEEDED
 from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
 from ..ports import EphemeralPorts
@@ -44,7 +44,6 @@ from .wire import ACK, FIN, RST, SYN, TcpRepr
 if TYPE_CHECKING:
     from ..icmp import IcmpError
 
-GSO_TCPV4 = 1
 IP_TCP_HDR = 40
 # Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
 # queue last overflowed (tcp_synq_no_recent_overflow; FreeBSD's sch_last_overflow)

@@ -14,7 +14,7 @@ import pytest
 
 from protocols.ipv4 import IPPROTO_TCP, Ipv4Repr
 from protocols.tcp.wire import TcpRepr
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 from tests.realpeer.conftest import (  # noqa: F401  (fixtures re-exported for this folder)
     KERNEL_IP, STACK_IP, Peer, netns, require_real_peer, tap_peer, tun_peer,
 )

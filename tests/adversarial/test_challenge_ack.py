@@ -24,7 +24,7 @@ import time
 import trio
 
 from protocols.tcp.wire import ACK
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, sent_tcp, soak
 

@@ -29,7 +29,7 @@ import trio
 from drivers import TunNdd
 from protocols.ipv4 import FLAG_DF
 from stack import Stack
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 from tools.netns import NetnsHost, unique_name
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, sent_tcp, soak

@@ -20,8 +20,8 @@ import sys
 import trio
 
 from protocols.ipv4 import Ipv4Repr
-from stack.addr import ip_to_int
-from stack.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from ndd.pktbuf import PacketBuffer
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, soak
 from tests.realpeer.helpers import run

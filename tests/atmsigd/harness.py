@@ -95,7 +95,8 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from drivers.atm import AtmNdd, VcParams
+from drivers.atm.adapter import AtmNdd
+from ndd.atm import VcParams
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
 

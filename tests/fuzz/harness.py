@@ -11,8 +11,8 @@ import atheris
 
 from ndd import constants as C
 from ndd.ndd import Ndd
-from protocols.checksum import checksum, pseudo_header_sum
-from stack.pktbuf import PacketBuffer
+from ndd.checksum import checksum, pseudo_header_sum
+from ndd.pktbuf import PacketBuffer
 from stack.stack import Stack, StackConfig
 
 from . import check

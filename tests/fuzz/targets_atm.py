@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import errno
 
-from drivers.atm import AtmNdd, VcParams
-from drivers.atm_phy import Phy
-from protocols.atm import aal5, cell, oam
+from drivers.atm.adapter import AtmNdd
+from ndd.atm import VcParams
+from drivers.atm.phy import Phy
+from drivers.atm import aal5, cell, oam
 from protocols.atm import sscop_pdu as sp
 from protocols.atm.atmarp import (
     OP_INARP_REPLY,

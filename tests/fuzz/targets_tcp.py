@@ -17,7 +17,7 @@ from protocols.tcp.conn import Connection, TcpConfig
 from protocols.tcp.state import SYNCHRONIZED, State
 from protocols.tcp.usrreq import TcpUserRequests
 from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, URG, TcpRepr
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 
 from . import check, target
 from .harness import (

@@ -15,7 +15,7 @@ import trio
 
 from drivers.memlink import MemoryNdd
 from ndd.ndd import Ndd
-from stack.ifnet import Interface
+from protocols.ifnet import Interface
 from stack.stack import Stack, StackConfig
 
 IP_A, IP_B = "10.0.0.1", "10.0.0.2"

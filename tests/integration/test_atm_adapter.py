@@ -10,15 +10,17 @@ import pytest
 import trio
 import trio.testing
 
-from drivers.atm import AtmNdd, VcParams
-from drivers.atm_phy import UDP_MAGIC, PhyPair, UdpPhy
+from drivers.atm.adapter import AtmNdd
+from ndd.atm import VcParams
+from drivers.atm.phy import UDP_MAGIC, PhyPair, UdpPhy
 from drivers.pcap import LINKTYPE_SUNATM, PcapRecorder
 from ndd import constants as C
-from ndd.demux import NS_INCLUDE_MAC, NsFilter, NsUser, atm_link_header
+from ndd.demux import NS_INCLUDE_MAC, NsFilter, NsUser
+from ndd.atm import atm_link_header
 from ndd.ndd import Ndd
 from ndd.services import NetServices
-from protocols.atm import aal5, cell, oam
-from stack.pktbuf import PacketBuffer
+from drivers.atm import aal5, cell, oam
+from ndd.pktbuf import PacketBuffer
 
 from .helpers import require_tool
 

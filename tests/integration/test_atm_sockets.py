@@ -12,8 +12,9 @@ import pytest
 import trio
 import trio.testing
 
-from drivers.atm import AtmNdd, VcParams
-from drivers.atm_phy import Phy, PhyPair, UdpPhy
+from drivers.atm.adapter import AtmNdd
+from ndd.atm import VcParams
+from drivers.atm.phy import Phy, PhyPair, UdpPhy
 from ndd import constants as C
 from protocols.atm.sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BHLI, SO_ATM_BLLI, SO_ATM_CALLED,
                                     SO_ATM_TRAFFIC_DES, SO_ATM_TRANSIT_SEL, AalParm, AtmAddr, Blli, SockaddrNddAtm,

@@ -18,8 +18,9 @@ import pytest
 import trio
 import trio.testing
 
-from drivers.atm import AtmNdd, VcParams
-from drivers.atm_phy import PairEnd, PhyPair
+from drivers.atm.adapter import AtmNdd
+from ndd.atm import VcParams
+from drivers.atm.phy import PairEnd, PhyPair
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
 from protocols.atm.q2931 import IE_CALLED, IE_CONN_ID, ConnectionId

@@ -18,8 +18,9 @@ from typing import Any, AsyncIterator, Callable
 import trio
 import trio.testing
 
-from drivers.atm import AtmNdd, VcParams
-from drivers.atm_phy import PhyPair, UdpPhy
+from drivers.atm.adapter import AtmNdd
+from ndd.atm import VcParams
+from drivers.atm.phy import PhyPair, UdpPhy
 from drivers.fault import FaultInjector
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
@@ -31,7 +32,7 @@ from protocols.atm.signalling import UniEndpoint
 from protocols.atm.switch_core import RoutingTable, VciPool, parse_prefix
 from protocols.atm.uni_call import Call, CallEv, CallEvent, Side
 from stack.atm_switch import AtmSwitch
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 from stack.stack import Stack, StackConfig
 
 from .helpers import require_tool

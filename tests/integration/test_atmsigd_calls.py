@@ -46,8 +46,9 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 import trio
 
-from drivers.atm import AtmNdd, VcParams
-from drivers.atm_phy import PhyPair
+from drivers.atm.adapter import AtmNdd
+from ndd.atm import VcParams
+from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser

@@ -25,8 +25,8 @@ from typing import AsyncIterator, Callable
 import pytest
 import trio
 
-from drivers.atm import AtmNdd
-from drivers.atm_phy import PhyPair
+from drivers.atm.adapter import AtmNdd
+from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
 from protocols.atm.q2931 import (AAL_5, BCOB_X, CAUSE_INCOMPATIBLE_DESTINATION, IE_CAUSE, PLAN_AESA,
                                  RELEASE_COMPLETE, SETUP, AalParameters, BearerCapability, CalledNumber, Cause,

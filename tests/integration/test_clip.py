@@ -15,8 +15,8 @@ import pytest
 import trio
 import trio.testing
 
-from drivers.atm import AtmNdd
-from drivers.atm_phy import Phy, PhyPair, UdpPhy
+from drivers.atm.adapter import AtmNdd
+from drivers.atm.phy import Phy, PhyPair, UdpPhy
 from drivers.fault import FaultInjector
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
@@ -24,9 +24,9 @@ from ndd.ndd import Ndd
 from protocols.atm.clip import (LLC_SNAP_ATMARP, LLC_SNAP_IPV4, OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK,
                                 RESOLVING, REVALIDATING, VALID, AtmArpRepr, AtmArpTable, ClipConfig)
 from protocols.tcp import TcpConfig
-from stack.addr import ip_to_int
-from stack.ifnet import Interface
-from stack.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from protocols.ifnet import Interface
+from ndd.pktbuf import PacketBuffer
 from stack.stack import Stack, StackConfig
 
 from .helpers import require_tool, tcp_exchange

@@ -16,7 +16,7 @@ from drivers.memlink import MemoryNdd
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
 from ndd.services import NetServices
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 
 from .helpers import IP_A, IP_B, MAC_A, MAC_B, Pair, ether_frame, link_pair, two_stacks
 

@@ -12,7 +12,7 @@ from ndd import constants as C
 from ndd.demux import NS_INCLUDE_MAC, Demuxer, NsFilter, NsUser
 from ndd.ndd import Ndd, StatusBlock
 from ndd.services import NetServices
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 from stack.stack import Stack, StackConfig
 
 from .helpers import MAC_A, MAC_B, MAC_BCAST, MAC_OTHER, ether_frame, link_pair, llc_frame

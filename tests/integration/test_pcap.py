@@ -12,7 +12,7 @@ from drivers.fault import FaultInjector
 from drivers.memlink import MemoryNdd
 from drivers.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapRecorder
 from ndd import constants as C
-from stack.addr import ip_to_int
+from protocols.addr import ip_to_int
 
 from .helpers import IP_A, IP_B, MAC_A, MAC_B, two_stacks
 

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 from stack.stack import Stack, StackConfig
 
 from .helpers import IP_A, IP_B, two_stacks
@@ -24,7 +24,7 @@ TOYPLUG = '''
 import socket
 
 from drivers.memlink import MemoryNdd
-from stack.protosw import PR_ATOMIC, PR_ADDR, Protosw
+from protocols.contracts import PR_ATOMIC, PR_ADDR, Protosw
 
 
 class ToyNdd(MemoryNdd):
@@ -153,7 +153,7 @@ async def test_plugin_whose_register_raises_is_skipped(tmp_path: Path, monkeypat
 
 async def test_duplicate_protocol_registration_is_eexist(toyplug: Path) -> None:
     # the protocol switch refuses a second entry for the same (type, protocol)
-    from stack.protosw import Protosw
+    from protocols.contracts import Protosw
     async with Stack("p") as st:
         with pytest.raises(OSError) as exc:
             st.protosw.add(socket.AF_INET, Protosw("toy2", socket.SOCK_RAW, TOY_PROTO, input=lambda *a: None))

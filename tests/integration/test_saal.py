@@ -11,8 +11,9 @@ from typing import AsyncIterator, Callable
 import trio
 import trio.testing
 
-from drivers.atm import AtmNdd, VcParams
-from drivers.atm_phy import PhyPair
+from drivers.atm.adapter import AtmNdd
+from ndd.atm import VcParams
+from drivers.atm.phy import PhyPair
 from drivers.fault import FaultInjector
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser

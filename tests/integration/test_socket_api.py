@@ -19,10 +19,10 @@ import trio.testing
 from drivers.fault import _finish_checksum
 from drivers.memlink import MemoryNdd
 from ndd.ndd import Ndd
-from protocols.checksum import checksum, pseudo_header_sum, verify
+from ndd.checksum import checksum, pseudo_header_sum, verify
 from protocols.udp import udp_checksum
-from stack.addr import ip_to_int
-from stack.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from ndd.pktbuf import PacketBuffer
 from stack.socket import Socket
 from stack.stack import Stack, StackConfig
 

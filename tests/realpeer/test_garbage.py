@@ -7,7 +7,7 @@ import random
 import struct
 import sys
 
-from protocols.checksum import checksum
+from ndd.checksum import checksum
 
 from .conftest import Peer
 from .helpers import loss_percent, run, wait_for

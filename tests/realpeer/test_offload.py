@@ -15,10 +15,11 @@ import sys
 import trio
 
 from drivers import vnet
-from protocols.checksum import pseudo_header_sum
+from ndd.checksum import pseudo_header_sum
 from protocols.ipv4 import IPPROTO_UDP
-from stack.addr import ip_to_int
-from stack.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from ndd import pktbuf
+from ndd.pktbuf import PacketBuffer
 
 from .conftest import Peer
 from .helpers import run, wait_for
@@ -65,7 +66,7 @@ async def test_rx_partial_checksum_marked_valid(tun_peer: Peer) -> None:
     r = await run(tun_peer.exec(sys.executable, "-c", UDP_SENDER, tun_peer.stack_ip, "300", "0"))
     assert r.returncode == 0, r.stderr
     assert await wait_for(lambda: seen)
-    assert seen[0] == (vnet.GSO_NONE, 0, True, 20 + 8 + 300)
+    assert seen[0] == (pktbuf.GSO_NONE, 0, True, 20 + 8 + 300)
     # nothing listens on port 9: the stack answered with ICMP port unreachable
     assert await wait_for(lambda: tun_peer.stack.icmp.stats.out_dest_unreachs == 1)
 
@@ -78,7 +79,7 @@ async def test_rx_gso_udp_super_frame_becomes_gso_size_datagrams(tun_peer: Peer)
     assert r.returncode == 0, r.stderr
     assert await wait_for(lambda: seen)
     # one super-frame crossed the fd ...
-    assert seen == [(vnet.GSO_UDP_L4, 1000, True, 20 + 8 + 5003)]
+    assert seen == [(pktbuf.GSO_UDP_L4, 1000, True, 20 + 8 + 5003)]
     stats = tun_peer.stack.stats()["ipv4"]
     assert stats["in_truncated"] == 0 and stats["in_hdr_errors"] == 0
     # ... and the socket sees what the sender wrote: 1000-byte datagrams and the rest
@@ -101,7 +102,7 @@ async def tx_udp(peer: Peer, payload: bytes, gso_size: int, port: int, datagrams
                                                         pseudo_header_sum(src, dst, IPPROTO_UDP, length)) + payload)
             pkt.csum_start, pkt.csum_offset = pkt.start, 6
             if gso_size:
-                pkt.gso_type, pkt.gso_size = vnet.GSO_UDP_L4, gso_size
+                pkt.gso_type, pkt.gso_size = pktbuf.GSO_UDP_L4, gso_size
             assert peer.stack.ipv4.output(pkt, src, dst, IPPROTO_UDP, peer.stack.now()) == 0
             out = b""
             async for chunk in proc.stdout:

@@ -1,7 +1,7 @@
 """Over TAP: ARP both ways with the Linux kernel (RFC 826), then ping."""
 from __future__ import annotations
 
-from stack.addr import ip_to_int, mac_to_str
+from protocols.addr import ip_to_int, mac_to_str
 
 from .conftest import Peer
 from .helpers import loss_percent, run

@@ -34,7 +34,7 @@ import trio
 from drivers import FaultInjector, PcapRecorder, TapNdd, TunNdd
 from protocols.tcp import TcpConfig
 from stack import Stack
-from stack.addr import ip_to_int
+from protocols.addr import ip_to_int
 from stack.stack import StackConfig
 from tools.netns import NetnsHost, unique_name
 

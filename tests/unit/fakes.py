@@ -7,14 +7,14 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-from protocols.checksum import checksum
+from ndd.checksum import checksum
 from protocols.icmp import Icmp
 from protocols.ipv4 import IPPROTO_ICMP, Ipv4
-from stack.addr import ip_to_int
-from stack.ifnet import IFF_BROADCAST, IFF_RUNNING, IFF_UP, Interface, InterfaceTable
-from stack.pktbuf import PacketBuffer
-from stack.protosw import PR_ADDR, PR_ATOMIC, ProtocolSwitch, Protosw
-from stack.route import RoutingTable
+from protocols.addr import ip_to_int
+from protocols.ifnet import IFF_BROADCAST, IFF_RUNNING, IFF_UP, Interface, InterfaceTable
+from ndd.pktbuf import PacketBuffer
+from protocols.contracts import PR_ADDR, PR_ATOMIC, ProtocolSwitch, Protosw
+from protocols.route import RoutingTable
 
 
 @dataclass

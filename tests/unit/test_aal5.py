@@ -7,8 +7,8 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from protocols.atm.aal5 import (MAX_CELLS, MAX_SDU, Reassembler, cpcs_pdu, crc32_bzip2, segment)
-from protocols.atm.cell import CELL_LEN, CellHeader, parse_cells
+from drivers.atm.aal5 import (MAX_CELLS, MAX_SDU, Reassembler, cpcs_pdu, crc32_bzip2, segment)
+from drivers.atm.cell import CELL_LEN, CellHeader, parse_cells
 
 
 def slow_crc32_bzip2(data: bytes) -> int:

@@ -1,4 +1,4 @@
-"""Address helpers and the interface table (stack/addr.py, stack/ifnet.py):
+"""Address helpers and the interface table (protocols/addr.py, protocols/ifnet.py):
 RFC 1122 §3.2.1.3 martians, RFC 919/922 broadcasts, RFC 3021 /31, RFC 1112 §6.4 group MACs."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import errno
 
 import pytest
 
-from stack.addr import (int_to_ip, ip_to_int, is_martian_source, is_multicast, mac_from_str, mac_to_str,
+from protocols.addr import (int_to_ip, ip_to_int, is_martian_source, is_multicast, mac_from_str, mac_to_str,
                         multicast_mac, parse_prefix, prefix_mask)
-from stack.ifnet import IFF_RUNNING, IFF_UP, IfAddr, InterfaceTable
+from protocols.ifnet import IFF_RUNNING, IFF_UP, IfAddr, InterfaceTable
 
 from .fakes import StubNdd
 

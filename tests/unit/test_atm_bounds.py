@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from drivers.atm import OAM_REPLIES_KEPT, AtmNdd, VcParams
-from drivers.atm_phy import PhyPair
+from drivers.atm.adapter import OAM_REPLIES_KEPT, AtmNdd
+from ndd.atm import VcParams
+from drivers.atm.phy import PhyPair
 from ndd import constants as C
 from ndd.services import NetServices
-from protocols.atm import aal5, oam
+from drivers.atm import aal5, oam
 from protocols.atm.atmarp import AtmArpRepr, request
 from protocols.atm.atmarp_server import AtmArpServer
-from protocols.atm.cell import PAYLOAD_LEN, PTI_EOP_BIT, CellHeader
+from drivers.atm.cell import PAYLOAD_LEN, PTI_EOP_BIT, CellHeader
 from protocols.atm.clip import AtmArpTable, ClipConfig, ClipStats
 from protocols.atm.clip_svc import ClipSvc
 from protocols.atm.q2931 import (
@@ -35,8 +36,8 @@ from protocols.atm.sscop import State as SscopState
 from protocols.atm.sscop_pdu import Sd
 from protocols.atm.switch_core import SwitchCore
 from protocols.atm.uni import Side, Uni, UniConfig
-from stack.addr import ip_to_int
-from stack.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from ndd.pktbuf import PacketBuffer
 
 from .test_uni import cid, setup_ies
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from protocols.atm.cell import CellHeader, header_bytes
-from protocols.atm.oam import (ALL_ONES_ID, OAM_LOOPBACK, OamLoopback, crc10, loopback_reply,
+from drivers.atm.cell import CellHeader, header_bytes
+from drivers.atm.oam import (ALL_ONES_ID, OAM_LOOPBACK, OamLoopback, crc10, loopback_reply,
                                loopback_request, parse_oam, seal_crc10)
 
 

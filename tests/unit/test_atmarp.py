@@ -13,8 +13,8 @@ from protocols.atm.atmarp import (OP_INARP_REPLY, OP_INARP_REQUEST, OP_REPLY, OP
 from protocols.atm.atmarp_server import LOCAL, AtmArpServer
 from protocols.atm.clip import VALID, ClipConfig, ClipStats
 from protocols.atm.clip_svc import OPEN, REGISTERED, ClipSvc, SvcVc
-from stack.addr import ip_to_int
-from stack.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from ndd.pktbuf import PacketBuffer
 
 IP_A, IP_B, IP_S = ip_to_int("10.0.0.1"), ip_to_int("10.0.0.2"), ip_to_int("10.0.0.3")
 NET = bytes.fromhex("47000580ffe1000000f21a")

@@ -1,11 +1,11 @@
-"""RFC 1071 Internet checksum (protocols/checksum.py)."""
+"""RFC 1071 Internet checksum (ndd/checksum.py)."""
 from __future__ import annotations
 
 import struct
 
 from hypothesis import given, settings, strategies as st
 
-from protocols.checksum import checksum, ones_sum, pseudo_header_sum, verify
+from ndd.checksum import checksum, ones_sum, pseudo_header_sum, verify
 
 
 def slow_ones_sum(data: bytes, initial: int = 0) -> int:

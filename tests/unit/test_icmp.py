@@ -9,13 +9,13 @@ import struct
 import dpkt
 import pytest
 
-from protocols.checksum import verify
+from ndd.checksum import verify
 from protocols.icmp import (DEST_UNREACH, ECHO_REPLY, ECHO_REQUEST, PARAM_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED,
                             Icmp, IcmpError, IcmpRepr, TokenBucket, icmp_errno)
 from protocols.ipv4 import FLAG_DF, FLAG_MF, IpMeta, Ipv4Repr
-from stack.addr import ip_to_int
-from stack.pktbuf import PacketBuffer
-from stack.protosw import Protosw
+from protocols.addr import ip_to_int
+from ndd.pktbuf import PacketBuffer
+from protocols.contracts import Protosw
 
 from .fakes import Host, ip_packet, make_icmp_host, rx
 

@@ -11,13 +11,13 @@ import dpkt
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from protocols.checksum import verify
+from ndd.checksum import verify
 from protocols.ipfrag import Reassembler
 from protocols.ipv4 import FLAG_DF, FLAG_MF, IpMeta, Ipv4Repr
-from stack.addr import ip_to_int
-from stack.ifnet import IFF_RUNNING
-from stack.pktbuf import PacketBuffer
-from stack.protosw import Protosw
+from protocols.addr import ip_to_int
+from protocols.ifnet import IFF_RUNNING
+from ndd.pktbuf import PacketBuffer
+from protocols.contracts import Protosw
 
 from .fakes import Host, RecordingLink, ip_packet, make_host, rx
 

@@ -1,8 +1,8 @@
-"""PacketBuffer headroom discipline (stack/pktbuf.py): headers are prepended in place,
+"""PacketBuffer headroom discipline (ndd/pktbuf.py): headers are prepended in place,
 the payload is copied at most once (the BSD mbuf / Linux skb idea)."""
 from __future__ import annotations
 
-from stack.pktbuf import DEFAULT_HEADROOM, PacketBuffer
+from ndd.pktbuf import DEFAULT_HEADROOM, PacketBuffer
 
 
 def test_from_payload_leaves_headroom() -> None:

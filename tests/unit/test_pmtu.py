@@ -20,9 +20,9 @@ from protocols.pmtu import MIN_PMTU_IPV4, MIN_PMTU_IPV6, MTU_EXPIRES, PmtuCache
 from protocols.tcp.conn import Connection, State
 from protocols.tcp.wire import ACK, SYN, TcpRepr
 from protocols.udp import Udp, UdpPcb
-from stack.addr import ip_to_int
-from stack.pktbuf import PacketBuffer
-from stack.protosw import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED, Protosw
+from protocols.addr import ip_to_int
+from ndd.pktbuf import PacketBuffer
+from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED, Protosw
 
 from .fakes import ip_packet, rx
 from .test_tcp_listen import ISN_PEER, PEER, T0, US, Net

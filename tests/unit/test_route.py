@@ -1,4 +1,4 @@
-"""Routing table (stack/route.py): longest-prefix match (RFC 1812 §5.2.4.3), then the lowest
+"""Routing table (protocols/route.py): longest-prefix match (RFC 1812 §5.2.4.3), then the lowest
 metric, 0.0.0.0/0 as the default route; routes over a down interface are skipped."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import errno
 
 import pytest
 
-from stack.addr import int_to_ip, ip_to_int
-from stack.ifnet import IFF_RUNNING, IFF_UP, Interface, InterfaceTable
-from stack.route import RoutingTable
+from protocols.addr import int_to_ip, ip_to_int
+from protocols.ifnet import IFF_RUNNING, IFF_UP, Interface, InterfaceTable
+from protocols.route import RoutingTable
 
 from .fakes import StubNdd
 

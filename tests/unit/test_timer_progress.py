@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.arp import ArpCache, ArpConfig
-from protocols.atm import aal5
+from drivers.atm import aal5
 from protocols.atm.atmarp import request
 from protocols.atm.atmarp_server import AtmArpServer
 from protocols.atm.clip import AtmArpTable, ClipConfig, ClipStats
@@ -28,7 +28,7 @@ from protocols.ipfrag import Reassembler
 from protocols.tcp.conn import Connection, State
 from protocols.tcp.timer import TIMER_TICK
 from protocols.tcp.wire import ACK, SYN
-from stack.pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 
 from .test_atmarp import AESA_A, AESA_B, IP_A, IP_B
 from .test_tcp_conn import ISS, Rig, established

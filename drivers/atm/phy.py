@@ -2,7 +2,7 @@
 
 A PHY moves opaque blobs of N*53 octets; it never looks inside a cell (HEC, VPI/VCI
 and AAL5 are the adapter's business, as on a real SONET framer).  The adapter
-(`drivers.atm.AtmNdd`) plugs itself in with `phy.bind(rx, status)` and then calls
+(`drivers.atm.adapter.AtmNdd`) plugs itself in with `phy.bind(rx, status)` and then calls
 `open(start_task)` / `close()` / `send(cells)`.
 
   PhyPair  two ends in one process (tests): cells are copied into the peer's queue and
@@ -36,7 +36,7 @@ from typing import Callable
 
 import trio
 
-from stack.counters import Counters
+from ndd.counters import Counters
 
 CELL_LEN = 53
 UDP_MAGIC = b"ATM\x01"

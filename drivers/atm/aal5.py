@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
-from stack.counters import Counters
+from ndd.counters import Counters
 
 from .cell import CELL_LEN, PAYLOAD_LEN, PTI_EOP_BIT, PTI_NON_USER_BIT, header_bytes
 

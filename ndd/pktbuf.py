@@ -10,6 +10,15 @@ from __future__ import annotations
 DEFAULT_HEADROOM = 128  # vnet hdr (10) + Ethernet (14) + IPv4 (60) + TCP (60) fits
 MAX_PACKET = 65535 + DEFAULT_HEADROOM
 
+# gso_type: the virtio_net_hdr GSO kinds (<linux/virtio_net.h> VIRTIO_NET_HDR_GSO_*), shared by
+# the TUN/TAP driver and the transports that build super-segments
+GSO_NONE = 0
+GSO_TCPV4 = 1
+GSO_UDP = 3
+GSO_TCPV6 = 4
+GSO_UDP_L4 = 5
+GSO_ECN = 0x80
+
 
 class PacketBuffer:
     """Bytes [start:end) of `buf` are the packet; [0:start) is headroom.

@@ -16,8 +16,6 @@ PR_ATOMIC = 0x01        # exchange atomic messages only
 PR_ADDR = 0x02          # addresses given with messages
 PR_CONNREQUIRED = 0x04  # connection required by protocol
 
-AF_NDD = 23             # AIX: DESIGN.md §6
-
 
 @dataclass(eq=False)
 class Protosw:
@@ -71,3 +69,8 @@ class ProtocolSwitch:
         if dom is None:
             return None
         return next((p for p in dom.protosw if p.type == type), None)
+
+
+def oserror(code: int) -> OSError:
+    """The OSError a user request's errno becomes at the socket API (errno and its text)."""
+    return OSError(code, os.strerror(code))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .addr import BROADCAST, int_to_ip, prefix_mask
-from .pktbuf import PacketBuffer
+from ndd.pktbuf import PacketBuffer
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd

@@ -15,7 +15,7 @@ The ATM demuxer (ndd.demux.AtmDemuxer) dispatches on it and strips it for NS_PRO
 users (leaving it in `pkt.ll_src`); NS_INCLUDE_MAC users get it whole.
 
 Transmit: the SDU is checked against the VC (open? <= its max SDU?), segmented by
-`protocols.atm.aal5.segment` and queued per VC.  One task drains the queues round
+`drivers.atm.aal5.segment` and queued per VC.  One task drains the queues round
 robin, in batches of at most ~1 ms of line time, and sleeps so the cells leave at the
 line rate (cell rate = line_rate / 424 bits; OC-3c 149.76 Mbit/s -> 353,207 cells/s) and
 no VC exceeds its peak cell rate.  line_rate 0 disables pacing.
@@ -46,17 +46,16 @@ from typing import Any, Callable
 import trio
 
 from ndd import constants as C
-from ndd.demux import ATM_HDRLEN, atm_link_header
+from ndd.atm import ATM_HDRLEN, DEFAULT_MTU, VcParams, atm_link_header
 from ndd.ndd import GenStats, StatusBlock, ndd_error
-from protocols.atm import aal5, cell, oam
-from stack.pktbuf import PacketBuffer
+from drivers.atm import aal5, cell, oam
+from ndd.pktbuf import PacketBuffer
 
-from .atm_phy import Phy, UdpPhy
-from .base import TaskNdd
+from .phy import Phy, UdpPhy
+from drivers.base import TaskNdd
 
 OC3C_LINE_RATE = 149_760_000     # bit/s of cells (SONET STS-3c payload), 353,207 cells/s
 CELL_BITS = cell.CELL_LEN * 8
-DEFAULT_MTU = 9180               # max AAL5 SDU; CLIP opens its VCs with 9188 (RFC 2225 §5: MTU 9180 + LLC/SNAP 8)
 PACING_CREDIT = 0.002            # seconds of late sends the pacer may catch up on
 MAX_SDU = 65535                  # AAL5 CPCS-PDU payload limit
 OAM_REPLIES_KEPT = 64            # loopback replies remembered (the newest); older ones are only counted
@@ -104,19 +103,6 @@ class VcStats:
 
 # the reassembler's per-VC error counters reported by NDD_ATM_GET_VC_STATS
 _REASM_ERRORS = ("crc_errors", "length_errors", "cpi_errors", "aborts", "oversize", "timeouts", "evicted")
-
-
-@dataclass(frozen=True)
-class VcParams:
-    """Argument of NDD_ATM_OPEN_VC.  pcr: peak cell rate in cells/s (0: line rate).
-    Reserved VCIs 0-31 are refused unless `reserved` is set and the VC is 0/5 or 0/16.
-    `relay`: switch the VC at cell level -- its cells go to this callable raw (module doc)."""
-    vpi: int
-    vci: int
-    max_sdu: int | None = None
-    pcr: float = 0.0
-    reserved: bool = False
-    relay: Callable[[bytes], None] | None = field(default=None, compare=False)
 
 
 @dataclass(eq=False)

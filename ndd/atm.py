@@ -1,0 +1,77 @@
+"""The NDD family's own ATM interface (NDD_ATM): what a protocol and the adapter driver
+agree on without importing each other.
+
+  ATM_HDRLEN, atm_link_header  the 4-octet link header every NDD_ATM frame starts with
+  VcParams                     the argument of NDD_ATM_OPEN_VC
+  DEFAULT_MTU                  the adapter's default max AAL5 SDU and CLIP's IP MTU
+  AtmDemuxer                   the receive demuxer ns_alloc installs on an NDD_ATM device
+
+The adapter itself (cells, HEC, AAL5 SAR, OAM, pacing) is drivers/atm/.
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import constants as C
+from .demux import NS_PROTO, Demuxer, NsFilter, NsUser
+from .ndd import Ndd, ndd_error
+from .pktbuf import PacketBuffer
+
+# RFC 2225 §5/§7: the default IP MTU over ATM is 9180, and the adapter's default max AAL5
+# SDU is the same figure (CLIP opens its VCs with 9188 = 9180 + the 8-octet LLC/SNAP header).
+DEFAULT_MTU = 9180
+
+# The ATM link header every NDD_ATM frame starts with (drivers/atm/adapter.py explains why):
+# flags (1) | VPI (1) | VCI (2, big-endian) -- the LINKTYPE_SUNATM pseudo-header layout.
+ATM_HDRLEN = 4
+
+
+def atm_link_header(vpi: int, vci: int, flags: int = 0) -> bytes:
+    return bytes((flags, vpi, vci >> 8, vci & 0xFF))
+
+
+
+@dataclass(frozen=True)
+class VcParams:
+    """Argument of NDD_ATM_OPEN_VC.  pcr: peak cell rate in cells/s (0: line rate).
+    Reserved VCIs 0-31 are refused unless `reserved` is set and the VC is 0/5 or 0/16.
+    `relay`: switch the VC at cell level -- its cells go to this callable raw (module doc)."""
+    vpi: int
+    vci: int
+    max_sdu: int | None = None
+    pcr: float = 0.0
+    reserved: bool = False
+    relay: Callable[[bytes], None] | None = field(default=None, compare=False)
+
+
+
+class AtmDemuxer(Demuxer):
+    """NDD_ATM: one user per VC.  NS_PROTO users get the AAL5 SDU with the 4-octet link
+    header stripped and kept in `pkt.ll_src` (the VC it arrived on); NS_INCLUDE_MAC users
+    get the header too."""
+
+    filter_types = frozenset({C.NS_ATM_VC, C.NS_TAP})
+
+    def add_filter(self, ndd: Ndd, flt: NsFilter, user: NsUser) -> None:
+        if flt.filtertype == C.NS_ATM_VC and not (0 <= flt.vpi <= 0xFF and 0 <= flt.vci <= 0xFFFF):
+            raise ndd_error(errno.EINVAL, f"VPI/VCI {flt.vpi}/{flt.vci} out of range")
+        super().add_filter(ndd, flt, user)
+
+    def receive(self, ndd: Ndd, pkt: PacketBuffer) -> None:
+        if ndd.ndd_name in self.taps:
+            self._tap(ndd, pkt)
+        if len(pkt) < ATM_HDRLEN:
+            ndd.stats.ierrors += 1
+            return
+        view = pkt.view()
+        key = (C.NS_ATM_VC, view[1], view[2] << 8 | view[3])
+        user = self.filters.get(ndd.ndd_name, {}).get(key)
+        if user is None:
+            ndd.stats.nd_nofilter += 1
+            return
+        if user.pkt_format == NS_PROTO:
+            pkt.ll_src = bytes(view[:ATM_HDRLEN])
+            pkt.pull(ATM_HDRLEN)
+        user.isr(ndd, pkt, user.isr_data)
