@@ -37,7 +37,7 @@ fuzz: deps
 bench: deps
 	@command -v slirp4netns >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slirp4netns >/dev/null; } || true
-	$(PY) -m tools.bench $(BENCH_ARGS)
+	$(PY) -m tools.bench.main $(BENCH_ARGS)
 
 deps: venv tools
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
+from . import constants as C
 from .counters import Counters
 from .pktbuf import PacketBuffer
 
-from . import constants as C
 
-if TYPE_CHECKING:
-    from .services import NetServices
+class DeviceServices(Protocol):
+    """What a device may ask of the network services that attached it (ndd/services.py's
+    NetServices): start a task in the owning Stack's nursery, and read the Stack's clock."""
+    spawn: Callable[..., Any]
+    clock: Callable[[], float]
 
 
 def ndd_error(code: int, what: str = "") -> OSError:
@@ -84,7 +87,7 @@ class Ndd:
         self.caps = DeviceCaps(mtu=mtu)
         self.nd_receive: ReceiveFn | None = None
         self.nd_status: Callable[["Ndd", StatusBlock], None] | None = None
-        self.services: NetServices | None = None
+        self.services: DeviceServices | None = None
         self.taps: list[TapFn] = []
         self.multicast_addrs: set[bytes] = set()
         self.hw_filters: list[Any] = []

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .contracts import PR_ATOMIC, PR_ADDR, PR_CONNREQUIRED, Protosw
 
-from .atm.sockets import register as register_atm_sockets
+from .atm.sockets.usrreq import register as register_atm_sockets
 from .icmp import Icmp
 from .ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
 from .tcp import Tcp, TcpUserRequests

@@ -1,5 +1,5 @@
 """The emulated ATM switch under trio: ports are emulated adapters, calls are routed by
-`protocols.atm.switch_core.SwitchCore`, data cells are relayed cell by cell.
+`protocols.atm.switch.core.SwitchCore`, data cells are relayed cell by cell.
 
     async with AtmSwitch("sw") as sw:
         sw.add_port("a", UdpPhy(("127.0.0.1", 7101), follow_sender=True),
@@ -37,9 +37,9 @@ from ndd.atm import VcParams
 from drivers.atm.phy import Phy
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
-from protocols.atm.signalling import UniEndpoint
-from protocols.atm.switch_core import FIRST_VCI, LAST_VCI, Port, SwitchCore, VcRef
-from protocols.atm.uni_call import CallEvent, Side, UniConfig
+from protocols.atm.uni.endpoint import UniEndpoint
+from protocols.atm.switch.core import FIRST_VCI, LAST_VCI, Port, SwitchCore, VcRef
+from protocols.atm.uni.call import CallEvent, Side, UniConfig
 
 from .stack import Stack, StackConfig
 

@@ -1,4 +1,4 @@
-"""AF_NDD sockets: the waiting half of the ATM service (protocols/atm/sockets.py holds the
+"""AF_NDD sockets: the waiting half of the ATM service (protocols/atm/sockets/usrreq.py holds the
 sans-IO user requests and their semantics, atm_pcb.py the per-socket state).  Like
 stack/stream.py for TCP, this is where trio is: parking on the queue, on an SVC's call
 (connect until CONNECT, accept until CONNECT ACKNOWLEDGE), pacing waits on a full adapter.
@@ -13,9 +13,9 @@ from typing import Any
 
 import trio
 
-from protocols.atm.atm_pcb import St
-from protocols.atm.sockaddr import CONN_SVC, SO_ATM_CALLING, SO_ATM_MAX_PEND, parse_sockaddr_atm
-from protocols.atm.sockets import SOL_NDD_ATM, AtmPcb, AtmUserRequests
+from protocols.atm.sockets.pcb import St
+from protocols.atm.sockets.sockaddr import CONN_SVC, SO_ATM_CALLING, SO_ATM_MAX_PEND, parse_sockaddr_atm
+from protocols.atm.sockets.usrreq import SOL_NDD_ATM, AtmPcb, AtmUserRequests
 
 from protocols.contracts import oserror
 from .socket import Socket, _optval

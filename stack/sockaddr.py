@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import socket
 
 from protocols.addr import BROADCAST, int_to_ip, ip_to_int

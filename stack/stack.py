@@ -54,7 +54,7 @@ class StackConfig:
     arp: Any = None                 # protocols.arp.ArpConfig; None: defaults
     seed: int | None = None         # deterministic ISNs/IDs for tests
     tcp: Any = None                 # protocols.tcp.TcpConfig; None: defaults
-    clip: Any = None                # protocols.atm.clip.ClipConfig (InATMARP timers); None: defaults
+    clip: Any = None                # protocols.atm.clip.link.ClipConfig (InATMARP timers); None: defaults
 
 
 class Stack:
@@ -73,7 +73,7 @@ class Stack:
         self._ping_ident = self.rng.getrandbits(16)
         self._ping_seq = itertools.count(1)
         self._arp: dict[str, Any] = {}
-        self._clip: dict[str, Any] = {}   # ifname -> protocols.atm.clip.AtmLink
+        self._clip: dict[str, Any] = {}   # ifname -> protocols.atm.clip.link.AtmLink
         self.hosts: dict[str, str] = {"localhost": "127.0.0.1"}   # name -> IPv4, for sockets
         import drivers
         import protocols
@@ -214,9 +214,9 @@ class Stack:
         if self.ns.refcount.get(ndd.ndd_name) == 0:
             self.ns.ns_detach(ndd)
 
-    # --- IP over ATM (protocols/atm/clip.py) --------------------------------------------
+    # --- IP over ATM (protocols/atm/clip/link.py) --------------------------------------------
     def _add_atm_link(self, ifp: Interface, ndd: Ndd) -> None:
-        from protocols.atm.clip import AtmArpTable, AtmLink, ClipConfig
+        from protocols.atm.clip.link import AtmArpTable, AtmLink, ClipConfig
 
         table = AtmArpTable(lambda: [a.addr for a in ifp.addrs], transmit=lambda vpi, vci, data: 0,
                             transmit_ip=lambda pkt, vpi, vci: 0,
@@ -229,7 +229,7 @@ class Stack:
         self.timers.register(table)
 
     def _remove_atm_link(self, link: Any) -> None:
-        from protocols.atm.clip_calls import disable_svc
+        from protocols.atm.clip.calls import disable_svc
 
         self.timers.unregister(link.table)
         link.table.unreachable = lambda pkt: None
@@ -250,7 +250,7 @@ class Stack:
         The VC is opened on the adapter with max SDU = IP MTU + 8 (LLC/SNAP) and claimed
         with an NS_ATM_VC filter.  Raises OSError: ENODEV not an ATM interface, EINVAL
         reserved/out-of-range VPI/VCI, EADDRINUSE VC in use, EEXIST peer on another PVC."""
-        from protocols.atm.clip import LLC_SNAP_LEN
+        from protocols.atm.clip.link import LLC_SNAP_LEN
 
         ifp = self.ifnet.get(ifname)
         link = self._clip.get(ifp.name)
@@ -278,7 +278,7 @@ class Stack:
         link.ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, (vpi, vci))
 
     def atm_table(self, ifname: str) -> Any:
-        """The interface's protocols.atm.clip.AtmArpTable (PVCs and their far ends)."""
+        """The interface's protocols.atm.clip.link.AtmArpTable (PVCs and their far ends)."""
         return self._clip[self.ifnet.get(ifname).name].table
 
     def add_atm_svc(self, ifname: str, aesa: bytes, *, arp_server: bytes | None = None,
@@ -289,10 +289,10 @@ class Stack:
         is resolved to an AESA -- static entries (`add_atm_svc_peer`), else the ATMARP server
         at `arp_server` (RFC 2225 §8.5) -- and called on demand.  `serve_atmarp` makes this
         interface the LIS's ATMARP server too (RFC 2225 §8.4; it resolves through itself).
-        Returns the protocols.atm.clip_svc.ClipSvc (`.table()`, `.server`).  Raises OSError:
+        Returns the protocols.atm.clip.svc.ClipSvc (`.table()`, `.server`).  Raises OSError:
         ENODEV not an ATM interface, EEXIST SVCs already on, EADDRINUSE the address is
         bound with CLIP's B-LLI; ValueError for an AESA that is not 20 octets."""
-        from protocols.atm.clip_calls import enable_svc
+        from protocols.atm.clip.calls import enable_svc
         return enable_svc(self, self._clip_link(ifname), aesa, arp_server=arp_server, serve_atmarp=serve_atmarp)
 
     def add_atm_svc_peer(self, ifname: str, ip: str, aesa: bytes) -> None:
@@ -306,7 +306,7 @@ class Stack:
             raise OSError(errno.ENOENT, f"{os.strerror(errno.ENOENT)}: no SVC entry for {ip} on {ifname}")
 
     def atm_svc(self, ifname: str) -> Any:
-        """The interface's protocols.atm.clip_svc.ClipSvc; ENXIO if it runs no SVCs."""
+        """The interface's protocols.atm.clip.svc.ClipSvc; ENXIO if it runs no SVCs."""
         link = self._clip_link(ifname)
         if link.svc is None:
             raise OSError(errno.ENXIO, f"{os.strerror(errno.ENXIO)}: {ifname} runs no SVCs (add_atm_svc)")

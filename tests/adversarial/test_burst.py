@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from tools import services
+from tools.services import builtin as services
 
 from .conftest import STACK_IP, Peer, require_real_peer, soak
 

@@ -30,7 +30,7 @@ from drivers import TunNdd
 from protocols.ipv4 import FLAG_DF
 from stack import Stack
 from ndd.pktbuf import PacketBuffer
-from tools.netns import NetnsHost, unique_name
+from tools.lab.netns import NetnsHost, unique_name
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, sent_tcp, soak
 from tests.realpeer.helpers import read_all, run, start_linux

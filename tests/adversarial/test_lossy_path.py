@@ -1,6 +1,6 @@
 """Bulk transfers over a hostile path (issue 10 point 11), both ways, against Linux.
 
-The path of tools/bench_lossy.py: 5 % loss, 25 % reordering, 1 % duplication and 1 %
+The path of tools/bench/lossy.py: 5 % loss, 25 % reordering, 1 % duplication and 1 %
 corruption in both directions (drivers/fault.py's seeded FaultInjector between the
 stack and a TUN device without offloads; the kernel peer in a namespace).  Each test
 moves soak(5 MB, 100 MB) and asserts the stream arrives intact and the recovery stays
@@ -8,12 +8,12 @@ off the retransmission timer: RACK (RFC 8985) finds losses, lost retransmissions
 included, without an RTO, and the receiver's D-SACKs (RFC 2883) let the Linux sender
 tell reordering from loss.  The bounds on RTOs are generous -- several times what a
 good run does (stack sender: ~0.1-0.3 RTO per MB; before RACK it was ~1.4 per MB) --
-and nothing here is timed; tools/bench_lossy.py measures the times against Linux.
+and nothing here is timed; tools/bench/lossy.py measures the times against Linux.
 """
 from __future__ import annotations
 
 from tests.realpeer.conftest import require_real_peer
-from tools.bench_lossy import run_stack
+from tools.bench.lossy import run_stack
 
 from .conftest import soak
 

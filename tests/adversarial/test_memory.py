@@ -1,7 +1,7 @@
 """Never-reading clients (issue 10 point 6): what they may pin in the stack, per socket and in all.
 
 N clients in the namespace each open two connections to the stack and never read:
-  * one to the chargen service (tools/services.py), which writes until its send buffer is
+  * one to the chargen service (tools/services/builtin.py), which writes until its send buffer is
     full -- the stack's *send* side fills;
   * one to a stack listener that accepts and never reads, to which the client writes until
     its own kernel stops sending -- the stack's *receive* side fills.
@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from tools.services import ServiceStats, tcp_chargen
+from tools.services.builtin import ServiceStats, tcp_chargen
 
 from .conftest import Peer, soak
 from ..realpeer.helpers import read_all

@@ -10,8 +10,8 @@ from drivers.atm.adapter import AtmNdd
 from ndd.atm import VcParams
 from drivers.atm.phy import Phy
 from drivers.atm import aal5, cell, oam
-from protocols.atm import sscop_pdu as sp
-from protocols.atm.atmarp import (
+from protocols.atm.saal import sscop_pdu as sp
+from protocols.atm.clip.atmarp import (
     OP_INARP_REPLY,
     OP_INARP_REQUEST,
     OP_NAK,
@@ -20,9 +20,9 @@ from protocols.atm.atmarp import (
     TL_E164,
     AtmArpRepr,
 )
-from protocols.atm.atmarp_server import LOCAL, AtmArpServer
-from protocols.atm.clip import LLC_SNAP_ATMARP, LLC_SNAP_IPV4
-from protocols.atm.q2931 import (
+from protocols.atm.clip.atmarp_server import LOCAL, AtmArpServer
+from protocols.atm.clip.link import LLC_SNAP_ATMARP, LLC_SNAP_IPV4
+from protocols.atm.uni.q2931 import (
     ALERTING,
     CALL_PROCEEDING,
     CONNECT,
@@ -49,11 +49,11 @@ from protocols.atm.q2931 import (
     UnknownIE,
     parse_message,
 )
-from protocols.atm.sscf import AalEv, AalEvent
-from protocols.atm.sscop import Sscop, SscopConfig
-from protocols.atm.switch_core import SwitchCore
-from protocols.atm.uni import Uni
-from protocols.atm.uni_call import Call, CallEv, Side, UniConfig
+from protocols.atm.saal.sscf import AalEv, AalEvent
+from protocols.atm.saal.sscop import Sscop, SscopConfig
+from protocols.atm.switch.core import SwitchCore
+from protocols.atm.uni.control import Uni
+from protocols.atm.uni.call import Call, CallEv, Side, UniConfig
 from protocols.udp import UdpUserRequests
 
 from . import check, target

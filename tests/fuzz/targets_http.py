@@ -1,4 +1,4 @@
-"""The HTTP service's request handling (tools/http.py `serve_connection`), lightly: a
+"""The HTTP service's request handling (tools/services/http.py `serve_connection`), lightly: a
 connection whose bytes arrive in pieces the input chooses, then EOF or silence, under
 trio's MockClock (timeouts pass in virtual time).  Only HttpError turned into a 4xx/5xx
 reply, or OSError from the socket, may end it."""
@@ -10,7 +10,7 @@ from collections import deque
 import trio
 import trio.testing
 
-from tools import http
+from tools.services import http
 
 from . import check, target
 from .harness import Fdp

@@ -82,7 +82,7 @@ def require_tool(name: str) -> None:
 
 def require_atmsigd() -> None:
     """gcc (the shim is compiled by the tests) and linux-atm's atmsigd, as require_tool."""
-    from tests.atmsigd.harness import find_atmsigd
+    from tools.lab.atmsigd import find_atmsigd
     require_tool("gcc")
     if find_atmsigd() is None:          # /usr/sbin may be off a user's PATH: look there too
         require_tool("atmsigd")

@@ -14,7 +14,7 @@ from pathlib import Path
 import dpkt
 import trio
 
-TUNSTACK = [sys.executable, "-m", "tools.cli"]
+TUNSTACK = [sys.executable, "-m", "tools.cli.main"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

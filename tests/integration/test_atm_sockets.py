@@ -16,10 +16,10 @@ from drivers.atm.adapter import AtmNdd
 from ndd.atm import VcParams
 from drivers.atm.phy import Phy, PhyPair, UdpPhy
 from ndd import constants as C
-from protocols.atm.sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BHLI, SO_ATM_BLLI, SO_ATM_CALLED,
+from protocols.atm.sockets.sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BHLI, SO_ATM_BLLI, SO_ATM_CALLED,
                                     SO_ATM_TRAFFIC_DES, SO_ATM_TRANSIT_SEL, AalParm, AtmAddr, Blli, SockaddrNddAtm,
                                     TrafficDes)
-from protocols.atm.sockets import SOL_NDD_ATM
+from protocols.atm.sockets.usrreq import SOL_NDD_ATM
 from stack.ndd_socket import AtmSocket
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
 from stack.stack import Stack, StackConfig

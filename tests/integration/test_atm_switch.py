@@ -1,4 +1,4 @@
-"""The emulated ATM switch (stack/atm_switch.py, protocols/atm/switch_core.py): user-side
+"""The emulated ATM switch (stack/atm_switch.py, protocols/atm/switch/core.py): user-side
 UniEndpoints on their own Stacks, each with an AtmNdd over a PhyPair to a switch port, in
 one process on trio's MockClock; then the CLI switch in its own process with endpoints on
 UDP PHYs.  Called users behave by the selector octet of the number called (SEL below):
@@ -25,12 +25,12 @@ from drivers.fault import FaultInjector
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd
-from protocols.atm.q2931 import (CAUSE_NORMAL_CLEARING, CS_ACTIVE, MESSAGE_NAMES, RELEASE, RELEASE_COMPLETE,
+from protocols.atm.uni.q2931 import (CAUSE_NORMAL_CLEARING, CS_ACTIVE, MESSAGE_NAMES, RELEASE, RELEASE_COMPLETE,
                                  BearerCapability, CalledNumber, CallingNumber, ConnectionId,
                                  QosParameter, TrafficDescriptor)
-from protocols.atm.signalling import UniEndpoint
-from protocols.atm.switch_core import RoutingTable, VciPool, parse_prefix
-from protocols.atm.uni_call import Call, CallEv, CallEvent, Side
+from protocols.atm.uni.endpoint import UniEndpoint
+from protocols.atm.switch.core import RoutingTable, VciPool, parse_prefix
+from protocols.atm.uni.call import Call, CallEv, CallEvent, Side
 from stack.atm_switch import AtmSwitch
 from ndd.pktbuf import PacketBuffer
 from stack.stack import Stack, StackConfig
@@ -530,7 +530,7 @@ async def test_refused_and_unanswered_flows_decode_in_tshark(tmp_path: Path,
 
 
 # --- the command line: the switch in its own process --------------------------------------------
-TUNSTACK = [sys.executable, "-m", "tools.cli"]
+TUNSTACK = [sys.executable, "-m", "tools.cli.main"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -10,7 +10,7 @@ references; RESTART of a VC and of the interface.  Last, a SUNATM capture of cal
 decoded by tshark.
 
 Set-up as in test_atmsigd_saal.py: atmsigd runs under tests/atmsigd/shim.c and its
-signalling VC is bridged by tests/atmsigd/harness.py onto "its" AtmNdd; a PhyPair joins
+signalling VC is bridged by tools/lab/atmsigd.py onto "its" AtmNdd; a PhyPair joins
 that adapter to ours (or to a switch port), so every Q.2931 message travels in SSCOP SDs
 as AAL5 cells.  Real time throughout.
 
@@ -52,7 +52,7 @@ from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
-from protocols.atm.q2931 import (AAL_5, ALERTING, BCOB_X, CAUSE_DESTINATION_OUT_OF_ORDER,
+from protocols.atm.uni.q2931 import (AAL_5, ALERTING, BCOB_X, CAUSE_DESTINATION_OUT_OF_ORDER,
                                  CAUSE_INCOMPATIBLE_DESTINATION, CAUSE_INVALID_CALL_REFERENCE,
                                  CAUSE_MESSAGE_NOT_COMPATIBLE, CAUSE_NO_ROUTE_TO_DESTINATION,
                                  CAUSE_NORMAL_CLEARING, CAUSE_NUMBER_CHANGED, CAUSE_RESPONSE_TO_STATUS_ENQUIRY,
@@ -62,15 +62,15 @@ from protocols.atm.q2931 import (AAL_5, ALERTING, BCOB_X, CAUSE_DESTINATION_OUT_
                                  AalParameters, BearerCapability, CalledNumber, CallingNumber, CallState, Cause,
                                  ConnectionId, Q2931Message, QosParameter, TrafficDescriptor, cause_to_errno,
                                  parse_message, restart_errno)
-from protocols.atm.signalling import UniEndpoint
-from protocols.atm.sscf import AalEv, AalEvent
-from protocols.atm.sscop_pdu import Sd, parse_pdu
-from protocols.atm.uni import Uni
-from protocols.atm.uni_call import Call, CallEv, CallEvent, Side, Why
+from protocols.atm.uni.endpoint import UniEndpoint
+from protocols.atm.saal.sscf import AalEv, AalEvent
+from protocols.atm.saal.sscop_pdu import Sd, parse_pdu
+from protocols.atm.uni.control import Uni
+from protocols.atm.uni.call import Call, CallEv, CallEvent, Side, Why
 from stack.atm_switch import AtmSwitch
 from stack.stack import Stack, StackConfig
-from tests.atmsigd import harness
-from tests.atmsigd.harness import AtmsigdPeer, atmsigd_peer
+from tools.lab import atmsigd as harness
+from tools.lab.atmsigd import AtmsigdPeer, atmsigd_peer
 
 from .helpers import require_atmsigd, require_tool
 

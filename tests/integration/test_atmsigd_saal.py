@@ -2,7 +2,7 @@
 of tunstack's SAAL (SSCF-UNI + SSCOP) on VC 0/5.
 
 atmsigd runs under tests/atmsigd/shim.c (this kernel has no ATM): its signalling PVC socket
-is bridged by tests/atmsigd/harness.py onto "its" emulated adapter, an AtmNdd joined by a
+is bridged by tools/lab/atmsigd.py onto "its" emulated adapter, an AtmNdd joined by a
 PhyPair to the AtmNdd of the Stack under test, so every SSCOP PDU crosses as AAL5 cells.
 Real time throughout (atmsigd has its own clock).  What atmsigd does, as observed: it sends
 BGN as soon as it starts (both modes) and again at once after any release, so its BGN opens
@@ -28,15 +28,15 @@ import trio
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
-from protocols.atm.q2931 import (AAL_5, BCOB_X, CAUSE_INCOMPATIBLE_DESTINATION, IE_CAUSE, PLAN_AESA,
+from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, CAUSE_INCOMPATIBLE_DESTINATION, IE_CAUSE, PLAN_AESA,
                                  RELEASE_COMPLETE, SETUP, AalParameters, BearerCapability, CalledNumber, Cause,
                                  Q2931Message, QosParameter, TrafficDescriptor, parse_message)
-from protocols.atm.saal import SaalEndpoint
-from protocols.atm.sscf import AalEv, AalEvent, State
-from protocols.atm.sscop_pdu import Pdu, Poll, Stat, parse_pdu
+from protocols.atm.saal.endpoint import SaalEndpoint
+from protocols.atm.saal.sscf import AalEv, AalEvent, State
+from protocols.atm.saal.sscop_pdu import Pdu, Poll, Stat, parse_pdu
 from stack.stack import Stack, StackConfig
-from tests.atmsigd import harness
-from tests.atmsigd.harness import (AS_ACCEPT, AS_CLOSE, AS_CONNECT, AS_ERROR, AS_INDICATE, AS_LISTEN, AS_OKAY,
+from tools.lab import atmsigd as harness
+from tools.lab.atmsigd import (AS_ACCEPT, AS_CLOSE, AS_CONNECT, AS_ERROR, AS_INDICATE, AS_LISTEN, AS_OKAY,
                                    AtmsvcMsg, Qos, SvcAddr, atmsigd_peer)
 
 from .helpers import require_atmsigd, require_tool

@@ -21,7 +21,7 @@ from drivers.fault import FaultInjector
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
 from ndd.ndd import Ndd
-from protocols.atm.clip import (LLC_SNAP_ATMARP, LLC_SNAP_IPV4, OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK,
+from protocols.atm.clip.link import (LLC_SNAP_ATMARP, LLC_SNAP_IPV4, OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK,
                                 RESOLVING, REVALIDATING, VALID, AtmArpRepr, AtmArpTable, ClipConfig)
 from protocols.tcp import TcpConfig
 from protocols.addr import ip_to_int

@@ -21,9 +21,9 @@ from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
-from protocols.atm.atmarp import OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK, OP_REPLY, OP_REQUEST
-from protocols.atm.clip import VALID, ClipConfig
-from protocols.atm.clip_svc import REGISTERED
+from protocols.atm.clip.atmarp import OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK, OP_REPLY, OP_REQUEST
+from protocols.atm.clip.link import VALID, ClipConfig
+from protocols.atm.clip.svc import REGISTERED
 from protocols.tcp import TcpConfig
 from protocols.addr import ip_to_int
 from stack.atm_switch import AtmSwitch

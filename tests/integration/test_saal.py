@@ -18,12 +18,12 @@ from drivers.fault import FaultInjector
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd
-from protocols.atm.q2931 import (AAL_5, BCOB_X, CONNECT, PLAN_AESA, SETUP, AalParameters,
+from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, CONNECT, PLAN_AESA, SETUP, AalParameters,
                                  BearerCapability, CalledNumber, Q2931Message, TrafficDescriptor,
                                  parse_message)
-from protocols.atm.saal import SaalEndpoint
-from protocols.atm.sscf import AalEv, AalEvent, Sscf, State, sscf_uni_config
-from protocols.atm.sscop_pdu import Bgn, End, parse_pdu
+from protocols.atm.saal.endpoint import SaalEndpoint
+from protocols.atm.saal.sscf import AalEv, AalEvent, Sscf, State, sscf_uni_config
+from protocols.atm.saal.sscop_pdu import Bgn, End, parse_pdu
 from stack.stack import Stack, StackConfig
 
 AESA = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b00")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 from drivers.pcap import PcapRecorder, sunatm_record
-from protocols.atm.sscop_pdu import Bgak, Bgn, End, Endak, Er, Poll, Rs, Sd, Stat, Ud, Ustat
+from protocols.atm.saal.sscop_pdu import Bgak, Bgn, End, Endak, Er, Poll, Rs, Sd, Stat, Ud, Ustat
 
 from .helpers import require_tool
 
@@ -47,7 +47,7 @@ def test_tshark_decodes_our_sscop_pdus(tmp_path: Path) -> None:
 
 
 def test_tshark_decodes_our_q2931_setup(tmp_path: Path) -> None:
-    from protocols.atm.q2931 import (AAL_5, BCOB_X, PLAN_AESA, SETUP, AalParameters, BearerCapability,
+    from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, PLAN_AESA, SETUP, AalParameters, BearerCapability,
                                      CalledNumber, Q2931Message, TrafficDescriptor)
     require_tool("tshark")
     aesa = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b00")

@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from stack.stream import StreamSocket
-from tools import services
+from tools.services import builtin as services
 
 from .helpers import IP_B, two_stacks
 

@@ -16,7 +16,7 @@ import pytest
 from drivers import TapNdd, TunNdd
 from drivers.tuntap import TunTapNdd
 from stack import Stack
-from tools.netns import NetnsHost, have_tun, unique_name
+from tools.lab.netns import NetnsHost, have_tun, unique_name
 
 KERNEL_IP, STACK_IP = "10.77.0.1", "10.77.0.2"
 TOOLS = ("ip", "ping", "tcpdump", "tshark")

@@ -16,13 +16,13 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from tools.netns import netns_exists, unique_name
+from tools.lab.netns import netns_exists, unique_name
 
 from .conftest import require_real_peer
 from .test_cli_signals import Cmd, links
 
 ROOT = Path(__file__).resolve().parents[2]
-TUNSTACK = [sys.executable, "-m", "tools.cli"]
+TUNSTACK = [sys.executable, "-m", "tools.cli.main"]
 
 
 def tunstack(*args: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess:

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from tools.netns import netns_exists, unique_name
+from tools.lab.netns import netns_exists, unique_name
 
 from .conftest import require_real_peer
 
 ROOT = Path(__file__).resolve().parents[2]
-TUNSTACK = [sys.executable, "-m", "tools.cli"]
+TUNSTACK = [sys.executable, "-m", "tools.cli.main"]
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 PROMPT = 10.0        # seconds: generous for a loaded machine; a clean exit takes well under 2
 AESA_SERVER = "47000580ffe1000000f21a00010020481a000100"

@@ -17,7 +17,7 @@ import trio
 from .conftest import require_real_peer
 from .helpers import run
 
-TUNSTACK = [sys.executable, "-m", "tools.cli"]
+TUNSTACK = [sys.executable, "-m", "tools.cli.main"]
 SUMMARY = re.compile(r"^== summary: (\d+) passed, 0 failed; captures in (.+)/: (.+)$", re.M)
 
 

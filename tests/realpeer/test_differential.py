@@ -22,7 +22,7 @@ from drivers import TunNdd
 from stack import Stack
 from tests.differential import runner
 from tests.differential.scenarios import ECHO_PORT, LOCAL, PEER, SCENARIOS
-from tools.netns import NetnsHost, ip, unique_name
+from tools.lab.netns import NetnsHost, ip, unique_name
 
 from .conftest import require_real_peer
 

@@ -14,7 +14,6 @@ import sys
 
 import trio
 
-from drivers import vnet
 from ndd.checksum import pseudo_header_sum
 from protocols.ipv4 import IPPROTO_UDP
 from protocols.addr import ip_to_int

@@ -36,7 +36,7 @@ from protocols.tcp import TcpConfig
 from stack import Stack
 from protocols.addr import ip_to_int
 from stack.stack import StackConfig
-from tools.netns import NetnsHost, unique_name
+from tools.lab.netns import NetnsHost, unique_name
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, require_real_peer
 from .helpers import read_all, run, start_linux

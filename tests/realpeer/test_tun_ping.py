@@ -5,7 +5,7 @@ from __future__ import annotations
 import dpkt
 
 from drivers import PcapRecorder
-from tools.demo import Tcpdump
+from tools.demo.tour import Tcpdump
 
 from .conftest import Peer
 from .helpers import loss_percent, run

@@ -20,8 +20,8 @@ import pytest
 import trio
 
 from drivers import PcapRecorder, TunNdd
-from tools.netns import NetnsHost, unique_name
-from tools.services import ServiceStats, udp_echo
+from tools.lab.netns import NetnsHost, unique_name
+from tools.services.builtin import ServiceStats, udp_echo
 
 from .conftest import Peer, _peer, require_real_peer
 from .helpers import read_all, run, start_linux, wait_for

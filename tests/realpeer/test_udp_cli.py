@@ -9,7 +9,7 @@ import sys
 
 import trio
 
-from tools.netns import NetnsHost, netns_exists, unique_name
+from tools.lab.netns import NetnsHost, netns_exists, unique_name
 
 from .conftest import require_real_peer
 from .helpers import run

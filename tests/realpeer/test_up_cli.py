@@ -13,12 +13,12 @@ import dpkt
 import pytest
 import trio
 
-from tools.netns import netns_exists, unique_name
+from tools.lab.netns import netns_exists, unique_name
 
 from .conftest import require_real_peer
 from .helpers import loss_percent, run
 
-TUNSTACK = [sys.executable, "-m", "tools.cli"]
+TUNSTACK = [sys.executable, "-m", "tools.cli.main"]
 
 
 async def start_up(*args: str) -> tuple[trio.Process, str]:

@@ -15,12 +15,12 @@ from drivers.atm.phy import PhyPair
 from ndd import constants as C
 from ndd.services import NetServices
 from drivers.atm import aal5, oam
-from protocols.atm.atmarp import AtmArpRepr, request
-from protocols.atm.atmarp_server import AtmArpServer
+from protocols.atm.clip.atmarp import AtmArpRepr, request
+from protocols.atm.clip.atmarp_server import AtmArpServer
 from drivers.atm.cell import PAYLOAD_LEN, PTI_EOP_BIT, CellHeader
-from protocols.atm.clip import AtmArpTable, ClipConfig, ClipStats
-from protocols.atm.clip_svc import ClipSvc
-from protocols.atm.q2931 import (
+from protocols.atm.clip.link import AtmArpTable, ClipConfig, ClipStats
+from protocols.atm.clip.svc import ClipSvc
+from protocols.atm.uni.q2931 import (
     CAUSE_RESOURCE_UNAVAILABLE,
     IE_CAUSE,
     RELEASE_COMPLETE,
@@ -30,12 +30,12 @@ from protocols.atm.q2931 import (
     Q2931Message,
     parse_message,
 )
-from protocols.atm.sscf import AalEv, AalEvent
-from protocols.atm.sscop import Sscop, SscopConfig
-from protocols.atm.sscop import State as SscopState
-from protocols.atm.sscop_pdu import Sd
-from protocols.atm.switch_core import SwitchCore
-from protocols.atm.uni import Side, Uni, UniConfig
+from protocols.atm.saal.sscf import AalEv, AalEvent
+from protocols.atm.saal.sscop import Sscop, SscopConfig
+from protocols.atm.saal.sscop import State as SscopState
+from protocols.atm.saal.sscop_pdu import Sd
+from protocols.atm.switch.core import SwitchCore
+from protocols.atm.uni.control import Side, Uni, UniConfig
 from protocols.addr import ip_to_int
 from ndd.pktbuf import PacketBuffer
 

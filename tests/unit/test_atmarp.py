@@ -8,11 +8,11 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocols.atm.atmarp import (OP_INARP_REPLY, OP_INARP_REQUEST, OP_REPLY, OP_REQUEST, OPS, TL_E164,
+from protocols.atm.clip.atmarp import (OP_INARP_REPLY, OP_INARP_REQUEST, OP_REPLY, OP_REQUEST, OPS, TL_E164,
                                   AtmArpRepr, inarp_reply_to, nak_of, reply_to, request)
-from protocols.atm.atmarp_server import LOCAL, AtmArpServer
-from protocols.atm.clip import VALID, ClipConfig, ClipStats
-from protocols.atm.clip_svc import OPEN, REGISTERED, ClipSvc, SvcVc
+from protocols.atm.clip.atmarp_server import LOCAL, AtmArpServer
+from protocols.atm.clip.link import VALID, ClipConfig, ClipStats
+from protocols.atm.clip.svc import OPEN, REGISTERED, ClipSvc, SvcVc
 from protocols.addr import ip_to_int
 from ndd.pktbuf import PacketBuffer
 

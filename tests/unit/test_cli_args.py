@@ -1,5 +1,5 @@
-"""The command line's argument checks and its error/signal plumbing (tools/cli.py,
-tools/device.py, tools/command.py), in-process and without root: every bad input is one
+"""The command line's argument checks and its error/signal plumbing (tools/cli/main.py,
+tools/cli/device.py, tools/cli/command.py), in-process and without root: every bad input is one
 line `tunstack: error: ...` with exit 2, never a traceback; runtime errors are one line
 with exit 1; signals end a command with 128 + their number after its cleanup ran."""
 from __future__ import annotations
@@ -15,10 +15,10 @@ from importlib import metadata
 import pytest
 import trio
 
-from tools import cli
-from tools.command import CliError, cancel_on_shutdown, report, run_command, run_sync_command, until_shutdown
-from tools.device import StdoutPcapRecorder, check_addresses, check_ifname, parse_interface_address
-from tools.netns import IpError, netns_spec
+from tools.cli import main as cli
+from tools.cli.command import CliError, cancel_on_shutdown, report, run_command, run_sync_command, until_shutdown
+from tools.cli.device import StdoutPcapRecorder, check_addresses, check_ifname, parse_interface_address
+from tools.lab.netns import IpError, netns_spec
 
 
 @pytest.fixture
@@ -28,11 +28,11 @@ def no_runner(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the option checks let this through")
     for name in ("run_up", "run_ping"):
         monkeypatch.setattr(cli, name, let_through)
-    import tools.atm_cli
-    import tools.nc
-    monkeypatch.setattr(tools.nc, "run_nc", let_through)
+    import tools.cli.atm
+    import tools.cli.nc
+    monkeypatch.setattr(tools.cli.nc, "run_nc", let_through)
     monkeypatch.setattr(cli, "run_nc", let_through)
-    monkeypatch.setattr(tools.atm_cli, "run_command", lambda *a, **k: pytest.fail("option checks let it through"))
+    monkeypatch.setattr(tools.cli.atm, "run_command", lambda *a, **k: pytest.fail("option checks let it through"))
 
 
 def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -138,7 +138,7 @@ def test_version(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyP
         raise metadata.PackageNotFoundError(name)
     monkeypatch.setattr(metadata, "version", missing)
     import tomllib
-    with open(os.path.join(os.path.dirname(cli.__file__), "..", "pyproject.toml"), "rb") as f:
+    with open(os.path.join(os.path.dirname(cli.__file__), "..", "..", "pyproject.toml"), "rb") as f:
         expected = tomllib.load(f)["project"]["version"]
     assert cli.version() == expected                 # a source checkout: pyproject's version
 

@@ -1,4 +1,4 @@
-"""The HTTP/1.1 server of `--serve http` (tools/http.py): parsing and replies as pure
+"""The HTTP/1.1 server of `--serve http` (tools/services/http.py): parsing and replies as pure
 functions (RFC 9112 case by case), then one connection driven through a fake socket."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tools.http import (
+from tools.services.http import (
     CHUNK,
     MAX_BYTES,
     MAX_HEAD,
@@ -215,7 +215,7 @@ class FakeSock:
         assert not self.shut_wr
         self.out += data
 
-    async def send(self, data: bytes) -> int:   # what CountingSocket (tools/services.py) calls
+    async def send(self, data: bytes) -> int:   # what CountingSocket (tools/services/builtin.py) calls
         await self.sendall(bytes(data))
         return len(data)
 
@@ -443,7 +443,7 @@ async def test_version_2_is_505_and_asterisk_is_400() -> None:
 
 
 async def test_connections_beyond_the_cap_are_closed_at_once() -> None:
-    from tools.services import CountingSocket, HttpServiceStats, http_conn
+    from tools.services.builtin import CountingSocket, HttpServiceStats, http_conn
     stats = HttpServiceStats()
     limits = HttpLimits(max_connections=2)
     stats.active = 2   # two connections being served

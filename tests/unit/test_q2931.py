@@ -1,4 +1,4 @@
-"""Q.2931 / UNI 3.1 message and IE codec (protocols/atm/q2931.py, q2931_ie.py)."""
+"""Q.2931 / UNI 3.1 message and IE codec (protocols/atm/uni/q2931.py, q2931_ie.py)."""
 from __future__ import annotations
 
 import errno
@@ -6,7 +6,7 @@ import errno
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from protocols.atm.q2931 import (
+from protocols.atm.uni.q2931 import (
     AAL_1, AAL_5, AAL_MODE_MESSAGE, BCOB_A, BCOB_C, BCOB_X, CAUSE_DESTINATION_OUT_OF_ORDER,
     CAUSE_INCOMPATIBLE_DESTINATION, CAUSE_INVALID_IE_CONTENTS, CAUSE_IE_NONEXISTENT,
     CAUSE_MANDATORY_IE_MISSING, CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NORMAL_CLEARING,

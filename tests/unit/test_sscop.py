@@ -7,8 +7,8 @@ import random
 
 from hypothesis import given, settings, strategies as st
 
-from protocols.atm.sscop import Ev, Event, Sscop, SscopConfig, State
-from protocols.atm.sscop_pdu import BGN, END, POLL, SD, STAT, Poll, Sd, parse_pdu, pdu_type
+from protocols.atm.saal.sscop import Ev, Event, Sscop, SscopConfig, State
+from protocols.atm.saal.sscop_pdu import BGN, END, POLL, SD, STAT, Poll, Sd, parse_pdu, pdu_type
 
 
 class Link:

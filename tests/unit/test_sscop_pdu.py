@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from protocols.atm.sscop_pdu import (MASK, Bgak, Bgn, Bgrej, End, Endak, Er, Erak, Md, Poll, Rs, Rsak, Sd,
+from protocols.atm.saal.sscop_pdu import (MASK, Bgak, Bgn, Bgrej, End, Endak, Er, Erak, Md, Poll, Rs, Rsak, Sd,
                                      Stat, Ud, Ustat, parse_pdu, pdu_type)
 
 n24 = st.integers(0, MASK)

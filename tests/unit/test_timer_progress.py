@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 
 from protocols.arp import ArpCache, ArpConfig
 from drivers.atm import aal5
-from protocols.atm.atmarp import request
-from protocols.atm.atmarp_server import AtmArpServer
-from protocols.atm.clip import AtmArpTable, ClipConfig, ClipStats
-from protocols.atm.clip_svc import ClipSvc, SvcVc
-from protocols.atm.sscf import AalEv, AalEvent
-from protocols.atm.sscop import Sscop, SscopConfig
-from protocols.atm.uni import Side, Uni
+from protocols.atm.clip.atmarp import request
+from protocols.atm.clip.atmarp_server import AtmArpServer
+from protocols.atm.clip.link import AtmArpTable, ClipConfig, ClipStats
+from protocols.atm.clip.svc import ClipSvc, SvcVc
+from protocols.atm.saal.sscf import AalEv, AalEvent
+from protocols.atm.saal.sscop import Sscop, SscopConfig
+from protocols.atm.uni.control import Side, Uni
 from protocols.ipfrag import Reassembler
 from protocols.tcp.conn import Connection, State
 from protocols.tcp.timer import TIMER_TICK

@@ -1,4 +1,4 @@
-"""Q.2931 / UNI 3.1 call control (protocols/atm/uni.py, uni_call.py), case by case.
+"""Q.2931 / UNI 3.1 call control (protocols/atm/uni/control.py, uni_call.py), case by case.
 
 A user-side and a network-side `Uni` face each other over a fake signalling link with an
 explicit clock: every message either end sends is parsed and kept (`Pair.sent`), then
@@ -13,7 +13,7 @@ from collections import deque
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from protocols.atm.q2931 import (
+from protocols.atm.uni.q2931 import (
     ALERTING, CALL_PROCEEDING, CALLREF_MAX, COMPAT_EXT, COMPAT_FLAG, CONNECT, CONNECT_ACK,
     CS_ACTIVE, CS_CALL_DELIVERED, CS_CALL_INITIATED, CS_CALL_PRESENT, CS_CALL_RECEIVED,
     CS_CONNECT_REQUEST, CS_INCOMING_PROCEEDING, CS_NULL, CS_OUTGOING_PROCEEDING,
@@ -26,9 +26,9 @@ from protocols.atm.q2931 import (
     BearerCapability, CallState, CalledNumber, Cause, ConnectionId, Q2931Message,
     QosParameter, RestartIndicator, TrafficDescriptor, UnknownIE, parse_message,
 )
-from protocols.atm.sscf import AalEv, AalEvent
-from protocols.atm.uni import Uni
-from protocols.atm.uni_call import CallEv, Side, UniConfig, Why, states_compatible
+from protocols.atm.saal.sscf import AalEv, AalEvent
+from protocols.atm.uni.control import Uni
+from protocols.atm.uni.call import CallEv, Side, UniConfig, Why, states_compatible
 
 U, N = 0, 1                       # the user end and the network end of a Pair
 TERMINAL = (CallEv.RELEASE_IND, CallEv.RELEASE_CONF)

@@ -1,0 +1,159 @@
+"""What an SVC carries: socket option values <-> Q.2931 SETUP information elements.
+
+`CallParams` holds a call's parameters from one socket's point of view (forward = what
+that socket sends, as for PVC sockets).  A SETUP is written from the caller's view, so
+the called side turns the values around (`reversed()`).  The mapping:
+
+    SO_ATM_AAL_PARM    AAL parameters 0x58: AAL5, fwd/bwd max CPCS-SDU, message mode, null SSCS
+    SO_ATM_TRAFFIC_DES traffic descriptor 0x59: PCR CLP=0+1 per direction that has one; a
+                       direction without (0 = line rate) is signalled as best effort
+    SO_ATM_BEARER      broadband bearer capability 0x5E
+    SO_ATM_QOS_PARM    QoS parameter 0x5C (classes 1-4 coded "network specific", UNI 3.1)
+    SO_ATM_BLLI        B-LLI 0x5F (absent when l2 = l3 = 0); SNAP only with TR 9577
+    address / SO_ATM_CALLED    called party number 0x70 (+ subaddress 0x71)
+    SO_ATM_CALLING     calling party number 0x6C (+ subaddress 0x6D)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from protocols.atm.uni.q2931 import (AAL_5, AAL_MODE_MESSAGE, CODING_NETWORK, COMPAT_DEFAULT, COMPAT_EXT, IE_AAL,
+                    IE_BBCAP, IE_BLLI, IE_CALLED, IE_CALLED_SUB, IE_CALLING, IE_CALLING_SUB, IE_QOS,
+                    IE_TRAFFIC, IPI_SNAP, L3_TR9577, SSCS_NULL, SUB_AESA, AalParameters, AnyIE,
+                    BearerCapability, CalledNumber, CalledSubaddress, CallingNumber,
+                    CallingSubaddress, Q2931Message, QosParameter, TrafficDescriptor)
+from protocols.atm.uni.q2931 import Blli as BlliIE
+from .sockaddr import BCOB_X, AalParm, AtmAddr, Bearer, Blli, QosParm, TrafficDes
+
+
+@dataclass(frozen=True)
+class CallParams:
+    aal: AalParm
+    traffic: TrafficDes = field(default_factory=TrafficDes)
+    bearer: Bearer = field(default_factory=Bearer)
+    qos: QosParm = field(default_factory=QosParm)
+    blli: Blli = field(default_factory=Blli)
+    called: AtmAddr = field(default_factory=AtmAddr)
+    calling: AtmAddr = field(default_factory=AtmAddr)
+
+    def reversed(self) -> "CallParams":
+        """The other end's view: forward and backward swap; the parties keep their roles."""
+        a, t, q = self.aal, self.traffic, self.qos
+        return replace(self, aal=AalParm(a.bwd_max_sdu, a.fwd_max_sdu, a.aal_type),
+                       traffic=TrafficDes(t.bwd_pcr, t.fwd_pcr), qos=QosParm(q.bwd_class, q.fwd_class))
+
+
+def blli_ie(b: Blli) -> BlliIE | None:
+    if not (b.l2_proto or b.l3_proto):
+        return None
+    ie = BlliIE(l2=b.l2_proto or None, l3=b.l3_proto or None)
+    if b.l3_proto == L3_TR9577 and b.snap:
+        ie.l3_extra = BlliIE.tr9577(IPI_SNAP)
+        ie.snap = (int.from_bytes(b.snap[:3], "big"), int.from_bytes(b.snap[3:], "big"))
+    return ie
+
+
+def blli_of(ie: BlliIE) -> Blli:
+    snap = b""
+    if ie.snap is not None:
+        snap = ie.snap[0].to_bytes(3, "big") + ie.snap[1].to_bytes(2, "big")
+    return Blli(ie.l2 or 0, ie.l3 or 0, snap)
+
+
+def setup_ies(p: CallParams) -> list[AnyIE]:
+    """The IEs of a SETUP for `p` (the caller's view); the network adds the VC."""
+    t = p.traffic
+    td = TrafficDescriptor(fwd_pcr_01=t.fwd_pcr or None, bwd_pcr_01=t.bwd_pcr or None,
+                           best_effort=not (t.fwd_pcr and t.bwd_pcr))
+    b = p.bearer
+    x = b.bearer_class == BCOB_X     # octet 5a (traffic type, timing) exists for BCOB-X only
+    qos_compat = COMPAT_EXT | CODING_NETWORK if p.qos.fwd_class or p.qos.bwd_class else COMPAT_DEFAULT
+    ies: list[AnyIE] = [
+        AalParameters(AAL_5, p.aal.fwd_max_sdu, p.aal.bwd_max_sdu, AAL_MODE_MESSAGE, SSCS_NULL),
+        td,
+        BearerCapability(b.bearer_class, b.traffic_type if x else None, b.timing if x else None,
+                         b.clipping, b.up_config),
+    ]
+    blli = blli_ie(p.blli)
+    if blli is not None:
+        ies.append(blli)
+    ies.append(CalledNumber(p.called.address))
+    if p.called.subaddress:
+        ies.append(CalledSubaddress(p.called.subaddress, SUB_AESA))
+    if p.calling.address:
+        ies.append(CallingNumber(p.calling.address))
+    if p.calling.subaddress:
+        ies.append(CallingSubaddress(p.calling.subaddress, SUB_AESA))
+    ies.append(QosParameter(p.qos.fwd_class, p.qos.bwd_class, compat=qos_compat))
+    return ies
+
+
+def setup_params(msg: Q2931Message, default_sdu: int) -> CallParams:
+    """A received SETUP's parameters, the caller's view; what it lacks takes the defaults
+    (max SDU: `default_sdu`, the adapter's MTU)."""
+    aal = msg.get(IE_AAL)
+    fwd = bwd = default_sdu
+    if isinstance(aal, AalParameters) and aal.aal_type == AAL_5:
+        fwd = aal.fwd_max_sdu or default_sdu
+        bwd = aal.bwd_max_sdu or default_sdu
+    td = msg.get(IE_TRAFFIC)
+    traffic = TrafficDes()
+    if isinstance(td, TrafficDescriptor):
+        traffic = TrafficDes(td.fwd_pcr_01 or 0, td.bwd_pcr_01 or 0)
+    bb = msg.get(IE_BBCAP)
+    bearer = Bearer()
+    if isinstance(bb, BearerCapability):
+        bearer = Bearer(bb.bearer_class, bb.traffic_type or 0, bb.timing or 0, bb.clipping, bb.up_config)
+    qos = msg.get(IE_QOS)
+    blli = msg.get(IE_BLLI)
+    return CallParams(
+        aal=AalParm(fwd, bwd),
+        traffic=traffic,
+        bearer=bearer,
+        qos=QosParm(qos.fwd_class, qos.bwd_class) if isinstance(qos, QosParameter) else QosParm(),
+        blli=blli_of(blli) if isinstance(blli, BlliIE) else Blli(),
+        called=_party(msg, IE_CALLED, IE_CALLED_SUB),
+        calling=_party(msg, IE_CALLING, IE_CALLING_SUB))
+
+
+def setup_bllis(msg: Q2931Message) -> list[Blli]:
+    """Every B-LLI a SETUP offers (UNI 3.1 allows up to three, in order of preference)."""
+    return [blli_of(ie) for ie in msg.all(IE_BLLI) if isinstance(ie, BlliIE)]
+
+
+def _party(msg: Q2931Message, num_id: int, sub_id: int) -> AtmAddr:
+    num, sub = msg.get(num_id), msg.get(sub_id)
+    addr = getattr(num, "address", b"") if isinstance(num, (CalledNumber, CallingNumber)) else b""
+    subaddr = getattr(sub, "address", b"") if isinstance(sub, (CalledSubaddress, CallingSubaddress)) else b""
+    # only AESAs are socket addresses (an E.164 number has no place in sockaddr_ndd_atm)
+    return AtmAddr(addr if len(addr) == 20 else b"", subaddr if len(subaddr) == 20 else b"")
+
+
+# Q.2610 / UNI 3.1 cause values, for messages (the numbers are what SO_ATM_CAUSE returns).
+CAUSE_TEXT: dict[int, str] = {
+    1: "unallocated (unassigned) number", 2: "no route to specified transit network",
+    3: "no route to destination", 10: "VPCI/VCI unacceptable", 16: "normal call clearing",
+    17: "user busy", 18: "no user responding", 21: "call rejected", 22: "number changed",
+    23: "user rejects all calls with calling line identification restriction",
+    27: "destination out of order", 28: "invalid number format (address incomplete)",
+    30: "response to STATUS ENQUIRY", 31: "normal, unspecified",
+    35: "requested VPCI/VCI not available", 36: "VPCI/VCI assignment failure",
+    37: "user cell rate not available", 38: "network out of order", 41: "temporary failure",
+    43: "access information discarded", 45: "no VPCI/VCI available",
+    47: "resource unavailable, unspecified", 49: "quality of service unavailable",
+    57: "bearer capability not authorized", 58: "bearer capability not presently available",
+    63: "service or option not available, unspecified", 65: "bearer capability not implemented",
+    73: "unsupported combination of traffic parameters", 78: "AAL parameters cannot be supported",
+    81: "invalid call reference value", 82: "identified channel does not exist",
+    88: "incompatible destination", 89: "invalid endpoint reference",
+    91: "invalid transit network selection", 92: "too many pending add party requests",
+    93: "AAL parameters cannot be supported", 95: "invalid message, unspecified",
+    96: "mandatory information element is missing", 97: "message type non-existent or not implemented",
+    99: "information element non-existent or not implemented", 100: "invalid information element contents",
+    101: "message not compatible with call state", 102: "recovery on timer expiry",
+    104: "incorrect message length", 111: "protocol error, unspecified",
+}
+
+
+def cause_text(cause: int) -> str:
+    return CAUSE_TEXT.get(cause, f"cause {cause}")

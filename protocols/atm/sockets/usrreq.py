@@ -1,0 +1,286 @@
+"""The ATM socket family: socket(AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM) over an AtmNdd.
+
+AIX's connection-oriented datagram service (DESIGN.md §3, §6): message boundaries are
+kept, nothing is retransmitted.  Addresses and option values: protocols.atm.sockets.sockaddr;
+socket state and the data path: atm_pcb.py; SVC call control: svc.py (Q.2931 over the
+SAAL on VC 0/5, one user-side UNI per adapter, started by the first SVC listen/connect).
+
+  bind((nddname,))   names the adapter and takes an ns_alloc reference on it (opens it).
+                     Unknown name -> ENODEV: that is what AIX's ns_alloc() returns, and
+                     the NDD name is the whole "address" here.  A known NDD that is not an
+                     ATM adapter -> EADDRNOTAVAIL: the name exists but is no address of this
+                     family (Linux's errno for a name not usable by the socket).
+                     Bound twice -> EINVAL (as Linux).  A PVC address binds its adapter only.
+  bind(SVC address)  also claims the service access point (adapter, AESA with its
+                     selector, subaddress, SO_ATM_BLLI): the called party callers name.
+                     The same SAP twice -> EADDRINUSE (another B-LLI or subaddress on the
+                     same AESA is another SAP); SO_ATM_BLLI set later re-keys it (EADDRINUSE
+                     likewise).  A connecting socket's bound AESA is its calling number.
+  listen(backlog)    SVC only: the socket must be bound to an ATM address (else
+                     EDESTADDRREQ, as POSIX says for a protocol that cannot listen
+                     unbound); a PVC -> EOPNOTSUPP (Linux's PVC sockets have no listen); a
+                     connected or connecting SVC -> EINVAL; again -> only the backlog
+                     changes.  backlog = SO_ATM_MAX_PEND, the calls held before accept()
+                     (<= 0: 32, Linux's ATM_BACKLOG_DEFAULT); one more is refused with
+                     cause 17 (user busy), a call no listener matches with 88.
+  accept()           not listening -> EINVAL.  Sends CONNECT for the oldest queued call and
+                     returns once CONNECT ACKNOWLEDGE came: (connected socket, the caller's
+                     address from its calling party number, b"" if it sent none).  A
+                     queued call that is cleared first is skipped.
+  connect(PVC)       local station only -- NO cell leaves: NDD_ATM_OPEN_VC with the AAL
+                     and traffic parameters, then an NS_ATM_VC filter for the socket.
+                     Unbound sockets bind to the address's adapter first (that binding
+                     survives a failed connect, as an auto-bound name does).  EINVAL: bad
+                     vc_type, VPI/VCI out of range or reserved (VCI 0-31), another adapter
+                     than the bound one, or a socket bound to an ATM address; EADDRINUSE:
+                     the VC is open (or claimed) already; EISCONN: connected.
+  connect(SVC)       SETUP carrying SO_ATM_AAL_PARM, TRAFFIC_DES, BEARER, QOS_PARM, BLLI,
+                     CALLING (svc_params.py), then waits for CONNECT (the VC the network
+                     names is opened at its first answer).  Failure -> the errno of the
+                     clearing cause (q2931.cause_to_errno: 1 EADDRNOTAVAIL, 3/37/47
+                     EHOSTUNREACH, 22 EREMCHG, 27 EHOSTDOWN -- also when the signalling link
+                     is down --, any other ECONNREFUSED), no answer (T303 twice, T310) ->
+                     ETIMEDOUT, RESTART -> ENETRESET; SO_ATM_CAUSE has the cause.  The
+                     socket is left unconnected and may connect again.  EALREADY while
+                     connecting, EISCONN once connected, EOPNOTSUPP when listening.
+  send               before connect -> ENOTCONN (connection-oriented: the peer is the VC,
+                     there is no sendto destination to be missing, so not EDESTADDRREQ);
+                     empty -> EINVAL (AAL5 Length 0 means "abort"); over the forward max SDU
+                     -> EMSGSIZE.  Waits while the adapter's transmit queue is full.
+  recv               one SDU per call; a smaller buffer truncates (the rest is lost, as for
+                     any datagram socket).  The queue is bounded by SO_RCVBUF (bytes, each SDU
+                     charged like UDP); overflows and SDUs over the backward max are dropped
+                     and counted (`sock.stats()`).
+  call cleared       by the far end or the network while open (svc.reset_errno): normal
+                     clearing (cause 16/31) reads as EOF -- recv returns what had arrived,
+                     then b"" --, like a FIN; any other cause first raises ECONNRESET once,
+                     a lost signalling link (T309) or a RESTART ENETRESET once; then EOF.
+                     send -> EPIPE.  SO_ATM_CAUSE tells the cause.
+  close              PVC: deletes the filter and closes the VC (SDUs still queued in the
+                     adapter are discarded, `vc_closed_tx_drops`), so the VC can be opened
+                     again.  SVC: the same, after RELEASE with SO_ATM_CAUSE as set (16 by
+                     default); a listener refuses its queued calls (cause 21, call rejected).
+"""
+from __future__ import annotations
+
+import errno
+import socket as _pysocket
+from typing import TYPE_CHECKING, Any, Callable
+
+from ndd import constants as C
+from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
+from protocols.contracts import PR_ATOMIC, PR_CONNREQUIRED, Protosw
+
+from .pcb import SDU_OVERHEAD, AtmPcb, AtmSockStats, St, close_vc, errno_of, free_adapter, open_vc
+from .sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BEARER, SO_ATM_BLLI, SO_ATM_CALLED,
+                       SO_ATM_CALLING, SO_ATM_CAUSE, SO_ATM_MAX_PEND, SO_ATM_QOS_PARM, SO_ATM_TRAFFIC_DES,
+                       AalParm, AtmAddr, AtmCause, Bearer, Blli, QosParm, SockaddrNddAtm, TrafficDes, check_pvc)
+from .svc import SvcManager
+
+if TYPE_CHECKING:
+    from ndd.services import NetServices
+    from stack.stack import Stack
+
+SOL_NDD_ATM = NDD_PROT_ATM   # option level: the protocol number (BSD rule; see sockaddr.py)
+ATM_BACKLOG_DEFAULT = 32     # Linux <linux/atmdev.h>: listen(fd, 0) still takes calls
+_CALL_OPTIONS: dict[int, Any] = {SO_ATM_AAL_PARM: AalParm, SO_ATM_TRAFFIC_DES: TrafficDes, SO_ATM_BLLI: Blli,
+                                  SO_ATM_BEARER: Bearer, SO_ATM_QOS_PARM: QosParm, SO_ATM_CALLING: AtmAddr}
+_FIELD = {SO_ATM_AAL_PARM: "aal", SO_ATM_TRAFFIC_DES: "traffic", SO_ATM_BLLI: "blli", SO_ATM_BEARER: "bearer",
+          SO_ATM_QOS_PARM: "qos", SO_ATM_CALLING: "calling"}
+_IN_CALL = (St.CONNECTING, St.CONNECTED, St.RELEASED, St.PENDING, St.ACCEPTING)
+
+
+class AtmUserRequests:
+    """pr_usrreqs of the ATM service (sans-IO: errnos, never waits).  `socket_class`
+    tells the socket layer to build AtmSocket, whose addresses are sockaddr_ndd_atm."""
+
+    def __init__(self, ns: "NetServices", now: Callable[[], float] | None = None, timers: Any = None) -> None:
+        self.ns = ns
+        self.svc = SvcManager(ns, now or ns.clock, timers)
+        from stack.ndd_socket import AtmSocket    # the waiting half lives in the socket layer
+        self.socket_class = AtmSocket
+
+    def attach(self) -> AtmPcb:
+        return AtmPcb()
+
+    def bind(self, pcb: AtmPcb, nddname: str) -> int:
+        if pcb.ndd is not None:
+            return errno.EINVAL
+        ndd = self.ns.ndds.get(nddname)
+        if ndd is None:
+            return errno.ENODEV
+        if ndd.ndd_type != C.NDD_ATM:
+            return errno.EADDRNOTAVAIL
+        try:
+            pcb.ndd = self.ns.ns_alloc(nddname)
+        except OSError as exc:
+            return errno_of(exc)
+        return 0
+
+    def bind_svc(self, pcb: AtmPcb, addr: SockaddrNddAtm) -> int:
+        """bind() of an SVC address: the adapter, then the SAP."""
+        err = self.bind(pcb, addr.nddname)
+        if err:
+            return err
+        pcb.local = SockaddrNddAtm.svc(addr.nddname, addr.atm_address, addr.subaddress)
+        err = self.svc.claim(pcb)
+        if err:
+            pcb.local = None
+            free_adapter(self.ns, pcb)
+        return err
+
+    def listen(self, pcb: AtmPcb, backlog: int) -> int:
+        if pcb.peer is not None and pcb.peer.vc_type == CONN_PVC and pcb.connected:
+            return errno.EOPNOTSUPP
+        if pcb.state in _IN_CALL:
+            return errno.EINVAL
+        if pcb.local is None:
+            return errno.EDESTADDRREQ
+        backlog = min(backlog if backlog > 0 else ATM_BACKLOG_DEFAULT, _pysocket.SOMAXCONN)
+        if pcb.state is St.LISTENING:
+            pcb.backlog = backlog
+            return 0
+        return self.svc.listen(pcb, backlog)
+
+    def accept(self, pcb: AtmPcb) -> AtmPcb | None:
+        return self.svc.accept(pcb)
+
+    def connect(self, pcb: AtmPcb, addr: SockaddrNddAtm) -> int:
+        if pcb.state is St.LISTENING:
+            return errno.EOPNOTSUPP      # POSIX: "the socket is listening and cannot be connected"
+        if pcb.state is St.CONNECTING:
+            return errno.EALREADY
+        if pcb.state is not St.IDLE:
+            return errno.EISCONN
+        err = check_pvc(addr)
+        if err:
+            return err
+        if addr.vc_type == CONN_PVC and pcb.local is not None:
+            return errno.EINVAL          # bound to an ATM address: a switched-VC socket
+        if pcb.ndd is None:
+            err = self.bind(pcb, addr.nddname)
+            if err:
+                return err
+        elif pcb.ndd.ndd_name != addr.nddname:
+            return errno.EINVAL
+        if addr.vc_type == CONN_SVC:
+            return self.svc.connect(pcb, addr)
+        err = open_vc(self.ns, pcb, addr.vpi, addr.vci, pcb.aal_parm(), pcb.traffic.fwd_pcr)
+        if not err:
+            pcb.peer = SockaddrNddAtm.pvc(addr.nddname, addr.vpi, addr.vci)
+            pcb.state = St.CONNECTED
+        return err
+
+    def abandon_connect(self, pcb: AtmPcb) -> None:
+        """A cancelled connect(): clear the call (SO_ATM_CAUSE as set), stay unconnected."""
+        if pcb.state is St.CONNECTING:
+            self.svc.release(pcb)
+            pcb.peer = None
+
+    def disconnect(self, pcb: AtmPcb) -> None:
+        if pcb.call is not None or pcb.pending or pcb.state is St.LISTENING:
+            self.svc.release(pcb)
+        close_vc(self.ns, pcb)
+        pcb.peer = None
+        pcb.state = St.IDLE
+
+    def send(self, pcb: AtmPcb, data: memoryview) -> int:
+        if pcb.state is St.RELEASED:
+            return errno.EPIPE
+        if pcb.state is not St.CONNECTED or pcb.vc is None:
+            return errno.ENOTCONN
+        if not len(data):
+            return errno.EINVAL
+        if len(data) > pcb.max_sdu[0]:
+            return errno.EMSGSIZE
+        err = pcb.ndd.atm_output(*pcb.vc, data)
+        if not err:
+            pcb.stats.sdus_out += 1
+            pcb.stats.bytes_out += len(data)
+        return err
+
+    def recv(self, pcb: AtmPcb, peek: bool) -> tuple[bytes, Any] | None:
+        """(SDU, the peer's address) -- the shape the datagram socket's receive loop takes;
+        b"" once a cleared call's SDUs are all read (EOF)."""
+        if not pcb.queue:
+            return (b"", pcb.peer) if pcb.state is St.RELEASED else None
+        if peek:
+            return pcb.queue[0], pcb.peer
+        sdu = pcb.queue.popleft()
+        pcb.queued -= len(sdu) + SDU_OVERHEAD
+        return sdu, pcb.peer
+
+    def readable(self, pcb: AtmPcb) -> bool:
+        return bool(pcb.queue) or pcb.state is St.RELEASED or bool(pcb.pending)
+
+    def take_error(self, pcb: AtmPcb) -> int:
+        return pcb.take_error()
+
+    def detach(self, pcb: AtmPcb) -> None:
+        self.disconnect(pcb)
+        self.svc.unclaim(pcb)
+        pcb.local = None
+        free_adapter(self.ns, pcb)
+        pcb.queue.clear()
+        pcb.queued = 0
+
+    def setopt(self, pcb: AtmPcb, optname: int, value: object) -> int:
+        if optname == SO_ATM_MAX_PEND:
+            if not isinstance(value, int) or value < 1:
+                return errno.EINVAL
+            pcb.backlog = min(value, _pysocket.SOMAXCONN)
+            return 0
+        cls = AtmCause if optname == SO_ATM_CAUSE else _CALL_OPTIONS.get(optname)
+        if cls is None:
+            return errno.ENOPROTOOPT     # SO_ATM_CALLED is read-only, as SO_ERROR; the rest not served
+        v = cls.coerce(value)            # TypeError / OSError(EINVAL) for a wrong shape
+        err = v.check()
+        if err:
+            return err
+        if optname == SO_ATM_CAUSE:
+            pcb.release_cause = v.cause
+            return 0
+        if pcb.state in _IN_CALL:
+            return errno.EISCONN         # call parameters are fixed when the VC opens
+        if optname == SO_ATM_BLLI and pcb.local is not None:
+            err = self.svc.claim(pcb, v)     # a bound socket's SAP changes with it
+            if err:
+                return err
+        setattr(pcb, _FIELD[optname], v)
+        return 0
+
+    def getopt(self, pcb: AtmPcb, optname: int) -> Any:
+        if optname == SO_ATM_AAL_PARM:
+            return AalParm(*pcb.max_sdu) if pcb.connected or pcb.vc else pcb.aal_parm()
+        if optname == SO_ATM_CALLING:
+            if pcb.params is not None:
+                return pcb.params.calling
+            local = pcb.local
+            return pcb.calling or (AtmAddr(local.atm_address, local.subaddress) if local else AtmAddr())
+        if optname == SO_ATM_CALLED:
+            return pcb.params.called if pcb.params is not None else AtmAddr()
+        if optname == SO_ATM_MAX_PEND:
+            return pcb.backlog
+        if optname == SO_ATM_CAUSE:
+            return pcb.cause
+        name = _FIELD.get(optname)
+        return getattr(pcb, name) if name is not None else None
+
+
+def register(stack: "Stack") -> None:
+    """Install the AF_NDD domain with the ATM connection-oriented datagram protocol."""
+    stack.protosw.add_domain(AF_NDD, "ndd")
+    usrreqs = AtmUserRequests(stack.ns, stack.now, stack.timers)
+    stack.protosw.add(AF_NDD, Protosw("atm", SOCK_CONN_DGRAM, NDD_PROT_ATM, usrreqs=usrreqs,
+                                      flags=PR_ATOMIC | PR_CONNREQUIRED))
+
+
+def svc_manager(stack: "Stack") -> SvcManager:
+    """The Stack's SVC call control (start/stop an adapter's UNI, its endpoints, stats)."""
+    pr = stack.protosw.find_proto(AF_NDD, NDD_PROT_ATM)
+    assert pr is not None
+    return pr.usrreqs.svc
+
+
+__all__ = ["AtmPcb", "AtmSockStats", "AtmUserRequests", "CONN_PVC", "CONN_SVC", "NDD_PROT_ATM",
+           "SOCK_CONN_DGRAM", "SOL_NDD_ATM", "register", "svc_manager"]

@@ -1,1 +1,0 @@
-"""linux-atm's atmsigd as a real SAAL / Q.2931 peer: an LD_PRELOAD shim (shim.c) and a harness."""

@@ -1,0 +1,192 @@
+"""Shared pieces of `make bench`: result cells, namespaces that always go away, peers.
+
+Every namespace and device is named with `tools.lab.netns.unique_name` and deleted in a
+`finally`; every process is one we started, stopped by its own PID.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from tools.lab.netns import NetnsHost, have_tun, ip, unique_name
+
+ROOT = Path(__file__).resolve().parents[2]
+PEER = str(Path(__file__).with_name("peer.py"))  # run as a script: stdlib only, any Python
+
+
+@dataclass
+class Cell:
+    """One figure, or why there is none (never a made-up number)."""
+    value: float | None = None
+    note: str = ""
+
+    @classmethod
+    def na(cls, why: str) -> "Cell":
+        return cls(None, f"not available: {why}")
+
+
+@dataclass
+class Section:
+    """What one column measured: row key -> Cell, plus free-form details for the JSON."""
+    name: str
+    cells: dict[str, Cell] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def set(self, key: str, value: float | None, note: str = "") -> None:
+        self.cells[key] = Cell(value, note)
+
+    def fail(self, keys: list[str], why: str) -> None:
+        for k in keys:
+            self.cells.setdefault(k, Cell.na(why))
+
+
+@dataclass
+class Params:
+    quick: bool
+    seconds: float          # per bulk / rr / cps measurement
+    idle_conns: int          # connections for the memory figure
+
+
+def params(quick: bool) -> Params:
+    return Params(quick, 1.0 if quick else 3.0, 2000 if quick else 10000)
+
+
+def can_run() -> str:
+    """'' when namespaces and TUN/TAP are usable, else the reason."""
+    ok, why = have_tun()
+    return "" if ok else why
+
+
+@contextlib.contextmanager
+def netns(prefix: str = "tsb") -> Iterator[NetnsHost]:
+    host = NetnsHost.create(unique_name(prefix))
+    try:
+        yield host
+    finally:
+        host.delete()
+
+
+class Proc:
+    """A child we started; reads its JSON lines with timeouts; killed by PID on exit."""
+
+    def __init__(self, argv: list[str], *, stdin: bool = False, cwd: Path = ROOT) -> None:
+        self.argv = argv
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                  cwd=cwd, text=True, start_new_session=True)
+        self._buf = ""
+
+    def line(self, timeout: float) -> dict[str, Any]:
+        """Next JSON line on stdout (non-JSON lines skipped); TimeoutError/EOFError otherwise."""
+        assert self.p.stdout is not None
+        deadline = time.monotonic() + timeout
+        fd = self.p.stdout.fileno()
+        while True:
+            if "\n" in self._buf:
+                text, self._buf = self._buf.split("\n", 1)
+                try:
+                    obj = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    return obj
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer from {self.argv[-1] if self.argv else '?'} within {timeout:.0f} s")
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 65536).decode(errors="replace")
+                if not chunk:
+                    err = self.stderr_tail()
+                    raise EOFError(f"process exited ({self.p.poll()}){': ' + err if err else ''}")
+                self._buf += chunk
+
+    def send(self, text: str) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(text + "\n")
+        self.p.stdin.flush()
+
+    def stderr_tail(self) -> str:
+        if self.p.poll() is None or self.p.stderr is None:
+            return ""
+        lines = self.p.stderr.read().strip().splitlines()
+        return lines[-1][:200] if lines else ""
+
+    def stop(self, grace: float = 3.0) -> None:
+        """Close stdin, then SIGINT (its cleanup runs: trio and asyncio unwind), SIGTERM, SIGKILL.
+
+        Each signal goes to this child's own process group (start_new_session), nothing else.
+        """
+        if self.p.stdin is not None and not self.p.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.p.stdin.close()
+        for sig in (None, signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None and self.p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.p.pid, sig)
+            try:
+                self.p.wait(timeout=grace if sig != signal.SIGINT else 10)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def __enter__(self) -> "Proc":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def peer_argv(host: NetnsHost, role: str, *args: str) -> list[str]:
+    """The stdlib peer, run by this Python inside namespace `host`."""
+    return host.exec_argv(sys.executable, PEER, role, *args)
+
+
+def run_peer(host: NetnsHost, role: str, *args: str, timeout: float = 60) -> dict[str, Any]:
+    """Run a client-type peer to completion and return its JSON figures."""
+    with Proc(peer_argv(host, role, *args)) as p:
+        out = p.line(timeout)
+    if "error" in out and out["error"]:
+        raise RuntimeError(out["error"])
+    return out
+
+
+def veth_pair(a: NetnsHost, b: NetnsHost, addr_a: str, addr_b: str) -> None:
+    """A veth pair with one end in each namespace (deleted with the namespaces)."""
+    va, vb = unique_name("tva"), unique_name("tvb")
+    ip("link", "add", va, "type", "veth", "peer", "name", vb)
+    try:
+        ip("link", "set", va, "netns", a.name)
+        ip("link", "set", vb, "netns", b.name)
+    except subprocess.CalledProcessError:
+        ip("link", "del", va, check=False)
+        raise
+    for host, dev, addr in ((a, va, addr_a), (b, vb, addr_b)):
+        host.ip("addr", "add", addr, "dev", dev)
+        host.ip("link", "set", dev, "up")
+
+
+def reason(exc: BaseException) -> str:
+    """A one-line why; the first real error inside (trio) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1][:160] if text else ''}".rstrip(": ")
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return ""
+    if v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"

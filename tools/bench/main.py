@@ -1,0 +1,199 @@
+"""`make bench`: tunstack's TCP side by side with its peers, measured in one run.
+
+Figures, never assertions: every cell is a number measured now, or "n/a" with the
+reason (a footnote) -- never a number carried over from elsewhere.
+
+Sections (`--only` takes these names, comma-separated):
+  veth        Linux ↔ Linux over a veth pair between two namespaces (iperf3; the ceiling)
+  pytcp       pmd-pytcp 0.3.8 on a TAP, pip-installed into .bench/venv, driven by our harness
+  slirp       slirp4netns (Debian package) between the host's loopback and a namespace
+  tunstack    tunstack over TUN, offload on and off, in child processes
+  svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd
+              (a second table; tools/bench/svc.py)
+
+Prints one table (rows: measurements; columns: tunstack, pmd-pytcp, slirp4netns, veth,
+tunstack ÷ pmd-pytcp, tunstack ÷ veth) and writes it to bench-out/bench.json.
+Needs root (namespaces, TUN/TAP); without it every cell says so.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from . import pytcp as bench_pytcp, slirp as bench_slirp, svc as bench_svc, tunstack as bench_tunstack, veth as bench_veth
+from .common import ROOT, Cell, Params, Section, fmt, params
+
+# key, label, unit (for memory smaller is better; the ratio still reads tunstack ÷ peer)
+ROWS: list[tuple[str, str, str]] = [
+    ("bulk_in", "bulk kernel→stack, offload on", "Mbit/s"),
+    ("bulk_out", "bulk stack→kernel, offload on", "Mbit/s"),
+    ("bulk_in_nooff", "bulk kernel→stack, offload off", "Mbit/s"),
+    ("bulk_out_nooff", "bulk stack→kernel, offload off", "Mbit/s"),
+    ("rr", "1-byte request/response", "per s"),
+    ("cps", "accepted connections", "per s"),
+    ("mem", "Python heap per idle connection (tracemalloc; lower is better)", "KiB"),
+    ("mem_rss", "RSS per idle connection (lower is better)", "KiB"),
+]
+COLUMNS = ["tunstack", "pmd-pytcp", "slirp4netns", "veth"]
+SECTIONS: dict[str, tuple[str, Callable[[Params], Section]]] = {
+    "veth": ("veth", bench_veth.run),
+    "pytcp": ("pmd-pytcp", bench_pytcp.run),
+    "slirp": ("slirp4netns", bench_slirp.run),
+    "tunstack": ("tunstack", bench_tunstack.run),
+}
+# the peers have no offload switch: their one bulk figure stands in both offload rows
+SAME_AS = {"bulk_in_nooff": "bulk_in", "bulk_out_nooff": "bulk_out"}
+OUT = ROOT / "bench-out" / "bench.json"
+
+
+def fill_peer_rows(sec: Section) -> None:
+    if sec.name == "tunstack":
+        return
+    for row, src in SAME_AS.items():
+        if row not in sec.cells and src in sec.cells:
+            c = sec.cells[src]
+            sec.cells[row] = Cell(c.value, c.note)
+    for key, _, _ in ROWS:
+        sec.cells.setdefault(key, Cell(None, "not measured for this peer"))
+
+
+def ratio(a: Cell, b: Cell) -> float | None:
+    return a.value / b.value if a.value is not None and b.value else None
+
+
+def render(sections: dict[str, Section], meta: dict[str, object]) -> str:
+    """The table as Markdown, with the reasons for missing figures as numbered footnotes."""
+    notes: list[str] = []
+
+    def cell(c: Cell) -> str:
+        if c.value is not None:
+            return fmt(c.value)
+        if c.note in ("not measured for this peer", "section not run"):
+            return "—"
+        if c.note not in notes:
+            notes.append(c.note)
+        return f"n/a [{notes.index(c.note) + 1}]"
+
+    head = ["measurement", "unit", *COLUMNS, "tunstack ÷ pmd-pytcp", "tunstack ÷ veth"]
+    rows = [head, ["---"] * len(head)]
+    for key, label, unit in ROWS:
+        cs = [sections[c].cells[key] if c in sections else Cell(None, "section not run") for c in COLUMNS]
+        r_p, r_v = ratio(cs[0], cs[1]), ratio(cs[0], cs[3])
+        rows.append([label, unit, *(cell(c) for c in cs),
+                     f"{r_p:.2f}×" if r_p is not None else "", f"{r_v:.3f}×" if r_v is not None else ""])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["| " + " | ".join(x.ljust(w) if i < 2 else x.rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
+             + " |" for r in rows]
+    lines[1] = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    lines.insert(0, f"tunstack benchmark, {meta['date']}, {meta['machine']}"
+                    f"{' (--quick)' if meta['quick'] else ''}; {meta['seconds']:g} s per figure\n")
+    lines += [""] + [f"[{i + 1}] {n}" for i, n in enumerate(notes)] + remarks(sections)
+    return "\n".join(lines)
+
+
+def remarks(sections: dict[str, Section]) -> list[str]:
+    """How to read the table: the facts behind columns that are not obvious."""
+    out = ["Ratios divide tunstack's figure by the peer's (for memory, below 1× favours tunstack).",
+           "The peers have no offload switch: each shows its one bulk figure in both offload rows."]
+    if "veth" in sections:
+        out.append("veth: iperf3 for bulk (one run; a veth is symmetric), the same Python peers as tunstack "
+                   "for request/response and connections.")
+    if "slirp4netns" in sections:
+        out.append("slirp4netns: kernel→stack is namespace→host, stack→kernel is host→namespace (port forward).")
+    d = sections["pmd-pytcp"].details if "pmd-pytcp" in sections else {}
+    if d.get("listening_after_s"):
+        mem = d.get("mem", {})
+        after = " and ".join(f"{s:g}" for s in d["listening_after_s"])
+        out.append(f"pmd-pytcp: TAP (it has no offloads); its listeners bound {after} s after start "
+                   f"(address conflict detection)"
+                   + (f"; memory over {mem['connections']} connections." if mem else "."))
+    t = sections["tunstack"].details if "tunstack" in sections else {}
+    if t.get("mem"):
+        out.append(f"tunstack: TUN; memory over {t['mem']['connections']} idle connections.")
+    return [""] + out
+
+
+def to_json(sections: dict[str, Section], meta: dict[str, object]) -> dict[str, object]:
+    rows = []
+    for key, label, unit in ROWS:
+        r: dict[str, object] = {"key": key, "label": label, "unit": unit}
+        for c in COLUMNS:
+            cl = sections[c].cells[key] if c in sections else Cell(None, "section not run")
+            r[c] = {"value": cl.value, "note": cl.note}
+        t = sections.get("tunstack")
+        for peer, name in (("pmd-pytcp", "ratio_tunstack_pmd_pytcp"), ("veth", "ratio_tunstack_veth")):
+            r[name] = ratio(t.cells[key], sections[peer].cells[key]) if t and peer in sections else None
+        rows.append(r)
+    return {**meta, "rows": rows, "details": {n: s.details for n, s in sections.items() if s.details}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tunstack bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1 s per figure and 2000 idle connections (~1 min)")
+    ap.add_argument("--only", metavar="SECTION[,SECTION]",
+                    help=f"run only these: {', '.join([*SECTIONS, 'svc'])}")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default {OUT.relative_to(ROOT)})")
+    a = ap.parse_args(argv)
+    chosen = list(SECTIONS)
+    if a.only:
+        chosen = [s.strip() for s in a.only.split(",") if s.strip()]
+        bad = [s for s in chosen if s not in SECTIONS and s != "svc"]
+        if bad:
+            ap.error(f"unknown section(s) {', '.join(bad)}; choose from {', '.join([*SECTIONS, 'svc'])}")
+    run_svc = "svc" in chosen or not a.only
+    chosen = [s for s in chosen if s != "svc"]
+    p = params(a.quick)
+    meta: dict[str, object] = {
+        "date": datetime.date.today().isoformat(), "quick": p.quick, "seconds": p.seconds,
+        "idle_connections": p.idle_conns,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+                   f"Python {platform.python_version()}",
+    }
+    sections: dict[str, Section] = {}
+    t_all = time.monotonic()
+    # the peers first: tunstack's figures are then read against numbers of the same minute
+    for key in sorted(chosen, key=lambda s: list(SECTIONS).index(s)):
+        column, fn = SECTIONS[key]
+        print(f"== {column} ...", flush=True)
+        t0 = time.monotonic()
+        sec = fn(p)
+        fill_peer_rows(sec)
+        sections[column] = sec
+        done = ", ".join(f"{k} {fmt(c.value)}" for k, c in sec.cells.items() if c.value is not None) or \
+            next((c.note for c in sec.cells.values()), "")
+        print(f"   {time.monotonic() - t0:.0f} s: {done}", flush=True)
+    svc: dict[str, Section] = {}
+    if run_svc:
+        print("== ATM SVC calls (tunstack switch, atmsigd) ...", flush=True)
+        t0 = time.monotonic()
+        svc = bench_svc.run(p)
+        print(f"   {time.monotonic() - t0:.0f} s", flush=True)
+    meta["elapsed_s"] = round(time.monotonic() - t_all, 1)
+    print()
+    if sections:
+        print(render(sections, meta))
+    if svc:
+        print()
+        print(bench_svc.render(svc))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    out = to_json(sections, meta)
+    if svc:
+        out["svc"] = {n: {"cells": {k: {"value": c.value, "note": c.note} for k, c in s.cells.items()},
+                          "details": s.details} for n, s in svc.items()}
+    a.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwritten: {a.out} ({meta['elapsed_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every namespace and child is cleaned up
+    from tools.cli.command import run_sync_command
+    sys.exit(run_sync_command("bench", main))

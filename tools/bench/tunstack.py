@@ -1,0 +1,339 @@
+"""Section d: tunstack itself on a TUN device whose kernel side sits in a namespace.
+
+The stack runs in a child process (`python -m tools.bench.tunstack --group G`), one per
+group, so a hang or crash of the stack costs one group, never the whole run, and the
+memory figure is the child's own.  In the child the stack uses its sockets directly
+(`stack.socket(AF_INET, SOCK_STREAM)`, `bind/listen/accept/connect/send/recv`); the Linux
+side is the stdlib peer (`tools/bench/peer.py`) inside the namespace.
+
+Groups: `on` (offload on: bulk both ways, 1-byte request/response, accepted
+connections/s), `off` (offload off: bulk both ways), `mem` (idle connections).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import socket as pysocket
+import subprocess
+import sys
+import time
+import tracemalloc
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import trio
+
+from .common import Cell, Params, Proc, Section, can_run, netns, peer_argv, reason
+from tools.lab.netns import NetnsHost, unique_name
+
+KERNEL_IP, STACK_IP = "10.78.2.1", "10.78.2.2"
+CHUNK = 64 * 1024
+GROUPS: dict[str, list[str]] = {
+    "on": ["bulk_in", "bulk_out", "rr", "cps"],
+    "off": ["bulk_in", "bulk_out"],
+    "mem": ["mem"],
+}
+ROW_OF = {("on", "bulk_in"): "bulk_in", ("on", "bulk_out"): "bulk_out", ("off", "bulk_in"): "bulk_in_nooff",
+          ("off", "bulk_out"): "bulk_out_nooff", ("on", "rr"): "rr", ("on", "cps"): "cps", ("mem", "mem"): "mem"}
+ROWS = [*ROW_OF.values(), "mem_rss"]
+
+
+def limit(measure: str, seconds: float, conns: int) -> float:
+    """How long one measurement may take before it counts as hung (a stack under development)."""
+    return 20 + 3 * seconds + (conns / 200 if measure == "mem" else 0)
+
+
+# --- parent side ----------------------------------------------------------------
+def stream_support() -> str:
+    """'' when the stack can make stream sockets, else why not (e.g. ESOCKTNOSUPPORT)."""
+    from stack import Stack
+
+    async def probe() -> str:
+        async with Stack("bench-probe") as st:
+            try:
+                st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM).close()
+            except OSError as exc:
+                return f"stream sockets: {exc}"
+        return ""
+    try:
+        return trio.run(probe)
+    except Exception as exc:  # a broken work tree must not stop the other sections
+        return f"stack does not start: {reason(exc)}"
+
+
+def run(p: Params) -> Section:
+    sec = Section("tunstack")
+    why = can_run() or stream_support()
+    if why:
+        sec.fail(ROWS, why)
+        return sec
+    for group in GROUPS:
+        argv = [sys.executable, "-m", "tools.bench.tunstack", "--group", group, "--seconds", str(p.seconds),
+                "--conns", str(p.idle_conns)]
+        # the child bounds each measurement itself; this only catches a child that hangs outright
+        budget = 30 + sum(limit(m, p.seconds, p.idle_conns) for m in GROUPS[group])
+        try:
+            with Proc(argv) as child:
+                out = child.line(budget)
+        except (OSError, TimeoutError, EOFError) as exc:
+            out = {"error": reason(exc)}
+        if out.get("offload_flags") is not None:
+            sec.details[f"tun_offload_flags_{group}"] = out["offload_flags"]
+        for m in GROUPS[group]:
+            row = ROW_OF[(group, m)]
+            res = out.get(m)
+            got: dict[str, Any] = res if isinstance(res, dict) else {"error": out.get("error", "no result")}
+            if got.get("value") is None:
+                sec.cells[row] = Cell.na(got.get("error", "no result"))
+            else:
+                sec.set(row, got["value"], got.get("note", ""))
+            if got.get("details"):
+                sec.details[row] = got["details"]
+            if row == "mem":
+                rss = got.get("details", {}).get("rss_kib_per_conn")
+                if rss is None:
+                    sec.cells["mem_rss"] = Cell(sec.cells["mem"].value, sec.cells["mem"].note)
+                else:
+                    sec.set("mem_rss", rss, f"VmRSS growth over {got['details']['connections']} idle connections")
+    return sec
+
+
+# --- child side -----------------------------------------------------------------
+class KernelPeer:
+    """A bench_peer process in the namespace, read line by line from trio."""
+
+    def __init__(self, proc: trio.Process) -> None:
+        self.proc = proc
+        self.buf = b""
+
+    async def line(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        while b"\n" not in self.buf:
+            chunk = await self.proc.stdout.receive_some(65536)
+            if not chunk:
+                raise EOFError(f"Linux peer exited ({self.proc.returncode})")
+            self.buf += chunk
+        text, self.buf = self.buf.split(b"\n", 1)
+        obj: dict[str, Any] = json.loads(text)
+        if obj.get("error"):
+            raise RuntimeError(f"Linux peer: {obj['error']}")
+        return obj
+
+
+@asynccontextmanager
+async def kernel_server(host: NetnsHost, role: str, *args: str, stdin: bool = False) -> AsyncIterator[KernelPeer]:
+    """A server-type Linux peer for the body's duration; run_process kills it if we are cancelled."""
+    async with trio.open_nursery() as n:
+        proc = await n.start(partial(trio.run_process, peer_argv(host, role, *args), check=False,
+                                     stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
+        yield KernelPeer(proc)
+
+
+async def run_kernel(host: NetnsHost, role: str, *args: str) -> dict[str, Any]:
+    """Run a client-type Linux peer to completion; its JSON figures."""
+    out = await trio.run_process(peer_argv(host, role, *args), capture_stdout=True, capture_stderr=True,
+                                 check=False)
+    lines = [ln for ln in out.stdout.decode().splitlines() if ln.startswith("{")]
+    obj = json.loads(lines[-1]) if lines else {"error": out.stderr.decode().strip()[-200:] or "no output"}
+    if obj.get("error"):
+        raise RuntimeError(f"Linux peer: {obj['error']}")
+    return obj
+
+
+def listener(st: Any, port: int, backlog: int = 128, *, nodelay: bool = False) -> Any:
+    s = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+    s.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
+    if nodelay:
+        s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_NODELAY, 1)
+    s.bind((STACK_IP, port))
+    s.listen(backlog)
+    return s
+
+
+async def m_bulk_in(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
+    ls = listener(st, 5001)
+    got = 0
+
+    async def sink() -> None:
+        nonlocal got
+        c, _ = await ls.accept()
+        while data := await c.recv(CHUNK * 4):
+            got += len(data)
+        c.close()
+
+    async with trio.open_nursery() as n:
+        n.start_soon(sink)
+        res = await run_kernel(host, "source", STACK_IP, "5001", "--seconds", str(a.seconds))
+    ls.close()
+    note = "Linux Python sender → stack socket"
+    if got != res["bytes"]:
+        note += f" (received {got} of {res['bytes']} bytes)"
+    return {"value": res["mbit_s"], "note": note,
+            "details": {"bytes_sent": res["bytes"], "bytes_received": got}}
+
+
+async def m_bulk_out(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
+    async with kernel_server(host, "sink", "5002", "--timeout", "60") as peer:
+        await peer.line()  # listening
+        s = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+        if a.cc:
+            s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_CONGESTION, a.cc.encode())
+        cpu0 = time.process_time()
+        await s.connect((KERNEL_IP, 5002))
+        buf = b"\xa5" * CHUNK
+        sent = 0
+        end = trio.current_time() + a.seconds
+        while trio.current_time() < end:
+            await s.sendall(buf)
+            sent += len(buf)
+        # half-close and wait for the sink's close: every byte is delivered before we close
+        s.shutdown(pysocket.SHUT_WR)
+        while await s.recv(CHUNK):
+            pass
+        s.close()
+        cpu = time.process_time() - cpu0
+        res = await peer.line()
+    note = "stack socket → Linux Python receiver"
+    if res["bytes"] != sent:
+        note += f" (received {res['bytes']} of {sent} bytes)"
+    return {"value": res["mbit_s"], "note": note, "details": {"bytes_sent": sent, "bytes_received": res["bytes"],
+                                                              "cpu_s": round(cpu, 3), "cc": a.cc or "default"}}
+
+
+async def m_rr(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
+    ls = listener(st, 5007, nodelay=True)
+
+    async def echo() -> None:
+        c, _ = await ls.accept()
+        while data := await c.recv(64):
+            await c.sendall(data)
+        c.close()
+
+    async with trio.open_nursery() as n:
+        n.start_soon(echo)
+        res = await run_kernel(host, "rr-client", STACK_IP, "5007", "--seconds", str(a.seconds))
+    ls.close()
+    return {"value": res["per_s"], "note": "Linux Python client; stack echo socket, TCP_NODELAY"}
+
+
+async def m_cps(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
+    ls = listener(st, 5009, backlog=1024)
+    accepted = 0
+
+    async def acceptor() -> None:
+        nonlocal accepted
+        while True:
+            c, _ = await ls.accept()
+            c.close()
+            accepted += 1
+
+    async with trio.open_nursery() as n:
+        n.start_soon(acceptor)
+        res = await run_kernel(host, "cps-client", STACK_IP, "5009", "--seconds", str(a.seconds))
+        n.cancel_scope.cancel()
+    ls.close()
+    return {"value": res["per_s"], "note": "sequential connect/accept/close from Linux",
+            "details": {"accepted": accepted}}
+
+
+def rss_kib() -> int:
+    """VmRSS less what tracemalloc itself holds for its traces (it is on while we measure)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) - tracemalloc.get_tracemalloc_memory() // 1024
+    return 0
+
+
+async def m_mem(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
+    """Idle established connections held by the stack: tracemalloc and RSS growth per connection."""
+    ls = listener(st, 5010, backlog=4096)
+    held: list[Any] = []
+    gc.collect()
+    tracemalloc.start()
+    base_py, base_rss = tracemalloc.get_traced_memory()[0], rss_kib()
+
+    async def acceptor() -> None:
+        while True:
+            c, _ = await ls.accept()
+            held.append(c)
+
+    try:
+        async with trio.open_nursery() as n:
+            n.start_soon(acceptor)
+            async with kernel_server(host, "hold", STACK_IP, "5010", "--count", str(a.conns),
+                                     "--timeout", "300", stdin=True) as peer:
+                res = await peer.line()
+                with trio.move_on_after(10):  # the last handshakes may still be in the accept queue
+                    while len(held) < res["opened"]:
+                        await trio.sleep(0.05)
+                await trio.sleep(0.5)  # let delayed ACKs and timers settle
+                gc.collect()
+                py, rss = tracemalloc.get_traced_memory()[0], rss_kib()
+                assert peer.proc.stdin is not None
+                await peer.proc.stdin.aclose()  # the peer closes its sockets and exits
+            n.cancel_scope.cancel()
+    finally:
+        tracemalloc.stop()
+    for c in held:
+        c.close()
+    ls.close()
+    if not held:
+        raise RuntimeError(f"no connection accepted (Linux opened {res['opened']}; {res.get('error', '')})")
+    per_py = (py - base_py) / len(held) / 1024
+    per_rss = (rss - base_rss) / len(held)
+    return {"value": per_py, "note": f"tracemalloc growth over {len(held)} idle connections",
+            "details": {"connections": len(held), "linux_opened": res["opened"],
+                        "tracemalloc_kib_per_conn": round(per_py, 2), "rss_kib_per_conn": round(per_rss, 2)}}
+
+
+MEASURES: dict[str, Callable[[Any, NetnsHost, argparse.Namespace], Awaitable[dict[str, Any]]]] = {
+    "bulk_in": m_bulk_in, "bulk_out": m_bulk_out, "rr": m_rr, "cps": m_cps, "mem": m_mem}
+
+
+async def child(a: argparse.Namespace) -> dict[str, Any]:
+    from drivers import TunNdd
+    from stack import Stack
+
+    results: dict[str, Any] = {}
+    with netns("tsbt") as host:
+        ndd = TunNdd(unique_name("tsu"), offload=a.group != "off")
+        ndd.create()
+        host.adopt(ndd.ndd_name, f"{KERNEL_IP}/24")
+        async with Stack("bench") as st:
+            st.add_interface(ndd, f"{STACK_IP}/24")
+            results["offload_flags"] = getattr(ndd, "offload_flags", None)
+            for m in a.only.split(",") if a.only else GROUPS[a.group]:
+                t = limit(m, a.seconds, a.conns)
+                try:
+                    with trio.fail_after(t):
+                        results[m] = await MEASURES[m](st, host, a)
+                except trio.TooSlowError:
+                    results[m] = {"error": f"timed out after {t:.0f} s"}
+                except Exception as exc:  # stack errors arrive wrapped in nursery groups; keep going
+                    results[m] = {"error": reason(exc)}
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m tools.bench.tunstack", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--group", choices=list(GROUPS), required=True)
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--conns", type=int, default=10000)
+    p.add_argument("--cc", default="", help="the stack's congestion control for bulk_out (TCP_CONGESTION; "
+                   "'' keeps the default)")
+    p.add_argument("--only", default="", help="these measures of the group only (comma-separated)")
+    a = p.parse_args()
+    try:
+        out = trio.run(child, a)
+    except Exception as exc:
+        out = {"error": reason(exc)}
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

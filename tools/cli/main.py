@@ -1,0 +1,233 @@
+"""`tunstack` command line: up, ping, nc, atm, demo, bench.
+
+Every command runs through tools/cli/command.py: SIGINT/SIGTERM/SIGHUP clean up and exit
+128+signal, and every error is one line, `tunstack: error: ...` (exit 2 for usage, 1 at
+run time; --debug or TUNSTACK_DEBUG=1 for the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import trio
+
+from .atm import add_atm_parser
+from .command import Parser, debug_enabled, error_line, run_command, run_sync_command, until_shutdown
+from .device import add_device_options, attach, check_device_options, open_device, text_out
+from .nc import EPILOG_NC, add_nc_options, check_nc_options, run_nc
+from tools.services.builtin import ServiceStats, parse_serve, start_services
+
+EPILOG_UP = """examples:
+  tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24
+      then: ip netns exec demo ping 10.77.0.2
+  tunstack up --tap tp0 --addr 10.77.1.2/24 --netns demo --peer-addr 10.77.1.1/24 --pcap tp0.pcap
+  tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 \\
+      --serve echo --serve discard:9000
+      then: echo hi | ip netns exec demo socat -t1 - UDP:10.77.0.2:7
+            echo hi | ip netns exec demo nc -N 10.77.0.2 7
+  tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 --serve http
+      then: ip netns exec demo curl -o /dev/null http://10.77.0.2/bytes/100000000
+
+Prints one line beginning with `ready:` once the stack answers and every --serve
+service is bound (listed as serve=udp/echo:7,tcp/echo:7,...; on stderr with --pcap -);
+runs until SIGINT, SIGTERM or SIGHUP, then deletes the device and the namespace (if it
+created it) and exits 128 + the signal's number (130, 143, 129).
+
+services (--serve NAME[:PORT], repeatable):
+  echo     RFC 862, UDP and TCP port 7: everything goes back to its sender
+  discard  RFC 863, UDP and TCP port 9: everything is read and dropped
+  chargen  RFC 864, TCP port 19: 72-character lines until the peer closes
+  http     TCP port 80: HTTP/1.1 (keep-alive); GET or HEAD / (a page) and
+           /bytes/N (N bytes, byte i = i % 256); 404 otherwise.  Bounds: a
+           request (head + body) within 10 s, 30 s idle between requests,
+           head 16 KiB (431), body 1 MiB (413), 256 connections (more are
+           closed at once); counted under --stats
+"""
+
+
+def version() -> str:
+    """The installed distribution's version, else pyproject.toml's (a source checkout)."""
+    from importlib import metadata
+    try:
+        return metadata.version("tunstack")
+    except metadata.PackageNotFoundError:
+        pass
+    import tomllib
+    try:
+        with open(Path(__file__).resolve().parents[2] / "pyproject.toml", "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="tunstack", description="A userspace protocol stack over Linux TUN/TAP.")
+    p.add_argument("--version", action="version", version=f"tunstack {version()}")
+    p.add_argument("--debug", action="store_true",
+                   help="show Python tracebacks instead of one-line errors (also TUNSTACK_DEBUG=1)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run a stack on a new TUN/TAP device until interrupted",
+                        description="Create a TUN or TAP device, run a stack on it, answer ping.",
+                        epilog=EPILOG_UP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_device_options(up)
+    up.set_defaults(cmd_parser=up)
+    up.add_argument("--stats", action="store_true", help="print the stack's counters on exit (stderr)")
+    up.add_argument("--serve", action="append", default=[], metavar="NAME[:PORT]",
+                    help="offer a service: echo (UDP+TCP 7), discard (UDP+TCP 9), chargen (TCP 19) "
+                         "or http (TCP 80); repeatable")
+
+    nc = sub.add_parser("nc", help="a small netcat (TCP or UDP) over its own stack on a new TUN/TAP device",
+                        description="Create the device like `up`, then connect over TCP (or listen with -l) "
+                                    "and copy stdin to the connection and the connection to stdout; "
+                                    "with -u, UDP datagrams instead.",
+                        epilog=EPILOG_NC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_device_options(nc)
+    add_nc_options(nc)
+    nc.set_defaults(cmd_parser=nc)
+
+    ping = sub.add_parser("ping", help="bring a stack up on a device and ping from it",
+                          description="Create the device like `up`, then send ICMP echo requests from the stack.")
+    add_device_options(ping)
+    ping.set_defaults(cmd_parser=ping)
+    ping.add_argument("dest", help="IPv4 address to ping (the stack has no resolver)")
+    ping.add_argument("-c", "--count", type=int, default=3, help="number of echo requests (default 3)")
+    ping.add_argument("-s", "--size", type=int, default=56, help="payload bytes (default 56)")
+    ping.add_argument("-W", "--timeout", type=float, default=3.0, help="seconds to wait per reply (default 3)")
+
+    add_atm_parser(sub)
+
+    demo = sub.add_parser("demo", help="the guided tour: Linux pings the stack over TUN and TAP, trades "
+                                       "UDP datagrams, fetches pages with curl and times TCP both ways, "
+                                       "with captures",
+                          description="Set up a namespace with a TUN and a TAP device and a separate stack "
+                                      "on each; let Linux ping them, ping back, exchange UDP, curl the TUN "
+                                      "stack's http service, send 200 MB each way over TCP, capture with "
+                                      "tcpdump, check with tshark, summarise. "
+                                      "Without root it runs two stacks over an in-process link instead. "
+                                      "Both end with ATM: two emulated adapters joined by cells over UDP "
+                                      "(a PVC carrying datagrams, then CLIP: InATMARP, ping, TCP), then "
+                                      "SVC calls through an emulated ATM switch (UNI 3.1 signalling: a "
+                                      "call with datagrams, two refused calls with their causes), with "
+                                      "SUNATM captures, signalling on VC 0/5 included.")
+    demo.add_argument("--out", default="demo-out", help="directory for the pcaps and the summary (default demo-out/)")
+    demo.add_argument("--memory", action="store_true", help="force the in-process (no root) variant")
+    sub.add_parser("bench", help="throughput, request/response, accepts/s and memory against pmd-pytcp, "
+                                 "slirp4netns and a veth pair (tunstack bench --help)", add_help=False)
+    return p
+
+
+async def run_up(args: argparse.Namespace) -> int:
+    from stack import Stack
+    with open_device(args) as dev:
+        async with Stack(f"up:{dev.ndd.ndd_name}") as st:
+            attach(st, dev, args)
+            service_stats: dict[str, ServiceStats] = {}
+            failed: OSError | None = None
+            async with trio.open_nursery() as services:
+                try:
+                    labels = await start_services(services, st, args.serve_specs, service_stats)
+                except OSError as exc:   # caught here so it is not wrapped in an ExceptionGroup
+                    failed = exc
+                else:
+                    ready = dev.ready_line(args) + (f" serve={','.join(labels)}" if labels else "")
+                    print(ready, file=text_out(args), flush=True)
+                    await until_shutdown()           # tools/cli/command.py prints which signal
+                services.cancel_scope.cancel()
+            if failed is not None:
+                raise failed
+            if args.stats:
+                import json
+                stats = {**st.stats(), "services": {k: vars(v) for k, v in service_stats.items()}}
+                print(json.dumps(stats, indent=1), file=sys.stderr)
+            if dev.pcap:
+                dev.pcap.close()
+    return 0
+
+
+async def run_ping(args: argparse.Namespace) -> int:
+    from stack import Stack
+    lost = 0
+    out = text_out(args)
+    with open_device(args) as dev:
+        async with Stack(f"ping:{dev.ndd.ndd_name}") as st:
+            attach(st, dev, args)
+            for i in range(args.count):
+                try:
+                    rtt = await st.ping(args.dest, size=args.size, timeout=args.timeout)
+                    print(f"{args.size + 8} bytes from {args.dest}: seq={i + 1} time={rtt * 1000:.3f} ms",
+                          file=out, flush=True)
+                except OSError as exc:
+                    lost += 1
+                    print(f"seq={i + 1}: {exc.strerror or exc}", file=out, flush=True)
+                if i + 1 < args.count:
+                    await trio.sleep(0.2)
+            if dev.pcap:
+                dev.pcap.close()
+    print(f"{args.count} sent, {args.count - lost} received, {100 * lost // max(args.count, 1)}% loss", file=out)
+    return 1 if lost else 0
+
+
+def check_ping_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from protocols.addr import ip_to_int
+    try:
+        ip_to_int(args.dest)
+    except ValueError:
+        p.error(f"{args.dest!r} is not an IPv4 address (A.B.C.D; the stack has no name resolver)")
+    if args.count < 1:
+        p.error("--count must be at least 1")
+    if not 0 <= args.size <= 65507:
+        p.error("--size must be within 0..65507")
+    if not args.timeout > 0:
+        p.error("--timeout must be > 0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_enabled()
+    while argv[:1] == ["--debug"]:                # `tunstack --debug bench` too
+        debug, argv = True, argv[1:]
+    if argv[:1] == ["bench"]:
+        from tools.bench.main import main as bench_main      # its own options: tunstack bench --help
+        return run_sync_command("bench", lambda: bench_main(argv[1:]))
+    p = build_parser()
+    args = p.parse_args(argv)
+    debug = debug or args.debug
+    try:
+        return _dispatch(p, args, debug)
+    except KeyboardInterrupt:                     # Ctrl-C while checking options: nothing to undo
+        print("tunstack: SIGINT: shutting down", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:          # raised outside any runner (e.g. an option check)
+        if debug:
+            raise
+        print(error_line(str(exc.strerror if isinstance(exc, OSError) and exc.strerror and not exc.filename
+                                 else exc)), file=sys.stderr)
+        return 1
+
+
+def _dispatch(p: argparse.ArgumentParser, args: argparse.Namespace, debug: bool) -> int:
+    if args.command == "atm":
+        from .atm import run_atm
+        return run_atm(args, debug=debug)
+    if args.command in ("up", "ping", "nc"):
+        p = args.cmd_parser                       # its errors say `see tunstack up --help`
+        check_device_options(p, args)
+        if args.command == "up":
+            try:
+                args.serve_specs = [parse_serve(s) for s in args.serve]
+            except ValueError as exc:
+                p.error(f"--serve: {exc}")
+        if args.command == "nc":
+            check_nc_options(p, args)
+        if args.command == "ping":
+            check_ping_options(p, args)
+        runner = {"up": run_up, "ping": run_ping, "nc": run_nc}[args.command]
+        return run_command(args.command, runner, args, debug=debug)
+    from tools.demo.tour import run_demo
+    return run_command("demo", run_demo, args, debug=debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
