@@ -8,8 +8,10 @@
   tcp.py         protocol: tables, ISNs, IPv4 glue   usrreq.py     what the socket layer calls
   memory.py      buffer autotuning, tcp_mem budget
 """
-from .conn import Connection, State, TcpConfig
-from .tcp import Tcp, TcpStats
+from .config import TcpConfig
+from .conn import Connection, State
+from .stats import TcpStats
+from .tcp import Tcp
 from .usrreq import TcpUserRequests
 
 __all__ = ["Connection", "State", "Tcp", "TcpConfig", "TcpStats", "TcpUserRequests"]
