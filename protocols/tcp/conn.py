@@ -2,20 +2,22 @@
 
 The class is assembled from one concern per module, like 4.4BSD's tcp_input.c /
 tcp_output.c / tcp_timer.c and gVisor's tcp/: segment arrival (input.py), segment
-departure (output.py) and timers (timer.py).  It is sans-IO: everything it sends goes
-through `host.emit`, time comes in as `now`, and the socket layer is told of changes
-through `on_event`.  `host` is the Tcp protocol (tcp.py) or a test double.
+departure (output.py), timers (timer.py) and buffer memory (memory.py).  Each of those
+halves subclasses the typed control block, Tcb (tcb.py: every field with its type, and
+the calls one half makes into another), so mypy checks them all; Connection joins them and
+gives the fields their initial values.  It is sans-IO: everything it sends goes through
+`host.emit`, time comes in as `now`, and the socket layer is told of changes through
+`on_event`.  `host` is the Tcp protocol (tcp.py) or a test double (tcb.TcpHost).
 """
 from __future__ import annotations
 
 import errno
-from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Self
 
 from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
-from .congestion import ALGORITHMS, CongestionControl
+from .congestion import ALGORITHMS
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
@@ -23,46 +25,14 @@ from .rack import Rack
 from .rate import RateEstimator
 from .rtt import RttEstimator
 from .state import CAN_SEND, SYNCHRONIZED, State
+from .tcb import TcpHost
 from .timer import TimerMixin
-
-if TYPE_CHECKING:
-    pass
 
 
 class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
-    __slots__ = (
-        "host", "config", "state", "laddr", "lport", "faddr", "fport",
-        # send sequence space (RFC 9293 §3.3.1) + SND.MAX of BSD
-        "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "snd_wscale",
-        # receive sequence space
-        "irs", "rcv_nxt", "rcv_adv", "rcv_wscale", "last_ack_sent",
-        # options
-        "mss", "peer_mss", "our_mss", "pmtu", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_offset", "sack_ok",
-        "want_wscale", "peer_wscale",
-        # buffers
-        "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
-        # RTT and congestion
-        "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
-        "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
-        # timers
-        "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
-        "probe_at", "probe_high", "tail_lost",
-        "keep_probes", "last_rcv",
-        # acks
-        "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
-        # socket-facing
-        "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
-        "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
-        "accept_live", "queued",
-        "ttl", "tos", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr", "owned",
-        # statistics (TCP_INFO)
-        "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
-        "cookie",
-        # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
-        "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
-    )
+    __slots__ = ()                      # the fields are Tcb's (tcb.py)
 
-    def __init__(self, host: Any, config: TcpConfig) -> None:
+    def __init__(self, host: TcpHost[Self], config: TcpConfig) -> None:
         self.host = host
         self.config = config
         self.state = State.CLOSED
@@ -79,7 +49,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.ts_offset = 0
         self.sack_ok = False
         self.want_wscale = config.window_scaling
-        self.peer_wscale: int | None = None
+        self.peer_wscale = None
         self.snd = SendBuffer(config.sndbuf or config.wmem[1])
         self.rcv = RecvBuffer(config.rcvbuf or config.rmem[1])
         self.rcvbuf_locked = config.rcvbuf is not None
@@ -87,20 +57,20 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.mem_charged = 0                    # what the budget (host.mem) counts we hold
         self.mem_promised = 0                   # and what our window promised on top
         self.rcv_copied = self.rcvq_space = self.rcvq_seq = 0
-        self.rcvq_time: float | None = None
+        self.rcvq_time = None
         self.rcv_rtt = 0.0
         self.rcv_rtt_seq = 0
-        self.rcv_rtt_time: float | None = None
+        self.rcv_rtt_time = None
         self.fin_queued = False
-        self.fin_seq: int | None = None
+        self.fin_seq = None
         self.fin_acked = False
         self.rcv_fin = False
-        self.ooo_fin: int | None = None
+        self.ooo_fin = None
         self.rcv_closed = False
         self.rtt = RttEstimator(config.rto_min, config.rto_max)
-        self.rtt_seq: int | None = None
+        self.rtt_seq = None
         self.rtt_time = 0.0
-        self.cc: CongestionControl = ALGORITHMS[config.congestion](self.mss)
+        self.cc = ALGORITHMS[config.congestion](self.mss)
         self.dupacks = 0
         self.in_recovery = False
         self.recover = 0
@@ -108,26 +78,26 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.rexmit_una = False
         self.scoreboard = Scoreboard()
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
-        self.rack_at: float | None = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
+        self.rack_at = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
         # pacing (output.py), only while the controller sets a pacing rate: when what was sent
         # has been paid for at that rate, and the timer that waits for it when that blocked a send
         self.pace_next = 0.0
-        self.pace_at: float | None = None
+        self.pace_at = None
         self._want_rate_samples()
         # undoing a recovery that was spurious (RFC 3708 D-SACK, RFC 3522 timestamps, RFC 4015)
-        self.undo_cc: dict[str, object] | None = None   # the controller before the reduction
+        self.undo_cc = None   # the controller before the reduction
         self.undo_retrans = 0                   # retransmissions of the episode not yet D-SACKed
-        self.undo_tsval: int | None = None      # TSval of its first retransmission
+        self.undo_tsval = None      # TSval of its first retransmission
         self.undo_marker = 0                    # SND.UNA when it began: older D-SACKs are not its
-        self.rto_at: float | None = None
-        self.delack_at: float | None = None
-        self.persist_at: float | None = None
-        self.keep_at: float | None = None
-        self.tw_at: float | None = None
-        self.probe_at: float | None = None      # loss probe (RFC 8985 TLP), see timer.py
-        self.probe_high: int | None = None      # SND.MAX when the probe left
+        self.rto_at = None
+        self.delack_at = None
+        self.persist_at = None
+        self.keep_at = None
+        self.tw_at = None
+        self.probe_at = None      # loss probe (RFC 8985 TLP), see timer.py
+        self.probe_high = None      # SND.MAX when the probe left
         self.tail_lost = False                  # in recovery: nothing above the highest SACK is in flight
-        self.sched_at: float | None = None
+        self.sched_at = None
         self.retries = 0
         self.persist_backoff = 0
         self.keep_probes = 0
@@ -135,28 +105,28 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.ack_now = False
         self.delack_bytes = 0
         self.quickacks = config.quickacks
-        self.last_oow_ack: float | None = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
-        self.dsack: tuple[int, int] | None = None   # a duplicate to report in the next ACK (RFC 2883)
+        self.last_oow_ack = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
+        self.dsack = None   # a duplicate to report in the next ACK (RFC 2883)
         self.so_error = 0
         self.soft_error = 0
         self.nodelay = False
         self.keepalive = False
         self.keepidle, self.keepintvl, self.keepcnt = config.keepidle, config.keepintvl, config.keepcnt
         self.linger0 = False
-        self.on_event: Callable[[], None] = _nothing
-        self.parent: Connection | None = None
+        self.on_event = _nothing
+        self.parent = None
         self.backlog = 0
         self.syn_count = 0
-        self.accept_queue: deque[Connection] | None = None
+        self.accept_queue = None
         # A child that dies in the accept queue stays there, marked (queued = False), and
         # accept() skips it: no O(backlog) removal per death (tcp.py detach).  accept_live
         # counts a listener's live queued children -- what the backlog limit compares.
         self.accept_live = 0
         self.queued = False             # a child: in its listener's accept queue, alive
-        self.ifp: Any = None
+        self.ifp = None
         self.csum_offload = False
         self.tso_max = 0
-        self.ttl: int | None = None
+        self.ttl = None
         self.tos = 0
         self.reuseaddr = self.reuseport = False
         self.bound_port = False
@@ -288,7 +258,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             self.so_error = err
         self.destroy()
 
-    def destroy(self) -> None:
+    def destroy(self: Self) -> None:
         self.state = State.CLOSED
         self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = self.probe_at = None
         self.rack_at = self.pace_at = None
