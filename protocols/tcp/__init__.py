@@ -10,7 +10,8 @@
   memory.py      buffer autotuning, tcp_mem budget   stats.py      TcpStats (the counters)
 """
 from .config import TcpConfig
-from .conn import Connection, State
+from .conn import Connection
+from .state import State
 from .stats import TcpStats
 from .tcp import Tcp
 from .usrreq import TcpUserRequests

@@ -157,9 +157,10 @@ class InputMixin(Tcb):
             self.peer_wscale = None
             self.snd_wscale = self.rcv_wscale = 0
         self.sack_ok = bool(seg.sack_perm and self.config.sack)
-        self.ts_ok = seg.ts is not None and self.config.timestamps
-        if self.ts_ok:
-            self.ts_recent, self.ts_recent_stamp = seg.ts[0], now   # type: ignore[index]
+        ts = seg.ts
+        self.ts_ok = ts is not None and self.config.timestamps
+        if ts is not None and self.ts_ok:
+            self.ts_recent, self.ts_recent_stamp = ts[0], now
         self._update_mss()
 
     def _update_mss(self) -> None:

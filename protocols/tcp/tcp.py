@@ -32,13 +32,14 @@ from .. import checksum as ck
 from ..icmp import DEST_UNREACH, FRAG_NEEDED
 from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
 from ..ports import EphemeralPorts
+from ..timing import TICK as TIMER_TICK
 from . import seq as sq
 from .config import TcpConfig
-from .conn import Connection, State
+from .conn import Connection
 from .listen import COOKIE_PERIOD, SynCookies
 from .memory import SocketMemory
+from .state import State
 from .stats import TcpStats
-from .timer import TIMER_TICK
 from .wire import ACK, FIN, RST, SYN, TcpRepr
 
 if TYPE_CHECKING:
