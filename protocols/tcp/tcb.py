@@ -27,7 +27,7 @@ from typing import Protocol, Self, TypeVar
 
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
-from .congestion import CongestionControl
+from .controller import CongestionControl
 from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
