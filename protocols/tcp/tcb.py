@@ -8,8 +8,10 @@ subclass of `Tcb`, which declares what they share:
   * every field with its type (the slots live here; Connection.__init__ gives the initial
     values), so mypy checks every read and write of the state in every half;
   * the methods one half calls in another (`output` from input and timer, `arm_probe` from
-    input and output, ...) as stubs raising NotImplementedError: the half that owns one
-    overrides it, and mypy checks that the override keeps the signature;
+    input and output, ...) as abstract stubs: the half that owns one overrides it, mypy
+    checks that the override keeps the signature, and that Connection leaves none
+    unimplemented (it refuses to instantiate a class with an abstract method left; no
+    ABCMeta, so nothing of this runs at run time);
   * `host`, the protocol the connection lives in (tcp.py's Tcp, or a test double), as the
     `TcpHost` interface below -- typed by `Self`, so a host of Connections is handed
     Connections, while tcb.py imports neither tcp.py nor conn.py (no import cycle).
@@ -21,6 +23,7 @@ as before, so no call or indirection is added per segment.
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol, Self, TypeVar
@@ -239,57 +242,74 @@ class Tcb:
 
     # --- the calls across halves, each overridden by the half named --------------------------
     # conn.py (user calls and the end of life)
+    @abstractmethod
     def shutdown_write(self, now: float) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def abort(self, now: float, err: int = 0) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def drop(self, err: int) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def destroy(self) -> None:
         raise NotImplementedError
 
     # input.py
+    @abstractmethod
     def _update_mss(self) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def _rack_detect(self, now: float) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def _range_sacked(self, start: int, end: int) -> bool:
         raise NotImplementedError
 
+    @abstractmethod
     def note_retransmission(self, now: float) -> None:
         raise NotImplementedError
 
     # output.py
+    @abstractmethod
     def output(self, now: float, force_probe: bool = False) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def _sendable(self, force_probe: bool) -> tuple[int, bool]:
         raise NotImplementedError
 
+    @abstractmethod
     def _retransmit_tail(self, now: float) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def send_keepalive(self, now: float) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def _ts_val(self, now: float) -> int:
         raise NotImplementedError
 
+    @abstractmethod
     def _persist_interval(self) -> float:
         raise NotImplementedError
 
     # timer.py
+    @abstractmethod
     def arm_probe(self, now: float) -> None:
         raise NotImplementedError
 
     # memory.py
+    @abstractmethod
     def expand_sndbuf(self) -> None:
         raise NotImplementedError
 
+    @abstractmethod
     def rcv_rtt_measure(self, now: float) -> None:
         raise NotImplementedError
