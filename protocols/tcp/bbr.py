@@ -29,7 +29,7 @@ import math
 import random
 from typing import TYPE_CHECKING
 
-from .congestion import INITIAL_WINDOW_SEGMENTS, CongestionControl
+from .controller import INITIAL_WINDOW_SEGMENTS, CongestionControl
 
 if TYPE_CHECKING:
     from .rate import RateSample

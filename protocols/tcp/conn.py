@@ -2,20 +2,22 @@
 
 The class is assembled from one concern per module, like 4.4BSD's tcp_input.c /
 tcp_output.c / tcp_timer.c and gVisor's tcp/: segment arrival (input.py), segment
-departure (output.py) and timers (timer.py).  It is sans-IO: everything it sends goes
-through `host.emit`, time comes in as `now`, and the socket layer is told of changes
-through `on_event`.  `host` is the Tcp protocol (tcp.py) or a test double.
+departure (output.py), timers (timer.py) and buffer memory (memory.py).  Each of those
+halves subclasses the typed control block, Tcb (tcb.py: every field with its type, and
+the calls one half makes into another), so mypy checks them all; Connection joins them and
+gives the fields their initial values.  It is sans-IO: everything it sends goes through
+`host.emit`, time comes in as `now`, and the socket layer is told of changes through
+`on_event`.  `host` is the Tcp protocol (tcp.py) or a test double (tcb.TcpHost).
 """
 from __future__ import annotations
 
 import errno
-from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Self
 
 from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
-from .congestion import ALGORITHMS, DEFAULT, CongestionControl
+from .config import TcpConfig
+from .congestion import ALGORITHMS
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
@@ -23,120 +25,14 @@ from .rack import Rack
 from .rate import RateEstimator
 from .rtt import RttEstimator
 from .state import CAN_SEND, SYNCHRONIZED, State
+from .tcb import TcpHost
 from .timer import TimerMixin
-
-if TYPE_CHECKING:
-    pass
-
-
-@dataclass
-class TcpConfig:
-    """Tunables, named after their Linux sysctl where one exists."""
-    syn_retries: int = 6                # net.ipv4.tcp_syn_retries (~127 s)
-    synack_retries: int = 5             # net.ipv4.tcp_synack_retries
-    retries2: int = 15                  # net.ipv4.tcp_retries2
-    msl: float = 30.0                   # TIME_WAIT lasts 2*MSL (Linux: 60 s)
-    # net.ipv4.tcp_max_tw_buckets: connections in TIME_WAIT at most.  Beyond it a closing
-    # connection skips TIME_WAIT (Linux: "time wait bucket table overflow"), so a peer that
-    # makes us close first at a high rate cannot pile up 2*MSL worth of connections (~3 KB
-    # of objects each here, which the tcp_mem budget does not see).  Linux sizes it from
-    # its hash table (131072 on a 24 GiB host); a fixed 16384 here: ~50 MB at most.
-    max_tw_buckets: int = 16384
-    fin_timeout: float = 60.0           # orphaned FIN_WAIT_2 (net.ipv4.tcp_fin_timeout)
-    # Orphans: connections the application closed that still deliver their data and FIN
-    # (FIN_WAIT_1/2, CLOSING, LAST_ACK).  Nobody can read or write them any more, so they
-    # get fewer chances than a live socket.  net.ipv4.tcp_orphan_retries: RTO retries, and
-    # zero-window probes once their backoff is at its maximum, before an orphan is dropped
-    # (counted orphan_timeouts); 0, Linux's default, means 8.  A peer answering every probe
-    # with a zero window (a client that never reads) no longer holds an orphan forever.
-    orphan_retries: int = 0
-    # net.ipv4.tcp_max_orphans: orphans at most; a connection orphaned beyond it is reset at
-    # once (Linux "too many orphaned sockets"; counted orphan_overflows).  Linux sizes it from
-    # RAM (its docs: 8192 of old, each orphan "up to ~64 KB"); here 16384, like
-    # max_tw_buckets: ~3 KB of objects each (~50 MB at most) -- their buffers are under the
-    # tcp_mem budget anyway -- which is far more than a server's normal closing traffic.
-    max_orphans: int = 16384
-    delack: float = 0.04                # delayed-ACK timer (Linux TCP_DELACK_MIN); RFC 9293 caps it at 0.5 s
-    quickacks: int = 16                 # ACK every segment at the start (Linux quickack mode)
-    rto_min: float = 0.2
-    rto_max: float = 120.0
-    # Socket buffers (memory.py).  Linux's defaults: they start at [1] and autotune up to [2]
-    # -- the receive buffer when the application drains it (DRS), the send buffer with the
-    # congestion window -- so an idle or never-reading peer pins ~[1], not [2].  Sizes are
-    # payload bytes (Linux's count skb overhead too, about half of tcp_rmem's: our buffers
-    # are flat bytearrays, so the same numbers buy a window about twice Linux's).
-    rmem: tuple[int, int, int] = (4096, 131072, 6 << 20)     # net.ipv4.tcp_rmem
-    wmem: tuple[int, int, int] = (4096, 16384, 4 << 20)      # net.ipv4.tcp_wmem
-    moderate_rcvbuf: bool = True                             # net.ipv4.tcp_moderate_rcvbuf
-    # A fixed size for every socket instead (as if SO_RCVBUF/SO_SNDBUF were set: no autotuning)
-    rcvbuf: int | None = None
-    sndbuf: int | None = None
-    # net.ipv4.tcp_mem, in bytes (Linux: pages, scaled to RAM -- 3:4:6 of 1/16 of it): one budget
-    # for every TCP buffer of this stack, held bytes plus open receive windows (memory.py):
-    # below [0] buffers grow freely; above [1] memory pressure (no growth, windows open by
-    # 4 segments at most) until back below [0]; at [2] out-of-order data is dropped and new
-    # connections refused.  A userspace stack is one process among others, so a fixed cap
-    # (Linux gives ~1/10 of RAM), 256 MiB: ~1300 never-reading connections at ~190 KB each,
-    # ~13 000 idle ones, or ~20 bulk flows at full 6 MiB windows.
-    mem: tuple[int, int, int] = (128 << 20, 192 << 20, 256 << 20)
-    keepidle: float = 7200.0
-    keepintvl: float = 75.0
-    keepcnt: int = 9
-    congestion: str = DEFAULT
-    sack: bool = True
-    timestamps: bool = True
-    window_scaling: bool = True
-    syncookies: bool = True
-    somaxconn: int = 4096               # net.core.somaxconn: listen() backlogs are clamped to it
-    # RFC 5961 §7 asks to limit challenge ACKs.  Per connection, like Linux's per-socket
-    # net.ipv4.tcp_invalid_ratelimit (500 ms): at most one ACK answering invalid segments
-    # (challenge ACKs, and dup ACKs for out-of-window or PAWS-failed segments without data)
-    # per interval.  A host-wide budget is what CVE-2016-5696 counted from off path; Linux 6.0
-    # disabled it by default (tcp_challenge_ack_limit = INT_MAX), as None does here.  Set, it
-    # is randomised per second like Linux >= 4.7: uniform in [limit/2, 3*limit/2).
-    invalid_ratelimit: float = 0.5      # seconds (net.ipv4.tcp_invalid_ratelimit)
-    challenge_ack_limit: int | None = None   # per second per stack (net.ipv4.tcp_challenge_ack_limit)
-    loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
-    rack: bool = True                   # RACK time-based loss detection with SACK (RFC 8985; Linux tcp_recovery=1)
-    dsack: bool = True                  # report duplicate segments (RFC 2883; net.ipv4.tcp_dsack)
-    persist_min: float = 0.2
-    persist_max: float = 60.0
 
 
 class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
-    __slots__ = (
-        "host", "config", "state", "laddr", "lport", "faddr", "fport",
-        # send sequence space (RFC 9293 §3.3.1) + SND.MAX of BSD
-        "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "snd_wscale",
-        # receive sequence space
-        "irs", "rcv_nxt", "rcv_adv", "rcv_wscale", "last_ack_sent",
-        # options
-        "mss", "peer_mss", "our_mss", "pmtu", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_offset", "sack_ok",
-        "want_wscale", "peer_wscale",
-        # buffers
-        "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
-        # RTT and congestion
-        "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
-        "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
-        # timers
-        "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
-        "probe_at", "probe_high", "tail_lost",
-        "keep_probes", "last_rcv",
-        # acks
-        "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
-        # socket-facing
-        "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
-        "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
-        "accept_live", "queued",
-        "ttl", "tos", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr", "owned",
-        # statistics (TCP_INFO)
-        "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
-        "cookie",
-        # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
-        "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
-    )
+    __slots__ = ()                      # the fields are Tcb's (tcb.py)
 
-    def __init__(self, host: Any, config: TcpConfig) -> None:
+    def __init__(self, host: TcpHost[Self], config: TcpConfig) -> None:
         self.host = host
         self.config = config
         self.state = State.CLOSED
@@ -153,7 +49,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.ts_offset = 0
         self.sack_ok = False
         self.want_wscale = config.window_scaling
-        self.peer_wscale: int | None = None
+        self.peer_wscale = None
         self.snd = SendBuffer(config.sndbuf or config.wmem[1])
         self.rcv = RecvBuffer(config.rcvbuf or config.rmem[1])
         self.rcvbuf_locked = config.rcvbuf is not None
@@ -161,20 +57,20 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.mem_charged = 0                    # what the budget (host.mem) counts we hold
         self.mem_promised = 0                   # and what our window promised on top
         self.rcv_copied = self.rcvq_space = self.rcvq_seq = 0
-        self.rcvq_time: float | None = None
+        self.rcvq_time = None
         self.rcv_rtt = 0.0
         self.rcv_rtt_seq = 0
-        self.rcv_rtt_time: float | None = None
+        self.rcv_rtt_time = None
         self.fin_queued = False
-        self.fin_seq: int | None = None
+        self.fin_seq = None
         self.fin_acked = False
         self.rcv_fin = False
-        self.ooo_fin: int | None = None
+        self.ooo_fin = None
         self.rcv_closed = False
         self.rtt = RttEstimator(config.rto_min, config.rto_max)
-        self.rtt_seq: int | None = None
+        self.rtt_seq = None
         self.rtt_time = 0.0
-        self.cc: CongestionControl = ALGORITHMS[config.congestion](self.mss)
+        self.cc = ALGORITHMS[config.congestion](self.mss)
         self.dupacks = 0
         self.in_recovery = False
         self.recover = 0
@@ -182,26 +78,26 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.rexmit_una = False
         self.scoreboard = Scoreboard()
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
-        self.rack_at: float | None = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
+        self.rack_at = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
         # pacing (output.py), only while the controller sets a pacing rate: when what was sent
         # has been paid for at that rate, and the timer that waits for it when that blocked a send
         self.pace_next = 0.0
-        self.pace_at: float | None = None
+        self.pace_at = None
         self._want_rate_samples()
         # undoing a recovery that was spurious (RFC 3708 D-SACK, RFC 3522 timestamps, RFC 4015)
-        self.undo_cc: dict[str, object] | None = None   # the controller before the reduction
+        self.undo_cc = None   # the controller before the reduction
         self.undo_retrans = 0                   # retransmissions of the episode not yet D-SACKed
-        self.undo_tsval: int | None = None      # TSval of its first retransmission
+        self.undo_tsval = None      # TSval of its first retransmission
         self.undo_marker = 0                    # SND.UNA when it began: older D-SACKs are not its
-        self.rto_at: float | None = None
-        self.delack_at: float | None = None
-        self.persist_at: float | None = None
-        self.keep_at: float | None = None
-        self.tw_at: float | None = None
-        self.probe_at: float | None = None      # loss probe (RFC 8985 TLP), see timer.py
-        self.probe_high: int | None = None      # SND.MAX when the probe left
+        self.rto_at = None
+        self.delack_at = None
+        self.persist_at = None
+        self.keep_at = None
+        self.tw_at = None
+        self.probe_at = None      # loss probe (RFC 8985 TLP), see timer.py
+        self.probe_high = None      # SND.MAX when the probe left
         self.tail_lost = False                  # in recovery: nothing above the highest SACK is in flight
-        self.sched_at: float | None = None
+        self.sched_at = None
         self.retries = 0
         self.persist_backoff = 0
         self.keep_probes = 0
@@ -209,28 +105,28 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.ack_now = False
         self.delack_bytes = 0
         self.quickacks = config.quickacks
-        self.last_oow_ack: float | None = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
-        self.dsack: tuple[int, int] | None = None   # a duplicate to report in the next ACK (RFC 2883)
+        self.last_oow_ack = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
+        self.dsack = None   # a duplicate to report in the next ACK (RFC 2883)
         self.so_error = 0
         self.soft_error = 0
         self.nodelay = False
         self.keepalive = False
         self.keepidle, self.keepintvl, self.keepcnt = config.keepidle, config.keepintvl, config.keepcnt
         self.linger0 = False
-        self.on_event: Callable[[], None] = _nothing
-        self.parent: Connection | None = None
+        self.on_event = _nothing
+        self.parent = None
         self.backlog = 0
         self.syn_count = 0
-        self.accept_queue: deque[Connection] | None = None
+        self.accept_queue = None
         # A child that dies in the accept queue stays there, marked (queued = False), and
         # accept() skips it: no O(backlog) removal per death (tcp.py detach).  accept_live
         # counts a listener's live queued children -- what the backlog limit compares.
         self.accept_live = 0
         self.queued = False             # a child: in its listener's accept queue, alive
-        self.ifp: Any = None
+        self.ifp = None
         self.csum_offload = False
         self.tso_max = 0
-        self.ttl: int | None = None
+        self.ttl = None
         self.tos = 0
         self.reuseaddr = self.reuseport = False
         self.bound_port = False
@@ -362,7 +258,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             self.so_error = err
         self.destroy()
 
-    def destroy(self) -> None:
+    def destroy(self: Self) -> None:
         self.state = State.CLOSED
         self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = self.probe_at = None
         self.rack_at = self.pace_at = None

@@ -1,28 +1,28 @@
 """Segment arrival (RFC 9293 §3.10.7.3-4), with RFC 5961, RFC 7323 and RFC 6675 rules.
 
-Mixed into Connection; the listening side (LISTEN, SYN cookies) lives in listen.py.
+A half of Connection over the control block (tcb.py); the listening side (LISTEN, SYN cookies) lives in listen.py.
 """
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from . import seq as sq
 from .state import State
+from .tcb import Tcb
 from .wire import ACK, FIN, RST, SYN
 
 if TYPE_CHECKING:
-    from .conn import Connection
     from .wire import TcpRepr
 
 PAWS_IDLE = 24 * 86400.0          # RFC 7323 §5.5: TS.Recent older than 24 days is invalid
 DUPTHRESH = 3                     # RFC 5681 §3.2 / RFC 6675 §2
 
 
-class InputMixin:
+class InputMixin(Tcb):
     __slots__ = ()
 
-    def input(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
+    def input(self: Self, seg: "TcpRepr", payload: memoryview, now: float) -> None:
         self.segs_in += 1
         st = self.state
         if st == State.SYN_SENT:
@@ -112,7 +112,7 @@ class InputMixin:
             self.output(now)
 
     # --- SYN-SENT (RFC 9293 §3.10.7.3) -------------------------------------------------------
-    def _input_syn_sent(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
+    def _input_syn_sent(self: Self, seg: "TcpRepr", payload: memoryview, now: float) -> None:
         flags = seg.flags
         if flags & ACK and not (sq.lt(self.iss, seg.ack) and sq.le(seg.ack, self.snd_max)):
             if not flags & RST:
@@ -147,7 +147,7 @@ class InputMixin:
             self.snd_nxt = self.iss
         self.output(now)
 
-    def _take_syn_options(self: "Connection", seg: "TcpRepr", now: float) -> None:
+    def _take_syn_options(self, seg: "TcpRepr", now: float) -> None:
         """What the peer's SYN offered; both ends must agree (RFC 7323 §2.2, §3.2; RFC 2018 §2)."""
         self.peer_mss = seg.mss if seg.mss else 536  # RFC 9293 §3.7.1 default
         if seg.wscale is not None and self.want_wscale:
@@ -157,12 +157,13 @@ class InputMixin:
             self.peer_wscale = None
             self.snd_wscale = self.rcv_wscale = 0
         self.sack_ok = bool(seg.sack_perm and self.config.sack)
-        self.ts_ok = seg.ts is not None and self.config.timestamps
-        if self.ts_ok:
-            self.ts_recent, self.ts_recent_stamp = seg.ts[0], now   # type: ignore[index]
+        ts = seg.ts
+        self.ts_ok = ts is not None and self.config.timestamps
+        if ts is not None and self.ts_ok:
+            self.ts_recent, self.ts_recent_stamp = ts[0], now
         self._update_mss()
 
-    def _update_mss(self: "Connection") -> None:
+    def _update_mss(self) -> None:
         """Payload per segment: the smaller MSS of the two ends, within the path MTU (floored
         by the route cache at min_pmtu, protocols/pmtu.py), less the timestamp option."""
         mss = min(self.peer_mss, self.our_mss)
@@ -171,7 +172,7 @@ class InputMixin:
         self.mss = max(mss - (12 if self.ts_ok else 0), 64)
         self.cc.set_mss(self.mss)
 
-    def _ack_syn(self: "Connection", ack: int, seg: "TcpRepr", now: float) -> None:
+    def _ack_syn(self, ack: int, seg: "TcpRepr", now: float) -> None:
         """Our SYN is acknowledged: SND.UNA moves past it; take the RTT sample (Karn: not if resent)."""
         if self.retries == 0:
             self._rtt_from(seg, now, sent_at=self.rtt_time)
@@ -188,7 +189,7 @@ class InputMixin:
         self.recover = sq.add(ack, -1)
         self.rtt_seq = None
 
-    def _establish(self: "Connection", seg: "TcpRepr", now: float) -> None:
+    def _establish(self: Self, seg: "TcpRepr", now: float) -> None:
         """SYN-RECEIVED -> ESTABLISHED on an ACK of our SYN (RFC 9293 §3.10.7.4 fifth check)."""
         self._ack_syn(self.snd_una if sq.diff(seg.ack, self.snd_una) > 1 else seg.ack, seg, now)
         self.snd_wnd = seg.window << self.snd_wscale
@@ -202,7 +203,7 @@ class InputMixin:
             self.state = State.FIN_WAIT_1
 
     # --- acceptability, RST, challenge ACK -------------------------------------------------
-    def _acceptable(self: "Connection", seqno: int, seglen: int, wnd: int) -> bool:
+    def _acceptable(self, seqno: int, seglen: int, wnd: int) -> bool:
         """RFC 9293 §3.10.7.4, the four cases of the first check."""
         rcv_nxt = self.rcv_nxt
         if seglen == 0:
@@ -215,7 +216,7 @@ class InputMixin:
         right = sq.add(rcv_nxt, wnd)
         return (sq.le(rcv_nxt, seqno) and sq.lt(seqno, right)) or (sq.le(rcv_nxt, end) and sq.lt(end, right))
 
-    def _input_rst(self: "Connection", seg: "TcpRepr", now: float) -> None:
+    def _input_rst(self, seg: "TcpRepr", now: float) -> None:
         """RFC 5961 §3.2: reset only on an exact RCV.NXT match; in-window gets a challenge ACK."""
         if seg.seq != self.rcv_nxt:
             self._challenge_ack(now)
@@ -231,7 +232,7 @@ class InputMixin:
         else:
             self.drop(errno.ECONNREFUSED if st == State.SYN_RECEIVED else errno.ECONNRESET)
 
-    def _oow_rate_limited(self: "Connection", now: float) -> bool:
+    def _oow_rate_limited(self, now: float) -> bool:
         """Linux __tcp_oow_rate_limited: one ACK answering invalid segments per
         tcp_invalid_ratelimit per connection, so neither an ACK loop nor an attacker's
         flood draws more -- and, being per connection, what one connection answers says
@@ -242,7 +243,7 @@ class InputMixin:
         self.last_oow_ack = now
         return False
 
-    def _dupack_invalid(self: "Connection", seg: "TcpRepr", payload: memoryview, skipped: str,
+    def _dupack_invalid(self, seg: "TcpRepr", payload: memoryview, skipped: str,
                         now: float) -> None:
         """The duplicate ACK owed to an unacceptable or PAWS-failed segment, rate-limited per
         connection except for data without SYN, which is no ACK loop and whose dup ACK
@@ -255,7 +256,7 @@ class InputMixin:
         else:
             stats.bump(skipped)
 
-    def _challenge_ack(self: "Connection", now: float) -> None:
+    def _challenge_ack(self, now: float) -> None:
         """RFC 5961 §3.2/§4.2/§5.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, limited first per
         connection, then by the host-wide budget if one is configured (Linux
         tcp_send_challenge_ack)."""
@@ -271,7 +272,7 @@ class InputMixin:
             self.output(now)
 
     # --- ACK processing ------------------------------------------------------------------
-    def _process_ack(self: "Connection", seg: "TcpRepr", datalen: int, now: float) -> None:
+    def _process_ack(self, seg: "TcpRepr", datalen: int, now: float) -> None:
         ack = seg.ack
         win = seg.window << self.snd_wscale
         sack_news = False
@@ -331,13 +332,13 @@ class InputMixin:
                 self.destroy()
             self.on_event()
 
-    def _rack_on_ack(self: "Connection", seg: "TcpRepr", now: float) -> None:
+    def _rack_on_ack(self, seg: "TcpRepr", now: float) -> None:
         """RFC 8985 §6.2: what this ACK delivered advances RACK; then every segment sent
         before the newest delivered one, and older than RACK.rtt + reo_wnd, is lost."""
         if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
             self._rack_detect(now)
 
-    def _rate_sample(self: "Connection", now: float) -> None:
+    def _rate_sample(self, now: float) -> None:
         """A model-based controller (BBR) hears what this ACK delivered and the rate it shows
         (draft-cheng-iccrg-delivery-rate-estimation §3.3)."""
         rack = self.rack
@@ -348,11 +349,11 @@ class InputMixin:
         inflight = rack.inflight if self.sack_ok and self.config.rack else sq.diff(self.snd_max, self.snd_una)
         self.cc.on_rate_sample(rs, rack.rate.delivered, inflight, now, self.rtt.srtt)
 
-    def _range_sacked(self: "Connection", start: int, end: int) -> bool:
+    def _range_sacked(self, start: int, end: int) -> bool:
         got = self.scoreboard.sacked_end(start)
         return got is not None and sq.ge(got, end)
 
-    def _rack_detect(self: "Connection", now: float) -> None:
+    def _rack_detect(self, now: float) -> None:
         rack = self.rack
         reo_wnd = rack.reo_wnd(self.in_recovery, self.scoreboard.sacked >= DUPTHRESH * self.mss, self.rtt.srtt)
         marked, retransmitted, timeout = rack.detect_loss(now, reo_wnd)
@@ -367,7 +368,7 @@ class InputMixin:
         if not self.in_recovery and sq.ge(self.snd_una, self.recover):
             self._enter_recovery(now)
 
-    def _rtt_from(self: "Connection", seg: "TcpRepr", now: float, sent_at: float) -> None:
+    def _rtt_from(self, seg: "TcpRepr", now: float, sent_at: float) -> None:
         if self.ts_ok and seg.ts is not None and seg.ts[1]:
             r = ((self.host.ts_clock(now) + self.ts_offset - seg.ts[1]) & 0xFFFFFFFF) / 1000.0
             if r < 60:                               # RFC 7323 §4.1: a sane echo only
@@ -375,7 +376,7 @@ class InputMixin:
         elif self.rtt_seq is not None:
             self.rtt.sample(now - sent_at)
 
-    def _new_ack(self: "Connection", seg: "TcpRepr", acked: int, now: float) -> None:
+    def _new_ack(self, seg: "TcpRepr", acked: int, now: float) -> None:
         ack = seg.ack
         if self.ts_ok or (self.rtt_seq is not None and sq.gt(ack, self.rtt_seq)):
             self._rtt_from(seg, now, self.rtt_time)
@@ -424,7 +425,7 @@ class InputMixin:
         if data_acked:
             self.on_event()
 
-    def _dupack(self: "Connection", now: float) -> None:
+    def _dupack(self, now: float) -> None:
         self.dupacks += 1
         if self.in_recovery and self.probe_at is not None:
             self.arm_probe(now)                      # SACK progress: restart the recovery probe
@@ -441,7 +442,7 @@ class InputMixin:
         if lost and (sq.gt(self.snd_una, self.recover) or self.sack_ok and self.snd_una == self.recover):
             self._enter_recovery(now)
 
-    def _enter_recovery(self: "Connection", now: float) -> None:
+    def _enter_recovery(self, now: float) -> None:
         """Fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2, RFC 6675 §5 step 4)."""
         flight = sq.diff(self.snd_max, self.snd_una)
         self.host.stats.fast_retransmits += 1
@@ -458,7 +459,7 @@ class InputMixin:
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn
 
-    def _note_duplicate(self: "Connection", seqno: int, datalen: int, out_of_order: bool = False) -> None:
+    def _note_duplicate(self, seqno: int, datalen: int, out_of_order: bool = False) -> None:
         """RFC 2883 §4: data we already had (below RCV.NXT) is reported once, as the first
         SACK block of the next ACK, so the sender can tell a needless retransmission from
         a loss (and undo, widen its reordering window); and, as Linux does on a duplicate
@@ -474,13 +475,13 @@ class InputMixin:
         self.quickacks = max(self.quickacks, self.config.quickacks)
 
     # --- undoing a spurious recovery (RFC 3708, RFC 3522, RFC 4015; Linux tcp_try_undo_*) ---------
-    def note_retransmission(self: "Connection", now: float) -> None:
+    def note_retransmission(self, now: float) -> None:
         if self.undo_cc is not None:
             self.undo_retrans += 1
             if self.undo_tsval is None and self.ts_ok:
                 self.undo_tsval = self._ts_val(now)
 
-    def _dsack_undo(self: "Connection", block: tuple[int, int], now: float) -> None:
+    def _dsack_undo(self, block: tuple[int, int], now: float) -> None:
         """RFC 3708 §3: each D-SACK of the episode's retransmissions reports one that was
         not needed; when all are reported, the reduction was for nothing."""
         if self.undo_cc is None or not self.in_recovery or sq.lt(block[0], self.undo_marker):
@@ -489,7 +490,7 @@ class InputMixin:
         if self.undo_retrans <= 0:
             self._undo_recovery()
 
-    def _may_undo(self: "Connection", seg: "TcpRepr") -> bool:
+    def _may_undo(self, seg: "TcpRepr") -> bool:
         """At the end of recovery: all retransmissions D-SACKed, or (RFC 3522 §2) the ACK
         echoes a timestamp older than the first retransmission -- an original arrived."""
         if self.undo_cc is None:
@@ -498,7 +499,7 @@ class InputMixin:
             return True
         return self.undo_tsval is not None and seg.ts is not None and sq.lt(seg.ts[1], self.undo_tsval)
 
-    def _undo_recovery(self: "Connection") -> None:
+    def _undo_recovery(self) -> None:
         """RFC 4015 §3.2: restore the congestion state from before the false alarm."""
         assert self.undo_cc is not None
         self.cc.undo(self.undo_cc)
@@ -506,7 +507,7 @@ class InputMixin:
         self.host.stats.recovery_undos += 1
 
     # --- segment text and FIN -----------------------------------------------------------
-    def _process_text(self: "Connection", seg: "TcpRepr", payload: memoryview, now: float) -> None:
+    def _process_text(self, seg: "TcpRepr", payload: memoryview, now: float) -> None:
         seqno = seg.seq
         data = payload
         fin = bool(seg.flags & FIN)
@@ -572,7 +573,7 @@ class InputMixin:
                 self.ooo_fin = sq.add(seqno, len(data))
             self.ack_now = True                      # RFC 5681 §4.2: out of order -> immediate ACK
 
-    def _fin_received(self: "Connection", now: float) -> None:
+    def _fin_received(self, now: float) -> None:
         self.rcv_nxt = sq.add(self.rcv_nxt, 1)
         self.rcv_fin = True
         self.ooo_fin = None
@@ -589,7 +590,7 @@ class InputMixin:
             self._enter_time_wait(now)
         self.on_event()
 
-    def _enter_time_wait(self: "Connection", now: float) -> None:
+    def _enter_time_wait(self: Self, now: float) -> None:
         self.state = State.TIME_WAIT
         self.rto_at = self.persist_at = self.keep_at = self.delack_at = None
         self.probe_at = self.rack_at = self.pace_at = None   # nothing is sent in TIME-WAIT

@@ -35,13 +35,11 @@ Sans-IO like the rest of the core: the budget is a plain object on the Tcp proto
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from . import seq as sq
+from .config import TcpConfig
 from .state import State
-
-if TYPE_CHECKING:
-    from .conn import Connection
+from .stats import TcpStats
+from .tcb import Tcb
 
 # Under pressure a receive window opens by at most this many segments beyond what is
 # already promised (Linux tcp_adjust_rcv_ssthresh: 4 * advmss).
@@ -67,7 +65,7 @@ class SocketMemory:
     connection's buffers or window (segment input, user send/recv, timers, end of life)."""
     __slots__ = ("config", "stats", "allocated", "committed", "pressure")
 
-    def __init__(self, config: Any, stats: Any) -> None:
+    def __init__(self, config: TcpConfig, stats: TcpStats) -> None:
         self.config = config          # TcpConfig: `mem` is read at every check, so it may be retuned live
         self.stats = stats
         self.allocated = 0
@@ -85,7 +83,7 @@ class SocketMemory:
         return self.committed >= self.config.mem[2]
 
     # --- accounting --------------------------------------------------------------------------
-    def update(self, conn: "Connection") -> None:
+    def update(self, conn: Tcb) -> None:
         """Re-charge `conn` for what its buffers hold and its window promises now (O(1))."""
         # per segment: kept to a few attribute reads (sq.diff inlined: RCV.ADV >= RCV.NXT always)
         held = conn.snd.held() + conn.rcv.held()
@@ -121,35 +119,36 @@ class SocketMemory:
         return True
 
 
-class MemoryMixin:
-    """Buffer sizing of one Connection (mixed into it like input/output/timer)."""
+class MemoryMixin(Tcb):
+    """Buffer sizing of one Connection (a half of it over the control block, tcb.py, like
+    input/output/timer)."""
     __slots__ = ()
 
     # --- limits ------------------------------------------------------------------------------
-    def rcv_space_max(self: "Connection") -> int:
+    def rcv_space_max(self) -> int:
         """The largest the receive buffer may become -- what the window scale is chosen
         for (Linux tcp_select_initial_window: tcp_rmem[2] unless SO_RCVBUF locked it)."""
         if self.rcvbuf_locked:
             return self.rcv.capacity
         return max(self.rcv.capacity, self.config.rmem[2])
 
-    def set_rcvbuf(self: "Connection", size: int) -> None:
+    def set_rcvbuf(self, size: int) -> None:
         """SO_RCVBUF: a fixed size, no autotuning (SOCK_RCVBUF_LOCK)."""
         self.rcv.capacity = size
         self.rcvbuf_locked = True
 
-    def set_sndbuf(self: "Connection", size: int) -> None:
+    def set_sndbuf(self, size: int) -> None:
         """SO_SNDBUF: a fixed size, no autotuning (SOCK_SNDBUF_LOCK)."""
         self.snd.capacity = size
         self.sndbuf_locked = True
 
-    def inherit_buffers(self: "Connection", parent: "Connection") -> None:
+    def inherit_buffers(self, parent: Tcb) -> None:
         """An accepted child takes the listener's sizes and locks (Linux sk_clone_lock)."""
         self.rcv.capacity, self.snd.capacity = parent.rcv.capacity, parent.snd.capacity
         self.rcvbuf_locked, self.sndbuf_locked = parent.rcvbuf_locked, parent.sndbuf_locked
 
     # --- receive side: Dynamic Right-Sizing --------------------------------------------------
-    def rcv_rtt_measure(self: "Connection", now: float) -> None:
+    def rcv_rtt_measure(self, now: float) -> None:
         """The receiver's RTT without timestamps' help (Linux tcp_rcv_rtt_measure): the time
         one advertised window takes to arrive is an upper bound of the RTT; keep the least.
         Called on in-order data."""
@@ -162,14 +161,14 @@ class MemoryMixin:
         self.rcv_rtt_seq = sq.add(self.rcv_nxt, max(sq.diff(self.rcv_adv, self.rcv_nxt), self.our_mss))
         self.rcv_rtt_time = now
 
-    def _receiver_rtt(self: "Connection") -> float:
+    def _receiver_rtt(self) -> float:
         """The RTT the receive buffer is sized for: the receiver's own (windowed) estimate,
         as Linux's rcv_rtt_est; until there is one, the sender-side SRTT."""
         if self.rcv_rtt > 0.0:
             return self.rcv_rtt
         return self.rtt.srtt if self.rtt.samples else 0.0
 
-    def rcv_space_adjust(self: "Connection", copied: int, now: float) -> None:
+    def rcv_space_adjust(self, copied: int, now: float) -> None:
         """After the application read `copied` bytes (Linux tcp_rcv_space_adjust): at most
         once per receiver RTT, compare what it drained in that time with the last measure."""
         self.rcv_copied += copied
@@ -188,7 +187,7 @@ class MemoryMixin:
             self.rcvq_space = drained
         self.rcvq_seq, self.rcvq_time = self.rcv_copied, now
 
-    def _grow_rcvbuf(self: "Connection", drained: int, space: int) -> None:
+    def _grow_rcvbuf(self, drained: int, space: int) -> None:
         cap = self.rcv.capacity
         limit = self.config.rmem[2]
         if cap >= limit:
@@ -207,7 +206,7 @@ class MemoryMixin:
         self.rcv.capacity = want
 
     # --- send side: with the congestion window -----------------------------------------------
-    def expand_sndbuf(self: "Connection") -> None:
+    def expand_sndbuf(self) -> None:
         """After an ACK moved the window (Linux tcp_new_space / tcp_sndbuf_expand): the send
         buffer holds twice the window in use -- what is in flight plus as much queued
         behind it -- never less than tcp_wmem[1], never more than tcp_wmem[2].  The window
@@ -225,7 +224,7 @@ class MemoryMixin:
             return
         self.snd.capacity = want
 
-    def moderate_sndbuf(self: "Connection") -> None:
+    def moderate_sndbuf(self) -> None:
         """Over the high mark, a writer's buffer shrinks to half of what it holds, not below
         tcp_wmem[0] (Linux sk_stream_moderate_sndbuf): it blocks until the queue drains."""
         if self.sndbuf_locked:
@@ -235,7 +234,7 @@ class MemoryMixin:
             self.snd.capacity = target
             self.host.stats.mem_sndbuf_moderated += 1
 
-    def release_buffers(self: "Connection") -> None:
+    def release_buffers(self) -> None:
         """End of life: give back what nobody can use any more.  The send queue always
         (nothing is sent from a CLOSED connection); the receive queue when no application
         can read it -- the socket was closed, or never accepted.  An open socket keeps its

@@ -2,30 +2,29 @@
 
 Decides with the peer's window, the congestion window (or RFC 6675's pipe during
 SACK recovery), Nagle (RFC 896) and sender-side SWS avoidance (RFC 9293 §3.8.6.2.1),
-and builds TSO super-segments when the device can cut them.
+and builds TSO super-segments when the device can cut them.  A half of Connection over
+the control block (tcb.py).
 """
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import Self
 
 from . import seq as sq
 from .memory import PRESSURE_WINDOW_SEGMENTS
 from .state import State
+from .tcb import Tcb
 from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
-
-if TYPE_CHECKING:
-    from .conn import Connection
 
 _TS_ONLY = struct.Struct("!BBBBII")      # NOP NOP TS(10): Linux's layout on data segments
 MAX_TSO = 65535 - 20 - 60                # IPv4 total length minus headers
 PACING_SLACK = 0.001                     # the pacing credit for a late timer (see _paced)
 
 
-class OutputMixin:
+class OutputMixin(Tcb):
     __slots__ = ()
 
-    def output(self: "Connection", now: float, force_probe: bool = False) -> None:
+    def output(self, now: float, force_probe: bool = False) -> None:
         st = self.state
         if st in (State.CLOSED, State.LISTEN):
             return
@@ -68,7 +67,7 @@ class OutputMixin:
             self.persist_at = now + self._persist_interval()
 
     # --- pacing (only while the controller sets a rate: BBR) ----------------------------------
-    def _pacing_blocked(self: "Connection", now: float) -> bool:
+    def _pacing_blocked(self, now: float) -> bool:
         """A token bucket one send quantum deep (~1 ms at the rate, Linux tcp_tso_autosize):
         `pace_next` is when everything sent so far has been paid for at pacing_rate.  Less
         than a quantum ahead of `now`, more may go; beyond it the sender waits -- until the
@@ -82,7 +81,7 @@ class OutputMixin:
         self.pace_at = self.pace_next
         return True
 
-    def _paced(self: "Connection", size: int, now: float) -> None:
+    def _paced(self, size: int, now: float) -> None:
         rate = self.cc.pacing_rate
         if rate:
             # Time the sender was late by, up to a timer tick, is credit: the edge's timers wake
@@ -93,7 +92,7 @@ class OutputMixin:
             start = self.pace_next if self.pace_next > floor else floor
             self.pace_next = start + size / rate
 
-    def _check_app_limited(self: "Connection") -> None:
+    def _check_app_limited(self) -> None:
         """draft-cheng-iccrg-delivery-rate-estimation §3.4: nothing left to send and the window
         not full -- the application, not the network, limits the samples that follow."""
         if len(self.snd) > sq.diff(self.snd_nxt, self.snd_una):
@@ -103,7 +102,7 @@ class OutputMixin:
             assert self.rack.rate is not None
             self.rack.rate.mark_app_limited(inflight)
 
-    def sync_pmtu(self: "Connection", now: float) -> None:
+    def sync_pmtu(self: Self, now: float) -> None:
         """Size segments by the path MTU the route cache holds now (Linux tcp_current_mss
         re-reading dst_mtu): a lowered path shrinks the MSS, an expired entry restores it."""
         pmtu = self.host.path_mtu(self, now)
@@ -112,7 +111,7 @@ class OutputMixin:
             self._update_mss()
 
     # --- how much ------------------------------------------------------------------------------
-    def _pipe(self: "Connection") -> int:
+    def _pipe(self) -> int:
         """RFC 6675 §4 pipe, simplified: octets above the highest SACK are in flight, holes
         below it are lost unless retransmitted during this recovery."""
         sb = self.scoreboard
@@ -127,7 +126,7 @@ class OutputMixin:
         sacked_below_rxt = sb.sacked - sb.sacked_above(self.high_rxt)
         return above + max(rexmitted - sacked_below_rxt, 0)
 
-    def _sendable(self: "Connection", force_probe: bool) -> tuple[int, bool]:
+    def _sendable(self, force_probe: bool) -> tuple[int, bool]:
         if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING,
                               State.LAST_ACK):
             return 0, False
@@ -173,7 +172,7 @@ class OutputMixin:
             n -= n % self._seg_mss()                  # keep a short tail back (Nagle)
         return n, fin_possible and off + n == total
 
-    def _seg_mss(self: "Connection") -> int:
+    def _seg_mss(self) -> int:
         """Payload per segment now: the MSS less room for SACK blocks while we hold
         out-of-order data (Linux tcp_current_mss), so a segment never outgrows the MTU."""
         if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
@@ -181,7 +180,7 @@ class OutputMixin:
             return max(self.mss - 4 - 8 * blocks, 64)
         return self.mss
 
-    def _segment_limit(self: "Connection") -> int:
+    def _segment_limit(self) -> int:
         mss = self._seg_mss()
         if self.tso_max and mss:
             limit = min(self.tso_max, MAX_TSO)
@@ -193,7 +192,7 @@ class OutputMixin:
         return mss
 
     # --- sending ---------------------------------------------------------------------------
-    def _send_data(self: "Connection", seqno: int, n: int, fin: bool, now: float) -> None:
+    def _send_data(self, seqno: int, n: int, fin: bool, now: float) -> None:
         off = sq.diff(seqno, self.snd_una)
         payload = self.snd.view(off, n) if n else None
         flags = ACK | (FIN if fin else 0)
@@ -226,7 +225,7 @@ class OutputMixin:
             # allowance), before this segment left
             self.arm_probe(now)
 
-    def _retransmit_head(self: "Connection", now: float) -> bool:
+    def _retransmit_head(self, now: float) -> bool:
         """Fast retransmit / NewReno partial ACK: resend the first unacknowledged segment."""
         avail = len(self.snd)
         n = min(self._seg_mss(), avail)
@@ -243,7 +242,7 @@ class OutputMixin:
             self.rto_at = now + self.rtt.current()
         return True
 
-    def _retransmit_tail(self: "Connection", now: float) -> None:
+    def _retransmit_tail(self, now: float) -> None:
         """The loss probe's retransmission: the last segment before SND.MAX (with the FIN)."""
         fin = self.fin_seq is not None and sq.diff(self.snd_max, self.fin_seq) == 1
         # the end of what was SENT (SND.MAX), not of the buffer: a "probe" past SND.MAX would be
@@ -259,7 +258,7 @@ class OutputMixin:
         self.host.stats.retrans_segs += 1
         self.rtt_seq = None
 
-    def _rack_sent(self: "Connection", start: int, end: int, now: float, retransmission: bool) -> None:
+    def _rack_sent(self, start: int, end: int, now: float, retransmission: bool) -> None:
         if retransmission:
             self.note_retransmission(now)
         if self.cc.pacing_rate:
@@ -267,7 +266,7 @@ class OutputMixin:
         if self.sack_ok and self.config.rack or self.rack.rate is not None:
             self.rack.sent(start, end, now, retransmission)
 
-    def _sack_retransmit(self: "Connection", now: float) -> bool:
+    def _sack_retransmit(self, now: float) -> bool:
         """RFC 6675 §5 step (C): while cwnd - pipe >= 1 SMSS, resend the next hole -- as one
         TSO super-segment when the device cuts them and the window allows.  With RACK
         (RFC 8985 §6.2) the holes resent are those RACK marked lost, lowest first: a hole
@@ -291,7 +290,7 @@ class OutputMixin:
             sent = True
         return sent
 
-    def _rack_retransmit(self: "Connection", now: float) -> bool:
+    def _rack_retransmit(self, now: float) -> bool:
         sent = False
         at = self.snd_una
         # after an RTO, SND.NXT walks back over the window: what lies above it goes with it
@@ -319,7 +318,7 @@ class OutputMixin:
             sent = True
         return sent
 
-    def _resend_hole(self: "Connection", start: int, stop: int, room: int, now: float) -> int:
+    def _resend_hole(self, start: int, stop: int, room: int, now: float) -> int:
         """Resend [start, stop) as far as `room` allows; the octets sent (FIN counted), -1 if none."""
         mss = self._seg_mss()
         off = sq.diff(start, self.snd_una)
@@ -337,7 +336,7 @@ class OutputMixin:
         self.host.stats.retrans_segs += 1
         return n + (1 if fin else 0)
 
-    def _send_syn(self: "Connection", now: float) -> None:
+    def _send_syn(self, now: float) -> None:
         synack = self.state == State.SYN_RECEIVED
         cfg = self.config
         seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt if synack else 0,
@@ -360,20 +359,20 @@ class OutputMixin:
         if self.rto_at is None:
             self.rto_at = now + self.rtt.current()
 
-    def send_rst(self: "Connection", now: float) -> None:
+    def send_rst(self: Self, now: float) -> None:
         seg = TcpRepr(self.lport, self.fport, self.snd_max, self.rcv_nxt, RST | ACK, 0)
         self.host.stats.out_rsts += 1
         self.host.emit(self, seg, b"", None, 0, now)
 
-    def send_keepalive(self: "Connection", now: float) -> None:
+    def send_keepalive(self, now: float) -> None:
         """RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT - 1 with no data draws an ACK."""
         self._emit(sq.add(self.snd_una, -1), ACK, None, now)
 
     # --- building a segment -------------------------------------------------------------------
-    def _ts_val(self: "Connection", now: float) -> int:
+    def _ts_val(self, now: float) -> int:
         return (self.host.ts_clock(now) + self.ts_offset) & 0xFFFFFFFF
 
-    def _emit(self: "Connection", seqno: int, flags: int, payload: memoryview | None, now: float,
+    def _emit(self, seqno: int, flags: int, payload: memoryview | None, now: float,
               gso: int = 0) -> None:
         seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._advertise(now))
         if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
@@ -391,7 +390,7 @@ class OutputMixin:
                 return
         self._finish_emit(seg, seg.options_bytes() if seg.sack or seg.ts else b"", payload, gso, now)
 
-    def _finish_emit(self: "Connection", seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+    def _finish_emit(self: Self, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
                      now: float) -> None:
         if seg.flags & ACK:
             self.last_ack_sent = seg.ack
@@ -401,7 +400,7 @@ class OutputMixin:
         self.segs_out += 1
         self.host.emit(self, seg, opts, payload, gso, now)
 
-    def _advertise(self: "Connection", now: float, syn: bool = False) -> int:
+    def _advertise(self, now: float, syn: bool = False) -> int:
         """The window field (RFC 9293 §3.8.6.2.2): never shrink the right edge, and
         receiver SWS avoidance -- move it only by min(buffer/2, MSS) or more.  Under
         memory pressure the edge moves less, or not at all (memory.py)."""
@@ -424,7 +423,7 @@ class OutputMixin:
             self.rcv_adv = edge
         return field
 
-    def _pressure_window(self: "Connection", free: int) -> int:
+    def _pressure_window(self, free: int) -> int:
         """Memory pressure (tcp_mem[1]): offer at most 4 segments (Linux clamps rcv_ssthresh
         to 4 * advmss); over the high mark, only what keeps this queue within tcp_rmem[0]
         (Linux still lets a socket below sk_rcvbuf's floor take data, sk_rmem_schedule).
@@ -438,7 +437,7 @@ class OutputMixin:
             return limit
         return free
 
-    def _window_update(self: "Connection", now: float) -> None:
+    def _window_update(self, now: float) -> None:
         """After a read: ACK when the window at least doubles (Linux tcp_cleanup_rbuf)."""
         if self.state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
             return
@@ -448,6 +447,6 @@ class OutputMixin:
             self.ack_now = True
             self.output(now)
 
-    def _persist_interval(self: "Connection") -> float:
+    def _persist_interval(self) -> float:
         base = max(self.rtt.current(), self.config.persist_min)
         return min(base * (1 << self.persist_backoff), self.config.persist_max)

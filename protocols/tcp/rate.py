@@ -19,10 +19,18 @@ ACK removes from the RACK record.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .rack import SentSegment
+
+class SentSegment(Protocol):
+    """What the estimator reads and stamps in a transmission's record (rack.SentSegment; a
+    protocol, so that rate.py needs no import of rack.py, which imports it)."""
+    xmit_ts: float
+    retransmitted: bool
+    delivered: int
+    delivered_time: float | None        # None: no snapshot (taken before a controller asked)
+    first_sent_time: float
+    app_limited: bool
 
 
 class RateSample:
@@ -68,7 +76,7 @@ class RateEstimator:
         self._acked = 0
 
     # --- §3.2 transmitting --------------------------------------------------------------------
-    def on_sent(self, seg: "SentSegment", now: float, inflight: int) -> None:
+    def on_sent(self, seg: SentSegment, now: float, inflight: int) -> None:
         """Snapshot the delivery state into `seg` (OnPacketSent)."""
         if inflight == 0:
             # nothing in flight: the next flight's clocks start now (the idle gap is no interval)
@@ -79,7 +87,7 @@ class RateEstimator:
         seg.app_limited = self.app_limited != 0
 
     # --- §3.3 acknowledging -----------------------------------------------------------------
-    def on_delivered(self, seg: "SentSegment", size: int, now: float) -> None:
+    def on_delivered(self, seg: SentSegment, size: int, now: float) -> None:
         """`size` bytes of `seg` were delivered now (UpdateRateSample)."""
         self.delivered += size
         self.delivered_time = now

@@ -1,14 +1,15 @@
 """Connection timers (4.4BSD tcp_timer): retransmission (RFC 6298), persist, delayed
 ACK, keepalive (RFC 1122 §4.2.3.6), TIME-WAIT / FIN-WAIT-2.  The Tcp protocol keeps
-one heap of connections ordered by `poll_at()`; the Stack's timer task drives it."""
+one heap of connections ordered by `poll_at()`; the Stack's timer task drives it.  A half
+of Connection over the control block (tcb.py)."""
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from ..timing import TICK as TIMER_TICK
 from . import seq as sq
 from .state import State
+from .tcb import Tcb
 
 ORPHAN_RETRIES = 8      # what net.ipv4.tcp_orphan_retries = 0 (its default) stands for in Linux
 
@@ -18,18 +19,15 @@ ORPHAN_RETRIES = 8      # what net.ipv4.tcp_orphan_retries = 0 (its default) sta
 PTO_FLOOR = 0.002
 SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
 
-if TYPE_CHECKING:
-    from .conn import Connection
-
 # TIMER_TICK (protocols/timing.py): a deadline still due after its handler ran is pushed this
 # far past `now`, and a keepalive that is this close to its idle time is taken as due --
 # float rounding of last_rcv + keepidle must never leave a timer at `now`.
 
 
-class TimerMixin:
+class TimerMixin(Tcb):
     __slots__ = ()
 
-    def poll_at(self: "Connection") -> float | None:
+    def poll_at(self) -> float | None:
         best = None
         for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at, self.probe_at,
                    self.rack_at, self.pace_at):
@@ -37,7 +35,7 @@ class TimerMixin:
                 best = at
         return best
 
-    def poll(self: "Connection", now: float) -> None:
+    def poll(self, now: float) -> None:
         if self.tw_at is not None and now >= self.tw_at:
             self.tw_at = None
             self.destroy()                       # TIME-WAIT over, or an orphan gave up in FIN-WAIT-2
@@ -70,7 +68,7 @@ class TimerMixin:
             self._on_keepalive(now)
         self.arm_keepalive(now)
 
-    def _on_rto(self: "Connection", now: float) -> None:
+    def _on_rto(self, now: float) -> None:
         st = self.state
         if st in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
             return
@@ -123,10 +121,10 @@ class TimerMixin:
             self.rto_at = now + self.rtt.current()
 
     # --- orphans (closed by the application; Linux net.ipv4.tcp_orphan_retries) ---------------
-    def orphan_retry_limit(self: "Connection") -> int:
+    def orphan_retry_limit(self) -> int:
         return self.config.orphan_retries or ORPHAN_RETRIES
 
-    def _orphan_gives_up_probing(self: "Connection", now: float) -> bool:
+    def _orphan_gives_up_probing(self, now: float) -> bool:
         """An orphan's zero-window probes: once their interval is at its maximum and
         tcp_orphan_retries of them went out, it is reset and freed (its peer answers the
         probes, so the RST frees the other end too).  A live socket probes on as long as
@@ -140,7 +138,7 @@ class TimerMixin:
         return True
 
     # --- loss probes: a simplified RACK-TLP (RFC 8985) ------------------------------------------
-    def arm_probe(self: "Connection", now: float) -> None:
+    def arm_probe(self, now: float) -> None:
         """PTO = 2 SRTT (+ a delayed-ACK allowance for a lone segment), never later than the
         RTO (RFC 8985 §7.2).  Only with SACK and an RTT sample, and one probe at a time."""
         if not self.config.loss_probes or not self.sack_ok or not self.rtt.samples or self.snd_una == self.snd_max \
@@ -155,7 +153,7 @@ class TimerMixin:
         # keeping it fired probes mid-flow once RTO < 2 SRTT (steady queueing RTT).
         self.probe_at = at if self.rto_at is None or at < self.rto_at else None
 
-    def _on_probe(self: "Connection", now: float) -> None:
+    def _on_probe(self, now: float) -> None:
         if self.snd_una == self.snd_max or self.state not in SENDING:
             return
         self.host.stats.loss_probes += 1
@@ -178,7 +176,7 @@ class TimerMixin:
         else:
             self._retransmit_tail(now)
 
-    def _on_rack_timer(self: "Connection", now: float) -> None:
+    def _on_rack_timer(self, now: float) -> None:
         """RFC 8985 §6.2 step 5: the reordering window of a segment ran out -- detect again."""
         if self.snd_una == self.snd_max or self.state not in SENDING:
             return
@@ -186,7 +184,7 @@ class TimerMixin:
         self._rack_detect(now)
         self.output(now)
 
-    def arm_keepalive(self: "Connection", now: float) -> None:
+    def arm_keepalive(self, now: float) -> None:
         if self.keepalive and self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and self.keep_at is None:
             base = self.last_rcv if self.keep_probes == 0 else now
             wait = self.keepidle if self.keep_probes == 0 else self.keepintvl
@@ -194,7 +192,7 @@ class TimerMixin:
         elif not self.keepalive:
             self.keep_at = None
 
-    def _on_keepalive(self: "Connection", now: float) -> None:
+    def _on_keepalive(self, now: float) -> None:
         if self.keep_probes == 0:
             remaining = self.last_rcv + self.keepidle - now
             if remaining > TIMER_TICK:

@@ -9,7 +9,8 @@ import errno
 import socket as _pysocket
 import struct
 
-from .conn import Connection, State
+from .conn import Connection
+from .state import State
 from .tcp import Tcp
 
 TCP_MAXSEG = _pysocket.TCP_MAXSEG

@@ -110,6 +110,9 @@ class FakeHost:
     def reset_reply(self, conn: Connection, seg: TcpRepr, datalen: int, now: float) -> None:
         self.reset_replies.append((seg, datalen))
 
+    def accept_queue_full(self, lst: Connection) -> bool:
+        return False                # asked only for a listener's child (tcp.py; test_tcp_listen.py)
+
     def schedule(self, conn: Connection) -> None:
         self.scheduled += 1
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from protocols.tcp import seq as sq
-from protocols.tcp.congestion import ALGORITHMS, INITIAL_WINDOW_SEGMENTS, Cubic, NewReno
+from protocols.tcp.congestion import ALGORITHMS, Cubic, NewReno
+from protocols.tcp.controller import INITIAL_WINDOW_SEGMENTS
 from protocols.tcp.rtt import CLOCK_GRANULARITY, INITIAL_RTO, RttEstimator
 
 FAST = settings(max_examples=300, deadline=None)

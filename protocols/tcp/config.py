@@ -1,0 +1,83 @@
+"""The TCP tunables (TcpConfig), named after the Linux sysctls they follow.
+
+A module of its own, below the control block (tcb.py) and the protocol (tcp.py) that
+both read it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .congestion import DEFAULT
+
+
+@dataclass
+class TcpConfig:
+    """Tunables, named after their Linux sysctl where one exists."""
+    syn_retries: int = 6                # net.ipv4.tcp_syn_retries (~127 s)
+    synack_retries: int = 5             # net.ipv4.tcp_synack_retries
+    retries2: int = 15                  # net.ipv4.tcp_retries2
+    msl: float = 30.0                   # TIME_WAIT lasts 2*MSL (Linux: 60 s)
+    # net.ipv4.tcp_max_tw_buckets: connections in TIME_WAIT at most.  Beyond it a closing
+    # connection skips TIME_WAIT (Linux: "time wait bucket table overflow"), so a peer that
+    # makes us close first at a high rate cannot pile up 2*MSL worth of connections (~3 KB
+    # of objects each here, which the tcp_mem budget does not see).  Linux sizes it from
+    # its hash table (131072 on a 24 GiB host); a fixed 16384 here: ~50 MB at most.
+    max_tw_buckets: int = 16384
+    fin_timeout: float = 60.0           # orphaned FIN_WAIT_2 (net.ipv4.tcp_fin_timeout)
+    # Orphans: connections the application closed that still deliver their data and FIN
+    # (FIN_WAIT_1/2, CLOSING, LAST_ACK).  Nobody can read or write them any more, so they
+    # get fewer chances than a live socket.  net.ipv4.tcp_orphan_retries: RTO retries, and
+    # zero-window probes once their backoff is at its maximum, before an orphan is dropped
+    # (counted orphan_timeouts); 0, Linux's default, means 8.  A peer answering every probe
+    # with a zero window (a client that never reads) no longer holds an orphan forever.
+    orphan_retries: int = 0
+    # net.ipv4.tcp_max_orphans: orphans at most; a connection orphaned beyond it is reset at
+    # once (Linux "too many orphaned sockets"; counted orphan_overflows).  Linux sizes it from
+    # RAM (its docs: 8192 of old, each orphan "up to ~64 KB"); here 16384, like
+    # max_tw_buckets: ~3 KB of objects each (~50 MB at most) -- their buffers are under the
+    # tcp_mem budget anyway -- which is far more than a server's normal closing traffic.
+    max_orphans: int = 16384
+    delack: float = 0.04                # delayed-ACK timer (Linux TCP_DELACK_MIN); RFC 9293 caps it at 0.5 s
+    quickacks: int = 16                 # ACK every segment at the start (Linux quickack mode)
+    rto_min: float = 0.2
+    rto_max: float = 120.0
+    # Socket buffers (memory.py).  Linux's defaults: they start at [1] and autotune up to [2]
+    # -- the receive buffer when the application drains it (DRS), the send buffer with the
+    # congestion window -- so an idle or never-reading peer pins ~[1], not [2].  Sizes are
+    # payload bytes (Linux's count skb overhead too, about half of tcp_rmem's: our buffers
+    # are flat bytearrays, so the same numbers buy a window about twice Linux's).
+    rmem: tuple[int, int, int] = (4096, 131072, 6 << 20)     # net.ipv4.tcp_rmem
+    wmem: tuple[int, int, int] = (4096, 16384, 4 << 20)      # net.ipv4.tcp_wmem
+    moderate_rcvbuf: bool = True                             # net.ipv4.tcp_moderate_rcvbuf
+    # A fixed size for every socket instead (as if SO_RCVBUF/SO_SNDBUF were set: no autotuning)
+    rcvbuf: int | None = None
+    sndbuf: int | None = None
+    # net.ipv4.tcp_mem, in bytes (Linux: pages, scaled to RAM -- 3:4:6 of 1/16 of it): one budget
+    # for every TCP buffer of this stack, held bytes plus open receive windows (memory.py):
+    # below [0] buffers grow freely; above [1] memory pressure (no growth, windows open by
+    # 4 segments at most) until back below [0]; at [2] out-of-order data is dropped and new
+    # connections refused.  A userspace stack is one process among others, so a fixed cap
+    # (Linux gives ~1/10 of RAM), 256 MiB: ~1300 never-reading connections at ~190 KB each,
+    # ~13 000 idle ones, or ~20 bulk flows at full 6 MiB windows.
+    mem: tuple[int, int, int] = (128 << 20, 192 << 20, 256 << 20)
+    keepidle: float = 7200.0
+    keepintvl: float = 75.0
+    keepcnt: int = 9
+    congestion: str = DEFAULT
+    sack: bool = True
+    timestamps: bool = True
+    window_scaling: bool = True
+    syncookies: bool = True
+    somaxconn: int = 4096               # net.core.somaxconn: listen() backlogs are clamped to it
+    # RFC 5961 §7 asks to limit challenge ACKs.  Per connection, like Linux's per-socket
+    # net.ipv4.tcp_invalid_ratelimit (500 ms): at most one ACK answering invalid segments
+    # (challenge ACKs, and dup ACKs for out-of-window or PAWS-failed segments without data)
+    # per interval.  A host-wide budget is what CVE-2016-5696 counted from off path; Linux 6.0
+    # disabled it by default (tcp_challenge_ack_limit = INT_MAX), as None does here.  Set, it
+    # is randomised per second like Linux >= 4.7: uniform in [limit/2, 3*limit/2).
+    invalid_ratelimit: float = 0.5      # seconds (net.ipv4.tcp_invalid_ratelimit)
+    challenge_ack_limit: int | None = None   # per second per stack (net.ipv4.tcp_challenge_ack_limit)
+    loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
+    rack: bool = True                   # RACK time-based loss detection with SACK (RFC 8985; Linux tcp_recovery=1)
+    dsack: bool = True                  # report duplicate segments (RFC 2883; net.ipv4.tcp_dsack)
+    persist_min: float = 0.2
+    persist_max: float = 60.0

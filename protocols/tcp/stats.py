@@ -1,0 +1,79 @@
+"""The TCP counters (TcpStats): RFC 4022 MIB names plus Linux's TcpExt extras.
+
+A module of its own so that the control block (tcb.py) can name the type its protocol
+counts in without importing the protocol (tcp.py imports the connection)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ndd.counters import Counters
+
+
+@dataclass
+class TcpStats(Counters):
+    """RFC 4022 tcp MIB names, lower-cased, plus Linux's TcpExt extras."""
+    active_opens: int = 0
+    passive_opens: int = 0
+    attempt_fails: int = 0
+    estab_resets: int = 0
+    in_segs: int = 0
+    out_segs: int = 0
+    retrans_segs: int = 0
+    in_errs: int = 0
+    in_csum_errors: int = 0
+    in_truncated: int = 0
+    in_hdr_errors: int = 0
+    out_rsts: int = 0
+    in_rsts: int = 0
+    no_ports: int = 0
+    fast_retransmits: int = 0
+    loss_probes: int = 0
+    probe_recoveries: int = 0
+    rack_lost: int = 0              # segments RACK marked lost (RFC 8985 §6.2; Linux counts them in TCPLost*)
+    lost_retransmits: int = 0       # ...of them retransmissions lost again (Linux TCPLostRetransmit)
+    rack_timeouts: int = 0          # RACK reordering-timer expiries (Linux's REO_TIMEOUT)
+    dsacks_sent: int = 0            # duplicates reported to the peer (RFC 2883; Linux TCPDSACKOldSent)
+    dsacks_received: int = 0        # D-SACKs from the peer: spurious retransmissions (TCPDSACKRecv)
+    recovery_undos: int = 0         # recoveries found spurious and undone (Linux TCPFullUndo + TCPDSACKUndo)
+    sack_reneging: int = 0          # the peer dropped data it had SACKed: scoreboard cleared (TCPSACKReneging)
+    rto_fires: int = 0
+    timeouts: int = 0
+    timer_deferrals: int = 0     # a timer still due after its handler ran: pushed one tick on
+    paws_drops: int = 0
+    out_of_window: int = 0
+    challenge_acks: int = 0             # sent (Linux TCPChallengeACK)
+    challenge_acks_suppressed: int = 0  # not sent: per-connection limit or host budget
+    ack_skipped_challenge: int = 0      # ... of which by the per-connection limit (TCPACKSkippedChallenge)
+    oow_acks: int = 0                   # dup ACKs sent for out-of-window / PAWS-failed segments
+    ack_skipped_seq: int = 0            # out-of-window, rate-limited (TCPACKSkippedSeq)
+    ack_skipped_paws: int = 0           # PAWS-failed, rate-limited (TCPACKSkippedPAWS)
+    ack_skipped_time_wait: int = 0      # out-of-window in TIME_WAIT, rate-limited (TCPACKSkippedTimeWait)
+    icmp_no_conn: int = 0               # ICMP error quoting no connection of ours (Linux: ICMP InErrors)
+    out_of_window_icmps: int = 0        # quoted sequence not in [SND.UNA, SND.MAX] (OutOfWindowIcmps)
+    icmp_ignored: int = 0               # ICMP error for a connection in TIME_WAIT
+    pmtu_reductions: int = 0            # a validated frag-needed shrank a connection's MSS
+    ooo_segs: int = 0
+    tw_overflows: int = 0               # TIME_WAIT skipped: max_tw_buckets already (TCPTimeWaitOverflow)
+    orphan_timeouts: int = 0            # orphans dropped after tcp_orphan_retries (TCPAbortOnTimeout)
+    orphan_overflows: int = 0           # closed beyond max_orphans: reset at once ("too many orphaned sockets")
+    ofo_dropped: int = 0            # out-of-order segments refused: the block cap (Linux TCPOFODrop)
+    ofo_pruned: int = 0             # prune events dropping queued blocks from the far end (OfoPruned)
+    sack_blocks_invalid: int = 0    # SACK blocks empty, inverted or beyond SND.MAX (TCPSACKDiscard)
+    sack_blocks_old: int = 0        # SACK blocks wholly at or below SND.UNA: D-SACK or stale
+    sack_blocks_ignored: int = 0    # SACK blocks that would fragment the scoreboard beyond its cap
+    syncookies_sent: int = 0
+    syncookies_recv: int = 0
+    syncookies_failed: int = 0
+    listen_overflows: int = 0
+    listen_drops: int = 0
+    aborts: int = 0
+    keepalive_drops: int = 0
+    out_errors: int = 0
+    # the socket-buffer budget (memory.py; Linux TcpExt names in the comments)
+    mem_pressure: int = 0               # times the stack entered memory pressure (TCPMemoryPressures)
+    mem_grow_denied: int = 0            # buffer growth withheld under pressure
+    mem_window_clamped: int = 0         # windows offered smaller under pressure / over the high mark
+    mem_sndbuf_moderated: int = 0       # send buffers cut to half their queue over the high mark
+    mem_ooo_pruned: int = 0             # out-of-order queues dropped over the high mark (OfoPruned)
+    mem_ooo_dropped: int = 0            # out-of-order segments dropped over the high mark (TCPOFODrop)
+    mem_refused: int = 0                # new connections refused over the high mark

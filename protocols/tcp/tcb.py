@@ -1,0 +1,315 @@
+"""The TCP control block (RFC 9293 §3.3.1 TCB): every field of a connection, typed, and the
+calls one half of the connection makes into another.
+
+Design (issue 11): the connection's code stays split by concern like 4.4BSD's tcp_input.c /
+tcp_output.c / tcp_timer.c -- input.py, output.py, timer.py, memory.py -- and each half is a
+subclass of `Tcb`, which declares what they share:
+
+  * every field with its type (the slots live here; Connection.__init__ gives the initial
+    values), so mypy checks every read and write of the state in every half;
+  * the methods one half calls in another (`output` from input and timer, `arm_probe` from
+    input and output, ...) as abstract stubs: the half that owns one overrides it, mypy
+    checks that the override keeps the signature, and that Connection leaves none
+    unimplemented (it refuses to instantiate a class with an abstract method left; no
+    ABCMeta, so nothing of this runs at run time);
+  * `host`, the protocol the connection lives in (tcp.py's Tcp, or a test double), as the
+    `TcpHost` interface below -- typed by `Self`, so a host of Connections is handed
+    Connections, while tcb.py imports neither tcp.py nor conn.py (no import cycle).
+
+`Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin)` (conn.py) joins the halves;
+Tcb comes last in its MRO, so each stub is overridden by the real method.  This is a typing
+device only: attribute and method lookups go through the class's slots and method cache
+as before, so no call or indirection is added per segment.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol, Self, TypeVar
+
+from .buffers import RecvBuffer, Scoreboard, SendBuffer
+from .config import TcpConfig
+from .controller import CongestionControl
+from .rack import Rack
+from .rtt import RttEstimator
+from .state import State
+from .stats import TcpStats
+from .wire import TcpRepr
+
+ConnT_contra = TypeVar("ConnT_contra", contravariant=True)
+
+
+class MemoryBudget(Protocol):
+    """The stack-wide tcp_mem budget as a connection uses it (memory.py SocketMemory)."""
+    @property
+    def pressure(self) -> bool: ...
+    def below_low(self) -> bool: ...
+    def under_pressure(self) -> bool: ...
+    def over_high(self) -> bool: ...
+    def update(self, conn: Tcb) -> None: ...
+
+
+class Route(Protocol):
+    """The interface a connection's route leaves by (the stack's Interface): its MTU."""
+    @property
+    def mtu(self) -> int: ...
+
+
+class TcpHost(Protocol[ConnT_contra]):
+    """What a connection calls on its protocol (tcp.py Tcp; tests use a recording double).
+    ConnT_contra is the connection class the host keeps in its tables."""
+    @property
+    def stats(self) -> TcpStats: ...
+    @property
+    def mem(self) -> MemoryBudget: ...
+    def ts_clock(self, now: float) -> int: ...
+    def challenge_ack_allowed(self, now: float) -> bool: ...
+    def path_mtu(self, conn: ConnT_contra, now: float) -> int: ...
+    def emit(self, conn: ConnT_contra, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+             now: float) -> int: ...
+    def reset_reply(self, conn: ConnT_contra, seg: TcpRepr, datalen: int, now: float) -> None: ...
+    def established(self, conn: ConnT_contra) -> None: ...
+    def accept_queue_full(self, lst: ConnT_contra) -> bool: ...
+    def time_wait(self, conn: ConnT_contra) -> None: ...
+    def detach(self, conn: ConnT_contra) -> None: ...
+
+
+class Tcb:
+    """The fields of one connection, grouped as RFC 9293 §3.3.1 and BSD's struct tcpcb."""
+    __slots__ = (
+        "host", "config", "state", "laddr", "lport", "faddr", "fport",
+        # send sequence space (RFC 9293 §3.3.1) + SND.MAX of BSD
+        "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "snd_wscale",
+        # receive sequence space
+        "irs", "rcv_nxt", "rcv_adv", "rcv_wscale", "last_ack_sent",
+        # options
+        "mss", "peer_mss", "our_mss", "pmtu", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_offset", "sack_ok",
+        "want_wscale", "peer_wscale",
+        # buffers
+        "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
+        # RTT and congestion
+        "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
+        "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
+        # timers
+        "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
+        "probe_at", "probe_high", "tail_lost",
+        "keep_probes", "last_rcv",
+        # acks
+        "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
+        # socket-facing
+        "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
+        "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
+        "accept_live", "queued",
+        "ttl", "tos", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr", "owned",
+        # statistics (TCP_INFO)
+        "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
+        "cookie",
+        # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
+        "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
+    )
+
+    host: TcpHost[Self]
+    config: TcpConfig
+    state: State
+    laddr: int
+    lport: int
+    faddr: int
+    fport: int
+    # send sequence space
+    iss: int
+    snd_una: int
+    snd_nxt: int
+    snd_max: int                        # highest sequence sent (BSD): SND.NXT goes back after an RTO
+    snd_wnd: int
+    snd_wl1: int
+    snd_wl2: int
+    max_snd_wnd: int                    # the largest window the peer offered (RFC 5961 §5.2, SWS)
+    snd_wscale: int
+    # receive sequence space
+    irs: int
+    rcv_nxt: int
+    rcv_adv: int                        # the right edge we advertised: never moves left
+    rcv_wscale: int
+    last_ack_sent: int                  # RFC 7323 §4.3 Last.ACK.sent
+    # options
+    mss: int                            # payload per segment, options deducted (input.py _update_mss)
+    peer_mss: int
+    our_mss: int
+    pmtu: int                           # path MTU below the link's (0: none)
+    ts_ok: bool
+    ts_recent: int
+    ts_recent_stamp: float
+    ts_offset: int
+    sack_ok: bool
+    want_wscale: bool
+    peer_wscale: int | None
+    # buffers and their accounting (memory.py)
+    snd: SendBuffer
+    rcv: RecvBuffer
+    rcvbuf_locked: bool
+    sndbuf_locked: bool
+    mem_charged: int
+    mem_promised: int
+    fin_queued: bool
+    fin_seq: int | None
+    fin_acked: bool
+    rcv_fin: bool
+    ooo_fin: int | None
+    rcv_closed: bool
+    # RTT and congestion
+    rtt: RttEstimator
+    rtt_seq: int | None
+    rtt_time: float
+    cc: CongestionControl
+    dupacks: int
+    in_recovery: bool
+    recover: int
+    high_rxt: int
+    rexmit_una: bool
+    scoreboard: Scoreboard
+    rack: Rack
+    rack_at: float | None
+    pace_at: float | None
+    pace_next: float
+    undo_cc: dict[str, object] | None
+    undo_retrans: int
+    undo_tsval: int | None
+    undo_marker: int
+    # timers: deadlines, None when not armed (timer.py)
+    rto_at: float | None
+    delack_at: float | None
+    persist_at: float | None
+    keep_at: float | None
+    tw_at: float | None
+    sched_at: float | None              # where the protocol's timer heap holds it (tcp.py)
+    retries: int
+    persist_backoff: int
+    probe_at: float | None
+    probe_high: int | None
+    tail_lost: bool
+    keep_probes: int
+    last_rcv: float
+    # acks
+    ack_now: bool
+    delack_bytes: int
+    quickacks: int
+    last_oow_ack: float | None
+    dsack: tuple[int, int] | None
+    # socket-facing
+    so_error: int
+    soft_error: int
+    nodelay: bool
+    keepalive: bool
+    keepidle: float
+    keepintvl: float
+    keepcnt: int
+    linger0: bool
+    on_event: Callable[[], None]
+    parent: Self | None
+    backlog: int
+    syn_count: int
+    accept_queue: deque[Self] | None
+    ifp: Route | None
+    csum_offload: bool
+    tso_max: int
+    accept_live: int
+    queued: bool
+    ttl: int | None
+    tos: int
+    reuseaddr: bool
+    reuseport: bool
+    bound_port: bool
+    user_closed: bool
+    shut_wr: bool
+    owned: bool
+    # statistics (TCP_INFO)
+    total_retrans: int
+    retransmits: int
+    segs_in: int
+    segs_out: int
+    bytes_acked: int
+    bytes_received: int
+    cookie: bool
+    # receive-buffer autotuning (memory.py)
+    rcv_copied: int
+    rcvq_space: int
+    rcvq_seq: int
+    rcvq_time: float | None
+    rcv_rtt: float
+    rcv_rtt_seq: int
+    rcv_rtt_time: float | None
+
+    # --- the calls across halves, each overridden by the half named --------------------------
+    # conn.py (user calls and the end of life)
+    @abstractmethod
+    def shutdown_write(self, now: float) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def abort(self, now: float, err: int = 0) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def drop(self, err: int) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def destroy(self) -> None:
+        raise NotImplementedError
+
+    # input.py
+    @abstractmethod
+    def _update_mss(self) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _rack_detect(self, now: float) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _range_sacked(self, start: int, end: int) -> bool:
+        raise NotImplementedError
+
+    @abstractmethod
+    def note_retransmission(self, now: float) -> None:
+        raise NotImplementedError
+
+    # output.py
+    @abstractmethod
+    def output(self, now: float, force_probe: bool = False) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _sendable(self, force_probe: bool) -> tuple[int, bool]:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _retransmit_tail(self, now: float) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def send_keepalive(self, now: float) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _ts_val(self, now: float) -> int:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _persist_interval(self) -> float:
+        raise NotImplementedError
+
+    # timer.py
+    @abstractmethod
+    def arm_probe(self, now: float) -> None:
+        raise NotImplementedError
+
+    # memory.py
+    @abstractmethod
+    def expand_sndbuf(self) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def rcv_rtt_measure(self, now: float) -> None:
+        raise NotImplementedError
