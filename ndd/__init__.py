@@ -1,8 +1,11 @@
-"""The NDD family: AIX CDLI network device drivers and network services."""
-from .constants import *  # noqa: F401,F403
-from .demux import NS_INCLUDE_MAC, NS_PROTO, Demuxer, EtherDemuxer, NsFilter, NsUser, RawIpDemuxer
-from .ndd import DeviceCaps, GenStats, Ndd, StatusBlock, ndd_error
-from .services import NetServices
+"""The NDD family (AIX CDLI): the bottom layer, and the vocabulary every layer shares.
 
-__all__ = ["Demuxer", "DeviceCaps", "EtherDemuxer", "GenStats", "NS_INCLUDE_MAC", "NS_PROTO", "Ndd",
-           "NetServices", "NsFilter", "NsUser", "RawIpDemuxer", "StatusBlock", "ndd_error"]
+  ndd        Ndd: one network device as the protocol side sees it (struct ndd), its stats
+  services   NetServices: ns_attach/alloc/free, ns_add_filter, ns_add_status, demuxer table
+  demux      the Ethernet and raw-IP demuxers and their filters (ns_8022, ns_user)
+  atm        the NDD's ATM interface: VcParams, the link header, the ATM demuxer, the 9180 MTU
+  constants  AIX names and values (ndd_flags, ndd_ctl commands, filter types, AF_NDD...)
+  pktbuf     PacketBuffer (headroom, offload metadata) and the virtio GSO kinds
+  counters   the statistics base class every layer's counters derive from
+  checksum   the Internet checksum (RFC 1071) and its incremental forms
+"""

@@ -10,7 +10,8 @@ from .contracts import PR_ATOMIC, PR_ADDR, PR_CONNREQUIRED, Protosw
 from .atm.sockets.usrreq import register as register_atm_sockets
 from .icmp import Icmp
 from .ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
-from .tcp import Tcp, TcpUserRequests
+from .tcp.tcp import Tcp
+from .tcp.usrreq import TcpUserRequests
 from .udp import Udp, UdpUserRequests
 
 if TYPE_CHECKING:

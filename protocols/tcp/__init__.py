@@ -9,11 +9,3 @@
   tcp.py         protocol: tables, ISNs, IPv4 glue   usrreq.py     what the socket layer calls
   memory.py      buffer autotuning, tcp_mem budget   stats.py      TcpStats (the counters)
 """
-from .config import TcpConfig
-from .conn import Connection
-from .state import State
-from .stats import TcpStats
-from .tcp import Tcp
-from .usrreq import TcpUserRequests
-
-__all__ = ["Connection", "State", "Tcp", "TcpConfig", "TcpStats", "TcpUserRequests"]

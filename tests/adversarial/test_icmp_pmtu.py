@@ -26,7 +26,7 @@ from typing import AsyncIterator
 import pytest
 import trio
 
-from drivers import TunNdd
+from drivers.tuntap import TunNdd
 from protocols.ipv4 import FLAG_DF
 from stack import Stack
 from ndd.pktbuf import PacketBuffer

@@ -20,7 +20,7 @@ from . import check
 if TYPE_CHECKING:
     from protocols.icmp import Icmp
     from protocols.ipv4 import Ipv4
-    from protocols.tcp import Tcp
+    from protocols.tcp.tcp import Tcp
     from protocols.udp import Udp
 
     class Fdp:

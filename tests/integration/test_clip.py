@@ -23,7 +23,7 @@ from ndd import constants as C
 from ndd.ndd import Ndd
 from protocols.atm.clip.link import (LLC_SNAP_ATMARP, LLC_SNAP_IPV4, OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK,
                                 RESOLVING, REVALIDATING, VALID, AtmArpRepr, AtmArpTable, ClipConfig)
-from protocols.tcp import TcpConfig
+from protocols.tcp.config import TcpConfig
 from protocols.addr import ip_to_int
 from protocols.ifnet import Interface
 from ndd.pktbuf import PacketBuffer

@@ -24,7 +24,7 @@ from ndd import constants as C
 from protocols.atm.clip.atmarp import OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK, OP_REPLY, OP_REQUEST
 from protocols.atm.clip.link import VALID, ClipConfig
 from protocols.atm.clip.svc import REGISTERED
-from protocols.tcp import TcpConfig
+from protocols.tcp.config import TcpConfig
 from protocols.addr import ip_to_int
 from stack.atm_switch import AtmSwitch
 from stack.stack import Stack, StackConfig

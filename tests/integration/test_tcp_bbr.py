@@ -8,7 +8,7 @@ import trio.testing
 
 from drivers.fault import FaultInjector
 from drivers.memlink import MemoryNdd
-from protocols.tcp import TcpConfig
+from protocols.tcp.config import TcpConfig
 
 from .helpers import two_stacks
 from .test_tcp_faults import configs, exchange, pattern

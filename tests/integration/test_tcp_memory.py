@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 
-from protocols.tcp import TcpConfig
+from protocols.tcp.config import TcpConfig
 from stack.stack import StackConfig
 
 from .helpers import IP_A, IP_B, two_stacks

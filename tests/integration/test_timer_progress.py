@@ -14,7 +14,8 @@ from typing import Any, Iterator
 import trio
 import trio.testing
 
-from protocols.tcp import State, TcpConfig
+from protocols.tcp.state import State
+from protocols.tcp.config import TcpConfig
 from stack.stack import StackConfig
 from stack.timers import TICK, TimerService
 

@@ -13,7 +13,7 @@ from typing import AsyncIterator, Iterator
 
 import pytest
 
-from drivers import TapNdd, TunNdd
+from drivers.tuntap import TapNdd, TunNdd
 from drivers.tuntap import TunTapNdd
 from stack import Stack
 from tools.lab.netns import NetnsHost, have_tun, unique_name

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 import trio
 
-from drivers import TunNdd
+from drivers.tuntap import TunNdd
 from stack import Stack
 from tests.differential import runner
 from tests.differential.scenarios import ECHO_PORT, LOCAL, PEER, SCENARIOS

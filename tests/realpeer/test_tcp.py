@@ -31,8 +31,10 @@ from typing import AsyncIterator
 import pytest
 import trio
 
-from drivers import FaultInjector, PcapRecorder, TapNdd, TunNdd
-from protocols.tcp import TcpConfig
+from drivers.fault import FaultInjector
+from drivers.pcap import PcapRecorder
+from drivers.tuntap import TapNdd, TunNdd
+from protocols.tcp.config import TcpConfig
 from stack import Stack
 from protocols.addr import ip_to_int
 from stack.stack import StackConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dpkt
 
-from drivers import PcapRecorder
+from drivers.pcap import PcapRecorder
 from tools.demo.tour import Tcpdump
 
 from .conftest import Peer

@@ -19,7 +19,8 @@ from typing import AsyncIterator
 import pytest
 import trio
 
-from drivers import PcapRecorder, TunNdd
+from drivers.pcap import PcapRecorder
+from drivers.tuntap import TunNdd
 from tools.lab.netns import NetnsHost, unique_name
 from tools.services.builtin import ServiceStats, udp_echo
 

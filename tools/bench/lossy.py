@@ -45,7 +45,7 @@ FAULTS: dict[str, float] = {"drop": 0.05, "reorder": 0.25, "duplicate": 0.01, "c
 
 def faulty_device(inner: Any, seed: int) -> Any:
     """The path's impairment around `inner` (a FaultInjector)."""
-    from drivers import FaultInjector
+    from drivers.fault import FaultInjector
 
     return FaultInjector(inner, seed=seed, drop=FAULTS["drop"], reorder=FAULTS["reorder"],
                          duplicate=FAULTS["duplicate"], corrupt=FAULTS["corrupt"])
@@ -138,7 +138,7 @@ def expected_sha(total: int) -> str:
 
 # --- Linux <-> Linux ----------------------------------------------------------------------
 async def run_linux(total: int, seed: int, timeout: float, linux_cc: str) -> dict[str, Any]:
-    from drivers import TunNdd
+    from drivers.tuntap import TunNdd
     from stack import Stack
 
     with namespaces(2) as (a, b):
@@ -189,7 +189,7 @@ async def _line(proc: trio.Process) -> dict[str, Any]:
 # --- tunstack <-> Linux -------------------------------------------------------------------
 async def run_stack(total: int, seed: int, direction: str, timeout: float, linux_cc: str,
                     stack_cc: str = "") -> dict[str, Any]:
-    from drivers import TunNdd
+    from drivers.tuntap import TunNdd
     from stack import Stack
 
     with namespaces(1) as (host,):

@@ -295,7 +295,7 @@ MEASURES: dict[str, Callable[[Any, NetnsHost, argparse.Namespace], Awaitable[dic
 
 
 async def child(a: argparse.Namespace) -> dict[str, Any]:
-    from drivers import TunNdd
+    from drivers.tuntap import TunNdd
     from stack import Stack
 
     results: dict[str, Any] = {}

@@ -10,7 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterator, TextIO
 
-from drivers import PcapRecorder, TapNdd, TunNdd
+from drivers.pcap import PcapRecorder
+from drivers.tuntap import TapNdd, TunNdd
 from drivers.tuntap import TunTapNdd
 from stack import Stack
 from protocols.addr import int_to_ip, ip_to_int, is_multicast, parse_prefix, prefix_mask

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from drivers import PcapRecorder
+from drivers.pcap import PcapRecorder
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import UdpPhy
 from protocols.atm.sockets.sockaddr import CONN_PVC

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from drivers import PcapRecorder
+from drivers.pcap import PcapRecorder
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import UdpPhy
 from protocols.atm.uni.q2931 import MESSAGE_NAMES

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import trio
 
-from drivers import PcapRecorder, TapNdd, TunNdd, memory_link_pair
+from drivers.pcap import PcapRecorder
+from drivers.tuntap import TapNdd, TunNdd
+from drivers.memlink import memory_link_pair
 from drivers.tuntap import TunTapNdd
 from stack import Stack
 from protocols.addr import ip_to_int, mac_to_str
