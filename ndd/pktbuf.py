@@ -45,7 +45,7 @@ class PacketBuffer:
         self.ll_src: bytes = b""
         self.ll_dst: bytes = b""
         self.ll_bcast = False
-        self.ifp = None
+        self.ifp: object | None = None   # the receiving interface (protocols.ifnet.Interface), set on input
 
     @classmethod
     def from_payload(cls, payload: bytes | bytearray | memoryview, headroom: int = DEFAULT_HEADROOM) -> "PacketBuffer":

@@ -18,7 +18,7 @@
     here, counted; the path MTU it carries is used only through protocols/pmtu.py,
     floored at min_pmtu,
   * echo replies and errors about our own echo requests go to `echo_waiters`
-    (the Stack's ping).
+    (the Stack's ping: `send_echo`, and `cancel_echo` when it stops waiting).
 """
 from __future__ import annotations
 
@@ -295,6 +295,11 @@ class Icmp:
         else:
             self.stats.out_echos += 1
         return err
+
+    def cancel_echo(self, ident: int, seq: int) -> None:
+        """Forget the waiter of an echo nobody waits for any more (the Stack's ping timed
+        out): a late reply then counts as `in_ignored` and the table does not grow."""
+        self.echo_waiters.pop((ident, seq), None)
 
     def send_error(self, type_: int, code: int, pkt: PacketBuffer, ip: IpMeta, now: float, extra: int = 0) -> None:
         """Report a problem with a received datagram (RFC 1122 §3.2.2 limits apply)."""

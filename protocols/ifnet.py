@@ -4,10 +4,10 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from .addr import BROADCAST, int_to_ip, prefix_mask
-from ndd.pktbuf import PacketBuffer
+from .contracts import LinkOutput
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
@@ -19,12 +19,6 @@ IFF_POINTOPOINT = 0x10
 IFF_RUNNING = 0x40
 IFF_NOARP = 0x80
 IFF_MULTICAST = 0x1000
-
-
-class LinkOutput(Protocol):
-    """Link-layer output: frame the IP packet for this medium and hand it to the NDD."""
-
-    def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int: ...
 
 
 @dataclass

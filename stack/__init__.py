@@ -1,7 +1,12 @@
 """The tunstack kernel core.
 
-`Stack` is resolved lazily: the NDD and protocol layers import `ndd.pktbuf` and
-friends, and the Stack imports them back -- loading it on first use keeps that one-way.
+  stack        the Stack: builds the protocol cores, owns interfaces, routes, the nursery
+  timers       the timer service that drives the timed cores (contracts.TimedCore)
+  plugins      tunstack.protocols / tunstack.drivers entry points
+  socket, stream, ndd_socket, sockaddr, trio_compat   the socket layer and its trio face
+  atm_switch   the emulated ATM switch's trio side
+
+`Stack` is resolved lazily, so importing one module of the package does not load them all.
 """
 from typing import Any
 

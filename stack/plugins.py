@@ -1,9 +1,11 @@
 """Plug-ins through entry points.
 
-  tunstack.protocols : a callable `register(stack)` that adds domains/protosw entries
+  tunstack.protocols : a callable `register(host)` that adds domains/protosw entries (and
+                       timed cores); `host` is the Stack as protocols.contracts.ProtocolHost
+                       sees it: protosw, timers, rng, now
   tunstack.drivers   : a callable `register(registry)` that adds driver factories by name
 
-Built-in protocols go through the same `register(stack)` path (protocols.BUILTIN).
+The built-in protocols are not plug-ins: the Stack builds them itself (stack/stack.py).
 """
 from __future__ import annotations
 

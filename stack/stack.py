@@ -8,6 +8,12 @@
 It owns a nursery (driver tasks, the timer loop), the NDD chain (network services),
 the interface and routing tables, the protocol switch and the protocol cores.
 Nothing is module-global, so any number of stacks share one process.
+
+Registration runs one way: the Stack builds its built-in cores itself, as typed attributes
+(`ipv4`, `icmp`, `udp`, `tcp` for AF_INET; `atm_sockets` for AF_NDD), and installs their
+protosw entries and timed cores.  Third-party protocols come in through the
+`tunstack.protocols` entry points, whose `register(host)` sees the Stack only as a
+protocols.contracts.ProtocolHost.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import itertools
 import logging
 import os
 import random
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +30,7 @@ import trio
 
 from ndd import constants as C
 from ndd.atm import DEFAULT_MTU, VcParams
+from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd, StatusBlock
 from ndd.services import NetServices
@@ -32,8 +40,13 @@ from protocols.addr import int_to_ip, ip_to_int, parse_prefix
 from protocols.ifnet import (IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_NOARP, IFF_POINTOPOINT, IFF_RUNNING, IFF_UP,
                     Interface, InterfaceTable)
 from ndd.pktbuf import PacketBuffer
-from protocols.contracts import ProtocolSwitch
+from protocols.atm.sockets.usrreq import AtmUserRequests
+from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED, ProtocolHost, ProtocolSwitch, Protosw
+from protocols.icmp import Icmp
+from protocols.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
 from protocols.route import RoutingTable
+from protocols.tcp import Tcp, TcpUserRequests
+from protocols.udp import Udp, UdpUserRequests
 from .timers import TimerService
 
 log = logging.getLogger(__name__)
@@ -75,16 +88,51 @@ class Stack:
         self._arp: dict[str, Any] = {}
         self._clip: dict[str, Any] = {}   # ifname -> protocols.atm.clip.link.AtmLink
         self.hosts: dict[str, str] = {"localhost": "127.0.0.1"}   # name -> IPv4, for sockets
+        # the built-in cores, typed (what protocols/__init__.register once set from outside)
+        self.ipv4, self.icmp, self.udp, self.tcp = self._build_inet()
+        self.atm_sockets: AtmUserRequests = self._build_atm_sockets()
         import drivers
-        import protocols
-        protocols.register(self)
         drivers.register(self.drivers)
         if self.config.plugins:
-            for group, kind, target in ((plugins.PROTOCOL_GROUP, "protocol", self),
+            host: ProtocolHost = self     # what a protocol plug-in may use of the Stack (checked here)
+            for group, kind, target in ((plugins.PROTOCOL_GROUP, "protocol", host),
                                         (plugins.DRIVER_GROUP, "driver", self.drivers)):
                 for name_, fn in plugins.load_entry_points(group):
                     if plugins.call_register(name_, fn, target):
                         self.plugins_loaded.append(f"{kind}:{name_}")
+
+    # --- the built-in protocol families ------------------------------------------------
+    def _build_inet(self) -> tuple[Ipv4, Icmp, Udp, Tcp]:
+        """AF_INET: IPv4 (its reassembly timers), then ICMP, UDP and TCP on it, each with
+        its protosw entry; TCP's timers too."""
+        cfg = self.config
+        self.protosw.add_domain(socket.AF_INET, "internet")
+        ipv4 = Ipv4(self.ifnet, self.routes, self.protosw, rng=self.rng, reasm_timeout=cfg.reasm_timeout,
+                    reasm_max_bytes=cfg.reasm_max_bytes, default_ttl=cfg.default_ttl,
+                    min_pmtu=cfg.min_pmtu, mtu_expires=cfg.mtu_expires)
+        self.timers.register(ipv4.reasm)
+        icmp = Icmp(ipv4, rate=cfg.icmp_rate, burst=cfg.icmp_burst, rng=self.rng, ratelimit=cfg.icmp_ratelimit)
+        self.protosw.add(socket.AF_INET, Protosw("icmp", socket.SOCK_RAW, IPPROTO_ICMP, input=icmp.input,
+                                                 ctlinput=icmp.ctlinput, flags=PR_ATOMIC | PR_ADDR, core=icmp))
+        udp = Udp(ipv4, self.rng)
+        self.protosw.add(socket.AF_INET, Protosw("udp", socket.SOCK_DGRAM, IPPROTO_UDP, input=udp.input,
+                                                 ctlinput=udp.ctlinput, usrreqs=UdpUserRequests(udp),
+                                                 flags=PR_ATOMIC | PR_ADDR, core=udp))
+        tcp = Tcp(ipv4, self.rng, self.now, cfg.tcp)
+        self.timers.register(tcp)
+        self.protosw.add(socket.AF_INET, Protosw("tcp", socket.SOCK_STREAM, IPPROTO_TCP, input=tcp.input,
+                                                 ctlinput=tcp.ctlinput, usrreqs=TcpUserRequests(tcp),
+                                                 flags=PR_CONNREQUIRED, core=tcp))
+        return ipv4, icmp, udp, tcp
+
+    def _build_atm_sockets(self) -> AtmUserRequests:
+        """AF_NDD: the ATM connection-oriented datagram service (PVC and SVC sockets); its SVC
+        call control registers its own timed cores (itself now, an adapter's UNI as it starts)."""
+        self.protosw.add_domain(AF_NDD, "ndd")
+        usrreqs = AtmUserRequests(self.ns, self.now, self.timers)
+        self.protosw.add(AF_NDD, Protosw("atm", SOCK_CONN_DGRAM, NDD_PROT_ATM, usrreqs=usrreqs,
+                                         flags=PR_ATOMIC | PR_CONNREQUIRED))
+        return usrreqs
 
     # --- lifetime ---------------------------------------------------------------
     def now(self) -> float:
@@ -106,20 +154,32 @@ class Stack:
         return self
 
     async def __aexit__(self, etype: Any, exc: Any, tb: Any) -> bool | None:
+        # As close(2) releases the descriptor even when it reports an error, the teardown
+        # always completes -- interfaces down, tasks cancelled and joined -- and close()'s
+        # exception is raised after it, never dropped.  Failures come out in the order they
+        # happened: one (the body's, a task's or close()'s) surfaces as itself, not wrapped;
+        # several (the body's first, close()'s last) as one group, so none hides another.
+        assert self.nursery is not None
+        close_failed: list[BaseException] = []
         try:
             self.close()
-        finally:
-            assert self.nursery is not None
-            self.nursery.cancel_scope.cancel()
-            try:
-                return await self._nursery_cm.__aexit__(etype, exc, tb)
-            except BaseExceptionGroup as group:
-                # one failure (typically the body's own) surfaces as itself, not wrapped
-                if len(group.exceptions) == 1:
-                    raise group.exceptions[0] from None
+        except BaseException as failure:
+            close_failed.append(failure)
+        self.nursery.cancel_scope.cancel()
+        try:
+            handled = await self._nursery_cm.__aexit__(etype, exc, tb)
+        except BaseExceptionGroup as group:
+            failures = [*group.exceptions, *close_failed]
+            if len(failures) == 1:
+                raise failures[0] from None
+            if not close_failed:
                 raise
-            finally:
-                self.nursery = None
+            raise BaseExceptionGroup("the Stack's body or tasks failed, and so did close()", failures) from None
+        finally:
+            self.nursery = None
+        if close_failed:
+            raise close_failed[0]
+        return handled
 
     def close(self) -> None:
         """Take every interface down and release its NDD (drivers close their devices)."""
@@ -390,7 +450,7 @@ class Stack:
         with trio.move_on_after(timeout):
             await done.wait()
         if not outcome:
-            self.icmp.echo_waiters.pop((self._ping_ident, seq), None)
+            self.icmp.cancel_echo(self._ping_ident, seq)
             raise OSError(errno.ETIMEDOUT, f"{os.strerror(errno.ETIMEDOUT)}: no echo reply from {int_to_ip(daddr)}")
         err, reporter, data, when = outcome[0]
         if err:

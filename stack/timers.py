@@ -1,9 +1,10 @@
 """One timer service per Stack, driven by the earliest protocol deadline.
 
-The contract is smoltcp's `poll_at`: every timed core answers `poll_at() -> float | None`
-and does its work in `poll(now)`.  A core that arms an earlier deadline calls its
-`kick` hook (set here) so the loop recomputes; passing the deadline, `kick(at)`, lets
-the loop stay asleep when it already wakes in time.  Cores never see trio.
+The contract (protocols.contracts.TimedCore) is smoltcp's `poll_at`: every timed core
+answers `poll_at() -> float | None` and does its work in `poll(now)`.  A core that arms an
+earlier deadline calls its `kick` hook (set here) so the loop recomputes; passing the
+deadline, `kick(at)`, lets the loop stay asleep when it already wakes in time.  Cores never
+see trio.
 
 Progress is guaranteed here whatever a core does: a core is polled at most once per pass,
 and one still due right after its poll (it made no progress: float rounding, a zero timer)
@@ -12,39 +13,35 @@ is next looked at one tick later, counted in `stalls` -- never a busy loop at `n
 from __future__ import annotations
 
 import math
-from typing import Callable, Protocol
+from typing import Callable
 
 import trio
 
-# one tick for the cores and this loop, defined below the stack (protocols/timing.py)
+# the timed-core interface is on the contracts page; one tick for the cores and this loop,
+# defined below the stack (protocols/timing.py)
+from protocols.contracts import TimedCore
 from protocols.timing import TICK
 
-__all__ = ["TICK", "Timed", "TimerService"]
-
-
-class Timed(Protocol):
-    kick: Callable[..., None]
-
-    def poll_at(self) -> float | None: ...
-
-    def poll(self, now: float) -> None: ...
+__all__ = ["TICK", "TimerService"]
 
 
 class TimerService:
+    """The Stack's contracts.TimerRegistry: the loop that polls every registered TimedCore."""
+
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.timed: list[Timed] = []
+        self.timed: list[TimedCore] = []
         self._wake = trio.Event()
         self._armed = -math.inf       # the deadline the loop sleeps until
         self.wakeups = 0
         self.stalls = 0               # a core still due right after its poll: looked at a tick later
 
-    def register(self, core: Timed) -> None:
+    def register(self, core: TimedCore) -> None:
         core.kick = self.kick
         self.timed.append(core)
         self.kick()
 
-    def unregister(self, core: Timed) -> None:
+    def unregister(self, core: TimedCore) -> None:
         if core in self.timed:
             self.timed.remove(core)
 
@@ -52,10 +49,6 @@ class TimerService:
         if at is not None and at >= self._armed:
             return
         self._wake.set()
-
-    def next_deadline(self) -> float:
-        deadlines = [at for t in self.timed if (at := t.poll_at()) is not None]
-        return min(deadlines, default=math.inf)
 
     async def run(self) -> None:
         while True:

@@ -18,11 +18,6 @@ from stack.stack import Stack, StackConfig
 from . import check
 
 if TYPE_CHECKING:
-    from protocols.icmp import Icmp
-    from protocols.ipv4 import Ipv4
-    from protocols.tcp.tcp import Tcp
-    from protocols.udp import Udp
-
     class Fdp:
         """The part of atheris.FuzzedDataProvider the targets use (atheris has no stubs)."""
 
@@ -143,12 +138,6 @@ class CaptureNdd(Ndd):
 class ClockStack(Stack):
     """A Stack used without trio: `now` is a plain attribute and `tick` runs the timers the
     way TimerService.run does (each due core polled once per wake)."""
-
-    # set by protocols.register (typed here for the checker)
-    ipv4: Ipv4
-    icmp: Icmp
-    udp: Udp
-    tcp: Tcp
 
     def __init__(self, t0: float = 1000.0, **cfg: Any) -> None:
         self.t = t0

@@ -158,3 +158,52 @@ async def test_duplicate_protocol_registration_is_eexist(toyplug: Path) -> None:
         with pytest.raises(OSError) as exc:
             st.protosw.add(socket.AF_INET, Protosw("toy2", socket.SOCK_RAW, TOY_PROTO, input=lambda *a: None))
         assert exc.value.errno == errno.EEXIST
+
+
+TICKPLUG = '''
+"""A plug-in with a timed core: it uses only what protocols.contracts.ProtocolHost offers."""
+from protocols.contracts import ProtocolHost
+
+TICKERS = []   # every core made, for the test to read
+
+
+class Ticker:
+    def __init__(self, host: ProtocolHost) -> None:
+        self.fired = []
+        self.kick = lambda at=None: None          # the timer service sets it
+        self.at = host.now() + 1.0 + host.rng.random()
+
+    def poll_at(self):
+        return self.at
+
+    def poll(self, now):
+        self.fired.append(now)
+        self.at = None
+
+
+def register(host: ProtocolHost) -> None:
+    ticker = Ticker(host)
+    TICKERS.append(ticker)
+    host.timers.register(ticker)
+'''
+
+
+async def test_plugin_timed_core_runs_on_the_host_timers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         autojump_clock: trio.testing.MockClock) -> None:
+    # register(host) adds a timed core through host.timers; the Stack's timer loop polls it once
+    # when due (host.now, host.rng: the seeded clock and random source)
+    install_dist(tmp_path, "tickplug", """\
+        [tunstack.protocols]
+        tick = tickplug:register
+        """, TICKPLUG)
+    monkeypatch.delitem(sys.modules, "tickplug", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        async with Stack("tick", StackConfig(seed=7)) as st:
+            start = st.now()
+            assert "protocol:tick" in st.plugins_loaded
+            await trio.sleep(5)
+            (ticker,) = sys.modules["tickplug"].TICKERS
+            assert len(ticker.fired) == 1 and start + 1.0 <= ticker.fired[0] < start + 2.0
+    finally:
+        sys.modules.pop("tickplug", None)

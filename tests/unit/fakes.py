@@ -65,7 +65,7 @@ def make_host(addr: str = "10.0.0.2", prefixlen: int = 24, mtu: int = 1500, seed
 
 def make_icmp_host(rate: float = 1000.0, burst: int = 50, random_cost: bool = False, ratelimit: float = 1.0,
                    **kw) -> tuple[Host, Icmp]:
-    """A host with ICMP registered the way protocols.register does (the rate limiter's
+    """A host with ICMP registered the way the Stack does (the rate limiter's
     random cost off unless asked for, so tests can count errors exactly)."""
     host = make_host(**kw)
     icmp = Icmp(host.ipv4, rate=rate, burst=burst, rng=random.Random(kw.get("seed", 1)), random_cost=random_cost,

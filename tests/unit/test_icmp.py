@@ -115,6 +115,19 @@ def test_echo_reply_wakes_waiter(net: tuple[Host, Icmp]) -> None:
     assert got == [(0, ip_to_int(PEER), b"ping!")] and icmp.echo_waiters == {}
 
 
+def test_cancelled_echo_ignores_its_late_reply(net: tuple[Host, Icmp]) -> None:
+    # the Stack's ping gives up (timeout): cancel_echo forgets the waiter, so the table does
+    # not grow and a reply arriving afterwards is counted as ignored, never delivered
+    host, icmp = net
+    got: list[tuple[int, int, bytes]] = []
+    assert icmp.send_echo(ip_to_int(PEER), 9, 3, b"late", 0.0, lambda e, r, d: got.append((e, r, d))) == 0
+    icmp.cancel_echo(9, 3)
+    assert icmp.echo_waiters == {}
+    icmp.cancel_echo(9, 3)                                     # again, or never sent: nothing to do
+    deliver(host, ip_packet(PEER, US, ICMP, IcmpRepr(ECHO_REPLY, 0, (9 << 16) | 3, b"late").emit()))
+    assert got == [] and icmp.stats.in_echo_reps == 1 and icmp.stats.in_ignored == 1
+
+
 def test_echo_send_failure_removes_waiter(net: tuple[Host, Icmp]) -> None:
     _, icmp = net
     assert icmp.send_echo(ip_to_int("8.8.8.8"), 1, 1, b"", 0.0, lambda e, r, d: None) == errno.ENETUNREACH

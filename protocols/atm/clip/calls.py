@@ -36,9 +36,8 @@ from .svc import CALLING, ClipSvc, SvcVc
 from protocols.atm.sockets.sockaddr import AalParm, AtmAddr, Blli, SockaddrNddAtm
 
 if TYPE_CHECKING:
-    from stack.stack import Stack
-
     from protocols.atm.sockets.usrreq import AtmUserRequests
+    from protocols.contracts import ProtocolHost
 
 L2_ISO8802 = 12                  # B-LLI user information layer 2 protocol: LLC (ISO/IEC 8802-2)
 CLIP_BLLI = Blli(L2_ISO8802)
@@ -150,7 +149,9 @@ class ClipCalls:
 
 
 # --- wiring (Stack.add_atm_svc / remove_interface) -------------------------------------------------
-def enable_svc(stack: "Stack", link: AtmLink, aesa: bytes, *, arp_server: bytes | None = None,
+# The host is the Stack seen through protocols.contracts.ProtocolHost: its AF_NDD ATM protocol
+# (the protosw entry's user requests place and take the calls), its timers and its clock.
+def enable_svc(host: "ProtocolHost", link: AtmLink, aesa: bytes, *, arp_server: bytes | None = None,
                serve_atmarp: bool = False) -> ClipSvc:
     if len(aesa) != 20:
         raise ValueError("an AESA is 20 octets")
@@ -166,29 +167,29 @@ def enable_svc(stack: "Stack", link: AtmLink, aesa: bytes, *, arp_server: bytes 
                                                        LLC_SNAP_ATMARP),
                    transmit_ip=lambda pkt, vc: link.send(pkt, vc[0], vc[1], LLC_SNAP_IPV4),
                    unreachable=lambda pkt: table.unreachable(pkt))
-    pr = stack.protosw.find_proto(AF_NDD, NDD_PROT_ATM)
+    pr = host.protosw.find_proto(AF_NDD, NDD_PROT_ATM)
     assert pr is not None
-    calls = ClipCalls(pr.usrreqs, link.ndd.ndd_name, aesa, link.ifp.mtu + LLC_SNAP_LEN, core, link, stack.now)
+    calls = ClipCalls(pr.usrreqs, link.ndd.ndd_name, aesa, link.ifp.mtu + LLC_SNAP_LEN, core, link, host.now)
     calls.start()
     link.svc, link.svc_calls = core, calls
-    stack.timers.register(core)
+    host.timers.register(core)
     if serve_atmarp:
         core.server = AtmArpServer(send=core.server_send, is_open=core.is_open, own_ip=core.primary_ip, aesa=aesa,
                                    lifetime=cfg.server_lifetime, retrans=cfg.retrans_time,
                                    retries=cfg.max_retries, stats=link.stats, max_entries=cfg.server_max_entries)
-        stack.timers.register(core.server)
+        host.timers.register(core.server)
         arp_server = aesa
-    core.use_server(arp_server, stack.now())
+    core.use_server(arp_server, host.now())
     return core
 
 
-def disable_svc(stack: "Stack", link: AtmLink) -> None:
+def disable_svc(host: "ProtocolHost", link: AtmLink) -> None:
     core: Any = link.svc
     if core is None:
         return
-    stack.timers.unregister(core)
+    host.timers.unregister(core)
     if core.server is not None:
-        stack.timers.unregister(core.server)
+        host.timers.unregister(core.server)
     core.close()
     link.svc_calls.close()
     link.svc = link.svc_calls = None

@@ -69,7 +69,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ndd import constants as C
 from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
-from protocols.contracts import PR_ATOMIC, PR_CONNREQUIRED, Protosw
 
 from .pcb import SDU_OVERHEAD, AtmPcb, AtmSockStats, St, close_vc, errno_of, free_adapter, open_vc
 from .sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BEARER, SO_ATM_BLLI, SO_ATM_CALLED,
@@ -79,7 +78,7 @@ from .svc import SvcManager
 
 if TYPE_CHECKING:
     from ndd.services import NetServices
-    from stack.stack import Stack
+    from protocols.contracts import ProtocolHost
 
 SOL_NDD_ATM = NDD_PROT_ATM   # option level: the protocol number (BSD rule; see sockaddr.py)
 ATM_BACKLOG_DEFAULT = 32     # Linux <linux/atmdev.h>: listen(fd, 0) still takes calls
@@ -267,20 +266,13 @@ class AtmUserRequests:
         return getattr(pcb, name) if name is not None else None
 
 
-def register(stack: "Stack") -> None:
-    """Install the AF_NDD domain with the ATM connection-oriented datagram protocol."""
-    stack.protosw.add_domain(AF_NDD, "ndd")
-    usrreqs = AtmUserRequests(stack.ns, stack.now, stack.timers)
-    stack.protosw.add(AF_NDD, Protosw("atm", SOCK_CONN_DGRAM, NDD_PROT_ATM, usrreqs=usrreqs,
-                                      flags=PR_ATOMIC | PR_CONNREQUIRED))
-
-
-def svc_manager(stack: "Stack") -> SvcManager:
-    """The Stack's SVC call control (start/stop an adapter's UNI, its endpoints, stats)."""
-    pr = stack.protosw.find_proto(AF_NDD, NDD_PROT_ATM)
-    assert pr is not None
+def svc_manager(host: "ProtocolHost") -> SvcManager:
+    """The host's SVC call control (start/stop an adapter's UNI, its endpoints, stats): the
+    one of the AF_NDD ATM protocol the Stack installed (Stack._build_atm_sockets)."""
+    pr = host.protosw.find_proto(AF_NDD, NDD_PROT_ATM)
+    assert pr is not None and isinstance(pr.usrreqs, AtmUserRequests)
     return pr.usrreqs.svc
 
 
 __all__ = ["AtmPcb", "AtmSockStats", "AtmUserRequests", "CONN_PVC", "CONN_SVC", "NDD_PROT_ATM",
-           "SOCK_CONN_DGRAM", "SOL_NDD_ATM", "register", "svc_manager"]
+           "SOCK_CONN_DGRAM", "SOL_NDD_ATM", "svc_manager"]
