@@ -45,7 +45,8 @@ from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED, ProtocolHos
 from protocols.icmp import Icmp
 from protocols.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
 from protocols.route import RoutingTable
-from protocols.tcp import Tcp, TcpUserRequests
+from protocols.tcp.tcp import Tcp
+from protocols.tcp.usrreq import TcpUserRequests
 from protocols.udp import Udp, UdpUserRequests
 from .timers import TimerService
 

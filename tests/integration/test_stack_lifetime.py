@@ -12,7 +12,7 @@ from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
 from protocols.atm.sockets.usrreq import AtmUserRequests, svc_manager
 from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED
 from protocols.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
-from protocols.tcp import TcpUserRequests
+from protocols.tcp.usrreq import TcpUserRequests
 from protocols.udp import UdpUserRequests
 from stack.stack import Stack, StackConfig
 
