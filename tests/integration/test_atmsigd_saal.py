@@ -28,9 +28,10 @@ import trio
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
-from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, CAUSE_INCOMPATIBLE_DESTINATION, IE_CAUSE, PLAN_AESA,
-                                 RELEASE_COMPLETE, SETUP, AalParameters, BearerCapability, CalledNumber, Cause,
-                                 Q2931Message, QosParameter, TrafficDescriptor, parse_message)
+from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, IE_CAUSE, PLAN_AESA, RELEASE_COMPLETE, SETUP, AalParameters,
+                                     BearerCapability, CalledNumber, Cause, Q2931Message, QosParameter,
+                                     TrafficDescriptor, parse_message)
+from protocols.atm.uni.causes import CAUSE_INCOMPATIBLE_DESTINATION
 from protocols.atm.saal.endpoint import SaalEndpoint
 from protocols.atm.saal.sscf import AalEv, AalEvent, State
 from protocols.atm.saal.sscop_pdu import Pdu, Poll, Stat, parse_pdu

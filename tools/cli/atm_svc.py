@@ -222,7 +222,7 @@ def _cause_line(sock: Any, exc: OSError | None = None) -> str:
     and the errno the socket reported."""
     from protocols.atm.sockets.sockaddr import SO_ATM_CAUSE
     from protocols.atm.sockets.usrreq import SOL_NDD_ATM
-    from protocols.atm.sockets.svc_params import cause_text
+    from protocols.atm.uni.causes import cause_text
     c = sock.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE).cause
     parts = [f"cause {c} ({cause_text(c)})"] if c else []
     if exc is not None and exc.errno:
@@ -234,7 +234,7 @@ def _cause_line(sock: Any, exc: OSError | None = None) -> str:
 async def _echo(sock: Any, peer: tuple[Any, ...]) -> None:
     from protocols.atm.sockets.sockaddr import SO_ATM_CAUSE
     from protocols.atm.sockets.usrreq import SOL_NDD_ATM
-    from protocols.atm.sockets.svc_params import cause_text
+    from protocols.atm.uni.causes import cause_text
     who = peer[2].hex() or "an unknown number"
     echoed = 0
     with sock:

@@ -26,7 +26,7 @@ from drivers.atm.phy import UdpPhy
 from protocols.atm.uni.q2931 import MESSAGE_NAMES
 from protocols.atm.sockets.sockaddr import CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_CAUSE, AalParm
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM, svc_manager
-from protocols.atm.sockets.svc_params import cause_text
+from protocols.atm.uni.causes import cause_text
 from stack import Stack
 from stack.atm_switch import AtmSwitch
 from stack.ndd_socket import AtmSocket

@@ -54,11 +54,11 @@ from typing import Any, Callable, Iterable, Protocol
 
 from ndd.counters import Counters
 
-from protocols.atm.uni.q2931 import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INVALID_NUMBER_FORMAT,
-                    CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NO_VPCI_VCI_AVAILABLE,
-                    CAUSE_NORMAL_UNSPECIFIED, CAUSE_RESOURCE_UNAVAILABLE,
-                    CAUSE_UNALLOCATED_NUMBER, IE_CALLED, IE_CALLING, IE_CONN_ID, AnyIE,
-                    CalledNumber, CallingNumber, ConnectionId)
+from protocols.atm.uni.q2931 import (IE_CALLED, IE_CALLING, IE_CONN_ID, AnyIE, CalledNumber, CallingNumber,
+                                     ConnectionId)
+from protocols.atm.uni.causes import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INVALID_NUMBER_FORMAT,
+                                      CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NO_VPCI_VCI_AVAILABLE,
+                                      CAUSE_NORMAL_UNSPECIFIED, CAUSE_RESOURCE_UNAVAILABLE, CAUSE_UNALLOCATED_NUMBER)
 from .routes import (FIRST_VCI, LAST_VCI, Route, RoutingTable, VciPool, VcRef,  # noqa: F401
                             address_key, parse_address, parse_prefix, routed)
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Why

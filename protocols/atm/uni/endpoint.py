@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from .q2931 import CAUSE_NORMAL_CLEARING, AnyIE, ConnectionId
+from .q2931 import AnyIE, ConnectionId
+from .causes import CAUSE_NORMAL_CLEARING
 from protocols.atm.saal.endpoint import SIG_VCI, SIG_VPI, SaalEndpoint
 from protocols.atm.saal.sscf import AalEvent, State
 from .control import Uni
