@@ -46,7 +46,8 @@ from typing import Any, Callable
 import trio
 
 from ndd import constants as C
-from ndd.atm import ATM_HDRLEN, DEFAULT_MTU, VcParams, atm_link_header
+from ndd.atm import (AAL5_MAX_SDU, ATM_HDRLEN, DEFAULT_MTU, ILMI_VPI_VCI, RESERVED_VCI_MAX, SIG_VPI_VCI, VCI_MAX,
+                     VPI_MAX, VcParams, atm_link_header)
 from ndd.ndd import GenStats, StatusBlock, ndd_error
 from drivers.atm import aal5, cell, oam
 from ndd.pktbuf import PacketBuffer
@@ -57,10 +58,7 @@ from drivers.base import TaskNdd
 OC3C_LINE_RATE = 149_760_000     # bit/s of cells (SONET STS-3c payload), 353,207 cells/s
 CELL_BITS = cell.CELL_LEN * 8
 PACING_CREDIT = 0.002            # seconds of late sends the pacer may catch up on
-MAX_SDU = 65535                  # AAL5 CPCS-PDU payload limit
 OAM_REPLIES_KEPT = 64            # loopback replies remembered (the newest); older ones are only counted
-SIG_VC = (0, 5)
-ILMI_VC = (0, 16)
 
 
 @dataclass
@@ -128,8 +126,8 @@ class AtmNdd(TaskNdd):
     def __init__(self, name: str, phy: Phy | None = None, *, mtu: int = DEFAULT_MTU,
                  line_rate: float = OC3C_LINE_RATE, tx_queue_cells: int = 1 << 17, batch_cells: int = 256,
                  reasm_timeout: float | None = None, hec_correct: bool = False) -> None:
-        if not 1 <= mtu <= MAX_SDU:
-            raise ValueError(f"mtu (max SDU) must be within 1..{MAX_SDU}")
+        if not 1 <= mtu <= AAL5_MAX_SDU:
+            raise ValueError(f"mtu (max SDU) must be within 1..{AAL5_MAX_SDU}")
         super().__init__(name, mtu=mtu)
         self.stats: AtmGenStats = AtmGenStats()
         self.phy = phy if phy is not None else UdpPhy()
@@ -211,14 +209,14 @@ class AtmNdd(TaskNdd):
         self.cell_rate = self.line_rate / CELL_BITS
 
     def open_vc(self, p: VcParams) -> AtmVc:
-        if not (0 <= p.vpi <= cell.VPI_MAX and 0 <= p.vci <= cell.VCI_MAX):
+        if not (0 <= p.vpi <= VPI_MAX and 0 <= p.vci <= VCI_MAX):
             raise ndd_error(errno.EINVAL, f"VPI/VCI {p.vpi}/{p.vci} out of range")
         key = (p.vpi, p.vci)
-        if p.vci <= cell.RESERVED_VCI_MAX and not (p.reserved and key in (SIG_VC, ILMI_VC)):
+        if p.vci <= RESERVED_VCI_MAX and not (p.reserved and key in (SIG_VPI_VCI, ILMI_VPI_VCI)):
             raise ndd_error(errno.EINVAL, f"VCI {p.vci} is reserved (0/5 and 0/16 only when asked for)")
         max_sdu = self.ndd_mtu if p.max_sdu is None else p.max_sdu
-        if not 0 <= max_sdu <= MAX_SDU:
-            raise ndd_error(errno.EINVAL, f"max SDU {max_sdu} not within 0..{MAX_SDU}")
+        if not 0 <= max_sdu <= AAL5_MAX_SDU:
+            raise ndd_error(errno.EINVAL, f"max SDU {max_sdu} not within 0..{AAL5_MAX_SDU}")
         if p.pcr < 0 or not math.isfinite(p.pcr):
             raise ndd_error(errno.EINVAL, "peak cell rate must be >= 0")
         if key in self.vcs:

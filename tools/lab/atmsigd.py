@@ -96,7 +96,7 @@ from typing import Any, AsyncIterator
 import trio
 
 from drivers.atm.adapter import AtmNdd
-from ndd.atm import VcParams
+from ndd.atm import RESERVED_VCI_MAX, VcParams
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
 
@@ -309,7 +309,7 @@ class VcBridge:
         self.sock.setblocking(False)
         self.sock.bind(str(directory / f"vc-{vpi}.{vci}"))
         self._filter = NsFilter(C.NS_ATM_VC, vpi=vpi, vci=vci)
-        ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(vpi, vci, reserved=vci <= 31))
+        ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(vpi, vci, reserved=vci <= RESERVED_VCI_MAX))
         try:
             ndd.services.ns_add_filter(ndd, self._filter, NsUser(self._isr, None))
         except OSError:

@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ndd.atm import ATM_HDRLEN, atm_link_header
+from ndd.atm import ATM_HDRLEN, LLC_HEADER, atm_link_header
 from .atmarp import (AR_HRD_ATM, AR_PRO_IPV4, ATMARP_FIXED_LEN, OP_INARP_REPLY, OP_INARP_REQUEST,
                                   OP_NAK, OP_REPLY, OP_REQUEST, TL_E164, TL_LEN, AtmArpRepr)
 from protocols.addr import is_multicast
@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 # RFC 2684 §5.1: LLC AA-AA-03, OUI 00-00-00, then the EtherType of the routed PDU
 LLC_SNAP_LEN = 8
-LLC_SNAP_IPV4 = bytes.fromhex("aaaa030000000800")
-LLC_SNAP_ATMARP = bytes.fromhex("aaaa030000000806")
+LLC_SNAP_IPV4 = LLC_HEADER + bytes.fromhex("0000000800")
+LLC_SNAP_ATMARP = LLC_HEADER + bytes.fromhex("0000000806")
 
 RESOLVING, VALID, REVALIDATING = "RESOLVING", "VALID", "REVALIDATING"
 

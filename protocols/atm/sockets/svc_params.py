@@ -23,6 +23,7 @@ from protocols.atm.uni.q2931 import (AAL_5, AAL_MODE_MESSAGE, CODING_NETWORK, CO
                     BearerCapability, CalledNumber, CalledSubaddress, CallingNumber,
                     CallingSubaddress, Q2931Message, QosParameter, TrafficDescriptor)
 from protocols.atm.uni.q2931 import Blli as BlliIE
+from protocols.atm.uni.ie import AESA_LEN
 from .sockaddr import BCOB_X, AalParm, AtmAddr, Bearer, Blli, QosParm, TrafficDes
 
 
@@ -126,4 +127,4 @@ def _party(msg: Q2931Message, num_id: int, sub_id: int) -> AtmAddr:
     addr = getattr(num, "address", b"") if isinstance(num, (CalledNumber, CallingNumber)) else b""
     subaddr = getattr(sub, "address", b"") if isinstance(sub, (CalledSubaddress, CallingSubaddress)) else b""
     # only AESAs are socket addresses (an E.164 number has no place in sockaddr_ndd_atm)
-    return AtmAddr(addr if len(addr) == 20 else b"", subaddr if len(subaddr) == 20 else b"")
+    return AtmAddr(addr if len(addr) == AESA_LEN else b"", subaddr if len(subaddr) == AESA_LEN else b"")

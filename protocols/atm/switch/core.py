@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterable, Protocol
 
+from ndd.atm import VPI_MAX
 from ndd.counters import Counters
 
 from protocols.atm.uni.q2931 import (IE_CALLED, IE_CALLING, IE_CONN_ID, AnyIE, CalledNumber, CallingNumber,
@@ -226,7 +227,7 @@ class SwitchCore:
         for v in (a, b):
             if v.port not in self.ports:
                 raise ValueError(f"no port {v.port}")
-            if not (0 <= v.vpi <= 0xFF and FIRST_VCI <= v.vci <= LAST_VCI):
+            if not (0 <= v.vpi <= VPI_MAX and FIRST_VCI <= v.vci <= LAST_VCI):
                 raise ValueError(f"PVC {v}: VPI 0-255, VCI 32-65535 (0-31 are reserved)")
             if v in self.xc:
                 raise ValueError(f"{v} is already cross-connected")

@@ -108,7 +108,7 @@ PLAN_UNKNOWN = 0
 PLAN_E164 = 1
 PLAN_AESA = 2                # ATM Endsystem Address (NSAP format, 20 octets)
 PLAN_PRIVATE = 9
-AESA_LEN = 20
+AESA_LEN = 20                # an AESA / NSAPA: UNI 3.1 §5.1.3, RFC 2225's ATMARP too
 # Subaddress types (UNI 3.1 §5.4.5.14): 000 NSAP, 001 ATM endsystem address
 SUB_NSAP = 0
 SUB_AESA = 1
