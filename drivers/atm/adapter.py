@@ -153,15 +153,6 @@ class AtmNdd(TaskNdd):
         # 120 000 cells); the counters keep the totals
         self.oam_replies: deque[tuple[int, int, int]] = deque(maxlen=OAM_REPLIES_KEPT)
 
-    # --- attach: the ATM demuxer arrives with the first ATM adapter ------------------
-    @property
-    def services(self) -> Any:
-        return self._services
-
-    @services.setter
-    def services(self, ns: Any) -> None:
-        self._services = ns             # NetServices has the ATM demuxer (ndd/services.py)
-
     def _new_reassembler(self) -> aal5.Reassembler:
         r = aal5.Reassembler() if self._reasm_timeout is None else aal5.Reassembler(self._reasm_timeout)
         r.kick = self._reasm_kick
@@ -347,10 +338,6 @@ class AtmNdd(TaskNdd):
         self.stats.relay_cells_out += n
         return 0
 
-    @property
-    def tx_pending_cells(self) -> int:
-        return self._queued_cells
-
     async def wait_tx_idle(self) -> None:
         """Return once every queued cell has left (and its line time has passed)."""
         await self._tx_idle.wait()
@@ -375,6 +362,7 @@ class AtmNdd(TaskNdd):
         return (parts[0] if len(parts) == 1 else b"".join(parts)), i, off
 
     async def _tx_loop(self) -> None:
+        assert self.services is not None     # tasks run only once attached (TaskNdd.start_task)
         clock = self.services.clock
         line_free = clock()      # when the line has finished sending what we gave it
         while True:
@@ -440,6 +428,7 @@ class AtmNdd(TaskNdd):
             return
         st = self.stats
         vcs = self.vcs
+        assert self.services is not None     # open, so attached
         now = self.services.clock()
         feed = self.reasm.feed
         relayed: dict[AtmVc, list[bytes]] | None = None
@@ -494,6 +483,7 @@ class AtmNdd(TaskNdd):
         self.deliver(pkt)
 
     async def _reasm_timer(self) -> None:
+        assert self.services is not None
         clock = self.services.clock
         while True:
             at = self.reasm.poll_at()

@@ -50,9 +50,7 @@ class UniConfig:
     max_held: int = 256
 
 
-# States where the call is being set up, is up, is being cleared (for STATUS audits).
-SETUP_STATES = frozenset({CS_CALL_INITIATED, CS_OUTGOING_PROCEEDING, CS_CALL_DELIVERED,
-                          CS_CALL_PRESENT, CS_CALL_RECEIVED, CS_INCOMING_PROCEEDING})
+# States where the call is being cleared (for STATUS audits).
 CLEARING_STATES = frozenset({CS_RELEASE_REQUEST, CS_RELEASE_INDICATION})
 
 
