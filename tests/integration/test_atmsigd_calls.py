@@ -9,7 +9,7 @@ our `causes.cause_to_errno`; STATUS ENQUIRY is answered on known and unknown cal
 references; RESTART of a VC and of the interface.  Last, a SUNATM capture of call flows
 decoded by tshark.
 
-Set-up as in test_atmsigd_saal.py: atmsigd runs under tests/atmsigd/shim.c and its
+Set-up as in test_atmsigd_saal.py: atmsigd runs under tools/lab/atmsigd_shim.c and its
 signalling VC is bridged by tools/lab/atmsigd.py onto "its" AtmNdd; a PhyPair joins
 that adapter to ours (or to a switch port), so every Q.2931 message travels in SSCOP SDs
 as AAL5 cells.  Real time throughout.
@@ -386,7 +386,7 @@ async def test_atmsigd_network_calls_our_user_side(tmp_path: Path) -> None:
         host.close_vc(call2.vc)
 
         # refused by us with RELEASE COMPLETE and a cause (§5.4.2); atmsigd's user's errno
-        # is linux-atm's mapping of that cause, which ours reproduces (DESIGN.md §6)
+        # is linux-atm's mapping of that cause, which ours reproduces (causes.cause_to_errno)
         seen = {}
         for cause in (CAUSE_INCOMPATIBLE_DESTINATION, CAUSE_USER_BUSY, CAUSE_UNALLOCATED_NUMBER,
                       CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NUMBER_CHANGED, CAUSE_DESTINATION_OUT_OF_ORDER):

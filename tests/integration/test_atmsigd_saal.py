@@ -1,7 +1,7 @@
 """SSCOP interop with a real implementation: linux-atm's atmsigd (2.5.1, UNI 3.1) is the far end
 of tunstack's SAAL (SSCF-UNI + SSCOP) on VC 0/5.
 
-atmsigd runs under tests/atmsigd/shim.c (this kernel has no ATM): its signalling PVC socket
+atmsigd runs under tools/lab/atmsigd_shim.c (this kernel has no ATM): its signalling PVC socket
 is bridged by tools/lab/atmsigd.py onto "its" emulated adapter, an AtmNdd joined by a
 PhyPair to the AtmNdd of the Stack under test, so every SSCOP PDU crosses as AAL5 cells.
 Real time throughout (atmsigd has its own clock).  What atmsigd does, as observed: it sends

@@ -92,7 +92,7 @@ class ClipStats(Counters):
     revalidation_failed: int = 0
     unreachable: int = 0             # held packets given up (reported to their senders)
     queue_drops: int = 0
-    # SVCs (clip_svc.py): calls and the ATMARP client (RFC 2225 §8.5)
+    # SVCs (svc.py): calls and the ATMARP client (RFC 2225 §8.5)
     calls_placed: int = 0
     calls_accepted: int = 0
     calls_failed: int = 0            # refused or unanswered: the held packets are unreachable
@@ -370,8 +370,8 @@ class AtmLink:
         self.table = table
         self.ip_input = ip_input
         self.stats = table.stats
-        self.svc: Any = None              # clip_svc.ClipSvc once the interface also runs SVCs
-        self.svc_calls: Any = None        # and its clip_calls.ClipCalls
+        self.svc: Any = None              # svc.ClipSvc once the interface also runs SVCs
+        self.svc_calls: Any = None        # and its calls.ClipCalls
         table.transmit = lambda vpi, vci, data: self.send(PacketBuffer.from_payload(data), vpi, vci, LLC_SNAP_ATMARP)
         table.transmit_ip = lambda pkt, vpi, vci: self.send(pkt, vpi, vci, LLC_SNAP_IPV4)
 

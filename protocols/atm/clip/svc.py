@@ -2,7 +2,7 @@
 
 One `ClipSvc` per CLIP interface that runs SVCs (`Stack.add_atm_svc`).  It maps next-hop
 IPv4 addresses to ATM addresses (AESAs) and those to SVCs.  It never touches trio, a
-device or the signalling: the glue (clip_calls.py) places and releases calls for it
+device or the signalling: the glue (calls.py) places and releases calls for it
 (`call(vc) -> errno`, `release(vc)`) and reports back (`connected`, `failed`, `cleared`,
 `incoming`); ATMARP goes out through `transmit((vpi, vci), bytes)`, IP through
 `transmit_ip(pkt, (vpi, vci))`; timers follow the poll_at()/poll(now) contract.

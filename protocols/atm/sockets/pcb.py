@@ -84,7 +84,7 @@ class AtmPcb:
         self.local: SockaddrNddAtm | None = None   # bind()'s ATM address (the SAP with `blli`)
         self.calling: AtmAddr | None = None        # SO_ATM_CALLING as set
         self.params: CallParams | None = None      # what the call carried, this socket's view
-        self.call: Any = None                      # uni_call.Call while one exists
+        self.call: Any = None                      # uni.call.Call while one exists
         self.endpoint: Any = None                  # the UniEndpoint of `call`
         self.cause = AtmCause()                    # SO_ATM_CAUSE: why the last call ended
         self.release_cause = CAUSE_NORMAL_CLEARING  # what our own release sends

@@ -1,4 +1,4 @@
-"""The ATM socket family's address and option values (AIX names, DESIGN.md §6).
+"""The ATM socket family's address and option values (AIX names).
 
 Address: the Python form of AIX `struct sockaddr_ndd_atm`
 ----------------------------------------------------------

@@ -60,7 +60,7 @@ Sap = tuple[str, bytes, bytes, Blli]    # (adapter, AESA, subaddress, B-LLI)
 
 
 def connect_errno(ev: CallEvent) -> int:
-    """The errno of a call that never became active (DESIGN.md §6): no answer -> ETIMEDOUT,
+    """The errno of a call that never became active (causes.py: linux-atm's mapping): no answer -> ETIMEDOUT,
     RESTART -> ENETRESET, otherwise the cause's (27 -> EHOSTDOWN when the signalling link
     is gone or never came up, 1 -> EADDRNOTAVAIL, 3 -> EHOSTUNREACH, ... ECONNREFUSED)."""
     if ev.why is Why.TIMER:

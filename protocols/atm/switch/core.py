@@ -4,7 +4,7 @@ A switch port is a UNI seen from the network side (Q.2931 N0-N12): `SwitchCore` 
 call control user of one network-side Q.2931 entity per port (anything with the
 `Signalling` primitives; `protocols.atm.uni.endpoint.UniEndpoint` in practice) and is fed
 their CallEvents with `core.event(port_name, ev)`.  It owns, with the vocabulary of
-switch_routes.py (routing keys, prefixes, the routing table, VCI pools):
+routes.py (routing keys, prefixes, the routing table, VCI pools):
 
   routes     AESA prefix -> port, longest match.  A prefix is any number of leading
              nibbles of the 20-octet AESA written in hex ("47000580ffe1000000f21a3a4b",

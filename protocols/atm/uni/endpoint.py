@@ -1,4 +1,4 @@
-"""A UNI signalling endpoint: Q.2931 call control (uni.py) over a SAAL endpoint (saal.py).
+"""A UNI signalling endpoint: Q.2931 call control (control.py) over a SAAL endpoint (saal/endpoint.py).
 
 Glue only, no trio, like SaalEndpoint: it turns the Uni's actions into SAAL primitives
 on VC 0/5 of one AtmNdd, feeds AAL events back, and is a timer core for the Stack's
