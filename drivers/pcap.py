@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import dpkt
 
+from ndd.atm import ILMI_VPI_VCI, LLC_HEADER, SIG_VPI_VCI
 from ndd.ndd import Ndd
 from ndd.pktbuf import PacketBuffer
 
@@ -36,11 +37,11 @@ def sunatm_record(frame: bytes | memoryview, outgoing: bool) -> bytes:
     if len(data) < 4:
         return data
     vpi, vci = data[1], data[2] << 8 | data[3]
-    if (vpi, vci) == (0, 5):
+    if (vpi, vci) == SIG_VPI_VCI:
         kind = SUNATM_QSAAL
-    elif (vpi, vci) == (0, 16):
+    elif (vpi, vci) == ILMI_VPI_VCI:
         kind = SUNATM_ILMI
-    elif data[4:7] == b"\xaa\xaa\x03":
+    elif data[4:7] == LLC_HEADER:
         kind = SUNATM_LLC
     else:
         kind = SUNATM_RAW

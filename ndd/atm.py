@@ -4,6 +4,9 @@ agree on without importing each other.
   ATM_HDRLEN, atm_link_header  the 4-octet link header every NDD_ATM frame starts with
   VcParams                     the argument of NDD_ATM_OPEN_VC
   DEFAULT_MTU                  the adapter's default max AAL5 SDU and CLIP's IP MTU
+  AAL5_MAX_SDU                 the largest SDU any VC can carry
+  LLC_HEADER                   how an LLC-encapsulated SDU (RFC 2684) starts
+  VPI_MAX, VCI_MAX, RESERVED_VCI_MAX, SIG_VPI_VCI, ILMI_VPI_VCI   the VC numbering at the UNI
   AtmDemuxer                   the receive demuxer ns_alloc installs on an NDD_ATM device
 
 The adapter itself (cells, HEC, AAL5 SAR, OAM, pacing) is drivers/atm/.
@@ -22,6 +25,20 @@ from .pktbuf import PacketBuffer
 # RFC 2225 §5/§7: the default IP MTU over ATM is 9180, and the adapter's default max AAL5
 # SDU is the same figure (CLIP opens its VCs with 9188 = 9180 + the 8-octet LLC/SNAP header).
 DEFAULT_MTU = 9180
+AAL5_MAX_SDU = 65535         # the CPCS-PDU's 16-bit Length field (I.363.5 §9.2.1)
+
+# VC numbers at the UNI (I.361 §2.2): VPI 8 bits (an NNI would give 12), VCI 16 bits.
+# VCIs 0-31 are reserved (I.361; ATM Forum UNI 3.1): never a user's VC.  Of them the stack
+# itself uses 0/5, point-to-point signalling (Q.2931 over SSCOP), and 0/16, ILMI.
+VPI_MAX = 0xFF
+VCI_MAX = 0xFFFF
+RESERVED_VCI_MAX = 31
+SIG_VPI_VCI = (0, 5)
+ILMI_VPI_VCI = (0, 16)
+
+# RFC 2684 §5.1: an LLC-encapsulated SDU starts with LLC AA-AA-03 (a SNAP header follows).
+# CLIP builds its headers on it; a capture uses it to mark a VC's SDUs as LLC (SUNATM type 2).
+LLC_HEADER = b"\xaa\xaa\x03"
 
 # The ATM link header every NDD_ATM frame starts with (drivers/atm/adapter.py explains why):
 # flags (1) | VPI (1) | VCI (2, big-endian) -- the LINKTYPE_SUNATM pseudo-header layout.
@@ -36,7 +53,8 @@ def atm_link_header(vpi: int, vci: int, flags: int = 0) -> bytes:
 @dataclass(frozen=True)
 class VcParams:
     """Argument of NDD_ATM_OPEN_VC.  pcr: peak cell rate in cells/s (0: line rate).
-    Reserved VCIs 0-31 are refused unless `reserved` is set and the VC is 0/5 or 0/16.
+    Reserved VCIs (<= RESERVED_VCI_MAX) are refused unless `reserved` is set and the VC is
+    SIG_VPI_VCI or ILMI_VPI_VCI.
     `relay`: switch the VC at cell level -- its cells go to this callable raw (module doc)."""
     vpi: int
     vci: int
@@ -55,7 +73,7 @@ class AtmDemuxer(Demuxer):
     filter_types = frozenset({C.NS_ATM_VC, C.NS_TAP})
 
     def add_filter(self, ndd: Ndd, flt: NsFilter, user: NsUser) -> None:
-        if flt.filtertype == C.NS_ATM_VC and not (0 <= flt.vpi <= 0xFF and 0 <= flt.vci <= 0xFFFF):
+        if flt.filtertype == C.NS_ATM_VC and not (0 <= flt.vpi <= VPI_MAX and 0 <= flt.vci <= VCI_MAX):
             raise ndd_error(errno.EINVAL, f"VPI/VCI {flt.vpi}/{flt.vci} out of range")
         super().add_filter(ndd, flt, user)
 

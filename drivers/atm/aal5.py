@@ -15,13 +15,13 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
+from ndd.atm import AAL5_MAX_SDU
 from ndd.counters import Counters
 
 from .cell import CELL_LEN, PAYLOAD_LEN, PTI_EOP_BIT, PTI_NON_USER_BIT, header_bytes
 
-MAX_SDU = 65535
 TRAILER_LEN = 8
-MAX_CELLS = -(-(MAX_SDU + TRAILER_LEN) // PAYLOAD_LEN)     # 1366
+MAX_CELLS = -(-(AAL5_MAX_SDU + TRAILER_LEN) // PAYLOAD_LEN)     # 1366
 MAX_PDU = MAX_CELLS * PAYLOAD_LEN                          # 65568: longer is oversize
 DEFAULT_TIMEOUT = 10.0    # I.363.5 leaves the reassembly timer to the implementation
 # Octets all VCs' partial PDUs may hold together (like Linux's ipfrag_high_thresh, 4 MiB):
@@ -32,7 +32,7 @@ DEFAULT_MAX_BYTES = 4 << 20
 
 def pdu_limit(max_sdu: int) -> int:
     """The longest CPCS-PDU (octets, whole cells) that can carry a `max_sdu` SDU."""
-    return -(-(min(max_sdu, MAX_SDU) + TRAILER_LEN) // PAYLOAD_LEN) * PAYLOAD_LEN
+    return -(-(min(max_sdu, AAL5_MAX_SDU) + TRAILER_LEN) // PAYLOAD_LEN) * PAYLOAD_LEN
 
 _TRAILER = struct.Struct(">BBH")
 _REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
@@ -54,8 +54,8 @@ def crc32_bzip2(data: bytes | bytearray | memoryview) -> int:
 def cpcs_pdu(sdu: bytes | bytearray | memoryview, *, uu: int = 0, cpi: int = 0) -> bytes:
     """The CPCS-PDU for an SDU: payload, pad, trailer with CRC-32 (I.363.5 §9.2.1)."""
     n = len(sdu)
-    if n > MAX_SDU:
-        raise ValueError(f"AAL5 SDU of {n} octets exceeds {MAX_SDU}")
+    if n > AAL5_MAX_SDU:
+        raise ValueError(f"AAL5 SDU of {n} octets exceeds {AAL5_MAX_SDU}")
     pad = -(n + TRAILER_LEN) % PAYLOAD_LEN
     body = b"".join((sdu, bytes(pad), _TRAILER.pack(uu & 0xFF, cpi & 0xFF, n)))
     return body + crc32_bzip2(body).to_bytes(4, "big")

@@ -11,7 +11,7 @@ the same layout as the LINKTYPE_SUNATM pseudo-header, so the pcap tap, the fault
 injector and the demuxer need nothing beyond the bytes (no new PacketBuffer slot).
 Users prepend it into the headroom (`pkt.prepend(4)`, no copy of the SDU); the
 `atm_output(vpi, vci, sdu)` helper does that for callers holding plain bytes.
-The ATM demuxer (ndd.demux.AtmDemuxer) dispatches on it and strips it for NS_PROTO
+The ATM demuxer (ndd.atm.AtmDemuxer) dispatches on it and strips it for NS_PROTO
 users (leaving it in `pkt.ll_src`); NS_INCLUDE_MAC users get it whole.
 
 Transmit: the SDU is checked against the VC (open? <= its max SDU?), segmented by
@@ -46,7 +46,8 @@ from typing import Any, Callable
 import trio
 
 from ndd import constants as C
-from ndd.atm import ATM_HDRLEN, DEFAULT_MTU, VcParams, atm_link_header
+from ndd.atm import (AAL5_MAX_SDU, ATM_HDRLEN, DEFAULT_MTU, ILMI_VPI_VCI, RESERVED_VCI_MAX, SIG_VPI_VCI, VCI_MAX,
+                     VPI_MAX, VcParams, atm_link_header)
 from ndd.ndd import GenStats, StatusBlock, ndd_error
 from drivers.atm import aal5, cell, oam
 from ndd.pktbuf import PacketBuffer
@@ -57,10 +58,7 @@ from drivers.base import TaskNdd
 OC3C_LINE_RATE = 149_760_000     # bit/s of cells (SONET STS-3c payload), 353,207 cells/s
 CELL_BITS = cell.CELL_LEN * 8
 PACING_CREDIT = 0.002            # seconds of late sends the pacer may catch up on
-MAX_SDU = 65535                  # AAL5 CPCS-PDU payload limit
 OAM_REPLIES_KEPT = 64            # loopback replies remembered (the newest); older ones are only counted
-SIG_VC = (0, 5)
-ILMI_VC = (0, 16)
 
 
 @dataclass
@@ -128,8 +126,8 @@ class AtmNdd(TaskNdd):
     def __init__(self, name: str, phy: Phy | None = None, *, mtu: int = DEFAULT_MTU,
                  line_rate: float = OC3C_LINE_RATE, tx_queue_cells: int = 1 << 17, batch_cells: int = 256,
                  reasm_timeout: float | None = None, hec_correct: bool = False) -> None:
-        if not 1 <= mtu <= MAX_SDU:
-            raise ValueError(f"mtu (max SDU) must be within 1..{MAX_SDU}")
+        if not 1 <= mtu <= AAL5_MAX_SDU:
+            raise ValueError(f"mtu (max SDU) must be within 1..{AAL5_MAX_SDU}")
         super().__init__(name, mtu=mtu)
         self.stats: AtmGenStats = AtmGenStats()
         self.phy = phy if phy is not None else UdpPhy()
@@ -154,15 +152,6 @@ class AtmNdd(TaskNdd):
         # end, so only the newest OAM_REPLIES_KEPT stay (issue 10: a list grew 11.5 MiB per
         # 120 000 cells); the counters keep the totals
         self.oam_replies: deque[tuple[int, int, int]] = deque(maxlen=OAM_REPLIES_KEPT)
-
-    # --- attach: the ATM demuxer arrives with the first ATM adapter ------------------
-    @property
-    def services(self) -> Any:
-        return self._services
-
-    @services.setter
-    def services(self, ns: Any) -> None:
-        self._services = ns             # NetServices has the ATM demuxer (ndd/services.py)
 
     def _new_reassembler(self) -> aal5.Reassembler:
         r = aal5.Reassembler() if self._reasm_timeout is None else aal5.Reassembler(self._reasm_timeout)
@@ -211,14 +200,14 @@ class AtmNdd(TaskNdd):
         self.cell_rate = self.line_rate / CELL_BITS
 
     def open_vc(self, p: VcParams) -> AtmVc:
-        if not (0 <= p.vpi <= cell.VPI_MAX and 0 <= p.vci <= cell.VCI_MAX):
+        if not (0 <= p.vpi <= VPI_MAX and 0 <= p.vci <= VCI_MAX):
             raise ndd_error(errno.EINVAL, f"VPI/VCI {p.vpi}/{p.vci} out of range")
         key = (p.vpi, p.vci)
-        if p.vci <= cell.RESERVED_VCI_MAX and not (p.reserved and key in (SIG_VC, ILMI_VC)):
+        if p.vci <= RESERVED_VCI_MAX and not (p.reserved and key in (SIG_VPI_VCI, ILMI_VPI_VCI)):
             raise ndd_error(errno.EINVAL, f"VCI {p.vci} is reserved (0/5 and 0/16 only when asked for)")
         max_sdu = self.ndd_mtu if p.max_sdu is None else p.max_sdu
-        if not 0 <= max_sdu <= MAX_SDU:
-            raise ndd_error(errno.EINVAL, f"max SDU {max_sdu} not within 0..{MAX_SDU}")
+        if not 0 <= max_sdu <= AAL5_MAX_SDU:
+            raise ndd_error(errno.EINVAL, f"max SDU {max_sdu} not within 0..{AAL5_MAX_SDU}")
         if p.pcr < 0 or not math.isfinite(p.pcr):
             raise ndd_error(errno.EINVAL, "peak cell rate must be >= 0")
         if key in self.vcs:
@@ -349,10 +338,6 @@ class AtmNdd(TaskNdd):
         self.stats.relay_cells_out += n
         return 0
 
-    @property
-    def tx_pending_cells(self) -> int:
-        return self._queued_cells
-
     async def wait_tx_idle(self) -> None:
         """Return once every queued cell has left (and its line time has passed)."""
         await self._tx_idle.wait()
@@ -377,6 +362,7 @@ class AtmNdd(TaskNdd):
         return (parts[0] if len(parts) == 1 else b"".join(parts)), i, off
 
     async def _tx_loop(self) -> None:
+        assert self.services is not None     # tasks run only once attached (TaskNdd.start_task)
         clock = self.services.clock
         line_free = clock()      # when the line has finished sending what we gave it
         while True:
@@ -442,6 +428,7 @@ class AtmNdd(TaskNdd):
             return
         st = self.stats
         vcs = self.vcs
+        assert self.services is not None     # open, so attached
         now = self.services.clock()
         feed = self.reasm.feed
         relayed: dict[AtmVc, list[bytes]] | None = None
@@ -496,6 +483,7 @@ class AtmNdd(TaskNdd):
         self.deliver(pkt)
 
     async def _reasm_timer(self) -> None:
+        assert self.services is not None
         clock = self.services.clock
         while True:
             at = self.reasm.poll_at()

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterator
 
+from ndd.atm import VCI_MAX, VPI_MAX
+
 CELL_LEN = 53
 HDR_LEN = 5
 PAYLOAD_LEN = 48
@@ -25,12 +27,6 @@ PTI_RM = 6                  # resource management
 PTI_RESERVED = 7
 PTI_EOP_BIT = 0x1
 PTI_NON_USER_BIT = 0x4
-
-VPI_MAX = 0xFF              # UNI: 8 bits (NNI would give 12)
-VCI_MAX = 0xFFFF
-RESERVED_VCI_MAX = 31       # VCI 0-31 are reserved (I.361; ATM Forum UNI 3.1)
-SIG_VPI_VCI = (0, 5)        # point-to-point signalling (Q.2931 over SSCOP)
-ILMI_VPI_VCI = (0, 16)
 
 HEC_COSET = 0x55            # I.432.1: the CRC-8 remainder is XORed with 01010101
 

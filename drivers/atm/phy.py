@@ -38,7 +38,8 @@ import trio
 
 from ndd.counters import Counters
 
-CELL_LEN = 53
+from .cell import CELL_LEN
+
 UDP_MAGIC = b"ATM\x01"
 
 RxFn = Callable[[bytes], None]

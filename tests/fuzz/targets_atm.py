@@ -247,7 +247,7 @@ def _crafted_sscop(fdp: Fdp, e: Sscop) -> bytes:
 
 
 def _sscop_primitive(fdp: Fdp, e: Sscop, now: float) -> None:
-    what = fdp.ConsumeIntInRange(0, 8)
+    what = fdp.ConsumeIntInRange(0, 8)   # 7 and 8 both recover: the range the seed corpus was recorded with
     uu = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 5))
     if what == 0:
         e.establish(uu, now)
@@ -263,10 +263,8 @@ def _sscop_primitive(fdp: Fdp, e: Sscop, now: float) -> None:
         e.resync(now, uu)
     elif what == 6:
         e.resync_response(now)
-    elif what == 7:
-        e.recover_response(now)
     else:
-        e.send_management(uu, now)
+        e.recover_response(now)
 
 
 @target("sscop")

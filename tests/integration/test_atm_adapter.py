@@ -21,11 +21,11 @@ from ndd.ndd import Ndd
 from ndd.services import NetServices
 from drivers.atm import aal5, cell, oam
 from ndd.pktbuf import PacketBuffer
+from protocols.atm.clip.link import LLC_SNAP_IPV4
 
 from .helpers import require_tool
 
 VC = (1, 42)
-LLC_SNAP_IP = bytes.fromhex("aaaa030000000800")
 
 
 class Sink:
@@ -431,7 +431,7 @@ async def test_sunatm_pcap(ns: NetServices, tmp_path: Path, autojump_clock: trio
     ip = dpkt.ip.IP(src=bytes([10, 0, 0, 1]), dst=bytes([10, 0, 0, 2]), p=17,
                     data=dpkt.udp.UDP(sport=1000, dport=2000, data=b"hello atm"))
     ip.len = len(bytes(ip))
-    ip_sdu = LLC_SNAP_IP + bytes(ip)
+    ip_sdu = LLC_SNAP_IPV4 + bytes(ip)
     for nd in (a, b):
         for vc in (VC, (0, 5), (0, 16)):
             nd.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(*vc, reserved=True))

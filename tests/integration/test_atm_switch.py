@@ -25,9 +25,9 @@ from drivers.fault import FaultInjector
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd
-from protocols.atm.uni.q2931 import (CAUSE_NORMAL_CLEARING, CS_ACTIVE, MESSAGE_NAMES, RELEASE, RELEASE_COMPLETE,
-                                 BearerCapability, CalledNumber, CallingNumber, ConnectionId,
-                                 QosParameter, TrafficDescriptor)
+from protocols.atm.uni.q2931 import (CS_ACTIVE, MESSAGE_NAMES, RELEASE, RELEASE_COMPLETE, BearerCapability,
+                                     CalledNumber, CallingNumber, ConnectionId, QosParameter, TrafficDescriptor)
+from protocols.atm.uni.causes import CAUSE_NORMAL_CLEARING
 from protocols.atm.uni.endpoint import UniEndpoint
 from protocols.atm.switch.core import RoutingTable, VciPool, parse_prefix
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Side

@@ -5,11 +5,11 @@ tunstack's user side (UniEndpoint, Side.USER) places and accepts calls through
 every port) serves `atmsigd -m user` placing and accepting calls through it to one of our
 user-side hosts.  Data crosses each call's VC as AAL5 SDUs; calls are cleared from either
 end; refused calls carry their cause to the errno atmsigd gives its user, checked against
-our `q2931.cause_to_errno`; STATUS ENQUIRY is answered on known and unknown call
+our `causes.cause_to_errno`; STATUS ENQUIRY is answered on known and unknown call
 references; RESTART of a VC and of the interface.  Last, a SUNATM capture of call flows
 decoded by tshark.
 
-Set-up as in test_atmsigd_saal.py: atmsigd runs under tests/atmsigd/shim.c and its
+Set-up as in test_atmsigd_saal.py: atmsigd runs under tools/lab/atmsigd_shim.c and its
 signalling VC is bridged by tools/lab/atmsigd.py onto "its" AtmNdd; a PhyPair joins
 that adapter to ours (or to a switch port), so every Q.2931 message travels in SSCOP SDs
 as AAL5 cells.  Real time throughout.
@@ -52,16 +52,16 @@ from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
-from protocols.atm.uni.q2931 import (AAL_5, ALERTING, BCOB_X, CAUSE_DESTINATION_OUT_OF_ORDER,
-                                 CAUSE_INCOMPATIBLE_DESTINATION, CAUSE_INVALID_CALL_REFERENCE,
-                                 CAUSE_MESSAGE_NOT_COMPATIBLE, CAUSE_NO_ROUTE_TO_DESTINATION,
-                                 CAUSE_NORMAL_CLEARING, CAUSE_NUMBER_CHANGED, CAUSE_RESPONSE_TO_STATUS_ENQUIRY,
-                                 CAUSE_UNALLOCATED_NUMBER, CAUSE_USER_BUSY, CONNECT, CS_ACTIVE,
-                                 CS_NULL, IE_AAL, IE_CALL_STATE, IE_CALLED, IE_CALLING, IE_CAUSE, IE_CONN_ID,
-                                 MESSAGE_NAMES, RELEASE, RELEASE_COMPLETE, STATUS, STATUS_ENQUIRY,
-                                 AalParameters, BearerCapability, CalledNumber, CallingNumber, CallState, Cause,
-                                 ConnectionId, Q2931Message, QosParameter, TrafficDescriptor, cause_to_errno,
-                                 parse_message, restart_errno)
+from protocols.atm.uni.q2931 import (AAL_5, ALERTING, BCOB_X, CONNECT, CS_ACTIVE, CS_NULL, IE_AAL, IE_CALL_STATE,
+                                     IE_CALLED, IE_CALLING, IE_CAUSE, IE_CONN_ID, MESSAGE_NAMES, RELEASE,
+                                     RELEASE_COMPLETE, STATUS, STATUS_ENQUIRY, AalParameters, BearerCapability,
+                                     CalledNumber, CallingNumber, CallState, Cause, ConnectionId, Q2931Message,
+                                     QosParameter, TrafficDescriptor, parse_message)
+from protocols.atm.uni.causes import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INCOMPATIBLE_DESTINATION,
+                                      CAUSE_INVALID_CALL_REFERENCE, CAUSE_MESSAGE_NOT_COMPATIBLE,
+                                      CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NORMAL_CLEARING, CAUSE_NUMBER_CHANGED,
+                                      CAUSE_RESPONSE_TO_STATUS_ENQUIRY, CAUSE_UNALLOCATED_NUMBER, CAUSE_USER_BUSY,
+                                      cause_to_errno, restart_errno)
 from protocols.atm.uni.endpoint import UniEndpoint
 from protocols.atm.saal.sscf import AalEv, AalEvent
 from protocols.atm.saal.sscop_pdu import Sd, parse_pdu
@@ -386,7 +386,7 @@ async def test_atmsigd_network_calls_our_user_side(tmp_path: Path) -> None:
         host.close_vc(call2.vc)
 
         # refused by us with RELEASE COMPLETE and a cause (§5.4.2); atmsigd's user's errno
-        # is linux-atm's mapping of that cause, which ours reproduces (DESIGN.md §6)
+        # is linux-atm's mapping of that cause, which ours reproduces (causes.cause_to_errno)
         seen = {}
         for cause in (CAUSE_INCOMPATIBLE_DESTINATION, CAUSE_USER_BUSY, CAUSE_UNALLOCATED_NUMBER,
                       CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NUMBER_CHANGED, CAUSE_DESTINATION_OUT_OF_ORDER):
@@ -485,7 +485,7 @@ async def test_restart_with_atmsigd_network(tmp_path: Path) -> None:
     """RESTART (Q.2931 §5.5) of one VC, then of the interface, with two active calls:
     atmsigd acknowledges each (RESTART ACKNOWLEDGE echoing the restart indicator and the
     connection identifier) and closes its user's socket of each call restarted with
-    ENETRESET -- the errno ours gives for RESTART (q2931.restart_errno)."""
+    ENETRESET -- the errno ours gives for RESTART (causes.restart_errno)."""
     require_atmsigd()
     async with us_vs_atmsigd_network(tmp_path) as (host, peer):
         line = host.line

@@ -1,7 +1,7 @@
 """SSCOP interop with a real implementation: linux-atm's atmsigd (2.5.1, UNI 3.1) is the far end
 of tunstack's SAAL (SSCF-UNI + SSCOP) on VC 0/5.
 
-atmsigd runs under tests/atmsigd/shim.c (this kernel has no ATM): its signalling PVC socket
+atmsigd runs under tools/lab/atmsigd_shim.c (this kernel has no ATM): its signalling PVC socket
 is bridged by tools/lab/atmsigd.py onto "its" emulated adapter, an AtmNdd joined by a
 PhyPair to the AtmNdd of the Stack under test, so every SSCOP PDU crosses as AAL5 cells.
 Real time throughout (atmsigd has its own clock).  What atmsigd does, as observed: it sends
@@ -28,9 +28,10 @@ import trio
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
-from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, CAUSE_INCOMPATIBLE_DESTINATION, IE_CAUSE, PLAN_AESA,
-                                 RELEASE_COMPLETE, SETUP, AalParameters, BearerCapability, CalledNumber, Cause,
-                                 Q2931Message, QosParameter, TrafficDescriptor, parse_message)
+from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, IE_CAUSE, PLAN_AESA, RELEASE_COMPLETE, SETUP, AalParameters,
+                                     BearerCapability, CalledNumber, Cause, Q2931Message, QosParameter,
+                                     TrafficDescriptor, parse_message)
+from protocols.atm.uni.causes import CAUSE_INCOMPATIBLE_DESTINATION
 from protocols.atm.saal.endpoint import SaalEndpoint
 from protocols.atm.saal.sscf import AalEv, AalEvent, State
 from protocols.atm.saal.sscop_pdu import Pdu, Poll, Stat, parse_pdu

@@ -7,7 +7,8 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from drivers.atm.aal5 import (MAX_CELLS, MAX_SDU, Reassembler, cpcs_pdu, crc32_bzip2, segment)
+from drivers.atm.aal5 import (MAX_CELLS, Reassembler, cpcs_pdu, crc32_bzip2, segment)
+from ndd.atm import AAL5_MAX_SDU
 from drivers.atm.cell import CELL_LEN, CellHeader, parse_cells
 
 
@@ -66,7 +67,7 @@ def test_cpcs_pdu_layout() -> None:
 
 def test_every_small_and_large_length() -> None:
     r = Reassembler()
-    lengths = list(range(1, 2 * 48 + 10)) + list(range(MAX_SDU - 60, MAX_SDU + 1, 7)) + [MAX_SDU]
+    lengths = list(range(1, 2 * 48 + 10)) + list(range(AAL5_MAX_SDU - 60, AAL5_MAX_SDU + 1, 7)) + [AAL5_MAX_SDU]
     for n in lengths:
         check_round_trip(n, r)
     s = r.stats(1, 42)
@@ -76,8 +77,8 @@ def test_every_small_and_large_length() -> None:
 
 boundary_lengths = st.one_of(
     st.sampled_from([1, 40, 41, 47, 48, 49, 88, 89, 95, 96, 97, 9180, 65487, 65488, 65495, 65527, 65528, 65535]),
-    st.builds(lambda k, d: min(max(k * 48 + d, 1), MAX_SDU), st.integers(1, 1366), st.integers(-9, 1)),
-    st.integers(1, MAX_SDU),
+    st.builds(lambda k, d: min(max(k * 48 + d, 1), AAL5_MAX_SDU), st.integers(1, 1366), st.integers(-9, 1)),
+    st.integers(1, AAL5_MAX_SDU),
 )
 
 
@@ -89,7 +90,7 @@ def test_sar_round_trip_boundary_classes(n: int) -> None:
 
 def test_caller_bugs_raise() -> None:
     with pytest.raises(ValueError):
-        segment(bytes(MAX_SDU + 1), 0, 100)
+        segment(bytes(AAL5_MAX_SDU + 1), 0, 100)
     with pytest.raises(ValueError):
         segment(b"", 0, 100)          # Length 0 is the abort code
 

@@ -21,7 +21,6 @@ from drivers.atm.cell import PAYLOAD_LEN, PTI_EOP_BIT, CellHeader
 from protocols.atm.clip.link import AtmArpTable, ClipConfig, ClipStats
 from protocols.atm.clip.svc import ClipSvc
 from protocols.atm.uni.q2931 import (
-    CAUSE_RESOURCE_UNAVAILABLE,
     IE_CAUSE,
     RELEASE_COMPLETE,
     SETUP,
@@ -30,6 +29,7 @@ from protocols.atm.uni.q2931 import (
     Q2931Message,
     parse_message,
 )
+from protocols.atm.uni.causes import CAUSE_RESOURCE_UNAVAILABLE
 from protocols.atm.saal.sscf import AalEv, AalEvent
 from protocols.atm.saal.sscop import Sscop, SscopConfig
 from protocols.atm.saal.sscop import State as SscopState

@@ -1,12 +1,12 @@
-"""ATM UNI cells: header layout (I.361 §2.2) and HEC (I.432.1 §4.3), DESIGN.md §6 vectors."""
+"""ATM UNI cells: header layout (I.361 §2.2) and HEC (I.432.1 §4.3), with known HEC vectors."""
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, strategies as st
 
-from drivers.atm.cell import (CELL_LEN, HDR_LEN, ILMI_VPI_VCI, PAYLOAD_LEN, PTI_OAM_END_TO_END,
-                                PTI_OAM_SEGMENT, PTI_RM, PTI_USER, PTI_USER_EOP, RESERVED_VCI_MAX,
-                                SIG_VPI_VCI, CellHeader, hec, header_bytes, parse_cells)
+from drivers.atm.cell import (CELL_LEN, HDR_LEN, PAYLOAD_LEN, PTI_OAM_END_TO_END, PTI_OAM_SEGMENT, PTI_RM,
+                                PTI_USER, PTI_USER_EOP, CellHeader, hec, header_bytes, parse_cells)
+from ndd.atm import ILMI_VPI_VCI, RESERVED_VCI_MAX, SIG_VPI_VCI
 
 
 def slow_hec(first4: bytes) -> int:

@@ -1,4 +1,4 @@
-"""Q.2931 / UNI 3.1 message and IE codec (protocols/atm/uni/q2931.py, q2931_ie.py)."""
+"""Q.2931 / UNI 3.1 message and IE codec and the causes (protocols/atm/uni/q2931.py, ie.py, causes.py)."""
 from __future__ import annotations
 
 import errno
@@ -6,24 +6,25 @@ import errno
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from protocols.atm.uni.q2931 import (
-    AAL_1, AAL_5, AAL_MODE_MESSAGE, BCOB_A, BCOB_C, BCOB_X, CAUSE_DESTINATION_OUT_OF_ORDER,
-    CAUSE_INCOMPATIBLE_DESTINATION, CAUSE_INVALID_IE_CONTENTS, CAUSE_IE_NONEXISTENT,
-    CAUSE_MANDATORY_IE_MISSING, CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NORMAL_CLEARING,
-    CAUSE_NORMAL_UNSPECIFIED, CAUSE_NO_USER_RESPONDING, CAUSE_CALL_REJECTED,
-    CAUSE_PROTOCOL_ERROR, CAUSE_RECOVERY_ON_TIMER_EXPIRY, CAUSE_RESOURCE_UNAVAILABLE,
-    CAUSE_TEMPORARY_FAILURE, CAUSE_UNALLOCATED_NUMBER,
-    CAUSE_USER_BUSY, COMPAT_FLAG, CS_ACTIVE, GLOBAL_CALLREF,
-    HDR_LEN, IE_ACT_DISCARD_REPORT, IE_BBCAP, IE_CALLED, IE_CAUSE, IE_QOS, IE_TRAFFIC,
-    IPI_SNAP, L2_ISO8802, L3_TR9577, LOC_PRIVATE_LOCAL, LOC_USER, MESSAGE_NAMES, PLAN_AESA,
-    PLAN_E164, RESTART_ALL, RESTART_VC, SSCS_NULL, TON_INTERNATIONAL, AalParameters,
-    BearerCapability, Bhli, Blli, CallState, CalledNumber, CalledSubaddress, CallingNumber,
-    CallingSubaddress, Cause, ConnectionId, MalformedIE, Q2931Header, Q2931Message,
-    QosParameter, RestartIndicator, TrafficDescriptor, UnknownIE, cause_to_errno,
-    ie_error_cause, iter_ies, parse_header, parse_ie, parse_message, restart_errno,
-    ALERTING, CALL_PROCEEDING, SETUP, CONNECT, CONNECT_ACK, RESTART, RELEASE, RESTART_ACK,
-    RELEASE_COMPLETE, STATUS_ENQUIRY, STATUS, IE_CLASSES,
-)
+from protocols.atm.uni.q2931 import (AAL_1, AAL_5, AAL_MODE_MESSAGE, BCOB_A, BCOB_C, BCOB_X, COMPAT_FLAG, CS_ACTIVE,
+                                     GLOBAL_CALLREF, HDR_LEN, IE_ACT_DISCARD_REPORT, IE_BBCAP, IE_CALLED, IE_CAUSE,
+                                     IE_QOS, IE_TRAFFIC, IPI_SNAP, L2_ISO8802, L3_TR9577, LOC_PRIVATE_LOCAL, LOC_USER,
+                                     MESSAGE_NAMES, PLAN_AESA, PLAN_E164, RESTART_ALL, RESTART_VC, SSCS_NULL,
+                                     TON_INTERNATIONAL, AalParameters, BearerCapability, Bhli, Blli, CallState,
+                                     CalledNumber, CalledSubaddress, CallingNumber, CallingSubaddress, Cause,
+                                     ConnectionId, MalformedIE, Q2931Header, Q2931Message, QosParameter,
+                                     RestartIndicator, TrafficDescriptor, UnknownIE, ie_error_cause, iter_ies,
+                                     parse_header, parse_ie, parse_message, ALERTING, CALL_PROCEEDING, SETUP, CONNECT,
+                                     CONNECT_ACK, RESTART, RELEASE, RESTART_ACK, RELEASE_COMPLETE, STATUS_ENQUIRY,
+                                     STATUS, IE_CLASSES)
+from protocols.atm.uni.causes import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INCOMPATIBLE_DESTINATION,
+                                      CAUSE_INVALID_IE_CONTENTS, CAUSE_IE_NONEXISTENT, CAUSE_MANDATORY_IE_MISSING,
+                                      CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NORMAL_CLEARING, CAUSE_NORMAL_UNSPECIFIED,
+                                      CAUSE_NO_USER_RESPONDING, CAUSE_CALL_REJECTED, CAUSE_PROTOCOL_ERROR,
+                                      CAUSE_RECOVERY_ON_TIMER_EXPIRY, CAUSE_RESOURCE_UNAVAILABLE,
+                                      CAUSE_TEMPORARY_FAILURE, CAUSE_UNALLOCATED_NUMBER, CAUSE_USER_BUSY,
+                                      CAUSE_TEXT, cause_text, cause_to_errno, restart_errno)
+from protocols.atm.uni import causes
 
 ALL_TYPES = (ALERTING, CALL_PROCEEDING, SETUP, CONNECT, CONNECT_ACK, RESTART, RELEASE,
              RESTART_ACK, RELEASE_COMPLETE, STATUS_ENQUIRY, STATUS)
@@ -52,7 +53,7 @@ def test_message_types_and_causes() -> None:
                                   0x6C, 0x6D, 0x70, 0x71, 0x79]
 
 
-# --- cause -> errno (DESIGN.md §6, linux-atm) -------------------------------------------
+# --- cause -> errno (causes.py, linux-atm's mapping) ---------------------------------------
 @pytest.mark.parametrize("cause,err", [
     (1, errno.EADDRNOTAVAIL), (3, errno.EHOSTUNREACH), (37, errno.EHOSTUNREACH),
     (47, errno.EHOSTUNREACH), (22, errno.EREMCHG), (27, errno.EHOSTDOWN),
@@ -65,6 +66,14 @@ def test_cause_to_errno(cause: int, err: int) -> None:
 
 def test_restart_errno() -> None:
     assert restart_errno() == errno.ENETRESET
+
+
+def test_every_cause_value_has_its_text() -> None:
+    """causes.py is the one table: each named value has a text, and no text lacks a name."""
+    values = {v for k, v in vars(causes).items() if k.startswith("CAUSE_") and isinstance(v, int)}
+    assert values == set(CAUSE_TEXT)
+    assert cause_text(CAUSE_USER_BUSY) == "user busy"
+    assert cause_text(126) == "cause 126"        # a value no table names
 
 
 # --- hand-built vectors (UNI 3.1 §5.3/§5.4 layouts, Q.2931 §4) --------------------------

@@ -1,4 +1,4 @@
-"""Q.2931 / UNI 3.1 call control (protocols/atm/uni/control.py, uni_call.py), case by case.
+"""Q.2931 / UNI 3.1 call control (protocols/atm/uni/control.py, call.py), case by case.
 
 A user-side and a network-side `Uni` face each other over a fake signalling link with an
 explicit clock: every message either end sends is parsed and kept (`Pair.sent`), then

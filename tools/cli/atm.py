@@ -30,6 +30,7 @@ import trio
 from drivers.atm.adapter import OC3C_LINE_RATE, AtmNdd
 from drivers.atm.phy import UdpPhy
 from drivers.pcap import PcapRecorder
+from ndd.atm import RESERVED_VCI_MAX, VCI_MAX, VPI_MAX
 
 from .atm_clip import (add_arp_server_parser, add_ip_svc_options, announce_svc, check_arp_server_options,
                            check_ip_svc_options, clip_config, finish_svc, ready_fields, run_arp_server, start_svc,
@@ -186,10 +187,11 @@ def check_atm_options(args: argparse.Namespace) -> None:
                 + (", or --switch HOST:PORT for SVCs" if args.atm_command == "ip" else ""))
     if args.remote_addr is not None and args.remote_addr[1] == 0:
         p.error("--remote: port 0 is not an address to send to")
-    if not 0 <= args.vpi <= 255:
-        p.error("--vpi must be within 0..255")
-    if not 32 <= args.vci <= 65535:
-        p.error("--vci must be within 32..65535 (0..31 are reserved: signalling 0/5, ILMI 0/16, ...)")
+    if not 0 <= args.vpi <= VPI_MAX:
+        p.error(f"--vpi must be within 0..{VPI_MAX}")
+    if not RESERVED_VCI_MAX < args.vci <= VCI_MAX:
+        p.error(f"--vci must be within {RESERVED_VCI_MAX + 1}..{VCI_MAX} "
+                f"(0..{RESERVED_VCI_MAX} are reserved: signalling 0/5, ILMI 0/16, ...)")
     args.line_rate_bps = line_rate(p, args.line_rate)
     if not 1 <= len(args.dev) <= 15:
         p.error("--dev: 1 to 15 characters")

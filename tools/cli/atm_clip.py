@@ -10,7 +10,7 @@
       a host that is only the LIS's ATMARP server (RFC 2225 §8.4): no IP address, it
       registers and answers the clients that call it until SIGINT/SIGTERM/SIGHUP.
 
-atm_cli.py owns the options common to `atm ip` and calls the hooks below.
+atm.py owns the options common to `atm ip` and calls the hooks below.
 """
 from __future__ import annotations
 

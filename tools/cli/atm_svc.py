@@ -24,6 +24,7 @@ import trio
 from drivers.atm.adapter import OC3C_LINE_RATE, AtmNdd
 from drivers.atm.phy import UdpPhy
 from drivers.pcap import PcapRecorder
+from ndd.atm import AAL5_MAX_SDU, DEFAULT_MTU
 
 from .atm_args import hostport, line_rate
 from .command import until_shutdown
@@ -156,10 +157,10 @@ def check_svc_options(args: argparse.Namespace) -> None:
     args.calling_aesa = parse_aesa(p, "--calling", args.calling, None) if args.calling else None
     if args.count < 1:
         p.error("--count must be at least 1")
-    if args.max_sdu is not None and not 1 <= args.max_sdu <= 65535:
-        p.error("--max-sdu must be within 1..65535")
-    if not 1 <= args.size <= (args.max_sdu or 9180):
-        p.error(f"--size must be within 1..{args.max_sdu or 9180} (the max SDU)")
+    if args.max_sdu is not None and not 1 <= args.max_sdu <= AAL5_MAX_SDU:
+        p.error(f"--max-sdu must be within 1..{AAL5_MAX_SDU}")
+    if not 1 <= args.size <= (args.max_sdu or DEFAULT_MTU):
+        p.error(f"--size must be within 1..{args.max_sdu or DEFAULT_MTU} (the max SDU)")
     if args.pcr < 0 or args.interval < 0 or args.timeout <= 0:
         p.error("--pcr and --interval must be >= 0, --timeout > 0")
 
@@ -222,7 +223,7 @@ def _cause_line(sock: Any, exc: OSError | None = None) -> str:
     and the errno the socket reported."""
     from protocols.atm.sockets.sockaddr import SO_ATM_CAUSE
     from protocols.atm.sockets.usrreq import SOL_NDD_ATM
-    from protocols.atm.sockets.svc_params import cause_text
+    from protocols.atm.uni.causes import cause_text
     c = sock.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE).cause
     parts = [f"cause {c} ({cause_text(c)})"] if c else []
     if exc is not None and exc.errno:
@@ -234,7 +235,7 @@ def _cause_line(sock: Any, exc: OSError | None = None) -> str:
 async def _echo(sock: Any, peer: tuple[Any, ...]) -> None:
     from protocols.atm.sockets.sockaddr import SO_ATM_CAUSE
     from protocols.atm.sockets.usrreq import SOL_NDD_ATM
-    from protocols.atm.sockets.svc_params import cause_text
+    from protocols.atm.uni.causes import cause_text
     who = peer[2].hex() or "an unknown number"
     echoed = 0
     with sock:

@@ -25,6 +25,7 @@ from typing import Any
 
 from drivers.atm.adapter import OC3C_LINE_RATE
 from drivers.atm.phy import UdpPhy
+from ndd.atm import VPI_MAX
 from protocols.atm.switch.core import FIRST_VCI, LAST_VCI, parse_address, parse_prefix
 
 from .atm_args import hostport, line_rate, rate_text
@@ -134,7 +135,7 @@ def _vc(p: argparse.ArgumentParser, text: str) -> tuple[str, int, int]:
         vpi, vci = int(vpi_s), int(vci_s)
     except ValueError:
         p.error(f"--pvc: expected PORT:VPI.VCI, got {text!r}")
-    if not (0 <= vpi <= 255 and FIRST_VCI <= vci <= LAST_VCI):
+    if not (0 <= vpi <= VPI_MAX and FIRST_VCI <= vci <= LAST_VCI):
         p.error(f"--pvc {text}: VPI 0-255, VCI 32-65535 (0-31 are reserved)")
     return port, vpi, vci
 

@@ -24,6 +24,7 @@ import trio
 from drivers.pcap import PcapRecorder
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import UdpPhy
+from ndd.atm import DEFAULT_MTU
 from protocols.atm.sockets.sockaddr import CONN_PVC
 from stack import Stack
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 ATM_A, ATM_B = "10.79.0.1", "10.79.0.2"
 DGRAM_VC = (0, 42)
 CLIP_VC = (0, 100)
-DGRAM_SIZES = (1, 48, 1000, 9180)
+DGRAM_SIZES = (1, 48, 1000, DEFAULT_MTU)
 HTTP_BYTES = 100_000
 BULK = 10_000_000
 SINK_PORT = 5001

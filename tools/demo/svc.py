@@ -23,10 +23,11 @@ import trio
 from drivers.pcap import PcapRecorder
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import UdpPhy
+from ndd.atm import DEFAULT_MTU
 from protocols.atm.uni.q2931 import MESSAGE_NAMES
 from protocols.atm.sockets.sockaddr import CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_CAUSE, AalParm
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM, svc_manager
-from protocols.atm.sockets.svc_params import cause_text
+from protocols.atm.uni.causes import cause_text
 from stack import Stack
 from stack.atm_switch import AtmSwitch
 from stack.ndd_socket import AtmSocket
@@ -40,7 +41,7 @@ AESA_A = bytes.fromhex(f"{NET}0001" "0020481a0001" "00")
 AESA_B = bytes.fromhex(f"{NET}0002" "0020481a0002" "00")
 NO_LISTENER = AESA_B[:19] + b"\x88"
 NO_ROUTE = bytes.fromhex("39" + "00" * 18 + "01")
-SIZES = (1, 48, 1000, 9180)
+SIZES = (1, 48, 1000, DEFAULT_MTU)
 WANT = ["SETUP", "CALL PROCEEDING", "CONNECT", "CONNECT ACKNOWLEDGE", "RELEASE", "RELEASE COMPLETE"]
 
 

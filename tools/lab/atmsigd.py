@@ -69,7 +69,7 @@ The exchanges, as atmsigd 2.5.1 answers them (what the kernel's net/atm/svc.c se
     connect  -> as_connect vcc=C, svc=called, qos (a real class, not ANYCLASS), sap, local
                            (zero: atmsigd fills in its address)
              <- as_okay    vcc=C, pvc (the call's VC), local  (after CONNECT)
-              | as_error   vcc=C reply=-errno (RELEASE COMPLETE's cause mapped, DESIGN.md §6:
+              | as_error   vcc=C reply=-errno (RELEASE COMPLETE's cause mapped as causes.py says:
                            cause 88 -> -ECONNREFUSED); as_close is handled the same way
     close    -> as_close   vcc=X  <- as_close vcc=X reply=0 (after RELEASE COMPLETE)
     released <- as_close   vcc=X reply=0 for normal clearing (cause 16), else -errno
@@ -91,16 +91,23 @@ import tempfile
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, cast
 
 import trio
 
 from drivers.atm.adapter import AtmNdd
-from ndd.atm import VcParams
+from ndd.atm import RESERVED_VCI_MAX, VcParams
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
+from ndd.services import NetServices
 
 SHIM_SRC = Path(__file__).with_name("atmsigd_shim.c")
+
+
+def _ns(ndd: AtmNdd) -> NetServices:
+    """The network services an attached adapter belongs to: a device only knows them as
+    DeviceServices (spawn, clock); the harness, like a protocol, claims VCs through them."""
+    return cast(NetServices, ndd.services)
 
 AF_ATMPVC, AF_ATMSVC = 8, 20
 ATM_NONE, ATM_UBR, ATM_CBR, ATM_VBR, ATM_ABR, ATM_ANYCLASS = range(6)
@@ -309,9 +316,9 @@ class VcBridge:
         self.sock.setblocking(False)
         self.sock.bind(str(directory / f"vc-{vpi}.{vci}"))
         self._filter = NsFilter(C.NS_ATM_VC, vpi=vpi, vci=vci)
-        ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(vpi, vci, reserved=vci <= 31))
+        ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(vpi, vci, reserved=vci <= RESERVED_VCI_MAX))
         try:
-            ndd.services.ns_add_filter(ndd, self._filter, NsUser(self._isr, None))
+            _ns(ndd).ns_add_filter(ndd, self._filter, NsUser(self._isr, None))
         except OSError:
             ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, (vpi, vci))
             raise
@@ -356,7 +363,7 @@ class VcBridge:
                 self.stats.to_net += 1
 
     def close(self) -> None:
-        for undo in (lambda: self.ndd.services.ns_del_filter(self.ndd, self._filter),
+        for undo in (lambda: _ns(self.ndd).ns_del_filter(self.ndd, self._filter),
                      lambda: self.ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, (self.vpi, self.vci))):
             try:
                 undo()
@@ -425,7 +432,7 @@ class Vcc:
         self.ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(self.vpi, self.vci, max_sdu=max(sdus) if sdus else None))
         flt = NsFilter(C.NS_ATM_VC, vpi=self.vpi, vci=self.vci)
         try:
-            self.ndd.services.ns_add_filter(self.ndd, flt, NsUser(self._isr, None))
+            _ns(self.ndd).ns_add_filter(self.ndd, flt, NsUser(self._isr, None))
         except OSError:
             self.ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, (self.vpi, self.vci))
             raise
@@ -445,7 +452,7 @@ class Vcc:
         if self._own_marker and self.marker is not None:
             self.marker.unlink(missing_ok=True)
             self._own_marker = False
-        for undo in (lambda: self.ndd.services.ns_del_filter(self.ndd, flt),
+        for undo in (lambda: _ns(self.ndd).ns_del_filter(self.ndd, flt),
                      lambda: self.ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, (self.vpi, self.vci))):
             try:
                 undo()

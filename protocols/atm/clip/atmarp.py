@@ -28,6 +28,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, replace
 
+from protocols.atm.uni.ie import AESA_LEN
+
 AR_HRD_ATM = 0x0013              # ATM Forum address family (RFC 2225 §8.7.1)
 AR_PRO_IPV4 = 0x0800
 OP_REQUEST, OP_REPLY = 1, 2
@@ -39,7 +41,6 @@ OP_NAMES = {OP_REQUEST: "ATMARP_Request", OP_REPLY: "ATMARP_Reply", OP_INARP_REQ
 TL_RESERVED = 0x80
 TL_E164 = 0x40                   # type bit: E.164 (else ATM Forum NSAPA)
 TL_LEN = 0x3F                    # length in octets, 0 = absent
-NSAPA_LEN = 20
 E164_MAX = 15                    # digits, one IA5 character each
 _FIXED = struct.Struct("!HHBBHBBBB")   # hrd pro shtl sstl op spln thtl tstl tpln: 12 octets
 ATMARP_FIXED_LEN = _FIXED.size
@@ -51,14 +52,14 @@ def _number_ok(addr: bytes, kind: int) -> bool:
         return True
     if kind == TL_E164:
         return len(addr) <= E164_MAX and all(c in _DIGITS for c in addr)
-    return len(addr) == NSAPA_LEN
+    return len(addr) == AESA_LEN
 
 
 def _party_ok(number: bytes, kind: int, sub: bytes) -> bool:
     """One of §8.7.3's structures: NSAPA, E.164, or E.164 + 20-octet NSAPA subaddress."""
     if not _number_ok(number, kind):
         return False
-    return not sub or (len(sub) == NSAPA_LEN and kind == TL_E164 and bool(number))
+    return not sub or (len(sub) == AESA_LEN and kind == TL_E164 and bool(number))
 
 
 @dataclass(slots=True)
@@ -148,6 +149,6 @@ def inarp_reply_to(req: AtmArpRepr, ip: int, aesa: bytes) -> AtmArpRepr:
     return AtmArpRepr(OP_INARP_REPLY, ip, req.spa, sha=aesa, tha=req.sha, tsa=req.ssa, ttype=req.stype)
 
 
-__all__ = ["AR_HRD_ATM", "AR_PRO_IPV4", "ATMARP_FIXED_LEN", "E164_MAX", "NSAPA_LEN", "OPS", "OP_INARP_REPLY",
+__all__ = ["AR_HRD_ATM", "AR_PRO_IPV4", "ATMARP_FIXED_LEN", "E164_MAX", "OPS", "OP_INARP_REPLY",
            "OP_INARP_REQUEST", "OP_NAK", "OP_NAMES", "OP_REPLY", "OP_REQUEST", "TL_E164", "TL_LEN", "TL_RESERVED",
            "AtmArpRepr", "inarp_reply_to", "inarp_request", "nak_of", "reply_to", "request"]

@@ -8,7 +8,7 @@ from what the LIS's members tell it, never configured:
                     ATMARP_Reply with the entry, or ATMARP_NAK (§8.7.4: the request sent
                     back with ar$op 10) when there is none.
   InATMARP_Reply    learned likewise: the server asks each VC it did not place
-                    (InATMARP_Request, §8.4 -- the owner, clip_svc.py, sends it).
+                    (InATMARP_Request, §8.4 -- the owner, svc.py, sends it).
   learning          a new address is added; the same ATM address refreshes the entry and
                     moves it to this VC; another ATM address replaces it only when the old
                     entry's VC is gone -- with its VC still open the newcomer is ignored and

@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ndd.atm import ATM_HDRLEN, atm_link_header
+from ndd.atm import ATM_HDRLEN, LLC_HEADER, atm_link_header
 from .atmarp import (AR_HRD_ATM, AR_PRO_IPV4, ATMARP_FIXED_LEN, OP_INARP_REPLY, OP_INARP_REQUEST,
                                   OP_NAK, OP_REPLY, OP_REQUEST, TL_E164, TL_LEN, AtmArpRepr)
 from protocols.addr import is_multicast
@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 # RFC 2684 §5.1: LLC AA-AA-03, OUI 00-00-00, then the EtherType of the routed PDU
 LLC_SNAP_LEN = 8
-LLC_SNAP_IPV4 = bytes.fromhex("aaaa030000000800")
-LLC_SNAP_ATMARP = bytes.fromhex("aaaa030000000806")
+LLC_SNAP_IPV4 = LLC_HEADER + bytes.fromhex("0000000800")
+LLC_SNAP_ATMARP = LLC_HEADER + bytes.fromhex("0000000806")
 
 RESOLVING, VALID, REVALIDATING = "RESOLVING", "VALID", "REVALIDATING"
 
@@ -92,7 +92,7 @@ class ClipStats(Counters):
     revalidation_failed: int = 0
     unreachable: int = 0             # held packets given up (reported to their senders)
     queue_drops: int = 0
-    # SVCs (clip_svc.py): calls and the ATMARP client (RFC 2225 §8.5)
+    # SVCs (svc.py): calls and the ATMARP client (RFC 2225 §8.5)
     calls_placed: int = 0
     calls_accepted: int = 0
     calls_failed: int = 0            # refused or unanswered: the held packets are unreachable
@@ -370,8 +370,8 @@ class AtmLink:
         self.table = table
         self.ip_input = ip_input
         self.stats = table.stats
-        self.svc: Any = None              # clip_svc.ClipSvc once the interface also runs SVCs
-        self.svc_calls: Any = None        # and its clip_calls.ClipCalls
+        self.svc: Any = None              # svc.ClipSvc once the interface also runs SVCs
+        self.svc_calls: Any = None        # and its calls.ClipCalls
         table.transmit = lambda vpi, vci, data: self.send(PacketBuffer.from_payload(data), vpi, vci, LLC_SNAP_ATMARP)
         table.transmit_ip = lambda pkt, vpi, vci: self.send(pkt, vpi, vci, LLC_SNAP_IPV4)
 

@@ -2,7 +2,7 @@
 
 One `ClipSvc` per CLIP interface that runs SVCs (`Stack.add_atm_svc`).  It maps next-hop
 IPv4 addresses to ATM addresses (AESAs) and those to SVCs.  It never touches trio, a
-device or the signalling: the glue (clip_calls.py) places and releases calls for it
+device or the signalling: the glue (calls.py) places and releases calls for it
 (`call(vc) -> errno`, `release(vc)`) and reports back (`connected`, `failed`, `cleared`,
 `incoming`); ATMARP goes out through `transmit((vpi, vci), bytes)`, IP through
 `transmit_ip(pkt, (vpi, vci))`; timers follow the poll_at()/poll(now) contract.
@@ -45,7 +45,8 @@ from typing import Any, Callable
 
 from ndd.pktbuf import PacketBuffer
 
-from .atmarp import (NSAPA_LEN, OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK, OP_REPLY, OP_REQUEST, AtmArpRepr,
+from protocols.atm.uni.ie import AESA_LEN
+from .atmarp import (OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK, OP_REPLY, OP_REQUEST, AtmArpRepr,
                      inarp_reply_to, inarp_request, request)
 from .atmarp_server import LOCAL, AtmArpServer
 from .link import RESOLVING, REVALIDATING, VALID, ClipConfig, ClipStats
@@ -331,7 +332,7 @@ class ClipSvc:
         peer = self.peers.get(ip)
         if peer is None or peer.static or peer.state == VALID:
             return                                         # not asked for
-        if len(aesa) != NSAPA_LEN:
+        if len(aesa) != AESA_LEN:
             self._give_up(peer)                            # an E.164 number: calls need an AESA
             return
         if peer.aesa and peer.aesa != aesa and peer.vc is not None:
@@ -470,7 +471,7 @@ class ClipSvc:
             self.stats.conflicts += 1
             return
         vc.ip, vc.inarp_at = ip, INF
-        if not vc.aesa and len(sha) == NSAPA_LEN:
+        if not vc.aesa and len(sha) == AESA_LEN:
             vc.aesa = sha                                  # a caller that sent no calling number
         peer = self.peers.get(ip)
         if peer is None:

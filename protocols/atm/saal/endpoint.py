@@ -23,14 +23,14 @@ from typing import Any, Callable
 
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
-from ndd.atm import ATM_HDRLEN, VcParams, atm_link_header
+from ndd.atm import ATM_HDRLEN, RESERVED_VCI_MAX, SIG_VPI_VCI, VcParams, atm_link_header
 from ndd.counters import Counters
 from ndd.pktbuf import PacketBuffer
 
 from .sscf import AalEvent, Sscf, State, sscf_uni_config
 from .sscop import SscopConfig
 
-SIG_VPI, SIG_VCI = 0, 5
+SIG_VPI, SIG_VCI = SIG_VPI_VCI
 SAAL_MAX_SDU = 4096 + 12        # SSCF-UNI max SDU k = 4096 (Q.2130 §7) + SSCOP pad and trailer
 
 
@@ -76,7 +76,7 @@ class SaalEndpoint:
         """Open VC vpi/vci on the adapter and claim it.  Raises OSError from the NDD:
         EADDRINUSE (VC already open), EEXIST (already claimed), EINVAL."""
         self.ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(self.vpi, self.vci, max_sdu=self.max_sdu,
-                                                     reserved=self.vci <= 31))
+                                                     reserved=self.vci <= RESERVED_VCI_MAX))
         try:
             self.ns.ns_add_filter(self.ndd, self._filter, NsUser(self._isr, None))
         except OSError:

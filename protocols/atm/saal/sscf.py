@@ -42,12 +42,10 @@ from .sscop import State as SscopState
 
 def sscf_uni_config(**overrides: Any) -> SscopConfig:
     """The SSCOP parameters of SSCF-UNI (Q.2130 §7; linux-atm and ngatm use the same):
-    Timer_CC 1 s, Timer_POLL 0.75 s, Timer_KEEP-ALIVE 2 s, Timer_NO-RESPONSE 7 s,
-    Timer_IDLE 15 s, MaxCC 4, MaxPD 25.  The SSCF answers indications itself, so SSCOP's
-    own auto_respond stays off."""
-    base = SscopConfig(timer_cc=1.0, timer_poll=0.75, timer_keepalive=2.0, timer_noresp=7.0,
-                       timer_idle=15.0, max_cc=4, max_pd=25, auto_respond=False)
-    return replace(base, **overrides)
+    SscopConfig's defaults, which are these (Timer_CC 1 s, Timer_POLL 0.75 s,
+    Timer_KEEP-ALIVE 2 s, Timer_NO-RESPONSE 7 s, Timer_IDLE 15 s, MaxCC 4, MaxPD 25).  The
+    SSCF answers indications itself, so SSCOP's own auto_respond stays off."""
+    return replace(SscopConfig(auto_respond=False), **overrides)
 
 
 class State(IntEnum):

@@ -214,9 +214,6 @@ class Sscop:
     def send_unitdata(self, data: bytes, now: float = 0.0) -> None:
         self._emit(Ud(bytes(data)))
 
-    def send_management(self, data: bytes, now: float = 0.0) -> None:
-        self._emit(Md(bytes(data)))
-
     # AA-RESYNC.request (Q.2110 §20.5)
     def resync(self, now: float = 0.0, uu: bytes = b"") -> None:
         if self.state not in (State.DATA_TRANSFER_READY, State.INCOMING_RESYNC_PENDING,

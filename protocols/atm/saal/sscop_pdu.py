@@ -29,7 +29,6 @@ from typing import ClassVar, Union
 
 MOD = 1 << 24                      # sequence numbers are 24 bits (Q.2110 §7.1)
 MASK = MOD - 1
-MAX_UU = 4096                      # implementation limit for SSCOP-UU on emit, not a wire rule
 
 BGN, BGAK, END, ENDAK, RS, RSAK, BGREJ, SD, ER, POLL, STAT, USTAT, UD, MD, ERAK = range(1, 16)
 TYPE_NAMES = {BGN: "BGN", BGAK: "BGAK", END: "END", ENDAK: "ENDAK", RS: "RS", RSAK: "RSAK",

@@ -17,6 +17,7 @@ from ndd import constants as C
 from ndd.atm import DEFAULT_MTU, VcParams
 from ndd.demux import NS_PROTO, NsFilter, NsUser
 from ndd.counters import Counters
+from protocols.atm.uni.causes import CAUSE_NORMAL_CLEARING
 
 from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Blli, QosParm, SockaddrNddAtm, TrafficDes
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 RCVBUF_DEFAULT = 212992      # net.core.rmem_default, as UDP
 SNDBUF_DEFAULT = 212992
 SDU_OVERHEAD = 768           # charged per queued SDU, like UDP's skb truesize
-CAUSE_NORMAL = 16
 
 
 class St(str, Enum):
@@ -84,10 +84,10 @@ class AtmPcb:
         self.local: SockaddrNddAtm | None = None   # bind()'s ATM address (the SAP with `blli`)
         self.calling: AtmAddr | None = None        # SO_ATM_CALLING as set
         self.params: CallParams | None = None      # what the call carried, this socket's view
-        self.call: Any = None                      # uni_call.Call while one exists
+        self.call: Any = None                      # uni.call.Call while one exists
         self.endpoint: Any = None                  # the UniEndpoint of `call`
         self.cause = AtmCause()                    # SO_ATM_CAUSE: why the last call ended
-        self.release_cause = CAUSE_NORMAL          # what our own release sends
+        self.release_cause = CAUSE_NORMAL_CLEARING  # what our own release sends
         self.backlog = 0                           # SO_ATM_MAX_PEND
         self.pending: deque[AtmPcb] = deque()      # a listener's incoming calls, in order
         self.listener: AtmPcb | None = None        # an incoming call's listener (until accepted)

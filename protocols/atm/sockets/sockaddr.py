@@ -1,4 +1,4 @@
-"""The ATM socket family's address and option values (AIX names, DESIGN.md §6).
+"""The ATM socket family's address and option values (AIX names).
 
 Address: the Python form of AIX `struct sockaddr_ndd_atm`
 ----------------------------------------------------------
@@ -46,19 +46,16 @@ import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ndd.atm import AAL5_MAX_SDU, RESERVED_VCI_MAX, VCI_MAX, VPI_MAX
+from protocols.atm.uni.ie import AESA_LEN
 from protocols.contracts import oserror
 
 CONN_PVC = 1
 CONN_SVC = 2
-NDD_MAXNAMELEN = 16          # sockaddr_ndd_atm nddname field (DESIGN.md §6)
-ATM_ADDRESS_LEN = 20         # NSAP-format ATM End System Address (UNI 3.1/4.0)
-VPI_MAX = 0xFF               # UNI cell header: VPI 8 bits, VCI 16 bits (drivers.atm.cell)
-VCI_MAX = 0xFFFF
-RESERVED_VCI_MAX = 31        # VCI 0-31 reserved (signalling 0/5, ILMI 0/16): never a user PVC
-AAL5_MAX_SDU = 65535         # CPCS-PDU payload limit (I.363.5)
+NDD_MAXNAMELEN = 16          # sockaddr_ndd_atm nddname field (AIX)
 AAL_TYPE_5 = 5
 
-# AIX option names (DESIGN.md §6); BHLI, TRANSIT_SEL, PARAM and ACCEPT are not served (ENOPROTOOPT)
+# AIX option names (the table above); BHLI, TRANSIT_SEL, PARAM and ACCEPT are not served (ENOPROTOOPT)
 SO_ATM_CALLING = 1
 SO_ATM_CALLED = 2
 SO_ATM_AAL_PARM = 3
@@ -141,8 +138,8 @@ def parse_sockaddr_atm(address: object, what: str = "", *, name_only: bool = Fal
     name = _nddname(name)
     vc_type = _int(vc_type)
     if vc_type == CONN_SVC:
-        return SockaddrNddAtm(name, CONN_SVC, atm_address=_octets(x, "ATM address", (ATM_ADDRESS_LEN,)),
-                              subaddress=_octets(y, "ATM subaddress", (0, ATM_ADDRESS_LEN)))
+        return SockaddrNddAtm(name, CONN_SVC, atm_address=_octets(x, "ATM address", (AESA_LEN,)),
+                              subaddress=_octets(y, "ATM subaddress", (0, AESA_LEN)))
     return SockaddrNddAtm(name, vc_type, _int(x), _int(y))
 
 
@@ -267,12 +264,12 @@ class AtmAddr(_Packed):
     @classmethod
     def unpack(cls, b: bytes) -> "AtmAddr":
         alen, slen, a, sub = cls.FORMAT.unpack(b)
-        if alen not in (0, ATM_ADDRESS_LEN) or slen not in (0, ATM_ADDRESS_LEN):
+        if alen not in (0, AESA_LEN) or slen not in (0, AESA_LEN):
             raise oserror(errno.EINVAL)
         return cls(a[:alen], sub[:slen])
 
     def check(self) -> int:
-        ok = len(self.address) in (0, ATM_ADDRESS_LEN) and len(self.subaddress) in (0, ATM_ADDRESS_LEN)
+        ok = len(self.address) in (0, AESA_LEN) and len(self.subaddress) in (0, AESA_LEN)
         return 0 if ok else errno.EINVAL
 
 

@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from ndd.counters import Counters
 
 from .pcb import AtmPcb, St, close_vc, errno_of, free_adapter, open_vc
-from protocols.atm.uni.q2931 import (CAUSE_INCOMPATIBLE_DESTINATION,
-                    CAUSE_MANDATORY_IE_MISSING, CAUSE_NORMAL_CLEARING, CAUSE_NORMAL_UNSPECIFIED,
-                    CAUSE_REQUESTED_VPCI_VCI_NOT_AVAILABLE, CAUSE_USER_BUSY,
-                    CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE, cause_to_errno, restart_errno)
+from protocols.atm.uni.causes import (CAUSE_CALL_REJECTED, CAUSE_INCOMPATIBLE_DESTINATION, CAUSE_MANDATORY_IE_MISSING,
+                                      CAUSE_NORMAL_CLEARING, CAUSE_NORMAL_UNSPECIFIED,
+                                      CAUSE_REQUESTED_VPCI_VCI_NOT_AVAILABLE, CAUSE_USER_BUSY,
+                                      CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE, cause_to_errno, restart_errno)
 from protocols.atm.uni.endpoint import UniEndpoint
 from .sockaddr import AtmAddr, AtmCause, Blli, SockaddrNddAtm
 from .svc_params import CallParams, setup_bllis, setup_ies, setup_params
@@ -52,7 +52,6 @@ from protocols.atm.uni.call import CallEv, CallEvent, Side, Why
 if TYPE_CHECKING:
     from ndd.services import NetServices
 
-CAUSE_CALL_REJECTED = 21     # queued calls of a listener that closes
 LINK_RETRY = 0.5             # seconds before a start-up establishment is tried again
 LINK_RETRIES = 3
 _NORMAL = (CAUSE_NORMAL_CLEARING, CAUSE_NORMAL_UNSPECIFIED)
@@ -61,7 +60,7 @@ Sap = tuple[str, bytes, bytes, Blli]    # (adapter, AESA, subaddress, B-LLI)
 
 
 def connect_errno(ev: CallEvent) -> int:
-    """The errno of a call that never became active (DESIGN.md §6): no answer -> ETIMEDOUT,
+    """The errno of a call that never became active (causes.py: linux-atm's mapping): no answer -> ETIMEDOUT,
     RESTART -> ENETRESET, otherwise the cause's (27 -> EHOSTDOWN when the signalling link
     is gone or never came up, 1 -> EADDRNOTAVAIL, 3 -> EHOSTUNREACH, ... ECONNREFUSED)."""
     if ev.why is Why.TIMER:

@@ -23,6 +23,7 @@ from protocols.atm.uni.q2931 import (AAL_5, AAL_MODE_MESSAGE, CODING_NETWORK, CO
                     BearerCapability, CalledNumber, CalledSubaddress, CallingNumber,
                     CallingSubaddress, Q2931Message, QosParameter, TrafficDescriptor)
 from protocols.atm.uni.q2931 import Blli as BlliIE
+from protocols.atm.uni.ie import AESA_LEN
 from .sockaddr import BCOB_X, AalParm, AtmAddr, Bearer, Blli, QosParm, TrafficDes
 
 
@@ -126,34 +127,4 @@ def _party(msg: Q2931Message, num_id: int, sub_id: int) -> AtmAddr:
     addr = getattr(num, "address", b"") if isinstance(num, (CalledNumber, CallingNumber)) else b""
     subaddr = getattr(sub, "address", b"") if isinstance(sub, (CalledSubaddress, CallingSubaddress)) else b""
     # only AESAs are socket addresses (an E.164 number has no place in sockaddr_ndd_atm)
-    return AtmAddr(addr if len(addr) == 20 else b"", subaddr if len(subaddr) == 20 else b"")
-
-
-# Q.2610 / UNI 3.1 cause values, for messages (the numbers are what SO_ATM_CAUSE returns).
-CAUSE_TEXT: dict[int, str] = {
-    1: "unallocated (unassigned) number", 2: "no route to specified transit network",
-    3: "no route to destination", 10: "VPCI/VCI unacceptable", 16: "normal call clearing",
-    17: "user busy", 18: "no user responding", 21: "call rejected", 22: "number changed",
-    23: "user rejects all calls with calling line identification restriction",
-    27: "destination out of order", 28: "invalid number format (address incomplete)",
-    30: "response to STATUS ENQUIRY", 31: "normal, unspecified",
-    35: "requested VPCI/VCI not available", 36: "VPCI/VCI assignment failure",
-    37: "user cell rate not available", 38: "network out of order", 41: "temporary failure",
-    43: "access information discarded", 45: "no VPCI/VCI available",
-    47: "resource unavailable, unspecified", 49: "quality of service unavailable",
-    57: "bearer capability not authorized", 58: "bearer capability not presently available",
-    63: "service or option not available, unspecified", 65: "bearer capability not implemented",
-    73: "unsupported combination of traffic parameters", 78: "AAL parameters cannot be supported",
-    81: "invalid call reference value", 82: "identified channel does not exist",
-    88: "incompatible destination", 89: "invalid endpoint reference",
-    91: "invalid transit network selection", 92: "too many pending add party requests",
-    93: "AAL parameters cannot be supported", 95: "invalid message, unspecified",
-    96: "mandatory information element is missing", 97: "message type non-existent or not implemented",
-    99: "information element non-existent or not implemented", 100: "invalid information element contents",
-    101: "message not compatible with call state", 102: "recovery on timer expiry",
-    104: "incorrect message length", 111: "protocol error, unspecified",
-}
-
-
-def cause_text(cause: int) -> str:
-    return CAUSE_TEXT.get(cause, f"cause {cause}")
+    return AtmAddr(addr if len(addr) == AESA_LEN else b"", subaddr if len(subaddr) == AESA_LEN else b"")

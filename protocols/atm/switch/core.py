@@ -4,7 +4,7 @@ A switch port is a UNI seen from the network side (Q.2931 N0-N12): `SwitchCore` 
 call control user of one network-side Q.2931 entity per port (anything with the
 `Signalling` primitives; `protocols.atm.uni.endpoint.UniEndpoint` in practice) and is fed
 their CallEvents with `core.event(port_name, ev)`.  It owns, with the vocabulary of
-switch_routes.py (routing keys, prefixes, the routing table, VCI pools):
+routes.py (routing keys, prefixes, the routing table, VCI pools):
 
   routes     AESA prefix -> port, longest match.  A prefix is any number of leading
              nibbles of the 20-octet AESA written in hex ("47000580ffe1000000f21a3a4b",
@@ -52,13 +52,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterable, Protocol
 
+from ndd.atm import VPI_MAX
 from ndd.counters import Counters
 
-from protocols.atm.uni.q2931 import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INVALID_NUMBER_FORMAT,
-                    CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NO_VPCI_VCI_AVAILABLE,
-                    CAUSE_NORMAL_UNSPECIFIED, CAUSE_RESOURCE_UNAVAILABLE,
-                    CAUSE_UNALLOCATED_NUMBER, IE_CALLED, IE_CALLING, IE_CONN_ID, AnyIE,
-                    CalledNumber, CallingNumber, ConnectionId)
+from protocols.atm.uni.q2931 import (IE_CALLED, IE_CALLING, IE_CONN_ID, AnyIE, CalledNumber, CallingNumber,
+                                     ConnectionId)
+from protocols.atm.uni.causes import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INVALID_NUMBER_FORMAT,
+                                      CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NO_VPCI_VCI_AVAILABLE,
+                                      CAUSE_NORMAL_UNSPECIFIED, CAUSE_RESOURCE_UNAVAILABLE, CAUSE_UNALLOCATED_NUMBER)
 from .routes import (FIRST_VCI, LAST_VCI, Route, RoutingTable, VciPool, VcRef,  # noqa: F401
                             address_key, parse_address, parse_prefix, routed)
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Why
@@ -226,7 +227,7 @@ class SwitchCore:
         for v in (a, b):
             if v.port not in self.ports:
                 raise ValueError(f"no port {v.port}")
-            if not (0 <= v.vpi <= 0xFF and FIRST_VCI <= v.vci <= LAST_VCI):
+            if not (0 <= v.vpi <= VPI_MAX and FIRST_VCI <= v.vci <= LAST_VCI):
                 raise ValueError(f"PVC {v}: VPI 0-255, VCI 32-65535 (0-31 are reserved)")
             if v in self.xc:
                 raise ValueError(f"{v} is already cross-connected")

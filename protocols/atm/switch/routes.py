@@ -13,11 +13,13 @@ import string
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple
 
+from ndd.atm import RESERVED_VCI_MAX, VCI_MAX, VPI_MAX
+from protocols.atm.uni.ie import AESA_LEN
 from protocols.atm.uni.q2931 import PLAN_E164
 
 ROUTED_NIBBLES = 38          # AESA prefix (13 octets) + ESI (6); the SEL octet is the end system's
-AESA_NIBBLES = 40
-FIRST_VCI, LAST_VCI = 32, 0xFFFF
+AESA_NIBBLES = 2 * AESA_LEN
+FIRST_VCI, LAST_VCI = RESERVED_VCI_MAX + 1, VCI_MAX   # the VCIs a switched VC may take
 
 
 # --- addresses and prefixes ----------------------------------------------------------------
@@ -130,7 +132,7 @@ class VciPool:
     """The VCIs a port hands out for switched VCs, on one VPI; PVCs reserve theirs."""
 
     def __init__(self, vpi: int = 0, first: int = FIRST_VCI, last: int = LAST_VCI) -> None:
-        if not (0 <= vpi <= 0xFF and FIRST_VCI <= first <= last <= LAST_VCI):
+        if not (0 <= vpi <= VPI_MAX and FIRST_VCI <= first <= last <= LAST_VCI):
             raise ValueError(f"VCI range {first}-{last} on VPI {vpi}: VPI 0-255, VCIs within 32-65535")
         self.vpi, self.first, self.last = vpi, first, last
         self.in_use: set[int] = set()

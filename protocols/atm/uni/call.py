@@ -1,7 +1,7 @@
 """Q.2931 / UNI 3.1 call control vocabulary: sides, timers, the Call record, events.
 
 The entity itself is `protocols/atm/uni/control.py`.  States are the Q.2931 call state codes
-(`q2931_ie.CS_*`), shared by the user side (U0-U12) and the network side (N0-N12):
+(`ie.CS_*`), shared by the user side (U0-U12) and the network side (N0-N12):
 
     0 null              1 call initiated         3 outgoing call proceeding
     4 call delivered    6 call present           7 call received
@@ -32,7 +32,7 @@ class Side(str, Enum):
 
 @dataclass(frozen=True)
 class UniConfig:
-    """Timer values in seconds (UNI 3.1 §5.7 / DESIGN.md §6).  T317 is implementation
+    """Timer values in seconds (UNI 3.1 §5.7).  T317 is implementation
     dependent (it must be shorter than the peer's T316)."""
     t303: float = 4.0      # SETUP sent, no answer: SETUP once more, then clear
     t308: float = 30.0     # RELEASE sent, no RELEASE COMPLETE: RELEASE once more
@@ -50,9 +50,7 @@ class UniConfig:
     max_held: int = 256
 
 
-# States where the call is being set up, is up, is being cleared (for STATUS audits).
-SETUP_STATES = frozenset({CS_CALL_INITIATED, CS_OUTGOING_PROCEEDING, CS_CALL_DELIVERED,
-                          CS_CALL_PRESENT, CS_CALL_RECEIVED, CS_INCOMING_PROCEEDING})
+# States where the call is being cleared (for STATUS audits).
 CLEARING_STATES = frozenset({CS_RELEASE_REQUEST, CS_RELEASE_INDICATION})
 
 
@@ -99,7 +97,7 @@ class CallEv(str, Enum):
 
 
 class Why(str, Enum):
-    """Why a call ended, for the socket layer's errno (DESIGN.md §6)."""
+    """Why a call ended, for the socket layer's errno (sockets/svc.py: connect_errno, reset_errno)."""
     PEER = "peer"            # RELEASE / RELEASE COMPLETE from the peer (its cause)
     LOCAL = "local"          # our own release
     TIMER = "timer"          # T303 twice, T310, T313, T322: no answer

@@ -25,23 +25,20 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from .q2931 import (ALERTING, CALL_PROCEEDING, CALLREF_MAX, CAUSE_DESTINATION_OUT_OF_ORDER,
-                    CAUSE_INVALID_CALL_REFERENCE, CAUSE_MANDATORY_IE_MISSING,
-                    CAUSE_MESSAGE_NOT_COMPATIBLE, CAUSE_MESSAGE_TYPE_NONEXISTENT,
-                    CAUSE_NO_USER_RESPONDING, CAUSE_NORMAL_CLEARING, CAUSE_NORMAL_UNSPECIFIED,
-                    CAUSE_PROTOCOL_ERROR, CAUSE_RECOVERY_ON_TIMER_EXPIRY, CAUSE_RESOURCE_UNAVAILABLE,
-                    CAUSE_RESPONSE_TO_STATUS_ENQUIRY, CAUSE_TEMPORARY_FAILURE, CONNECT,
-                    CONNECT_ACK, CS_ACTIVE, CS_CALL_DELIVERED, CS_CALL_INITIATED,
-                    CS_CALL_PRESENT, CS_CALL_RECEIVED, CS_CONNECT_REQUEST,
-                    CS_INCOMING_PROCEEDING, CS_NULL, CS_OUTGOING_PROCEEDING,
-                    CS_RELEASE_INDICATION, CS_RELEASE_REQUEST, CS_REST1, CS_REST2,
-                    GLOBAL_CALLREF, IE_ACT_CLEAR, IE_ACT_DISCARD, IE_ACT_DISCARD_MSG,
-                    IE_ACT_DISCARD_MSG_REPORT, IE_CALL_STATE, IE_CAUSE, IE_CONN_ID, IE_RESTART, LOC_PRIVATE_LOCAL,
-                    LOC_USER, MANDATORY_IES, MESSAGE_NAMES, MSG_ACT_CLEAR, MSG_ACT_DISCARD,
-                    RELEASE, RELEASE_COMPLETE, RESTART, RESTART_ACK, RESTART_ALL, RESTART_VC,
-                    SETUP, STATUS, STATUS_ENQUIRY, AnyIE, CallState, Cause, ConnectionId,
-                    MalformedIE, Q2931Message, RestartIndicator, UnknownIE, parse_header,
-                    parse_message)
+from .q2931 import (ALERTING, CALL_PROCEEDING, CALLREF_MAX, CONNECT, CONNECT_ACK, CS_ACTIVE, CS_CALL_DELIVERED,
+                    CS_CALL_INITIATED, CS_CALL_PRESENT, CS_CALL_RECEIVED, CS_CONNECT_REQUEST, CS_INCOMING_PROCEEDING,
+                    CS_NULL, CS_OUTGOING_PROCEEDING, CS_RELEASE_INDICATION, CS_RELEASE_REQUEST, CS_REST1, CS_REST2,
+                    GLOBAL_CALLREF, IE_ACT_CLEAR, IE_ACT_DISCARD, IE_ACT_DISCARD_MSG, IE_ACT_DISCARD_MSG_REPORT,
+                    IE_CALL_STATE, IE_CAUSE, IE_CONN_ID, IE_RESTART, LOC_PRIVATE_LOCAL, LOC_USER, MANDATORY_IES,
+                    MESSAGE_NAMES, MSG_ACT_CLEAR, MSG_ACT_DISCARD, RELEASE, RELEASE_COMPLETE, RESTART, RESTART_ACK,
+                    RESTART_ALL, RESTART_VC, SETUP, STATUS, STATUS_ENQUIRY, AnyIE, CallState, Cause, ConnectionId,
+                    MalformedIE, Q2931Message, RestartIndicator, UnknownIE, parse_header, parse_message)
+from .causes import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_IE_NONEXISTENT, CAUSE_INVALID_CALL_REFERENCE,
+                     CAUSE_INVALID_IE_CONTENTS, CAUSE_MANDATORY_IE_MISSING,
+                     CAUSE_MESSAGE_NOT_COMPATIBLE, CAUSE_MESSAGE_TYPE_NONEXISTENT, CAUSE_NO_USER_RESPONDING,
+                     CAUSE_NORMAL_CLEARING, CAUSE_NORMAL_UNSPECIFIED, CAUSE_PROTOCOL_ERROR,
+                     CAUSE_RECOVERY_ON_TIMER_EXPIRY, CAUSE_RESOURCE_UNAVAILABLE, CAUSE_RESPONSE_TO_STATUS_ENQUIRY,
+                     CAUSE_TEMPORARY_FAILURE)
 from protocols.atm.saal.sscf import AalEv, AalEvent
 from .call import (Call, CallEv, CallEvent, Side, UniConfig, UniStats, Why,
                        states_compatible)
@@ -598,7 +595,7 @@ class Uni:
         bad = [i for i in mandatory if isinstance(present.get(i), (MalformedIE, UnknownIE))]
         t = msg.msg_type
         if missing or bad:
-            cause = CAUSE_MANDATORY_IE_MISSING if missing else 100
+            cause = CAUSE_MANDATORY_IE_MISSING if missing else CAUSE_INVALID_IE_CONTENTS
             diag = bytes(missing or bad)
             if t == RELEASE:
                 # §5.6.7.1: a RELEASE without its cause is still a RELEASE (cause 31),
@@ -625,7 +622,7 @@ class Uni:
             if not isinstance(ie, (UnknownIE, MalformedIE)):
                 keep.append(ie)
                 continue
-            cause = 99 if isinstance(ie, UnknownIE) else 100
+            cause = CAUSE_IE_NONEXISTENT if isinstance(ie, UnknownIE) else CAUSE_INVALID_IE_CONTENTS
             act = ie.action if ie.flag else None
             if clearing:
                 act = None if act != IE_ACT_DISCARD else act
@@ -798,11 +795,11 @@ class Uni:
         ind = msg.get(IE_RESTART)
         cid = msg.get(IE_CONN_ID)
         if not isinstance(ind, RestartIndicator):
-            cause = CAUSE_MANDATORY_IE_MISSING if ind is None else 100
+            cause = CAUSE_MANDATORY_IE_MISSING if ind is None else CAUSE_INVALID_IE_CONTENTS
             self._status(msg, self._rest_respond, cause, bytes((IE_RESTART,)))
             return
         if ind.restart_class == RESTART_VC and not isinstance(cid, ConnectionId):
-            cause = CAUSE_MANDATORY_IE_MISSING if cid is None else 100
+            cause = CAUSE_MANDATORY_IE_MISSING if cid is None else CAUSE_INVALID_IE_CONTENTS
             self._status(msg, self._rest_respond, cause, bytes((IE_CONN_ID,)))
             return
         self.stats.restarts_in += 1

@@ -1,4 +1,4 @@
-"""A UNI signalling endpoint: Q.2931 call control (uni.py) over a SAAL endpoint (saal.py).
+"""A UNI signalling endpoint: Q.2931 call control (control.py) over a SAAL endpoint (saal/endpoint.py).
 
 Glue only, no trio, like SaalEndpoint: it turns the Uni's actions into SAAL primitives
 on VC 0/5 of one AtmNdd, feeds AAL events back, and is a timer core for the Stack's
@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from .q2931 import CAUSE_NORMAL_CLEARING, AnyIE, ConnectionId
+from .q2931 import AnyIE, ConnectionId
+from .causes import CAUSE_NORMAL_CLEARING
 from protocols.atm.saal.endpoint import SIG_VCI, SIG_VPI, SaalEndpoint
 from protocols.atm.saal.sscf import AalEvent, State
 from .control import Uni

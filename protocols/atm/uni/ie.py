@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Union
 
+from . import causes as _causes   # private: q2931 re-exports this module's names with *
+
 Buf = Union[bytes, bytearray, memoryview]
 
 # --- IE identifiers (Q.2931 §4.5.1 table 4-3; UNI 3.1 table 5-6) ----------------------
@@ -52,50 +54,7 @@ IE_ACT_DISCARD_REPORT = 2    # discard IE, proceed, report STATUS
 IE_ACT_DISCARD_MSG = 5       # discard message and ignore
 IE_ACT_DISCARD_MSG_REPORT = 6
 
-# --- Cause values (Q.2850 §2.2.7, as used by Q.2931 / UNI 3.1) ---------------------------
-CAUSE_UNALLOCATED_NUMBER = 1
-CAUSE_NO_ROUTE_TRANSIT_NET = 2
-CAUSE_NO_ROUTE_TO_DESTINATION = 3
-CAUSE_VPCI_VCI_UNACCEPTABLE = 10
-CAUSE_NORMAL_CLEARING = 16
-CAUSE_USER_BUSY = 17
-CAUSE_NO_USER_RESPONDING = 18
-CAUSE_CALL_REJECTED = 21
-CAUSE_NUMBER_CHANGED = 22
-CAUSE_DESTINATION_OUT_OF_ORDER = 27
-CAUSE_INVALID_NUMBER_FORMAT = 28
-CAUSE_RESPONSE_TO_STATUS_ENQUIRY = 30
-CAUSE_NORMAL_UNSPECIFIED = 31
-CAUSE_REQUESTED_VPCI_VCI_NOT_AVAILABLE = 35
-CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE = 36
-CAUSE_USER_CELL_RATE_NOT_AVAILABLE = 37
-CAUSE_NETWORK_OUT_OF_ORDER = 38
-CAUSE_TEMPORARY_FAILURE = 41
-CAUSE_ACCESS_INFO_DISCARDED = 43
-CAUSE_NO_VPCI_VCI_AVAILABLE = 45
-CAUSE_RESOURCE_UNAVAILABLE = 47
-CAUSE_QOS_UNAVAILABLE = 49
-CAUSE_BEARER_NOT_AUTHORIZED = 57
-CAUSE_BEARER_NOT_AVAILABLE = 58
-CAUSE_SERVICE_NOT_AVAILABLE = 63
-CAUSE_BEARER_NOT_IMPLEMENTED = 65
-CAUSE_UNSUPPORTED_TRAFFIC_PARAMS = 73
-CAUSE_INVALID_CALL_REFERENCE = 81
-CAUSE_CHANNEL_DOES_NOT_EXIST = 82
-CAUSE_INCOMPATIBLE_DESTINATION = 88
-CAUSE_INVALID_TRANSIT_NETWORK = 91
-CAUSE_AAL_PARAMS_NOT_SUPPORTED = 93
-CAUSE_INVALID_MESSAGE = 95
-CAUSE_MANDATORY_IE_MISSING = 96
-CAUSE_MESSAGE_TYPE_NONEXISTENT = 97
-CAUSE_IE_NONEXISTENT = 99
-CAUSE_INVALID_IE_CONTENTS = 100
-CAUSE_MESSAGE_NOT_COMPATIBLE = 101
-CAUSE_RECOVERY_ON_TIMER_EXPIRY = 102
-CAUSE_INCORRECT_MESSAGE_LENGTH = 104
-CAUSE_PROTOCOL_ERROR = 111
-
-# Cause location, octet 5 bits 4-1 (Q.2931 §4.5.15 / Q.2610)
+# Cause location, octet 5 bits 4-1 (Q.2931 §4.5.15 / Q.2610); the cause values are in causes.py
 LOC_USER = 0
 LOC_PRIVATE_LOCAL = 1
 LOC_PUBLIC_LOCAL = 2
@@ -149,7 +108,7 @@ PLAN_UNKNOWN = 0
 PLAN_E164 = 1
 PLAN_AESA = 2                # ATM Endsystem Address (NSAP format, 20 octets)
 PLAN_PRIVATE = 9
-AESA_LEN = 20
+AESA_LEN = 20                # an AESA / NSAPA: UNI 3.1 §5.1.3, RFC 2225's ATMARP too
 # Subaddress types (UNI 3.1 §5.4.5.14): 000 NSAP, 001 ATM endsystem address
 SUB_NSAP = 0
 SUB_AESA = 1
@@ -248,7 +207,7 @@ class MalformedIE(_OpaqueIE):
 class Cause(IE):
     """Cause (Q.2931 §4.5.15, Q.2610): ext|spare|location, ext|cause value, diagnostics."""
     ie_id: ClassVar[int] = IE_CAUSE
-    cause: int = CAUSE_NORMAL_UNSPECIFIED
+    cause: int = _causes.CAUSE_NORMAL_UNSPECIFIED
     location: int = LOC_USER
     diagnostics: bytes = b""
 
@@ -751,7 +710,7 @@ def ie_error_cause(ie: AnyIE) -> int | None:
     contents, None for a good IE.  Whether to clear, report or ignore is decided by the
     compatibility instruction and whether the IE is mandatory; see Q2931Message."""
     if isinstance(ie, UnknownIE):
-        return CAUSE_IE_NONEXISTENT
+        return _causes.CAUSE_IE_NONEXISTENT
     if isinstance(ie, MalformedIE):
-        return CAUSE_INVALID_IE_CONTENTS
+        return _causes.CAUSE_INVALID_IE_CONTENTS
     return None

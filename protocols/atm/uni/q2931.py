@@ -1,10 +1,10 @@
-"""Q.2931 / UNI 3.1 signalling messages: header, IE list, cause -> errno (DESIGN.md §6).
+"""Q.2931 / UNI 3.1 signalling messages: header, IE list (the causes are in causes.py).
 
 Message layout (Q.2931 §4.1-4.4; ATM Forum UNI 3.1 §5.4):
   protocol discriminator 0x09 (1) | 0000 + call reference length = 3 (1) |
   flag (bit 8) + call reference value (23 bits) (3) | message type (1) |
   message compatibility instruction (1): ext | spare | flag (bit 5) | spare | action (bits 2-1) |
-  message length (2) | information elements (q2931_ie).
+  message length (2) | information elements (ie.py).
 
 `parse_message` never raises.  Header-level faults and broken IE framing come back as a
 reason string; `parse_header` still yields the call reference of such a message, so call
@@ -16,15 +16,12 @@ UnknownIE / MalformedIE in `ies` (see `Q2931Message.unknown`, `.malformed`,
 """
 from __future__ import annotations
 
-import errno
 import struct
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from .ie import *  # noqa: F401,F403  -- the IE vocabulary is part of this API
-from .ie import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_NO_ROUTE_TO_DESTINATION,
-                       CAUSE_NUMBER_CHANGED, CAUSE_RESOURCE_UNAVAILABLE, CAUSE_UNALLOCATED_NUMBER,
-                       CAUSE_USER_CELL_RATE_NOT_AVAILABLE, IE_BBCAP, IE_CALL_STATE, IE_CALLED,
+from .ie import (IE_BBCAP, IE_CALL_STATE, IE_CALLED,
                        IE_CAUSE, IE_QOS, IE_RESTART, IE_TRAFFIC, AnyIE, Buf, MalformedIE,
                        UnknownIE, parse_ie)
 
@@ -185,24 +182,3 @@ def parse_message(data: Buf) -> Q2931Message | str:
             return item
         ies.append(parse_ie(*item))
     return Q2931Message(hdr.msg_type, hdr.callref, hdr.flag, ies, hdr.compat)
-
-
-# --- cause -> errno (linux-atm's mapping, DESIGN.md §6) --------------------------------
-_CAUSE_ERRNO: dict[int, int] = {
-    CAUSE_UNALLOCATED_NUMBER: errno.EADDRNOTAVAIL,
-    CAUSE_NO_ROUTE_TO_DESTINATION: errno.EHOSTUNREACH,
-    CAUSE_USER_CELL_RATE_NOT_AVAILABLE: errno.EHOSTUNREACH,
-    CAUSE_RESOURCE_UNAVAILABLE: errno.EHOSTUNREACH,
-    CAUSE_NUMBER_CHANGED: errno.EREMCHG,
-    CAUSE_DESTINATION_OUT_OF_ORDER: errno.EHOSTDOWN,
-}
-
-
-def cause_to_errno(cause: int) -> int:
-    """The errno a failed connect() reports for a clearing cause."""
-    return _CAUSE_ERRNO.get(cause, errno.ECONNREFUSED)
-
-
-def restart_errno() -> int:
-    """The errno for calls torn down by RESTART (of the VC or the whole interface)."""
-    return errno.ENETRESET
