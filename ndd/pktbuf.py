@@ -45,7 +45,7 @@ class PacketBuffer:
         self.ll_src: bytes = b""
         self.ll_dst: bytes = b""
         self.ll_bcast = False
-        self.ifp = None
+        self.ifp: object = None   # the protocols.ifnet.Interface it came in on (ndd cannot name it)
 
     @classmethod
     def from_payload(cls, payload: bytes | bytearray | memoryview, headroom: int = DEFAULT_HEADROOM) -> "PacketBuffer":

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 from .addr import BROADCAST, int_to_ip, prefix_mask
 from ndd.pktbuf import PacketBuffer
@@ -122,5 +122,5 @@ class InterfaceTable:
     def is_local(self, addr: int) -> bool:
         return addr in self.local_addrs
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Interface]:
         return iter(self.by_name.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from .addr import int_to_ip, parse_prefix, prefix_mask
 
@@ -75,7 +75,7 @@ class RoutingTable:
                         return r
         return None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Route]:
         for plen in self._lens:
             for routes in self._by_len[plen].values():
                 yield from routes

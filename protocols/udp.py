@@ -15,6 +15,7 @@ RFCs leave open:
 from __future__ import annotations
 
 import errno
+import random
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ class UdpPcb:
 
 
 class Udp:
-    def __init__(self, ipv4: Ipv4, rng) -> None:
+    def __init__(self, ipv4: Ipv4, rng: random.Random) -> None:
         self.ipv4 = ipv4
         self.rng = rng
         self.stats = UdpStats()

@@ -152,8 +152,8 @@ async def run_linux(total: int, seed: int, timeout: float, linux_cc: str) -> dic
                 st.ns.ns_attach(ndd)
                 st.ns.ns_alloc(ndd.ndd_name)
             # A -> (faults "in") -> B, and B -> (faults "out") -> A
-            faulty.nd_receive = lambda _ndd, pkt: tun_b.ndd_output(pkt)   # type: ignore[assignment]
-            tun_b.nd_receive = lambda _ndd, pkt: faulty.ndd_output(pkt)   # type: ignore[assignment]
+            faulty.nd_receive = lambda _ndd, pkt: tun_b.ndd_output(pkt)
+            tun_b.nd_receive = lambda _ndd, pkt: faulty.ndd_output(pkt)
             async with trio.open_nursery() as n:
                 sink = await n.start(lambda task_status: trio.run_process(
                     peer_argv(b, "sink", str(PORT)), stdout=subprocess.PIPE, check=False,
@@ -183,7 +183,8 @@ async def _line(proc: trio.Process) -> dict[str, Any]:
             raise EOFError("Linux peer exited")
         buf += chunk
     text, _buffers[id(proc)] = buf.split(b"\n", 1)
-    return json.loads(text)  # type: ignore[no-any-return]
+    line: dict[str, Any] = json.loads(text)
+    return line
 
 
 # --- tunstack <-> Linux -------------------------------------------------------------------

@@ -19,11 +19,15 @@ import argparse
 import os
 import socket as _pysocket
 import sys
+from typing import TYPE_CHECKING
 
 import trio
 
 from .device import attach, open_device
 from .nc_tcp import run_tcp
+
+if TYPE_CHECKING:
+    from stack.socket import Socket
 
 EPILOG_NC = """examples:
   ip netns exec demo socat TCP-LISTEN:5000,reuseaddr EXEC:cat &    # a Linux TCP echo
@@ -113,9 +117,9 @@ def check_nc_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> No
         p.error("-N (shutdown) is for TCP: not with -u")
 
 
-def _port(p: argparse.ArgumentParser, value: object, allow_zero: bool = False) -> int:
+def _port(p: argparse.ArgumentParser, value: str | int, allow_zero: bool = False) -> int:
     try:
-        port = int(value)  # type: ignore[arg-type]
+        port = int(value)
     except (TypeError, ValueError):
         p.error(f"bad port {value!r}")
     if not (0 if allow_zero else 1) <= port <= 65535:
@@ -142,7 +146,7 @@ async def read_stdin_lines(send: trio.MemorySendChannel) -> None:
 
 
 class _Nc:
-    def __init__(self, args: argparse.Namespace, sock, cancel: trio.CancelScope) -> None:
+    def __init__(self, args: argparse.Namespace, sock: Socket, cancel: trio.CancelScope) -> None:
         self.args, self.sock, self.cancel = args, sock, cancel
         self.received = 0
         self.peer: tuple[str, int] | None = None

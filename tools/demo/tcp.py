@@ -145,11 +145,13 @@ async def stack_to_linux(report: "Report", st: Any, host: NetnsHost, kernel_ip: 
     sink = await trio.lowlevel.open_process(
         host.exec_argv(sys.executable, "-c", LINUX_SINK, kernel_ip, str(SINK_PORT)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout = sink.stdout
+    assert stdout is not None   # stdout=PIPE
     out, detail, ok = b"", "", False
     try:
         with trio.fail_after(120):
             while b"listening" not in out:
-                chunk = await sink.stdout.receive_some()
+                chunk = await stdout.receive_some()
                 if not chunk:
                     break
                 out += chunk
@@ -163,7 +165,7 @@ async def stack_to_linux(report: "Report", st: Any, host: NetnsHost, kernel_ip: 
                     pass
                 elapsed = trio.current_time() - t0
                 info = s.tcp_info() if hasattr(s, "tcp_info") else {}
-            async for chunk in sink.stdout:
+            async for chunk in stdout:
                 out += chunk
             await sink.wait()
         fields = out.split()

@@ -67,8 +67,10 @@ class Tcpdump:
         if shutil.which("tcpdump") is None:
             return False
         self.proc = await trio.lowlevel.open_process(self.argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        stderr = self.proc.stderr
+        assert stderr is not None   # stderr=PIPE
         with trio.move_on_after(5):
-            async for chunk in self.proc.stderr:
+            async for chunk in stderr:
                 self.stderr += chunk
                 if b"listening on" in self.stderr:
                     return True
@@ -80,8 +82,10 @@ class Tcpdump:
             return -1
         await trio.sleep(0.3)  # let the last frames reach the file (-U flushes per packet)
         self.proc.send_signal(signal.SIGINT)
+        stderr = self.proc.stderr
+        assert stderr is not None   # stderr=PIPE
         with trio.move_on_after(5):
-            async for chunk in self.proc.stderr:
+            async for chunk in stderr:
                 self.stderr += chunk
         await self.proc.wait()
         m = re.search(rb"(\d+) packets? captured", self.stderr)
