@@ -14,8 +14,8 @@ from .tuntap import TapNdd, TunNdd
 if TYPE_CHECKING:
     from stack.plugins import DriverRegistry
 
-__all__ = ["AtmNdd", "FaultInjector", "LoopbackNdd", "MemoryNdd", "PcapRecorder", "PhyPair", "TapNdd", "TunNdd", "UdpPhy",
-           "memory_link_pair", "register"]
+__all__ = ["AtmNdd", "FaultInjector", "LoopbackNdd", "MemoryNdd", "PcapRecorder", "PhyPair", "TapNdd", "TunNdd",
+           "UdpPhy", "memory_link_pair", "register"]
 
 
 def register(registry: "DriverRegistry") -> None:

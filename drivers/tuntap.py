@@ -128,10 +128,9 @@ class TunTapNdd(TaskNdd):
                     self.stats.ierrors += 1
                     continue
                 pkt = PacketBuffer(data, hlen)
-                if hlen:
-                    if len(data) < hlen or not vnet.apply_rx(data, pkt):
-                        self.stats.ierrors += 1
-                        continue
+                if hlen and (len(data) < hlen or not vnet.apply_rx(data, pkt)):
+                    self.stats.ierrors += 1
+                    continue
                 self.deliver(pkt)
 
     def _transmit(self, pkt: PacketBuffer) -> int:

@@ -111,4 +111,5 @@ class PacketBuffer:
         return pb
 
     def __repr__(self) -> str:
-        return f"<PacketBuffer len={len(self)} headroom={self.start}{' gso=%d' % self.gso_size if self.gso_size else ''}>"
+        gso = f" gso={self.gso_size}" if self.gso_size else ""
+        return f"<PacketBuffer len={len(self)} headroom={self.start}{gso}>"

@@ -217,7 +217,8 @@ class Ipv4:
         return group == 0xE0000001   # all-hosts; IGMP group membership is not implemented yet
 
     # --- output -----------------------------------------------------------------
-    def route(self, dst: int, ifp: "Interface | None" = None, src: int = 0) -> tuple["Interface", int, int | None] | int:
+    def route(self, dst: int, ifp: "Interface | None" = None,
+              src: int = 0) -> tuple["Interface", int, int | None] | int:
         """(interface, next hop, preferred source) or an errno."""
         if ifp is not None:
             return ifp, dst, ifp.source_for(dst)

@@ -25,7 +25,8 @@ class Route:
     def __str__(self) -> str:
         via = f" via {int_to_ip(self.gateway)}" if self.gateway is not None else ""
         src = f" src {int_to_ip(self.source)}" if self.source is not None else ""
-        return f"{int_to_ip(self.network)}/{self.prefixlen}{via} dev {self.ifp.name} proto {self.proto} metric {self.metric}{src}"
+        return (f"{int_to_ip(self.network)}/{self.prefixlen}{via} dev {self.ifp.name} proto {self.proto}"
+                f" metric {self.metric}{src}")
 
 
 class RoutingTable:

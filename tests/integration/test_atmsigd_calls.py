@@ -443,7 +443,7 @@ async def test_refused_call_and_unknown_call_references_with_atmsigd(tmp_path: P
         for msg, want in probes:
             mark = len(line.msgs)
             assert host.sig.saal.send(msg.emit())
-            await until(lambda: len(line.msgs) >= mark + 2, 5)
+            await until(lambda mark=mark: len(line.msgs) >= mark + 2, 5)
             await trio.sleep(0.05)
             assert [d for d, _ in line.msgs[mark:]] == ["out", "in"], line.dump(mark)
             reply = line.parsed(mark)[1][1]
@@ -497,7 +497,7 @@ async def test_restart_with_atmsigd_network(tmp_path: Path) -> None:
             n0 = len(host.events)
             cleared = host.sig.restart(cid)
             assert cleared == [gone[0]]
-            await until(lambda: any(e.kind == CallEv.RESTART_CONF for e in host.events[n0:]), 5)
+            await until(lambda n0=n0: any(e.kind == CallEv.RESTART_CONF for e in host.events[n0:]), 5)
             with trio.fail_after(5):
                 await gone[1].closed.wait()
             assert gone[1].close_reply == -restart_errno() == -errno.ENETRESET
@@ -745,7 +745,7 @@ async def test_atmsigd_call_flow_pcap_decodes_in_tshark(tmp_path: Path) -> None:
               "q2931.aal1.forward_max_cpcs_sdu_size"]
     rows: list[dict[str, int | None]] = [
         {f: (int(v, 0) if v not in ("", "True", "False") else {"": None, "True": 1, "False": 0}[v])
-         for f, v in zip(fields, line.split("\t"))}
+         for f, v in zip(fields, line.split("\t"), strict=True)}
         for line in tshark("-Y", "q2931", "-T", "fields", *[x for f in fields for x in ("-e", f)]).splitlines()]
     assert [r["q2931.message_type"] for r in rows] == [m.msg_type for _, m in wire]
     assert [r["q2931.call_ref_flag"] for r in rows] == [m.flag for _, m in wire]

@@ -48,9 +48,9 @@ UP_SEED, DOWN_SEED = 1, 2           # client -> server, server -> client
 NOBODY = "10.77.0.9"                # on the subnet, owned by nobody
 NOBODY2 = "10.77.0.10"
 
-DATA_SRC = """
+DATA_SRC = f"""
 import random
-CHUNK = %d
+CHUNK = {CHUNK}
 
 def chunks(seed, total):
     i = 0
@@ -59,7 +59,7 @@ def chunks(seed, total):
         yield block[:total]
         total -= CHUNK
         i += 1
-""" % CHUNK
+"""
 _ns: dict = {}
 exec(DATA_SRC, _ns)
 chunks = _ns["chunks"]

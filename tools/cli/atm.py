@@ -244,7 +244,7 @@ def make_phy(args: argparse.Namespace) -> UdpPhy:
 
 
 def _addr(a: tuple[str, int] | None) -> str:
-    return "%s:%d" % a if a else "learning"
+    return "{}:{}".format(*a) if a else "learning"
 
 
 def phy_ready(args: argparse.Namespace, phy: UdpPhy) -> str:
@@ -397,7 +397,8 @@ async def _fetch(st: Any, args: argparse.Namespace) -> int:
     """GET the URL with Connection: close; the body goes to stdout or -o FILE."""
     head_sent = (f"GET {args.fetch_path} HTTP/1.1\r\nHost: {args.fetch_host}\r\n"
                  f"User-Agent: tunstack-atm\r\nConnection: close\r\n\r\n").encode()
-    sink = open(args.output, "wb") if args.output else sys.stdout.buffer
+    # a file we open we close below; stdout is not ours to close
+    sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     h, n, head, buf = hashlib.sha256(), 0, b"", b""
     t0 = time.perf_counter()
     try:

@@ -215,12 +215,12 @@ async def run_nc(args: argparse.Namespace) -> int:
             with sock:
                 if args.listen:
                     sock.bind((args.bind_host, args.port))
-                    what = f"listen=udp/{'%s:%d' % sock.getsockname()}"
+                    what = "listen=udp/{}:{}".format(*sock.getsockname())
                 else:
                     if args.port is not None:
                         sock.bind(("", args.port))
                     await sock.connect((args.host, args.dport))
-                    what = f"connect=udp/{args.host}:{args.dport} local={'%s:%d' % sock.getsockname()}"
+                    what = "connect=udp/{}:{} local={}:{}".format(args.host, args.dport, *sock.getsockname())
                 print(f"{dev.ready_line(args)} {what}", file=sys.stderr, flush=True)
                 with trio.CancelScope() as scope:
                     nc = _Nc(args, sock, scope)

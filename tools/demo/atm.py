@@ -190,7 +190,7 @@ async def atm_demo(report: "Report", out: Path) -> None:
     pa, pb = UdpPhy(), UdpPhy()
     pa.connect(pb.local_address)
     pb.connect(pa.local_address)
-    print(f"    PHYs: a at {'%s:%d' % pa.local_address}, b at {'%s:%d' % pb.local_address}")
+    print("    PHYs: a at {}:{}, b at {}:{}".format(*pa.local_address, *pb.local_address))
     a, b = AtmNdd("atm0", pa), AtmNdd("atm1", pb)
     paths = (out / "atm-a.pcap", out / "atm-b.pcap")
     recs: list[PcapRecorder] = []

@@ -263,7 +263,7 @@ class AtmsvcMsg:
         if self.reply:
             s += f" reply={self.reply} ({errno.errorcode.get(-self.reply, '?')})"
         if self.pvc is not None:
-            s += " pvc=%d.%d.%d" % self.pvc
+            s += " pvc={}.{}.{}".format(*self.pvc)
         return s
 
 
