@@ -66,9 +66,6 @@ class Interface:
     def primary(self) -> int | None:
         return self.addrs[0].addr if self.addrs else None
 
-    def has_address(self, addr: int) -> bool:
-        return any(a.addr == addr for a in self.addrs)
-
     def is_broadcast(self, addr: int) -> bool:
         return addr == BROADCAST or any(a.broadcast == addr and a.prefixlen < 31 for a in self.addrs)
 
@@ -78,12 +75,6 @@ class Interface:
             if dst & a.netmask == a.network:
                 return a.addr
         return self.primary
-
-    def describe(self) -> str:
-        flags = ",".join(n for bit, n in ((IFF_UP, "UP"), (IFF_BROADCAST, "BROADCAST"), (IFF_LOOPBACK, "LOOPBACK"),
-                                            (IFF_POINTOPOINT, "POINTOPOINT"), (IFF_RUNNING, "RUNNING"),
-                                            (IFF_NOARP, "NOARP")) if self.flags & bit)
-        return f"{self.index}: {self.name} <{flags}> mtu {self.mtu} " + " ".join(f"inet {a}" for a in self.addrs)
 
 
 class InterfaceTable:

@@ -3,7 +3,7 @@
   tunstack.protocols : a callable `register(stack)` that adds domains/protosw entries
   tunstack.drivers   : a callable `register(registry)` that adds driver factories by name
 
-Built-in protocols go through the same `register(stack)` path (protocols.BUILTIN).
+Built-in protocols are not plug-ins: the Stack builds them itself (stack/stack.py).
 """
 from __future__ import annotations
 

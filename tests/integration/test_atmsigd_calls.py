@@ -386,7 +386,7 @@ async def test_atmsigd_network_calls_our_user_side(tmp_path: Path) -> None:
         host.close_vc(call2.vc)
 
         # refused by us with RELEASE COMPLETE and a cause (§5.4.2); atmsigd's user's errno
-        # is linux-atm's mapping of that cause, which ours reproduces (DESIGN.md §6)
+        # is linux-atm's mapping of that cause, which ours reproduces
         seen = {}
         for cause in (CAUSE_INCOMPATIBLE_DESTINATION, CAUSE_USER_BUSY, CAUSE_UNALLOCATED_NUMBER,
                       CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NUMBER_CHANGED, CAUSE_DESTINATION_OUT_OF_ORDER):
@@ -548,13 +548,6 @@ async def atmsigd_user_via_switch(log_dir: Path) -> AsyncIterator[Via]:
                 assert sw.ports["sigd"].sig.uni.stats.rx_bad == 0 and host.sig.uni.stats.rx_bad == 0
             finally:
                 host.sig.close()
-
-
-def switch_call(sw: AtmSwitch, port: str) -> Call:
-    """The switch's only call leg on `port`."""
-    calls = list(sw.ports[port].sig.calls.values())
-    assert len(calls) == 1, calls
-    return calls[0]
 
 
 async def test_switch_serves_atmsigd_user_side(tmp_path: Path) -> None:

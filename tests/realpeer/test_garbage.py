@@ -1,6 +1,6 @@
 """Garbage and truncated frames written at the stack from inside the namespace (an
 AF_PACKET socket on the kernel side of the device) are counted, and the stack keeps
-answering.  Nothing may raise out of a protocol (DESIGN.md §2)."""
+answering.  Nothing may raise out of a protocol (bad input is data: README "Counters")."""
 from __future__ import annotations
 
 import random

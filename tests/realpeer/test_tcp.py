@@ -270,7 +270,7 @@ async def test_connect_refused(peer: Peer) -> None:
         with trio.fail_after(5), pytest.raises(ConnectionRefusedError) as info:
             await s.connect((peer.kernel_ip, 5999))
         assert info.value.errno == errno.ECONNREFUSED
-        # the auto-bound name stays (DESIGN.md §3); the socket is not connected
+        # the auto-bound name stays (as on Linux); the socket is not connected
         assert s.getsockname()[0] == peer.stack_ip and 32768 <= s.getsockname()[1] <= 60999
         with pytest.raises(OSError) as info2:
             s.getpeername()

@@ -1,4 +1,4 @@
-"""ATM UNI cells: header layout (I.361 §2.2) and HEC (I.432.1 §4.3), DESIGN.md §6 vectors."""
+"""ATM UNI cells: header layout (I.361 §2.2) and HEC (I.432.1 §4.3) with its known vectors."""
 from __future__ import annotations
 
 import pytest

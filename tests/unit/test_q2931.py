@@ -52,7 +52,7 @@ def test_message_types_and_causes() -> None:
                                   0x6C, 0x6D, 0x70, 0x71, 0x79]
 
 
-# --- cause -> errno (DESIGN.md §6, linux-atm) -------------------------------------------
+# --- cause -> errno (linux-atm's mapping) -----------------------------------------------
 @pytest.mark.parametrize("cause,err", [
     (1, errno.EADDRNOTAVAIL), (3, errno.EHOSTUNREACH), (37, errno.EHOSTUNREACH),
     (47, errno.EHOSTUNREACH), (22, errno.EREMCHG), (27, errno.EHOSTDOWN),

@@ -1,4 +1,4 @@
-"""TCP over a device with offloads (DESIGN.md §4): TSO super-segments with a partial
+"""TCP over a device with offloads (README "Offloads"): TSO super-segments with a partial
 checksum on the way out, GSO super-frames taken as one segment on the way in."""
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ The exchanges, as atmsigd 2.5.1 answers them (what the kernel's net/atm/svc.c se
     connect  -> as_connect vcc=C, svc=called, qos (a real class, not ANYCLASS), sap, local
                            (zero: atmsigd fills in its address)
              <- as_okay    vcc=C, pvc (the call's VC), local  (after CONNECT)
-              | as_error   vcc=C reply=-errno (RELEASE COMPLETE's cause mapped, DESIGN.md §6:
+              | as_error   vcc=C reply=-errno (RELEASE COMPLETE's cause mapped as linux-atm does:
                            cause 88 -> -ECONNREFUSED); as_close is handled the same way
     close    -> as_close   vcc=X  <- as_close vcc=X reply=0 (after RELEASE COMPLETE)
     released <- as_close   vcc=X reply=0 for normal clearing (cause 16), else -errno
@@ -159,11 +159,6 @@ class Qos:
     @classmethod
     def ubr(cls, max_sdu: int = 9188, pcr: int = 0) -> "Qos":
         tp = TrafficParams(ATM_UBR, pcr=pcr, max_sdu=max_sdu)
-        return cls(tp, tp)
-
-    @classmethod
-    def cbr(cls, pcr: int, max_sdu: int = 9188) -> "Qos":
-        tp = TrafficParams(ATM_CBR, pcr=pcr, max_sdu=max_sdu)
         return cls(tp, tp)
 
     @classmethod
