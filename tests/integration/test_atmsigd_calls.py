@@ -253,6 +253,15 @@ async def us_vs_atmsigd_network(log_dir: Path, *, pcap: Path | None = None
                 rec.close()
 
 
+async def atmsigd_hangs_up(host: Host, peer: AtmsigdPeer, vcc: harness.Vcc, call: Call) -> None:
+    """atmsigd's user closes `vcc`: our `call` ends as a normal clearing by the peer."""
+    await peer.close(vcc)
+    await until(lambda: host.ended(call) is not None, 5)
+    ended = host.ended(call)
+    assert ended is not None and (ended.kind, ended.cause, ended.why) == (
+        CallEv.RELEASE_IND, CAUSE_NORMAL_CLEARING, Why.PEER)
+
+
 async def place_call(host: Host, peer: AtmsigdPeer, lst: harness.Listener) -> tuple[Call, harness.Vcc]:
     """We call atmsigd's listener on AESA_SIGD; it accepts.  Returns both ends, active."""
     call = host.sig.setup(setup_ies(AESA_SIGD))
@@ -362,11 +371,7 @@ async def test_atmsigd_network_calls_our_user_side(tmp_path: Path) -> None:
 
         # atmsigd's user hangs up
         mark = len(line.msgs)
-        await peer.close(vcc)
-        await until(lambda: host.ended(call) is not None, 5)
-        ended = host.ended(call)
-        assert ended is not None and (ended.kind, ended.cause, ended.why) == (
-            CallEv.RELEASE_IND, CAUSE_NORMAL_CLEARING, Why.PEER)
+        await atmsigd_hangs_up(host, peer, vcc, call)
         assert line.names(mark) == [("in", "RELEASE"), ("out", "RELEASE COMPLETE")]
         host.close_vc(call.vc)
 
@@ -609,11 +614,7 @@ async def test_switch_serves_atmsigd_user_side(tmp_path: Path) -> None:
 
         # atmsigd's user clears the call it placed: RELEASE 16 on both legs
         mark = len(sl.msgs)
-        await peer.close(vcc)
-        await until(lambda: host.ended(call) is not None, 5)
-        ended = host.ended(call)
-        assert ended is not None and (ended.kind, ended.cause, ended.why) == (
-            CallEv.RELEASE_IND, CAUSE_NORMAL_CLEARING, Why.PEER)
+        await atmsigd_hangs_up(host, peer, vcc, call)
         assert sl.names(mark) == [("out", "RELEASE"), ("in", "RELEASE COMPLETE")]
         host.close_vc(call.vc)
 

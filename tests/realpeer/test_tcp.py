@@ -39,7 +39,7 @@ from stack.stack import StackConfig
 from tools.lab.netns import NetnsHost, unique_name
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, require_real_peer
-from .helpers import read_all, run, start_linux
+from .helpers import kill_if_running, output_at_exit, read_all, run, start_linux
 
 CHUNK = 1 << 20
 BULK = 100 * CHUNK                  # 100 MiB each way
@@ -222,13 +222,9 @@ async def stack_client_to_linux_server(peer: Peer, total: int, timeout: float) -
                     got, n, down_secs = await stack_recv(s)
             except trio.TooSlowError:
                 stalled(peer, s)
-        with trio.fail_after(10):
-            out = await read_all(proc.stdout)
-            await proc.wait()
+        out = await output_at_exit(proc, 10)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_if_running(proc)
     assert proc.returncode == 0, await read_all(proc.stderr)
     linux_sent, linux_got, linux_n, _, up_secs = out.decode().split()
     assert n == int(linux_n) == total

@@ -36,6 +36,7 @@ from stack import Stack
 from protocols.addr import ip_to_int, mac_to_str
 
 from .atm import atm_demo
+from .probes import ping_series
 from .report import Report
 from .tcp import memory_tcp, tcp_bulk, tcp_captured
 from tools.lab.netns import NetnsHost, have_tun, unique_name
@@ -118,14 +119,8 @@ async def tshark_check(report: Report, pcap: Path, stack_ip: str, label: str) ->
 
 async def stack_pings(report: Report, st: Stack, dst: str, label: str, count: int = 3, size: int = 56,
                       who: str = "the stack", peer: str = "Linux") -> None:
-    rtts, errors = [], []
-    for _ in range(count):
-        try:
-            rtts.append(await st.ping(dst, size=size, timeout=3))
-        except OSError as exc:
-            errors.append(str(exc))
-    detail = ", ".join(f"{r * 1000:.3f} ms" for r in rtts) + ("; " + "; ".join(errors) if errors else "")
-    report.step(f"{label}: {who} pings {peer} at {dst} ({size} bytes)", not errors, detail)
+    ok, detail = await ping_series(st, dst, count, size)
+    report.step(f"{label}: {who} pings {peer} at {dst} ({size} bytes)", ok, detail)
 
 
 async def linux_pings(report: Report, host: NetnsHost, dst: str, label: str) -> None:
