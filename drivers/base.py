@@ -6,7 +6,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from ndd.ndd import Ndd
+from ndd.ndd import DeviceServices, Ndd
 
 
 def random_mac() -> bytes:
@@ -23,9 +23,15 @@ class TaskNdd(Ndd):
         super().__init__(*args, **kw)
         self._scopes: list[trio.CancelScope] = []
 
-    def start_task(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+    @property
+    def attached(self) -> DeviceServices:
+        """The services of the stack this device is attached to; an error before ns_attach."""
         if self.services is None:
             raise RuntimeError(f"{self.ndd_name}: not attached to a stack (ns_attach)")
+        return self.services
+
+    def start_task(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        services = self.attached
         scope = trio.CancelScope()
         self._scopes.append(scope)
 
@@ -35,7 +41,7 @@ class TaskNdd(Ndd):
             with scope:
                 await fn(*args)
 
-        self.services.spawn(runner)
+        services.spawn(runner)
 
     def stop_tasks(self) -> None:
         for scope in self._scopes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import trio
@@ -62,7 +63,7 @@ class FaultInjector(TaskNdd):
         self.delay_time, self.hold = delay_time, hold
         self.direction = direction
         self.faults = FaultStats()
-        self._timed: list[tuple[float, int, PacketBuffer | None, Callable]] = []
+        self._timed: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
         self._held: dict[str, tuple[float, PacketBuffer] | None] = {"in": None, "out": None}
         self._wake = trio.Event()
@@ -106,44 +107,44 @@ class FaultInjector(TaskNdd):
             _finish_checksum(data)
             data.csum_valid = False
             i = data.start + self.rng.randrange(len(data))
-            data.buf[i] ^= 1 << self.rng.randrange(8)
+            _writable(data)[i] ^= 1 << self.rng.randrange(8)
             self.faults.corrupted += 1
         copies = 1
         if rnd() < p["duplicate"]:
             copies = 2
             self.faults.duplicated += 1
-        now = self.services.clock()
-        for _ in range(copies):
+        now = self.attached.clock()
+        for n in range(copies):
             if rnd() < p["delay"]:
                 self.faults.delayed += 1
-                self._later(now + self.delay_time, data if not _ else data.copy(), sink)
+                self._later(now + self.delay_time, partial(sink, data if not n else data.copy()))
             elif self._held[way] is None and rnd() < p["reorder"]:
                 self.faults.reordered += 1
-                self._held[way] = (now, data if not _ else data.copy())
-                self._later(now + self.hold, None, lambda _d, w=way, s=sink: self._release(w, s))
+                self._held[way] = (now, data if not n else data.copy())
+                self._later(now + self.hold, partial(self._release, way, sink))
             else:
                 self.faults.passed += 1
-                sink(data if not _ else data.copy())
+                sink(data if not n else data.copy())
                 self._release(way, sink)
 
-    def _release(self, way: str, sink: Callable[[bytes], None]) -> None:
+    def _release(self, way: str, sink: Callable[[PacketBuffer], None]) -> None:
         held = self._held[way]
         if held is not None:
             self._held[way] = None
             sink(held[1])
 
-    def _later(self, when: float, data: PacketBuffer | None, sink: Callable) -> None:
+    def _later(self, when: float, action: Callable[[], None]) -> None:
         self._seq += 1
-        heapq.heappush(self._timed, (when, self._seq, data, sink))
+        heapq.heappush(self._timed, (when, self._seq, action))
         self._wake.set()
 
     async def _timer(self) -> None:
-        clock = self.services.clock
+        clock = self.attached.clock
         while True:
             self._wake = trio.Event()
             while self._timed and self._timed[0][0] <= clock():
-                _, _, data, sink = heapq.heappop(self._timed)
-                sink(data)
+                _, _, action = heapq.heappop(self._timed)
+                action()
             deadline = self._timed[0][0] if self._timed else float("inf")
             with trio.move_on_at(deadline):
                 await self._wake.wait()
@@ -157,9 +158,18 @@ def _finish_checksum(pkt: PacketBuffer) -> None:
     """Do what the device would: complete a partial L4 checksum in place."""
     if pkt.csum_start < 0:
         return
+    buf = _writable(pkt)
     field = pkt.csum_start + pkt.csum_offset
-    partial = (pkt.buf[field] << 8) | pkt.buf[field + 1]
-    pkt.buf[field:field + 2] = b"\0\0"
-    value = checksum(memoryview(pkt.buf)[pkt.csum_start:pkt.end], partial)
-    pkt.buf[field:field + 2] = value.to_bytes(2, "big")
+    partial_sum = (buf[field] << 8) | buf[field + 1]
+    buf[field:field + 2] = b"\0\0"
+    value = checksum(memoryview(buf)[pkt.csum_start:pkt.end], partial_sum)
+    buf[field:field + 2] = value.to_bytes(2, "big")
     pkt.csum_start = -1
+
+
+def _writable(pkt: PacketBuffer) -> bytearray:
+    """The packet's buffer, made a bytearray if it was read-only (same length, so every
+    index stays valid).  The injector's own copies already are."""
+    if not isinstance(pkt.buf, bytearray):
+        pkt.buf = bytearray(pkt.buf)
+    return pkt.buf

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from typing import Any
 
 import trio
 
@@ -47,12 +48,12 @@ class MemoryNdd(TaskNdd):
             return errno.ENETDOWN if peer is None else 0   # a closed far end is a cable to nowhere
         if len(peer._queue) >= peer.queue_len:
             return errno.ENOBUFS
-        peer._queue.append((self.services.clock() + self.latency if self.latency else 0.0, pkt.tobytes()))
+        peer._queue.append((self.attached.clock() + self.latency if self.latency else 0.0, pkt.tobytes()))
         peer._wake.set()
         return 0
 
     async def _delivery(self) -> None:
-        clock = self.services.clock
+        clock = self.attached.clock
         while True:
             if not self._queue:
                 self._wake = trio.Event()
@@ -67,7 +68,7 @@ class MemoryNdd(TaskNdd):
                 await trio.lowlevel.checkpoint()   # let the other side run under load
 
 
-def memory_link_pair(name_a: str, name_b: str, **kw) -> tuple[MemoryNdd, MemoryNdd]:
+def memory_link_pair(name_a: str, name_b: str, **kw: Any) -> tuple[MemoryNdd, MemoryNdd]:
     """Two NDDs joined by a virtual cable.  kw: kind ('ether'/'rawip'), mtu, latency, queue_len."""
     a, b = MemoryNdd(name_a, **kw), MemoryNdd(name_b, **kw)
     a.peer, b.peer = b, a

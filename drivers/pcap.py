@@ -53,7 +53,8 @@ class PcapRecorder:
         """Record to `path`, or to `file` (already open, binary) when given; `path` then only names it."""
         self.path = path
         self.linktype = linktype
-        self._file: BinaryIO = file if file is not None else open(path, "wb")
+        # open for the recorder's life; close() closes it
+        self._file: BinaryIO = file if file is not None else open(path, "wb")  # noqa: SIM115
         self._writer = dpkt.pcap.Writer(self._file, snaplen=SNAPLEN, linktype=linktype)
         self.frames = 0
         self._ndds: list[Ndd] = []

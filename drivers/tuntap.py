@@ -4,7 +4,8 @@ The fd is non-blocking; a reader task waits with `trio.lowlevel.wait_readable` a
 drains up to `batch` frames per wake-up.  With offloads on (the default) the device
 is opened with IFF_VNET_HDR and TUNSETOFFLOAD CSUM|TSO4|TSO6 (+USO4|USO6 when the
 kernel takes them): the kernel may then hand us GSO super-frames and partial
-checksums, and accepts the same from us (DESIGN.md §4).
+checksums, and accepts the same from us (<linux/if_tun.h>, <linux/virtio_net.h>; README
+"Offloads").
 
 The kernel queues what it sends us in the device's ring, `txqueuelen` packets long
 (Linux's TUN default is 500).  We take each packet ~100 times slower than the kernel
@@ -128,10 +129,9 @@ class TunTapNdd(TaskNdd):
                     self.stats.ierrors += 1
                     continue
                 pkt = PacketBuffer(data, hlen)
-                if hlen:
-                    if len(data) < hlen or not vnet.apply_rx(data, pkt):
-                        self.stats.ierrors += 1
-                        continue
+                if hlen and (len(data) < hlen or not vnet.apply_rx(data, pkt)):
+                    self.stats.ierrors += 1
+                    continue
                 self.deliver(pkt)
 
     def _transmit(self, pkt: PacketBuffer) -> int:

@@ -1,4 +1,4 @@
-"""virtio_net_hdr (DESIGN.md §4): the 10-octet prefix of every TUN/TAP read and write
+"""virtio_net_hdr (<linux/virtio_net.h>): the 10-octet prefix of every TUN/TAP read and write
 when the device is opened with IFF_VNET_HDR."""
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def apply_rx(hdr: bytes | memoryview, pkt: PacketBuffer) -> bool:
 
     With NEEDS_CSUM the L4 checksum field holds only the pseudo-header sum: the data
     came from the kernel's own memory, so we mark the checksum valid instead of
-    checking it.  hdr_len is not trusted (DESIGN.md §4)."""
+    checking it.  hdr_len is not trusted: it is a hint, and the protocols parse their
+    headers from the frame itself."""
     flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = VNET_HDR.unpack_from(hdr, 0)
     if flags & F_NEEDS_CSUM:
         if csum_start + csum_offset + 2 > len(pkt):

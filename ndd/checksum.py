@@ -1,7 +1,7 @@
 """RFC 1071 Internet checksum at C speed.
 
 Since 2**16 == 1 (mod 0xFFFF), the ones'-complement sum of 16-bit big-endian words
-equals the buffer read as one big integer, modulo 0xFFFF (DESIGN.md §4).  The modulo
+equals the buffer read as one big integer, modulo 0xFFFF (RFC 1071 §2).  The modulo
 maps a true sum of 0xFFFF to 0; only an all-zero buffer really sums to 0, which the
 `v != 0` test tells apart.
 """

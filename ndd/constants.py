@@ -1,4 +1,4 @@
-"""NDD names and values from AIX CDLI (<sys/ndd.h>, <sys/cdli.h>); DESIGN.md §6.
+"""NDD names and values from AIX CDLI (<sys/ndd.h>, <sys/cdli.h>); README "Constants".
 
 Values marked (tunstack) have no AIX counterpart and are our own.
 """
@@ -72,8 +72,3 @@ NDD_ATM_CLOSE_VC_DRAIN = NDD_DEVICE_SPECIFIC + 7  # arg (vpi, vci): close once i
 AF_NDD = 23
 SOCK_CONN_DGRAM = 6
 NDD_PROT_ATM = 5
-
-CTL_NAMES = {v: k for k, v in dict(globals()).items() if k.startswith("NDD_") and isinstance(v, int)
-             and k in {"NDD_GET_STATS", "NDD_ENABLE_MULTICAST", "NDD_DISABLE_MULTICAST", "NDD_PROMISCUOUS_ON",
-                       "NDD_PROMISCUOUS_OFF", "NDD_ADD_FILTER", "NDD_DEL_FILTER", "NDD_ADD_STATUS",
-                       "NDD_DEL_STATUS", "NDD_ENABLE_ADDRESS", "NDD_DISABLE_ADDRESS", "NDD_CLEAR_STATS"}}

@@ -8,7 +8,6 @@ reduced to one segment).  A buffer may hold a GSO super-segment up to 64 KiB;
 from __future__ import annotations
 
 DEFAULT_HEADROOM = 128  # vnet hdr (10) + Ethernet (14) + IPv4 (60) + TCP (60) fits
-MAX_PACKET = 65535 + DEFAULT_HEADROOM
 
 # gso_type: the virtio_net_hdr GSO kinds (<linux/virtio_net.h> VIRTIO_NET_HDR_GSO_*), shared by
 # the TUN/TAP driver and the transports that build super-segments
@@ -111,4 +110,5 @@ class PacketBuffer:
         return pb
 
     def __repr__(self) -> str:
-        return f"<PacketBuffer len={len(self)} headroom={self.start}{' gso=%d' % self.gso_size if self.gso_size else ''}>"
+        gso = f" gso={self.gso_size}" if self.gso_size else ""
+        return f"<PacketBuffer len={len(self)} headroom={self.start}{gso}>"

@@ -63,9 +63,10 @@ class EtherLink:
         elif is_multicast(nexthop):
             dst = multicast_mac(nexthop)
         else:
-            dst = self.arp.resolve(nexthop, pkt, now)
-            if dst is None:
+            resolved = self.arp.resolve(nexthop, pkt, now)
+            if resolved is None:
                 return 0  # queued until ARP answers; a failure reaches the sender as EHOSTUNREACH
+            dst = resolved
         return self.send(pkt, dst, ETHERTYPE_IPV4)
 
     def send(self, pkt: PacketBuffer, dst: bytes, ethertype: int) -> int:

@@ -337,7 +337,7 @@ class Icmp:
             self.stats.out_dest_unreachs += 1
         elif type_ == TIME_EXCEEDED:
             self.stats.out_time_excds += 1
-        self._send(msg, ip.dst if not ip.bcast else 0, ip.src, now)
+        self._send(msg, ip.dst, ip.src, now)   # never a broadcast: suppressed above
 
     def _reasm_timeout(self, header: bytes, first8: bytes, now: float) -> None:
         """RFC 792: time exceeded, code 1, when fragment zero had arrived."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from .addr import BROADCAST, int_to_ip, prefix_mask
 from .contracts import LinkOutput
@@ -60,9 +60,6 @@ class Interface:
     def primary(self) -> int | None:
         return self.addrs[0].addr if self.addrs else None
 
-    def has_address(self, addr: int) -> bool:
-        return any(a.addr == addr for a in self.addrs)
-
     def is_broadcast(self, addr: int) -> bool:
         return addr == BROADCAST or any(a.broadcast == addr and a.prefixlen < 31 for a in self.addrs)
 
@@ -72,12 +69,6 @@ class Interface:
             if dst & a.netmask == a.network:
                 return a.addr
         return self.primary
-
-    def describe(self) -> str:
-        flags = ",".join(n for bit, n in ((IFF_UP, "UP"), (IFF_BROADCAST, "BROADCAST"), (IFF_LOOPBACK, "LOOPBACK"),
-                                            (IFF_POINTOPOINT, "POINTOPOINT"), (IFF_RUNNING, "RUNNING"),
-                                            (IFF_NOARP, "NOARP")) if self.flags & bit)
-        return f"{self.index}: {self.name} <{flags}> mtu {self.mtu} " + " ".join(f"inet {a}" for a in self.addrs)
 
 
 class InterfaceTable:
@@ -116,5 +107,5 @@ class InterfaceTable:
     def is_local(self, addr: int) -> bool:
         return addr in self.local_addrs
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Interface]:
         return iter(self.by_name.values())

@@ -65,7 +65,8 @@ class Reassembler:
         # after its first fragment had arrived (RFC 792 time exceeded, code 1)
         self.on_timeout: Callable[[bytes, bytes, float], None] = lambda hdr, first8, now: None
 
-    def add(self, key: Key, header: bytes, offset: int, data: bytes, more: bool, now: float) -> tuple[bytes, bytes] | None:
+    def add(self, key: Key, header: bytes, offset: int, data: bytes, more: bool,
+            now: float) -> tuple[bytes, bytes] | None:
         """Add one fragment.  Returns (header of the first fragment, whole payload) when complete."""
         self.stats.reqds += 1
         end = offset + len(data)

@@ -153,7 +153,7 @@ class Ipv4:
         self._idents = [rng.getrandbits(16) for _ in range(2048)]
         # ICMP plugs in here to answer/report; defaults keep the core usable alone
         self.send_icmp_error: Callable[[int, int, PacketBuffer, IpMeta, float, int], None] = \
-            lambda type_, code, pkt, meta, now, extra=0: None
+            lambda type_, code, pkt, meta, now, extra: None
         self.local_error: Callable[[int, int, bytes, float], None] = lambda type_, code, original, now: None
 
     # --- identification ------------------------------------------------------
@@ -217,7 +217,8 @@ class Ipv4:
         return group == 0xE0000001   # all-hosts; IGMP group membership is not implemented yet
 
     # --- output -----------------------------------------------------------------
-    def route(self, dst: int, ifp: "Interface | None" = None, src: int = 0) -> tuple["Interface", int, int | None] | int:
+    def route(self, dst: int, ifp: "Interface | None" = None,
+              src: int = 0) -> tuple["Interface", int, int | None] | int:
         """(interface, next hop, preferred source) or an errno."""
         if ifp is not None:
             return ifp, dst, ifp.source_for(dst)

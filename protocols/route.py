@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from .addr import int_to_ip, parse_prefix, prefix_mask
 
@@ -25,7 +25,8 @@ class Route:
     def __str__(self) -> str:
         via = f" via {int_to_ip(self.gateway)}" if self.gateway is not None else ""
         src = f" src {int_to_ip(self.source)}" if self.source is not None else ""
-        return f"{int_to_ip(self.network)}/{self.prefixlen}{via} dev {self.ifp.name} proto {self.proto} metric {self.metric}{src}"
+        return (f"{int_to_ip(self.network)}/{self.prefixlen}{via} dev {self.ifp.name} proto {self.proto}"
+                f" metric {self.metric}{src}")
 
 
 class RoutingTable:
@@ -75,7 +76,7 @@ class RoutingTable:
                         return r
         return None
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Route]:
         for plen in self._lens:
             for routes in self._by_len[plen].values():
                 yield from routes

@@ -15,6 +15,7 @@ RFCs leave open:
 from __future__ import annotations
 
 import errno
+import random
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ class UdpPcb:
 
 
 class Udp:
-    def __init__(self, ipv4: Ipv4, rng) -> None:
+    def __init__(self, ipv4: Ipv4, rng: random.Random) -> None:
         self.ipv4 = ipv4
         self.rng = rng
         self.stats = UdpStats()
@@ -254,7 +255,7 @@ class Udp:
         pkt = PacketBuffer.from_payload(data)
         hdr = pkt.prepend(UDP_HLEN)
         if ifp.ndd.caps.tx_csum_offload and HDR_LEN + length <= ifp.mtu:
-            # the device finishes it: leave the folded pseudo-header sum (DESIGN.md §4)
+            # the device finishes it: leave the folded pseudo-header sum (virtio_net_hdr NEEDS_CSUM)
             _HDR.pack_into(hdr, 0, pcb.lport, dport, length, pseudo_header_sum(src, daddr, IPPROTO_UDP, length))
             pkt.csum_start, pkt.csum_offset = pkt.start, 6
         else:

@@ -31,7 +31,7 @@ import itertools
 import os
 import socket as _pysocket
 import threading
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Literal, TypeAlias
 
 import trio
 
@@ -162,6 +162,13 @@ class StackSocketFactory(trio.abc.SocketFactory):
                                             0 if proto in (None, -1) else proto))
 
 
+# trio.abc.HostnameResolver's getaddrinfo result, as trio declares it (we only ever answer AF_INET)
+_AddrInfo: TypeAlias = (
+    tuple[Literal[_pysocket.AddressFamily.AF_INET], _pysocket.SocketKind, int, str, tuple[str, int]]
+    | tuple[Literal[_pysocket.AddressFamily.AF_INET6], _pysocket.SocketKind, int, str,
+            tuple[str, int, int, int] | tuple[int, bytes]])
+
+
 class StackResolver(trio.abc.HostnameResolver):
     """Literal IPv4 addresses and the stack's hosts table; nothing leaves the process."""
 
@@ -169,7 +176,7 @@ class StackResolver(trio.abc.HostnameResolver):
         self.stack = stack
 
     async def getaddrinfo(self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
-                          flags: int = 0) -> list[tuple[Any, Any, int, str, tuple[str, int]]]:
+                          flags: int = 0) -> list[_AddrInfo]:
         await trio.lowlevel.checkpoint()
         if family not in (0, _pysocket.AF_INET):
             raise _pysocket.gaierror(_pysocket.EAI_FAMILY, "ai_family not supported")
@@ -185,7 +192,7 @@ class StackResolver(trio.abc.HostnameResolver):
         return [(_pysocket.AF_INET, _pysocket.SocketKind(k), proto or (6 if k == _pysocket.SOCK_STREAM else 17),
                  name if flags & _pysocket.AI_CANONNAME else "", (int_to_ip(addr), port)) for k in kinds]
 
-    async def getnameinfo(self, sockaddr: tuple[str, int], flags: int) -> tuple[str, str]:
+    async def getnameinfo(self, sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int) -> tuple[str, str]:
         await trio.lowlevel.checkpoint()
         host, port = sockaddr[0], sockaddr[1]
         if not flags & _pysocket.NI_NUMERICHOST:

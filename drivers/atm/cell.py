@@ -171,7 +171,8 @@ def parse_cells(buf: bytes | bytearray | memoryview, *, correct: bool = False
     for off in range(0, end, CELL_LEN):
         h = _parsed(bytes(mv[off:off + HDR_LEN]))
         if h is None:
-            hdr: CellHeader | str = CellHeader.parse(mv[off:off + HDR_LEN], correct=correct) if correct else "hec_errors"
+            hdr: CellHeader | str = (CellHeader.parse(mv[off:off + HDR_LEN], correct=correct) if correct
+                                     else "hec_errors")
             yield hdr, mv[off + HDR_LEN:off + CELL_LEN]
         else:
             yield h, mv[off + HDR_LEN:off + CELL_LEN]

@@ -423,7 +423,7 @@ class Scoreboard:
     @property
     def blocks(self) -> list[tuple[int, int]]:
         """The ranges as (left, right) sequence numbers, ascending -- O(n), for tests."""
-        return [(self._seq(l), self._seq(r)) for l, r in zip(self._lefts, self._rights)]
+        return [(self._seq(left), self._seq(right)) for left, right in zip(self._lefts, self._rights, strict=True)]
 
     @property
     def high_sack(self) -> int | None:

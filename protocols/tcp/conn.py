@@ -273,12 +273,14 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             "retransmits": self.retransmits, "total_retrans": self.total_retrans,
             "rto_us": int(self.rtt.current() * 1e6), "rtt_us": int(self.rtt.srtt * 1e6),
             "rttvar_us": int(self.rtt.rttvar * 1e6), "snd_mss": self.mss, "rcv_mss": self.our_mss,
-            "snd_cwnd": self.cc.cwnd // max(self.mss, 1), "snd_ssthresh": min(self.cc.ssthresh // max(self.mss, 1), 0xFFFFFFFF),
+            "snd_cwnd": self.cc.cwnd // max(self.mss, 1),
+            "snd_ssthresh": min(self.cc.ssthresh // max(self.mss, 1), 0xFFFFFFFF),
             "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale, "congestion": self.cc.name,
             "segs_in": self.segs_in, "segs_out": self.segs_out, "bytes_acked": self.bytes_acked,
             "bytes_received": self.bytes_received, "unacked": sq.diff(self.snd_max, self.snd_una),
             "snd_wnd": self.snd_wnd, "rcv_space": self.rcv.free(),
-            "options": (1 if self.ts_ok else 0) | (2 if self.sack_ok else 0) | (4 if self.peer_wscale is not None else 0),
+            "options": ((1 if self.ts_ok else 0) | (2 if self.sack_ok else 0)
+                        | (4 if self.peer_wscale is not None else 0)),
         }
 
 

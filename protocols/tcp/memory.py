@@ -23,12 +23,13 @@ Linux is the model (net/ipv4/tcp_input.c, tcp_output.c, net/core/sock.c):
   * The accounting counts what the buffers hold (`allocated`): the bytes in the send and
     receive queues (consumed bytes not yet compacted included) and every out-of-order block
     with a per-block overhead (buffers.OOO_BLOCK_OVERHEAD; Linux charges skb truesize, not
-    payload) and the free room a block keeps in front for prepending.  The marks are compared with `committed`: that plus every receive window
-    still open (RCV.ADV - RCV.NXT).  Linux instead drops in-window data at its hard limit;
-    keeping every promise, we count it when it is made -- so a burst of handshakes, each
-    offered a window, meets the budget before any byte arrives, and the total cannot pass
-    `high` by more than one window plus a few segments per connection.  A connection that
-    ends -- closed, reset, aborted, timed out -- gives its buffers back at once.
+    payload) and the free room a block keeps in front for prepending.  The marks are compared
+    with `committed`: that plus every receive window still open (RCV.ADV - RCV.NXT).  Linux
+    instead drops in-window data at its hard limit; keeping every promise, we count it when
+    it is made -- so a burst of handshakes, each offered a window, meets the budget before
+    any byte arrives, and the total cannot pass `high` by more than one window plus a few
+    segments per connection.  A connection that ends -- closed, reset, aborted, timed out --
+    gives its buffers back at once.
 
 Sans-IO like the rest of the core: the budget is a plain object on the Tcp protocol
 (`Tcp.mem`), every step counted in TcpStats.

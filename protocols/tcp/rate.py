@@ -53,7 +53,7 @@ class RateEstimator:
     """The connection-level state (§3.1: C.delivered, C.delivered_time,
     C.first_sent_time, C.app_limited) and the per-ACK sample being built."""
     __slots__ = ("delivered", "delivered_time", "first_sent_time", "app_limited", "lost",
-                 "_prior_delivered", "_prior_time", "_prior_xmit", "_send_elapsed", "_ack_elapsed",
+                 "_prior_delivered", "_prior_xmit", "_send_elapsed", "_ack_elapsed",
                  "_app_limited", "_rtt", "_acked", "_lost_before")
 
     def __init__(self) -> None:
@@ -67,7 +67,6 @@ class RateEstimator:
 
     def _reset(self) -> None:
         self._prior_delivered: int | None = None
-        self._prior_time = 0.0
         self._prior_xmit = 0.0
         self._send_elapsed = 0.0
         self._ack_elapsed = 0.0
@@ -97,7 +96,6 @@ class RateEstimator:
         prior = self._prior_delivered
         if prior is None or seg.delivered > prior or (seg.delivered == prior and seg.xmit_ts > self._prior_xmit):
             self._prior_delivered = seg.delivered
-            self._prior_time = seg.delivered_time
             self._prior_xmit = seg.xmit_ts
             self._app_limited = seg.app_limited
             self._send_elapsed = seg.xmit_ts - seg.first_sent_time

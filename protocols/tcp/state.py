@@ -22,4 +22,3 @@ class State(IntEnum):
 SYNCHRONIZED = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT,
                           State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
 CAN_SEND = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
-CAN_RECEIVE_TEXT = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})

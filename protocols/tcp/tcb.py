@@ -87,7 +87,8 @@ class Tcb:
         "mss", "peer_mss", "our_mss", "pmtu", "ts_ok", "ts_recent", "ts_recent_stamp", "ts_offset", "sack_ok",
         "want_wscale", "peer_wscale",
         # buffers
-        "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq", "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
+        "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq",
+        "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
         # RTT and congestion
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
         "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",

@@ -2,7 +2,7 @@
 
 Owns the connection tables (below), ISNs (RFC 6528), the challenge-ACK budget (RFC 5961
 §7), SYN cookies, the timer heap, and turns a Connection's segments into IPv4 packets --
-with a partial checksum and TSO when the device offers them (DESIGN.md §4).
+with a partial checksum and TSO when the device offers them (README "Offloads").
 
 The tables are Linux's three hashes of `struct inet_hashinfo`, each a dict:
   * `conns` (ehash): 4-tuple -> every connection with a peer (SYN-RECEIVED .. TIME-WAIT);
@@ -601,7 +601,7 @@ class Tcp:
     def _segment(seg: TcpRepr, opts: bytes, payload: memoryview | None, src: int, dst: int,
                  offload: bool) -> PacketBuffer:
         """Header in front of the payload; the checksum complete, or left for the device
-        as the folded pseudo-header sum (DESIGN.md §4)."""
+        as the folded pseudo-header sum (virtio_net_hdr NEEDS_CSUM, <linux/virtio_net.h>)."""
         pkt = PacketBuffer.from_payload(payload) if payload is not None else PacketBuffer.allocate(0)
         hdr = pkt.prepend(20 + len(opts))
         seg.emit(hdr, opts)

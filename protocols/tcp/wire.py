@@ -78,7 +78,7 @@ class TcpRepr:
             elif kind == OPT_SACK and (size - 2) % 8 == 0:
                 n = (size - 2) // 8
                 vals = struct.unpack_from(f"!{2 * n}I", data, i + 2)
-                self.sack = tuple(zip(vals[0::2], vals[1::2]))
+                self.sack = tuple(zip(vals[0::2], vals[1::2], strict=True))
             i += size
 
     # --- emit ------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def main(host: str, port: int, n: int, deadline: float) -> dict[str, Any]:
         left = deadline - (time.monotonic() - start)
         if left <= 0:
             break
-        for fd, ev in ep.poll(min(left, 1.0)):
+        for fd, _events in ep.poll(min(left, 1.0)):
             sock = socks.get(fd)
             if sock is None:
                 continue

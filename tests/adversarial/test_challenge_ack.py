@@ -16,6 +16,7 @@ Now each connection has its own allowance, one per 500 ms (Linux tcp_invalid_rat
 """
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import sys
@@ -145,7 +146,7 @@ async def test_flood_on_one_connection_leaves_anothers_challenge_acks(tun_peer: 
             window = peer.stack.now() - window0
 
             acks_a, acks_b = tap.acks.get(port_a, []), tap.acks.get(port_b, [])
-            gaps_a = [((t1 - t0) & 0xFFFFFFFF) / 1000 for t0, t1 in zip(acks_a, acks_a[1:])]
+            gaps_a = [((t1 - t0) & 0xFFFFFFFF) / 1000 for t0, t1 in itertools.pairwise(acks_a)]
             print(f"\nflood on A: {sent_a} segments in {DURATION} s -> {len(acks_a)} challenge ACKs "
                   f"(min gap {min(gaps_a, default=0):.3f} s); probes on B: {sent_b} -> {len(acks_b)} "
                   f"challenge ACKs; stack: {stats.challenge_acks - acks0} sent, "

@@ -118,13 +118,15 @@ def mutate(seed):
     data = bytearray(seed)
     for _ in range(rng.randint(1, 4)):
         pos = rng.randrange(len(data))
-        data[pos:pos + rng.randint(1, 3)] = bytes(rng.choice(b"\x00\r\n \t:/\xff\x7f()HTTP0123456789") for _ in range(rng.randint(0, 3)))
+        data[pos:pos + rng.randint(1, 3)] = bytes(rng.choice(b"\x00\r\n \t:/\xff\x7f()HTTP0123456789")
+                                                  for _ in range(rng.randint(0, 3)))
     return bytes(data)
 base = b"GET /bytes/5 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"
 methods = [b"G\x01T", b"GET GET", b"", b"(GET)", b"GET\t"]
 lines = [m + b" / HTTP/1.1\r\nHost: a\r\n\r\n" for m in methods]
 lines += [b"GET " + t + b" HTTP/1.1\r\nHost: a\r\n\r\n" for t in (b"", b"/a b", b"*", b"a:b", b"\xc3\xa9")]
-lines += [b"GET / " + v + b"\r\nHost: a\r\n\r\n" for v in (b"HTTP/1", b"HTTP/1.1.1", b"http/1.1", b"HTTP/11", b"HTTP/1.x")]
+lines += [b"GET / " + v + b"\r\nHost: a\r\n\r\n"
+          for v in (b"HTTP/1", b"HTTP/1.1.1", b"http/1.1", b"HTTP/11", b"HTTP/1.x")]
 reqs = fixed + lines + [mutate(base) for _ in range(int(sys.argv[3]))]
 out = []
 for req in reqs:

@@ -33,7 +33,7 @@ from ndd.pktbuf import PacketBuffer
 from tools.lab.netns import NetnsHost, unique_name
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, sent_tcp, soak
-from tests.realpeer.helpers import read_all, run, start_linux
+from tests.realpeer.helpers import kill_if_running, output_at_exit, run, start_linux
 
 ROUTER = "10.77.0.254"
 PORT = 5201
@@ -168,13 +168,9 @@ async def test_spoofed_frag_needed_mtu_68(netns: NetnsHost, offload: bool) -> No
                     rate2 = await send_phase(s, pcb, PHASE)
                     after = tap.take()
                     s.shutdown(socket.SHUT_WR)
-            with trio.fail_after(30):
-                out = await read_all(proc.stdout)
-                await proc.wait()
+            out = await output_at_exit(proc, 30)
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            await kill_if_running(proc)
         assert int(out.split()[-1]) == 3 * PHASE
         assert pcb.mss == 512 - 12 and tcp.pmtu_reductions == 1
         # on the wire: MSS never below 512 (500 + the timestamp option), packets never above 552

@@ -171,8 +171,8 @@ SCENARIOS: dict[str, list[Step]] = {
         ("socket", "a", (S.AF_INET, S.SOCK_DGRAM, S.IPPROTO_TCP)), ("socket", "b", (S.AF_INET, S.SOCK_DGRAM, 300)),
         ("socket", "c", (S.AF_INET, 99, 0)),
         ("socket", "e", (S.AF_INET, S.SOCK_SEQPACKET, 0)), ("socket", "f", (9999, S.SOCK_DGRAM, 0)),
-        ("socket", "g", (S.AF_INET, S.SOCK_DGRAM | S.SOCK_NONBLOCK, 0)), ("getsockopt", "g", S.SOL_SOCKET, S.SO_TYPE), ("socket", "d", (S.AF_INET, S.SOCK_DGRAM, S.IPPROTO_UDP)),
-        ("getsockopt", "d", S.SOL_SOCKET, S.SO_PROTOCOL)],
+        ("socket", "g", (S.AF_INET, S.SOCK_DGRAM | S.SOCK_NONBLOCK, 0)), ("getsockopt", "g", S.SOL_SOCKET, S.SO_TYPE),
+        ("socket", "d", (S.AF_INET, S.SOCK_DGRAM, S.IPPROTO_UDP)), ("getsockopt", "d", S.SOL_SOCKET, S.SO_PROTOCOL)],
 }
 
 # --- stream sockets (TCP) ------------------------------------------------------------------

@@ -51,8 +51,8 @@ def run_target(name: str, seconds: int, rss_mb: int, merge: bool, keep: int = 30
         # an input that crashes or runs over 1 s now (the code changed) is left out
         args = ["-merge=1", "-timeout=1", f"-rss_limit_mb={rss_mb}", str(merged), str(seeds), str(corpus)]
     else:
-        args = [f"-max_total_time={seconds}", "-timeout=1", f"-rss_limit_mb={rss_mb}", "-max_len=2048", "-len_control=0",
-                f"-artifact_prefix={artifacts}/", "-print_final_stats=1", str(corpus), str(seeds)]
+        args = [f"-max_total_time={seconds}", "-timeout=1", f"-rss_limit_mb={rss_mb}", "-max_len=2048",
+                "-len_control=0", f"-artifact_prefix={artifacts}/", "-print_final_stats=1", str(corpus), str(seeds)]
         words = HERE / "dicts" / f"{name}.dict"     # tokens a target's format needs (libFuzzer -dict)
         if words.exists():
             args.insert(0, f"-dict={words}")

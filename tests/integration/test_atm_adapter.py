@@ -69,6 +69,10 @@ async def settle(*nds: AtmNdd) -> None:
     await trio.testing.wait_all_tasks_blocked()
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def errno_of(exc: pytest.ExceptionInfo[OSError]) -> int | None:
     return exc.value.errno
 
@@ -89,7 +93,8 @@ async def test_sdus_of_every_size_class_both_ways(ns: NetServices, autojump_cloc
     cells = sum(-(-(n + 8) // 48) for n in sizes)
     for nd in (a, b):
         st = nd.ndd_ctl(C.NDD_ATM_GET_VC_STATS, VC)
-        assert (st["sdus_out"], st["sdus_in"], st["cells_out"], st["cells_in"]) == (len(sizes), len(sizes), cells, cells)
+        assert (st["sdus_out"], st["sdus_in"]) == (len(sizes), len(sizes))
+        assert (st["cells_out"], st["cells_in"]) == (cells, cells)
         assert st["bytes_in"] == st["bytes_out"] == sum(sizes)
         assert st["crc_errors"] == st["length_errors"] == st["oversize_errors"] == 0
         g = nd.ndd_ctl(C.NDD_GET_STATS)
@@ -381,7 +386,8 @@ async def test_udp_phy_carries_sdus_both_ways(ns: NetServices) -> None:
             while not a.oam_replies:
                 await trio.sleep(0.005)
         assert sb.payloads == sdus and sa.payloads == sdus and list(a.oam_replies) == [(*VC, tag)]
-        assert pa.stats.tx_blobs == sum(-(-(-(-(len(s) + 8) // 48)) // 24) for s in sdus) + 1
+        # an SDU + the 8-octet AAL5 trailer in 48-octet cells, the PHY sends up to 24 cells a datagram
+        assert pa.stats.tx_blobs == sum(_ceil_div(_ceil_div(len(s) + 8, 48), 24) for s in sdus) + 1
         import socket
         # another sender's datagrams are not from pb's configured far end: dropped unread
         cells_before = pb.stats.rx_cells

@@ -508,7 +508,7 @@ async def test_refused_and_unanswered_flows_decode_in_tshark(tmp_path: Path,
         for called in (bytes.fromhex("39" + "11" * 19), aesa("b", sel=SEL_BUSY),
                        aesa("b", sel=SEL_NO_LISTENER), aesa("b", sel=SEL_SILENT)):
             call = a.call(called)
-            await until(lambda: a.ended(call) is not None, 30)
+            await until(lambda call=call: a.ended(call) is not None, 30)
         await until(lambda: not w.sw.core.connections and not w.sw.ports["b"].sig.calls, 5)
         await trio.sleep(0.1)
 

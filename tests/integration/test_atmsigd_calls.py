@@ -253,6 +253,15 @@ async def us_vs_atmsigd_network(log_dir: Path, *, pcap: Path | None = None
                 rec.close()
 
 
+async def atmsigd_hangs_up(host: Host, peer: AtmsigdPeer, vcc: harness.Vcc, call: Call) -> None:
+    """atmsigd's user closes `vcc`: our `call` ends as a normal clearing by the peer."""
+    await peer.close(vcc)
+    await until(lambda: host.ended(call) is not None, 5)
+    ended = host.ended(call)
+    assert ended is not None and (ended.kind, ended.cause, ended.why) == (
+        CallEv.RELEASE_IND, CAUSE_NORMAL_CLEARING, Why.PEER)
+
+
 async def place_call(host: Host, peer: AtmsigdPeer, lst: harness.Listener) -> tuple[Call, harness.Vcc]:
     """We call atmsigd's listener on AESA_SIGD; it accepts.  Returns both ends, active."""
     call = host.sig.setup(setup_ies(AESA_SIGD))
@@ -362,11 +371,7 @@ async def test_atmsigd_network_calls_our_user_side(tmp_path: Path) -> None:
 
         # atmsigd's user hangs up
         mark = len(line.msgs)
-        await peer.close(vcc)
-        await until(lambda: host.ended(call) is not None, 5)
-        ended = host.ended(call)
-        assert ended is not None and (ended.kind, ended.cause, ended.why) == (
-            CallEv.RELEASE_IND, CAUSE_NORMAL_CLEARING, Why.PEER)
+        await atmsigd_hangs_up(host, peer, vcc, call)
         assert line.names(mark) == [("in", "RELEASE"), ("out", "RELEASE COMPLETE")]
         host.close_vc(call.vc)
 
@@ -443,7 +448,7 @@ async def test_refused_call_and_unknown_call_references_with_atmsigd(tmp_path: P
         for msg, want in probes:
             mark = len(line.msgs)
             assert host.sig.saal.send(msg.emit())
-            await until(lambda: len(line.msgs) >= mark + 2, 5)
+            await until(lambda mark=mark: len(line.msgs) >= mark + 2, 5)
             await trio.sleep(0.05)
             assert [d for d, _ in line.msgs[mark:]] == ["out", "in"], line.dump(mark)
             reply = line.parsed(mark)[1][1]
@@ -497,7 +502,7 @@ async def test_restart_with_atmsigd_network(tmp_path: Path) -> None:
             n0 = len(host.events)
             cleared = host.sig.restart(cid)
             assert cleared == [gone[0]]
-            await until(lambda: any(e.kind == CallEv.RESTART_CONF for e in host.events[n0:]), 5)
+            await until(lambda n0=n0: any(e.kind == CallEv.RESTART_CONF for e in host.events[n0:]), 5)
             with trio.fail_after(5):
                 await gone[1].closed.wait()
             assert gone[1].close_reply == -restart_errno() == -errno.ENETRESET
@@ -548,13 +553,6 @@ async def atmsigd_user_via_switch(log_dir: Path) -> AsyncIterator[Via]:
                 assert sw.ports["sigd"].sig.uni.stats.rx_bad == 0 and host.sig.uni.stats.rx_bad == 0
             finally:
                 host.sig.close()
-
-
-def switch_call(sw: AtmSwitch, port: str) -> Call:
-    """The switch's only call leg on `port`."""
-    calls = list(sw.ports[port].sig.calls.values())
-    assert len(calls) == 1, calls
-    return calls[0]
 
 
 async def test_switch_serves_atmsigd_user_side(tmp_path: Path) -> None:
@@ -616,11 +614,7 @@ async def test_switch_serves_atmsigd_user_side(tmp_path: Path) -> None:
 
         # atmsigd's user clears the call it placed: RELEASE 16 on both legs
         mark = len(sl.msgs)
-        await peer.close(vcc)
-        await until(lambda: host.ended(call) is not None, 5)
-        ended = host.ended(call)
-        assert ended is not None and (ended.kind, ended.cause, ended.why) == (
-            CallEv.RELEASE_IND, CAUSE_NORMAL_CLEARING, Why.PEER)
+        await atmsigd_hangs_up(host, peer, vcc, call)
         assert sl.names(mark) == [("out", "RELEASE"), ("in", "RELEASE COMPLETE")]
         host.close_vc(call.vc)
 
@@ -745,7 +739,7 @@ async def test_atmsigd_call_flow_pcap_decodes_in_tshark(tmp_path: Path) -> None:
               "q2931.aal1.forward_max_cpcs_sdu_size"]
     rows: list[dict[str, int | None]] = [
         {f: (int(v, 0) if v not in ("", "True", "False") else {"": None, "True": 1, "False": 0}[v])
-         for f, v in zip(fields, line.split("\t"))}
+         for f, v in zip(fields, line.split("\t"), strict=True)}
         for line in tshark("-Y", "q2931", "-T", "fields", *[x for f in fields for x in ("-e", f)]).splitlines()]
     assert [r["q2931.message_type"] for r in rows] == [m.msg_type for _, m in wire]
     assert [r["q2931.call_ref_flag"] for r in rows] == [m.flag for _, m in wire]

@@ -15,6 +15,7 @@ API between two atmsigds (user side calls network side), for the Q.2931 tests to
 from __future__ import annotations
 
 import errno
+import itertools
 import re
 import subprocess
 from contextlib import asynccontextmanager
@@ -184,7 +185,7 @@ async def test_sscop_idle_link_with_atmsigd_held_by_keepalive(tmp_path: Path) ->
         assert ep.sscf.sscop.stats.polls - polls0 == len(ours)               # SSCOP's count = the wire's
         # every POLL answered at once, but one sent in the last moment
         assert all(d < 0.5 or t > trio.current_time() - 0.5 for t, d in theirs + ours), (theirs, ours)
-        gaps = [b[0] - a[0] for a, b in zip(link.wire[mark:], link.wire[mark + 1:])]
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(link.wire[mark:])]
         assert max(gaps) < 16.0, gaps                        # never silent for longer than Timer_IDLE
         assert link.sscf_states() == ["2/2", "4/10"]          # atmsigd never left "established"
         assert ep.sscf.sscop.stats.errors == 0 and not ep.sscf.maa_errors

@@ -40,7 +40,7 @@ def test_tshark_decodes_our_sscop_pdus(tmp_path: Path) -> None:
                          timeout=60).stdout
     frames = re.split(r"^Frame \d+:", out, flags=re.M)[1:]
     assert len(frames) == len(PDUS)
-    for text, (pdu, want) in zip(frames, PDUS):
+    for text, (pdu, want) in zip(frames, PDUS, strict=True):
         fields = dict(re.findall(r"^\s+(?:[.01 ]+ = )?([A-Za-z() ]+?): (.+)$", text, flags=re.M))
         for name, value in want.items():
             assert fields.get(name) == value, (type(pdu).__name__, name, fields)

@@ -484,7 +484,7 @@ async def test_offloaded_udp_checksum_is_a_correct_partial_sum(autojump_clock: t
         l2 = a.ndd_hdrlen
         frame = pkt.tobytes()
         udp_start = l2 + (frame[l2] & 0x0F) * 4
-        # csum_start marks the UDP header, csum_offset its checksum field (DESIGN.md §4)
+        # csum_start marks the UDP header, csum_offset its checksum field (virtio_net_hdr NEEDS_CSUM)
         assert pkt.csum_start - pkt.start == udp_start
         assert pkt.csum_offset == 6
         src, dst, length = ip_to_int(IP_A), ip_to_int(IP_B), 8 + size

@@ -1,4 +1,4 @@
-"""Stream sockets between two Stacks over a memory link: DESIGN.md §3 and Linux's errnos."""
+"""Stream sockets between two Stacks over a memory link: the README's "Sockets" and Linux's errnos."""
 from __future__ import annotations
 
 import errno
@@ -77,7 +77,7 @@ async def test_refused_keeps_autobound_name(autojump_clock: trio.testing.MockClo
         with err(errno.ECONNREFUSED):
             await cl.connect((IP_B, 5001))                      # RST to our SYN
         name = cl.getsockname()
-        assert name[1] in EPHEMERAL                             # DESIGN.md §3: the name remains
+        assert name[1] in EPHEMERAL                             # as on Linux, the name remains
         assert p.sb.tcp.stats.out_rsts == 1
         assert p.sa.tcp.stats.in_rsts == 1 and p.sa.tcp.stats.attempt_fails == 1
         with err(errno.ENOTCONN):

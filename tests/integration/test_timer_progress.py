@@ -130,7 +130,7 @@ async def test_input_ready_with_a_deadline_is_read_before_the_timer_acts(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service.run)
         cores = []
-        for i in range(40):
+        for _ in range(40):
             at = trio.current_time() + 1
             core = ProbeCore(at)
             cores.append(core)

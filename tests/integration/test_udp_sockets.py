@@ -1,4 +1,4 @@
-"""UDP sockets between two Stacks over a memory link: DESIGN.md §3 semantics and Linux's errnos."""
+"""UDP sockets between two Stacks over a memory link: the README's "Sockets" semantics and Linux's errnos."""
 from __future__ import annotations
 
 import errno

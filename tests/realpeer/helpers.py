@@ -43,3 +43,18 @@ async def read_all(stream) -> bytes:
     while chunk := await stream.receive_some():
         out += chunk
     return out
+
+
+async def output_at_exit(proc: trio.Process, timeout: float) -> bytes:
+    """All of `proc`'s stdout, once it has exited (within `timeout` seconds)."""
+    with trio.fail_after(timeout):
+        out = await read_all(proc.stdout)
+        await proc.wait()
+    return out
+
+
+async def kill_if_running(proc: trio.Process) -> None:
+    """For a `finally`: a process the test started does not outlive it."""
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()

@@ -195,7 +195,7 @@ def test_bench_cleans_up_on_sigterm(tmp_path: Path) -> None:
         cmd.kill()
     cmd.assert_clean_exit(signal.SIGTERM, rc, took, "bench")
     for kid in kids:
-        assert not os.path.exists(f"/proc/{kid}") or open(f"/proc/{kid}/stat").read().split()[2] == "Z"
+        assert not os.path.exists(f"/proc/{kid}") or Path(f"/proc/{kid}/stat").read_text().split()[2] == "Z"
         names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert f"ts{kid}x" not in names, names
 
@@ -207,7 +207,7 @@ class FakeSwitchPort:
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
-        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.addr = f"127.0.0.1:{self.sock.getsockname()[1]}"
 
     def wait_for_cells(self, timeout: float = 30) -> None:
         self.sock.settimeout(timeout)

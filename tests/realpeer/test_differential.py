@@ -126,5 +126,5 @@ def test_same_as_linux(results: tuple[dict[str, Any], dict[str, Any]], name: str
     steps = [list(s) if not any(isinstance(a, bytes) and len(a) > 16 for a in s) else [s[0], s[1], "..."]
              for s in SCENARIOS[name]]
     table = "\n".join(f"{str(st):60.60} linux={lx} tunstack={ts}"
-                      for st, lx, ts in zip(steps, linux[name], tunstack[name]))
+                      for st, lx, ts in zip(steps, linux[name], tunstack[name], strict=False))   # shown on failure
     assert tunstack[name] == linux[name], f"\n{table}"

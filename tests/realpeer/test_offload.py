@@ -1,6 +1,6 @@
-"""TUN offloads against the kernel (DESIGN.md §4): virtio_net_hdr in both directions.
+"""TUN offloads against the kernel (README "Offloads"): virtio_net_hdr in both directions.
 
-UDP stands in for TCP here (TCP arrives in a later issue): Linux's UDP_SEGMENT makes
+With UDP (TCP's TSO and GSO are in test_tcp.py): Linux's UDP_SEGMENT makes
 the kernel hand us a GSO_UDP_L4 super-frame, its UDP checksums arrive partial
 (NEEDS_CSUM), and a super-segment we write with NEEDS_CSUM + GSO is cut by the kernel
 into datagrams a socket in the namespace receives intact."""

@@ -41,7 +41,7 @@ from stack.stack import StackConfig
 from tools.lab.netns import NetnsHost, unique_name
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, require_real_peer
-from .helpers import read_all, run, start_linux
+from .helpers import kill_if_running, output_at_exit, read_all, run, start_linux
 
 CHUNK = 1 << 20
 BULK = 100 * CHUNK                  # 100 MiB each way
@@ -50,9 +50,9 @@ UP_SEED, DOWN_SEED = 1, 2           # client -> server, server -> client
 NOBODY = "10.77.0.9"                # on the subnet, owned by nobody
 NOBODY2 = "10.77.0.10"
 
-DATA_SRC = """
+DATA_SRC = f"""
 import random
-CHUNK = %d
+CHUNK = {CHUNK}
 
 def chunks(seed, total):
     i = 0
@@ -61,7 +61,7 @@ def chunks(seed, total):
         yield block[:total]
         total -= CHUNK
         i += 1
-""" % CHUNK
+"""
 _ns: dict = {}
 exec(DATA_SRC, _ns)
 chunks = _ns["chunks"]
@@ -224,13 +224,9 @@ async def stack_client_to_linux_server(peer: Peer, total: int, timeout: float) -
                     got, n, down_secs = await stack_recv(s)
             except trio.TooSlowError:
                 stalled(peer, s)
-        with trio.fail_after(10):
-            out = await read_all(proc.stdout)
-            await proc.wait()
+        out = await output_at_exit(proc, 10)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_if_running(proc)
     assert proc.returncode == 0, await read_all(proc.stderr)
     linux_sent, linux_got, linux_n, _, up_secs = out.decode().split()
     assert n == int(linux_n) == total
@@ -272,7 +268,7 @@ async def test_connect_refused(peer: Peer) -> None:
         with trio.fail_after(5), pytest.raises(ConnectionRefusedError) as info:
             await s.connect((peer.kernel_ip, 5999))
         assert info.value.errno == errno.ECONNREFUSED
-        # the auto-bound name stays (DESIGN.md §3); the socket is not connected
+        # the auto-bound name stays (as on Linux); the socket is not connected
         assert s.getsockname()[0] == peer.stack_ip and 32768 <= s.getsockname()[1] <= 60999
         with pytest.raises(OSError) as info2:
             s.getpeername()

@@ -25,7 +25,7 @@ from tools.lab.netns import NetnsHost, unique_name
 from tools.services.builtin import ServiceStats, udp_echo
 
 from .conftest import Peer, _peer, require_real_peer
-from .helpers import read_all, run, start_linux, wait_for
+from .helpers import kill_if_running, output_at_exit, run, start_linux, wait_for
 
 COUNT = 10_000
 WINDOW = 16
@@ -193,13 +193,9 @@ async def test_stack_client_bulk_to_linux_echo(tun_peer: Peer) -> None:
                         got.update(len(d).to_bytes(4, "big") + d)
                         window.release()
             await s.send(b"STOP!")
-        with trio.fail_after(10):
-            out = await read_all(proc.stdout)
-            await proc.wait()
+        out = await output_at_exit(proc, 10)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_if_running(proc)
     elapsed = trio.current_time() - t0
     n_linux, linux_sha = out.decode().split()
     assert bad == 0

@@ -2,6 +2,7 @@
 timer of RFC 1122 §3.3.2 and RFC 792 time exceeded)."""
 from __future__ import annotations
 
+import itertools
 import os
 
 from hypothesis import given, settings, strategies as st
@@ -207,7 +208,7 @@ def test_fragment_sizes_cover_payload(n: int, mtu: int) -> None:
     pieces = fragment_sizes(n, 20, mtu)
     assert pieces[0][0] == 0
     assert sum(length for _, length in pieces) == n
-    for (off, length), (nxt, _) in zip(pieces, pieces[1:]):
+    for (off, length), (nxt, _) in itertools.pairwise(pieces):
         assert off + length == nxt and length % 8 == 0 and off % 8 == 0
     assert all(20 + length <= mtu for _, length in pieces)
 

@@ -3,6 +3,7 @@ interface/routing/protocol tables and a recording link."""
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import socket
 import struct
@@ -209,9 +210,9 @@ def test_route_selection_longest_prefix_and_default(host: Host) -> None:
     assert send(host, "10.1.2.3") == 0
     assert send(host, "10.1.9.9") == 0
     assert send(host, "8.8.8.8") == 0
-    assert [(nh, ip.src) for (_, nh, _), ip in zip(link1.sent, sent_headers(link1))] == \
+    assert [(nh, ip.src) for (_, nh, _), ip in zip(link1.sent, sent_headers(link1), strict=True)] == \
         [(ip_to_int("192.168.1.1"), ip_to_int("192.168.1.2")), (ip_to_int("192.168.1.254"), ip_to_int("192.168.1.2"))]
-    assert [(nh, ip.src) for (_, nh, _), ip in zip(host.link.sent, sent_headers(host.link))] == \
+    assert [(nh, ip.src) for (_, nh, _), ip in zip(host.link.sent, sent_headers(host.link), strict=True)] == \
         [(ip_to_int("10.0.0.1"), ip_to_int(US))]
 
 
@@ -340,7 +341,7 @@ def test_ident_changes_per_datagram(host: Host) -> None:
         send(host, PEER)
     idents = [ip.ident for ip in sent_headers(host.link)]
     assert len(set(idents)) == 5
-    assert all((b - a) & 0xFFFF == 1 for a, b in zip(idents, idents[1:]))
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(idents))
 
 
 def test_ident_not_shared_across_stacks() -> None:

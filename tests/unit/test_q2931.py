@@ -272,7 +272,7 @@ def test_fuzz_ie_bodies(ies: list[tuple[int, int, bytes]], tail: bytes) -> None:
     else:
         assert not tail and len(r.ies) == len(ies)     # < 4 stray octets never frame an IE
         assert parse_message(r.emit()) == r     # spare bits are normalised, values kept
-        for ie, (i, c, d) in zip(r.ies, ies):   # opaque IEs re-emit verbatim
+        for ie, (i, c, d) in zip(r.ies, ies, strict=True):   # opaque IEs re-emit verbatim
             if isinstance(ie, (UnknownIE, MalformedIE)):
                 assert ie.emit() == bytes((i, c)) + len(d).to_bytes(2, "big") + d
 

@@ -16,5 +16,5 @@ def test_constants_match_python_socket_module() -> None:
 
 
 def test_aix_atm_names() -> None:
-    # DESIGN.md §6: AF_NDD 23, SOCK_CONN_DGRAM 6, NDD_PROT_ATM 5
+    # AIX's values: AF_NDD 23, SOCK_CONN_DGRAM 6, NDD_PROT_ATM 5
     assert (ss.AF_NDD, ss.SOCK_CONN_DGRAM, ss.NDD_PROT_ATM) == (23, 6, 5)

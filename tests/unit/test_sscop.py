@@ -239,7 +239,7 @@ def test_ustat_and_selective_retransmission() -> None:
 def test_stat_lists_gaps() -> None:
     link = connected()
     a, b = link.ends()
-    for i in range(8):
+    for _ in range(8):
         a.send(b"x", link.now)
     out = a.take_output()
     for k in (0, 3, 6):

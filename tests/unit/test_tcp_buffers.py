@@ -3,6 +3,7 @@ receive buffer's reassembly of out-of-order segments (RFC 9293 §3.10.7.4 "segme
 with the SACK blocks it reports (RFC 2018 §4), and the sender's SACK scoreboard (RFC 6675 §3)."""
 from __future__ import annotations
 
+import itertools
 import random
 
 from hypothesis import given, settings, strategies as st
@@ -160,7 +161,7 @@ def segmented(draw: st.DrawFn) -> tuple[int, bytes, list[tuple[int, bytes]]]:
     irs = draw(st.integers(0, 0xFFFFFFFF))
     cuts = sorted(set(draw(st.lists(st.integers(1, len(data)), max_size=12))) | {0, len(data)})
     segs = []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         # stretch some segments backwards/forwards so that they overlap their neighbours
         a2 = max(0, a - draw(st.integers(0, 8)))
         b2 = min(len(data), b + draw(st.integers(0, 8)))
@@ -300,7 +301,7 @@ def test_scoreboard_matches_a_set_model(blocks: list[tuple[int, int]]) -> None:
         model |= set(range(start, end))
     assert sb.sacked == len(model)
     assert all(sb.is_sacked(sq.add(una, i)) == (i in model) for i in range(120))
-    for (l1, r1), (l2, _) in zip(sb.blocks, sb.blocks[1:]):
+    for (_, r1), (l2, _) in itertools.pairwise(sb.blocks):
         assert sq.lt(r1, l2)                               # disjoint, sorted, not adjacent
 
 

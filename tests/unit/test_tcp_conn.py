@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import heapq
+import itertools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -1297,8 +1298,8 @@ def test_persist_probes_back_off() -> None:
             times.append(rig.now)
             rig.rx(ACK, ack=ISS + 1, win=0, at=rig.now + 0.01)
     assert times[0] - t0 == pytest.approx(max(c.rtt.rto, c.config.persist_min))
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(b >= a for a, b in zip(gaps, gaps[1:]))
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(b >= a for a, b in itertools.pairwise(gaps))
     assert gaps[2] >= 4 * gaps[0]
     assert max(gaps) <= c.config.persist_max + c.config.rto_max
 
@@ -1395,7 +1396,7 @@ def test_nagle_holds_small_segments_while_data_is_unacked() -> None:
     assert rig.send(b"b" * 100) == []
     assert rig.send(b"c" * 100) == []
     out = rig.rx(ACK, ack=ISS + 101, at=rig.now + 0.05)
-    assert [(off, n, p) for (off, n), p in zip(data_segments(out), [s.payload for s in out])] == [
+    assert [(off, n, p) for (off, n), p in zip(data_segments(out), [s.payload for s in out], strict=True)] == [
         (100, 200, b"b" * 100 + b"c" * 100)]
 
 

@@ -327,7 +327,7 @@ def test_rst_to_listener_is_ignored() -> None:
 
 
 def test_bad_checksum_is_dropped_and_counted() -> None:
-    """RFC 9293 §3.1 / DESIGN.md §2: a bad checksum is counted and the segment dropped unanswered."""
+    """RFC 9293 §3.1: a bad checksum is counted and the segment dropped unanswered."""
     net = Net()
     net.listener()
     assert net.rx(SYN, ISN_PEER, csum_ok=False) == []

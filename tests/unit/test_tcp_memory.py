@@ -97,7 +97,7 @@ def test_a_client_that_never_reads_keeps_the_initial_buffer() -> None:
     the window closes -- what a never-reading client pins is bounded by it."""
     rig = established(ts=False)
     c = rig.conn
-    for i in range(200):
+    for _ in range(200):
         rig.rx(ACK, payload=b"d" * MSS, at=rig.now + 0.001)
     assert c.rcv.capacity == 131072
     assert len(c.rcv) <= 131072 and c.rcv.held() <= 131072

@@ -1,4 +1,4 @@
-"""TCP over a device with offloads (DESIGN.md §4): TSO super-segments with a partial
+"""TCP over a device with offloads (README "Offloads"): TSO super-segments with a partial
 checksum on the way out, GSO super-frames taken as one segment on the way in."""
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_no_offload_full_software_checksum() -> None:
     net = OffloadNet(csum=False, tso=False)
     conn = net.established()
     conn.send(memoryview(b"x" * 3000), net.now)
-    for seg, pkt in net.segments():
+    for _, pkt in net.segments():
         assert pkt.csum_start < 0 and not pkt.gso_size
         assert ones_sum(pkt.view()[20:], pseudo_header_sum(US, PEER, IPPROTO_TCP, len(pkt) - 20)) == 0xFFFF
 

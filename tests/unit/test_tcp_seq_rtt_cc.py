@@ -3,6 +3,7 @@ the congestion controllers: NewReno (RFC 5681, RFC 6582) and CUBIC (RFC 9438).
 Pure functions and small objects; time is a plain float."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -169,7 +170,7 @@ def test_congestion_avoidance_adds_one_mss_per_window() -> None:
     """RFC 5681 §3.1 eq. 3: about one SMSS per RTT once cwnd >= ssthresh."""
     cc = NewReno(MSS)
     cc.ssthresh = cc.cwnd = 10 * MSS
-    for rtt in range(5):
+    for _ in range(5):
         w = cc.cwnd
         for _ in range(w // MSS):
             cc.on_ack(MSS, w, 0.0, 0.1)
@@ -264,7 +265,7 @@ def test_cubic_window_grows_to_w_max_at_k() -> None:
     assert rounds[-1] > 1010                             # then the convex region probes beyond W_max
     assert cc.w_est < cc.cwnd / MSS                      # W_est (Reno) was never in charge
     # RFC 9438 §4.2: the target is clamped to at most 1.5 cwnd per round
-    for a, b in zip([700.0] + rounds, rounds):
+    for a, b in itertools.pairwise([700.0, *rounds]):
         assert b <= 1.5 * a + 1
 
 

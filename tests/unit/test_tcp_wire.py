@@ -2,7 +2,7 @@
 MSS (RFC 9293 §3.2), window scale and timestamps (RFC 7323 §2-3), SACK-permitted and
 SACK (RFC 2018 §2-3) options.  Round trips with hypothesis, cross-checks against dpkt,
 and malformed input -- which must come back as a counter name or a repr with the option
-skipped, never an exception (DESIGN.md §2)."""
+skipped, never an exception (bad input is data: README "Counters")."""
 from __future__ import annotations
 
 import struct
@@ -67,7 +67,7 @@ def test_parse_reports_payload_offset() -> None:
     (bytes(header(off=15, opts=bytes(36))), "in_truncated"),
 ])
 def test_malformed_header_is_a_counter_name(data: bytes, counter: str) -> None:
-    """DESIGN.md §2: bad input is data -- the caller gets the counter to bump."""
+    """Bad input is data -- the caller gets the counter to bump."""
     assert TcpRepr.parse(data) == counter
 
 

@@ -1,4 +1,4 @@
-"""virtio_net_hdr codec (DESIGN.md §4): what the kernel tells us on read, what we
+"""virtio_net_hdr codec (<linux/virtio_net.h>): what the kernel tells us on read, what we
 tell it on write."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Wire reprs: Ethernet II (RFC 894), ARP (RFC 826), IPv4 header (RFC 791 §3.1),
 ICMP (RFC 792).  Round trips, cross-checks against dpkt, and malformed input that
-must come back as None / a counter name, never as an exception (DESIGN.md §2)."""
+must come back as None / a counter name, never as an exception (README "Counters")."""
 from __future__ import annotations
 
 import socket

@@ -190,3 +190,13 @@ def fmt(v: float | None) -> str:
     if v >= 100:
         return f"{v:,.0f}"
     return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
+def markdown_table(rows: list[list[str]]) -> list[str]:
+    """`rows` (the head first) as the lines of a Markdown table, a rule under the head: the
+    first two columns (what, unit) left-aligned, the figures right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(x.ljust(w) if i < 2 else x.rjust(w)
+                               for i, (x, w) in enumerate(zip(r, widths, strict=True))) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return lines

@@ -55,8 +55,8 @@ PORT = 5301
 BLOCK = random.Random(10).randbytes((1 << 20) + 7)     # odd size: blocks land at varying offsets
 LINUX_MIB = ("TCPTimeouts", "TCPLostRetransmit", "RetransSegs", "OutSegs", "TCPFastRetrans", "TCPSackRecovery",
              "TCPLossProbes", "TCPSpuriousRTOs", "TCPDSACKUndo", "TCPSACKReorder", "TCPRenoRecovery",
-             "TCPSackRecoveryFail", "TCPDSACKRecv", "TCPFullUndo", "TCPPartialUndo", "TCPLossUndo", "TCPDSACKIgnoredNoUndo",
-             "TCPDSACKIgnoredOld", "TCPDSACKRecvSegs")
+             "TCPSackRecoveryFail", "TCPDSACKRecv", "TCPFullUndo", "TCPPartialUndo", "TCPLossUndo",
+             "TCPDSACKIgnoredNoUndo", "TCPDSACKIgnoredOld", "TCPDSACKRecvSegs")
 STACK_STATS = ("rto_fires", "fast_retransmits", "retrans_segs", "out_segs", "loss_probes", "probe_recoveries",
                "rack_lost", "lost_retransmits", "rack_timeouts", "dsacks_received", "sack_reneging",
                "recovery_undos", "dsacks_sent", "ooo_segs", "ofo_dropped", "paws_drops", "out_of_window",
@@ -100,8 +100,9 @@ def linux_mib(host: NetnsHost) -> dict[str, int]:
     out: dict[str, int] = {}
     for path in ("/proc/net/netstat", "/proc/net/snmp"):
         lines = host.run("cat", path).stdout.splitlines()
-        for names, values in zip(lines[::2], lines[1::2]):
-            for k, v in zip(names.split()[1:], values.split()[1:]):
+        # the kernel prints each table as a names line and a values line; a torn read is cut short
+        for names, values in zip(lines[::2], lines[1::2], strict=False):
+            for k, v in zip(names.split()[1:], values.split()[1:], strict=False):
                 if k in LINUX_MIB:
                     out[k] = int(v)
     return out
@@ -152,8 +153,8 @@ async def run_linux(total: int, seed: int, timeout: float, linux_cc: str) -> dic
                 st.ns.ns_attach(ndd)
                 st.ns.ns_alloc(ndd.ndd_name)
             # A -> (faults "in") -> B, and B -> (faults "out") -> A
-            faulty.nd_receive = lambda _ndd, pkt: tun_b.ndd_output(pkt)   # type: ignore[assignment]
-            tun_b.nd_receive = lambda _ndd, pkt: faulty.ndd_output(pkt)   # type: ignore[assignment]
+            faulty.nd_receive = lambda _ndd, pkt: tun_b.ndd_output(pkt)
+            tun_b.nd_receive = lambda _ndd, pkt: faulty.ndd_output(pkt)
             async with trio.open_nursery() as n:
                 sink = await n.start(lambda task_status: trio.run_process(
                     peer_argv(b, "sink", str(PORT)), stdout=subprocess.PIPE, check=False,
@@ -183,7 +184,8 @@ async def _line(proc: trio.Process) -> dict[str, Any]:
             raise EOFError("Linux peer exited")
         buf += chunk
     text, _buffers[id(proc)] = buf.split(b"\n", 1)
-    return json.loads(text)  # type: ignore[no-any-return]
+    line: dict[str, Any] = json.loads(text)
+    return line
 
 
 # --- tunstack <-> Linux -------------------------------------------------------------------
@@ -287,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     LINUX_CC[0] = a.linux_cc
     total = int(a.mb * 1_000_000)
-    report: dict[str, Any] = {"faults": FAULTS, "linux_cc": a.linux_cc or "default", "stack_cc": a.stack_cc or "default", "bytes": total, "loadavg_before": os.getloadavg()[0]}
+    report: dict[str, Any] = {"faults": FAULTS, "linux_cc": a.linux_cc or "default",
+                              "stack_cc": a.stack_cc or "default", "bytes": total,
+                              "loadavg_before": os.getloadavg()[0]}
     for which in a.which.split(","):
         for direction in a.dir.split(",") if which == "stack" else ["out"]:
             runs = []

@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import pytcp as bench_pytcp, slirp as bench_slirp, svc as bench_svc, tunstack as bench_tunstack, veth as bench_veth
-from .common import ROOT, Cell, Params, Section, fmt, params
+from . import pytcp as bench_pytcp, slirp as bench_slirp, svc as bench_svc
+from . import tunstack as bench_tunstack, veth as bench_veth
+from .common import ROOT, Cell, Params, Section, fmt, markdown_table, params
 
 # key, label, unit (for memory smaller is better; the ratio still reads tunstack ÷ peer)
 ROWS: list[tuple[str, str, str]] = [
@@ -82,16 +83,13 @@ def render(sections: dict[str, Section], meta: dict[str, object]) -> str:
         return f"n/a [{notes.index(c.note) + 1}]"
 
     head = ["measurement", "unit", *COLUMNS, "tunstack ÷ pmd-pytcp", "tunstack ÷ veth"]
-    rows = [head, ["---"] * len(head)]
+    rows = [head]
     for key, label, unit in ROWS:
         cs = [sections[c].cells[key] if c in sections else Cell(None, "section not run") for c in COLUMNS]
         r_p, r_v = ratio(cs[0], cs[1]), ratio(cs[0], cs[3])
         rows.append([label, unit, *(cell(c) for c in cs),
                      f"{r_p:.2f}×" if r_p is not None else "", f"{r_v:.3f}×" if r_v is not None else ""])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["| " + " | ".join(x.ljust(w) if i < 2 else x.rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
-             + " |" for r in rows]
-    lines[1] = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    lines = markdown_table(rows)
     lines.insert(0, f"tunstack benchmark, {meta['date']}, {meta['machine']}"
                     f"{' (--quick)' if meta['quick'] else ''}; {meta['seconds']:g} s per figure\n")
     lines += [""] + [f"[{i + 1}] {n}" for i, n in enumerate(notes)] + remarks(sections)

@@ -30,7 +30,7 @@ from protocols.atm.uni.call import Call, CallEv, CallEvent, Side
 from stack.atm_switch import AtmSwitch
 from stack.stack import Stack, StackConfig
 
-from .common import Cell, Params, Section, fmt
+from .common import Cell, Params, Section, fmt, markdown_table
 
 NET = "47000580ffe1000000f21a"
 AESA_A = bytes.fromhex(f"{NET}0001" + "000000000001" + "00")
@@ -241,10 +241,7 @@ def render(sections: dict[str, Section]) -> str:
         cs = [sections[c].cells.get(key, Cell(None, "section not run")) for c in COLUMNS]
         r = cs[0].value / cs[1].value if cs[0].value is not None and cs[1].value else None
         rows.append([label, unit, *(cell(c) for c in cs), f"{r:.2f}×" if r is not None else ""])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["| " + " | ".join(x.ljust(w) if i < 2 else x.rjust(w) for i, (x, w) in
-                               enumerate(zip(r, widths))) + " |" for r in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines = markdown_table(rows)
     t = sections["tunstack"].cells.get("calls_seq")
     if t is not None and t.value is not None:
         verdict = "met" if t.value >= TARGET_CALLS_PER_S else "NOT met"

@@ -19,14 +19,19 @@ ROWS = ["bulk_in", "bulk_out", "rr", "cps"]
 
 
 def iperf3_mbit(server_ns: NetnsHost, client_ns: NetnsHost, seconds: float) -> float:
+    def client() -> subprocess.CompletedProcess[str]:
+        return client_ns.run("iperf3", "-c", A_IP, "-p", "5201", "-t", str(max(1, round(seconds))), "-J",
+                             timeout=seconds + 30)
+
     with Proc(server_ns.exec_argv("iperf3", "-s", "-1", "-B", A_IP, "-p", "5201")):
-        for _ in range(25):  # the server may not listen yet: retry a refused client briefly
-            out = client_ns.run("iperf3", "-c", A_IP, "-p", "5201", "-t", str(max(1, round(seconds))), "-J",
-                                timeout=seconds + 30)
-            # with -J iperf3 reports "unable to connect" in its JSON, whatever its exit status
+        out = client()
+        # the server may not listen yet: retry a refused client briefly (25 tries in all); with -J
+        # iperf3 reports "unable to connect" in its JSON, whatever its exit status
+        for _ in range(24):
             if "unable to connect" not in out.stdout + out.stderr:
                 break
             time.sleep(0.2)
+            out = client()
     if out.returncode != 0:
         raise RuntimeError(f"iperf3 failed: {(out.stderr or out.stdout).strip()[-200:]}")
     data = json.loads(out.stdout)

@@ -39,7 +39,7 @@ from .atm_svc import add_svc_parsers, check_svc_options, run_call, run_server
 from .atm_args import hostport, line_rate, rate_text
 from .atm_switch import add_switch_parser, check_switch_options, serve_switch
 from .command import cancel_on_shutdown, run_command, until_shutdown
-from .nc import read_stdin_lines
+from .nc import DatagramSession
 from tools.services.builtin import ServiceStats, parse_serve, start_services
 
 DEFAULT_VPI, DEFAULT_VCI = 0, 100
@@ -246,7 +246,7 @@ def make_phy(args: argparse.Namespace) -> UdpPhy:
 
 
 def _addr(a: tuple[str, int] | None) -> str:
-    return "%s:%d" % a if a else "learning"
+    return "{}:{}".format(*a) if a else "learning"
 
 
 def phy_ready(args: argparse.Namespace, phy: UdpPhy) -> str:
@@ -271,51 +271,16 @@ async def _drain(ndd: AtmNdd) -> None:
 
 
 # --- atm pvc -------------------------------------------------------------------------------
-class _Pvc:
+class _Pvc(DatagramSession):
+    """An ATM PVC: with -l, lines wait until the PHY has learned the far end."""
+
     def __init__(self, args: argparse.Namespace, sock: Any, phy: UdpPhy, scope: trio.CancelScope) -> None:
-        self.args, self.sock, self.phy, self.scope = args, sock, phy, scope
-        self.received = 0
-        self.error: OSError | None = None
+        super().__init__(args, sock, scope)
+        self.phy = phy
 
-    def activity(self) -> None:
-        if self.args.idle is not None:
-            self.scope.deadline = trio.current_time() + self.args.idle
-
-    def fail(self, exc: OSError) -> None:
-        self.error = exc
-        self.scope.cancel()
-
-    async def receiver(self) -> None:
-        out = sys.stdout.buffer
-        while True:
-            try:
-                data = await self.sock.recv(65535)
-            except OSError as exc:
-                self.fail(exc)
-                return
-            self.received += 1
-            self.activity()
-            out.write(data)
-            out.flush()
-            if self.args.count is not None and self.received >= self.args.count:
-                self.scope.cancel()
-                return
-
-    async def sender(self) -> None:
-        send, recv = trio.open_memory_channel[bytes](16)
-        async with trio.open_nursery() as n:
-            n.start_soon(read_stdin_lines, send)
-            async for line in recv:
-                await self.phy.learned.wait()     # -l: hold lines until the far end is known
-                try:
-                    await self.sock.send(line)
-                except OSError as exc:
-                    self.fail(exc)
-                    return
-                self.activity()
-        if self.args.quit_after_eof >= 0:
-            await trio.sleep(self.args.quit_after_eof)
-            self.scope.cancel()
+    async def send(self, line: bytes) -> None:
+        await self.phy.learned.wait()     # -l: hold lines until the far end is known
+        await self.sock.send(line)
 
 
 async def run_pvc(args: argparse.Namespace) -> int:
@@ -399,7 +364,8 @@ async def _fetch(st: Any, args: argparse.Namespace) -> int:
     """GET the URL with Connection: close; the body goes to stdout or -o FILE."""
     head_sent = (f"GET {args.fetch_path} HTTP/1.1\r\nHost: {args.fetch_host}\r\n"
                  f"User-Agent: tunstack-atm\r\nConnection: close\r\n\r\n").encode()
-    sink = open(args.output, "wb") if args.output else sys.stdout.buffer
+    # a file we open we close below; stdout is not ours to close
+    sink = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     h, n, head, buf = hashlib.sha256(), 0, b"", b""
     t0 = time.perf_counter()
     try:

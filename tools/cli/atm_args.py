@@ -19,7 +19,8 @@ def hostport(p: argparse.ArgumentParser, opt: str, value: str) -> tuple[str, int
         info = _pysocket.getaddrinfo(host, port, _pysocket.AF_INET, _pysocket.SOCK_DGRAM)
     except OSError as exc:
         p.error(f"{opt}: cannot resolve {host!r}: {exc.strerror or exc}")
-    return info[0][4][:2]
+    addr = info[0][4]   # AF_INET: (address, port)
+    return str(addr[0]), int(addr[1])
 
 
 def line_rate(p: argparse.ArgumentParser, value: str) -> float:

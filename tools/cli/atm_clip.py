@@ -224,8 +224,8 @@ async def run_arp_server(args: argparse.Namespace) -> int:
                 if ep is None or not ep.link_up:
                     raise OSError(errno.EHOSTDOWN, f"no signalling link to the switch at {args.switch} "
                                                    f"within {args.wait:g} s")
-                print("ready: dev=%s kind=atm-udp local=%s:%d switch=%s:%d addr=%s lifetime=%g"
-                      % (args.dev, *phy.local_address, *args.switch_addr, args.aesa_b.hex(), args.lifetime),
+                print("ready: dev={} kind=atm-udp local={}:{} switch={}:{} addr={} lifetime={:g}".format(
+                      args.dev, *phy.local_address, *args.switch_addr, args.aesa_b.hex(), args.lifetime),
                       flush=True)
                 await until_shutdown()
                 for ip, aesa, expires, is_open in core.server.table():

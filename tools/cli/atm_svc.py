@@ -270,8 +270,8 @@ async def run_server(args: argparse.Namespace) -> int:
                 lst.bind((args.dev, CONN_SVC, args.aesa, b""))
                 lst.listen(args.max_pend)
                 await host.wait_link(args.wait)          # a signal here cancels it (tools/cli/command.py)
-                print("ready: dev=%s kind=atm-udp local=%s:%d switch=%s:%d addr=%s max-pend=%d"
-                      % (args.dev, *phy.local_address, *args.switch_addr, args.aesa.hex(), args.max_pend),
+                print("ready: dev={} kind=atm-udp local={}:{} switch={}:{} addr={} max-pend={}".format(
+                      args.dev, *phy.local_address, *args.switch_addr, args.aesa.hex(), args.max_pend),
                       flush=True)
                 async with trio.open_nursery() as n:
                     async def acceptor() -> None:

@@ -200,7 +200,7 @@ async def serve_switch(args: argparse.Namespace) -> int:
                 sw.add_pvc(a, b)
             except ValueError as exc:
                 raise OSError(0, f"--pvc: {exc}") from None
-        ports = " ".join("port.%s=%s:%d" % (n, *p.phy.local_address)    # type: ignore[attr-defined]
+        ports = " ".join("port.{}={}:{}".format(n, *p.phy.local_address)    # type: ignore[attr-defined]
                          for n, p in sw.ports.items())
         print(f"ready: switch={args.name} {ports} pvcs={len(args.pvc_specs)} "
               f"line-rate={rate_text(args.line_rate_bps)}", flush=True)

@@ -19,11 +19,15 @@ import argparse
 import os
 import socket as _pysocket
 import sys
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .device import attach, open_device
 from .nc_tcp import run_tcp
+
+if TYPE_CHECKING:
+    from stack.socket import Socket
 
 EPILOG_NC = """examples:
   ip netns exec demo socat TCP-LISTEN:5000,reuseaddr EXEC:cat &    # a Linux TCP echo
@@ -113,9 +117,9 @@ def check_nc_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> No
         p.error("-N (shutdown) is for TCP: not with -u")
 
 
-def _port(p: argparse.ArgumentParser, value: object, allow_zero: bool = False) -> int:
+def _port(p: argparse.ArgumentParser, value: str | int, allow_zero: bool = False) -> int:
     try:
-        port = int(value)  # type: ignore[arg-type]
+        port = int(value)
     except (TypeError, ValueError):
         p.error(f"bad port {value!r}")
     if not (0 if allow_zero else 1) <= port <= 65535:
@@ -141,36 +145,46 @@ async def read_stdin_lines(send: trio.MemorySendChannel) -> None:
             await send.send(pending)
 
 
-class _Nc:
-    def __init__(self, args: argparse.Namespace, sock, cancel: trio.CancelScope) -> None:
-        self.args, self.sock, self.cancel = args, sock, cancel
+class DatagramSession:
+    """A datagram netcat session: each stdin line goes out as one datagram, each datagram
+    received goes to stdout.  It ends on a socket error (kept in `error`), after -c COUNT
+    datagrams, -q SECS after stdin's EOF, or --idle SECS without traffic (`scope`'s deadline).
+    Subclasses say how a datagram is received and sent."""
+
+    def __init__(self, args: argparse.Namespace, sock: Any, scope: trio.CancelScope) -> None:
+        self.args, self.sock, self.scope = args, sock, scope
         self.received = 0
-        self.peer: tuple[str, int] | None = None
-        self.have_peer = trio.Event()
-        self.deadline_scope: trio.CancelScope | None = None
         self.error: OSError | None = None
 
+    async def receive(self) -> bytes:
+        data: bytes = await self.sock.recv(65535)
+        return data
+
+    async def send(self, line: bytes) -> None:
+        await self.sock.send(line)
+
     def activity(self) -> None:
-        if self.args.idle is not None and self.deadline_scope is not None:
-            self.deadline_scope.deadline = trio.current_time() + self.args.idle
+        if self.args.idle is not None:
+            self.scope.deadline = trio.current_time() + self.args.idle
+
+    def fail(self, exc: OSError) -> None:
+        self.error = exc
+        self.scope.cancel()
 
     async def receiver(self) -> None:
         out = sys.stdout.buffer
         while True:
             try:
-                data, addr = await self.sock.recvfrom(65535)
+                data = await self.receive()
             except OSError as exc:
                 self.fail(exc)
                 return
             self.received += 1
             self.activity()
-            if self.args.listen and addr is not None:
-                self.peer = addr
-                self.have_peer.set()
             out.write(data)
             out.flush()
             if self.args.count is not None and self.received >= self.args.count:
-                self.cancel.cancel()
+                self.scope.cancel()
                 return
 
     async def sender(self) -> None:
@@ -179,22 +193,37 @@ class _Nc:
             n.start_soon(read_stdin_lines, send)
             async for line in recv:
                 try:
-                    if self.args.listen:
-                        await self.have_peer.wait()
-                        await self.sock.sendto(line, self.peer)
-                    else:
-                        await self.sock.send(line)
+                    await self.send(line)
                 except OSError as exc:
                     self.fail(exc)
                     return
                 self.activity()
         if self.args.quit_after_eof >= 0:
             await trio.sleep(self.args.quit_after_eof)
-            self.cancel.cancel()
+            self.scope.cancel()
 
-    def fail(self, exc: OSError) -> None:
-        self.error = exc
-        self.cancel.cancel()
+
+class _Nc(DatagramSession):
+    """UDP: with -l the first sender becomes the peer our lines go to."""
+
+    def __init__(self, args: argparse.Namespace, sock: Socket, scope: trio.CancelScope) -> None:
+        super().__init__(args, sock, scope)
+        self.peer: tuple[str, int] | None = None
+        self.have_peer = trio.Event()
+
+    async def receive(self) -> bytes:
+        data, addr = await self.sock.recvfrom(65535)
+        if self.args.listen and addr is not None:
+            self.peer = addr
+            self.have_peer.set()
+        return data
+
+    async def send(self, line: bytes) -> None:
+        if self.args.listen:
+            await self.have_peer.wait()
+            await self.sock.sendto(line, self.peer)
+        else:
+            await self.sock.send(line)
 
 
 async def run_nc(args: argparse.Namespace) -> int:
@@ -211,19 +240,17 @@ async def run_nc(args: argparse.Namespace) -> int:
             with sock:
                 if args.listen:
                     sock.bind((args.bind_host, args.port))
-                    what = f"listen=udp/{'%s:%d' % sock.getsockname()}"
+                    what = "listen=udp/{}:{}".format(*sock.getsockname())
                 else:
                     if args.port is not None:
                         sock.bind(("", args.port))
                     await sock.connect((args.host, args.dport))
-                    what = f"connect=udp/{args.host}:{args.dport} local={'%s:%d' % sock.getsockname()}"
+                    what = "connect=udp/{}:{} local={}:{}".format(args.host, args.dport, *sock.getsockname())
                 print(f"{dev.ready_line(args)} {what}", file=sys.stderr, flush=True)
                 with trio.CancelScope() as scope:
                     nc = _Nc(args, sock, scope)
                     async with trio.open_nursery() as n:
-                        if args.idle is not None:
-                            nc.deadline_scope = scope
-                            nc.activity()
+                        nc.activity()
                         n.start_soon(nc.receiver)
                         n.start_soon(nc.sender)
             if dev.pcap:

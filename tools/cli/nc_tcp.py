@@ -125,7 +125,7 @@ async def _connect(args: argparse.Namespace, st: Any, ready: str) -> Any:
     except BaseException:   # cancelled by -w: do not leak the half-open socket
         sock.close()
         raise
-    print(f"{ready} connect=tcp/{args.host}:{args.dport} local={'%s:%d' % sock.getsockname()}",
+    print("{} connect=tcp/{}:{} local={}:{}".format(ready, args.host, args.dport, *sock.getsockname()),
           file=sys.stderr, flush=True)
     return sock
 
@@ -135,11 +135,11 @@ async def _accept(args: argparse.Namespace, st: Any, ready: str) -> Any:
         with st.socket(_pysocket.AF_INET, _pysocket.SOCK_STREAM) as listener:
             listener.bind((args.bind_host, args.port))
             listener.listen(1)
-            print(f"{ready} listen=tcp/{'%s:%d' % listener.getsockname()}", file=sys.stderr, flush=True)
+            print("{} listen=tcp/{}:{}".format(ready, *listener.getsockname()), file=sys.stderr, flush=True)
             sock, peer = await listener.accept()
     except OSError as exc:
         raise Failed(exc.strerror or str(exc)) from None
-    print(f"accepted=tcp/{'%s:%d' % peer}", file=sys.stderr, flush=True)
+    print("accepted=tcp/{}:{}".format(*peer), file=sys.stderr, flush=True)
     return sock
 
 

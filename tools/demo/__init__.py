@@ -4,5 +4,6 @@
   tcp     the TCP part (curl, a refused connect, bulk)
   atm     the ATM part (PVCs, CLIP, pings, HTTP over TCP over ATM)
   svc     the SVC part (an emulated switch, two stacks, calls)
+  probes  what the parts share: a ping series, an HTTP GET
   report  one line per step, and the verdict
 """

@@ -29,6 +29,7 @@ from protocols.atm.sockets.sockaddr import CONN_PVC
 from stack import Stack
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
 
+from .probes import http_get_pattern, ping_series
 from .svc import svc_demo
 from tools.services.http import pattern_bytes
 from tools.services.builtin import ServiceStats, tcp_http
@@ -88,33 +89,19 @@ async def _learned(st: Stack, ifname: str) -> int | None:
 
 async def _pings(report: "Report", st: Stack, dst: str, who: str, peer: str, count: int, size: int,
                  extra: str = "") -> None:
-    rtts, errors = [], []
-    for _ in range(count):
-        try:
-            rtts.append(await st.ping(dst, size=size, timeout=3))
-        except OSError as exc:
-            errors.append(str(exc))
-    detail = ", ".join(f"{r * 1000:.3f} ms" for r in rtts) + ("; " + "; ".join(errors) if errors else "")
-    report.step(f"ATM: {who} pings {peer} at {dst} over CLIP ({size} bytes{extra})", not errors, detail)
+    ok, detail = await ping_series(st, dst, count, size)
+    report.step(f"ATM: {who} pings {peer} at {dst} over CLIP ({size} bytes{extra})", ok, detail)
 
 
 async def http_get(report: "Report", sa: Stack, sb: Stack) -> None:
     stats = ServiceStats()
-    body, ok = b"", False
+    ok, got = False, 0
     async with trio.open_nursery() as services:
         await services.start(partial(tcp_http, sb, 80, stats=stats))
         with trio.move_on_after(10):
-            with sa.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                await s.connect((ATM_B, 80))
-                await s.sendall(f"GET /bytes/{HTTP_BYTES} HTTP/1.1\r\nHost: {ATM_B}\r\n"
-                                "Connection: close\r\n\r\n".encode())
-                data = bytearray()
-                while chunk := await s.recv(65536):
-                    data += chunk
-                head, _, body = bytes(data).partition(b"\r\n\r\n")
-                ok = head.startswith(b"HTTP/1.1 200 ") and body == pattern_bytes(0, HTTP_BYTES)
+            ok, got = await http_get_pattern(sa, ATM_B, HTTP_BYTES)
         services.cancel_scope.cancel()
-    report.step(f"ATM: TCP HTTP GET /bytes/{HTTP_BYTES} from stack b over CLIP", ok, f"{len(body)} bytes")
+    report.step(f"ATM: TCP HTTP GET /bytes/{HTTP_BYTES} from stack b over CLIP", ok, f"{got} bytes")
 
 
 async def tcp_bulk(report: "Report", sa: Stack, sb: Stack) -> None:
@@ -191,7 +178,7 @@ async def atm_demo(report: "Report", out: Path) -> None:
     pa, pb = UdpPhy(), UdpPhy()
     pa.connect(pb.local_address)
     pb.connect(pa.local_address)
-    print(f"    PHYs: a at {'%s:%d' % pa.local_address}, b at {'%s:%d' % pb.local_address}")
+    print("    PHYs: a at {}:{}, b at {}:{}".format(*pa.local_address, *pb.local_address))
     a, b = AtmNdd("atm0", pa), AtmNdd("atm1", pb)
     paths = (out / "atm-a.pcap", out / "atm-b.pcap")
     recs: list[PcapRecorder] = []

@@ -185,7 +185,7 @@ async def _call(report: "Report", sa: Stack) -> None:
                     good &= await s.recv(65535) == data
                     rtts.append((trio.current_time() - t1) * 1000)
             ok = good
-            detail = ", ".join(f"{n} B {r:.2f} ms" for n, r in zip(SIZES, rtts))
+            detail = ", ".join(f"{n} B {r:.2f} ms" for n, r in zip(SIZES, rtts, strict=True))
         except (OSError, trio.TooSlowError) as exc:
             detail = f"{type(exc).__name__}: {exc}"
             report.step("ATM SVC: stack a calls stack b's AESA through the switch", False, detail)

@@ -24,6 +24,8 @@ from tools.services.http import pattern_bytes
 from tools.lab.netns import NetnsHost
 from tools.services.builtin import ServiceStats, tcp_discard, tcp_http
 
+from .probes import http_get_pattern
+
 if TYPE_CHECKING:
     from .report import Report
 
@@ -145,11 +147,13 @@ async def stack_to_linux(report: "Report", st: Any, host: NetnsHost, kernel_ip: 
     sink = await trio.lowlevel.open_process(
         host.exec_argv(sys.executable, "-c", LINUX_SINK, kernel_ip, str(SINK_PORT)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout = sink.stdout
+    assert stdout is not None   # stdout=PIPE
     out, detail, ok = b"", "", False
     try:
         with trio.fail_after(120):
             while b"listening" not in out:
-                chunk = await sink.stdout.receive_some()
+                chunk = await stdout.receive_some()
                 if not chunk:
                     break
                 out += chunk
@@ -163,7 +167,7 @@ async def stack_to_linux(report: "Report", st: Any, host: NetnsHost, kernel_ip: 
                     pass
                 elapsed = trio.current_time() - t0
                 info = s.tcp_info() if hasattr(s, "tcp_info") else {}
-            async for chunk in sink.stdout:
+            async for chunk in stdout:
                 out += chunk
             await sink.wait()
         fields = out.split()
@@ -192,16 +196,9 @@ async def memory_tcp(report: "Report", sa: Any, sb: Any, b_ip: str) -> None:
     n = 1_000_000
     async with trio.open_nursery() as services:
         await services.start(partial(tcp_http, sb, 80))
-        body, ok = b"", False
+        ok, got = False, 0
         with trio.move_on_after(20):
-            with sa.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                await s.connect((b_ip, 80))
-                await s.sendall(f"GET /bytes/{n} HTTP/1.1\r\nHost: {b_ip}\r\nConnection: close\r\n\r\n".encode())
-                data = bytearray()
-                while chunk := await s.recv(65536):
-                    data += chunk
-                head, _, body = bytes(data).partition(b"\r\n\r\n")
-                ok = head.startswith(b"HTTP/1.1 200 ") and body == pattern_bytes(0, n)
+            ok, got = await http_get_pattern(sa, b_ip, n)
         services.cancel_scope.cancel()
-    report.step(f"memory: TCP HTTP GET /bytes/{n} between the stacks", ok, f"{len(body)} bytes")
+    report.step(f"memory: TCP HTTP GET /bytes/{n} between the stacks", ok, f"{got} bytes")
     await stack_tcp_refused(report, sa, b_ip, "memory", port=81)

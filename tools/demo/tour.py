@@ -38,6 +38,7 @@ from stack import Stack
 from protocols.addr import ip_to_int, mac_to_str
 
 from .atm import atm_demo
+from .probes import ping_series
 from .report import Report
 from .tcp import memory_tcp, tcp_bulk, tcp_captured
 from tools.lab.netns import NetnsHost, have_tun, unique_name
@@ -69,8 +70,10 @@ class Tcpdump:
         if shutil.which("tcpdump") is None:
             return False
         self.proc = await trio.lowlevel.open_process(self.argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        stderr = self.proc.stderr
+        assert stderr is not None   # stderr=PIPE
         with trio.move_on_after(5):
-            async for chunk in self.proc.stderr:
+            async for chunk in stderr:
                 self.stderr += chunk
                 if b"listening on" in self.stderr:
                     return True
@@ -82,8 +85,10 @@ class Tcpdump:
             return -1
         await trio.sleep(0.3)  # let the last frames reach the file (-U flushes per packet)
         self.proc.send_signal(signal.SIGINT)
+        stderr = self.proc.stderr
+        assert stderr is not None   # stderr=PIPE
         with trio.move_on_after(5):
-            async for chunk in self.proc.stderr:
+            async for chunk in stderr:
                 self.stderr += chunk
         await self.proc.wait()
         m = re.search(rb"(\d+) packets? captured", self.stderr)
@@ -116,14 +121,8 @@ async def tshark_check(report: Report, pcap: Path, stack_ip: str, label: str) ->
 
 async def stack_pings(report: Report, st: Stack, dst: str, label: str, count: int = 3, size: int = 56,
                       who: str = "the stack", peer: str = "Linux") -> None:
-    rtts, errors = [], []
-    for _ in range(count):
-        try:
-            rtts.append(await st.ping(dst, size=size, timeout=3))
-        except OSError as exc:
-            errors.append(str(exc))
-    detail = ", ".join(f"{r * 1000:.3f} ms" for r in rtts) + ("; " + "; ".join(errors) if errors else "")
-    report.step(f"{label}: {who} pings {peer} at {dst} ({size} bytes)", not errors, detail)
+    ok, detail = await ping_series(st, dst, count, size)
+    report.step(f"{label}: {who} pings {peer} at {dst} ({size} bytes)", ok, detail)
 
 
 async def linux_pings(report: Report, host: NetnsHost, dst: str, label: str) -> None:

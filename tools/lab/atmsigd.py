@@ -169,11 +169,6 @@ class Qos:
         return cls(tp, tp)
 
     @classmethod
-    def cbr(cls, pcr: int, max_sdu: int = 9188) -> "Qos":
-        tp = TrafficParams(ATM_CBR, pcr=pcr, max_sdu=max_sdu)
-        return cls(tp, tp)
-
-    @classmethod
     def anyclass(cls, max_sdu: int = 0) -> "Qos":
         """What a listening socket offers: "compatible with everything"."""
         tp = TrafficParams(ATM_ANYCLASS, max_sdu=max_sdu)
@@ -270,7 +265,7 @@ class AtmsvcMsg:
         if self.reply:
             s += f" reply={self.reply} ({errno.errorcode.get(-self.reply, '?')})"
         if self.pvc is not None:
-            s += " pvc=%d.%d.%d" % self.pvc
+            s += " pvc={}.{}.{}".format(*self.pvc)
         return s
 
 

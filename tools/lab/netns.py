@@ -1,4 +1,4 @@
-"""Network namespaces as test hosts: the Linux kernel as our real peer (DESIGN.md §5).
+"""Network namespaces as test hosts: the Linux kernel as our real peer.
 
 Everything here shells out to iproute2.  Names are unique per process (`ts<pid>x<n>`)
 and whatever a NetnsHost creates it deletes again.
