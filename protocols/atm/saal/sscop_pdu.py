@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar
 
 MOD = 1 << 24                      # sequence numbers are 24 bits (Q.2110 §7.1)
 MASK = MOD - 1
@@ -229,7 +229,7 @@ class Md:
         return body + _last(pl, MD, 0)
 
 
-Pdu = Union[Bgn, Bgak, Bgrej, End, Endak, Rs, Rsak, Er, Erak, Sd, Poll, Stat, Ustat, Ud, Md]
+Pdu = Bgn | Bgak | Bgrej | End | Endak | Rs | Rsak | Er | Erak | Sd | Poll | Stat | Ustat | Ud | Md
 
 # fixed trailer length per type; "var" types may carry a padded variable field before it
 _TRAILER = {BGN: 8, BGAK: 8, BGREJ: 8, END: 8, ENDAK: 8, RS: 8, RSAK: 8, ER: 8, ERAK: 8,

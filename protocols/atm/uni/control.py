@@ -534,7 +534,7 @@ class Uni:
             self._incoming_setup(msg, now)
             return
         self.stats.unknown_callref += 1
-        if t == RELEASE_COMPLETE or t == SETUP:
+        if t in (RELEASE_COMPLETE, SETUP):
             return                                    # ignore (SETUP with the flag set too)
         if t == STATUS_ENQUIRY:
             self._status(msg, CS_NULL, CAUSE_RESPONSE_TO_STATUS_ENQUIRY)

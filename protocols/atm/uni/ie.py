@@ -17,11 +17,11 @@ follows UNI 3.1, which is what linux-atm's atmsigd speaks with `-u uni31`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Union
+from typing import Any, Callable, ClassVar
 
 from . import causes as _causes   # private: q2931 re-exports this module's names with *
 
-Buf = Union[bytes, bytearray, memoryview]
+Buf = bytes | bytearray | memoryview
 
 # --- IE identifiers (Q.2931 §4.5.1 table 4-3; UNI 3.1 table 5-6) ----------------------
 IE_CAUSE = 0x08
@@ -680,10 +680,9 @@ class CallingSubaddress(_Subaddress):
 
 
 # --- registry -----------------------------------------------------------------------
-KnownIE = Union[Cause, CallState, RestartIndicator, AalParameters, TrafficDescriptor, ConnectionId,
-                QosParameter, BearerCapability, Bhli, Blli, CalledNumber, CallingNumber,
-                CalledSubaddress, CallingSubaddress]
-AnyIE = Union[KnownIE, UnknownIE, MalformedIE]
+KnownIE = (Cause | CallState | RestartIndicator | AalParameters | TrafficDescriptor | ConnectionId | QosParameter
+           | BearerCapability | Bhli | Blli | CalledNumber | CallingNumber | CalledSubaddress | CallingSubaddress)
+AnyIE = KnownIE | UnknownIE | MalformedIE
 
 IE_CLASSES: dict[int, Any] = {cls.ie_id: cls for cls in (
     Cause, CallState, RestartIndicator, AalParameters, TrafficDescriptor, ConnectionId,
