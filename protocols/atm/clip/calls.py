@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import os
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from ndd.pktbuf import PacketBuffer
 from ndd.constants import AF_NDD, NDD_PROT_ATM
@@ -169,7 +169,8 @@ def enable_svc(stack: "Stack", link: AtmLink, aesa: bytes, *, arp_server: bytes 
                    unreachable=lambda pkt: table.unreachable(pkt))
     pr = stack.protosw.find_proto(AF_NDD, NDD_PROT_ATM)
     assert pr is not None
-    calls = ClipCalls(pr.usrreqs, link.ndd.ndd_name, aesa, link.ifp.mtu + LLC_SNAP_LEN, core, link, stack.now)
+    calls = ClipCalls(cast("AtmUserRequests", pr.usrreqs), link.ndd.ndd_name, aesa, link.ifp.mtu + LLC_SNAP_LEN, core,
+                      link, stack.now)
     calls.start()
     link.svc, link.svc_calls = core, calls
     stack.timers.register(core)
