@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import errno
 import socket as _pysocket
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ndd import constants as C
 from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
@@ -82,7 +82,7 @@ from .svc import SvcManager
 if TYPE_CHECKING:
     from ndd.ndd import Ndd, StatusBlock
     from ndd.services import NetServices
-    from stack.stack import Stack
+    from protocols.contracts import ProtocolSwitch
 
 SOL_NDD_ATM = NDD_PROT_ATM   # option level: the protocol number (BSD rule; see sockaddr.py)
 ATM_BACKLOG_DEFAULT = 32     # Linux <linux/atmdev.h>: listen(fd, 0) still takes calls
@@ -381,7 +381,16 @@ if TYPE_CHECKING:
         return requests     # mypy checks every request's signature against protocols/contracts.py
 
 
-def register(stack: "Stack") -> None:
+class AtmHost(Protocol):
+    """What register() and svc_manager() use of the Stack (protocols never import stack/)."""
+    protosw: "ProtocolSwitch"
+    ns: "NetServices"
+    timers: Any
+
+    def now(self) -> float: ...
+
+
+def register(stack: AtmHost) -> None:
     """Install the AF_NDD domain with the ATM connection-oriented datagram protocol."""
     stack.protosw.add_domain(AF_NDD, "ndd")
     usrreqs = AtmUserRequests(stack.ns, stack.now, stack.timers)
@@ -389,7 +398,7 @@ def register(stack: "Stack") -> None:
                                       flags=PR_ATOMIC | PR_CONNREQUIRED))
 
 
-def svc_manager(stack: "Stack") -> SvcManager:
+def svc_manager(stack: AtmHost) -> SvcManager:
     """The Stack's SVC call control (start/stop an adapter's UNI, its endpoints, stats)."""
     pr = stack.protosw.find_proto(AF_NDD, NDD_PROT_ATM)
     assert pr is not None and isinstance(pr.usrreqs, AtmUserRequests)
