@@ -49,6 +49,7 @@ NDD_BAD_PKTS = 0x6
 # option[0] of an NDD_STATUS block (tunstack): the PHY state
 NDD_LINK_UP = 0x1
 NDD_LINK_DOWN = 0x2
+NDD_TX_READY = 0x3              # the transmit queue that refused a frame (ENOBUFS) has room again
 
 # ns_8022 filter types (Ethernet demuxer)
 NS_8022_LLC_DSAP = 1

@@ -92,6 +92,7 @@ class Ndd:
         self.multicast_addrs: set[bytes] = set()
         self.hw_filters: list[Any] = []
         self.is_open = False
+        self._tx_refused = False     # a frame was refused (ENOBUFS) since the queue last drained
 
     # --- life cycle (ndd_open / ndd_close) ---------------------------------
     def ndd_open(self) -> None:
@@ -127,6 +128,7 @@ class Ndd:
         if err:
             if err in (errno.ENOBUFS, errno.EAGAIN):
                 self.stats.nobufs += 1
+                self._tx_refused = True
             else:
                 self.stats.oerrors += 1
             return err
@@ -150,6 +152,14 @@ class Ndd:
             self.stats.nd_nofilter += 1
             return
         receive(self, pkt)
+
+    def tx_drained(self) -> None:
+        """A driver calls this when its transmit queue has drained: if a frame was refused
+        (ENOBUFS) since the last time, users waiting to send hear NDD_STATUS / NDD_TX_READY
+        (once per refusal, so an idle or unloaded device reports nothing)."""
+        if self._tx_refused:
+            self._tx_refused = False
+            self.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_TX_READY,)))
 
     def report_status(self, block: StatusBlock) -> None:
         if block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_DOWN,):

@@ -19,7 +19,8 @@ import random
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from socket import IPPROTO_IP, SOL_SOCKET
+from typing import TYPE_CHECKING, Any, Callable
 
 from .addr import BROADCAST, is_multicast
 from ndd.counters import Counters
@@ -27,7 +28,9 @@ from ndd.pktbuf import GSO_UDP_L4, PacketBuffer
 
 from ndd.checksum import checksum, ones_sum, pseudo_header_sum
 from .ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
+from .contracts import SS_ISCONNECTED
 from .ports import EphemeralPorts
+from .sockopt import get_ip_option, get_socket_option, set_ip_option, set_socket_option
 
 if TYPE_CHECKING:
     from .icmp import IcmpError
@@ -96,6 +99,7 @@ class UdpPcb:
         self.reuseaddr = False
         self.reuseport = False
         self.broadcast = False
+        self.keepalive = False      # SO_KEEPALIVE: stored and read back, meaningless for UDP (as Linux)
         self.rcvbuf = RCVBUF_DEFAULT
         self.sndbuf = SNDBUF_DEFAULT
         self.queue: deque[tuple[bytes, tuple[int, int]]] = deque()
@@ -371,50 +375,94 @@ class Udp:
 
 
 class UdpUserRequests:
-    """pr_usrreqs for SOCK_DGRAM/IPPROTO_UDP: the calls the socket layer makes.
-    Every call returns at once -- an errno, data, or None for "would block"."""
+    """pr_usrreqs for SOCK_DGRAM/IPPROTO_UDP (protocols.contracts.UserRequests): the calls the
+    socket layer makes.  Every call returns at once -- an errno, data, or None for "would block"."""
 
     def __init__(self, udp: Udp) -> None:
         self.udp = udp
 
-    def attach(self) -> UdpPcb:
+    def attach(self, now: float) -> UdpPcb:
         return UdpPcb(self.udp)
 
-    def bind(self, pcb: UdpPcb, addr: int, port: int) -> int:
-        return self.udp.bind(pcb, addr, port)
+    def set_upcall(self, pcb: UdpPcb, upcall: Callable[[], None]) -> None:
+        pcb.on_readable = upcall
 
-    def listen(self, pcb: UdpPcb, backlog: int) -> int:
-        return errno.EOPNOTSUPP
-
-    def connect(self, pcb: UdpPcb, addr: int, port: int, now: float) -> int:
-        return self.udp.connect(pcb, addr, port)
-
-    def disconnect(self, pcb: UdpPcb) -> None:
-        self.udp.disconnect(pcb)
-
-    def send(self, pcb: UdpPcb, data: memoryview, dst: tuple[int, int] | None, now: float) -> int:
-        return self.udp.output(pcb, data, dst, now)
-
-    def recv(self, pcb: UdpPcb, peek: bool) -> tuple[bytes, tuple[int, int]] | None:
-        if peek:
-            return pcb.queue[0] if pcb.queue else None
-        return pcb.dequeue()
-
-    def readable(self, pcb: UdpPcb) -> bool:
-        return bool(pcb.queue)
-
-    def take_error(self, pcb: UdpPcb) -> int:
-        return pcb.take_error()
-
-    def detach(self, pcb: UdpPcb) -> None:
+    def detach(self, pcb: UdpPcb, now: float) -> None:
         if pcb.lport:
             self.udp.unbind(pcb)
         pcb.queue.clear()
         pcb.queued = 0
         pcb.closed = True
 
-    def setopt(self, pcb: UdpPcb, level: int, optname: int, value: int) -> int:
+    def bind(self, pcb: UdpPcb, addr: tuple[int, int], now: float) -> int:
+        return self.udp.bind(pcb, *addr)
+
+    def listen(self, pcb: UdpPcb, backlog: int, now: float) -> int:
+        return errno.EOPNOTSUPP
+
+    def accept(self, pcb: UdpPcb, now: float) -> None:
+        return None
+
+    def connect(self, pcb: UdpPcb, addr: tuple[int, int], now: float) -> int:
+        return self.udp.connect(pcb, *addr)
+
+    def abandon_connect(self, pcb: UdpPcb, now: float) -> None:
+        pass                                     # a datagram connect completes at once
+
+    def disconnect(self, pcb: UdpPcb, now: float) -> int:
+        self.udp.disconnect(pcb)
+        return 0
+
+    def shutdown(self, pcb: UdpPcb, how: int, now: float) -> int:
+        return 0 if pcb.connected else errno.ENOTCONN   # the socket marks its halves
+
+    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, int] | None, now: float) -> int:
+        err = self.udp.output(pcb, data, addr, now)
+        return -err if err else len(data)
+
+    def recv(self, pcb: UdpPcb, bufsize: int, peek: bool, now: float) -> tuple[bytes, tuple[int, int]] | None:
+        if peek:
+            return pcb.queue[0] if pcb.queue else None
+        return pcb.dequeue()
+
+    def state(self, pcb: UdpPcb) -> int:
+        return SS_ISCONNECTED if pcb.connected else 0
+
+    def readable(self, pcb: UdpPcb) -> bool:
+        return bool(pcb.queue) or bool(pcb.so_error)
+
+    def writable(self, pcb: UdpPcb) -> bool:
+        return True                              # datagrams never wait for buffer space
+
+    def take_error(self, pcb: UdpPcb) -> int:
+        return pcb.take_error()
+
+    def sockaddr(self, pcb: UdpPcb) -> tuple[int, int]:
+        return pcb.laddr, pcb.lport
+
+    def peeraddr(self, pcb: UdpPcb) -> tuple[int, int] | None:
+        return (pcb.faddr, pcb.fport) if pcb.connected else None
+
+    def setsockopt(self, pcb: UdpPcb, level: int, name: int, value: Any, now: float) -> int:
+        if level == SOL_SOCKET:
+            return set_socket_option(pcb, name, value)
+        if level == IPPROTO_IP:
+            return set_ip_option(pcb, name, value)
         return errno.ENOPROTOOPT
 
-    def getopt(self, pcb: UdpPcb, level: int, optname: int) -> int | None:
+    def getsockopt(self, pcb: UdpPcb, level: int, name: int, now: float) -> int | None:
+        if level == SOL_SOCKET:
+            return get_socket_option(pcb, name)
+        if level == IPPROTO_IP:
+            return get_ip_option(pcb, name, self.udp.ipv4.default_ttl)
         return None
+
+    def info(self, pcb: UdpPcb) -> dict[str, Any]:
+        return {"queued": pcb.queued, "datagrams": len(pcb.queue)}
+
+
+if TYPE_CHECKING:
+    from .contracts import UserRequests
+
+    def _implements_the_contract(requests: UdpUserRequests) -> UserRequests:
+        return requests     # mypy checks every request's signature against protocols/contracts.py

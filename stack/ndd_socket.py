@@ -1,7 +1,8 @@
 """AF_NDD sockets: the waiting half of the ATM service (protocols/atm/sockets/usrreq.py holds the
-sans-IO user requests and their semantics, atm_pcb.py the per-socket state).  Like
-stack/stream.py for TCP, this is where trio is: parking on the queue, on an SVC's call
-(connect until CONNECT, accept until CONNECT ACKNOWLEDGE), pacing waits on a full adapter.
+sans-IO user requests and their semantics, pcb.py the per-socket state).  Like stack/stream.py
+for TCP, this is where trio is: parking on the queue, on an SVC's call (connect until CONNECT,
+accept until CONNECT ACKNOWLEDGE), on a full adapter (send waits for the protocol's upcall,
+which the adapter's NDD_TX_READY status triggers).
 Cancellation: a cancelled SVC connect clears its call (RELEASE) and leaves the socket
 unconnected; a cancelled accept leaves its call first in the queue (CONNECT may be out:
 the next accept completes it)."""
@@ -13,54 +14,33 @@ from typing import Any
 
 import trio
 
-from protocols.atm.sockets.pcb import St
-from protocols.atm.sockets.sockaddr import CONN_SVC, SO_ATM_CALLING, SO_ATM_MAX_PEND, parse_sockaddr_atm
-from protocols.atm.sockets.usrreq import SOL_NDD_ATM, AtmPcb, AtmUserRequests
+from protocols.atm.sockets.sockaddr import SO_ATM_MAX_PEND, parse_sockaddr_atm
+from protocols.atm.sockets.usrreq import SOL_NDD_ATM
 
-from protocols.contracts import oserror
+from protocols.contracts import SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING, oserror
 from .socket import Socket, _optval
 
-
-_UNBOUND = ("", 0, 0, 0)
+_EAGAIN = -errno.EAGAIN
 
 
 class AtmSocket(Socket):
     """A socket of the ATM family; the Socket base serves close/shutdown/recv wrappers and
     SOL_SOCKET options, this class the sockaddr_ndd_atm addresses and SOL_NDD_ATM options."""
 
-    _ops: AtmUserRequests
-    _pcb: AtmPcb
-
     # --- naming -----------------------------------------------------------------------------
     def bind(self, address: object) -> None:
         pcb = self._check()
-        addr = parse_sockaddr_atm(address, "bind", name_only=True)
-        if addr.vc_type == CONN_SVC:       # an ATM address: the SAP callers name
-            self._raise(self._ops.bind_svc(pcb, addr))
-        else:                              # the adapter only: a PVC's VPI/VCI is chosen by connect
-            self._raise(self._ops.bind(pcb, addr.nddname))
+        # an ATM address binds the SAP callers name; a PVC address the adapter only
+        self._raise(self._ops.bind(pcb, parse_sockaddr_atm(address, "bind", name_only=True), self._stack.now()))
 
-    def getsockname(self) -> tuple[Any, ...]:
-        pcb = self._check()
-        if pcb.local is not None:
-            return pcb.local.astuple()
-        if pcb.peer is not None and pcb.peer.vc_type == CONN_SVC:
-            calling = self._ops.getopt(pcb, SO_ATM_CALLING)   # what our SETUP said we are
-            return (pcb.peer.nddname, CONN_SVC, calling.address, calling.subaddress)
-        if pcb.peer is not None:
-            return pcb.peer.astuple()      # a PVC's VPI/VCI name both ends at this UNI
-        return (pcb.ndd.ndd_name, 0, 0, 0) if pcb.ndd is not None else _UNBOUND
-
-    def getpeername(self) -> tuple[Any, ...]:
-        pcb = self._check()
-        if pcb.peer is None or not pcb.connected:
-            raise oserror(errno.ENOTCONN)
-        return pcb.peer.astuple()
+    def _format(self, addr: Any) -> tuple[Any, ...]:
+        return addr.astuple()
 
     @property
     def vc(self) -> tuple[int, int] | None:
         """(VPI, VCI) of the data VC while it is open: a PVC's, or the one the network gave an SVC."""
-        return self._pcb.vc
+        vc: tuple[int, int] | None = self._ops.info(self._pcb)["vc"]
+        return vc
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"laddr={self.getsockname()}"
@@ -69,20 +49,21 @@ class AtmSocket(Socket):
     # --- connection --------------------------------------------------------------------------
     async def connect(self, address: object) -> None:
         pcb = self._check()
+        ops = self._ops
         if address == _pysocket.AF_UNSPEC:
-            self._ops.disconnect(pcb)      # as TCP: AF_UNSPEC dissolves the association (closes the VC)
+            ops.disconnect(pcb, self._stack.now())   # as TCP: AF_UNSPEC dissolves the association (closes the VC)
             self._readers.unpark_all()
             await trio.lowlevel.checkpoint()
             return
-        self._raise(self._ops.connect(pcb, parse_sockaddr_atm(address, "connect")))
+        self._raise(ops.connect(pcb, parse_sockaddr_atm(address, "connect"), self._stack.now()))
         try:
-            while pcb.state is St.CONNECTING:      # an SVC: until CONNECT, or the call is cleared
+            while ops.state(pcb) & SS_ISCONNECTING:   # an SVC: until CONNECT, or the call is cleared
                 await self._readers.park()
         except BaseException:
-            self._ops.abandon_connect(pcb)
+            ops.abandon_connect(pcb, self._stack.now())
             raise
-        if pcb.state not in (St.CONNECTED, St.RELEASED):   # RELEASED: it was up; recv tells the rest
-            self._raise(pcb.take_error() or errno.ECONNREFUSED)
+        if not ops.state(pcb) & SS_ISCONNECTED:      # a cleared call that was up stays so: recv tells the rest
+            self._raise(ops.take_error(pcb) or errno.ECONNREFUSED)
         await trio.lowlevel.checkpoint()
 
     async def accept(self) -> tuple["AtmSocket", tuple[Any, ...]]:
@@ -91,12 +72,13 @@ class AtmSocket(Socket):
         while True:
             if self._closed:
                 raise oserror(errno.EBADF)
-            if pcb.state is not St.LISTENING:
+            if not self._ops.state(pcb) & SS_ISACCEPTING:
                 raise oserror(errno.EINVAL)
-            child = self._ops.accept(pcb)
-            if child is not None:
+            accepted = self._ops.accept(pcb, self._stack.now())
+            if accepted is not None:
+                child, peer = accepted
                 sock = AtmSocket(self._stack, self.family, self.type, self.proto, self._pr, child)
-                return sock, child.peer.astuple() if child.peer is not None else ()
+                return sock, peer.astuple() if peer is not None else ()
             await self._readers.park()
 
     # --- data -----------------------------------------------------------------------------
@@ -105,12 +87,8 @@ class AtmSocket(Socket):
         if not isinstance(flags, int):
             raise TypeError(f"'{type(flags).__name__}' object cannot be interpreted as an integer")
         dst = parse_sockaddr_atm(address, "sendto")
-        pcb = self._check()
-        if pcb.peer is None:
-            raise oserror(errno.ENOTCONN)
-        if dst.astuple() != pcb.peer.astuple():
-            raise oserror(errno.EISCONN)   # a VC has one destination
-        return await self._send(data, flags, None)
+        self._check()
+        return await self._send(data, flags, dst)    # the protocol checks it names the VC's far end
 
     async def _send(self, data: Any, flags: int, dst: Any) -> int:
         pcb = self._check()
@@ -122,19 +100,21 @@ class AtmSocket(Socket):
             self._raise(self._ops.take_error(pcb))
             if self._shut_wr:
                 raise oserror(errno.EPIPE)
-            err = self._ops.send(pcb, view)
-            if err not in (errno.ENOBUFS, errno.EAGAIN):
-                self._raise(err)
-                return len(view)
+            n = self._ops.send(pcb, view, dst, self._stack.now())
+            if n != _EAGAIN:
+                if n < 0:
+                    raise oserror(-n)
+                return n
             if flags & _pysocket.MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            await pcb.ndd.wait_tx_idle()   # the adapter's cell queue is full: wait for it to drain
+            await self._readers.park()   # the adapter's queue is full: until the protocol says it has room
 
     def _source_name(self, source: Any) -> Any:
         return source.astuple() if source is not None else None   # the PVC's far end
 
     def stats(self) -> dict[str, int]:
-        return self._pcb.stats.as_dict()
+        stats: dict[str, int] = self._ops.info(self._pcb)["stats"]
+        return stats
 
     # --- options ----------------------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: object) -> None:  # type: ignore[override]
@@ -146,13 +126,13 @@ class AtmSocket(Socket):
             raise oserror(errno.ENOPROTOOPT)
         if optname == SO_ATM_MAX_PEND:     # an int option, taken as CPython/Linux take ints
             value = _optval(value)
-        self._raise(self._ops.setopt(pcb, optname, value))
+        self._raise(self._ops.setsockopt(pcb, level, optname, value, self._stack.now()))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
         pcb = self._check()
         if level == _pysocket.SOL_SOCKET:
             return super().getsockopt(level, optname, buflen)
-        v = self._ops.getopt(pcb, optname) if level == SOL_NDD_ATM else None
+        v = self._ops.getsockopt(pcb, level, optname, self._stack.now()) if level == SOL_NDD_ATM else None
         if v is None:
             raise oserror(errno.ENOPROTOOPT)
         if buflen is None:

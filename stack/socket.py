@@ -1,8 +1,9 @@
 """The socket layer: BSD sockets over the protocol switch, with Linux's errno rules.
 
-`stack.socket(family, type, proto)` finds a protosw entry and attaches its user
-requests (`pr.usrreqs`, sans-IO: they return errnos and never wait).  Waiting is
-done here, with trio: a reader parks until the protocol's `on_readable` hook fires.
+`stack.socket(family, type, proto)` (stack/domains.py) finds a protosw entry and attaches
+its user requests (`pr.usrreqs`, protocols.contracts.UserRequests, sans-IO: they return
+errnos and never wait).  Waiting is done here, with trio: a reader parks until the
+protocol calls the socket's upcall.  This layer knows a protocol only by that page.
 
 Semantics (DESIGN.md §3):
   * created unconnected; `connect` binds a permanent destination;
@@ -20,13 +21,13 @@ from __future__ import annotations
 
 import errno
 import socket as _pysocket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
 from ndd import constants as C
 from .sockaddr import format_inet, parse_inet
-from protocols.contracts import oserror
+from protocols.contracts import Upcall, UserRequests, oserror
 
 if TYPE_CHECKING:
     from protocols.contracts import Protosw
@@ -47,31 +48,6 @@ KNOWN_TYPES = {_pysocket.SOCK_STREAM, _pysocket.SOCK_DGRAM, _pysocket.SOCK_RAW, 
                _pysocket.SOCK_SEQPACKET, C.SOCK_CONN_DGRAM}
 RECV_FLAGS = _pysocket.MSG_PEEK | _pysocket.MSG_DONTWAIT | _pysocket.MSG_TRUNC
 SEND_FLAGS = _pysocket.MSG_DONTWAIT | _pysocket.MSG_NOSIGNAL | _pysocket.MSG_DONTROUTE
-MIN_RCVBUF, MIN_SNDBUF, BUF_MAX = 2304, 4608, 212992   # Linux SOCK_MIN_*, net.core.[rw]mem_max
-
-
-def create(stack: "Stack", family: int, type: int, proto: int = 0) -> "Socket":
-    base_type = type & SOCK_TYPE_MASK
-    if type & ~SOCK_TYPE_MASK & ~SOCK_FLAGS:   # sys_socket: unknown flag bits are EINVAL
-        raise oserror(errno.EINVAL)
-    dom = stack.protosw.domains.get(family)
-    if dom is None:
-        raise oserror(errno.EAFNOSUPPORT)
-    if base_type not in KNOWN_TYPES or not 0 <= proto <= 255:
-        raise oserror(errno.EINVAL)
-    candidates = [p for p in dom.protosw if p.type == base_type and p.usrreqs is not None]
-    if not candidates:
-        raise oserror(errno.ESOCKTNOSUPPORT)
-    pr = next((p for p in candidates if proto in (0, p.protocol)), None)
-    if pr is None:
-        raise oserror(errno.EPROTONOSUPPORT)
-    socket_class = getattr(pr.usrreqs, "socket_class", None)
-    if socket_class is not None:   # a family with its own address form (AF_NDD ATM) brings its socket
-        return socket_class(stack, family, base_type, pr.protocol, pr)
-    if base_type == _pysocket.SOCK_STREAM:
-        from .stream import StreamSocket
-        return StreamSocket(stack, family, base_type, pr.protocol, pr)
-    return Socket(stack, family, base_type, pr.protocol, pr)
 
 
 def _optval(value: object) -> int:
@@ -88,13 +64,6 @@ def _optval(value: object) -> int:
     if len(buf) < 4:
         raise oserror(errno.EINVAL)   # Linux: an int option shorter than sizeof(int)
     return int.from_bytes(buf[:4], "little", signed=True)
-
-
-def _bufsize(value: int, maximum: int, minimum: int) -> int:
-    """SO_RCVBUF/SO_SNDBUF as sock_setsockopt sets them: min_t(u32, val, [rw]mem_max), so a
-    negative int is a huge unsigned one and clamps to the maximum; then doubled for
-    overhead and raised to SOCK_MIN_*.  Linux: setsockopt(SO_RCVBUF, -1) reads back 2 * rmem_max."""
-    return max(minimum, min(value & 0xFFFFFFFF, maximum) * 2)
 
 
 def _writable(buffer: Any, what: str) -> memoryview:
@@ -117,20 +86,17 @@ class Socket:
         self._stack = stack
         self.family, self.type, self.proto = family, type, proto
         self._pr = pr
-        self._ops = pr.usrreqs
-        self._pcb = pcb if pcb is not None else self._ops.attach()   # given: an accepted connection
+        assert pr.usrreqs is not None
+        self._ops: UserRequests = pr.usrreqs
+        # given: an accepted connection; else a new control block
+        self._pcb = pcb if pcb is not None else self._ops.attach(stack.now())
         self._readers = trio.lowlevel.ParkingLot()
-        self._hook_wakeup()
+        self._ops.set_upcall(self._pcb, cast(Upcall, self._readers.unpark_all))   # the protocol wakes our waiters
         self._closed = False
         self._shut_rd = self._shut_wr = False
-        self.keepalive = False
         self._timeout: float | None = None
 
     # --- plumbing --------------------------------------------------------------------
-    def _hook_wakeup(self) -> None:
-        """Let the protocol wake our waiters (datagram pcbs call on_readable)."""
-        self._pcb.on_readable = self._readers.unpark_all
-
     def _check(self) -> Any:
         if self._closed:
             raise oserror(errno.EBADF)
@@ -144,7 +110,7 @@ class Socket:
         return parse_inet(address, self._stack.hosts, what)
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"laddr={self._name(False)}"
+        state = "closed" if self._closed else f"laddr={self.getsockname()}"
         return f"<tunstack.Socket family={self.family} type={self.type} proto={self.proto} {state}>"
 
     def fileno(self) -> int:
@@ -153,52 +119,47 @@ class Socket:
     # --- naming -----------------------------------------------------------------------
     def bind(self, address: object) -> None:
         pcb = self._check()
-        addr, port = self._addr(address, "")
-        self._raise(self._ops.bind(pcb, addr, port))
+        self._raise(self._ops.bind(pcb, self._addr(address, ""), self._stack.now()))
 
-    def _name(self, peer: bool) -> tuple[str, int]:
-        pcb = self._pcb
-        return format_inet(pcb.faddr, pcb.fport) if peer else format_inet(pcb.laddr, pcb.lport)
+    def _format(self, addr: Any) -> Any:
+        """A protocol's address as the socket API gives it (families override)."""
+        return format_inet(*addr)
 
-    def getsockname(self) -> tuple[str, int]:
-        self._check()
-        return self._name(False)
+    def getsockname(self) -> Any:
+        return self._format(self._ops.sockaddr(self._check()))
 
-    def getpeername(self) -> tuple[str, int]:
-        pcb = self._check()
-        if not pcb.connected:
+    def getpeername(self) -> Any:
+        peer = self._ops.peeraddr(self._check())
+        if peer is None:
             raise oserror(errno.ENOTCONN)
-        return self._name(True)
+        return self._format(peer)
 
     # --- connection -------------------------------------------------------------------
     def listen(self, backlog: int = 128) -> None:
         pcb = self._check()
-        self._raise(self._ops.listen(pcb, backlog))
+        self._raise(self._ops.listen(pcb, backlog, self._stack.now()))
 
-    async def accept(self) -> tuple["Socket", tuple[str, int]]:
-        pcb = self._check()
+    async def accept(self) -> tuple["Socket", Any]:
+        self._check()
         await trio.lowlevel.checkpoint()
-        self._raise(self._ops.listen(pcb, 0) or errno.EOPNOTSUPP)
-        raise oserror(errno.EOPNOTSUPP)   # stream sockets arrive with TCP
+        raise oserror(errno.EOPNOTSUPP)   # a datagram socket has no connections to accept
 
     async def connect(self, address: object) -> None:
         pcb = self._check()
         if address == _pysocket.AF_UNSPEC:
-            self._ops.disconnect(pcb)
+            self._ops.disconnect(pcb, self._stack.now())
         else:
-            addr, port = self._addr(address, "connect")
-            self._raise(self._ops.connect(pcb, addr, port, self._stack.now()))
+            self._raise(self._ops.connect(pcb, self._addr(address, "connect"), self._stack.now()))
         await trio.lowlevel.checkpoint()
 
     def disconnect(self) -> None:
-        self._ops.disconnect(self._check())
+        self._ops.disconnect(self._check(), self._stack.now())
 
     def shutdown(self, how: int) -> None:
         pcb = self._check()
         if how not in (_pysocket.SHUT_RD, _pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
             raise oserror(errno.EINVAL)
-        if not pcb.connected:
-            raise oserror(errno.ENOTCONN)
+        self._raise(self._ops.shutdown(pcb, how, self._stack.now()))
         if how in (_pysocket.SHUT_RD, _pysocket.SHUT_RDWR):
             self._shut_rd = True
             self._readers.unpark_all()
@@ -209,7 +170,7 @@ class Socket:
         if self._closed:
             return
         self._closed = True
-        self._ops.detach(self._pcb)
+        self._ops.detach(self._pcb, self._stack.now())
         self._readers.unpark_all()
 
     def __enter__(self) -> "Socket":
@@ -236,7 +197,7 @@ class Socket:
             if not view:
                 return
 
-    async def _send(self, data: Any, flags: int, dst: tuple[int, int] | None) -> int:
+    async def _send(self, data: Any, flags: int, dst: Any) -> int:
         pcb = self._check()
         view = memoryview(data).cast("B")
         await trio.lowlevel.checkpoint()
@@ -245,13 +206,15 @@ class Socket:
         self._raise(self._ops.take_error(pcb))   # sock_error() comes before the EPIPE check
         if self._shut_wr:
             raise oserror(errno.EPIPE)
-        self._raise(self._ops.send(pcb, view, dst, self._stack.now()))
-        return len(view)
+        n = self._ops.send(pcb, view, dst, self._stack.now())
+        if n < 0:
+            raise oserror(-n)
+        return n
 
     async def recv(self, bufsize: int, flags: int = 0) -> bytes:
         return (await self._recv(bufsize, flags, "recv"))[0]
 
-    async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
+    async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         return await self._recv(bufsize, flags, "recvfrom")
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
@@ -264,7 +227,7 @@ class Socket:
         view[:len(data)] = data
         return len(data)
 
-    async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, tuple[str, int] | None]:
+    async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
         view = _writable(buffer, "recvfrom_into")
         if nbytes < 0:
             raise ValueError("negative buffersize in recvfrom_into")
@@ -274,16 +237,17 @@ class Socket:
         view[:len(data)] = data
         return len(data), addr
 
-    async def _recv(self, bufsize: int, flags: int, what: str) -> tuple[bytes, tuple[str, int] | None]:
+    async def _recv(self, bufsize: int, flags: int, what: str) -> tuple[bytes, Any]:
         if bufsize < 0:
             raise ValueError(f"negative buffersize in {what}")
         pcb = self._check()
         await trio.lowlevel.checkpoint()
+        peek = bool(flags & _pysocket.MSG_PEEK)
         while True:
             if self._closed:
                 raise oserror(errno.EBADF)
             self._raise(self._ops.take_error(pcb))
-            item = self._ops.recv(pcb, bool(flags & _pysocket.MSG_PEEK))
+            item = self._ops.recv(pcb, bufsize, peek, self._stack.now())
             if item is not None:
                 data, source = item
                 # datagram semantics: the rest of a datagram longer than bufsize is lost
@@ -296,12 +260,11 @@ class Socket:
 
     def _source_name(self, source: Any) -> Any:
         """A received datagram's sender as recvfrom returns it (families override)."""
-        addr, port = source
-        return format_inet(addr, port)
+        return format_inet(*source)
 
     async def wait_readable(self) -> None:
         pcb = self._check()
-        while not (self._ops.readable(pcb) or pcb.so_error or self._shut_rd or self._closed):
+        while not (self._closed or self._shut_rd or self._ops.readable(pcb)):
             await self._readers.park()
         await trio.lowlevel.checkpoint()
 
@@ -313,33 +276,7 @@ class Socket:
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
         pcb = self._check()
         v = _optval(value)
-        if level == _pysocket.SOL_SOCKET:
-            if optname == _pysocket.SO_REUSEADDR:
-                pcb.reuseaddr = bool(v)
-            elif optname == _pysocket.SO_REUSEPORT:
-                pcb.reuseport = bool(v)
-            elif optname == _pysocket.SO_BROADCAST:
-                pcb.broadcast = bool(v)
-            elif optname == _pysocket.SO_KEEPALIVE:
-                self.keepalive = bool(v)
-            elif optname == _pysocket.SO_RCVBUF:
-                pcb.rcvbuf = _bufsize(v, BUF_MAX, MIN_RCVBUF)     # Linux doubles for overhead
-            elif optname == _pysocket.SO_SNDBUF:
-                pcb.sndbuf = _bufsize(v, BUF_MAX, MIN_SNDBUF)
-            elif optname in (_pysocket.SO_ERROR, _pysocket.SO_TYPE, _pysocket.SO_DOMAIN, _pysocket.SO_PROTOCOL):
-                raise oserror(errno.ENOPROTOOPT)
-            else:
-                raise oserror(errno.ENOPROTOOPT)
-            return
-        if level == _pysocket.IPPROTO_IP and optname in (_pysocket.IP_TTL, _pysocket.IP_TOS):
-            if optname == _pysocket.IP_TTL:
-                if not (v == -1 or 1 <= v <= 255):
-                    raise oserror(errno.EINVAL)
-                pcb.ttl = None if v == -1 else v
-            else:
-                pcb.tos = v & 0xFF
-            return
-        self._raise(self._ops.setopt(pcb, level, optname, v))
+        self._raise(self._ops.setsockopt(pcb, level, optname, v, self._stack.now()))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
         pcb = self._check()
@@ -348,28 +285,19 @@ class Socket:
             return value.to_bytes(4, "little", signed=True)[:buflen]
         return value
 
-    def _getopt(self, pcb: Any, level: int, optname: int) -> int:
+    def _getopt(self, pcb: Any, level: int, optname: int) -> Any:
+        """What the socket layer itself knows (SO_ERROR, SO_TYPE, SO_DOMAIN, SO_PROTOCOL),
+        then the protocol's options; None from it is ENOPROTOOPT."""
         if level == _pysocket.SOL_SOCKET:
-            table = {
-                _pysocket.SO_REUSEADDR: lambda: int(pcb.reuseaddr),
-                _pysocket.SO_REUSEPORT: lambda: int(pcb.reuseport),
-                _pysocket.SO_BROADCAST: lambda: int(pcb.broadcast),
-                _pysocket.SO_KEEPALIVE: lambda: int(self.keepalive),
-                _pysocket.SO_RCVBUF: lambda: pcb.rcvbuf,
-                _pysocket.SO_SNDBUF: lambda: pcb.sndbuf,
-                _pysocket.SO_ERROR: lambda: self._ops.take_error(pcb),
-                _pysocket.SO_TYPE: lambda: self.type,
-                _pysocket.SO_DOMAIN: lambda: self.family,
-                _pysocket.SO_PROTOCOL: lambda: self.proto,
-            }
-            if optname in table:
-                return table[optname]()
-            raise oserror(errno.ENOPROTOOPT)
-        if level == _pysocket.IPPROTO_IP and optname == _pysocket.IP_TTL:
-            return pcb.ttl if pcb.ttl is not None else self._stack.config.default_ttl
-        if level == _pysocket.IPPROTO_IP and optname == _pysocket.IP_TOS:
-            return pcb.tos
-        value = self._ops.getopt(pcb, level, optname)
+            if optname == _pysocket.SO_ERROR:
+                return self._ops.take_error(pcb)
+            if optname == _pysocket.SO_TYPE:
+                return self.type
+            if optname == _pysocket.SO_DOMAIN:
+                return self.family
+            if optname == _pysocket.SO_PROTOCOL:
+                return self.proto
+        value = self._ops.getsockopt(pcb, level, optname, self._stack.now())
         if value is None:
             raise oserror(errno.ENOPROTOOPT)
         return value

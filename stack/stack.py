@@ -423,7 +423,7 @@ class Stack:
     # --- sockets ---------------------------------------------------------------------
     def socket(self, family: int = 2, type: int = 1, proto: int = 0) -> Any:
         """A socket of this stack, like socket.socket(family, type, proto) (AF_INET, SOCK_STREAM)."""
-        from .socket import create
+        from .domains import create
         return create(self, family, type, proto)
 
     # --- tools -------------------------------------------------------------------

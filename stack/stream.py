@@ -16,42 +16,32 @@ from __future__ import annotations
 
 import errno
 import socket as _pysocket
-import struct
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .sockaddr import format_inet
-from protocols.contracts import oserror
-from .socket import BUF_MAX, MIN_RCVBUF, MIN_SNDBUF, Socket, _bufsize, _optval
+from protocols.contracts import (SS_CANTRCVMORE, SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING,
+                                 SS_ISDISCONNECTING, oserror)
+from .socket import Socket, _optval
 
 if TYPE_CHECKING:
     from protocols.contracts import Protosw
     from .stack import Stack
 
-TCP_CONGESTION = _pysocket.TCP_CONGESTION
-# Linux caps SO_RCVBUF/SO_SNDBUF at net.core.[rw]mem_max (212992); a stream may ask for up to
-# 32 times that here (~6.5 MiB, about tcp_rmem[2]), so a fixed buffer can still be as large as
-# an autotuned one -- the Gbit/s of TUN offloads need MiB windows, Linux's cap would not do
-STREAM_BUF_MAX = BUF_MAX * 32
-TCP_INFO = _pysocket.TCP_INFO
-# TCP states by their Linux numbers (protocols/tcp/state.py): the socket layer sees only
-# the protocol's `state` value, so it does not import the protocol.
-(_ESTABLISHED, _SYN_SENT, _SYN_RECEIVED, _FIN_WAIT_1, _FIN_WAIT_2, _TIME_WAIT, _CLOSED, _CLOSE_WAIT, _LAST_ACK,
- _LISTEN, _CLOSING) = range(1, 12)
-_PEER_KNOWN = (_ESTABLISHED, _SYN_RECEIVED, _FIN_WAIT_1, _FIN_WAIT_2, _CLOSE_WAIT, _LAST_ACK, _CLOSING)
-_CAN_SEND = (_ESTABLISHED, _CLOSE_WAIT)             # (Linux: not TIME-WAIT -- the socket is CLOSE then)
-_OPENING = (_SYN_SENT, _SYN_RECEIVED)
+# a connection, in so_state: it may still carry data one way or the other
+_IN_CONNECTION = SS_ISCONNECTED | SS_ISCONNECTING | SS_ISDISCONNECTING
+_EAGAIN = -errno.EAGAIN
+# options whose value is a struct, passed to the protocol as the caller's bytes
+_STRUCT_OPTIONS = ((_pysocket.IPPROTO_TCP, _pysocket.TCP_CONGESTION), (_pysocket.SOL_SOCKET, _pysocket.SO_LINGER))
 
 
 class StreamSocket(Socket):
     def __init__(self, stack: "Stack", family: int, type: int, proto: int, pr: "Protosw",
                  pcb: Any = None) -> None:
         super().__init__(stack, family, type, proto, pr, pcb)
+        # Linux's sock->state SS_CONNECTED: once connected, a socket stays "connected" for
+        # connect() (EISCONN) and recv() (EOF, not ENOTCONN) even after the connection ends
         self._ever_connected = pcb is not None
-
-    def _hook_wakeup(self) -> None:
-        self._pcb.on_event = self._readers.unpark_all     # any change: data, space, state
 
     # --- connection -------------------------------------------------------------------
     async def accept(self) -> tuple["StreamSocket", tuple[str, int]]:
@@ -76,37 +66,38 @@ class StreamSocket(Socket):
     def _take_child(self, pcb: Any) -> tuple["StreamSocket", tuple[str, int]] | None:
         if self._closed:
             raise oserror(errno.EBADF)
-        if pcb.state != _LISTEN:
+        if not self._ops.state(pcb) & SS_ISACCEPTING:
             raise oserror(errno.EINVAL)
-        child = self._ops.accept(pcb)
-        if child is None:
+        accepted = self._ops.accept(pcb, self._stack.now())
+        if accepted is None:
             return None
+        child, peer = accepted
         sock = StreamSocket(self._stack, self.family, self.type, self.proto, self._pr, child)
-        return sock, format_inet(child.faddr, child.fport)
+        return sock, self._format(peer)
 
     async def connect(self, address: object) -> None:
         pcb = self._check()
-        addr, port = self._addr(address, "connect")
-        if pcb.state == _LISTEN:
-            raise oserror(errno.EISCONN)             # Linux inet_stream_connect: not TCP_CLOSE
-        if pcb.state in _OPENING:
-            raise oserror(errno.EALREADY)
-        if pcb.state != _CLOSED or self._ever_connected and pcb.fport:
+        addr = self._addr(address, "connect")
+        ops = self._ops
+        # the protocol answers EISCONN (listening, connected) and EALREADY (connecting) first;
+        # a socket that was connected once is EISCONN even when its connection has ended
+        if self._ever_connected and not ops.state(pcb) & (SS_ISACCEPTING | SS_ISCONNECTING):
             raise oserror(errno.EISCONN)
-        self._raise(self._ops.connect(pcb, addr, port, self._stack.now()))
+        self._raise(ops.connect(pcb, addr, self._stack.now()))
         self._ever_connected = True
         try:
-            while pcb.state in _OPENING:
+            while ops.state(pcb) & SS_ISCONNECTING:
                 await self._readers.park()
         except BaseException:
-            if pcb.state in _OPENING:
-                self._ops.abandon_connect(pcb)
+            if ops.state(pcb) & SS_ISCONNECTING:
+                ops.abandon_connect(pcb, self._stack.now())
                 self._ever_connected = False
             raise
-        if pcb.state == _CLOSED:
+        if not ops.state(pcb) & (SS_ISCONNECTED | SS_ISDISCONNECTING):   # no connection came of it
             self._ever_connected = False
-            pcb.faddr = pcb.fport = 0
-            raise oserror(self._ops.take_error(pcb) or errno.ECONNREFUSED)
+            err = ops.take_error(pcb)
+            ops.abandon_connect(pcb, self._stack.now())
+            raise oserror(err or errno.ECONNREFUSED)
         await trio.lowlevel.checkpoint()
 
     def disconnect(self) -> None:
@@ -116,32 +107,16 @@ class StreamSocket(Socket):
         pcb = self._check()
         if how not in (_pysocket.SHUT_RD, _pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
             raise oserror(errno.EINVAL)
-        # Linux inet_shutdown: a CLOSE socket (never connected, failed, reset or past
-        # TIME-WAIT) is ENOTCONN; a listener ignores SHUT_WR and stops listening on SHUT_RD;
-        # in SYN-SENT the connect is aborted and the waiting connect() gets ECONNRESET.
-        if pcb.state in (_CLOSED, _TIME_WAIT):
-            raise oserror(errno.ENOTCONN)
-        if pcb.state == _SYN_SENT:
-            self._ops.abort_connect(pcb, errno.ECONNRESET)
-            return
-        if pcb.state == _LISTEN:
-            if how != _pysocket.SHUT_WR:
-                self._ops.unlisten(pcb, self._stack.now())
-                self._readers.unpark_all()
-            return
-        if how in (_pysocket.SHUT_RD, _pysocket.SHUT_RDWR):
-            self._shut_rd = True
-            self._readers.unpark_all()
-        if how in (_pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
-            self._shut_wr = True
-            self._ops.shutdown_write(pcb, self._stack.now())
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._ops.detach(self._pcb, self._stack.now())
-        self._readers.unpark_all()
+        # the protocol decides (Linux inet_shutdown: ENOTCONN, a listener stops, a connect is
+        # aborted); the socket's halves are marked only while a connection remains
+        self._raise(self._ops.shutdown(pcb, how, self._stack.now()))
+        if self._ops.state(pcb) & _IN_CONNECTION:
+            if how in (_pysocket.SHUT_RD, _pysocket.SHUT_RDWR):
+                self._shut_rd = True
+            if how in (_pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
+                self._shut_wr = True
+        if how != _pysocket.SHUT_WR:
+            self._readers.unpark_all()      # readers see EOF; a listener's accept() sees EINVAL
 
     # --- data ------------------------------------------------------------------------------
     async def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
@@ -157,19 +132,18 @@ class StreamSocket(Socket):
 
     async def _send_wait(self, pcb: Any, view: memoryview, flags: int) -> tuple[int, bool]:
         parked = False
+        ops = self._ops
         while True:
             if self._closed:
                 raise oserror(errno.EBADF)
-            self._raise(self._ops.take_error(pcb))
-            st = pcb.state
-            if self._shut_wr or pcb.shut_wr or st not in _CAN_SEND + _OPENING:
+            self._raise(ops.take_error(pcb))
+            if self._shut_wr:
                 raise oserror(errno.EPIPE)
-            if st in _CAN_SEND:
-                if not view:
-                    return 0, parked
-                n = self._ops.send(pcb, view, self._stack.now())
-                if n:
-                    return n, parked
+            n = ops.send(pcb, view, None, self._stack.now())
+            if n >= 0:
+                return n, parked
+            if n != _EAGAIN:
+                raise oserror(-n)
             if flags & _pysocket.MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             await self._readers.park()
@@ -206,20 +180,25 @@ class StreamSocket(Socket):
     async def _recv_wait(self, pcb: Any, bufsize: int, flags: int) -> tuple[bytes, bool]:
         peek = bool(flags & _pysocket.MSG_PEEK)
         parked = False
+        ops = self._ops
         while True:
             if self._closed:
                 raise oserror(errno.EBADF)
-            if pcb.state == _LISTEN:
-                raise oserror(errno.ENOTCONN)
             if bufsize == 0:
+                if ops.state(pcb) & SS_ISACCEPTING:
+                    raise oserror(errno.ENOTCONN)
                 return b"", parked
-            data = self._ops.recv(pcb, bufsize, peek, self._stack.now())
-            if data:
-                return data, parked
-            self._raise(self._ops.take_error(pcb))
-            if pcb.rcv_fin or self._shut_rd:
+            item = ops.recv(pcb, bufsize, peek, self._stack.now())
+            if item is not None:
+                return item[0], parked
+            # soreceive with nothing to read: a listener, the error, EOF, not connected, or wait
+            st = ops.state(pcb)
+            if st & SS_ISACCEPTING:
+                raise oserror(errno.ENOTCONN)
+            self._raise(ops.take_error(pcb))
+            if st & SS_CANTRCVMORE or self._shut_rd:
                 return b"", parked
-            if pcb.state == _CLOSED:
+            if not st & _IN_CONNECTION:         # CLOSED: never connected, or the connection ended
                 if not self._ever_connected:
                     raise oserror(errno.ENOTCONN)
                 return b"", parked
@@ -230,71 +209,29 @@ class StreamSocket(Socket):
 
     async def wait_writable(self) -> None:
         pcb = self._check()
-        while not (self._closed or pcb.so_error or pcb.state not in _OPENING + _CAN_SEND
-                   or (pcb.state in _CAN_SEND and pcb.writable_space() > 0)):
+        while not (self._closed or self._ops.writable(pcb)):
             await self._readers.park()
         await trio.lowlevel.checkpoint()
-
-    # --- names -----------------------------------------------------------------------------
-    def getpeername(self) -> tuple[str, int]:
-        pcb = self._check()
-        if pcb.state not in _PEER_KNOWN:
-            raise oserror(errno.ENOTCONN)
-        return format_inet(pcb.faddr, pcb.fport)
 
     # --- options -----------------------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
         pcb = self._check()
-        if level == _pysocket.IPPROTO_TCP and optname == TCP_CONGESTION:
-            name = bytes(value).split(b"\0", 1)[0].decode() if not isinstance(value, int) else ""
-            self._raise(self._ops.set_congestion(pcb, name) if name else errno.EINVAL)
-            return
-        if level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_LINGER:
-            if isinstance(value, int) or len(value) < 8:
-                raise oserror(errno.EINVAL)
-            onoff, seconds = struct.unpack_from("ii", value)
-            pcb.linger0 = bool(onoff) and seconds == 0
-            return
-        v = _optval(value)
-        if level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_RCVBUF:
-            # Linux: an explicit size (doubled) also turns autotuning off (SOCK_RCVBUF_LOCK)
-            self._ops.set_rcvbuf(pcb, _bufsize(v, STREAM_BUF_MAX, MIN_RCVBUF))
-        elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_SNDBUF:
-            self._ops.set_sndbuf(pcb, _bufsize(v, STREAM_BUF_MAX, MIN_SNDBUF))
-        elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_KEEPALIVE:
-            self._ops.set_keepalive(pcb, bool(v))
-        elif level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_BROADCAST:
-            pass                                    # accepted and meaningless for TCP, as on Linux
-        else:
-            super().setsockopt(level, optname, value)
+        v = value if (level, optname) in _STRUCT_OPTIONS else _optval(value)
+        self._raise(self._ops.setsockopt(pcb, level, optname, v, self._stack.now()))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
         pcb = self._check()
-        if level == _pysocket.IPPROTO_TCP and optname == TCP_INFO:
-            info = self._ops.tcp_info(pcb)
-            return info[:buflen] if buflen is not None else info[:4]
-        if level == _pysocket.IPPROTO_TCP and optname == TCP_CONGESTION:
-            name = pcb.cc.name.encode()
-            return (name + bytes(16))[:buflen or 16]
-        if level == _pysocket.SOL_SOCKET and optname == _pysocket.SO_LINGER:
-            data = struct.pack("ii", int(pcb.linger0), 0)
-            return data[:buflen] if buflen is not None else 0
-        return super().getsockopt(level, optname, buflen)
-
-    def _getopt(self, pcb: Any, level: int, optname: int) -> int:
-        if level == _pysocket.SOL_SOCKET:
-            if optname == _pysocket.SO_RCVBUF:
-                return pcb.rcv.capacity
-            if optname == _pysocket.SO_SNDBUF:
-                return pcb.snd.capacity
-            if optname == _pysocket.SO_KEEPALIVE:
-                return int(pcb.keepalive)
-            if optname == _pysocket.SO_BROADCAST:
-                return 0
-            if optname == _pysocket.SO_ACCEPTCONN:
-                return int(pcb.state == _LISTEN)
-        return super()._getopt(pcb, level, optname)
+        value = self._getopt(pcb, level, optname)
+        if isinstance(value, int):
+            return value if buflen is None else value.to_bytes(4, "little", signed=True)[:buflen]
+        # a struct option, as this socket has always answered without a buffer length:
+        # TCP_INFO's first word, TCP_CONGESTION's 16 octets, SO_LINGER as the int 0
+        if level == _pysocket.IPPROTO_TCP and optname == _pysocket.TCP_CONGESTION:
+            return value[:buflen or 16]     # the name and 16 NULs
+        if buflen is not None:
+            return value[:buflen]
+        return 0 if optname == _pysocket.SO_LINGER and level == _pysocket.SOL_SOCKET else value[:4]
 
     def tcp_info(self) -> dict[str, Any]:
         """TCP_INFO as a dict (state, rtt, cwnd, retransmits, ...)."""
-        return self._check().info()
+        return self._ops.info(self._check())

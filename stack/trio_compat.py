@@ -115,8 +115,7 @@ class TrioSocket(trio.socket.SocketType):
             self._placeholder.close()
 
     def is_readable(self) -> bool:
-        pcb = self._sock._pcb
-        return self._sock._closed or bool(self._sock._ops.readable(pcb)) or bool(pcb.so_error)
+        return self._sock._closed or self._sock._ops.readable(self._sock._pcb)
 
     # asynchronous calls
     async def bind(self, address: Any) -> None:

@@ -187,6 +187,7 @@ class AtmNdd(TaskNdd):
         self.phy.close()
         super()._close_device()
         self._tx_idle.set()
+        self.tx_drained()          # senders refused meanwhile try again (NDD_TX_READY)
 
     def _phy_status(self, up: bool) -> None:
         if self.is_open:
@@ -368,6 +369,7 @@ class AtmNdd(TaskNdd):
         while True:
             if not self._active:
                 self._tx_idle.set()
+                self.tx_drained()          # senders refused meanwhile try again (NDD_TX_READY)
                 self._tx_wake = trio.Event()
                 await self._tx_wake.wait()
                 continue
@@ -421,6 +423,7 @@ class AtmNdd(TaskNdd):
                 await trio.sleep_until(earliest)
             if not self._active and line_free <= clock():
                 self._tx_idle.set()
+                self.tx_drained()          # senders refused meanwhile try again (NDD_TX_READY)
 
     # --- receive ---------------------------------------------------------------------
     def _rx_cells(self, data: bytes) -> None:

@@ -1,95 +1,63 @@
-"""pr_usrreqs for SOCK_STREAM/IPPROTO_TCP: what the socket layer may ask of TCP.
+"""pr_usrreqs for SOCK_STREAM/IPPROTO_TCP: what the socket layer may ask of TCP
+(protocols.contracts.UserRequests).
 
-Every call returns at once (sans-IO): an errno, data, a count, or None for "would
-block"; the stream socket (stack/stream.py) does the waiting.
+Every call returns at once (sans-IO): an errno, data, a count, or None / -EAGAIN for
+"would block"; the stream socket (stack/stream.py) does the waiting, on the connection's
+upcall, and reads TCP's state only as the so_state bits `state()` computes here.
 """
 from __future__ import annotations
 
 import errno
 import socket as _pysocket
 import struct
+from typing import TYPE_CHECKING, Any, Callable
 
+from ..contracts import (SS_CANTRCVMORE, SS_CANTSENDMORE, SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING,
+                         SS_ISDISCONNECTING)
+from ..sockopt import MIN_RCVBUF, MIN_SNDBUF, BUF_MAX, bufsize, get_ip_option, get_socket_option, set_ip_option, \
+    set_socket_option
 from .conn import Connection
 from .state import State
 from .tcp import Tcp
 
 TCP_MAXSEG = _pysocket.TCP_MAXSEG
+TCP_CONGESTION = _pysocket.TCP_CONGESTION
+TCP_INFO = _pysocket.TCP_INFO
 # struct tcp_info up to tcpi_segs_in (Linux include/uapi/linux/tcp.h)
 _TCP_INFO = struct.Struct("<8B24I4Q2I")
+_LINGER = struct.Struct("ii")
+# Linux caps SO_RCVBUF/SO_SNDBUF at net.core.[rw]mem_max (212992); a stream may ask for up to
+# 32 times that here (~6.5 MiB, about tcp_rmem[2]), so a fixed buffer can still be as large as
+# an autotuned one -- the Gbit/s of TUN offloads need MiB windows, Linux's cap would not do
+STREAM_BUF_MAX = BUF_MAX * 32
+EAGAIN = errno.EAGAIN
+
+_OPENING = (State.SYN_SENT, State.SYN_RECEIVED)
+_CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)   # (Linux: not TIME-WAIT -- the socket is CLOSE then)
+_OPEN = _OPENING + _CAN_SEND
+_PEER_KNOWN = (State.ESTABLISHED, State.SYN_RECEIVED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT,
+               State.LAST_ACK, State.CLOSING)
+_CLOSING = SS_ISCONNECTED | SS_ISDISCONNECTING | SS_CANTSENDMORE
+# so_state by TCP state (4.4BSD: soisconnecting at SYN-SENT, soisconnected at ESTABLISHED,
+# socantsendmore once our FIN is queued); TIME-WAIT is still "disconnecting" for 2 MSL, so a
+# socket there is told from one that is CLOSED.  The peer's FIN adds SS_CANTRCVMORE (below).
+_SO_STATE = {State.CLOSED: 0, State.LISTEN: SS_ISACCEPTING,
+             State.SYN_SENT: SS_ISCONNECTING, State.SYN_RECEIVED: SS_ISCONNECTING,
+             State.ESTABLISHED: SS_ISCONNECTED, State.CLOSE_WAIT: SS_ISCONNECTED,
+             State.FIN_WAIT_1: _CLOSING, State.FIN_WAIT_2: _CLOSING, State.CLOSING: _CLOSING,
+             State.LAST_ACK: _CLOSING, State.TIME_WAIT: SS_ISDISCONNECTING | SS_CANTSENDMORE}
 
 
 class TcpUserRequests:
     def __init__(self, tcp: Tcp) -> None:
         self.tcp = tcp
 
-    def attach(self) -> Connection:
+    # --- life ----------------------------------------------------------------------------
+    def attach(self, now: float) -> Connection:
         return self.tcp.attach()
 
-    def bind(self, pcb: Connection, addr: int, port: int) -> int:
-        return self.tcp.bind(pcb, addr, port)
-
-    def listen(self, pcb: Connection, backlog: int) -> int:
-        return self.tcp.listen(pcb, backlog)
-
-    def connect(self, pcb: Connection, addr: int, port: int, now: float) -> int:
-        return self.tcp.connect(pcb, addr, port, now)
-
-    def accept(self, pcb: Connection) -> Connection | None:
-        return self.tcp.pop_accepted(pcb)
-
-    def abandon_connect(self, pcb: Connection) -> None:
-        """A cancelled connect: forget the attempt, keep the (auto-)bound name."""
-        user_closed = pcb.user_closed
-        pcb.user_closed = False
-        pcb.drop(0)
-        pcb.user_closed = user_closed
-        pcb.faddr = pcb.fport = 0
-        self.tcp.schedule(pcb)
-
-    def abort_connect(self, pcb: Connection, err: int) -> None:
-        """shutdown() in SYN-SENT (Linux tcp_disconnect): the attempt ends with `err`."""
-        pcb.drop(err)
-
-    def send(self, pcb: Connection, data: memoryview, now: float) -> int:
-        n = pcb.send(data, now)
-        self.tcp.mem.update(pcb)
-        self.tcp.schedule(pcb)
-        return n
-
-    def recv(self, pcb: Connection, n: int, peek: bool, now: float) -> bytes:
-        data = pcb.receive(n, peek, now)
-        self.tcp.mem.update(pcb)
-        self.tcp.schedule(pcb)
-        return data
-
-    def set_rcvbuf(self, pcb: Connection, size: int) -> None:
-        pcb.set_rcvbuf(size)
-
-    def set_sndbuf(self, pcb: Connection, size: int) -> None:
-        pcb.set_sndbuf(size)
-
-    def shutdown_write(self, pcb: Connection, now: float) -> None:
-        pcb.shutdown_write(now)
-        self.tcp.schedule(pcb)
-
-    def readable(self, pcb: Connection) -> bool:
-        return pcb.readable() or pcb.accept_live > 0
-
-    def take_error(self, pcb: Connection) -> int:
-        return pcb.take_error()
-
-    def unlisten(self, pcb: Connection, now: float) -> None:
-        """shutdown(SHUT_RD) of a listener (Linux tcp_disconnect): reset the queued
-        children, drop the half-open ones, and go back to CLOSED keeping the bound name."""
-        self._drop_children(pcb, now)
-        self.tcp.stop_listening(pcb)
-
-    def _drop_children(self, pcb: Connection, now: float) -> None:
-        """Reset the queued children of a listener that stops, drop the half-open ones.
-        They all hold its port: the walk is over that port's sockets, once per listener."""
-        for child in [c for c in self.tcp.ports.get(pcb.lport, ()) if c.parent is pcb]:
-            child.owned = False
-            child.abort(now, 0)
+    def set_upcall(self, pcb: Connection, upcall: Callable[[], None]) -> None:
+        pcb.on_event = upcall                     # any change: data, space, state
 
     def detach(self, pcb: Connection, now: float) -> None:
         if pcb.state == State.LISTEN:
@@ -104,63 +72,227 @@ class TcpUserRequests:
         else:
             self.tcp.unbind(pcb)
 
+    # --- names and connections -----------------------------------------------------------------
+    def bind(self, pcb: Connection, addr: tuple[int, int], now: float) -> int:
+        return self.tcp.bind(pcb, *addr)
+
+    def listen(self, pcb: Connection, backlog: int, now: float) -> int:
+        return self.tcp.listen(pcb, backlog)
+
+    def accept(self, pcb: Connection, now: float) -> tuple[Connection, tuple[int, int]] | None:
+        child = self.tcp.pop_accepted(pcb)
+        return (child, (child.faddr, child.fport)) if child is not None else None
+
+    def connect(self, pcb: Connection, addr: tuple[int, int], now: float) -> int:
+        st = pcb.state
+        if st == State.LISTEN:
+            return errno.EISCONN             # Linux inet_stream_connect: not TCP_CLOSE
+        if st in _OPENING:
+            return errno.EALREADY
+        if st != State.CLOSED:
+            return errno.EISCONN
+        return self.tcp.connect(pcb, addr[0], addr[1], now)
+
+    def abandon_connect(self, pcb: Connection, now: float) -> None:
+        """A connect that ended without a connection (cancelled, refused, timed out): forget
+        the attempt and the peer, keep the (auto-)bound name."""
+        if pcb.state in _OPENING:
+            user_closed = pcb.user_closed
+            pcb.user_closed = False
+            pcb.drop(0)
+            pcb.user_closed = user_closed
+            pcb.faddr = pcb.fport = 0
+            self.tcp.schedule(pcb)
+        else:
+            pcb.faddr = pcb.fport = 0
+
+    def disconnect(self, pcb: Connection, now: float) -> int:
+        return errno.EOPNOTSUPP              # connect(AF_UNSPEC) is not served on a stream here
+
+    def shutdown(self, pcb: Connection, how: int, now: float) -> int:
+        """Linux inet_shutdown: a CLOSE socket (never connected, failed, reset or past
+        TIME-WAIT) is ENOTCONN; a listener ignores SHUT_WR and stops listening on SHUT_RD;
+        in SYN-SENT the connect is aborted and the waiting connect() gets ECONNRESET."""
+        st = pcb.state
+        if st in (State.CLOSED, State.TIME_WAIT):
+            return errno.ENOTCONN
+        if st == State.SYN_SENT:
+            pcb.drop(errno.ECONNRESET)       # Linux tcp_disconnect: the attempt ends
+            return 0
+        if st == State.LISTEN:
+            if how != _pysocket.SHUT_WR:
+                self._unlisten(pcb, now)
+            return 0
+        if how in (_pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
+            pcb.shutdown_write(now)
+            self.tcp.schedule(pcb)
+        return 0
+
+    def _unlisten(self, pcb: Connection, now: float) -> None:
+        """shutdown(SHUT_RD) of a listener (Linux tcp_disconnect): reset the queued
+        children, drop the half-open ones, and go back to CLOSED keeping the bound name."""
+        self._drop_children(pcb, now)
+        self.tcp.stop_listening(pcb)
+
+    def _drop_children(self, pcb: Connection, now: float) -> None:
+        """Reset the queued children of a listener that stops, drop the half-open ones.
+        They all hold its port: the walk is over that port's sockets, once per listener."""
+        for child in [c for c in self.tcp.ports.get(pcb.lport, ()) if c.parent is pcb]:
+            child.owned = False
+            child.abort(now, 0)
+
+    # --- data ------------------------------------------------------------------------------------
+    def send(self, pcb: Connection, data: memoryview, addr: tuple[int, int] | None, now: float) -> int:
+        """tcp_sendmsg: the address is ignored; EPIPE once the sending half is shut or the
+        connection gone, -EAGAIN while connecting or with a full send buffer."""
+        st = pcb.state
+        if st not in _CAN_SEND or pcb.shut_wr:
+            return -EAGAIN if st in _OPENING and not pcb.shut_wr else -errno.EPIPE
+        if not data:
+            return 0
+        n = pcb.send(data, now)
+        self.tcp.mem.update(pcb)
+        self.tcp.schedule(pcb)
+        return n or -EAGAIN
+
+    def recv(self, pcb: Connection, bufsize: int, peek: bool, now: float) -> tuple[bytes, None] | None:
+        if pcb.state == State.LISTEN:
+            return None
+        data = pcb.receive(bufsize, peek, now)
+        self.tcp.mem.update(pcb)
+        self.tcp.schedule(pcb)
+        return (data, None) if data else None
+
+    # --- what the socket may ask ---------------------------------------------------------------------
+    def state(self, pcb: Connection) -> int:
+        flags = _SO_STATE[pcb.state]
+        if pcb.rcv_fin:
+            flags |= SS_CANTRCVMORE
+        if pcb.shut_wr:
+            flags |= SS_CANTSENDMORE
+        return flags
+
+    def readable(self, pcb: Connection) -> bool:
+        return pcb.readable() or pcb.accept_live > 0 or bool(pcb.so_error)
+
+    def writable(self, pcb: Connection) -> bool:
+        st = pcb.state
+        return bool(pcb.so_error) or st not in _OPEN or (st in _CAN_SEND and pcb.writable_space() > 0)
+
+    def take_error(self, pcb: Connection) -> int:
+        return pcb.take_error()
+
+    def sockaddr(self, pcb: Connection) -> tuple[int, int]:
+        return pcb.laddr, pcb.lport
+
+    def peeraddr(self, pcb: Connection) -> tuple[int, int] | None:
+        return (pcb.faddr, pcb.fport) if pcb.state in _PEER_KNOWN else None
+
     # --- options -----------------------------------------------------------------------
-    def setopt(self, pcb: Connection, level: int, optname: int, value: int) -> int:
+    def setsockopt(self, pcb: Connection, level: int, name: int, value: Any, now: float) -> int:
         if level == _pysocket.IPPROTO_TCP:
-            if optname == _pysocket.TCP_NODELAY:
-                pcb.nodelay = bool(value)
-                if pcb.nodelay:
-                    pcb.output(self.tcp.clock())
-                    self.tcp.schedule(pcb)
-                return 0
-            if optname in (_pysocket.TCP_KEEPIDLE, _pysocket.TCP_KEEPINTVL):
-                if not 1 <= value <= 32767:
+            return self._set_tcp_option(pcb, name, value, now)
+        if level == _pysocket.SOL_SOCKET:
+            if name == _pysocket.SO_LINGER:
+                if isinstance(value, int) or len(value) < _LINGER.size:
                     return errno.EINVAL
-                if optname == _pysocket.TCP_KEEPIDLE:
-                    pcb.keepidle = float(value)
-                    pcb.keep_at = None
-                    pcb.arm_keepalive(self.tcp.clock())
-                    self.tcp.schedule(pcb)
-                else:
-                    pcb.keepintvl = float(value)
-                return 0
-            if optname == _pysocket.TCP_KEEPCNT:
-                if not 1 <= value <= 127:
-                    return errno.EINVAL
-                pcb.keepcnt = value
-                return 0
-            if optname == TCP_MAXSEG:
-                if value and not 88 <= value <= 32767:
-                    return errno.EINVAL
-                if value and pcb.state in (State.CLOSED, State.LISTEN):
-                    pcb.our_mss = value
-                return 0
-            return errno.ENOPROTOOPT
+                onoff, seconds = _LINGER.unpack_from(value)
+                pcb.linger0 = bool(onoff) and seconds == 0
+            elif name == _pysocket.SO_RCVBUF:
+                # Linux: an explicit size (doubled) also turns autotuning off (SOCK_RCVBUF_LOCK)
+                pcb.set_rcvbuf(bufsize(value, STREAM_BUF_MAX, MIN_RCVBUF))
+            elif name == _pysocket.SO_SNDBUF:
+                pcb.set_sndbuf(bufsize(value, STREAM_BUF_MAX, MIN_SNDBUF))
+            elif name == _pysocket.SO_KEEPALIVE:
+                self._set_keepalive(pcb, bool(value), now)
+            elif name != _pysocket.SO_BROADCAST:   # accepted and meaningless for TCP, as on Linux
+                return set_socket_option(pcb, name, value)
+            return 0
+        if level == _pysocket.IPPROTO_IP:
+            return set_ip_option(pcb, name, value)
         return errno.ENOPROTOOPT
 
-    def set_keepalive(self, pcb: Connection, on: bool) -> None:
+    def _set_tcp_option(self, pcb: Connection, name: int, value: Any, now: float) -> int:
+        if name == TCP_CONGESTION:
+            algorithm = bytes(value).split(b"\0", 1)[0].decode() if not isinstance(value, int) else ""
+            return pcb.set_congestion(algorithm) if algorithm else errno.EINVAL
+        if name == _pysocket.TCP_NODELAY:
+            pcb.nodelay = bool(value)
+            if pcb.nodelay:
+                pcb.output(now)
+                self.tcp.schedule(pcb)
+            return 0
+        if name in (_pysocket.TCP_KEEPIDLE, _pysocket.TCP_KEEPINTVL):
+            if not 1 <= value <= 32767:
+                return errno.EINVAL
+            if name == _pysocket.TCP_KEEPIDLE:
+                pcb.keepidle = float(value)
+                pcb.keep_at = None
+                pcb.arm_keepalive(now)
+                self.tcp.schedule(pcb)
+            else:
+                pcb.keepintvl = float(value)
+            return 0
+        if name == _pysocket.TCP_KEEPCNT:
+            if not 1 <= value <= 127:
+                return errno.EINVAL
+            pcb.keepcnt = value
+            return 0
+        if name == TCP_MAXSEG:
+            if value and not 88 <= value <= 32767:
+                return errno.EINVAL
+            if value and pcb.state in (State.CLOSED, State.LISTEN):
+                pcb.our_mss = value
+            return 0
+        return errno.ENOPROTOOPT
+
+    def _set_keepalive(self, pcb: Connection, on: bool, now: float) -> None:
         pcb.keepalive = on
         pcb.keep_at = None
-        pcb.arm_keepalive(self.tcp.clock())
+        pcb.arm_keepalive(now)
         self.tcp.schedule(pcb)
 
-    def set_congestion(self, pcb: Connection, name: str) -> int:
-        return pcb.set_congestion(name)
+    def getsockopt(self, pcb: Connection, level: int, name: int, now: float) -> int | bytes | None:
+        """Ints, or the bytes of a struct option: TCP_INFO, TCP_CONGESTION (the name, NUL
+        padded), SO_LINGER (struct linger)."""
+        if level == _pysocket.IPPROTO_TCP:
+            return self._get_tcp_option(pcb, name)
+        if level == _pysocket.SOL_SOCKET:
+            if name == _pysocket.SO_LINGER:
+                return _LINGER.pack(int(pcb.linger0), 0)
+            if name == _pysocket.SO_RCVBUF:
+                return pcb.rcv.capacity
+            if name == _pysocket.SO_SNDBUF:
+                return pcb.snd.capacity
+            if name == _pysocket.SO_BROADCAST:
+                return 0
+            if name == _pysocket.SO_ACCEPTCONN:
+                return int(pcb.state == State.LISTEN)
+            return get_socket_option(pcb, name)
+        if level == _pysocket.IPPROTO_IP:
+            return get_ip_option(pcb, name, self.tcp.ipv4.default_ttl)
+        return None
 
-    def getopt(self, pcb: Connection, level: int, optname: int) -> int | None:
-        if level != _pysocket.IPPROTO_TCP:
-            return None
-        if optname == _pysocket.TCP_NODELAY:
+    def _get_tcp_option(self, pcb: Connection, name: int) -> int | bytes | None:
+        if name == TCP_INFO:
+            return self.tcp_info(pcb)
+        if name == TCP_CONGESTION:
+            return pcb.cc.name.encode() + bytes(16)   # NUL-terminated whatever length is asked
+        if name == _pysocket.TCP_NODELAY:
             return int(pcb.nodelay)
-        if optname == _pysocket.TCP_KEEPIDLE:
+        if name == _pysocket.TCP_KEEPIDLE:
             return int(pcb.keepidle)
-        if optname == _pysocket.TCP_KEEPINTVL:
+        if name == _pysocket.TCP_KEEPINTVL:
             return int(pcb.keepintvl)
-        if optname == _pysocket.TCP_KEEPCNT:
+        if name == _pysocket.TCP_KEEPCNT:
             return pcb.keepcnt
-        if optname == TCP_MAXSEG:
+        if name == TCP_MAXSEG:
             return pcb.mss if pcb.state not in (State.CLOSED, State.LISTEN) else pcb.our_mss
         return None
+
+    def info(self, pcb: Connection) -> dict[str, Any]:
+        """TCP_INFO as a dict (state, rtt, cwnd, retransmits, ...)."""
+        return pcb.info()
 
     @staticmethod
     def tcp_info(pcb: Connection) -> bytes:
@@ -179,3 +311,9 @@ class TcpUserRequests:
             0, pcb.rcv.free(), pcb.total_retrans,
             0, 0, pcb.bytes_acked, pcb.bytes_received, pcb.segs_out, pcb.segs_in)
 
+
+if TYPE_CHECKING:
+    from ..contracts import UserRequests
+
+    def _implements_the_contract(requests: TcpUserRequests) -> UserRequests:
+        return requests     # mypy checks every request's signature against protocols/contracts.py

@@ -145,10 +145,10 @@ def atm_cells(data: bytes) -> None:
         else:
             # a datagram out: over the static PVC, or held for InATMARP on the other
             u = UdpUserRequests(st.udp)
-            pcb = u.attach()
+            pcb = u.attach(st.t)
             u.send(pcb, memoryview(bytes(fdp.ConsumeIntInRange(0, 3000))),
                    (pick(fdp, (0x0A010001, 0x0A010003)), 9), st.t)
-            u.detach(pcb)
+            u.detach(pcb, st.t)
         del phy.sent[:], relayed[:]
         check(len(ndd.reasm._active) <= len(ndd.reasm.vcs), "AAL5 active VCs")
 

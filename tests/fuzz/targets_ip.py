@@ -56,14 +56,14 @@ class NetHost:
         st.add_interface(self.ndd, "10.0.0.2/24")
         st.add_route("0.0.0.0/0", gateway="10.0.0.1")
         self.tcp_user = TcpUserRequests(st.tcp)
-        self.lst = self.tcp_user.attach()
-        assert self.tcp_user.bind(self.lst, 0, 80) == 0 and self.tcp_user.listen(self.lst, 4) == 0
+        self.lst = self.tcp_user.attach(st.t)
+        assert self.tcp_user.bind(self.lst, (0, 80), st.t) == 0 and self.tcp_user.listen(self.lst, 4, st.t) == 0
         self.udp_user = u = UdpUserRequests(st.udp)
-        self.pcbs = [u.attach(), u.attach(), u.attach()]
-        assert u.bind(self.pcbs[0], 0, 53) == 0
-        assert u.bind(self.pcbs[1], US, 7) == 0
+        self.pcbs = [u.attach(st.t), u.attach(st.t), u.attach(st.t)]
+        assert u.bind(self.pcbs[0], (0, 53), st.t) == 0
+        assert u.bind(self.pcbs[1], (US, 7), st.t) == 0
         self.pcbs[1].broadcast = True
-        assert u.connect(self.pcbs[2], PEER, 5353, st.t) == 0
+        assert u.connect(self.pcbs[2], (PEER, 5353), st.t) == 0
         self.ndd.out.clear()
 
     def frame(self, fdp: Fdp, ip: bytes) -> bytes:
@@ -165,17 +165,17 @@ def _app(h: NetHost, fdp: Fdp) -> None:
                                                                 pick(fdp, UDP_PORTS))
         h.udp_user.send(pcb, memoryview(bytes(fdp.ConsumeIntInRange(0, 9000))), dst, now)
     elif what == 1:
-        h.udp_user.recv(pick(fdp, h.pcbs), fdp.ConsumeBool())
+        h.udp_user.recv(pick(fdp, h.pcbs), 65536, fdp.ConsumeBool(), now)
     elif what == 2:
-        child = h.tcp_user.accept(h.lst)
-        if child is not None:
-            h.tcp_user.detach(child, now)
+        accepted = h.tcp_user.accept(h.lst, now)
+        if accepted is not None:
+            h.tcp_user.detach(accepted[0], now)
     elif what == 3:
         st.icmp.send_echo(pick(fdp, (PEER, OTHER, FAR)), 1, fdp.ConsumeIntInRange(0, 3),
                           bytes(fdp.ConsumeIntInRange(0, 2000)), now, lambda *a: None)
     else:
-        c = h.tcp_user.attach()
-        h.tcp_user.connect(c, pick(fdp, (PEER, OTHER, FAR)), 80, now)
+        c = h.tcp_user.attach(now)
+        h.tcp_user.connect(c, (pick(fdp, (PEER, OTHER, FAR)), 80), now)
 
 
 def run_host(ether: bool, data: bytes, udp_only: bool = False) -> None:
@@ -299,8 +299,8 @@ def icmp(data: bytes) -> None:
     w.established()
     assert w.srv is not None
     uu = [UdpUserRequests(s.udp) for s in w.stacks]
-    pcb = uu[0].attach()
-    uu[0].connect(pcb, B_IP, 53, w.now)
+    pcb = uu[0].attach(w.now)
+    uu[0].connect(pcb, (B_IP, 53), w.now)
     uu[0].send(pcb, memoryview(b"query"), None, w.now)
     w.app_send(0, w.cli, 4000)
     for _ in steps(fdp):

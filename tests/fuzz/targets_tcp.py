@@ -10,6 +10,7 @@ the timers.  After every step the TCB invariants of every connection are checked
 from __future__ import annotations
 
 import errno
+import socket
 import struct
 
 from protocols.tcp import seq as sq
@@ -60,9 +61,9 @@ class TcpWorld:
         self.stacks[0].add_interface(self.ndds[0], "10.0.0.1/24")
         self.stacks[1].add_interface(self.ndds[1], "10.0.0.2/24")
         self.user = tuple(TcpUserRequests(s.tcp) for s in self.stacks)
-        self.lst = self.user[1].attach()
-        assert self.user[1].bind(self.lst, 0, PORT) == 0 and self.user[1].listen(self.lst, backlog) == 0
-        self.cli: Connection = self.user[0].attach()
+        self.lst = self.user[1].attach(0.0)
+        assert self.user[1].bind(self.lst, (0, PORT), 0.0) == 0 and self.user[1].listen(self.lst, backlog, 0.0) == 0
+        self.cli: Connection = self.user[0].attach(0.0)
         self.srv: Connection | None = None
         self.cookie_seq = self.cookie_ack = 0      # the numbers an ACK of B's last SYN-ACK carries
         # the data oracle: each side's app sends the pattern stream, so what the other app
@@ -97,12 +98,13 @@ class TcpWorld:
             self.deliver(1)
 
     def connect(self) -> None:
-        assert self.user[0].connect(self.cli, B_IP, PORT, self.now) == 0
+        assert self.user[0].connect(self.cli, (B_IP, PORT), self.now) == 0
 
     def established(self) -> None:
         self.connect()
         self.pump()
-        self.srv = self.user[1].accept(self.lst)
+        accepted = self.user[1].accept(self.lst, self.now)
+        self.srv = accepted[0] if accepted is not None else None
         assert self.cli.state == State.ESTABLISHED and self.srv is not None
 
     # --- the application streams ----------------------------------------------------------------------
@@ -117,13 +119,14 @@ class TcpWorld:
 
     def app_send(self, side: int, c: Connection, n: int) -> None:
         if c is not self.stream_end(side):
-            self.user[side].send(c, memoryview(bytes(n)), self.now)
+            self.user[side].send(c, memoryview(bytes(n)), None, self.now)
             return
         off = self.sent_off[side]
-        self.sent_off[side] += self.user[side].send(c, memoryview(pattern(off, n)), self.now)
+        self.sent_off[side] += max(0, self.user[side].send(c, memoryview(pattern(off, n)), None, self.now))
 
     def app_recv(self, side: int, c: Connection, n: int, peek: bool) -> None:
-        data = self.user[side].recv(c, n, peek, self.now)
+        item = self.user[side].recv(c, n, peek, self.now)
+        data = item[0] if item is not None else b""
         if c is not self.stream_end(side):
             return
         off = self.recv_off[side]
@@ -230,17 +233,18 @@ def _app(w: TcpWorld, fdp: Fdp) -> None:
     elif what == 1:
         w.app_recv(side, c, fdp.ConsumeIntInRange(1, 70000), fdp.ConsumeBool())
     elif what == 2:
-        user.shutdown_write(c, now)
+        c.shutdown_write(now)                     # the bare CLOSE of the sending half, in any state
+        w.stacks[side].tcp.schedule(c)
     elif what == 3:
         user.detach(c, now)
     elif what == 4:
         c.abort(now, errno.ECONNABORTED)
     elif what == 5:
-        child = user.accept(w.lst) if side == 1 else None
-        if child is not None:
-            w.srv = child
+        accepted = user.accept(w.lst, now) if side == 1 else None
+        if accepted is not None:
+            w.srv = accepted[0]
     elif what == 6:
-        user.set_keepalive(c, True)
+        user.setsockopt(c, socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1, now)
         c.keepidle, c.keepintvl, c.keepcnt = pick(fdp, ((1.0, 1.0, 2), (7200.0, 75.0, 9), (0.5, 0.2, 1)))
         w.stacks[side].tcp.schedule(c)
     else:
@@ -337,17 +341,17 @@ def tcp_closing(data: bytes) -> None:
     if how == 0:                                   # A: FIN-WAIT-1, its FIN in flight
         w.user[0].detach(w.cli, w.now)
     elif how == 1:                                 # A: FIN-WAIT-2, B: CLOSE-WAIT
-        w.user[0].shutdown_write(w.cli, w.now)
+        w.user[0].shutdown(w.cli, socket.SHUT_WR, w.now)
         w.pump()
     elif how == 2:                                 # A: TIME-WAIT, B: LAST-ACK (the last ACK lost)
-        w.user[0].shutdown_write(w.cli, w.now)
+        w.user[0].shutdown(w.cli, socket.SHUT_WR, w.now)
         w.pump()
-        w.user[1].shutdown_write(srv, w.now)
+        w.user[1].shutdown(srv, socket.SHUT_WR, w.now)
         w.deliver(1)
         w.ndds[0].out.clear()
     elif how == 3:                                 # both: CLOSING (the FINs cross)
-        w.user[0].shutdown_write(w.cli, w.now)
-        w.user[1].shutdown_write(srv, w.now)
+        w.user[0].shutdown(w.cli, socket.SHUT_WR, w.now)
+        w.user[1].shutdown(srv, socket.SHUT_WR, w.now)
         w.deliver(0)
         w.deliver(1)
     else:                                          # B closes with data unread: RST

@@ -13,6 +13,8 @@ pinned here; the realpeer test accepts exactly this RST and no other.
 """
 from __future__ import annotations
 
+import socket
+
 from protocols.tcp.conn import State
 from protocols.tcp.usrreq import TcpUserRequests
 from protocols.tcp.wire import ACK, FIN, RST, SYN
@@ -36,8 +38,8 @@ def last_ack_with_a_tail_in_flight() -> tuple[Net, int, int]:
     net.rx(FIN | ACK, ISN_PEER + 1, c.iss + 1, ts=(3, synack.ts[0]), at=T0 + 2 * RTT)
     assert c.state == State.CLOSE_WAIT
     c.nodelay = True
-    assert usr.send(c, memoryview(bytes(4 * c.mss)), net.now) == 4 * c.mss
-    usr.shutdown_write(c, net.now)
+    assert usr.send(c, memoryview(bytes(4 * c.mss)), None, net.now) == 4 * c.mss
+    usr.shutdown(c, socket.SHUT_WR, net.now)
     net.tcp.poll(net.now)
     out = net.take()
     assert c.state == State.LAST_ACK and out[-1][0].flags & FIN

@@ -362,7 +362,7 @@ def net_with_data() -> tuple[OffloadNet, TcpUserRequests, Connection, int]:
     net.rx(conn, ACK, 5001, conn.snd_una, payload=b"r" * 3000)
     net.rx(conn, ACK, 5001 + 3000 + 2000, conn.snd_una, payload=b"o" * 1000)    # out of order
     net.rx(conn, ACK, 5001, conn.snd_una, win=0)                                # the peer's window shuts
-    assert usr.send(conn, memoryview(b"s" * 7000), net.now) == 7000
+    assert usr.send(conn, memoryview(b"s" * 7000), None, net.now) == 7000
     held = 3000 + 1000 + OOO_BLOCK_OVERHEAD + 7000
     assert net.tcp.mem_allocated == held
     return net, usr, conn, held
@@ -381,7 +381,7 @@ def test_peer_reset_releases_the_send_queue_and_keeps_unread_data_until_close() 
     net.rx(conn, RST, conn.rcv_nxt, 0)
     assert conn.state == State.CLOSED
     assert net.tcp.mem_allocated == conn.rcv.held() == 3000 + 1000 + OOO_BLOCK_OVERHEAD
-    assert usr.recv(conn, 1 << 20, False, net.now) == b"r" * 3000      # the data before the RST
+    assert usr.recv(conn, 1 << 20, False, net.now) == (b"r" * 3000, None)      # the data before the RST
     usr.detach(conn, net.now)
     assert net.tcp.mem_allocated == 0
 
@@ -406,7 +406,7 @@ def test_orphan_keeps_its_send_queue_until_acknowledged() -> None:
     net = OffloadNet()
     usr = TcpUserRequests(net.tcp)
     conn = net.established()
-    assert usr.send(conn, memoryview(b"s" * 5000), net.now) == 5000
+    assert usr.send(conn, memoryview(b"s" * 5000), None, net.now) == 5000
     assert net.tcp.mem_committed > net.tcp.mem_allocated          # the open window counts
     usr.detach(conn, net.now)
     assert conn.state == State.FIN_WAIT_1 and net.tcp.mem_allocated == 5000

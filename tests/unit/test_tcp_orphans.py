@@ -29,7 +29,7 @@ def never_reading_peer(net: OffloadNet, usr: TcpUserRequests) -> Connection:
     """An established connection whose peer took the first flight, then shut its window;
     QUEUED bytes wait in the send queue."""
     conn = net.established()
-    assert usr.send(conn, memoryview(bytes(QUEUED)), net.now) == QUEUED
+    assert usr.send(conn, memoryview(bytes(QUEUED)), None, net.now) == QUEUED
     net.now += 0.01
     net.rx(conn, ACK, 5001, conn.snd_max, win=0)          # what was in flight arrived; window shut
     net.segments()
@@ -106,7 +106,7 @@ def test_orphan_gives_up_after_orphan_retries_rtos_without_a_reset() -> None:
     net = OffloadNet()
     usr = TcpUserRequests(net.tcp)
     conn = net.established()
-    assert usr.send(conn, memoryview(bytes(5000)), net.now) == 5000
+    assert usr.send(conn, memoryview(bytes(5000)), None, net.now) == 5000
     usr.detach(conn, net.now)
     net.segments()
     rtos = 0

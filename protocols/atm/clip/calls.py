@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 import os
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from ndd.pktbuf import PacketBuffer
 from ndd.constants import AF_NDD, NDD_PROT_ATM
@@ -56,13 +56,13 @@ class ClipCalls:
     def start(self) -> None:
         """Listen on our AESA (this also starts the adapter's UNI).  OSError: EADDRINUSE when a
         socket holds that address with CLIP's B-LLI, or the adapter's errors."""
-        lst = self.usr.attach()
+        lst = self.usr.attach(self.now())
         lst.blli = CLIP_BLLI
         err = self.usr.bind_svc(lst, SockaddrNddAtm.svc(self.nddname, self.aesa))
         if not err:
-            err = self.usr.listen(lst, LISTEN_BACKLOG)
+            err = self.usr.listen(lst, LISTEN_BACKLOG, self.now())
         if err:
-            self.usr.detach(lst)
+            self.usr.detach(lst, self.now())
             raise OSError(err, f"{os.strerror(err)}: CLIP listener on {self.aesa.hex()}")
         lst.on_readable = self._accept
         self.listener = lst
@@ -72,20 +72,20 @@ class ClipCalls:
             self._drop(pcb)
         if self.listener is not None:
             self.listener.on_readable = lambda: None
-            self.usr.detach(self.listener)        # refuses calls still queued (cause 21)
+            self.usr.detach(self.listener, self.now())        # refuses calls still queued (cause 21)
             self.listener = None
 
     # --- the core's requests ------------------------------------------------------------------
     def call(self, vc: SvcVc) -> int:
-        pcb = self.usr.attach()
-        err = self.usr.bind(pcb, self.nddname)
+        pcb = self.usr.attach(self.now())
+        err = self.usr.bind_adapter(pcb, self.nddname)
         if err:
             return err
         pcb.aal = AalParm(self.max_sdu, self.max_sdu)
         pcb.blli = CLIP_BLLI
         pcb.calling = AtmAddr(self.aesa)
         self._own(pcb, vc)
-        err = self.usr.connect(pcb, SockaddrNddAtm.svc(self.nddname, vc.aesa))
+        err = self.usr.connect(pcb, SockaddrNddAtm.svc(self.nddname, vc.aesa), self.now())
         if err:
             self._drop(pcb)
         return err
@@ -106,7 +106,7 @@ class ClipCalls:
         self.pcbs.pop(pcb, None)
         pcb.sink = None
         pcb.on_readable = lambda: None
-        self.usr.detach(pcb)
+        self.usr.detach(pcb, self.now())
 
     def _changed(self, pcb: AtmPcb) -> None:
         vc = self.pcbs.get(pcb)
@@ -127,9 +127,10 @@ class ClipCalls:
 
     def _accept(self) -> None:
         lst = self.listener
-        while lst is not None and (child := self.usr.accept(lst)) is not None:
+        while lst is not None and (accepted := self.usr.accept(lst, self.now())) is not None:
+            child = accepted[0]
             if child.state is not St.CONNECTED or child.vc is None:
-                self.usr.detach(child)            # cleared before it was ours
+                self.usr.detach(child, self.now())    # cleared before it was ours
                 continue
             vc = SvcVc(child.peer.atm_address if child.peer is not None else b"", outgoing=False)
             self._own(child, vc)
@@ -169,7 +170,8 @@ def enable_svc(host: "ProtocolHost", link: AtmLink, aesa: bytes, *, arp_server: 
                    unreachable=lambda pkt: table.unreachable(pkt))
     pr = host.protosw.find_proto(AF_NDD, NDD_PROT_ATM)
     assert pr is not None
-    calls = ClipCalls(pr.usrreqs, link.ndd.ndd_name, aesa, link.ifp.mtu + LLC_SNAP_LEN, core, link, host.now)
+    calls = ClipCalls(cast("AtmUserRequests", pr.usrreqs), link.ndd.ndd_name, aesa, link.ifp.mtu + LLC_SNAP_LEN, core,
+                      link, host.now)
     calls.start()
     link.svc, link.svc_calls = core, calls
     host.timers.register(core)

@@ -73,7 +73,8 @@ class AtmPcb:
         self.queued = 0
         self.rcvbuf = RCVBUF_DEFAULT
         self.sndbuf = SNDBUF_DEFAULT
-        self.reuseaddr = self.reuseport = self.broadcast = False   # SOL_SOCKET options the base serves
+        self.reuseaddr = self.reuseport = self.broadcast = False   # SOL_SOCKET options (protocols/sockopt.py)
+        self.keepalive = False
         self.so_error = 0
         self.stats = AtmSockStats()
         self.on_readable: Callable[[], None] = lambda: None

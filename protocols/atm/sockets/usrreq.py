@@ -65,10 +65,12 @@ from __future__ import annotations
 
 import errno
 import socket as _pysocket
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ndd import constants as C
 from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
+from protocols.contracts import SS_CANTRCVMORE, SS_CANTSENDMORE, SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING
+from protocols.sockopt import get_socket_option, set_socket_option
 
 from .pcb import SDU_OVERHEAD, AtmPcb, AtmSockStats, St, close_vc, errno_of, free_adapter, open_vc
 from .sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BEARER, SO_ATM_BLLI, SO_ATM_CALLED,
@@ -77,6 +79,7 @@ from .sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BEARER, SO_AT
 from .svc import SvcManager
 
 if TYPE_CHECKING:
+    from ndd.ndd import Ndd, StatusBlock
     from ndd.services import NetServices
     from protocols.contracts import ProtocolHost
 
@@ -87,22 +90,47 @@ _CALL_OPTIONS: dict[int, Any] = {SO_ATM_AAL_PARM: AalParm, SO_ATM_TRAFFIC_DES: T
 _FIELD = {SO_ATM_AAL_PARM: "aal", SO_ATM_TRAFFIC_DES: "traffic", SO_ATM_BLLI: "blli", SO_ATM_BEARER: "bearer",
           SO_ATM_QOS_PARM: "qos", SO_ATM_CALLING: "calling"}
 _IN_CALL = (St.CONNECTING, St.CONNECTED, St.RELEASED, St.PENDING, St.ACCEPTING)
+# so_state by socket state; a cleared call stays "connected" (getpeername, recv's EOF) but moves no more data
+_SO_STATE = {St.IDLE: 0, St.LISTENING: SS_ISACCEPTING, St.CONNECTING: SS_ISCONNECTING,
+             St.PENDING: SS_ISCONNECTING, St.ACCEPTING: SS_ISCONNECTING, St.CONNECTED: SS_ISCONNECTED,
+             St.RELEASED: SS_ISCONNECTED | SS_CANTSENDMORE | SS_CANTRCVMORE}
 
 
 class AtmUserRequests:
-    """pr_usrreqs of the ATM service (sans-IO: errnos, never waits).  `socket_class`
-    tells the socket layer to build AtmSocket, whose addresses are sockaddr_ndd_atm."""
+    """pr_usrreqs of the ATM service (protocols.contracts.UserRequests; sans-IO: errnos, never
+    waits).  Addresses are SockaddrNddAtm both ways (AtmSocket parses and formats them)."""
 
     def __init__(self, ns: "NetServices", now: Callable[[], float] | None = None, timers: Any = None) -> None:
         self.ns = ns
         self.svc = SvcManager(ns, now or ns.clock, timers)
-        from stack.ndd_socket import AtmSocket    # the waiting half lives in the socket layer
-        self.socket_class = AtmSocket
+        # senders refused by a full adapter queue, by adapter, until it reports NDD_TX_READY
+        self._tx_waiting: dict[str, list[AtmPcb]] = {}
 
-    def attach(self) -> AtmPcb:
+    # --- life ------------------------------------------------------------------------------
+    def attach(self, now: float) -> AtmPcb:
         return AtmPcb()
 
-    def bind(self, pcb: AtmPcb, nddname: str) -> int:
+    def set_upcall(self, pcb: AtmPcb, upcall: Callable[[], None]) -> None:
+        pcb.on_readable = upcall
+
+    def detach(self, pcb: AtmPcb, now: float) -> None:
+        self._stop_waiting(pcb)
+        self.disconnect(pcb, now)
+        self.svc.unclaim(pcb)
+        pcb.local = None
+        free_adapter(self.ns, pcb)
+        pcb.queue.clear()
+        pcb.queued = 0
+
+    # --- names and connections -----------------------------------------------------------------
+    def bind(self, pcb: AtmPcb, addr: SockaddrNddAtm, now: float) -> int:
+        """An SVC address: the adapter, then the SAP callers name; a PVC address: the adapter only
+        (a PVC's VPI/VCI is chosen by connect)."""
+        if addr.vc_type == CONN_SVC:
+            return self.bind_svc(pcb, addr)
+        return self.bind_adapter(pcb, addr.nddname)
+
+    def bind_adapter(self, pcb: AtmPcb, nddname: str) -> int:
         if pcb.ndd is not None:
             return errno.EINVAL
         ndd = self.ns.ndds.get(nddname)
@@ -118,7 +146,7 @@ class AtmUserRequests:
 
     def bind_svc(self, pcb: AtmPcb, addr: SockaddrNddAtm) -> int:
         """bind() of an SVC address: the adapter, then the SAP."""
-        err = self.bind(pcb, addr.nddname)
+        err = self.bind_adapter(pcb, addr.nddname)
         if err:
             return err
         pcb.local = SockaddrNddAtm.svc(addr.nddname, addr.atm_address, addr.subaddress)
@@ -128,7 +156,7 @@ class AtmUserRequests:
             free_adapter(self.ns, pcb)
         return err
 
-    def listen(self, pcb: AtmPcb, backlog: int) -> int:
+    def listen(self, pcb: AtmPcb, backlog: int, now: float) -> int:
         if pcb.peer is not None and pcb.peer.vc_type == CONN_PVC and pcb.connected:
             return errno.EOPNOTSUPP
         if pcb.state in _IN_CALL:
@@ -141,10 +169,11 @@ class AtmUserRequests:
             return 0
         return self.svc.listen(pcb, backlog)
 
-    def accept(self, pcb: AtmPcb) -> AtmPcb | None:
-        return self.svc.accept(pcb)
+    def accept(self, pcb: AtmPcb, now: float) -> tuple[AtmPcb, SockaddrNddAtm | None] | None:
+        child = self.svc.accept(pcb)
+        return (child, child.peer) if child is not None else None
 
-    def connect(self, pcb: AtmPcb, addr: SockaddrNddAtm) -> int:
+    def connect(self, pcb: AtmPcb, addr: SockaddrNddAtm, now: float) -> int:
         if pcb.state is St.LISTENING:
             return errno.EOPNOTSUPP      # POSIX: "the socket is listening and cannot be connected"
         if pcb.state is St.CONNECTING:
@@ -157,7 +186,7 @@ class AtmUserRequests:
         if addr.vc_type == CONN_PVC and pcb.local is not None:
             return errno.EINVAL          # bound to an ATM address: a switched-VC socket
         if pcb.ndd is None:
-            err = self.bind(pcb, addr.nddname)
+            err = self.bind_adapter(pcb, addr.nddname)
             if err:
                 return err
         elif pcb.ndd.ndd_name != addr.nddname:
@@ -170,37 +199,89 @@ class AtmUserRequests:
             pcb.state = St.CONNECTED
         return err
 
-    def abandon_connect(self, pcb: AtmPcb) -> None:
+    def abandon_connect(self, pcb: AtmPcb, now: float) -> None:
         """A cancelled connect(): clear the call (SO_ATM_CAUSE as set), stay unconnected."""
         if pcb.state is St.CONNECTING:
             self.svc.release(pcb)
             pcb.peer = None
 
-    def disconnect(self, pcb: AtmPcb) -> None:
+    def disconnect(self, pcb: AtmPcb, now: float) -> int:
         if pcb.call is not None or pcb.pending or pcb.state is St.LISTENING:
             self.svc.release(pcb)
         close_vc(self.ns, pcb)
         pcb.peer = None
         pcb.state = St.IDLE
+        return 0
 
-    def send(self, pcb: AtmPcb, data: memoryview) -> int:
+    def shutdown(self, pcb: AtmPcb, how: int, now: float) -> int:
+        return 0 if pcb.connected else errno.ENOTCONN    # the socket marks its halves
+
+    # --- data ------------------------------------------------------------------------------------
+    def send(self, pcb: AtmPcb, data: memoryview, addr: SockaddrNddAtm | None, now: float) -> int:
+        """One SDU: its length, or -errno; -EAGAIN while the adapter's queue is full (the
+        socket's upcall runs when the adapter reports room, NDD_STATUS/NDD_TX_READY)."""
+        if addr is not None:             # sendto: a VC has one destination
+            if pcb.peer is None:
+                return -errno.ENOTCONN
+            if addr.astuple() != pcb.peer.astuple():
+                return -errno.EISCONN
         if pcb.state is St.RELEASED:
-            return errno.EPIPE
+            return -errno.EPIPE
         if pcb.state is not St.CONNECTED or pcb.vc is None:
-            return errno.ENOTCONN
+            return -errno.ENOTCONN
         if not len(data):
-            return errno.EINVAL
+            return -errno.EINVAL
         if len(data) > pcb.max_sdu[0]:
-            return errno.EMSGSIZE
+            return -errno.EMSGSIZE
         err = pcb.ndd.atm_output(*pcb.vc, data)
-        if not err:
-            pcb.stats.sdus_out += 1
-            pcb.stats.bytes_out += len(data)
-        return err
+        if err in (errno.ENOBUFS, errno.EAGAIN):
+            self._wait_for_room(pcb)
+            return -errno.EAGAIN
+        if err:
+            return -err
+        pcb.stats.sdus_out += 1
+        pcb.stats.bytes_out += len(data)
+        return len(data)
 
-    def recv(self, pcb: AtmPcb, peek: bool) -> tuple[bytes, Any] | None:
-        """(SDU, the peer's address) -- the shape the datagram socket's receive loop takes;
-        b"" once a cleared call's SDUs are all read (EOF)."""
+    def _wait_for_room(self, pcb: AtmPcb) -> None:
+        """Hear from the adapter when its transmit queue has room again (one status user per
+        adapter while any socket waits; the list is bounded by the sockets on the adapter)."""
+        ndd = pcb.ndd
+        waiting = self._tx_waiting.get(ndd.ndd_name)
+        if waiting is None:
+            self.ns.ns_add_status(ndd, self._tx_status, frozenset({C.NDD_STATUS, C.NDD_HARD_FAIL}))
+            waiting = self._tx_waiting[ndd.ndd_name] = []
+        if pcb not in waiting:
+            waiting.append(pcb)
+
+    def _tx_status(self, ndd: "Ndd", block: "StatusBlock") -> None:
+        if block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_UP,):
+            return
+        # room again, the link down or the adapter dead: every waiting sender tries again
+        self._forget_adapter(ndd)
+        for pcb in self._tx_waiting.pop(ndd.ndd_name, ()):
+            pcb.on_readable()
+
+    def _stop_waiting(self, pcb: AtmPcb) -> None:
+        """A closing socket leaves the adapter's list (the last one takes the status user away,
+        before its ns_free may close the adapter)."""
+        ndd = pcb.ndd
+        waiting = self._tx_waiting.get(ndd.ndd_name) if ndd is not None else None
+        if waiting is None or pcb not in waiting:
+            return
+        waiting.remove(pcb)
+        if not waiting:
+            del self._tx_waiting[ndd.ndd_name]
+            self._forget_adapter(ndd)
+
+    def _forget_adapter(self, ndd: "Ndd") -> None:
+        try:
+            self.ns.ns_del_status(ndd, self._tx_status)
+        except OSError:
+            pass                         # the adapter was freed under us (ns_free forgets its status users)
+
+    def recv(self, pcb: AtmPcb, bufsize: int, peek: bool, now: float) -> tuple[bytes, SockaddrNddAtm | None] | None:
+        """(SDU, the peer's address); b"" once a cleared call's SDUs are all read (EOF)."""
         if not pcb.queue:
             return (b"", pcb.peer) if pcb.state is St.RELEASED else None
         if peek:
@@ -209,46 +290,68 @@ class AtmUserRequests:
         pcb.queued -= len(sdu) + SDU_OVERHEAD
         return sdu, pcb.peer
 
+    # --- what the socket may ask ---------------------------------------------------------------------
+    def state(self, pcb: AtmPcb) -> int:
+        return _SO_STATE[pcb.state]
+
     def readable(self, pcb: AtmPcb) -> bool:
-        return bool(pcb.queue) or pcb.state is St.RELEASED or bool(pcb.pending)
+        return bool(pcb.queue) or pcb.state is St.RELEASED or bool(pcb.pending) or bool(pcb.so_error)
+
+    def writable(self, pcb: AtmPcb) -> bool:
+        return True          # as any datagram socket: send itself waits for the adapter
 
     def take_error(self, pcb: AtmPcb) -> int:
         return pcb.take_error()
 
-    def detach(self, pcb: AtmPcb) -> None:
-        self.disconnect(pcb)
-        self.svc.unclaim(pcb)
-        pcb.local = None
-        free_adapter(self.ns, pcb)
-        pcb.queue.clear()
-        pcb.queued = 0
+    def sockaddr(self, pcb: AtmPcb) -> SockaddrNddAtm:
+        if pcb.local is not None:
+            return pcb.local
+        if pcb.peer is not None and pcb.peer.vc_type == CONN_SVC:
+            calling = self._getopt(pcb, SO_ATM_CALLING)    # what our SETUP said we are
+            return SockaddrNddAtm.svc(pcb.peer.nddname, calling.address, calling.subaddress)
+        if pcb.peer is not None:
+            return pcb.peer                  # a PVC's VPI/VCI name both ends at this UNI
+        return SockaddrNddAtm(pcb.ndd.ndd_name if pcb.ndd is not None else "", 0)
 
-    def setopt(self, pcb: AtmPcb, optname: int, value: object) -> int:
-        if optname == SO_ATM_MAX_PEND:
+    def peeraddr(self, pcb: AtmPcb) -> SockaddrNddAtm | None:
+        return pcb.peer if pcb.connected else None
+
+    # --- options ---------------------------------------------------------------------------
+    def setsockopt(self, pcb: AtmPcb, level: int, name: int, value: Any, now: float) -> int:
+        if level == _pysocket.SOL_SOCKET:    # SO_RCVBUF bounds the receive queue, as for UDP
+            return set_socket_option(pcb, name, value)
+        if level != SOL_NDD_ATM:
+            return errno.ENOPROTOOPT
+        if name == SO_ATM_MAX_PEND:
             if not isinstance(value, int) or value < 1:
                 return errno.EINVAL
             pcb.backlog = min(value, _pysocket.SOMAXCONN)
             return 0
-        cls = AtmCause if optname == SO_ATM_CAUSE else _CALL_OPTIONS.get(optname)
+        cls = AtmCause if name == SO_ATM_CAUSE else _CALL_OPTIONS.get(name)
         if cls is None:
             return errno.ENOPROTOOPT     # SO_ATM_CALLED is read-only, as SO_ERROR; the rest not served
         v = cls.coerce(value)            # TypeError / OSError(EINVAL) for a wrong shape
         err = v.check()
         if err:
             return err
-        if optname == SO_ATM_CAUSE:
+        if name == SO_ATM_CAUSE:
             pcb.release_cause = v.cause
             return 0
         if pcb.state in _IN_CALL:
             return errno.EISCONN         # call parameters are fixed when the VC opens
-        if optname == SO_ATM_BLLI and pcb.local is not None:
+        if name == SO_ATM_BLLI and pcb.local is not None:
             err = self.svc.claim(pcb, v)     # a bound socket's SAP changes with it
             if err:
                 return err
-        setattr(pcb, _FIELD[optname], v)
+        setattr(pcb, _FIELD[name], v)
         return 0
 
-    def getopt(self, pcb: AtmPcb, optname: int) -> Any:
+    def getsockopt(self, pcb: AtmPcb, level: int, name: int, now: float) -> Any:
+        if level == _pysocket.SOL_SOCKET:
+            return get_socket_option(pcb, name)
+        return self._getopt(pcb, name) if level == SOL_NDD_ATM else None
+
+    def _getopt(self, pcb: AtmPcb, optname: int) -> Any:
         if optname == SO_ATM_AAL_PARM:
             return AalParm(*pcb.max_sdu) if pcb.connected or pcb.vc else pcb.aal_parm()
         if optname == SO_ATM_CALLING:
@@ -264,6 +367,17 @@ class AtmUserRequests:
             return pcb.cause
         name = _FIELD.get(optname)
         return getattr(pcb, name) if name is not None else None
+
+    def info(self, pcb: AtmPcb) -> dict[str, Any]:
+        """The data VC while it is open, and the socket's counters."""
+        return {"vc": pcb.vc, "stats": pcb.stats.as_dict()}
+
+
+if TYPE_CHECKING:
+    from protocols.contracts import UserRequests
+
+    def _implements_the_contract(requests: AtmUserRequests) -> UserRequests:
+        return requests     # mypy checks every request's signature against protocols/contracts.py
 
 
 def svc_manager(host: "ProtocolHost") -> SvcManager:
