@@ -117,7 +117,7 @@ class AtmSocket(Socket):
         return stats
 
     # --- options ----------------------------------------------------------------------------
-    def setsockopt(self, level: int, optname: int, value: object) -> None:  # type: ignore[override]
+    def setsockopt(self, level: int, optname: int, value: object) -> None:
         pcb = self._check()
         if level == _pysocket.SOL_SOCKET:   # SO_RCVBUF bounds the receive queue, as for UDP
             super().setsockopt(level, optname, value)   # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import errno
 import socket as _pysocket
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import trio
 
@@ -30,8 +30,18 @@ from .sockaddr import format_inet, parse_inet
 from protocols.contracts import Upcall, UserRequests, oserror
 
 if TYPE_CHECKING:
-    from protocols.contracts import Protosw
-    from .stack import Stack
+    from protocols.contracts import ProtocolSwitch, Protosw
+
+
+class SocketHost(Protocol):
+    """What the socket layer needs of its Stack (stack/stack.py's Stack is one): the clock every
+    user request takes, the protocol switch socket(2) searches, and the names sockets resolve."""
+    hosts: dict[str, str]
+
+    @property
+    def protosw(self) -> ProtocolSwitch: ...
+
+    def now(self) -> float: ...
 
 # The constants, re-exported with the names and values of Python's socket module on
 # Linux (`from stack.socket import AF_INET, SOCK_STREAM, SO_REUSEADDR, TCP_NODELAY, ...`),
@@ -81,7 +91,7 @@ class Socket:
     """A stack socket.  Synchronous where Python's socket is (bind, listen, close,
     options); `await` for anything that may wait (connect, send*, recv*, accept)."""
 
-    def __init__(self, stack: "Stack", family: int, type: int, proto: int, pr: "Protosw",
+    def __init__(self, stack: SocketHost, family: int, type: int, proto: int, pr: "Protosw",
                  pcb: Any = None) -> None:
         self._stack = stack
         self.family, self.type, self.proto = family, type, proto

@@ -22,11 +22,10 @@ import trio
 
 from protocols.contracts import (SS_CANTRCVMORE, SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING,
                                  SS_ISDISCONNECTING, oserror)
-from .socket import Socket, _optval
+from .socket import SocketHost, Socket, _optval
 
 if TYPE_CHECKING:
     from protocols.contracts import Protosw
-    from .stack import Stack
 
 # a connection, in so_state: it may still carry data one way or the other
 _IN_CONNECTION = SS_ISCONNECTED | SS_ISCONNECTING | SS_ISDISCONNECTING
@@ -36,7 +35,7 @@ _STRUCT_OPTIONS = ((_pysocket.IPPROTO_TCP, _pysocket.TCP_CONGESTION), (_pysocket
 
 
 class StreamSocket(Socket):
-    def __init__(self, stack: "Stack", family: int, type: int, proto: int, pr: "Protosw",
+    def __init__(self, stack: "SocketHost", family: int, type: int, proto: int, pr: "Protosw",
                  pcb: Any = None) -> None:
         super().__init__(stack, family, type, proto, pr, pcb)
         # Linux's sock->state SS_CONNECTED: once connected, a socket stays "connected" for
