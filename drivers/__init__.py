@@ -12,7 +12,8 @@ entry point adds its own; it imports them only when called.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 
 class Registry(Protocol):

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import trio
 
-from ndd.ndd import Ndd
-from ndd.counters import Counters
 from ndd.checksum import checksum
+from ndd.counters import Counters
+from ndd.ndd import Ndd
 from ndd.pktbuf import PacketBuffer
 
 from .base import TaskNdd

@@ -60,7 +60,7 @@ class PcapRecorder:
         self._ndds: list[Ndd] = []
 
     @classmethod
-    def attach(cls, ndd: Ndd, path: str) -> "PcapRecorder":
+    def attach(cls, ndd: Ndd, path: str) -> PcapRecorder:
         rec = cls(path, ndd.linktype)
         rec.watch(ndd)
         return rec
@@ -90,7 +90,7 @@ class PcapRecorder:
         if not self._file.closed:
             self._file.close()
 
-    def __enter__(self) -> "PcapRecorder":
+    def __enter__(self) -> PcapRecorder:
         return self
 
     def __exit__(self, *exc: object) -> None:

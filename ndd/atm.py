@@ -14,8 +14,8 @@ The adapter itself (cells, HEC, AAL5 SAR, OAM, pacing) is drivers/atm/.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import constants as C
 from .demux import NS_PROTO, Demuxer, NsFilter, NsUser

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import constants as C
 from .ndd import Ndd, ndd_error

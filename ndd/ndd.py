@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from . import constants as C
 from .counters import Counters
@@ -86,7 +87,7 @@ class Ndd:
         self.stats = GenStats()
         self.caps = DeviceCaps(mtu=mtu)
         self.nd_receive: ReceiveFn | None = None
-        self.nd_status: Callable[["Ndd", StatusBlock], None] | None = None
+        self.nd_status: Callable[[Ndd, StatusBlock], None] | None = None
         self.services: DeviceServices | None = None
         self.taps: list[TapFn] = []
         self.multicast_addrs: set[bytes] = set()
@@ -225,7 +226,7 @@ class Ndd:
         if mac == self.ndd_physaddr or mac == b"\xff\xff\xff\xff\xff\xff":
             return True
         if mac[0] & 1:
-            return mac in self.multicast_addrs or mac[:3] == b"\x01\x00\x5e" and self._all_ipv4_multicast(mac)
+            return mac in self.multicast_addrs or (mac[:3] == b"\x01\x00\x5e" and self._all_ipv4_multicast(mac))
         return bool(self.ndd_flags & C.NDD_PROMISC)
 
     def _all_ipv4_multicast(self, mac: bytes) -> bool:

@@ -47,7 +47,7 @@ class PacketBuffer:
         self.ifp: object | None = None   # the receiving interface (protocols.ifnet.Interface), set on input
 
     @classmethod
-    def from_payload(cls, payload: bytes | bytearray | memoryview, headroom: int = DEFAULT_HEADROOM) -> "PacketBuffer":
+    def from_payload(cls, payload: bytes | bytearray | memoryview, headroom: int = DEFAULT_HEADROOM) -> PacketBuffer:
         """Copy `payload` once, leaving `headroom` bytes free in front for headers."""
         n = len(payload)
         buf = bytearray(headroom + n)
@@ -55,7 +55,7 @@ class PacketBuffer:
         return cls(buf, headroom, headroom + n)
 
     @classmethod
-    def allocate(cls, size: int, headroom: int = DEFAULT_HEADROOM) -> "PacketBuffer":
+    def allocate(cls, size: int, headroom: int = DEFAULT_HEADROOM) -> PacketBuffer:
         """A zero-filled packet of `size` bytes with headroom, to be written in place."""
         return cls(bytearray(headroom + size), headroom, headroom + size)
 
@@ -100,7 +100,7 @@ class PacketBuffer:
         if self.csum_start >= 0:
             self.csum_start += shift
 
-    def copy(self) -> "PacketBuffer":
+    def copy(self) -> PacketBuffer:
         """An independent copy of data and metadata (used by taps and duplicators)."""
         pb = PacketBuffer.from_payload(self.view(), self.start if self.start else DEFAULT_HEADROOM)
         for name in ("csum_offset", "csum_valid", "gso_type", "gso_size", "ll_src", "ll_dst", "ll_bcast", "ifp"):

@@ -11,8 +11,9 @@ No module state: every Stack owns one NetServices, so several stacks share a pro
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import constants as C
 from .atm import AtmDemuxer

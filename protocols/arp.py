@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from .addr import MAC_BROADCAST, is_martian_source
 from ndd.counters import Counters
 from ndd.pktbuf import PacketBuffer
+
+from .addr import MAC_BROADCAST, is_martian_source
 
 ARP_LEN = 28
 HTYPE_ETHERNET = 1
@@ -41,7 +42,7 @@ class ArpRepr:
     tpa: int
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> "ArpRepr | None":
+    def parse(cls, data: bytes | bytearray | memoryview) -> ArpRepr | None:
         """None for anything but Ethernet/IPv4 request or reply of full length."""
         if len(data) < ARP_LEN:
             return None

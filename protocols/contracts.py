@@ -22,8 +22,9 @@ import errno
 import os
 import random
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ndd.pktbuf import PacketBuffer
 
@@ -40,7 +41,7 @@ class Protosw:
     protocol: int                  # IPPROTO_* (or NDD_PROT_*)
     input: TransportInput | None = None        # pr_input(pkt, meta, now)
     ctlinput: ControlInput | None = None       # pr_ctlinput(error, now)
-    usrreqs: "UserRequests | None" = None   # the socket requests (below); None: no sockets
+    usrreqs: UserRequests | None = None   # the socket requests (below); None: no sockets
     flags: int = 0
     core: Any = None               # the protocol object itself, for introspection
 

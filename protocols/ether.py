@@ -6,14 +6,15 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .addr import MAC_BROADCAST, is_multicast, multicast_mac
 from ndd.pktbuf import PacketBuffer
+
+from .addr import MAC_BROADCAST, is_multicast, multicast_mac
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
-    from .ifnet import Interface
 
     from .arp import ArpCache
+    from .ifnet import Interface
 
 ETH_HLEN = 14
 ETH_ZLEN = 60           # minimum frame without FCS; shorter frames are padded
@@ -32,7 +33,7 @@ class EthernetRepr:
     ethertype: int
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> "EthernetRepr | None":
+    def parse(cls, data: bytes | bytearray | memoryview) -> EthernetRepr | None:
         """None when the frame cannot hold a header."""
         if len(data) < ETH_HLEN:
             return None
@@ -52,7 +53,7 @@ def frame(pkt: PacketBuffer, dst: bytes, src: bytes, ethertype: int) -> PacketBu
 class EtherLink:
     """IPv4 over Ethernet: choose the destination MAC (broadcast, multicast, ARP) and send."""
 
-    def __init__(self, ifp: "Interface", ndd: "Ndd", arp: "ArpCache") -> None:
+    def __init__(self, ifp: Interface, ndd: Ndd, arp: ArpCache) -> None:
         self.ifp = ifp
         self.ndd = ndd
         self.arp = arp
@@ -76,7 +77,7 @@ class EtherLink:
 class RawIpLink:
     """Layer-3 devices (TUN, loopback): the IP packet is the frame."""
 
-    def __init__(self, ndd: "Ndd") -> None:
+    def __init__(self, ndd: Ndd) -> None:
         self.ndd = ndd
 
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
@@ -87,5 +88,15 @@ def is_unicast_mac(mac: bytes) -> bool:
     return len(mac) == 6 and not mac[0] & 1 and mac != b"\x00" * 6
 
 
-__all__ = ["ETH_HLEN", "ETHERTYPE_ARP", "ETHERTYPE_IPV4", "ETHERTYPE_IPV6", "EtherLink", "EthernetRepr",
-           "RawIpLink", "frame", "is_unicast_mac", "errno"]
+__all__ = [
+    "ETHERTYPE_ARP",
+    "ETHERTYPE_IPV4",
+    "ETHERTYPE_IPV6",
+    "ETH_HLEN",
+    "EtherLink",
+    "EthernetRepr",
+    "RawIpLink",
+    "errno",
+    "frame",
+    "is_unicast_mac",
+]

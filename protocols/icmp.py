@@ -25,15 +25,16 @@ from __future__ import annotations
 import errno
 import random
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from .addr import is_martian_source
+from ndd.checksum import checksum, ones_sum
 from ndd.counters import Counters
 from ndd.pktbuf import PacketBuffer
 
-from ndd.checksum import checksum, ones_sum
-from .ipv4 import _HDR as IP_HDR, HDR_LEN, IPPROTO_ICMP, FLAG_MF, OFFSET_MASK, IpMeta, Ipv4, Ipv4Repr
+from .addr import is_martian_source
+from .ipv4 import _HDR as IP_HDR
+from .ipv4 import FLAG_MF, HDR_LEN, IPPROTO_ICMP, OFFSET_MASK, IpMeta, Ipv4, Ipv4Repr
 
 ECHO_REPLY = 0
 DEST_UNREACH = 3
@@ -74,7 +75,7 @@ class IcmpRepr:
     data: bytes
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview, *, verify: bool = True) -> "IcmpRepr | str":
+    def parse(cls, data: bytes | bytearray | memoryview, *, verify: bool = True) -> IcmpRepr | str:
         if len(data) < 8:
             return "in_truncated"
         if verify and ones_sum(data) != 0xFFFF:
@@ -309,7 +310,7 @@ class Icmp:
             return
         (ff,) = struct.unpack_from("!H", first, 6)
         if (ip.bcast or pkt.ll_bcast or ff & OFFSET_MASK or is_martian_source(ip.src) or ip.src == 0
-                or ip.src >> 24 == 127 and ip.ifp is not self.ipv4.loopback):
+                or (ip.src >> 24 == 127 and ip.ifp is not self.ipv4.loopback)):
             self.stats.out_suppressed += 1
             return
         if ip.proto == IPPROTO_ICMP:
@@ -355,4 +356,4 @@ class Icmp:
         return self.ipv4.output(PacketBuffer.from_payload(msg), src, dst, IPPROTO_ICMP, now, tos=tos, ttl=ttl, df=df)
 
 
-__all__ = ["FLAG_MF", "FRAG_NEEDED", "PerDestinationLimiter", "HDR_LEN", "Icmp", "IcmpError", "IcmpRepr", "icmp_errno"]
+__all__ = ["FLAG_MF", "FRAG_NEEDED", "HDR_LEN", "Icmp", "IcmpError", "IcmpRepr", "PerDestinationLimiter", "icmp_errno"]

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from .addr import BROADCAST, int_to_ip, prefix_mask
 from .contracts import LinkOutput
@@ -45,7 +46,7 @@ class IfAddr:
 @dataclass(eq=False)
 class Interface:
     name: str
-    ndd: "Ndd"
+    ndd: Ndd
     index: int
     mtu: int
     flags: int = 0
@@ -77,7 +78,7 @@ class InterfaceTable:
         self.local_addrs: dict[int, Interface] = {}   # our unicast addresses -> owner
         self._next_index = 1
 
-    def create(self, name: str, ndd: "Ndd", mtu: int, flags: int) -> Interface:
+    def create(self, name: str, ndd: Ndd, mtu: int, flags: int) -> Interface:
         if name in self.by_name:
             raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
         ifp = Interface(name, ndd, self._next_index, mtu, flags)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ndd.counters import Counters
 
@@ -96,7 +96,7 @@ class Reassembler:
             self.memory += p.charge
             self.kick()
         if not more:
-            if p.total >= 0 and p.total != end or end < max((f[1] for f in p.frags), default=0):
+            if (p.total >= 0 and p.total != end) or end < max((f[1] for f in p.frags), default=0):
                 self.stats.bad_length += 1
                 self._drop(key)
                 return None

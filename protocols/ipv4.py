@@ -11,20 +11,21 @@ from __future__ import annotations
 import errno
 import random
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from .addr import BROADCAST, is_martian_source, is_multicast
+from ndd.checksum import checksum, ones_sum
 from ndd.counters import Counters
 from ndd.pktbuf import PacketBuffer
 
-from ndd.checksum import checksum, ones_sum
+from .addr import BROADCAST, is_martian_source, is_multicast
 from .ipfrag import Reassembler, fragment_sizes
 from .pmtu import MIN_PMTU_IPV4, MTU_EXPIRES, PmtuCache
 
 if TYPE_CHECKING:
-    from .ifnet import Interface, InterfaceTable
     from .contracts import ProtocolSwitch
+    from .ifnet import Interface, InterfaceTable
     from .route import RoutingTable
 
 IPPROTO_ICMP = 1
@@ -66,7 +67,7 @@ class Ipv4Repr:
         return (self.flags_frag & OFFSET_MASK) * 8
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview, *, verify_checksum: bool = True) -> "Ipv4Repr | str":
+    def parse(cls, data: bytes | bytearray | memoryview, *, verify_checksum: bool = True) -> Ipv4Repr | str:
         """A repr, or the name of the counter to bump (a reason string) when malformed."""
         n = len(data)
         if n < HDR_LEN:
@@ -101,7 +102,7 @@ class IpMeta:
     ttl: int
     tos: int
     hdr_len: int
-    ifp: "Interface | None"
+    ifp: Interface | None
     hdr_start: int          # absolute index of the IP header in pkt.buf (for ICMP errors)
     bcast: bool = False     # sent to a broadcast or multicast address
 
@@ -132,7 +133,7 @@ class Ipv4Stats(Counters):
 
 
 class Ipv4:
-    def __init__(self, ifnet: "InterfaceTable", routes: "RoutingTable", protosw: "ProtocolSwitch",
+    def __init__(self, ifnet: InterfaceTable, routes: RoutingTable, protosw: ProtocolSwitch,
                  *, rng: random.Random | None = None, reasm_timeout: float = 30.0,
                  reasm_max_bytes: int = 4 << 20, default_ttl: int = DEFAULT_TTL,
                  min_pmtu: int = MIN_PMTU_IPV4, mtu_expires: float = MTU_EXPIRES) -> None:
@@ -145,7 +146,7 @@ class Ipv4:
         # the route cache's path MTUs (Linux fnhe): written by transports after they validated
         # an ICMP "fragmentation needed", floored at min_pmtu, expiring (protocols/pmtu.py)
         self.pmtu = PmtuCache(min_pmtu, mtu_expires)
-        self.loopback: "Interface | None" = None
+        self.loopback: Interface | None = None
         rng = rng or random.SystemRandom()
         # RFC 6864 §4 / RFC 7739: per-(src, dst, proto) counters hashed into buckets with a
         # secret salt, each starting at a random value -- unique per flow, not predictable.
@@ -164,7 +165,7 @@ class Ipv4:
         return ident
 
     # --- input ----------------------------------------------------------------
-    def input(self, ifp: "Interface", pkt: PacketBuffer, now: float) -> None:
+    def input(self, ifp: Interface, pkt: PacketBuffer, now: float) -> None:
         self.stats.in_receives += 1
         view = pkt.view()
         repr_ = Ipv4Repr.parse(view)
@@ -184,7 +185,7 @@ class Ipv4:
         dst = ip.dst
         bcast = False
         if not self.ifnet.is_local(dst):
-            if ifp.is_broadcast(dst) or is_multicast(dst) and self._joined(ifp, dst):
+            if ifp.is_broadcast(dst) or (is_multicast(dst) and self._joined(ifp, dst)):
                 bcast = True
             elif ifp is self.loopback and dst >> 24 == 127:
                 pass
@@ -213,12 +214,12 @@ class Ipv4:
         self.stats.in_delivers += 1
         pr.input(pkt, meta, now)
 
-    def _joined(self, ifp: "Interface", group: int) -> bool:
+    def _joined(self, ifp: Interface, group: int) -> bool:
         return group == 0xE0000001   # all-hosts; IGMP group membership is not implemented yet
 
     # --- output -----------------------------------------------------------------
-    def route(self, dst: int, ifp: "Interface | None" = None,
-              src: int = 0) -> tuple["Interface", int, int | None] | int:
+    def route(self, dst: int, ifp: Interface | None = None,
+              src: int = 0) -> tuple[Interface, int, int | None] | int:
         """(interface, next hop, preferred source) or an errno."""
         if ifp is not None:
             return ifp, dst, ifp.source_for(dst)
@@ -242,7 +243,7 @@ class Ipv4:
 
     def output(self, pkt: PacketBuffer, src: int, dst: int, proto: int, now: float, *,
                ttl: int | None = None, tos: int = 0, df: bool = False,
-               ifp: "Interface | None" = None) -> int:
+               ifp: Interface | None = None) -> int:
         """Send one transport payload.  Returns 0 or an errno (ENETUNREACH, EMSGSIZE, ...)."""
         self.stats.out_requests += 1
         hop = self.route(dst, ifp, src)
@@ -274,7 +275,7 @@ class Ipv4:
             return errno.EMSGSIZE
         return self._fragment(out_ifp, pkt, src, dst, proto, ttl, tos, ident, nexthop, now)
 
-    def _fragment(self, ifp: "Interface", pkt: PacketBuffer, src: int, dst: int, proto: int, ttl: int,
+    def _fragment(self, ifp: Interface, pkt: PacketBuffer, src: int, dst: int, proto: int, ttl: int,
                   tos: int, ident: int, nexthop: int, now: float) -> int:
         payload = pkt.view()
         if pkt.csum_start >= 0:
@@ -294,7 +295,7 @@ class Ipv4:
         self.stats.frag_oks += 1
         return err
 
-    def _link_out(self, ifp: "Interface", pkt: PacketBuffer, nexthop: int, now: float) -> int:
+    def _link_out(self, ifp: Interface, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         if not ifp.is_up or ifp.link is None:
             self.stats.out_discards += 1
             return errno.ENETDOWN

@@ -3,7 +3,7 @@ round-robin from a random start so consecutive sockets get different ports."""
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 EPHEMERAL = (32768, 60999)
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from .addr import int_to_ip, parse_prefix, prefix_mask
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 class Route:
     network: int
     prefixlen: int
-    ifp: "Interface"
+    ifp: Interface
     gateway: int | None = None      # None: directly connected
     metric: int = 0
     source: int | None = None       # preferred source address
@@ -35,7 +36,7 @@ class RoutingTable:
         self._by_len: list[dict[int, list[Route]]] = [dict() for _ in range(33)]
         self._lens: list[int] = []
 
-    def add(self, prefix: str | tuple[int, int], ifp: "Interface", gateway: int | None = None, *,
+    def add(self, prefix: str | tuple[int, int], ifp: Interface, gateway: int | None = None, *,
             metric: int = 0, source: int | None = None, proto: str = "static") -> Route:
         network, plen = parse_prefix(prefix) if isinstance(prefix, str) else prefix
         network &= prefix_mask(plen)
@@ -49,7 +50,7 @@ class RoutingTable:
         self._lens = sorted({plen, *self._lens}, reverse=True)
         return route
 
-    def delete(self, prefix: str | tuple[int, int], ifp: "Interface | None" = None, gateway: int | None = None) -> None:
+    def delete(self, prefix: str | tuple[int, int], ifp: Interface | None = None, gateway: int | None = None) -> None:
         network, plen = parse_prefix(prefix) if isinstance(prefix, str) else prefix
         network &= prefix_mask(plen)
         routes = self._by_len[plen].get(network, [])
@@ -63,7 +64,7 @@ class RoutingTable:
                 return
         raise OSError(errno.ESRCH, os.strerror(errno.ESRCH))
 
-    def delete_interface(self, ifp: "Interface") -> None:
+    def delete_interface(self, ifp: Interface) -> None:
         for r in [r for r in self if r.ifp is ifp]:
             self.delete((r.network, r.prefixlen), ifp, r.gateway)
 

@@ -18,17 +18,18 @@ import errno
 import random
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from socket import IPPROTO_IP, SOL_SOCKET
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from .addr import BROADCAST, is_multicast
+from ndd.checksum import checksum, ones_sum, pseudo_header_sum
 from ndd.counters import Counters
 from ndd.pktbuf import GSO_UDP_L4, PacketBuffer
 
-from ndd.checksum import checksum, ones_sum, pseudo_header_sum
-from .ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
+from .addr import BROADCAST, is_multicast
 from .contracts import SS_ISCONNECTED
+from .ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
 from .ports import EphemeralPorts
 from .sockopt import get_ip_option, get_socket_option, set_ip_option, set_socket_option
 
@@ -55,7 +56,7 @@ class UdpRepr:
     checksum: int
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> "UdpRepr | str":
+    def parse(cls, data: bytes | bytearray | memoryview) -> UdpRepr | str:
         if len(data) < UDP_HLEN:
             return "in_truncated"
         sport, dport, length, csum = _HDR.unpack_from(data, 0)
@@ -88,7 +89,7 @@ class UdpStats(Counters):
 class UdpPcb:
     """One UDP endpoint.  Addresses are ints; 0 means wildcard / unset."""
 
-    def __init__(self, udp: "Udp") -> None:
+    def __init__(self, udp: Udp) -> None:
         self.udp = udp
         self.laddr = 0
         self.lport = 0
@@ -152,7 +153,7 @@ class Udp:
                 continue
             if other.laddr and addr and other.laddr != addr:
                 continue
-            if pcb.reuseaddr and other.reuseaddr or pcb.reuseport and other.reuseport:
+            if (pcb.reuseaddr and other.reuseaddr) or (pcb.reuseport and other.reuseport):
                 continue
             return True
         return False
@@ -348,7 +349,7 @@ class Udp:
         return best[-1]   # SO_REUSEADDR sharers: the most recently bound wins, as in Linux
 
     # --- ICMP errors (pr_ctlinput) -------------------------------------------------------
-    def ctlinput(self, err: "IcmpError", now: float) -> None:
+    def ctlinput(self, err: IcmpError, now: float) -> None:
         """An ICMP error about a datagram we sent: acted on only when the quoted ports and
         addresses name one of our sockets (RFC 5927 §5, Linux udp_err); otherwise counted."""
         if len(err.payload) < UDP_HLEN:

@@ -26,20 +26,21 @@ to see those.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import trio
 
 from drivers.atm.adapter import OC3C_LINE_RATE, AtmNdd
-from ndd.atm import VcParams
 from drivers.atm.phy import Phy
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
-from protocols.atm.uni.endpoint import UniEndpoint
+from ndd.atm import VcParams
 from protocols.atm.switch.core import FIRST_VCI, LAST_VCI, Port, SwitchCore, VcRef
 from protocols.atm.uni.call import CallEvent, Side, UniConfig
+from protocols.atm.uni.endpoint import UniEndpoint
 
 from .stack import Stack, StackConfig
 
@@ -81,7 +82,7 @@ class AtmSwitch:
         self.on_event: Callable[[str, CallEvent], None] | None = None   # a tap for tools and tests
 
     # --- life cycle ---------------------------------------------------------------------
-    async def __aenter__(self) -> "AtmSwitch":
+    async def __aenter__(self) -> AtmSwitch:
         stack = Stack(self.name, StackConfig(loopback=False, plugins=False))
         await stack.__aenter__()
         self.stack = stack

@@ -14,8 +14,9 @@ import socket as _pysocket
 
 from ndd.constants import AF_NDD
 from protocols.contracts import oserror
+
 from .ndd_socket import AtmSocket
-from .socket import SocketHost, KNOWN_TYPES, SOCK_FLAGS, SOCK_TYPE_MASK, Socket
+from .socket import KNOWN_TYPES, SOCK_FLAGS, SOCK_TYPE_MASK, Socket, SocketHost
 from .stream import StreamSocket
 
 # (family, type) -> class; (family, None): every other type of the family; absent: Socket
@@ -34,7 +35,7 @@ def socket_class(family: int, type: int) -> type[Socket]:
     return SOCKET_CLASSES.get((family, type)) or SOCKET_CLASSES.get((family, None)) or Socket
 
 
-def create(stack: "SocketHost", family: int, type: int, proto: int = 0) -> Socket:
+def create(stack: SocketHost, family: int, type: int, proto: int = 0) -> Socket:
     base_type = type & SOCK_TYPE_MASK
     if type & ~SOCK_TYPE_MASK & ~SOCK_FLAGS:   # sys_socket: unknown flag bits are EINVAL
         raise oserror(errno.EINVAL)

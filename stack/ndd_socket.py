@@ -16,8 +16,8 @@ import trio
 
 from protocols.atm.sockets.sockaddr import SO_ATM_MAX_PEND, parse_sockaddr_atm
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM
-
 from protocols.contracts import SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING, oserror
+
 from .socket import Socket, _optval
 
 _EAGAIN = -errno.EAGAIN
@@ -66,7 +66,7 @@ class AtmSocket(Socket):
             self._raise(ops.take_error(pcb) or errno.ECONNREFUSED)
         await trio.lowlevel.checkpoint()
 
-    async def accept(self) -> tuple["AtmSocket", tuple[Any, ...]]:
+    async def accept(self) -> tuple[AtmSocket, tuple[Any, ...]]:
         pcb = self._check()
         await trio.lowlevel.checkpoint()
         while True:

@@ -10,8 +10,9 @@ The built-in protocols are not plug-ins: the Stack builds them itself (stack/sta
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import trio
 
 from ndd import constants as C
-from .sockaddr import format_inet, parse_inet
 from protocols.contracts import Upcall, UserRequests, oserror
+
+from .sockaddr import format_inet, parse_inet
 
 if TYPE_CHECKING:
     from protocols.contracts import ProtocolSwitch, Protosw
@@ -91,7 +92,7 @@ class Socket:
     """A stack socket.  Synchronous where Python's socket is (bind, listen, close,
     options); `await` for anything that may wait (connect, send*, recv*, accept)."""
 
-    def __init__(self, stack: SocketHost, family: int, type: int, proto: int, pr: "Protosw",
+    def __init__(self, stack: SocketHost, family: int, type: int, proto: int, pr: Protosw,
                  pcb: Any = None) -> None:
         self._stack = stack
         self.family, self.type, self.proto = family, type, proto
@@ -149,7 +150,7 @@ class Socket:
         pcb = self._check()
         self._raise(self._ops.listen(pcb, backlog, self._stack.now()))
 
-    async def accept(self) -> tuple["Socket", Any]:
+    async def accept(self) -> tuple[Socket, Any]:
         self._check()
         await trio.lowlevel.checkpoint()
         raise oserror(errno.EOPNOTSUPP)   # a datagram socket has no connections to accept
@@ -183,7 +184,7 @@ class Socket:
         self._ops.detach(self._pcb, self._stack.now())
         self._readers.unpark_all()
 
-    def __enter__(self) -> "Socket":
+    def __enter__(self) -> Socket:
         return self
 
     def __exit__(self, *exc: object) -> None:

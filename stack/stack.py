@@ -33,21 +33,30 @@ from ndd.atm import DEFAULT_MTU, VcParams
 from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd, StatusBlock
-from ndd.services import NetServices
-
-from . import plugins
-from protocols.addr import int_to_ip, ip_to_int, parse_prefix
-from protocols.ifnet import (IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_NOARP, IFF_POINTOPOINT, IFF_RUNNING, IFF_UP,
-                    Interface, InterfaceTable)
 from ndd.pktbuf import PacketBuffer
+from ndd.services import NetServices
+from protocols.addr import int_to_ip, ip_to_int, parse_prefix
 from protocols.atm.sockets.usrreq import AtmUserRequests
 from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED, ProtocolHost, ProtocolSwitch, Protosw
 from protocols.icmp import Icmp
+from protocols.ifnet import (
+    IFF_BROADCAST,
+    IFF_LOOPBACK,
+    IFF_MULTICAST,
+    IFF_NOARP,
+    IFF_POINTOPOINT,
+    IFF_RUNNING,
+    IFF_UP,
+    Interface,
+    InterfaceTable,
+)
 from protocols.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
 from protocols.route import RoutingTable
 from protocols.tcp.tcp import Tcp
 from protocols.tcp.usrreq import TcpUserRequests
 from protocols.udp import Udp, UdpUserRequests
+
+from . import plugins
 from .timers import TimerService
 
 log = logging.getLogger(__name__)
@@ -144,7 +153,7 @@ class Stack:
             raise RuntimeError("the Stack is not running: use `async with Stack() as stack:`")
         self.nursery.start_soon(fn, *args)
 
-    async def __aenter__(self) -> "Stack":
+    async def __aenter__(self) -> Stack:
         self._nursery_cm = trio.open_nursery()
         self.nursery = await self._nursery_cm.__aenter__()
         self.nursery.start_soon(self.timers.run)

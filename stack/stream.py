@@ -20,9 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from protocols.contracts import (SS_CANTRCVMORE, SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING,
-                                 SS_ISDISCONNECTING, oserror)
-from .socket import SocketHost, Socket, _optval
+from protocols.contracts import (
+    SS_CANTRCVMORE,
+    SS_ISACCEPTING,
+    SS_ISCONNECTED,
+    SS_ISCONNECTING,
+    SS_ISDISCONNECTING,
+    oserror,
+)
+
+from .socket import Socket, SocketHost, _optval
 
 if TYPE_CHECKING:
     from protocols.contracts import Protosw
@@ -35,7 +42,7 @@ _STRUCT_OPTIONS = ((_pysocket.IPPROTO_TCP, _pysocket.TCP_CONGESTION), (_pysocket
 
 
 class StreamSocket(Socket):
-    def __init__(self, stack: "SocketHost", family: int, type: int, proto: int, pr: "Protosw",
+    def __init__(self, stack: SocketHost, family: int, type: int, proto: int, pr: Protosw,
                  pcb: Any = None) -> None:
         super().__init__(stack, family, type, proto, pr, pcb)
         # Linux's sock->state SS_CONNECTED: once connected, a socket stays "connected" for
@@ -43,7 +50,7 @@ class StreamSocket(Socket):
         self._ever_connected = pcb is not None
 
     # --- connection -------------------------------------------------------------------
-    async def accept(self) -> tuple["StreamSocket", tuple[str, int]]:
+    async def accept(self) -> tuple[StreamSocket, tuple[str, int]]:
         pcb = self._check()
         await trio.lowlevel.checkpoint()
         while True:
@@ -52,7 +59,7 @@ class StreamSocket(Socket):
                 return accepted
             await self._readers.park()
 
-    def accept_nowait(self) -> tuple["StreamSocket", tuple[str, int]]:
+    def accept_nowait(self) -> tuple[StreamSocket, tuple[str, int]]:
         """accept(2) on a non-blocking socket: the next queued connection at once, or
         BlockingIOError (EAGAIN) when there is none.  A server woken by `accept()` drains
         the rest of the queue with it -- one wake-up for a whole burst, as asyncio's accept
@@ -62,7 +69,7 @@ class StreamSocket(Socket):
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         return accepted
 
-    def _take_child(self, pcb: Any) -> tuple["StreamSocket", tuple[str, int]] | None:
+    def _take_child(self, pcb: Any) -> tuple[StreamSocket, tuple[str, int]] | None:
         if self._closed:
             raise oserror(errno.EBADF)
         if not self._ops.state(pcb) & SS_ISACCEPTING:

@@ -13,7 +13,7 @@ is next looked at one tick later, counted in `stalls` -- never a busy loop at `n
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import trio
 

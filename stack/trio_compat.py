@@ -31,11 +31,13 @@ import itertools
 import os
 import socket as _pysocket
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, Literal, TypeAlias
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import trio
 
 from protocols.addr import int_to_ip
+
 from .sockaddr import resolve_host
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ _pseudo_fds = itertools.count()
 
 
 class TrioSocket(trio.socket.SocketType):
-    def __init__(self, sock: "Socket", placeholder: _pysocket.socket | None = None) -> None:
+    def __init__(self, sock: Socket, placeholder: _pysocket.socket | None = None) -> None:
         super().__init__()
         self._sock = sock
         self._did_shutdown_wr = False
@@ -82,7 +84,7 @@ class TrioSocket(trio.socket.SocketType):
     def __repr__(self) -> str:
         return f"<TrioSocket {self._sock!r}>"
 
-    def __enter__(self) -> "TrioSocket":
+    def __enter__(self) -> TrioSocket:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,7 +127,7 @@ class TrioSocket(trio.socket.SocketType):
     async def connect(self, address: Any) -> None:
         await self._sock.connect(address)
 
-    async def accept(self) -> tuple["TrioSocket", Any]:
+    async def accept(self) -> tuple[TrioSocket, Any]:
         sock, addr = await self._sock.accept()
         return TrioSocket(sock), addr
 
@@ -152,7 +154,7 @@ class TrioSocket(trio.socket.SocketType):
 
 
 class StackSocketFactory(trio.abc.SocketFactory):
-    def __init__(self, stack: "Stack") -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
 
     def socket(self, family: int | None = None, type: int | None = None, proto: int | None = None) -> TrioSocket:
@@ -171,7 +173,7 @@ _AddrInfo: TypeAlias = (
 class StackResolver(trio.abc.HostnameResolver):
     """Literal IPv4 addresses and the stack's hosts table; nothing leaves the process."""
 
-    def __init__(self, stack: "Stack") -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
 
     async def getaddrinfo(self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
@@ -202,21 +204,21 @@ class StackResolver(trio.abc.HostnameResolver):
 # --- stdlib sockets handed to trio (hypercorn, anyio) ---------------------------------------
 
 IP_FREEBIND = getattr(_pysocket, "IP_FREEBIND", 15)   # <linux/in.h>; bind a non-local address
-_ADOPTING: trio.lowlevel.RunVar["Stack | None"] = trio.lowlevel.RunVar("tunstack_adopting", default=None)
+_ADOPTING: trio.lowlevel.RunVar[Stack | None] = trio.lowlevel.RunVar("tunstack_adopting", default=None)
 _original_from_stdlib_socket = trio.socket.from_stdlib_socket
 _original_bind = _pysocket.socket.bind
 _patch_lock = threading.Lock()
 _patch_users = 0
 
 
-def _adopting_stack() -> "Stack | None":
+def _adopting_stack() -> Stack | None:
     try:
         return _ADOPTING.get()
     except RuntimeError:   # not inside trio.run (another thread): leave the kernel alone
         return None
 
 
-def _stack_owns(stack: "Stack", host: str) -> bool:
+def _stack_owns(stack: Stack, host: str) -> bool:
     probe = stack.socket(_pysocket.AF_INET, _pysocket.SOCK_DGRAM)
     try:
         probe.bind((host, 0))
@@ -258,7 +260,7 @@ def _stop_listening(kernel: _pysocket.socket, addr: tuple[str, int]) -> None:
         pass   # the port went to someone else meanwhile: the placeholder stays unbound
 
 
-def _adopt(stack: "Stack", kernel: _pysocket.socket) -> TrioSocket | None:
+def _adopt(stack: Stack, kernel: _pysocket.socket) -> TrioSocket | None:
     """A stack socket shaped like `kernel` (bound, listening), or None to leave it alone."""
     kind = kernel.type & ~(_pysocket.SOCK_NONBLOCK | _pysocket.SOCK_CLOEXEC)
     if kernel.family != _pysocket.AF_INET or kind not in (_pysocket.SOCK_STREAM, _pysocket.SOCK_DGRAM):
@@ -328,7 +330,7 @@ def _stdlib_patches() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def tunstack_sockets(stack: "Stack", adopt_stdlib: bool = True) -> Iterator["Stack"]:
+def tunstack_sockets(stack: Stack, adopt_stdlib: bool = True) -> Iterator[Stack]:
     """Route trio.socket (and everything built on it) to `stack` for this block; with
     `adopt_stdlib`, also the stdlib sockets given to trio.socket.from_stdlib_socket (see
     the module docstring)."""

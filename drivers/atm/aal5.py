@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import binascii
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ndd.atm import AAL5_MAX_SDU
 from ndd.counters import Counters

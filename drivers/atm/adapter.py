@@ -40,20 +40,31 @@ from __future__ import annotations
 import errno
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import trio
 
-from ndd import constants as C
-from ndd.atm import (AAL5_MAX_SDU, ATM_HDRLEN, DEFAULT_MTU, ILMI_VPI_VCI, RESERVED_VCI_MAX, SIG_VPI_VCI, VCI_MAX,
-                     VPI_MAX, VcParams, atm_link_header)
-from ndd.ndd import GenStats, StatusBlock, ndd_error
 from drivers.atm import aal5, cell, oam
+from drivers.base import TaskNdd
+from ndd import constants as C
+from ndd.atm import (
+    AAL5_MAX_SDU,
+    ATM_HDRLEN,
+    DEFAULT_MTU,
+    ILMI_VPI_VCI,
+    RESERVED_VCI_MAX,
+    SIG_VPI_VCI,
+    VCI_MAX,
+    VPI_MAX,
+    VcParams,
+    atm_link_header,
+)
+from ndd.ndd import GenStats, StatusBlock, ndd_error
 from ndd.pktbuf import PacketBuffer
 
 from .phy import Phy, UdpPhy
-from drivers.base import TaskNdd
 
 OC3C_LINE_RATE = 149_760_000     # bit/s of cells (SONET STS-3c payload), 353,207 cells/s
 CELL_BITS = cell.CELL_LEN * 8

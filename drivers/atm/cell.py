@@ -5,9 +5,9 @@ Parsing never raises: a bad cell comes back as the name of the counter to bump.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterator
 
 from ndd.atm import VCI_MAX, VPI_MAX
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 import errno
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import trio
 
@@ -95,7 +95,7 @@ class Phy:
 class PairEnd(Phy):
     """One end of a `PhyPair`."""
 
-    def __init__(self, pair: "PhyPair") -> None:
+    def __init__(self, pair: PhyPair) -> None:
         super().__init__()
         self.pair = pair
         self.peer: PairEnd | None = None

@@ -190,7 +190,7 @@ class Bbr(CongestionControl):
             self.cwnd = max(self.cwnd, saved)
 
     # --- per ACK (§4.2-4.3) --------------------------------------------------------------
-    def on_rate_sample(self, rs: "RateSample", delivered: int, inflight: int, now: float, srtt: float) -> None:
+    def on_rate_sample(self, rs: RateSample, delivered: int, inflight: int, now: float, srtt: float) -> None:
         """BBRUpdateOnACK: the model, the state machine, then pacing rate and cwnd."""
         self.delivered = delivered
         self._update_round(rs, delivered)
@@ -204,7 +204,7 @@ class Bbr(CongestionControl):
         self._set_pacing_rate(srtt)
         self._set_cwnd(rs, inflight)
 
-    def _update_round(self, rs: "RateSample", delivered: int) -> None:
+    def _update_round(self, rs: RateSample, delivered: int) -> None:
         """§4.1.1.3: a round ends when a segment sent after the round began is delivered."""
         if rs.prior_delivered >= self.next_round_delivered:
             self.next_round_delivered = delivered
@@ -213,12 +213,12 @@ class Bbr(CongestionControl):
         else:
             self.round_start = False
 
-    def _update_btlbw(self, rs: "RateSample") -> None:
+    def _update_btlbw(self, rs: RateSample) -> None:
         """§4.1.1.5: app-limited samples only raise the estimate."""
         if rs.delivery_rate > 0 and (rs.delivery_rate >= self.btlbw or not rs.is_app_limited):
             self.btlbw_filter.update(rs.delivery_rate, self.round_count)
 
-    def _update_ack_aggregation(self, rs: "RateSample", now: float) -> None:
+    def _update_ack_aggregation(self, rs: RateSample, now: float) -> None:
         """ACKs that come in bursts (a receiver's stretch ACKs, an event loop that handles a
         batch of frames at a time) deliver more in a moment than BtlBw says; a cwnd of just
         gain x BDP then stalls the sender until the next burst.  The excess over what BtlBw
@@ -248,7 +248,7 @@ class Bbr(CongestionControl):
             return 0
         return min(max(self.extra_acked), int(self.btlbw * EXTRA_ACKED_MAX_TIME))
 
-    def _update_rtprop(self, rs: "RateSample", now: float) -> None:
+    def _update_rtprop(self, rs: RateSample, now: float) -> None:
         """§4.1.2.3."""
         stamp = self.rtprop_stamp
         self.rtprop_expired = stamp is not None and now > stamp + RTPROP_FILTER_LEN
@@ -257,7 +257,7 @@ class Bbr(CongestionControl):
             self.rtprop_stamp = now
 
     # --- STARTUP and DRAIN (§4.3.2-4.3.3) --------------------------------------------------
-    def _check_full_pipe(self, rs: "RateSample") -> None:
+    def _check_full_pipe(self, rs: RateSample) -> None:
         if self.filled_pipe or not self.round_start or rs.is_app_limited:
             return
         if self.btlbw >= self.full_bw * FULL_BW_THRESHOLD:
@@ -285,7 +285,7 @@ class Bbr(CongestionControl):
         self.cycle_index = len(PACING_GAIN_CYCLE) - 1 - self.rng.randrange(len(PACING_GAIN_CYCLE) - 1)
         self._advance_cycle_phase(now)
 
-    def _check_cycle_phase(self, inflight: int, rs: "RateSample", now: float) -> None:
+    def _check_cycle_phase(self, inflight: int, rs: RateSample, now: float) -> None:
         if self.state == PROBE_BW and self._is_next_cycle_phase(inflight, rs, now):
             self._advance_cycle_phase(now)
 
@@ -294,7 +294,7 @@ class Bbr(CongestionControl):
         self.cycle_index = (self.cycle_index + 1) % len(PACING_GAIN_CYCLE)
         self.pacing_gain = PACING_GAIN_CYCLE[self.cycle_index]
 
-    def _is_next_cycle_phase(self, inflight: int, rs: "RateSample", now: float) -> bool:
+    def _is_next_cycle_phase(self, inflight: int, rs: RateSample, now: float) -> bool:
         """§4.3.4.4: a phase lasts one RTprop; probing lasts until it put 5/4 BDP in flight
         (or lost), draining stops early once inflight is down to the BDP."""
         is_full_length = now - self.cycle_stamp > self.rtprop
@@ -352,7 +352,7 @@ class Bbr(CongestionControl):
         if self.filled_pipe or self.pacing_rate is None or rate > self.pacing_rate:
             self.pacing_rate = rate
 
-    def _set_cwnd(self, rs: "RateSample", inflight: int) -> None:
+    def _set_cwnd(self, rs: RateSample, inflight: int) -> None:
         """§4.2.3: toward cwnd_gain x BDP plus room for the send quantum, growing by what was
         delivered; conservation in recovery; 4 segments in PROBE_RTT."""
         acked = rs.newly_delivered

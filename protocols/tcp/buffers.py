@@ -135,7 +135,7 @@ class _OooBlock:
 
 
 def _pieces(seg: memoryview, seg_start: int, lo: int, hi: int,
-            blocks: list[tuple[int, "_OooBlock"]]) -> list[memoryview]:
+            blocks: list[tuple[int, _OooBlock]]) -> list[memoryview]:
     """The bytes of [lo, hi) in order: the blocks held there, and between them the
     segment's own bytes (it starts at `seg_start` and, touching every block of the run,
     covers the gaps)."""

@@ -9,7 +9,7 @@ CongestionControl (controller.py) the interface they implement.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .bbr import Bbr
 from .controller import CongestionControl

@@ -247,7 +247,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
 
     def abort(self, now: float, err: int = 0) -> None:
         """ABORT: an RST to the peer when synchronized, then gone (RFC 9293 §3.10.5)."""
-        if self.state in SYNCHRONIZED and self.state != State.TIME_WAIT or self.state == State.SYN_RECEIVED:
+        if (self.state in SYNCHRONIZED and self.state != State.TIME_WAIT) or self.state == State.SYN_RECEIVED:
             self.send_rst(now)
         self.host.stats.aborts += 1
         self.drop(err)

@@ -72,8 +72,8 @@ class CongestionControl:
         vars(self).update(before)
         self.cwnd = max(self.cwnd, cwnd)
 
-    def on_rate_sample(self, rs: "RateSample", delivered: int, inflight: int, now: float, srtt: float) -> None:
+    def on_rate_sample(self, rs: RateSample, delivered: int, inflight: int, now: float, srtt: float) -> None:
         """Every ACK that delivered data, for controllers with wants_rate_samples."""
 
-    def use_rng(self, rng: "random.Random") -> None:
+    def use_rng(self, rng: random.Random) -> None:
         """The stack's seeded generator, for a controller that makes random choices."""

@@ -22,7 +22,7 @@ DUPTHRESH = 3                     # RFC 5681 §3.2 / RFC 6675 §2
 class InputMixin(Tcb):
     __slots__ = ()
 
-    def input(self: Self, seg: "TcpRepr", payload: memoryview, now: float) -> None:
+    def input(self: Self, seg: TcpRepr, payload: memoryview, now: float) -> None:
         self.segs_in += 1
         st = self.state
         if st == State.SYN_SENT:
@@ -112,7 +112,7 @@ class InputMixin(Tcb):
             self.output(now)
 
     # --- SYN-SENT (RFC 9293 §3.10.7.3) -------------------------------------------------------
-    def _input_syn_sent(self: Self, seg: "TcpRepr", payload: memoryview, now: float) -> None:
+    def _input_syn_sent(self: Self, seg: TcpRepr, payload: memoryview, now: float) -> None:
         flags = seg.flags
         if flags & ACK and not (sq.lt(self.iss, seg.ack) and sq.le(seg.ack, self.snd_max)):
             if not flags & RST:
@@ -147,7 +147,7 @@ class InputMixin(Tcb):
             self.snd_nxt = self.iss
         self.output(now)
 
-    def _take_syn_options(self, seg: "TcpRepr", now: float) -> None:
+    def _take_syn_options(self, seg: TcpRepr, now: float) -> None:
         """What the peer's SYN offered; both ends must agree (RFC 7323 §2.2, §3.2; RFC 2018 §2)."""
         self.peer_mss = seg.mss if seg.mss else 536  # RFC 9293 §3.7.1 default
         if seg.wscale is not None and self.want_wscale:
@@ -172,7 +172,7 @@ class InputMixin(Tcb):
         self.mss = max(mss - (12 if self.ts_ok else 0), 64)
         self.cc.set_mss(self.mss)
 
-    def _ack_syn(self, ack: int, seg: "TcpRepr", now: float) -> None:
+    def _ack_syn(self, ack: int, seg: TcpRepr, now: float) -> None:
         """Our SYN is acknowledged: SND.UNA moves past it; take the RTT sample (Karn: not if resent)."""
         if self.retries == 0:
             self._rtt_from(seg, now, sent_at=self.rtt_time)
@@ -189,7 +189,7 @@ class InputMixin(Tcb):
         self.recover = sq.add(ack, -1)
         self.rtt_seq = None
 
-    def _establish(self: Self, seg: "TcpRepr", now: float) -> None:
+    def _establish(self: Self, seg: TcpRepr, now: float) -> None:
         """SYN-RECEIVED -> ESTABLISHED on an ACK of our SYN (RFC 9293 §3.10.7.4 fifth check)."""
         self._ack_syn(self.snd_una if sq.diff(seg.ack, self.snd_una) > 1 else seg.ack, seg, now)
         self.snd_wnd = seg.window << self.snd_wscale
@@ -216,7 +216,7 @@ class InputMixin(Tcb):
         right = sq.add(rcv_nxt, wnd)
         return (sq.le(rcv_nxt, seqno) and sq.lt(seqno, right)) or (sq.le(rcv_nxt, end) and sq.lt(end, right))
 
-    def _input_rst(self, seg: "TcpRepr", now: float) -> None:
+    def _input_rst(self, seg: TcpRepr, now: float) -> None:
         """RFC 5961 §3.2: reset only on an exact RCV.NXT match; in-window gets a challenge ACK."""
         if seg.seq != self.rcv_nxt:
             self._challenge_ack(now)
@@ -243,7 +243,7 @@ class InputMixin(Tcb):
         self.last_oow_ack = now
         return False
 
-    def _dupack_invalid(self, seg: "TcpRepr", payload: memoryview, skipped: str,
+    def _dupack_invalid(self, seg: TcpRepr, payload: memoryview, skipped: str,
                         now: float) -> None:
         """The duplicate ACK owed to an unacceptable or PAWS-failed segment, rate-limited per
         connection except for data without SYN, which is no ACK loop and whose dup ACK
@@ -272,7 +272,7 @@ class InputMixin(Tcb):
             self.output(now)
 
     # --- ACK processing ------------------------------------------------------------------
-    def _process_ack(self, seg: "TcpRepr", datalen: int, now: float) -> None:
+    def _process_ack(self, seg: TcpRepr, datalen: int, now: float) -> None:
         ack = seg.ack
         win = seg.window << self.snd_wscale
         sack_news = False
@@ -332,7 +332,7 @@ class InputMixin(Tcb):
                 self.destroy()
             self.on_event()
 
-    def _rack_on_ack(self, seg: "TcpRepr", now: float) -> None:
+    def _rack_on_ack(self, seg: TcpRepr, now: float) -> None:
         """RFC 8985 §6.2: what this ACK delivered advances RACK; then every segment sent
         before the newest delivered one, and older than RACK.rtt + reo_wnd, is lost."""
         if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
@@ -368,7 +368,7 @@ class InputMixin(Tcb):
         if not self.in_recovery and sq.ge(self.snd_una, self.recover):
             self._enter_recovery(now)
 
-    def _rtt_from(self, seg: "TcpRepr", now: float, sent_at: float) -> None:
+    def _rtt_from(self, seg: TcpRepr, now: float, sent_at: float) -> None:
         if self.ts_ok and seg.ts is not None and seg.ts[1]:
             r = ((self.host.ts_clock(now) + self.ts_offset - seg.ts[1]) & 0xFFFFFFFF) / 1000.0
             if r < 60:                               # RFC 7323 §4.1: a sane echo only
@@ -376,7 +376,7 @@ class InputMixin(Tcb):
         elif self.rtt_seq is not None:
             self.rtt.sample(now - sent_at)
 
-    def _new_ack(self, seg: "TcpRepr", acked: int, now: float) -> None:
+    def _new_ack(self, seg: TcpRepr, acked: int, now: float) -> None:
         ack = seg.ack
         if self.ts_ok or (self.rtt_seq is not None and sq.gt(ack, self.rtt_seq)):
             self._rtt_from(seg, now, self.rtt_time)
@@ -439,7 +439,7 @@ class InputMixin(Tcb):
             self.sack_ok and self.scoreboard.sacked >= DUPTHRESH * self.mss)   # RFC 6675 IsLost(SND.UNA)
         # RFC 6582 §3.2 step 1 guards NewReno against a second reduction for one window;
         # with SACK (RFC 6675 §5) a loss at the old RecoveryPoint is already a new episode
-        if lost and (sq.gt(self.snd_una, self.recover) or self.sack_ok and self.snd_una == self.recover):
+        if lost and (sq.gt(self.snd_una, self.recover) or (self.sack_ok and self.snd_una == self.recover)):
             self._enter_recovery(now)
 
     def _enter_recovery(self, now: float) -> None:
@@ -490,7 +490,7 @@ class InputMixin(Tcb):
         if self.undo_retrans <= 0:
             self._undo_recovery()
 
-    def _may_undo(self, seg: "TcpRepr") -> bool:
+    def _may_undo(self, seg: TcpRepr) -> bool:
         """At the end of recovery: all retransmissions D-SACKed, or (RFC 3522 §2) the ACK
         echoes a timestamp older than the first retransmission -- an original arrived."""
         if self.undo_cc is None:
@@ -507,7 +507,7 @@ class InputMixin(Tcb):
         self.host.stats.recovery_undos += 1
 
     # --- segment text and FIN -----------------------------------------------------------
-    def _process_text(self, seg: "TcpRepr", payload: memoryview, now: float) -> None:
+    def _process_text(self, seg: TcpRepr, payload: memoryview, now: float) -> None:
         seqno = seg.seq
         data = payload
         fin = bool(seg.flags & FIN)

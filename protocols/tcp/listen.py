@@ -41,7 +41,7 @@ class SynCookies:
         mac = self._mac(laddr, lport, faddr, fport, peer_isn, (minute << 3) | idx)   # the MSS index too
         return ((mac << 8) | ((minute & 0x1F) << 3) | idx) & 0xFFFFFFFF, MSS_TABLE[idx]
 
-    def check(self, laddr: int, lport: int, faddr: int, fport: int, seg: "TcpRepr", now: float) -> int | None:
+    def check(self, laddr: int, lport: int, faddr: int, fport: int, seg: TcpRepr, now: float) -> int | None:
         """The MSS if `seg` (the handshake ACK) carries a cookie we made, else None."""
         cookie = sq.add(seg.ack, -1)
         peer_isn = sq.add(seg.seq, -1)

@@ -39,7 +39,7 @@ class OutputMixin(Tcb):
         if self.rexmit_una:
             self.rexmit_una = False
             sent = self._retransmit_head(now)
-        if self.sack_ok and (self.in_recovery or self.config.rack and self.rack.has_lost):
+        if self.sack_ok and (self.in_recovery or (self.config.rack and self.rack.has_lost)):
             sent = self._sack_retransmit(now) or sent
         while True:
             n, fin = self._sendable(force_probe)
@@ -263,7 +263,7 @@ class OutputMixin(Tcb):
             self.note_retransmission(now)
         if self.cc.pacing_rate:
             self._paced(sq.diff(end, start), now)
-        if self.sack_ok and self.config.rack or self.rack.rate is not None:
+        if (self.sack_ok and self.config.rack) or self.rack.rate is not None:
             self.rack.sent(start, end, now, retransmission)
 
     def _sack_retransmit(self, now: float) -> bool:
@@ -408,9 +408,7 @@ class OutputMixin(Tcb):
         if self.host.mem.pressure:
             free = self._pressure_window(free)
         current = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
-        if free < current:
-            free = current
-        elif free - current < min(self.rcv.capacity // 2, self.our_mss):
+        if free < current or free - current < min(self.rcv.capacity // 2, self.our_mss):
             free = current
         if syn:
             field = min(free, 0xFFFF)

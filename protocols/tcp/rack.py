@@ -58,7 +58,7 @@ class SentSegment:
         self.lost = False
         self.delivered_time: float | None = None
 
-    def copy_rate(self, other: "SentSegment") -> None:
+    def copy_rate(self, other: SentSegment) -> None:
         """The back of a split record keeps the snapshot of its transmission."""
         if other.delivered_time is not None:
             self.delivered, self.delivered_time = other.delivered, other.delivered_time

@@ -23,12 +23,13 @@ import heapq
 import itertools
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
-
-from protocols.addr import BROADCAST, is_multicast
-from ndd.pktbuf import GSO_TCPV4, PacketBuffer
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ndd import checksum as ck
+from ndd.pktbuf import GSO_TCPV4, PacketBuffer
+from protocols.addr import BROADCAST, is_multicast
+
 from ..icmp import DEST_UNREACH, FRAG_NEEDED
 from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
 from ..ports import EphemeralPorts
@@ -631,7 +632,7 @@ class Tcp:
         self.ipv4.output(self._segment(seg, opts, None, src, dst, offload=False), src, dst, IPPROTO_TCP, now)
 
     # --- ICMP errors (pr_ctlinput) ----------------------------------------------------------------
-    def ctlinput(self, err: "IcmpError", now: float) -> None:
+    def ctlinput(self, err: IcmpError, now: float) -> None:
         """An ICMP error about one of our segments.  Acted on only if it names a connection of
         ours and quotes a sequence number in flight, [SND.UNA, SND.MAX] (RFC 5927 §4.1, §5;
         Linux tcp_v4_err): a blind attacker must guess both the 4-tuple and the window."""

@@ -10,12 +10,27 @@ from __future__ import annotations
 import errno
 import socket as _pysocket
 import struct
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from ..contracts import (SS_CANTRCVMORE, SS_CANTSENDMORE, SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING,
-                         SS_ISDISCONNECTING)
-from ..sockopt import MIN_RCVBUF, MIN_SNDBUF, BUF_MAX, bufsize, get_ip_option, get_socket_option, set_ip_option, \
-    set_socket_option
+from ..contracts import (
+    SS_CANTRCVMORE,
+    SS_CANTSENDMORE,
+    SS_ISACCEPTING,
+    SS_ISCONNECTED,
+    SS_ISCONNECTING,
+    SS_ISDISCONNECTING,
+)
+from ..sockopt import (
+    BUF_MAX,
+    MIN_RCVBUF,
+    MIN_SNDBUF,
+    bufsize,
+    get_ip_option,
+    get_socket_option,
+    set_ip_option,
+    set_socket_option,
+)
 from .conn import Connection
 from .state import State
 from .tcp import Tcp

@@ -37,7 +37,7 @@ class TcpRepr:
     hdr_len: int = HDR_LEN
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> "TcpRepr | str":
+    def parse(cls, data: bytes | bytearray | memoryview) -> TcpRepr | str:
         """A repr, or the name of the counter to bump when the header is malformed."""
         if len(data) < HDR_LEN:
             return "in_truncated"

@@ -12,11 +12,17 @@ import os
 
 import pytest
 
+from ndd.pktbuf import PacketBuffer
 from protocols.ipv4 import IPPROTO_TCP, Ipv4Repr
 from protocols.tcp.wire import TcpRepr
-from ndd.pktbuf import PacketBuffer
 from tests.realpeer.conftest import (  # noqa: F401  (fixtures re-exported for this folder)
-    KERNEL_IP, STACK_IP, Peer, netns, require_real_peer, tap_peer, tun_peer,
+    KERNEL_IP,
+    STACK_IP,
+    Peer,
+    netns,
+    require_real_peer,
+    tap_peer,
+    tun_peer,
 )
 
 SOAK = os.environ.get("TUNSTACK_SOAK") == "1"

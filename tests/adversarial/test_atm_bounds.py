@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import tracemalloc
 
+from drivers.atm import oam
 from drivers.atm.adapter import OAM_REPLIES_KEPT, AtmNdd
-from ndd.atm import VcParams
 from drivers.atm.phy import PhyPair
 from ndd import constants as C
+from ndd.atm import VcParams
 from ndd.services import NetServices
-from drivers.atm import oam
 
 from .conftest import soak
 

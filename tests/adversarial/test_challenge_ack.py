@@ -24,8 +24,8 @@ import time
 
 import trio
 
-from protocols.tcp.wire import ACK
 from ndd.pktbuf import PacketBuffer
+from protocols.tcp.wire import ACK
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, sent_tcp, soak
 

@@ -18,8 +18,8 @@ from functools import partial
 
 import trio
 
-from tools.services.http import HttpLimits, pattern_bytes
 from tools.services.builtin import HttpServiceStats, tcp_http
+from tools.services.http import HttpLimits, pattern_bytes
 
 from .conftest import STACK_IP, Peer, soak
 

@@ -20,20 +20,20 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import pytest
 import trio
 
 from drivers.tuntap import TunNdd
+from ndd.pktbuf import PacketBuffer
 from protocols.ipv4 import FLAG_DF
 from stack import Stack
-from ndd.pktbuf import PacketBuffer
+from tests.realpeer.helpers import kill_if_running, output_at_exit, run, start_linux
 from tools.lab.netns import NetnsHost, unique_name
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, sent_tcp, soak
-from tests.realpeer.helpers import kill_if_running, output_at_exit, run, start_linux
 
 ROUTER = "10.77.0.254"
 PORT = 5201

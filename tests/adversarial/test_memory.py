@@ -20,16 +20,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, AsyncIterator
+from typing import Any
 
 import trio
 
 from tools.services.builtin import ServiceStats, tcp_chargen
 
-from .conftest import Peer, soak
 from ..realpeer.helpers import read_all
+from .conftest import Peer, soak
 
 CHARGEN_PORT, SINK_PORT = 19, 5009
 PAGE = os.sysconf("SC_PAGE_SIZE")

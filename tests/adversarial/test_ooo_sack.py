@@ -170,7 +170,7 @@ class Attack:
         self.phases: list[tuple[float, int]] = []      # (CPU seconds, segments processed) per phase
 
     @classmethod
-    async def start(cls, peer: Peer, port: int, mode: str, total: int) -> "Attack":
+    async def start(cls, peer: Peer, port: int, mode: str, total: int) -> Attack:
         argv = peer.exec(sys.executable, "-c", ATTACKER, peer.dev, ATTACKER_IP, peer.stack_ip, str(port), mode,
                          str(total), str(PHASE))
         proc = await trio.lowlevel.open_process(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

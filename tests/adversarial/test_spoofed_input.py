@@ -19,12 +19,12 @@ import sys
 
 import trio
 
-from protocols.ipv4 import Ipv4Repr
-from protocols.addr import ip_to_int
 from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from protocols.ipv4 import Ipv4Repr
+from tests.realpeer.helpers import run
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, soak
-from tests.realpeer.helpers import run
 
 PORT = 5400
 COUNT = soak(200, 20_000)

@@ -19,7 +19,8 @@ import inspect
 import json
 import socket
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import trio
 

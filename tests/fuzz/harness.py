@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import atheris
 
 from ndd import constants as C
-from ndd.ndd import Ndd
 from ndd.checksum import checksum, pseudo_header_sum
+from ndd.ndd import Ndd
 from ndd.pktbuf import PacketBuffer
 from stack.stack import Stack, StackConfig
 

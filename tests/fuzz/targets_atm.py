@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import errno
 
-from drivers.atm.adapter import AtmNdd
-from ndd.atm import VcParams
-from drivers.atm.phy import Phy
 from drivers.atm import aal5, cell, oam
-from protocols.atm.saal import sscop_pdu as sp
+from drivers.atm.adapter import AtmNdd
+from drivers.atm.phy import Phy
+from ndd.atm import VcParams
 from protocols.atm.clip.atmarp import (
     OP_INARP_REPLY,
     OP_INARP_REQUEST,
@@ -22,6 +21,12 @@ from protocols.atm.clip.atmarp import (
 )
 from protocols.atm.clip.atmarp_server import LOCAL, AtmArpServer
 from protocols.atm.clip.link import LLC_SNAP_ATMARP, LLC_SNAP_IPV4
+from protocols.atm.saal import sscop_pdu as sp
+from protocols.atm.saal.sscf import AalEv, AalEvent
+from protocols.atm.saal.sscop import Sscop, SscopConfig
+from protocols.atm.switch.core import SwitchCore
+from protocols.atm.uni.call import Call, CallEv, Side, UniConfig
+from protocols.atm.uni.control import Uni
 from protocols.atm.uni.q2931 import (
     ALERTING,
     CALL_PROCEEDING,
@@ -49,11 +54,6 @@ from protocols.atm.uni.q2931 import (
     UnknownIE,
     parse_message,
 )
-from protocols.atm.saal.sscf import AalEv, AalEvent
-from protocols.atm.saal.sscop import Sscop, SscopConfig
-from protocols.atm.switch.core import SwitchCore
-from protocols.atm.uni.control import Uni
-from protocols.atm.uni.call import Call, CallEv, Side, UniConfig
 from protocols.udp import UdpUserRequests
 
 from . import check, target

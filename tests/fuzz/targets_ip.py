@@ -8,11 +8,11 @@ from __future__ import annotations
 import struct
 
 from drivers import vnet
+from ndd.pktbuf import PacketBuffer
 from protocols.arp import ArpCache, ArpConfig, ArpRepr
 from protocols.ipfrag import MAX_DATAGRAM, Reassembler
 from protocols.tcp.usrreq import TcpUserRequests
 from protocols.udp import UdpUserRequests
-from ndd.pktbuf import PacketBuffer
 
 from . import check, target
 from .harness import (

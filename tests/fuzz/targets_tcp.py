@@ -13,12 +13,12 @@ import errno
 import socket
 import struct
 
+from ndd.pktbuf import PacketBuffer
 from protocols.tcp import seq as sq
 from protocols.tcp.conn import Connection, TcpConfig
 from protocols.tcp.state import SYNCHRONIZED, State
 from protocols.tcp.usrreq import TcpUserRequests
 from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, URG, TcpRepr
-from ndd.pktbuf import PacketBuffer
 
 from . import check, target
 from .harness import (

@@ -6,9 +6,10 @@ import shutil
 import socket
 import struct
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import trio

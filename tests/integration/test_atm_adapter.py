@@ -10,17 +10,16 @@ import pytest
 import trio
 import trio.testing
 
+from drivers.atm import aal5, cell, oam
 from drivers.atm.adapter import AtmNdd
-from ndd.atm import VcParams
 from drivers.atm.phy import UDP_MAGIC, PhyPair, UdpPhy
 from drivers.pcap import LINKTYPE_SUNATM, PcapRecorder
 from ndd import constants as C
+from ndd.atm import VcParams, atm_link_header
 from ndd.demux import NS_INCLUDE_MAC, NsFilter, NsUser
-from ndd.atm import atm_link_header
 from ndd.ndd import Ndd
-from ndd.services import NetServices
-from drivers.atm import aal5, cell, oam
 from ndd.pktbuf import PacketBuffer
+from ndd.services import NetServices
 from protocols.atm.clip.link import LLC_SNAP_IPV4
 
 from .helpers import require_tool

@@ -32,7 +32,7 @@ class Proc:
         self.buf = b""
 
     @classmethod
-    async def start(cls, *args: str, ready_on: str = "stdout", stdin: int = subprocess.DEVNULL) -> tuple["Proc", str]:
+    async def start(cls, *args: str, ready_on: str = "stdout", stdin: int = subprocess.DEVNULL) -> tuple[Proc, str]:
         proc = await trio.lowlevel.open_process([*TUNSTACK, *args], stdin=stdin, stdout=subprocess.PIPE,
                                                 stderr=subprocess.PIPE, cwd=ROOT)
         self = cls(proc, proc.stdout if ready_on == "stdout" else proc.stderr)

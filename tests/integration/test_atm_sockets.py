@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import errno
 import socket as pysocket
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 from drivers.atm.adapter import AtmNdd
-from ndd.atm import VcParams
 from drivers.atm.phy import Phy, PhyPair, UdpPhy
 from ndd import constants as C
-from protocols.atm.sockets.sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BHLI, SO_ATM_BLLI, SO_ATM_CALLED,
-                                    SO_ATM_TRAFFIC_DES, SO_ATM_TRANSIT_SEL, AalParm, AtmAddr, Blli, SockaddrNddAtm,
-                                    TrafficDes)
+from ndd.atm import VcParams
+from protocols.atm.sockets.sockaddr import (
+    CONN_PVC,
+    CONN_SVC,
+    SO_ATM_AAL_PARM,
+    SO_ATM_BHLI,
+    SO_ATM_BLLI,
+    SO_ATM_CALLED,
+    SO_ATM_TRAFFIC_DES,
+    SO_ATM_TRANSIT_SEL,
+    AalParm,
+    AtmAddr,
+    Blli,
+    SockaddrNddAtm,
+    TrafficDes,
+)
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM
 from stack.ndd_socket import AtmSocket
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM

@@ -9,28 +9,46 @@ from __future__ import annotations
 
 import errno
 import signal
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 from drivers.atm.adapter import AtmNdd
-from ndd.atm import VcParams
 from drivers.atm.phy import PairEnd, PhyPair
 from ndd import constants as C
+from ndd.atm import VcParams
 from ndd.demux import NsFilter, NsUser
-from protocols.atm.uni.q2931 import IE_CALLED, IE_CONN_ID, ConnectionId
-from protocols.atm.uni.endpoint import UniEndpoint
-from protocols.atm.sockets.sockaddr import (BCOB_C, CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BEARER, SO_ATM_BLLI,
-                                    SO_ATM_CALLED, SO_ATM_CALLING, SO_ATM_CAUSE, SO_ATM_MAX_PEND, SO_ATM_QOS_PARM,
-                                    SO_ATM_TRAFFIC_DES, AalParm, AtmAddr, AtmCause, Bearer, Blli, QosParm,
-                                    TrafficDes)
+from protocols.atm.sockets.sockaddr import (
+    BCOB_C,
+    CONN_PVC,
+    CONN_SVC,
+    SO_ATM_AAL_PARM,
+    SO_ATM_BEARER,
+    SO_ATM_BLLI,
+    SO_ATM_CALLED,
+    SO_ATM_CALLING,
+    SO_ATM_CAUSE,
+    SO_ATM_MAX_PEND,
+    SO_ATM_QOS_PARM,
+    SO_ATM_TRAFFIC_DES,
+    AalParm,
+    AtmAddr,
+    AtmCause,
+    Bearer,
+    Blli,
+    QosParm,
+    TrafficDes,
+)
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM, svc_manager
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Side
+from protocols.atm.uni.endpoint import UniEndpoint
+from protocols.atm.uni.q2931 import IE_CALLED, IE_CONN_ID, ConnectionId
 from stack.atm_switch import AtmSwitch
 from stack.ndd_socket import AtmSocket
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM

@@ -10,29 +10,40 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import trio
 import trio.testing
 
 from drivers.atm.adapter import AtmNdd
-from ndd.atm import VcParams
 from drivers.atm.phy import PhyPair, UdpPhy
 from drivers.fault import FaultInjector
 from ndd import constants as C
+from ndd.atm import VcParams
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd
-from protocols.atm.uni.q2931 import (CS_ACTIVE, MESSAGE_NAMES, RELEASE, RELEASE_COMPLETE, BearerCapability,
-                                     CalledNumber, CallingNumber, ConnectionId, QosParameter, TrafficDescriptor)
-from protocols.atm.uni.causes import CAUSE_NORMAL_CLEARING
-from protocols.atm.uni.endpoint import UniEndpoint
+from ndd.pktbuf import PacketBuffer
 from protocols.atm.switch.core import RoutingTable, VciPool, parse_prefix
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Side
+from protocols.atm.uni.causes import CAUSE_NORMAL_CLEARING
+from protocols.atm.uni.endpoint import UniEndpoint
+from protocols.atm.uni.q2931 import (
+    CS_ACTIVE,
+    MESSAGE_NAMES,
+    RELEASE,
+    RELEASE_COMPLETE,
+    BearerCapability,
+    CalledNumber,
+    CallingNumber,
+    ConnectionId,
+    QosParameter,
+    TrafficDescriptor,
+)
 from stack.atm_switch import AtmSwitch
-from ndd.pktbuf import PacketBuffer
 from stack.stack import Stack, StackConfig
 
 from .helpers import require_tool

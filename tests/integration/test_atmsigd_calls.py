@@ -38,35 +38,70 @@ from __future__ import annotations
 
 import errno
 import subprocess
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import trio
 
 from drivers.atm.adapter import AtmNdd
-from ndd.atm import VcParams
 from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
+from ndd.atm import VcParams
 from ndd.demux import NsFilter, NsUser
-from protocols.atm.uni.q2931 import (AAL_5, ALERTING, BCOB_X, CONNECT, CS_ACTIVE, CS_NULL, IE_AAL, IE_CALL_STATE,
-                                     IE_CALLED, IE_CALLING, IE_CAUSE, IE_CONN_ID, MESSAGE_NAMES, RELEASE,
-                                     RELEASE_COMPLETE, STATUS, STATUS_ENQUIRY, AalParameters, BearerCapability,
-                                     CalledNumber, CallingNumber, CallState, Cause, ConnectionId, Q2931Message,
-                                     QosParameter, TrafficDescriptor, parse_message)
-from protocols.atm.uni.causes import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INCOMPATIBLE_DESTINATION,
-                                      CAUSE_INVALID_CALL_REFERENCE, CAUSE_MESSAGE_NOT_COMPATIBLE,
-                                      CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NORMAL_CLEARING, CAUSE_NUMBER_CHANGED,
-                                      CAUSE_RESPONSE_TO_STATUS_ENQUIRY, CAUSE_UNALLOCATED_NUMBER, CAUSE_USER_BUSY,
-                                      cause_to_errno, restart_errno)
-from protocols.atm.uni.endpoint import UniEndpoint
 from protocols.atm.saal.sscf import AalEv, AalEvent
 from protocols.atm.saal.sscop_pdu import Sd, parse_pdu
-from protocols.atm.uni.control import Uni
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Side, Why
+from protocols.atm.uni.causes import (
+    CAUSE_DESTINATION_OUT_OF_ORDER,
+    CAUSE_INCOMPATIBLE_DESTINATION,
+    CAUSE_INVALID_CALL_REFERENCE,
+    CAUSE_MESSAGE_NOT_COMPATIBLE,
+    CAUSE_NO_ROUTE_TO_DESTINATION,
+    CAUSE_NORMAL_CLEARING,
+    CAUSE_NUMBER_CHANGED,
+    CAUSE_RESPONSE_TO_STATUS_ENQUIRY,
+    CAUSE_UNALLOCATED_NUMBER,
+    CAUSE_USER_BUSY,
+    cause_to_errno,
+    restart_errno,
+)
+from protocols.atm.uni.control import Uni
+from protocols.atm.uni.endpoint import UniEndpoint
+from protocols.atm.uni.q2931 import (
+    AAL_5,
+    ALERTING,
+    BCOB_X,
+    CONNECT,
+    CS_ACTIVE,
+    CS_NULL,
+    IE_AAL,
+    IE_CALL_STATE,
+    IE_CALLED,
+    IE_CALLING,
+    IE_CAUSE,
+    IE_CONN_ID,
+    MESSAGE_NAMES,
+    RELEASE,
+    RELEASE_COMPLETE,
+    STATUS,
+    STATUS_ENQUIRY,
+    AalParameters,
+    BearerCapability,
+    CalledNumber,
+    CallingNumber,
+    CallState,
+    Cause,
+    ConnectionId,
+    Q2931Message,
+    QosParameter,
+    TrafficDescriptor,
+    parse_message,
+)
 from stack.atm_switch import AtmSwitch
 from stack.stack import Stack, StackConfig
 from tools.lab import atmsigd as harness
@@ -110,7 +145,7 @@ class Line:
     msgs: list[tuple[str, bytes]] = field(default_factory=list)
 
     @classmethod
-    def tap(cls, ndd: AtmNdd) -> "Line":
+    def tap(cls, ndd: AtmNdd) -> Line:
         line = cls()
 
         def tap(nd: object, direction: str, pkt: Any) -> None:
@@ -157,7 +192,7 @@ class Host:
     answer: Callable[[Call], None] | None = None
 
     @classmethod
-    def start(cls, stack: Stack, ndd: AtmNdd) -> "Host":
+    def start(cls, stack: Stack, ndd: AtmNdd) -> Host:
         h = cls(stack, ndd, Line.tap(ndd))
         h.sig = UniEndpoint.on_stack(stack, ndd, side=Side.USER, on_event=h._on_event)
         return h

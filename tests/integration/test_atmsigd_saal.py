@@ -18,10 +18,10 @@ import errno
 import itertools
 import re
 import subprocess
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 import pytest
 import trio
@@ -29,17 +29,41 @@ import trio
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
-from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, IE_CAUSE, PLAN_AESA, RELEASE_COMPLETE, SETUP, AalParameters,
-                                     BearerCapability, CalledNumber, Cause, Q2931Message, QosParameter,
-                                     TrafficDescriptor, parse_message)
-from protocols.atm.uni.causes import CAUSE_INCOMPATIBLE_DESTINATION
 from protocols.atm.saal.endpoint import SaalEndpoint
 from protocols.atm.saal.sscf import AalEv, AalEvent, State
 from protocols.atm.saal.sscop_pdu import Pdu, Poll, Stat, parse_pdu
+from protocols.atm.uni.causes import CAUSE_INCOMPATIBLE_DESTINATION
+from protocols.atm.uni.q2931 import (
+    AAL_5,
+    BCOB_X,
+    IE_CAUSE,
+    PLAN_AESA,
+    RELEASE_COMPLETE,
+    SETUP,
+    AalParameters,
+    BearerCapability,
+    CalledNumber,
+    Cause,
+    Q2931Message,
+    QosParameter,
+    TrafficDescriptor,
+    parse_message,
+)
 from stack.stack import Stack, StackConfig
 from tools.lab import atmsigd as harness
-from tools.lab.atmsigd import (AS_ACCEPT, AS_CLOSE, AS_CONNECT, AS_ERROR, AS_INDICATE, AS_LISTEN, AS_OKAY,
-                                   AtmsvcMsg, Qos, SvcAddr, atmsigd_peer)
+from tools.lab.atmsigd import (
+    AS_ACCEPT,
+    AS_CLOSE,
+    AS_CONNECT,
+    AS_ERROR,
+    AS_INDICATE,
+    AS_LISTEN,
+    AS_OKAY,
+    AtmsvcMsg,
+    Qos,
+    SvcAddr,
+    atmsigd_peer,
+)
 
 from .helpers import require_atmsigd, require_tool
 

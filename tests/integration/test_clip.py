@@ -6,10 +6,11 @@ import errno
 import hashlib
 import socket
 import subprocess
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import trio
@@ -21,12 +22,23 @@ from drivers.fault import FaultInjector
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
 from ndd.ndd import Ndd
-from protocols.atm.clip.link import (LLC_SNAP_ATMARP, LLC_SNAP_IPV4, OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK,
-                                RESOLVING, REVALIDATING, VALID, AtmArpRepr, AtmArpTable, ClipConfig)
-from protocols.tcp.config import TcpConfig
-from protocols.addr import ip_to_int
-from protocols.ifnet import Interface
 from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from protocols.atm.clip.link import (
+    LLC_SNAP_ATMARP,
+    LLC_SNAP_IPV4,
+    OP_INARP_REPLY,
+    OP_INARP_REQUEST,
+    OP_NAK,
+    RESOLVING,
+    REVALIDATING,
+    VALID,
+    AtmArpRepr,
+    AtmArpTable,
+    ClipConfig,
+)
+from protocols.ifnet import Interface
+from protocols.tcp.config import TcpConfig
 from stack.stack import Stack, StackConfig
 
 from .helpers import require_tool, tcp_exchange

@@ -8,10 +8,10 @@ import errno
 import hashlib
 import signal
 import subprocess
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 import trio
@@ -21,11 +21,11 @@ from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import PhyPair
 from drivers.pcap import PcapRecorder
 from ndd import constants as C
+from protocols.addr import ip_to_int
 from protocols.atm.clip.atmarp import OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK, OP_REPLY, OP_REQUEST
 from protocols.atm.clip.link import VALID, ClipConfig
 from protocols.atm.clip.svc import REGISTERED
 from protocols.tcp.config import TcpConfig
-from protocols.addr import ip_to_int
 from stack.atm_switch import AtmSwitch
 from stack.stack import Stack, StackConfig
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import trio
@@ -15,8 +16,8 @@ from drivers.fault import FaultInjector
 from drivers.memlink import MemoryNdd
 from ndd import constants as C
 from ndd.demux import NsFilter, NsUser
-from ndd.services import NetServices
 from ndd.pktbuf import PacketBuffer
+from ndd.services import NetServices
 
 from .helpers import IP_A, IP_B, MAC_A, MAC_B, Pair, ether_frame, link_pair, two_stacks
 

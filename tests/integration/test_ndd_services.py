@@ -11,8 +11,8 @@ from drivers.memlink import MemoryNdd
 from ndd import constants as C
 from ndd.demux import NS_INCLUDE_MAC, Demuxer, NsFilter, NsUser
 from ndd.ndd import Ndd, StatusBlock
-from ndd.services import NetServices
 from ndd.pktbuf import PacketBuffer
+from ndd.services import NetServices
 from stack.stack import Stack, StackConfig
 
 from .helpers import MAC_A, MAC_B, MAC_BCAST, MAC_OTHER, ether_frame, link_pair, llc_frame

@@ -4,26 +4,36 @@ release, and an establishment that fails against a silent far end after MaxCC BG
 The first test drives two sans-IO Sscf cores against each other with an explicit clock."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
 
 import trio
 import trio.testing
 
 from drivers.atm.adapter import AtmNdd
-from ndd.atm import VcParams
 from drivers.atm.phy import PhyPair
 from drivers.fault import FaultInjector
 from ndd import constants as C
+from ndd.atm import VcParams
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd
-from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, CONNECT, PLAN_AESA, SETUP, AalParameters,
-                                 BearerCapability, CalledNumber, Q2931Message, TrafficDescriptor,
-                                 parse_message)
 from protocols.atm.saal.endpoint import SaalEndpoint
 from protocols.atm.saal.sscf import AalEv, AalEvent, Sscf, State, sscf_uni_config
 from protocols.atm.saal.sscop_pdu import Bgn, End, parse_pdu
+from protocols.atm.uni.q2931 import (
+    AAL_5,
+    BCOB_X,
+    CONNECT,
+    PLAN_AESA,
+    SETUP,
+    AalParameters,
+    BearerCapability,
+    CalledNumber,
+    Q2931Message,
+    TrafficDescriptor,
+    parse_message,
+)
 from stack.stack import Stack, StackConfig
 
 AESA = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b00")

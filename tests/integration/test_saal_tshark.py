@@ -7,7 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-
 from drivers.pcap import PcapRecorder, sunatm_record
 from protocols.atm.saal.sscop_pdu import Bgak, Bgn, End, Endak, Er, Poll, Rs, Sd, Stat, Ud, Ustat
 
@@ -47,8 +46,17 @@ def test_tshark_decodes_our_sscop_pdus(tmp_path: Path) -> None:
 
 
 def test_tshark_decodes_our_q2931_setup(tmp_path: Path) -> None:
-    from protocols.atm.uni.q2931 import (AAL_5, BCOB_X, PLAN_AESA, SETUP, AalParameters, BearerCapability,
-                                     CalledNumber, Q2931Message, TrafficDescriptor)
+    from protocols.atm.uni.q2931 import (
+        AAL_5,
+        BCOB_X,
+        PLAN_AESA,
+        SETUP,
+        AalParameters,
+        BearerCapability,
+        CalledNumber,
+        Q2931Message,
+        TrafficDescriptor,
+    )
     require_tool("tshark")
     aesa = bytes.fromhex("47000580ffe1000000f21a3a4b0020481a3a4b00")
     setup = Q2931Message(SETUP, 42, 0, [AalParameters(AAL_5, 9188, 9188), TrafficDescriptor(fwd_pcr_01=353207,

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from drivers.fault import FaultInjector
 from drivers.memlink import MemoryNdd
-from protocols.tcp.state import State
 from protocols.tcp.config import TcpConfig
+from protocols.tcp.state import State
 from stack.stack import StackConfig
 
 from .helpers import IP_B, tcp_exchange, two_stacks

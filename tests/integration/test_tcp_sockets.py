@@ -12,8 +12,8 @@ import trio.testing
 
 from drivers.fault import FaultInjector
 from drivers.memlink import MemoryNdd
-from protocols.tcp.state import State
 from protocols.tcp.config import TcpConfig
+from protocols.tcp.state import State
 from stack.stack import StackConfig
 
 from .helpers import IP_A, IP_B, two_stacks

@@ -8,14 +8,15 @@ from __future__ import annotations
 import math
 import signal
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import trio
 import trio.testing
 
-from protocols.tcp.state import State
 from protocols.tcp.config import TcpConfig
+from protocols.tcp.state import State
 from stack.stack import StackConfig
 from stack.timers import TICK, TimerService
 

@@ -9,10 +9,10 @@ import trio.testing
 
 from ndd import constants as C
 from ndd.ndd import StatusBlock
-from protocols.arp import REACHABLE
-from protocols.addr import ip_to_int
-from protocols.ifnet import IFF_RUNNING
 from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from protocols.arp import REACHABLE
+from protocols.ifnet import IFF_RUNNING
 
 from .helpers import IP_A, IP_B, MAC_A, MAC_B, two_stacks
 

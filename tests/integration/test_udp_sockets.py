@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import trio

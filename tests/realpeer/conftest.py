@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterator
 
 import pytest
 
-from drivers.tuntap import TapNdd, TunNdd
-from drivers.tuntap import TunTapNdd
+from drivers.tuntap import TapNdd, TunNdd, TunTapNdd
 from stack import Stack
 from tools.lab.netns import NetnsHost, have_tun, unique_name
 

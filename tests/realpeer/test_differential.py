@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -125,6 +126,6 @@ def test_same_as_linux(results: tuple[dict[str, Any], dict[str, Any]], name: str
     linux, tunstack = results
     steps = [list(s) if not any(isinstance(a, bytes) and len(a) > 16 for a in s) else [s[0], s[1], "..."]
              for s in SCENARIOS[name]]
-    table = "\n".join(f"{str(st):60.60} linux={lx} tunstack={ts}"
+    table = "\n".join(f"{st!s:60.60} linux={lx} tunstack={ts}"
                       for st, lx, ts in zip(steps, linux[name], tunstack[name], strict=False))   # shown on failure
     assert tunstack[name] == linux[name], f"\n{table}"

@@ -14,11 +14,11 @@ import sys
 
 import trio
 
-from ndd.checksum import pseudo_header_sum
-from protocols.ipv4 import IPPROTO_UDP
-from protocols.addr import ip_to_int
 from ndd import pktbuf
+from ndd.checksum import pseudo_header_sum
 from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from protocols.ipv4 import IPPROTO_UDP
 
 from .conftest import Peer
 from .helpers import run, wait_for

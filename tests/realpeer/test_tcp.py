@@ -24,9 +24,9 @@ import errno
 import hashlib
 import socket
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
-from typing import AsyncIterator
 
 import pytest
 import trio
@@ -34,9 +34,9 @@ import trio
 from drivers.fault import FaultInjector
 from drivers.pcap import PcapRecorder
 from drivers.tuntap import TapNdd, TunNdd
+from protocols.addr import ip_to_int
 from protocols.tcp.config import TcpConfig
 from stack import Stack
-from protocols.addr import ip_to_int
 from stack.stack import StackConfig
 from tools.lab.netns import NetnsHost, unique_name
 

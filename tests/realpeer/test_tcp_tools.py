@@ -12,9 +12,9 @@ import sys
 import pytest
 import trio
 
-from tools.services.http import pattern_bytes
 from tools.lab.netns import NetnsHost, netns_exists, unique_name
 from tools.services.builtin import chargen_cycle
+from tools.services.http import pattern_bytes
 
 from .conftest import require_real_peer
 from .helpers import run

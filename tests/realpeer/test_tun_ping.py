@@ -1,7 +1,6 @@
 """Linux pings the stack over TUN: small pings, fragmented pings, captured and checked."""
 from __future__ import annotations
 
-
 import dpkt
 
 from drivers.pcap import PcapRecorder

@@ -14,7 +14,7 @@ import hashlib
 import socket
 import subprocess
 import sys
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 import trio

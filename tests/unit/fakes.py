@@ -8,12 +8,12 @@ import struct
 from dataclasses import dataclass, field
 
 from ndd.checksum import checksum
-from protocols.icmp import Icmp
-from protocols.ipv4 import IPPROTO_ICMP, Ipv4
-from protocols.addr import ip_to_int
-from protocols.ifnet import IFF_BROADCAST, IFF_RUNNING, IFF_UP, Interface, InterfaceTable
 from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
 from protocols.contracts import PR_ADDR, PR_ATOMIC, ProtocolSwitch, Protosw
+from protocols.icmp import Icmp
+from protocols.ifnet import IFF_BROADCAST, IFF_RUNNING, IFF_UP, Interface, InterfaceTable
+from protocols.ipv4 import IPPROTO_ICMP, Ipv4
 from protocols.route import RoutingTable
 
 

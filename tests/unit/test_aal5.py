@@ -5,11 +5,12 @@ import random
 import struct
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from drivers.atm.aal5 import (MAX_CELLS, Reassembler, cpcs_pdu, crc32_bzip2, segment)
-from ndd.atm import AAL5_MAX_SDU
+from drivers.atm.aal5 import MAX_CELLS, Reassembler, cpcs_pdu, crc32_bzip2, segment
 from drivers.atm.cell import CELL_LEN, CellHeader, parse_cells
+from ndd.atm import AAL5_MAX_SDU
 
 
 def slow_crc32_bzip2(data: bytes) -> int:

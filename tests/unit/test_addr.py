@@ -6,8 +6,17 @@ import errno
 
 import pytest
 
-from protocols.addr import (int_to_ip, ip_to_int, is_martian_source, is_multicast, mac_from_str, mac_to_str,
-                        multicast_mac, parse_prefix, prefix_mask)
+from protocols.addr import (
+    int_to_ip,
+    ip_to_int,
+    is_martian_source,
+    is_multicast,
+    mac_from_str,
+    mac_to_str,
+    multicast_mac,
+    parse_prefix,
+    prefix_mask,
+)
 from protocols.ifnet import IFF_RUNNING, IFF_UP, IfAddr, InterfaceTable
 
 from .fakes import StubNdd

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from protocols.arp import INCOMPLETE, OP_REPLY, OP_REQUEST, REACHABLE, STALE, ArpCache, ArpConfig, ArpRepr
-from protocols.addr import MAC_BROADCAST, ip_to_int
 from ndd.pktbuf import PacketBuffer
+from protocols.addr import MAC_BROADCAST, ip_to_int
+from protocols.arp import INCOMPLETE, OP_REPLY, OP_REQUEST, REACHABLE, STALE, ArpCache, ArpConfig, ArpRepr
 
 OUR_MAC = b"\x02\x00\x00\x00\x00\x01"
 PEER_MAC = b"\x02\x00\x00\x00\x00\x02"

@@ -9,17 +9,26 @@ from typing import Any
 
 import pytest
 
+from drivers.atm import aal5, oam
 from drivers.atm.adapter import OAM_REPLIES_KEPT, AtmNdd
-from ndd.atm import VcParams
+from drivers.atm.cell import PAYLOAD_LEN, PTI_EOP_BIT, CellHeader
 from drivers.atm.phy import PhyPair
 from ndd import constants as C
+from ndd.atm import VcParams
+from ndd.pktbuf import PacketBuffer
 from ndd.services import NetServices
-from drivers.atm import aal5, oam
+from protocols.addr import ip_to_int
 from protocols.atm.clip.atmarp import AtmArpRepr, request
 from protocols.atm.clip.atmarp_server import AtmArpServer
-from drivers.atm.cell import PAYLOAD_LEN, PTI_EOP_BIT, CellHeader
 from protocols.atm.clip.link import AtmArpTable, ClipConfig, ClipStats
 from protocols.atm.clip.svc import ClipSvc
+from protocols.atm.saal.sscf import AalEv, AalEvent
+from protocols.atm.saal.sscop import Sscop, SscopConfig
+from protocols.atm.saal.sscop import State as SscopState
+from protocols.atm.saal.sscop_pdu import Sd
+from protocols.atm.switch.core import SwitchCore
+from protocols.atm.uni.causes import CAUSE_RESOURCE_UNAVAILABLE
+from protocols.atm.uni.control import Side, Uni, UniConfig
 from protocols.atm.uni.q2931 import (
     IE_CAUSE,
     RELEASE_COMPLETE,
@@ -29,15 +38,6 @@ from protocols.atm.uni.q2931 import (
     Q2931Message,
     parse_message,
 )
-from protocols.atm.uni.causes import CAUSE_RESOURCE_UNAVAILABLE
-from protocols.atm.saal.sscf import AalEv, AalEvent
-from protocols.atm.saal.sscop import Sscop, SscopConfig
-from protocols.atm.saal.sscop import State as SscopState
-from protocols.atm.saal.sscop_pdu import Sd
-from protocols.atm.switch.core import SwitchCore
-from protocols.atm.uni.control import Side, Uni, UniConfig
-from protocols.addr import ip_to_int
-from ndd.pktbuf import PacketBuffer
 
 from .test_uni import cid, setup_ies
 

@@ -2,10 +2,23 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from drivers.atm.cell import (CELL_LEN, HDR_LEN, PAYLOAD_LEN, PTI_OAM_END_TO_END, PTI_OAM_SEGMENT, PTI_RM,
-                                PTI_USER, PTI_USER_EOP, CellHeader, hec, header_bytes, parse_cells)
+from drivers.atm.cell import (
+    CELL_LEN,
+    HDR_LEN,
+    PAYLOAD_LEN,
+    PTI_OAM_END_TO_END,
+    PTI_OAM_SEGMENT,
+    PTI_RM,
+    PTI_USER,
+    PTI_USER_EOP,
+    CellHeader,
+    header_bytes,
+    hec,
+    parse_cells,
+)
 from ndd.atm import ILMI_VPI_VCI, RESERVED_VCI_MAX, SIG_VPI_VCI
 
 

@@ -1,11 +1,20 @@
 """OAM F5 loopback cells (I.610) and their CRC-10."""
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.atm.cell import CellHeader, header_bytes
-from drivers.atm.oam import (ALL_ONES_ID, OAM_LOOPBACK, OamLoopback, crc10, loopback_reply,
-                               loopback_request, parse_oam, seal_crc10)
+from drivers.atm.oam import (
+    ALL_ONES_ID,
+    OAM_LOOPBACK,
+    OamLoopback,
+    crc10,
+    loopback_reply,
+    loopback_request,
+    parse_oam,
+    seal_crc10,
+)
 
 
 def polymod(value: int, nbits: int, poly: int = 0x633) -> int:

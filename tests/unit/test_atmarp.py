@@ -8,13 +8,24 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocols.atm.clip.atmarp import (OP_INARP_REPLY, OP_INARP_REQUEST, OP_REPLY, OP_REQUEST, OPS, TL_E164,
-                                  AtmArpRepr, inarp_reply_to, nak_of, reply_to, request)
+from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from protocols.atm.clip.atmarp import (
+    OP_INARP_REPLY,
+    OP_INARP_REQUEST,
+    OP_REPLY,
+    OP_REQUEST,
+    OPS,
+    TL_E164,
+    AtmArpRepr,
+    inarp_reply_to,
+    nak_of,
+    reply_to,
+    request,
+)
 from protocols.atm.clip.atmarp_server import LOCAL, AtmArpServer
 from protocols.atm.clip.link import VALID, ClipConfig, ClipStats
 from protocols.atm.clip.svc import OPEN, REGISTERED, ClipSvc, SvcVc
-from protocols.addr import ip_to_int
-from ndd.pktbuf import PacketBuffer
 
 IP_A, IP_B, IP_S = ip_to_int("10.0.0.1"), ip_to_int("10.0.0.2"), ip_to_int("10.0.0.3")
 NET = bytes.fromhex("47000580ffe1000000f21a")

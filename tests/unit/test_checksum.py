@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ndd.checksum import checksum, ones_sum, pseudo_header_sum, verify
 

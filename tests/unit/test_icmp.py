@@ -10,12 +10,23 @@ import dpkt
 import pytest
 
 from ndd.checksum import verify
-from protocols.icmp import (DEST_UNREACH, ECHO_REPLY, ECHO_REQUEST, PARAM_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED,
-                            Icmp, IcmpError, IcmpRepr, TokenBucket, icmp_errno)
-from protocols.ipv4 import FLAG_DF, FLAG_MF, IpMeta, Ipv4Repr
-from protocols.addr import ip_to_int
 from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
 from protocols.contracts import Protosw
+from protocols.icmp import (
+    DEST_UNREACH,
+    ECHO_REPLY,
+    ECHO_REQUEST,
+    PARAM_PROBLEM,
+    SOURCE_QUENCH,
+    TIME_EXCEEDED,
+    Icmp,
+    IcmpError,
+    IcmpRepr,
+    TokenBucket,
+    icmp_errno,
+)
+from protocols.ipv4 import FLAG_DF, FLAG_MF, IpMeta, Ipv4Repr
 
 from .fakes import Host, ip_packet, make_icmp_host, rx
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import os
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.ipfrag import DATAGRAM_OVERHEAD, FRAG_OVERHEAD, MAX_DATAGRAM, Reassembler, fragment_sizes
 

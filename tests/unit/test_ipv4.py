@@ -10,15 +10,16 @@ import struct
 
 import dpkt
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ndd.checksum import verify
+from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from protocols.contracts import Protosw
+from protocols.ifnet import IFF_RUNNING
 from protocols.ipfrag import Reassembler
 from protocols.ipv4 import FLAG_DF, FLAG_MF, IpMeta, Ipv4Repr
-from protocols.addr import ip_to_int
-from protocols.ifnet import IFF_RUNNING
-from ndd.pktbuf import PacketBuffer
-from protocols.contracts import Protosw
 
 from .fakes import Host, RecordingLink, ip_packet, make_host, rx
 

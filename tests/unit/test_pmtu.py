@@ -14,15 +14,15 @@ import random
 import socket
 import struct
 
+from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
+from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED, Protosw
 from protocols.icmp import DEST_UNREACH, FRAG_NEEDED, Icmp, IcmpRepr
 from protocols.ipv4 import FLAG_DF, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Repr
 from protocols.pmtu import MIN_PMTU_IPV4, MIN_PMTU_IPV6, MTU_EXPIRES, PmtuCache
 from protocols.tcp.conn import Connection, State
 from protocols.tcp.wire import ACK, SYN, TcpRepr
 from protocols.udp import Udp, UdpPcb
-from protocols.addr import ip_to_int
-from ndd.pktbuf import PacketBuffer
-from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED, Protosw
 
 from .fakes import ip_packet, rx
 from .test_tcp_listen import ISN_PEER, PEER, T0, US, Net

@@ -5,7 +5,8 @@ from __future__ import annotations
 import heapq
 import random
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.atm.saal.sscop import Ev, Event, Sscop, SscopConfig, State
 from protocols.atm.saal.sscop_pdu import BGN, END, POLL, SD, STAT, Poll, Sd, parse_pdu, pdu_type

@@ -2,10 +2,29 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from protocols.atm.saal.sscop_pdu import (MASK, Bgak, Bgn, Bgrej, End, Endak, Er, Erak, Md, Poll, Rs, Rsak, Sd,
-                                     Stat, Ud, Ustat, parse_pdu, pdu_type)
+from protocols.atm.saal.sscop_pdu import (
+    MASK,
+    Bgak,
+    Bgn,
+    Bgrej,
+    End,
+    Endak,
+    Er,
+    Erak,
+    Md,
+    Poll,
+    Rs,
+    Rsak,
+    Sd,
+    Stat,
+    Ud,
+    Ustat,
+    parse_pdu,
+    pdu_type,
+)
 
 n24 = st.integers(0, MASK)
 n8 = st.integers(0, 0xFF)

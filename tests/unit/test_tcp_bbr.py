@@ -7,8 +7,18 @@ import random
 
 import pytest
 
-from protocols.tcp.bbr import (DRAIN, DRAIN_GAIN, HIGH_GAIN, PACING_GAIN_CYCLE, PROBE_BW, PROBE_RTT,
-                               PROBE_RTT_DURATION, STARTUP, Bbr, MaxFilter)
+from protocols.tcp.bbr import (
+    DRAIN,
+    DRAIN_GAIN,
+    HIGH_GAIN,
+    PACING_GAIN_CYCLE,
+    PROBE_BW,
+    PROBE_RTT,
+    PROBE_RTT_DURATION,
+    STARTUP,
+    Bbr,
+    MaxFilter,
+)
 from protocols.tcp.congestion import ALGORITHMS
 from protocols.tcp.rack import Rack
 from protocols.tcp.rate import RateEstimator, RateSample

@@ -6,11 +6,18 @@ from __future__ import annotations
 import itertools
 import random
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.tcp import seq as sq
 from protocols.tcp.buffers import (
-    COMPACT_MIN, OOO_MAX_BLOCKS, OOO_MIN_BLOCKS, SACK_RECENT, RecvBuffer, Scoreboard, SendBuffer,
+    COMPACT_MIN,
+    OOO_MAX_BLOCKS,
+    OOO_MIN_BLOCKS,
+    SACK_RECENT,
+    RecvBuffer,
+    Scoreboard,
+    SendBuffer,
 )
 from protocols.tcp.tcp import TcpStats
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from ndd.ndd import DeviceCaps
 from ndd.checksum import checksum, ones_sum, pseudo_header_sum
+from ndd.ndd import DeviceCaps
+from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
 from protocols.icmp import IcmpError
 from protocols.ipv4 import IPPROTO_TCP, IpMeta, Ipv4Repr
 from protocols.tcp import seq as sq
@@ -21,8 +23,6 @@ from protocols.tcp.conn import Connection, State, TcpConfig
 from protocols.tcp.listen import COOKIE_PERIOD, MSS_TABLE, SynCookies
 from protocols.tcp.tcp import Tcp
 from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, TcpRepr
-from protocols.addr import ip_to_int
-from ndd.pktbuf import PacketBuffer
 
 from .fakes import Host, make_host
 

@@ -7,15 +7,15 @@ import struct
 from typing import Any
 
 from drivers.fault import _finish_checksum
-from ndd.ndd import DeviceCaps
 from ndd.checksum import checksum, ones_sum, pseudo_header_sum
+from ndd.ndd import DeviceCaps
+from ndd.pktbuf import PacketBuffer
+from protocols.addr import ip_to_int
 from protocols.ipv4 import IPPROTO_TCP, IpMeta, Ipv4Repr
 from protocols.tcp import seq as sq
 from protocols.tcp.conn import State, TcpConfig
 from protocols.tcp.tcp import Tcp
 from protocols.tcp.wire import ACK, SYN, TcpRepr
-from protocols.addr import ip_to_int
-from ndd.pktbuf import PacketBuffer
 
 from .fakes import make_host
 

@@ -7,7 +7,8 @@ import itertools
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.tcp import seq as sq
 from protocols.tcp.congestion import ALGORITHMS, Cubic, NewReno

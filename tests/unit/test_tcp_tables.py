@@ -8,11 +8,11 @@ import errno
 from collections import deque
 from typing import Any, NoReturn
 
+from protocols.addr import ip_to_int
 from protocols.tcp.conn import Connection, State
 from protocols.tcp.listen import COOKIE_PERIOD
 from protocols.tcp.usrreq import TcpUserRequests
 from protocols.tcp.wire import ACK, FIN, RST, SYN
-from protocols.addr import ip_to_int
 
 from .test_tcp_listen import ISN_PEER, PEER, PEER_PORT, T0, US, Net
 

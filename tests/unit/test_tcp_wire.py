@@ -9,10 +9,23 @@ import struct
 
 import dpkt
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from protocols.tcp.wire import (ACK, FIN, HDR_LEN, OPT_MSS, OPT_SACK, OPT_SACK_PERM, OPT_TS, OPT_WSCALE, PSH,
-                                RST, SYN, TcpRepr)
+from protocols.tcp.wire import (
+    ACK,
+    FIN,
+    HDR_LEN,
+    OPT_MSS,
+    OPT_SACK,
+    OPT_SACK_PERM,
+    OPT_TS,
+    OPT_WSCALE,
+    PSH,
+    RST,
+    SYN,
+    TcpRepr,
+)
 
 FAST = settings(max_examples=200, deadline=None)
 u16, u32 = st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF)

@@ -9,14 +9,16 @@ Then a property per timer owner: after `poll(now)` its `poll_at()` is None or > 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.arp import ArpCache, ArpConfig
 from drivers.atm import aal5
+from ndd.pktbuf import PacketBuffer
+from protocols.arp import ArpCache, ArpConfig
 from protocols.atm.clip.atmarp import request
 from protocols.atm.clip.atmarp_server import AtmArpServer
 from protocols.atm.clip.link import AtmArpTable, ClipConfig, ClipStats
@@ -28,7 +30,6 @@ from protocols.ipfrag import Reassembler
 from protocols.tcp.conn import Connection, State
 from protocols.tcp.timer import TIMER_TICK
 from protocols.tcp.wire import ACK, SYN
-from ndd.pktbuf import PacketBuffer
 
 from .test_atmarp import AESA_A, AESA_B, IP_A, IP_B
 from .test_tcp_conn import ISS, Rig, established

@@ -11,24 +11,74 @@ from __future__ import annotations
 from collections import deque
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from protocols.atm.uni.q2931 import (
-    ALERTING, CALL_PROCEEDING, CALLREF_MAX, COMPAT_EXT, COMPAT_FLAG, CONNECT, CONNECT_ACK,
-    CS_ACTIVE, CS_CALL_DELIVERED, CS_CALL_INITIATED, CS_CALL_PRESENT, CS_CALL_RECEIVED,
-    CS_CONNECT_REQUEST, CS_INCOMING_PROCEEDING, CS_NULL, CS_OUTGOING_PROCEEDING,
-    CS_RELEASE_INDICATION, CS_RELEASE_REQUEST, CS_REST1, CS_REST2, GLOBAL_CALLREF,
-    IE_ACT_CLEAR, IE_ACT_DISCARD, IE_ACT_DISCARD_MSG, IE_ACT_DISCARD_MSG_REPORT,
-    IE_ACT_DISCARD_REPORT, IE_CALL_STATE, IE_CALLED, IE_CAUSE, IE_CONN_ID, IE_QOS, IE_RESTART,
-    IE_TRAFFIC, LOC_PRIVATE_LOCAL, LOC_USER, MSG_ACT_CLEAR, MSG_ACT_DISCARD,
-    MSG_ACT_DISCARD_REPORT, MSG_COMPAT_DEFAULT, MSG_COMPAT_FLAG, RELEASE, RELEASE_COMPLETE,
-    RESTART, RESTART_ACK, RESTART_ALL, RESTART_VC, SETUP, STATUS, STATUS_ENQUIRY,
-    BearerCapability, CallState, CalledNumber, Cause, ConnectionId, Q2931Message,
-    QosParameter, RestartIndicator, TrafficDescriptor, UnknownIE, parse_message,
-)
 from protocols.atm.saal.sscf import AalEv, AalEvent
-from protocols.atm.uni.control import Uni
 from protocols.atm.uni.call import CallEv, Side, UniConfig, Why, states_compatible
+from protocols.atm.uni.control import Uni
+from protocols.atm.uni.q2931 import (
+    ALERTING,
+    CALL_PROCEEDING,
+    CALLREF_MAX,
+    COMPAT_EXT,
+    COMPAT_FLAG,
+    CONNECT,
+    CONNECT_ACK,
+    CS_ACTIVE,
+    CS_CALL_DELIVERED,
+    CS_CALL_INITIATED,
+    CS_CALL_PRESENT,
+    CS_CALL_RECEIVED,
+    CS_CONNECT_REQUEST,
+    CS_INCOMING_PROCEEDING,
+    CS_NULL,
+    CS_OUTGOING_PROCEEDING,
+    CS_RELEASE_INDICATION,
+    CS_RELEASE_REQUEST,
+    CS_REST1,
+    CS_REST2,
+    GLOBAL_CALLREF,
+    IE_ACT_CLEAR,
+    IE_ACT_DISCARD,
+    IE_ACT_DISCARD_MSG,
+    IE_ACT_DISCARD_MSG_REPORT,
+    IE_ACT_DISCARD_REPORT,
+    IE_CALL_STATE,
+    IE_CALLED,
+    IE_CAUSE,
+    IE_CONN_ID,
+    IE_QOS,
+    IE_RESTART,
+    IE_TRAFFIC,
+    LOC_PRIVATE_LOCAL,
+    LOC_USER,
+    MSG_ACT_CLEAR,
+    MSG_ACT_DISCARD,
+    MSG_ACT_DISCARD_REPORT,
+    MSG_COMPAT_DEFAULT,
+    MSG_COMPAT_FLAG,
+    RELEASE,
+    RELEASE_COMPLETE,
+    RESTART,
+    RESTART_ACK,
+    RESTART_ALL,
+    RESTART_VC,
+    SETUP,
+    STATUS,
+    STATUS_ENQUIRY,
+    BearerCapability,
+    CalledNumber,
+    CallState,
+    Cause,
+    ConnectionId,
+    Q2931Message,
+    QosParameter,
+    RestartIndicator,
+    TrafficDescriptor,
+    UnknownIE,
+    parse_message,
+)
 
 U, N = 0, 1                       # the user end and the network end of a Pair
 TERMINAL = (CallEv.RELEASE_IND, CallEv.RELEASE_CONF)

@@ -17,8 +17,15 @@ from ndd.services import NetServices
 from protocols.atm.sockets.pcb import AtmPcb, St
 from protocols.atm.sockets.sockaddr import SockaddrNddAtm
 from protocols.atm.sockets.usrreq import AtmUserRequests
-from protocols.contracts import (SS_CANTRCVMORE, SS_CANTSENDMORE, SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING,
-                                 SS_ISDISCONNECTING, UserRequests)
+from protocols.contracts import (
+    SS_CANTRCVMORE,
+    SS_CANTSENDMORE,
+    SS_ISACCEPTING,
+    SS_ISCONNECTED,
+    SS_ISCONNECTING,
+    SS_ISDISCONNECTING,
+    UserRequests,
+)
 from protocols.tcp.state import State
 from protocols.tcp.usrreq import TcpUserRequests
 from protocols.udp import UdpUserRequests

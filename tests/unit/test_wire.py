@@ -8,10 +8,11 @@ import struct
 
 import dpkt
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from protocols.arp import OP_REPLY, OP_REQUEST, ArpRepr
 from ndd.checksum import checksum, verify
+from protocols.arp import OP_REPLY, OP_REQUEST, ArpRepr
 from protocols.ether import ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetRepr
 from protocols.icmp import ECHO_REQUEST, IcmpRepr, quoted_header
 from protocols.ipv4 import FLAG_DF, FLAG_MF, Ipv4Repr

@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tools.lab.netns import NetnsHost, have_tun, ip, unique_name
 
@@ -30,7 +31,7 @@ class Cell:
     note: str = ""
 
     @classmethod
-    def na(cls, why: str) -> "Cell":
+    def na(cls, why: str) -> Cell:
         return cls(None, f"not available: {why}")
 
 
@@ -140,7 +141,7 @@ class Proc:
             except subprocess.TimeoutExpired:
                 continue
 
-    def __enter__(self) -> "Proc":
+    def __enter__(self) -> Proc:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -156,7 +157,7 @@ def run_peer(host: NetnsHost, role: str, *args: str, timeout: float = 60) -> dic
     """Run a client-type peer to completion and return its JSON figures."""
     with Proc(peer_argv(host, role, *args)) as p:
         out = p.line(timeout)
-    if "error" in out and out["error"]:
+    if out.get("error"):
         raise RuntimeError(out["error"])
     return out
 

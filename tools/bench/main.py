@@ -24,11 +24,14 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from . import pytcp as bench_pytcp, slirp as bench_slirp, svc as bench_svc
-from . import tunstack as bench_tunstack, veth as bench_veth
+from . import pytcp as bench_pytcp
+from . import slirp as bench_slirp
+from . import svc as bench_svc
+from . import tunstack as bench_tunstack
+from . import veth as bench_veth
 from .common import ROOT, Cell, Params, Section, fmt, markdown_table, params
 
 # key, label, unit (for memory smaller is better; the ratio still reads tunstack ÷ peer)

@@ -12,11 +12,13 @@ import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from tools.lab.netns import NetnsHost, unique_name
 
 from .common import ROOT, Params, Proc, Section, can_run, netns, peer_argv, reason, run_peer
-from tools.lab.netns import NetnsHost, unique_name
 
 VERSION = "0.3.8"
 VENV = ROOT / ".bench" / "venv"

@@ -18,8 +18,9 @@ import subprocess
 import sys
 import tempfile
 
-from .common import PEER, Params, Proc, Section, can_run, netns, peer_argv, reason, run_peer
 from tools.lab.netns import NetnsHost, unique_name
+
+from .common import PEER, Params, Proc, Section, can_run, netns, peer_argv, reason, run_peer
 
 HOST_FROM_NS = "10.0.2.2"  # slirp4netns's default gateway: the host's loopback
 ROWS = ["bulk_in", "bulk_out", "rr", "cps"]

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import trio
 
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import PhyPair
-from protocols.atm.uni.q2931 import (BearerCapability, CalledNumber, CallingNumber, QosParameter,
-                                 TrafficDescriptor)
-from protocols.atm.uni.endpoint import UniEndpoint
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Side
+from protocols.atm.uni.endpoint import UniEndpoint
+from protocols.atm.uni.q2931 import BearerCapability, CalledNumber, CallingNumber, QosParameter, TrafficDescriptor
 from stack.atm_switch import AtmSwitch
 from stack.stack import Stack, StackConfig
 
@@ -147,7 +147,7 @@ async def _tunstack(seconds: float) -> dict[str, Any]:
 
 # --- atmsigd -------------------------------------------------------------------------------
 async def _atmsigd(seconds: float) -> dict[str, Any]:
-    from tools.lab.atmsigd import Qos, atmsigd_peer   # the test harness is the peer runner
+    from tools.lab.atmsigd import Qos, atmsigd_peer  # the test harness is the peer runner
     async with Stack("bench-sa", StackConfig(seed=1, loopback=False)) as sa, \
             Stack("bench-sb", StackConfig(seed=2, loopback=False)) as sb:
         phy = PhyPair()

@@ -19,14 +19,16 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import trio
 
-from .common import Cell, Params, Proc, Section, can_run, netns, peer_argv, reason
 from tools.lab.netns import NetnsHost, unique_name
+
+from .common import Cell, Params, Proc, Section, can_run, netns, peer_argv, reason
 
 KERNEL_IP, STACK_IP = "10.78.2.1", "10.78.2.2"
 CHUNK = 64 * 1024

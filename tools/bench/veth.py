@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from tools.lab.netns import NetnsHost
+
 from .common import Params, Proc, Section, can_run, netns, peer_argv, reason, run_peer, veth_pair
 
 A_IP, B_IP = "10.78.9.1", "10.78.9.2"

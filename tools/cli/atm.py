@@ -31,16 +31,26 @@ from drivers.atm.adapter import OC3C_LINE_RATE, AtmNdd
 from drivers.atm.phy import UdpPhy
 from drivers.pcap import PcapRecorder
 from ndd.atm import RESERVED_VCI_MAX, VCI_MAX, VPI_MAX
+from tools.services.builtin import ServiceStats, parse_serve, start_services
 
-from .atm_clip import (add_arp_server_parser, add_ip_svc_options, announce_svc, check_arp_server_options,
-                           check_ip_svc_options, clip_config, finish_svc, ready_fields, run_arp_server, start_svc,
-                           wait_svc)
-from .atm_svc import add_svc_parsers, check_svc_options, run_call, run_server
 from .atm_args import hostport, line_rate, rate_text
+from .atm_clip import (
+    add_arp_server_parser,
+    add_ip_svc_options,
+    announce_svc,
+    check_arp_server_options,
+    check_ip_svc_options,
+    clip_config,
+    finish_svc,
+    ready_fields,
+    run_arp_server,
+    start_svc,
+    wait_svc,
+)
+from .atm_svc import add_svc_parsers, check_svc_options, run_call, run_server
 from .atm_switch import add_switch_parser, check_switch_options, serve_switch
 from .command import cancel_on_shutdown, run_command, until_shutdown
 from .nc import DatagramSession
-from tools.services.builtin import ServiceStats, parse_serve, start_services
 
 DEFAULT_VPI, DEFAULT_VCI = 0, 100
 

@@ -197,10 +197,10 @@ async def finish_svc(st: Any, ndd: AtmNdd, args: argparse.Namespace) -> None:
 
 # --- atm arp-server ----------------------------------------------------------------------------
 async def run_arp_server(args: argparse.Namespace) -> int:
+    from protocols.addr import int_to_ip
     from protocols.atm.clip.link import ClipConfig
     from protocols.atm.sockets.usrreq import svc_manager
     from stack import Stack
-    from protocols.addr import int_to_ip
     from stack.stack import StackConfig
 
     try:

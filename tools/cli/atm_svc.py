@@ -292,8 +292,15 @@ async def run_server(args: argparse.Namespace) -> int:
 
 # --- svc-call ---------------------------------------------------------------------------------------
 async def _call(host: _Host, args: argparse.Namespace) -> int:
-    from protocols.atm.sockets.sockaddr import (CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_CALLING, SO_ATM_TRAFFIC_DES, AalParm,
-                                        AtmAddr, TrafficDes)
+    from protocols.atm.sockets.sockaddr import (
+        CONN_SVC,
+        SO_ATM_AAL_PARM,
+        SO_ATM_CALLING,
+        SO_ATM_TRAFFIC_DES,
+        AalParm,
+        AtmAddr,
+        TrafficDes,
+    )
     from protocols.atm.sockets.usrreq import SOL_NDD_ATM
     called = args.called.hex()
     with host.socket() as sock:

@@ -22,7 +22,6 @@ import os
 import sys
 from typing import Any
 
-
 from drivers.atm.adapter import OC3C_LINE_RATE
 from drivers.atm.phy import UdpPhy
 from ndd.atm import VPI_MAX

@@ -28,8 +28,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, Awaitable, Callable, NoReturn
+from typing import Any, NoReturn
 
 import trio
 

@@ -7,18 +7,18 @@ import contextlib
 import errno
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, TextIO
+from typing import TextIO
 
 from drivers.pcap import PcapRecorder
-from drivers.tuntap import TapNdd, TunNdd
-from drivers.tuntap import TunTapNdd
-from stack import Stack
+from drivers.tuntap import TapNdd, TunNdd, TunTapNdd
 from protocols.addr import int_to_ip, ip_to_int, is_multicast, parse_prefix, prefix_mask
 from protocols.ifnet import Interface
+from stack import Stack
+from tools.lab.netns import NetnsHost, ip, netns_spec
 
 from .command import CliError
-from tools.lab.netns import NetnsHost, ip, netns_spec
 
 
 def add_device_options(p: argparse.ArgumentParser) -> None:

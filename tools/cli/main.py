@@ -12,11 +12,12 @@ from pathlib import Path
 
 import trio
 
+from tools.services.builtin import ServiceStats, parse_serve, start_services
+
 from .atm import add_atm_parser
 from .command import Parser, debug_enabled, error_line, run_command, run_sync_command, until_shutdown
 from .device import add_device_options, attach, check_device_options, open_device, text_out
 from .nc import EPILOG_NC, add_nc_options, check_nc_options, run_nc
-from tools.services.builtin import ServiceStats, parse_serve, start_services
 
 EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     while argv[:1] == ["--debug"]:                # `tunstack --debug bench` too
         debug, argv = True, argv[1:]
     if argv[:1] == ["bench"]:
-        from tools.bench.main import main as bench_main      # its own options: tunstack bench --help
+        from tools.bench.main import main as bench_main  # its own options: tunstack bench --help
         return run_sync_command("bench", lambda: bench_main(argv[1:]))
     p = build_parser()
     args = p.parse_args(argv)

@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from drivers.pcap import PcapRecorder
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import UdpPhy
+from drivers.pcap import PcapRecorder
 from ndd.atm import DEFAULT_MTU
 from protocols.atm.sockets.sockaddr import CONN_PVC
 from stack import Stack
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
+from tools.services.builtin import ServiceStats, tcp_http
+from tools.services.http import pattern_bytes
 
 from .probes import http_get_pattern, ping_series
 from .svc import svc_demo
-from tools.services.http import pattern_bytes
-from tools.services.builtin import ServiceStats, tcp_http
 
 if TYPE_CHECKING:
     from .report import Report
@@ -55,7 +55,7 @@ def _data(size: int, salt: int) -> bytes:
     return bytes((i * 7 + size + salt) % 251 for i in range(size))
 
 
-async def pvc_datagrams(report: "Report", sa: Stack, sb: Stack, a: AtmNdd, b: AtmNdd) -> None:
+async def pvc_datagrams(report: Report, sa: Stack, sb: Stack, a: AtmNdd, b: AtmNdd) -> None:
     vpi, vci = DGRAM_VC
     before = _cells(a, b)
     with sa.socket(AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM) as x, sb.socket(AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM) as y:
@@ -87,13 +87,13 @@ async def _learned(st: Stack, ifname: str) -> int | None:
     return pvc.peer if pvc.state == VALID else None
 
 
-async def _pings(report: "Report", st: Stack, dst: str, who: str, peer: str, count: int, size: int,
+async def _pings(report: Report, st: Stack, dst: str, who: str, peer: str, count: int, size: int,
                  extra: str = "") -> None:
     ok, detail = await ping_series(st, dst, count, size)
     report.step(f"ATM: {who} pings {peer} at {dst} over CLIP ({size} bytes{extra})", ok, detail)
 
 
-async def http_get(report: "Report", sa: Stack, sb: Stack) -> None:
+async def http_get(report: Report, sa: Stack, sb: Stack) -> None:
     stats = ServiceStats()
     ok, got = False, 0
     async with trio.open_nursery() as services:
@@ -104,7 +104,7 @@ async def http_get(report: "Report", sa: Stack, sb: Stack) -> None:
     report.step(f"ATM: TCP HTTP GET /bytes/{HTTP_BYTES} from stack b over CLIP", ok, f"{got} bytes")
 
 
-async def tcp_bulk(report: "Report", sa: Stack, sb: Stack) -> None:
+async def tcp_bulk(report: Report, sa: Stack, sb: Stack) -> None:
     expect = hashlib.sha256()
     for off in range(0, BULK, len(_BLOCK)):
         expect.update(_BLOCK[:min(len(_BLOCK), BULK - off)])
@@ -171,7 +171,7 @@ async def tshark_atm(pcap: Path) -> tuple[bool, str]:
                 f"{len(bad)} malformed or in error")
 
 
-async def atm_demo(report: "Report", out: Path) -> None:
+async def atm_demo(report: Report, out: Path) -> None:
     print(f"== ATM: two emulated adapters, cells over UDP on 127.0.0.1 (OC-3c paced): "
           f"stack a {ATM_A}, stack b {ATM_B}")
     t_start = trio.current_time()

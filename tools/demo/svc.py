@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from drivers.pcap import PcapRecorder
 from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import UdpPhy
+from drivers.pcap import PcapRecorder
 from ndd.atm import DEFAULT_MTU
-from protocols.atm.uni.q2931 import MESSAGE_NAMES
 from protocols.atm.sockets.sockaddr import CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_CAUSE, AalParm
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM, svc_manager
 from protocols.atm.uni.causes import cause_text
+from protocols.atm.uni.q2931 import MESSAGE_NAMES
 from stack import Stack
 from stack.atm_switch import AtmSwitch
 from stack.ndd_socket import AtmSocket
@@ -58,7 +58,7 @@ async def _echo_server(lst: AtmSocket, task_status: trio.TaskStatus[None] = trio
                 await conn.send(data)
 
 
-async def _refused(report: "Report", sa: Stack, called: bytes, want: tuple[int, int], what: str) -> None:
+async def _refused(report: Report, sa: Stack, called: bytes, want: tuple[int, int], what: str) -> None:
     got_errno, cause = 0, 0
     with sa.socket(AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM) as s:
         try:
@@ -93,7 +93,7 @@ async def _tshark_signalling(pcap: Path) -> tuple[bool, str]:
     return ok, f"{len(rows)} SSCOP PDUs on 0/5, Q.2931: {', '.join(names)}; {len(bad)} malformed or in error"
 
 
-async def svc_demo(report: "Report", out: Path) -> None:
+async def svc_demo(report: Report, out: Path) -> None:
     print("== ATM SVCs: an emulated switch (network side of UNI 3.1) and two stacks, cells over UDP")
     t_start = trio.current_time()
     phys = {p: UdpPhy() for p in ("a", "b", "sw-a", "sw-b")}
@@ -160,7 +160,7 @@ async def svc_demo(report: "Report", out: Path) -> None:
     print(f"    SVC section: {trio.current_time() - t_start:.2f} s")
 
 
-async def _call(report: "Report", sa: Stack) -> None:
+async def _call(report: Report, sa: Stack) -> None:
     ok, detail = False, ""
     with sa.socket(AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM) as s:
         s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(9188, 9188))

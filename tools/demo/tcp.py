@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from tools.services.http import pattern_bytes
 from tools.lab.netns import NetnsHost
 from tools.services.builtin import ServiceStats, tcp_discard, tcp_http
+from tools.services.http import pattern_bytes
 
 from .probes import http_get_pattern
 
@@ -85,7 +85,7 @@ async def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
         return await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
 
 
-async def linux_curl(report: "Report", host: NetnsHost, stack_ip: str, label: str) -> None:
+async def linux_curl(report: Report, host: NetnsHost, stack_ip: str, label: str) -> None:
     if shutil.which("curl") is None:
         report.step(f"{label}: Linux curl against the stack's http service", False, "curl is not installed")
         return
@@ -103,7 +103,7 @@ async def linux_curl(report: "Report", host: NetnsHost, stack_ip: str, label: st
     report.step(f"{label}: Linux `curl {url}`", ok, detail)
 
 
-async def stack_tcp_refused(report: "Report", st: Any, kernel_ip: str, label: str, port: int = 9) -> None:
+async def stack_tcp_refused(report: Report, st: Any, kernel_ip: str, label: str, port: int = 9) -> None:
     """A SYN to a closed Linux port: the kernel's RST makes connect raise ECONNREFUSED."""
     got = "no error"
     with st.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -117,7 +117,7 @@ async def stack_tcp_refused(report: "Report", st: Any, kernel_ip: str, label: st
                 got == "ECONNREFUSED", got)
 
 
-async def tcp_captured(report: "Report", st: Any, host: NetnsHost, kernel_ip: str, stack_ip: str,
+async def tcp_captured(report: Report, st: Any, host: NetnsHost, kernel_ip: str, stack_ip: str,
                        label: str) -> None:
     http_stats = ServiceStats()
     async with trio.open_nursery() as services:
@@ -130,7 +130,7 @@ async def tcp_captured(report: "Report", st: Any, host: NetnsHost, kernel_ip: st
     await stack_tcp_refused(report, st, kernel_ip, label)
 
 
-async def linux_to_stack(report: "Report", st: Any, host: NetnsHost, stack_ip: str, label: str) -> None:
+async def linux_to_stack(report: Report, st: Any, host: NetnsHost, stack_ip: str, label: str) -> None:
     stats = ServiceStats()
     async with trio.open_nursery() as services:
         await services.start(partial(tcp_discard, st, 9, stats=stats))
@@ -143,7 +143,7 @@ async def linux_to_stack(report: "Report", st: Any, host: NetnsHost, stack_ip: s
                 + r.stderr.decode().strip()[-200:])
 
 
-async def stack_to_linux(report: "Report", st: Any, host: NetnsHost, kernel_ip: str, label: str) -> None:
+async def stack_to_linux(report: Report, st: Any, host: NetnsHost, kernel_ip: str, label: str) -> None:
     sink = await trio.lowlevel.open_process(
         host.exec_argv(sys.executable, "-c", LINUX_SINK, kernel_ip, str(SINK_PORT)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -186,12 +186,12 @@ async def stack_to_linux(report: "Report", st: Any, host: NetnsHost, kernel_ip: 
     report.step(f"{label}: the stack sends {BULK // 1_000_000} MB to a Linux TCP sink (not captured)", ok, detail)
 
 
-async def tcp_bulk(report: "Report", st: Any, host: NetnsHost, kernel_ip: str, stack_ip: str, label: str) -> None:
+async def tcp_bulk(report: Report, st: Any, host: NetnsHost, kernel_ip: str, stack_ip: str, label: str) -> None:
     await linux_to_stack(report, st, host, stack_ip, label)
     await stack_to_linux(report, st, host, kernel_ip, label)
 
 
-async def memory_tcp(report: "Report", sa: Any, sb: Any, b_ip: str) -> None:
+async def memory_tcp(report: Report, sa: Any, sb: Any, b_ip: str) -> None:
     """Two stacks over a memory link: an HTTP GET of 1 MB, then a refused connect."""
     n = 1_000_000
     async with trio.open_nursery() as services:

@@ -30,19 +30,18 @@ from pathlib import Path
 
 import trio
 
-from drivers.pcap import PcapRecorder
-from drivers.tuntap import TapNdd, TunNdd
 from drivers.memlink import memory_link_pair
-from drivers.tuntap import TunTapNdd
-from stack import Stack
+from drivers.pcap import PcapRecorder
+from drivers.tuntap import TapNdd, TunNdd, TunTapNdd
 from protocols.addr import ip_to_int, mac_to_str
+from stack import Stack
+from tools.lab.netns import NetnsHost, have_tun, unique_name
+from tools.services.builtin import ServiceStats, udp_echo
 
 from .atm import atm_demo
 from .probes import ping_series
 from .report import Report
 from .tcp import memory_tcp, tcp_bulk, tcp_captured
-from tools.lab.netns import NetnsHost, have_tun, unique_name
-from tools.services.builtin import ServiceStats, udp_echo
 
 TUN_KERNEL, TUN_STACK = "10.77.0.1", "10.77.0.2"
 TAP_KERNEL, TAP_STACK = "10.77.1.1", "10.77.1.2"

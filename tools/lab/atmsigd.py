@@ -88,16 +88,17 @@ import socket
 import struct
 import subprocess
 import tempfile
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, cast
+from typing import Any, cast
 
 import trio
 
 from drivers.atm.adapter import AtmNdd
-from ndd.atm import RESERVED_VCI_MAX, VcParams
 from ndd import constants as C
+from ndd.atm import RESERVED_VCI_MAX, VcParams
 from ndd.demux import NsFilter, NsUser
 from ndd.services import NetServices
 
@@ -152,7 +153,7 @@ class TrafficParams:
                            self.max_cdv, self.max_sdu, self.icr, self.tbe, self.abr_word1, self.abr_word2)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "TrafficParams":
+    def unpack(cls, b: bytes) -> TrafficParams:
         return cls(*struct.unpack(TRAFPRM_FMT, b))
 
 
@@ -164,12 +165,12 @@ class Qos:
     aal: int = ATM_AAL5
 
     @classmethod
-    def ubr(cls, max_sdu: int = 9188, pcr: int = 0) -> "Qos":
+    def ubr(cls, max_sdu: int = 9188, pcr: int = 0) -> Qos:
         tp = TrafficParams(ATM_UBR, pcr=pcr, max_sdu=max_sdu)
         return cls(tp, tp)
 
     @classmethod
-    def anyclass(cls, max_sdu: int = 0) -> "Qos":
+    def anyclass(cls, max_sdu: int = 0) -> Qos:
         """What a listening socket offers: "compatible with everything"."""
         tp = TrafficParams(ATM_ANYCLASS, max_sdu=max_sdu)
         return cls(tp, tp)
@@ -178,7 +179,7 @@ class Qos:
         return self.txtp.pack() + self.rxtp.pack() + bytes((self.aal, 0, 0, 0))
 
     @classmethod
-    def unpack(cls, b: bytes) -> "Qos":
+    def unpack(cls, b: bytes) -> Qos:
         return cls(TrafficParams.unpack(b[0:40]), TrafficParams.unpack(b[40:80]), b[80])
 
 
@@ -200,7 +201,7 @@ class SvcAddr:
                            self.lij_type, self.lij_id)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "SvcAddr":
+    def unpack(cls, b: bytes) -> SvcAddr:
         family, prv, pub, lij_type, lij_id = struct.unpack(SVC_FMT, b)
         return cls(prv if any(prv) else b"", pub.split(b"\0", 1)[0].decode(), lij_type, lij_id, family)
 
@@ -240,7 +241,7 @@ class AtmsvcMsg:
         return bytes(b)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "AtmsvcMsg":
+    def unpack(cls, b: bytes) -> AtmsvcMsg:
         if len(b) != MSG_LEN:
             raise ValueError(f"atmsvc_msg is {MSG_LEN} octets, got {len(b)}")
         type_, vcc, listen_vcc, reply = struct.unpack_from("<iQQi", b, OFF_TYPE)
@@ -373,7 +374,7 @@ class Listener:
     id: int
     addr: SvcAddr
     qos: Qos
-    pending: list["Indication"] = field(default_factory=list)    # indicated, not yet accepted/rejected
+    pending: list[Indication] = field(default_factory=list)    # indicated, not yet accepted/rejected
 
 
 @dataclass(eq=False)

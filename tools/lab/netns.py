@@ -83,7 +83,7 @@ class NetnsHost:
     alias: bool = False      # `name` is ours, for a namespace given by PID or path: only the name goes
 
     @classmethod
-    def create(cls, name: str | None = None) -> "NetnsHost":
+    def create(cls, name: str | None = None) -> NetnsHost:
         name = name or unique_name()
         if netns_exists(name):
             return cls(name, created=False)
@@ -93,7 +93,7 @@ class NetnsHost:
         return host
 
     @classmethod
-    def open(cls, value: str) -> "NetnsHost":
+    def open(cls, value: str) -> NetnsHost:
         """--netns VALUE: a name (created if missing), a PID or a path (see netns_spec).
         A PID's or a path's namespace gets a temporary name of ours in /run/netns, which
         `ip -n` and `ip netns exec` need; delete() removes the name, never the namespace."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 import errno
 import logging
 import socket as _pysocket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import trio
 

@@ -78,7 +78,7 @@ class AtmArpRepr:
     ttype: int = 0
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> "AtmArpRepr | None":
+    def parse(cls, data: bytes | bytearray | memoryview) -> AtmArpRepr | None:
         """The packet, or None unless it is well-formed (see the module docstring)."""
         if len(data) < ATMARP_FIXED_LEN:
             return None

@@ -23,8 +23,9 @@ carries traffic, `vc_closed(key)` forgets one, and `send(key, repr, now)` transm
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .atmarp import OP_INARP_REPLY, OP_REQUEST, AtmArpRepr, inarp_request, nak_of, reply_to
 from .link import ClipStats

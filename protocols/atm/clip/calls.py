@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from ndd.pktbuf import PacketBuffer
 from ndd.constants import AF_NDD, NDD_PROT_ATM
-
+from ndd.pktbuf import PacketBuffer
 from protocols.atm.sockets.pcb import AtmPcb, St
+from protocols.atm.sockets.sockaddr import AalParm, AtmAddr, Blli, SockaddrNddAtm
+
 from .atmarp_server import AtmArpServer
 from .link import LLC_SNAP_ATMARP, LLC_SNAP_IPV4, LLC_SNAP_LEN, AtmLink
 from .svc import CALLING, ClipSvc, SvcVc
-from protocols.atm.sockets.sockaddr import AalParm, AtmAddr, Blli, SockaddrNddAtm
 
 if TYPE_CHECKING:
     from protocols.atm.sockets.usrreq import AtmUserRequests
@@ -45,7 +46,7 @@ LISTEN_BACKLOG = 32
 
 
 class ClipCalls:
-    def __init__(self, usr: "AtmUserRequests", nddname: str, aesa: bytes, max_sdu: int, core: ClipSvc,
+    def __init__(self, usr: AtmUserRequests, nddname: str, aesa: bytes, max_sdu: int, core: ClipSvc,
                  link: AtmLink, now: Callable[[], float]) -> None:
         self.usr, self.nddname, self.aesa, self.max_sdu = usr, nddname, aesa, max_sdu
         self.core, self.link, self.now = core, link, now
@@ -152,7 +153,7 @@ class ClipCalls:
 # --- wiring (Stack.add_atm_svc / remove_interface) -------------------------------------------------
 # The host is the Stack seen through protocols.contracts.ProtocolHost: its AF_NDD ATM protocol
 # (the protosw entry's user requests place and take the calls), its timers and its clock.
-def enable_svc(host: "ProtocolHost", link: AtmLink, aesa: bytes, *, arp_server: bytes | None = None,
+def enable_svc(host: ProtocolHost, link: AtmLink, aesa: bytes, *, arp_server: bytes | None = None,
                serve_atmarp: bool = False) -> ClipSvc:
     if len(aesa) != 20:
         raise ValueError("an AESA is 20 octets")
@@ -185,7 +186,7 @@ def enable_svc(host: "ProtocolHost", link: AtmLink, aesa: bytes, *, arp_server: 
     return core
 
 
-def disable_svc(host: "ProtocolHost", link: AtmLink) -> None:
+def disable_svc(host: ProtocolHost, link: AtmLink) -> None:
     core: Any = link.svc
     if core is None:
         return

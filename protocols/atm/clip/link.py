@@ -27,15 +27,28 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ndd.atm import ATM_HDRLEN, LLC_HEADER, atm_link_header
-from .atmarp import (AR_HRD_ATM, AR_PRO_IPV4, ATMARP_FIXED_LEN, OP_INARP_REPLY, OP_INARP_REQUEST,
-                                  OP_NAK, OP_REPLY, OP_REQUEST, TL_E164, TL_LEN, AtmArpRepr)
-from protocols.addr import is_multicast
 from ndd.counters import Counters
 from ndd.pktbuf import PacketBuffer
+from protocols.addr import is_multicast
+
+from .atmarp import (
+    AR_HRD_ATM,
+    AR_PRO_IPV4,
+    ATMARP_FIXED_LEN,
+    OP_INARP_REPLY,
+    OP_INARP_REQUEST,
+    OP_NAK,
+    OP_REPLY,
+    OP_REQUEST,
+    TL_E164,
+    TL_LEN,
+    AtmArpRepr,
+)
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
@@ -363,7 +376,7 @@ class AtmArpTable:
 class AtmLink:
     """IPv4 over ATM PVCs: pick the PVC for the next hop, add LLC/SNAP and the link header."""
 
-    def __init__(self, ifp: "Interface", ndd: "Ndd", table: AtmArpTable,
+    def __init__(self, ifp: Interface, ndd: Ndd, table: AtmArpTable,
                  ip_input: Callable[[PacketBuffer, float], None]) -> None:
         self.ifp = ifp
         self.ndd = ndd
@@ -421,6 +434,27 @@ class AtmLink:
             self.stats.rx_bad_llc += 1
 
 
-__all__ = ["AR_HRD_ATM", "AR_PRO_IPV4", "ATMARP_FIXED_LEN", "TL_E164", "TL_LEN", "LLC_SNAP_ATMARP", "LLC_SNAP_IPV4", "LLC_SNAP_LEN",
-           "OP_INARP_REPLY", "OP_INARP_REQUEST", "OP_NAK", "OP_REPLY", "OP_REQUEST", "REVALIDATING", "RESOLVING",
-           "VALID", "AtmArpRepr", "AtmArpTable", "AtmLink", "ClipConfig", "ClipStats", "Pvc"]
+__all__ = [
+    "AR_HRD_ATM",
+    "AR_PRO_IPV4",
+    "ATMARP_FIXED_LEN",
+    "LLC_SNAP_ATMARP",
+    "LLC_SNAP_IPV4",
+    "LLC_SNAP_LEN",
+    "OP_INARP_REPLY",
+    "OP_INARP_REQUEST",
+    "OP_NAK",
+    "OP_REPLY",
+    "OP_REQUEST",
+    "RESOLVING",
+    "REVALIDATING",
+    "TL_E164",
+    "TL_LEN",
+    "VALID",
+    "AtmArpRepr",
+    "AtmArpTable",
+    "AtmLink",
+    "ClipConfig",
+    "ClipStats",
+    "Pvc",
+]

@@ -40,14 +40,24 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ndd.pktbuf import PacketBuffer
-
 from protocols.atm.uni.ie import AESA_LEN
-from .atmarp import (OP_INARP_REPLY, OP_INARP_REQUEST, OP_NAK, OP_REPLY, OP_REQUEST, AtmArpRepr,
-                     inarp_reply_to, inarp_request, request)
+
+from .atmarp import (
+    OP_INARP_REPLY,
+    OP_INARP_REQUEST,
+    OP_NAK,
+    OP_REPLY,
+    OP_REQUEST,
+    AtmArpRepr,
+    inarp_reply_to,
+    inarp_request,
+    request,
+)
 from .atmarp_server import LOCAL, AtmArpServer
 from .link import RESOLVING, REVALIDATING, VALID, ClipConfig, ClipStats
 

@@ -18,13 +18,14 @@ endpoint) or, without a callback, from `take_events()`.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ndd import constants as C
-from ndd.demux import NsFilter, NsUser
 from ndd.atm import ATM_HDRLEN, RESERVED_VCI_MAX, SIG_VPI_VCI, VcParams, atm_link_header
 from ndd.counters import Counters
+from ndd.demux import NsFilter, NsUser
 from ndd.pktbuf import PacketBuffer
 
 from .sscf import AalEvent, Sscf, State, sscf_uni_config
@@ -65,7 +66,7 @@ class SaalEndpoint:
         self._open = False
 
     @classmethod
-    def on_stack(cls, stack: Any, ndd: Any, **kw: Any) -> "SaalEndpoint":
+    def on_stack(cls, stack: Any, ndd: Any, **kw: Any) -> SaalEndpoint:
         """An endpoint on `ndd` (attached to `stack.ns`, open), driven by `stack.timers`."""
         ep = cls(stack.ns, ndd, stack.now, timers=stack.timers, **kw)
         ep.open()

@@ -30,9 +30,10 @@ forwarded to the SSCOP so a TimerService can register the Sscf itself.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum, IntEnum
-from typing import Any, Callable
+from typing import Any
 
 from ndd.counters import Counters
 

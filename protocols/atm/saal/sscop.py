@@ -19,14 +19,33 @@ as Q.2110 §§20.5-20.6 do; the user learns of it through AA-RECOVER / AA-RESYNC
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
-from typing import Callable
 
 from ndd.counters import Counters
 
-from .sscop_pdu import (MASK, MOD, Bgak, Bgn, Bgrej, End, Endak, Er, Erak, Md, Pdu, Poll, Rs, Rsak,
-                        Sd, Stat, Ud, Ustat, parse_pdu)
+from .sscop_pdu import (
+    MASK,
+    MOD,
+    Bgak,
+    Bgn,
+    Bgrej,
+    End,
+    Endak,
+    Er,
+    Erak,
+    Md,
+    Pdu,
+    Poll,
+    Rs,
+    Rsak,
+    Sd,
+    Stat,
+    Ud,
+    Ustat,
+    parse_pdu,
+)
 
 HALF = MOD // 2
 
@@ -589,7 +608,7 @@ class Sscop:
         n_r = self._valid_nr(pdu.n_r)
         a, b = pdu.list
         off_a, off_b, off_s = _off(a, self.vt_a), _off(b, self.vt_a), _off(self.vt_s, self.vt_a)
-        if n_r is None or (off_b < HALF and (off_b > off_s or off_a < HALF and off_a > off_b)):
+        if n_r is None or (off_b < HALF and (off_b > off_s or (off_a < HALF and off_a > off_b))):
             self._error("T")
             self._start_recovery(now)
             return

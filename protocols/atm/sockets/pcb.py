@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ndd import constants as C
 from ndd.atm import DEFAULT_MTU, VcParams
-from ndd.demux import NS_PROTO, NsFilter, NsUser
 from ndd.counters import Counters
+from ndd.demux import NS_PROTO, NsFilter, NsUser
 from protocols.atm.uni.causes import CAUSE_NORMAL_CLEARING
 
 from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Blli, QosParm, SockaddrNddAtm, TrafficDes
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
-    from ndd.services import NetServices
     from ndd.pktbuf import PacketBuffer
+    from ndd.services import NetServices
 
     from .svc_params import CallParams
 
@@ -108,7 +109,7 @@ class AtmPcb:
         return AalParm(mtu, mtu)
 
     # the demuxer's NS_PROTO isr: the link header is already stripped
-    def input(self, ndd: "Ndd", pkt: "PacketBuffer", _data: object) -> None:
+    def input(self, ndd: Ndd, pkt: PacketBuffer, _data: object) -> None:
         if self.sink is not None:
             self.sink(self, pkt)
             return
@@ -131,7 +132,7 @@ def errno_of(exc: OSError) -> int:
     return exc.errno or errno.EIO
 
 
-def open_vc(ns: "NetServices", pcb: AtmPcb, vpi: int, vci: int, aal: AalParm, pcr: int) -> int:
+def open_vc(ns: NetServices, pcb: AtmPcb, vpi: int, vci: int, aal: AalParm, pcr: int) -> int:
     """Open VC vpi/vci on the socket's adapter and claim it for the socket: 0 or an errno
     (EADDRINUSE: open already, or claimed by another user such as CLIP)."""
     ndd = pcb.ndd
@@ -154,7 +155,7 @@ def open_vc(ns: "NetServices", pcb: AtmPcb, vpi: int, vci: int, aal: AalParm, pc
     return 0
 
 
-def close_vc(ns: "NetServices", pcb: AtmPcb) -> None:
+def close_vc(ns: NetServices, pcb: AtmPcb) -> None:
     """Delete the filter and close the VC (SDUs still queued in the adapter are discarded),
     so it can be opened again.  Data already queued on the socket stays readable."""
     vc, pcb.vc = pcb.vc, None
@@ -172,7 +173,7 @@ def close_vc(ns: "NetServices", pcb: AtmPcb) -> None:
     pcb.user = None
 
 
-def free_adapter(ns: "NetServices", pcb: AtmPcb) -> None:
+def free_adapter(ns: NetServices, pcb: AtmPcb) -> None:
     """Drop the socket's ns_alloc reference (the last one closes the adapter)."""
     if pcb.ndd is not None:
         ndd, pcb.ndd = pcb.ndd, None

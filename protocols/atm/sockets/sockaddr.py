@@ -83,11 +83,11 @@ class SockaddrNddAtm:
     subaddress: bytes = b""
 
     @classmethod
-    def pvc(cls, nddname: str, vpi: int, vci: int) -> "SockaddrNddAtm":
+    def pvc(cls, nddname: str, vpi: int, vci: int) -> SockaddrNddAtm:
         return cls(nddname, CONN_PVC, vpi, vci)
 
     @classmethod
-    def svc(cls, nddname: str, atm_address: bytes, subaddress: bytes = b"") -> "SockaddrNddAtm":
+    def svc(cls, nddname: str, atm_address: bytes, subaddress: bytes = b"") -> SockaddrNddAtm:
         return cls(nddname, CONN_SVC, atm_address=atm_address, subaddress=subaddress)
 
     def astuple(self) -> tuple[Any, ...]:
@@ -193,7 +193,7 @@ class AalParm(_Packed):
         return self.FORMAT.pack(self.aal_type, self.fwd_max_sdu, self.bwd_max_sdu)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "AalParm":
+    def unpack(cls, b: bytes) -> AalParm:
         aal, fwd, bwd = cls.FORMAT.unpack(b)
         return cls(fwd, bwd, aal)
 
@@ -217,7 +217,7 @@ class TrafficDes(_Packed):
         return self.FORMAT.pack(self.fwd_pcr, self.bwd_pcr)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "TrafficDes":
+    def unpack(cls, b: bytes) -> TrafficDes:
         return cls(*cls.FORMAT.unpack(b))
 
     def check(self) -> int:
@@ -239,7 +239,7 @@ class Blli(_Packed):
         return self.FORMAT.pack(self.l2_proto, self.l3_proto, self.snap)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "Blli":
+    def unpack(cls, b: bytes) -> Blli:
         l2, l3, snap = cls.FORMAT.unpack(b)
         return cls(l2, l3, b"" if snap == bytes(5) else snap)
 
@@ -262,7 +262,7 @@ class AtmAddr(_Packed):
         return self.FORMAT.pack(len(self.address), len(self.subaddress), self.address, self.subaddress)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "AtmAddr":
+    def unpack(cls, b: bytes) -> AtmAddr:
         alen, slen, a, sub = cls.FORMAT.unpack(b)
         if alen not in (0, AESA_LEN) or slen not in (0, AESA_LEN):
             raise oserror(errno.EINVAL)
@@ -293,7 +293,7 @@ class Bearer(_Packed):
         return self.FORMAT.pack(self.bearer_class, self.traffic_type, self.timing, self.clipping, self.up_config)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "Bearer":
+    def unpack(cls, b: bytes) -> Bearer:
         return cls(*cls.FORMAT.unpack(b))
 
     def check(self) -> int:
@@ -314,7 +314,7 @@ class QosParm(_Packed):
         return self.FORMAT.pack(self.fwd_class, self.bwd_class)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "QosParm":
+    def unpack(cls, b: bytes) -> QosParm:
         return cls(*cls.FORMAT.unpack(b))
 
     def check(self) -> int:
@@ -335,7 +335,7 @@ class AtmCause(_Packed):
         return self.FORMAT.pack(self.location, self.cause)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "AtmCause":
+    def unpack(cls, b: bytes) -> AtmCause:
         return cls(*cls.FORMAT.unpack(b))
 
     def check(self) -> int:

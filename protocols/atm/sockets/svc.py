@@ -33,21 +33,30 @@ it again when it needs it (SETUP, T309).
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ndd.counters import Counters
+from protocols.atm.uni.call import CallEv, CallEvent, Side, Why
+from protocols.atm.uni.causes import (
+    CAUSE_CALL_REJECTED,
+    CAUSE_INCOMPATIBLE_DESTINATION,
+    CAUSE_MANDATORY_IE_MISSING,
+    CAUSE_NORMAL_CLEARING,
+    CAUSE_NORMAL_UNSPECIFIED,
+    CAUSE_REQUESTED_VPCI_VCI_NOT_AVAILABLE,
+    CAUSE_USER_BUSY,
+    CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE,
+    cause_to_errno,
+    restart_errno,
+)
+from protocols.atm.uni.endpoint import UniEndpoint
 
 from .pcb import AtmPcb, St, close_vc, errno_of, free_adapter, open_vc
-from protocols.atm.uni.causes import (CAUSE_CALL_REJECTED, CAUSE_INCOMPATIBLE_DESTINATION, CAUSE_MANDATORY_IE_MISSING,
-                                      CAUSE_NORMAL_CLEARING, CAUSE_NORMAL_UNSPECIFIED,
-                                      CAUSE_REQUESTED_VPCI_VCI_NOT_AVAILABLE, CAUSE_USER_BUSY,
-                                      CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE, cause_to_errno, restart_errno)
-from protocols.atm.uni.endpoint import UniEndpoint
 from .sockaddr import AtmAddr, AtmCause, Blli, SockaddrNddAtm
 from .svc_params import CallParams, setup_bllis, setup_ies, setup_params
-from protocols.atm.uni.call import CallEv, CallEvent, Side, Why
 
 if TYPE_CHECKING:
     from ndd.services import NetServices
@@ -91,7 +100,7 @@ class SvcStats(Counters):
 
 
 class SvcManager:
-    def __init__(self, ns: "NetServices", now: Callable[[], float], timers: Any) -> None:
+    def __init__(self, ns: NetServices, now: Callable[[], float], timers: Any) -> None:
         self.ns, self.now, self.timers = ns, now, timers
         self.endpoints: dict[str, UniEndpoint] = {}
         self.saps: dict[Sap, AtmPcb] = {}

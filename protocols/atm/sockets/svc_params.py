@@ -17,13 +17,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from protocols.atm.uni.q2931 import (AAL_5, AAL_MODE_MESSAGE, CODING_NETWORK, COMPAT_DEFAULT, COMPAT_EXT, IE_AAL,
-                    IE_BBCAP, IE_BLLI, IE_CALLED, IE_CALLED_SUB, IE_CALLING, IE_CALLING_SUB, IE_QOS,
-                    IE_TRAFFIC, IPI_SNAP, L3_TR9577, SSCS_NULL, SUB_AESA, AalParameters, AnyIE,
-                    BearerCapability, CalledNumber, CalledSubaddress, CallingNumber,
-                    CallingSubaddress, Q2931Message, QosParameter, TrafficDescriptor)
-from protocols.atm.uni.q2931 import Blli as BlliIE
 from protocols.atm.uni.ie import AESA_LEN
+from protocols.atm.uni.q2931 import (
+    AAL_5,
+    AAL_MODE_MESSAGE,
+    CODING_NETWORK,
+    COMPAT_DEFAULT,
+    COMPAT_EXT,
+    IE_AAL,
+    IE_BBCAP,
+    IE_BLLI,
+    IE_CALLED,
+    IE_CALLED_SUB,
+    IE_CALLING,
+    IE_CALLING_SUB,
+    IE_QOS,
+    IE_TRAFFIC,
+    IPI_SNAP,
+    L3_TR9577,
+    SSCS_NULL,
+    SUB_AESA,
+    AalParameters,
+    AnyIE,
+    BearerCapability,
+    CalledNumber,
+    CalledSubaddress,
+    CallingNumber,
+    CallingSubaddress,
+    Q2931Message,
+    QosParameter,
+    TrafficDescriptor,
+)
+from protocols.atm.uni.q2931 import Blli as BlliIE
+
 from .sockaddr import BCOB_X, AalParm, AtmAddr, Bearer, Blli, QosParm, TrafficDes
 
 
@@ -37,7 +63,7 @@ class CallParams:
     called: AtmAddr = field(default_factory=AtmAddr)
     calling: AtmAddr = field(default_factory=AtmAddr)
 
-    def reversed(self) -> "CallParams":
+    def reversed(self) -> CallParams:
         """The other end's view: forward and backward swap; the parties keep their roles."""
         a, t, q = self.aal, self.traffic, self.qos
         return replace(self, aal=AalParm(a.bwd_max_sdu, a.fwd_max_sdu, a.aal_type),

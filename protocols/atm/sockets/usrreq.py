@@ -65,7 +65,8 @@ from __future__ import annotations
 
 import errno
 import socket as _pysocket
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ndd import constants as C
 from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
@@ -73,9 +74,28 @@ from protocols.contracts import SS_CANTRCVMORE, SS_CANTSENDMORE, SS_ISACCEPTING,
 from protocols.sockopt import get_socket_option, set_socket_option
 
 from .pcb import SDU_OVERHEAD, AtmPcb, AtmSockStats, St, close_vc, errno_of, free_adapter, open_vc
-from .sockaddr import (CONN_PVC, CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_BEARER, SO_ATM_BLLI, SO_ATM_CALLED,
-                       SO_ATM_CALLING, SO_ATM_CAUSE, SO_ATM_MAX_PEND, SO_ATM_QOS_PARM, SO_ATM_TRAFFIC_DES,
-                       AalParm, AtmAddr, AtmCause, Bearer, Blli, QosParm, SockaddrNddAtm, TrafficDes, check_pvc)
+from .sockaddr import (
+    CONN_PVC,
+    CONN_SVC,
+    SO_ATM_AAL_PARM,
+    SO_ATM_BEARER,
+    SO_ATM_BLLI,
+    SO_ATM_CALLED,
+    SO_ATM_CALLING,
+    SO_ATM_CAUSE,
+    SO_ATM_MAX_PEND,
+    SO_ATM_QOS_PARM,
+    SO_ATM_TRAFFIC_DES,
+    AalParm,
+    AtmAddr,
+    AtmCause,
+    Bearer,
+    Blli,
+    QosParm,
+    SockaddrNddAtm,
+    TrafficDes,
+    check_pvc,
+)
 from .svc import SvcManager
 
 if TYPE_CHECKING:
@@ -100,7 +120,7 @@ class AtmUserRequests:
     """pr_usrreqs of the ATM service (protocols.contracts.UserRequests; sans-IO: errnos, never
     waits).  Addresses are SockaddrNddAtm both ways (AtmSocket parses and formats them)."""
 
-    def __init__(self, ns: "NetServices", now: Callable[[], float] | None = None, timers: Any = None) -> None:
+    def __init__(self, ns: NetServices, now: Callable[[], float] | None = None, timers: Any = None) -> None:
         self.ns = ns
         self.svc = SvcManager(ns, now or ns.clock, timers)
         # senders refused by a full adapter queue, by adapter, until it reports NDD_TX_READY
@@ -254,7 +274,7 @@ class AtmUserRequests:
         if pcb not in waiting:
             waiting.append(pcb)
 
-    def _tx_status(self, ndd: "Ndd", block: "StatusBlock") -> None:
+    def _tx_status(self, ndd: Ndd, block: StatusBlock) -> None:
         if block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_UP,):
             return
         # room again, the link down or the adapter dead: every waiting sender tries again
@@ -274,7 +294,7 @@ class AtmUserRequests:
             del self._tx_waiting[ndd.ndd_name]
             self._forget_adapter(ndd)
 
-    def _forget_adapter(self, ndd: "Ndd") -> None:
+    def _forget_adapter(self, ndd: Ndd) -> None:
         try:
             self.ns.ns_del_status(ndd, self._tx_status)
         except OSError:
@@ -380,7 +400,7 @@ if TYPE_CHECKING:
         return requests     # mypy checks every request's signature against protocols/contracts.py
 
 
-def svc_manager(host: "ProtocolHost") -> SvcManager:
+def svc_manager(host: ProtocolHost) -> SvcManager:
     """The host's SVC call control (start/stop an adapter's UNI, its endpoints, stats): the
     one of the AF_NDD ATM protocol the Stack installed (Stack._build_atm_sockets)."""
     pr = host.protosw.find_proto(AF_NDD, NDD_PROT_ATM)
@@ -388,5 +408,14 @@ def svc_manager(host: "ProtocolHost") -> SvcManager:
     return pr.usrreqs.svc
 
 
-__all__ = ["AtmPcb", "AtmSockStats", "AtmUserRequests", "CONN_PVC", "CONN_SVC", "NDD_PROT_ATM",
-           "SOCK_CONN_DGRAM", "SOL_NDD_ATM", "svc_manager"]
+__all__ = [
+    "CONN_PVC",
+    "CONN_SVC",
+    "NDD_PROT_ATM",
+    "SOCK_CONN_DGRAM",
+    "SOL_NDD_ATM",
+    "AtmPcb",
+    "AtmSockStats",
+    "AtmUserRequests",
+    "svc_manager",
+]

@@ -48,21 +48,37 @@ and, from the far side: 18 when the called user never answers (the entity's T303
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from ndd.atm import VPI_MAX
 from ndd.counters import Counters
-
-from protocols.atm.uni.q2931 import (IE_CALLED, IE_CALLING, IE_CONN_ID, AnyIE, CalledNumber, CallingNumber,
-                                     ConnectionId)
-from protocols.atm.uni.causes import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_INVALID_NUMBER_FORMAT,
-                                      CAUSE_NO_ROUTE_TO_DESTINATION, CAUSE_NO_VPCI_VCI_AVAILABLE,
-                                      CAUSE_NORMAL_UNSPECIFIED, CAUSE_RESOURCE_UNAVAILABLE, CAUSE_UNALLOCATED_NUMBER)
-from .routes import (FIRST_VCI, LAST_VCI, Route, RoutingTable, VciPool, VcRef,  # noqa: F401
-                            address_key, parse_address, parse_prefix, routed)
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Why
+from protocols.atm.uni.causes import (
+    CAUSE_DESTINATION_OUT_OF_ORDER,
+    CAUSE_INVALID_NUMBER_FORMAT,
+    CAUSE_NO_ROUTE_TO_DESTINATION,
+    CAUSE_NO_VPCI_VCI_AVAILABLE,
+    CAUSE_NORMAL_UNSPECIFIED,
+    CAUSE_RESOURCE_UNAVAILABLE,
+    CAUSE_UNALLOCATED_NUMBER,
+)
+from protocols.atm.uni.q2931 import IE_CALLED, IE_CALLING, IE_CONN_ID, AnyIE, CalledNumber, CallingNumber, ConnectionId
+
+from .routes import (
+    FIRST_VCI,
+    LAST_VCI,
+    Route,
+    RoutingTable,
+    VciPool,
+    VcRef,
+    address_key,
+    parse_address,
+    parse_prefix,
+    routed,
+)
 
 
 # --- what the core drives -----------------------------------------------------------------
@@ -127,7 +143,7 @@ class Leg:
     vc: VcRef
     call: Call | None = None
     ended: bool = False               # the leg's call is over; its VCI is (being) freed
-    conn: "Connection | None" = None
+    conn: Connection | None = None
 
     @property
     def conn_id(self) -> ConnectionId:

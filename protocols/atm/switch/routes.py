@@ -10,8 +10,9 @@ selector octet belongs to the end system and is not used for routing (ATM Forum 
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from ndd.atm import RESERVED_VCI_MAX, VCI_MAX, VPI_MAX
 from protocols.atm.uni.ie import AESA_LEN

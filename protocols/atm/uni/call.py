@@ -19,10 +19,21 @@ from typing import Any
 
 from ndd.counters import Counters
 
-from .q2931 import (CS_ACTIVE, CS_CALL_DELIVERED, CS_CALL_INITIATED, CS_CALL_PRESENT,
-                    CS_CALL_RECEIVED, CS_CONNECT_REQUEST, CS_INCOMING_PROCEEDING, CS_NULL,
-                    CS_OUTGOING_PROCEEDING, CS_RELEASE_INDICATION, CS_RELEASE_REQUEST,
-                    ConnectionId, Q2931Message)
+from .q2931 import (
+    CS_ACTIVE,
+    CS_CALL_DELIVERED,
+    CS_CALL_INITIATED,
+    CS_CALL_PRESENT,
+    CS_CALL_RECEIVED,
+    CS_CONNECT_REQUEST,
+    CS_INCOMING_PROCEEDING,
+    CS_NULL,
+    CS_OUTGOING_PROCEEDING,
+    CS_RELEASE_INDICATION,
+    CS_RELEASE_REQUEST,
+    ConnectionId,
+    Q2931Message,
+)
 
 
 class Side(str, Enum):
@@ -71,8 +82,8 @@ def states_compatible(ours: int, theirs: int) -> bool:
         return False
     if ours in CLEARING_STATES or theirs in CLEARING_STATES:
         return True
-    if (ours in OUTGOING_STATES and theirs in INCOMING_STATES
-            or ours in INCOMING_STATES and theirs in OUTGOING_STATES):
+    if ((ours in OUTGOING_STATES and theirs in INCOMING_STATES)
+            or (ours in INCOMING_STATES and theirs in OUTGOING_STATES)):
         return False
     if ours == CS_ACTIVE or theirs == CS_ACTIVE:
         return {ours, theirs} <= {CS_ACTIVE, CS_CONNECT_REQUEST}

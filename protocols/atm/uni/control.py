@@ -23,25 +23,82 @@ and answers with `take_actions()` -- ("data", bytes) to send by AAL-DATA.request
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
-from .q2931 import (ALERTING, CALL_PROCEEDING, CALLREF_MAX, CONNECT, CONNECT_ACK, CS_ACTIVE, CS_CALL_DELIVERED,
-                    CS_CALL_INITIATED, CS_CALL_PRESENT, CS_CALL_RECEIVED, CS_CONNECT_REQUEST, CS_INCOMING_PROCEEDING,
-                    CS_NULL, CS_OUTGOING_PROCEEDING, CS_RELEASE_INDICATION, CS_RELEASE_REQUEST, CS_REST1, CS_REST2,
-                    GLOBAL_CALLREF, IE_ACT_CLEAR, IE_ACT_DISCARD, IE_ACT_DISCARD_MSG, IE_ACT_DISCARD_MSG_REPORT,
-                    IE_CALL_STATE, IE_CAUSE, IE_CONN_ID, IE_RESTART, LOC_PRIVATE_LOCAL, LOC_USER, MANDATORY_IES,
-                    MESSAGE_NAMES, MSG_ACT_CLEAR, MSG_ACT_DISCARD, RELEASE, RELEASE_COMPLETE, RESTART, RESTART_ACK,
-                    RESTART_ALL, RESTART_VC, SETUP, STATUS, STATUS_ENQUIRY, AnyIE, CallState, Cause, ConnectionId,
-                    MalformedIE, Q2931Message, RestartIndicator, UnknownIE, parse_header, parse_message)
-from .causes import (CAUSE_DESTINATION_OUT_OF_ORDER, CAUSE_IE_NONEXISTENT, CAUSE_INVALID_CALL_REFERENCE,
-                     CAUSE_INVALID_IE_CONTENTS, CAUSE_MANDATORY_IE_MISSING,
-                     CAUSE_MESSAGE_NOT_COMPATIBLE, CAUSE_MESSAGE_TYPE_NONEXISTENT, CAUSE_NO_USER_RESPONDING,
-                     CAUSE_NORMAL_CLEARING, CAUSE_NORMAL_UNSPECIFIED, CAUSE_PROTOCOL_ERROR,
-                     CAUSE_RECOVERY_ON_TIMER_EXPIRY, CAUSE_RESOURCE_UNAVAILABLE, CAUSE_RESPONSE_TO_STATUS_ENQUIRY,
-                     CAUSE_TEMPORARY_FAILURE)
 from protocols.atm.saal.sscf import AalEv, AalEvent
-from .call import (Call, CallEv, CallEvent, Side, UniConfig, UniStats, Why,
-                       states_compatible)
+
+from .call import Call, CallEv, CallEvent, Side, UniConfig, UniStats, Why, states_compatible
+from .causes import (
+    CAUSE_DESTINATION_OUT_OF_ORDER,
+    CAUSE_IE_NONEXISTENT,
+    CAUSE_INVALID_CALL_REFERENCE,
+    CAUSE_INVALID_IE_CONTENTS,
+    CAUSE_MANDATORY_IE_MISSING,
+    CAUSE_MESSAGE_NOT_COMPATIBLE,
+    CAUSE_MESSAGE_TYPE_NONEXISTENT,
+    CAUSE_NO_USER_RESPONDING,
+    CAUSE_NORMAL_CLEARING,
+    CAUSE_NORMAL_UNSPECIFIED,
+    CAUSE_PROTOCOL_ERROR,
+    CAUSE_RECOVERY_ON_TIMER_EXPIRY,
+    CAUSE_RESOURCE_UNAVAILABLE,
+    CAUSE_RESPONSE_TO_STATUS_ENQUIRY,
+    CAUSE_TEMPORARY_FAILURE,
+)
+from .q2931 import (
+    ALERTING,
+    CALL_PROCEEDING,
+    CALLREF_MAX,
+    CONNECT,
+    CONNECT_ACK,
+    CS_ACTIVE,
+    CS_CALL_DELIVERED,
+    CS_CALL_INITIATED,
+    CS_CALL_PRESENT,
+    CS_CALL_RECEIVED,
+    CS_CONNECT_REQUEST,
+    CS_INCOMING_PROCEEDING,
+    CS_NULL,
+    CS_OUTGOING_PROCEEDING,
+    CS_RELEASE_INDICATION,
+    CS_RELEASE_REQUEST,
+    CS_REST1,
+    CS_REST2,
+    GLOBAL_CALLREF,
+    IE_ACT_CLEAR,
+    IE_ACT_DISCARD,
+    IE_ACT_DISCARD_MSG,
+    IE_ACT_DISCARD_MSG_REPORT,
+    IE_CALL_STATE,
+    IE_CAUSE,
+    IE_CONN_ID,
+    IE_RESTART,
+    LOC_PRIVATE_LOCAL,
+    LOC_USER,
+    MANDATORY_IES,
+    MESSAGE_NAMES,
+    MSG_ACT_CLEAR,
+    MSG_ACT_DISCARD,
+    RELEASE,
+    RELEASE_COMPLETE,
+    RESTART,
+    RESTART_ACK,
+    RESTART_ALL,
+    RESTART_VC,
+    SETUP,
+    STATUS,
+    STATUS_ENQUIRY,
+    AnyIE,
+    CallState,
+    Cause,
+    ConnectionId,
+    MalformedIE,
+    Q2931Message,
+    RestartIndicator,
+    UnknownIE,
+    parse_header,
+    parse_message,
+)
 
 Action = tuple  # ("data", bytes) | ("establish",) | ("release",)
 
@@ -606,7 +663,7 @@ class Uni:
                 return "ok"
             if t in (RELEASE_COMPLETE, STATUS):
                 return "ok" if t == RELEASE_COMPLETE else "drop"
-            if t == SETUP or call.state == CS_CALL_INITIATED and self.side is Side.USER:
+            if t == SETUP or (call.state == CS_CALL_INITIATED and self.side is Side.USER):
                 self._clear(call, cause, Why.PROTOCOL, now, diag)
                 return "cleared"
             self._status(call, call.state, cause, diag)

@@ -18,14 +18,16 @@ inside `on_event`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from .q2931 import AnyIE, ConnectionId
-from .causes import CAUSE_NORMAL_CLEARING
 from protocols.atm.saal.endpoint import SIG_VCI, SIG_VPI, SaalEndpoint
 from protocols.atm.saal.sscf import AalEvent, State
-from .control import Uni
+
 from .call import Call, CallEvent, Side, UniConfig
+from .causes import CAUSE_NORMAL_CLEARING
+from .control import Uni
+from .q2931 import AnyIE, ConnectionId
 
 
 class UniEndpoint:
@@ -48,7 +50,7 @@ class UniEndpoint:
 
     @classmethod
     def on_stack(cls, stack: Any, ndd: Any, *, establish: bool = True,
-                 **kw: Any) -> "UniEndpoint":
+                 **kw: Any) -> UniEndpoint:
         ep = cls(stack.ns, ndd, stack.now, timers=stack.timers, **kw)
         ep.open(establish=establish)
         return ep

@@ -16,10 +16,11 @@ follows UNI 3.1, which is what linux-atm's atmsigd speaks with `-u uni31`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
-from . import causes as _causes   # private: q2931 re-exports this module's names with *
+from . import causes as _causes  # private: q2931 re-exports this module's names with *
 
 Buf = bytes | bytearray | memoryview
 

@@ -17,13 +17,24 @@ UnknownIE / MalformedIE in `ies` (see `Q2931Message.unknown`, `.malformed`,
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
-from .ie import *  # noqa: F401,F403  -- the IE vocabulary is part of this API
-from .ie import (IE_BBCAP, IE_CALL_STATE, IE_CALLED,
-                       IE_CAUSE, IE_QOS, IE_RESTART, IE_TRAFFIC, AnyIE, Buf, MalformedIE,
-                       UnknownIE, parse_ie)
+from .ie import *  # noqa: F403  -- the IE vocabulary is part of this API
+from .ie import (
+    IE_BBCAP,
+    IE_CALL_STATE,
+    IE_CALLED,
+    IE_CAUSE,
+    IE_QOS,
+    IE_RESTART,
+    IE_TRAFFIC,
+    AnyIE,
+    Buf,
+    MalformedIE,
+    UnknownIE,
+    parse_ie,
+)
 
 PROTOCOL_DISCRIMINATOR = 0x09
 CALLREF_LEN = 3
