@@ -8,12 +8,18 @@ DEBIAN_TOOLS := ip:iproute2 tcpdump:tcpdump tshark:tshark iperf3:iperf3 nc:netca
                 gcc:gcc /usr/include/stdio.h:libc6-dev hping3:hping3
 OUT    ?= demo-out
 
-.PHONY: demo test unit integration realpeer adversarial soak fuzz deps tools venv clean bench
+# `make check`: ruff and mypy (configured in pyproject.toml) over every package; `make test`
+# runs it first, and the layering test (tests/unit/test_layers.py) is part of the suite.
+.PHONY: check demo test unit integration realpeer adversarial soak fuzz deps tools venv clean bench
 demo: deps
 	$(VENV)/bin/tunstack demo --out $(OUT)
 
-test: deps
+test: deps check
 	$(PY) -m pytest -q tests
+
+check: deps
+	$(VENV)/bin/ruff check ndd drivers protocols stack tools tests
+	$(VENV)/bin/mypy
 
 unit: deps
 	$(PY) -m pytest -q tests/unit
