@@ -30,7 +30,7 @@ class PacketBuffer:
     """
 
     __slots__ = ("buf", "start", "end", "csum_start", "csum_offset", "csum_valid",
-                 "gso_type", "gso_size", "ll_src", "ll_dst", "ll_bcast", "ifp")
+                 "gso_type", "gso_size", "ll_src", "ll_dst", "ll_bcast")
 
     def __init__(self, buf: bytearray | bytes | memoryview, start: int = 0, end: int | None = None) -> None:
         self.buf = buf
@@ -44,7 +44,6 @@ class PacketBuffer:
         self.ll_src: bytes = b""
         self.ll_dst: bytes = b""
         self.ll_bcast = False
-        self.ifp: object | None = None   # the receiving interface (protocols.ifnet.Interface), set on input
 
     @classmethod
     def from_payload(cls, payload: bytes | bytearray | memoryview, headroom: int = DEFAULT_HEADROOM) -> PacketBuffer:
@@ -103,7 +102,7 @@ class PacketBuffer:
     def copy(self) -> PacketBuffer:
         """An independent copy of data and metadata (used by taps and duplicators)."""
         pb = PacketBuffer.from_payload(self.view(), self.start if self.start else DEFAULT_HEADROOM)
-        for name in ("csum_offset", "csum_valid", "gso_type", "gso_size", "ll_src", "ll_dst", "ll_bcast", "ifp"):
+        for name in ("csum_offset", "csum_valid", "gso_type", "gso_size", "ll_src", "ll_dst", "ll_bcast"):
             setattr(pb, name, getattr(self, name))
         if self.csum_start >= 0:
             pb.csum_start = self.csum_start - self.start + pb.start

@@ -200,7 +200,6 @@ class Ipv4:
                 return
             header, payload = whole
             pkt = PacketBuffer(header + payload)
-            pkt.ifp = ifp
             hdr_start = 0
             ip.total_len = len(pkt)
             ip.hdr_len = len(header)   # fragment zero's header: later ones may lack its options (RFC 791 §3.2)

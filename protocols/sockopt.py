@@ -8,7 +8,10 @@ import errno
 import socket as _pysocket
 from typing import Any
 
-MIN_RCVBUF, MIN_SNDBUF, BUF_MAX = 2304, 4608, 212992   # Linux SOCK_MIN_*, net.core.[rw]mem_max
+# Linux's socket-buffer sysctls and floors, for every datagram socket (TCP autotunes: tcp/memory.py)
+BUF_DEFAULT = 212992                 # net.core.rmem_default / wmem_default
+BUF_MAX = 212992                     # net.core.rmem_max / wmem_max
+MIN_RCVBUF, MIN_SNDBUF = 2304, 4608  # SOCK_MIN_RCVBUF / SOCK_MIN_SNDBUF
 # SOL_SOCKET flags kept as a bool attribute of the pcb, by the pcb's attribute name
 _FLAGS = {_pysocket.SO_REUSEADDR: "reuseaddr", _pysocket.SO_REUSEPORT: "reuseport",
           _pysocket.SO_BROADCAST: "broadcast", _pysocket.SO_KEEPALIVE: "keepalive"}

@@ -31,18 +31,13 @@ from .addr import BROADCAST, is_multicast
 from .contracts import SS_ISCONNECTED
 from .ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
 from .ports import EphemeralPorts
-from .sockopt import get_ip_option, get_socket_option, set_ip_option, set_socket_option
+from .sockopt import BUF_DEFAULT, get_ip_option, get_socket_option, set_ip_option, set_socket_option
 
 if TYPE_CHECKING:
     from .icmp import IcmpError
 
 UDP_HLEN = 8
 MAX_PAYLOAD = 65535 - HDR_LEN - UDP_HLEN     # 65507
-RCVBUF_DEFAULT = 212992                      # net.core.rmem_default
-RCVBUF_MAX = 212992                          # net.core.rmem_max
-SNDBUF_DEFAULT = 212992
-SOCK_MIN_RCVBUF = 2304
-SOCK_MIN_SNDBUF = 4608
 DATAGRAM_OVERHEAD = 768                      # charged per queued datagram, like skb truesize
 
 _HDR = struct.Struct("!HHHH")
@@ -101,8 +96,8 @@ class UdpPcb:
         self.reuseport = False
         self.broadcast = False
         self.keepalive = False      # SO_KEEPALIVE: stored and read back, meaningless for UDP (as Linux)
-        self.rcvbuf = RCVBUF_DEFAULT
-        self.sndbuf = SNDBUF_DEFAULT
+        self.rcvbuf = BUF_DEFAULT
+        self.sndbuf = BUF_DEFAULT
         self.queue: deque[tuple[bytes, tuple[int, int]]] = deque()
         self.queued = 0
         self.so_error = 0

@@ -414,7 +414,6 @@ class Stack:
 
     # --- receive entry points (ns_user isr) ------------------------------------
     def _ip_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
-        pkt.ifp = ifp
         self.ipv4.input(ifp, pkt, self.now())
 
     def _arp_isr(self, ndd: Ndd, pkt: PacketBuffer, arp: Any) -> None:

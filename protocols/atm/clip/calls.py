@@ -31,6 +31,7 @@ from ndd.constants import AF_NDD, NDD_PROT_ATM
 from ndd.pktbuf import PacketBuffer
 from protocols.atm.sockets.pcb import AtmPcb, St
 from protocols.atm.sockets.sockaddr import AalParm, AtmAddr, Blli, SockaddrNddAtm
+from protocols.atm.uni.ie import L2_ISO8802
 
 from .atmarp_server import AtmArpServer
 from .link import LLC_SNAP_ATMARP, LLC_SNAP_IPV4, LLC_SNAP_LEN, AtmLink
@@ -40,9 +41,8 @@ if TYPE_CHECKING:
     from protocols.atm.sockets.usrreq import AtmUserRequests
     from protocols.contracts import ProtocolHost
 
-L2_ISO8802 = 12                  # B-LLI user information layer 2 protocol: LLC (ISO/IEC 8802-2)
-CLIP_BLLI = Blli(L2_ISO8802)
-LISTEN_BACKLOG = 32
+CLIP_BLLI = Blli(L2_ISO8802)     # RFC 2225 §8.5 / RFC 1755: B-LLI layer 2 = LLC (ISO/IEC 8802-2)
+LISTEN_BACKLOG = 32              # calls queued on CLIP's listener (its own choice, as atmarpd's)
 
 
 class ClipCalls:

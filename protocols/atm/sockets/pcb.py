@@ -19,6 +19,7 @@ from ndd.atm import DEFAULT_MTU, VcParams
 from ndd.counters import Counters
 from ndd.demux import NS_PROTO, NsFilter, NsUser
 from protocols.atm.uni.causes import CAUSE_NORMAL_CLEARING
+from protocols.sockopt import BUF_DEFAULT
 
 from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Blli, QosParm, SockaddrNddAtm, TrafficDes
 
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 
     from .svc_params import CallParams
 
-RCVBUF_DEFAULT = 212992      # net.core.rmem_default, as UDP
-SNDBUF_DEFAULT = 212992
 SDU_OVERHEAD = 768           # charged per queued SDU, like UDP's skb truesize
 
 
@@ -72,8 +71,8 @@ class AtmPcb:
         self.user: NsUser | None = None
         self.queue: deque[bytes] = deque()
         self.queued = 0
-        self.rcvbuf = RCVBUF_DEFAULT
-        self.sndbuf = SNDBUF_DEFAULT
+        self.rcvbuf = BUF_DEFAULT     # as UDP
+        self.sndbuf = BUF_DEFAULT
         self.reuseaddr = self.reuseport = self.broadcast = False   # SOL_SOCKET options (protocols/sockopt.py)
         self.keepalive = False
         self.so_error = 0
