@@ -5,7 +5,7 @@ its user requests (`pr.usrreqs`, protocols.contracts.UserRequests, sans-IO: they
 errnos and never wait).  Waiting is done here, with trio: a reader parks until the
 protocol calls the socket's upcall.  This layer knows a protocol only by that page.
 
-Semantics (DESIGN.md §3):
+Semantics (docs/design.md, "Socket semantics"):
   * created unconnected; `connect` binds a permanent destination;
   * datagram `connect` only stores the destination -- no packet leaves;
   * `connect` on an unbound socket first binds an ephemeral port (32768-60999) and
@@ -46,7 +46,8 @@ class SocketHost(Protocol):
 
 # The constants, re-exported with the names and values of Python's socket module on
 # Linux (`from stack.socket import AF_INET, SOCK_STREAM, SO_REUSEADDR, TCP_NODELAY, ...`),
-# plus the AIX names of the ATM socket family (DESIGN.md §6).
+# plus the AIX names of the ATM socket family (docs/design.md, "AIX NDD names, and where
+# tunstack departs").
 _CONSTANT_PREFIXES = ("AF_", "SOCK_", "SOL_", "SO_", "IPPROTO_", "IP_", "TCP_", "MSG_", "SHUT_", "INADDR_",
                       "SOMAXCONN")
 globals().update({name: getattr(_pysocket, name) for name in dir(_pysocket)

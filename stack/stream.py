@@ -1,6 +1,6 @@
 """Stream sockets (SOCK_STREAM): the waiting half of TCP's user interface.
 
-Semantics follow Linux (and DESIGN.md §3):
+Semantics follow Linux (docs/design.md, "Socket semantics"):
   * `connect` builds the connection: it returns once ESTABLISHED, or raises
     ECONNREFUSED (RST), ETIMEDOUT (SYN retries), EHOSTUNREACH/ENETUNREACH (ICMP or
     routing).  An unbound socket is auto-bound first, and keeps that name if it fails.

@@ -9,7 +9,7 @@ SETUP sent -> CONNECT received, p50/p90/p99) and `INFLIGHT` calls in flight.
 
 atmsigd: two unmodified atmsigd daemons (linux-atm 2.5.1, `-u uni31`), one in user mode
 calling one in network mode that offers the calls to its own listener, under our
-LD_PRELOAD shim (tests/atmsigd) with their SAAL PDUs carried over the same emulated
+LD_PRELOAD shim (tools/lab) with their SAAL PDUs carried over the same emulated
 adapters.  The Python bridge and control-socket client are in that path, so the figure is
 a floor for atmsigd itself; it is the real peer we can run here (no kernel ATM).
 """

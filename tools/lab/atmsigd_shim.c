@@ -6,7 +6,7 @@
  * socket given on its command line -- nothing to emulate there) and the ATM adapter,
  * through PVC sockets.  This kernel has no PF_ATMPVC, so every PVC-socket call atmsigd
  * makes is answered here, and the VC itself becomes a UNIX datagram socket whose far
- * end is the test harness (tests/atmsigd/harness.py), which carries each datagram as
+ * end is the test harness (tools/lab/atmsigd.py), which carries each datagram as
  * one AAL5 SDU over an emulated tunstack ATM adapter:
  *
  *   socket(PF_ATMPVC, SOCK_DGRAM, 0)  -> a real socket(AF_UNIX, SOCK_DGRAM); the fd is
