@@ -1,9 +1,9 @@
 """The ATM socket family: socket(AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM) over an AtmNdd.
 
 AIX's connection-oriented datagram service (docs/design.md, "Socket semantics" and "The ATM
-path"): message boundaries are kept, nothing is retransmitted.  Addresses and option values: protocols.atm.sockets.sockaddr;
-socket state and the data path: pcb.py; SVC call control: svc.py (Q.2931 over the
-SAAL on VC 0/5, one user-side UNI per adapter, started by the first SVC listen/connect).
+path"): message boundaries are kept, nothing is retransmitted.  Addresses and option values:
+sockaddr.py; socket state and the data path: pcb.py; SVC call control: svc.py (Q.2931 over
+the SAAL on VC 0/5, one user-side UNI per adapter, started by the first SVC listen/connect).
 
   bind((nddname,))   names the adapter and takes an ns_alloc reference on it (opens it).
                      Unknown name -> ENODEV: that is what AIX's ns_alloc() returns, and
