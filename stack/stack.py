@@ -28,6 +28,7 @@ from typing import Any
 
 import trio
 
+import drivers
 from ndd import constants as C
 from ndd.atm import DEFAULT_MTU, VcParams
 from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
@@ -98,10 +99,9 @@ class Stack:
         self._arp: dict[str, Any] = {}
         self._clip: dict[str, Any] = {}   # ifname -> protocols.atm.clip.link.AtmLink
         self.hosts: dict[str, str] = {"localhost": "127.0.0.1"}   # name -> IPv4, for sockets
-        # the built-in cores, typed (what protocols/__init__.register once set from outside)
+        # the built-in cores, built here and held as typed attributes (docs/design.md, "Registration runs one way")
         self.ipv4, self.icmp, self.udp, self.tcp = self._build_inet()
         self.atm_sockets: AtmUserRequests = self._build_atm_sockets()
-        import drivers
         drivers.register(self.drivers)
         if self.config.plugins:
             host: ProtocolHost = self     # what a protocol plug-in may use of the Stack (checked here)
