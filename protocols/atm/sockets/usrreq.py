@@ -69,11 +69,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ndd import constants as C
-from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
+from ndd.constants import AF_NDD, NDD_PROT_ATM
 from protocols.contracts import SS_CANTRCVMORE, SS_CANTSENDMORE, SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING
 from protocols.sockopt import get_socket_option, set_socket_option
 
-from .pcb import SDU_OVERHEAD, AtmPcb, AtmSockStats, St, close_vc, errno_of, free_adapter, open_vc
+from .pcb import SDU_OVERHEAD, AtmPcb, St, close_vc, errno_of, free_adapter, open_vc
 from .sockaddr import (
     CONN_PVC,
     CONN_SVC,
@@ -408,14 +408,4 @@ def svc_manager(host: ProtocolHost) -> SvcManager:
     return pr.usrreqs.svc
 
 
-__all__ = [
-    "CONN_PVC",
-    "CONN_SVC",
-    "NDD_PROT_ATM",
-    "SOCK_CONN_DGRAM",
-    "SOL_NDD_ATM",
-    "AtmPcb",
-    "AtmSockStats",
-    "AtmUserRequests",
-    "svc_manager",
-]
+__all__ = ["ATM_BACKLOG_DEFAULT", "SOL_NDD_ATM", "AtmUserRequests", "svc_manager"]
