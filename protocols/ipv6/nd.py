@@ -28,6 +28,11 @@ States (§7.3.2) and their one timer each:
   DELAY       a packet was sent: wait DELAY_FIRST_PROBE_TIME for an upper-layer confirmation
   PROBE       unicast NS every RetransTimer, entry discarded after MAX_UNICAST_SOLICIT
 
+Not here, the owner's: validating ND messages (§7.1), answering an NS with an NA (§7.2.4:
+build it and send it through `resolve(src, ...)` like any packet, or straight to the
+SLLA), DAD, unsolicited NAs for our own address changes (§7.2.6), the default router list
+and prefixes (§6.3.4), static (PERMANENT) entries.
+
 Addresses are 128-bit ints, link-layer addresses 6-byte bytes.
 """
 from __future__ import annotations
@@ -241,7 +246,8 @@ class NeighborCache:
 
     # --- what the owner asks ---------------------------------------------------------------------
     def resolve(self, dst: int, pkt: PacketBuffer, now: float, src: int | None = None) -> bytes | None:
-        """The MAC to send `pkt` to now, or None: the packet waits for resolution (§7.2.2) and
+        """For a unicast next hop `dst` (multicast maps to 33:33:xx without the cache, RFC 2464
+        §7): the MAC to send `pkt` to now, or None: the packet waits for resolution (§7.2.2) and
         goes out through `transmit` -- or fails through `unreachable`.  `src` is the packet's
         source address, the NS's source if it is ours (§7.2.2)."""
         entry = self.entries.get(dst)
