@@ -141,9 +141,16 @@ def multicast_flags(addr: int) -> int:
     return (addr >> 116) & 0xF
 
 
+def _masked(text: str) -> tuple[int, int]:
+    """'prefix/len' -> (mask, prefix & mask), for matching without recomputing the mask."""
+    addr, plen = parse_prefix(text)
+    mask = prefix_mask(plen)
+    return mask, addr & mask
+
+
 # RFC 6890 / the IANA IPv6 special-purpose registry: blocks whose "Globally Reachable" is False.
 # Exceptions inside 2001::/23 that are globally reachable are listed first and win.
-_GLOBAL_EXCEPTIONS = tuple(parse_prefix(t) for t in (
+_GLOBAL_EXCEPTIONS = tuple(_masked(t) for t in (
     "2001:1::1/128",     # Port Control Protocol anycast (RFC 7723)
     "2001:1::2/128",     # TURN anycast (RFC 8155)
     "2001:1::3/128",     # DNS-SD SRP anycast (RFC 9665)
@@ -152,7 +159,7 @@ _GLOBAL_EXCEPTIONS = tuple(parse_prefix(t) for t in (
     "2001:20::/28",      # ORCHIDv2 (RFC 7343)
     "2001:30::/28",      # DRIP DETs (RFC 9374)
 ))
-_NOT_GLOBAL = tuple(parse_prefix(t) for t in (
+_NOT_GLOBAL = tuple(_masked(t) for t in (
     "::1/128", "::/128", "::ffff:0:0/96",
     "64:ff9b:1::/48",    # local-use IPv4/IPv6 translation (RFC 8215)
     "100::/64",          # discard-only (RFC 6666)
@@ -172,9 +179,9 @@ def is_global(addr: int) -> bool:
         return multicast_scope(addr) == SCOPE_GLOBAL
     if is_site_local(addr):
         return False
-    if any(in_prefix(addr, p, n) for p, n in _GLOBAL_EXCEPTIONS):
+    if any(addr & mask == prefix for mask, prefix in _GLOBAL_EXCEPTIONS):
         return True
-    return not any(in_prefix(addr, p, n) for p, n in _NOT_GLOBAL)
+    return not any(addr & mask == prefix for mask, prefix in _NOT_GLOBAL)
 
 
 def address_scope(addr: int) -> int:
@@ -275,16 +282,16 @@ def stable_address(prefix: int, net_iface: bytes | str, network_id: bytes, secre
 
 
 # --- source address selection (RFC 6724 §5) ----------------------------------------------------------
-# RFC 6724 §2.1 default policy table: (prefix, length, label).  Longest match wins.
-_POLICY_LABELS = tuple(sorted(((*parse_prefix(t), label) for t, label in (
-    ("::1/128", 0), ("::/0", 1), ("::ffff:0:0/96", 4), ("2002::/16", 2), ("2001::/32", 5),
-    ("fc00::/7", 13), ("::/96", 3), ("fec0::/10", 11), ("3ffe::/16", 12),
-)), key=lambda row: -row[1]))
+# RFC 6724 §2.1 default policy table, longest prefix first: (mask, prefix, label).
+_POLICY_LABELS = tuple((*_masked(t), label) for t, label in (
+    ("::1/128", 0), ("::ffff:0:0/96", 4), ("::/96", 3), ("2001::/32", 5), ("2002::/16", 2),
+    ("3ffe::/16", 12), ("fec0::/10", 11), ("fc00::/7", 13), ("::/0", 1),
+))
 
 
 def policy_label(addr: int) -> int:
-    for prefix, plen, label in _POLICY_LABELS:
-        if in_prefix(addr, prefix, plen):
+    for mask, prefix, label in _POLICY_LABELS:
+        if addr & mask == prefix:
             return label
     return 1   # unreachable: ::/0 matches everything
 

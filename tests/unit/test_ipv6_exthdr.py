@@ -94,6 +94,13 @@ def test_plain_upper_layer() -> None:
     assert walk(packet(NH_UDP)) == Chain(NH_UDP, HDR_LEN, 6)
 
 
+def test_any_buffer_type() -> None:
+    pkt = packet(NH_DSTOPTS, raw_opts(NH_UDP, bytes((1, 4, 0, 0, 0, 0))))
+    want = Chain(NH_UDP, 48, 40, headers=1)
+    for view in (pkt, bytearray(pkt), memoryview(pkt), memoryview(bytearray(pkt))):
+        assert walk_chain(view, NH_DSTOPTS, dst_multicast=False) == want
+
+
 def test_no_next_header_ends_the_chain() -> None:
     # RFC 8200 §4.7: octets after a header saying 59 are ignored
     assert walk(packet(NH_DSTOPTS, opts(NH_NONE), payload=b"junk")) == Chain(NH_NONE, 48, 40, headers=1)
