@@ -7,9 +7,10 @@ and, when the RFC asks for one, the ICMPv6 Parameter Problem (code, pointer) to 
 RFC 4443 §2.4's rules about when not to send are the ICMPv6 layer's).  It never raises.
 
 Bounds (per packet work is O(chain), the chain is bounded):
-- at most MAX_EXT_HEADERS (8) extension headers: the per-header option bound Linux uses
-  (net.ipv6.max_hbh_opts_number / max_dst_opts_number = 8) applied to the chain, tighter than
-  the BSDs' net.inet6.ip6.hdrnestlimit (15); RFC 8504 §5.3 lets a node set such limits;
+- at most MAX_EXT_HEADERS (8) extension headers: Linux has no such count (it has the option
+  bound below, 8, which we reuse), the BSDs do (ip6_hdrnestlimit: 10 on OpenBSD, 15 on
+  FreeBSD, 50 in KAME); 8 holds every legitimate chain (RFC 8200 §4.1 orders at most 6 kinds,
+  destination options twice) and RFC 8504 §5.3 lets a node set such limits;
 - at most MAX_OPTIONS (8) non-padding options per options header (those Linux sysctls) and at
   most 7 octets of consecutive padding, PadN's content all zeros (Linux ip6_parse_tlv; RFC
   8200 §4.2 pads only to the next 8-octet boundary, RFC 4942 §2.1.9.5 covert channels);
