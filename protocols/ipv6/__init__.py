@@ -4,6 +4,7 @@ Stack.  Addresses are 128-bit ints inside the stack, as IPv4's are 32-bit ints.
   addr     addresses: parse/format, scopes, multicast, solicited-node, interface identifiers
   wire     the fixed header: a checked view and a repr with emit
   exthdr   the extension-header chain (RFC 8200 §4): options, routing, fragment header
+  stats    Ipv6Stats: the network layer's counters (RFC 4293 ipSystemStats names)
   frag     fragmentation at the source and reassembly (RFC 8200 §4.5, RFC 5722, RFC 6946)
   nd       Neighbor Discovery's neighbor cache (RFC 4861 §7.3)
   addrconf an interface's addresses: DAD, SLAAC and their lifetimes (RFC 4862, RFC 7217)
