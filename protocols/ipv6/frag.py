@@ -27,7 +27,7 @@ checking that fragment zero holds the whole header chain (RFC 7112, RFC 8200 §4
 Parameter Problem code 3), counting its own in_hdr_errors for the Parameter Problem
 verdicts, and rate limiting the ICMPv6 errors it sends.
 
-Fragmentation (`fragment`, `fragment_sizes`, `pack_fragment_header`) cuts a packet's
+Fragmentation (`fragment`, `fragment_sizes`, `encode_fragment_header`) cuts a packet's
 fragmentable part by a path MTU (never below IPv6's 1280) with a caller-given
 Identification (RFC 7739: unpredictable, from the caller's rng).
 """
@@ -40,6 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ndd.counters import Counters
+
+from .exthdr import encode_fragment_header
 
 IPV6_HEADER_LEN = 40
 MIN_MTU = 1280                # RFC 8200 §5: every link carries 1280 octets unfragmented
@@ -86,11 +88,6 @@ def parse_fragment_header(data: bytes | bytearray | memoryview) -> FragmentHeade
         return None
     next_header, _, offset_flags, ident = _FRAG_HDR.unpack_from(data)
     return FragmentHeader(next_header, offset_flags & 0xFFF8, bool(offset_flags & 1), ident)
-
-
-def pack_fragment_header(next_header: int, offset: int, more: bool, ident: int) -> bytes:
-    """The 8 octets of a Fragment header; `offset` in octets, a multiple of 8 below 65536."""
-    return _FRAG_HDR.pack(next_header, 0, (offset & 0xFFF8) | int(more), ident & 0xFFFFFFFF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,7 +366,7 @@ def _datagram(unfragmentable: bytes, nh_offset: int, next_header: int, payload: 
 def _fragment_zero(key: Key, p: _Pending) -> bytes:
     """Fragment zero as it arrived, for the Time Exceeded message (its reserved fields as 0)."""
     _, _, data = p.frags[0]        # held fragments are sorted: fragment zero is first
-    return p.unfragmentable + pack_fragment_header(p.next_header, 0, True, key[2]) + data
+    return p.unfragmentable + encode_fragment_header(p.next_header, 0, True, key[2]) + data
 
 
 # --- fragmentation at the source ---------------------------------------------------------------
@@ -403,7 +400,7 @@ def fragment(packet: bytes, unfragmentable_len: int, nh_offset: int, ident: int,
     shorter than 1280 - unfragmentable_len - 8 octets does.
 
     A caller that builds its packets itself (prepending the fixed header to a buffer) uses
-    `fragment_sizes` and `pack_fragment_header` the same way."""
+    `fragment_sizes` and `encode_fragment_header` the same way."""
     mtu = max(mtu, MIN_MTU)
     if len(packet) <= mtu:
         return [bytes(packet)]
@@ -421,6 +418,6 @@ def fragment(packet: bytes, unfragmentable_len: int, nh_offset: int, ident: int,
                          unfragmentable_len - IPV6_HEADER_LEN + FRAGMENT_HEADER_LEN + length)
         more = off + length < fragmentable_len
         start = unfragmentable_len + off
-        out.append(b"".join((head, pack_fragment_header(next_header, off, more, ident),
+        out.append(b"".join((head, encode_fragment_header(next_header, off, more, ident),
                              view[start:start + length])))
     return out

@@ -8,6 +8,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocols.ipv6.exthdr import encode_fragment_header
 from protocols.ipv6.frag import (
     DATAGRAM_OVERHEAD,
     FRAG_OVERHEAD,
@@ -19,7 +20,6 @@ from protocols.ipv6.frag import (
     ParamProblem,
     fragment,
     fragment_sizes,
-    pack_fragment_header,
     parse_fragment_header,
 )
 
@@ -51,7 +51,7 @@ def fragment_packet(unfrag: bytes, offset: int, data: bytes, more: bool, *, iden
     head = bytearray(unfrag)
     head[nh_offset] = FRAG
     struct.pack_into("!H", head, 4, len(unfrag) - 40 + 8 + len(data))
-    return bytes(head) + pack_fragment_header(next_header, offset, more, ident) + data
+    return bytes(head) + encode_fragment_header(next_header, offset, more, ident) + data
 
 
 def add(r: Ipv6Reassembler, pkt: bytes, now: float = 0.0, *, unfrag_len: int = 40, nh_offset: int = 6,
@@ -86,13 +86,13 @@ def check_empty(r: Ipv6Reassembler) -> None:
 # --- the Fragment header -------------------------------------------------------------------------
 @given(st.integers(0, 255), st.integers(0, 8191).map(lambda u: u * 8), st.booleans(), st.integers(0, 2**32 - 1))
 def test_fragment_header_round_trip(next_header: int, offset: int, more: bool, ident: int) -> None:
-    raw = pack_fragment_header(next_header, offset, more, ident)
+    raw = encode_fragment_header(next_header, offset, more, ident)
     assert len(raw) == 8 and raw[1] == 0 and raw[3] & 6 == 0      # reserved fields zero
     assert parse_fragment_header(raw) == FragmentHeader(next_header, offset, more, ident)
 
 
 def test_fragment_header_reserved_bits_ignored_and_short_input() -> None:
-    raw = bytearray(pack_fragment_header(UDP, 1232, True, 7))
+    raw = bytearray(encode_fragment_header(UDP, 1232, True, 7))
     raw[1] = 0xFF
     raw[3] |= 6
     assert parse_fragment_header(bytes(raw)) == FragmentHeader(UDP, 1232, True, 7)
