@@ -227,9 +227,12 @@ class MldReport(Message):
                           b"".join(r.emit() for r in self.records))
 
 
-# What fits in one report: a report carries a Hop-by-Hop header with the Router Alert (8
-# octets, RFC 3810 §5) behind the IPv6 header.
-REPORT_HBH_LEN = 8
+ALL_MLDV2_ROUTERS = 0xFF02_0000_0000_0000_0000_0000_0000_0016   # ff02::16, where v2 reports go (§5.2.14)
+# Every MLD message carries a Hop-by-Hop header with a Router Alert (RFC 3810 §5, RFC 2710
+# §3): next header ICMPv6, length 0 (8 octets), Router Alert option (type 5, length 2,
+# value 0 = MLD, RFC 2711 §2.1), PadN of no data.  The IPv6 layer puts it in front.
+ROUTER_ALERT_HBH = bytes((58, 0, 5, 2, 0, 0, 1, 0))
+REPORT_HBH_LEN = len(ROUTER_ALERT_HBH)
 
 
 def split_report(records: tuple[McastRecord, ...], mtu: int = IPV6_MIN_MTU) -> list[MldReport]:

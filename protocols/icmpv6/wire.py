@@ -327,6 +327,26 @@ class QuotedPacket:
                    nh, payload_len, hlim, bytes(invoking[IPV6_HDR_LEN:]))
 
 
+# --- when an error may be sent (RFC 4443 §2.4(e)) ------------------------------------------
+def may_send_error(type_: int, code: int, *, src: int, dst: int, link_multicast: bool = False,
+                   about_error: bool = False) -> bool:
+    """RFC 4443 §2.4(e): may an error (`type_`, `code`) be sent about a packet from `src` to
+    `dst`?  Never about an ICMPv6 error or a Redirect (`about_error`: the IPv6 layer finds
+    the upper-layer header behind the chain, e.1/e.2); never about a packet to a multicast
+    address or a link-layer multicast/broadcast (e.3-e.5) except Packet Too Big, and a
+    Parameter Problem code 2 -- which RFC 8200 §4.2 has the IPv6 layer send for a
+    multicast destination only for an option whose action bits are 10, never 11; never to
+    a source that names no single node: unspecified or multicast (e.6; an anycast source
+    is the caller's to know).  A refusal is counted as Icmpv6Stats.out_suppressed."""
+    if not is_error(type_) or about_error:
+        return False
+    if is_unspecified(src) or is_multicast(src):
+        return False
+    if is_multicast(dst) or link_multicast:
+        return type_ == PACKET_TOO_BIG or (type_ == PARAM_PROBLEM and code == PARAM_OPTION)
+    return True
+
+
 # --- the errno a transport reports (Linux icmpv6_err_convert) -----------------------------
 # (errno, fatal): a fatal error aborts a connecting TCP socket / is reported on a connected
 # UDP socket at once; a soft one is kept as the socket's soft error.

@@ -18,6 +18,8 @@ from scapy.layers.inet6 import (
     ICMPv6MLReport,
     ICMPv6MLReport2,
     IPv6,
+    IPv6ExtHdrHopByHop,
+    RouterAlert,
 )
 
 from protocols.icmpv6 import mld
@@ -274,3 +276,9 @@ def test_parse_and_validate_never_raise(t: int, rest: int, data: bytes, src: int
     else:
         r = mld.validate(got, src, dst, hops)
         assert r is None or r in MLDSTATS
+
+
+def test_router_alert_hop_by_hop_header_matches_scapy() -> None:
+    """RFC 3810 §5 / RFC 2711: what the IPv6 layer must put in front of every MLD message."""
+    assert bytes(IPv6ExtHdrHopByHop(nh=58, options=[RouterAlert(value=0)])) == mld.ROUTER_ALERT_HBH
+    assert mld.ALL_MLDV2_ROUTERS == MLDV2_ROUTERS

@@ -286,3 +286,28 @@ def test_address_predicates() -> None:
     assert not wire.is_link_local(a("fec0::1")) and not wire.is_link_local(a("2001:db8::1"))
     assert wire.is_solicited_node(a("ff02::1:ff12:3456")) and not wire.is_solicited_node(a("ff02::1:fe12:3456"))
     assert not wire.is_solicited_node(a("ff05::1:ff12:3456")) and wire.is_unspecified(a("::"))
+
+
+# --- RFC 4443 §2.4(e): when an error may be sent ------------------------------------------------
+MCAST, UNSPEC = a("ff02::1"), 0
+
+
+@pytest.mark.parametrize("type_,code,kw,allowed", [
+    (wire.DEST_UNREACH, 4, {}, True),
+    (wire.TIME_EXCEEDED, 0, {}, True),
+    (wire.DEST_UNREACH, 4, {"about_error": True}, False),                    # e.1 / e.2
+    (wire.PACKET_TOO_BIG, 0, {"about_error": True}, False),
+    (wire.DEST_UNREACH, 4, {"dst": MCAST}, False),                           # e.3
+    (wire.TIME_EXCEEDED, 1, {"dst": MCAST}, False),
+    (wire.PARAM_PROBLEM, wire.PARAM_HEADER, {"dst": MCAST}, False),
+    (wire.PACKET_TOO_BIG, 0, {"dst": MCAST}, True),                          # e.3 exception 1
+    (wire.PARAM_PROBLEM, wire.PARAM_OPTION, {"dst": MCAST}, True),           # e.3 exception 2
+    (wire.DEST_UNREACH, 3, {"link_multicast": True}, False),                 # e.4 / e.5
+    (wire.PACKET_TOO_BIG, 0, {"link_multicast": True}, True),
+    (wire.DEST_UNREACH, 4, {"src": UNSPEC}, False),                          # e.6
+    (wire.PACKET_TOO_BIG, 0, {"src": MCAST}, False),
+    (wire.ECHO_REPLY, 0, {}, False),                                          # not an error at all
+])
+def test_may_send_error(type_: int, code: int, kw: dict[str, object], allowed: bool) -> None:
+    args: dict[str, object] = {"src": S, "dst": D} | kw
+    assert wire.may_send_error(type_, code, **args) is allowed  # type: ignore[arg-type]
