@@ -236,16 +236,18 @@ REPORT_HBH_LEN = len(ROUTER_ALERT_HBH)
 
 
 def split_report(records: tuple[McastRecord, ...], mtu: int = IPV6_MIN_MTU) -> list[MldReport]:
-    """§5.2.15: records that do not fit in one report over `mtu` go in further reports; a
-    record too big on its own keeps the sources that fit (RFC 3810 §5.2.15 splits its
-    source list; for MODE_IS_EXCLUDE / CHANGE_TO_EXCLUDE_MODE the rest are dropped, for
-    the other types the remainder goes in further records)."""
-    room = mtu - IPV6_HDR_LEN - REPORT_HBH_LEN - HDR_LEN
+    """The reports that carry `records` over a link of `mtu`, each fitting in one packet with
+    its hop-by-hop header (§5.2.15): records go in as many reports as needed; a record
+    whose sources alone overflow a report is split into records with a share of the
+    sources each, except MODE_IS_EXCLUDE / CHANGE_TO_EXCLUDE_MODE records, which keep the
+    sources that fit and leave out the rest.  Auxiliary data is left out: MLDv2 defines
+    none and says not to send any (§5.2.10)."""
+    room = max(mtu, IPV6_MIN_MTU) - IPV6_HDR_LEN - REPORT_HBH_LEN - HDR_LEN   # no IPv6 link is smaller
     max_sources = (room - _RECORD.size) // 16
     pieces: list[McastRecord] = []
     for r in records:
-        if r.size <= room:
-            pieces.append(r)
+        if len(r.sources) <= max_sources:
+            pieces.append(McastRecord(r.type, r.group, r.sources))
         elif r.type in (MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE_MODE):
             pieces.append(McastRecord(r.type, r.group, r.sources[:max_sources]))
         else:

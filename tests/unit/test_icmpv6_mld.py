@@ -282,3 +282,33 @@ def test_router_alert_hop_by_hop_header_matches_scapy() -> None:
     """RFC 3810 §5 / RFC 2711: what the IPv6 layer must put in front of every MLD message."""
     assert bytes(IPv6ExtHdrHopByHop(nh=58, options=[RouterAlert(value=0)])) == mld.ROUTER_ALERT_HBH
     assert mld.ALL_MLDV2_ROUTERS == MLDV2_ROUTERS
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.builds(McastRecord, st.integers(1, 6), addrs, st.integers(0, 200).map(lambda n: tuple(range(n))),
+                          st.integers(0, 255).map(lambda n: b"AUX!" * n)), max_size=12),
+       st.sampled_from([0, 1280, 1500, 9000]))
+def test_split_report_fits_and_keeps_every_group(recs: list[McastRecord], mtu: int) -> None:
+    """Every report fits the link (an MTU below 1280 counts as 1280), no aux data is sent
+    (§5.2.10), every group is reported in order and only EXCLUDE records lose sources."""
+    reports = mld.split_report(tuple(recs), mtu)
+    limit = max(mtu, 1280)
+    out = [rec for r in reports for rec in r.records]
+    for r in reports:
+        assert 40 + mld.REPORT_HBH_LEN + len(r.emit(LL, MLDV2_ROUTERS)) <= limit
+    assert all(rec.aux == b"" for rec in out)
+    i = 0
+    for rec in recs:                            # each record: one piece, or its sources over several
+        exclude = rec.type in (mld.MODE_IS_EXCLUDE, mld.CHANGE_TO_EXCLUDE_MODE)
+        got: list[int] = []
+        while True:
+            assert (out[i].type, out[i].group) == (rec.type, rec.group)
+            got.extend(out[i].sources)
+            i += 1
+            if exclude or len(got) >= len(rec.sources):
+                break
+        if exclude:
+            assert tuple(got) == rec.sources[:len(got)] and (got or not rec.sources)
+        else:
+            assert tuple(got) == rec.sources
+    assert i == len(out)
