@@ -22,6 +22,8 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
+from protocols.ipv6.addr import is_link_local, is_multicast, is_unspecified
+
 from .wire import (
     HDR_LEN,
     IPV6_HDR_LEN,
@@ -33,9 +35,6 @@ from .wire import (
     Buf,
     Icmpv6Repr,
     Message,
-    is_link_local,
-    is_multicast,
-    is_unspecified,
 )
 
 MLD_HOP_LIMIT = 1                   # RFC 3810 §5, RFC 2710 §3: MLD never leaves the link

@@ -29,6 +29,8 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
+from protocols.ipv6.addr import is_link_local, is_multicast, is_solicited_node, is_unspecified
+
 from .wire import (
     IPV6_HDR_LEN,
     IPV6_MIN_MTU,
@@ -40,10 +42,6 @@ from .wire import (
     Buf,
     Icmpv6Repr,
     Message,
-    is_link_local,
-    is_multicast,
-    is_solicited_node,
-    is_unspecified,
 )
 
 ND_HOP_LIMIT = 255              # §6.1.1 ...: a router on another link could not have sent it

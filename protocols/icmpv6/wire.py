@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from ndd.checksum import checksum, ones_sum
+from protocols.ipv6.addr import is_multicast, is_unspecified
+from protocols.ipv6.wire import HDR_LEN as IPV6_HDR_LEN
+from protocols.ipv6.wire import MIN_MTU as IPV6_MIN_MTU
+from protocols.ipv6.wire import NH_ICMPV6 as IPPROTO_ICMPV6
+from protocols.ipv6.wire import pseudo_header_sum
 
 Buf = bytes | bytearray | memoryview
 
-IPPROTO_ICMPV6 = 58
 HDR_LEN = 8                     # type, code, checksum and the 4 type-specific octets
-IPV6_HDR_LEN = 40
-IPV6_MIN_MTU = 1280             # RFC 8200 §5
 # RFC 4443 §2.4(c): an error carries as much of the invoking packet as fits in the minimum
 # MTU behind a bare IPv6 header and the 8-octet ICMPv6 header.
 MAX_QUOTE = IPV6_MIN_MTU - IPV6_HDR_LEN - HDR_LEN   # 1232
@@ -79,47 +81,14 @@ def is_informational(type_: int) -> bool:
     return type_ >= 128
 
 
-# --- addresses (128-bit ints) -------------------------------------------------------------
-def is_unspecified(addr: int) -> bool:
-    return addr == 0
-
-
-def is_multicast(addr: int) -> bool:
-    """ff00::/8 (RFC 4291 §2.7)."""
-    return addr >> 120 == 0xFF
-
-
-def is_link_local(addr: int) -> bool:
-    """fe80::/10 (RFC 4291 §2.5.6)."""
-    return addr >> 118 == 0xFE80 >> 6
-
-
-_SOLICITED_NODE_PREFIX = 0xFF02_0000_0000_0000_0000_0001_FF00_0000
-
-
-def is_solicited_node(addr: int) -> bool:
-    """ff02::1:ff00:0/104 (RFC 4291 §2.7.1)."""
-    return addr >> 24 == _SOLICITED_NODE_PREFIX >> 24
-
-
 # --- checksum ---------------------------------------------------------------------------
-def pseudo_header_sum(src: int, dst: int, length: int, next_header: int = IPPROTO_ICMPV6) -> int:
-    """Folded ones'-complement sum of the IPv6 pseudo-header (RFC 8200 §8.1), to pass as
-    `initial` to ndd.checksum.  Since 2**16 == 1 (mod 0xFFFF), an address's eight 16-bit
-    words sum to the address itself modulo 0xFFFF; so do the two halves of the 32-bit
-    length."""
-    s = src % 0xFFFF + dst % 0xFFFF + length % 0xFFFF + next_header
-    s %= 0xFFFF
-    return s if s or not (src or dst or length or next_header) else 0xFFFF
-
-
 def icmpv6_checksum(message: Buf, src: int, dst: int) -> int:
     """The checksum field's value for `message` (its checksum field zero)."""
-    return checksum(message, pseudo_header_sum(src, dst, len(message)))
+    return checksum(message, pseudo_header_sum(src, dst, IPPROTO_ICMPV6, len(message)))
 
 
 def verify_checksum(message: Buf, src: int, dst: int) -> bool:
-    return ones_sum(message, pseudo_header_sum(src, dst, len(message))) == 0xFFFF
+    return ones_sum(message, pseudo_header_sum(src, dst, IPPROTO_ICMPV6, len(message))) == 0xFFFF
 
 
 # --- the raw header ---------------------------------------------------------------------

@@ -208,6 +208,11 @@ def solicited_node(addr: int) -> int:
     return SOLICITED_NODE_PREFIX | (addr & 0xFFFFFF)
 
 
+def is_solicited_node(addr: int) -> bool:
+    """ff02::1:ff00:0/104 (RFC 4291 §2.7.1)."""
+    return addr >> 24 == SOLICITED_NODE_PREFIX >> 24
+
+
 def multicast_mac(group: int) -> bytes:
     """33:33 + the group's low 32 bits (RFC 2464 §7)."""
     return b"\x33\x33" + (group & 0xFFFFFFFF).to_bytes(4, "big")
