@@ -181,31 +181,25 @@ class _Error(Message):
     def quoted(self) -> QuotedPacket | str:
         return QuotedPacket.parse(self.invoking)
 
+    # destination unreachable and time exceeded: the 4 octets after the checksum are unused
+    @classmethod
+    def from_repr(cls, hdr: Icmpv6Repr) -> Self:
+        return cls(code=hdr.code, invoking=hdr.data)
+
+    def to_repr(self) -> Icmpv6Repr:
+        return Icmpv6Repr(self.TYPE, self.code, 0, self._quote())
+
 
 @dataclass(slots=True, kw_only=True)
 class DestUnreachable(_Error):
     """Destination unreachable (§3.1): codes 0-6 (UNREACH_*); the 4 octets are unused."""
     TYPE: ClassVar[int] = DEST_UNREACH
 
-    @classmethod
-    def from_repr(cls, hdr: Icmpv6Repr) -> Self:
-        return cls(code=hdr.code, invoking=hdr.data)
-
-    def to_repr(self) -> Icmpv6Repr:
-        return Icmpv6Repr(self.TYPE, self.code, 0, self._quote())
-
 
 @dataclass(slots=True, kw_only=True)
 class TimeExceeded(_Error):
     """Time exceeded (§3.3): code 0 hop limit, 1 fragment reassembly time."""
     TYPE: ClassVar[int] = TIME_EXCEEDED
-
-    @classmethod
-    def from_repr(cls, hdr: Icmpv6Repr) -> Self:
-        return cls(code=hdr.code, invoking=hdr.data)
-
-    def to_repr(self) -> Icmpv6Repr:
-        return Icmpv6Repr(self.TYPE, self.code, 0, self._quote())
 
 
 @dataclass(slots=True, kw_only=True)
