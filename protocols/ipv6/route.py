@@ -20,14 +20,14 @@ Next-hop determination (RFC 4861 §5.2), `route(dst, now, oif)`:
      selected router (§6.3.6, below) stands for a ::/0 route of metric `ra_router_metric`
      (Linux ra_defrtr_metric, 1024, the metric of `ip -6 route add default`); the lower metric
      wins, a static route on a tie.
-  4. Nothing matched: NO_ROUTE (ENETUNREACH).  RFC 4861's "assume on-link when there is no
-     default router" is gone (RFC 4943), and Linux answers ENETUNREACH.
+  4. Nothing matched: NO_ROUTE (ENETUNREACH).  RFC 2461's "assume on-link when there is no
+     default router" was dropped by RFC 4861 (RFC 4943 says why); Linux answers ENETUNREACH.
 A multicast destination's next hop is the group itself (its MAC is mapped, RFC 2464 §7, never
 resolved through a router); an on-link route's next hop is the destination; a gateway route's
 is its gateway (normally link-local, on the route's interface).
 
-No destination cache (§5.1's Destination Cache is conceptual, "implementations may combine
-the Destination Cache with the routing table"): a lookup is at most one dict probe per
+No destination cache (RFC 4861 §5's data structures are conceptual; an implementation need
+not keep the Destination Cache apart from its routing table): a lookup is at most one dict probe per
 distinct prefix length in use (typically /128 redirects, /64 prefixes, /0), which is what
 protocols/route.py does for IPv4 -- Linux IPv4 has had no route cache since 3.6.  Linux IPv6
 keeps per-route exceptions for PMTU and redirects; here PMTU is protocols/pmtu.py's business
@@ -39,7 +39,7 @@ Default router selection (§6.3.6, RFC 4191 §3.2), among routers on up interfac
 owner's `reachable(ifp, addr)` -- True for any state but INCOMPLETE, False for INCOMPLETE,
 None for no entry) beats one whose reachability is unknown or suspect; then a router whose
 neighbour entry has not just failed (`neighbor_failed`, as Linux's rt6_check_neigh scores a
-NUD_FAILED gateway below every other) ; then the higher RFC 4191 preference.  Ties go to the
+NUD_FAILED gateway below every other); then the higher RFC 4191 preference.  Ties go to the
 first router in round-robin order, which starts at the "current" router: the choice sticks,
 and when the current router's neighbour fails the order moves on to the next router, so when
 none is known reachable every router is tried in turn before one is tried again (§6.3.6)
