@@ -29,6 +29,7 @@ from protocols.ipv6.route import (
     decode_preference,
     nd_reachability,
     needs_scope_id,
+    prefix_mask,
 )
 
 from .fakes import StubNdd
@@ -172,6 +173,31 @@ def test_many_routes_stay_exact(ifs: tuple[Interface, Interface]) -> None:
     assert hop(rt, "2001:db8:0:1388::1") == ("eth1", "fe80::99")             # none: the /48
     assert hop(rt, "2001:db8:1f3:ffff::1") == ("eth1", "fe80::99")          # /48 number 499
     assert hop(rt, "2001:db8:1f4::1") == ("eth1", "fe80::2")                 # /48 number 500: none
+
+
+route_specs = st.lists(st.tuples(st.integers(0, (1 << 128) - 1), st.sampled_from([0, 1, 16, 48, 63, 64, 127, 128]),
+                                  st.sampled_from([0, 256, 1024]), st.booleans()), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(route_specs, st.lists(st.integers(0, (1 << 128) - 1), min_size=1, max_size=10))
+def test_lookup_matches_a_brute_force_oracle(specs: list[tuple[int, int, int, bool]], dsts: list[int]) -> None:
+    """Longest prefix, then lowest metric, then the older route: against a linear scan.  The
+    destinations include ones inside the routes' prefixes."""
+    table = InterfaceTable()
+    eth0, eth1 = iface(table, "eth0"), iface(table, "eth1")
+    rt = Ipv6Routes()
+    added = []
+    for network, plen, metric, second in specs:
+        try:
+            added.append(rt.add((network, plen), eth1 if second else eth0, None, metric=metric))
+        except OSError:
+            pass                                                      # EEXIST: same key twice
+    probes = dsts + [r.network | (d & ~prefix_mask(r.prefixlen)) for r in added for d in dsts[:2]]
+    for dst in probes:
+        matching = [r for r in added if dst & prefix_mask(r.prefixlen) == r.network]
+        want = min(matching, key=lambda r: (-r.prefixlen, r.metric, added.index(r)), default=None)
+        assert rt.lookup(dst, 0.0) is want
 
 
 # --- scoped destinations ----------------------------------------------------------------------------
