@@ -752,3 +752,89 @@ def test_timer_loop_always_makes_progress(t0: float, ops: list[tuple[str, int, i
         assert polls <= 7 * (1 + 3 + 1 + 1 + 1) + 10
     # only addresses with an infinite valid lifetime are left, none tentative
     assert all(a.valid_until is None and a.state != TENTATIVE for a in ac.entries.values())
+
+
+# --- two interfaces on one link, wired as their owners would wire them ------------------------------
+def test_two_hosts_same_address_the_later_one_loses() -> None:
+    """Host A has the address; B adds it too: B's probe reaches A, A defends it with an NA
+    (§7.2.4, to all-nodes since the probe came from ::), B finds it a duplicate (§5.4.4)."""
+    a, b = make_rig(), make_rig()
+    answers: list[int] = []
+
+    def deliver_probe(src_rig: Rig, dst_rig: Rig) -> None:
+        for req in src_rig.ns:
+            assert req.src_hint == 0 and not req.with_slla
+            if dst_rig.ac.input_ns(req.target, 0, now):
+                answers.append(req.target)
+                src_rig.ac.input_na(req.target, now)        # the NA A sends back
+        src_rig.ns.clear()
+
+    now = 0.0
+    assert a.ac.add_static(STATIC_ADDR, 64, now) == 0
+    run_until(a.ac, 2.0)
+    assert a.ac.state(STATIC_ADDR) == PREFERRED
+    now = 10.0
+    assert b.ac.add_static(STATIC_ADDR, 64, now) == 0
+    now = 10.5
+    b.ac.poll(now)
+    deliver_probe(b, a)
+    assert answers == [STATIC_ADDR]
+    assert b.ac.state(STATIC_ADDR) == DUPLICATE and b.dups[0][1] == "na"
+    assert a.ac.state(STATIC_ADDR) == PREFERRED and a.ac.stats.dad_failed == 0
+
+
+def test_two_hosts_probing_at_once_both_lose() -> None:
+    """Simultaneous DAD for one address: each sees the other's probe from :: (§5.4.3)."""
+    a, b = make_rig(), make_rig()
+    a.ac.add_static(STATIC_ADDR, 64, 0.0)
+    b.ac.add_static(STATIC_ADDR, 64, 0.0)
+    a.ac.poll(0.5)
+    b.ac.poll(0.5)
+    for src, dst in ((a, b), (b, a)):
+        for req in src.ns:
+            assert dst.ac.input_ns(req.target, 0, 0.6) is False
+    assert a.ac.state(STATIC_ADDR) == DUPLICATE and b.ac.state(STATIC_ADDR) == DUPLICATE
+    run_until(a.ac, 5.0)
+    assert a.ready == [] and b.ready == []
+
+
+# --- corner cases -----------------------------------------------------------------------------------
+def test_retry_address_already_configured_gives_up() -> None:
+    rig = make_rig(iid=stable_iid)
+    ac = rig.ac
+    ll_prefix = 0xFE80 << 112
+    taken = ll_prefix | stable_iid(ll_prefix, 1)
+    assert ac.add_static(taken, 64, 0.0, dad=False) == 0
+    ac.start(0.0)
+    first = ll_prefix | stable_iid(ll_prefix, 0)
+    ac.input_na(first, 0.1)
+    assert ac.state(first) == DUPLICATE and ac.state(taken) == PREFERRED
+    assert ac.stats.dad_retries == 0 and ac.stats.dad_gave_up == 1
+
+
+def test_start_with_the_link_local_address_configured_statically() -> None:
+    rig = make_rig()
+    ac = rig.ac
+    assert ac.add_static(LL, 64, 0.0, dad=False) == 0
+    ac.start(0.0)
+    assert list(ac.entries) == [LL] and ac.entries[LL].origin == STATIC
+    assert ac.stats.link_local_created == 0
+
+
+def test_owner_removing_the_address_from_its_join_callback() -> None:
+    rig = make_rig()
+    ac = rig.ac
+    ac.join = lambda group: ac.remove(LL, 0.5)
+    ac.start(0.0)
+    ac.poll(0.5)
+    assert ac.entries == {} and rig.ns == [] and ac.poll_at() is None and ac._groups == {}
+
+
+def test_owner_adding_an_address_from_its_ready_callback() -> None:
+    rig = make_rig()
+    ac = rig.ac
+    ac.ready = lambda info, now: ac.add_static(STATIC_ADDR, 64, now) if info.addr == LL else None
+    ac.start(0.0)
+    run_until(ac, 3.0)
+    assert ac.state(LL) == PREFERRED and ac.state(STATIC_ADDR) == PREFERRED   # DAD 2.0..3.0
+    check_invariants(ac)
