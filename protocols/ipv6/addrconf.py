@@ -78,7 +78,8 @@ from dataclasses import dataclass
 from ndd.counters import Counters
 
 from ..timing import TICK
-from .nd import NsRequest, multicast_mac, solicited_node
+from .addr import multicast_mac, solicited_node
+from .nd import NsRequest
 
 TENTATIVE, PREFERRED, DEPRECATED, DUPLICATE = "TENTATIVE", "PREFERRED", "DEPRECATED", "DUPLICATE"
 STATES = (TENTATIVE, PREFERRED, DEPRECATED, DUPLICATE)

@@ -49,6 +49,7 @@ from ndd.counters import Counters
 from ndd.pktbuf import PacketBuffer
 
 from ..timing import TICK
+from .addr import multicast_mac, solicited_node
 
 INCOMPLETE, REACHABLE, STALE, DELAY, PROBE = "INCOMPLETE", "REACHABLE", "STALE", "DELAY", "PROBE"
 STATES = (INCOMPLETE, REACHABLE, STALE, DELAY, PROBE)
@@ -57,19 +58,6 @@ STATES = (INCOMPLETE, REACHABLE, STALE, DELAY, PROBE)
 EVICTION_ORDER = (STALE, PROBE, DELAY, REACHABLE, INCOMPLETE)
 
 ICMPV6_ADDR_UNREACH = 3          # RFC 4443 §3.1 destination unreachable, code 3
-SOLICITED_NODE_PREFIX = 0xFF02_0000_0000_0000_0000_0001_FF00_0000   # ff02::1:ff00:0/104
-
-
-def solicited_node(addr: int) -> int:
-    """RFC 4291 §2.7.1: ff02::1:ff00:0/104 followed by the address's low 24 bits."""
-    return SOLICITED_NODE_PREFIX | (addr & 0xFFFFFF)
-
-
-def multicast_mac(group: int) -> bytes:
-    """RFC 2464 §7: 33:33 followed by the group's low 32 bits."""
-    return b"\x33\x33" + (group & 0xFFFFFFFF).to_bytes(4, "big")
-
-
 def valid_lladdr(mac: bytes) -> bool:
     """A neighbour's link-layer address: 6 octets, unicast (I/G bit clear), not all zeros."""
     return len(mac) == 6 and not mac[0] & 1 and mac != bytes(6)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocols.ipv6.addr import multicast_mac, solicited_node
 from protocols.ipv6.addrconf import (
     DEPRECATED,
     DUPLICATE,
@@ -28,7 +29,7 @@ from protocols.ipv6.addrconf import (
     AddressInfo,
     IidSource,
 )
-from protocols.ipv6.nd import NsRequest, multicast_mac, solicited_node
+from protocols.ipv6.nd import NsRequest
 from protocols.timing import TICK
 
 IID = 0x0000_00FF_FE00_0001               # the modified EUI-64 of 02:00:00:00:00:01

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ndd.pktbuf import PacketBuffer
+from protocols.ipv6.addr import multicast_mac, solicited_node
 from protocols.ipv6.nd import (
     DELAY,
     ICMPV6_ADDR_UNREACH,
@@ -26,8 +27,6 @@ from protocols.ipv6.nd import (
     NdFailure,
     NeighborCache,
     NsRequest,
-    multicast_mac,
-    solicited_node,
 )
 
 US = 0x2001_0DB8_0000_0000_0000_0000_0000_0001
