@@ -32,6 +32,17 @@ Linux's mc_ifc timer does), one for the end of MLDv1 compatibility mode (§8.2.1
 of per-group response timers (Multicast Address Specific Queries, and every group's response
 to an MLDv1 query).
 
+Bounds: max_groups memberships per interface (256; a join beyond fails with ENOBUFS, counted
+in joins_refused), as many leaves still being retransmitted (the oldest is given up beyond,
+changes_dropped), the timer heap rebuilt past 2 x groups + 64 items.  A query costs O(log n),
+except an MLDv1 General Query, which arms one timer per group as RFC 2710 §4 wants: O(n log n)
+for n <= max_groups.  What a query may set is clamped (RV 2..7, QI 1..31744 s, response
+delays to the largest the Maximum Response Code encodes).
+
+References are the owner's to count per socket; the core counts them per group, so two
+addresses sharing a solicited-node group (the same low 24 bits) are one membership, ended by
+the last leave.
+
 Addresses are 128-bit ints.
 """
 from __future__ import annotations
