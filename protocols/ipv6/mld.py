@@ -412,14 +412,20 @@ class MldHost:
                 return
             self._respond(member, self._later(now + self.rng.uniform(0.0, delay), now))
             return
+        earliest: float | None = None
         for member in self.groups.values():
             if reportable(member.group):
-                self._respond(member, self._later(now + self.rng.uniform(0.0, delay), now))
+                at = self._later(now + self.rng.uniform(0.0, delay), now)
+                if self._respond(member, at, kick=False) and (earliest is None or at < earliest):
+                    earliest = at
+        if earliest is not None:
+            self.kick(earliest)                     # once for the lot
 
-    def _respond(self, member: Membership, at: float) -> None:
+    def _respond(self, member: Membership, at: float, *, kick: bool = True) -> bool:
+        """Schedule the group's answer at `at` unless one is due sooner; True if armed."""
         if member.respond_at is not None and member.respond_at <= at:
             self.stats.queries_covered += 1         # §6.2 rule 4: the earliest of the two
-            return
+            return False
         member.respond_at = at
         if member.heap_at is None or at < member.heap_at:
             member.heap_at = at
@@ -427,7 +433,9 @@ class MldHost:
             heapq.heappush(self._heap, (at, self._seq, member))
             if len(self._heap) > 2 * len(self.groups) + 64:
                 self._rebuild_heap()
-        self.kick(at)
+        if kick:
+            self.kick(at)
+        return True
 
     def _cancel_pending(self) -> None:
         """§8.2.1: "Whenever a host changes its compatibility mode, it cancels all its pending

@@ -390,6 +390,7 @@ def test_v1_query_enters_compatibility_mode_for_the_older_querier_timeout() -> N
     assert rig.host.v1_mode and rig.host.version == 1 and rig.host.stats.v1_mode_entered == 1
     assert rig.host.v1_until == 100.0 + 2 * 125.0 + 10.0       # §9.12: RV * QI + QRI
     assert rig.host.poll_at() == 102.0                       # each group its own timer
+    assert rig.kicks[-1] == 102.0                            # the owner told of the earliest
     rig.host.poll(102.0)
     assert rig.take() == [v1(IS_EX, G1)]
     rig.host.poll(106.0)
@@ -582,6 +583,13 @@ def check_invariants(h: MldHost, rig: Rig) -> None:
     assert len(h.groups) <= h.config.max_groups
     assert h.pending_changes <= 2 * h.config.max_groups
     assert len(h._heap) <= 2 * len(h.groups) + 65
+    leaving = [g for g, c in h._changes.items() if c.record_type == TO_IN]
+    assert h._leaving == len(leaving) <= h.config.max_groups
+    assert not any(g in h.groups for g in leaving)          # a leave pending is no member
+    assert all(g in h.groups for g, c in h._changes.items() if c.record_type == TO_EX)
+    assert all(c.left >= 1 for c in h._changes.values())
+    for m in h.groups.values():
+        assert m.respond_at == m.heap_at                     # a live response has its heap item
     for report in rig.take():
         assert all(reportable(g) for _, g in report.records)          # §6, whatever happened
         assert 1 <= len(report.records) <= h.max_records
