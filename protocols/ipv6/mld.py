@@ -56,39 +56,33 @@ from dataclasses import dataclass
 
 from ndd.counters import Counters
 
+from ..icmpv6.mld import (
+    CHANGE_TO_EXCLUDE_MODE,
+    CHANGE_TO_INCLUDE_MODE,
+    MLDV2_REPORT_MIN_LENGTH,
+    MODE_IS_EXCLUDE,
+    REPORT_HBH_LEN,
+)
+from ..icmpv6.wire import MLD2_REPORT, MLD_DONE, MLD_REPORT
 from ..timing import TICK
-from .addr import ALL_NODES, ALL_ROUTERS, is_multicast, multicast_scope
+from .addr import ALL_MLDV2_ROUTERS, ALL_NODES, ALL_ROUTERS, is_multicast, multicast_scope
+from .wire import HDR_LEN
 
-# Multicast Address Record types (RFC 3810 §5.2.12)
-MODE_IS_INCLUDE = 1
-MODE_IS_EXCLUDE = 2            # Current State Record: the answer to a query
-CHANGE_TO_INCLUDE_MODE = 3     # Filter Mode Change Record: a leave, EXCLUDE {} -> INCLUDE {}
-CHANGE_TO_EXCLUDE_MODE = 4     # a join, INCLUDE {} -> EXCLUDE {}
-ALLOW_NEW_SOURCES = 5
-BLOCK_OLD_SOURCES = 6
-
-# ICMPv6 message types (RFC 3810 §5, RFC 2710 §3)
-MLD_QUERY = 130
-MLD_V1_REPORT = 131
-MLD_V1_DONE = 132
-MLD_V2_REPORT = 143
-
-ALL_MLDV2_ROUTERS = 0xFF02 << 112 | 0x16    # ff02::16, where MLDv2 Reports go (§5.2.14)
+# The record types (RFC 3810 §5.2.12) and message types (§5, RFC 2710 §3) are the codec's
+# (protocols/icmpv6): MODE_IS_EXCLUDE answers a query, CHANGE_TO_EXCLUDE_MODE is a join,
+# CHANGE_TO_INCLUDE_MODE a leave.
 
 # Report size (§5.2.15: records that do not fit go in further reports).  An IPv6 header (40),
 # the hop-by-hop header carrying the Router Alert (8), the report's ICMPv6 header with its
 # record count (8), then 20 octets per record without sources: 61 records in 1280 octets,
 # IPv6's minimum MTU (RFC 8200 §5).
-IPV6_HEADER = 40
-HOP_BY_HOP_ROUTER_ALERT = 8
-REPORT_HEADER = 8
-RECORD_NO_SOURCES = 20
+RECORD_NO_SOURCES = 20   # a Multicast Address Record without sources (§5.2.4)
 
 
 def records_per_report(mtu: int) -> int:
     """How many source-less records one report carries on a link of this MTU (at least 1:
     below 1280 the link is not IPv6's, and one record always fits in 76 octets)."""
-    room = mtu - IPV6_HEADER - HOP_BY_HOP_ROUTER_ALERT - REPORT_HEADER
+    room = mtu - HDR_LEN - REPORT_HBH_LEN - MLDV2_REPORT_MIN_LENGTH
     return max(1, room // RECORD_NO_SOURCES)
 
 
@@ -179,17 +173,17 @@ class MldReport:
     @property
     def icmp_type(self) -> int:
         if self.version == 2:
-            return MLD_V2_REPORT
-        return MLD_V1_DONE if self.records[0][0] == CHANGE_TO_INCLUDE_MODE else MLD_V1_REPORT
+            return MLD2_REPORT
+        return MLD_DONE if self.records[0][0] == CHANGE_TO_INCLUDE_MODE else MLD_REPORT
 
     @property
     def dst(self) -> int:
         """§5.2.14: MLDv2 Reports to all MLDv2-capable routers; RFC 2710 §5: an MLDv1 Report
         to the group itself, a Done to all-routers."""
         icmp_type = self.icmp_type
-        if icmp_type == MLD_V2_REPORT:
+        if icmp_type == MLD2_REPORT:
             return ALL_MLDV2_ROUTERS
-        return ALL_ROUTERS if icmp_type == MLD_V1_DONE else self.records[0][1]
+        return ALL_ROUTERS if icmp_type == MLD_DONE else self.records[0][1]
 
 
 @dataclass(eq=False)

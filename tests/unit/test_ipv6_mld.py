@@ -14,17 +14,12 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.ipv6.addr import ALL_NODES, ALL_ROUTERS, solicited_node
+from protocols.icmpv6.mld import CHANGE_TO_EXCLUDE_MODE, CHANGE_TO_INCLUDE_MODE, MODE_IS_EXCLUDE
+from protocols.icmpv6.wire import MLD2_REPORT, MLD_DONE, MLD_REPORT
+from protocols.ipv6.addr import ALL_MLDV2_ROUTERS, ALL_NODES, ALL_ROUTERS, solicited_node
 from protocols.ipv6.mld import (
-    ALL_MLDV2_ROUTERS,
-    CHANGE_TO_EXCLUDE_MODE,
-    CHANGE_TO_INCLUDE_MODE,
     DEFAULT_RECORDS_PER_REPORT,
     MAX_QUERY_INTERVAL,
-    MLD_V1_DONE,
-    MLD_V1_REPORT,
-    MLD_V2_REPORT,
-    MODE_IS_EXCLUDE,
     MldConfig,
     MldHost,
     MldReport,
@@ -128,10 +123,10 @@ def test_which_groups_are_reported() -> None:
 
 def test_report_destinations_and_types() -> None:
     """§5.2.14: v2 Reports to ff02::16; RFC 2710 §5: a v1 Report to its group, Done to ff02::2."""
-    assert v2((TO_EX, G1)).icmp_type == MLD_V2_REPORT and v2((TO_EX, G1)).dst == ALL_MLDV2_ROUTERS
-    assert v1(TO_EX, G1).icmp_type == MLD_V1_REPORT and v1(TO_EX, G1).dst == G1
-    assert v1(IS_EX, G1).icmp_type == MLD_V1_REPORT and v1(IS_EX, G1).dst == G1
-    assert v1(TO_IN, G1).icmp_type == MLD_V1_DONE and v1(TO_IN, G1).dst == ALL_ROUTERS
+    assert v2((TO_EX, G1)).icmp_type == MLD2_REPORT and v2((TO_EX, G1)).dst == ALL_MLDV2_ROUTERS
+    assert v1(TO_EX, G1).icmp_type == MLD_REPORT and v1(TO_EX, G1).dst == G1
+    assert v1(IS_EX, G1).icmp_type == MLD_REPORT and v1(IS_EX, G1).dst == G1
+    assert v1(TO_IN, G1).icmp_type == MLD_DONE and v1(TO_IN, G1).dst == ALL_ROUTERS
 
 
 # --- State Change Reports (§6.1) --------------------------------------------------------------------
