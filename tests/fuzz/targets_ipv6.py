@@ -1,0 +1,126 @@
+"""Fuzz targets for the IPv6 cores (issue 12; not yet wired into a Stack, so each is fed
+directly): a packet through the fixed header and the extension-header chain, its
+fragments into the reassembler; any ICMPv6 message through the codecs and the ND/MLD
+receipt checks; the neighbor cache driven by NS/NA/resolve/time steps."""
+from __future__ import annotations
+
+import random
+import typing
+from dataclasses import fields
+
+from ndd.pktbuf import PacketBuffer
+from protocols.icmpv6 import mld, nd
+from protocols.icmpv6.message import parse_message
+from protocols.icmpv6.stats import Icmpv6Stats, MldStats, NdStats
+from protocols.ipv6.exthdr import Chain, resume_after_reassembly, walk_chain
+from protocols.ipv6.frag import Datagram, FragmentHeader, Ipv6Reassembler, ParamProblem
+from protocols.ipv6.nd import NdConfig, NeighborCache
+from protocols.ipv6.stats import Ipv6Stats
+from protocols.ipv6.wire import HDR_LEN, Ipv6Repr
+
+from . import check, target
+from .harness import TIME_STEPS, Fdp, mutate, pick, steps
+
+IPV6_COUNTERS = {f.name for f in fields(Ipv6Stats)}
+ICMPV6_SECTIONS = {"icmpv6": {f.name for f in fields(Icmpv6Stats)}, "nd": {f.name for f in fields(NdStats)},
+                   "mld": {f.name for f in fields(MldStats)}}
+LINK_LOCAL, GLOBAL = 0xFE80 << 112 | 1, 0x2001_0DB8 << 96 | 2
+ADDRS = (LINK_LOCAL, GLOBAL, 0, 0xFF02 << 112 | 1, 0xFF02 << 112 | 0x1_FF00_0001, 0xFF02 << 112 | 0x16, 1)
+NEXT_HEADERS = (0, 43, 44, 60, 58, 6, 17, 59, 51, 50, 135, 253)
+# a few chains worth starting from: hop-by-hop with Router Alert, a fragment header, RH0, dst opts
+# errors quote at most 1232 octets, a Redirect's redirected header 1192: shorter ones round-trip
+ROUND_TRIP_MAX = 1200
+ND_MESSAGES = typing.get_args(nd.AnyNdMessage)
+MLD_MESSAGES = typing.get_args(mld.AnyMldMessage)
+SEEDS = (bytes((58, 0, 5, 2, 0, 0, 1, 0)), bytes((17, 0, 0, 0, 0, 0, 0, 7)), bytes((58, 0, 0, 8, 0, 1, 0, 0)),
+         bytes((6, 0, 1, 4, 0, 0, 0, 0)), bytes((44, 0, 1, 2, 0, 0)) + bytes((17, 0, 0, 9, 0, 0, 0, 1)))
+
+
+@target("ipv6_packet")
+def ipv6_packet(data: bytes) -> None:
+    """Packets of one flow: the fixed header, the chain walk, fragments into the reassembler."""
+    fdp = Fdp(data)
+    reasm = Ipv6Reassembler(max_bytes=64 << 10, max_datagrams=8)
+    now = 0.0
+    for _ in steps(fdp, 16):
+        body = mutate(fdp, pick(fdp, SEEDS) + fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 96)))
+        src, dst, nh = pick(fdp, ADDRS), pick(fdp, ADDRS), pick(fdp, NEXT_HEADERS)
+        frame = Ipv6Repr(src, dst, nh, len(body)).to_bytes() + body
+        frame = mutate(fdp, frame, 2) if fdp.ConsumeBool() else frame
+        h = Ipv6Repr.parse(frame)
+        if isinstance(h, str):
+            check(h in IPV6_COUNTERS, f"header drop reason {h!r} is no Ipv6Stats counter")
+            continue
+        packet = frame[:h.total_len]
+        verdict = walk_chain(packet, h.next_header, dst_multicast=h.dst >> 120 == 0xFF)
+        if not isinstance(verdict, Chain):
+            check(verdict.reason in IPV6_COUNTERS, f"chain drop reason {verdict.reason!r} is no counter")
+            if verdict.param_problem is not None:
+                check(0 <= verdict.param_problem[1] < len(packet), "parameter problem points outside")
+            continue
+        check(HDR_LEN <= verdict.offset <= len(packet), "the upper layer starts outside the packet")
+        info = verdict.fragment
+        if info is None or not verdict.needs_reassembly:
+            continue
+        frag = FragmentHeader(info.next_header, info.offset, info.more, info.ident)
+        got = reasm.add(h.src, h.dst, packet[:info.hdr_offset], info.nh_field, frag,
+                        packet[info.payload_offset:], now)
+        if isinstance(got, Datagram):
+            resumed = resume_after_reassembly(got.packet, verdict, dst_multicast=False)
+            check(isinstance(resumed, Chain) or resumed.reason in IPV6_COUNTERS, "resumed walk's reason")
+        elif isinstance(got, ParamProblem):
+            check(0 <= got.pointer < len(packet), "reassembly parameter problem points outside")
+        check(reasm.memory <= reasm.max_bytes, "reassembly memory over its budget")
+        now += pick(fdp, TIME_STEPS)
+        reasm.poll(now)
+        at = reasm.poll_at()
+        check(at is None or at > now, "the reassembler's next deadline is not in the future")
+
+
+@target("icmpv6_message")
+def icmpv6_message(data: bytes) -> None:
+    """Any ICMPv6 message: parse, the ND/MLD receipt checks, and emit back to the same octets."""
+    fdp = Fdp(data)
+    src, dst, hop_limit = pick(fdp, ADDRS), pick(fdp, ADDRS), pick(fdp, (255, 1, 64, 254))
+    message = fdp.ConsumeBytes(fdp.remaining_bytes())
+    msg = parse_message(message, src, dst, verify=False)
+    if isinstance(msg, tuple):
+        section, counter = msg
+        check(counter in ICMPV6_SECTIONS.get(section, ()), f"drop {msg!r} names no counter")
+        return
+    if isinstance(msg, ND_MESSAGES):
+        reason = nd.validate(msg, src, dst, hop_limit)
+        check(reason is None or reason in ICMPV6_SECTIONS["nd"], f"ND reason {reason!r}")
+    elif isinstance(msg, MLD_MESSAGES):
+        reason = mld.validate(msg, src, dst, hop_limit)
+        check(reason is None or reason in ICMPV6_SECTIONS["mld"], f"MLD reason {reason!r}")
+    if len(message) <= ROUND_TRIP_MAX:     # longer ones are cut on emit (RFC 4443 §2.4(c))
+        again = parse_message(msg.emit(src, dst), src, dst)
+        check(again == msg, "a parsed message does not emit back to itself")
+
+
+@target("ipv6_nd_cache")
+def ipv6_nd_cache(data: bytes) -> None:
+    """The neighbor cache under packets to resolve, NS and NA of any kind, and time."""
+    fdp = Fdp(data)
+    cfg = NdConfig(max_entries=16, max_incomplete=4)
+    cache = NeighborCache(config=cfg, rng=random.Random(1))
+    neighbours = [0xFE80 << 112 | i for i in range(1, 24)]
+    macs = (b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02", None)
+    now = 0.0
+    for _ in steps(fdp):
+        op, addr = fdp.ConsumeIntInRange(0, 4), pick(fdp, neighbours)
+        if op == 0:
+            cache.resolve(addr, PacketBuffer(b"x" * fdp.ConsumeIntInRange(1, 1500)), now)
+        elif op == 1:
+            cache.input_ns(addr, pick(fdp, macs), now)
+        elif op == 2:
+            cache.input_na(addr, pick(fdp, macs), fdp.ConsumeBool(), fdp.ConsumeBool(), fdp.ConsumeBool(), now)
+        elif op == 3:
+            cache.confirm_reachable(addr, now)
+        else:
+            now += pick(fdp, TIME_STEPS)
+            cache.poll(now)
+            at = cache.poll_at()
+            check(at is None or at > now, "the neighbor cache's next deadline is not in the future")
+        check(len(cache.table()) <= cfg.max_entries, "the neighbor table outgrew its bound")
