@@ -13,9 +13,13 @@ What the owner (the Stack) provides, as callables, because the tables live elsew
   is_ours(ifp, dst)        this host accepts `dst` on `ifp`: one of its unicast addresses that
                            is not tentative (RFC 4862 §5.4), or a multicast group joined on
                            the interface (ff02::1, the solicited-node groups, socket joins)
-  route(dst, scope)        (outgoing interface, next hop) or an errno; `scope` is the interface
-                           index a link-local destination needs (a socket's scope id), 0 if none
-  source_candidates()      the host's addresses as addr.SourceCandidate records
+  route(dst, now, oif)     a next hop (its `ifp`, `nexthop` and preferred `source`, as
+                           protocols/ipv6/route.py's Ipv6Routes.route answers) or an errno;
+                           `oif` the interface a scope id or SO_BINDTODEVICE names, or None
+  source_candidates(ifp, now)
+                           addr.SourceCandidate records of the addresses usable as a source
+                           (preferred and deprecated, never tentative): those of `ifp`, or
+                           of every interface when `ifp` is None, each with its ifindex
 and one hook the ICMPv6 core fills in (`icmp_error`), a no-op until then, as Ipv4's are.
 
 Nothing here raises on bad input: every drop is counted in `Ipv6Stats` (RFC 4293 names).
@@ -26,7 +30,7 @@ import errno
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ndd.pktbuf import PacketBuffer
 
@@ -73,8 +77,23 @@ MIN_ERROR_MTU = 1280              # an ICMPv6 error must fit the minimum MTU (RF
 ICMP6_ERROR_QUOTE = MIN_ERROR_MTU - HDR_LEN - 8   # octets of the invoking packet an error carries
 IDENT_BUCKETS = 2048
 
-# (interface, next hop) or an errno
-RouteLookup = Callable[[int, int], "tuple[Interface, int] | int"]
+
+
+class NextHopView(Protocol):
+    """What output reads of a route lookup's answer (route.NextHop fits)."""
+    @property
+    def ifp(self) -> Interface: ...
+
+    @property
+    def nexthop(self) -> int: ...
+
+    @property
+    def source(self) -> int | None: ...
+
+
+# route(dst, now, oif) -> a next hop or an errno (ENETUNREACH, EINVAL for a missing scope, ...)
+RouteLookup = Callable[[int, float, "Interface | None"], "NextHopView | int"]
+SourceCandidates = Callable[["Interface | None", float], Sequence[SourceCandidate]]
 # (type, code, parameter -- the pointer of a parameter problem, the MTU of a packet too big --,
 #  the invoking packet from its IPv6 header cut to ICMP6_ERROR_QUOTE octets, the interface it
 #  came in by (None after a reassembly timeout), now).  Whether to send at all (RFC 4443
@@ -109,7 +128,7 @@ class Ipv6:
     def __init__(self, protosw: ProtocolSwitch, *,
                  is_ours: Callable[[Interface, int], bool],
                  route: RouteLookup,
-                 source_candidates: Callable[[], Sequence[SourceCandidate]],
+                 source_candidates: SourceCandidates,
                  rng: random.Random | None = None,
                  reasm_timeout: float = DEFAULT_TIMEOUT, reasm_max_bytes: int = DEFAULT_MAX_BYTES,
                  reasm_max_datagrams: int = DEFAULT_MAX_DATAGRAMS,
@@ -268,16 +287,26 @@ class Ipv6:
         self.icmp_error(ICMP6_TIME_EXCEEDED, TIME_EXCEEDED_REASM, 0, fragment_zero[:ICMP6_ERROR_QUOTE], None, now)
 
     # --- output ----------------------------------------------------------------------------------
-    def choose_source(self, dst: int, out_ifp: Interface) -> int | None:
+    def choose_source(self, dst: int, out_ifp: Interface, now: float) -> int | None:
         """RFC 6724 §4-5 over the host's addresses.  For a destination of link-local scope (a
         link-local unicast, or a multicast group of scope <= 2) only the outgoing interface's
         addresses are candidates (§4; Linux ipv6_dev_get_saddr); otherwise all of them, rule 5
         preferring the outgoing interface's."""
-        candidates = self.source_candidates()
-        if address_scope(dst) <= SCOPE_LINK_LOCAL:
+        link_scoped = address_scope(dst) <= SCOPE_LINK_LOCAL
+        candidates = self.source_candidates(out_ifp if link_scoped else None, now)
+        if link_scoped:
             candidates = [c for c in candidates if c.ifindex == out_ifp.index]
         best = select_source(dst, candidates, out_ifp.index)
         return None if best is None else best.addr
+
+    def source_for(self, dst: int, now: float, oif: Interface | None = None) -> tuple[int, int]:
+        """(0, the source `output` would choose for `dst`) or (errno, 0): what connect() and an
+        unbound sendto() bind to (Linux ip6_dst_lookup_flow then ipv6_dev_get_saddr)."""
+        hop = self.route(dst, now, oif)
+        if isinstance(hop, int):
+            return hop, 0
+        src = hop.source or self.choose_source(dst, hop.ifp, now)
+        return (0, src) if src is not None else (errno.EADDRNOTAVAIL, 0)
 
     def path_mtu(self, ifp: Interface, dst: int, now: float) -> int:
         """The MTU to size packets to `dst` by (TCP's MSS is this - 60): the link's, or the
@@ -285,24 +314,28 @@ class Ipv6:
         return self.pmtu.path_mtu(dst, ifp.mtu, now)
 
     def output(self, pkt: PacketBuffer, src: int, dst: int, next_header: int, now: float, *,
-               hop_limit: int | None = None, tclass: int = 0, flow_label: int = 0, scope: int = 0,
+               hop_limit: int | None = None, tclass: int = 0, flow_label: int = 0, oif: Interface | None = None,
                dontfrag: bool = False, send_unspecified: bool = False) -> int:
-        """Send one upper-layer payload (`pkt`, already carrying its checksum, computed over the
-        source this call will use: a transport that leaves `src` 0 asks `choose_source` first,
-        or uses a partial checksum).  `src` 0 means "choose" unless `send_unspecified` (a DAD
-        Neighbor Solicitation, RFC 4862 §5.4.2; an MLD report before a link-local address
-        exists, RFC 3810 §5.2.13).  `scope`: the interface index a link-local or multicast
-        destination leaves by.  `dontfrag`: IPV6_DONTFRAG (RFC 3542 §11.2), EMSGSIZE instead
-        of fragmenting.  Returns 0 or an errno, as Ipv4.output."""
+        """Send one upper-layer payload, `pkt`, which already carries its checksum computed over
+        the source this call uses: a transport with no bound address asks `source_for` first
+        (the same choice), or leaves a partial checksum to the device.
+
+        `src` 0 means "choose" -- the route's preferred source if it has one (Linux
+        rt6i_prefsrc), else RFC 6724's choice -- unless `send_unspecified`: a DAD Neighbor
+        Solicitation (RFC 4862 §5.4.2) or an MLD report before a link-local address exists
+        (RFC 3810 §5.2.13) goes from ::.  `oif`: the interface a link-local or multicast
+        destination leaves by (the socket's scope id), or SO_BINDTODEVICE's.  `dontfrag`:
+        IPV6_DONTFRAG (RFC 3542 §11.2), EMSGSIZE rather than fragments.  Returns 0 or an
+        errno, as Ipv4.output."""
         st = self.stats
         st.out_requests += 1
-        hop = self.route(dst, scope)
+        hop = self.route(dst, now, oif)
         if isinstance(hop, int):
             st.out_no_routes += 1
             return hop
-        out_ifp, nexthop = hop
+        out_ifp, nexthop = hop.ifp, hop.nexthop
         if not src and not send_unspecified:
-            chosen = self.choose_source(dst, out_ifp)
+            chosen = hop.source or self.choose_source(dst, out_ifp, now)
             if chosen is None:
                 st.out_discards += 1
                 return errno.EADDRNOTAVAIL    # Linux ip6_dst_lookup_tail: no usable source

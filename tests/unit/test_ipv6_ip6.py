@@ -63,6 +63,7 @@ ROUTER_LL = "fe80::ff"
 NO_ROUTE = "2001:db8:dead::1"
 REJECT = "2001:db8:beef::1"
 OTHER = "2001:db8::77"          # on our link, not ours
+PREFSRC_NET = "2001:db8:7::1"   # routed with a preferred source
 
 
 def ip(text: str) -> int:
@@ -93,6 +94,15 @@ class Host:
     groups: dict[int, set[int]] = field(default_factory=dict)    # ifindex -> joined groups
     errors: list[tuple[int, int, int, bytes, Interface | None, float]] = field(default_factory=list)
     local_errors: list[tuple[int, int, bytes, float]] = field(default_factory=list)
+    candidate_queries: list[tuple[Interface | None, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NextHop:
+    """The shape of protocols/ipv6/route.py's answer."""
+    ifp: Interface
+    nexthop: int
+    source: int | None = None
 
 
 def make_interface(name: str, index: int, mtu: int = 1500,
@@ -115,22 +125,27 @@ def make_host(mtu: int = 1500, seed: int = 7) -> Host:
         SourceCandidate(ip(US_ULA), 64, ifindex=1),
         SourceCandidate(ip("2001:db8:1::5"), 64, tentative=True, ifindex=2),
     ]
-    ifaces = {1: eth0, 2: eth1, 3: lo}
 
-    def route(dst: int, scope: int) -> tuple[Interface, int] | int:
-        if scope:
-            return ifaces[scope], dst
+    def route(dst: int, now: float, oif: Interface | None) -> NextHop | int:
+        if oif is not None:
+            return NextHop(oif, dst)
         if is_multicast(dst) or is_link_local(dst):
-            return eth0, dst
+            return NextHop(eth0, dst)
         if dst == 1:
-            return lo, dst
+            return NextHop(lo, dst)
         if in_prefix(dst, ip(NO_ROUTE), 48):
             return errno.ENETUNREACH
         if in_prefix(dst, ip(REJECT), 48):
             return errno.EHOSTUNREACH       # a reject route (Linux RTN_UNREACHABLE)
+        if in_prefix(dst, ip(PREFSRC_NET), 64):
+            return NextHop(eth0, ip(ROUTER_LL), ip(US_ULA))     # a route with a preferred source
         if in_prefix(dst, ip(US), 64) or in_prefix(dst, ip(US_ULA), 64):
-            return eth0, dst
-        return eth0, ip(ROUTER_LL)          # the default router
+            return NextHop(eth0, dst)
+        return NextHop(eth0, ip(ROUTER_LL))          # the default router
+
+    def source_candidates(ifp: Interface | None, now: float) -> list[SourceCandidate]:
+        host.candidate_queries.append((ifp, now))
+        return [c for c in host.candidates if ifp is None or c.ifindex == ifp.index]
 
     protosw = ProtocolSwitch()
     protosw.add_domain(socket.AF_INET6, "internet6")
@@ -141,7 +156,7 @@ def make_host(mtu: int = 1500, seed: int = 7) -> Host:
     def is_ours(ifp: Interface, dst: int) -> bool:
         return dst in host.ours.get(ifp.index, set()) or dst in host.groups.get(ifp.index, set())
 
-    host.ipv6 = Ipv6(protosw, is_ours=is_ours, route=route, source_candidates=lambda: host.candidates,
+    host.ipv6 = Ipv6(protosw, is_ours=is_ours, route=route, source_candidates=source_candidates,
                      rng=random.Random(seed))
     host.ipv6.icmp_error = lambda *args: host.errors.append(args)
     host.ipv6.local_error = lambda *args: host.local_errors.append(args)
@@ -504,6 +519,32 @@ def test_source_selected_per_rfc_6724(host: Host, dst: str, expected: str) -> No
     assert IPv6(frame).src == expected
 
 
+def test_global_destination_considers_every_interface(host: Host) -> None:
+    host.candidates = [SourceCandidate(ip("2001:db8:1::5"), 64, ifindex=2)]    # on eth1, we leave by eth0
+    assert send(host, src=0, now=2.0) == 0
+    assert host.candidate_queries == [(None, 2.0)]
+    (frame, _, _), = host.link.sent
+    assert IPv6(frame).src == "2001:db8:1::5"
+
+
+def test_route_preferred_source_wins(host: Host) -> None:
+    assert send(host, src=0, dst=PREFSRC_NET) == 0
+    (frame, nexthop, _), = host.link.sent
+    assert IPv6(frame).src == US_ULA and nexthop == ip(ROUTER_LL) and host.candidate_queries == []
+
+
+@pytest.mark.parametrize(("dst", "oif", "expected"), [
+    (PEER, None, (0, ip(US))),
+    (PEER_LL, None, (0, ip(US_LL))),
+    (PREFSRC_NET, None, (0, ip(US_ULA))),
+    (NO_ROUTE, None, (errno.ENETUNREACH, 0)),
+    (PEER_LL, "eth1", (errno.EADDRNOTAVAIL, 0)),
+])
+def test_source_for_is_outputs_choice(host: Host, dst: str, oif: str | None, expected: tuple[int, int]) -> None:
+    assert host.ipv6.source_for(ip(dst), 0.0, host.eth1 if oif else None) == expected
+    assert counters(host) == {}
+
+
 def test_tentative_address_never_chosen(host: Host) -> None:
     host.candidates = [c for c in host.candidates if c.addr == ip(US_TENTATIVE)]
     assert send(host, src=0) == errno.EADDRNOTAVAIL
@@ -512,10 +553,11 @@ def test_tentative_address_never_chosen(host: Host) -> None:
 
 def test_link_local_destination_takes_a_source_of_the_outgoing_interface(host: Host) -> None:
     # eth1 has only a tentative address: eth0's link-local one must not be used there (RFC 6724 §4)
-    assert send(host, src=0, dst=PEER_LL, scope=2) == errno.EADDRNOTAVAIL
+    assert send(host, src=0, dst=PEER_LL, oif=host.eth1, now=4.0) == errno.EADDRNOTAVAIL
+    assert host.candidate_queries == [(host.eth1, 4.0)]     # only that interface's were asked for
     assert host.link.sent == [] and host.link1.sent == []
     host.candidates.append(SourceCandidate(ip("fe80::22"), 64, ifindex=2))
-    assert send(host, src=0, dst=PEER_LL, scope=2) == 0
+    assert send(host, src=0, dst=PEER_LL, oif=host.eth1) == 0
     (frame, _, _), = host.link1.sent
     assert IPv6(frame).src == "fe80::22"
 
