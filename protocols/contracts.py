@@ -2,7 +2,8 @@
 stack/registration.go is for netstack).
 
   the protocol switch   domains hold protosw entries (4.4BSD `struct protosw`); IPv4 input
-                        dispatches on `ip_protox` (protocol number -> entry), the socket
+                        dispatches on `ip_protox` (protocol number -> entry), IPv6 input on
+                        `ip6_protox` (next header -> entry, AF_INET6 entries), the socket
                         layer finds entries by (family, protocol, type) like `pffindproto`
   what a protocol plugs into
                         `ProtocolHost` (what a plug-in's `register(host)` may use of the
@@ -57,6 +58,7 @@ class ProtocolSwitch:
     def __init__(self) -> None:
         self.domains: dict[int, Domain] = {}
         self.ip_protox: dict[int, Protosw] = {}
+        self.ip6_protox: dict[int, Protosw] = {}    # IPv6 input's table (next header -> entry)
 
     def add_domain(self, family: int, name: str) -> Domain:
         return self.domains.setdefault(family, Domain(family, name))
@@ -70,6 +72,8 @@ class ProtocolSwitch:
         dom.protosw.append(pr)
         if family == socket.AF_INET and pr.input is not None:
             self.ip_protox.setdefault(pr.protocol, pr)
+        elif family == socket.AF_INET6 and pr.input is not None:
+            self.ip6_protox.setdefault(pr.protocol, pr)
         return pr
 
     def find_proto(self, family: int, protocol: int, type: int | None = None) -> Protosw | None:
