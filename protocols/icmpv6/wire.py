@@ -66,6 +66,7 @@ TIME_EXCEEDED_REASSEMBLY = 1
 PARAM_HEADER = 0                # erroneous header field
 PARAM_NEXT_HEADER = 1           # unrecognized next header type
 PARAM_OPTION = 2                # unrecognized IPv6 option
+PARAM_INCOMPLETE_CHAIN = 3      # the first fragment lacks the header chain (RFC 7112 §5)
 
 _HDR = struct.Struct("!BBHI")
 

@@ -24,6 +24,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..icmpv6.wire import PARAM_HEADER, PARAM_INCOMPLETE_CHAIN, PARAM_NEXT_HEADER, PARAM_OPTION
 from .wire import HDR_LEN, NH_AH, NH_DSTOPTS, NH_FRAGMENT, NH_HOPOPTS, NH_ICMPV6, NH_NONE, NH_ROUTING, NH_TCP, NH_UDP
 
 NH_FIELD = 6                    # offset of the fixed header's Next Header octet
@@ -40,11 +41,7 @@ ACT_DISCARD = 1
 ACT_DISCARD_ICMP = 2            # parameter problem code 2 whatever the destination
 ACT_DISCARD_ICMP_UNICAST = 3    # ... only if the destination is not multicast
 
-# ICMPv6 Parameter Problem codes (RFC 4443 §3.4; code 3 RFC 7112 / RFC 8200 §4.5)
-PP_HEADER_FIELD = 0
-PP_UNKNOWN_NEXT_HEADER = 1
-PP_UNKNOWN_OPTION = 2
-PP_INCOMPLETE_CHAIN = 3
+# The ICMPv6 Parameter Problem codes (RFC 4443 §3.4, RFC 7112) are the codec's (icmpv6/wire.py).
 
 MAX_EXT_HEADERS = 8
 MAX_OPTIONS = 8
@@ -142,7 +139,7 @@ def walk_chain(data: bytes | bytearray | memoryview, next_header: int, *, dst_mu
                 if off != HDR_LEN or headers != 1:
                     # RFC 8200 §4.3: only right after the IPv6 header; anywhere else it is an
                     # unrecognized Next Header value (Linux: InUnknownProtos, code 1)
-                    return Drop("in_unknown_protos", (PP_UNKNOWN_NEXT_HEADER, nh_field))
+                    return Drop("in_unknown_protos", (PARAM_NEXT_HEADER, nh_field))
                 ra = _options(data, off, hdr_len, True, dst_multicast, max_options)
                 if isinstance(ra, Drop):
                     return ra
@@ -195,7 +192,7 @@ def _options(data: bytes | bytearray | memoryview, off: int, hdr_len: int, hop_b
             continue
         if action == ACT_DISCARD or (action == ACT_DISCARD_ICMP_UNICAST and dst_multicast):
             return _BAD_OPTIONS
-        return Drop("in_hdr_errors", (PP_UNKNOWN_OPTION, value_at - 2))   # pointer: the option type
+        return Drop("in_hdr_errors", (PARAM_OPTION, value_at - 2))   # pointer: the option type
     return router_alert
 
 
@@ -244,7 +241,7 @@ def _routing(data: bytes | bytearray | memoryview, off: int, dst_multicast: bool
         return Drop("in_addr_errors")
     if data[off + 3] == 0:
         return None
-    return Drop("in_hdr_errors", (PP_HEADER_FIELD, off + 2))
+    return Drop("in_hdr_errors", (PARAM_HEADER, off + 2))
 
 
 def _fragment(data: bytes | bytearray | memoryview, off: int, nh_field: int, headers: int,
@@ -260,14 +257,14 @@ def _fragment(data: bytes | bytearray | memoryview, off: int, nh_field: int, hea
     frag_len = n - info.payload_offset
     if info.more and frag_len % 8:
         # "not a multiple of 8 octets and the M flag 1": code 0 at the Payload Length field
-        return Drop("in_hdr_errors", (PP_HEADER_FIELD, 4))
+        return Drop("in_hdr_errors", (PARAM_HEADER, 4))
     if (off - HDR_LEN) + info.offset + frag_len > MAX_PAYLOAD_LEN:
         # the reassembled payload would exceed 65535 octets: code 0 at the Fragment Offset
-        return Drop("in_hdr_errors", (PP_HEADER_FIELD, off + 2))
+        return Drop("in_hdr_errors", (PARAM_HEADER, off + 2))
     if info.offset == 0 and not _first_fragment_complete(data, nh, info.payload_offset, headers, max_headers):
         # RFC 8200 §4.5 / RFC 7112 §5: the first fragment must hold the whole chain up to and
         # including the upper-layer header; code 3, pointer 0
-        return Drop("in_hdr_errors", (PP_INCOMPLETE_CHAIN, 0))
+        return Drop("in_hdr_errors", (PARAM_INCOMPLETE_CHAIN, 0))
     return info
 
 

@@ -34,6 +34,16 @@ from typing import TYPE_CHECKING, Protocol
 
 from ndd.pktbuf import PacketBuffer
 
+from ..icmpv6.wire import (
+    DEST_UNREACH,
+    MAX_QUOTE,
+    PACKET_TOO_BIG,
+    PARAM_NEXT_HEADER,
+    PARAM_PROBLEM,
+    TIME_EXCEEDED,
+    TIME_EXCEEDED_REASSEMBLY,
+    UNREACH_ADDR,
+)
 from ..ifnet import IFF_LOOPBACK
 from ..pmtu import MIN_PMTU_IPV6, MTU_EXPIRES, PmtuCache
 from .addr import (
@@ -63,18 +73,9 @@ if TYPE_CHECKING:
     from ..contracts import ProtocolSwitch
     from ..ifnet import Interface
 
-# ICMPv6 error types (RFC 4443 §3) the network layer asks for through `icmp_error`
-ICMP6_DST_UNREACH = 1
-ICMP6_PACKET_TOO_BIG = 2
-ICMP6_TIME_EXCEEDED = 3
-ICMP6_PARAM_PROB = 4
-UNREACH_ADDR = 3                  # destination unreachable: address unreachable (ND failed)
-TIME_EXCEEDED_REASM = 1           # time exceeded: fragment reassembly time exceeded
-PP_UNKNOWN_NEXT_HEADER = 1        # parameter problem: unrecognized Next Header type
-
+# The ICMPv6 error types and codes the network layer asks for through `icmp_error`, and how
+# much of the invoking packet an error quotes (RFC 4443 §2.4(c)), are the codec's (icmpv6/wire.py).
 DEFAULT_MULTICAST_HOPS = 1        # Linux IPV6_DEFAULT_MCASTHOPS (RFC 3493 §5.2: default 1)
-MIN_ERROR_MTU = 1280              # an ICMPv6 error must fit the minimum MTU (RFC 4443 §2.4 (c))
-ICMP6_ERROR_QUOTE = MIN_ERROR_MTU - HDR_LEN - 8   # octets of the invoking packet an error carries
 IDENT_BUCKETS = 2048
 
 
@@ -95,7 +96,7 @@ class NextHopView(Protocol):
 RouteLookup = Callable[[int, float, "Interface | None"], "NextHopView | int"]
 SourceCandidates = Callable[["Interface | None", float], Sequence[SourceCandidate]]
 # (type, code, parameter -- the pointer of a parameter problem, the MTU of a packet too big --,
-#  the invoking packet from its IPv6 header cut to ICMP6_ERROR_QUOTE octets, the interface it
+#  the invoking packet from its IPv6 header cut to MAX_QUOTE octets, the interface it
 #  came in by (None after a reassembly timeout), now).  Whether to send at all (RFC 4443
 #  §2.4 (e): not about errors, nor to multicast but for the exceptions) and the rate limit
 #  are the ICMPv6 core's: the invoking packet carries the addresses it needs.
@@ -118,7 +119,7 @@ class Ip6Meta:
     mcast: bool = False       # sent to a multicast group
     reassembled: bool = False
 
-    def original(self, pkt: PacketBuffer, limit: int = ICMP6_ERROR_QUOTE) -> bytes:
+    def original(self, pkt: PacketBuffer, limit: int = MAX_QUOTE) -> bytes:
         """The invoking packet from its IPv6 header, at most `limit` octets: "as much ... as
         possible without the ICMPv6 packet exceeding the minimum IPv6 MTU" (RFC 4443 §2.4 (c))."""
         return bytes(memoryview(pkt.buf)[self.hdr_start:min(pkt.end, self.hdr_start + limit)])
@@ -242,7 +243,7 @@ class Ipv6:
         self.stats.bump(drop.reason)
         if drop.param_problem is not None:
             code, pointer = drop.param_problem
-            self.icmp_error(ICMP6_PARAM_PROB, code, pointer, bytes(packet[:ICMP6_ERROR_QUOTE]), ifp, now)
+            self.icmp_error(PARAM_PROBLEM, code, pointer, bytes(packet[:MAX_QUOTE]), ifp, now)
 
     def _reassemble(self, ifp: Interface, ip: Ipv6Repr, chain: Chain, view: memoryview,
                     now: float) -> Datagram | None:
@@ -276,7 +277,7 @@ class Ipv6:
             # RFC 8200 §4: "unrecognized Next Header value" -> parameter problem code 1 pointing
             # at the octet that named it (Linux ICMPV6_UNK_NEXTHDR, InUnknownProtos)
             st.in_unknown_protos += 1
-            self.icmp_error(ICMP6_PARAM_PROB, PP_UNKNOWN_NEXT_HEADER, chain.nh_field, meta.original(pkt), ifp, now)
+            self.icmp_error(PARAM_PROBLEM, PARAM_NEXT_HEADER, chain.nh_field, meta.original(pkt), ifp, now)
             return
         pkt.pull(chain.offset)
         st.in_delivers += 1
@@ -284,7 +285,7 @@ class Ipv6:
 
     def _reasm_timed_out(self, src: int, dst: int, fragment_zero: bytes, now: float) -> None:
         # RFC 8200 §4.5: time exceeded code 1 to the source, when fragment zero had arrived
-        self.icmp_error(ICMP6_TIME_EXCEEDED, TIME_EXCEEDED_REASM, 0, fragment_zero[:ICMP6_ERROR_QUOTE], None, now)
+        self.icmp_error(TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, 0, fragment_zero[:MAX_QUOTE], None, now)
 
     # --- output ----------------------------------------------------------------------------------
     def choose_source(self, dst: int, out_ifp: Interface, now: float) -> int | None:
@@ -403,8 +404,8 @@ class Ipv6:
         """A queued packet's next hop never answered Neighbor Solicitations (RFC 4861 §7.3.3,
         MAX_MULTICAST_SOLICIT): tell its sender as a local destination unreachable code 3
         (address unreachable, RFC 4443 §3.1), which Linux reports as EHOSTUNREACH."""
-        self.local_error(ICMP6_DST_UNREACH, UNREACH_ADDR, pkt.tobytes()[:ICMP6_ERROR_QUOTE], now)
+        self.local_error(DEST_UNREACH, UNREACH_ADDR, pkt.tobytes()[:MAX_QUOTE], now)
 
 
-__all__ = ["ICMP6_DST_UNREACH", "ICMP6_PACKET_TOO_BIG", "ICMP6_PARAM_PROB", "ICMP6_TIME_EXCEEDED", "Ip6Meta",
+__all__ = ["DEST_UNREACH", "PACKET_TOO_BIG", "PARAM_PROBLEM", "TIME_EXCEEDED", "Ip6Meta",
            "Ipv6"]

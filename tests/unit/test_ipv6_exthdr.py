@@ -28,10 +28,10 @@ from protocols.ipv6.exthdr import (
     MAX_EXT_HEADERS,
     MAX_OPTIONS,
     OPT_ROUTER_ALERT,
-    PP_HEADER_FIELD,
-    PP_INCOMPLETE_CHAIN,
-    PP_UNKNOWN_NEXT_HEADER,
-    PP_UNKNOWN_OPTION,
+    PARAM_HEADER,
+    PARAM_INCOMPLETE_CHAIN,
+    PARAM_NEXT_HEADER,
+    PARAM_OPTION,
     Chain,
     Drop,
     FragmentInfo,
@@ -129,12 +129,12 @@ def test_mld_report_as_linux_sends_it() -> None:
 def test_hop_by_hop_elsewhere_is_an_unknown_next_header(first_nh: int, before: bytes) -> None:
     pkt = packet(first_nh, before, opts(NH_UDP))
     # RFC 8200 §4.3 / §4: parameter problem code 1 pointing at the Next Header octet saying 0
-    assert walk(pkt) == Drop("in_unknown_protos", (PP_UNKNOWN_NEXT_HEADER, 40))
+    assert walk(pkt) == Drop("in_unknown_protos", (PARAM_NEXT_HEADER, 40))
 
 
 def test_second_hop_by_hop_is_an_unknown_next_header() -> None:
     assert walk(packet(NH_HOPOPTS, opts(NH_HOPOPTS), opts(NH_UDP))) == \
-        Drop("in_unknown_protos", (PP_UNKNOWN_NEXT_HEADER, 40))
+        Drop("in_unknown_protos", (PARAM_NEXT_HEADER, 40))
 
 
 def test_router_alert_with_a_bad_length_drops() -> None:
@@ -154,11 +154,11 @@ def test_router_alert_means_nothing_in_destination_options() -> None:
     (0x1E, True, None),
     (0x5E, False, Drop("in_hdr_errors")),                            # 01: discard silently
     (0x5E, True, Drop("in_hdr_errors")),
-    (0x9E, False, Drop("in_hdr_errors", (PP_UNKNOWN_OPTION, 42))),   # 10: discard + code 2, even multicast
-    (0x9E, True, Drop("in_hdr_errors", (PP_UNKNOWN_OPTION, 42))),
-    (0xDE, False, Drop("in_hdr_errors", (PP_UNKNOWN_OPTION, 42))),   # 11: discard + code 2 unless multicast
+    (0x9E, False, Drop("in_hdr_errors", (PARAM_OPTION, 42))),   # 10: discard + code 2, even multicast
+    (0x9E, True, Drop("in_hdr_errors", (PARAM_OPTION, 42))),
+    (0xDE, False, Drop("in_hdr_errors", (PARAM_OPTION, 42))),   # 11: discard + code 2 unless multicast
     (0xDE, True, Drop("in_hdr_errors")),
-    (0xC2, False, Drop("in_hdr_errors", (PP_UNKNOWN_OPTION, 42))),   # Jumbo Payload: not supported
+    (0xC2, False, Drop("in_hdr_errors", (PARAM_OPTION, 42))),   # Jumbo Payload: not supported
 ])
 def test_unrecognized_option_actions(nh: int, opt_type: int, multicast: bool, verdict: Drop | None) -> None:
     got = walk(packet(nh, opts(NH_UDP, (opt_type, b"ab"))), multicast=multicast)
@@ -171,7 +171,7 @@ def test_unrecognized_option_actions(nh: int, opt_type: int, multicast: bool, ve
 def test_parameter_problem_points_at_the_option_type() -> None:
     # PadN(0) at 42, a skip option at 44, 0x80 at 47, six Pad1
     hdr = raw_opts(NH_UDP, bytes((1, 0)) + bytes((0x1E, 1, 0)) + bytes((0x80, 1, 0)) + bytes(6))
-    assert walk(packet(NH_DSTOPTS, hdr)) == Drop("in_hdr_errors", (PP_UNKNOWN_OPTION, 47))
+    assert walk(packet(NH_DSTOPTS, hdr)) == Drop("in_hdr_errors", (PARAM_OPTION, 47))
 
 
 # --- padding and option bounds ------------------------------------------------------------------------------
@@ -212,13 +212,13 @@ def test_routing_header_with_segments_left_zero_is_ignored(rtype: int) -> None:
 def test_routing_header_with_segments_left_is_a_parameter_problem(rtype: int) -> None:
     # type 0 deprecated (RFC 5095 §3); we run no type: code 0 at the Routing Type octet
     pkt = packet(NH_DSTOPTS, opts(NH_ROUTING), routing(NH_UDP, rtype, 2, bytes(20)))
-    assert walk(pkt) == Drop("in_hdr_errors", (PP_HEADER_FIELD, 48 + 2))
+    assert walk(pkt) == Drop("in_hdr_errors", (PARAM_HEADER, 48 + 2))
 
 
 def test_rh0_built_by_scapy() -> None:
     raw = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrRouting(addresses=["2001:db8::3"])
                 / UDP())
-    assert walk(raw) == Drop("in_hdr_errors", (PP_HEADER_FIELD, 42))
+    assert walk(raw) == Drop("in_hdr_errors", (PARAM_HEADER, 42))
 
 
 def test_routing_header_to_multicast_is_an_address_error() -> None:
@@ -257,18 +257,18 @@ def test_fragment_reserved_bits_are_ignored() -> None:
 
 def test_fragment_length_not_a_multiple_of_8_with_more_fragments() -> None:
     pkt = packet(NH_FRAGMENT, encode_fragment_header(NH_UDP, 8, True, 5), payload=bytes(13))
-    assert walk(pkt) == Drop("in_hdr_errors", (PP_HEADER_FIELD, 4))           # at the Payload Length
+    assert walk(pkt) == Drop("in_hdr_errors", (PARAM_HEADER, 4))           # at the Payload Length
 
 
 def test_fragment_beyond_65535() -> None:
     ok = packet(NH_FRAGMENT, encode_fragment_header(NH_UDP, 0xFFF8, False, 5), payload=bytes(7))
     assert isinstance(walk(ok), Chain)                                          # ends at exactly 65535
     over = packet(NH_FRAGMENT, encode_fragment_header(NH_UDP, 0xFFF8, False, 5), payload=bytes(8))
-    assert walk(over) == Drop("in_hdr_errors", (PP_HEADER_FIELD, 42))          # at the Fragment Offset
+    assert walk(over) == Drop("in_hdr_errors", (PARAM_HEADER, 42))          # at the Fragment Offset
     # the unfragmentable extension headers count in the reassembled payload length
     over2 = packet(NH_DSTOPTS, opts(NH_FRAGMENT), encode_fragment_header(NH_UDP, 0xFFF0, False, 5),
                    payload=bytes(8))
-    assert walk(over2) == Drop("in_hdr_errors", (PP_HEADER_FIELD, 50))
+    assert walk(over2) == Drop("in_hdr_errors", (PARAM_HEADER, 50))
 
 
 @pytest.mark.parametrize(("frag_nh", "fragmentable", "complete"), [
@@ -288,7 +288,7 @@ def test_first_fragment_must_hold_the_whole_chain(frag_nh: int, fragmentable: by
     if complete:
         assert isinstance(got, Chain) and got.needs_reassembly
     else:
-        assert got == Drop("in_hdr_errors", (PP_INCOMPLETE_CHAIN, 0))
+        assert got == Drop("in_hdr_errors", (PARAM_INCOMPLETE_CHAIN, 0))
 
 
 def test_scapy_fragments() -> None:
@@ -320,7 +320,7 @@ def test_resume_after_reassembly() -> None:
     assert isinstance(got_hbh, Chain)
     whole_hbh = packet(NH_HOPOPTS, opts(NH_UDP), payload=bytes(8))
     assert resume_after_reassembly(whole_hbh, got_hbh, dst_multicast=False) == \
-        Drop("in_unknown_protos", (PP_UNKNOWN_NEXT_HEADER, 6))
+        Drop("in_unknown_protos", (PARAM_NEXT_HEADER, 6))
     # the header bound counts what the first walk saw
     assert resume_after_reassembly(whole, got, dst_multicast=False, max_headers=1) == Drop("in_hdr_errors")
     plain = Chain(NH_UDP, 40, 6)
@@ -340,7 +340,7 @@ def test_chain_length_bound() -> None:
 def test_chain_bound_in_a_first_fragment() -> None:
     after = b"".join([opts(NH_DSTOPTS)] * (MAX_EXT_HEADERS - 1)) + opts(NH_UDP)
     pkt = packet(NH_FRAGMENT, encode_fragment_header(NH_DSTOPTS, 0, True, 1), after, payload=bytes(8))
-    assert walk(pkt) == Drop("in_hdr_errors", (PP_INCOMPLETE_CHAIN, 0))
+    assert walk(pkt) == Drop("in_hdr_errors", (PARAM_INCOMPLETE_CHAIN, 0))
 
 
 @pytest.mark.parametrize(("first_nh", "headers"), [
@@ -395,7 +395,7 @@ def test_fragment_header_round_trip(nh: int, offset_units: int, more: bool, iden
     if isinstance(got, Chain):
         assert got.fragment == FragmentInfo(40, 6, nh, offset_units * 8, more, ident)
     else:   # only the 65535 bound or an incomplete first fragment may refuse these
-        assert got.param_problem in ((PP_HEADER_FIELD, 42), (PP_INCOMPLETE_CHAIN, 0))
+        assert got.param_problem in ((PARAM_HEADER, 42), (PARAM_INCOMPLETE_CHAIN, 0))
 
 
 def test_fragment_header_encoding_checks() -> None:

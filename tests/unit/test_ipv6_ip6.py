@@ -41,9 +41,9 @@ from protocols.ipv6.addr import (
 )
 from protocols.ipv6.frag import Ipv6Reassembler, parse_fragment_header
 from protocols.ipv6.ip6 import (
-    ICMP6_DST_UNREACH,
-    ICMP6_PARAM_PROB,
-    ICMP6_TIME_EXCEEDED,
+    DEST_UNREACH,
+    PARAM_PROBLEM,
+    TIME_EXCEEDED,
     Ip6Meta,
     Ipv6,
 )
@@ -308,7 +308,7 @@ def _param_problem(host: Host, data: bytes, code: int, pointer: int, reason: str
     assert host.udp.got == []
     assert counters(host) == {"in_receives": 1, reason: 1}
     (type_, got_code, got_pointer, invoking, ifp, now), = host.errors
-    assert (type_, got_code, got_pointer, ifp, now) == (ICMP6_PARAM_PROB, code, pointer, host.eth0, 3.0)
+    assert (type_, got_code, got_pointer, ifp, now) == (PARAM_PROBLEM, code, pointer, host.eth0, 3.0)
     assert invoking == data[:1232]
 
 
@@ -455,7 +455,7 @@ def test_reassembly_timeout_asks_time_exceeded(host: Host) -> None:
     assert host.errors == []
     reasm.poll(70.0)
     (type_, code, param, invoking, ifp, now), = host.errors
-    assert (type_, code, param, ifp, now) == (ICMP6_TIME_EXCEEDED, 1, 0, None, 70.0)
+    assert (type_, code, param, ifp, now) == (TIME_EXCEEDED, 1, 0, None, 70.0)
     assert invoking[:40] == frags[0][:40] and invoking[40] == NH_UDP    # fragment zero as it came
     assert host.ipv6.counters()["reasm_fails"] == 1 and host.udp.got == []
 
@@ -470,7 +470,7 @@ def test_chain_error_after_reassembly_points_into_the_reassembled_packet(host: H
     assert host.udp.got == []
     (type_, code, pointer, invoking, _, _), = host.errors
     # the Destination Options header sits at 40 once the Fragment header is gone: option type at 42
-    assert (type_, code, pointer) == (ICMP6_PARAM_PROB, 2, 42) and invoking[42] == 0x87
+    assert (type_, code, pointer) == (PARAM_PROBLEM, 2, 42) and invoking[42] == 0x87
     assert host.ipv6.counters()["in_hdr_errors"] == 1
 
 
@@ -699,7 +699,7 @@ def test_gso_super_segment_beyond_64k_refused(host: Host) -> None:
 def test_unreachable_from_link_reports_address_unreachable(host: Host) -> None:
     pkt = PacketBuffer.from_payload(udp_packet())
     host.ipv6.unreachable_from_link(pkt, 9.0)
-    assert host.local_errors == [(ICMP6_DST_UNREACH, 3, udp_packet(), 9.0)]
+    assert host.local_errors == [(DEST_UNREACH, 3, udp_packet(), 9.0)]
 
 
 # --- output to input, both sides this module -------------------------------------------------------------
