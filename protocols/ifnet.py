@@ -12,6 +12,7 @@ from .contracts import LinkOutput
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
+    from ndd.pktbuf import PacketBuffer
 
 IFF_UP = 0x1
 IFF_BROADCAST = 0x2
@@ -63,6 +64,13 @@ class Interface:
 
     def is_broadcast(self, addr: int) -> bool:
         return addr == BROADCAST or any(a.broadcast == addr and a.prefixlen < 31 for a in self.addrs)
+
+    def transmit(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
+        """Hand a network-layer packet to this interface's link output (any family): 0 or an
+        errno, ENETDOWN when the interface is down or has no link."""
+        if not self.is_up or self.link is None:
+            return errno.ENETDOWN
+        return self.link.output(pkt, nexthop, now)
 
     def source_for(self, dst: int) -> int | None:
         """An address of ours on dst's subnet, else the primary one."""

@@ -295,10 +295,7 @@ class Ipv4:
         return err
 
     def _link_out(self, ifp: Interface, pkt: PacketBuffer, nexthop: int, now: float) -> int:
-        if not ifp.is_up or ifp.link is None:
-            self.stats.out_discards += 1
-            return errno.ENETDOWN
-        err = ifp.link.output(pkt, nexthop, now)
+        err = ifp.transmit(pkt, nexthop, now)
         if err:
             self.stats.out_discards += 1
         return err
