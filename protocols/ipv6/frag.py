@@ -167,7 +167,9 @@ class Ipv6Reassembler:
         # (src, dst, fragment zero's packet as received, now) of a datagram that timed out after
         # fragment zero arrived: the caller sends ICMPv6 Time Exceeded code 1 to src (RFC 8200
         # §4.5, RFC 4443 §3.3), truncating the packet to fit 1280 octets (RFC 4443 §2.4 (c)).
-        self.on_timeout: Callable[[int, int, bytes, float], None] = lambda src, dst, pkt, now: None
+        # (src, dst, fragment zero, scope, now): the scope is add()'s, so a link-scope sender is
+        # answered on the interface the fragments came in on
+        self.on_timeout: Callable[[int, int, bytes, int, float], None] = lambda src, dst, pkt, scope, now: None
 
     # --- input --------------------------------------------------------------------------
     def add(self, src: int, dst: int, unfragmentable: bytes, nh_offset: int, frag: FragmentHeader,
@@ -320,8 +322,8 @@ class Ipv6Reassembler:
             self.stats.reasm_timeout += 1
             self.stats.reasm_fails += 1
             if p.unfragmentable:    # RFC 8200 §4.5: Time Exceeded only if fragment zero arrived
-                src, dst = key[0], key[1]
-                self.on_timeout(src, dst, _fragment_zero(key, p), now)
+                src, dst, _, scope = key
+                self.on_timeout(src, dst, _fragment_zero(key, p), scope, now)
 
 
 _FITS, _DUPLICATE, _OVERLAP = 0, 1, 2

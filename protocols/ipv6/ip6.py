@@ -145,6 +145,7 @@ class Ipv6:
         # a timed core: the owner registers it with its timer service, as ipv4.reasm
         self.reasm = Ipv6Reassembler(reasm_timeout, reasm_max_bytes, reasm_max_datagrams)
         self.reasm.on_timeout = self._reasm_timed_out
+        self._scope_ifp: dict[int, Interface] = {}   # ifindex -> interface, for link-scope timeouts
         # path MTUs learnt from validated Packet Too Big messages (RFC 8201): floored at 1280
         # (RFC 8200 §5; no atomic fragments, RFC 8021) and aged out after 600 s -- RFC 8201 §4
         # "SHOULD NOT" retry a larger PMTU sooner than 5 minutes, and recommends 10
@@ -252,6 +253,8 @@ class Ipv6:
             return None
         # Linux keys link-local and multicast destinations by the incoming interface too
         scope = ifp.index if is_multicast(ip.dst) or is_link_local(ip.dst) else 0
+        if scope:
+            self._scope_ifp[scope] = ifp      # one entry per interface: bounded
         verdict = self.reasm.add(ip.src, ip.dst, bytes(view[:frag.hdr_offset]), frag.nh_field,
                                  FragmentHeader(frag.next_header, frag.offset, frag.more, frag.ident),
                                  bytes(view[frag.payload_offset:]), now, scope=scope)
@@ -283,9 +286,11 @@ class Ipv6:
         st.in_delivers += 1
         pr.input(pkt, meta, now)
 
-    def _reasm_timed_out(self, src: int, dst: int, fragment_zero: bytes, now: float) -> None:
-        # RFC 8200 §4.5: time exceeded code 1 to the source, when fragment zero had arrived
-        self.icmp_error(TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, 0, fragment_zero[:MAX_QUOTE], None, now)
+    def _reasm_timed_out(self, src: int, dst: int, fragment_zero: bytes, scope: int, now: float) -> None:
+        # RFC 8200 §4.5: time exceeded code 1 to the source, when fragment zero had arrived; a
+        # link-scope datagram (keyed by its interface) is answered on that interface
+        ifp = self._scope_ifp.get(scope) if scope else None
+        self.icmp_error(TIME_EXCEEDED, TIME_EXCEEDED_REASSEMBLY, 0, fragment_zero[:MAX_QUOTE], ifp, now)
 
     # --- output ----------------------------------------------------------------------------------
     def choose_source(self, dst: int, out_ifp: Interface, now: float) -> int | None:

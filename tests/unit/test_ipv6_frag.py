@@ -289,7 +289,7 @@ def test_after_an_overlap_every_later_fragment_is_dropped_until_the_timeout() ->
     # RFC 5722 §4: the datagram "and any constituent fragments, including those not yet received"
     r = Ipv6Reassembler(timeout=60.0)
     timeouts: list[bytes] = []
-    r.on_timeout = lambda src, dst, pkt, now: timeouts.append(pkt)
+    r.on_timeout = lambda src, dst, pkt, scope, now: timeouts.append(pkt)
     frags = split(PAYLOAD, 1000)
     add(r, frags[0], 10.0)
     add(r, fragment_packet(fixed_header(0, UDP), 992, b"z" * 16, True), 11.0)   # overlaps fragment zero
@@ -377,7 +377,7 @@ def test_final_fragments_that_disagree_discard_the_datagram() -> None:
 def test_timeout_after_fragment_zero_reports_it() -> None:
     r = Ipv6Reassembler()
     timeouts: list[tuple[int, int, bytes, float]] = []
-    r.on_timeout = lambda src, dst, pkt, now: timeouts.append((src, dst, pkt, now))
+    r.on_timeout = lambda src, dst, pkt, scope, now: timeouts.append((src, dst, pkt, now))
     kicks: list[float | None] = []
     r.kick = lambda at=None: kicks.append(at)
     assert r.poll_at() is None
@@ -397,7 +397,7 @@ def test_timeout_after_fragment_zero_reports_it() -> None:
 def test_timeout_without_fragment_zero_is_silent() -> None:
     r = Ipv6Reassembler(timeout=60.0)
     timeouts: list[bytes] = []
-    r.on_timeout = lambda src, dst, pkt, now: timeouts.append(pkt)
+    r.on_timeout = lambda src, dst, pkt, scope, now: timeouts.append(pkt)
     frags = split(PAYLOAD, 1000)
     add(r, frags[1], 0.0)
     add(r, frags[2], 1.0)

@@ -460,6 +460,15 @@ def test_reassembly_timeout_asks_time_exceeded(host: Host) -> None:
     assert host.ipv6.counters()["reasm_fails"] == 1 and host.udp.got == []
 
 
+def test_link_local_reassembly_timeout_is_answered_on_its_interface(host: Host) -> None:
+    host.ours[2] = {ip(US_LL)}
+    frags, _ = _fragments(src=PEER_LL, dst=US_LL)
+    deliver(host, frags[0], ifp=host.eth1, now=10.0)
+    host.ipv6.reasm.poll(70.0)
+    (type_, code, _, _, ifp, _), = host.errors
+    assert (type_, code) == (TIME_EXCEEDED, 1) and ifp is host.eth1
+
+
 def test_chain_error_after_reassembly_points_into_the_reassembled_packet(host: Host) -> None:
     opt = HBHOptUnknown(otype=0x87, optdata=b"\x00\x00\x00\x00")
     whole = (IPv6(src=PEER, dst=US) / IPv6ExtHdrFragment(id=77) / IPv6ExtHdrDestOpt(options=[opt])
