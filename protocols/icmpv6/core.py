@@ -41,7 +41,7 @@ from ndd.pktbuf import PacketBuffer
 
 from ..icmp import PerDestinationLimiter, TokenBucket
 from ..ifnet import IFF_LOOPBACK
-from ..ipv6.addr import SCOPE_LINK_LOCAL, address_scope, is_multicast
+from ..ipv6.addr import SCOPE_LINK_LOCAL, address_scope, is_multicast, is_unspecified
 from ..ipv6.exthdr import Drop, walk_chain
 from ..ipv6.wire import NH_ICMPV6
 from . import mld, nd
@@ -89,7 +89,7 @@ _ERROR_CLASSES: dict[int, type[DestUnreachable] | type[TimeExceeded]] = {
 @dataclass
 class Icmpv6CoreStats(Icmpv6Stats):
     """Icmpv6Stats and the core's own events."""
-    in_echo_ignored: int = 0            # a multicast echo while echo_ignore_multicast is set
+    in_echo_ignored: int = 0            # echo from :: (or to a group with echo_ignore_multicast)
     in_echo_unmatched: int = 0          # an echo reply nobody waits for
     in_err_no_transport: int = 0        # an error about a protocol with no ctlinput
     in_quote_bad_chain: int = 0         # the quote's extension chain ends before an upper header
@@ -174,7 +174,8 @@ class Icmpv6:
             self._mld(msg, meta, now)
 
     def _echo_request(self, req: EchoRequest, meta: Ip6Meta, now: float) -> None:
-        if meta.mcast and self.echo_ignore_multicast:
+        if (meta.mcast and self.echo_ignore_multicast) or is_unspecified(meta.src) or is_multicast(meta.src):
+            # a group or :: is no one to answer (the IPv6 layer lets :: in for DAD probes)
             self.stats.in_echo_ignored += 1
             return
         # §4.2: from the address the request came to, unless that was a group; then a unicast
@@ -220,9 +221,13 @@ class Icmpv6:
             return
         if msg.mtu < self.ipv6.pmtu.min_pmtu:
             st.in_pkt_too_big_below_min += 1    # RFC 8201 §4: never below 1280 (the cache clamps)
-        if meta.ifp is not None:
-            # RFC 8201 §4: the path MTU of the quoted destination; the cache ignores a rise
-            self.ipv6.pmtu.update(quoted.dst, msg.mtu, meta.ifp.mtu, now)
+        # RFC 8201 §4: the path MTU of the quoted destination, against the MTU of the link
+        # packets to it leave by (the one the error came in by when no route says); the
+        # cache ignores a rise and floors a fall at 1280
+        hop = self.ipv6.route(quoted.dst, now, None)
+        out_ifp = meta.ifp if isinstance(hop, int) else hop.ifp
+        if out_ifp is not None:
+            self.ipv6.pmtu.update(quoted.dst, msg.mtu, out_ifp.mtu, now)
         self._deliver_error(PACKET_TOO_BIG, msg.code, meta.src, msg.invoking, now, mtu=msg.mtu)
 
     def _is_our_unicast(self, addr: int, now: float) -> bool:

@@ -10,6 +10,8 @@ import socket
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
@@ -30,6 +32,7 @@ from scapy.layers.inet6 import (
 
 from ndd.pktbuf import PacketBuffer
 from protocols.contracts import Protosw
+from protocols.icmp import TokenBucket
 from protocols.icmpv6.core import Icmpv6, Icmpv6Error
 from protocols.icmpv6.mld import MldV1Query
 from protocols.icmpv6.nd import NeighborSolicitation
@@ -194,6 +197,23 @@ def test_bad_checksum_and_truncated_counted(core: Core) -> None:
 def test_bad_checksum_through_the_ip_layer(core: Core) -> None:
     core.deliver(IPv6(src=PEER, dst=US) / ICMPv6EchoRequest(cksum=0xBEEF))
     assert core.sent() == [] and core.icmp.stats.in_csum_errors == 1
+
+
+def test_echo_from_unspecified_source_not_answered(core: Core) -> None:
+    request = bytes(IPv6(src="::", dst=US) / ICMPv6EchoRequest())[40:]
+    core.icmp.input(PacketBuffer(request), meta(src="::", core=core), 0.0)
+    assert core.sent() == [] and core.icmp.stats.in_echo_ignored == 1 and core.icmp.stats.in_echos == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_any_bytes_are_counted_never_raised(data: bytes, csum_valid: bool) -> None:
+    c = CORE_FOR_FUZZ
+    before = c.icmp.stats.in_msgs
+    pkt = PacketBuffer(data)
+    pkt.csum_valid = csum_valid        # skip the checksum: the codecs see every shape
+    c.icmp.input(pkt, meta(src=PEER_LL, dst="ff02::1", hop_limit=255, core=c), 0.0)
+    assert c.icmp.stats.in_msgs == before + 1
 
 
 def test_unknown_informational_type_discarded(core: Core) -> None:
@@ -380,6 +400,23 @@ def test_packet_too_big_not_rate_limited() -> None:
     assert len(c.sent()) == 10 and c.icmp.stats.out_rate_limited == 0
 
 
+def test_loopback_skips_the_per_destination_limit() -> None:
+    c = Core(ratelimit=1.0)            # Linux icmpv6_xrlim_allow: no host limit on loopback
+    for _ in range(10):
+        c.icmp.error(DEST_UNREACH, 4, 0, udp_in(), c.host.lo, 0.0)
+    assert len(c.sent()) == 10 and c.icmp.stats.out_rate_limited_host == 0
+
+
+def test_global_bucket_shared_with_ipv4() -> None:
+    # Linux icmp_global_allow serves ICMP and ICMPv6: the owner passes Icmp's bucket
+    shared = TokenBucket(1.0, 2)
+    assert shared.take(0.0)            # IPv4 spent one
+    c = Core(limiter=shared, ratelimit=0.0)
+    for _ in range(3):
+        c.icmp.error(DEST_UNREACH, 4, 0, udp_in(), c.host.eth0, 0.0)
+    assert len(c.sent()) == 1 and c.icmp.stats.out_rate_limited == 2
+
+
 def test_random_cost_keeps_average_rate() -> None:
     # SADDNS (CVE-2020-25705): each error costs 0, 1 or 2 tokens
     c = Core(rate=1.0, burst=50, ratelimit=0.0, random_cost=True, rng=random.Random(3))
@@ -433,3 +470,6 @@ def test_hooks_default_to_no_ops() -> None:
 def ip_text(addr: int) -> str:
     import ipaddress
     return str(ipaddress.IPv6Address(addr))
+
+
+CORE_FOR_FUZZ = Core()
