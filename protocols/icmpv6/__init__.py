@@ -11,4 +11,6 @@ counter to bump (a field of a stats.py dataclass); it never raises on bad input.
            (RFC 3810 §6.2)
   message  one `parse_message` over all of the above, by ICMPv6 type
   stats    the counters: Icmpv6Stats (RFC 4293 / RFC 2466 names), NdStats, MldStats
+  core     the ICMPv6 protocol core (Icmpv6): echo, errors out (§2.4(e), rate limits) and in
+           (ctlinput, Packet Too Big -> path MTU), ND/MLD hand-off to the owner's hooks
 """
