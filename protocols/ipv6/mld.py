@@ -128,7 +128,7 @@ MAX_RESPONSE_DELAY = 8387.584               # the largest Maximum Response Code 
 
 
 @dataclass
-class MldStats(Counters):
+class MldHostStats(Counters):
     joins: int = 0                  # memberships started (first reference to a group)
     join_refs: int = 0              # further references to a group already joined
     joins_refused: int = 0          # a new group beyond max_groups: ENOBUFS
@@ -213,7 +213,7 @@ class MldHost:
         self.kick: Callable[..., None] = lambda *at: None
         self.config = config or MldConfig()
         self.rng = rng or random.Random()
-        self.stats = MldStats()
+        self.stats = MldHostStats()
         self.robustness = self.config.robustness
         self.query_interval = self.config.query_interval
         self.query_response_interval = self.config.query_response_interval

@@ -94,7 +94,7 @@ class NdConfig:
 
 
 @dataclass
-class NdStats(Counters):
+class NeighborCacheStats(Counters):
     resolutions: int = 0          # address resolutions started (entry created INCOMPLETE)
     resolved: int = 0             # INCOMPLETE entries that learned a link-layer address
     failures: int = 0             # resolutions given up after max_multicast_solicit (§7.2.2)
@@ -189,7 +189,7 @@ class NeighborCache:
         self.kick: Callable[..., None] = lambda *at: None
         self.config = config or NdConfig()
         self.rng = rng or random.Random()
-        self.stats = NdStats()
+        self.stats = NeighborCacheStats()
         self.entries: dict[int, Neighbor] = {}
         # entries per state in the order they entered it: O(1) choice of an eviction victim
         self._by_state: dict[str, OrderedDict[int, Neighbor]] = {s: OrderedDict() for s in STATES}
