@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import random
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ndd.checksum import checksum, ones_sum
@@ -33,6 +32,7 @@ from ndd.counters import Counters
 from ndd.pktbuf import PacketBuffer
 
 from .addr import is_martian_source
+from .echo import EchoCallback, EchoWaiters
 from .ipv4 import _HDR as IP_HDR
 from .ipv4 import FLAG_MF, HDR_LEN, IPPROTO_ICMP, OFFSET_MASK, IpMeta, Ipv4, Ipv4Repr
 
@@ -117,6 +117,7 @@ class IcmpStats(Counters):
     in_frag_needed: int = 0
     in_frag_needed_no_df: int = 0   # quotes a datagram without DF: forged, dropped
     in_ignored: int = 0
+    echo_waiters_evicted: int = 0   # the oldest ping waiter gave way to a new one (MAX_ECHO_WAITERS)
     out_msgs: int = 0
     out_echo_reps: int = 0
     out_echos: int = 0
@@ -199,7 +200,6 @@ def quoted_header(original: bytes) -> Ipv4Repr | None:
     return Ipv4Repr(src, dst, proto, total, ttl, tos, ident, ff, ihl)
 
 
-EchoCallback = Callable[[int, int, bytes], None]   # (errno or 0, reporter, payload)
 
 
 class Icmp:
@@ -213,7 +213,7 @@ class Icmp:
         self.rng = rng or random.SystemRandom()
         self.random_cost = random_cost       # False only for tests that count exactly
         self.ignore_broadcast_echo = ignore_broadcast_echo
-        self.echo_waiters: dict[tuple[int, int], EchoCallback] = {}
+        self.echo_waiters = EchoWaiters()
         ipv4.send_icmp_error = self.send_error
         ipv4.local_error = self.local_error
         ipv4.reasm.on_timeout = self._reasm_timeout
@@ -237,10 +237,7 @@ class Icmp:
             self.stats.out_echo_reps += 1
         elif msg.type == ECHO_REPLY:
             self.stats.in_echo_reps += 1
-            cb = self.echo_waiters.pop((msg.rest >> 16, msg.rest & 0xFFFF), None)
-            if cb is not None:
-                cb(0, ip.src, msg.data)
-            else:
+            if not self.echo_waiters.answer(msg.rest >> 16, msg.rest & 0xFFFF, ip.src, msg.data):
                 self.stats.in_ignored += 1
         elif msg.type in ERROR_TYPES:
             if msg.type == DEST_UNREACH:
@@ -275,11 +272,7 @@ class Icmp:
 
     def ctlinput(self, err: IcmpError, now: float) -> None:
         """Errors about ICMP we sent: only echo requests have a waiter."""
-        if len(err.payload) >= 8 and err.payload[0] == ECHO_REQUEST:
-            ident, seq = struct.unpack_from("!HH", err.payload, 4)
-            cb = self.echo_waiters.pop((ident, seq), None)
-            if cb is not None:
-                cb(err.errno, err.reporter, b"")
+        self.echo_waiters.fail(err.payload, ECHO_REQUEST, err.errno, err.reporter)
 
     def local_error(self, type_: int, code: int, original: bytes, now: float) -> None:
         """An error detected locally (e.g. ARP failure): no packet, straight to the transport."""
@@ -288,7 +281,8 @@ class Icmp:
     # --- output -------------------------------------------------------------
     def send_echo(self, dst: int, ident: int, seq: int, payload: bytes, now: float, callback: EchoCallback,
                   *, src: int = 0, ttl: int | None = None, df: bool = False) -> int:
-        self.echo_waiters[(ident, seq)] = callback
+        if self.echo_waiters.wait(ident, seq, callback):
+            self.stats.echo_waiters_evicted += 1
         err = self._send(IcmpRepr(ECHO_REQUEST, 0, (ident << 16) | seq, payload).emit(), src, dst, now,
                          ttl=ttl, df=df)
         if err:

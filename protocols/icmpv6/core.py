@@ -32,13 +32,13 @@ Nothing here raises on bad input: every drop is a counter.
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ndd.pktbuf import PacketBuffer
 
+from ..echo import EchoCallback, EchoWaiters
 from ..icmp import PerDestinationLimiter, TokenBucket
 from ..ifnet import IFF_LOOPBACK
 from ..ipv6.addr import SCOPE_LINK_LOCAL, address_scope, is_multicast, is_unspecified
@@ -75,9 +75,7 @@ if TYPE_CHECKING:
 
 # Linux net.ipv6.icmp.ratemask default "0-1,3-127": every error type but Packet Too Big
 DEFAULT_RATEMASK = frozenset(t for t in range(128) if t != PACKET_TOO_BIG)
-MAX_ECHO_WAITERS = 1024      # the Stack's pings in flight; the oldest gives way (counted)
 
-EchoCallback = Callable[[int, int, bytes], None]   # (errno or 0, reporter, payload)
 NdHook = Callable[[nd.AnyNdMessage, "Ip6Meta", float], None]
 MldHook = Callable[[mld.AnyMldMessage, "Ip6Meta", float], None]
 
@@ -133,7 +131,7 @@ class Icmpv6:
         self.rng = rng or random.SystemRandom()
         self.random_cost = random_cost          # False only for tests that count exactly
         self.echo_ignore_multicast = echo_ignore_multicast
-        self.echo_waiters: dict[tuple[int, int], EchoCallback] = {}
+        self.echo_waiters = EchoWaiters()
         # the owner's ND and MLD cores plug in here; no-ops until then
         self.nd_input: NdHook = lambda msg, meta, now: None
         self.mld_input: MldHook = lambda msg, meta, now: None
@@ -161,10 +159,7 @@ class Icmpv6:
         if isinstance(msg, EchoRequest):
             self._echo_request(msg, meta, now)
         elif isinstance(msg, EchoReply):
-            cb = self.echo_waiters.pop((msg.ident, msg.seq), None)
-            if cb is not None:
-                cb(0, meta.src, msg.data)
-            else:
+            if not self.echo_waiters.answer(msg.ident, msg.seq, meta.src, msg.data):
                 st.in_echo_unmatched += 1
         elif isinstance(msg, DestUnreachable | PacketTooBig | TimeExceeded | ParamProblem | UnknownError):
             self._error_input(msg, meta, now)
@@ -259,11 +254,7 @@ class Icmpv6:
 
     def ctlinput(self, err: Icmpv6Error, now: float) -> None:
         """Errors about ICMPv6 we sent: only echo requests have a waiter."""
-        if len(err.payload) >= 8 and err.payload[0] == ECHO_REQUEST:
-            ident, seq = struct.unpack_from("!HH", err.payload, 4)
-            cb = self.echo_waiters.pop((ident, seq), None)
-            if cb is not None:
-                cb(err.errno, err.reporter, b"")
+        self.echo_waiters.fail(err.payload, ECHO_REQUEST, err.errno, err.reporter)
 
     def local_error(self, type_: int, code: int, original: bytes, now: float) -> None:
         """An error detected locally (ND resolution failed): no packet, straight to the transport."""
@@ -274,10 +265,8 @@ class Icmpv6:
                   *, src: int = 0, hop_limit: int | None = None, oif: Interface | None = None) -> int:
         """Send an echo request; `callback` gets the reply (0, replier, data) or an error
         about the request (errno, reporter, b"").  Returns 0 or an errno."""
-        if len(self.echo_waiters) >= MAX_ECHO_WAITERS and (ident, seq) not in self.echo_waiters:
-            del self.echo_waiters[next(iter(self.echo_waiters))]
+        if self.echo_waiters.wait(ident, seq, callback):
             self.stats.echo_waiters_evicted += 1
-        self.echo_waiters[(ident, seq)] = callback
         err = self._send(EchoRequest(ident, seq, payload), src, dst, now, oif=oif, hop_limit=hop_limit)
         if err:
             self.echo_waiters.pop((ident, seq), None)

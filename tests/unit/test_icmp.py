@@ -425,3 +425,14 @@ def test_broadcast_echo_answered_from_unicast_when_enabled(net: tuple[Host, Icmp
     deliver(host, ip_packet(PEER, "10.0.0.255", ICMP, IcmpRepr(ECHO_REQUEST, 0, 1, b"x").emit()))
     ((ip, msg),) = sent_icmp(host)
     assert msg.type == ECHO_REPLY and ip.src == ip_to_int(US) and ip.dst == ip_to_int(PEER)
+
+
+def test_echo_waiters_are_bounded_and_the_oldest_gives_way() -> None:
+    from protocols.echo import EchoWaiters
+    waiters = EchoWaiters(limit=2)
+    got: list[tuple[int, int, bytes]] = []
+    assert not waiters.wait(1, 1, lambda *a: got.append(a)) and not waiters.wait(1, 2, lambda *a: got.append(a))
+    assert waiters.wait(1, 3, lambda *a: got.append(a))          # (1, 1) gave way
+    assert not waiters.answer(1, 1, 7, b"late") and waiters.answer(1, 3, 7, b"pong")
+    waiters.fail(bytes((8, 0, 0, 0, 0, 1, 0, 2)), 8, 113, 9)      # an error quoting echo request (1, 2)
+    assert got == [(0, 7, b"pong"), (113, 9, b"")] and waiters == {}
