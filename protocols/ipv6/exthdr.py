@@ -25,7 +25,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..icmpv6.wire import PARAM_HEADER, PARAM_INCOMPLETE_CHAIN, PARAM_NEXT_HEADER, PARAM_OPTION
-from .wire import HDR_LEN, NH_AH, NH_DSTOPTS, NH_FRAGMENT, NH_HOPOPTS, NH_ICMPV6, NH_NONE, NH_ROUTING, NH_TCP, NH_UDP
+from .wire import (
+    HDR_LEN,
+    MAX_PAYLOAD_LEN,
+    NH_AH,
+    NH_DSTOPTS,
+    NH_FRAGMENT,
+    NH_HOPOPTS,
+    NH_ICMPV6,
+    NH_NONE,
+    NH_ROUTING,
+    NH_TCP,
+    NH_UDP,
+)
 
 NH_FIELD = 6                    # offset of the fixed header's Next Header octet
 FRAG_HDR_LEN = 8
@@ -46,13 +58,30 @@ ACT_DISCARD_ICMP_UNICAST = 3    # ... only if the destination is not multicast
 MAX_EXT_HEADERS = 8
 MAX_OPTIONS = 8
 MAX_PADDING = 7
-MAX_PAYLOAD_LEN = 0xFFFF
 
 # the smallest upper-layer header a first fragment must hold (RFC 7112 §5; Linux
 # ipv6frag_thdr_truncated checks the same three), others need their first octet
 _MIN_UPPER_HDR = {NH_TCP: 20, NH_UDP: 8, NH_ICMPV6: 8, NH_NONE: 0}
 
 _FRAG = struct.Struct("!BBHI")
+
+
+@dataclass(frozen=True, slots=True)
+class FragmentHeader:
+    """The Fragment header's fields (RFC 8200 §4.5); `offset` in octets (a multiple of 8)."""
+    next_header: int
+    offset: int
+    more: bool
+    ident: int
+
+
+def parse_fragment_header(data: bytes | bytearray | memoryview) -> FragmentHeader | None:
+    """The Fragment header at the start of `data`, or None when fewer than 8 octets are there.
+    Both reserved fields are ignored on receipt (RFC 8200 §4.5)."""
+    if len(data) < FRAG_HDR_LEN:
+        return None
+    next_header, _, offset_flags, ident = _FRAG.unpack_from(data)
+    return FragmentHeader(next_header, offset_flags & 0xFFF8, bool(offset_flags & 1), ident)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +93,11 @@ class FragmentInfo:
     offset: int                 # fragment offset in octets
     more: bool                  # the M flag
     ident: int
+
+    @property
+    def header(self) -> FragmentHeader:
+        """The fields the reassembler keys and places the fragment by."""
+        return FragmentHeader(self.next_header, self.offset, self.more, self.ident)
 
     @property
     def atomic(self) -> bool:

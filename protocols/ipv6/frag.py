@@ -41,13 +41,9 @@ from dataclasses import dataclass, field
 
 from ndd.counters import Counters
 
-from .exthdr import encode_fragment_header
+from .exthdr import FRAG_HDR_LEN, FragmentHeader, encode_fragment_header
+from .wire import HDR_LEN, MAX_PAYLOAD_LEN, MIN_MTU, NH_FRAGMENT
 
-IPV6_HEADER_LEN = 40
-MIN_MTU = 1280                # RFC 8200 §5: every link carries 1280 octets unfragmented
-MAX_PAYLOAD = 65535           # the Payload Length field's reach (no jumbograms, RFC 2675)
-NEXT_HEADER_FRAGMENT = 44
-FRAGMENT_HEADER_LEN = 8
 PAYLOAD_LENGTH_FIELD = 4      # octet offset of Payload Length in the fixed header
 FRAGMENT_OFFSET_FIELD = 2     # octet offset of Fragment Offset in the Fragment header
 DEFAULT_TIMEOUT = 60.0        # RFC 8200 §4.5 (Linux net.ipv6.ip6frag_time)
@@ -67,27 +63,7 @@ DATAGRAM_OVERHEAD = 480
 # ECN codepoints of a fragment, as bits of a set (RFC 3168 §5.3; Linux ip_frag_ecn_table)
 _NOT_ECT, _ECT_1, _ECT_0, _CE = 1, 2, 4, 8
 
-_FRAG_HDR = struct.Struct("!BBHI")
-
 Key = tuple[int, int, int, int]   # (src, dst, identification, scope)
-
-
-@dataclass(frozen=True, slots=True)
-class FragmentHeader:
-    """The Fragment header's fields (RFC 8200 §4.5); `offset` in octets (a multiple of 8)."""
-    next_header: int
-    offset: int
-    more: bool
-    ident: int
-
-
-def parse_fragment_header(data: bytes | bytearray | memoryview) -> FragmentHeader | None:
-    """The Fragment header at the start of `data`, or None when fewer than 8 octets are there.
-    Both reserved fields are ignored on receipt (RFC 8200 §4.5)."""
-    if len(data) < FRAGMENT_HEADER_LEN:
-        return None
-    next_header, _, offset_flags, ident = _FRAG_HDR.unpack_from(data)
-    return FragmentHeader(next_header, offset_flags & 0xFFF8, bool(offset_flags & 1), ident)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +177,7 @@ class Ipv6Reassembler:
             st.reasm_after_overlap += 1
             return None
         end = frag.offset + len(data)
-        if len(unfragmentable) - IPV6_HEADER_LEN + end > MAX_PAYLOAD:
+        if len(unfragmentable) - HDR_LEN + end > MAX_PAYLOAD_LEN:
             st.reasm_too_big += 1     # RFC 8200 §4.5: point at the Fragment Offset field
             return ParamProblem(len(unfragmentable) + FRAGMENT_OFFSET_FIELD)
         if frag.more and len(data) % 8:
@@ -272,7 +248,7 @@ class Ipv6Reassembler:
         st = self.stats
         del self.pending[key]
         self.memory -= p.charge
-        if len(p.unfragmentable) - IPV6_HEADER_LEN + p.total > MAX_PAYLOAD:
+        if len(p.unfragmentable) - HDR_LEN + p.total > MAX_PAYLOAD_LEN:
             st.reasm_too_big += 1   # fragment zero's headers are longer than the others' (Linux out_oversize)
             st.reasm_fails += 1
             return None
@@ -359,7 +335,7 @@ def _ecn_bit(unfragmentable: bytes) -> int:
 def _datagram(unfragmentable: bytes, nh_offset: int, next_header: int, payload: bytes, ecn: int) -> Datagram:
     head = bytearray(unfragmentable)
     head[nh_offset] = next_header
-    struct.pack_into("!H", head, PAYLOAD_LENGTH_FIELD, len(head) - IPV6_HEADER_LEN + len(payload))
+    struct.pack_into("!H", head, PAYLOAD_LENGTH_FIELD, len(head) - HDR_LEN + len(payload))
     if ecn & _CE:
         head[1] |= 0x30       # CE on any fragment marks the datagram (RFC 3168 §5.3)
     return Datagram(bytes(head) + payload, len(head), next_header)
@@ -377,8 +353,8 @@ def fragment_sizes(unfragmentable_len: int, fragmentable_len: int, mtu: int) -> 
     packet is `unfragmentable_len + 8 + length` octets, at most max(mtu, 1280); every length
     but the last a multiple of 8 (RFC 8200 §4.5).  [] when it cannot be done: no room for
     8 octets of data beside the headers, or a payload past 65535 (no jumbograms)."""
-    step = (max(mtu, MIN_MTU) - unfragmentable_len - FRAGMENT_HEADER_LEN) & ~7
-    if step <= 0 or unfragmentable_len - IPV6_HEADER_LEN + fragmentable_len > MAX_PAYLOAD:
+    step = (max(mtu, MIN_MTU) - unfragmentable_len - FRAG_HDR_LEN) & ~7
+    if step <= 0 or unfragmentable_len - HDR_LEN + fragmentable_len > MAX_PAYLOAD_LEN:
         return []
     return [(off, min(step, fragmentable_len - off)) for off in range(0, fragmentable_len, step)]
 
@@ -412,12 +388,12 @@ def fragment(packet: bytes, unfragmentable_len: int, nh_offset: int, ident: int,
         return []
     next_header = packet[nh_offset]
     head = bytearray(packet[:unfragmentable_len])
-    head[nh_offset] = NEXT_HEADER_FRAGMENT
+    head[nh_offset] = NH_FRAGMENT
     out = []
     view = memoryview(packet)
     for off, length in sizes:
         struct.pack_into("!H", head, PAYLOAD_LENGTH_FIELD,
-                         unfragmentable_len - IPV6_HEADER_LEN + FRAGMENT_HEADER_LEN + length)
+                         unfragmentable_len - HDR_LEN + FRAG_HDR_LEN + length)
         more = off + length < fragmentable_len
         start = unfragmentable_len + off
         out.append(b"".join((head, encode_fragment_header(next_header, off, more, ident),

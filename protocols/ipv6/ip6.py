@@ -61,7 +61,6 @@ from .frag import (
     DEFAULT_MAX_DATAGRAMS,
     DEFAULT_TIMEOUT,
     Datagram,
-    FragmentHeader,
     Ipv6Reassembler,
     ParamProblem,
     fragment_sizes,
@@ -256,7 +255,7 @@ class Ipv6:
         if scope:
             self._scope_ifp[scope] = ifp      # one entry per interface: bounded
         verdict = self.reasm.add(ip.src, ip.dst, bytes(view[:frag.hdr_offset]), frag.nh_field,
-                                 FragmentHeader(frag.next_header, frag.offset, frag.more, frag.ident),
+                                 frag.header,
                                  bytes(view[frag.payload_offset:]), now, scope=scope)
         self._sync_reasm_stats()
         if isinstance(verdict, ParamProblem):

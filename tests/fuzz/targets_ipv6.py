@@ -13,7 +13,7 @@ from protocols.icmpv6 import mld, nd
 from protocols.icmpv6.message import parse_message
 from protocols.icmpv6.stats import Icmpv6Stats, MldStats, NdStats
 from protocols.ipv6.exthdr import Chain, resume_after_reassembly, walk_chain
-from protocols.ipv6.frag import Datagram, FragmentHeader, Ipv6Reassembler, ParamProblem
+from protocols.ipv6.frag import Datagram, Ipv6Reassembler, ParamProblem
 from protocols.ipv6.nd import NdConfig, NeighborCache
 from protocols.ipv6.stats import Ipv6Stats
 from protocols.ipv6.wire import HDR_LEN, Ipv6Repr
@@ -62,8 +62,7 @@ def ipv6_packet(data: bytes) -> None:
         info = verdict.fragment
         if info is None or not verdict.needs_reassembly:
             continue
-        frag = FragmentHeader(info.next_header, info.offset, info.more, info.ident)
-        got = reasm.add(h.src, h.dst, packet[:info.hdr_offset], info.nh_field, frag,
+        got = reasm.add(h.src, h.dst, packet[:info.hdr_offset], info.nh_field, info.header,
                         packet[info.payload_offset:], now)
         if isinstance(got, Datagram):
             resumed = resume_after_reassembly(got.packet, verdict, dst_multicast=False)

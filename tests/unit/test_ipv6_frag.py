@@ -8,20 +8,17 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.ipv6.exthdr import encode_fragment_header
+from protocols.ipv6.exthdr import FragmentHeader, encode_fragment_header, parse_fragment_header
 from protocols.ipv6.frag import (
     DATAGRAM_OVERHEAD,
     FRAG_OVERHEAD,
-    MAX_PAYLOAD,
-    MIN_MTU,
     Datagram,
-    FragmentHeader,
     Ipv6Reassembler,
     ParamProblem,
     fragment,
     fragment_sizes,
-    parse_fragment_header,
 )
+from protocols.ipv6.wire import MAX_PAYLOAD_LEN, MIN_MTU
 
 SRC = 0x20010DB8000000000000000000000001
 DST = 0x20010DB8000000000000000000000002
@@ -339,7 +336,7 @@ def test_fragment_past_65535_is_a_parameter_problem_at_the_fragment_offset() -> 
 def test_fragment_zero_headers_taking_the_datagram_past_65535() -> None:
     # every fragment fits by its own headers; fragment zero's longer ones do not: given up
     r = Ipv6Reassembler()
-    assert add(r, fragment_packet(fixed_header(0, UDP), 8, b"x" * (MAX_PAYLOAD - 8), False)) is None
+    assert add(r, fragment_packet(fixed_header(0, UDP), 8, b"x" * (MAX_PAYLOAD_LEN - 8), False)) is None
     hbh_unfrag = fixed_header(0, HOP_BY_HOP) + HBH
     assert add(r, fragment_packet(hbh_unfrag, 0, b"y" * 8, True, nh_offset=40), unfrag_len=48, nh_offset=40) is None
     assert r.stats.reasm_too_big == 1 and r.stats.reasm_fails == 1 and r.stats.reasm_oks == 0
@@ -542,8 +539,8 @@ def test_unfragmentable_part_too_long_cannot_be_fragmented() -> None:
 
 
 def test_payload_past_65535_cannot_be_fragmented() -> None:
-    assert fragment_sizes(40, MAX_PAYLOAD, 1280) != []
-    assert fragment_sizes(48, MAX_PAYLOAD, 1280) == []
+    assert fragment_sizes(40, MAX_PAYLOAD_LEN, 1280) != []
+    assert fragment_sizes(48, MAX_PAYLOAD_LEN, 1280) == []
 
 
 def test_fragments_carry_the_identification_and_first_next_header() -> None:

@@ -39,7 +39,8 @@ from protocols.ipv6.addr import (
     is_multicast,
     solicited_node,
 )
-from protocols.ipv6.frag import Ipv6Reassembler, parse_fragment_header
+from protocols.ipv6.exthdr import parse_fragment_header
+from protocols.ipv6.frag import Ipv6Reassembler
 from protocols.ipv6.ip6 import (
     DEST_UNREACH,
     PARAM_PROBLEM,
