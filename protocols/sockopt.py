@@ -1,7 +1,7 @@
-"""The socket options every IPv4 socket shares (SOL_SOCKET and IPPROTO_IP), on the pcb
-that holds them: the user requests of UDP and TCP (and SOL_SOCKET of the ATM family)
+"""The socket options every IP socket shares (SOL_SOCKET, IPPROTO_IP and IPPROTO_IPV6), on
+the pcb that holds them: the user requests of UDP and TCP (and SOL_SOCKET of the ATM family)
 serve them from here, each with its own exceptions first.  Linux is the reference
-(net/core/sock.c sk_setsockopt, net/ipv4/ip_sockglue.c)."""
+(net/core/sock.c sk_setsockopt, net/ipv4/ip_sockglue.c, net/ipv6/ipv6_sockglue.c)."""
 from __future__ import annotations
 
 import errno
@@ -67,4 +67,70 @@ def get_ip_option(pcb: Any, name: int, default_ttl: int) -> int | None:
         return int(pcb.ttl) if pcb.ttl is not None else default_ttl
     if name == _pysocket.IP_TOS:
         return int(pcb.tos)
+    return None
+
+
+# IPPROTO_IPV6 option names (<linux/in6.h>; CPython's socket module lacks some of them)
+IPV6_UNICAST_HOPS = 16
+IPV6_MULTICAST_HOPS = 18
+IPV6_JOIN_GROUP = 20
+IPV6_LEAVE_GROUP = 21
+IPV6_MTU_DISCOVER = 23
+IPV6_RECVERR = 25
+IPV6_V6ONLY = 26
+IPV6_DONTFRAG = 62
+IPV6_TCLASS = 67
+IPV6_PMTUDISC_OMIT = 5                 # the largest IPV6_MTU_DISCOVER value (IPV6_PMTUDISC_DONT 0 ..)
+DEFAULT_MULTICAST_HOPS = 1             # IPV6_DEFAULT_MCASTHOPS
+# the pcb attribute of each boolean option
+_IPV6_FLAGS = {IPV6_V6ONLY: "v6only", IPV6_RECVERR: "recverr6", IPV6_DONTFRAG: "dontfrag"}
+
+
+def set_ipv6_option(pcb: Any, name: int, value: int, *, bound: bool, stream: bool) -> int:
+    """IPPROTO_IPV6 on a pcb with v6only, recverr6, dontfrag, hop_limit (None: the default),
+    mcast_hops, tclass and pmtudisc: 0 or an errno, as Linux do_ipv6_setsockopt.
+    `bound`: the socket has a local port (IPV6_V6ONLY is then EINVAL); `stream`: a TCP
+    socket (multicast hops are not its business: ENOPROTOOPT)."""
+    attr = _IPV6_FLAGS.get(name)
+    if attr is not None:
+        if name == IPV6_V6ONLY and bound:
+            return errno.EINVAL
+        setattr(pcb, attr, bool(value))
+        return 0
+    if name == IPV6_UNICAST_HOPS:
+        if not -1 <= value <= 255:
+            return errno.EINVAL
+        pcb.hop_limit = None if value == -1 else value
+        return 0
+    if name == IPV6_MULTICAST_HOPS and not stream:
+        if not -1 <= value <= 255:
+            return errno.EINVAL
+        pcb.mcast_hops = DEFAULT_MULTICAST_HOPS if value == -1 else value
+        return 0
+    if name == IPV6_TCLASS:
+        if not -1 <= value <= 0xFF:
+            return errno.EINVAL
+        pcb.tclass = 0 if value == -1 else value       # RFC 3542 §6.5: -1 is the default, 0
+        return 0
+    if name == IPV6_MTU_DISCOVER:
+        if not 0 <= value <= IPV6_PMTUDISC_OMIT:
+            return errno.EINVAL
+        pcb.pmtudisc = value
+        return 0
+    return errno.ENOPROTOOPT
+
+
+def get_ipv6_option(pcb: Any, name: int, default_hop_limit: int, *, stream: bool) -> int | None:
+    """The value Linux do_ipv6_getsockopt reads back, or None for an option not served here."""
+    attr = _IPV6_FLAGS.get(name)
+    if attr is not None:
+        return int(getattr(pcb, attr))
+    if name == IPV6_UNICAST_HOPS:
+        return int(pcb.hop_limit) if pcb.hop_limit is not None else default_hop_limit
+    if name == IPV6_MULTICAST_HOPS and not stream:
+        return int(pcb.mcast_hops)
+    if name == IPV6_TCLASS:
+        return int(pcb.tclass)
+    if name == IPV6_MTU_DISCOVER:
+        return int(pcb.pmtudisc)
     return None
