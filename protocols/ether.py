@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 from ndd.pktbuf import PacketBuffer
 
 from .addr import MAC_BROADCAST, is_multicast, multicast_mac
+from .ipv6.addr import multicast_mac as ipv6_multicast_mac
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
 
     from .arp import ArpCache
     from .ifnet import Interface
+    from .ipv6.nd import NeighborCache
 
 ETH_HLEN = 14
 ETH_ZLEN = 60           # minimum frame without FCS; shorter frames are padded
@@ -51,14 +53,19 @@ def frame(pkt: PacketBuffer, dst: bytes, src: bytes, ethertype: int) -> PacketBu
 
 
 class EtherLink:
-    """IPv4 over Ethernet: choose the destination MAC (broadcast, multicast, ARP) and send."""
+    """IP over Ethernet: choose the destination MAC -- IPv4: broadcast, multicast (RFC 1112
+    §6.4), ARP; IPv6: multicast (RFC 2464 §7), Neighbor Discovery (`nd`, set when IPv6 is on)
+    -- and send.  The family is the packet's version nibble."""
 
     def __init__(self, ifp: Interface, ndd: Ndd, arp: ArpCache) -> None:
         self.ifp = ifp
         self.ndd = ndd
         self.arp = arp
+        self.nd: NeighborCache | None = None
 
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
+        if pkt.buf[pkt.start] >> 4 == 6:
+            return self._output6(pkt, nexthop, now)
         if self.ifp.is_broadcast(nexthop):
             dst = MAC_BROADCAST
         elif is_multicast(nexthop):
@@ -72,6 +79,22 @@ class EtherLink:
 
     def send(self, pkt: PacketBuffer, dst: bytes, ethertype: int) -> int:
         return self.ndd.ndd_output(frame(pkt, dst, self.ndd.ndd_physaddr, ethertype))
+
+    def _output6(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
+        if nexthop >> 120 == 0xFF:
+            return self.send(pkt, ipv6_multicast_mac(nexthop), ETHERTYPE_IPV6)
+        if self.nd is None:
+            return errno.ENETDOWN         # IPv6 is not on this interface
+        # §7.2.2: the NS that resolves the next hop goes from the waiting packet's source
+        src = int.from_bytes(pkt.buf[pkt.start + 8:pkt.start + 24], "big")
+        resolved = self.nd.resolve(nexthop, pkt, now, src)
+        if resolved is None:
+            return 0  # queued until ND answers; a failure reaches the sender as EHOSTUNREACH
+        return self.send(pkt, resolved, ETHERTYPE_IPV6)
+
+    def send_ipv6(self, pkt: PacketBuffer, dst: bytes) -> int:
+        """An IPv6 packet to a known link-layer address (ND's own messages, resolved packets)."""
+        return self.send(pkt, dst, ETHERTYPE_IPV6)
 
 
 class RawIpLink:

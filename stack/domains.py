@@ -44,6 +44,8 @@ def create(stack: SocketHost, family: int, type: int, proto: int = 0) -> Socket:
         raise oserror(errno.EAFNOSUPPORT)
     if base_type not in KNOWN_TYPES or not 0 <= proto <= 255:
         raise oserror(errno.EINVAL)
+    if not any(p.usrreqs is not None for p in dom.protosw):
+        raise oserror(errno.EAFNOSUPPORT)     # a family without socket-level protocols yet
     candidates = [p for p in dom.protosw if p.type == base_type and p.usrreqs is not None]
     if not candidates:
         raise oserror(errno.ESOCKTNOSUPPORT)

@@ -10,7 +10,8 @@ the interface and routing tables, the protocol switch and the protocol cores.
 Nothing is module-global, so any number of stacks share one process.
 
 Registration runs one way: the Stack builds its built-in cores itself, as typed attributes
-(`ipv4`, `icmp`, `udp`, `tcp` for AF_INET; `atm_sockets` for AF_NDD), and installs their
+(`ipv4`, `icmp`, `udp`, `tcp` for AF_INET; `inet6` -- IPv6, ICMPv6 and per interface
+addresses, neighbours and MLD -- for AF_INET6; `atm_sockets` for AF_NDD), and installs their
 protosw entries and timed cores.  Third-party protocols come in through the
 `tunstack.protocols` entry points, whose `register(host)` sees the Stack only as a
 protocols.contracts.ProtocolHost.
@@ -52,6 +53,9 @@ from protocols.ifnet import (
     InterfaceTable,
 )
 from protocols.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
+from protocols.ipv6.addr import int_to_ip6, ip6_to_int
+from protocols.ipv6.host import Inet6Config, Inet6Host, Inet6Interface
+from protocols.ipv6.wire import NH_ICMPV6
 from protocols.route import RoutingTable
 from protocols.tcp.tcp import Tcp
 from protocols.tcp.usrreq import TcpUserRequests
@@ -79,6 +83,8 @@ class StackConfig:
     seed: int | None = None         # deterministic ISNs/IDs for tests
     tcp: Any = None                 # protocols.tcp.TcpConfig; None: defaults
     clip: Any = None                # protocols.atm.clip.link.ClipConfig (InATMARP timers); None: defaults
+    ipv6: bool = True               # IPv6 on every interface but ATM ones (Linux disable_ipv6 0)
+    inet6: Inet6Config | None = None   # IPv6 host settings (protocols/ipv6/host.py); None: defaults
 
 
 class Stack:
@@ -101,6 +107,7 @@ class Stack:
         self.hosts: dict[str, str] = {"localhost": "127.0.0.1"}   # name -> IPv4, for sockets
         # the built-in cores, built here and held as typed attributes (docs/design.md, "Registration runs one way")
         self.ipv4, self.icmp, self.udp, self.tcp = self._build_inet()
+        self.inet6: Inet6Host = self._build_inet6()
         self.atm_sockets: AtmUserRequests = self._build_atm_sockets()
         drivers.register(self.drivers)
         if self.config.plugins:
@@ -135,6 +142,29 @@ class Stack:
                                                  flags=PR_CONNREQUIRED, core=tcp))
         return ipv4, icmp, udp, tcp
 
+    def _build_inet6(self) -> Inet6Host:
+        """AF_INET6: the IPv6 host (IPv6, ICMPv6; addresses, neighbours and MLD come per
+        interface in add_interface), with ICMPv6 in ip6_protox and the host's timed cores.
+        ICMPv6 errors share ICMP's token bucket, as Linux's icmp_global serves both families."""
+        cfg = self.config
+        self.protosw.add_domain(socket.AF_INET6, "internet6")
+        inet6 = Inet6Host(self.protosw, self.now, config=cfg.inet6, rng=self.rng, limiter=self.icmp.limiter,
+                          icmp_ratelimit=cfg.icmp_ratelimit)
+        icmp6 = inet6.icmp
+        self.protosw.add(socket.AF_INET6, Protosw("icmpv6", socket.SOCK_RAW, NH_ICMPV6, input=icmp6.input,
+                                                  ctlinput=icmp6.ctlinput, flags=PR_ATOMIC | PR_ADDR, core=icmp6))
+        for core in inet6.timed_cores():
+            self.timers.register(core)
+        inet6.link_multicast = self._link_multicast
+        return inet6
+
+    def _link_multicast(self, ifp: Interface, mac: bytes, on: bool) -> None:
+        """The device's address filter for a multicast MAC (NDD_ENABLE_ADDRESS / _DISABLE_)."""
+        try:
+            ifp.ndd.ndd_ctl(C.NDD_ENABLE_ADDRESS if on else C.NDD_DISABLE_ADDRESS, mac)
+        except OSError as exc:
+            log.warning("%s: multicast address %s: %s", ifp.name, mac.hex(":"), exc)
+
     def _build_atm_sockets(self) -> AtmUserRequests:
         """AF_NDD: the ATM connection-oriented datagram service (PVC and SVC sockets); its SVC
         call control registers its own timed cores (itself now, an adapter's UNI as it starts)."""
@@ -159,7 +189,7 @@ class Stack:
         self.nursery.start_soon(self.timers.run)
         if self.config.loopback:
             from drivers.memlink import LoopbackNdd
-            self.loopback = self.add_interface(LoopbackNdd("lo"), "127.0.0.1/8")
+            self.loopback = self.add_interface(LoopbackNdd("lo"), "127.0.0.1/8")   # and ::1/128
             self.ipv4.loopback = self.loopback
         return self
 
@@ -199,7 +229,9 @@ class Stack:
     # --- interfaces ------------------------------------------------------------
     def add_interface(self, ndd: Ndd, addr: str | None = None, *, name: str | None = None,
                       mtu: int | None = None) -> Interface:
-        """Attach `ndd`, open it (ns_alloc), claim IPv4 (and ARP) frames, configure `addr`."""
+        """Attach `ndd`, open it (ns_alloc), claim IPv4 (and ARP) frames, configure `addr`;
+        IPv6 frames too and a link-local address (after DAD), unless StackConfig.ipv6 is off
+        or the interface is ATM."""
         from protocols.arp import ArpCache, ArpConfig
         from protocols.ether import ETHERTYPE_ARP, ETHERTYPE_IPV4, EtherLink, RawIpLink
 
@@ -240,13 +272,48 @@ class Stack:
         else:
             ifp.link = RawIpLink(ndd)
             self.ns.ns_add_filter(ndd, NsFilter(C.NS_IPVERSION, version=4), ip_user)
+        if self.config.ipv6 and kind != C.NDD_ATM:
+            self._add_inet6(ifp, ndd)
         self.ns.ns_add_status(ndd, self._on_status)
         if addr:
             self.add_address(ifp, addr)
         return ifp
 
-    def add_address(self, ifp: Interface | str, addr: str) -> None:
+    def _add_inet6(self, ifp: Interface, ndd: Ndd) -> Inet6Interface:
+        """IPv6 on `ifp`: frames claimed (ethertype 0x86DD, or IP version 6 on a layer-3
+        link), the interface's IPv6 cores registered, its link-local address begun."""
+        from protocols.ether import ETHERTYPE_IPV6, EtherLink
+
+        ethernet = isinstance(ifp.link, EtherLink)
+        now = self.now()
+        state = self.inet6.attach(ifp, now, mac=ndd.ndd_physaddr if ethernet else None,
+                                  loopback=bool(ifp.flags & IFF_LOOPBACK))
+        if isinstance(ifp.link, EtherLink):
+            ifp.link.nd = state.nd
+            flt = NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_IPV6)
+        else:
+            flt = NsFilter(C.NS_IPVERSION, version=6)
+        self.ns.ns_add_filter(ndd, flt, NsUser(self._ip6_isr, ifp))
+        for core in state.timed_cores():
+            self.timers.register(core)
+        self.inet6.start(state, now)
+        return state
+
+    def add_address(self, ifp: Interface | str, addr: str, *, dad: bool = True) -> None:
+        """Configure `addr` ("10.0.0.2/24", "fd00::2/64") on the interface.  An IPv6 address is
+        tentative until DAD passes (on Ethernet; `dad=False` is `ip addr add ... nodad`).
+        Raises OSError with Linux's errno (EEXIST, EINVAL, EADDRNOTAVAIL, ...)."""
         ifp = self.ifnet.get(ifp) if isinstance(ifp, str) else ifp
+        if ":" in addr:
+            text, _, plen_text = addr.partition("/")
+            try:
+                ip6, plen6 = ip6_to_int(text), int(plen_text or 128)
+            except ValueError:
+                raise OSError(errno.EINVAL, f"{os.strerror(errno.EINVAL)}: bad IPv6 address {addr!r}") from None
+            err = self.inet6.add_address(ifp, ip6, plen6, self.now(), dad=dad)
+            if err:
+                raise OSError(err, f"{os.strerror(err)}: {addr} on {ifp.name}")
+            return
         ip, plen = parse_prefix(addr)
         ia = self.ifnet.add_address(ifp, ip, plen)
         if plen < 32 and not ifp.flags & IFF_LOOPBACK:
@@ -271,6 +338,10 @@ class Stack:
         clip = self._clip.pop(ifp.name, None)
         if clip is not None:
             self._remove_atm_link(clip)
+        state = self.inet6.detach(ifp, self.now())
+        if state is not None:
+            for core in state.timed_cores():
+                self.timers.unregister(core)
         self.routes.delete_interface(ifp)
         self.ifnet.remove(ifp)
         ifp.flags &= ~(IFF_UP | IFF_RUNNING)
@@ -400,6 +471,11 @@ class Stack:
 
     def add_route(self, prefix: str, gateway: str | None = None, *, dev: str | None = None,
                   metric: int = 0) -> None:
+        """`ip route add prefix [via gateway] [dev dev] [metric m]`, either family (an IPv6
+        prefix or gateway has a colon; metric 0 is 1024 there, as Linux's IP6_RT_PRIO_USER)."""
+        if ":" in prefix or (gateway is not None and ":" in gateway):
+            self._add_route6(prefix, gateway, dev, metric)
+            return
         gw = ip_to_int(gateway) if gateway else None
         if dev is not None:
             ifp = self.ifnet.get(dev)
@@ -412,9 +488,29 @@ class Stack:
             raise ValueError("a route needs a gateway or a device")
         self.routes.add(prefix, ifp, gw, metric=metric)
 
+    def _add_route6(self, prefix: str, gateway: str | None, dev: str | None, metric: int) -> None:
+        from protocols.ipv6.route import METRIC_USER, needs_scope_id
+
+        gw = ip6_to_int(gateway) if gateway else None
+        if dev is not None:
+            ifp = self.ifnet.get(dev)
+        elif gw is not None and not needs_scope_id(gw):
+            hop = self.inet6.route(gw, self.now(), None)
+            if isinstance(hop, int) or hop.nexthop != gw:
+                raise OSError(errno.ENETUNREACH, f"{os.strerror(errno.ENETUNREACH)}: gateway {gateway}")
+            ifp = hop.ifp
+        elif gw is not None:
+            raise OSError(errno.EINVAL, f"{os.strerror(errno.EINVAL)}: a link-local gateway needs a device")
+        else:
+            raise ValueError("a route needs a gateway or a device")
+        self.inet6.routes.add("::/0" if prefix == "default" else prefix, ifp, gw, metric=metric or METRIC_USER)
+
     # --- receive entry points (ns_user isr) ------------------------------------
     def _ip_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
         self.ipv4.input(ifp, pkt, self.now())
+
+    def _ip6_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
+        self.inet6.ip.input(ifp, pkt, self.now())
 
     def _arp_isr(self, ndd: Ndd, pkt: PacketBuffer, arp: Any) -> None:
         arp.input(pkt.view(), self.now())
@@ -437,11 +533,24 @@ class Stack:
     # --- tools -------------------------------------------------------------------
     async def ping(self, dst: str | int, *, size: int = 56, timeout: float = 5.0, ttl: int | None = None,
                    src: str | int | None = None, df: bool = False) -> float:
-        """One ICMP echo; returns the round-trip time in seconds.
+        """One ICMP echo (ICMPv6 for an IPv6 address: "fd00::1", "fe80::1%eth0"); returns
+        the round-trip time in seconds.  `ttl` is the hop limit over IPv6, where `df` does
+        not apply (IPv6 routers never fragment).
 
-        Raises OSError: ETIMEDOUT without an answer, or the errno of an ICMP/ARP error
-        (EHOSTUNREACH, ENETUNREACH, ...); EIO if the reply's data differs."""
-        daddr = ip_to_int(dst)
+        Raises OSError: ETIMEDOUT without an answer, or the errno of an ICMP/ARP/ND error
+        (EHOSTUNREACH, ENETUNREACH, ...); EINVAL for a link-local address without its
+        interface; EIO if the reply's data differs."""
+        family6 = isinstance(dst, str) and ":" in dst
+        oif = None
+        if family6:
+            assert isinstance(dst, str)
+            text, _, scope = dst.partition("%")
+            daddr = ip6_to_int(text)
+            oif = self.ifnet.get(scope) if scope else None
+            show = int_to_ip6
+        else:
+            daddr = ip_to_int(dst)
+            show = int_to_ip
         seq = next(self._ping_seq) & 0xFFFF
         payload = bytes((seq + i) & 0xFF for i in range(size))
         done = trio.Event()
@@ -452,18 +561,24 @@ class Stack:
             done.set()
 
         start = self.now()
-        err = self.icmp.send_echo(daddr, self._ping_ident, seq, payload, start, on_reply,
-                                  src=ip_to_int(src) if src is not None else 0, ttl=ttl, df=df)
+        icmp: Any = self.inet6.icmp if family6 else self.icmp
+        if family6:
+            source = ip6_to_int(str(src)) if src is not None else 0
+            err = icmp.send_echo(daddr, self._ping_ident, seq, payload, start, on_reply, src=source,
+                                 hop_limit=ttl, oif=oif)
+        else:
+            err = icmp.send_echo(daddr, self._ping_ident, seq, payload, start, on_reply,
+                                 src=ip_to_int(src) if src is not None else 0, ttl=ttl, df=df)
         if err:
             raise OSError(err, os.strerror(err))
         with trio.move_on_after(timeout):
             await done.wait()
         if not outcome:
-            self.icmp.cancel_echo(self._ping_ident, seq)
-            raise OSError(errno.ETIMEDOUT, f"{os.strerror(errno.ETIMEDOUT)}: no echo reply from {int_to_ip(daddr)}")
+            icmp.cancel_echo(self._ping_ident, seq)
+            raise OSError(errno.ETIMEDOUT, f"{os.strerror(errno.ETIMEDOUT)}: no echo reply from {show(daddr)}")
         err, reporter, data, when = outcome[0]
         if err:
-            frm = f" (reported by {int_to_ip(reporter)})" if reporter else ""
+            frm = f" (reported by {show(reporter)})" if reporter else ""
             raise OSError(err, f"{os.strerror(err)}{frm}")
         if data != payload:
             raise OSError(errno.EIO, "echo reply data differs from the request")
@@ -477,9 +592,14 @@ class Stack:
                                # what the tcp_mem budget sees now (Linux /proc/net/sockstat "mem")
                                "tcp_mem": {"allocated": self.tcp.mem.allocated, "committed": self.tcp.mem.committed,
                                            "pressure": self.tcp.mem.pressure},
+                               **self.inet6.counters(),
                                "interfaces": {}}
+        now = self.now()
         for ifp in self.ifnet:
             entry = {"ndd": ifp.ndd.stats.as_dict()}
+            inet6 = self.inet6.interface_counters(ifp, now)
+            if inet6 is not None:
+                entry["ipv6"] = inet6
             if ifp.name in self._arp:
                 entry["arp"] = self._arp[ifp.name].stats.as_dict()
             if ifp.name in self._clip:

@@ -222,7 +222,7 @@ class Icmpv6:
         hop = self.ipv6.route(quoted.dst, now, None)
         out_ifp = meta.ifp if isinstance(hop, int) else hop.ifp
         if out_ifp is not None:
-            self.ipv6.pmtu.update(quoted.dst, msg.mtu, out_ifp.mtu, now)
+            self.ipv6.pmtu.update(quoted.dst, msg.mtu, self.ipv6.link_mtu(out_ifp), now)
         self._deliver_error(PACKET_TOO_BIG, msg.code, meta.src, msg.invoking, now, mtu=msg.mtu)
 
     def _is_our_unicast(self, addr: int, now: float) -> bool:

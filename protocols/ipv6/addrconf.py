@@ -130,6 +130,8 @@ class AddrConfConfig:
     # Linux accept_dad: False is accept_dad 1 (a duplicate link-local address is reported,
     # the interface keeps working), True is accept_dad 2 / RFC 4862 §5.4.5 (IPv6 disabled)
     disable_on_ll_duplicate: bool = False
+    # a loopback interface: ::1 may be configured on it, and only on it (Linux ipv6_add_addr)
+    loopback: bool = False
 
 
 @dataclass
@@ -278,13 +280,14 @@ class AddrConf:
                    preferred: int = INFINITE, dad: bool = True) -> int:
         """`ip addr add addr/plen [valid_lft V preferred_lft P] [nodad]`: 0 or Linux's errno
         (inet6_addr_add / ipv6_add_addr): EINVAL for a bad prefix length, lifetimes (valid 0,
-        preferred > valid) or a multicast address, EADDRNOTAVAIL for :: and ::1, EEXIST,
+        preferred > valid) or a multicast address, EADDRNOTAVAIL for :: and (but on a
+        loopback) ::1, EEXIST,
         EACCES when IPv6 is disabled; ENOSPC beyond max_total (ours: Linux has no cap)."""
         if not 0 <= plen <= 128 or not 0 < valid <= INFINITE or not 0 <= preferred <= valid:
             return errno.EINVAL
         if not 0 <= addr <= ADDR_MASK or is_multicast(addr):
             return errno.EINVAL
-        if addr in (0, _LOOPBACK):
+        if addr == 0 or (addr == _LOOPBACK and not self.config.loopback):
             return errno.EADDRNOTAVAIL
         if self.is_disabled:
             return errno.EACCES

@@ -149,6 +149,9 @@ class Ipv6:
         # (RFC 8200 §5; no atomic fragments, RFC 8021) and aged out after 600 s -- RFC 8201 §4
         # "SHOULD NOT" retry a larger PMTU sooner than 5 minutes, and recommends 10
         self.pmtu = PmtuCache(MIN_PMTU_IPV6, mtu_expires)
+        # the link MTU IPv6 sizes packets by: the interface's, or lower (an RA's MTU option, the
+        # owner's business: Linux keeps it per interface as mtu6)
+        self.link_mtu: Callable[[Interface], int] = lambda ifp: ifp.mtu
         rng = rng or random.SystemRandom()
         # RFC 7739 §5.3 (hash-based identification, as Linux ipv6_select_ident): per-bucket
         # 32-bit counters keyed by a secret hash of (src, dst), each starting at a random value
@@ -316,7 +319,7 @@ class Ipv6:
     def path_mtu(self, ifp: Interface, dst: int, now: float) -> int:
         """The MTU to size packets to `dst` by (TCP's MSS is this - 60): the link's, or the
         lower one a Packet Too Big taught (self.pmtu)."""
-        return self.pmtu.path_mtu(dst, ifp.mtu, now)
+        return self.pmtu.path_mtu(dst, self.link_mtu(ifp), now)
 
     def output(self, pkt: PacketBuffer, src: int, dst: int, next_header: int, now: float, *,
                hop_limit: int | None = None, tclass: int = 0, flow_label: int = 0, oif: Interface | None = None,

@@ -50,10 +50,12 @@ def link_pair(kind: str = "ether", **kw: object) -> tuple[MemoryNdd, MemoryNdd]:
 async def two_stacks(kind: str = "ether", *, latency: float = 0.0, seed: int = 1,
                      wrap_a: Callable[[MemoryNdd], Ndd] | None = None,
                      config_a: StackConfig | None = None,
-                     config_b: StackConfig | None = None) -> AsyncIterator[Pair]:
-    """Stack a (10.0.0.1/24 on m0) and stack b (10.0.0.2/24 on m1) over one memory link."""
-    async with Stack("a", config_a or StackConfig(seed=seed)) as sa, \
-            Stack("b", config_b or StackConfig(seed=seed + 1)) as sb:
+                     config_b: StackConfig | None = None, ipv6: bool = True) -> AsyncIterator[Pair]:
+    """Stack a (10.0.0.1/24 on m0) and stack b (10.0.0.2/24 on m1) over one memory link.
+    `ipv6=False` keeps IPv6 (link-local DAD, MLD, router solicitations) off the link, for
+    tests that count IPv4 frames exactly."""
+    async with Stack("a", config_a or StackConfig(seed=seed, ipv6=ipv6)) as sa, \
+            Stack("b", config_b or StackConfig(seed=seed + 1, ipv6=ipv6)) as sb:
         a, b = link_pair(kind, latency=latency)
         nd_a = wrap_a(a) if wrap_a is not None else a
         ifa = sa.add_interface(nd_a, f"{IP_A}/24")

@@ -1,4 +1,7 @@
-"""PcapRecorder on a memory link end: both directions, right link type, frames dpkt can parse."""
+"""PcapRecorder on a memory link end: both directions, right link type, frames dpkt can parse.
+
+The stacks run IPv4 only here: every frame is checked as an IPv4 echo or ARP (IPv6 on the
+wire is checked by tshark in tests/realpeer/test_ipv6.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,7 +38,7 @@ async def test_records_both_directions(kind: str, linktype: int, tmp_path: Path,
                                        autojump_clock: trio.testing.MockClock) -> None:
     # every frame a's NDD sent or received is in the file, with a's link type, and parses cleanly
     path = tmp_path / f"{kind}.pcap"
-    async with two_stacks(kind) as p:
+    async with two_stacks(kind, ipv6=False) as p:
         p.a.ndd_ctl(C.NDD_CLEAR_STATS)
         with PcapRecorder.attach(p.a, str(path)) as rec:
             for _ in range(3):
@@ -77,7 +80,7 @@ async def test_records_both_directions(kind: str, linktype: int, tmp_path: Path,
 async def test_echo_payloads_match_on_the_wire(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     # each echo reply on the wire carries the id, sequence and data of its request
     path = tmp_path / "echo.pcap"
-    async with two_stacks("rawip") as p:
+    async with two_stacks("rawip", ipv6=False) as p:
         with PcapRecorder.attach(p.b, str(path)):
             for size in (0, 1, 100, 1472):
                 await p.sa.ping(IP_B, size=size)
@@ -93,7 +96,7 @@ async def test_echo_payloads_match_on_the_wire(tmp_path: Path, autojump_clock: t
 async def test_close_detaches(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     # after close() the tap is gone: more traffic neither raises nor grows the file
     path = tmp_path / "closed.pcap"
-    async with two_stacks("rawip") as p:
+    async with two_stacks("rawip", ipv6=False) as p:
         rec = PcapRecorder.attach(p.a, str(path))
         await p.sa.ping(IP_B)
         rec.close()
@@ -110,7 +113,7 @@ async def test_recorder_before_and_after_fault_injector(tmp_path: Path,
     def wrap(a: MemoryNdd) -> FaultInjector:
         return FaultInjector(a, seed=4, direction="out")
 
-    async with two_stacks("rawip", wrap_a=wrap) as p:
+    async with two_stacks("rawip", wrap_a=wrap, ipv6=False) as p:
         inj = p.nd_a
         assert isinstance(inj, FaultInjector) and inj.linktype == LINKTYPE_RAW
         stack_side = PcapRecorder.attach(inj, str(tmp_path / "stack.pcap"))

@@ -29,7 +29,7 @@ def test_builtin_cores_are_built_and_registered_in_order() -> None:
     # the Stack builds IPv4, ICMP, UDP and TCP (AF_INET) then the ATM sockets (AF_NDD), each
     # with its protosw entry, and registers the timed cores -- as protocols.register once did
     st = Stack("cores", StackConfig(plugins=False, seed=1))
-    assert list(st.protosw.domains) == [socket.AF_INET, AF_NDD]
+    assert list(st.protosw.domains) == [socket.AF_INET, socket.AF_INET6, AF_NDD]
     inet = st.protosw.domains[socket.AF_INET].protosw
     assert [(p.name, p.type, p.protocol, p.flags) for p in inet] == [
         ("icmp", socket.SOCK_RAW, IPPROTO_ICMP, PR_ATOMIC | PR_ADDR),
@@ -46,8 +46,13 @@ def test_builtin_cores_are_built_and_registered_in_order() -> None:
                                                             PR_ATOMIC | PR_CONNREQUIRED)
     assert isinstance(atm.usrreqs, AtmUserRequests) and atm.usrreqs is st.atm_sockets
     assert svc_manager(st) is st.atm_sockets.svc
-    # timed cores in registration order: reassembly, TCP, then the ATM SVC manager
-    assert st.timers.timed == [st.ipv4.reasm, st.tcp, st.atm_sockets.svc]
+    # AF_INET6: ICMPv6 in ip6_protox, the IPv6 host's reassembly and routing table timed
+    (icmp6,) = st.protosw.domains[socket.AF_INET6].protosw
+    assert (icmp6.name, icmp6.type, icmp6.protocol, icmp6.core) == ("icmpv6", socket.SOCK_RAW, 58, st.inet6.icmp)
+    assert st.protosw.ip6_protox == {58: icmp6}
+    # timed cores in registration order: reassembly, TCP, IPv6's reassembly and routes, then
+    # the ATM SVC manager (interfaces add theirs as they come)
+    assert st.timers.timed == [st.ipv4.reasm, st.tcp, st.inet6.ip.reasm, st.inet6.routes, st.atm_sockets.svc]
 
 
 async def test_close_error_propagates_after_the_teardown() -> None:

@@ -167,7 +167,7 @@ async def test_ping_loopback_and_own_address(dst: str, autojump_clock: trio.test
 async def test_counters_move_as_expected(autojump_clock: trio.testing.MockClock) -> None:
     # n pings a -> b over raw IP: exact ipv4/icmp/NDD counts on both sides
     n = 5
-    async with two_stacks("rawip") as p:
+    async with two_stacks("rawip", ipv6=False) as p:
         for _ in range(n):
             await p.sa.ping(IP_B, size=100)
         sa, sb = p.sa.stats(), p.sb.stats()
@@ -185,7 +185,7 @@ async def test_counters_move_as_expected(autojump_clock: trio.testing.MockClock)
 
 async def test_ether_counters_include_arp(autojump_clock: trio.testing.MockClock) -> None:
     # over Ethernet the first ping costs one ARP exchange; announcements are broadcasts
-    async with two_stacks() as p:
+    async with two_stacks(ipv6=False) as p:
         await trio.sleep(5)    # let the RFC 5227 announcements finish
         arp_a, arp_b = p.sa.arp_cache("m0"), p.sb.arp_cache("m1")
         assert arp_a.stats.tx_announces == arp_a.config.announce_count

@@ -130,7 +130,7 @@ async def test_reuseaddr_and_reuseport_as_linux(autojump_clock: trio.testing.Moc
 
 # --- connect ------------------------------------------------------------------------------------
 async def test_connect_stores_destination_only(autojump_clock: trio.testing.MockClock) -> None:
-    async with pair() as p:
+    async with pair(ipv6=False) as p:       # IPv4 frames counted exactly
         s = p.sa.socket(A, D)
         frames = p.a.stats.opackets
         await s.connect((IP_B, 7000))
