@@ -39,6 +39,7 @@ from ..icmpv6.wire import (
     MAX_QUOTE,
     PACKET_TOO_BIG,
     PARAM_NEXT_HEADER,
+    PARAM_OPTION,
     PARAM_PROBLEM,
     TIME_EXCEEDED,
     TIME_EXCEEDED_REASSEMBLY,
@@ -117,6 +118,10 @@ class Ip6Meta:
     router_alert: int | None = None   # the hop-by-hop Router Alert value (RFC 2711; MLD: 0)
     mcast: bool = False       # sent to a multicast group
     reassembled: bool = False
+    # it came as a link-layer multicast or broadcast: RFC 4443 §2.4 (e.3) wants no error
+    # about it (but Packet Too Big and an unrecognized option of action 10), whatever its
+    # IPv6 destination -- a transport's port unreachable included
+    ll_mcast: bool = False
 
     def original(self, pkt: PacketBuffer, limit: int = MAX_QUOTE) -> bytes:
         """The invoking packet from its IPv6 header, at most `limit` octets: "as much ... as
@@ -200,6 +205,7 @@ class Ipv6:
             st.bump(reason)
             return
         mcast = is_multicast(ip.dst)
+        ll_mcast = pkt.ll_bcast
         if not self.is_ours(ifp, ip.dst):
             st.in_addr_errors += 1    # a host does not forward (RFC 8200 §3, RFC 1122 §3.3.1)
             return
@@ -207,13 +213,13 @@ class Ipv6:
             st.in_mcast_pkts += 1
         verdict = walk_chain(view, ip.next_header, dst_multicast=mcast)
         if isinstance(verdict, Drop):
-            self._drop(verdict, view, ifp, now)
+            self._drop(verdict, view, ifp, now, ll_mcast)
             return
         chain = verdict
         hdr_start = pkt.start
         reassembled = False
         if chain.needs_reassembly:
-            whole = self._reassemble(ifp, ip, chain, view, now)
+            whole = self._reassemble(ifp, ip, chain, view, now, ll_mcast)
             if whole is None:
                 return
             pkt = PacketBuffer(whole.packet)
@@ -221,7 +227,7 @@ class Ipv6:
             reassembled = True
             resumed = resume_after_reassembly(whole.packet, chain, dst_multicast=mcast)
             if isinstance(resumed, Drop):
-                self._drop(resumed, memoryview(whole.packet), ifp, now)
+                self._drop(resumed, memoryview(whole.packet), ifp, now, ll_mcast)
                 return
             chain = resumed
         elif chain.fragment is not None:
@@ -231,7 +237,7 @@ class Ipv6:
             rs.reasm_reqds += 1
             rs.reasm_atomic += 1
             rs.reasm_oks += 1
-        self._deliver(ifp, pkt, ip, chain, hdr_start, mcast, reassembled, now)
+        self._deliver(ifp, pkt, ip, chain, hdr_start, mcast, reassembled, ll_mcast, now)
 
     def _address_rules(self, ifp: Interface, src: int, dst: int) -> str | None:
         loopback_if = bool(ifp.flags & IFF_LOOPBACK)
@@ -242,14 +248,17 @@ class Ipv6:
             reason = "in_hdr_errors"
         return reason
 
-    def _drop(self, drop: Drop, packet: bytes | bytearray | memoryview, ifp: Interface, now: float) -> None:
+    def _drop(self, drop: Drop, packet: bytes | bytearray | memoryview, ifp: Interface, now: float,
+              ll_mcast: bool = False) -> None:
         self.stats.bump(drop.reason)
         if drop.param_problem is not None:
             code, pointer = drop.param_problem
+            if ll_mcast and not (code == PARAM_OPTION and packet[pointer] >> 6 == 0b10):
+                return      # RFC 4443 §2.4 (e.3): only an option of action 10 is reported
             self.icmp_error(PARAM_PROBLEM, code, pointer, bytes(packet[:MAX_QUOTE]), ifp, now)
 
     def _reassemble(self, ifp: Interface, ip: Ipv6Repr, chain: Chain, view: memoryview,
-                    now: float) -> Datagram | None:
+                    now: float, ll_mcast: bool) -> Datagram | None:
         frag = chain.fragment
         if frag is None:
             return None
@@ -262,12 +271,12 @@ class Ipv6:
                                  bytes(view[frag.payload_offset:]), now, scope=scope)
         self._sync_reasm_stats()
         if isinstance(verdict, ParamProblem):
-            self._drop(Drop("in_hdr_errors", (verdict.code, verdict.pointer)), view, ifp, now)
+            self._drop(Drop("in_hdr_errors", (verdict.code, verdict.pointer)), view, ifp, now, ll_mcast)
             return None
         return verdict
 
     def _deliver(self, ifp: Interface, pkt: PacketBuffer, ip: Ipv6Repr, chain: Chain, hdr_start: int,
-                 mcast: bool, reassembled: bool, now: float) -> None:
+                 mcast: bool, reassembled: bool, ll_mcast: bool, now: float) -> None:
         st = self.stats
         nh = chain.next_header
         if nh == NH_NONE:
@@ -277,12 +286,13 @@ class Ipv6:
             return
         pr = self.protosw.ip6_protox.get(nh)
         meta = Ip6Meta(ip.src, ip.dst, nh, ip.hop_limit, ip.traffic_class, ip.flow_label, ifp, chain.offset,
-                       hdr_start, chain.router_alert, mcast, reassembled)
+                       hdr_start, chain.router_alert, mcast, reassembled, ll_mcast)
         if pr is None or pr.input is None:
             # RFC 8200 §4: "unrecognized Next Header value" -> parameter problem code 1 pointing
             # at the octet that named it (Linux ICMPV6_UNK_NEXTHDR, InUnknownProtos)
             st.in_unknown_protos += 1
-            self.icmp_error(PARAM_PROBLEM, PARAM_NEXT_HEADER, chain.nh_field, meta.original(pkt), ifp, now)
+            if not ll_mcast:
+                self.icmp_error(PARAM_PROBLEM, PARAM_NEXT_HEADER, chain.nh_field, meta.original(pkt), ifp, now)
             return
         pkt.pull(chain.offset)
         st.in_delivers += 1

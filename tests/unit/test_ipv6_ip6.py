@@ -742,3 +742,34 @@ def test_input_never_raises(data: bytes, nh: int) -> None:
     # (held or refused under its own counters); never two of the first two
     assert c["in_delivers"] + dropped == 1 or (c["in_delivers"] + dropped == 0 and c["reasm_reqds"] == 1)
     assert c["in_delivers"] <= 1 and dropped <= 1
+
+
+def _ll_multicast(data: bytes) -> PacketBuffer:
+    pkt = rx(data)
+    pkt.ll_bcast = True        # the demuxer's mark: the frame went to a multicast/broadcast MAC
+    return pkt
+
+
+def test_link_layer_multicast_gets_no_error_but_option_action_10(host: Host) -> None:
+    # RFC 4443 §2.4 (e.3): no error about a packet sent as a link-layer multicast or broadcast,
+    # but for Packet Too Big and an unrecognized option whose action is 10 (RFC 8200 §4.2)
+    host.ipv6.input(host.eth0, _ll_multicast(bytes(IPv6(src=PEER, dst=US, nh=NH_SCTP) / (b"x" * 8))), 1.0)
+    rh = IPv6ExtHdrRouting(type=0, segleft=1, addresses=["2001:db8::9"])
+    host.ipv6.input(host.eth0, _ll_multicast(bytes(IPv6(src=PEER, dst=US) / rh / UDP() / b"x")), 1.0)
+    assert host.errors == []
+    assert counters(host) == {"in_receives": 2, "in_unknown_protos": 1, "in_hdr_errors": 1}   # still counted
+    opt = HBHOptUnknown(otype=0x87, optdata=b"\x00\x00\x00\x00")        # 10xxxxxx: reported anyway
+    host.ipv6.input(host.eth0, _ll_multicast(bytes(IPv6(src=PEER, dst=US) / IPv6ExtHdrDestOpt(options=[opt])
+                                                   / UDP() / b"x")), 1.0)
+    ((type_, code, pointer, _, _, _),) = host.errors
+    assert (type_, code, pointer) == (PARAM_PROBLEM, 2, 42)
+    opt = HBHOptUnknown(otype=0xC7, optdata=b"\x00\x00\x00\x00")        # 11xxxxxx: only for unicast
+    host.ipv6.input(host.eth0, _ll_multicast(bytes(IPv6(src=PEER, dst=US) / IPv6ExtHdrDestOpt(options=[opt])
+                                                   / UDP() / b"x")), 1.0)
+    assert len(host.errors) == 1
+
+
+def test_link_layer_multicast_is_told_to_the_transport(host: Host) -> None:
+    host.ipv6.input(host.eth0, _ll_multicast(udp_packet()), 0.0)
+    host.ipv6.input(host.eth0, rx(udp_packet()), 0.0)
+    assert [meta.ll_mcast for _, meta, _, _ in host.udp.got] == [True, False]
