@@ -123,3 +123,120 @@ def ipv6_nd_cache(data: bytes) -> None:
             at = cache.poll_at()
             check(at is None or at > now, "the neighbor cache's next deadline is not in the future")
         check(len(cache.table()) <= cfg.max_entries, "the neighbor table outgrew its bound")
+
+
+# --- the whole IPv6 host (protocols/ipv6/host.py): ND, MLD, RAs and echoes on one interface ---
+HOST_MAC = b"\x02\x00\x00\x00\x00\x01"
+ROUTERS = tuple(0xFE80 << 112 | i for i in range(1, 40))
+PREFIXES = tuple((0x2001_0DB8_0000_0000 + i) << 64 for i in range(40))
+
+
+class _HostLink:
+    """EtherLink's IPv6 side for the fuzzer: everything the host sends must be a sane packet."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def _check(self, pkt: PacketBuffer) -> int:
+        h = Ipv6Repr.parse(pkt.tobytes())
+        check(not isinstance(h, str), f"the host sent a malformed IPv6 packet ({h})")
+        self.sent += 1
+        return 0
+
+    def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
+        return self._check(pkt)
+
+    def send_ipv6(self, pkt: PacketBuffer, mac: bytes) -> int:
+        return self._check(pkt)
+
+
+def _host_message(fdp: Fdp, ll: int) -> bytes:
+    """An ICMPv6 message a neighbour might send: an RA with prefixes/MTU/RDNSS, an NS or NA about
+    us or others, a redirect, an MLD query, an echo -- fields from the input, then mutated."""
+    kind = fdp.ConsumeIntInRange(0, 5)
+    mac = nd.SourceLinkLayerAddress(pick(fdp, (b"\x02\x00\x00\x00\x00\x09", b"\x01\x00\x00\x00\x00\x00")))
+    msg: typing.Any
+    if kind == 0:
+        opts: list[typing.Any] = [mac, nd.Mtu(fdp.ConsumeIntInRange(0, 70000))]
+        for _ in range(fdp.ConsumeIntInRange(0, 4)):
+            opts.append(nd.PrefixInformation(64 if fdp.ConsumeBool() else fdp.ConsumeIntInRange(0, 128),
+                                             fdp.ConsumeBool(), fdp.ConsumeBool(),
+                                             pick(fdp, (0, 30, 7200, 0xFFFFFFFF)), pick(fdp, (0, 20, 0xFFFFFFFF)),
+                                             pick(fdp, PREFIXES)))
+        opts.append(nd.Rdnss(pick(fdp, (0, 60, 0xFFFFFFFF)), tuple(pick(fdp, PREFIXES) | 0x53 for _ in range(3))))
+        msg = nd.RouterAdvertisement(options=tuple(opts), cur_hop_limit=fdp.ConsumeIntInRange(0, 255),
+                                     router_lifetime=pick(fdp, (0, 30, 1800, 9000)),
+                                     reachable_time=fdp.ConsumeIntInRange(0, 1 << 20),
+                                     retrans_timer=fdp.ConsumeIntInRange(0, 1 << 20),
+                                     preference=fdp.ConsumeIntInRange(0, 3))
+    elif kind == 1:
+        msg = nd.NeighborSolicitation(target=pick(fdp, (ll, ROUTERS[0], PREFIXES[0] | 1)), options=(mac,))
+    elif kind == 2:
+        msg = nd.NeighborAdvertisement(target=pick(fdp, (ll, ROUTERS[0], ROUTERS[1])), router=fdp.ConsumeBool(),
+                                       solicited=fdp.ConsumeBool(), override=fdp.ConsumeBool(),
+                                       options=(nd.TargetLinkLayerAddress(mac.lladdr),))
+    elif kind == 3:
+        msg = nd.Redirect(target=pick(fdp, ROUTERS), destination=pick(fdp, PREFIXES) | 7)
+    elif kind == 4:
+        msg = mld.MldQuery(max_resp_code=fdp.ConsumeIntInRange(0, 0xFFFF), group=pick(fdp, (0, ll | 0xFF02 << 112)))
+    else:
+        from protocols.icmpv6.wire import EchoRequest
+        msg = EchoRequest(fdp.ConsumeIntInRange(0, 0xFFFF), 1, fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 64)))
+    return msg.to_repr().emit(0, 0)     # checksum fixed by the caller for the real addresses
+
+
+@target("ipv6_host")
+def ipv6_host(data: bytes) -> None:
+    """The IPv6 host on one Ethernet interface under neighbours' ND/MLD/echo traffic and time:
+    nothing raises, whatever it sends parses, and every table stays within its bound."""
+    import socket
+
+    from protocols.contracts import ProtocolSwitch, Protosw
+    from protocols.icmpv6.wire import icmpv6_checksum
+    from protocols.ifnet import IFF_RUNNING, IFF_UP, Interface
+    from protocols.ipv6.host import MAX_RDNSS, Inet6Host
+
+    fdp = Fdp(data)
+    clock = [0.0]
+    protosw = ProtocolSwitch()
+    protosw.add_domain(socket.AF_INET6, "internet6")
+    host = Inet6Host(protosw, lambda: clock[0], rng=random.Random(3))
+    protosw.add(socket.AF_INET6, Protosw("icmpv6", socket.SOCK_RAW, 58, input=host.icmp.input,
+                                         ctlinput=host.icmp.ctlinput))
+
+    class _Ndd:
+        ndd_name, ndd_mtu, ndd_physaddr = "eth0", 1500, HOST_MAC
+
+    ifp = Interface("eth0", _Ndd(), 1, 1500, IFF_UP | IFF_RUNNING)  # type: ignore[arg-type]
+    link = _HostLink()
+    ifp.link = link
+    state = host.attach(ifp, 0.0, mac=HOST_MAC)
+    host.start(state, 0.0)
+    cores = [*host.timed_cores(), *state.timed_cores()]
+    for _ in steps(fdp, 24):
+        if fdp.ConsumeBool():
+            clock[0] += pick(fdp, TIME_STEPS)
+            for core in cores:
+                at = core.poll_at()
+                if at is not None and at <= clock[0]:
+                    core.poll(clock[0])
+            continue
+        ll = next((a.addr for a in host.addresses(ifp, clock[0]) if a.addr >> 112 == 0xFE80), 0xFE80 << 112 | 2)
+        src = pick(fdp, (*ROUTERS[:3], 0, PREFIXES[0] | 9))
+        dst = pick(fdp, (0xFF02 << 112 | 1, ll, 0xFF02 << 112 | 0x1_FF00_0000 | ll & 0xFFFFFF))
+        body = bytearray(_host_message(fdp, ll))
+        body[2:4] = b"\x00\x00"
+        body[2:4] = icmpv6_checksum(body, src, dst).to_bytes(2, "big")
+        body = bytearray(mutate(fdp, bytes(body), 1)) if fdp.ConsumeIntInRange(0, 3) == 0 else body
+        hop_limit = 1 if body and body[0] in (130, 131, 132, 143) else 255
+        packet = Ipv6Repr(src, dst, 58, len(body), hop_limit).to_bytes() + bytes(body)
+        pkt = PacketBuffer(bytes(14) + packet, 14)
+        pkt.ll_bcast = dst >> 120 == 0xFF
+        host.ip.input(ifp, pkt, clock[0])
+        cfg = host.routes.config
+        check(len(host.routes.routers()) <= cfg.max_ra_routers, "the default router list outgrew its bound")
+        check(len(host.routes.prefixes()) <= cfg.max_ra_prefixes, "the prefix list outgrew its bound")
+        check(len(host.addresses(ifp, clock[0])) <= state.addrconf.config.max_total, "addresses beyond the bound")
+        check(len(state.rdnss) <= MAX_RDNSS, "more RDNSS servers than the bound")
+        check(state.nd is not None and len(state.nd.table()) <= state.nd.config.max_entries, "neighbor cache bound")
+        check(1280 <= host.link_mtu(ifp) <= 1500, "the IPv6 link MTU left [1280, link MTU]")
