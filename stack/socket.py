@@ -13,7 +13,10 @@ Semantics (docs/design.md, "Socket semantics"):
   * `connect(AF_UNSPEC)` (pass the constant) or `disconnect()` dissolves the
     association, forgetting what connect chose;
   * errors are OSError with Linux's errno and message; bad arguments raise what
-    CPython's socket module raises.
+    CPython's socket module raises;
+  * addresses go by the socket's family (stack/sockaddr.py): AF_INET (host, port) pairs,
+    AF_INET6 (host, port[, flowinfo[, scope_id]]) tuples taken and 4-tuples given, as
+    CPython's; the protocol sees (addr32, port) / (addr128, port, flowinfo, scope_id).
 Cancellation: a cancelled `recv`/`recvfrom` consumed nothing.  A cancelled datagram
 `connect` cannot happen half-way: it completes before its first checkpoint returns.
 """
