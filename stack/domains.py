@@ -2,8 +2,9 @@
 
 A domain registers its socket class here, in the socket layer (4.4BSD keeps the socket
 layer's side of a domain in `struct domain`; here the protocol side is the protosw entry
-of protocols/contracts.py and this map is the rest): AF_INET stream sockets wait as
-stack/stream.py says, AF_INET datagram and raw sockets as stack/socket.py, and AF_NDD
+of protocols/contracts.py and this map is the rest): AF_INET and AF_INET6 stream sockets
+wait as stack/stream.py says, their datagram and raw sockets as stack/socket.py (both
+classes take and give addresses by the socket's family: stack/sockaddr.py), and AF_NDD
 (the ATM family, whose addresses are sockaddr_ndd_atm) as stack/ndd_socket.py.  A protocol
 never chooses its socket class.
 """
@@ -22,6 +23,7 @@ from .stream import StreamSocket
 # (family, type) -> class; (family, None): every other type of the family; absent: Socket
 SOCKET_CLASSES: dict[tuple[int, int | None], type[Socket]] = {
     (_pysocket.AF_INET, _pysocket.SOCK_STREAM): StreamSocket,
+    (_pysocket.AF_INET6, _pysocket.SOCK_STREAM): StreamSocket,
     (AF_NDD, None): AtmSocket,
 }
 

@@ -13,7 +13,10 @@ Semantics (docs/design.md, "Socket semantics"):
   * `connect(AF_UNSPEC)` (pass the constant) or `disconnect()` dissolves the
     association, forgetting what connect chose;
   * errors are OSError with Linux's errno and message; bad arguments raise what
-    CPython's socket module raises.
+    CPython's socket module raises;
+  * addresses go by the socket's family (stack/sockaddr.py): AF_INET (host, port) pairs,
+    AF_INET6 (host, port[, flowinfo[, scope_id]]) tuples taken and 4-tuples given, as
+    CPython's; the protocol sees (addr32, port) / (addr128, port, flowinfo, scope_id).
 Cancellation: a cancelled `recv`/`recvfrom` consumed nothing.  A cancelled datagram
 `connect` cannot happen half-way: it completes before its first checkpoint returns.
 """
@@ -26,9 +29,10 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import trio
 
 from ndd import constants as C
+from protocols import sockopt
 from protocols.contracts import Upcall, UserRequests, oserror
 
-from .sockaddr import format_inet, parse_inet
+from .sockaddr import HostsTable, format_inet, format_inet6, parse_inet, parse_inet6
 
 if TYPE_CHECKING:
     from protocols.contracts import ProtocolSwitch, Protosw
@@ -36,23 +40,33 @@ if TYPE_CHECKING:
 
 class SocketHost(Protocol):
     """What the socket layer needs of its Stack (stack/stack.py's Stack is one): the clock every
-    user request takes, the protocol switch socket(2) searches, and the names sockets resolve."""
-    hosts: dict[str, str]
+    user request takes, the protocol switch socket(2) searches, the names sockets resolve
+    (name -> address text, or a sequence of texts, of either family) and the interface
+    index an IPv6 zone names ("fe80::1%eth0")."""
+
+    @property
+    def hosts(self) -> HostsTable: ...
 
     @property
     def protosw(self) -> ProtocolSwitch: ...
 
     def now(self) -> float: ...
 
+    def if_nametoindex(self, name: str) -> int:
+        """The index of the interface called `name`; OSError (or 0) when there is none,
+        as socket.if_nametoindex."""
+        ...
+
 # The constants, re-exported with the names and values of Python's socket module on
 # Linux (`from stack.socket import AF_INET, SOCK_STREAM, SO_REUSEADDR, TCP_NODELAY, ...`),
 # plus the AIX names of the ATM socket family (docs/design.md, "AIX NDD names, and where
 # tunstack departs").
-_CONSTANT_PREFIXES = ("AF_", "SOCK_", "SOL_", "SO_", "IPPROTO_", "IP_", "TCP_", "MSG_", "SHUT_", "INADDR_",
-                      "SOMAXCONN")
+_CONSTANT_PREFIXES = ("AF_", "SOCK_", "SOL_", "SO_", "IPPROTO_", "IP_", "IPV6_", "TCP_", "MSG_", "SHUT_",
+                      "INADDR_", "SOMAXCONN")
 globals().update({name: getattr(_pysocket, name) for name in dir(_pysocket)
                   if name.startswith(_CONSTANT_PREFIXES) and isinstance(getattr(_pysocket, name), int)})
 AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM = C.AF_NDD, C.SOCK_CONN_DGRAM, C.NDD_PROT_ATM   # AIX, beside Linux's
+IPV6_MTU_DISCOVER, IPV6_RECVERR = sockopt.IPV6_MTU_DISCOVER, sockopt.IPV6_RECVERR   # Linux's, not in Python's
 
 SOCK_TYPE_MASK = 0xF
 SOCK_FLAGS = _pysocket.SOCK_NONBLOCK | _pysocket.SOCK_CLOEXEC
@@ -76,6 +90,22 @@ def _optval(value: object) -> int:
     if len(buf) < 4:
         raise oserror(errno.EINVAL)   # Linux: an int option shorter than sizeof(int)
     return int.from_bytes(buf[:4], "little", signed=True)
+
+
+# options whose value is a struct: the protocol gets the caller's bytes, as the kernel gets
+# optval/optlen (struct ipv6_mreq for the IPv6 group joins: 16 address octets, the ifindex)
+STRUCT_OPTIONS = {(_pysocket.IPPROTO_IPV6, sockopt.IPV6_JOIN_GROUP), (_pysocket.IPPROTO_IPV6, sockopt.IPV6_LEAVE_GROUP)}
+
+
+def struct_optval(value: object) -> bytes:
+    """A struct option's value as the kernel would see it: a bytes-like object's octets, an int
+    as the 4 native-order octets CPython passes for it (a short struct: the protocol's EINVAL)."""
+    if isinstance(value, int):
+        return _optval(value).to_bytes(4, "little", signed=True)
+    try:
+        return bytes(memoryview(value).cast("B"))   # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'") from None
 
 
 def _writable(buffer: Any, what: str) -> memoryview:
@@ -118,7 +148,11 @@ class Socket:
         if err:
             raise oserror(err)
 
-    def _addr(self, address: object, what: str) -> tuple[int, int]:
+    def _addr(self, address: object, what: str) -> tuple[int, ...]:
+        """A caller's address as the protocol takes it, by the socket's family (CPython's
+        getsockaddrarg): AF_INET6 (addr128, port, flowinfo, scope_id), else (addr32, port)."""
+        if self.family == _pysocket.AF_INET6:
+            return parse_inet6(address, self._stack.hosts, self._stack.if_nametoindex, what)
         return parse_inet(address, self._stack.hosts, what)
 
     def __repr__(self) -> str:
@@ -131,10 +165,14 @@ class Socket:
     # --- naming -----------------------------------------------------------------------
     def bind(self, address: object) -> None:
         pcb = self._check()
-        self._raise(self._ops.bind(pcb, self._addr(address, ""), self._stack.now()))
+        self._raise(self._ops.bind(pcb, self._addr(address, "bind"), self._stack.now()))
 
     def _format(self, addr: Any) -> Any:
-        """A protocol's address as the socket API gives it (families override)."""
+        """A protocol's address as the socket API gives it (CPython's makesockaddr): by the
+        socket's family, (text, port, flowinfo, scope_id) or (text, port); families with
+        addresses of their own override."""
+        if self.family == _pysocket.AF_INET6:
+            return format_inet6(*addr)
         return format_inet(*addr)
 
     def getsockname(self) -> Any:
@@ -272,7 +310,7 @@ class Socket:
 
     def _source_name(self, source: Any) -> Any:
         """A received datagram's sender as recvfrom returns it (families override)."""
-        return format_inet(*source)
+        return self._format(source)
 
     async def wait_readable(self) -> None:
         pcb = self._check()
@@ -287,7 +325,7 @@ class Socket:
     # --- options ----------------------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
         pcb = self._check()
-        v = _optval(value)
+        v: int | bytes = struct_optval(value) if (level, optname) in STRUCT_OPTIONS else _optval(value)
         self._raise(self._ops.setsockopt(pcb, level, optname, v, self._stack.now()))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:

@@ -29,7 +29,7 @@ from protocols.contracts import (
     oserror,
 )
 
-from .socket import Socket, SocketHost, _optval
+from .socket import STRUCT_OPTIONS, Socket, SocketHost, _optval, struct_optval
 
 if TYPE_CHECKING:
     from protocols.contracts import Protosw
@@ -50,7 +50,7 @@ class StreamSocket(Socket):
         self._ever_connected = pcb is not None
 
     # --- connection -------------------------------------------------------------------
-    async def accept(self) -> tuple[StreamSocket, tuple[str, int]]:
+    async def accept(self) -> tuple[StreamSocket, tuple[Any, ...]]:
         pcb = self._check()
         await trio.lowlevel.checkpoint()
         while True:
@@ -59,7 +59,7 @@ class StreamSocket(Socket):
                 return accepted
             await self._readers.park()
 
-    def accept_nowait(self) -> tuple[StreamSocket, tuple[str, int]]:
+    def accept_nowait(self) -> tuple[StreamSocket, tuple[Any, ...]]:
         """accept(2) on a non-blocking socket: the next queued connection at once, or
         BlockingIOError (EAGAIN) when there is none.  A server woken by `accept()` drains
         the rest of the queue with it -- one wake-up for a whole burst, as asyncio's accept
@@ -69,7 +69,7 @@ class StreamSocket(Socket):
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         return accepted
 
-    def _take_child(self, pcb: Any) -> tuple[StreamSocket, tuple[str, int]] | None:
+    def _take_child(self, pcb: Any) -> tuple[StreamSocket, tuple[Any, ...]] | None:
         if self._closed:
             raise oserror(errno.EBADF)
         if not self._ops.state(pcb) & SS_ISACCEPTING:
@@ -171,7 +171,7 @@ class StreamSocket(Socket):
         self._addr(address, "sendto")
         return await self.send(data, flags)
 
-    async def _recv(self, bufsize: int, flags: int, what: str) -> tuple[bytes, tuple[str, int] | None]:
+    async def _recv(self, bufsize: int, flags: int, what: str) -> tuple[bytes, None]:
         if bufsize < 0:
             raise ValueError(f"negative buffersize in {what}")
         pcb = self._check()
@@ -222,7 +222,13 @@ class StreamSocket(Socket):
     # --- options -----------------------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
         pcb = self._check()
-        v = value if (level, optname) in _STRUCT_OPTIONS else _optval(value)
+        v: int | bytes
+        if (level, optname) in _STRUCT_OPTIONS:
+            v = value
+        elif (level, optname) in STRUCT_OPTIONS:
+            v = struct_optval(value)
+        else:
+            v = _optval(value)
         self._raise(self._ops.setsockopt(pcb, level, optname, v, self._stack.now()))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:

@@ -13,15 +13,24 @@ real descriptor (PSEUDO_FD_BASE..., beyond Linux's default fs.nr_open of 2**20) 
 and -1 once closed.  Should one ever reach epoll (trio.lowlevel.wait_readable(sock)), the
 kernel answers EBADF instead of waiting on some unrelated file.
 
+Names: trio answers numeric hosts itself (the stdlib getaddrinfo with AI_NUMERICHOST, so
+"2001:db8::1" and "fe80::1%3" never reach a custom resolver, and a "%zone" that names an
+interface of this machine gets this machine's index); everything else reaches
+`StackResolver`: the stack's hosts table (a name's values of either family, in the table's
+order for AF_UNSPEC), literals of both families with glibc's rules (EAI_ADDRFAMILY for a
+literal of the other family, AI_V4MAPPED, zones named by the stack's interfaces).
+
 Servers that create stdlib sockets themselves and hand them to trio with
 `trio.socket.from_stdlib_socket` (hypercorn's trio worker, anyio's create_tcp_listener)
-bypass the factory.  Inside the block, for IPv4 stream and datagram sockets, those are
-*adopted*: `from_stdlib_socket` returns a stack socket bound (and listening) like the
-kernel socket it was given, and a kernel `bind()` to an address only the stack owns,
-which would fail with EADDRNOTAVAIL, is retried with IP_FREEBIND.  The kernel socket stays
-as a placeholder holding the port, bound but no longer listening (so the host's own
-clients are refused, not left hanging in a backlog nobody reads), until the stack socket
-closes.  Connected kernel sockets, IPv6 and Unix sockets are left to the kernel.
+bypass the factory.  Inside the block, for IPv4 and IPv6 stream and datagram sockets (IPv6
+when the stack has an AF_INET6 domain), those are *adopted*: `from_stdlib_socket` returns a
+stack socket bound (and listening) like the kernel socket it was given, with its
+SO_REUSEADDR/SO_REUSEPORT/IPV6_V6ONLY, and a kernel `bind()` to an address only the stack
+owns, which would fail with EADDRNOTAVAIL, is retried with IP_FREEBIND (which Linux honours
+for both families).  The kernel socket stays as a placeholder holding the port, bound but
+no longer listening (so the host's own clients are refused, not left hanging in a backlog
+nobody reads), until the stack socket closes.  Connected kernel sockets and Unix sockets
+are left to the kernel.
 """
 from __future__ import annotations
 
@@ -32,17 +41,35 @@ import os
 import socket as _pysocket
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar
 
 import trio
 
 from protocols.addr import int_to_ip
+from protocols.ipv6.addr import int_to_ip6, is_link_local, is_v4_mapped, v4_mapped
 
-from .sockaddr import resolve_host
+from .sockaddr import (
+    HostsTable,
+    gai_error,
+    host_values,
+    split_v6_literal,
+    v4_literal,
+    v6_literal,
+    zone_index,
+)
+from .socket import SocketHost
 
 if TYPE_CHECKING:
     from .socket import Socket
-    from .stack import Stack
+
+
+class SocketStack(SocketHost, Protocol):
+    """What this module needs of a Stack: the socket layer's host, and socket(2)."""
+
+    def socket(self, family: int = ..., type: int = ..., proto: int = ...) -> Any: ...
+
+
+StackT = TypeVar("StackT", bound=SocketStack)
 
 
 # Pseudo descriptors: far above RLIMIT_NOFILE and Linux's default fs.nr_open (2**20), below
@@ -154,7 +181,7 @@ class TrioSocket(trio.socket.SocketType):
 
 
 class StackSocketFactory(trio.abc.SocketFactory):
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: SocketStack) -> None:
         self.stack = stack
 
     def socket(self, family: int | None = None, type: int | None = None, proto: int | None = None) -> TrioSocket:
@@ -163,65 +190,164 @@ class StackSocketFactory(trio.abc.SocketFactory):
                                             0 if proto in (None, -1) else proto))
 
 
-# trio.abc.HostnameResolver's getaddrinfo result, as trio declares it (we only ever answer AF_INET)
+# trio.abc.HostnameResolver's getaddrinfo result, as trio declares it
 _AddrInfo: TypeAlias = (
     tuple[Literal[_pysocket.AddressFamily.AF_INET], _pysocket.SocketKind, int, str, tuple[str, int]]
     | tuple[Literal[_pysocket.AddressFamily.AF_INET6], _pysocket.SocketKind, int, str,
             tuple[str, int, int, int] | tuple[int, bytes]])
+# an address found: (AF_INET, addr32, 0) or (AF_INET6, addr128, scope_id)
+_Found: TypeAlias = tuple[int, int, int]
+_V4, _V6 = _pysocket.AF_INET, _pysocket.AF_INET6
+_LOOPBACK_V4, _LOOPBACK_V6 = 0x7F000001, 1
 
 
 class StackResolver(trio.abc.HostnameResolver):
-    """Literal IPv4 addresses and the stack's hosts table; nothing leaves the process."""
+    """Literal addresses and the stack's hosts table; nothing leaves the process.  The answers
+    are glibc's getaddrinfo()'s for a host whose /etc/hosts is the table (see the module
+    docstring for what trio answers before asking here)."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: SocketStack) -> None:
         self.stack = stack
 
     async def getaddrinfo(self, host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
                           flags: int = 0) -> list[_AddrInfo]:
         await trio.lowlevel.checkpoint()
-        if family not in (0, _pysocket.AF_INET):
-            raise _pysocket.gaierror(_pysocket.EAI_FAMILY, "ai_family not supported")
-        name = host.decode() if isinstance(host, bytes) else (host or ("0.0.0.0" if flags & _pysocket.AI_PASSIVE
-                                                                        else "127.0.0.1"))
-        addr = resolve_host(name, self.stack.hosts)
+        if family not in (_pysocket.AF_UNSPEC, _V4, _V6):
+            raise gai_error(_pysocket.EAI_FAMILY)
+        name = host.decode() if isinstance(host, bytes) else host
+        found = self._find(name, family, flags)
         if isinstance(port, bytes):
             port = port.decode()
         if isinstance(port, str):
             port = int(port) if port.isdigit() else _pysocket.getservbyname(port)   # /etc/services only
         port = int(port or 0)
         kinds = [type] if type else [_pysocket.SOCK_STREAM, _pysocket.SOCK_DGRAM]
-        return [(_pysocket.AF_INET, _pysocket.SocketKind(k), proto or (6 if k == _pysocket.SOCK_STREAM else 17),
-                 name if flags & _pysocket.AI_CANONNAME else "", (int_to_ip(addr), port)) for k in kinds]
+        canon = name if flags & _pysocket.AI_CANONNAME and name else ""
+        out: list[_AddrInfo] = []
+        for fam, addr, scope in found:
+            for k in kinds:
+                kind, number = _pysocket.SocketKind(k), proto or (6 if k == _pysocket.SOCK_STREAM else 17)
+                if fam == _V6:
+                    out.append((_pysocket.AddressFamily.AF_INET6, kind, number, canon,
+                                (int_to_ip6(addr), port, 0, scope)))
+                else:
+                    out.append((_pysocket.AddressFamily.AF_INET, kind, number, canon, (int_to_ip(addr), port)))
+        return out
+
+    def _find(self, name: str | None, family: int, flags: int) -> list[_Found]:
+        """The addresses of a host text for `family` (AF_UNSPEC: both), glibc's rules."""
+        if not name:   # no host: the wildcard (AI_PASSIVE) or the loopback, of each family asked
+            passive = bool(flags & _pysocket.AI_PASSIVE)
+            v4: _Found = (_V4, 0 if passive else _LOOPBACK_V4, 0)
+            v6: _Found = (_V6, 0 if passive else _LOOPBACK_V6, 0)
+            if family != _pysocket.AF_UNSPEC:
+                return [v4 if family == _V4 else v6]
+            if _V6 not in self.stack.protosw.domains:    # a stack without IPv6 offers none
+                return [v4]
+            return [v4, v6] if passive else [v6, v4]
+        literal = self._literal(name, family, flags)
+        if literal is not None:
+            return literal
+        if flags & _pysocket.AI_NUMERICHOST:
+            raise gai_error(_pysocket.EAI_NONAME)
+        found = self._names(name, family, flags)
+        if not found:
+            raise gai_error(_pysocket.EAI_NONAME)
+        return found
+
+    def _literal(self, name: str, family: int, flags: int) -> list[_Found] | None:
+        """A literal address (gaih_inet's numeric step), or None for a name."""
+        v4 = v4_literal(name)
+        if v4 is None and family in (_pysocket.AF_UNSPEC, _V4) and name == "<broadcast>":
+            v4 = 0xFFFFFFFF    # what this resolver has always answered for it
+        if v4 is not None:
+            if family != _V6:
+                return [(_V4, v4, 0)]
+            if flags & _pysocket.AI_V4MAPPED:
+                return [(_V6, v4_mapped(v4), 0)]
+            raise gai_error(_pysocket.EAI_ADDRFAMILY)
+        v6 = split_v6_literal(name)
+        if v6 is None:
+            return None
+        addr, zone = v6
+        if family == _V4 and not is_v4_mapped(addr):
+            raise gai_error(_pysocket.EAI_ADDRFAMILY)     # glibc checks the family before the zone
+        scope = zone_index(addr, zone, self.stack.if_nametoindex)
+        return [(_V4, addr & 0xFFFFFFFF, 0)] if family == _V4 else [(_V6, addr, scope)]
+
+    def _names(self, name: str, family: int, flags: int) -> list[_Found]:
+        """The hosts table's values of `name` for `family`, in the table's order; AF_INET6 with
+        AI_V4MAPPED gives IPv4 values as mapped addresses when there is no IPv6 one (all of
+        them with AI_ALL too)."""
+        found: list[_Found] = []
+        mapped: list[_Found] = []
+        for text in host_values(self.stack.hosts, name):
+            v4, v6 = v4_literal(text), v6_literal(text)
+            if v6 is not None and family != _V4:
+                found.append((_V6, v6, 0))
+            elif v4 is not None and family != _V6:
+                found.append((_V4, v4, 0))
+            elif v4 is not None:
+                mapped.append((_V6, v4_mapped(v4), 0))
+        if family == _V6 and flags & _pysocket.AI_V4MAPPED and (not found or flags & _pysocket.AI_ALL):
+            found += mapped
+        return found
 
     async def getnameinfo(self, sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int) -> tuple[str, str]:
         await trio.lowlevel.checkpoint()
         host, port = sockaddr[0], sockaddr[1]
-        if not flags & _pysocket.NI_NUMERICHOST:
-            host = next((name for name, ip in self.stack.hosts.items() if ip == host), host)
-        return host, str(port)
+        name = None if flags & _pysocket.NI_NUMERICHOST else _reverse(self.stack.hosts, host)
+        if name is None:
+            if flags & _pysocket.NI_NAMEREQD:
+                raise gai_error(_pysocket.EAI_NONAME)
+            v6 = v6_literal(host)
+            scope = sockaddr[3] if len(sockaddr) == 4 else 0
+            if v6 is not None and scope and is_link_local(v6):
+                host = f"{host}%{scope}"   # glibc names the interface; the index here (NI_NUMERICSCOPE)
+            return host, str(port)
+        return name, str(port)
+
+
+def _reverse(hosts: HostsTable, host: str) -> str | None:
+    """The first name of the hosts table with `host` (either family's text) among its values."""
+    v4, v6 = v4_literal(host), v6_literal(host)
+    for name in hosts:
+        for text in host_values(hosts, name):
+            if text == host or (v4 is not None and v4_literal(text) == v4) or (
+                    v6 is not None and v6_literal(text) == v6):
+                return name
+    return None
 
 
 # --- stdlib sockets handed to trio (hypercorn, anyio) ---------------------------------------
 
 IP_FREEBIND = getattr(_pysocket, "IP_FREEBIND", 15)   # <linux/in.h>; bind a non-local address
-_ADOPTING: trio.lowlevel.RunVar[Stack | None] = trio.lowlevel.RunVar("tunstack_adopting", default=None)
+IPV6_V6ONLY = _pysocket.IPV6_V6ONLY
+_ADOPTING: trio.lowlevel.RunVar[SocketStack | None] = trio.lowlevel.RunVar("tunstack_adopting", default=None)
 _original_from_stdlib_socket = trio.socket.from_stdlib_socket
 _original_bind = _pysocket.socket.bind
 _patch_lock = threading.Lock()
 _patch_users = 0
 
 
-def _adopting_stack() -> Stack | None:
+def _adopting_stack() -> SocketStack | None:
     try:
         return _ADOPTING.get()
     except RuntimeError:   # not inside trio.run (another thread): leave the kernel alone
         return None
 
 
-def _stack_owns(stack: Stack, host: str) -> bool:
-    probe = stack.socket(_pysocket.AF_INET, _pysocket.SOCK_DGRAM)
+def _adoptable_family(stack: SocketStack, family: int) -> bool:
+    """IPv4, and IPv6 once the stack has an AF_INET6 domain."""
+    return family in (_pysocket.AF_INET, _pysocket.AF_INET6) and family in stack.protosw.domains
+
+
+def _stack_owns(stack: SocketStack, family: int, address: tuple[Any, ...]) -> bool:
+    if not _adoptable_family(stack, family):
+        return False
+    probe = stack.socket(family, _pysocket.SOCK_DGRAM)
     try:
-        probe.bind((host, 0))
+        probe.bind((address[0], 0, *address[2:]))
         return True
     except OSError:
         return False
@@ -236,14 +362,14 @@ def _bind(sock: _pysocket.socket, address: Any) -> None:
         _original_bind(sock, address)
     except OSError as exc:
         stack = _adopting_stack()
-        if (exc.errno != errno.EADDRNOTAVAIL or stack is None or sock.family != _pysocket.AF_INET
-                or not _stack_owns(stack, address[0])):
+        if (exc.errno != errno.EADDRNOTAVAIL or stack is None or not isinstance(address, tuple)
+                or not _stack_owns(stack, sock.family, address)):
             raise
-        sock.setsockopt(_pysocket.IPPROTO_IP, IP_FREEBIND, 1)
+        sock.setsockopt(_pysocket.IPPROTO_IP, IP_FREEBIND, 1)   # Linux honours it for AF_INET6 too
         _original_bind(sock, address)
 
 
-def _stop_listening(kernel: _pysocket.socket, addr: tuple[str, int]) -> None:
+def _stop_listening(kernel: _pysocket.socket, addr: tuple[Any, ...]) -> None:
     """Swap a listening kernel socket for a bound, not listening one on the same fd: the
     port stays reserved and the caller's getsockname() keeps working, but the host's
     clients get a RST instead of a handshake nobody will ever accept."""
@@ -251,6 +377,9 @@ def _stop_listening(kernel: _pysocket.socket, addr: tuple[str, int]) -> None:
     try:
         fresh.setsockopt(_pysocket.SOL_SOCKET, _pysocket.SO_REUSEADDR, 1)
         fresh.setsockopt(_pysocket.IPPROTO_IP, IP_FREEBIND, 1)
+        if kernel.family == _pysocket.AF_INET6:    # the listener's V6ONLY: hold the ports it held, no more
+            v6only = kernel.getsockopt(_pysocket.IPPROTO_IPV6, IPV6_V6ONLY)
+            fresh.setsockopt(_pysocket.IPPROTO_IPV6, IPV6_V6ONLY, v6only)
         os.dup2(fresh.fileno(), kernel.fileno())   # closes the listener, same fd number
     finally:
         fresh.close()
@@ -260,29 +389,34 @@ def _stop_listening(kernel: _pysocket.socket, addr: tuple[str, int]) -> None:
         pass   # the port went to someone else meanwhile: the placeholder stays unbound
 
 
-def _adopt(stack: Stack, kernel: _pysocket.socket) -> TrioSocket | None:
+def _adopt(stack: SocketStack, kernel: _pysocket.socket) -> TrioSocket | None:
     """A stack socket shaped like `kernel` (bound, listening), or None to leave it alone."""
     kind = kernel.type & ~(_pysocket.SOCK_NONBLOCK | _pysocket.SOCK_CLOEXEC)
-    if kernel.family != _pysocket.AF_INET or kind not in (_pysocket.SOCK_STREAM, _pysocket.SOCK_DGRAM):
+    if not _adoptable_family(stack, kernel.family) or kind not in (_pysocket.SOCK_STREAM, _pysocket.SOCK_DGRAM):
         return None
     try:
         kernel.getpeername()
         return None   # a live kernel connection stays the kernel's
     except OSError:
         pass
-    host, port = kernel.getsockname()
+    name = kernel.getsockname()      # (host, port) or (host, port, flowinfo, scope_id)
+    host, port = name[0], name[1]
     listening = kind == _pysocket.SOCK_STREAM and bool(
         kernel.getsockopt(_pysocket.SOL_SOCKET, _pysocket.SO_ACCEPTCONN))
-    sock = stack.socket(_pysocket.AF_INET, kind, 0)
+    sock = stack.socket(kernel.family, kind, 0)
     try:
         for opt in (_pysocket.SO_REUSEADDR, _pysocket.SO_REUSEPORT):
             if kernel.getsockopt(_pysocket.SOL_SOCKET, opt):
                 sock.setsockopt(_pysocket.SOL_SOCKET, opt, 1)
+        if kernel.family == _pysocket.AF_INET6:    # before bind: V6ONLY is EINVAL on a bound socket
+            sock.setsockopt(_pysocket.IPPROTO_IPV6, IPV6_V6ONLY,
+                            kernel.getsockopt(_pysocket.IPPROTO_IPV6, IPV6_V6ONLY))
         if port:
             try:
-                sock.bind((host, port))
+                sock.bind(name)
             except OSError as exc:   # say where: the caller only sees trio.socket.from_stdlib_socket
-                raise OSError(exc.errno, f"{exc.strerror}: {host}:{port} on the stack (a stdlib socket adopted "
+                where = f"[{host}]:{port}" if kernel.family == _pysocket.AF_INET6 else f"{host}:{port}"
+                raise OSError(exc.errno, f"{exc.strerror}: {where} on the stack (a stdlib socket adopted "
                                          "by tunstack_sockets; adopt_stdlib=False leaves them to the kernel)") from None
         if listening:
             sock.listen(_pysocket.SOMAXCONN)   # the caller's backlog cannot be read back
@@ -290,7 +424,7 @@ def _adopt(stack: Stack, kernel: _pysocket.socket) -> TrioSocket | None:
         sock.close()
         raise
     if listening:
-        _stop_listening(kernel, (host, port))
+        _stop_listening(kernel, name)
     return TrioSocket(sock, placeholder=kernel)
 
 
@@ -330,7 +464,7 @@ def _stdlib_patches() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def tunstack_sockets(stack: Stack, adopt_stdlib: bool = True) -> Iterator[Stack]:
+def tunstack_sockets(stack: StackT, adopt_stdlib: bool = True) -> Iterator[StackT]:
     """Route trio.socket (and everything built on it) to `stack` for this block; with
     `adopt_stdlib`, also the stdlib sockets given to trio.socket.from_stdlib_socket (see
     the module docstring)."""
