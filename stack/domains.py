@@ -42,12 +42,10 @@ def create(stack: SocketHost, family: int, type: int, proto: int = 0) -> Socket:
     if type & ~SOCK_TYPE_MASK & ~SOCK_FLAGS:   # sys_socket: unknown flag bits are EINVAL
         raise oserror(errno.EINVAL)
     dom = stack.protosw.domains.get(family)
-    if dom is None:
-        raise oserror(errno.EAFNOSUPPORT)
+    if dom is None or not any(p.usrreqs is not None for p in dom.protosw):
+        raise oserror(errno.EAFNOSUPPORT)     # no such family, or none of its protocols has sockets
     if base_type not in KNOWN_TYPES or not 0 <= proto <= 255:
         raise oserror(errno.EINVAL)
-    if not any(p.usrreqs is not None for p in dom.protosw):
-        raise oserror(errno.EAFNOSUPPORT)     # a family without socket-level protocols yet
     candidates = [p for p in dom.protosw if p.type == base_type and p.usrreqs is not None]
     if not candidates:
         raise oserror(errno.ESOCKTNOSUPPORT)

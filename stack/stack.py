@@ -104,7 +104,8 @@ class Stack:
         self._ping_seq = itertools.count(1)
         self._arp: dict[str, Any] = {}
         self._clip: dict[str, Any] = {}   # ifname -> protocols.atm.clip.link.AtmLink
-        self.hosts: dict[str, str] = {"localhost": "127.0.0.1"}   # name -> IPv4, for sockets
+        # name -> its addresses in preference order, either family (Debian's /etc/hosts default)
+        self.hosts: dict[str, str | tuple[str, ...]] = {"localhost": ("127.0.0.1", "::1")}
         # the built-in cores, built here and held as typed attributes (docs/design.md, "Registration runs one way")
         self.ipv4, self.icmp, self.udp, self.tcp = self._build_inet()
         self.inet6: Inet6Host = self._build_inet6()
@@ -465,6 +466,13 @@ class Stack:
 
     def interface(self, name: str) -> Interface:
         return self.ifnet.get(name)
+
+    def if_nametoindex(self, name: str) -> int:
+        """An interface's index, for scope ids ("fe80::1%tap0"), as socket.if_nametoindex."""
+        try:
+            return self.ifnet.get(name).index
+        except OSError:
+            raise OSError("no interface with this name") from None
 
     def arp_cache(self, name: str) -> Any:
         return self._arp[name]
