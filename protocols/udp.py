@@ -561,7 +561,8 @@ class Udp:
             return errno.EINVAL
         if is_v4_mapped(addr):
             return self._bind_mapped(pcb, addr & 0xFFFFFFFF, port)
-        prev_ifindex, prev_v6only = pcb.bound_ifindex, pcb.v6only
+        prev_v6only = pcb.v6only
+        # a scope id binds the device even when the bind then fails, as in Linux
         err = self._bindable6(pcb, addr, scope_id, now) if addr else 0
         chosen = 0
         if addr and not err:
@@ -573,7 +574,7 @@ class Udp:
             elif port and self._conflicts6(pcb, addr, port):
                 err = errno.EADDRINUSE
         if err:
-            pcb.bound_ifindex, pcb.v6only = prev_ifindex, prev_v6only
+            pcb.v6only = prev_v6only
             return err
         pcb.laddr, pcb.lport = addr, chosen
         if explicit:
@@ -633,8 +634,9 @@ class Udp:
             if pcb.v6only:
                 return errno.ENETUNREACH
             return self._connect_mapped(pcb, addr & 0xFFFFFFFF, port, now)
-        if pcb.bound_mapped:
-            return errno.EAFNOSUPPORT            # bound to an IPv4 address
+        if pcb.inet4:
+            # bound or connected to a mapped address: Linux says EAFNOSUPPORT until disconnected
+            return errno.EAFNOSUPPORT
         ifindex = pcb.bound_ifindex
         if needs_scope_id(addr):
             if scope_id:
@@ -657,8 +659,6 @@ class Udp:
         hop = ipv6.route(addr, now, oif)
         if isinstance(hop, int):
             return hop
-        if pcb.inet4:
-            self._move(pcb, inet4=False)         # was connected to an IPv4 peer
         src = pcb.laddr if pcb.laddr and not is_multicast6(pcb.laddr) else \
             hop.source or ipv6.choose_source(addr, hop.ifp, now)
         if src is None:
@@ -671,7 +671,8 @@ class Udp:
 
     def _connect_mapped(self, pcb: Udp6Pcb, v4: int, port: int, now: float) -> int:
         """A mapped peer: the association runs over IPv4 (Linux __ip4_datagram_connect).  A
-        source an earlier IPv6 connect chose is forgotten (Linux would keep an unusable one)."""
+        source an earlier IPv6 connect chose is forgotten: Linux keeps it as the socket's
+        name and then receives nothing from its IPv4 peer; here the IPv4 source replaces it."""
         err = self.autobind6(pcb, now)
         if err:
             return err
@@ -739,13 +740,19 @@ class Udp:
         ipv6 = self.ipv6
         if ipv6 is None:
             return errno.ENETUNREACH
-        ifindex = scope_id if scope_id and needs_scope_id(daddr) else pcb.bound_ifindex
+        scoped = needs_scope_id(daddr)
+        ifindex = scope_id if scope_id and scoped else pcb.bound_ifindex
+        if scoped and not ifindex:
+            # no link named: Linux's lookup finds no source for the destination on the
+            # interface it falls back to (a connect() says EINVAL instead)
+            self.stats.out_errors += 1
+            return errno.EADDRNOTAVAIL
         oif = None
         if ifindex:
             oif = self.interface_by_index(ifindex)
             if oif is None:
                 return errno.ENODEV
-        hop = ipv6.route(daddr, now, oif)       # EINVAL for a link-local peer without a scope id
+        hop = ipv6.route(daddr, now, oif)
         if isinstance(hop, int):
             self.stats.out_errors += 1
             return hop
