@@ -481,6 +481,9 @@ class Udp:
                     pcb.on_readable()
                     return
             matched = True
+        if not matched and self.ports6:
+            # an unconnected dual-stack `::` socket sent it (a sendto to ::ffff:a.b.c.d)
+            matched = any(not p.v6only and not p.laddr for p in self.ports6.get(sport, ()))
         if matched:
             self.stats.icmp_ignored += 1
         else:

@@ -908,6 +908,16 @@ def test_ctlinput6_about_no_socket(net: Net) -> None:
     assert net.counters() == {"icmp_no_socket": 2}
 
 
+def test_ipv4_error_about_a_dual_stack_sendto_is_ignored_not_unknown(net: Net) -> None:
+    from protocols.icmp import IcmpError
+    pcb = net.sock6()
+    net.usr6.bind(pcb, sa("::", 5000), T0)
+    net.usr6.send(pcb, memoryview(b"x"), (mapped(V4_PEER), 53, 0, 0), T0)
+    net.udp.ctlinput(IcmpError(3, 3, errno.ECONNREFUSED, ip_to_int(V4_PEER), ip_to_int(V4_US),
+                               ip_to_int(V4_PEER), 17, struct.pack("!HHHH", 5000, 53, 8, 0)), T0)
+    assert pcb.so_error == 0 and net.counters() == {"out_datagrams": 1, "icmp_ignored": 1}
+
+
 def test_ipv4_errors_reach_a_socket_connected_to_a_mapped_peer(net: Net) -> None:
     from protocols.icmp import IcmpError
     pcb = net.sock6()
@@ -951,3 +961,28 @@ def test_ipv6_mreq_matches_the_c_struct() -> None:
     data = socket.inet_pton(socket.AF_INET6, "ff02::1") + struct.pack("@I", 3)
     assert Ipv6Mreq.parse(data) == Ipv6Mreq(ALL_NODES, 3)
 
+
+
+# --- wiring, as the Stack registers it -------------------------------------------------------
+def test_registered_as_the_af_inet6_protosw_entry() -> None:
+    """The Stack's wiring: one Udp core behind both families' entries (dualstack.md)."""
+    from protocols.contracts import PR_ADDR, PR_ATOMIC, ProtocolSwitch
+
+    v6 = make_host()
+    sw: ProtocolSwitch = v6.ipv6.protosw
+    del sw.ip6_protox[17]                                # test_ipv6_ip6's recorder
+    sw.domains[socket.AF_INET6].protosw.clear()
+    v4 = fakes.make_host(V4_US)
+    udp = Udp(v4.ipv4, random.Random(1))
+    udp.ipv6 = v6.ipv6                                   # or Udp(..., ipv6=...)
+    entry = sw.add(socket.AF_INET6, Protosw("udp6", socket.SOCK_DGRAM, 17, input=udp.input6,
+                                            ctlinput=udp.ctlinput6,
+                                            usrreqs=UdpUserRequests(udp, family=socket.AF_INET6),
+                                            flags=PR_ATOMIC | PR_ADDR, core=udp))
+    assert sw.ip6_protox[17] is entry and sw.find_proto(socket.AF_INET6, 17, socket.SOCK_DGRAM) is entry
+    usr = entry.usrreqs
+    assert usr is not None
+    pcb = usr.attach(T0)
+    assert usr.bind(pcb, sa("::", 5000), T0) == 0
+    v6.ipv6.input(v6.eth0, rx(bytes(udp6())), T0)
+    assert usr.recv(pcb, 100, False, T0) == (b"hello", sa(PEER, 1000))
