@@ -249,6 +249,15 @@ def test_bad_udp_length_counted_as_truncated(net: Net, length: int) -> None:
     assert net.counters() == {"in_truncated": 1, "in_errors": 1}
 
 
+def test_udp_length_zero_means_the_rest_as_linux(net: Net) -> None:
+    """Linux __udp6_lib_rcv takes a UDP length of 0 as the jumbogram convention (RFC 2675 §4):
+    the datagram is what the IPv6 payload holds (the kernel delivers it; checked in a netns)."""
+    pcb = net.sock6()
+    net.usr6.bind(pcb, sa("::", 5000), T0)
+    net.deliver6(udp6(len=0))
+    assert net.usr6.recv(pcb, 100, False, T0) == (b"hello", sa(PEER, 1000))
+
+
 def test_shorter_udp_length_trims_the_payload(net: Net) -> None:
     pcb = net.sock6()
     net.usr6.bind(pcb, sa("::", 5000), T0)
