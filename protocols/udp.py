@@ -11,17 +11,34 @@ RFCs leave open:
     once by the next call;
   * disconnect (connect to AF_UNSPEC) forgets an auto-bound port and a source address
     that connect chose.
+
+IPv6 (when the owner gives the core an `ipv6` layer) and AF_INET6 sockets, dual stack as
+Linux (net/ipv6/udp.c, net/ipv6/datagram.c, net/ipv6/af_inet6.c):
+  * `input6` / `ctlinput6` are the AF_INET6 protosw entry's pr_input / pr_ctlinput; the
+    checksum is mandatory (RFC 8200 §8.1: a zero one is dropped and counted), a datagram
+    nobody listens for gets an ICMPv6 port unreachable (RFC 4443 §3.1 code 4), never one sent
+    to a group;
+  * an AF_INET6 pcb (`Udp6Pcb`) lives in `ports6` with 128-bit addresses, unless it is bound
+    or connected to an IPv4-mapped address: then its association runs over IPv4 and it lives
+    in `ports` with 32-bit addresses, as an AF_INET pcb (Linux hands a mapped destination
+    to udp_sendmsg / ip4_datagram_connect); only its sockaddr shapes are IPv6;
+  * IPv4 input finds the IPv4 pcbs first and, on a miss only (or for a broadcast), the
+    unconnected `::` pcbs without IPV6_V6ONLY, which see the sender as ::ffff:a.b.c.d --
+    so the IPv4 hot path pays one dict truth test when no AF_INET6 socket exists;
+  * one port space: binds of either family are checked against both tables with Linux's
+    overlap rule (inet6sock.rcv_saddr_equal).
 """
 from __future__ import annotations
 
 import errno
 import random
+import socket
 import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from socket import IPPROTO_IP, SOL_SOCKET
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ndd.checksum import checksum, ones_sum, pseudo_header_sum
 from ndd.counters import Counters
@@ -29,16 +46,48 @@ from ndd.pktbuf import GSO_UDP_L4, PacketBuffer
 
 from .addr import BROADCAST, is_multicast
 from .contracts import SS_ISCONNECTED
+from .icmpv6.wire import DEST_UNREACH as ICMP6_DEST_UNREACH
+from .icmpv6.wire import PACKET_TOO_BIG as ICMP6_PACKET_TOO_BIG
+from .icmpv6.wire import UNREACH_PORT as ICMP6_UNREACH_PORT
+from .inet6sock import LOOPBACK4_IPV6, BindKey, Ipv6Mreq, needs_scope_id, rcv_saddr_equal
 from .ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
+from .ipv6.addr import LOOPBACK as LOOPBACK6
+from .ipv6.addr import V4_MAPPED_PREFIX, is_v4_mapped
+from .ipv6.addr import is_multicast as is_multicast6
+from .ipv6.wire import HDR_LEN as IP6_HDR_LEN
+from .ipv6.wire import MAX_PAYLOAD_LEN as IP6_MAX_PAYLOAD_LEN
+from .ipv6.wire import pseudo_header_sum as pseudo_header_sum6
 from .ports import EphemeralPorts
-from .sockopt import BUF_DEFAULT, get_ip_option, get_socket_option, set_ip_option, set_socket_option
+from .sockopt import (
+    BUF_DEFAULT,
+    DEFAULT_MULTICAST_HOPS,
+    IPV6_JOIN_GROUP,
+    IPV6_LEAVE_GROUP,
+    get_ip_option,
+    get_ipv6_option,
+    get_socket_option,
+    set_ip_option,
+    set_ipv6_option,
+    set_socket_option,
+)
 
 if TYPE_CHECKING:
     from .icmp import IcmpError
+    from .icmpv6.core import Icmpv6Error
+    from .ifnet import Interface
+    from .ipv6.ip6 import Ip6Meta, Ipv6
 
 UDP_HLEN = 8
 MAX_PAYLOAD = 65535 - HDR_LEN - UDP_HLEN     # 65507
 DATAGRAM_OVERHEAD = 768                      # charged per queued datagram, like skb truesize
+MAX_PAYLOAD6 = IP6_MAX_PAYLOAD_LEN - UDP_HLEN   # 65527: Linux's largest IPv6 datagram (no jumbograms)
+INADDR_LOOPBACK = 0x7F000001
+IPV6_MULTICAST_ALL = 29                      # <linux/in6.h>: deliver groups this socket did not join
+IPV6_PMTUDISC_DONT, IPV6_PMTUDISC_WANT, IPV6_PMTUDISC_DO = 0, 1, 2
+IPV6_PMTUDISC_OMIT = 5
+# Linux charges each IPV6_JOIN_GROUP to net.core.optmem_max (ENOBUFS when spent); a fixed
+# number of memberships per socket bounds the same thing here
+MAX_MEMBERSHIPS6 = 64
 
 _HDR = struct.Struct("!HHHH")
 
@@ -66,6 +115,12 @@ def udp_checksum(src: int, dst: int, segment: bytes | bytearray | memoryview) ->
     return c or 0xFFFF
 
 
+def udp6_checksum(src: int, dst: int, segment: bytes | bytearray | memoryview) -> int:
+    """RFC 8200 §8.1: over the IPv6 pseudo-header and the segment; a computed 0 goes as 0xFFFF."""
+    c = checksum(segment, pseudo_header_sum6(src, dst, IPPROTO_UDP, len(segment)))
+    return c or 0xFFFF
+
+
 @dataclass
 class UdpStats(Counters):
     """RFC 4113 udp MIB names, lower-cased, plus Linux's extras."""
@@ -79,10 +134,16 @@ class UdpStats(Counters):
     out_errors: int = 0
     icmp_no_socket: int = 0     # ICMP error quoting ports no socket of ours has (Linux: ICMP InErrors)
     icmp_ignored: int = 0       # quoting an unconnected socket: Linux tells only connected ones
+    in_csum_zero: int = 0       # IPv6 with a zero checksum (RFC 8200 §8.1), also in in_csum_errors
+    ignored_multi: int = 0      # IPv6 to a group no socket takes (Linux IgnoredMulti)
 
 
 class UdpPcb:
     """One UDP endpoint.  Addresses are ints; 0 means wildcard / unset."""
+    family = socket.AF_INET
+    inet4 = True                # the association runs over IPv4 (Udp6Pcb: may be False)
+    v6only = False
+    bound_ifindex = 0           # sk_bound_dev_if (an AF_INET6 scope id)
 
     def __init__(self, udp: Udp) -> None:
         self.udp = udp
@@ -98,7 +159,7 @@ class UdpPcb:
         self.keepalive = False      # SO_KEEPALIVE: stored and read back, meaningless for UDP (as Linux)
         self.rcvbuf = BUF_DEFAULT
         self.sndbuf = BUF_DEFAULT
-        self.queue: deque[tuple[bytes, tuple[int, int]]] = deque()
+        self.queue: deque[tuple[bytes, tuple[int, ...]]] = deque()
         self.queued = 0
         self.so_error = 0
         self.ttl: int | None = None
@@ -111,7 +172,7 @@ class UdpPcb:
         return self.fport != 0
 
     # --- receive side -------------------------------------------------------------
-    def enqueue(self, data: bytes, src: tuple[int, int]) -> bool:
+    def enqueue(self, data: bytes, src: tuple[int, ...]) -> bool:
         cost = len(data) + DATAGRAM_OVERHEAD
         if self.queued + cost > self.rcvbuf:
             return False
@@ -120,7 +181,7 @@ class UdpPcb:
         self.on_readable()
         return True
 
-    def dequeue(self) -> tuple[bytes, tuple[int, int]] | None:
+    def dequeue(self) -> tuple[bytes, tuple[int, ...]] | None:
         if not self.queue:
             return None
         data, src = self.queue.popleft()
@@ -132,14 +193,63 @@ class UdpPcb:
         return err
 
 
+class Udp6Pcb(UdpPcb):
+    """The pcb of an AF_INET6 socket.  `inet4` False: in `Udp.ports6` with 128-bit addresses
+    (0 is ::); True: bound or connected to an IPv4-mapped address, in `Udp.ports` with the
+    32-bit ones.  Its queue holds the sender as the 4-tuple the socket returns."""
+    family = socket.AF_INET6
+
+    def __init__(self, udp: Udp) -> None:
+        super().__init__(udp)
+        self.inet4 = False
+        self.bound_mapped = False   # bound to ::ffff:a.b.c.d: IPv4 for good
+        self.v6only = udp.bindv6only
+        self.bound_ifindex = 0
+        # IPPROTO_IPV6 options (protocols/sockopt.py), Linux's defaults
+        self.recverr6 = False
+        self.dontfrag = False
+        self.hop_limit: int | None = None
+        self.mcast_hops = DEFAULT_MULTICAST_HOPS
+        self.tclass = 0
+        self.pmtudisc = IPV6_PMTUDISC_WANT
+        self.mc_all = True          # IPV6_MULTICAST_ALL, on by default in Linux
+        self.memberships: dict[tuple[int, int], None] = {}    # (ifindex, group), insertion-ordered
+
+    def enqueue(self, data: bytes, src: tuple[int, ...]) -> bool:
+        """From the IPv4 input: the sender shows as ::ffff:a.b.c.d (Linux udp_recvmsg)."""
+        return UdpPcb.enqueue(self, data, (V4_MAPPED_PREFIX | src[0], src[1], 0, 0))
+
+    enqueue6 = UdpPcb.enqueue       # from the IPv6 input: already the 4-tuple
+
+    def joined(self, group: int) -> bool:
+        return any(g == group for _, g in self.memberships)
+
+
 class Udp:
-    def __init__(self, ipv4: Ipv4, rng: random.Random) -> None:
+    def __init__(self, ipv4: Ipv4, rng: random.Random, ipv6: Ipv6 | None = None, *,
+                 interface_by_index: Callable[[int], Interface | None] | None = None,
+                 bindv6only: bool = False) -> None:
         self.ipv4 = ipv4
         self.rng = rng
         self.stats = UdpStats()
         self.ports: dict[int, list[UdpPcb]] = {}
         self.ephemeral = EphemeralPorts(rng)
         self._hash_salt = rng.getrandbits(32)
+        # --- IPv6 (None: IPv4 only).  AF_INET6 pcbs on IPv6 addresses, by port: never in
+        # `ports`, whose keys would collide (::1 == 1); one port space across both tables
+        self.ipv6 = ipv6
+        self.ports6: dict[int, list[UdpPcb]] = {}
+        self.bindv6only = bindv6only            # net.ipv6.bindv6only: IPV6_V6ONLY's default
+        # a scope id names an interface by index (the Stack's table; by default IPv4's)
+        self.interface_by_index: Callable[[int], Interface | None] = \
+            interface_by_index or self._interface_by_index
+        # IPV6_JOIN_GROUP / IPV6_LEAVE_GROUP tell the host's MLD (RFC 3810) through these:
+        # (ifindex, group, now) -> 0 or an errno; the Stack connects them, no-ops until then
+        self.join_group: Callable[[int, int, float], int] = lambda ifindex, group, now: 0
+        self.leave_group: Callable[[int, int, float], int] = lambda ifindex, group, now: 0
+
+    def _interface_by_index(self, index: int) -> Interface | None:
+        return next((ifp for ifp in self.ipv4.ifnet if ifp.index == index), None)
 
     # --- binding ----------------------------------------------------------------------
     def _conflicts(self, pcb: UdpPcb, addr: int, port: int) -> bool:
@@ -164,7 +274,7 @@ class Udp:
             port = self._ephemeral(pcb, addr)
             if port == 0:
                 return errno.EAGAIN   # Linux: the ephemeral range is exhausted
-        elif self._conflicts(pcb, addr, port):
+        elif self._conflicts(pcb, addr, port) or (self.ports6 and self._conflicts_across(pcb, addr, port)):
             return errno.EADDRINUSE
         pcb.laddr, pcb.lport = addr, port
         if explicit:
@@ -175,20 +285,21 @@ class Udp:
 
     def _ephemeral(self, pcb: UdpPcb, addr: int) -> int:
         for port in self.ephemeral.candidates():
-            if port not in self.ports:
+            if port not in self.ports and port not in self.ports6:
                 self.ephemeral.taken(port)
                 return port
         for port in self.ephemeral.candidates():   # all in use by someone: share one without conflict
-            if not self._conflicts(pcb, addr, port):
+            if not self._conflicts(pcb, addr, port) and not self._conflicts_across(pcb, addr, port):
                 return port
         return 0
 
     def unbind(self, pcb: UdpPcb) -> None:
-        users = self.ports.get(pcb.lport)
+        table = self.ports if pcb.inet4 else self.ports6
+        users = table.get(pcb.lport)
         if users and pcb in users:
             users.remove(pcb)
             if not users:
-                del self.ports[pcb.lport]
+                del table[pcb.lport]
         pcb.lport = 0
 
     # --- connect ----------------------------------------------------------------------
@@ -294,8 +405,14 @@ class Udp:
         src = (ip.src, hdr.src_port)
         if ip.bcast:
             targets = [p for p in self.ports.get(hdr.dst_port, ()) if self._score(p, ip, hdr) >= 0]
+            if self.ports6:
+                targets += self._dual_stack(ip, hdr)
         else:
             best = self._lookup(ip, hdr)
+            if best is None and self.ports6:
+                # Linux scores an IPv4 pcb above an AF_INET6 one as specific; those that take
+                # IPv4 (`::` without V6ONLY, unconnected) are all wildcards: after every IPv4 pcb
+                best = self._pick(self._dual_stack(ip, hdr), ip.src, hdr.src_port, ip.dst, hdr.dst_port)
             targets = [best] if best is not None else []
         if not targets:
             self.stats.no_ports += 1
@@ -364,17 +481,494 @@ class Udp:
                     pcb.on_readable()
                     return
             matched = True
+        if not matched and self.ports6:
+            # an unconnected dual-stack `::` socket sent it (a sendto to ::ffff:a.b.c.d)
+            matched = any(not p.v6only and not p.laddr for p in self.ports6.get(sport, ()))
         if matched:
             self.stats.icmp_ignored += 1
         else:
             self.stats.icmp_no_socket += 1
 
+    # --- dual stack: IPv4 datagrams for AF_INET6 pcbs ------------------------------------------
+    def _dual_stack(self, ip: IpMeta, hdr: UdpRepr) -> list[UdpPcb]:
+        """The `::` pcbs of the port that take IPv4: no IPV6_V6ONLY, unconnected (Linux's udp4
+        compute_score accepts an AF_INET6 socket whose IPv4 receive address is 0)."""
+        ifindex = ip.ifp.index if ip.ifp is not None else 0
+        return [p for p in self.ports6.get(hdr.dst_port, ())
+                if not p.v6only and not p.laddr and not p.fport
+                and (not p.bound_ifindex or p.bound_ifindex == ifindex)]
+
+    def _pick(self, candidates: list[UdpPcb], src: int, sport: int, dst: int, dport: int) -> UdpPcb | None:
+        """One of equally specific pcbs: SO_REUSEPORT spreads flows, else the last bound wins."""
+        if not candidates:
+            return None
+        group = [p for p in candidates if p.reuseport]
+        if len(group) > 1 and len(group) == len(candidates):
+            return group[hash((self._hash_salt, src, sport, dst, dport)) % len(group)]
+        return candidates[-1]
+
+    # --- AF_INET6: binding ------------------------------------------------------------------------
+    def _bind_key(self, pcb: UdpPcb, addr: int | None = None) -> BindKey:
+        """What the overlap rule reads of `pcb`, bound (or about to be) to `addr` in its table."""
+        laddr = pcb.laddr if addr is None else addr
+        if pcb.inet4:
+            return BindKey(pcb.family, V4_MAPPED_PREFIX | laddr, laddr, pcb.v6only)
+        return BindKey(socket.AF_INET6, laddr, LOOPBACK4_IPV6 if laddr else 0, pcb.v6only)
+
+    def _overlaps(self, pcb: UdpPcb, key: BindKey, other: UdpPcb) -> bool:
+        """udp_lib_lport_inuse for one other pcb of the port: both SO_REUSEADDR, different bound
+        interfaces, or both SO_REUSEPORT share it."""
+        if other is pcb or (pcb.reuseaddr and other.reuseaddr):
+            return False
+        if pcb.bound_ifindex and other.bound_ifindex and pcb.bound_ifindex != other.bound_ifindex:
+            return False
+        if not rcv_saddr_equal(key, self._bind_key(other)):
+            return False
+        return not (pcb.reuseport and other.reuseport)
+
+    def _conflicts_across(self, pcb: UdpPcb, addr: int, port: int) -> bool:
+        """A bind into `ports` (an IPv4 address) against the AF_INET6 pcbs of the port."""
+        key = self._bind_key(pcb, addr)
+        return any(self._overlaps(pcb, key, other) for other in self.ports6.get(port, ()))
+
+    def _conflicts6(self, pcb: UdpPcb, addr: int, port: int) -> bool:
+        """A bind into `ports6` against the pcbs of both tables."""
+        key = self._bind_key(pcb, addr)
+        return any(self._overlaps(pcb, key, other)
+                   for table in (self.ports, self.ports6) for other in table.get(port, ()))
+
+    def _ephemeral6(self, pcb: UdpPcb, addr: int) -> int:
+        for port in self.ephemeral.candidates():
+            if port not in self.ports and port not in self.ports6:
+                self.ephemeral.taken(port)
+                return port
+        for port in self.ephemeral.candidates():
+            if not self._conflicts6(pcb, addr, port):
+                return port
+        return 0
+
+    def is_local6(self, addr: int, ifindex: int, now: float) -> bool:
+        """One of our usable addresses (on `ifindex` unless 0); ::1 always, as 127/8 for IPv4.
+        A tentative address is not ours yet (RFC 4862 §5.4; Linux: EADDRNOTAVAIL)."""
+        if addr == LOOPBACK6:
+            return True
+        if self.ipv6 is None:
+            return False
+        return any(c.addr == addr and not c.tentative and (not ifindex or c.ifindex == ifindex)
+                   for c in self.ipv6.source_candidates(None, now))
+
+    def bind6(self, pcb: Udp6Pcb, addr: int, port: int, scope_id: int, now: float, *,
+              explicit: bool = True) -> int:
+        """inet6_bind: 0 or an errno.  Port 0 picks an ephemeral port."""
+        if pcb.lport:
+            return errno.EINVAL
+        if is_v4_mapped(addr):
+            return self._bind_mapped(pcb, addr & 0xFFFFFFFF, port)
+        prev_v6only = pcb.v6only
+        # a scope id binds the device even when the bind then fails, as in Linux
+        err = self._bindable6(pcb, addr, scope_id, now) if addr else 0
+        chosen = 0
+        if addr and not err:
+            pcb.v6only = True       # Linux __inet6_bind: a real IPv6 address takes no IPv4
+        if not err:
+            chosen = self._ephemeral6(pcb, addr) if port == 0 else port
+            if chosen == 0:
+                err = errno.EAGAIN   # the ephemeral range is exhausted
+            elif port and self._conflicts6(pcb, addr, port):
+                err = errno.EADDRINUSE
+        if err:
+            pcb.v6only = prev_v6only
+            return err
+        pcb.laddr, pcb.lport = addr, chosen
+        if explicit:
+            pcb.bound_addr = addr != 0
+            pcb.bound_port = port != 0       # Linux: SOCK_BINDPORT_LOCK only for a given port
+        self.ports6.setdefault(chosen, []).append(pcb)
+        return 0
+
+    def _bindable6(self, pcb: Udp6Pcb, addr: int, scope_id: int, now: float) -> int:
+        scoped = needs_scope_id(addr)
+        if scoped:
+            if scope_id:
+                pcb.bound_ifindex = scope_id     # Linux: a given scope id overrides the device
+            if not pcb.bound_ifindex:
+                return errno.EINVAL              # RFC 4007 §6: fe80::/10 means nothing without a link
+        if pcb.bound_ifindex and self.interface_by_index(pcb.bound_ifindex) is None:
+            return errno.ENODEV
+        if is_multicast6(addr):
+            return 0                             # a group: bound to receive it
+        if not self.is_local6(addr, pcb.bound_ifindex if scoped else 0, now):
+            return errno.EADDRNOTAVAIL
+        return 0
+
+    def _bind_mapped(self, pcb: Udp6Pcb, v4: int, port: int) -> int:
+        """::ffff:a.b.c.d: an IPv4 bind for good (Linux: EINVAL under IPV6_V6ONLY)."""
+        if pcb.v6only:
+            return errno.EINVAL
+        pcb.inet4 = True
+        err = self.bind(pcb, v4, port)
+        if err:
+            pcb.inet4 = False
+            return err
+        pcb.bound_mapped = True
+        pcb.bound_addr = True       # SOCK_BINDADDR_LOCK, also for ::ffff:0.0.0.0
+        return 0
+
+    def autobind6(self, pcb: Udp6Pcb, now: float) -> int:
+        return self.bind6(pcb, 0, 0, 0, now, explicit=False) if not pcb.lport else 0
+
+    def _move(self, pcb: Udp6Pcb, inet4: bool) -> None:
+        """The association changes family (Linux rehashes): into the other table, keeping the
+        port, with no address of either family."""
+        port = pcb.lport
+        self.unbind(pcb)
+        pcb.inet4 = inet4
+        pcb.laddr = pcb.faddr = pcb.fport = 0
+        pcb.lport = port
+        (self.ports if inet4 else self.ports6).setdefault(port, []).append(pcb)
+
+    # --- AF_INET6: connect ----------------------------------------------------------------------
+    def connect6(self, pcb: Udp6Pcb, addr: int, port: int, scope_id: int, now: float) -> int:
+        """ip6_datagram_connect: store the peer (no packet is sent); auto-binds."""
+        if addr == 0:
+            # Linux: :: means the loopback, IPv4's for a socket bound to a mapped address
+            addr = V4_MAPPED_PREFIX | INADDR_LOOPBACK if pcb.bound_mapped else LOOPBACK6
+        if is_v4_mapped(addr):
+            if pcb.v6only:
+                return errno.ENETUNREACH
+            return self._connect_mapped(pcb, addr & 0xFFFFFFFF, port, now)
+        if pcb.inet4:
+            # bound or connected to a mapped address: Linux says EAFNOSUPPORT until disconnected
+            return errno.EAFNOSUPPORT
+        ifindex = pcb.bound_ifindex
+        if needs_scope_id(addr):
+            if scope_id:
+                if ifindex and ifindex != scope_id:
+                    return errno.EINVAL          # bound to another interface
+                ifindex = scope_id
+            if not ifindex:
+                return errno.EINVAL              # RFC 4007 §6: which link?
+        err = self.autobind6(pcb, now)
+        if err:
+            return err
+        ipv6 = self.ipv6
+        if ipv6 is None:
+            return errno.ENETUNREACH
+        oif = None
+        if ifindex:
+            oif = self.interface_by_index(ifindex)
+            if oif is None:
+                return errno.ENODEV
+        hop = ipv6.route(addr, now, oif)
+        if isinstance(hop, int):
+            return hop
+        src = pcb.laddr if pcb.laddr and not is_multicast6(pcb.laddr) else \
+            hop.source or ipv6.choose_source(addr, hop.ifp, now)
+        if src is None:
+            return errno.EADDRNOTAVAIL
+        if not pcb.laddr:
+            pcb.laddr = src
+        pcb.bound_ifindex = ifindex
+        pcb.faddr, pcb.fport = addr, port
+        return 0      # a pending so_error survives connect, as in Linux
+
+    def _connect_mapped(self, pcb: Udp6Pcb, v4: int, port: int, now: float) -> int:
+        """A mapped peer: the association runs over IPv4 (Linux __ip4_datagram_connect).  A
+        source an earlier IPv6 connect chose is forgotten: Linux keeps it as the socket's
+        name and then receives nothing from its IPv4 peer; here the IPv4 source replaces it."""
+        err = self.autobind6(pcb, now)
+        if err:
+            return err
+        if pcb.inet4:
+            return self.connect(pcb, v4, port)
+        saved = pcb.laddr, pcb.faddr, pcb.fport, pcb.bound_ifindex
+        self._move(pcb, inet4=True)
+        pcb.bound_ifindex = 0
+        err = self.connect(pcb, v4, port)
+        if err:
+            self._move(pcb, inet4=False)
+            pcb.laddr, pcb.faddr, pcb.fport, pcb.bound_ifindex = saved
+        return err
+
+    def disconnect6(self, pcb: Udp6Pcb) -> None:
+        self.disconnect(pcb)
+        if not pcb.bound_addr:
+            pcb.bound_ifindex = 0
+        if pcb.inet4 and not pcb.bound_mapped:
+            if pcb.lport:
+                self._move(pcb, inet4=False)     # back to `::`
+            else:
+                pcb.inet4 = False
+
+    # --- AF_INET6: output -------------------------------------------------------------------------
+    def output6(self, pcb: Udp6Pcb, data: bytes | bytearray | memoryview,
+                dst: tuple[int, int, int, int] | None, now: float) -> int:
+        """udpv6_sendmsg: one datagram to a 4-tuple (None: the connected peer); 0 or an errno."""
+        err = self.autobind6(pcb, now)
+        if err:
+            return err
+        if dst is None:
+            if not pcb.connected:
+                return errno.EDESTADDRREQ
+            if pcb.inet4:
+                return self.output(pcb, data, None, now)
+            daddr, dport, scope_id = pcb.faddr, pcb.fport, 0
+        else:
+            daddr, dport, _flowinfo, scope_id = dst
+            if daddr == 0:   # :: is the loopback (a BSD-ism Linux keeps), IPv4's when bound so
+                daddr = V4_MAPPED_PREFIX | INADDR_LOOPBACK if pcb.inet4 else LOOPBACK6
+            if is_v4_mapped(daddr):
+                return errno.ENETUNREACH if pcb.v6only else self._output_mapped(pcb, data, daddr, dport, now)
+            if dport == 0:
+                return errno.EINVAL
+        if pcb.inet4:
+            return errno.EAFNOSUPPORT            # an IPv4 association has no IPv6 source
+        return self._send6(pcb, data, daddr, dport, scope_id, now)
+
+    def _output_mapped(self, pcb: Udp6Pcb, data: bytes | bytearray | memoryview, daddr: int, dport: int,
+                       now: float) -> int:
+        """To ::ffff:a.b.c.d over IPv4 (Linux hands it to udp_sendmsg).  A pcb whose IPv6
+        source an IPv6 connect chose sends with IPv4's own choice (Linux's inet_saddr is 0)."""
+        v4dst = (daddr & 0xFFFFFFFF, dport)
+        if pcb.inet4 or not pcb.laddr:
+            return self.output(pcb, data, v4dst, now)
+        laddr, pcb.laddr = pcb.laddr, 0          # sans-IO: nothing runs in between
+        try:
+            return self.output(pcb, data, v4dst, now)
+        finally:
+            pcb.laddr = laddr
+
+    def _send6(self, pcb: Udp6Pcb, data: bytes | bytearray | memoryview, daddr: int, dport: int,
+               scope_id: int, now: float) -> int:
+        ipv6 = self.ipv6
+        if ipv6 is None:
+            return errno.ENETUNREACH
+        scoped = needs_scope_id(daddr)
+        ifindex = scope_id if scope_id and scoped else pcb.bound_ifindex
+        if scoped and not ifindex:
+            # no link named: Linux's lookup finds no source for the destination on the
+            # interface it falls back to (a connect() says EINVAL instead)
+            self.stats.out_errors += 1
+            return errno.EADDRNOTAVAIL
+        oif = None
+        if ifindex:
+            oif = self.interface_by_index(ifindex)
+            if oif is None:
+                return errno.ENODEV
+        hop = ipv6.route(daddr, now, oif)
+        if isinstance(hop, int):
+            self.stats.out_errors += 1
+            return hop
+        ifp = hop.ifp
+        laddr = pcb.laddr
+        src = laddr if laddr and not is_multicast6(laddr) else hop.source or ipv6.choose_source(daddr, ifp, now)
+        if src is None:
+            self.stats.out_errors += 1
+            return errno.EADDRNOTAVAIL           # no usable source (Linux ip6_dst_lookup_tail)
+        length = UDP_HLEN + len(data)
+        mtu = ipv6.path_mtu(ifp, daddr, now)
+        # ip6_append_data: IPV6_MTU_DISCOVER DO/PROBE/INTERFACE send nothing above the path MTU,
+        # IPV6_DONTFRAG neither; otherwise the IPv6 layer fragments up to 65535 octets of payload
+        ignore_df = pcb.pmtudisc < IPV6_PMTUDISC_DO or pcb.pmtudisc == IPV6_PMTUDISC_OMIT
+        limit = IP6_MAX_PAYLOAD_LEN if ignore_df and not pcb.dontfrag else mtu - IP6_HDR_LEN
+        if length > limit:
+            return errno.EMSGSIZE
+        pkt = PacketBuffer.from_payload(data)
+        hdr = pkt.prepend(UDP_HLEN)
+        if ifp.ndd.caps.tx_csum_offload and IP6_HDR_LEN + length <= mtu:
+            # the device finishes it over the source chosen here (virtio_net_hdr NEEDS_CSUM)
+            _HDR.pack_into(hdr, 0, pcb.lport, dport, length, pseudo_header_sum6(src, daddr, IPPROTO_UDP, length))
+            pkt.csum_start, pkt.csum_offset = pkt.start, 6
+        else:
+            _HDR.pack_into(hdr, 0, pcb.lport, dport, length, 0)
+            struct.pack_into("!H", hdr, 6, udp6_checksum(src, daddr, pkt.view()))
+        hop_limit = pcb.mcast_hops if is_multicast6(daddr) else pcb.hop_limit
+        err = ipv6.output(pkt, src, daddr, IPPROTO_UDP, now, hop_limit=hop_limit, tclass=pcb.tclass, oif=oif,
+                          dontfrag=pcb.dontfrag)
+        if err:
+            self.stats.out_errors += 1
+            return err
+        self.stats.out_datagrams += 1
+        return 0
+
+    # --- AF_INET6: input (the AF_INET6 entry's pr_input) -----------------------------------------
+    def input6(self, pkt: PacketBuffer, meta: Ip6Meta, now: float) -> None:
+        st = self.stats
+        view = pkt.view()
+        n = len(view)
+        if n < UDP_HLEN:
+            st.in_errors += 1
+            st.in_truncated += 1
+            return
+        sport, dport, length, csum = _HDR.unpack_from(view, 0)
+        if length == 0:
+            length = n      # Linux __udp6_lib_rcv: 0 is a jumbogram's length (RFC 2675 §4): the rest
+        if length < UDP_HLEN or length > n:
+            st.in_errors += 1
+            st.in_truncated += 1
+            return
+        if length < n:
+            pkt.trim(length)
+            view = pkt.view()
+        if csum == 0:
+            # RFC 8200 §8.1: mandatory over IPv6 (Linux counts it a checksum error; no socket
+            # here takes RFC 6936's zero-checksum exception)
+            st.in_errors += 1
+            st.in_csum_errors += 1
+            st.in_csum_zero += 1
+            return
+        if not pkt.csum_valid and \
+                ones_sum(view, pseudo_header_sum6(meta.src, meta.dst, IPPROTO_UDP, length)) != 0xFFFF:
+            st.in_errors += 1
+            st.in_csum_errors += 1
+            return
+        payload = bytes(view[UDP_HLEN:])
+        if pkt.gso_type == GSO_UDP_L4 and pkt.gso_size:
+            step = pkt.gso_size          # a UDP_SEGMENT super-frame: gso_size datagrams
+            datagrams = [payload[i:i + step] for i in range(0, len(payload), step)] or [b""]
+        else:
+            datagrams = [payload]
+        ifindex = meta.ifp.index if meta.ifp is not None else 0
+        if meta.mcast:
+            targets = [p for p in self.ports6.get(dport, ()) if self._takes_group(p, meta, sport, ifindex)]
+            if not targets:
+                st.ignored_multi += 1    # never an ICMPv6 error about a group (RFC 4443 §2.4 (e.3))
+                return
+        else:
+            best = self._lookup6(meta.dst, dport, meta.src, sport, ifindex)
+            if best is None:
+                st.no_ports += 1
+                if self.ipv6 is not None:    # RFC 4443 §3.1 code 4, the ICMPv6 core rate-limits
+                    self.ipv6.icmp_error(ICMP6_DEST_UNREACH, ICMP6_UNREACH_PORT, 0, meta.original(pkt),
+                                         meta.ifp, now)
+                return
+            targets = [best]
+        # recvfrom's 4-tuple: Linux gives the incoming interface as a link-local sender's scope id
+        src = (meta.src, sport, 0, ifindex if needs_scope_id(meta.src) else 0)
+        for pcb in targets:
+            for data in datagrams:
+                if UdpPcb.enqueue(pcb, data, src):
+                    st.in_datagrams += 1
+                else:
+                    st.rcvbuf_errors += 1
+                    st.in_errors += 1
+
+    def _score6(self, pcb: UdpPcb, laddr: int, faddr: int, fport: int, ifindex: int | None) -> int:
+        """Linux udp6 compute_score: -1 no match, higher more specific.  `ifindex` None: any."""
+        score = 0
+        if pcb.laddr:
+            if pcb.laddr != laddr:
+                return -1
+            score += 4
+        if pcb.faddr:
+            if pcb.faddr != faddr:
+                return -1
+            score += 4
+        if pcb.fport:
+            if pcb.fport != fport:
+                return -1
+            score += 4
+        if pcb.bound_ifindex and ifindex is not None:
+            if pcb.bound_ifindex != ifindex:
+                return -1
+            score += 4
+        return score
+
+    def _lookup6(self, laddr: int, lport: int, faddr: int, fport: int, ifindex: int | None) -> UdpPcb | None:
+        best: list[UdpPcb] = []
+        best_score = -1
+        for pcb in self.ports6.get(lport, ()):
+            s = self._score6(pcb, laddr, faddr, fport, ifindex)
+            if s > best_score:
+                best, best_score = [pcb], s
+            elif s == best_score and s >= 0:
+                best.append(pcb)
+        return self._pick(best, faddr, fport, laddr, lport)
+
+    def _takes_group(self, pcb: UdpPcb, meta: Ip6Meta, sport: int, ifindex: int) -> bool:
+        """__udp_v6_is_mcast_sock and inet6_mc_check: the pcb matches the datagram and either
+        joined the group (on any interface) or keeps IPV6_MULTICAST_ALL on (Linux's default)."""
+        if self._score6(pcb, meta.dst, meta.src, sport, ifindex) < 0 or not isinstance(pcb, Udp6Pcb):
+            return False
+        return pcb.mc_all or pcb.joined(meta.dst)
+
+    # --- AF_INET6: ICMPv6 errors (the AF_INET6 entry's pr_ctlinput) --------------------------------
+    def ctlinput6(self, err: Icmpv6Error, now: float) -> None:
+        """An ICMPv6 error quoting a datagram we sent (Linux __udp6_lib_err): the socket that
+        sent it, looked up as for a reply, hears of it when connected and the error is hard
+        (a Packet Too Big is, unless IPV6_MTU_DISCOVER is DONT) -- or always under
+        IPV6_RECVERR (no error queue here: so_error only)."""
+        if len(err.payload) < UDP_HLEN:
+            self.stats.icmp_no_socket += 1
+            return
+        sport, dport = struct.unpack_from("!HH", err.payload, 0)
+        pcb = self._lookup6(err.src, sport, err.dst, dport, None)
+        if not isinstance(pcb, Udp6Pcb):
+            self.stats.icmp_no_socket += 1
+            return
+        hard = err.fatal or (err.type == ICMP6_PACKET_TOO_BIG and pcb.pmtudisc != IPV6_PMTUDISC_DONT)
+        if not pcb.recverr6 and (not hard or not pcb.connected):
+            self.stats.icmp_ignored += 1
+            return
+        pcb.so_error = err.errno
+        pcb.on_readable()
+
+    # --- AF_INET6: multicast memberships -----------------------------------------------------------
+    def join6(self, pcb: Udp6Pcb, mreq: Ipv6Mreq, now: float) -> int:
+        """IPV6_JOIN_GROUP (Linux ipv6_sock_mc_join): 0 or an errno."""
+        if not is_multicast6(mreq.group):
+            return errno.EINVAL
+        ifindex = mreq.ifindex
+        if ifindex == 0:         # the interface the route to the group leaves by
+            hop = self.ipv6.route(mreq.group, now, None) if self.ipv6 is not None else errno.ENODEV
+            if isinstance(hop, int):
+                return errno.ENODEV
+            ifindex = hop.ifp.index
+        elif self.interface_by_index(ifindex) is None:
+            return errno.ENODEV
+        key = (ifindex, mreq.group)
+        if key in pcb.memberships:
+            return errno.EADDRINUSE
+        if len(pcb.memberships) >= MAX_MEMBERSHIPS6:
+            return errno.ENOBUFS
+        err = self.join_group(ifindex, mreq.group, now)
+        if err:
+            return err
+        pcb.memberships[key] = None
+        return 0
+
+    def leave6(self, pcb: Udp6Pcb, mreq: Ipv6Mreq, now: float) -> int:
+        """IPV6_LEAVE_GROUP (ipv6_sock_mc_drop): interface 0 leaves the group wherever joined first."""
+        if not is_multicast6(mreq.group):
+            return errno.EINVAL
+        for key in pcb.memberships:
+            if key[1] == mreq.group and (mreq.ifindex == 0 or key[0] == mreq.ifindex):
+                del pcb.memberships[key]
+                self.leave_group(key[0], key[1], now)
+                return 0
+        return errno.EADDRNOTAVAIL
+
+    def leave_all6(self, pcb: Udp6Pcb, now: float) -> None:
+        """close(): every membership goes (ipv6_sock_mc_close)."""
+        for ifindex, group in pcb.memberships:
+            self.leave_group(ifindex, group, now)
+        pcb.memberships.clear()
+
 
 class UdpUserRequests:
     """pr_usrreqs for SOCK_DGRAM/IPPROTO_UDP (protocols.contracts.UserRequests): the calls the
-    socket layer makes.  Every call returns at once -- an errno, data, or None for "would block"."""
+    socket layer makes.  Every call returns at once -- an errno, data, or None for "would block".
+    `family` AF_INET6 gives the AF_INET6 requests (Udp6UserRequests)."""
+    family = socket.AF_INET
 
-    def __init__(self, udp: Udp) -> None:
+    def __new__(cls, udp: Udp, family: int = socket.AF_INET) -> UdpUserRequests:
+        if family == socket.AF_INET6 and cls is UdpUserRequests:
+            return object.__new__(Udp6UserRequests)
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            raise ValueError(f"UDP has no family {family}")
+        return object.__new__(cls)
+
+    def __init__(self, udp: Udp, family: int = socket.AF_INET) -> None:
         self.udp = udp
 
     def attach(self, now: float) -> UdpPcb:
@@ -390,7 +984,7 @@ class UdpUserRequests:
         pcb.queued = 0
         pcb.closed = True
 
-    def bind(self, pcb: UdpPcb, addr: tuple[int, int], now: float) -> int:
+    def bind(self, pcb: UdpPcb, addr: tuple[int, ...], now: float) -> int:
         return self.udp.bind(pcb, *addr)
 
     def listen(self, pcb: UdpPcb, backlog: int, now: float) -> int:
@@ -399,7 +993,7 @@ class UdpUserRequests:
     def accept(self, pcb: UdpPcb, now: float) -> None:
         return None
 
-    def connect(self, pcb: UdpPcb, addr: tuple[int, int], now: float) -> int:
+    def connect(self, pcb: UdpPcb, addr: tuple[int, ...], now: float) -> int:
         return self.udp.connect(pcb, *addr)
 
     def abandon_connect(self, pcb: UdpPcb, now: float) -> None:
@@ -412,11 +1006,11 @@ class UdpUserRequests:
     def shutdown(self, pcb: UdpPcb, how: int, now: float) -> int:
         return 0 if pcb.connected else errno.ENOTCONN   # the socket marks its halves
 
-    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, int] | None, now: float) -> int:
-        err = self.udp.output(pcb, data, addr, now)
+    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, ...] | None, now: float) -> int:
+        err = self.udp.output(pcb, data, addr, now)  # type: ignore[arg-type]  # an AF_INET pair
         return -err if err else len(data)
 
-    def recv(self, pcb: UdpPcb, bufsize: int, peek: bool, now: float) -> tuple[bytes, tuple[int, int]] | None:
+    def recv(self, pcb: UdpPcb, bufsize: int, peek: bool, now: float) -> tuple[bytes, tuple[int, ...]] | None:
         if peek:
             return pcb.queue[0] if pcb.queue else None
         return pcb.dequeue()
@@ -433,10 +1027,10 @@ class UdpUserRequests:
     def take_error(self, pcb: UdpPcb) -> int:
         return pcb.take_error()
 
-    def sockaddr(self, pcb: UdpPcb) -> tuple[int, int]:
+    def sockaddr(self, pcb: UdpPcb) -> tuple[int, ...]:
         return pcb.laddr, pcb.lport
 
-    def peeraddr(self, pcb: UdpPcb) -> tuple[int, int] | None:
+    def peeraddr(self, pcb: UdpPcb) -> tuple[int, ...] | None:
         return (pcb.faddr, pcb.fport) if pcb.connected else None
 
     def setsockopt(self, pcb: UdpPcb, level: int, name: int, value: Any, now: float) -> int:
@@ -457,8 +1051,88 @@ class UdpUserRequests:
         return {"queued": pcb.queued, "datagrams": len(pcb.queue)}
 
 
+def _v6(pcb: UdpPcb) -> Udp6Pcb:
+    """The pcb an AF_INET6 request gets is one its attach made."""
+    return cast(Udp6Pcb, pcb)
+
+
+class Udp6UserRequests(UdpUserRequests):
+    """pr_usrreqs of AF_INET6 datagram sockets: sockaddrs are (addr128, port, flowinfo,
+    scope_id) both ways, an IPv4 peer or address as ::ffff:a.b.c.d (CPython's getsockname
+    of such a socket: ('::ffff:10.0.0.1', 5000, 0, 0))."""
+    family = socket.AF_INET6
+
+    def attach(self, now: float) -> Udp6Pcb:
+        return Udp6Pcb(self.udp)
+
+    def detach(self, pcb: UdpPcb, now: float) -> None:
+        if isinstance(pcb, Udp6Pcb):
+            self.udp.leave_all6(pcb, now)
+        super().detach(pcb, now)
+
+    def bind(self, pcb: UdpPcb, addr: tuple[int, ...], now: float) -> int:
+        host, port, _flowinfo, scope_id = addr
+        return self.udp.bind6(_v6(pcb), host, port, scope_id, now)
+
+    def connect(self, pcb: UdpPcb, addr: tuple[int, ...], now: float) -> int:
+        host, port, _flowinfo, scope_id = addr
+        return self.udp.connect6(_v6(pcb), host, port, scope_id, now)
+
+    def disconnect(self, pcb: UdpPcb, now: float) -> int:
+        self.udp.disconnect6(_v6(pcb))
+        return 0
+
+    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, ...] | None, now: float) -> int:
+        if addr is not None:
+            host, port, flowinfo, scope_id = addr
+            addr = (host, port, flowinfo, scope_id)
+        err = self.udp.output6(_v6(pcb), data, addr, now)
+        return -err if err else len(data)
+
+    def _sockaddr6(self, pcb: UdpPcb, host: int, port: int) -> tuple[int, int, int, int]:
+        if pcb.inet4:
+            return V4_MAPPED_PREFIX | host, port, 0, 0
+        # Linux ipv6_iface_scope_id: the bound interface, for an address that needs one
+        return host, port, 0, pcb.bound_ifindex if needs_scope_id(host) else 0
+
+    def sockaddr(self, pcb: UdpPcb) -> tuple[int, ...]:
+        return self._sockaddr6(pcb, pcb.laddr, pcb.lport)
+
+    def peeraddr(self, pcb: UdpPcb) -> tuple[int, ...] | None:
+        return self._sockaddr6(pcb, pcb.faddr, pcb.fport) if pcb.connected else None
+
+    def setsockopt(self, pcb: UdpPcb, level: int, name: int, value: Any, now: float) -> int:
+        pcb = _v6(pcb)
+        if level != socket.IPPROTO_IPV6:
+            return super().setsockopt(pcb, level, name, value, now)   # SOL_SOCKET, IPPROTO_IP (mapped)
+        if name in (IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP):
+            mreq = Ipv6Mreq.parse(value) if isinstance(value, bytes | bytearray | memoryview) else None
+            if mreq is None:
+                return errno.EINVAL          # shorter than struct ipv6_mreq
+            join = name == IPV6_JOIN_GROUP
+            return self.udp.join6(pcb, mreq, now) if join else self.udp.leave6(pcb, mreq, now)
+        if not isinstance(value, int):
+            return errno.EINVAL
+        if name == IPV6_MULTICAST_ALL:
+            pcb.mc_all = bool(value)
+            return 0
+        return set_ipv6_option(pcb, name, value, bound=pcb.lport != 0, stream=False)
+
+    def getsockopt(self, pcb: UdpPcb, level: int, name: int, now: float) -> int | None:
+        pcb = _v6(pcb)
+        if level != socket.IPPROTO_IPV6:
+            return super().getsockopt(pcb, level, name, now)
+        if name == IPV6_MULTICAST_ALL:
+            return int(pcb.mc_all)
+        ipv6 = self.udp.ipv6
+        return get_ipv6_option(pcb, name, ipv6.default_hop_limit if ipv6 is not None else 64, stream=False)
+
+
 if TYPE_CHECKING:
     from .contracts import UserRequests
 
     def _implements_the_contract(requests: UdpUserRequests) -> UserRequests:
         return requests     # mypy checks every request's signature against protocols/contracts.py
+
+    def _implements_the_contract6(requests: Udp6UserRequests) -> UserRequests:
+        return requests
