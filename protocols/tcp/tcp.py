@@ -367,7 +367,12 @@ class Tcp:
                 self._over_ipv6(conn, True)
             return err
         if not conn.net6:
-            return errno.ENETUNREACH                     # bound to a v4-mapped address: IPv4 only
+            if conn.bound_port:
+                return errno.ENETUNREACH                 # bound to a v4-mapped address: IPv4 only
+            # an earlier connect to a mapped peer failed: the socket is IPv6 again, its source
+            # forgotten (Linux tcp_disconnect inet_reset_saddr; tcp_v6_connect's af_ops reset)
+            self._over_ipv6(conn, True)
+            conn.laddr = 0
         if needs_scope_id(addr):
             if scope_id:
                 if conn.oif is not None and conn.oif.index != scope_id:
@@ -872,14 +877,29 @@ class Tcp:
     # --- output -------------------------------------------------------------------------------
     @staticmethod
     def _segment(seg: TcpRepr, opts: bytes, payload: memoryview | None, src: int, dst: int,
-                 offload: bool, net6: bool = False) -> PacketBuffer:
+                 offload: bool) -> PacketBuffer:
         """Header in front of the payload; the checksum complete, or left for the device
-        as the folded pseudo-header sum (virtio_net_hdr NEEDS_CSUM, <linux/virtio_net.h>),
-        over the IPv4 pseudo-header (RFC 9293 §3.1) or the IPv6 one (RFC 8200 §8.1)."""
+        as the folded pseudo-header sum (virtio_net_hdr NEEDS_CSUM, <linux/virtio_net.h>)."""
         pkt = PacketBuffer.from_payload(payload) if payload is not None else PacketBuffer.allocate(0)
         hdr = pkt.prepend(20 + len(opts))
         seg.emit(hdr, opts)
-        pseudo = (pseudo_header_sum6 if net6 else ck.pseudo_header_sum)(src, dst, IPPROTO_TCP, len(pkt))
+        pseudo = ck.pseudo_header_sum(src, dst, IPPROTO_TCP, len(pkt))
+        if offload:
+            struct.pack_into("!H", hdr, 16, pseudo)
+            pkt.csum_start, pkt.csum_offset = pkt.start, 16
+        else:
+            struct.pack_into("!H", hdr, 16, ck.checksum(pkt.view(), pseudo))
+        return pkt
+
+    @staticmethod
+    def _segment6(seg: TcpRepr, opts: bytes, payload: memoryview | None, src: int, dst: int,
+                  offload: bool) -> PacketBuffer:
+        """_segment over the IPv6 pseudo-header (RFC 8200 §8.1), its own copy so the IPv4
+        path pays no family test for it."""
+        pkt = PacketBuffer.from_payload(payload) if payload is not None else PacketBuffer.allocate(0)
+        hdr = pkt.prepend(20 + len(opts))
+        seg.emit(hdr, opts)
+        pseudo = pseudo_header_sum6(src, dst, IPPROTO_TCP, len(pkt))
         if offload:
             struct.pack_into("!H", hdr, 16, pseudo)
             pkt.csum_start, pkt.csum_offset = pkt.start, 16
@@ -907,7 +927,7 @@ class Tcp:
         socket's hop limit and traffic class, its scope's interface; never fragmented
         (Linux ip6_xmit: a TCP segment above the path MTU is EMSGSIZE, the MSS follows the
         path MTU instead)."""
-        pkt = self._segment(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload, True)
+        pkt = self._segment6(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload)
         if gso:
             pkt.gso_size, pkt.gso_type = gso, GSO_TCPV6
         self.stats.out_segs += 1
@@ -923,11 +943,11 @@ class Tcp:
         """A segment no connection owns (RSTs, cookie SYN-ACKs): always a full checksum.
         Over IPv6 to a link-local peer it leaves by the interface the segment came in by."""
         self.stats.out_segs += 1
-        pkt = self._segment(seg, opts, None, src, dst, offload=False, net6=net6)
         if not net6:
-            self.ipv4.output(pkt, src, dst, IPPROTO_TCP, now)
+            self.ipv4.output(self._segment(seg, opts, None, src, dst, offload=False), src, dst, IPPROTO_TCP, now)
         elif self.ipv6 is not None:
-            self.ipv6.output(pkt, src, dst, IPPROTO_TCP, now, oif=oif if needs_scope_id(dst) else None)
+            self.ipv6.output(self._segment6(seg, opts, None, src, dst, offload=False), src, dst, IPPROTO_TCP, now,
+                             oif=oif if needs_scope_id(dst) else None)
 
     # --- ICMP errors (pr_ctlinput) ----------------------------------------------------------------
     def ctlinput(self, err: IcmpError, now: float) -> None:

@@ -535,3 +535,17 @@ def test_gso_tcpv6_super_frame_in_is_one_segment() -> None:
     pkt.gso_size, pkt.gso_type, pkt.csum_valid = 1440, GSO_TCPV6, True
     a.tcp.input6(pkt, Ip6Meta(B6, A6, 6, 64, 0, 0, a.eth0, 40, 0), wire.now)
     assert a.usr6.recv(conn, 1 << 16, False, wire.now) == (payload, None)
+
+
+def test_af_inet6_socket_goes_back_to_ipv6_after_a_failed_mapped_connect() -> None:
+    wire, a, b = pair()
+    lst = listen6(b)
+    c = a.usr6.attach(wire.now)
+    assert a.usr6.connect(c, (v4_mapped(B4), 9, 0, 0), wire.now) == 0     # nothing listens on 9
+    wire.pump()
+    assert a.usr6.take_error(c) == errno.ECONNREFUSED and not c.net6
+    a.usr6.abandon_connect(c, wire.now)
+    assert a.usr6.connect(c, (B6, PORT, 0, 0), wire.now) == 0
+    wire.pump()
+    assert c.state == State.ESTABLISHED and c.net6 and a.usr6.sockaddr(c)[0] == A6
+    assert b.usr6.accept(lst, wire.now) is not None
