@@ -12,7 +12,7 @@ import struct
 import pytest
 from scapy.layers.inet import IP
 from scapy.layers.inet import TCP as ScapyTCP
-from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6PacketTooBig, IPv6
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6PacketTooBig, ICMPv6TimeExceeded, IPv6
 from scapy.packet import Packet, Raw
 
 from ndd.checksum import checksum, ones_sum
@@ -549,3 +549,70 @@ def test_af_inet6_socket_goes_back_to_ipv6_after_a_failed_mapped_connect() -> No
     wire.pump()
     assert c.state == State.ESTABLISHED and c.net6 and a.usr6.sockaddr(c)[0] == A6
     assert b.usr6.accept(lst, wire.now) is not None
+
+
+def test_time_exceeded_during_connect_ends_it_as_linux_tcp_v6_err() -> None:
+    # Linux tcp_v6_err ends a connect in SYN-SENT on any ICMPv6 error, not only the "fatal"
+    # ones of icmpv6_err_convert: a Time Exceeded gives EHOSTUNREACH at once
+    wire, a, _ = pair()
+    wire.down = True
+    c = a.usr6.attach(wire.now)
+    assert a.usr6.connect(c, (ip6_to_int("2001:db8::99"), PORT, 0, 0), wire.now) == 0
+    icmp6_from_router(a, ICMPv6TimeExceeded(code=0), wire.log[-1].data, wire.now)
+    assert c.state == State.CLOSED and a.usr6.take_error(c) == errno.EHOSTUNREACH
+
+
+def test_link_local_syn_to_a_closed_port_is_reset_on_its_interface() -> None:
+    wire, a, b = pair()
+    c = a.usr6.attach(wire.now)
+    assert a.usr6.connect(c, (B_LL, 9, 0, a.eth0.index), wire.now) == 0
+    wire.pump()
+    rst = [p for p in v6_frames(wire, b) if "R" in p[ScapyTCP].flags]
+    assert len(rst) == 1 and rst[0].src == "fe80::1" and rst[0].dst == "fe80::2"
+    assert a.usr6.take_error(c) == errno.ECONNREFUSED
+
+
+def test_listen_conflict_across_families_with_reuseaddr() -> None:
+    wire, a, _ = pair()
+    now = wire.now
+    v4 = a.usr.attach(now)
+    v6 = a.usr6.attach(now)
+    for usr, pcb, addr in ((a.usr, v4, (0, PORT)), (a.usr6, v6, (0, PORT, 0, 0))):
+        assert usr.setsockopt(pcb, socket.SOL_SOCKET, socket.SO_REUSEADDR, 1, now) == 0
+        assert usr.bind(pcb, addr, now) == 0            # both SO_REUSEADDR, neither listening
+    assert a.usr.listen(v4, 4, now) == 0
+    assert a.usr6.listen(v6, 4, now) == errno.EADDRINUSE   # :: would take 0.0.0.0's IPv4 SYNs
+    assert a.tcp.listeners6 == {}
+
+
+def test_closed_ipv6_connections_leave_the_tables_and_free_the_port() -> None:
+    wire, a, b = pair()
+    lst = listen6(b)
+    c, s = connect6(wire, a, b, lst)
+    a.usr6.detach(c, wire.now)                          # active close: a goes through TIME-WAIT
+    wire.pump()
+    b.usr6.detach(s, wire.now)
+    wire.pump()
+    assert c.state == State.TIME_WAIT and s.state == State.CLOSED
+    run_timers(wire, (a, b), wire.now + 121)            # 2 MSL
+    assert c.state.name == "CLOSED"          # (after TIME-WAIT)
+    assert not a.tcp.conns6 and not b.tcp.conns6 and c.lport not in a.tcp.ports
+    b.usr6.detach(lst, wire.now)
+    assert not b.tcp.listeners6 and PORT not in b.tcp.ports
+
+
+def test_syn_to_time_wait_with_a_listener_reuses_it_over_ipv6() -> None:
+    wire, a, b = pair()
+    lst = listen6(b)
+    c, s = connect6(wire, a, b, lst)
+    b.usr6.detach(s, wire.now)                          # the server closes first: it holds TIME-WAIT
+    wire.pump()
+    a.usr6.detach(c, wire.now)
+    wire.pump()
+    assert s.state == State.TIME_WAIT
+    d = a.usr6.attach(wire.now)
+    assert a.usr6.bind(d, (0, c.lport, 0, 0), wire.now) == 0
+    a.tcp.isn = lambda key, now, tag=b"isn": sq.add(s.rcv_nxt, 100_000)   # type: ignore[method-assign]
+    assert a.usr6.connect(d, (B6, PORT, 0, 0), wire.now) == 0
+    wire.pump()
+    assert d.state == State.ESTABLISHED and s.state.name == "CLOSED"   # RFC 6191
