@@ -140,6 +140,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.family = AF_INET
         self.net6 = False
         self.net_hdr_len = 20
+        self.mapped_bound = False
         self.oif = None
         self.v6only = self.recverr6 = self.dontfrag = False
         self.hop_limit = None                   # None: the IPv6 layer's default

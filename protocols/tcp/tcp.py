@@ -142,6 +142,7 @@ class Tcp:
             err = self.bind(conn, v4, port, explicit)
             if err:
                 self._over_ipv6(conn, True)
+            conn.mapped_bound = not err
             return err
         oif = conn.oif
         if needs_scope_id(addr) and scope_id:
@@ -367,8 +368,10 @@ class Tcp:
                 self._over_ipv6(conn, True)
             return err
         if not conn.net6:
-            if conn.bound_port:
-                return errno.ENETUNREACH                 # bound to a v4-mapped address: IPv4 only
+            if conn.mapped_bound:
+                # bound to a v4-mapped address: Linux ip6_dst_lookup_tail refuses a mapped
+                # source towards an IPv6 destination
+                return errno.EAFNOSUPPORT
             # an earlier connect to a mapped peer failed: the socket is IPv6 again, its source
             # forgotten (Linux tcp_disconnect inet_reset_saddr; tcp_v6_connect's af_ops reset)
             self._over_ipv6(conn, True)

@@ -616,3 +616,24 @@ def test_syn_to_time_wait_with_a_listener_reuses_it_over_ipv6() -> None:
     assert a.usr6.connect(d, (B6, PORT, 0, 0), wire.now) == 0
     wire.pump()
     assert d.state == State.ESTABLISHED and s.state.name == "CLOSED"   # RFC 6191
+
+
+def test_explicitly_bound_dual_socket_retries_over_ipv6_after_a_failed_mapped_connect() -> None:
+    wire, a, b = pair()
+    lst = listen6(b)
+    c = a.usr6.attach(wire.now)
+    assert a.usr6.bind(c, (0, 5555, 0, 0), wire.now) == 0                    # ::, port 5555
+    assert a.usr6.connect(c, (v4_mapped(B4), 9, 0, 0), wire.now) == 0
+    wire.pump()
+    assert a.usr6.take_error(c) == errno.ECONNREFUSED
+    a.usr6.abandon_connect(c, wire.now)
+    assert a.usr6.connect(c, (B6, PORT, 0, 0), wire.now) == 0
+    wire.pump()
+    assert c.state == State.ESTABLISHED and a.usr6.sockaddr(c) == (A6, 5555, 0, 0)
+    assert b.usr6.accept(lst, wire.now) is not None
+    # bound to a v4-mapped address, a socket stays IPv4 (Linux ip6_dst_lookup_tail: EAFNOSUPPORT)
+    d = a.usr6.attach(wire.now)
+    assert a.usr6.bind(d, (v4_mapped(A4), 0, 0, 0), wire.now) == 0
+    assert a.usr6.sockaddr(d) == (v4_mapped(A4), d.lport, 0, 0)
+    assert a.usr6.getsockopt(d, socket.IPPROTO_IPV6, IPV6_V6ONLY, wire.now) == 0
+    assert a.usr6.connect(d, (B6, PORT, 0, 0), wire.now) == errno.EAFNOSUPPORT
