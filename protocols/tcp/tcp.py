@@ -1,8 +1,19 @@
-"""The TCP protocol object (pr_input / pr_ctlinput / output for IPv4).
+"""The TCP protocol object (pr_input / pr_ctlinput / output, for IPv4 and IPv6).
 
 Owns the connection tables (below), ISNs (RFC 6528), the challenge-ACK budget (RFC 5961
-§7), SYN cookies, the timer heap, and turns a Connection's segments into IPv4 packets --
-with a partial checksum and TSO when the device offers them (README "Offloads").
+§7), SYN cookies, the timer heap, and turns a Connection's segments into IPv4 or IPv6
+packets -- with a partial checksum and TSO when the device offers them (README "Offloads").
+
+Dual stack (issue 12).  The IPv6 layer is optional (`ipv6`, None: IPv4 only).  IPv4 input
+arrives at `input` / `ctlinput`, IPv6 input at `input6` / `ctlinput6` (the AF_INET6 protosw
+entry's pr_input / pr_ctlinput); sockets of either family come through `attach(family)`,
+`bind` / `connect` (IPv4 addresses) and `bind6` / `connect6` (128-bit ones, v4-mapped ones
+handed to the IPv4 side as Linux's tcp_v6_connect does).  Each connection knows the network
+it runs over (`conn.net6`) and its address width with it; output tests that one attribute
+per segment (`emit`), so IPv4 keeps its path.  IPv6 connections live in tables of their own
+(`conns6`, `listeners6`); the port space (`ports`) is shared, with Linux's cross-family bind
+rules (`_overlap`).  IPv4 input falls back to a dual-stack listener on `::` (not IPV6_V6ONLY)
+when no IPv4 listener matches; the connection it makes runs over IPv4.
 
 The tables are Linux's three hashes of `struct inet_hashinfo`, each a dict:
   * `conns` (ehash): 4-tuple -> every connection with a peer (SYN-RECEIVED .. TIME-WAIT);

@@ -10,6 +10,8 @@ import socket
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP
 from scapy.layers.inet import TCP as ScapyTCP
 from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6PacketTooBig, ICMPv6TimeExceeded, IPv6
@@ -18,6 +20,7 @@ from scapy.packet import Packet, Raw
 from ndd.checksum import checksum, ones_sum
 from ndd.ndd import DeviceCaps
 from ndd.pktbuf import GSO_TCPV6, PacketBuffer
+from protocols.icmpv6.core import Icmpv6Error
 from protocols.ipv6.addr import ip6_to_int, v4_mapped
 from protocols.ipv6.ip6 import Ip6Meta
 from protocols.ipv6.wire import pseudo_header_sum as pseudo6
@@ -637,3 +640,33 @@ def test_explicitly_bound_dual_socket_retries_over_ipv6_after_a_failed_mapped_co
     assert a.usr6.sockaddr(d) == (v4_mapped(A4), d.lport, 0, 0)
     assert a.usr6.getsockopt(d, socket.IPPROTO_IPV6, IPV6_V6ONLY, wire.now) == 0
     assert a.usr6.connect(d, (B6, PORT, 0, 0), wire.now) == errno.EAFNOSUPPORT
+
+
+# --- bad input is data -------------------------------------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=120), mcast=st.booleans(), csum_valid=st.booleans())
+def test_input6_never_raises_on_arbitrary_segments(data: bytes, mcast: bool, csum_valid: bool) -> None:
+    wire, a, _ = pair()
+    a.peer = None
+    listen6(a)
+    pkt = PacketBuffer(data)
+    pkt.csum_valid = csum_valid
+    before = a.tcp.stats.in_segs
+    a.tcp.input6(pkt, Ip6Meta(B6, A6, 6, 64, 0, 0, a.eth0, 40, 0, mcast=mcast), wire.now)
+    assert a.tcp.stats.in_segs == before + 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(quote=st.binary(max_size=40), ours=st.booleans(), seq_off=st.integers(-3, 3) | st.integers(0, 2**32 - 1),
+       type_=st.sampled_from([1, 2, 3, 4]), code=st.integers(0, 8))
+def test_ctlinput6_never_raises_and_acts_only_on_our_window(quote: bytes, ours: bool, seq_off: int, type_: int,
+                                                             code: int) -> None:
+    wire, a, b = pair()
+    lst = listen6(b)
+    c, _ = connect6(wire, a, b, lst)
+    if ours:                                             # our ports, a sequence number near SND.UNA
+        quote = struct.pack("!HHI", c.lport, PORT, sq.add(c.snd_una, seq_off)) + quote
+    a.tcp.ctlinput6(Icmpv6Error(type_, code, errno.EHOSTUNREACH, False, 0, A6, B6, 6, quote, 1280), wire.now)
+    in_window = ours and seq_off == 0                    # nothing in flight: SND.UNA == SND.MAX
+    assert c.state == State.ESTABLISHED
+    assert (c.soft_error == errno.EHOSTUNREACH) == (in_window and type_ != 2)
