@@ -57,6 +57,10 @@ class Wire:
         self.log: list[Frame] = []
         self.down = False          # drop everything (an unanswered connect)
         self.now = T0
+        self.loss = 0.0            # drop this share of packets ...
+        self.reorder = 0.0         # ... and put this share ahead of the one queued before it
+        self.rng = random.Random(9)
+        self.dropped = 0
 
     def pump(self, limit: int = 100_000) -> None:
         """Deliver until nothing is in flight (each delivery may queue replies)."""
@@ -115,11 +119,17 @@ class Node:
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         start = pkt.csum_start - pkt.start if pkt.csum_start >= 0 else -1
         self.wire.log.append(Frame(self, pkt.tobytes(), pkt.gso_type, pkt.gso_size, start))
-        if self.wire.down or self.peer is None:
+        wire = self.wire
+        if wire.down or self.peer is None:
+            return 0
+        if wire.loss and wire.rng.random() < wire.loss:
+            wire.dropped += 1
             return 0
         copy = pkt.copy()
         _finish_checksum(copy)                          # what the device does with a partial checksum
-        self.wire.queue.append((self.peer, rx(copy.tobytes())))
+        wire.queue.append((self.peer, rx(copy.tobytes())))
+        if wire.reorder and len(wire.queue) > 1 and wire.rng.random() < wire.reorder:
+            wire.queue[-1], wire.queue[-2] = wire.queue[-2], wire.queue[-1]
         return 0
 
 

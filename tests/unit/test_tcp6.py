@@ -104,6 +104,17 @@ def test_handshake_and_1mib_transfer_over_ipv6_with_sha256() -> None:
     assert c.bytes_acked == len(data)
 
 
+def test_4mib_over_ipv6_through_loss_and_reordering_with_sha256() -> None:
+    wire, a, b = pair()
+    lst = listen6(b)
+    c, s = connect6(wire, a, b, lst)
+    wire.loss, wire.reorder = 0.02, 0.02
+    data = random.Random(6).randbytes(4 << 20)
+    got = transfer(wire, (a, b), c, s, data)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert wire.dropped > 50 and c.total_retrans > 0 and c.sack_ok     # recovery over IPv6 took place
+
+
 def test_timestamps_sack_and_window_scale_negotiated_over_ipv6() -> None:
     wire, a, b = pair()
     lst = listen6(b)
