@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from ..ipv6.ip6 import Ip6Meta, Ipv6
 
 IP_TCP_HDR = 40
+IPV6_PMTUDISC_INTERFACE = 4             # <linux/in6.h> IPV6_MTU_DISCOVER values
 IP6_TCP_HDR = IP6_HDR_LEN + 20          # MSS = path MTU - 60 over IPv6 (RFC 8200 §8.3)
 # Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
 # queue last overflowed (tcp_synq_no_recent_overflow; FreeBSD's sch_last_overflow)
@@ -480,8 +481,13 @@ class Tcp:
         ifp = conn.ifp
         if ifp is None:
             return 0
-        pmtu = self.ipv6.pmtu if conn.net6 and self.ipv6 is not None else self.ipv4.pmtu
-        mtu: int = pmtu.path_mtu(conn.faddr, ifp.mtu, now)
+        if conn.net6:
+            # IPV6_PMTUDISC_INTERFACE / _OMIT: the interface's MTU, whatever the path says
+            if self.ipv6 is None or conn.pmtudisc >= IPV6_PMTUDISC_INTERFACE:
+                return 0
+            mtu: int = self.ipv6.pmtu.path_mtu(conn.faddr, ifp.mtu, now)
+        else:
+            mtu = self.ipv4.pmtu.path_mtu(conn.faddr, ifp.mtu, now)
         return mtu if mtu < ifp.mtu else 0
 
     # --- connection lifecycle hooks (called by Connection) ---------------------------------------
@@ -1016,7 +1022,9 @@ class Tcp:
             self.stats.icmp_ignored += 1
             return
         if err.type == PACKET_TOO_BIG:
-            self._mss_follows_pmtu(conn, now)
+            # Linux ip6_sk_accept_pmtu: IPV6_PMTUDISC_INTERFACE / _OMIT sockets ignore them
+            if conn.pmtudisc < IPV6_PMTUDISC_INTERFACE:
+                self._mss_follows_pmtu(conn, now)
             return
         if not err.errno:
             return

@@ -681,3 +681,19 @@ def test_ctlinput6_never_raises_and_acts_only_on_our_window(quote: bytes, ours: 
     in_window = ours and seq_off == 0                    # nothing in flight: SND.UNA == SND.MAX
     assert c.state == State.ESTABLISHED
     assert (c.soft_error == errno.EHOSTUNREACH) == (in_window and type_ != 2)
+
+
+@pytest.mark.parametrize("pmtudisc, follows", [(1, True), (2, True), (4, False), (5, False)])
+def test_packet_too_big_is_ignored_by_pmtudisc_interface_and_omit(pmtudisc: int, follows: bool) -> None:
+    wire, a, b = pair()
+    lst = listen6(b)
+    c, _ = connect6(wire, a, b, lst)
+    assert a.usr6.setsockopt(c, socket.IPPROTO_IPV6, 23, pmtudisc, wire.now) == 0     # IPV6_MTU_DISCOVER
+    wire.down = True
+    a.usr6.send(c, memoryview(bytes(5000)), None, wire.now)
+    icmp6_from_router(a, ICMPv6PacketTooBig(mtu=1280), wire.log[-1].data, wire.now)
+    assert (c.mss == 1280 - 72) == follows
+    a.usr6.send(c, memoryview(bytes(5000)), None, wire.now)
+    run_timers(wire, (a, b), wire.now + 2)              # retransmissions and new data alike
+    assert c.mss == (1280 - 72 if follows else 1500 - 72)
+    assert max(len(f.data) for f in wire.log[-3:]) == (1280 if follows else 1500)
