@@ -697,3 +697,14 @@ def test_packet_too_big_is_ignored_by_pmtudisc_interface_and_omit(pmtudisc: int,
     run_timers(wire, (a, b), wire.now + 2)              # retransmissions and new data alike
     assert c.mss == (1280 - 72 if follows else 1500 - 72)
     assert max(len(f.data) for f in wire.log[-3:]) == (1280 if follows else 1500)
+
+
+def test_neighbor_discovery_failure_fails_the_connect_with_ehostunreach() -> None:
+    # the SYN waited for a neighbour that never answered (RFC 4861 §7.3.3): the IPv6 layer
+    # reports it as a local address unreachable, which ends the connect as on Linux
+    wire, a, _ = pair()
+    wire.down = True
+    c = a.usr6.attach(wire.now)
+    assert a.usr6.connect(c, (ip6_to_int("2001:db8::99"), PORT, 0, 0), wire.now) == 0
+    a.ipv6.unreachable_from_link(PacketBuffer(wire.log[-1].data), wire.now + 3)
+    assert c.state == State.CLOSED and a.usr6.take_error(c) == errno.EHOSTUNREACH
