@@ -708,3 +708,21 @@ def test_neighbor_discovery_failure_fails_the_connect_with_ehostunreach() -> Non
     assert a.usr6.connect(c, (ip6_to_int("2001:db8::99"), PORT, 0, 0), wire.now) == 0
     a.ipv6.unreachable_from_link(PacketBuffer(wire.log[-1].data), wire.now + 3)
     assert c.state == State.CLOSED and a.usr6.take_error(c) == errno.EHOSTUNREACH
+
+
+def test_one_dual_stack_listener_serves_both_families_at_once() -> None:
+    wire, a, b = pair()
+    lst = listen6(b)
+    c6, s6 = connect6(wire, a, b, lst)
+    c4 = a.usr.attach(wire.now)
+    assert a.usr.connect(c4, (B4, PORT), wire.now) == 0
+    wire.pump()
+    got = b.usr6.accept(lst, wire.now)
+    assert got is not None
+    s4 = got[0]
+    assert (s4.net6, s6.net6) == (False, True)
+    assert list(b.tcp.conns) == [(B4, PORT, A4, c4.lport)] and list(b.tcp.conns6) == [(B6, PORT, A6, c6.lport)]
+    for usr, c, s, text in ((a.usr, c4, s4, b"four"), (a.usr6, c6, s6, b"six")):
+        usr.send(c, memoryview(text), None, wire.now)
+        wire.pump()
+        assert b.usr6.recv(s, 100, False, wire.now) == (text, None)
