@@ -421,7 +421,7 @@ class Tcp:
         if not self.mem.admit():
             return errno.ENOBUFS
         conn.faddr, conn.fport = addr, port
-        self._use_route(conn, hop.ifp)
+        self._use_route(conn, hop.ifp, ipv6.path_mtu(hop.ifp, addr, now))
         self.conns6[key] = conn
         conn.rcv_wscale = self._wscale_for(conn.rcv_space_max()) if conn.want_wscale else 0
         conn.ts_offset = self._hash32(b"ts6", key)
@@ -429,13 +429,16 @@ class Tcp:
         self.schedule(conn)
         return 0
 
-    def _use_route(self, conn: Connection, ifp: Any) -> None:
+    def _use_route(self, conn: Connection, ifp: Any, mtu: int = 0) -> None:
+        """The interface the connection leaves by, its offloads, and our MSS: from the link MTU,
+        or from `mtu` when given (IPv6: Ipv6.path_mtu, which knows the link's IPv6 MTU -- an
+        RA's MTU option -- and a learnt path MTU, as Linux's advmss = dst_mtu - 60)."""
         conn.ifp = ifp
         caps = ifp.ndd.caps
         conn.csum_offload = bool(caps.tx_csum_offload)
         hdrs = IP6_TCP_HDR if conn.net6 else IP_TCP_HDR
         conn.tso_max = (min(caps.tso_max, 65535) - hdrs - 40) if caps.tso_max and caps.tx_csum_offload else 0
-        conn.set_mss_for(ifp.mtu)
+        conn.set_mss_for(mtu or ifp.mtu)
 
     @staticmethod
     def _wscale_for(capacity: int) -> int:
@@ -485,7 +488,8 @@ class Tcp:
             # IPV6_PMTUDISC_INTERFACE / _OMIT: the interface's MTU, whatever the path says
             if self.ipv6 is None or conn.pmtudisc >= IPV6_PMTUDISC_INTERFACE:
                 return 0
-            mtu: int = self.ipv6.pmtu.path_mtu(conn.faddr, ifp.mtu, now)
+            # (an IPv6 connection's ifp is the Interface its IPv6 route named)
+            mtu: int = self.ipv6.path_mtu(ifp, conn.faddr, now)    # type: ignore[arg-type]
         else:
             mtu = self.ipv4.pmtu.path_mtu(conn.faddr, ifp.mtu, now)
         return mtu if mtu < ifp.mtu else 0
@@ -712,8 +716,8 @@ class Tcp:
             stats.in_errs += 1
             stats.bump(seg)
             return
-        if ip.mcast:
-            stats.in_errs += 1                           # Linux: TCP takes PACKET_HOST only
+        if ip.mcast or pkt.ll_bcast:
+            stats.in_errs += 1                           # Linux tcp_v6_rcv: PACKET_HOST only
             return
         if not pkt.csum_valid and ck.ones_sum(view, pseudo_header_sum6(ip.src, ip.dst, IPPROTO_TCP,
                                                                         len(view))) != 0xFFFF:
@@ -819,9 +823,10 @@ class Tcp:
         if net6:
             self._over_ipv6(child, True)
             child.oif = ip.ifp if needs_scope_id(faddr) else lst.oif
-            hop6 = self.ipv6.route(faddr, now, child.oif) if self.ipv6 is not None else errno.ENETUNREACH
-            if not isinstance(hop6, int):
-                self._use_route(child, hop6.ifp)
+            ipv6 = self.ipv6
+            hop6 = ipv6.route(faddr, now, child.oif) if ipv6 is not None else errno.ENETUNREACH
+            if ipv6 is not None and not isinstance(hop6, int):
+                self._use_route(child, hop6.ifp, ipv6.path_mtu(hop6.ifp, faddr, now))
             self.conns6[(laddr, lport, faddr, fport)] = child
             return child
         if lst.net6:

@@ -726,3 +726,28 @@ def test_one_dual_stack_listener_serves_both_families_at_once() -> None:
         usr.send(c, memoryview(text), None, wire.now)
         wire.pump()
         assert b.usr6.recv(s, 100, False, wire.now) == (text, None)
+
+
+def test_a_learnt_path_mtu_sizes_the_next_connections_syn_mss() -> None:
+    # Linux advertises dst_mtu - 60: a path MTU below the link's lowers the SYN's MSS too
+    wire, a, b = pair()
+    listen6(b)
+    a.ipv6.pmtu.update(B6, 1400, 1500, wire.now)
+    c = a.usr6.attach(wire.now)
+    assert a.usr6.connect(c, (B6, PORT, 0, 0), wire.now) == 0
+    syn = v6_frames(wire, a)[0]
+    assert dict(syn[ScapyTCP].options)["MSS"] == 1340
+
+
+def test_segments_that_came_as_link_layer_broadcast_are_dropped() -> None:
+    wire, a, _ = pair()
+    listen6(a)
+    a.peer = None
+    seg = TcpRepr(40000, PORT, 1000, 0, SYN, 0xFFFF)
+    raw = bytearray(20)
+    seg.emit(raw, b"")
+    struct.pack_into("!H", raw, 16, checksum(raw, pseudo6(B6, A6, 6, 20)))
+    pkt = PacketBuffer(bytes(raw))
+    pkt.ll_bcast = True
+    a.tcp.input6(pkt, Ip6Meta(B6, A6, 6, 64, 0, 0, a.eth0, 40, 0), wire.now)
+    assert a.tcp.stats.in_errs == 1 and not a.tcp.conns6 and not wire.log
