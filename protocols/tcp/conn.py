@@ -12,6 +12,7 @@ gives the fields their initial values.  It is sans-IO: everything it sends goes 
 from __future__ import annotations
 
 import errno
+from socket import AF_INET
 from typing import Self
 
 from . import seq as sq
@@ -136,6 +137,15 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.total_retrans = self.retransmits = self.segs_in = self.segs_out = 0
         self.bytes_acked = self.bytes_received = 0
         self.cookie = False
+        self.family = AF_INET
+        self.net6 = False
+        self.net_hdr_len = 20
+        self.mapped_bound = False
+        self.oif = None
+        self.v6only = self.recverr6 = self.dontfrag = False
+        self.hop_limit = None                   # None: the IPv6 layer's default
+        self.tclass = 0
+        self.pmtudisc = 1                       # IPV6_PMTUDISC_WANT, Linux's default
 
     def __repr__(self) -> str:
         return f"<Connection {self.lport}->{self.fport} {self.state.name}>"
@@ -156,8 +166,9 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         return err
 
     def set_mss_for(self, mtu: int) -> None:
-        """Our MSS from the interface MTU (RFC 9293 §3.7.1: MTU - 40)."""
-        self.our_mss = max(mtu - 40, 88)
+        """Our MSS from the interface MTU: MTU - 40 over IPv4 (RFC 9293 §3.7.1), MTU - 60 over
+        IPv6 (RFC 8200 §8.3: the IPv6 header is 40 octets)."""
+        self.our_mss = max(mtu - 20 - self.net_hdr_len, 88)
 
     def set_congestion(self, name: str) -> int:
         factory = ALGORITHMS.get(name)

@@ -168,7 +168,7 @@ class InputMixin(Tcb):
         by the route cache at min_pmtu, protocols/pmtu.py), less the timestamp option."""
         mss = min(self.peer_mss, self.our_mss)
         if self.pmtu:
-            mss = min(mss, self.pmtu - 40)
+            mss = min(mss, self.pmtu - 20 - self.net_hdr_len)
         self.mss = max(mss - (12 if self.ts_ok else 0), 64)
         self.cc.set_mss(self.mss)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
@@ -36,6 +36,9 @@ from .rtt import RttEstimator
 from .state import State
 from .stats import TcpStats
 from .wire import TcpRepr
+
+if TYPE_CHECKING:
+    from ..ifnet import Interface
 
 ConnT_contra = TypeVar("ConnT_contra", contravariant=True)
 
@@ -106,6 +109,9 @@ class Tcb:
         # statistics (TCP_INFO)
         "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
         "cookie",
+        # address family (dual stack, tcp.py): the socket's, and the one the association runs over
+        "family", "net6", "net_hdr_len", "mapped_bound", "oif", "v6only", "recverr6", "dontfrag", "hop_limit", "tclass",
+        "pmtudisc",
         # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
         "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
     )
@@ -232,6 +238,21 @@ class Tcb:
     bytes_acked: int
     bytes_received: int
     cookie: bool
+    # address family: `family` is the socket's (AF_INET / AF_INET6); `net6` says laddr/faddr are
+    # 128-bit IPv6 addresses and segments go over IPv6 -- False for an AF_INET6 socket whose
+    # association is v4-mapped (it runs over IPv4, only its sockaddrs are IPv6, as Linux's
+    # ipv6_mapped af_ops); `net_hdr_len` the network header the MSS leaves room for (20 / 40)
+    family: int
+    net6: bool
+    net_hdr_len: int
+    mapped_bound: bool                  # an AF_INET6 socket bound to a v4-mapped address: IPv4 for good
+    oif: Interface | None               # the interface a scope id / link-local peer binds it to
+    v6only: bool                        # IPPROTO_IPV6 options (protocols/sockopt.py)
+    recverr6: bool
+    dontfrag: bool
+    hop_limit: int | None
+    tclass: int
+    pmtudisc: int
     # receive-buffer autotuning (memory.py)
     rcv_copied: int
     rcvq_space: int

@@ -1,8 +1,19 @@
-"""The TCP protocol object (pr_input / pr_ctlinput / output for IPv4).
+"""The TCP protocol object (pr_input / pr_ctlinput / output, for IPv4 and IPv6).
 
 Owns the connection tables (below), ISNs (RFC 6528), the challenge-ACK budget (RFC 5961
-§7), SYN cookies, the timer heap, and turns a Connection's segments into IPv4 packets --
-with a partial checksum and TSO when the device offers them (README "Offloads").
+§7), SYN cookies, the timer heap, and turns a Connection's segments into IPv4 or IPv6
+packets -- with a partial checksum and TSO when the device offers them (README "Offloads").
+
+Dual stack (issue 12).  The IPv6 layer is optional (`ipv6`, None: IPv4 only).  IPv4 input
+arrives at `input` / `ctlinput`, IPv6 input at `input6` / `ctlinput6` (the AF_INET6 protosw
+entry's pr_input / pr_ctlinput); sockets of either family come through `attach(family)`,
+`bind` / `connect` (IPv4 addresses) and `bind6` / `connect6` (128-bit ones, v4-mapped ones
+handed to the IPv4 side as Linux's tcp_v6_connect does).  Each connection knows the network
+it runs over (`conn.net6`) and its address width with it; output tests that one attribute
+per segment (`emit`), so IPv4 keeps its path.  IPv6 connections live in tables of their own
+(`conns6`, `listeners6`); the port space (`ports`) is shared, with Linux's cross-family bind
+rules (`_overlap`).  IPv4 input falls back to a dual-stack listener on `::` (not IPV6_V6ONLY)
+when no IPv4 listener matches; the connection it makes runs over IPv4.
 
 The tables are Linux's three hashes of `struct inet_hashinfo`, each a dict:
   * `conns` (ehash): 4-tuple -> every connection with a peer (SYN-RECEIVED .. TIME-WAIT);
@@ -24,14 +35,20 @@ import itertools
 import struct
 from collections import deque
 from collections.abc import Callable
+from socket import AF_INET, AF_INET6
 from typing import TYPE_CHECKING, Any
 
 from ndd import checksum as ck
-from ndd.pktbuf import GSO_TCPV4, PacketBuffer
+from ndd.pktbuf import GSO_TCPV4, GSO_TCPV6, PacketBuffer
 from protocols.addr import BROADCAST, is_multicast
 
 from ..icmp import DEST_UNREACH, FRAG_NEEDED
+from ..icmpv6.wire import PACKET_TOO_BIG
 from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
+from ..ipv6 import addr as a6
+from ..ipv6.route import needs_scope_id
+from ..ipv6.wire import HDR_LEN as IP6_HDR_LEN
+from ..ipv6.wire import pseudo_header_sum as pseudo_header_sum6
 from ..ports import EphemeralPorts
 from ..timing import TICK as TIMER_TICK
 from . import seq as sq
@@ -45,16 +62,27 @@ from .wire import ACK, FIN, RST, SYN, TcpRepr
 
 if TYPE_CHECKING:
     from ..icmp import IcmpError
+    from ..icmpv6.core import Icmpv6Error
+    from ..ifnet import Interface
+    from ..ipv6.ip6 import Ip6Meta, Ipv6
 
 IP_TCP_HDR = 40
+IPV6_PMTUDISC_INTERFACE = 4             # <linux/in6.h> IPV6_MTU_DISCOVER values
+IP6_TCP_HDR = IP6_HDR_LEN + 20          # MSS = path MTU - 60 over IPv6 (RFC 8200 §8.3)
 # Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
 # queue last overflowed (tcp_synq_no_recent_overflow; FreeBSD's sch_last_overflow)
 SYNCOOKIE_VALID = 2 * COOKIE_PERIOD
 
 
 class Tcp:
-    def __init__(self, ipv4: Ipv4, rng: Any, clock: Callable[[], float], config: TcpConfig | None = None) -> None:
+    def __init__(self, ipv4: Ipv4, rng: Any, clock: Callable[[], float], config: TcpConfig | None = None, *,
+                 ipv6: Ipv6 | None = None,
+                 interface_by_index: Callable[[int], Interface | None] | None = None) -> None:
         self.ipv4 = ipv4
+        # the IPv6 layer (None: an IPv4-only host) and how a scope id names an interface
+        # (default: the interfaces of IPv4's table, which the Stack shares with IPv6)
+        self.ipv6 = ipv6
+        self.interface_by_index = interface_by_index or self._interface_by_index
         self.rng = rng
         self.clock = clock
         self.config = config or TcpConfig()
@@ -62,6 +90,10 @@ class Tcp:
         self.mem = SocketMemory(self.config, self.stats)
         self.conns: dict[tuple[int, int, int, int], Connection] = {}
         self.listeners: dict[int, dict[int, list[Connection]]] = {}
+        # IPv6 associations in tables of their own: 128-bit keys never meet 32-bit ones
+        # (::1 == 1); the port space (`ports`) is one for both families, as Linux's bhash
+        self.conns6: dict[tuple[int, int, int, int], Connection] = {}
+        self.listeners6: dict[int, dict[int, list[Connection]]] = {}
         self.ports: dict[int, dict[Connection, None]] = {}      # an insertion-ordered set per port
         self._overflowed_at: dict[Connection, float] = {}        # listener -> its last cookie sent
         self._time_wait: dict[Connection, None] = {}             # connections in TIME_WAIT (a set)
@@ -76,16 +108,84 @@ class Tcp:
         self.kick: Callable[..., None] = lambda at=None: None
 
     # --- sockets ------------------------------------------------------------------------
-    def attach(self) -> Connection:
-        return Connection(self, self.config)
+    def attach(self, family: int = AF_INET) -> Connection:
+        conn = Connection(self, self.config)
+        if family == AF_INET6:
+            conn.family = AF_INET6
+            self._over_ipv6(conn, True)
+        return conn
+
+    @staticmethod
+    def _over_ipv6(conn: Connection, net6: bool) -> None:
+        """Which network the association uses: an AF_INET6 socket goes over IPv4 once its
+        bound or peer address is v4-mapped (Linux tcp_v6_connect -> ipv6_mapped)."""
+        conn.net6 = net6
+        conn.net_hdr_len = IP6_HDR_LEN if net6 else 20
+
+    def _interface_by_index(self, index: int) -> Interface | None:
+        for ifp in self.ipv4.ifnet.by_name.values():
+            if ifp.index == index:
+                return ifp
+        return None
 
     def bind(self, conn: Connection, addr: int, port: int, explicit: bool = True) -> int:
+        """Bind to an IPv4 address (of an AF_INET socket, or the v4 half of a v4-mapped one)."""
         if conn.lport:
             return errno.EINVAL
         if addr and not (self.ipv4.ifnet.is_local(addr) or addr >> 24 == 127):
             return errno.EADDRNOTAVAIL
         if is_multicast(addr) or addr == BROADCAST:
             return errno.EADDRNOTAVAIL
+        return self._take_port(conn, addr, port, explicit)
+
+    def bind6(self, conn: Connection, addr: int, port: int, scope_id: int, now: float,
+              explicit: bool = True) -> int:
+        """bind() of an AF_INET6 socket (Linux __inet6_bind): a v4-mapped address binds the
+        IPv4 side (EINVAL with IPV6_V6ONLY); a link-local one needs a scope id naming the
+        interface that has it (EINVAL without, ENODEV for no such interface); binding a
+        specific IPv6 address makes the socket IPv6-only, as Linux sets sk_ipv6only."""
+        if conn.lport:
+            return errno.EINVAL
+        if a6.is_v4_mapped(addr):
+            if conn.v6only:
+                return errno.EINVAL
+            v4 = addr & 0xFFFFFFFF
+            self._over_ipv6(conn, False)
+            err = self.bind(conn, v4, port, explicit)
+            if err:
+                self._over_ipv6(conn, True)
+            conn.mapped_bound = not err
+            return err
+        oif = conn.oif
+        if needs_scope_id(addr) and scope_id:
+            oif = self.interface_by_index(scope_id)
+            if oif is None:
+                return errno.ENODEV
+        elif needs_scope_id(addr) and oif is None:
+            return errno.EINVAL
+        if addr and not self._is_local6(addr, oif if needs_scope_id(addr) else None, now):
+            return errno.EADDRNOTAVAIL
+        v6only = conn.v6only
+        if addr:
+            conn.v6only = True                   # Linux: a specific IPv6 address is IPv6-only
+        err = self._take_port(conn, addr, port, explicit)
+        if err:
+            conn.v6only = v6only
+            return err
+        if needs_scope_id(addr):
+            conn.oif = oif
+        return 0
+
+    def _is_local6(self, addr: int, ifp: Interface | None, now: float) -> bool:
+        """One of our usable (not tentative, RFC 4862 §5.4) IPv6 addresses, on `ifp` if given."""
+        if addr == a6.LOOPBACK:
+            return True
+        if self.ipv6 is None or a6.is_multicast(addr):
+            return False
+        return any(c.addr == addr and not c.tentative and (ifp is None or c.ifindex == ifp.index)
+                   for c in self.ipv6.source_candidates(ifp, now))
+
+    def _take_port(self, conn: Connection, addr: int, port: int, explicit: bool) -> int:
         if port == 0:
             port = self._ephemeral(conn, addr)
             if not port:
@@ -104,7 +204,12 @@ class Tcp:
         """Linux inet_csk_bind_conflict: overlapping addresses conflict unless both set
         SO_REUSEPORT, or both set SO_REUSEADDR and the other is not listening."""
         for other in self.ports.get(port, ()):
-            if other is conn or (other.laddr and addr and other.laddr != addr):
+            if other is conn:
+                continue
+            if conn.family == AF_INET and other.family == AF_INET:
+                if other.laddr and addr and other.laddr != addr:
+                    continue
+            elif not self._overlap(conn, addr, other, other.laddr):
                 continue
             if conn.reuseport and other.reuseport:
                 continue
@@ -113,6 +218,24 @@ class Tcp:
                 continue
             return True
         return False
+
+    @staticmethod
+    def _overlap(conn: Connection, addr: int, other: Connection, other_addr: int) -> bool:
+        """Do `conn` bound to `addr` and `other` bound to `other_addr` claim an address in
+        common?  Linux ipv6_rcv_saddr_equal / ipv4_rcv_saddr_equal across families: an
+        IPv4 (or v4-mapped) address against another as IPv4 does; `::` against anything but
+        another's v4 side when IPv6-only; two `::` always; two IPv6 addresses when equal."""
+        mine = "any" if conn.net6 and not addr else ("v6" if conn.net6 else "v4")
+        theirs = "any" if other.net6 and not other_addr else ("v6" if other.net6 else "v4")
+        if mine == "v4" and theirs == "v4":
+            return not addr or not other_addr or addr == other_addr
+        if mine == "any" and theirs == "any":
+            return True
+        if theirs == "any":
+            return not (other.v6only and mine == "v4")
+        if mine == "any":
+            return not (conn.v6only and theirs == "v4")
+        return mine == theirs == "v6" and addr == other_addr
 
     def _ephemeral(self, conn: Connection, addr: int) -> int:
         for port in self.ephemeral.candidates():
@@ -124,10 +247,11 @@ class Tcp:
     def _share_ephemeral(self, conn: Connection, laddr: int, faddr: int, fport: int) -> bool:
         """No free ephemeral port: share one held only by other connect()-bound sockets,
         as long as the 4-tuple stays unique (Linux __inet_hash_connect)."""
+        conns = self.conns6 if conn.net6 else self.conns
         for port in self.ephemeral.candidates():
             users = self.ports.get(port, ())
             if all(not u.bound_port and u.state != State.LISTEN for u in users) \
-                    and (laddr, port, faddr, fport) not in self.conns:
+                    and (laddr, port, faddr, fport) not in conns:
                 conn.laddr, conn.lport, conn.bound_port = 0, port, False
                 self._hold_port(conn, port)
                 self.ephemeral.taken(port)
@@ -152,7 +276,8 @@ class Tcp:
         if conn.state == State.CLOSED:
             if self._listen_conflict(conn):
                 return errno.EADDRINUSE
-            self.listeners.setdefault(conn.lport, {}).setdefault(conn.laddr, []).append(conn)
+            listeners = self.listeners6 if conn.net6 else self.listeners
+            listeners.setdefault(conn.lport, {}).setdefault(conn.laddr, []).append(conn)
         conn.state = State.LISTEN
         # Linux __sys_listen: min(backlog, net.core.somaxconn); the socket layer, as
         # CPython's listen(), has already made a negative backlog 0
@@ -163,11 +288,17 @@ class Tcp:
 
     def _listen_conflict(self, conn: Connection) -> bool:
         """Another listener on an overlapping address of the port, outside an SO_REUSEPORT
-        group.  Walks the port's local addresses, not its connections."""
-        for laddr, group in self.listeners.get(conn.lport, {}).items():
+        group.  Walks the port's local addresses, not its connections; across families (a
+        dual-stack `::` and an IPv4 listener bound with SO_REUSEADDR) by address overlap."""
+        same, other_family = (self.listeners6, self.listeners) if conn.net6 else (self.listeners, self.listeners6)
+        for laddr, group in same.get(conn.lport, {}).items():
             if laddr and conn.laddr and laddr != conn.laddr:
                 continue
             if any(not (conn.reuseport and other.reuseport) for other in group if other is not conn):
+                return True
+        for laddr, group in other_family.get(conn.lport, {}).items():
+            if any(not (conn.reuseport and other.reuseport) and self._overlap(conn, conn.laddr, other, laddr)
+                   for other in group):
                 return True
         return False
 
@@ -178,7 +309,8 @@ class Tcp:
 
     def _forget_listener(self, conn: Connection) -> None:
         self._overflowed_at.pop(conn, None)
-        by_addr = self.listeners.get(conn.lport)
+        listeners = self.listeners6 if conn.net6 else self.listeners
+        by_addr = listeners.get(conn.lport)
         if by_addr is None:
             return
         group = by_addr.get(conn.laddr)
@@ -188,7 +320,7 @@ class Tcp:
         if not group:
             del by_addr[conn.laddr]
             if not by_addr:
-                del self.listeners[conn.lport]
+                del listeners[conn.lport]
 
     def connect(self, conn: Connection, addr: int, port: int, now: float) -> int:
         if conn.state == State.LISTEN:
@@ -225,12 +357,88 @@ class Tcp:
         self.schedule(conn)
         return 0
 
-    def _use_route(self, conn: Connection, ifp: Any) -> None:
+    def connect6(self, conn: Connection, addr: int, port: int, scope_id: int, now: float) -> int:
+        """connect() of an AF_INET6 socket (Linux tcp_v6_connect): `::` means ::1; a
+        v4-mapped peer is reached over IPv4 (ENETUNREACH when IPv6-only); a link-local one
+        needs a scope id or a bound interface (EINVAL), and a scope id must agree with the
+        interface the socket is bound to."""
+        if conn.state == State.LISTEN:
+            return errno.EINVAL
+        if conn.state != State.CLOSED or conn.connected:
+            return errno.EISCONN if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT) else errno.EALREADY
+        if addr == 0:
+            addr = a6.v4_mapped(0x7F000001) if not conn.net6 else a6.LOOPBACK
+        if a6.is_multicast(addr):
+            return errno.ENETUNREACH
+        if a6.is_v4_mapped(addr):
+            if conn.v6only or (conn.net6 and conn.laddr):
+                return errno.ENETUNREACH                 # an IPv6 source cannot reach an IPv4 peer
+            was_net6 = conn.net6
+            self._over_ipv6(conn, False)
+            err = self.connect(conn, addr & 0xFFFFFFFF, port, now)
+            if err and was_net6:
+                self._over_ipv6(conn, True)
+            return err
+        if not conn.net6:
+            if conn.mapped_bound:
+                # bound to a v4-mapped address: Linux ip6_dst_lookup_tail refuses a mapped
+                # source towards an IPv6 destination
+                return errno.EAFNOSUPPORT
+            # an earlier connect to a mapped peer failed: the socket is IPv6 again, its source
+            # forgotten (Linux tcp_disconnect inet_reset_saddr; tcp_v6_connect's af_ops reset)
+            self._over_ipv6(conn, True)
+            conn.laddr = 0
+        if needs_scope_id(addr):
+            if scope_id:
+                if conn.oif is not None and conn.oif.index != scope_id:
+                    return errno.EINVAL
+                oif = self.interface_by_index(scope_id)
+                if oif is None:
+                    return errno.ENODEV
+                conn.oif = oif
+            if conn.oif is None:
+                return errno.EINVAL
+        ipv6 = self.ipv6
+        if ipv6 is None:
+            return errno.ENETUNREACH
+        oif6 = conn.oif
+        hop = ipv6.route(addr, now, oif6)
+        if isinstance(hop, int):
+            return hop
+        src = conn.laddr
+        if not src:
+            err, src = ipv6.source_for(addr, now, oif6)
+            if err:
+                return err
+        if not conn.lport:
+            err = self._take_port(conn, 0, 0, explicit=False)
+            if err and not self._share_ephemeral(conn, src, addr, port):
+                return errno.EADDRNOTAVAIL
+        conn.laddr = src
+        key = (conn.laddr, conn.lport, addr, port)
+        if key in self.conns6:
+            return errno.EADDRNOTAVAIL
+        if not self.mem.admit():
+            return errno.ENOBUFS
+        conn.faddr, conn.fport = addr, port
+        self._use_route(conn, hop.ifp, ipv6.path_mtu(hop.ifp, addr, now))
+        self.conns6[key] = conn
+        conn.rcv_wscale = self._wscale_for(conn.rcv_space_max()) if conn.want_wscale else 0
+        conn.ts_offset = self._hash32(b"ts6", key)
+        conn.open_active(self.isn(key, now, b"isn6"), now)
+        self.schedule(conn)
+        return 0
+
+    def _use_route(self, conn: Connection, ifp: Any, mtu: int = 0) -> None:
+        """The interface the connection leaves by, its offloads, and our MSS: from the link MTU,
+        or from `mtu` when given (IPv6: Ipv6.path_mtu, which knows the link's IPv6 MTU -- an
+        RA's MTU option -- and a learnt path MTU, as Linux's advmss = dst_mtu - 60)."""
         conn.ifp = ifp
         caps = ifp.ndd.caps
         conn.csum_offload = bool(caps.tx_csum_offload)
-        conn.tso_max = (min(caps.tso_max, 65535) - IP_TCP_HDR - 40) if caps.tso_max and caps.tx_csum_offload else 0
-        conn.set_mss_for(ifp.mtu)
+        hdrs = IP6_TCP_HDR if conn.net6 else IP_TCP_HDR
+        conn.tso_max = (min(caps.tso_max, 65535) - hdrs - 40) if caps.tso_max and caps.tx_csum_offload else 0
+        conn.set_mss_for(mtu or ifp.mtu)
 
     @staticmethod
     def _wscale_for(capacity: int) -> int:
@@ -244,10 +452,11 @@ class Tcp:
         h = hashlib.blake2s(b"%s %d %d %d %d" % (tag, *key), digest_size=4, key=self._secret)
         return int.from_bytes(h.digest(), "big")
 
-    def isn(self, key: tuple[int, int, int, int], now: float) -> int:
+    def isn(self, key: tuple[int, int, int, int], now: float, tag: bytes = b"isn") -> int:
         """RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
-        M a 4-microsecond timer."""
-        return (int(now * 250_000) + self._hash32(b"isn", key)) & 0xFFFFFFFF
+        M a 4-microsecond timer.  IPv6 4-tuples hash under their own tag (b"isn6"), so the
+        128-bit ::1 and the 32-bit 0.0.0.1 never share F."""
+        return (int(now * 250_000) + self._hash32(tag, key)) & 0xFFFFFFFF
 
     def ts_clock(self, now: float) -> int:
         return int(now * 1000) & 0xFFFFFFFF
@@ -275,15 +484,23 @@ class Tcp:
         ifp = conn.ifp
         if ifp is None:
             return 0
-        mtu: int = self.ipv4.pmtu.path_mtu(conn.faddr, ifp.mtu, now)
+        if conn.net6:
+            # IPV6_PMTUDISC_INTERFACE / _OMIT: the interface's MTU, whatever the path says
+            if self.ipv6 is None or conn.pmtudisc >= IPV6_PMTUDISC_INTERFACE:
+                return 0
+            # (an IPv6 connection's ifp is the Interface its IPv6 route named)
+            mtu: int = self.ipv6.path_mtu(ifp, conn.faddr, now)    # type: ignore[arg-type]
+        else:
+            mtu = self.ipv4.pmtu.path_mtu(conn.faddr, ifp.mtu, now)
         return mtu if mtu < ifp.mtu else 0
 
     # --- connection lifecycle hooks (called by Connection) ---------------------------------------
     def detach(self, conn: Connection) -> None:
         """The connection is CLOSED: forget it.  Its port stays while a socket holds it."""
         key = (conn.laddr, conn.lport, conn.faddr, conn.fport)
-        if self.conns.get(key) is conn:
-            del self.conns[key]
+        conns = self.conns6 if conn.net6 else self.conns
+        if conns.get(key) is conn:
+            del conns[key]
         self._time_wait.pop(conn, None)
         self._orphans.pop(conn, None)
         parent = conn.parent
@@ -462,29 +679,87 @@ class Tcp:
         self._reset_for(seg, ip.dst, ip.src, len(payload), now)
 
     def _listener(self, addr: int, port: int) -> Connection | None:
-        """Linux inet_lookup_listener: the listener on (addr, port), else on (0.0.0.0, port).
-        Two dict lookups; the port's connections are never looked at."""
+        """Linux inet_lookup_listener: the listener on (addr, port), else on (0.0.0.0, port),
+        else a dual-stack AF_INET6 listener on (::, port) that is not IPv6-only.  Two or
+        three dict lookups; the port's connections are never looked at."""
         by_addr = self.listeners.get(port)
+        group = (by_addr.get(addr) or by_addr.get(0)) if by_addr is not None else None
+        if group:
+            return group[0]
+        by_addr6 = self.listeners6.get(port)
+        if by_addr6 is not None:
+            for lst in by_addr6.get(0, ()):
+                if not lst.v6only:
+                    return lst
+        return None
+
+    def _listener6(self, addr: int, port: int) -> Connection | None:
+        """The IPv6 listener on (addr, port), else on (::, port): IPv6 input never finds
+        an IPv4 socket (Linux inet6_lookup_listener)."""
+        by_addr = self.listeners6.get(port)
         if by_addr is None:
             return None
         group = by_addr.get(addr) or by_addr.get(0)
         return group[0] if group else None
 
-    def _listen_input(self, lst: Connection, seg: TcpRepr, ip: IpMeta, payload: memoryview, now: float) -> None:
+    # --- input from IPv6 (ip6_protox[6]) -------------------------------------------------------
+    def input6(self, pkt: PacketBuffer, ip: Ip6Meta, now: float) -> None:
+        """A segment from the IPv6 layer (Linux tcp_v6_rcv), `pkt` at the TCP header: the
+        checksum over the RFC 8200 §8.1 pseudo-header unless the device vouched for it (a
+        GSO TCPV6 super-frame's partial checksum included), then the same lookups as IPv4's
+        in the IPv6 tables, and an RST when nothing listens."""
+        stats = self.stats
+        stats.in_segs += 1
+        view = pkt.view()
+        seg = TcpRepr.parse(view)
+        if isinstance(seg, str):
+            stats.in_errs += 1
+            stats.bump(seg)
+            return
+        if ip.mcast or pkt.ll_bcast:
+            stats.in_errs += 1                           # Linux tcp_v6_rcv: PACKET_HOST only
+            return
+        if not pkt.csum_valid and ck.ones_sum(view, pseudo_header_sum6(ip.src, ip.dst, IPPROTO_TCP,
+                                                                        len(view))) != 0xFFFF:
+            stats.in_errs += 1
+            stats.in_csum_errors += 1
+            return
+        payload = view[seg.hdr_len:]
+        conn = self.conns6.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
+        if conn is not None:
+            if conn.state == State.TIME_WAIT and seg.flags & SYN and not seg.flags & (ACK | RST) \
+                    and sq.gt(seg.seq, conn.rcv_nxt) and self._listener6(ip.dst, seg.dst_port) is not None:
+                conn.destroy()                           # RFC 9293 §3.10.7.4 note / RFC 6191: reuse
+            else:
+                conn.input(seg, payload, now)
+                self.mem.update(conn)
+                if conn.state != State.CLOSED:
+                    self.schedule(conn)
+                return
+        listener = self._listener6(ip.dst, seg.dst_port)
+        if listener is not None:
+            self._listen_input(listener, seg, ip, payload, now, net6=True)
+            return
+        stats.no_ports += 1
+        self._reset_for(seg, ip.dst, ip.src, len(payload), now, net6=True, oif=ip.ifp)
+
+    def _listen_input(self, lst: Connection, seg: TcpRepr, ip: IpMeta | Ip6Meta, payload: memoryview, now: float,
+                      net6: bool = False) -> None:
         flags = seg.flags
         if flags & RST:
             return
         if flags & ACK:
             if not flags & SYN and self.config.syncookies and self._recent_overflow(lst, now):
-                mss = self.cookies.check(ip.dst, seg.dst_port, ip.src, seg.src_port, seg, now)
+                mss = self.cookies.check(ip.dst, seg.dst_port, ip.src, seg.src_port, seg, now, v6=net6)
                 if mss is not None:
                     if self.accept_queue_full(lst) or not self.mem.admit():
                         return                           # Linux: dropped; the peer's next segment retries
                     self.stats.syncookies_recv += 1
-                    self._cookie_child(lst, seg, ip, mss, payload, now)
+                    self._cookie_child(lst, seg, ip, mss, payload, now, net6)
                     return
                 self.stats.syncookies_failed += 1
-            self._reset_for(seg, ip.dst, ip.src, len(payload), now)   # §3.10.7.2: <SEQ=SEG.ACK><CTL=RST>
+            # §3.10.7.2: <SEQ=SEG.ACK><CTL=RST>
+            self._reset_for(seg, ip.dst, ip.src, len(payload), now, net6=net6, oif=ip.ifp)
             return
         if not flags & SYN:
             return
@@ -494,28 +769,28 @@ class Tcp:
             return                                       # tcp_mem[2]: dropped; the peer's SYN retries
         if lst.syn_count >= max(lst.backlog, 1):
             if self.config.syncookies:
-                self._send_cookie(lst, seg, ip, now)
+                self._send_cookie(lst, seg, ip, now, net6)
             else:
                 self.stats.listen_drops += 1
             return
-        child = self._child(lst, ip.dst, seg.dst_port, ip.src, seg.src_port)
+        child = self._child(lst, ip, seg.dst_port, seg.src_port, now, net6)
         child.state = State.SYN_RECEIVED
         key = (child.laddr, child.lport, child.faddr, child.fport)
-        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self._passive_iss(seg, ip, now)
+        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self._passive_iss(seg, ip, now, net6)
         child.recover = child.iss
         child.irs = seg.seq
         child.rcv_nxt = child.rcv_adv = child.last_ack_sent = sq.add(seg.seq, 1)
         child.want_wscale = lst.want_wscale
         child._take_syn_options(seg, now)
         child.rcv_wscale = self._wscale_for(child.rcv_space_max()) if child.peer_wscale is not None else 0
-        child.ts_offset = self._hash32(b"ts", key)
+        child.ts_offset = self._hash32(b"ts6" if net6 else b"ts", key)
         child.last_rcv = now
         lst.syn_count += 1
         child.output(now)
         self.mem.update(child)                           # the SYN-ACK's window is a promise
         self.schedule(child)
 
-    def _passive_iss(self, seg: TcpRepr, ip: IpMeta, now: float) -> int:
+    def _passive_iss(self, seg: TcpRepr, ip: IpMeta | Ip6Meta, now: float, net6: bool = False) -> int:
         """With SYN cookies on, a SYN-ACK's ISN is the cookie, whether a child was made or
         not (as FreeBSD's syncache): when a burst answers one SYN with a cookie and its
         retransmission with a child, the peer's ACK of either fits both -- with an RFC 6528
@@ -523,20 +798,39 @@ class Tcp:
         use, a child lost (SYN-ACK retries spent) is rebuilt from the ACK's cookie.  The
         cookie is a keyed hash of the 4-tuple and the peer's ISN: unpredictable off path,
         as RFC 6528 wants."""
+        key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
         if not self.config.syncookies:
-            return self.isn((ip.dst, seg.dst_port, ip.src, seg.src_port), now)
-        return self.cookies.make(ip.dst, seg.dst_port, ip.src, seg.src_port, seg.seq, seg.mss or 536, now)[0]
+            return self.isn(key, now, b"isn6" if net6 else b"isn")
+        return self.cookies.make(*key, seg.seq, seg.mss or 536, now, v6=net6)[0]
 
-    def _child(self, lst: Connection, laddr: int, lport: int, faddr: int, fport: int) -> Connection:
+    def _child(self, lst: Connection, ip: IpMeta | Ip6Meta, lport: int, fport: int, now: float,
+               net6: bool = False) -> Connection:
+        """A connection for a SYN (or a cookie's ACK) to `lst`.  It runs over the network the
+        SYN came by -- over IPv4 from a dual-stack AF_INET6 listener, whose sockaddrs then
+        show the peer v4-mapped -- and a link-local peer binds it to the interface it came in
+        by (Linux: sk_bound_dev_if = the SYN's iif)."""
+        laddr, faddr = ip.dst, ip.src
         child = Connection(self, self.config)
         child.laddr, child.lport, child.faddr, child.fport = laddr, lport, faddr, fport
         child.parent = lst
         child.owned = False
         self._hold_port(child, lport)                    # Linux __inet_inherit_port
-        for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos"):
+        for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos",
+                     "family", "v6only", "hop_limit", "tclass", "recverr6"):
             setattr(child, name, getattr(lst, name))
         child.inherit_buffers(lst)
         child.set_congestion(lst.cc.name)
+        if net6:
+            self._over_ipv6(child, True)
+            child.oif = ip.ifp if needs_scope_id(faddr) else lst.oif
+            ipv6 = self.ipv6
+            hop6 = ipv6.route(faddr, now, child.oif) if ipv6 is not None else errno.ENETUNREACH
+            if ipv6 is not None and not isinstance(hop6, int):
+                self._use_route(child, hop6.ifp, ipv6.path_mtu(hop6.ifp, faddr, now))
+            self.conns6[(laddr, lport, faddr, fport)] = child
+            return child
+        if lst.net6:
+            self._over_ipv6(child, False)                # a dual-stack listener's IPv4 child
         hop = self.ipv4.route(faddr, src=laddr)
         if not isinstance(hop, int):
             self._use_route(child, hop[0])
@@ -551,20 +845,27 @@ class Tcp:
         at = self._overflowed_at.get(lst)
         return at is not None and now - at <= SYNCOOKIE_VALID
 
-    def _send_cookie(self, lst: Connection, seg: TcpRepr, ip: IpMeta, now: float) -> None:
+    def _send_cookie(self, lst: Connection, seg: TcpRepr, ip: IpMeta | Ip6Meta, now: float,
+                     net6: bool = False) -> None:
         self._overflowed_at[lst] = now
         isn, mss = self.cookies.make(ip.dst, seg.dst_port, ip.src, seg.src_port, seg.seq,
-                                     seg.mss or 536, now)
-        hop = self.ipv4.route(ip.src, src=ip.dst)
-        our_mss = hop[0].mtu - IP_TCP_HDR if not isinstance(hop, int) else 536
+                                     seg.mss or 536, now, v6=net6)
+        if net6:
+            oif = ip.ifp if needs_scope_id(ip.src) else None
+            hop6 = self.ipv6.route(ip.src, now, oif) if self.ipv6 is not None else errno.ENETUNREACH
+            our_mss = self.ipv6.path_mtu(hop6.ifp, ip.src, now) - IP6_TCP_HDR \
+                if self.ipv6 is not None and not isinstance(hop6, int) else 1220
+        else:
+            hop = self.ipv4.route(ip.src, src=ip.dst)
+            our_mss = hop[0].mtu - IP_TCP_HDR if not isinstance(hop, int) else 536
         reply = TcpRepr(seg.dst_port, seg.src_port, isn, sq.add(seg.seq, 1), SYN | ACK,
                         min(lst.rcv.capacity, 0xFFFF), mss=min(mss, our_mss))
         self.stats.syncookies_sent += 1
-        self._send_raw(reply, reply.options_bytes(), ip.dst, ip.src, now)
+        self._send_raw(reply, reply.options_bytes(), ip.dst, ip.src, now, net6=net6, oif=ip.ifp)
 
-    def _cookie_child(self, lst: Connection, seg: TcpRepr, ip: IpMeta, mss: int, payload: memoryview,
-                      now: float) -> None:
-        child = self._child(lst, ip.dst, seg.dst_port, ip.src, seg.src_port)
+    def _cookie_child(self, lst: Connection, seg: TcpRepr, ip: IpMeta | Ip6Meta, mss: int, payload: memoryview,
+                      now: float, net6: bool = False) -> None:
+        child = self._child(lst, ip, seg.dst_port, seg.src_port, now, net6)
         child.cookie = True
         child.state = State.SYN_RECEIVED
         child.iss = sq.add(seg.ack, -1)
@@ -582,7 +883,8 @@ class Tcp:
         self.mem.update(child)
         self.schedule(child)
 
-    def _reset_for(self, seg: TcpRepr, src: int, dst: int, datalen: int, now: float) -> None:
+    def _reset_for(self, seg: TcpRepr, src: int, dst: int, datalen: int, now: float, *, net6: bool = False,
+                   oif: Interface | None = None) -> None:
         """RFC 9293 §3.10.7.1: the reply to a segment no connection owns (never to an RST)."""
         if seg.flags & RST:
             return
@@ -592,10 +894,10 @@ class Tcp:
             seglen = datalen + (1 if seg.flags & SYN else 0) + (1 if seg.flags & FIN else 0)
             reply = TcpRepr(seg.dst_port, seg.src_port, 0, sq.add(seg.seq, seglen), RST | ACK, 0)
         self.stats.out_rsts += 1
-        self._send_raw(reply, b"", src, dst, now)
+        self._send_raw(reply, b"", src, dst, now, net6=net6, oif=oif)
 
     def reset_reply(self, conn: Connection, seg: TcpRepr, datalen: int, now: float) -> None:
-        self._reset_for(seg, conn.laddr, conn.faddr, datalen, now)
+        self._reset_for(seg, conn.laddr, conn.faddr, datalen, now, net6=conn.net6, oif=conn.oif)
 
     # --- output -------------------------------------------------------------------------------
     @staticmethod
@@ -614,8 +916,26 @@ class Tcp:
             struct.pack_into("!H", hdr, 16, ck.checksum(pkt.view(), pseudo))
         return pkt
 
+    @staticmethod
+    def _segment6(seg: TcpRepr, opts: bytes, payload: memoryview | None, src: int, dst: int,
+                  offload: bool) -> PacketBuffer:
+        """_segment over the IPv6 pseudo-header (RFC 8200 §8.1), its own copy so the IPv4
+        path pays no family test for it."""
+        pkt = PacketBuffer.from_payload(payload) if payload is not None else PacketBuffer.allocate(0)
+        hdr = pkt.prepend(20 + len(opts))
+        seg.emit(hdr, opts)
+        pseudo = pseudo_header_sum6(src, dst, IPPROTO_TCP, len(pkt))
+        if offload:
+            struct.pack_into("!H", hdr, 16, pseudo)
+            pkt.csum_start, pkt.csum_offset = pkt.start, 16
+        else:
+            struct.pack_into("!H", hdr, 16, ck.checksum(pkt.view(), pseudo))
+        return pkt
+
     def emit(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
              now: float) -> int:
+        if conn.net6:
+            return self._emit6(conn, seg, opts, payload, gso, now)   # the one family test per segment
         pkt = self._segment(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload)
         if gso:
             pkt.gso_size, pkt.gso_type = gso, GSO_TCPV4
@@ -626,10 +946,33 @@ class Tcp:
             self.stats.out_errors += 1
         return err
 
-    def _send_raw(self, seg: TcpRepr, opts: bytes, src: int, dst: int, now: float) -> None:
-        """A segment no connection owns (RSTs, cookie SYN-ACKs): always a full checksum."""
+    def _emit6(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+               now: float) -> int:
+        """emit() over IPv6: TSO super-segments marked GSO_TCPV6 (virtio_net_hdr), the
+        socket's hop limit and traffic class, its scope's interface; never fragmented
+        (Linux ip6_xmit: a TCP segment above the path MTU is EMSGSIZE, the MSS follows the
+        path MTU instead)."""
+        pkt = self._segment6(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload)
+        if gso:
+            pkt.gso_size, pkt.gso_type = gso, GSO_TCPV6
         self.stats.out_segs += 1
-        self.ipv4.output(self._segment(seg, opts, None, src, dst, offload=False), src, dst, IPPROTO_TCP, now)
+        ipv6 = self.ipv6
+        err = ipv6.output(pkt, conn.laddr, conn.faddr, IPPROTO_TCP, now, hop_limit=conn.hop_limit,
+                          tclass=conn.tclass, oif=conn.oif, dontfrag=True) if ipv6 is not None else errno.ENETUNREACH
+        if err:
+            self.stats.out_errors += 1
+        return err
+
+    def _send_raw(self, seg: TcpRepr, opts: bytes, src: int, dst: int, now: float, *, net6: bool = False,
+                  oif: Interface | None = None) -> None:
+        """A segment no connection owns (RSTs, cookie SYN-ACKs): always a full checksum.
+        Over IPv6 to a link-local peer it leaves by the interface the segment came in by."""
+        self.stats.out_segs += 1
+        if not net6:
+            self.ipv4.output(self._segment(seg, opts, None, src, dst, offload=False), src, dst, IPPROTO_TCP, now)
+        elif self.ipv6 is not None:
+            self.ipv6.output(self._segment6(seg, opts, None, src, dst, offload=False), src, dst, IPPROTO_TCP, now,
+                             oif=oif if needs_scope_id(dst) else None)
 
     # --- ICMP errors (pr_ctlinput) ----------------------------------------------------------------
     def ctlinput(self, err: IcmpError, now: float) -> None:
@@ -662,6 +1005,43 @@ class Tcp:
         else:
             conn.soft_error = err.errno                  # reported only if we time out
 
+    def ctlinput6(self, err: Icmpv6Error, now: float) -> None:
+        """An ICMPv6 error about one of our segments (Linux tcp_v6_err), under the same
+        validation as IPv4's: a connection of ours and a quoted sequence in flight (RFC 5927).
+        A Packet Too Big finds ipv6.pmtu already lowered by the ICMPv6 core (RFC 8201): the
+        MSS follows and what is in flight is resent.  Any other error ends a connect in
+        SYN-SENT at once, as tcp_v6_err does whatever icmpv6_err_convert's `fatal`; later ones
+        are reported at once with IPV6_RECVERR, else kept as the soft error a timeout reports."""
+        if len(err.payload) < 8:
+            self.stats.icmp_no_conn += 1
+            return
+        sport, dport, seqno = struct.unpack_from("!HHI", err.payload, 0)
+        conn = self.conns6.get((err.src, sport, err.dst, dport))
+        if conn is None:
+            self.stats.icmp_no_conn += 1
+            return
+        if not (sq.le(conn.snd_una, seqno) and sq.le(seqno, conn.snd_max)):
+            self.stats.out_of_window_icmps += 1
+            return
+        if conn.state == State.TIME_WAIT:
+            self.stats.icmp_ignored += 1
+            return
+        if err.type == PACKET_TOO_BIG:
+            # Linux ip6_sk_accept_pmtu: IPV6_PMTUDISC_INTERFACE / _OMIT sockets ignore them
+            if conn.pmtudisc < IPV6_PMTUDISC_INTERFACE:
+                self._mss_follows_pmtu(conn, now)
+            return
+        if not err.errno:
+            return
+        if conn.state == State.SYN_SENT:
+            self.stats.attempt_fails += 1
+            conn.drop(err.errno)
+        elif conn.recverr6:
+            conn.so_error = err.errno                    # IPV6_RECVERR: reported at once
+            conn.on_event()
+        else:
+            conn.soft_error = err.errno
+
     def _mtu_reduced(self, conn: Connection, mtu: int, now: float) -> None:
         """RFC 1191 (Linux tcp_v4_mtu_reduced): the route cache takes the new path MTU -- floored
         at min_pmtu, ignored unless lower, expiring (protocols/pmtu.py) -- and a connection whose
@@ -669,6 +1049,11 @@ class Tcp:
         ifp = conn.ifp
         if ifp is None or not self.ipv4.pmtu.update(conn.faddr, mtu, ifp.mtu, now):
             return
+        self._mss_follows_pmtu(conn, now)
+
+    def _mss_follows_pmtu(self, conn: Connection, now: float) -> None:
+        """The path MTU fell: a connection whose MSS shrank resends what is in flight at the
+        new size (Linux tcp_simple_retransmit)."""
         old_mss = conn.mss
         conn.sync_pmtu(now)
         if conn.mss < old_mss:

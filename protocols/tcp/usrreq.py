@@ -4,6 +4,11 @@
 Every call returns at once (sans-IO): an errno, data, a count, or None / -EAGAIN for
 "would block"; the stream socket (stack/stream.py) does the waiting, on the connection's
 upcall, and reads TCP's state only as the so_state bits `state()` computes here.
+
+One object per family (docs: dualstack): `TcpUserRequests(tcp)` serves AF_INET with
+sockaddrs `(addr32, port)`, `TcpUserRequests(tcp, family=AF_INET6)` serves AF_INET6 with
+`(addr128, port, flowinfo, scope_id)`; an AF_INET6 socket whose association runs over IPv4
+shows its addresses v4-mapped (Linux: ('::ffff:10.0.0.1', 5000, 0, 0)).
 """
 from __future__ import annotations
 
@@ -21,14 +26,19 @@ from ..contracts import (
     SS_ISCONNECTING,
     SS_ISDISCONNECTING,
 )
+from ..ipv6.addr import v4_mapped
+from ..ipv6.route import needs_scope_id
+from ..ipv6.wire import DEFAULT_HOP_LIMIT
 from ..sockopt import (
     BUF_MAX,
     MIN_RCVBUF,
     MIN_SNDBUF,
     bufsize,
     get_ip_option,
+    get_ipv6_option,
     get_socket_option,
     set_ip_option,
+    set_ipv6_option,
     set_socket_option,
 )
 from .conn import Connection
@@ -63,13 +73,19 @@ _SO_STATE = {State.CLOSED: 0, State.LISTEN: SS_ISACCEPTING,
              State.LAST_ACK: _CLOSING, State.TIME_WAIT: SS_ISDISCONNECTING | SS_CANTSENDMORE}
 
 
+# a sockaddr at this boundary: AF_INET (addr32, port), AF_INET6 (addr128, port, flowinfo, scope_id)
+Sockaddr = tuple[int, ...]
+
+
 class TcpUserRequests:
-    def __init__(self, tcp: Tcp) -> None:
+    def __init__(self, tcp: Tcp, family: int = _pysocket.AF_INET) -> None:
         self.tcp = tcp
+        self.family = family
+        self.inet6 = family == _pysocket.AF_INET6
 
     # --- life ----------------------------------------------------------------------------
     def attach(self, now: float) -> Connection:
-        return self.tcp.attach()
+        return self.tcp.attach(self.family)
 
     def set_upcall(self, pcb: Connection, upcall: Callable[[], None]) -> None:
         pcb.on_event = upcall                     # any change: data, space, state
@@ -88,17 +104,30 @@ class TcpUserRequests:
             self.tcp.unbind(pcb)
 
     # --- names and connections -----------------------------------------------------------------
-    def bind(self, pcb: Connection, addr: tuple[int, int], now: float) -> int:
-        return self.tcp.bind(pcb, *addr)
+    def bind(self, pcb: Connection, addr: Sockaddr, now: float) -> int:
+        if self.inet6:
+            return self.tcp.bind6(pcb, addr[0], addr[1], addr[3] if len(addr) > 3 else 0, now)
+        return self.tcp.bind(pcb, addr[0], addr[1])
 
     def listen(self, pcb: Connection, backlog: int, now: float) -> int:
         return self.tcp.listen(pcb, backlog)
 
-    def accept(self, pcb: Connection, now: float) -> tuple[Connection, tuple[int, int]] | None:
+    def accept(self, pcb: Connection, now: float) -> tuple[Connection, Sockaddr] | None:
         child = self.tcp.pop_accepted(pcb)
-        return (child, (child.faddr, child.fport)) if child is not None else None
+        return (child, self._name(child, child.faddr, child.fport)) if child is not None else None
 
-    def connect(self, pcb: Connection, addr: tuple[int, int], now: float) -> int:
+    def _name(self, pcb: Connection, addr: int, port: int) -> Sockaddr:
+        """The sockaddr of one end in the socket's family: an IPv4 end of an AF_INET6
+        socket v4-mapped; a link-local one with the scope id of its interface (Linux
+        ipv6_iface_scope_id); flowinfo 0 (no IPV6_FLOWINFO_SEND)."""
+        if not self.inet6:
+            return addr, port
+        if not pcb.net6:
+            return v4_mapped(addr), port, 0, 0
+        scope = pcb.oif.index if pcb.oif is not None and needs_scope_id(addr) else 0
+        return addr, port, 0, scope
+
+    def connect(self, pcb: Connection, addr: Sockaddr, now: float) -> int:
         st = pcb.state
         if st == State.LISTEN:
             return errno.EISCONN             # Linux inet_stream_connect: not TCP_CLOSE
@@ -106,6 +135,8 @@ class TcpUserRequests:
             return errno.EALREADY
         if st != State.CLOSED:
             return errno.EISCONN
+        if self.inet6:
+            return self.tcp.connect6(pcb, addr[0], addr[1], addr[3] if len(addr) > 3 else 0, now)
         return self.tcp.connect(pcb, addr[0], addr[1], now)
 
     def abandon_connect(self, pcb: Connection, now: float) -> None:
@@ -157,7 +188,7 @@ class TcpUserRequests:
             child.abort(now, 0)
 
     # --- data ------------------------------------------------------------------------------------
-    def send(self, pcb: Connection, data: memoryview, addr: tuple[int, int] | None, now: float) -> int:
+    def send(self, pcb: Connection, data: memoryview, addr: Sockaddr | None, now: float) -> int:
         """tcp_sendmsg: the address is ignored; EPIPE once the sending half is shut or the
         connection gone, -EAGAIN while connecting or with a full send buffer."""
         st = pcb.state
@@ -197,11 +228,11 @@ class TcpUserRequests:
     def take_error(self, pcb: Connection) -> int:
         return pcb.take_error()
 
-    def sockaddr(self, pcb: Connection) -> tuple[int, int]:
-        return pcb.laddr, pcb.lport
+    def sockaddr(self, pcb: Connection) -> Sockaddr:
+        return self._name(pcb, pcb.laddr, pcb.lport)
 
-    def peeraddr(self, pcb: Connection) -> tuple[int, int] | None:
-        return (pcb.faddr, pcb.fport) if pcb.state in _PEER_KNOWN else None
+    def peeraddr(self, pcb: Connection) -> Sockaddr | None:
+        return self._name(pcb, pcb.faddr, pcb.fport) if pcb.state in _PEER_KNOWN else None
 
     # --- options -----------------------------------------------------------------------
     def setsockopt(self, pcb: Connection, level: int, name: int, value: Any, now: float) -> int:
@@ -225,6 +256,8 @@ class TcpUserRequests:
             return 0
         if level == _pysocket.IPPROTO_IP:
             return set_ip_option(pcb, name, value)
+        if level == _pysocket.IPPROTO_IPV6 and self.inet6:
+            return set_ipv6_option(pcb, name, value, bound=bool(pcb.lport), stream=True)
         return errno.ENOPROTOOPT
 
     def _set_tcp_option(self, pcb: Connection, name: int, value: Any, now: float) -> int:
@@ -286,6 +319,10 @@ class TcpUserRequests:
             return get_socket_option(pcb, name)
         if level == _pysocket.IPPROTO_IP:
             return get_ip_option(pcb, name, self.tcp.ipv4.default_ttl)
+        if level == _pysocket.IPPROTO_IPV6 and self.inet6:
+            ipv6 = self.tcp.ipv6
+            return get_ipv6_option(pcb, name, ipv6.default_hop_limit if ipv6 is not None else DEFAULT_HOP_LIMIT,
+                                   stream=True)
         return None
 
     def _get_tcp_option(self, pcb: Connection, name: int) -> int | bytes | None:
