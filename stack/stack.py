@@ -145,8 +145,10 @@ class Stack:
 
     def _build_inet6(self) -> Inet6Host:
         """AF_INET6: the IPv6 host (IPv6, ICMPv6; addresses, neighbours and MLD come per
-        interface in add_interface), with ICMPv6 in ip6_protox and the host's timed cores.
-        ICMPv6 errors share ICMP's token bucket, as Linux's icmp_global serves both families."""
+        interface in add_interface), with ICMPv6 in ip6_protox and the host's timed cores;
+        then the UDP and TCP cores speak IPv6 too, each with its AF_INET6 entry (one core,
+        two families: dual-stack sockets and one port space, as Linux).  ICMPv6 errors share
+        ICMP's token bucket, as Linux's icmp_global serves both families."""
         cfg = self.config
         self.protosw.add_domain(socket.AF_INET6, "internet6")
         inet6 = Inet6Host(self.protosw, self.now, config=cfg.inet6, rng=self.rng, limiter=self.icmp.limiter,
@@ -157,7 +159,28 @@ class Stack:
         for core in inet6.timed_cores():
             self.timers.register(core)
         inet6.link_multicast = self._link_multicast
+        udp, tcp = self.udp, self.tcp
+        udp.ipv6 = tcp.ipv6 = inet6.ip
+        udp.interface_by_index = tcp.interface_by_index = self._interface_by_index
+        udp.join_group = lambda ifindex, group, now: self._join6(inet6.join_group, ifindex, group, now)
+        udp.leave_group = lambda ifindex, group, now: self._join6(inet6.leave_group, ifindex, group, now)
+        self.protosw.add(socket.AF_INET6, Protosw("udp6", socket.SOCK_DGRAM, IPPROTO_UDP, input=udp.input6,
+                                                  ctlinput=udp.ctlinput6,
+                                                  usrreqs=UdpUserRequests(udp, family=socket.AF_INET6),
+                                                  flags=PR_ATOMIC | PR_ADDR, core=udp))
+        self.protosw.add(socket.AF_INET6, Protosw("tcp6", socket.SOCK_STREAM, IPPROTO_TCP, input=tcp.input6,
+                                                  ctlinput=tcp.ctlinput6,
+                                                  usrreqs=TcpUserRequests(tcp, family=socket.AF_INET6),
+                                                  flags=PR_CONNREQUIRED, core=tcp))
         return inet6
+
+    def _interface_by_index(self, index: int) -> Interface | None:
+        return next((ifp for ifp in self.ifnet if ifp.index == index), None)
+
+    def _join6(self, op: Any, ifindex: int, group: int, now: float) -> int:
+        """A socket's IPV6_JOIN_GROUP / _LEAVE_GROUP on interface `ifindex` (ENODEV: none)."""
+        ifp = self._interface_by_index(ifindex)
+        return errno.ENODEV if ifp is None else int(op(ifp, group, now))
 
     def _link_multicast(self, ifp: Interface, mac: bytes, on: bool) -> None:
         """The device's address filter for a multicast MAC (NDD_ENABLE_ADDRESS / _DISABLE_)."""

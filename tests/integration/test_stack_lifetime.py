@@ -47,9 +47,15 @@ def test_builtin_cores_are_built_and_registered_in_order() -> None:
     assert isinstance(atm.usrreqs, AtmUserRequests) and atm.usrreqs is st.atm_sockets
     assert svc_manager(st) is st.atm_sockets.svc
     # AF_INET6: ICMPv6 in ip6_protox, the IPv6 host's reassembly and routing table timed
-    (icmp6,) = st.protosw.domains[socket.AF_INET6].protosw
+    # and UDP and TCP on it: the same cores, their IPv6 entry points and AF_INET6 user requests
+    icmp6, udp6, tcp6 = st.protosw.domains[socket.AF_INET6].protosw
     assert (icmp6.name, icmp6.type, icmp6.protocol, icmp6.core) == ("icmpv6", socket.SOCK_RAW, 58, st.inet6.icmp)
-    assert st.protosw.ip6_protox == {58: icmp6}
+    assert (udp6.name, udp6.type, udp6.core, udp6.input, udp6.ctlinput) == \
+        ("udp6", socket.SOCK_DGRAM, st.udp, st.udp.input6, st.udp.ctlinput6)
+    assert (tcp6.name, tcp6.type, tcp6.core, tcp6.input, tcp6.ctlinput) == \
+        ("tcp6", socket.SOCK_STREAM, st.tcp, st.tcp.input6, st.tcp.ctlinput6)
+    assert st.protosw.ip6_protox == {58: icmp6, IPPROTO_UDP: udp6, IPPROTO_TCP: tcp6}
+    assert st.udp.ipv6 is st.inet6.ip and st.tcp.ipv6 is st.inet6.ip
     # timed cores in registration order: reassembly, TCP, IPv6's reassembly and routes, then
     # the ATM SVC manager (interfaces add theirs as they come)
     assert st.timers.timed == [st.ipv4.reasm, st.tcp, st.inet6.ip.reasm, st.inet6.routes, st.atm_sockets.svc]

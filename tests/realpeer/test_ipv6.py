@@ -30,8 +30,28 @@ def addresses(peer: Peer) -> dict[str, str]:
     return {a["addr"]: a["state"] for a in info}
 
 
-def link_local(peer: Peer) -> str:
-    return next(a for a, state in addresses(peer).items() if a.startswith("fe80:") and state == "preferred")
+async def link_local(peer: Peer) -> str:
+    """The stack's link-local address once DAD has passed."""
+    def usable() -> str | None:
+        return next((a for a, s in addresses(peer).items() if a.startswith("fe80:") and s == "preferred"), None)
+    assert await wait_for(lambda: usable() is not None, 5), addresses(peer)
+    found = usable()
+    assert found is not None
+    return found
+
+
+async def kernel_link_local(peer: Peer) -> str:
+    """The kernel side's link-local address once its own DAD has passed."""
+    found: list[str] = []
+    with trio.move_on_after(10):
+        while not found:
+            r = await run(peer.exec("ip", "-6", "-o", "addr", "show", "dev", peer.dev, "scope", "link", "-tentative"))
+            lines = [line for line in r.stdout.decode().splitlines() if "inet6" in line]
+            found = [line.split("inet6 ")[1].split("/")[0] for line in lines]
+            if not found:
+                await trio.sleep(0.2)
+    assert found, "the kernel's link-local address stayed tentative"
+    return found[0]
 
 
 async def preferred(peer: Peer, addr: str, timeout: float = 5.0) -> bool:
@@ -83,11 +103,10 @@ async def test_stack_pings_kernel_small_and_fragmented(peer6: Peer) -> None:
 
 
 async def test_link_local_both_ways_with_scope(peer6: Peer) -> None:
-    mine = link_local(peer6)
+    mine = await link_local(peer6)
+    kernel_ll = await kernel_link_local(peer6)
     r = await run(peer6.exec("ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", f"{mine}%{peer6.dev}"))
     assert loss_percent(r.stdout) == 0, r.stdout
-    shown = await run(peer6.exec("ip", "-6", "-o", "addr", "show", "dev", peer6.dev, "scope", "link"))
-    kernel_ll = shown.stdout.decode().split("inet6 ")[1].split("/")[0]
     await peer6.stack.ping(f"{kernel_ll}%{peer6.dev}", timeout=3)
     with pytest.raises(OSError) as info:        # a link-local destination needs its interface
         await peer6.stack.ping(kernel_ll, timeout=3)
