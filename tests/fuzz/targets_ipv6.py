@@ -240,3 +240,90 @@ def ipv6_host(data: bytes) -> None:
         check(len(state.rdnss) <= MAX_RDNSS, "more RDNSS servers than the bound")
         check(state.nd is not None and len(state.nd.table()) <= state.nd.config.max_entries, "neighbor cache bound")
         check(1280 <= host.link_mtu(ifp) <= 1500, "the IPv6 link MTU left [1280, link MTU]")
+
+
+# --- whole IPv6 frames into a Stack: TCP and UDP over IPv6, ICMPv6, fragments -------------------
+US6, PEER6, FAR6 = 0xFD00 << 112 | 2, 0xFD00 << 112 | 1, 0x2001_0DB8 << 96 | 9
+SOURCES6 = (PEER6, FAR6, 0xFE80 << 112 | 1, US6, 0, 0xFF02 << 112 | 1, 1, 0xFFFF_0A00_0001)
+DESTS6 = (US6, US6, US6, 0xFF02 << 112 | 1, 0xFF02 << 112 | 0x1_FF00_0002, PEER6, 1)
+
+
+def _l4_6(fdp: Fdp, nh: int, src: int, dst: int) -> bytes:
+    """A TCP segment, UDP datagram or ICMPv6 message that reaches an endpoint, checksummed over
+    the IPv6 pseudo-header most of the time; raw bytes otherwise."""
+    import struct
+
+    from ndd.checksum import checksum
+    from protocols.ipv6.wire import pseudo_header_sum
+
+    if not fdp.ConsumeBool():
+        return fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 200))
+    size = fdp.ConsumeIntInRange(0, 120)
+    data = fdp.ConsumeBytes(size) if fdp.ConsumeBool() else bytes(size * 25)
+    if nh == 17:
+        body = bytearray(struct.pack("!HHHH", pick(fdp, (53, 5353, 9)), pick(fdp, (53, 9)), 8 + len(data), 0) + data)
+        at = 6
+    elif nh == 6:
+        flags = pick(fdp, (0x02, 0x10, 0x04, 0x12, 0x11, 0x18))
+        body = bytearray(struct.pack("!HHIIBBHHH", fdp.ConsumeIntInRange(1000, 1002), pick(fdp, (80, 81)),
+                                     fdp.ConsumeIntInRange(0, 0xFFFFFFFF), 0, 0x50, flags, 0xFFFF, 0, 0) + data[:100])
+        at = 16
+    else:
+        type_ = pick(fdp, (128, 129, 1, 2, 3, 4, 135, 136, 134))
+        body = bytearray(struct.pack("!BBHI", type_, 0, 0, fdp.ConsumeIntInRange(0, 0xFFFFFFFF)) + data[:200])
+        at = 2
+    if fdp.ConsumeIntInRange(0, 3):
+        body[at:at + 2] = checksum(body, pseudo_header_sum(src, dst, nh, len(body))).to_bytes(2, "big")
+    return bytes(body)
+
+
+@target("stack_ipv6")
+def stack_ipv6(data: bytes) -> None:
+    """Whole IPv6 frames (fragmented or not) into a Stack over TUN or TAP with an AF_INET6
+    TCP listener on :: port 80 and UDP sockets on [::]:53 and connected to [fd00::1]:5353."""
+    import socket
+
+    from protocols.tcp.usrreq import TcpUserRequests
+    from protocols.udp import UdpUserRequests
+
+    from .harness import CaptureNdd, ClockStack
+
+    fdp = Fdp(data)
+    ether = fdp.ConsumeBool()
+    st = ClockStack(seed=5)
+    ndd = CaptureNdd("tap0" if ether else "tun0", ether=ether)
+    st.add_interface(ndd, "10.0.0.2/24")
+    st.add_address(ndd.ndd_name, "fd00::2/64", dad=False)
+    t = TcpUserRequests(st.tcp, family=socket.AF_INET6)
+    lst = t.attach(st.t)
+    assert t.bind(lst, (0, 80, 0, 0), st.t) == 0 and t.listen(lst, 4, st.t) == 0
+    u = UdpUserRequests(st.udp, family=socket.AF_INET6)
+    pcbs = [u.attach(st.t), u.attach(st.t)]
+    assert u.bind(pcbs[0], (0, 53, 0, 0), st.t) == 0
+    assert u.connect(pcbs[1], (PEER6, 5353, 0, 0), st.t) == 0
+    for _ in steps(fdp, 24):
+        if fdp.ConsumeIntInRange(0, 4) == 0:
+            st.tick(pick(fdp, TIME_STEPS))
+            ndd.out.clear()
+            continue
+        nh = pick(fdp, (6, 17, 58, 6, 17))
+        src, dst = pick(fdp, SOURCES6), pick(fdp, DESTS6)
+        payload = _l4_6(fdp, nh, src, dst)
+        packets = [Ipv6Repr(src, dst, nh, len(payload), fdp.ConsumeIntInRange(0, 255)).to_bytes() + payload]
+        if fdp.ConsumeBool() and len(payload) > 8:
+            from protocols.ipv6.exthdr import encode_fragment_header
+            ident, cut = fdp.ConsumeIntInRange(0, 3), 8 * fdp.ConsumeIntInRange(1, max(1, len(payload) // 8))
+            pieces = [(0, payload[:cut], cut < len(payload)), (cut, payload[cut:], False)]
+            packets = [Ipv6Repr(src, dst, 44, 8 + len(p), 64).to_bytes()
+                       + encode_fragment_header(nh, off, more, ident) + p for off, p, more in pieces if p or off == 0]
+            if fdp.ConsumeBool():
+                packets.reverse()
+        for packet in packets:
+            if fdp.ConsumeIntInRange(0, 7) == 0:
+                packet = mutate(fdp, packet, 3)
+            frame = (b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x86\xdd" + packet) if ether else packet
+            ndd.deliver(PacketBuffer(frame))
+            ndd.out.clear()
+        for pcb in pcbs:
+            check(pcb.queued <= pcb.rcvbuf, "a UDP queue outgrew its buffer")
+        check(0 <= st.inet6.ip.reasm.memory <= st.inet6.ip.reasm.max_bytes, "IPv6 reassembly memory out of bounds")
