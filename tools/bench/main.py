@@ -44,7 +44,13 @@ ROWS: list[tuple[str, str, str]] = [
     ("cps", "accepted connections", "per s"),
     ("mem", "Python heap per idle connection (tracemalloc; lower is better)", "KiB"),
     ("mem_rss", "RSS per idle connection (lower is better)", "KiB"),
+    ("bulk_in6", "IPv6: bulk kernel→stack, offload on", "Mbit/s"),
+    ("bulk_out6", "IPv6: bulk stack→kernel, offload on", "Mbit/s"),
+    ("rr6", "IPv6: 1-byte request/response", "per s"),
+    ("cps6", "IPv6: accepted connections", "per s"),
 ]
+# the IPv6 rows read against tunstack's own IPv4 figures of the same run (issue 12's target: within 10 %)
+V6_OF = {"bulk_in6": "bulk_in", "bulk_out6": "bulk_out", "rr6": "rr", "cps6": "cps"}
 COLUMNS = ["tunstack", "pmd-pytcp", "slirp4netns", "veth"]
 SECTIONS: dict[str, tuple[str, Callable[[Params], Section]]] = {
     "veth": ("veth", bench_veth.run),
@@ -118,6 +124,12 @@ def remarks(sections: dict[str, Section]) -> list[str]:
     t = sections["tunstack"].details if "tunstack" in sections else {}
     if t.get("mem"):
         out.append(f"tunstack: TUN; memory over {t['mem']['connections']} idle connections.")
+    if "tunstack" in sections:
+        cells = sections["tunstack"].cells
+        shares = [f"{v6[:-1].replace('_', ' ')} {r:.2f}×" for v6, v4 in V6_OF.items()
+                  if v6 in cells and v4 in cells and (r := ratio(cells[v6], cells[v4])) is not None]
+        if shares:
+            out.append("tunstack over IPv6 ÷ over IPv4, same run: " + ", ".join(shares) + ".")
     return [""] + out
 
 

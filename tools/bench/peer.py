@@ -24,10 +24,15 @@ def emit(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
 
 
+def family_of(addr: str) -> socket.AddressFamily:
+    """IPv6 for an address with a colon ("fd00::1", "::"), else IPv4."""
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def connect_retry(host: str, port: int, deadline: float, *, nodelay: bool = False) -> socket.socket:
     """Connect, retrying refused/unreachable attempts until `deadline` (a stack may bind late)."""
     while True:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(family_of(host), socket.SOCK_STREAM)
         if nodelay:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.settimeout(max(0.5, min(5.0, deadline - time.monotonic())))
@@ -44,7 +49,7 @@ def connect_retry(host: str, port: int, deadline: float, *, nodelay: bool = Fals
 
 
 def listener(a: argparse.Namespace, backlog: int = 128) -> socket.socket:
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls = socket.socket(family_of(a.bind), socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((a.bind, a.port))
     ls.listen(backlog)
@@ -186,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
             sp.add_argument("host")
         sp.add_argument("port", type=int)
         if not client:
-            sp.add_argument("--bind", default="0.0.0.0", help="address to listen on (127.0.0.1 on the host)")
+            sp.add_argument("--bind", default="0.0.0.0",
+                            help="address to listen on (127.0.0.1 on the host; :: for IPv6)")
         sp.add_argument("--seconds", type=float, default=3.0)
         sp.add_argument("--timeout", type=float, default=60.0, help="give up after this long idle")
         sp.add_argument("--connect-timeout", type=float, default=30.0)

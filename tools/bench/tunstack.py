@@ -7,7 +7,9 @@ memory figure is the child's own.  In the child the stack uses its sockets direc
 side is the stdlib peer (`tools/bench/peer.py`) inside the namespace.
 
 Groups: `on` (offload on: bulk both ways, 1-byte request/response, accepted
-connections/s), `off` (offload off: bulk both ways), `mem` (idle connections).
+connections/s), `off` (offload off: bulk both ways), `mem` (idle connections), and `on6`:
+the `on` measures again over IPv6 (fd00:78:2::/64 on the same TUN; AF_INET6 sockets on
+both sides), for the IPv6 rows.
 """
 from __future__ import annotations
 
@@ -31,14 +33,18 @@ from tools.lab.netns import NetnsHost, unique_name
 from .common import Cell, Params, Proc, Section, can_run, netns, peer_argv, reason
 
 KERNEL_IP, STACK_IP = "10.78.2.1", "10.78.2.2"
+KERNEL_IP6, STACK_IP6 = "fd00:78:2::1", "fd00:78:2::2"
 CHUNK = 64 * 1024
 GROUPS: dict[str, list[str]] = {
     "on": ["bulk_in", "bulk_out", "rr", "cps"],
     "off": ["bulk_in", "bulk_out"],
     "mem": ["mem"],
+    "on6": ["bulk_in", "bulk_out", "rr", "cps"],
 }
 ROW_OF = {("on", "bulk_in"): "bulk_in", ("on", "bulk_out"): "bulk_out", ("off", "bulk_in"): "bulk_in_nooff",
-          ("off", "bulk_out"): "bulk_out_nooff", ("on", "rr"): "rr", ("on", "cps"): "cps", ("mem", "mem"): "mem"}
+          ("off", "bulk_out"): "bulk_out_nooff", ("on", "rr"): "rr", ("on", "cps"): "cps", ("mem", "mem"): "mem",
+          ("on6", "bulk_in"): "bulk_in6", ("on6", "bulk_out"): "bulk_out6", ("on6", "rr"): "rr6",
+          ("on6", "cps"): "cps6"}
 ROWS = [*ROW_OF.values(), "mem_rss"]
 
 
@@ -145,18 +151,34 @@ async def run_kernel(host: NetnsHost, role: str, *args: str) -> dict[str, Any]:
     return obj
 
 
-def listener(st: Any, port: int, backlog: int = 128, *, nodelay: bool = False) -> Any:
-    s = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+def v6(a: argparse.Namespace) -> bool:
+    return str(a.group).endswith("6")
+
+
+def stack_ip(a: argparse.Namespace) -> str:
+    return STACK_IP6 if v6(a) else STACK_IP
+
+
+def kernel_ip(a: argparse.Namespace) -> str:
+    return KERNEL_IP6 if v6(a) else KERNEL_IP
+
+
+def family(a: argparse.Namespace) -> int:
+    return pysocket.AF_INET6 if v6(a) else pysocket.AF_INET
+
+
+def listener(st: Any, a: argparse.Namespace, port: int, backlog: int = 128, *, nodelay: bool = False) -> Any:
+    s = st.socket(family(a), pysocket.SOCK_STREAM)
     s.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
     if nodelay:
         s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_NODELAY, 1)
-    s.bind((STACK_IP, port))
+    s.bind((stack_ip(a), port))
     s.listen(backlog)
     return s
 
 
 async def m_bulk_in(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
-    ls = listener(st, 5001)
+    ls = listener(st, a, 5001)
     got = 0
 
     async def sink() -> None:
@@ -168,7 +190,7 @@ async def m_bulk_in(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str
 
     async with trio.open_nursery() as n:
         n.start_soon(sink)
-        res = await run_kernel(host, "source", STACK_IP, "5001", "--seconds", str(a.seconds))
+        res = await run_kernel(host, "source", stack_ip(a), "5001", "--seconds", str(a.seconds))
     ls.close()
     note = "Linux Python sender → stack socket"
     if got != res["bytes"]:
@@ -178,13 +200,14 @@ async def m_bulk_in(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str
 
 
 async def m_bulk_out(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
-    async with kernel_server(host, "sink", "5002", "--timeout", "60") as peer:
+    bind = ["--bind", "::"] if v6(a) else []
+    async with kernel_server(host, "sink", "5002", "--timeout", "60", *bind) as peer:
         await peer.line()  # listening
-        s = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
+        s = st.socket(family(a), pysocket.SOCK_STREAM)
         if a.cc:
             s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_CONGESTION, a.cc.encode())
         cpu0 = time.process_time()
-        await s.connect((KERNEL_IP, 5002))
+        await s.connect((kernel_ip(a), 5002))
         buf = b"\xa5" * CHUNK
         sent = 0
         end = trio.current_time() + a.seconds
@@ -206,7 +229,7 @@ async def m_bulk_out(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[st
 
 
 async def m_rr(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
-    ls = listener(st, 5007, nodelay=True)
+    ls = listener(st, a, 5007, nodelay=True)
 
     async def echo() -> None:
         c, _ = await ls.accept()
@@ -216,13 +239,13 @@ async def m_rr(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any
 
     async with trio.open_nursery() as n:
         n.start_soon(echo)
-        res = await run_kernel(host, "rr-client", STACK_IP, "5007", "--seconds", str(a.seconds))
+        res = await run_kernel(host, "rr-client", stack_ip(a), "5007", "--seconds", str(a.seconds))
     ls.close()
     return {"value": res["per_s"], "note": "Linux Python client; stack echo socket, TCP_NODELAY"}
 
 
 async def m_cps(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
-    ls = listener(st, 5009, backlog=1024)
+    ls = listener(st, a, 5009, backlog=1024)
     accepted = 0
 
     async def acceptor() -> None:
@@ -234,7 +257,7 @@ async def m_cps(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, An
 
     async with trio.open_nursery() as n:
         n.start_soon(acceptor)
-        res = await run_kernel(host, "cps-client", STACK_IP, "5009", "--seconds", str(a.seconds))
+        res = await run_kernel(host, "cps-client", stack_ip(a), "5009", "--seconds", str(a.seconds))
         n.cancel_scope.cancel()
     ls.close()
     return {"value": res["per_s"], "note": "sequential connect/accept/close from Linux",
@@ -252,7 +275,7 @@ def rss_kib() -> int:
 
 async def m_mem(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
     """Idle established connections held by the stack: tracemalloc and RSS growth per connection."""
-    ls = listener(st, 5010, backlog=4096)
+    ls = listener(st, a, 5010, backlog=4096)
     held: list[Any] = []
     gc.collect()
     tracemalloc.start()
@@ -266,7 +289,7 @@ async def m_mem(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, An
     try:
         async with trio.open_nursery() as n:
             n.start_soon(acceptor)
-            async with kernel_server(host, "hold", STACK_IP, "5010", "--count", str(a.conns),
+            async with kernel_server(host, "hold", stack_ip(a), "5010", "--count", str(a.conns),
                                      "--timeout", "300", stdin=True) as peer:
                 res = await peer.line()
                 with trio.move_on_after(10):  # the last handshakes may still be in the accept queue
@@ -305,8 +328,10 @@ async def child(a: argparse.Namespace) -> dict[str, Any]:
         ndd = TunNdd(unique_name("tsu"), offload=a.group != "off")
         ndd.create()
         host.adopt(ndd.ndd_name, f"{KERNEL_IP}/24")
+        host.ip("-6", "addr", "add", f"{KERNEL_IP6}/64", "dev", ndd.ndd_name, "nodad")
         async with Stack("bench") as st:
             st.add_interface(ndd, f"{STACK_IP}/24")
+            st.add_address(ndd.ndd_name, f"{STACK_IP6}/64")     # TUN: no DAD, usable at once
             results["offload_flags"] = getattr(ndd, "offload_flags", None)
             for m in a.only.split(",") if a.only else GROUPS[a.group]:
                 t = limit(m, a.seconds, a.conns)
