@@ -25,9 +25,6 @@ from typing import ClassVar, Self
 from protocols.ipv6.addr import is_link_local, is_multicast, is_unspecified
 
 from .wire import (
-    HDR_LEN,
-    IPV6_HDR_LEN,
-    IPV6_MIN_MTU,
     MLD2_REPORT,
     MLD_DONE,
     MLD_QUERY,
@@ -230,40 +227,10 @@ ALL_MLDV2_ROUTERS = 0xFF02_0000_0000_0000_0000_0000_0000_0016   # ff02::16, wher
 # Every MLD message carries a Hop-by-Hop header with a Router Alert (RFC 3810 §5, RFC 2710
 # §3): next header ICMPv6, length 0 (8 octets), Router Alert option (type 5, length 2,
 # value 0 = MLD, RFC 2711 §2.1), PadN of no data.  The IPv6 layer puts it in front.
+# Reports fit the link (§5.2.15) because the host puts at most records_per_report(mtu)
+# source-less records in one (protocols/ipv6/mld.py); this host sends no sources.
 ROUTER_ALERT_HBH = bytes((58, 0, 5, 2, 0, 0, 1, 0))
 REPORT_HBH_LEN = len(ROUTER_ALERT_HBH)
-
-
-def split_report(records: tuple[McastRecord, ...], mtu: int = IPV6_MIN_MTU) -> list[MldReport]:
-    """The reports that carry `records` over a link of `mtu`, each fitting in one packet with
-    its hop-by-hop header (§5.2.15): records go in as many reports as needed; a record
-    whose sources alone overflow a report is split into records with a share of the
-    sources each, except MODE_IS_EXCLUDE / CHANGE_TO_EXCLUDE_MODE records, which keep the
-    sources that fit and leave out the rest.  Auxiliary data is left out: MLDv2 defines
-    none and says not to send any (§5.2.10)."""
-    room = max(mtu, IPV6_MIN_MTU) - IPV6_HDR_LEN - REPORT_HBH_LEN - HDR_LEN   # no IPv6 link is smaller
-    max_sources = (room - _RECORD.size) // 16
-    pieces: list[McastRecord] = []
-    for r in records:
-        if len(r.sources) <= max_sources:
-            pieces.append(McastRecord(r.type, r.group, r.sources))
-        elif r.type in (MODE_IS_EXCLUDE, CHANGE_TO_EXCLUDE_MODE):
-            pieces.append(McastRecord(r.type, r.group, r.sources[:max_sources]))
-        else:
-            for k in range(0, len(r.sources), max_sources):
-                pieces.append(McastRecord(r.type, r.group, r.sources[k:k + max_sources]))
-    reports: list[MldReport] = []
-    batch: list[McastRecord] = []
-    used = 0
-    for p in pieces:
-        if batch and used + p.size > room:
-            reports.append(MldReport(records=tuple(batch)))
-            batch, used = [], 0
-        batch.append(p)
-        used += p.size
-    if batch:
-        reports.append(MldReport(records=tuple(batch)))
-    return reports
 
 
 AnyMldMessage = MldQuery | MldV1Query | MldV1Report | MldV1Done | MldReport

@@ -221,31 +221,6 @@ def test_general_query_with_sources_is_dropped() -> None:
     assert mld.validate(MldQuery(sources=(a("fe80::5"),)), LL, ALL_NODES, 1) == "in_general_query_with_sources"
 
 
-# --- report splitting (§5.2.15) ------------------------------------------------------------------
-def test_records_spread_over_reports_that_fit_the_mtu() -> None:
-    records = tuple(McastRecord(mld.MODE_IS_EXCLUDE, a(f"ff05::{i:x}")) for i in range(200))
-    reports = mld.split_report(records)
-    assert len(reports) > 1
-    for r in reports:
-        assert 40 + mld.REPORT_HBH_LEN + len(r.emit(LL, MLDV2_ROUTERS)) <= 1280
-    assert tuple(rec for r in reports for rec in r.records) == records
-
-
-def test_an_include_record_too_big_is_split_an_exclude_record_cut() -> None:
-    """§5.2.15: a too-big INCLUDE/ALLOW/BLOCK record is split over several records; an
-    EXCLUDE record keeps the sources that fit and drops the rest."""
-    sources = tuple(a(f"2001:db8::{i:x}") for i in range(150))
-    inc = mld.split_report((McastRecord(mld.ALLOW_NEW_SOURCES, GROUP2, sources),))
-    assert len(inc) >= 2
-    assert tuple(s for r in inc for rec in r.records for s in rec.sources) == sources
-    exc = mld.split_report((McastRecord(mld.CHANGE_TO_EXCLUDE_MODE, GROUP2, sources),))
-    assert len(exc) == 1 and len(exc[0].records) == 1
-    kept = exc[0].records[0].sources
-    assert 0 < len(kept) < len(sources) and kept == sources[:len(kept)]
-    for r in inc + exc:
-        assert 40 + mld.REPORT_HBH_LEN + len(r.emit(LL, MLDV2_ROUTERS)) <= 1280
-
-
 # --- hypothesis round trips ------------------------------------------------------------------------
 records = st.builds(McastRecord, st.integers(1, 6), addrs, st.lists(addrs, max_size=4).map(tuple),
                     st.integers(0, 3).map(lambda n: b"AUX!" * n))
@@ -282,33 +257,3 @@ def test_router_alert_hop_by_hop_header_matches_scapy() -> None:
     """RFC 3810 §5 / RFC 2711: what the IPv6 layer must put in front of every MLD message."""
     assert bytes(IPv6ExtHdrHopByHop(nh=58, options=[RouterAlert(value=0)])) == mld.ROUTER_ALERT_HBH
     assert mld.ALL_MLDV2_ROUTERS == MLDV2_ROUTERS
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.builds(McastRecord, st.integers(1, 6), addrs, st.integers(0, 200).map(lambda n: tuple(range(n))),
-                          st.integers(0, 255).map(lambda n: b"AUX!" * n)), max_size=12),
-       st.sampled_from([0, 1280, 1500, 9000]))
-def test_split_report_fits_and_keeps_every_group(recs: list[McastRecord], mtu: int) -> None:
-    """Every report fits the link (an MTU below 1280 counts as 1280), no aux data is sent
-    (§5.2.10), every group is reported in order and only EXCLUDE records lose sources."""
-    reports = mld.split_report(tuple(recs), mtu)
-    limit = max(mtu, 1280)
-    out = [rec for r in reports for rec in r.records]
-    for r in reports:
-        assert 40 + mld.REPORT_HBH_LEN + len(r.emit(LL, MLDV2_ROUTERS)) <= limit
-    assert all(rec.aux == b"" for rec in out)
-    i = 0
-    for rec in recs:                            # each record: one piece, or its sources over several
-        exclude = rec.type in (mld.MODE_IS_EXCLUDE, mld.CHANGE_TO_EXCLUDE_MODE)
-        got: list[int] = []
-        while True:
-            assert (out[i].type, out[i].group) == (rec.type, rec.group)
-            got.extend(out[i].sources)
-            i += 1
-            if exclude or len(got) >= len(rec.sources):
-                break
-        if exclude:
-            assert tuple(got) == rec.sources[:len(got)] and (got or not rec.sources)
-        else:
-            assert tuple(got) == rec.sources
-    assert i == len(out)

@@ -288,3 +288,17 @@ def test_loopback_has_only_the_loopback_address() -> None:
     host.start(state, 0.0)
     assert [(int_to_ip6(a.addr), a.state) for a in host.addresses(lo, 0.0)] == [("::1", "PREFERRED")]
     assert host.is_ours(lo, 1) and state.solicitor.poll_at() is None
+
+
+def test_mld_reports_fit_the_link_whatever_the_number_of_groups() -> None:
+    # RFC 3810 §5.2.15: the records go in as many reports as the link's MTU needs
+    w = make()
+    up(w)
+    w.packets()
+    for i in range(150):
+        assert w.host.join_group(w.ifp, ip6_to_int(f"ff05::{i + 1:x}"), w.now) == 0
+    w.run_until(w.now + 0.5)
+    reports = [(p, len(bytes(p))) for p, _ in w.packets() if p.haslayer(ICMPv6MLReport2)]
+    assert len(reports) >= 3 and all(size <= 1500 for _, size in reports)
+    groups = {r.dst for p, _ in reports for r in p[ICMPv6MLReport2].records}
+    assert {f"ff05::{i + 1:x}" for i in range(150)} <= groups
