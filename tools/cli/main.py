@@ -32,6 +32,9 @@ EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24
       then: ip netns exec demo ping 10.77.0.2
   tunstack up --tap tp0 --addr 10.77.1.2/24 --netns demo --peer-addr 10.77.1.1/24 --pcap tp0.pcap
+  tunstack up --tap tp0 --addr 10.77.1.2/24 --addr fd00:77:1::2/64 --netns demo \\
+      --peer-addr 10.77.1.1/24 --peer-addr fd00:77:1::1/64 --gw fd00:77:1::1
+      then: ip netns exec demo ping -6 fd00:77:1::2
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 \\
       --serve echo --serve discard:9000
       then: echo hi | ip netns exec demo socat -t1 - UDP:10.77.0.2:7
@@ -39,9 +42,18 @@ EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 --serve http
       then: ip netns exec demo curl -o /dev/null http://10.77.0.2/bytes/100000000
 
-Prints one line beginning with `ready:` once the stack answers and every --serve
-service is bound (listed as serve=udp/echo:7,tcp/echo:7,...; on stderr with --pcap -);
-runs until SIGINT, SIGTERM or SIGHUP, then deletes the device and the namespace (if it
+Prints one line beginning with `ready:` once the stack answers, none of its IPv6
+addresses is tentative any more (DAD, on TAP; at most 10 s) and every --serve service
+is bound (on stderr with --pcap -); here folded:
+  ready: dev=tp0 kind=tap addr=10.77.1.2/24 addr6=fd00:77:1::2/64(preferred),
+      fe80::.../64(preferred) peer=10.77.1.1/24,fd00:77:1::1/64 netns=demo mac=...
+      offload=on serve=udp/echo:7,tcp/echo:7,...
+addr6 lists every IPv6 address with its state (preferred, tentative, deprecated,
+duplicate; `,slaac` for one formed from a Router Advertisement).  An --addr found
+duplicate by DAD is an error (exit 1).  Later, each IPv6 address that appears, changes
+state or goes prints a line, e.g.
+  addr6: dev=tp0 fd00:99::a5f2:9d64:6eaa:20d1/64(preferred,slaac)
+Runs until SIGINT, SIGTERM or SIGHUP, then deletes the device and the namespace (if it
 created it) and exits 128 + the signal's number (130, 143, 129).
 
 services (--serve NAME[:PORT], repeatable):
@@ -79,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="run a stack on a new TUN/TAP device until interrupted",
-                        description="Create a TUN or TAP device, run a stack on it, answer ping.",
+                        description="Create a TUN or TAP device, run a stack on it (IPv4 and IPv6), answer ping.",
                         epilog=EPILOG_UP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_options(up)
     up.set_defaults(cmd_parser=up)
