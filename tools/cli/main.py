@@ -167,7 +167,8 @@ async def run_up(args: argparse.Namespace) -> int:
                 else:
                     ready = dev.ready_line(args) + (f" serve={','.join(labels)}" if labels else "")
                     print(ready, file=out, flush=True)
-                    services.start_soon(report_address_changes, dev, out)
+                    if st.config.ipv6:
+                        services.start_soon(report_address_changes, dev, out)
                     await until_shutdown()           # tools/cli/command.py prints which signal
                 services.cancel_scope.cancel()
             if failed is not None:
