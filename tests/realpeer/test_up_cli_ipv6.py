@@ -168,3 +168,42 @@ async def test_up_duplicate_ipv6_address_is_one_error_line() -> None:
                               f"{dev}") and err.count("\n") == 1, err
     finally:
         await run(["ip", "link", "delete", dev])
+
+
+async def test_up_no_slaac_ignores_router_advertisements(tmp_path: Path) -> None:
+    require_real_peer("radvd", "tcpdump")
+    ns, dev = unique_name(), unique_name("t6")
+    proc, ready = await start_up("--tap", dev, "--addr", "10.77.55.2/24", "--netns", ns,
+                                 "--peer-addr", "10.77.55.1/24", "--no-slaac", "--stats")
+    radvd = None
+    try:
+        await run(["ip", "-n", ns, "-6", "addr", "add", "fd00:99::1/64", "dev", dev, "nodad"], check=True)
+        conf = tmp_path / "radvd.conf"
+        conf.write_text(RADVD_CONF.format(dev=dev))
+        # two advertisements on the wire, 3..4 s apart: the stack has long read the first one
+        dump = await trio.lowlevel.open_process(
+            ["ip", "netns", "exec", ns, "tcpdump", "-l", "-n", "-c", "2", "-i", dev, "icmp6 and ip6[40] == 134"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert dump.stderr is not None
+            with trio.fail_after(10):                      # tcpdump says "listening on" once it listens
+                while b"listening on" not in await dump.stderr.receive_some():
+                    pass
+            radvd = await trio.lowlevel.open_process(
+                ["ip", "netns", "exec", ns, "radvd", "--nodaemon", "-C", str(conf), "-p",
+                 str(tmp_path / "radvd.pid"), "-m", "stderr"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with trio.fail_after(20):
+                assert await dump.wait() == 0
+        finally:
+            await kill_if_running(dump)
+    finally:
+        if radvd is not None:
+            await kill_if_running(radvd)
+        rc = await stop(proc)
+    assert rc == 128 + signal.SIGTERM and not netns_exists(ns)
+    assert proc.stderr is not None
+    err = (await rest_of(proc.stderr)).decode()
+    stats = json.loads(err[err.index("\n{") + 1:])
+    assert stats["nd"]["ra_ignored"] >= 1 and stats["nd"]["ra_accepted"] == 0
+    origins = {a["origin"] for a in stats["interfaces"][dev]["ipv6"]["addresses"]}
+    assert origins == {"link-local"}
