@@ -5,6 +5,7 @@ with its state, `report_address_changes` prints later changes."""
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pytest
@@ -96,23 +97,40 @@ async def test_no_ipv6_and_no_slaac(autojump_clock: trio.testing.MockClock) -> N
         assert not st.inet6.config.accept_ra and not st.inet6.config.autoconf
 
 
-async def test_address_changes_after_ready_are_printed(autojump_clock: trio.testing.MockClock) -> None:
+async def test_ipv4_only_is_ready_at_once_and_reports_later_changes(autojump_clock: trio.testing.MockClock) -> None:
+    # options naming no IPv6: no wait for DAD (ready as soon as before), the link-local address
+    # shown tentative, then announced by a line once usable; later addresses as they change
     args = up_args("--addr", "10.0.0.2/24")
     _, b = link_pair("ether")
     out = io.StringIO()
     async with Stack("cli", stack_config(args)) as st:
         dev = device(b)
         attach(st, dev, args)
+        t0 = trio.current_time()
         await settle(dev, args)
+        assert trio.current_time() == t0
+        assert re.search(r" addr6=fe80:[0-9a-f:]+/64\(tentative\) ", dev.ready_line(args))
         async with trio.open_nursery() as n:
             n.start_soon(report_address_changes, dev, out)
-            await trio.sleep(1)
-            assert out.getvalue() == ""                        # nothing changed: nothing said
+            await trio.sleep(3)
+            lines = out.getvalue().splitlines()
+            assert len(lines) == 1 and re.fullmatch(r"addr6: dev=m1 fe80:[0-9a-f:]+/64\(preferred\)", lines[0])
             st.add_address("m1", "fd00:5::9/64")
             await trio.sleep(4)
             st.inet6.remove_address(st.interface("m1"), ip6_to_int("fd00:5::9"), st.now())
             await trio.sleep(1)
             n.cancel_scope.cancel()
-    assert out.getvalue().splitlines() == ["addr6: dev=m1 fd00:5::9/64(tentative)",
-                                           "addr6: dev=m1 fd00:5::9/64(preferred)",
-                                           "addr6: dev=m1 fd00:5::9/64(removed)"]
+    assert out.getvalue().splitlines()[1:] == ["addr6: dev=m1 fd00:5::9/64(tentative)",
+                                               "addr6: dev=m1 fd00:5::9/64(preferred)",
+                                               "addr6: dev=m1 fd00:5::9/64(removed)"]
+
+
+async def test_settle_waits_when_asked(autojump_clock: trio.testing.MockClock) -> None:
+    # `tunstack ping -6 ...` with IPv4-only options still waits: its source must be usable
+    args = up_args("--addr", "10.0.0.2/24")
+    _, b = link_pair("ether")
+    async with Stack("cli", stack_config(args)) as st:
+        dev = device(b)
+        attach(st, dev, args)
+        await settle(dev, args, wait=True)
+        assert [i.state for i in dev.addresses6()] == ["PREFERRED"]

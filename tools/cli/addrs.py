@@ -62,6 +62,11 @@ class AddressPlan:
     def peers_of(self, family: int) -> list[IfAddress]:
         return [a for a in self.peers if a.family == family]
 
+    @property
+    def names_ipv6(self) -> bool:
+        """Whether the options ask for IPv6 at all (an IPv6 --addr, --peer-addr or --gw)."""
+        return bool(self.of(6) or self.peers_of(6) or self.gw6)
+
 
 # --- one address ------------------------------------------------------------------------------
 def mask(family: int, plen: int) -> int:

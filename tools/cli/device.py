@@ -158,14 +158,20 @@ def address6_text(info: AddressInfo, state: str | None = None) -> str:
     return f"{int_to_ip6(info.addr)}/{info.plen}({','.join(tags)})"
 
 
-async def settle(dev: Device, args: argparse.Namespace, timeout: float = DAD_WAIT) -> None:
+async def settle(dev: Device, args: argparse.Namespace, timeout: float = DAD_WAIT, *,
+                 wait: bool | None = None) -> None:
     """Wait until no IPv6 address of the device is tentative any more (DAD, RFC 4862 §5.4:
     up to a second of random delay and a second per probe on TAP; nothing to wait for on
     TUN), at most `timeout` seconds; then an --addr found duplicate is an error (CliError),
-    as Linux marks it dadfailed and never uses it."""
-    with trio.move_on_after(timeout):
-        while any(i.state == TENTATIVE for i in dev.addresses6()):
-            await trio.sleep(0.05)
+    as Linux marks it dadfailed and never uses it.  Only when the options name IPv6
+    (`wait` None) or `wait` says so: an IPv4-only command is ready at once, as before, its
+    link-local address shown tentative and announced by an `addr6:` line once usable."""
+    if wait is None:
+        wait = address_plan(args).names_ipv6
+    if wait:
+        with trio.move_on_after(timeout):
+            while any(i.state == TENTATIVE for i in dev.addresses6()):
+                await trio.sleep(0.05)
     states = {i.addr: i.state for i in dev.addresses6()}
     for a in address_plan(args).of(6):
         if states.get(a.value) == DUPLICATE:

@@ -42,9 +42,9 @@ EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 --serve http
       then: ip netns exec demo curl -o /dev/null http://10.77.0.2/bytes/100000000
 
-Prints one line beginning with `ready:` once the stack answers, none of its IPv6
-addresses is tentative any more (DAD, on TAP; at most 10 s) and every --serve service
-is bound (on stderr with --pcap -); here folded:
+Prints one line beginning with `ready:` once the stack answers, every --serve service
+is bound and, when the options name IPv6, none of its IPv6 addresses is tentative any
+more (DAD, on TAP; at most 10 s); on stderr with --pcap -; here folded:
   ready: dev=tp0 kind=tap addr=10.77.1.2/24 addr6=fd00:77:1::2/64(preferred),
       fe80::.../64(preferred) peer=10.77.1.1/24,fd00:77:1::1/64 netns=demo mac=...
       offload=on serve=udp/echo:7,tcp/echo:7,...
@@ -110,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     nc.set_defaults(cmd_parser=nc)
 
     ping = sub.add_parser("ping", help="bring a stack up on a device and ping from it",
-                          description="Create the device like `up`, wait for its IPv6 addresses to pass DAD, "
-                                      "then send ICMP (or ICMPv6) echo requests from the stack.")
+                          description="Create the device like `up` (over IPv6, wait for its addresses to pass "
+                                      "DAD), then send ICMP or ICMPv6 echo requests from the stack.")
     add_device_options(ping)
     ping.set_defaults(cmd_parser=ping)
     ping.add_argument("dest", help="IPv4 or IPv6 address to ping (a link-local one with its device: "
@@ -190,7 +190,8 @@ async def run_ping(args: argparse.Namespace) -> int:
     with open_device(args) as dev:
         async with Stack(f"ping:{dev.ndd.ndd_name}", config=stack_config(args)) as st:
             attach(st, dev, args)
-            await settle(dev, args)              # a tentative address is no source (RFC 4862 §5.4)
+            # a tentative address is no source (RFC 4862 §5.4): wait out DAD to ping over IPv6
+            await settle(dev, args, wait=args.dest_family == 6 or None)
             for i in range(args.count):
                 try:
                     rtt = await st.ping(args.dest_addr, size=args.size, timeout=args.timeout)
