@@ -7,33 +7,58 @@ import contextlib
 import errno
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
+import trio
+
 from drivers.pcap import PcapRecorder
 from drivers.tuntap import TapNdd, TunNdd, TunTapNdd
-from protocols.addr import int_to_ip, ip_to_int, is_multicast, parse_prefix, prefix_mask
 from protocols.ifnet import Interface
-from stack import Stack
+from protocols.ipv6.addr import int_to_ip6
+from protocols.ipv6.addrconf import DUPLICATE, SLAAC, TENTATIVE, AddressInfo
+from protocols.ipv6.host import Inet6Config
+from protocols.ipv6.wire import MIN_MTU as MIN_MTU6
+from stack import Stack, StackConfig
 from tools.lab.netns import NetnsHost, ip, netns_spec
 
+from .addrs import IfAddress, address_plan, check_addresses
+from .addrs import parse_interface_address as parse_interface_address  # atm.py and the tests import it here
 from .command import CliError
+
+# the longest `settle` waits for DAD: a second of random delay and a second per probe (Linux
+# dad_transmits 1), and an RFC 7217 retry of a duplicate link-local address -- with room to spare
+DAD_WAIT = 10.0
 
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
     dev = p.add_mutually_exclusive_group(required=True)
     dev.add_argument("--tun", metavar="NAME", help="create a TUN (layer 3) device NAME")
     dev.add_argument("--tap", metavar="NAME", help="create a TAP (Ethernet) device NAME")
-    p.add_argument("--addr", required=True, metavar="A.B.C.D/P", help="the stack's address and prefix length")
-    p.add_argument("--gw", metavar="G", help="default gateway (must be on the device's subnet)")
+    p.add_argument("--addr", required=True, action="append", metavar="ADDR/P",
+                   help="an address of the stack with its prefix length, IPv4 (A.B.C.D/P) or IPv6 (X:X::X/P); "
+                        "repeatable, at least one (e.g. --addr 10.77.0.2/24 --addr fd00:77::2/64). IPv6 "
+                        "ones go through DAD on TAP first; a link-local address is formed besides")
+    p.add_argument("--gw", action="append", metavar="G",
+                   help="default gateway, one per family: IPv4 on an --addr's subnet; IPv6 on an --addr's "
+                        "subnet or link-local (fe80::1, always on the device)")
     p.add_argument("--mtu", type=int, default=1500, help="device MTU (default 1500)")
     p.add_argument("--netns", metavar="NS",
                    help="move the kernel side of the device into a namespace: NS is a name (created if "
                         "missing, deleted on exit if created), a PID (that process's namespace) or a path "
                         "to a namespace file (e.g. /proc/PID/ns/net), as slirp4netns and pasta take it")
-    p.add_argument("--peer-addr", metavar="A.B.C.D/P",
-                   help="address of the kernel side of the device (in NS with --netns), on --addr's subnet")
+    p.add_argument("--peer-addr", action="append", metavar="ADDR/P",
+                   help="an address of the kernel side of the device (in NS with --netns), on the subnet of "
+                        "an --addr of its family (IPv6: added nodad, usable at once; a link-local one is "
+                        "always on the link); repeatable")
+    p.add_argument("--slaac", action=argparse.BooleanOptionalAction, default=None,
+                   help="accept Router Advertisements from the kernel side: SLAAC addresses from their "
+                        "prefixes and default routers (Linux accept_ra 1, autoconf 1); on by default, on "
+                        "TUN as on TAP; --no-slaac ignores them")
+    p.add_argument("--no-ipv6", action="store_true",
+                   help="IPv4 only: no IPv6 on the device (no link-local address, IPv6 frames dropped), "
+                        "as Linux's disable_ipv6 1")
     p.add_argument("--pcap", metavar="FILE",
                    help="record every frame in and out of the device to FILE (`-`: stdout, as tcpdump -w -)")
     p.add_argument("--no-offload", action="store_true",
@@ -53,93 +78,17 @@ def check_ifname(name: str) -> None:
         raise ValueError(f"{name!r}: not a device name (no '/', ':' or spaces; not '.' or '..')")
 
 
-def check_unicast(text: str, value: int) -> None:
-    """An address a host interface may have: not 0.0.0.0/8, loopback, multicast, class E or
-    broadcast (RFC 1122 §3.2.1.3, RFC 5735)."""
-    top = value >> 24
-    if top == 0:
-        raise ValueError(f"{text}: 0.0.0.0/8 is 'this network', not an address for an interface")
-    if top == 127:
-        raise ValueError(f"{text}: a loopback address (127.0.0.0/8), not one for a TUN/TAP device")
-    if is_multicast(value):
-        raise ValueError(f"{text}: a multicast address (224.0.0.0/4), not one for an interface")
-    if top >= 240:
-        raise ValueError(f"{text}: a reserved or broadcast address (240.0.0.0/4), not one for an interface")
-
-
-def parse_interface_address(text: str, example: str = "10.77.0.2/24") -> tuple[int, int]:
-    """A.B.C.D/P for an interface: the prefix is required (a bare address would make a /32
-    with no neighbour the stack could answer), 1..32, and the address a unicast host's."""
-    addr_s, sep, plen_s = text.partition("/")
-    if not sep:
-        raise ValueError(f"{text}: no prefix length; expected A.B.C.D/P, e.g. {example}")
-    try:
-        value = ip_to_int(addr_s)
-    except ValueError:
-        raise ValueError(f"{text}: not an IPv4 address; expected A.B.C.D/P, e.g. {example}") from None
-    if not plen_s.isascii() or not plen_s.isdigit() or not 0 <= int(plen_s) <= 32:
-        raise ValueError(f"{text}: the prefix length must be 1..32")
-    plen = int(plen_s)
-    if plen == 0:
-        raise ValueError(f"{text}: /0 would put every address on the link; give the subnet's prefix, e.g. "
-                         f"{example}")
-    check_unicast(text, value)
-    if plen <= 30:
-        host = value & ~prefix_mask(plen) & 0xFFFFFFFF
-        if host == 0:
-            raise ValueError(f"{text}: the subnet's network address, not a host's")
-        if host == ~prefix_mask(plen) & 0xFFFFFFFF:
-            raise ValueError(f"{text}: the subnet's broadcast address, not a host's")
-    return value, plen
-
-
-def on_subnet(value: int, net: int, plen: int) -> bool:
-    mask = prefix_mask(plen)
-    return value & mask == net & mask
-
-
-def subnet_str(value: int, plen: int) -> str:
-    return f"{int_to_ip(value & prefix_mask(plen))}/{plen}"
-
-
-def check_addresses(args: argparse.Namespace) -> None:
-    """--addr, --peer-addr and --gw, alone and together; ValueError says what is wrong."""
-    try:
-        addr, plen = parse_interface_address(args.addr)
-    except ValueError as exc:
-        raise ValueError(f"--addr {exc}") from None
-    if args.peer_addr is not None:
-        try:
-            peer, peer_plen = parse_interface_address(args.peer_addr, "10.77.0.1/24")
-        except ValueError as exc:
-            raise ValueError(f"--peer-addr {exc}") from None
-        if peer == addr:
-            raise ValueError(f"--peer-addr {args.peer_addr}: the same address as --addr; the kernel side "
-                             f"needs its own, e.g. another host on {subnet_str(addr, plen)}")
-        if not on_subnet(peer, addr, plen) or not on_subnet(addr, peer, peer_plen):
-            raise ValueError(f"--peer-addr {args.peer_addr}: not on --addr's subnet {subnet_str(addr, plen)}; "
-                             f"the two ends of the device must share one")
-    if args.gw is not None:
-        try:
-            gw = ip_to_int(args.gw)
-        except ValueError:
-            raise ValueError(f"--gw {args.gw}: not an IPv4 address") from None
-        check_unicast(f"--gw {args.gw}", gw)
-        if gw == addr:
-            raise ValueError(f"--gw {args.gw}: the stack's own address; the gateway is another host")
-        if not on_subnet(gw, addr, plen):
-            raise ValueError(f"--gw {args.gw}: the gateway {args.gw} is not on --addr's subnet "
-                             f"{subnet_str(addr, plen)}")
-
-
 def check_device_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every device option; the checked addresses are left in `args.plan`."""
     name = args.tun if args.tun is not None else args.tap
     try:
         check_ifname(name)
     except ValueError as exc:
         p.error(f"--{'tun' if args.tun is not None else 'tap'}: {exc}")
+    if args.no_ipv6 and args.slaac:
+        p.error("--slaac needs IPv6; it cannot go with --no-ipv6")
     try:
-        check_addresses(args)
+        args.plan = check_addresses(args)
     except ValueError as exc:
         p.error(str(exc))
     if args.netns is not None:
@@ -151,6 +100,18 @@ def check_device_options(p: argparse.ArgumentParser, args: argparse.Namespace) -
             p.error(f"--netns: {exc}")
     if not 68 <= args.mtu <= 65535:
         p.error("--mtu must be within 68..65535")
+    if args.mtu < MIN_MTU6 and not args.no_ipv6 and any(a.family == 6 for a in args.plan.addrs):
+        p.error(f"--mtu {args.mtu}: an IPv6 --addr needs an MTU of at least {MIN_MTU6} (RFC 8200 §5); "
+                f"Linux turns IPv6 off below it")
+
+
+def stack_config(args: argparse.Namespace) -> StackConfig:
+    """The Stack's settings from the device options: IPv6 on unless --no-ipv6, and Router
+    Advertisements accepted (routers and SLAAC) unless --no-slaac."""
+    # Linux turns IPv6 off on a device whose MTU is below 1280 (addrconf_notify, NETDEV_CHANGEMTU)
+    ipv6 = not getattr(args, "no_ipv6", False) and getattr(args, "mtu", 1500) >= MIN_MTU6
+    slaac = ipv6 and getattr(args, "slaac", None) is not False
+    return StackConfig(ipv6=ipv6, inet6=Inet6Config(accept_ra=slaac, autoconf=slaac))
 
 
 @dataclass
@@ -161,17 +122,79 @@ class Device:
     ifp: Interface | None = None
     pcap: PcapRecorder | None = None
     notes: list[str] = field(default_factory=list)
+    stack: Stack | None = None
+
+    def addresses6(self) -> list[AddressInfo]:
+        """The device's IPv6 addresses now (none before attach, or without IPv6)."""
+        if self.stack is None or self.ifp is None:
+            return []
+        return self.stack.inet6.addresses(self.ifp, self.stack.now())
 
     def ready_line(self, args: argparse.Namespace) -> str:
-        parts = [f"dev={self.ndd.ndd_name}", f"kind={self.kind}", f"addr={args.addr}"]
-        if args.peer_addr:
-            parts.append(f"peer={args.peer_addr}")
+        """`ready: dev=... kind=... addr=IPv4,... addr6=IPv6/P(state),... peer=...`: every
+        address with, for IPv6, its state (and `slaac` for one formed from an RA)."""
+        plan = address_plan(args)
+        parts = [f"dev={self.ndd.ndd_name}", f"kind={self.kind}"]
+        if plan.of(4):
+            parts.append("addr=" + ",".join(a.prefix for a in plan.of(4)))
+        infos = self.addresses6()
+        if infos:
+            order = {a.value: i for i, a in enumerate(plan.of(6))}
+            infos.sort(key=lambda i: order.get(i.addr, len(order)))     # the --addr ones first, as given
+            parts.append("addr6=" + ",".join(address6_text(i) for i in infos))
+        if plan.peers:
+            parts.append("peer=" + ",".join(p.prefix for p in plan.peers))
         if self.host:
             parts.append(f"netns={args.netns if self.host.alias else self.host.name}")
         if self.kind == "tap":
             parts.append(f"mac={':'.join(f'{b:02x}' for b in self.ndd.ndd_physaddr)}")
         parts.append(f"offload={'on' if self.ndd.vnet else 'off'}")
         return "ready: " + " ".join(parts)
+
+
+def address6_text(info: AddressInfo, state: str | None = None) -> str:
+    """`fd00:77::2/64(preferred)`, `fd00:99::5c1:9aff:fe3b:1/64(preferred,slaac)`."""
+    tags = [(state or info.state).lower()] + (["slaac"] if info.origin == SLAAC else [])
+    return f"{int_to_ip6(info.addr)}/{info.plen}({','.join(tags)})"
+
+
+async def settle(dev: Device, args: argparse.Namespace, timeout: float = DAD_WAIT, *,
+                 wait: bool | None = None) -> None:
+    """Wait until no IPv6 address of the device is tentative any more (DAD, RFC 4862 §5.4:
+    up to a second of random delay and a second per probe on TAP; nothing to wait for on
+    TUN), at most `timeout` seconds; then an --addr found duplicate is an error (CliError),
+    as Linux marks it dadfailed and never uses it.  Only when the options name IPv6
+    (`wait` None) or `wait` says so: an IPv4-only command is ready at once, as before, its
+    link-local address shown tentative and announced by an `addr6:` line once usable."""
+    if wait is None:
+        wait = address_plan(args).names_ipv6
+    if wait:
+        with trio.move_on_after(timeout):
+            while any(i.state == TENTATIVE for i in dev.addresses6()):
+                await trio.sleep(0.05)
+    states = {i.addr: i.state for i in dev.addresses6()}
+    for a in address_plan(args).of(6):
+        if states.get(a.value) == DUPLICATE:
+            raise CliError(f"--addr {a.text}: duplicate address detected on {dev.ndd.ndd_name} (DAD: another host "
+                           f"on the link has it; Linux would mark it dadfailed); choose another address")
+
+
+async def report_address_changes(dev: Device, out: TextIO, interval: float = 0.5) -> None:
+    """After `ready:`, one line per IPv6 address that appears, changes state or goes (a SLAAC
+    address from an RA, a deprecated or expired one): `addr6: dev=tp0 fd00:99::1/64(preferred,slaac)`."""
+    seen = {i.addr: i for i in dev.addresses6()}
+    name = dev.ndd.ndd_name
+    while True:
+        await trio.sleep(interval)
+        now = {i.addr: i for i in dev.addresses6()}
+        for addr, info in now.items():
+            before = seen.get(addr)
+            if before is None or (before.state, before.origin, before.plen) != (info.state, info.origin, info.plen):
+                print(f"addr6: dev={name} {address6_text(info)}", file=out, flush=True)
+        for addr, info in seen.items():
+            if addr not in now:
+                print(f"addr6: dev={name} {address6_text(info, 'removed')}", file=out, flush=True)
+        seen = now
 
 
 def _create(ndd: TunTapNdd, kind: str, reuse: bool) -> None:
@@ -211,17 +234,18 @@ def open_device(args: argparse.Namespace) -> Iterator[Device]:
     kind = "tun" if args.tun is not None else "tap"
     cls = TunNdd if kind == "tun" else TapNdd
     ndd = cls(args.tun if kind == "tun" else args.tap, mtu=args.mtu, offload=not args.no_offload)
+    peers = address_plan(args).peers
     host: NetnsHost | None = None
     existed = os.path.exists(f"/sys/class/net/{ndd.ndd_name}")     # --reuse-device of a persistent one
     try:
         _create(ndd, kind, getattr(args, "reuse_device", False))
         if args.netns:
             host = NetnsHost.open(args.netns)
-            host.adopt(ndd.ndd_name, args.peer_addr, mtu=args.mtu)
-        elif args.peer_addr:
-            ip("link", "set", ndd.ndd_name, "mtu", str(args.mtu))
-            ip("addr", "add", args.peer_addr, "dev", ndd.ndd_name)
-            ip("link", "set", ndd.ndd_name, "up")
+            ip("link", "set", ndd.ndd_name, "netns", host.name)
+            host.devices.append(ndd.ndd_name)
+            configure_kernel_side(host.ip, ndd.ndd_name, peers, args.mtu)
+        elif peers:
+            configure_kernel_side(ip, ndd.ndd_name, peers, args.mtu)
         yield Device(ndd, host, kind)
     finally:
         ndd.ndd_close()
@@ -229,32 +253,52 @@ def open_device(args: argparse.Namespace) -> Iterator[Device]:
             ndd.device.close()
             ndd.device = None
         if existed:
-            _give_back(ndd.ndd_name, host, args.peer_addr)
+            _give_back(ndd.ndd_name, host, peers)
         if host is not None:
             host.delete()
 
 
-def _give_back(name: str, host: NetnsHost | None, peer_addr: str | None) -> None:
-    """A reused persistent device outlives us: take our address off it and bring it back to
+def configure_kernel_side(run_ip: Callable[..., object], name: str, peers: list[IfAddress], mtu: int) -> None:
+    """The kernel's end of the device: its MTU, every --peer-addr (IPv6 ones `nodad`, usable at
+    once rather than after the kernel's own DAD second), up."""
+    run_ip("link", "set", name, "mtu", str(mtu))
+    for p in peers:
+        run_ip("addr", "add", p.prefix, "dev", name, *(["nodad"] if p.family == 6 else []))
+    run_ip("link", "set", name, "up")
+
+
+def _give_back(name: str, host: NetnsHost | None, peers: list[IfAddress]) -> None:
+    """A reused persistent device outlives us: take our addresses off it and bring it back to
     our namespace (a namespace we delete would destroy it with itself)."""
     if host is not None:
         host.ip("link", "set", name, "netns", str(os.getpid()), check=False)
-    if peer_addr:
-        ip("addr", "del", peer_addr, "dev", name, check=False)
+    for p in peers:
+        ip("addr", "del", p.prefix, "dev", name, check=False)
 
 
 def attach(stack: Stack, dev: Device, args: argparse.Namespace) -> Interface:
-    dev.ifp = stack.add_interface(dev.ndd, args.addr, mtu=args.mtu)
-    if args.gw:
-        stack.add_route("0.0.0.0/0", args.gw)
+    """The device on the stack with every --addr (IPv6 ones tentative until DAD: `settle`)
+    and the --gw routes; the capture first, so that it holds the first DAD probes and reports."""
+    plan = address_plan(args)
     if args.pcap:
         try:
             recorder = StdoutPcapRecorder if args.pcap == "-" else PcapRecorder
             dev.pcap = recorder.attach(dev.ndd, args.pcap)
         except OSError as exc:
             raise CliError(f"--pcap {args.pcap}: {exc.strerror or exc}") from None
-    return dev.ifp
+    v4 = plan.of(4)
+    dev.stack = stack
+    dev.ifp = ifp = stack.add_interface(dev.ndd, v4[0].prefix if v4 else None, mtu=args.mtu)
+    for a in [*v4[1:], *plan.of(6)]:
+        stack.add_address(ifp, a.prefix)
+    if plan.gw4:
+        stack.add_route("0.0.0.0/0", plan.gw4)
+    if plan.gw6:
+        stack.add_route("::/0", plan.gw6, dev=ifp.name)
+    return ifp
 
 
 def peer_ip(args: argparse.Namespace) -> str | None:
-    return int_to_ip(parse_prefix(args.peer_addr)[0]) if args.peer_addr else None
+    """The kernel side's first IPv4 address, if any."""
+    peers = address_plan(args).peers_of(4)
+    return peers[0].address if peers else None

@@ -16,13 +16,25 @@ from tools.services.builtin import ServiceStats, parse_serve, start_services
 
 from .atm import add_atm_parser
 from .command import Parser, debug_enabled, error_line, run_command, run_sync_command, until_shutdown
-from .device import add_device_options, attach, check_device_options, open_device, text_out
+from .device import (
+    add_device_options,
+    attach,
+    check_device_options,
+    open_device,
+    report_address_changes,
+    settle,
+    stack_config,
+    text_out,
+)
 from .nc import EPILOG_NC, add_nc_options, check_nc_options, run_nc
 
 EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24
       then: ip netns exec demo ping 10.77.0.2
   tunstack up --tap tp0 --addr 10.77.1.2/24 --netns demo --peer-addr 10.77.1.1/24 --pcap tp0.pcap
+  tunstack up --tap tp0 --addr 10.77.1.2/24 --addr fd00:77:1::2/64 --netns demo \\
+      --peer-addr 10.77.1.1/24 --peer-addr fd00:77:1::1/64 --gw fd00:77:1::1
+      then: ip netns exec demo ping -6 fd00:77:1::2
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 \\
       --serve echo --serve discard:9000
       then: echo hi | ip netns exec demo socat -t1 - UDP:10.77.0.2:7
@@ -30,9 +42,18 @@ EPILOG_UP = """examples:
   tunstack up --tun ts0 --addr 10.77.0.2/24 --netns demo --peer-addr 10.77.0.1/24 --serve http
       then: ip netns exec demo curl -o /dev/null http://10.77.0.2/bytes/100000000
 
-Prints one line beginning with `ready:` once the stack answers and every --serve
-service is bound (listed as serve=udp/echo:7,tcp/echo:7,...; on stderr with --pcap -);
-runs until SIGINT, SIGTERM or SIGHUP, then deletes the device and the namespace (if it
+Prints one line beginning with `ready:` once the stack answers, every --serve service
+is bound and, when the options name IPv6, none of its IPv6 addresses is tentative any
+more (DAD, on TAP; at most 10 s); on stderr with --pcap -; here folded:
+  ready: dev=tp0 kind=tap addr=10.77.1.2/24 addr6=fd00:77:1::2/64(preferred),
+      fe80::.../64(preferred) peer=10.77.1.1/24,fd00:77:1::1/64 netns=demo mac=...
+      offload=on serve=udp/echo:7,tcp/echo:7,...
+addr6 lists every IPv6 address with its state (preferred, tentative, deprecated,
+duplicate; `,slaac` for one formed from a Router Advertisement).  An --addr found
+duplicate by DAD is an error (exit 1).  Later, each IPv6 address that appears, changes
+state or goes prints a line, e.g.
+  addr6: dev=tp0 fd00:99::a5f2:9d64:6eaa:20d1/64(preferred,slaac)
+Runs until SIGINT, SIGTERM or SIGHUP, then deletes the device and the namespace (if it
 created it) and exits 128 + the signal's number (130, 143, 129).
 
 services (--serve NAME[:PORT], repeatable):
@@ -70,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="run a stack on a new TUN/TAP device until interrupted",
-                        description="Create a TUN or TAP device, run a stack on it, answer ping.",
+                        description="Create a TUN or TAP device, run a stack on it (IPv4 and IPv6), answer ping.",
                         epilog=EPILOG_UP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_options(up)
     up.set_defaults(cmd_parser=up)
@@ -89,12 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     nc.set_defaults(cmd_parser=nc)
 
     ping = sub.add_parser("ping", help="bring a stack up on a device and ping from it",
-                          description="Create the device like `up`, then send ICMP echo requests from the stack.")
+                          description="Create the device like `up` (over IPv6, wait for its addresses to pass "
+                                      "DAD), then send ICMP or ICMPv6 echo requests from the stack.")
     add_device_options(ping)
     ping.set_defaults(cmd_parser=ping)
-    ping.add_argument("dest", help="IPv4 address to ping (the stack has no resolver)")
+    ping.add_argument("dest", help="IPv4 or IPv6 address to ping (a link-local one with its device: "
+                                   "fe80::1%%DEV), or localhost, ip6-localhost, ip6-loopback (the stack's "
+                                   "own loopback: it has no resolver)")
+    family = ping.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="family", action="store_const", const=4,
+                        help="IPv4 only (a name: its IPv4 address; an IPv6 address is an error)")
+    family.add_argument("-6", dest="family", action="store_const", const=6,
+                        help="IPv6 only (a name: its IPv6 address; an IPv4 address is an error)")
     ping.add_argument("-c", "--count", type=int, default=3, help="number of echo requests (default 3)")
-    ping.add_argument("-s", "--size", type=int, default=56, help="payload bytes (default 56)")
+    ping.add_argument("-s", "--size", type=int, default=56,
+                      help=f"payload bytes (default 56; at most {MAX_PING4} over IPv4, {MAX_PING6} over IPv6: "
+                           f"what fits one datagram, sent in fragments)")
     ping.add_argument("-W", "--timeout", type=float, default=3.0, help="seconds to wait per reply (default 3)")
 
     add_atm_parser(sub)
@@ -121,9 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def run_up(args: argparse.Namespace) -> int:
     from stack import Stack
+    out = text_out(args)
     with open_device(args) as dev:
-        async with Stack(f"up:{dev.ndd.ndd_name}") as st:
+        async with Stack(f"up:{dev.ndd.ndd_name}", config=stack_config(args)) as st:
             attach(st, dev, args)
+            await settle(dev, args)
             service_stats: dict[str, ServiceStats] = {}
             failed: OSError | None = None
             async with trio.open_nursery() as services:
@@ -133,7 +166,9 @@ async def run_up(args: argparse.Namespace) -> int:
                     failed = exc
                 else:
                     ready = dev.ready_line(args) + (f" serve={','.join(labels)}" if labels else "")
-                    print(ready, file=text_out(args), flush=True)
+                    print(ready, file=out, flush=True)
+                    if st.config.ipv6:
+                        services.start_soon(report_address_changes, dev, out)
                     await until_shutdown()           # tools/cli/command.py prints which signal
                 services.cancel_scope.cancel()
             if failed is not None:
@@ -151,13 +186,16 @@ async def run_ping(args: argparse.Namespace) -> int:
     from stack import Stack
     lost = 0
     out = text_out(args)
+    shown = args.dest if args.dest == args.dest_addr else f"{args.dest} ({args.dest_addr})"
     with open_device(args) as dev:
-        async with Stack(f"ping:{dev.ndd.ndd_name}") as st:
+        async with Stack(f"ping:{dev.ndd.ndd_name}", config=stack_config(args)) as st:
             attach(st, dev, args)
+            # a tentative address is no source (RFC 4862 §5.4): wait out DAD to ping over IPv6
+            await settle(dev, args, wait=args.dest_family == 6 or None)
             for i in range(args.count):
                 try:
-                    rtt = await st.ping(args.dest, size=args.size, timeout=args.timeout)
-                    print(f"{args.size + 8} bytes from {args.dest}: seq={i + 1} time={rtt * 1000:.3f} ms",
+                    rtt = await st.ping(args.dest_addr, size=args.size, timeout=args.timeout)
+                    print(f"{args.size + 8} bytes from {shown}: seq={i + 1} time={rtt * 1000:.3f} ms",
                           file=out, flush=True)
                 except OSError as exc:
                     lost += 1
@@ -170,16 +208,74 @@ async def run_ping(args: argparse.Namespace) -> int:
     return 1 if lost else 0
 
 
-def check_ping_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+# the names `tunstack ping` knows, all on the stack's loopback: Stack.hosts (localhost ->
+# 127.0.0.1) for IPv4, and for IPv6 the names Debian's /etc/hosts gives ::1 (Stack.hosts holds
+# IPv4 only); there is no resolver
+PING_NAMES: dict[str, dict[int, str]] = {"localhost": {4: "127.0.0.1", 6: "::1"},
+                                         "ip6-localhost": {6: "::1"}, "ip6-loopback": {6: "::1"}}
+MAX_PING4 = 65535 - 20 - 8    # an IPv4 datagram's 65535 octets less its header and ICMP's
+MAX_PING6 = 65535 - 8         # IPv6's payload length (the header not counted) less ICMPv6's
+IPV6_OFF = "--no-ipv6, or an --mtu below 1280"
+NO_FAMILY = "Address family for hostname not supported"     # what Linux's ping says (EAI_ADDRFAMILY)
+
+
+def resolve_ping_dest(dest: str, family: int | None, ipv6: bool, device: str) -> tuple[str, int]:
+    """DEST as Stack.ping takes it ("10.0.0.1", "fd00::1", "fe80::1%tp0") and its family, for
+    -4/-6 (`family`); ValueError with ping's words otherwise."""
     from protocols.addr import ip_to_int
+    from protocols.ipv6.addr import int_to_ip6, ip6_to_int
+    from protocols.ipv6.route import needs_scope_id
+    if ":" in dest or "%" in dest:
+        text, pct, zone = dest.partition("%")
+        try:
+            value = ip6_to_int(text)
+        except ValueError:
+            raise ValueError(f"{dest!r} is not an IPv6 address") from None
+        if family == 4:
+            raise ValueError(f"{dest}: {NO_FAMILY} (-4 with an IPv6 address)")
+        if not ipv6:
+            raise ValueError(f"{dest}: an IPv6 address, but IPv6 is off ({IPV6_OFF})")
+        if pct and zone != device:
+            raise ValueError(f"{dest}: no interface {zone!r} on the stack; its device is {device}")
+        if needs_scope_id(value) and not pct:
+            raise ValueError(f"{dest}: a link-local destination needs its interface, as with Linux's "
+                             f"ping: {int_to_ip6(value)}%{device}")
+        return (f"{int_to_ip6(value)}%{zone}" if pct else int_to_ip6(value)), 6
     try:
-        ip_to_int(args.dest)
+        ip_to_int(dest)
     except ValueError:
-        p.error(f"{args.dest!r} is not an IPv4 address (A.B.C.D; the stack has no name resolver)")
+        pass
+    else:
+        if family == 6:
+            raise ValueError(f"{dest}: {NO_FAMILY} (-6 with an IPv4 address)")
+        return dest, 4
+    known = PING_NAMES.get(dest)
+    if known is None:
+        raise ValueError(f"{dest!r} is not an IPv4 address, an IPv6 address or a name the stack knows "
+                         f"({', '.join(PING_NAMES)}; the stack has no name resolver)")
+    order = [family] if family else ([6, 4] if ipv6 else [4])   # RFC 6724 §10.3: ::1 before 127.0.0.1
+    for fam in order:
+        if fam in known:
+            if fam == 6 and not ipv6:
+                raise ValueError(f"{dest}: -6, but IPv6 is off ({IPV6_OFF})")
+            return known[fam], fam
+    raise ValueError(f"{dest}: {NO_FAMILY}")
+
+
+def check_ping_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    device = args.tun if args.tun is not None else args.tap
+    try:
+        args.dest_addr, args.dest_family = resolve_ping_dest(args.dest, args.family,
+                                                             stack_config(args).ipv6, device)
+    except ValueError as exc:
+        p.error(str(exc))
     if args.count < 1:
         p.error("--count must be at least 1")
-    if not 0 <= args.size <= 65507:
-        p.error("--size must be within 0..65507")
+    if args.dest_family == 4 and not 0 <= args.size <= MAX_PING4:
+        p.error(f"--size must be within 0..{MAX_PING4}")
+    if args.dest_family == 6 and not 0 <= args.size <= MAX_PING6:
+        p.error(f"--size must be within 0..{MAX_PING6} over IPv6 (65535 octets of payload less the ICMPv6 "
+                f"header)")
     if not args.timeout > 0:
         p.error("--timeout must be > 0")
 

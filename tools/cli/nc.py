@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .device import attach, open_device
+from .device import attach, open_device, settle, stack_config
 from .nc_tcp import run_tcp
 
 if TYPE_CHECKING:
@@ -229,8 +229,9 @@ class _Nc(DatagramSession):
 async def run_nc(args: argparse.Namespace) -> int:
     from stack import Stack
     with open_device(args) as dev:
-        async with Stack(f"nc:{dev.ndd.ndd_name}") as st:
+        async with Stack(f"nc:{dev.ndd.ndd_name}", config=stack_config(args)) as st:
             attach(st, dev, args)
+            await settle(dev, args)
             if not args.udp:
                 rc = await run_tcp(args, st, dev.ready_line(args))
                 if dev.pcap:
