@@ -118,9 +118,10 @@ async def test_up_chargen_discard_and_a_closed_port() -> None:
 
 UPPER_SERVER = """
 import socket, sys
-s = socket.socket()
+host = sys.argv[2] if len(sys.argv) > 2 else "0.0.0.0"      # "::" for IPv6
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1])))
+s.bind((host, int(sys.argv[1])))
 s.listen(1)
 s.settimeout(20)
 print("listening", flush=True)
@@ -240,3 +241,83 @@ async def test_tcp_help_texts() -> None:
         assert opt in r.stdout
     r = await run([*TUNSTACK, "nc", "-W", "2", "--tun", "x", "--addr", "10.1.2.3/24", "10.1.2.4", "7"])
     assert r.returncode == 2 and b"needs -u" in r.stderr
+
+
+async def test_nc_over_ipv6_client_listener_and_udp() -> None:
+    # the same nc over IPv6 (TAP: the stack's address passes DAD first): a TCP client of a
+    # Linux server, a dual-stack `-6 -l` listener reached by a Linux IPv4 client, and UDP
+    require_real_peer("socat")
+    ns = unique_name()
+    host = NetnsHost.create(ns)
+    dev = unique_name("ty")
+    base = [*TUNSTACK, "nc", "--tap", dev, "--addr", "10.77.24.2/24", "--addr", "fd00:77:24::2/64",
+            "--netns", ns, "--peer-addr", "10.77.24.1/24", "--peer-addr", "fd00:77:24::1/64"]
+    servers: list[trio.Process] = []
+    try:
+        server = await trio.lowlevel.open_process(host.exec_argv(sys.executable, "-c", UPPER_SERVER, "6600", "::"),
+                                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        servers.append(server)
+        with trio.fail_after(10):
+            assert b"listening" in await server.stdout.receive_some()
+        with trio.fail_after(30):
+            r = await trio.run_process([*base, "-N", "fd00:77:24::1", "6600"], stdin=b"hello over ipv6\n",
+                                       capture_stdout=True, capture_stderr=True, check=False)
+        assert r.returncode == 0 and r.stdout == b"HELLO OVER IPV6\n", r.stderr
+        assert b"connect=tcp/[fd00:77:24::1]:6600 local=[fd00:77:24::2]:" in r.stderr
+        with trio.fail_after(30):     # -4 with an IPv6 literal: the family is refused up front
+            r = await trio.run_process([*base, "-4", "fd00:77:24::1", "6600"], stdin=b"",
+                                       capture_stdout=True, capture_stderr=True, check=False)
+        assert r.returncode == 2 and b"Address family for hostname not supported" in r.stderr
+
+        # UDP to a Linux socat echo over IPv6
+        echo = await trio.lowlevel.open_process(
+            host.exec_argv("socat", "UDP6-RECVFROM:6601,fork", "EXEC:cat"), stdout=subprocess.DEVNULL)
+        servers.append(echo)
+        await trio.sleep(0.5)
+        with trio.fail_after(30):
+            r = await trio.run_process([*base, "-u", "-W", "1", "fd00:77:24::1", "6601"], stdin=b"datagram six\n",
+                                       capture_stdout=True, capture_stderr=True, check=False)
+        assert r.returncode == 0 and r.stdout == b"datagram six\n", r.stderr
+        assert b"connect=udp/[fd00:77:24::1]:6601" in r.stderr
+    finally:
+        for p in servers:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+        host.delete()
+
+    # a `-6 -l` listener on :: takes a Linux IPv4 client (dual stack), shown as ::ffff:
+    ns = unique_name()
+    host = NetnsHost.create(ns)
+    try:
+        nc = await trio.lowlevel.open_process(
+            [*TUNSTACK, "nc", "-6", "-l", "-p", "6602", "-N", "--tap", unique_name("ty"),
+             "--addr", "10.77.25.2/24", "--addr", "fd00:77:25::2/64", "--netns", ns,
+             "--peer-addr", "10.77.25.1/24", "--peer-addr", "fd00:77:25::1/64"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            err = b""
+            with trio.fail_after(20):
+                while b"listen=tcp/[::]:6602" not in err:
+                    chunk = await nc.stderr.receive_some()
+                    assert chunk, err
+                    err += chunk
+            await nc.stdin.aclose()
+            client = ("import socket; s = socket.create_connection(('10.77.25.2', 6602), timeout=10)\n"
+                      "s.sendall(b'v4 to a v6 listener\\n'); s.shutdown(socket.SHUT_WR)\n"
+                      "while s.recv(100): pass\n")
+            r = await in_ns(ns, sys.executable, "-c", client)
+            assert r.returncode == 0, r.stderr
+            out = b""
+            with trio.fail_after(10):
+                async for chunk in nc.stdout:
+                    out += chunk
+                assert await nc.wait() == 0
+            rest = await nc.stderr.receive_some()
+            assert out == b"v4 to a v6 listener\n" and b"accepted=tcp/[::ffff:10.77.25.1]:" in err + rest
+        finally:
+            if nc.returncode is None:
+                nc.kill()
+                await nc.wait()
+    finally:
+        host.delete()

@@ -83,8 +83,9 @@ DEV = ["--tun", "tsu0"]
     (["ping", *DEV, "--addr", "10.1.2.3/24", "-c", "0", "10.1.2.1"], ["--count"]),
     (["ping", *DEV, "--addr", "10.1.2.3/24", "-s", "70000", "10.1.2.1"], ["--size"]),
     (["ping", *DEV, "--addr", "10.1.2.3/24", "-W", "0", "10.1.2.1"], ["--timeout"]),
-    (["nc", *DEV, "--addr", "10.1.2.3/24", "somehost", "80"], ["'somehost' is not an IPv4 address"]),
-    (["nc", *DEV, "--addr", "10.1.2.3/24", "-l", "nohost", "80"], ["'nohost' is not an IPv4 address"]),
+    (["nc", *DEV, "--addr", "10.1.2.3/24", "somehost", "80"], ["'somehost' is not an IPv4 or IPv6 address"]),
+    (["nc", *DEV, "--addr", "10.1.2.3/24", "-l", "nohost", "80"], ["'nohost' is not an IPv4 or IPv6 address"]),
+    (["nc", *DEV, "--addr", "10.1.2.3/24", "-4", "fd00::1", "80"], ["Address family for hostname not supported"]),
     (["nc", *DEV, "--addr", "10.1.2.3/24", "--pcap", "-", "10.1.2.1", "80"], ["--pcap -", "nc's data"]),
     (["nc", *DEV, "--addr", "10.1.2.3/24", "-w", "0", "10.1.2.1", "80"], ["--idle"]),
     (["up", *DEV], ["--addr"]),                                       # argparse's own errors too

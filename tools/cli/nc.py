@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .device import attach, open_device, settle, stack_config
-from .nc_tcp import run_tcp
+from .nc_tcp import hostport, run_tcp, socket_family
 
 if TYPE_CHECKING:
     from stack.socket import Socket
@@ -67,16 +67,32 @@ def add_nc_options(p: argparse.ArgumentParser) -> None:
                    help="quit after S seconds with nothing received or sent (TCP: also a connect timeout)")
     p.add_argument("-q", "--quit-after-eof", type=float, default=-1.0, metavar="S",
                    help="quit S seconds after EOF on stdin (negative: never; the default)")
+    family = p.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="family", action="store_const", const=4,
+                        help="IPv4 only (a listener without HOST binds 0.0.0.0: the default)")
+    family.add_argument("-6", dest="family", action="store_const", const=6,
+                        help="IPv6 (a listener without HOST binds :: and, dual stack, takes IPv4 too)")
     p.add_argument("target", nargs="*", metavar="HOST PORT",
-                   help="where to send (client); with -l an optional [HOST] PORT to bind")
+                   help="where to send (client); with -l an optional [HOST] PORT to bind; HOST is an IPv4 "
+                        "or IPv6 literal (fe80::1%%DEV for a link-local one)")
 
 
-def _ipv4(p: argparse.ArgumentParser, what: str, value: str) -> None:
+def _address(p: argparse.ArgumentParser, args: argparse.Namespace, what: str, value: str) -> int:
+    """An IPv4 or IPv6 literal (the stack has no name resolver): its family, as -4/-6 allow."""
     from protocols.addr import ip_to_int
+    from protocols.ipv6.addr import ip6_to_int
     try:
-        ip_to_int(value)
+        if ":" in value:
+            ip6_to_int(value.partition("%")[0])
+            family = 6
+        else:
+            ip_to_int(value)
+            family = 4
     except ValueError:
-        p.error(f"{what}: {value!r} is not an IPv4 address (A.B.C.D; the stack has no name resolver)")
+        p.error(f"{what}: {value!r} is not an IPv4 or IPv6 address (the stack has no name resolver)")
+    if args.family is not None and args.family != family:
+        p.error(f"{what}: {value}: Address family for hostname not supported (-{args.family})")
+    return family
 
 
 def check_nc_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -96,12 +112,12 @@ def check_nc_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> No
         args.port = _port(p, port)
         args.host = None
         if args.bind_host:
-            _ipv4(p, "HOST", args.bind_host)
+            args.family = _address(p, args, "HOST", args.bind_host)
     else:
         if len(args.target) != 2:
             p.error("HOST PORT required (or -l to listen)")
         args.host, args.dport = args.target[0], _port(p, args.target[1])
-        _ipv4(p, "HOST", args.host)
+        args.family = _address(p, args, "HOST", args.host)
         if args.port is not None:
             args.port = _port(p, args.port, allow_zero=True)
     if args.count is not None and args.count < 1:
@@ -237,16 +253,16 @@ async def run_nc(args: argparse.Namespace) -> int:
                 if dev.pcap:
                     dev.pcap.close()
                 return rc
-            sock = st.socket(_pysocket.AF_INET, _pysocket.SOCK_DGRAM)
+            sock = st.socket(socket_family(args), _pysocket.SOCK_DGRAM)
             with sock:
                 if args.listen:
                     sock.bind((args.bind_host, args.port))
-                    what = "listen=udp/{}:{}".format(*sock.getsockname())
+                    what = f"listen=udp/{hostport(sock.getsockname())}"
                 else:
                     if args.port is not None:
                         sock.bind(("", args.port))
                     await sock.connect((args.host, args.dport))
-                    what = "connect=udp/{}:{} local={}:{}".format(args.host, args.dport, *sock.getsockname())
+                    what = f"connect=udp/{hostport((args.host, args.dport))} local={hostport(sock.getsockname())}"
                 print(f"{dev.ready_line(args)} {what}", file=sys.stderr, flush=True)
                 with trio.CancelScope() as scope:
                     nc = _Nc(args, sock, scope)

@@ -109,12 +109,23 @@ class TcpSession:
             pass
 
 
+def hostport(name: tuple[object, ...]) -> str:
+    """A socket name as nc prints it: A.B.C.D:P, or [IPV6]:P."""
+    host, port = name[0], name[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def socket_family(args: argparse.Namespace) -> int:
+    """-6, or an IPv6 HOST, makes the socket AF_INET6 (check_nc_options sets args.family)."""
+    return _pysocket.AF_INET6 if args.family == 6 else _pysocket.AF_INET
+
+
 class Failed(Exception):
     """The session could not start; the message is what nc prints."""
 
 
 async def _connect(args: argparse.Namespace, st: Any, ready: str) -> Any:
-    sock = st.socket(_pysocket.AF_INET, _pysocket.SOCK_STREAM)
+    sock = st.socket(socket_family(args), _pysocket.SOCK_STREAM)
     try:
         if args.port is not None:
             sock.bind(("", args.port))
@@ -125,21 +136,21 @@ async def _connect(args: argparse.Namespace, st: Any, ready: str) -> Any:
     except BaseException:   # cancelled by -w: do not leak the half-open socket
         sock.close()
         raise
-    print("{} connect=tcp/{}:{} local={}:{}".format(ready, args.host, args.dport, *sock.getsockname()),
+    print(f"{ready} connect=tcp/{hostport((args.host, args.dport))} local={hostport(sock.getsockname())}",
           file=sys.stderr, flush=True)
     return sock
 
 
 async def _accept(args: argparse.Namespace, st: Any, ready: str) -> Any:
     try:
-        with st.socket(_pysocket.AF_INET, _pysocket.SOCK_STREAM) as listener:
+        with st.socket(socket_family(args), _pysocket.SOCK_STREAM) as listener:
             listener.bind((args.bind_host, args.port))
             listener.listen(1)
-            print("{} listen=tcp/{}:{}".format(ready, *listener.getsockname()), file=sys.stderr, flush=True)
+            print(f"{ready} listen=tcp/{hostport(listener.getsockname())}", file=sys.stderr, flush=True)
             sock, peer = await listener.accept()
     except OSError as exc:
         raise Failed(exc.strerror or str(exc)) from None
-    print("accepted=tcp/{}:{}".format(*peer), file=sys.stderr, flush=True)
+    print(f"accepted=tcp/{hostport(peer)}", file=sys.stderr, flush=True)
     return sock
 
 
