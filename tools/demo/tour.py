@@ -9,7 +9,10 @@ Over TUN it also does UDP: the stack serves echo on port 7, Linux (socat and Pyt
 the namespace) exchanges datagrams with it, one of them larger than the MTU, and a
 connected stack socket meets ECONNREFUSED from a closed Linux port.  And TCP
 (tools/demo/tcp.py): Linux `curl` against the stack's http service, a refused connect,
-and, once the captures have stopped, 200 MB each way with its Mbit/s.
+and, once the captures have stopped, 200 MB each way with its Mbit/s.  Then IPv6
+(tools/demo/ipv6.py) on a TUN and a TAP device of its own: `ping -6` both ways, Neighbor
+Discovery both ways and DAD on the wire (TAP), UDP, `curl -6`, refused connects and the
+bulk transfers again (TUN), tshark checking every checksum and hop limit.
 Without root: two stacks over an in-process link (ping, UDP echo, an HTTP GET and a
 refused TCP connect), and it says so.  Both variants end with ATM (tools/demo/atm.py:
 PVC datagrams and Classical IP) and SVC calls through the emulated switch
@@ -34,6 +37,7 @@ from tools.lab.netns import NetnsHost, have_tun, unique_name
 from tools.services.builtin import ServiceStats, udp_echo
 
 from .atm import atm_demo
+from .ipv6 import TAP6_KERNEL, TAP6_STACK, TUN6_KERNEL, TUN6_STACK, ipv6_device_demo
 from .probes import Tcpdump, linux_pings, run, stack_pings
 from .report import Report
 from .tcp import memory_tcp, tcp_bulk, tcp_captured
@@ -169,6 +173,8 @@ async def run_demo(args: argparse.Namespace) -> int:
         try:
             await device_demo(report, out, host, TunNdd(unique_name("tsd")), TUN_KERNEL, TUN_STACK)
             await device_demo(report, out, host, TapNdd(unique_name("tsp")), TAP_KERNEL, TAP_STACK)
+            await ipv6_device_demo(report, out, host, TunNdd(unique_name("tsd")), TUN6_KERNEL, TUN6_STACK)
+            await ipv6_device_demo(report, out, host, TapNdd(unique_name("tsp")), TAP6_KERNEL, TAP6_STACK)
         finally:
             host.delete()
     await atm_demo(report, out)   # no root needed: the same in both variants
