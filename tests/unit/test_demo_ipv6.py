@@ -32,6 +32,10 @@ def test_an_offloaded_checksum_holds_the_pseudo_header_sum() -> None:
     assert l4_checksum(tcp_row("0", tcp, 32, 1000)) == "partial"
 
 
+def test_a_checksum_tshark_could_not_check_is_unverified() -> None:
+    assert l4_checksum(udp_row("2", 0x1234, 1000)) == "unverified"
+
+
 def test_a_wrong_checksum_is_bad() -> None:
     udp = pseudo_header_sum(ip6_to_int(SRC), ip6_to_int(DST), IPPROTO_UDP, 30)
     assert l4_checksum(udp_row("0", udp ^ 1, 30)) == "bad"

@@ -86,7 +86,8 @@ async def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
         return await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
 
 
-async def linux_curl(report: Report, host: NetnsHost, stack_ip: str, label: str) -> None:
+async def linux_curl(report: Report, host: NetnsHost, stack_ip: str, label: str,
+                     nbytes: int = HTTP_BYTES) -> None:
     if shutil.which("curl") is None:
         report.step(f"{label}: Linux curl against the stack's http service", False, "curl is not installed")
         return
@@ -96,11 +97,11 @@ async def linux_curl(report: Report, host: NetnsHost, stack_ip: str, label: str)
     report.step(f"{label}: Linux `{' '.join(curl)} {base}/` gets the stack's page",
                 r.returncode == 0 and b"<h1>tunstack</h1>" in r.stdout,
                 f"{len(r.stdout)} bytes of HTML" if r.returncode == 0 else r.stderr.decode().strip())
-    url = f"{base}/bytes/{HTTP_BYTES}"
+    url = f"{base}/bytes/{nbytes}"
     r = await _run(host.exec_argv(*curl, "-sS", "-m", "60", "-w", "%{stderr}%{http_code} %{time_total}", url), 70)
     m = re.search(rb"(\d{3}) ([\d.]+)\s*$", r.stderr)
-    ok = (r.returncode == 0 and m is not None and m.group(1) == b"200" and len(r.stdout) == HTTP_BYTES
-          and hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(HTTP_BYTES))
+    ok = (r.returncode == 0 and m is not None and m.group(1) == b"200" and len(r.stdout) == nbytes
+          and hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(nbytes))
     detail = (f"{len(r.stdout)} bytes, SHA-256 {'ok' if ok else 'MISMATCH'}, "
               + (mbits(len(r.stdout), float(m.group(2))) if m else r.stderr.decode().strip()[-200:]))
     report.step(f"{label}: Linux `{' '.join(curl)} {url}`", ok, detail)
@@ -121,12 +122,12 @@ async def stack_tcp_refused(report: Report, st: Any, kernel_ip: str, label: str,
 
 
 async def tcp_captured(report: Report, st: Any, host: NetnsHost, kernel_ip: str, stack_ip: str,
-                       label: str) -> None:
+                       label: str, http_bytes: int = HTTP_BYTES) -> None:
     http_stats = ServiceStats()
     async with trio.open_nursery() as services:
         await services.start(partial(tcp_http, st, 80, stats=http_stats))
         report.step(f"{label}: the stack serves HTTP on {url_host(stack_ip)}:80", True)
-        await linux_curl(report, host, stack_ip, label)
+        await linux_curl(report, host, stack_ip, label, http_bytes)
         services.cancel_scope.cancel()
     print(f"    http service: {http_stats.connections} connections, {http_stats.bytes_in} bytes in, "
           f"{http_stats.bytes_out} out, {http_stats.errors} errors")
