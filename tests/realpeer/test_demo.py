@@ -1,6 +1,7 @@
 """`tunstack demo` end to end, both variants: exit 0, the summary line, and the pcaps and
 summary.txt left in --out.  The root variant (TUN and TAP in a namespace, real Linux
-peers) took about 8 s on the 2-core CI machine; the in-process one about 1 s.  Both end
+peers, over IPv4 then IPv6) took about 20 s on the 2-core CI machine; the in-process one
+about 1 s.  Both end
 with the ATM section (two adapters joined by the UDP PHY; no root needed), which adds
 about 2 s and the SUNATM captures atm-a.pcap and atm-b.pcap, then SVC calls through the
 emulated switch with svc-a/b.pcap (the stacks) and svc-switch-a/b.pcap (its ports)."""
@@ -71,6 +72,28 @@ def check_atm_section(out: Path, stdout: str) -> None:
         assert linktype == 123 and n > 10, (name, linktype, n)
 
 
+def check_ipv6_section(out: Path) -> None:
+    """The IPv6 section's steps are in the summary, with their figures."""
+    summary = (out / "summary.txt").read_text()
+    for kind in ("TUN", "TAP"):
+        for step in ("Linux `ping -6 -c 5 ", "Linux `ping -6 -s 4000 ", "(4000 bytes)", "`curl -6 http://[",
+                     "SHA-256 ok", "-> ECONNREFUSED", "no malformed frame", "TCP and UDP checksum valid",
+                     "hop limit 64 (ND 255, MLD 1)"):
+            assert f"IPv6 {kind}: " in summary and any(
+                line.startswith(f"ok   IPv6 {kind}: ") and step in line for line in summary.splitlines()), (kind, step)
+    for step in ("IPv6 TUN: Linux `socat - UDP6:[fd00:77::2]:7`", "IPv6 TUN: stack UDP to closed [fd00:77::1]:9",
+                 "IPv6 TUN: Linux sends 200 MB", "IPv6 TUN: the stack sends 200 MB",
+                 "IPv6 TAP: the stack's addresses are usable after DAD",
+                 "IPv6 TAP: Linux resolved the stack's MAC by Neighbor Discovery",
+                 "IPv6 TAP: the stack resolved Linux's MAC by Neighbor Discovery"):
+        assert step in summary, step
+    dad = [line for line in summary.splitlines() if "IPv6 TAP: the stack's DAD seen by tcpdump" in line]
+    assert len(dad) == 1 and "NS for fd00:77:1::2 to ff02::1:ff00:2" in dad[0], dad
+    # the kernel's own capture of the IPv6 part holds only IPv6 (no IPv4 address on those devices)
+    with open(out / "tun6-kernel.pcap", "rb") as f:
+        assert all(bytes(buf[:1])[0] >> 4 == 6 for _, buf in dpkt.pcap.Reader(f))
+
+
 def pcap_packets(path: Path) -> tuple[int, int]:
     """(link type, number of packets) of a capture, read with dpkt."""
     with open(path, "rb") as f:
@@ -84,14 +107,18 @@ async def test_demo_with_real_peers(tmp_path: Path) -> None:
     t0 = trio.current_time()
     rc, pid, stdout = await run_demo(out)
     elapsed = trio.current_time() - t0
-    others = ["tap-kernel.pcap", "tap-stack.pcap", "tun-kernel.pcap", "tun-stack.pcap"]
+    others = [f"{dev}-{side}.pcap" for dev in ("tap", "tap6", "tun", "tun6") for side in ("kernel", "stack")]
     passed = check_summary(out, stdout, sorted([*ATM_PCAPS, *SVC_PCAPS, *others]))
-    assert passed >= 25 and "no TUN/TAP here" not in stdout
-    for section in ("== TUN ", "== TAP "):
+    assert passed >= 60 and "no TUN/TAP here" not in stdout
+    for section in ("== TUN ", "== TAP ", "== IPv6 over TUN ", "== IPv6 over TAP "):
         assert section in stdout
-    assert pcap_packets(out / "tun-stack.pcap")[0] == 101 and pcap_packets(out / "tap-stack.pcap")[0] == 1
+    for name in ("tun-stack.pcap", "tun6-stack.pcap"):
+        assert pcap_packets(out / name)[0] == 101, name
+    for name in ("tap-stack.pcap", "tap6-stack.pcap"):
+        assert pcap_packets(out / name)[0] == 1, name
     for name in others:
         assert pcap_packets(out / name)[1] >= 20, name
+    check_ipv6_section(out)
     check_atm_section(out, stdout)
     # its namespace and devices (named after its PID) are gone
     namespaces = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []

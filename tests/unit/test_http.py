@@ -23,6 +23,7 @@ from tools.services.http import (
     respond,
     response_head,
     serve_connection,
+    sockaddr_text,
 )
 
 
@@ -497,3 +498,12 @@ async def test_upgrade_and_connect_are_answered_like_any_request() -> None:
                     b"GET /bytes/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     n, _, _ = await serve(sock)
     assert n == 2 and [r[0] for r in split_responses(bytes(sock.out))] == ["HTTP/1.1 200 OK"] * 2
+
+
+def test_sockaddr_text_of_both_families() -> None:
+    assert sockaddr_text(("10.77.0.1", 4000)) == "10.77.0.1:4000"
+    assert sockaddr_text(("fd00:77::1", 80, 0, 0)) == "[fd00:77::1]:80"
+    assert sockaddr_text(("fe80::1%tap0", 80, 0, 5)) == "[fe80::1%tap0]:80"
+    # an IPv4 client of a dual-stack listener is shown as the IPv4 address it is
+    assert sockaddr_text(("::ffff:10.77.0.1", 4000, 0, 0)) == "10.77.0.1:4000"
+    assert sockaddr_text(("::ffff:a:1", 80, 0, 0)) == "[::ffff:a:1]:80"   # not dotted: left as is

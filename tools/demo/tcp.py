@@ -1,4 +1,5 @@
-"""The TCP part of `tunstack demo` (over TUN; tools/demo/tour.py calls these).
+"""The TCP part of `tunstack demo` (over TUN, either family; tools/demo/tour.py and
+tools/demo/ipv6.py call these).
 
 Captured with the rest: Linux `curl` fetches `/` and `/bytes/N` from the stack's http
 service, and a stack connect to a closed Linux port meets ECONNREFUSED.  Then, after the
@@ -24,7 +25,7 @@ from tools.lab.netns import NetnsHost
 from tools.services.builtin import ServiceStats, tcp_discard, tcp_http
 from tools.services.http import pattern_bytes
 
-from .probes import http_get_pattern
+from .probes import family_of, http_get_pattern, url_host
 
 if TYPE_CHECKING:
     from .report import Report
@@ -52,7 +53,7 @@ print(n, time.perf_counter() - t, flush=True)
 
 LINUX_SINK = """
 import hashlib, socket, sys
-ls = socket.socket()
+ls = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind((sys.argv[1], int(sys.argv[2])))
 ls.listen(1)
@@ -85,45 +86,48 @@ async def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
         return await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
 
 
-async def linux_curl(report: Report, host: NetnsHost, stack_ip: str, label: str) -> None:
+async def linux_curl(report: Report, host: NetnsHost, stack_ip: str, label: str,
+                     nbytes: int = HTTP_BYTES) -> None:
     if shutil.which("curl") is None:
         report.step(f"{label}: Linux curl against the stack's http service", False, "curl is not installed")
         return
-    r = await _run(host.exec_argv("curl", "-sS", "-m", "10", f"http://{stack_ip}/"), 20)
-    report.step(f"{label}: Linux `curl http://{stack_ip}/` gets the stack's page",
+    curl = ["curl", "-6"] if ":" in stack_ip else ["curl"]
+    base = f"http://{url_host(stack_ip)}"
+    r = await _run(host.exec_argv(*curl, "-sS", "-m", "10", f"{base}/"), 20)
+    report.step(f"{label}: Linux `{' '.join(curl)} {base}/` gets the stack's page",
                 r.returncode == 0 and b"<h1>tunstack</h1>" in r.stdout,
                 f"{len(r.stdout)} bytes of HTML" if r.returncode == 0 else r.stderr.decode().strip())
-    url = f"http://{stack_ip}/bytes/{HTTP_BYTES}"
-    r = await _run(host.exec_argv("curl", "-sS", "-m", "60", "-w", "%{stderr}%{http_code} %{time_total}", url), 70)
+    url = f"{base}/bytes/{nbytes}"
+    r = await _run(host.exec_argv(*curl, "-sS", "-m", "60", "-w", "%{stderr}%{http_code} %{time_total}", url), 70)
     m = re.search(rb"(\d{3}) ([\d.]+)\s*$", r.stderr)
-    ok = (r.returncode == 0 and m is not None and m.group(1) == b"200" and len(r.stdout) == HTTP_BYTES
-          and hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(HTTP_BYTES))
+    ok = (r.returncode == 0 and m is not None and m.group(1) == b"200" and len(r.stdout) == nbytes
+          and hashlib.sha256(r.stdout).hexdigest() == pattern_sha256(nbytes))
     detail = (f"{len(r.stdout)} bytes, SHA-256 {'ok' if ok else 'MISMATCH'}, "
               + (mbits(len(r.stdout), float(m.group(2))) if m else r.stderr.decode().strip()[-200:]))
-    report.step(f"{label}: Linux `curl {url}`", ok, detail)
+    report.step(f"{label}: Linux `{' '.join(curl)} {url}`", ok, detail)
 
 
 async def stack_tcp_refused(report: Report, st: Any, kernel_ip: str, label: str, port: int = 9) -> None:
     """A SYN to a closed Linux port: the kernel's RST makes connect raise ECONNREFUSED."""
     got = "no error"
-    with st.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with st.socket(family_of(kernel_ip), socket.SOCK_STREAM) as s:
         with trio.move_on_after(10):
             try:
                 await s.connect((kernel_ip, port))
                 got = "connected?"
             except OSError as exc:
                 got = errno.errorcode.get(exc.errno or 0, str(exc))
-    report.step(f"{label}: stack TCP connect to closed {kernel_ip}:{port} -> ECONNREFUSED",
+    report.step(f"{label}: stack TCP connect to closed {url_host(kernel_ip)}:{port} -> ECONNREFUSED",
                 got == "ECONNREFUSED", got)
 
 
 async def tcp_captured(report: Report, st: Any, host: NetnsHost, kernel_ip: str, stack_ip: str,
-                       label: str) -> None:
+                       label: str, http_bytes: int = HTTP_BYTES) -> None:
     http_stats = ServiceStats()
     async with trio.open_nursery() as services:
         await services.start(partial(tcp_http, st, 80, stats=http_stats))
-        report.step(f"{label}: the stack serves HTTP on {stack_ip}:80", True)
-        await linux_curl(report, host, stack_ip, label)
+        report.step(f"{label}: the stack serves HTTP on {url_host(stack_ip)}:80", True)
+        await linux_curl(report, host, stack_ip, label, http_bytes)
         services.cancel_scope.cancel()
     print(f"    http service: {http_stats.connections} connections, {http_stats.bytes_in} bytes in, "
           f"{http_stats.bytes_out} out, {http_stats.errors} errors")
@@ -157,7 +161,7 @@ async def stack_to_linux(report: Report, st: Any, host: NetnsHost, kernel_ip: st
                 if not chunk:
                     break
                 out += chunk
-            with st.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            with st.socket(family_of(kernel_ip), socket.SOCK_STREAM) as s:
                 await s.connect((kernel_ip, SINK_PORT))
                 t0 = trio.current_time()
                 for off in range(0, BULK, len(_BLOCK)):

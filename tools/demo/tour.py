@@ -9,7 +9,10 @@ Over TUN it also does UDP: the stack serves echo on port 7, Linux (socat and Pyt
 the namespace) exchanges datagrams with it, one of them larger than the MTU, and a
 connected stack socket meets ECONNREFUSED from a closed Linux port.  And TCP
 (tools/demo/tcp.py): Linux `curl` against the stack's http service, a refused connect,
-and, once the captures have stopped, 200 MB each way with its Mbit/s.
+and, once the captures have stopped, 200 MB each way with its Mbit/s.  Then IPv6
+(tools/demo/ipv6.py) on a TUN and a TAP device of its own: `ping -6` both ways, Neighbor
+Discovery both ways and DAD on the wire (TAP), UDP, `curl -6`, refused connects and the
+bulk transfers again (TUN), tshark checking every checksum and hop limit.
 Without root: two stacks over an in-process link (ping, UDP echo, an HTTP GET and a
 refused TCP connect), and it says so.  Both variants end with ATM (tools/demo/atm.py:
 PVC datagrams and Classical IP) and SVC calls through the emulated switch
@@ -19,13 +22,8 @@ Exit status 0 only when every step worked.
 from __future__ import annotations
 
 import argparse
-import errno
-import re
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import trio
@@ -39,64 +37,14 @@ from tools.lab.netns import NetnsHost, have_tun, unique_name
 from tools.services.builtin import ServiceStats, udp_echo
 
 from .atm import atm_demo
-from .probes import ping_series
+from .ipv6 import TAP6_KERNEL, TAP6_STACK, TUN6_KERNEL, TUN6_STACK, ipv6_device_demo
+from .probes import Tcpdump, linux_pings, run, stack_pings
 from .report import Report
 from .tcp import memory_tcp, tcp_bulk, tcp_captured
+from .udp import linux_udp_echo, stack_udp_refused
 
 TUN_KERNEL, TUN_STACK = "10.77.0.1", "10.77.0.2"
 TAP_KERNEL, TAP_STACK = "10.77.1.1", "10.77.1.2"
-
-
-async def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
-    with trio.fail_after(timeout):
-        return await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
-
-
-def ping_loss(output: str) -> int | None:
-    m = re.search(r"(\d+)% packet loss", output)
-    return int(m.group(1)) if m else None
-
-
-class Tcpdump:
-    """tcpdump inside the namespace, writing a pcap; stopped with SIGINT (our own PID)."""
-
-    def __init__(self, host: NetnsHost, dev: str, path: Path) -> None:
-        self.argv = host.exec_argv("tcpdump", "-i", dev, "-n", "-U", "--immediate-mode", "-Z", "root", "-w", str(path))
-        self.proc: trio.Process | None = None
-        self.stderr = b""
-
-    async def start(self) -> bool:
-        if shutil.which("tcpdump") is None:
-            return False
-        self.proc = await trio.lowlevel.open_process(self.argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        stderr = self.proc.stderr
-        assert stderr is not None   # stderr=PIPE
-        with trio.move_on_after(5):
-            async for chunk in stderr:
-                self.stderr += chunk
-                if b"listening on" in self.stderr:
-                    return True
-        return False
-
-    async def stop(self) -> int:
-        """Stop and return how many packets it captured (-1 if unknown)."""
-        if self.proc is None:
-            return -1
-        await trio.sleep(0.3)  # let the last frames reach the file (-U flushes per packet)
-        self.proc.send_signal(signal.SIGINT)
-        stderr = self.proc.stderr
-        assert stderr is not None   # stderr=PIPE
-        with trio.move_on_after(5):
-            async for chunk in stderr:
-                self.stderr += chunk
-        await self.proc.wait()
-        m = re.search(rb"(\d+) packets? captured", self.stderr)
-        return int(m.group(1)) if m else -1
-
-    def kill(self) -> None:
-        """On the way out of a cancelled demo (a signal): our tcpdump must not outlive us."""
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
 
 
 async def tshark_check(report: Report, pcap: Path, stack_ip: str, label: str) -> None:
@@ -116,67 +64,6 @@ async def tshark_check(report: Report, pcap: Path, stack_ip: str, label: str) ->
     report.step(f"{label}: tshark finds no malformed or bad-checksum frame", total.returncode == 0 and bad_n == 0
                 and len(lines) > 0, f"{bad_n} bad of {len(lines)}")
     report.step(f"{label}: every packet from the stack has TTL 64", ttl_n == 0, f"{ttl_n} with another TTL")
-
-
-async def stack_pings(report: Report, st: Stack, dst: str, label: str, count: int = 3, size: int = 56,
-                      who: str = "the stack", peer: str = "Linux") -> None:
-    ok, detail = await ping_series(st, dst, count, size)
-    report.step(f"{label}: {who} pings {peer} at {dst} ({size} bytes)", ok, detail)
-
-
-async def linux_pings(report: Report, host: NetnsHost, dst: str, label: str) -> None:
-    small = await run(host.exec_argv("ping", "-c", "5", "-i", "0.2", "-W", "2", dst))
-    loss = ping_loss(small.stdout.decode())
-    report.step(f"{label}: Linux `ping -c 5 {dst}`", loss == 0, f"{loss}% loss")
-    big = await run(host.exec_argv("ping", "-c", "3", "-i", "0.3", "-s", "4000", "-W", "2", dst))
-    loss = ping_loss(big.stdout.decode())
-    report.step(f"{label}: Linux `ping -s 4000 {dst}` (fragmented, reassembled, answered)", loss == 0, f"{loss}% loss")
-
-
-UDP_ECHO_CLIENT = """
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(3)
-s.connect((sys.argv[1], int(sys.argv[2])))
-for size in map(int, sys.argv[3:]):
-    data = bytes((i * 7 + size) % 251 for i in range(size))
-    s.send(data)
-    back = s.recv(65535)
-    print(size, "ok" if back == data else "MISMATCH %d" % len(back), flush=True)
-"""
-
-
-async def linux_udp_echo(report: Report, host: NetnsHost, stack_ip: str, label: str, mtu: int = 1500) -> None:
-    """Linux talks to the stack's UDP echo service (port 7)."""
-    if shutil.which("socat"):
-        with trio.fail_after(10):
-            r = await trio.run_process(host.exec_argv("socat", "-t", "2", "-", f"UDP:{stack_ip}:7"),
-                                       stdin=b"hello from socat\n", capture_stdout=True, capture_stderr=True,
-                                       check=False)
-        report.step(f"{label}: Linux `socat - UDP:{stack_ip}:7` gets its datagram echoed",
-                    r.stdout == b"hello from socat\n", repr(r.stdout.decode(errors="replace").strip()))
-    sizes = ["1", "100", "1472", str(mtu - 28 + 1), "4000", "8000"]
-    r = await run(host.exec_argv(sys.executable, "-c", UDP_ECHO_CLIENT, stack_ip, "7", *sizes), timeout=30)
-    lines = r.stdout.decode().split("\n")
-    ok = r.returncode == 0 and sum(ln.endswith(" ok") for ln in lines) == len(sizes)
-    report.step(f"{label}: Linux (Python) UDP echo of {'/'.join(sizes)} bytes (>1472: fragmented both ways)",
-                ok, ", ".join(ln for ln in lines if ln) or r.stderr.decode().strip()[-200:])
-
-
-async def stack_udp_refused(report: Report, st: Stack, kernel_ip: str, label: str, port: int = 9) -> None:
-    """A connected stack UDP socket to a closed Linux port: ICMP port unreachable, then ECONNREFUSED."""
-    with st.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        await s.connect((kernel_ip, port))
-        await s.send(b"anyone there?")
-        got = "no error"
-        with trio.move_on_after(3):
-            try:
-                await s.recv(100)
-                got = "a datagram?"
-            except OSError as exc:
-                got = errno.errorcode.get(exc.errno or 0, str(exc))
-        report.step(f"{label}: stack UDP to closed {kernel_ip}:{port} -> ECONNREFUSED on the next call",
-                    got == "ECONNREFUSED", got)
 
 
 async def device_demo(report: Report, out: Path, host: NetnsHost, ndd: TunTapNdd, kernel_ip: str,
@@ -286,6 +173,10 @@ async def run_demo(args: argparse.Namespace) -> int:
         try:
             await device_demo(report, out, host, TunNdd(unique_name("tsd")), TUN_KERNEL, TUN_STACK)
             await device_demo(report, out, host, TapNdd(unique_name("tsp")), TAP_KERNEL, TAP_STACK)
+            await ipv6_device_demo(report, out, host, TunNdd(unique_name("tsd")), TUN6_KERNEL, TUN6_STACK)
+            # without offloads: every checksum in its capture is computed in full, both ways
+            await ipv6_device_demo(report, out, host, TapNdd(unique_name("tsp"), offload=False), TAP6_KERNEL,
+                                   TAP6_STACK)
         finally:
             host.delete()
     await atm_demo(report, out)   # no root needed: the same in both variants

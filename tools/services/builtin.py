@@ -9,6 +9,11 @@ the service carries on: a bad peer must not take the stack down.
 UDP: echo (RFC 862) and discard (RFC 863).  TCP: echo, discard, chargen (RFC 864) and
 http (tools/services/http.py); every accepted connection is served in its own task, and
 whatever ends it (a reset, a bug) ends only that connection.
+
+Both families: with no address a service binds one AF_INET6 socket to `::` with IPV6_V6ONLY
+0 (the Linux default), which takes IPv4 too, as ::ffff:a.b.c.d -- one socket, one port, as
+a dual-stack nginx does; an IPv4 or IPv6 address binds that family only.  With IPv6 off on
+the interfaces (StackConfig.ipv6, Linux's disable_ipv6) the `::` socket still takes IPv4.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from typing import Any
 import trio
 
 from . import http
+from .http import SockAddr
 
 log = logging.getLogger("tunstack.services")
 
@@ -39,12 +45,30 @@ class ServiceStats:
     bytes_out: int = 0
 
 
+def service_socket(stack: Any, kind: int, addr: str, port: int) -> Any:
+    """A bound socket of type `kind` for a service at `addr` ("" = every address of both
+    families: `::`, dual stack), port `port`.  The caller closes it."""
+    family = _pysocket.AF_INET6 if ":" in addr or not addr else _pysocket.AF_INET
+    sock = stack.socket(family, kind)
+    try:
+        sock.bind((addr or "::", port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def peer_text(sockaddr: tuple[Any, ...]) -> str:
+    """`a.b.c.d:port` or `[v6]:port` for a log line; an IPv4 peer of a dual-stack socket
+    (::ffff:a.b.c.d) as its IPv4 address."""
+    return http.sockaddr_text(sockaddr)
+
+
 async def _udp_service(stack: Any, name: str, port: int, addr: str, stats: ServiceStats | None,
                        task_status: trio.TaskStatus[str], echo: bool) -> None:
     """One UDP service loop: bind, report started, then receive (and echo) forever."""
     stats = stats if stats is not None else ServiceStats()
-    with stack.socket(_pysocket.AF_INET, _pysocket.SOCK_DGRAM) as sock:
-        sock.bind((addr, port))
+    with service_socket(stack, _pysocket.SOCK_DGRAM, addr, port) as sock:
         task_status.started(f"udp/{name}:{sock.getsockname()[1]}")
         while True:
             try:
@@ -107,28 +131,27 @@ class CountingSocket:
         self.sock.shutdown(how)
 
 
-Handler = Callable[[CountingSocket, tuple[str, int], tuple[str, int]], Awaitable[None]]
+Handler = Callable[[CountingSocket, SockAddr, SockAddr], Awaitable[None]]
 
 
-async def _serve_conn(label: str, conn: Any, peer: tuple[str, int], handler: Handler,
+async def _serve_conn(label: str, conn: Any, peer: SockAddr, handler: Handler,
                       stats: ServiceStats) -> None:
     try:
         with conn:
             await handler(CountingSocket(conn, stats), peer, conn.getsockname())
     except OSError as exc:
         stats.errors += 1
-        log.info("%s: %s:%d: %s", label, *peer, exc)
+        log.info("%s: %s: %s", label, peer_text(peer), exc)
     except Exception:   # a bug in a handler: log it, keep serving the others
         stats.errors += 1
-        log.exception("%s: connection from %s:%d failed", label, *peer)
+        log.exception("%s: connection from %s failed", label, peer_text(peer))
 
 
 async def _tcp_service(stack: Any, name: str, port: int, addr: str, stats: ServiceStats | None,
                        task_status: trio.TaskStatus[str], handler: Handler) -> None:
     """Bind and listen, report started, then accept forever, one task per connection."""
     stats = stats if stats is not None else ServiceStats()
-    with stack.socket(_pysocket.AF_INET, _pysocket.SOCK_STREAM) as lsock:
-        lsock.bind((addr, port))
+    with service_socket(stack, _pysocket.SOCK_STREAM, addr, port) as lsock:
         lsock.listen(BACKLOG)
         label = f"tcp/{name}:{lsock.getsockname()[1]}"
         async with trio.open_nursery() as conns:
@@ -153,14 +176,14 @@ async def _tcp_service(stack: Any, name: str, port: int, addr: str, stats: Servi
                         break
 
 
-async def echo_conn(sock: CountingSocket, peer: tuple[str, int], local: tuple[str, int]) -> None:
+async def echo_conn(sock: CountingSocket, peer: SockAddr, local: SockAddr) -> None:
     """RFC 862: send back everything; at the peer's FIN, finish echoing and send ours."""
     while data := await sock.recv(RECV_SIZE):
         await sock.sendall(data)
     sock.shutdown(_pysocket.SHUT_WR)
 
 
-async def discard_conn(sock: CountingSocket, peer: tuple[str, int], local: tuple[str, int]) -> None:
+async def discard_conn(sock: CountingSocket, peer: SockAddr, local: SockAddr) -> None:
     """RFC 863: read and drop until the peer's FIN."""
     while await sock.recv(RECV_SIZE):
         pass
@@ -186,7 +209,7 @@ async def _drain(sock: CountingSocket) -> None:
         pass   # the sender meets the same error and ends the connection
 
 
-async def chargen_conn(sock: CountingSocket, peer: tuple[str, int], local: tuple[str, int]) -> None:
+async def chargen_conn(sock: CountingSocket, peer: SockAddr, local: SockAddr) -> None:
     """RFC 864: send the pattern until the peer goes away; what it sends is thrown away.
     A FIN from the peer only means it sends no more (it may still read, as with
     `nc -N`), so we stop when a send fails (the peer closed: RST -> ECONNRESET/EPIPE)."""
@@ -207,7 +230,7 @@ class HttpServiceStats(ServiceStats, http.HttpCounters):
     """An HTTP service's counters: the TCP ones and what its bounds did (http.HttpCounters)."""
 
 
-async def http_conn(sock: CountingSocket, peer: tuple[str, int], local: tuple[str, int],
+async def http_conn(sock: CountingSocket, peer: SockAddr, local: SockAddr,
                     limits: http.HttpLimits = http.DEFAULT_LIMITS,
                     counters: http.HttpCounters | None = None) -> None:
     """HTTP/1.1 (tools/services/http.py) on one connection; beyond `limits.max_connections` open at

@@ -53,6 +53,20 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 
 _BLOCK = bytes(range(256)) * (CHUNK // 256)
 
+# a socket address as the stack gives it: (host, port) for AF_INET, (host, port, flowinfo,
+# scope_id) for AF_INET6
+SockAddr = tuple[Any, ...]
+V4_MAPPED = "::ffff:"
+
+
+def sockaddr_text(addr: SockAddr) -> str:
+    """`a.b.c.d:port`, or `[v6]:port` (RFC 3986 §3.2.2); an IPv4 peer of a dual-stack socket
+    (::ffff:a.b.c.d, RFC 4291 §2.5.5.2) shows as the IPv4 address it is."""
+    host, port = str(addr[0]), addr[1]
+    if host.lower().startswith(V4_MAPPED) and "." in host:
+        host = host[len(V4_MAPPED):]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
 
 @dataclass(frozen=True)
 class HttpLimits:
@@ -408,13 +422,13 @@ async def _refuse(sock: Any, status: int, detail: str, limits: HttpLimits,
     await lingering_close(sock, limits.linger)
 
 
-async def serve_connection(sock: Any, peer: tuple[str, int], local: tuple[str, int] | None = None,
+async def serve_connection(sock: Any, peer: SockAddr, local: SockAddr | None = None,
                            limits: HttpLimits = DEFAULT_LIMITS,
                            counters: HttpCounters | None = None) -> int:
     """Answer requests on one accepted connection until it closes; returns how many."""
     counters = counters if counters is not None else HttpCounters()
-    peer_s = f"{peer[0]}:{peer[1]}"
-    local_s = f"{local[0]}:{local[1]}" if local else ""
+    peer_s = sockaddr_text(peer)
+    local_s = sockaddr_text(local) if local else ""
     reader = _Reader(sock, limits)
     answered = 0
     # the first request's clock starts at the accept (nginx's client_header_timeout);
