@@ -343,6 +343,9 @@ class Inet6Host:
         return any(o.addrconf.is_ours(dst) for o in self.ifaces.values() if o is not state)
 
     def route(self, dst: int, now: float, oif: Interface | None) -> NextHop | int:
+        local = self._local_route(dst, oif)
+        if local is not None:
+            return local
         hop = self.routes.route(dst, now, oif)
         if isinstance(hop, int):
             return hop
@@ -350,10 +353,31 @@ class Inet6Host:
             return errno.ENETUNREACH  # a scope id naming an interface without IPv6
         return hop
 
+    def _local_route(self, dst: int, oif: Interface | None) -> NextHop | None:
+        """One of our own (non-tentative) global addresses goes through the loopback, as Linux's
+        local table routes it (`local fd00::1 dev lo`): a connect or sendto to the host's own
+        address reaches its own sockets, never the link.  A link-local address is left to its
+        link (its scope id would have to survive the loopback).  O(interfaces) dict probes."""
+        if is_multicast(dst) or is_link_local(dst):
+            return None
+        lo = owned = None
+        for state in self.ifaces.values():
+            if state.ifp.flags & IFF_LOOPBACK:
+                lo = state
+            elif owned is None and (oif is None or state.ifp is oif) and state.addrconf.is_ours(dst):
+                owned = state
+        if lo is None or owned is None:
+            return None
+        return NextHop(lo.ifp, dst, None, None, dst)
+
     def source_candidates(self, ifp: Interface | None, now: float) -> list[SourceCandidate]:
+        """Interface by interface, each one's newest address first: Linux keeps idev->addr_list
+        newest first within a scope (ipv6_link_dev_addr) and __ipv6_dev_get_saddr keeps the first
+        of equally scored candidates, so among addresses RFC 6724 cannot tell apart (rule 8 stops
+        at the prefix length) the one configured last is the source."""
         states = self.ifaces.values() if ifp is None else [s for s in (self.ifaces.get(ifp.index),) if s]
         return [SourceCandidate(i.addr, i.plen, i.deprecated, False, s.ifp.index)
-                for s in states for i in s.addrconf.source_candidates(now)]
+                for s in states for i in reversed(s.addrconf.source_candidates(now))]
 
     def _reachable(self, ifp: Interface, addr: int) -> bool | None:
         state = self.ifaces.get(ifp.index)
