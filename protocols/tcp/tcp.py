@@ -394,7 +394,7 @@ class Tcp:
                     return errno.EINVAL
                 oif = self.interface_by_index(scope_id)
                 if oif is None:
-                    return errno.ENODEV
+                    return errno.ENETUNREACH     # Linux: the route lookup by that ifindex fails
                 conn.oif = oif
             if conn.oif is None:
                 return errno.EINVAL
