@@ -349,5 +349,13 @@ class Socket:
                 return self.proto
         value = self._ops.getsockopt(pcb, level, optname, self._stack.now())
         if value is None:
-            raise oserror(errno.ENOPROTOOPT)
+            raise oserror(self._unknown_option_errno(level))
         return value
+
+    def _unknown_option_errno(self, level: int) -> int:
+        """An AF_INET socket hands a level that is neither the socket's, IP's nor its protocol's
+        to ip_getsockopt, which says EOPNOTSUPP (Linux do_ip_getsockopt: level != SOL_IP);
+        everything else unknown is ENOPROTOOPT (AF_INET6's ipv6_getsockopt too)."""
+        if self.family == _pysocket.AF_INET and level not in (_pysocket.SOL_SOCKET, _pysocket.IPPROTO_IP, self.proto):
+            return errno.EOPNOTSUPP
+        return errno.ENOPROTOOPT
