@@ -371,6 +371,14 @@ def test_bind_rules_of_af_inet6() -> None:
     # IPv6 options are ENOPROTOOPT on an AF_INET socket, as on Linux
     v4 = a.usr.attach(now)
     assert a.usr.setsockopt(v4, socket.IPPROTO_IPV6, IPV6_V6ONLY, 1, now) == errno.ENOPROTOOPT
+    # group memberships are a datagram socket's: a TCP one says EPROTO once the struct
+    # ipv6_mreq is whole, EINVAL before (Linux do_ipv6_setsockopt; the differential table)
+    mreq = bytes(16) + bytes(4)
+    for opt in (socket.IPV6_JOIN_GROUP, socket.IPV6_LEAVE_GROUP):
+        assert a.usr6.setsockopt(q, socket.IPPROTO_IPV6, opt, mreq, now) == errno.EPROTO
+        assert a.usr6.setsockopt(q, socket.IPPROTO_IPV6, opt, mreq[:8], now) == errno.EINVAL
+        assert a.usr6.setsockopt(q, socket.IPPROTO_IPV6, opt, 1, now) == errno.EINVAL
+        assert a.usr.setsockopt(v4, socket.IPPROTO_IPV6, opt, mreq, now) == errno.ENOPROTOOPT
 
 
 def test_unbound_af_inet6_names() -> None:
