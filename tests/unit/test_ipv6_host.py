@@ -5,11 +5,13 @@ redirects (§8.1), and the device's multicast filter.  Output is parsed by scapy
 by scapy: neither side checks itself."""
 from __future__ import annotations
 
+import errno
 import random
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from scapy.layers.inet import UDP
 from scapy.layers.inet6 import (
     ICMPv6MLQuery2,
     ICMPv6MLReport2,
@@ -292,9 +294,9 @@ def test_loopback_has_only_the_loopback_address() -> None:
 
 def test_own_global_address_is_routed_through_the_loopback() -> None:
     """Linux's local table: a packet to one of the host's own usable addresses goes through
-    `lo` and comes back in (a connect() to the host's own fd00::2 reaches its listener);
-    a tentative address is not ours yet, a link-local one stays on its link, and a device
-    bound with SO_BINDTODEVICE to another interface does not own it."""
+    `lo` and comes back in (a connect() to the host's own fd00::2 reaches its listener); a
+    tentative address is not ours yet; a link-local one needs its interface named, and comes
+    back in as received on that interface (its scope id, the link replies go by)."""
     w = make(ether=True)
     lo = Interface("lo", StubNdd("lo"), 2, 65536, IFF_UP | IFF_RUNNING | IFF_LOOPBACK)  # type: ignore[arg-type]
     w.host.start(w.host.attach(lo, w.now, loopback=True), w.now)
@@ -313,7 +315,15 @@ def test_own_global_address_is_routed_through_the_loopback() -> None:
     other = w.host.route(ip6_to_int("fd00::9"), w.now, None)
     assert not isinstance(other, int) and other.ifp is w.ifp                           # a neighbour: the link
     scoped = w.host.route(ll, w.now, w.ifp)
-    assert not isinstance(scoped, int) and scoped.ifp is w.ifp
+    assert not isinstance(scoped, int) and scoped.ifp is lo and scoped.source == ll
+    assert w.host.route(ll, w.now, None) == errno.EINVAL                             # which link?
+    seen: list[tuple[str, str]] = []
+    w.host.ip.protosw.add(socket.AF_INET6, Protosw("udp6", socket.SOCK_DGRAM, 17,
+                                                   input=lambda pkt, meta, now: seen.append((meta.ifp.name,
+                                                                                            int_to_ip6(meta.dst)))))
+    looped = IPv6(src=int_to_ip6(ll), dst=int_to_ip6(ll)) / UDP(sport=1, dport=2)
+    w.host.ip.input(lo, PacketBuffer.from_payload(bytes(looped)), w.now)
+    assert seen == [("eth0", int_to_ip6(ll))]
 
 
 def test_source_selection_ties_go_to_the_newest_address() -> None:
