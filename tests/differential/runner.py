@@ -23,6 +23,7 @@ import hashlib
 import inspect
 import json
 import socket
+import struct
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,10 @@ def set_interface(name: str, index: int) -> None:
     SYMBOLS["SCOPE"] = index
     SYMBOLS["PEERLL%DEV"] = f"{PEERLL}%{name}"
     SYMBOLS["LOCALLL%DEV"] = f"{LOCALLL}%{name}"
+    # struct ipv6_mreq (group, then the interface index as a native unsigned int)
+    SYMBOLS["MREQ_LL_GROUP"] = socket.inet_pton(socket.AF_INET6, "ff02::1:3") + struct.pack("=I", index)
+    SYMBOLS["MREQ_UNKNOWN_IF"] = socket.inet_pton(socket.AF_INET6, "ff02::1:3") + struct.pack("=I", 999)
+    SYMBOLS["MREQ_UNICAST"] = socket.inet_pton(socket.AF_INET6, PEER6) + struct.pack("=I", index)
 
 
 def subst(arg: Any) -> Any:
