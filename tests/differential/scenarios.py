@@ -651,6 +651,23 @@ V6_SCENARIOS: dict[str, list[Step]] = {
         ("socket", "c", "stream6"), ("socket", "d", "stream6"), ("bind", "c", ("::", TP + 29)), ("listen", "c"),
         ("connect", "d", ("LOCALLL", TP + 29, 0, "SCOPE")), ("getsockname", "d"), ("accept", "c", "e"),
         ("getsockname", "e")],
+    "v6_tcp_mapped_and_v6_bindings": [
+        ("socket", "a", "stream6"), ("bind", "a", ("MAPPED_LOCAL", 0)), ("connect", "a", ("PEER6", ECHO_PORT)),
+        ("connect", "a", ("MAPPED_PEER", ECHO_PORT)), ("getsockname", "a"), ("getpeername", "a"),
+        ("socket", "b", "stream6"), ("bind", "b", ("LOCAL6", 0)), ("connect", "b", ("MAPPED_PEER", ECHO_PORT)),
+        ("connect", "b", ("PEER6", ECHO_PORT)), ("getsockname", "b"), ("socket", "c", "stream6"),
+        ("bind", "c", ("LOCALLL", 0, 0, "SCOPE")), ("connect", "c", ("PEERLL", ECHO_PORT, 0, 1)),
+        ("connect", "c", ("PEERLL", ECHO_PORT)), ("getpeername", "c")],
+    "v6_tcp_mapped_listener": [
+        ("socket", "a", "stream6"), ("socket", "b", "stream"), ("socket", "c", "stream6"),
+        ("bind", "a", ("MAPPED_LOCAL", TP + 30)), ("listen", "a"), ("connect", "b", ("LOCAL", TP + 30)),
+        ("accept", "a", "d"), ("getsockname", "d"), ("connect", "c", ("LOCAL6", TP + 30)),
+        ("getsockname", "a")],
+    "v6_dontfrag": [
+        ("socket", "a", "dgram6"), ("getsockopt", "a", V6, S.IPV6_DONTFRAG), ("setsockopt", "a", V6, S.IPV6_DONTFRAG, 1),
+        ("getsockopt", "a", V6, S.IPV6_DONTFRAG), ("connect", "a", ("PEER6", ECHO_PORT)), ("send", "a", bytes(1452)),
+        ("recv", "a", 2000), ("send", "a", bytes(1453)), ("setsockopt", "a", V6, S.IPV6_DONTFRAG, 0),
+        ("send", "a", bytes(1453)), ("recv", "a", 2000)],
     "v6_udp_echo_sizes": [
         ("socket", "a", "dgram6"), ("connect", "a", ("PEER6", ECHO_PORT)), ("send", "a", b""), ("recv", "a", 100),
         ("send", "a", bytes(range(256)) * 16), ("recv", "a", 65535), ("send", "a", bytes(65528)),
