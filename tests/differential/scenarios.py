@@ -668,6 +668,9 @@ V6_SCENARIOS: dict[str, list[Step]] = {
         ("getsockopt", "a", V6, S.IPV6_DONTFRAG), ("connect", "a", ("PEER6", ECHO_PORT)), ("send", "a", bytes(1452)),
         ("recv", "a", 2000), ("send", "a", bytes(1453)), ("setsockopt", "a", V6, S.IPV6_DONTFRAG, 0),
         ("send", "a", bytes(1453)), ("recv", "a", 2000)],
+    "v6_tcp_unknown_scope_then_global": [
+        ("socket", "a", "stream6"), ("connect", "a", ("PEERLL", ECHO_PORT, 0, UNKNOWN_SCOPE)), ("getsockname", "a"),
+        ("connect", "a", ("PEER6", ECHO_PORT)), ("getsockname", "a")],
     "v6_udp_echo_sizes": [
         ("socket", "a", "dgram6"), ("connect", "a", ("PEER6", ECHO_PORT)), ("send", "a", b""), ("recv", "a", 100),
         ("send", "a", bytes(range(256)) * 16), ("recv", "a", 65535), ("send", "a", bytes(65528)),

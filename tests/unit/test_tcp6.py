@@ -393,6 +393,11 @@ def test_link_local_connect_needs_a_scope_id() -> None:
     c = a.usr6.attach(wire.now)
     assert a.usr6.connect(c, (B_LL, PORT, 0, 0), wire.now) == errno.EINVAL
     assert a.usr6.connect(c, (B_LL, PORT, 0, 99), wire.now) == errno.ENETUNREACH   # as Linux: no route
+    # ... and the socket stays bound to that missing interface (Linux's sk_bound_dev_if)
+    assert a.usr6.connect(c, (B6, PORT, 0, 0), wire.now) == errno.ENETUNREACH
+    assert a.usr6.connect(c, (v4_mapped(B4), PORT, 0, 0), wire.now) == errno.ENETUNREACH
+    assert a.usr6.connect(c, (B_LL, PORT, 0, a.eth0.index), wire.now) == errno.EINVAL
+    assert a.usr6.sockaddr(c) == (0, 0, 0, 0)
     c2, s = connect6(wire, a, b, lst, addr=B_LL, scope=a.eth0.index)
     assert a.usr6.sockaddr(c2) == (A_LL, c2.lport, 0, a.eth0.index)
     assert a.usr6.peeraddr(c2) == (B_LL, PORT, 0, a.eth0.index)
