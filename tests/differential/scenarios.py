@@ -664,8 +664,9 @@ V6_SCENARIOS: dict[str, list[Step]] = {
         ("accept", "a", "d"), ("getsockname", "d"), ("connect", "c", ("LOCAL6", TP + 30)),
         ("getsockname", "a")],
     "v6_dontfrag": [
-        ("socket", "a", "dgram6"), ("getsockopt", "a", V6, S.IPV6_DONTFRAG), ("setsockopt", "a", V6, S.IPV6_DONTFRAG, 1),
-        ("getsockopt", "a", V6, S.IPV6_DONTFRAG), ("connect", "a", ("PEER6", ECHO_PORT)), ("send", "a", bytes(1452)),
+        ("socket", "a", "dgram6"), ("getsockopt", "a", V6, S.IPV6_DONTFRAG),
+        ("setsockopt", "a", V6, S.IPV6_DONTFRAG, 1), ("getsockopt", "a", V6, S.IPV6_DONTFRAG),
+        ("connect", "a", ("PEER6", ECHO_PORT)), ("send", "a", bytes(1452)),
         ("recv", "a", 2000), ("send", "a", bytes(1453)), ("setsockopt", "a", V6, S.IPV6_DONTFRAG, 0),
         ("send", "a", bytes(1453)), ("recv", "a", 2000)],
     "v6_tcp_unknown_scope_then_global": [
