@@ -53,6 +53,7 @@ from .inet6sock import LOOPBACK4_IPV6, BindKey, Ipv6Mreq, needs_scope_id, rcv_sa
 from .ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
 from .ipv6.addr import LOOPBACK as LOOPBACK6
 from .ipv6.addr import V4_MAPPED_PREFIX, is_v4_mapped
+from .ipv6.addr import is_link_local as is_link_local6
 from .ipv6.addr import is_multicast as is_multicast6
 from .ipv6.wire import HDR_LEN as IP6_HDR_LEN
 from .ipv6.wire import MAX_PAYLOAD_LEN as IP6_MAX_PAYLOAD_LEN
@@ -629,7 +630,11 @@ class Udp:
 
     # --- AF_INET6: connect ----------------------------------------------------------------------
     def connect6(self, pcb: Udp6Pcb, addr: int, port: int, scope_id: int, now: float) -> int:
-        """ip6_datagram_connect: store the peer (no packet is sent); auto-binds."""
+        """ip6_datagram_connect: store the peer (no packet is sent); auto-binds first, so a
+        connect that then fails leaves the socket bound (Linux inet_dgram_connect)."""
+        err = self.autobind6(pcb, now)
+        if err:
+            return err
         if addr == 0:
             # Linux: :: means the loopback, IPv4's for a socket bound to a mapped address
             addr = V4_MAPPED_PREFIX | INADDR_LOOPBACK if pcb.bound_mapped else LOOPBACK6
@@ -648,9 +653,8 @@ class Udp:
                 ifindex = scope_id
             if not ifindex:
                 return errno.EINVAL              # RFC 4007 §6: which link?
-        err = self.autobind6(pcb, now)
-        if err:
-            return err
+            # Linux binds the device before the route lookup and keeps it if the lookup fails
+            pcb.bound_ifindex = ifindex
         ipv6 = self.ipv6
         if ipv6 is None:
             return errno.ENETUNREACH
@@ -658,7 +662,7 @@ class Udp:
         if ifindex:
             oif = self.interface_by_index(ifindex)
             if oif is None:
-                return errno.ENODEV
+                return errno.ENETUNREACH         # no route by an interface that is not there
         hop = ipv6.route(addr, now, oif)
         if isinstance(hop, int):
             return hop
@@ -746,15 +750,18 @@ class Udp:
         scoped = needs_scope_id(daddr)
         ifindex = scope_id if scope_id and scoped else pcb.bound_ifindex
         if scoped and not ifindex:
-            # no link named: Linux's lookup finds no source for the destination on the
-            # interface it falls back to (a connect() says EINVAL instead)
-            self.stats.out_errors += 1
-            return errno.EADDRNOTAVAIL
+            # no link named (a connect() says EINVAL instead): Linux's lookup takes the first
+            # interface's fe80::/64 (or ff00::/8) route and its link-local source
+            ifindex = self._first_link6(now)
+            if not ifindex:
+                self.stats.out_errors += 1
+                return errno.EADDRNOTAVAIL       # no link-local source anywhere (yet)
         oif = None
         if ifindex:
             oif = self.interface_by_index(ifindex)
             if oif is None:
-                return errno.ENODEV
+                self.stats.out_errors += 1
+                return errno.ENETUNREACH         # Linux: no route by an unknown interface
         hop = ipv6.route(daddr, now, oif)
         if isinstance(hop, int):
             self.stats.out_errors += 1
@@ -790,6 +797,17 @@ class Udp:
             return err
         self.stats.out_datagrams += 1
         return 0
+
+    def _first_link6(self, now: float) -> int:
+        """The interface a scoped destination without a scope id leaves by: the lowest-numbered
+        one with a usable link-local address, 0 if none.  (Linux takes the first interface's
+        route whatever its address state, then fails with EADDRNOTAVAIL while that address is
+        tentative: here an interface still in DAD is passed over.)"""
+        ipv6 = self.ipv6
+        if ipv6 is None:
+            return 0
+        return min((c.ifindex for c in ipv6.source_candidates(None, now)
+                    if is_link_local6(c.addr) and not c.tentative), default=0)
 
     # --- AF_INET6: input (the AF_INET6 entry's pr_input) -----------------------------------------
     def input6(self, pkt: PacketBuffer, meta: Ip6Meta, now: float) -> None:

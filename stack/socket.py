@@ -209,12 +209,16 @@ class Socket:
         pcb = self._check()
         if how not in (_pysocket.SHUT_RD, _pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
             raise oserror(errno.EINVAL)
-        self._raise(self._ops.shutdown(pcb, how, self._stack.now()))
+        err = self._ops.shutdown(pcb, how, self._stack.now())
+        # Linux inet_shutdown marks the halves whatever the state, ENOTCONN included: an
+        # unconnected socket shut for writing gets EPIPE once connected, one shut for reading
+        # reads b"" rather than waiting
         if how in (_pysocket.SHUT_RD, _pysocket.SHUT_RDWR):
             self._shut_rd = True
             self._readers.unpark_all()
         if how in (_pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
             self._shut_wr = True
+        self._raise(err)
 
     def close(self) -> None:
         if self._closed:
@@ -254,7 +258,9 @@ class Socket:
         if self._closed:
             raise oserror(errno.EBADF)
         self._raise(self._ops.take_error(pcb))   # sock_error() comes before the EPIPE check
-        if self._shut_wr:
+        # Linux finds EPIPE when it allocates the datagram (sock_alloc_send_pskb), after
+        # udp_sendmsg found a destination: with none at all the protocol's EDESTADDRREQ wins
+        if self._shut_wr and (dst is not None or self._ops.peeraddr(pcb) is not None):
             raise oserror(errno.EPIPE)
         n = self._ops.send(pcb, view, dst, self._stack.now())
         if n < 0:
@@ -349,5 +355,13 @@ class Socket:
                 return self.proto
         value = self._ops.getsockopt(pcb, level, optname, self._stack.now())
         if value is None:
-            raise oserror(errno.ENOPROTOOPT)
+            raise oserror(self._unknown_option_errno(level))
         return value
+
+    def _unknown_option_errno(self, level: int) -> int:
+        """An AF_INET socket hands a level that is neither the socket's, IP's nor its protocol's
+        to ip_getsockopt, which says EOPNOTSUPP (Linux do_ip_getsockopt: level != SOL_IP);
+        everything else unknown is ENOPROTOOPT (AF_INET6's ipv6_getsockopt too)."""
+        if self.family == _pysocket.AF_INET and level not in (_pysocket.SOL_SOCKET, _pysocket.IPPROTO_IP, self.proto):
+            return errno.EOPNOTSUPP
+        return errno.ENOPROTOOPT

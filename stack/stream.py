@@ -101,6 +101,7 @@ class StreamSocket(Socket):
             raise
         if not ops.state(pcb) & (SS_ISCONNECTED | SS_ISDISCONNECTING):   # no connection came of it
             self._ever_connected = False
+            self._shut_rd = self._shut_wr = False     # Linux: tcp_disconnect clears sk_shutdown
             err = ops.take_error(pcb)
             ops.abandon_connect(pcb, self._stack.now())
             raise oserror(err or errno.ECONNREFUSED)
@@ -114,15 +115,19 @@ class StreamSocket(Socket):
         if how not in (_pysocket.SHUT_RD, _pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
             raise oserror(errno.EINVAL)
         # the protocol decides (Linux inet_shutdown: ENOTCONN, a listener stops, a connect is
-        # aborted); the socket's halves are marked only while a connection remains
-        self._raise(self._ops.shutdown(pcb, how, self._stack.now()))
-        if self._ops.state(pcb) & _IN_CONNECTION:
+        # aborted); the socket's halves are marked while a connection remains -- and on a
+        # CLOSE socket too, which is ENOTCONN yet keeps them shut for a later connection
+        # (sk_shutdown |= how: EPIPE on send, b"" from an empty recv) until a failed connect
+        # clears them (tcp_disconnect)
+        err = self._ops.shutdown(pcb, how, self._stack.now())
+        if err == errno.ENOTCONN or self._ops.state(pcb) & _IN_CONNECTION:
             if how in (_pysocket.SHUT_RD, _pysocket.SHUT_RDWR):
                 self._shut_rd = True
             if how in (_pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
                 self._shut_wr = True
         if how != _pysocket.SHUT_WR:
             self._readers.unpark_all()      # readers see EOF; a listener's accept() sees EINVAL
+        self._raise(err)
 
     # --- data ------------------------------------------------------------------------------
     async def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:

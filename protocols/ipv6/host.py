@@ -179,6 +179,7 @@ class Inet6Host:
                        rng=self.rng, reasm_timeout=cfg.reasm_timeout, reasm_max_bytes=cfg.reasm_max_bytes,
                        default_hop_limit=cfg.hop_limit, mtu_expires=cfg.mtu_expires)
         self.ip.link_mtu = self.link_mtu
+        self.ip.loopback_link = self._link_local_owner
         self.icmp = Icmpv6(self.ip, rate=icmp_rate, burst=icmp_burst, ratelimit=icmp_ratelimit,
                            limiter=limiter, rng=self.rng)
         self.icmp.nd_input = self._nd_input
@@ -343,6 +344,9 @@ class Inet6Host:
         return any(o.addrconf.is_ours(dst) for o in self.ifaces.values() if o is not state)
 
     def route(self, dst: int, now: float, oif: Interface | None) -> NextHop | int:
+        local = self._local_route(dst, oif)
+        if local is not None:
+            return local
         hop = self.routes.route(dst, now, oif)
         if isinstance(hop, int):
             return hop
@@ -350,10 +354,41 @@ class Inet6Host:
             return errno.ENETUNREACH  # a scope id naming an interface without IPv6
         return hop
 
+    def _local_route(self, dst: int, oif: Interface | None) -> NextHop | None:
+        """One of our own (non-tentative) addresses goes through the loopback, as Linux's local
+        table routes it (`local fd00::1 dev lo`): a connect or sendto to the host's own address
+        reaches its own sockets, never the link.  A link-local one only with the interface that
+        has it named (the scope id); it comes back in as that link's (`_link_local_owner`).
+        O(interfaces) dict probes."""
+        if is_multicast(dst) or (oif is None and is_link_local(dst)):
+            return None
+        lo = owned = None
+        for state in self.ifaces.values():
+            if state.ifp.flags & IFF_LOOPBACK:
+                lo = state
+            elif owned is None and (oif is None or state.ifp is oif) and state.addrconf.is_ours(dst):
+                owned = state
+        if lo is None or owned is None:
+            return None
+        return NextHop(lo.ifp, dst, None, None, dst)
+
+    def _link_local_owner(self, addr: int) -> Interface | None:
+        """The interface a link-local address of ours is on: a packet the host sent itself to
+        it through the loopback belongs to that link (Linux takes the incoming interface from
+        the route the packet left by), so its scope id and the replies name that link."""
+        for state in self.ifaces.values():
+            if not state.ifp.flags & IFF_LOOPBACK and state.addrconf.is_ours(addr):
+                return state.ifp
+        return None
+
     def source_candidates(self, ifp: Interface | None, now: float) -> list[SourceCandidate]:
+        """Interface by interface, each one's newest address first: Linux keeps idev->addr_list
+        newest first within a scope (ipv6_link_dev_addr) and __ipv6_dev_get_saddr keeps the first
+        of equally scored candidates, so among addresses RFC 6724 cannot tell apart (rule 8 stops
+        at the prefix length) the one configured last is the source."""
         states = self.ifaces.values() if ifp is None else [s for s in (self.ifaces.get(ifp.index),) if s]
         return [SourceCandidate(i.addr, i.plen, i.deprecated, False, s.ifp.index)
-                for s in states for i in s.addrconf.source_candidates(now)]
+                for s in states for i in reversed(s.addrconf.source_candidates(now))]
 
     def _reachable(self, ifp: Interface, addr: int) -> bool | None:
         state = self.ifaces.get(ifp.index)

@@ -167,6 +167,9 @@ class Ipv6:
         # a locally detected error about a packet we sent (ND resolution failed), for the
         # transports' control input: (type, code, the packet from its IPv6 header, now)
         self.local_error: Callable[[int, int, bytes, float], None] = lambda type_, code, original, now: None
+        # the owner's: the interface one of the host's own link-local addresses is on, for a
+        # packet the host sent itself through the loopback (None: not ours)
+        self.loopback_link: Callable[[int], Interface | None] = lambda addr: None
 
     # --- counters ----------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
@@ -204,6 +207,9 @@ class Ipv6:
         if reason is not None:
             st.bump(reason)
             return
+        if ifp.flags & IFF_LOOPBACK and is_link_local(ip.dst):
+            # to one of our link-local addresses, looped back: received on that address's link
+            ifp = self.loopback_link(ip.dst) or ifp
         mcast = is_multicast(ip.dst)
         ll_mcast = pkt.ll_bcast
         if not self.is_ours(ifp, ip.dst):

@@ -142,6 +142,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.net_hdr_len = 20
         self.mapped_bound = False
         self.oif = None
+        self.oif_gone = 0
         self.v6only = self.recverr6 = self.dontfrag = False
         self.hop_limit = None                   # None: the IPv6 layer's default
         self.tclass = 0

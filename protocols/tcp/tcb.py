@@ -110,8 +110,8 @@ class Tcb:
         "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
         "cookie",
         # address family (dual stack, tcp.py): the socket's, and the one the association runs over
-        "family", "net6", "net_hdr_len", "mapped_bound", "oif", "v6only", "recverr6", "dontfrag", "hop_limit", "tclass",
-        "pmtudisc",
+        "family", "net6", "net_hdr_len", "mapped_bound", "oif", "oif_gone", "v6only", "recverr6", "dontfrag",
+        "hop_limit", "tclass", "pmtudisc",
         # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
         "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
     )
@@ -247,6 +247,7 @@ class Tcb:
     net_hdr_len: int
     mapped_bound: bool                  # an AF_INET6 socket bound to a v4-mapped address: IPv4 for good
     oif: Interface | None               # the interface a scope id / link-local peer binds it to
+    oif_gone: int                       # a scope id naming no interface, kept as Linux keeps it
     v6only: bool                        # IPPROTO_IPV6 options (protocols/sockopt.py)
     recverr6: bool
     dontfrag: bool

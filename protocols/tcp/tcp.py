@@ -370,6 +370,11 @@ class Tcp:
             addr = a6.v4_mapped(0x7F000001) if not conn.net6 else a6.LOOPBACK
         if a6.is_multicast(addr):
             return errno.ENETUNREACH
+        if conn.oif_gone:
+            # an earlier connect bound the socket to an interface that is not there (Linux keeps
+            # sk_bound_dev_if): every route lookup fails, another scope id disagrees
+            scoped_elsewhere = needs_scope_id(addr) and scope_id and scope_id != conn.oif_gone
+            return errno.EINVAL if scoped_elsewhere else errno.ENETUNREACH
         if a6.is_v4_mapped(addr):
             if conn.v6only or (conn.net6 and conn.laddr):
                 return errno.ENETUNREACH                 # an IPv6 source cannot reach an IPv4 peer
@@ -394,7 +399,8 @@ class Tcp:
                     return errno.EINVAL
                 oif = self.interface_by_index(scope_id)
                 if oif is None:
-                    return errno.ENODEV
+                    conn.oif_gone = scope_id     # Linux: bound to it, and its route lookup fails
+                    return errno.ENETUNREACH
                 conn.oif = oif
             if conn.oif is None:
                 return errno.EINVAL

@@ -26,11 +26,14 @@ from ..contracts import (
     SS_ISCONNECTING,
     SS_ISDISCONNECTING,
 )
+from ..inet6sock import MREQ_LEN
 from ..ipv6.addr import v4_mapped
 from ..ipv6.route import needs_scope_id
 from ..ipv6.wire import DEFAULT_HOP_LIMIT
 from ..sockopt import (
     BUF_MAX,
+    IPV6_JOIN_GROUP,
+    IPV6_LEAVE_GROUP,
     MIN_RCVBUF,
     MIN_SNDBUF,
     bufsize,
@@ -257,6 +260,10 @@ class TcpUserRequests:
         if level == _pysocket.IPPROTO_IP:
             return set_ip_option(pcb, name, value)
         if level == _pysocket.IPPROTO_IPV6 and self.inet6:
+            if name in (IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP):
+                # Linux do_ipv6_setsockopt: a short struct ipv6_mreq is EINVAL, then a
+                # connection-oriented socket has no memberships (EPROTO)
+                return errno.EINVAL if isinstance(value, int) or len(value) < MREQ_LEN else errno.EPROTO
             return set_ipv6_option(pcb, name, value, bound=bool(pcb.lport), stream=True)
         return errno.ENOPROTOOPT
 

@@ -4,8 +4,13 @@
 
 `run_table(make_socket, disconnect)` is shared: the tunstack side passes `stack.socket`
 and awaits what is awaitable (inspect.isawaitable).  Outcomes are normalised: LOCAL/PEER
-addresses by name, ephemeral ports as "EPHEMERAL", data as its length and digest, an
-exception as [type name, errno].
+addresses (either family) by name, ephemeral ports as "EPHEMERAL", data as its length and
+digest, an exception as [type name, errno].
+
+The interface joining LOCAL to PEER differs between the two runs (a veth, a TUN) and so
+does its index: `set_interface(name, index)` names it, the symbols "SCOPE" (its index, a
+scope id) and "PEERLL%DEV" (a zone by name) stand for it in steps, and a scope id equal to
+it comes out as "SCOPE".  The Linux run reads the name from $DIFF_DEV.
 
 Linux's sockets are blocking.  A stream `recv` or an `accept` is first tried with
 MSG_DONTWAIT / non-blocking, so an immediate error (ENOTCONN, EINVAL) is the kernel's own;
@@ -18,19 +23,53 @@ import hashlib
 import inspect
 import json
 import socket
+import struct
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import trio
 
-from .scenarios import CLOSED_PORT, ECHO_PORT, LOCAL, PEER, PORT1, PORT2, SCENARIOS, Step
+from .scenarios import (
+    CLOSED_PORT,
+    ECHO_PORT,
+    LOCAL,
+    LOCAL6,
+    LOCALLL,
+    PEER,
+    PEER6,
+    PEERLL,
+    PORT1,
+    PORT2,
+    SCENARIOS,
+    Step,
+)
 
-SYMBOLS = {"LOCAL": LOCAL, "PEER": PEER}
-NAMES = {LOCAL: "LOCAL", PEER: "PEER", "0.0.0.0": "ANY"}
+ADDRESSES = {"LOCAL": LOCAL, "PEER": PEER, "LOCAL6": LOCAL6, "PEER6": PEER6, "LOCALLL": LOCALLL,
+             "PEERLL": PEERLL, "MAPPED_LOCAL": f"::ffff:{LOCAL}", "MAPPED_PEER": f"::ffff:{PEER}"}
+SYMBOLS: dict[str, Any] = dict(ADDRESSES)            # + SCOPE and PEERLL%DEV and the %DEV zones (set_interface)
+NAMES = {**{text: name for name, text in ADDRESSES.items()}, "0.0.0.0": "ANY", "::": "ANY6"}
 PORTS = {ECHO_PORT: "ECHO_PORT", CLOSED_PORT: "CLOSED_PORT", PORT1: "PORT1", PORT2: "PORT2"}
+SOCKET_SPECS: dict[str, tuple[int, int, int]] = {
+    "dgram": (socket.AF_INET, socket.SOCK_DGRAM, 0), "stream": (socket.AF_INET, socket.SOCK_STREAM, 0),
+    "dgram6": (socket.AF_INET6, socket.SOCK_DGRAM, 0), "stream6": (socket.AF_INET6, socket.SOCK_STREAM, 0)}
 RECV_TIMEOUT = 2.0
 STEP_TIMEOUT = 15.0                  # a tunstack call that never returns is an outcome, not a hang
+
+
+_scope: dict[str, Any] = {"index": None}
+
+
+def set_interface(name: str, index: int) -> None:
+    """The interface between LOCAL and PEER in this run: its index is "SCOPE"."""
+    _scope["index"] = index
+    SYMBOLS["SCOPE"] = index
+    SYMBOLS["PEERLL%DEV"] = f"{PEERLL}%{name}"
+    SYMBOLS["LOCALLL%DEV"] = f"{LOCALLL}%{name}"
+    # struct ipv6_mreq (group, then the interface index as a native unsigned int)
+    SYMBOLS["MREQ_LL_GROUP"] = socket.inet_pton(socket.AF_INET6, "ff02::1:3") + struct.pack("=I", index)
+    SYMBOLS["MREQ_UNKNOWN_IF"] = socket.inet_pton(socket.AF_INET6, "ff02::1:3") + struct.pack("=I", 999)
+    SYMBOLS["MREQ_UNICAST"] = socket.inet_pton(socket.AF_INET6, PEER6) + struct.pack("=I", index)
 
 
 def subst(arg: Any) -> Any:
@@ -54,6 +93,11 @@ def normalise(value: Any) -> Any:
         else:
             port_name = "EPHEMERAL" if 32768 <= port <= 60999 else port
         return [NAMES.get(host, host), port_name]
+    if isinstance(value, tuple) and len(value) == 4 and isinstance(value[0], str) \
+            and all(isinstance(v, int) for v in value[1:]):
+        host, port, flowinfo, scope_id = value        # an AF_INET6 sockaddr
+        scope: Any = "SCOPE" if scope_id and scope_id == _scope["index"] else scope_id
+        return [*normalise((host, port)), flowinfo, scope]
     if isinstance(value, (tuple, list)):
         return [normalise(v) for v in value]
     return value
@@ -137,14 +181,13 @@ async def run_steps(steps: list[Step], make_socket: Callable[..., Any],
                     result: Any = None
                 elif op == "socket":
                     name, spec = rest
-                    args = {"dgram": (socket.AF_INET, socket.SOCK_DGRAM, 0),
-                            "stream": (socket.AF_INET, socket.SOCK_STREAM, 0)}.get(spec, spec)
-                    socks[name] = make_socket(*args)
+                    family_type_proto: tuple[int, int, int] = SOCKET_SPECS[spec] if isinstance(spec, str) else spec
+                    socks[name] = make_socket(*family_type_proto)
                     result = None
                 else:
-                    name, *args = rest
+                    name, *raw = rest
                     sock = socks[name]
-                    args = [subst(a) for a in args]
+                    args = [subst(a) for a in raw]
                     if op == "disconnect":
                         result = disconnect(sock)
                     elif op in ("recv", "recvfrom"):
@@ -178,6 +221,9 @@ async def run_table(make_socket: Callable[..., Any], disconnect: Callable[[Any],
 
 
 def main() -> None:
+    import os
+    dev = os.environ["DIFF_DEV"]
+    set_interface(dev, socket.if_nametoindex(dev))
     results = trio.run(run_table, socket.socket, linux_disconnect, sys.argv[1:] or None)
     json.dump(results, sys.stdout)
 

@@ -7,7 +7,8 @@ CLOSED_PORT; the TCP echo closes its side after the client's FIN) -- and substit
 by the runner (tests/differential/runner.py), which also normalises every outcome so
 the two lists can be compared with ==.
 
-Ops: socket (spec "dgram", "stream" or a (family, type, proto) tuple), bind, connect,
+Ops: socket (spec "dgram", "stream", "dgram6", "stream6" -- the last two AF_INET6 -- or a
+(family, type, proto) tuple), bind, connect,
 disconnect (connect to AF_UNSPEC), send, sendall, sendto, recv/recvfrom (bufsize[, flags[,
 timeout]] -- "timeout" if nothing arrives), accept (listener, name for the accepted
 socket[, timeout]; the outcome is the peer address), getsockname, getpeername,
@@ -23,6 +24,9 @@ import socket as S
 from typing import Any
 
 LOCAL, PEER, OTHER = "10.88.0.1", "10.88.0.2", "10.88.0.7"   # OTHER: on the subnet, nobody's
+LOCAL6, PEER6, OTHER6 = "fd00:88::1", "fd00:88::2", "fd00:88::7"
+LOCALLL, PEERLL = "fe80::88:1", "fe80::88:2"     # link-local, on the interface joining them
+UNROUTABLE6 = "2001:db8::1"                      # no route (neither side has a default route)
 SUBNET_BCAST = "10.88.0.255"
 ECHO_PORT, CLOSED_PORT = 7777, 7778
 PORT1, PORT2 = 40001, 40002          # fixed ports below the ephemeral range
@@ -367,3 +371,310 @@ STREAM_SCENARIOS: dict[str, list[Step]] = {
         ("getsockopt", "a", S.SOL_SOCKET, S.SO_PROTOCOL), ("getsockopt", "c", S.SOL_SOCKET, S.SO_TYPE)],
 }
 SCENARIOS.update(STREAM_SCENARIOS)
+
+# --- IPv6 and dual stack (AF_INET6, both kinds) ---------------------------------------------
+# More symbols: LOCAL6/PEER6 (global), LOCALLL/PEERLL (link-local on the LOCAL-PEER link),
+# MAPPED_LOCAL/MAPPED_PEER (::ffff:LOCAL, ::ffff:PEER), SCOPE (that link's interface index,
+# a scope id; an outcome's scope id equal to it reads "SCOPE") and "PEERLL%DEV" /
+# "LOCALLL%DEV" (the address with the interface's name as its zone).  UNKNOWN_SCOPE is an
+# interface index neither side has.
+V6 = S.IPPROTO_IPV6
+UNKNOWN_SCOPE = 999
+V6_SCENARIOS: dict[str, list[Step]] = {
+    # bind conflicts across families: one port space per protocol (Linux inet_rcv_saddr_equal)
+    "v6_bind_any6_then_v4": [
+        ("socket", "a", "dgram6"), ("socket", "b", "dgram"), ("socket", "c", "dgram"),
+        ("bind", "a", ("::", PORT1)), ("bind", "b", ("", PORT1)), ("bind", "c", ("LOCAL", PORT1)),
+        ("bind", "c", ("LOCAL", PORT2)), ("getsockname", "a"), ("getsockname", "c")],
+    "v6_bind_v4_then_any6": [
+        ("socket", "a", "dgram"), ("socket", "b", "dgram6"), ("socket", "c", "dgram6"), ("socket", "d", "dgram6"),
+        ("bind", "a", ("LOCAL", PORT1)), ("bind", "b", ("::", PORT1)),
+        ("setsockopt", "c", V6, S.IPV6_V6ONLY, 1), ("bind", "c", ("::", PORT1)),
+        ("bind", "d", ("LOCAL6", PORT1)), ("getsockname", "c"), ("getsockname", "d")],
+    "v6_bind_v6only_any6_leaves_v4_free": [
+        ("socket", "a", "dgram6"), ("socket", "b", "dgram"), ("socket", "c", "dgram6"), ("socket", "d", "dgram6"),
+        ("setsockopt", "a", V6, S.IPV6_V6ONLY, 1), ("bind", "a", ("::", PORT1)), ("bind", "b", ("", PORT1)),
+        ("bind", "c", ("::", PORT1)), ("bind", "d", ("LOCAL6", PORT1)), ("bind", "d", ("MAPPED_LOCAL", PORT1)),
+        ("getsockname", "d")],
+    "v6_bind_reuseaddr_across_families": [
+        ("socket", "a", "dgram6"), ("socket", "b", "dgram"), ("socket", "c", "dgram"),
+        ("setsockopt", "a", S.SOL_SOCKET, S.SO_REUSEADDR, 1), ("setsockopt", "b", S.SOL_SOCKET, S.SO_REUSEADDR, 1),
+        ("bind", "a", ("::", PORT1)), ("bind", "b", ("", PORT1)), ("bind", "c", ("LOCAL", PORT1))],
+    "v6_bind_mapped_vs_v4": [
+        ("socket", "a", "dgram"), ("socket", "b", "dgram6"), ("socket", "c", "dgram6"),
+        ("bind", "a", ("LOCAL", PORT1)), ("bind", "b", ("MAPPED_LOCAL", PORT1)),
+        ("bind", "b", ("MAPPED_PEER", PORT1)), ("bind", "b", ("::ffff:0.0.0.0", PORT1)),
+        ("bind", "c", ("LOCAL6", PORT1)), ("bind", "b", ("MAPPED_LOCAL", PORT2)), ("getsockname", "b"),
+        ("getsockname", "c")],
+    "v6_bind_mapped_needs_dual_stack": [
+        ("socket", "a", "dgram6"), ("setsockopt", "a", V6, S.IPV6_V6ONLY, 1),
+        ("bind", "a", ("MAPPED_LOCAL", PORT1)), ("bind", "a", ("LOCAL6", PORT1)), ("getsockname", "a")],
+    "v6_bind_specific6_vs_any": [   # a v6-only association reads as 127.0.0.6 to IPv4's bind test
+        ("socket", "a", "dgram6"), ("socket", "b", "dgram6"), ("socket", "c", "dgram"), ("socket", "d", "dgram"),
+        ("bind", "a", ("LOCAL6", PORT1)), ("bind", "b", ("::", PORT1)), ("bind", "c", ("LOCAL", PORT1)),
+        ("bind", "d", ("", PORT1)), ("bind", "b", ("LOCALLL", PORT1, 0, "SCOPE")), ("getsockname", "b")],
+    "v6_bind_nonlocal_and_bad": [
+        ("socket", "a", "dgram6"), ("bind", "a", (OTHER6, 0)), ("bind", "a", ("PEER6", PORT1)),
+        ("bind", "a", ("LOCAL", 0)), ("bind", "a", ("<broadcast>", 0)), ("bind", "a", ("LOCAL6",)),
+        ("bind", "a", ("LOCAL6", 0, 0x100000)), ("bind", "a", ("LOCAL6", 0, 0, 0, 0)),
+        ("bind", "a", ("LOCAL6", 0, 7, 0)), ("getsockname", "a")],
+    "v6_tcp_bind_across_families": [
+        ("socket", "a", "stream6"), ("socket", "b", "stream"), ("socket", "c", "stream6"), ("socket", "d", "stream"),
+        ("bind", "a", ("::", TP + 20)), ("bind", "b", ("LOCAL", TP + 20)), ("bind", "b", ("", TP + 20)),
+        ("listen", "a"), ("setsockopt", "c", V6, S.IPV6_V6ONLY, 1), ("bind", "c", ("::", TP + 20)),
+        ("bind", "c", ("LOCAL6", TP + 20)), ("close", "a"), ("bind", "d", ("LOCAL", TP + 20)), ("getsockname", "d")],
+    "v6_tcp_reuseaddr_across_families": [
+        ("socket", "a", "stream6"), ("socket", "b", "stream"), ("socket", "c", "stream"),
+        ("setsockopt", "a", S.SOL_SOCKET, S.SO_REUSEADDR, 1), ("setsockopt", "b", S.SOL_SOCKET, S.SO_REUSEADDR, 1),
+        ("setsockopt", "c", S.SOL_SOCKET, S.SO_REUSEADDR, 1),
+        ("bind", "a", ("::", TP + 21)), ("bind", "b", ("", TP + 21)), ("listen", "a"), ("listen", "b"),
+        ("bind", "c", ("LOCAL", TP + 21))],
+    "v6_tcp_v6only_listener_beside_v4": [
+        ("socket", "a", "stream6"), ("socket", "b", "stream"), ("socket", "c", "stream"), ("socket", "d", "stream6"),
+        ("setsockopt", "a", V6, S.IPV6_V6ONLY, 1), ("bind", "a", ("::", TP + 22)), ("listen", "a"),
+        ("connect", "c", ("LOCAL", TP + 22)), ("bind", "b", ("", TP + 22)), ("listen", "b"),
+        ("connect", "d", ("LOCAL6", TP + 22)), ("accept", "a", "e"), ("getsockname", "e"),
+        ("accept", "b", "f", 0.2)],
+    # IPV6_V6ONLY and the other IPPROTO_IPV6 options
+    "v6_v6only_option": [
+        ("socket", "a", "dgram6"), ("getsockopt", "a", V6, S.IPV6_V6ONLY), ("setsockopt", "a", V6, S.IPV6_V6ONLY, 1),
+        ("getsockopt", "a", V6, S.IPV6_V6ONLY), ("setsockopt", "a", V6, S.IPV6_V6ONLY, 0),
+        ("setsockopt", "a", V6, S.IPV6_V6ONLY, 7), ("getsockopt", "a", V6, S.IPV6_V6ONLY),
+        ("bind", "a", ("::", 0)), ("setsockopt", "a", V6, S.IPV6_V6ONLY, 0), ("getsockopt", "a", V6, S.IPV6_V6ONLY),
+        ("socket", "b", "stream6"), ("getsockopt", "b", V6, S.IPV6_V6ONLY), ("bind", "b", ("::", 0)),
+        ("setsockopt", "b", V6, S.IPV6_V6ONLY, 1), ("getsockopt", "b", V6, S.IPV6_V6ONLY),
+        ("socket", "c", "dgram6"), ("connect", "c", ("PEER6", ECHO_PORT)), ("setsockopt", "c", V6, S.IPV6_V6ONLY, 1)],
+    "v6_options_on_ipv4_sockets": [
+        ("socket", "a", "dgram"), ("getsockopt", "a", V6, S.IPV6_V6ONLY), ("setsockopt", "a", V6, S.IPV6_V6ONLY, 1),
+        ("getsockopt", "a", V6, S.IPV6_UNICAST_HOPS), ("socket", "b", "stream"),
+        ("getsockopt", "b", V6, S.IPV6_V6ONLY), ("setsockopt", "b", V6, S.IPV6_TCLASS, 1),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_NODELAY), ("getsockopt", "b", S.IPPROTO_UDP, 1),
+        ("socket", "c", "dgram6"), ("getsockopt", "c", S.IPPROTO_TCP, S.TCP_NODELAY),
+        ("getsockopt", "c", S.IPPROTO_IP, S.IP_TTL), ("setsockopt", "c", S.IPPROTO_IP, S.IP_TTL, 9),
+        ("getsockopt", "c", S.IPPROTO_IP, S.IP_TTL)],
+    "v6_hop_limits": [
+        ("socket", "a", "dgram6"), ("getsockopt", "a", V6, S.IPV6_UNICAST_HOPS),
+        ("setsockopt", "a", V6, S.IPV6_UNICAST_HOPS, 255), ("getsockopt", "a", V6, S.IPV6_UNICAST_HOPS),
+        ("setsockopt", "a", V6, S.IPV6_UNICAST_HOPS, 256), ("setsockopt", "a", V6, S.IPV6_UNICAST_HOPS, -2),
+        ("setsockopt", "a", V6, S.IPV6_UNICAST_HOPS, 0), ("getsockopt", "a", V6, S.IPV6_UNICAST_HOPS),
+        ("setsockopt", "a", V6, S.IPV6_UNICAST_HOPS, -1), ("getsockopt", "a", V6, S.IPV6_UNICAST_HOPS),
+        ("getsockopt", "a", V6, S.IPV6_MULTICAST_HOPS), ("setsockopt", "a", V6, S.IPV6_MULTICAST_HOPS, 9),
+        ("getsockopt", "a", V6, S.IPV6_MULTICAST_HOPS), ("setsockopt", "a", V6, S.IPV6_MULTICAST_HOPS, 256),
+        ("setsockopt", "a", V6, S.IPV6_MULTICAST_HOPS, -1), ("getsockopt", "a", V6, S.IPV6_MULTICAST_HOPS),
+        ("connect", "a", ("PEER6", ECHO_PORT)), ("getsockopt", "a", V6, S.IPV6_UNICAST_HOPS)],
+    "v6_tclass": [
+        ("socket", "a", "dgram6"), ("getsockopt", "a", V6, S.IPV6_TCLASS), ("setsockopt", "a", V6, S.IPV6_TCLASS, 0xb8),
+        ("getsockopt", "a", V6, S.IPV6_TCLASS), ("setsockopt", "a", V6, S.IPV6_TCLASS, 256),
+        ("setsockopt", "a", V6, S.IPV6_TCLASS, -2), ("setsockopt", "a", V6, S.IPV6_TCLASS, -1),
+        ("getsockopt", "a", V6, S.IPV6_TCLASS), ("socket", "b", "stream6"), ("getsockopt", "b", V6, S.IPV6_TCLASS),
+        ("setsockopt", "b", V6, S.IPV6_TCLASS, 0x20), ("getsockopt", "b", V6, S.IPV6_TCLASS),
+        ("getsockopt", "b", V6, S.IPV6_UNICAST_HOPS), ("setsockopt", "b", V6, S.IPV6_UNICAST_HOPS, 300),
+        ("setsockopt", "b", V6, 9999, 1), ("getsockopt", "b", V6, 9999)],
+    "v6_getsockopt_basics": [
+        ("socket", "a", "dgram6"), ("getsockopt", "a", S.SOL_SOCKET, S.SO_DOMAIN),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_TYPE), ("getsockopt", "a", S.SOL_SOCKET, S.SO_PROTOCOL),
+        ("socket", "b", "stream6"), ("getsockopt", "b", S.SOL_SOCKET, S.SO_DOMAIN),
+        ("getsockopt", "b", S.SOL_SOCKET, S.SO_PROTOCOL), ("getsockopt", "b", S.IPPROTO_TCP, S.TCP_MAXSEG),
+        ("socket", "c", (S.AF_INET6, S.SOCK_DGRAM, S.IPPROTO_TCP)),
+        ("socket", "d", (S.AF_INET6, S.SOCK_STREAM, S.IPPROTO_UDP))],
+    # IPv4-mapped destinations from AF_INET6 sockets: IPv4 on the wire, IPv6 shapes
+    "v6_mapped_udp_connect": [
+        ("socket", "a", "dgram6"), ("connect", "a", ("MAPPED_PEER", ECHO_PORT)), ("getsockname", "a"),
+        ("getpeername", "a"), ("send", "a", b"mapped"), ("recvfrom", "a", 100),
+        ("connect", "a", ("PEER6", ECHO_PORT)), ("getsockname", "a"), ("getpeername", "a")],
+    "v6_mapped_udp_sendto": [
+        ("socket", "a", "dgram6"), ("sendto", "a", b"v4", ("MAPPED_PEER", ECHO_PORT)), ("getsockname", "a"),
+        ("recvfrom", "a", 100), ("sendto", "a", b"v6", ("PEER6", ECHO_PORT)), ("recvfrom", "a", 100),
+        ("sendto", "a", b"x", ("MAPPED_PEER", CLOSED_PORT)), ("sleep", SETTLE), ("recv", "a", 10, 0, 0.2)],
+    "v6_mapped_with_v6only": [
+        ("socket", "a", "dgram6"), ("setsockopt", "a", V6, S.IPV6_V6ONLY, 1),
+        ("connect", "a", ("MAPPED_PEER", ECHO_PORT)), ("sendto", "a", b"x", ("MAPPED_PEER", ECHO_PORT)),
+        ("getsockname", "a"), ("socket", "b", "stream6"), ("setsockopt", "b", V6, S.IPV6_V6ONLY, 1),
+        ("connect", "b", ("MAPPED_PEER", ECHO_PORT)), ("getpeername", "b")],
+    "v6_mapped_tcp_connect": [
+        ("socket", "a", "stream6"), ("connect", "a", ("MAPPED_PEER", ECHO_PORT)), ("getsockname", "a"),
+        ("getpeername", "a"), ("send", "a", b"over ipv4"), ("recv", "a", 100), ("shutdown", "a", S.SHUT_WR),
+        ("recv", "a", 100), ("getsockopt", "a", V6, S.IPV6_V6ONLY)],
+    "v6_mapped_connected_refused": [
+        ("socket", "a", "dgram6"), ("connect", "a", ("MAPPED_PEER", CLOSED_PORT)), ("send", "a", b"x"),
+        ("sleep", SETTLE), ("send", "a", b"x"), ("send", "a", b"x"), ("socket", "b", "stream6"),
+        ("connect", "b", ("MAPPED_PEER", CLOSED_PORT)), ("getsockopt", "b", S.SOL_SOCKET, S.SO_ERROR)],
+    "v6_bound6_then_mapped": [
+        ("socket", "a", "dgram6"), ("bind", "a", ("LOCAL6", 0)), ("connect", "a", ("MAPPED_PEER", ECHO_PORT)),
+        ("sendto", "a", b"x", ("MAPPED_PEER", ECHO_PORT)), ("socket", "b", "dgram6"),
+        ("bind", "b", ("MAPPED_LOCAL", 0)), ("connect", "b", ("PEER6", ECHO_PORT)),
+        ("sendto", "b", b"x", ("PEER6", ECHO_PORT)), ("connect", "b", ("MAPPED_PEER", ECHO_PORT)),
+        ("send", "b", b"y"), ("recv", "b", 10), ("getsockname", "b")],
+    # scope ids: a link-local address names its interface by index
+    "v6_scope_bind": [
+        ("socket", "a", "dgram6"), ("bind", "a", ("LOCALLL", 0)), ("bind", "a", ("LOCALLL%DEV", 0)),
+        ("bind", "a", ("LOCALLL", 0, 0, UNKNOWN_SCOPE)), ("socket", "b", "dgram6"),
+        ("bind", "b", ("LOCALLL", 0, 0, 1)), ("bind", "b", ("LOCALLL", PORT1, 0, "SCOPE")), ("getsockname", "b"),
+        ("socket", "c", "dgram6"), ("bind", "c", ("LOCAL6", PORT2, 0, "SCOPE")), ("getsockname", "c"),
+        ("socket", "d", "dgram6"), ("bind", "d", ("PEERLL", 0, 0, "SCOPE"))],
+    "v6_scope_connect": [
+        ("socket", "a", "dgram6"), ("connect", "a", ("PEERLL", ECHO_PORT)), ("connect", "a", ("PEERLL%DEV", ECHO_PORT)),
+        ("getsockname", "a"), ("connect", "a", ("PEERLL", ECHO_PORT, 0, "SCOPE")), ("getsockname", "a"),
+        ("getpeername", "a"), ("send", "a", b"link"), ("recvfrom", "a", 100),
+        ("connect", "a", ("PEERLL", ECHO_PORT, 0, UNKNOWN_SCOPE))],
+    "v6_scope_unknown": [
+        ("socket", "a", "dgram6"), ("connect", "a", ("PEERLL", ECHO_PORT, 0, UNKNOWN_SCOPE)), ("getsockname", "a"),
+        ("getpeername", "a"), ("sendto", "a", b"x", ("PEER6", ECHO_PORT)),   # still bound to that device
+        ("connect", "a", ("PEERLL", ECHO_PORT, 0, "SCOPE")), ("socket", "b", "dgram6"),
+        ("sendto", "b", b"x", ("PEERLL", ECHO_PORT, 0, UNKNOWN_SCOPE)),
+        ("socket", "c", "stream6"), ("connect", "c", ("PEERLL", ECHO_PORT, 0, UNKNOWN_SCOPE))],
+    "v6_scope_sendto": [
+        ("socket", "a", "dgram6"), ("sendto", "a", b"x", ("PEERLL", ECHO_PORT)),
+        ("sendto", "a", b"x", ("PEERLL%DEV", ECHO_PORT)), ("sendto", "a", b"link", ("PEERLL", ECHO_PORT, 0, "SCOPE")),
+        ("recvfrom", "a", 100), ("getsockname", "a"), ("sendto", "a", b"x", ("PEER6", ECHO_PORT, 0, 1)),
+        ("recvfrom", "a", 100), ("sendto", "a", b"x", ("ff02::1", CLOSED_PORT))],
+    "v6_scope_tcp_connect": [
+        ("socket", "a", "stream6"), ("connect", "a", ("PEERLL", ECHO_PORT)),
+        ("connect", "a", ("PEERLL", ECHO_PORT, 0, "SCOPE")), ("getsockname", "a"), ("getpeername", "a"),
+        ("send", "a", b"link"), ("recv", "a", 100), ("shutdown", "a", S.SHUT_WR), ("recv", "a", 100)],
+    # connect and sendto errors
+    "v6_udp_refused": [
+        ("socket", "a", "dgram6"), ("connect", "a", ("PEER6", CLOSED_PORT)), ("send", "a", b"x"),
+        ("sleep", SETTLE), ("send", "a", b"x"), ("send", "a", b"x"), ("sleep", SETTLE),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_ERROR), ("recv", "a", 100, 0, 0.2), ("getsockname", "a")],
+    "v6_udp_unconnected_hears_no_refusal": [
+        ("socket", "a", "dgram6"), ("sendto", "a", b"x", ("PEER6", CLOSED_PORT)), ("sleep", SETTLE),
+        ("sendto", "a", b"x", ("PEER6", CLOSED_PORT)), ("recv", "a", 10, 0, 0.2)],
+    "v6_unroutable": [
+        ("socket", "a", "dgram6"), ("connect", "a", (UNROUTABLE6, 9)), ("getsockname", "a"), ("getpeername", "a"),
+        ("sendto", "a", b"x", (UNROUTABLE6, 9)), ("socket", "b", "stream6"), ("connect", "b", (UNROUTABLE6, 80)),
+        ("getsockname", "b"), ("connect", "b", ("PEER6", 0))],
+    "v6_tcp_connect_refused": [
+        ("socket", "a", "stream6"), ("connect", "a", ("PEER6", CLOSED_PORT)), ("getpeername", "a"),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_ERROR), ("send", "a", b"x"), ("recv", "a", 10),
+        ("connect", "a", ("PEER6", ECHO_PORT)), ("getsockname", "a"), ("getpeername", "a"),
+        ("send", "a", b"again"), ("recv", "a", 100)],
+    "v6_tcp_refused_by_ourselves": [
+        ("socket", "a", "stream6"), ("connect", "a", ("LOCAL6", TP + 23)), ("socket", "b", "stream6"),
+        ("connect", "b", ("::1", TP + 23)), ("socket", "c", "dgram6"), ("connect", "c", ("::1", TP + 23)),
+        ("send", "c", b"x"), ("sleep", SETTLE), ("send", "c", b"x")],
+    # socket names
+    "v6_names_unbound_bound_connected": [
+        ("socket", "a", "dgram6"), ("getsockname", "a"), ("getpeername", "a"), ("bind", "a", ("", 0)),
+        ("getsockname", "a"), ("connect", "a", ("PEER6", ECHO_PORT, 0x12345, 0)), ("getsockname", "a"),
+        ("getpeername", "a"), ("disconnect", "a"), ("getsockname", "a"), ("getpeername", "a"),
+        ("socket", "b", "stream6"), ("getsockname", "b"), ("getpeername", "b"), ("bind", "b", ("LOCAL6", 0)),
+        ("getsockname", "b")],
+    "v6_connect_any_means_loopback": [
+        ("socket", "a", "dgram6"), ("connect", "a", ("::", PORT1)), ("getpeername", "a"), ("getsockname", "a"),
+        ("socket", "b", "stream6"), ("socket", "c", "stream6"), ("bind", "b", ("::", TP + 24)), ("listen", "b"),
+        ("connect", "c", ("::", TP + 24)), ("getpeername", "c"), ("accept", "b", "d"), ("getsockname", "d")],
+    "v6_udp_dual_stack_socket": [
+        ("socket", "a", "dgram6"), ("socket", "b", "dgram"), ("socket", "c", "dgram6"),
+        ("bind", "a", ("::", PORT1)), ("bind", "b", ("LOCAL", PORT2)), ("sendto", "b", b"four", ("LOCAL", PORT1)),
+        ("recvfrom", "a", 100), ("sendto", "a", b"back", ("MAPPED_LOCAL", PORT2)), ("recvfrom", "b", 100),
+        ("sendto", "c", b"six", ("LOCAL6", PORT1)), ("recvfrom", "a", 100), ("sendto", "c", b"one", ("::1", PORT1)),
+        ("recvfrom", "a", 100)],
+    "v6_udp_v6only_socket_ignores_v4": [
+        ("socket", "a", "dgram6"), ("socket", "b", "dgram"), ("setsockopt", "a", V6, S.IPV6_V6ONLY, 1),
+        ("bind", "a", ("::", PORT1)), ("connect", "b", ("LOCAL", PORT1)), ("send", "b", b"x"), ("sleep", SETTLE),
+        ("send", "b", b"x"), ("recv", "a", 10, 0, 0.2)],
+    "v6_dual_stack_listener_v4_client": [
+        ("socket", "a", "stream6"), ("socket", "b", "stream"), ("socket", "c", "stream6"),
+        ("bind", "a", ("::", TP + 25)), ("listen", "a"), ("connect", "b", ("LOCAL", TP + 25)),
+        ("accept", "a", "d"), ("getsockname", "d"), ("getpeername", "d"), ("getsockname", "b"),
+        ("getpeername", "b"), ("send", "b", b"from v4"), ("recv", "d", 100), ("send", "d", b"to v4"),
+        ("recv", "b", 100), ("connect", "c", ("LOCAL6", TP + 25)), ("accept", "a", "e"), ("getpeername", "e"),
+        ("getsockname", "e")],
+    "v6_tcp_echo_names": [
+        ("socket", "a", "stream6"), ("connect", "a", ("PEER6", ECHO_PORT)), ("getsockname", "a"),
+        ("getpeername", "a"), ("send", "a", b"hello"), ("recv", "a", 100), ("sendall", "a", bytes(range(256)) * 64),
+        ("sleep", SETTLE), ("recv", "a", 65536), ("shutdown", "a", S.SHUT_WR), ("send", "a", b"x"),
+        ("recv", "a", 100), ("getsockopt", "a", S.SOL_SOCKET, S.SO_ERROR)],
+    # shutdown and close on IPv6 streams
+    "v6_tcp_peer_close_then_send": [
+        ("socket", "a", "stream6"), ("socket", "b", "stream6"), ("bind", "a", ("LOCAL6", TP + 26)),
+        ("listen", "a", 5), ("connect", "b", ("LOCAL6", TP + 26)), ("accept", "a", "c"),
+        ("close", "c"), ("recv", "b", 100), ("send", "b", b"x"), ("sleep", SETTLE),
+        ("send", "b", b"x"), ("getsockopt", "b", S.SOL_SOCKET, S.SO_ERROR), ("getpeername", "b"),
+        ("shutdown", "b", S.SHUT_RD)],
+    "v6_tcp_linger0_resets": [
+        ("socket", "a", "stream6"), ("socket", "b", "stream6"), ("bind", "a", ("LOCAL6", TP + 27)),
+        ("listen", "a", 5), ("connect", "b", ("LOCAL6", TP + 27)), ("accept", "a", "c"),
+        ("setsockopt", "c", S.SOL_SOCKET, S.SO_LINGER, LINGER0), ("close", "c"), ("sleep", SETTLE),
+        ("getsockopt", "b", S.SOL_SOCKET, S.SO_ERROR), ("recv", "b", 100), ("send", "b", b"x")],
+    "v6_tcp_shutdown": [
+        ("socket", "a", "stream6"), ("shutdown", "a", S.SHUT_WR), ("connect", "a", ("PEER6", ECHO_PORT)),
+        ("shutdown", "a", 7), ("shutdown", "a", S.SHUT_RD), ("recv", "a", 10), ("send", "a", b"abc"),
+        ("sleep", SETTLE), ("recv", "a", 10), ("shutdown", "a", S.SHUT_WR), ("send", "a", b"x"),
+        ("recv", "a", 10), ("close", "a"), ("getsockname", "a"), ("send", "a", b"x")],
+    "v6_shutdown_before_connect": [   # Linux inet_shutdown: ENOTCONN, yet the halves stay shut
+        ("socket", "a", "dgram6"), ("shutdown", "a", S.SHUT_RD), ("connect", "a", ("PEER6", ECHO_PORT)),
+        ("recv", "a", 10, 0, 0.2), ("send", "a", b"x"), ("sleep", SETTLE), ("recv", "a", 10),
+        ("socket", "b", "dgram6"), ("shutdown", "b", S.SHUT_WR), ("connect", "b", ("PEER6", ECHO_PORT)),
+        ("send", "b", b"x"), ("socket", "c", "stream6"), ("shutdown", "c", S.SHUT_RD),
+        ("connect", "c", ("PEER6", ECHO_PORT)), ("recv", "c", 10), ("send", "c", b"abc"), ("sleep", SETTLE),
+        ("recv", "c", 10), ("socket", "d", "stream6"), ("shutdown", "d", S.SHUT_WR),
+        ("connect", "d", ("PEER6", CLOSED_PORT)), ("connect", "d", ("PEER6", ECHO_PORT)), ("send", "d", b"x"),
+        ("recv", "d", 10)],
+    "v6_udp_connected_filters_other_sources": [
+        ("socket", "a", "dgram6"), ("socket", "b", "dgram6"), ("bind", "a", ("LOCAL6", PORT1)),
+        ("connect", "a", ("PEER6", ECHO_PORT)), ("bind", "b", ("LOCAL6", PORT2)),
+        ("sendto", "b", b"from-b", ("LOCAL6", PORT1)), ("recv", "a", 100, 0, 0.2),
+        ("send", "a", b"from-peer"), ("recvfrom", "a", 100), ("sendto", "b", b"x", ("LOCAL6", PORT1, 0, 1)),
+        ("recvfrom", "a", 100, 0, 0.2)],
+    "v6_bound_link_local_to_global": [
+        ("socket", "a", "dgram6"), ("bind", "a", ("LOCALLL", 0, 0, "SCOPE")),
+        ("sendto", "a", b"ll", ("PEER6", ECHO_PORT)), ("recvfrom", "a", 100), ("getsockname", "a"),
+        ("sendto", "a", b"x", ("::1", PORT1)), ("socket", "b", "stream6"), ("bind", "b", ("LOCALLL", 0, 0, "SCOPE")),
+        ("connect", "b", ("PEER6", ECHO_PORT)), ("getsockname", "b"), ("getpeername", "b"), ("send", "b", b"ll"),
+        ("recv", "b", 100)],
+    "v6_bind_v6only_pairs": [
+        ("socket", "a", "dgram6"), ("socket", "b", "dgram6"), ("socket", "c", "dgram6"), ("socket", "d", "dgram"),
+        ("setsockopt", "a", V6, S.IPV6_V6ONLY, 1), ("setsockopt", "b", V6, S.IPV6_V6ONLY, 1),
+        ("bind", "a", ("::", PORT1)), ("bind", "b", ("::", PORT1)),
+        ("setsockopt", "c", S.SOL_SOCKET, S.SO_REUSEPORT, 1), ("setsockopt", "d", S.SOL_SOCKET, S.SO_REUSEPORT, 1),
+        ("bind", "c", ("::", PORT2)), ("bind", "d", ("", PORT2)), ("getsockopt", "c", V6, S.IPV6_V6ONLY)],
+    "v6_mapped_loopback": [
+        ("socket", "a", "stream"), ("socket", "b", "stream6"), ("socket", "c", "stream6"),
+        ("bind", "a", ("127.0.0.1", TP + 28)), ("listen", "a"), ("connect", "b", ("::ffff:127.0.0.1", TP + 28)),
+        ("getsockname", "b"), ("accept", "a", "d"), ("getpeername", "d"), ("connect", "c", ("::1", TP + 28)),
+        ("socket", "e", "dgram6"), ("connect", "e", ("::ffff:127.0.0.1", PORT1)), ("getsockname", "e"),
+        ("socket", "f", "dgram"), ("bind", "f", ("::ffff:127.0.0.1", 0)), ("getsockname", "f")],
+    "v6_multicast_membership": [
+        ("socket", "a", "dgram6"), ("setsockopt", "a", V6, S.IPV6_JOIN_GROUP, "MREQ_LL_GROUP"),
+        ("setsockopt", "a", V6, S.IPV6_JOIN_GROUP, "MREQ_LL_GROUP"),
+        ("setsockopt", "a", V6, S.IPV6_LEAVE_GROUP, "MREQ_LL_GROUP"),
+        ("setsockopt", "a", V6, S.IPV6_LEAVE_GROUP, "MREQ_LL_GROUP"),
+        ("setsockopt", "a", V6, S.IPV6_JOIN_GROUP, "MREQ_UNKNOWN_IF"),
+        ("setsockopt", "a", V6, S.IPV6_JOIN_GROUP, "MREQ_UNICAST"),
+        ("setsockopt", "a", V6, S.IPV6_JOIN_GROUP, b"\xff\x02"), ("setsockopt", "a", V6, S.IPV6_JOIN_GROUP, 1),
+        ("socket", "b", "stream6"), ("setsockopt", "b", V6, S.IPV6_JOIN_GROUP, "MREQ_LL_GROUP")],
+    "v6_link_local_to_ourselves": [
+        ("socket", "a", "dgram6"), ("socket", "b", "dgram6"), ("bind", "a", ("LOCALLL", PORT1, 0, "SCOPE")),
+        ("sendto", "b", b"self", ("LOCALLL", PORT1, 0, "SCOPE")), ("recvfrom", "a", 100, 0, 0.5),
+        ("socket", "c", "stream6"), ("socket", "d", "stream6"), ("bind", "c", ("::", TP + 29)), ("listen", "c"),
+        ("connect", "d", ("LOCALLL", TP + 29, 0, "SCOPE")), ("getsockname", "d"), ("accept", "c", "e"),
+        ("getsockname", "e")],
+    "v6_tcp_mapped_and_v6_bindings": [
+        ("socket", "a", "stream6"), ("bind", "a", ("MAPPED_LOCAL", 0)), ("connect", "a", ("PEER6", ECHO_PORT)),
+        ("connect", "a", ("MAPPED_PEER", ECHO_PORT)), ("getsockname", "a"), ("getpeername", "a"),
+        ("socket", "b", "stream6"), ("bind", "b", ("LOCAL6", 0)), ("connect", "b", ("MAPPED_PEER", ECHO_PORT)),
+        ("connect", "b", ("PEER6", ECHO_PORT)), ("getsockname", "b"), ("socket", "c", "stream6"),
+        ("bind", "c", ("LOCALLL", 0, 0, "SCOPE")), ("connect", "c", ("PEERLL", ECHO_PORT, 0, 1)),
+        ("connect", "c", ("PEERLL", ECHO_PORT)), ("getpeername", "c")],
+    "v6_tcp_mapped_listener": [
+        ("socket", "a", "stream6"), ("socket", "b", "stream"), ("socket", "c", "stream6"),
+        ("bind", "a", ("MAPPED_LOCAL", TP + 30)), ("listen", "a"), ("connect", "b", ("LOCAL", TP + 30)),
+        ("accept", "a", "d"), ("getsockname", "d"), ("connect", "c", ("LOCAL6", TP + 30)),
+        ("getsockname", "a")],
+    "v6_dontfrag": [
+        ("socket", "a", "dgram6"), ("getsockopt", "a", V6, S.IPV6_DONTFRAG),
+        ("setsockopt", "a", V6, S.IPV6_DONTFRAG, 1), ("getsockopt", "a", V6, S.IPV6_DONTFRAG),
+        ("connect", "a", ("PEER6", ECHO_PORT)), ("send", "a", bytes(1452)),
+        ("recv", "a", 2000), ("send", "a", bytes(1453)), ("setsockopt", "a", V6, S.IPV6_DONTFRAG, 0),
+        ("send", "a", bytes(1453)), ("recv", "a", 2000)],
+    "v6_tcp_unknown_scope_then_global": [
+        ("socket", "a", "stream6"), ("connect", "a", ("PEERLL", ECHO_PORT, 0, UNKNOWN_SCOPE)), ("getsockname", "a"),
+        ("connect", "a", ("PEER6", ECHO_PORT)), ("getsockname", "a")],
+    "v6_udp_echo_sizes": [
+        ("socket", "a", "dgram6"), ("connect", "a", ("PEER6", ECHO_PORT)), ("send", "a", b""), ("recv", "a", 100),
+        ("send", "a", bytes(range(256)) * 16), ("recv", "a", 65535), ("send", "a", bytes(65528)),
+        ("send", "a", bytes(65527)), ("recv", "a", 70000)],
+}
+SCENARIOS.update(V6_SCENARIOS)

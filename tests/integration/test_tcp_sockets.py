@@ -376,3 +376,35 @@ async def test_shutdown_during_connect_resets_it(autojump_clock: trio.testing.Mo
         await listener(p.sb)
         await cl.connect((IP_B, 5000))
         assert cl.getpeername() == (IP_B, 5000)
+
+
+async def test_shutdown_before_connect_is_enotconn_yet_sticks(autojump_clock: trio.testing.MockClock) -> None:
+    """Linux inet_shutdown on a CLOSE socket: ENOTCONN, but sk_shutdown |= how all the same --
+    the connection made later cannot send (EPIPE, and no FIN goes out for it) and an empty
+    recv is b"" at once; a connect that fails clears it (tcp_disconnect)."""
+    async with two_stacks(**cfg()) as p:
+        srv = await listener(p.sb)
+        wr, rd, retry = p.sa.socket(A, S), p.sa.socket(A, S), p.sa.socket(A, S)
+        with err(errno.ENOTCONN):
+            wr.shutdown(socket.SHUT_WR)
+        await wr.connect((IP_B, 5000))
+        conn, _ = await srv.accept()
+        with err(errno.EPIPE):
+            await wr.send(b"x")
+        with trio.move_on_after(1) as waited:
+            await conn.recv(10)
+        assert waited.cancelled_caught                       # no FIN: the peer still waits
+        with err(errno.ENOTCONN):
+            rd.shutdown(socket.SHUT_RD)
+        await rd.connect((IP_B, 5000))
+        conn2, _ = await srv.accept()
+        assert await rd.recv(10) == b""                       # nothing queued: EOF at once
+        await conn2.send(b"abc")
+        await trio.sleep(0.1)
+        assert await rd.recv(10) == b"abc"                    # data still comes first
+        with err(errno.ENOTCONN):
+            retry.shutdown(socket.SHUT_RDWR)
+        with err(errno.ECONNREFUSED):
+            await retry.connect((IP_B, 5001))
+        await retry.connect((IP_B, 5000))
+        assert await retry.send(b"ok") == 2

@@ -560,3 +560,19 @@ async def test_faults_example_is_not_vacuous(autojump_clock: trio.testing.MockCl
         assert 100 - f.dropped <= len(got) <= 100 + f.duplicated   # the counts include ARP/ICMP frames
         assert len(set(got)) < 100 and len(got) > len(set(got))     # lost some, doubled some
         assert got != sorted(got)                       # reordered
+
+
+async def test_shutdown_unconnected_is_enotconn_yet_sticks(autojump_clock: trio.testing.MockClock) -> None:
+    """Linux inet_shutdown: an unconnected datagram socket says ENOTCONN but keeps the halves
+    shut: after connect, send is EPIPE (SHUT_WR) and an empty recv b"" at once (SHUT_RD)."""
+    async with pair() as p:
+        wr, rd = p.sa.socket(A, D), p.sa.socket(A, D)
+        with err(errno.ENOTCONN):
+            wr.shutdown(socket.SHUT_WR)
+        await wr.connect((IP_B, 9))
+        with err(errno.EPIPE):
+            await wr.send(b"x")
+        with err(errno.ENOTCONN):
+            rd.shutdown(socket.SHUT_RD)
+        await rd.connect((IP_B, 9))
+        assert await rd.recv(10) == b""

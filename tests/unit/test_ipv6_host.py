@@ -5,11 +5,13 @@ redirects (§8.1), and the device's multicast filter.  Output is parsed by scapy
 by scapy: neither side checks itself."""
 from __future__ import annotations
 
+import errno
 import random
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from scapy.layers.inet import UDP
 from scapy.layers.inet6 import (
     ICMPv6MLQuery2,
     ICMPv6MLReport2,
@@ -302,3 +304,53 @@ def test_mld_reports_fit_the_link_whatever_the_number_of_groups() -> None:
     assert len(reports) >= 3 and all(size <= 1500 for _, size in reports)
     groups = {r.dst for p, _ in reports for r in p[ICMPv6MLReport2].records}
     assert {f"ff05::{i + 1:x}" for i in range(150)} <= groups
+
+
+def test_own_global_address_is_routed_through_the_loopback() -> None:
+    """Linux's local table: a packet to one of the host's own usable addresses goes through
+    `lo` and comes back in (a connect() to the host's own fd00::2 reaches its listener); a
+    tentative address is not ours yet; a link-local one needs its interface named, and comes
+    back in as received on that interface (its scope id, the link replies go by)."""
+    w = make(ether=True)
+    lo = Interface("lo", StubNdd("lo"), 2, 65536, IFF_UP | IFF_RUNNING | IFF_LOOPBACK)  # type: ignore[arg-type]
+    w.host.start(w.host.attach(lo, w.now, loopback=True), w.now)
+    ll = ip6_to_int(up(w))
+    mine = ip6_to_int("fd00::2")
+    assert w.host.add_address(w.ifp, mine, 64, w.now) == 0
+    hop = w.host.route(mine, w.now, None)
+    assert not isinstance(hop, int) and hop.nexthop == mine and hop.route is not None   # tentative: the link
+    assert hop.ifp is w.ifp
+    w.run_until(w.now + 3)                                                             # DAD done
+    hop = w.host.route(mine, w.now, None)
+    assert not isinstance(hop, int) and hop.ifp is lo and hop.nexthop == mine and hop.source == mine
+    hop = w.host.route(mine, w.now, w.ifp)                                             # its own device
+    assert not isinstance(hop, int) and hop.ifp is lo
+    assert w.host.is_ours(lo, mine)                                                    # and taken in
+    other = w.host.route(ip6_to_int("fd00::9"), w.now, None)
+    assert not isinstance(other, int) and other.ifp is w.ifp                           # a neighbour: the link
+    scoped = w.host.route(ll, w.now, w.ifp)
+    assert not isinstance(scoped, int) and scoped.ifp is lo and scoped.source == ll
+    assert w.host.route(ll, w.now, None) == errno.EINVAL                             # which link?
+    seen: list[tuple[str, str]] = []
+    w.host.ip.protosw.add(socket.AF_INET6, Protosw("udp6", socket.SOCK_DGRAM, 17,
+                                                   input=lambda pkt, meta, now: seen.append((meta.ifp.name,
+                                                                                            int_to_ip6(meta.dst)))))
+    looped = IPv6(src=int_to_ip6(ll), dst=int_to_ip6(ll)) / UDP(sport=1, dport=2)
+    w.host.ip.input(lo, PacketBuffer.from_payload(bytes(looped)), w.now)
+    assert seen == [("eth0", int_to_ip6(ll))]
+
+
+def test_source_selection_ties_go_to_the_newest_address() -> None:
+    """RFC 6724 rule 8 stops at the prefix length, so fe80::88:1/64 and the RFC 7217 link-local
+    tie for fe80::88:2, as fd00::2/64 and fd00::3/64 tie for fd00::9: Linux then takes the
+    address configured last (its address list is newest first within a scope)."""
+    w = make(ether=False)
+    auto_ll = ip6_to_int(next(iter(w.addresses())))
+    static_ll = ip6_to_int("fe80::88:1")
+    assert w.host.ip.choose_source(ip6_to_int("fe80::88:2"), w.ifp, w.now) == auto_ll
+    assert w.host.add_address(w.ifp, static_ll, 64, w.now) == 0
+    assert w.host.ip.choose_source(ip6_to_int("fe80::88:2"), w.ifp, w.now) == static_ll
+    for text in ("fd00::2", "fd00::3"):
+        assert w.host.add_address(w.ifp, ip6_to_int(text), 64, w.now) == 0
+    assert w.host.ip.choose_source(ip6_to_int("fd00::9"), w.ifp, w.now) == ip6_to_int("fd00::3")
+    assert w.host.ip.choose_source(ip6_to_int("fd00::2"), w.ifp, w.now) == ip6_to_int("fd00::2")   # rule 1

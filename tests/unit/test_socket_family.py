@@ -145,3 +145,20 @@ async def test_inet_sockets_keep_pairs(host: Host) -> None:
     assert gai.value.errno == socket.EAI_NONAME
     with pytest.raises(TypeError, match=r"^AF_INET address must be a pair \(host, port\)$"):
         s.bind(("::1", 0, 0, 0))
+
+
+@pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_STREAM])
+def test_unknown_option_errno_by_family(host: Host, kind: int) -> None:
+    """Linux: an AF_INET socket passes a level that is not its own to ip_getsockopt, which says
+    EOPNOTSUPP (getsockopt(IPPROTO_IPV6, IPV6_V6ONLY) on a UDP or TCP IPv4 socket); the levels
+    it knows answer ENOPROTOOPT for an unknown name, and an AF_INET6 socket always does."""
+    v4, v6 = create(host, socket.AF_INET, kind), create(host, socket.AF_INET6, kind)
+    other = socket.IPPROTO_UDP if kind == socket.SOCK_STREAM else socket.IPPROTO_TCP
+    own = socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
+    cases = ((v4, socket.IPPROTO_IPV6, errno.EOPNOTSUPP), (v4, other, errno.EOPNOTSUPP),
+             (v4, socket.SOL_SOCKET, errno.ENOPROTOOPT), (v4, socket.IPPROTO_IP, errno.ENOPROTOOPT),
+             (v4, own, errno.ENOPROTOOPT), (v6, 9999, errno.ENOPROTOOPT), (v6, other, errno.ENOPROTOOPT))
+    for sock, level, expected in cases:
+        with pytest.raises(OSError) as exc:
+            sock.getsockopt(level, 9999)
+        assert exc.value.errno == expected, (sock.family, level)

@@ -371,6 +371,14 @@ def test_bind_rules_of_af_inet6() -> None:
     # IPv6 options are ENOPROTOOPT on an AF_INET socket, as on Linux
     v4 = a.usr.attach(now)
     assert a.usr.setsockopt(v4, socket.IPPROTO_IPV6, IPV6_V6ONLY, 1, now) == errno.ENOPROTOOPT
+    # group memberships are a datagram socket's: a TCP one says EPROTO once the struct
+    # ipv6_mreq is whole, EINVAL before (Linux do_ipv6_setsockopt; the differential table)
+    mreq = bytes(16) + bytes(4)
+    for opt in (socket.IPV6_JOIN_GROUP, socket.IPV6_LEAVE_GROUP):
+        assert a.usr6.setsockopt(q, socket.IPPROTO_IPV6, opt, mreq, now) == errno.EPROTO
+        assert a.usr6.setsockopt(q, socket.IPPROTO_IPV6, opt, mreq[:8], now) == errno.EINVAL
+        assert a.usr6.setsockopt(q, socket.IPPROTO_IPV6, opt, 1, now) == errno.EINVAL
+        assert a.usr.setsockopt(v4, socket.IPPROTO_IPV6, opt, mreq, now) == errno.ENOPROTOOPT
 
 
 def test_unbound_af_inet6_names() -> None:
@@ -384,7 +392,12 @@ def test_link_local_connect_needs_a_scope_id() -> None:
     lst = listen6(b)
     c = a.usr6.attach(wire.now)
     assert a.usr6.connect(c, (B_LL, PORT, 0, 0), wire.now) == errno.EINVAL
-    assert a.usr6.connect(c, (B_LL, PORT, 0, 99), wire.now) == errno.ENODEV
+    assert a.usr6.connect(c, (B_LL, PORT, 0, 99), wire.now) == errno.ENETUNREACH   # as Linux: no route
+    # ... and the socket stays bound to that missing interface (Linux's sk_bound_dev_if)
+    assert a.usr6.connect(c, (B6, PORT, 0, 0), wire.now) == errno.ENETUNREACH
+    assert a.usr6.connect(c, (v4_mapped(B4), PORT, 0, 0), wire.now) == errno.ENETUNREACH
+    assert a.usr6.connect(c, (B_LL, PORT, 0, a.eth0.index), wire.now) == errno.EINVAL
+    assert a.usr6.sockaddr(c) == (0, 0, 0, 0)
     c2, s = connect6(wire, a, b, lst, addr=B_LL, scope=a.eth0.index)
     assert a.usr6.sockaddr(c2) == (A_LL, c2.lport, 0, a.eth0.index)
     assert a.usr6.peeraddr(c2) == (B_LL, PORT, 0, a.eth0.index)

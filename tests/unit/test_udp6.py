@@ -473,7 +473,8 @@ def test_sendto_errors_in_linux_order(net: Net) -> None:
     assert usr.send(pcb, memoryview(b"x"), sa(PEER, 0), T0) == -errno.EINVAL
     assert usr.send(pcb, memoryview(b"x"), sa("2001:db8:dead::1", 53), T0) == -errno.ENETUNREACH
     assert usr.send(pcb, memoryview(b"x"), sa("2001:db8::1", 53, scope=9), T0) == 1   # scope ignored: global
-    assert usr.send(pcb, memoryview(b"x"), sa(PEER_LL, 53, scope=9), T0) == -errno.ENODEV
+    # an unknown scope id: Linux's route lookup by that ifindex fails (the differential table)
+    assert usr.send(pcb, memoryview(b"x"), sa(PEER_LL, 53, scope=9), T0) == -errno.ENETUNREACH
 
 
 def test_largest_datagram_and_emsgsize(net: Net) -> None:
@@ -626,16 +627,23 @@ def test_link_local_needs_a_scope_id(net: Net) -> None:
     assert needs_scope_id(ip("ff01::1")) and not needs_scope_id(ip("ff05::1"))
 
 
-def test_sendto_scoped_destination_without_scope_is_eaddrnotavail(net: Net) -> None:
-    """Linux 6.x: sendto(fe80::1 or ff02::1 with no scope id, no bound device) -> EADDRNOTAVAIL
-    (checked against the kernel in a netns); connect() says EINVAL (above)."""
+def test_sendto_scoped_destination_without_scope_takes_the_first_link(net: Net) -> None:
+    """Linux 6.x: sendto(fe80::1 or ff02::1) with no scope id and no bound device leaves by
+    the first interface with a link-local source (its fe80::/64 or ff00::/8 route) -- the
+    differential table checks it -- and fails with EADDRNOTAVAIL while no link-local address
+    is usable (checked against the kernel in a netns during DAD); connect() says EINVAL."""
     pcb = net.sock6()
-    assert net.usr6.send(pcb, memoryview(b"x"), sa(PEER_LL, 53), T0) == -errno.EADDRNOTAVAIL
-    assert net.usr6.send(pcb, memoryview(b"x"), sa("ff02::1", 53), T0) == -errno.EADDRNOTAVAIL
+    assert net.usr6.send(pcb, memoryview(b"x"), sa(PEER_LL, 53), T0) == 1
+    assert net.usr6.send(pcb, memoryview(b"x"), sa("ff02::1", 53), T0) == 1
+    assert [(p.src, p.dst) for p in net.sent6()] == [(US_LL, PEER_LL), (US_LL, "ff02::1")]
     assert net.usr6.connect(pcb, sa("ff02::1", 53), T0) == errno.EINVAL
     assert net.usr6.send(pcb, memoryview(b"x"), sa(PEER_LL, 53, scope=1), T0) == 1
     out = net.sent6()[0]
     assert out.src == US_LL and checksum_ok(out)
+    net.v6.candidates = [c for c in net.v6.candidates if c.addr != ip(US_LL)]   # no link-local yet
+    assert net.usr6.send(pcb, memoryview(b"x"), sa(PEER_LL, 53), T0) == -errno.EADDRNOTAVAIL
+    assert net.usr6.send(pcb, memoryview(b"x"), sa("ff02::1", 53), T0) == -errno.EADDRNOTAVAIL
+    assert net.sent6() == []
 
 
 def test_bind_checks_the_address(net: Net) -> None:
@@ -995,3 +1003,31 @@ def test_registered_as_the_af_inet6_protosw_entry() -> None:
     assert usr.bind(pcb, sa("::", 5000), T0) == 0
     v6.ipv6.input(v6.eth0, rx(bytes(udp6())), T0)
     assert usr.recv(pcb, 100, False, T0) == (b"hello", sa(PEER, 1000))
+
+
+def test_failed_connect_leaves_the_socket_bound(net: Net) -> None:
+    """Linux inet_dgram_connect auto-binds before ip6_datagram_connect checks anything: a
+    connect that fails (no scope id, IPV6_V6ONLY towards a mapped peer) leaves a port."""
+    usr = net.usr6
+    pcb = net.sock6()
+    assert usr.connect(pcb, sa(PEER_LL, 53), T0) == errno.EINVAL
+    assert pcb.lport and usr.sockaddr(pcb) == sa("::", pcb.lport) and usr.peeraddr(pcb) is None
+    v6only = net.sock6(IPV6_V6ONLY=1)
+    assert usr.connect(v6only, (mapped(V4_PEER), 53, 0, 0), T0) == errno.ENETUNREACH
+    assert v6only.lport and usr.sockaddr(v6only) == sa("::", v6only.lport)
+
+
+def test_unknown_scope_id_is_enetunreach_and_sticks(net: Net) -> None:
+    """Linux: connect((fe80::1, p, 0, 99)) binds the socket to device 99 before the route lookup
+    fails (ENETUNREACH) and keeps it: later sends go nowhere either; sendto with the scope id
+    is ENETUNREACH too (checked by the differential table)."""
+    usr = net.usr6
+    pcb = net.sock6()
+    assert usr.connect(pcb, sa(PEER_LL, 53, scope=99), T0) == errno.ENETUNREACH
+    assert usr.peeraddr(pcb) is None and pcb.bound_ifindex == 99
+    assert usr.send(pcb, memoryview(b"x"), sa(PEER, 53), T0) == -errno.ENETUNREACH
+    assert usr.connect(pcb, sa(PEER_LL, 53, scope=1), T0) == errno.EINVAL      # bound to 99 now
+    other = net.sock6()
+    assert usr.send(other, memoryview(b"x"), sa(PEER_LL, 53, scope=99), T0) == -errno.ENETUNREACH
+    assert usr.send(other, memoryview(b"x"), sa(PEER, 53), T0) == 1              # not sticky for sendto
+    assert net.sent6()[0].dst == PEER
