@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -72,15 +73,19 @@ async def open_peer6(host: NetnsHost, kind: str, *, offload: bool = True,
     host.adopt(ndd.ndd_name, f"{KERNEL_IP}/24")
     host.ip("-6", "addr", "add", f"{KERNEL6}/64", "dev", ndd.ndd_name, "nodad")
     tcpdump = Tcpdump(host, ndd.ndd_name, dump) if dump else None
+    if tcpdump is not None:
+        # a 64 MiB capture buffer: 64 KiB GSO super-frames fill tcpdump's default 2 MiB at once
+        tcpdump.argv[-2:-2] = ["-B", str(64 << 10)]
+        assert await tcpdump.start()
     try:
-        if tcpdump is not None:
-            assert await tcpdump.start()
         async with open_stack6(host, ndd, faults) as peer:
             yield peer
+            if tcpdump is not None:     # before the device goes away with the stack
+                await tcpdump.stop()
+                assert re.search(rb"^0 packets dropped by kernel", tcpdump.stderr, re.M), tcpdump.stderr
     finally:
         if tcpdump is not None:
-            captured = await tcpdump.stop()
-            assert captured > 0, tcpdump.stderr
+            tcpdump.kill()
 
 
 @asynccontextmanager
@@ -592,6 +597,94 @@ async def test_tshark_no_malformed_frames_nor_bad_checksums(netns: NetnsHost, ki
     assert good["tcp"] > 2 * 2 * CHUNK // 1440 and good["udp"] >= 40 and good["icmpv6"] >= 7, good
     # port unreachable, echo request and reply, router solicitation, MLDv2 reports
     assert {1, 128, 129, 133, 143} <= icmp_types, icmp_types
+    mss = await run(base + ["-Y", f"ipv6.src == {STACK6} && tcp.flags.syn == 1", "-T", "fields",
+                            "-e", "tcp.options.mss_val"])
+    assert set(mss.stdout.split()) == {b"1440"}, mss.stdout      # MTU 1500 - 40 - 20 (RFC 8200 §5)
     print(f"{kind}: ICMPv6 types the stack sent: {sorted(icmp_types)}, checksums good: {good}")
     if kind == "tap":
         assert {135, 136} <= icmp_types, icmp_types                 # DAD probes, neighbor advertisements
+
+
+# --- offloads on: what the kernel side's capture holds -----------------------------------------
+
+def ones_sum16(data: bytes) -> int:
+    """RFC 1071's one's-complement sum, folded to 16 bits (computed here, not with the stack's
+    own helpers, so that the test checks the stack independently)."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def ipv6_l4_frames(pcap: Path, src: str) -> list[tuple[int, bytes, bytes, bytes]]:
+    """(next header, source, destination, upper-layer bytes) of every unfragmented IPv6 packet
+    from `src` in the capture (raw IP from TUN or Ethernet from TAP) with no extension header."""
+    import dpkt  # only this test reads pcaps itself
+
+    want = socket.inet_pton(INET6, src)
+    out = []
+    with open(pcap, "rb") as f:
+        reader = dpkt.pcap.Reader(f)
+        ethernet = reader.datalink() == dpkt.pcap.DLT_EN10MB
+        for _, frame in reader:
+            if ethernet:
+                if frame[12:14] != b"\x86\xdd":
+                    continue
+                frame = frame[14:]
+            if len(frame) < 40 or frame[0] >> 4 != 6 or frame[8:24] != want:
+                continue
+            nh, plen = frame[6], int.from_bytes(frame[4:6], "big")
+            if nh in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+                out.append((nh, frame[8:24], frame[24:40], frame[40:40 + plen]))
+    return out
+
+
+async def test_offloaded_checksums_are_partial_or_complete_on_the_wire(netns: NetnsHost, kind: str,
+                                                                      tmp_path: Path) -> None:
+    """With offloads on, the stack hands the kernel TCP/UDP packets whose checksum field holds the
+    pseudo-header sum (virtio NEEDS_CSUM: the device or the kernel's GSO finishes it from
+    csum_start), and GSO_TCPV6 super-frames bigger than the MTU.  The kernel trusts such a
+    packet when it delivers it locally, so a wrong seed would go unnoticed here and break only
+    once the packet is forwarded out of a real NIC: check each seed ourselves.  Linux's
+    convention (__tcp_v6_send_check, and tcp_gso_segment's per-segment length delta) is the
+    pseudo-header sum over the packet's own upper-layer length, not complemented.  tshark calls
+    such frames "bad", so it judges only what must be complete: ICMPv6 and fragmented UDP."""
+    pcap = tmp_path / "v6-offload.pcap"
+    async with open_peer6(netns, kind, dump=pcap) as p:
+        assert p.ndd.vnet
+        await linux_client_to_stack_server(p, 2 * CHUNK, timeout=30)
+        seen: list[tuple[Any, ...]] = []
+        async with trio.open_nursery() as n:
+            await n.start(udp6_echo, p.stack, 7, seen)
+            r = await run(p.exec(sys.executable, "-c", LINUX_UDP_CLIENT6, STACK6, "7", "40", "4"), timeout=30)
+            assert r.stdout.split()[:2] == [b"40", b"0"], r.stdout + r.stderr
+            n.cancel_scope.cancel()
+        await p.stack.ping(KERNEL6, size=4000, timeout=3)
+    partial = complete = super_frames = udp_whole = 0
+    wrong = []
+    for nh, src, dst, l4 in ipv6_l4_frames(pcap, STACK6):
+        udp_whole += nh == socket.IPPROTO_UDP
+        pseudo = src + dst + len(l4).to_bytes(4, "big") + bytes(3) + bytes([nh])
+        field = l4[16:18] if nh == socket.IPPROTO_TCP else l4[6:8]
+        if ones_sum16(pseudo + l4) == 0xFFFF:
+            complete += 1
+        elif int.from_bytes(field, "big") == ones_sum16(pseudo):
+            partial += 1
+            super_frames += len(l4) > 1500 - 40
+        else:
+            wrong.append((nh, len(l4), field.hex()))
+    print(f"{kind} offload capture: {partial} partial (of which {super_frames} GSO super-frames), "
+          f"{complete} complete checksums")
+    assert wrong == [], wrong[:20]
+    assert partial >= 40 and super_frames >= 10, (partial, super_frames)
+    assert udp_whole == sum(size(i) <= UDP_MAX_UNFRAGMENTED for i in range(40))    # the unfragmented echoes
+    base = ["tshark", "-n", "-r", str(pcap), "-o", "udp.check_checksum:TRUE"]
+    malformed = await run(base + ["-Y", "_ws.malformed"])
+    bad = await run(base + ["-Y", f"ipv6.src == {STACK6} && (icmpv6.checksum.status == \"Bad\""
+                                  " || (ipv6.fragment && udp.checksum.status == \"Bad\"))"])
+    reassembled = await run(base + ["-Y", f"ipv6.src == {STACK6} && ipv6.fragment && udp.checksum.status == \"Good\""])
+    assert malformed.returncode == bad.returncode == 0, malformed.stderr + bad.stderr
+    assert malformed.stdout.strip() == bad.stdout.strip() == b"", (malformed.stdout + bad.stdout).decode()[:3000]
+    assert len(reassembled.stdout.splitlines()) >= 20       # most of the 40 echoes were fragmented
