@@ -688,3 +688,104 @@ async def test_offloaded_checksums_are_partial_or_complete_on_the_wire(netns: Ne
     assert malformed.returncode == bad.returncode == 0, malformed.stderr + bad.stderr
     assert malformed.stdout.strip() == bad.stdout.strip() == b"", (malformed.stdout + bad.stdout).decode()[:3000]
     assert len(reassembled.stdout.splitlines()) >= 20       # most of the 40 echoes were fragmented
+
+
+# --- link-local peers, V6ONLY, hop limit and traffic class --------------------------------------
+
+LINUX_LL_ECHO = """
+import socket, sys
+addr, port = sys.argv[1], int(sys.argv[2])
+l = socket.socket(socket.AF_INET6)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("::", port)); l.listen(1); l.settimeout(10)
+print("bound", flush=True)
+s, peer = l.accept()
+data = b""
+while d := s.recv(4096):
+    data += d
+s.sendall(data[::-1]); s.close()
+print(peer[0], peer[3], flush=True)
+c = socket.create_connection((addr, port + 1), timeout=10)       # addr carries %dev
+c.sendall(b"from linux over link-local"); c.shutdown(socket.SHUT_WR)
+print(c.recv(100).decode(), flush=True)
+"""
+
+
+async def test_tcp_between_link_local_addresses(peer6: Peer) -> None:
+    """fe80:: both ways: the stack connects to the kernel's link-local address with the device's
+    scope id, Linux connects to ours with %dev; each side sees the other's scoped address."""
+    from .test_ipv6 import kernel_link_local, link_local
+
+    mine, theirs = await link_local(peer6), await kernel_link_local(peer6)
+    scope = peer6.stack.if_nametoindex(peer6.dev)
+    with sock6(peer6) as lst:
+        lst.bind(("::", 5011))
+        lst.listen(1)
+        proc = await start_linux(peer6.exec(sys.executable, "-c", LINUX_LL_ECHO, f"{mine}%{peer6.dev}", "5010"))
+        try:
+            with trio.fail_after(20):
+                with sock6(peer6) as s:
+                    await s.connect((theirs, 5010, 0, scope))
+                    assert s.getsockname()[0] == mine and s.getsockname()[3] == scope
+                    await s.sendall(b"from the stack over link-local")
+                    s.shutdown(socket.SHUT_WR)
+                    assert await s.recv(100) == b"from the stack over link-local"[::-1]
+                conn, addr = await lst.accept()
+                with conn:
+                    assert addr == (theirs, addr[1], 0, scope)
+                    assert await conn.recv(100) == b"from linux over link-local"
+                    await conn.sendall(b"ok")
+                out = await output_at_exit(proc, 10)
+        finally:
+            await kill_if_running(proc)
+    linux_peer, linux_scope, reply = out.decode().split()
+    assert linux_peer == mine and int(linux_scope) > 0 and reply == "ok"
+
+
+async def test_v6only_listener_refuses_ipv4(peer6: Peer) -> None:
+    """IPV6_V6ONLY=1 on [::]:5004: Linux's IPv4 client is refused (RST), the IPv6 one accepted."""
+    with sock6(peer6) as lst:
+        lst.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        lst.bind(("::", 5004))
+        lst.listen(1)
+        r4 = await run(peer6.exec(sys.executable, "-c", LINUX_CONNECT.replace("AF_INET6", "AF_INET"),
+                                  STACK_IP, "5004"), timeout=10)
+        r6 = await run(peer6.exec(sys.executable, "-c", LINUX_CONNECT, STACK6, "5004"), timeout=10)
+        assert r4.stdout.decode().strip() == str(errno.ECONNREFUSED), r4.stdout + r4.stderr
+        assert r6.stdout.decode().strip() == "connected", r6.stdout + r6.stderr
+        with trio.fail_after(5):
+            conn, addr = await lst.accept()
+        conn.close()
+        assert addr[0] == KERNEL6
+
+
+LINUX_RECV_HOPS_TCLASS = """
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.settimeout(5)
+print("bound", flush=True)
+for _ in range(2):
+    data, anc, _, src = s.recvmsg(65535, 256)
+    got = {kind: int.from_bytes(d, sys.byteorder) for _, kind, d in anc}
+    print(len(data), got.get(socket.IPV6_HOPLIMIT), got.get(socket.IPV6_TCLASS), flush=True)
+"""
+
+
+async def test_hop_limit_and_traffic_class_reach_linux(peer6: Peer) -> None:
+    """IPV6_UNICAST_HOPS and IPV6_TCLASS on a stack socket are what Linux's IPV6_RECVHOPLIMIT /
+    IPV6_RECVTCLASS report, the defaults (64, 0) first -- also on a fragmented datagram."""
+    proc = await start_linux(peer6.exec(sys.executable, "-c", LINUX_RECV_HOPS_TCLASS, KERNEL6, "7100"))
+    try:
+        with sock6(peer6, socket.SOCK_DGRAM) as s:
+            await s.sendto(b"d" * 100, (KERNEL6, 7100))
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 7)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0x28)
+            assert s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS) == 7
+            await s.sendto(b"f" * 3000, (KERNEL6, 7100))
+        out = await output_at_exit(proc, 10)
+    finally:
+        await kill_if_running(proc)
+    assert proc.returncode == 0, await read_all(proc.stderr)
+    assert out.decode().splitlines() == ["100 64 0", "3000 7 40"], out
