@@ -61,13 +61,15 @@ LOSSY_NO_OFFLOAD = 20 * CHUNK       # each way, offloads off, 2 % loss + reorder
 # --- peers -----------------------------------------------------------------------------------
 
 @asynccontextmanager
-async def open_peer6(host: NetnsHost, kind: str, *, offload: bool = True,
-                     faults: dict[str, Any] | None = None, dump: Path | None = None) -> AsyncIterator[Peer]:
-    """A stack on a TUN or TAP device, KERNEL6/64 on the kernel's side in `host` (nodad: usable
-    at once) and STACK6/64 on the stack's, usable once its DAD has passed (TAP: ~2 s); IPv4
-    as in conftest beside it.  With `faults`, a seeded FaultInjector between stack and device;
-    with `dump`, tcpdump on the kernel's side writes there from before the stack comes up (so
-    the capture holds its router solicitation, MLD reports and DAD probes) to the end."""
+async def open_peer6(host: NetnsHost, kind: str, *, offload: bool = True, faults: dict[str, Any] | None = None,
+                     dump: Path | None = None, dad: bool = False) -> AsyncIterator[Peer]:
+    """A stack on a TUN or TAP device, KERNEL6/64 on the kernel's side in `host` and STACK6/64
+    on the stack's, IPv4 as in conftest beside them.  Both sides' addresses are added `nodad`
+    (usable at once; tests/realpeer/test_ipv6.py covers DAD) unless `dad`: then the test waits
+    for the stack's DAD (TAP: ~2 s).  The link-local address goes through DAD all the same.
+    With `faults`, a seeded FaultInjector between stack and device; with `dump`, tcpdump on
+    the kernel's side writes there from before the stack comes up (so the capture holds its
+    router solicitation, MLD reports and DAD probes) to the end."""
     ndd = (TunNdd if kind == "tun" else TapNdd)(unique_name(kind[:2]), offload=offload)
     ndd.create()
     host.adopt(ndd.ndd_name, f"{KERNEL_IP}/24")
@@ -78,7 +80,7 @@ async def open_peer6(host: NetnsHost, kind: str, *, offload: bool = True,
         tcpdump.argv[-2:-2] = ["-B", str(64 << 10)]
         assert await tcpdump.start()
     try:
-        async with open_stack6(host, ndd, faults) as peer:
+        async with open_stack6(host, ndd, faults, dad) as peer:
             yield peer
             if tcpdump is not None:     # before the device goes away with the stack
                 await tcpdump.stop()
@@ -89,10 +91,11 @@ async def open_peer6(host: NetnsHost, kind: str, *, offload: bool = True,
 
 
 @asynccontextmanager
-async def open_stack6(host: NetnsHost, ndd: TunNdd | TapNdd, faults: dict[str, Any] | None) -> AsyncIterator[Peer]:
+async def open_stack6(host: NetnsHost, ndd: TunNdd | TapNdd, faults: dict[str, Any] | None,
+                      dad: bool) -> AsyncIterator[Peer]:
     async with Stack(f"rp6-{ndd.ndd_name}") as st:
         st.add_interface(FaultInjector(ndd, **faults) if faults else ndd, f"{STACK_IP}/24")
-        st.add_address(ndd.ndd_name, f"{STACK6}/64")
+        st.add_address(ndd.ndd_name, f"{STACK6}/64", dad=dad)
         peer = Peer(st, ndd, host, kernel_ip=KERNEL6, stack_ip=STACK6)
 
         def state() -> str | None:
@@ -576,7 +579,7 @@ async def test_tshark_no_malformed_frames_nor_bad_checksums(netns: NetnsHost, ki
     them "bad", as tests/realpeer/test_udp.py explains for IPv4.)  Linux's own frames are exempt
     from the checksum check: the capture sees them before the device path completes theirs."""
     pcap = tmp_path / "v6.pcap"
-    async with open_peer6(netns, kind, offload=False, dump=pcap) as p:
+    async with open_peer6(netns, kind, offload=False, dump=pcap, dad=True) as p:
         await exchange_for_capture(p)
         mine = stack_sources(p)
     base = ["tshark", "-n", "-r", str(pcap), "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"]
