@@ -792,3 +792,59 @@ async def test_hop_limit_and_traffic_class_reach_linux(peer6: Peer) -> None:
         await kill_if_running(proc)
     assert proc.returncode == 0, await read_all(proc.stderr)
     assert out.decode().splitlines() == ["100 64 0", "3000 7 40"], out
+
+
+# --- ICMPv6 errors from a Linux router --------------------------------------------------------------
+
+ROUTER_NOROUTE = "2001:db8:1::1"     # `ip -6 route add unreachable`: destination unreachable, code 0
+ROUTER_PROHIBIT = "2001:db8:2::1"    # `ip -6 route add prohibit`: code 1
+ROUTER_ONLINK = "fd00:88::5"         # on a link of the router's where nobody answers ND: code 3
+
+
+def make_router(peer: Peer) -> None:
+    """The namespace forwards IPv6 and is the stack's default router; it has an unreachable
+    and a prohibit route, and a veth link fd00:88::/64 with nobody else on it."""
+    a, b = unique_name("va"), unique_name("vb")
+    peer.host.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", check=True)
+    peer.host.ip("-6", "route", "add", "unreachable", "2001:db8:1::/64")
+    peer.host.ip("-6", "route", "add", "prohibit", "2001:db8:2::/64")
+    peer.host.ip("link", "add", a, "type", "veth", "peer", "name", b)
+    peer.host.ip("link", "set", a, "up")
+    peer.host.ip("link", "set", b, "up")
+    peer.host.ip("-6", "addr", "add", "fd00:88::1/64", "dev", a, "nodad")
+    peer.stack.add_route("::/0", KERNEL6, dev=peer.dev)
+
+
+async def test_router_errors_end_connects_with_linux_errnos(peer6: Peer) -> None:
+    """tcp_v6_err ends a connect in SYN-SENT on any ICMPv6 error, with icmpv6_err_convert's
+    errno: no route -> ENETUNREACH, administratively prohibited -> EACCES, address unreachable
+    (the router's ND failed, ~3 s) -> EHOSTUNREACH, hop limit exceeded -> EHOSTUNREACH.  A
+    connected UDP socket hears only the `fatal` ones (__udp6_lib_err): EACCES, not ENETUNREACH."""
+    make_router(peer6)
+
+    async def hop_limit_exceeded() -> None:
+        with sock6(peer6) as s:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 1)
+            with trio.fail_after(5), pytest.raises(OSError) as info:
+                await s.connect((ROUTER_ONLINK, 80))
+            assert info.value.errno == errno.EHOSTUNREACH, info.value
+
+    async with trio.open_nursery() as n:
+        n.start_soon(expect_connect_errno, peer6, (ROUTER_ONLINK, 80), errno.EHOSTUNREACH, 10)
+        n.start_soon(expect_connect_errno, peer6, (ROUTER_NOROUTE, 80), errno.ENETUNREACH, 5)
+        n.start_soon(expect_connect_errno, peer6, (ROUTER_PROHIBIT, 80), errno.EACCES, 5)
+        n.start_soon(hop_limit_exceeded)
+    with sock6(peer6, socket.SOCK_DGRAM) as u:
+        await u.connect((ROUTER_PROHIBIT, 9))
+        await u.send(b"x")
+        with trio.fail_after(5), pytest.raises(PermissionError) as info:
+            await u.recv(100)
+        assert info.value.errno == errno.EACCES
+    with sock6(peer6, socket.SOCK_DGRAM) as u:
+        await u.connect((ROUTER_NOROUTE, 9))
+        await u.send(b"x")
+        got = peer6.stack.stats()["icmpv6"]["in_dest_unreachs"]
+        assert await wait_for(lambda: peer6.stack.stats()["icmpv6"]["in_dest_unreachs"] > got, 5)
+        assert u.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0         # not fatal: not reported
+    icmp6 = peer6.stack.stats()["icmpv6"]
+    assert icmp6["in_dest_unreachs"] >= 5 and icmp6["in_time_excds"] >= 1, icmp6
