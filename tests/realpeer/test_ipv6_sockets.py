@@ -37,6 +37,9 @@ import trio
 from drivers.fault import FaultInjector
 from drivers.tuntap import TapNdd, TunNdd
 from ndd.pktbuf import GSO_TCPV6, PacketBuffer
+from protocols.ipv6.addr import ip6_to_int
+from protocols.sockopt import IPV6_MTU_DISCOVER
+from protocols.udp import IPV6_PMTUDISC_DONT
 from stack import Stack
 from tools.demo.tour import Tcpdump
 from tools.lab.netns import NetnsHost, unique_name
@@ -848,3 +851,116 @@ async def test_router_errors_end_connects_with_linux_errnos(peer6: Peer) -> None
         assert u.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0         # not fatal: not reported
     icmp6 = peer6.stack.stats()["icmpv6"]
     assert icmp6["in_dest_unreachs"] >= 5 and icmp6["in_time_excds"] >= 1, icmp6
+
+
+# --- Packet Too Big from a Linux router (RFC 8201) ----------------------------------------------------
+
+FAR6, FAR6_WANT, FAR6_DONT = "fd00:88::2", "fd00:88::3", "fd00:88::4"  # a host behind a 1280-byte link
+
+# A UDP echo on each address given (a socket bound to each, so that a reply leaves from the
+# address the request went to: a wildcard socket's reply would take the source address
+# selection picks, and a connected socket would not take it); answers `count` datagrams.
+LINUX_UDP_ECHO_EACH = """
+import selectors, socket, sys
+port, count, addrs = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+sel = selectors.DefaultSelector()
+for a in addrs:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind((a, port))
+    sel.register(s, selectors.EVENT_READ)
+print("bound", flush=True)
+answered = 0
+while answered < count:
+    events = sel.select(15)
+    if not events:
+        break
+    for key, _ in events:
+        d, peer = key.fileobj.recvfrom(65535)
+        key.fileobj.sendto(d, peer)
+        answered += 1
+print("done", answered, flush=True)
+"""
+
+
+@asynccontextmanager
+async def far_host_behind_small_link(peer: Peer) -> AsyncIterator[NetnsHost]:
+    """A second namespace holding the FAR6 addresses on a 1500-byte veth link, reached through
+    the first, a router whose route towards them has a locked MTU of 1280 (IPv6's minimum;
+    Linux's ip6_forward honours a route MTU only when locked): the router answers the stack's
+    bigger packets with Packet Too Big (mtu 1280).  The far host sees a 1500 link and
+    advertises MSS 1440, so TCP has to learn the path MTU rather than take the peer's MSS."""
+    far = NetnsHost.create(unique_name())
+    try:
+        a, b = unique_name("va"), unique_name("vb")
+        peer.host.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", check=True)
+        peer.host.ip("link", "add", a, "type", "veth", "peer", "name", b, "netns", far.name)
+        peer.host.ip("-6", "addr", "add", "fd00:88::1/64", "dev", a, "nodad")
+        peer.host.ip("link", "set", a, "up")
+        peer.host.ip("-6", "route", "add", "fd00:88::/96", "dev", a, "mtu", "lock", "1280")
+        far.ip("link", "set", b, "up")
+        for addr in (FAR6, FAR6_WANT, FAR6_DONT):
+            far.ip("-6", "addr", "add", f"{addr}/64", "dev", b, "nodad")
+        far.ip("-6", "route", "add", "default", "via", "fd00:88::1", "dev", b)
+        peer.stack.add_route("::/0", KERNEL6, dev=peer.dev)
+        yield far
+    finally:
+        far.delete()
+
+
+async def test_packet_too_big_from_a_router_lowers_the_path_mtu(peer6: Peer) -> None:
+    """TCP: the stack's 1440-byte segments (GSO super-frames with offloads) meet the router's
+    1280 link; its Packet Too Big lowers our path MTU to 1280, the MSS to 1220, what was in
+    flight is resent, and 4 MiB each way arrive intact.  UDP: a connected socket hears the
+    first Packet Too Big as EMSGSIZE (__udp6_lib_err: hard unless IPV6_PMTUDISC_DONT) and its
+    next datagram leaves in 1280-byte fragments; with IPV6_PMTUDISC_DONT nothing is reported."""
+    total = 4 * CHUNK
+    async with far_host_behind_small_link(peer6) as far:
+        proc = await start_linux(far.exec_argv(sys.executable, "-c", LINUX_PEER6, "server", FAR6, "5020",
+                                               str(total), str(UP_SEED), str(DOWN_SEED)))
+        try:
+            with sock6(peer6) as s, trio.fail_after(60):
+                await s.connect((FAR6, 5020))
+                sent, _ = await stack_send(s, UP_SEED, total)
+                s.shutdown(socket.SHUT_WR)
+                got, n, _ = await stack_recv(s)
+            out = await output_at_exit(proc, 10)
+        finally:
+            await kill_if_running(proc)
+        linux_sent, linux_got, linux_n, *_ = out.decode().split()
+        assert n == int(linux_n) == total
+        assert sent == linux_got == expected(UP_SEED, total) and linux_sent == got == expected(DOWN_SEED, total)
+        ifp = peer6.stack.interface(peer6.dev)
+        ipv6 = peer6.stack.inet6.ip
+        assert ipv6.path_mtu(ifp, ip6_to_int(FAR6), peer6.stack.now()) == 1280
+        st = peer6.stack.stats()
+        assert st["icmpv6"]["in_pkt_too_bigs"] >= 1 and st["tcp"]["pmtu_reductions"] >= 1, st["tcp"]
+
+        echo = await start_linux(far.exec_argv(sys.executable, "-c", LINUX_UDP_ECHO_EACH, "7", "3",
+                                               FAR6, FAR6_WANT, FAR6_DONT))
+        try:
+            for dest, dont in ((FAR6_WANT, False), (FAR6_DONT, True)):
+                with sock6(peer6, socket.SOCK_DGRAM) as u:
+                    await u.connect((dest, 7))
+                    if dont:
+                        u.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DONT)
+                    ptbs = peer6.stack.stats()["icmpv6"]["in_pkt_too_bigs"]
+                    await u.send(b"d" * 1400)                   # lost at the router: Packet Too Big
+                    assert await wait_for(lambda ptbs=ptbs: peer6.stack.stats()["icmpv6"]["in_pkt_too_bigs"] > ptbs, 5)
+                    if dont:
+                        assert u.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0, dest
+                    else:
+                        with pytest.raises(OSError) as info:
+                            await u.recv(2000)
+                        assert info.value.errno == errno.EMSGSIZE
+                    await u.send(b"d" * 1400)                   # in 1280-byte fragments now
+                    with trio.fail_after(5):
+                        assert await u.recv(2000) == b"d" * 1400
+                    assert ipv6.path_mtu(ifp, ip6_to_int(dest), peer6.stack.now()) == 1280
+            with sock6(peer6, socket.SOCK_DGRAM) as u:
+                await u.connect((FAR6, 7))                      # the path MTU TCP learnt serves UDP too
+                await u.send(b"w" * 1400)
+                with trio.fail_after(5):
+                    assert await u.recv(2000) == b"w" * 1400
+            assert await output_at_exit(echo, 10) == b"done 3\n"
+        finally:
+            await kill_if_running(echo)
