@@ -41,9 +41,10 @@ from typing import Any, NoReturn
 import pytest
 import trio
 
+from drivers import vnet
 from drivers.fault import FaultInjector
 from drivers.tuntap import TapNdd, TunNdd
-from ndd.pktbuf import GSO_TCPV6, PacketBuffer
+from ndd.pktbuf import GSO_TCPV6, GSO_UDP_L4, PacketBuffer
 from protocols.ipv6.addr import ip6_to_int
 from protocols.sockopt import IPV6_MTU_DISCOVER
 from protocols.udp import IPV6_PMTUDISC_DONT
@@ -971,3 +972,39 @@ async def test_packet_too_big_from_a_router_lowers_the_path_mtu(peer6: Peer) -> 
             assert await output_at_exit(echo, 10) == b"done 3\n"
         finally:
             await kill_if_running(echo)
+
+
+# --- UDP_SEGMENT from Linux over IPv6 -------------------------------------------------------------
+
+UDP6_SEGMENT_SENDER = """
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, 103, int(sys.argv[3]))   # UDP_SEGMENT
+s.sendto(bytes(i & 0xFF for i in range(int(sys.argv[2]))), (sys.argv[1], 9))
+"""
+
+
+async def test_linux_udp_segment_super_frame_becomes_datagrams(peer6: Peer) -> None:
+    """Linux's UDP_SEGMENT over IPv6 (USO6 negotiated on the device): the kernel hands us one
+    GSO_UDP_L4 super-frame with a partial checksum; the socket reads the 1000-byte datagrams
+    the sender meant, and the rest."""
+    assert peer6.ndd.offload_flags & vnet.TUN_F_USO6
+    seen: list[tuple[int, int, int]] = []
+
+    def tap(ndd: Any, direction: str, pkt: PacketBuffer) -> None:
+        if direction == "in" and pkt.gso_type == GSO_UDP_L4:
+            seen.append((pkt.gso_type, pkt.gso_size, len(pkt)))
+
+    peer6.ndd.taps.append(tap)
+    payload = bytes(i & 0xFF for i in range(5003))
+    with sock6(peer6, socket.SOCK_DGRAM) as s:
+        s.bind(("::", 9))
+        r = await run(peer6.exec(sys.executable, "-c", UDP6_SEGMENT_SENDER, STACK6, "5003", "1000"))
+        assert r.returncode == 0, r.stderr
+        with trio.fail_after(5):
+            got = [await s.recvfrom(65535) for _ in range(6)]
+    assert [len(d) for d, _ in got] == [1000] * 5 + [3]
+    assert b"".join(d for d, _ in got) == payload and {src[0] for _, src in got} == {KERNEL6}
+    link = 14 if peer6.ndd.is_tap else 0
+    assert seen == [(GSO_UDP_L4, 1000, link + 40 + 8 + 5003)], seen
+    assert peer6.stack.stats()["udp"]["in_csum_errors"] == 0
