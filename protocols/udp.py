@@ -85,7 +85,7 @@ MAX_PAYLOAD6 = IP6_MAX_PAYLOAD_LEN - UDP_HLEN   # 65527: Linux's largest IPv6 da
 INADDR_LOOPBACK = 0x7F000001
 IPV6_MULTICAST_ALL = 29                      # <linux/in6.h>: deliver groups this socket did not join
 IPV6_PMTUDISC_DONT, IPV6_PMTUDISC_WANT, IPV6_PMTUDISC_DO = 0, 1, 2
-IPV6_PMTUDISC_OMIT = 5
+IPV6_PMTUDISC_INTERFACE, IPV6_PMTUDISC_OMIT = 4, 5
 # Linux charges each IPV6_JOIN_GROUP to net.core.optmem_max (ENOBUFS when spent); a fixed
 # number of memberships per socket bounds the same thing here
 MAX_MEMBERSHIPS6 = 64
@@ -914,8 +914,8 @@ class Udp:
     def ctlinput6(self, err: Icmpv6Error, now: float) -> None:
         """An ICMPv6 error quoting a datagram we sent (Linux __udp6_lib_err): the socket that
         sent it, looked up as for a reply, hears of it when connected and the error is hard
-        (a Packet Too Big is, unless IPV6_MTU_DISCOVER is DONT) -- or always under
-        IPV6_RECVERR (no error queue here: so_error only)."""
+        (a Packet Too Big is, unless IPV6_MTU_DISCOVER is DONT; INTERFACE and OMIT ignore it
+        altogether) -- or always under IPV6_RECVERR (no error queue here: so_error only)."""
         if len(err.payload) < UDP_HLEN:
             self.stats.icmp_no_socket += 1
             return
@@ -923,6 +923,9 @@ class Udp:
         pcb = self._lookup6(err.src, sport, err.dst, dport, None)
         if not isinstance(pcb, Udp6Pcb):
             self.stats.icmp_no_socket += 1
+            return
+        if err.type == ICMP6_PACKET_TOO_BIG and pcb.pmtudisc >= IPV6_PMTUDISC_INTERFACE:
+            self.stats.icmp_ignored += 1             # Linux ip6_sk_accept_pmtu: not even IPV6_RECVERR
             return
         hard = err.fatal or (err.type == ICMP6_PACKET_TOO_BIG and pcb.pmtudisc != IPV6_PMTUDISC_DONT)
         if not pcb.recverr6 and (not hard or not pcb.connected):

@@ -328,9 +328,12 @@ _UNREACH_ERRNO: tuple[tuple[int, bool], ...] = (
 def icmpv6_errno(type_: int, code: int) -> tuple[int, bool]:
     """The (errno, fatal) pair Linux gives an ICMPv6 error (net/ipv6/icmp.c)."""
     if type_ == DEST_UNREACH:
-        return _UNREACH_ERRNO[code] if code < len(_UNREACH_ERRNO) else (errno.EPROTO, False)
+        # a code past the table stays fatal: icmpv6_err_convert sets `fatal` before looking it up
+        return _UNREACH_ERRNO[code] if code < len(_UNREACH_ERRNO) else (errno.EPROTO, True)
     if type_ == PACKET_TOO_BIG:
-        return errno.EMSGSIZE, True
+        # not fatal in itself: UDP makes it hard unless IPV6_PMTUDISC_DONT (__udp6_lib_err), TCP
+        # follows the path MTU -- a fatal one told a connected DONT socket EMSGSIZE, Linux does not
+        return errno.EMSGSIZE, False
     if type_ == PARAM_PROBLEM:
         return errno.EPROTO, True
     if type_ == TIME_EXCEEDED:

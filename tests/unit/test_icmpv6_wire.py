@@ -270,8 +270,8 @@ def test_quoted_packet_malformed(invoking: bytes, reason: str) -> None:
     (wire.DEST_UNREACH, wire.UNREACH_PORT, (errno.ECONNREFUSED, True)),
     (wire.DEST_UNREACH, wire.UNREACH_POLICY, (errno.EACCES, True)),
     (wire.DEST_UNREACH, wire.UNREACH_REJECT_ROUTE, (errno.EACCES, True)),
-    (wire.DEST_UNREACH, 7, (errno.EPROTO, False)),
-    (wire.PACKET_TOO_BIG, 0, (errno.EMSGSIZE, True)),
+    (wire.DEST_UNREACH, 7, (errno.EPROTO, True)),          # fatal is set before the table lookup
+    (wire.PACKET_TOO_BIG, 0, (errno.EMSGSIZE, False)),     # UDP decides by IPV6_MTU_DISCOVER
     (wire.TIME_EXCEEDED, 0, (errno.EHOSTUNREACH, False)),
     (wire.PARAM_PROBLEM, 1, (errno.EPROTO, True)),
     (99, 0, (errno.EPROTO, False)),

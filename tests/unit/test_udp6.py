@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, UDP
-from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6, IPv6ExtHdrFragment
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6PacketTooBig, IPv6, IPv6ExtHdrFragment
 
 from ndd.ndd import DeviceCaps
 from ndd.pktbuf import GSO_UDP_L4, PacketBuffer
@@ -917,6 +917,39 @@ def test_ctlinput6_soft_errors_and_packet_too_big(net: Net) -> None:
     net.usr6.setsockopt(pcb, IPV6, IPV6_MTU_DISCOVER, 0, T0)
     net.udp.ctlinput6(error(type_=PACKET_TOO_BIG, code=0, errno_=errno.EMSGSIZE, fatal=False), T0)
     assert pcb.so_error == 0
+
+
+@pytest.mark.parametrize("pmtudisc,reported", [(None, errno.EMSGSIZE), (0, 0), (4, 0), (5, 0)],
+                         ids=["default-want", "dont", "interface", "omit"])
+def test_packet_too_big_through_the_icmpv6_core(net: Net, pmtudisc: int | None, reported: int) -> None:
+    """Regression (found against a Linux router, tests/realpeer/test_ipv6_sockets.py): the core
+    called a Packet Too Big fatal, so a connected IPV6_PMTUDISC_DONT socket heard EMSGSIZE and
+    INTERFACE/OMIT ones too.  Linux (__udp6_lib_err, ip6_sk_accept_pmtu): EMSGSIZE for the
+    default WANT (and DO), nothing for DONT, the error ignored altogether for INTERFACE/OMIT."""
+    with_icmpv6(net)
+    pcb = net.sock6()
+    if pmtudisc is not None:
+        net.usr6.setsockopt(pcb, IPV6, IPV6_MTU_DISCOVER, pmtudisc, T0)
+    net.usr6.connect(pcb, sa(PEER, 53), T0)
+    net.usr6.send(pcb, memoryview(b"q" * 1300), None, T0)
+    (sent,) = net.sent6()
+    net.deliver6(IPv6(src=PEER, dst=US) / ICMPv6PacketTooBig(mtu=1280) / bytes(sent))
+    assert net.usr6.take_error(pcb) == reported
+    if pmtudisc is not None and pmtudisc >= 4:
+        net.usr6.setsockopt(pcb, IPV6, IPV6_RECVERR, 1, T0)
+        net.deliver6(IPv6(src=PEER, dst=US) / ICMPv6PacketTooBig(mtu=1280) / bytes(sent))
+        assert net.usr6.take_error(pcb) == 0
+
+
+def test_unknown_destination_unreachable_code_is_fatal(net: Net) -> None:
+    """icmpv6_err_convert: a destination unreachable code past the table is EPROTO and fatal."""
+    with_icmpv6(net)
+    pcb = net.sock6()
+    net.usr6.connect(pcb, sa(PEER, 53), T0)
+    net.usr6.send(pcb, memoryview(b"q"), None, T0)
+    (sent,) = net.sent6()
+    net.deliver6(IPv6(src=PEER, dst=US) / ICMPv6DestUnreach(code=9) / bytes(sent))
+    assert net.usr6.take_error(pcb) == errno.EPROTO
 
 
 def test_ctlinput6_about_no_socket(net: Net) -> None:
