@@ -1,6 +1,6 @@
 """Socket-level IPv6 rules a transport applies at its user requests, without a pcb: Linux's
 bind-overlap test across families, which addresses need a scope id, and the ipv6_mreq
-option value.  UDP uses them (protocols/udp.py); they hold for TCP's binds too.
+option value.  UDP uses them (protocols/udp/udp.py); they hold for TCP's binds too.
 
   * `rcv_saddr_equal` is Linux's inet_rcv_saddr_equal(sk, sk2, match_wildcard=true), the
     address half of a bind conflict (udp_lib_lport_inuse, inet_csk_bind_conflict): each

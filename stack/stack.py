@@ -59,7 +59,8 @@ from protocols.ipv6.wire import NH_ICMPV6
 from protocols.route import RoutingTable
 from protocols.tcp.tcp import Tcp
 from protocols.tcp.usrreq import TcpUserRequests
-from protocols.udp import Udp, UdpUserRequests
+from protocols.udp.udp import Udp
+from protocols.udp.usrreq import UdpUserRequests
 
 from . import plugins
 from .timers import TimerService

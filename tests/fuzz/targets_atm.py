@@ -54,7 +54,7 @@ from protocols.atm.uni.q2931 import (
     UnknownIE,
     parse_message,
 )
-from protocols.udp import UdpUserRequests
+from protocols.udp.usrreq import UdpUserRequests
 
 from . import check, target
 from .harness import (

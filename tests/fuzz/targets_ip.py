@@ -12,7 +12,7 @@ from ndd.pktbuf import PacketBuffer
 from protocols.arp import ArpCache, ArpConfig, ArpRepr
 from protocols.ipfrag import MAX_DATAGRAM, Reassembler
 from protocols.tcp.usrreq import TcpUserRequests
-from protocols.udp import UdpUserRequests
+from protocols.udp.usrreq import UdpUserRequests
 
 from . import check, target
 from .harness import (

@@ -284,7 +284,7 @@ def stack_ipv6(data: bytes) -> None:
     import socket
 
     from protocols.tcp.usrreq import TcpUserRequests
-    from protocols.udp import UdpUserRequests
+    from protocols.udp.usrreq import UdpUserRequests
 
     from .harness import CaptureNdd, ClockStack
 

@@ -23,7 +23,7 @@ from ndd.checksum import checksum, pseudo_header_sum, verify
 from ndd.ndd import Ndd
 from ndd.pktbuf import PacketBuffer
 from protocols.addr import ip_to_int
-from protocols.udp import udp_checksum
+from protocols.udp.wire import udp_checksum
 from stack.socket import Socket
 from stack.stack import Stack, StackConfig
 
@@ -342,7 +342,7 @@ async def test_cancelled_datagram_connect_has_completed(autojump_clock: trio.tes
             await s.send(b"x")
 
 
-# --- UDP receive checks (protocols/udp.py input), on frames written at the stack -----------------------
+# --- UDP receive checks (protocols/udp/udp.py input), on frames written at the stack -----------------------
 def ipv4_packet(src: str, dst: str, payload: bytes, proto: int = IPPROTO_UDP) -> bytes:
     hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
                                 socket.inet_aton(src), socket.inet_aton(dst)))

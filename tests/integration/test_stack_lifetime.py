@@ -13,7 +13,7 @@ from protocols.atm.sockets.usrreq import AtmUserRequests, svc_manager
 from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED
 from protocols.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 from protocols.tcp.usrreq import TcpUserRequests
-from protocols.udp import UdpUserRequests
+from protocols.udp.usrreq import UdpUserRequests
 from stack.stack import Stack, StackConfig
 
 

@@ -47,7 +47,7 @@ from drivers.tuntap import TapNdd, TunNdd
 from ndd.pktbuf import GSO_TCPV6, GSO_UDP_L4, PacketBuffer
 from protocols.ipv6.addr import ip6_to_int
 from protocols.sockopt import IPV6_MTU_DISCOVER
-from protocols.udp import IPV6_PMTUDISC_DONT
+from protocols.udp.pcb import IPV6_PMTUDISC_DONT
 from stack import Stack
 from tools.demo.tour import Tcpdump
 from tools.lab.netns import NetnsHost, unique_name

@@ -22,7 +22,8 @@ from protocols.ipv4 import FLAG_DF, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
 from protocols.pmtu import MIN_PMTU_IPV4, MIN_PMTU_IPV6, MTU_EXPIRES, PmtuCache
 from protocols.tcp.conn import Connection, State
 from protocols.tcp.wire import ACK, SYN, TcpRepr
-from protocols.udp import Udp, UdpPcb
+from protocols.udp.pcb import UdpPcb
+from protocols.udp.udp import Udp
 
 from .fakes import ip_packet, rx
 from .test_tcp_listen import ISN_PEER, PEER, T0, US, Net

@@ -1,4 +1,4 @@
-"""UDP over IPv6 and AF_INET6 datagram sockets (protocols/udp.py, protocols/inet6sock.py), sans-IO
+"""UDP over IPv6 and AF_INET6 datagram sockets (protocols/udp/, protocols/inet6sock.py), sans-IO
 with an explicit clock, over a real Ipv6 layer on fake interfaces (test_ipv6_ip6's host) and a
 real Ipv4 layer (fakes.make_host).  Packets in are built by scapy and packets out parsed by
 scapy, so neither side checks itself.  RFC 8200 §8.1, RFC 4443 §3.1 and Linux (net/ipv6/udp.c,
@@ -38,15 +38,9 @@ from protocols.sockopt import (
     IPV6_UNICAST_HOPS,
     IPV6_V6ONLY,
 )
-from protocols.udp import (
-    IPV6_MULTICAST_ALL,
-    MAX_MEMBERSHIPS6,
-    Udp,
-    Udp6Pcb,
-    Udp6UserRequests,
-    UdpPcb,
-    UdpUserRequests,
-)
+from protocols.udp.pcb import IPV6_MULTICAST_ALL, MAX_MEMBERSHIPS6, Udp6Pcb, UdpPcb
+from protocols.udp.udp import Udp
+from protocols.udp.usrreq import Udp6UserRequests, UdpUserRequests
 
 from . import fakes
 from .fakes import rx

@@ -28,7 +28,7 @@ from protocols.contracts import (
 )
 from protocols.tcp.state import State
 from protocols.tcp.usrreq import TcpUserRequests
-from protocols.udp import UdpUserRequests
+from protocols.udp.usrreq import UdpUserRequests
 from stack.domains import socket_class
 from stack.ndd_socket import AtmSocket
 from stack.socket import Socket
@@ -104,7 +104,7 @@ def test_tcp_send_answers_would_block_and_epipe_as_negative_errnos() -> None:
 
 
 def test_udp_requests() -> None:
-    from protocols.udp import Udp
+    from protocols.udp.udp import Udp
     net = Net()
     udp = Udp(net.tcp.ipv4, random.Random(1))
     usr = UdpUserRequests(udp)

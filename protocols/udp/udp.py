@@ -34,196 +34,45 @@ import errno
 import random
 import socket
 import struct
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from socket import IPPROTO_IP, SOL_SOCKET
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
-from ndd.checksum import checksum, ones_sum, pseudo_header_sum
-from ndd.counters import Counters
+from ndd.checksum import ones_sum, pseudo_header_sum
 from ndd.pktbuf import GSO_UDP_L4, PacketBuffer
 
-from .addr import BROADCAST, is_multicast
-from .contracts import SS_ISCONNECTED
-from .icmpv6.wire import DEST_UNREACH as ICMP6_DEST_UNREACH
-from .icmpv6.wire import PACKET_TOO_BIG as ICMP6_PACKET_TOO_BIG
-from .icmpv6.wire import UNREACH_PORT as ICMP6_UNREACH_PORT
-from .inet6sock import LOOPBACK4_IPV6, BindKey, Ipv6Mreq, needs_scope_id, rcv_saddr_equal
-from .ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
-from .ipv6.addr import LOOPBACK as LOOPBACK6
-from .ipv6.addr import V4_MAPPED_PREFIX, is_v4_mapped
-from .ipv6.addr import is_link_local as is_link_local6
-from .ipv6.addr import is_multicast as is_multicast6
-from .ipv6.wire import HDR_LEN as IP6_HDR_LEN
-from .ipv6.wire import MAX_PAYLOAD_LEN as IP6_MAX_PAYLOAD_LEN
-from .ipv6.wire import pseudo_header_sum as pseudo_header_sum6
-from .ports import EphemeralPorts
-from .sockopt import (
-    BUF_DEFAULT,
-    DEFAULT_MULTICAST_HOPS,
-    IPV6_JOIN_GROUP,
-    IPV6_LEAVE_GROUP,
-    get_ip_option,
-    get_ipv6_option,
-    get_socket_option,
-    set_ip_option,
-    set_ipv6_option,
-    set_socket_option,
+from ..addr import BROADCAST, is_multicast
+from ..icmpv6.wire import DEST_UNREACH as ICMP6_DEST_UNREACH
+from ..icmpv6.wire import PACKET_TOO_BIG as ICMP6_PACKET_TOO_BIG
+from ..icmpv6.wire import UNREACH_PORT as ICMP6_UNREACH_PORT
+from ..inet6sock import LOOPBACK4_IPV6, BindKey, Ipv6Mreq, needs_scope_id, rcv_saddr_equal
+from ..ipv4 import HDR_LEN, IPPROTO_UDP, IpMeta, Ipv4
+from ..ipv6.addr import LOOPBACK as LOOPBACK6
+from ..ipv6.addr import V4_MAPPED_PREFIX, is_v4_mapped
+from ..ipv6.addr import is_link_local as is_link_local6
+from ..ipv6.addr import is_multicast as is_multicast6
+from ..ipv6.wire import HDR_LEN as IP6_HDR_LEN
+from ..ipv6.wire import MAX_PAYLOAD_LEN as IP6_MAX_PAYLOAD_LEN
+from ..ipv6.wire import pseudo_header_sum as pseudo_header_sum6
+from ..ports import EphemeralPorts
+from .pcb import (
+    INADDR_LOOPBACK,
+    IPV6_PMTUDISC_DO,
+    IPV6_PMTUDISC_DONT,
+    IPV6_PMTUDISC_INTERFACE,
+    IPV6_PMTUDISC_OMIT,
+    MAX_MEMBERSHIPS6,
+    Udp6Pcb,
+    UdpPcb,
+    UdpStats,
 )
+from .wire import _HDR, MAX_PAYLOAD, UDP_HLEN, UdpRepr, udp6_checksum, udp_checksum
 
 if TYPE_CHECKING:
-    from .icmp import IcmpError
-    from .icmpv6.core import Icmpv6Error
-    from .ifnet import Interface
-    from .ipv6.ip6 import Ip6Meta, Ipv6
+    from ..icmp import IcmpError
+    from ..icmpv6.core import Icmpv6Error
+    from ..ifnet import Interface
+    from ..ipv6.ip6 import Ip6Meta, Ipv6
 
-UDP_HLEN = 8
-MAX_PAYLOAD = 65535 - HDR_LEN - UDP_HLEN     # 65507
-DATAGRAM_OVERHEAD = 768                      # charged per queued datagram, like skb truesize
-MAX_PAYLOAD6 = IP6_MAX_PAYLOAD_LEN - UDP_HLEN   # 65527: Linux's largest IPv6 datagram (no jumbograms)
-INADDR_LOOPBACK = 0x7F000001
-IPV6_MULTICAST_ALL = 29                      # <linux/in6.h>: deliver groups this socket did not join
-IPV6_PMTUDISC_DONT, IPV6_PMTUDISC_WANT, IPV6_PMTUDISC_DO = 0, 1, 2
-IPV6_PMTUDISC_INTERFACE, IPV6_PMTUDISC_OMIT = 4, 5
-# Linux charges each IPV6_JOIN_GROUP to net.core.optmem_max (ENOBUFS when spent); a fixed
-# number of memberships per socket bounds the same thing here
-MAX_MEMBERSHIPS6 = 64
-
-_HDR = struct.Struct("!HHHH")
-
-
-@dataclass(slots=True)
-class UdpRepr:
-    src_port: int
-    dst_port: int
-    length: int
-    checksum: int
-
-    @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> UdpRepr | str:
-        if len(data) < UDP_HLEN:
-            return "in_truncated"
-        sport, dport, length, csum = _HDR.unpack_from(data, 0)
-        if length < UDP_HLEN or length > len(data):
-            return "in_truncated"
-        return cls(sport, dport, length, csum)
-
-
-def udp_checksum(src: int, dst: int, segment: bytes | bytearray | memoryview) -> int:
-    """RFC 768: over the pseudo-header and the segment; a computed 0 is sent as 0xFFFF."""
-    c = checksum(segment, pseudo_header_sum(src, dst, IPPROTO_UDP, len(segment)))
-    return c or 0xFFFF
-
-
-def udp6_checksum(src: int, dst: int, segment: bytes | bytearray | memoryview) -> int:
-    """RFC 8200 §8.1: over the IPv6 pseudo-header and the segment; a computed 0 goes as 0xFFFF."""
-    c = checksum(segment, pseudo_header_sum6(src, dst, IPPROTO_UDP, len(segment)))
-    return c or 0xFFFF
-
-
-@dataclass
-class UdpStats(Counters):
-    """RFC 4113 udp MIB names, lower-cased, plus Linux's extras."""
-    in_datagrams: int = 0
-    no_ports: int = 0
-    in_errors: int = 0
-    in_csum_errors: int = 0
-    in_truncated: int = 0
-    rcvbuf_errors: int = 0
-    out_datagrams: int = 0
-    out_errors: int = 0
-    icmp_no_socket: int = 0     # ICMP error quoting ports no socket of ours has (Linux: ICMP InErrors)
-    icmp_ignored: int = 0       # quoting an unconnected socket: Linux tells only connected ones
-    in_csum_zero: int = 0       # IPv6 with a zero checksum (RFC 8200 §8.1), also in in_csum_errors
-    ignored_multi: int = 0      # IPv6 to a group no socket takes (Linux IgnoredMulti)
-
-
-class UdpPcb:
-    """One UDP endpoint.  Addresses are ints; 0 means wildcard / unset."""
-    family = socket.AF_INET
-    inet4 = True                # the association runs over IPv4 (Udp6Pcb: may be False)
-    v6only = False
-    bound_ifindex = 0           # sk_bound_dev_if (an AF_INET6 scope id)
-
-    def __init__(self, udp: Udp) -> None:
-        self.udp = udp
-        self.laddr = 0
-        self.lport = 0
-        self.faddr = 0
-        self.fport = 0
-        self.bound_addr = False     # SOCK_BINDADDR_LOCK: the address came from bind()
-        self.bound_port = False     # SOCK_BINDPORT_LOCK: the port came from bind()
-        self.reuseaddr = False
-        self.reuseport = False
-        self.broadcast = False
-        self.keepalive = False      # SO_KEEPALIVE: stored and read back, meaningless for UDP (as Linux)
-        self.rcvbuf = BUF_DEFAULT
-        self.sndbuf = BUF_DEFAULT
-        self.queue: deque[tuple[bytes, tuple[int, ...]]] = deque()
-        self.queued = 0
-        self.so_error = 0
-        self.ttl: int | None = None
-        self.tos = 0
-        self.on_readable: Callable[[], None] = lambda: None
-        self.closed = False
-
-    @property
-    def connected(self) -> bool:
-        return self.fport != 0
-
-    # --- receive side -------------------------------------------------------------
-    def enqueue(self, data: bytes, src: tuple[int, ...]) -> bool:
-        cost = len(data) + DATAGRAM_OVERHEAD
-        if self.queued + cost > self.rcvbuf:
-            return False
-        self.queue.append((data, src))
-        self.queued += cost
-        self.on_readable()
-        return True
-
-    def dequeue(self) -> tuple[bytes, tuple[int, ...]] | None:
-        if not self.queue:
-            return None
-        data, src = self.queue.popleft()
-        self.queued -= len(data) + DATAGRAM_OVERHEAD
-        return data, src
-
-    def take_error(self) -> int:
-        err, self.so_error = self.so_error, 0
-        return err
-
-
-class Udp6Pcb(UdpPcb):
-    """The pcb of an AF_INET6 socket.  `inet4` False: in `Udp.ports6` with 128-bit addresses
-    (0 is ::); True: bound or connected to an IPv4-mapped address, in `Udp.ports` with the
-    32-bit ones.  Its queue holds the sender as the 4-tuple the socket returns."""
-    family = socket.AF_INET6
-
-    def __init__(self, udp: Udp) -> None:
-        super().__init__(udp)
-        self.inet4 = False
-        self.bound_mapped = False   # bound to ::ffff:a.b.c.d: IPv4 for good
-        self.v6only = udp.bindv6only
-        self.bound_ifindex = 0
-        # IPPROTO_IPV6 options (protocols/sockopt.py), Linux's defaults
-        self.recverr6 = False
-        self.dontfrag = False
-        self.hop_limit: int | None = None
-        self.mcast_hops = DEFAULT_MULTICAST_HOPS
-        self.tclass = 0
-        self.pmtudisc = IPV6_PMTUDISC_WANT
-        self.mc_all = True          # IPV6_MULTICAST_ALL, on by default in Linux
-        self.memberships: dict[tuple[int, int], None] = {}    # (ifindex, group), insertion-ordered
-
-    def enqueue(self, data: bytes, src: tuple[int, ...]) -> bool:
-        """From the IPv4 input: the sender shows as ::ffff:a.b.c.d (Linux udp_recvmsg)."""
-        return UdpPcb.enqueue(self, data, (V4_MAPPED_PREFIX | src[0], src[1], 0, 0))
-
-    enqueue6 = UdpPcb.enqueue       # from the IPv6 input: already the 4-tuple
-
-    def joined(self, group: int) -> bool:
-        return any(g == group for _, g in self.memberships)
 
 
 class Udp:
@@ -976,184 +825,3 @@ class Udp:
         pcb.memberships.clear()
 
 
-class UdpUserRequests:
-    """pr_usrreqs for SOCK_DGRAM/IPPROTO_UDP (protocols.contracts.UserRequests): the calls the
-    socket layer makes.  Every call returns at once -- an errno, data, or None for "would block".
-    `family` AF_INET6 gives the AF_INET6 requests (Udp6UserRequests)."""
-    family = socket.AF_INET
-
-    def __new__(cls, udp: Udp, family: int = socket.AF_INET) -> UdpUserRequests:
-        if family == socket.AF_INET6 and cls is UdpUserRequests:
-            return object.__new__(Udp6UserRequests)
-        if family not in (socket.AF_INET, socket.AF_INET6):
-            raise ValueError(f"UDP has no family {family}")
-        return object.__new__(cls)
-
-    def __init__(self, udp: Udp, family: int = socket.AF_INET) -> None:
-        self.udp = udp
-
-    def attach(self, now: float) -> UdpPcb:
-        return UdpPcb(self.udp)
-
-    def set_upcall(self, pcb: UdpPcb, upcall: Callable[[], None]) -> None:
-        pcb.on_readable = upcall
-
-    def detach(self, pcb: UdpPcb, now: float) -> None:
-        if pcb.lport:
-            self.udp.unbind(pcb)
-        pcb.queue.clear()
-        pcb.queued = 0
-        pcb.closed = True
-
-    def bind(self, pcb: UdpPcb, addr: tuple[int, ...], now: float) -> int:
-        return self.udp.bind(pcb, *addr)
-
-    def listen(self, pcb: UdpPcb, backlog: int, now: float) -> int:
-        return errno.EOPNOTSUPP
-
-    def accept(self, pcb: UdpPcb, now: float) -> None:
-        return None
-
-    def connect(self, pcb: UdpPcb, addr: tuple[int, ...], now: float) -> int:
-        return self.udp.connect(pcb, *addr)
-
-    def abandon_connect(self, pcb: UdpPcb, now: float) -> None:
-        pass                                     # a datagram connect completes at once
-
-    def disconnect(self, pcb: UdpPcb, now: float) -> int:
-        self.udp.disconnect(pcb)
-        return 0
-
-    def shutdown(self, pcb: UdpPcb, how: int, now: float) -> int:
-        return 0 if pcb.connected else errno.ENOTCONN   # the socket marks its halves
-
-    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, ...] | None, now: float) -> int:
-        err = self.udp.output(pcb, data, addr, now)  # type: ignore[arg-type]  # an AF_INET pair
-        return -err if err else len(data)
-
-    def recv(self, pcb: UdpPcb, bufsize: int, peek: bool, now: float) -> tuple[bytes, tuple[int, ...]] | None:
-        if peek:
-            return pcb.queue[0] if pcb.queue else None
-        return pcb.dequeue()
-
-    def state(self, pcb: UdpPcb) -> int:
-        return SS_ISCONNECTED if pcb.connected else 0
-
-    def readable(self, pcb: UdpPcb) -> bool:
-        return bool(pcb.queue) or bool(pcb.so_error)
-
-    def writable(self, pcb: UdpPcb) -> bool:
-        return True                              # datagrams never wait for buffer space
-
-    def take_error(self, pcb: UdpPcb) -> int:
-        return pcb.take_error()
-
-    def sockaddr(self, pcb: UdpPcb) -> tuple[int, ...]:
-        return pcb.laddr, pcb.lport
-
-    def peeraddr(self, pcb: UdpPcb) -> tuple[int, ...] | None:
-        return (pcb.faddr, pcb.fport) if pcb.connected else None
-
-    def setsockopt(self, pcb: UdpPcb, level: int, name: int, value: Any, now: float) -> int:
-        if level == SOL_SOCKET:
-            return set_socket_option(pcb, name, value)
-        if level == IPPROTO_IP:
-            return set_ip_option(pcb, name, value)
-        return errno.ENOPROTOOPT
-
-    def getsockopt(self, pcb: UdpPcb, level: int, name: int, now: float) -> int | None:
-        if level == SOL_SOCKET:
-            return get_socket_option(pcb, name)
-        if level == IPPROTO_IP:
-            return get_ip_option(pcb, name, self.udp.ipv4.default_ttl)
-        return None
-
-    def info(self, pcb: UdpPcb) -> dict[str, Any]:
-        return {"queued": pcb.queued, "datagrams": len(pcb.queue)}
-
-
-def _v6(pcb: UdpPcb) -> Udp6Pcb:
-    """The pcb an AF_INET6 request gets is one its attach made."""
-    return cast(Udp6Pcb, pcb)
-
-
-class Udp6UserRequests(UdpUserRequests):
-    """pr_usrreqs of AF_INET6 datagram sockets: sockaddrs are (addr128, port, flowinfo,
-    scope_id) both ways, an IPv4 peer or address as ::ffff:a.b.c.d (CPython's getsockname
-    of such a socket: ('::ffff:10.0.0.1', 5000, 0, 0))."""
-    family = socket.AF_INET6
-
-    def attach(self, now: float) -> Udp6Pcb:
-        return Udp6Pcb(self.udp)
-
-    def detach(self, pcb: UdpPcb, now: float) -> None:
-        if isinstance(pcb, Udp6Pcb):
-            self.udp.leave_all6(pcb, now)
-        super().detach(pcb, now)
-
-    def bind(self, pcb: UdpPcb, addr: tuple[int, ...], now: float) -> int:
-        host, port, _flowinfo, scope_id = addr
-        return self.udp.bind6(_v6(pcb), host, port, scope_id, now)
-
-    def connect(self, pcb: UdpPcb, addr: tuple[int, ...], now: float) -> int:
-        host, port, _flowinfo, scope_id = addr
-        return self.udp.connect6(_v6(pcb), host, port, scope_id, now)
-
-    def disconnect(self, pcb: UdpPcb, now: float) -> int:
-        self.udp.disconnect6(_v6(pcb))
-        return 0
-
-    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, ...] | None, now: float) -> int:
-        if addr is not None:
-            host, port, flowinfo, scope_id = addr
-            addr = (host, port, flowinfo, scope_id)
-        err = self.udp.output6(_v6(pcb), data, addr, now)
-        return -err if err else len(data)
-
-    def _sockaddr6(self, pcb: UdpPcb, host: int, port: int) -> tuple[int, int, int, int]:
-        if pcb.inet4:
-            return V4_MAPPED_PREFIX | host, port, 0, 0
-        # Linux ipv6_iface_scope_id: the bound interface, for an address that needs one
-        return host, port, 0, pcb.bound_ifindex if needs_scope_id(host) else 0
-
-    def sockaddr(self, pcb: UdpPcb) -> tuple[int, ...]:
-        return self._sockaddr6(pcb, pcb.laddr, pcb.lport)
-
-    def peeraddr(self, pcb: UdpPcb) -> tuple[int, ...] | None:
-        return self._sockaddr6(pcb, pcb.faddr, pcb.fport) if pcb.connected else None
-
-    def setsockopt(self, pcb: UdpPcb, level: int, name: int, value: Any, now: float) -> int:
-        pcb = _v6(pcb)
-        if level != socket.IPPROTO_IPV6:
-            return super().setsockopt(pcb, level, name, value, now)   # SOL_SOCKET, IPPROTO_IP (mapped)
-        if name in (IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP):
-            mreq = Ipv6Mreq.parse(value) if isinstance(value, bytes | bytearray | memoryview) else None
-            if mreq is None:
-                return errno.EINVAL          # shorter than struct ipv6_mreq
-            join = name == IPV6_JOIN_GROUP
-            return self.udp.join6(pcb, mreq, now) if join else self.udp.leave6(pcb, mreq, now)
-        if not isinstance(value, int):
-            return errno.EINVAL
-        if name == IPV6_MULTICAST_ALL:
-            pcb.mc_all = bool(value)
-            return 0
-        return set_ipv6_option(pcb, name, value, bound=pcb.lport != 0, stream=False)
-
-    def getsockopt(self, pcb: UdpPcb, level: int, name: int, now: float) -> int | None:
-        pcb = _v6(pcb)
-        if level != socket.IPPROTO_IPV6:
-            return super().getsockopt(pcb, level, name, now)
-        if name == IPV6_MULTICAST_ALL:
-            return int(pcb.mc_all)
-        ipv6 = self.udp.ipv6
-        return get_ipv6_option(pcb, name, ipv6.default_hop_limit if ipv6 is not None else 64, stream=False)
-
-
-if TYPE_CHECKING:
-    from .contracts import UserRequests
-
-    def _implements_the_contract(requests: UdpUserRequests) -> UserRequests:
-        return requests     # mypy checks every request's signature against protocols/contracts.py
-
-    def _implements_the_contract6(requests: Udp6UserRequests) -> UserRequests:
-        return requests
