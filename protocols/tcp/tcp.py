@@ -667,22 +667,29 @@ class Tcp:
             return
         payload = view[seg.hdr_len:]
         conn = self.conns.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
-        if conn is not None:
-            if conn.state == State.TIME_WAIT and seg.flags & SYN and not seg.flags & (ACK | RST) \
-                    and sq.gt(seg.seq, conn.rcv_nxt) and self._listener(ip.dst, seg.dst_port) is not None:
-                conn.destroy()                           # RFC 9293 §3.10.7.4 note / RFC 6191: reuse
-            else:
-                conn.input(seg, payload, now)
-                self.mem.update(conn)
-                if conn.state != State.CLOSED:
-                    self.schedule(conn)
-                return
+        if conn is not None and self._established(conn, seg, payload, now, self._listener, ip.dst):
+            return
         listener = self._listener(ip.dst, seg.dst_port)
         if listener is not None:
             self._listen_input(listener, seg, ip, payload, now)
             return
         stats.no_ports += 1
         self._reset_for(seg, ip.dst, ip.src, len(payload), now)
+
+    def _established(self, conn: Connection, seg: TcpRepr, payload: memoryview, now: float,
+                     listener: Callable[[int, int], Connection | None], laddr: int) -> bool:
+        """A segment for a connection of the table: True once it went there.  False when it is
+        a new SYN for a connection in TIME_WAIT that a listener of the port takes instead: the
+        old one is retired (RFC 9293 §3.10.7.4 note, RFC 6191) and the caller goes on."""
+        if conn.state == State.TIME_WAIT and seg.flags & SYN and not seg.flags & (ACK | RST) \
+                and sq.gt(seg.seq, conn.rcv_nxt) and listener(laddr, seg.dst_port) is not None:
+            conn.destroy()
+            return False
+        conn.input(seg, payload, now)
+        self.mem.update(conn)
+        if conn.state != State.CLOSED:
+            self.schedule(conn)
+        return True
 
     def _listener(self, addr: int, port: int) -> Connection | None:
         """Linux inet_lookup_listener: the listener on (addr, port), else on (0.0.0.0, port),
@@ -732,16 +739,8 @@ class Tcp:
             return
         payload = view[seg.hdr_len:]
         conn = self.conns6.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
-        if conn is not None:
-            if conn.state == State.TIME_WAIT and seg.flags & SYN and not seg.flags & (ACK | RST) \
-                    and sq.gt(seg.seq, conn.rcv_nxt) and self._listener6(ip.dst, seg.dst_port) is not None:
-                conn.destroy()                           # RFC 9293 §3.10.7.4 note / RFC 6191: reuse
-            else:
-                conn.input(seg, payload, now)
-                self.mem.update(conn)
-                if conn.state != State.CLOSED:
-                    self.schedule(conn)
-                return
+        if conn is not None and self._established(conn, seg, payload, now, self._listener6, ip.dst):
+            return
         listener = self._listener6(ip.dst, seg.dst_port)
         if listener is not None:
             self._listen_input(listener, seg, ip, payload, now, net6=True)

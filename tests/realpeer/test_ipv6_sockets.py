@@ -54,8 +54,8 @@ from tools.lab.netns import NetnsHost, unique_name
 
 from .conftest import KERNEL_IP, STACK_IP, Peer
 from .helpers import kill_if_running, output_at_exit, read_all, run, start_linux, wait_for
-from .test_tcp import CHUNK, DATA_SRC, DOWN_SEED, UP_SEED, expected, mbit, stack_recv, stack_send, stalled
-from .test_udp import PAYLOAD_SRC, payload, size
+from .test_tcp import CHUNK, DOWN_SEED, LINUX_PEER, UP_SEED, expected, mbit, stack_recv, stack_send, stalled
+from .test_udp import LINUX_CLIENT, LINUX_ECHO_SERVER, payload, size
 from .test_udp import digest as udp_digest
 
 KERNEL6, STACK6 = "fd00:77::1", "fd00:77::2"
@@ -134,47 +134,8 @@ def sock6(peer: Peer, kind: int = socket.SOCK_STREAM) -> Any:
 
 # --- bulk TCP ----------------------------------------------------------------------------------
 
-# The Linux half of a bulk exchange over any family: send `total` bytes of UP (client) or
-# DOWN (server) data, shutdown(SHUT_WR) when it is the client, receive to EOF; prints
-# "sent_sha got_sha got_bytes send_secs recv_secs peer_host".
-LINUX_PEER6 = DATA_SRC + """
-import hashlib, socket, sys, time
-role, host, port, total, up, down = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), \\
-    int(sys.argv[5]), int(sys.argv[6])
-
-def send(s, seed):
-    h = hashlib.sha256(); t0 = time.monotonic()
-    for block in chunks(seed, total):
-        h.update(block); s.sendall(block)
-    return h.hexdigest(), time.monotonic() - t0
-
-def recv(s):
-    h = hashlib.sha256(); n = 0; t0 = time.monotonic()
-    while True:
-        d = s.recv(1 << 20)
-        if not d:
-            break
-        h.update(d); n += len(d)
-    return h.hexdigest(), n, time.monotonic() - t0
-
-if role == "client":
-    s = socket.create_connection((host, port), timeout=60)
-    other = s.getpeername()[0]
-    sent, ts = send(s, up)
-    s.shutdown(socket.SHUT_WR)
-    got, n, tr = recv(s)
-else:
-    l = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind((host, port)); l.listen(1); l.settimeout(30)
-    print("bound", flush=True)
-    s, addr = l.accept(); s.settimeout(60)
-    other = addr[0]
-    got, n, tr = recv(s)
-    sent, ts = send(s, down)
-s.close()
-print(sent, got, n, "%.3f" % ts, "%.3f" % tr, other, flush=True)
-"""
+# the IPv4 tests' Linux bulk peer, which takes either family by the address given
+LINUX_PEER6 = LINUX_PEER
 
 
 def give_up(peer: Peer, sock: Any) -> NoReturn:
@@ -305,49 +266,8 @@ UDP_COUNT = 2000                    # each way; 82 % of them above 1452 bytes: f
 UDP_WINDOW = 16                     # datagrams in flight: no receive buffer can overflow
 UDP_MAX_UNFRAGMENTED = 1500 - 40 - 8
 
-LINUX_UDP_CLIENT6 = PAYLOAD_SRC + """
-import hashlib, socket, sys, time
-host, port, count, window = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)   # SO_RCVBUFFORCE (root)
-s.settimeout(5)
-s.connect((host, port))
-sent, got = hashlib.sha256(), hashlib.sha256()
-nxt = received = bad = 0
-t0 = time.monotonic()
-while nxt < min(window, count):
-    d = payload(nxt); sent.update(len(d).to_bytes(4, "big") + d); s.send(d); nxt += 1
-try:
-    while received < count:
-        d = s.recv(65535)
-        if d != payload(received):
-            bad += 1
-        got.update(len(d).to_bytes(4, "big") + d)
-        received += 1
-        if nxt < count:
-            d = payload(nxt); sent.update(len(d).to_bytes(4, "big") + d); s.send(d); nxt += 1
-except OSError as exc:
-    print("error", exc, file=sys.stderr)
-print(received, bad, sent.hexdigest(), got.hexdigest(), "%.2f" % (time.monotonic() - t0), flush=True)
-"""
-
-LINUX_UDP_ECHO6 = """
-import hashlib, socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)   # SO_RCVBUFFORCE (root)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.settimeout(10)
-print("bound", flush=True)
-h, n = hashlib.sha256(), 0
-while True:
-    d, peer = s.recvfrom(65535)
-    if d == b"STOP!":
-        break
-    h.update(len(d).to_bytes(4, "big") + d)
-    n += 1
-    s.sendto(d, peer)
-print(n, h.hexdigest(), peer[0], flush=True)
-"""
+# the IPv4 tests' Linux client and echo server, which take either family by the address given
+LINUX_UDP_CLIENT6, LINUX_UDP_ECHO6 = LINUX_CLIENT, LINUX_ECHO_SERVER
 
 
 async def udp6_echo(stack: Stack, port: int, seen: list[tuple[Any, ...]], *,

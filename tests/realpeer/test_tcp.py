@@ -75,12 +75,12 @@ def expected(seed: int, total: int) -> str:
     return h.hexdigest()
 
 
-# The Linux half of a bulk exchange: send `total` bytes of UP (client) or DOWN (server)
-# data, shutdown(SHUT_WR) when it is the client, receive to EOF; prints
-# "sent_sha got_sha got_bytes send_secs recv_secs".
+# The Linux half of a bulk exchange over either family (by the address given): send `total`
+# bytes of UP (client) or DOWN (server) data, shutdown(SHUT_WR) when it is the client, receive
+# to EOF; prints "sent_sha got_sha got_bytes send_secs recv_secs peer_host".
 LINUX_PEER = DATA_SRC + """
 import hashlib, socket, sys, time
-role, host, port, total, up, down = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), \
+role, host, port, total, up, down = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), \\
     int(sys.argv[5]), int(sys.argv[6])
 
 def send(s, seed):
@@ -100,18 +100,21 @@ def recv(s):
 
 if role == "client":
     s = socket.create_connection((host, port), timeout=60)
+    other = s.getpeername()[0]
     sent, ts = send(s, up)
     s.shutdown(socket.SHUT_WR)
     got, n, tr = recv(s)
 else:
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.bind((host, port)); l.listen(1); l.settimeout(30)
     print("bound", flush=True)
-    s, _ = l.accept(); s.settimeout(60)
+    s, addr = l.accept(); s.settimeout(60)
+    other = addr[0]
     got, n, tr = recv(s)
     sent, ts = send(s, down)
 s.close()
-print(sent, got, n, "%.3f" % ts, "%.3f" % tr, flush=True)
+print(sent, got, n, "%.3f" % ts, "%.3f" % tr, other, flush=True)
 """
 
 
@@ -200,7 +203,7 @@ async def linux_client_to_stack_server(peer: Peer, total: int, timeout: float) -
         except trio.TooSlowError:
             stalled(peer, result.get("conn"))
     assert r.returncode == 0, r.stderr.decode()
-    linux_sent, linux_got, linux_n, _, down_secs = r.stdout.decode().split()
+    linux_sent, linux_got, linux_n, _, down_secs, _ = r.stdout.decode().split()
     assert result["n"] == int(linux_n) == total
     assert linux_sent == result["got"] == expected(UP_SEED, total)
     assert result["sent"] == linux_got == expected(DOWN_SEED, total)
@@ -228,7 +231,7 @@ async def stack_client_to_linux_server(peer: Peer, total: int, timeout: float) -
     finally:
         await kill_if_running(proc)
     assert proc.returncode == 0, await read_all(proc.stderr)
-    linux_sent, linux_got, linux_n, _, up_secs = out.decode().split()
+    linux_sent, linux_got, linux_n, _, up_secs, _ = out.decode().split()
     assert n == int(linux_n) == total
     assert sent == linux_got == expected(UP_SEED, total)
     assert linux_sent == got == expected(DOWN_SEED, total)

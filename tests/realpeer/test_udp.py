@@ -49,7 +49,7 @@ size, payload = _ns["size"], _ns["payload"]
 LINUX_CLIENT = PAYLOAD_SRC + """
 import hashlib, socket, sys, time
 host, port, count, window = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)   # SO_RCVBUFFORCE (root)
 s.settimeout(5)
 s.connect((host, port))
@@ -72,9 +72,10 @@ except OSError as exc:
 print(received, bad, sent.hexdigest(), got.hexdigest(), "%.2f" % (time.monotonic() - t0), flush=True)
 """
 
+# prints the datagrams echoed, their SHA-256 and the last sender's address
 LINUX_ECHO_SERVER = """
 import hashlib, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)   # SO_RCVBUFFORCE (root)
 s.bind((sys.argv[1], int(sys.argv[2])))
 s.settimeout(10)
@@ -87,7 +88,7 @@ while True:
     h.update(len(d).to_bytes(4, "big") + d)
     n += 1
     s.sendto(d, peer)
-print(n, h.hexdigest(), flush=True)
+print(n, h.hexdigest(), peer[0], flush=True)
 """
 
 LINUX_REFUSER = """
@@ -197,7 +198,7 @@ async def test_stack_client_bulk_to_linux_echo(tun_peer: Peer) -> None:
     finally:
         await kill_if_running(proc)
     elapsed = trio.current_time() - t0
-    n_linux, linux_sha = out.decode().split()
+    n_linux, linux_sha, _ = out.decode().split()
     assert bad == 0
     assert int(n_linux) == COUNT
     assert sent.hexdigest() == got.hexdigest() == linux_sha == digest(COUNT)
