@@ -980,23 +980,33 @@ class Tcp:
                              oif=oif if needs_scope_id(dst) else None)
 
     # --- ICMP errors (pr_ctlinput) ----------------------------------------------------------------
+    def _quoted_connection(self, table: dict[tuple[int, int, int, int], Connection], src: int, dst: int,
+                           quote: bytes) -> Connection | None:
+        """The connection an ICMP(v6) error quotes, if the quote names one of ours and a
+        sequence number in flight, [SND.UNA, SND.MAX] (RFC 5927 §4.1, §5: a blind attacker
+        must guess both the 4-tuple and the window); else None, counted."""
+        if len(quote) < 8:                               # ICMP guarantees 8 octets; be safe
+            self.stats.icmp_no_conn += 1
+            return None
+        sport, dport, seqno = struct.unpack_from("!HHI", quote, 0)
+        conn = table.get((src, sport, dst, dport))
+        if conn is None:
+            self.stats.icmp_no_conn += 1
+            return None
+        if not (sq.le(conn.snd_una, seqno) and sq.le(seqno, conn.snd_max)):
+            self.stats.out_of_window_icmps += 1
+            return None
+        if conn.state == State.TIME_WAIT:
+            self.stats.icmp_ignored += 1                 # Linux: nothing left to tell or resize
+            return None
+        return conn
+
     def ctlinput(self, err: IcmpError, now: float) -> None:
         """An ICMP error about one of our segments.  Acted on only if it names a connection of
         ours and quotes a sequence number in flight, [SND.UNA, SND.MAX] (RFC 5927 §4.1, §5;
         Linux tcp_v4_err): a blind attacker must guess both the 4-tuple and the window."""
-        if len(err.payload) < 8:                         # ICMP guarantees 8 octets; be safe
-            self.stats.icmp_no_conn += 1
-            return
-        sport, dport, seqno = struct.unpack_from("!HHI", err.payload, 0)
-        conn = self.conns.get((err.src, sport, err.dst, dport))
+        conn = self._quoted_connection(self.conns, err.src, err.dst, err.payload)
         if conn is None:
-            self.stats.icmp_no_conn += 1
-            return
-        if not (sq.le(conn.snd_una, seqno) and sq.le(seqno, conn.snd_max)):
-            self.stats.out_of_window_icmps += 1
-            return
-        if conn.state == State.TIME_WAIT:
-            self.stats.icmp_ignored += 1                 # Linux: nothing left to tell or resize
             return
         if err.type == DEST_UNREACH and err.code == FRAG_NEEDED:
             self._mtu_reduced(conn, err.mtu, now)
@@ -1017,19 +1027,8 @@ class Tcp:
         MSS follows and what is in flight is resent.  Any other error ends a connect in
         SYN-SENT at once, as tcp_v6_err does whatever icmpv6_err_convert's `fatal`; later ones
         are reported at once with IPV6_RECVERR, else kept as the soft error a timeout reports."""
-        if len(err.payload) < 8:
-            self.stats.icmp_no_conn += 1
-            return
-        sport, dport, seqno = struct.unpack_from("!HHI", err.payload, 0)
-        conn = self.conns6.get((err.src, sport, err.dst, dport))
+        conn = self._quoted_connection(self.conns6, err.src, err.dst, err.payload)
         if conn is None:
-            self.stats.icmp_no_conn += 1
-            return
-        if not (sq.le(conn.snd_una, seqno) and sq.le(seqno, conn.snd_max)):
-            self.stats.out_of_window_icmps += 1
-            return
-        if conn.state == State.TIME_WAIT:
-            self.stats.icmp_ignored += 1
             return
         if err.type == PACKET_TOO_BIG:
             # Linux ip6_sk_accept_pmtu: IPV6_PMTUDISC_INTERFACE / _OMIT sockets ignore them
