@@ -1,0 +1,5 @@
+"""`tunstack gateway`: user-mode networking for containers and VMs (issue 13), module map:
+
+  relay   the TCP relay between a guest connection and a host connection (backpressure,
+          half-close, resets mapped across)
+"""

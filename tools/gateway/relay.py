@@ -1,0 +1,114 @@
+"""The gateway's TCP relay: one guest connection (a tunstack stream) spliced to one host
+connection (a kernel socket), what passt, libslirp and VPNKit each do for every flow.
+
+The rules (issue 13, "TCP"):
+  * backpressure end to end: each direction moves at most `chunk` octets at a time and reads
+    the next chunk only once the other side has taken the last one (`send_all` returned), so
+    the relay holds at most one chunk per direction; the rest waits in the two socket
+    buffers, whose windows then close towards the faster peer -- memory stays bounded
+    whatever the peers do;
+  * half-close: EOF from one side (the guest's FIN, or the host's EOF) becomes
+    shutdown(SHUT_WR) on the other once everything read before it has been handed over, and
+    the other direction keeps flowing until its own EOF;
+  * resets: a side that resets (ECONNRESET, or any failure of the stream) is answered by
+    resetting the other side -- SO_LINGER {1, 0} then close, which sends an RST (RFC 9293
+    §3.10.7.1's abort) -- and the relay ends; a clean end closes both normally.
+
+Streams are trio streams (`trio.abc.HalfCloseableStream`: `receive_some`, `send_all`,
+`send_eof`, `aclose`): a `trio.SocketStream` over a tunstack socket on the guest side (the
+stack's trio_compat makes its sockets trio sockets) and over a stdlib socket on the host
+side.  A stream that is not a SocketStream cannot be reset; it is closed instead.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+
+import trio
+
+CHUNK = 64 * 1024                 # per direction in flight: the relay's own buffer bound
+LINGER_RST = struct.pack("ii", 1, 0)  # struct linger {l_onoff 1, l_linger 0}: close() sends RST
+
+
+@dataclass
+class Direction:
+    """What one direction of a flow carried and how it ended."""
+    octets: int = 0
+    eof: bool = False             # the source sent EOF and it was passed on as SHUT_WR
+    reset: bool = False           # the source failed (reset): the relay ended with RSTs
+
+
+@dataclass
+class RelayResult:
+    to_host: Direction = field(default_factory=Direction)     # guest -> host
+    to_guest: Direction = field(default_factory=Direction)    # host -> guest
+
+    @property
+    def reset(self) -> bool:
+        return self.to_host.reset or self.to_guest.reset
+
+
+async def reset_stream(stream: trio.abc.AsyncResource) -> None:
+    """Abort: an RST instead of a FIN where the stream is a socket, else just close."""
+    if isinstance(stream, trio.SocketStream):
+        try:
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+        except OSError:
+            pass                  # already closed or reset: closing is all that is left
+    await trio.aclose_forcefully(stream)
+
+
+async def _copy(src: trio.abc.HalfCloseableStream, dst: trio.abc.HalfCloseableStream, way: Direction,
+                chunk: int) -> None:
+    """Move src's octets to dst until src's EOF (then SHUT_WR on dst), one chunk at a time."""
+    while True:
+        try:
+            data = await src.receive_some(chunk)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            way.reset = True
+            raise
+        if not data:
+            way.eof = True
+            try:
+                await dst.send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass              # the other side is gone too: its own direction reports it
+            return
+        await dst.send_all(data)   # waits while dst's buffer is full: the backpressure
+        way.octets += len(data)
+
+
+async def relay(guest: trio.abc.HalfCloseableStream, host: trio.abc.HalfCloseableStream, *,
+                chunk: int = CHUNK) -> RelayResult:
+    """Splice the two streams until both directions have ended (or one side resets); both
+    streams are closed on return -- reset when the other side reset."""
+    result = RelayResult()
+
+    async def one_way(src: trio.abc.HalfCloseableStream, dst: trio.abc.HalfCloseableStream,
+                      way: Direction, cancel: trio.CancelScope) -> None:
+        try:
+            await _copy(src, dst, way, chunk)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            if not way.reset:
+                # dst failed under send_all: it is dst's side that reset
+                (result.to_guest if way is result.to_host else result.to_host).reset = True
+            cancel.cancel()
+
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one_way, guest, host, result.to_host, scope)
+            nursery.start_soon(one_way, host, guest, result.to_guest, scope)
+    if result.to_host.reset:          # the guest reset: the host gets an RST
+        await reset_stream(host)
+        await trio.aclose_forcefully(guest)
+    elif result.to_guest.reset:       # the host reset: the guest gets an RST
+        await reset_stream(guest)
+        await trio.aclose_forcefully(host)
+    else:
+        await trio.aclose_forcefully(guest)
+        await trio.aclose_forcefully(host)
+    return result
+
+
+__all__ = ["CHUNK", "Direction", "RelayResult", "relay", "reset_stream"]
