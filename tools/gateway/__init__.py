@@ -5,4 +5,6 @@
   hostudp  a UDP flow's host socket: connected, with the kernel's ICMP errors about it read
            from the error queue (IP_RECVERR / IPV6_RECVERR)
   ping     guests' echo requests through unprivileged ping sockets (never a forged reply)
+  policy   the address model (slirp4netns's 10.0.2.0/24: gateway .2, DNS .3, guest .100) and
+           where a guest's flow may go (host loopback and metadata only when allowed)
 """
