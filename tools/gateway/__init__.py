@@ -1,5 +1,7 @@
 """`tunstack gateway`: user-mode networking for containers and VMs (issue 13), module map:
 
+  hosttcp  the host side of a guest's TCP connection: connect(2) with a timeout, and what
+           the guest is shown when it fails (RST, ICMP net/host/admin unreachable, silence)
   relay    the TCP relay between a guest connection and a host connection (backpressure,
            half-close, resets mapped across)
   hostudp  a UDP flow's host socket: connected, with the kernel's ICMP errors about it read
