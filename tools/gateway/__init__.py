@@ -1,5 +1,7 @@
 """`tunstack gateway`: user-mode networking for containers and VMs (issue 13), module map:
 
+  flows    the flow table: bounded (--max-flows), UDP idle timeouts (30 s one-way, 180 s
+           two-way), a sans-IO TimedCore
   hosttcp  the host side of a guest's TCP connection: connect(2) with a timeout, and what
            the guest is shown when it fails (RST, ICMP net/host/admin unreachable, silence)
   relay    the TCP relay between a guest connection and a host connection (backpressure,
