@@ -4,6 +4,7 @@ process), `-- COMMAND` in a new user + network namespace, rootless, and the erro
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import os
 import stat
 import subprocess
@@ -16,6 +17,7 @@ import trio
 
 from drivers.tuntap import TapNdd, TunNdd
 from stack import Stack
+from tools.gateway.ifconfig import IfconfigError, configure_interface
 from tools.gateway.nsenter import (
     NamespaceError,
     NamespaceTarget,
@@ -257,3 +259,30 @@ def test_rootless_errors_are_one_line() -> None:
         os.chmod("/dev/net/tun", mode)
     assert (code, said) == (1, "NamespaceError: /dev/net/tun: Permission denied "
                                "(without root it must be usable by you, e.g. mode 0666)")
+
+
+async def test_configure_sets_the_guest_side_from_our_namespace(netns: NetnsHost) -> None:
+    # slirp4netns -c: lo and the TAP up, MTU, MAC, 10.0.2.100/24, default via 10.0.2.2 -- all
+    # through the control socket made in the guest's namespace, no `ip` in the test
+    name = unique_name("tg")
+    ndd = TapNdd(name, mtu=65520, opener=netns_opener(NamespaceTarget.from_spec(netns.name)))
+    ndd.create()
+    try:
+        assert ndd.control is not None
+        netns.ip("link", "set", "lo", "down")
+        configure_interface(ndd.control, name, ipaddress.IPv4Interface("10.0.2.100/24"),
+                            ipaddress.IPv4Address("10.0.2.2"), 65520, mac=bytes.fromhex("02000a000264"))
+        assert "inet 10.0.2.100/24" in netns.ip("-4", "addr", "show", "dev", name).stdout
+        assert f"default via 10.0.2.2 dev {name}" in netns.ip("route").stdout
+        link = netns.ip("link", "show", name).stdout
+        assert "mtu 65520" in link and "02:00:0a:00:02:64" in link and ",UP" in link
+        assert ",UP" in netns.ip("link", "show", "lo").stdout
+        with pytest.raises(IfconfigError) as info:
+            configure_interface(ndd.control, "nosuch0", ipaddress.IPv4Interface("10.0.2.100/24"), None, 1500)
+        assert str(info.value) == "reading flags on nosuch0: No such device"
+        async with Stack("gateway-configure") as st:
+            st.add_interface(ndd, "10.0.2.2/24")
+            r = await run(netns.exec_argv("ping", "-c", "2", "-i", "0.2", "-W", "2", "10.0.2.2"))
+            assert loss_percent(r.stdout) == 0, r.stdout
+    finally:
+        ndd.release()

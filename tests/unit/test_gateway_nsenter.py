@@ -2,13 +2,17 @@
 behaviour is in tests/realpeer/test_gateway_netns.py)."""
 from __future__ import annotations
 
+import ctypes
+import ipaddress
 import os
 import signal
 import socket
+import struct
 
 import pytest
 
 from drivers.tuntap import OpenedDevice, TapNdd, TunNdd
+from tools.gateway.ifconfig import _Rtentry, _sa
 from tools.gateway.nsenter import (
     CLONE_NEWNET,
     NamespaceError,
@@ -102,3 +106,11 @@ def test_opener_flags_for_tun_without_offload() -> None:
     ndd.release()
     assert opener.peer is not None
     opener.peer.close()
+
+
+def test_route_sockaddr_keeps_the_address_after_the_port_nul() -> None:
+    # regression: _Sockaddr(AF_INET, data) with a c_char array stopped at the port's NUL
+    # bytes and gave the kernel gateway 0.0.0.0 (SIOCADDRT: EINVAL)
+    sa = bytes(_sa(ipaddress.IPv4Address("10.0.2.2")))
+    assert sa == struct.pack("=H", socket.AF_INET) + bytes(2) + bytes([10, 0, 2, 2]) + bytes(8)
+    assert ctypes.sizeof(_Rtentry) == (120 if ctypes.sizeof(ctypes.c_void_p) == 8 else 68)
