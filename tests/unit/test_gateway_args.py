@@ -150,6 +150,18 @@ def test_rootlesskit_argv_detached_netns_form(tmp_path: pytest.TempPathFactory) 
         "path", str(netns), None, "/proc/self/ns/user")
 
 
+def test_podman_argv(tmp_path: pytest.TempPathFactory) -> None:
+    # libpod networking_slirp4netns.go: basic flags, then "-c", "-r", "3", ["-e", "4"],
+    # ["--api-socket", PATH], "--netns-type=path", NETNS, "tap0" (ExtraFiles: 3 = sync pipe, 4 = exit pipe)
+    netns = tmp_path / "netns"          # type: ignore[operator]
+    netns.write_text("")
+    a = parse_slirp4netns_argv(["--disable-host-loopback", "--mtu=65520", "--enable-sandbox", "--enable-seccomp",
+                                "-c", "-r", "3", "-e", "4", "--api-socket", "/tmp/c.net",
+                                "--netns-type=path", str(netns), "tap0"])
+    assert (a.configure, a.ready_fd, a.exit_fd, a.api_socket, a.netns_path, a.tapname, a.mtu) == (
+        True, 3, 4, "/tmp/c.net", str(netns), "tap0", 65520)
+
+
 def test_gnu_getopt_rules() -> None:
     a = parse_slirp4netns_argv(["123", "-c6", "-m1500", "tap1", "--conf", "-e", "7", "--exit-fd=8"])
     assert (a.configure, a.enable_ipv6, a.mtu, a.tapname, a.exit_fd) == (True, True, 1500, "tap1", 8)
