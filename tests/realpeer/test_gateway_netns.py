@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import os
+import signal
 import stat
 import subprocess
 import tempfile
@@ -136,6 +137,18 @@ def test_command_runs_as_root_of_a_new_user_and_network_namespace(tmp_path: Path
     assert lines[0] == "0"
     names = sorted(line.split(":")[1].strip() for line in lines[1:])
     assert names == ["lo", "tap0"]
+
+
+def test_command_starts_with_default_signal_dispositions(tmp_path: Path) -> None:
+    # Python ignores SIGPIPE; an ignored signal survives exec, so COMMAND must get it back
+    require_real_peer()
+    out = tmp_path / "status"
+    child = spawn_in_new_namespaces(["sh", "-c", f"grep -E '^Sig(Ign|Blk)' /proc/self/status > {out}"])
+    child.start()
+    assert child.wait() == 0
+    masks = dict(line.split(":\t") for line in out.read_text().splitlines())
+    sigpipe_bit = 1 << (signal.SIGPIPE - 1)
+    assert int(masks["SigIgn"], 16) & sigpipe_bit == 0 and int(masks["SigBlk"], 16) == 0, masks
 
 
 def test_command_that_cannot_run_exits_127_and_an_aborted_one_125(capfd: pytest.CaptureFixture[str]) -> None:

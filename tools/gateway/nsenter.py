@@ -311,6 +311,15 @@ def _child_namespaces(uid: int, gid: int) -> None:
     _write("/proc/self/gid_map", f"0 {gid} 1")
 
 
+def _default_signals() -> None:
+    """COMMAND starts as from a shell: Python ignores SIGPIPE and SIGXFSZ, and an ignored
+    signal stays ignored across exec (signal(7)) -- `yes | head -1` would then end in
+    EPIPE errors instead of a quiet SIGPIPE (subprocess's restore_signals does the same)."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def spawn_in_new_namespaces(argv: Sequence[str], *, die_with_parent: bool = True) -> NamespacedChild:
     """Fork COMMAND's process into a new user + network namespace where the caller's
     uid/gid are 0; it waits for NamespacedChild.start() and then execs argv (exit 127
@@ -339,6 +348,7 @@ def spawn_in_new_namespaces(argv: Sequence[str], *, die_with_parent: bool = True
             if os.read(go_r, 1) != b"g":
                 os._exit(code)              # the gateway gave up: never run COMMAND
             os.close(go_r)
+            _default_signals()
             code = 127
             try:
                 os.execvp(argv[0], list(argv))
