@@ -21,6 +21,8 @@ import fcntl
 import os
 import socket
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytun
 import trio
@@ -35,13 +37,29 @@ from .base import TaskNdd, random_mac
 READ_SIZE = vnet.VNET_HDR_LEN + 14 + 65535 + 64
 DEFAULT_TXQUEUELEN = 4096     # packets the kernel may queue towards us (`ip link set ... txqueuelen`)
 SIOCSIFTXQLEN = 0x8943
+SIOCGIFHWADDR = 0x8927
+SIOCSIFMTU = 0x8922
+
+
+@dataclass
+class OpenedDevice:
+    """A device opened by an `opener` (e.g. inside another network namespace: the gateway's
+    tools/gateway/nsenter.py): its fd after TUNSETIFF, the name the kernel gave it, and an
+    AF_INET socket made in the device's namespace, through which its SIOC* ioctls go."""
+    fd: int
+    name: str
+    control: socket.socket
+
+
+DeviceOpener = Callable[[str, int], OpenedDevice]    # (name, IFF_* flags) -> the opened device
 
 
 class TunTapNdd(TaskNdd):
     is_tap = False
 
     def __init__(self, name: str, *, mtu: int = 1500, offload: bool = True, batch: int = 64,
-                 physaddr: bytes | None = None, txqueuelen: int = DEFAULT_TXQUEUELEN) -> None:
+                 physaddr: bytes | None = None, txqueuelen: int = DEFAULT_TXQUEUELEN,
+                 opener: DeviceOpener | None = None) -> None:
         super().__init__(name, mtu=mtu, physaddr=(physaddr or random_mac()) if self.is_tap else b"")
         self.offload = offload
         self.batch = batch
@@ -51,14 +69,21 @@ class TunTapNdd(TaskNdd):
         self.offload_flags = 0
         self.vnet = False
         self.kernel_mac = b""   # TAP: the kernel side's MAC, read at creation (before a netns move)
+        self.opener = opener    # None: pytun in our namespace; else who opens it (and where)
+        self.control: socket.socket | None = None   # the opener's socket in the device's namespace
 
     def create(self) -> None:
         """Create the kernel device now (so it can be moved to a namespace before ndd_open)."""
         if self.device is not None:
             return
+        if self.fd >= 0:
+            return
         flags = (pytun.IFF_TAP if self.is_tap else pytun.IFF_TUN) | pytun.IFF_NO_PI
         if self.offload:
             flags |= pytun.IFF_VNET_HDR
+        if self.opener is not None:
+            self._create_with_opener(self.opener, flags)
+            return
         self.device = pytun.TunTapDevice(name=self.ndd_name, flags=flags)
         self.fd = self.device.fileno()
         os.set_blocking(self.fd, False)
@@ -73,15 +98,38 @@ class TunTapNdd(TaskNdd):
             pass
         self._set_txqueuelen()
 
+    def _create_with_opener(self, opener: DeviceOpener, flags: int) -> None:
+        """The device comes from `opener` (maybe in another namespace): offloads go through
+        its fd, MTU / txqueuelen / MAC through the control socket made where it lives."""
+        opened = opener(self.ndd_name, flags)
+        self.fd, self.ndd_name, self.control = opened.fd, opened.name, opened.control
+        os.set_blocking(self.fd, False)
+        self.vnet = self.offload
+        if self.offload:
+            self._negotiate_offloads()
+        try:
+            self._ifreq(SIOCSIFMTU, struct.pack("i", self.ndd_mtu))
+            if self.is_tap:
+                self.kernel_mac = self._ifreq(SIOCGIFHWADDR, b"")[18:24]   # ifr_hwaddr.sa_data
+        except OSError:   # not fatal, as with pytun: `ip link set` can do it
+            pass
+        self._set_txqueuelen()
+
+    def _ifreq(self, request: int, data: bytes) -> bytes:
+        """A struct ifreq ioctl on this device, in its own namespace (the control socket's)."""
+        ifreq = (self.ndd_name.encode()[:15].ljust(16, b"\0") + data).ljust(40, b"\0")
+        if self.control is not None:
+            return fcntl.ioctl(self.control.fileno(), request, ifreq)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            return fcntl.ioctl(s.fileno(), request, ifreq)
+
     def _set_txqueuelen(self) -> None:
         """SIOCSIFTXQLEN on the new device (it keeps it when moved to a namespace); a
         failure is not fatal: the kernel's 500 only makes bursts slower."""
         if not self.txqueuelen:
             return
-        ifreq = struct.pack("16si", self.ndd_name.encode()[:15], self.txqueuelen).ljust(40, b"\0")
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                fcntl.ioctl(s.fileno(), SIOCSIFTXQLEN, ifreq)
+            self._ifreq(SIOCSIFTXQLEN, struct.pack("i", self.txqueuelen))
         except OSError:
             pass
 
@@ -107,10 +155,19 @@ class TunTapNdd(TaskNdd):
 
     def _close_device(self) -> None:
         super()._close_device()
+        self.release()
+
+    def release(self) -> None:
+        """Close the device's fd (a non-persistent device disappears with its last fd)."""
         if self.device is not None:
-            self.device.close()   # a non-persistent device disappears with its last fd
+            self.device.close()
             self.device = None
-            self.fd = -1
+        elif self.fd >= 0:        # opened by an opener
+            os.close(self.fd)
+        self.fd = -1
+        if self.control is not None:
+            self.control.close()
+            self.control = None
 
     async def _reader(self) -> None:
         fd = self.fd
