@@ -505,7 +505,7 @@ class DhcpServer:
               dst: Destination) -> DhcpReply:
         # the client takes max(576, its option 57) octets of IP datagram (RFC 2131 §2, RFC 2132 §9.10)
         room = max(MIN_DATAGRAM, msg.max_message_size or 0) - IP_UDP_HEADERS
-        payload, left_out = out.emit_within(room)
+        payload, left_out = out.emit_within(room, msg.param_request or b"")
         self.stats.out_options_left_out += left_out
         self.stats.bump({OFFER: "out_offer", ACK: "out_ack", NAK: "out_nak"}[mtype])
         return DhcpReply(payload, mtype, self.config.server, dst[0], dst[1], dst[2])

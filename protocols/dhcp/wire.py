@@ -92,7 +92,9 @@ _KNOWN: dict[int, tuple[str, str]] = {
 }
 _WIDTH = {_U8: 1, _U16: 2, _U32: 4, _IP: 4}
 # the order options go out in: what a client cannot do without first (RFC 2131 §4.3.1
-# Table 3: type, server id, lease time), so a short size limit only ever leaves out extras
+# Table 3: type, server id, lease time, and the renewal times), so a short size limit only
+# ever leaves out extras; then the ones the client asked for, in its order (RFC 2132 §9.8)
+_ALWAYS_FIRST = 5
 _EMIT_ORDER = (OPT_MESSAGE_TYPE, OPT_SERVER_ID, OPT_LEASE_TIME, OPT_T1, OPT_T2, OPT_SUBNET_MASK,
                OPT_ROUTER, OPT_DNS, OPT_CLIENT_ID, OPT_MESSAGE, OPT_MTU, OPT_DOMAIN_NAME, OPT_HOST_NAME,
                OPT_REQUESTED_IP, OPT_PARAM_REQUEST, OPT_MAX_SIZE)
@@ -209,19 +211,22 @@ class DhcpMessage:
         return True
 
     # --- emit ----------------------------------------------------------------------------------
-    def emit(self, max_len: int = MIN_MESSAGE) -> bytes:
-        return self.emit_within(max_len)[0]
+    def emit(self, max_len: int = MIN_MESSAGE, requested: bytes = b"") -> bytes:
+        return self.emit_within(max_len, requested)[0]
 
-    def emit_within(self, max_len: int = MIN_MESSAGE) -> tuple[bytes, int]:
+    def emit_within(self, max_len: int = MIN_MESSAGE, requested: bytes = b"") -> tuple[bytes, int]:
         """The message, at most `max_len` octets (never under 300: the padding), and how
-        many options were left out because they did not fit."""
+        many options were left out because they did not fit.  `requested` is the client's
+        parameter request list: those options go first after the essential ones, in its
+        order (RFC 2132 §9.8: the server "MUST try to insert the requested options in the
+        order requested")."""
         head = _FIXED.pack(self.op, self.htype, self.hlen, self.hops, self.xid, self.secs, self.flags,
                            self.ciaddr, self.yiaddr, self.siaddr, self.giaddr, self.chaddr[:CHADDR_LEN],
                            self.sname[:SNAME_LEN], self.file[:FILE_LEN])
         out = bytearray(head + MAGIC_COOKIE)
         room = max(max_len, BOOTP_MIN_LEN) - len(out) - 1        # the end option's octet
         skipped = 0
-        for code, value in self.option_values():
+        for code, value in self.option_values(requested):
             encoded = encode_option(code, value)
             if len(encoded) > room:
                 skipped += 1
@@ -233,10 +238,16 @@ class DhcpMessage:
             out += bytes(BOOTP_MIN_LEN - len(out))
         return bytes(out), skipped
 
-    def option_values(self) -> list[tuple[int, bytes]]:
-        """The options set, encoded, in emit order, then the raw ones."""
+    def option_values(self, requested: bytes = b"") -> list[tuple[int, bytes]]:
+        """The options set, encoded, in emit order (the requested ones moved up), then the
+        raw ones."""
+        order: tuple[int, ...] = _EMIT_ORDER
+        if requested:
+            first, rest = _EMIT_ORDER[:_ALWAYS_FIRST], _EMIT_ORDER[_ALWAYS_FIRST:]
+            asked = [c for c in dict.fromkeys(requested) if c in rest]
+            order = (*first, *asked, *(c for c in rest if c not in asked))
         values: list[tuple[int, bytes]] = []
-        for code in _EMIT_ORDER:
+        for code in order:
             name, kind = _KNOWN[code]
             value = getattr(self, name)
             if value is None or value == ():

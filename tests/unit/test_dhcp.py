@@ -175,6 +175,18 @@ def test_emit_within_leaves_out_whole_options_that_do_not_fit() -> None:
     assert none_left == 0 and len(whole) > wire.MIN_MESSAGE
 
 
+def test_a_request_list_reorders_without_repeating_an_option() -> None:
+    """Regression: codes of the always-first options (53, 54, 51) or repeated codes in the
+    request list must not make an option go out twice (joined, it would be malformed)."""
+    msg = DhcpMessage(op=2, message_type=wire.ACK, server_id=SERVER, lease_time=60, subnet_mask=0xFFFFFF00,
+                      routers=(SERVER,), dns_servers=(DNS,), interface_mtu=9000)
+    data = msg.emit(requested=bytes([53, 6, 6, 51, 3, 200, 26, 0, 255]))
+    codes = [o[0] for o in BOOTP(data)[DHCP].options if isinstance(o, tuple)]
+    assert codes == ["message-type", "server_id", "lease_time", "name_server", "router", "interface-mtu",
+                     "subnet_mask"]
+    assert DhcpMessage.parse(data) == msg
+
+
 # --- the server: the four-message exchange ----------------------------------------------------------
 def test_discover_offer_request_ack() -> None:
     srv = DhcpServer()
@@ -518,6 +530,21 @@ def test_replies_fit_the_clients_message_size() -> None:
     assert srv.stats.out_options_left_out == 1
     big = srv.input(request(wire.DISCOVER, MAC_B, max_message_size=1500), 0, T0)
     assert parsed(big).domain_name == b"d" * 255
+
+
+def test_requested_options_come_first_in_the_clients_order() -> None:
+    """RFC 2132 §9.8: in the order requested, after type, server id and lease times; under
+    a size limit, what the client asked for first is what is kept."""
+    cfg = DhcpConfig(domain="d" * 255, dns=tuple(ip_to_int(f"10.0.2.{i}") for i in range(3, 11)), mtu=1500)
+    srv = DhcpServer(cfg)
+    reply = srv.input(request(wire.DISCOVER, param_request=bytes([26, 15, 1])), 0, T0)
+    assert reply is not None
+    names = [o[0] for o in BOOTP(reply.payload)[DHCP].options if isinstance(o, tuple)]
+    assert names[:8] == ["message-type", "server_id", "lease_time", "renewal_time", "rebinding_time",
+                         "interface-mtu", "domain", "subnet_mask"]
+    offer = parsed(reply)
+    assert offer.domain_name == b"d" * 255 and offer.dns_servers == () and offer.routers == (SERVER,)
+    assert len(reply.payload) <= 576 - 28
 
 
 # --- configuration -------------------------------------------------------------------------------
