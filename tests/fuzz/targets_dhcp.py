@@ -22,6 +22,9 @@ CLIENT_IDS = (None, None, b"\x00one", b"\x00two", b"\x01" + MACS[0], b"x")
 TYPES = (wire.DISCOVER, wire.REQUEST, wire.DECLINE, wire.RELEASE, wire.INFORM, wire.OFFER, wire.ACK, 0, 200)
 LEASES = (None, None, 0, 60, 600, 7200, 0xFFFFFFFF)
 SIZES = (None, 0, 300, 576, 1500, 65535)
+# parameter request lists: none, udhcpc's and dhclient's kinds, repeats and the always-sent codes
+REQUEST_LISTS = (None, bytes([1, 3, 6, 12, 15, 28, 42]), bytes([1, 28, 2, 3, 15, 6, 119, 12, 44, 47, 26, 121]),
+                 bytes([53, 54, 51, 6, 6, 15, 255, 0]), bytes(range(1, 80)))
 STEPS = (*TIME_STEPS, 59.0, 60.0, 600.0, 3600.0, 86400.0)
 
 
@@ -34,7 +37,8 @@ def client_message(fdp: Fdp) -> bytes:
                       ciaddr=pick(fdp, ADDRS), giaddr=pick(fdp, RELAYS),
                       message_type=pick(fdp, TYPES) or None, server_id=pick(fdp, SERVER_IDS),
                       requested_ip=pick(fdp, (None, *ADDRS)), client_id=pick(fdp, CLIENT_IDS),
-                      lease_time=pick(fdp, LEASES), max_message_size=pick(fdp, SIZES))
+                      lease_time=pick(fdp, LEASES), max_message_size=pick(fdp, SIZES),
+                      param_request=pick(fdp, REQUEST_LISTS))
     if msg.client_id == b"x":
         msg.client_id = None
         msg.other[wire.OPT_CLIENT_ID] = b"x"        # too short: RFC 2132 §9.14
