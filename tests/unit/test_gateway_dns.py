@@ -2,13 +2,17 @@
 ID remapping, spoofed and mismatched answers, failover on an explicit clock, bounds."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
+import socket
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
 
 from tools.gateway.dns import (
     DNS_PORT,
@@ -20,6 +24,7 @@ from tools.gateway.dns import (
     parse_resolv_conf,
     question_of,
 )
+from tools.gateway.dns_serve import frame, read_message, serve_dns_tcp, serve_dns_udp
 
 A = Upstream(ipaddress.ip_address("192.0.2.1"))
 B = Upstream(ipaddress.ip_address("192.0.2.2"))
@@ -333,3 +338,249 @@ def test_ipv6_upstream_matches_four_tuple_sources() -> None:
 def test_short_answers_never_raise(size: int) -> None:
     fwd = DnsForwarder([A])
     assert fwd.answer(b"\x80" * size, sockaddr(A), 0.0) is None
+
+
+# --- the trio relay over real loopback sockets (no network beyond 127.0.0.1) -----------
+
+LOOPBACK = "127.0.0.1"
+
+
+class Responder:
+    """A tiny DNS server on 127.0.0.1, UDP and TCP on one ephemeral port: answers every
+    query with one A record (hand-built: dnslib is not in the venv), after `before` (extra
+    datagrams sent first) when given; `silent` answers nothing. Records the IDs it saw."""
+
+    def __init__(self, *, silent: bool = False,
+                 before: Callable[[bytes], list[bytes]] | None = None) -> None:
+        self.silent = silent
+        self.before = before
+        self.seen_ids: list[int] = []
+        self.udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.port = 0
+
+    async def bind(self) -> None:
+        for _ in range(20):                     # the same port number free for TCP too
+            await self.udp.bind((LOOPBACK, 0))
+            self.port = self.udp.getsockname()[1]
+            try:
+                await self.tcp.bind((LOOPBACK, self.port))
+                break
+            except OSError:
+                self.udp.close()
+                self.udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.tcp.listen(8)
+
+    @property
+    def upstream(self) -> Upstream:
+        return Upstream(ipaddress.ip_address(LOOPBACK), self.port)
+
+    async def serve(self, nursery: trio.Nursery) -> None:
+        await self.bind()
+        nursery.start_soon(self._udp)
+        nursery.start_soon(self._tcp, nursery)
+
+    def _answers(self, query: bytes) -> list[bytes]:
+        self.seen_ids.append(int.from_bytes(query[:2], "big"))
+        if self.silent:
+            return []
+        extra = self.before(query) if self.before else []
+        return [*extra, make_answer(query)]
+
+    async def _udp(self) -> None:
+        while True:
+            query, client = await self.udp.recvfrom(65535)
+            for answer in self._answers(query):
+                await self.udp.sendto(answer, client)
+
+    async def _tcp(self, nursery: trio.Nursery) -> None:
+        while True:
+            conn, _ = await self.tcp.accept()
+            nursery.start_soon(self._tcp_conn, conn)
+
+    async def _tcp_conn(self, conn: trio.socket.SocketType) -> None:
+        with conn:
+            while (query := await read_message(conn)) is not None:
+                for answer in self._answers(query):
+                    await conn.send(frame(answer))
+
+
+def closed_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def guest_udp_side(nursery: trio.Nursery, forwarder: DnsForwarder) -> tuple[str, int]:
+    """A guest-side UDP socket served by the forwarder; its address."""
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await sock.bind((LOOPBACK, 0))
+    nursery.start_soon(serve_dns_udp, sock, forwarder)
+    address: tuple[str, int] = sock.getsockname()
+    return address
+
+
+async def ask_udp(server: tuple[str, int], query: bytes) -> bytes:
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        await client.connect(server)
+        await client.send(query)
+        with trio.fail_after(10):
+            return await client.recv(65535)
+
+
+async def test_udp_relay_over_loopback_restores_the_client_id() -> None:
+    responder = Responder()
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream], random_id=sequence_ids(0xBEEF, 0xCAFE))
+        server = await guest_udp_side(nursery, forwarder)
+        for ident, name in ((0x1234, "example.com"), (0x4321, "example.org")):
+            query = make_query(ident, name)
+            assert await ask_udp(server, query) == make_answer(query)
+        assert responder.seen_ids == [0xBEEF, 0xCAFE]          # the guest's IDs never went out
+        assert forwarder.stats.answered == 2 and forwarder.outstanding == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_udp_refused_upstream_fails_over_at_once() -> None:
+    responder = Responder()
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        dead = Upstream(ipaddress.ip_address(LOOPBACK), closed_port())
+        forwarder = DnsForwarder([dead, responder.upstream], timeout=30.0)
+        server = await guest_udp_side(nursery, forwarder)
+        query = make_query(0x0A0A)
+        assert await ask_udp(server, query) == make_answer(query)
+        assert (forwarder.stats.upstream_errors, forwarder.stats.failovers) == (1, 1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_udp_silent_upstream_times_out_to_the_next() -> None:
+    silent, responder = Responder(silent=True), Responder()
+    async with trio.open_nursery() as nursery:
+        await silent.serve(nursery)
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([silent.upstream, responder.upstream], timeout=0.3)
+        server = await guest_udp_side(nursery, forwarder)
+        query = make_query(0x0B0B)
+        assert await ask_udp(server, query) == make_answer(query)
+        assert len(silent.seen_ids) == 1 and len(responder.seen_ids) == 1
+        assert forwarder.stats.failovers == 1 and forwarder.stats.upstream_errors == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_udp_forged_answers_before_the_real_one_are_dropped() -> None:
+    def forgeries(query: bytes) -> list[bytes]:
+        wrong_id = make_answer(bytes([query[0] ^ 0xFF, query[1]]) + query[2:])
+        wrong_question = make_answer(query[:12] + encode_name("evil.example") + query[-4:])
+        return [wrong_id, wrong_question, b"\x00" * 5]
+
+    responder = Responder(before=forgeries)
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream])
+        server = await guest_udp_side(nursery, forwarder)
+        query = make_query(0x0C0C)
+        assert await ask_udp(server, query) == make_answer(query)
+        stats = forwarder.stats
+        assert (stats.unknown_answers, stats.mismatched_answers, stats.bad_answers) == (1, 1, 1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_udp_every_upstream_dead_means_silence() -> None:
+    async with trio.open_nursery() as nursery:
+        dead = [Upstream(ipaddress.ip_address(LOOPBACK), closed_port()) for _ in range(2)]
+        forwarder = DnsForwarder(dead)
+        server = await guest_udp_side(nursery, forwarder)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.setblocking(False)
+            client.connect(server)
+            client.send(make_query(0x0D0D))
+            while forwarder.stats.unanswered == 0:
+                await trio.sleep(0.01)
+            # the exchange is over: an answer would be in the buffer by now (loopback)
+            with pytest.raises(BlockingIOError):
+                client.recv(65535)
+        assert forwarder.stats.upstream_errors == 2 and forwarder.outstanding == 0
+        nursery.cancel_scope.cancel()
+
+
+async def guest_tcp_side(nursery: trio.Nursery, forwarder: DnsForwarder,
+                         **options: Any) -> tuple[str, int]:
+    listener = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    await listener.bind((LOOPBACK, 0))
+    listener.listen(8)
+    nursery.start_soon(functools.partial(serve_dns_tcp, listener, forwarder, **options))
+    address: tuple[str, int] = listener.getsockname()
+    return address
+
+
+async def test_tcp_relay_over_loopback_pipelined_queries() -> None:
+    responder = Responder()
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream])
+        server = await guest_tcp_side(nursery, forwarder)
+        queries = [make_query(0x1111, "example.com"), make_query(0x2222, "example.net", 28)]
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            await client.connect(server)
+            await client.send(b"".join(frame(q) for q in queries))   # RFC 7766 §6.2.1.1
+            with trio.fail_after(10):
+                answers = [await read_message(client) for _ in queries]
+        assert answers == [make_answer(q) for q in queries]
+        assert responder.seen_ids != [0x1111, 0x2222]
+        assert forwarder.stats.answered == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_dead_upstreams_close_the_guest_connection() -> None:
+    async with trio.open_nursery() as nursery:
+        dead = Upstream(ipaddress.ip_address(LOOPBACK), closed_port())  # no TCP there either
+        forwarder = DnsForwarder([dead])
+        server = await guest_tcp_side(nursery, forwarder)
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            await client.connect(server)
+            await client.send(frame(make_query(0x3333)))
+            with trio.fail_after(10):
+                assert await read_message(client) is None
+        assert (forwarder.stats.upstream_errors, forwarder.stats.unanswered) == (1, 1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_clients_are_bounded() -> None:
+    responder = Responder()
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream])
+        server = await guest_tcp_side(nursery, forwarder, max_clients=1)
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first, \
+                trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as second:
+            await first.connect(server)
+            await second.connect(server)
+            with trio.fail_after(10):
+                assert await second.recv(1) == b""               # closed at once
+                query = make_query(0x4444)
+                await first.send(frame(query))
+                assert await read_message(first) == make_answer(query)   # the first is served
+        assert forwarder.stats.tcp_refused == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_zero_length_and_garbage_messages() -> None:
+    responder = Responder()
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream])
+        server = await guest_tcp_side(nursery, forwarder)
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            await client.connect(server)
+            query = make_query(0x5555)
+            await client.send(frame(b"\x01\x02\x03") + frame(query))   # garbage is skipped
+            with trio.fail_after(10):
+                assert await read_message(client) == make_answer(query)
+                await client.send(b"\x00\x00")                      # a zero-length message
+                assert await read_message(client) is None
+        assert forwarder.stats.bad_queries == 1 and forwarder.stats.tcp_bad_frames == 1
+        nursery.cancel_scope.cancel()
