@@ -6,7 +6,6 @@ import functools
 import ipaddress
 import itertools
 import socket
-import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 
+from tests.dns_responder import LOOPBACK, Responder, closed_port, encode_name, make_answer, make_query
 from tools.gateway.dns import (
     DNS_PORT,
     DnsConfig,
@@ -30,24 +30,6 @@ A = Upstream(ipaddress.ip_address("192.0.2.1"))
 B = Upstream(ipaddress.ip_address("192.0.2.2"))
 C = Upstream(ipaddress.ip_address("2001:db8::3"))
 GUEST = ("10.0.2.100", 40000)
-
-
-def encode_name(name: str) -> bytes:
-    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".") if label) + b"\0"
-
-
-def make_query(ident: int, name: str = "example.com", qtype: int = 1) -> bytes:
-    header = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0)      # RD, one question
-    return header + encode_name(name) + struct.pack("!HH", qtype, 1)
-
-
-def make_answer(query: bytes, address: str = "198.51.100.7") -> bytes:
-    """The answer to `query`: QR, RD, RA, one A record pointing at the question's name."""
-    ident = query[:2]
-    question = query[12:]
-    header = ident + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0)
-    record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + ipaddress.ip_address(address).packed
-    return header + question + record
 
 
 def sequence_ids(*ids: int) -> Callable[[], int]:
@@ -341,77 +323,6 @@ def test_short_answers_never_raise(size: int) -> None:
 
 
 # --- the trio relay over real loopback sockets (no network beyond 127.0.0.1) -----------
-
-LOOPBACK = "127.0.0.1"
-
-
-class Responder:
-    """A tiny DNS server on 127.0.0.1, UDP and TCP on one ephemeral port: answers every
-    query with one A record (hand-built: dnslib is not in the venv), after `before` (extra
-    datagrams sent first) when given; `silent` answers nothing. Records the IDs it saw."""
-
-    def __init__(self, *, silent: bool = False,
-                 before: Callable[[bytes], list[bytes]] | None = None) -> None:
-        self.silent = silent
-        self.before = before
-        self.seen_ids: list[int] = []
-        self.udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.port = 0
-
-    async def bind(self) -> None:
-        for _ in range(20):                     # the same port number free for TCP too
-            await self.udp.bind((LOOPBACK, 0))
-            self.port = self.udp.getsockname()[1]
-            try:
-                await self.tcp.bind((LOOPBACK, self.port))
-                break
-            except OSError:
-                self.udp.close()
-                self.udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.tcp.listen(8)
-
-    @property
-    def upstream(self) -> Upstream:
-        return Upstream(ipaddress.ip_address(LOOPBACK), self.port)
-
-    async def serve(self, nursery: trio.Nursery) -> None:
-        await self.bind()
-        nursery.start_soon(self._udp)
-        nursery.start_soon(self._tcp, nursery)
-
-    def _answers(self, query: bytes) -> list[bytes]:
-        self.seen_ids.append(int.from_bytes(query[:2], "big"))
-        if self.silent:
-            return []
-        extra = self.before(query) if self.before else []
-        return [*extra, make_answer(query)]
-
-    async def _udp(self) -> None:
-        while True:
-            query, client = await self.udp.recvfrom(65535)
-            for answer in self._answers(query):
-                await self.udp.sendto(answer, client)
-
-    async def _tcp(self, nursery: trio.Nursery) -> None:
-        while True:
-            conn, _ = await self.tcp.accept()
-            nursery.start_soon(self._tcp_conn, conn)
-
-    async def _tcp_conn(self, conn: trio.socket.SocketType) -> None:
-        with conn:
-            while (query := await read_message(conn)) is not None:
-                for answer in self._answers(query):
-                    await conn.send(frame(answer))
-
-
-def closed_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-    return port
-
 
 async def guest_udp_side(nursery: trio.Nursery, forwarder: DnsForwarder) -> tuple[str, int]:
     """A guest-side UDP socket served by the forwarder; its address."""
