@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -53,12 +53,15 @@ async def _recv_exactly(conn: trio.socket.SocketType, size: int) -> bytes | None
 
 class Responder:
     """Answers every query with `make_answer`, after the datagrams `before(query)` gives
-    (forgeries, garbage) when set; `silent` answers nothing. Records the IDs it saw."""
+    (forgeries, garbage) when set, and once `hold(query)` has returned (TCP) when set;
+    `silent` answers nothing. Records the IDs it saw."""
 
     def __init__(self, *, silent: bool = False,
-                 before: Callable[[bytes], list[bytes]] | None = None) -> None:
+                 before: Callable[[bytes], list[bytes]] | None = None,
+                 hold: Callable[[bytes], Awaitable[None]] | None = None) -> None:
         self.silent = silent
         self.before = before
+        self.hold = hold
         self.seen_ids: list[int] = []
         self.udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -112,5 +115,7 @@ class Responder:
                 query = await _recv_exactly(conn, int.from_bytes(prefix, "big"))
                 if query is None:
                     return
+                if self.hold is not None:
+                    await self.hold(query)
                 for answer in self._answers(query):
                     await conn.send(len(answer).to_bytes(2, "big") + answer)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from tests.dns_responder import LOOPBACK, Responder, closed_port, encode_name, make_answer, make_query
 from tools.gateway.dns import (
@@ -446,17 +447,86 @@ async def test_tcp_relay_over_loopback_pipelined_queries() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_tcp_dead_upstreams_close_the_guest_connection() -> None:
+async def test_tcp_dead_upstreams_mean_silence_then_the_idle_close() -> None:
     async with trio.open_nursery() as nursery:
-        dead = Upstream(ipaddress.ip_address(LOOPBACK), closed_port())  # no TCP there either
+        dead = Upstream(ipaddress.ip_address(LOOPBACK), closed_port(socket.SOCK_STREAM))
         forwarder = DnsForwarder([dead])
-        server = await guest_tcp_side(nursery, forwarder)
+        server = await guest_tcp_side(nursery, forwarder, idle_timeout=0.5)
         with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
             await client.connect(server)
             await client.send(frame(make_query(0x3333)))
             with trio.fail_after(10):
-                assert await read_message(client) is None
+                assert await client.recv(65535) == b""           # no answer, then EOF
         assert (forwarder.stats.upstream_errors, forwarder.stats.unanswered) == (1, 1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_pipelined_queries_are_answered_concurrently_out_of_order() -> None:
+    fast_answered = trio.Event()
+
+    async def hold(query: bytes) -> None:
+        if encode_name("slow.example") in query:
+            await fast_answered.wait()       # a server answering in turn would never get here
+
+    responder = Responder(hold=hold)
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream])
+        server = await guest_tcp_side(nursery, forwarder)
+        slow, fast = make_query(0x0001, "slow.example"), make_query(0x0002, "fast.example")
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            await client.connect(server)
+            await client.send(frame(slow) + frame(fast))
+            with trio.fail_after(10):
+                assert await read_message(client) == make_answer(fast)
+                fast_answered.set()
+                assert await read_message(client) == make_answer(slow)
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_half_close_still_gets_the_answers() -> None:
+    responder = Responder()
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream])
+        server = await guest_tcp_side(nursery, forwarder)
+        queries = [make_query(0x0100 + i, f"host{i}.example") for i in range(3)]
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            await client.connect(server)
+            await client.send(b"".join(frame(q) for q in queries))
+            client.shutdown(socket.SHUT_WR)
+            with trio.fail_after(10):
+                answers = {await read_message(client) for _ in queries}
+                assert await client.recv(1) == b""               # then the gateway closes
+        assert answers == {make_answer(q) for q in queries}
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_pipeline_is_bounded_per_connection() -> None:
+    release = trio.Event()
+    held: list[bytes] = []
+
+    async def hold(query: bytes) -> None:
+        held.append(query)
+        await release.wait()
+
+    responder = Responder(hold=hold)
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream])
+        server = await guest_tcp_side(nursery, forwarder, pipeline=2)
+        queries = [make_query(0x0200 + i, f"host{i}.example") for i in range(5)]
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            await client.connect(server)
+            await client.send(b"".join(frame(q) for q in queries))
+            with trio.fail_after(10):
+                while len(held) < 2:
+                    await trio.sleep(0.01)
+                await trio.testing.wait_all_tasks_blocked(0.05)
+                assert forwarder.outstanding == 2 and len(held) == 2   # the third waits, unread
+                release.set()
+                answers = {await read_message(client) for _ in queries}
+        assert answers == {make_answer(q) for q in queries}
         nursery.cancel_scope.cancel()
 
 

@@ -54,6 +54,7 @@ DEFAULT_TIMEOUT = 5.0              # seconds per upstream: glibc's RES_TIMEOUT
 DEFAULT_MAX_OUTSTANDING = 1024     # queries in flight upstream, all clients together
 DEFAULT_MAX_TCP_CLIENTS = 64       # guest TCP connections served at once (RFC 7766 §6.2.2)
 DEFAULT_TCP_IDLE_TIMEOUT = 10.0    # RFC 7766 §6.2.3: close an idle client connection
+DEFAULT_TCP_PIPELINE = 16          # queries in flight per guest TCP connection (§6.2.1.1)
 ID_DRAWS = 16                      # random IDs tried before a query is refused as table full
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -71,6 +72,7 @@ class DnsConfig:
     max_outstanding: int = DEFAULT_MAX_OUTSTANDING
     max_tcp_clients: int = DEFAULT_MAX_TCP_CLIENTS
     tcp_idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT
+    tcp_pipeline: int = DEFAULT_TCP_PIPELINE
 
 
 @dataclass(frozen=True)

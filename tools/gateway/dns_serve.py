@@ -15,13 +15,12 @@ address: with the random ID that is ~32 bits an off-path spoofer must guess (RFC
 moves the query to the next upstream at once. The sockets in use are bounded by the
 forwarder's table (max_outstanding).
 
-TCP (RFC 1035 §4.2.2, RFC 7766): a message is two octets of length and the message. Each
-guest connection is served in turn, one query at a time, each query over an upstream TCP
-connection of its own (RFC 7766 §6.2.1 allows it); at most `max_clients` guest
-connections at once (the next ones are closed at once and counted), and a connection idle
-`idle_timeout` seconds is closed (RFC 7766 §6.2.3). When no upstream answers, the guest's
-connection is closed: slirp4netns relays guest TCP to the resolver connection by
-connection, so there too a dead resolver ends the guest's connection.
+TCP (RFC 1035 §4.2.2, RFC 7766): a message is two octets of length and the message. A
+guest connection's queries are answered concurrently, up to `pipeline` in flight, each
+over an upstream TCP connection of its own (RFC 7766 §6.2.1 allows it), answers in the
+order they come (§7); at most `max_clients` guest connections at once (the next ones are
+closed at once and counted), and a connection idle `idle_timeout` seconds is closed
+(§6.2.3). A query no upstream answers gets no answer, as over UDP.
 """
 from __future__ import annotations
 
@@ -31,7 +30,16 @@ from typing import Any, Protocol
 
 import trio
 
-from tools.gateway.dns import MAX_MESSAGE, DnsForwarder, Forward, Reply, Upstream
+from tools.gateway.dns import (
+    DEFAULT_MAX_TCP_CLIENTS,
+    DEFAULT_TCP_IDLE_TIMEOUT,
+    DEFAULT_TCP_PIPELINE,
+    MAX_MESSAGE,
+    DnsForwarder,
+    Forward,
+    Reply,
+    Upstream,
+)
 
 
 class DatagramEndpoint(Protocol):
@@ -119,7 +127,9 @@ async def _reply_udp(guest: DatagramEndpoint, forwarder: DnsForwarder, reply: Re
 # --- TCP ----------------------------------------------------------------------------
 
 async def serve_dns_tcp(listener: StreamListener, forwarder: DnsForwarder, *,
-                        max_clients: int = 64, idle_timeout: float = 10.0) -> None:
+                        max_clients: int = DEFAULT_MAX_TCP_CLIENTS,
+                        idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT,
+                        pipeline: int = DEFAULT_TCP_PIPELINE) -> None:
     """Answer the guest's TCP queries on connections accepted from `listener` until
     cancelled."""
     slots = trio.CapacityLimiter(max_clients)
@@ -132,34 +142,60 @@ async def serve_dns_tcp(listener: StreamListener, forwarder: DnsForwarder, *,
                 forwarder.stats.tcp_refused += 1
                 conn.close()
                 continue
-            nursery.start_soon(_tcp_client, conn, forwarder, slots, idle_timeout)
+            nursery.start_soon(_tcp_client, conn, forwarder, slots, idle_timeout, pipeline)
 
 
 async def _tcp_client(conn: StreamConnection, forwarder: DnsForwarder,
-                      slots: trio.CapacityLimiter, idle_timeout: float) -> None:
+                      slots: trio.CapacityLimiter, idle_timeout: float, pipeline: int) -> None:
+    """One guest connection: read queries while at most `pipeline` are in flight (the
+    next one stays unread in the socket: TCP's window tells the guest), answer each as it
+    comes (RFC 7766 §6.2.1.1: concurrently; §7: in any order). Idle, EOF or a reset ends
+    the reading; the queries in flight are still answered, then the connection closes."""
     client = object()          # the forwarder's key for this connection: unique, hashable
+    sending = trio.Lock()      # one answer's frame at a time
+    room = trio.Semaphore(pipeline)
     try:
-        while True:
-            message = None
-            with trio.move_on_after(idle_timeout):
-                message = await read_message(conn)
-            if message is None:            # idle, EOF, a reset, or a cut-short message
-                return
-            if not message:                # a zero length: nothing can follow it sanely
-                forwarder.stats.tcp_bad_frames += 1
-                return
-            forward = forwarder.query(message, client, trio.current_time())
-            if forward is None:            # garbage or a duplicate: dropped and counted
-                continue
-            reply = await _tcp_exchange(forwarder, forward)
-            if reply is None:              # no upstream answered: end the connection
-                return
-            if not await _send_all(conn, frame(reply.message)):
-                forwarder.stats.reply_errors += 1
-                return
+        async with trio.open_nursery() as exchanges:
+            while True:
+                await room.acquire()           # a free place first, then read a query
+                message = None
+                with trio.move_on_after(idle_timeout):
+                    message = await read_message(conn)
+                forward = None
+                if message:
+                    forward = forwarder.query(message, client, trio.current_time())
+                if forward is not None:
+                    exchanges.start_soon(_tcp_answer, conn, forwarder, forward, sending, room,
+                                         exchanges.cancel_scope)
+                    continue
+                room.release()
+                if message is None:            # idle, EOF, a reset, or a cut-short message
+                    break
+                if not message:                # a zero length: nothing can follow it sanely
+                    forwarder.stats.tcp_bad_frames += 1
+                    exchanges.cancel_scope.cancel()
+                    break
+                # else garbage or a duplicate: dropped and counted by the forwarder
     finally:
         conn.close()
         slots.release_on_behalf_of(conn)
+
+
+async def _tcp_answer(conn: StreamConnection, forwarder: DnsForwarder, forward: Forward,
+                      sending: trio.Lock, room: trio.Semaphore,
+                      connection_scope: trio.CancelScope) -> None:
+    """One query of a guest connection. No upstream answered: silence, as over UDP (the
+    guest's resolver times out; other queries on the connection go on)."""
+    try:
+        reply = await _tcp_exchange(forwarder, forward)
+        if reply is None:
+            return
+        async with sending:
+            if not await _send_all(conn, frame(reply.message)):
+                forwarder.stats.reply_errors += 1
+                connection_scope.cancel()      # the guest's connection is broken
+    finally:
+        room.release()
 
 
 async def _tcp_exchange(forwarder: DnsForwarder, first: Forward) -> Reply | None:
