@@ -13,8 +13,8 @@ import trio
 from stack.socket import Socket
 from stack.stream import StreamSocket
 from tests.dns_responder import Responder, make_answer, make_query
-from tools.gateway.dns import DnsForwarder
-from tools.gateway.dns_serve import read_message, serve_dns_tcp, serve_dns_udp
+from tools.gateway.dns import DnsConfig, DnsForwarder
+from tools.gateway.dns_serve import read_message, serve_dns
 
 from .helpers import IP_A, two_stacks
 
@@ -26,14 +26,15 @@ async def test_guest_stack_queries_through_the_gateway_stack() -> None:
     async with two_stacks(ipv6=False) as p, trio.open_nursery() as nursery:
         await responder.serve(nursery)
         ids = iter((0x7777, 0x8888))
-        forwarder = DnsForwarder([responder.upstream], random_id=lambda: next(ids))
+        config = DnsConfig(address=IP_A)
+        forwarder = DnsForwarder([responder.upstream], timeout=config.timeout,
+                                 random_id=lambda: next(ids))
         udp53 = cast(Socket, p.sa.socket(A, D))
-        udp53.bind((IP_A, 53))
+        udp53.bind((config.address, config.port))
         tcp53 = cast(StreamSocket, p.sa.socket(A, S))
-        tcp53.bind((IP_A, 53))
+        tcp53.bind((config.address, config.port))
         tcp53.listen(8)
-        nursery.start_soon(serve_dns_udp, udp53, forwarder)
-        nursery.start_soon(serve_dns_tcp, tcp53, forwarder)
+        nursery.start_soon(serve_dns, config, udp53, tcp53, forwarder)
 
         guest_udp = cast(Socket, p.sb.socket(A, D))
         query = make_query(0x1234, "example.com")

@@ -21,6 +21,7 @@ from tools.gateway.dns import (
     DnsForwarder,
     Forward,
     Upstream,
+    forwarder_from_config,
     load_upstreams,
     parse_resolv_conf,
     question_of,
@@ -107,6 +108,17 @@ def test_config_defaults_follow_slirp4netns() -> None:
     assert (config.enabled, config.address, config.port) == (True, "10.0.2.3", 53)
     assert config.resolv_conf == Path("/etc/resolv.conf")
     assert DnsConfig(enabled=False, address="10.0.2.53").address == "10.0.2.53"
+
+
+def test_forwarder_from_config_reads_the_configured_files(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 192.0.2.1\nnameserver 192.0.2.2\n")
+    config = DnsConfig(resolv_conf=conf, resolved_conf=tmp_path / "absent", timeout=1.5,
+                       max_outstanding=8)
+    fwd = forwarder_from_config(config)
+    assert fwd.upstreams == (A, B)
+    assert (fwd.timeout_s, fwd.max_outstanding) == (1.5, 8)
+    assert forwarder_from_config(config, [C]).upstreams == (C,)
 
 
 # --- messages ---------------------------------------------------------------------------

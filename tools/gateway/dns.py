@@ -384,3 +384,13 @@ class DnsForwarder:
     def _remove(self, upstream_id: int, entry: _InFlight) -> None:
         del self._in_flight[upstream_id]
         self._by_client.pop((entry.client, entry.client_id, entry.question), None)
+
+
+def forwarder_from_config(config: DnsConfig,
+                          upstreams: Sequence[Upstream] | None = None) -> DnsForwarder:
+    """The forwarder a configuration describes; its upstreams read from the configured
+    resolv.conf files unless given."""
+    if upstreams is None:
+        upstreams = load_upstreams(config.resolv_conf, config.resolved_conf)
+    return DnsForwarder(upstreams, timeout=config.timeout,
+                        max_outstanding=config.max_outstanding)

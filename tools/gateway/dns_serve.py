@@ -24,6 +24,7 @@ closed at once and counted), and a connection idle `idle_timeout` seconds is clo
 """
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Awaitable
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ from tools.gateway.dns import (
     DEFAULT_TCP_IDLE_TIMEOUT,
     DEFAULT_TCP_PIPELINE,
     MAX_MESSAGE,
+    DnsConfig,
     DnsForwarder,
     Forward,
     Reply,
@@ -66,6 +68,18 @@ async def _upstream_sockaddr(upstream: Upstream, kind: int) -> Any:
     infos = await trio.socket.getaddrinfo(upstream.host, upstream.port, upstream.family, kind,
                                           0, socket.AI_NUMERICHOST)
     return infos[0][4]
+
+
+async def serve_dns(config: DnsConfig, guest_udp: DatagramEndpoint, guest_tcp: StreamListener,
+                    forwarder: DnsForwarder) -> None:
+    """The whole forwarder until cancelled: UDP and TCP on the guest-side sockets the
+    gateway bound to (config.address, config.port), with the configuration's TCP bounds.
+    With `--disable-dns` (config.enabled False) the gateway does not call this."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_dns_udp, guest_udp, forwarder)
+        nursery.start_soon(functools.partial(
+            serve_dns_tcp, guest_tcp, forwarder, max_clients=config.max_tcp_clients,
+            idle_timeout=config.tcp_idle_timeout, pipeline=config.tcp_pipeline))
 
 
 # --- UDP ----------------------------------------------------------------------------
