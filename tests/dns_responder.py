@@ -54,12 +54,15 @@ async def _recv_exactly(conn: trio.socket.SocketType, size: int) -> bytes | None
 class Responder:
     """Answers every query with `make_answer`, after the datagrams `before(query)` gives
     (forgeries, garbage) when set, and once `hold(query)` has returned (TCP) when set;
-    `silent` answers nothing. Records the IDs it saw."""
+    `silent` answers nothing, `ignore(query)` True leaves that query unanswered. Records
+    the IDs it saw."""
 
     def __init__(self, *, silent: bool = False,
                  before: Callable[[bytes], list[bytes]] | None = None,
-                 hold: Callable[[bytes], Awaitable[None]] | None = None) -> None:
+                 hold: Callable[[bytes], Awaitable[None]] | None = None,
+                 ignore: Callable[[bytes], bool] | None = None) -> None:
         self.silent = silent
+        self.ignore = ignore
         self.before = before
         self.hold = hold
         self.seen_ids: list[int] = []
@@ -91,7 +94,7 @@ class Responder:
 
     def _answers(self, query: bytes) -> list[bytes]:
         self.seen_ids.append(int.from_bytes(query[:2], "big"))
-        if self.silent:
+        if self.silent or (self.ignore is not None and self.ignore(query)):
             return []
         extra = self.before(query) if self.before else []
         return [*extra, make_answer(query)]
