@@ -52,39 +52,42 @@ async def _recv_exactly(conn: trio.socket.SocketType, size: int) -> bytes | None
 
 
 class Responder:
-    """Answers every query with `make_answer`, after the datagrams `before(query)` gives
-    (forgeries, garbage) when set, and once `hold(query)` has returned (TCP) when set;
-    `silent` answers nothing, `ignore(query)` True leaves that query unanswered. Records
-    the IDs it saw."""
+    """Answers every query with `make_answer` (on `host`, 127.0.0.1 unless told), after
+    the datagrams `before(query)` gives (forgeries, garbage) when set, and once
+    `hold(query)` has returned (TCP) when set; `silent` answers nothing, `ignore(query)`
+    True leaves that query unanswered. Records the IDs it saw."""
 
-    def __init__(self, *, silent: bool = False,
+    def __init__(self, *, host: str = LOOPBACK, port: int = 0, silent: bool = False,
                  before: Callable[[bytes], list[bytes]] | None = None,
                  hold: Callable[[bytes], Awaitable[None]] | None = None,
                  ignore: Callable[[bytes], bool] | None = None) -> None:
+        self.host = host
+        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.silent = silent
         self.ignore = ignore
         self.before = before
         self.hold = hold
         self.seen_ids: list[int] = []
-        self.udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.port = 0
+        self.udp = trio.socket.socket(self.family, socket.SOCK_DGRAM)
+        self.tcp = trio.socket.socket(self.family, socket.SOCK_STREAM)
+        self.port = port
 
     async def _bind(self) -> None:
-        for _ in range(20):                     # the same port number free for TCP too
-            await self.udp.bind((LOOPBACK, 0))
+        """On `port`, or an ephemeral port number free for UDP and TCP both."""
+        for _ in range(20):
+            await self.udp.bind((self.host, self.port))
             self.port = self.udp.getsockname()[1]
             try:
-                await self.tcp.bind((LOOPBACK, self.port))
+                await self.tcp.bind((self.host, self.port))
                 break
             except OSError:
                 self.udp.close()
-                self.udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.udp = trio.socket.socket(self.family, socket.SOCK_DGRAM)
         self.tcp.listen(8)
 
     @property
     def upstream(self) -> Upstream:
-        return Upstream(ipaddress.ip_address(LOOPBACK), self.port)
+        return Upstream(ipaddress.ip_address(self.host), self.port)
 
     async def serve(self, nursery: trio.Nursery) -> None:
         """Bind, then answer in `nursery` until it is cancelled."""

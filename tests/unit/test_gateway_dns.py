@@ -20,6 +20,7 @@ from tools.gateway.dns import (
     DnsConfig,
     DnsForwarder,
     Forward,
+    ResolvConfWatch,
     Upstream,
     forwarder_from_config,
     load_upstreams,
@@ -119,6 +120,38 @@ def test_forwarder_from_config_reads_the_configured_files(tmp_path: Path) -> Non
     assert fwd.upstreams == (A, B)
     assert (fwd.timeout_s, fwd.max_outstanding) == (1.5, 8)
     assert forwarder_from_config(config, [C]).upstreams == (C,)
+
+
+def test_watch_reads_resolv_conf_again_when_it_changes(tmp_path: Path) -> None:
+    conf, behind = tmp_path / "resolv.conf", tmp_path / "resolved.conf"
+    conf.write_text("nameserver 192.0.2.1\n")
+    watch = ResolvConfWatch(conf, behind, interval=1.0)
+    assert watch.load() == [A]
+    assert watch.check(0.0) is None                          # nothing changed
+    conf.write_text("nameserver 192.0.2.2\nnameserver 2001:db8::3\n")
+    assert watch.check(0.5) is None                          # not a second since the last stat
+    assert watch.check(1.0) == [B, C]
+    assert watch.check(2.0) is None
+    conf.write_text("nameserver 127.0.0.53\n")              # now systemd-resolved's stub ...
+    behind.write_text("nameserver 192.0.2.1\n")            # ... and its list appears
+    assert watch.check(3.0) == [A]
+    behind.write_text("nameserver 192.0.2.2\n\n")
+    assert watch.check(4.0) == [B]                            # its list changing is seen too
+
+
+def test_new_upstreams_serve_new_queries_while_old_ones_finish() -> None:
+    fwd = DnsForwarder([A, B], timeout=5.0)
+    old = fwd.query(make_query(1), GUEST, 0.0)
+    assert old is not None and old.upstream == A
+    fwd.set_upstreams([C])
+    new = fwd.query(make_query(2), GUEST, 1.0)
+    assert new is not None and new.upstream == C
+    [retry] = fwd.poll(5.0)
+    assert retry.upstream == B                               # the old query keeps its list
+    assert fwd.answer(make_answer(retry.message), sockaddr(B), 5.5) is not None
+    assert fwd.poll(6.0) == [] and fwd.stats.unanswered == 1   # C was the new list's only one
+    fwd.set_upstreams([C])                                    # the same list: nothing changes
+    assert fwd.upstreams == (C,)
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -428,6 +461,44 @@ async def test_udp_every_upstream_dead_means_silence() -> None:
             with pytest.raises(BlockingIOError):
                 client.recv(65535)
         assert forwarder.stats.upstream_errors == 2 and forwarder.outstanding == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_udp_relay_over_ipv6_loopback() -> None:
+    responder = Responder(host="::1")
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream])
+        server = await guest_udp_side(nursery, forwarder)
+        query = make_query(0x6666, "example.com", 28)
+        assert await ask_udp(server, query) == make_answer(query)
+        nursery.cancel_scope.cancel()
+
+
+async def test_udp_relay_follows_resolv_conf_changes(tmp_path: Path) -> None:
+    first = Responder()
+    async with trio.open_nursery() as nursery:
+        await first.serve(nursery)
+        second = Responder(host="127.0.0.2", port=first.port)    # the same port, another host
+        await second.serve(nursery)
+        conf = tmp_path / "resolv.conf"
+        conf.write_text("nameserver 127.0.0.1\n")
+        watch = ResolvConfWatch(conf, tmp_path / "absent", interval=0.0, port=first.port)
+        forwarder = forwarder_from_config(DnsConfig(), watch=watch)
+        sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await sock.bind((LOOPBACK, 0))
+        nursery.start_soon(functools.partial(serve_dns_udp, sock, forwarder, watch=watch))
+        server = sock.getsockname()
+        query = make_query(0x7001)
+        assert await ask_udp(server, query) == make_answer(query)
+        # the host moved networks: a new file renamed over the old, as resolvconf and
+        # NetworkManager write it (a new inode, whatever the clock's granularity)
+        fresh = tmp_path / "resolv.conf.new"
+        fresh.write_text("nameserver 127.0.0.2\n")
+        fresh.replace(conf)
+        query = make_query(0x7002)
+        assert await ask_udp(server, query) == make_answer(query)
+        assert (len(first.seen_ids), len(second.seen_ids)) == (1, 1)
         nursery.cancel_scope.cancel()
 
 

@@ -105,7 +105,7 @@ class Upstream:
 
 # --- upstreams ----------------------------------------------------------------------
 
-def parse_nameserver(token: str) -> Upstream | None:
+def parse_nameserver(token: str, port: int = DNS_PORT) -> Upstream | None:
     """One `nameserver` value, or None when glibc would skip it (not an address)."""
     text, _, scope = token.partition("%")
     try:
@@ -114,20 +114,21 @@ def parse_nameserver(token: str) -> Upstream | None:
         return None
     if address.version == 4 and scope:
         return None          # glibc reads an IPv4 nameserver with inet_aton: no scope
-    return Upstream(address, DNS_PORT, scope)
+    return Upstream(address, port, scope)
 
 
-def parse_resolv_conf(text: str) -> list[Upstream]:
+def parse_resolv_conf(text: str, port: int = DNS_PORT) -> list[Upstream]:
     """The nameservers of a resolv.conf text, as glibc's res_init reads them: a line that
     starts with `nameserver` and a blank, its first word after that; `#` and `;` lines are
     comments, every other keyword (`options`, `search`, ...) is not ours; at most MAXNS.
-    A server named twice is asked once."""
+    A server named twice is asked once. resolv.conf has no ports: `port` is 53 but for
+    tests, whose servers listen on ephemeral ports."""
     found: list[Upstream] = []
     for line in text.splitlines():
         if not line.startswith(("nameserver ", "nameserver\t")):
             continue
         words = line.split()
-        upstream = parse_nameserver(words[1]) if len(words) > 1 else None
+        upstream = parse_nameserver(words[1], port) if len(words) > 1 else None
         if upstream is not None and upstream not in found:
             found.append(upstream)
             if len(found) == MAXNS:
@@ -135,28 +136,29 @@ def parse_resolv_conf(text: str) -> list[Upstream]:
     return found
 
 
-def read_resolv_conf(path: Path) -> list[Upstream]:
+def read_resolv_conf(path: Path, port: int = DNS_PORT) -> list[Upstream]:
     """The nameservers of one file; none when it cannot be read."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
-    return parse_resolv_conf(text)
+    return parse_resolv_conf(text, port)
 
 
 def load_upstreams(resolv_conf: Path = RESOLV_CONF,
-                   resolved_conf: Path = RESOLVED_RESOLV_CONF) -> list[Upstream]:
+                   resolved_conf: Path = RESOLVED_RESOLV_CONF,
+                   port: int = DNS_PORT) -> list[Upstream]:
     """The resolvers the gateway forwards to.
 
     `resolv_conf` naming only 127.0.0.53 means systemd-resolved's stub: its own upstreams,
     listed in `resolved_conf`, are asked instead (the stub stays when that file lists
     none: the gateway runs in the host's namespace, where the stub answers). No nameserver
     at all means the local host, as glibc's res_init does."""
-    upstreams = read_resolv_conf(resolv_conf)
+    upstreams = read_resolv_conf(resolv_conf, port)
     if upstreams and all(u.address == RESOLVED_STUB for u in upstreams):
-        behind_stub = read_resolv_conf(resolved_conf)
+        behind_stub = read_resolv_conf(resolved_conf, port)
         return behind_stub or upstreams
-    return upstreams or [Upstream(GLIBC_DEFAULT_NAMESERVER)]
+    return upstreams or [Upstream(GLIBC_DEFAULT_NAMESERVER, port)]
 
 
 # --- messages -----------------------------------------------------------------------
@@ -230,7 +232,8 @@ class _InFlight:
     client_id: bytes          # the guest's two ID octets, restored in the answer
     question: bytes           # question_of(query)
     message: bytes            # the query as sent upstream, under the upstream ID
-    upstream_index: int       # the upstream asked now
+    upstreams: tuple[Upstream, ...]   # the list when the query came (set_upstreams may change it)
+    upstream_index: int       # the upstream asked now, in `upstreams`
     tried: int                # upstreams asked so far, this one included
     deadline: float
 
@@ -259,6 +262,14 @@ class DnsForwarder:
         self._by_client: dict[tuple[Hashable, bytes, bytes], int] = {}
         self._preferred = 0
 
+    def set_upstreams(self, upstreams: Sequence[Upstream]) -> None:
+        """New resolvers (resolv.conf changed): for the queries that come from now on; the
+        ones in flight finish with the list they started with."""
+        upstreams = tuple(upstreams)
+        if upstreams != self.upstreams:
+            self.upstreams = upstreams
+            self._preferred = 0
+
     @property
     def outstanding(self) -> int:
         return len(self._in_flight)
@@ -286,7 +297,7 @@ class DnsForwarder:
             self.stats.table_full += 1
             return None
         entry = _InFlight(client, message[:2], question,
-                          upstream_id.to_bytes(2, "big") + message[2:],
+                          upstream_id.to_bytes(2, "big") + message[2:], self.upstreams,
                           self._preferred % len(self.upstreams), 1, now + self.timeout_s)
         self._in_flight[upstream_id] = entry
         self._by_client[key] = upstream_id
@@ -301,7 +312,7 @@ class DnsForwarder:
 
     def _forward(self, upstream_id: int, entry: _InFlight) -> Forward:
         self.stats.forwarded += 1
-        return Forward(upstream_id, self.upstreams[entry.upstream_index], entry.message,
+        return Forward(upstream_id, entry.upstreams[entry.upstream_index], entry.message,
                        entry.deadline)
 
     # --- upstream to guest ------------------------------------------------------------
@@ -316,14 +327,15 @@ class DnsForwarder:
         if entry is None:
             self.stats.unknown_answers += 1
             return None
-        if not self.upstreams[entry.upstream_index].matches(source):
+        if not entry.upstreams[entry.upstream_index].matches(source):
             self.stats.spoofed_answers += 1
             return None
         if question_of(message) != entry.question:
             self.stats.mismatched_answers += 1
             return None
         self._remove(upstream_id, entry)
-        self._preferred = entry.upstream_index
+        if entry.upstreams is self.upstreams:
+            self._preferred = entry.upstream_index
         self.stats.answered += 1
         return Reply(entry.client, entry.client_id + message[2:])
 
@@ -343,11 +355,11 @@ class DnsForwarder:
         entry = self._in_flight.get(upstream_id)
         if entry is None:
             return None
-        if entry.tried >= len(self.upstreams):
+        if entry.tried >= len(entry.upstreams):
             self._remove(upstream_id, entry)
             self.stats.unanswered += 1
             return None
-        entry.upstream_index = (entry.upstream_index + 1) % len(self.upstreams)
+        entry.upstream_index = (entry.upstream_index + 1) % len(entry.upstreams)
         entry.tried += 1
         entry.deadline = now + self.timeout_s
         self._in_flight.move_to_end(upstream_id)
@@ -386,11 +398,62 @@ class DnsForwarder:
         self._by_client.pop((entry.client, entry.client_id, entry.question), None)
 
 
-def forwarder_from_config(config: DnsConfig,
-                          upstreams: Sequence[Upstream] | None = None) -> DnsForwarder:
-    """The forwarder a configuration describes; its upstreams read from the configured
-    resolv.conf files unless given."""
+@dataclass(frozen=True)
+class _FileState:
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+def _file_state(path: Path) -> _FileState | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _FileState(st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class ResolvConfWatch:
+    """Reads the upstreams again when a resolv.conf file changes (a VPN comes up, the
+    laptop joins another network), as libslirp does for slirp4netns (it stats the file
+    and re-reads it when it changed; pasta reads it once at start). A `stat` of both files
+    at most every `interval` seconds; `check(now)` returns the new list, or None when
+    nothing changed."""
+
+    def __init__(self, resolv_conf: Path = RESOLV_CONF,
+                 resolved_conf: Path = RESOLVED_RESOLV_CONF, interval: float = 1.0,
+                 port: int = DNS_PORT) -> None:
+        self.resolv_conf = resolv_conf
+        self.port = port
+        self.resolved_conf = resolved_conf
+        self.interval = interval
+        self._next_check = float("-inf")
+        self._seen: tuple[_FileState | None, _FileState | None] | None = None
+
+    def _states(self) -> tuple[_FileState | None, _FileState | None]:
+        return _file_state(self.resolv_conf), _file_state(self.resolved_conf)
+
+    def load(self) -> list[Upstream]:
+        """The upstreams now (the files' state noted first, so a change while reading
+        is seen by the next check)."""
+        self._seen = self._states()
+        return load_upstreams(self.resolv_conf, self.resolved_conf, self.port)
+
+    def check(self, now: float) -> list[Upstream] | None:
+        if now < self._next_check:
+            return None
+        self._next_check = now + self.interval
+        if self._states() == self._seen:
+            return None
+        return self.load()
+
+
+def forwarder_from_config(config: DnsConfig, upstreams: Sequence[Upstream] | None = None,
+                          watch: ResolvConfWatch | None = None) -> DnsForwarder:
+    """The forwarder a configuration describes; its upstreams given, else read through
+    `watch` (which serve_dns then keeps checking), else from the configured files."""
     if upstreams is None:
-        upstreams = load_upstreams(config.resolv_conf, config.resolved_conf)
+        upstreams = watch.load() if watch is not None else load_upstreams(
+            config.resolv_conf, config.resolved_conf)
     return DnsForwarder(upstreams, timeout=config.timeout,
                         max_outstanding=config.max_outstanding)

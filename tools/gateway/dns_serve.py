@@ -40,6 +40,7 @@ from tools.gateway.dns import (
     DnsForwarder,
     Forward,
     Reply,
+    ResolvConfWatch,
     Upstream,
 )
 
@@ -71,25 +72,39 @@ async def _upstream_sockaddr(upstream: Upstream, kind: int) -> Any:
 
 
 async def serve_dns(config: DnsConfig, guest_udp: DatagramEndpoint, guest_tcp: StreamListener,
-                    forwarder: DnsForwarder) -> None:
+                    forwarder: DnsForwarder, watch: ResolvConfWatch | None = None) -> None:
     """The whole forwarder until cancelled: UDP and TCP on the guest-side sockets the
-    gateway bound to (config.address, config.port), with the configuration's TCP bounds.
-    With `--disable-dns` (config.enabled False) the gateway does not call this."""
+    gateway bound to (config.address, config.port), with the configuration's TCP bounds;
+    with `watch`, the upstreams follow resolv.conf. With `--disable-dns` (config.enabled
+    False) the gateway does not call this."""
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(serve_dns_udp, guest_udp, forwarder)
+        nursery.start_soon(functools.partial(serve_dns_udp, guest_udp, forwarder, watch=watch))
         nursery.start_soon(functools.partial(
             serve_dns_tcp, guest_tcp, forwarder, max_clients=config.max_tcp_clients,
-            idle_timeout=config.tcp_idle_timeout, pipeline=config.tcp_pipeline))
+            idle_timeout=config.tcp_idle_timeout, pipeline=config.tcp_pipeline, watch=watch))
+
+
+def _query(forwarder: DnsForwarder, watch: ResolvConfWatch | None, message: bytes,
+           client: object) -> Forward | None:
+    """A guest's query to the forwarder, its upstreams refreshed first when resolv.conf
+    changed (a stat at most once a second)."""
+    now = trio.current_time()
+    if watch is not None:
+        upstreams = watch.check(now)
+        if upstreams is not None:
+            forwarder.set_upstreams(upstreams)
+    return forwarder.query(message, client, now)
 
 
 # --- UDP ----------------------------------------------------------------------------
 
-async def serve_dns_udp(guest: DatagramEndpoint, forwarder: DnsForwarder) -> None:
+async def serve_dns_udp(guest: DatagramEndpoint, forwarder: DnsForwarder, *,
+                        watch: ResolvConfWatch | None = None) -> None:
     """Answer the guest's UDP queries on `guest` until cancelled."""
     async with trio.open_nursery() as nursery:
         while True:
             message, client = await guest.recvfrom(MAX_MESSAGE)
-            forward = forwarder.query(message, client, trio.current_time())
+            forward = _query(forwarder, watch, message, client)
             if forward is not None:
                 nursery.start_soon(_udp_exchange, guest, forwarder, forward)
 
@@ -143,7 +158,8 @@ async def _reply_udp(guest: DatagramEndpoint, forwarder: DnsForwarder, reply: Re
 async def serve_dns_tcp(listener: StreamListener, forwarder: DnsForwarder, *,
                         max_clients: int = DEFAULT_MAX_TCP_CLIENTS,
                         idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT,
-                        pipeline: int = DEFAULT_TCP_PIPELINE) -> None:
+                        pipeline: int = DEFAULT_TCP_PIPELINE,
+                        watch: ResolvConfWatch | None = None) -> None:
     """Answer the guest's TCP queries on connections accepted from `listener` until
     cancelled."""
     slots = trio.CapacityLimiter(max_clients)
@@ -156,11 +172,13 @@ async def serve_dns_tcp(listener: StreamListener, forwarder: DnsForwarder, *,
                 forwarder.stats.tcp_refused += 1
                 conn.close()
                 continue
-            nursery.start_soon(_tcp_client, conn, forwarder, slots, idle_timeout, pipeline)
+            nursery.start_soon(_tcp_client, conn, forwarder, slots, idle_timeout, pipeline,
+                               watch)
 
 
 async def _tcp_client(conn: StreamConnection, forwarder: DnsForwarder,
-                      slots: trio.CapacityLimiter, idle_timeout: float, pipeline: int) -> None:
+                      slots: trio.CapacityLimiter, idle_timeout: float, pipeline: int,
+                      watch: ResolvConfWatch | None) -> None:
     """One guest connection: read queries while at most `pipeline` are in flight (the
     next one stays unread in the socket: TCP's window tells the guest), answer each as it
     comes (RFC 7766 §6.2.1.1: concurrently; §7: in any order). Idle, EOF or a reset ends
@@ -177,7 +195,7 @@ async def _tcp_client(conn: StreamConnection, forwarder: DnsForwarder,
                     message = await read_message(conn)
                 forward = None
                 if message:
-                    forward = forwarder.query(message, client, trio.current_time())
+                    forward = _query(forwarder, watch, message, client)
                 if forward is not None:
                     exchanges.start_soon(_tcp_answer, conn, forwarder, forward, sending, room,
                                          exchanges.cancel_scope)
