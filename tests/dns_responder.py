@@ -73,27 +73,50 @@ class Responder:
         self.port = port
 
     async def _bind(self) -> None:
-        """On `port`, or an ephemeral port number free for UDP and TCP both."""
-        for _ in range(20):
+        """On `port` (UDP and TCP both, or OSError), else on an ephemeral port number free
+        for UDP and TCP both (another process's TCP may hold the UDP port's number)."""
+        if self.port:
             await self.udp.bind((self.host, self.port))
-            self.port = self.udp.getsockname()[1]
+            await self.tcp.bind((self.host, self.port))
+            self.tcp.listen(8)
+            return
+        for _ in range(20):
+            await self.udp.bind((self.host, 0))
+            port = self.udp.getsockname()[1]
             try:
-                await self.tcp.bind((self.host, self.port))
-                break
+                await self.tcp.bind((self.host, port))
             except OSError:
                 self.udp.close()
                 self.udp = trio.socket.socket(self.family, socket.SOCK_DGRAM)
-        self.tcp.listen(8)
+                continue
+            self.port = port
+            self.tcp.listen(8)
+            return
+        raise OSError("no port free for UDP and TCP both")
+
+    def close(self) -> None:
+        self.udp.close()
+        self.tcp.close()
 
     @property
     def upstream(self) -> Upstream:
         return Upstream(ipaddress.ip_address(self.host), self.port)
 
-    async def serve(self, nursery: trio.Nursery) -> None:
-        """Bind, then answer in `nursery` until it is cancelled."""
-        await self._bind()
+    async def bind(self) -> None:
+        try:
+            await self._bind()
+        except OSError:
+            self.close()
+            raise
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Answer in `nursery` until it is cancelled (bound first)."""
         nursery.start_soon(self._udp)
         nursery.start_soon(self._tcp, nursery)
+
+    async def serve(self, nursery: trio.Nursery) -> None:
+        await self.bind()
+        self.start(nursery)
 
     def _answers(self, query: bytes) -> list[bytes]:
         self.seen_ids.append(int.from_bytes(query[:2], "big"))

@@ -2,6 +2,7 @@
 ID remapping, spoofed and mismatched answers, failover on an explicit clock, bounds."""
 from __future__ import annotations
 
+import errno
 import functools
 import ipaddress
 import itertools
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from tests.dns_responder import LOOPBACK, Responder, closed_port, encode_name, make_answer, make_query
@@ -475,12 +477,27 @@ async def test_udp_relay_over_ipv6_loopback() -> None:
         nursery.cancel_scope.cancel()
 
 
+async def responders_on_one_port(nursery: trio.Nursery, host: str,
+                                 other_host: str) -> tuple[Responder, Responder]:
+    """Two responders on one port number (resolv.conf names no ports), on two hosts."""
+    for _ in range(20):
+        first = Responder(host=host)
+        await first.bind()
+        second = Responder(host=other_host, port=first.port)
+        try:
+            await second.bind()
+        except OSError:                  # that number is taken on the other host: again
+            first.close()
+            continue
+        first.start(nursery)
+        second.start(nursery)
+        return first, second
+    raise OSError("no port number free on both hosts")
+
+
 async def test_udp_relay_follows_resolv_conf_changes(tmp_path: Path) -> None:
-    first = Responder()
     async with trio.open_nursery() as nursery:
-        await first.serve(nursery)
-        second = Responder(host="127.0.0.2", port=first.port)    # the same port, another host
-        await second.serve(nursery)
+        first, second = await responders_on_one_port(nursery, LOOPBACK, "127.0.0.2")
         conf = tmp_path / "resolv.conf"
         conf.write_text("nameserver 127.0.0.1\n")
         watch = ResolvConfWatch(conf, tmp_path / "absent", interval=0.0, port=first.port)
@@ -500,6 +517,55 @@ async def test_udp_relay_follows_resolv_conf_changes(tmp_path: Path) -> None:
         assert await ask_udp(server, query) == make_answer(query)
         assert (len(first.seen_ids), len(second.seen_ids)) == (1, 1)
         nursery.cancel_scope.cancel()
+
+
+class ScriptedGuest:
+    """A guest-side datagram socket (the DatagramEndpoint Protocol) that replays a script:
+    (message, client) pairs or OSErrors, then waits; records what is sent to it."""
+
+    def __init__(self, script: list[tuple[bytes, Any] | OSError]) -> None:
+        self.script = script
+        self.sent: list[tuple[bytes, Any]] = []
+        self.got_reply = trio.Event()
+
+    async def recvfrom(self, bufsize: int, /) -> tuple[bytes, Any]:
+        await trio.lowlevel.checkpoint()
+        if not self.script:
+            await trio.sleep_forever()
+        step = self.script.pop(0)
+        if isinstance(step, OSError):
+            raise step
+        return step
+
+    async def sendto(self, data: bytes, address: Any, /) -> int:
+        await trio.lowlevel.checkpoint()
+        self.sent.append((data, address))
+        self.got_reply.set()
+        return len(data)
+
+
+async def test_guest_socket_errors_are_counted_not_fatal() -> None:
+    responder = Responder()
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        forwarder = DnsForwarder([responder.upstream])
+        query = make_query(0x0E0E)
+        guest = ScriptedGuest([OSError(errno.ECONNREFUSED, "refused"), (query, GUEST)])
+        nursery.start_soon(serve_dns_udp, guest, forwarder)
+        with trio.fail_after(10):
+            await guest.got_reply.wait()
+        assert guest.sent == [(make_answer(query), GUEST)]
+        assert forwarder.stats.guest_socket_errors == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_closed_guest_socket_ends_the_service() -> None:
+    forwarder = DnsForwarder([A])
+    guest = ScriptedGuest([OSError(errno.EBADF, "closed")])
+    with pytest.raises(ExceptionGroup) as info:             # out of serve_dns_udp's nursery
+        await serve_dns_udp(guest, forwarder)
+    matched = info.value.subgroup(lambda exc: isinstance(exc, OSError) and exc.errno == errno.EBADF)
+    assert matched is not None and forwarder.stats.guest_socket_errors == 0
 
 
 async def guest_tcp_side(nursery: trio.Nursery, forwarder: DnsForwarder,

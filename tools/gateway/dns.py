@@ -205,6 +205,7 @@ class DnsStats(Counters):
     spoofed_answers: int = 0      # answers from an address that is not the upstream asked
     mismatched_answers: int = 0   # answers whose question is not the query's
     reply_errors: int = 0         # answers the guest-side socket did not take (edge counts)
+    guest_socket_errors: int = 0  # errors a guest-side recvfrom/accept reported (edge counts)
     tcp_refused: int = 0          # guest TCP connections closed at once: max_tcp_clients
     tcp_bad_frames: int = 0       # guest TCP connections closed on a zero-length message
 

@@ -24,6 +24,7 @@ closed at once and counted), and a connection idle `idle_timeout` seconds is clo
 """
 from __future__ import annotations
 
+import errno
 import functools
 import socket
 from collections.abc import Awaitable
@@ -96,6 +97,13 @@ def _query(forwarder: DnsForwarder, watch: ResolvConfWatch | None, message: byte
     return forwarder.query(message, client, now)
 
 
+def _guest_error(forwarder: DnsForwarder, exc: OSError) -> None:
+    """An error from the guest-side socket: counted; a closed socket ends the service."""
+    if exc.errno == errno.EBADF:
+        raise exc
+    forwarder.stats.guest_socket_errors += 1
+
+
 # --- UDP ----------------------------------------------------------------------------
 
 async def serve_dns_udp(guest: DatagramEndpoint, forwarder: DnsForwarder, *,
@@ -103,7 +111,11 @@ async def serve_dns_udp(guest: DatagramEndpoint, forwarder: DnsForwarder, *,
     """Answer the guest's UDP queries on `guest` until cancelled."""
     async with trio.open_nursery() as nursery:
         while True:
-            message, client = await guest.recvfrom(MAX_MESSAGE)
+            try:
+                message, client = await guest.recvfrom(MAX_MESSAGE)
+            except OSError as exc:            # a pending socket error: counted, not fatal
+                _guest_error(forwarder, exc)
+                continue
             forward = _query(forwarder, watch, message, client)
             if forward is not None:
                 nursery.start_soon(_udp_exchange, guest, forwarder, forward)
@@ -165,7 +177,11 @@ async def serve_dns_tcp(listener: StreamListener, forwarder: DnsForwarder, *,
     slots = trio.CapacityLimiter(max_clients)
     async with trio.open_nursery() as nursery:
         while True:
-            conn, _address = await listener.accept()
+            try:
+                conn, _address = await listener.accept()
+            except OSError as exc:            # ECONNABORTED and the like: the next one
+                _guest_error(forwarder, exc)
+                continue
             try:
                 slots.acquire_on_behalf_of_nowait(conn)
             except trio.WouldBlock:
