@@ -8,7 +8,8 @@ answers. This module holds what needs no socket and no trio:
 - the upstreams: the `nameserver` lines of `/etc/resolv.conf` as glibc's resolver reads
   them (at most MAXNS = 3), and, when that file names only systemd-resolved's stub
   127.0.0.53, the upstreams systemd-resolved itself lists in
-  `/run/systemd/resolve/resolv.conf` (rootlesskit does the same for slirp4netns);
+  `/run/systemd/resolve/resolv.conf` (Docker's resolv.conf handling does the same), read
+  again when the files change (`ResolvConfWatch`);
 - `DnsForwarder`: a guest's query in (bytes, client key, now) and what to send upstream
   out, under a fresh random transaction ID; an upstream's answer in and the guest's
   answer out, with the guest's ID restored. Timeouts come from `poll(now)` (or
