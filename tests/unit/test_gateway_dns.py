@@ -204,8 +204,16 @@ def test_garbage_queries_are_dropped_and_counted() -> None:
     response_shaped = query[:2] + bytes([query[2] | 0x80]) + query[3:]
     for garbage in (b"", b"\x00" * 11, response_shaped, query[:12], query[:-2], b"\xff" * 70000):
         assert fwd.query(garbage, GUEST, 0.0) is None
-    assert fwd.stats.bad_queries == 6
+    assert (fwd.stats.bad_queries, fwd.stats.long_queries) == (5, 1)
     assert fwd.stats.queries == 0 and fwd.outstanding == 0
+
+
+def test_queries_over_max_query_are_dropped_and_counted() -> None:
+    fwd = DnsForwarder([A], max_query=100)
+    padded = make_query(1) + b"\0" * (100 - len(make_query(1)))   # trailing octets: still a query
+    assert fwd.query(padded, GUEST, 0.0) is not None
+    assert fwd.query(padded + b"\0", GUEST, 0.0) is None
+    assert fwd.stats.long_queries == 1 and fwd.stats.bad_queries == 0
 
 
 def test_spoofed_unknown_and_mismatched_answers_are_dropped() -> None:
@@ -713,4 +721,10 @@ async def test_tcp_zero_length_and_garbage_messages() -> None:
                 await client.send(b"\x00\x00")                      # a zero-length message
                 assert await read_message(client) is None
         assert forwarder.stats.bad_queries == 1 and forwarder.stats.tcp_bad_frames == 1
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            await client.connect(server)
+            await client.send(b"\x10\x01")           # 4097 announced: over max_query, unread
+            with trio.fail_after(10):
+                assert await read_message(client) is None
+        assert forwarder.stats.long_queries == 1
         nursery.cancel_scope.cancel()

@@ -53,9 +53,15 @@ GLIBC_DEFAULT_NAMESERVER = ipaddress.IPv4Address("127.0.0.1")   # res_init witho
 DEFAULT_DNS_ADDRESS = "10.0.2.3"   # slirp4netns's address model: 10.0.2.0/24, DNS at .3
 DEFAULT_TIMEOUT = 5.0              # seconds per upstream: glibc's RES_TIMEOUT
 DEFAULT_MAX_OUTSTANDING = 1024     # queries in flight upstream, all clients together
-DEFAULT_MAX_TCP_CLIENTS = 64       # guest TCP connections served at once (RFC 7766 §6.2.2)
+# A query longer than this is garbage: a question, EDNS (RFC 6891), a cookie (RFC 7873)
+# and padding to a 468-octet block (RFC 8467) stay far below; so the table holds at most
+# max_outstanding x 4 KiB whatever the guest sends.
+DEFAULT_MAX_QUERY = 4096
+# TCP: answers may be 64 KiB each and a guest may stop reading, so what may wait for it is
+# max_tcp_clients x tcp_pipeline answers: 32 x 8 x 64 KiB = 16 MiB at most.
+DEFAULT_MAX_TCP_CLIENTS = 32       # guest TCP connections served at once (RFC 7766 §6.2.2)
 DEFAULT_TCP_IDLE_TIMEOUT = 10.0    # RFC 7766 §6.2.3: close an idle client connection
-DEFAULT_TCP_PIPELINE = 16          # queries in flight per guest TCP connection (§6.2.1.1)
+DEFAULT_TCP_PIPELINE = 8           # queries in flight per guest TCP connection (§6.2.1.1)
 ID_DRAWS = 16                      # random IDs tried before a query is refused as table full
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -71,6 +77,7 @@ class DnsConfig:
     resolved_conf: Path = RESOLVED_RESOLV_CONF
     timeout: float = DEFAULT_TIMEOUT
     max_outstanding: int = DEFAULT_MAX_OUTSTANDING
+    max_query: int = DEFAULT_MAX_QUERY
     max_tcp_clients: int = DEFAULT_MAX_TCP_CLIENTS
     tcp_idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT
     tcp_pipeline: int = DEFAULT_TCP_PIPELINE
@@ -195,6 +202,7 @@ class DnsStats(Counters):
     forwarded: int = 0            # queries sent upstream (once per upstream tried)
     answered: int = 0             # answers relayed to the guest
     bad_queries: int = 0          # guest messages: short, QR set, no single good question
+    long_queries: int = 0         # guest queries longer than max_query (TCP: seen by length)
     duplicates: int = 0           # a query already in flight again (same client, ID, question)
     table_full: int = 0           # queries dropped: max_outstanding already in flight
     no_upstream: int = 0          # queries dropped: no upstream configured
@@ -254,10 +262,12 @@ class DnsForwarder:
 
     def __init__(self, upstreams: Sequence[Upstream], *, timeout: float = DEFAULT_TIMEOUT,
                  max_outstanding: int = DEFAULT_MAX_OUTSTANDING,
+                 max_query: int = DEFAULT_MAX_QUERY,
                  random_id: Callable[[], int] = _random_id) -> None:
         self.upstreams = tuple(upstreams)
         self.timeout_s = timeout
         self.max_outstanding = max_outstanding
+        self.max_query = max_query
         self.stats = DnsStats()
         self._random_id = random_id
         self._in_flight: OrderedDict[int, _InFlight] = OrderedDict()
@@ -282,7 +292,10 @@ class DnsForwarder:
     # --- guest to upstream ------------------------------------------------------------
     def query(self, message: bytes, client: Hashable, now: float) -> Forward | None:
         """A guest's query: what to send upstream, or None (dropped and counted)."""
-        question = question_of(message) if len(message) <= MAX_MESSAGE else None
+        if len(message) > self.max_query:
+            self.stats.long_queries += 1
+            return None
+        question = question_of(message)
         if question is None or message[2] & QR_BIT:
             self.stats.bad_queries += 1
             return None
@@ -458,4 +471,4 @@ def forwarder_from_config(config: DnsConfig, upstreams: Sequence[Upstream] | Non
         upstreams = watch.load() if watch is not None else load_upstreams(
             config.resolv_conf, config.resolved_conf)
     return DnsForwarder(upstreams, timeout=config.timeout,
-                        max_outstanding=config.max_outstanding)
+                        max_outstanding=config.max_outstanding, max_query=config.max_query)

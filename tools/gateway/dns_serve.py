@@ -206,12 +206,13 @@ async def _tcp_client(conn: StreamConnection, forwarder: DnsForwarder,
         async with trio.open_nursery() as exchanges:
             while True:
                 await room.acquire()           # a free place first, then read a query
-                message = None
-                with trio.move_on_after(idle_timeout):
-                    message = await read_message(conn)
-                forward = None
-                if message:
-                    forward = _query(forwarder, watch, message, client)
+                try:
+                    message = await _read_query(conn, forwarder, idle_timeout)
+                except _BadFrame:              # counted; the connection ends at once
+                    room.release()
+                    exchanges.cancel_scope.cancel()
+                    break
+                forward = _query(forwarder, watch, message, client) if message else None
                 if forward is not None:
                     exchanges.start_soon(_tcp_answer, conn, forwarder, forward, sending, room,
                                          exchanges.cancel_scope)
@@ -219,14 +220,32 @@ async def _tcp_client(conn: StreamConnection, forwarder: DnsForwarder,
                 room.release()
                 if message is None:            # idle, EOF, a reset, or a cut-short message
                     break
-                if not message:                # a zero length: nothing can follow it sanely
-                    forwarder.stats.tcp_bad_frames += 1
-                    exchanges.cancel_scope.cancel()
-                    break
                 # else garbage or a duplicate: dropped and counted by the forwarder
     finally:
         conn.close()
         slots.release_on_behalf_of(conn)
+
+
+class _BadFrame(Exception):
+    """A guest's TCP message that ends its connection (counted where raised)."""
+
+
+async def _read_query(conn: StreamConnection, forwarder: DnsForwarder,
+                      idle_timeout: float) -> bytes | None:
+    """The guest's next query, or None when idle, at EOF or reset. A zero length or one
+    over max_query raises _BadFrame: the message is not read, and nothing after it can be
+    framed with confidence."""
+    try:
+        with trio.move_on_after(idle_timeout):
+            message = await read_message(conn, forwarder.max_query)
+            if message == b"":
+                forwarder.stats.tcp_bad_frames += 1
+                raise _BadFrame
+            return message
+    except MessageTooLong:
+        forwarder.stats.long_queries += 1
+        raise _BadFrame from None
+    return None
 
 
 async def _tcp_answer(conn: StreamConnection, forwarder: DnsForwarder, forward: Forward,
@@ -317,13 +336,19 @@ async def _recv_exactly(conn: _Receiver, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def read_message(conn: _Receiver) -> bytes | None:
-    """One length-prefixed message (at most 65535 octets, so memory stays bounded), or
-    None on EOF, a reset or a message cut short."""
+class MessageTooLong(Exception):
+    """A length prefix over the reader's limit: the message is not read."""
+
+
+async def read_message(conn: _Receiver, max_size: int = MAX_MESSAGE) -> bytes | None:
+    """One length-prefixed message, or None on EOF, a reset or a message cut short;
+    MessageTooLong (nothing of it read) when its length is over `max_size`."""
     prefix = await _recv_exactly(conn, 2)
     if prefix is None:
         return None
     size = int.from_bytes(prefix, "big")
+    if size > max_size:
+        raise MessageTooLong(size)
     return await _recv_exactly(conn, size) if size else b""
 
 
