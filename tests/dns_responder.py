@@ -2,7 +2,8 @@
 (dnslib is not in the venv): a query with one question, and its answer with one A record.
 
 `Responder` runs under trio on 127.0.0.1, UDP and TCP on one ephemeral port, and frames
-TCP messages itself (RFC 1035 §4.2.2) rather than with the code under test."""
+TCP messages itself (RFC 1035 §4.2.2) rather than with the code under test. Run as
+`python -m tests.dns_responder HOST PORT` it is a resolver for a namespace test."""
 from __future__ import annotations
 
 import ipaddress
@@ -148,3 +149,18 @@ class Responder:
                     await self.hold(query)
                 for answer in self._answers(query):
                     await conn.send(len(answer).to_bytes(2, "big") + answer)
+
+
+async def _main(host: str, port: int) -> None:
+    responder = Responder(host=host, port=port)
+    async with trio.open_nursery() as nursery:
+        await responder.serve(nursery)
+        print("bound", responder.port, flush=True)
+
+
+if __name__ == "__main__":
+    # A resolver to run where the test needs one, e.g. in an "internet" namespace:
+    #   ip netns exec NS python -m tests.dns_responder 10.0.3.1 53    (prints "bound PORT")
+    import sys
+    trio.run(_main, sys.argv[1] if len(sys.argv) > 1 else LOOPBACK,
+             int(sys.argv[2]) if len(sys.argv) > 2 else 0)
