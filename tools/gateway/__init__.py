@@ -20,4 +20,3 @@ Modules:
   hostudp   a UDP flow's host socket: connected, with the kernel's ICMP errors about it read
             from the error queue (IP_RECVERR / IPV6_RECVERR)
   ping      guests' echo requests through unprivileged ping sockets (never a forged reply)
-"""
