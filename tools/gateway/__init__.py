@@ -20,3 +20,6 @@ Modules:
   hostudp   a UDP flow's host socket: connected, with the kernel's ICMP errors about it read
             from the error queue (IP_RECVERR / IPV6_RECVERR)
   ping      guests' echo requests through unprivileged ping sockets (never a forged reply)
+  dns       the DNS forwarder's core (sans-IO): upstreams from resolv.conf, the query table
+  dns_serve the DNS forwarder under trio: 10.0.2.3:53 over UDP and TCP to the host's resolvers
+"""
