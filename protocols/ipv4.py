@@ -132,6 +132,14 @@ class Ipv4Stats(Counters):
 
 
 
+def is_foreign_unicast(dst: int) -> bool:
+    """A unicast destination a transparent interface takes for the host although it is not
+    one of its addresses: not 0/8, loopback, multicast or class E (RFC 1122 §3.2.1.3, RFC 5735).
+    The interface's broadcast addresses were handled before (Ipv4.input)."""
+    top = dst >> 24
+    return 0 < top < 224 and top != 127
+
+
 class Ipv4:
     def __init__(self, ifnet: InterfaceTable, routes: RoutingTable, protosw: ProtocolSwitch,
                  *, rng: random.Random | None = None, reasm_timeout: float = 30.0,
@@ -189,6 +197,8 @@ class Ipv4:
                 bcast = True
             elif ifp is self.loopback and dst >> 24 == 127:
                 pass
+            elif ifp.transparent and is_foreign_unicast(dst):
+                pass                             # a gateway's interface: every unicast address is ours
             else:
                 self.stats.in_addr_errors += 1   # we are a host: no forwarding (RFC 1122 §3.3.1)
                 return

@@ -12,7 +12,9 @@ buffer's headroom and fragments at the source above the path MTU (RFC 8200 §4.5
 What the owner (the Stack) provides, as callables, because the tables live elsewhere:
   is_ours(ifp, dst)        this host accepts `dst` on `ifp`: one of its unicast addresses that
                            is not tentative (RFC 4862 §5.4), or a multicast group joined on
-                           the interface (ff02::1, the solicited-node groups, socket joins)
+                           the interface (ff02::1, the solicited-node groups, socket joins);
+                           on a transparent interface (ifnet.Interface.transparent) any
+                           unicast address of global scope (a gateway's)
   route(dst, now, oif)     a next hop (its `ifp`, `nexthop` and preferred `source`, as
                            protocols/ipv6/route.py's Ipv6Routes.route answers) or an errno;
                            `oif` the interface a scope id or SO_BINDTODEVICE names, or None
