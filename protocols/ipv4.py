@@ -250,6 +250,16 @@ class Ipv4:
         nexthop = r.gateway if r.gateway is not None else dst
         return r.ifp, nexthop, r.source if r.source is not None else r.ifp.source_for(nexthop)
 
+    def transparent_source(self, src: int, dst: int) -> int:
+        """May a packet to `dst` leave with the source `src` that is not ours?  0 when `src` is
+        one of our addresses or the route to `dst` leaves by a transparent interface (Linux's
+        IP_TRANSPARENT: a gateway answers from the remote's address), else EADDRNOTAVAIL; the
+        route's errno when there is none."""
+        hop = self.route(dst, src=src)
+        if isinstance(hop, int):
+            return hop
+        return 0 if hop[0].transparent or self.ifnet.is_local(src) else errno.EADDRNOTAVAIL
+
     def output(self, pkt: PacketBuffer, src: int, dst: int, proto: int, now: float, *,
                ttl: int | None = None, tos: int = 0, df: bool = False,
                ifp: Interface | None = None) -> int:

@@ -334,6 +334,16 @@ class Ipv6:
         src = hop.source or self.choose_source(dst, hop.ifp, now)
         return (0, src) if src is not None else (errno.EADDRNOTAVAIL, 0)
 
+    def transparent_source(self, src: int, dst: int, now: float) -> int:
+        """Ipv4.transparent_source for IPv6: 0 when `src` is one of our usable addresses or the
+        route to `dst` leaves by a transparent interface, else EADDRNOTAVAIL (or the route's errno)."""
+        hop = self.route(dst, now, None)
+        if isinstance(hop, int):
+            return hop
+        if hop.ifp.transparent or any(c.addr == src and not c.tentative for c in self.source_candidates(None, now)):
+            return 0
+        return errno.EADDRNOTAVAIL
+
     def path_mtu(self, ifp: Interface, dst: int, now: float) -> int:
         """The MTU to size packets to `dst` by (TCP's MSS is this - 60): the link's, or the
         lower one a Packet Too Big taught (self.pmtu)."""
