@@ -2,7 +2,9 @@
 transparent interface (ifnet.Interface.transparent); stack b is the guest, whose default
 route leads to a.  What the guest's sockets see of a SYN held by a's tcp.forwarder and then
 accepted (a connection to 203.0.113.9:80 that carries data both ways), refused by RST,
-refused by ICMP, or left unanswered; IPv4 and IPv6."""
+refused by ICMP, or left unanswered; UDP to any address and replies from it (udp.forwarder,
+forward_send, forward_error); echo requests to remote addresses (icmp.forwarder); IPv4 and
+IPv6."""
 from __future__ import annotations
 
 import errno
@@ -13,8 +15,10 @@ import pytest
 import trio
 
 from protocols.addr import ip_to_int
+from protocols.echo import EchoForward
 from protocols.ipv6.addr import ip6_to_int
 from protocols.tcp.forward import ForwardRequest
+from protocols.udp.forward import UdpForward
 from stack.stream import StreamSocket
 
 from .helpers import Pair, two_stacks
@@ -183,3 +187,75 @@ async def test_wildcard_listener_serves_only_our_addresses() -> None:
             await _wait_for(requests)
             assert p.sa.tcp.forward_reject(requests[0].id, "rst", p.sa.now()) == 0
         assert refused == [errno.ECONNREFUSED]
+
+
+# --- UDP ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+async def test_udp_to_any_address_reaches_the_forwarder_and_replies_come_from_it(family: int) -> None:
+    v6 = family == socket.AF_INET6
+    remote = REMOTE6 if v6 else REMOTE
+    async with two_stacks(seed=8) as p:
+        _gateway(p, ipv6=v6)
+        flows: list[UdpForward] = []
+        p.sa.udp.forwarder = flows.append
+        guest = p.sb.socket(family, socket.SOCK_DGRAM)
+        await guest.connect((remote, 53))
+        await guest.send(b"query")
+        await _wait_for(flows)
+        (f,) = flows
+        assert (f.family, f.dport, f.payload, f.ifp) == (family, 53, b"query", p.ifa)
+        assert f.sport == guest.getsockname()[1]
+        udp = p.sa.udp
+        big = bytes(range(256)) * 12                      # 3072 octets: fragmented on the way
+        assert udp.forward_send(family, f.dst, f.dport, f.src, f.sport, b"answer", p.sa.now()) == 0
+        assert udp.forward_send(family, f.dst, f.dport, f.src, f.sport, big, p.sa.now()) == 0
+        with trio.fail_after(10):
+            data, addr = await guest.recvfrom(4096)
+            assert data == b"answer" and addr[:2] == (remote, 53)
+            assert await guest.recv(4096) == big
+        # the host socket's error comes back as the network's: a port unreachable
+        assert udp.forward_error(family, f.src, f.sport, f.dst, f.dport, "port", p.sa.now()) == 0
+        with trio.fail_after(10), pytest.raises(OSError) as exc:
+            while True:
+                await guest.send(b"again")
+                await trio.sleep(0.05)
+        assert exc.value.errno == errno.ECONNREFUSED
+        assert udp.stats.no_ports == 0 and udp.stats.forward_out == 2
+
+
+async def test_udp_forward_send_needs_a_transparent_route() -> None:
+    async with two_stacks(seed=9) as p:
+        now = p.sa.now()
+        guest, remote = ip_to_int("10.0.0.2"), ip_to_int(REMOTE)
+        assert p.sa.udp.forward_send(socket.AF_INET, remote, 53, guest, 4000, b"x", now) == errno.EADDRNOTAVAIL
+        p.ifa.transparent = True
+        assert p.sa.udp.forward_send(socket.AF_INET, remote, 53, guest, 4000, b"x", now) == 0
+        assert p.sa.udp.forward_error(socket.AF_INET, guest, 4000, remote, 53, "bogus", now) == errno.EINVAL
+
+
+# --- ICMP echo --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+async def test_echo_to_a_remote_address_is_the_forwarders(family: int) -> None:
+    v6 = family == socket.AF_INET6
+    remote = REMOTE6 if v6 else REMOTE
+    async with two_stacks(seed=10) as p:
+        _gateway(p, ipv6=v6)
+        icmp = p.sa.inet6.icmp if v6 else p.sa.icmp
+        # no forwarder: dropped, never answered by the stack (the gateway forges nothing)
+        with pytest.raises(OSError) as exc:
+            await p.sb.ping(remote, timeout=1.5)
+        assert exc.value.errno == errno.ETIMEDOUT
+        assert icmp.stats.in_echo_foreign_dropped == 1
+        # the gateway's own address is still the stack's to answer
+        await p.sb.ping(GW6 if v6 else "10.0.0.1", timeout=5)
+        echoes: list[EchoForward] = []
+
+        def answer(e: EchoForward) -> None:
+            echoes.append(e)
+            assert icmp.send_echo_reply(e.dst, e.src, e.ident, e.seq, e.data, e.now) == 0
+
+        icmp.forwarder = answer
+        await p.sb.ping(remote, timeout=5)
+        (e,) = echoes
+        assert e.family == family and e.dst == (ip6_to_int(remote) if v6 else ip_to_int(remote))
+        assert icmp.stats.in_echo_forwarded == 1
