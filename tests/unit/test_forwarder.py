@@ -8,6 +8,7 @@ import errno
 import random
 import socket
 import struct
+import tracemalloc
 
 from ndd.checksum import checksum, pseudo_header_sum
 from ndd.pktbuf import PacketBuffer
@@ -19,7 +20,7 @@ from protocols.tcp.forward import ForwardRequest
 from protocols.tcp.wire import ACK, RST, SYN, TcpRepr
 
 from .fakes import ip_packet, make_icmp_host
-from .test_tcp_listen import PEER, PEER_PORT, Net
+from .test_tcp_listen import PEER, PEER_PORT, US, Net
 
 REMOTE = ip_to_int("203.0.113.9")
 ISN = 0x12345678
@@ -206,3 +207,31 @@ def test_syn_received_timeout_tells_the_owner() -> None:
         if conn.state == State.CLOSED:
             break
     assert conn.state == State.CLOSED and conn.take_error() == errno.ETIMEDOUT
+
+
+def test_syn_to_our_own_address_without_listener_is_forwarded_too() -> None:
+    """The gateway decides for its own address as well (host loopback mapping, or refusal)."""
+    net, requests = gateway()
+    assert net.rx(SYN, ISN, dport=22) == []
+    assert [(r.dst, r.dport) for r in requests] == [(US, 22)]
+
+
+def test_syn_flood_to_many_destinations_stays_bounded() -> None:
+    """Adversarial bound: SYNs to 20 000 destinations hold at most forward_pending_max
+    requests; each costs ~1 KB here (measured 1037 B with the forwarder's own list), the
+    limit is generous for a loaded machine."""
+    net, requests = gateway(forward_pending_max=4096)
+    net.tcp.forwarder = lambda request: None            # an owner that keeps nothing itself
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):
+            net.rx(SYN, i, sport=1024 + i % 60000, dst=REMOTE + i, dport=80 + i % 7)
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert net.tcp.forward_pending == 4096
+    assert net.tcp.stats.forward_dropped_full == 20_000 - 4096
+    assert held < 4096 * 4096                            # < 4 KB per held SYN (about 1 KB measured)
+    net.poll(net.now + 30)
+    assert net.tcp.forward_pending == 0 and net.tcp.stats.forward_expired == 4096
