@@ -267,6 +267,10 @@ class Udp:
                 # Linux scores an IPv4 pcb above an AF_INET6 one as specific; those that take
                 # IPv4 (`::` without V6ONLY, unconnected) are all wildcards: after every IPv4 pcb
                 best = self._pick(self._dual_stack(ip, hdr), ip.src, hdr.src_port, ip.dst, hdr.dst_port)
+            ifp = ip.ifp
+            if best is not None and ifp is not None and ifp.transparent and not best.laddr \
+                    and not self.ipv4.ifnet.is_local(ip.dst):
+                best = None      # a wildcard socket takes only our own addresses (Linux, without TPROXY)
             targets = [best] if best is not None else []
         if not targets:
             if self.forwarder is not None and not ip.bcast:
@@ -804,6 +808,10 @@ class Udp:
                 return
         else:
             best = self._lookup6(meta.dst, dport, meta.src, sport, ifindex)
+            ifp = meta.ifp
+            if best is not None and ifp is not None and ifp.transparent and not best.laddr \
+                    and not self.is_local6(meta.dst, 0, now):
+                best = None      # a wildcard socket takes only our own addresses (Linux, without TPROXY)
             if best is None and self.forwarder is not None:
                 self._forward(socket.AF_INET6, meta.src, sport, meta.dst, dport, datagrams, meta.ifp, now)
                 return

@@ -259,3 +259,22 @@ async def test_echo_to_a_remote_address_is_the_forwarders(family: int) -> None:
         (e,) = echoes
         assert e.family == family and e.dst == (ip6_to_int(remote) if v6 else ip_to_int(remote))
         assert icmp.stats.in_echo_forwarded == 1
+
+
+async def test_wildcard_udp_socket_serves_only_our_addresses() -> None:
+    """The gateway's DNS socket on 0.0.0.0:53 answers the guest's queries to the gateway, not
+    those to a remote resolver: those go to the forwarder."""
+    async with two_stacks(seed=11) as p:
+        _gateway(p)
+        flows: list[UdpForward] = []
+        p.sa.udp.forwarder = flows.append
+        dns = p.sa.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dns.bind(("", 53))
+        guest = p.sb.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await guest.sendto(b"to the gateway", ("10.0.0.1", 53))
+        await guest.sendto(b"to a remote", (REMOTE, 53))
+        with trio.fail_after(10):
+            data, _ = await dns.recvfrom(100)
+            await _wait_for(flows)
+        assert data == b"to the gateway"
+        assert [(f.dst, f.payload) for f in flows] == [(ip_to_int(REMOTE), b"to a remote")]
