@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ifnet import Interface
 
 EchoCallback = Callable[[int, int, bytes], None]   # (errno or 0, reporter, payload)
 MAX_ECHO_WAITERS = 1024      # pings in flight; the oldest gives way
@@ -40,3 +45,21 @@ class EchoWaiters(dict[tuple[int, int], EchoCallback]):
             callback = self.pop(_ECHO_IDS.unpack_from(quoted, 4), None)
             if callback is not None:
                 callback(err, reporter, b"")
+
+
+@dataclass(frozen=True, slots=True)
+class EchoForward:
+    """An echo request to an address that is ours only by a transparent interface (issue 13):
+    the ICMP core does not answer it -- only the gateway's own addresses are the stack's -- but
+    hands it to its `forwarder`, which may ping `dst` from the host (an unprivileged ping
+    socket) and answer with `send_echo_reply(dst, src, ...)`, or drop it: never a forged reply.
+    `family` AF_INET or AF_INET6; addresses are ints."""
+    family: int
+    src: int
+    dst: int
+    ident: int
+    seq: int
+    data: bytes
+    ttl: int                   # as received (the hop limit over IPv6)
+    ifp: Interface | None
+    now: float

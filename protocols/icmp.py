@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import errno
 import random
+import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ndd.checksum import checksum, ones_sum
@@ -32,7 +34,7 @@ from ndd.counters import Counters
 from ndd.pktbuf import PacketBuffer
 
 from .addr import is_martian_source
-from .echo import EchoCallback, EchoWaiters
+from .echo import EchoCallback, EchoForward, EchoWaiters
 from .ipv4 import _HDR as IP_HDR
 from .ipv4 import FLAG_MF, HDR_LEN, IPPROTO_ICMP, OFFSET_MASK, IpMeta, Ipv4, Ipv4Repr
 
@@ -127,6 +129,8 @@ class IcmpStats(Counters):
     out_rate_limited_host: int = 0  # the destination's bucket said no (Linux RateLimitHost)
     out_rate_hosts_evicted: int = 0  # destinations forgotten by the full per-destination table
     out_suppressed: int = 0     # errors RFC 1122 forbids us to send
+    in_echo_forwarded: int = 0      # echo requests to a foreign address handed to icmp.forwarder
+    in_echo_foreign_dropped: int = 0  # ... with no forwarder: dropped, never answered by the stack
 
 
 
@@ -214,6 +218,8 @@ class Icmp:
         self.random_cost = random_cost       # False only for tests that count exactly
         self.ignore_broadcast_echo = ignore_broadcast_echo
         self.echo_waiters = EchoWaiters()
+        # a gateway's (issue 13): echo requests to foreign addresses on a transparent interface
+        self.forwarder: Callable[[EchoForward], None] | None = None
         ipv4.send_icmp_error = self.send_error
         ipv4.local_error = self.local_error
         ipv4.reasm.on_timeout = self._reasm_timeout
@@ -230,6 +236,10 @@ class Icmp:
             self.stats.in_echos += 1
             if ip.bcast and self.ignore_broadcast_echo:
                 self.stats.in_ignored += 1
+                return
+            ifp = ip.ifp
+            if ifp is not None and ifp.transparent and not ip.bcast and not self.ipv4.ifnet.is_local(ip.dst):
+                self._forward_echo(msg, ip, now)
                 return
             reply = IcmpRepr(ECHO_REPLY, 0, msg.rest, msg.data).emit()
             # a broadcast/multicast dst is not a source: let routing pick ours (RFC 1122 §3.2.2.6)
@@ -248,6 +258,30 @@ class Icmp:
                                 mtu=msg.rest & 0xFFFF if msg.type == DEST_UNREACH and msg.code == FRAG_NEEDED else 0)
         else:
             self.stats.in_ignored += 1   # timestamp, address mask, router adv.: not implemented
+
+    def _forward_echo(self, msg: IcmpRepr, ip: IpMeta, now: float) -> None:
+        """An echo to an address that is ours only by transparency: the owner's, never ours to
+        answer (a gateway forges no replies for hosts it cannot reach)."""
+        forwarder = self.forwarder
+        if forwarder is None:
+            self.stats.in_echo_foreign_dropped += 1
+            return
+        self.stats.in_echo_forwarded += 1
+        forwarder(EchoForward(socket.AF_INET, ip.src, ip.dst, msg.rest >> 16, msg.rest & 0xFFFF, msg.data, ip.ttl,
+                              ip.ifp, now))
+
+    def send_echo_reply(self, src: int, dst: int, ident: int, seq: int, data: bytes, now: float) -> int:
+        """An echo reply from `src` -- a remote's address when the route to `dst` leaves by a
+        transparent interface -- to `dst`: what a gateway sends when the host's ping to the
+        remote was answered.  0 or an errno (EADDRNOTAVAIL for a source it may not use)."""
+        err = self.ipv4.transparent_source(src, dst)
+        if err:
+            return err
+        err = self._send(IcmpRepr(ECHO_REPLY, 0, ((ident & 0xFFFF) << 16) | (seq & 0xFFFF), data).emit(), src, dst,
+                         now)
+        if not err:
+            self.stats.out_echo_reps += 1
+        return err
 
     def _deliver_error(self, type_: int, code: int, reporter: int, original: bytes, now: float, mtu: int = 0) -> None:
         if type_ in (SOURCE_QUENCH, REDIRECT):

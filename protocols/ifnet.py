@@ -53,6 +53,13 @@ class Interface:
     flags: int = 0
     addrs: list[IfAddr] = field(default_factory=list)
     link: LinkOutput | None = None
+    # A gateway's interface (issue 13, `tunstack gateway`; gVisor netstack's promiscuous +
+    # spoofing NIC, Linux's IP_TRANSPARENT/TPROXY together): every unicast destination that
+    # arrives on it is the host's -- IPv4 and IPv6 input deliver it to the transports, whose
+    # forwarder hooks (tcp.forwarder, udp.forwarder, icmp.forwarder) hand it to the owner --
+    # and the host may send from any source address through it.  Broadcast and multicast are
+    # untouched; only the interface's own addresses are answered by the stack itself (echo).
+    transparent: bool = False
 
     @property
     def is_up(self) -> bool:

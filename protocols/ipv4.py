@@ -132,6 +132,14 @@ class Ipv4Stats(Counters):
 
 
 
+def is_foreign_unicast(dst: int) -> bool:
+    """A unicast destination a transparent interface takes for the host although it is not
+    one of its addresses: not 0/8, loopback, multicast or class E (RFC 1122 §3.2.1.3, RFC 5735).
+    The interface's broadcast addresses were handled before (Ipv4.input)."""
+    top = dst >> 24
+    return 0 < top < 224 and top != 127
+
+
 class Ipv4:
     def __init__(self, ifnet: InterfaceTable, routes: RoutingTable, protosw: ProtocolSwitch,
                  *, rng: random.Random | None = None, reasm_timeout: float = 30.0,
@@ -189,6 +197,8 @@ class Ipv4:
                 bcast = True
             elif ifp is self.loopback and dst >> 24 == 127:
                 pass
+            elif ifp.transparent and is_foreign_unicast(dst):
+                pass                             # a gateway's interface: every unicast address is ours
             else:
                 self.stats.in_addr_errors += 1   # we are a host: no forwarding (RFC 1122 §3.3.1)
                 return
@@ -239,6 +249,16 @@ class Ipv4:
             return errno.ENETUNREACH
         nexthop = r.gateway if r.gateway is not None else dst
         return r.ifp, nexthop, r.source if r.source is not None else r.ifp.source_for(nexthop)
+
+    def transparent_source(self, src: int, dst: int) -> int:
+        """May a packet to `dst` leave with the source `src` that is not ours?  0 when `src` is
+        one of our addresses or the route to `dst` leaves by a transparent interface (Linux's
+        IP_TRANSPARENT: a gateway answers from the remote's address), else EADDRNOTAVAIL; the
+        route's errno when there is none."""
+        hop = self.route(dst, src=src)
+        if isinstance(hop, int):
+            return hop
+        return 0 if hop[0].transparent or self.ifnet.is_local(src) else errno.EADDRNOTAVAIL
 
     def output(self, pkt: PacketBuffer, src: int, dst: int, proto: int, now: float, *,
                ttl: int | None = None, tos: int = 0, df: bool = False,

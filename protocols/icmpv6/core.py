@@ -32,13 +32,14 @@ Nothing here raises on bad input: every drop is a counter.
 from __future__ import annotations
 
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ndd.pktbuf import PacketBuffer
 
-from ..echo import EchoCallback, EchoWaiters
+from ..echo import EchoCallback, EchoForward, EchoWaiters
 from ..icmp import PerDestinationLimiter, TokenBucket
 from ..ifnet import IFF_LOOPBACK
 from ..ipv6.addr import SCOPE_LINK_LOCAL, address_scope, is_multicast, is_unspecified
@@ -96,6 +97,8 @@ class Icmpv6CoreStats(Icmpv6Stats):
     out_rate_hosts_evicted: int = 0     # destinations forgotten by the full per-destination table
     out_discards: int = 0               # ipv6.output refused a message we built (no route, no source)
     echo_waiters_evicted: int = 0       # the oldest waiter gave way to a new ping
+    in_echo_forwarded: int = 0          # echo requests to a foreign address handed to the forwarder
+    in_echo_foreign_dropped: int = 0    # ... with no forwarder: dropped, never answered by the stack
 
 
 @dataclass(slots=True)
@@ -135,6 +138,8 @@ class Icmpv6:
         # the owner's ND and MLD cores plug in here; no-ops until then
         self.nd_input: NdHook = lambda msg, meta, now: None
         self.mld_input: MldHook = lambda msg, meta, now: None
+        # a gateway's (issue 13): echo requests to foreign addresses on a transparent interface
+        self.forwarder: Callable[[EchoForward], None] | None = None
         ipv6.icmp_error = self.error
         ipv6.local_error = self.local_error
 
@@ -176,8 +181,30 @@ class Icmpv6:
         # §4.2: from the address the request came to, unless that was a group; then a unicast
         # address chosen for the requester, by the interface it came in by (Linux icmpv6_echo_reply
         # sets the outgoing interface to the incoming one); the traffic class is reflected as Linux
+        ifp = meta.ifp
+        if ifp is not None and ifp.transparent and not meta.mcast and not self._is_our_unicast(meta.dst, now):
+            self._forward_echo(req, meta, now)
+            return
         src = 0 if meta.mcast else meta.dst
         self._send(req.reply(), src, meta.src, now, oif=meta.ifp, tclass=meta.tclass)
+
+    def _forward_echo(self, req: EchoRequest, meta: Ip6Meta, now: float) -> None:
+        """An echo to an address ours only by transparency: the owner's, never answered here."""
+        forwarder = self.forwarder
+        if forwarder is None:
+            self.stats.in_echo_foreign_dropped += 1
+            return
+        self.stats.in_echo_forwarded += 1
+        forwarder(EchoForward(socket.AF_INET6, meta.src, meta.dst, req.ident, req.seq, req.data, meta.hop_limit,
+                              meta.ifp, now))
+
+    def send_echo_reply(self, src: int, dst: int, ident: int, seq: int, data: bytes, now: float) -> int:
+        """An echo reply from `src` -- a remote's address when the route to `dst` leaves by a
+        transparent interface -- to `dst` (Icmp.send_echo_reply for IPv6).  0 or an errno."""
+        err = self.ipv6.transparent_source(src, dst, now)
+        if err:
+            return err
+        return self._send(EchoReply(ident & 0xFFFF, seq & 0xFFFF, data), src, dst, now)
 
     def _nd(self, msg: Any, meta: Ip6Meta, now: float) -> None:
         reason = nd.validate(msg, meta.src, meta.dst, meta.hop_limit)

@@ -53,6 +53,8 @@ from .addr import (
     int_to_ip6,
     is_link_local,
     is_multicast,
+    is_unspecified,
+    is_v4_mapped,
     multicast_mac,
     stable_iid,
 )
@@ -340,6 +342,8 @@ class Inet6Host:
             return True
         if is_link_local(dst):
             return False              # a link-local address is only ours on its own link
+        if ifp.transparent and not is_v4_mapped(dst) and not is_unspecified(dst):
+            return True               # a gateway's interface (ifnet.Interface.transparent): any unicast
         # the weak host model, as Linux: any interface's address is accepted on any interface
         return any(o.addrconf.is_ours(dst) for o in self.ifaces.values() if o is not state)
 

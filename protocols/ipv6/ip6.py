@@ -12,7 +12,9 @@ buffer's headroom and fragments at the source above the path MTU (RFC 8200 §4.5
 What the owner (the Stack) provides, as callables, because the tables live elsewhere:
   is_ours(ifp, dst)        this host accepts `dst` on `ifp`: one of its unicast addresses that
                            is not tentative (RFC 4862 §5.4), or a multicast group joined on
-                           the interface (ff02::1, the solicited-node groups, socket joins)
+                           the interface (ff02::1, the solicited-node groups, socket joins);
+                           on a transparent interface (ifnet.Interface.transparent) any
+                           unicast address of global scope (a gateway's)
   route(dst, now, oif)     a next hop (its `ifp`, `nexthop` and preferred `source`, as
                            protocols/ipv6/route.py's Ipv6Routes.route answers) or an errno;
                            `oif` the interface a scope id or SO_BINDTODEVICE names, or None
@@ -331,6 +333,16 @@ class Ipv6:
             return hop, 0
         src = hop.source or self.choose_source(dst, hop.ifp, now)
         return (0, src) if src is not None else (errno.EADDRNOTAVAIL, 0)
+
+    def transparent_source(self, src: int, dst: int, now: float) -> int:
+        """Ipv4.transparent_source for IPv6: 0 when `src` is one of our usable addresses or the
+        route to `dst` leaves by a transparent interface, else EADDRNOTAVAIL (or the route's errno)."""
+        hop = self.route(dst, now, None)
+        if isinstance(hop, int):
+            return hop
+        if hop.ifp.transparent or any(c.addr == src and not c.tentative for c in self.source_candidates(None, now)):
+            return 0
+        return errno.EADDRNOTAVAIL
 
     def path_mtu(self, ifp: Interface, dst: int, now: float) -> int:
         """The MTU to size packets to `dst` by (TCP's MSS is this - 60): the link's, or the

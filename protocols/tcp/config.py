@@ -79,5 +79,12 @@ class TcpConfig:
     loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
     rack: bool = True                   # RACK time-based loss detection with SACK (RFC 8985; Linux tcp_recovery=1)
     dsack: bool = True                  # report duplicate segments (RFC 2883; net.ipv4.tcp_dsack)
+    # The forwarder (forward.py, issue 13's gateway): SYNs held for the owner at most (like a
+    # listen backlog, net.core.somaxconn; beyond it a SYN is dropped, counted
+    # forward_dropped_full, and the guest's retry asks again), and how long one waits for
+    # forward_accept / forward_reject before it is forgotten (counted forward_expired; the
+    # guest's next SYN retry -- Linux's come at 1, 3, 7, 15, 31 s -- asks anew).
+    forward_pending_max: int = 4096
+    forward_timeout: float = 30.0
     persist_min: float = 0.2
     persist_max: float = 60.0

@@ -77,3 +77,13 @@ class TcpStats(Counters):
     mem_ooo_pruned: int = 0             # out-of-order queues dropped over the high mark (OfoPruned)
     mem_ooo_dropped: int = 0            # out-of-order segments dropped over the high mark (TCPOFODrop)
     mem_refused: int = 0                # new connections refused over the high mark
+    # the forwarder (forward.py; a gateway's SYNs for addresses and ports no listener serves)
+    forward_requests: int = 0           # SYNs handed to tcp.forwarder
+    forward_syn_retransmits: int = 0    # the guest's SYN again while its request is held: ignored
+    forward_accepted: int = 0           # forward_accept: a SYN-ACK went out
+    forward_rejected_rst: int = 0       # forward_reject "rst"
+    forward_rejected_icmp: int = 0      # forward_reject "net" / "host" / "port" / "admin"
+    forward_rejected_silent: int = 0    # forward_reject "silent": nothing sent
+    forward_refused_mem: int = 0        # forward_accept over tcp_mem[2]: an RST instead
+    forward_dropped_full: int = 0       # SYN dropped: forward_pending_max requests held already
+    forward_expired: int = 0            # requests unresolved after forward_timeout: forgotten

@@ -33,7 +33,7 @@ import hashlib
 import heapq
 import itertools
 import struct
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from socket import AF_INET, AF_INET6
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from ndd.pktbuf import GSO_TCPV4, GSO_TCPV6, PacketBuffer
 from protocols.addr import BROADCAST, is_multicast
 
 from ..icmp import DEST_UNREACH, FRAG_NEEDED
+from ..icmpv6.wire import DEST_UNREACH as ICMP6_DEST_UNREACH
 from ..icmpv6.wire import PACKET_TOO_BIG
 from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
 from ..ipv6 import addr as a6
@@ -54,6 +55,16 @@ from ..timing import TICK as TIMER_TICK
 from . import seq as sq
 from .config import TcpConfig
 from .conn import Connection
+from .forward import (
+    ICMP6_UNREACH_CODES,
+    ICMP_UNREACH_CODES,
+    QUOTE_MAX,
+    REJECT_RST,
+    REJECT_SILENT,
+    ForwardRequest,
+    PendingSyn,
+    SynOptions,
+)
 from .listen import COOKIE_PERIOD, SynCookies
 from .memory import SocketMemory
 from .state import State
@@ -106,6 +117,14 @@ class Tcp:
         self._challenge_second: int | None = None   # the second the host budget is for
         self._challenge_count = 0
         self.kick: Callable[..., None] = lambda at=None: None
+        # The forwarder (forward.py; a gateway's, issue 13): None, a SYN no listener takes is
+        # reset (RFC 9293 §3.10.7.1); set, it is held and handed to this callable, which
+        # answers later with forward_accept / forward_reject.  Held SYNs by request id, in
+        # arrival order (= deadline order: one lifetime for all), and by 4-tuple.
+        self.forwarder: Callable[[ForwardRequest], None] | None = None
+        self._fwd_pending: OrderedDict[int, PendingSyn] = OrderedDict()
+        self._fwd_by_key: dict[tuple[bool, int, int, int, int], int] = {}
+        self._fwd_ids = itertools.count(1)
 
     # --- sockets ------------------------------------------------------------------------
     def attach(self, family: int = AF_INET) -> Connection:
@@ -609,7 +628,12 @@ class Tcp:
             self.kick(at)
 
     def poll_at(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
+        at = self._heap[0][0] if self._heap else None
+        if self._fwd_pending:
+            first = next(iter(self._fwd_pending.values())).deadline   # the oldest held SYN's
+            if at is None or first < at:
+                at = first
+        return at
 
     @property
     def mem_allocated(self) -> int:
@@ -626,6 +650,8 @@ class Tcp:
         # leaves a deadline at or before `now` made no progress (float rounding, a bug): it is
         # pushed one tick past `now` and counted, so neither this loop nor the TimerService's
         # can spin (issue 10 point 1: a keepalive re-armed at `now` froze the Stack).
+        if self._fwd_pending:
+            self._expire_forwards(now)
         heap = self._heap
         due: list[Connection] = []
         while heap and heap[0][0] <= now:
@@ -670,8 +696,11 @@ class Tcp:
         if conn is not None and self._established(conn, seg, payload, now, self._listener, ip.dst):
             return
         listener = self._listener(ip.dst, seg.dst_port)
-        if listener is not None:
+        if listener is not None and (listener.laddr or not self._foreign(ip.ifp, ip.dst)):
             self._listen_input(listener, seg, ip, payload, now)
+            return
+        if self.forwarder is not None and seg.flags & (SYN | ACK | RST | FIN) == SYN:
+            self._forward_syn(seg, ip, ip.original(pkt, len(view))[:QUOTE_MAX], len(payload), now, False)
             return
         stats.no_ports += 1
         self._reset_for(seg, ip.dst, ip.src, len(payload), now)
@@ -679,10 +708,12 @@ class Tcp:
     def _established(self, conn: Connection, seg: TcpRepr, payload: memoryview, now: float,
                      listener: Callable[[int, int], Connection | None], laddr: int) -> bool:
         """A segment for a connection of the table: True once it went there.  False when it is
-        a new SYN for a connection in TIME_WAIT that a listener of the port takes instead: the
-        old one is retired (RFC 9293 §3.10.7.4 note, RFC 6191) and the caller goes on."""
+        a new SYN for a connection in TIME_WAIT that a listener of the port (or the forwarder)
+        takes instead: the old one is retired (RFC 9293 §3.10.7.4 note, RFC 6191) and the
+        caller goes on."""
         if conn.state == State.TIME_WAIT and seg.flags & SYN and not seg.flags & (ACK | RST) \
-                and sq.gt(seg.seq, conn.rcv_nxt) and listener(laddr, seg.dst_port) is not None:
+                and sq.gt(seg.seq, conn.rcv_nxt) \
+                and (self.forwarder is not None or listener(laddr, seg.dst_port) is not None):
             conn.destroy()
             return False
         conn.input(seg, payload, now)
@@ -742,8 +773,11 @@ class Tcp:
         if conn is not None and self._established(conn, seg, payload, now, self._listener6, ip.dst):
             return
         listener = self._listener6(ip.dst, seg.dst_port)
-        if listener is not None:
+        if listener is not None and (listener.laddr or not self._foreign6(ip.ifp, ip.dst, now)):
             self._listen_input(listener, seg, ip, payload, now, net6=True)
+            return
+        if self.forwarder is not None and seg.flags & (SYN | ACK | RST | FIN) == SYN:
+            self._forward_syn(seg, ip, ip.original(pkt, QUOTE_MAX), len(payload), now, True)
             return
         stats.no_ports += 1
         self._reset_for(seg, ip.dst, ip.src, len(payload), now, net6=True, oif=ip.ifp)
@@ -779,21 +813,179 @@ class Tcp:
                 self.stats.listen_drops += 1
             return
         child = self._child(lst, ip, seg.dst_port, seg.src_port, now, net6)
-        child.state = State.SYN_RECEIVED
-        key = (child.laddr, child.lport, child.faddr, child.fport)
-        child.iss = child.snd_una = child.snd_nxt = child.snd_max = self._passive_iss(seg, ip, now, net6)
-        child.recover = child.iss
-        child.irs = seg.seq
-        child.rcv_nxt = child.rcv_adv = child.last_ack_sent = sq.add(seg.seq, 1)
-        child.want_wscale = lst.want_wscale
-        child._take_syn_options(seg, now)
-        child.rcv_wscale = self._wscale_for(child.rcv_space_max()) if child.peer_wscale is not None else 0
-        child.ts_offset = self._hash32(b"ts6" if net6 else b"ts", key)
-        child.last_rcv = now
+        self._syn_received(child, seg, self._passive_iss(seg, ip, now, net6), lst.want_wscale, now, net6)
         lst.syn_count += 1
         child.output(now)
         self.mem.update(child)                           # the SYN-ACK's window is a promise
         self.schedule(child)
+
+    def _syn_received(self, child: Connection, seg: TcpRepr, iss: int, want_wscale: bool, now: float,
+                      net6: bool) -> None:
+        """A new connection answering the SYN `seg` enters SYN-RECEIVED with `iss` (RFC 9293
+        §3.10.7.2): the peer's sequence and options taken, our window scale chosen."""
+        child.state = State.SYN_RECEIVED
+        key = (child.laddr, child.lport, child.faddr, child.fport)
+        child.iss = child.snd_una = child.snd_nxt = child.snd_max = iss
+        child.recover = child.iss
+        child.irs = seg.seq
+        child.rcv_nxt = child.rcv_adv = child.last_ack_sent = sq.add(seg.seq, 1)
+        child.want_wscale = want_wscale
+        child._take_syn_options(seg, now)
+        child.rcv_wscale = self._wscale_for(child.rcv_space_max()) if child.peer_wscale is not None else 0
+        child.ts_offset = self._hash32(b"ts6" if net6 else b"ts", key)
+        child.last_rcv = now
+
+    # --- the forwarder (forward.py) ---------------------------------------------------------------
+    def _foreign(self, ifp: Interface | None, dst: int) -> bool:
+        """An IPv4 destination that is ours only because it came by a transparent interface: a
+        wildcard listener does not take it (Linux delivers a non-local address to no socket
+        without TPROXY); the forwarder does."""
+        return ifp is not None and ifp.transparent and not self.ipv4.ifnet.is_local(dst)
+
+    def _foreign6(self, ifp: Interface | None, dst: int, now: float) -> bool:
+        return ifp is not None and ifp.transparent and not self._is_local6(dst, None, now)
+
+    def _forward_syn(self, seg: TcpRepr, ip: IpMeta | Ip6Meta, quote: bytes, datalen: int, now: float,
+                     net6: bool) -> None:
+        """Hold a SYN no listener takes and hand it to the forwarder.  A retransmission of a
+        held one is ignored; beyond forward_pending_max the SYN is dropped (the guest retries)."""
+        forwarder = self.forwarder
+        if forwarder is None:
+            return
+        stats = self.stats
+        key = (net6, ip.dst, seg.dst_port, ip.src, seg.src_port)
+        if key in self._fwd_by_key:
+            stats.forward_syn_retransmits += 1
+            return
+        pending = self._fwd_pending
+        if pending:
+            self._expire_forwards(now)
+        if len(pending) >= self.config.forward_pending_max:
+            stats.forward_dropped_full += 1
+            return
+        rid = next(self._fwd_ids)
+        options = SynOptions(seg.mss, seg.wscale, bool(seg.sack_perm), seg.ts is not None)
+        request = ForwardRequest(rid, AF_INET6 if net6 else AF_INET, ip.src, seg.src_port, ip.dst, seg.dst_port,
+                                 options, ip.ifp, now)
+        deadline = now + self.config.forward_timeout
+        pending[rid] = PendingSyn(request, seg, ip, quote, datalen, net6, deadline)
+        self._fwd_by_key[key] = rid
+        stats.forward_requests += 1
+        if len(pending) == 1:
+            self.kick(deadline)                          # the only one: the earliest expiry
+        forwarder(request)
+
+    def _expire_forwards(self, now: float) -> None:
+        """Forget the held SYNs whose lifetime is over (oldest first: O(1) each)."""
+        pending = self._fwd_pending
+        while pending:
+            rid, p = next(iter(pending.items()))
+            if p.deadline > now:
+                return
+            del pending[rid]
+            self._fwd_by_key.pop(p.key, None)
+            if not p.rejected:
+                self.stats.forward_expired += 1
+
+    def _take_forward(self, request_id: int, now: float) -> PendingSyn | None:
+        if self._fwd_pending:
+            self._expire_forwards(now)
+        p = self._fwd_pending.get(request_id)
+        if p is None or p.rejected:
+            return None
+        del self._fwd_pending[request_id]
+        self._fwd_by_key.pop(p.key, None)
+        return p
+
+    @property
+    def forward_pending(self) -> int:
+        """SYNs held for the forwarder now (silently rejected ones included until they expire)."""
+        return len(self._fwd_pending)
+
+    def forward_accept(self, request_id: int, now: float) -> Connection | None:
+        """Answer a held SYN as a listener would: a connection in SYN-RECEIVED, its SYN-ACK sent
+        now (our ISN, RFC 6528; the options the SYN offered), from the address and port the
+        guest asked for.  The caller owns it (a socket's pcb: TcpUserRequests set_upcall, send,
+        recv, shutdown, detach ...); its upcall fires when the handshake completes (state()
+        has SS_ISCONNECTED) or fails (CLOSED with ECONNREFUSED for the guest's RST, ETIMEDOUT
+        when the SYN-ACK retries run out).  None: the request is unknown, expired, rejected,
+        or its 4-tuple has a connection already; over tcp_mem[2] the guest gets an RST
+        instead (counted forward_refused_mem)."""
+        p = self._take_forward(request_id, now)
+        if p is None:
+            return None
+        seg, ip, net6 = p.seg, p.meta, p.net6
+        laddr, lport, faddr, fport = ip.dst, seg.dst_port, ip.src, seg.src_port
+        key = (laddr, lport, faddr, fport)
+        conns = self.conns6 if net6 else self.conns
+        if key in conns:
+            return None
+        if not self.mem.admit():
+            self.stats.forward_refused_mem += 1
+            self._reset_for(seg, laddr, faddr, p.datalen, now, net6=net6, oif=ip.ifp)
+            return None
+        child = Connection(self, self.config)
+        child.laddr, child.lport, child.faddr, child.fport = laddr, lport, faddr, fport
+        if net6:
+            child.family = AF_INET6
+            self._over_ipv6(child, True)
+            child.oif = ip.ifp if needs_scope_id(faddr) else None
+            ipv6 = self.ipv6
+            hop6 = ipv6.route(faddr, now, child.oif) if ipv6 is not None else errno.ENETUNREACH
+            if ipv6 is not None and not isinstance(hop6, int):
+                self._use_route(child, hop6.ifp, ipv6.path_mtu(hop6.ifp, faddr, now))
+            iss = self.isn(key, now, b"isn6")
+        else:
+            hop = self.ipv4.route(faddr, src=laddr)
+            if not isinstance(hop, int):
+                self._use_route(child, hop[0])
+            iss = self.isn(key, now)
+        conns[key] = child
+        self._syn_received(child, seg, iss, self.config.window_scaling, now, net6)
+        self.stats.forward_accepted += 1
+        child.output(now)
+        self.mem.update(child)
+        self.schedule(child)
+        return child
+
+    def forward_reject(self, request_id: int, how: str, now: float) -> int:
+        """Answer a held SYN with a refusal, as the network would: "rst" (the RST a closed port
+        sends: ECONNREFUSED for the guest), "net" / "host" / "port" / "admin" (an ICMP or
+        ICMPv6 destination unreachable quoting the SYN, through the ICMP core's RFC 1122 /
+        RFC 4443 rules and rate limits: ENETUNREACH, EHOSTUNREACH, ECONNREFUSED, EHOSTUNREACH
+        or EACCES), or "silent" (nothing: the guest's SYN retries run out; its retransmissions
+        stay ignored until the request's lifetime ends).  0, ENOENT for a request unknown,
+        expired or already answered, EINVAL for another `how`."""
+        if how not in ICMP_UNREACH_CODES and how not in (REJECT_RST, REJECT_SILENT):
+            return errno.EINVAL
+        if how == REJECT_SILENT:
+            if self._fwd_pending:
+                self._expire_forwards(now)
+            held = self._fwd_pending.get(request_id)
+            if held is None or held.rejected:
+                return errno.ENOENT
+            held.rejected = True
+            self.stats.forward_rejected_silent += 1
+            return 0
+        p = self._take_forward(request_id, now)
+        if p is None:
+            return errno.ENOENT
+        seg, ip = p.seg, p.meta
+        if how == REJECT_RST:
+            self.stats.forward_rejected_rst += 1
+            self._reset_for(seg, ip.dst, ip.src, p.datalen, now, net6=p.net6, oif=ip.ifp)
+            return 0
+        self.stats.forward_rejected_icmp += 1
+        if p.net6:
+            if self.ipv6 is not None:
+                self.ipv6.icmp_error(ICMP6_DEST_UNREACH, ICMP6_UNREACH_CODES[how], 0, p.quote, ip.ifp, now)
+            return 0
+        if not isinstance(ip, IpMeta):
+            return 0
+        # the quote starts at the SYN's IP header: the ICMP core reads the addresses from `meta`
+        meta = IpMeta(ip.src, ip.dst, IPPROTO_TCP, ip.ttl, ip.tos, ip.hdr_len, ip.ifp, 0)
+        self.ipv4.send_icmp_error(DEST_UNREACH, ICMP_UNREACH_CODES[how], PacketBuffer(p.quote), meta, now, 0)
+        return 0
 
     def _passive_iss(self, seg: TcpRepr, ip: IpMeta | Ip6Meta, now: float, net6: bool = False) -> int:
         """With SYN cookies on, a SYN-ACK's ISN is the cookie, whether a child was made or

@@ -84,8 +84,8 @@ class TimerMixin(Tcb):
             if self.user_closed:
                 self.host.stats.orphan_timeouts += 1
             err = self.soft_error or errno.ETIMEDOUT
-            if st == State.SYN_RECEIVED:
-                self.destroy()
+            if st == State.SYN_RECEIVED and self.parent is not None:
+                self.destroy()                   # a listener's child: back to LISTEN, quietly
             else:
                 self.drop(err)                   # Linux tcp_write_err: no RST to a silent peer
             return

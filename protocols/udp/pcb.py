@@ -43,6 +43,9 @@ class UdpStats(Counters):
     icmp_ignored: int = 0       # quoting an unconnected socket: Linux tells only connected ones
     in_csum_zero: int = 0       # IPv6 with a zero checksum (RFC 8200 §8.1), also in in_csum_errors
     ignored_multi: int = 0      # IPv6 to a group no socket takes (Linux IgnoredMulti)
+    forwarded: int = 0          # datagrams no socket took, handed to udp.forwarder (a gateway)
+    forward_out: int = 0        # datagrams sent by forward_send (from a remote's address)
+    forward_icmp: int = 0       # errors asked for by forward_error (before the ICMP rate limits)
 
 
 class UdpPcb:

@@ -54,6 +54,7 @@ from ..ipv6.wire import HDR_LEN as IP6_HDR_LEN
 from ..ipv6.wire import MAX_PAYLOAD_LEN as IP6_MAX_PAYLOAD_LEN
 from ..ipv6.wire import pseudo_header_sum as pseudo_header_sum6
 from ..ports import EphemeralPorts
+from .forward import ICMP6_CODES, ICMP_CODES, UdpForward, invoking_datagram4, invoking_datagram6
 from .pcb import (
     INADDR_LOOPBACK,
     IPV6_PMTUDISC_DO,
@@ -65,7 +66,7 @@ from .pcb import (
     UdpPcb,
     UdpStats,
 )
-from .wire import _HDR, MAX_PAYLOAD, UDP_HLEN, UdpRepr, udp6_checksum, udp_checksum
+from .wire import _HDR, MAX_PAYLOAD, MAX_PAYLOAD6, UDP_HLEN, UdpRepr, udp6_checksum, udp_checksum
 
 if TYPE_CHECKING:
     from ..icmp import IcmpError
@@ -97,6 +98,9 @@ class Udp:
         # (ifindex, group, now) -> 0 or an errno; the Stack connects them, no-ops until then
         self.join_group: Callable[[int, int, float], int] = lambda ifindex, group, now: 0
         self.leave_group: Callable[[int, int, float], int] = lambda ifindex, group, now: 0
+        # A gateway's catch-all (forward.py, issue 13): set, a unicast datagram no socket takes
+        # goes to it instead of drawing a port unreachable; its replies leave by forward_send
+        self.forwarder: Callable[[UdpForward], None] | None = None
 
     def _interface_by_index(self, index: int) -> Interface | None:
         return next((ifp for ifp in self.ipv4.ifnet if ifp.index == index), None)
@@ -263,8 +267,15 @@ class Udp:
                 # Linux scores an IPv4 pcb above an AF_INET6 one as specific; those that take
                 # IPv4 (`::` without V6ONLY, unconnected) are all wildcards: after every IPv4 pcb
                 best = self._pick(self._dual_stack(ip, hdr), ip.src, hdr.src_port, ip.dst, hdr.dst_port)
+            ifp = ip.ifp
+            if best is not None and ifp is not None and ifp.transparent and not best.laddr \
+                    and not self.ipv4.ifnet.is_local(ip.dst):
+                best = None      # a wildcard socket takes only our own addresses (Linux, without TPROXY)
             targets = [best] if best is not None else []
         if not targets:
+            if self.forwarder is not None and not ip.bcast:
+                self._forward(socket.AF_INET, ip.src, hdr.src_port, ip.dst, hdr.dst_port, datagrams, ip.ifp, now)
+                return
             self.stats.no_ports += 1
             self.ipv4.send_icmp_error(3, 3, pkt, ip, now, 0)   # port unreachable (RFC 1122 §4.1.3.1)
             return
@@ -275,6 +286,100 @@ class Udp:
                 else:
                     self.stats.rcvbuf_errors += 1
                     self.stats.in_errors += 1
+
+    # --- the gateway's catch-all (forward.py) ------------------------------------------------------
+    def _forward(self, family: int, src: int, sport: int, dst: int, dport: int, datagrams: list[bytes],
+                 ifp: Interface | None, now: float) -> None:
+        forwarder = self.forwarder
+        if forwarder is None:
+            return
+        for data in datagrams:
+            self.stats.forwarded += 1
+            forwarder(UdpForward(family, src, sport, dst, dport, data, ifp, now))
+
+    def forward_send(self, family: int, src: int, sport: int, dst: int, dport: int,
+                     data: bytes | bytearray | memoryview, now: float) -> int:
+        """Send one datagram from (`src`, `sport`) -- a remote's address, when the route to `dst`
+        leaves by a transparent interface (Linux IP_TRANSPARENT), or one of ours -- to (`dst`,
+        `dport`), the guest.  No socket is involved; the IP layer fragments what exceeds the
+        MTU.  0 or an errno: EADDRNOTAVAIL for a source that may not be used, EMSGSIZE, the
+        route's."""
+        if not sport or not dport:
+            return errno.EINVAL
+        if family == socket.AF_INET6:
+            return self._forward_send6(src, sport, dst, dport, data, now)
+        err = self.ipv4.transparent_source(src, dst)
+        if err:
+            return err
+        if len(data) > MAX_PAYLOAD:
+            return errno.EMSGSIZE
+        pkt = PacketBuffer.from_payload(data)
+        _HDR.pack_into(pkt.prepend(UDP_HLEN), 0, sport, dport, UDP_HLEN + len(data), 0)
+        struct.pack_into("!H", pkt.view(), 6, udp_checksum(src, dst, pkt.view()))
+        err = self.ipv4.output(pkt, src, dst, IPPROTO_UDP, now)
+        if err:
+            self.stats.out_errors += 1
+            return err
+        self.stats.forward_out += 1
+        return 0
+
+    def _forward_send6(self, src: int, sport: int, dst: int, dport: int, data: bytes | bytearray | memoryview,
+                       now: float) -> int:
+        ipv6 = self.ipv6
+        if ipv6 is None:
+            return errno.EAFNOSUPPORT
+        err = ipv6.transparent_source(src, dst, now)
+        if err:
+            return err
+        if len(data) > MAX_PAYLOAD6:
+            return errno.EMSGSIZE
+        pkt = PacketBuffer.from_payload(data)
+        _HDR.pack_into(pkt.prepend(UDP_HLEN), 0, sport, dport, UDP_HLEN + len(data), 0)
+        struct.pack_into("!H", pkt.view(), 6, udp6_checksum(src, dst, pkt.view()))
+        err = ipv6.output(pkt, src, dst, IPPROTO_UDP, now)
+        if err:
+            self.stats.out_errors += 1
+            return err
+        self.stats.forward_out += 1
+        return 0
+
+    def forward_error(self, family: int, src: int, sport: int, dst: int, dport: int, kind: str, now: float, *,
+                      mtu: int = 0, length: int = 0) -> int:
+        """Tell the guest (`src`, `sport`) that its datagrams to (`dst`, `dport`) fail, as the
+        network would: an ICMP destination unreachable -- `kind` "port", "host", "net",
+        "admin" -- or "frag" with `mtu` (IPv4 fragmentation needed, RFC 1191; an IPv6 Packet
+        Too Big, RFC 8201), quoting a datagram of the flow of `length` payload octets.  The
+        ICMP cores' rules and rate limits apply (RFC 1122 §3.2.2, RFC 4443 §2.4).  0, or EINVAL
+        for another kind / a missing MTU, the route's errno when the guest is unreachable."""
+        if kind == "frag" and not mtu:
+            return errno.EINVAL
+        if family == socket.AF_INET6:
+            ipv6 = self.ipv6
+            if ipv6 is None:
+                return errno.EAFNOSUPPORT
+            if kind != "frag" and kind not in ICMP6_CODES:
+                return errno.EINVAL
+            hop6 = ipv6.route(src, now, None)
+            if isinstance(hop6, int):
+                return hop6
+            quote = invoking_datagram6(src, sport, dst, dport, length)
+            if kind == "frag":
+                ipv6.icmp_error(ICMP6_PACKET_TOO_BIG, 0, mtu, quote, hop6.ifp, now)
+            else:
+                ipv6.icmp_error(ICMP6_DEST_UNREACH, ICMP6_CODES[kind], 0, quote, hop6.ifp, now)
+            self.stats.forward_icmp += 1
+            return 0
+        code = ICMP_CODES.get(kind)
+        if code is None:
+            return errno.EINVAL
+        hop = self.ipv4.route(src, src=dst)
+        if isinstance(hop, int):
+            return hop
+        quote = invoking_datagram4(src, sport, dst, dport, length, df=kind == "frag")
+        meta = IpMeta(src, dst, IPPROTO_UDP, 64, 0, HDR_LEN, hop[0], 0)
+        self.ipv4.send_icmp_error(3, code, PacketBuffer(quote), meta, now, mtu & 0xFFFF if kind == "frag" else 0)
+        self.stats.forward_icmp += 1
+        return 0
 
     def _score(self, pcb: UdpPcb, ip: IpMeta, hdr: UdpRepr) -> int:
         """-1: no match.  Otherwise higher is more specific (Linux compute_score)."""
@@ -703,6 +808,13 @@ class Udp:
                 return
         else:
             best = self._lookup6(meta.dst, dport, meta.src, sport, ifindex)
+            ifp = meta.ifp
+            if best is not None and ifp is not None and ifp.transparent and not best.laddr \
+                    and not self.is_local6(meta.dst, 0, now):
+                best = None      # a wildcard socket takes only our own addresses (Linux, without TPROXY)
+            if best is None and self.forwarder is not None:
+                self._forward(socket.AF_INET6, meta.src, sport, meta.dst, dport, datagrams, meta.ifp, now)
+                return
             if best is None:
                 st.no_ports += 1
                 if self.ipv6 is not None:    # RFC 4443 §3.1 code 4, the ICMPv6 core rate-limits
