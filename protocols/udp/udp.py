@@ -306,37 +306,23 @@ class Udp:
         route's."""
         if not sport or not dport:
             return errno.EINVAL
+        net: Ipv4 | Ipv6
         if family == socket.AF_INET6:
-            return self._forward_send6(src, sport, dst, dport, data, now)
-        err = self.ipv4.transparent_source(src, dst)
+            if self.ipv6 is None:
+                return errno.EAFNOSUPPORT
+            net, limit, csum = self.ipv6, MAX_PAYLOAD6, udp6_checksum
+            err = net.transparent_source(src, dst, now)
+        else:
+            net, limit, csum = self.ipv4, MAX_PAYLOAD, udp_checksum
+            err = net.transparent_source(src, dst)
         if err:
             return err
-        if len(data) > MAX_PAYLOAD:
+        if len(data) > limit:
             return errno.EMSGSIZE
         pkt = PacketBuffer.from_payload(data)
         _HDR.pack_into(pkt.prepend(UDP_HLEN), 0, sport, dport, UDP_HLEN + len(data), 0)
-        struct.pack_into("!H", pkt.view(), 6, udp_checksum(src, dst, pkt.view()))
-        err = self.ipv4.output(pkt, src, dst, IPPROTO_UDP, now)
-        if err:
-            self.stats.out_errors += 1
-            return err
-        self.stats.forward_out += 1
-        return 0
-
-    def _forward_send6(self, src: int, sport: int, dst: int, dport: int, data: bytes | bytearray | memoryview,
-                       now: float) -> int:
-        ipv6 = self.ipv6
-        if ipv6 is None:
-            return errno.EAFNOSUPPORT
-        err = ipv6.transparent_source(src, dst, now)
-        if err:
-            return err
-        if len(data) > MAX_PAYLOAD6:
-            return errno.EMSGSIZE
-        pkt = PacketBuffer.from_payload(data)
-        _HDR.pack_into(pkt.prepend(UDP_HLEN), 0, sport, dport, UDP_HLEN + len(data), 0)
-        struct.pack_into("!H", pkt.view(), 6, udp6_checksum(src, dst, pkt.view()))
-        err = ipv6.output(pkt, src, dst, IPPROTO_UDP, now)
+        struct.pack_into("!H", pkt.view(), 6, csum(src, dst, pkt.view()))
+        err = net.output(pkt, src, dst, IPPROTO_UDP, now)
         if err:
             self.stats.out_errors += 1
             return err
