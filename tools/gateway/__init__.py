@@ -15,6 +15,8 @@ Modules:
             two-way), a sans-IO TimedCore
   hosttcp   the host side of a guest's TCP connection: connect(2) with a timeout, and what
             the guest is shown when it fails (RST, ICMP net/host/admin unreachable, silence)
+  tcp       the TCP side joined: held SYNs -> policy -> flow table -> host connect -> the
+            guest answered (forward_accept and the relay, or forward_reject)
   relay     the TCP relay between a guest connection and a host connection (backpressure,
             half-close, resets mapped across)
   hostudp   a UDP flow's host socket: connected, with the kernel's ICMP errors about it read

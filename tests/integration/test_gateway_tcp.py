@@ -1,0 +1,114 @@
+"""The gateway's TCP side end to end in one process (tools/gateway/tcp.py): a guest Stack
+connects through a gateway Stack whose interface is transparent; the gateway holds each SYN,
+connects a host socket on the kernel's loopback, then answers -- the connection spliced to
+the host's, or the host's failure shown to the guest."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import random
+import socket
+
+import pytest
+import trio
+
+from tools.gateway.flows import FlowConfig, FlowTable
+from tools.gateway.policy import AddressModel, Policy
+from tools.gateway.tcp import TcpGateway
+
+from .helpers import IP_B, two_stacks
+
+# the memory link's 10.0.0.0/24 read as slirp4netns's model: 10.0.0.2 (stack b) is the gateway
+MODEL = AddressModel.from_cidr("10.0.0.0/24")
+
+
+
+
+async def test_guest_reaches_the_host_through_the_gateway() -> None:
+    up, down = random.Random(5).randbytes(2 << 20), random.Random(6).randbytes(1 << 20)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with two_stacks("rawip", ipv6=False) as p:
+        p.ifb.transparent = True
+        gw = TcpGateway(p.sb, Policy(MODEL, allow_host_loopback=True), FlowTable(FlowConfig()))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(gw.run)
+            await trio.sleep(0)
+            guest = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
+            got: dict[str, bytes] = {}
+
+            async def host_side() -> None:
+                server = await listeners[0].accept()
+                parts = []
+                while data := await server.receive_some(1 << 20):
+                    parts.append(data)
+                got["up"] = b"".join(parts)
+                await server.send_all(down)
+                await server.aclose()
+
+            async def guest_side() -> None:
+                await guest.connect((IP_B, port))          # the gateway address: the host's loopback
+                await guest.sendall(up)
+                guest.shutdown(socket.SHUT_WR)
+                parts = []
+                while data := await guest.recv(1 << 20):
+                    parts.append(data)
+                got["down"] = b"".join(parts)
+                guest.close()
+
+            with trio.fail_after(60):
+                async with trio.open_nursery() as n:
+                    n.start_soon(host_side)
+                    n.start_soon(guest_side)
+                while len(gw.flows):                       # the relay ends once both ways closed
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    await listeners[0].aclose()
+    assert hashlib.sha256(got["up"]).digest() == hashlib.sha256(up).digest()
+    assert got["down"] == down
+    assert (gw.stats.relayed, gw.stats.octets_to_host, gw.stats.octets_to_guest) == (1, len(up), len(down))
+    assert len(gw.flows) == 0 and gw.flows.stats.closed == 1
+
+
+@pytest.mark.parametrize("where, expected", [
+    ("closed", errno.ECONNREFUSED),      # the host's connect is refused: an RST for the guest
+    ("policy", errno.ECONNREFUSED),      # host loopback off: refused as a closed port
+    ("neighbour", errno.EHOSTUNREACH),   # nobody else on the guest's subnet: host unreachable
+])
+async def test_refusals_reach_the_guest_as_a_network_would_show_them(where: str, expected: int) -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    closed = s.getsockname()[1]
+    s.close()
+    async with two_stacks("rawip", ipv6=False) as p:
+        p.ifb.transparent = True
+        policy = Policy(MODEL, allow_host_loopback=where != "policy")
+        gw = TcpGateway(p.sb, policy, FlowTable(FlowConfig()))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(gw.run)
+            await trio.sleep(0)
+            guest = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
+            dst = "10.0.0.77" if where == "neighbour" else IP_B
+            with pytest.raises(OSError) as info:
+                with trio.fail_after(30):
+                    await guest.connect((dst, closed))
+            assert info.value.errno == expected
+            nursery.cancel_scope.cancel()
+    assert gw.stats.relayed == 0 and len(gw.flows) == 0
+
+
+async def test_full_flow_table_refuses_new_connections() -> None:
+    async with two_stacks("rawip", ipv6=False) as p:
+        p.ifb.transparent = True
+        flows = FlowTable(FlowConfig(max_flows=0))
+        gw = TcpGateway(p.sb, Policy(MODEL, allow_host_loopback=True), flows)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(gw.run)
+            await trio.sleep(0)
+            guest = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
+            with pytest.raises(OSError) as info:
+                with trio.fail_after(30):
+                    await guest.connect((IP_B, 9))
+            assert info.value.errno == errno.ECONNREFUSED
+            nursery.cancel_scope.cancel()
+    assert gw.stats.refused_full == 1 and flows.stats.refused_full == 1

@@ -1,0 +1,119 @@
+"""The gateway's TCP side: every SYN the guest sends to an address the stack does not listen
+on reaches `on_syn` (the Tcp core's forwarder hook); the gateway decides where the flow goes
+(policy.Policy), takes a slot in the flow table, connects a host socket
+(hosttcp.connect_host) and only then answers the guest -- `forward_accept` and the two
+connections spliced (relay.relay), or `forward_reject` with what the host saw (issue 13,
+"TCP": ECONNREFUSED an RST, unreachable an ICMP, a timeout silence).
+
+`on_syn` runs inside the stack's input path, so it only queues the request (a bounded
+channel: beyond it the SYN is left to expire, and the guest retries); `run` serves the queue.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from protocols.tcp.forward import ForwardRequest
+from stack.stream import StreamSocket
+from stack.trio_compat import TrioSocket
+
+from .flows import FlowTable
+from .hosttcp import CONNECT_TIMEOUT, connect_host
+from .policy import Policy, Refuse
+from .relay import relay
+
+QUEUE = 1024                      # SYNs waiting for a task; the core holds at most its own bound
+
+
+@dataclass
+class TcpGatewayStats:
+    syns: int = 0
+    queue_full: int = 0           # left to expire: the guest's retry comes back later
+    refused_policy: int = 0
+    refused_full: int = 0         # the flow table was full: RST
+    refused_host: int = 0         # the host's connect failed: what it saw, mapped
+    relayed: int = 0
+    octets_to_host: int = 0
+    octets_to_guest: int = 0
+
+
+class TcpGateway:
+    def __init__(self, stack: Any, policy: Policy, flows: FlowTable, *, connect_timeout: float = CONNECT_TIMEOUT,
+                 format_addr: Callable[[int, int], str] | None = None) -> None:
+        self.stack = stack
+        self.policy = policy
+        self.flows = flows
+        self.connect_timeout = connect_timeout
+        self.stats = TcpGatewayStats()
+        self._send, self._receive = trio.open_memory_channel[ForwardRequest](QUEUE)
+        self._format = format_addr or _format_addr
+
+    def on_syn(self, req: ForwardRequest) -> None:
+        """The core's forwarder hook: queue the held SYN (never block the input path)."""
+        self.stats.syns += 1
+        try:
+            self._send.send_nowait(req)
+        except trio.WouldBlock:
+            self.stats.queue_full += 1
+
+    async def run(self) -> None:
+        """Serve held SYNs until cancelled, one task per flow."""
+        self.stack.tcp.forwarder = self.on_syn
+        try:
+            async with trio.open_nursery() as nursery:
+                async for req in self._receive:
+                    nursery.start_soon(self._flow, req)
+        finally:
+            self.stack.tcp.forwarder = None
+
+    def _reject(self, req: ForwardRequest, how: str) -> None:
+        self.stack.tcp.forward_reject(req.id, "silent" if how == "drop" else how, self.stack.now())
+
+    async def _flow(self, req: ForwardRequest) -> None:
+        dst = self._format(req.family, req.dst)
+        verdict = self.policy.outbound(dst, req.dport)
+        if isinstance(verdict, Refuse):
+            self.stats.refused_policy += 1
+            self._reject(req, verdict.how)
+            return
+        key = ("tcp", self._format(req.family, req.src), req.sport, dst, req.dport)
+        flow = self.flows.open(key, self.stack.now())
+        if flow is None:
+            self.stats.refused_full += 1
+            self._reject(req, "rst")
+            return
+        try:
+            host = await connect_host(verdict.host, verdict.port, timeout=self.connect_timeout)
+            if isinstance(host, Refuse):
+                self.stats.refused_host += 1
+                self._reject(req, host.how)
+                return
+            conn = self.stack.tcp.forward_accept(req.id, self.stack.now())
+            if conn is None:                       # expired meanwhile, or over memory: the guest retries
+                await host.aclose()
+                return
+            family = socket.AF_INET6 if req.family == socket.AF_INET6 else socket.AF_INET
+            pr = self.stack.protosw.find_proto(family, socket.IPPROTO_TCP, socket.SOCK_STREAM)
+            guest = trio.SocketStream(TrioSocket(StreamSocket(self.stack, family, socket.SOCK_STREAM,
+                                                              socket.IPPROTO_TCP, pr, pcb=conn)))
+            self.stats.relayed += 1
+            result = await relay(guest, host)
+            self.stats.octets_to_host += result.to_host.octets
+            self.stats.octets_to_guest += result.to_guest.octets
+            flow.octets_out, flow.octets_in = result.to_host.octets, result.to_guest.octets
+        finally:
+            self.flows.remove(key)
+
+
+def _format_addr(family: int, addr: int) -> str:
+    if family == socket.AF_INET6:
+        return str(ipaddress.IPv6Address(addr))
+    return socket.inet_ntoa(addr.to_bytes(4, "big"))
+
+
+__all__ = ["TcpGateway", "TcpGatewayStats"]
