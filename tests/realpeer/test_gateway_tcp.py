@@ -81,7 +81,7 @@ async def test_linux_guest_through_the_gateway(netns: NetnsHost, allow: bool) ->
         ifp.transparent = True
         gw = TcpGateway(st, Policy(AddressModel.from_cidr(), allow_host_loopback=allow), FlowTable())
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(gw.run)
+            await nursery.start(gw.run)
             if allow:
                 nursery.start_soon(host_server)
                 r = await run(netns.exec_argv(sys.executable, "-c", GUEST, str(port), str(SIZE)), timeout=120)

@@ -61,9 +61,12 @@ class TcpGateway:
         except trio.WouldBlock:
             self.stats.queue_full += 1
 
-    async def run(self) -> None:
-        """Serve held SYNs until cancelled, one task per flow."""
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve held SYNs until cancelled, one task per flow.  Start it with
+        `await nursery.start(gateway.run)`: SYNs are forwarded from then on (before, the core
+        answers them with RSTs as a host without the gateway would)."""
         self.stack.tcp.forwarder = self.on_syn
+        task_status.started()
         try:
             async with trio.open_nursery() as nursery:
                 async for req in self._receive:
