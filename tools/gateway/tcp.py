@@ -10,7 +10,6 @@ channel: beyond it the SYN is left to expire, and the guest retries); `run` serv
 """
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 
 import trio
 
+from protocols.addr import int_to_ip
+from protocols.ipv6.addr import int_to_ip6
 from protocols.tcp.forward import ForwardRequest
 from stack.stream import StreamSocket
 from stack.trio_compat import TrioSocket
@@ -114,9 +115,7 @@ class TcpGateway:
 
 
 def _format_addr(family: int, addr: int) -> str:
-    if family == socket.AF_INET6:
-        return str(ipaddress.IPv6Address(addr))
-    return socket.inet_ntoa(addr.to_bytes(4, "big"))
+    return int_to_ip6(addr) if family == socket.AF_INET6 else int_to_ip(addr)
 
 
 __all__ = ["TcpGateway", "TcpGatewayStats"]
