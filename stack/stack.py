@@ -342,7 +342,10 @@ class Stack:
         ip, plen = parse_prefix(addr)
         ia = self.ifnet.add_address(ifp, ip, plen)
         if plen < 32 and not ifp.flags & IFF_LOOPBACK:
-            self.routes.add((ia.network, plen), ifp, source=ip, proto="kernel")
+            try:
+                self.routes.add((ia.network, plen), ifp, source=ip, proto="kernel")
+            except FileExistsError:
+                pass        # a secondary address on the subnet: the primary's prefix route serves it (Linux)
         arp = self._arp.get(ifp.name)
         if arp is not None:
             arp.announce(ip, self.now())

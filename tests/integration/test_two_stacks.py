@@ -115,6 +115,17 @@ async def test_default_route_via_peer(kind: str, autojump_clock: trio.testing.Mo
             assert set(p.sa.arp_cache("m0").entries) == {ip_to_int(IP_B)}
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_secondary_address_on_the_subnet(kind: str, autojump_clock: trio.testing.MockClock) -> None:
+    # a second address in the interface's subnet is Linux's "secondary": no second prefix
+    # route (it was EEXIST), and it answers as the first does (the gateway's DNS address)
+    async with two_stacks(kind) as p:
+        net = IP_B.rsplit(".", 1)[0]
+        p.sb.add_address(p.ifb, f"{net}.77/24")
+        await p.sa.ping(f"{net}.77")
+        await p.sb.ping(IP_A, src=f"{net}.77")
+
+
 async def test_gateway_must_be_on_link() -> None:
     # add_route refuses a gateway no connected route reaches
     async with two_stacks() as p:

@@ -1,4 +1,4 @@
-"""`tunstack` command line: up, ping, nc, atm, demo, bench.
+"""`tunstack` command line: up, ping, nc, atm, gateway, demo, bench.
 
 Every command runs through tools/cli/command.py: SIGINT/SIGTERM/SIGHUP clean up and exit
 128+signal, and every error is one line, `tunstack: error: ...` (exit 2 for usage, 1 at
@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "SUNATM captures, signalling on VC 0/5 included.")
     demo.add_argument("--out", default="demo-out", help="directory for the pcaps and the summary (default demo-out/)")
     demo.add_argument("--memory", action="store_true", help="force the in-process (no root) variant")
+    sub.add_parser("gateway", help="user-mode networking for a network namespace or a container, as "
+                                   "slirp4netns and pasta (tunstack gateway --help)", add_help=False)
     sub.add_parser("bench", help="throughput, request/response, accepts/s and memory against pmd-pytcp, "
                                  "slirp4netns and a veth pair (tunstack bench --help)", add_help=False)
     return p
@@ -281,10 +283,16 @@ def check_ping_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and Path(sys.argv[0]).name == "slirp4netns":   # a symlink: rootlesskit, Podman
+        from tools.gateway.cli import slirp4netns_main
+        return slirp4netns_main(sys.argv[1:], version())
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = debug_enabled()
     while argv[:1] == ["--debug"]:                # `tunstack --debug bench` too
         debug, argv = True, argv[1:]
+    if argv[:1] == ["gateway"]:
+        from tools.gateway.cli import main as gateway_main  # its own options: tunstack gateway --help
+        return gateway_main(argv[1:], version(), debug)
     if argv[:1] == ["bench"]:
         from tools.bench.main import main as bench_main  # its own options: tunstack bench --help
         return run_sync_command("bench", lambda: bench_main(argv[1:]))

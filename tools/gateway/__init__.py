@@ -24,4 +24,6 @@ Modules:
   ping      guests' echo requests through unprivileged ping sockets (never a forged reply)
   dns       the DNS forwarder's core (sans-IO): upstreams from resolv.conf, the query table
   dns_serve the DNS forwarder under trio: 10.0.2.3:53 over UDP and TCP to the host's resolvers
+  main      a run: target namespace, device, Stack, the sides and services, ready, stop
+  cli       the command lines: `tunstack gateway ...` and slirp4netns 1.2's (compatibility mode)
 """

@@ -1,0 +1,185 @@
+"""`tunstack gateway` as a command (tools/gateway/cli.py, main.py) against the kernel: the
+--netns form serving a Linux guest namespace (curl to the host's loopback through the
+gateway address, the ready line, --stats, --pcap, SIGTERM), `-- COMMAND` (its exit status
+is ours), the PID form (stops when the PID exits), --ready-fd / --exit-fd, the refusal to
+serve our own namespace, and the slirp4netns compatibility name."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+
+from tools.lab.netns import NetnsHost
+
+from .conftest import require_real_peer
+from .helpers import kill_if_running, loss_percent, read_all, run
+
+REPO = Path(__file__).resolve().parents[2]
+TUNSTACK = [sys.executable, "-m", "tools.cli.main"]
+PAGE = bytes(range(256)) * 4096          # 1 MiB the guest fetches from the host's loopback
+
+
+async def _start(argv: list[str], **kw: object) -> tuple[trio.Process, str]:
+    """Start the gateway; return it and its `ready:` line."""
+    proc = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+                                            **kw)  # type: ignore[arg-type]
+    buf = b""
+    assert proc.stdout is not None and proc.stderr is not None
+    with trio.fail_after(30):
+        while b"\n" not in buf:
+            chunk = await proc.stdout.receive_some()
+            if not chunk:
+                raise AssertionError(f"gateway exited: {await read_all(proc.stderr)!r}")
+            buf += chunk
+    line = buf.decode().splitlines()[0]
+    assert line.startswith("ready: "), line
+    return proc, line
+
+
+async def _http_server(nursery: trio.Nursery) -> int:
+    """A one-page HTTP server on the host's 127.0.0.1; its port."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+    async def handler(stream: trio.SocketStream) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request and (chunk := await stream.receive_some(4096)):
+            request += chunk
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(PAGE))
+        await stream.send_all(PAGE)
+        await stream.aclose()
+
+    nursery.start_soon(trio.serve_listeners, handler, listeners)
+    return int(listeners[0].socket.getsockname()[1])
+
+
+async def test_netns_form_relays_reports_and_stops_on_sigterm(netns: NetnsHost, tmp_path: Path) -> None:
+    require_real_peer("curl")
+    pcap = tmp_path / "guest.pcap"
+    async with trio.open_nursery() as nursery:
+        port = await _http_server(nursery)
+        proc, ready = await _start([*TUNSTACK, "gateway", "--configure", "--allow-host-loopback", "--stats",
+                                    "--pcap", str(pcap), "--netns", netns.name])
+        try:
+            assert ("dev=tap0 kind=tap guest=10.0.2.100/24 gateway=10.0.2.2 dns=10.0.2.3 mtu=65520" in ready
+                    and "host-loopback=on" in ready and "offload=on" in ready), ready
+            shown = netns.ip("-br", "addr", "show", "tap0").stdout + netns.ip("route").stdout
+            assert "10.0.2.100/24" in shown and "default via 10.0.2.2 dev tap0" in shown, shown
+            assert "mtu 65520" in netns.ip("link", "show", "tap0").stdout
+            r = await run(netns.exec_argv("curl", "-sS", "-m", "20", f"http://10.0.2.2:{port}/"), timeout=30)
+            assert r.returncode == 0 and r.stdout == PAGE, r.stderr
+            r = await run(netns.exec_argv("ping", "-c", "1", "-W", "3", "10.0.2.2"))
+            assert loss_percent(r.stdout) == 0
+            proc.send_signal(signal.SIGTERM)
+            with trio.fail_after(20):
+                await proc.wait()
+            assert proc.returncode == 128 + signal.SIGTERM
+            assert proc.stderr is not None
+            err = (await read_all(proc.stderr)).decode()
+            assert "SIGTERM: shutting down" in err
+            stats = json.loads(err[err.index("{"):])
+            assert stats["flows"]["opened"] >= 1 and stats["tcp_gateway"]["relayed"] >= 1
+            assert stats["tcp_gateway"]["octets_to_guest"] >= len(PAGE)
+            data = pcap.read_bytes()
+            assert data[:4] == bytes.fromhex("d4c3b2a1") and int.from_bytes(data[20:24], "little") == 1  # Ethernet
+            assert len(data) > len(PAGE)
+            assert netns.ip("link", "show", "tap0", check=False).returncode != 0     # nothing left behind
+        finally:
+            await kill_if_running(proc)
+        nursery.cancel_scope.cancel()
+
+
+async def test_command_form_exits_with_the_commands_status() -> None:
+    require_real_peer()
+    script = "ip -br addr show tap0; ip route; exit 7"
+    r = await run([*TUNSTACK, "gateway", "--", "sh", "-c", script], timeout=60)
+    out = r.stdout.decode()
+    assert r.returncode == 7, r.stderr
+    assert out.startswith("ready: ") and "10.0.2.100/24" in out and "default via 10.0.2.2 dev tap0" in out, out
+
+
+async def test_pid_form_stops_when_the_process_exits() -> None:
+    require_real_peer()
+    target = await trio.lowlevel.open_process(["unshare", "--net", "sleep", "60"])
+    try:
+        await trio.sleep(0.3)            # unshare has made the namespace and exec'd sleep
+        proc, ready = await _start([*TUNSTACK, "gateway", "-c", str(target.pid)])
+        try:
+            target.kill()
+            with trio.fail_after(20):
+                await proc.wait()
+            assert proc.returncode == 0
+        finally:
+            await kill_if_running(proc)
+    finally:
+        await kill_if_running(target)
+
+
+async def test_ready_fd_and_exit_fd(netns: NetnsHost) -> None:
+    require_real_peer()
+    ready_r, ready_w = os.pipe()
+    exit_r, exit_w = os.pipe()
+    try:
+        proc, _ = await _start([*TUNSTACK, "gateway", "--ready-fd", str(ready_w), "--exit-fd", str(exit_r),
+                                "--netns", netns.name], pass_fds=(ready_w, exit_r))
+        os.close(ready_w)
+        ready_w = -1
+        assert os.read(ready_r, 8) == b"1" and os.read(ready_r, 8) == b""      # "1", then closed
+        try:
+            os.close(exit_w)                  # the other end closed: stop (slirp4netns -e)
+            exit_w = -1
+            with trio.fail_after(20):
+                await proc.wait()
+            assert proc.returncode == 0
+        finally:
+            await kill_if_running(proc)
+    finally:
+        for fd in (ready_r, ready_w, exit_r, exit_w):
+            if fd >= 0:
+                os.close(fd)
+
+
+async def test_own_namespace_is_refused() -> None:
+    require_real_peer()
+    r = await run([*TUNSTACK, "gateway", "--netns", "/proc/self/ns/net"], timeout=30)
+    assert r.returncode == 1
+    assert r.stderr.decode().strip() == ("tunstack: error: /proc/self/ns/net is our own network namespace: "
+                                         "a gateway serves another one")
+
+
+async def test_invoked_as_slirp4netns(netns: NetnsHost, tmp_path: Path) -> None:
+    require_real_peer()
+    shim = tmp_path / "slirp4netns"
+    shim.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
+                    "from tools.cli.main import main\nsys.exit(main())\n")
+    shim.chmod(0o755)
+    r = await run([str(shim), "--help"])
+    assert r.returncode == 0 and b"--netns-type" in r.stdout
+    ready_r, ready_w = os.pipe()
+    try:
+        proc = await trio.lowlevel.open_process(
+            [str(shim), "--configure", "--mtu=1500", "--disable-host-loopback", f"--ready-fd={ready_w}",
+             "--netns-type=path", f"/run/netns/{netns.name}", "tap1"], pass_fds=(ready_w,),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        os.close(ready_w)
+        ready_w = -1
+        try:
+            with trio.fail_after(30):
+                assert await trio.to_thread.run_sync(os.read, ready_r, 8) == b"1"
+            assert "mtu 1500" in netns.ip("link", "show", "tap1").stdout
+            r = await run(netns.exec_argv("ping", "-c", "1", "-W", "3", "10.0.2.2"))
+            assert loss_percent(r.stdout) == 0
+            proc.send_signal(signal.SIGINT)
+            with trio.fail_after(20):
+                await proc.wait()
+            assert proc.returncode == 130
+        finally:
+            await kill_if_running(proc)
+    finally:
+        os.close(ready_r)
+        if ready_w >= 0:
+            os.close(ready_w)
