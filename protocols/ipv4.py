@@ -192,6 +192,11 @@ class Ipv4:
             return
         dst = ip.dst
         bcast = False
+        if dst >> 24 == 127 and ifp is not self.loopback:
+            # a martian destination (RFC 1122 §3.2.1.3: 127/8 never appears outside a host;
+            # Linux ip_route_input_slow without route_localnet) -- our 127.0.0.1 is not for the wire
+            self.stats.in_addr_errors += 1
+            return
         if not self.ifnet.is_local(dst):
             if ifp.is_broadcast(dst) or (is_multicast(dst) and self._joined(ifp, dst)):
                 bcast = True

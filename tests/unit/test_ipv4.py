@@ -126,6 +126,18 @@ def test_own_or_broadcast_source_from_the_wire_dropped(host: Host, udp: Recorder
     assert host.ipv4.stats.in_martians == 1 and udp.got == []
 
 
+@pytest.mark.parametrize("transparent", [False, True])
+def test_loopback_destination_from_the_wire_dropped(host: Host, udp: Recorder, transparent: bool) -> None:
+    # RFC 1122 §3.2.1.3: 127/8 never appears outside a host -- a frame to 127.0.0.1 is a
+    # martian destination on any interface but lo, even a gateway's transparent one (it
+    # was delivered to the stack's own loopback address)
+    host.eth0.transparent = transparent
+    host.add_interface("lo", "127.0.0.1", 8, 65536)          # 127.0.0.1 is ours, on another interface
+    deliver(host, ip_packet(PEER, "127.0.0.1", UDP, b"x"))
+    deliver(host, ip_packet(PEER, "127.0.0.2", UDP, b"x"))
+    assert host.ipv4.stats.in_addr_errors == 2 and udp.got == []
+
+
 def test_not_for_us_dropped(host: Host, udp: Recorder) -> None:
     # RFC 1122 §3.3.1: a host does not forward
     deliver(host, ip_packet(PEER, "10.0.0.99", UDP, b"x"))

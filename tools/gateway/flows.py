@@ -37,6 +37,7 @@ class FlowStats(Counters):
     closed: int = 0            # removed by their owner (a TCP relay that ended)
     expired: int = 0           # UDP / ping flows idle past their timeout
     refused_full: int = 0      # new flows beyond max_flows
+    peak: int = 0              # the most flows open at once (never above max_flows)
 
 
 @dataclass(eq=False)
@@ -79,6 +80,7 @@ class FlowTable:
         flow = Flow(key, now, now, state=state)
         self.flows[key] = flow
         self.stats.opened += 1
+        self.stats.peak = max(self.stats.peak, len(self.flows))
         self._arm(flow, now)
         return flow
 
