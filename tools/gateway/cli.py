@@ -28,6 +28,7 @@ from .flows import FlowConfig
 from .main import GatewayOptions, run_gateway
 from .nsenter import NamespaceError, NamespaceTarget
 from .policy import DEFAULT_CIDR, DEFAULT_CIDR6, DEFAULT_MTU, AddressModel
+from .relay import RelayBudget
 
 MIN_MTU, MAX_MTU = 68, 65521        # slirp4netns: 68 .. 65521 (its TAP's limit)
 
@@ -104,6 +105,9 @@ def build_parser(prog: str = "tunstack gateway") -> argparse.ArgumentParser:
     lim.add_argument("--max-flows", type=int, default=FlowConfig.max_flows,
                      help=f"flows (TCP connections, UDP associations, pings) at once (default "
                           f"{FlowConfig.max_flows}); new ones beyond are refused and counted")
+    lim.add_argument("--max-buffer", type=int, default=RelayBudget.total >> 20, metavar="MIB",
+                     help=f"MiB the TCP relays may hold at once (default {RelayBudget.total >> 20}; a bulk flow "
+                          f"reads up to 256 KiB a time while the total allows); new flows beyond are refused")
     lim.add_argument("--udp-timeout", type=float, default=FlowConfig.udp_one_way,
                      help=f"seconds a UDP flow with no reply lives idle (default {FlowConfig.udp_one_way:g})")
     lim.add_argument("--udp-stream-timeout", type=float, default=FlowConfig.udp_two_way,
@@ -131,6 +135,8 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
         p.error(f"--mtu must be within {MIN_MTU}..{MAX_MTU}")
     if args.max_flows < 1:
         p.error("--max-flows must be at least 1")
+    if args.max_buffer < 1:
+        p.error("--max-buffer must be at least 1 (MiB)")
     if not (args.udp_timeout > 0 and args.udp_stream_timeout > 0):
         p.error("--udp-timeout and --udp-stream-timeout must be > 0")
     for fd_opt in ("ready_fd", "exit_fd"):
@@ -176,7 +182,8 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
         allow_metadata=args.allow_metadata, dns=dns,
         flows=FlowConfig(max_flows=args.max_flows, udp_one_way=args.udp_timeout,
                          udp_two_way=args.udp_stream_timeout),
-        ready_fd=args.ready_fd, exit_fd=args.exit_fd, pcap=args.pcap, stats=args.stats, debug=args.debug)
+        max_buffer=args.max_buffer << 20, ready_fd=args.ready_fd, exit_fd=args.exit_fd, pcap=args.pcap,
+        stats=args.stats, debug=args.debug)
 
 
 def options_from_slirp4netns(a: Slirp4netnsArgs) -> GatewayOptions:

@@ -48,6 +48,7 @@ from .ifconfig import configure_interface
 from .lifecycle import signal_ready, wait_exit_fd, wait_namespace_file_gone, wait_process_exit
 from .nsenter import NamespacedChild, NamespaceTarget, netns_opener, same_namespace, spawn_in_new_namespaces
 from .policy import DEFAULT_MTU, AddressModel, Policy
+from .relay import RelayBudget
 from .tcp import TcpGateway
 
 NOFILE_WANTED = 65536        # a host socket per flow: --max-flows 4096 needs more than the usual 1024
@@ -72,6 +73,7 @@ class GatewayOptions:
     allow_metadata: bool = False
     dns: DnsConfig = field(default_factory=DnsConfig)
     flows: FlowConfig = field(default_factory=FlowConfig)
+    max_buffer: int = RelayBudget.total           # octets all TCP relays may hold at once
     tcp_forwards: list[PortForwardSpec] = field(default_factory=list)
     udp_forwards: list[PortForwardSpec] = field(default_factory=list)
     api_socket: str | None = None
@@ -97,7 +99,9 @@ class Gateway:
 
     def counters(self) -> dict[str, Any]:
         out: dict[str, Any] = {"flows": {**vars(self.flows.stats), "open": len(self.flows)},
-                               "tcp_gateway": vars(self.tcp.stats)}
+                               "tcp_gateway": vars(self.tcp.stats),
+                               "relay_buffers": {"total": self.tcp.budget.total, "in_use": self.tcp.budget.in_use,
+                                                 "peak": self.tcp.budget.peak, "squeezed": self.tcp.budget.squeezed}}
         for name, service in self.services.items():
             out[name] = vars(service.stats) if hasattr(service.stats, "__dict__") else service.stats
         out["stack"] = self.stack.stats()
@@ -288,7 +292,7 @@ async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, child: Name
                     allow_metadata=options.allow_metadata)
     flows = FlowTable(options.flows)
     st.timers.register(flows)
-    tcp = TcpGateway(st, policy, flows)
+    tcp = TcpGateway(st, policy, flows, budget=RelayBudget(total=options.max_buffer))
     gw = Gateway(options, st, ndd, policy, flows, tcp)
     status = 0
     async with trio.open_nursery() as nursery:

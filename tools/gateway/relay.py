@@ -2,11 +2,11 @@
 connection (a kernel socket), what passt, libslirp and VPNKit each do for every flow.
 
 The rules (issue 13, "TCP"):
-  * backpressure end to end: each direction moves at most `chunk` octets at a time and reads
-    the next chunk only once the other side has taken the last one (`send_all` returned), so
-    the relay holds at most one chunk per direction; the rest waits in the two socket
-    buffers, whose windows then close towards the faster peer -- memory stays bounded
-    whatever the peers do;
+  * backpressure end to end: each direction moves at most one read (`chunk` octets, or what
+    a shared RelayBudget grants: 8-256 KiB) at a time and reads again only once the other
+    side has taken the last one (`send_all` returned), so the relay holds at most one read
+    per direction; the rest waits in the two socket buffers, whose windows then close
+    towards the faster peer -- memory stays bounded whatever the peers do;
   * half-close: EOF from one side (the guest's FIN, or the host's EOF) becomes
     shutdown(SHUT_WR) on the other once everything read before it has been handed over, and
     the other direction keeps flowing until its own EOF;
@@ -59,36 +59,79 @@ async def reset_stream(stream: trio.abc.AsyncResource) -> None:
     await trio.aclose_forcefully(stream)
 
 
+@dataclass
+class RelayBudget:
+    """The octets every relay of a gateway may hold at once (issue 13, "Limits": a total
+    buffer cap beside the per-flow one).  Each direction reserves its next read before it
+    reads and releases it once the other side took the data.  A direction whose reads come
+    back full doubles its read size up to `chunk_max` while the total allows -- a bulk flow
+    moves 256 KiB per trip through the loop (the per-chunk cost, not the copying, bounds a
+    Python relay: 0.54 -> 0.34 CPU s per Gbit/s measured) -- and falls back to `chunk_min`
+    after a short read, so an idle flow holds 8 KiB a direction.  Past the total a read gets
+    `chunk_min` (counted in `squeezed`): the bound is `total` plus `chunk_min` per direction."""
+    total: int = 64 << 20
+    chunk_min: int = 8 << 10
+    chunk_max: int = 256 << 10
+    in_use: int = 0
+    peak: int = 0
+    squeezed: int = 0
+
+    def reserve(self, want: int) -> int:
+        grant = want if self.in_use + want <= self.total else self.chunk_min
+        if grant < want:
+            self.squeezed += 1
+        self.in_use += grant
+        self.peak = max(self.peak, self.in_use)
+        return grant
+
+    def release(self, n: int) -> None:
+        self.in_use -= n
+
+    @property
+    def exhausted(self) -> bool:
+        """No room for another flow's reads: new flows are refused."""
+        return self.in_use + 2 * self.chunk_min > self.total
+
+
 async def _copy(src: trio.abc.HalfCloseableStream, dst: trio.abc.HalfCloseableStream, way: Direction,
-                chunk: int) -> None:
-    """Move src's octets to dst until src's EOF (then SHUT_WR on dst), one chunk at a time."""
+                budget: RelayBudget) -> None:
+    """Move src's octets to dst until src's EOF (then SHUT_WR on dst), one read at a time."""
+    size = budget.chunk_min
     while True:
+        n = budget.reserve(size)
         try:
-            data = await src.receive_some(chunk)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            way.reset = True
-            raise
-        if not data:
-            way.eof = True
             try:
-                await dst.send_eof()
+                data = await src.receive_some(n)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass              # the other side is gone too: its own direction reports it
-            return
-        await dst.send_all(data)   # waits while dst's buffer is full: the backpressure
+                way.reset = True
+                raise
+            if not data:
+                way.eof = True
+                try:
+                    await dst.send_eof()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass          # the other side is gone too: its own direction reports it
+                return
+            await dst.send_all(data)   # waits while dst's buffer is full: the backpressure
+        finally:
+            budget.release(n)
         way.octets += len(data)
+        size = min(2 * size, budget.chunk_max) if len(data) == n else budget.chunk_min
 
 
 async def relay(guest: trio.abc.HalfCloseableStream, host: trio.abc.HalfCloseableStream, *,
-                chunk: int = CHUNK) -> RelayResult:
+                chunk: int = CHUNK, budget: RelayBudget | None = None) -> RelayResult:
     """Splice the two streams until both directions have ended (or one side resets); both
-    streams are closed on return -- reset when the other side reset."""
+    streams are closed on return -- reset when the other side reset.  Without a shared
+    `budget` the flow reads at most `chunk` octets at a time per direction."""
     result = RelayResult()
+    if budget is None:
+        budget = RelayBudget(total=1 << 62, chunk_min=chunk, chunk_max=chunk)
 
     async def one_way(src: trio.abc.HalfCloseableStream, dst: trio.abc.HalfCloseableStream,
                       way: Direction, cancel: trio.CancelScope) -> None:
         try:
-            await _copy(src, dst, way, chunk)
+            await _copy(src, dst, way, budget)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             if not way.reset:
                 # dst failed under send_all: it is dst's side that reset
@@ -111,4 +154,4 @@ async def relay(guest: trio.abc.HalfCloseableStream, host: trio.abc.HalfCloseabl
     return result
 
 
-__all__ = ["CHUNK", "Direction", "RelayResult", "relay", "reset_stream"]
+__all__ = ["CHUNK", "Direction", "RelayBudget", "RelayResult", "relay", "reset_stream"]

@@ -26,7 +26,7 @@ from stack.trio_compat import TrioSocket
 from .flows import FlowTable
 from .hosttcp import CONNECT_TIMEOUT, connect_host
 from .policy import Policy, Refuse
-from .relay import relay
+from .relay import RelayBudget, relay
 
 QUEUE = 1024                      # SYNs waiting for a task; the core holds at most its own bound
 
@@ -37,6 +37,7 @@ class TcpGatewayStats:
     queue_full: int = 0           # left to expire: the guest's retry comes back later
     refused_policy: int = 0
     refused_full: int = 0         # the flow table was full: RST
+    refused_memory: int = 0       # the relays' total buffer cap was reached: RST
     refused_host: int = 0         # the host's connect failed: what it saw, mapped
     relayed: int = 0
     octets_to_host: int = 0
@@ -45,10 +46,11 @@ class TcpGatewayStats:
 
 class TcpGateway:
     def __init__(self, stack: Any, policy: Policy, flows: FlowTable, *, connect_timeout: float = CONNECT_TIMEOUT,
-                 format_addr: Callable[[int, int], str] | None = None) -> None:
+                 format_addr: Callable[[int, int], str] | None = None, budget: RelayBudget | None = None) -> None:
         self.stack = stack
         self.policy = policy
         self.flows = flows
+        self.budget = budget or RelayBudget()
         self.connect_timeout = connect_timeout
         self.stats = TcpGatewayStats()
         self._send, self._receive = trio.open_memory_channel[ForwardRequest](QUEUE)
@@ -85,6 +87,10 @@ class TcpGateway:
             self.stats.refused_policy += 1
             self._reject(req, verdict.how)
             return
+        if self.budget.exhausted:
+            self.stats.refused_memory += 1
+            self._reject(req, "rst")
+            return
         key = ("tcp", self._format(req.family, req.src), req.sport, dst, req.dport)
         flow = self.flows.open(key, self.stack.now())
         if flow is None:
@@ -106,7 +112,7 @@ class TcpGateway:
             guest = trio.SocketStream(TrioSocket(StreamSocket(self.stack, family, socket.SOCK_STREAM,
                                                               socket.IPPROTO_TCP, pr, pcb=conn)))
             self.stats.relayed += 1
-            result = await relay(guest, host)
+            result = await relay(guest, host, budget=self.budget)
             self.stats.octets_to_host += result.to_host.octets
             self.stats.octets_to_guest += result.to_guest.octets
             flow.octets_out, flow.octets_in = result.to_host.octets, result.to_guest.octets
