@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import trio
 
+from protocols.sockopt import IPV6_TRANSPARENT
+from stack.trio_compat import TrioSocket
 from tools.gateway.args import AddHostFwd, parse_port_spec
 from tools.gateway.policy import AddressModel
 from tools.gateway.portfwd import ForwardError, PortForwarder
@@ -256,3 +258,42 @@ async def test_table_add_spec_remove_and_errors() -> None:
         with pytest.raises(ForwardError, match="auto"):
             await fwd.add_spec(parse_port_spec("tcp", "auto"))
         assert await fwd.add_spec(parse_port_spec("tcp", "none")) == []
+
+
+async def test_ipv6_transparent_connect_from_a_foreign_source() -> None:
+    """IPV6_TRANSPARENT end to end: the gateway Stack connects to an IPv6 guest from an
+    address it does not have; the guest's replies come back by the transparent interface and
+    reach the connection by its 4-tuple (Tcp.input6), never the forwarder."""
+    foreign = ("2001:db8:77::7", 41000)
+    async with two_stacks("rawip", ipv6=True) as p:
+        p.ifb.transparent = True
+        p.sa.add_address(p.ifa, "fd00:1::1/64", dad=False)
+        p.sb.add_address(p.ifb, "fd00:1::2/64", dad=False)
+        p.sa.add_route("::/0", "fd00:1::2")
+        held: list[object] = []
+        p.sb.tcp.forwarder = held.append                   # a gateway's hook: it must see nothing
+        seen: list[tuple[str, int]] = []
+        srv = p.sa.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        srv.bind(("::", 8080))
+        srv.listen(2)
+        with trio.fail_after(30):
+            plain = p.sb.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            with pytest.raises(OSError) as info:
+                plain.bind(foreign)
+            assert info.value.errno == errno.EADDRNOTAVAIL
+            plain.close()
+            c = TrioSocket(p.sb.socket(socket.AF_INET6, socket.SOCK_STREAM))
+            c.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
+            await c.bind(foreign)
+            async with trio.open_nursery() as n:
+                async def accept() -> None:
+                    conn, peer = await srv.accept()
+                    seen.append(peer[:2])
+                    await conn.sendall(await conn.recv(100))
+                    conn.close()
+                n.start_soon(accept)
+                await c.connect(("fd00:1::1", 8080))
+                await c.send(b"six")
+                assert await c.recv(100) == b"six"
+            c.close()
+    assert seen == [foreign] and held == []
