@@ -56,7 +56,7 @@ while True:
     threading.Thread(target=serve, args=(c, peer), daemon=True).start()
 """
 TCP_CLIENT = """
-import hashlib, socket, sys
+import hashlib, socket, sys, threading
 host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 s = socket.create_connection((host, port), timeout=30)
 buf = b""
@@ -66,15 +66,19 @@ while b"\\n" not in buf:
         print("closed", s.getsockname()[1]); sys.exit()
     buf += d
 line, _, rest = buf.partition(b"\\n")
+got = hashlib.sha256(rest); n = [len(rest)]
+def read():
+    while d := s.recv(1 << 20):
+        got.update(d); n[0] += len(d)
+reader = threading.Thread(target=read)     # the echo comes back while we send: read it meanwhile
+reader.start()
 data = bytes((i * 13 + 5) & 0xFF for i in range(65536))
 left = size
 while left:
     chunk = data[:min(left, len(data))]; s.sendall(chunk); left -= len(chunk)
 s.shutdown(socket.SHUT_WR)
-got = hashlib.sha256(rest); n = len(rest)
-while d := s.recv(1 << 20):
-    got.update(d); n += len(d)
-print(line.decode(), s.getsockname()[1], got.hexdigest(), n)
+reader.join()
+print(line.decode(), s.getsockname()[1], got.hexdigest(), n[0])
 """
 UDP_CLIENT = """
 import socket, sys
