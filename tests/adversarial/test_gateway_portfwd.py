@@ -15,12 +15,15 @@ import socket
 import sys
 import time
 import tracemalloc
+from collections.abc import AsyncIterator
 
+import pytest
 import trio
 
 from tests.realpeer.helpers import run
-from tests.realpeer.test_gateway_portfwd import Topology, free_port, topology  # noqa: F401  (fixture)
+from tests.realpeer.test_gateway_portfwd import Topology, free_port, open_topology
 from tools.gateway.args import parse_port_spec
+from tools.lab.netns import NetnsHost
 
 from .conftest import soak
 
@@ -30,6 +33,12 @@ MAX_UDP_FLOWS = 64
 MAX_CONNECTIONS = 16
 CPU_PER_DATAGRAM = 0.005      # seconds: measured 0.28 ms here under tracemalloc (see the commit), ~20x slack
 MEMORY_BOUND = 16 << 20       # bytes traced after the flood: 64 flows and their buffers, measured 0.4 MiB
+
+@pytest.fixture
+async def topology(netns: NetnsHost) -> AsyncIterator[Topology]:
+    async with open_topology(netns) as topo:
+        yield topo
+
 
 UDP_FLOOD = """
 import socket, sys

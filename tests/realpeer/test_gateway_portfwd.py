@@ -18,6 +18,7 @@ import shutil
 import socket
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,8 +137,10 @@ class Topology:
     nursery: trio.Nursery
 
 
-@pytest.fixture
-async def topology(netns: NetnsHost) -> AsyncIterator[Topology]:
+@asynccontextmanager
+async def open_topology(netns: NetnsHost) -> AsyncIterator[Topology]:
+    """The guest behind a gateway Stack with a PortForwarder running, and the client namespace
+    on its veth; everything deleted on the way out (the adversarial suite uses it too)."""
     require_real_peer()
     client = NetnsHost.create(unique_name())
     root_dev, client_dev = unique_name("tv"), unique_name("tv")
@@ -166,6 +169,12 @@ async def topology(netns: NetnsHost) -> AsyncIterator[Topology]:
             await kill_if_running(server)
         ip("link", "del", root_dev, check=False)
         client.delete()
+
+
+@pytest.fixture
+async def topology(netns: NetnsHost) -> AsyncIterator[Topology]:
+    async with open_topology(netns) as topo:
+        yield topo
 
 
 async def tcp_through(topo: Topology, port: int, size: int) -> tuple[str, int, int]:
