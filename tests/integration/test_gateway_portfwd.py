@@ -297,3 +297,22 @@ async def test_ipv6_transparent_connect_from_a_foreign_source() -> None:
                 assert await c.recv(100) == b"six"
             c.close()
     assert seen == [foreign] and held == []
+
+
+async def test_a_spec_without_an_address_listens_on_both_families() -> None:
+    """-t PORT:GUEST binds [::]:PORT dual-stack, as pasta binds both: a client over IPv4
+    (v4-mapped on the socket) and one over IPv6 loopback both reach the guest, both shown as
+    the gateway address."""
+    port = free_port()
+    async with gateway() as (p, fwd, nursery):
+        seen: list[tuple[str, int]] = []
+        nursery.start_soon(tcp_server(p, 8080, seen))
+        (entry,) = await fwd.add_spec(parse_port_spec("tcp", f"{port}:8080"))
+        assert (entry.host_addr, entry.host_port, entry.guest_addr) == ("::", port, IP_A)
+        with trio.fail_after(30):
+            for host in ("127.0.0.1", "::1"):
+                c = await trio.open_tcp_stream(host, port)
+                await c.send_all(host.encode())
+                assert await c.receive_some(100) == host.encode()
+                await c.aclose()
+    assert [addr for addr, _ in seen] == [IP_B, IP_B] and fwd.stats.source_substituted == 2
