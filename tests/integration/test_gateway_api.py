@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from tools.gateway.api import ApiServer, bind_unix
-from tools.gateway.portfwd import PortForwarder
+from tools.gateway.api import ApiServer, bind_unix, start_forwarding
+from tools.gateway.args import parse_port_spec
+from tools.gateway.portfwd import ForwardError, PortForwarder
 
 from .helpers import Pair
 from .test_gateway_portfwd import IP_A, MODEL, free_port, gateway, tcp_server
@@ -147,3 +148,21 @@ async def test_default_guest_comes_from_the_model(tmp_path: Path) -> None:
         plain = PortForwarder(p.sb, MODEL)
         server = ApiServer(plain, str(tmp_path / "x.sock"))
     assert server.default_guest == "10.0.0.100" == plain.guest_addr
+
+
+async def test_start_forwarding_binds_the_specs_and_the_api(tmp_path: Path) -> None:
+    """What the command starts for -t/-u/-a: every spec's forwards, then the API socket, whose
+    list shows them with their ids; a spec that cannot bind is one ForwardError."""
+    path = tmp_path / "api.sock"
+    tport, uport = free_port(), free_port(socket.SOCK_DGRAM)
+    async with gateway() as (p, _fwd, nursery):
+        specs = [parse_port_spec("tcp", f"127.0.0.1/{tport}:80"), parse_port_spec("udp", f"127.0.0.1/{uport}:53")]
+        fwd, server = await start_forwarding(nursery, p.sb, MODEL, specs, str(path), guest_addr=IP_A,
+                                             max_connections=8)
+        assert server is not None and fwd.max_connections == 8
+        with trio.fail_after(30):
+            listed = json.loads(await ask(path, b'{"execute": "list_hostfwd"}'))
+        assert [(e["id"], e["proto"], e["host_port"], e["guest_port"]) for e in listed["entries"]] == \
+            [(1, "tcp", tport, 80), (2, "udp", uport, 53)]
+        with pytest.raises(ForwardError, match="slirp_add_hostfwd failed"):
+            await start_forwarding(nursery, p.sb, MODEL, [specs[0]])          # the port is taken now

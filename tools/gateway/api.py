@@ -20,7 +20,9 @@ import json
 import os
 import socket
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -31,6 +33,7 @@ from .args import (
     AddHostFwd,
     ApiError,
     ListHostFwd,
+    PortForwardSpec,
     RemoveHostFwd,
     format_add_reply,
     format_list_reply,
@@ -38,6 +41,7 @@ from .args import (
     parse_api_request,
     remove_unknown_id,
 )
+from .policy import AddressModel
 from .portfwd import ForwardError, PortForwarder
 
 MAX_CLIENTS = 16
@@ -136,6 +140,23 @@ class ApiServer:
         return ApiError(desc).encode()
 
 
+async def start_forwarding(nursery: trio.Nursery, stack: object, model: AddressModel,
+                           specs: Sequence[PortForwardSpec] = (), api_socket: str | None = None,
+                           **limits: Any) -> tuple[PortForwarder, ApiServer | None]:
+    """What `tunstack gateway -t/-u/-a` starts, in `nursery`: the forwarder with every spec's
+    forwards bound (ForwardError, one line, when one cannot be), and the API socket when asked
+    for (OSError when its path cannot be taken).  `limits`: PortForwarder's keywords."""
+    forwarder = PortForwarder(stack, model, **limits)
+    await nursery.start(forwarder.run)
+    for spec in specs:
+        await forwarder.add_spec(spec)
+    server = None
+    if api_socket is not None:
+        server = ApiServer(forwarder, api_socket)
+        await nursery.start(server.run)
+    return forwarder, server
+
+
 def _complete(buf: bytes | bytearray) -> bool:
     try:
         json.loads(buf)
@@ -188,4 +209,4 @@ def _unlink_if_ours(path: str, inode: int) -> None:
         pass
 
 
-__all__ = ["MAX_CLIENTS", "REQUEST_TIMEOUT", "ApiServer", "ApiStats", "bind_unix"]
+__all__ = ["MAX_CLIENTS", "REQUEST_TIMEOUT", "ApiServer", "ApiStats", "bind_unix", "start_forwarding"]
