@@ -257,6 +257,9 @@ async def test_table_add_spec_remove_and_errors() -> None:
         assert nxt.id == made[1].id + 1                          # ids never reused
         with pytest.raises(ForwardError, match="auto"):
             await fwd.add_spec(parse_port_spec("tcp", "auto"))
+        with pytest.raises(ForwardError, match="too many forwards") as too_many:
+            await fwd.add_spec(parse_port_spec("tcp", "all"))            # every non-ephemeral port
+        assert "asks for 37303 ports" in str(too_many.value) and len(fwd.list()) == 2
         assert await fwd.add_spec(parse_port_spec("tcp", "none")) == []
 
 

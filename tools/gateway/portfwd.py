@@ -201,10 +201,15 @@ class PortForwarder:
         if spec.interface is not None:
             raise ForwardError(f"-{spec.proto[0]} {spec.interface}: binding a forward to an interface "
                                "(%IFNAME) is not served: give an address")
+        pairs = builtins.list(spec.mappings())
+        room = self.table.limit - len(self.table.entries)
+        if len(pairs) > room:             # "all" is ~28000 ports: refused before binding any
+            raise ForwardError(f"bad request: add_hostfwd: too many forwards (limit {self.table.limit})",
+                               f"-{spec.proto[0]} {spec.mode} asks for {len(pairs)} ports, {room} left")
         made: builtins.list[HostFwd] = []
         host_addr = spec.address or "::"
         try:
-            for host_port, guest_port in spec.mappings():
+            for host_port, guest_port in pairs:
                 made.append(await self.add(AddHostFwd(spec.proto, host_addr, host_port, self.guest_addr,
                                                       guest_port)))
         except ForwardError:
