@@ -49,8 +49,22 @@ def get_socket_option(pcb: Any, name: int) -> int | None:
     return None
 
 
+# IP_TRANSPARENT (SOL_IP 19, <linux/in.h>) and IPV6_TRANSPARENT (SOL_IPV6 75, <linux/in6.h>):
+# one flag of the socket in Linux (inet->transparent), set by either level.  Set, bind() takes
+# an address that is not the host's (inet_can_nonlocal_bind / ipv6_can_nonlocal_bind); without
+# it such a bind is EADDRNOTAVAIL.  Linux asks CAP_NET_ADMIN or CAP_NET_RAW for it: a userspace
+# stack has no capabilities to check, and what it makes possible here is bounded anyway -- a
+# foreign source leaves only by a transparent interface (Ipv4.transparent_source), where the
+# replies to it can come back (a gateway connecting to its guest as the real client, issue 13).
+IP_TRANSPARENT = 19
+IPV6_TRANSPARENT = 75
+
+
 def set_ip_option(pcb: Any, name: int, value: int) -> int:
-    """IPPROTO_IP on a pcb with ttl (None: the default) and tos: 0 or an errno."""
+    """IPPROTO_IP on a pcb with ttl (None: the default), tos and transparent: 0 or an errno."""
+    if name == IP_TRANSPARENT:
+        pcb.transparent = bool(value)
+        return 0
     if name == _pysocket.IP_TTL:
         if not (value == -1 or 1 <= value <= 255):
             return errno.EINVAL
@@ -67,6 +81,8 @@ def get_ip_option(pcb: Any, name: int, default_ttl: int) -> int | None:
         return int(pcb.ttl) if pcb.ttl is not None else default_ttl
     if name == _pysocket.IP_TOS:
         return int(pcb.tos)
+    if name == IP_TRANSPARENT:
+        return int(pcb.transparent)
     return None
 
 
@@ -83,7 +99,8 @@ IPV6_TCLASS = 67
 IPV6_PMTUDISC_OMIT = 5                 # the largest IPV6_MTU_DISCOVER value (IPV6_PMTUDISC_DONT 0 ..)
 DEFAULT_MULTICAST_HOPS = 1             # IPV6_DEFAULT_MCASTHOPS
 # the pcb attribute of each boolean option
-_IPV6_FLAGS = {IPV6_V6ONLY: "v6only", IPV6_RECVERR: "recverr6", IPV6_DONTFRAG: "dontfrag"}
+_IPV6_FLAGS = {IPV6_V6ONLY: "v6only", IPV6_RECVERR: "recverr6", IPV6_DONTFRAG: "dontfrag",
+               IPV6_TRANSPARENT: "transparent"}
 
 
 def set_ipv6_option(pcb: Any, name: int, value: int, *, bound: bool, stream: bool) -> int:

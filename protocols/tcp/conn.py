@@ -129,6 +129,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.tso_max = 0
         self.ttl = None
         self.tos = 0
+        self.transparent = False
         self.reuseaddr = self.reuseport = False
         self.bound_port = False
         self.user_closed = False

@@ -105,7 +105,7 @@ class Tcb:
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
         "accept_live", "queued",
-        "ttl", "tos", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr", "owned",
+        "ttl", "tos", "transparent", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr", "owned",
         # statistics (TCP_INFO)
         "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
         "cookie",
@@ -224,6 +224,7 @@ class Tcb:
     queued: bool
     ttl: int | None
     tos: int
+    transparent: bool                   # IP_TRANSPARENT / IPV6_TRANSPARENT (sockopt.py)
     reuseaddr: bool
     reuseport: bool
     bound_port: bool

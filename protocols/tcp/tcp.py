@@ -151,8 +151,8 @@ class Tcp:
         """Bind to an IPv4 address (of an AF_INET socket, or the v4 half of a v4-mapped one)."""
         if conn.lport:
             return errno.EINVAL
-        if addr and not (self.ipv4.ifnet.is_local(addr) or addr >> 24 == 127):
-            return errno.EADDRNOTAVAIL
+        if addr and not (self.ipv4.ifnet.is_local(addr) or addr >> 24 == 127 or conn.transparent):
+            return errno.EADDRNOTAVAIL                   # IP_TRANSPARENT: any address (sockopt.py)
         if is_multicast(addr) or addr == BROADCAST:
             return errno.EADDRNOTAVAIL
         return self._take_port(conn, addr, port, explicit)
@@ -182,7 +182,7 @@ class Tcp:
                 return errno.ENODEV
         elif needs_scope_id(addr) and oif is None:
             return errno.EINVAL
-        if addr and not self._is_local6(addr, oif if needs_scope_id(addr) else None, now):
+        if addr and not conn.transparent and not self._is_local6(addr, oif if needs_scope_id(addr) else None, now):
             return errno.EADDRNOTAVAIL
         v6only = conn.v6only
         if addr:
@@ -356,6 +356,13 @@ class Tcp:
         ifp, _, src = hop
         if ifp.is_broadcast(addr):
             return errno.ENETUNREACH                     # Linux tcp_v4_connect: RTCF_BROADCAST route
+        if conn.transparent and conn.laddr and not ifp.transparent \
+                and not (self.ipv4.ifnet.is_local(conn.laddr) or conn.laddr >> 24 == 127):
+            # bound by IP_TRANSPARENT to an address not ours: only a transparent interface
+            # takes the replies to it (Ipv4.input), so the route must leave by one.  (Linux
+            # sends anyway and leaves the replies to TPROXY's policy routing, which this
+            # stack does not have: a connect that can never complete is refused at once.)
+            return errno.EADDRNOTAVAIL
         if not conn.lport:
             err = self.bind(conn, 0, 0, explicit=False)
             if err and not self._share_ephemeral(conn, conn.laddr or src or 0, addr, port):
@@ -431,6 +438,8 @@ class Tcp:
         if isinstance(hop, int):
             return hop
         src = conn.laddr
+        if conn.transparent and src and not hop.ifp.transparent and not self._is_local6(src, None, now):
+            return errno.EADDRNOTAVAIL                   # a foreign source: as connect() for IPv4
         if not src:
             err, src = ipv6.source_for(addr, now, oif6)
             if err:
@@ -1012,7 +1021,7 @@ class Tcp:
         child.parent = lst
         child.owned = False
         self._hold_port(child, lport)                    # Linux __inet_inherit_port
-        for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos",
+        for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos", "transparent",
                      "family", "v6only", "hop_limit", "tclass", "recverr6"):
             setattr(child, name, getattr(lst, name))
         child.inherit_buffers(lst)

@@ -73,6 +73,7 @@ class UdpPcb:
         self.so_error = 0
         self.ttl: int | None = None
         self.tos = 0
+        self.transparent = False    # IP_TRANSPARENT / IPV6_TRANSPARENT: bind to a foreign address
         self.on_readable: Callable[[], None] = lambda: None
         self.closed = False
 

@@ -122,8 +122,8 @@ class Udp:
         if pcb.lport:
             return errno.EINVAL
         if addr and not (self.ipv4.ifnet.is_local(addr) or addr == BROADCAST or is_multicast(addr)
-                         or addr >> 24 == 127):
-            return errno.EADDRNOTAVAIL
+                         or addr >> 24 == 127 or pcb.transparent):
+            return errno.EADDRNOTAVAIL          # IP_TRANSPARENT: any address (protocols/sockopt.py)
         if port == 0:
             port = self._ephemeral(pcb, addr)
             if port == 0:
@@ -174,6 +174,8 @@ class Udp:
         if (addr == BROADCAST or self._is_broadcast(addr)) and not pcb.broadcast:
             return errno.EACCES
         _, _, src = hop
+        if pcb.transparent and self._foreign_source_blocked(pcb.laddr, hop[0]):
+            return errno.EADDRNOTAVAIL
         if not pcb.laddr and src:
             pcb.laddr = src
         pcb.faddr, pcb.fport = addr, port
@@ -185,6 +187,14 @@ class Udp:
             pcb.laddr = 0
         if not pcb.bound_port and pcb.lport:
             self.unbind(pcb)
+
+    def _foreign_source_blocked(self, laddr: int, ifp: Interface) -> bool:
+        """A socket bound by IP_TRANSPARENT to an address not ours sends from it only by a
+        transparent interface, the one place replies to it are taken (Ipv4.input); Linux
+        sends anyway and leaves the replies to TPROXY's policy routing, which this stack
+        does not have.  Asked only of transparent sockets: the usual path pays nothing."""
+        return bool(laddr) and not ifp.transparent and not (
+            self.ipv4.ifnet.is_local(laddr) or laddr >> 24 == 127 or laddr == BROADCAST or is_multicast(laddr))
 
     def _is_broadcast(self, addr: int) -> bool:
         return any(ifp.is_broadcast(addr) for ifp in self.ipv4.ifnet)
@@ -215,6 +225,9 @@ class Udp:
         if len(data) > MAX_PAYLOAD:
             return errno.EMSGSIZE
         ifp, _, pref_src = hop
+        if pcb.transparent and self._foreign_source_blocked(pcb.laddr, ifp):
+            self.stats.out_errors += 1
+            return errno.EADDRNOTAVAIL
         src = pcb.laddr if pcb.laddr and not is_multicast(pcb.laddr) and pcb.laddr != BROADCAST else pref_src or 0
         length = UDP_HLEN + len(data)
         pkt = PacketBuffer.from_payload(data)
@@ -538,8 +551,8 @@ class Udp:
             return errno.ENODEV
         if is_multicast6(addr):
             return 0                             # a group: bound to receive it
-        if not self.is_local6(addr, pcb.bound_ifindex if scoped else 0, now):
-            return errno.EADDRNOTAVAIL
+        if not pcb.transparent and not self.is_local6(addr, pcb.bound_ifindex if scoped else 0, now):
+            return errno.EADDRNOTAVAIL          # IPV6_TRANSPARENT: any address
         return 0
 
     def _bind_mapped(self, pcb: Udp6Pcb, v4: int, port: int) -> int:
@@ -708,6 +721,10 @@ class Udp:
             return hop
         ifp = hop.ifp
         laddr = pcb.laddr
+        if pcb.transparent and laddr and not ifp.transparent and not is_multicast6(laddr) \
+                and not self.is_local6(laddr, 0, now):
+            self.stats.out_errors += 1
+            return errno.EADDRNOTAVAIL           # a foreign source: as _foreign_source_blocked
         src = laddr if laddr and not is_multicast6(laddr) else hop.source or ipv6.choose_source(daddr, ifp, now)
         if src is None:
             self.stats.out_errors += 1

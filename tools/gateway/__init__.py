@@ -24,6 +24,12 @@ Modules:
   ping      guests' echo requests through unprivileged ping sockets (never a forged reply)
   dns       the DNS forwarder's core (sans-IO): upstreams from resolv.conf, the query table
   dns_serve the DNS forwarder under trio: 10.0.2.3:53 over UDP and TCP to the host's resolvers
+  portfwd   inbound port forwards (-t/-u, the API's table): host listeners whose clients reach
+            the guest from their own address (IP_TRANSPARENT on the stack socket) where the
+            address model allows it, else from the gateway address; TCP relayed, UDP per-client
+            flows with idle timeouts; bounded
+  api       slirp4netns's JSON API socket (add_hostfwd, list_hostfwd, remove_hostfwd) on
+            PortForwarder
   main      a run: target namespace, device, Stack, the sides and services, ready, stop
   cli       the command lines: `tunstack gateway ...` and slirp4netns 1.2's (compatibility mode)
 """
