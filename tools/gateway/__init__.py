@@ -24,4 +24,10 @@ Modules:
   ping      guests' echo requests through unprivileged ping sockets (never a forged reply)
   dns       the DNS forwarder's core (sans-IO): upstreams from resolv.conf, the query table
   dns_serve the DNS forwarder under trio: 10.0.2.3:53 over UDP and TCP to the host's resolvers
+  dhcp_serve the DHCP server on the guest's TAP (protocols/dhcp/ is its sans-IO core): port 67
+            of the gateway Stack in, replies out of the TAP -- to the client's MAC unresolved
+            while it has no address (RFC 2131 §4.1, Ipv4.output(lladdr=...))
+  radv_serve IPv6 router advertisements on the guest's TAP (protocols/ipv6/radv.py is the core):
+            fd00::/64 for SLAAC, RDNSS fd00::3, the gateway's link-local address as the
+            default router; the interface made a router's (Inet6Host.become_router)
 """
