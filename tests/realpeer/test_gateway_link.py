@@ -22,10 +22,10 @@ import trio
 
 from drivers.tuntap import TapNdd
 from protocols.addr import ip_to_int
-from protocols.dhcp.server import BOUND, DhcpConfig, DhcpServer
+from protocols.dhcp.server import BOUND, DhcpServer
 from protocols.ipv6.addr import int_to_ip6
 from stack import Stack
-from tools.gateway.dhcp_serve import serve_dhcp
+from tools.gateway.dhcp_serve import gateway_dhcp_config, serve_dhcp
 from tools.gateway.policy import AddressModel
 from tools.gateway.radv_serve import gateway_radv_config, make_advertiser, serve_ra
 from tools.lab.netns import NetnsHost, unique_name
@@ -114,7 +114,7 @@ async def test_linux_guest_gets_dhcp_and_ipv6_from_the_gateway(netns: NetnsHost,
     netns.ip("link", "set", dev, "mtu", str(MTU))
     netns.ip("link", "set", dev, "up")
     model = AddressModel.from_cidr()
-    server = DhcpServer(DhcpConfig.for_cidr(mtu=MTU))
+    server = DhcpServer(gateway_dhcp_config(model, MTU))
     out = tmp_path / "udhcpc.log"
     script = tmp_path / "udhcpc.sh"
     script.write_text(UDHCPC_SCRIPT.format(out=out))

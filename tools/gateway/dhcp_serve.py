@@ -35,12 +35,13 @@ import trio
 from ndd.counters import Counters
 from ndd.pktbuf import PacketBuffer
 from protocols.addr import ip_to_int
-from protocols.dhcp.server import DhcpReply, DhcpServer
+from protocols.dhcp.server import DhcpConfig, DhcpReply, DhcpServer
 from protocols.dhcp.wire import SERVER_PORT
 from protocols.ifnet import Interface
 from protocols.ipv4 import IPPROTO_UDP
 from protocols.udp.wire import UDP_HLEN, udp_checksum
 from stack import Stack
+from tools.gateway.policy import AddressModel
 
 MAX_DATAGRAM = 65535
 
@@ -50,6 +51,12 @@ class DhcpLinkStats(Counters):
     in_datagrams: int = 0       # UDP payloads that reached port 67
     out_replies: int = 0        # replies handed to the link
     out_errors: int = 0         # replies the IP layer or the link refused (ENOBUFS, ENETDOWN, ...)
+
+
+def gateway_dhcp_config(model: AddressModel, mtu: int | None = None) -> DhcpConfig:
+    """The model's DHCP (slirp4netns's): its /24, router and server .2, DNS .3, guests from .100;
+    the link MTU as option 26 when given (a VM on a 65520-octet TAP learns it there)."""
+    return DhcpConfig.for_cidr(str(model.network), mtu=mtu)
 
 
 def udp_datagram(src: int, sport: int, dst: int, dport: int, payload: bytes) -> PacketBuffer:
