@@ -3,7 +3,7 @@
 takes the gateway as its default router and learns its DNS server.
 
 Sans-IO, a TimedCore (protocols/contracts.py).  The owner (protocols/ipv6/host.py's
-`become_router` and `send_router_advertisement`, joined by tools/gateway/link.py) calls
+`become_router` and `send_router_advertisement`, joined by tools/gateway/radv_serve.py) calls
 
     adv.start(now)              the interface advertises (once it has a link-local address)
     adv.solicited(src, now)     a valid Router Solicitation arrived (§6.2.6)
