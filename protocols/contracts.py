@@ -25,7 +25,7 @@ import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ndd.pktbuf import PacketBuffer
 
@@ -125,6 +125,16 @@ class LinkOutput(Protocol):
     (`Interface.link`: Ethernet + ARP, raw IP, CLIP's LLC/SNAP over ATM).  Returns 0 or an errno."""
 
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int: ...
+
+
+@runtime_checkable
+class LinkAddressOutput(Protocol):
+    """A link with link-layer addresses that can also send a network-layer packet to a
+    given one, with no resolution (`Interface.transmit_to`; EtherLink): what a DHCP server
+    needs to answer a client that has no address yet at its chaddr (RFC 2131 §4.1), where
+    Linux's dnsmasq injects an ARP entry instead.  Returns 0 or an errno."""
+
+    def output_to(self, pkt: PacketBuffer, lladdr: bytes, now: float) -> int: ...
 
 
 class ProtocolHost(Protocol):

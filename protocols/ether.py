@@ -80,6 +80,14 @@ class EtherLink:
     def send(self, pkt: PacketBuffer, dst: bytes, ethertype: int) -> int:
         return self.ndd.ndd_output(frame(pkt, dst, self.ndd.ndd_physaddr, ethertype))
 
+    def output_to(self, pkt: PacketBuffer, lladdr: bytes, now: float) -> int:
+        """An IP packet (either family, by its version nibble) to the MAC `lladdr`, with no
+        ARP or ND (contracts.LinkAddressOutput): EINVAL unless `lladdr` is 6 octets."""
+        if len(lladdr) != 6:
+            return errno.EINVAL
+        ethertype = ETHERTYPE_IPV6 if pkt.buf[pkt.start] >> 4 == 6 else ETHERTYPE_IPV4
+        return self.send(pkt, bytes(lladdr), ethertype)
+
     def _output6(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         if nexthop >> 120 == 0xFF:
             return self.send(pkt, ipv6_multicast_mac(nexthop), ETHERTYPE_IPV6)

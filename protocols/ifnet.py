@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .addr import BROADCAST, int_to_ip, prefix_mask
-from .contracts import LinkOutput
+from .contracts import LinkAddressOutput, LinkOutput
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
@@ -78,6 +78,16 @@ class Interface:
         if not self.is_up or self.link is None:
             return errno.ENETDOWN
         return self.link.output(pkt, nexthop, now)
+
+    def transmit_to(self, pkt: PacketBuffer, lladdr: bytes, now: float) -> int:
+        """Hand a network-layer packet to this interface's link for the link-layer address
+        `lladdr`, unresolved (contracts.LinkAddressOutput): ENETDOWN as `transmit`, EOPNOTSUPP
+        on a link without link-layer addresses (TUN, loopback, CLIP)."""
+        if not self.is_up or self.link is None:
+            return errno.ENETDOWN
+        if not isinstance(self.link, LinkAddressOutput):
+            return errno.EOPNOTSUPP
+        return self.link.output_to(pkt, lladdr, now)
 
     def source_for(self, dst: int) -> int | None:
         """An address of ours on dst's subnet, else the primary one."""

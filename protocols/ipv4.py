@@ -267,9 +267,14 @@ class Ipv4:
 
     def output(self, pkt: PacketBuffer, src: int, dst: int, proto: int, now: float, *,
                ttl: int | None = None, tos: int = 0, df: bool = False,
-               ifp: Interface | None = None) -> int:
-        """Send one transport payload.  Returns 0 or an errno (ENETUNREACH, EMSGSIZE, ...)."""
+               ifp: Interface | None = None, lladdr: bytes | None = None) -> int:
+        """Send one transport payload.  Returns 0 or an errno (ENETUNREACH, EMSGSIZE, ...).
+        With `lladdr` (and `ifp`, else EINVAL) the datagram goes to that link-layer address
+        unresolved: a DHCP server's reply to a client with no address yet (RFC 2131 §4.1)."""
         self.stats.out_requests += 1
+        if lladdr is not None and ifp is None:
+            self.stats.out_discards += 1
+            return errno.EINVAL
         hop = self.route(dst, ifp, src)
         if isinstance(hop, int):
             self.stats.out_no_routes += 1
@@ -293,14 +298,14 @@ class Ipv4:
                 self.stats.out_discards += 1
                 return errno.EMSGSIZE
             Ipv4Repr(src, dst, proto, total, ttl, tos, ident, flags).emit(pkt.prepend(HDR_LEN))
-            return self._link_out(out_ifp, pkt, nexthop, now)
+            return self._link_out(out_ifp, pkt, nexthop, now, lladdr)
         if df:
             self.stats.frag_fails += 1
             return errno.EMSGSIZE
-        return self._fragment(out_ifp, pkt, src, dst, proto, ttl, tos, ident, nexthop, now)
+        return self._fragment(out_ifp, pkt, src, dst, proto, ttl, tos, ident, nexthop, now, lladdr)
 
     def _fragment(self, ifp: Interface, pkt: PacketBuffer, src: int, dst: int, proto: int, ttl: int,
-                  tos: int, ident: int, nexthop: int, now: float) -> int:
+                  tos: int, ident: int, nexthop: int, now: float, lladdr: bytes | None = None) -> int:
         payload = pkt.view()
         if pkt.csum_start >= 0:
             self.stats.frag_fails += 1   # partial checksums cannot be split; transports avoid this
@@ -315,12 +320,13 @@ class Ipv4:
             frag = PacketBuffer.from_payload(payload[off:off + length])
             Ipv4Repr(src, dst, proto, HDR_LEN + length, ttl, tos, ident, more | (off >> 3)).emit(frag.prepend(HDR_LEN))
             self.stats.frag_creates += 1
-            err = self._link_out(ifp, frag, nexthop, now) or err
+            err = self._link_out(ifp, frag, nexthop, now, lladdr) or err
         self.stats.frag_oks += 1
         return err
 
-    def _link_out(self, ifp: Interface, pkt: PacketBuffer, nexthop: int, now: float) -> int:
-        err = ifp.transmit(pkt, nexthop, now)
+    def _link_out(self, ifp: Interface, pkt: PacketBuffer, nexthop: int, now: float,
+                  lladdr: bytes | None = None) -> int:
+        err = ifp.transmit(pkt, nexthop, now) if lladdr is None else ifp.transmit_to(pkt, lladdr, now)
         if err:
             self.stats.out_discards += 1
         return err

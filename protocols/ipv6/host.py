@@ -18,6 +18,15 @@ limit, RDNSS (RFC 8106, kept per interface for the gateway and a resolver; nothi
 it).  Redirects (§8) are honoured, as Linux's accept_redirects 1 for a host: only from the
 current first hop for the destination (§8.1), as a /128 route in the routing table.
 
+A router's interface (`become_router`, the gateway's guest link: Linux's forwarding 1 there)
+joins all-routers (ff02::2), stops soliciting and ignores Router Advertisements (Linux
+ignores accept_ra 1 when forwarding), hands each valid Router Solicitation to its owner
+(the advertiser, protocols/ipv6/radv.py, which answers per §6.2.6) after learning the
+sender's link-layer address as from an NS (§6.2.6, §7.2.3), sets the Router flag in its
+Neighbor Advertisements (§7.2.4: without it a host drops the router from its default router
+list, §7.2.5) and sends the advertiser's RAs from its link-local address with its
+source link-layer address option (§6.2.3, `send_router_advertisement`).
+
 Per medium: on Ethernet (a MAC) the neighbor cache resolves unicast next hops and DAD runs
 for every address (Linux dad_transmits 1).  A point-to-point layer-3 link (TUN) has no
 neighbor cache and no DAD -- Linux skips DAD on IFF_NOARP devices (addrconf_dad_begin) and
@@ -100,9 +109,12 @@ class Inet6Config:
 class Inet6HostStats(Counters):
     rs_sent: int = 0
     ra_accepted: int = 0
-    ra_ignored: int = 0            # accept_ra off
+    ra_ignored: int = 0            # accept_ra off, or a router's interface (Linux: forwarding 1)
     ra_mtu_ignored: int = 0        # an MTU option outside [1280, link MTU]
     rs_ignored: int = 0            # a host does not answer RS
+    rs_to_router: int = 0          # RS handed to a router interface's advertiser (§6.2.6)
+    ra_sent: int = 0               # RAs sent for a router interface's advertiser
+    ra_no_source: int = 0          # an RA not sent: no usable link-local address yet (§6.2.3)
     ns_answered: int = 0
     ns_not_ours: int = 0           # NS for a target that is not ours (or is tentative)
     na_sent_unsolicited: int = 0
@@ -157,6 +169,13 @@ class Inet6Interface:
     mtu6: int
     rdnss: dict[int, float] = field(default_factory=dict)     # server -> expiry (inf: never)
     mac_refs: dict[bytes, int] = field(default_factory=dict)  # multicast MAC -> groups mapped to it
+    # a router's interface (become_router): the owner's RS handler and link-local-ready hook
+    on_rs: Callable[[nd_wire.RouterSolicitation, int, float], None] | None = None
+    on_router_ready: Callable[[float], None] | None = None
+
+    @property
+    def router(self) -> bool:
+        return self.on_rs is not None
 
     def timed_cores(self) -> list[Any]:
         cores: list[Any] = [self.addrconf, self.mld, self.solicitor]
@@ -412,7 +431,7 @@ class Inet6Host:
         return pkt
 
     def _send_icmp(self, state: Inet6Interface, msg: Any, src: int, dst: int, now: float, *,
-                   hop_limit: int = ND_HOP_LIMIT, lladdr: bytes | None = None, hbh: bytes = b"") -> None:
+                   hop_limit: int = ND_HOP_LIMIT, lladdr: bytes | None = None, hbh: bytes = b"") -> int:
         rep = msg.to_repr()
         pkt = self._packet(rep.emit(src, dst), src, dst, hop_limit, hbh=hbh)
         link = state.ifp.link
@@ -424,6 +443,7 @@ class Inet6Host:
             self.ip.stats.out_discards += 1
         else:
             self.icmp.stats.count_out(rep.type, rep.code)
+        return int(err)
 
     def _link_local(self, state: Inet6Interface) -> int:
         """A usable link-local address of the interface, 0 when there is none yet."""
@@ -452,7 +472,8 @@ class Inet6Host:
         options: tuple[Any, ...] = ()
         if state.mac is not None:
             options = (nd_wire.TargetLinkLayerAddress(state.mac),)
-        msg = nd_wire.NeighborAdvertisement(target=target, solicited=solicited, override=True, options=options)
+        msg = nd_wire.NeighborAdvertisement(target=target, router=state.router, solicited=solicited, override=True,
+                                            options=options)
         self._send_icmp(state, msg, target, dst, now)
 
     def _send_rs(self, state: Inet6Interface, now: float) -> None:
@@ -493,7 +514,11 @@ class Inet6Host:
         if self.config.unsolicited_na and state.mac is not None:
             self._send_na(state, info.addr, ALL_NODES, now, solicited=False)
             self.stats.na_sent_unsolicited += 1
-        if is_link_local(info.addr) and self.config.accept_ra and not state.ifp.flags & IFF_LOOPBACK:
+        if is_link_local(info.addr) and state.on_router_ready is not None:
+            ready, state.on_router_ready = state.on_router_ready, None
+            ready(now)                                # §6.2.3: RAs go from the link-local address
+        elif is_link_local(info.addr) and self.config.accept_ra and not state.router \
+                and not state.ifp.flags & IFF_LOOPBACK:
             # §6.3.7: solicit routers once a link-local source exists; DAD already delayed us
             state.solicitor.start(now)
         self.on_address(state.ifp, info, "ready")
@@ -528,6 +553,8 @@ class Inet6Host:
             self._ra_input(state, msg, meta, now)
         elif isinstance(msg, nd_wire.Redirect):
             self._redirect_input(state, msg, meta, now)
+        elif state.on_rs is not None:                 # what is left is an RS
+            self._rs_input(state, state.on_rs, msg, meta, now)
         else:
             self.stats.rs_ignored += 1                # §6.2.6 is a router's
 
@@ -546,7 +573,7 @@ class Inet6Host:
 
     def _ra_input(self, state: Inet6Interface, ra: nd_wire.RouterAdvertisement, meta: Ip6Meta, now: float) -> None:
         cfg, ifp = self.config, state.ifp
-        if not cfg.accept_ra:
+        if not cfg.accept_ra or state.router:
             self.stats.ra_ignored += 1
             return
         self.stats.ra_accepted += 1
@@ -583,6 +610,15 @@ class Inet6Host:
                         self.stats.rdnss_learnt += 1
                     state.rdnss[server] = expires
 
+    def _rs_input(self, state: Inet6Interface, on_rs: Callable[[nd_wire.RouterSolicitation, int, float], None],
+                  msg: nd_wire.RouterSolicitation, meta: Ip6Meta, now: float) -> None:
+        """§6.2.6 on a router's interface: a specified source with a link-layer address is
+        learnt as from an NS (STALE; never from ::), then the advertiser decides when to answer."""
+        if meta.src and state.nd is not None and msg.source_lladdr is not None:
+            state.nd.input_ns(meta.src, msg.source_lladdr, now)
+        self.stats.rs_to_router += 1
+        on_rs(msg, meta.src, now)
+
     def _redirect_input(self, state: Inet6Interface, msg: nd_wire.Redirect, meta: Ip6Meta, now: float) -> None:
         hop = self.route(msg.destination, now, state.ifp if is_link_local(msg.destination) else None)
         # §8.1: from the current first hop for the destination, by the interface it leaves by
@@ -610,6 +646,61 @@ class Inet6Host:
         elif isinstance(msg, mld_wire.MldV1Report):
             state.mld.input_v1_report(msg.group, now)
         # MLDv2 reports and MLDv1 Dones of other hosts are a router's business
+
+    # --- a router's interface (the gateway's guest link) ---------------------------------------------
+    def become_router(self, ifp: Interface, on_rs: Callable[[nd_wire.RouterSolicitation, int, float], None],
+                      on_ready: Callable[[float], None], now: float) -> int:
+        """Make `ifp` a router's interface (see the module docstring): `on_rs(msg, src, now)`
+        gets each valid RS; `on_ready(now)` is called once a link-local address is usable to
+        advertise from (at once when it already is).  0, or ENODEV without IPv6 there."""
+        state = self.ifaces.get(ifp.index)
+        if state is None:
+            return errno.ENODEV
+        if state.on_rs is None:
+            self._join(state, ALL_ROUTERS, now)
+        state.on_rs = on_rs
+        state.solicitor.stop()
+        if self._link_local(state):
+            state.on_router_ready = None
+            on_ready(now)
+        else:
+            state.on_router_ready = on_ready
+        return 0
+
+    def cease_router(self, ifp: Interface, now: float) -> None:
+        """`ifp` is a host's interface again: all-routers left, RSs ignored."""
+        state = self.ifaces.get(ifp.index)
+        if state is None or state.on_rs is None:
+            return
+        state.on_rs = state.on_router_ready = None
+        self._leave(state, ALL_ROUTERS, now)
+
+    def send_router_advertisement(self, ifp: Interface, ra: nd_wire.RouterAdvertisement, dst: int,
+                                  now: float) -> int:
+        """Send a router interface's RA to `dst` (all-nodes, or a solicitor) from its link-local
+        address with the source link-layer address option (§6.2.3, §4.2): 0, ENODEV, or
+        EADDRNOTAVAIL while no link-local address is usable (counted), or the link's errno."""
+        state = self.ifaces.get(ifp.index)
+        if state is None:
+            return errno.ENODEV
+        src = self._link_local(state)
+        if not src:
+            self.stats.ra_no_source += 1
+            return errno.EADDRNOTAVAIL
+        if state.mac is not None and ra.source_lladdr is None:
+            ra = nd_wire.RouterAdvertisement(
+                code=ra.code, cur_hop_limit=ra.cur_hop_limit, managed=ra.managed, other=ra.other,
+                preference=ra.preference, router_lifetime=ra.router_lifetime, reachable_time=ra.reachable_time,
+                retrans_timer=ra.retrans_timer, options=(nd_wire.SourceLinkLayerAddress(state.mac), *ra.options))
+        err = self._send_icmp(state, ra, src, dst, now)
+        if not err:
+            self.stats.ra_sent += 1
+        return err
+
+    def link_local(self, ifp: Interface) -> int:
+        """A usable link-local address of `ifp`, 0 when it has none (yet)."""
+        state = self.ifaces.get(ifp.index)
+        return 0 if state is None else self._link_local(state)
 
     # --- what the owner shows ----------------------------------------------------------------------
     def interfaces(self) -> Iterator[Inet6Interface]:

@@ -32,4 +32,10 @@ Modules:
             PortForwarder
   main      a run: target namespace, device, Stack, the sides and services, ready, stop
   cli       the command lines: `tunstack gateway ...` and slirp4netns 1.2's (compatibility mode)
+  dhcp_serve the DHCP server on the guest's TAP (protocols/dhcp/ is its sans-IO core): port 67
+            of the gateway Stack in, replies out of the TAP -- to the client's MAC unresolved
+            while it has no address (RFC 2131 §4.1, Ipv4.output(lladdr=...))
+  radv_serve IPv6 router advertisements on the guest's TAP (protocols/ipv6/radv.py is the core):
+            fd00::/64 for SLAAC, RDNSS fd00::3, the gateway's link-local address as the
+            default router; the interface made a router's (Inet6Host.become_router)
 """
