@@ -183,3 +183,58 @@ async def test_invoked_as_slirp4netns(netns: NetnsHost, tmp_path: Path) -> None:
         os.close(ready_r)
         if ready_w >= 0:
             os.close(ready_w)
+
+
+async def test_ipv6_slaac_port_forward_and_api_through_the_command(netns: NetnsHost, tmp_path: Path) -> None:
+    """The pieces wired by the command: the guest forms fd00::/64 from the gateway's RA and
+    reaches the host's ::1 through fd00::2; -t forwards a host port to the guest; the API
+    socket lists it and is removed at exit."""
+    require_real_peer("curl", "socat")
+    api = tmp_path / "api.sock"
+    netns.ip("link", "set", "lo", "up")
+    await run(netns.exec_argv("sysctl", "-qw", "net.ipv6.conf.default.accept_ra=2"), check=True)
+    guest_server = await trio.lowlevel.open_process(
+        netns.exec_argv(sys.executable, "-c", "import socket, sys\n"
+                        "s = socket.create_server(('0.0.0.0', 8000)); print('bound', flush=True)\n"
+                        "c, a = s.accept(); c.sendall(repr(a[0]).encode()); c.close()"),
+        stdout=subprocess.PIPE)
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="::1")
+        port = int(listeners[0].socket.getsockname()[1])
+
+        async def handler(stream: trio.SocketStream) -> None:
+            await stream.send_all(b"HTTP/1.0 200 OK\r\n\r\nv6 ok")
+            await stream.aclose()
+
+        nursery.start_soon(trio.serve_listeners, handler, listeners)
+        fwd_sock = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        fwd_port = int(fwd_sock[0].socket.getsockname()[1])
+        await fwd_sock[0].aclose()
+        proc, ready = await _start([*TUNSTACK, "gateway", "--configure", "--allow-host-loopback",
+                                    "-t", f"127.0.0.1/{fwd_port}:8000", "--api-socket", str(api),
+                                    "--netns", netns.name])
+        try:
+            with trio.fail_after(20):                          # SLAAC from the first RA, then DAD
+                while "fd00::" not in netns.ip("-6", "addr", "show", "tap0").stdout or "tentative" in \
+                        netns.ip("-6", "addr", "show", "tap0").stdout:
+                    await trio.sleep(0.2)
+            assert "default via fe80::" in netns.ip("-6", "route").stdout
+            r = await run(netns.exec_argv("curl", "-sS", "-m", "10", f"http://[fd00::2]:{port}/"), timeout=20)
+            assert r.stdout == b"v6 ok", r.stderr
+            client = await trio.open_tcp_stream("127.0.0.1", fwd_port)
+            with trio.fail_after(10):
+                assert await read_all(client) == b"'10.0.2.2'"    # a loopback client is shown as the gateway
+            await client.aclose()
+            r = await trio.run_process(["socat", "-", f"UNIX-CONNECT:{api}"], stdin=b'{"execute": "list_hostfwd"}',
+                                       capture_stdout=True)
+            assert json.loads(r.stdout)["entries"] == [
+                {"id": 1, "proto": "tcp", "host_addr": "127.0.0.1", "host_port": fwd_port,
+                 "guest_addr": "10.0.2.100", "guest_port": 8000}]
+            proc.send_signal(signal.SIGTERM)
+            with trio.fail_after(20):
+                await proc.wait()
+            assert not api.exists()
+        finally:
+            await kill_if_running(proc)
+            await kill_if_running(guest_server)
+        nursery.cancel_scope.cancel()

@@ -22,7 +22,16 @@ from dataclasses import replace
 
 from tools.cli.command import Parser, run_command, until_shutdown
 
-from .args import ArgsError, Slirp4netnsArgs, parse_mac, parse_slirp4netns_argv, slirp4netns_usage, slirp4netns_version
+from .args import (
+    ArgsError,
+    Slirp4netnsArgs,
+    check_port_specs,
+    parse_mac,
+    parse_port_spec,
+    parse_slirp4netns_argv,
+    slirp4netns_usage,
+    slirp4netns_version,
+)
 from .dns import DnsConfig
 from .flows import FlowConfig
 from .main import GatewayOptions, run_gateway
@@ -101,6 +110,16 @@ def build_parser(prog: str = "tunstack gateway") -> argparse.ArgumentParser:
     net.add_argument("--disable-dns", action="store_true", help="no DNS forwarder")
     net.add_argument("--dns-forward", metavar="ADDR",
                      help="the IPv4 address the guest sends DNS queries to (default: the network's .3)")
+    fwd = p.add_argument_group("inbound port forwards (pasta's grammar; the guest sees the client's own address "
+                               "where the address model allows it, else the gateway's)")
+    fwd.add_argument("-t", "--tcp-ports", action="append", default=[], metavar="SPEC",
+                     help="forward host TCP ports to the guest: [ADDR/]PORT[-PORT][:PORT[-PORT]][,...], "
+                          "~PORT excludes, `none`; e.g. -t 8080:80, -t 127.0.0.1/2222:22; repeatable")
+    fwd.add_argument("-u", "--udp-ports", action="append", default=[], metavar="SPEC",
+                     help="the same for UDP")
+    fwd.add_argument("-a", "--api-socket", metavar="PATH",
+                     help="serve slirp4netns's JSON API (add_hostfwd, list_hostfwd, remove_hostfwd) on this "
+                          "Unix socket")
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-flows", type=int, default=FlowConfig.max_flows,
                      help=f"flows (TCP connections, UDP associations, pings) at once (default "
@@ -161,6 +180,12 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
             dns = replace(dns, address=str(ipaddress.IPv4Address(args.dns_forward)))
         except ValueError:
             p.error(f"--dns-forward {args.dns_forward}: not an IPv4 address")
+    try:
+        tcp_forwards = [parse_port_spec("tcp", text) for text in args.tcp_ports]
+        udp_forwards = [parse_port_spec("udp", text) for text in args.udp_ports]
+        check_port_specs([*tcp_forwards, *udp_forwards])
+    except ArgsError as exc:
+        p.error(str(exc))
     target = watch_pid = watch_path = None
     spec = args.netns or args.target
     if spec:
@@ -182,6 +207,7 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
         allow_metadata=args.allow_metadata, dns=dns,
         flows=FlowConfig(max_flows=args.max_flows, udp_one_way=args.udp_timeout,
                          udp_two_way=args.udp_stream_timeout),
+        tcp_forwards=tcp_forwards, udp_forwards=udp_forwards, api_socket=args.api_socket,
         max_buffer=args.max_buffer << 20, ready_fd=args.ready_fd, exit_fd=args.exit_fd, pcap=args.pcap,
         stats=args.stats, debug=args.debug)
 
@@ -204,7 +230,7 @@ def options_from_slirp4netns(a: Slirp4netnsArgs) -> GatewayOptions:
         configure=a.configure, mac=a.macaddress, ipv6=a.enable_ipv6,
         allow_host_loopback=not a.disable_host_loopback,
         dns=DnsConfig(enabled=not a.disable_dns, address=str(model.dns)),
-        ready_fd=a.ready_fd, exit_fd=a.exit_fd, prog="slirp4netns")
+        api_socket=a.api_socket, ready_fd=a.ready_fd, exit_fd=a.exit_fd, prog="slirp4netns")
 
 
 def _fd_open(fd: int) -> bool:
@@ -243,9 +269,9 @@ def slirp4netns_main(argv: Sequence[str], version: str, prog: str = "slirp4netns
     if a.enable_sandbox or a.enable_seccomp:
         print(f"{prog}: WARNING: --enable-sandbox/--enable-seccomp are accepted and ignored by tunstack",
               file=sys.stderr)
-    if a.api_socket is not None or a.outbound_addr or a.outbound_addr6:
-        print(f"{prog}: WARNING: --api-socket and --outbound-addr are not served yet by tunstack gateway",
-              file=sys.stderr)
+    if a.outbound_addr or a.outbound_addr6:
+        print(f"{prog}: WARNING: --outbound-addr/--outbound-addr6 are not served yet by tunstack gateway "
+              f"(the host's routes choose the source)", file=sys.stderr)
     options = options_from_slirp4netns(a)
     return run_command("gateway", _runner, options, debug=options.debug)
 

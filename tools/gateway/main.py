@@ -37,10 +37,13 @@ import trio
 
 from drivers.pcap import PcapRecorder
 from drivers.tuntap import TapNdd, TunNdd, TunTapNdd
+from protocols.dhcp.server import DhcpServer
 from stack import Stack, StackConfig
 from tools.cli.command import CliError
 
+from .api import start_forwarding
 from .args import PortForwardSpec
+from .dhcp_serve import gateway_dhcp_config, serve_dhcp
 from .dns import DnsConfig, ResolvConfWatch, forwarder_from_config
 from .dns_serve import serve_dns
 from .flows import FlowConfig, FlowTable
@@ -48,6 +51,8 @@ from .ifconfig import configure_interface
 from .lifecycle import signal_ready, wait_exit_fd, wait_namespace_file_gone, wait_process_exit
 from .nsenter import NamespacedChild, NamespaceTarget, netns_opener, same_namespace, spawn_in_new_namespaces
 from .policy import DEFAULT_MTU, AddressModel, Policy
+from .portfwd import ForwardError
+from .radv_serve import gateway_radv_config, make_advertiser, serve_ra
 from .relay import RelayBudget
 from .tcp import TcpGateway
 
@@ -103,7 +108,8 @@ class Gateway:
                                "relay_buffers": {"total": self.tcp.budget.total, "in_use": self.tcp.budget.in_use,
                                                  "peak": self.tcp.budget.peak, "squeezed": self.tcp.budget.squeezed}}
         for name, service in self.services.items():
-            out[name] = vars(service.stats) if hasattr(service.stats, "__dict__") else service.stats
+            stats = service.stats if hasattr(service, "stats") else service
+            out[name] = vars(stats) if hasattr(stats, "__dict__") else stats
         out["stack"] = self.stack.stats()
         return out
 
@@ -264,8 +270,8 @@ async def run_gateway(options: GatewayOptions, *, until_shutdown: Callable[[], A
         pcap = PcapRecorder.attach(ndd, options.pcap) if options.pcap else None
         try:
             async with build_stack(options, ndd) as st:
-                attach_guest(options, st, ndd)
-                status = await _serve(options, st, ndd, child, until_shutdown, out, err)
+                ifp = attach_guest(options, st, ndd)
+                status = await _serve(options, st, ndd, ifp, child, until_shutdown, out, err)
         finally:
             if pcap is not None:
                 pcap.close()
@@ -286,7 +292,7 @@ def _stop_child(child: NamespacedChild) -> None:
     child.wait()
 
 
-async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, child: NamespacedChild | None,
+async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, ifp: Any, child: NamespacedChild | None,
                  until_shutdown: Callable[[], Awaitable[object]], out: TextIO, err: TextIO) -> int:
     policy = Policy(options.model, allow_host_loopback=options.allow_host_loopback,
                     allow_metadata=options.allow_metadata)
@@ -300,6 +306,22 @@ async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, child: Name
         if options.dns.enabled:
             forwarder = await _serve_dns(options, st, nursery)
             gw.services["dns"] = forwarder
+        if not options.tun:                    # an L2 guest: DHCP for VMs, RAs for SLAAC
+            dhcp = DhcpServer(gateway_dhcp_config(options.model, options.mtu))
+            gw.services["dhcp_link"] = await nursery.start(serve_dhcp, st, ifp, dhcp)
+            gw.services["dhcp"] = dhcp
+            if st.config.ipv6:
+                advertiser = make_advertiser(st, ifp, gateway_radv_config(options.model, options.mtu))
+                gw.services["radv"] = await nursery.start(serve_ra, st, ifp, advertiser)
+        try:
+            forwards, api = await start_forwarding(nursery, st, options.model,
+                                                   [*options.tcp_forwards, *options.udp_forwards],
+                                                   options.api_socket)
+        except ForwardError as exc:
+            raise CliError(f"port forward: {exc}") from None
+        gw.services["port_forwards"] = forwards
+        if api is not None:
+            gw.services["api"] = api
         if child is not None:
             gw.services["child"] = ChildWatch(child)
         nursery.start_soon(_report_flows_on_sigusr1, gw, err)
