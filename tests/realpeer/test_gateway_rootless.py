@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 
 import trio
 
 from .conftest import require_real_peer
-from .helpers import run
+from .helpers import kill_if_running, read_all, run
 from .rootless import rootless_user
 from .test_gateway_command import PAGE, _http_server
 
@@ -35,6 +36,46 @@ async def test_rootlesskit_runs_tunstack_as_its_slirp4netns() -> None:
         assert hashlib.sha256(PAGE).hexdigest() in out
         ran = user.argv_log.read_text().splitlines()
         assert any("--netns-type=path" in line or "--mtu" in line for line in ran), ran   # rootlesskit's call
+
+
+GUEST_SERVER = ("import socket\n"
+                "s = socket.create_server(('0.0.0.0', 8000))\n"
+                "c, a = s.accept(); c.sendall(b'published ' + a[0].encode()); c.close()\n")
+
+
+async def test_rootlesskit_port_driver_slirp4netns_publishes_a_port() -> None:
+    """rootlesskit --port-driver=slirp4netns -p: it asks our API socket (add_hostfwd) for the
+    forward, and a client on the host reaches the server in the namespace."""
+    require_real_peer("rootlesskit")
+    with rootless_user() as user:
+        probe = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = int(probe[0].socket.getsockname()[1])
+        await probe[0].aclose()
+        argv = user.argv("rootlesskit", f"--state-dir={user.home}/state", "--net=slirp4netns",
+                         f"--slirp4netns-binary={user.slirp4netns}", "--copy-up=/etc",
+                         "--port-driver=slirp4netns", "-p", f"127.0.0.1:{port}:8000/tcp",
+                         "python3", "-c", GUEST_SERVER)
+        kit = await trio.lowlevel.open_process(argv, cwd=user.home, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            got = b""
+            with trio.fail_after(60):
+                while not got:
+                    try:
+                        stream = await trio.open_tcp_stream("127.0.0.1", port)
+                    except OSError:
+                        await trio.sleep(0.2)       # not published yet
+                        continue
+                    got = await read_all(stream)
+                    await stream.aclose()
+                    if not got:
+                        await trio.sleep(0.2)       # the forward was up before the server
+                await kit.wait()
+            assert got.startswith(b"published "), got
+            assert kit.returncode == 0
+        finally:
+            await kill_if_running(kit)
+        ran = user.argv_log.read_text()
+        assert "--api-socket" in ran or "-a" in ran.split(), ran
 
 
 async def test_command_form_without_root() -> None:
