@@ -102,3 +102,38 @@ async def test_without_root_no_tun_access_is_one_line() -> None:
         err = r.stderr.decode().strip()
         assert r.returncode == 1 and err.count("\n") == 0, err
         assert err.startswith("tunstack: error: ") and "/dev/net/tun" in err, err
+
+
+async def test_pid_form_without_root() -> None:
+    """slirp4netns's own recipe, unprivileged: `unshare -rn` makes a user + network
+    namespace, and the gateway, given its PID, joins that user namespace to make the TAP."""
+    require_real_peer("curl")
+    with rootless_user() as user:
+        async with trio.open_nursery() as nursery:
+            port = await _http_server(nursery)
+            target = await trio.lowlevel.open_process(
+                user.argv("unshare", "-rn", "sh", "-c", "echo ready; sleep 60"), stdout=subprocess.PIPE)
+            try:
+                assert target.stdout is not None
+                with trio.fail_after(10):
+                    assert (await target.stdout.receive_some()).strip() == b"ready"
+                # `env -i` and `sh` exec in place: the PID is setpriv's, now the shell in the namespace
+                gateway = await trio.lowlevel.open_process(
+                    user.argv(str(user.tunstack), "gateway", "-c", "--allow-host-loopback", str(target.pid)),
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                try:
+                    assert gateway.stdout is not None
+                    with trio.fail_after(30):
+                        assert (await gateway.stdout.receive_some()).startswith(b"ready: ")
+                    r = await run(["nsenter", "-t", str(target.pid), "-U", "-n", "--preserve-credentials",
+                                   "curl", "-sS", "-m", "10", f"http://10.0.2.2:{port}/"], timeout=30)
+                    assert r.stdout == PAGE, r.stderr
+                    target.kill()                  # the PID goes: so does the gateway (exit 0)
+                    with trio.fail_after(20):
+                        await gateway.wait()
+                    assert gateway.returncode == 0
+                finally:
+                    await kill_if_running(gateway)
+            finally:
+                await kill_if_running(target)
+            nursery.cancel_scope.cancel()

@@ -121,15 +121,15 @@ def build_parser(prog: str = "tunstack gateway") -> argparse.ArgumentParser:
                      help="serve slirp4netns's JSON API (add_hostfwd, list_hostfwd, remove_hostfwd) on this "
                           "Unix socket")
     lim = p.add_argument_group("limits")
-    lim.add_argument("--max-flows", type=int, default=FlowConfig.max_flows,
+    lim.add_argument("--max-flows", type=int, default=FlowConfig.max_flows, metavar="N",
                      help=f"flows (TCP connections, UDP associations, pings) at once (default "
                           f"{FlowConfig.max_flows}); new ones beyond are refused and counted")
     lim.add_argument("--max-buffer", type=int, default=RelayBudget.total >> 20, metavar="MIB",
                      help=f"MiB the TCP relays may hold at once (default {RelayBudget.total >> 20}; a bulk flow "
                           f"reads up to 256 KiB a time while the total allows); new flows beyond are refused")
-    lim.add_argument("--udp-timeout", type=float, default=FlowConfig.udp_one_way,
+    lim.add_argument("--udp-timeout", type=float, default=FlowConfig.udp_one_way, metavar="SECONDS",
                      help=f"seconds a UDP flow with no reply lives idle (default {FlowConfig.udp_one_way:g})")
-    lim.add_argument("--udp-stream-timeout", type=float, default=FlowConfig.udp_two_way,
+    lim.add_argument("--udp-stream-timeout", type=float, default=FlowConfig.udp_two_way, metavar="SECONDS",
                      help=f"seconds a UDP flow that saw replies lives idle (default {FlowConfig.udp_two_way:g})")
     run = p.add_argument_group("running")
     run.add_argument("-r", "--ready-fd", type=int, metavar="FD", help='write "1" to FD and close it once serving')
