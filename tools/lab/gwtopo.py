@@ -104,15 +104,22 @@ def _pasta(launch: Launch) -> list[str]:
     # -f: stay in the foreground, so the PID we hold is pasta's; no port forwards either way;
     # --no-map-gw: the guest's gateway (192.0.2.2, copied from the host netns) is the internet
     # namespace, not the host's loopback; --runas 0: as root, it would otherwise drop to nobody
-    # and lose the namespace paths it watches.
-    return ["pasta", "-f", "-q", "--config-net", "-t", "none", "-u", "none", "-T", "none", "-U", "none",
-            "--no-map-gw", "-m", str(launch.mtu), "-I", launch.ifname, *launch.extra,
-            "--netns", launch.guest_netns]
+    # and fail to join the guest namespace
+    # (measured: "Couldn't switch to pasta namespaces").
+    return ["pasta", "-f", "-q", "--runas", "0:0", "--config-net",
+            "-t", "none", "-u", "none", "-T", "none", "-U", "none", "--no-map-gw",
+            "-m", str(launch.mtu), "-I", launch.ifname, *launch.extra, "--netns", launch.guest_netns]
 
 
 SLIRP4NETNS = GatewaySpec("slirp4netns", _slirp4netns, "fd", program="slirp4netns")
 TUNSTACK = GatewaySpec("tunstack", _tunstack, "line")
 PASTA = GatewaySpec("pasta", _pasta, "configured", guest_addr=None, program="pasta")
+
+
+def project_env() -> dict[str, str]:
+    """This environment with the project first on PYTHONPATH, for what runs in a namespace."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
 
 
 class TopologyError(RuntimeError):
@@ -201,11 +208,9 @@ class Topology:
                     pass_fds: Sequence[int] = (), timeout: float = 15.0) -> tuple[Child, str]:
         """Start `argv` in `ns` (as `ip netns exec NS ARGV`), keep its output, and when `ready`
         is given wait for the first stdout line starting with it (returned)."""
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
         proc = await trio.lowlevel.open_process(ns.exec_argv(*argv), stdin=subprocess.DEVNULL,
                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                pass_fds=tuple(pass_fds), cwd=str(ROOT), env=env)
+                                                pass_fds=tuple(pass_fds), cwd=str(ROOT), env=project_env())
         child = Child(name, proc)
         self.children.append(child)
         assert proc.stdout is not None and proc.stderr is not None
