@@ -53,6 +53,8 @@ HOST_ADDR6, INTERNET_ADDR6 = "2001:db8::1", "2001:db8::2"
 NO_HOST_ADDR = "192.0.2.99"           # on the uplink's subnet, nobody answers its ARP
 UNREACHABLE_NET = "198.51.100.0/24"   # an `unreachable` route in the host netns: EHOSTUNREACH at once
 UNREACHABLE_ADDR = "198.51.100.7"
+UNREACHABLE_NET6 = "2001:db8:dead::/48"
+UNREACHABLE_ADDR6 = "2001:db8:dead::7"
 PING_ALLOWED = "0 2147483647"         # net.ipv4.ping_group_range: every group may open ping sockets
 PING_REFUSED = "1 0"                  # the kernel's default: nobody
 
@@ -76,12 +78,14 @@ class GatewaySpec:
     ready: "fd"         -- it writes to --ready-fd once the guest is configured (slirp4netns)
            "line"       -- it prints a `ready:` line on stdout (tunstack gateway)
            "configured" -- neither: serving once the guest has an address and a default route (pasta -f)
-    guest_addr: the IPv4 address the guest must get (None: any global one, pasta copies the host's)."""
+    guest_addr: the IPv4 address the guest must get (None: any global one, pasta copies the host's).
+    ipv6_args: what it needs to serve the guest IPv6 too (slirp4netns: --enable-ipv6)."""
     name: str
     build: Callable[[Launch], list[str]]
     ready: ReadyKind
     guest_addr: str | None = GUEST_ADDR
     program: str = ""         # the executable that must be installed ("" = always there)
+    ipv6_args: tuple[str, ...] = ()
 
     def missing(self) -> str:
         """'' when the program is installed, else why not."""
@@ -111,7 +115,7 @@ def _pasta(launch: Launch) -> list[str]:
             "-m", str(launch.mtu), "-I", launch.ifname, *launch.extra, "--netns", launch.guest_netns]
 
 
-SLIRP4NETNS = GatewaySpec("slirp4netns", _slirp4netns, "fd", program="slirp4netns")
+SLIRP4NETNS = GatewaySpec("slirp4netns", _slirp4netns, "fd", program="slirp4netns", ipv6_args=("--enable-ipv6",))
 TUNSTACK = GatewaySpec("tunstack", _tunstack, "line")
 PASTA = GatewaySpec("pasta", _pasta, "configured", guest_addr=None, program="pasta")
 
@@ -239,6 +243,31 @@ class Topology:
         return [a["local"] for link in json.loads(r.stdout or b"[]") for a in link.get("addr_info", [])
                 if a.get("scope") == "global"]
 
+    async def guest_addresses6(self) -> list[str]:
+        """The guest's global IPv6 addresses that finished DAD (SLAAC from the gateway's RA)."""
+        r = await trio.run_process(["ip", "-n", self.guest.name, "-j", "-6", "addr", "show", "dev", self.ifname],
+                                   capture_stdout=True, capture_stderr=True, check=False)
+        if r.returncode != 0:
+            return []
+        return [a["local"] for link in json.loads(r.stdout or b"[]") for a in link.get("addr_info", [])
+                if a.get("scope") == "global" and not a.get("tentative")]
+
+    async def wait_guest_ipv6(self, timeout: float = 15.0) -> list[str]:
+        """The guest's IPv6 addresses once it has one and an IPv6 default route (RA), or
+        TopologyError: router solicitation, RA, SLAAC and DAD take a few seconds."""
+        addrs: list[str] = []
+        with trio.move_on_after(timeout):
+            while True:
+                addrs = await self.guest_addresses6()
+                r = await trio.run_process(["ip", "-n", self.guest.name, "-6", "route", "show", "default"],
+                                           capture_stdout=True, capture_stderr=True, check=False)
+                if addrs and b"default" in r.stdout:
+                    return addrs
+                await trio.sleep(0.1)
+        tail = self.gateway.tail() if self.gateway else ""
+        raise TopologyError(f"{self.spec.name}: guest has {addrs or 'no IPv6 address'} and "
+                            f"{'a' if addrs else 'maybe no'} default route after {timeout:g} s:\n{tail}")
+
     async def guest_has_default_route(self) -> bool:
         r = await trio.run_process(["ip", "-n", self.guest.name, "-4", "route", "show", "default"],
                                    capture_stdout=True, capture_stderr=True, check=False)
@@ -255,6 +284,11 @@ class Topology:
         rows = [line.split() for line in r.stdout.splitlines() if line.startswith(group + ":")]
         header, values = rows[0], rows[1]
         return int(values[header.index(name)])
+
+    def internet_counter6(self, name: str) -> int:
+        """A /proc/net/snmp6 counter of the internet namespace (e.g. Icmp6InEchos)."""
+        r = self.internet.run("cat", "/proc/net/snmp6", check=True)
+        return next(int(v) for k, v in (line.split() for line in r.stdout.splitlines() if line.strip()) if k == name)
 
     def gateway_stat(self) -> dict[str, Any]:
         """The gateway's CPU seconds (user + system) and memory now, from /proc/PID."""
@@ -285,6 +319,16 @@ def _veth(host: NetnsHost, internet: NetnsHost, ipv6: bool) -> None:
     host.ip("route", "add", "unreachable", UNREACHABLE_NET)
     if ipv6:
         host.ip("-6", "route", "add", "default", "via", INTERNET_ADDR6)
+        host.ip("-6", "route", "add", "unreachable", UNREACHABLE_NET6)
+
+
+async def _fast_slaac(guest: NetnsHost) -> None:
+    """The guest's new interfaces skip DAD and the router-solicitation delay (RFC 4862 5.4,
+    RFC 4861 6.3.7; Linux accept_dad, router_solicitation_delay): SLAAC in well under a second
+    instead of ~3.5 s, and nothing else on that link could hold the address anyway."""
+    for key, value in (("accept_dad", "0"), ("router_solicitation_delay", "0")):
+        await trio.run_process(guest.exec_argv("sysctl", "-qw", f"net.ipv6.conf.default.{key}={value}"),
+                               capture_stdout=True, capture_stderr=True)
 
 
 def _resolv_conf(topo: Topology, nameserver: str) -> None:
@@ -364,13 +408,15 @@ def _remove(topo: Topology) -> None:
 @asynccontextmanager
 async def gateway_topology(spec: GatewaySpec, *, mtu: int = 65520, extra: Sequence[str] = (),
                            ping_sockets: bool = True, ipv6: bool = True, servers: bool = True,
-                           dns_responder: Sequence[str] | None = None,
+                           dns_responder: Sequence[str] | None = None, guest_ipv6: bool = False,
                            timeout: float = 15.0) -> AsyncIterator[Topology]:
     """The topology with `spec` serving the guest at `mtu` (see the module docstring).
 
     servers: start tools/lab/gwservers.py in the internet namespace; dns_responder: an argv
     (e.g. `python -m tests.dns_responder 192.0.2.2 53`) started there before the gateway,
-    which prints `bound` once serving; ping_sockets: the host namespace's ping_group_range."""
+    which prints `bound` once serving; ping_sockets: the host namespace's ping_group_range;
+    guest_ipv6: the gateway serves the guest IPv6 too (spec.ipv6_args), and the guest has its
+    SLAAC address and default route before this yields."""
     why = spec.missing()
     if why:
         raise TopologyError(why)
@@ -390,7 +436,11 @@ async def gateway_topology(spec: GatewaySpec, *, mtu: int = 65520, extra: Sequen
                                      ready='{"ready"')
                 if dns_responder is not None:
                     await topo.spawn(internet, dns_responder, "dns", ready="bound")
-                await _start_gateway(topo, extra, timeout)
+                if guest_ipv6:
+                    await _fast_slaac(guest)
+                await _start_gateway(topo, [*extra, *(spec.ipv6_args if guest_ipv6 else ())], timeout)
+                if guest_ipv6:
+                    await topo.wait_guest_ipv6(timeout)
                 yield topo
             finally:
                 if len(made) == 3:
