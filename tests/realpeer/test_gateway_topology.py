@@ -214,6 +214,9 @@ for size in sizes:
             resent += 1
             got = None
             continue
+        except OSError as exc:          # e.g. ECONNREFUSED: the gateway answered port unreachable
+            print(json.dumps({"sizes": len(sizes), "n_wrong": -1, "error": f"size {size}: {exc}"}))
+            sys.exit(0)
         break
     if got != data:
         wrong.append(size)
