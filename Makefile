@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEBIAN_TOOLS := ip:iproute2 tcpdump:tcpdump tshark:tshark iperf3:iperf3 nc:netcat-openbsd socat:socat curl:curl ping:iputils-ping /usr/sbin/atmsigd:atm-tools \
                 gcc:gcc /usr/include/stdio.h:libc6-dev hping3:hping3 /usr/sbin/radvd:radvd busybox:busybox \
-                rootlesskit:rootlesskit newuidmap:uidmap setpriv:util-linux
+                rootlesskit:rootlesskit newuidmap:uidmap setpriv:util-linux slirp4netns:slirp4netns pasta:passt
 OUT    ?= demo-out
 
 # `make check`: ruff and mypy (configured in pyproject.toml) over every package; `make test`

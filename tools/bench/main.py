@@ -10,6 +10,8 @@ Sections (`--only` takes these names, comma-separated):
   tunstack    tunstack over TUN, offload on and off, in child processes
   svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd
               (a second table; tools/bench/svc.py)
+  gateway     user-mode gateways: tunstack gateway, slirp4netns, pasta at MTU 1500 and 65520
+              (a third table; tools/bench/gateway.py)
 
 Prints one table (rows: measurements; columns: tunstack, pmd-pytcp, slirp4netns, veth,
 tunstack ÷ pmd-pytcp, tunstack ÷ veth) and writes it to bench-out/bench.json.
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from . import gateway as bench_gateway
 from . import pytcp as bench_pytcp
 from . import slirp as bench_slirp
 from . import svc as bench_svc
@@ -61,6 +64,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Params], Section]]] = {
 # the peers have no offload switch: their one bulk figure stands in both offload rows
 SAME_AS = {"bulk_in_nooff": "bulk_in", "bulk_out_nooff": "bulk_out"}
 OUT = ROOT / "bench-out" / "bench.json"
+EXTRA_TABLES = ("svc", "gateway")   # tables of their own, after the main one
 
 
 def fill_peer_rows(sec: Section) -> None:
@@ -152,17 +156,18 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 s per figure and 2000 idle connections (~1 min)")
     ap.add_argument("--only", metavar="SECTION[,SECTION]",
-                    help=f"run only these: {', '.join([*SECTIONS, 'svc'])}")
+                    help=f"run only these: {', '.join([*SECTIONS, *EXTRA_TABLES])}")
     ap.add_argument("--out", type=Path, default=OUT, help=f"JSON output (default {OUT.relative_to(ROOT)})")
     a = ap.parse_args(argv)
     chosen = list(SECTIONS)
     if a.only:
         chosen = [s.strip() for s in a.only.split(",") if s.strip()]
-        bad = [s for s in chosen if s not in SECTIONS and s != "svc"]
+        bad = [s for s in chosen if s not in SECTIONS and s not in EXTRA_TABLES]
         if bad:
-            ap.error(f"unknown section(s) {', '.join(bad)}; choose from {', '.join([*SECTIONS, 'svc'])}")
+            ap.error(f"unknown section(s) {', '.join(bad)}; choose from {', '.join([*SECTIONS, *EXTRA_TABLES])}")
     run_svc = "svc" in chosen or not a.only
-    chosen = [s for s in chosen if s != "svc"]
+    run_gateway = "gateway" in chosen or not a.only
+    chosen = [s for s in chosen if s not in EXTRA_TABLES]
     p = params(a.quick)
     meta: dict[str, object] = {
         "date": datetime.date.today().isoformat(), "quick": p.quick, "seconds": p.seconds,
@@ -189,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         svc = bench_svc.run(p)
         print(f"   {time.monotonic() - t0:.0f} s", flush=True)
+    gateways: dict[str, Section] = {}
+    if run_gateway:
+        print("== user-mode gateways (tunstack gateway, slirp4netns, pasta) ...", flush=True)
+        t0 = time.monotonic()
+        gateways = bench_gateway.run(p)
+        print(f"   {time.monotonic() - t0:.0f} s", flush=True)
     meta["elapsed_s"] = round(time.monotonic() - t_all, 1)
     print()
     if sections:
@@ -196,11 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     if svc:
         print()
         print(bench_svc.render(svc))
+    if gateways:
+        print()
+        print(bench_gateway.render(gateways))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     out = to_json(sections, meta)
     if svc:
         out["svc"] = {n: {"cells": {k: {"value": c.value, "note": c.note} for k, c in s.cells.items()},
                           "details": s.details} for n, s in svc.items()}
+    if gateways:
+        out["gateway"] = bench_gateway.to_json(gateways)
     a.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten: {a.out} ({meta['elapsed_s']} s)")
     return 0
