@@ -208,7 +208,7 @@ class UdpGatewayStats(Counters):
     dropped_queue: int = 0        # a flow's queue (or the total) was full: the datagram dropped
     expired: int = 0
     host_errors: int = 0          # errors the host reported about a flow (IP_RECVERR, send)
-    icmp_to_guest: int = 0        # ... shown to the guest with forward_error
+    icmp_to_guest: int = 0        # ... and refusals, asked of forward_error (before the ICMP rate limits)
     send_errors: int = 0          # forward_send refused a reply (its errno)
 
 
