@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from tools.gateway.echo import EchoGateway
 from tools.gateway.flows import FlowConfig, FlowTable
@@ -141,3 +142,25 @@ async def test_policy_refusal_and_full_table_drop_silently() -> None:
     gw = await _with_gateway(lambda fam: FakePingSocket(fam, log), body)
     assert (gw.stats.refused_policy, gw.stats.refused_full, gw.stats.replies_to_guest) == (1, 1, 0)
     assert log == []                                  # no host socket was ever opened
+
+
+async def test_idle_echo_flows_expire(mock_clock: Any) -> None:
+    """ping_idle (30 s) after the last echo, the clock a MockClock the test moves: the flow's
+    socket closed, its slot free; the next ping opens a fresh flow."""
+    log: list[Any] = []
+
+    async def body(p: Any, gw: EchoGateway) -> None:
+        await p.sa.ping(REMOTE)
+        await trio.testing.wait_all_tasks_blocked(0.05)
+        assert len(gw) == len(gw.flows) == 1
+        mock_clock.jump(29.0)
+        await trio.testing.wait_all_tasks_blocked(0.05)
+        assert len(gw) == 1 and ("close",) not in log
+        mock_clock.jump(1.5)
+        await trio.testing.wait_all_tasks_blocked(0.05)
+        assert len(gw) == len(gw.flows) == 0 and log[-1] == ("close",)
+        await p.sa.ping(REMOTE)
+        assert gw.stats.flows_opened == 2
+
+    gw = await _with_gateway(lambda fam: FakePingSocket(fam, log), body)
+    assert gw.stats.expired == 1 and gw.flows.stats.expired == 1 and gw.stats.replies_to_guest == 2
