@@ -18,6 +18,8 @@ import pytest
 import trio
 import trio.testing
 
+from protocols.addr import ip_to_int
+from protocols.udp.forward import UdpForward
 from tools.gateway.flows import FlowConfig, FlowTable
 from tools.gateway.policy import AddressModel, Policy, Relay, Verdict
 from tools.gateway.udp import UdpGateway
@@ -212,3 +214,32 @@ async def test_full_table_refuses_new_flows_while_the_old_one_works() -> None:
         st = g.gw.stats
     host.close()
     assert st.refused_full == 1 and flows.stats.refused_full == 1 and st.flows_opened == 1
+
+
+async def test_a_datagram_while_the_gateway_shuts_down_finds_no_gateway() -> None:
+    """Regression: cancelled, the gateway's nursery waits for its flows' tasks, closed to new
+    ones; a datagram the stack read meanwhile reached on_datagram, whose start_soon raised
+    RuntimeError into the stack's reader and brought the whole stack down."""
+    host = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await host.bind(("127.0.0.1", 0))
+    port = host.getsockname()[1]
+    late: list[Any] = []
+    async with gateway(Policy(MODEL, allow_host_loopback=True)) as g:
+        guest = g.p.sa.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await guest.connect((IP_B, port))
+        await guest.send(b"one flow")
+        with trio.fail_after(30):
+            await host.recvfrom(100)
+        forget = g.gw._forget
+
+        def forget_then_a_datagram(flow: Any) -> None:     # runs as the flows' tasks end
+            forget(flow)
+            if not late:
+                late.append(g.p.sb.udp.forwarder)
+                g.gw.on_datagram(UdpForward(socket.AF_INET, ip_to_int(IP_A), 999, ip_to_int(IP_B), port,
+                                            b"late", None, g.p.sb.now()))
+
+        g.gw._forget = forget_then_a_datagram              # type: ignore[method-assign]
+    host.close()
+    assert late == [None]                   # unhooked before the flows ended
+    assert g.gw.stats.flows_opened == 1 and len(g.gw) == 0

@@ -116,17 +116,18 @@ class EchoGateway:
         """Relay the guest's pings until cancelled (`await nursery.start(gw.run)`; before, the
         cores drop echo requests to remote addresses: nobody answers for them)."""
         poll_flows(self.stack, self.flows)
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                for core in self._icmp_cores():
-                    core.forwarder = self.on_echo
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for core in self._icmp_cores():
+                core.forwarder = self.on_echo
+            try:
                 task_status.started()
                 await trio.sleep_forever()
-        finally:
-            for core in self._icmp_cores():
-                core.forwarder = None
-            self._nursery = None
+            finally:
+                # unhooked before the nursery closes to new tasks (see UdpGateway.run)
+                for core in self._icmp_cores():
+                    core.forwarder = None
+                self._nursery = None
 
     # --- the input path: never blocks -------------------------------------------------------------
     def on_echo(self, fwd: EchoForward) -> None:

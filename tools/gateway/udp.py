@@ -260,15 +260,18 @@ class UdpGateway:
         from then on datagrams no socket takes are relayed (before, the core answers them with
         port unreachables, as a host without the gateway would)."""
         poll_flows(self.stack, self.flows)
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                self.stack.udp.forwarder = self.on_datagram
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.stack.udp.forwarder = self.on_datagram
+            try:
                 task_status.started()
                 await trio.sleep_forever()
-        finally:
-            self.stack.udp.forwarder = None
-            self._nursery = None
+            finally:
+                # Unhooked before the nursery closes to new tasks: while it waits for the flows'
+                # tasks to end, a datagram the stack reads must find no gateway (start_soon
+                # would raise into the stack's reader and bring the stack down).
+                self.stack.udp.forwarder = None
+                self._nursery = None
 
     # --- the input path: never blocks -------------------------------------------------------------
     def on_datagram(self, fwd: UdpForward) -> None:
