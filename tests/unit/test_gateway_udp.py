@@ -82,3 +82,13 @@ def test_expiry_reaches_the_flows_owner_and_tcp_flows_are_left_alone() -> None:
     assert ended == ["udp"] and len(t) == 1
     expire_owner(tcp)                           # a state without expired(): nothing to do, no error
     assert ended == ["udp"]
+
+
+def test_peek_leaves_the_item_for_a_sender_whose_socket_is_full() -> None:
+    budget = QueueBudget(limit=100)
+    q: PendingQueue[bytes] = PendingQueue(budget)
+    assert q.peek() is None
+    q.push(b"first", 5)
+    q.push(b"second", 6)
+    assert q.peek() == b"first" and len(q) == 2 and budget.used == 11
+    assert q.pop() == b"first" and q.peek() == b"second"

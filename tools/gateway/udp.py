@@ -41,18 +41,25 @@ from protocols.ipv6.addr import int_to_ip6
 from protocols.udp.forward import UdpForward
 
 from .flows import Flow, FlowKey, FlowTable
-from .hostudp import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, HostError, open_flow, read_error, receive
+from .hostudp import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL, HostError, open_flow, read_error
 from .policy import Refuse, Verdict
 
 log = logging.getLogger(__name__)
 
 # Bounds of the datagrams waiting for a host socket.  A host socket normally takes a datagram
-# at once (its send buffer, net.core.wmem_default, is 208 KiB): the queue only covers the
-# socket being opened and a full send buffer.
-PER_FLOW_DATAGRAMS = 64
+# at once (its send buffer, net.core.wmem_default, is 208 KiB): the queue covers the socket
+# being opened, a full send buffer, and the stack's reader delivering a burst in one turn of
+# the scheduler.  256 datagrams, as many as a Linux socket's 208 KiB receive buffer holds of
+# small ones; the octets bound is what bounds memory.
+PER_FLOW_DATAGRAMS = 256
 PER_FLOW_OCTETS = 256 << 10
 TOTAL_OCTETS = 16 << 20            # all UDP flows together
 RECV_SIZE = 65535                  # the largest datagram a host socket can return
+# Datagrams a flow's task moves per turn of the scheduler before it lets others run: one per
+# turn (trio's socket calls each yield) let the stack's reader, which delivers a whole batch
+# of frames per turn, fill the flow's queue faster than it drained (measured: 94% of a bulk
+# flow's datagrams dropped at the queue); a batch keeps up and stays fair.
+BATCH = 64
 FULL_KIND = "admin"                # what a guest is told when the gateway has no room for its flow
 
 T = TypeVar("T")
@@ -90,6 +97,10 @@ class PendingQueue(Generic[T]):
         self.octets += size
         self.budget.used += size
         return True
+
+    def peek(self) -> T | None:
+        """The oldest item, left in the queue (for a sender that may find its socket full)."""
+        return self._items[0][0] if self._items else None
 
     def pop(self) -> T | None:
         if not self._items:
@@ -189,6 +200,22 @@ def poll_flows(stack: Any, flows: FlowTable) -> None:
 
 def format_addr(family: int, addr: int) -> str:
     return int_to_ip6(addr) if family == socket.AF_INET6 else int_to_ip(addr)
+
+
+def _recv_nowait(sock: trio.socket.SocketType, raw: socket.socket) -> bytes | HostError | None:
+    """hostudp.receive without waiting: the next datagram, the next error the host reported
+    about the flow, or None when there is nothing to read.  Other errors are raised."""
+    try:
+        return raw.recv(RECV_SIZE)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        err = read_error(sock)
+        if err is not None:
+            return err
+        if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EMSGSIZE):
+            return HostError(exc.errno, SO_EE_ORIGIN_LOCAL, 0, 0, 0, None)
+        raise
 
 
 # --- the gateway ------------------------------------------------------------------------------------
@@ -366,39 +393,56 @@ class UdpGateway:
     async def _to_host(self, flow: _UdpFlow) -> None:
         sock = flow.sock
         assert sock is not None
+        raw = sock._sock                   # type: ignore[attr-defined]  # the stdlib socket: non-blocking
         while True:
-            data = flow.queue.pop()
-            if data is None:
+            if not len(flow.queue):
                 flow.wake = trio.Event()
                 await flow.wake.wait()
                 continue
-            flow.last_length = len(data)
-            try:
-                await sock.send(data)
-            except OSError as exc:          # an earlier ICMP error pending on the socket, EMSGSIZE, ...
-                err = read_error(sock) or HostError(exc.errno or 0, 0, 0, 0, 0, None)
-                self._host_error(flow, err)
-                continue
-            self.stats.datagrams_to_host += 1
-            self.stats.octets_to_host += len(data)
+            for _ in range(BATCH):
+                data = flow.queue.peek()
+                if data is None:
+                    break
+                flow.last_length = len(data)
+                try:
+                    raw.send(data)
+                except BlockingIOError:    # the send buffer is full: the datagram waits in the queue
+                    await trio.lowlevel.wait_writable(raw)
+                    break
+                except OSError as exc:     # an earlier ICMP error pending on the socket, EMSGSIZE, ...
+                    flow.queue.pop()
+                    self._host_error(flow, read_error(sock) or HostError(exc.errno or 0, 0, 0, 0, 0, None))
+                    continue
+                flow.queue.pop()
+                self.stats.datagrams_to_host += 1
+                self.stats.octets_to_host += len(data)
+            await trio.lowlevel.checkpoint()
 
     async def _to_guest(self, flow: _UdpFlow) -> None:
         sock = flow.sock
         assert sock is not None
+        raw = sock._sock                   # type: ignore[attr-defined]
         while True:
-            got = await receive(sock, RECV_SIZE)
-            if isinstance(got, HostError):
-                self._host_error(flow, got)
-                continue
-            now = self.stack.now()
-            err = self.stack.udp.forward_send(flow.family, flow.dst, flow.dport, flow.guest, flow.gport, got, now)
-            if err:
-                self.stats.send_errors += 1
-                continue
-            self.stats.datagrams_to_guest += 1
-            self.stats.octets_to_guest += len(got)
-            if self.flows.get(flow.entry.key) is flow.entry:
-                self.flows.inbound(flow.entry, len(got), now)
+            await trio.lowlevel.wait_readable(raw)
+            for _ in range(BATCH):
+                got = _recv_nowait(sock, raw)
+                if got is None:
+                    break
+                if isinstance(got, HostError):
+                    self._host_error(flow, got)
+                else:
+                    self._reply(flow, got)
+
+    def _reply(self, flow: _UdpFlow, data: bytes) -> None:
+        now = self.stack.now()
+        err = self.stack.udp.forward_send(flow.family, flow.dst, flow.dport, flow.guest, flow.gport, data, now)
+        if err:
+            self.stats.send_errors += 1
+            return
+        self.stats.datagrams_to_guest += 1
+        self.stats.octets_to_guest += len(data)
+        if self.flows.get(flow.entry.key) is flow.entry:
+            self.flows.inbound(flow.entry, len(data), now)
 
     # --- errors, expiry ---------------------------------------------------------------------------
     def _host_error(self, flow: _UdpFlow, err: HostError) -> None:
