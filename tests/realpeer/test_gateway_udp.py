@@ -1,17 +1,21 @@
 """The gateway's UDP and ICMP echo sides with a Linux guest (tools/gateway/udp.py, echo.py): the
-guest's namespace reaches the gateway over TUN, its default route via 10.0.2.2.
+guest's namespace (10.0.2.100, fd00::100) reaches the gateway over TUN, its default routes via
+10.0.2.2 and fd00::2.
 
-  * UDP: with host loopback allowed, datagrams of 1..8000 bytes to 10.0.2.2:PORT are relayed
-    to an echo server on this host's 127.0.0.1:PORT (the test's own) and come back intact
-    (the guest's kernel fragments and reassembles the large ones); a closed port is the guest's
-    ECONNREFUSED -- from the host's ICMP, read by the gateway from IP_RECVERR;
-  * ping: the guest pings 198.51.100.7, which the test's policy maps to the host's 127.0.0.1
-    (the gateway's own 10.0.2.2 is answered by its stack, as slirp4netns answers its own), and
-    the host pings it through an unprivileged ping socket: net.ipv4.ping_group_range is set for
-    the test and restored after; refused, the guest sees no reply (none forged).
+  * UDP: with host loopback allowed, datagrams of every size 1..8000 bytes to 10.0.2.2:PORT
+    ([fd00::2]:PORT) are relayed to an echo server on this host's 127.0.0.1:PORT (::1) -- the
+    test's own -- and come back intact (the guest's kernel fragments and reassembles the large
+    ones); a closed port is the guest's ECONNREFUSED -- from the host's ICMP, read by the
+    gateway from IP_RECVERR; host loopback off, refused as a closed port;
+  * ping: the guest pings 198.51.100.7 (2001:db8:5::9), which the test's policy maps to the
+    host's 127.0.0.1 (::1) -- the gateway's own 10.0.2.2 is answered by its stack, as
+    slirp4netns answers its own -- and the host pings it through an unprivileged ping socket:
+    net.ipv4.ping_group_range is set for the test and restored after; refused, the guest sees
+    no reply (none forged).
 """
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -32,13 +36,14 @@ from tools.lab.netns import NetnsHost, unique_name
 from .conftest import require_real_peer
 from .helpers import loss_percent, run
 
-REMOTE = "198.51.100.7"
+REMOTE, REMOTE6 = "198.51.100.7", "2001:db8:5::9"
 PING_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
 ECHO = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+gateway = sys.argv[3]
+s = socket.socket(socket.AF_INET6 if ":" in gateway else socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(5)
-s.connect(("10.0.2.2", int(sys.argv[1])))
+s.connect((gateway, int(sys.argv[1])))
 ok = 0
 for size in range(1, 8001, int(sys.argv[2])):
     data = bytes((size + i) & 0xFF for i in range(size))
@@ -50,9 +55,10 @@ print(ok, s.getsockname()[1])
 """
 REFUSED = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+gateway = sys.argv[2] if len(sys.argv) > 2 else "10.0.2.2"
+s = socket.socket(socket.AF_INET6 if ":" in gateway else socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(10)
-s.connect(("10.0.2.2", int(sys.argv[1])))
+s.connect((gateway, int(sys.argv[1])))
 s.send(b"anyone there?")
 try:
     s.recv(100)
@@ -63,13 +69,15 @@ except OSError as exc:
 
 
 class Mapped:
-    """REMOTE stands for the host's loopback; the rest as the real policy says."""
+    """REMOTE and REMOTE6 stand for the host's loopback; the rest as the real policy says."""
 
     def __init__(self, allow_host_loopback: bool) -> None:
         self.inner = Policy(AddressModel.from_cidr(), allow_host_loopback=allow_host_loopback)
 
     def outbound(self, dst: str, port: int) -> Verdict:
-        return Relay("127.0.0.1", port) if dst == REMOTE else self.inner.outbound(dst, port)
+        if dst in (REMOTE, REMOTE6):
+            return Relay("::1" if dst == REMOTE6 else "127.0.0.1", port)
+        return self.inner.outbound(dst, port)
 
 
 @contextmanager
@@ -85,12 +93,17 @@ def ping_group_range(value: str) -> Iterator[None]:
 
 @asynccontextmanager
 async def linux_guest(netns: NetnsHost, *, allow_host_loopback: bool = True) -> AsyncIterator[tuple[Any, Any]]:
+    """The guest 10.0.2.100 and fd00::100 (slirp4netns's model), its default routes via the
+    gateway's 10.0.2.2 and fd00::2."""
     ndd = TunNdd(unique_name("tg"))
     ndd.create()
     netns.adopt(ndd.ndd_name, "10.0.2.100/24")
+    netns.ip("-6", "addr", "add", "fd00::100/64", "dev", ndd.ndd_name, "nodad")
     netns.ip("route", "add", "default", "via", "10.0.2.2")
+    netns.ip("-6", "route", "add", "default", "via", "fd00::2")
     async with Stack("gateway") as st:
         ifp = st.add_interface(ndd, "10.0.2.2/24")
+        st.add_address(ifp, "fd00::2/64", dad=False)
         ifp.transparent = True
         flows = FlowTable()
         policy = Mapped(allow_host_loopback)
@@ -108,23 +121,26 @@ async def reverse_server(sock: trio.socket.SocketType) -> None:
         await sock.sendto(data[::-1], peer)
 
 
-async def test_linux_guest_udp_through_the_gateway(netns: NetnsHost) -> None:
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["v4", "v6"])
+async def test_linux_guest_udp_through_the_gateway(netns: NetnsHost, family: int) -> None:
     require_real_peer()
-    server = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
-    await server.bind(("127.0.0.1", 0))
+    v6 = family == socket.AF_INET6
+    loopback, gateway = ("::1", "fd00::2") if v6 else ("127.0.0.1", "10.0.2.2")
+    server = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+    await server.bind((loopback, 0))
     port = server.getsockname()[1]
-    closed = trio.socket.socket(type=trio.socket.SOCK_DGRAM)
-    await closed.bind(("127.0.0.1", 0))
+    closed = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+    await closed.bind((loopback, 0))
     free = closed.getsockname()[1]
     closed.close()                                     # nothing listens there now
     async with linux_guest(netns) as (udp, _echo), trio.open_nursery() as n:
         n.start_soon(reverse_server, server)
         step = 1                                       # every size
-        r = await run(netns.exec_argv(sys.executable, "-c", ECHO, str(port), str(step)), timeout=180)
+        r = await run(netns.exec_argv(sys.executable, "-c", ECHO, str(port), str(step), gateway), timeout=180)
         assert r.returncode == 0, r.stdout + r.stderr
         count, gport = map(int, r.stdout.split())
         assert count == len(range(1, 8001, step))
-        r = await run(netns.exec_argv(sys.executable, "-c", REFUSED, str(free)), timeout=60)
+        r = await run(netns.exec_argv(sys.executable, "-c", REFUSED, str(free), gateway), timeout=60)
         assert r.stdout.strip() == b"111", r.stdout + r.stderr          # ECONNREFUSED
         n.cancel_scope.cancel()
     server.close()
@@ -142,12 +158,13 @@ async def test_linux_guest_udp_refused_without_host_loopback(netns: NetnsHost) -
     assert udp.stats.refused_policy >= 1 and udp.stats.datagrams_to_host == 0
 
 
+@pytest.mark.parametrize("remote", [REMOTE, REMOTE6], ids=["v4", "v6"])
 @pytest.mark.parametrize("allowed", [True, False], ids=["ping-sockets", "no-ping-sockets"])
-async def test_linux_guest_ping_through_the_gateway(netns: NetnsHost, allowed: bool) -> None:
+async def test_linux_guest_ping_through_the_gateway(netns: NetnsHost, allowed: bool, remote: str) -> None:
     require_real_peer()
-    with ping_group_range("0 2147483647" if allowed else "1 0"):
+    with ping_group_range("0 2147483647" if allowed else "1 0"):     # IPv6 ping sockets obey it too
         async with linux_guest(netns) as (_udp, echo):
-            r = await run(netns.exec_argv("ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1000", REMOTE), timeout=60)
+            r = await run(netns.exec_argv("ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1000", remote), timeout=60)
     st = echo.stats
     if allowed:
         assert r.returncode == 0 and loss_percent(r.stdout) == 0, r.stdout + r.stderr
