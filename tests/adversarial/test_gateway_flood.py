@@ -1,4 +1,5 @@
-"""A hostile guest floods the gateway's UDP side with new flows (issue 13, "Hostile guest").
+"""A hostile guest floods the gateway's UDP side with new flows (issue 13, "Hostile guest"), and
+its echo side with new (identifier, destination) pairs.
 
 The stack on a TUN is the gateway (its interface transparent, the guest's default route
 through it); the attacker in the namespace sends datagrams to thousands of (address, port)
@@ -13,6 +14,9 @@ echo server opened before the flood.  What must hold:
     and the queues within their total budget;
   * CPU per flood datagram (stack input, gateway, host socket) stays under a generous bound;
   * the honest flow keeps working with the table full, and a new flow is refused.
+
+The echo flood (ping sockets allowed for the test) holds the same table bound: ping sockets
+opened stay within max_flows, the rest counted in refused_full.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ import tracemalloc
 import trio
 
 from tests.realpeer.helpers import kill_if_running, run
+from tests.realpeer.test_gateway_udp import ping_group_range
+from tools.gateway.echo import EchoGateway
 from tools.gateway.flows import FlowConfig, FlowTable
 from tools.gateway.policy import Refuse, Relay, Verdict
 from tools.gateway.udp import UdpGateway
@@ -178,3 +184,64 @@ async def test_udp_flow_flood_stays_within_max_flows(tun_peer: Peer) -> None:
         await kill_if_running(honest)
         echo.close()
         sink.close()
+
+
+PING_FLOOD = """
+import socket, struct, sys
+count = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xFFFF)
+    return ~(t + (t >> 16)) & 0xFFFF
+for i in range(count):
+    body = struct.pack("!BBHHH", 8, 0, 0, i & 0xFFFF, 1) + b"p" * 56
+    body = body[:2] + struct.pack("!H", csum(body)) + body[4:]
+    s.sendto(body, ("198.18.%d.%d" % ((i >> 8) & 0xFF, i & 0xFF), 0))
+print(count, flush=True)
+"""
+
+
+async def test_echo_flow_flood_stays_within_max_flows(tun_peer: Peer) -> None:
+    """Echo requests with a new identifier and destination each (a raw socket in the namespace),
+    ping sockets allowed for the test: ping sockets opened stay within max_flows, the rest is
+    counted as refused_full; nothing is answered that the host did not answer."""
+    peer = tun_peer
+    peer.stack.interface(peer.dev).transparent = True
+    peer.host.ip("route", "add", "default", "via", STACK_IP)
+    flows = FlowTable(FlowConfig(max_flows=MAX_FLOWS))
+    gw = EchoGateway(peer.stack, FloodPolicy(0, 0), flows)
+    peak = {"flows": 0, "fds": 0}
+    count = soak(5000, 100_000)
+
+    async def watch() -> None:
+        while True:
+            peak["flows"] = max(peak["flows"], len(flows), len(gw))
+            peak["fds"] = max(peak["fds"], open_fds())
+            await trio.sleep(0.005)
+
+    with ping_group_range("0 2147483647"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gw.run)
+            nursery.start_soon(watch)
+            fds_before = open_fds()
+            cpu0 = time.process_time()
+            r = await run(peer.exec(sys.executable, "-c", PING_FLOOD, str(count)), timeout=300)
+            assert r.returncode == 0, r.stderr
+            with trio.fail_after(60):
+                while True:
+                    before = gw.stats.requests
+                    await trio.sleep(0.2)
+                    if gw.stats.requests == before:
+                        break
+            cpu = time.process_time() - cpu0
+            st = gw.stats
+            print(f"\nEcho flow flood: {count} requests sent, {st.requests} reached the gateway, cpu {cpu:.2f} s "
+                  f"({cpu / max(st.requests, 1) * 1e6:.0f} us/request), peak flows {peak['flows']}, "
+                  f"peak fds {peak['fds']} (before {fds_before}), stats {st.as_dict()}")
+            assert peak["flows"] <= MAX_FLOWS and peak["fds"] <= fds_before + MAX_FLOWS + 16
+            assert st.requests > MAX_FLOWS and st.flows_opened == MAX_FLOWS
+            assert st.refused_full == st.requests - MAX_FLOWS - st.dropped_queue
+            assert st.replies_to_guest <= st.requests_to_host <= MAX_FLOWS
+            assert cpu / st.requests < CPU_PER_DATAGRAM
+            nursery.cancel_scope.cancel()
