@@ -21,7 +21,12 @@ Modules:
             half-close, resets mapped across)
   hostudp   a UDP flow's host socket: connected, with the kernel's ICMP errors about it read
             from the error queue (IP_RECVERR / IPV6_RECVERR)
+  udp       the UDP side joined: guest datagrams -> policy -> flow table -> one connected
+            host socket per flow (the guest's port kept), replies and the host's errors
+            (as ICMP) back to the guest, bounded queues, idle expiry
   ping      guests' echo requests through unprivileged ping sockets (never a forged reply)
+  echo      the ICMP echo side joined: guest pings -> policy -> flow table -> a ping socket
+            per (guest, identifier, destination), replies with the guest's identifier
   dns       the DNS forwarder's core (sans-IO): upstreams from resolv.conf, the query table
   dns_serve the DNS forwarder under trio: 10.0.2.3:53 over UDP and TCP to the host's resolvers
   portfwd   inbound port forwards (-t/-u, the API's table): host listeners whose clients reach
