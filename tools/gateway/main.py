@@ -14,7 +14,9 @@ Order of a run (`run_gateway`), each step undone on the way out whatever happens
      from here (nsenter.netns_opener), offloads negotiated on its fd; `--configure` sets the
      guest side's address, default route and MTU through a socket made in the target;
   3. the Stack on it, the interface transparent; the gateway and DNS addresses its own;
-  4. the services: the TCP side (tcp.TcpGateway), the DNS forwarder on DNS:53 (dns_serve);
+  4. the services: the TCP, UDP and echo sides (tcp, udp, echo) sharing one flow table, the
+     DNS forwarder on DNS:53 (dns_serve), on a TAP DHCP and Router Advertisements
+     (dhcp_serve, radv_serve), the port forwards and the API socket (portfwd, api);
   5. ready: `--ready-fd` gets "1", stdout a `ready:` line, COMMAND is let go;
   6. until a stop: SIGINT/SIGTERM/SIGHUP (tools/cli/command.py), `--exit-fd` readable, the
      target PID's exit, the namespace file's removal, or COMMAND's exit (its status is ours).
@@ -46,6 +48,7 @@ from .args import PortForwardSpec
 from .dhcp_serve import gateway_dhcp_config, serve_dhcp
 from .dns import DnsConfig, ResolvConfWatch, forwarder_from_config
 from .dns_serve import serve_dns
+from .echo import EchoGateway
 from .flows import FlowConfig, FlowTable
 from .ifconfig import configure_interface
 from .lifecycle import signal_ready, wait_exit_fd, wait_namespace_file_gone, wait_process_exit
@@ -55,6 +58,7 @@ from .portfwd import ForwardError
 from .radv_serve import gateway_radv_config, make_advertiser, serve_ra
 from .relay import RelayBudget
 from .tcp import TcpGateway
+from .udp import UdpGateway
 
 NOFILE_WANTED = 65536        # a host socket per flow: --max-flows 4096 needs more than the usual 1024
 
@@ -303,6 +307,12 @@ async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, ifp: Any, c
     status = 0
     async with trio.open_nursery() as nursery:
         await nursery.start(tcp.run)
+        udp = UdpGateway(st, policy, flows)
+        await nursery.start(udp.run)
+        gw.services["udp_gateway"] = udp
+        echo = EchoGateway(st, policy, flows)
+        await nursery.start(echo.run)
+        gw.services["echo_gateway"] = echo
         if options.dns.enabled:
             forwarder = await _serve_dns(options, st, nursery)
             gw.services["dns"] = forwarder
