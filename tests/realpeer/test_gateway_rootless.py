@@ -10,6 +10,9 @@ import subprocess
 
 import trio
 
+from tools.lab.gwservers import HTTP_PORT, payload
+from tools.lab.gwtopo import INTERNET_ADDR, TUNSTACK, gateway_topology
+
 from .conftest import require_real_peer
 from .helpers import kill_if_running, read_all, run
 from .rootless import rootless_user
@@ -19,21 +22,25 @@ FETCH = "ip -br addr show tap0 && ip route && curl -sS -m 20 -o page http://10.0
 
 
 async def test_rootlesskit_runs_tunstack_as_its_slirp4netns() -> None:
+    """rootlesskit, run by an unprivileged user in the topology's host namespace, starts
+    tunstack as its slirp4netns; the command inside fetches 4 MiB from the internet
+    namespace's HTTP server, SHA-256 checked (no traffic leaves the test's namespaces)."""
     require_real_peer("rootlesskit", "curl")
+    size = 4 << 20
     with rootless_user() as user:
-        async with trio.open_nursery() as nursery:
-            port = await _http_server(nursery)
-            argv = user.argv("rootlesskit", f"--state-dir={user.home}/state", "--net=slirp4netns",
-                             f"--slirp4netns-binary={user.slirp4netns}", "--mtu=65520", "--copy-up=/etc",
-                             "sh", "-c", f"cd {user.home}/state && " + FETCH.format(port=port))
+        async with gateway_topology(TUNSTACK) as topo:     # the internet namespace and its servers
+            fetch = (f"cd {user.home}/state && ip -br addr show tap0 && ip route && "
+                     f"curl -sS -m 30 -o page http://{INTERNET_ADDR}:{HTTP_PORT}/bytes/{size} && sha256sum page")
+            argv = topo.host.exec_argv(*user.argv(
+                "rootlesskit", f"--state-dir={user.home}/state", "--net=slirp4netns",
+                f"--slirp4netns-binary={user.slirp4netns}", "--mtu=65520", "--copy-up=/etc", "sh", "-c", fetch))
             with trio.fail_after(90):
                 r = await trio.run_process(argv, cwd=user.home, capture_stdout=True, capture_stderr=True,
                                            check=False)
-            nursery.cancel_scope.cancel()
         out = r.stdout.decode()
         assert r.returncode == 0, (out, r.stderr)
         assert "10.0.2.100/24" in out and "default via 10.0.2.2 dev tap0" in out
-        assert hashlib.sha256(PAGE).hexdigest() in out
+        assert hashlib.sha256(payload(size)).hexdigest() in out
         ran = user.argv_log.read_text().splitlines()
         assert any("--netns-type=path" in line or "--mtu" in line for line in ran), ran   # rootlesskit's call
 
