@@ -238,3 +238,33 @@ async def test_ipv6_slaac_port_forward_and_api_through_the_command(netns: NetnsH
             await kill_if_running(proc)
             await kill_if_running(guest_server)
         nursery.cancel_scope.cancel()
+
+
+async def test_sigusr1_prints_the_flow_table(netns: NetnsHost) -> None:
+    require_real_peer()
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = int(listeners[0].socket.getsockname()[1])
+    proc, _ = await _start([*TUNSTACK, "gateway", "--configure", "--allow-host-loopback", "--netns", netns.name])
+    holder = await trio.lowlevel.open_process(
+        netns.exec_argv(sys.executable, "-c", "import socket, sys, time\n"
+                        f"s = socket.create_connection(('10.0.2.2', {port}), timeout=10)\n"
+                        "print('connected', flush=True); sys.stdin.read()"),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and proc.stderr is not None
+        with trio.fail_after(20):
+            assert (await holder.stdout.receive_some()).strip() == b"connected"
+            accepted = await listeners[0].accept()
+        proc.send_signal(signal.SIGUSR1)
+        text = b""
+        with trio.fail_after(20):
+            while b"\n  tcp " not in text or not text.endswith(b"\n"):
+                text += await proc.stderr.receive_some()
+        lines = text.decode().splitlines()
+        assert lines[0] == "tunstack gateway: 1 flows", lines
+        assert lines[1].startswith("  tcp 10.0.2.100:") and f"-> 10.0.2.2:{port} " in lines[1], lines
+        await accepted.aclose()
+    finally:
+        await kill_if_running(holder)
+        await kill_if_running(proc)
+        await listeners[0].aclose()
