@@ -41,6 +41,12 @@ async def _start(argv: list[str], **kw: object) -> tuple[trio.Process, str]:
     return proc, line
 
 
+async def exit_status(proc: trio.Process, timeout: float = 20) -> int:
+    """The process's exit status, once it has exited (within `timeout` seconds)."""
+    with trio.fail_after(timeout):
+        return await proc.wait()
+
+
 async def _http_server(nursery: trio.Nursery) -> int:
     """A one-page HTTP server on the host's 127.0.0.1; its port."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -75,9 +81,7 @@ async def test_netns_form_relays_reports_and_stops_on_sigterm(netns: NetnsHost, 
             r = await run(netns.exec_argv("ping", "-c", "1", "-W", "3", "10.0.2.2"))
             assert loss_percent(r.stdout) == 0
             proc.send_signal(signal.SIGTERM)
-            with trio.fail_after(20):
-                await proc.wait()
-            assert proc.returncode == 128 + signal.SIGTERM
+            assert await exit_status(proc) == 128 + signal.SIGTERM
             assert proc.stderr is not None
             err = (await read_all(proc.stderr)).decode()
             assert "SIGTERM: shutting down" in err
@@ -110,9 +114,7 @@ async def test_pid_form_stops_when_the_process_exits() -> None:
         proc, ready = await _start([*TUNSTACK, "gateway", "-c", str(target.pid)])
         try:
             target.kill()
-            with trio.fail_after(20):
-                await proc.wait()
-            assert proc.returncode == 0
+            assert await exit_status(proc) == 0
         finally:
             await kill_if_running(proc)
     finally:
@@ -132,9 +134,7 @@ async def test_ready_fd_and_exit_fd(netns: NetnsHost) -> None:
         try:
             os.close(exit_w)                  # the other end closed: stop (slirp4netns -e)
             exit_w = -1
-            with trio.fail_after(20):
-                await proc.wait()
-            assert proc.returncode == 0
+            assert await exit_status(proc) == 0
         finally:
             await kill_if_running(proc)
     finally:
@@ -174,9 +174,7 @@ async def test_invoked_as_slirp4netns(netns: NetnsHost, tmp_path: Path) -> None:
             r = await run(netns.exec_argv("ping", "-c", "1", "-W", "3", "10.0.2.2"))
             assert loss_percent(r.stdout) == 0
             proc.send_signal(signal.SIGINT)
-            with trio.fail_after(20):
-                await proc.wait()
-            assert proc.returncode == 130
+            assert await exit_status(proc) == 130
         finally:
             await kill_if_running(proc)
     finally:

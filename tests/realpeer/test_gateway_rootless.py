@@ -16,7 +16,7 @@ from tools.lab.gwtopo import INTERNET_ADDR, TUNSTACK, gateway_topology
 from .conftest import require_real_peer
 from .helpers import kill_if_running, read_all, run
 from .rootless import rootless_user
-from .test_gateway_command import PAGE, _http_server
+from .test_gateway_command import PAGE, _http_server, exit_status
 
 FETCH = "ip -br addr show tap0 && ip route && curl -sS -m 20 -o page http://10.0.2.2:{port}/ && sha256sum page"
 
@@ -136,9 +136,7 @@ async def test_pid_form_without_root() -> None:
                                    "curl", "-sS", "-m", "10", f"http://10.0.2.2:{port}/"], timeout=30)
                     assert r.stdout == PAGE, r.stderr
                     target.kill()                  # the PID goes: so does the gateway (exit 0)
-                    with trio.fail_after(20):
-                        await gateway.wait()
-                    assert gateway.returncode == 0
+                    assert await exit_status(gateway) == 0
                 finally:
                     await kill_if_running(gateway)
             finally:

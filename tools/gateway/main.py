@@ -239,17 +239,6 @@ async def _report_flows_on_sigusr1(gw: Gateway, err: TextIO) -> None:
             print("\n".join(gw.flow_lines()), file=err, flush=True)
 
 
-async def _wait_child(child: NamespacedChild) -> None:
-    try:
-        pidfd = os.pidfd_open(child.pid)
-    except ProcessLookupError:
-        return
-    try:
-        await trio.lowlevel.wait_readable(pidfd)
-    finally:
-        os.close(pidfd)
-
-
 async def run_gateway(options: GatewayOptions, *, until_shutdown: Callable[[], Awaitable[object]],
                       out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """A whole run (see the module docstring); the exit status: COMMAND's with `--`, else 0."""
@@ -350,7 +339,7 @@ async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, ifp: Any, c
             stops.append(lambda: wait_namespace_file_gone(path))
         if child is not None:
             child.start()
-            stops.append(lambda: _wait_child(child))
+            stops.append(lambda: wait_process_exit(child.pid))
         await _first(*stops)
         if child is not None and child.poll() is not None:
             status = child.wait()
