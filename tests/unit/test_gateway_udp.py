@@ -86,7 +86,7 @@ def test_expiry_reaches_the_flows_owner_and_tcp_flows_are_left_alone() -> None:
 
 def test_peek_leaves_the_item_for_a_sender_whose_socket_is_full() -> None:
     budget = QueueBudget(limit=100)
-    q: PendingQueue[bytes] = PendingQueue(budget)
+    q: PendingQueue[bytes] = PendingQueue(budget, max_items=8, max_octets=100)
     assert q.peek() is None
     q.push(b"first", 5)
     q.push(b"second", 6)

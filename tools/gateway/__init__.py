@@ -21,6 +21,8 @@ Modules:
             half-close, resets mapped across)
   hostudp   a UDP flow's host socket: connected, with the kernel's ICMP errors about it read
             from the error queue (IP_RECVERR / IPV6_RECVERR)
+  dgflow    what the datagram sides share: bounded per-flow queues under a total, one task
+            per flow, its end by expiry, socket failure or stop
   udp       the UDP side joined: guest datagrams -> policy -> flow table -> one connected
             host socket per flow (the guest's port kept), replies and the host's errors
             (as ICMP) back to the guest, bounded queues, idle expiry

@@ -13,15 +13,15 @@ echo requests and counts them, trying again every `UNAVAILABLE_RETRY` seconds (t
 may be changed under it).  Refused destinations (policy.Policy) and a full flow table are
 silent drops too: a ping has no port to refuse.
 
-Each flow's requests wait in a bounded queue (udp.PendingQueue, shared total budget) while
+Each flow's requests wait in a bounded queue (dgflow.PendingQueue, shared total budget) while
 its socket opens; a flow expires after `FlowConfig.ping_idle` seconds idle (30 s).
 """
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -29,10 +29,10 @@ import trio
 from ndd.counters import Counters
 from protocols.echo import EchoForward
 
-from .flows import Flow, FlowKey, FlowTable
+from .dgflow import DatagramFlow, DatagramGateway, OutboundPolicy, PendingQueue, QueueBudget, format_addr, poll_flows
+from .flows import FlowKey, FlowTable
 from .ping import PingUnavailable, echo_request, open_ping_socket, parse_echo_reply
 from .policy import Refuse
-from .udp import OutboundPolicy, PendingQueue, QueueBudget, format_addr, poll_flows
 
 log = logging.getLogger(__name__)
 
@@ -62,48 +62,34 @@ class EchoGatewayStats(Counters):
     send_errors: int = 0          # send_echo_reply refused a reply (its errno)
 
 
-@dataclass(eq=False)
-class _EchoFlow:
-    gateway: EchoGateway
-    family: int
-    guest: int
+@dataclass(eq=False, kw_only=True)
+class _EchoFlow(DatagramFlow[tuple[int, bytes]]):
+    """One pinged destination of one guest identifier; its queue holds (sequence, data)."""
     ident: int
-    dst: int
-    host: str
-    entry: Flow
-    queue: PendingQueue[tuple[int, bytes]]
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    wake: trio.Event = field(default_factory=trio.Event)
-    sock: trio.socket.SocketType | None = None
 
-    def expired(self) -> None:
-        self.gateway._expired(self)
+    @property
+    def fid(self) -> EchoId:
+        return (self.family, self.guest, self.ident, self.dst)
 
 
 EchoId = tuple[int, int, int, int]       # (family, guest, ident, dst)
 
 
-class EchoGateway:
+class EchoGateway(DatagramGateway[_EchoFlow]):
+    kind = "echo"
+
     def __init__(self, stack: Any, policy: OutboundPolicy, flows: FlowTable, *, budget: QueueBudget | None = None,
                  per_flow_requests: int = PER_FLOW_REQUESTS, per_flow_octets: int = PER_FLOW_OCTETS,
                  open_socket: Callable[[int], trio.socket.SocketType] = open_ping_socket,
                  format_addr: Callable[[int, int], str] = format_addr) -> None:
-        self.stack = stack
-        self.policy = policy
-        self.flows = flows
-        self.budget = budget if budget is not None else QueueBudget(TOTAL_OCTETS)
+        super().__init__(stack, policy, flows, budget if budget is not None else QueueBudget(TOTAL_OCTETS),
+                         format_addr)
         self.per_flow_requests = per_flow_requests
         self.per_flow_octets = per_flow_octets
         self.stats = EchoGatewayStats()
         self._open_socket = open_socket
-        self._format = format_addr
-        self._active: dict[EchoId, _EchoFlow] = {}
-        self._nursery: trio.Nursery | None = None
         self._unavailable_until = -float("inf")
         self.unavailable_logged = False
-
-    def __len__(self) -> int:
-        return len(self._active)
 
     def _icmp_cores(self) -> list[Any]:
         cores = [self.stack.icmp]
@@ -138,7 +124,7 @@ class EchoGateway:
             if fwd.now < self._unavailable_until:
                 self.stats.dropped_unavailable += 1
                 return
-            flow = self._open(fwd, eid)
+            flow = self._open(fwd)
             if flow is None:
                 return
         if not flow.queue.push((fwd.seq, fwd.data), ECHO_HEADER + len(fwd.data)):
@@ -147,9 +133,8 @@ class EchoGateway:
         self.flows.outbound(flow.entry, ECHO_HEADER + len(fwd.data), fwd.now)
         flow.wake.set()
 
-    def _open(self, fwd: EchoForward, eid: EchoId) -> _EchoFlow | None:
-        nursery = self._nursery
-        if nursery is None:
+    def _open(self, fwd: EchoForward) -> _EchoFlow | None:
+        if self._nursery is None:
             return None
         dst = self._format(fwd.family, fwd.dst)
         verdict = self.policy.outbound(dst, 0)
@@ -161,27 +146,11 @@ class EchoGateway:
         if entry is None:
             self.stats.refused_full += 1
             return None
-        flow = _EchoFlow(self, fwd.family, fwd.src, fwd.ident, fwd.dst, verdict.host, entry,
-                         PendingQueue(self.budget, self.per_flow_requests, self.per_flow_octets))
-        entry.state = flow
-        self._active[eid] = flow
-        self.stats.flows_opened += 1
-        nursery.start_soon(self._serve, flow)
-        return flow
+        return self._start(_EchoFlow(
+            gateway=self, family=fwd.family, guest=fwd.src, ident=fwd.ident, dst=fwd.dst, host=verdict.host,
+            entry=entry, queue=PendingQueue(self.budget, self.per_flow_requests, self.per_flow_octets)))
 
-    # --- one flow's task --------------------------------------------------------------------------
-    async def _serve(self, flow: _EchoFlow) -> None:
-        try:
-            with flow.scope:
-                flow.sock = await self._connect(flow)
-                if flow.sock is None:
-                    return
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._guarded, self._to_guest, flow)
-                    await self._guarded(self._to_host, flow)
-        finally:
-            self._forget(flow)
-
+    # --- one flow's task (DatagramGateway._serve runs these) ---------------------------------------
     async def _connect(self, flow: _EchoFlow) -> trio.socket.SocketType | None:
         try:
             sock = self._open_socket(flow.family)
@@ -212,15 +181,6 @@ class EchoGateway:
         if not self.unavailable_logged:
             self.unavailable_logged = True
             log.warning("gateway: guests' pings are dropped: %s", why)
-
-    async def _guarded(self, loop: Callable[[_EchoFlow], Awaitable[None]], flow: _EchoFlow) -> None:
-        try:
-            await loop(flow)
-        except (trio.ClosedResourceError, OSError) as exc:
-            if not flow.scope.cancel_called:
-                self.stats.host_errors += 1
-                log.debug("echo flow %s ended: %s", flow.entry.key, exc)
-            flow.scope.cancel()
 
     async def _to_host(self, flow: _EchoFlow) -> None:
         sock = flow.sock
@@ -264,22 +224,6 @@ class EchoGateway:
             self.stats.octets_to_guest += len(reply.data)
             if self.flows.get(flow.entry.key) is flow.entry:
                 self.flows.inbound(flow.entry, ECHO_HEADER + len(reply.data), now)
-
-    # --- expiry -----------------------------------------------------------------------------------
-    def _expired(self, flow: _EchoFlow) -> None:
-        self.stats.expired += 1
-        self._forget(flow)
-        flow.scope.cancel()
-
-    def _forget(self, flow: _EchoFlow) -> None:
-        eid = (flow.family, flow.guest, flow.ident, flow.dst)
-        if self._active.get(eid) is flow:
-            del self._active[eid]
-        if self.flows.get(flow.entry.key) is flow.entry:
-            self.flows.remove(flow.entry.key)
-        flow.queue.clear()
-        if flow.sock is not None:
-            flow.sock.close()
 
 
 __all__ = ["UNAVAILABLE_RETRY", "EchoGateway", "EchoGatewayStats"]

@@ -28,21 +28,29 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import trio
 
 from ndd.counters import Counters
-from protocols.addr import int_to_ip
-from protocols.ipv6.addr import int_to_ip6
 from protocols.udp.forward import UdpForward
 
-from .flows import Flow, FlowKey, FlowTable
+from .dgflow import (
+    DatagramFlow,
+    DatagramGateway,
+    FlowOwner,
+    OutboundPolicy,
+    PendingQueue,
+    QueueBudget,
+    expire_owner,
+    format_addr,
+    poll_flows,
+)
+from .flows import FlowKey, FlowTable
 from .hostudp import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL, HostError, open_flow, read_error
-from .policy import Refuse, Verdict
+from .policy import Refuse
 
 log = logging.getLogger(__name__)
 
@@ -61,63 +69,6 @@ RECV_SIZE = 65535                  # the largest datagram a host socket can retu
 # flow's datagrams dropped at the queue); a batch keeps up and stays fair.
 BATCH = 64
 FULL_KIND = "admin"                # what a guest is told when the gateway has no room for its flow
-
-T = TypeVar("T")
-
-
-# --- sans-IO: the bounded queues ------------------------------------------------------------------
-@dataclass
-class QueueBudget:
-    """The octets all of a gateway's flow queues may hold together (the total cap)."""
-    limit: int = TOTAL_OCTETS
-    used: int = 0
-
-
-class PendingQueue(Generic[T]):
-    """One flow's items from the guest waiting for its host socket, bounded by `max_items`,
-    `max_octets` and the gateway's shared `budget`; `push` says False (the caller drops and
-    counts) beyond any of them.  O(1) per item."""
-
-    def __init__(self, budget: QueueBudget, max_items: int = PER_FLOW_DATAGRAMS,
-                 max_octets: int = PER_FLOW_OCTETS) -> None:
-        self.budget = budget
-        self.max_items = max_items
-        self.max_octets = max_octets
-        self.octets = 0
-        self._items: deque[tuple[T, int]] = deque()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def push(self, item: T, size: int) -> bool:
-        if len(self._items) >= self.max_items or self.octets + size > self.max_octets \
-                or self.budget.used + size > self.budget.limit:
-            return False
-        self._items.append((item, size))
-        self.octets += size
-        self.budget.used += size
-        return True
-
-    def peek(self) -> T | None:
-        """The oldest item, left in the queue (for a sender that may find its socket full)."""
-        return self._items[0][0] if self._items else None
-
-    def pop(self) -> T | None:
-        if not self._items:
-            return None
-        item, size = self._items.popleft()
-        self.octets -= size
-        self.budget.used -= size
-        return item
-
-    def clear(self) -> int:
-        """Drop everything (the flow ended): the budget gets its octets back.  How many items."""
-        n = len(self._items)
-        self._items.clear()
-        self.budget.used -= self.octets
-        self.octets = 0
-        return n
-
 
 # --- sans-IO: what the guest is told about a host error ---------------------------------------------
 # ICMP destination unreachable codes (RFC 792, RFC 1812 §5.2.7.1) as forward_error kinds: net
@@ -170,38 +121,6 @@ def errno_kind(code: int) -> str:
     return _ERRNO_KINDS.get(code, FULL_KIND)
 
 
-class OutboundPolicy(Protocol):
-    """Where a guest's flow may go: policy.Policy (or a test's stand-in)."""
-
-    def outbound(self, dst: str, port: int) -> Verdict: ...
-
-
-# --- the flow table's owners ------------------------------------------------------------------------
-class FlowOwner(Protocol):
-    def expired(self) -> None: ...
-
-
-def expire_owner(flow: Flow) -> None:
-    """The flow table's on_expire for the gateway: a flow's state is its owner (an object with
-    `expired()`), which ends it -- one hook for every kind of flow, whoever sets it first."""
-    owner = flow.state
-    expired = getattr(owner, "expired", None)
-    if expired is not None:
-        expired()
-
-
-def poll_flows(stack: Any, flows: FlowTable) -> None:
-    """Have the stack's timer service drive the flow table (a contracts.TimedCore), once, and
-    send its expiries to the flows' owners."""
-    flows.on_expire = expire_owner
-    if flows not in stack.timers.timed:
-        stack.timers.register(flows)
-
-
-def format_addr(family: int, addr: int) -> str:
-    return int_to_ip6(addr) if family == socket.AF_INET6 else int_to_ip(addr)
-
-
 def _recv_nowait(sock: trio.socket.SocketType, raw: socket.socket) -> bytes | HostError | None:
     """hostudp.receive without waiting: the next datagram, the next error the host reported
     about the flow, or None when there is nothing to read.  Other errors are raised."""
@@ -239,48 +158,33 @@ class UdpGatewayStats(Counters):
     send_errors: int = 0          # forward_send refused a reply (its errno)
 
 
-@dataclass(eq=False)
-class _UdpFlow:
+@dataclass(eq=False, kw_only=True)
+class _UdpFlow(DatagramFlow[bytes]):
     """One relayed flow: the guest's view (family, guest, gport, dst, dport; ints) and the host's."""
-    gateway: UdpGateway
-    family: int
-    guest: int
     gport: int
-    dst: int
     dport: int
-    host: str
     host_port: int
-    entry: Flow
-    queue: PendingQueue[bytes]
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    wake: trio.Event = field(default_factory=trio.Event)
-    sock: trio.socket.SocketType | None = None
     last_length: int = 0          # the last datagram's size: what an ICMP error quotes
 
-    def expired(self) -> None:
-        self.gateway._expired(self)
+    @property
+    def fid(self) -> FlowId:
+        return (self.family, self.guest, self.gport, self.dst, self.dport)
 
 
 FlowId = tuple[int, int, int, int, int]      # (family, guest, gport, dst, dport)
 
 
-class UdpGateway:
+class UdpGateway(DatagramGateway[_UdpFlow]):
+    kind = "udp"
+
     def __init__(self, stack: Any, policy: OutboundPolicy, flows: FlowTable, *, budget: QueueBudget | None = None,
                  per_flow_datagrams: int = PER_FLOW_DATAGRAMS, per_flow_octets: int = PER_FLOW_OCTETS,
                  format_addr: Callable[[int, int], str] = format_addr) -> None:
-        self.stack = stack
-        self.policy = policy
-        self.flows = flows
-        self.budget = budget if budget is not None else QueueBudget()
+        super().__init__(stack, policy, flows, budget if budget is not None else QueueBudget(TOTAL_OCTETS),
+                         format_addr)
         self.per_flow_datagrams = per_flow_datagrams
         self.per_flow_octets = per_flow_octets
         self.stats = UdpGatewayStats()
-        self._format = format_addr
-        self._active: dict[FlowId, _UdpFlow] = {}
-        self._nursery: trio.Nursery | None = None
-
-    def __len__(self) -> int:
-        return len(self._active)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Relay the guest's UDP flows until cancelled.  Start it with `await nursery.start(gw.run)`:
@@ -307,14 +211,13 @@ class UdpGateway:
         fid = (fwd.family, fwd.src, fwd.sport, fwd.dst, fwd.dport)
         flow = self._active.get(fid)
         if flow is None:
-            flow = self._open(fwd, fid)
+            flow = self._open(fwd)
             if flow is None:
                 return
         self._enqueue(flow, fwd.payload, fwd.now)
 
-    def _open(self, fwd: UdpForward, fid: FlowId) -> _UdpFlow | None:
-        nursery = self._nursery
-        if nursery is None:
+    def _open(self, fwd: UdpForward) -> _UdpFlow | None:
+        if self._nursery is None:
             return None
         dst = self._format(fwd.family, fwd.dst)
         verdict = self.policy.outbound(dst, fwd.dport)
@@ -333,13 +236,10 @@ class UdpGateway:
             self._tell_guest(fwd.family, fwd.src, fwd.sport, fwd.dst, fwd.dport, GuestError(FULL_KIND),
                              len(fwd.payload))
             return None
-        flow = _UdpFlow(self, fwd.family, fwd.src, fwd.sport, fwd.dst, fwd.dport, verdict.host, verdict.port, entry,
-                        PendingQueue(self.budget, self.per_flow_datagrams, self.per_flow_octets))
-        entry.state = flow
-        self._active[fid] = flow
-        self.stats.flows_opened += 1
-        nursery.start_soon(self._serve, flow)
-        return flow
+        return self._start(_UdpFlow(
+            gateway=self, family=fwd.family, guest=fwd.src, gport=fwd.sport, dst=fwd.dst, dport=fwd.dport,
+            host=verdict.host, host_port=verdict.port, entry=entry,
+            queue=PendingQueue(self.budget, self.per_flow_datagrams, self.per_flow_octets)))
 
     def _enqueue(self, flow: _UdpFlow, data: bytes, now: float) -> None:
         if not flow.queue.push(data, len(data)):
@@ -348,31 +248,8 @@ class UdpGateway:
         self.flows.outbound(flow.entry, len(data), now)
         flow.wake.set()
 
-    # --- one flow's task --------------------------------------------------------------------------
-    async def _serve(self, flow: _UdpFlow) -> None:
-        try:
-            with flow.scope:
-                flow.sock = await self._open_socket(flow)
-                if flow.sock is None:
-                    return
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._guarded, self._to_guest, flow)
-                    await self._guarded(self._to_host, flow)
-        finally:
-            self._forget(flow)
-
-    async def _guarded(self, loop: Callable[[_UdpFlow], Awaitable[None]], flow: _UdpFlow) -> None:
-        """One direction of the flow; when it fails the whole flow ends (the guest's next
-        datagram opens a fresh one).  A socket closed by expiry is no failure."""
-        try:
-            await loop(flow)
-        except (trio.ClosedResourceError, OSError) as exc:
-            if not flow.scope.cancel_called:
-                self.stats.host_errors += 1
-                log.debug("udp flow %s ended: %s", flow.entry.key, exc)
-            flow.scope.cancel()
-
-    async def _open_socket(self, flow: _UdpFlow) -> trio.socket.SocketType | None:
+    # --- one flow's task (DatagramGateway._serve runs these) ---------------------------------------
+    async def _connect(self, flow: _UdpFlow) -> trio.socket.SocketType | None:
         wildcard = "::" if flow.family == socket.AF_INET6 else "0.0.0.0"
         try:
             try:
@@ -460,23 +337,6 @@ class UdpGateway:
                                            mtu=shown.mtu, length=length)
         if not err:
             self.stats.icmp_to_guest += 1
-
-    def _expired(self, flow: _UdpFlow) -> None:
-        """The flow table expired the flow (idle): end it now, so a new datagram of the guest's
-        opens a fresh one."""
-        self.stats.expired += 1
-        self._forget(flow)
-        flow.scope.cancel()
-
-    def _forget(self, flow: _UdpFlow) -> None:
-        fid = (flow.family, flow.guest, flow.gport, flow.dst, flow.dport)
-        if self._active.get(fid) is flow:
-            del self._active[fid]
-        if self.flows.get(flow.entry.key) is flow.entry:
-            self.flows.remove(flow.entry.key)
-        flow.queue.clear()
-        if flow.sock is not None:
-            flow.sock.close()              # wakes a task waiting on it (ClosedResourceError)
 
 
 __all__ = ["FULL_KIND", "FlowOwner", "GuestError", "OutboundPolicy", "PendingQueue", "QueueBudget", "UdpGateway",
