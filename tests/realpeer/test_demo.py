@@ -94,6 +94,20 @@ def check_ipv6_section(out: Path) -> None:
         assert all(bytes(buf[:1])[0] >> 4 == 6 for _, buf in dpkt.pcap.Reader(f))
 
 
+def check_gateway_section(out: Path) -> None:
+    """The gateway section's steps are in the summary, with their figures."""
+    summary = (out / "summary.txt").read_text()
+    for step in ("gateway: `tunstack gateway --configure --netns GUEST` is up: ready: dev=tap0",
+                 "gateway: the guest's curl fetches 20 MB from the internet namespace: SHA-256 equal",
+                 "gateway: UDP echo through a connected host socket: sizes [1, 100, 1472, 4000, 8000] echoed",
+                 "(through the host's ping sockets): 0% loss",
+                 "gateway: a closed port refuses the guest as the internet did the host: ECONNREFUSED",
+                 "gateway: what it cost:"):
+        assert step in summary, step
+    linktype, n = pcap_packets(out / "gateway-guest.pcap")
+    assert linktype == 1 and n > 100
+
+
 def pcap_packets(path: Path) -> tuple[int, int]:
     """(link type, number of packets) of a capture, read with dpkt."""
     with open(path, "rb") as f:
@@ -108,7 +122,7 @@ async def test_demo_with_real_peers(tmp_path: Path) -> None:
     rc, pid, stdout = await run_demo(out)
     elapsed = trio.current_time() - t0
     others = [f"{dev}-{side}.pcap" for dev in ("tap", "tap6", "tun", "tun6") for side in ("kernel", "stack")]
-    passed = check_summary(out, stdout, sorted([*ATM_PCAPS, *SVC_PCAPS, *others]))
+    passed = check_summary(out, stdout, sorted([*ATM_PCAPS, *SVC_PCAPS, *others, "gateway-guest.pcap"]))
     assert passed >= 60 and "no TUN/TAP here" not in stdout
     for section in ("== TUN ", "== TAP ", "== IPv6 over TUN ", "== IPv6 over TAP "):
         assert section in stdout
@@ -119,6 +133,7 @@ async def test_demo_with_real_peers(tmp_path: Path) -> None:
     for name in others:
         assert pcap_packets(out / name)[1] >= 20, name
     check_ipv6_section(out)
+    check_gateway_section(out)
     check_atm_section(out, stdout)
     # its namespace and devices (named after its PID) are gone
     namespaces = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []

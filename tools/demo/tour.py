@@ -12,7 +12,9 @@ connected stack socket meets ECONNREFUSED from a closed Linux port.  And TCP
 and, once the captures have stopped, 200 MB each way with its Mbit/s.  Then IPv6
 (tools/demo/ipv6.py) on a TUN and a TAP device of its own: `ping -6` both ways, Neighbor
 Discovery both ways and DAD on the wire (TAP), UDP, `curl -6`, refused connects and the
-bulk transfers again (TUN), tshark checking every checksum and hop limit.
+bulk transfers again (TUN), tshark checking every checksum and hop limit.  Then
+`tunstack gateway` (tools/demo/gateway.py) gives a namespace a network through host
+sockets: curl, UDP, ping and a refused port from the guest to an "internet" namespace.
 Without root: two stacks over an in-process link (ping, UDP echo, an HTTP GET and a
 refused TCP connect), and it says so.  Both variants end with ATM (tools/demo/atm.py:
 PVC datagrams and Classical IP) and SVC calls through the emulated switch
@@ -37,6 +39,7 @@ from tools.lab.netns import NetnsHost, have_tun, unique_name
 from tools.services.builtin import ServiceStats, udp_echo
 
 from .atm import atm_demo
+from .gateway import gateway_demo
 from .ipv6 import TAP6_KERNEL, TAP6_STACK, TUN6_KERNEL, TUN6_STACK, ipv6_device_demo
 from .probes import Tcpdump, linux_pings, run, stack_pings
 from .report import Report
@@ -179,6 +182,7 @@ async def run_demo(args: argparse.Namespace) -> int:
                                    TAP6_STACK)
         finally:
             host.delete()
+        await gateway_demo(report, out)
     await atm_demo(report, out)   # no root needed: the same in both variants
     passed = sum(ok for _, ok, _ in report.steps)
     summary = f"{passed} passed, {len(report.steps) - passed} failed"
