@@ -15,7 +15,6 @@ mark cannot go stale), and tunstack must pass it.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -27,11 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trio
 from _pytest.mark.structures import ParameterSet
 
 from tools.lab.gwservers import CLOSED_PORT, ECHO_PORT, HTTP_PORT, payload
 from tools.lab.gwtopo import (
     DNS_ADDR,
+    HOST_ADDR,
     INTERNET_ADDR,
     INTERNET_ADDR6,
     NO_HOST_ADDR,
@@ -52,7 +53,6 @@ from .helpers import loss_percent, run
 
 BULK = 100 << 20          # the issue's 100 MiB each way
 MTUS = (65520, 1500)
-TUNSTACK_GATEWAY = importlib.util.find_spec("tools.gateway.main") is not None
 DNS_RESPONDER = [sys.executable, "-m", "tests.dns_responder", INTERNET_ADDR, "53"]
 DNS_ANSWER_ADDR = "198.51.100.7"         # what tests.dns_responder answers for every name
 
@@ -78,7 +78,7 @@ def cases(*, families: Sequence[int] = (4,), mtus: Sequence[int] = (65520,),
     """Every gateway x family x MTU; `slirp4netns_fails` maps a family, or a (family, MTU), to
     what slirp4netns is known to get wrong there (that case runs as a strict xfail, id'd so)."""
     out = []
-    for gateway in [SLIRP4NETNS, *([TUNSTACK] if TUNSTACK_GATEWAY else [])]:
+    for gateway in (SLIRP4NETNS, TUNSTACK):
         for family in families:
             for mtu in mtus:
                 ident = f"{gateway.name}-ipv{family}" + (f"-{mtu}" if len(mtus) > 1 else "")
@@ -94,10 +94,10 @@ def cases(*, families: Sequence[int] = (4,), mtus: Sequence[int] = (65520,),
 
 
 @asynccontextmanager
-async def topology(case: Case, *, ping_sockets: bool = True,
-                   dns_responder: list[str] | None = None) -> AsyncIterator[Topology]:
+async def topology(case: Case, *, ping_sockets: bool = True, dns_responder: list[str] | None = None,
+                   extra: Sequence[str] = ()) -> AsyncIterator[Topology]:
     require_real_peer("curl", "nc", *([case.gateway.program] if case.gateway.program else []))
-    async with gateway_topology(case.gateway, mtu=case.mtu, ping_sockets=ping_sockets,
+    async with gateway_topology(case.gateway, mtu=case.mtu, ping_sockets=ping_sockets, extra=extra,
                                 dns_responder=dns_responder, guest_ipv6=case.family == 6) as topo:
         yield topo
 
@@ -290,6 +290,56 @@ async def test_dns_to_10_0_2_3_reaches_the_host_resolver(case: Case, transport: 
         out = await guest_json(topo, DNS_QUERY, DNS_ADDR, transport)
     assert out["answer"] == out["expected"]
     assert bytes.fromhex(out["answer"]).endswith(bytes(map(int, DNS_ANSWER_ADDR.split("."))))
+
+
+# --- port forwards: a client in the internet namespace reaches a server in the guest -----------
+GUEST_SERVER = """
+import socket, sys
+s = socket.create_server(("0.0.0.0", int(sys.argv[1])))
+print("bound", flush=True)
+for _ in range(int(sys.argv[2])):
+    c, peer = s.accept(); c.sendall(peer[0].encode()); c.close()
+"""
+CLIENT = """
+import socket, sys, time
+for attempt in range(50):                 # an API forward is added after the gateway is up
+    try:
+        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+    except OSError:
+        time.sleep(0.1); continue
+    data = b""
+    while chunk := c.recv(100):
+        data += chunk
+    if data:
+        print(data.decode()); break
+    time.sleep(0.1)                       # reached the forward before the guest's server: again
+"""
+API_ADD = ('{"execute": "add_hostfwd", "arguments": {"proto": "tcp", "host_addr": "0.0.0.0", "host_port": 8081, '
+           '"guest_addr": "10.0.2.100", "guest_port": 8000}}')
+
+
+@pytest.mark.parametrize("case", cases())
+async def test_port_forward_shows_the_guest_the_clients_address(case: Case, tmp_path: Path) -> None:
+    """A forward by the JSON API (both gateways) and by -t (tunstack): the internet
+    namespace's client reaches the guest's server through the host namespace's address, and
+    the guest sees the client's own address (tunstack binds it: IP_TRANSPARENT; slirp4netns
+    1.2 with libslirp 4.7 does the same here)."""
+    api = tmp_path / "api.sock"
+    extra = ["--api-socket", str(api)] if case.gateway is TUNSTACK else [f"--api-socket={api}"]
+    if case.gateway is TUNSTACK:
+        extra += ["-t", "8080:8000"]
+    async with topology(case, extra=extra) as topo:
+        forwards = 2 if case.gateway is TUNSTACK else 1
+        await topo.spawn(topo.guest, [sys.executable, "-c", GUEST_SERVER, "8000", str(forwards)],
+                                     "guest-server", ready="bound")
+        added = await trio.run_process(["socat", "-", f"UNIX-CONNECT:{api}"], stdin=API_ADD.encode(),
+                                       capture_stdout=True)
+        assert isinstance(json.loads(added.stdout)["return"]["id"], int), added.stdout
+        seen = []
+        for port in ([8081, 8080] if case.gateway is TUNSTACK else [8081]):
+            r = await run(topo.internet.exec_argv(sys.executable, "-c", CLIENT, HOST_ADDR, str(port)), timeout=30)
+            seen.append(r.stdout.decode().strip())
+    assert seen == [INTERNET_ADDR] * len(seen), seen
 
 
 # --- ICMP echo ------------------------------------------------------------------------------

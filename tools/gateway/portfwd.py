@@ -20,7 +20,7 @@ is neither the host's own (its loopback or any local address: the guest would be
 the host under a name the host does not answer to for it) nor inside the guest's network
 (the guest would look for it on its link).  Any other client -- on the host's loopback, another
 local address, an IPv6 client of the IPv4 guest -- is shown as the gateway address (10.0.2.2),
-as slirp4netns shows every client: the documented substitute.
+the documented substitute (slirp4netns shows a loopback client so too).
 
 The forwards are kept in an args.HostFwdTable (ids from 1, never reused, bounded), the
 table list_hostfwd shows.
