@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -266,3 +267,26 @@ async def test_sigusr1_prints_the_flow_table(netns: NetnsHost) -> None:
         await kill_if_running(holder)
         await kill_if_running(proc)
         await listeners[0].aclose()
+
+
+async def test_debug_logs_each_flows_fate(netns: NetnsHost) -> None:
+    """-d: a refused flow is logged with the reason, a relayed one with its octets."""
+    require_real_peer("curl")
+    async with trio.open_nursery() as nursery:
+        port = await _http_server(nursery)
+        proc, _ = await _start([*TUNSTACK, "gateway", "-d", "-c", "--allow-host-loopback", "--netns", netns.name])
+        try:
+            r = await run(netns.exec_argv("curl", "-sS", "-m", "10", "-o", "/dev/null", f"http://10.0.2.2:{port}/"))
+            assert r.returncode == 0, r.stderr
+            r = await run(netns.exec_argv("curl", "-sS", "-m", "10", "http://169.254.169.254/"))
+            assert r.returncode != 0
+            proc.send_signal(signal.SIGTERM)
+            assert await exit_status(proc) == 128 + signal.SIGTERM
+            assert proc.stderr is not None
+            log = (await read_all(proc.stderr)).decode()
+        finally:
+            await kill_if_running(proc)
+        nursery.cancel_scope.cancel()
+    relayed = re.search(rf"-> 10\.0\.2\.2:{port} relayed: \d+ octets out, (\d+) in", log)
+    assert relayed and int(relayed.group(1)) > len(PAGE), log          # the page and its HTTP head
+    assert "-> 169.254.169.254:80 refused (admin): the metadata service is off (--allow-metadata)" in log, log

@@ -136,7 +136,9 @@ def build_parser(prog: str = "tunstack gateway") -> argparse.ArgumentParser:
     run.add_argument("-e", "--exit-fd", type=int, metavar="FD", help="stop when FD becomes readable or is closed")
     run.add_argument("--pcap", metavar="FILE", help="capture the guest's device to FILE")
     run.add_argument("--stats", action="store_true", help="print the counters as JSON on stderr at exit")
-    run.add_argument("-d", "--debug", action="store_true", help="tracebacks instead of one-line errors")
+    run.add_argument("-d", "--debug", action="store_true",
+                     help="log every flow's fate (relayed with its octets, refused and why) on stderr, and "
+                          "tracebacks instead of one-line errors")
     return p
 
 

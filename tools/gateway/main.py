@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import math
 import os
 import resource
@@ -239,9 +240,20 @@ async def _report_flows_on_sigusr1(gw: Gateway, err: TextIO) -> None:
             print("\n".join(gw.flow_lines()), file=err, flush=True)
 
 
+def configure_logging(options: GatewayOptions, err: TextIO) -> None:
+    """Warnings (ping sockets refused, ...) always; with -d every flow's fate too."""
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter(f"{options.prog}: %(message)s"))
+    logger = logging.getLogger("tools.gateway")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG if options.debug else logging.WARNING)
+
+
 async def run_gateway(options: GatewayOptions, *, until_shutdown: Callable[[], Awaitable[object]],
                       out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """A whole run (see the module docstring); the exit status: COMMAND's with `--`, else 0."""
+    configure_logging(options, err)
     raise_nofile_limit()
     child: NamespacedChild | None = None
     if options.command:

@@ -10,6 +10,7 @@ channel: beyond it the SYN is left to expire, and the guest retries); `run` serv
 """
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from .flows import FlowTable
 from .hosttcp import CONNECT_TIMEOUT, connect_host
 from .policy import Policy, Refuse
 from .relay import RelayBudget, relay
+
+log = logging.getLogger(__name__)
 
 QUEUE = 1024                      # SYNs waiting for a task; the core holds at most its own bound
 
@@ -77,7 +80,9 @@ class TcpGateway:
         finally:
             self.stack.tcp.forwarder = None
 
-    def _reject(self, req: ForwardRequest, how: str) -> None:
+    def _reject(self, req: ForwardRequest, how: str, why: str) -> None:
+        log.debug("tcp %s:%d -> %s:%d refused (%s): %s", self._format(req.family, req.src), req.sport,
+                  self._format(req.family, req.dst), req.dport, how, why)
         self.stack.tcp.forward_reject(req.id, "silent" if how == "drop" else how, self.stack.now())
 
     async def _flow(self, req: ForwardRequest) -> None:
@@ -85,23 +90,23 @@ class TcpGateway:
         verdict = self.policy.outbound(dst, req.dport)
         if isinstance(verdict, Refuse):
             self.stats.refused_policy += 1
-            self._reject(req, verdict.how)
+            self._reject(req, verdict.how, verdict.why)
             return
         if self.budget.exhausted:
             self.stats.refused_memory += 1
-            self._reject(req, "rst")
+            self._reject(req, "rst", "the relays' buffers are full (--max-buffer)")
             return
         key = ("tcp", self._format(req.family, req.src), req.sport, dst, req.dport)
         flow = self.flows.open(key, self.stack.now())
         if flow is None:
             self.stats.refused_full += 1
-            self._reject(req, "rst")
+            self._reject(req, "rst", "the flow table is full (--max-flows)")
             return
         try:
             host = await connect_host(verdict.host, verdict.port, timeout=self.connect_timeout)
             if isinstance(host, Refuse):
                 self.stats.refused_host += 1
-                self._reject(req, host.how)
+                self._reject(req, host.how, host.why)
                 return
             conn = self.stack.tcp.forward_accept(req.id, self.stack.now())
             if conn is None:                       # expired meanwhile, or over memory: the guest retries
@@ -116,6 +121,8 @@ class TcpGateway:
             self.stats.octets_to_host += result.to_host.octets
             self.stats.octets_to_guest += result.to_guest.octets
             flow.octets_out, flow.octets_in = result.to_host.octets, result.to_guest.octets
+            log.debug("tcp %s:%d -> %s:%d relayed: %d octets out, %d in%s", key[1], req.sport, dst, req.dport,
+                      result.to_host.octets, result.to_guest.octets, ", reset" if result.reset else "")
         finally:
             self.flows.remove(key)
 
