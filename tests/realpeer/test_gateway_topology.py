@@ -33,6 +33,7 @@ from tools.lab.gwservers import CLOSED_PORT, ECHO_PORT, HTTP_PORT, payload
 from tools.lab.gwtopo import (
     DNS_ADDR,
     HOST_ADDR,
+    HOST_ALT_ADDR,
     INTERNET_ADDR,
     INTERNET_ADDR6,
     NO_HOST_ADDR,
@@ -340,6 +341,37 @@ async def test_port_forward_shows_the_guest_the_clients_address(case: Case, tmp_
             r = await run(topo.internet.exec_argv(sys.executable, "-c", CLIENT, HOST_ADDR, str(port)), timeout=30)
             seen.append(r.stdout.decode().strip())
     assert seen == [INTERNET_ADDR] * len(seen), seen
+
+
+# --- --outbound-addr: the flows leave from the address asked for ----------------------------
+PEERS = """
+import json, socket, sys
+host = sys.argv[1]
+t = socket.create_connection((host, 8001), timeout=10); tcp = t.recv(100).decode(); t.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(3); u.connect((host, 8002))
+for _ in range(5):
+    u.send(b"who")
+    try:
+        udp = u.recv(100).decode(); break
+    except TimeoutError:
+        udp = "timeout"
+print(json.dumps({"tcp": tcp, "udp": udp}))
+"""
+WHO = """
+import socket, sys
+t = socket.create_server(("0.0.0.0", 8001)); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("0.0.0.0", 8002)); print("bound", flush=True)
+c, peer = t.accept(); c.sendall(peer[0].encode()); c.close()
+data, peer = u.recvfrom(100); u.sendto(peer[0].encode(), peer)
+"""
+
+
+@pytest.mark.parametrize("case", cases())
+async def test_outbound_addr_is_the_source_the_internet_sees(case: Case) -> None:
+    async with topology(case, extra=[f"--outbound-addr={HOST_ALT_ADDR}"]) as topo:
+        await topo.spawn(topo.internet, [sys.executable, "-c", WHO], "who", ready="bound")
+        out = await guest_json(topo, PEERS, INTERNET_ADDR)
+    assert out == {"tcp": HOST_ALT_ADDR, "udp": HOST_ALT_ADDR}, out
 
 
 # --- ICMP echo ------------------------------------------------------------------------------

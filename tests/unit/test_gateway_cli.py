@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 
 import pytest
 
@@ -93,3 +94,14 @@ def test_slirp4netns_help_version_and_errors(capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().out.startswith("slirp4netns version ")
     assert main(["--as", "slirp4netns", "--mtu=x", "1"], "9.9") == 1
     assert capsys.readouterr().err.startswith("slirp4netns: ")
+
+
+def test_outbound_addr_resolved_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    o = _options(["1", "--outbound-addr", "127.0.0.1", "--outbound-addr6", "::1"])
+    assert (o.outbound.v4, o.outbound.v6) == ("127.0.0.1", "::1")
+    assert _options(["1", "--outbound-addr", "lo"]).outbound.v4 == "127.0.0.1"       # an interface's address
+    assert _options(["1"]).outbound.source(socket.AF_INET) is None
+    assert "not an address of this host" in _usage_error(["1", "--outbound-addr", "192.0.2.250"], capsys)
+    assert "no such interface" in _usage_error(["1", "--outbound-addr", "nosuchif0"], capsys)
+    assert "not an IPv4 address" in _usage_error(["1", "--outbound-addr", "::1"], capsys)
+    assert "no global IPv6 address" in _usage_error(["1", "--outbound-addr6", "lo"], capsys)

@@ -9,6 +9,8 @@ Modules:
   ifconfig  --configure: the guest side's address, route and MTU through a socket made
             in the guest's namespace (SIOC* ioctls, as slirp4netns -c)
   lifecycle --ready-fd, --exit-fd, and watching the target (its PID, its file)
+  outbound  --outbound-addr[6]: the host address the flows leave from (an address or an
+            interface's), resolved and checked at start
   policy    the address model (slirp4netns's 10.0.2.0/24: gateway .2, DNS .3, guest .100)
             and where a guest's flow may go (host loopback and metadata only when allowed)
   flows     the flow table: bounded (--max-flows), UDP idle timeouts (30 s one-way, 180 s

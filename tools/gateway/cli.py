@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
 from tools.cli.command import Parser, run_command, until_shutdown
 
+from . import outbound
 from .args import (
     ArgsError,
     Slirp4netnsArgs,
@@ -36,6 +38,7 @@ from .dns import DnsConfig
 from .flows import FlowConfig
 from .main import GatewayOptions, run_gateway
 from .nsenter import NamespaceError, NamespaceTarget
+from .outbound import Outbound
 from .policy import DEFAULT_CIDR, DEFAULT_CIDR6, DEFAULT_MTU, AddressModel
 from .relay import RelayBudget
 
@@ -107,6 +110,10 @@ def build_parser(prog: str = "tunstack gateway") -> argparse.ArgumentParser:
                      help="connections to the gateway address reach the host's 127.0.0.1 / ::1 (off by default)")
     net.add_argument("--allow-metadata", action="store_true",
                      help="relay flows to 169.254.169.254 (a cloud's metadata service; off by default)")
+    net.add_argument("--outbound-addr", metavar="ADDR|IFNAME",
+                     help="the host IPv4 address the guest's flows leave from (or an interface's first)")
+    net.add_argument("--outbound-addr6", metavar="ADDR|IFNAME",
+                     help="the same for IPv6 (an interface's first global address)")
     net.add_argument("--disable-dns", action="store_true", help="no DNS forwarder")
     net.add_argument("--dns-forward", metavar="ADDR",
                      help="the IPv4 address the guest sends DNS queries to (default: the network's .3)")
@@ -188,6 +195,10 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
         check_port_specs([*tcp_forwards, *udp_forwards])
     except ArgsError as exc:
         p.error(str(exc))
+    try:
+        outbound = resolve_outbound(args.outbound_addr, args.outbound_addr6)
+    except ValueError as exc:
+        p.error(str(exc))
     target = watch_pid = watch_path = None
     spec = args.netns or args.target
     if spec:
@@ -210,8 +221,14 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
         flows=FlowConfig(max_flows=args.max_flows, udp_one_way=args.udp_timeout,
                          udp_two_way=args.udp_stream_timeout),
         tcp_forwards=tcp_forwards, udp_forwards=udp_forwards, api_socket=args.api_socket,
-        max_buffer=args.max_buffer << 20, ready_fd=args.ready_fd, exit_fd=args.exit_fd, pcap=args.pcap,
-        stats=args.stats, debug=args.debug)
+        outbound=outbound, max_buffer=args.max_buffer << 20, ready_fd=args.ready_fd, exit_fd=args.exit_fd,
+        pcap=args.pcap, stats=args.stats, debug=args.debug)
+
+
+def resolve_outbound(v4: str | None, v6: str | None) -> Outbound:
+    """--outbound-addr/--outbound-addr6 resolved and checked (ValueError, one line)."""
+    return Outbound(outbound.resolve(v4, socket.AF_INET) if v4 else None,
+                    outbound.resolve(v6, socket.AF_INET6) if v6 else None)
 
 
 def options_from_slirp4netns(a: Slirp4netnsArgs) -> GatewayOptions:
@@ -232,7 +249,8 @@ def options_from_slirp4netns(a: Slirp4netnsArgs) -> GatewayOptions:
         configure=a.configure, mac=a.macaddress, ipv6=a.enable_ipv6,
         allow_host_loopback=not a.disable_host_loopback,
         dns=DnsConfig(enabled=not a.disable_dns, address=str(model.dns)),
-        api_socket=a.api_socket, ready_fd=a.ready_fd, exit_fd=a.exit_fd, prog="slirp4netns")
+        outbound=resolve_outbound(a.outbound_addr, a.outbound_addr6), api_socket=a.api_socket,
+        ready_fd=a.ready_fd, exit_fd=a.exit_fd, prog="slirp4netns")
 
 
 def _fd_open(fd: int) -> bool:
@@ -268,13 +286,11 @@ def slirp4netns_main(argv: Sequence[str], version: str, prog: str = "slirp4netns
         return 0
     for line in a.warnings:
         print(line, file=sys.stderr)
-    if a.enable_sandbox or a.enable_seccomp:
-        print(f"{prog}: WARNING: --enable-sandbox/--enable-seccomp are accepted and ignored by tunstack",
-              file=sys.stderr)
-    if a.outbound_addr or a.outbound_addr6:
-        print(f"{prog}: WARNING: --outbound-addr/--outbound-addr6 are not served yet by tunstack gateway "
-              f"(the host's routes choose the source)", file=sys.stderr)
-    options = options_from_slirp4netns(a)
+    try:
+        options = options_from_slirp4netns(a)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
     return run_command("gateway", _runner, options, debug=options.debug)
 
 

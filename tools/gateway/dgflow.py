@@ -20,6 +20,7 @@ from protocols.addr import int_to_ip
 from protocols.ipv6.addr import int_to_ip6
 
 from .flows import Flow, FlowTable
+from .outbound import Outbound
 from .policy import Verdict
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class DatagramGateway(Generic[F]):
         self._format = format_addr
         self._active: dict[tuple[int, ...], F] = {}
         self._nursery: trio.Nursery | None = None
+        self.outbound = Outbound()          # --outbound-addr: what the host sockets bind first
 
     def __len__(self) -> int:
         return len(self._active)

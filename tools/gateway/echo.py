@@ -162,6 +162,9 @@ class EchoGateway(DatagramGateway[_EchoFlow]):
             log.debug("echo flow %s: no ping socket: %s", flow.entry.key, exc)
             return None
         try:
+            source = self.outbound.source(flow.family)
+            if source is not None:
+                await sock.bind((source, 0))
             await sock.connect((flow.host, 0))
         except OSError as exc:
             sock.close()

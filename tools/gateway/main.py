@@ -54,6 +54,7 @@ from .flows import FlowConfig, FlowTable
 from .ifconfig import configure_interface
 from .lifecycle import signal_ready, wait_exit_fd, wait_namespace_file_gone, wait_process_exit
 from .nsenter import NamespacedChild, NamespaceTarget, netns_opener, same_namespace, spawn_in_new_namespaces
+from .outbound import Outbound
 from .policy import DEFAULT_MTU, AddressModel, Policy
 from .portfwd import ForwardError
 from .radv_serve import gateway_radv_config, make_advertiser, serve_ra
@@ -84,6 +85,7 @@ class GatewayOptions:
     dns: DnsConfig = field(default_factory=DnsConfig)
     flows: FlowConfig = field(default_factory=FlowConfig)
     max_buffer: int = RelayBudget.total           # octets all TCP relays may hold at once
+    outbound: Outbound = field(default_factory=Outbound)   # --outbound-addr[6], resolved
     tcp_forwards: list[PortForwardSpec] = field(default_factory=list)
     udp_forwards: list[PortForwardSpec] = field(default_factory=list)
     api_socket: str | None = None
@@ -303,15 +305,17 @@ async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, ifp: Any, c
                     allow_metadata=options.allow_metadata)
     flows = FlowTable(options.flows)
     st.timers.register(flows)
-    tcp = TcpGateway(st, policy, flows, budget=RelayBudget(total=options.max_buffer))
+    tcp = TcpGateway(st, policy, flows, budget=RelayBudget(total=options.max_buffer), outbound=options.outbound)
     gw = Gateway(options, st, ndd, policy, flows, tcp)
     status = 0
     async with trio.open_nursery() as nursery:
         await nursery.start(tcp.run)
         udp = UdpGateway(st, policy, flows)
+        udp.outbound = options.outbound
         await nursery.start(udp.run)
         gw.services["udp_gateway"] = udp
         echo = EchoGateway(st, policy, flows)
+        echo.outbound = options.outbound
         await nursery.start(echo.run)
         gw.services["echo_gateway"] = echo
         if options.dns.enabled:

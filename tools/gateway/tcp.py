@@ -26,6 +26,7 @@ from stack.trio_compat import TrioSocket
 
 from .flows import FlowTable
 from .hosttcp import CONNECT_TIMEOUT, connect_host
+from .outbound import Outbound
 from .policy import Policy, Refuse
 from .relay import RelayBudget, relay
 
@@ -49,8 +50,10 @@ class TcpGatewayStats:
 
 class TcpGateway:
     def __init__(self, stack: Any, policy: Policy, flows: FlowTable, *, connect_timeout: float = CONNECT_TIMEOUT,
-                 format_addr: Callable[[int, int], str] | None = None, budget: RelayBudget | None = None) -> None:
+                 format_addr: Callable[[int, int], str] | None = None, budget: RelayBudget | None = None,
+                 outbound: Outbound | None = None) -> None:
         self.stack = stack
+        self.outbound = outbound or Outbound()
         self.policy = policy
         self.flows = flows
         self.budget = budget or RelayBudget()
@@ -103,7 +106,8 @@ class TcpGateway:
             self._reject(req, "rst", "the flow table is full (--max-flows)")
             return
         try:
-            host = await connect_host(verdict.host, verdict.port, timeout=self.connect_timeout)
+            host = await connect_host(verdict.host, verdict.port, timeout=self.connect_timeout,
+                                      source=self.outbound.source(req.family))
             if isinstance(host, Refuse):
                 self.stats.refused_host += 1
                 self._reject(req, host.how, host.why)

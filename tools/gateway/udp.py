@@ -250,12 +250,13 @@ class UdpGateway(DatagramGateway[_UdpFlow]):
 
     # --- one flow's task (DatagramGateway._serve runs these) ---------------------------------------
     async def _connect(self, flow: _UdpFlow) -> trio.socket.SocketType | None:
-        wildcard = "::" if flow.family == socket.AF_INET6 else "0.0.0.0"
+        chosen = self.outbound.source(flow.family)
+        address = chosen or ("::" if flow.family == socket.AF_INET6 else "0.0.0.0")
         try:
             try:
-                sock = await open_flow((flow.host, flow.host_port), source=(wildcard, flow.gport))
+                sock = await open_flow((flow.host, flow.host_port), source=(address, flow.gport))
             except PermissionError:         # a privileged port here (ip_unprivileged_port_start)
-                sock = await open_flow((flow.host, flow.host_port))
+                sock = await open_flow((flow.host, flow.host_port), source=(chosen, 0) if chosen else None)
         except OSError as exc:
             self.stats.open_errors += 1
             log.debug("udp flow %s: no host socket: %s", flow.entry.key, exc)

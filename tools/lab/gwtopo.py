@@ -50,6 +50,7 @@ DNS_ADDR = "10.0.2.3"
 # the host namespace's uplink and the "internet" behind it (RFC 5737 / RFC 3849 documentation ranges)
 HOST_ADDR, INTERNET_ADDR = "192.0.2.1", "192.0.2.2"
 HOST_ADDR6, INTERNET_ADDR6 = "2001:db8::1", "2001:db8::2"
+HOST_ALT_ADDR = "192.0.2.11"          # a secondary address of the host namespace (--outbound-addr)
 NO_HOST_ADDR = "192.0.2.99"           # on the uplink's subnet, nobody answers its ARP
 UNREACHABLE_NET = "198.51.100.0/24"   # an `unreachable` route in the host netns: EHOSTUNREACH at once
 UNREACHABLE_ADDR = "198.51.100.7"
@@ -315,6 +316,8 @@ def _veth(host: NetnsHost, internet: NetnsHost, ipv6: bool) -> None:
         if ipv6:
             ns.ip("addr", "add", f"{addr6}/64", "dev", dev, "nodad")
         ns.ip("link", "set", dev, "up")
+    # a second host address, never the routes' choice of source: --outbound-addr's
+    host.ip("addr", "add", f"{HOST_ALT_ADDR}/24", "dev", dev_h)
     host.ip("route", "add", "default", "via", INTERNET_ADDR)
     host.ip("route", "add", "unreachable", UNREACHABLE_NET)
     if ipv6:
