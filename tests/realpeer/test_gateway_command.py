@@ -290,3 +290,26 @@ async def test_debug_logs_each_flows_fate(netns: NetnsHost) -> None:
     relayed = re.search(rf"-> 10\.0\.2\.2:{port} relayed: \d+ octets out, (\d+) in", log)
     assert relayed and int(relayed.group(1)) > len(PAGE), log          # the page and its HTTP head
     assert "-> 169.254.169.254:80 refused (admin): the metadata service is off (--allow-metadata)" in log, log
+
+
+async def test_command_that_ignores_sigterm_is_killed_when_we_stop() -> None:
+    """SIGTERM to the gateway while COMMAND runs: COMMAND gets SIGTERM, and SIGKILL 5 s later
+    when it ignores it -- the gateway never waits without end, and nothing is left."""
+    require_real_peer()
+    proc = await trio.lowlevel.open_process(
+        [*TUNSTACK, "gateway", "--", "sh", "-c", "trap '' TERM; echo $$; exec sleep 60"], cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        out = b""
+        with trio.fail_after(30):
+            while out.count(b"\n") < 2:               # the ready line, then COMMAND's PID
+                out += await proc.stdout.receive_some()
+        ready, pid = out.decode().splitlines()[:2]
+        assert ready.startswith("ready: ")
+        child = int(pid)
+        proc.send_signal(signal.SIGTERM)
+        assert await exit_status(proc, timeout=20) == 128 + signal.SIGTERM
+        assert not os.path.exists(f"/proc/{child}")
+    finally:
+        await kill_if_running(proc)

@@ -32,6 +32,7 @@ import resource
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -62,6 +63,7 @@ from .relay import RelayBudget
 from .tcp import TcpGateway
 from .udp import UdpGateway
 
+CHILD_GRACE = 5.0            # seconds COMMAND has after our SIGTERM before SIGKILL
 NOFILE_WANTED = 65536        # a host socket per flow: --max-flows 4096 needs more than the usual 1024
 
 
@@ -287,15 +289,25 @@ async def run_gateway(options: GatewayOptions, *, until_shutdown: Callable[[], A
         if ndd is not None:
             ndd.ndd_close()
         if child is not None and child.poll() is None:
-            child.abort() if child.go_fd >= 0 else _stop_child(child)
+            if child.go_fd >= 0:
+                child.abort()                  # it never ran: it exits 125 unstarted
+            else:
+                _stop_child(child)
 
 
-def _stop_child(child: NamespacedChild) -> None:
-    """We are going while COMMAND runs (a signal to us): it gets SIGTERM, then is waited for."""
-    try:
-        os.kill(child.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+def _stop_child(child: NamespacedChild, grace: float = CHILD_GRACE) -> None:
+    """We are going while COMMAND runs (a signal to us): SIGTERM, and SIGKILL if it is still
+    there `grace` seconds later -- never a wait without end on a child that ignores it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(child.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if child.poll() is not None:
+            break
     child.wait()
 
 
