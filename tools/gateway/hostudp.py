@@ -98,19 +98,28 @@ def read_error(sock: trio.socket.SocketType) -> HostError | None:
     return None
 
 
+def error_of(sock: trio.socket.SocketType, exc: OSError) -> HostError | None:
+    """What a failed recv on the flow's socket means: the error queue's next report, or the
+    local error itself when it is one the flow's destination caused; None for other errors
+    (the caller raises them)."""
+    err = read_error(sock)
+    if err is not None:
+        return err
+    if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EMSGSIZE):
+        return HostError(exc.errno, SO_EE_ORIGIN_LOCAL, 0, 0, 0, None)
+    return None
+
+
 async def receive(sock: trio.socket.SocketType, bufsize: int = 65535) -> bytes | HostError:
     """The flow's next datagram from the destination, or the next error the host reported
     about it (a recv that fails because of an error on the queue returns that error)."""
-    while True:
-        try:
-            return await sock.recv(bufsize)
-        except OSError as exc:
-            err = read_error(sock)
-            if err is not None:
-                return err
-            if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EMSGSIZE):
-                return HostError(exc.errno, SO_EE_ORIGIN_LOCAL, 0, 0, 0, None)
+    try:
+        return await sock.recv(bufsize)
+    except OSError as exc:
+        err = error_of(sock, exc)
+        if err is None:
             raise
+        return err
 
 
 __all__ = [
@@ -121,6 +130,7 @@ __all__ = [
     "SO_EE_ORIGIN_ICMP6",
     "SO_EE_ORIGIN_LOCAL",
     "HostError",
+    "error_of",
     "open_flow",
     "parse_extended_err",
     "read_error",

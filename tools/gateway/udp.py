@@ -49,7 +49,7 @@ from .dgflow import (
     poll_flows,
 )
 from .flows import FlowKey, FlowTable
-from .hostudp import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL, HostError, open_flow, read_error
+from .hostudp import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, HostError, error_of, open_flow, read_error
 from .policy import Refuse
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,10 @@ def _recv_nowait(sock: trio.socket.SocketType, raw: socket.socket) -> bytes | Ho
     except BlockingIOError:
         return None
     except OSError as exc:
-        err = read_error(sock)
-        if err is not None:
-            return err
-        if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EMSGSIZE):
-            return HostError(exc.errno, SO_EE_ORIGIN_LOCAL, 0, 0, 0, None)
-        raise
+        err = error_of(sock, exc)
+        if err is None:
+            raise
+        return err
 
 
 # --- the gateway ------------------------------------------------------------------------------------
