@@ -1,4 +1,10 @@
-"""Retransmission timeout (RFC 6298) with Karn's algorithm and exponential backoff."""
+"""Retransmission timeout (RFC 6298) with Karn's algorithm and exponential backoff.
+
+The minimum applies as Linux applies it: to the variance term, not to the sum -- RTO =
+SRTT + max(G, 4*RTTVAR, rto_min) (Linux keeps rttvar_us >= tcp_rto_min and sets the RTO to
+srtt + rttvar, tcp_rtt_estimator / __tcp_set_rto), where RFC 6298 §2.4 rounds the whole
+sum up to the minimum.  On a 10 ms path Linux's first RTO is 210 ms after the send, not 200
+(issue 14, point 5)."""
 from __future__ import annotations
 
 INITIAL_RTO = 1.0           # RFC 6298 §2.1
@@ -29,7 +35,7 @@ class RttEstimator:
             self.srtt = 0.875 * self.srtt + 0.125 * r
         self.samples += 1
         self.backoff = 0                                # §5.7: a new sample collapses the backoff
-        self.rto = min(self.max_rto, max(self.min_rto, self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar)))
+        self.rto = min(self.max_rto, self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar, self.min_rto))
 
     def current(self) -> float:
         """The RTO with the exponential backoff applied (§5.5)."""

@@ -102,11 +102,18 @@ def test_clock_granularity_bounds_the_variance_term() -> None:
     assert est.rto == pytest.approx(0.1 + CLOCK_GRANULARITY, abs=1e-6)
 
 
-def test_minimum_rto() -> None:
-    """RFC 6298 §2.4 rounds up to a minimum (Linux uses 200 ms, the default here)."""
+def test_minimum_rto_floors_the_variance_term_as_linux() -> None:
+    """Linux's minimum (200 ms, the default here) floors the variance term, not the sum (RFC
+    6298 §2.4 rounds the sum up): RTO = SRTT + max(4*RTTVAR, rto_min) -- issue 14, point 5."""
     est = RttEstimator(min_rto=0.2)
     est.sample(0.001)
-    assert est.rto == 0.2
+    assert est.rto == pytest.approx(0.001 + 0.2)
+    for _ in range(50):
+        est.sample(0.030)                       # a steady 30 ms path: RTTVAR decays to ~0
+    assert est.rto == pytest.approx(0.030 + 0.2, abs=1e-4)
+    est = RttEstimator(min_rto=0.2)
+    est.sample(0.5)                             # 4*RTTVAR = 1 s beats the floor
+    assert est.rto == pytest.approx(0.5 + 1.0)
 
 
 def test_maximum_rto() -> None:
