@@ -436,11 +436,15 @@ class OutputMixin(Tcb):
         return free
 
     def _window_update(self, now: float) -> None:
-        """After a read: ACK when the window at least doubles (Linux tcp_cleanup_rbuf)."""
+        """After a read: ACK when the window we could now advertise at least doubles (Linux
+        tcp_cleanup_rbuf).  What could be advertised, not the free space: the field holds
+        0xFFFF << our window scale, so with a peer that does not scale and a window already
+        at 65535 a read changes nothing the peer can see -- no ACK (issue 14, point 7)."""
         if self.state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
             return
         current = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
-        free = self.rcv.free()
+        free = min(self.rcv.free(), 0xFFFF << self.rcv_wscale)
+        free -= free % (1 << self.rcv_wscale)             # what the scaled field can say
         if 2 * current <= self.rcv.capacity and free >= 2 * current and free - current >= self.our_mss:
             self.ack_now = True
             self.output(now)

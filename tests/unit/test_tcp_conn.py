@@ -1375,6 +1375,21 @@ def test_window_update_after_the_reader_drains() -> None:
     assert upd.is_pure_ack() and upd.window == 4096 and upd.ack == IRS + 1 + 4096
 
 
+def test_no_window_update_when_the_advertisable_window_cannot_grow() -> None:
+    """Linux tcp_cleanup_rbuf: a read is worth an ACK only when the window the peer can be
+    told at least doubles.  Without window scaling the field tops out at 65535: with 64 KiB
+    already advertised, reading frees space the peer can never hear of -- no ACK (issue 14,
+    point 7; tunstack ACKed here)."""
+    rig = established(ts=False, rcvbuf=1 << 20, window_scaling=False)
+    c = rig.conn
+    assert c.rcv_wscale == 0
+    for i in range(20):                                   # 20 full segments, read as they come
+        out = rig.rx(ACK, seq=IRS + 1 + i * 1460, payload=bytes(1460), at=rig.now + 0.001)
+        assert all(s.window == 0xFFFF for s in out)
+        c.receive(1460, False, rig.now)
+        assert rig.take() == []                           # nothing new to say
+
+
 def test_receiver_sws_avoidance() -> None:
     """RFC 9293 §3.8.6.2.2: the right window edge moves only in steps of min(buffer/2, MSS)."""
     rig = established(ts=False, rcvbuf=8192, window_scaling=False)
