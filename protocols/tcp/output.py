@@ -360,9 +360,18 @@ class OutputMixin(Tcb):
             self.rto_at = now + self.rtt.current()
 
     def send_rst(self: Self, now: float) -> None:
-        seg = TcpRepr(self.lport, self.fport, self.snd_max, self.rcv_nxt, RST | ACK, 0)
+        """The connection's own abort (Linux tcp_send_active_reset): RST|ACK at SND.MAX, with
+        the window it advertises and, when timestamps were negotiated, the TS option (RFC 7323
+        §4.2 allows it; tcp_transmit_skb adds it to every segment of such a connection) --
+        issue 14, point 6."""
+        window = min(max(sq.diff(self.rcv_adv, self.rcv_nxt), 0) >> self.rcv_wscale, 0xFFFF)
+        seg = TcpRepr(self.lport, self.fport, self.snd_max, self.rcv_nxt, RST | ACK, window)
+        opts = b""
+        if self.ts_ok:
+            seg.ts = (self._ts_val(now), self.ts_recent)
+            opts = _TS_ONLY.pack(1, 1, 8, 10, seg.ts[0], seg.ts[1])
         self.host.stats.out_rsts += 1
-        self.host.emit(self, seg, b"", None, 0, now)
+        self.host.emit(self, seg, opts, None, 0, now)
 
     def send_keepalive(self, now: float) -> None:
         """RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT - 1 with no data draws an ACK."""

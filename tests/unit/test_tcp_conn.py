@@ -1554,6 +1554,24 @@ def test_close_with_unread_data_sends_rst() -> None:
     assert c.state == State.CLOSED and rig.host.detached == [c] and rig.host.stats.aborts == 1
 
 
+def test_abort_rst_carries_timestamps_and_the_window_as_linux() -> None:
+    """Linux tcp_send_active_reset goes through tcp_transmit_skb: the RST of a connection that
+    negotiated timestamps carries the TS option (RFC 7323 §4.2 allows it) and the window it
+    advertises (issue 14, point 6; tunstack sent neither)."""
+    rig = established(ts=True)
+    c = rig.conn
+    rig.rx(ACK, payload=b"unread", at=T0 + 1, ts=(rig.peer_ts(), c._ts_val(rig.now)))
+    c.close(rig.now)
+    (rst,) = rig.take()
+    assert rst.flags == RST | ACK and rst.seg.ts is not None and rst.seg.ts[1] == c.ts_recent
+    assert rst.window == min(max(c.rcv_adv - c.rcv_nxt, 0) >> c.rcv_wscale, 0xFFFF) > 0
+    rig = established(ts=False)
+    rig.rx(ACK, payload=b"unread", at=T0 + 1)
+    rig.conn.close(rig.now)
+    (rst,) = rig.take()
+    assert rst.seg.ts is None                             # no timestamps negotiated: none on the RST
+
+
 def test_close_with_out_of_order_data_sends_rst() -> None:
     rig = established()
     rig.rx(ACK, seq=IRS + 50, payload=b"later", at=T0 + 1)
