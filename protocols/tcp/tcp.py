@@ -1021,8 +1021,10 @@ class Tcp:
         child.parent = lst
         child.owned = False
         self._hold_port(child, lport)                    # Linux __inet_inherit_port
+        # Linux clones the listener (sk_clone_lock): its options, SO_REUSEADDR/SO_REUSEPORT too --
+        # so a new listener with SO_REUSEADDR may bind the port an accepted one holds (issue 14, 11)
         for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos", "transparent",
-                     "family", "v6only", "hop_limit", "tclass", "recverr6"):
+                     "reuseaddr", "reuseport", "family", "v6only", "hop_limit", "tclass", "recverr6"):
             setattr(child, name, getattr(lst, name))
         child.inherit_buffers(lst)
         child.set_congestion(lst.cc.name)

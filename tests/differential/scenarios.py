@@ -301,6 +301,12 @@ STREAM_SCENARIOS: dict[str, list[Step]] = {
         ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
         ("bind", "a", ("LOCAL", TP + 13)), ("listen", "a"), ("close", "a"), ("bind", "b", ("LOCAL", TP + 13)),
         ("listen", "b"), ("bind", "c", ("LOCAL", TP + 13))],
+    "tcp_reuseaddr_over_accepted": [   # the accepted socket inherits SO_REUSEADDR (issue 14, point 11)
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"), ("socket", "e", "stream"),
+        ("setsockopt", "a", S.SOL_SOCKET, S.SO_REUSEADDR, 1), ("bind", "a", ("LOCAL", TP + 31)), ("listen", "a"),
+        ("connect", "b", ("LOCAL", TP + 31)), ("accept", "a", "d"), ("getsockopt", "d", S.SOL_SOCKET, S.SO_REUSEADDR),
+        ("close", "a"), ("bind", "c", ("LOCAL", TP + 31)), ("setsockopt", "e", S.SOL_SOCKET, S.SO_REUSEADDR, 1),
+        ("bind", "e", ("LOCAL", TP + 31)), ("listen", "e")],
     "tcp_reuseport": [
         ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
         ("setsockopt", "a", S.SOL_SOCKET, S.SO_REUSEPORT, 1), ("setsockopt", "b", S.SOL_SOCKET, S.SO_REUSEPORT, 1),

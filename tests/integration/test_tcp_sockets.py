@@ -338,6 +338,32 @@ async def test_time_wait_then_rebind_with_reuseaddr(autojump_clock: trio.testing
         again.listen(1)
 
 
+async def test_rebind_a_listening_port_an_accepted_connection_holds(autojump_clock: trio.testing.MockClock) -> None:
+    """Linux: the accepted socket is a clone of the listener, SO_REUSEADDR included, so once
+    the listener is closed a new one with SO_REUSEADDR binds the port while the accepted
+    connection still holds it (issue 14, point 11; tunstack said EADDRINUSE) -- and one
+    without SO_REUSEADDR still gets EADDRINUSE."""
+    async with two_stacks(**cfg()) as p:
+        srv = p.sb.socket(A, S)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("", 5005))
+        srv.listen(4)
+        cl = p.sa.socket(A, S)
+        await cl.connect((IP_B, 5005))
+        conn, _ = await srv.accept()
+        assert conn.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+        srv.close()
+        plain = p.sb.socket(A, S)
+        with err(errno.EADDRINUSE):
+            plain.bind(("", 5005))
+        again = p.sb.socket(A, S)
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("", 5005))
+        again.listen(4)
+        await cl.send(b"still")                                 # the accepted connection works on
+        assert await conn.recv(10) == b"still"
+
+
 async def test_recv_into_peek_and_dontwait(autojump_clock: trio.testing.MockClock) -> None:
     async with two_stacks(**cfg()) as p:
         srv, cl, conn = await connected(p)
