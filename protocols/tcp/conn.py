@@ -130,6 +130,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.ttl = None
         self.tos = 0
         self.transparent = False
+        self.user_mss = 0
         self.reuseaddr = self.reuseport = False
         self.bound_port = False
         self.user_closed = False
@@ -169,8 +170,11 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
 
     def set_mss_for(self, mtu: int) -> None:
         """Our MSS from the interface MTU: MTU - 40 over IPv4 (RFC 9293 §3.7.1), MTU - 60 over
-        IPv6 (RFC 8200 §8.3: the IPv6 header is 40 octets)."""
+        IPv6 (RFC 8200 §8.3: the IPv6 header is 40 octets) -- at most the user's TCP_MAXSEG,
+        which the route never overrides (Linux tcp_advertise_mss / tcp_mss_clamp)."""
         self.our_mss = max(mtu - 20 - self.net_hdr_len, 88)
+        if self.user_mss:
+            self.our_mss = min(self.our_mss, self.user_mss)
 
     def set_congestion(self, name: str) -> int:
         factory = ALGORITHMS.get(name)

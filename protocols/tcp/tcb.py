@@ -105,7 +105,8 @@ class Tcb:
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
         "accept_live", "queued",
-        "ttl", "tos", "transparent", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr", "owned",
+        "ttl", "tos", "transparent", "user_mss", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr",
+        "owned",
         # statistics (TCP_INFO)
         "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
         "cookie",
@@ -225,6 +226,7 @@ class Tcb:
     ttl: int | None
     tos: int
     transparent: bool                   # IP_TRANSPARENT / IPV6_TRANSPARENT (sockopt.py)
+    user_mss: int                       # TCP_MAXSEG before connect/listen (0: none); Linux rx_opt.user_mss
     reuseaddr: bool
     reuseport: bool
     bound_port: bool

@@ -1024,7 +1024,7 @@ class Tcp:
         # Linux clones the listener (sk_clone_lock): its options, SO_REUSEADDR/SO_REUSEPORT too --
         # so a new listener with SO_REUSEADDR may bind the port an accepted one holds (issue 14, 11)
         for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos", "transparent",
-                     "reuseaddr", "reuseport", "family", "v6only", "hop_limit", "tclass", "recverr6"):
+                     "reuseaddr", "reuseport", "user_mss", "family", "v6only", "hop_limit", "tclass", "recverr6"):
             setattr(child, name, getattr(lst, name))
         child.inherit_buffers(lst)
         child.set_congestion(lst.cc.name)
@@ -1066,6 +1066,8 @@ class Tcp:
         else:
             hop = self.ipv4.route(ip.src, src=ip.dst)
             our_mss = hop[0].mtu - IP_TCP_HDR if not isinstance(hop, int) else 536
+        if lst.user_mss:
+            our_mss = min(our_mss, lst.user_mss)
         reply = TcpRepr(seg.dst_port, seg.src_port, isn, sq.add(seg.seq, 1), SYN | ACK,
                         min(lst.rcv.capacity, 0xFFFF), mss=min(mss, our_mss))
         self.stats.syncookies_sent += 1

@@ -297,7 +297,7 @@ class TcpUserRequests:
             if value and not 88 <= value <= 32767:
                 return errno.EINVAL
             if value and pcb.state in (State.CLOSED, State.LISTEN):
-                pcb.our_mss = value
+                pcb.user_mss = pcb.our_mss = value       # kept: connect's route clamps to it (issue 14, 2)
             return 0
         return errno.ENOPROTOOPT
 

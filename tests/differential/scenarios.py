@@ -307,6 +307,10 @@ STREAM_SCENARIOS: dict[str, list[Step]] = {
         ("connect", "b", ("LOCAL", TP + 31)), ("accept", "a", "d"), ("getsockopt", "d", S.SOL_SOCKET, S.SO_REUSEADDR),
         ("close", "a"), ("bind", "c", ("LOCAL", TP + 31)), ("setsockopt", "e", S.SOL_SOCKET, S.SO_REUSEADDR, 1),
         ("bind", "e", ("LOCAL", TP + 31)), ("listen", "e")],
+    "tcp_maxseg_before_connect": [     # the SYN offers it, the route does not override it (issue 14, 2)
+        ("socket", "a", "stream"), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG, 1100),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG), ("connect", "a", ("PEER", ECHO_PORT)),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG, 80)],
     "tcp_reuseport": [
         ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
         ("setsockopt", "a", S.SOL_SOCKET, S.SO_REUSEPORT, 1), ("setsockopt", "b", S.SOL_SOCKET, S.SO_REUSEPORT, 1),

@@ -364,6 +364,31 @@ async def test_rebind_a_listening_port_an_accepted_connection_holds(autojump_clo
         assert await conn.recv(10) == b"still"
 
 
+async def test_tcp_maxseg_before_connect_and_listen_is_kept(autojump_clock: trio.testing.MockClock) -> None:
+    """TCP_MAXSEG set before connect()/listen() is what the SYN (or SYN-ACK) offers -- the
+    route's MSS never overrides it -- and it bounds what that side sends (Linux user_mss;
+    issue 14, point 2: the SYN said 1460 where the user asked 1100)."""
+    async with two_stacks(**cfg()) as p:
+        srv = p.sb.socket(A, S)
+        srv.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1000)
+        srv.bind(("", 5006))
+        srv.listen(4)
+        cl = p.sa.socket(A, S)
+        cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1100)
+        assert cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) == 1100
+        await cl.connect((IP_B, 5006))
+        conn, _ = await srv.accept()
+        assert conn._pcb.peer_mss == 1100 and cl._pcb.peer_mss == 1000      # each SYN's MSS option
+        ts = 12 if cl._pcb.ts_ok else 0                        # the timestamp option's room, as Linux's mss_cache
+        assert cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) == 1000 - ts
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) == 1000 - ts
+        await conn.sendall(bytes(20000))
+        got = 0
+        while got < 20000:
+            got += len(await cl.recv(65536))
+        assert p.sb.tcp.stats.out_segs >= 20000 // 1000
+
+
 async def test_recv_into_peek_and_dontwait(autojump_clock: trio.testing.MockClock) -> None:
     async with two_stacks(**cfg()) as p:
         srv, cl, conn = await connected(p)
