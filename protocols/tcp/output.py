@@ -41,6 +41,9 @@ class OutputMixin(Tcb):
             sent = self._retransmit_head(now)
         if self.sack_ok and (self.in_recovery or (self.config.rack and self.rack.has_lost)):
             sent = self._sack_retransmit(now) or sent
+        if force_probe and self._window_closed():
+            self._send_window_probe(now)
+            sent, force_probe = True, False
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
@@ -125,6 +128,20 @@ class OutputMixin(Tcb):
         rexmitted = max(sq.diff(self.high_rxt, self.snd_una), 0)
         sacked_below_rxt = sb.sacked - sb.sacked_above(self.high_rxt)
         return above + max(rexmitted - sacked_below_rxt, 0)
+
+    def _window_closed(self) -> bool:
+        """Data waits and the peer's window has no room for any of it: a zero window."""
+        off = sq.diff(self.snd_nxt, self.snd_una)
+        return len(self.snd) > off and self.snd_wnd <= off
+
+    def _send_window_probe(self, now: float) -> None:
+        """The persist timer's probe of a zero window, as Linux sends it (tcp_send_probe0 ->
+        tcp_xmit_probe_skb): a bare ACK with SEG.SEQ = SND.UNA - 1, which the peer must answer
+        with its window (RFC 9293 §3.10.7.4) -- no octet of new data (issue 14, point 12:
+        tunstack sent one, RFC 9293 §3.8.6.1's way).  A small window the sender's SWS
+        avoidance left unused gets its data instead (Linux tcp_write_wakeup)."""
+        self.host.stats.window_probes += 1
+        self._emit(sq.add(self.snd_una, -1), ACK, None, now)
 
     def _sendable(self, force_probe: bool) -> tuple[int, bool]:
         if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING,
@@ -460,4 +477,4 @@ class OutputMixin(Tcb):
 
     def _persist_interval(self) -> float:
         base = max(self.rtt.current(), self.config.persist_min)
-        return min(base * (1 << self.persist_backoff), self.config.persist_max)
+        return min(base * (1 << min(self.persist_backoff, 16)), self.config.persist_max)

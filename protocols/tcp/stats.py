@@ -28,6 +28,7 @@ class TcpStats(Counters):
     no_ports: int = 0
     fast_retransmits: int = 0
     loss_probes: int = 0
+    window_probes: int = 0          # zero-window probes sent (Linux TCPWinProbe)
     probe_recoveries: int = 0
     rack_lost: int = 0              # segments RACK marked lost (RFC 8985 §6.2; Linux counts them in TCPLost*)
     lost_retransmits: int = 0       # ...of them retransmissions lost again (Linux TCPLostRetransmit)

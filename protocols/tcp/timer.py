@@ -125,13 +125,12 @@ class TimerMixin(Tcb):
         return self.config.orphan_retries or ORPHAN_RETRIES
 
     def _orphan_gives_up_probing(self, now: float) -> bool:
-        """An orphan's zero-window probes: once their interval is at its maximum and
-        tcp_orphan_retries of them went out, it is reset and freed (its peer answers the
-        probes, so the RST frees the other end too).  A live socket probes on as long as
-        they are answered (RFC 1122 §4.2.2.17); an orphan would hold its send queue forever
-        for a peer that never reads."""
-        if not self.user_closed or self.persist_backoff < self.orphan_retry_limit() \
-                or self._persist_interval() < self.config.persist_max:
+        """An orphan's zero-window probes: once tcp_orphan_retries of them went out it is
+        reset and freed (Linux tcp_probe_timer: icsk_probes_out >= tcp_orphan_retries; its
+        peer answers the probes, so the RST frees the other end too).  A live socket probes
+        on as long as they are answered (RFC 1122 §4.2.2.17); an orphan would hold its send
+        queue forever for a peer that never reads."""
+        if not self.user_closed or self.persist_backoff < self.orphan_retry_limit():
             return False
         self.host.stats.orphan_timeouts += 1
         self.abort(now, errno.ETIMEDOUT)

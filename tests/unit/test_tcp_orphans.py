@@ -54,7 +54,7 @@ def run_answering_probes(net: OffloadNet, conn: Connection, until: float) -> tup
         if any(seg.flags & RST for seg in last):
             break
         if last:
-            probes += sum(1 for seg in last if seg.seq == conn.snd_una)
+            probes += sum(1 for seg in last if seg.seq == (conn.snd_una - 1) % (1 << 32))   # SND.UNA - 1: a bare probe
             net.now += 0.005
             net.rx(conn, ACK, 5001, conn.snd_una, win=0)
     return probes, last
