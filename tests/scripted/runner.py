@@ -193,11 +193,13 @@ class Runner:
         return describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options)
 
     def _no_unexpected(self, ev: Event) -> None:
+        unexpected: list[str] = []
         for t, pkt in self.backend.pending_packets():
             seg = Segment.parse(pkt)
             if seg is not None and self._ours(seg):
-                self._fail(ev, f"unexpected segment before this line, at {t - self.start:.3f} s: "
-                               f"{self._show(seg)}")
+                unexpected.append(f"  at {t - self.start:.3f} s: {self._show(seg)}")
+        if unexpected:
+            self._fail(ev, "unexpected segment(s) before this line:\n" + "\n".join(unexpected))
 
     async def _expect(self, ev: Expect, prev_time: float) -> None:
         tol = self.tolerance.of(ev.time - prev_time)

@@ -155,4 +155,4 @@ def test_a_wrong_script_fails_on_both_backends(tmp_path: Path, backend: str) -> 
     msg = _fails(tmp_path, backend, WRONG_CALL)
     assert "wrong.pkt:6" in msg and "call returned -1 EADDRINUSE, expected 0" in msg
     msg = _fails(tmp_path, backend, UNEXPECTED)
-    assert "unexpected segment" in msg and "R. 0:0(0) ack 1" in msg
+    assert "unexpected segment(s)" in msg and "R. 0:0(0) ack 1" in msg
