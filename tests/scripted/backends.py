@@ -1,0 +1,332 @@
+"""The two systems a script runs against: tunstack over an in-process link with trio's
+MockClock, and the Linux kernel in a network namespace over a TUN device.
+
+Both put the SUT at 192.0.2.1 and the scripted peer at 192.0.2.2 (RFC 5737 TEST-NET-1)
+on a raw-IP link, so a packet is the same bytes on either.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket as pysocket
+import subprocess
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from drivers.memlink import MemoryNdd
+from ndd.pktbuf import PacketBuffer
+
+SUT_IP, PEER_IP = "192.0.2.1", "192.0.2.2"
+CLONE_NEWNET = 0x40000000
+QUEUE_MAX = 4096                # outgoing packets held for the runner (a script sends few)
+
+
+class _PacketQueue:
+    """What the SUT sent, with the time each packet was seen; bounded (oldest dropped and
+    counted: a runaway SUT cannot fill memory)."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[float, bytes]] = deque()
+        self.dropped = 0
+        self._wake = trio.Event()
+
+    def put(self, t: float, data: bytes) -> None:
+        if len(self.items) >= QUEUE_MAX:
+            self.items.popleft()
+            self.dropped += 1
+        self.items.append((t, data))
+        self._wake.set()
+
+    async def get(self) -> tuple[float, bytes]:
+        while not self.items:
+            self._wake = trio.Event()
+            await self._wake.wait()
+        return self.items.popleft()
+
+    def drain(self) -> list[tuple[float, bytes]]:
+        out = list(self.items)
+        self.items.clear()
+        return out
+
+
+# --- tunstack ------------------------------------------------------------------------------
+class ScriptLinkNdd(MemoryNdd):
+    """tunstack's raw-IP device whose far end is the script: what the stack sends goes to
+    the runner's queue, what the script injects is delivered as a received frame."""
+
+    def __init__(self, queue: _PacketQueue) -> None:
+        super().__init__("sc0", kind="rawip")
+        self.queue = queue
+
+    def _transmit(self, pkt: PacketBuffer) -> int:
+        self.queue.put(self.attached.clock(), pkt.tobytes())
+        return 0
+
+
+@dataclass
+class _TunstackSocket:
+    sock: Any
+    nonblocking: bool = False
+    connect_error: int | None = None        # a non-blocking connect's outcome, for SO_ERROR
+    connecting: bool = False
+
+
+class TunstackApi:
+    """Socket calls on tunstack's trio sockets.  tunstack has no non-blocking connect: with
+    O_NONBLOCK set the connect runs in a task and the call answers EINPROGRESS, and its
+    outcome is what SO_ERROR reads -- the harness's emulation of connect(2) semantics."""
+
+    def __init__(self, stack: Any, nursery: trio.Nursery) -> None:
+        self.stack = stack
+        self.nursery = nursery
+
+    async def socket(self, family: int, type: int, proto: int) -> _TunstackSocket:
+        return _TunstackSocket(self.stack.socket(family, type, proto))
+
+    async def set_nonblocking(self, s: _TunstackSocket, on: bool) -> None:
+        s.nonblocking = on
+
+    async def setsockopt(self, s: _TunstackSocket, level: int, opt: int, value: int) -> None:
+        s.sock.setsockopt(level, opt, value)
+
+    async def getsockopt(self, s: _TunstackSocket, level: int, opt: int, buflen: int | None) -> int | bytes:
+        if level == pysocket.SOL_SOCKET and opt == pysocket.SO_ERROR and s.connect_error is not None:
+            err, s.connect_error = s.connect_error, 0
+            return err
+        value: int | bytes = s.sock.getsockopt(level, opt, buflen)
+        return value
+
+    async def bind(self, s: _TunstackSocket, addr: tuple[str, int]) -> None:
+        s.sock.bind(addr)
+
+    async def listen(self, s: _TunstackSocket, backlog: int) -> None:
+        s.sock.listen(backlog)
+
+    async def accept(self, s: _TunstackSocket) -> _TunstackSocket:
+        child, _ = s.sock.accept_nowait() if s.nonblocking else await s.sock.accept()
+        return _TunstackSocket(child)
+
+    async def connect(self, s: _TunstackSocket, addr: tuple[str, int]) -> None:
+        if not s.nonblocking:
+            await s.sock.connect(addr)
+            return
+        if s.connecting:
+            raise OSError(errno.EALREADY, os.strerror(errno.EALREADY))
+
+        async def background() -> None:
+            try:
+                await s.sock.connect(addr)
+                s.connect_error = 0
+            except OSError as e:
+                s.connect_error = e.errno
+            finally:
+                s.connecting = False
+
+        s.connecting = True
+        self.nursery.start_soon(background)
+        raise OSError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
+
+    async def send(self, s: _TunstackSocket, data: bytes, flags: int) -> int:
+        if s.nonblocking:
+            flags |= pysocket.MSG_DONTWAIT
+        n: int = await s.sock.send(data, flags)
+        return n
+
+    async def recv(self, s: _TunstackSocket, n: int, flags: int) -> int:
+        if s.nonblocking:
+            flags |= pysocket.MSG_DONTWAIT
+        return len(await s.sock.recv(n, flags))
+
+    async def shutdown(self, s: _TunstackSocket, how: int) -> None:
+        s.sock.shutdown(how)
+
+    async def close(self, s: _TunstackSocket) -> None:
+        s.sock.close()
+
+
+@dataclass
+class TunstackBackend:
+    stack: Any
+    ndd: ScriptLinkNdd
+    queue: _PacketQueue
+    api: TunstackApi
+    name: str = "tunstack"
+    sut_ip: str = SUT_IP
+    peer_ip: str = PEER_IP
+    call_grace: float = 0.0005       # mock time: a call not done when all tasks block is blocking
+
+    def now(self) -> float:
+        return trio.current_time()
+
+    async def inject(self, packet: bytes) -> None:
+        self.ndd.deliver(PacketBuffer(packet))
+        await trio.lowlevel.checkpoint()
+
+    async def next_packet(self) -> tuple[float, bytes]:
+        return await self.queue.get()
+
+    def pending_packets(self) -> list[tuple[float, bytes]]:
+        return self.queue.drain()
+
+
+@asynccontextmanager
+async def tunstack_backend(seed: int = 1) -> AsyncIterator[TunstackBackend]:
+    """A Stack (IPv6 off: nothing but the script's traffic on the link) on a script link.
+    Run it under trio.testing.MockClock(autojump_threshold=0) for script time."""
+    from stack.stack import Stack, StackConfig
+    queue = _PacketQueue()
+    async with Stack("sut", StackConfig(seed=seed, ipv6=False, plugins=False)) as stack, \
+            trio.open_nursery() as nursery:
+        ndd = ScriptLinkNdd(queue)
+        stack.add_interface(ndd, f"{SUT_IP}/24")
+        yield TunstackBackend(stack, ndd, queue, TunstackApi(stack, nursery))
+        nursery.cancel_scope.cancel()
+
+
+# --- Linux ---------------------------------------------------------------------------------
+def _socket_in_netns(netns: str, family: int, type: int, proto: int) -> pysocket.socket:
+    """A socket made in `netns`: setns(2) in a thread of its own (network namespaces are
+    per thread), which ends after -- the socket keeps its namespace for life."""
+    out: dict[str, Any] = {}
+
+    def body() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            with open(f"/run/netns/{netns}") as f:
+                if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns: {os.strerror(err)}")
+            out["sock"] = pysocket.socket(family, type, proto)
+        except OSError as e:
+            out["error"] = e
+
+    t = threading.Thread(target=body, name="scripted-setns")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    sock: pysocket.socket = out["sock"]
+    return sock
+
+
+class LinuxApi:
+    """Socket calls on the kernel's sockets in the namespace; a call that may block runs in
+    a thread (abandoned if the script ends first: closing the socket releases it)."""
+
+    def __init__(self, netns: str) -> None:
+        self.netns = netns
+
+    async def socket(self, family: int, type: int, proto: int) -> pysocket.socket:
+        return _socket_in_netns(self.netns, family, type, proto)
+
+    async def set_nonblocking(self, s: pysocket.socket, on: bool) -> None:
+        s.setblocking(not on)
+
+    async def setsockopt(self, s: pysocket.socket, level: int, opt: int, value: int) -> None:
+        s.setsockopt(level, opt, value)
+
+    async def getsockopt(self, s: pysocket.socket, level: int, opt: int, buflen: int | None) -> int | bytes:
+        return s.getsockopt(level, opt) if buflen is None else s.getsockopt(level, opt, buflen)
+
+    async def bind(self, s: pysocket.socket, addr: tuple[str, int]) -> None:
+        s.bind(addr)
+
+    async def listen(self, s: pysocket.socket, backlog: int) -> None:
+        s.listen(backlog)
+
+    async def accept(self, s: pysocket.socket) -> pysocket.socket:
+        child, _ = await trio.to_thread.run_sync(s.accept, abandon_on_cancel=True)
+        return child
+
+    async def connect(self, s: pysocket.socket, addr: tuple[str, int]) -> None:
+        await trio.to_thread.run_sync(s.connect, addr, abandon_on_cancel=True)
+
+    async def send(self, s: pysocket.socket, data: bytes, flags: int) -> int:
+        n: int = await trio.to_thread.run_sync(s.send, data, flags, abandon_on_cancel=True)
+        return n
+
+    async def recv(self, s: pysocket.socket, n: int, flags: int) -> int:
+        data: bytes = await trio.to_thread.run_sync(s.recv, n, flags, abandon_on_cancel=True)
+        return len(data)
+
+    async def shutdown(self, s: pysocket.socket, how: int) -> None:
+        s.shutdown(how)
+
+    async def close(self, s: pysocket.socket) -> None:
+        if s.fileno() >= 0:
+            try:
+                s.shutdown(pysocket.SHUT_RDWR)   # wakes a thread still blocked in accept/recv
+            except OSError:
+                pass
+        s.close()
+
+
+@dataclass
+class LinuxBackend:
+    fd: int
+    api: LinuxApi
+    queue: _PacketQueue = field(default_factory=_PacketQueue)
+    name: str = "linux"
+    sut_ip: str = SUT_IP
+    peer_ip: str = PEER_IP
+    call_grace: float = 0.05         # real time
+
+    def now(self) -> float:
+        return trio.current_time()
+
+    async def inject(self, packet: bytes) -> None:
+        os.write(self.fd, packet)
+        await trio.lowlevel.checkpoint()
+
+    async def reader(self) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(self.fd)
+            while True:
+                try:
+                    data = os.read(self.fd, 65536)
+                except BlockingIOError:
+                    break
+                self.queue.put(trio.current_time(), data)
+
+    async def next_packet(self) -> tuple[float, bytes]:
+        return await self.queue.get()
+
+    def pending_packets(self) -> list[tuple[float, bytes]]:
+        return self.queue.drain()
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30)
+
+
+@asynccontextmanager
+async def linux_backend() -> AsyncIterator[LinuxBackend]:
+    """The kernel in a fresh namespace (its sysctl defaults, IPv6 off so that only the
+    script's traffic crosses the device) on a TUN device whose other end we hold."""
+    import pytun
+
+    from tools.lab.netns import NetnsHost, unique_name
+    host = NetnsHost.create(unique_name("sc"))
+    tun = None
+    try:
+        for key in ("all", "default"):
+            _run(*host.exec_argv("sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"))
+        tun = pytun.TunTapDevice(name=unique_name("sct"), flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        os.set_blocking(tun.fileno(), False)
+        host.adopt(tun.name, f"{SUT_IP}/24")
+        backend = LinuxBackend(tun.fileno(), LinuxApi(host.name))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(backend.reader)
+            yield backend
+            nursery.cancel_scope.cancel()
+    finally:
+        if tun is not None:
+            tun.close()
+        host.delete()

@@ -1,0 +1,158 @@
+"""The harness itself: the parser, the segment codec and matcher, and that a wrong
+script fails -- with the expected and actual segments side by side -- on both backends."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protocols.tcp import wire
+
+from .run import run_script
+from .runner import ScriptFailure, constant
+from .script import Call, Expect, Inject, parse_script
+from .segment import (
+    Option,
+    ScriptSyntaxError,
+    Segment,
+    build_packet,
+    mismatches,
+    options_bytes,
+    parse_segment,
+)
+from .test_scripts import require_linux_peer, xfail_reason
+
+
+def test_parse_lines_and_relative_times() -> None:
+    s = parse_script("""
+        0    socket(AF_INET, SOCK_STREAM, 0) = 3   // a comment
+        +0.1 < S 0:0(0) win 65535 <mss 1460,sackOK,nop,nop,nop,wscale 7>
+        +.05 > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale *>
+        1.0  connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)
+        +0   s = accept(3, ..., ...) = 4
+    """)
+    call, inject, expect, connect, accept = s.events
+    assert isinstance(call, Call) and call.name == "socket" and call.args == ["AF_INET", "SOCK_STREAM", "0"]
+    assert isinstance(inject, Inject) and inject.time == pytest.approx(0.1)
+    assert inject.segment.flags == wire.SYN and inject.segment.win == 65535
+    assert inject.segment.options == [Option("mss", (1460,)), Option("sackOK"), Option("nop"), Option("nop"),
+                                      Option("nop"), Option("wscale", (7,))]
+    assert isinstance(expect, Expect) and expect.time == pytest.approx(0.15)
+    assert expect.segment.flags == wire.SYN | wire.ACK and expect.segment.ack == 1
+    assert expect.segment.options is not None and expect.segment.options[-1] == Option("wscale", (None,))
+    assert isinstance(connect, Call) and connect.time == 1.0 and (connect.result, connect.errno) == (-1, "EINPROGRESS")
+    assert isinstance(accept, Call) and accept.alias == "s" and accept.result == 4
+
+
+@pytest.mark.parametrize("bad", [
+    "socket(AF_INET, SOCK_STREAM, 0) = 3",                 # no time
+    "+0 < Q 0:0(0)",                                      # unknown flag
+    "+0 > S. 0:5(0)",                                     # end - start != length
+    "+0 connect(3, ..., ...) = -1",                       # -1 without its errno
+    "+0 < S 0:0(0) <mss>",                                # option without its value
+    "+0 < S 0:0(0) <mss 1460",                            # options not closed
+    "1 close(3) = 0\n0.5 close(4) = 0",                   # time going backwards
+])
+def test_syntax_errors_name_the_line(bad: str) -> None:
+    with pytest.raises(ScriptSyntaxError, match="line"):
+        parse_script(bad)
+
+
+def test_packet_round_trip() -> None:
+    opts = [Option("mss", (1460,)), Option("sackOK"), Option("TS", (7, 9)), Option("nop"), Option("wscale", (7,))]
+    pkt = build_packet(0xC0000202, 0xC0000201, 40000, 8080, 1000, 77, wire.SYN | wire.ACK, 512,
+                       options_bytes(opts), 10)
+    seg = Segment.parse(pkt)
+    assert seg is not None
+    assert (seg.sport, seg.dport, seg.seq, seg.ack, seg.flags, seg.win, seg.payload_len) == \
+        (40000, 8080, 1000, 77, wire.SYN | wire.ACK, 512, 10)
+    assert seg.options == opts
+    assert Segment.parse(pkt[:10]) is None
+
+
+def test_matching_is_exact_on_what_is_stated_and_open_on_the_rest() -> None:
+    options = [Option("nop"), Option("nop"), Option("TS", (5, 6))]
+
+    def check(line: str) -> list[str]:
+        return mismatches(parse_segment(line), wire.ACK | wire.PSH, 1, 100, 1, 502, options)
+
+    assert check("P. 1:101(100) ack 1") == []          # win, options open
+    assert check("P. 1:101(100) ack 1 <nop,nop,TS val * ecr 6>") == []
+    assert check("P. 1:101(100) <nop,...>") == []
+    assert check(". 1:101(100)") == ["flags P. != ."]
+    assert check("P. 1:51(50) ack 2 win 500") == \
+        ["length 100 != 50", "ack 1 != 2", "win 502 != 500"]
+    assert check("P. 1:101(100) <nop,nop,TS val * ecr 7>") == ["options differ"]
+    assert check("P. 1:101(100) <nop>") == ["options differ"]
+
+
+def test_constants() -> None:
+    import os
+    import socket
+    assert constant("O_RDWR|O_NONBLOCK") == os.O_RDWR | os.O_NONBLOCK
+    assert constant("[1]") == 1 and constant("SOL_TCP") == socket.IPPROTO_TCP
+    assert constant("ECONNREFUSED") == 111
+    with pytest.raises(ScriptFailure):
+        constant("NO_SUCH_THING")
+
+
+def test_xfail_lines_are_read_from_the_leading_comments(tmp_path: Path) -> None:
+    p = tmp_path / "x.pkt"
+    p.write_text("// xfail tunstack: point 12\n// text\n0 close(3) = 0\n// xfail linux: not leading\n")
+    assert xfail_reason(p, "tunstack") == "point 12"
+    assert xfail_reason(p, "linux") is None
+
+
+WRONG = """
+0    socket(AF_INET, SOCK_STREAM, 0) = 3
++0   setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0   bind(3, ..., ...) = 0
++0   listen(3, 1) = 0
++0   < S 0:0(0) win 65535 <mss 1460,sackOK,nop,nop,nop,wscale 7>
++0   > S. 0:0(0) ack 2 <mss 1200,nop,nop,sackOK,nop,wscale *>
+"""
+
+LATE = """
+0    socket(AF_INET, SOCK_STREAM, 0) = 3
++0   setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0   bind(3, ..., ...) = 0
++0   listen(3, 1) = 0
++0   < S 0:0(0) win 65535 <mss 1460,sackOK,nop,nop,nop,wscale 7>
++1   > S. 0:0(0) ack 1 <...>
+"""
+
+WRONG_CALL = """
+0    socket(AF_INET, SOCK_STREAM, 0) = 3
++0   bind(3, ..., ...) = 0
++0   listen(3, 1) = 0
++0   socket(AF_INET, SOCK_STREAM, 0) = 4
++0   bind(4, ..., ...) = 0
+"""
+
+UNEXPECTED = """
+0    < S 0:0(0) win 65535
++.1  < . 1:1(0) ack 1 win 65535
+"""
+
+
+def _fails(tmp_path: Path, backend: str, text: str) -> str:
+    p = tmp_path / "wrong.pkt"
+    p.write_text(text)
+    with pytest.raises(ScriptFailure) as info:
+        run_script(p, backend)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["tunstack", pytest.param("linux", marks=pytest.mark.realpeer)])
+def test_a_wrong_script_fails_on_both_backends(tmp_path: Path, backend: str) -> None:
+    if backend == "linux":
+        require_linux_peer()
+    msg = _fails(tmp_path, backend, WRONG)
+    assert "wrong.pkt:7" in msg and "ack 1 != 2" in msg and "options differ" in msg
+    assert "expected: S. 0:0(0) ack 2 <mss 1200," in msg and "actual:   S. 0:0(0) ack 1 " in msg
+    msg = _fails(tmp_path, backend, LATE)
+    assert "expected 1.000 s" in msg
+    msg = _fails(tmp_path, backend, WRONG_CALL)
+    assert "wrong.pkt:6" in msg and "call returned -1 EADDRINUSE, expected 0" in msg
+    msg = _fails(tmp_path, backend, UNEXPECTED)
+    assert "unexpected segment(s)" in msg and "R. 0:0(0) ack 1" in msg
