@@ -74,6 +74,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.cc = ALGORITHMS[config.congestion](self.mss)
         self.dupacks = 0
         self.in_recovery = False
+        self.rto_recovery = False
         self.recover = 0
         self.high_rxt = 0
         self.rexmit_una = False

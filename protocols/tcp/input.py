@@ -401,6 +401,8 @@ class InputMixin(Tcb):
             # (Linux tcp_check_sack_reneging)
             self.host.stats.sack_reneging += 1
             self.scoreboard.clear()
+        if self.rto_recovery and sq.ge(ack, self.recover):
+            self.rto_recovery = False                # out of the Loss state: loss probes again
         if self.in_recovery:
             if sq.ge(ack, self.recover):             # full ACK (RFC 6582 §3.2 step 3)
                 self.in_recovery = False

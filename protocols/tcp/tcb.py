@@ -93,7 +93,8 @@ class Tcb:
         "snd", "rcv", "rcvbuf_locked", "sndbuf_locked", "mem_charged", "mem_promised", "fin_queued", "fin_seq",
         "fin_acked", "rcv_fin", "ooo_fin", "rcv_closed",
         # RTT and congestion
-        "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "recover", "high_rxt", "rexmit_una",
+        "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "rto_recovery", "recover", "high_rxt",
+        "rexmit_una",
         "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
@@ -172,6 +173,7 @@ class Tcb:
     cc: CongestionControl
     dupacks: int
     in_recovery: bool
+    rto_recovery: bool  # after an RTO until SND.UNA passes its RECOVER: Linux's Loss state (no TLP in it)
     recover: int
     high_rxt: int
     rexmit_una: bool

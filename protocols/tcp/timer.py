@@ -104,6 +104,8 @@ class TimerMixin(Tcb):
         else:
             self.cc.cwnd = self.mss
         self.in_recovery = False
+        self.rto_recovery = True                 # until SND.UNA passes RECOVER: no loss probes
+        self.probe_at = None
         self.tail_lost = False
         self.probe_high = None
         self.dupacks = 0
@@ -141,7 +143,11 @@ class TimerMixin(Tcb):
         """PTO = 2 SRTT (+ a delayed-ACK allowance for a lone segment), never later than the
         RTO (RFC 8985 §7.2).  Only with SACK and an RTT sample, and one probe at a time."""
         if not self.config.loss_probes or not self.sack_ok or not self.rtt.samples or self.snd_una == self.snd_max \
-                or self.state not in SENDING or (self.probe_high is not None and not self.in_recovery):
+                or self.state not in SENDING or (self.probe_high is not None and not self.in_recovery) \
+                or self.rto_recovery:
+            # RFC 8985 §7.2 / Linux tcp_schedule_loss_probe: no TLP in the Loss state -- after
+            # an RTO the retransmissions are the RTO's to time; a probe armed on each of them
+            # sent every backed-off retransmission twice (issue 14's scripted rto-backoff)
             self.probe_at = None
             return
         pto = 2 * self.rtt.srtt + PTO_FLOOR

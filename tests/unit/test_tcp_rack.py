@@ -3,6 +3,8 @@ with an explicit clock: the Connection harness of test_tcp_conn, and the sent-se
 record of protocols/tcp/rack.py on its own."""
 from __future__ import annotations
 
+import itertools
+
 from protocols.tcp.rack import REO_WND_MIN, Rack
 from protocols.tcp.wire import ACK
 
@@ -326,3 +328,28 @@ def test_retransmissions_at_the_cap_do_not_split_records() -> None:
     assert sum(seg.end - seg.start for seg in r._segs) == 6400       # still one record per octet
     r.on_ack(6400, (), lambda s, e: False, 3.0)
     assert r.inflight == 0 and not r._segs
+
+
+def test_no_loss_probe_in_the_loss_state_after_an_rto() -> None:
+    """RFC 8985 §7.2 / Linux tcp_schedule_loss_probe: no TLP while in the Loss state.  After
+    an RTO each backed-off retransmission goes once -- a probe armed on each sent it twice
+    (found by the scripted rto-backoff test) -- and once the retransmission is acknowledged
+    past RECOVER, probes are armed again."""
+    from .test_tcp_conn import established
+
+    rig = established(ts=True, sack=True, peer_ws=None, rtt=0.1, loss_probes=True)
+    c = rig.conn
+    c.nodelay = True
+    rig.send(bytes(1000))
+    copies: list[float] = []
+    while len(copies) < 5:
+        out = rig.poll_next()
+        copies += [rig.now for off, n in data_segments(out) if (off, n) == (0, 1000)]
+    assert rig.host.stats.rto_fires >= 3 and c.rto_recovery
+    gaps = [b - a for a, b in itertools.pairwise(copies[1:])]
+    assert all(g > 0.05 for g in gaps), copies           # one copy per timeout, none doubled
+    assert all(b >= 1.9 * a for a, b in itertools.pairwise(gaps))   # the RTO doubling alone
+    rig.rx(ACK, ack=ISS + 1001, at=rig.now + 0.01)
+    assert not c.rto_recovery
+    rig.send(bytes(1000))
+    assert c.probe_at is not None
