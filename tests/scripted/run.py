@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 import trio.testing
@@ -14,17 +17,9 @@ from .runner import Runner, ScriptFailure
 from .script import Script, load_script
 
 
-async def _run_tunstack(script: Script, log: list[str]) -> None:
-    async with tunstack_backend() as backend:
-        runner = Runner(script, backend)
-        try:
-            await runner.run()
-        finally:
-            log[:] = runner.log
-
-
-async def _run_linux(script: Script, log: list[str]) -> None:
-    async with linux_backend() as backend:
+async def _run(make_backend: Callable[[], AbstractAsyncContextManager[Any]], script: Script,
+               log: list[str]) -> None:
+    async with make_backend() as backend:
         runner = Runner(script, backend)
         try:
             await runner.run()
@@ -54,9 +49,9 @@ def run_script(path: str | Path, backend: str, log: list[str] | None = None) -> 
     log = log if log is not None else []
     try:
         if backend == "tunstack":
-            trio.run(partial(_run_tunstack, script, log), clock=trio.testing.MockClock(autojump_threshold=0))
+            trio.run(partial(_run, tunstack_backend, script, log), clock=trio.testing.MockClock(autojump_threshold=0))
         elif backend == "linux":
-            trio.run(partial(_run_linux, script, log))
+            trio.run(partial(_run, linux_backend, script, log))
         else:
             raise ValueError(f"unknown backend {backend!r}")
     except BaseExceptionGroup as group:
