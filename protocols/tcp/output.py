@@ -269,7 +269,9 @@ class OutputMixin(Tcb):
         off = data_end - n
         if n == 0 and not fin:
             return
-        self._emit(sq.add(self.snd_una, off), ACK | (FIN if fin else 0), self.snd.view(off, n) if n else None, now)
+        # PSH as the segment first had it: it ends the data queued (Linux keeps the skb's flags)
+        flags = ACK | (FIN if fin else 0) | (PSH if n and data_end == len(self.snd) else 0)
+        self._emit(sq.add(self.snd_una, off), flags, self.snd.view(off, n) if n else None, now)
         self._rack_sent(sq.add(self.snd_una, off), sq.add(self.snd_una, off + n + (1 if fin else 0)), now, True)
         self.total_retrans += 1
         self.host.stats.retrans_segs += 1

@@ -40,6 +40,9 @@ class TimerMixin(Tcb):
             self.tw_at = None
             self.destroy()                       # TIME-WAIT over, or an orphan gave up in FIN-WAIT-2
             return
+        if self.probe_at is not None and now >= self.probe_at:
+            self.probe_at = None                 # before the RTO: a probe due with it goes instead
+            self._on_probe(now)
         if self.rto_at is not None and now >= self.rto_at:
             self.rto_at = None
             self.probe_at = None
@@ -47,9 +50,6 @@ class TimerMixin(Tcb):
         if self.rack_at is not None and now >= self.rack_at:
             self.rack_at = None
             self._on_rack_timer(now)
-        if self.probe_at is not None and now >= self.probe_at:
-            self.probe_at = None
-            self._on_probe(now)
         if self.pace_at is not None and now >= self.pace_at:
             self.pace_at = None                  # the pacing debt is paid: the next burst may go
             self.output(now)
@@ -150,13 +150,14 @@ class TimerMixin(Tcb):
             # sent every backed-off retransmission twice (issue 14's scripted rto-backoff)
             self.probe_at = None
             return
-        pto = 2 * self.rtt.srtt + PTO_FLOOR
-        if sq.diff(self.snd_max, self.snd_una) <= self.mss:
-            pto += self.config.delack
+        # Linux tcp_schedule_loss_probe: 2 SRTT, plus for a lone segment the worst-case
+        # delayed ACK (tcp_rto_min: RFC 8985 §7.2's WCDelAckT), else 2 ms of timer slack;
+        # never later than the RTO would fire -- then the probe goes in its place, and the
+        # RTO restarts from it (tcp_send_loss_probe's tcp_rearm_rto)
+        pto = 2 * self.rtt.srtt + (self.config.rto_min if sq.diff(self.snd_max, self.snd_una) <= self.mss
+                                   else PTO_FLOOR)
         at = now + pto
-        # A probe no earlier than the RTO is left to the RTO -- and so is any older deadline:
-        # keeping it fired probes mid-flow once RTO < 2 SRTT (steady queueing RTT).
-        self.probe_at = at if self.rto_at is None or at < self.rto_at else None
+        self.probe_at = at if self.rto_at is None else min(at, self.rto_at)
 
     def _on_probe(self, now: float) -> None:
         if self.snd_una == self.snd_max or self.state not in SENDING:
@@ -180,6 +181,7 @@ class TimerMixin(Tcb):
             self.output(now)
         else:
             self._retransmit_tail(now)
+        self.rto_at = now + self.rtt.current()   # the RTO restarts from the probe (tcp_rearm_rto)
 
     def _on_rack_timer(self, now: float) -> None:
         """RFC 8985 §6.2 step 5: the reordering window of a segment ran out -- detect again."""
