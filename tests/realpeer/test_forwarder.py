@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import textwrap
+from subprocess import CompletedProcess
 
 import trio
 
@@ -60,12 +61,16 @@ async def test_linux_guest_through_the_forwarders_tap(tap_peer: Peer) -> None:
     await _guest_through_the_forwarders(tap_peer)
 
 
-async def _guest_through_the_forwarders(peer: Peer) -> None:
+async def _forwarding_gateway(peer: Peer, family: int, answers: dict[int, str], guest: str) -> CompletedProcess[bytes]:
+    """The stack as a scripted gateway on the peer's device: TCP port 80 accepted and answered
+    "hello", other ports rejected as `answers` says; a UDP "ping" answered "pong" from the
+    address the guest wrote to, anything else a port unreachable.  Runs `guest` (Python) in
+    the namespace meanwhile and returns its result."""
     st = peer.stack
     st.ifnet.get(peer.dev).transparent = True
     send, receive = trio.open_memory_channel[ForwardRequest](16)
     st.tcp.forwarder = send.send_nowait
-    pr = st.protosw.find_proto(socket.AF_INET, socket.IPPROTO_TCP, socket.SOCK_STREAM)
+    pr = st.protosw.find_proto(family, socket.IPPROTO_TCP, socket.SOCK_STREAM)
     assert pr is not None
 
     def udp_forwarder(f: UdpForward) -> None:
@@ -79,22 +84,29 @@ async def _guest_through_the_forwarders(peer: Peer) -> None:
     async def serve(req: ForwardRequest) -> None:
         conn = st.tcp.forward_accept(req.id, st.now())
         assert conn is not None
-        sock = StreamSocket(st, socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, pr, pcb=conn)
+        sock = StreamSocket(st, family, socket.SOCK_STREAM, socket.IPPROTO_TCP, pr, pcb=conn)
         assert await sock.recv(100) == b"hi"
         await sock.sendall(b"hello")
         sock.close()
 
     async def gateway(nursery: trio.Nursery) -> None:
         async for req in receive:
+            assert req.family == family
             if req.dport == 80:
                 nursery.start_soon(serve, req)
             else:
-                assert st.tcp.forward_reject(req.id, ANSWERS[req.dport], st.now()) == 0
+                assert st.tcp.forward_reject(req.id, answers[req.dport], st.now()) == 0
 
     async with trio.open_nursery() as n:
         n.start_soon(gateway, n)
-        result = await run(peer.exec("python3", "-c", GUEST_TCP), timeout=60)
+        result = await run(peer.exec("python3", "-c", guest), timeout=60)
         n.cancel_scope.cancel()
+    return result
+
+
+async def _guest_through_the_forwarders(peer: Peer) -> None:
+    st = peer.stack
+    result = await _forwarding_gateway(peer, socket.AF_INET, ANSWERS, GUEST_TCP)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split() == [
         "80:ok:hello", "81:ECONNREFUSED", "82:EHOSTUNREACH", "83:EHOSTUNREACH", "84:ENETUNREACH",
@@ -152,40 +164,7 @@ async def test_linux_guest_through_the_forwarders_ipv6(tap_peer: Peer) -> None:
     peer.host.ip("-6", "addr", "add", "fd00:77::1/64", "dev", peer.dev, "nodad")
     st.add_address(peer.dev, "fd00:77::2/64", dad=False)
     peer.host.ip("-6", "route", "add", "default", "via", "fd00:77::2", "dev", peer.dev)
-    st.ifnet.get(peer.dev).transparent = True
-    send, receive = trio.open_memory_channel[ForwardRequest](16)
-    st.tcp.forwarder = send.send_nowait
-    pr = st.protosw.find_proto(socket.AF_INET6, socket.IPPROTO_TCP, socket.SOCK_STREAM)
-    assert pr is not None
-
-    def udp_forwarder(f: UdpForward) -> None:
-        if f.payload == b"ping":
-            assert st.udp.forward_send(f.family, f.dst, f.dport, f.src, f.sport, b"pong", f.now) == 0
-        else:
-            assert st.udp.forward_error(f.family, f.src, f.sport, f.dst, f.dport, "port", f.now) == 0
-
-    st.udp.forwarder = udp_forwarder
-
-    async def serve(req: ForwardRequest) -> None:
-        conn = st.tcp.forward_accept(req.id, st.now())
-        assert conn is not None
-        sock = StreamSocket(st, socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, pr, pcb=conn)
-        assert await sock.recv(100) == b"hi"
-        await sock.sendall(b"hello")
-        sock.close()
-
-    async def gateway(nursery: trio.Nursery) -> None:
-        async for req in receive:
-            assert req.family == socket.AF_INET6
-            if req.dport == 80:
-                nursery.start_soon(serve, req)
-            else:
-                assert st.tcp.forward_reject(req.id, ANSWERS6[req.dport], st.now()) == 0
-
-    async with trio.open_nursery() as n:
-        n.start_soon(gateway, n)
-        result = await run(peer.exec("python3", "-c", GUEST6_SCRIPT), timeout=60)
-        n.cancel_scope.cancel()
+    result = await _forwarding_gateway(peer, socket.AF_INET6, ANSWERS6, GUEST6_SCRIPT)
     assert result.returncode == 0, result.stderr
     # RFC 4443 codes 3 / 1 / 0: Linux icmpv6_err_convert's EHOSTUNREACH, EACCES, ENETUNREACH
     assert result.stdout.decode().split() == [

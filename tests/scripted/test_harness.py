@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from protocols.tcp import wire
+from tests.realpeer.conftest import require_real_peer
 
 from .run import run_script
 from .runner import ScriptFailure, constant
@@ -20,7 +21,7 @@ from .segment import (
     options_bytes,
     parse_segment,
 )
-from .test_scripts import require_linux_peer, xfail_reason
+from .test_scripts import xfail_reason
 
 
 def test_parse_lines_and_relative_times() -> None:
@@ -146,7 +147,7 @@ def _fails(tmp_path: Path, backend: str, text: str) -> str:
 @pytest.mark.parametrize("backend", ["tunstack", pytest.param("linux", marks=pytest.mark.realpeer)])
 def test_a_wrong_script_fails_on_both_backends(tmp_path: Path, backend: str) -> None:
     if backend == "linux":
-        require_linux_peer()
+        require_real_peer()
     msg = _fails(tmp_path, backend, WRONG)
     assert "wrong.pkt:7" in msg and "ack 1 != 2" in msg and "options differ" in msg
     assert "expected: S. 0:0(0) ack 2 <mss 1200," in msg and "actual:   S. 0:0(0) ack 1 " in msg

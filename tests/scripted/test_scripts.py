@@ -4,12 +4,11 @@ first lines (`// xfail tunstack: why`) and runs as a strict expected failure: th
 tunstack passes it, the test fails until the line is removed."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tools.lab.netns import have_tun
+from tests.realpeer.conftest import require_real_peer
 
 from .run import run_script
 
@@ -28,15 +27,6 @@ def xfail_reason(path: Path, backend: str) -> str | None:
         if body.startswith(tag):
             return body[len(tag):].strip()
     return None
-
-
-def require_linux_peer() -> None:
-    """Root and /dev/net/tun, else skip -- but fail under TUNSTACK_REQUIRE_TUN=1 (CI)."""
-    ok, why = have_tun()
-    if not ok:
-        if os.environ.get("TUNSTACK_REQUIRE_TUN") == "1":
-            pytest.fail(f"TUNSTACK_REQUIRE_TUN=1 but the Linux backend cannot run: {why}")
-        pytest.skip(why)
 
 
 def _params() -> list[object]:
@@ -60,5 +50,5 @@ def test_there_are_scripts() -> None:
 @pytest.mark.parametrize(("path", "backend"), _params())
 def test_script(path: Path, backend: str) -> None:
     if backend == "linux":
-        require_linux_peer()
+        require_real_peer()
     run_script(path, backend)

@@ -120,7 +120,7 @@ def test_defaults_and_the_address_model() -> None:
     a = parse_slirp4netns_argv(["1234", "tap0"])
     assert (a.action, a.target_pid, a.tapname, a.mtu, a.configure) == ("run", 1234, "tap0", 1500, False)
     assert str(a.cidr) == "10.0.2.0/24"
-    assert (str(a.gateway), str(a.dns), str(a.dhcp_start), str(a.guest)) == (
+    assert (str(a.model.gateway), str(a.model.dns), str(a.dhcp_start), str(a.model.guest)) == (
         "10.0.2.2", "10.0.2.3", "10.0.2.15", "10.0.2.100")
     assert a.ready_fd is None and a.exit_fd is None and a.api_socket is None and a.warnings == []
     assert parse_slirp4netns_argv(["1234"]).tapname == "tap0"     # the man page shows TAPNAME optional
@@ -229,7 +229,7 @@ def test_deprecated_spellings_warn_as_slirp4netns_does() -> None:
 def test_cidr_changes_every_derived_address() -> None:
     a = parse_slirp4netns_argv(["--cidr=10.8.0.0/16", "1", "t"])
     assert a.cidr == ipaddress.IPv4Network("10.8.0.0/16")
-    assert (str(a.gateway), str(a.dns), str(a.guest)) == ("10.8.0.2", "10.8.0.3", "10.8.0.100")
+    assert (str(a.model.gateway), str(a.model.dns), str(a.model.guest)) == ("10.8.0.2", "10.8.0.3", "10.8.0.100")
 
 
 def test_help_names_every_option_rootlesskit_and_podman_probe() -> None:

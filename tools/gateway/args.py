@@ -43,6 +43,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .policy import DEFAULT_CIDR6, AddressModel
+
 MAX_PORT = 65535
 IFNAMSIZ = 16
 
@@ -229,23 +231,16 @@ class Slirp4netnsArgs:
     macaddress: bytes | None = None          # --macaddress (needs -c)
     warnings: list[str] = field(default_factory=list)   # lines for stderr, "WARNING: ..."
 
-    # slirp4netns's address model: offsets from the network address (its main.c defaults)
     @property
-    def gateway(self) -> ipaddress.IPv4Address:
-        return self.cidr.network_address + 2
-
-    @property
-    def dns(self) -> ipaddress.IPv4Address:
-        return self.cidr.network_address + 3
+    def model(self) -> AddressModel:
+        """slirp4netns's address model on --cidr (gateway .2, DNS .3, guest .100 that -c
+        configures): the gateway's own, policy.AddressModel."""
+        return AddressModel(self.cidr, ipaddress.IPv6Network(DEFAULT_CIDR6))
 
     @property
     def dhcp_start(self) -> ipaddress.IPv4Address:
+        """Where slirp4netns's built-in DHCP pool starts (network + 15; its main.c default)."""
         return self.cidr.network_address + 15
-
-    @property
-    def guest(self) -> ipaddress.IPv4Address:
-        """The "recommended" guest address that -c configures: network + 100."""
-        return self.cidr.network_address + 100
 
 
 def _nonneg_int(text: str, message: str) -> int:

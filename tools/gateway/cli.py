@@ -234,7 +234,7 @@ def resolve_outbound(v4: str | None, v6: str | None) -> Outbound:
 def options_from_slirp4netns(a: Slirp4netnsArgs) -> GatewayOptions:
     """slirp4netns's command line as GatewayOptions: its defaults (host loopback ON unless
     --disable-host-loopback; IPv6 only with --enable-ipv6), its address model."""
-    model = AddressModel.from_cidr(str(a.cidr))
+    model = a.model
     if a.netns_type == "pid":
         assert a.target_pid is not None
         t = NamespaceTarget.for_pid(a.target_pid)

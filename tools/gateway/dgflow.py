@@ -148,7 +148,7 @@ class DatagramGateway(Generic[F]):
     stats: Any
 
     def __init__(self, stack: Any, policy: OutboundPolicy, flows: FlowTable, budget: QueueBudget,
-                 format_addr: Callable[[int, int], str]) -> None:
+                 format_addr: Callable[[int, int], str], outbound: Outbound | None = None) -> None:
         self.stack = stack
         self.policy = policy
         self.flows = flows
@@ -156,7 +156,7 @@ class DatagramGateway(Generic[F]):
         self._format = format_addr
         self._active: dict[tuple[int, ...], F] = {}
         self._nursery: trio.Nursery | None = None
-        self.outbound = Outbound()          # --outbound-addr: what the host sockets bind first
+        self.outbound = outbound or Outbound()   # --outbound-addr: what the host sockets bind first
 
     def __len__(self) -> int:
         return len(self._active)

@@ -31,6 +31,7 @@ from protocols.echo import EchoForward
 
 from .dgflow import DatagramFlow, DatagramGateway, OutboundPolicy, PendingQueue, QueueBudget, format_addr, poll_flows
 from .flows import FlowKey, FlowTable
+from .outbound import Outbound
 from .ping import PingUnavailable, echo_request, open_ping_socket, parse_echo_reply
 from .policy import Refuse
 
@@ -81,9 +82,9 @@ class EchoGateway(DatagramGateway[_EchoFlow]):
     def __init__(self, stack: Any, policy: OutboundPolicy, flows: FlowTable, *, budget: QueueBudget | None = None,
                  per_flow_requests: int = PER_FLOW_REQUESTS, per_flow_octets: int = PER_FLOW_OCTETS,
                  open_socket: Callable[[int], trio.socket.SocketType] = open_ping_socket,
-                 format_addr: Callable[[int, int], str] = format_addr) -> None:
+                 format_addr: Callable[[int, int], str] = format_addr, outbound: Outbound | None = None) -> None:
         super().__init__(stack, policy, flows, budget if budget is not None else QueueBudget(TOTAL_OCTETS),
-                         format_addr)
+                         format_addr, outbound)
         self.per_flow_requests = per_flow_requests
         self.per_flow_octets = per_flow_octets
         self.stats = EchoGatewayStats()

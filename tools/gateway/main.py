@@ -322,12 +322,10 @@ async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, ifp: Any, c
     status = 0
     async with trio.open_nursery() as nursery:
         await nursery.start(tcp.run)
-        udp = UdpGateway(st, policy, flows)
-        udp.outbound = options.outbound
+        udp = UdpGateway(st, policy, flows, outbound=options.outbound)
         await nursery.start(udp.run)
         gw.services["udp_gateway"] = udp
-        echo = EchoGateway(st, policy, flows)
-        echo.outbound = options.outbound
+        echo = EchoGateway(st, policy, flows, outbound=options.outbound)
         await nursery.start(echo.run)
         gw.services["echo_gateway"] = echo
         if options.dns.enabled:

@@ -50,6 +50,7 @@ from .dgflow import (
 )
 from .flows import FlowKey, FlowTable
 from .hostudp import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, HostError, error_of, open_flow, read_error
+from .outbound import Outbound
 from .policy import Refuse
 
 log = logging.getLogger(__name__)
@@ -177,9 +178,9 @@ class UdpGateway(DatagramGateway[_UdpFlow]):
 
     def __init__(self, stack: Any, policy: OutboundPolicy, flows: FlowTable, *, budget: QueueBudget | None = None,
                  per_flow_datagrams: int = PER_FLOW_DATAGRAMS, per_flow_octets: int = PER_FLOW_OCTETS,
-                 format_addr: Callable[[int, int], str] = format_addr) -> None:
+                 format_addr: Callable[[int, int], str] = format_addr, outbound: Outbound | None = None) -> None:
         super().__init__(stack, policy, flows, budget if budget is not None else QueueBudget(TOTAL_OCTETS),
-                         format_addr)
+                         format_addr, outbound)
         self.per_flow_datagrams = per_flow_datagrams
         self.per_flow_octets = per_flow_octets
         self.stats = UdpGatewayStats()
