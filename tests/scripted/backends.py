@@ -13,7 +13,7 @@ import socket as pysocket
 import subprocess
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,13 +176,41 @@ class TunstackBackend:
         return self.queue.drain()
 
 
+def _flag(value: str) -> bool:
+    return int(value) != 0
+
+
+# A script's `// sysctl KEY=VALUE` lines on tunstack: the TcpConfig field each sets, and how
+# its value reads.  A key missing here fails the script (say what it means for tunstack).
+TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "net.ipv4.tcp_sack": ("sack", _flag),
+    "net.ipv4.tcp_dsack": ("dsack", _flag),
+    "net.ipv4.tcp_timestamps": ("timestamps", _flag),
+    "net.ipv4.tcp_window_scaling": ("window_scaling", _flag),
+    "net.ipv4.tcp_syncookies": ("syncookies", _flag),
+}
+
+
+def tunstack_tcp_config(sysctls: Mapping[str, str]) -> Any:
+    """TcpConfig with the script's sysctls applied (TUNSTACK_SYSCTLS)."""
+    from protocols.tcp.config import TcpConfig
+    config = TcpConfig()
+    for key, value in sysctls.items():
+        if key not in TUNSTACK_SYSCTLS:
+            raise ValueError(f"sysctl {key}: no TcpConfig field for it (backends.TUNSTACK_SYSCTLS)")
+        name, convert = TUNSTACK_SYSCTLS[key]
+        setattr(config, name, convert(value))
+    return config
+
+
 @asynccontextmanager
-async def tunstack_backend(seed: int = 1) -> AsyncIterator[TunstackBackend]:
+async def tunstack_backend(seed: int = 1, sysctls: Mapping[str, str] | None = None) -> AsyncIterator[TunstackBackend]:
     """A Stack (IPv6 off: nothing but the script's traffic on the link) on a script link.
     Run it under trio.testing.MockClock(autojump_threshold=0) for script time."""
     from stack.stack import Stack, StackConfig
     queue = _PacketQueue()
-    async with Stack("sut", StackConfig(seed=seed, ipv6=False, plugins=False)) as stack, \
+    config = StackConfig(seed=seed, ipv6=False, plugins=False, tcp=tunstack_tcp_config(sysctls or {}))
+    async with Stack("sut", config) as stack, \
             trio.open_nursery() as nursery:
         ndd = ScriptLinkNdd(queue)
         stack.add_interface(ndd, f"{SUT_IP}/24")
@@ -307,9 +335,9 @@ def _run(*argv: str) -> None:
 
 
 @asynccontextmanager
-async def linux_backend() -> AsyncIterator[LinuxBackend]:
-    """The kernel in a fresh namespace (its sysctl defaults, IPv6 off so that only the
-    script's traffic crosses the device) on a TUN device whose other end we hold."""
+async def linux_backend(sysctls: Mapping[str, str] | None = None) -> AsyncIterator[LinuxBackend]:
+    """The kernel in a fresh namespace (its sysctl defaults but the script's, IPv6 off so
+    that only the script's traffic crosses the device) on a TUN device whose other end we hold."""
     import pytun
 
     from tools.lab.netns import NetnsHost, unique_name
@@ -318,6 +346,8 @@ async def linux_backend() -> AsyncIterator[LinuxBackend]:
     try:
         for key in ("all", "default"):
             _run(*host.exec_argv("sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"))
+        for key, value in (sysctls or {}).items():
+            _run(*host.exec_argv("sysctl", "-qw", f"{key}={value}"))
         tun = pytun.TunTapDevice(name=unique_name("sct"), flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
         os.set_blocking(tun.fileno(), False)
         host.adopt(tun.name, f"{SUT_IP}/24")

@@ -49,9 +49,10 @@ def run_script(path: str | Path, backend: str, log: list[str] | None = None) -> 
     log = log if log is not None else []
     try:
         if backend == "tunstack":
-            trio.run(partial(_run, tunstack_backend, script, log), clock=trio.testing.MockClock(autojump_threshold=0))
+            trio.run(partial(_run, partial(tunstack_backend, sysctls=script.sysctls), script, log),
+                     clock=trio.testing.MockClock(autojump_threshold=0))
         elif backend == "linux":
-            trio.run(partial(_run, linux_backend, script, log))
+            trio.run(partial(_run, partial(linux_backend, script.sysctls), script, log))
         else:
             raise ValueError(f"unknown backend {backend!r}")
     except BaseExceptionGroup as group:

@@ -49,6 +49,25 @@ class Call(Event):
 class Script:
     name: str
     events: list[Event]
+    # `// sysctl net.ipv4.tcp_ecn=1` lines among the leading comments: set in the Linux
+    # namespace, and mapped onto TcpConfig for tunstack (backends.TUNSTACK_SYSCTLS)
+    sysctls: dict[str, str] = field(default_factory=dict)
+
+
+_SYSCTL = re.compile(r"^//\s*sysctl\s+(?P<key>[\w.]+)\s*=\s*(?P<value>\S+)\s*$")
+
+
+def leading_sysctls(text: str) -> dict[str, str]:
+    """The `// sysctl KEY=VALUE` lines of a script's leading comment block."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("//"):
+            break
+        m = _SYSCTL.match(line)
+        if m is not None:
+            out[m["key"]] = m["value"]
+    return out
 
 
 def split_args(text: str) -> list[str]:
@@ -115,7 +134,7 @@ def parse_script(text: str, name: str = "<script>") -> Script:
             prev = ev.time
     if not events:
         raise ScriptSyntaxError(f"{name}: no events")
-    return Script(name, events)
+    return Script(name, events, leading_sysctls(text))
 
 
 def load_script(path: str | Path) -> Script:

@@ -9,6 +9,7 @@ import pytest
 from protocols.tcp import wire
 from tests.realpeer.conftest import require_real_peer
 
+from .backends import tunstack_tcp_config
 from .run import run_script
 from .runner import ScriptFailure, constant
 from .script import Call, Expect, Inject, parse_script
@@ -157,3 +158,11 @@ def test_a_wrong_script_fails_on_both_backends(tmp_path: Path, backend: str) -> 
     assert "wrong.pkt:6" in msg and "call returned -1 EADDRINUSE, expected 0" in msg
     msg = _fails(tmp_path, backend, UNEXPECTED)
     assert "unexpected segment(s)" in msg and "R. 0:0(0) ack 1" in msg
+
+
+def test_sysctl_lines_are_read_and_mapped_onto_tcp_config() -> None:
+    script = parse_script("// sysctl net.ipv4.tcp_sack=0\n// text\n0 close(3) = 0\n// sysctl net.ipv4.tcp_dsack=0\n")
+    assert script.sysctls == {"net.ipv4.tcp_sack": "0"}
+    assert tunstack_tcp_config(script.sysctls).sack is False
+    with pytest.raises(ValueError, match="no TcpConfig field"):
+        tunstack_tcp_config({"net.ipv4.tcp_no_such_thing": "1"})
