@@ -12,7 +12,10 @@ from .congestion import DEFAULT
 @dataclass
 class TcpConfig:
     """Tunables, named after their Linux sysctl where one exists."""
-    syn_retries: int = 6                # net.ipv4.tcp_syn_retries (~127 s)
+    syn_retries: int = 6                # net.ipv4.tcp_syn_retries (a 127 s budget: timer.syn_timeout_budget)
+    # net.ipv4.tcp_syn_linear_timeouts (Linux >= 6.10): the first N SYN retransmissions of a
+    # connect() back off linearly (1 s apart) before the doubling starts
+    syn_linear_timeouts: int = 4
     synack_retries: int = 5             # net.ipv4.tcp_synack_retries
     retries2: int = 15                  # net.ipv4.tcp_retries2
     msl: float = 30.0                   # TIME_WAIT lasts 2*MSL (Linux: 60 s)

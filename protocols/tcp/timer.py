@@ -8,6 +8,7 @@ import errno
 
 from ..timing import TICK as TIMER_TICK
 from . import seq as sq
+from .rtt import INITIAL_RTO
 from .state import State
 from .tcb import Tcb
 
@@ -22,6 +23,30 @@ SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, Stat
 # TIMER_TICK (protocols/timing.py): a deadline still due after its handler ran is pushed this
 # far past `now`, and a keepalive that is this close to its idle time is taken as due --
 # float rounding of last_rcv + keepidle must never leave a timer at `now`.
+
+
+def syn_interval(k: int, linear: int, rto_max: float) -> float:
+    """The wait before SYN expiry k (1-based) of a connect(): the initial RTO for the first
+    `linear` + 1 (net.ipv4.tcp_syn_linear_timeouts), doubling after."""
+    return min(rto_max, INITIAL_RTO * (1 << max(0, k - linear - 1)))
+
+
+def syn_elapsed(k: int, linear: int, rto_max: float) -> float:
+    """Time from the first SYN to expiry k (the timer fires on time here)."""
+    return sum(syn_interval(i, linear, rto_max) for i in range(1, k + 1))
+
+
+def syn_timeout_budget(retries: int, rto_max: float) -> float:
+    """How long connect() tries: Linux's tcp_model_timeout(syn_retries, TCP_TIMEOUT_INIT),
+    the time `retries` doubling retransmissions would take -- (2^(retries+1) - 1) s, 127 s
+    for 6.  Linux checks it by time (retransmits_timed_out) at each expiry, so with linear
+    timeouts more SYNs fit in it: 6 retries give SYNs at 0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67
+    s and ETIMEDOUT at 131 s."""
+    total, rto = 0.0, INITIAL_RTO
+    for _ in range(retries + 1):
+        total += min(rto, rto_max)
+        rto *= 2
+    return total
 
 
 class TimerMixin(Tcb):
@@ -75,11 +100,15 @@ class TimerMixin(Tcb):
         self.retries += 1
         self.retransmits += 1
         cfg = self.config
-        limit = cfg.syn_retries if st == State.SYN_SENT else cfg.synack_retries if st == State.SYN_RECEIVED \
-            else cfg.retries2
+        limit = cfg.synack_retries if st == State.SYN_RECEIVED else cfg.retries2
         if self.user_closed:
             limit = min(limit, self.orphan_retry_limit())
-        if self.retries > limit:
+        if st == State.SYN_SENT:
+            expired = syn_elapsed(self.retries, cfg.syn_linear_timeouts, cfg.rto_max) \
+                >= syn_timeout_budget(cfg.syn_retries, cfg.rto_max)
+        else:
+            expired = self.retries > limit
+        if expired:
             self.host.stats.timeouts += 1
             if self.user_closed:
                 self.host.stats.orphan_timeouts += 1
@@ -90,7 +119,8 @@ class TimerMixin(Tcb):
                 self.drop(err)                   # Linux tcp_write_err: no RST to a silent peer
             return
         self.host.stats.rto_fires += 1
-        self.rtt.on_timeout()
+        if st != State.SYN_SENT or self.retries > cfg.syn_linear_timeouts:
+            self.rtt.on_timeout()
         if st in (State.SYN_SENT, State.SYN_RECEIVED):
             self.snd_nxt = self.iss
             self.output(now)

@@ -61,7 +61,8 @@ async def test_never_reading_clients_bounded_per_socket_and_globally(
         autojump_clock: trio.testing.MockClock) -> None:
     tcp_a = TcpConfig(msl=0.5, mem=(LOW, PRESSURE, HIGH), syn_retries=2)
     async with two_stacks(config_a=StackConfig(seed=1, tcp=tcp_a),
-                          config_b=StackConfig(seed=2, tcp=TcpConfig(msl=0.5, syn_retries=2))) as p:
+                          config_b=StackConfig(seed=2, tcp=TcpConfig(msl=0.5, syn_retries=2,
+                                                                       syn_linear_timeouts=0))) as p:
         tcp = p.sa.tcp
         st = tcp.stats
         held: list[Any] = []

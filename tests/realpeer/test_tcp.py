@@ -289,7 +289,7 @@ async def expect_connect_error(peer: Peer, addr: tuple[str, int], err: int, with
 
 
 async def test_connect_timeout_and_unreachable(netns: NetnsHost, kind: str) -> None:
-    # syn_retries=2: SYN at 0, 1, 3 s (RTO 1 s doubling), give up at 7 s
+    # syn_retries=2: SYNs at 0, 1, 2, 3, 4, 5 s (linear timeouts), give up at 7 s (Linux the same)
     async with open_peer(netns, kind, tcp=TcpConfig(syn_retries=2)) as p:
         async with trio.open_nursery() as n:
             if kind == "tun":

@@ -188,6 +188,8 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_timestamps": ("timestamps", _flag),
     "net.ipv4.tcp_window_scaling": ("window_scaling", _flag),
     "net.ipv4.tcp_syncookies": ("syncookies", _flag),
+    "net.ipv4.tcp_syn_retries": ("syn_retries", int),
+    "net.ipv4.tcp_syn_linear_timeouts": ("syn_linear_timeouts", int),
 }
 
 

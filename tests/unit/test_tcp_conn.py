@@ -299,9 +299,10 @@ def test_syn_sent_drops_segments_without_syn() -> None:
 
 
 def test_syn_retries_back_off_then_etimedout() -> None:
-    """RFC 6298 §5.5 doubling from the 1 s initial RTO; after tcp_syn_retries retransmissions
-    the connect fails with ETIMEDOUT (Linux: 1 + 2 + 4 + 8 = 15 s for 3 retries)."""
-    rig = Rig(syn_retries=3)
+    """Without linear timeouts: RFC 6298 §5.5 doubling from the 1 s initial RTO; after
+    tcp_syn_retries retransmissions the connect fails with ETIMEDOUT (Linux: 1 + 2 + 4 + 8 =
+    15 s for 3 retries)."""
+    rig = Rig(syn_retries=3, syn_linear_timeouts=0)
     active_open(rig)
     times = []
     while rig.conn.state == State.SYN_SENT:
@@ -310,6 +311,22 @@ def test_syn_retries_back_off_then_etimedout() -> None:
             times.append(round(s.at - T0, 6))
     assert times == [1.0, 3.0, 7.0]
     assert rig.now == pytest.approx(T0 + 15.0)
+    c = rig.conn
+    assert c.state == State.CLOSED and c.so_error == errno.ETIMEDOUT and rig.host.detached == [c]
+
+
+def test_syn_linear_timeouts_then_doubling_within_the_time_budget() -> None:
+    """Linux >= 6.10 (tcp_syn_linear_timeouts = 4): SYNs 1 s apart five times, then doubling,
+    and ETIMEDOUT at the first expiry past tcp_model_timeout(3) = 15 s: 19 s (measured on
+    the kernel by tests/scripted/scripts/syn-linear-timeouts.pkt)."""
+    rig = Rig(syn_retries=3)
+    active_open(rig)
+    times = []
+    while rig.conn.state == State.SYN_SENT:
+        for s in rig.poll_next():
+            times.append(round(s.at - T0, 6))
+    assert times == [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 11.0]
+    assert rig.now == pytest.approx(T0 + 19.0)
     c = rig.conn
     assert c.state == State.CLOSED and c.so_error == errno.ETIMEDOUT and rig.host.detached == [c]
     assert rig.host.stats.timeouts == 1

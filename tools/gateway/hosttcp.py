@@ -21,7 +21,7 @@ import trio
 from .policy import Refuse
 
 # How long the gateway waits for the host's connect before going silent: the guest's own
-# SYN retries (Linux tcp_syn_retries 6: ~127 s) outlast it, so the guest times out itself.
+# SYN retries (Linux tcp_syn_retries 6: 131 s) outlast it, so the guest times out itself.
 CONNECT_TIMEOUT = 60.0
 
 _REFUSALS = {
