@@ -120,11 +120,11 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.backlog = 0
         self.syn_count = 0
         self.accept_queue = None
-        # A child that dies in the accept queue stays there, marked (queued = False), and
-        # accept() skips it: no O(backlog) removal per death (tcp.py detach).  accept_live
-        # counts a listener's live queued children -- what the backlog limit compares.
+        # A child that dies in the accept queue stays there until accept() returns it, as in
+        # Linux (tcp.py detach).  accept_live counts a listener's queued children -- what the
+        # backlog limit compares.
         self.accept_live = 0
-        self.queued = False             # a child: in its listener's accept queue, alive
+        self.queued = False             # a child: in its listener's accept queue
         self.ifp = None
         self.csum_offload = False
         self.tso_max = 0

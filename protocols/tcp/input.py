@@ -42,6 +42,10 @@ class InputMixin(Tcb):
             self.last_rcv = now
             self._establish(seg, now)
             self.snd_wnd = self.max_snd_wnd = seg.window
+            # its SYN is one we had: ACK it with a D-SACK of that octet, as Linux does
+            # (tcp_data_queue sees an old sequence: RFC 2883 §4)
+            self._note_duplicate(seg.seq, 1)
+            self.ack_now = True
             self.output(now)
             return
         self.last_rcv = now

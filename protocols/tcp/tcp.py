@@ -538,14 +538,13 @@ class Tcp:
         self._time_wait.pop(conn, None)
         self._orphans.pop(conn, None)
         parent = conn.parent
-        if parent is not None:
+        if parent is not None and not conn.queued:
             conn.parent = None
-            if conn.queued:
-                conn.queued = False              # left in the queue, dead: accept() skips it
-                parent.accept_live -= 1
-                self._compact_accept_queue(parent)
-            elif parent.syn_count:
+            if parent.syn_count:
                 parent.syn_count -= 1
+        # A child that dies in the accept queue (reset, timed out) stays there, as in Linux
+        # (inet_csk_accept returns whatever is queued): accept() returns it and the first
+        # read() its error; it holds its place against the backlog until then.
         if conn.user_closed or not conn.owned:
             self.unbind(conn)
         else:
@@ -564,35 +563,21 @@ class Tcp:
             parent.accept_live += 1
         parent.on_event()
 
-    @staticmethod
-    def _compact_accept_queue(lst: Connection) -> None:
-        """Drop the dead entries once they are half the queue: each rebuild costs at most
-        twice the deaths since the last one, so a death is O(1) amortized, and the queue
-        never holds more than twice its live children (bounded by the backlog)."""
-        q = lst.accept_queue
-        if q is None or 2 * (len(q) - lst.accept_live) <= len(q):
-            return
-        live = [c for c in q if c.queued]
-        q.clear()
-        q.extend(live)
-
     def pop_accepted(self, lst: Connection) -> Connection | None:
-        """The oldest live child of the accept queue, now owned by a socket; dead entries on
-        the way are dropped."""
+        """The oldest child of the accept queue (alive or not), now owned by a socket."""
         q = lst.accept_queue
-        while q:
-            child = q.popleft()
-            if child.queued:
-                child.queued = False
-                lst.accept_live -= 1
-                child.parent = None
-                child.owned = True
-                return child
-        return None
+        if not q:
+            return None
+        child = q.popleft()
+        child.queued = False
+        lst.accept_live -= 1
+        child.parent = None
+        child.owned = True
+        return child
 
     def accept_queue_full(self, lst: Connection) -> bool:
         """Linux sk_acceptq_is_full: a SYN or a handshake ACK finding it full is dropped (counted).
-        Only live children count: one that died waiting frees its place at once."""
+        A child that died waiting counts until accepted, as in Linux."""
         if lst.accept_live < max(lst.backlog, 1):
             return False
         self.stats.listen_overflows += 1

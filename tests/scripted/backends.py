@@ -93,7 +93,7 @@ class TunstackApi:
     async def set_nonblocking(self, s: _TunstackSocket, on: bool) -> None:
         s.nonblocking = on
 
-    async def setsockopt(self, s: _TunstackSocket, level: int, opt: int, value: int) -> None:
+    async def setsockopt(self, s: _TunstackSocket, level: int, opt: int, value: int | bytes) -> None:
         s.sock.setsockopt(level, opt, value)
 
     async def getsockopt(self, s: _TunstackSocket, level: int, opt: int, buflen: int | None) -> int | bytes:
@@ -148,6 +148,9 @@ class TunstackApi:
         s.sock.shutdown(how)
 
     async def close(self, s: _TunstackSocket) -> None:
+        s.sock.close()
+
+    async def discard(self, s: _TunstackSocket) -> None:
         s.sock.close()
 
 
@@ -259,7 +262,7 @@ class LinuxApi:
     async def set_nonblocking(self, s: pysocket.socket, on: bool) -> None:
         s.setblocking(not on)
 
-    async def setsockopt(self, s: pysocket.socket, level: int, opt: int, value: int) -> None:
+    async def setsockopt(self, s: pysocket.socket, level: int, opt: int, value: int | bytes) -> None:
         s.setsockopt(level, opt, value)
 
     async def getsockopt(self, s: pysocket.socket, level: int, opt: int, buflen: int | None) -> int | bytes:
@@ -290,6 +293,9 @@ class LinuxApi:
         s.shutdown(how)
 
     async def close(self, s: pysocket.socket) -> None:
+        s.close()                                # a plain close(2): RST with unread data, else FIN
+
+    async def discard(self, s: pysocket.socket) -> None:
         if s.fileno() >= 0:
             try:
                 s.shutdown(pysocket.SHUT_RDWR)   # wakes a thread still blocked in accept/recv

@@ -51,7 +51,7 @@ class SocketApi(Protocol):
     handle is whatever the backend uses for a socket."""
     async def socket(self, family: int, type: int, proto: int, /) -> Any: ...
     async def set_nonblocking(self, sock: Any, on: bool, /) -> None: ...
-    async def setsockopt(self, sock: Any, level: int, opt: int, value: int, /) -> None: ...
+    async def setsockopt(self, sock: Any, level: int, opt: int, value: int | bytes, /) -> None: ...
     async def getsockopt(self, sock: Any, level: int, opt: int, buflen: int | None, /) -> int | bytes: ...
     async def bind(self, sock: Any, addr: tuple[str, int], /) -> None: ...
     async def listen(self, sock: Any, backlog: int, /) -> None: ...
@@ -61,6 +61,7 @@ class SocketApi(Protocol):
     async def recv(self, sock: Any, n: int, flags: int, /) -> int: ...
     async def shutdown(self, sock: Any, how: int, /) -> None: ...
     async def close(self, sock: Any, /) -> None: ...
+    async def discard(self, sock: Any, /) -> None: ...      # the end of a run: close, waking blocked calls
 
 
 class Backend(Protocol):
@@ -167,7 +168,7 @@ class Runner:
                 for sock in list(self.fds.values()):
                     with trio.CancelScope(shield=True):
                         try:
-                            await self.backend.api.close(sock)
+                            await self.backend.api.discard(sock)
                         except OSError:
                             pass
 
@@ -319,7 +320,13 @@ class Runner:
 
     async def _call_setsockopt(self, ev: Call) -> int:
         a = self._args(ev, 4)
-        await self.backend.api.setsockopt(self._sock(ev, a[0]), constant(a[1]), constant(a[2]), constant(a[3]))
+        value: int | bytes
+        if a[3].strip().startswith("{"):              # a struct of ints: `{onoff=1, linger=0}`
+            fields = parse_fields(a[3])
+            value = struct.pack(f"{len(fields)}i", *fields.values())
+        else:
+            value = constant(a[3])
+        await self.backend.api.setsockopt(self._sock(ev, a[0]), constant(a[1]), constant(a[2]), value)
         return 0
 
     async def _call_getsockopt(self, ev: Call) -> int:
