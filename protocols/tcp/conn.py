@@ -19,6 +19,7 @@ from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .congestion import ALGORITHMS
+from .ecn import ECN_ON, Ecn
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
@@ -149,6 +150,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.v6only = self.recverr6 = self.dontfrag = False
         self.hop_limit = None                   # None: the IPv6 layer's default
         self.tclass = 0
+        self.ecn = None
         self.pmtudisc = 1                       # IPV6_PMTUDISC_WANT, Linux's default
 
     def __repr__(self) -> str:
@@ -211,6 +213,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.recover = iss
         self.state = State.SYN_SENT
         self.last_rcv = now
+        if self.config.ecn == ECN_ON:
+            self.ecn = Ecn()                     # an ECN-setup SYN (RFC 3168 §6.1.1)
         self.output(now)
 
     def send(self, data: memoryview, now: float) -> int:

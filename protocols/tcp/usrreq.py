@@ -356,7 +356,8 @@ class TcpUserRequests:
     @staticmethod
     def tcp_info(pcb: Connection) -> bytes:
         i = pcb.info()
-        ca_state = 3 if pcb.in_recovery else 0                  # TCP_CA_Recovery / Open
+        # TCP_CA_Recovery / TCP_CA_CWR (an ECE's reduction, ecn.py) / Open
+        ca_state = 3 if pcb.in_recovery else 2 if pcb.ecn is not None and pcb.ecn.in_cwr else 0
         wscale = (pcb.snd_wscale & 0xF) | ((pcb.rcv_wscale & 0xF) << 4)
         # Linux hands TIME-WAIT to a minisocket: the socket itself then reports CLOSE
         state = State.CLOSED if pcb.state == State.TIME_WAIT else pcb.state

@@ -188,6 +188,9 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_timestamps": ("timestamps", _flag),
     "net.ipv4.tcp_window_scaling": ("window_scaling", _flag),
     "net.ipv4.tcp_syncookies": ("syncookies", _flag),
+    "net.ipv4.tcp_ecn": ("ecn", int),
+    "net.ipv4.tcp_ecn_fallback": ("ecn_fallback", _flag),
+    "net.ipv4.tcp_congestion_control": ("congestion", str),
 }
 
 
