@@ -258,7 +258,7 @@ class TcpUserRequests:
                 return set_socket_option(pcb, name, value)
             return 0
         if level == _pysocket.IPPROTO_IP:
-            return set_ip_option(pcb, name, value)
+            return set_ip_option(pcb, name, value, stream=True)
         if level == _pysocket.IPPROTO_IPV6 and self.inet6:
             if name in (IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP):
                 # Linux do_ipv6_setsockopt: a short struct ipv6_mreq is EINVAL, then a
