@@ -191,6 +191,7 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_ecn": ("ecn", int),
     "net.ipv4.tcp_ecn_fallback": ("ecn_fallback", _flag),
     "net.ipv4.tcp_congestion_control": ("congestion", str),
+    "net.ipv4.tcp_early_retrans": ("loss_probes", lambda v: int(v) >= 3),   # 3, 4: TLP on; 0-2: off
 }
 
 
