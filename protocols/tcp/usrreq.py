@@ -357,7 +357,7 @@ class TcpUserRequests:
     def tcp_info(pcb: Connection) -> bytes:
         i = pcb.info()
         # TCP_CA_Recovery / TCP_CA_CWR (an ECE's reduction, ecn.py) / Open
-        ca_state = 3 if pcb.in_recovery else 2 if pcb.ecn is not None and pcb.ecn.in_cwr else 0
+        ca_state = 3 if pcb.in_recovery else 2 if pcb.ecn_cwr else 0
         wscale = (pcb.snd_wscale & 0xF) | ((pcb.rcv_wscale & 0xF) << 4)
         # Linux hands TIME-WAIT to a minisocket: the socket itself then reports CLOSE
         state = State.CLOSED if pcb.state == State.TIME_WAIT else pcb.state
