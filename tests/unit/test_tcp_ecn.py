@@ -15,6 +15,7 @@ from scapy.layers.inet6 import IPv6
 
 from ndd.pktbuf import PacketBuffer
 from protocols.sockopt import IPV6_TCLASS
+from protocols.tcp.conn import State
 from protocols.tcp.ecn import (
     CE,
     ECN_OFF,
@@ -29,10 +30,11 @@ from protocols.tcp.ecn import (
     syn_requests_ecn,
     synack_agrees,
 )
-from protocols.tcp.wire import ACK, CWR, ECE, SYN
+from protocols.tcp.wire import ACK, CWR, ECE, PSH, SYN
 
 from .tcp6_net import Node, Wire, pair
 from .test_tcp6 import B6, PORT, connect6, listen6, transfer
+from .test_tcp_conn import IRS, ISS, Rig, active_open
 
 
 # --- negotiation ----------------------------------------------------------------------------------
@@ -184,3 +186,62 @@ def test_no_ect_when_the_peer_does_not_negotiate() -> None:
     assert transfer(wire, (a, b), c, s, data) == data
     assert all(p.tc & 3 == NOT_ECT for p in _tcp_frames(wire, a))
     assert all(p.tc & 3 == NOT_ECT for p in _tcp_frames(wire, b))
+
+
+# --- one connection on a recording host (test_tcp_conn.py's Rig) ---------------------------------------
+def _ecn_established(**cfg: object) -> Rig:
+    """An active open with ECN asked for (tcp_ecn=1) and agreed by the SYN-ACK."""
+    rig = Rig(ecn=ECN_ON, **cfg)
+    syn = active_open(rig)
+    assert syn.flags == SYN | ECE | CWR
+    out = rig.rx(SYN | ACK | ECE, seq=IRS, ack=ISS + 1, at=rig.now + 0.05, mss=1460, wscale=7, sack_perm=True)
+    assert rig.conn.state == State.ESTABLISHED and rig.conn.ecn is not None
+    assert [s.flags for s in out] == [ACK]
+    return rig
+
+
+def test_the_first_ce_is_acked_at_once_with_ece_and_cwr_with_data_too() -> None:
+    rig = _ecn_established(quickacks=0)
+    c = rig.conn
+    assert rig.rx(ACK | PSH, payload=bytes(100), ecn=ECT0) == []      # delayed, as any segment
+    assert c.delack_at is not None
+    out = rig.rx(ACK | PSH, payload=bytes(100), ecn=CE)               # Linux: quick ACK on CE
+    assert [s.flags for s in out] == [ACK | ECE] and out[0].ack == IRS + 201
+    assert rig.host.stats.ecn_ce_received == 1
+    out = rig.rx(ACK | PSH | CWR, payload=bytes(100), ecn=ECT0)       # CWR with data: ACK at once
+    assert [s.flags for s in out] == [ACK] and out[0].ack == IRS + 301
+
+
+def test_a_loss_inside_cwr_does_not_reduce_twice() -> None:
+    rig = _ecn_established()
+    c = rig.conn
+    out = rig.send(bytes(10 * c.mss))
+    assert len(out) == 10 and all(not s.flags & CWR for s in out)
+    cwnd0 = c.cc.cwnd
+    rig.rx(ACK | ECE, ack=ISS + 1 + c.mss, at=rig.now + 0.05)          # one segment acked, with ECE
+    assert c.ecn_cwr and c.cc.ssthresh < cwnd0 and c.cc.cwnd == c.cc.ssthresh
+    assert rig.host.stats.ecn_reductions == 1
+    ssthresh = c.cc.ssthresh
+    una = ISS + 1 + c.mss
+    for k in range(1, 4):                                             # then a hole: SACKed beyond it
+        rig.rx(ACK | ECE, ack=una, sack=((una + c.mss, una + (k + 1) * c.mss),), at=rig.now + 0.001)
+    assert c.in_recovery and c.cc.ssthresh == ssthresh                # the window's one reduction
+    assert not c.ecn_cwr and rig.host.stats.ecn_reductions == 1
+
+
+def test_new_data_after_a_reduction_carries_cwr_once_retransmissions_go_not_ect() -> None:
+    rig = _ecn_established()
+    c = rig.conn
+    (data,) = rig.send(bytes(c.mss))
+    assert not data.flags & CWR and c.tos & 3 == ECT0
+    assert rig.rx(ACK | ECE, ack=ISS + 1 + c.mss, at=rig.now + 0.05) == []
+    (first,) = rig.send(bytes(c.mss))
+    assert first.flags & CWR and c.tos & 3 == ECT0                    # CWR on the next new data
+    (again,) = rig.poll_next()                                         # its RTO: a retransmission
+    assert again.seq == first.seq and not again.flags & CWR and c.tos & 3 == NOT_ECT
+    rig.rx(ACK, ack=ISS + 1 + 2 * c.mss, at=rig.now + 0.05)
+    (after,) = rig.send(bytes(c.mss))
+    assert after.flags & CWR and c.tos & 3 == ECT0                     # the timeout queued CWR again
+    assert rig.rx(ACK, ack=ISS + 1 + 3 * c.mss, at=rig.now + 0.05) == []
+    (last,) = rig.send(bytes(c.mss))
+    assert not last.flags & CWR and c.tos & 3 == ECT0
