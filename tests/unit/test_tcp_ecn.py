@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import random
 import socket
+from typing import Any
 
 import pytest
 from scapy.layers.inet import TCP as ScapyTCP
@@ -189,7 +190,7 @@ def test_no_ect_when_the_peer_does_not_negotiate() -> None:
 
 
 # --- one connection on a recording host (test_tcp_conn.py's Rig) ---------------------------------------
-def _ecn_established(**cfg: object) -> Rig:
+def _ecn_established(**cfg: Any) -> Rig:
     """An active open with ECN asked for (tcp_ecn=1) and agreed by the SYN-ACK."""
     rig = Rig(ecn=ECN_ON, **cfg)
     syn = active_open(rig)
