@@ -8,7 +8,9 @@ Reassembly is defensive:
     overlapping data can never be used to rewrite a header,
   * memory is bounded (`max_bytes`); the oldest datagrams are evicted first,
   * an incomplete datagram expires after `timeout` (RFC 1122 §3.3.2 suggests 60-120 s;
-    we use 30 s like Linux).
+    we use 30 s like Linux),
+  * the ECN field is combined as RFC 3168 §5.3 asks (Linux ip_frag_ecn_table): CE on any
+    fragment marks the datagram CE; Not-ECT fragments mixed with ECN-capable ones drop it.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ndd.checksum import checksum
 from ndd.counters import Counters
 
 MAX_DATAGRAM = 65535
@@ -25,6 +28,8 @@ MAX_DATAGRAM = 65535
 # (Linux charges skb truesize for the same reason).
 FRAG_OVERHEAD = 96
 DATAGRAM_OVERHEAD = 256
+# ECN codepoints seen among a datagram's fragments, as bits of a set (RFC 3168 §5.3)
+_NOT_ECT, _CE = 1 << 0, 1 << 3
 
 Key = tuple[int, int, int, int]   # (src, dst, proto, ident)
 
@@ -38,6 +43,7 @@ class _Pending:
     charge: int = DATAGRAM_OVERHEAD   # memory accounted to this datagram
     header: bytes = b""        # IP header of the offset-0 fragment (for the datagram and for ICMP)
     first8: bytes = b""
+    ecn: int = 0               # the set of ECN codepoints the fragments carried (1 << codepoint)
 
 
 @dataclass
@@ -51,6 +57,7 @@ class ReasmStats(Counters):
     oversize: int = 0
     bad_length: int = 0
     evictions: int = 0
+    ecn_mismatch: int = 0   # Not-ECT fragments mixed with ECN-capable ones: dropped (RFC 3168 §5.3)
 
 
 class Reassembler:
@@ -117,6 +124,7 @@ class Reassembler:
                     self._drop(key)
                     return None
         p.frags.insert(i, (offset, end, bytes(data)))
+        p.ecn |= 1 << (header[1] & 3)
         p.received += len(data)
         p.charge += cost
         self.memory += cost
@@ -126,8 +134,13 @@ class Reassembler:
         if p.total >= 0 and p.received == p.total and p.header:
             del self.pending[key]
             self.memory -= p.charge
+            if p.ecn & _NOT_ECT and p.ecn != _NOT_ECT:
+                self.stats.ecn_mismatch += 1     # never turn a Not-ECT fragment into ECT or CE
+                self.stats.fails += 1
+                return None
             self.stats.oks += 1
-            return p.header, b"".join(d for _, _, d in p.frags)
+            header = _mark_ce(p.header) if p.ecn & _CE else p.header
+            return header, b"".join(d for _, _, d in p.frags)
         return None
 
     def _drop(self, key: Key) -> None:
@@ -160,6 +173,17 @@ class Reassembler:
             self.stats.fails += 1
             if p.header:
                 self.on_timeout(p.header, p.first8, now)
+
+
+def _mark_ce(header: bytes) -> bytes:
+    """Fragment zero's header with the ECN field set to CE and its checksum made good again:
+    a CE mark on any fragment is the datagram's (RFC 3168 §5.3)."""
+    out = bytearray(header)
+    out[1] |= 3
+    if len(out) >= 20:
+        out[10:12] = b"\0\0"
+        out[10:12] = checksum(out).to_bytes(2, "big")
+    return bytes(out)
 
 
 def fragment_sizes(payload_len: int, hdr_len: int, mtu: int) -> list[tuple[int, int]]:

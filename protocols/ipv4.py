@@ -218,6 +218,7 @@ class Ipv4:
             hdr_start = 0
             ip.total_len = len(pkt)
             ip.hdr_len = len(header)   # fragment zero's header: later ones may lack its options (RFC 791 §3.2)
+            ip.tos = header[1]         # with the fragments' ECN field combined (ipfrag.py, RFC 3168 §5.3)
         pr = self.protosw.ip_protox.get(ip.proto)
         meta = IpMeta(ip.src, ip.dst, ip.proto, ip.ttl, ip.tos, ip.hdr_len, ifp, hdr_start, bcast)
         if pr is None or pr.input is None:

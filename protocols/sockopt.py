@@ -60,8 +60,9 @@ IP_TRANSPARENT = 19
 IPV6_TRANSPARENT = 75
 
 
-def set_ip_option(pcb: Any, name: int, value: int) -> int:
-    """IPPROTO_IP on a pcb with ttl (None: the default), tos and transparent: 0 or an errno."""
+def set_ip_option(pcb: Any, name: int, value: int, *, stream: bool = False) -> int:
+    """IPPROTO_IP on a pcb with ttl (None: the default), tos and transparent: 0 or an errno.
+    `stream`: a TCP socket, whose ECN bits are TCP's own (below)."""
     if name == IP_TRANSPARENT:
         pcb.transparent = bool(value)
         return 0
@@ -71,9 +72,16 @@ def set_ip_option(pcb: Any, name: int, value: int) -> int:
         pcb.ttl = None if value == -1 else value
         return 0
     if name == _pysocket.IP_TOS:
-        pcb.tos = value & 0xFF
+        pcb.tos = _keep_ecn(pcb.tos, value & 0xFF) if stream else value & 0xFF
         return 0
     return errno.ENOPROTOOPT
+
+
+def _keep_ecn(current: int, value: int) -> int:
+    """IP_TOS / IPV6_TCLASS on a TCP socket: the DSCP is the user's, the two ECN bits stay
+    TCP's (RFC 3168 §6.1: ECT on data only, never CE from a host) -- Linux __ip_sock_set_tos
+    and do_ipv6_setsockopt do the same for SOCK_STREAM."""
+    return (value & ~3) | (current & 3)
 
 
 def get_ip_option(pcb: Any, name: int, default_ttl: int) -> int | None:
@@ -127,7 +135,8 @@ def set_ipv6_option(pcb: Any, name: int, value: int, *, bound: bool, stream: boo
     if name == IPV6_TCLASS:
         if not -1 <= value <= 0xFF:
             return errno.EINVAL
-        pcb.tclass = 0 if value == -1 else value       # RFC 3542 §6.5: -1 is the default, 0
+        value = 0 if value == -1 else value            # RFC 3542 §6.5: -1 is the default, 0
+        pcb.tclass = _keep_ecn(pcb.tclass, value) if stream else value
         return 0
     if name == IPV6_MTU_DISCOVER:
         if not 0 <= value <= IPV6_PMTUDISC_OMIT:

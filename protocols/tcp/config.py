@@ -82,6 +82,11 @@ class TcpConfig:
     loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
     rack: bool = True                   # RACK time-based loss detection with SACK (RFC 8985; Linux tcp_recovery=1)
     dsack: bool = True                  # report duplicate segments (RFC 2883; net.ipv4.tcp_dsack)
+    # ECN (RFC 3168, ecn.py), net.ipv4.tcp_ecn: 0 off, 1 request on connect() and accept, 2
+    # accept only -- Linux's default: a listener agrees to a peer's ECN-setup SYN, connect()
+    # does not ask (ECN on every outgoing SYN still meets middleboxes dropping them).
+    ecn: int = 2
+    ecn_fallback: bool = True           # net.ipv4.tcp_ecn_fallback: a retransmitted SYN drops ECE/CWR
     # The forwarder (forward.py, issue 13's gateway): SYNs held for the owner at most (like a
     # listen backlog, net.core.somaxconn; beyond it a SYN is dropped, counted
     # forward_dropped_full, and the guest's retry asks again), and how long one waits for

@@ -19,6 +19,7 @@ from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .congestion import ALGORITHMS
+from .ecn import ECN_ON, Ecn
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
@@ -149,6 +150,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.v6only = self.recverr6 = self.dontfrag = False
         self.hop_limit = None                   # None: the IPv6 layer's default
         self.tclass = 0
+        self.ecn = None
         self.pmtudisc = 1                       # IPV6_PMTUDISC_WANT, Linux's default
 
     def __repr__(self) -> str:
@@ -204,6 +206,13 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             self.rack.rate = None
 
     # --- user calls (RFC 9293 §3.10) ------------------------------------------------------
+    @property
+    def ecn_cwr(self) -> bool:
+        """In ECN's CWR state (Linux TCP_CA_CWR, tcpi_ca_state 2): an ECE reduced cwnd and the
+        data sent until then is not all acknowledged (ecn.py)."""
+        ecn = self.ecn
+        return ecn is not None and ecn.cwr_high is not None
+
     def open_active(self, iss: int, now: float) -> None:
         """OPEN (active): send SYN, enter SYN-SENT."""
         self.iss = iss
@@ -211,6 +220,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.recover = iss
         self.state = State.SYN_SENT
         self.last_rcv = now
+        if self.config.ecn == ECN_ON:
+            self.ecn = Ecn()                     # an ECN-setup SYN (RFC 3168 §6.1.1)
         self.output(now)
 
     def send(self, data: memoryview, now: float) -> int:
@@ -298,7 +309,9 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             "bytes_received": self.bytes_received, "unacked": sq.diff(self.snd_max, self.snd_una),
             "snd_wnd": self.snd_wnd, "rcv_space": self.rcv.free(),
             "options": ((1 if self.ts_ok else 0) | (2 if self.sack_ok else 0)
-                        | (4 if self.peer_wscale is not None else 0)),
+                        | (4 if self.peer_wscale is not None else 0)
+                        # TCPI_OPT_ECN, TCPI_OPT_ECN_SEEN (an ECT or CE data segment arrived)
+                        | (8 if self.ecn is not None else 0) | (16 if self.ecn is not None and self.ecn.seen else 0)),
         }
 
 

@@ -8,9 +8,13 @@ import errno
 from typing import TYPE_CHECKING, Self
 
 from . import seq as sq
+from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
 from .state import State
 from .tcb import Tcb
-from .wire import ACK, FIN, RST, SYN
+from .wire import ACK, CWR, ECE, FIN, RST, SYN
+
+# states in which we send data, where an ECE asks us to slow down
+SYNCHRONIZED_DATA = (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
 
 if TYPE_CHECKING:
     from .wire import TcpRepr
@@ -101,6 +105,8 @@ class InputMixin(Tcb):
                 and (sq.ge(seg.ts[0], self.ts_recent) or now - self.ts_recent_stamp >= PAWS_IDLE):
             # RFC 7323 §4.3; §5.5: a TS.Recent idle for 24 days is invalid, so it is replaced
             self.ts_recent, self.ts_recent_stamp = seg.ts[0], now
+        if self.ecn is not None:
+            self._ecn_input(seg, len(payload), now)
         self._process_ack(seg, len(payload), now)
         st = self.state
         if st == State.CLOSED:
@@ -114,6 +120,34 @@ class InputMixin(Tcb):
             self.ack_now = True
         if self.state != State.CLOSED:
             self.output(now)
+
+    # --- ECN (RFC 3168; the state and rules in ecn.py) -----------------------------------
+    def _ecn_input(self, seg: TcpRepr, datalen: int, now: float) -> None:
+        """An acceptable segment of an ECN connection: the receiver's side (CWR ends our ECE
+        echo, a CE data segment starts it) then the sender's (an ECE reduces once per window
+        -- before this ACK can grow cwnd, as Linux's tcp_fastretrans_alert comes before
+        tcp_cong_control)."""
+        ecn = self.ecn
+        assert ecn is not None
+        flags = seg.flags
+        if flags & CWR:
+            ecn.on_cwr()
+            if datalen:
+                self.ack_now = True                  # its cwnd may be tiny: ACK at once (Linux)
+        if datalen:
+            if seg.ecn == CE:
+                self.host.stats.ecn_ce_received += 1
+            if ecn.on_data(seg.ecn):
+                self.quickacks = max(self.quickacks, QUICKACKS_ON_CE)
+        high = ecn.cwr_high
+        if high is not None and sq.gt(seg.ack, high):
+            ecn.cwr_high = None                      # the window that carried CWR is acknowledged
+        if flags & ECE and ecn.cwr_high is None and not self.in_recovery and not self.rto_recovery \
+                and self.state in SYNCHRONIZED_DATA:
+            # §6.1.2: halve cwnd -- cwnd, not the flight (Linux's ssthresh() hooks read cwnd)
+            self.cc.on_congestion(self.cc.cwnd, now)
+            ecn.enter_cwr(self.snd_max)
+            self.host.stats.ecn_reductions += 1
 
     # --- SYN-SENT (RFC 9293 §3.10.7.3) -------------------------------------------------------
     def _input_syn_sent(self: Self, seg: TcpRepr, payload: memoryview, now: float) -> None:
@@ -133,6 +167,13 @@ class InputMixin(Tcb):
         self.irs = seg.seq
         self.rcv_nxt = self.rcv_adv = self.last_ack_sent = sq.add(seg.seq, 1)
         self._take_syn_options(seg, now)
+        if self.ecn is not None:
+            # RFC 3168 §6.1.1: ECN only if the SYN-ACK agrees (ECE, not CWR) -- or, in a
+            # simultaneous open, the peer's SYN asks too (Linux tcp_ecn_rcv_synack/_syn)
+            if synack_agrees(flags) if flags & ACK else syn_requests_ecn(flags):
+                self.host.stats.ecn_negotiated += 1
+            else:
+                self.ecn = None
         if flags & ACK:
             self.snd_wnd = seg.window                # RFC 7323 §2.2: never scaled in a SYN
             self.max_snd_wnd = self.snd_wnd
@@ -423,7 +464,9 @@ class InputMixin(Tcb):
                 self.cc.cwnd = max(self.cc.cwnd - data_acked + self.mss, self.mss)
         else:
             self.dupacks = 0
-            if flight * 2 >= self.cc.cwnd:           # grow only when cwnd was the limit
+            if self.ecn is not None and self.ecn.cwr_high is not None:
+                pass                                 # ECN's CWR: no growth (ecn.py; Linux reduces by PRR)
+            elif flight * 2 >= self.cc.cwnd:         # grow only when cwnd was the limit
                 self.cc.on_ack(data_acked, flight, now, self.rtt.srtt)
         # RFC 6298 §5.2-5.3
         self.rto_at = None if self.snd_una == self.snd_max else now + self.rtt.current()
@@ -458,7 +501,8 @@ class InputMixin(Tcb):
         self.undo_marker = self.snd_una
         self.undo_retrans = 0
         self.undo_tsval = None
-        self.cc.on_congestion(flight, now)
+        if self.ecn is None or not self.ecn.to_recovery():
+            self.cc.on_congestion(flight, now)       # (not twice in one window: ECE reduced already)
         if not self.sack_ok:
             self.cc.cwnd = self.cc.ssthresh + DUPTHRESH * self.mss
         self.high_rxt = self.snd_una

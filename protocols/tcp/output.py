@@ -11,6 +11,7 @@ import struct
 from typing import Self
 
 from . import seq as sq
+from .ecn import ECN_MASK, ECT0, NOT_ECT, syn_ecn_flags
 from .memory import PRESSURE_WINDOW_SEGMENTS
 from .state import State
 from .tcb import Tcb
@@ -360,6 +361,8 @@ class OutputMixin(Tcb):
         cfg = self.config
         seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt if synack else 0,
                       SYN | (ACK if synack else 0), 0, mss=self.our_mss)
+        if self.ecn is not None:
+            seg.flags |= syn_ecn_flags(synack, self.retries, cfg.ecn_fallback)
         # RFC 7323 §2.2 / RFC 2018 §2: offer on an active open, echo on a passive one
         if (self.want_wscale and not synack) or (synack and self.peer_wscale is not None):
             seg.wscale = self.rcv_wscale
@@ -389,6 +392,8 @@ class OutputMixin(Tcb):
         if self.ts_ok:
             seg.ts = (self._ts_val(now), self.ts_recent)
             opts = _TS_ONLY.pack(1, 1, 8, 10, seg.ts[0], seg.ts[1])
+        if self.ecn is not None:
+            self._ecn_codepoint(NOT_ECT)         # Linux tcp_ecn_send: no data, no ECT
         self.host.stats.out_rsts += 1
         self.host.emit(self, seg, opts, None, 0, now)
 
@@ -425,8 +430,31 @@ class OutputMixin(Tcb):
             self.ack_now = False
             self.delack_at = None
             self.delack_bytes = 0
+        if self.ecn is not None:
+            self._ecn_output(seg, payload)
         self.segs_out += 1
         self.host.emit(self, seg, opts, payload, gso, now)
+
+    def _ecn_output(self, seg: TcpRepr, payload: memoryview | None) -> None:
+        """RFC 3168 §6.1.2-6.1.5 as Linux tcp_ecn_send: new data goes ECT(0), with CWR once
+        after a reduction; anything else (pure ACK, retransmission, bare FIN, probe, SYN)
+        Not-ECT; every segment but a SYN echoes ECE while a CE is unanswered."""
+        ecn = self.ecn
+        assert ecn is not None
+        if seg.flags & SYN:
+            self._ecn_codepoint(NOT_ECT)
+        elif payload is not None and sq.ge(seg.seq, self.snd_max):
+            seg.flags |= ecn.data_flags()
+            self._ecn_codepoint(ECT0)
+        else:
+            seg.flags |= ecn.ack_flags()
+            self._ecn_codepoint(NOT_ECT)
+
+    def _ecn_codepoint(self, codepoint: int) -> None:
+        """The ECN field of what we send next: the low bits of the socket's TOS / traffic
+        class, which the IP layer copies into the header (Linux INET_ECN_xmit/_dontxmit)."""
+        self.tos = (self.tos & ~ECN_MASK) | codepoint
+        self.tclass = (self.tclass & ~ECN_MASK) | codepoint
 
     def _advertise(self, now: float, syn: bool = False) -> int:
         """The window field (RFC 9293 §3.8.6.2.2): never shrink the right edge, and

@@ -38,6 +38,11 @@ class TcpStats(Counters):
     recovery_undos: int = 0         # recoveries found spurious and undone (Linux TCPFullUndo + TCPDSACKUndo)
     sack_reneging: int = 0          # the peer dropped data it had SACKed: scoreboard cleared (TCPSACKReneging)
     rto_fires: int = 0
+    # ECN (RFC 3168, ecn.py)
+    ecn_negotiated: int = 0             # connections that agreed to ECN (either side's SYN)
+    ecn_ce_received: int = 0            # data segments that arrived CE-marked (Linux IpExtInCEPkts, per TCP)
+    ecn_reductions: int = 0             # cwnd reductions for an ECE (entering CWR; TcpExt has none)
+    ecn_syn_fallbacks: int = 0          # ECN-setup SYNs retransmitted without ECE/CWR (tcp_ecn_fallback)
     timeouts: int = 0
     timer_deferrals: int = 0     # a timer still due after its handler ran: pushed one tick on
     paws_drops: int = 0

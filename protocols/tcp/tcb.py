@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .controller import CongestionControl
+from .ecn import Ecn
 from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
@@ -116,6 +117,8 @@ class Tcb:
         "hop_limit", "tclass", "pmtudisc",
         # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
         "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
+        # ECN (RFC 3168, ecn.py): None unless requested or negotiated
+        "ecn",
     )
 
     host: TcpHost[Self]
@@ -267,6 +270,7 @@ class Tcb:
     rcv_rtt: float
     rcv_rtt_seq: int
     rcv_rtt_time: float | None
+    ecn: Ecn | None                     # RFC 3168 state (ecn.py): None while ECN is off
 
     # --- the calls across halves, each overridden by the half named --------------------------
     # conn.py (user calls and the end of life)

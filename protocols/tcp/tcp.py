@@ -55,6 +55,7 @@ from ..timing import TICK as TIMER_TICK
 from . import seq as sq
 from .config import TcpConfig
 from .conn import Connection
+from .ecn import ECN_MASK, Ecn, listener_accepts
 from .forward import (
     ICMP6_UNREACH_CODES,
     ICMP_UNREACH_CODES,
@@ -686,6 +687,7 @@ class Tcp:
             stats.in_csum_errors += 1
             return
         payload = view[seg.hdr_len:]
+        seg.ecn = ip.tos & ECN_MASK                      # the IP ECN field, for ecn.py
         conn = self.conns.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
         if conn is not None and self._established(conn, seg, payload, now, self._listener, ip.dst):
             return
@@ -763,6 +765,7 @@ class Tcp:
             stats.in_csum_errors += 1
             return
         payload = view[seg.hdr_len:]
+        seg.ecn = ip.tclass & ECN_MASK                   # the traffic class's ECN bits, for ecn.py
         conn = self.conns6.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
         if conn is not None and self._established(conn, seg, payload, now, self._listener6, ip.dst):
             return
@@ -828,6 +831,9 @@ class Tcp:
         child.rcv_wscale = self._wscale_for(child.rcv_space_max()) if child.peer_wscale is not None else 0
         child.ts_offset = self._hash32(b"ts6" if net6 else b"ts", key)
         child.last_rcv = now
+        if listener_accepts(self.config.ecn, seg.flags, seg.ecn):
+            child.ecn = Ecn()                            # the SYN-ACK answers with ECE (ecn.py)
+            self.stats.ecn_negotiated += 1
 
     # --- the forwarder (forward.py) ---------------------------------------------------------------
     def _foreign(self, ifp: Interface | None, dst: int) -> bool:

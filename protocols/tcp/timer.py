@@ -121,6 +121,10 @@ class TimerMixin(Tcb):
         self.host.stats.rto_fires += 1
         if st != State.SYN_SENT or self.retries > cfg.syn_linear_timeouts:
             self.rtt.on_timeout()
+        if self.ecn is not None and st != State.SYN_RECEIVED:
+            self.ecn.on_timeout()                # RFC 3168 §6.1.2: CWR after a timeout too (ecn.py)
+            if st == State.SYN_SENT and self.retries == 1 and cfg.ecn_fallback:
+                self.host.stats.ecn_syn_fallbacks += 1
         if st in (State.SYN_SENT, State.SYN_RECEIVED):
             self.snd_nxt = self.iss
             self.output(now)

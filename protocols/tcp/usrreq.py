@@ -258,7 +258,7 @@ class TcpUserRequests:
                 return set_socket_option(pcb, name, value)
             return 0
         if level == _pysocket.IPPROTO_IP:
-            return set_ip_option(pcb, name, value)
+            return set_ip_option(pcb, name, value, stream=True)
         if level == _pysocket.IPPROTO_IPV6 and self.inet6:
             if name in (IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP):
                 # Linux do_ipv6_setsockopt: a short struct ipv6_mreq is EINVAL, then a
@@ -356,7 +356,8 @@ class TcpUserRequests:
     @staticmethod
     def tcp_info(pcb: Connection) -> bytes:
         i = pcb.info()
-        ca_state = 3 if pcb.in_recovery else 0                  # TCP_CA_Recovery / Open
+        # TCP_CA_Recovery / TCP_CA_CWR (an ECE's reduction, ecn.py) / Open
+        ca_state = 3 if pcb.in_recovery else 2 if pcb.ecn_cwr else 0
         wscale = (pcb.snd_wscale & 0xF) | ((pcb.rcv_wscale & 0xF) << 4)
         # Linux hands TIME-WAIT to a minisocket: the socket itself then reports CLOSE
         state = State.CLOSED if pcb.state == State.TIME_WAIT else pcb.state

@@ -35,6 +35,7 @@ class TcpRepr:
     ts: tuple[int, int] | None = None   # (TSval, TSecr)
     sack: tuple[tuple[int, int], ...] = ()
     hdr_len: int = HDR_LEN
+    ecn: int = 0                        # the IP header's ECN codepoint it came with (tcp.py; ecn.py)
 
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview) -> TcpRepr | str:

@@ -480,6 +480,14 @@ V6_SCENARIOS: dict[str, list[Step]] = {
         ("setsockopt", "b", V6, S.IPV6_TCLASS, 0x20), ("getsockopt", "b", V6, S.IPV6_TCLASS),
         ("getsockopt", "b", V6, S.IPV6_UNICAST_HOPS), ("setsockopt", "b", V6, S.IPV6_UNICAST_HOPS, 300),
         ("setsockopt", "b", V6, 9999, 1), ("getsockopt", "b", V6, 9999)],
+    # the ECN bits of IP_TOS / IPV6_TCLASS are TCP's own on a stream socket, the user's on UDP
+    "tos_ecn_bits_by_socket_type": [
+        ("socket", "a", "stream"), ("setsockopt", "a", S.IPPROTO_IP, S.IP_TOS, 0x2B),
+        ("getsockopt", "a", S.IPPROTO_IP, S.IP_TOS), ("socket", "b", "dgram"),
+        ("setsockopt", "b", S.IPPROTO_IP, S.IP_TOS, 0x2B), ("getsockopt", "b", S.IPPROTO_IP, S.IP_TOS),
+        ("socket", "c", "stream6"), ("setsockopt", "c", V6, S.IPV6_TCLASS, 0x23),
+        ("getsockopt", "c", V6, S.IPV6_TCLASS), ("socket", "d", "dgram6"),
+        ("setsockopt", "d", V6, S.IPV6_TCLASS, 0x23), ("getsockopt", "d", V6, S.IPV6_TCLASS)],
     "v6_getsockopt_basics": [
         ("socket", "a", "dgram6"), ("getsockopt", "a", S.SOL_SOCKET, S.SO_DOMAIN),
         ("getsockopt", "a", S.SOL_SOCKET, S.SO_TYPE), ("getsockopt", "a", S.SOL_SOCKET, S.SO_PROTOCOL),

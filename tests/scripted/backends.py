@@ -193,6 +193,10 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_syncookies": ("syncookies", _flag),
     "net.ipv4.tcp_syn_retries": ("syn_retries", int),
     "net.ipv4.tcp_syn_linear_timeouts": ("syn_linear_timeouts", int),
+    "net.ipv4.tcp_ecn": ("ecn", int),
+    "net.ipv4.tcp_ecn_fallback": ("ecn_fallback", _flag),
+    "net.ipv4.tcp_congestion_control": ("congestion", str),
+    "net.ipv4.tcp_early_retrans": ("loss_probes", lambda v: int(v) >= 3),   # 3, 4: TLP on; 0-2: off
 }
 
 

@@ -191,7 +191,7 @@ class Runner:
 
     def _show(self, seg: Segment) -> str:
         seq, ack = self._relative(seg)
-        return describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options)
+        return describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, seg.ecn)
 
     def _no_unexpected(self, ev: Event) -> None:
         unexpected: list[str] = []
@@ -214,8 +214,8 @@ class Runner:
                 break
             self._fail(ev, f"no segment came by {ev.time + tol:.3f} s\n  expected: {ev.segment}")
         seq, ack = self._relative(seg)
-        actual = describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options)
-        why = mismatches(ev.segment, seg.flags, seq, seg.payload_len, ack, seg.win, seg.options)
+        actual = describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, seg.ecn)
+        why = mismatches(ev.segment, seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, seg.ecn)
         late = t - (self.start + ev.time)
         if abs(late) > tol:
             why.append(f"time {t - self.start:.3f} s, expected {ev.time:.3f} s +- {tol:.3f}")
@@ -233,7 +233,8 @@ class Runner:
         options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None else o
                    for o in spec.options or []]
         packet = build_packet(_ip(self.backend.peer_ip), _ip(self.backend.sut_ip), self.peer_port,
-                              self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0)
+                              self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0,
+                              spec.ecn or 0)
         self.log.append(f"{self.backend.now() - self.start:8.3f} < {spec}")
         await self.backend.inject(packet)
 

@@ -23,6 +23,12 @@ FLAG_CHARS = {"S": wire.SYN, "F": wire.FIN, "R": wire.RST, "P": wire.PSH, ".": w
               "U": wire.URG, "E": wire.ECE, "W": wire.CWR}
 
 
+# The IP ECN field (RFC 3168 §5), the two low bits of the IPv4 TOS octet: `[ce]` before a
+# segment's flags names its codepoint (injected: sent with it; expected: must carry it).
+ECN_CODEPOINTS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}
+ECN_NAMES = {v: k for k, v in ECN_CODEPOINTS.items()}
+
+
 class ScriptSyntaxError(ValueError):
     """A line the parser cannot read; the message names the line."""
 
@@ -54,9 +60,11 @@ class SegmentSpec:
     win: int | None = None
     options: list[Option] | None = None     # None: any options (expected) / none (injected)
     more_options: bool = False              # the list ended with `...`: extra options allowed
+    ecn: int | None = None                  # the IP ECN codepoint; None: any (expected) / 0 (injected)
 
     def __str__(self) -> str:
-        out = [flag_string(self.flags)]
+        out = [] if self.ecn is None else [f"[{ECN_NAMES[self.ecn]}]"]
+        out.append(flag_string(self.flags))
         if self.seq is not None:
             out.append(f"{self.seq}:{self.seq + (self.length or 0)}({self.length or 0})")
         if self.ack is not None:
@@ -132,9 +140,15 @@ def parse_segment(text: str) -> SegmentSpec:
         opts, more = parse_options(rest.rstrip()[:-1])
         text = head
     toks = text.split()
+    ecn: int | None = None
+    if toks and toks[0].startswith("["):
+        name = toks.pop(0).strip("[]")
+        if name not in ECN_CODEPOINTS:
+            raise ScriptSyntaxError(f"unknown ECN codepoint [{name}] (one of {', '.join(ECN_CODEPOINTS)})")
+        ecn = ECN_CODEPOINTS[name]
     if not toks:
         raise ScriptSyntaxError("a segment needs its flags")
-    spec = SegmentSpec(parse_flags(toks[0]), options=opts, more_options=more)
+    spec = SegmentSpec(parse_flags(toks[0]), options=opts, more_options=more, ecn=ecn)
     i = 1
     try:
         if i < len(toks) and ":" in toks[i]:
@@ -226,6 +240,7 @@ class Segment:
     win: int
     options: list[Option] = field(default_factory=list)
     payload_len: int = 0
+    ecn: int = 0                            # the IP header's ECN codepoint
 
     @classmethod
     def parse(cls, packet: bytes) -> Segment | None:
@@ -238,19 +253,20 @@ class Segment:
         if isinstance(tcp, str):
             return None
         return cls(ip.src, ip.dst, tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack, tcp.flags, tcp.window,
-                   decode_options(bytes(body[wire.HDR_LEN:tcp.hdr_len])), len(body) - tcp.hdr_len)
+                   decode_options(bytes(body[wire.HDR_LEN:tcp.hdr_len])), len(body) - tcp.hdr_len, ip.tos & 3)
 
 
 def build_packet(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int,
-                 win: int, options: bytes, payload_len: int) -> bytes:
-    """An IPv4 packet (DF, TTL 64) carrying one TCP segment with a zero-filled payload."""
+                 win: int, options: bytes, payload_len: int, ecn: int = 0) -> bytes:
+    """An IPv4 packet (DF, TTL 64, TOS = the ECN codepoint) carrying one TCP segment with a
+    zero-filled payload."""
     tcp_len = wire.HDR_LEN + len(options) + payload_len
     tcp = bytearray(tcp_len)
     wire.TcpRepr(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, win).emit(tcp, options)
     pseudo = struct.pack("!IIBBH", src, dst, 0, IPPROTO_TCP, tcp_len)
     struct.pack_into("!H", tcp, 16, checksum(pseudo + bytes(tcp)))
     ip = bytearray(20)
-    Ipv4Repr(src, dst, IPPROTO_TCP, 20 + tcp_len, ttl=64, flags_frag=0x4000).emit(ip)
+    Ipv4Repr(src, dst, IPPROTO_TCP, 20 + tcp_len, ttl=64, tos=ecn, flags_frag=0x4000).emit(ip)
     return bytes(ip + tcp)
 
 
@@ -261,10 +277,13 @@ def _option_matches(want: Option, got: Option) -> bool:
 
 
 def mismatches(spec: SegmentSpec, flags: int, seq: int, length: int, ack: int, win: int,
-               options: list[Option]) -> list[str]:
+               options: list[Option], ecn: int = 0) -> list[str]:
     """What differs between a `>` line and a segment (seq/ack already made relative).
-    Empty: the segment matches.  TS val is the sender's clock: checked only when stated."""
+    Empty: the segment matches.  TS val is the sender's clock: checked only when stated;
+    the ECN codepoint only when the line names one."""
     why: list[str] = []
+    if spec.ecn is not None and ecn != spec.ecn:
+        why.append(f"ECN [{ECN_NAMES[ecn]}] != [{ECN_NAMES[spec.ecn]}]")
     if flags != spec.flags:
         why.append(f"flags {flag_string(flags)} != {flag_string(spec.flags)}")
     if spec.seq is not None and seq != spec.seq:
@@ -284,7 +303,7 @@ def mismatches(spec: SegmentSpec, flags: int, seq: int, length: int, ack: int, w
     return why
 
 
-def describe(flags: int, seq: int, length: int, ack: int, win: int, options: list[Option]) -> str:
-    """A segment in the script's own notation (relative numbers)."""
-    spec = SegmentSpec(flags, seq, length, ack if flags & wire.ACK else None, win, options)
+def describe(flags: int, seq: int, length: int, ack: int, win: int, options: list[Option], ecn: int = 0) -> str:
+    """A segment in the script's own notation (relative numbers); its ECN codepoint when set."""
+    spec = SegmentSpec(flags, seq, length, ack if flags & wire.ACK else None, win, options, ecn=ecn or None)
     return str(spec)

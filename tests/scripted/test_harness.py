@@ -54,6 +54,8 @@ def test_parse_lines_and_relative_times() -> None:
     "+0 < S 0:0(0) <mss>",                                # option without its value
     "+0 < S 0:0(0) <mss 1460",                            # options not closed
     "1 close(3) = 0\n0.5 close(4) = 0",                   # time going backwards
+    "+0 < [ect2] P. 1:2(1) ack 1",                        # no such ECN codepoint
+    "+0 < [ce]",                                          # an ECN codepoint without flags
 ])
 def test_syntax_errors_name_the_line(bad: str) -> None:
     with pytest.raises(ScriptSyntaxError, match="line"):
@@ -86,6 +88,25 @@ def test_matching_is_exact_on_what_is_stated_and_open_on_the_rest() -> None:
         ["length 100 != 50", "ack 1 != 2", "win 502 != 500"]
     assert check("P. 1:101(100) <nop,nop,TS val * ecr 7>") == ["options differ"]
     assert check("P. 1:101(100) <nop>") == ["options differ"]
+
+
+def test_ecn_notation_is_sent_and_matched() -> None:
+    """`[ce]` / `[ect0]` / `[ect1]` / `[noecn]`: the IP ECN field of an injected segment, and
+    a condition on an expected one -- which, without the bracket, accepts any codepoint."""
+    spec = parse_segment("[ce] P. 1:1001(1000) ack 1")
+    assert spec.ecn == 3 and spec.flags == wire.PSH | wire.ACK and str(spec).startswith("[ce] P.")
+    pkt = build_packet(0xC0000202, 0xC0000201, 40000, 8080, 1, 1, spec.flags, 512, b"", 0, spec.ecn)
+    assert pkt[1] & 3 == 3
+    seg = Segment.parse(pkt)
+    assert seg is not None and seg.ecn == 3
+
+    def check(line: str, ecn: int) -> list[str]:
+        return mismatches(parse_segment(line), wire.ACK, 1, 0, 1, 502, [], ecn)
+
+    assert check(". 1:1(0) ack 1", 2) == []
+    assert check("[ect0] . 1:1(0) ack 1", 2) == []
+    assert check("[noecn] . 1:1(0) ack 1", 2) == ["ECN [ect0] != [noecn]"]
+    assert check("[ect1] . 1:1(0) ack 1", 3) == ["ECN [ce] != [ect1]"]
 
 
 def test_constants() -> None:

@@ -43,11 +43,11 @@ def test_reverse_order() -> None:
 def test_header_comes_from_fragment_zero() -> None:
     r = Reassembler()
     frags = split(PAYLOAD)
-    r.add(KEY, b"F" * 20, 0, frags[0][1], True, 0.0)
+    r.add(KEY, b"D" * 20, 0, frags[0][1], True, 0.0)          # (octet 1's ECN bits alike: Not-ECT)
     out = None
     for off, data, more in frags[1:]:
         out = r.add(KEY, b"L" * 24, off, data, more, 0.0)
-    assert out == (b"F" * 20, PAYLOAD)
+    assert out == (b"D" * 20, PAYLOAD)
 
 
 @settings(max_examples=200, deadline=None)
@@ -234,3 +234,39 @@ def test_memory_never_exceeds_bound(ops: list[tuple[int, int, int]]) -> None:
         r.add((1, 2, 17, ident), HDR, slot * 8, bytes(8 * words), True, 0.0)
         assert r.memory <= 2048
         assert r.memory == sum(p.charge for p in r.pending.values())
+
+
+# --- ECN (RFC 3168 §5.3; Linux ip_frag_ecn_table) -----------------------------------------------
+def _ip_header(tos: int) -> bytes:
+    from ndd.checksum import checksum
+    from protocols.ipv4 import Ipv4Repr
+    hdr = bytearray(20)
+    Ipv4Repr(0x0A000001, 0x0A000002, 17, 120, tos=tos, ident=0x1234).emit(hdr)
+    assert checksum(hdr) == 0
+    return bytes(hdr)
+
+
+def _ecn_feed(r: Reassembler, codepoints: list[int]) -> tuple[bytes, bytes] | None:
+    frags = split(PAYLOAD, 40)
+    assert len(frags) == len(codepoints)
+    out = None
+    for (off, data, more), ecn in zip(frags, codepoints, strict=True):
+        out = r.add(KEY, _ip_header(0xB8 | ecn), off, data, more, 0.0)
+    return out
+
+
+def test_ce_on_any_fragment_marks_the_datagram_ce_with_a_good_checksum() -> None:
+    from ndd.checksum import checksum
+    r = Reassembler()
+    out = _ecn_feed(r, [2, 3, 2])                  # ECT(0), CE, ECT(0)
+    assert out is not None and out[1] == PAYLOAD
+    assert out[0][1] == 0xB8 | 3 and checksum(out[0]) == 0      # CE, the DSCP kept
+    assert _ecn_feed(r, [2, 2, 2]) == (_ip_header(0xB8 | 2), PAYLOAD)
+
+
+def test_not_ect_fragments_mixed_with_ect_drop_the_datagram() -> None:
+    r = Reassembler()
+    assert _ecn_feed(r, [0, 2, 0]) is None
+    assert r.stats.ecn_mismatch == 1 and r.stats.fails == 1 and r.stats.oks == 0
+    assert not r.pending and r.memory == 0
+    assert _ecn_feed(r, [0, 0, 0]) is not None     # all Not-ECT: as ever
