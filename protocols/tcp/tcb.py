@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .controller import CongestionControl
+from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
 from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
@@ -116,6 +117,8 @@ class Tcb:
         "hop_limit", "tclass", "pmtudisc",
         # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
         "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
+        # TCP Fast Open (fastopen.py)
+        "tfo", "tfo_connect", "tfo_queue",
     )
 
     host: TcpHost[Self]
@@ -267,6 +270,11 @@ class Tcb:
     rcv_rtt: float
     rcv_rtt_seq: int
     rcv_rtt_time: float | None
+    # TCP Fast Open (fastopen.py): the open in progress (an active one, or a listener's child),
+    # TCP_FASTOPEN_CONNECT, and a listener's TCP_FASTOPEN queue
+    tfo: ClientFastOpen | PassiveFastOpen | None
+    tfo_connect: bool
+    tfo_queue: FastOpenQueue | None
 
     # --- the calls across halves, each overridden by the half named --------------------------
     # conn.py (user calls and the end of life)
