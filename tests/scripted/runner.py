@@ -139,6 +139,7 @@ class Runner:
         self.tolerance = tolerance or Tolerance()
         self.start = 0.0
         self.sut_isn = 0                      # learned from the SUT's first SYN
+        self.sut_isns: dict[int, int] = {}    # ... per peer port, when the peer has several (`port N`)
         self.sut_tsval = 0                    # the last TSval the SUT sent: an injected `ecr *`
         self.sut_cookie: tuple[int, ...] = () # the last Fast Open cookie the SUT sent: an injected `FO *`
         self.sut_port = SUT_PORT
@@ -189,10 +190,11 @@ class Runner:
             elif opt.kind in FASTOPEN_KINDS and opt.values:
                 self.sut_cookie = tuple(v or 0 for v in opt.values)
         if seg.flags & wire.SYN:
-            self.sut_isn = seg.seq
+            self.sut_isn = self.sut_isns[seg.dport] = seg.seq
             if not seg.flags & wire.ACK:            # our SYN: its ports name the connection
                 self.sut_port, self.peer_port = seg.sport, seg.dport
-        return (seg.seq - self.sut_isn) & 0xFFFFFFFF, (seg.ack - PEER_ISN) & 0xFFFFFFFF
+        isn = self.sut_isns.get(seg.dport, self.sut_isn)
+        return (seg.seq - isn) & 0xFFFFFFFF, (seg.ack - PEER_ISN) & 0xFFFFFFFF
 
     def _show(self, seg: Segment) -> str:
         seq, ack = self._relative(seg)
@@ -234,7 +236,7 @@ class Runner:
         if spec.port is not None:
             self.peer_port = spec.port            # a second connection from the peer
         seq = PEER_ISN + (spec.seq or 0)
-        ack = self.sut_isn + (spec.ack or 0) if spec.flags & wire.ACK else 0
+        ack = self.sut_isns.get(self.peer_port, self.sut_isn) + (spec.ack or 0) if spec.flags & wire.ACK else 0
         win = DEFAULT_WIN if spec.win is None else spec.win
         # `TS val N ecr *`: echo the SUT's last TSval (its clock is its own, unknowable to a script)
         # `FO *`: the cookie the SUT last sent (a server's cookie comes from its own secret)
