@@ -220,6 +220,7 @@ class TcpUserRequests:
     def abandon_connect(self, pcb: Connection, now: float) -> None:
         """A connect that ended without a connection (cancelled, refused, timed out): forget
         the attempt and the peer, keep the (auto-)bound name."""
+        pcb.tfo = None                       # a Fast Open attempt ends with it
         if pcb.state in _OPENING:
             user_closed = pcb.user_closed
             pcb.user_closed = False
