@@ -41,6 +41,10 @@ _EAGAIN = -errno.EAGAIN
 _STRUCT_OPTIONS = ((_pysocket.IPPROTO_TCP, _pysocket.TCP_CONGESTION), (_pysocket.SOL_SOCKET, _pysocket.SO_LINGER))
 
 
+def _never(pcb: Any) -> bool:
+    return False
+
+
 class StreamSocket(Socket):
     def __init__(self, stack: SocketHost, family: int, type: int, proto: int, pr: Protosw,
                  pcb: Any = None) -> None:
@@ -48,6 +52,11 @@ class StreamSocket(Socket):
         # Linux's sock->state SS_CONNECTED: once connected, a socket stays "connected" for
         # connect() (EISCONN) and recv() (EOF, not ENOTCONN) even after the connection ends
         self._ever_connected = pcb is not None
+        # Linux's SS_CONNECTED proper: a connect (or a Fast Open send) that returned with the
+        # connection made, or an accepted socket -- not one that completed in the background
+        # after EINPROGRESS (SS_CONNECTING).  Only sendto(MSG_FASTOPEN) tells them apart:
+        # EISCONN for the first, a plain send for the second (__inet_stream_connect)
+        self._connect_done = pcb is not None
 
     # --- connection -------------------------------------------------------------------
     async def accept(self) -> tuple[StreamSocket, tuple[Any, ...]]:
@@ -105,6 +114,8 @@ class StreamSocket(Socket):
             err = ops.take_error(pcb)
             ops.abandon_connect(pcb, self._stack.now())
             raise oserror(err or errno.ECONNREFUSED)
+        # TCP_FASTOPEN_CONNECT's deferred connect is SS_CONNECTING until its first write
+        self._connect_done = not getattr(ops, "fastopen_deferred", _never)(pcb)
         await trio.lowlevel.checkpoint()
 
     def disconnect(self) -> None:
@@ -154,6 +165,8 @@ class StreamSocket(Socket):
             if n >= 0:
                 return n, parked
             if n != _EAGAIN:
+                if n == -errno.EINPROGRESS:      # the first write after TCP_FASTOPEN_CONNECT
+                    return await self._send_fastopen(pcb, view, flags, None), True
                 raise oserror(-n)
             if flags & _pysocket.MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
@@ -172,9 +185,52 @@ class StreamSocket(Socket):
         flags, address = (0, flags_or_addr) if addr is None else (flags_or_addr, addr)
         if not isinstance(flags, int):
             raise TypeError(f"'{type(flags).__name__}' object cannot be interpreted as an integer")
-        self._check()
-        self._addr(address, "sendto")
+        pcb = self._check()
+        addr = self._addr(address, "sendto")
+        if flags & _pysocket.MSG_FASTOPEN:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return await self._send_fastopen(pcb, memoryview(data).cast("B"), flags, addr)
         return await self.send(data, flags)
+
+    async def _send_fastopen(self, pcb: Any, view: memoryview, flags: int, addr: tuple[int, ...] | None) -> int:
+        """TCP Fast Open (RFC 7413) as Linux's tcp_sendmsg_fastopen: sendto(MSG_FASTOPEN) on an
+        unconnected socket (`addr`), or the first write after TCP_FASTOPEN_CONNECT -- connect,
+        the SYN carrying what it can of the data.  Non-blocking, that count is the result
+        (EINPROGRESS when the SYN carries none: a cookie request); blocking, the call waits
+        for the handshake (inet_wait_for_connect) and sends the rest as send() would."""
+        ops = self._ops
+        fastopen = getattr(ops, "fastopen_send", None)      # TCP's (protocols/tcp/usrreq.py)
+        if fastopen is None:
+            raise oserror(errno.EOPNOTSUPP)
+        if addr is not None and not ops.fastopen_deferred(pcb):     # type: ignore[attr-defined]
+            state = ops.state(pcb)
+            if self._connect_done or (self._ever_connected and not state & _IN_CONNECTION):
+                raise oserror(errno.EISCONN)    # as connect(): sock->state is SS_CONNECTED
+            if state & (SS_ISCONNECTED | SS_ISDISCONNECTING):
+                self._connect_done = True       # completed after EINPROGRESS: now SS_CONNECTED,
+                return await self.send(view, flags)     # and the flag does nothing
+        nonblocking = bool(flags & _pysocket.MSG_DONTWAIT)
+        n = fastopen(pcb, view, addr, not nonblocking, self._stack.now())
+        if n == -errno.EALREADY and not nonblocking:
+            n = 0                               # a connect in progress: wait for it, then send
+        elif n < 0:
+            raise oserror(-n)
+        self._ever_connected = True
+        if nonblocking:
+            if n == 0:
+                raise oserror(errno.EINPROGRESS)
+            return n
+        while ops.state(pcb) & SS_ISCONNECTING:
+            await self._readers.park()
+        if not ops.state(pcb) & (SS_ISCONNECTED | SS_ISDISCONNECTING):
+            self._ever_connected = False
+            err = ops.take_error(pcb)
+            ops.abandon_connect(pcb, self._stack.now())
+            raise oserror(err or errno.ECONNREFUSED)
+        self._connect_done = True
+        if n < len(view):
+            n += (await self._send_wait(pcb, view[n:], flags))[0]
+        return n
 
     async def _recv(self, bufsize: int, flags: int, what: str) -> tuple[bytes, None]:
         if bufsize < 0:

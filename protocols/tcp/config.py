@@ -70,6 +70,10 @@ class TcpConfig:
     timestamps: bool = True
     window_scaling: bool = True
     syncookies: bool = True
+    # net.ipv4.tcp_fastopen: TCP Fast Open (RFC 7413) flags as Linux's -- 0x1 client, 0x2 server,
+    # 0x4 client data without a cookie, 0x200 server without a cookie, 0x400 every listener
+    # (fastopen.py).  Linux's default, 1: client only.
+    fastopen: int = 1
     somaxconn: int = 4096               # net.core.somaxconn: listen() backlogs are clamped to it
     # RFC 5961 §7 asks to limit challenge ACKs.  Per connection, like Linux's per-socket
     # net.ipv4.tcp_invalid_ratelimit (500 ms): at most one ACK answering invalid segments

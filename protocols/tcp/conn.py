@@ -152,6 +152,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.tclass = 0
         self.ecn = None
         self.pmtudisc = 1                       # IPV6_PMTUDISC_WANT, Linux's default
+        self.tfo = self.tfo_queue = None        # TCP Fast Open (fastopen.py)
+        self.tfo_connect = False
 
     def __repr__(self) -> str:
         return f"<Connection {self.lport}->{self.fport} {self.state.name}>"
@@ -229,7 +231,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         if self.host.mem.over_high():
             self.moderate_sndbuf()
         n = self.snd.write(data)
-        if n and self.state in CAN_SEND:
+        if n and (self.state in CAN_SEND or self.tfo is not None):    # a Fast Open child sends early
             self.output(now)
         return n
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Self
 
+from . import fastopen_conn as fastopen
 from . import seq as sq
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
 from .state import State
@@ -94,7 +95,7 @@ class InputMixin(Tcb):
             if not (sq.lt(self.snd_una, seg.ack) and sq.le(seg.ack, self.snd_max)):
                 self.host.reset_reply(self, seg, len(payload), now)
                 return
-            if self.parent is not None and self.host.accept_queue_full(self.parent):
+            if self.parent is not None and not self.queued and self.host.accept_queue_full(self.parent):
                 return                               # our SYN-ACK timer will ask again
             self._establish(seg, now)
         # RFC 5961 §5.2: ACK must lie in [SND.UNA - MAX.SND.WND, SND.MAX]
@@ -179,10 +180,15 @@ class InputMixin(Tcb):
             self.max_snd_wnd = self.snd_wnd
             self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
             self._ack_syn(seg.ack, seg, now)
+            # RFC 7413: the data the SYN carried, the cookie; a sender waiting takes the ACK along
+            save_ack = fastopen.on_synack(self, seg) if self.tfo is not None else False
             self.state = State.ESTABLISHED
             self.host.stats.active_opens += 1
             self.expand_sndbuf()                     # Linux tcp_init_buffer_space
-            self.ack_now = True
+            if save_ack:
+                self.delack_at = now + fastopen.SAVED_ACK_DELAY
+            else:
+                self.ack_now = True
             if self.fin_queued or self.shut_wr:
                 self.shut_wr = False
                 self.shutdown_write(now)
@@ -236,7 +242,9 @@ class InputMixin(Tcb):
 
     def _establish(self: Self, seg: TcpRepr, now: float) -> None:
         """SYN-RECEIVED -> ESTABLISHED on an ACK of our SYN (RFC 9293 §3.10.7.4 fifth check)."""
-        self._ack_syn(self.snd_una if sq.diff(seg.ack, self.snd_una) > 1 else seg.ack, seg, now)
+        # an ACK past our SYN (a Fast Open child's data, RFC 7413): SND.UNA past the SYN, the rest
+        # is an ACK of data for _process_ack
+        self._ack_syn(sq.add(self.iss, 1) if sq.diff(seg.ack, self.snd_una) > 1 else seg.ack, seg, now)
         self.snd_wnd = seg.window << self.snd_wscale
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack

@@ -10,8 +10,10 @@ from __future__ import annotations
 import struct
 from typing import Self
 
+from . import fastopen_conn as fastopen
 from . import seq as sq
 from .ecn import ECN_MASK, ECT0, NOT_ECT, syn_ecn_flags
+from .fastopen import ClientFastOpen
 from .memory import PRESSURE_WINDOW_SEGMENTS
 from .state import State
 from .tcb import Tcb
@@ -32,9 +34,11 @@ class OutputMixin(Tcb):
         if st in (State.SYN_SENT, State.SYN_RECEIVED):
             if self.snd_nxt == self.iss:
                 self._send_syn(now)
-            elif self.ack_now and st == State.SYN_RECEIVED:
-                self._emit(self.snd_nxt, ACK, None, now)
-            return
+                return
+            if not (self.tfo is not None and fastopen.child_sends(self)):   # RFC 7413: data now
+                if self.ack_now and st == State.SYN_RECEIVED:
+                    self._emit(self.snd_nxt, ACK, None, now)
+                return
         self.sync_pmtu(now)
         sent = False
         if self.rexmit_una:
@@ -146,7 +150,7 @@ class OutputMixin(Tcb):
 
     def _sendable(self, force_probe: bool) -> tuple[int, bool]:
         if self.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING,
-                              State.LAST_ACK):
+                              State.LAST_ACK) and not (self.tfo is not None and fastopen.child_sends(self)):
             return 0, False
         off = sq.diff(self.snd_nxt, self.snd_una)
         total = len(self.snd)
@@ -183,7 +187,8 @@ class OutputMixin(Tcb):
         elif n < self._seg_mss() and not force_probe:
             # Nagle + sender SWS: a short segment only if it is all we have and nothing is
             # outstanding (or TCP_NODELAY), or it fills half the largest window seen
-            if not ((n == avail and (self.nodelay or off == 0 or fin_possible))
+            # (a Fast Open child's unacknowledged SYN, off == 1, is no data in flight)
+            if not ((n == avail and (self.nodelay or off == 0 or fin_possible or (off == 1 and self.tfo is not None)))
                     or (self.max_snd_wnd and n >= self.max_snd_wnd // 2)):
                 return 0, False
         elif n % self._seg_mss() and n == avail and not self.nodelay and off and not fin_possible:
@@ -357,6 +362,8 @@ class OutputMixin(Tcb):
         return n + (1 if fin else 0)
 
     def _send_syn(self, now: float) -> None:
+        if isinstance(self.tfo, ClientFastOpen) and self.tfo.deferred:
+            return                                    # TCP Fast Open: the SYN waits for the data
         synack = self.state == State.SYN_RECEIVED
         cfg = self.config
         seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt if synack else 0,
@@ -374,10 +381,11 @@ class OutputMixin(Tcb):
         self.snd_nxt = sq.add(self.iss, 1)
         if sq.gt(self.snd_nxt, self.snd_max):
             self.snd_max = self.snd_nxt
+        payload = fastopen.on_syn(self, seg) if self.tfo is not None else None   # RFC 7413
         if self.retries == 0:
             self.rtt_time = now
             self.rtt_seq = self.iss                   # time the SYN too (RFC 6298 §3; Karn if resent)
-        self._finish_emit(seg, seg.options_bytes(), None, 0, now)
+        self._finish_emit(seg, seg.options_bytes(), payload, 0, now)
         if self.rto_at is None:
             self.rto_at = now + self.rtt.current()
 

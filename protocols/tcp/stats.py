@@ -70,6 +70,13 @@ class TcpStats(Counters):
     syncookies_sent: int = 0
     syncookies_recv: int = 0
     syncookies_failed: int = 0
+    # TCP Fast Open (fastopen.py; Linux TcpExt TCPFastOpen*)
+    fastopen_active: int = 0            # SYN-data sent (TCPFastOpenActive)
+    fastopen_active_fail: int = 0       # ... and the SYN-ACK did not acknowledge it (TCPFastOpenActiveFail)
+    fastopen_passive: int = 0           # SYN-data accepted: a child made at SYN time (TCPFastOpenPassive)
+    fastopen_passive_fail: int = 0      # a cookie that did not check (TCPFastOpenPassiveFail)
+    fastopen_cookie_reqd: int = 0       # cookie requests received (TCPFastOpenCookieReqd)
+    fastopen_listen_overflow: int = 0   # SYN-data refused: the TCP_FASTOPEN queue was full (TCPFastOpenListenOverflow)
     listen_overflows: int = 0
     listen_drops: int = 0
     aborts: int = 0

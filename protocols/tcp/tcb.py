@@ -32,6 +32,7 @@ from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .controller import CongestionControl
 from .ecn import Ecn
+from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
 from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
@@ -119,6 +120,8 @@ class Tcb:
         "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
         # ECN (RFC 3168, ecn.py): None unless requested or negotiated
         "ecn",
+        # TCP Fast Open (fastopen.py)
+        "tfo", "tfo_connect", "tfo_queue",
     )
 
     host: TcpHost[Self]
@@ -271,6 +274,11 @@ class Tcb:
     rcv_rtt_seq: int
     rcv_rtt_time: float | None
     ecn: Ecn | None                     # RFC 3168 state (ecn.py): None while ECN is off
+    # TCP Fast Open (fastopen.py): the open in progress (an active one, or a listener's child),
+    # TCP_FASTOPEN_CONNECT, and a listener's TCP_FASTOPEN queue
+    tfo: ClientFastOpen | PassiveFastOpen | None
+    tfo_connect: bool
+    tfo_queue: FastOpenQueue | None
 
     # --- the calls across halves, each overridden by the half named --------------------------
     # conn.py (user calls and the end of life)

@@ -56,6 +56,7 @@ from . import seq as sq
 from .config import TcpConfig
 from .conn import Connection
 from .ecn import ECN_MASK, Ecn, listener_accepts
+from .fastopen import FastOpen, PassiveFastOpen
 from .forward import (
     ICMP6_UNREACH_CODES,
     ICMP_UNREACH_CODES,
@@ -112,6 +113,9 @@ class Tcp:
         self._orphans: dict[Connection, None] = {}               # closed by the application, not yet ended
         self._secret = rng.getrandbits(128).to_bytes(16, "big")
         self.cookies = SynCookies(rng.getrandbits(128).to_bytes(16, "big"))
+        # TCP Fast Open's cookie key and client cache; the key derived, not drawn, so the
+        # stack's random sequence (ports, SYN cookies) stays what it was
+        self.fastopen = FastOpen(hashlib.blake2s(b"fastopen", key=self._secret).digest()[:16], self.config)
         self.ephemeral = EphemeralPorts(rng)
         self._heap: list[tuple[float, int, Connection]] = []
         self._tiebreak = itertools.count()
@@ -302,6 +306,7 @@ class Tcp:
         # Linux __sys_listen: min(backlog, net.core.somaxconn); the socket layer, as
         # CPython's listen(), has already made a negative backlog 0
         conn.backlog = max(0, min(backlog, self.config.somaxconn))
+        conn.tfo_queue = self.fastopen.listen_queue(conn.tfo_queue, conn.backlog)
         if conn.accept_queue is None:
             conn.accept_queue = deque()
         return 0
@@ -538,6 +543,8 @@ class Tcp:
             del conns[key]
         self._time_wait.pop(conn, None)
         self._orphans.pop(conn, None)
+        if isinstance(conn.tfo, PassiveFastOpen):
+            conn.tfo.done()
         parent = conn.parent
         if parent is not None and not conn.queued:
             conn.parent = None
@@ -552,6 +559,14 @@ class Tcp:
             self._forget_listener(conn)
 
     def established(self, conn: Connection) -> None:
+        if isinstance(conn.tfo, PassiveFastOpen):
+            if conn.tfo.queue is not None:               # a Fast Open child: SND.UNA passed the SYN
+                conn.snd.consume(1)
+            conn.tfo.done()                              # ... and it was queued at its SYN already
+            conn.tfo = None
+            if conn.queued or conn.parent is None:
+                conn.on_event()
+                return
         parent = conn.parent
         if parent is None:
             conn.on_event()                              # simultaneous open: wake the connect() waiter
@@ -811,7 +826,8 @@ class Tcp:
             return
         child = self._child(lst, ip, seg.dst_port, seg.src_port, now, net6)
         self._syn_received(child, seg, self._passive_iss(seg, ip, now, net6), lst.want_wscale, now, net6)
-        lst.syn_count += 1
+        if not ((payload or seg.fastopen is not None) and self._fastopen_syn(lst, child, seg, payload, net6)):
+            lst.syn_count += 1
         child.output(now)
         self.mem.update(child)                           # the SYN-ACK's window is a promise
         self.schedule(child)
@@ -834,6 +850,37 @@ class Tcp:
         if listener_accepts(self.config.ecn, seg.flags, seg.ecn):
             child.ecn = Ecn()                            # the SYN-ACK answers with ECE (ecn.py)
             self.stats.ecn_negotiated += 1
+
+    def _fastopen_syn(self, lst: Connection, child: Connection, seg: TcpRepr, payload: memoryview,
+                      net6: bool) -> bool:
+        """TCP Fast Open (fastopen.py, Linux tcp_try_fastopen): True when the child takes the
+        SYN's data -- then it is in the accept queue at once, before its handshake completes;
+        otherwise it may owe the client a cookie in its SYN-ACK."""
+        verdict = self.fastopen.server_syn(lst.tfo_queue, seg.fastopen, seg.fastopen_exp, len(payload),
+                                           child.faddr, child.laddr, net6, self.stats)
+        if verdict is None:
+            return False
+        if not verdict.accept_data:
+            child.tfo = PassiveFastOpen(verdict.cookie, verdict.exp)
+            return False
+        queue = lst.tfo_queue
+        assert queue is not None and lst.accept_queue is not None
+        queue.qlen += 1
+        child.tfo = PassiveFastOpen(queue=queue)
+        # it may send before the handshake ACK: the SYN's window, and an octet standing for the
+        # SYN at the head of the send buffer, whose offsets count from SND.UNA (until established)
+        child.snd_wnd = child.max_snd_wnd = seg.window
+        child.snd_wl1, child.snd_wl2 = seg.seq, child.iss
+        child.snd.write(memoryview(b"\0"))
+        if payload:
+            child.bytes_received += len(payload)
+            child.rcv_nxt = child.rcv_adv = child.rcv.append_in_order(payload, child.rcv_nxt)
+        self.stats.fastopen_passive += 1
+        lst.accept_queue.append(child)
+        child.queued = True
+        lst.accept_live += 1
+        lst.on_event()
+        return True
 
     # --- the forwarder (forward.py) ---------------------------------------------------------------
     def _foreign(self, ifp: Interface | None, dst: int) -> bool:

@@ -45,12 +45,15 @@ from ..sockopt import (
     set_socket_option,
 )
 from .conn import Connection
+from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
 from .state import State
 from .tcp import Tcp
 
 TCP_MAXSEG = _pysocket.TCP_MAXSEG
 TCP_CONGESTION = _pysocket.TCP_CONGESTION
 TCP_INFO = _pysocket.TCP_INFO
+TCP_FASTOPEN = _pysocket.TCP_FASTOPEN
+TCP_FASTOPEN_CONNECT = 30               # <linux/tcp.h>; not in Python's socket module
 # struct tcp_info up to tcpi_segs_in (Linux include/uapi/linux/tcp.h)
 _TCP_INFO = struct.Struct("<8B24I4Q2I")
 _LINGER = struct.Struct("ii")
@@ -131,6 +134,15 @@ class TcpUserRequests:
         return addr, port, 0, scope
 
     def connect(self, pcb: Connection, addr: Sockaddr, now: float) -> int:
+        err = self._connect_state_error(pcb)
+        if err:
+            return err
+        if pcb.tfo_connect:
+            return self._fastopen_connect(pcb, addr, now, defer=False)
+        return self._connect(pcb, addr, now)
+
+    @staticmethod
+    def _connect_state_error(pcb: Connection) -> int:
         st = pcb.state
         if st == State.LISTEN:
             return errno.EISCONN             # Linux inet_stream_connect: not TCP_CLOSE
@@ -138,13 +150,77 @@ class TcpUserRequests:
             return errno.EALREADY
         if st != State.CLOSED:
             return errno.EISCONN
+        return 0
+
+    def _connect(self, pcb: Connection, addr: Sockaddr, now: float) -> int:
         if self.inet6:
             return self.tcp.connect6(pcb, addr[0], addr[1], addr[3] if len(addr) > 3 else 0, now)
         return self.tcp.connect(pcb, addr[0], addr[1], now)
 
+    # --- TCP Fast Open, the client (fastopen.py) ---------------------------------------------
+    def _fastopen_connect(self, pcb: Connection, addr: Sockaddr, now: float, defer: bool) -> int:
+        """connect() with Fast Open: the SYN is held while the cookie cache is read for the
+        peer; with TCP_FASTOPEN_CONNECT it stays held (connect returns at once) when it can
+        carry data -- a cookie is known, or 0x4 -- until the first write (Linux
+        tcp_fastopen_defer_connect); else it goes now, with a cookie request.  MSG_FASTOPEN
+        (`defer`) holds it for the data the caller puts in next."""
+        pcb.tfo = ClientFastOpen(self.tcp.fastopen.cache)
+        err = self._connect(pcb, addr, now)
+        if err:
+            pcb.tfo = None
+            return err
+        tfo = pcb.tfo = self.tcp.fastopen.client_start(pcb.net6, pcb.faddr)
+        if not (defer or tfo.with_data):
+            self._fastopen_go(pcb, now)
+        return 0
+
+    def _fastopen_go(self, pcb: Connection, now: float) -> None:
+        tfo = pcb.tfo
+        assert isinstance(tfo, ClientFastOpen)
+        tfo.deferred = False
+        pcb.output(now)
+        self.tcp.mem.update(pcb)
+        self.tcp.schedule(pcb)
+
+    @staticmethod
+    def _fastopen_child(pcb: Connection) -> bool:
+        """A listener's Fast Open child before its handshake ACK: it may send already."""
+        tfo = pcb.tfo
+        return pcb.state == State.SYN_RECEIVED and isinstance(tfo, PassiveFastOpen) and tfo.queue is not None
+
+    @staticmethod
+    def fastopen_deferred(pcb: Connection) -> bool:
+        """connect() returned, the SYN waits for the first write (TCP_FASTOPEN_CONNECT)."""
+        tfo = pcb.tfo
+        return isinstance(tfo, ClientFastOpen) and tfo.deferred and pcb.state == State.SYN_SENT
+
+    def fastopen_send(self, pcb: Connection, data: memoryview, addr: Sockaddr | None, blocking: bool,
+                      now: float) -> int:
+        """sendto(MSG_FASTOPEN) (`addr`), or the first write after TCP_FASTOPEN_CONNECT (Linux
+        tcp_sendmsg_fastopen): connect, and put in the SYN what it can carry.  The octets
+        taken (0: none, the SYN carries a cookie request -- the caller waits for the
+        handshake and sends them then), or -errno: EOPNOTSUPP with the client flag off,
+        EISCONN / EALREADY as connect() would.  `blocking`: the caller waits for the
+        handshake to send the rest, so the handshake's ACK is saved for that data."""
+        if not self.fastopen_deferred(pcb):
+            if addr is None:
+                return -errno.EPIPE
+            if not self.tcp.fastopen.client:
+                return -errno.EOPNOTSUPP
+            err = self._connect_state_error(pcb) or self._fastopen_connect(pcb, addr, now, defer=True)
+            if err:
+                return -err
+        tfo = pcb.tfo
+        assert isinstance(tfo, ClientFastOpen)
+        n = pcb.snd.write(data[:tfo.room(pcb.our_mss)]) if tfo.with_data else 0
+        tfo.write_pending = blocking and n < len(data)
+        self._fastopen_go(pcb, now)
+        return n
+
     def abandon_connect(self, pcb: Connection, now: float) -> None:
         """A connect that ended without a connection (cancelled, refused, timed out): forget
         the attempt and the peer, keep the (auto-)bound name."""
+        pcb.tfo = None                       # a Fast Open attempt ends with it
         if pcb.state in _OPENING:
             user_closed = pcb.user_closed
             pcb.user_closed = False
@@ -196,7 +272,15 @@ class TcpUserRequests:
         connection gone, -EAGAIN while connecting or with a full send buffer."""
         st = pcb.state
         if st not in _CAN_SEND or pcb.shut_wr:
+            if pcb.tfo is not None and not pcb.shut_wr:
+                if self.fastopen_deferred(pcb):
+                    return -errno.EINPROGRESS    # the socket's cue to call fastopen_send
+                if self._fastopen_child(pcb):
+                    return self._send(pcb, data, now)   # a Fast Open child (Linux tcp_passive_fastopen)
             return -EAGAIN if st in _OPENING and not pcb.shut_wr else -errno.EPIPE
+        return self._send(pcb, data, now)
+
+    def _send(self, pcb: Connection, data: memoryview, now: float) -> int:
         if not data:
             return 0
         n = pcb.send(data, now)
@@ -215,6 +299,8 @@ class TcpUserRequests:
     # --- what the socket may ask ---------------------------------------------------------------------
     def state(self, pcb: Connection) -> int:
         flags = _SO_STATE[pcb.state]
+        if pcb.tfo is not None and self.fastopen_deferred(pcb):
+            flags = SS_ISCONNECTED           # connect() is done; the SYN waits for a write
         if pcb.rcv_fin:
             flags |= SS_CANTRCVMORE
         if pcb.shut_wr:
@@ -226,7 +312,9 @@ class TcpUserRequests:
 
     def writable(self, pcb: Connection) -> bool:
         st = pcb.state
-        return bool(pcb.so_error) or st not in _OPEN or (st in _CAN_SEND and pcb.writable_space() > 0)
+        return bool(pcb.so_error) or st not in _OPEN or (st in _CAN_SEND and pcb.writable_space() > 0) \
+            or (pcb.tfo is not None and (self.fastopen_deferred(pcb) or self._fastopen_child(pcb))
+                and pcb.writable_space() > 0)    # Linux tcp_poll: DEFER_CONNECT, a Fast Open child
 
     def take_error(self, pcb: Connection) -> int:
         return pcb.take_error()
@@ -293,6 +381,8 @@ class TcpUserRequests:
                 return errno.EINVAL
             pcb.keepcnt = value
             return 0
+        if name in (TCP_FASTOPEN, TCP_FASTOPEN_CONNECT):
+            return self._set_fastopen(pcb, name, value)
         if name == TCP_MAXSEG:
             if value and not 88 <= value <= 32767:
                 return errno.EINVAL
@@ -300,6 +390,29 @@ class TcpUserRequests:
                 pcb.user_mss = pcb.our_mss = value       # kept: connect's route clamps to it (issue 14, 2)
             return 0
         return errno.ENOPROTOOPT
+
+    def _set_fastopen(self, pcb: Connection, name: int, value: int) -> int:
+        """Linux do_tcp_setsockopt: TCP_FASTOPEN (the queue limit, min(value, somaxconn)) on
+        a closed or listening socket -- kept until listen() on a closed one; the server flag
+        is checked per SYN.  TCP_FASTOPEN_CONNECT 0/1 on a closed socket, with the client
+        flag on (EOPNOTSUPP without it)."""
+        if name == TCP_FASTOPEN:
+            if value < 0 or pcb.state not in (State.CLOSED, State.LISTEN):
+                return errno.EINVAL
+            qlen = min(value, self.tcp.config.somaxconn)
+            if pcb.tfo_queue is None:
+                pcb.tfo_queue = FastOpenQueue(qlen)
+            else:
+                pcb.tfo_queue.max_qlen = qlen
+            return 0
+        if not 0 <= value <= 1:
+            return errno.EINVAL
+        if not self.tcp.fastopen.client:
+            return errno.EOPNOTSUPP
+        if pcb.state != State.CLOSED:
+            return errno.EINVAL
+        pcb.tfo_connect = bool(value)
+        return 0
 
     def _set_keepalive(self, pcb: Connection, on: bool, now: float) -> None:
         pcb.keepalive = on
@@ -345,6 +458,10 @@ class TcpUserRequests:
             return int(pcb.keepintvl)
         if name == _pysocket.TCP_KEEPCNT:
             return pcb.keepcnt
+        if name == TCP_FASTOPEN:
+            return pcb.tfo_queue.max_qlen if pcb.tfo_queue is not None else 0
+        if name == TCP_FASTOPEN_CONNECT:
+            return int(pcb.tfo_connect)
         if name == TCP_MAXSEG:
             return pcb.mss if pcb.state not in (State.CLOSED, State.LISTEN) else pcb.our_mss
         return None

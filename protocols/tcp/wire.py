@@ -14,10 +14,38 @@ HDR_LEN = 20
 MAX_HDR_LEN = 60
 
 OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERM, OPT_SACK, OPT_TS = 0, 1, 2, 3, 4, 5, 8
+# TCP Fast Open (RFC 7413 §4.1.1; fastopen.py): kind 34, or the RFC 6994 experimental kind
+# 254 with the ExID Linux used before 34 was assigned; cookies of 4 to 16 octets, even
+OPT_FASTOPEN, OPT_EXP, FASTOPEN_EXP_MAGIC = 34, 254, 0xF989
+FASTOPEN_COOKIE_MIN, FASTOPEN_COOKIE_MAX = 4, 16
 MAX_WSCALE = 14                 # RFC 7323 §2.3: larger shifts are treated as 14
 
 _HDR = struct.Struct("!HHIIBBHHH")
 _TS = struct.Struct("!BBII")
+
+
+def parse_fastopen(kind: int, body: bytes | bytearray | memoryview) -> tuple[bytes | None, bool]:
+    """The cookie of a Fast Open option (after kind and length): b"" is a request, None an
+    option that is not Fast Open or whose length is wrong (Linux tcp_parse_fastopen_option:
+    taken as absent).  The bool says the experimental kind was used."""
+    exp = kind == OPT_EXP
+    if exp:
+        if len(body) < 2 or (body[0] << 8 | body[1]) != FASTOPEN_EXP_MAGIC:
+            return None, False
+        body = body[2:]
+    n = len(body)
+    if n == 0:
+        return b"", exp
+    if FASTOPEN_COOKIE_MIN <= n <= FASTOPEN_COOKIE_MAX and n % 2 == 0:
+        return bytes(body), exp
+    return None, exp
+
+
+def fastopen_option(cookie: bytes, exp: bool) -> bytes:
+    """The option as Linux lays it out (tcp_options_write): last, NOP-padded to 4 octets."""
+    out = (bytes((OPT_EXP, 4 + len(cookie))) + FASTOPEN_EXP_MAGIC.to_bytes(2, "big") if exp
+           else bytes((OPT_FASTOPEN, 2 + len(cookie)))) + cookie
+    return out + b"\x01\x01" if len(out) % 4 == 2 else out
 
 
 @dataclass(slots=True)
@@ -36,6 +64,8 @@ class TcpRepr:
     sack: tuple[tuple[int, int], ...] = ()
     hdr_len: int = HDR_LEN
     ecn: int = 0                        # the IP header's ECN codepoint it came with (tcp.py; ecn.py)
+    fastopen: bytes | None = None       # TCP Fast Open: b"" a cookie request, else the cookie
+    fastopen_exp: bool = False          # ... in the experimental option (kind 254)
 
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview) -> TcpRepr | str:
@@ -80,6 +110,8 @@ class TcpRepr:
                 n = (size - 2) // 8
                 vals = struct.unpack_from(f"!{2 * n}I", data, i + 2)
                 self.sack = tuple(zip(vals[0::2], vals[1::2], strict=True))
+            elif kind in (OPT_FASTOPEN, OPT_EXP):
+                self.fastopen, self.fastopen_exp = parse_fastopen(kind, bytes(data[i + 2:i + size]))
             i += size
 
     # --- emit ------------------------------------------------------------------------
@@ -102,6 +134,8 @@ class TcpRepr:
             out += b"\x01\x01" + struct.pack("!BB", OPT_SACK, 2 + 8 * len(self.sack))
             for left, right in self.sack:
                 out += struct.pack("!II", left, right)
+        if self.fastopen is not None:
+            out += fastopen_option(self.fastopen, self.fastopen_exp)
         if len(out) % 4:
             out += bytes(4 - len(out) % 4)
         return bytes(out)

@@ -131,12 +131,27 @@ class TunstackApi:
 
         s.connecting = True
         self.nursery.start_soon(background)
+        # a connect that ends without a segment from the peer ends at once, as connect(2) on a
+        # non-blocking socket: an error, or TCP_FASTOPEN_CONNECT's deferred connect (0)
+        for _ in range(3):
+            await trio.lowlevel.checkpoint()
+        if not s.connecting and s.connect_error is not None:
+            err, s.connect_error = s.connect_error, None
+            if err:
+                raise OSError(err, os.strerror(err))
+            return
         raise OSError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
 
     async def send(self, s: _TunstackSocket, data: bytes, flags: int) -> int:
         if s.nonblocking:
             flags |= pysocket.MSG_DONTWAIT
         n: int = await s.sock.send(data, flags)
+        return n
+
+    async def sendto(self, s: _TunstackSocket, data: bytes, flags: int, addr: tuple[str, int]) -> int:
+        if s.nonblocking:
+            flags |= pysocket.MSG_DONTWAIT
+        n: int = await s.sock.sendto(data, flags, addr)
         return n
 
     async def recv(self, s: _TunstackSocket, n: int, flags: int) -> int:
@@ -197,6 +212,7 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_ecn_fallback": ("ecn_fallback", _flag),
     "net.ipv4.tcp_congestion_control": ("congestion", str),
     "net.ipv4.tcp_early_retrans": ("loss_probes", lambda v: int(v) >= 3),   # 3, 4: TLP on; 0-2: off
+    "net.ipv4.tcp_fastopen": ("fastopen", lambda v: int(v, 0)),
 }
 
 
@@ -287,6 +303,10 @@ class LinuxApi:
 
     async def send(self, s: pysocket.socket, data: bytes, flags: int) -> int:
         n: int = await trio.to_thread.run_sync(s.send, data, flags, abandon_on_cancel=True)
+        return n
+
+    async def sendto(self, s: pysocket.socket, data: bytes, flags: int, addr: tuple[str, int]) -> int:
+        n: int = await trio.to_thread.run_sync(s.sendto, data, flags, addr, abandon_on_cancel=True)
         return n
 
     async def recv(self, s: pysocket.socket, n: int, flags: int) -> int:

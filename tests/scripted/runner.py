@@ -22,7 +22,7 @@ import trio
 from protocols.tcp import wire
 
 from .script import Call, Event, Expect, Inject, Script
-from .segment import Option, Segment, SegmentSpec, build_packet, describe, mismatches, options_bytes
+from .segment import FASTOPEN_KINDS, Option, Segment, SegmentSpec, build_packet, describe, mismatches, options_bytes
 
 SUT_PORT = 8080             # the SUT's listening port and the port it connects to
 PEER_PORT = 40000           # the scripted peer's port when it connects
@@ -58,6 +58,7 @@ class SocketApi(Protocol):
     async def accept(self, sock: Any, /) -> Any: ...
     async def connect(self, sock: Any, addr: tuple[str, int], /) -> None: ...
     async def send(self, sock: Any, data: bytes, flags: int, /) -> int: ...
+    async def sendto(self, sock: Any, data: bytes, flags: int, addr: tuple[str, int], /) -> int: ...
     async def recv(self, sock: Any, n: int, flags: int, /) -> int: ...
     async def shutdown(self, sock: Any, how: int, /) -> None: ...
     async def close(self, sock: Any, /) -> None: ...
@@ -89,7 +90,9 @@ class Tolerance:
 
 
 # --- constants in calls -----------------------------------------------------------------
-_EXTRA_NAMES = {"SOL_TCP": pysocket.IPPROTO_TCP, "O_RDWR": os.O_RDWR, "O_NONBLOCK": os.O_NONBLOCK,
+_EXTRA_NAMES = {"SOL_TCP": pysocket.IPPROTO_TCP,
+                "TCP_FASTOPEN_CONNECT": 30, "TCP_FASTOPEN_NO_COOKIE": 34,     # <linux/tcp.h>, not in Python's
+                "O_RDWR": os.O_RDWR, "O_NONBLOCK": os.O_NONBLOCK,
                 "F_SETFL": fcntl.F_SETFL, "F_GETFL": fcntl.F_GETFL}
 
 
@@ -137,7 +140,9 @@ class Runner:
         self.tolerance = tolerance or Tolerance()
         self.start = 0.0
         self.sut_isn = 0                      # learned from the SUT's first SYN
+        self.sut_isns: dict[int, int] = {}    # ... per peer port, when the peer has several (`port N`)
         self.sut_tsval = 0                    # the last TSval the SUT sent: an injected `ecr *`
+        self.sut_cookie: tuple[int, ...] = () # the last Fast Open cookie the SUT sent: an injected `FO *`
         self.sut_port = SUT_PORT
         self.peer_port = PEER_PORT
         self.fds: dict[str, Any] = {}         # the script's descriptor names -> the backend's handles
@@ -183,11 +188,14 @@ class Runner:
         for opt in seg.options:
             if opt.kind == "TS" and opt.values[0] is not None:
                 self.sut_tsval = opt.values[0]
+            elif opt.kind in FASTOPEN_KINDS and opt.values:
+                self.sut_cookie = tuple(v or 0 for v in opt.values)
         if seg.flags & wire.SYN:
-            self.sut_isn = seg.seq
+            self.sut_isn = self.sut_isns[seg.dport] = seg.seq
             if not seg.flags & wire.ACK:            # our SYN: its ports name the connection
                 self.sut_port, self.peer_port = seg.sport, seg.dport
-        return (seg.seq - self.sut_isn) & 0xFFFFFFFF, (seg.ack - PEER_ISN) & 0xFFFFFFFF
+        isn = self.sut_isns.get(seg.dport, self.sut_isn)
+        return (seg.seq - isn) & 0xFFFFFFFF, (seg.ack - PEER_ISN) & 0xFFFFFFFF
 
     def _show(self, seg: Segment) -> str:
         seq, ack = self._relative(seg)
@@ -226,12 +234,16 @@ class Runner:
 
     async def _inject(self, ev: Inject) -> None:
         spec: SegmentSpec = ev.segment
+        if spec.port is not None:
+            self.peer_port = spec.port            # a second connection from the peer
         seq = PEER_ISN + (spec.seq or 0)
-        ack = self.sut_isn + (spec.ack or 0) if spec.flags & wire.ACK else 0
+        ack = self.sut_isns.get(self.peer_port, self.sut_isn) + (spec.ack or 0) if spec.flags & wire.ACK else 0
         win = DEFAULT_WIN if spec.win is None else spec.win
         # `TS val N ecr *`: echo the SUT's last TSval (its clock is its own, unknowable to a script)
-        options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None else o
-                   for o in spec.options or []]
+        # `FO *`: the cookie the SUT last sent (a server's cookie comes from its own secret)
+        options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None
+                   else Option(o.kind, self.sut_cookie) if o.kind in FASTOPEN_KINDS and o.values == (None,)
+                   else o for o in spec.options or []]
         packet = build_packet(_ip(self.backend.peer_ip), _ip(self.backend.sut_ip), self.peer_port,
                               self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0,
                               spec.ecn or 0)
@@ -285,6 +297,8 @@ class Runner:
         except OSError as e:
             result, got_errno = -1, errno_mod.errorcode.get(e.errno or 0, str(e.errno))
         self.log.append(f"{self.backend.now() - self.start:8.3f}   {ev.name} = {result} {got_errno or ''}")
+        if got_errno and ev.errno and getattr(errno_mod, ev.errno, None) == getattr(errno_mod, got_errno, -1):
+            got_errno = ev.errno                  # one number, two names (EOPNOTSUPP is ENOTSUP)
         want = (ev.result, ev.errno)
         got: tuple[int, str | None] = (ev.result if result is None else result, got_errno)
         if got != want:
@@ -375,6 +389,12 @@ class Runner:
         return await self.backend.api.send(self._sock(ev, a[0]), bytes(constant(a[2])), flags)
 
     _call_send = _call_write
+
+    async def _call_sendto(self, ev: Call) -> int:
+        """`sendto(3, ..., 1000, MSG_FASTOPEN, ..., ...)`: to the peer, port 8080."""
+        a = self._args(ev, 4)
+        return await self.backend.api.sendto(self._sock(ev, a[0]), bytes(constant(a[2])), constant(a[3]),
+                                             (self.backend.peer_ip, SUT_PORT))
 
     async def _call_read(self, ev: Call) -> int:
         a = self._args(ev, 3)

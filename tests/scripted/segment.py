@@ -19,6 +19,11 @@ from protocols.tcp import wire
 IPPROTO_TCP = 6
 WILD = None                 # a value the line leaves open
 
+# TCP Fast Open (RFC 7413 §4.1.1): `FO` kind 34; `FOEXP` the experimental kind 254 with the
+# magic 0xF989 that Linux still accepts (and answers in kind)
+FASTOPEN_KINDS = {"FO": 34, "FOEXP": 254}
+FASTOPEN_EXP_MAGIC = 0xF989
+
 FLAG_CHARS = {"S": wire.SYN, "F": wire.FIN, "R": wire.RST, "P": wire.PSH, ".": wire.ACK,
               "U": wire.URG, "E": wire.ECE, "W": wire.CWR}
 
@@ -37,12 +42,16 @@ class ScriptSyntaxError(ValueError):
 class Option:
     """One TCP option as a script writes it: `mss 1460`, `nop`, `TS val 5 ecr *`.
     `values` holds the numbers in order (None: any)."""
-    kind: str                               # mss wscale sackOK nop eol TS sack
-    values: tuple[int | None, ...] = ()
+    kind: str                               # mss wscale sackOK nop eol TS sack FO FOEXP
+    values: tuple[int | None, ...] = ()     # FO/FOEXP: the cookie's octets; (None,): any cookie
 
     def __str__(self) -> str:
         def v(x: int | None) -> str:
             return "*" if x is None else str(x)
+        if self.kind in FASTOPEN_KINDS:
+            if self.values == (None,):
+                return f"{self.kind} *"
+            return " ".join([self.kind, bytes(x or 0 for x in self.values).hex()]) if self.values else self.kind
         if self.kind == "TS":
             return f"TS val {v(self.values[0])} ecr {v(self.values[1])}"
         if self.kind == "sack":
@@ -61,6 +70,7 @@ class SegmentSpec:
     options: list[Option] | None = None     # None: any options (expected) / none (injected)
     more_options: bool = False              # the list ended with `...`: extra options allowed
     ecn: int | None = None                  # the IP ECN codepoint; None: any (expected) / 0 (injected)
+    port: int | None = None                 # injected `port N`: the peer's port from this line on
 
     def __str__(self) -> str:
         out = [] if self.ecn is None else [f"[{ECN_NAMES[self.ecn]}]"]
@@ -71,6 +81,8 @@ class SegmentSpec:
             out.append(f"ack {self.ack}")
         if self.win is not None:
             out.append(f"win {self.win}")
+        if self.port is not None:
+            out.append(f"port {self.port}")
         if self.options is not None:
             opts = [str(o) for o in self.options] + (["..."] if self.more_options else [])
             out.append("<" + ",".join(opts) + ">")
@@ -96,6 +108,13 @@ def _num(tok: str) -> int | None:
     return None if tok == "*" else int(tok, 0)
 
 
+def _cookie(tok: str) -> tuple[int | None, ...]:
+    """`abcd1234abcd1234` (hex octets) or `*` (any cookie; injected: the last one the SUT sent)."""
+    if tok == "*":
+        return (None,)
+    return tuple(bytes.fromhex(tok))
+
+
 def parse_options(text: str) -> tuple[list[Option], bool]:
     """`mss 1460,sackOK,nop,nop,nop,wscale 7` (the text inside <>)."""
     options: list[Option] = []
@@ -116,6 +135,8 @@ def parse_options(text: str) -> tuple[list[Option], bool]:
                 options.append(Option(kind, (_num(toks[1]),)))
             elif kind == "TS" and len(toks) == 5 and toks[1] == "val" and toks[3] == "ecr":
                 options.append(Option("TS", (_num(toks[2]), _num(toks[4]))))
+            elif kind in FASTOPEN_KINDS and len(toks) <= 2:
+                options.append(Option(kind, _cookie(toks[1]) if len(toks) == 2 else ()))
             elif kind == "sack" and len(toks) >= 2:
                 vals: list[int | None] = []
                 for block in toks[1:]:
@@ -159,7 +180,7 @@ def parse_segment(text: str) -> SegmentSpec:
                 raise ScriptSyntaxError(f"{toks[i]}: end - start is not the length")
             i += 1
         while i < len(toks):
-            if toks[i] in ("ack", "win") and i + 1 < len(toks):
+            if toks[i] in ("ack", "win", "port") and i + 1 < len(toks):
                 setattr(spec, toks[i], _num(toks[i + 1]))
                 i += 2
             else:
@@ -189,6 +210,10 @@ def options_bytes(options: list[Option]) -> bytes:
             out += struct.pack("!BBII", wire.OPT_TS, 10, vals[0], vals[1])
         elif o.kind == "sack":
             out += struct.pack(f"!BB{len(vals)}I", wire.OPT_SACK, 2 + 4 * len(vals), *vals)
+        elif o.kind == "FO":
+            out += bytes((FASTOPEN_KINDS["FO"], 2 + len(vals), *vals))
+        elif o.kind == "FOEXP":
+            out += struct.pack("!BBH", FASTOPEN_KINDS["FOEXP"], 4 + len(vals), FASTOPEN_EXP_MAGIC) + bytes(vals)
     if len(out) % 4:
         out += bytes(4 - len(out) % 4)          # EOL padding
     return bytes(out)
@@ -221,6 +246,10 @@ def decode_options(data: bytes) -> list[Option]:
             out.append(Option("TS", struct.unpack("!II", body)))
         elif kind == wire.OPT_SACK and (size - 2) % 8 == 0:
             out.append(Option("sack", struct.unpack(f"!{(size - 2) // 4}I", body)))
+        elif kind == FASTOPEN_KINDS["FO"]:
+            out.append(Option("FO", tuple(body)))
+        elif kind == FASTOPEN_KINDS["FOEXP"] and size >= 4 and struct.unpack("!H", body[:2])[0] == FASTOPEN_EXP_MAGIC:
+            out.append(Option("FOEXP", tuple(body[2:])))
         else:
             out.append(Option(f"opt{kind}", tuple(body)))
         i += size
@@ -272,6 +301,8 @@ def build_packet(src: int, dst: int, sport: int, dport: int, seq: int, ack: int,
 
 # --- matching -----------------------------------------------------------------------
 def _option_matches(want: Option, got: Option) -> bool:
+    if want.kind in FASTOPEN_KINDS and want.values == (None,):
+        return want.kind == got.kind and len(got.values) > 0      # `FO *`: any cookie (not a request)
     return (want.kind == got.kind and len(want.values) == len(got.values)
             and all(w is None or w == g for w, g in zip(want.values, got.values, strict=True)))
 

@@ -187,3 +187,30 @@ def test_sysctl_lines_are_read_and_mapped_onto_tcp_config() -> None:
     assert tunstack_tcp_config(script.sysctls).sack is False
     with pytest.raises(ValueError, match="no TcpConfig field"):
         tunstack_tcp_config({"net.ipv4.tcp_no_such_thing": "1"})
+
+
+def test_fastopen_options() -> None:
+    """`FO cookie`, `FO` (a request), `FO *` (any cookie) and the experimental `FOEXP`:
+    laid out as written, decoded back, matched (issue 14, TFO)."""
+    spec = parse_segment("S 0:10(10) port 40001 <mss 1460,FO 0011223344556677,nop,nop,FOEXP,FO>")
+    assert spec.port == 40001 and spec.length == 10
+    assert spec.options is not None
+    pkt = build_packet(1, 2, 40001, 8080, 0, 0, wire.SYN, 100, options_bytes(spec.options), 10)
+    seg = Segment.parse(pkt)
+    assert seg is not None
+    assert seg.options == [Option("mss", (1460,)), Option("FO", tuple(bytes.fromhex("0011223344556677"))),
+                           Option("nop"), Option("nop"), Option("FOEXP"), Option("FO")]
+    assert str(Option("FO", tuple(b"\xab\xcd\x12\x34"))) == "FO abcd1234" and str(Option("FO", (None,))) == "FO *"
+
+    def check(line: str, options: list[Option]) -> list[str]:
+        return mismatches(parse_segment(line), wire.SYN | wire.ACK, 0, 0, 1, 100, options)
+
+    cookie = [Option("FO", tuple(range(8))), Option("nop"), Option("nop")]
+    assert check("S. 0:0(0) <FO *,nop,nop>", cookie) == []
+    assert check("S. 0:0(0) <FO 0001020304050607,nop,nop>", cookie) == []
+    assert check("S. 0:0(0) <FO 0001020304050608,nop,nop>", cookie) == ["options differ"]
+    assert check("S. 0:0(0) <FO *,nop,nop>", [Option("FO"), Option("nop"), Option("nop")]) == ["options differ"]
+    assert check("S. 0:0(0) <FOEXP *,nop,nop>", cookie) == ["options differ"]
+    with pytest.raises(ScriptSyntaxError):
+        parse_segment("S 0:0(0) <FO 0011 22>")
+    assert tunstack_tcp_config({"net.ipv4.tcp_fastopen": "0x203"}).fastopen == 0x203
