@@ -30,7 +30,7 @@ import trio
 
 from tools.lab.netns import NetnsHost, unique_name
 
-from .common import Cell, Params, Proc, Section, can_run, netns, peer_argv, reason
+from .common import UNIT_OF, Cell, Params, Proc, Section, add_cpu, can_run, cpu_s, netns, peer_argv, reason
 
 KERNEL_IP, STACK_IP = "10.78.2.1", "10.78.2.2"
 KERNEL_IP6, STACK_IP6 = "fd00:78:2::1", "fd00:78:2::2"
@@ -99,6 +99,8 @@ def run(p: Params) -> Section:
                 sec.set(row, got["value"], got.get("note", ""))
             if got.get("details"):
                 sec.details[row] = got["details"]
+            if got.get("cpu_us") is not None:
+                sec.details.setdefault("cpu", {})[row] = {"us": got["cpu_us"], "per": got["per"]}
             if row == "mem":
                 rss = got.get("details", {}).get("rss_kib_per_conn")
                 if rss is None:
@@ -241,7 +243,8 @@ async def m_rr(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any
         n.start_soon(echo)
         res = await run_kernel(host, "rr-client", stack_ip(a), "5007", "--seconds", str(a.seconds))
     ls.close()
-    return {"value": res["per_s"], "note": "Linux Python client; stack echo socket, TCP_NODELAY"}
+    return {"value": res["per_s"], "note": "Linux Python client; stack echo socket, TCP_NODELAY",
+            "units": res["count"]}
 
 
 async def m_cps(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
@@ -261,7 +264,7 @@ async def m_cps(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, An
         n.cancel_scope.cancel()
     ls.close()
     return {"value": res["per_s"], "note": "sequential connect/accept/close from Linux",
-            "details": {"accepted": accepted}}
+            "details": {"accepted": accepted}, "units": accepted}
 
 
 def rss_kib() -> int:
@@ -335,9 +338,16 @@ async def child(a: argparse.Namespace) -> dict[str, Any]:
             results["offload_flags"] = getattr(ndd, "offload_flags", None)
             for m in a.only.split(",") if a.only else GROUPS[a.group]:
                 t = limit(m, a.seconds, a.conns)
+                frames0, octets0, cpu0 = ndd.stats.ipackets, ndd.stats.ibytes, cpu_s()
                 try:
                     with trio.fail_after(t):
                         results[m] = await MEASURES[m](st, host, a)
+                    if m in UNIT_OF:    # CPU per unit: frames read (bulk), round trips, connections
+                        units = results[m].pop("units", ndd.stats.ipackets - frames0)
+                        add_cpu(results[m], m, units, cpu_s() - cpu0)
+                        frames = ndd.stats.ipackets - frames0
+                        if frames:
+                            results[m]["details"]["avg_frame_octets"] = round((ndd.stats.ibytes - octets0) / frames)
                 except trio.TooSlowError:
                     results[m] = {"error": f"timed out after {t:.0f} s"}
                 except Exception as exc:  # stack errors arrive wrapped in nursery groups; keep going
