@@ -179,7 +179,9 @@ def veth_pair(a: NetnsHost, b: NetnsHost, addr_a: str, addr_b: str) -> None:
 
 
 # CPU per unit of work (issue 15): what each measure divides the measuring process's CPU by
-UNIT_OF = {"bulk_in": "frame read", "bulk_out": "frame read (ACK)", "rr": "round trip", "cps": "connection"}
+UNIT_OF = {"bulk_in": "frame read", "bulk_out": "frame read (ACK)", "rr": "round trip", "cps": "connection",
+           "bulk_in_c10": "frame read", "bulk_in_c100": "frame read", "bulk_in_c1000": "frame read",
+           "rr_c100": "round trip"}
 
 
 def cpu_s() -> float:

@@ -55,6 +55,15 @@ ROWS: list[tuple[str, str, str]] = [
     ("bulk_out6", "IPv6: bulk stack→kernel, offload on", "Mbit/s"),
     ("rr6", "IPv6: 1-byte request/response", "per s"),
     ("cps6", "IPv6: accepted connections", "per s"),
+    # issue 15's scale rows: many connections at once, offload on (tunstack only)
+    ("bulk_in_c10", "10 connections at once, bulk kernel→stack, aggregate", "Mbit/s"),
+    ("fair_c10", "10 connections at once, Jain fairness (1 = equal)", "index"),
+    ("bulk_in_c100", "100 connections at once, bulk kernel→stack, aggregate", "Mbit/s"),
+    ("fair_c100", "100 connections at once, Jain fairness", "index"),
+    ("bulk_in_c1000", "1000 connections at once, bulk kernel→stack, aggregate", "Mbit/s"),
+    ("fair_c1000", "1000 connections at once, Jain fairness", "index"),
+    ("drops_c1000", "1000 connections at once, frames the TUN queue dropped", "packets"),
+    ("rr_c100", "1-byte request/response, 100 clients at once", "per s"),
 ]
 # the IPv6 rows read against tunstack's own IPv4 figures of the same run (issue 12's target: within 10 %)
 V6_OF = {"bulk_in6": "bulk_in", "bulk_out6": "bulk_out", "rr6": "rr", "cps6": "cps"}
@@ -99,9 +108,9 @@ def render(sections: dict[str, Section], meta: dict[str, object]) -> str:
     """The table as Markdown, with the reasons for missing figures as numbered footnotes."""
     notes: list[str] = []
 
-    def cell(c: Cell) -> str:
+    def cell(c: Cell, unit: str = "") -> str:
         if c.value is not None:
-            return fmt(c.value)
+            return f"{c.value:,.0f}" if unit == "packets" else fmt(c.value)
         if c.note in ("not measured for this peer", "section not run"):
             return "—"
         if c.note not in notes:
@@ -115,7 +124,7 @@ def render(sections: dict[str, Section], meta: dict[str, object]) -> str:
         cs = [sections[c].cells[key] if c in sections else Cell(None, "section not run") for c in COLUMNS]
         r_p, r_v, r_l = ratio(cs[0], cs[1]), ratio(cs[0], cs[3]), ratio(cs[0], cs[4])
         cpu = [cpu_per_unit(sections, c, key) for c in CPU_COLUMNS]
-        rows.append([label, unit, *(cell(c) for c in cs),
+        rows.append([label, unit, *(cell(c, unit) for c in cs),
                      f"{r_p:.2f}×" if r_p is not None else "", f"{r_v:.3f}×" if r_v is not None else "",
                      f"{r_l:.2f}×" if r_l is not None else "", *(fmt(u) for u in cpu)])
     lines = markdown_table(rows)
