@@ -9,7 +9,7 @@ Sections (`--only` takes these names, comma-separated):
   slirp       slirp4netns (Debian package) between the host's loopback and a namespace
   limit       the limit: a minimal single-threaded Python TCP endpoint of our own on the same
               kind of TUN (no stack; tools/bench/limit.py), the same Linux peers as tunstack
-  tunstack    tunstack over TUN, offload on and off, in child processes
+  tunstack    tunstack over TUN, offload on and off, scale (10 to 1000 connections), in child processes
   svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd
               (a second table; tools/bench/svc.py)
   gateway     user-mode gateways: tunstack gateway, slirp4netns, pasta at MTU 1500 and 65520
