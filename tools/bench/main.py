@@ -7,14 +7,17 @@ Sections (`--only` takes these names, comma-separated):
   veth        Linux ↔ Linux over a veth pair between two namespaces (iperf3; the ceiling)
   pytcp       pmd-pytcp 0.3.8 on a TAP, pip-installed into .bench/venv, driven by our harness
   slirp       slirp4netns (Debian package) between the host's loopback and a namespace
-  tunstack    tunstack over TUN, offload on and off, in child processes
+  limit       the limit: a minimal single-threaded Python TCP endpoint of our own on the same
+              kind of TUN (no stack; tools/bench/limit.py), the same Linux peers as tunstack
+  tunstack    tunstack over TUN, offload on and off, scale (10 to 1000 connections), in child processes
   svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd
               (a second table; tools/bench/svc.py)
   gateway     user-mode gateways: tunstack gateway, slirp4netns, pasta at MTU 1500 and 65520
               (a third table; tools/bench/gateway.py)
 
-Prints one table (rows: measurements; columns: tunstack, pmd-pytcp, slirp4netns, veth,
-tunstack ÷ pmd-pytcp, tunstack ÷ veth) and writes it to bench-out/bench.json.
+Prints one table (rows: measurements; columns: tunstack, pmd-pytcp, slirp4netns, veth, limit,
+tunstack ÷ pmd-pytcp, tunstack ÷ veth, tunstack ÷ limit, and the CPU µs per unit of work of
+tunstack and of the limit) and writes it to bench-out/bench.json.
 Needs root (namespaces, TUN/TAP); without it every cell says so.
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import gateway as bench_gateway
+from . import limit as bench_limit
 from . import pytcp as bench_pytcp
 from . import slirp as bench_slirp
 from . import svc as bench_svc
@@ -51,14 +55,25 @@ ROWS: list[tuple[str, str, str]] = [
     ("bulk_out6", "IPv6: bulk stack→kernel, offload on", "Mbit/s"),
     ("rr6", "IPv6: 1-byte request/response", "per s"),
     ("cps6", "IPv6: accepted connections", "per s"),
+    # issue 15's scale rows: many connections at once, offload on (tunstack only)
+    ("bulk_in_c10", "10 connections at once, bulk kernel→stack, aggregate", "Mbit/s"),
+    ("fair_c10", "10 connections at once, Jain fairness (1 = equal)", "index"),
+    ("bulk_in_c100", "100 connections at once, bulk kernel→stack, aggregate", "Mbit/s"),
+    ("fair_c100", "100 connections at once, Jain fairness", "index"),
+    ("bulk_in_c1000", "1000 connections at once, bulk kernel→stack, aggregate", "Mbit/s"),
+    ("fair_c1000", "1000 connections at once, Jain fairness", "index"),
+    ("drops_c1000", "1000 connections at once, frames the TUN queue dropped", "packets"),
+    ("rr_c100", "1-byte request/response, 100 clients at once", "per s"),
 ]
 # the IPv6 rows read against tunstack's own IPv4 figures of the same run (issue 12's target: within 10 %)
 V6_OF = {"bulk_in6": "bulk_in", "bulk_out6": "bulk_out", "rr6": "rr", "cps6": "cps"}
-COLUMNS = ["tunstack", "pmd-pytcp", "slirp4netns", "veth"]
+COLUMNS = ["tunstack", "pmd-pytcp", "slirp4netns", "veth", "limit"]
+CPU_COLUMNS = ["tunstack", "limit"]     # CPU µs per unit of work beside the figures (issue 15)
 SECTIONS: dict[str, tuple[str, Callable[[Params], Section]]] = {
     "veth": ("veth", bench_veth.run),
     "pytcp": ("pmd-pytcp", bench_pytcp.run),
     "slirp": ("slirp4netns", bench_slirp.run),
+    "limit": ("limit", bench_limit.run),
     "tunstack": ("tunstack", bench_tunstack.run),
 }
 # the peers have no offload switch: their one bulk figure stands in both offload rows
@@ -70,7 +85,7 @@ EXTRA_TABLES = ("svc", "gateway")   # tables of their own, after the main one
 def fill_peer_rows(sec: Section) -> None:
     if sec.name == "tunstack":
         return
-    for row, src in SAME_AS.items():
+    for row, src in SAME_AS.items() if sec.name != "limit" else ():
         if row not in sec.cells and src in sec.cells:
             c = sec.cells[src]
             sec.cells[row] = Cell(c.value, c.note)
@@ -82,26 +97,36 @@ def ratio(a: Cell, b: Cell) -> float | None:
     return a.value / b.value if a.value is not None and b.value else None
 
 
+def cpu_per_unit(sections: dict[str, Section], column: str, key: str) -> float | None:
+    """The CPU µs per unit of work that `column` measured for row `key`, if it did."""
+    sec = sections.get(column)
+    got = sec.details.get("cpu", {}).get(key) if sec else None
+    return got["us"] if got else None
+
+
 def render(sections: dict[str, Section], meta: dict[str, object]) -> str:
     """The table as Markdown, with the reasons for missing figures as numbered footnotes."""
     notes: list[str] = []
 
-    def cell(c: Cell) -> str:
+    def cell(c: Cell, unit: str = "") -> str:
         if c.value is not None:
-            return fmt(c.value)
+            return f"{c.value:,.0f}" if unit == "packets" else fmt(c.value)
         if c.note in ("not measured for this peer", "section not run"):
             return "—"
         if c.note not in notes:
             notes.append(c.note)
         return f"n/a [{notes.index(c.note) + 1}]"
 
-    head = ["measurement", "unit", *COLUMNS, "tunstack ÷ pmd-pytcp", "tunstack ÷ veth"]
+    head = ["measurement", "unit", *COLUMNS, "tunstack ÷ pmd-pytcp", "tunstack ÷ veth", "tunstack ÷ limit",
+            *(f"{c} CPU µs/unit" for c in CPU_COLUMNS)]
     rows = [head]
     for key, label, unit in ROWS:
         cs = [sections[c].cells[key] if c in sections else Cell(None, "section not run") for c in COLUMNS]
-        r_p, r_v = ratio(cs[0], cs[1]), ratio(cs[0], cs[3])
-        rows.append([label, unit, *(cell(c) for c in cs),
-                     f"{r_p:.2f}×" if r_p is not None else "", f"{r_v:.3f}×" if r_v is not None else ""])
+        r_p, r_v, r_l = ratio(cs[0], cs[1]), ratio(cs[0], cs[3]), ratio(cs[0], cs[4])
+        cpu = [cpu_per_unit(sections, c, key) for c in CPU_COLUMNS]
+        rows.append([label, unit, *(cell(c, unit) for c in cs),
+                     f"{r_p:.2f}×" if r_p is not None else "", f"{r_v:.3f}×" if r_v is not None else "",
+                     f"{r_l:.2f}×" if r_l is not None else "", *(fmt(u) for u in cpu)])
     lines = markdown_table(rows)
     lines.insert(0, f"tunstack benchmark, {meta['date']}, {meta['machine']}"
                     f"{' (--quick)' if meta['quick'] else ''}; {meta['seconds']:g} s per figure\n")
@@ -116,6 +141,15 @@ def remarks(sections: dict[str, Section]) -> list[str]:
     if "veth" in sections:
         out.append("veth: iperf3 for bulk (one run; a veth is symmetric), the same Python peers as tunstack "
                    "for request/response and connections.")
+    if "limit" in sections:
+        sizes = [f"{c} {d['avg_frame_octets'] / 1000:.1f} KB" for c in CPU_COLUMNS if c in sections
+                 and (d := sections[c].details.get("bulk_in", {})).get("avg_frame_octets")]
+        out.append("limit: a minimal single-threaded Python TCP endpoint on the same kind of TUN, no stack "
+                   "(tools/bench/limit.py), driven by the same Linux peers as tunstack.")
+        out.append("CPU µs/unit: the measuring process's user + system CPU (getrusage; the kernel's TCP work "
+                   "inside its TUN writes included) per frame read from the TUN for bulk (offload on: GSO "
+                   "super-frames; for stack→kernel the frames read are the ACKs), per round trip, per accepted "
+                   "connection." + (f" Average frame kernel→stack, offload on: {', '.join(sizes)}." if sizes else ""))
     if "slirp4netns" in sections:
         out.append("slirp4netns: kernel→stack is namespace→host, stack→kernel is host→namespace (port forward).")
     d = sections["pmd-pytcp"].details if "pmd-pytcp" in sections else {}
@@ -145,8 +179,11 @@ def to_json(sections: dict[str, Section], meta: dict[str, object]) -> dict[str, 
             cl = sections[c].cells[key] if c in sections else Cell(None, "section not run")
             r[c] = {"value": cl.value, "note": cl.note}
         t = sections.get("tunstack")
-        for peer, name in (("pmd-pytcp", "ratio_tunstack_pmd_pytcp"), ("veth", "ratio_tunstack_veth")):
+        for peer, name in (("pmd-pytcp", "ratio_tunstack_pmd_pytcp"), ("veth", "ratio_tunstack_veth"),
+                           ("limit", "ratio_tunstack_limit")):
             r[name] = ratio(t.cells[key], sections[peer].cells[key]) if t and peer in sections else None
+        for c in CPU_COLUMNS:
+            r[f"cpu_us_per_unit_{c}"] = cpu_per_unit(sections, c, key)
         rows.append(r)
     return {**meta, "rows": rows, "details": {n: s.details for n, s in sections.items() if s.details}}
 

@@ -12,6 +12,7 @@ import errno
 import json
 import resource
 import select
+import selectors
 import socket
 import struct
 import sys
@@ -156,6 +157,89 @@ def role_cps_server(a: argparse.Namespace) -> None:
     emit(accepted=n)
 
 
+def raise_nofile(count: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(count + 64, soft), hard), hard))
+
+
+def jain(xs: list[int]) -> float:
+    """Jain's fairness index: 1 when all equal, 1/n when one takes everything."""
+    sq = sum(x * x for x in xs)
+    return sum(xs) ** 2 / (len(xs) * sq) if sq else 0.0
+
+
+def role_source_multi(a: argparse.Namespace) -> None:
+    """`conns` bulk senders at once (one process, epoll): all connected first, then each sends
+    whenever it can for `seconds`, half-closes, and waits for the receiver's EOF."""
+    raise_nofile(a.conns)
+    deadline = time.monotonic() + a.connect_timeout
+    socks = [connect_retry(a.host, a.port, deadline) for _ in range(a.conns)]
+    buf = memoryview(b"\x5a" * 65536)
+    sel = selectors.DefaultSelector()
+    sent = [0] * len(socks)
+    for i, s in enumerate(socks):
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_WRITE, i)
+    t0 = time.monotonic()
+    end = t0 + a.seconds
+    while time.monotonic() < end:
+        for key, _ in sel.select(0.1):
+            try:
+                sent[key.data] += key.fileobj.send(buf)  # type: ignore[union-attr]
+            except BlockingIOError:
+                pass
+    open_ = len(socks)
+    for i, s in enumerate(socks):
+        sel.modify(s, selectors.EVENT_READ, i)
+        s.shutdown(socket.SHUT_WR)
+    give_up = time.monotonic() + a.seconds + 30
+    while open_ and time.monotonic() < give_up:
+        for key, _ in sel.select(0.5):
+            try:
+                data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+            except BlockingIOError:
+                continue
+            if not data:
+                sel.unregister(key.fileobj)
+                open_ -= 1
+    dt = time.monotonic() - t0
+    for s in socks:
+        s.close()
+    emit(bytes=sum(sent), seconds=dt, mbit_s=sum(sent) * 8 / dt / 1e6, jain=jain(sent), conns=len(socks),
+         unfinished=open_, min_bytes=min(sent), max_bytes=max(sent))
+
+
+def role_rr_multi(a: argparse.Namespace) -> None:
+    """`conns` clients, each 1-byte request/response in turn, all at once (one process, epoll)."""
+    raise_nofile(a.conns)
+    deadline = time.monotonic() + a.connect_timeout
+    socks = [connect_retry(a.host, a.port, deadline, nodelay=True) for _ in range(a.conns)]
+    sel = selectors.DefaultSelector()
+    done = [0] * len(socks)
+    for i, s in enumerate(socks):
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, i)
+        s.send(b"x")
+    t0 = time.monotonic()
+    end = t0 + a.seconds
+    while time.monotonic() < end:
+        for key, _ in sel.select(0.1):
+            sock = key.fileobj
+            try:
+                got = sock.recv(64)  # type: ignore[union-attr]
+            except BlockingIOError:
+                continue
+            if not got:
+                raise ConnectionError("peer closed during request/response")
+            done[key.data] += len(got)
+            sock.send(b"x" * len(got))  # type: ignore[union-attr]
+    dt = time.monotonic() - t0
+    for s in socks:
+        s.close()
+    emit(count=sum(done), seconds=dt, per_s=sum(done) / dt, jain=jain(done), conns=len(socks))
+
+
 def role_hold(a: argparse.Namespace) -> None:
     """Open `count` idle connections, report, keep them until stdin closes or `timeout`."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -184,7 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, fn, client in (("source", role_source, True), ("sink", role_sink, False),
                              ("rr-client", role_rr_client, True), ("rr-server", role_rr_server, False),
                              ("cps-client", role_cps_client, True), ("cps-server", role_cps_server, False),
-                             ("hold", role_hold, True)):
+                             ("hold", role_hold, True), ("source-multi", role_source_multi, True),
+                             ("rr-multi", role_rr_multi, True)):
         sp = sub.add_parser(name)
         sp.set_defaults(fn=fn)
         if client:
@@ -197,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         sp.add_argument("--timeout", type=float, default=60.0, help="give up after this long idle")
         sp.add_argument("--connect-timeout", type=float, default=30.0)
         sp.add_argument("--count", type=int, default=10000)
+        sp.add_argument("--conns", type=int, default=10, help="concurrent connections (the -multi roles)")
     a = p.parse_args(argv)
     try:
         a.fn(a)

@@ -7,9 +7,11 @@ memory figure is the child's own.  In the child the stack uses its sockets direc
 side is the stdlib peer (`tools/bench/peer.py`) inside the namespace.
 
 Groups: `on` (offload on: bulk both ways, 1-byte request/response, accepted
-connections/s), `off` (offload off: bulk both ways), `mem` (idle connections), and `on6`:
+connections/s), `off` (offload off: bulk both ways), `mem` (idle connections), `on6`:
 the `on` measures again over IPv6 (fd00:78:2::/64 on the same TUN; AF_INET6 sockets on
-both sides), for the IPv6 rows.
+both sides), for the IPv6 rows, and `scale` (offload on; issue 15): 10, 100 and 1000
+concurrent bulk connections kernel→stack (aggregate, Jain's fairness over the bytes each
+sent, and the packets the TUN's queue dropped), and request/response with 100 clients.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import trio
 
 from tools.lab.netns import NetnsHost, unique_name
 
-from .common import Cell, Params, Proc, Section, can_run, netns, peer_argv, reason
+from .common import UNIT_OF, Cell, Params, Proc, Section, add_cpu, can_run, cpu_s, netns, peer_argv, reason
 
 KERNEL_IP, STACK_IP = "10.78.2.1", "10.78.2.2"
 KERNEL_IP6, STACK_IP6 = "fd00:78:2::1", "fd00:78:2::2"
@@ -40,17 +42,21 @@ GROUPS: dict[str, list[str]] = {
     "off": ["bulk_in", "bulk_out"],
     "mem": ["mem"],
     "on6": ["bulk_in", "bulk_out", "rr", "cps"],
+    "scale": ["bulk_in_c10", "bulk_in_c100", "bulk_in_c1000", "rr_c100"],
 }
+SCALE = {"bulk_in_c10": 10, "bulk_in_c100": 100, "bulk_in_c1000": 1000, "rr_c100": 100}
 ROW_OF = {("on", "bulk_in"): "bulk_in", ("on", "bulk_out"): "bulk_out", ("off", "bulk_in"): "bulk_in_nooff",
           ("off", "bulk_out"): "bulk_out_nooff", ("on", "rr"): "rr", ("on", "cps"): "cps", ("mem", "mem"): "mem",
           ("on6", "bulk_in"): "bulk_in6", ("on6", "bulk_out"): "bulk_out6", ("on6", "rr"): "rr6",
-          ("on6", "cps"): "cps6"}
-ROWS = [*ROW_OF.values(), "mem_rss"]
+          ("on6", "cps"): "cps6", **{("scale", m): m for m in SCALE}}
+# rows a scale measure fills beside its own (fairness, drops)
+EXTRA_ROWS = ["fair_c10", "fair_c100", "fair_c1000", "drops_c1000"]
+ROWS = [*ROW_OF.values(), "mem_rss", *EXTRA_ROWS]
 
 
 def limit(measure: str, seconds: float, conns: int) -> float:
     """How long one measurement may take before it counts as hung (a stack under development)."""
-    return 20 + 3 * seconds + (conns / 200 if measure == "mem" else 0)
+    return 20 + 3 * seconds + (conns / 200 if measure == "mem" else 0) + SCALE.get(measure, 0) / 20
 
 
 # --- parent side ----------------------------------------------------------------
@@ -99,12 +105,18 @@ def run(p: Params) -> Section:
                 sec.set(row, got["value"], got.get("note", ""))
             if got.get("details"):
                 sec.details[row] = got["details"]
+            for extra, cell in got.get("extra_rows", {}).items():
+                sec.set(extra, cell["value"], cell.get("note", ""))
+            if got.get("cpu_us") is not None:
+                sec.details.setdefault("cpu", {})[row] = {"us": got["cpu_us"], "per": got["per"]}
             if row == "mem":
                 rss = got.get("details", {}).get("rss_kib_per_conn")
                 if rss is None:
                     sec.cells["mem_rss"] = Cell(sec.cells["mem"].value, sec.cells["mem"].note)
                 else:
                     sec.set("mem_rss", rss, f"VmRSS growth over {got['details']['connections']} idle connections")
+    for row in ROWS:    # a scale measure that failed leaves its extra rows unset
+        sec.cells.setdefault(row, Cell.na("its measure gave no result"))
     return sec
 
 
@@ -241,7 +253,8 @@ async def m_rr(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any
         n.start_soon(echo)
         res = await run_kernel(host, "rr-client", stack_ip(a), "5007", "--seconds", str(a.seconds))
     ls.close()
-    return {"value": res["per_s"], "note": "Linux Python client; stack echo socket, TCP_NODELAY"}
+    return {"value": res["per_s"], "note": "Linux Python client; stack echo socket, TCP_NODELAY",
+            "units": res["count"]}
 
 
 async def m_cps(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, Any]:
@@ -261,7 +274,77 @@ async def m_cps(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, An
         n.cancel_scope.cancel()
     ls.close()
     return {"value": res["per_s"], "note": "sequential connect/accept/close from Linux",
-            "details": {"accepted": accepted}}
+            "details": {"accepted": accepted}, "units": accepted}
+
+
+def tun_drops(host: NetnsHost, dev: str) -> int:
+    """Packets the kernel dropped at the TUN's queue towards us (its TX drops, `ip -s link`)."""
+    out = host.ip("-s", "-j", "link", "show", "dev", dev, check=False).stdout
+    try:
+        return int(json.loads(out)[0]["stats64"]["tx"]["dropped"])
+    except (ValueError, LookupError, TypeError):
+        return -1
+
+
+async def m_bulk_in_many(st: Any, host: NetnsHost, a: argparse.Namespace, conns: int) -> dict[str, Any]:
+    """`conns` Linux senders at once into the stack, one sink task each."""
+    ls = listener(st, a, 5011, backlog=max(128, conns + 64))
+    got: list[int] = []
+
+    async def sink(c: Any) -> None:
+        i = len(got)
+        got.append(0)
+        while data := await c.recv(CHUNK * 4):
+            got[i] += len(data)
+        c.close()
+
+    async def acceptor(n: trio.Nursery) -> None:
+        while True:
+            c, _ = await ls.accept()
+            n.start_soon(sink, c)
+
+    drops0 = tun_drops(host, a.tun)
+    async with trio.open_nursery() as n:
+        n.start_soon(acceptor, n)
+        res = await run_kernel(host, "source-multi", stack_ip(a), "5011", "--conns", str(conns),
+                               "--seconds", str(a.seconds))
+        n.cancel_scope.cancel()
+    ls.close()
+    drops = tun_drops(host, a.tun) - drops0
+    note = f"{conns} Linux Python senders at once (one process) → stack sockets"
+    if sum(got) != res["bytes"]:
+        note += f" (received {sum(got)} of {res['bytes']} bytes)"
+    extra = {f"fair_c{conns}": {"value": res["jain"], "note": "Jain's index over the bytes each connection sent"}}
+    if conns == 1000:
+        extra["drops_c1000"] = {"value": drops, "note": f"TUN TX drops (txqueuelen {a.txqueuelen})"}
+    return {"value": res["mbit_s"], "note": note, "extra_rows": extra,
+            "details": {"bytes_sent": res["bytes"], "bytes_received": sum(got), "jain": round(res["jain"], 4),
+                        "tun_drops": drops, "txqueuelen": a.txqueuelen, "connections": len(got),
+                        "min_bytes": res["min_bytes"], "max_bytes": res["max_bytes"]}}
+
+
+async def m_rr_many(st: Any, host: NetnsHost, a: argparse.Namespace, conns: int) -> dict[str, Any]:
+    """`conns` Linux request/response clients at once, one echo task each."""
+    ls = listener(st, a, 5012, backlog=max(128, conns + 64), nodelay=True)
+
+    async def echo(c: Any) -> None:
+        while data := await c.recv(64):
+            await c.sendall(data)
+        c.close()
+
+    async def acceptor(n: trio.Nursery) -> None:
+        while True:
+            c, _ = await ls.accept()
+            n.start_soon(echo, c)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(acceptor, n)
+        res = await run_kernel(host, "rr-multi", stack_ip(a), "5012", "--conns", str(conns),
+                               "--seconds", str(a.seconds))
+        n.cancel_scope.cancel()
+    ls.close()
+    return {"value": res["per_s"], "note": f"{conns} Linux Python clients at once (one process); stack echo "
+            "sockets, TCP_NODELAY", "units": res["count"], "details": {"jain": round(res["jain"], 4)}}
 
 
 def rss_kib() -> int:
@@ -316,7 +399,8 @@ async def m_mem(st: Any, host: NetnsHost, a: argparse.Namespace) -> dict[str, An
 
 
 MEASURES: dict[str, Callable[[Any, NetnsHost, argparse.Namespace], Awaitable[dict[str, Any]]]] = {
-    "bulk_in": m_bulk_in, "bulk_out": m_bulk_out, "rr": m_rr, "cps": m_cps, "mem": m_mem}
+    "bulk_in": m_bulk_in, "bulk_out": m_bulk_out, "rr": m_rr, "cps": m_cps, "mem": m_mem,
+    **{m: partial(m_bulk_in_many if m.startswith("bulk") else m_rr_many, conns=n) for m, n in SCALE.items()}}
 
 
 async def child(a: argparse.Namespace) -> dict[str, Any]:
@@ -325,8 +409,11 @@ async def child(a: argparse.Namespace) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     with netns("tsbt") as host:
-        ndd = TunNdd(unique_name("tsu"), offload=a.group != "off")
+        ndd = TunNdd(unique_name("tsu"), offload=a.group != "off",
+                     **({"txqueuelen": a.txqueuelen} if a.txqueuelen else {}))
         ndd.create()
+        a.tun = ndd.ndd_name
+        a.txqueuelen = ndd.txqueuelen
         host.adopt(ndd.ndd_name, f"{KERNEL_IP}/24")
         host.ip("-6", "addr", "add", f"{KERNEL_IP6}/64", "dev", ndd.ndd_name, "nodad")
         async with Stack("bench") as st:
@@ -335,9 +422,16 @@ async def child(a: argparse.Namespace) -> dict[str, Any]:
             results["offload_flags"] = getattr(ndd, "offload_flags", None)
             for m in a.only.split(",") if a.only else GROUPS[a.group]:
                 t = limit(m, a.seconds, a.conns)
+                frames0, octets0, cpu0 = ndd.stats.ipackets, ndd.stats.ibytes, cpu_s()
                 try:
                     with trio.fail_after(t):
                         results[m] = await MEASURES[m](st, host, a)
+                    if m in UNIT_OF:    # CPU per unit: frames read (bulk), round trips, connections
+                        units = results[m].pop("units", ndd.stats.ipackets - frames0)
+                        add_cpu(results[m], m, units, cpu_s() - cpu0)
+                        frames = ndd.stats.ipackets - frames0
+                        if frames:
+                            results[m]["details"]["avg_frame_octets"] = round((ndd.stats.ibytes - octets0) / frames)
                 except trio.TooSlowError:
                     results[m] = {"error": f"timed out after {t:.0f} s"}
                 except Exception as exc:  # stack errors arrive wrapped in nursery groups; keep going
@@ -354,6 +448,7 @@ def main() -> None:
     p.add_argument("--cc", default="", help="the stack's congestion control for bulk_out (TCP_CONGESTION; "
                    "'' keeps the default)")
     p.add_argument("--only", default="", help="these measures of the group only (comma-separated)")
+    p.add_argument("--txqueuelen", type=int, default=0, help="the TUN's txqueuelen (0: the driver's default)")
     a = p.parse_args()
     try:
         out = trio.run(child, a)
