@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Self
 
+from . import info
 from . import seq as sq
 from .state import State
 from .tcb import Tcb
@@ -24,6 +25,8 @@ class InputMixin(Tcb):
 
     def input(self: Self, seg: TcpRepr, payload: memoryview, now: float) -> None:
         self.segs_in += 1
+        if payload:
+            self.data_segs_in += 1
         st = self.state
         if st == State.SYN_SENT:
             self._input_syn_sent(seg, payload, now)
@@ -135,6 +138,7 @@ class InputMixin(Tcb):
             self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
             self._ack_syn(seg.ack, seg, now)
             self.state = State.ESTABLISHED
+            info.established(self, now)
             self.host.stats.active_opens += 1
             self.expand_sndbuf()                     # Linux tcp_init_buffer_space
             self.ack_now = True
@@ -196,6 +200,7 @@ class InputMixin(Tcb):
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
         self.state = State.ESTABLISHED
+        info.established(self, now)
         self.host.stats.passive_opens += 1
         self.expand_sndbuf()                         # Linux tcp_init_buffer_space
         self.host.established(self)
@@ -274,6 +279,7 @@ class InputMixin(Tcb):
     # --- ACK processing ------------------------------------------------------------------
     def _process_ack(self, seg: TcpRepr, datalen: int, now: float) -> None:
         ack = seg.ack
+        self.rcv_tstamp = now                        # TCP_INFO's last_ack_recv (Linux tcp_ack)
         win = seg.window << self.snd_wscale
         sack_news = False
         if self.sack_ok and seg.sack:
@@ -315,6 +321,7 @@ class InputMixin(Tcb):
             if win:
                 self.persist_at = None
                 self.persist_backoff = 0
+                self.probes_stamp = None             # TCP_USER_TIMEOUT's probing time (timer.py)
         if acked > 0 and self.snd.capacity < self.config.wmem[2]:
             self.expand_sndbuf()                     # with the new cwnd and window (memory.py)
         if self.snd_wnd == 0:
@@ -386,7 +393,12 @@ class InputMixin(Tcb):
         data_acked = min(acked, len(self.snd))
         self.snd.consume(data_acked)
         self.bytes_acked += data_acked
+        self.delivered += -(-data_acked // max(self.mss, 1))
+        self.retrans_stamp = None                    # progress: TCP_USER_TIMEOUT counts afresh
         self.snd_una = ack
+        if self.chrono_type:
+            info.chrono_stop(self, info.CHRONO_SNDBUF_LIMITED if info.stream_writeable(self)
+                             else info.CHRONO_UNSPEC, now)
         if sq.lt(self.snd_nxt, ack):
             self.snd_nxt = ack
         if sq.lt(self.high_rxt, ack):
@@ -534,6 +546,7 @@ class InputMixin(Tcb):
             had_holes = self.rcv.ooo_count > 0
             if data:
                 self.bytes_received += len(data)
+                info.data_received(self, len(data), seg.flags, now)
                 self.rcv_nxt = self.rcv.append_in_order(data, self.rcv_nxt)
                 if self.rcv_rtt_time is None or (self.rcv_nxt - self.rcv_rtt_seq) & sq.MASK < sq.HALF:
                     self.rcv_rtt_measure(now)        # a window's worth arrived (memory.py)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Self
 
+from . import info
 from . import seq as sq
 from .memory import PRESSURE_WINDOW_SEGMENTS
 from .state import State
@@ -57,6 +58,8 @@ class OutputMixin(Tcb):
             self._send_data(self.snd_nxt, n, fin, now)
             sent = True
             force_probe = False
+        if self.chrono_type:
+            info.chrono_rwnd(self, now)
         if not sent and self.ack_now:
             # SND.MAX, not SND.NXT: after an RTO rewound SND.NXT the peer's RCV.NXT may be past
             # it, and an "old" ACK would be dropped (and answered) by it (4.4BSD tcp_output)
@@ -279,6 +282,7 @@ class OutputMixin(Tcb):
 
     def _rack_sent(self, start: int, end: int, now: float, retransmission: bool) -> None:
         if retransmission:
+            self.bytes_retrans += sq.diff(end, start)
             self.note_retransmission(now)
         if self.cc.pacing_rate:
             self._paced(sq.diff(end, start), now)
@@ -426,6 +430,13 @@ class OutputMixin(Tcb):
             self.delack_at = None
             self.delack_bytes = 0
         self.segs_out += 1
+        if payload:
+            # Linux counts a TSO super-segment as the segments it becomes (tcp_skb_pcount)
+            segs = -(-len(payload) // gso) if gso else 1
+            self.segs_out += segs - 1
+            self.data_segs_out += segs
+            self.bytes_sent += len(payload)
+            self.lsndtime = now
         self.host.emit(self, seg, opts, payload, gso, now)
 
     def _advertise(self, now: float, syn: bool = False) -> int:

@@ -116,6 +116,10 @@ class Tcb:
         "hop_limit", "tclass", "pmtudisc",
         # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
         "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
+        # TCP_INFO as Linux fills it, and the socket options of issue 14 (info.py)
+        "lsndtime", "lrcvtime", "rcv_tstamp", "rcv_mss", "rcv_last_seg", "bytes_sent", "bytes_retrans",
+        "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat", "ca_cwr",
+        "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq",
     )
 
     host: TcpHost[Self]
@@ -267,6 +271,28 @@ class Tcb:
     rcv_rtt: float
     rcv_rtt_seq: int
     rcv_rtt_time: float | None
+    # TCP_INFO (info.py): Linux's lsndtime (data sent), icsk_ack.lrcvtime (data received),
+    # rcv_tstamp (an ACK received); rcv_mss as tcp_measure_rcv_mss estimates the peer's segments
+    lsndtime: float
+    lrcvtime: float
+    rcv_tstamp: float
+    rcv_mss: int
+    rcv_last_seg: int
+    bytes_sent: int
+    bytes_retrans: int
+    data_segs_in: int
+    data_segs_out: int
+    delivered: int                      # segments the peer got (ACKed or SACKed), the SYN too
+    chrono_type: int                    # Linux tcp_chrono: busy / rwnd- / sndbuf-limited (info.py)
+    chrono_start: float
+    chrono_stat: list[float]
+    ca_cwr: bool                        # ECN's CWR state (RFC 3168 §6.1.2): tcpi_ca_state 2 while set
+    # socket options (usrreq.py, info.py)
+    notsent_lowat: int                  # TCP_NOTSENT_LOWAT: writable while unsent bytes < it
+    user_timeout: float                 # TCP_USER_TIMEOUT in seconds (0: off), RFC 5482
+    retrans_stamp: float | None         # the first RTO retransmission of the loss (Linux retrans_stamp)
+    probes_stamp: float | None          # the first zero-window probe (Linux icsk_probes_tstamp)
+    recv_inq: bool                      # TCP_INQ
 
     # --- the calls across halves, each overridden by the half named --------------------------
     # conn.py (user calls and the end of life)

@@ -55,7 +55,7 @@ class TimerMixin(Tcb):
             self.output(now)
         if self.persist_at is not None and now >= self.persist_at:
             self.persist_at = None
-            if self._orphan_gives_up_probing(now):
+            if self._orphan_gives_up_probing(now) or self._user_timeout_probing(now):
                 return
             self.persist_backoff += 1
             self.output(now, force_probe=True)
@@ -79,7 +79,7 @@ class TimerMixin(Tcb):
             else cfg.retries2
         if self.user_closed:
             limit = min(limit, self.orphan_retry_limit())
-        if self.retries > limit:
+        if self.retries > limit if not self.user_timeout else self._user_timed_out(now):
             self.host.stats.timeouts += 1
             if self.user_closed:
                 self.host.stats.orphan_timeouts += 1
@@ -90,6 +90,8 @@ class TimerMixin(Tcb):
                 self.drop(err)                   # Linux tcp_write_err: no RST to a silent peer
             return
         self.host.stats.rto_fires += 1
+        if self.retrans_stamp is None:
+            self.retrans_stamp = now             # Linux: the first RTO retransmission's time
         self.rtt.on_timeout()
         if st in (State.SYN_SENT, State.SYN_RECEIVED):
             self.snd_nxt = self.iss
@@ -121,6 +123,28 @@ class TimerMixin(Tcb):
         self.output(now)
         if self.rto_at is None and self.snd_max != self.snd_una:
             self.rto_at = now + self.rtt.current()
+        if self.user_timeout and self.rto_at is not None:
+            # Linux tcp_clamp_rto_to_user_timeout: the next RTO no later than the user timeout
+            self.rto_at = min(self.rto_at, max(self.retrans_stamp + self.user_timeout, now + TIMER_TICK))
+
+    def _user_timed_out(self, now: float) -> bool:
+        """TCP_USER_TIMEOUT (RFC 5482; Linux retransmits_timed_out): data unACKed that long
+        since the first RTO retransmission ends the connection -- time, not a count of retries."""
+        return self.retrans_stamp is not None and now - self.retrans_stamp >= self.user_timeout - TIMER_TICK
+
+    def _user_timeout_probing(self, now: float) -> bool:
+        """Zero-window probing under TCP_USER_TIMEOUT (Linux tcp_probe_timer): given up that
+        long after the first probe, answered or not, until the window opens; no RST."""
+        if not self.user_timeout:
+            return False
+        if self.probes_stamp is None:
+            self.probes_stamp = now
+            return False
+        if now - self.probes_stamp < self.user_timeout - TIMER_TICK:
+            return False
+        self.host.stats.timeouts += 1
+        self.drop(errno.ETIMEDOUT)               # Linux tcp_write_err
+        return True
 
     # --- orphans (closed by the application; Linux net.ipv4.tcp_orphan_retries) ---------------
     def orphan_retry_limit(self) -> int:
@@ -208,7 +232,9 @@ class TimerMixin(Tcb):
                 # after `now` whatever the rounding; within a tick the probe goes now.
                 self.keep_at = now + remaining
                 return
-        if self.keep_probes >= self.keepcnt:
+        if (self.keep_probes >= self.keepcnt) if not self.user_timeout else \
+                (self.keep_probes > 0 and now - self.last_rcv >= self.user_timeout - TIMER_TICK):
+            # Linux tcp_keepalive_timer: with TCP_USER_TIMEOUT, idle that long with a probe out
             self.host.stats.keepalive_drops += 1
             self.abort(now, errno.ETIMEDOUT)         # Linux sends an RST here (tcp_keepalive_timer)
             return
