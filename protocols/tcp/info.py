@@ -142,8 +142,8 @@ def queue_packets(conn: Tcb) -> tuple[int, int, int, int]:
             unacked += n
             if seg.lost or (recovering and seg.retransmitted):
                 lost += n                   # Linux keeps a lost segment marked once resent
-            if seg.retransmitted and not seg.lost:
-                retrans += n
+            if recovering and seg.retransmitted and not seg.lost:
+                retrans += n                # (a loss probe's copy is no retrans_out in Open)
         return unacked + sacked, sacked, lost, retrans
     unacked = _packets(sq.diff(conn.snd_max, conn.snd_una), mss)
     if not conn.sack_ok:

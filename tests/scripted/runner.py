@@ -249,8 +249,11 @@ class Runner:
         seq = PEER_ISN + (spec.seq or 0)
         ack = self.sut_isn + (spec.ack or 0) if spec.flags & wire.ACK else 0
         win = DEFAULT_WIN if spec.win is None else spec.win
-        # `TS val N ecr *`: echo the SUT's last TSval (its clock is its own, unknowable to a script)
-        options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None else o
+        # `TS val N ecr *`: echo the SUT's last TSval (its clock is its own, unknowable to a script);
+        # an injected `sack A:B` is relative to the SUT's ISN, as seq/ack are (packetdrill's way)
+        options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None
+                   else Option("sack", tuple((self.sut_isn + (v or 0)) & 0xFFFFFFFF for v in o.values))
+                   if o.kind == "sack" else o
                    for o in spec.options or []]
         packet = build_packet(_ip(self.backend.peer_ip), _ip(self.backend.sut_ip), self.peer_port,
                               self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0)
