@@ -59,6 +59,9 @@ class TimerMixin(Tcb):
                 return
             self.persist_backoff += 1
             self.output(now, force_probe=True)
+            if self.user_timeout and self.persist_at is not None and self.probes_stamp is not None:
+                # Linux tcp_clamp_probe0_to_user_timeout: the next probe no later than the timeout
+                self.persist_at = min(self.persist_at, max(self.probes_stamp + self.user_timeout, now + TIMER_TICK))
         if self.delack_at is not None and now >= self.delack_at:
             self.delack_at = None
             self.ack_now = True
