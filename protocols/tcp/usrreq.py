@@ -200,6 +200,8 @@ class TcpUserRequests:
             return -EAGAIN if st in _OPENING and not pcb.shut_wr else -errno.EPIPE
         if not data:
             return 0
+        if info.notsent_bytes(pcb) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
+            return -EAGAIN                   # Linux sk_stream_memory_free: TCP_NOTSENT_LOWAT reached
         n = pcb.send(data, now)
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
