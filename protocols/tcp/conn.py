@@ -156,6 +156,9 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.bytes_sent = self.bytes_retrans = self.data_segs_in = self.data_segs_out = self.delivered = 0
         self.chrono_type, self.chrono_start, self.chrono_stat = 0, 0.0, [0.0, 0.0, 0.0]
         self.ca_cwr = False
+        self.total_rto = self.total_rto_recoveries = 0
+        self.total_rto_time = 0.0
+        self.rto_stamp = None
         self.notsent_lowat = 0                  # 0: the stack's net.ipv4.tcp_notsent_lowat
         self.user_timeout = 0.0
         self.retrans_stamp = self.probes_stamp = None

@@ -36,6 +36,7 @@ _U64 = (1 << 64) - 1
 
 # Linux tcp_chrono types: where the sender's time goes while it has data (tcp_chrono_start)
 CHRONO_UNSPEC, CHRONO_BUSY, CHRONO_RWND_LIMITED, CHRONO_SNDBUF_LIMITED = range(4)
+_HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
 
 
 # --- the hooks -----------------------------------------------------------------------------
@@ -92,6 +93,21 @@ def _chrono_set(conn: Tcb, kind: int, now: float) -> None:
     conn.chrono_type, conn.chrono_start = kind, now
 
 
+def rto_fired(conn: Tcb, now: float) -> None:
+    """Linux tcp_update_rto_stats: every RTO counts; the first since progress starts an RTO
+    recovery, timed until an ACK ends it (tcp_update_rto_time)."""
+    if not conn.retransmits:
+        conn.total_rto_recoveries += 1
+        conn.rto_stamp = now
+    conn.total_rto += 1
+
+
+def rto_recovered(conn: Tcb, now: float) -> None:
+    if conn.rto_stamp is not None:
+        conn.total_rto_time += now - conn.rto_stamp
+        conn.rto_stamp = None
+
+
 # --- readiness (issue 14, point 9; TCP_NOTSENT_LOWAT) --------------------------------------
 def notsent_bytes(conn: Tcb) -> int:
     """Queued and never sent (Linux write_seq - snd_nxt; SND.MAX here: an RTO rewinds SND.NXT)."""
@@ -113,8 +129,8 @@ def ca_state(conn: Tcb) -> int:
     """Linux icsk_ca_state: Loss from an RTO until the data it found lost is ACKed; Recovery
     in fast recovery; CWR while ECN's reduction runs (ca_cwr); Disorder while duplicate ACKs
     or SACKed data show something missing (tcp_try_to_open: tcp_left_out); else Open."""
-    if conn.rto_recovery:
-        return CA_LOSS
+    if conn.rto_recovery or (conn.retransmits and conn.state in _HANDSHAKE):
+        return CA_LOSS                      # (Linux tcp_enter_loss on a SYN's RTO too)
     if conn.in_recovery:
         return CA_RECOVERY
     if conn.ca_cwr:
@@ -146,6 +162,9 @@ def queue_packets(conn: Tcb) -> tuple[int, int, int, int]:
                 retrans += n                # (a loss probe's copy is no retrans_out in Open)
         return unacked + sacked, sacked, lost, retrans
     unacked = _packets(sq.diff(conn.snd_max, conn.snd_una), mss)
+    if conn.state in _HANDSHAKE:
+        lost = 1 if conn.retransmits else 0     # the SYN (or SYN-ACK), RTO'd and sent again
+        return unacked, 0, lost, lost
     if not conn.sack_ok:
         sacked = min(conn.dupacks, max(unacked - 1, 0))     # Reno: a dup ACK stands for one segment
     if conn.rto_recovery:
@@ -201,7 +220,9 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
         0, _us(sum(chrono)), _us(chrono[CHRONO_RWND_LIMITED - 1]), _us(chrono[CHRONO_SNDBUF_LIMITED - 1]),
         conn.delivered & _U32, 0, conn.bytes_sent, conn.bytes_retrans,
         0, 0, 0, conn.snd_wnd & _U32, max(sq.diff(conn.rcv_adv, conn.last_ack_sent), 0) if synced else 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        min(conn.total_rto, 0xFFFF), min(conn.total_rto_recoveries, 0xFFFF),
+        min(round((conn.total_rto_time + (now - conn.rto_stamp if conn.rto_stamp is not None else 0.0)) * 1000), _U32),
+        0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 
 def chrono_rwnd(conn: Tcb, now: float) -> None:

@@ -189,6 +189,9 @@ class InputMixin(Tcb):
         if sq.lt(self.snd_nxt, ack):
             self.snd_nxt = ack
         self.retries = 0
+        if self.retransmits:
+            info.rto_recovered(self, now)        # Linux tcp_ack clears icsk_retransmits
+            self.retransmits = 0
         self.rto_at = None
         self.recover = sq.add(ack, -1)
         self.rtt_seq = None
@@ -404,6 +407,8 @@ class InputMixin(Tcb):
         if sq.lt(self.high_rxt, ack):
             self.high_rxt = ack
         self.retries = 0
+        if self.retransmits:
+            info.rto_recovered(self, now)
         self.retransmits = 0
         self.rtt.backoff = 0
         self.scoreboard.prune(ack)

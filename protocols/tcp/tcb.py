@@ -120,6 +120,7 @@ class Tcb:
         "lsndtime", "lrcvtime", "rcv_tstamp", "rcv_mss", "rcv_last_seg", "bytes_sent", "bytes_retrans",
         "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat", "ca_cwr",
         "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq",
+        "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp",
     )
 
     host: TcpHost[Self]
@@ -287,6 +288,10 @@ class Tcb:
     chrono_start: float
     chrono_stat: list[float]
     ca_cwr: bool                        # ECN's CWR state (RFC 3168 §6.1.2): tcpi_ca_state 2 while set
+    total_rto: int                      # RTOs fired, the SYN's too (Linux tcp_update_rto_stats)
+    total_rto_recoveries: int           # ...the first of each run: the RTO recoveries
+    total_rto_time: float               # seconds spent in finished ones
+    rto_stamp: float | None             # when the current one began
     # socket options (usrreq.py, info.py)
     notsent_lowat: int                  # TCP_NOTSENT_LOWAT: writable while unsent bytes < it
     user_timeout: float                 # TCP_USER_TIMEOUT in seconds (0: off), RFC 5482

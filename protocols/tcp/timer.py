@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 
 from ..timing import TICK as TIMER_TICK
+from . import info
 from . import seq as sq
 from .state import State
 from .tcb import Tcb
@@ -76,6 +77,7 @@ class TimerMixin(Tcb):
         if st in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
             return
         self.retries += 1
+        info.rto_fired(self, now)
         self.retransmits += 1
         cfg = self.config
         limit = cfg.syn_retries if st == State.SYN_SENT else cfg.synack_retries if st == State.SYN_RECEIVED \
@@ -98,6 +100,7 @@ class TimerMixin(Tcb):
         self.rtt.on_timeout()
         if st in (State.SYN_SENT, State.SYN_RECEIVED):
             self.snd_nxt = self.iss
+            self.total_retrans += 1              # Linux counts the SYN's copies (tcp_retransmit_skb)
             self.output(now)
             return
         # RFC 5681 §3.1 / RFC 6298 §5.4-5.6: collapse to one segment and go back N

@@ -216,3 +216,19 @@ def test_user_timeout_restarts_on_progress() -> None:
     assert c.retrans_stamp is not None
     rig.rx(ACK, ack=ISS + 101)
     assert c.retrans_stamp is None
+
+
+def test_rto_statistics() -> None:
+    rig = established()
+    rig.send(bytes(100))
+    assert rig.conn.rto_at is not None
+    start = rig.conn.rto_at
+    rig.poll(start)
+    rig.poll_next()                          # two RTOs, one recovery
+    raw = info.tcp_info(rig.conn, rig.now + 0.1)
+    assert (field(raw, "tcpi_total_rto"), field(raw, "tcpi_total_rto_recoveries")) == (2, 1)
+    assert field(raw, "tcpi_total_rto_time") == round((rig.now + 0.1 - start) * 1000)
+    rig.rx(ACK, ack=ISS + 101, at=rig.now + 0.1)
+    later = info.tcp_info(rig.conn, rig.now + 5)
+    assert field(later, "tcpi_total_rto_time") == field(raw, "tcpi_total_rto_time")   # ended by the ACK
+    assert field(later, "tcpi_retransmits") == 0
