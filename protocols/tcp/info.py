@@ -53,11 +53,10 @@ def established(conn: Tcb, now: float) -> None:
         conn.segs_in += 1
 
 
-def data_received(conn: Tcb, length: int, flags: int, now: float) -> None:
+def measure_rcv_mss(conn: Tcb, length: int, flags: int) -> None:
     """In-order data arrived (Linux tcp_event_data_recv -> tcp_measure_rcv_mss): the peer's
     segment size is learnt from a segment at least as large as the estimate, or from two
     equal smaller ones that are not a remnant (PSH/FIN/URG/SYN: an application write's tail)."""
-    conn.lrcvtime = now
     if length >= conn.rcv_mss:
         conn.rcv_mss = min(length, conn.our_mss)
         return

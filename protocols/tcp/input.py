@@ -399,7 +399,7 @@ class InputMixin(Tcb):
         self.delivered += -(-data_acked // max(self.mss, 1))
         self.retrans_stamp = None                    # progress: TCP_USER_TIMEOUT counts afresh
         self.snd_una = ack
-        if self.chrono_type:
+        if self.chrono_type == info.CHRONO_SNDBUF_LIMITED or (self.chrono_type and self.snd_una == self.snd_max):
             info.chrono_stop(self, info.CHRONO_SNDBUF_LIMITED if info.stream_writeable(self)
                              else info.CHRONO_UNSPEC, now)
         if sq.lt(self.snd_nxt, ack):
@@ -551,7 +551,9 @@ class InputMixin(Tcb):
             had_holes = self.rcv.ooo_count > 0
             if data:
                 self.bytes_received += len(data)
-                info.data_received(self, len(data), seg.flags, now)
+                self.lrcvtime = now                  # TCP_INFO's last_data_recv
+                if len(data) != self.rcv_mss:        # (a segment of the size known changes nothing)
+                    info.measure_rcv_mss(self, len(data), seg.flags)
                 self.rcv_nxt = self.rcv.append_in_order(data, self.rcv_nxt)
                 if self.rcv_rtt_time is None or (self.rcv_nxt - self.rcv_rtt_seq) & sq.MASK < sq.HALF:
                     self.rcv_rtt_measure(now)        # a window's worth arrived (memory.py)
