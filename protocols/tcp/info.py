@@ -198,13 +198,15 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
         chrono[conn.chrono_type - 1] += now - conn.chrono_start
     rtt = conn.rtt
     min_rtt = rtt.min_rtt if rtt.samples else None
+    rcv_wnd = max(sq.diff(conn.rcv_adv, conn.last_ack_sent), 0) if synced else 0   # the last window offered
+    rto_time = conn.total_rto_time + (now - conn.rto_stamp if conn.rto_stamp is not None else 0.0)
     options = (1 if conn.ts_ok else 0) | (2 if conn.sack_ok else 0) | (4 if conn.peer_wscale is not None else 0)
     return _TCP_INFO.pack(
         # Linux hands TIME-WAIT to a minisocket: the socket itself then reports CLOSE
         int(State.CLOSED if st == State.TIME_WAIT else st), ca_state(conn), conn.retransmits & 0xFF,
         (conn.keep_probes or conn.persist_backoff) & 0xFF, (rtt.backoff or conn.persist_backoff) & 0xFF, options,
         (conn.snd_wscale & 0xF) | ((conn.rcv_wscale & 0xF) << 4), 0,
-        _us(rtt.current()), TCP_ATO_MIN if conn.data_segs_in else 0, conn.mss, conn.rcv_mss,
+        _us(rtt.current()), TCP_ATO_MIN if conn.bytes_received else 0, conn.mss, conn.rcv_mss,
         unacked, sacked, lost, retrans, 0,
         _ms(conn.lsndtime, now) if synced else 0, 0,
         _ms(conn.lrcvtime, now) if synced else 0, _ms(conn.rcv_tstamp, now) if synced else 0,
@@ -218,9 +220,8 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
         conn.data_segs_out & _U32,
         0, _us(sum(chrono)), _us(chrono[CHRONO_RWND_LIMITED - 1]), _us(chrono[CHRONO_SNDBUF_LIMITED - 1]),
         conn.delivered & _U32, 0, conn.bytes_sent, conn.bytes_retrans,
-        0, 0, 0, conn.snd_wnd & _U32, max(sq.diff(conn.rcv_adv, conn.last_ack_sent), 0) if synced else 0, 0,
-        min(conn.total_rto, 0xFFFF), min(conn.total_rto_recoveries, 0xFFFF),
-        min(round((conn.total_rto_time + (now - conn.rto_stamp if conn.rto_stamp is not None else 0.0)) * 1000), _U32),
+        0, 0, conn.rcv_ooopack & _U32, conn.snd_wnd & _U32, rcv_wnd, 0,
+        min(conn.total_rto, 0xFFFF), min(conn.total_rto_recoveries, 0xFFFF), min(round(rto_time * 1000), _U32),
         0, 0, 0, 0, 0, 0, 0, 0, 0)
 
 

@@ -550,11 +550,12 @@ class InputMixin(Tcb):
         if seqno == self.rcv_nxt:
             had_holes = self.rcv.ooo_count > 0
             if data:
-                self.bytes_received += len(data)
                 self.lrcvtime = now                  # TCP_INFO's last_data_recv
                 if len(data) != self.rcv_mss:        # (a segment of the size known changes nothing)
                     info.measure_rcv_mss(self, len(data), seg.flags)
-                self.rcv_nxt = self.rcv.append_in_order(data, self.rcv_nxt)
+                rcv_nxt = self.rcv_nxt
+                self.rcv_nxt = self.rcv.append_in_order(data, rcv_nxt)
+                self.bytes_received += sq.diff(self.rcv_nxt, rcv_nxt)   # queued data joined too (Linux)
                 if self.rcv_rtt_time is None or (self.rcv_nxt - self.rcv_rtt_seq) & sq.MASK < sq.HALF:
                     self.rcv_rtt_measure(now)        # a window's worth arrived (memory.py)
                 self.on_event()
@@ -582,6 +583,9 @@ class InputMixin(Tcb):
                 self.ack_now = True
                 return
             if data:
+                self.rcv_ooopack += 1
+                if len(data) != self.rcv_mss:
+                    info.measure_rcv_mss(self, len(data), seg.flags)
                 held = self.rcv.ooo_bytes
                 if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
                     self.host.stats.ooo_segs += 1

@@ -120,7 +120,7 @@ class Tcb:
         "lsndtime", "lrcvtime", "rcv_tstamp", "rcv_mss", "rcv_last_seg", "bytes_sent", "bytes_retrans",
         "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat", "ca_cwr",
         "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq",
-        "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp",
+        "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack",
     )
 
     host: TcpHost[Self]
@@ -292,6 +292,7 @@ class Tcb:
     total_rto_recoveries: int           # ...the first of each run: the RTO recoveries
     total_rto_time: float               # seconds spent in finished ones
     rto_stamp: float | None             # when the current one began
+    rcv_ooopack: int                    # data segments that came out of order (Linux tcp_data_queue_ofo)
     # socket options (usrreq.py, info.py)
     notsent_lowat: int                  # TCP_NOTSENT_LOWAT: writable while unsent bytes < it
     user_timeout: float                 # TCP_USER_TIMEOUT in seconds (0: off), RFC 5482
