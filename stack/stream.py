@@ -170,7 +170,11 @@ class StreamSocket(Socket):
                 raise oserror(-n)
             if flags & _pysocket.MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            # Linux sk_stream_wait_memory: woken by sk_stream_write_space only once the socket
+            # is writeable (a third of the buffer free), not on every ACK (issue 14, point 9)
             await self._readers.park()
+            while not ops.writable(pcb):             # (a close makes it writable: EBADF above)
+                await self._readers.park()
             parked = True
 
     async def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
@@ -304,6 +308,16 @@ class StreamSocket(Socket):
         if buflen is not None:
             return value[:buflen]
         return 0 if optname == _pysocket.SO_LINGER and level == _pysocket.SOL_SOCKET else value[:4]
+
+    def ioctl(self, request: int) -> int:
+        """The socket ioctls a stream answers (Linux tcp_ioctl): SIOCINQ (FIONREAD), SIOCOUTQ
+        (TIOCOUTQ), SIOCOUTQNSEQ -- as `fcntl.ioctl` on a kernel socket reads the int."""
+        pcb = self._check()
+        answer = getattr(self._ops, "ioctl", None)     # not every stream protocol has them
+        value: int = answer(pcb, request, self._stack.now()) if answer is not None else -errno.ENOTTY
+        if value < 0:
+            raise oserror(-value)
+        return value
 
     def tcp_info(self) -> dict[str, Any]:
         """TCP_INFO as a dict (state, rtt, cwnd, retransmits, ...)."""

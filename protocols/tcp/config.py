@@ -98,5 +98,8 @@ class TcpConfig:
     # guest's next SYN retry -- Linux's come at 1, 3, 7, 15, 31 s -- asks anew).
     forward_pending_max: int = 4096
     forward_timeout: float = 30.0
+    # net.ipv4.tcp_notsent_lowat: a socket is writable while its unsent bytes stay below this
+    # (Linux's default UINT_MAX: no limit); TCP_NOTSENT_LOWAT sets it per socket
+    notsent_lowat: int = 0xFFFFFFFF
     persist_min: float = 0.2
     persist_max: float = 60.0

@@ -15,6 +15,7 @@ import errno
 from socket import AF_INET
 from typing import Self
 
+from . import info
 from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
@@ -154,6 +155,18 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.pmtudisc = 1                       # IPV6_PMTUDISC_WANT, Linux's default
         self.tfo = self.tfo_queue = None        # TCP Fast Open (fastopen.py)
         self.tfo_connect = False
+        self.lsndtime = self.lrcvtime = self.rcv_tstamp = 0.0
+        self.rcv_mss = self.rcv_last_seg = 0
+        self.bytes_sent = self.bytes_retrans = self.data_segs_in = self.data_segs_out = self.delivered = 0
+        self.chrono_type, self.chrono_start, self.chrono_stat = 0, 0.0, [0.0, 0.0, 0.0]
+        self.total_rto = self.total_rto_recoveries = 0
+        self.total_rto_time = 0.0
+        self.rto_stamp = None
+        self.rcv_ooopack = 0
+        self.notsent_lowat = 0                  # 0: the stack's net.ipv4.tcp_notsent_lowat
+        self.user_timeout = 0.0
+        self.retrans_stamp = self.probes_stamp = None
+        self.recv_inq = False
 
     def __repr__(self) -> str:
         return f"<Connection {self.lport}->{self.fport} {self.state.name}>"
@@ -208,13 +221,6 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             self.rack.rate = None
 
     # --- user calls (RFC 9293 §3.10) ------------------------------------------------------
-    @property
-    def ecn_cwr(self) -> bool:
-        """In ECN's CWR state (Linux TCP_CA_CWR, tcpi_ca_state 2): an ECE reduced cwnd and the
-        data sent until then is not all acknowledged (ecn.py)."""
-        ecn = self.ecn
-        return ecn is not None and ecn.cwr_high is not None
-
     def open_active(self, iss: int, now: float) -> None:
         """OPEN (active): send SYN, enter SYN-SENT."""
         self.iss = iss
@@ -231,6 +237,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         if self.host.mem.over_high():
             self.moderate_sndbuf()
         n = self.snd.write(data)
+        if n:
+            info.chrono_start(self, info.CHRONO_BUSY, now)    # Linux tcp_skb_entail
         if n and (self.state in CAN_SEND or self.tfo is not None):    # a Fast Open child sends early
             self.output(now)
         return n
@@ -299,13 +307,21 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
 
     # --- TCP_INFO ----------------------------------------------------------------------------
     def info(self) -> dict[str, int | float | str]:
+        unacked, sacked, lost, retrans = info.queue_packets(self)
         return {
+            "ca_state": info.ca_state(self), "unacked_segs": unacked, "sacked": sacked, "lost": lost,
+            "retrans": retrans, "rcv_mss_peer": self.rcv_mss, "notsent_bytes": info.notsent_bytes(self),
+            "bytes_sent": self.bytes_sent, "bytes_retrans": self.bytes_retrans,
+            "data_segs_in": self.data_segs_in, "data_segs_out": self.data_segs_out,
+            "delivered": self.delivered, "min_rtt_us": int(self.rtt.min_rtt * 1e6),
+            "rcv_wnd": max(sq.diff(self.rcv_adv, self.last_ack_sent), 0),
             "state": int(self.state), "state_name": self.state.name,
             "retransmits": self.retransmits, "total_retrans": self.total_retrans,
             "rto_us": int(self.rtt.current() * 1e6), "rtt_us": int(self.rtt.srtt * 1e6),
             "rttvar_us": int(self.rtt.rttvar * 1e6), "snd_mss": self.mss, "rcv_mss": self.our_mss,
             "snd_cwnd": self.cc.cwnd // max(self.mss, 1),
-            "snd_ssthresh": min(self.cc.ssthresh // max(self.mss, 1), 0xFFFFFFFF),
+            "snd_ssthresh": info.TCP_INFINITE_SSTHRESH if self.cc.ssthresh >= info.INFINITE_SSTHRESH_BYTES
+            else self.cc.ssthresh // max(self.mss, 1),
             "snd_wscale": self.snd_wscale, "rcv_wscale": self.rcv_wscale, "congestion": self.cc.name,
             "segs_in": self.segs_in, "segs_out": self.segs_out, "bytes_acked": self.bytes_acked,
             "bytes_received": self.bytes_received, "unacked": sq.diff(self.snd_max, self.snd_una),

@@ -8,6 +8,7 @@ import errno
 from typing import TYPE_CHECKING, Self
 
 from . import fastopen_conn as fastopen
+from . import info
 from . import seq as sq
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
 from .state import State
@@ -29,6 +30,8 @@ class InputMixin(Tcb):
 
     def input(self: Self, seg: TcpRepr, payload: memoryview, now: float) -> None:
         self.segs_in += 1
+        if payload:
+            self.data_segs_in += 1
         st = self.state
         if st == State.SYN_SENT:
             self._input_syn_sent(seg, payload, now)
@@ -183,6 +186,7 @@ class InputMixin(Tcb):
             # RFC 7413: the data the SYN carried, the cookie; a sender waiting takes the ACK along
             save_ack = fastopen.on_synack(self, seg) if self.tfo is not None else False
             self.state = State.ESTABLISHED
+            info.established(self, now)
             self.host.stats.active_opens += 1
             self.expand_sndbuf()                     # Linux tcp_init_buffer_space
             if save_ack:
@@ -236,6 +240,9 @@ class InputMixin(Tcb):
         if sq.lt(self.snd_nxt, ack):
             self.snd_nxt = ack
         self.retries = 0
+        if self.retransmits:
+            info.rto_recovered(self, now)        # Linux tcp_ack clears icsk_retransmits
+            self.retransmits = 0
         self.rto_at = None
         self.recover = sq.add(ack, -1)
         self.rtt_seq = None
@@ -249,6 +256,7 @@ class InputMixin(Tcb):
         self.max_snd_wnd = self.snd_wnd
         self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
         self.state = State.ESTABLISHED
+        info.established(self, now)
         self.host.stats.passive_opens += 1
         self.expand_sndbuf()                         # Linux tcp_init_buffer_space
         self.host.established(self)
@@ -327,6 +335,7 @@ class InputMixin(Tcb):
     # --- ACK processing ------------------------------------------------------------------
     def _process_ack(self, seg: TcpRepr, datalen: int, now: float) -> None:
         ack = seg.ack
+        self.rcv_tstamp = now                        # TCP_INFO's last_ack_recv (Linux tcp_ack)
         win = seg.window << self.snd_wscale
         sack_news = False
         if self.sack_ok and seg.sack:
@@ -368,6 +377,7 @@ class InputMixin(Tcb):
             if win:
                 self.persist_at = None
                 self.persist_backoff = 0
+                self.probes_stamp = None             # TCP_USER_TIMEOUT's probing time (timer.py)
         if acked > 0 and self.snd.capacity < self.config.wmem[2]:
             self.expand_sndbuf()                     # with the new cwnd and window (memory.py)
         if self.snd_wnd == 0:
@@ -439,12 +449,19 @@ class InputMixin(Tcb):
         data_acked = min(acked, len(self.snd))
         self.snd.consume(data_acked)
         self.bytes_acked += data_acked
+        self.delivered += -(-data_acked // max(self.mss, 1))
+        self.retrans_stamp = None                    # progress: TCP_USER_TIMEOUT counts afresh
         self.snd_una = ack
+        if self.chrono_type == info.CHRONO_SNDBUF_LIMITED or (self.chrono_type and self.snd_una == self.snd_max):
+            info.chrono_stop(self, info.CHRONO_SNDBUF_LIMITED if info.stream_writeable(self)
+                             else info.CHRONO_UNSPEC, now)
         if sq.lt(self.snd_nxt, ack):
             self.snd_nxt = ack
         if sq.lt(self.high_rxt, ack):
             self.high_rxt = ack
         self.retries = 0
+        if self.retransmits:
+            info.rto_recovered(self, now)
         self.retransmits = 0
         self.rtt.backoff = 0
         self.scoreboard.prune(ack)
@@ -589,8 +606,12 @@ class InputMixin(Tcb):
         if seqno == self.rcv_nxt:
             had_holes = self.rcv.ooo_count > 0
             if data:
-                self.bytes_received += len(data)
-                self.rcv_nxt = self.rcv.append_in_order(data, self.rcv_nxt)
+                self.lrcvtime = now                  # TCP_INFO's last_data_recv
+                if len(data) != self.rcv_mss:        # (a segment of the size known changes nothing)
+                    info.measure_rcv_mss(self, len(data), seg.flags)
+                rcv_nxt = self.rcv_nxt
+                self.rcv_nxt = self.rcv.append_in_order(data, rcv_nxt)
+                self.bytes_received += sq.diff(self.rcv_nxt, rcv_nxt)   # queued data joined too (Linux)
                 if self.rcv_rtt_time is None or (self.rcv_nxt - self.rcv_rtt_seq) & sq.MASK < sq.HALF:
                     self.rcv_rtt_measure(now)        # a window's worth arrived (memory.py)
                 self.on_event()
@@ -618,6 +639,9 @@ class InputMixin(Tcb):
                 self.ack_now = True
                 return
             if data:
+                self.rcv_ooopack += 1
+                if len(data) != self.rcv_mss:
+                    info.measure_rcv_mss(self, len(data), seg.flags)
                 held = self.rcv.ooo_bytes
                 if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
                     self.host.stats.ooo_segs += 1

@@ -11,6 +11,7 @@ import struct
 from typing import Self
 
 from . import fastopen_conn as fastopen
+from . import info
 from . import seq as sq
 from .ecn import ECN_MASK, ECT0, NOT_ECT, syn_ecn_flags
 from .fastopen import ClientFastOpen
@@ -62,6 +63,8 @@ class OutputMixin(Tcb):
             self._send_data(self.snd_nxt, n, fin, now)
             sent = True
             force_probe = False
+        if self.chrono_type:
+            info.chrono_rwnd(self, now)
         if not sent and self.ack_now:
             # SND.MAX, not SND.NXT: after an RTO rewound SND.NXT the peer's RCV.NXT may be past
             # it, and an "old" ACK would be dropped (and answered) by it (4.4BSD tcp_output)
@@ -285,6 +288,7 @@ class OutputMixin(Tcb):
 
     def _rack_sent(self, start: int, end: int, now: float, retransmission: bool) -> None:
         if retransmission:
+            self.bytes_retrans += sq.diff(end, start)
             self.note_retransmission(now)
         if self.cc.pacing_rate:
             self._paced(sq.diff(end, start), now)
@@ -441,6 +445,13 @@ class OutputMixin(Tcb):
         if self.ecn is not None:
             self._ecn_output(seg, payload)
         self.segs_out += 1
+        if payload:
+            # Linux counts a TSO super-segment as the segments it becomes (tcp_skb_pcount)
+            segs = -(-len(payload) // gso) if gso else 1
+            self.segs_out += segs - 1
+            self.data_segs_out += segs
+            self.bytes_sent += len(payload)
+            self.lsndtime = now
         self.host.emit(self, seg, opts, payload, gso, now)
 
     def _ecn_output(self, seg: TcpRepr, payload: memoryview | None) -> None:

@@ -14,7 +14,7 @@ CLOCK_GRANULARITY = 0.001   # G in RFC 6298 §2
 
 
 class RttEstimator:
-    __slots__ = ("srtt", "rttvar", "rto", "backoff", "min_rto", "max_rto", "samples")
+    __slots__ = ("srtt", "rttvar", "rto", "backoff", "min_rto", "max_rto", "samples", "min_rtt")
 
     def __init__(self, min_rto: float = MIN_RTO, max_rto: float = MAX_RTO, initial: float = INITIAL_RTO) -> None:
         self.srtt = 0.0
@@ -24,15 +24,19 @@ class RttEstimator:
         self.min_rto = min_rto
         self.max_rto = max_rto
         self.samples = 0
+        self.min_rtt = 0.0          # the least sample (TCP_INFO's tcpi_min_rtt; Linux windows it over 300 s)
 
     def sample(self, r: float) -> None:
         """One RTT measurement R (never from a retransmitted segment -- Karn, §3)."""
         r = max(r, 0.0)
         if self.samples == 0:                           # §2.2
             self.srtt, self.rttvar = r, r / 2
+            self.min_rtt = r
         else:                                           # §2.3, alpha 1/8, beta 1/4
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
             self.srtt = 0.875 * self.srtt + 0.125 * r
+            if r < self.min_rtt:
+                self.min_rtt = r
         self.samples += 1
         self.backoff = 0                                # §5.7: a new sample collapses the backoff
         self.rto = min(self.max_rto, self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar, self.min_rto))

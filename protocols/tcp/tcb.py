@@ -122,6 +122,11 @@ class Tcb:
         "ecn",
         # TCP Fast Open (fastopen.py)
         "tfo", "tfo_connect", "tfo_queue",
+        # TCP_INFO as Linux fills it, and the socket options of issue 14 (info.py)
+        "lsndtime", "lrcvtime", "rcv_tstamp", "rcv_mss", "rcv_last_seg", "bytes_sent", "bytes_retrans",
+        "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat",
+        "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq",
+        "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack",
     )
 
     host: TcpHost[Self]
@@ -279,6 +284,32 @@ class Tcb:
     tfo: ClientFastOpen | PassiveFastOpen | None
     tfo_connect: bool
     tfo_queue: FastOpenQueue | None
+    # TCP_INFO (info.py): Linux's lsndtime (data sent), icsk_ack.lrcvtime (data received),
+    # rcv_tstamp (an ACK received); rcv_mss as tcp_measure_rcv_mss estimates the peer's segments
+    lsndtime: float
+    lrcvtime: float
+    rcv_tstamp: float
+    rcv_mss: int
+    rcv_last_seg: int
+    bytes_sent: int
+    bytes_retrans: int
+    data_segs_in: int
+    data_segs_out: int
+    delivered: int                      # segments the peer got (ACKed or SACKed), the SYN too
+    chrono_type: int                    # Linux tcp_chrono: busy / rwnd- / sndbuf-limited (info.py)
+    chrono_start: float
+    chrono_stat: list[float]
+    total_rto: int                      # RTOs fired, the SYN's too (Linux tcp_update_rto_stats)
+    total_rto_recoveries: int           # ...the first of each run: the RTO recoveries
+    total_rto_time: float               # seconds spent in finished ones
+    rto_stamp: float | None             # when the current one began
+    rcv_ooopack: int                    # data segments that came out of order (Linux tcp_data_queue_ofo)
+    # socket options (usrreq.py, info.py)
+    notsent_lowat: int                  # TCP_NOTSENT_LOWAT: writable while unsent bytes < it
+    user_timeout: float                 # TCP_USER_TIMEOUT in seconds (0: off), RFC 5482
+    retrans_stamp: float | None         # the first RTO retransmission of the loss (Linux retrans_stamp)
+    probes_stamp: float | None          # the first zero-window probe (Linux icsk_probes_tstamp)
+    recv_inq: bool                      # TCP_INQ
 
     # --- the calls across halves, each overridden by the half named --------------------------
     # conn.py (user calls and the end of life)

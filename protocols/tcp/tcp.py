@@ -1062,7 +1062,8 @@ class Tcp:
         # Linux clones the listener (sk_clone_lock): its options, SO_REUSEADDR/SO_REUSEPORT too --
         # so a new listener with SO_REUSEADDR may bind the port an accepted one holds (issue 14, 11)
         for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos", "transparent",
-                     "reuseaddr", "reuseport", "user_mss", "family", "v6only", "hop_limit", "tclass", "recverr6"):
+                     "reuseaddr", "reuseport", "user_mss", "family", "v6only", "hop_limit", "tclass", "recverr6",
+                     "user_timeout", "notsent_lowat", "recv_inq"):
             setattr(child, name, getattr(lst, name))
         child.inherit_buffers(lst)
         child.set_congestion(lst.cc.name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 
 from ..timing import TICK as TIMER_TICK
+from . import info
 from . import seq as sq
 from .rtt import INITIAL_RTO
 from .state import State
@@ -80,10 +81,13 @@ class TimerMixin(Tcb):
             self.output(now)
         if self.persist_at is not None and now >= self.persist_at:
             self.persist_at = None
-            if self._orphan_gives_up_probing(now):
+            if self._orphan_gives_up_probing(now) or self._user_timeout_probing(now):
                 return
             self.persist_backoff += 1
             self.output(now, force_probe=True)
+            if self.user_timeout and self.persist_at is not None and self.probes_stamp is not None:
+                # Linux tcp_clamp_probe0_to_user_timeout: the next probe no later than the timeout
+                self.persist_at = min(self.persist_at, max(self.probes_stamp + self.user_timeout, now + TIMER_TICK))
         if self.delack_at is not None and now >= self.delack_at:
             self.delack_at = None
             self.ack_now = True
@@ -98,12 +102,15 @@ class TimerMixin(Tcb):
         if st in (State.CLOSED, State.LISTEN, State.TIME_WAIT):
             return
         self.retries += 1
+        info.rto_fired(self, now)
         self.retransmits += 1
         cfg = self.config
         limit = cfg.synack_retries if st == State.SYN_RECEIVED else cfg.retries2
         if self.user_closed:
             limit = min(limit, self.orphan_retry_limit())
-        if st == State.SYN_SENT:
+        if self.user_timeout:
+            expired = self._user_timed_out(now)
+        elif st == State.SYN_SENT:
             expired = syn_elapsed(self.retries, cfg.syn_linear_timeouts, cfg.rto_max) \
                 >= syn_timeout_budget(cfg.syn_retries, cfg.rto_max)
         else:
@@ -119,6 +126,8 @@ class TimerMixin(Tcb):
                 self.drop(err)                   # Linux tcp_write_err: no RST to a silent peer
             return
         self.host.stats.rto_fires += 1
+        if self.retrans_stamp is None:
+            self.retrans_stamp = now             # Linux: the first RTO retransmission's time
         if st != State.SYN_SENT or self.retries > cfg.syn_linear_timeouts:
             self.rtt.on_timeout()
         if self.ecn is not None and st != State.SYN_RECEIVED:
@@ -127,6 +136,7 @@ class TimerMixin(Tcb):
                 self.host.stats.ecn_syn_fallbacks += 1
         if st in (State.SYN_SENT, State.SYN_RECEIVED):
             self.snd_nxt = self.iss
+            self.total_retrans += 1              # Linux counts the SYN's copies (tcp_retransmit_skb)
             self.output(now)
             return
         # RFC 5681 §3.1 / RFC 6298 §5.4-5.6: collapse to one segment and go back N
@@ -155,6 +165,28 @@ class TimerMixin(Tcb):
         self.output(now)
         if self.rto_at is None and self.snd_max != self.snd_una:
             self.rto_at = now + self.rtt.current()
+        if self.user_timeout and self.rto_at is not None:
+            # Linux tcp_clamp_rto_to_user_timeout: the next RTO no later than the user timeout
+            self.rto_at = min(self.rto_at, max(self.retrans_stamp + self.user_timeout, now + TIMER_TICK))
+
+    def _user_timed_out(self, now: float) -> bool:
+        """TCP_USER_TIMEOUT (RFC 5482; Linux retransmits_timed_out): data unACKed that long
+        since the first RTO retransmission ends the connection -- time, not a count of retries."""
+        return self.retrans_stamp is not None and now - self.retrans_stamp >= self.user_timeout - TIMER_TICK
+
+    def _user_timeout_probing(self, now: float) -> bool:
+        """Zero-window probing under TCP_USER_TIMEOUT (Linux tcp_probe_timer): given up that
+        long after the first probe, answered or not, until the window opens; no RST."""
+        if not self.user_timeout:
+            return False
+        if self.probes_stamp is None:
+            self.probes_stamp = now
+            return False
+        if now - self.probes_stamp < self.user_timeout - TIMER_TICK:
+            return False
+        self.host.stats.timeouts += 1
+        self.drop(errno.ETIMEDOUT)               # Linux tcp_write_err
+        return True
 
     # --- orphans (closed by the application; Linux net.ipv4.tcp_orphan_retries) ---------------
     def orphan_retry_limit(self) -> int:
@@ -242,7 +274,9 @@ class TimerMixin(Tcb):
                 # after `now` whatever the rounding; within a tick the probe goes now.
                 self.keep_at = now + remaining
                 return
-        if self.keep_probes >= self.keepcnt:
+        if (self.keep_probes >= self.keepcnt) if not self.user_timeout else \
+                (self.keep_probes > 0 and now - self.last_rcv >= self.user_timeout - TIMER_TICK):
+            # Linux tcp_keepalive_timer: with TCP_USER_TIMEOUT, idle that long with a probe out
             self.host.stats.keepalive_drops += 1
             self.abort(now, errno.ETIMEDOUT)         # Linux sends an RST here (tcp_keepalive_timer)
             return

@@ -44,6 +44,7 @@ from ..sockopt import (
     set_ipv6_option,
     set_socket_option,
 )
+from . import info
 from .conn import Connection
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
 from .state import State
@@ -54,8 +55,8 @@ TCP_CONGESTION = _pysocket.TCP_CONGESTION
 TCP_INFO = _pysocket.TCP_INFO
 TCP_FASTOPEN = _pysocket.TCP_FASTOPEN
 TCP_FASTOPEN_CONNECT = 30               # <linux/tcp.h>; not in Python's socket module
-# struct tcp_info up to tcpi_segs_in (Linux include/uapi/linux/tcp.h)
-_TCP_INFO = struct.Struct("<8B24I4Q2I")
+TCP_USER_TIMEOUT, TCP_NOTSENT_LOWAT, TCP_INQ = 18, 25, 36          # linux/tcp.h
+SIOCINQ, SIOCOUTQ, SIOCOUTQNSEQ = 0x541B, 0x5411, 0x894B          # linux/sockios.h (FIONREAD, TIOCOUTQ)
 _LINGER = struct.Struct("ii")
 # Linux caps SO_RCVBUF/SO_SNDBUF at net.core.[rw]mem_max (212992); a stream may ask for up to
 # 32 times that here (~6.5 MiB, about tcp_rmem[2]), so a fixed buffer can still be as large as
@@ -283,9 +284,13 @@ class TcpUserRequests:
     def _send(self, pcb: Connection, data: memoryview, now: float) -> int:
         if not data:
             return 0
+        if info.notsent_bytes(pcb) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
+            return -EAGAIN                   # Linux sk_stream_memory_free: TCP_NOTSENT_LOWAT reached
         n = pcb.send(data, now)
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
+        if not n:
+            info.chrono_start(pcb, info.CHRONO_SNDBUF_LIMITED, now)
         return n or -EAGAIN
 
     def recv(self, pcb: Connection, bufsize: int, peek: bool, now: float) -> tuple[bytes, None] | None:
@@ -312,9 +317,12 @@ class TcpUserRequests:
 
     def writable(self, pcb: Connection) -> bool:
         st = pcb.state
-        return bool(pcb.so_error) or st not in _OPEN or (st in _CAN_SEND and pcb.writable_space() > 0) \
+        # Linux tcp_poll: sk_stream_is_writeable -- a third of the buffer free, unsent bytes
+        # under TCP_NOTSENT_LOWAT -- not any free byte (issue 14, point 9); DEFER_CONNECT and a
+        # Fast Open child are writable before the handshake ends
+        return bool(pcb.so_error) or st not in _OPEN or (st in _CAN_SEND and info.stream_writeable(pcb)) \
             or (pcb.tfo is not None and (self.fastopen_deferred(pcb) or self._fastopen_child(pcb))
-                and pcb.writable_space() > 0)    # Linux tcp_poll: DEFER_CONNECT, a Fast Open child
+                and info.stream_writeable(pcb))
 
     def take_error(self, pcb: Connection) -> int:
         return pcb.take_error()
@@ -389,6 +397,8 @@ class TcpUserRequests:
             if value and pcb.state in (State.CLOSED, State.LISTEN):
                 pcb.user_mss = pcb.our_mss = value       # kept: connect's route clamps to it (issue 14, 2)
             return 0
+        if name in _ISSUE14_OPTIONS:
+            return _ISSUE14_OPTIONS[name](pcb, value)
         return errno.ENOPROTOOPT
 
     def _set_fastopen(self, pcb: Connection, name: int, value: int) -> int:
@@ -424,6 +434,8 @@ class TcpUserRequests:
         """Ints, or the bytes of a struct option: TCP_INFO, TCP_CONGESTION (the name, NUL
         padded), SO_LINGER (struct linger)."""
         if level == _pysocket.IPPROTO_TCP:
+            if name == TCP_INFO:
+                return info.tcp_info(pcb, now)
             return self._get_tcp_option(pcb, name)
         if level == _pysocket.SOL_SOCKET:
             if name == _pysocket.SO_LINGER:
@@ -446,8 +458,6 @@ class TcpUserRequests:
         return None
 
     def _get_tcp_option(self, pcb: Connection, name: int) -> int | bytes | None:
-        if name == TCP_INFO:
-            return self.tcp_info(pcb)
         if name == TCP_CONGESTION:
             return pcb.cc.name.encode() + bytes(16)   # NUL-terminated whatever length is asked
         if name == _pysocket.TCP_NODELAY:
@@ -464,29 +474,66 @@ class TcpUserRequests:
             return int(pcb.tfo_connect)
         if name == TCP_MAXSEG:
             return pcb.mss if pcb.state not in (State.CLOSED, State.LISTEN) else pcb.our_mss
+        if name == TCP_USER_TIMEOUT:
+            return round(pcb.user_timeout * 1000)
+        if name == TCP_NOTSENT_LOWAT:
+            return pcb.notsent_lowat - (1 << 32) if pcb.notsent_lowat >= 1 << 31 else pcb.notsent_lowat
+        if name == TCP_INQ:
+            return int(pcb.recv_inq)
         return None
+
+    def ioctl(self, pcb: Connection, request: int, now: float) -> int:
+        """Linux tcp_ioctl: SIOCINQ the bytes readable, SIOCOUTQ those not yet ACKed (the FIN
+        counts, as write_seq does), SIOCOUTQNSEQ those not yet sent; 0 while connecting,
+        EINVAL on a listener.  -errno when refused (ENOTTY: not a request TCP knows)."""
+        if request not in (SIOCINQ, SIOCOUTQ, SIOCOUTQNSEQ):
+            return -errno.ENOTTY
+        st = pcb.state
+        if st == State.LISTEN:
+            return -errno.EINVAL
+        if st in _OPENING:
+            return 0
+        if request == SIOCINQ:
+            return len(pcb.rcv)
+        fin = 1 if pcb.fin_queued and not pcb.fin_acked else 0
+        if request == SIOCOUTQ:
+            return len(pcb.snd) + fin
+        return info.notsent_bytes(pcb) + (fin if pcb.fin_seq is None else 0)
 
     def info(self, pcb: Connection) -> dict[str, Any]:
         """TCP_INFO as a dict (state, rtt, cwnd, retransmits, ...)."""
         return pcb.info()
 
-    @staticmethod
-    def tcp_info(pcb: Connection) -> bytes:
-        i = pcb.info()
-        # TCP_CA_Recovery / TCP_CA_CWR (an ECE's reduction, ecn.py) / Open
-        ca_state = 3 if pcb.in_recovery else 2 if pcb.ecn_cwr else 0
-        wscale = (pcb.snd_wscale & 0xF) | ((pcb.rcv_wscale & 0xF) << 4)
-        # Linux hands TIME-WAIT to a minisocket: the socket itself then reports CLOSE
-        state = State.CLOSED if pcb.state == State.TIME_WAIT else pcb.state
-        return _TCP_INFO.pack(
-            int(state), ca_state, pcb.retransmits & 0xFF, pcb.keep_probes & 0xFF, pcb.rtt.backoff & 0xFF,
-            int(i["options"]), wscale, 0,
-            int(i["rto_us"]), 40000, pcb.mss, pcb.our_mss, int(i["unacked"]) & 0xFFFFFFFF,
-            0, 0, 0, 0, 0, 0, 0, 0,
-            pcb.ifp.mtu if pcb.ifp is not None else 0, pcb.rcv.capacity, int(i["rtt_us"]), int(i["rttvar_us"]),
-            min(pcb.cc.ssthresh // max(pcb.mss, 1), 0xFFFFFFFF), int(i["snd_cwnd"]), pcb.our_mss, 3,
-            0, pcb.rcv.free(), pcb.total_retrans,
-            0, 0, pcb.bytes_acked, pcb.bytes_received, pcb.segs_out, pcb.segs_in)
+
+def _set_user_timeout(pcb: Connection, value: int) -> int:
+    """TCP_USER_TIMEOUT (RFC 5482), milliseconds: how long sent data may stay unACKed
+    before the connection is dropped with ETIMEDOUT (timer.py); 0 turns it off."""
+    if value < 0:
+        return errno.EINVAL
+    pcb.user_timeout = value / 1000
+    return 0
+
+
+def _set_notsent_lowat(pcb: Connection, value: int) -> int:
+    """TCP_NOTSENT_LOWAT: any int, kept as Linux's u32 (0: net.ipv4.tcp_notsent_lowat)."""
+    pcb.notsent_lowat = value & 0xFFFFFFFF
+    pcb.on_event()                          # Linux sk_write_space: a writer may wake now
+    return 0
+
+
+def _set_inq(pcb: Connection, value: int) -> int:
+    if value not in (0, 1):
+        return errno.EINVAL
+    pcb.recv_inq = bool(value)
+    return 0
+
+
+# issue 14's TCP options (setsockopt): one entry each, so others' options merge beside them
+_ISSUE14_OPTIONS: dict[int, Callable[[Connection, int], int]] = {
+    TCP_USER_TIMEOUT: _set_user_timeout,
+    TCP_NOTSENT_LOWAT: _set_notsent_lowat,
+    TCP_INQ: _set_inq,
+}
 
 
 if TYPE_CHECKING:

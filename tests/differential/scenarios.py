@@ -33,6 +33,7 @@ PORT1, PORT2 = 40001, 40002          # fixed ports below the ephemeral range
 SETTLE = 0.2                         # long enough for an ICMP error to come back
 TP = 30100                           # stream scenarios: TP + n (below the ephemeral range)
 LINGER0 = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")    # struct linger {1, 0}: close sends RST
+TCP_INQ = 36                         # linux/tcp.h (not in Python's socket module)
 
 Step = tuple[Any, ...]
 
@@ -321,6 +322,21 @@ STREAM_SCENARIOS: dict[str, list[Step]] = {
         ("recv", "a", 100), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_FASTOPEN, 1),
         ("setsockopt", "a", S.IPPROTO_TCP, 30, 0),
         ("sendto", "a", b"pong", S.MSG_FASTOPEN, ("PEER", ECHO_PORT)), ("recv", "a", 100)],
+    # issue 14's options: Linux's defaults (0), values read back, the EINVALs, the clone's copy
+    "tcp_user_timeout_notsent_lowat_inq": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("LOCAL", TP + 32)),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_USER_TIMEOUT),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_USER_TIMEOUT, -1),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_USER_TIMEOUT, 30000),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_USER_TIMEOUT), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_NOTSENT_LOWAT),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_NOTSENT_LOWAT, -1),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_NOTSENT_LOWAT),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_NOTSENT_LOWAT, 16384), ("getsockopt", "a", S.IPPROTO_TCP, TCP_INQ),
+        ("setsockopt", "a", S.IPPROTO_TCP, TCP_INQ, 2), ("setsockopt", "a", S.IPPROTO_TCP, TCP_INQ, 1),
+        ("listen", "a"), ("connect", "b", ("LOCAL", TP + 32)), ("accept", "a", "c"),
+        ("getsockopt", "c", S.IPPROTO_TCP, S.TCP_USER_TIMEOUT), ("getsockopt", "c", S.IPPROTO_TCP, S.TCP_NOTSENT_LOWAT),
+        ("getsockopt", "c", S.IPPROTO_TCP, TCP_INQ), ("getsockopt", "b", S.IPPROTO_TCP, S.TCP_USER_TIMEOUT),
+        ("getsockopt", "b", S.IPPROTO_TCP, TCP_INQ)],
     "tcp_reuseport": [
         ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
         ("setsockopt", "a", S.SOL_SOCKET, S.SO_REUSEPORT, 1), ("setsockopt", "b", S.SOL_SOCKET, S.SO_REUSEPORT, 1),

@@ -122,7 +122,8 @@ async def test_send_backpressure_and_recv_eof(autojump_clock: trio.testing.MockC
             while True:
                 total += await cl.send(b"x" * 4096)
         assert 32768 <= total < 200_000
-        assert cl._pcb.snd.space() == 0
+        # the last send waits for a third of the buffer free (Linux sk_stream_is_writeable)
+        assert cl._pcb.snd.space() < cl._pcb.snd.capacity // 3
         got = 0
         while got < total:
             got += len(await conn.recv(65536))

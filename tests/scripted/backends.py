@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
+import select
 import socket as pysocket
+import struct
 import subprocess
 import threading
 from collections import deque
@@ -25,6 +28,7 @@ from ndd.pktbuf import PacketBuffer
 
 SUT_IP, PEER_IP = "192.0.2.1", "192.0.2.2"
 CLONE_NEWNET = 0x40000000
+POLL_NOW = 1e-6                 # mock time a poll may wait: "now" for a readiness check
 QUEUE_MAX = 4096                # outgoing packets held for the runner (a script sends few)
 
 
@@ -167,6 +171,19 @@ class TunstackApi:
 
     async def discard(self, s: _TunstackSocket) -> None:
         s.sock.close()
+    async def poll(self, s: _TunstackSocket, events: int) -> int:
+        """Readiness now: a wait that would park is cancelled at once (a tick of mock time)."""
+        ready = 0
+        for bit, wait in ((select.POLLIN, s.sock.wait_readable), (select.POLLOUT, s.sock.wait_writable)):
+            if events & bit:
+                with trio.move_on_after(POLL_NOW):
+                    await wait()
+                    ready |= bit
+        return ready
+
+    async def ioctl(self, s: _TunstackSocket, request: int) -> int:
+        value: int = s.sock.ioctl(request)
+        return value
 
 
 @dataclass
@@ -326,6 +343,15 @@ class LinuxApi:
             except OSError:
                 pass
         s.close()
+
+    async def poll(self, s: pysocket.socket, events: int) -> int:
+        p = select.poll()
+        p.register(s.fileno(), events)
+        return sum(ev & events for _, ev in p.poll(0))
+
+    async def ioctl(self, s: pysocket.socket, request: int) -> int:
+        value: int = struct.unpack("i", fcntl.ioctl(s.fileno(), request, bytes(4)))[0]
+        return value
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno as errno_mod
 import fcntl
 import os
+import select
 import socket as pysocket
 import struct
 from collections.abc import Awaitable, Callable
@@ -30,15 +31,28 @@ PEER_ISN = 1_000_000        # the scripted peer's initial sequence number (any v
 DEFAULT_WIN = 65535         # an injected segment without `win`
 END_WAIT = 2.0              # how long a call still blocked may take to finish at the end
 
-# struct tcp_info (linux/tcp.h): field -> (offset, struct format)
+# struct tcp_info (linux/tcp.h, as of Linux 6.18: 280 octets): field -> (offset, struct format)
+TCP_INFO_LEN = 280
 TCP_INFO_FIELDS: dict[str, tuple[int, str]] = {
     "tcpi_state": (0, "B"), "tcpi_ca_state": (1, "B"), "tcpi_retransmits": (2, "B"),
-    "tcpi_probes": (3, "B"), "tcpi_backoff": (4, "B"), "tcpi_options": (5, "B"),
+    "tcpi_probes": (3, "B"), "tcpi_backoff": (4, "B"), "tcpi_options": (5, "B"), "tcpi_wscale": (6, "B"),
     "tcpi_rto": (8, "I"), "tcpi_ato": (12, "I"), "tcpi_snd_mss": (16, "I"), "tcpi_rcv_mss": (20, "I"),
     "tcpi_unacked": (24, "I"), "tcpi_sacked": (28, "I"), "tcpi_lost": (32, "I"),
-    "tcpi_retrans": (36, "I"), "tcpi_pmtu": (60, "I"), "tcpi_rcv_ssthresh": (64, "I"),
+    "tcpi_retrans": (36, "I"), "tcpi_fackets": (40, "I"), "tcpi_last_data_sent": (44, "I"),
+    "tcpi_last_ack_sent": (48, "I"), "tcpi_last_data_recv": (52, "I"), "tcpi_last_ack_recv": (56, "I"),
+    "tcpi_pmtu": (60, "I"), "tcpi_rcv_ssthresh": (64, "I"), "tcpi_rtt": (68, "I"), "tcpi_rttvar": (72, "I"),
     "tcpi_snd_ssthresh": (76, "I"), "tcpi_snd_cwnd": (80, "I"), "tcpi_advmss": (84, "I"),
-    "tcpi_reordering": (88, "I"), "tcpi_total_retrans": (100, "I"),
+    "tcpi_reordering": (88, "I"), "tcpi_rcv_rtt": (92, "I"), "tcpi_rcv_space": (96, "I"),
+    "tcpi_total_retrans": (100, "I"), "tcpi_pacing_rate": (104, "Q"), "tcpi_max_pacing_rate": (112, "Q"),
+    "tcpi_bytes_acked": (120, "Q"), "tcpi_bytes_received": (128, "Q"), "tcpi_segs_out": (136, "I"),
+    "tcpi_segs_in": (140, "I"), "tcpi_notsent_bytes": (144, "I"), "tcpi_min_rtt": (148, "I"),
+    "tcpi_data_segs_in": (152, "I"), "tcpi_data_segs_out": (156, "I"), "tcpi_delivery_rate": (160, "Q"),
+    "tcpi_busy_time": (168, "Q"), "tcpi_rwnd_limited": (176, "Q"), "tcpi_sndbuf_limited": (184, "Q"),
+    "tcpi_delivered": (192, "I"), "tcpi_delivered_ce": (196, "I"), "tcpi_bytes_sent": (200, "Q"),
+    "tcpi_bytes_retrans": (208, "Q"), "tcpi_dsack_dups": (216, "I"), "tcpi_reord_seen": (220, "I"),
+    "tcpi_rcv_ooopack": (224, "I"), "tcpi_snd_wnd": (228, "I"), "tcpi_rcv_wnd": (232, "I"),
+    "tcpi_rehash": (236, "I"), "tcpi_total_rto": (240, "H"), "tcpi_total_rto_recoveries": (242, "H"),
+    "tcpi_total_rto_time": (244, "I"), "tcpi_received_ce": (248, "I"),
 }
 
 
@@ -63,6 +77,8 @@ class SocketApi(Protocol):
     async def shutdown(self, sock: Any, how: int, /) -> None: ...
     async def close(self, sock: Any, /) -> None: ...
     async def discard(self, sock: Any, /) -> None: ...      # the end of a run: close, waking blocked calls
+    async def ioctl(self, sock: Any, request: int, /) -> int: ...
+    async def poll(self, sock: Any, events: int, /) -> int: ...
 
 
 class Backend(Protocol):
@@ -90,10 +106,12 @@ class Tolerance:
 
 
 # --- constants in calls -----------------------------------------------------------------
-_EXTRA_NAMES = {"SOL_TCP": pysocket.IPPROTO_TCP,
-                "TCP_FASTOPEN_CONNECT": 30, "TCP_FASTOPEN_NO_COOKIE": 34,     # <linux/tcp.h>, not in Python's
-                "O_RDWR": os.O_RDWR, "O_NONBLOCK": os.O_NONBLOCK,
-                "F_SETFL": fcntl.F_SETFL, "F_GETFL": fcntl.F_GETFL}
+_EXTRA_NAMES = {"SOL_TCP": pysocket.IPPROTO_TCP, "O_RDWR": os.O_RDWR, "O_NONBLOCK": os.O_NONBLOCK,
+                "F_SETFL": fcntl.F_SETFL, "F_GETFL": fcntl.F_GETFL,
+                "POLLIN": select.POLLIN, "POLLOUT": select.POLLOUT,
+                # Linux's TCP options Python's socket module lacks, and the socket ioctls (linux/sockios.h)
+                "TCP_FASTOPEN_CONNECT": 30, "TCP_FASTOPEN_NO_COOKIE": 34,
+                "TCP_INQ": 36, "SIOCINQ": 0x541B, "SIOCOUTQ": 0x5411, "SIOCOUTQNSEQ": 0x894B}
 
 
 def constant(text: str) -> int:
@@ -116,13 +134,15 @@ def constant(text: str) -> int:
     return total
 
 
-def parse_fields(text: str) -> dict[str, int]:
-    """`{tcpi_state=1, tcpi_snd_mss=1460}`."""
-    out: dict[str, int] = {}
+def parse_fields(text: str) -> dict[str, tuple[int, int]]:
+    """`{tcpi_state=1, tcpi_snd_mss=1460, tcpi_last_data_recv=180..260}`: each field's
+    accepted range (a single value, or `LO..HI` inclusive, for what real time blurs)."""
+    out: dict[str, tuple[int, int]] = {}
     for item in text.strip().strip("{}").split(","):
         if item.strip():
             key, _, value = item.partition("=")
-            out[key.strip()] = constant(value)
+            low, dots, high = value.partition("..")
+            out[key.strip()] = (constant(low), constant(high) if dots else constant(low))
     return out
 
 
@@ -239,11 +259,14 @@ class Runner:
         seq = PEER_ISN + (spec.seq or 0)
         ack = self.sut_isns.get(self.peer_port, self.sut_isn) + (spec.ack or 0) if spec.flags & wire.ACK else 0
         win = DEFAULT_WIN if spec.win is None else spec.win
-        # `TS val N ecr *`: echo the SUT's last TSval (its clock is its own, unknowable to a script)
-        # `FO *`: the cookie the SUT last sent (a server's cookie comes from its own secret)
+        # `TS val N ecr *`: echo the SUT's last TSval (its clock is its own, unknowable to a script);
+        # `FO *`: the cookie the SUT last sent (a server's cookie comes from its own secret);
+        # an injected `sack A:B` is relative to the SUT's ISN, as seq/ack are (packetdrill's way)
         options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None
                    else Option(o.kind, self.sut_cookie) if o.kind in FASTOPEN_KINDS and o.values == (None,)
-                   else o for o in spec.options or []]
+                   else Option("sack", tuple((self.sut_isn + (v or 0)) & 0xFFFFFFFF for v in o.values))
+                   if o.kind == "sack" else o
+                   for o in spec.options or []]
         packet = build_packet(_ip(self.backend.peer_ip), _ip(self.backend.sut_ip), self.peer_port,
                               self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0,
                               spec.ecn or 0)
@@ -338,7 +361,9 @@ class Runner:
         value: int | bytes
         if a[3].strip().startswith("{"):              # a struct of ints: `{onoff=1, linger=0}`
             fields = parse_fields(a[3])
-            value = struct.pack(f"{len(fields)}i", *fields.values())
+            if any(low != high for low, high in fields.values()):
+                self._fail(ev, "a struct value to set takes single values, not ranges")
+            value = struct.pack(f"{len(fields)}i", *(low for low, _ in fields.values()))
         else:
             value = constant(a[3])
         await self.backend.api.setsockopt(self._sock(ev, a[0]), constant(a[1]), constant(a[2]), value)
@@ -348,21 +373,40 @@ class Runner:
         a = self._args(ev, 4)
         level, opt = constant(a[1]), constant(a[2])
         if level == pysocket.IPPROTO_TCP and opt == pysocket.TCP_INFO:
-            raw = await self.backend.api.getsockopt(self._sock(ev, a[0]), level, opt, 104)
+            raw = await self.backend.api.getsockopt(self._sock(ev, a[0]), level, opt, TCP_INFO_LEN)
             assert isinstance(raw, bytes)
-            for key, want in parse_fields(a[3]).items():
+            raw = raw.ljust(TCP_INFO_LEN, b"\0")
+            # -v shows every field read (those not 0), so a script's author sees what Linux fills
+            values = {k: struct.unpack_from("=" + f, raw, o)[0] for k, (o, f) in TCP_INFO_FIELDS.items()}
+            self.log.append("           tcp_info " + " ".join(f"{k[5:]}={v}" for k, v in values.items() if v))
+            for key, (low, high) in parse_fields(a[3]).items():
                 if key not in TCP_INFO_FIELDS:
                     self._fail(ev, f"unknown tcp_info field {key!r}")
                 off, fmt = TCP_INFO_FIELDS[key]
-                got = struct.unpack_from("=" + fmt, raw.ljust(104, b"\0"), off)[0]
-                if got != want:
-                    self._fail(ev, f"{key} is {got}, expected {want}")
+                got = struct.unpack_from("=" + fmt, raw, off)[0]
+                if not low <= got <= high:
+                    self._fail(ev, f"{key} is {got}, expected {low if low == high else f'{low}..{high}'}")
             return 0
         value = await self.backend.api.getsockopt(self._sock(ev, a[0]), level, opt, None)
         want_value = constant(a[3])
         if value != want_value:
             self._fail(ev, f"{a[2]} is {value!r}, expected {want_value}")
         return 0
+
+    async def _call_ioctl(self, ev: Call) -> int:
+        """`ioctl(4, SIOCINQ, [1000]) = 0`: the int the request reads, compared."""
+        a = self._args(ev, 3)
+        request = constant(a[1])
+        value = await self.backend.api.ioctl(self._sock(ev, a[0]), request)
+        low, high = parse_fields("v=" + a[2].strip().strip("[]"))["v"]
+        if not low <= value <= high:
+            self._fail(ev, f"{a[1]} is {value}, expected {a[2]}")
+        return 0
+
+    async def _call_poll(self, ev: Call) -> int:
+        """`poll(4, POLLIN|POLLOUT, 0) = POLLOUT`: readiness now (no waiting), the events ready."""
+        a = self._args(ev, 2)
+        return await self.backend.api.poll(self._sock(ev, a[0]), constant(a[1]))
 
     async def _call_bind(self, ev: Call) -> int:
         a = self._args(ev, 1)

@@ -11,7 +11,7 @@ from tests.realpeer.conftest import require_real_peer
 
 from .backends import tunstack_tcp_config
 from .run import run_script
-from .runner import ScriptFailure, constant
+from .runner import ScriptFailure, constant, parse_fields
 from .script import Call, Expect, Inject, parse_script
 from .segment import (
     Option,
@@ -214,3 +214,24 @@ def test_fastopen_options() -> None:
     with pytest.raises(ScriptSyntaxError):
         parse_segment("S 0:0(0) <FO 0011 22>")
     assert tunstack_tcp_config({"net.ipv4.tcp_fastopen": "0x203"}).fastopen == 0x203
+def test_tcp_info_fields_take_ranges() -> None:
+    assert parse_fields("{tcpi_state=1, tcpi_rtt=90000..110000, tcpi_snd_ssthresh=0x7fffffff}") == {
+        "tcpi_state": (1, 1), "tcpi_rtt": (90000, 110000), "tcpi_snd_ssthresh": (0x7FFFFFFF, 0x7FFFFFFF)}
+
+
+WRONG_INFO = """
+0    socket(AF_INET, SOCK_STREAM, 0) = 3
++0   getsockopt(3, SOL_TCP, TCP_INFO, {tcpi_state=7, tcpi_rto=2000000..3000000}, [280]) = 0
+"""
+WRONG_IOCTL = """
+0    socket(AF_INET, SOCK_STREAM, 0) = 3
++0   ioctl(3, SIOCOUTQ, [5]) = 0
+"""
+
+
+@pytest.mark.parametrize("backend", ["tunstack", pytest.param("linux", marks=pytest.mark.realpeer)])
+def test_wrong_tcp_info_and_ioctl_values_fail(tmp_path: Path, backend: str) -> None:
+    if backend == "linux":
+        require_real_peer()
+    assert "tcpi_rto is 1000000, expected 2000000..3000000" in _fails(tmp_path, backend, WRONG_INFO)
+    assert "SIOCOUTQ is 0, expected [5]" in _fails(tmp_path, backend, WRONG_IOCTL)
