@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Self
 from . import seq as sq
 from .state import State
 from .tcb import Tcb
-from .wire import ACK, FIN, RST, SYN
+from .urgent import NOTYET, Urgent, read_seq
+from .wire import ACK, FIN, RST, SYN, URG
 
 if TYPE_CHECKING:
     from .wire import TcpRepr
@@ -101,6 +102,8 @@ class InputMixin(Tcb):
         st = self.state
         if st == State.CLOSED:
             return
+        if flags & URG or self.urg is not None:
+            self._urgent_input(seg, payload)          # RFC 9293 §3.10.7.4 sixth: the URG bit
         if (payload or flags & FIN) and st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
             self._process_text(seg, payload, now)
         elif flags & FIN and st == State.TIME_WAIT:
@@ -507,6 +510,20 @@ class InputMixin(Tcb):
         self.cc.undo(self.undo_cc)
         self.undo_cc = None
         self.host.stats.recovery_undos += 1
+
+    # --- urgent data (urgent.py) ----------------------------------------------------------
+    def _urgent_input(self, seg: TcpRepr, payload: memoryview) -> None:
+        """Linux tcp_urg, before the text is queued: a new pointer, then the urgent byte if
+        this segment holds it."""
+        urg = self.urg
+        if seg.flags & URG:
+            if urg is None:
+                urg = self.urg = Urgent()
+            if urg.on_pointer(seg.urgent, seg.seq, read_seq(self.rcv_nxt, len(self.rcv), self.rcv_fin),
+                              self.rcv_nxt):
+                self.rcv.consume(1)                  # the reader stood on the old urgent byte
+        if urg is not None and urg.rcv_state == NOTYET and urg.take_byte(seg.seq, payload):
+            self.on_event()
 
     # --- segment text and FIN -----------------------------------------------------------
     def _process_text(self, seg: TcpRepr, payload: memoryview, now: float) -> None:

@@ -14,7 +14,7 @@ from . import seq as sq
 from .memory import PRESSURE_WINDOW_SEGMENTS
 from .state import State
 from .tcb import Tcb
-from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
+from .wire import ACK, FIN, PSH, RST, SYN, URG, TcpRepr
 
 _TS_ONLY = struct.Struct("!BBBBII")      # NOP NOP TS(10): Linux's layout on data segments
 MAX_TSO = 65535 - 20 - 60                # IPv4 total length minus headers
@@ -182,12 +182,18 @@ class OutputMixin(Tcb):
         elif n < self._seg_mss() and not force_probe:
             # Nagle + sender SWS: a short segment only if it is all we have and nothing is
             # outstanding (or TCP_NODELAY), or it fills half the largest window seen
-            if not ((n == avail and (self.nodelay or off == 0 or fin_possible))
+            if not ((n == avail and (self.nodelay or off == 0 or fin_possible or self._urgent_push()))
                     or (self.max_snd_wnd and n >= self.max_snd_wnd // 2)):
                 return 0, False
-        elif n % self._seg_mss() and n == avail and not self.nodelay and off and not fin_possible:
+        elif n % self._seg_mss() and n == avail and not self.nodelay and off and not fin_possible \
+                and not self._urgent_push():
             n -= n % self._seg_mss()                  # keep a short tail back (Nagle)
         return n, fin_possible and off + n == total
+
+    def _urgent_push(self) -> bool:
+        """Urgent mode overrides Nagle (Linux tcp_nagle_test): the peer should see the
+        pointer now."""
+        return self.urg is not None and self.urg.sending(self.snd_una)
 
     def _seg_mss(self) -> int:
         """Payload per segment now: the MSS less room for SACK blocks while we hold
@@ -199,7 +205,7 @@ class OutputMixin(Tcb):
 
     def _segment_limit(self) -> int:
         mss = self._seg_mss()
-        if self.tso_max and mss:
+        if self.tso_max and mss and (self.urg is None or not self._urgent_push()):   # no TSO in urgent mode
             limit = min(self.tso_max, MAX_TSO)
             if self.cc.pacing_rate:
                 # Linux tcp_tso_autosize: a super-segment carries ~1 ms at the pacing rate
@@ -403,6 +409,8 @@ class OutputMixin(Tcb):
     def _emit(self, seqno: int, flags: int, payload: memoryview | None, now: float,
               gso: int = 0) -> None:
         seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._advertise(now))
+        if self.urg is not None and (up := self.urg.pointer(seqno, self.snd_una, self.snd_nxt)) is not None:
+            seg.flags, seg.urgent = flags | URG, up  # a segment below SND.UP (urgent.py)
         if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
             limit = 3 if self.ts_ok else 4
             if self.dsack is not None:               # RFC 2883 §4: the D-SACK block first, once

@@ -35,6 +35,7 @@ from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
 from .stats import TcpStats
+from .urgent import Urgent
 from .wire import TcpRepr
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ class Tcb:
         "hop_limit", "tclass", "pmtudisc",
         # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
         "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
+        "urg",                          # urgent data (urgent.py), None until the connection uses it
     )
 
     host: TcpHost[Self]
@@ -267,6 +269,7 @@ class Tcb:
     rcv_rtt: float
     rcv_rtt_seq: int
     rcv_rtt_time: float | None
+    urg: Urgent | None
 
     # --- the calls across halves, each overridden by the half named --------------------------
     # conn.py (user calls and the end of life)

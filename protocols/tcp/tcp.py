@@ -1028,6 +1028,8 @@ class Tcp:
             setattr(child, name, getattr(lst, name))
         child.inherit_buffers(lst)
         child.set_congestion(lst.cc.name)
+        if lst.urg is not None and lst.urg.inline:
+            child.urgent().inline = True                 # SO_OOBINLINE, cloned as the rest
         if net6:
             self._over_ipv6(child, True)
             child.oif = ip.ifp if needs_scope_id(faddr) else lst.oif

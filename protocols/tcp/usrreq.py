@@ -47,6 +47,7 @@ from ..sockopt import (
 from .conn import Connection
 from .state import State
 from .tcp import Tcp
+from .urgent import read_seq
 
 TCP_MAXSEG = _pysocket.TCP_MAXSEG
 TCP_CONGESTION = _pysocket.TCP_CONGESTION
@@ -59,6 +60,7 @@ _LINGER = struct.Struct("ii")
 # an autotuned one -- the Gbit/s of TUN offloads need MiB windows, Linux's cap would not do
 STREAM_BUF_MAX = BUF_MAX * 32
 EAGAIN = errno.EAGAIN
+SIOCATMARK = 0x8905                      # <linux/sockios.h>: is the next byte the urgent one
 
 _OPENING = (State.SYN_SENT, State.SYN_RECEIVED)
 _CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)   # (Linux: not TIME-WAIT -- the socket is CLOSE then)
@@ -194,12 +196,15 @@ class TcpUserRequests:
     def send(self, pcb: Connection, data: memoryview, addr: Sockaddr | None, now: float) -> int:
         """tcp_sendmsg: the address is ignored; EPIPE once the sending half is shut or the
         connection gone, -EAGAIN while connecting or with a full send buffer."""
+        return self._send(pcb, data, now, False)
+
+    def _send(self, pcb: Connection, data: memoryview, now: float, urgent: bool) -> int:
         st = pcb.state
         if st not in _CAN_SEND or pcb.shut_wr:
             return -EAGAIN if st in _OPENING and not pcb.shut_wr else -errno.EPIPE
         if not data:
             return 0
-        n = pcb.send(data, now)
+        n = pcb.send(data, now, urgent)
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         return n or -EAGAIN
@@ -211,6 +216,25 @@ class TcpUserRequests:
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         return (data, None) if data else None
+
+    # --- urgent data and ioctls (protocols/tcp/urgent.py) -----------------------------------------
+    def send_oob(self, pcb: Connection, data: memoryview, now: float) -> int:
+        return self._send(pcb, data, now, True)
+
+    def recv_oob(self, pcb: Connection, bufsize: int, peek: bool, now: float) -> bytes | int:
+        """Linux tcp_recvmsg with MSG_OOB: ENOTCONN on a listener, then tcp_recv_urg."""
+        if pcb.state == State.LISTEN:
+            return errno.ENOTCONN
+        if pcb.urg is None:
+            return errno.EINVAL
+        got = pcb.urg.recv_oob(peek, pcb.rcv_fin or pcb.state == State.CLOSED)
+        return got[:bufsize] if isinstance(got, bytes) else got
+
+    def control(self, pcb: Connection, request: int, now: float) -> int:
+        if request == SIOCATMARK:
+            urg = pcb.urg
+            return int(urg is not None and urg.at_mark(read_seq(pcb.rcv_nxt, len(pcb.rcv), pcb.rcv_fin)))
+        return -errno.ENOTTY
 
     # --- what the socket may ask ---------------------------------------------------------------------
     def state(self, pcb: Connection) -> int:
@@ -254,6 +278,8 @@ class TcpUserRequests:
                 pcb.set_sndbuf(bufsize(value, STREAM_BUF_MAX, MIN_SNDBUF))
             elif name == _pysocket.SO_KEEPALIVE:
                 self._set_keepalive(pcb, bool(value), now)
+            elif name == _pysocket.SO_OOBINLINE:
+                pcb.urgent().inline = bool(value)
             elif name != _pysocket.SO_BROADCAST:   # accepted and meaningless for TCP, as on Linux
                 return set_socket_option(pcb, name, value)
             return 0
@@ -323,6 +349,8 @@ class TcpUserRequests:
                 return 0
             if name == _pysocket.SO_ACCEPTCONN:
                 return int(pcb.state == State.LISTEN)
+            if name == _pysocket.SO_OOBINLINE:
+                return int(pcb.urg is not None and pcb.urg.inline)
             return get_socket_option(pcb, name)
         if level == _pysocket.IPPROTO_IP:
             return get_ip_option(pcb, name, self.tcp.ipv4.default_ttl)
@@ -372,7 +400,7 @@ class TcpUserRequests:
 
 
 if TYPE_CHECKING:
-    from ..contracts import UserRequests
+    from ..contracts import StreamUserRequests
 
-    def _implements_the_contract(requests: TcpUserRequests) -> UserRequests:
+    def _implements_the_contract(requests: TcpUserRequests) -> StreamUserRequests:
         return requests     # mypy checks every request's signature against protocols/contracts.py

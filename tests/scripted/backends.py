@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import socket as pysocket
+import struct
 import subprocess
 import threading
 from collections import deque
@@ -143,6 +145,10 @@ class TunstackApi:
         if s.nonblocking:
             flags |= pysocket.MSG_DONTWAIT
         return len(await s.sock.recv(n, flags))
+
+    async def ioctl(self, s: _TunstackSocket, request: int) -> int:
+        value: int = s.sock.ioctl(request)
+        return value
 
     async def shutdown(self, s: _TunstackSocket, how: int) -> None:
         s.sock.shutdown(how)
@@ -283,6 +289,10 @@ class LinuxApi:
     async def recv(self, s: pysocket.socket, n: int, flags: int) -> int:
         data: bytes = await trio.to_thread.run_sync(s.recv, n, flags, abandon_on_cancel=True)
         return len(data)
+
+    async def ioctl(self, s: pysocket.socket, request: int) -> int:
+        value: int = struct.unpack("i", fcntl.ioctl(s.fileno(), request, bytes(4)))[0]
+        return value
 
     async def shutdown(self, s: pysocket.socket, how: int) -> None:
         s.shutdown(how)

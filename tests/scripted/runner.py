@@ -59,6 +59,7 @@ class SocketApi(Protocol):
     async def connect(self, sock: Any, addr: tuple[str, int], /) -> None: ...
     async def send(self, sock: Any, data: bytes, flags: int, /) -> int: ...
     async def recv(self, sock: Any, n: int, flags: int, /) -> int: ...
+    async def ioctl(self, sock: Any, request: int, /) -> int: ...
     async def shutdown(self, sock: Any, how: int, /) -> None: ...
     async def close(self, sock: Any, /) -> None: ...
 
@@ -89,7 +90,8 @@ class Tolerance:
 
 # --- constants in calls -----------------------------------------------------------------
 _EXTRA_NAMES = {"SOL_TCP": pysocket.IPPROTO_TCP, "O_RDWR": os.O_RDWR, "O_NONBLOCK": os.O_NONBLOCK,
-                "F_SETFL": fcntl.F_SETFL, "F_GETFL": fcntl.F_GETFL}
+                "F_SETFL": fcntl.F_SETFL, "F_GETFL": fcntl.F_GETFL,
+                "SIOCATMARK": 0x8905}           # <linux/sockios.h>; not in Python's socket module
 
 
 def constant(text: str) -> int:
@@ -190,7 +192,7 @@ class Runner:
 
     def _show(self, seg: Segment) -> str:
         seq, ack = self._relative(seg)
-        return describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options)
+        return describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, seg.urg)
 
     def _no_unexpected(self, ev: Event) -> None:
         unexpected: list[str] = []
@@ -213,8 +215,8 @@ class Runner:
                 break
             self._fail(ev, f"no segment came by {ev.time + tol:.3f} s\n  expected: {ev.segment}")
         seq, ack = self._relative(seg)
-        actual = describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options)
-        why = mismatches(ev.segment, seg.flags, seq, seg.payload_len, ack, seg.win, seg.options)
+        actual = describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, seg.urg)
+        why = mismatches(ev.segment, seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, seg.urg)
         late = t - (self.start + ev.time)
         if abs(late) > tol:
             why.append(f"time {t - self.start:.3f} s, expected {ev.time:.3f} s +- {tol:.3f}")
@@ -232,7 +234,8 @@ class Runner:
         options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None else o
                    for o in spec.options or []]
         packet = build_packet(_ip(self.backend.peer_ip), _ip(self.backend.sut_ip), self.peer_port,
-                              self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0)
+                              self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0,
+                              spec.urg or 0)
         self.log.append(f"{self.backend.now() - self.start:8.3f} < {spec}")
         await self.backend.inject(packet)
 
@@ -374,6 +377,14 @@ class Runner:
         return await self.backend.api.recv(self._sock(ev, a[0]), constant(a[2]), flags)
 
     _call_recv = _call_read
+
+    async def _call_ioctl(self, ev: Call) -> int:
+        """`ioctl(4, SIOCATMARK, [1]) = 0`: an int-valued socket ioctl, its value compared."""
+        a = self._args(ev, 3)
+        value = await self.backend.api.ioctl(self._sock(ev, a[0]), constant(a[1]))
+        if value != constant(a[2]):
+            self._fail(ev, f"{a[1]} is {value}, expected {constant(a[2])}")
+        return 0
 
     async def _call_shutdown(self, ev: Call) -> int:
         a = self._args(ev, 2)
