@@ -86,5 +86,15 @@ class TcpConfig:
     # guest's next SYN retry -- Linux's come at 1, 3, 7, 15, 31 s -- asks anew).
     forward_pending_max: int = 4096
     forward_timeout: float = 30.0
+    # Packetization-layer path MTU discovery (mtuprobe.py): net.ipv4.tcp_mtu_probing (0 off,
+    # Linux's default; 1 after a black hole is suspected; 2 always), tcp_base_mss,
+    # tcp_mtu_probe_floor, tcp_probe_threshold (bytes), tcp_probe_interval (seconds), and
+    # tcp_retries1, the RTOs after which a black hole is suspected
+    mtu_probing: int = 0
+    base_mss: int = 1024
+    mtu_probe_floor: int = 48
+    probe_threshold: int = 8
+    probe_interval: float = 600.0
+    retries1: int = 3
     persist_min: float = 0.2
     persist_max: float = 60.0

@@ -152,6 +152,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.tclass = 0
         self.pmtudisc = 1                       # IPV6_PMTUDISC_WANT, Linux's default
         self.urg = None
+        self.mtup = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.lport}->{self.fport} {self.state.name}>"

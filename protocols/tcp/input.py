@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Self
 
+from . import mtuprobe_conn
 from . import seq as sq
 from .state import State
 from .tcb import Tcb
@@ -164,6 +165,8 @@ class InputMixin(Tcb):
         self.ts_ok = ts is not None and self.config.timestamps
         if ts is not None and self.ts_ok:
             self.ts_recent, self.ts_recent_stamp = ts[0], now
+        if self.config.mtu_probing:
+            mtuprobe_conn.start(self, self.state == State.SYN_SENT)
         self._update_mss()
 
     def _update_mss(self) -> None:
@@ -173,6 +176,8 @@ class InputMixin(Tcb):
         if self.pmtu:
             mss = min(mss, self.pmtu - 20 - self.net_hdr_len)
         self.mss = max(mss - (12 if self.ts_ok else 0), 64)
+        if self.mtup is not None and (limit := self.mtup.mss_limit(mtuprobe_conn.overhead(self))) is not None:
+            self.mss = min(self.mss, limit)         # path-MTU probing's floor (mtuprobe.py)
         self.cc.set_mss(self.mss)
 
     def _ack_syn(self, ack: int, seg: TcpRepr, now: float) -> None:
@@ -398,6 +403,8 @@ class InputMixin(Tcb):
         self.retransmits = 0
         self.rtt.backoff = 0
         self.scoreboard.prune(ack)
+        if self.mtup is not None:
+            mtuprobe_conn.on_ack(self, ack)
         if len(self.scoreboard) and self.scoreboard.is_sacked(ack):
             # RFC 6675 §5.1 / RFC 2018 §8: the cumulative ACK stops where the peer had SACKed
             # -- it reneged (dropped out-of-order data); only now is the scoreboard void
@@ -450,6 +457,8 @@ class InputMixin(Tcb):
     def _enter_recovery(self, now: float) -> None:
         """Fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2, RFC 6675 §5 step 4)."""
         flight = sq.diff(self.snd_max, self.snd_una)
+        if self.mtup is not None and self.mtup.probe_size and self.snd_una == self.mtup.probe_start:
+            self.mtup.probe_lost()                   # the path-MTU probe is the hole (mtuprobe.py)
         self.host.stats.fast_retransmits += 1
         self.in_recovery = True
         self.recover = self.snd_max

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Self
 
+from . import mtuprobe_conn
 from . import seq as sq
 from .memory import PRESSURE_WINDOW_SEGMENTS
 from .state import State
@@ -44,6 +45,11 @@ class OutputMixin(Tcb):
         if force_probe and self._window_closed():
             self._send_window_probe(now)
             sent, force_probe = True, False
+        if self.mtup is not None and self.mtup.enabled and not (self.in_recovery or self.rto_recovery):
+            probe = mtuprobe_conn.send_probe(self, now)   # RFC 4821 §7.3: one probe segment
+            if probe:
+                self._send_data(self.snd_nxt, probe, False, now, probe=True)
+                sent = True
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
@@ -181,8 +187,11 @@ class OutputMixin(Tcb):
             n = limit
         elif n < self._seg_mss() and not force_probe:
             # Nagle + sender SWS: a short segment only if it is all we have and nothing is
-            # outstanding (or TCP_NODELAY), or it fills half the largest window seen
-            if not ((n == avail and (self.nodelay or off == 0 or fin_possible or self._urgent_push()))
+            # outstanding (or TCP_NODELAY), or it fills half the largest window seen; a
+            # retransmission (going back N after an RTO) is never held back (Linux
+            # tcp_retransmit_skb has no Nagle test)
+            if not ((n == avail and (self.nodelay or off == 0 or fin_possible or self._urgent_push()
+                                     or sq.lt(self.snd_nxt, self.snd_max)))
                     or (self.max_snd_wnd and n >= self.max_snd_wnd // 2)):
                 return 0, False
         elif n % self._seg_mss() and n == avail and not self.nodelay and off and not fin_possible \
@@ -215,7 +224,7 @@ class OutputMixin(Tcb):
         return mss
 
     # --- sending ---------------------------------------------------------------------------
-    def _send_data(self, seqno: int, n: int, fin: bool, now: float) -> None:
+    def _send_data(self, seqno: int, n: int, fin: bool, now: float, probe: bool = False) -> None:
         off = sq.diff(seqno, self.snd_una)
         payload = self.snd.view(off, n) if n else None
         flags = ACK | (FIN if fin else 0)
@@ -224,7 +233,7 @@ class OutputMixin(Tcb):
         end = sq.add(seqno, n + (1 if fin else 0))
         retransmission = sq.lt(seqno, self.snd_max)
         mss = self._seg_mss()
-        self._emit(seqno, flags, payload, now, gso=mss if n > mss else 0)
+        self._emit(seqno, flags, payload, now, gso=mss if n > mss and not probe else 0)
         self._rack_sent(seqno, end, now, retransmission)
         if retransmission:
             self.total_retrans += 1

@@ -38,6 +38,9 @@ class TcpStats(Counters):
     recovery_undos: int = 0         # recoveries found spurious and undone (Linux TCPFullUndo + TCPDSACKUndo)
     sack_reneging: int = 0          # the peer dropped data it had SACKed: scoreboard cleared (TCPSACKReneging)
     rto_fires: int = 0
+    mtu_black_holes: int = 0        # RTOs that lowered the MSS (tcp_mtu_probing; Linux has no counter)
+    mtu_probes: int = 0             # path-MTU probes sent (Linux TCPMTUPFail + TCPMTUPSuccess)
+    mtu_probe_successes: int = 0    # ...acknowledged: the MSS grew (Linux TCPMTUPSuccess)
     timeouts: int = 0
     timer_deferrals: int = 0     # a timer still due after its handler ran: pushed one tick on
     paws_drops: int = 0

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .controller import CongestionControl
+from .mtuprobe import MtuSearch
 from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
@@ -118,6 +119,7 @@ class Tcb:
         # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
         "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
         "urg",                          # urgent data (urgent.py), None until the connection uses it
+        "mtup",                         # path-MTU probing's search (mtuprobe.py), None when off
     )
 
     host: TcpHost[Self]
@@ -270,6 +272,7 @@ class Tcb:
     rcv_rtt_seq: int
     rcv_rtt_time: float | None
     urg: Urgent | None
+    mtup: MtuSearch | None
 
     # --- the calls across halves, each overridden by the half named --------------------------
     # conn.py (user calls and the end of life)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 
 from ..timing import TICK as TIMER_TICK
+from . import mtuprobe_conn
 from . import seq as sq
 from .state import State
 from .tcb import Tcb
@@ -90,6 +91,8 @@ class TimerMixin(Tcb):
                 self.drop(err)                   # Linux tcp_write_err: no RST to a silent peer
             return
         self.host.stats.rto_fires += 1
+        if self.mtup is not None and st not in (State.SYN_SENT, State.SYN_RECEIVED):
+            mtuprobe_conn.on_rto(self, now)           # black-hole detection (tcp_mtu_probing)
         self.rtt.on_timeout()
         if st in (State.SYN_SENT, State.SYN_RECEIVED):
             self.snd_nxt = self.iss

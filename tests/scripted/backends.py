@@ -194,6 +194,12 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_timestamps": ("timestamps", _flag),
     "net.ipv4.tcp_window_scaling": ("window_scaling", _flag),
     "net.ipv4.tcp_syncookies": ("syncookies", _flag),
+    "net.ipv4.tcp_mtu_probing": ("mtu_probing", int),
+    "net.ipv4.tcp_base_mss": ("base_mss", int),
+    "net.ipv4.tcp_mtu_probe_floor": ("mtu_probe_floor", int),
+    "net.ipv4.tcp_probe_threshold": ("probe_threshold", int),
+    "net.ipv4.tcp_probe_interval": ("probe_interval", float),
+    "net.ipv4.tcp_retries1": ("retries1", int),
 }
 
 
