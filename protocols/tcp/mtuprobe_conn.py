@@ -80,10 +80,16 @@ def send_probe(conn: Tcb, now: float) -> int:
 
 
 def on_ack(conn: Tcb, ack: int) -> None:
-    """The probe acknowledged: that size passes, the MSS grows to it."""
+    """The probe acknowledged: that size passes, the MSS grows to it -- and cwnd keeps its
+    bytes in fewer, larger segments, ssthresh at least 3/4 of it (Linux
+    tcp_mtup_probe_success; set_mss alone would keep the segment count)."""
     search = conn.mtup
     assert search is not None
     if search.probe_size and sq.ge(ack, search.probe_end):
+        cc = conn.cc
+        packets, old_mtu, probe_mtu = cc.cwnd // max(conn.mss, 1), conn.mss + overhead(conn), search.probe_size
         search.probe_acked()
         conn.host.stats.mtu_probe_successes += 1
         conn._update_mss()
+        cc.cwnd = max(packets * old_mtu // probe_mtu, 1) * conn.mss
+        cc.ssthresh = max(cc.ssthresh, cc.cwnd * 3 // 4)
