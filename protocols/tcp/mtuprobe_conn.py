@@ -62,6 +62,8 @@ def send_probe(conn: Tcb, now: float) -> int:
     cfg = conn.config
     if conn.cc.cwnd < 11 * conn.mss or conn.rcv.ooo_count or conn.dsack is not None:
         return 0
+    if conn.pmtu and search.search_high > conn.pmtu:
+        search.search_high = conn.pmtu          # ICMP told of a smaller path (Linux tcp_sync_mss)
     header = overhead(conn)
     probe = search.next_probe(header, cfg.probe_threshold)
     if probe is None:

@@ -52,6 +52,7 @@ from ..ipv6.wire import HDR_LEN as IP6_HDR_LEN
 from ..ipv6.wire import pseudo_header_sum as pseudo_header_sum6
 from ..ports import EphemeralPorts
 from ..timing import TICK as TIMER_TICK
+from . import mtuprobe_conn
 from . import seq as sq
 from .config import TcpConfig
 from .conn import Connection
@@ -1087,6 +1088,8 @@ class Tcp:
         child.rcv_nxt = child.rcv_adv = child.last_ack_sent = seg.seq
         child.peer_mss = mss
         child.want_wscale = False
+        if child.config.mtu_probing:
+            mtuprobe_conn.start(child, active=False)   # (mtuprobe.py; Linux tcp_init_transfer)
         child._update_mss()
         child.last_rcv = now
         child._advertise(now, syn=True)

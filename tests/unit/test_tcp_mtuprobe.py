@@ -81,3 +81,26 @@ def test_a_passive_open_obeys_the_floor_only_once_the_search_moves() -> None:
     s.probe_sent(1288, 0, 1236)
     s.probe_acked()
     assert s.mss_limit(HDR) == 1236
+
+
+# --- where a connection's search starts ----------------------------------------------------------
+def test_passive_opens_and_cookie_children_start_a_search_when_probing_is_on() -> None:
+    from protocols.tcp.wire import ACK, PSH, SYN
+
+    from .test_tcp_listen import ISN_PEER, T0, Net
+    net = Net(mtu_probing=1)
+    lst = net.listener(backlog=1)
+    ((synack, _),) = net.rx(SYN, ISN_PEER, mss=1400)            # a SYN-RECEIVED child, fills the queue
+    (half,) = [c for c in net.tcp.conns.values() if c.parent is lst]
+    assert half.mtup is not None and not half.mtup.enabled
+    assert (half.mtup.search_low, half.mtup.search_high) == (BASE + 40, 1400 + 40)
+    assert half.mss == 1400                                     # off until a black hole
+    ((cookie, _),) = net.rx(SYN, 4242, sport=6000, mss=1400)    # queue full: a SYN cookie
+    net.rx(ACK | PSH, 4243, cookie.seq + 1, payload=b"x", sport=6000, at=T0 + 1)
+    (child,) = [c for c in net.tcp.conns.values() if c.fport == 6000]
+    assert child.cookie and child.mtup is not None and child.mtup.search_high == 1360 + 40
+    off = Net()                                                 # tcp_mtu_probing=0: no search at all
+    off_lst = off.listener()
+    off.rx(SYN, ISN_PEER, mss=1400)
+    (plain,) = [c for c in off.tcp.conns.values() if c.parent is off_lst]
+    assert plain.mtup is None
