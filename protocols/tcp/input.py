@@ -457,8 +457,7 @@ class InputMixin(Tcb):
     def _enter_recovery(self, now: float) -> None:
         """Fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2, RFC 6675 §5 step 4)."""
         flight = sq.diff(self.snd_max, self.snd_una)
-        if self.mtup is not None and self.mtup.probe_size and self.snd_una == self.mtup.probe_start:
-            self.mtup.probe_lost()                   # the path-MTU probe is the hole (mtuprobe.py)
+        probe_lost = self.mtup is not None and self.mtup.probe_size and self.snd_una == self.mtup.probe_start
         self.host.stats.fast_retransmits += 1
         self.in_recovery = True
         self.recover = self.snd_max
@@ -469,9 +468,21 @@ class InputMixin(Tcb):
         self.cc.on_congestion(flight, now)
         if not self.sack_ok:
             self.cc.cwnd = self.cc.ssthresh + DUPTHRESH * self.mss
+        if probe_lost:
+            self._mtu_probe_lost()
         self.high_rxt = self.snd_una
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn
+
+    def _mtu_probe_lost(self) -> None:
+        """The path-MTU probe is the hole (mtuprobe.py): its size does not pass, and its loss
+        says nothing of congestion (RFC 4821 §7.6.2; Linux tcp_simple_retransmit leaves cwnd
+        and gives back the segment the probe took) -- the reduction is undone at once."""
+        assert self.mtup is not None and self.undo_cc is not None
+        self.mtup.probe_lost()
+        self.cc.undo(self.undo_cc)
+        self.cc.cwnd += self.mss
+        self.undo_cc = None
 
     def _note_duplicate(self, seqno: int, datalen: int, out_of_order: bool = False) -> None:
         """RFC 2883 §4: data we already had (below RCV.NXT) is reported once, as the first
