@@ -8,8 +8,8 @@ import inspect
 
 from protocols.contracts import StreamUserRequests, UserRequests
 from protocols.tcp import seq as sq
-from protocols.tcp.usrreq import TcpUserRequests
 from protocols.tcp.urgent import NONE, NOTYET, READ, VALID, Urgent, read_seq
+from protocols.tcp.usrreq import TcpUserRequests
 
 TOP = 0xFFFFFFFF
 
