@@ -5,7 +5,10 @@ probability in [0, 1]; `direction` picks which way faults apply ("both", "in", "
 Everything is driven by `random.Random(seed)`, so a failing test replays exactly.
   reorder: a frame is held back and released after the next one (or after `hold`),
   delay:   a frame is released `delay_time` later (others overtake it),
-  corrupt: one random bit of the frame is flipped.
+  corrupt: one random bit of the frame is flipped,
+  blackhole_mtu: a frame whose packet (the frame less the link header) is longer is
+           dropped silently -- a path-MTU black hole: a router that drops what it cannot
+           forward and sends no ICMP "fragmentation needed" (RFC 2923 §2.1).
 Frames keep their offload metadata (partial checksum, GSO, checksum-valid), so the
 injector can wrap a TUN/TAP device with offloads on.  Corruption models the wire: a
 partial checksum is finished in software first, a "checksum valid" mark is dropped, and
@@ -37,6 +40,7 @@ class FaultStats(Counters):
     reordered: int = 0
     corrupted: int = 0
     delayed: int = 0
+    blackholed: int = 0
 
 
 
@@ -44,7 +48,7 @@ class FaultInjector(TaskNdd):
     def __init__(self, inner: Ndd, *, seed: int = 0, drop: float = 0.0, duplicate: float = 0.0,
                  reorder: float = 0.0, corrupt: float = 0.0, delay: float = 0.0,
                  delay_time: float = 0.05, hold: float = 0.02, direction: str = "both",
-                 name: str | None = None) -> None:
+                 name: str | None = None, blackhole_mtu: int = 0) -> None:
         if direction not in ("both", "in", "out"):
             raise ValueError("direction must be 'both', 'in' or 'out'")
         for p in (drop, duplicate, reorder, corrupt, delay):
@@ -61,6 +65,7 @@ class FaultInjector(TaskNdd):
         self.rng = random.Random(seed)
         self.p = dict(drop=drop, duplicate=duplicate, reorder=reorder, corrupt=corrupt, delay=delay)
         self.delay_time, self.hold = delay_time, hold
+        self.blackhole_mtu = blackhole_mtu
         self.direction = direction
         self.faults = FaultStats()
         self._timed: list[tuple[float, int, Callable[[], None]]] = []
@@ -96,6 +101,9 @@ class FaultInjector(TaskNdd):
         self._apply("in", pkt.copy(), self.deliver)
 
     def _apply(self, way: str, data: PacketBuffer, sink: Callable[[PacketBuffer], None]) -> None:
+        if self.blackhole_mtu and len(data) - self.ndd_hdrlen > self.blackhole_mtu and not data.gso_size:
+            self.faults.blackholed += 1
+            return
         rnd, p = self.rng.random, self.p
         if rnd() < p["drop"]:
             self.faults.dropped += 1

@@ -281,3 +281,22 @@ class UserRequests(Protocol):
         """pru_control's read side: the protocol's own description of the pcb (TCP_INFO as a
         dict; an ATM socket's VC and counters)."""
         ...
+
+
+class StreamUserRequests(UserRequests, Protocol):
+    """A byte stream's requests beyond every protocol's (4.4BSD pru_sendoob, pru_rcvoob and
+    pru_control): urgent data, and the socket's ioctls."""
+
+    def send_oob(self, pcb: Pcb, data: memoryview, now: float) -> int:
+        """send(MSG_OOB): as `send`; the last byte taken is urgent data."""
+        ...
+
+    def recv_oob(self, pcb: Pcb, bufsize: int, peek: bool, now: float) -> bytes | int:
+        """recv(MSG_OOB): the urgent data (at most `bufsize` bytes), or an errno -- it never
+        waits (EAGAIN is an errno here, as in Linux)."""
+        ...
+
+    def control(self, pcb: Pcb, request: int, now: float) -> int:
+        """ioctl(2) with an int result (SIOCATMARK): the value (>= 0) or -errno (-ENOTTY:
+        not served)."""
+        ...

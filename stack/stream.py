@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import socket as _pysocket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -32,7 +32,7 @@ from protocols.contracts import (
 from .socket import STRUCT_OPTIONS, Socket, SocketHost, _optval, struct_optval
 
 if TYPE_CHECKING:
-    from protocols.contracts import Protosw
+    from protocols.contracts import Protosw, StreamUserRequests
 
 # a connection, in so_state: it may still carry data one way or the other
 _IN_CONNECTION = SS_ISCONNECTED | SS_ISCONNECTING | SS_ISDISCONNECTING
@@ -57,6 +57,7 @@ class StreamSocket(Socket):
         # after EINPROGRESS (SS_CONNECTING).  Only sendto(MSG_FASTOPEN) tells them apart:
         # EISCONN for the first, a plain send for the second (__inet_stream_connect)
         self._connect_done = pcb is not None
+        self._stream_ops = cast("StreamUserRequests", self._ops)   # urgent data, ioctls
 
     # --- connection -------------------------------------------------------------------
     async def accept(self) -> tuple[StreamSocket, tuple[Any, ...]]:
@@ -161,7 +162,10 @@ class StreamSocket(Socket):
             self._raise(ops.take_error(pcb))
             if self._shut_wr:
                 raise oserror(errno.EPIPE)
-            n = ops.send(pcb, view, None, self._stack.now())
+            if flags & _pysocket.MSG_OOB:
+                n = self._stream_ops.send_oob(pcb, view, self._stack.now())
+            else:
+                n = ops.send(pcb, view, None, self._stack.now())
             if n >= 0:
                 return n, parked
             if n != _EAGAIN:
@@ -255,6 +259,11 @@ class StreamSocket(Socket):
         while True:
             if self._closed:
                 raise oserror(errno.EBADF)
+            if flags & _pysocket.MSG_OOB:       # urgent data: never waits (Linux tcp_recv_urg)
+                got = self._stream_ops.recv_oob(pcb, bufsize, peek, self._stack.now())
+                if isinstance(got, int):
+                    raise oserror(got)
+                return got, parked
             if bufsize == 0:
                 if ops.state(pcb) & SS_ISACCEPTING:
                     raise oserror(errno.ENOTCONN)
@@ -310,11 +319,10 @@ class StreamSocket(Socket):
         return 0 if optname == _pysocket.SO_LINGER and level == _pysocket.SOL_SOCKET else value[:4]
 
     def ioctl(self, request: int) -> int:
-        """The socket ioctls a stream answers (Linux tcp_ioctl): SIOCINQ (FIONREAD), SIOCOUTQ
-        (TIOCOUTQ), SIOCOUTQNSEQ -- as `fcntl.ioctl` on a kernel socket reads the int."""
-        pcb = self._check()
-        answer = getattr(self._ops, "ioctl", None)     # not every stream protocol has them
-        value: int = answer(pcb, request, self._stack.now()) if answer is not None else -errno.ENOTTY
+        """ioctl(2) with an int result, as fcntl.ioctl on a kernel socket gives it (Linux
+        tcp_ioctl): SIOCINQ (FIONREAD), SIOCOUTQ (TIOCOUTQ), SIOCOUTQNSEQ, SIOCATMARK (1 when
+        the next byte to read is the urgent one)."""
+        value = self._stream_ops.control(self._check(), request, self._stack.now())
         if value < 0:
             raise oserror(-value)
         return value

@@ -101,5 +101,15 @@ class TcpConfig:
     # net.ipv4.tcp_notsent_lowat: a socket is writable while its unsent bytes stay below this
     # (Linux's default UINT_MAX: no limit); TCP_NOTSENT_LOWAT sets it per socket
     notsent_lowat: int = 0xFFFFFFFF
+    # Packetization-layer path MTU discovery (mtuprobe.py): net.ipv4.tcp_mtu_probing (0 off,
+    # Linux's default; 1 after a black hole is suspected; 2 always), tcp_base_mss,
+    # tcp_mtu_probe_floor, tcp_probe_threshold (bytes), tcp_probe_interval (seconds), and
+    # tcp_retries1, the RTOs after which a black hole is suspected
+    mtu_probing: int = 0
+    base_mss: int = 1024
+    mtu_probe_floor: int = 48
+    probe_threshold: int = 8
+    probe_interval: float = 600.0
+    retries1: int = 3
     persist_min: float = 0.2
     persist_max: float = 60.0

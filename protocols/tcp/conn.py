@@ -30,6 +30,7 @@ from .rtt import RttEstimator
 from .state import CAN_SEND, SYNCHRONIZED, State
 from .tcb import TcpHost
 from .timer import TimerMixin
+from .urgent import Urgent, read_seq
 
 
 class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
@@ -167,6 +168,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.user_timeout = 0.0
         self.retrans_stamp = self.probes_stamp = None
         self.recv_inq = False
+        self.urg = None
+        self.mtup = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.lport}->{self.fport} {self.state.name}>"
@@ -177,7 +180,10 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         return self.fport != 0 and self.state != State.LISTEN
 
     def readable(self) -> bool:
-        return len(self.rcv) > 0 or self.rcv_fin or self.state == State.CLOSED
+        unread = len(self.rcv)
+        if self.urg is not None and unread:             # the urgent byte out of band is no data
+            unread -= self.urg.hidden(read_seq(self.rcv_nxt, unread, self.rcv_fin))
+        return unread > 0 or self.rcv_fin or self.state == State.CLOSED
 
     def writable_space(self) -> int:
         return self.snd.space()
@@ -232,24 +238,47 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             self.ecn = Ecn()                     # an ECN-setup SYN (RFC 3168 §6.1.1)
         self.output(now)
 
-    def send(self, data: memoryview, now: float) -> int:
-        """SEND: queue as much as fits; returns the count (0 = buffer full)."""
+    def send(self, data: memoryview, now: float, urgent: bool = False) -> int:
+        """SEND: queue as much as fits; returns the count (0 = buffer full).  `urgent`
+        (MSG_OOB): the last byte queued is urgent data (urgent.py)."""
         if self.host.mem.over_high():
             self.moderate_sndbuf()
         n = self.snd.write(data)
         if n:
             info.chrono_start(self, info.CHRONO_BUSY, now)    # Linux tcp_skb_entail
+            if urgent:
+                self.urgent().mark(sq.add(self.snd_una, len(self.snd)))
         if n and (self.state in CAN_SEND or self.tfo is not None):    # a Fast Open child sends early
             self.output(now)
         return n
 
     def receive(self, n: int, peek: bool, now: float) -> bytes:
         """RECEIVE: up to n in-order bytes; opens the window when that is worth an ACK."""
-        data = self.rcv.read(n, peek)
+        data = self.rcv.read(n, peek) if self.urg is None else self._receive_to_mark(n, peek)
         if data and not peek:
             self.rcv_space_adjust(len(data), now)
             self._window_update(now)
         return data
+
+    def _receive_to_mark(self, n: int, peek: bool) -> bytes:
+        """A read with urgent data about (Linux tcp_recvmsg): it stops at the mark, and one
+        standing on it steps over the urgent byte unless SO_OOBINLINE (urgent.py)."""
+        assert self.urg is not None
+        rcv = self.rcv
+        seq = read_seq(self.rcv_nxt, len(rcv), self.rcv_fin)
+        skip, n = self.urg.read_plan(seq, n)
+        skip = min(skip, len(rcv))
+        data = bytes(rcv.view(skip, min(n, len(rcv) - skip)))
+        if not peek:
+            rcv.consume(skip + len(data))
+            self.urg.after_read(sq.add(seq, skip + len(data)))
+        return data
+
+    def urgent(self) -> Urgent:
+        """The urgent-data state, made on first use."""
+        if self.urg is None:
+            self.urg = Urgent()
+        return self.urg
 
     def shutdown_write(self, now: float) -> None:
         """CLOSE of the sending half: queue a FIN after the data (RFC 9293 §3.10.4)."""

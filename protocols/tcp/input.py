@@ -8,12 +8,13 @@ import errno
 from typing import TYPE_CHECKING, Self
 
 from . import fastopen_conn as fastopen
-from . import info
+from . import info, mtuprobe_conn
 from . import seq as sq
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
 from .state import State
 from .tcb import Tcb
-from .wire import ACK, CWR, ECE, FIN, RST, SYN
+from .urgent import NOTYET, Urgent, read_seq
+from .wire import ACK, CWR, ECE, FIN, RST, SYN, URG
 
 # states in which we send data, where an ECE asks us to slow down
 SYNCHRONIZED_DATA = (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
@@ -115,6 +116,8 @@ class InputMixin(Tcb):
         st = self.state
         if st == State.CLOSED:
             return
+        if flags & URG or self.urg is not None:
+            self._urgent_input(seg, payload)          # RFC 9293 §3.10.7.4 sixth: the URG bit
         if (payload or flags & FIN) and st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
             self._process_text(seg, payload, now)
         elif flags & FIN and st == State.TIME_WAIT:
@@ -216,6 +219,8 @@ class InputMixin(Tcb):
         self.ts_ok = ts is not None and self.config.timestamps
         if ts is not None and self.ts_ok:
             self.ts_recent, self.ts_recent_stamp = ts[0], now
+        if self.config.mtu_probing:
+            mtuprobe_conn.start(self, self.state == State.SYN_SENT)
         self._update_mss()
 
     def _update_mss(self) -> None:
@@ -225,6 +230,8 @@ class InputMixin(Tcb):
         if self.pmtu:
             mss = min(mss, self.pmtu - 20 - self.net_hdr_len)
         self.mss = max(mss - (12 if self.ts_ok else 0), 64)
+        if self.mtup is not None and (limit := self.mtup.mss_limit(mtuprobe_conn.overhead(self))) is not None:
+            self.mss = min(self.mss, limit)         # path-MTU probing's floor (mtuprobe.py)
         self.cc.set_mss(self.mss)
 
     def _ack_syn(self, ack: int, seg: TcpRepr, now: float) -> None:
@@ -465,6 +472,8 @@ class InputMixin(Tcb):
         self.retransmits = 0
         self.rtt.backoff = 0
         self.scoreboard.prune(ack)
+        if self.mtup is not None:
+            mtuprobe_conn.on_ack(self, ack)
         if len(self.scoreboard) and self.scoreboard.is_sacked(ack):
             # RFC 6675 §5.1 / RFC 2018 §8: the cumulative ACK stops where the peer had SACKed
             # -- it reneged (dropped out-of-order data); only now is the scoreboard void
@@ -519,6 +528,7 @@ class InputMixin(Tcb):
     def _enter_recovery(self, now: float) -> None:
         """Fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2, RFC 6675 §5 step 4)."""
         flight = sq.diff(self.snd_max, self.snd_una)
+        probe_lost = self.mtup is not None and self.mtup.probe_size and self.snd_una == self.mtup.probe_start
         self.host.stats.fast_retransmits += 1
         self.in_recovery = True
         self.recover = self.snd_max
@@ -530,9 +540,21 @@ class InputMixin(Tcb):
             self.cc.on_congestion(flight, now)       # (not twice in one window: ECE reduced already)
         if not self.sack_ok:
             self.cc.cwnd = self.cc.ssthresh + DUPTHRESH * self.mss
+        if probe_lost:
+            self._mtu_probe_lost()
         self.high_rxt = self.snd_una
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn
+
+    def _mtu_probe_lost(self) -> None:
+        """The path-MTU probe is the hole (mtuprobe.py): its size does not pass, and its loss
+        says nothing of congestion (RFC 4821 §7.6.2; Linux tcp_simple_retransmit leaves cwnd
+        and gives back the segment the probe took) -- the reduction is undone at once."""
+        assert self.mtup is not None and self.undo_cc is not None
+        self.mtup.probe_lost()
+        self.cc.undo(self.undo_cc)
+        self.cc.cwnd += self.mss
+        self.undo_cc = None
 
     def _note_duplicate(self, seqno: int, datalen: int, out_of_order: bool = False) -> None:
         """RFC 2883 §4: data we already had (below RCV.NXT) is reported once, as the first
@@ -580,6 +602,20 @@ class InputMixin(Tcb):
         self.cc.undo(self.undo_cc)
         self.undo_cc = None
         self.host.stats.recovery_undos += 1
+
+    # --- urgent data (urgent.py) ----------------------------------------------------------
+    def _urgent_input(self, seg: TcpRepr, payload: memoryview) -> None:
+        """Linux tcp_urg, before the text is queued: a new pointer, then the urgent byte if
+        this segment holds it."""
+        urg = self.urg
+        if seg.flags & URG:
+            if urg is None:
+                urg = self.urg = Urgent()
+            if urg.on_pointer(seg.urgent, seg.seq, read_seq(self.rcv_nxt, len(self.rcv), self.rcv_fin),
+                              self.rcv_nxt):
+                self.rcv.consume(1)                  # the reader stood on the old urgent byte
+        if urg is not None and urg.rcv_state == NOTYET and urg.take_byte(seg.seq, payload):
+            self.on_event()
 
     # --- segment text and FIN -----------------------------------------------------------
     def _process_text(self, seg: TcpRepr, payload: memoryview, now: float) -> None:

@@ -11,14 +11,14 @@ import struct
 from typing import Self
 
 from . import fastopen_conn as fastopen
-from . import info
+from . import info, mtuprobe_conn
 from . import seq as sq
 from .ecn import ECN_MASK, ECT0, NOT_ECT, syn_ecn_flags
 from .fastopen import ClientFastOpen
 from .memory import PRESSURE_WINDOW_SEGMENTS
 from .state import State
 from .tcb import Tcb
-from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
+from .wire import ACK, FIN, PSH, RST, SYN, URG, TcpRepr
 
 _TS_ONLY = struct.Struct("!BBBBII")      # NOP NOP TS(10): Linux's layout on data segments
 MAX_TSO = 65535 - 20 - 60                # IPv4 total length minus headers
@@ -50,6 +50,11 @@ class OutputMixin(Tcb):
         if force_probe and self._window_closed():
             self._send_window_probe(now)
             sent, force_probe = True, False
+        if self.mtup is not None and self.mtup.enabled and not (self.in_recovery or self.rto_recovery):
+            probe = mtuprobe_conn.send_probe(self, now)   # RFC 4821 §7.3: one probe segment
+            if probe:
+                self._send_data(self.snd_nxt, probe, False, now, probe=True)
+                sent = True
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
@@ -189,14 +194,23 @@ class OutputMixin(Tcb):
             n = limit
         elif n < self._seg_mss() and not force_probe:
             # Nagle + sender SWS: a short segment only if it is all we have and nothing is
-            # outstanding (or TCP_NODELAY), or it fills half the largest window seen
-            # (a Fast Open child's unacknowledged SYN, off == 1, is no data in flight)
-            if not ((n == avail and (self.nodelay or off == 0 or fin_possible or (off == 1 and self.tfo is not None)))
+            # outstanding (or TCP_NODELAY), or it fills half the largest window seen; a Fast
+            # Open child's unacknowledged SYN (off == 1) is no data in flight; a retransmission
+            # (going back N after an RTO) is never held back (Linux tcp_retransmit_skb has no
+            # Nagle test)
+            if not ((n == avail and (self.nodelay or off == 0 or fin_possible or (off == 1 and self.tfo is not None)
+                                     or self._urgent_push() or sq.lt(self.snd_nxt, self.snd_max)))
                     or (self.max_snd_wnd and n >= self.max_snd_wnd // 2)):
                 return 0, False
-        elif n % self._seg_mss() and n == avail and not self.nodelay and off and not fin_possible:
+        elif n % self._seg_mss() and n == avail and not self.nodelay and off and not fin_possible \
+                and not self._urgent_push():
             n -= n % self._seg_mss()                  # keep a short tail back (Nagle)
         return n, fin_possible and off + n == total
+
+    def _urgent_push(self) -> bool:
+        """Urgent mode overrides Nagle (Linux tcp_nagle_test): the peer should see the
+        pointer now."""
+        return self.urg is not None and self.urg.sending(self.snd_una)
 
     def _seg_mss(self) -> int:
         """Payload per segment now: the MSS less room for SACK blocks while we hold
@@ -208,7 +222,7 @@ class OutputMixin(Tcb):
 
     def _segment_limit(self) -> int:
         mss = self._seg_mss()
-        if self.tso_max and mss:
+        if self.tso_max and mss and (self.urg is None or not self._urgent_push()):   # no TSO in urgent mode
             limit = min(self.tso_max, MAX_TSO)
             if self.cc.pacing_rate:
                 # Linux tcp_tso_autosize: a super-segment carries ~1 ms at the pacing rate
@@ -218,7 +232,7 @@ class OutputMixin(Tcb):
         return mss
 
     # --- sending ---------------------------------------------------------------------------
-    def _send_data(self, seqno: int, n: int, fin: bool, now: float) -> None:
+    def _send_data(self, seqno: int, n: int, fin: bool, now: float, probe: bool = False) -> None:
         off = sq.diff(seqno, self.snd_una)
         payload = self.snd.view(off, n) if n else None
         flags = ACK | (FIN if fin else 0)
@@ -227,7 +241,7 @@ class OutputMixin(Tcb):
         end = sq.add(seqno, n + (1 if fin else 0))
         retransmission = sq.lt(seqno, self.snd_max)
         mss = self._seg_mss()
-        self._emit(seqno, flags, payload, now, gso=mss if n > mss else 0)
+        self._emit(seqno, flags, payload, now, gso=mss if n > mss and not probe else 0)
         self._rack_sent(seqno, end, now, retransmission)
         if retransmission:
             self.total_retrans += 1
@@ -420,6 +434,8 @@ class OutputMixin(Tcb):
     def _emit(self, seqno: int, flags: int, payload: memoryview | None, now: float,
               gso: int = 0) -> None:
         seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._advertise(now))
+        if self.urg is not None and (up := self.urg.pointer(seqno, self.snd_una, self.snd_nxt)) is not None:
+            seg.flags, seg.urgent = flags | URG, up  # a segment below SND.UP (urgent.py)
         if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
             limit = 3 if self.ts_ok else 4
             if self.dsack is not None:               # RFC 2883 §4: the D-SACK block first, once

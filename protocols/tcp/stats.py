@@ -43,6 +43,9 @@ class TcpStats(Counters):
     ecn_ce_received: int = 0            # data segments that arrived CE-marked (Linux IpExtInCEPkts, per TCP)
     ecn_reductions: int = 0             # cwnd reductions for an ECE (entering CWR; TcpExt has none)
     ecn_syn_fallbacks: int = 0          # ECN-setup SYNs retransmitted without ECE/CWR (tcp_ecn_fallback)
+    mtu_black_holes: int = 0        # RTOs that lowered the MSS (tcp_mtu_probing; Linux has no counter)
+    mtu_probes: int = 0             # path-MTU probes sent (Linux TCPMTUPFail + TCPMTUPSuccess)
+    mtu_probe_successes: int = 0    # ...acknowledged: the MSS grew (Linux TCPMTUPSuccess)
     timeouts: int = 0
     timer_deferrals: int = 0     # a timer still due after its handler ran: pushed one tick on
     paws_drops: int = 0

@@ -33,10 +33,12 @@ from .config import TcpConfig
 from .controller import CongestionControl
 from .ecn import Ecn
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
+from .mtuprobe import MtuSearch
 from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
 from .stats import TcpStats
+from .urgent import Urgent
 from .wire import TcpRepr
 
 if TYPE_CHECKING:
@@ -127,6 +129,8 @@ class Tcb:
         "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat",
         "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq",
         "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack",
+        "urg",                          # urgent data (urgent.py), None until the connection uses it
+        "mtup",                         # path-MTU probing's search (mtuprobe.py), None when off
     )
 
     host: TcpHost[Self]
@@ -310,6 +314,8 @@ class Tcb:
     retrans_stamp: float | None         # the first RTO retransmission of the loss (Linux retrans_stamp)
     probes_stamp: float | None          # the first zero-window probe (Linux icsk_probes_tstamp)
     recv_inq: bool                      # TCP_INQ
+    urg: Urgent | None
+    mtup: MtuSearch | None
 
     # --- the calls across halves, each overridden by the half named --------------------------
     # conn.py (user calls and the end of life)

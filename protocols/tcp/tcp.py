@@ -52,6 +52,7 @@ from ..ipv6.wire import HDR_LEN as IP6_HDR_LEN
 from ..ipv6.wire import pseudo_header_sum as pseudo_header_sum6
 from ..ports import EphemeralPorts
 from ..timing import TICK as TIMER_TICK
+from . import mtuprobe_conn
 from . import seq as sq
 from .config import TcpConfig
 from .conn import Connection
@@ -1067,6 +1068,8 @@ class Tcp:
             setattr(child, name, getattr(lst, name))
         child.inherit_buffers(lst)
         child.set_congestion(lst.cc.name)
+        if lst.urg is not None and lst.urg.inline:
+            child.urgent().inline = True                 # SO_OOBINLINE, cloned as the rest
         if net6:
             self._over_ipv6(child, True)
             child.oif = ip.ifp if needs_scope_id(faddr) else lst.oif
@@ -1124,6 +1127,8 @@ class Tcp:
         child.rcv_nxt = child.rcv_adv = child.last_ack_sent = seg.seq
         child.peer_mss = mss
         child.want_wscale = False
+        if child.config.mtu_probing:
+            mtuprobe_conn.start(child, active=False)   # (mtuprobe.py; Linux tcp_init_transfer)
         child._update_mss()
         child.last_rcv = now
         child._advertise(now, syn=True)

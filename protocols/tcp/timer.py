@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 
 from ..timing import TICK as TIMER_TICK
-from . import info
+from . import info, mtuprobe_conn
 from . import seq as sq
 from .rtt import INITIAL_RTO
 from .state import State
@@ -128,6 +128,8 @@ class TimerMixin(Tcb):
         self.host.stats.rto_fires += 1
         if self.retrans_stamp is None:
             self.retrans_stamp = now             # Linux: the first RTO retransmission's time
+        if self.mtup is not None and st not in (State.SYN_SENT, State.SYN_RECEIVED):
+            mtuprobe_conn.on_rto(self, now)           # black-hole detection (tcp_mtu_probing)
         if st != State.SYN_SENT or self.retries > cfg.syn_linear_timeouts:
             self.rtt.on_timeout()
         if self.ecn is not None and st != State.SYN_RECEIVED:

@@ -49,6 +49,7 @@ from .conn import Connection
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
 from .state import State
 from .tcp import Tcp
+from .urgent import read_seq
 
 TCP_MAXSEG = _pysocket.TCP_MAXSEG
 TCP_CONGESTION = _pysocket.TCP_CONGESTION
@@ -63,6 +64,7 @@ _LINGER = struct.Struct("ii")
 # an autotuned one -- the Gbit/s of TUN offloads need MiB windows, Linux's cap would not do
 STREAM_BUF_MAX = BUF_MAX * 32
 EAGAIN = errno.EAGAIN
+SIOCATMARK = 0x8905                      # <linux/sockios.h>: is the next byte the urgent one
 
 _OPENING = (State.SYN_SENT, State.SYN_RECEIVED)
 _CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)   # (Linux: not TIME-WAIT -- the socket is CLOSE then)
@@ -271,22 +273,25 @@ class TcpUserRequests:
     def send(self, pcb: Connection, data: memoryview, addr: Sockaddr | None, now: float) -> int:
         """tcp_sendmsg: the address is ignored; EPIPE once the sending half is shut or the
         connection gone, -EAGAIN while connecting or with a full send buffer."""
+        return self._send(pcb, data, now, False)
+
+    def _send(self, pcb: Connection, data: memoryview, now: float, urgent: bool) -> int:
         st = pcb.state
         if st not in _CAN_SEND or pcb.shut_wr:
             if pcb.tfo is not None and not pcb.shut_wr:
                 if self.fastopen_deferred(pcb):
                     return -errno.EINPROGRESS    # the socket's cue to call fastopen_send
                 if self._fastopen_child(pcb):
-                    return self._send(pcb, data, now)   # a Fast Open child (Linux tcp_passive_fastopen)
+                    return self._queue(pcb, data, now, urgent)   # a Fast Open child (Linux tcp_passive_fastopen)
             return -EAGAIN if st in _OPENING and not pcb.shut_wr else -errno.EPIPE
-        return self._send(pcb, data, now)
+        return self._queue(pcb, data, now, urgent)
 
-    def _send(self, pcb: Connection, data: memoryview, now: float) -> int:
+    def _queue(self, pcb: Connection, data: memoryview, now: float, urgent: bool = False) -> int:
         if not data:
             return 0
         if info.notsent_bytes(pcb) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
             return -EAGAIN                   # Linux sk_stream_memory_free: TCP_NOTSENT_LOWAT reached
-        n = pcb.send(data, now)
+        n = pcb.send(data, now, urgent)
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         if not n:
@@ -300,6 +305,26 @@ class TcpUserRequests:
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         return (data, None) if data else None
+
+    # --- urgent data and ioctls (protocols/tcp/urgent.py) -----------------------------------------
+    def send_oob(self, pcb: Connection, data: memoryview, now: float) -> int:
+        return self._send(pcb, data, now, True)
+
+    def recv_oob(self, pcb: Connection, bufsize: int, peek: bool, now: float) -> bytes | int:
+        """Linux tcp_recvmsg with MSG_OOB: ENOTCONN on a listener, then tcp_recv_urg."""
+        if pcb.state == State.LISTEN:
+            return errno.ENOTCONN
+        if pcb.urg is None:
+            return errno.EINVAL
+        got = pcb.urg.recv_oob(peek, pcb.rcv_fin or pcb.state == State.CLOSED)
+        return got[:bufsize] if isinstance(got, bytes) else got
+
+    def control(self, pcb: Connection, request: int, now: float) -> int:
+        """ioctl(2) on a TCP socket: SIOCATMARK here, the queue sizes in ioctl()."""
+        if request == SIOCATMARK:
+            urg = pcb.urg
+            return int(urg is not None and urg.at_mark(read_seq(pcb.rcv_nxt, len(pcb.rcv), pcb.rcv_fin)))
+        return self.ioctl(pcb, request, now)
 
     # --- what the socket may ask ---------------------------------------------------------------------
     def state(self, pcb: Connection) -> int:
@@ -350,6 +375,8 @@ class TcpUserRequests:
                 pcb.set_sndbuf(bufsize(value, STREAM_BUF_MAX, MIN_SNDBUF))
             elif name == _pysocket.SO_KEEPALIVE:
                 self._set_keepalive(pcb, bool(value), now)
+            elif name == _pysocket.SO_OOBINLINE:
+                pcb.urgent().inline = bool(value)
             elif name != _pysocket.SO_BROADCAST:   # accepted and meaningless for TCP, as on Linux
                 return set_socket_option(pcb, name, value)
             return 0
@@ -448,6 +475,8 @@ class TcpUserRequests:
                 return 0
             if name == _pysocket.SO_ACCEPTCONN:
                 return int(pcb.state == State.LISTEN)
+            if name == _pysocket.SO_OOBINLINE:
+                return int(pcb.urg is not None and pcb.urg.inline)
             return get_socket_option(pcb, name)
         if level == _pysocket.IPPROTO_IP:
             return get_ip_option(pcb, name, self.tcp.ipv4.default_ttl)
@@ -537,7 +566,7 @@ _ISSUE14_OPTIONS: dict[int, Callable[[Connection, int], int]] = {
 
 
 if TYPE_CHECKING:
-    from ..contracts import UserRequests
+    from ..contracts import StreamUserRequests
 
-    def _implements_the_contract(requests: TcpUserRequests) -> UserRequests:
+    def _implements_the_contract(requests: TcpUserRequests) -> StreamUserRequests:
         return requests     # mypy checks every request's signature against protocols/contracts.py

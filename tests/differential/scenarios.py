@@ -308,6 +308,15 @@ STREAM_SCENARIOS: dict[str, list[Step]] = {
         ("connect", "b", ("LOCAL", TP + 31)), ("accept", "a", "d"), ("getsockopt", "d", S.SOL_SOCKET, S.SO_REUSEADDR),
         ("close", "a"), ("bind", "c", ("LOCAL", TP + 31)), ("setsockopt", "e", S.SOL_SOCKET, S.SO_REUSEADDR, 1),
         ("bind", "e", ("LOCAL", TP + 31)), ("listen", "e")],
+    "tcp_urgent_data": [              # MSG_OOB, SO_OOBINLINE and their errnos (issue 14, urgent data)
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
+        ("getsockopt", "a", S.SOL_SOCKET, S.SO_OOBINLINE), ("recv", "a", 1, S.MSG_OOB), ("send", "a", b"x", S.MSG_OOB),
+        ("bind", "a", ("LOCAL", TP + 41)), ("listen", "a"), ("recv", "a", 1, S.MSG_OOB),
+        ("connect", "b", ("LOCAL", TP + 41)), ("accept", "a", "d"), ("recv", "d", 1, S.MSG_OOB),
+        ("send", "b", b"ab", S.MSG_OOB), ("sleep", SETTLE), ("recv", "d", 10), ("recv", "d", 1, S.MSG_OOB),
+        ("recv", "d", 1, S.MSG_OOB), ("setsockopt", "d", S.SOL_SOCKET, S.SO_OOBINLINE, 1),
+        ("getsockopt", "d", S.SOL_SOCKET, S.SO_OOBINLINE), ("send", "b", b"cd", S.MSG_OOB), ("sleep", SETTLE),
+        ("recv", "d", 1, S.MSG_OOB), ("recv", "d", 10), ("recv", "d", 10)],
     "tcp_maxseg_before_connect": [     # the SYN offers it, the route does not override it (issue 14, 2)
         ("socket", "a", "stream"), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG, 1100),
         ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG), ("connect", "a", ("PEER", ECHO_PORT)),

@@ -163,6 +163,10 @@ class TunstackApi:
             flags |= pysocket.MSG_DONTWAIT
         return len(await s.sock.recv(n, flags))
 
+    async def ioctl(self, s: _TunstackSocket, request: int) -> int:
+        value: int = s.sock.ioctl(request)
+        return value
+
     async def shutdown(self, s: _TunstackSocket, how: int) -> None:
         s.sock.shutdown(how)
 
@@ -181,9 +185,6 @@ class TunstackApi:
                     ready |= bit
         return ready
 
-    async def ioctl(self, s: _TunstackSocket, request: int) -> int:
-        value: int = s.sock.ioctl(request)
-        return value
 
 
 @dataclass
@@ -230,6 +231,12 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_congestion_control": ("congestion", str),
     "net.ipv4.tcp_early_retrans": ("loss_probes", lambda v: int(v) >= 3),   # 3, 4: TLP on; 0-2: off
     "net.ipv4.tcp_fastopen": ("fastopen", lambda v: int(v, 0)),
+    "net.ipv4.tcp_mtu_probing": ("mtu_probing", int),
+    "net.ipv4.tcp_base_mss": ("base_mss", int),
+    "net.ipv4.tcp_mtu_probe_floor": ("mtu_probe_floor", int),
+    "net.ipv4.tcp_probe_threshold": ("probe_threshold", int),
+    "net.ipv4.tcp_probe_interval": ("probe_interval", float),
+    "net.ipv4.tcp_retries1": ("retries1", int),
 }
 
 
@@ -330,6 +337,10 @@ class LinuxApi:
         data: bytes = await trio.to_thread.run_sync(s.recv, n, flags, abandon_on_cancel=True)
         return len(data)
 
+    async def ioctl(self, s: pysocket.socket, request: int) -> int:
+        value: int = struct.unpack("i", fcntl.ioctl(s.fileno(), request, bytes(4)))[0]
+        return value
+
     async def shutdown(self, s: pysocket.socket, how: int) -> None:
         s.shutdown(how)
 
@@ -349,9 +360,6 @@ class LinuxApi:
         p.register(s.fileno(), events)
         return sum(ev & events for _, ev in p.poll(0))
 
-    async def ioctl(self, s: pysocket.socket, request: int) -> int:
-        value: int = struct.unpack("i", fcntl.ioctl(s.fileno(), request, bytes(4)))[0]
-        return value
 
 
 @dataclass

@@ -74,10 +74,10 @@ class SocketApi(Protocol):
     async def send(self, sock: Any, data: bytes, flags: int, /) -> int: ...
     async def sendto(self, sock: Any, data: bytes, flags: int, addr: tuple[str, int], /) -> int: ...
     async def recv(self, sock: Any, n: int, flags: int, /) -> int: ...
+    async def ioctl(self, sock: Any, request: int, /) -> int: ...
     async def shutdown(self, sock: Any, how: int, /) -> None: ...
     async def close(self, sock: Any, /) -> None: ...
     async def discard(self, sock: Any, /) -> None: ...      # the end of a run: close, waking blocked calls
-    async def ioctl(self, sock: Any, request: int, /) -> int: ...
     async def poll(self, sock: Any, events: int, /) -> int: ...
 
 
@@ -111,7 +111,8 @@ _EXTRA_NAMES = {"SOL_TCP": pysocket.IPPROTO_TCP, "O_RDWR": os.O_RDWR, "O_NONBLOC
                 "POLLIN": select.POLLIN, "POLLOUT": select.POLLOUT,
                 # Linux's TCP options Python's socket module lacks, and the socket ioctls (linux/sockios.h)
                 "TCP_FASTOPEN_CONNECT": 30, "TCP_FASTOPEN_NO_COOKIE": 34,
-                "TCP_INQ": 36, "SIOCINQ": 0x541B, "SIOCOUTQ": 0x5411, "SIOCOUTQNSEQ": 0x894B}
+                "TCP_INQ": 36, "SIOCINQ": 0x541B, "SIOCOUTQ": 0x5411, "SIOCOUTQNSEQ": 0x894B,
+                "SIOCATMARK": 0x8905}
 
 
 def constant(text: str) -> int:
@@ -219,7 +220,7 @@ class Runner:
 
     def _show(self, seg: Segment) -> str:
         seq, ack = self._relative(seg)
-        return describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, seg.ecn)
+        return describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, ecn=seg.ecn, urg=seg.urg)
 
     def _no_unexpected(self, ev: Event) -> None:
         unexpected: list[str] = []
@@ -242,8 +243,9 @@ class Runner:
                 break
             self._fail(ev, f"no segment came by {ev.time + tol:.3f} s\n  expected: {ev.segment}")
         seq, ack = self._relative(seg)
-        actual = describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, seg.ecn)
-        why = mismatches(ev.segment, seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, seg.ecn)
+        actual = describe(seg.flags, seq, seg.payload_len, ack, seg.win, seg.options, ecn=seg.ecn, urg=seg.urg)
+        why = mismatches(ev.segment, seg.flags, seq, seg.payload_len, ack, seg.win, seg.options,
+                         ecn=seg.ecn, urg=seg.urg)
         late = t - (self.start + ev.time)
         if abs(late) > tol:
             why.append(f"time {t - self.start:.3f} s, expected {ev.time:.3f} s +- {tol:.3f}")
@@ -269,7 +271,7 @@ class Runner:
                    for o in spec.options or []]
         packet = build_packet(_ip(self.backend.peer_ip), _ip(self.backend.sut_ip), self.peer_port,
                               self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0,
-                              spec.ecn or 0)
+                              ecn=spec.ecn or 0, urg=spec.urg or 0)
         self.log.append(f"{self.backend.now() - self.start:8.3f} < {spec}")
         await self.backend.inject(packet)
 
@@ -394,7 +396,8 @@ class Runner:
         return 0
 
     async def _call_ioctl(self, ev: Call) -> int:
-        """`ioctl(4, SIOCINQ, [1000]) = 0`: the int the request reads, compared."""
+        """`ioctl(4, SIOCINQ, [1000]) = 0`, `ioctl(4, SIOCATMARK, [1]) = 0`: the int the request
+        reads, compared."""
         a = self._args(ev, 3)
         request = constant(a[1])
         value = await self.backend.api.ioctl(self._sock(ev, a[0]), request)

@@ -67,6 +67,7 @@ class SegmentSpec:
     length: int | None = None
     ack: int | None = None                  # relative; None: any (expected) / 0 (injected)
     win: int | None = None
+    urg: int | None = None                  # the urgent pointer; None: any (expected) / 0 (injected)
     options: list[Option] | None = None     # None: any options (expected) / none (injected)
     more_options: bool = False              # the list ended with `...`: extra options allowed
     ecn: int | None = None                  # the IP ECN codepoint; None: any (expected) / 0 (injected)
@@ -83,6 +84,8 @@ class SegmentSpec:
             out.append(f"win {self.win}")
         if self.port is not None:
             out.append(f"port {self.port}")
+        if self.urg is not None:
+            out.append(f"urg {self.urg}")
         if self.options is not None:
             opts = [str(o) for o in self.options] + (["..."] if self.more_options else [])
             out.append("<" + ",".join(opts) + ">")
@@ -180,7 +183,7 @@ def parse_segment(text: str) -> SegmentSpec:
                 raise ScriptSyntaxError(f"{toks[i]}: end - start is not the length")
             i += 1
         while i < len(toks):
-            if toks[i] in ("ack", "win", "port") and i + 1 < len(toks):
+            if toks[i] in ("ack", "win", "port", "urg") and i + 1 < len(toks):
                 setattr(spec, toks[i], _num(toks[i + 1]))
                 i += 2
             else:
@@ -270,6 +273,7 @@ class Segment:
     options: list[Option] = field(default_factory=list)
     payload_len: int = 0
     ecn: int = 0                            # the IP header's ECN codepoint
+    urg: int = 0
 
     @classmethod
     def parse(cls, packet: bytes) -> Segment | None:
@@ -282,16 +286,17 @@ class Segment:
         if isinstance(tcp, str):
             return None
         return cls(ip.src, ip.dst, tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack, tcp.flags, tcp.window,
-                   decode_options(bytes(body[wire.HDR_LEN:tcp.hdr_len])), len(body) - tcp.hdr_len, ip.tos & 3)
+                   decode_options(bytes(body[wire.HDR_LEN:tcp.hdr_len])), len(body) - tcp.hdr_len,
+                   ecn=ip.tos & 3, urg=tcp.urgent)
 
 
 def build_packet(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int,
-                 win: int, options: bytes, payload_len: int, ecn: int = 0) -> bytes:
+                 win: int, options: bytes, payload_len: int, ecn: int = 0, urg: int = 0) -> bytes:
     """An IPv4 packet (DF, TTL 64, TOS = the ECN codepoint) carrying one TCP segment with a
     zero-filled payload."""
     tcp_len = wire.HDR_LEN + len(options) + payload_len
     tcp = bytearray(tcp_len)
-    wire.TcpRepr(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, win).emit(tcp, options)
+    wire.TcpRepr(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, win, urg).emit(tcp, options)
     pseudo = struct.pack("!IIBBH", src, dst, 0, IPPROTO_TCP, tcp_len)
     struct.pack_into("!H", tcp, 16, checksum(pseudo + bytes(tcp)))
     ip = bytearray(20)
@@ -308,7 +313,7 @@ def _option_matches(want: Option, got: Option) -> bool:
 
 
 def mismatches(spec: SegmentSpec, flags: int, seq: int, length: int, ack: int, win: int,
-               options: list[Option], ecn: int = 0) -> list[str]:
+               options: list[Option], ecn: int = 0, urg: int = 0) -> list[str]:
     """What differs between a `>` line and a segment (seq/ack already made relative).
     Empty: the segment matches.  TS val is the sender's clock: checked only when stated;
     the ECN codepoint only when the line names one."""
@@ -325,6 +330,8 @@ def mismatches(spec: SegmentSpec, flags: int, seq: int, length: int, ack: int, w
         why.append(f"ack {ack} != {spec.ack}")
     if spec.win is not None and win != spec.win:
         why.append(f"win {win} != {spec.win}")
+    if spec.urg is not None and urg != spec.urg:
+        why.append(f"urg {urg} != {spec.urg}")
     if spec.options is not None:
         n = len(spec.options)
         ok = len(options) >= n if spec.more_options else len(options) == n
@@ -334,7 +341,10 @@ def mismatches(spec: SegmentSpec, flags: int, seq: int, length: int, ack: int, w
     return why
 
 
-def describe(flags: int, seq: int, length: int, ack: int, win: int, options: list[Option], ecn: int = 0) -> str:
-    """A segment in the script's own notation (relative numbers); its ECN codepoint when set."""
-    spec = SegmentSpec(flags, seq, length, ack if flags & wire.ACK else None, win, options, ecn=ecn or None)
+def describe(flags: int, seq: int, length: int, ack: int, win: int, options: list[Option], ecn: int = 0,
+             urg: int = 0) -> str:
+    """A segment in the script's own notation (relative numbers); its ECN codepoint when set,
+    `urg` with URG only."""
+    spec = SegmentSpec(flags, seq, length, ack if flags & wire.ACK else None, win,
+                       urg=urg if flags & wire.URG else None, options=options, ecn=ecn or None)
     return str(spec)

@@ -74,6 +74,19 @@ def test_packet_round_trip() -> None:
     assert Segment.parse(pkt[:10]) is None
 
 
+def test_the_urgent_pointer_is_written_sent_and_matched() -> None:
+    spec = parse_segment("PU. 1:1001(1000) ack 1 urg 1000")
+    assert spec.flags == wire.PSH | wire.URG | wire.ACK and spec.urg == 1000
+    assert str(spec) == "PU. 1:1001(1000) ack 1 urg 1000"
+    pkt = build_packet(0xC0000202, 0xC0000201, 40000, 8080, 1, 1, spec.flags, 512, b"", 1000, urg=1000)
+    seg = Segment.parse(pkt)
+    assert seg is not None and seg.urg == 1000
+    assert mismatches(spec, seg.flags, 1, 1000, 1, 512, [], urg=seg.urg) == []
+    assert mismatches(spec, seg.flags, 1, 1000, 1, 512, [], urg=999) == ["urg 999 != 1000"]
+    assert mismatches(parse_segment("P. 1:1001(1000)"), wire.PSH | wire.ACK, 1, 1000, 1, 512, [], urg=5) == []
+    assert constant("SIOCATMARK") == 0x8905
+
+
 def test_matching_is_exact_on_what_is_stated_and_open_on_the_rest() -> None:
     options = [Option("nop"), Option("nop"), Option("TS", (5, 6))]
 
