@@ -22,6 +22,8 @@ from .congestion import ALGORITHMS
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
+from .prr import Prr
+from .pushmarks import PushMarks
 from .rack import Rack
 from .rate import RateEstimator
 from .rtt import RttEstimator
@@ -80,6 +82,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.rexmit_una = False
         self.scoreboard = Scoreboard()
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
+        self.prr = Prr()                        # proportional rate reduction (RFC 6937), see prr.py
+        self.push_marks = PushMarks()           # PSH kept on retransmissions, see pushmarks.py
         self.rack_at = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
         # pacing (output.py), only while the controller sets a pacing rate: when what was sent
         # has been paid for at that rate, and the timer that waits for it when that blocked a send

@@ -276,6 +276,7 @@ class InputMixin(Tcb):
         ack = seg.ack
         win = seg.window << self.snd_wscale
         sack_news = False
+        sacked_before, rack_lost_before = self.scoreboard.sacked, self.host.stats.rack_lost   # for PRR
         if self.sack_ok and seg.sack:
             sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max, self.host.stats)
             if _is_dsack(seg.sack, ack):
@@ -304,6 +305,8 @@ class InputMixin(Tcb):
             self.rack.on_ack(self.snd_una, (), self._range_sacked, now)
         if self.rack.rate is not None:
             self._rate_sample(now)
+        if self.prr.active and self.in_recovery:
+            self._prr_on_ack(acked, sacked_before, rack_lost_before)
         # RFC 9293 §3.10.7.4: update the send window from the newest segment only
         if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
             if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
@@ -337,6 +340,17 @@ class InputMixin(Tcb):
         before the newest delivered one, and older than RACK.rtt + reo_wnd, is lost."""
         if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
             self._rack_detect(now)
+
+    def _prr_on_ack(self, acked: int, sacked_before: int, rack_lost_before: int) -> None:
+        """RFC 6937 §3 on every ACK of SACK recovery, after loss detection (Linux
+        tcp_cong_control -> tcp_cwnd_reduction): cwnd from what this ACK delivered -- the
+        cumulative advance plus the change in SACKed octets (SACKed octets the ACK now covers
+        were delivered before)."""
+        delivered = max(acked, 0) + self.scoreboard.sacked - sacked_before
+        cwnd = self.prr.on_ack(delivered, self._pipe(), self.mss, acked > 0,
+                               self.host.stats.rack_lost != rack_lost_before)
+        if cwnd is not None:
+            self.cc.cwnd = cwnd
 
     def _rate_sample(self, now: float) -> None:
         """A model-based controller (BBR) hears what this ACK delivered and the rate it shows
@@ -406,6 +420,7 @@ class InputMixin(Tcb):
         if self.in_recovery:
             if sq.ge(ack, self.recover):             # full ACK (RFC 6582 §3.2 step 3)
                 self.in_recovery = False
+                self.prr.end()
                 self.tail_lost = False
                 self.dupacks = 0
                 if self._may_undo(seg):
@@ -454,7 +469,11 @@ class InputMixin(Tcb):
         self.undo_marker = self.snd_una
         self.undo_retrans = 0
         self.undo_tsval = None
+        prior_cwnd = self.cc.cwnd
         self.cc.on_congestion(flight, now)
+        if self.sack_ok:
+            # RFC 6937: PRR takes cwnd from here to ssthresh, ACK by ACK (_prr_on_ack)
+            self.prr.start(prior_cwnd, self.cc.ssthresh)
         if not self.sack_ok:
             self.cc.cwnd = self.cc.ssthresh + DUPTHRESH * self.mss
         self.high_rxt = self.snd_una
@@ -506,6 +525,7 @@ class InputMixin(Tcb):
         assert self.undo_cc is not None
         self.cc.undo(self.undo_cc)
         self.undo_cc = None
+        self.prr.end()                               # nothing left to reduce
         self.host.stats.recovery_undos += 1
 
     # --- segment text and FIN -----------------------------------------------------------

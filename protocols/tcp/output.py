@@ -12,6 +12,7 @@ from typing import Self
 
 from . import seq as sq
 from .memory import PRESSURE_WINDOW_SEGMENTS
+from .rack import DUPTHRESH
 from .state import State
 from .tcb import Tcb
 from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
@@ -118,8 +119,10 @@ class OutputMixin(Tcb):
         """RFC 6675 §4 pipe, simplified: octets above the highest SACK are in flight, holes
         below it are lost unless retransmitted during this recovery."""
         sb = self.scoreboard
-        if self.config.rack and self.sack_ok and (self.in_recovery or self.rack.has_lost):
+        if self.config.rack and self.sack_ok and (self.in_recovery or self.rack.has_lost or len(sb)):
             return self.rack.inflight                # RFC 8985: sent, not delivered, not lost
+        if not self.in_recovery and len(sb):
+            return max(sq.diff(self.snd_nxt, self.snd_una) - sb.sacked, 0)   # Disorder: SACKed left
         if not self.in_recovery or (sb.high_sack is None and not self.tail_lost):
             return sq.diff(self.snd_nxt, self.snd_una)
         if sb.high_sack is None:
@@ -128,6 +131,19 @@ class OutputMixin(Tcb):
         rexmitted = max(sq.diff(self.high_rxt, self.snd_una), 0)
         sacked_below_rxt = sb.sacked - sb.sacked_above(self.high_rxt)
         return above + max(rexmitted - sacked_below_rxt, 0)
+
+    def _cwnd_flight(self, off: int) -> int:
+        """What counts against cwnd for new data (Linux tcp_packets_in_flight): RFC 6675's
+        pipe in recovery, and before it too (Linux's Disorder state) -- each segment the peer
+        SACKed, or without SACK each duplicate ACK (Linux tcp_add_reno_sack), has left the
+        network, so new data may take its place: RFC 3042 limited transmit as Linux does it."""
+        if self.in_recovery or self.rto_recovery:
+            return self._pipe() if self.sack_ok and self.in_recovery else off
+        if self.sack_ok:
+            return self._pipe() if len(self.scoreboard) else off
+        if self.dupacks:
+            return max(off - min(self.dupacks, DUPTHRESH - 1) * self.mss, 0)
+        return off
 
     def _window_closed(self) -> bool:
         """Data waits and the peer's window has no room for any of it: a zero window."""
@@ -162,7 +178,7 @@ class OutputMixin(Tcb):
                 avail = max(total - off, 0)
                 if avail == 0:
                     return 0, fin_possible and off == total
-        flight = self._pipe() if self.in_recovery and self.sack_ok else off
+        flight = self._cwnd_flight(off)
         room = min(self.snd_wnd - off, self.cc.cwnd - flight)
         if force_probe and room <= 0:
             room = 1                                  # RFC 9293 §3.8.6.1 window probe: one octet
@@ -217,6 +233,10 @@ class OutputMixin(Tcb):
             flags |= PSH
         end = sq.add(seqno, n + (1 if fin else 0))
         retransmission = sq.lt(seqno, self.snd_max)
+        if flags & PSH:
+            self.push_marks.note(end, self.snd_una)
+        elif retransmission and self.push_marks.has(end):
+            flags |= PSH                              # as it was first sent (pushmarks.py)
         mss = self._seg_mss()
         self._emit(seqno, flags, payload, now, gso=mss if n > mss else 0)
         self._rack_sent(seqno, end, now, retransmission)
@@ -249,8 +269,10 @@ class OutputMixin(Tcb):
         fin = self.fin_seq is not None and n == avail
         if n == 0 and not fin:
             return False
-        self._emit(self.snd_una, ACK | (FIN if fin else 0), self.snd.view(0, n) if n else None, now)
-        self._rack_sent(self.snd_una, sq.add(self.snd_una, n + (1 if fin else 0)), now, True)
+        end = sq.add(self.snd_una, n + (1 if fin else 0))
+        psh = PSH if self.push_marks.has(end) else 0  # as it was first sent (pushmarks.py)
+        self._emit(self.snd_una, ACK | (FIN if fin else 0) | psh, self.snd.view(0, n) if n else None, now)
+        self._rack_sent(self.snd_una, end, now, True)
         self.total_retrans += 1
         self.host.stats.retrans_segs += 1
         if sq.lt(self.high_rxt, sq.add(self.snd_una, n)):
@@ -270,7 +292,9 @@ class OutputMixin(Tcb):
         if n == 0 and not fin:
             return
         # PSH as the segment first had it: it ends the data queued (Linux keeps the skb's flags)
-        flags = ACK | (FIN if fin else 0) | (PSH if n and data_end == len(self.snd) else 0)
+        end = sq.add(self.snd_una, off + n + (1 if fin else 0))
+        flags = ACK | (FIN if fin else 0) | (PSH if n and (data_end == len(self.snd) or self.push_marks.has(end))
+                                             else 0)
         self._emit(sq.add(self.snd_una, off), flags, self.snd.view(off, n) if n else None, now)
         self._rack_sent(sq.add(self.snd_una, off), sq.add(self.snd_una, off + n + (1 if fin else 0)), now, True)
         self.total_retrans += 1
@@ -278,6 +302,8 @@ class OutputMixin(Tcb):
         self.rtt_seq = None
 
     def _rack_sent(self, start: int, end: int, now: float, retransmission: bool) -> None:
+        if self.prr.active:
+            self.prr.out += sq.diff(end, start)       # RFC 6937 prr_out
         if retransmission:
             self.note_retransmission(now)
         if self.cc.pacing_rate:
@@ -347,9 +373,10 @@ class OutputMixin(Tcb):
         fin = self.fin_seq is not None and sq.add(start, n) == self.fin_seq and sq.gt(stop, self.fin_seq)
         if n == 0 and not fin:
             return -1
-        self._emit(start, ACK | (FIN if fin else 0), self.snd.view(off, n) if n else None, now,
-                   gso=mss if n > mss else 0)
         end = sq.add(start, n + (1 if fin else 0))
+        psh = PSH if self.push_marks.has(end) else 0  # as it was first sent (pushmarks.py)
+        self._emit(start, ACK | (FIN if fin else 0) | psh, self.snd.view(off, n) if n else None, now,
+                   gso=mss if n > mss else 0)
         self._rack_sent(start, end, now, True)
         self.total_retrans += 1
         self.host.stats.retrans_segs += 1

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .controller import CongestionControl
+from .prr import Prr
+from .pushmarks import PushMarks
 from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
@@ -96,6 +98,7 @@ class Tcb:
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "rto_recovery", "recover", "high_rxt",
         "rexmit_una",
         "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
+        "prr", "push_marks",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
@@ -179,6 +182,8 @@ class Tcb:
     rexmit_una: bool
     scoreboard: Scoreboard
     rack: Rack
+    prr: Prr                            # PRR's state during a cwnd reduction (prr.py)
+    push_marks: PushMarks               # ends of segments sent with PSH, for retransmissions
     rack_at: float | None
     pace_at: float | None
     pace_next: float
@@ -306,6 +311,10 @@ class Tcb:
     # output.py
     @abstractmethod
     def output(self, now: float, force_probe: bool = False) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _pipe(self) -> int:
         raise NotImplementedError
 
     @abstractmethod

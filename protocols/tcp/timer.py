@@ -104,6 +104,7 @@ class TimerMixin(Tcb):
         else:
             self.cc.cwnd = self.mss
         self.in_recovery = False
+        self.prr.end()
         self.rto_recovery = True                 # until SND.UNA passes RECOVER: no loss probes
         self.probe_at = None
         self.tail_lost = False
@@ -189,6 +190,12 @@ class TimerMixin(Tcb):
             return
         self.host.stats.rack_timeouts += 1
         self._rack_detect(now)
+        if self.prr.active and self.prr.out == 0 and self.prr.delivered == 0:
+            # recovery began on the timer, with no ACK to take PRR's first step: Linux
+            # tcp_rack_reo_timeout takes it as one segment delivered
+            cwnd = self.prr.on_ack(self.mss, self._pipe(), self.mss, False, True)
+            if cwnd is not None:
+                self.cc.cwnd = cwnd
         self.output(now)
 
     def arm_keepalive(self, now: float) -> None:

@@ -229,12 +229,18 @@ class Runner:
         ack = self.sut_isn + (spec.ack or 0) if spec.flags & wire.ACK else 0
         win = DEFAULT_WIN if spec.win is None else spec.win
         # `TS val N ecr *`: echo the SUT's last TSval (its clock is its own, unknowable to a script)
-        options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None else o
+        options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None
+                   else self._sack_absolute(o) if o.kind == "sack" else o
                    for o in spec.options or []]
         packet = build_packet(_ip(self.backend.peer_ip), _ip(self.backend.sut_ip), self.peer_port,
                               self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0)
         self.log.append(f"{self.backend.now() - self.start:8.3f} < {spec}")
         await self.backend.inject(packet)
+
+    def _sack_absolute(self, opt: Option) -> Option:
+        """An injected SACK block is written relative to the SUT's ISN, as its seq/ack are
+        (packetdrill's convention): `sack 1001:2001` SACKs the SUT's second 1000 octets."""
+        return Option("sack", tuple((self.sut_isn + (v or 0)) & 0xFFFFFFFF for v in opt.values))
 
     # --- calls -----------------------------------------------------------------------------
     async def _call(self, ev: Call, nursery: trio.Nursery) -> None:
