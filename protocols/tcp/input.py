@@ -444,8 +444,10 @@ class InputMixin(Tcb):
 
     def _dupack(self, now: float) -> None:
         self.dupacks += 1
-        if self.in_recovery and self.probe_at is not None:
-            self.arm_probe(now)                      # SACK progress: restart the recovery probe
+        if self.probe_at is not None and (self.in_recovery or len(self.scoreboard)):
+            # SACK progress: restart the recovery probe; in Disorder, cancel the loss probe
+            # (arm_probe: Linux probes only in Open)
+            self.arm_probe(now)
         if self.in_recovery:
             if not self.sack_ok:
                 self.cc.cwnd += self.mss             # RFC 6582 step 4: inflate per dup ACK

@@ -277,8 +277,8 @@ class OutputMixin(Tcb):
         self.host.stats.retrans_segs += 1
         if sq.lt(self.high_rxt, sq.add(self.snd_una, n)):
             self.high_rxt = sq.add(self.snd_una, n)
-        if self.rto_at is None:
-            self.rto_at = now + self.rtt.current()
+        # the RTO restarts from a retransmission of the head (Linux tcp_xmit_retransmit_queue)
+        self.rto_at = now + self.rtt.current()
         return True
 
     def _retransmit_tail(self, now: float) -> None:
@@ -288,6 +288,8 @@ class OutputMixin(Tcb):
         # ACKed beyond SND.MAX, and such ACKs are dropped (RFC 5961 §5.2) -- the connection stalls
         data_end = min(len(self.snd), sq.diff(self.snd_max, self.snd_una) - (1 if fin else 0))
         n = min(self._seg_mss(), data_end)
+        if fin and self.rack.last_start() == self.fin_seq:
+            n = 0                                     # the FIN went alone: so does its probe (issue 14 point 10)
         off = data_end - n
         if n == 0 and not fin:
             return
@@ -300,6 +302,21 @@ class OutputMixin(Tcb):
         self.total_retrans += 1
         self.host.stats.retrans_segs += 1
         self.rtt_seq = None
+
+    def _probe_new_data(self, now: float) -> bool:
+        """RFC 8985 §7.3: the loss probe is new data when some waits and the peer's window
+        takes a segment of it -- past cwnd if need be (Linux tcp_send_loss_probe forces one
+        segment out, tcp_write_xmit's push_one).  False when there is none to send."""
+        if self.snd_nxt != self.snd_max:
+            return False
+        off = sq.diff(self.snd_nxt, self.snd_una)
+        avail = len(self.snd) - off
+        n = min(avail, self._seg_mss())
+        if n <= 0 or off + n > self.snd_wnd:
+            return False
+        fin = self.fin_queued and self.fin_seq is None and off + n == len(self.snd)
+        self._send_data(self.snd_nxt, n, fin, now)
+        return True
 
     def _rack_sent(self, start: int, end: int, now: float, retransmission: bool) -> None:
         if self.prr.active:
@@ -374,6 +391,8 @@ class OutputMixin(Tcb):
         if n == 0 and not fin:
             return -1
         end = sq.add(start, n + (1 if fin else 0))
+        if start == self.snd_una:
+            self.rto_at = now + self.rtt.current()    # the head resent: as _retransmit_head
         psh = PSH if self.push_marks.has(end) else 0  # as it was first sent (pushmarks.py)
         self._emit(start, ACK | (FIN if fin else 0) | psh, self.snd.view(off, n) if n else None, now,
                    gso=mss if n > mss else 0)

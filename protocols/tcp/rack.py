@@ -374,6 +374,11 @@ class Rack:
         seg = self._segs[bisect_left(self._starts, lost[k])]
         return self.seq(max(seg.start, p)), self.seq(seg.end)
 
+    def last_start(self) -> int | None:
+        """Where the highest record begins (a sequence number), None without records: tells
+        a FIN sent alone from one sent on the last data (the loss probe resends what was sent)."""
+        return self.seq(self._segs[-1].start) if self._segs else None
+
     @property
     def has_lost(self) -> bool:
         return bool(self._lost)

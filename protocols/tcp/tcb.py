@@ -322,6 +322,10 @@ class Tcb:
         raise NotImplementedError
 
     @abstractmethod
+    def _probe_new_data(self, now: float) -> bool:
+        raise NotImplementedError
+
+    @abstractmethod
     def _retransmit_tail(self, now: float) -> None:
         raise NotImplementedError
 

@@ -145,10 +145,13 @@ class TimerMixin(Tcb):
         RTO (RFC 8985 §7.2).  Only with SACK and an RTT sample, and one probe at a time."""
         if not self.config.loss_probes or not self.sack_ok or not self.rtt.samples or self.snd_una == self.snd_max \
                 or self.state not in SENDING or (self.probe_high is not None and not self.in_recovery) \
-                or self.rto_recovery:
+                or self.rto_recovery or (len(self.scoreboard) and not self.in_recovery):
             # RFC 8985 §7.2 / Linux tcp_schedule_loss_probe: no TLP in the Loss state -- after
             # an RTO the retransmissions are the RTO's to time; a probe armed on each of them
-            # sent every backed-off retransmission twice (issue 14's scripted rto-backoff)
+            # sent every backed-off retransmission twice (issue 14's scripted rto-backoff).
+            # Nor in Disorder (SACKs seen, no recovery yet): Linux probes only in Open/CWR --
+            # RACK's reordering timer and the RTO cover it, and a probe of the tail could
+            # resend a segment the peer SACKed (issue 14 point 3)
             self.probe_at = None
             return
         # Linux tcp_schedule_loss_probe: 2 SRTT, plus for a lone segment the worst-case
@@ -177,10 +180,7 @@ class TimerMixin(Tcb):
             return
         # RFC 8985 §7.3: send new data if the windows allow, else the last segment again
         self.probe_high = self.snd_max
-        n, fin = self._sendable(False)
-        if n or fin:
-            self.output(now)
-        else:
+        if not self._probe_new_data(now):
             self._retransmit_tail(now)
         self.rto_at = now + self.rtt.current()   # the RTO restarts from the probe (tcp_rearm_rto)
 
