@@ -275,19 +275,23 @@ class InputMixin(Tcb):
     def _process_ack(self, seg: TcpRepr, datalen: int, now: float) -> None:
         ack = seg.ack
         win = seg.window << self.snd_wscale
-        sack_news = False
+        sack_news = dsack = False
         sacked_before, rack_lost_before = self.scoreboard.sacked, self.host.stats.rack_lost   # for PRR
         if self.sack_ok and seg.sack:
             sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max, self.host.stats)
             if _is_dsack(seg.sack, ack):
+                dsack = True
                 self.host.stats.dsacks_received += 1
                 self.rack.on_dsack(self.snd_una, self.snd_nxt)
                 self._dsack_undo(seg.sack[0], now)
         acked = sq.diff(ack, self.snd_una)
         if self.probe_high is not None:
             if sq.ge(ack, self.probe_high):
-                self.probe_high = None                   # the probe (or what it chased) arrived
-                self.tail_lost = False
+                if self._probe_undecided(ack, self.probe_high, acked, sack_news, dsack, now):
+                    pass                                 # RFC 8985 §7.4: wait for the verdict
+                else:
+                    self.probe_high = None               # the probe (or what it chased) arrived
+                    self.tail_lost = False
             elif sack_news and not self.in_recovery and self.scoreboard.high_sack is not None \
                     and sq.ge(self.scoreboard.high_sack, self.probe_high):
                 self.host.stats.probe_recoveries += 1    # RFC 8985 §7.4: the probe got through,
@@ -340,6 +344,22 @@ class InputMixin(Tcb):
         before the newest delivered one, and older than RACK.rtt + reo_wnd, is lost."""
         if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
             self._rack_detect(now)
+
+    def _probe_undecided(self, ack: int, probe_high: int, acked: int, sack_news: bool, dsack: bool,
+                         now: float) -> bool:
+        """RFC 8985 §7.4 TLP loss detection (Linux tcp_process_tlp_ack), for an ACK at or past
+        the probe's SND.MAX: a probe that resent data repaired a loss when the ACK goes past
+        it without a D-SACK -- cwnd is reduced once (Linux enters and ends CWR at once:
+        cwnd = ssthresh); a D-SACK, or a pure duplicate ACK at it, shows the original got
+        there too (no reduction).  True while neither is known (the ACK of exactly the probe:
+        the next ones decide)."""
+        if not self.probe_retrans or dsack or self.in_recovery:
+            return False
+        if sq.gt(ack, probe_high):
+            self.host.stats.probe_recoveries += 1
+            self.cc.on_congestion(sq.diff(self.snd_max, self.snd_una), now)
+            return False
+        return acked > 0 or sack_news
 
     def _prr_on_ack(self, acked: int, sacked_before: int, rack_lost_before: int) -> None:
         """RFC 6937 §3 on every ACK of SACK recovery, after loss detection (Linux

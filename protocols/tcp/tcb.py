@@ -98,7 +98,7 @@ class Tcb:
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "rto_recovery", "recover", "high_rxt",
         "rexmit_una",
         "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
-        "prr", "push_marks",
+        "prr", "push_marks", "probe_retrans",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
@@ -184,6 +184,7 @@ class Tcb:
     rack: Rack
     prr: Prr                            # PRR's state during a cwnd reduction (prr.py)
     push_marks: PushMarks               # ends of segments sent with PSH, for retransmissions
+    probe_retrans: bool                 # the outstanding loss probe resent data (RFC 8985 §7.4)
     rack_at: float | None
     pace_at: float | None
     pace_next: float

@@ -174,14 +174,17 @@ class TimerMixin(Tcb):
             self.high_rxt = self.snd_una
             self.tail_lost = True
             self.probe_high = self.snd_max
+            self.probe_retrans = False               # recovery has reduced cwnd already
             if self.config.rack:
                 self.rack.mark_all_lost()
             self.output(now)
             return
         # RFC 8985 §7.3: send new data if the windows allow, else the last segment again
         self.probe_high = self.snd_max
-        if not self._probe_new_data(now):
+        self.probe_retrans = not self._probe_new_data(now)
+        if self.probe_retrans:
             self._retransmit_tail(now)
+        self.probe_high = self.snd_max           # Linux tlp_high_seq: SND.NXT after the probe
         self.rto_at = now + self.rtt.current()   # the RTO restarts from the probe (tcp_rearm_rto)
 
     def _on_rack_timer(self, now: float) -> None:
