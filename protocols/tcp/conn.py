@@ -19,6 +19,7 @@ from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .congestion import ALGORITHMS
+from .cwnd import CwndUse
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
@@ -84,6 +85,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
         self.prr = Prr()                        # proportional rate reduction (RFC 6937), see prr.py
         self.push_marks = PushMarks()           # PSH kept on retransmissions, see pushmarks.py
+        self.cwnd_use = CwndUse()               # when cwnd may grow or restarts, see cwnd.py
         self.rack_at = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
         # pacing (output.py), only while the controller sets a pacing rate: when what was sent
         # has been paid for at that rate, and the timer that waits for it when that blocked a send

@@ -454,7 +454,8 @@ class InputMixin(Tcb):
                 self.cc.cwnd = max(self.cc.cwnd - data_acked + self.mss, self.mss)
         else:
             self.dupacks = 0
-            if flight * 2 >= self.cc.cwnd:           # grow only when cwnd was the limit
+            if self.cwnd_use.is_cwnd_limited(self.cc.cwnd, self.cc.ssthresh):
+                # grow only when cwnd was the limit (Linux tcp_is_cwnd_limited, cwnd.py)
                 self.cc.on_ack(data_acked, flight, now, self.rtt.srtt)
         # RFC 6298 §5.2-5.3
         self.rto_at = None if self.snd_una == self.snd_max else now + self.rtt.current()

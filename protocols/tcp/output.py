@@ -11,6 +11,8 @@ import struct
 from typing import Self
 
 from . import seq as sq
+from .controller import INITIAL_WINDOW_SEGMENTS
+from .cwnd import restart_after_idle
 from .memory import PRESSURE_WINDOW_SEGMENTS
 from .rack import DUPTHRESH
 from .state import State
@@ -45,6 +47,9 @@ class OutputMixin(Tcb):
         if force_probe and self._window_closed():
             self._send_window_probe(now)
             sent, force_probe = True, False
+        if self.snd_una == self.snd_max and self.config.slow_start_after_idle and len(self.snd):
+            self._restart_after_idle(now)
+        sent_new = False
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
@@ -56,8 +61,13 @@ class OutputMixin(Tcb):
             if self.cc.pacing_rate and not force_probe and self._pacing_blocked(now):
                 break
             self._send_data(self.snd_nxt, n, fin, now)
-            sent = True
+            sent = sent_new = True
             force_probe = False
+        if sent_new or len(self.snd) > sq.diff(self.snd_nxt, self.snd_una):
+            # Linux tcp_cwnd_validate: did cwnd stop this burst, and how much is out
+            off = sq.diff(self.snd_nxt, self.snd_una)
+            flight = self._cwnd_flight(off)
+            self.cwnd_use.on_burst(self.cc.cwnd - flight < self.mss, flight, self.snd_una, self.snd_nxt)
         if not sent and self.ack_now:
             # SND.MAX, not SND.NXT: after an RTO rewound SND.NXT the peer's RCV.NXT may be past
             # it, and an "old" ACK would be dropped (and answered) by it (4.4BSD tcp_output)
@@ -131,6 +141,21 @@ class OutputMixin(Tcb):
         rexmitted = max(sq.diff(self.high_rxt, self.snd_una), 0)
         sacked_below_rxt = sb.sacked - sb.sacked_above(self.high_rxt)
         return above + max(rexmitted - sacked_below_rxt, 0)
+
+    def _restart_after_idle(self, now: float) -> None:
+        """New data with nothing in flight, the last data sent more than an RTO ago: cwnd
+        restarts (RFC 5681 §4.1, Linux tcp_slow_start_after_idle_check; cwnd.py).  Not for
+        a model-based controller (BBR keeps its own model, as Linux skips cong_control ones)."""
+        last = self.cwnd_use.last_send
+        if last is None or self.cc.wants_rate_samples:
+            return
+        rto = self.rtt.current()
+        if now - last > rto:
+            cc = self.cc
+            cc.cwnd, cc.ssthresh = restart_after_idle(cc.cwnd, cc.ssthresh, now - last, rto, self.mss,
+                                                      INITIAL_WINDOW_SEGMENTS * self.mss)
+            self.cwnd_use.last_send = now
+            self.host.stats.cwnd_restarts += 1
 
     def _cwnd_flight(self, off: int) -> int:
         """What counts against cwnd for new data (Linux tcp_packets_in_flight): RFC 6675's
@@ -319,6 +344,7 @@ class OutputMixin(Tcb):
         return True
 
     def _rack_sent(self, start: int, end: int, now: float, retransmission: bool) -> None:
+        self.cwnd_use.last_send = now                 # Linux lsndtime
         if self.prr.active:
             self.prr.out += sq.diff(end, start)       # RFC 6937 prr_out
         if retransmission:

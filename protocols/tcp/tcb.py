@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .controller import CongestionControl
+from .cwnd import CwndUse
 from .prr import Prr
 from .pushmarks import PushMarks
 from .rack import Rack
@@ -98,7 +99,7 @@ class Tcb:
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "rto_recovery", "recover", "high_rxt",
         "rexmit_una",
         "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
-        "prr", "push_marks", "probe_retrans",
+        "prr", "push_marks", "probe_retrans", "cwnd_use",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
@@ -185,6 +186,7 @@ class Tcb:
     prr: Prr                            # PRR's state during a cwnd reduction (prr.py)
     push_marks: PushMarks               # ends of segments sent with PSH, for retransmissions
     probe_retrans: bool                 # the outstanding loss probe resent data (RFC 8985 §7.4)
+    cwnd_use: CwndUse                   # Linux's cwnd-limited state and last send time (cwnd.py)
     rack_at: float | None
     pace_at: float | None
     pace_next: float

@@ -189,6 +189,7 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_window_scaling": ("window_scaling", _flag),
     "net.ipv4.tcp_syncookies": ("syncookies", _flag),
     "net.ipv4.tcp_congestion_control": ("congestion", str),
+    "net.ipv4.tcp_slow_start_after_idle": ("slow_start_after_idle", _flag),
 }
 
 # The congestion control of the Linux sockets unless a script's sysctl names another: a new

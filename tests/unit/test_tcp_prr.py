@@ -1,9 +1,11 @@
 """Proportional Rate Reduction (prr.py, RFC 6937 PRR-SSRB as Linux's tcp_cwnd_reduction),
-the PSH marks kept for retransmissions (pushmarks.py), and two RACK details the scripted
+the PSH marks kept for retransmissions (pushmarks.py), Linux's cwnd-limited rule and restart
+after idle (cwnd.py), and two RACK details the scripted
 recovery tests found (rack.py): positions of an ISN in the upper half of the sequence
 space, and the tie-break of segments sent at the same instant."""
 from __future__ import annotations
 
+from protocols.tcp.cwnd import CwndUse, restart_after_idle
 from protocols.tcp.prr import Prr
 from protocols.tcp.pushmarks import PUSH_MARKS_MAX, PushMarks
 from protocols.tcp.rack import Rack
@@ -104,3 +106,32 @@ def test_rack_same_instant_ties_go_by_transmission_order_not_sequence() -> None:
     r.on_ack(0, ((100, 300),), lambda s, e: s >= 100 and e <= 300, 1.6)
     marked, _, _ = r.detect_loss(1.6, 0.0)
     assert marked == 0 and r.first_lost(0) is None
+
+
+# --- cwnd.py: Linux's cwnd-limited rule and restart after idle -------------------------------
+def test_cwnd_limited_in_slow_start_below_twice_the_most_in_flight() -> None:
+    use = CwndUse()
+    use.on_burst(False, 5 * MSS, 0, 5 * MSS)
+    assert not use.is_cwnd_limited(10 * MSS, 1 << 30)         # 10 < 2 x 5 is false
+    use.on_burst(False, 6 * MSS, 0, 6 * MSS)                   # more in flight than noted
+    assert use.is_cwnd_limited(10 * MSS, 1 << 30)
+    assert not use.is_cwnd_limited(10 * MSS, 7 * MSS)          # congestion avoidance: only a full cwnd
+
+
+def test_cwnd_limited_note_holds_for_a_window() -> None:
+    use = CwndUse()
+    use.on_burst(True, 10 * MSS, 0, 10 * MSS)
+    use.on_burst(False, 2 * MSS, 5 * MSS, 12 * MSS)            # within the window: still limited
+    assert use.is_cwnd_limited(10 * MSS, 7 * MSS)
+    use.on_burst(False, 2 * MSS, 10 * MSS, 12 * MSS)           # SND.UNA passed it: a new note
+    assert not use.is_cwnd_limited(10 * MSS, 7 * MSS)
+
+
+def test_restart_after_idle_halves_per_rto_down_to_the_restart_window() -> None:
+    init = 10 * MSS
+    assert restart_after_idle(40 * MSS, 1 << 30, 0.45, 0.3, MSS, init) == (20 * MSS, 1 << 30)
+    assert restart_after_idle(40 * MSS, 1 << 30, 0.65, 0.3, MSS, init) == (10 * MSS, 1 << 30)
+    assert restart_after_idle(40 * MSS, 1 << 30, 9.0, 0.3, MSS, init) == (10 * MSS, 1 << 30)
+    # ssthresh keeps 3/4 of the old cwnd; a cwnd below the initial window stays
+    assert restart_after_idle(20 * MSS, 8 * MSS, 1.0, 0.3, MSS, init) == (10 * MSS, 15 * MSS)
+    assert restart_after_idle(4 * MSS, 2 * MSS, 1.0, 0.3, MSS, init) == (4 * MSS, 3 * MSS)
