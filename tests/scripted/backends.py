@@ -180,6 +180,11 @@ def _flag(value: str) -> bool:
     return int(value) != 0
 
 
+def _rack_bit(value: str) -> bool:
+    """net.ipv4.tcp_recovery is a bit mask; bit 0 (TCP_RACK_LOSS_DETECTION) is RACK."""
+    return bool(int(value) & 1)
+
+
 # A script's `// sysctl KEY=VALUE` lines on tunstack: the TcpConfig field each sets, and how
 # its value reads.  A key missing here fails the script (say what it means for tunstack).
 TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -190,6 +195,7 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_syncookies": ("syncookies", _flag),
     "net.ipv4.tcp_congestion_control": ("congestion", str),
     "net.ipv4.tcp_slow_start_after_idle": ("slow_start_after_idle", _flag),
+    "net.ipv4.tcp_recovery": ("rack", _rack_bit),
 }
 
 # The congestion control of the Linux sockets unless a script's sysctl names another: a new
