@@ -105,6 +105,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.probe_at = None      # loss probe (RFC 8985 TLP), see timer.py
         self.probe_high = None      # SND.MAX when the probe left
         self.probe_retrans = False
+        self.tlp_pending = None
         self.tail_lost = False                  # in recovery: nothing above the highest SACK is in flight
         self.sched_at = None
         self.retries = 0

@@ -287,16 +287,17 @@ class InputMixin(Tcb):
         acked = sq.diff(ack, self.snd_una)
         if self.probe_high is not None:
             if sq.ge(ack, self.probe_high):
-                if self._probe_undecided(ack, self.probe_high, acked, sack_news, dsack, now):
-                    pass                                 # RFC 8985 §7.4: wait for the verdict
-                else:
-                    self.probe_high = None               # the probe (or what it chased) arrived
-                    self.tail_lost = False
+                if self.probe_retrans and not self.in_recovery:
+                    self.tlp_pending = self.probe_high   # RFC 8985 §7.4: was it needed?
+                self.probe_high = None                   # the probe (or what it chased) arrived
+                self.tail_lost = False
             elif sack_news and not self.in_recovery and self.scoreboard.high_sack is not None \
                     and sq.ge(self.scoreboard.high_sack, self.probe_high):
                 self.host.stats.probe_recoveries += 1    # RFC 8985 §7.4: the probe got through,
                 self.probe_high = None                   # what it overtook did not
                 self._enter_recovery(now)
+        if self.tlp_pending is not None:
+            self._tlp_verdict(ack, self.tlp_pending, acked, sack_news, dsack, now)
         if acked > 0:
             self._new_ack(seg, acked, now)
         elif acked == 0 and self.snd_max != self.snd_una and datalen == 0 \
@@ -345,21 +346,23 @@ class InputMixin(Tcb):
         if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
             self._rack_detect(now)
 
-    def _probe_undecided(self, ack: int, probe_high: int, acked: int, sack_news: bool, dsack: bool,
-                         now: float) -> bool:
-        """RFC 8985 §7.4 TLP loss detection (Linux tcp_process_tlp_ack), for an ACK at or past
-        the probe's SND.MAX: a probe that resent data repaired a loss when the ACK goes past
-        it without a D-SACK -- cwnd is reduced once (Linux enters and ends CWR at once:
-        cwnd = ssthresh); a D-SACK, or a pure duplicate ACK at it, shows the original got
-        there too (no reduction).  True while neither is known (the ACK of exactly the probe:
-        the next ones decide)."""
-        if not self.probe_retrans or dsack or self.in_recovery:
-            return False
-        if sq.gt(ack, probe_high):
+    def _tlp_verdict(self, ack: int, pending: int, acked: int, sack_news: bool, dsack: bool,
+                     now: float) -> None:
+        """RFC 8985 §7.4 TLP loss detection (Linux tcp_process_tlp_ack) for a probe that resent
+        data, once the ACKs reached its SND.MAX (`pending`): an ACK past it without a D-SACK
+        shows the probe repaired a loss -- cwnd is reduced once (Linux enters and ends CWR at
+        once: cwnd = ssthresh); a D-SACK, or a pure duplicate ACK at it, shows the original got
+        there too (no reduction).  The ACK of exactly the probe leaves it open for the next.
+        Unlike Linux, an open verdict does not hold back the next probe (tlp_high_seq does):
+        on a reordering path that cost the lossy bench its RTOs."""
+        if dsack or self.in_recovery:
+            self.tlp_pending = None
+        elif sq.gt(ack, pending):
+            self.tlp_pending = None
             self.host.stats.probe_recoveries += 1
             self.cc.on_congestion(sq.diff(self.snd_max, self.snd_una), now)
-            return False
-        return acked > 0 or sack_news
+        elif acked <= 0 and not sack_news:
+            self.tlp_pending = None
 
     def _prr_on_ack(self, acked: int, sacked_before: int, rack_lost_before: int) -> None:
         """RFC 6937 §3 on every ACK of SACK recovery, after loss detection (Linux
@@ -466,8 +469,8 @@ class InputMixin(Tcb):
     def _dupack(self, now: float) -> None:
         self.dupacks += 1
         if self.probe_at is not None and (self.in_recovery or len(self.scoreboard)):
-            # SACK progress: restart the recovery probe; in Disorder, cancel the loss probe
-            # (arm_probe: Linux probes only in Open)
+            # SACK progress: restart the probe (RFC 8985 §7.2); arm_probe cancels it once the
+            # peer has SACKed the last segment sent
             self.arm_probe(now)
         if self.in_recovery:
             if not self.sack_ok:
@@ -502,6 +505,10 @@ class InputMixin(Tcb):
         self.high_rxt = self.snd_una
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn
+        if self.probe_at is None:
+            # the recovery probe (timer.py _on_probe): the tail-loss probe may have been
+            # cancelled in Disorder (a SACKed tail), and nothing else arms it in recovery
+            self.arm_probe(now)
 
     def _note_duplicate(self, seqno: int, datalen: int, out_of_order: bool = False) -> None:
         """RFC 2883 §4: data we already had (below RCV.NXT) is reported once, as the first

@@ -99,7 +99,7 @@ class Tcb:
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "rto_recovery", "recover", "high_rxt",
         "rexmit_una",
         "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
-        "prr", "push_marks", "probe_retrans", "cwnd_use",
+        "prr", "push_marks", "probe_retrans", "tlp_pending", "cwnd_use",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
@@ -186,6 +186,7 @@ class Tcb:
     prr: Prr                            # PRR's state during a cwnd reduction (prr.py)
     push_marks: PushMarks               # ends of segments sent with PSH, for retransmissions
     probe_retrans: bool                 # the outstanding loss probe resent data (RFC 8985 §7.4)
+    tlp_pending: int | None             # a probe's SND.MAX awaiting RFC 8985 §7.4's verdict
     cwnd_use: CwndUse                   # Linux's cwnd-limited state and last send time (cwnd.py)
     rack_at: float | None
     pace_at: float | None
