@@ -277,6 +277,7 @@ class InputMixin(Tcb):
         win = seg.window << self.snd_wscale
         sack_news = dsack = False
         sacked_before, rack_lost_before = self.scoreboard.sacked, self.host.stats.rack_lost   # for PRR
+        dupacks_before = self.dupacks
         if self.sack_ok and seg.sack:
             sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max, self.host.stats)
             if _is_dsack(seg.sack, ack):
@@ -311,7 +312,7 @@ class InputMixin(Tcb):
         if self.rack.rate is not None:
             self._rate_sample(now)
         if self.prr.active and self.in_recovery:
-            self._prr_on_ack(acked, sacked_before, rack_lost_before)
+            self._prr_on_ack(acked, sacked_before, rack_lost_before, dupacks_before)
         # RFC 9293 §3.10.7.4: update the send window from the newest segment only
         if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
             if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
@@ -364,14 +365,22 @@ class InputMixin(Tcb):
         elif acked <= 0 and not sack_news:
             self.tlp_pending = None
 
-    def _prr_on_ack(self, acked: int, sacked_before: int, rack_lost_before: int) -> None:
-        """RFC 6937 §3 on every ACK of SACK recovery, after loss detection (Linux
-        tcp_cong_control -> tcp_cwnd_reduction): cwnd from what this ACK delivered -- the
-        cumulative advance plus the change in SACKed octets (SACKed octets the ACK now covers
-        were delivered before)."""
-        delivered = max(acked, 0) + self.scoreboard.sacked - sacked_before
-        cwnd = self.prr.on_ack(delivered, self._pipe(), self.mss, acked > 0,
-                               self.host.stats.rack_lost != rack_lost_before)
+    def _prr_on_ack(self, acked: int, sacked_before: int, rack_lost_before: int, dupacks_before: int) -> None:
+        """RFC 6937 §3 on every ACK of recovery, after loss detection (Linux tcp_cong_control
+        -> tcp_cwnd_reduction): cwnd from what this ACK delivered -- with SACK the cumulative
+        advance plus the change in SACKed octets (SACKed octets the ACK now covers were
+        delivered before); without, a segment per duplicate ACK, and for a partial ACK what
+        it covers beyond the duplicate ACKs already counted (Linux tcp_remove_reno_sacks)."""
+        if self.sack_ok:
+            delivered = max(acked, 0) + self.scoreboard.sacked - sacked_before
+            newly_lost = self.host.stats.rack_lost != rack_lost_before
+        elif acked > 0:
+            delivered = max(acked - dupacks_before * self.mss, self.mss)
+            newly_lost = True                        # the new head (rexmit_una)
+        else:
+            delivered = self.mss if self.dupacks > dupacks_before else 0
+            newly_lost = False
+        cwnd = self.prr.on_ack(delivered, self._pipe(), self.mss, acked > 0, newly_lost)
         if cwnd is not None:
             self.cc.cwnd = cwnd
 
@@ -452,9 +461,12 @@ class InputMixin(Tcb):
                     self.cc.on_recovery_exit()       # (not after a D-SACK undo: nothing to end)
                 self.undo_cc = None
                 self.rack.on_recovery_exit()
-            elif not self.sack_ok:                   # partial ACK: NewReno step 5
+            elif not self.sack_ok:
+                # partial ACK (RFC 6582 step 5): the new head is lost; of the duplicate ACKs
+                # counted as segments that left, those this ACK covers are gone (Linux
+                # tcp_remove_reno_sacks); PRR sets cwnd (_prr_on_ack)
                 self.rexmit_una = True
-                self.cc.cwnd = max(self.cc.cwnd - data_acked + self.mss, self.mss)
+                self.dupacks = max(self.dupacks - (-(-acked // max(self.mss, 1)) - 1), 0)
         else:
             self.dupacks = 0
             if self.cwnd_use.is_cwnd_limited(self.cc.cwnd, self.cc.ssthresh):
@@ -473,9 +485,7 @@ class InputMixin(Tcb):
             # peer has SACKed the last segment sent
             self.arm_probe(now)
         if self.in_recovery:
-            if not self.sack_ok:
-                self.cc.cwnd += self.mss             # RFC 6582 step 4: inflate per dup ACK
-            return
+            return                                   # PRR paces it (_prr_on_ack), with or without SACK
         if self.sack_ok and self.config.rack and self.rack.reordering_seen:
             return                                   # RFC 8985 §6.2: reordering seen, time decides
         lost = self.dupacks >= DUPTHRESH or (
@@ -497,11 +507,10 @@ class InputMixin(Tcb):
         self.undo_tsval = None
         prior_cwnd = self.cc.cwnd
         self.cc.on_congestion(flight, now)
-        if self.sack_ok:
-            # RFC 6937: PRR takes cwnd from here to ssthresh, ACK by ACK (_prr_on_ack)
-            self.prr.start(prior_cwnd, self.cc.ssthresh)
-        if not self.sack_ok:
-            self.cc.cwnd = self.cc.ssthresh + DUPTHRESH * self.mss
+        # RFC 6937: PRR takes cwnd from here to ssthresh, ACK by ACK (_prr_on_ack) -- without
+        # SACK too, each duplicate ACK counting as a segment delivered, as Linux does (RFC 6582's
+        # window inflation is not used)
+        self.prr.start(prior_cwnd, self.cc.ssthresh)
         self.high_rxt = self.snd_una
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn

@@ -129,7 +129,15 @@ class OutputMixin(Tcb):
         """RFC 6675 §4 pipe, simplified: octets above the highest SACK are in flight, holes
         below it are lost unless retransmitted during this recovery."""
         sb = self.scoreboard
-        if self.config.rack and self.sack_ok and (self.in_recovery or self.rack.has_lost or len(sb)):
+        if not self.sack_ok:
+            off = sq.diff(self.snd_nxt, self.snd_una)
+            if not self.in_recovery:
+                return off
+            # Linux for a peer without SACK: packets out - duplicate ACKs (as SACKed, at most
+            # all but one) - the head while it is lost and not yet resent (rexmit_una)
+            return max(off - min(self.dupacks * self.mss, max(off - self.mss, 0))
+                       - (self.mss if self.rexmit_una else 0), 0)
+        if self.config.rack and (self.in_recovery or self.rack.has_lost or len(sb)):
             return self.rack.inflight                # RFC 8985: sent, not delivered, not lost
         if not self.in_recovery and len(sb):
             return max(sq.diff(self.snd_nxt, self.snd_una) - sb.sacked, 0)   # Disorder: SACKed left
@@ -163,7 +171,7 @@ class OutputMixin(Tcb):
         SACKed, or without SACK each duplicate ACK (Linux tcp_add_reno_sack), has left the
         network, so new data may take its place: RFC 3042 limited transmit as Linux does it."""
         if self.in_recovery or self.rto_recovery:
-            return self._pipe() if self.sack_ok and self.in_recovery else off
+            return self._pipe() if self.in_recovery else off
         if self.sack_ok:
             return self._pipe() if len(self.scoreboard) else off
         if self.dupacks:
