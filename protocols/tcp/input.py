@@ -300,7 +300,7 @@ class InputMixin(Tcb):
         if self.tlp_pending is not None:
             self._tlp_verdict(ack, self.tlp_pending, acked, sack_news, dsack, now)
         if acked > 0:
-            self._new_ack(seg, acked, now)
+            self._new_ack(seg, acked, now, sacked_before)
         elif acked == 0 and self.snd_max != self.snd_una and datalen == 0 \
                 and not seg.flags & (SYN | FIN) and (win == self.snd_wnd or sack_news):
             self._dupack(now)
@@ -422,7 +422,7 @@ class InputMixin(Tcb):
         elif self.rtt_seq is not None:
             self.rtt.sample(now - sent_at)
 
-    def _new_ack(self, seg: TcpRepr, acked: int, now: float) -> None:
+    def _new_ack(self, seg: TcpRepr, acked: int, now: float, sacked_before: int = 0) -> None:
         ack = seg.ack
         if self.ts_ok or (self.rtt_seq is not None and sq.gt(ack, self.rtt_seq)):
             self._rtt_from(seg, now, self.rtt_time)
@@ -471,7 +471,10 @@ class InputMixin(Tcb):
             self.dupacks = 0
             if self.cwnd_use.is_cwnd_limited(self.cc.cwnd, self.cc.ssthresh):
                 # grow only when cwnd was the limit (Linux tcp_is_cwnd_limited, cwnd.py)
-                self.cc.on_ack(data_acked, flight, now, self.rtt.srtt)
+                # what this ACK delivered: octets SACKed before were counted then (Linux's
+                # acked_sacked), so an ACK filling a hole below them grows cwnd by the hole
+                delivered = max(data_acked + self.scoreboard.sacked - sacked_before, 0)
+                self.cc.on_ack(delivered, flight, now, self.rtt.srtt)
         # RFC 6298 §5.2-5.3
         self.rto_at = None if self.snd_una == self.snd_max else now + self.rtt.current()
         self.arm_probe(now)
