@@ -11,7 +11,7 @@ from tests.realpeer.conftest import require_real_peer
 
 from .backends import tunstack_tcp_config
 from .run import run_script
-from .runner import ScriptFailure, constant
+from .runner import Runner, ScriptFailure, constant
 from .script import Call, Expect, Inject, parse_script
 from .segment import (
     Option,
@@ -166,3 +166,18 @@ def test_sysctl_lines_are_read_and_mapped_onto_tcp_config() -> None:
     assert tunstack_tcp_config(script.sysctls).sack is False
     with pytest.raises(ValueError, match="no TcpConfig field"):
         tunstack_tcp_config({"net.ipv4.tcp_no_such_thing": "1"})
+
+
+def test_recovery_sysctls_map_onto_tcp_config() -> None:
+    """tcp_recovery is a bit mask (bit 0: RACK); the congestion control and the restart after
+    idle map by name and flag."""
+    config = tunstack_tcp_config({"net.ipv4.tcp_recovery": "4", "net.ipv4.tcp_congestion_control": "reno",
+                                  "net.ipv4.tcp_slow_start_after_idle": "0"})
+    assert config.rack is False and config.congestion == "reno" and config.slow_start_after_idle is False
+    assert tunstack_tcp_config({"net.ipv4.tcp_recovery": "1"}).rack is True
+
+
+def test_injected_sack_blocks_are_relative_to_the_sut_isn() -> None:
+    runner = Runner(parse_script("0 close(3) = 0\n"), backend=None)  # type: ignore[arg-type]
+    runner.sut_isn = 0xFFFFFF00
+    assert runner._sack_absolute(Option("sack", (1001, 2001))) == Option("sack", (0x2E9, 0x6D1))
