@@ -83,6 +83,9 @@ class TcpConfig:
     # is randomised per second like Linux >= 4.7: uniform in [limit/2, 3*limit/2).
     invalid_ratelimit: float = 0.5      # seconds (net.ipv4.tcp_invalid_ratelimit)
     challenge_ack_limit: int | None = None   # per second per stack (net.ipv4.tcp_challenge_ack_limit)
+    # net.ipv4.tcp_slow_start_after_idle: after an idle longer than the RTO, cwnd restarts
+    # towards the initial window (RFC 5681 §4.1; Linux tcp_cwnd_restart, cwnd.py)
+    slow_start_after_idle: bool = True
     loss_probes: bool = True            # tail-loss probes and the recovery probe (RFC 8985 TLP, simplified)
     rack: bool = True                   # RACK time-based loss detection with SACK (RFC 8985; Linux tcp_recovery=1)
     dsack: bool = True                  # report duplicate segments (RFC 2883; net.ipv4.tcp_dsack)

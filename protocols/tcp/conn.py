@@ -20,10 +20,13 @@ from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .congestion import ALGORITHMS
+from .cwnd import CwndUse
 from .ecn import ECN_ON, Ecn
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
+from .prr import Prr
+from .pushmarks import PushMarks
 from .rack import Rack
 from .rate import RateEstimator
 from .rtt import RttEstimator
@@ -83,6 +86,9 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.rexmit_una = False
         self.scoreboard = Scoreboard()
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
+        self.prr = Prr()                        # proportional rate reduction (RFC 6937), see prr.py
+        self.push_marks = PushMarks()           # PSH kept on retransmissions, see pushmarks.py
+        self.cwnd_use = CwndUse()               # when cwnd may grow or restarts, see cwnd.py
         self.rack_at = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
         # pacing (output.py), only while the controller sets a pacing rate: when what was sent
         # has been paid for at that rate, and the timer that waits for it when that blocked a send
@@ -101,6 +107,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.tw_at = None
         self.probe_at = None      # loss probe (RFC 8985 TLP), see timer.py
         self.probe_high = None      # SND.MAX when the probe left
+        self.probe_retrans = False
+        self.tlp_pending = None
         self.tail_lost = False                  # in recovery: nothing above the highest SACK is in flight
         self.sched_at = None
         self.retries = 0

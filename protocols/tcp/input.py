@@ -344,16 +344,21 @@ class InputMixin(Tcb):
         ack = seg.ack
         self.rcv_tstamp = now                        # TCP_INFO's last_ack_recv (Linux tcp_ack)
         win = seg.window << self.snd_wscale
-        sack_news = False
+        sack_news = dsack = False
+        sacked_before, rack_lost_before = self.scoreboard.sacked, self.host.stats.rack_lost   # for PRR
+        dupacks_before = self.dupacks
         if self.sack_ok and seg.sack:
             sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max, self.host.stats)
             if _is_dsack(seg.sack, ack):
+                dsack = True
                 self.host.stats.dsacks_received += 1
                 self.rack.on_dsack(self.snd_una, self.snd_nxt)
                 self._dsack_undo(seg.sack[0], now)
         acked = sq.diff(ack, self.snd_una)
         if self.probe_high is not None:
             if sq.ge(ack, self.probe_high):
+                if self.probe_retrans and not self.in_recovery:
+                    self.tlp_pending = self.probe_high   # RFC 8985 §7.4: was it needed?
                 self.probe_high = None                   # the probe (or what it chased) arrived
                 self.tail_lost = False
             elif sack_news and not self.in_recovery and self.scoreboard.high_sack is not None \
@@ -361,8 +366,10 @@ class InputMixin(Tcb):
                 self.host.stats.probe_recoveries += 1    # RFC 8985 §7.4: the probe got through,
                 self.probe_high = None                   # what it overtook did not
                 self._enter_recovery(now)
+        if self.tlp_pending is not None:
+            self._tlp_verdict(ack, self.tlp_pending, acked, sack_news, dsack, now)
         if acked > 0:
-            self._new_ack(seg, acked, now)
+            self._new_ack(seg, acked, now, sacked_before)
         elif acked == 0 and self.snd_max != self.snd_una and datalen == 0 \
                 and not seg.flags & (SYN | FIN) and (win == self.snd_wnd or sack_news):
             self._dupack(now)
@@ -373,6 +380,8 @@ class InputMixin(Tcb):
             self.rack.on_ack(self.snd_una, (), self._range_sacked, now)
         if self.rack.rate is not None:
             self._rate_sample(now)
+        if self.prr.active and self.in_recovery:
+            self._prr_on_ack(acked, sacked_before, rack_lost_before, dupacks_before)
         # RFC 9293 §3.10.7.4: update the send window from the newest segment only
         if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
             if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
@@ -407,6 +416,43 @@ class InputMixin(Tcb):
         before the newest delivered one, and older than RACK.rtt + reo_wnd, is lost."""
         if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
             self._rack_detect(now)
+
+    def _tlp_verdict(self, ack: int, pending: int, acked: int, sack_news: bool, dsack: bool,
+                     now: float) -> None:
+        """RFC 8985 §7.4 TLP loss detection (Linux tcp_process_tlp_ack) for a probe that resent
+        data, once the ACKs reached its SND.MAX (`pending`): an ACK past it without a D-SACK
+        shows the probe repaired a loss -- cwnd is reduced once (Linux enters and ends CWR at
+        once: cwnd = ssthresh); a D-SACK, or a pure duplicate ACK at it, shows the original got
+        there too (no reduction).  The ACK of exactly the probe leaves it open for the next.
+        Unlike Linux, an open verdict does not hold back the next probe (tlp_high_seq does):
+        on a reordering path that cost the lossy bench its RTOs."""
+        if dsack or self.in_recovery:
+            self.tlp_pending = None
+        elif sq.gt(ack, pending):
+            self.tlp_pending = None
+            self.host.stats.probe_recoveries += 1
+            self.cc.on_congestion(sq.diff(self.snd_max, self.snd_una), now)
+        elif acked <= 0 and not sack_news:
+            self.tlp_pending = None
+
+    def _prr_on_ack(self, acked: int, sacked_before: int, rack_lost_before: int, dupacks_before: int) -> None:
+        """RFC 6937 §3 on every ACK of recovery, after loss detection (Linux tcp_cong_control
+        -> tcp_cwnd_reduction): cwnd from what this ACK delivered -- with SACK the cumulative
+        advance plus the change in SACKed octets (SACKed octets the ACK now covers were
+        delivered before); without, a segment per duplicate ACK, and for a partial ACK what
+        it covers beyond the duplicate ACKs already counted (Linux tcp_remove_reno_sacks)."""
+        if self.sack_ok:
+            delivered = max(acked, 0) + self.scoreboard.sacked - sacked_before
+            newly_lost = self.host.stats.rack_lost != rack_lost_before
+        elif acked > 0:
+            delivered = max(acked - dupacks_before * self.mss, self.mss)
+            newly_lost = True                        # the new head (rexmit_una)
+        else:
+            delivered = self.mss if self.dupacks > dupacks_before else 0
+            newly_lost = False
+        cwnd = self.prr.on_ack(delivered, self._pipe(), self.mss, acked > 0, newly_lost)
+        if cwnd is not None:
+            self.cc.cwnd = cwnd
 
     def _rate_sample(self, now: float) -> None:
         """A model-based controller (BBR) hears what this ACK delivered and the rate it shows
@@ -446,7 +492,7 @@ class InputMixin(Tcb):
         elif self.rtt_seq is not None:
             self.rtt.sample(now - sent_at)
 
-    def _new_ack(self, seg: TcpRepr, acked: int, now: float) -> None:
+    def _new_ack(self, seg: TcpRepr, acked: int, now: float, sacked_before: int = 0) -> None:
         ack = seg.ack
         if self.ts_ok or (self.rtt_seq is not None and sq.gt(ack, self.rtt_seq)):
             self._rtt_from(seg, now, self.rtt_time)
@@ -485,6 +531,7 @@ class InputMixin(Tcb):
         if self.in_recovery:
             if sq.ge(ack, self.recover):             # full ACK (RFC 6582 §3.2 step 3)
                 self.in_recovery = False
+                self.prr.end()
                 self.tail_lost = False
                 self.dupacks = 0
                 if self._may_undo(seg):
@@ -493,15 +540,22 @@ class InputMixin(Tcb):
                     self.cc.on_recovery_exit()       # (not after a D-SACK undo: nothing to end)
                 self.undo_cc = None
                 self.rack.on_recovery_exit()
-            elif not self.sack_ok:                   # partial ACK: NewReno step 5
+            elif not self.sack_ok:
+                # partial ACK (RFC 6582 step 5): the new head is lost; of the duplicate ACKs
+                # counted as segments that left, those this ACK covers are gone (Linux
+                # tcp_remove_reno_sacks); PRR sets cwnd (_prr_on_ack)
                 self.rexmit_una = True
-                self.cc.cwnd = max(self.cc.cwnd - data_acked + self.mss, self.mss)
+                self.dupacks = max(self.dupacks - (-(-acked // max(self.mss, 1)) - 1), 0)
         else:
             self.dupacks = 0
             if self.ecn is not None and self.ecn.cwr_high is not None:
-                pass                                 # ECN's CWR: no growth (ecn.py; Linux reduces by PRR)
-            elif flight * 2 >= self.cc.cwnd:         # grow only when cwnd was the limit
-                self.cc.on_ack(data_acked, flight, now, self.rtt.srtt)
+                pass                                 # ECN's CWR: no growth (ecn.py)
+            elif self.cwnd_use.is_cwnd_limited(self.cc.cwnd, self.cc.ssthresh):
+                # grow only when cwnd was the limit (Linux tcp_is_cwnd_limited, cwnd.py)
+                # what this ACK delivered: octets SACKed before were counted then (Linux's
+                # acked_sacked), so an ACK filling a hole below them grows cwnd by the hole
+                delivered = max(data_acked + self.scoreboard.sacked - sacked_before, 0)
+                self.cc.on_ack(delivered, flight, now, self.rtt.srtt)
         # RFC 6298 §5.2-5.3
         self.rto_at = None if self.snd_una == self.snd_max else now + self.rtt.current()
         self.arm_probe(now)
@@ -510,12 +564,12 @@ class InputMixin(Tcb):
 
     def _dupack(self, now: float) -> None:
         self.dupacks += 1
-        if self.in_recovery and self.probe_at is not None:
-            self.arm_probe(now)                      # SACK progress: restart the recovery probe
+        if self.probe_at is not None and (self.in_recovery or len(self.scoreboard)):
+            # SACK progress: restart the probe (RFC 8985 §7.2); arm_probe cancels it once the
+            # peer has SACKed the last segment sent
+            self.arm_probe(now)
         if self.in_recovery:
-            if not self.sack_ok:
-                self.cc.cwnd += self.mss             # RFC 6582 step 4: inflate per dup ACK
-            return
+            return                                   # PRR paces it (_prr_on_ack), with or without SACK
         if self.sack_ok and self.config.rack and self.rack.reordering_seen:
             return                                   # RFC 8985 §6.2: reordering seen, time decides
         lost = self.dupacks >= DUPTHRESH or (
@@ -536,15 +590,23 @@ class InputMixin(Tcb):
         self.undo_marker = self.snd_una
         self.undo_retrans = 0
         self.undo_tsval = None
+        prior_cwnd = self.cc.cwnd
         if self.ecn is None or not self.ecn.to_recovery():
             self.cc.on_congestion(flight, now)       # (not twice in one window: ECE reduced already)
-        if not self.sack_ok:
-            self.cc.cwnd = self.cc.ssthresh + DUPTHRESH * self.mss
         if probe_lost:
-            self._mtu_probe_lost()
+            self._mtu_probe_lost()                   # no reduction, so no PRR either
+        else:
+            # RFC 6937: PRR takes cwnd from here to ssthresh, ACK by ACK (_prr_on_ack) --
+            # without SACK too, each duplicate ACK counting as a segment delivered, as Linux
+            # does (RFC 6582's window inflation is not used)
+            self.prr.start(prior_cwnd, self.cc.ssthresh)
         self.high_rxt = self.snd_una
         self.rexmit_una = True
         self.rtt_seq = None                          # Karn
+        if self.probe_at is None:
+            # the recovery probe (timer.py _on_probe): the tail-loss probe may have been
+            # cancelled in Disorder (a SACKed tail), and nothing else arms it in recovery
+            self.arm_probe(now)
 
     def _mtu_probe_lost(self) -> None:
         """The path-MTU probe is the hole (mtuprobe.py): its size does not pass, and its loss
@@ -601,6 +663,7 @@ class InputMixin(Tcb):
         assert self.undo_cc is not None
         self.cc.undo(self.undo_cc)
         self.undo_cc = None
+        self.prr.end()                               # nothing left to reduce
         self.host.stats.recovery_undos += 1
 
     # --- urgent data (urgent.py) ----------------------------------------------------------

@@ -13,9 +13,12 @@ from typing import Self
 from . import fastopen_conn as fastopen
 from . import info, mtuprobe_conn
 from . import seq as sq
+from .controller import INITIAL_WINDOW_SEGMENTS
+from .cwnd import restart_after_idle
 from .ecn import ECN_MASK, ECT0, NOT_ECT, syn_ecn_flags
 from .fastopen import ClientFastOpen
 from .memory import PRESSURE_WINDOW_SEGMENTS
+from .rack import DUPTHRESH
 from .state import State
 from .tcb import Tcb
 from .wire import ACK, FIN, PSH, RST, SYN, URG, TcpRepr
@@ -50,11 +53,14 @@ class OutputMixin(Tcb):
         if force_probe and self._window_closed():
             self._send_window_probe(now)
             sent, force_probe = True, False
+        if self.snd_una == self.snd_max and self.config.slow_start_after_idle and len(self.snd):
+            self._restart_after_idle(now)
+        sent_new = False
         if self.mtup is not None and self.mtup.enabled and not (self.in_recovery or self.rto_recovery):
             probe = mtuprobe_conn.send_probe(self, now)   # RFC 4821 §7.3: one probe segment
             if probe:
                 self._send_data(self.snd_nxt, probe, False, now, probe=True)
-                sent = True
+                sent = sent_new = True
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
@@ -66,10 +72,15 @@ class OutputMixin(Tcb):
             if self.cc.pacing_rate and not force_probe and self._pacing_blocked(now):
                 break
             self._send_data(self.snd_nxt, n, fin, now)
-            sent = True
+            sent = sent_new = True
             force_probe = False
         if self.chrono_type:
             info.chrono_rwnd(self, now)
+        if sent_new or len(self.snd) > sq.diff(self.snd_nxt, self.snd_una):
+            # Linux tcp_cwnd_validate: did cwnd stop this burst, and how much is out
+            off = sq.diff(self.snd_nxt, self.snd_una)
+            flight = self._cwnd_flight(off)
+            self.cwnd_use.on_burst(self.cc.cwnd - flight < self.mss, flight, self.snd_una, self.snd_nxt)
         if not sent and self.ack_now:
             # SND.MAX, not SND.NXT: after an RTO rewound SND.NXT the peer's RCV.NXT may be past
             # it, and an "old" ACK would be dropped (and answered) by it (4.4BSD tcp_output)
@@ -131,8 +142,18 @@ class OutputMixin(Tcb):
         """RFC 6675 §4 pipe, simplified: octets above the highest SACK are in flight, holes
         below it are lost unless retransmitted during this recovery."""
         sb = self.scoreboard
-        if self.config.rack and self.sack_ok and (self.in_recovery or self.rack.has_lost):
+        if not self.sack_ok:
+            off = sq.diff(self.snd_nxt, self.snd_una)
+            if not self.in_recovery:
+                return off
+            # Linux for a peer without SACK: packets out - duplicate ACKs (as SACKed, at most
+            # all but one) - the head while it is lost and not yet resent (rexmit_una)
+            return max(off - min(self.dupacks * self.mss, max(off - self.mss, 0))
+                       - (self.mss if self.rexmit_una else 0), 0)
+        if self.config.rack and (self.in_recovery or self.rack.has_lost or len(sb)):
             return self.rack.inflight                # RFC 8985: sent, not delivered, not lost
+        if not self.in_recovery and len(sb):
+            return max(sq.diff(self.snd_nxt, self.snd_una) - sb.sacked, 0)   # Disorder: SACKed left
         if not self.in_recovery or (sb.high_sack is None and not self.tail_lost):
             return sq.diff(self.snd_nxt, self.snd_una)
         if sb.high_sack is None:
@@ -141,6 +162,34 @@ class OutputMixin(Tcb):
         rexmitted = max(sq.diff(self.high_rxt, self.snd_una), 0)
         sacked_below_rxt = sb.sacked - sb.sacked_above(self.high_rxt)
         return above + max(rexmitted - sacked_below_rxt, 0)
+
+    def _restart_after_idle(self, now: float) -> None:
+        """New data with nothing in flight, the last data sent more than an RTO ago: cwnd
+        restarts (RFC 5681 §4.1, Linux tcp_slow_start_after_idle_check; cwnd.py).  Not for
+        a model-based controller (BBR keeps its own model, as Linux skips cong_control ones)."""
+        last = self.cwnd_use.last_send
+        if last is None or self.cc.wants_rate_samples:
+            return
+        rto = self.rtt.current()
+        if now - last > rto:
+            cc = self.cc
+            cc.cwnd, cc.ssthresh = restart_after_idle(cc.cwnd, cc.ssthresh, now - last, rto, self.mss,
+                                                      INITIAL_WINDOW_SEGMENTS * self.mss)
+            self.cwnd_use.last_send = now
+            self.host.stats.cwnd_restarts += 1
+
+    def _cwnd_flight(self, off: int) -> int:
+        """What counts against cwnd for new data (Linux tcp_packets_in_flight): RFC 6675's
+        pipe in recovery, and before it too (Linux's Disorder state) -- each segment the peer
+        SACKed, or without SACK each duplicate ACK (Linux tcp_add_reno_sack), has left the
+        network, so new data may take its place: RFC 3042 limited transmit as Linux does it."""
+        if self.in_recovery or self.rto_recovery:
+            return self._pipe() if self.in_recovery else off
+        if self.sack_ok:
+            return self._pipe() if len(self.scoreboard) else off
+        if self.dupacks:
+            return max(off - min(self.dupacks, DUPTHRESH - 1) * self.mss, 0)
+        return off
 
     def _window_closed(self) -> bool:
         """Data waits and the peer's window has no room for any of it: a zero window."""
@@ -175,7 +224,7 @@ class OutputMixin(Tcb):
                 avail = max(total - off, 0)
                 if avail == 0:
                     return 0, fin_possible and off == total
-        flight = self._pipe() if self.in_recovery and self.sack_ok else off
+        flight = self._cwnd_flight(off)
         room = min(self.snd_wnd - off, self.cc.cwnd - flight)
         if force_probe and room <= 0:
             room = 1                                  # RFC 9293 §3.8.6.1 window probe: one octet
@@ -240,6 +289,10 @@ class OutputMixin(Tcb):
             flags |= PSH
         end = sq.add(seqno, n + (1 if fin else 0))
         retransmission = sq.lt(seqno, self.snd_max)
+        if flags & PSH:
+            self.push_marks.note(end, self.snd_una)
+        elif retransmission and self.push_marks.has(end):
+            flags |= PSH                              # as it was first sent (pushmarks.py)
         mss = self._seg_mss()
         self._emit(seqno, flags, payload, now, gso=mss if n > mss and not probe else 0)
         self._rack_sent(seqno, end, now, retransmission)
@@ -272,14 +325,16 @@ class OutputMixin(Tcb):
         fin = self.fin_seq is not None and n == avail
         if n == 0 and not fin:
             return False
-        self._emit(self.snd_una, ACK | (FIN if fin else 0), self.snd.view(0, n) if n else None, now)
-        self._rack_sent(self.snd_una, sq.add(self.snd_una, n + (1 if fin else 0)), now, True)
+        end = sq.add(self.snd_una, n + (1 if fin else 0))
+        psh = PSH if self.push_marks.has(end) else 0  # as it was first sent (pushmarks.py)
+        self._emit(self.snd_una, ACK | (FIN if fin else 0) | psh, self.snd.view(0, n) if n else None, now)
+        self._rack_sent(self.snd_una, end, now, True)
         self.total_retrans += 1
         self.host.stats.retrans_segs += 1
         if sq.lt(self.high_rxt, sq.add(self.snd_una, n)):
             self.high_rxt = sq.add(self.snd_una, n)
-        if self.rto_at is None:
-            self.rto_at = now + self.rtt.current()
+        # the RTO restarts from a retransmission of the head (Linux tcp_xmit_retransmit_queue)
+        self.rto_at = now + self.rtt.current()
         return True
 
     def _retransmit_tail(self, now: float) -> None:
@@ -289,18 +344,40 @@ class OutputMixin(Tcb):
         # ACKed beyond SND.MAX, and such ACKs are dropped (RFC 5961 §5.2) -- the connection stalls
         data_end = min(len(self.snd), sq.diff(self.snd_max, self.snd_una) - (1 if fin else 0))
         n = min(self._seg_mss(), data_end)
+        if fin and self.rack.last_start() == self.fin_seq:
+            n = 0                                     # the FIN went alone: so does its probe (issue 14 point 10)
         off = data_end - n
         if n == 0 and not fin:
             return
         # PSH as the segment first had it: it ends the data queued (Linux keeps the skb's flags)
-        flags = ACK | (FIN if fin else 0) | (PSH if n and data_end == len(self.snd) else 0)
+        end = sq.add(self.snd_una, off + n + (1 if fin else 0))
+        flags = ACK | (FIN if fin else 0) | (PSH if n and (data_end == len(self.snd) or self.push_marks.has(end))
+                                             else 0)
         self._emit(sq.add(self.snd_una, off), flags, self.snd.view(off, n) if n else None, now)
         self._rack_sent(sq.add(self.snd_una, off), sq.add(self.snd_una, off + n + (1 if fin else 0)), now, True)
         self.total_retrans += 1
         self.host.stats.retrans_segs += 1
         self.rtt_seq = None
 
+    def _probe_new_data(self, now: float) -> bool:
+        """RFC 8985 §7.3: the loss probe is new data when some waits and the peer's window
+        takes a segment of it -- past cwnd if need be (Linux tcp_send_loss_probe forces one
+        segment out, tcp_write_xmit's push_one).  False when there is none to send."""
+        if self.snd_nxt != self.snd_max:
+            return False
+        off = sq.diff(self.snd_nxt, self.snd_una)
+        avail = len(self.snd) - off
+        n = min(avail, self._seg_mss())
+        if n <= 0 or off + n > self.snd_wnd:
+            return False
+        fin = self.fin_queued and self.fin_seq is None and off + n == len(self.snd)
+        self._send_data(self.snd_nxt, n, fin, now)
+        return True
+
     def _rack_sent(self, start: int, end: int, now: float, retransmission: bool) -> None:
+        self.cwnd_use.last_send = now                 # Linux lsndtime
+        if self.prr.active:
+            self.prr.out += sq.diff(end, start)       # RFC 6937 prr_out
         if retransmission:
             self.bytes_retrans += sq.diff(end, start)
             self.note_retransmission(now)
@@ -371,9 +448,12 @@ class OutputMixin(Tcb):
         fin = self.fin_seq is not None and sq.add(start, n) == self.fin_seq and sq.gt(stop, self.fin_seq)
         if n == 0 and not fin:
             return -1
-        self._emit(start, ACK | (FIN if fin else 0), self.snd.view(off, n) if n else None, now,
-                   gso=mss if n > mss else 0)
         end = sq.add(start, n + (1 if fin else 0))
+        if start == self.snd_una:
+            self.rto_at = now + self.rtt.current()    # the head resent: as _retransmit_head
+        psh = PSH if self.push_marks.has(end) else 0  # as it was first sent (pushmarks.py)
+        self._emit(start, ACK | (FIN if fin else 0) | psh, self.snd.view(off, n) if n else None, now,
+                   gso=mss if n > mss else 0)
         self._rack_sent(start, end, now, True)
         self.total_retrans += 1
         self.host.stats.retrans_segs += 1

@@ -40,11 +40,15 @@ RACK_MAX_SEGMENTS = 4096
 REO_WND_PERSIST = 16            # RFC 8985 §6.2 step 4: recoveries a widened window persists
 REO_WND_MIN = 0.002             # the reordering window's floor: Linux TCP_TIMEOUT_MIN at HZ=1000 (see reo_wnd)
 DUPTHRESH = 3                   # RFC 6675 §2 / RFC 8985 §6.2 step 4
+# Below every position: positions start at the first sequence number sent, read as a signed
+# 32-bit distance from 0 -- negative for an ISN in the upper half of the space, so a fack of 0
+# took every delivery for a reordered one (issue 14's scripted recovery tests found it)
+NO_POSITION = -(1 << 62)
 
 
 class SentSegment:
     # the last four: the delivery-rate snapshot (rate.py), only when a controller asks for it
-    __slots__ = ("start", "end", "xmit_ts", "retransmitted", "lost",
+    __slots__ = ("start", "end", "xmit_ts", "order", "retransmitted", "lost",
                  "delivered", "delivered_time", "first_sent_time", "app_limited")
     delivered: int                      # set by RateEstimator.on_sent (with delivered_time)
     first_sent_time: float
@@ -54,6 +58,7 @@ class SentSegment:
         self.start = start
         self.end = end
         self.xmit_ts = xmit_ts
+        self.order = 0                  # transmissions before it (Rack.sent): the tie-break of equal times
         self.retransmitted = retransmitted
         self.lost = False
         self.delivered_time: float | None = None
@@ -65,24 +70,32 @@ class SentSegment:
             self.first_sent_time, self.app_limited = other.first_sent_time, other.app_limited
 
 
-def _sent_after(t1: float, seq1: int, t2: float, seq2: int) -> bool:
-    """RFC 8985 §6.2 RACK_sent_after: was (t1, seq1) sent after (t2, seq2)?"""
-    return t1 > t2 or (t1 == t2 and seq1 > seq2)
+def _sent_after(t1: float, order1: int, t2: float, order2: int) -> bool:
+    """RFC 8985 §6.2 RACK_sent_after: was (t1, order1) sent after (t2, order2)?  The RFC
+    breaks a tie of equal times by sequence; here by the order of transmission, which a
+    tie means to approximate: under a coarse (or a test's mock) clock a new segment and a
+    retransmission below it leave at the same instant in either order, and the sequence
+    tie-break took a retransmission sent after new data for one sent before it -- lost
+    as soon as that data was SACKed."""
+    return t1 > t2 or (t1 == t2 and order1 > order2)
 
 
 class Rack:
     """RFC 8985 §6.1 per-connection state plus the sent-segment record."""
-    __slots__ = ("max_segments", "xmit_ts", "end_seq", "rtt", "min_rtt", "fack", "reordering_seen", "reo_wnd_mult",
+    __slots__ = ("max_segments", "xmit_ts", "end_seq", "xmit_order", "sends", "rtt", "min_rtt", "fack",
+                 "reordering_seen", "reo_wnd_mult",
                  "reo_wnd_persist", "dsack_round", "inflight", "lost_bytes", "rate",
                  "_starts", "_segs", "_tsorted", "_lost", "_base_seq", "_base_abs")
 
     def __init__(self, max_segments: int = RACK_MAX_SEGMENTS) -> None:
         self.max_segments = max_segments
         self.xmit_ts = 0.0              # RACK.xmit_ts: latest transmit time among delivered segments
-        self.end_seq = 0                # RACK.end_seq (position)
+        self.end_seq = NO_POSITION      # RACK.end_seq (position)
+        self.xmit_order = -1            # the order (SentSegment.order) of that segment
+        self.sends = 0                  # transmissions so far: the next SentSegment.order
         self.rtt = 0.0                  # RACK.rtt: RTT of that segment
         self.min_rtt = float("inf")
-        self.fack = 0                   # RACK.fack: highest end delivered (position)
+        self.fack = NO_POSITION         # RACK.fack: highest end delivered (position)
         self.reordering_seen = False
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = REO_WND_PERSIST
@@ -128,6 +141,8 @@ class Rack:
                 # takes this send time -- its older octets are detected later, never sooner
                 last.end = hi
                 last.xmit_ts = now
+                last.order = self.sends
+                self.sends += 1
                 last.retransmitted = last.retransmitted or retransmission
                 self._tsorted.move_to_end(last)
                 self.inflight += hi - lo
@@ -149,6 +164,7 @@ class Rack:
             old = segs[i]                       # we cut into it: it keeps its front...
             if old.end > hi:                    # ...and its back becomes a record of its own
                 back = SentSegment(hi, old.end, old.xmit_ts, old.retransmitted)
+                back.order = old.order
                 back.lost = old.lost
                 back.copy_rate(old)
                 self._resize(old, old.start, lo)
@@ -165,6 +181,8 @@ class Rack:
         self._insert(bisect_left(self._starts, lo), self._stamped(SentSegment(lo, hi, now, retransmission), now))
 
     def _stamped(self, seg: SentSegment, now: float) -> SentSegment:
+        seg.order = self.sends
+        self.sends += 1
         if self.rate is not None:
             self.rate.on_sent(seg, now, self.inflight)
         return seg
@@ -270,8 +288,8 @@ class Rack:
             return
         self.min_rtt = min(self.min_rtt, rtt)
         self.rtt = rtt
-        if _sent_after(seg.xmit_ts, seg.end, self.xmit_ts, self.end_seq):
-            self.xmit_ts, self.end_seq = seg.xmit_ts, seg.end
+        if _sent_after(seg.xmit_ts, seg.order, self.xmit_ts, self.xmit_order):
+            self.xmit_ts, self.end_seq, self.xmit_order = seg.xmit_ts, seg.end, seg.order
 
     def on_dsack(self, snd_una: int, snd_nxt: int) -> None:
         """§6.2 step 4, first half: a D-SACK widens the window once per round trip."""
@@ -311,7 +329,7 @@ class Rack:
         marked = 0
         timeout = 0.0
         for seg in self._tsorted:
-            if not _sent_after(self.xmit_ts, self.end_seq, seg.xmit_ts, seg.end):
+            if not _sent_after(self.xmit_ts, self.xmit_order, seg.xmit_ts, seg.order):
                 break
             remaining = seg.xmit_ts + self.rtt + reo_wnd - now
             if remaining <= 0:
@@ -355,6 +373,11 @@ class Rack:
             return None
         seg = self._segs[bisect_left(self._starts, lost[k])]
         return self.seq(max(seg.start, p)), self.seq(seg.end)
+
+    def last_start(self) -> int | None:
+        """Where the highest record begins (a sequence number), None without records: tells
+        a FIN sent alone from one sent on the last data (the loss probe resends what was sent)."""
+        return self.seq(self._segs[-1].start) if self._segs else None
 
     @property
     def has_lost(self) -> bool:

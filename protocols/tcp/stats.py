@@ -33,6 +33,7 @@ class TcpStats(Counters):
     rack_lost: int = 0              # segments RACK marked lost (RFC 8985 §6.2; Linux counts them in TCPLost*)
     lost_retransmits: int = 0       # ...of them retransmissions lost again (Linux TCPLostRetransmit)
     rack_timeouts: int = 0          # RACK reordering-timer expiries (Linux's REO_TIMEOUT)
+    cwnd_restarts: int = 0          # cwnd restarted after an idle (RFC 5681 §4.1, tcp_slow_start_after_idle)
     dsacks_sent: int = 0            # duplicates reported to the peer (RFC 2883; Linux TCPDSACKOldSent)
     dsacks_received: int = 0        # D-SACKs from the peer: spurious retransmissions (TCPDSACKRecv)
     recovery_undos: int = 0         # recoveries found spurious and undone (Linux TCPFullUndo + TCPDSACKUndo)

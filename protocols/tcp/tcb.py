@@ -31,9 +31,12 @@ from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .controller import CongestionControl
+from .cwnd import CwndUse
 from .ecn import Ecn
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
 from .mtuprobe import MtuSearch
+from .prr import Prr
+from .pushmarks import PushMarks
 from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
@@ -100,6 +103,7 @@ class Tcb:
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "rto_recovery", "recover", "high_rxt",
         "rexmit_una",
         "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
+        "prr", "push_marks", "probe_retrans", "tlp_pending", "cwnd_use",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
@@ -194,6 +198,11 @@ class Tcb:
     rexmit_una: bool
     scoreboard: Scoreboard
     rack: Rack
+    prr: Prr                            # PRR's state during a cwnd reduction (prr.py)
+    push_marks: PushMarks               # ends of segments sent with PSH, for retransmissions
+    probe_retrans: bool                 # the outstanding loss probe resent data (RFC 8985 §7.4)
+    tlp_pending: int | None             # a probe's SND.MAX awaiting RFC 8985 §7.4's verdict
+    cwnd_use: CwndUse                   # Linux's cwnd-limited state and last send time (cwnd.py)
     rack_at: float | None
     pace_at: float | None
     pace_next: float
@@ -358,7 +367,15 @@ class Tcb:
         raise NotImplementedError
 
     @abstractmethod
+    def _pipe(self) -> int:
+        raise NotImplementedError
+
+    @abstractmethod
     def _sendable(self, force_probe: bool) -> tuple[int, bool]:
+        raise NotImplementedError
+
+    @abstractmethod
+    def _probe_new_data(self, now: float) -> bool:
         raise NotImplementedError
 
     @abstractmethod

@@ -216,6 +216,11 @@ def _flag(value: str) -> bool:
     return int(value) != 0
 
 
+def _rack_bit(value: str) -> bool:
+    """net.ipv4.tcp_recovery is a bit mask; bit 0 (TCP_RACK_LOSS_DETECTION) is RACK."""
+    return bool(int(value) & 1)
+
+
 # A script's `// sysctl KEY=VALUE` lines on tunstack: the TcpConfig field each sets, and how
 # its value reads.  A key missing here fails the script (say what it means for tunstack).
 TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -237,7 +242,17 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_probe_threshold": ("probe_threshold", int),
     "net.ipv4.tcp_probe_interval": ("probe_interval", float),
     "net.ipv4.tcp_retries1": ("retries1", int),
+    "net.ipv4.tcp_slow_start_after_idle": ("slow_start_after_idle", _flag),
+    "net.ipv4.tcp_recovery": ("rack", _rack_bit),
 }
+
+# The congestion control of the Linux sockets unless a script's sysctl names another: a new
+# namespace inherits the host's default (BBR on some hosts) and may not set one the host does
+# not allow (tcp_allowed_congestion_control), so each socket sets it (TCP_CONGESTION, which
+# root may set to any loaded one; accepted sockets inherit the listener's).  tunstack's
+# default, as upstream Linux's, is CUBIC: the scripts compare the defaults.
+LINUX_CONGESTION_SYSCTL = "net.ipv4.tcp_congestion_control"
+LINUX_DEFAULT_CONGESTION = "cubic"
 
 
 def tunstack_tcp_config(sysctls: Mapping[str, str]) -> Any:
@@ -297,11 +312,15 @@ class LinuxApi:
     """Socket calls on the kernel's sockets in the namespace; a call that may block runs in
     a thread (abandoned if the script ends first: closing the socket releases it)."""
 
-    def __init__(self, netns: str) -> None:
+    def __init__(self, netns: str, congestion: str = LINUX_DEFAULT_CONGESTION) -> None:
         self.netns = netns
+        self.congestion = congestion
 
     async def socket(self, family: int, type: int, proto: int) -> pysocket.socket:
-        return _socket_in_netns(self.netns, family, type, proto)
+        s = _socket_in_netns(self.netns, family, type, proto)
+        if type & pysocket.SOCK_STREAM:
+            s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_CONGESTION, self.congestion.encode())
+        return s
 
     async def set_nonblocking(self, s: pysocket.socket, on: bool) -> None:
         s.setblocking(not on)
@@ -412,12 +431,16 @@ async def linux_backend(sysctls: Mapping[str, str] | None = None) -> AsyncIterat
     try:
         for key in ("all", "default"):
             _run(*host.exec_argv("sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"))
+        congestion = LINUX_DEFAULT_CONGESTION
         for key, value in (sysctls or {}).items():
+            if key == LINUX_CONGESTION_SYSCTL:
+                congestion = value
+                continue
             _run(*host.exec_argv("sysctl", "-qw", f"{key}={value}"))
         tun = pytun.TunTapDevice(name=unique_name("sct"), flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
         os.set_blocking(tun.fileno(), False)
         host.adopt(tun.name, f"{SUT_IP}/24")
-        backend = LinuxBackend(tun.fileno(), LinuxApi(host.name))
+        backend = LinuxBackend(tun.fileno(), LinuxApi(host.name, congestion))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(backend.reader)
             yield backend

@@ -266,14 +266,18 @@ class Runner:
         # an injected `sack A:B` is relative to the SUT's ISN, as seq/ack are (packetdrill's way)
         options = [Option("TS", (o.values[0], self.sut_tsval)) if o.kind == "TS" and o.values[1] is None
                    else Option(o.kind, self.sut_cookie) if o.kind in FASTOPEN_KINDS and o.values == (None,)
-                   else Option("sack", tuple((self.sut_isn + (v or 0)) & 0xFFFFFFFF for v in o.values))
-                   if o.kind == "sack" else o
+                   else self._sack_absolute(o) if o.kind == "sack" else o
                    for o in spec.options or []]
         packet = build_packet(_ip(self.backend.peer_ip), _ip(self.backend.sut_ip), self.peer_port,
                               self.sut_port, seq, ack, spec.flags, win, options_bytes(options), spec.length or 0,
                               ecn=spec.ecn or 0, urg=spec.urg or 0)
         self.log.append(f"{self.backend.now() - self.start:8.3f} < {spec}")
         await self.backend.inject(packet)
+
+    def _sack_absolute(self, opt: Option) -> Option:
+        """An injected SACK block is written relative to the SUT's ISN, as its seq/ack are
+        (packetdrill's convention): `sack 1001:2001` SACKs the SUT's second 1000 octets."""
+        return Option("sack", tuple((self.sut_isn + (v or 0)) & 0xFFFFFFFF for v in opt.values))
 
     # --- calls -----------------------------------------------------------------------------
     async def _call(self, ev: Call, nursery: trio.Nursery) -> None:

@@ -11,7 +11,7 @@ from tests.realpeer.conftest import require_real_peer
 
 from .backends import tunstack_tcp_config
 from .run import run_script
-from .runner import ScriptFailure, constant, parse_fields
+from .runner import Runner, ScriptFailure, constant, parse_fields
 from .script import Call, Expect, Inject, parse_script
 from .segment import (
     Option,
@@ -227,6 +227,8 @@ def test_fastopen_options() -> None:
     with pytest.raises(ScriptSyntaxError):
         parse_segment("S 0:0(0) <FO 0011 22>")
     assert tunstack_tcp_config({"net.ipv4.tcp_fastopen": "0x203"}).fastopen == 0x203
+
+
 def test_tcp_info_fields_take_ranges() -> None:
     assert parse_fields("{tcpi_state=1, tcpi_rtt=90000..110000, tcpi_snd_ssthresh=0x7fffffff}") == {
         "tcpi_state": (1, 1), "tcpi_rtt": (90000, 110000), "tcpi_snd_ssthresh": (0x7FFFFFFF, 0x7FFFFFFF)}
@@ -248,3 +250,18 @@ def test_wrong_tcp_info_and_ioctl_values_fail(tmp_path: Path, backend: str) -> N
         require_real_peer()
     assert "tcpi_rto is 1000000, expected 2000000..3000000" in _fails(tmp_path, backend, WRONG_INFO)
     assert "SIOCOUTQ is 0, expected [5]" in _fails(tmp_path, backend, WRONG_IOCTL)
+
+
+def test_recovery_sysctls_map_onto_tcp_config() -> None:
+    """tcp_recovery is a bit mask (bit 0: RACK); the congestion control and the restart after
+    idle map by name and flag."""
+    config = tunstack_tcp_config({"net.ipv4.tcp_recovery": "4", "net.ipv4.tcp_congestion_control": "reno",
+                                  "net.ipv4.tcp_slow_start_after_idle": "0"})
+    assert config.rack is False and config.congestion == "reno" and config.slow_start_after_idle is False
+    assert tunstack_tcp_config({"net.ipv4.tcp_recovery": "1"}).rack is True
+
+
+def test_injected_sack_blocks_are_relative_to_the_sut_isn() -> None:
+    runner = Runner(parse_script("0 close(3) = 0\n"), backend=None)  # type: ignore[arg-type]
+    runner.sut_isn = 0xFFFFFF00
+    assert runner._sack_absolute(Option("sack", (1001, 2001))) == Option("sack", (0x2E9, 0x6D1))

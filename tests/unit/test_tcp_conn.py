@@ -1183,20 +1183,22 @@ def test_newreno_partial_and_full_ack() -> None:
     assert not c.in_recovery and c.cc.cwnd == c.cc.ssthresh
 
 
-def test_dupacks_inflate_cwnd_in_recovery() -> None:
-    """RFC 6582 §3.2 step 4: each further duplicate ACK adds one SMSS to cwnd, which may
-    clock out new data."""
+def test_dupacks_clock_out_new_data_in_recovery_by_prr() -> None:
+    """Without SACK too, recovery is paced by PRR (RFC 6937, as Linux does it): each further
+    duplicate ACK counts as a segment delivered, and new data goes in proportion -- here 3
+    segments for 6 dup ACKs -- while cwnd comes down to ssthresh (RFC 6582's inflation by
+    one SMSS per dup ACK is not used)."""
     rig = newreno_in_flight(10)
     c = rig.conn
     rig.send(bytes(5 * 1460))                             # more data waiting
     for _ in range(3):
         rig.rx(ACK, ack=ISS + 1, at=rig.now + 0.01)
-    w = c.cc.cwnd
+    assert c.in_recovery and c.prr.active
     sent = []
     for _ in range(6):
         sent += data_segments(rig.rx(ACK, ack=ISS + 1, at=rig.now + 0.001))
-    assert c.cc.cwnd == w + 6 * 1460
-    assert sent and all(off >= 10 * 1460 for off, _ in sent)   # new data, not retransmissions
+    assert [off for off, _ in sent] == [12 * 1460, 13 * 1460, 14 * 1460]   # new data only
+    assert c.cc.cwnd == c.cc.ssthresh
 
 
 def test_no_second_fast_retransmit_for_the_same_window() -> None:
