@@ -14,11 +14,12 @@ import binascii
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ndd.atm import AAL5_MAX_SDU
 from ndd.counters import Counters
 
-from .cell import CELL_LEN, PAYLOAD_LEN, PTI_EOP_BIT, PTI_NON_USER_BIT, header_bytes
+from .cell import PAYLOAD_LEN, PTI_EOP_BIT, PTI_NON_USER_BIT, header_bytes
 
 TRAILER_LEN = 8
 MAX_CELLS = -(-(AAL5_MAX_SDU + TRAILER_LEN) // PAYLOAD_LEN)     # 1366
@@ -76,15 +77,18 @@ def segment(sdu: bytes | bytearray | memoryview, vpi: int, vci: int, *,
     last = header_bytes(vpi, vci, PTI_EOP_BIT, clp)
     if cells == 1:
         return last + pdu
-    # Strided slice assignment keeps the whole interleave in C: 53 slice copies per SDU
-    # instead of a Python step per cell.
-    out = bytearray(cells * CELL_LEN)
-    for k in range(5):
-        out[k::CELL_LEN] = mid[k:k + 1] * cells
-    for j in range(PAYLOAD_LEN):
-        out[5 + j::CELL_LEN] = pdu[j::PAYLOAD_LEN]
-    out[-CELL_LEN:-PAYLOAD_LEN] = last
-    return bytes(out)
+    # All in C: one struct unpack cuts the PDU into 48-octet payloads and the header is
+    # the separator of a join (3 us for a 1500-octet SDU, 20 us for 9180; the strided
+    # copies used before took 23 and 63 us: 53 slice operations whatever the size).
+    payloads = _payload_splitter(cells).unpack(pdu)
+    return b"".join((mid, mid.join(payloads[:-1]), last, payloads[-1]))
+
+
+@lru_cache(maxsize=32)
+def _payload_splitter(cells: int) -> struct.Struct:
+    """A Struct unpacking `cells` payloads; cached for the few PDU sizes a link carries
+    (bounded: the largest holds 1366 format codes, ~44 KiB)."""
+    return struct.Struct("48s" * cells)
 
 
 @dataclass
