@@ -8,8 +8,9 @@ Sections (`--only` takes these names, comma-separated):
   pytcp       pmd-pytcp 0.3.8 on a TAP, pip-installed into .bench/venv, driven by our harness
   slirp       slirp4netns (Debian package) between the host's loopback and a namespace
   tunstack    tunstack over TUN, offload on and off, in child processes
-  svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd
-              (a second table; tools/bench/svc.py)
+  svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd, and ATM
+              cell throughput: unpaced AAL5 PVC in one process, CLIP TCP between two
+              `tunstack atm ip` processes (a second table; tools/bench/svc.py, atm_pvc.py)
   gateway     user-mode gateways: tunstack gateway, slirp4netns, pasta at MTU 1500 and 65520
               (a third table; tools/bench/gateway.py)
 
