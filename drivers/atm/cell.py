@@ -190,7 +190,8 @@ def parse_cells(buf: bytes | bytearray | memoryview, *, correct: bool = False
 # as a column by one strided slice, runs of cells with the same header (but the AAL5
 # end-of-PDU bit) are found by comparing columns as big integers, a run's HECs are checked
 # by one translate-and-compare, and all payloads are gathered by deleting the headers in
-# five C-level passes.  Python runs once per run and per PDU, never once per cell.
+# five C-level passes.  Python runs once per run and per PDU, not once per cell (but for
+# the cells that need the per-cell rules: bad HEC, OAM, RM, VCs interleaved cell by cell).
 
 _EOP_OCTET4 = PTI_EOP_BIT << 1          # where the PTI's end-of-PDU bit sits in header octet 4
 _CLEAR_EOP = bytes(b & ~_EOP_OCTET4 & 0xFF for b in range(256))
