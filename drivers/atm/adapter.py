@@ -23,7 +23,13 @@ no VC exceeds its peak cell rate.  line_rate 0 disables pacing.
 Receive: PHY blobs -> cells -> HEC (bad: `hec_errors`; `hec_correct=True` repairs
 single-bit header errors as I.432.1 allows, off by default) -> VC table (unknown:
 `unknown_vc`) -> OAM F5 (PTI 4/5: loopback requests answered) -> AAL5 reassembly
-(per-VC timeout driven by a task sleeping until `poll_at`) -> `deliver`.
+(per-VC timeout driven by a task sleeping until `poll_at`) -> `deliver`.  A blob is
+handled as a whole where it can be (drivers.atm.cell.CellBlock): runs of cells with one
+header are found, HEC-checked and stripped of their headers by C-level bytes operations,
+and AAL5 takes each PDU's payloads in one piece (`Reassembler.feed_cells`), so Python
+runs per run and per PDU; bad-HEC, OAM and RM cells, and blobs of VCs interleaved cell by
+cell, go cell by cell.  Either way the counters and deliveries are those of the per-cell
+rules (tests/unit/test_atm_rx_block.py holds the two side by side).
 
 Cell relay (a switch's cross-connects): a VC opened with `VcParams(relay=fn)` is not
 reassembled.  Its user cells and end-to-end OAM F5 cells (PTI 0-3, 5) go to `fn` raw,
@@ -69,6 +75,7 @@ from .phy import Phy, UdpPhy
 OC3C_LINE_RATE = 149_760_000     # bit/s of cells (SONET STS-3c payload), 353,207 cells/s
 CELL_BITS = cell.CELL_LEN * 8
 PACING_CREDIT = 0.002            # seconds of late sends the pacer may catch up on
+_PL = cell.PAYLOAD_LEN          # octets of a cell payload (short: the receive path slices by it)
 OAM_REPLIES_KEPT = 64            # loopback replies remembered (the newest); older ones are only counted
 
 
@@ -438,22 +445,94 @@ class AtmNdd(TaskNdd):
 
     # --- receive ---------------------------------------------------------------------
     def _rx_cells(self, data: bytes) -> None:
+        """A PHY block of cells.  It is split in bulk into runs of cells with one header
+        (drivers.atm.cell.CellBlock); a run of user cells with good HECs on a reassembled
+        VC goes to AAL5 one PDU at a time, a relayed one is passed on as one slice.  Cells
+        with a bad HEC and OAM/RM cells take the per-cell path (`_rx_slow`);
+        the counters and what is delivered are those of handling each cell in turn."""
         if not self.is_open:
             return
         st = self.stats
         vcs = self.vcs
         assert self.services is not None     # open, so attached
         now = self.services.clock()
-        feed = self.reasm.feed
-        relayed: dict[AtmVc, list[bytes]] | None = None
-        for i, (hdr, payload) in enumerate(cell.parse_cells(data, correct=self.hec_correct)):
+        block = cell.CellBlock(data)
+        relayed: dict[AtmVc, list[bytes]] = {}
+        for run in block.runs:
+            hdr = run.header
+            if hdr is None or not run.hec_ok or hdr.pti & cell.PTI_NON_USER_BIT:
+                self._rx_slow(block, run.start, run.end, now, relayed)
+                continue
+            key = (hdr.vpi, hdr.vci)
+            vc = vcs.get(key)
+            n = run.end - run.start
+            if vc is None:
+                st.cells_in += n
+                st.unknown_vc += n
+                continue
+            if vc.relay is not None:
+                # a cross-connected VC is switched cell by cell, never reassembled
+                st.cells_in += n
+                vc.stats.cells_in += n
+                relayed.setdefault(vc, []).append(block.data[run.start * cell.CELL_LEN:run.end * cell.CELL_LEN])
+                continue
+            payloads = block.payloads()
+            if n == 1:
+                # interleaved VCs leave one-cell runs: no PDU search for them
+                st.cells_in += 1
+                vc.stats.cells_in += 1
+                sdu = self.reasm.feed(hdr.vpi, hdr.vci, hdr.pti, payloads[run.start * _PL:run.end * _PL], now,
+                                      vc.pdu_limit)
+                if sdu is not None:
+                    self._deliver_sdu(vc, sdu)
+                continue
+            ends = block.pdu_ends(run)
+            tail = not ends or ends[-1] != run.end - 1       # the run stops mid-PDU
+            if tail:
+                ends.append(run.end - 1)
+            first = run.start
+            for last in ends:
+                k = last + 1 - first
+                st.cells_in += k
+                vc.stats.cells_in += k
+                eop = not tail or last != run.end - 1
+                sdu = self.reasm.feed_cells(hdr.vpi, hdr.vci, payloads[first * _PL:(last + 1) * _PL], eop, now,
+                                            vc.pdu_limit)
+                first = last + 1
+                if sdu is not None:
+                    self._deliver_sdu(vc, sdu)
+                    if first < run.end and vcs.get(key) is not vc:
+                        # the SDU's user closed (or reopened) the VC: the rest as before, cell by cell
+                        self._rx_slow(block, first, run.end, now, relayed)
+                        break
+        if block.truncated:
+            st.truncated_cells += 1
+            st.ierrors += 1
+        # one call per VC and PHY block: the far port queues them as one batch
+        for rvc, parts in relayed.items():
+            joined = parts[0] if len(parts) == 1 else b"".join(parts)
+            st.relay_cells_in += len(joined) // cell.CELL_LEN
+            if rvc.relay is not None:
+                rvc.relay(joined)
+
+    def _rx_slow(self, block: cell.CellBlock, start: int, end: int, now: float,
+                 relayed: dict[AtmVc, list[bytes]]) -> None:
+        """Cells [start, end) of `block` one at a time: HEC errors (and their single-bit
+        correction when asked for), OAM F5 and RM cells."""
+        st = self.stats
+        vcs = self.vcs
+        data = block.data
+        mv = memoryview(data)
+        parsed = cell.parsed_header
+        for off in range(start * cell.CELL_LEN, end * cell.CELL_LEN, cell.CELL_LEN):
+            hdr: cell.CellHeader | str | None = parsed(data[off:off + cell.HDR_LEN])
+            if hdr is None:
+                hdr = cell.CellHeader.parse(mv[off:off + cell.HDR_LEN], correct=True) if self.hec_correct else "hec"
             if isinstance(hdr, str):
-                if hdr == "truncated":
-                    st.truncated_cells += 1
-                else:
-                    st.hec_errors += 1
+                st.hec_errors += 1
                 st.ierrors += 1
                 continue
+            payload = mv[off + cell.HDR_LEN:off + cell.CELL_LEN]
             st.cells_in += 1
             vc = vcs.get((hdr.vpi, hdr.vci))
             if vc is None:
@@ -462,11 +541,7 @@ class AtmNdd(TaskNdd):
             vc.stats.cells_in += 1
             pti = hdr.pti
             if vc.relay is not None and pti != cell.PTI_OAM_SEGMENT and pti < cell.PTI_RM:
-                # a cross-connected VC is switched cell by cell, never reassembled
-                if relayed is None:
-                    relayed = {}
-                raw = (hdr.emit() + bytes(payload) if hdr.corrected
-                       else data[i * cell.CELL_LEN:(i + 1) * cell.CELL_LEN])
+                raw = hdr.emit() + bytes(payload) if hdr.corrected else data[off:off + cell.CELL_LEN]
                 relayed.setdefault(vc, []).append(raw)
                 continue
             if pti & cell.PTI_NON_USER_BIT:
@@ -475,15 +550,9 @@ class AtmNdd(TaskNdd):
                 else:
                     st.rm_cells += 1
                 continue
-            sdu = feed(hdr.vpi, hdr.vci, pti, payload, now, vc.pdu_limit)
+            sdu = self.reasm.feed(hdr.vpi, hdr.vci, pti, payload, now, vc.pdu_limit)
             if sdu is not None:
                 self._deliver_sdu(vc, sdu)
-        if relayed:
-            # one call per VC and PHY blob: the far port queues them as one batch
-            for rvc, parts in relayed.items():
-                st.relay_cells_in += len(parts)
-                if rvc.relay is not None:
-                    rvc.relay(b"".join(parts))
 
     def _deliver_sdu(self, vc: AtmVc, sdu: bytes) -> None:
         if len(sdu) > vc.max_sdu:

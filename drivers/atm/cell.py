@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 
 from ndd.atm import VCI_MAX, VPI_MAX
 
@@ -134,6 +135,10 @@ def _parsed(h: bytes) -> CellHeader | None:
     return CellHeader(word >> 28, (word >> 20) & 0xFF, (word >> 4) & 0xFFFF, (word >> 1) & 7, word & 1)
 
 
+parsed_header = _parsed
+"""The header of a 5-octet bytes (cached), or None when its HEC is wrong: the fast check of
+a received cell; CellHeader.parse does the single-bit correction."""
+
 
 @lru_cache(maxsize=4096)
 def header_bytes(vpi: int, vci: int, pti: int = 0, clp: int = 0) -> bytes:
@@ -178,3 +183,108 @@ def parse_cells(buf: bytes | bytearray | memoryview, *, correct: bool = False
             yield h, mv[off + HDR_LEN:off + CELL_LEN]
     if end != n:
         yield "truncated", mv[end:]
+
+
+# --- whole blocks of cells -------------------------------------------------------------------
+# The receive path works on a PHY block (N*53 octets) at once: each header octet is taken
+# as a column by one strided slice, runs of cells with the same header (but the AAL5
+# end-of-PDU bit) are found by comparing columns as big integers, a run's HECs are checked
+# by one translate-and-compare, and all payloads are gathered by deleting the headers in
+# five C-level passes.  Python runs once per run and per PDU, not once per cell (but for
+# the cells that need the per-cell rules: bad HEC, OAM, RM, VCs interleaved cell by cell).
+
+_EOP_OCTET4 = PTI_EOP_BIT << 1          # where the PTI's end-of-PDU bit sits in header octet 4
+_CLEAR_EOP = bytes(b & ~_EOP_OCTET4 & 0xFF for b in range(256))
+_NONZERO = bytes((0,)) + bytes((1,)) * 255
+
+
+@lru_cache(maxsize=256)
+def _hec_by_octet4(k: int) -> bytes:
+    """The HEC of every header whose octets 1-3 followed by a zero octet have CRC-8 `k`,
+    indexed by octet 4.  The CRC-8 with init 0 is linear, so HEC(o1 o2 o3 o4) = CRC(o1 o2 o3 0) ^
+    CRC(0 0 0 o4) ^ 0x55, and CRC(0 0 0 o4) is the table entry of o4 alone."""
+    return bytes(_CRC8[b] ^ k ^ HEC_COSET for b in range(256))
+
+
+@dataclass(slots=True)
+class CellRun:
+    """Cells [start, end) of a block whose headers are equal but for the PTI's end-of-PDU
+    bit.  `header` is the first cell's (None: its HEC is wrong); `hec_ok`: every cell's is
+    right, so the run can be handled as a whole.  Otherwise (and for a block of cells
+    interleaved one by one, given as one run with hec_ok False) cell by cell."""
+    start: int
+    end: int
+    header: CellHeader | None
+    hec_ok: bool
+
+
+class CellBlock:
+    """A received PHY block split in bulk (see above).  `octet4` holds header octet 4 of
+    each cell (VCI low bits, PTI, CLP): a run's PDU ends are found in it with bytes.find."""
+
+    __slots__ = ("_payloads", "data", "ncells", "octet4", "runs", "truncated")
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        data = self.data = bytes(data)                   # no copy when it is bytes already
+        n = self.ncells = len(data) // CELL_LEN
+        self.truncated = len(data) != n * CELL_LEN       # a trailing fragment, counted once
+        self._payloads: memoryview | None = None
+        self.runs: list[CellRun] = []
+        if not n:
+            self.octet4 = b""
+            return
+        end = n * CELL_LEN
+        c1, c2, c3 = data[0:end:CELL_LEN], data[1:end:CELL_LEN], data[2:end:CELL_LEN]
+        c4, c5 = data[3:end:CELL_LEN], data[4:end:CELL_LEN]
+        self.octet4 = c4
+        c4m = c4.translate(_CLEAR_EOP)
+        if c1.count(c1[0]) == n and c2.count(c2[0]) == n and c3.count(c3[0]) == n and c4m.count(c4m[0]) == n:
+            starts = [0]                                 # the usual block: one VC, user cells
+        else:
+            # cell i+1 starts a run where any key column differs from cell i: XOR each column
+            # with itself shifted by one cell, as integers, and look for non-zero octets
+            diff = 0
+            for col in (c1, c2, c3, c4m):
+                diff |= int.from_bytes(col[1:], "big") ^ int.from_bytes(col[:-1], "big")
+            marks = diff.to_bytes(n - 1, "big").translate(_NONZERO)
+            starts = [0]
+            i = marks.find(1)
+            while i >= 0:
+                starts.append(i + 1)
+                i = marks.find(1, i + 1)
+        starts.append(n)
+        runs = self.runs
+        if len(starts) > n // 2 + 1:
+            # cells of several VCs interleaved one by one: runs save nothing, go cell by cell
+            runs.append(CellRun(0, n, None, False))
+            return
+        for s, e in pairwise(starts):
+            off = s * CELL_LEN
+            h = _parsed(data[off:off + HDR_LEN])
+            ok = False
+            if h is not None:
+                reg = _CRC8[_CRC8[_CRC8[_CRC8[c1[s]] ^ c2[s]] ^ c3[s]]]   # CRC of octets 1-3 and a zero
+                ok = e - s == 1 or c4[s:e].translate(_hec_by_octet4(reg)) == c5[s:e]
+            runs.append(CellRun(s, e, h, ok))
+
+    def payloads(self) -> memoryview:
+        """All whole cells' payloads, concatenated (48 octets per cell), made on first use.
+        Deleting octet 0 of every 53-octet stride, then of every 52-, 51-, 50- and
+        49-octet stride, removes the five header octets of every cell in C."""
+        if self._payloads is None:
+            buf = bytearray(self.data[:self.ncells * CELL_LEN])
+            for stride in range(CELL_LEN, PAYLOAD_LEN, -1):
+                del buf[::stride]
+            self._payloads = memoryview(buf)
+        return self._payloads
+
+    def pdu_ends(self, run: CellRun) -> list[int]:
+        """The cells of `run` with the end-of-PDU bit set (only meaningful for user cells)."""
+        c4 = self.octet4
+        eop = c4[run.start] | _EOP_OCTET4
+        out = []
+        i = c4.find(eop, run.start, run.end)
+        while i >= 0:
+            out.append(i)
+            i = c4.find(eop, i + 1, run.end)
+        return out

@@ -24,7 +24,12 @@ and AAL5 are the adapter's business, as on a real SONET framer).  The adapter
            before the far end is configured (`remote=`, or `connect(addr)` later).
            A configured far end is also a filter: datagrams from any other address are
            dropped and counted (`foreign_datagrams`), as a connected UDP socket would --
-           unless `follow_sender`, whose point is to take whoever sends.
+           unless `follow_sender`, whose point is to take whoever sends.  The datagrams
+           waiting when the reader wakes (up to `batch`) reach the adapter as one block.
+           UDP has no back-pressure, so the socket buffers are sized for bursts
+           (`rcvbuf`, default 8 MiB: ~200 ms of OC-3c; SO_RCVBUFFORCE when allowed, as
+           root, else capped by net.core.rmem_max); the adapter's pacing at the line rate
+           keeps a far end that keeps up from losing cells.
 """
 from __future__ import annotations
 
@@ -41,6 +46,14 @@ from ndd.counters import Counters
 from .cell import CELL_LEN
 
 UDP_MAGIC = b"ATM\x01"
+# Socket buffers for UdpPhy.  UDP has no back-pressure: cells arriving while the receiving
+# process is busy wait in its socket buffer or are lost.  At OC-3c (353 207 cells/s, 14 717
+# datagrams of 24 cells) the default 208 KiB holds ~70 datagrams (the kernel charges ~2.3
+# KiB per 1.3 KiB datagram): 5 ms.  8 MiB holds ~200 ms of line time.
+DEFAULT_RCVBUF = 8 << 20
+DEFAULT_SNDBUF = 1 << 20
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)    # Linux values, in case the module lacks them
+_SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 
 RxFn = Callable[[bytes], None]
 StatusFn = Callable[[bool], None]
@@ -180,9 +193,12 @@ class UdpPhy(Phy):
     """Cells over UDP datagrams (format in the module docstring)."""
 
     def __init__(self, local: tuple[str, int] = ("127.0.0.1", 0), remote: tuple[str, int] | None = None, *,
-                 cells_per_datagram: int = 24, batch: int = 64, follow_sender: bool = False) -> None:
+                 cells_per_datagram: int = 24, batch: int = 64, follow_sender: bool = False,
+                 rcvbuf: int = DEFAULT_RCVBUF, sndbuf: int = DEFAULT_SNDBUF) -> None:
         """`follow_sender`: send to whoever sent the last valid datagram (like `nc -u -l`
-        answering its last sender), so far ends in new processes are followed."""
+        answering its last sender), so far ends in new processes are followed.
+        `rcvbuf`/`sndbuf`: socket buffer sizes asked for (octets; 0 keeps the system's);
+        `rcvbuf_size`/`sndbuf_size` say what the kernel granted."""
         super().__init__()
         if cells_per_datagram < 1:
             raise ValueError("cells_per_datagram must be >= 1")
@@ -190,6 +206,8 @@ class UdpPhy(Phy):
         self.batch = batch
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
+        self.rcvbuf_size = _size_buffer(self.sock, socket.SO_RCVBUF, _SO_RCVBUFFORCE, rcvbuf)
+        self.sndbuf_size = _size_buffer(self.sock, socket.SO_SNDBUF, _SO_SNDBUFFORCE, sndbuf)
         self.sock.bind(local)
         self.local_address: tuple[str, int] = self.sock.getsockname()
         self.remote = remote
@@ -253,6 +271,9 @@ class UdpPhy(Phy):
         sock = self.sock
         while True:
             await trio.lowlevel.wait_readable(sock)
+            # every datagram waiting (up to `batch`) goes up as one block: the adapter's
+            # receive path works per block, and datagram bounds mean nothing to cells
+            parts: list[memoryview] = []
             for _ in range(self.batch):
                 try:
                     data, sender = sock.recvfrom(65536)
@@ -272,8 +293,23 @@ class UdpPhy(Phy):
                     self.learned.set()
                 self.stats.rx_blobs += 1
                 self.stats.rx_cells += n
-                if self.rx is not None:
-                    self.rx(data[4:])
+                parts.append(memoryview(data)[4:])
+            if parts and self.rx is not None:
+                self.rx(parts[0].tobytes() if len(parts) == 1 else b"".join(parts))
+
+
+def _size_buffer(sock: socket.socket, opt: int, force_opt: int, size: int) -> int:
+    """Ask for a socket buffer of `size` octets: SO_*BUFFORCE first (root may exceed
+    net.core.[rw]mem_max), then the plain option (capped by that sysctl).  Returns the
+    size the kernel reports (it doubles the request for its bookkeeping)."""
+    if size > 0:
+        for o in (force_opt, opt):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, o, size)
+                break
+            except OSError:
+                continue            # EPERM without CAP_NET_ADMIN: the capped option then
+    return int(sock.getsockopt(socket.SOL_SOCKET, opt))
 
 
 def _numeric(addr: tuple[str, int]) -> tuple[str, int] | None:

@@ -429,6 +429,48 @@ async def test_udp_phy_datagram_format() -> None:
     assert all(isinstance(cell.CellHeader.parse(g[4:]), cell.CellHeader) for g in got)
 
 
+async def test_udp_phy_hands_waiting_datagrams_up_as_one_block(nursery: trio.Nursery) -> None:
+    # five datagrams queued before the reader runs: one rx call with all their cells in order;
+    # a bad and a foreign datagram among them are counted and left out
+    import socket
+    blocks: list[bytes] = []
+    phy = UdpPhy(cells_per_datagram=3)
+    tx = UdpPhy(remote=phy.local_address, cells_per_datagram=3)
+    phy.connect(tx.local_address)
+    phy.bind(blocks.append, lambda up: None)
+    tx.is_open = True
+    try:
+        cells = aal5.segment(bytes(range(256)) * 2, *VC)             # 11 cells: 4 datagrams
+        assert tx.send(cells[:6 * 53]) == 0
+        tx.sock.sendto(UDP_MAGIC + bytes(52), phy.local_address)     # bad length
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(UDP_MAGIC + cells[:53], phy.local_address)       # foreign sender
+        assert tx.send(cells[6 * 53:]) == 0
+        phy.open(nursery.start_soon)
+        with trio.fail_after(5):
+            while phy.stats.rx_cells < 11:
+                await trio.sleep(0.005)
+        assert blocks == [cells]
+        assert (phy.stats.rx_blobs, phy.stats.bad_datagrams, phy.stats.foreign_datagrams) == (4, 1, 1)
+    finally:
+        phy.shutdown()
+        tx.shutdown()
+
+
+def test_udp_phy_socket_buffers() -> None:
+    # the receive buffer is sized for bursts (8 MiB asked; root gets it past rmem_max, others
+    # up to it); 0 keeps the system's default; the kernel reports twice what it granted
+    big, default = UdpPhy(), UdpPhy(rcvbuf=0, sndbuf=0)
+    try:
+        with open("/proc/sys/net/core/rmem_max") as f:
+            rmem_max = int(f.read())
+        assert big.rcvbuf_size >= min(2 * rmem_max, 2 * 8 << 20)
+        assert big.rcvbuf_size > default.rcvbuf_size and big.sndbuf_size >= default.sndbuf_size
+    finally:
+        big.shutdown()
+        default.shutdown()
+
+
 # --- pcap ---------------------------------------------------------------------------------
 async def test_sunatm_pcap(ns: NetServices, tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     # SUNATM records: flags (0x80 out, type), VPI, VCI, SDU; LLC/SNAP marked 2, 0/5 marked 6, 0/16 5

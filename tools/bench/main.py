@@ -10,8 +10,9 @@ Sections (`--only` takes these names, comma-separated):
   limit       the limit: a minimal single-threaded Python TCP endpoint of our own on the same
               kind of TUN (no stack; tools/bench/limit.py), the same Linux peers as tunstack
   tunstack    tunstack over TUN, offload on and off, scale (10 to 1000 connections), in child processes
-  svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd
-              (a second table; tools/bench/svc.py)
+  svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd, and ATM
+              cell throughput: unpaced AAL5 PVC in one process, CLIP TCP between two
+              `tunstack atm ip` processes (a second table; tools/bench/svc.py, atm_pvc.py)
   gateway     user-mode gateways: tunstack gateway, slirp4netns, pasta at MTU 1500 and 65520
               (a third table; tools/bench/gateway.py)
 

@@ -1,5 +1,5 @@
 """`make bench` section "svc": SVC call setup + release through a switch, side by side with
-linux-atm's atmsigd, measured in one run.
+linux-atm's atmsigd, measured in one run; then ATM cell throughput rows (atm_pvc.py).
 
 tunstack: one process, an AtmSwitch with two ports, two host Stacks (AtmNdd over a
 PhyPair to their port, user-side UniEndpoint each).  Host A places calls to host B's AESA;
@@ -30,6 +30,7 @@ from protocols.atm.uni.q2931 import BearerCapability, CalledNumber, CallingNumbe
 from stack.atm_switch import AtmSwitch
 from stack.stack import Stack, StackConfig
 
+from . import atm_pvc
 from .common import Cell, Params, Section, fmt, markdown_table
 
 NET = "47000580ffe1000000f21a"
@@ -45,7 +46,16 @@ ROWS: list[tuple[str, str, str]] = [
     ("setup_p90", "setup latency p90", "ms"),
     ("setup_p99", "setup latency p99", "ms"),
 ]
+# ATM cell throughput (tools/bench/atm_pvc.py): tunstack only, atmsigd carries no data
+CELL_ROWS: list[tuple[str, str, str]] = [
+    ("pvc_mbit_s", "AAL5 PVC unpaced, one process, 9180-octet SDUs", "Mbit/s"),
+    ("pvc_cpu_cell", "  CPU per cell (sent + received, one process)", "µs"),
+    ("clip_mbit_s", "CLIP TCP, two `tunstack atm ip` over UDP, OC-3c paced", "Mbit/s"),
+    ("clip_lost", "  cells lost in the receiver's UDP socket", "cells"),
+    ("clip_cpu_cell", "  receiver CPU per cell (whole process, start-up off)", "µs"),
+]
 COLUMNS = ["tunstack", "atmsigd"]
+TARGET_PVC_MBIT_S = 599.04      # OC-12c's cell rate (issue 15)
 TARGET_CALLS_PER_S = 500
 
 
@@ -210,6 +220,21 @@ def run(p: Params) -> dict[str, Section]:
                        "switch_refused": r["switch_refused"]}
     except Exception as exc:  # a figure missing is reported, never invented
         sec.fail([k for k, _, _ in ROWS], f"{type(exc).__name__}: {exc}")
+    try:
+        pvc = atm_pvc.pvc(p.seconds)
+        sec.set("pvc_mbit_s", pvc["mbit_s"])
+        sec.set("pvc_cpu_cell", pvc["cpu_us_per_cell"])
+        sec.details["pvc"] = pvc
+    except Exception as exc:
+        sec.fail(["pvc_mbit_s", "pvc_cpu_cell"], f"{type(exc).__name__}: {exc}")
+    try:
+        cl = atm_pvc.clip(p.seconds)
+        sec.set("clip_mbit_s", cl["mbit_s"])
+        sec.set("clip_lost", cl["cells_lost"])
+        sec.set("clip_cpu_cell", cl["client_cpu_us_per_cell"])
+        sec.details["clip"] = cl
+    except Exception as exc:
+        sec.fail(["clip_mbit_s", "clip_lost", "clip_cpu_cell"], f"{type(exc).__name__}: {exc}")
     sec2 = out["atmsigd"] = Section("atmsigd")
     try:
         from tools.lab.atmsigd import find_atmsigd
@@ -235,17 +260,27 @@ def render(sections: dict[str, Section]) -> str:
             notes.append(c.note)
         return f"n/a [{notes.index(c.note) + 1}]"
 
-    head = ["ATM signalling", "unit", *COLUMNS, "tunstack ÷ atmsigd"]
+    head = ["ATM signalling and cells", "unit", *COLUMNS, "tunstack ÷ atmsigd"]
     rows = [head]
     for key, label, unit in ROWS:
         cs = [sections[c].cells.get(key, Cell(None, "section not run")) for c in COLUMNS]
         r = cs[0].value / cs[1].value if cs[0].value is not None and cs[1].value else None
         rows.append([label, unit, *(cell(c) for c in cs), f"{r:.2f}×" if r is not None else ""])
+    for key, label, unit in CELL_ROWS:
+        c = sections["tunstack"].cells.get(key, Cell(None, "section not run"))
+        shown = f"{c.value:,.0f}" if unit == "cells" and c.value is not None else cell(c)
+        rows.append([label, unit, shown, "—", ""])
     lines = markdown_table(rows)
     t = sections["tunstack"].cells.get("calls_seq")
     if t is not None and t.value is not None:
         verdict = "met" if t.value >= TARGET_CALLS_PER_S else "NOT met"
         lines.append(f"\nTarget ≥ {TARGET_CALLS_PER_S} calls/s through the switch: {verdict}.")
+    pv = sections["tunstack"].cells.get("pvc_mbit_s")
+    if pv is not None and pv.value is not None:
+        verdict = "met" if pv.value >= TARGET_PVC_MBIT_S else "NOT met"
+        lines.append(f"Target ≥ {TARGET_PVC_MBIT_S} Mbit/s unpaced PVC in one process: {verdict}.")
+    lines.append("PVC and CLIP rows: tools/bench/atm_pvc.py; CPU per cell is the stable figure on a "
+                 "shared machine (1 ÷ it is what one core would carry).")
     lines.append("tunstack: host → switch → host, two UNIs and the switch's routing per call.")
     lines.append("atmsigd: two daemons (user → network: one UNI, no switch) under the LD_PRELOAD "
                  "shim, SAAL over the same emulated adapters, driven through their control "
