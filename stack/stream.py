@@ -150,7 +150,7 @@ class StreamSocket(Socket):
             self._raise(ops.take_error(pcb))
             if self._shut_wr:
                 raise oserror(errno.EPIPE)
-            n = ops.send(pcb, view, None, self._stack.now())
+            n = ops.send(pcb, view, None, self._stack.now(), flags)
             if n >= 0:
                 return n, parked
             if n != _EAGAIN:

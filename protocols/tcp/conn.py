@@ -19,6 +19,7 @@ from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .congestion import ALGORITHMS
+from .delack import DelackMixin
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
@@ -30,7 +31,7 @@ from .tcb import TcpHost
 from .timer import TimerMixin
 
 
-class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
+class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
     __slots__ = ()                      # the fields are Tcb's (tcb.py)
 
     def __init__(self, host: TcpHost[Self], config: TcpConfig) -> None:
@@ -109,6 +110,13 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.quickacks = config.quickacks
         self.last_oow_ack = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
         self.dsack = None   # a duplicate to report in the next ACK (RFC 2883)
+        self.cork = self.push_more = False
+        self.snd_sml = self.chunk_end = 0
+        self.chunk_psh = False
+        self.ato = self.lrcvtime = 0.0
+        self.pingpong = False
+        self.ack_pushed = 0
+        self.rcv_mss = 536
         self.so_error = 0
         self.soft_error = 0
         self.nodelay = False
@@ -213,13 +221,23 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.last_rcv = now
         self.output(now)
 
-    def send(self, data: memoryview, now: float) -> int:
-        """SEND: queue as much as fits; returns the count (0 = buffer full)."""
+    def send(self, data: memoryview, now: float, more: bool = False, eor: bool = False) -> int:
+        """SEND: queue as much as fits; returns the count (0 = buffer full).  `more`
+        (MSG_MORE) holds this call's partial segment back, `eor` (MSG_EOR) keeps what comes
+        next out of its segments (segmentation.py)."""
         if self.host.mem.over_high():
             self.moderate_sndbuf()
         n = self.snd.write(data)
-        if n and self.state in CAN_SEND:
-            self.output(now)
+        if n:
+            # a call that waits for room pushes what it wrote (Linux wait_for_space: tcp_push
+            # without MSG_MORE); its EOR belongs to its last octet
+            part = n < len(data)
+            self.snd.marks.wrote(n, sq.diff(self.snd_max, self.snd_una), more and not part, eor and not part,
+                                 self.max_snd_wnd >> 1)
+            if self.state in CAN_SEND:
+                self.push_more = more and not part
+                self.output(now)
+                self.push_more = False
         return n
 
     def receive(self, n: int, peek: bool, now: float) -> bytes:
@@ -227,6 +245,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         data = self.rcv.read(n, peek)
         if data and not peek:
             self.rcv_space_adjust(len(data), now)
+            self.ack_on_read(now)
             self._window_update(now)
         return data
 

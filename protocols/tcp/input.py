@@ -540,17 +540,10 @@ class InputMixin(Tcb):
                 self.on_event()
             if fin or (self.ooo_fin is not None and self.rcv_nxt == self.ooo_fin):
                 self._fin_received(now)
-            elif had_holes or self.quickacks > 0:
+            elif had_holes:
                 self.ack_now = True
-                if self.quickacks > 0:
-                    self.quickacks -= 1
             else:
-                # RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full segment
-                self.delack_bytes += len(data)
-                if self.delack_bytes >= 2 * self.mss:   # full = MSS less options (timestamps)
-                    self.ack_now = True
-                elif self.delack_at is None:
-                    self.delack_at = now + self.config.delack
+                self.ack_in_order(len(data), now)       # Linux's delayed-ACK rules (delack.py)
         else:
             if data and self.host.mem.over_high():
                 # tcp_mem[2]: no memory for data the peer will send again anyway (Linux

@@ -12,6 +12,7 @@ from typing import Self
 
 from . import seq as sq
 from .memory import PRESSURE_WINDOW_SEGMENTS
+from .segmentation import initial_window, tso_autosize
 from .state import State
 from .tcb import Tcb
 from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
@@ -35,6 +36,7 @@ class OutputMixin(Tcb):
                 self._emit(self.snd_nxt, ACK, None, now)
             return
         self.sync_pmtu(now)
+        self.chunk_end = self.snd_nxt                # each pass sends fresh chunks (tcp_write_xmit)
         sent = False
         if self.rexmit_una:
             self.rexmit_una = False
@@ -163,7 +165,8 @@ class OutputMixin(Tcb):
                 if avail == 0:
                     return 0, fin_possible and off == total
         flight = self._pipe() if self.in_recovery and self.sack_ok else off
-        room = min(self.snd_wnd - off, self.cc.cwnd - flight)
+        cwnd_room = self.cc.cwnd - flight
+        room = min(self.snd_wnd - off, cwnd_room)
         if force_probe and room <= 0:
             room = 1                                  # RFC 9293 §3.8.6.1 window probe: one octet
         if room <= 0:
@@ -176,18 +179,49 @@ class OutputMixin(Tcb):
             hole = self.scoreboard.next_hole(self.snd_nxt, self.snd_una)
             if hole is not None and hole[0] == self.snd_nxt:
                 n = min(n, sq.diff(hole[1], hole[0]))
+        # a segment never runs past an skb end: Linux sends its write queue skb by skb
+        skb_end = self.snd.marks.next_end(off) >> 1
+        last_skb = skb_end <= 0 or skb_end >= total
+        if 0 < skb_end - off < n:
+            n = skb_end - off
+        elif last_skb and n == avail and n % mss and not (fin_possible or force_probe) and self._nagle_holds(off):
+            if n < mss:
+                return 0, False
+            n -= n % mss                              # keep a short tail back (Nagle)
+        if n < mss and not force_probe and n < avail and not (0 < skb_end - off == n) \
+                and not (self.max_snd_wnd and n >= self.max_snd_wnd // 2):
+            return 0, False                           # sender SWS (RFC 9293 §3.8.6.2.1): a window-
+            #                                           limited runt only if it fills half the largest window
+        self._chunk(n, cwnd_room)
         limit = self._segment_limit()
         if n > limit:
             n = limit
-        elif n < self._seg_mss() and not force_probe:
-            # Nagle + sender SWS: a short segment only if it is all we have and nothing is
-            # outstanding (or TCP_NODELAY), or it fills half the largest window seen
-            if not ((n == avail and (self.nodelay or off == 0 or fin_possible))
-                    or (self.max_snd_wnd and n >= self.max_snd_wnd // 2)):
-                return 0, False
-        elif n % self._seg_mss() and n == avail and not self.nodelay and off and not fin_possible:
-            n -= n % self._seg_mss()                  # keep a short tail back (Nagle)
         return n, fin_possible and off + n == total
+
+    def _nagle_holds(self, off: int) -> bool:
+        """Linux tcp_nagle_check for the partial tail of the last skb: TCP_CORK or this
+        call's MSG_MORE hold it; else, without TCP_NODELAY, Minshall's variant of Nagle
+        (RFC 896; tcp_minshall_check): only while a *small* segment is unacknowledged."""
+        if self.cork or self.push_more:
+            return True
+        return not self.nodelay and off > 0 and sq.gt(self.snd_sml, self.snd_una) \
+            and sq.le(self.snd_sml, self.snd_nxt)
+
+    def _chunk(self, n: int, cwnd_room: int) -> None:
+        """Where the chunk now being sent ends (segmentation.py): n octets can go from
+        SND.NXT in this pass; Linux sends them as chunks of at most tcp_tso_autosize
+        segments, half the cwnd and what the cwnd has room for (tcp_cwnd_test).  A chunk
+        cut there ends in PSH when its skb has it; one cut by the window or Nagle does not."""
+        end = sq.add(self.snd_nxt, n)
+        if sq.lt(self.snd_nxt, self.chunk_end) and sq.le(self.chunk_end, end):
+            return                                    # inside the current chunk
+        mss = max(self.mss, 1)
+        cc = self.cc
+        min_rtt = self.rack.min_rtt if self.rack.min_rtt != float("inf") else self.rtt.srtt
+        segs = min(tso_autosize(mss, cc.cwnd, self.rtt.srtt, min_rtt, cc.cwnd < cc.ssthresh // 2),
+                   max(cc.cwnd // mss // 2, 1), max(cwnd_room // mss, 1))
+        self.chunk_psh = segs * mss <= n
+        self.chunk_end = sq.add(self.snd_nxt, segs * mss) if self.chunk_psh else end
 
     def _seg_mss(self) -> int:
         """Payload per segment now: the MSS less room for SACK blocks while we hold
@@ -213,8 +247,14 @@ class OutputMixin(Tcb):
         off = sq.diff(seqno, self.snd_una)
         payload = self.snd.view(off, n) if n else None
         flags = ACK | (FIN if fin else 0)
-        if n and off + n == len(self.snd):
-            flags |= PSH
+        if n:
+            # PSH on the last segment of a chunk of an skb that has it (segmentation.py)
+            skb_end = self.snd.marks.next_end(off + n - 1)
+            if skb_end & 1 and ((skb_end >> 1) == off + n
+                                or (self.chunk_psh and sq.ge(sq.add(seqno, n), self.chunk_end))):
+                flags |= PSH
+            if n % self._seg_mss() and sq.ge(seqno, self.snd_max):
+                self.snd_sml = sq.add(seqno, n)       # Minshall: the last small segment sent
         end = sq.add(seqno, n + (1 if fin else 0))
         retransmission = sq.lt(seqno, self.snd_max)
         mss = self._seg_mss()
@@ -225,8 +265,10 @@ class OutputMixin(Tcb):
             self.host.stats.retrans_segs += 1
             if self.rtt_seq is not None and sq.ge(self.rtt_seq, seqno):
                 self.rtt_seq = None                   # Karn: never time a retransmission
-        elif self.rtt_seq is None and not self.ts_ok and n:
-            self.rtt_seq, self.rtt_time = seqno, now
+        elif n:
+            self.data_sent(now)                       # a reply: interactive ACK mode (delack.py)
+            if self.rtt_seq is None and not self.ts_ok:
+                self.rtt_seq, self.rtt_time = seqno, now
         if sq.gt(end, self.snd_max):
             self.snd_max = end
         if seqno == self.snd_nxt:
@@ -425,6 +467,7 @@ class OutputMixin(Tcb):
             self.ack_now = False
             self.delack_at = None
             self.delack_bytes = 0
+            self.ack_pushed = 0
         self.segs_out += 1
         self.host.emit(self, seg, opts, payload, gso, now)
 
@@ -439,8 +482,8 @@ class OutputMixin(Tcb):
         if free < current or free - current < min(self.rcv.capacity // 2, self.our_mss):
             free = current
         if syn:
-            field = min(free, 0xFFFF)
-            adv = field
+            field = adv = initial_window(free, self.our_mss - (12 if self.ts_ok and self.state == State.SYN_RECEIVED
+                                                                   else 0))
         else:
             field = min(free >> self.rcv_wscale, 0xFFFF)
             adv = field << self.rcv_wscale

@@ -102,6 +102,9 @@ class Tcb:
         "keep_probes", "last_rcv",
         # acks
         "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
+        # segmentation and delayed ACKs as Linux (segmentation.py, delack.py)
+        "cork", "push_more", "snd_sml", "chunk_end", "chunk_psh",
+        "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss",
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
@@ -206,6 +209,19 @@ class Tcb:
     quickacks: int
     last_oow_ack: float | None
     dsack: tuple[int, int] | None
+    # segmentation (segmentation.py): TCP_CORK, this push's MSG_MORE, Minshall's snd_sml,
+    # where the chunk being sent ends (Linux sends an skb in chunks, PSH on each one's last)
+    cork: bool
+    push_more: bool
+    snd_sml: int
+    chunk_end: int
+    chunk_psh: bool
+    # delayed ACKs (delack.py): Linux icsk_ack.ato, lrcvtime, pingpong, pending PUSHED bits, rcv_mss
+    ato: float
+    lrcvtime: float
+    pingpong: bool
+    ack_pushed: int
+    rcv_mss: int
     # socket-facing
     so_error: int
     soft_error: int
@@ -331,6 +347,19 @@ class Tcb:
     # timer.py
     @abstractmethod
     def arm_probe(self, now: float) -> None:
+        raise NotImplementedError
+
+    # delack.py
+    @abstractmethod
+    def ack_in_order(self, seglen: int, now: float) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def delack_fired(self) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def data_sent(self, now: float) -> None:
         raise NotImplementedError
 
     # memory.py

@@ -67,6 +67,7 @@ from .forward import (
 )
 from .listen import COOKIE_PERIOD, SynCookies
 from .memory import SocketMemory
+from .segmentation import initial_window
 from .state import State
 from .stats import TcpStats
 from .wire import ACK, FIN, RST, SYN, TcpRepr
@@ -1069,7 +1070,7 @@ class Tcp:
         if lst.user_mss:
             our_mss = min(our_mss, lst.user_mss)
         reply = TcpRepr(seg.dst_port, seg.src_port, isn, sq.add(seg.seq, 1), SYN | ACK,
-                        min(lst.rcv.capacity, 0xFFFF), mss=min(mss, our_mss))
+                        initial_window(lst.rcv.capacity, min(mss, our_mss)), mss=min(mss, our_mss))
         self.stats.syncookies_sent += 1
         self._send_raw(reply, reply.options_bytes(), ip.dst, ip.src, now, net6=net6, oif=ip.ifp)
 

@@ -61,6 +61,7 @@ class TimerMixin(Tcb):
             self.output(now, force_probe=True)
         if self.delack_at is not None and now >= self.delack_at:
             self.delack_at = None
+            self.delack_fired()                  # delack.py: ato and interactive mode
             self.ack_now = True
             self.output(now)
         if self.keep_at is not None and now >= self.keep_at:

@@ -51,6 +51,7 @@ from .tcp import Tcp
 TCP_MAXSEG = _pysocket.TCP_MAXSEG
 TCP_CONGESTION = _pysocket.TCP_CONGESTION
 TCP_INFO = _pysocket.TCP_INFO
+TCP_CORK, TCP_QUICKACK = _pysocket.TCP_CORK, _pysocket.TCP_QUICKACK
 # struct tcp_info up to tcpi_segs_in (Linux include/uapi/linux/tcp.h)
 _TCP_INFO = struct.Struct("<8B24I4Q2I")
 _LINGER = struct.Struct("ii")
@@ -59,6 +60,7 @@ _LINGER = struct.Struct("ii")
 # an autotuned one -- the Gbit/s of TUN offloads need MiB windows, Linux's cap would not do
 STREAM_BUF_MAX = BUF_MAX * 32
 EAGAIN = errno.EAGAIN
+MSG_MORE, MSG_EOR = _pysocket.MSG_MORE, _pysocket.MSG_EOR
 
 _OPENING = (State.SYN_SENT, State.SYN_RECEIVED)
 _CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)   # (Linux: not TIME-WAIT -- the socket is CLOSE then)
@@ -191,15 +193,16 @@ class TcpUserRequests:
             child.abort(now, 0)
 
     # --- data ------------------------------------------------------------------------------------
-    def send(self, pcb: Connection, data: memoryview, addr: Sockaddr | None, now: float) -> int:
+    def send(self, pcb: Connection, data: memoryview, addr: Sockaddr | None, now: float, flags: int = 0) -> int:
         """tcp_sendmsg: the address is ignored; EPIPE once the sending half is shut or the
-        connection gone, -EAGAIN while connecting or with a full send buffer."""
+        connection gone, -EAGAIN while connecting or with a full send buffer.  MSG_MORE and
+        MSG_EOR shape the segments (segmentation.py)."""
         st = pcb.state
         if st not in _CAN_SEND or pcb.shut_wr:
             return -EAGAIN if st in _OPENING and not pcb.shut_wr else -errno.EPIPE
         if not data:
             return 0
-        n = pcb.send(data, now)
+        n = pcb.send(data, now, bool(flags & MSG_MORE), bool(flags & MSG_EOR))
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         return n or -EAGAIN
@@ -271,11 +274,24 @@ class TcpUserRequests:
         if name == TCP_CONGESTION:
             algorithm = bytes(value).split(b"\0", 1)[0].decode() if not isinstance(value, int) else ""
             return pcb.set_congestion(algorithm) if algorithm else errno.EINVAL
-        if name == _pysocket.TCP_NODELAY:
-            pcb.nodelay = bool(value)
-            if pcb.nodelay:
+        if name in (_pysocket.TCP_NODELAY, TCP_CORK):
+            # Linux tcp_sock_set_nodelay / __tcp_sock_set_cork: TCP_NODELAY on pushes what
+            # waits even on a corked socket (once: the cork holds what comes next); TCP_CORK
+            # off pushes the partial segment it held
+            if name == TCP_CORK:
+                pcb.cork = bool(value)
+                push = not pcb.cork
+            else:
+                pcb.nodelay = push = bool(value)
+            if push:
+                corked, pcb.cork = pcb.cork, False
                 pcb.output(now)
+                pcb.cork = corked
                 self.tcp.schedule(pcb)
+            return 0
+        if name == TCP_QUICKACK:
+            pcb.set_quickack(bool(value), now)
+            self.tcp.schedule(pcb)
             return 0
         if name in (_pysocket.TCP_KEEPIDLE, _pysocket.TCP_KEEPINTVL):
             if not 1 <= value <= 32767:
@@ -339,6 +355,10 @@ class TcpUserRequests:
             return pcb.cc.name.encode() + bytes(16)   # NUL-terminated whatever length is asked
         if name == _pysocket.TCP_NODELAY:
             return int(pcb.nodelay)
+        if name == TCP_CORK:
+            return int(pcb.cork)
+        if name == TCP_QUICKACK:
+            return int(not pcb.pingpong)
         if name == _pysocket.TCP_KEEPIDLE:
             return int(pcb.keepidle)
         if name == _pysocket.TCP_KEEPINTVL:
