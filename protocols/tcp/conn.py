@@ -112,11 +112,12 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.dsack = None   # a duplicate to report in the next ACK (RFC 2883)
         self.cork = self.push_more = False
         self.snd_sml = self.chunk_end = 0
-        self.chunk_psh = False
+        self.chunk_psh = 0
         self.ato = self.lrcvtime = 0.0
         self.pingpong = False
         self.ack_pushed = 0
         self.rcv_mss = 536
+        self.rcv_wnd_max = 0
         self.so_error = 0
         self.soft_error = 0
         self.nodelay = False

@@ -20,6 +20,7 @@ from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
 _TS_ONLY = struct.Struct("!BBBBII")      # NOP NOP TS(10): Linux's layout on data segments
 MAX_TSO = 65535 - 20 - 60                # IPv4 total length minus headers
 PACING_SLACK = 0.001                     # the pacing credit for a late timer (see _paced)
+PROBE_PSH = 2                            # chunk_psh: the probe timer's segment, PSH whatever its skb
 
 
 class OutputMixin(Tcb):
@@ -192,7 +193,7 @@ class OutputMixin(Tcb):
                 and not (self.max_snd_wnd and n >= self.max_snd_wnd // 2):
             return 0, False                           # sender SWS (RFC 9293 §3.8.6.2.1): a window-
             #                                           limited runt only if it fills half the largest window
-        self._chunk(n, cwnd_room)
+        self._chunk(n, cwnd_room, force_probe)
         limit = self._segment_limit()
         if n > limit:
             n = limit
@@ -207,12 +208,16 @@ class OutputMixin(Tcb):
         return not self.nodelay and off > 0 and sq.gt(self.snd_sml, self.snd_una) \
             and sq.le(self.snd_sml, self.snd_nxt)
 
-    def _chunk(self, n: int, cwnd_room: int) -> None:
+    def _chunk(self, n: int, cwnd_room: int, probe: bool) -> None:
         """Where the chunk now being sent ends (segmentation.py): n octets can go from
         SND.NXT in this pass; Linux sends them as chunks of at most tcp_tso_autosize
         segments, half the cwnd and what the cwnd has room for (tcp_cwnd_test).  A chunk
-        cut there ends in PSH when its skb has it; one cut by the window or Nagle does not."""
+        cut there ends in PSH when its skb has it; one cut by the window or Nagle does not.
+        What the probe timer sends always has PSH (tcp_write_wakeup)."""
         end = sq.add(self.snd_nxt, n)
+        if probe:
+            self.chunk_end, self.chunk_psh = end, PROBE_PSH
+            return
         if sq.lt(self.snd_nxt, self.chunk_end) and sq.le(self.chunk_end, end):
             return                                    # inside the current chunk
         mss = max(self.mss, 1)
@@ -220,7 +225,7 @@ class OutputMixin(Tcb):
         min_rtt = self.rack.min_rtt if self.rack.min_rtt != float("inf") else self.rtt.srtt
         segs = min(tso_autosize(mss, cc.cwnd, self.rtt.srtt, min_rtt, cc.cwnd < cc.ssthresh // 2),
                    max(cc.cwnd // mss // 2, 1), max(cwnd_room // mss, 1))
-        self.chunk_psh = segs * mss <= n
+        self.chunk_psh = int(segs * mss <= n)
         self.chunk_end = sq.add(self.snd_nxt, segs * mss) if self.chunk_psh else end
 
     def _seg_mss(self) -> int:
@@ -250,8 +255,8 @@ class OutputMixin(Tcb):
         if n:
             # PSH on the last segment of a chunk of an skb that has it (segmentation.py)
             skb_end = self.snd.marks.next_end(off + n - 1)
-            if skb_end & 1 and ((skb_end >> 1) == off + n
-                                or (self.chunk_psh and sq.ge(sq.add(seqno, n), self.chunk_end))):
+            if (skb_end & 1 or self.chunk_psh == PROBE_PSH) and (
+                    (skb_end >> 1) == off + n or (self.chunk_psh and sq.ge(sq.add(seqno, n), self.chunk_end))):
                 flags |= PSH
             if n % self._seg_mss() and sq.ge(seqno, self.snd_max):
                 self.snd_sml = sq.add(seqno, n)       # Minshall: the last small segment sent
@@ -490,6 +495,8 @@ class OutputMixin(Tcb):
         edge = sq.add(self.rcv_nxt, adv)
         if sq.gt(edge, self.rcv_adv):
             self.rcv_adv = edge
+            if adv > self.rcv_wnd_max:
+                self.rcv_wnd_max = adv
         return field
 
     def _pressure_window(self, free: int) -> int:
@@ -514,7 +521,10 @@ class OutputMixin(Tcb):
         if self.state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
             return
         current = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
-        free = min(self.rcv.free(), 0xFFFF << self.rcv_wscale)
+        # a read opens the window at most to the largest yet offered (Linux's new window is
+        # bounded by rcv_ssthresh, which grows as data arrives, not as it is read): no update
+        # for the first read after a SYN's smaller window
+        free = min(self.rcv.free(), 0xFFFF << self.rcv_wscale, max(self.rcv_wnd_max, 2 * self.our_mss))
         free -= free % (1 << self.rcv_wscale)             # what the scaled field can say
         if 2 * current <= self.rcv.capacity and free >= 2 * current and free - current >= self.our_mss:
             self.ack_now = True

@@ -104,7 +104,7 @@ class Tcb:
         "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
         # segmentation and delayed ACKs as Linux (segmentation.py, delack.py)
         "cork", "push_more", "snd_sml", "chunk_end", "chunk_psh",
-        "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss",
+        "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss", "rcv_wnd_max",
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
@@ -215,13 +215,14 @@ class Tcb:
     push_more: bool
     snd_sml: int
     chunk_end: int
-    chunk_psh: bool
+    chunk_psh: int                      # 1: the chunk was cut by its size (PSH), 2: a probe
     # delayed ACKs (delack.py): Linux icsk_ack.ato, lrcvtime, pingpong, pending PUSHED bits, rcv_mss
     ato: float
     lrcvtime: float
     pingpong: bool
     ack_pushed: int
     rcv_mss: int
+    rcv_wnd_max: int                    # the largest window advertised (output.py _window_update)
     # socket-facing
     so_error: int
     soft_error: int
