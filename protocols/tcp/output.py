@@ -189,10 +189,11 @@ class OutputMixin(Tcb):
             if n < mss:
                 return 0, False
             n -= n % mss                              # keep a short tail back (Nagle)
+        # sender SWS (RFC 9293 §3.8.6.2.1): a window-limited runt only if it fills half the
+        # largest window seen (a short skb before another is no runt: it goes whole)
         if n < mss and not force_probe and n < avail and not (0 < skb_end - off == n) \
                 and not (self.max_snd_wnd and n >= self.max_snd_wnd // 2):
-            return 0, False                           # sender SWS (RFC 9293 §3.8.6.2.1): a window-
-            #                                           limited runt only if it fills half the largest window
+            return 0, False
         self._chunk(n, cwnd_room, force_probe)
         limit = self._segment_limit()
         if n > limit:

@@ -34,6 +34,8 @@ GSO_MAX_SIZE = 65536           # Linux GSO_LEGACY_MAX_SIZE: what tcp_tso_autosiz
 TSO_RTT_LOG = 9                # net.ipv4.tcp_tso_rtt_log: the low-RTT bonus halves per 2**9 us
 MIN_TSO_SEGS = 2               # net.ipv4.tcp_min_tso_segs
 PACING_SHIFT = 10              # sk_pacing_shift: a chunk is ~1/1024 s at the pacing rate
+_NO_ENDS: list[int] = []       # shared by every buffer never written to (never mutated): idle
+                               # connections do not pay for a list each
 
 
 class WriteMarks:
@@ -42,7 +44,7 @@ class WriteMarks:
     __slots__ = ("ends", "head", "acked", "written", "pushed", "tail_start", "tail_eor")
 
     def __init__(self) -> None:
-        self.ends: list[int] = []
+        self.ends = _NO_ENDS
         self.head = 0                  # ends[:head] are acknowledged
         self.acked = 0                 # stream offset of SND.UNA
         self.written = 0               # stream offset of the end of the buffer (write_seq)
@@ -56,6 +58,8 @@ class WriteMarks:
         start = self.written
         end = self.written = start + n
         ends = self.ends
+        if ends is _NO_ENDS:
+            ends = self.ends = []
         if start > max(self.tail_start, self.acked + sent) and not self.tail_eor:
             # appended to an unsent tail: its PSH (and its end) move to the new end
             if len(ends) > self.head and ends[-1] >> 1 == start:
@@ -84,7 +88,7 @@ class WriteMarks:
 
     def clear(self) -> None:
         self.acked = self.written
-        self.ends.clear()
+        self.ends = _NO_ENDS
         self.head = 0
 
     def next_end(self, off: int) -> int:
