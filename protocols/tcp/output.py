@@ -254,10 +254,15 @@ class OutputMixin(Tcb):
         payload = self.snd.view(off, n) if n else None
         flags = ACK | (FIN if fin else 0)
         if n:
-            # PSH on the last segment of a chunk of an skb that has it (segmentation.py)
+            # PSH on the last segment of a chunk of an skb that has it (segmentation.py); a
+            # retransmission keeps it only at the skb's end (Linux resends the first part of
+            # a split skb without it)
             skb_end = self.snd.marks.next_end(off + n - 1)
-            if (skb_end & 1 or self.chunk_psh == PROBE_PSH) and (
-                    (skb_end >> 1) == off + n or (self.chunk_psh and sq.ge(sq.add(seqno, n), self.chunk_end))):
+            psh = self.chunk_psh
+            if (skb_end & 1 or psh == PROBE_PSH) and (
+                    (skb_end >> 1) == off + n
+                    or (psh and sq.ge(sq.add(seqno, n), self.chunk_end)
+                        and (psh == PROBE_PSH or sq.ge(seqno, self.snd_max)))):
                 flags |= PSH
             if n % self._seg_mss() and sq.ge(seqno, self.snd_max):
                 self.snd_sml = sq.add(seqno, n)       # Minshall: the last small segment sent
