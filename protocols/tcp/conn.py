@@ -113,6 +113,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.cork = self.push_more = False
         self.snd_sml = self.chunk_end = 0
         self.chunk_psh = 0
+        self.skb_end = -1
         self.ato = self.lrcvtime = 0.0
         self.pingpong = False
         self.ack_pushed = 0

@@ -8,8 +8,10 @@ tcp_send_delayed_ack, tcp_cleanup_rbuf; tcp_timer.c tcp_delack_timer_handler) de
   * quick-ACK mode: every segment is ACKed at once for a while at the start of a
     connection (and after a gap longer than the RTO) -- but not in interactive mode;
   * interactive (ping-pong) mode: entered when we send data within the ACK timeout
-    (ato) of the last segment received -- the ACK rides on the reply, so a lone segment's
-    ACK waits for the timer; left when the delayed-ACK timer fires (then ato is reset);
+    (ato) of the last segment received (tcp_event_data_sent; tcp_pingpong_thresh = 1 --
+    the check sits inline in output.py _send_data) -- the ACK rides on the reply, so a lone
+    segment's ACK waits for the timer; left when the delayed-ACK timer fires (then ato is
+    reset);
   * more than one receive MSS unacknowledged (rcv_nxt - rcv_wup > rcv_mss): ACK now;
   * otherwise the ACK is delayed by ato, which follows the inter-arrival time (halved
     towards it when segments come fast), doubles when the timer fires outside interactive
@@ -33,19 +35,49 @@ class DelackMixin(Tcb):
     __slots__ = ()
 
     def ack_in_order(self, seglen: int, now: float) -> None:
-        """In-order data arrived (no hole filled, no FIN): ACK now, or arm the timer."""
+        """In-order data arrived (no hole filled, no FIN): ACK now, or arm the timer.
+        Per segment on the bulk path: kept to a few attribute reads."""
         # tcp_measure_rcv_mss: the peer's segment size, or a short segment noted
-        if seglen >= self.rcv_mss:
-            self.rcv_mss = min(seglen, self.our_mss)
-        else:
+        rcv_mss = self.rcv_mss
+        if seglen > rcv_mss:
+            self.rcv_mss = rcv_mss = min(seglen, self.our_mss)
+        elif seglen < rcv_mss:
             self.ack_pushed |= ACK_PUSHED2 if self.ack_pushed & ACK_PUSHED else ACK_PUSHED
-        self._adapt_ato(now)
+        # tcp_event_data_recv: ato follows the inter-arrival time
+        ato_min = self.config.delack
+        ato = self.ato
+        gap = now - self.lrcvtime
+        self.lrcvtime = now
+        if gap <= ato_min / 2:
+            if ato != ato_min:
+                self.ato = ato / 2 + ato_min / 2 if ato else ato_min
+                if not ato:
+                    self._incr_quickack()        # the first data: quick-ACK mode
+        else:
+            self._adapt_ato(gap)
         self.delack_bytes += seglen
-        if self.delack_bytes > self.rcv_mss or (self.quickacks > 0 and not self.pingpong):
+        if self.delack_bytes > rcv_mss or (self.quickacks > 0 and not self.pingpong):
             self.ack_now = True
             if self.quickacks > 0:
                 self.quickacks -= 1
             return
+        self._delay_ack(now)
+
+    def _adapt_ato(self, gap: float) -> None:
+        """tcp_event_data_recv for a gap over TCP_ATO_MIN / 2: ato moves towards it; the
+        first data, or a gap longer than the RTO, starts quick-ACK mode (tcp_incr_quickack)."""
+        ato = self.ato
+        if not ato:
+            self.ato = self.config.delack
+            self._incr_quickack()
+        elif gap < ato:
+            self.ato = min(ato / 2 + gap, self.rtt.current())
+        elif gap > self.rtt.current():
+            self._incr_quickack()
+
+    def _delay_ack(self, now: float) -> None:
+        """tcp_send_delayed_ack: ato, bounded by 200 ms in interactive mode or after a short
+        segment (else 500 ms) and by the SRTT (at least TCP_ATO_MIN)."""
         ato = self.ato
         if ato > self.config.delack:
             limit = DELACK_MAX if self.pingpong or self.ack_pushed & ACK_PUSHED else ATO_MAX
@@ -60,24 +92,6 @@ class DelackMixin(Tcb):
             if at < now + ato:
                 return                        # the earlier deadline stands
         self.delack_at = now + ato
-
-    def _adapt_ato(self, now: float) -> None:
-        """tcp_event_data_recv: ato follows the inter-arrival time; the first data, or a gap
-        longer than the RTO, starts quick-ACK mode (tcp_incr_quickack)."""
-        ato_min = self.config.delack
-        if not self.ato:
-            self.ato = ato_min
-            self._incr_quickack()
-        else:
-            gap = now - self.lrcvtime
-            rto = self.rtt.current()
-            if gap <= ato_min / 2:
-                self.ato = self.ato / 2 + ato_min / 2
-            elif gap < self.ato:
-                self.ato = min(self.ato / 2 + gap, rto)
-            elif gap > rto:
-                self._incr_quickack()
-        self.lrcvtime = now
 
     def _incr_quickack(self) -> None:
         """As many quick ACKs as half the window holds segments, 2 at least, at most
@@ -94,12 +108,6 @@ class DelackMixin(Tcb):
             self.ato = self.config.delack
         else:
             self.ato = min(2 * self.ato, self.rtt.current())
-
-    def data_sent(self, now: float) -> None:
-        """tcp_event_data_sent: new data within ato of the last segment received is a reply --
-        interactive mode (net.ipv4.tcp_pingpong_thresh = 1)."""
-        if now - self.lrcvtime < self.ato:
-            self.pingpong = True
 
     def ack_on_read(self, now: float) -> None:
         """tcp_cleanup_rbuf: a pending delayed ACK goes now if more than a receive MSS waits,

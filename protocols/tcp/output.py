@@ -181,7 +181,8 @@ class OutputMixin(Tcb):
             if hole is not None and hole[0] == self.snd_nxt:
                 n = min(n, sq.diff(hole[1], hole[0]))
         # a segment never runs past an skb end: Linux sends its write queue skb by skb
-        skb_end = self.snd.marks.next_end(off) >> 1
+        self.skb_end = encoded = self.snd.marks.next_end(off)    # for _send_data's PSH
+        skb_end = encoded >> 1
         last_skb = skb_end <= 0 or skb_end >= total
         if 0 < skb_end - off < n:
             n = skb_end - off
@@ -194,7 +195,8 @@ class OutputMixin(Tcb):
         if n < mss and not force_probe and n < avail and not (0 < skb_end - off == n) \
                 and not (self.max_snd_wnd and n >= self.max_snd_wnd // 2):
             return 0, False
-        self._chunk(n, cwnd_room, force_probe)
+        if force_probe or not 0 < sq.diff(self.chunk_end, self.snd_nxt) <= n:
+            self._chunk(n, cwnd_room, force_probe)       # a new chunk begins here
         limit = self._segment_limit()
         if n > limit:
             n = limit
@@ -219,8 +221,6 @@ class OutputMixin(Tcb):
         if probe:
             self.chunk_end, self.chunk_psh = end, PROBE_PSH
             return
-        if sq.lt(self.snd_nxt, self.chunk_end) and sq.le(self.chunk_end, end):
-            return                                    # inside the current chunk
         mss = max(self.mss, 1)
         cc = self.cc
         min_rtt = self.rack.min_rtt if self.rack.min_rtt != float("inf") else self.rtt.srtt
@@ -257,7 +257,8 @@ class OutputMixin(Tcb):
             # PSH on the last segment of a chunk of an skb that has it (segmentation.py); a
             # retransmission keeps it only at the skb's end (Linux resends the first part of
             # a split skb without it)
-            skb_end = self.snd.marks.next_end(off + n - 1)
+            # (the skb end _sendable found just before: this segment lies in that skb)
+            skb_end = self.skb_end if seqno == self.snd_nxt else self.snd.marks.next_end(off + n - 1)
             psh = self.chunk_psh
             if (skb_end & 1 or psh == PROBE_PSH) and (
                     (skb_end >> 1) == off + n
@@ -277,7 +278,8 @@ class OutputMixin(Tcb):
             if self.rtt_seq is not None and sq.ge(self.rtt_seq, seqno):
                 self.rtt_seq = None                   # Karn: never time a retransmission
         elif n:
-            self.data_sent(now)                       # a reply: interactive ACK mode (delack.py)
+            if now - self.lrcvtime < self.ato:
+                self.pingpong = True                  # a reply: interactive ACK mode (delack.py; tcp_event_data_sent)
             if self.rtt_seq is None and not self.ts_ok:
                 self.rtt_seq, self.rtt_time = seqno, now
         if sq.gt(end, self.snd_max):

@@ -108,7 +108,7 @@ def tso_autosize(mss: int, cwnd: int, srtt: float, min_rtt: float, slow_start: b
     if srtt <= 0 or mss <= 0:
         return 1 << 16                 # no RTT yet: Linux's initial pacing rate is unlimited
     rate = cwnd / srtt * (2.0 if slow_start else 1.2)
-    size = int(rate) >> PACING_SHIFT
+    size = int(min(rate, GSO_MAX_SIZE << PACING_SHIFT)) >> PACING_SHIFT
     shift = int(min_rtt * 1e6) >> TSO_RTT_LOG
     if shift < 32:
         size += GSO_MAX_SIZE >> shift

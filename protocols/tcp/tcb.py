@@ -103,7 +103,7 @@ class Tcb:
         # acks
         "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
         # segmentation and delayed ACKs as Linux (segmentation.py, delack.py)
-        "cork", "push_more", "snd_sml", "chunk_end", "chunk_psh",
+        "cork", "push_more", "snd_sml", "chunk_end", "chunk_psh", "skb_end",
         "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss", "rcv_wnd_max",
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
@@ -216,6 +216,7 @@ class Tcb:
     snd_sml: int
     chunk_end: int
     chunk_psh: int                      # 1: the chunk was cut by its size (PSH), 2: a probe
+    skb_end: int                        # the skb end the next segment lies in (segmentation.next_end)
     # delayed ACKs (delack.py): Linux icsk_ack.ato, lrcvtime, pingpong, pending PUSHED bits, rcv_mss
     ato: float
     lrcvtime: float
@@ -357,10 +358,6 @@ class Tcb:
 
     @abstractmethod
     def delack_fired(self) -> None:
-        raise NotImplementedError
-
-    @abstractmethod
-    def data_sent(self, now: float) -> None:
         raise NotImplementedError
 
     # memory.py
