@@ -66,6 +66,8 @@ def test_tso_autosize_follows_the_pacing_rate() -> None:
     # a 1 ms path: the rate and the low-RTT bonus (65536 >> 1) make far larger chunks
     assert tso_autosize(1000, 10_000, 0.001, 0.001, slow_start=True) >= 32
     assert tso_autosize(1000, 10_000, 0.0, 0.0, slow_start=True) > 1000      # no RTT yet: no limit
+    # a near-zero SRTT (back-to-back in a test clock) is a huge rate, not an overflow
+    assert tso_autosize(1000, 1 << 22, 5e-324, 5e-324, slow_start=True) == 65
 
 
 def test_initial_window_is_whole_segments() -> None:
