@@ -134,3 +134,16 @@ def test_two_full_segments_are_acked_at_once_even_when_interactive() -> None:
     assert rig.rx(ACK, payload=bytes(1460), at=rig.now + 0.1) == []
     out = rig.rx(ACK, payload=bytes(1460), at=rig.now + 0.001)
     assert [s.ack for s in out] == [c.rcv_nxt]
+
+
+def test_a_bulk_writes_runt_waits_for_the_ack() -> None:
+    """Deliberate difference (output.py BULK_SKB): the short tail of a write run of 32 KiB
+    or more is held while its segments are in flight (classic Nagle); Minshall's rule
+    would send it -- each such runt drew an ACK of its own and cost bulk senders CPU."""
+    rig = established(ts=False, peer_ws=7)
+    c = rig.conn
+    c.cc.cwnd = c.snd.capacity = 1 << 20
+    out = rig.send(bytes(40 * 1460 + 100))
+    assert sent_flags(out)[-1][:2] == (39 * 1460, 1460)               # the 100 wait
+    out = rig.rx(ACK, ack=ISS + 1 + 40 * 1460, at=rig.now + 0.05)
+    assert sent_flags(out) == [(40 * 1460, 100, True)]
