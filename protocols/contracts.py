@@ -233,8 +233,9 @@ class UserRequests(Protocol):
         ...
 
     # --- data ------------------------------------------------------------------------------
-    def send(self, pcb: Pcb, data: memoryview, addr: Sockaddr | None, now: float) -> int:
-        """pru_send: the bytes taken (>= 0), or -errno; -EAGAIN: no room now, wait for the upcall."""
+    def send(self, pcb: Pcb, data: memoryview, addr: Sockaddr | None, now: float, flags: int = 0) -> int:
+        """pru_send: the bytes taken (>= 0), or -errno; -EAGAIN: no room now, wait for the upcall.
+        `flags`: the call's MSG_* bits a protocol acts on (TCP: MSG_MORE, MSG_EOR)."""
         ...
 
     def recv(self, pcb: Pcb, bufsize: int, peek: bool, now: float) -> tuple[bytes, Sockaddr | None] | None:

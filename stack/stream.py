@@ -165,7 +165,7 @@ class StreamSocket(Socket):
             if flags & _pysocket.MSG_OOB:
                 n = self._stream_ops.send_oob(pcb, view, self._stack.now())
             else:
-                n = ops.send(pcb, view, None, self._stack.now())
+                n = ops.send(pcb, view, None, self._stack.now(), flags)
             if n >= 0:
                 return n, parked
             if n != _EAGAIN:

@@ -16,6 +16,7 @@ from bisect import bisect_left, bisect_right
 from typing import Protocol
 
 from . import seq as sq
+from .segmentation import WriteMarks
 
 COMPACT_MIN = 1 << 16
 # What one out-of-order block costs beyond its payload, for the memory budget (memory.py):
@@ -70,11 +71,12 @@ class ByteQueue:
 
 
 class SendBuffer(ByteQueue):
-    __slots__ = ("capacity",)
+    __slots__ = ("capacity", "marks")
 
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.capacity = capacity
+        self.marks = WriteMarks()        # Linux's skb ends and PSH bits (segmentation.py)
 
     def space(self) -> int:
         return max(0, self.capacity - len(self))
@@ -85,9 +87,14 @@ class SendBuffer(ByteQueue):
             self.data += data[:n]
         return n
 
+    def consume(self, n: int) -> None:
+        super().consume(n)
+        self.marks.acked_to(n)
+
     def clear(self) -> None:
         self.data = bytearray()
         self.head = 0
+        self.marks.clear()
 
 
 class OooCounters(Protocol):

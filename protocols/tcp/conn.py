@@ -21,12 +21,12 @@ from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .congestion import ALGORITHMS
 from .cwnd import CwndUse
+from .delack import DelackMixin
 from .ecn import ECN_ON, Ecn
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
 from .prr import Prr
-from .pushmarks import PushMarks
 from .rack import Rack
 from .rate import RateEstimator
 from .rtt import RttEstimator
@@ -36,7 +36,7 @@ from .timer import TimerMixin
 from .urgent import Urgent, read_seq
 
 
-class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
+class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
     __slots__ = ()                      # the fields are Tcb's (tcb.py)
 
     def __init__(self, host: TcpHost[Self], config: TcpConfig) -> None:
@@ -87,7 +87,6 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.scoreboard = Scoreboard()
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
         self.prr = Prr()                        # proportional rate reduction (RFC 6937), see prr.py
-        self.push_marks = PushMarks()           # PSH kept on retransmissions, see pushmarks.py
         self.cwnd_use = CwndUse()               # when cwnd may grow or restarts, see cwnd.py
         self.rack_at = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
         # pacing (output.py), only while the controller sets a pacing rate: when what was sent
@@ -120,6 +119,15 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.quickacks = config.quickacks
         self.last_oow_ack = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
         self.dsack = None   # a duplicate to report in the next ACK (RFC 2883)
+        self.cork = self.push_more = False
+        self.snd_sml = self.chunk_end = 0
+        self.chunk_psh = 0
+        self.skb_end = -1
+        self.ato = self.lrcvtime = 0.0
+        self.pingpong = False
+        self.ack_pushed = 0
+        self.rcv_mss = 536
+        self.rcv_wnd_max = 0
         self.so_error = 0
         self.soft_error = 0
         self.nodelay = False
@@ -164,8 +172,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         self.pmtudisc = 1                       # IPV6_PMTUDISC_WANT, Linux's default
         self.tfo = self.tfo_queue = None        # TCP Fast Open (fastopen.py)
         self.tfo_connect = False
-        self.lsndtime = self.lrcvtime = self.rcv_tstamp = 0.0
-        self.rcv_mss = self.rcv_last_seg = 0
+        self.lsndtime = self.rcv_tstamp = 0.0
+        self.rcv_last_seg = 0
         self.bytes_sent = self.bytes_retrans = self.data_segs_in = self.data_segs_out = self.delivered = 0
         self.chrono_type, self.chrono_start, self.chrono_stat = 0, 0.0, [0.0, 0.0, 0.0]
         self.total_rto = self.total_rto_recoveries = 0
@@ -246,9 +254,12 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             self.ecn = Ecn()                     # an ECN-setup SYN (RFC 3168 §6.1.1)
         self.output(now)
 
-    def send(self, data: memoryview, now: float, urgent: bool = False) -> int:
+    def send(self, data: memoryview, now: float, urgent: bool = False, more: bool = False,
+             eor: bool = False) -> int:
         """SEND: queue as much as fits; returns the count (0 = buffer full).  `urgent`
-        (MSG_OOB): the last byte queued is urgent data (urgent.py)."""
+        (MSG_OOB): the last byte queued is urgent data (urgent.py); `more` (MSG_MORE) holds
+        this call's partial segment back, `eor` (MSG_EOR) keeps what comes next out of its
+        segments (segmentation.py)."""
         if self.host.mem.over_high():
             self.moderate_sndbuf()
         n = self.snd.write(data)
@@ -256,8 +267,15 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
             info.chrono_start(self, info.CHRONO_BUSY, now)    # Linux tcp_skb_entail
             if urgent:
                 self.urgent().mark(sq.add(self.snd_una, len(self.snd)))
-        if n and (self.state in CAN_SEND or self.tfo is not None):    # a Fast Open child sends early
-            self.output(now)
+            # a call that waits for room pushes what it wrote (Linux wait_for_space: tcp_push
+            # without MSG_MORE); its EOR belongs to its last octet
+            part = n < len(data)
+            self.snd.marks.wrote(n, sq.diff(self.snd_max, self.snd_una), more and not part, eor and not part,
+                                 self.max_snd_wnd >> 1)
+            if self.state in CAN_SEND or self.tfo is not None:    # a Fast Open child sends early
+                self.push_more = more and not part
+                self.output(now)
+                self.push_more = False
         return n
 
     def receive(self, n: int, peek: bool, now: float) -> bytes:
@@ -265,6 +283,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin):
         data = self.rcv.read(n, peek) if self.urg is None else self._receive_to_mark(n, peek)
         if data and not peek:
             self.rcv_space_adjust(len(data), now)
+            self.ack_on_read(now)
             self._window_update(now)
         return data
 

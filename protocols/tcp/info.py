@@ -28,7 +28,6 @@ INFINITE_SSTHRESH_BYTES = 1 << 30           # controller.py's "not set yet"
 TCP_INFO_LEN = 280
 _TCP_INFO = struct.Struct("<8B24I4Q2I4I4Q2I2Q6I2HI7I2H")
 assert _TCP_INFO.size == TCP_INFO_LEN
-TCP_ATO_MIN = 40000                         # µs: the delayed-ACK timeout Linux reports once data came
 TCP_MSS_DEFAULT, TCP_MIN_MSS = 536, 88      # RFC 1122 / Linux's floor
 INIT_CWND = 10
 _U32 = 0xFFFFFFFF
@@ -208,7 +207,7 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
         int(State.CLOSED if st == State.TIME_WAIT else st), ca_state(conn), conn.retransmits & 0xFF,
         (conn.keep_probes or conn.persist_backoff) & 0xFF, (rtt.backoff or conn.persist_backoff) & 0xFF, options,
         (conn.snd_wscale & 0xF) | ((conn.rcv_wscale & 0xF) << 4), 0,
-        _us(rtt.current()), TCP_ATO_MIN if conn.bytes_received else 0, conn.mss, conn.rcv_mss,
+        _us(rtt.current()), _us(conn.ato), conn.mss, conn.rcv_mss,
         unacked, sacked, lost, retrans, 0,
         _ms(conn.lsndtime, now) if synced else 0, 0,
         _ms(conn.lrcvtime, now) if synced else 0, _ms(conn.rcv_tstamp, now) if synced else 0,

@@ -705,7 +705,6 @@ class InputMixin(Tcb):
         if seqno == self.rcv_nxt:
             had_holes = self.rcv.ooo_count > 0
             if data:
-                self.lrcvtime = now                  # TCP_INFO's last_data_recv
                 if len(data) != self.rcv_mss:        # (a segment of the size known changes nothing)
                     info.measure_rcv_mss(self, len(data), seg.flags)
                 rcv_nxt = self.rcv_nxt
@@ -715,18 +714,15 @@ class InputMixin(Tcb):
                     self.rcv_rtt_measure(now)        # a window's worth arrived (memory.py)
                 self.on_event()
             if fin or (self.ooo_fin is not None and self.rcv_nxt == self.ooo_fin):
+                if data:
+                    self.data_received(len(data), now)   # Linux tcp_event_data_recv (delack.py)
                 self._fin_received(now)
-            elif had_holes or self.quickacks > 0:
+            elif had_holes:
+                if data:
+                    self.data_received(len(data), now)
                 self.ack_now = True
-                if self.quickacks > 0:
-                    self.quickacks -= 1
             else:
-                # RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full segment
-                self.delack_bytes += len(data)
-                if self.delack_bytes >= 2 * self.mss:   # full = MSS less options (timestamps)
-                    self.ack_now = True
-                elif self.delack_at is None:
-                    self.delack_at = now + self.config.delack
+                self.ack_in_order(len(data), now)       # Linux's delayed-ACK rules (delack.py; lrcvtime too)
         else:
             if data and self.host.mem.over_high():
                 # tcp_mem[2]: no memory for data the peer will send again anyway (Linux
@@ -758,11 +754,14 @@ class InputMixin(Tcb):
         self.rcv_nxt = sq.add(self.rcv_nxt, 1)
         self.rcv_fin = True
         self.ooo_fin = None
-        self.ack_now = True
         st = self.state
         if st == State.ESTABLISHED:
             self.state = State.CLOSE_WAIT
-        elif st == State.FIN_WAIT_1:
+            self.ack_fin(now)                        # Linux tcp_fin: ping-pong mode (delack.py)
+            self.on_event()
+            return
+        self.ack_now = True
+        if st == State.FIN_WAIT_1:
             if self.fin_acked:
                 self._enter_time_wait(now)
             else:

@@ -19,6 +19,7 @@ from .ecn import ECN_MASK, ECT0, NOT_ECT, syn_ecn_flags
 from .fastopen import ClientFastOpen
 from .memory import PRESSURE_WINDOW_SEGMENTS
 from .rack import DUPTHRESH
+from .segmentation import initial_window, tso_autosize
 from .state import State
 from .tcb import Tcb
 from .wire import ACK, FIN, PSH, RST, SYN, URG, TcpRepr
@@ -26,6 +27,8 @@ from .wire import ACK, FIN, PSH, RST, SYN, URG, TcpRepr
 _TS_ONLY = struct.Struct("!BBBBII")      # NOP NOP TS(10): Linux's layout on data segments
 MAX_TSO = 65535 - 20 - 60                # IPv4 total length minus headers
 PACING_SLACK = 0.001                     # the pacing credit for a late timer (see _paced)
+PROBE_PSH = 2                            # chunk_psh: the probe timer's segment, PSH whatever its skb
+BULK_SKB = 32 * 1024                     # a write run this long ends in a held runt (_nagle_holds)
 
 
 class OutputMixin(Tcb):
@@ -44,6 +47,7 @@ class OutputMixin(Tcb):
                     self._emit(self.snd_nxt, ACK, None, now)
                 return
         self.sync_pmtu(now)
+        self.chunk_end = self.snd_nxt                # each pass sends fresh chunks (tcp_write_xmit)
         sent = False
         if self.rexmit_una:
             self.rexmit_una = False
@@ -225,7 +229,8 @@ class OutputMixin(Tcb):
                 if avail == 0:
                     return 0, fin_possible and off == total
         flight = self._cwnd_flight(off)
-        room = min(self.snd_wnd - off, self.cc.cwnd - flight)
+        cwnd_room = self.cc.cwnd - flight
+        room = min(self.snd_wnd - off, cwnd_room)
         if force_probe and room <= 0:
             room = 1                                  # RFC 9293 §3.8.6.1 window probe: one octet
         if room <= 0:
@@ -238,23 +243,72 @@ class OutputMixin(Tcb):
             hole = self.scoreboard.next_hole(self.snd_nxt, self.snd_una)
             if hole is not None and hole[0] == self.snd_nxt:
                 n = min(n, sq.diff(hole[1], hole[0]))
+        # a segment never runs past an skb end: Linux sends its write queue skb by skb
+        self.skb_end = encoded = self.snd.marks.next_end(off)    # for _send_data's PSH
+        skb_end = encoded >> 1
+        last_skb = skb_end <= 0 or skb_end >= total
+        if 0 < skb_end - off < n:
+            n = skb_end - off
+        elif last_skb and n == avail and n % mss and not (fin_possible or force_probe) and self._nagle_holds(off):
+            if n < mss:
+                return 0, False
+            n -= n % mss                              # keep a short tail back (Nagle)
+        # sender SWS (RFC 9293 §3.8.6.2.1): a window-limited runt only if it fills half the
+        # largest window seen (a short skb before another is no runt: it goes whole)
+        if n < mss and not force_probe and n < avail and not (0 < skb_end - off == n) \
+                and not (self.max_snd_wnd and n >= self.max_snd_wnd // 2):
+            return 0, False
+        if force_probe or not 0 < sq.diff(self.chunk_end, self.snd_nxt) <= n:
+            self._chunk(n, cwnd_room, force_probe)       # a new chunk begins here
         limit = self._segment_limit()
         if n > limit:
             n = limit
-        elif n < self._seg_mss() and not force_probe:
-            # Nagle + sender SWS: a short segment only if it is all we have and nothing is
-            # outstanding (or TCP_NODELAY), or it fills half the largest window seen; a Fast
-            # Open child's unacknowledged SYN (off == 1) is no data in flight; a retransmission
-            # (going back N after an RTO) is never held back (Linux tcp_retransmit_skb has no
-            # Nagle test)
-            if not ((n == avail and (self.nodelay or off == 0 or fin_possible or (off == 1 and self.tfo is not None)
-                                     or self._urgent_push() or sq.lt(self.snd_nxt, self.snd_max)))
-                    or (self.max_snd_wnd and n >= self.max_snd_wnd // 2)):
-                return 0, False
-        elif n % self._seg_mss() and n == avail and not self.nodelay and off and not fin_possible \
-                and not self._urgent_push():
-            n -= n % self._seg_mss()                  # keep a short tail back (Nagle)
         return n, fin_possible and off + n == total
+
+    def _nagle_holds(self, off: int) -> bool:
+        """Linux tcp_nagle_check for the partial tail of the last skb: TCP_CORK or this
+        call's MSG_MORE hold it; else, without TCP_NODELAY, Minshall's variant of Nagle
+        (RFC 896; tcp_minshall_check): only while a *small* segment is unacknowledged.
+        Deliberate difference: the tail of a bulk write (an skb of BULK_SKB or more) waits
+        for what is in flight, classic Nagle -- sent at once, each such runt drew an ACK of
+        its own, and a sender writing 64 KiB at a time lost a quarter of its throughput
+        (bench bulk_out6; Linux's own bulk writers rarely send them: autocorking holds a
+        small push while earlier packets are queued in the host)."""
+        if self._urgent_push() or sq.lt(self.snd_nxt, self.snd_max):
+            return False               # urgent mode (tcp_nagle_test), a go-back-N resend (no Nagle test)
+        if self.cork or self.push_more:
+            return True
+        if self.nodelay or off <= 0 or (off == 1 and self.tfo is not None):
+            return False               # (a Fast Open child's unacknowledged SYN is no data in flight)
+        marks = self.snd.marks
+        return marks.written - marks.tail_start >= BULK_SKB or (
+            sq.gt(self.snd_sml, self.snd_una) and sq.le(self.snd_sml, self.snd_nxt))
+
+    def _chunk(self, n: int, cwnd_room: int, probe: bool) -> None:
+        """Where the chunk now being sent ends (segmentation.py): n octets can go from
+        SND.NXT in this pass; Linux sends them as chunks of at most tcp_tso_autosize
+        segments, half the cwnd and what the cwnd has room for (tcp_cwnd_test).  A chunk
+        cut there ends in PSH when its skb has it; one cut by the window or Nagle does not.
+        What the probe timer sends always has PSH (tcp_write_wakeup)."""
+        end = sq.add(self.snd_nxt, n)
+        if probe:
+            self.chunk_end, self.chunk_psh = end, PROBE_PSH
+            return
+        if self.tso_max:
+            # a TSO device: its super-segments are the chunks, PSH only at a pushed skb's end
+            # (the pacing-rate arithmetic per super-segment cost the bulk path 3 %)
+            self.chunk_end, self.chunk_psh = end, 0
+            return
+        mss = max(self.mss, 1)
+        cc = self.cc
+        min_rtt = self.rack.min_rtt if self.rack.min_rtt != float("inf") else self.rtt.srtt
+        chunk = tso_autosize(mss, cc.cwnd, self.rtt.srtt, min_rtt, cc.cwnd < cc.ssthresh // 2)
+        segs = min(chunk, max(cc.cwnd // mss // 2, 1), max(cwnd_room // mss, 1))
+        # a chunk the cwnd cuts shorter (tcp_cwnd_test: half the cwnd, or its room) is
+        # tso_fragment's first part: no PSH (Linux gives PSH to the second part only) -- e.g.
+        # one segment per SACK in limited transmit, or the first after an RTO
+        self.chunk_psh = int(segs * mss <= n and segs == chunk)
+        self.chunk_end = sq.add(self.snd_nxt, segs * mss) if self.chunk_psh else end
 
     def _urgent_push(self) -> bool:
         """Urgent mode overrides Nagle (Linux tcp_nagle_test): the peer should see the
@@ -285,15 +339,23 @@ class OutputMixin(Tcb):
         off = sq.diff(seqno, self.snd_una)
         payload = self.snd.view(off, n) if n else None
         flags = ACK | (FIN if fin else 0)
-        if n and off + n == len(self.snd):
-            flags |= PSH
+        mss = self._seg_mss()
+        if n:
+            # PSH on the last segment of a chunk of an skb that has it (segmentation.py); a
+            # retransmission keeps it only at the skb's end (Linux resends the first part of
+            # a split skb without it)
+            # (the skb end _sendable found just before: this segment lies in that skb)
+            skb_end = self.skb_end if seqno == self.snd_nxt else self.snd.marks.next_end(off + n - 1)
+            psh = self.chunk_psh
+            if (skb_end & 1 or psh == PROBE_PSH) and (
+                    (skb_end >> 1) == off + n
+                    or (psh and sq.ge(sq.add(seqno, n), self.chunk_end)
+                        and (psh == PROBE_PSH or sq.ge(seqno, self.snd_max)))):
+                flags |= PSH
+            if n % mss and sq.ge(seqno, self.snd_max):
+                self.snd_sml = sq.add(seqno, n)       # Minshall: the last small segment sent
         end = sq.add(seqno, n + (1 if fin else 0))
         retransmission = sq.lt(seqno, self.snd_max)
-        if flags & PSH:
-            self.push_marks.note(end, self.snd_una)
-        elif retransmission and self.push_marks.has(end):
-            flags |= PSH                              # as it was first sent (pushmarks.py)
-        mss = self._seg_mss()
         self._emit(seqno, flags, payload, now, gso=mss if n > mss and not probe else 0)
         self._rack_sent(seqno, end, now, retransmission)
         if retransmission:
@@ -301,8 +363,11 @@ class OutputMixin(Tcb):
             self.host.stats.retrans_segs += 1
             if self.rtt_seq is not None and sq.ge(self.rtt_seq, seqno):
                 self.rtt_seq = None                   # Karn: never time a retransmission
-        elif self.rtt_seq is None and not self.ts_ok and n:
-            self.rtt_seq, self.rtt_time = seqno, now
+        elif n:
+            if now - self.lrcvtime < self.ato:
+                self.pingpong = True                  # a reply: interactive ACK mode (delack.py; tcp_event_data_sent)
+            if self.rtt_seq is None and not self.ts_ok:
+                self.rtt_seq, self.rtt_time = seqno, now
         if sq.gt(end, self.snd_max):
             self.snd_max = end
         if seqno == self.snd_nxt:
@@ -318,6 +383,12 @@ class OutputMixin(Tcb):
             # allowance), before this segment left
             self.arm_probe(now)
 
+    def _psh_at(self, end_off: int) -> int:
+        """PSH for a retransmission ending `end_off` octets past SND.UNA: Linux resends an skb
+        with its flags, so only where a pushed skb ends (segmentation.py)."""
+        encoded = self.snd.marks.next_end(end_off - 1) if end_off > 0 else -1
+        return PSH if encoded >= 0 and encoded & 1 and encoded >> 1 == end_off else 0
+
     def _retransmit_head(self, now: float) -> bool:
         """Fast retransmit / NewReno partial ACK: resend the first unacknowledged segment."""
         avail = len(self.snd)
@@ -326,7 +397,7 @@ class OutputMixin(Tcb):
         if n == 0 and not fin:
             return False
         end = sq.add(self.snd_una, n + (1 if fin else 0))
-        psh = PSH if self.push_marks.has(end) else 0  # as it was first sent (pushmarks.py)
+        psh = self._psh_at(n)                         # as the skb was first sent (segmentation.py)
         self._emit(self.snd_una, ACK | (FIN if fin else 0) | psh, self.snd.view(0, n) if n else None, now)
         self._rack_sent(self.snd_una, end, now, True)
         self.total_retrans += 1
@@ -350,8 +421,7 @@ class OutputMixin(Tcb):
         if n == 0 and not fin:
             return
         # PSH as the segment first had it: it ends the data queued (Linux keeps the skb's flags)
-        end = sq.add(self.snd_una, off + n + (1 if fin else 0))
-        flags = ACK | (FIN if fin else 0) | (PSH if n and (data_end == len(self.snd) or self.push_marks.has(end))
+        flags = ACK | (FIN if fin else 0) | (PSH if n and (data_end == len(self.snd) or self._psh_at(data_end))
                                              else 0)
         self._emit(sq.add(self.snd_una, off), flags, self.snd.view(off, n) if n else None, now)
         self._rack_sent(sq.add(self.snd_una, off), sq.add(self.snd_una, off + n + (1 if fin else 0)), now, True)
@@ -371,6 +441,10 @@ class OutputMixin(Tcb):
         if n <= 0 or off + n > self.snd_wnd:
             return False
         fin = self.fin_queued and self.fin_seq is None and off + n == len(self.snd)
+        # not cut by _sendable: PSH only where a pushed skb ends (one segment cut from a longer
+        # skb is tso_fragment's first part)
+        self.skb_end = self.snd.marks.next_end(off)
+        self.chunk_end, self.chunk_psh = sq.add(self.snd_nxt, n), 0
         self._send_data(self.snd_nxt, n, fin, now)
         return True
 
@@ -451,7 +525,7 @@ class OutputMixin(Tcb):
         end = sq.add(start, n + (1 if fin else 0))
         if start == self.snd_una:
             self.rto_at = now + self.rtt.current()    # the head resent: as _retransmit_head
-        psh = PSH if self.push_marks.has(end) else 0  # as it was first sent (pushmarks.py)
+        psh = self._psh_at(off + n)                   # as the skb was first sent (segmentation.py)
         self._emit(start, ACK | (FIN if fin else 0) | psh, self.snd.view(off, n) if n else None, now,
                    gso=mss if n > mss else 0)
         self._rack_sent(start, end, now, True)
@@ -538,6 +612,7 @@ class OutputMixin(Tcb):
             self.ack_now = False
             self.delack_at = None
             self.delack_bytes = 0
+            self.ack_pushed = 0
         if self.ecn is not None:
             self._ecn_output(seg, payload)
         self.segs_out += 1
@@ -582,14 +657,16 @@ class OutputMixin(Tcb):
         if free < current or free - current < min(self.rcv.capacity // 2, self.our_mss):
             free = current
         if syn:
-            field = min(free, 0xFFFF)
-            adv = field
+            field = adv = initial_window(free, self.our_mss - (12 if self.ts_ok and self.state == State.SYN_RECEIVED
+                                                                   else 0))
         else:
             field = min(free >> self.rcv_wscale, 0xFFFF)
             adv = field << self.rcv_wscale
         edge = sq.add(self.rcv_nxt, adv)
         if sq.gt(edge, self.rcv_adv):
             self.rcv_adv = edge
+            if adv > self.rcv_wnd_max:
+                self.rcv_wnd_max = adv
         return field
 
     def _pressure_window(self, free: int) -> int:
@@ -614,7 +691,10 @@ class OutputMixin(Tcb):
         if self.state not in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
             return
         current = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
-        free = min(self.rcv.free(), 0xFFFF << self.rcv_wscale)
+        # a read opens the window at most to the largest yet offered (Linux's new window is
+        # bounded by rcv_ssthresh, which grows as data arrives, not as it is read): no update
+        # for the first read after a SYN's smaller window
+        free = min(self.rcv.free(), 0xFFFF << self.rcv_wscale, max(self.rcv_wnd_max, 2 * self.our_mss))
         free -= free % (1 << self.rcv_wscale)             # what the scaled field can say
         if 2 * current <= self.rcv.capacity and free >= 2 * current and free - current >= self.our_mss:
             self.ack_now = True

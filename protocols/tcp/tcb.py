@@ -36,7 +36,6 @@ from .ecn import Ecn
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
 from .mtuprobe import MtuSearch
 from .prr import Prr
-from .pushmarks import PushMarks
 from .rack import Rack
 from .rtt import RttEstimator
 from .state import State
@@ -103,13 +102,16 @@ class Tcb:
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "rto_recovery", "recover", "high_rxt",
         "rexmit_una",
         "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
-        "prr", "push_marks", "probe_retrans", "tlp_pending", "cwnd_use",
+        "prr", "probe_retrans", "tlp_pending", "cwnd_use",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
         "probe_at", "probe_high", "tail_lost",
         "keep_probes", "last_rcv",
         # acks
         "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
+        # segmentation and delayed ACKs as Linux (segmentation.py, delack.py)
+        "cork", "push_more", "snd_sml", "chunk_end", "chunk_psh", "skb_end",
+        "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss", "rcv_wnd_max",
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
@@ -129,7 +131,7 @@ class Tcb:
         # TCP Fast Open (fastopen.py)
         "tfo", "tfo_connect", "tfo_queue",
         # TCP_INFO as Linux fills it, and the socket options of issue 14 (info.py)
-        "lsndtime", "lrcvtime", "rcv_tstamp", "rcv_mss", "rcv_last_seg", "bytes_sent", "bytes_retrans",
+        "lsndtime", "rcv_tstamp", "rcv_last_seg", "bytes_sent", "bytes_retrans",
         "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat",
         "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq",
         "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack",
@@ -199,7 +201,6 @@ class Tcb:
     scoreboard: Scoreboard
     rack: Rack
     prr: Prr                            # PRR's state during a cwnd reduction (prr.py)
-    push_marks: PushMarks               # ends of segments sent with PSH, for retransmissions
     probe_retrans: bool                 # the outstanding loss probe resent data (RFC 8985 §7.4)
     tlp_pending: int | None             # a probe's SND.MAX awaiting RFC 8985 §7.4's verdict
     cwnd_use: CwndUse                   # Linux's cwnd-limited state and last send time (cwnd.py)
@@ -230,6 +231,21 @@ class Tcb:
     quickacks: int
     last_oow_ack: float | None
     dsack: tuple[int, int] | None
+    # segmentation (segmentation.py): TCP_CORK, this push's MSG_MORE, Minshall's snd_sml,
+    # where the chunk being sent ends (Linux sends an skb in chunks, PSH on each one's last)
+    cork: bool
+    push_more: bool
+    snd_sml: int
+    chunk_end: int
+    chunk_psh: int                      # 1: the chunk was cut by its size (PSH), 2: a probe
+    skb_end: int                        # the skb end the next segment lies in (segmentation.next_end)
+    # delayed ACKs (delack.py): Linux icsk_ack.ato, lrcvtime, pingpong, pending PUSHED bits, rcv_mss
+    ato: float
+    lrcvtime: float
+    pingpong: bool
+    ack_pushed: int
+    rcv_mss: int
+    rcv_wnd_max: int                    # the largest window advertised (output.py _window_update)
     # socket-facing
     so_error: int
     soft_error: int
@@ -300,10 +316,8 @@ class Tcb:
     # TCP_INFO (info.py): Linux's lsndtime (data sent), icsk_ack.lrcvtime (data received),
     # rcv_tstamp (an ACK received); rcv_mss as tcp_measure_rcv_mss estimates the peer's segments
     lsndtime: float
-    lrcvtime: float
     rcv_tstamp: float
-    rcv_mss: int
-    rcv_last_seg: int
+    rcv_last_seg: int                   # (lrcvtime and rcv_mss: with the delayed-ACK fields above)
     bytes_sent: int
     bytes_retrans: int
     data_segs_in: int
@@ -397,6 +411,23 @@ class Tcb:
     # timer.py
     @abstractmethod
     def arm_probe(self, now: float) -> None:
+        raise NotImplementedError
+
+    # delack.py
+    @abstractmethod
+    def ack_in_order(self, seglen: int, now: float) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def data_received(self, seglen: int, now: float) -> int:
+        raise NotImplementedError
+
+    @abstractmethod
+    def ack_fin(self, now: float) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def delack_fired(self) -> None:
         raise NotImplementedError
 
     # memory.py

@@ -70,6 +70,7 @@ from .forward import (
 )
 from .listen import COOKIE_PERIOD, SynCookies
 from .memory import SocketMemory
+from .segmentation import initial_window
 from .state import State
 from .stats import TcpStats
 from .wire import ACK, FIN, RST, SYN, TcpRepr
@@ -873,6 +874,7 @@ class Tcp:
         child.snd_wnd = child.max_snd_wnd = seg.window
         child.snd_wl1, child.snd_wl2 = seg.seq, child.iss
         child.snd.write(memoryview(b"\0"))
+        child.snd.marks.wrote(1, 0, False, True, 0)    # an skb of its own (the SYN's), so data starts a new one
         if payload:
             child.bytes_received += len(payload)
             child.rcv_nxt = child.rcv_adv = child.rcv.append_in_order(payload, child.rcv_nxt)
@@ -1111,7 +1113,7 @@ class Tcp:
         if lst.user_mss:
             our_mss = min(our_mss, lst.user_mss)
         reply = TcpRepr(seg.dst_port, seg.src_port, isn, sq.add(seg.seq, 1), SYN | ACK,
-                        min(lst.rcv.capacity, 0xFFFF), mss=min(mss, our_mss))
+                        initial_window(lst.rcv.capacity, min(mss, our_mss)), mss=min(mss, our_mss))
         self.stats.syncookies_sent += 1
         self._send_raw(reply, reply.options_bytes(), ip.dst, ip.src, now, net6=net6, oif=ip.ifp)
 

@@ -90,6 +90,7 @@ class TimerMixin(Tcb):
                 self.persist_at = min(self.persist_at, max(self.probes_stamp + self.user_timeout, now + TIMER_TICK))
         if self.delack_at is not None and now >= self.delack_at:
             self.delack_at = None
+            self.delack_fired()                  # delack.py: ato and interactive mode
             self.ack_now = True
             self.output(now)
         if self.keep_at is not None and now >= self.keep_at:

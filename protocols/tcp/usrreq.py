@@ -58,6 +58,7 @@ TCP_FASTOPEN = _pysocket.TCP_FASTOPEN
 TCP_FASTOPEN_CONNECT = 30               # <linux/tcp.h>; not in Python's socket module
 TCP_USER_TIMEOUT, TCP_NOTSENT_LOWAT, TCP_INQ = 18, 25, 36          # linux/tcp.h
 SIOCINQ, SIOCOUTQ, SIOCOUTQNSEQ = 0x541B, 0x5411, 0x894B          # linux/sockios.h (FIONREAD, TIOCOUTQ)
+TCP_CORK, TCP_QUICKACK = _pysocket.TCP_CORK, _pysocket.TCP_QUICKACK
 _LINGER = struct.Struct("ii")
 # Linux caps SO_RCVBUF/SO_SNDBUF at net.core.[rw]mem_max (212992); a stream may ask for up to
 # 32 times that here (~6.5 MiB, about tcp_rmem[2]), so a fixed buffer can still be as large as
@@ -65,6 +66,7 @@ _LINGER = struct.Struct("ii")
 STREAM_BUF_MAX = BUF_MAX * 32
 EAGAIN = errno.EAGAIN
 SIOCATMARK = 0x8905                      # <linux/sockios.h>: is the next byte the urgent one
+MSG_MORE, MSG_EOR = _pysocket.MSG_MORE, _pysocket.MSG_EOR
 
 _OPENING = (State.SYN_SENT, State.SYN_RECEIVED)
 _CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)   # (Linux: not TIME-WAIT -- the socket is CLOSE then)
@@ -216,6 +218,8 @@ class TcpUserRequests:
         tfo = pcb.tfo
         assert isinstance(tfo, ClientFastOpen)
         n = pcb.snd.write(data[:tfo.room(pcb.our_mss)]) if tfo.with_data else 0
+        if n:
+            pcb.snd.marks.wrote(n, 0, False, False, pcb.max_snd_wnd >> 1)   # one write: its skb (segmentation.py)
         tfo.write_pending = blocking and n < len(data)
         self._fastopen_go(pcb, now)
         return n
@@ -270,28 +274,29 @@ class TcpUserRequests:
             child.abort(now, 0)
 
     # --- data ------------------------------------------------------------------------------------
-    def send(self, pcb: Connection, data: memoryview, addr: Sockaddr | None, now: float) -> int:
+    def send(self, pcb: Connection, data: memoryview, addr: Sockaddr | None, now: float, flags: int = 0) -> int:
         """tcp_sendmsg: the address is ignored; EPIPE once the sending half is shut or the
-        connection gone, -EAGAIN while connecting or with a full send buffer."""
-        return self._send(pcb, data, now, False)
+        connection gone, -EAGAIN while connecting or with a full send buffer.  MSG_MORE and
+        MSG_EOR shape the segments (segmentation.py)."""
+        return self._send(pcb, data, now, flags, False)
 
-    def _send(self, pcb: Connection, data: memoryview, now: float, urgent: bool) -> int:
+    def _send(self, pcb: Connection, data: memoryview, now: float, flags: int, urgent: bool) -> int:
         st = pcb.state
         if st not in _CAN_SEND or pcb.shut_wr:
             if pcb.tfo is not None and not pcb.shut_wr:
                 if self.fastopen_deferred(pcb):
                     return -errno.EINPROGRESS    # the socket's cue to call fastopen_send
                 if self._fastopen_child(pcb):
-                    return self._queue(pcb, data, now, urgent)   # a Fast Open child (Linux tcp_passive_fastopen)
+                    return self._queue(pcb, data, now, flags, urgent)   # a Fast Open child (Linux tcp_passive_fastopen)
             return -EAGAIN if st in _OPENING and not pcb.shut_wr else -errno.EPIPE
-        return self._queue(pcb, data, now, urgent)
+        return self._queue(pcb, data, now, flags, urgent)
 
-    def _queue(self, pcb: Connection, data: memoryview, now: float, urgent: bool = False) -> int:
+    def _queue(self, pcb: Connection, data: memoryview, now: float, flags: int, urgent: bool) -> int:
         if not data:
             return 0
         if info.notsent_bytes(pcb) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
             return -EAGAIN                   # Linux sk_stream_memory_free: TCP_NOTSENT_LOWAT reached
-        n = pcb.send(data, now, urgent)
+        n = pcb.send(data, now, urgent, bool(flags & MSG_MORE), bool(flags & MSG_EOR))
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         if not n:
@@ -308,7 +313,7 @@ class TcpUserRequests:
 
     # --- urgent data and ioctls (protocols/tcp/urgent.py) -----------------------------------------
     def send_oob(self, pcb: Connection, data: memoryview, now: float) -> int:
-        return self._send(pcb, data, now, True)
+        return self._send(pcb, data, now, 0, True)
 
     def recv_oob(self, pcb: Connection, bufsize: int, peek: bool, now: float) -> bytes | int:
         """Linux tcp_recvmsg with MSG_OOB: ENOTCONN on a listener, then tcp_recv_urg."""
@@ -394,11 +399,24 @@ class TcpUserRequests:
         if name == TCP_CONGESTION:
             algorithm = bytes(value).split(b"\0", 1)[0].decode() if not isinstance(value, int) else ""
             return pcb.set_congestion(algorithm) if algorithm else errno.EINVAL
-        if name == _pysocket.TCP_NODELAY:
-            pcb.nodelay = bool(value)
-            if pcb.nodelay:
+        if name in (_pysocket.TCP_NODELAY, TCP_CORK):
+            # Linux tcp_sock_set_nodelay / __tcp_sock_set_cork: TCP_NODELAY on pushes what
+            # waits even on a corked socket (once: the cork holds what comes next); TCP_CORK
+            # off pushes the partial segment it held
+            if name == TCP_CORK:
+                pcb.cork = bool(value)
+                push = not pcb.cork
+            else:
+                pcb.nodelay = push = bool(value)
+            if push:
+                corked, pcb.cork = pcb.cork, False
                 pcb.output(now)
+                pcb.cork = corked
                 self.tcp.schedule(pcb)
+            return 0
+        if name == TCP_QUICKACK:
+            pcb.set_quickack(bool(value), now)
+            self.tcp.schedule(pcb)
             return 0
         if name in (_pysocket.TCP_KEEPIDLE, _pysocket.TCP_KEEPINTVL):
             if not 1 <= value <= 32767:
@@ -491,6 +509,10 @@ class TcpUserRequests:
             return pcb.cc.name.encode() + bytes(16)   # NUL-terminated whatever length is asked
         if name == _pysocket.TCP_NODELAY:
             return int(pcb.nodelay)
+        if name == TCP_CORK:
+            return int(pcb.cork)
+        if name == TCP_QUICKACK:
+            return int(not pcb.pingpong)
         if name == _pysocket.TCP_KEEPIDLE:
             return int(pcb.keepidle)
         if name == _pysocket.TCP_KEEPINTVL:

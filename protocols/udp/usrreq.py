@@ -76,7 +76,7 @@ class UdpUserRequests:
     def shutdown(self, pcb: UdpPcb, how: int, now: float) -> int:
         return 0 if pcb.connected else errno.ENOTCONN   # the socket marks its halves
 
-    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, ...] | None, now: float) -> int:
+    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, ...] | None, now: float, flags: int = 0) -> int:
         err = self.udp.output(pcb, data, addr, now)  # type: ignore[arg-type]  # an AF_INET pair
         return -err if err else len(data)
 
@@ -152,7 +152,7 @@ class Udp6UserRequests(UdpUserRequests):
         self.udp.disconnect6(_v6(pcb))
         return 0
 
-    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, ...] | None, now: float) -> int:
+    def send(self, pcb: UdpPcb, data: memoryview, addr: tuple[int, ...] | None, now: float, flags: int = 0) -> int:
         if addr is not None:
             host, port, flowinfo, scope_id = addr
             addr = (host, port, flowinfo, scope_id)

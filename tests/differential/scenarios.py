@@ -317,6 +317,15 @@ STREAM_SCENARIOS: dict[str, list[Step]] = {
         ("recv", "d", 1, S.MSG_OOB), ("setsockopt", "d", S.SOL_SOCKET, S.SO_OOBINLINE, 1),
         ("getsockopt", "d", S.SOL_SOCKET, S.SO_OOBINLINE), ("send", "b", b"cd", S.MSG_OOB), ("sleep", SETTLE),
         ("recv", "d", 1, S.MSG_OOB), ("recv", "d", 10), ("recv", "d", 10)],
+    "tcp_cork_quickack_send_flags": [  # TCP_CORK, TCP_QUICKACK, MSG_MORE / MSG_EOR (issue 14, point 1)
+        ("socket", "a", "stream"), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_CORK),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_CORK, 1), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_CORK),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_QUICKACK), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_QUICKACK, 0),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_QUICKACK), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_QUICKACK, 1),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_QUICKACK), ("connect", "a", ("PEER", ECHO_PORT)),
+        ("send", "a", b"par", S.MSG_MORE), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_CORK, 0),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_CORK), ("send", "a", b"t", S.MSG_EOR), ("sleep", SETTLE),
+        ("recv", "a", 100)],
     "tcp_maxseg_before_connect": [     # the SYN offers it, the route does not override it (issue 14, 2)
         ("socket", "a", "stream"), ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG, 1100),
         ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_MAXSEG), ("connect", "a", ("PEER", ECHO_PORT)),

@@ -70,7 +70,7 @@ class RecordingRequests:
     def shutdown(self, pcb: Pcb, how: int, now: float) -> int:
         return 0
 
-    def send(self, pcb: Pcb, data: memoryview, addr: Any, now: float) -> int:
+    def send(self, pcb: Pcb, data: memoryview, addr: Any, now: float, flags: int = 0) -> int:
         self.calls.append(("send", bytes(data), addr))
         return len(data)
 

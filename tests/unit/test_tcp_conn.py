@@ -214,7 +214,8 @@ def test_active_open_sends_syn_with_options() -> None:
     assert syn.seg.mss == 1460 and syn.seg.sack_perm
     assert syn.seg.wscale == 7                           # for tcp_rmem[2], 6 MiB: 0xFFFF << 7 covers it
     assert syn.seg.ts == (int(T0 * 1000), 0)
-    assert syn.window == 0xFFFF                          # RFC 7323 §2.2: never scaled in a SYN
+    # RFC 7323 §2.2: never scaled in a SYN; whole MSSes as Linux (tcp_select_initial_window)
+    assert syn.window == 44 * 1460
     assert rig.conn.snd_nxt == ISS + 1 and rig.conn.poll_at() == T0 + 1.0   # RFC 6298 §2.1
 
 
@@ -411,13 +412,12 @@ def test_send_data_and_ack() -> None:
     rig = established(ts=False, peer_ws=None)
     c = rig.conn
     out = rig.send(bytes(3000))
-    # the short tail waits for the ACK: classic Nagle (RFC 1122 §4.2.3.4; Linux's Minshall
-    # variant would send it, since no other short segment is in flight)
-    assert data_segments(out) == [(0, 1460), (1460, 1460)]
+    # the short tail goes too: Linux's Minshall variant of Nagle (tcp_minshall_check) holds
+    # it back only while another short segment is unacknowledged -- none is
+    assert data_segments(out) == [(0, 1460), (1460, 1460), (2920, 80)] and out[-1].flags & PSH
     assert c.poll_at() == pytest.approx(rig.now + c.rtt.current())       # RFC 6298 §5.1
     out = rig.rx(ACK, ack=ISS + 1 + 2920, at=rig.now + 0.1)
-    assert c.snd_una == ISS + 1 + 2920
-    assert data_segments(out) == [(2920, 80)] and out[0].flags & PSH
+    assert c.snd_una == ISS + 1 + 2920 and data_segments(out) == []
     rig.rx(ACK, ack=ISS + 1 + 3000, at=rig.now + 0.01)
     assert c.snd_una == c.snd_max and len(c.snd) == 0 and c.rto_at is None
 
@@ -588,6 +588,10 @@ def test_passive_close_close_wait_last_ack() -> None:
     c = rig.conn
     out = rig.rx(FIN | ACK, payload=b"bye", at=T0 + 1)
     assert c.state == State.CLOSE_WAIT and c.rcv_fin and c.readable()
+    # Linux tcp_fin: ping-pong mode -- the ACK waits the ACK timeout for a reply to ride on
+    # (scripts/fin-with-data.pkt shows the kernel's 40 ms)
+    assert out == [] and c.delack_at == pytest.approx(T0 + 1 + c.config.delack)
+    out = rig.poll(T0 + 1 + c.config.delack)
     assert [(s.flags, s.ack) for s in out] == [(ACK, IRS + 5)]
     assert c.receive(100, False, rig.now) == b"bye" and c.receive(100, False, rig.now) == b""
     out = rig.send(b"reply")
@@ -968,7 +972,7 @@ def test_mss_is_min_of_ours_and_peers() -> None:
     rig = established(ts=True, peer_mss=1000)
     assert rig.conn.mss == 988
     out = rig.send(bytes(5000))
-    assert {len(s.payload) for s in out} <= {988}
+    assert [len(s.payload) for s in out] == [988] * 5 + [60]
 
 
 def test_mss_from_route_mtu() -> None:

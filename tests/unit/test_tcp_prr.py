@@ -1,13 +1,11 @@
 """Proportional Rate Reduction (prr.py, RFC 6937 PRR-SSRB as Linux's tcp_cwnd_reduction),
-the PSH marks kept for retransmissions (pushmarks.py), Linux's cwnd-limited rule and restart
-after idle (cwnd.py), and two RACK details the scripted
+Linux's cwnd-limited rule and restart after idle (cwnd.py), and two RACK details the scripted
 recovery tests found (rack.py): positions of an ISN in the upper half of the sequence
 space, and the tie-break of segments sent at the same instant."""
 from __future__ import annotations
 
 from protocols.tcp.cwnd import CwndUse, restart_after_idle
 from protocols.tcp.prr import Prr
-from protocols.tcp.pushmarks import PUSH_MARKS_MAX, PushMarks
 from protocols.tcp.rack import Rack
 
 MSS = 1000
@@ -65,20 +63,6 @@ def test_prr_ack_that_delivers_nothing_leaves_cwnd_and_inactive_prr_answers_noth
     assert prr.on_ack(MSS, 5 * MSS, MSS, False, False) is None
     prr.on_sent(MSS)
     assert prr.out == 0
-
-
-def test_push_marks_remember_ends_until_acknowledged_and_stay_bounded() -> None:
-    marks = PushMarks()
-    marks.note(1000, 0)
-    marks.note(3000, 0)
-    assert marks.has(1000) and marks.has(3000) and not marks.has(2000)
-    marks.prune(1000)
-    assert not marks.has(1000) and marks.has(3000)
-    for k in range(2 * PUSH_MARKS_MAX):
-        marks.note(10_000 + k, 0)
-    assert len(marks) == PUSH_MARKS_MAX                    # full: the newest are forgotten
-    marks.note(1 << 20, 20_000)                            # SND.UNA passed them: room again
-    assert marks.has(1 << 20) and len(marks) == 1
 
 
 def test_rack_isn_in_the_upper_half_is_no_reordering() -> None:

@@ -237,7 +237,7 @@ class AtmUserRequests:
         return 0 if pcb.connected else errno.ENOTCONN    # the socket marks its halves
 
     # --- data ------------------------------------------------------------------------------------
-    def send(self, pcb: AtmPcb, data: memoryview, addr: SockaddrNddAtm | None, now: float) -> int:
+    def send(self, pcb: AtmPcb, data: memoryview, addr: SockaddrNddAtm | None, now: float, flags: int = 0) -> int:
         """One SDU: its length, or -errno; -EAGAIN while the adapter's queue is full (the
         socket's upcall runs when the adapter reports room, NDD_STATUS/NDD_TX_READY)."""
         if addr is not None:             # sendto: a VC has one destination

@@ -1,0 +1,146 @@
+"""When a receiver ACKs: Linux's delayed-ACK engine (issue 14, point 1's neighbour; the
+scripted tests check it against the kernel).
+
+RFC 9293 §3.8.6.3 / RFC 5681 §4.2 only bound it (ACK at least every second full segment,
+delay at most 500 ms); Linux (tcp_input.c __tcp_ack_snd_check, tcp_event_data_recv,
+tcp_send_delayed_ack, tcp_cleanup_rbuf; tcp_timer.c tcp_delack_timer_handler) decides so:
+
+  * quick-ACK mode: every segment is ACKed at once for a while at the start of a
+    connection (and after a gap longer than the RTO) -- but not in interactive mode;
+  * interactive (ping-pong) mode: entered when we send data within the ACK timeout
+    (ato) of the last segment received (tcp_event_data_sent; tcp_pingpong_thresh = 1 --
+    the check sits inline in output.py _send_data) -- the ACK rides on the reply, so a lone
+    segment's ACK waits for the timer; left when the delayed-ACK timer fires (then ato is
+    reset);
+  * more than one receive MSS unacknowledged (rcv_nxt - rcv_wup > rcv_mss): ACK now;
+  * otherwise the ACK is delayed by ato, which follows the inter-arrival time (halved
+    towards it when segments come fast), doubles when the timer fires outside interactive
+    mode, and is bounded by 200 ms in interactive mode (or after a short segment), else
+    500 ms, and by the SRTT (at least TCP_ATO_MIN);
+  * a read that empties the receive queue ACKs at once a pending ACK for a short segment
+    (outside interactive mode; a second short one forces it);
+  * TCP_QUICKACK: 1 leaves interactive mode (and ACKs what is pending that way), 0 enters it.
+"""
+from __future__ import annotations
+
+from . import seq as sq
+from .tcb import Tcb
+
+DELACK_MAX = 0.2            # Linux TCP_DELACK_MAX
+ATO_MAX = 0.5               # the delay outside interactive mode at most (HZ/2, RFC 9293's bound)
+ACK_PUSHED, ACK_PUSHED2 = 1, 2   # icsk_ack.pending: a short segment arrived (twice)
+
+
+class DelackMixin(Tcb):
+    __slots__ = ()
+
+    def ack_in_order(self, seglen: int, now: float) -> None:
+        """In-order data arrived (no hole filled, no FIN): ACK now, or arm the timer.
+        Per segment on the bulk path: kept to a few attribute reads."""
+        rcv_mss = self.data_received(seglen, now)
+        if self.delack_bytes > rcv_mss or (self.quickacks > 0 and not self.pingpong):
+            self.ack_now = True
+            if self.quickacks > 0:
+                self.quickacks -= 1
+            return
+        self._delay_ack(now)
+
+    def data_received(self, seglen: int, now: float) -> int:
+        """Linux tcp_event_data_recv for `seglen` octets in order: the short-segment bits,
+        ato from the inter-arrival time, quick-ACK mode for the first data; the receive MSS."""
+        # tcp_measure_rcv_mss (the estimate itself: info.measure_rcv_mss, just before): a
+        # segment shorter than it is noted
+        rcv_mss = self.rcv_mss
+        if seglen < rcv_mss:
+            self.ack_pushed |= ACK_PUSHED2 if self.ack_pushed & ACK_PUSHED else ACK_PUSHED
+        # tcp_event_data_recv: ato follows the inter-arrival time
+        ato_min = self.config.delack
+        ato = self.ato
+        gap = now - self.lrcvtime
+        self.lrcvtime = now
+        if gap <= ato_min / 2:
+            if ato != ato_min:
+                self.ato = ato / 2 + ato_min / 2 if ato else ato_min
+                if not ato:
+                    self._incr_quickack()        # the first data: quick-ACK mode
+        else:
+            self._adapt_ato(gap)
+        self.delack_bytes += seglen
+        return rcv_mss
+
+    def ack_fin(self, now: float) -> None:
+        """The peer's FIN in ESTABLISHED (Linux tcp_fin): interactive mode, so the ACK waits
+        the ACK timeout for a reply to ride on -- at once while no data has come (ato 0)."""
+        self.pingpong = True
+        if self.ato:
+            self._delay_ack(now)
+        else:
+            self.ack_now = True
+
+    def _adapt_ato(self, gap: float) -> None:
+        """tcp_event_data_recv for a gap over TCP_ATO_MIN / 2: ato moves towards it; the
+        first data, or a gap longer than the RTO, starts quick-ACK mode (tcp_incr_quickack)."""
+        ato = self.ato
+        if not ato:
+            self.ato = self.config.delack
+            self._incr_quickack()
+        elif gap < ato:
+            self.ato = min(ato / 2 + gap, self.rtt.current())
+        elif gap > self.rtt.current():
+            self._incr_quickack()
+
+    def _delay_ack(self, now: float) -> None:
+        """tcp_send_delayed_ack: ato, bounded by 200 ms in interactive mode or after a short
+        segment (else 500 ms) and by the SRTT (at least TCP_ATO_MIN)."""
+        ato = self.ato
+        if ato > self.config.delack:
+            limit = DELACK_MAX if self.pingpong or self.ack_pushed & ACK_PUSHED else ATO_MAX
+            if self.rtt.srtt:
+                limit = min(limit, max(self.rtt.srtt, self.config.delack))
+            ato = min(ato, limit)
+        at = self.delack_at
+        if at is not None:
+            if at <= now + ato / 4:
+                self.ack_now = True           # the timer is about to fire anyway
+                return
+            if at < now + ato:
+                return                        # the earlier deadline stands
+        self.delack_at = now + ato
+
+    def _incr_quickack(self) -> None:
+        """As many quick ACKs as half the window holds segments, 2 at least, at most
+        tcp_quickacks (Linux TCP_MAX_QUICKACKS)."""
+        window = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
+        n = window // (2 * max(self.rcv_mss, 1)) or 2
+        self.quickacks = max(self.quickacks, min(n, self.config.quickacks))
+
+    def delack_fired(self) -> None:
+        """tcp_delack_timer_handler: the ACK went unpiggybacked -- inflate ato, or leave
+        interactive mode and deflate it."""
+        if self.pingpong:
+            self.pingpong = False
+            self.ato = self.config.delack
+        else:
+            self.ato = min(2 * self.ato, self.rtt.current())
+
+    def ack_on_read(self, now: float) -> None:
+        """tcp_cleanup_rbuf: a pending delayed ACK goes now if more than a receive MSS waits,
+        or the read emptied the queue after a short segment (outside interactive mode;
+        after two short segments in any mode)."""
+        if self.delack_at is None:
+            return
+        if self.delack_bytes > self.rcv_mss or (
+                not len(self.rcv) and (self.ack_pushed & ACK_PUSHED2
+                                       or (self.ack_pushed & ACK_PUSHED and not self.pingpong))):
+            self.ack_now = True
+            self.output(now)
+
+    def set_quickack(self, on: bool, now: float) -> None:
+        """TCP_QUICKACK (Linux __tcp_sock_set_quickack)."""
+        if not on:
+            self.pingpong = True
+            return
+        self.pingpong = False
+        if self.delack_at is not None:
+            self.ack_pushed |= ACK_PUSHED
+            self.ack_on_read(now)
