@@ -154,6 +154,13 @@ class _OooBlock:
         self.head -= n
 
 
+# RecvBuffer's empty out-of-order queue, shared until a connection gets its first block;
+# never added to (RecvBuffer._new_block replaces them first)
+_NO_STARTS: list[int] = []
+_NO_BLOCKS: dict[int, _OooBlock] = {}
+_NO_RECENT: list[int] = []
+
+
 def _pieces(seg: memoryview, seg_start: int, lo: int, hi: int,
             blocks: list[tuple[int, _OooBlock]]) -> list[memoryview]:
     """The bytes of [lo, hi) in order: the blocks held there, and between them the
@@ -194,21 +201,22 @@ class RecvBuffer:
     prunes the highest block if it lies below it, else it is dropped (Linux
     tcp_data_queue_ofo / tcp_prune_ofo_queue): the lowest blocks, the most useful, stay.
     Counted in ofo_pruned / ofo_dropped."""
-    __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_chunks", "_first", "_skip", "_len", "_held",
+    __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_chunks", "_first", "_skip", "_len",
                  "_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._chunks: list[Chunk] = []               # in-order data; [:_first] already read
+        self._chunks: list[Chunk] = []               # in-order data; [:_first] already read (b"")
         self._first = 0                              # the first chunk not wholly read ...
         self._skip = 0                               # ... and the bytes read of it
         self._len = 0                                # unread in-order bytes
-        self._held = 0                               # bytes of the chunks [_first:] (read ones too)
         self.ooo_bytes = 0
         self.ooo_headroom = 0                        # bytes the blocks keep free in front (_OooBlock.head)
-        self._starts: list[int] = []                 # absolute block starts, ascending
-        self._blocks: dict[int, _OooBlock] = {}      # absolute start -> block
-        self._recent: list[int] = []                 # starts, most recently changed first (SACK order)
+        # the out-of-order queue: the shared empty containers until the first block (an idle
+        # connection does not pay for three; only _new_block adds to an empty queue)
+        self._starts: list[int] = _NO_STARTS         # absolute block starts, ascending
+        self._blocks: dict[int, _OooBlock] = _NO_BLOCKS   # absolute start -> block
+        self._recent: list[int] = _NO_RECENT         # starts, most recently changed first (SACK order)
         self._base_seq = 0                           # a sequence number (the last RCV.NXT seen) ...
         self._base_abs = 0                           # ... and its absolute position
 
@@ -224,7 +232,7 @@ class RecvBuffer:
         block with its overhead (OOO_BLOCK_OVERHEAD) and the headroom a prepend gave it
         (up to the block's own size: left out, a peer sending descending runs would hold
         twice what the budget saw)."""
-        return self._held + self.ooo_bytes + self.ooo_headroom + OOO_BLOCK_OVERHEAD * len(self._starts)
+        return self._len + self._skip + self.ooo_bytes + self.ooo_headroom + OOO_BLOCK_OVERHEAD * len(self._starts)
 
     # --- the in-order chunks ----------------------------------------------------------------
     def _push(self, data: memoryview | bytes | bytearray) -> None:
@@ -238,7 +246,6 @@ class RecvBuffer:
                 if type(tail) is bytearray and len(tail) < TAIL_MAX:
                     tail += data                     # ours alone: no view of it outlives a call
                     self._len += n
-                    self._held += n
                     return
             chunks.append(bytearray(data))
         elif type(data) is memoryview:
@@ -252,7 +259,6 @@ class RecvBuffer:
         else:
             chunks.append(bytes(data))
         self._len += n
-        self._held += n
 
     def _push_block(self, buf: bytearray) -> None:
         """Queue an out-of-order block's buffer that RCV.NXT reached, without copying it:
@@ -262,7 +268,6 @@ class RecvBuffer:
             return
         self._chunks.append(buf)
         self._len += len(buf)
-        self._held += len(buf)
 
     def _gather(self, offset: int, n: int) -> bytes:
         """Bytes [offset, offset + n) of the unread data (0 <= offset, offset + n <= len),
@@ -305,14 +310,13 @@ class RecvBuffer:
         chunks = self._chunks
         if not self._len:                            # drained: give every chunk back at once
             chunks.clear()
-            self._first = self._skip = self._held = 0
+            self._first = self._skip = 0
             return
         i = self._first
         pos = self._skip + n
         size = len(chunks[i])
         while pos >= size:
             pos -= size
-            self._held -= size
             i += 1
             size = len(chunks[i])
         self._skip = pos
@@ -428,6 +432,9 @@ class RecvBuffer:
 
     def _new_block(self, index: int, s: int, data: memoryview | bytes, stats: OooCounters | None) -> bool:
         starts = self._starts
+        if starts is _NO_STARTS:                     # the first block: the queue's own containers
+            starts = self._starts = []
+            self._blocks, self._recent = {}, []
         limit = self.ooo_block_limit()
         if len(starts) >= limit:
             # keep the `limit` lowest blocks of those held and the new one: prune the far end
@@ -530,10 +537,8 @@ class RecvBuffer:
 
     def clear(self) -> None:
         self._chunks.clear()
-        self._first = self._skip = self._len = self._held = 0
-        self._starts.clear()
-        self._blocks.clear()
-        self._recent.clear()
+        self._first = self._skip = self._len = 0
+        self._starts, self._blocks, self._recent = _NO_STARTS, _NO_BLOCKS, _NO_RECENT
         self.ooo_bytes = 0
         self.ooo_headroom = 0
 

@@ -191,6 +191,21 @@ def test_chunk_queue_matches_a_bytes_model(ops: list[tuple[str, object, int]], s
     assert rcv.read(1 << 20) == model
 
 
+def test_the_empty_ooo_queue_is_shared_until_a_first_block_and_never_written() -> None:
+    """An idle connection does not pay for the out-of-order queue's containers; the first
+    block gives the buffer its own, so nothing leaks into another buffer, also after clear()."""
+    a, b = RecvBuffer(1 << 20), RecvBuffer(1 << 20)
+    assert a._starts is b._starts and a._blocks is b._blocks
+    a.insert_ooo(100, b"x" * 10, 0)
+    assert a.ooo_count == 1 and b.ooo_count == 0 and b.sack_blocks(4) == () and not b._blocks
+    a.clear()
+    assert a.ooo_count == 0 and a.held() == 0
+    a.insert_ooo(50, b"y" * 5, 0)
+    b.insert_ooo(70, b"z" * 7, 0)
+    assert a.ooo_snapshot() == [(50, b"yyyyy")] and b.ooo_snapshot() == [(70, b"z" * 7)]
+    assert RecvBuffer(100).ooo_count == 0 and RecvBuffer(100).prune_ooo() == 0
+
+
 # --- RecvBuffer: reassembly --------------------------------------------------------------------
 class Receiver:
     """RCV.NXT plus a RecvBuffer, fed the way input.py feeds it: trim what is already
