@@ -239,6 +239,8 @@ class RecvBuffer:
         """Queue `data` as a chunk: by reference when nothing can change it and it pins
         little, else copied once (see PIN_SLACK, COALESCE_BELOW)."""
         n = len(data)
+        if not n:
+            return
         chunks = self._chunks
         if n < COALESCE_BELOW:
             if len(chunks) > self._first:
