@@ -49,8 +49,10 @@ class PacketBuffer:
     def from_payload(cls, payload: bytes | bytearray | memoryview, headroom: int = DEFAULT_HEADROOM) -> PacketBuffer:
         """Copy `payload` once, leaving `headroom` bytes free in front for headers."""
         n = len(payload)
-        buf = bytearray(headroom + n)
-        buf[headroom:] = payload
+        # zero only the headroom and extend by the payload: a 64 KiB segment costs one
+        # memcpy, not a zero fill and a slice assignment (1.4 us against 12 us, issue 15)
+        buf = bytearray(headroom)
+        buf += payload
         return cls(buf, headroom, headroom + n)
 
     @classmethod
@@ -92,8 +94,8 @@ class PacketBuffer:
         headroom = max(DEFAULT_HEADROOM, need)
         old_start = self.start
         data = memoryview(self.buf)[self.start:self.end]
-        buf = bytearray(headroom + len(data))
-        buf[headroom:] = data
+        buf = bytearray(headroom)
+        buf += data
         shift = headroom - old_start
         self.buf, self.start, self.end = buf, headroom, headroom + len(data)
         if self.csum_start >= 0:

@@ -3,8 +3,11 @@
 SendBuffer holds bytes from SND.UNA on: unacknowledged, then not yet sent.  RecvBuffer
 holds in-order bytes the application has not read, plus out-of-order segments waiting
 for the hole before them (RFC 9293 §3.10.7.4 "segment text"; RFC 2018 for SACK).
-Both consume from a head offset and compact lazily, so an ACK or a read never moves
-megabytes (an amortised O(1) queue over one bytearray).
+SendBuffer consumes from a head offset and compacts lazily, so an ACK never moves
+megabytes (an amortised O(1) queue over one bytearray).  RecvBuffer's in-order bytes are
+a queue of chunks instead -- views of the frames read, kept as they came (issue 15: the
+one growing bytearray cost a copy per segment and its regrowth a quarter of the CPU with
+ten connections) -- and a read joins only the bytes it asks for.
 
 Per-segment work stays O(log n) whatever a peer sends: the out-of-order queue and the
 sender's SACK scoreboard are bisected sorted lists with a bound on their length (the
@@ -13,12 +16,29 @@ SegmentSmack and SACK-panic attack classes, CVE-2018-5390 and CVE-2019-11477/8).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from . import seq as sq
 from .segmentation import WriteMarks
 
 COMPACT_MIN = 1 << 16
+
+# The in-order receive queue (RecvBuffer).  A segment's payload is kept as the view of the
+# frame the driver read when that frame is an immutable `bytes` (drivers/tuntap.py reads
+# each frame into its own bytes object), so nothing can change it under us and holding it
+# pins little more than the payload: at most PIN_SLACK bytes of headers beyond twice the
+# payload (a trimmed or padded segment), else it is copied, once, into a bytes of its own
+# -- as is a payload whose buffer may be reused or resized (a bytearray: loopback, IP
+# reassembly, tests).  A small payload is copied into the tail chunk instead (COALESCE_BELOW):
+# a view and the frame it pins cost ~250 bytes whatever the payload, and the window counts
+# payload bytes only, so a peer sending 1-byte segments must not make each byte cost that
+# (Linux collapses such queues, tcp_collapse, for the same reason).  The tail stops growing
+# at TAIL_MAX, so a slow reader's consumed bytes in it stay bounded.
+PIN_SLACK = 256
+COALESCE_BELOW = 512
+TAIL_MAX = 1 << 16
+CHUNKS_COMPACT_MIN = 64      # dead list slots before the chunk list is compacted (amortised O(1))
+Chunk: TypeAlias = memoryview | bytes | bytearray
 # What one out-of-order block costs beyond its payload, for the memory budget (memory.py):
 # its list and bytearray headers and allocator slack (sys.getsizeof: 56 + 72 + 57), rounded
 # up.  Linux charges each skb its truesize, not its payload, for the same reason.
@@ -141,6 +161,13 @@ class _OooBlock:
         self.head -= n
 
 
+# RecvBuffer's empty out-of-order queue, shared until a connection gets its first block;
+# never added to (RecvBuffer._new_block replaces them first)
+_NO_STARTS: list[int] = []
+_NO_BLOCKS: dict[int, _OooBlock] = {}
+_NO_RECENT: list[int] = []
+
+
 def _pieces(seg: memoryview, seg_start: int, lo: int, hi: int,
             blocks: list[tuple[int, _OooBlock]]) -> list[memoryview]:
     """The bytes of [lo, hi) in order: the blocks held there, and between them the
@@ -158,11 +185,16 @@ def _pieces(seg: memoryview, seg_start: int, lo: int, hi: int,
     return out
 
 
-class RecvBuffer(ByteQueue):
+class RecvBuffer:
     """In-order bytes for the application, plus the out-of-order queue.
 
-    The queue is a sorted list of disjoint, non-adjacent block starts and a dict from
-    start to block.  Positions are kept as unbounded integers ("absolute" offsets: a
+    The in-order bytes are `_chunks[_first:]` less the first `_skip` bytes of the first:
+    appending a segment appends its chunk (no copy for a frame read into its own bytes,
+    see PIN_SLACK), and a read copies exactly the bytes it returns, once (a read of one
+    whole bytes chunk returns it as it is).  Consumed chunks leave the list lazily.
+
+    The out-of-order queue is a sorted list of disjoint, non-adjacent block starts and a
+    dict from start to block.  Positions are kept as unbounded integers ("absolute" offsets: a
     base sequence number and its absolute value move with RCV.NXT), so sorting and
     bisecting never meet the 2**32 wrap.  Inserting a segment is O(log n) to find its
     neighbours plus the blocks it merges (each block is merged away once: amortised O(1)),
@@ -176,35 +208,148 @@ class RecvBuffer(ByteQueue):
     prunes the highest block if it lies below it, else it is dropped (Linux
     tcp_data_queue_ofo / tcp_prune_ofo_queue): the lowest blocks, the most useful, stay.
     Counted in ofo_pruned / ofo_dropped."""
-    __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
+    __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_chunks", "_first", "_skip", "_len",
+                 "_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
 
     def __init__(self, capacity: int) -> None:
-        super().__init__()
         self.capacity = capacity
+        self._chunks: list[Chunk] = []               # in-order data; [:_first] already read (b"")
+        self._first = 0                              # the first chunk not wholly read ...
+        self._skip = 0                               # ... and the bytes read of it
+        self._len = 0                                # unread in-order bytes
         self.ooo_bytes = 0
         self.ooo_headroom = 0                        # bytes the blocks keep free in front (_OooBlock.head)
-        self._starts: list[int] = []                 # absolute block starts, ascending
-        self._blocks: dict[int, _OooBlock] = {}      # absolute start -> block
-        self._recent: list[int] = []                 # starts, most recently changed first (SACK order)
+        # the out-of-order queue: the shared empty containers until the first block (an idle
+        # connection does not pay for three; only _new_block adds to an empty queue)
+        self._starts: list[int] = _NO_STARTS         # absolute block starts, ascending
+        self._blocks: dict[int, _OooBlock] = _NO_BLOCKS   # absolute start -> block
+        self._recent: list[int] = _NO_RECENT         # starts, most recently changed first (SACK order)
         self._base_seq = 0                           # a sequence number (the last RCV.NXT seen) ...
         self._base_abs = 0                           # ... and its absolute position
 
+    def __len__(self) -> int:
+        return self._len
+
     def free(self) -> int:
-        return max(0, self.capacity - len(self) - self.ooo_bytes)
+        return max(0, self.capacity - self._len - self.ooo_bytes)
 
     def held(self) -> int:
-        """Bytes held for the memory budget: the in-order queue and every out-of-order
+        """Bytes held for the memory budget: the in-order chunks (the read part of the
+        first included, as it stays until the chunk is done) and every out-of-order
         block with its overhead (OOO_BLOCK_OVERHEAD) and the headroom a prepend gave it
         (up to the block's own size: left out, a peer sending descending runs would hold
         twice what the budget saw)."""
-        return len(self.data) + self.ooo_bytes + self.ooo_headroom + OOO_BLOCK_OVERHEAD * len(self._starts)
+        return self._len + self._skip + self.ooo_bytes + self.ooo_headroom + OOO_BLOCK_OVERHEAD * len(self._starts)
+
+    # --- the in-order chunks ----------------------------------------------------------------
+    def _push(self, data: memoryview | bytes | bytearray) -> None:
+        """Queue `data` as a chunk: by reference when nothing can change it and it pins
+        little, else copied once (see PIN_SLACK, COALESCE_BELOW)."""
+        n = len(data)
+        if not n:
+            return
+        chunks = self._chunks
+        if n < COALESCE_BELOW:
+            if len(chunks) > self._first:
+                tail = chunks[-1]
+                if type(tail) is bytearray and len(tail) < TAIL_MAX:
+                    tail += data                     # ours alone: no view of it outlives a call
+                    self._len += n
+                    return
+            chunks.append(bytearray(data))
+        elif type(data) is memoryview:
+            frame = data.obj
+            if type(frame) is bytes and len(frame) <= 2 * n + PIN_SLACK and data.contiguous:
+                chunks.append(data)                  # the frame read: zero copy
+            else:
+                chunks.append(data.tobytes())
+        elif type(data) is bytes:
+            chunks.append(data)
+        else:
+            chunks.append(bytes(data))
+        self._len += n
+
+    def _push_block(self, buf: bytearray) -> None:
+        """Queue an out-of-order block's buffer that RCV.NXT reached, without copying it:
+        nothing else refers to it any more."""
+        if len(buf) < COALESCE_BELOW:
+            self._push(buf)
+            return
+        self._chunks.append(buf)
+        self._len += len(buf)
+
+    def _gather(self, offset: int, n: int) -> bytes:
+        """Bytes [offset, offset + n) of the unread data (0 <= offset, offset + n <= len),
+        copied once."""
+        if n <= 0:
+            return b""
+        chunks = self._chunks
+        i = self._first
+        pos = self._skip + offset
+        size = len(chunks[i])
+        while pos >= size:
+            pos -= size
+            i += 1
+            size = len(chunks[i])
+        chunk = chunks[i]
+        if pos + n <= size:                          # within one chunk
+            if type(chunk) is bytes and pos == 0 and n == size:
+                return chunk
+            return bytes(memoryview(chunk)[pos:pos + n])
+        pieces: list[Chunk] = [memoryview(chunk)[pos:]]
+        left = n - (size - pos)
+        while left:
+            i += 1
+            chunk = chunks[i]
+            size = len(chunk)
+            if size <= left:
+                pieces.append(chunk)
+                left -= size
+            else:
+                pieces.append(memoryview(chunk)[:left])
+                left = 0
+        return b"".join(pieces)
+
+    def consume(self, n: int) -> None:
+        """Drop the first `n` unread bytes (fewer if fewer are queued)."""
+        n = min(n, self._len)
+        if n <= 0:
+            return
+        self._len -= n
+        chunks = self._chunks
+        if not self._len:                            # drained: give every chunk back at once
+            chunks.clear()
+            self._first = self._skip = 0
+            return
+        i = self._first
+        pos = self._skip + n
+        size = len(chunks[i])
+        while pos >= size:
+            pos -= size
+            i += 1
+            size = len(chunks[i])
+        self._skip = pos
+        if i >= CHUNKS_COMPACT_MIN and 2 * i >= len(chunks):
+            del chunks[:i]
+            i = 0
+        elif i > self._first:
+            for k in range(self._first, i):      # let the frames go now, not at compaction
+                chunks[k] = b""
+        self._first = i
 
     def read(self, n: int, peek: bool = False) -> bytes:
-        n = min(n, len(self))
-        out = bytes(self.view(0, n))
+        """Up to `n` unread bytes from the front; consumed unless `peek`."""
+        n = min(n, self._len)
+        out = self._gather(0, n)
         if not peek:
             self.consume(n)
         return out
+
+    def peek_at(self, offset: int, n: int) -> bytes:
+        """Up to `n` unread bytes from `offset` on, left in the queue (a read that steps
+        over the urgent byte looks past it first: conn.py)."""
+        offset = max(0, min(offset, self._len))
+        return self._gather(offset, min(n, self._len - offset))
 
     # --- positions ----------------------------------------------------------------------
     def _rebase(self, rcv_nxt: int) -> int:
@@ -232,11 +377,11 @@ class RecvBuffer(ByteQueue):
         return [(self._seq(s), bytes(self._blocks[s].view())) for s in self._starts]
 
     # --- in order ------------------------------------------------------------------------
-    def append_in_order(self, data: memoryview | bytes, rcv_nxt: int) -> int:
+    def append_in_order(self, data: memoryview | bytes | bytearray, rcv_nxt: int) -> int:
         """Append in-sequence `data`, then pull any out-of-order blocks it reached.
         Returns the new RCV.NXT."""
         base = self._rebase(rcv_nxt)
-        self.data += data
+        self._push(data)
         nxt = base + len(data)
         starts, blocks = self._starts, self._blocks
         reached = 0
@@ -246,7 +391,10 @@ class RecvBuffer(ByteQueue):
             self.ooo_headroom -= block.head
             skip = nxt - start
             if skip < len(block):
-                self.data += block.view(skip)
+                if skip or block.head:
+                    self._push(bytes(block.view(skip)))    # one copy, so the headroom is not pinned
+                else:
+                    self._push_block(block.buf)            # the block is ours and done with: as it is
                 nxt = start + len(block)
             self.ooo_bytes -= len(block)
             self._forget(start)
@@ -293,6 +441,9 @@ class RecvBuffer(ByteQueue):
 
     def _new_block(self, index: int, s: int, data: memoryview | bytes, stats: OooCounters | None) -> bool:
         starts = self._starts
+        if starts is _NO_STARTS:                     # the first block: the queue's own containers
+            starts = self._starts = []
+            self._blocks, self._recent = {}, []
         limit = self.ooo_block_limit()
         if len(starts) >= limit:
             # keep the `limit` lowest blocks of those held and the new one: prune the far end
@@ -394,11 +545,9 @@ class RecvBuffer(ByteQueue):
             self._recent.remove(start)
 
     def clear(self) -> None:
-        self.data = bytearray()
-        self.head = 0
-        self._starts.clear()
-        self._blocks.clear()
-        self._recent.clear()
+        self._chunks.clear()
+        self._first = self._skip = self._len = 0
+        self._starts, self._blocks, self._recent = _NO_STARTS, _NO_BLOCKS, _NO_RECENT
         self.ooo_bytes = 0
         self.ooo_headroom = 0
 

@@ -295,7 +295,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         seq = read_seq(self.rcv_nxt, len(rcv), self.rcv_fin)
         skip, n = self.urg.read_plan(seq, n)
         skip = min(skip, len(rcv))
-        data = bytes(rcv.view(skip, min(n, len(rcv) - skip)))
+        data = rcv.peek_at(skip, n)
         if not peek:
             rcv.consume(skip + len(data))
             self.urg.after_read(sq.add(seq, skip + len(data)))

@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 
 from protocols.tcp import seq as sq
 from protocols.tcp.buffers import (
+    COALESCE_BELOW,
     COMPACT_MIN,
     OOO_MAX_BLOCKS,
     OOO_MIN_BLOCKS,
+    PIN_SLACK,
     SACK_RECENT,
+    TAIL_MAX,
     RecvBuffer,
     Scoreboard,
     SendBuffer,
@@ -47,6 +50,160 @@ def test_send_buffer_compacts_lazily_without_losing_bytes() -> None:
         consumed += step
         assert bytes(sb.view(0, 64)) == data[consumed:consumed + 64]
     assert sb.head < COMPACT_MIN + 8                      # it did compact
+
+
+# --- RecvBuffer: the in-order chunk queue (issue 15) ----------------------------------------------
+HEADERS = b"h" * 52                                       # an IPv4 + TCP header with timestamps
+
+
+def frame_payload(payload: bytes) -> memoryview:
+    """A payload as the TUN driver hands it up: a view into the frame's own bytes."""
+    return memoryview(HEADERS + payload)[len(HEADERS):]
+
+
+def test_a_frame_payload_is_queued_without_a_copy_and_a_whole_chunk_read_as_is() -> None:
+    rcv = RecvBuffer(1 << 20)
+    payload = bytes(range(256)) * 8
+    view = frame_payload(payload)
+    rcv.append_in_order(view, 0)
+    held = rcv._chunks[-1]
+    assert isinstance(held, memoryview) and held.obj is view.obj      # the frame itself, no copy
+    rcv.append_in_order(payload, len(payload))                         # a bytes is kept as it is
+    assert rcv.read(len(payload)) == payload
+    assert rcv.read(len(payload)) is payload                           # one whole bytes chunk: no copy either
+
+
+def test_a_payload_in_a_much_larger_buffer_is_copied_not_pinned() -> None:
+    rcv = RecvBuffer(1 << 20)
+    big = bytes(64 << 10)
+    rcv.append_in_order(memoryview(big)[:COALESCE_BELOW + 10], 0)       # pins 64 KiB for 522 bytes
+    assert not isinstance(rcv._chunks[-1], memoryview)
+    ok = memoryview(bytes(2 * 1000 + PIN_SLACK))[:1000]                # at the bound: kept by reference
+    rcv.append_in_order(ok, COALESCE_BELOW + 10)
+    assert isinstance(rcv._chunks[-1], memoryview)
+
+
+def test_a_payload_in_a_mutable_buffer_is_copied_once() -> None:
+    """A bytearray may be reused or resized by whoever handed it up (loopback, reassembly):
+    the queue must not see later changes, nor stop the buffer from being resized."""
+    rcv = RecvBuffer(1 << 20)
+    source = bytearray(b"x" * 2000)
+    rcv.append_in_order(memoryview(source), 0)
+    small = bytearray(b"y" * 10)
+    rcv.append_in_order(small, 2000)
+    source[:] = b"z" * 3000                                            # resizing must still work
+    small[0] = 0
+    assert rcv.read(5000) == b"x" * 2000 + b"y" * 10
+
+
+def test_tiny_segments_are_coalesced_so_each_byte_does_not_cost_a_chunk() -> None:
+    """1-byte segments must not each cost a view and a pinned frame (~250 bytes) while the
+    window counts one byte each: they share bytearray chunks of up to TAIL_MAX bytes."""
+    rcv = RecvBuffer(1 << 20)
+    n = 3 * TAIL_MAX
+    for k in range(n):
+        rcv.append_in_order(frame_payload(bytes([k & 0xFF])), k)
+    assert len(rcv) == rcv.held() == n
+    assert len(rcv._chunks) <= n // TAIL_MAX + 1
+    assert rcv.read(n) == bytes(k & 0xFF for k in range(n))
+    assert rcv.held() == 0 and rcv._chunks == []                       # drained: everything given back
+
+
+def test_held_counts_a_partly_read_chunk_until_it_is_done() -> None:
+    rcv = RecvBuffer(1 << 20)
+    rcv.append_in_order(frame_payload(b"a" * 1000), 0)
+    rcv.append_in_order(frame_payload(b"b" * 1000), 1000)
+    assert rcv.read(600) == b"a" * 600
+    assert len(rcv) == 1400 and rcv.held() == 2000 and rcv.free() == (1 << 20) - 1400
+    assert rcv.read(500) == b"a" * 400 + b"b" * 100
+    assert rcv.held() == 1000
+
+
+def test_chunk_list_is_compacted_when_a_reader_lags() -> None:
+    rcv = RecvBuffer(1 << 30)
+    seq = 0
+    for _ in range(2000):
+        rcv.append_in_order(frame_payload(b"q" * 1000), seq)
+        seq += 1000
+        rcv.read(999)                                     # never drains: one byte more each time
+    assert len(rcv) == 2000 and len(rcv._chunks) - rcv._first <= 3
+    assert len(rcv._chunks) <= 2 * 64 + 3                 # dead slots compacted away
+
+
+_SOURCES = st.sampled_from(["bytes", "frame", "bytearray", "view_of_bytearray", "big_bytes"])
+_OPS = st.lists(st.one_of(
+    st.tuples(st.just("append"), _SOURCES, st.integers(0, 3000)),
+    st.tuples(st.just("read"), st.booleans(), st.integers(0, 5000)),
+    st.tuples(st.just("peek_at"), st.integers(0, 4000), st.integers(0, 4000)),
+    st.tuples(st.just("consume"), st.booleans(), st.integers(0, 4000)),
+), max_size=60)
+
+
+@FAST
+@given(ops=_OPS, seed=st.integers(0, 2**32 - 1))
+def test_chunk_queue_matches_a_bytes_model(ops: list[tuple[str, object, int]], seed: int) -> None:
+    """Random appends of every kind of source, reads, peeks and consumes, compared with a
+    plain bytes model; sources are scribbled over after they were queued."""
+    rnd = random.Random(seed)
+    rcv = RecvBuffer(1 << 30)
+    model = b""
+    rcv_nxt = appended = 0
+    mutable: list[bytearray] = []
+    for op, arg, n in ops:
+        if op == "append":
+            payload = rnd.randbytes(n)
+            data: memoryview | bytes | bytearray
+            if arg == "bytes":
+                data = payload
+            elif arg == "frame":
+                data = frame_payload(payload)
+            elif arg == "bytearray":
+                data = bytearray(payload)
+                mutable.append(data)
+            elif arg == "view_of_bytearray":
+                source = bytearray(b"hdr" + payload)
+                mutable.append(source)
+                data = memoryview(source)[3:]
+            else:
+                data = memoryview(payload + bytes(3 * n + PIN_SLACK))[:n]
+            rcv_nxt = rcv.append_in_order(data, rcv_nxt)
+            model += payload
+            appended += n
+            del data
+        elif op == "read":
+            out = rcv.read(n, peek=bool(arg))
+            assert out == model[:n]
+            if not arg:
+                model = model[n:]
+        elif op == "peek_at":
+            assert isinstance(arg, int)
+            assert rcv.peek_at(arg, n) == model[arg:arg + n]
+        else:
+            k = n if arg else len(model)
+            rcv.consume(k)
+            model = model[k:]
+        for source in mutable:                            # whoever handed them up reuses them
+            source[:] = b"!" * (len(source) + 1)
+        assert len(rcv) == len(model) and rcv_nxt == appended
+        assert rcv.held() >= len(rcv) and rcv.free() == (1 << 30) - len(model)
+        if not model:
+            assert rcv.held() == 0
+    assert rcv.read(1 << 20) == model
+
+
+def test_the_empty_ooo_queue_is_shared_until_a_first_block_and_never_written() -> None:
+    """An idle connection does not pay for the out-of-order queue's containers; the first
+    block gives the buffer its own, so nothing leaks into another buffer, also after clear()."""
+    a, b = RecvBuffer(1 << 20), RecvBuffer(1 << 20)
+    assert a._starts is b._starts and a._blocks is b._blocks
+    a.insert_ooo(100, b"x" * 10, 0)
+    assert a.ooo_count == 1 and b.ooo_count == 0 and b.sack_blocks(4) == () and not b._blocks
+    a.clear()
+    assert a.ooo_count == 0 and a.held() == 0
+    a.insert_ooo(50, b"y" * 5, 0)
+    b.insert_ooo(70, b"z" * 7, 0)
+    assert a.ooo_snapshot() == [(50, b"yyyyy")] and b.ooo_snapshot() == [(70, b"z" * 7)]
+    assert RecvBuffer(100).ooo_count == 0 and RecvBuffer(100).prune_ooo() == 0
 
 
 # --- RecvBuffer: reassembly --------------------------------------------------------------------

@@ -292,12 +292,12 @@ def test_accounting_counts_the_headroom_of_prepended_ooo_blocks() -> None:
     assert rcv.ooo_count == 1
     assert rcv.held() == _ooo_bytes_allocated(rcv) + OOO_BLOCK_OVERHEAD
     rcv.append_in_order(b"w" * 20_000, 0)           # reaches it: everything in order
-    assert rcv.ooo_count == 0 and rcv.ooo_headroom == 0 and rcv.held() == len(rcv.data)
+    assert rcv.ooo_count == 0 and rcv.ooo_headroom == 0 and rcv.held() == len(rcv)
     rcv.insert_ooo(300_000, b"v" * 5000, 150_000)
     rcv.insert_ooo(299_000, b"v" * 1000, 150_000)
     assert rcv.ooo_headroom > 0
     rcv.prune_ooo()
-    assert rcv.ooo_headroom == 0 and rcv.held() == len(rcv.data)
+    assert rcv.ooo_headroom == 0 and rcv.held() == len(rcv)
 
 
 def test_under_pressure_windows_open_by_four_segments_and_never_retract() -> None:
