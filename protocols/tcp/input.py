@@ -22,6 +22,8 @@ SYNCHRONIZED_DATA = (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, Stat
 if TYPE_CHECKING:
     from .wire import TcpRepr
 
+# flags that send a segment of an established connection down the full path (header prediction)
+_UNPREDICTED = SYN | FIN | RST | URG | ACK
 PAWS_IDLE = 24 * 86400.0          # RFC 7323 §5.5: TS.Recent older than 24 days is invalid
 DUPTHRESH = 3                     # RFC 5681 §3.2 / RFC 6675 §2
 
@@ -34,6 +36,9 @@ class InputMixin(Tcb):
         if payload:
             self.data_segs_in += 1
         st = self.state
+        if st == State.ESTABLISHED and seg.flags & _UNPREDICTED == ACK and seg.seq == self.rcv_nxt \
+                and self.urg is None and self._predicted(seg, payload, now):
+            return
         if st == State.SYN_SENT:
             self._input_syn_sent(seg, payload, now)
             return
@@ -127,6 +132,51 @@ class InputMixin(Tcb):
             self.ack_now = True
         if self.state != State.CLOSED:
             self.output(now)
+
+    # --- header prediction (Van Jacobson; 4.4BSD tcp_input, Linux tcp_rcv_established) ------
+    def _predicted(self: Self, seg: TcpRepr, payload: memoryview, now: float) -> bool:
+        """The two segments of an established connection that make up nearly all of its
+        traffic -- the pure ACK of data in flight and the in-order text at RCV.NXT -- past the
+        checks of input() that cannot fail for them; False (nothing done) sends any other
+        segment down the full path.  The caller checked: ESTABLISHED, only ACK of SYN, FIN,
+        RST, URG and ACK (PSH, ECE and CWR go to the same helpers as on the full path), SEG.SEQ
+        = RCV.NXT, no urgent data in play.  What is left out, and why it gives the same result:
+        - PAWS (RFC 7323 §5.3) cannot drop a segment whose TSval is not older than TS.Recent,
+          which is required here when timestamps are on (a segment without one falls through);
+        - SEG.SEQ = RCV.NXT is acceptable for any window (RFC 9293 §3.10.7.4's four cases:
+          with a zero window only RCV.NXT is, with an open one RCV.NXT is its left edge);
+          text beyond the window is trimmed by _process_text, as on the full path;
+        - SND.UNA <= SEG.ACK <= SND.MAX lies inside RFC 5961 §5.2's range, so no challenge
+          ACK; an older ACK falls through;
+        - SYN-RECEIVED's checks do not apply; the URG bit is absent and no urgent data waits.
+        Everything after those checks is the same helpers in the same order: TS.Recent,
+        ECN, the ACK (RTT sample, cwnd, RACK, PRR, window, TCP_INFO counters), the text
+        (delayed or quick ACK), output."""
+        snd_una = self.snd_una
+        if (seg.ack - snd_una) & sq.MASK > (self.snd_max - snd_una) & sq.MASK:
+            return False                             # not in [SND.UNA, SND.MAX]
+        if self.ts_ok:
+            ts = seg.ts
+            if ts is None or (ts[0] - self.ts_recent) & sq.MASK > sq.HALF:
+                return False                         # no TSval, or older than TS.Recent: PAWS decides
+            if sq.le(seg.seq, self.last_ack_sent):
+                self.ts_recent, self.ts_recent_stamp = ts[0], now   # RFC 7323 §4.3
+        self.last_rcv = now
+        self.keep_probes = 0
+        if self.ecn is not None:
+            self._ecn_input(seg, len(payload), now)
+        self._process_ack(seg, len(payload), now)
+        st = self.state
+        if st == State.CLOSED:
+            return True
+        if payload:
+            if st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+                self._process_text(seg, payload, now)
+            else:
+                self.ack_now = True
+        if self.state != State.CLOSED:
+            self.output(now)
+        return True
 
     # --- ECN (RFC 3168; the state and rules in ecn.py) -----------------------------------
     def _ecn_input(self, seg: TcpRepr, datalen: int, now: float) -> None:
