@@ -11,7 +11,7 @@ from . import fastopen_conn as fastopen
 from . import info, mtuprobe_conn
 from . import seq as sq
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
-from .state import State
+from .state import CLOSED, ESTABLISHED, LISTEN, RECEIVES_TEXT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
 from .tcb import Tcb
 from .urgent import NOTYET, Urgent, read_seq
 from .wire import ACK, CWR, ECE, FIN, RST, SYN, URG
@@ -36,20 +36,20 @@ class InputMixin(Tcb):
         if payload:
             self.data_segs_in += 1
         st = self.state
-        if st == State.ESTABLISHED and seg.flags & _UNPREDICTED == ACK and seg.seq == self.rcv_nxt \
+        if st == ESTABLISHED and seg.flags & _UNPREDICTED == ACK and seg.seq == self.rcv_nxt \
                 and self.urg is None and self._predicted(seg, payload, now):
             return
-        if st == State.SYN_SENT:
+        if st == SYN_SENT:
             self._input_syn_sent(seg, payload, now)
             return
-        if st in (State.CLOSED, State.LISTEN):
+        if st in (CLOSED, LISTEN):
             return
         flags = seg.flags
-        if st == State.SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) and seg.seq == self.irs:
+        if st == SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) and seg.seq == self.irs:
             self.snd_nxt = self.iss                  # the peer lost our SYN-ACK: send it again
             self.output(now)
             return
-        if st == State.SYN_RECEIVED and flags & (SYN | ACK | RST) == SYN | ACK and self.parent is None \
+        if st == SYN_RECEIVED and flags & (SYN | ACK | RST) == SYN | ACK and self.parent is None \
                 and seg.seq == self.irs and seg.ack == self.snd_nxt:
             # RFC 9293 §3.5 Figure 8: the SYN-ACK of a simultaneous open completes it (Linux
             # tcp_validate_incoming lets it past RFC 5961's SYN check); a SYN's window is unscaled
@@ -119,18 +119,18 @@ class InputMixin(Tcb):
             self._ecn_input(seg, len(payload), now)
         self._process_ack(seg, len(payload), now)
         st = self.state
-        if st == State.CLOSED:
+        if st == CLOSED:
             return
         if flags & URG or self.urg is not None:
             self._urgent_input(seg, payload)          # RFC 9293 §3.10.7.4 sixth: the URG bit
-        if (payload or flags & FIN) and st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+        if (payload or flags & FIN) and st in RECEIVES_TEXT:
             self._process_text(seg, payload, now)
-        elif flags & FIN and st == State.TIME_WAIT:
+        elif flags & FIN and st == TIME_WAIT:
             self.ack_now = True                      # a retransmitted FIN: ACK it, restart 2 MSL
             self.tw_at = now + 2 * self.config.msl
         elif payload or flags & FIN:
             self.ack_now = True
-        if self.state != State.CLOSED:
+        if self.state != CLOSED:
             self.output(now)
 
     # --- header prediction (Van Jacobson; 4.4BSD tcp_input, Linux tcp_rcv_established) ------
@@ -167,14 +167,14 @@ class InputMixin(Tcb):
             self._ecn_input(seg, len(payload), now)
         self._process_ack(seg, len(payload), now)
         st = self.state
-        if st == State.CLOSED:
+        if st == CLOSED:
             return True
         if payload:
-            if st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+            if st in RECEIVES_TEXT:
                 self._process_text(seg, payload, now)
             else:
                 self.ack_now = True
-        if self.state != State.CLOSED:
+        if self.state != CLOSED:
             self.output(now)
         return True
 
