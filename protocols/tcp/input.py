@@ -11,7 +11,7 @@ from . import fastopen_conn as fastopen
 from . import info, mtuprobe_conn
 from . import seq as sq
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
-from .state import CLOSED, ESTABLISHED, LISTEN, RECEIVES_TEXT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
+from .state import CLOSED, LISTEN, RECEIVES_TEXT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
 from .tcb import Tcb
 from .urgent import NOTYET, Urgent, read_seq
 from .wire import ACK, CWR, ECE, FIN, RST, SYN, URG
@@ -22,7 +22,10 @@ SYNCHRONIZED_DATA = (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, Stat
 if TYPE_CHECKING:
     from .wire import TcpRepr
 
-# flags that send a segment of an established connection down the full path (header prediction)
+# header prediction (_predicted): the states it serves, and the flags that send a segment down
+# the full path
+PREDICTABLE = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING,
+                         State.LAST_ACK})
 _UNPREDICTED = SYN | FIN | RST | URG | ACK
 PAWS_IDLE = 24 * 86400.0          # RFC 7323 §5.5: TS.Recent older than 24 days is invalid
 DUPTHRESH = 3                     # RFC 5681 §3.2 / RFC 6675 §2
@@ -36,7 +39,7 @@ class InputMixin(Tcb):
         if payload:
             self.data_segs_in += 1
         st = self.state
-        if st == ESTABLISHED and seg.flags & _UNPREDICTED == ACK and seg.seq == self.rcv_nxt \
+        if st in PREDICTABLE and seg.flags & _UNPREDICTED == ACK and seg.seq == self.rcv_nxt \
                 and self.urg is None and self._predicted(seg, payload, now):
             return
         if st == SYN_SENT:
@@ -135,12 +138,14 @@ class InputMixin(Tcb):
 
     # --- header prediction (Van Jacobson; 4.4BSD tcp_input, Linux tcp_rcv_established) ------
     def _predicted(self: Self, seg: TcpRepr, payload: memoryview, now: float) -> bool:
-        """The two segments of an established connection that make up nearly all of its
+        """The two segments of a synchronized connection that make up nearly all of its
         traffic -- the pure ACK of data in flight and the in-order text at RCV.NXT -- past the
         checks of input() that cannot fail for them; False (nothing done) sends any other
-        segment down the full path.  The caller checked: ESTABLISHED, only ACK of SYN, FIN,
-        RST, URG and ACK (PSH, ECE and CWR go to the same helpers as on the full path), SEG.SEQ
-        = RCV.NXT, no urgent data in play.  What is left out, and why it gives the same result:
+        segment down the full path.  The caller checked: a synchronized state other than
+        TIME-WAIT (ESTABLISHED as in BSD and Linux, and the half-closed states, where a bulk
+        transfer often ends), only ACK of SYN, FIN, RST, URG and ACK (PSH, ECE and CWR go to
+        the same helpers as on the full path), SEG.SEQ = RCV.NXT, no urgent data in play.
+        What is left out, and why it gives the same result:
         - PAWS (RFC 7323 §5.3) cannot drop a segment whose TSval is not older than TS.Recent,
           which is required here when timestamps are on (a segment without one falls through);
         - SEG.SEQ = RCV.NXT is acceptable for any window (RFC 9293 §3.10.7.4's four cases:
@@ -148,10 +153,11 @@ class InputMixin(Tcb):
           text beyond the window is trimmed by _process_text, as on the full path;
         - SND.UNA <= SEG.ACK <= SND.MAX lies inside RFC 5961 §5.2's range, so no challenge
           ACK; an older ACK falls through;
-        - SYN-RECEIVED's checks do not apply; the URG bit is absent and no urgent data waits.
+        - SYN-RECEIVED's and TIME-WAIT's checks do not apply; no URG bit, no urgent data waits,
+          no FIN.
         Everything after those checks is the same helpers in the same order: TS.Recent,
-        ECN, the ACK (RTT sample, cwnd, RACK, PRR, window, TCP_INFO counters), the text
-        (delayed or quick ACK), output."""
+        ECN, the ACK (RTT sample, cwnd, RACK, PRR, window, FIN acknowledged, TCP_INFO
+        counters), the text (delayed or quick ACK; after our FIN, none is taken), output."""
         snd_una = self.snd_una
         if (seg.ack - snd_una) & sq.MASK > (self.snd_max - snd_una) & sq.MASK:
             return False                             # not in [SND.UNA, SND.MAX]

@@ -141,12 +141,12 @@ def test_prediction_is_invisible(seed: int, a_len: int, b_len: int,
 
 @pytest.mark.parametrize("timestamps", [True, False])
 def test_prediction_takes_the_common_segments(timestamps: bool) -> None:
-    """A clean exchange both ways: while both ends are ESTABLISHED nearly every segment is
-    predicted (in-order data, ACKs), and the result is the full path's."""
+    """A clean exchange both ways: nearly every segment is predicted (in-order data, ACKs --
+    in the half-closed states too), and the result is the full path's."""
     rnd = random.Random(7)
     kw: dict[str, Any] = dict(seed=7, loss=0.0, dup=0.0, jitter=0.0, iss_a=ISS, iss_b=IRS, timestamps=timestamps)
     fast, taken = _exchange(True, 0, a_data=rnd.randbytes(200_000), b_data=rnd.randbytes(200_000), **kw)
-    assert taken >= 0.6 * (len(fast) - 1)            # not: the handshake, FINs, the half-closed ends
+    assert taken >= 0.9 * (len(fast) - 1)            # not: the handshake, the FINs
     assert _compare(a_data=rnd.randbytes(50_000), b_data=rnd.randbytes(50_000), **kw) > 0
 
 
