@@ -157,7 +157,9 @@ class InputMixin(Tcb):
           no FIN.
         Everything after those checks is the same helpers in the same order: TS.Recent,
         ECN, the ACK (RTT sample, cwnd, RACK, PRR, window, FIN acknowledged, TCP_INFO
-        counters), the text (delayed or quick ACK; after our FIN, none is taken), output."""
+        counters), the text (delayed or quick ACK; after our FIN, none is taken), output --
+        except that text acknowledging nothing new, with nothing else in play, only updates
+        the send window (what _process_ack would do for it)."""
         snd_una = self.snd_una
         if (seg.ack - snd_una) & sq.MASK > (self.snd_max - snd_una) & sq.MASK:
             return False                             # not in [SND.UNA, SND.MAX]
@@ -171,7 +173,17 @@ class InputMixin(Tcb):
         self.keep_probes = 0
         if self.ecn is not None:
             self._ecn_input(seg, len(payload), now)
-        self._process_ack(seg, len(payload), now)
+        if payload and seg.ack == snd_una and not seg.sack and self.probe_high is None and self.tlp_pending is None \
+                and self.rack.rate is None and not self.prr.active and self.fin_seq is None:
+            # text that acknowledges nothing new: of _process_ack only what such an ACK does
+            # when no SACK, loss probe, rate sample, PRR or FIN of ours is in play -- the
+            # window (Linux's fast path: tcp_update_wl)
+            self.rcv_tstamp = now
+            self._update_send_window(seg, snd_una, seg.window << self.snd_wscale)
+            if self.snd_wnd == 0:
+                self.retries = 0                     # as _process_ack: probes answered, stay open
+        else:
+            self._process_ack(seg, len(payload), now)
         st = self.state
         if st == CLOSED:
             return True
@@ -438,18 +450,7 @@ class InputMixin(Tcb):
             self._rate_sample(now)
         if self.prr.active and self.in_recovery:
             self._prr_on_ack(acked, sacked_before, rack_lost_before, dupacks_before)
-        # RFC 9293 §3.10.7.4: update the send window from the newest segment only
-        if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
-            if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
-                self.snd_nxt = self.snd_una          # the window reopens: resend the probe octet it dropped
-            self.snd_wnd = win
-            self.snd_wl1, self.snd_wl2 = seg.seq, ack
-            if win > self.max_snd_wnd:
-                self.max_snd_wnd = win
-            if win:
-                self.persist_at = None
-                self.persist_backoff = 0
-                self.probes_stamp = None             # TCP_USER_TIMEOUT's probing time (timer.py)
+        self._update_send_window(seg, ack, win)
         if acked > 0 and self.snd.capacity < self.config.wmem[2]:
             self.expand_sndbuf()                     # with the new cwnd and window (memory.py)
         if self.snd_wnd == 0:
@@ -466,6 +467,20 @@ class InputMixin(Tcb):
             elif st == State.LAST_ACK:
                 self.destroy()
             self.on_event()
+
+    def _update_send_window(self, seg: TcpRepr, ack: int, win: int) -> None:
+        """RFC 9293 §3.10.7.4: the send window from the newest segment only (SND.WL1/WL2)."""
+        if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
+            if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
+                self.snd_nxt = self.snd_una          # the window reopens: resend the probe octet it dropped
+            self.snd_wnd = win
+            self.snd_wl1, self.snd_wl2 = seg.seq, ack
+            if win > self.max_snd_wnd:
+                self.max_snd_wnd = win
+            if win:
+                self.persist_at = None
+                self.persist_backoff = 0
+                self.probes_stamp = None             # TCP_USER_TIMEOUT's probing time (timer.py)
 
     def _rack_on_ack(self, seg: TcpRepr, now: float) -> None:
         """RFC 8985 §6.2: what this ACK delivered advances RACK; then every segment sent
