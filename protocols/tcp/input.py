@@ -11,7 +11,7 @@ from . import fastopen_conn as fastopen
 from . import info, mtuprobe_conn
 from . import seq as sq
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
-from .state import State
+from .state import CLOSED, LISTEN, RECEIVES_TEXT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
 from .tcb import Tcb
 from .urgent import NOTYET, Urgent, read_seq
 from .wire import ACK, CWR, ECE, FIN, RST, SYN, URG
@@ -22,6 +22,11 @@ SYNCHRONIZED_DATA = (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, Stat
 if TYPE_CHECKING:
     from .wire import TcpRepr
 
+# header prediction (_predicted): the states it serves, and the flags that send a segment down
+# the full path
+PREDICTABLE = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING,
+                         State.LAST_ACK})
+_UNPREDICTED = SYN | FIN | RST | URG | ACK
 PAWS_IDLE = 24 * 86400.0          # RFC 7323 §5.5: TS.Recent older than 24 days is invalid
 DUPTHRESH = 3                     # RFC 5681 §3.2 / RFC 6675 §2
 
@@ -34,17 +39,20 @@ class InputMixin(Tcb):
         if payload:
             self.data_segs_in += 1
         st = self.state
-        if st == State.SYN_SENT:
+        if st in PREDICTABLE and seg.flags & _UNPREDICTED == ACK and seg.seq == self.rcv_nxt \
+                and self.urg is None and self._predicted(seg, payload, now):
+            return
+        if st == SYN_SENT:
             self._input_syn_sent(seg, payload, now)
             return
-        if st in (State.CLOSED, State.LISTEN):
+        if st in (CLOSED, LISTEN):
             return
         flags = seg.flags
-        if st == State.SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) and seg.seq == self.irs:
+        if st == SYN_RECEIVED and flags & SYN and not flags & (ACK | RST) and seg.seq == self.irs:
             self.snd_nxt = self.iss                  # the peer lost our SYN-ACK: send it again
             self.output(now)
             return
-        if st == State.SYN_RECEIVED and flags & (SYN | ACK | RST) == SYN | ACK and self.parent is None \
+        if st == SYN_RECEIVED and flags & (SYN | ACK | RST) == SYN | ACK and self.parent is None \
                 and seg.seq == self.irs and seg.ack == self.snd_nxt:
             # RFC 9293 §3.5 Figure 8: the SYN-ACK of a simultaneous open completes it (Linux
             # tcp_validate_incoming lets it past RFC 5961's SYN check); a SYN's window is unscaled
@@ -114,19 +122,79 @@ class InputMixin(Tcb):
             self._ecn_input(seg, len(payload), now)
         self._process_ack(seg, len(payload), now)
         st = self.state
-        if st == State.CLOSED:
+        if st == CLOSED:
             return
         if flags & URG or self.urg is not None:
             self._urgent_input(seg, payload)          # RFC 9293 §3.10.7.4 sixth: the URG bit
-        if (payload or flags & FIN) and st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+        if (payload or flags & FIN) and st in RECEIVES_TEXT:
             self._process_text(seg, payload, now)
-        elif flags & FIN and st == State.TIME_WAIT:
+        elif flags & FIN and st == TIME_WAIT:
             self.ack_now = True                      # a retransmitted FIN: ACK it, restart 2 MSL
             self.tw_at = now + 2 * self.config.msl
         elif payload or flags & FIN:
             self.ack_now = True
-        if self.state != State.CLOSED:
+        if self.state != CLOSED:
             self.output(now)
+
+    # --- header prediction (Van Jacobson; 4.4BSD tcp_input, Linux tcp_rcv_established) ------
+    def _predicted(self: Self, seg: TcpRepr, payload: memoryview, now: float) -> bool:
+        """The two segments of a synchronized connection that make up nearly all of its
+        traffic -- the pure ACK of data in flight and the in-order text at RCV.NXT -- past the
+        checks of input() that cannot fail for them; False (nothing done) sends any other
+        segment down the full path.  The caller checked: a synchronized state other than
+        TIME-WAIT (ESTABLISHED as in BSD and Linux, and the half-closed states, where a bulk
+        transfer often ends), only ACK of SYN, FIN, RST, URG and ACK (PSH, ECE and CWR go to
+        the same helpers as on the full path), SEG.SEQ = RCV.NXT, no urgent data in play.
+        What is left out, and why it gives the same result:
+        - PAWS (RFC 7323 §5.3) cannot drop a segment whose TSval is not older than TS.Recent,
+          which is required here when timestamps are on (a segment without one falls through);
+        - SEG.SEQ = RCV.NXT is acceptable for any window (RFC 9293 §3.10.7.4's four cases:
+          with a zero window only RCV.NXT is, with an open one RCV.NXT is its left edge);
+          text beyond the window is trimmed by _process_text, as on the full path;
+        - SND.UNA <= SEG.ACK <= SND.MAX lies inside RFC 5961 §5.2's range, so no challenge
+          ACK; an older ACK falls through;
+        - SYN-RECEIVED's and TIME-WAIT's checks do not apply; no URG bit, no urgent data waits,
+          no FIN.
+        Everything after those checks is the same helpers in the same order: TS.Recent,
+        ECN, the ACK (RTT sample, cwnd, RACK, PRR, window, FIN acknowledged, TCP_INFO
+        counters), the text (delayed or quick ACK; after our FIN, none is taken), output --
+        except that text acknowledging nothing new, with nothing else in play, only updates
+        the send window (what _process_ack would do for it)."""
+        snd_una = self.snd_una
+        if (seg.ack - snd_una) & sq.MASK > (self.snd_max - snd_una) & sq.MASK:
+            return False                             # not in [SND.UNA, SND.MAX]
+        if self.ts_ok:
+            ts = seg.ts
+            if ts is None or (ts[0] - self.ts_recent) & sq.MASK > sq.HALF:
+                return False                         # no TSval, or older than TS.Recent: PAWS decides
+            if sq.le(seg.seq, self.last_ack_sent):
+                self.ts_recent, self.ts_recent_stamp = ts[0], now   # RFC 7323 §4.3
+        self.last_rcv = now
+        self.keep_probes = 0
+        if self.ecn is not None:
+            self._ecn_input(seg, len(payload), now)
+        if payload and seg.ack == snd_una and not seg.sack and self.probe_high is None and self.tlp_pending is None \
+                and self.rack.rate is None and not self.prr.active and self.fin_seq is None:
+            # text that acknowledges nothing new: of _process_ack only what such an ACK does
+            # when no SACK, loss probe, rate sample, PRR or FIN of ours is in play -- the
+            # window (Linux's fast path: tcp_update_wl)
+            self.rcv_tstamp = now
+            self._update_send_window(seg, snd_una, seg.window << self.snd_wscale)
+            if self.snd_wnd == 0:
+                self.retries = 0                     # as _process_ack: probes answered, stay open
+        else:
+            self._process_ack(seg, len(payload), now)
+        st = self.state
+        if st == CLOSED:
+            return True
+        if payload:
+            if st in RECEIVES_TEXT:
+                self._process_text(seg, payload, now)
+            else:
+                self.ack_now = True
+        if self.state != CLOSED:
+            self.output(now)
+        return True
 
     # --- ECN (RFC 3168; the state and rules in ecn.py) -----------------------------------
     def _ecn_input(self, seg: TcpRepr, datalen: int, now: float) -> None:
@@ -382,18 +450,7 @@ class InputMixin(Tcb):
             self._rate_sample(now)
         if self.prr.active and self.in_recovery:
             self._prr_on_ack(acked, sacked_before, rack_lost_before, dupacks_before)
-        # RFC 9293 §3.10.7.4: update the send window from the newest segment only
-        if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
-            if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
-                self.snd_nxt = self.snd_una          # the window reopens: resend the probe octet it dropped
-            self.snd_wnd = win
-            self.snd_wl1, self.snd_wl2 = seg.seq, ack
-            if win > self.max_snd_wnd:
-                self.max_snd_wnd = win
-            if win:
-                self.persist_at = None
-                self.persist_backoff = 0
-                self.probes_stamp = None             # TCP_USER_TIMEOUT's probing time (timer.py)
+        self._update_send_window(seg, ack, win)
         if acked > 0 and self.snd.capacity < self.config.wmem[2]:
             self.expand_sndbuf()                     # with the new cwnd and window (memory.py)
         if self.snd_wnd == 0:
@@ -410,6 +467,20 @@ class InputMixin(Tcb):
             elif st == State.LAST_ACK:
                 self.destroy()
             self.on_event()
+
+    def _update_send_window(self, seg: TcpRepr, ack: int, win: int) -> None:
+        """RFC 9293 §3.10.7.4: the send window from the newest segment only (SND.WL1/WL2)."""
+        if sq.lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and sq.le(self.snd_wl2, ack)):
+            if win and self.snd_wnd == 0 and sq.gt(self.snd_nxt, self.snd_una):
+                self.snd_nxt = self.snd_una          # the window reopens: resend the probe octet it dropped
+            self.snd_wnd = win
+            self.snd_wl1, self.snd_wl2 = seg.seq, ack
+            if win > self.max_snd_wnd:
+                self.max_snd_wnd = win
+            if win:
+                self.persist_at = None
+                self.persist_backoff = 0
+                self.probes_stamp = None             # TCP_USER_TIMEOUT's probing time (timer.py)
 
     def _rack_on_ack(self, seg: TcpRepr, now: float) -> None:
         """RFC 8985 §6.2: what this ACK delivered advances RACK; then every segment sent

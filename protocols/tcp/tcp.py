@@ -71,7 +71,7 @@ from .forward import (
 from .listen import COOKIE_PERIOD, SynCookies
 from .memory import SocketMemory
 from .segmentation import initial_window
-from .state import State
+from .state import CLOSED, TIME_WAIT, State
 from .stats import TcpStats
 from .wire import ACK, FIN, RST, SYN, TcpRepr
 
@@ -724,14 +724,14 @@ class Tcp:
         a new SYN for a connection in TIME_WAIT that a listener of the port (or the forwarder)
         takes instead: the old one is retired (RFC 9293 §3.10.7.4 note, RFC 6191) and the
         caller goes on."""
-        if conn.state == State.TIME_WAIT and seg.flags & SYN and not seg.flags & (ACK | RST) \
+        if conn.state == TIME_WAIT and seg.flags & SYN and not seg.flags & (ACK | RST) \
                 and sq.gt(seg.seq, conn.rcv_nxt) \
                 and (self.forwarder is not None or listener(laddr, seg.dst_port) is not None):
             conn.destroy()
             return False
         conn.input(seg, payload, now)
         self.mem.update(conn)
-        if conn.state != State.CLOSED:
+        if conn.state != CLOSED:
             self.schedule(conn)
         return True
 

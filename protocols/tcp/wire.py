@@ -22,6 +22,11 @@ MAX_WSCALE = 14                 # RFC 7323 §2.3: larger shifts are treated as 1
 
 _HDR = struct.Struct("!HHIIBBHHH")
 _TS = struct.Struct("!BBII")
+# the header of nearly every segment after the handshake between timestamp-using ends (Linux
+# lays TS out so): 32 octets, the options NOP NOP TS(10) -- read in one unpack (parse)
+_HDR_NOP_NOP_TS = struct.Struct("!HHIIBBHHHIII")
+_NOP_NOP_TS = (OPT_NOP << 24) | (OPT_NOP << 16) | (OPT_TS << 8) | 10
+_OFF_32 = 8                                     # the data-offset nibble of a 32-octet header
 
 
 def parse_fastopen(kind: int, body: bytes | bytearray | memoryview) -> tuple[bytes | None, bool]:
@@ -70,15 +75,22 @@ class TcpRepr:
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview) -> TcpRepr | str:
         """A repr, or the name of the counter to bump when the header is malformed."""
-        if len(data) < HDR_LEN:
+        size = len(data)
+        if size >= 32 and data[12] >> 4 == _OFF_32:
+            # the common layout first (per segment): what _parse_options would make of it
+            sport, dport, seq, ack, _off, flags, win, _csum, urg, lead, val, ecr = \
+                _HDR_NOP_NOP_TS.unpack_from(data, 0)
+            if lead == _NOP_NOP_TS:
+                return cls(sport, dport, seq, ack, flags, win, urg, None, None, False, (val, ecr), (), 32)
+        elif size < HDR_LEN:
             return "in_truncated"
         sport, dport, seq, ack, off, flags, win, _csum, urg = _HDR.unpack_from(data, 0)
         hlen = (off >> 4) * 4
         if hlen < HDR_LEN:
             return "in_hdr_errors"
-        if hlen > len(data):
+        if hlen > size:
             return "in_truncated"
-        seg = cls(sport, dport, seq, ack, flags, win, urg, hdr_len=hlen)
+        seg = cls(sport, dport, seq, ack, flags, win, urg, None, None, False, None, (), hlen)
         if hlen > HDR_LEN:
             seg._parse_options(data, hlen)
         return seg

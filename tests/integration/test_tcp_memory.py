@@ -96,7 +96,11 @@ async def test_never_reading_clients_bounded_per_socket_and_globally(
                 # per socket: never-reading peers pin the initial receive buffer and twice
                 # the peer's window on the send side -- not tcp_rmem[2] / tcp_wmem[2]
                 assert pcb.rcv.capacity == tcp_a.rmem[1] and pcb.rcv.held() <= tcp_a.rmem[1]
-                assert pcb.snd.held() <= 2 * 131072 + 65536
+                # the send buffer grows to twice the peer's window at most (tcp_sndbuf_expand;
+                # under pressure it shrinks below what it holds, sk_stream_moderate_sndbuf);
+                # what it holds stays under twice that (consumed octets wait for the next
+                # compaction, which ByteQueue.consume makes once they are half the queue)
+                assert pcb.snd.capacity <= 2 * 131072 and pcb.snd.held() < 2 * 2 * 131072
             accounted = sum(c._pcb.snd.held() + c._pcb.rcv.held() for c in held)
             assert tcp.mem_allocated == accounted <= tcp.mem_committed
             # globally: past the high mark by no more than one window opened just before it was

@@ -254,3 +254,40 @@ def test_any_option_bytes_parse_without_raising(opts: bytes) -> None:
 def test_any_bytes_parse_to_a_repr_or_a_counter(data: bytes) -> None:
     result = TcpRepr.parse(data)
     assert isinstance(result, TcpRepr) or result in ("in_truncated", "in_hdr_errors")
+
+
+# --- the quick path for NOP NOP TS (parse): the same repr as the option loop's ------------------------
+def _by_the_loop(data: bytes) -> TcpRepr:
+    """What parse made of a header before its quick path: the fixed header, then the loop."""
+    sport, dport, seq, ack, off, flags, win, _csum, urg = struct.unpack_from("!HHIIBBHHH", data)
+    seg = TcpRepr(sport, dport, seq, ack, flags, win, urg, hdr_len=(off >> 4) * 4)
+    seg._parse_options(data, seg.hdr_len)
+    return seg
+
+
+@FAST
+@given(lead=st.sampled_from([b"\x01\x01\x08\x0a", b"\x01\x01\x08\x0b", b"\x08\x0a", b"\x01\x01\x05\x0a",
+                             b"\x00\x01\x08\x0a", b""]),
+       val=u32, ecr=u32, rest=st.binary(max_size=28), off_extra=st.integers(-1, 3), flags=st.integers(0, 0xFF),
+       reserved=st.integers(0, 15), payload=st.binary(max_size=8))
+def test_nop_nop_ts_quick_path_matches_the_option_loop(lead: bytes, val: int, ecr: int, rest: bytes,
+                                                      off_extra: int, flags: int, reserved: int,
+                                                      payload: bytes) -> None:
+    """Linux's layout after the handshake (NOP NOP TS in a 32-octet header) is read in one
+    unpack; any other layout -- another option first, a longer header, a TS of the wrong
+    length, reserved bits set -- must come out as the loop reads it."""
+    opts = lead + struct.pack("!II", val, ecr) + rest
+    opts += bytes(-len(opts) % 4)
+    off = max(5, min(15, 5 + len(opts) // 4 + off_extra))
+    data = bytearray(struct.pack("!HHIIBBHHH", 1, 2, 3, 4, off << 4 | reserved, flags, 5, 0, 6) + opts + payload)
+    seg = TcpRepr.parse(memoryview(data))
+    if off * 4 > len(data):
+        assert seg == "in_truncated"
+        return
+    assert seg == _by_the_loop(bytes(data))
+
+
+def test_nop_nop_ts_header_reads_the_timestamps() -> None:
+    seg = TcpRepr.parse(bytes(header(off=8, opts=b"\x01\x01\x08\x0a" + struct.pack("!II", 7, 9))) + b"data")
+    assert isinstance(seg, TcpRepr)
+    assert (seg.ts, seg.hdr_len, seg.sack, seg.mss) == ((7, 9), 32, (), None)
