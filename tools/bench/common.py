@@ -224,3 +224,20 @@ def markdown_table(rows: list[list[str]]) -> list[str]:
                                for i, (x, w) in enumerate(zip(r, widths, strict=True))) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return lines
+
+
+def record_measure(sec: Section, row: str, result: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """One measure a bench child reported (its line's `result`, or the line's error): the
+    row's cell, its details, extra rows and CPU per unit in `sec`; returns the result."""
+    got: dict[str, Any] = result if isinstance(result, dict) else {"error": out.get("error", "no result")}
+    if got.get("value") is None:
+        sec.cells[row] = Cell.na(got.get("error", "no result"))
+    else:
+        sec.set(row, got["value"], got.get("note", ""))
+    if got.get("details"):
+        sec.details[row] = got["details"]
+    for extra, cell in got.get("extra_rows", {}).items():
+        sec.set(extra, cell["value"], cell.get("note", ""))
+    if got.get("cpu_us") is not None:
+        sec.details.setdefault("cpu", {})[row] = {"us": got["cpu_us"], "per": got["per"]}
+    return got

@@ -50,7 +50,7 @@ from typing import Any
 
 from ndd.checksum import checksum, ones_sum
 
-from .common import Cell, Params, Proc, Section, add_cpu, can_run, cpu_s, netns, peer_argv, reason
+from .common import Params, Proc, Section, add_cpu, can_run, cpu_s, netns, peer_argv, reason, record_measure
 
 KERNEL_IP, LIMIT_IP = "10.78.3.1", "10.78.3.2"
 GROUPS: dict[str, list[str]] = {"on": ["bulk_in", "bulk_out", "rr", "cps"], "off": ["bulk_in", "bulk_out"]}
@@ -498,16 +498,7 @@ def run(p: Params) -> Section:
             out = {"error": reason(exc)}
         for m in GROUPS[group]:
             row = ROW_OF[(group, m)]
-            res = out.get(m)
-            got: dict[str, Any] = res if isinstance(res, dict) else {"error": out.get("error", "no result")}
-            if got.get("value") is None:
-                sec.cells[row] = Cell.na(got.get("error", "no result"))
-            else:
-                sec.set(row, got["value"], got.get("note", ""))
-            if got.get("details"):
-                sec.details[row] = got["details"]
-            if got.get("cpu_us") is not None:
-                sec.details.setdefault("cpu", {})[row] = {"us": got["cpu_us"], "per": got["per"]}
+            record_measure(sec, row, out.get(m), out)
     return sec
 
 

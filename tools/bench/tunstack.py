@@ -32,7 +32,20 @@ import trio
 
 from tools.lab.netns import NetnsHost, unique_name
 
-from .common import UNIT_OF, Cell, Params, Proc, Section, add_cpu, can_run, cpu_s, netns, peer_argv, reason
+from .common import (
+    UNIT_OF,
+    Cell,
+    Params,
+    Proc,
+    Section,
+    add_cpu,
+    can_run,
+    cpu_s,
+    netns,
+    peer_argv,
+    reason,
+    record_measure,
+)
 
 KERNEL_IP, STACK_IP = "10.78.2.1", "10.78.2.2"
 KERNEL_IP6, STACK_IP6 = "fd00:78:2::1", "fd00:78:2::2"
@@ -97,18 +110,7 @@ def run(p: Params) -> Section:
             sec.details[f"tun_offload_flags_{group}"] = out["offload_flags"]
         for m in GROUPS[group]:
             row = ROW_OF[(group, m)]
-            res = out.get(m)
-            got: dict[str, Any] = res if isinstance(res, dict) else {"error": out.get("error", "no result")}
-            if got.get("value") is None:
-                sec.cells[row] = Cell.na(got.get("error", "no result"))
-            else:
-                sec.set(row, got["value"], got.get("note", ""))
-            if got.get("details"):
-                sec.details[row] = got["details"]
-            for extra, cell in got.get("extra_rows", {}).items():
-                sec.set(extra, cell["value"], cell.get("note", ""))
-            if got.get("cpu_us") is not None:
-                sec.details.setdefault("cpu", {})[row] = {"us": got["cpu_us"], "per": got["per"]}
+            got = record_measure(sec, row, out.get(m), out)
             if row == "mem":
                 rss = got.get("details", {}).get("rss_kib_per_conn")
                 if rss is None:
