@@ -1,4 +1,5 @@
-"""Wake-ups and task switches (issue 15): a stream socket wakes only the task that
+"""Wake-ups and task switches (issue 15): the timer service is not woken to recompute a
+later deadline nor for timers cancelled meanwhile, and a stream socket wakes only the task that
 can proceed -- a reader not for the ACKs of its own data, a writer not before its socket
 is writable -- with every operation still a trio checkpoint.
 
@@ -11,11 +12,92 @@ from typing import Any
 import trio
 import trio.testing
 
+from stack.timers import TimerService
 from tools.bench.steps import StepCounter
 
 from .helpers import IP_B, two_stacks
 
 A, S = socket.AF_INET, socket.SOCK_STREAM
+
+
+class DeadlineCore:
+    """A timed core with one deadline, counting its polls."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+        self.polled: list[float] = []
+        self.kick: Any = lambda at=None: None
+
+    def poll_at(self) -> float | None:
+        return self.at
+
+    def poll(self, now: float) -> None:
+        if self.at is not None and now >= self.at:
+            self.polled.append(now)
+            self.at = None
+
+
+async def test_a_later_deadline_moves_the_alarm_without_a_wake_up(autojump_clock: trio.testing.MockClock) -> None:
+    service = TimerService(trio.current_time)
+    core = DeadlineCore()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(service.run)
+        service.register(core)
+        await trio.sleep(1)
+        before = service.wakeups
+        start = trio.current_time()
+        for i in range(50):                 # 50 earlier deadlines armed in turn: no wake-up each
+            core.at = start + 100 - i
+            core.kick(core.at)
+            await trio.sleep(0)
+        assert service.wakeups == before
+        await trio.sleep(200)
+        nursery.cancel_scope.cancel()
+    assert core.polled == [start + 51]      # served at the earliest, once
+    assert service.wakeups == before + 1
+
+
+async def test_a_deadline_kicked_while_polling_is_not_lost(autojump_clock: trio.testing.MockClock) -> None:
+    """A core polled before another in the same pass, re-armed by that other core's poll."""
+    service = TimerService(trio.current_time)
+    first, second = DeadlineCore(), DeadlineCore()
+
+    def poll_and_arm_first(now: float) -> None:
+        DeadlineCore.poll(second, now)
+        first.at = now + 5
+        first.kick(first.at)
+
+    second.poll = poll_and_arm_first        # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        service.register(first)
+        service.register(second)
+        nursery.start_soon(service.run)
+        second.at = trio.current_time() + 1
+        second.kick(second.at)
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert len(second.polled) == 1 and first.polled == [second.polled[0] + 5]
+
+
+async def test_cancelled_retransmission_timers_share_wake_ups(autojump_clock: trio.testing.MockClock) -> None:
+    """Connections closed one after another: each FIN's retransmission timeout, cancelled by
+    its ACK, stays in TCP's lazy heap -- checked at the head when the TimerService asks,
+    they are refiled together instead of waking the service one by one."""
+    async with two_stacks() as p:
+        lst = p.sb.socket(A, S)
+        lst.bind(("", 5000))
+        lst.listen(64)
+        conns = 40
+        before = p.sa.timers.wakeups
+        for _ in range(conns):
+            c = p.sa.socket(A, S)
+            await c.connect((IP_B, 5000))
+            s, _ = await lst.accept()
+            c.close()
+            s.close()
+            await trio.sleep(0.0005)
+        await trio.sleep(5)
+    assert p.sa.timers.wakeups - before < conns / 2     # 10 here; 49 with the lazy head reported as is
 
 
 async def _steps_of(task_name: str, body: Any) -> int:
