@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from drivers.tuntap import TapNdd, TunNdd
+from drivers.tuntap import DEFAULT_TXQUEUELEN, TapNdd, TunNdd
 from stack import Stack
 from tools.gateway.ifconfig import IfconfigError, configure_interface
 from tools.gateway.nsenter import (
@@ -48,7 +48,7 @@ async def test_tap_made_inside_a_namespace_is_served_from_ours(netns: NetnsHost)
         assert name in _links(netns)
         assert subprocess.run(["ip", "link", "show", name], capture_output=True).returncode != 0  # not ours
         detail = netns.ip("-d", "link", "show", name).stdout
-        assert "mtu 65520" in detail and "vnet_hdr on" in detail and "qlen 4096" in detail
+        assert "mtu 65520" in detail and "vnet_hdr on" in detail and f"qlen {DEFAULT_TXQUEUELEN}" in detail
         assert ndd.kernel_mac and ndd.kernel_mac.hex(":") in detail
         assert ndd.caps.tso_max == 65535          # offloads negotiated on the fd from our namespace
         netns.ip("addr", "add", "10.0.2.100/24", "dev", name)
