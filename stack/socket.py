@@ -320,9 +320,12 @@ class Socket:
 
     async def wait_readable(self) -> None:
         pcb = self._check()
+        parked = False
         while not (self._closed or self._shut_rd or self._ops.readable(pcb)):
             await self._readers.park()
-        await trio.lowlevel.checkpoint()
+            parked = True
+        if not parked:                  # else parking was the checkpoint
+            await trio.lowlevel.checkpoint()
 
     async def wait_writable(self) -> None:
         self._check()

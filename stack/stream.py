@@ -11,6 +11,20 @@ Semantics follow Linux (docs/design.md, "Socket semantics"):
 Cancellation: a cancelled `recv`/`accept`/`send` consumed or queued nothing beyond
 what it returned; a cancelled `connect` abandons the handshake -- the socket is left
 unconnected with its (auto-)bound name, and may connect again.
+
+Wake-ups (issue 15: a task switch costs more than the TCP work of a 1-byte round trip):
+  * readers and writers park apart, as BSD's sorwakeup/sowwakeup: the protocol's one upcall
+    per change is filtered here -- writers wake once the socket is writable (Linux
+    sk_stream_write_space), not on every ACK; readers (recv, accept, connect) when there is
+    something to read, an error, or a new connection state -- not on the ACKs of their own
+    data;
+  * every operation is a trio checkpoint, and one only (but connect, which also yields
+    once after its handshake): a cancel point first, then either the park (the schedule
+    point of an operation that waits) or one cancel_shielded_checkpoint after the work;
+  * a `send` right after a wait of the same task on this socket (the echo pattern: recv
+    woke it, send answers; sendall's next chunk after a send that waited for room) skips
+    that trailing schedule point -- the wait was the task's schedule point, and the
+    socket spares at most one per wait, so no loop of sends can starve other tasks.
 """
 from __future__ import annotations
 
@@ -45,6 +59,11 @@ def _never(pcb: Any) -> bool:
     return False
 
 
+def _no_upcall() -> None:
+    """The upcall of a closed socket: a connection living on as an orphan wakes nobody
+    (and keeps no reference to the socket)."""
+
+
 class StreamSocket(Socket):
     def __init__(self, stack: SocketHost, family: int, type: int, proto: int, pr: Protosw,
                  pcb: Any = None) -> None:
@@ -58,16 +77,65 @@ class StreamSocket(Socket):
         # EISCONN for the first, a plain send for the second (__inet_stream_connect)
         self._connect_done = pcb is not None
         self._stream_ops = cast("StreamUserRequests", self._ops)   # urgent data, ioctls
+        # BSD's so_snd waiters apart from so_rcv's (`_readers`: recv, accept, connect)
+        self._writers = trio.lowlevel.ParkingLot()
+        # the so_state the parked readers waited under: another one wakes them (None: wake
+        # at the next upcall; _park_reader)
+        self._seen_state: int | None = None
+        # the task whose wait on this socket (recv, send) ended last, until its next send:
+        # that send needs no schedule point of its own (the wait was one)
+        self._woken: trio.lowlevel.Task | None = None
+        self._ops.set_upcall(self._pcb, self._upcall)
+
+    def _upcall(self) -> None:
+        """The protocol's so_upcall (any change: data, space, state), split by who can
+        proceed: sorwakeup for readers, sowwakeup for writers (module docstring)."""
+        if self._readers:
+            ops, pcb = self._ops, self._pcb
+            state = ops.state(pcb)
+            if state != self._seen_state or ops.readable(pcb):
+                self._seen_state = state
+                self._readers.unpark_all()
+        if self._writers and self._ops.writable(self._pcb):
+            self._writers.unpark_all()
+
+    async def _park_reader(self) -> None:
+        """Wait as a reader.  The upcall wakes readers on a so_state other than the one they
+        waited under: the first sets it; one parking beside others under another state
+        (the state moved with no upcall) has the next upcall wake them all."""
+        state = self._ops.state(self._pcb)
+        if not self._readers:
+            self._seen_state = state
+        elif state != self._seen_state:
+            self._seen_state = None
+        await self._readers.park()
+
+    def _wake_all(self) -> None:
+        """close, shutdown: every waiter looks again."""
+        self._readers.unpark_all()
+        self._writers.unpark_all()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        super().close()
+        self._writers.unpark_all()
+        self._woken = None
+        self._ops.set_upcall(self._pcb, _no_upcall)
 
     # --- connection -------------------------------------------------------------------
     async def accept(self) -> tuple[StreamSocket, tuple[Any, ...]]:
         pcb = self._check()
-        await trio.lowlevel.checkpoint()
-        while True:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        accepted = self._take_child(pcb)
+        if accepted is not None:                # one was ready: yield once after taking it
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return accepted
+        while True:                             # parking is the schedule point
+            await self._park_reader()
             accepted = self._take_child(pcb)
             if accepted is not None:
                 return accepted
-            await self._readers.park()
 
     def accept_nowait(self) -> tuple[StreamSocket, tuple[Any, ...]]:
         """accept(2) on a non-blocking socket: the next queued connection at once, or
@@ -103,7 +171,7 @@ class StreamSocket(Socket):
         self._ever_connected = True
         try:
             while ops.state(pcb) & SS_ISCONNECTING:
-                await self._readers.park()
+                await self._park_reader()
         except BaseException:
             if ops.state(pcb) & SS_ISCONNECTING:
                 ops.abandon_connect(pcb, self._stack.now())
@@ -117,6 +185,8 @@ class StreamSocket(Socket):
             raise oserror(err or errno.ECONNREFUSED)
         # TCP_FASTOPEN_CONNECT's deferred connect is SS_CONNECTING until its first write
         self._connect_done = not getattr(ops, "fastopen_deferred", _never)(pcb)
+        # once per connection: the yield after the handshake stays (the accepting side
+        # runs before the caller goes on, as it always has)
         await trio.lowlevel.checkpoint()
 
     def disconnect(self) -> None:
@@ -138,7 +208,9 @@ class StreamSocket(Socket):
             if how in (_pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
                 self._shut_wr = True
         if how != _pysocket.SHUT_WR:
-            self._readers.unpark_all()      # readers see EOF; a listener's accept() sees EINVAL
+            self._wake_all()                # readers see EOF; a listener's accept() sees EINVAL
+        else:
+            self._writers.unpark_all()      # a writer waiting for room sees EPIPE
         self._raise(err)
 
     # --- data ------------------------------------------------------------------------------
@@ -149,7 +221,11 @@ class StreamSocket(Socket):
         # its way while other tasks run (parking is the checkpoint on the slow path)
         await trio.lowlevel.checkpoint_if_cancelled()
         n, parked = await self._send_wait(pcb, view, flags)
-        if not parked:
+        if parked:
+            self._woken = trio.lowlevel.current_task()     # sendall's next send may skip a yield
+        elif self._woken is not None and self._woken is trio.lowlevel.current_task():
+            self._woken = None          # right after this task's wait: that was its schedule point
+        else:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return n
 
@@ -175,10 +251,9 @@ class StreamSocket(Socket):
             if flags & _pysocket.MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             # Linux sk_stream_wait_memory: woken by sk_stream_write_space only once the socket
-            # is writeable (a third of the buffer free), not on every ACK (issue 14, point 9)
-            await self._readers.park()
-            while not ops.writable(pcb):             # (a close makes it writable: EBADF above)
-                await self._readers.park()
+            # is writeable (a third of the buffer free), not on every ACK (issue 14, point 9):
+            # the upcall wakes `_writers` only then, close and shutdown always
+            await self._writers.park()
             parked = True
 
     async def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
@@ -229,7 +304,7 @@ class StreamSocket(Socket):
                 raise oserror(errno.EINPROGRESS)
             return n
         while ops.state(pcb) & SS_ISCONNECTING:
-            await self._readers.park()
+            await self._park_reader()
         if not ops.state(pcb) & (SS_ISCONNECTED | SS_ISDISCONNECTING):
             self._ever_connected = False
             err = ops.take_error(pcb)
@@ -248,7 +323,9 @@ class StreamSocket(Socket):
         # (parking is itself the checkpoint on the slow path)
         await trio.lowlevel.checkpoint_if_cancelled()
         data, parked = await self._recv_wait(pcb, bufsize, flags)
-        if not parked:
+        if parked:
+            self._woken = trio.lowlevel.current_task()     # its next send may skip a yield
+        else:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return data, None
 
@@ -284,14 +361,17 @@ class StreamSocket(Socket):
                 return b"", parked
             if flags & _pysocket.MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            await self._readers.park()
+            await self._park_reader()
             parked = True
 
     async def wait_writable(self) -> None:
         pcb = self._check()
+        parked = False
         while not (self._closed or self._ops.writable(pcb)):
-            await self._readers.park()
-        await trio.lowlevel.checkpoint()
+            await self._writers.park()
+            parked = True
+        if not parked:                  # else parking was the checkpoint
+            await trio.lowlevel.checkpoint()
 
     # --- options -----------------------------------------------------------------------------
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:

@@ -6,6 +6,15 @@ earlier deadline calls its `kick` hook (set here) so the loop recomputes; passin
 deadline, `kick(at)`, lets the loop stay asleep when it already wakes in time.  Cores never
 see trio.
 
+Wake-ups are coalesced (issue 15: ~6 000 wake-ups for 8 800 accepted connections, 40 µs
+CPU each):
+  * a `kick(at)` for a deadline in the future moves the sleeping loop's alarm (its cancel
+    scope's deadline) instead of waking it to recompute; only a core due now (`kick()`,
+    or `kick(at)` with `at` not after now) wakes the loop at once;
+  * a core reports the deadline that is really due (TCP's lazy heap checks its head,
+    protocols/tcp/tcp.py poll_at), and an alarm that finds nothing due any more goes
+    back to sleep at once, without the input-first yield below.
+
 Progress is guaranteed here whatever a core does: a core is polled at most once per pass,
 and one still due right after its poll (it made no progress: float rounding, a zero timer)
 is next looked at one tick later, counted in `stalls` -- never a busy loop at `now`.
@@ -32,7 +41,12 @@ class TimerService:
         self.clock = clock
         self.timed: list[TimedCore] = []
         self._wake = trio.Event()
-        self._armed = -math.inf       # the deadline the loop sleeps until
+        # while the loop sleeps: its alarm (the scope's deadline, rounded) and the scope itself
+        self._armed = math.inf
+        self._sleeping: trio.CancelScope | None = None
+        # while the loop polls: the earliest deadline kicked meanwhile (a core polled before
+        # the kicker in this pass is not asked again)
+        self._kicked = math.inf
         self.wakeups = 0
         self.stalls = 0               # a core still due right after its poll: looked at a tick later
 
@@ -46,14 +60,38 @@ class TimerService:
             self.timed.remove(core)
 
     def kick(self, at: float | None = None) -> None:
-        if at is not None and at >= self._armed:
+        sleeping = self._sleeping
+        if sleeping is None:                    # polling now: seen before the loop sleeps
+            if at is None:
+                self._wake.set()
+            elif at < self._kicked:
+                self._kicked = at
             return
-        self._wake.set()
+        if at is not None:
+            if at >= self._armed:
+                return                          # the loop wakes in time already
+            now = self.clock()
+            if at > now:
+                # a later deadline: move the alarm, no wake-up now (the loop would only
+                # recompute and sleep again)
+                self._armed = sleeping.deadline = at
+                return
+        self._wake.set()                        # due now: wake the loop
+
+    def _due(self) -> bool:
+        """Some core is due now (an alarm may find its deadline cancelled meanwhile)."""
+        now = self.clock()
+        for core in self.timed:
+            at = core.poll_at()
+            if at is not None and at <= now:
+                return True
+        return False
 
     async def run(self) -> None:
         while True:
             # A fresh event *before* polling: a kick raised while polling wakes the next wait.
             self._wake = trio.Event()
+            self._kicked = math.inf
             now = self.clock()
             deadline = math.inf
             for core in list(self.timed):
@@ -66,12 +104,17 @@ class TimerService:
                         at = now + TICK
                 if at is not None and at < deadline:
                     deadline = at
+            deadline = min(deadline, self._kicked)
             self.wakeups += 1
-            self._armed = deadline
-            with trio.move_on_at(deadline) as sleeping:
-                await self._wake.wait()
-            self._armed = -math.inf
-            if sleeping.cancelled_caught:
+            with trio.CancelScope(deadline=deadline) as sleeping:
+                self._armed = deadline
+                self._sleeping = sleeping
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._sleeping = None
+                    self._armed = math.inf
+            if sleeping.cancelled_caught and self._due():
                 # Input first: a deadline and a device's pending frames often become ready in
                 # the same scheduler batch (a loaded machine, or the stack busy sending), which
                 # trio runs in random order.  One checkpoint lets the readers go first, so a

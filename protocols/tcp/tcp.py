@@ -640,7 +640,25 @@ class Tcp:
             self.kick(at)
 
     def poll_at(self) -> float | None:
-        at = self._heap[0][0] if self._heap else None
+        # The heap is lazy: an entry stays when the timer that filed it is cancelled or moved
+        # later (every FIN's retransmission timeout, ACKed at once).  Reported as it is, each
+        # would cost the TimerService a wake-up that finds nothing due -- about one per
+        # accepted connection (issue 15).  So the head is checked against its connection's
+        # real deadline here, and refiled, until it is one that is due when it says.
+        heap = self._heap
+        while heap:
+            filed, _, conn = heap[0]
+            if conn.sched_at != filed:
+                heapq.heappop(heap)                      # stale: a newer entry exists
+                continue
+            real = conn.poll_at()
+            if real is not None and real <= filed:
+                break
+            heapq.heappop(heap)                          # cancelled or later: refile, or drop
+            conn.sched_at = real
+            if real is not None:
+                heapq.heappush(heap, (real, next(self._tiebreak), conn))
+        at = heap[0][0] if heap else None
         if self._fwd_pending:
             first = next(iter(self._fwd_pending.values())).deadline   # the oldest held SYN's
             if at is None or first < at:

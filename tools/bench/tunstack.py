@@ -46,6 +46,7 @@ from .common import (
     reason,
     record_measure,
 )
+from .steps import StepCounter
 
 KERNEL_IP, STACK_IP = "10.78.2.1", "10.78.2.2"
 KERNEL_IP6, STACK_IP6 = "fd00:78:2::1", "fd00:78:2::2"
@@ -425,6 +426,10 @@ async def child(a: argparse.Namespace) -> dict[str, Any]:
             for m in a.only.split(",") if a.only else GROUPS[a.group]:
                 t = limit(m, a.seconds, a.conns)
                 frames0, octets0, cpu0 = ndd.stats.ipackets, ndd.stats.ibytes, cpu_s()
+                wakeups0 = st.timers.wakeups
+                counter = StepCounter() if a.steps else None
+                if counter is not None:
+                    trio.lowlevel.add_instrument(counter)
                 try:
                     with trio.fail_after(t):
                         results[m] = await MEASURES[m](st, host, a)
@@ -434,10 +439,17 @@ async def child(a: argparse.Namespace) -> dict[str, Any]:
                         frames = ndd.stats.ipackets - frames0
                         if frames:
                             results[m]["details"]["avg_frame_octets"] = round((ndd.stats.ibytes - octets0) / frames)
+                        if counter is not None:     # scheduling work per unit (tools/bench/steps.py)
+                            results[m]["details"]["steps"] = {
+                                **counter.per_unit(units),
+                                "timer_wakeups": round((st.timers.wakeups - wakeups0) / max(units, 1), 3)}
                 except trio.TooSlowError:
                     results[m] = {"error": f"timed out after {t:.0f} s"}
                 except Exception as exc:  # stack errors arrive wrapped in nursery groups; keep going
                     results[m] = {"error": reason(exc)}
+                finally:
+                    if counter is not None:
+                        trio.lowlevel.remove_instrument(counter)
     return results
 
 
@@ -451,6 +463,8 @@ def main() -> None:
                    "'' keeps the default)")
     p.add_argument("--only", default="", help="these measures of the group only (comma-separated)")
     p.add_argument("--txqueuelen", type=int, default=0, help="the TUN's txqueuelen (0: the driver's default)")
+    p.add_argument("--steps", action="store_true", help="count trio's task steps and epoll passes per unit "
+                   "(tools/bench/steps.py; the instrument costs CPU: not for the CPU figures)")
     a = p.parse_args()
     try:
         out = trio.run(child, a)
