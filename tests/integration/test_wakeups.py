@@ -100,6 +100,17 @@ async def test_cancelled_retransmission_timers_share_wake_ups(autojump_clock: tr
     assert p.sa.timers.wakeups - before < conns / 2     # 10 here; 49 with the lazy head reported as is
 
 
+async def _connected(p: Any) -> tuple[Any, Any]:
+    """A connection from stack A to a listener on B: (A's socket, B's accepted one)."""
+    lst = p.sb.socket(A, S)
+    lst.bind(("", 5000))
+    lst.listen(1)
+    c = p.sa.socket(A, S)
+    await c.connect((IP_B, 5000))
+    s, _ = await lst.accept()
+    return c, s
+
+
 async def _steps_of(task_name: str, body: Any) -> int:
     counter = StepCounter()
     trio.lowlevel.add_instrument(counter)
@@ -112,12 +123,7 @@ async def _steps_of(task_name: str, body: Any) -> int:
 
 async def test_a_reader_is_not_woken_by_the_acks_of_its_own_data(autojump_clock: trio.testing.MockClock) -> None:
     async with two_stacks() as p:
-        lst = p.sb.socket(A, S)
-        lst.bind(("", 5000))
-        lst.listen(1)
-        c = p.sa.socket(A, S)
-        await c.connect((IP_B, 5000))
-        s, _ = await lst.accept()
+        c, s = await _connected(p)
         got: list[bytes] = []
 
         async def reader() -> None:
@@ -139,12 +145,7 @@ async def test_a_reader_is_not_woken_by_the_acks_of_its_own_data(autojump_clock:
 
 async def test_a_writer_waits_for_room_without_waking_per_ack(autojump_clock: trio.testing.MockClock) -> None:
     async with two_stacks() as p:
-        lst = p.sb.socket(A, S)
-        lst.bind(("", 5000))
-        lst.listen(1)
-        c = p.sa.socket(A, S)
-        await c.connect((IP_B, 5000))
-        s, _ = await lst.accept()
+        c, s = await _connected(p)
         total = 2_000_000
         received = 0
 
@@ -172,12 +173,7 @@ async def test_a_writer_waits_for_room_without_waking_per_ack(autojump_clock: tr
 async def test_send_after_a_wait_skips_its_schedule_point_and_stays_a_cancel_point(
         autojump_clock: trio.testing.MockClock) -> None:
     async with two_stacks() as p:
-        lst = p.sb.socket(A, S)
-        lst.bind(("", 5000))
-        lst.listen(1)
-        c = p.sa.socket(A, S)
-        await c.connect((IP_B, 5000))
-        s, _ = await lst.accept()
+        c, s = await _connected(p)
 
         async def echo_once() -> None:
             data = await s.recv(10)         # parks: the request is not there yet
