@@ -3,9 +3,9 @@
 A test still running after TUNSTACK_TEST_TIMEOUT seconds (default 300, 3600 under `make
 soak`; the slowest test takes about a minute) is stopped in two steps:
 
-  1. a trio test is cancelled from inside its own run: every trio task's await stack is
-     printed to stderr first, then the test fails with `TestHung` and its fixtures clean up
-     (namespaces deleted, processes killed) as after any failure;
+  1. a trio test's body is cancelled from inside its own run: every trio task's await stack
+     is printed to stderr first, then the test fails with `TestHung` and its fixtures clean
+     up (namespaces deleted, processes killed) as after any failure;
   2. a test that is still there GRACE seconds later -- a sync test, or a trio test whose
      loop never yields (a busy loop: the freeze class of issue 10 point 1) -- has every
      thread's stack dumped and `TestHung` raised in the main thread by a signal, wherever it
@@ -16,12 +16,14 @@ The deadline is wall-clock time measured by a thread, so it holds with trio's Mo
 from __future__ import annotations
 
 import faulthandler
+import functools
+import inspect
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -55,9 +57,11 @@ def _print_trio_tasks(out: Any = sys.stderr) -> None:
     out.flush()
 
 
-def _run_with_deadline(async_fn: Callable[..., Any], *args: Any, **run_kwargs: Any) -> Any:
-    """pytest-trio's runner with the step-1 deadline: trio.run, cancelling the test at LIMIT."""
-    async def guarded() -> Any:
+def _with_deadline(test: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """The step-1 deadline around a trio test's body: cancelled at LIMIT, its fixtures
+    untouched (pytest-trio tears them down as after any failure)."""
+    @functools.wraps(test)
+    async def body(**kwargs: Any) -> Any:
         token = trio.lowlevel.current_trio_token()
         expired = []
         with trio.CancelScope() as scope:
@@ -77,22 +81,22 @@ def _run_with_deadline(async_fn: Callable[..., Any], *args: Any, **run_kwargs: A
             timer.daemon = True
             timer.start()
             try:
-                return await async_fn(*args)
+                return await test(**kwargs)
             finally:
                 timer.cancel()
         if expired:
             raise TestHung(f"cancelled after {LIMIT:.0f} s (the trio tasks' stacks are on stderr above)")
         return None
 
-    return trio.run(guarded, **run_kwargs)
+    return body
 
 
 @pytest.hookimpl(trylast=True)      # after pytest-trio's trio_mode has marked the async tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # pytest-trio takes the runner from the first `trio` marker that names one: put ours first.
     for item in items:
-        if item.get_closest_marker("trio") is not None:
-            item.add_marker(pytest.mark.trio(run=_run_with_deadline), append=False)
+        if (isinstance(item, pytest.Function) and item.get_closest_marker("trio") is not None
+                and inspect.iscoroutinefunction(item.obj)):
+            item.obj = _with_deadline(item.obj)
 
 
 def _raise_hung(signum: int, frame: object) -> None:

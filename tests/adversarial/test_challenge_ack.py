@@ -26,6 +26,7 @@ import trio
 
 from ndd.pktbuf import PacketBuffer
 from protocols.tcp.wire import ACK
+from tests.realpeer.helpers import read_all
 
 from .conftest import KERNEL_IP, STACK_IP, Peer, sent_tcp, soak
 
@@ -174,7 +175,7 @@ async def test_flood_on_one_connection_leaves_anothers_challenge_acks(tun_peer: 
             await conns[port_b].sendall(b"b")
             await client.wait()
             assert client.returncode == 0
-            assert b"b'a' b'b'" in await client.stdout.receive_some()
+            assert b"b'a' b'b'" in await read_all(client.stdout)
     finally:
         if client.returncode is None:
             client.kill()

@@ -29,7 +29,7 @@ import tracemalloc
 
 import trio
 
-from tests.realpeer.helpers import kill_if_running, run
+from tests.realpeer.helpers import Lines, kill_if_running, run, some_of
 from tests.realpeer.test_gateway_udp import ping_group_range
 from tools.gateway.echo import EchoGateway
 from tools.gateway.flows import FlowConfig, FlowTable
@@ -141,9 +141,9 @@ async def test_udp_flow_flood_stays_within_max_flows(tun_peer: Peer) -> None:
             for task in (echo_server, drain, watch):
                 nursery.start_soon(task)
             assert honest.stdout is not None and honest.stdin is not None
-            with trio.fail_after(30):
-                first = await honest.stdout.receive_some()
-            assert first == b"bound\n", first + (await honest.stderr.receive_some() if honest.stderr else b"")
+            honest_lines = Lines(honest.stdout)
+            first = await honest_lines.next(timeout=30)
+            assert first == b"bound", first + await some_of(honest.stderr)
             fds_before = open_fds()
             forwarded0 = peer.stack.udp.stats.forwarded
             tracemalloc.start()
@@ -176,8 +176,7 @@ async def test_udp_flow_flood_stays_within_max_flows(tun_peer: Peer) -> None:
             assert cpu / forwarded < CPU_PER_DATAGRAM
 
             await honest.stdin.send_all(b"go\n")          # the table is full of the flood's flows now
-            with trio.fail_after(60):
-                out = await honest.stdout.receive_some()
+            out = await honest_lines.next(timeout=60)
             assert out.split() == [b"True", b"113"], out       # echoes answered; EHOSTUNREACH (admin)
             nursery.cancel_scope.cancel()
     finally:

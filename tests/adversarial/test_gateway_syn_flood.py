@@ -24,7 +24,7 @@ from pathlib import Path
 
 import trio
 
-from tests.realpeer.helpers import kill_if_running, read_all, run, start_linux
+from tests.realpeer.helpers import Lines, kill_if_running, read_all, run, start_linux
 from tools.lab.netns import NetnsHost, unique_name
 
 from .conftest import require_real_peer, soak
@@ -168,8 +168,8 @@ async def test_syn_flood_to_many_destinations_stays_within_max_flows() -> None:
                                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             try:
                 assert client.stdout is not None and client.stdin is not None
-                with trio.fail_after(20):
-                    assert (await client.stdout.receive_some()).strip() == b"before"
+                client_lines = Lines(client.stdout)
+                assert await client_lines.next(timeout=20) == b"before"
                 # the gateway runs in its own process: its CPU is read from /proc, around the flood
                 gw_pid = proc.pid                 # `ip netns exec` execs in place: the gateway's PID
                 cpu0, rss0 = _cpu_and_rss(gw_pid)
@@ -178,8 +178,7 @@ async def test_syn_flood_to_many_destinations_stays_within_max_flows() -> None:
                 await trio.sleep(1.0)                      # let the gateway drain what it read
                 cpu1, rss1 = _cpu_and_rss(gw_pid)
                 await client.stdin.send_all(b"go\n")
-                with trio.fail_after(20):
-                    assert (await client.stdout.receive_some()).strip() == b"after"   # still served
+                assert await client_lines.next(timeout=20) == b"after"   # still served
                 await client.wait()
                 stats = await _stop(proc)
             finally:
