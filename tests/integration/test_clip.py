@@ -124,7 +124,13 @@ async def test_inatmarp_learns_the_peer_and_ping_both_ways(autojump_clock: trio.
             assert await p.sa.ping(IP_B) >= 0
             assert await p.sb.ping(IP_A) >= 0
         ca = p.sa.stats()["interfaces"]["atm0"]["clip"]
-        assert ca["learned"] == 1 and ca["tx_inarp_requests"] >= 1 and ca["rx_inarp_replies"] >= 1
+        cb = p.sb.stats()["interfaces"]["atm1"]["clip"]
+        assert ca["learned"] == cb["learned"] == 1
+        # Who asks depends on which side has its address when the PVC comes up: a side that
+        # learned from the other's request has no need to ask (RFC 2390 §7, RFC 2225 §8.2) --
+        # a fixed "a asked" was a flaky assertion.  Someone asked and had the answer.
+        assert ca["tx_inarp_requests"] + cb["tx_inarp_requests"] >= 1
+        assert ca["rx_inarp_replies"] + cb["rx_inarp_replies"] >= 1
         assert ca["tx_ip"] == ca["rx_ip"] == 6 and ca["rx_bad_llc"] == ca["arp_malformed"] == 0
 
 
