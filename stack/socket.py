@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import errno
 import socket as _pysocket
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
 from ndd import constants as C
 from protocols import sockopt
-from protocols.contracts import Upcall, UserRequests, oserror
+from protocols.contracts import UserRequests, oserror
 
 from .sockaddr import HostsTable, format_inet, format_inet6, parse_inet, parse_inet6
+from .waiters import WaitQueue
 
 if TYPE_CHECKING:
     from protocols.contracts import ProtocolSwitch, Protosw
@@ -132,8 +133,8 @@ class Socket:
         self._ops: UserRequests = pr.usrreqs
         # given: an accepted connection; else a new control block
         self._pcb = pcb if pcb is not None else self._ops.attach(stack.now())
-        self._readers = trio.lowlevel.ParkingLot()
-        self._ops.set_upcall(self._pcb, cast(Upcall, self._readers.unpark_all))   # the protocol wakes our waiters
+        self._readers = WaitQueue()
+        self._ops.set_upcall(self._pcb, self._readers.unpark_all)   # the protocol wakes our waiters
         self._closed = False
         self._shut_rd = self._shut_wr = False
         self._timeout: float | None = None

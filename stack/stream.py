@@ -44,6 +44,7 @@ from protocols.contracts import (
 )
 
 from .socket import STRUCT_OPTIONS, Socket, SocketHost, _optval, struct_optval
+from .waiters import WaitQueue
 
 if TYPE_CHECKING:
     from protocols.contracts import Protosw, StreamUserRequests
@@ -78,7 +79,7 @@ class StreamSocket(Socket):
         self._connect_done = pcb is not None
         self._stream_ops = cast("StreamUserRequests", self._ops)   # urgent data, ioctls
         # BSD's so_snd waiters apart from so_rcv's (`_readers`: recv, accept, connect)
-        self._writers = trio.lowlevel.ParkingLot()
+        self._writers = WaitQueue()
         # the so_state the parked readers waited under: another one wakes them (None: wake
         # at the next upcall; _park_reader)
         self._seen_state: int | None = None

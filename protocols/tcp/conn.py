@@ -15,7 +15,7 @@ import errno
 from socket import AF_INET
 from typing import Self
 
-from . import info
+from . import info, prr
 from . import seq as sq
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
@@ -26,7 +26,6 @@ from .ecn import ECN_ON, Ecn
 from .input import InputMixin
 from .memory import MemoryMixin
 from .output import OutputMixin
-from .prr import Prr
 from .rack import Rack
 from .rate import RateEstimator
 from .rtt import RttEstimator
@@ -86,7 +85,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.rexmit_una = False
         self.scoreboard = Scoreboard()
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
-        self.prr = Prr()                        # proportional rate reduction (RFC 6937), see prr.py
+        self.prr = prr.IDLE                     # proportional rate reduction (RFC 6937), see prr.py
         self.cwnd_use = CwndUse()               # when cwnd may grow or restarts, see cwnd.py
         self.rack_at = None       # RACK's reordering timer (RFC 8985 §6.2 step 5)
         # pacing (output.py), only while the controller sets a pacing rate: when what was sent
@@ -175,7 +174,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.lsndtime = self.rcv_tstamp = 0.0
         self.rcv_last_seg = 0
         self.bytes_sent = self.bytes_retrans = self.data_segs_in = self.data_segs_out = self.delivered = 0
-        self.chrono_type, self.chrono_start, self.chrono_stat = 0, 0.0, [0.0, 0.0, 0.0]
+        self.chrono_type, self.chrono_start, self.chrono_stat = 0, 0.0, info.NO_CHRONO
         self.total_rto = self.total_rto_recoveries = 0
         self.total_rto_time = 0.0
         self.rto_stamp = None

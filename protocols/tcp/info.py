@@ -13,7 +13,7 @@ Sans-IO: `now` comes in; nothing here waits.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import seq as sq
 from .state import SYNCHRONIZED, State
@@ -35,6 +35,9 @@ _U64 = (1 << 64) - 1
 
 # Linux tcp_chrono types: where the sender's time goes while it has data (tcp_chrono_start)
 CHRONO_UNSPEC, CHRONO_BUSY, CHRONO_RWND_LIMITED, CHRONO_SNDBUF_LIMITED = range(4)
+# chrono_stat of a connection whose clock never ran: shared, read-only (a tuple), so an
+# idle connection holds no list (_chrono_set makes one)
+NO_CHRONO: Any = (0.0, 0.0, 0.0)
 _HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
 
 
@@ -87,6 +90,8 @@ def chrono_stop(conn: Tcb, kind: int, now: float) -> None:
 
 def _chrono_set(conn: Tcb, kind: int, now: float) -> None:
     if conn.chrono_type:
+        if conn.chrono_stat is NO_CHRONO:
+            conn.chrono_stat = [0.0, 0.0, 0.0]
         conn.chrono_stat[conn.chrono_type - 1] += now - conn.chrono_start
     conn.chrono_type, conn.chrono_start = kind, now
 

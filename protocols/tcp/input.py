@@ -8,7 +8,7 @@ import errno
 from typing import TYPE_CHECKING, Self
 
 from . import fastopen_conn as fastopen
-from . import info, mtuprobe_conn
+from . import info, mtuprobe_conn, prr
 from . import seq as sq
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
 from .state import CLOSED, LISTEN, RECEIVES_TEXT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
@@ -670,6 +670,8 @@ class InputMixin(Tcb):
             # RFC 6937: PRR takes cwnd from here to ssthresh, ACK by ACK (_prr_on_ack) --
             # without SACK too, each duplicate ACK counting as a segment delivered, as Linux
             # does (RFC 6582's window inflation is not used)
+            if self.prr is prr.IDLE:
+                self.prr = prr.Prr()
             self.prr.start(prior_cwnd, self.cc.ssthresh)
         self.high_rxt = self.snd_una
         self.rexmit_una = True

@@ -70,3 +70,8 @@ class Prr:
 
     def end(self) -> None:
         self.active = False
+
+
+# The reduction of a connection that has never reduced: shared and never started (a
+# connection makes its own at its first recovery, input.py) -- an idle one holds none.
+IDLE = Prr()

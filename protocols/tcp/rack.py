@@ -28,9 +28,13 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from . import seq as sq
 from .rate import RateEstimator
+
+# The containers of a Rack that has sent nothing (issue 14: the idle heap per connection).
+_NONE: Any = ()
 
 # Records kept at most (a retransmission cutting one in two may add one more; at the cap it
 # re-stamps whole records instead): a record per
@@ -105,10 +109,12 @@ class Rack:
         # delivery-rate estimation (rate.py), set by the connection when its controller
         # wants rate samples (BBR); None costs nothing per segment
         self.rate: RateEstimator | None = None
-        self._starts: list[int] = []    # by sequence: segment starts, ascending...
-        self._segs: list[SentSegment] = []   # ...and the segments (not yet delivered)
-        self._tsorted: OrderedDict[SentSegment, None] = OrderedDict()   # in flight, oldest first
-        self._lost: list[int] = []      # starts of segments marked lost, ascending
+        # made at the first transmission (_allocate); until then one shared empty tuple, which
+        # every read accepts and any write would refuse: an idle connection holds none of them
+        self._starts: list[int] = _NONE             # by sequence: segment starts, ascending...
+        self._segs: list[SentSegment] = _NONE       # ...and the segments (not yet delivered)
+        self._tsorted: OrderedDict[SentSegment, None] = _NONE   # in flight, oldest first
+        self._lost: list[int] = _NONE               # starts of segments marked lost, ascending
         self._base_seq = 0
         self._base_abs = 0
 
@@ -187,7 +193,12 @@ class Rack:
             self.rate.on_sent(seg, now, self.inflight)
         return seg
 
+    def _allocate(self) -> None:
+        self._starts, self._segs, self._tsorted, self._lost = [], [], OrderedDict(), []
+
     def _insert(self, i: int, seg: SentSegment) -> None:
+        if self._segs is _NONE:
+            self._allocate()
         self._starts.insert(i, seg.start)
         self._segs.insert(i, seg)
         if seg.lost:
@@ -384,8 +395,6 @@ class Rack:
         return bool(self._lost)
 
     def clear(self) -> None:
-        self._starts.clear()
-        self._segs.clear()
-        self._tsorted.clear()
-        self._lost.clear()
+        self._starts = self._segs = self._lost = _NONE
+        self._tsorted = _NONE
         self.inflight = self.lost_bytes = 0
