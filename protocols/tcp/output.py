@@ -241,10 +241,13 @@ class OutputMixin(Tcb):
         mss = self._seg_mss()
         if mss < n < avail:
             n -= n % mss                              # window-limited: whole segments only (no runts)
+        hole_cut = False
         if sq.lt(self.snd_nxt, self.snd_max) and len(self.scoreboard):
             hole = self.scoreboard.next_hole(self.snd_nxt, self.snd_una)
-            if hole is not None and hole[0] == self.snd_nxt:
-                n = min(n, sq.diff(hole[1], hole[0]))
+            if hole is not None and hole[0] == self.snd_nxt and sq.diff(hole[1], hole[0]) < n:
+                # a hole shorter than the MSS is what was sent there (a segment that carried
+                # SACK blocks has less room): resent whole, never held as a runt below
+                n, hole_cut = sq.diff(hole[1], hole[0]), True
         # a segment never runs past an skb end: Linux sends its write queue skb by skb
         self.skb_end = encoded = self.snd.marks.next_end(off)    # for _send_data's PSH
         skb_end = encoded >> 1
@@ -257,7 +260,7 @@ class OutputMixin(Tcb):
             n -= n % mss                              # keep a short tail back (Nagle)
         # sender SWS (RFC 9293 §3.8.6.2.1): a window-limited runt only if it fills half the
         # largest window seen (a short skb before another is no runt: it goes whole)
-        if n < mss and not force_probe and n < avail and not (0 < skb_end - off == n) \
+        if n < mss and not force_probe and not hole_cut and n < avail and not (0 < skb_end - off == n) \
                 and not (self.max_snd_wnd and n >= self.max_snd_wnd // 2):
             return 0, False
         if force_probe or not 0 < sq.diff(self.chunk_end, self.snd_nxt) <= n:
