@@ -14,7 +14,7 @@ from tools.lab.gwservers import HTTP_PORT, payload
 from tools.lab.gwtopo import INTERNET_ADDR, TUNSTACK, gateway_topology
 
 from .conftest import require_real_peer
-from .helpers import kill_if_running, read_all, run
+from .helpers import kill_if_running, read_all, run, some_of
 from .rootless import rootless_user
 from .test_gateway_command import PAGE, _http_server, exit_status
 
@@ -65,7 +65,7 @@ async def test_rootlesskit_port_driver_slirp4netns_publishes_a_port() -> None:
         kit = await trio.lowlevel.open_process(argv, cwd=user.home, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             got = b""
-            with trio.fail_after(60):
+            with trio.move_on_after(60) as waited:
                 while not got:
                     try:
                         stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -80,6 +80,12 @@ async def test_rootlesskit_port_driver_slirp4netns_publishes_a_port() -> None:
                     if not got:
                         await trio.sleep(0.2)       # the forward was up before the server
                 await kit.wait()
+            if waited.cancelled_caught:     # say why: rootlesskit's and our shim's words
+                kit.kill()
+                await kit.wait()
+                raise AssertionError(f"port {port} not served in 60 s: rootlesskit {kit.returncode}, stderr "
+                                     f"{await some_of(kit.stderr)!r}, stdout {await some_of(kit.stdout)!r}, "
+                                     f"shim calls {user.argv_log.read_text() if user.argv_log.exists() else None!r}")
             assert got.startswith(b"published "), got
             assert kit.returncode == 0
         finally:
