@@ -18,7 +18,7 @@ from protocols.atm.sockets.sockaddr import SO_ATM_MAX_PEND, parse_sockaddr_atm
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM
 from protocols.contracts import SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING, oserror
 
-from .socket import Socket, _optval
+from .socket import MSG_DONTWAIT, Socket, _optval
 
 _EAGAIN = -errno.EAGAIN
 
@@ -105,7 +105,7 @@ class AtmSocket(Socket):
                 if n < 0:
                     raise oserror(-n)
                 return n
-            if flags & _pysocket.MSG_DONTWAIT:
+            if flags & MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             await self._readers.park()   # the adapter's queue is full: until the protocol says it has room
 

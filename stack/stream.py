@@ -43,7 +43,17 @@ from protocols.contracts import (
     oserror,
 )
 
-from .socket import STRUCT_OPTIONS, Socket, SocketHost, _optval, struct_optval
+from .socket import (
+    MSG_DONTWAIT,
+    MSG_FASTOPEN,
+    MSG_OOB,
+    MSG_PEEK,
+    STRUCT_OPTIONS,
+    Socket,
+    SocketHost,
+    _optval,
+    struct_optval,
+)
 from .waiters import WaitQueue
 
 if TYPE_CHECKING:
@@ -239,7 +249,7 @@ class StreamSocket(Socket):
             self._raise(ops.take_error(pcb))
             if self._shut_wr:
                 raise oserror(errno.EPIPE)
-            if flags & _pysocket.MSG_OOB:
+            if flags & MSG_OOB:
                 n = self._stream_ops.send_oob(pcb, view, self._stack.now())
             else:
                 n = ops.send(pcb, view, None, self._stack.now(), flags)
@@ -249,7 +259,7 @@ class StreamSocket(Socket):
                 if n == -errno.EINPROGRESS:      # the first write after TCP_FASTOPEN_CONNECT
                     return await self._send_fastopen(pcb, view, flags, None), True
                 raise oserror(-n)
-            if flags & _pysocket.MSG_DONTWAIT:
+            if flags & MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             # Linux sk_stream_wait_memory: woken by sk_stream_write_space only once the socket
             # is writeable (a third of the buffer free), not on every ACK (issue 14, point 9):
@@ -271,7 +281,7 @@ class StreamSocket(Socket):
             raise TypeError(f"'{type(flags).__name__}' object cannot be interpreted as an integer")
         pcb = self._check()
         addr = self._addr(address, "sendto")
-        if flags & _pysocket.MSG_FASTOPEN:
+        if flags & MSG_FASTOPEN:
             await trio.lowlevel.checkpoint_if_cancelled()
             return await self._send_fastopen(pcb, memoryview(data).cast("B"), flags, addr)
         return await self.send(data, flags)
@@ -293,7 +303,7 @@ class StreamSocket(Socket):
             if state & (SS_ISCONNECTED | SS_ISDISCONNECTING):
                 self._connect_done = True       # completed after EINPROGRESS: now SS_CONNECTED,
                 return await self.send(view, flags)     # and the flag does nothing
-        nonblocking = bool(flags & _pysocket.MSG_DONTWAIT)
+        nonblocking = bool(flags & MSG_DONTWAIT)
         n = fastopen(pcb, view, addr, not nonblocking, self._stack.now())
         if n == -errno.EALREADY and not nonblocking:
             n = 0                               # a connect in progress: wait for it, then send
@@ -331,13 +341,13 @@ class StreamSocket(Socket):
         return data, None
 
     async def _recv_wait(self, pcb: Any, bufsize: int, flags: int) -> tuple[bytes, bool]:
-        peek = bool(flags & _pysocket.MSG_PEEK)
+        peek = bool(flags & MSG_PEEK)
         parked = False
         ops = self._ops
         while True:
             if self._closed:
                 raise oserror(errno.EBADF)
-            if flags & _pysocket.MSG_OOB:       # urgent data: never waits (Linux tcp_recv_urg)
+            if flags & MSG_OOB:       # urgent data: never waits (Linux tcp_recv_urg)
                 got = self._stream_ops.recv_oob(pcb, bufsize, peek, self._stack.now())
                 if isinstance(got, int):
                     raise oserror(got)
@@ -360,7 +370,7 @@ class StreamSocket(Socket):
                 if not self._ever_connected:
                     raise oserror(errno.ENOTCONN)
                 return b"", parked
-            if flags & _pysocket.MSG_DONTWAIT:
+            if flags & MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             await self._park_reader()
             parked = True

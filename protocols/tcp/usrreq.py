@@ -66,7 +66,7 @@ _LINGER = struct.Struct("ii")
 STREAM_BUF_MAX = BUF_MAX * 32
 EAGAIN = errno.EAGAIN
 SIOCATMARK = 0x8905                      # <linux/sockios.h>: is the next byte the urgent one
-MSG_MORE, MSG_EOR = _pysocket.MSG_MORE, _pysocket.MSG_EOR
+MSG_MORE, MSG_EOR = int(_pysocket.MSG_MORE), int(_pysocket.MSG_EOR)   # ints: an enum & costs ~1 us
 
 _OPENING = (State.SYN_SENT, State.SYN_RECEIVED)
 _CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)   # (Linux: not TIME-WAIT -- the socket is CLOSE then)
