@@ -101,14 +101,16 @@ class StreamSocket(Socket):
     def _upcall(self) -> None:
         """The protocol's so_upcall (any change: data, space, state), split by who can
         proceed: sorwakeup for readers, sowwakeup for writers (module docstring)."""
-        if self._readers:
+        readers = self._readers.lot                  # (once per segment: no __bool__ calls)
+        if readers:
             ops, pcb = self._ops, self._pcb
             state = ops.state(pcb)
             if state != self._seen_state or ops.readable(pcb):
                 self._seen_state = state
-                self._readers.unpark_all()
-        if self._writers and self._ops.writable(self._pcb):
-            self._writers.unpark_all()
+                readers.unpark_all()
+        writers = self._writers.lot
+        if writers and self._ops.writable(self._pcb):
+            writers.unpark_all()
 
     async def _park_reader(self) -> None:
         """Wait as a reader.  The upcall wakes readers on a so_state other than the one they

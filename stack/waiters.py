@@ -13,28 +13,30 @@ __all__ = ["WaitQueue"]
 
 
 class WaitQueue:
-    __slots__ = ("_lot",)
+    __slots__ = ("lot",)
 
     def __init__(self) -> None:
-        self._lot: trio.lowlevel.ParkingLot | None = None
+        # None until the first park.  A per-segment path may test `queue.lot` (falsy: no
+        # lot, or nobody in it) instead of `queue`, saving a Python-level __bool__ call.
+        self.lot: trio.lowlevel.ParkingLot | None = None
 
     def __bool__(self) -> bool:
         """Some task waits here."""
-        lot = self._lot
+        lot = self.lot
         return lot is not None and bool(lot)
 
     def __len__(self) -> int:
-        lot = self._lot
+        lot = self.lot
         return 0 if lot is None else len(lot)
 
     async def park(self) -> None:
-        lot = self._lot
+        lot = self.lot
         if lot is None:
-            lot = self._lot = trio.lowlevel.ParkingLot()
+            lot = self.lot = trio.lowlevel.ParkingLot()
         await lot.park()
 
     def unpark_all(self) -> None:
         """Wake every waiting task (they run at their next scheduling)."""
-        lot = self._lot
+        lot = self.lot
         if lot:
             lot.unpark_all()

@@ -576,9 +576,13 @@ class InputMixin(Tcb):
         self.delivered += -(-data_acked // max(self.mss, 1))
         self.retrans_stamp = None                    # progress: TCP_USER_TIMEOUT counts afresh
         self.snd_una = ack
-        if self.chrono_type == info.CHRONO_SNDBUF_LIMITED or (self.chrono_type and self.snd_una == self.snd_max):
-            info.chrono_stop(self, info.CHRONO_SNDBUF_LIMITED if info.stream_writeable(self)
-                             else info.CHRONO_UNSPEC, now)
+        chrono = self.chrono_type
+        if chrono == info.CHRONO_SNDBUF_LIMITED or (chrono and ack == self.snd_max):
+            if ack == self.snd_max and not len(self.snd):
+                info.chrono_stop(self, info.CHRONO_UNSPEC, now)      # all ACKed, nothing queued
+            else:                                    # (the writeable test only when it matters)
+                info.chrono_stop(self, info.CHRONO_SNDBUF_LIMITED if info.stream_writeable(self)
+                                 else info.CHRONO_UNSPEC, now)
         if sq.lt(self.snd_nxt, ack):
             self.snd_nxt = ack
         if sq.lt(self.high_rxt, ack):

@@ -61,8 +61,11 @@ class OutputMixin(Tcb):
         if force_probe and self._window_closed():
             self._send_window_probe(now)
             sent, force_probe = True, False
-        if self.snd_una == self.snd_max and self.config.slow_start_after_idle and len(self.snd):
-            self._restart_after_idle(now)
+        if self.snd_una == self.snd_max and len(self.snd):
+            last = self.cwnd_use.last_send
+            # idle longer than the RTO, which is never below rto_min: the cheap test first
+            if last is not None and now - last > self.config.rto_min and self.config.slow_start_after_idle:
+                self._restart_after_idle(now)
         sent_new = False
         if self.mtup is not None and self.mtup.enabled and not (self.in_recovery or self.rto_recovery):
             probe = mtuprobe_conn.send_probe(self, now)   # RFC 4821 §7.3: one probe segment
@@ -82,11 +85,12 @@ class OutputMixin(Tcb):
             self._send_data(self.snd_nxt, n, fin, now)
             sent = sent_new = True
             force_probe = False
-        if self.chrono_type:
+        off = sq.diff(self.snd_nxt, self.snd_una)
+        waiting = len(self.snd) > off
+        if self.chrono_type and (waiting or self.chrono_type == info.CHRONO_RWND_LIMITED):
             info.chrono_rwnd(self, now)
-        if sent_new or len(self.snd) > sq.diff(self.snd_nxt, self.snd_una):
+        if sent_new or waiting:
             # Linux tcp_cwnd_validate: did cwnd stop this burst, and how much is out
-            off = sq.diff(self.snd_nxt, self.snd_una)
             flight = self._cwnd_flight(off)
             self.cwnd_use.on_burst(self.cc.cwnd - flight < self.mss, flight, self.snd_una, self.snd_nxt)
         if not sent and self.ack_now:
@@ -96,8 +100,7 @@ class OutputMixin(Tcb):
         # RFC 9293 §3.8.6.1: data waiting and nothing in flight arms the persist timer -- for a
         # zero window, and for a small one SWS avoidance will not use (the §3.8.6.2.1 override
         # timeout; Linux tcp_check_probe_timer), else a lost window update deadlocks both ends
-        if self.rto_at is None and self.persist_at is None \
-                and len(self.snd) > sq.diff(self.snd_nxt, self.snd_una) and st in _SENDS_DATA:
+        if waiting and self.rto_at is None and self.persist_at is None and st in _SENDS_DATA:
             self.persist_at = now + self._persist_interval()
 
     # --- pacing (only while the controller sets a rate: BBR) ----------------------------------
