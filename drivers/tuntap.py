@@ -177,22 +177,35 @@ class TunTapNdd(TaskNdd):
         hlen = vnet.VNET_HDR_LEN if self.vnet else 0
         while True:
             await trio.lowlevel.wait_readable(fd)
-            for _ in range(self.batch):
-                try:
-                    data = os.read(fd, READ_SIZE)
-                except BlockingIOError:
-                    break
-                except OSError as exc:
-                    if exc.errno in (errno.EBADF, errno.EIO):
-                        self.report_status(StatusBlock(C.NDD_HARD_FAIL, (exc.errno,)))
-                        return
-                    self.stats.ierrors += 1
-                    continue
-                pkt = PacketBuffer(data, hlen)
-                if hlen and (len(data) < hlen or not vnet.apply_rx(data, pkt)):
-                    self.stats.ierrors += 1
-                    continue
-                self.deliver(pkt)
+            batch = self.nd_rx_batch
+            if batch is not None:
+                batch(True)
+            try:
+                if not self._read_batch(fd, hlen):
+                    return
+            finally:
+                if batch is not None:
+                    batch(False)
+
+    def _read_batch(self, fd: int, hlen: int) -> bool:
+        """Up to `batch` frames read and delivered; False once the device has failed."""
+        for _ in range(self.batch):
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno in (errno.EBADF, errno.EIO):
+                    self.report_status(StatusBlock(C.NDD_HARD_FAIL, (exc.errno,)))
+                    return False
+                self.stats.ierrors += 1
+                continue
+            pkt = PacketBuffer(data, hlen)
+            if hlen and (len(data) < hlen or not vnet.apply_rx(data, pkt)):
+                self.stats.ierrors += 1
+                continue
+            self.deliver(pkt)
+        return True
 
     def _transmit(self, pkt: PacketBuffer) -> int:
         if self.fd < 0:

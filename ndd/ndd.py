@@ -88,6 +88,10 @@ class Ndd:
         self.caps = DeviceCaps(mtu=mtu)
         self.nd_receive: ReceiveFn | None = None
         self.nd_status: Callable[[Ndd, StatusBlock], None] | None = None
+        # called with True before a driver delivers a batch of frames read at once and with
+        # False after it (tunstack's own, not AIX's): the layers above coalesce their answers
+        # per batch, as Linux's GRO merges a NAPI poll's segments (issue 15)
+        self.nd_rx_batch: Callable[[bool], None] | None = None
         self.services: DeviceServices | None = None
         self.taps: list[TapFn] = []
         self.multicast_addrs: set[bytes] = set()

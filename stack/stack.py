@@ -278,6 +278,7 @@ class Stack:
         if ndd.ndd_flags & C.NDD_RUNNING:
             flags |= IFF_RUNNING
         ifp = self.ifnet.create(name or ndd.ndd_name, ndd, mtu or ndd.ndd_mtu, flags)
+        ndd.nd_rx_batch = self._rx_batch
         ip_user = NsUser(self._ip_isr, ifp)
         if kind == C.NDD_ATM:
             self._add_atm_link(ifp, ndd)
@@ -541,6 +542,11 @@ class Stack:
         self.inet6.routes.add("::/0" if prefix == "default" else prefix, ifp, gw, metric=metric or METRIC_USER)
 
     # --- receive entry points (ns_user isr) ------------------------------------
+    def _rx_batch(self, starting: bool) -> None:
+        """A device's read batch begins or ends (Ndd.nd_rx_batch): TCP answers once per
+        batch per connection (protocols/tcp/tcp.py rx_batch)."""
+        self.tcp.rx_batch(starting, self.now())
+
     def _ip_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
         self.ipv4.input(ifp, pkt, self.now())
 

@@ -193,7 +193,7 @@ class InputMixin(Tcb):
             else:
                 self.ack_now = True
         if self.state != CLOSED:
-            self.output(now)
+            self.host.output_later(self, now)        # coalesced per receive batch (tcp.py)
         return True
 
     # --- ECN (RFC 3168; the state and rules in ecn.py) -----------------------------------

@@ -132,6 +132,36 @@ class Tcp:
         self._fwd_pending: OrderedDict[int, PendingSyn] = OrderedDict()
         self._fwd_by_key: dict[tuple[bool, int, int, int, int], int] = {}
         self._fwd_ids = itertools.count(1)
+        # Output coalesced per receive batch (rx_batch): while a device delivers the frames
+        # of one read, a connection's fast-path segments defer their output pass to the end
+        # of the batch -- one ACK for all its in-order data, as after Linux's GRO merged them
+        # (a NAPI poll's segments become one); an insertion-ordered set
+        self._batching = False
+        self._deferred: dict[Connection, None] = {}
+
+    # --- receive batches ---------------------------------------------------------------
+    def rx_batch(self, starting: bool, now: float) -> None:
+        """A device begins (True) or ends (False) delivering one read's frames (the NDD's
+        nd_rx_batch, wired by the Stack).  At the end every deferred connection has its
+        output pass -- the ACK, and the data the ACKs it got let it send."""
+        if starting:
+            self._batching = True
+            return
+        self._batching = False
+        deferred = self._deferred
+        while deferred:
+            conn = next(iter(deferred))
+            del deferred[conn]
+            if conn.state != CLOSED:
+                conn.output(now)
+
+    def output_later(self, conn: Connection, now: float) -> None:
+        """The output pass after a fast-path segment: at the end of the receive batch when
+        one is under way, else now."""
+        if self._batching:
+            self._deferred[conn] = None
+        else:
+            conn.output(now)
 
     # --- sockets ------------------------------------------------------------------------
     def attach(self, family: int = AF_INET) -> Connection:

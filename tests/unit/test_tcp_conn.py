@@ -115,6 +115,9 @@ class FakeHost:
     def accept_queue_full(self, lst: Connection) -> bool:
         return False                # asked only for a listener's child (tcp.py; test_tcp_listen.py)
 
+    def output_later(self, conn: Connection, now: float) -> None:
+        conn.output(now)            # no receive batches here: the output pass at once
+
     def schedule(self, conn: Connection) -> None:
         self.scheduled += 1
 

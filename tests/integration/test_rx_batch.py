@@ -1,0 +1,58 @@
+"""Output coalesced per receive batch (issue 15): while a device delivers the frames of one
+read (Ndd.nd_rx_batch, bracketed by the TUN driver), in-order data takes its ACK at the end
+of the batch -- one ACK for all of it, as after Linux's GRO merged the segments -- and
+outside a batch each segment is answered as it comes.
+
+The memory link does not batch; the test brackets stack a's input by hand, as the TUN
+reader does around a read."""
+from __future__ import annotations
+
+import socket
+
+import trio
+import trio.testing
+
+from protocols.tcp.wire import TcpRepr
+
+from .helpers import IP_A, two_stacks
+
+A, S = socket.AF_INET, socket.SOCK_STREAM
+
+
+async def test_one_ack_per_batch_for_its_in_order_segments(autojump_clock: trio.testing.MockClock) -> None:
+    async with two_stacks("rawip", ipv6=False) as p:
+        lst = p.sa.socket(A, S)
+        lst.bind(("", 7000))
+        lst.listen(1)
+        client = p.sb.socket(A, S)
+        await client.connect((IP_A, 7000))
+        server, _ = await lst.accept()
+        await trio.sleep(1)                              # handshake and quick ACKs over
+        acks: list[TcpRepr] = []
+        tcp = p.sa.tcp
+        real_emit = tcp.emit
+
+        def counting_emit(conn, seg, opts, payload, gso, now):  # type: ignore[no-untyped-def]
+            if not payload:
+                acks.append(seg)
+            return real_emit(conn, seg, opts, payload, gso, now)
+
+        tcp.emit = counting_emit                         # type: ignore[method-assign]
+        mss = server._pcb.mss
+
+        # inside a batch: four full segments arrive, no ACK until the batch ends
+        p.sa._rx_batch(True)
+        await client.sendall(b"x" * (4 * mss))
+        await trio.sleep(0.001)                          # delivered (latency 0), batch still open
+        assert server._pcb.rcv_nxt - server._pcb.irs - 1 == 4 * mss
+        assert acks == []
+        p.sa._rx_batch(False)
+        assert len(acks) == 1 and acks[0].ack == server._pcb.rcv_nxt
+        assert await server.recv(65536) == b"x" * (4 * mss)
+
+        # outside a batch: each pair of full segments is ACKed as it comes (RFC 1122
+        # §4.2.3.2, Linux's __tcp_ack_snd_check), several ACKs for the same data
+        acks.clear()
+        await client.sendall(b"y" * (4 * mss))
+        await trio.sleep(0.001)
+        assert len(acks) >= 2
