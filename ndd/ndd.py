@@ -61,9 +61,26 @@ class DeviceCaps:
 
 @dataclass
 class StatusBlock:
-    """ndd_statblk: code (NDD_HARD_FAIL, NDD_STATUS, ...) and option words."""
+    """ndd_statblk: code (NDD_HARD_FAIL, NDD_STATUS, ...: one bit each) and option words."""
     code: int
     option: tuple[int, ...] = ()
+
+
+# The errno of a failed device read or write, as the AIX reason code NDD_HARD_FAIL's
+# option[0] carries (<sys/ndd.h>); the errno itself follows in option[1].
+_HARD_FAIL_REASON = {
+    errno.EIO: C.NDD_PIO_FAIL,            # the I/O operation on the device failed
+    errno.EBADF: C.NDD_ADAPTER_DELETED,   # the fd no longer names a device: it went away
+    errno.EBADFD: C.NDD_ADAPTER_DELETED,  # (Linux tun: a queue detached from its device)
+    errno.ENODEV: C.NDD_ADAPTER_DELETED,
+    errno.ENXIO: C.NDD_ADAPTER_DELETED,
+}
+
+
+def hard_fail(err: int) -> StatusBlock:
+    """The NDD_HARD_FAIL block for a device operation that failed with `err`:
+    option = (reason code, errno); an errno not in the table is NDD_CMD_FAIL."""
+    return StatusBlock(C.NDD_HARD_FAIL, (_HARD_FAIL_REASON.get(err, C.NDD_CMD_FAIL), err))
 
 
 ReceiveFn = Callable[["Ndd", PacketBuffer], None]
@@ -163,14 +180,28 @@ class Ndd:
             self.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_TX_READY,)))
 
     def report_status(self, block: StatusBlock) -> None:
-        if block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_DOWN,):
-            self.ndd_flags &= ~C.NDD_RUNNING
-        elif block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_UP,):
-            self.ndd_flags |= C.NDD_RUNNING
-        elif block.code == C.NDD_HARD_FAIL:
-            self.ndd_flags = (self.ndd_flags & ~C.NDD_RUNNING) | C.NDD_DEAD
+        """A driver reports a status block: ndd_flags follow it, then nd_status (the
+        network services) hands it to the users whose mask holds its code."""
+        self._status_flags(block.code, block.option[:1])
         if self.nd_status is not None:
             self.nd_status(self, block)
+
+    def _status_flags(self, code: int, why: tuple[int, ...]) -> None:
+        """What a status code means for ndd_flags, as AIX drivers keep them: HARD_FAIL is
+        NDD_DEAD, LIMBO_ENTER/EXIT toggle NDD_LIMBO (network recovery mode) and RUNNING,
+        tunstack's link options toggle RUNNING.  Device-specific codes leave them alone."""
+        if code >= C.NDD_STAT_BLOCK:
+            return
+        if code & C.NDD_HARD_FAIL:
+            self.ndd_flags = (self.ndd_flags & ~(C.NDD_RUNNING | C.NDD_LIMBO)) | C.NDD_DEAD
+        elif code & C.NDD_LIMBO_ENTER:
+            self.ndd_flags = (self.ndd_flags & ~C.NDD_RUNNING) | C.NDD_LIMBO
+        elif code & C.NDD_LIMBO_EXIT:
+            self.ndd_flags = (self.ndd_flags & ~C.NDD_LIMBO) | C.NDD_RUNNING
+        elif code & C.NDD_STATUS and why == (C.NDD_LINK_DOWN,):
+            self.ndd_flags &= ~C.NDD_RUNNING
+        elif code & C.NDD_STATUS and why == (C.NDD_LINK_UP,):
+            self.ndd_flags |= C.NDD_RUNNING
 
     # --- control (ndd_ctl) -------------------------------------------------
     def ndd_ctl(self, cmd: int, arg: Any = None) -> Any:

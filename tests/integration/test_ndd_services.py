@@ -356,7 +356,7 @@ async def test_address_ctl_on_rawip_is_eopnotsupp(ns: NetServices) -> None:
 
 # --- status ------------------------------------------------------------------------------
 async def test_status_blocks_reach_only_subscribed_codes(ns: NetServices) -> None:
-    # ns_add_status users see the codes they asked for (None: all); link down/hard fail update flags
+    # ns_add_status users see the codes in their mask (default: all); link down/hard fail update flags
     nd = allocated(ns)
     seen: dict[str, list[tuple[int, tuple[int, ...]]]] = {"status": [], "fail": [], "all": []}
 
@@ -364,8 +364,8 @@ async def test_status_blocks_reach_only_subscribed_codes(ns: NetServices) -> Non
         return lambda ndd, blk: seen[key].append((blk.code, blk.option))
 
     fns = {k: user(k) for k in seen}
-    ns.ns_add_status(nd, fns["status"], frozenset({C.NDD_STATUS}))
-    ns.ns_add_status(nd, fns["fail"], frozenset({C.NDD_HARD_FAIL}))
+    ns.ns_add_status(nd, fns["status"], C.NDD_STATUS)
+    ns.ns_add_status(nd, fns["fail"], C.NDD_HARD_FAIL)
     ns.ns_add_status(nd, fns["all"])
     with pytest.raises(OSError) as exc:
         ns.ns_add_status(nd, fns["all"])
