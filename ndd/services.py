@@ -82,20 +82,29 @@ class NetServices:
         self.refcount[ndd.ndd_name] = 0
 
     def ns_detach(self, ndd: Ndd) -> None:
+        """Take `ndd` off the chain (EBUSY while allocated).  Filters and status users its
+        users left behind go with it: nothing can reach them, and a new NDD of that name
+        starts clean."""
         if self.ndds.get(ndd.ndd_name) is not ndd:
             raise ndd_error(errno.ENOENT, f"NDD {ndd.ndd_name} not attached")
         if self.refcount[ndd.ndd_name]:
             raise ndd_error(errno.EBUSY, f"NDD {ndd.ndd_name} still in use")
         del self.ndds[ndd.ndd_name], self.refcount[ndd.ndd_name]
+        demux = self.demuxers.get(ndd.ndd_type)
+        if demux is not None:
+            demux.forget(ndd)
+        self.status_users.pop(ndd.ndd_name, None)
 
     def ns_alloc(self, name: str) -> Ndd:
+        """Take a reference on the NDD named `name`, opening it if it is the first: ENODEV
+        if no such NDD is attached, ENOENT if no demuxer serves its type (AIX ns_alloc)."""
         ndd = self.ndds.get(name)
         if ndd is None:
             raise ndd_error(errno.ENODEV, f"no NDD named {name!r}")
         if self.refcount[name] == 0:
             demux = self.demuxers.get(ndd.ndd_type)
             if demux is None:
-                raise ndd_error(errno.ENXIO, f"no demuxer for NDD type {ndd.ndd_type:#x}")
+                raise ndd_error(errno.ENOENT, f"no demuxer for NDD type {ndd.ndd_type:#x}")
             ndd.nd_receive = demux.receive
             ndd.nd_status = self._status
             ndd.ndd_open()
@@ -103,6 +112,9 @@ class NetServices:
         return ndd
 
     def ns_free(self, ndd: Ndd) -> None:
+        """Drop a reference; the last one closes the NDD (AIX ns_free).  As on AIX the
+        caller's filters and status users are the caller's to delete (ns_del_filter,
+        ns_del_status) before: ns_free leaves them, and ns_detach drops what is left."""
         name = ndd.ndd_name
         if self.refcount.get(name, 0) <= 0:
             raise ndd_error(errno.EINVAL, f"NDD {name} not allocated")
@@ -110,10 +122,6 @@ class NetServices:
         if self.refcount[name] == 0:
             ndd.ndd_close()
             ndd.nd_receive = None
-            demux = self.demuxers.get(ndd.ndd_type)
-            if demux is not None:
-                demux.forget(ndd)
-            self.status_users.pop(name, None)
 
     # --- demuxers and filters ---------------------------------------------
     def ns_add_demux(self, ndd_type: int, demuxer: Demuxer) -> None:

@@ -128,13 +128,13 @@ async def test_detach_while_allocated_is_ebusy(ns: NetServices) -> None:
     assert errno_of(exc) == errno.ENOENT
 
 
-async def test_alloc_without_demuxer_is_enxio(ns: NetServices) -> None:
-    # an NDD type nobody registered a demuxer for cannot be opened
+async def test_alloc_without_demuxer_is_enoent(ns: NetServices) -> None:
+    # an NDD type nobody registered a demuxer for cannot be opened (AIX ns_alloc: ENOENT)
     ns.ns_del_demux(C.NDD_RAWIP)
     ns.ns_attach(MemoryNdd("tun0", kind="rawip"))
     with pytest.raises(OSError) as exc:
         ns.ns_alloc("tun0")
-    assert errno_of(exc) == errno.ENXIO
+    assert errno_of(exc) == errno.ENOENT
 
 
 # --- filters and the Ethernet demuxer ----------------------------------------------------

@@ -1,5 +1,6 @@
-"""Issue 16, point 1: the NDD layer as AIX CDLI defines it -- status codes as mask bits,
-ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason codes."""
+"""Issue 16, points 1 and 4: the NDD layer as AIX CDLI defines it -- status codes as mask
+bits, ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason
+codes, ns_alloc's ENOENT, ns_free leaving filters to their owner."""
 from __future__ import annotations
 
 import errno
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 
 from ndd import constants as C
+from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd, StatusBlock, hard_fail
 from ndd.pktbuf import PacketBuffer
 from ndd.services import NetServices, NsComStatus, NsStatuser
@@ -203,3 +205,36 @@ def test_status_codes_drive_ndd_flags() -> None:
 ])
 def test_hard_fail_carries_a_reason_code_then_the_errno(err: int, reason: int) -> None:
     assert hard_fail(err) == StatusBlock(C.NDD_HARD_FAIL, (reason, err))
+
+
+# --- point 4: ns_alloc, ns_free --------------------------------------------------------------
+def test_alloc_without_demuxer_is_enoent() -> None:
+    ns = services()
+    ns.ns_del_demux(C.NDD_ISO88023)
+    ns.ns_attach(WireNdd())
+    with pytest.raises(OSError) as exc:
+        ns.ns_alloc("en0")
+    assert exc.value.errno == errno.ENOENT and ns.refcount["en0"] == 0
+    with pytest.raises(OSError) as exc:
+        ns.ns_alloc("nope0")
+    assert exc.value.errno == errno.ENODEV
+
+
+def test_free_leaves_filters_to_their_owner_and_detach_drops_them() -> None:
+    ns = services()
+    nd = opened(ns)
+    got: list[bytes] = []
+    user = NsUser(lambda ndd, pkt, data: got.append(pkt.tobytes()))
+    flt = NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST)
+    ns.ns_add_filter(nd, flt, user)
+    ns.ns_add_status(nd, NsComStatus(mask=C.NDD_STATUS), Seen(None).user)
+    ns.ns_free(nd)                       # the last reference: closed, filter and status user stay
+    assert not nd.is_open and ns.status_users["en0"]
+    ns.ns_alloc("en0")
+    nd.deliver(frame(MAC_US, b"x" * 46))
+    assert got == [b"x" * 46]
+    ns.ns_free(nd)
+    ns.ns_detach(nd)                     # off the chain: what its users left goes with it
+    again = opened(ns)
+    assert "en0" not in ns.status_users
+    ns.ns_add_filter(again, flt, user)   # no EEXIST from the old NDD's filter

@@ -298,7 +298,7 @@ class AtmUserRequests:
         try:
             self.ns.ns_del_status(ndd, self._tx_status)
         except OSError:
-            pass                         # the adapter was freed under us (ns_free forgets its status users)
+            pass                         # the adapter was freed or detached under us
 
     def recv(self, pcb: AtmPcb, bufsize: int, peek: bool, now: float) -> tuple[bytes, SockaddrNddAtm | None] | None:
         """(SDU, the peer's address); b"" once a cleared call's SDUs are all read (EOF)."""
