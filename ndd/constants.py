@@ -32,12 +32,32 @@ NDD_ADD_FILTER = 0x6
 NDD_DEL_FILTER = 0x7
 NDD_MIB_QUERY = 0x8
 NDD_MIB_GET = 0x9
+NDD_MIB_SET = 0xA
 NDD_ADD_STATUS = 0xB
 NDD_DEL_STATUS = 0xC
 NDD_ENABLE_ADDRESS = 0xD
 NDD_DISABLE_ADDRESS = 0xE
+NDD_MIB_ADDR = 0xF
 NDD_CLEAR_STATS = 0x10
+NDD_GET_ALL_STATS = 0x102
 NDD_DEVICE_SPECIFIC = 0x10000
+
+# NDD_MIB_QUERY answers, one per MIB variable (<sys/ndd.h>)
+MIB_NOT_SUPPORTED = 0x0
+MIB_READ_ONLY = 0x1
+MIB_READ_WRITE = 0x2
+MIB_WRITE_ONLY = 0x3
+# NDD_MIB_SET status per variable (<sys/ndd.h>)
+MIB_OK = 0
+MIB_NOT_SETTABLE = 1
+MIB_WRONG_STATE = 2
+MIB_FAILED = 3
+MIB_BAD_VALUE = 4
+# NDD_MIB_ADDR: status of one address-table entry (<sys/ndd.h>; RFC 1213 ipNetToMediaType's values)
+NDD_MIB_OTHER = 1
+NDD_MIB_INVALID = 2
+NDD_MIB_VOLATILE = 3
+NDD_MIB_NONVOLATILE = 4
 
 # status block codes (ndd_statblk.code, <sys/ndd.h> of AIX 4.x/5.x): one bit each, so that an
 # ns_com_status mask selects codes with `code & mask` (the 1993 header numbered them 1..6)

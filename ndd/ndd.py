@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from . import constants as C
 from .counters import Counters
+from .mib import mib_ctl
 from .pktbuf import PacketBuffer
 
 
@@ -229,6 +230,10 @@ class Ndd:
             return 0
         if cmd in (C.NDD_ADD_STATUS, C.NDD_DEL_STATUS):
             return 0  # status delivery lives in the network services; the device just acks
+        if cmd in (C.NDD_MIB_QUERY, C.NDD_MIB_GET, C.NDD_MIB_SET, C.NDD_MIB_ADDR):
+            return mib_ctl(self, cmd, arg)     # the generic interface MIB (ndd/mib.py)
+        if cmd == C.NDD_GET_ALL_STATS:
+            return self.all_stats()
         if cmd >= C.NDD_DEVICE_SPECIFIC:
             return self.device_ctl(cmd, arg)
         raise ndd_error(errno.EOPNOTSUPP, f"ndd_ctl command {cmd:#x}")
@@ -248,6 +253,11 @@ class Ndd:
                 raise ndd_error(errno.ENOENT, "address not enabled")
             self.multicast_addrs.discard(mac)
         return 0
+
+    def all_stats(self) -> dict[str, Any]:
+        """NDD_GET_ALL_STATS: the generic and device-wide counters (NDD_GET_STATS's dict:
+        `stats` is one record), plus what a driver adds that is device-specific."""
+        return self.stats.as_dict()
 
     def device_ctl(self, cmd: int, arg: Any) -> Any:
         raise ndd_error(errno.EOPNOTSUPP, f"device-specific ndd_ctl {cmd:#x}")

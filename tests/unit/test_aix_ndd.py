@@ -1,6 +1,6 @@
 """Issue 16, points 1 and 4: the NDD layer as AIX CDLI defines it -- status codes as mask
 bits, ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason
-codes, ns_alloc's ENOENT, ns_free leaving filters to their owner."""
+codes, ns_alloc's ENOENT, ns_free leaving filters to their owner, the generic MIB."""
 from __future__ import annotations
 
 import errno
@@ -50,10 +50,27 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
     # ndd_ctl commands (<sys/ndd.h>)
     "NDD_MIB_QUERY": (0x8, "<sys/ndd.h>"),
     "NDD_MIB_GET": (0x9, "<sys/ndd.h>"),
+    "NDD_MIB_SET": (0xA, "<sys/ndd.h>"),
     "NDD_ADD_STATUS": (0xB, "<sys/ndd.h>"),
     "NDD_DEL_STATUS": (0xC, "<sys/ndd.h>"),
+    "NDD_MIB_ADDR": (0xF, "<sys/ndd.h>"),
     "NDD_CLEAR_STATS": (0x10, "<sys/ndd.h>"),
+    "NDD_GET_ALL_STATS": (0x102, "<sys/ndd.h>"),
     "NDD_DEVICE_SPECIFIC": (0x10000, "<sys/ndd.h>"),
+    # NDD_MIB_QUERY access flags, NDD_MIB_SET statuses, NDD_MIB_ADDR entry statuses (<sys/ndd.h>)
+    "MIB_NOT_SUPPORTED": (0x0, "<sys/ndd.h>"),
+    "MIB_READ_ONLY": (0x1, "<sys/ndd.h>"),
+    "MIB_READ_WRITE": (0x2, "<sys/ndd.h>"),
+    "MIB_WRITE_ONLY": (0x3, "<sys/ndd.h>"),
+    "MIB_OK": (0, "<sys/ndd.h>"),
+    "MIB_NOT_SETTABLE": (1, "<sys/ndd.h>"),
+    "MIB_WRONG_STATE": (2, "<sys/ndd.h>"),
+    "MIB_FAILED": (3, "<sys/ndd.h>"),
+    "MIB_BAD_VALUE": (4, "<sys/ndd.h>"),
+    "NDD_MIB_OTHER": (1, "<sys/ndd.h>"),
+    "NDD_MIB_INVALID": (2, "<sys/ndd.h>"),
+    "NDD_MIB_VOLATILE": (3, "<sys/ndd.h>"),
+    "NDD_MIB_NONVOLATILE": (4, "<sys/ndd.h>"),
     # tunstack's NDD_STATUS options: device-specific reasons, above NDD_REASON_CODE
     "NDD_LINK_UP": (0x101, "(tunstack)"),
     "NDD_LINK_DOWN": (0x102, "(tunstack)"),
@@ -207,7 +224,7 @@ def test_hard_fail_carries_a_reason_code_then_the_errno(err: int, reason: int) -
     assert hard_fail(err) == StatusBlock(C.NDD_HARD_FAIL, (reason, err))
 
 
-# --- point 4: ns_alloc, ns_free --------------------------------------------------------------
+# --- point 4: ns_alloc, ns_free, the MIB -------------------------------------------------------
 def test_alloc_without_demuxer_is_enoent() -> None:
     ns = services()
     ns.ns_del_demux(C.NDD_ISO88023)
@@ -238,3 +255,64 @@ def test_free_leaves_filters_to_their_owner_and_detach_drops_them() -> None:
     again = opened(ns)
     assert "en0" not in ns.status_users
     ns.ns_add_filter(again, flt, user)   # no EEXIST from the old NDD's filter
+
+
+def test_mib_get_counters_move_with_frames() -> None:
+    ns = services()
+    nd = opened(ns)
+    ns.ns_add_filter(nd, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST), NsUser(lambda *a: None))
+    before = nd.ndd_ctl(C.NDD_MIB_GET)
+    assert before["ifDescr"] == before["ifName"] == "en0" and before["ifType"] == 6   # ethernetCsmacd
+    assert before["ifPhysAddress"] == MAC_US and before["ifOperStatus"] == 1 and before["ifInOctets"] == 0
+    nd.deliver(frame(MAC_US))
+    nd.deliver(frame(BCAST))
+    nd.ndd_output(frame(MAC_PEER))
+    nd.ndd_output(frame(MCAST))
+    after = nd.ndd_ctl(C.NDD_MIB_GET)
+    assert (after["ifInOctets"], after["ifInUcastPkts"], after["ifInNUcastPkts"]) == (120, 1, 1)
+    assert (after["ifOutOctets"], after["ifOutUcastPkts"], after["ifOutNUcastPkts"]) == (120, 1, 1)
+    assert after["ifHCInOctets"] == after["ifInOctets"] and after["ifHCOutUcastPkts"] == 1
+    nd.deliver(PacketBuffer(MAC_US + MAC_PEER))   # a runt: an input error
+    nd.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_DOWN,)))
+    down = nd.ndd_ctl(C.NDD_MIB_GET)
+    assert down["ifInErrors"] == 1 and down["ifOperStatus"] == 2 and down["ifAdminStatus"] == 1
+
+
+def test_mib_query_is_read_only_and_set_is_refused() -> None:
+    nd = opened(services())
+    query = nd.ndd_ctl(C.NDD_MIB_QUERY)
+    assert query.keys() == nd.ndd_ctl(C.NDD_MIB_GET).keys()
+    assert set(query.values()) == {C.MIB_READ_ONLY}
+    with pytest.raises(OSError) as exc:
+        nd.ndd_ctl(C.NDD_MIB_SET, {"ifAdminStatus": 2})
+    assert exc.value.errno == errno.EACCES and "MIB_NOT_SETTABLE" in str(exc.value)
+    for bad in ({"ifNoSuchThing": 1}, None):
+        with pytest.raises(OSError) as exc:
+            nd.ndd_ctl(C.NDD_MIB_SET, bad)
+        assert exc.value.errno == errno.EINVAL
+    assert nd.ndd_flags & C.NDD_UP
+
+
+def test_mib_addr_lists_received_addresses() -> None:
+    nd = opened(services())
+    assert nd.ndd_ctl(C.NDD_MIB_ADDR) == [(C.NDD_MIB_NONVOLATILE, MAC_US), (C.NDD_MIB_NONVOLATILE, BCAST)]
+    nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST)
+    assert nd.ndd_ctl(C.NDD_MIB_ADDR)[-1] == (C.NDD_MIB_VOLATILE, MCAST)
+
+
+def test_get_all_stats_has_the_generic_counters() -> None:
+    nd = opened(services())
+    nd.deliver(frame(MAC_US))
+    stats = nd.ndd_ctl(C.NDD_GET_ALL_STATS)
+    assert stats == nd.ndd_ctl(C.NDD_GET_STATS) and stats["ipackets"] == 1 and stats["ibytes"] == 60
+
+
+def test_atm_get_all_stats_adds_each_vc_and_mib_type_is_atm() -> None:
+    from drivers.atm.adapter import AtmNdd
+    from ndd.atm import VcParams
+
+    atm = AtmNdd("atm0")
+    atm.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(0, 100))
+    stats = atm.ndd_ctl(C.NDD_GET_ALL_STATS)
+    assert stats["cells_in"] == 0 and stats["vcs"][(0, 100)] == atm.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (0, 100))
+    assert atm.ndd_ctl(C.NDD_MIB_GET)["ifType"] == 37          # IANAifType atm(37)
