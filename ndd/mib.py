@@ -10,8 +10,8 @@ generic part, computed from its ndd_genstats, as a dict of MIB object names:
   NDD_MIB_SET    -> EACCES: the MIB is read-only (an AIX caller's per-variable status
                     would be MIB_NOT_SETTABLE); an unknown name is EINVAL
   NDD_MIB_ADDR   -> [(status, address), ...]       the addresses the device receives:
-                    its own and broadcast NDD_MIB_NONVOLATILE, enabled multicast
-                    NDD_MIB_VOLATILE
+                    its own and enabled group addresses NDD_MIB_VOLATILE,
+                    broadcast NDD_MIB_NONVOLATILE (as AIX's Ethernet drivers list them)
 
 Counters are Python ints, so the 32-bit RFC 1213 counters and their 64-bit RFC 2863
 ifHC* twins read the same (nothing wraps).  Pure functions of the NDD: no I/O.
@@ -66,7 +66,7 @@ class Ndd(Protocol):
     @property
     def ndd_physaddr(self) -> bytes: ...
     @property
-    def multicast_addrs(self) -> set[bytes]: ...
+    def alt_addrs(self) -> dict[bytes, int]: ...
     @property
     def stats(self) -> _GenStats: ...
 
@@ -132,10 +132,10 @@ def mib_addr(ndd: Ndd) -> list[tuple[int, bytes]]:
     """The receive address table: (NDD_MIB_* status, address) per address."""
     table: list[tuple[int, bytes]] = []
     if ndd.ndd_physaddr:
-        table.append((C.NDD_MIB_NONVOLATILE, bytes(ndd.ndd_physaddr)))
+        table.append((C.NDD_MIB_VOLATILE, bytes(ndd.ndd_physaddr)))   # it can be changed
     if ndd.ndd_flags & C.NDD_BROADCAST and ndd.ndd_addrlen == len(BROADCAST):
         table.append((C.NDD_MIB_NONVOLATILE, BROADCAST))
-    table.extend((C.NDD_MIB_VOLATILE, mac) for mac in sorted(ndd.multicast_addrs))
+    table.extend((C.NDD_MIB_VOLATILE, mac) for mac in sorted(ndd.alt_addrs))
     return table
 
 

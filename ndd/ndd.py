@@ -26,6 +26,9 @@ class DeviceServices(Protocol):
     clock: Callable[[], float]
 
 
+BROADCAST_MAC = b"\xff\xff\xff\xff\xff\xff"
+
+
 def ndd_error(code: int, what: str = "") -> OSError:
     msg = os.strerror(code)
     return OSError(code, f"{msg}: {what}" if what else msg)
@@ -78,6 +81,16 @@ _HARD_FAIL_REASON = {
 }
 
 
+def _group_address(arg: Any) -> bytes:
+    """NDD_ENABLE/DISABLE_ADDRESS's argument: a 6-octet group address other than broadcast
+    (which is always received); EINVAL otherwise, as AIX's Ethernet drivers answer."""
+    if not isinstance(arg, (bytes, bytearray)) or len(arg) != 6:
+        raise ndd_error(errno.EINVAL, "address must be 6 octets")
+    if not arg[0] & 1 or bytes(arg) == BROADCAST_MAC:
+        raise ndd_error(errno.EINVAL, "not a multicast address")
+    return bytes(arg)
+
+
 def hard_fail(err: int) -> StatusBlock:
     """The NDD_HARD_FAIL block for a device operation that failed with `err`:
     option = (reason code, errno); an errno not in the table is NDD_CMD_FAIL."""
@@ -98,7 +111,8 @@ class Ndd:
 
     def __init__(self, name: str, *, mtu: int = 1500, physaddr: bytes = b"", flags: int = 0) -> None:
         self.ndd_name = name
-        self.ndd_flags = flags | C.NDD_BROADCAST | C.NDD_MULTICAST if self.ndd_type == C.NDD_ISO88023 else flags
+        # NDD_MULTICAST means all-multicast on (NDD_ENABLE_MULTICAST), so it starts clear
+        self.ndd_flags = flags | C.NDD_BROADCAST if self.ndd_type == C.NDD_ISO88023 else flags
         self.ndd_mtu = mtu
         self.ndd_mintu = 0
         self.ndd_physaddr = physaddr
@@ -108,7 +122,8 @@ class Ndd:
         self.nd_status: Callable[[Ndd, StatusBlock], None] | None = None
         self.services: DeviceServices | None = None
         self.taps: list[TapFn] = []
-        self.multicast_addrs: set[bytes] = set()
+        self.alt_addrs: dict[bytes, int] = {}   # NDD_ENABLE_ADDRESS: group address -> references
+        self.all_multicast = 0                  # NDD_ENABLE_MULTICAST references
         self.hw_filters: list[Any] = []
         self.is_open = False
         self._tx_refused = False     # a frame was refused (ENOBUFS) since the queue last drained
@@ -239,19 +254,41 @@ class Ndd:
         raise ndd_error(errno.EOPNOTSUPP, f"ndd_ctl command {cmd:#x}")
 
     def _ctl_address(self, cmd: int, arg: Any) -> int:
+        """Address control as AIX Ethernet drivers do it: NDD_ENABLE/DISABLE_MULTICAST is
+        all-multicast (no argument), NDD_ENABLE/DISABLE_ADDRESS one group address; both
+        reference counted, so each user's enable is undone only by its own disable."""
         if self.ndd_type != C.NDD_ISO88023:
             raise ndd_error(errno.EOPNOTSUPP, "no link-layer addresses on this device")
-        if not isinstance(arg, (bytes, bytearray)) or len(arg) != 6:
-            raise ndd_error(errno.EINVAL, "address must be 6 octets")
-        mac = bytes(arg)
-        if cmd in (C.NDD_ENABLE_ADDRESS, C.NDD_ENABLE_MULTICAST):
-            if not mac[0] & 1:
-                raise ndd_error(errno.EINVAL, "not a multicast address")
-            self.multicast_addrs.add(mac)
-        else:
-            if mac not in self.multicast_addrs:
-                raise ndd_error(errno.ENOENT, "address not enabled")
-            self.multicast_addrs.discard(mac)
+        if cmd in (C.NDD_ENABLE_MULTICAST, C.NDD_DISABLE_MULTICAST):
+            return self._ctl_all_multicast(cmd == C.NDD_ENABLE_MULTICAST)
+        mac = _group_address(arg)
+        if cmd == C.NDD_ENABLE_ADDRESS:
+            self.alt_addrs[mac] = self.alt_addrs.get(mac, 0) + 1
+            self.ndd_flags |= C.NDD_ALTADDRS
+            return 0
+        refs = self.alt_addrs.get(mac, 0)
+        if not refs:
+            raise ndd_error(errno.ENOENT, "address not enabled")
+        if refs > 1:
+            self.alt_addrs[mac] = refs - 1
+            return 0
+        del self.alt_addrs[mac]
+        if not self.alt_addrs:
+            self.ndd_flags &= ~C.NDD_ALTADDRS   # receiving no additional address any more
+        return 0
+
+    def _ctl_all_multicast(self, on: bool) -> int:
+        """NDD_MULTICAST is set while any user has all-multicast on; a disable without an
+        enable is EINVAL (as AIX's Ethernet drivers answer)."""
+        if on:
+            self.all_multicast += 1
+            self.ndd_flags |= C.NDD_MULTICAST
+            return 0
+        if not self.all_multicast:
+            raise ndd_error(errno.EINVAL, "all-multicast not enabled")
+        self.all_multicast -= 1
+        if not self.all_multicast:
+            self.ndd_flags &= ~C.NDD_MULTICAST
         return 0
 
     def all_stats(self) -> dict[str, Any]:
@@ -263,12 +300,14 @@ class Ndd:
         raise ndd_error(errno.EOPNOTSUPP, f"device-specific ndd_ctl {cmd:#x}")
 
     def accepts_destination(self, mac: bytes) -> bool:
-        """The device's address filter: unicast to us, broadcast, enabled multicast, or promiscuous."""
-        if mac == self.ndd_physaddr or mac == b"\xff\xff\xff\xff\xff\xff":
+        """The device's address filter: unicast to us, broadcast, an enabled group address,
+        any group address under all-multicast (NDD_MULTICAST), anything when promiscuous."""
+        if mac == self.ndd_physaddr or mac == BROADCAST_MAC or self.ndd_flags & C.NDD_PROMISC:
             return True
         if mac[0] & 1:
-            return mac in self.multicast_addrs or (mac[:3] == b"\x01\x00\x5e" and self._all_ipv4_multicast(mac))
-        return bool(self.ndd_flags & C.NDD_PROMISC)
+            return (mac in self.alt_addrs or bool(self.ndd_flags & C.NDD_MULTICAST)
+                    or (mac[:3] == b"\x01\x00\x5e" and self._all_ipv4_multicast(mac)))
+        return False
 
     def _all_ipv4_multicast(self, mac: bytes) -> bool:
         return mac == b"\x01\x00\x5e\x00\x00\x01"  # 224.0.0.1 all-hosts is always joined (RFC 1112)

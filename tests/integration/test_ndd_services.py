@@ -344,7 +344,7 @@ async def test_address_ctl_errors(ns: NetServices, cmd: int, arg: bytes, code: i
     nd = allocated(ns)
     with pytest.raises(OSError) as exc:
         nd.ndd_ctl(cmd, arg)
-    assert errno_of(exc) == code and nd.multicast_addrs == set()
+    assert errno_of(exc) == code and nd.alt_addrs == {}
 
 
 async def test_address_ctl_on_rawip_is_eopnotsupp(ns: NetServices) -> None:

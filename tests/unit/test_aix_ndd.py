@@ -1,6 +1,7 @@
-"""Issue 16, points 1 and 4: the NDD layer as AIX CDLI defines it -- status codes as mask
-bits, ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason
-codes, ns_alloc's ENOENT, ns_free leaving filters to their owner, the generic MIB."""
+"""Issue 16, points 1, 3 and 4: the NDD layer as AIX CDLI defines it -- status codes as
+mask bits, ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason
+codes, reference-counted address control (all-multicast, NDD_ALTADDRS), ns_alloc's ENOENT,
+ns_free leaving filters to their owner, the generic MIB."""
 from __future__ import annotations
 
 import errno
@@ -47,7 +48,13 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
     "NDD_REASON_CODE": (0x100, "<sys/ndd.h>"),
     # the status filter (<sys/cdli.h>)
     "NS_STATUS_MASK": (0x1, "<sys/cdli.h>"),
-    # ndd_ctl commands (<sys/ndd.h>)
+    # ndd_flags and ndd_ctl commands (<sys/ndd.h>)
+    "NDD_ALTADDRS": (0x100, "<sys/ndd.h>"),
+    "NDD_MULTICAST": (0x200, "<sys/ndd.h>"),
+    "NDD_ENABLE_MULTICAST": (0x2, "<sys/ndd.h>"),
+    "NDD_DISABLE_MULTICAST": (0x3, "<sys/ndd.h>"),
+    "NDD_ENABLE_ADDRESS": (0xD, "<sys/ndd.h>"),
+    "NDD_DISABLE_ADDRESS": (0xE, "<sys/ndd.h>"),
     "NDD_MIB_QUERY": (0x8, "<sys/ndd.h>"),
     "NDD_MIB_GET": (0x9, "<sys/ndd.h>"),
     "NDD_MIB_SET": (0xA, "<sys/ndd.h>"),
@@ -224,6 +231,61 @@ def test_hard_fail_carries_a_reason_code_then_the_errno(err: int, reason: int) -
     assert hard_fail(err) == StatusBlock(C.NDD_HARD_FAIL, (reason, err))
 
 
+# --- point 3: address control --------------------------------------------------------------
+def heard(nd: WireNdd, ns: NetServices, dst: bytes) -> bool:
+    got: list[int] = []
+    flt = NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST)
+    ns.ns_add_filter(nd, flt, NsUser(lambda ndd, pkt, data: got.append(1)))
+    nd.deliver(frame(dst))
+    ns.ns_del_filter(nd, flt)
+    return bool(got)
+
+
+def test_enable_multicast_is_all_multicast_reference_counted() -> None:
+    ns = services()
+    nd = opened(ns)
+    other_group = bytes.fromhex("333300000099")
+    assert not nd.ndd_flags & C.NDD_MULTICAST and not heard(nd, ns, other_group)   # not preset
+    assert nd.ndd_ctl(C.NDD_ENABLE_MULTICAST) == 0 and nd.ndd_ctl(C.NDD_ENABLE_MULTICAST) == 0
+    assert nd.ndd_flags & C.NDD_MULTICAST and heard(nd, ns, other_group)
+    nd.ndd_ctl(C.NDD_DISABLE_MULTICAST)
+    assert nd.ndd_flags & C.NDD_MULTICAST and heard(nd, ns, other_group)    # one user still has it
+    nd.ndd_ctl(C.NDD_DISABLE_MULTICAST)
+    assert not nd.ndd_flags & C.NDD_MULTICAST and not heard(nd, ns, other_group)
+    with pytest.raises(OSError) as exc:
+        nd.ndd_ctl(C.NDD_DISABLE_MULTICAST)
+    assert exc.value.errno == errno.EINVAL
+    assert not heard(nd, ns, MAC_PEER)     # all-multicast is not promiscuous
+
+
+def test_enable_address_counts_references_and_sets_altaddrs() -> None:
+    ns = services()
+    nd = opened(ns)
+    assert not nd.ndd_flags & C.NDD_ALTADDRS
+    nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST)
+    nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST)
+    assert nd.ndd_flags & C.NDD_ALTADDRS and nd.alt_addrs == {MCAST: 2} and heard(nd, ns, MCAST)
+    nd.ndd_ctl(C.NDD_DISABLE_ADDRESS, MCAST)
+    assert nd.ndd_flags & C.NDD_ALTADDRS and heard(nd, ns, MCAST)
+    nd.ndd_ctl(C.NDD_DISABLE_ADDRESS, MCAST)
+    assert not nd.ndd_flags & C.NDD_ALTADDRS and not heard(nd, ns, MCAST)
+    with pytest.raises(OSError) as exc:
+        nd.ndd_ctl(C.NDD_DISABLE_ADDRESS, MCAST)
+    assert exc.value.errno == errno.ENOENT
+    for bad in (BCAST, MAC_PEER, MCAST[:3]):   # broadcast is always received; unicast, runt: no
+        with pytest.raises(OSError) as exc:
+            nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, bad)
+        assert exc.value.errno == errno.EINVAL
+    assert nd.alt_addrs == {}
+
+
+def test_promiscuous_hears_every_group_address() -> None:
+    ns = services()
+    nd = opened(ns)
+    nd.ndd_ctl(C.NDD_PROMISCUOUS_ON)
+    assert heard(nd, ns, MCAST) and heard(nd, ns, MAC_PEER)
+
+
 # --- point 4: ns_alloc, ns_free, the MIB -------------------------------------------------------
 def test_alloc_without_demuxer_is_enoent() -> None:
     ns = services()
@@ -295,7 +357,7 @@ def test_mib_query_is_read_only_and_set_is_refused() -> None:
 
 def test_mib_addr_lists_received_addresses() -> None:
     nd = opened(services())
-    assert nd.ndd_ctl(C.NDD_MIB_ADDR) == [(C.NDD_MIB_NONVOLATILE, MAC_US), (C.NDD_MIB_NONVOLATILE, BCAST)]
+    assert nd.ndd_ctl(C.NDD_MIB_ADDR) == [(C.NDD_MIB_VOLATILE, MAC_US), (C.NDD_MIB_NONVOLATILE, BCAST)]
     nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST)
     assert nd.ndd_ctl(C.NDD_MIB_ADDR)[-1] == (C.NDD_MIB_VOLATILE, MCAST)
 
