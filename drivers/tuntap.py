@@ -31,7 +31,7 @@ import pytun
 import trio
 
 from ndd import constants as C
-from ndd.ndd import StatusBlock
+from ndd.ndd import StatusBlock, hard_fail
 from ndd.pktbuf import PacketBuffer
 
 from . import vnet
@@ -196,7 +196,9 @@ class TunTapNdd(TaskNdd):
                 break
             except OSError as exc:
                 if exc.errno in (errno.EBADF, errno.EIO):
-                    self.report_status(StatusBlock(C.NDD_HARD_FAIL, (exc.errno,)))
+                    # the device is gone or broken: HARD_FAIL with an AIX reason code
+                    # (EIO: NDD_PIO_FAIL, EBADF: NDD_ADAPTER_DELETED) and the errno
+                    self.report_status(hard_fail(exc.errno))
                     return False
                 self.stats.ierrors += 1
                 continue

@@ -32,24 +32,64 @@ NDD_ADD_FILTER = 0x6
 NDD_DEL_FILTER = 0x7
 NDD_MIB_QUERY = 0x8
 NDD_MIB_GET = 0x9
+NDD_MIB_SET = 0xA
 NDD_ADD_STATUS = 0xB
 NDD_DEL_STATUS = 0xC
 NDD_ENABLE_ADDRESS = 0xD
 NDD_DISABLE_ADDRESS = 0xE
+NDD_MIB_ADDR = 0xF
 NDD_CLEAR_STATS = 0x10
+NDD_GET_ALL_STATS = 0x102
 NDD_DEVICE_SPECIFIC = 0x10000
 
-# status block codes (ndd_statblk.code)
-NDD_HARD_FAIL = 0x1
-NDD_LIMBO_ENTER = 0x2
-NDD_LIMBO_EXIT = 0x3
-NDD_CONNECTED = 0x4
-NDD_STATUS = 0x5
-NDD_BAD_PKTS = 0x6
-# option[0] of an NDD_STATUS block (tunstack): the PHY state
-NDD_LINK_UP = 0x1
-NDD_LINK_DOWN = 0x2
-NDD_TX_READY = 0x3              # the transmit queue that refused a frame (ENOBUFS) has room again
+# NDD_MIB_QUERY answers, one per MIB variable (<sys/ndd.h>)
+MIB_NOT_SUPPORTED = 0x0
+MIB_READ_ONLY = 0x1
+MIB_READ_WRITE = 0x2
+MIB_WRITE_ONLY = 0x3
+# NDD_MIB_SET status per variable (<sys/ndd.h>)
+MIB_OK = 0
+MIB_NOT_SETTABLE = 1
+MIB_WRONG_STATE = 2
+MIB_FAILED = 3
+MIB_BAD_VALUE = 4
+# NDD_MIB_ADDR: status of one address-table entry (<sys/ndd.h>; RFC 1213 ipNetToMediaType's values)
+NDD_MIB_OTHER = 1
+NDD_MIB_INVALID = 2
+NDD_MIB_VOLATILE = 3
+NDD_MIB_NONVOLATILE = 4
+
+# status block codes (ndd_statblk.code, <sys/ndd.h> of AIX 4.x/5.x): one bit each, so that an
+# ns_com_status mask selects codes with `code & mask` (the 1993 header numbered them 1..6)
+NDD_HARD_FAIL = 0x1             # the device failed for good (option[0]: a reason code below)
+NDD_LIMBO_ENTER = 0x2           # entered network recovery mode (option[0]: a reason code)
+NDD_LIMBO_EXIT = 0x4            # left network recovery mode, running again
+NDD_CONNECTED = 0x8             # the device open completed
+NDD_STATUS = 0x10               # other status and events (option[0] says which)
+NDD_BAD_PKTS = 0x20             # a bad packet was received
+NDD_STAT_BLOCK = 0x100000       # device-specific status codes start here
+NS_STATUS_ALL = 0xFFFFFFFF      # (tunstack) a mask selecting every code, device-specific ones too
+
+# reason codes: option[0] of NDD_HARD_FAIL / NDD_LIMBO_ENTER (<sys/ndd.h>)
+NDD_ADAP_CHECK = 0x1            # adapter checkstop
+NDD_BUS_ERROR = 0x2
+NDD_CMD_FAIL = 0x3              # a device command failed
+NDD_PIO_FAIL = 0x4              # an I/O operation on the device failed
+NDD_UCODE_FAIL = 0x5
+NDD_TX_ERROR = 0x6
+NDD_TX_TIMEOUT = 0x7
+NDD_RCV_ERROR = 0x8
+NDD_AUTO_RMV = 0x9
+NDD_ADDR_CHANGE = 0xA           # (AIX 5.3) MAC address changed at run time
+NDD_ADAPTER_ADDED = 0xB         # (AIX 5.3) adapter added dynamically
+NDD_ADAPTER_DELETED = 0xC       # (AIX 5.3) adapter removed dynamically
+NDD_REASON_CODE = 0x100         # device-specific reason codes start here
+
+# option[0] of an NDD_STATUS block (tunstack): device-specific reasons, so above
+# NDD_REASON_CODE where they cannot be read as one of AIX's reason codes
+NDD_LINK_UP = NDD_REASON_CODE + 1     # carrier: the link is up (NDD_RUNNING set)
+NDD_LINK_DOWN = NDD_REASON_CODE + 2   # carrier lost (NDD_RUNNING cleared)
+NDD_TX_READY = NDD_REASON_CODE + 3    # the transmit queue that refused a frame (ENOBUFS) has room again
 
 # ns_8022 filter types (Ethernet demuxer)
 NS_8022_LLC_DSAP = 1
@@ -58,6 +98,9 @@ NS_TAP = 3
 NS_ETHERTYPE = 4
 NS_IPVERSION = 0x100           # (tunstack) raw-IP demuxer: IP version nibble
 NS_ATM_VC = 0x200              # (tunstack) ATM demuxer: one VC (VPI/VCI)
+
+# ns_com_status.filtertype (<sys/cdli.h>): the only status filter, a mask of status codes
+NS_STATUS_MASK = 0x1
 
 # NDD_ATM device-specific ndd_ctl commands (tunstack; AIX keeps its own private to the driver)
 NDD_ATM_OPEN_VC = NDD_DEVICE_SPECIFIC + 1        # arg ndd.atm.VcParams

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from . import constants as C
 from .counters import Counters
+from .mib import mib_ctl
 from .pktbuf import PacketBuffer
 
 
@@ -23,6 +24,9 @@ class DeviceServices(Protocol):
     NetServices): start a task in the owning Stack's nursery, and read the Stack's clock."""
     spawn: Callable[..., Any]
     clock: Callable[[], float]
+
+
+BROADCAST_MAC = b"\xff\xff\xff\xff\xff\xff"
 
 
 def ndd_error(code: int, what: str = "") -> OSError:
@@ -61,9 +65,36 @@ class DeviceCaps:
 
 @dataclass
 class StatusBlock:
-    """ndd_statblk: code (NDD_HARD_FAIL, NDD_STATUS, ...) and option words."""
+    """ndd_statblk: code (NDD_HARD_FAIL, NDD_STATUS, ...: one bit each) and option words."""
     code: int
     option: tuple[int, ...] = ()
+
+
+# The errno of a failed device read or write, as the AIX reason code NDD_HARD_FAIL's
+# option[0] carries (<sys/ndd.h>); the errno itself follows in option[1].
+_HARD_FAIL_REASON = {
+    errno.EIO: C.NDD_PIO_FAIL,            # the I/O operation on the device failed
+    errno.EBADF: C.NDD_ADAPTER_DELETED,   # the fd no longer names a device: it went away
+    errno.EBADFD: C.NDD_ADAPTER_DELETED,  # (Linux tun: a queue detached from its device)
+    errno.ENODEV: C.NDD_ADAPTER_DELETED,
+    errno.ENXIO: C.NDD_ADAPTER_DELETED,
+}
+
+
+def _group_address(arg: Any) -> bytes:
+    """NDD_ENABLE/DISABLE_ADDRESS's argument: a 6-octet group address other than broadcast
+    (which is always received); EINVAL otherwise, as AIX's Ethernet drivers answer."""
+    if not isinstance(arg, (bytes, bytearray)) or len(arg) != 6:
+        raise ndd_error(errno.EINVAL, "address must be 6 octets")
+    if not arg[0] & 1 or bytes(arg) == BROADCAST_MAC:
+        raise ndd_error(errno.EINVAL, "not a multicast address")
+    return bytes(arg)
+
+
+def hard_fail(err: int) -> StatusBlock:
+    """The NDD_HARD_FAIL block for a device operation that failed with `err`:
+    option = (reason code, errno); an errno not in the table is NDD_CMD_FAIL."""
+    return StatusBlock(C.NDD_HARD_FAIL, (_HARD_FAIL_REASON.get(err, C.NDD_CMD_FAIL), err))
 
 
 ReceiveFn = Callable[["Ndd", PacketBuffer], None]
@@ -80,7 +111,8 @@ class Ndd:
 
     def __init__(self, name: str, *, mtu: int = 1500, physaddr: bytes = b"", flags: int = 0) -> None:
         self.ndd_name = name
-        self.ndd_flags = flags | C.NDD_BROADCAST | C.NDD_MULTICAST if self.ndd_type == C.NDD_ISO88023 else flags
+        # NDD_MULTICAST means all-multicast on (NDD_ENABLE_MULTICAST), so it starts clear
+        self.ndd_flags = flags | C.NDD_BROADCAST if self.ndd_type == C.NDD_ISO88023 else flags
         self.ndd_mtu = mtu
         self.ndd_mintu = 0
         self.ndd_physaddr = physaddr
@@ -94,7 +126,8 @@ class Ndd:
         self.nd_rx_batch: Callable[[bool], None] | None = None
         self.services: DeviceServices | None = None
         self.taps: list[TapFn] = []
-        self.multicast_addrs: set[bytes] = set()
+        self.alt_addrs: dict[bytes, int] = {}   # NDD_ENABLE_ADDRESS: group address -> references
+        self.all_multicast = 0                  # NDD_ENABLE_MULTICAST references
         self.hw_filters: list[Any] = []
         self.is_open = False
         self._tx_refused = False     # a frame was refused (ENOBUFS) since the queue last drained
@@ -167,14 +200,28 @@ class Ndd:
             self.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_TX_READY,)))
 
     def report_status(self, block: StatusBlock) -> None:
-        if block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_DOWN,):
-            self.ndd_flags &= ~C.NDD_RUNNING
-        elif block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_UP,):
-            self.ndd_flags |= C.NDD_RUNNING
-        elif block.code == C.NDD_HARD_FAIL:
-            self.ndd_flags = (self.ndd_flags & ~C.NDD_RUNNING) | C.NDD_DEAD
+        """A driver reports a status block: ndd_flags follow it, then nd_status (the
+        network services) hands it to the users whose mask holds its code."""
+        self._status_flags(block.code, block.option[:1])
         if self.nd_status is not None:
             self.nd_status(self, block)
+
+    def _status_flags(self, code: int, why: tuple[int, ...]) -> None:
+        """What a status code means for ndd_flags, as AIX drivers keep them: HARD_FAIL is
+        NDD_DEAD, LIMBO_ENTER/EXIT toggle NDD_LIMBO (network recovery mode) and RUNNING,
+        tunstack's link options toggle RUNNING.  Device-specific codes leave them alone."""
+        if code >= C.NDD_STAT_BLOCK:
+            return
+        if code & C.NDD_HARD_FAIL:
+            self.ndd_flags = (self.ndd_flags & ~(C.NDD_RUNNING | C.NDD_LIMBO)) | C.NDD_DEAD
+        elif code & C.NDD_LIMBO_ENTER:
+            self.ndd_flags = (self.ndd_flags & ~C.NDD_RUNNING) | C.NDD_LIMBO
+        elif code & C.NDD_LIMBO_EXIT:
+            self.ndd_flags = (self.ndd_flags & ~C.NDD_LIMBO) | C.NDD_RUNNING
+        elif code & C.NDD_STATUS and why == (C.NDD_LINK_DOWN,):
+            self.ndd_flags &= ~C.NDD_RUNNING
+        elif code & C.NDD_STATUS and why == (C.NDD_LINK_UP,):
+            self.ndd_flags |= C.NDD_RUNNING
 
     # --- control (ndd_ctl) -------------------------------------------------
     def ndd_ctl(self, cmd: int, arg: Any = None) -> Any:
@@ -202,36 +249,69 @@ class Ndd:
             return 0
         if cmd in (C.NDD_ADD_STATUS, C.NDD_DEL_STATUS):
             return 0  # status delivery lives in the network services; the device just acks
+        if cmd in (C.NDD_MIB_QUERY, C.NDD_MIB_GET, C.NDD_MIB_SET, C.NDD_MIB_ADDR):
+            return mib_ctl(self, cmd, arg)     # the generic interface MIB (ndd/mib.py)
+        if cmd == C.NDD_GET_ALL_STATS:
+            return self.all_stats()
         if cmd >= C.NDD_DEVICE_SPECIFIC:
             return self.device_ctl(cmd, arg)
         raise ndd_error(errno.EOPNOTSUPP, f"ndd_ctl command {cmd:#x}")
 
     def _ctl_address(self, cmd: int, arg: Any) -> int:
+        """Address control as AIX Ethernet drivers do it: NDD_ENABLE/DISABLE_MULTICAST is
+        all-multicast (no argument), NDD_ENABLE/DISABLE_ADDRESS one group address; both
+        reference counted, so each user's enable is undone only by its own disable."""
         if self.ndd_type != C.NDD_ISO88023:
             raise ndd_error(errno.EOPNOTSUPP, "no link-layer addresses on this device")
-        if not isinstance(arg, (bytes, bytearray)) or len(arg) != 6:
-            raise ndd_error(errno.EINVAL, "address must be 6 octets")
-        mac = bytes(arg)
-        if cmd in (C.NDD_ENABLE_ADDRESS, C.NDD_ENABLE_MULTICAST):
-            if not mac[0] & 1:
-                raise ndd_error(errno.EINVAL, "not a multicast address")
-            self.multicast_addrs.add(mac)
-        else:
-            if mac not in self.multicast_addrs:
-                raise ndd_error(errno.ENOENT, "address not enabled")
-            self.multicast_addrs.discard(mac)
+        if cmd in (C.NDD_ENABLE_MULTICAST, C.NDD_DISABLE_MULTICAST):
+            return self._ctl_all_multicast(cmd == C.NDD_ENABLE_MULTICAST)
+        mac = _group_address(arg)
+        if cmd == C.NDD_ENABLE_ADDRESS:
+            self.alt_addrs[mac] = self.alt_addrs.get(mac, 0) + 1
+            self.ndd_flags |= C.NDD_ALTADDRS
+            return 0
+        refs = self.alt_addrs.get(mac, 0)
+        if not refs:
+            raise ndd_error(errno.ENOENT, "address not enabled")
+        if refs > 1:
+            self.alt_addrs[mac] = refs - 1
+            return 0
+        del self.alt_addrs[mac]
+        if not self.alt_addrs:
+            self.ndd_flags &= ~C.NDD_ALTADDRS   # receiving no additional address any more
         return 0
+
+    def _ctl_all_multicast(self, on: bool) -> int:
+        """NDD_MULTICAST is set while any user has all-multicast on; a disable without an
+        enable is EINVAL (as AIX's Ethernet drivers answer)."""
+        if on:
+            self.all_multicast += 1
+            self.ndd_flags |= C.NDD_MULTICAST
+            return 0
+        if not self.all_multicast:
+            raise ndd_error(errno.EINVAL, "all-multicast not enabled")
+        self.all_multicast -= 1
+        if not self.all_multicast:
+            self.ndd_flags &= ~C.NDD_MULTICAST
+        return 0
+
+    def all_stats(self) -> dict[str, Any]:
+        """NDD_GET_ALL_STATS: the generic and device-wide counters (NDD_GET_STATS's dict:
+        `stats` is one record), plus what a driver adds that is device-specific."""
+        return self.stats.as_dict()
 
     def device_ctl(self, cmd: int, arg: Any) -> Any:
         raise ndd_error(errno.EOPNOTSUPP, f"device-specific ndd_ctl {cmd:#x}")
 
     def accepts_destination(self, mac: bytes) -> bool:
-        """The device's address filter: unicast to us, broadcast, enabled multicast, or promiscuous."""
-        if mac == self.ndd_physaddr or mac == b"\xff\xff\xff\xff\xff\xff":
+        """The device's address filter: unicast to us, broadcast, an enabled group address,
+        any group address under all-multicast (NDD_MULTICAST), anything when promiscuous."""
+        if mac == self.ndd_physaddr or mac == BROADCAST_MAC or self.ndd_flags & C.NDD_PROMISC:
             return True
         if mac[0] & 1:
-            return mac in self.multicast_addrs or (mac[:3] == b"\x01\x00\x5e" and self._all_ipv4_multicast(mac))
-        return bool(self.ndd_flags & C.NDD_PROMISC)
+            return (mac in self.alt_addrs or bool(self.ndd_flags & C.NDD_MULTICAST)
+                    or (mac[:3] == b"\x01\x00\x5e" and self._all_ipv4_multicast(mac)))
+        return False
 
     def _all_ipv4_multicast(self, mac: bytes) -> bool:
         return mac == b"\x01\x00\x5e\x00\x00\x01"  # 224.0.0.1 all-hosts is always joined (RFC 1112)

@@ -105,6 +105,7 @@ class Stack:
         self._ping_seq = itertools.count(1)
         self._arp: dict[str, Any] = {}
         self._clip: dict[str, Any] = {}   # ifname -> protocols.atm.clip.link.AtmLink
+        self._filters: dict[str, list[tuple[NsFilter, NsUser]]] = {}   # ifname -> its IP/ARP filters
         # name -> its addresses in preference order, either family (Debian's /etc/hosts default)
         self.hosts: dict[str, str | tuple[str, ...]] = {"localhost": ("127.0.0.1", "::1")}
         # the built-in cores, built here and held as typed attributes (docs/design.md, "Registration runs one way")
@@ -293,17 +294,22 @@ class Stack:
             ifp.link = link
             self._arp[ifp.name] = arp
             self.timers.register(arp)
-            self.ns.ns_add_filter(ndd, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_IPV4), ip_user)
-            self.ns.ns_add_filter(ndd, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_ARP), NsUser(self._arp_isr, arp))
+            self._claim(ifp, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_IPV4), ip_user)
+            self._claim(ifp, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_ARP), NsUser(self._arp_isr, arp))
         else:
             ifp.link = RawIpLink(ndd)
-            self.ns.ns_add_filter(ndd, NsFilter(C.NS_IPVERSION, version=4), ip_user)
+            self._claim(ifp, NsFilter(C.NS_IPVERSION, version=4), ip_user)
         if self.config.ipv6 and kind != C.NDD_ATM:
             self._add_inet6(ifp, ndd)
         self.ns.ns_add_status(ndd, self._on_status)
         if addr:
             self.add_address(ifp, addr)
         return ifp
+
+    def _claim(self, ifp: Interface, flt: NsFilter, user: NsUser) -> None:
+        """ns_add_filter for the interface, remembered so remove_interface deletes it."""
+        self.ns.ns_add_filter(ifp.ndd, flt, user)
+        self._filters.setdefault(ifp.name, []).append((flt, user))
 
     def _add_inet6(self, ifp: Interface, ndd: Ndd) -> Inet6Interface:
         """IPv6 on `ifp`: frames claimed (ethertype 0x86DD, or IP version 6 on a layer-3
@@ -319,7 +325,7 @@ class Stack:
             flt = NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_IPV6)
         else:
             flt = NsFilter(C.NS_IPVERSION, version=6)
-        self.ns.ns_add_filter(ndd, flt, NsUser(self._ip6_isr, ifp))
+        self._claim(ifp, flt, NsUser(self._ip6_isr, ifp))
         for core in state.timed_cores():
             self.timers.register(core)
         self.inet6.start(state, now)
@@ -380,6 +386,11 @@ class Stack:
             self.ns.ns_del_status(ndd, self._on_status)
         except OSError:
             pass
+        for flt, user in self._filters.pop(ifp.name, ()):
+            try:
+                self.ns.ns_del_filter(ndd, flt, user)   # ours to delete before ns_free (AIX)
+            except OSError:
+                pass                                    # the NDD was freed under us
         self.ns.ns_free(ndd)
         if self.ns.refcount.get(ndd.ndd_name) == 0:
             self.ns.ns_detach(ndd)

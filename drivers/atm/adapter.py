@@ -264,6 +264,12 @@ class AtmNdd(TaskNdd):
         d.update(max_sdu=vc.max_sdu, pcr=int(vc.pcr), tx_queued_sdus=len(vc.txq))
         return d
 
+    def all_stats(self) -> dict[str, Any]:
+        """NDD_GET_ALL_STATS: the adapter's counters, and each open VC's (as NDD_ATM_GET_VC_STATS)."""
+        d: dict[str, Any] = super().all_stats()
+        d["vcs"] = {key: self.vc_stats(*key) for key in sorted(self.vcs)}
+        return d
+
     def device_ctl(self, cmd: int, arg: Any) -> Any:
         if cmd == C.NDD_ATM_OPEN_VC:
             if not isinstance(arg, VcParams):

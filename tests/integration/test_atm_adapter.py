@@ -355,7 +355,7 @@ async def test_phy_up_down_reported_as_status(ns: NetServices, autojump_clock: t
     ns.ns_attach(a)
     ns.ns_attach(b)
     ns.ns_alloc("atm0")
-    ns.ns_add_status(a, lambda nd, blk: seen.append((nd.ndd_name, blk.option)), frozenset({C.NDD_STATUS}))
+    ns.ns_add_status(a, lambda nd, blk: seen.append((nd.ndd_name, blk.option)), C.NDD_STATUS)
     assert not a.ndd_flags & C.NDD_RUNNING
     a.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(*VC))
     assert a.atm_output(*VC, b"x") == errno.ENETDOWN

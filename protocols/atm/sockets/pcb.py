@@ -164,7 +164,7 @@ def close_vc(ns: NetServices, pcb: AtmPcb) -> None:
     try:
         ns.ns_del_filter(ndd, NsFilter(C.NS_ATM_VC, vpi=vc[0], vci=vc[1]), pcb.user)
     except OSError:
-        pass    # the adapter was freed under us (ns_free forgets its filters)
+        pass    # the adapter was freed under us (no reference left: ns_del_filter is ENODEV)
     try:
         ndd.ndd_ctl(C.NDD_ATM_CLOSE_VC, vc)
     except OSError:

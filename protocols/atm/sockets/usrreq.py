@@ -269,13 +269,13 @@ class AtmUserRequests:
         ndd = pcb.ndd
         waiting = self._tx_waiting.get(ndd.ndd_name)
         if waiting is None:
-            self.ns.ns_add_status(ndd, self._tx_status, frozenset({C.NDD_STATUS, C.NDD_HARD_FAIL}))
+            self.ns.ns_add_status(ndd, self._tx_status, C.NDD_STATUS | C.NDD_HARD_FAIL)
             waiting = self._tx_waiting[ndd.ndd_name] = []
         if pcb not in waiting:
             waiting.append(pcb)
 
     def _tx_status(self, ndd: Ndd, block: StatusBlock) -> None:
-        if block.code == C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_UP,):
+        if block.code & C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_UP,):
             return
         # room again, the link down or the adapter dead: every waiting sender tries again
         self._forget_adapter(ndd)
@@ -298,7 +298,7 @@ class AtmUserRequests:
         try:
             self.ns.ns_del_status(ndd, self._tx_status)
         except OSError:
-            pass                         # the adapter was freed under us (ns_free forgets its status users)
+            pass                         # the adapter was freed or detached under us
 
     def recv(self, pcb: AtmPcb, bufsize: int, peek: bool, now: float) -> tuple[bytes, SockaddrNddAtm | None] | None:
         """(SDU, the peer's address); b"" once a cleared call's SDUs are all read (EOF)."""

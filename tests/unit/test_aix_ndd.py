@@ -1,0 +1,380 @@
+"""Issue 16, points 1, 3 and 4: the NDD layer as AIX CDLI defines it -- status codes as
+mask bits, ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason
+codes, reference-counted address control (all-multicast, NDD_ALTADDRS), ns_alloc's ENOENT,
+ns_free leaving filters to their owner, the generic MIB."""
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import pytest
+
+from ndd import constants as C
+from ndd.demux import NsFilter, NsUser
+from ndd.ndd import Ndd, StatusBlock, hard_fail
+from ndd.pktbuf import PacketBuffer
+from ndd.services import NetServices, NsComStatus, NsStatuser
+
+MAC_US = bytes.fromhex("020000000001")
+MAC_PEER = bytes.fromhex("020000000002")
+BCAST = b"\xff" * 6
+MCAST = bytes.fromhex("01005e010203")
+ETHERTYPE_TEST = 0x88B5
+
+# name -> (value, where it comes from).  <sys/ndd.h> and <sys/cdli.h> are AIX 5.3's
+# (bos53X src/bos/kernel/sys/ndd.h 1.56.1.6); "(tunstack)" marks our own values.
+AIX_VALUES: dict[str, tuple[int, str]] = {
+    # status block codes, one bit each (<sys/ndd.h>; the 1993 header had 1..6)
+    "NDD_HARD_FAIL": (0x1, "<sys/ndd.h>"),
+    "NDD_LIMBO_ENTER": (0x2, "<sys/ndd.h>"),
+    "NDD_LIMBO_EXIT": (0x4, "<sys/ndd.h>"),
+    "NDD_CONNECTED": (0x8, "<sys/ndd.h>"),
+    "NDD_STATUS": (0x10, "<sys/ndd.h>"),
+    "NDD_BAD_PKTS": (0x20, "<sys/ndd.h>"),
+    "NDD_STAT_BLOCK": (0x100000, "<sys/ndd.h>"),
+    # reason codes (<sys/ndd.h>)
+    "NDD_ADAP_CHECK": (0x1, "<sys/ndd.h>"),
+    "NDD_BUS_ERROR": (0x2, "<sys/ndd.h>"),
+    "NDD_CMD_FAIL": (0x3, "<sys/ndd.h>"),
+    "NDD_PIO_FAIL": (0x4, "<sys/ndd.h>"),
+    "NDD_UCODE_FAIL": (0x5, "<sys/ndd.h>"),
+    "NDD_TX_ERROR": (0x6, "<sys/ndd.h>"),
+    "NDD_TX_TIMEOUT": (0x7, "<sys/ndd.h>"),
+    "NDD_RCV_ERROR": (0x8, "<sys/ndd.h>"),
+    "NDD_AUTO_RMV": (0x9, "<sys/ndd.h>"),
+    "NDD_ADDR_CHANGE": (0xA, "<sys/ndd.h> (AIX 5.3)"),
+    "NDD_ADAPTER_ADDED": (0xB, "<sys/ndd.h> (AIX 5.3)"),
+    "NDD_ADAPTER_DELETED": (0xC, "<sys/ndd.h> (AIX 5.3)"),
+    "NDD_REASON_CODE": (0x100, "<sys/ndd.h>"),
+    # the status filter (<sys/cdli.h>)
+    "NS_STATUS_MASK": (0x1, "<sys/cdli.h>"),
+    # ndd_flags and ndd_ctl commands (<sys/ndd.h>)
+    "NDD_ALTADDRS": (0x100, "<sys/ndd.h>"),
+    "NDD_MULTICAST": (0x200, "<sys/ndd.h>"),
+    "NDD_ENABLE_MULTICAST": (0x2, "<sys/ndd.h>"),
+    "NDD_DISABLE_MULTICAST": (0x3, "<sys/ndd.h>"),
+    "NDD_ENABLE_ADDRESS": (0xD, "<sys/ndd.h>"),
+    "NDD_DISABLE_ADDRESS": (0xE, "<sys/ndd.h>"),
+    "NDD_MIB_QUERY": (0x8, "<sys/ndd.h>"),
+    "NDD_MIB_GET": (0x9, "<sys/ndd.h>"),
+    "NDD_MIB_SET": (0xA, "<sys/ndd.h>"),
+    "NDD_ADD_STATUS": (0xB, "<sys/ndd.h>"),
+    "NDD_DEL_STATUS": (0xC, "<sys/ndd.h>"),
+    "NDD_MIB_ADDR": (0xF, "<sys/ndd.h>"),
+    "NDD_CLEAR_STATS": (0x10, "<sys/ndd.h>"),
+    "NDD_GET_ALL_STATS": (0x102, "<sys/ndd.h>"),
+    "NDD_DEVICE_SPECIFIC": (0x10000, "<sys/ndd.h>"),
+    # NDD_MIB_QUERY access flags, NDD_MIB_SET statuses, NDD_MIB_ADDR entry statuses (<sys/ndd.h>)
+    "MIB_NOT_SUPPORTED": (0x0, "<sys/ndd.h>"),
+    "MIB_READ_ONLY": (0x1, "<sys/ndd.h>"),
+    "MIB_READ_WRITE": (0x2, "<sys/ndd.h>"),
+    "MIB_WRITE_ONLY": (0x3, "<sys/ndd.h>"),
+    "MIB_OK": (0, "<sys/ndd.h>"),
+    "MIB_NOT_SETTABLE": (1, "<sys/ndd.h>"),
+    "MIB_WRONG_STATE": (2, "<sys/ndd.h>"),
+    "MIB_FAILED": (3, "<sys/ndd.h>"),
+    "MIB_BAD_VALUE": (4, "<sys/ndd.h>"),
+    "NDD_MIB_OTHER": (1, "<sys/ndd.h>"),
+    "NDD_MIB_INVALID": (2, "<sys/ndd.h>"),
+    "NDD_MIB_VOLATILE": (3, "<sys/ndd.h>"),
+    "NDD_MIB_NONVOLATILE": (4, "<sys/ndd.h>"),
+    # tunstack's NDD_STATUS options: device-specific reasons, above NDD_REASON_CODE
+    "NDD_LINK_UP": (0x101, "(tunstack)"),
+    "NDD_LINK_DOWN": (0x102, "(tunstack)"),
+    "NDD_TX_READY": (0x103, "(tunstack)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AIX_VALUES))
+def test_value_matches_header(name: str) -> None:
+    value, source = AIX_VALUES[name]
+    assert getattr(C, name) == value, f"{name} should be {value:#x} ({source})"
+
+
+def test_status_codes_are_distinct_bits() -> None:
+    codes = [C.NDD_HARD_FAIL, C.NDD_LIMBO_ENTER, C.NDD_LIMBO_EXIT, C.NDD_CONNECTED, C.NDD_STATUS, C.NDD_BAD_PKTS]
+    assert all(c & (c - 1) == 0 for c in codes) and len(set(codes)) == len(codes)
+    # tunstack's status options cannot be read as one of AIX's reason codes
+    assert min(C.NDD_LINK_UP, C.NDD_LINK_DOWN, C.NDD_TX_READY) > C.NDD_REASON_CODE
+
+
+# --- a device with no I/O -----------------------------------------------------------------
+class WireNdd(Ndd):
+    """An Ethernet NDD whose transmissions land in a list."""
+
+    def __init__(self, name: str = "en0") -> None:
+        super().__init__(name, physaddr=MAC_US)
+        self.sent: list[bytes] = []
+
+    def _transmit(self, pkt: PacketBuffer) -> int:
+        self.sent.append(pkt.tobytes())
+        return 0
+
+
+def services() -> NetServices:
+    return NetServices(lambda *a: None, lambda: 0.0)
+
+
+def opened(ns: NetServices, name: str = "en0") -> WireNdd:
+    nd = WireNdd(name)
+    ns.ns_attach(nd)
+    ns.ns_alloc(name)
+    return nd
+
+
+def frame(dst: bytes, payload: bytes = bytes(46)) -> PacketBuffer:
+    return PacketBuffer(dst + MAC_PEER + ETHERTYPE_TEST.to_bytes(2, "big") + payload)
+
+
+class Seen:
+    """An ns_statuser that keeps (isr_data, code, option) of every block."""
+
+    def __init__(self, data: object) -> None:
+        self.got: list[tuple[object, int, tuple[int, ...]]] = []
+        self.user = NsStatuser(self.isr, data)
+
+    def isr(self, ndd: Ndd, block: StatusBlock, data: Any) -> None:
+        self.got.append((data, block.code, block.option))
+
+    @property
+    def codes(self) -> list[int]:
+        return [code for _, code, _ in self.got]
+
+
+# --- point 1: status ------------------------------------------------------------------------
+def test_mask_filtering_aix_form() -> None:
+    # a user with mask NDD_STATUS only hears NDD_STATUS; HARD_FAIL|LIMBO_ENTER hears those two
+    ns = services()
+    nd = opened(ns)
+    status_only, failures = Seen("s"), Seen("f")
+    filt_s = NsComStatus(C.NS_STATUS_MASK, C.NDD_STATUS)
+    sid_s = ns.ns_add_status(nd, filt_s, status_only.user)
+    sid_f = ns.ns_add_status(nd, NsComStatus(C.NS_STATUS_MASK, C.NDD_HARD_FAIL | C.NDD_LIMBO_ENTER), failures.user)
+    assert filt_s.sid == sid_s and sid_s != sid_f and sid_s > 0   # AIX's "returned user status id"
+    for block in (StatusBlock(C.NDD_STATUS, (C.NDD_LINK_UP,)), StatusBlock(C.NDD_LIMBO_ENTER, (C.NDD_TX_TIMEOUT,)),
+                  StatusBlock(C.NDD_BAD_PKTS), hard_fail(errno.EIO)):
+        nd.report_status(block)
+    assert status_only.got == [("s", C.NDD_STATUS, (C.NDD_LINK_UP,))]
+    assert failures.got == [("f", C.NDD_LIMBO_ENTER, (C.NDD_TX_TIMEOUT,)),
+                            ("f", C.NDD_HARD_FAIL, (C.NDD_PIO_FAIL, errno.EIO))]
+
+
+def test_python_form_mask_and_default_all() -> None:
+    ns = services()
+    nd = opened(ns)
+    seen: dict[str, list[int]] = {"status": [], "all": []}
+    ns.ns_add_status(nd, lambda ndd, blk: seen["status"].append(blk.code), C.NDD_STATUS)
+    all_fn = lambda ndd, blk: seen["all"].append(blk.code)  # noqa: E731
+    ns.ns_add_status(nd, all_fn)
+    with pytest.raises(OSError) as exc:
+        ns.ns_add_status(nd, all_fn)          # a function once per NDD: del by function stays exact
+    assert exc.value.errno == errno.EEXIST
+    for code in (C.NDD_CONNECTED, C.NDD_STATUS, C.NDD_HARD_FAIL):
+        nd.report_status(StatusBlock(code))
+    assert seen == {"status": [C.NDD_STATUS], "all": [C.NDD_CONNECTED, C.NDD_STATUS, C.NDD_HARD_FAIL]}
+
+
+def test_del_status_by_sid() -> None:
+    # ns_del_status deletes exactly the user with that sid (given as the filter or the number)
+    ns = services()
+    nd = opened(ns)
+    a, b = Seen("a"), Seen("b")
+    filt_a = NsComStatus(C.NS_STATUS_MASK, C.NDD_BAD_PKTS)
+    ns.ns_add_status(nd, filt_a, a.user)
+    sid_b = ns.ns_add_status(nd, NsComStatus(C.NS_STATUS_MASK, C.NDD_BAD_PKTS), b.user)
+    nd.report_status(StatusBlock(C.NDD_BAD_PKTS))
+    ns.ns_del_status(nd, filt_a)
+    nd.report_status(StatusBlock(C.NDD_BAD_PKTS))
+    ns.ns_del_status(nd, sid_b)
+    nd.report_status(StatusBlock(C.NDD_BAD_PKTS))
+    assert (a.codes, b.codes) == ([C.NDD_BAD_PKTS], [C.NDD_BAD_PKTS] * 2)
+    for gone in (filt_a, sid_b, 999):
+        with pytest.raises(OSError) as exc:
+            ns.ns_del_status(nd, gone)
+        assert exc.value.errno == errno.ENOENT
+
+
+@pytest.mark.parametrize("filt", [NsComStatus(filtertype=2, mask=C.NDD_STATUS), NsComStatus(mask=0)])
+def test_add_status_bad_filter_is_einval(filt: NsComStatus) -> None:
+    ns = services()
+    nd = opened(ns)
+    with pytest.raises(OSError) as exc:
+        ns.ns_add_status(nd, filt, Seen(None).user)
+    assert exc.value.errno == errno.EINVAL and not ns.status_users.get("en0")
+
+
+def test_status_codes_drive_ndd_flags() -> None:
+    # LIMBO_ENTER/EXIT toggle NDD_LIMBO and RUNNING (network recovery mode); HARD_FAIL is DEAD;
+    # tunstack's link options travel in NDD_STATUS; a device-specific code leaves the flags
+    nd = opened(services())
+    nd.report_status(StatusBlock(C.NDD_LIMBO_ENTER, (C.NDD_ADAP_CHECK,)))
+    assert nd.ndd_flags & C.NDD_LIMBO and not nd.ndd_flags & C.NDD_RUNNING
+    nd.report_status(StatusBlock(C.NDD_LIMBO_EXIT))
+    assert nd.ndd_flags & C.NDD_RUNNING and not nd.ndd_flags & C.NDD_LIMBO
+    nd.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_DOWN,)))
+    assert not nd.ndd_flags & C.NDD_RUNNING
+    nd.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_UP,)))
+    assert nd.ndd_flags & C.NDD_RUNNING
+    nd.report_status(StatusBlock(C.NDD_STAT_BLOCK | C.NDD_HARD_FAIL))
+    assert nd.ndd_flags & C.NDD_RUNNING and not nd.ndd_flags & C.NDD_DEAD
+    nd.report_status(hard_fail(errno.EBADF))
+    assert nd.ndd_flags & C.NDD_DEAD and not nd.ndd_flags & C.NDD_RUNNING
+
+
+@pytest.mark.parametrize("err, reason", [
+    (errno.EIO, C.NDD_PIO_FAIL),            # a read/write on the device failed
+    (errno.EBADF, C.NDD_ADAPTER_DELETED),   # the fd no longer names a device
+    (errno.ENODEV, C.NDD_ADAPTER_DELETED),
+    (errno.EPERM, C.NDD_CMD_FAIL),          # anything else
+])
+def test_hard_fail_carries_a_reason_code_then_the_errno(err: int, reason: int) -> None:
+    assert hard_fail(err) == StatusBlock(C.NDD_HARD_FAIL, (reason, err))
+
+
+# --- point 3: address control --------------------------------------------------------------
+def heard(nd: WireNdd, ns: NetServices, dst: bytes) -> bool:
+    got: list[int] = []
+    flt = NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST)
+    ns.ns_add_filter(nd, flt, NsUser(lambda ndd, pkt, data: got.append(1)))
+    nd.deliver(frame(dst))
+    ns.ns_del_filter(nd, flt)
+    return bool(got)
+
+
+def test_enable_multicast_is_all_multicast_reference_counted() -> None:
+    ns = services()
+    nd = opened(ns)
+    other_group = bytes.fromhex("333300000099")
+    assert not nd.ndd_flags & C.NDD_MULTICAST and not heard(nd, ns, other_group)   # not preset
+    assert nd.ndd_ctl(C.NDD_ENABLE_MULTICAST) == 0 and nd.ndd_ctl(C.NDD_ENABLE_MULTICAST) == 0
+    assert nd.ndd_flags & C.NDD_MULTICAST and heard(nd, ns, other_group)
+    nd.ndd_ctl(C.NDD_DISABLE_MULTICAST)
+    assert nd.ndd_flags & C.NDD_MULTICAST and heard(nd, ns, other_group)    # one user still has it
+    nd.ndd_ctl(C.NDD_DISABLE_MULTICAST)
+    assert not nd.ndd_flags & C.NDD_MULTICAST and not heard(nd, ns, other_group)
+    with pytest.raises(OSError) as exc:
+        nd.ndd_ctl(C.NDD_DISABLE_MULTICAST)
+    assert exc.value.errno == errno.EINVAL
+    assert not heard(nd, ns, MAC_PEER)     # all-multicast is not promiscuous
+
+
+def test_enable_address_counts_references_and_sets_altaddrs() -> None:
+    ns = services()
+    nd = opened(ns)
+    assert not nd.ndd_flags & C.NDD_ALTADDRS
+    nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST)
+    nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST)
+    assert nd.ndd_flags & C.NDD_ALTADDRS and nd.alt_addrs == {MCAST: 2} and heard(nd, ns, MCAST)
+    nd.ndd_ctl(C.NDD_DISABLE_ADDRESS, MCAST)
+    assert nd.ndd_flags & C.NDD_ALTADDRS and heard(nd, ns, MCAST)
+    nd.ndd_ctl(C.NDD_DISABLE_ADDRESS, MCAST)
+    assert not nd.ndd_flags & C.NDD_ALTADDRS and not heard(nd, ns, MCAST)
+    with pytest.raises(OSError) as exc:
+        nd.ndd_ctl(C.NDD_DISABLE_ADDRESS, MCAST)
+    assert exc.value.errno == errno.ENOENT
+    for bad in (BCAST, MAC_PEER, MCAST[:3]):   # broadcast is always received; unicast, runt: no
+        with pytest.raises(OSError) as exc:
+            nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, bad)
+        assert exc.value.errno == errno.EINVAL
+    assert nd.alt_addrs == {}
+
+
+def test_promiscuous_hears_every_group_address() -> None:
+    ns = services()
+    nd = opened(ns)
+    nd.ndd_ctl(C.NDD_PROMISCUOUS_ON)
+    assert heard(nd, ns, MCAST) and heard(nd, ns, MAC_PEER)
+
+
+# --- point 4: ns_alloc, ns_free, the MIB -------------------------------------------------------
+def test_alloc_without_demuxer_is_enoent() -> None:
+    ns = services()
+    ns.ns_del_demux(C.NDD_ISO88023)
+    ns.ns_attach(WireNdd())
+    with pytest.raises(OSError) as exc:
+        ns.ns_alloc("en0")
+    assert exc.value.errno == errno.ENOENT and ns.refcount["en0"] == 0
+    with pytest.raises(OSError) as exc:
+        ns.ns_alloc("nope0")
+    assert exc.value.errno == errno.ENODEV
+
+
+def test_free_leaves_filters_to_their_owner_and_detach_drops_them() -> None:
+    ns = services()
+    nd = opened(ns)
+    got: list[bytes] = []
+    user = NsUser(lambda ndd, pkt, data: got.append(pkt.tobytes()))
+    flt = NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST)
+    ns.ns_add_filter(nd, flt, user)
+    ns.ns_add_status(nd, NsComStatus(mask=C.NDD_STATUS), Seen(None).user)
+    ns.ns_free(nd)                       # the last reference: closed, filter and status user stay
+    assert not nd.is_open and ns.status_users["en0"]
+    ns.ns_alloc("en0")
+    nd.deliver(frame(MAC_US, b"x" * 46))
+    assert got == [b"x" * 46]
+    ns.ns_free(nd)
+    ns.ns_detach(nd)                     # off the chain: what its users left goes with it
+    again = opened(ns)
+    assert "en0" not in ns.status_users
+    ns.ns_add_filter(again, flt, user)   # no EEXIST from the old NDD's filter
+
+
+def test_mib_get_counters_move_with_frames() -> None:
+    ns = services()
+    nd = opened(ns)
+    ns.ns_add_filter(nd, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST), NsUser(lambda *a: None))
+    before = nd.ndd_ctl(C.NDD_MIB_GET)
+    assert before["ifDescr"] == before["ifName"] == "en0" and before["ifType"] == 6   # ethernetCsmacd
+    assert before["ifPhysAddress"] == MAC_US and before["ifOperStatus"] == 1 and before["ifInOctets"] == 0
+    nd.deliver(frame(MAC_US))
+    nd.deliver(frame(BCAST))
+    nd.ndd_output(frame(MAC_PEER))
+    nd.ndd_output(frame(MCAST))
+    after = nd.ndd_ctl(C.NDD_MIB_GET)
+    assert (after["ifInOctets"], after["ifInUcastPkts"], after["ifInNUcastPkts"]) == (120, 1, 1)
+    assert (after["ifOutOctets"], after["ifOutUcastPkts"], after["ifOutNUcastPkts"]) == (120, 1, 1)
+    assert after["ifHCInOctets"] == after["ifInOctets"] and after["ifHCOutUcastPkts"] == 1
+    nd.deliver(PacketBuffer(MAC_US + MAC_PEER))   # a runt: an input error
+    nd.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_DOWN,)))
+    down = nd.ndd_ctl(C.NDD_MIB_GET)
+    assert down["ifInErrors"] == 1 and down["ifOperStatus"] == 2 and down["ifAdminStatus"] == 1
+
+
+def test_mib_query_is_read_only_and_set_is_refused() -> None:
+    nd = opened(services())
+    query = nd.ndd_ctl(C.NDD_MIB_QUERY)
+    assert query.keys() == nd.ndd_ctl(C.NDD_MIB_GET).keys()
+    assert set(query.values()) == {C.MIB_READ_ONLY}
+    with pytest.raises(OSError) as exc:
+        nd.ndd_ctl(C.NDD_MIB_SET, {"ifAdminStatus": 2})
+    assert exc.value.errno == errno.EACCES and "MIB_NOT_SETTABLE" in str(exc.value)
+    for bad in ({"ifNoSuchThing": 1}, None):
+        with pytest.raises(OSError) as exc:
+            nd.ndd_ctl(C.NDD_MIB_SET, bad)
+        assert exc.value.errno == errno.EINVAL
+    assert nd.ndd_flags & C.NDD_UP
+
+
+def test_mib_addr_lists_received_addresses() -> None:
+    nd = opened(services())
+    assert nd.ndd_ctl(C.NDD_MIB_ADDR) == [(C.NDD_MIB_VOLATILE, MAC_US), (C.NDD_MIB_NONVOLATILE, BCAST)]
+    nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST)
+    assert nd.ndd_ctl(C.NDD_MIB_ADDR)[-1] == (C.NDD_MIB_VOLATILE, MCAST)
+
+
+def test_get_all_stats_has_the_generic_counters() -> None:
+    nd = opened(services())
+    nd.deliver(frame(MAC_US))
+    stats = nd.ndd_ctl(C.NDD_GET_ALL_STATS)
+    assert stats == nd.ndd_ctl(C.NDD_GET_STATS) and stats["ipackets"] == 1 and stats["ibytes"] == 60
+
+
+def test_atm_get_all_stats_adds_each_vc_and_mib_type_is_atm() -> None:
+    from drivers.atm.adapter import AtmNdd
+    from ndd.atm import VcParams
+
+    atm = AtmNdd("atm0")
+    atm.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(0, 100))
+    stats = atm.ndd_ctl(C.NDD_GET_ALL_STATS)
+    assert stats["cells_in"] == 0 and stats["vcs"][(0, 100)] == atm.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (0, 100))
+    assert atm.ndd_ctl(C.NDD_MIB_GET)["ifType"] == 37          # IANAifType atm(37)
