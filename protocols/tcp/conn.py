@@ -178,7 +178,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.total_rto = self.total_rto_recoveries = 0
         self.total_rto_time = 0.0
         self.rto_stamp = None
-        self.rcv_ooopack = 0
+        self.rcv_ooopack = self.dsack_dups = self.reord_seen = 0
         self.notsent_lowat = 0                  # 0: the stack's net.ipv4.tcp_notsent_lowat
         self.user_timeout = 0.0
         self.retrans_stamp = self.probes_stamp = None

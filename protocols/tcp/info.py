@@ -226,7 +226,7 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
         conn.data_segs_out & _U32,
         0, _us(sum(chrono)), _us(chrono[CHRONO_RWND_LIMITED - 1]), _us(chrono[CHRONO_SNDBUF_LIMITED - 1]),
         conn.delivered & _U32, 0, conn.bytes_sent, conn.bytes_retrans,
-        0, 0, conn.rcv_ooopack & _U32, conn.snd_wnd & _U32, rcv_wnd, 0,
+        conn.dsack_dups & _U32, conn.reord_seen & _U32, conn.rcv_ooopack & _U32, conn.snd_wnd & _U32, rcv_wnd, 0,
         min(conn.total_rto, 0xFFFF), min(conn.total_rto_recoveries, 0xFFFF), min(round(rto_time * 1000), _U32),
         0, 0, 0, 0, 0, 0, 0, 0, 0)
 

@@ -420,6 +420,8 @@ class InputMixin(Tcb):
             if _is_dsack(seg.sack, ack):
                 dsack = True
                 self.host.stats.dsacks_received += 1
+                lo, hi = seg.sack[0]                 # Linux tcp_dsack_seen: whole segments, one at least
+                self.dsack_dups += max(-(-sq.diff(hi, lo) // max(self.mss, 1)), 1)
                 self.rack.on_dsack(self.snd_una, self.snd_nxt)
                 self._dsack_undo(seg.sack[0], now)
         acked = sq.diff(ack, self.snd_una)
@@ -485,8 +487,12 @@ class InputMixin(Tcb):
     def _rack_on_ack(self, seg: TcpRepr, now: float) -> None:
         """RFC 8985 §6.2: what this ACK delivered advances RACK; then every segment sent
         before the newest delivered one, and older than RACK.rtt + reo_wnd, is lost."""
-        if self.rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
+        rack = self.rack
+        seen = rack.reorderings
+        if rack.on_ack(self.snd_una, seg.sack or (), self._range_sacked, now):
             self._rack_detect(now)
+        if rack.reorderings != seen:
+            self.reord_seen += 1                     # once per ACK, as Linux's tcp_check_sack_reordering
 
     def _tlp_verdict(self, ack: int, pending: int, acked: int, sack_news: bool, dsack: bool,
                      now: float) -> None:

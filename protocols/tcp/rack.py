@@ -87,7 +87,7 @@ def _sent_after(t1: float, order1: int, t2: float, order2: int) -> bool:
 class Rack:
     """RFC 8985 §6.1 per-connection state plus the sent-segment record."""
     __slots__ = ("max_segments", "xmit_ts", "end_seq", "xmit_order", "sends", "rtt", "min_rtt", "fack",
-                 "reordering_seen", "reo_wnd_mult",
+                 "reordering_seen", "reorderings", "reo_wnd_mult",
                  "reo_wnd_persist", "dsack_round", "inflight", "lost_bytes", "rate",
                  "_starts", "_segs", "_tsorted", "_lost", "_base_seq", "_base_abs")
 
@@ -101,6 +101,7 @@ class Rack:
         self.min_rtt = float("inf")
         self.fack = NO_POSITION         # RACK.fack: highest end delivered (position)
         self.reordering_seen = False
+        self.reorderings = 0            # deliveries below RACK.fack (TCP_INFO's reord_seen counts the ACKs)
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = REO_WND_PERSIST
         self.dsack_round: int | None = None
@@ -292,6 +293,7 @@ class Rack:
             self.fack = seg.end
         elif not seg.retransmitted:
             self.reordering_seen = True         # delivered below the highest delivered: reordered
+            self.reorderings += 1
         rtt = now - seg.xmit_ts
         # step 2: a retransmission acked sooner than min_RTT was acked by its original
         # (ambiguous); Linux and the RFC skip it

@@ -135,7 +135,7 @@ class Tcb:
         "lsndtime", "rcv_tstamp", "rcv_last_seg", "bytes_sent", "bytes_retrans",
         "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat",
         "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq",
-        "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack",
+        "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack", "dsack_dups", "reord_seen",
         "urg",                          # urgent data (urgent.py), None until the connection uses it
         "mtup",                         # path-MTU probing's search (mtuprobe.py), None when off
     )
@@ -332,6 +332,8 @@ class Tcb:
     total_rto_time: float               # seconds spent in finished ones
     rto_stamp: float | None             # when the current one began
     rcv_ooopack: int                    # data segments that came out of order (Linux tcp_data_queue_ofo)
+    dsack_dups: int                     # segments the peer D-SACKed (Linux tcp_dsack_seen)
+    reord_seen: int                     # ACKs that showed reordering (Linux tcp_check_sack_reordering)
     # socket options (usrreq.py, info.py)
     notsent_lowat: int                  # TCP_NOTSENT_LOWAT: writable while unsent bytes < it
     user_timeout: float                 # TCP_USER_TIMEOUT in seconds (0: off), RFC 5482
