@@ -24,8 +24,8 @@ from functools import partial
 
 import trio
 
-from ndd.checksum import checksum
 from ndd.counters import Counters
+from ndd.gso import finish_checksum
 from ndd.ndd import Ndd
 from ndd.pktbuf import PacketBuffer
 
@@ -112,7 +112,7 @@ class FaultInjector(TaskNdd):
             if data.gso_size:
                 self.faults.dropped += 1
                 return
-            _finish_checksum(data)
+            finish_checksum(data)
             data.csum_valid = False
             i = data.start + self.rng.randrange(len(data))
             _writable(data)[i] ^= 1 << self.rng.randrange(8)
@@ -160,19 +160,6 @@ class FaultInjector(TaskNdd):
     # control goes to the real device, except what the wrapper itself answers
     def device_ctl(self, cmd: int, arg: object) -> object:
         return self.inner.ndd_ctl(cmd, arg)
-
-
-def _finish_checksum(pkt: PacketBuffer) -> None:
-    """Do what the device would: complete a partial L4 checksum in place."""
-    if pkt.csum_start < 0:
-        return
-    buf = _writable(pkt)
-    field = pkt.csum_start + pkt.csum_offset
-    partial_sum = (buf[field] << 8) | buf[field + 1]
-    buf[field:field + 2] = b"\0\0"
-    value = checksum(memoryview(buf)[pkt.csum_start:pkt.end], partial_sum)
-    buf[field:field + 2] = value.to_bytes(2, "big")
-    pkt.csum_start = -1
 
 
 def _writable(pkt: PacketBuffer) -> bytearray:

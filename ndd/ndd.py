@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import constants as C
+from . import gso
 from .counters import Counters
 from .mib import mib_ctl
 from .pktbuf import PacketBuffer
@@ -159,6 +160,29 @@ class Ndd:
         if not self.is_open or not self.ndd_flags & C.NDD_RUNNING:
             self.stats.oerrors += 1
             return errno.ENETDOWN
+        if pkt.csum_start >= 0:
+            # what the device cannot do is done here, as Linux's validate_xmit_skb does it
+            # (software GSO, skb_checksum_help): ndd/gso.py
+            if pkt.gso_size and not self.caps.tso_max:
+                return self._output_segments(pkt)
+            if not self.caps.tx_csum_offload:
+                gso.finish_checksum(pkt)
+        return self._output_frame(pkt)
+
+    def _output_segments(self, pkt: PacketBuffer) -> int:
+        """A super-segment this device cannot take, cut in software; the first error ends it
+        (the rest would meet the same full queue), and TCP resends what was not sent."""
+        frames = gso.segment_tcp(pkt)
+        if frames is None:
+            self.stats.oerrors += 1
+            return errno.EINVAL
+        for frame in frames:
+            err = self._output_frame(frame)
+            if err:
+                return err
+        return 0
+
+    def _output_frame(self, pkt: PacketBuffer) -> int:
         for tap in self.taps:
             tap(self, "out", pkt)
         group = self.ndd_type == C.NDD_ISO88023 and len(pkt) > 0 and pkt.buf[pkt.start] & 1

@@ -166,10 +166,12 @@ class Ipv4:
         self.local_error: Callable[[int, int, bytes, float], None] = lambda type_, code, original, now: None
 
     # --- identification ------------------------------------------------------
-    def next_ident(self, src: int, dst: int, proto: int) -> int:
+    def next_ident(self, src: int, dst: int, proto: int, count: int = 1) -> int:
+        """The first of `count` idents: a super-segment's pieces take one each (the device
+        or ndd/gso.py counts up from this one; Linux ip_select_ident_segs)."""
         b = hash((self._salt, src, dst, proto)) & 2047
         ident = self._idents[b]
-        self._idents[b] = (ident + 1) & 0xFFFF
+        self._idents[b] = (ident + count) & 0xFFFF
         return ident
 
     # --- input ----------------------------------------------------------------
@@ -290,7 +292,7 @@ class Ipv4:
         if ttl == 0:
             ttl = self.default_ttl   # RFC 1122 §3.2.1.7: never send TTL 0
         total = HDR_LEN + len(pkt)
-        ident = self.next_ident(src, dst, proto)
+        ident = self.next_ident(src, dst, proto, len(pkt) // pkt.gso_size + 1 if pkt.gso_size else 1)
         if df and not self.pmtu.dont_fragment(dst, now):
             df = False               # path locked at min_pmtu: let routers fragment (Linux ip_dont_fragment)
         flags = FLAG_DF if df else 0

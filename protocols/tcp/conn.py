@@ -146,6 +146,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.ifp = None
         self.csum_offload = False
         self.tso_max = 0
+        self.gso_max = 0
         self.ttl = None
         self.tos = 0
         self.transparent = False

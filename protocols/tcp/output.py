@@ -340,6 +340,13 @@ class OutputMixin(Tcb):
                 # (at least 2 segments), so pacing releases bursts of that size
                 limit = min(limit, self.cc.send_quantum())
             return max(mss, limit // mss * mss)
+        if self.gso_max and mss and self.urg is None:
+            # software GSO (ndd/gso.py): the chunk _chunk chose -- what Linux would send as
+            # one GSO skb, its PSH rules unchanged -- goes as one super-segment
+            left = sq.diff(self.chunk_end, self.snd_nxt)
+            if left > mss:
+                limit = self.gso_max if not self.cc.pacing_rate else min(self.gso_max, self.cc.send_quantum())
+                return left if left <= limit else max(mss, limit // mss * mss)
         return mss
 
     # --- sending ---------------------------------------------------------------------------

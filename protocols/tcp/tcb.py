@@ -115,7 +115,7 @@ class Tcb:
         "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss", "rcv_wnd_max",
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
-        "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max",
+        "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max", "gso_max",
         "accept_live", "queued",
         "ttl", "tos", "transparent", "user_mss", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr",
         "owned",
@@ -264,6 +264,7 @@ class Tcb:
     ifp: Route | None
     csum_offload: bool
     tso_max: int
+    gso_max: int                        # software GSO (ndd/gso.py): largest super-segment payload, 0: none
     accept_live: int
     queued: bool
     ttl: int | None

@@ -507,9 +507,13 @@ class Tcp:
         RA's MTU option -- and a learnt path MTU, as Linux's advmss = dst_mtu - 60)."""
         conn.ifp = ifp
         caps = ifp.ndd.caps
-        conn.csum_offload = bool(caps.tx_csum_offload)
         hdrs = IP6_TCP_HDR if conn.net6 else IP_TCP_HDR
         conn.tso_max = (min(caps.tso_max, 65535) - hdrs - 40) if caps.tso_max and caps.tx_csum_offload else 0
+        # Without TSO the device layer cuts super-segments and finishes checksums in software
+        # (ndd/gso.py, Linux's GSO and skb_checksum_help): the segment is always built with a
+        # partial checksum, and the chunks Linux would send as one GSO skb go as one.
+        conn.gso_max = 0 if conn.tso_max else 65535 - hdrs - 40
+        conn.csum_offload = True
         conn.set_mss_for(mtu or ifp.mtu)
 
     @staticmethod
@@ -1243,7 +1247,9 @@ class Tcp:
         pkt = self._segment(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload)
         if gso:
             pkt.gso_size, pkt.gso_type = gso, GSO_TCPV4
-        self.stats.out_segs += 1
+            self.stats.out_segs += -(-len(payload) // gso) if payload is not None else 1   # Linux: tcp_skb_pcount
+        else:
+            self.stats.out_segs += 1
         err = self.ipv4.output(pkt, conn.laddr, conn.faddr, IPPROTO_TCP, now, ttl=conn.ttl, tos=conn.tos,
                                df=True)
         if err:
@@ -1259,7 +1265,9 @@ class Tcp:
         pkt = self._segment6(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload)
         if gso:
             pkt.gso_size, pkt.gso_type = gso, GSO_TCPV6
-        self.stats.out_segs += 1
+            self.stats.out_segs += -(-len(payload) // gso) if payload is not None else 1
+        else:
+            self.stats.out_segs += 1
         ipv6 = self.ipv6
         err = ipv6.output(pkt, conn.laddr, conn.faddr, IPPROTO_TCP, now, hop_limit=conn.hop_limit,
                           tclass=conn.tclass, oif=conn.oif, dontfrag=True) if ipv6 is not None else errno.ENETUNREACH

@@ -229,15 +229,15 @@ async def test_corrupt_fragments_are_caught_after_reassembly(autojump_clock: tri
 def test_finish_checksum_on_a_read_only_buffer() -> None:
     """A received frame's buffer may be bytes: finishing its partial checksum copies it to a
     bytearray (same offsets) instead of failing, and the sum comes out right."""
-    from drivers.fault import _finish_checksum
     from ndd.checksum import ones_sum
+    from ndd.gso import finish_checksum
 
     segment = bytearray(b"\x12\x34\x56\x78" + bytes(4) + b"payload!")   # 8-octet header, field at 6
     partial = 0x1ABC                                                    # some pseudo-header sum
     segment[6:8] = partial.to_bytes(2, "big")
     pkt = PacketBuffer(bytes(b"\xee" * 4 + segment), 4)
     pkt.csum_start, pkt.csum_offset = 4, 6
-    _finish_checksum(pkt)
+    finish_checksum(pkt)
     assert isinstance(pkt.buf, bytearray) and pkt.csum_start == -1 and pkt.start == 4
     assert ones_sum(pkt.view(), partial) == 0xFFFF                      # it verifies
     assert pkt.tobytes()[:6] == bytes(segment[:6]) and pkt.tobytes()[8:] == bytes(segment[8:])

@@ -17,9 +17,9 @@ import pytest
 import trio
 import trio.testing
 
-from drivers.fault import _finish_checksum
 from drivers.memlink import MemoryNdd
 from ndd.checksum import checksum, pseudo_header_sum, verify
+from ndd.gso import finish_checksum
 from ndd.ndd import Ndd
 from ndd.pktbuf import PacketBuffer
 from protocols.addr import ip_to_int
@@ -435,7 +435,7 @@ class FinishingNdd(MemoryNdd):
 
     def _transmit(self, pkt: PacketBuffer) -> int:
         if self.finish:
-            _finish_checksum(pkt)
+            finish_checksum(pkt)
         return super()._transmit(pkt)
 
 
@@ -493,7 +493,7 @@ async def test_offloaded_udp_checksum_is_a_correct_partial_sum(autojump_clock: t
         partial = struct.unpack_from("!H", frame, udp_start + 6)[0]
         assert partial == pseudo_header_sum(src, dst, IPPROTO_UDP, length)
         # finishing it from csum_start, as the device does, gives a valid UDP checksum
-        _finish_checksum(pkt)
+        finish_checksum(pkt)
         segment = pkt.tobytes()[udp_start:]
         assert pkt.csum_start == -1
         assert verify(segment, pseudo_header_sum(src, dst, IPPROTO_UDP, length))

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.fault import _finish_checksum
+from ndd import gso
 from ndd.ndd import DeviceCaps
 from ndd.pktbuf import PacketBuffer
 from protocols.contracts import PR_CONNREQUIRED, Protosw
@@ -117,20 +117,28 @@ class Node:
         self.eth0.link = self                           # link output: onto the wire
 
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
+        """What the device gets (ndd/gso.py cuts super-segments and finishes checksums the
+        device would not), onto the wire."""
+        frames = gso.frames_for(pkt, self.eth0.ndd.caps)
+        assert frames is not None, "a super-segment the device layer cannot cut"
+        for frame in frames:
+            self._onto_wire(frame)
+        return 0
+
+    def _onto_wire(self, pkt: PacketBuffer) -> None:
         start = pkt.csum_start - pkt.start if pkt.csum_start >= 0 else -1
         self.wire.log.append(Frame(self, pkt.tobytes(), pkt.gso_type, pkt.gso_size, start))
         wire = self.wire
         if wire.down or self.peer is None:
-            return 0
+            return
         if wire.loss and wire.rng.random() < wire.loss:
             wire.dropped += 1
-            return 0
+            return
         copy = pkt.copy()
-        _finish_checksum(copy)                          # what the device does with a partial checksum
+        gso.finish_checksum(copy)                          # what the device does with a partial checksum
         wire.queue.append((self.peer, rx(copy.tobytes())))
         if wire.reorder and len(wire.queue) > 1 and wire.rng.random() < wire.reorder:
             wire.queue[-1], wire.queue[-2] = wire.queue[-2], wire.queue[-1]
-        return 0
 
 
 def pair(*, mtu: int = 1500, caps: DeviceCaps | None = None, **cfg: Any) -> tuple[Wire, Node, Node]:

@@ -14,6 +14,7 @@ import pytest
 from scapy.layers.inet import TCP as ScapyTCP
 from scapy.layers.inet6 import IPv6
 
+from ndd import gso
 from ndd.pktbuf import PacketBuffer
 from protocols.sockopt import IPV6_TCLASS
 from protocols.tcp import info
@@ -126,12 +127,16 @@ class _CeMarker:
         self.marked = 0
 
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
-        data = bytearray(pkt.tobytes())
-        if data[0] >> 4 == 6 and (data[1] >> 4) & 3 in (ECT0, ECT1):
-            data[1] |= CE << 4                     # the traffic class's low bits: byte 1, bits 4-5
-            self.marked += 1
-            pkt = PacketBuffer(bytes(data))
-        return self.node.output(pkt, nexthop, now)
+        # the router sees frames: what a's device layer sends (ndd/gso.py)
+        for frame in gso.frames_for(pkt, self.node.eth0.ndd.caps) or []:
+            data = frame.view()
+            if data[0] >> 4 == 6 and (data[1] >> 4) & 3 in (ECT0, ECT1):
+                marked = bytearray(data)
+                marked[1] |= CE << 4               # the traffic class's low bits: byte 1, bits 4-5
+                frame = PacketBuffer(bytes(marked))
+                self.marked += 1
+            self.node.output(frame, nexthop, now)
+        return 0
 
 
 def test_ecn_over_ipv6_sets_the_traffic_class_ect_on_data_only_and_keeps_the_dscp() -> None:

@@ -6,7 +6,9 @@ import random
 import struct
 from typing import Any
 
-from drivers.fault import _finish_checksum
+import pytest
+
+from ndd import gso
 from ndd.checksum import checksum, ones_sum, pseudo_header_sum
 from ndd.ndd import DeviceCaps
 from ndd.pktbuf import PacketBuffer
@@ -15,7 +17,7 @@ from protocols.ipv4 import IPPROTO_TCP, IpMeta, Ipv4Repr
 from protocols.tcp import seq as sq
 from protocols.tcp.conn import State, TcpConfig
 from protocols.tcp.tcp import Tcp
-from protocols.tcp.wire import ACK, SYN, TcpRepr
+from protocols.tcp.wire import ACK, PSH, SYN, TcpRepr
 
 from .fakes import make_host
 
@@ -95,30 +97,58 @@ def test_tso_super_segments_with_partial_checksum() -> None:
         assert field == pseudo_header_sum(US, PEER, IPPROTO_TCP, ip_len - 20)
         # finishing it as the device would gives a valid TCP checksum
         done = pkt.copy()
-        _finish_checksum(done)
+        gso.finish_checksum(done)
         assert ones_sum(done.view()[20:], pseudo_header_sum(US, PEER, IPPROTO_TCP, ip_len - 20)) == 0xFFFF
         assert sq.diff(seg.seq, conn.iss + 1) == off
         assert bytes(pkt.view()[20 + seg.hdr_len:]) == data[off:off + payload_len]
         off += payload_len
 
 
-def test_checksum_offload_without_tso_sends_mss_segments() -> None:
-    net = OffloadNet(tso=False)
+@pytest.mark.parametrize("csum", [True, False])
+def test_without_tso_the_device_layer_cuts_super_segments(csum: bool) -> None:
+    """Without TSO, TCP still sends what Linux sends as one GSO skb as one super-segment
+    with a partial checksum; the device layer (ndd/gso.py, Linux's software GSO) cuts it
+    into MSS frames: contiguous sequence numbers, complete TCP and IPv4 checksums, one
+    IPv4 ident each, PSH only on the last piece."""
+    net = OffloadNet(csum=csum, tso=False)
     conn = net.established()
+    net.rx(conn, ACK, 5001, conn.snd_una, win=0xFFFF)
     conn.cc.cwnd = 1 << 20
-    conn.send(memoryview(bytes(20_000)), net.now)
-    segs = net.segments()
-    assert segs and all(len(p) - 20 - s.hdr_len <= conn.mss and not p.gso_size and p.csum_start >= 0
-                        for s, p in segs)
+    data = random.Random(2).randbytes(20_000)
+    conn.send(memoryview(data), net.now)
+    supers = [p for _, p in net.segments()]
+    assert any(p.gso_size == conn.mss and p.csum_start >= 0 for p in supers)
+    caps = net.host.eth0.ndd.caps  # type: ignore[attr-defined]
+    frames = [f for p in supers for f in (gso.frames_for(p, caps) or [])]
+    off, idents = 0, set()
+    for frame in frames:
+        view = frame.view()
+        ip = Ipv4Repr.parse(view)
+        assert isinstance(ip, Ipv4Repr) and ip.total_len == len(frame) <= 1500 and not frame.gso_size
+        assert ones_sum(view[:20]) == 0xFFFF                     # the IPv4 header checksum
+        assert frame.csum_start < 0
+        assert ones_sum(view[20:], pseudo_header_sum(US, PEER, IPPROTO_TCP, len(frame) - 20)) == 0xFFFF
+        seg = TcpRepr.parse(view[20:])
+        assert isinstance(seg, TcpRepr)
+        assert sq.diff(seg.seq, conn.iss + 1) == off
+        payload = bytes(view[20 + seg.hdr_len:])
+        assert payload == data[off:off + len(payload)] and 0 < len(payload) <= conn.mss
+        off += len(payload)
+        idents.add(ip.ident)
+    assert off == len(data) and len(idents) == len(frames)
+    pushed = [i for i, f in enumerate(frames) if TcpRepr.parse(f.view()[20:]).flags & PSH]  # type: ignore[union-attr]
+    assert pushed == [len(frames) - 1]                           # the write's last segment only
 
 
-def test_no_offload_full_software_checksum() -> None:
+def test_a_lone_segment_gets_its_checksum_finished() -> None:
     net = OffloadNet(csum=False, tso=False)
     conn = net.established()
-    conn.send(memoryview(b"x" * 3000), net.now)
-    for _, pkt in net.segments():
-        assert pkt.csum_start < 0 and not pkt.gso_size
-        assert ones_sum(pkt.view()[20:], pseudo_header_sum(US, PEER, IPPROTO_TCP, len(pkt) - 20)) == 0xFFFF
+    conn.send(memoryview(b"x" * 1000), net.now)
+    (_, pkt), = net.segments()
+    assert pkt.csum_start >= 0 and not pkt.gso_size             # partial: the device layer finishes it
+    (frame,) = gso.frames_for(pkt, net.host.eth0.ndd.caps) or []  # type: ignore[attr-defined]
+    assert frame.csum_start < 0
+    assert ones_sum(frame.view()[20:], pseudo_header_sum(US, PEER, IPPROTO_TCP, len(frame) - 20)) == 0xFFFF
 
 
 def test_gso_super_frame_is_one_segment() -> None:
