@@ -74,14 +74,16 @@ class SentSegment:
             self.first_sent_time, self.app_limited = other.first_sent_time, other.app_limited
 
 
-def _sent_after(t1: float, order1: int, t2: float, order2: int) -> bool:
-    """RFC 8985 §6.2 RACK_sent_after: was (t1, order1) sent after (t2, order2)?  The RFC
-    breaks a tie of equal times by sequence; here by the order of transmission, which a
-    tie means to approximate: under a coarse (or a test's mock) clock a new segment and a
-    retransmission below it leave at the same instant in either order, and the sequence
-    tie-break took a retransmission sent after new data for one sent before it -- lost
-    as soon as that data was SACKed."""
-    return t1 > t2 or (t1 == t2 and order1 > order2)
+def _sent_after(t1: float, order1: int, end1: int, t2: float, order2: int, end2: int) -> bool:
+    """RFC 8985 §6.2 RACK_sent_after: was (t1, order1, end1) sent after (t2, order2, end2)?
+    The RFC breaks a tie of equal times by sequence; here first by the order of
+    transmission, which a tie means to approximate: under a coarse (or a test's mock)
+    clock a new segment and a retransmission below it leave at the same instant in either
+    order, and the sequence tie-break took a retransmission sent after new data for one
+    sent before it -- lost as soon as that data was SACKed.  Pieces of one transmission (a
+    super-segment cut at a SACK block) share its order: between them the end sequence
+    decides, as in Linux (tcp_rack_sent_after)."""
+    return t1 > t2 or (t1 == t2 and (order1 > order2 or (order1 == order2 and end1 > end2)))
 
 
 class Rack:
@@ -271,7 +273,8 @@ class Rack:
         for lo, hi in sorted((self.pos(left), self.pos(right)) for left, right in sacks):
             if hi <= edge or hi <= lo:
                 continue
-            i = max(bisect_right(self._starts, max(lo, edge)) - 1, 0)
+            lo = max(lo, edge)
+            i = max(bisect_right(self._starts, lo) - 1, 0)
             while i < len(segs) and segs[i].start < hi:
                 seg = segs[i]
                 # only what the scoreboard accepted: a block it refused (beyond SND.MAX, or
@@ -281,9 +284,39 @@ class Rack:
                     self._deliver(seg, now)
                     self._remove(i, seg)
                     delivered = True
+                elif self._split_sacked(i, lo, hi, is_sacked):
+                    continue                    # segs[i] is now the SACKed part: delivered next turn
                 else:
                     i += 1
         return delivered
+
+    def _split_sacked(self, i: int, lo: int, hi: int, is_sacked: Callable[[int, int], bool]) -> bool:
+        """A record (a super-segment) the block [lo, hi) covers in part: cut it at the block's
+        edges so the SACKed part is delivered on its own, as Linux cuts an skb at a SACK
+        block's edges (tcp_sacktag_walk -> tcp_match_skb_to_sack -> tcp_fragment).  Else a
+        loss inside a super-segment hid the delivery of every piece after it, and RACK could
+        not see a later-sent segment delivered (a lost retransmission waited for the RTO).
+        Not at the record cap (the rest is delivered whole, later).  True if it cut."""
+        seg = self._segs[i]
+        a, b = max(seg.start, lo), min(seg.end, hi)
+        if a >= b or len(self._segs) + 2 > self.max_segments or not is_sacked(self.seq(a), self.seq(b)):
+            return False
+        if b < seg.end:
+            self._cut(i, b)
+        if a > seg.start:
+            self._cut(i, a)                     # segs[i + 1] is [a, b)
+            return False                        # the loop moves on to it
+        return True
+
+    def _cut(self, i: int, at: int) -> None:
+        """Record i becomes [start, at) and a new record [at, end) with its transmission."""
+        old = self._segs[i]
+        back = SentSegment(at, old.end, old.xmit_ts, old.retransmitted)
+        back.order = old.order
+        back.lost = old.lost
+        back.copy_rate(old)
+        self._resize(old, old.start, at)
+        self._insert(i + 1, back)
 
     def _deliver(self, seg: SentSegment, now: float) -> None:
         """RFC 8985 §6.2 steps 2 (RACK_update) and 3 (RACK_detect_reordering)."""
@@ -301,7 +334,7 @@ class Rack:
             return
         self.min_rtt = min(self.min_rtt, rtt)
         self.rtt = rtt
-        if _sent_after(seg.xmit_ts, seg.order, self.xmit_ts, self.xmit_order):
+        if _sent_after(seg.xmit_ts, seg.order, seg.end, self.xmit_ts, self.xmit_order, self.end_seq):
             self.xmit_ts, self.end_seq, self.xmit_order = seg.xmit_ts, seg.end, seg.order
 
     def on_dsack(self, snd_una: int, snd_nxt: int) -> None:
@@ -342,7 +375,7 @@ class Rack:
         marked = 0
         timeout = 0.0
         for seg in self._tsorted:
-            if not _sent_after(self.xmit_ts, self.xmit_order, seg.xmit_ts, seg.order):
+            if not _sent_after(self.xmit_ts, self.xmit_order, self.end_seq, seg.xmit_ts, seg.order, seg.end):
                 break
             remaining = seg.xmit_ts + self.rtt + reo_wnd - now
             if remaining <= 0:

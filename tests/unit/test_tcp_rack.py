@@ -63,6 +63,35 @@ def test_rack_records_split_when_a_retransmission_covers_part_of_one() -> None:
     assert len(r) == 0 and r.lost_bytes == 0 and r.inflight == 0
 
 
+def test_a_sack_block_inside_a_super_segment_delivers_its_part() -> None:
+    """A loss inside a super-segment (TSO, or software GSO): the pieces after it are SACKed,
+    and that part of the record is delivered on its own -- Linux cuts the skb at the
+    block's edges (tcp_sacktag_walk -> tcp_fragment).  Whole-record delivery hid it, so
+    RACK never saw a later-sent segment delivered and a lost retransmission waited for the
+    RTO (the SACK-against-go-back-N integration test found it with software GSO)."""
+    r = Rack()
+    r.sent(0, 4000, 1.0, False)                                   # one super-segment
+    r.sent(4000, 5000, 1.001, False)
+    # piece [1000, 2000) lost: the peer SACKs [2000, 3000) only (the rest not yet arrived)
+    assert r.on_ack(1000, ((2000, 3000),), lambda s, e: s >= 2000 and e <= 3000, 1.011)
+    assert r.fack == r.pos(3000) and r.rtt == 1.011 - 1.0
+    assert [(seg.start, seg.end) for seg in r._segs] == [(r.pos(1000), r.pos(2000)), (r.pos(3000), r.pos(4000)),
+                                                         (r.pos(4000), r.pos(5000))]
+    assert r.inflight == 3000
+    # [1000, 2000) left with it at 1.0, below it: lost once RACK.rtt has passed; [3000, 4000)
+    # too, but above it -- taken as sent after it (Linux: equal times, the sequence decides)
+    assert r.detect_loss(1.0111, 0.0)[0] == 1
+    assert r.first_lost(1000) == (1000, 2000) and r.first_lost(2000) is None
+
+
+def test_a_sack_block_at_the_record_cap_delivers_only_whole_records() -> None:
+    r = Rack(max_segments=2)
+    r.sent(0, 4000, 1.0, False)
+    r.sent(4000, 5000, 1.001, False)
+    assert not r.on_ack(0, ((2000, 3000),), lambda s, e: s >= 2000 and e <= 3000, 1.011)
+    assert len(r._segs) == 2 and r.inflight == 5000
+
+
 def test_rack_reordering_widens_the_window_and_dsack_widens_it_more() -> None:
     """§6.2 steps 3-4: no window before reordering is seen (in recovery); after it,
     min_RTT/4 (floored), and each round with a D-SACK adds a quarter min_RTT."""
