@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import constants as C
-from .demux import NS_PROTO, Demuxer, NsFilter, NsUser
+from .demux import NS_INCLUDE_MAC, Demuxer, NsFilter, NsUser
 from .ndd import Ndd, ndd_error
 from .pktbuf import PacketBuffer
 
@@ -66,9 +66,12 @@ class VcParams:
 
 
 class AtmDemuxer(Demuxer):
-    """NDD_ATM: one user per VC.  NS_PROTO users get the AAL5 SDU with the 4-octet link
-    header stripped and kept in `pkt.ll_src` (the VC it arrived on); NS_INCLUDE_MAC users
-    get the header too."""
+    """NDD_ATM: one user per VC.  The 4-octet link header is an NDD_ATM frame's MAC header:
+    NS_INCLUDE_MAC users get it with the SDU; every other pkt_format has it removed and kept
+    in `pkt.ll_src` (the VC the SDU arrived on).  The SDU itself is never cut: whether a VC
+    carries LLC/SNAP (RFC 2684 §5) or is VC-multiplexed is agreed when it is set up, which
+    the demuxer does not see, so an LLC header is the VC user's to read (CLIP's is).
+    (tunstack's rule: AIX's ATM demuxer is not public.)"""
 
     filter_types = frozenset({C.NS_ATM_VC, C.NS_TAP})
 
@@ -89,7 +92,7 @@ class AtmDemuxer(Demuxer):
         if user is None:
             ndd.stats.nd_nofilter += 1
             return
-        if user.pkt_format == NS_PROTO:
+        if user.pkt_format != NS_INCLUDE_MAC:
             pkt.ll_src = bytes(view[:ATM_HDRLEN])
             pkt.pull(ATM_HDRLEN)
-        user.isr(ndd, pkt, user.isr_data)
+        self.deliver(ndd, pkt, user)

@@ -99,6 +99,13 @@ NS_ETHERTYPE = 4
 NS_IPVERSION = 0x100           # (tunstack) raw-IP demuxer: IP version nibble
 NS_ATM_VC = 0x200              # (tunstack) ATM demuxer: one VC (VPI/VCI)
 
+# ns_user.pkt_format (<sys/cdli.h>): how the demuxer presents a frame to its user (ndd/demux.py)
+NS_PROTO = 0x1                 # link-level headers removed: MAC and the 3-octet 802.2 LLC (a SNAP header stays)
+NS_PROTO_SNAP = 0x2            # link-level headers removed, SNAP included
+NS_INCLUDE_LLC = 0x4           # the MAC header removed, LLC (and SNAP) left in place
+NS_INCLUDE_MAC = 0x8           # nothing removed: the whole frame
+NS_HANDLE_NON_UI = 0x100       # or'ed in: the demuxer answers XID/TEST itself (not implemented: EINVAL)
+
 # ns_com_status.filtertype (<sys/cdli.h>): the only status filter, a mask of status codes
 NS_STATUS_MASK = 0x1
 

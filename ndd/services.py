@@ -5,6 +5,7 @@
   ns_add_demux / ns_del_demux  the demuxer for one NDD type
   ns_add_filter / ns_del_filter  claim frames (ethertype, DSAP/SNAP, IP version, tap ...)
   ns_add_status / ns_del_status  receive status blocks (link up/down, hard failure)
+  add_netisr / del_netisr / schednetisr   the software interrupts that drain ns_user protoqs
 
 Status users, as AIX <sys/cdli.h> has them: `ns_add_status(nddp, NsComStatus(NS_STATUS_MASK,
 mask), NsStatuser(isr, isr_data))` delivers the blocks whose code is in `mask` (the codes are
@@ -13,6 +14,12 @@ one bit each, <sys/ndd.h>) as `isr(nddp, block, isr_data)`, and returns the user
 that NsComStatus)` or `ns_del_status(nddp, sid)` deletes it.  The Python form
 `ns_add_status(nddp, fn, mask)` registers `fn(nddp, block)` (mask defaults to every code)
 and `ns_del_status(nddp, fn)` deletes it; a function is registered at most once per NDD.
+
+A user whose ns_user has a `protoq` gets its frames queued there; the demuxer then calls
+`schednetisr(netisr)`, which runs the handler `add_netisr(netisr, handler)` registered (AIX
+add_netisr/schednetisr).  There is one thread, so the handler runs at once, as a software
+interrupt would once the receive interrupt returns; a number with no handler leaves the
+frames queued (the protoq's bound then drops and counts the excess).
 
 No module state: every Stack owns one NetServices, so several stacks share a process.
 """
@@ -67,6 +74,7 @@ class NetServices:
         self.demuxers: dict[int, Demuxer] = {}
         self.status_users: dict[str, list[_StatusUser]] = {}
         self._next_sid = 1
+        self.netisrs: dict[int, Callable[[], None]] = {}
         raw = RawIpDemuxer()
         self.ns_add_demux(C.NDD_ISO88023, EtherDemuxer())
         self.ns_add_demux(C.NDD_RAWIP, raw)
@@ -127,6 +135,7 @@ class NetServices:
     def ns_add_demux(self, ndd_type: int, demuxer: Demuxer) -> None:
         if ndd_type in self.demuxers:
             raise ndd_error(errno.EEXIST, f"demuxer for type {ndd_type:#x} exists")
+        demuxer.schednetisr = self.schednetisr
         self.demuxers[ndd_type] = demuxer
 
     def ns_del_demux(self, ndd_type: int) -> None:
@@ -143,6 +152,25 @@ class NetServices:
 
     def ns_del_filter(self, ndd: Ndd, flt: NsFilter, user: NsUser | None = None) -> None:
         self._demux_for(ndd).del_filter(ndd, flt, user)
+
+    # --- network software interrupts (protoq users) -----------------------
+    def add_netisr(self, soft_intr_level: int, handler: Callable[[], None]) -> None:
+        """Register the handler of software interrupt `soft_intr_level` (> 0): EEXIST if the
+        number has one, EINVAL for 0 (an ns_user's "no netisr")."""
+        if soft_intr_level <= 0:
+            raise ndd_error(errno.EINVAL, f"netisr {soft_intr_level}")
+        if soft_intr_level in self.netisrs:
+            raise ndd_error(errno.EEXIST, f"netisr {soft_intr_level} already has a handler")
+        self.netisrs[soft_intr_level] = handler
+
+    def del_netisr(self, soft_intr_level: int) -> None:
+        if self.netisrs.pop(soft_intr_level, None) is None:
+            raise ndd_error(errno.ENOENT, f"no netisr {soft_intr_level}")
+
+    def schednetisr(self, soft_intr_level: int) -> None:
+        handler = self.netisrs.get(soft_intr_level)
+        if handler is not None:
+            handler()
 
     # --- status ------------------------------------------------------------
     def ns_add_status(self, ndd: Ndd, status: NsComStatus | StatusFn,

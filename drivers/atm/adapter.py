@@ -11,8 +11,8 @@ the same layout as the LINKTYPE_SUNATM pseudo-header, so the pcap tap, the fault
 injector and the demuxer need nothing beyond the bytes (no new PacketBuffer slot).
 Users prepend it into the headroom (`pkt.prepend(4)`, no copy of the SDU); the
 `atm_output(vpi, vci, sdu)` helper does that for callers holding plain bytes.
-The ATM demuxer (ndd.atm.AtmDemuxer) dispatches on it and strips it for NS_PROTO
-users (leaving it in `pkt.ll_src`); NS_INCLUDE_MAC users get it whole.
+The ATM demuxer (ndd.atm.AtmDemuxer) dispatches on it and strips it for every pkt_format
+but NS_INCLUDE_MAC (leaving it in `pkt.ll_src`); NS_INCLUDE_MAC users get it whole.
 
 Transmit: the SDU is checked against the VC (open? <= its max SDU?), segmented by
 `drivers.atm.aal5.segment` and queued per VC.  One task drains the queues round

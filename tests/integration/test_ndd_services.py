@@ -204,9 +204,10 @@ async def test_dsap_filter_gets_llc_frames_without_llc_header(ns: NetServices) -
 
 
 async def test_snap_filter_gets_rfc1042_frames_without_snap_header(ns: NetServices) -> None:
-    # AA-AA-03 + OUI + type frames go to the SNAP user keyed by (OUI, type), 8-octet header removed
+    # AA-AA-03 + OUI + type frames go to the SNAP user keyed by (OUI, type); an NS_PROTO_SNAP
+    # user has the 8-octet LLC/SNAP header removed (NS_PROTO would leave SNAP: test_aix_ndd.py)
     nd = allocated(ns)
-    sink = Sink()
+    sink = Sink(C.NS_PROTO_SNAP)
     ns.ns_add_filter(nd, NsFilter(C.NS_8022_LLC_DSAP_SNAP, dsap=0xAA, orgcode=b"\x00\x00\x00",
                                   ethertype=ETHERTYPE_TEST), sink.user)
     snap = b"\xaa\xaa\x03\x00\x00\x00" + ETHERTYPE_TEST.to_bytes(2, "big")

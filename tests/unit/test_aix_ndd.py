@@ -1,7 +1,8 @@
-"""Issue 16, points 1, 3 and 4: the NDD layer as AIX CDLI defines it -- status codes as
+"""Issue 16, points 1, 2, 3 and 4: the NDD layer as AIX CDLI defines it -- status codes as
 mask bits, ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason
-codes, reference-counted address control (all-multicast, NDD_ALTADDRS), ns_alloc's ENOENT,
-ns_free leaving filters to their owner, the generic MIB."""
+codes, pkt_format and its stripping rules, ns_user's protoq/netisr/ifp, reference-counted
+address control (all-multicast, NDD_ALTADDRS), ns_alloc's ENOENT, ns_free leaving filters to
+their owner, the generic MIB."""
 from __future__ import annotations
 
 import errno
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from ndd import constants as C
-from ndd.demux import NsFilter, NsUser
+from ndd.demux import IfQueue, NsFilter, NsUser
 from ndd.ndd import Ndd, StatusBlock, hard_fail
 from ndd.pktbuf import PacketBuffer
 from ndd.services import NetServices, NsComStatus, NsStatuser
@@ -78,6 +79,12 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
     "NDD_MIB_INVALID": (2, "<sys/ndd.h>"),
     "NDD_MIB_VOLATILE": (3, "<sys/ndd.h>"),
     "NDD_MIB_NONVOLATILE": (4, "<sys/ndd.h>"),
+    # ns_user.pkt_format (<sys/cdli.h>)
+    "NS_PROTO": (0x1, "<sys/cdli.h>"),
+    "NS_PROTO_SNAP": (0x2, "<sys/cdli.h>"),
+    "NS_INCLUDE_LLC": (0x4, "<sys/cdli.h>"),
+    "NS_INCLUDE_MAC": (0x8, "<sys/cdli.h>"),
+    "NS_HANDLE_NON_UI": (0x100, "<sys/cdli.h>"),
     # tunstack's NDD_STATUS options: device-specific reasons, above NDD_REASON_CODE
     "NDD_LINK_UP": (0x101, "(tunstack)"),
     "NDD_LINK_DOWN": (0x102, "(tunstack)"),
@@ -378,3 +385,187 @@ def test_atm_get_all_stats_adds_each_vc_and_mib_type_is_atm() -> None:
     stats = atm.ndd_ctl(C.NDD_GET_ALL_STATS)
     assert stats["cells_in"] == 0 and stats["vcs"][(0, 100)] == atm.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (0, 100))
     assert atm.ndd_ctl(C.NDD_MIB_GET)["ifType"] == 37          # IANAifType atm(37)
+
+
+# --- point 2: pkt_format and ns_user ------------------------------------------------------------
+PAYLOAD = b"the user's data" + bytes(31)
+LLC_42 = b"\x42\x42\x03"                                          # DSAP 0x42, SSAP 0x42, UI
+SNAP_IP = b"\xaa\xaa\x03" + b"\x00\x00\x00" + b"\x08\x00"          # LLC, then SNAP OUI 0, type IPv4
+MAC_HDR = MAC_US + MAC_PEER
+
+
+def ether_ii() -> tuple[bytes, NsFilter]:
+    return MAC_HDR + ETHERTYPE_TEST.to_bytes(2, "big") + PAYLOAD, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST)
+
+
+def ieee8023(llc: bytes) -> bytes:
+    body = llc + PAYLOAD
+    return MAC_HDR + len(body).to_bytes(2, "big") + body
+
+
+def llc_dsap() -> tuple[bytes, NsFilter]:
+    return ieee8023(LLC_42), NsFilter(C.NS_8022_LLC_DSAP, dsap=0x42)
+
+
+def llc_snap() -> tuple[bytes, NsFilter]:
+    return ieee8023(SNAP_IP), NsFilter(C.NS_8022_LLC_DSAP_SNAP, dsap=0xAA, ethertype=0x0800)
+
+
+# (frame kind, pkt_format) -> how many leading octets of the frame the user's isr does not get:
+# AIX's Ethernet demuxer (NS_ETHERTYPE: the MAC header unless NS_INCLUDE_MAC) and common 802.2
+# demuxer (NS_PROTO: MAC + LLC, NS_PROTO_SNAP: MAC + LLC + SNAP, NS_INCLUDE_LLC: MAC only)
+STRIPPED = {
+    ("ether_ii", "NS_PROTO"): 14, ("ether_ii", "NS_PROTO_SNAP"): 14,
+    ("ether_ii", "NS_INCLUDE_LLC"): 14, ("ether_ii", "NS_INCLUDE_MAC"): 0,
+    ("llc_dsap", "NS_PROTO"): 17, ("llc_dsap", "NS_PROTO_SNAP"): 17,     # no SNAP to remove
+    ("llc_dsap", "NS_INCLUDE_LLC"): 14, ("llc_dsap", "NS_INCLUDE_MAC"): 0,
+    ("llc_snap", "NS_PROTO"): 17, ("llc_snap", "NS_PROTO_SNAP"): 22,     # NS_PROTO leaves SNAP
+    ("llc_snap", "NS_INCLUDE_LLC"): 14, ("llc_snap", "NS_INCLUDE_MAC"): 0,
+}
+FRAMES = {"ether_ii": ether_ii, "llc_dsap": llc_dsap, "llc_snap": llc_snap}
+
+
+@pytest.mark.parametrize(("kind", "fmt"), sorted(STRIPPED))
+def test_stripping_rule(kind: str, fmt: str) -> None:
+    ns = services()
+    nd = opened(ns)
+    raw, flt = FRAMES[kind]()
+    got: list[tuple[bytes, bytes, bytes, object]] = []
+    ns.ns_add_filter(nd, flt, NsUser(lambda n, pkt, data: got.append((pkt.tobytes(), pkt.ll_dst, pkt.ll_src, data)),
+                                     "cookie", getattr(C, fmt)))
+    nd.deliver(PacketBuffer(raw))
+    assert got == [(raw[STRIPPED[kind, fmt]:], MAC_US, MAC_PEER, "cookie")]
+
+
+def test_snap_user_under_ns_proto_reads_the_snap_header_itself() -> None:
+    # what NS_PROTO leaves of an RFC 1042 frame starts with the OUI and the ethertype
+    ns = services()
+    nd = opened(ns)
+    raw, flt = llc_snap()
+    got: list[bytes] = []
+    ns.ns_add_filter(nd, flt, NsUser(lambda n, pkt, data: got.append(pkt.tobytes())))
+    nd.deliver(PacketBuffer(raw))
+    assert got[0][:5] == b"\x00\x00\x00\x08\x00" and got[0][5:] == PAYLOAD
+
+
+@pytest.mark.parametrize("fmt", ["NS_PROTO", "NS_PROTO_SNAP", "NS_INCLUDE_LLC", "NS_INCLUDE_MAC"])
+def test_raw_ip_frames_are_never_cut(fmt: str) -> None:
+    # a TUN frame has no link header: every pkt_format gets the IP packet as it came
+    ns = services()
+    tun = RawNdd()
+    ns.ns_attach(tun)
+    ns.ns_alloc("tun0")
+    got: list[bytes] = []
+    ns.ns_add_filter(tun, NsFilter(C.NS_IPVERSION, version=4),
+                     NsUser(lambda n, pkt, data: got.append(pkt.tobytes()), None, getattr(C, fmt)))
+    packet = b"\x45" + bytes(19)
+    tun.deliver(PacketBuffer(packet))
+    assert got == [packet]
+
+
+class RawNdd(WireNdd):
+    ndd_type = C.NDD_RAWIP
+
+    def __init__(self) -> None:
+        super().__init__("tun0")
+
+
+class AtmWire(WireNdd):
+    ndd_type = C.NDD_ATM
+    ndd_hdrlen = 4
+
+    def __init__(self) -> None:
+        super().__init__("atm0")
+
+
+@pytest.mark.parametrize(("fmt", "cut"), [("NS_PROTO", 4), ("NS_PROTO_SNAP", 4), ("NS_INCLUDE_LLC", 4),
+                                          ("NS_INCLUDE_MAC", 0)])
+def test_atm_vc_users_get_the_sdu_whole_llc_included(fmt: str, cut: int) -> None:
+    # CLIP's SDUs start with LLC/SNAP (RFC 2684): only the 4-octet link header is ever removed,
+    # and it travels in ll_src
+    from ndd.atm import atm_link_header
+
+    ns = services()
+    atm = AtmWire()
+    ns.ns_attach(atm)
+    ns.ns_alloc("atm0")
+    got: list[tuple[bytes, bytes]] = []
+    ns.ns_add_filter(atm, NsFilter(C.NS_ATM_VC, vpi=0, vci=100),
+                     NsUser(lambda n, pkt, data: got.append((pkt.tobytes(), pkt.ll_src)), None, getattr(C, fmt)))
+    sdu = atm_link_header(0, 100) + SNAP_IP + b"\x45" + bytes(19)
+    atm.deliver(PacketBuffer(sdu))
+    assert got[0][0] == sdu[cut:]
+    assert got[0][1] == (atm_link_header(0, 100) if cut else b"")
+
+
+def test_protoq_user_is_queued_and_its_netisr_drains_it() -> None:
+    # ns_user with protoq + netisr (AIX: IF_ENQUEUE then schednetisr): no isr is called; the
+    # queue is bounded and a full one drops (IF_DROP), counted in ifq_drops and ndd_ipackets_drop
+    ns = services()
+    nd = opened(ns)
+    raw, flt = ether_ii()
+    q = IfQueue(ifq_maxlen=2)
+    drained: list[bytes] = []
+    ns.add_netisr(7, lambda: None)                  # a software interrupt that leaves the queue
+    ns.ns_add_filter(nd, flt, NsUser(None, None, C.NS_PROTO, protoq=q, netisr=7))
+    for _ in range(3):
+        nd.deliver(PacketBuffer(raw))
+    assert (q.ifq_len, q.ifq_drops, nd.stats.ipackets_drop) == (2, 1, 1)
+    ns.del_netisr(7)
+
+    def netisr() -> None:
+        while (item := q.dequeue()) is not None:
+            drained.append(item[1].tobytes())
+
+    ns.add_netisr(7, netisr)
+    nd.deliver(PacketBuffer(raw))                   # still full: dropped, nothing scheduled
+    assert (drained, q.ifq_drops) == ([], 2)
+    ns.schednetisr(7)
+    nd.deliver(PacketBuffer(raw))                   # queued, and the netisr runs at once
+    assert drained == [PAYLOAD] * 3 and q.ifq_len == 0
+
+
+def test_netisr_table_errors() -> None:
+    ns = services()
+    ns.add_netisr(3, lambda: None)
+    for call, err in [(lambda: ns.add_netisr(3, lambda: None), errno.EEXIST),
+                      (lambda: ns.add_netisr(0, lambda: None), errno.EINVAL),
+                      (lambda: ns.del_netisr(4), errno.ENOENT)]:
+        with pytest.raises(OSError) as exc:
+            call()
+        assert exc.value.errno == err
+
+
+class Ifnet:
+    def __init__(self, flags: int) -> None:
+        self.flags = flags
+
+
+def test_ifp_user_receives_only_while_its_interface_is_up() -> None:
+    ns = services()
+    nd = opened(ns)
+    raw, flt = ether_ii()
+    ifp = Ifnet(0x1)                                   # IFF_UP
+    got: list[bytes] = []
+    ns.ns_add_filter(nd, flt, NsUser(lambda n, pkt, data: got.append(pkt.tobytes()), ifp=ifp))
+    nd.deliver(PacketBuffer(raw))
+    ifp.flags = 0
+    nd.deliver(PacketBuffer(raw))
+    assert got == [PAYLOAD] and nd.stats.ipackets_drop == 1
+
+
+@pytest.mark.parametrize("user", [
+    NsUser(None),                                                 # neither isr nor netisr
+    NsUser(lambda *a: None, protoq=IfQueue()),                    # a protoq without a netisr
+    NsUser(None, netisr=5),                                       # a netisr with nothing to queue on
+    NsUser(lambda *a: None, None, C.NS_PROTO | C.NS_HANDLE_NON_UI),   # XID/TEST handling: not ours
+    NsUser(lambda *a: None, None, 2 | 8),                         # two formats at once
+    NsUser(lambda *a: None, None, 0),
+])
+def test_bad_ns_user_is_einval(user: NsUser) -> None:
+    ns = services()
+    nd = opened(ns)
+    with pytest.raises(OSError) as exc:
+        ns.ns_add_filter(nd, ether_ii()[1], user)
+    assert exc.value.errno == errno.EINVAL
+    assert not ns.demuxers[C.NDD_ISO88023].filters.get("en0")    # nothing was registered
