@@ -84,13 +84,13 @@ class AtmDemuxer(Demuxer):
         if ndd.ndd_name in self.taps:
             self._tap(ndd, pkt)
         if len(pkt) < ATM_HDRLEN:
-            ndd.stats.ierrors += 1
+            ndd.stats.ndd_ibadpackets += 1
             return
         view = pkt.view()
         key = (C.NS_ATM_VC, view[1], view[2] << 8 | view[3])
         user = self.filters.get(ndd.ndd_name, {}).get(key)
         if user is None:
-            ndd.stats.nd_nofilter += 1
+            ndd.ndd_nsdemux.nd_dmxstats.nd_nofilter += 1
             return
         if user.pkt_format != NS_INCLUDE_MAC:
             pkt.ll_src = bytes(view[:ATM_HDRLEN])

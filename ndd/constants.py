@@ -21,6 +21,11 @@ NDD_LIMBO = 0x40
 NDD_PROMISC = 0x80
 NDD_ALTADDRS = 0x100
 NDD_MULTICAST = 0x200
+NDD_DETACHED = 0x400           # taken off the NDD chain (ns_detach)
+NDD_CHECKSUM_OFFLOAD = 0x10000  # the device computes/verifies TCP/UDP checksums (DeviceCaps csum)
+NDD_SPECFLAGS = 0x100000       # device-specific ndd_flags start here
+# ndd_2_flags (the flags extension field)
+NDD_2_LARGE_RECEIVE = 0x100    # the device hands up aggregated TCP segments (DeviceCaps.gso_rx)
 
 # ndd_ctl commands
 NDD_GET_STATS = 0x1

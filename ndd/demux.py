@@ -2,7 +2,8 @@
 
 One demuxer per NDD type (AIX: ns_add_demux).  It looks at the link header and
 hands the frame to the user whose filter matches; frames nobody wants are counted
-in `nd_nofilter`.  Filters:
+in the NDD's nd_dmxstats (`ndd_nsdemux`: nd_nofilter, nd_bcast, nd_mcast, nd_nobufs),
+not in its genstats.  Filters:
   Ethernet (NDD_ISO88023): NS_ETHERTYPE, NS_8022_LLC_DSAP, NS_8022_LLC_DSAP_SNAP, NS_TAP
   raw IP   (NDD_RAWIP, NDD_SOFTWARE_LOOPBACK): NS_IPVERSION, NS_TAP
   ATM      (NDD_ATM): ndd.atm.AtmDemuxer
@@ -18,7 +19,7 @@ demuxer and common 802.2 demuxer, IBM "Packet Format Registration Specifics"):
   the MAC addresses travel in pkt.ll_dst / pkt.ll_src.
 Delivery (AIX IFSTUFF_AND_DELIVER): a user with an `ifp` whose IFF_UP is clear loses the
 frame (counted in ndd_ipackets_drop); a user with a `protoq` has the frame queued there
-(dropped and counted in ifq_drops when full) and its `netisr` scheduled; any other user's
+(dropped when full, counted in ifq_drops and nd_dmxstats.nd_nobufs) and its `netisr` scheduled; any other user's
 `isr(nddp, pkt, isr_data)` is called.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import constants as C
-from .ndd import Ndd, ndd_error
+from .ndd import BROADCAST_MAC, Ndd, ndd_error
 from .pktbuf import PacketBuffer
 
 # pkt_format values (<sys/cdli.h>), also importable from here as before
@@ -180,14 +181,18 @@ class Demuxer:
     def deliver(self, ndd: Ndd, pkt: PacketBuffer, user: NsUser) -> None:
         """Hand `pkt` to `user` (module doc: ifp, protoq and netisr, or isr)."""
         if user.ifp is not None and not user.ifp.flags & IFF_UP:
-            ndd.stats.ipackets_drop += 1
+            ndd.stats.ndd_ipackets_drop += 1
             return
         if user.protoq is None:
             user.isr(ndd, pkt, user.isr_data)  # type: ignore[misc]   # check_user: set when protoq is not
         elif user.protoq.enqueue(ndd, pkt):
             self.schednetisr(user.netisr)
         else:
-            ndd.stats.ipackets_drop += 1
+            ndd.ndd_nsdemux.nd_dmxstats.nd_nobufs += 1     # no room on the protoq
+
+    def specdemux(self, ndd: Ndd) -> dict[tuple, NsUser]:
+        """This demuxer's control for `ndd` (its `ndd_specdemux`): the filter table."""
+        return self.filters.setdefault(ndd.ndd_name, {})
 
     def receive(self, ndd: Ndd, pkt: PacketBuffer) -> None:
         raise NotImplementedError
@@ -200,17 +205,20 @@ class EtherDemuxer(Demuxer):
 
     def receive(self, ndd: Ndd, pkt: PacketBuffer) -> None:
         if len(pkt) < 14:
-            ndd.stats.ierrors += 1
+            ndd.stats.ndd_ibadpackets += 1
             return
         if ndd.ndd_name in self.taps:
             self._tap(ndd, pkt)
         view = pkt.view()
         dst = bytes(view[0:6])
         if not ndd.accepts_destination(dst):
-            ndd.stats.ipackets_drop += 1
+            ndd.stats.ndd_ipackets_drop += 1
             return
         if dst[0] & 1:
-            ndd.stats.imcasts += 1
+            if dst == BROADCAST_MAC:
+                ndd.ndd_nsdemux.nd_dmxstats.nd_bcast += 1
+            else:
+                ndd.ndd_nsdemux.nd_dmxstats.nd_mcast += 1
             pkt.ll_bcast = True
         (etype,) = struct.unpack_from("!H", view, 12)
         table = self.filters.get(ndd.ndd_name, {})
@@ -223,7 +231,7 @@ class EtherDemuxer(Demuxer):
                 pkt.trim(14 + etype)  # drop padding beyond the 802.3 length
             if len(pkt) < 17:
                 # a length field too short for DSAP/SSAP/control: pulling 17 would leave len < 0
-                ndd.stats.ierrors += 1
+                ndd.stats.ndd_ibadpackets += 1
                 return
             dsap = view[14]
             if dsap == 0xAA and len(pkt) >= 22 and view[16] == 0x03:
@@ -234,10 +242,10 @@ class EtherDemuxer(Demuxer):
                 user = table.get((C.NS_8022_LLC_DSAP, dsap))
                 llc = LLC_HDRLEN
         else:
-            ndd.stats.ierrors += 1
+            ndd.stats.ndd_ibadpackets += 1
             return
         if user is None:
-            ndd.stats.nd_nofilter += 1
+            ndd.ndd_nsdemux.nd_dmxstats.nd_nofilter += 1
             return
         fmt = user.pkt_format
         pkt.ll_dst = dst
@@ -261,10 +269,10 @@ class RawIpDemuxer(Demuxer):
         if ndd.ndd_name in self.taps:
             self._tap(ndd, pkt)
         if len(pkt) < 1:
-            ndd.stats.ierrors += 1
+            ndd.stats.ndd_ibadpackets += 1
             return
         user = self.filters.get(ndd.ndd_name, {}).get((C.NS_IPVERSION, pkt.buf[pkt.start] >> 4))
         if user is None:
-            ndd.stats.nd_nofilter += 1
+            ndd.ndd_nsdemux.nd_dmxstats.nd_nofilter += 1
             return
         self.deliver(ndd, pkt, user)

@@ -83,11 +83,20 @@ class NetServices:
 
     # --- the NDD chain -----------------------------------------------------
     def ns_attach(self, ndd: Ndd) -> None:
-        if ndd.ndd_name in self.ndds:
-            raise ndd_error(errno.EEXIST, f"NDD {ndd.ndd_name} already attached")
+        if self._find(ndd.ndd_name) is not None or (ndd.ndd_alias and self._find(ndd.ndd_alias) is not None):
+            raise ndd_error(errno.EEXIST, f"NDD {ndd.ndd_name} (or its alias) already attached")
         ndd.services = self
+        ndd.ndd_flags &= ~C.NDD_DETACHED
+        ndd.stats_epoch()
         self.ndds[ndd.ndd_name] = ndd
         self.refcount[ndd.ndd_name] = 0
+
+    def _find(self, name: str) -> Ndd | None:
+        """The attached NDD whose ndd_name or ndd_alias is `name`."""
+        ndd = self.ndds.get(name)
+        if ndd is None and name:
+            ndd = next((n for n in self.ndds.values() if n.ndd_alias == name), None)
+        return ndd
 
     def ns_detach(self, ndd: Ndd) -> None:
         """Take `ndd` off the chain (EBUSY while allocated).  Filters and status users its
@@ -101,20 +110,25 @@ class NetServices:
         demux = self.demuxers.get(ndd.ndd_type)
         if demux is not None:
             demux.forget(ndd)
+        ndd.ndd_demuxer = ndd.ndd_specdemux = None
+        ndd.ndd_flags |= C.NDD_DETACHED
         self.status_users.pop(ndd.ndd_name, None)
 
     def ns_alloc(self, name: str) -> Ndd:
-        """Take a reference on the NDD named `name`, opening it if it is the first: ENODEV
-        if no such NDD is attached, ENOENT if no demuxer serves its type (AIX ns_alloc)."""
-        ndd = self.ndds.get(name)
+        """Take a reference on the NDD named `name` (its ndd_name, or its ndd_alias), opening
+        it if it is the first: ENODEV if no such NDD is attached, ENOENT if no demuxer serves
+        its type (AIX ns_alloc)."""
+        ndd = self._find(name)
         if ndd is None:
             raise ndd_error(errno.ENODEV, f"no NDD named {name!r}")
+        name = ndd.ndd_name
         if self.refcount[name] == 0:
             demux = self.demuxers.get(ndd.ndd_type)
             if demux is None:
                 raise ndd_error(errno.ENOENT, f"no demuxer for NDD type {ndd.ndd_type:#x}")
             ndd.nd_receive = demux.receive
             ndd.nd_status = self._status
+            ndd.ndd_demuxer, ndd.ndd_specdemux, ndd.ndd_demuxsource = demux, demux.specdemux(ndd), 0
             ndd.ndd_open()
         self.refcount[name] += 1
         return ndd

@@ -648,7 +648,8 @@ class Stack:
                                "interfaces": {}}
         now = self.now()
         for ifp in self.ifnet:
-            entry = {"ndd": ifp.ndd.stats.as_dict()}
+            # ndd_genstats (and the device's ndd_specstats), then the demuxer's nd_dmxstats
+            entry = {"ndd": ifp.ndd.genstats(), "demux": ifp.ndd.ndd_nsdemux.nd_dmxstats.as_dict()}
             inet6 = self.inet6.interface_counters(ifp, now)
             if inet6 is not None:
                 entry["ipv6"] = inet6

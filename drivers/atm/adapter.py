@@ -67,7 +67,8 @@ from ndd.atm import (
     VcParams,
     atm_link_header,
 )
-from ndd.ndd import GenStats, StatusBlock, ndd_error
+from ndd.counters import Counters
+from ndd.ndd import StatusBlock, ndd_error
 from ndd.pktbuf import PacketBuffer
 
 from .phy import Phy, UdpPhy
@@ -80,8 +81,10 @@ OAM_REPLIES_KEPT = 64            # loopback replies remembered (the newest); old
 
 
 @dataclass
-class AtmGenStats(GenStats):
-    """ndd_genstats plus the adapter-wide cell counters."""
+class AtmStats(Counters):
+    """The adapter-wide cell counters: the NDD's ndd_specstats (its ndd_genstats are the
+    base Ndd's `stats`); NDD_GET_STATS answers with both, as an AIX ATM driver answers with
+    atm_ndd_stats (ndd_genstats, then atm_genstats)."""
     cells_in: int = 0
     cells_out: int = 0
     hec_errors: int = 0
@@ -147,7 +150,8 @@ class AtmNdd(TaskNdd):
         if not 1 <= mtu <= AAL5_MAX_SDU:
             raise ValueError(f"mtu (max SDU) must be within 1..{AAL5_MAX_SDU}")
         super().__init__(name, mtu=mtu)
-        self.stats: AtmGenStats = AtmGenStats()
+        self.atm_stats = AtmStats()
+        self.ndd_specstats = self.atm_stats
         self.phy = phy if phy is not None else UdpPhy()
         self.phy.bind(self._rx_cells, self._phy_status)
         self.line_rate = 0.0
@@ -161,6 +165,7 @@ class AtmNdd(TaskNdd):
         self.reasm = self._new_reassembler()
         self._active: deque[AtmVc] = deque()     # VCs with cells waiting, round robin
         self._queued_cells = 0
+        self._queued_sdus = 0         # txq entries of all VCs: ndd_xmitque_cur
         self._tx_wake = trio.Event()
         self._tx_idle = trio.Event()
         self._tx_idle.set()
@@ -192,6 +197,7 @@ class AtmNdd(TaskNdd):
         self.reasm = self._new_reassembler()
         self._active.clear()
         self._queued_cells = 0
+        self._queued_sdus = 0         # txq entries of all VCs: ndd_xmitque_cur
         for vc in self.vcs.values():
             vc.txq.clear()
             vc.tx_off = 0
@@ -246,8 +252,9 @@ class AtmNdd(TaskNdd):
         if drain and vc.txq:
             return                   # still active: the transmit loop sends the rest, then drops it
         if vc.txq:
-            self.stats.vc_closed_tx_drops += len(vc.txq)
+            self.atm_stats.vc_closed_tx_drops += len(vc.txq)
             self._queued_cells -= (sum(len(b) for b in vc.txq) - vc.tx_off) // cell.CELL_LEN
+            self._queued_sdus -= len(vc.txq)
             vc.txq.clear()
         if vc in self._active:
             self._active.remove(vc)
@@ -263,6 +270,10 @@ class AtmNdd(TaskNdd):
         d["oversize_errors"] = r.oversize + vc.stats.max_sdu_drops
         d.update(max_sdu=vc.max_sdu, pcr=int(vc.pcr), tx_queued_sdus=len(vc.txq))
         return d
+
+    def xmitque_len(self) -> int:
+        """ndd_xmitque_cur: SDUs (and relayed cell batches) queued on all VCs."""
+        return self._queued_sdus
 
     def all_stats(self) -> dict[str, Any]:
         """NDD_GET_ALL_STATS: the adapter's counters, and each open VC's (as NDD_ATM_GET_VC_STATS)."""
@@ -334,6 +345,9 @@ class AtmNdd(TaskNdd):
             self._active.append(vc)
         vc.txq.append(cells)
         self._queued_cells += ncells
+        self._queued_sdus += 1
+        if self._queued_sdus > self.stats.ndd_xmitque_max:
+            self.stats.ndd_xmitque_max = self._queued_sdus
         self._tx_idle = trio.Event() if self._tx_idle.is_set() else self._tx_idle
         self._tx_wake.set()
 
@@ -356,11 +370,11 @@ class AtmNdd(TaskNdd):
         elif self._queued_cells and self._queued_cells + n > self.tx_queue_cells:
             err = errno.ENOBUFS
         if err:
-            self.stats.relay_tx_drops += n
+            self.atm_stats.relay_tx_drops += n
             return err
         assert vc is not None
         self._enqueue(vc, cell.relabel(cells, vpi, vci), n)
-        self.stats.relay_cells_out += n
+        self.atm_stats.relay_cells_out += n
         return 0
 
     async def wait_tx_idle(self) -> None:
@@ -423,13 +437,15 @@ class AtmNdd(TaskNdd):
                     break
                 for _ in range(done):
                     vc.txq.popleft()
+                self._queued_sdus -= done
+                self.stats.ndd_xmitintr += 1       # a batch of cells left for the PHY
                 vc.tx_off = off
                 k = len(blob) // cell.CELL_LEN
                 self._queued_cells -= k
                 if err:
-                    self.stats.tx_cells_dropped += k
+                    self.atm_stats.tx_cells_dropped += k
                 else:
-                    self.stats.cells_out += k
+                    self.atm_stats.cells_out += k
                     vc.stats.cells_out += k
                 sent += k
                 if vc.pcr:
@@ -458,7 +474,8 @@ class AtmNdd(TaskNdd):
         the counters and what is delivered are those of handling each cell in turn."""
         if not self.is_open:
             return
-        st = self.stats
+        st, ast = self.stats, self.atm_stats
+        st.ndd_recvintr += 1                 # a PHY block arrived: our receive interrupt
         vcs = self.vcs
         assert self.services is not None     # open, so attached
         now = self.services.clock()
@@ -473,19 +490,19 @@ class AtmNdd(TaskNdd):
             vc = vcs.get(key)
             n = run.end - run.start
             if vc is None:
-                st.cells_in += n
-                st.unknown_vc += n
+                ast.cells_in += n
+                ast.unknown_vc += n
                 continue
             if vc.relay is not None:
                 # a cross-connected VC is switched cell by cell, never reassembled
-                st.cells_in += n
+                ast.cells_in += n
                 vc.stats.cells_in += n
                 relayed.setdefault(vc, []).append(block.data[run.start * cell.CELL_LEN:run.end * cell.CELL_LEN])
                 continue
             payloads = block.payloads()
             if n == 1:
                 # interleaved VCs leave one-cell runs: no PDU search for them
-                st.cells_in += 1
+                ast.cells_in += 1
                 vc.stats.cells_in += 1
                 sdu = self.reasm.feed(hdr.vpi, hdr.vci, hdr.pti, payloads[run.start * _PL:run.end * _PL], now,
                                       vc.pdu_limit)
@@ -499,7 +516,7 @@ class AtmNdd(TaskNdd):
             first = run.start
             for last in ends:
                 k = last + 1 - first
-                st.cells_in += k
+                ast.cells_in += k
                 vc.stats.cells_in += k
                 eop = not tail or last != run.end - 1
                 sdu = self.reasm.feed_cells(hdr.vpi, hdr.vci, payloads[first * _PL:(last + 1) * _PL], eop, now,
@@ -512,12 +529,12 @@ class AtmNdd(TaskNdd):
                         self._rx_slow(block, first, run.end, now, relayed)
                         break
         if block.truncated:
-            st.truncated_cells += 1
-            st.ierrors += 1
+            ast.truncated_cells += 1
+            st.ndd_ierrors += 1
         # one call per VC and PHY block: the far port queues them as one batch
         for rvc, parts in relayed.items():
             joined = parts[0] if len(parts) == 1 else b"".join(parts)
-            st.relay_cells_in += len(joined) // cell.CELL_LEN
+            ast.relay_cells_in += len(joined) // cell.CELL_LEN
             if rvc.relay is not None:
                 rvc.relay(joined)
 
@@ -525,7 +542,7 @@ class AtmNdd(TaskNdd):
                  relayed: dict[AtmVc, list[bytes]]) -> None:
         """Cells [start, end) of `block` one at a time: HEC errors (and their single-bit
         correction when asked for), OAM F5 and RM cells."""
-        st = self.stats
+        st, ast = self.stats, self.atm_stats
         vcs = self.vcs
         data = block.data
         mv = memoryview(data)
@@ -535,14 +552,14 @@ class AtmNdd(TaskNdd):
             if hdr is None:
                 hdr = cell.CellHeader.parse(mv[off:off + cell.HDR_LEN], correct=True) if self.hec_correct else "hec"
             if isinstance(hdr, str):
-                st.hec_errors += 1
-                st.ierrors += 1
+                ast.hec_errors += 1
+                st.ndd_ierrors += 1
                 continue
             payload = mv[off + cell.HDR_LEN:off + cell.CELL_LEN]
-            st.cells_in += 1
+            ast.cells_in += 1
             vc = vcs.get((hdr.vpi, hdr.vci))
             if vc is None:
-                st.unknown_vc += 1
+                ast.unknown_vc += 1
                 continue
             vc.stats.cells_in += 1
             pti = hdr.pti
@@ -554,7 +571,7 @@ class AtmNdd(TaskNdd):
                 if pti in (cell.PTI_OAM_SEGMENT, cell.PTI_OAM_END_TO_END):
                     self._oam_in(vc, hdr, payload)
                 else:
-                    st.rm_cells += 1
+                    ast.rm_cells += 1
                 continue
             sdu = self.reasm.feed(hdr.vpi, hdr.vci, pti, payload, now, vc.pdu_limit)
             if sdu is not None:
@@ -563,7 +580,7 @@ class AtmNdd(TaskNdd):
     def _deliver_sdu(self, vc: AtmVc, sdu: bytes) -> None:
         if len(sdu) > vc.max_sdu:
             vc.stats.max_sdu_drops += 1
-            self.stats.ierrors += 1
+            self.stats.ndd_ibadpackets += 1
             return
         vc.stats.sdus_in += 1
         vc.stats.bytes_in += len(sdu)
@@ -584,27 +601,27 @@ class AtmNdd(TaskNdd):
 
     # --- OAM F5 ------------------------------------------------------------------------
     def _oam_in(self, vc: AtmVc, hdr: cell.CellHeader, payload: memoryview) -> None:
-        self.stats.oam_in += 1
+        self.atm_stats.oam_in += 1
         vc.stats.oam_in += 1
         lb = oam.parse_oam(payload)              # one CRC-10 check per cell, whatever it is
         if isinstance(lb, str):
-            self.stats.oam_errors += 1
+            self.atm_stats.oam_errors += 1
         elif lb.indication == 1:
             reply = oam.loopback_reply(hdr.emit() + bytes(payload))   # None: not addressed to us
             if reply is not None and self.phy.send(reply) == 0:
-                self.stats.oam_loopbacks_answered += 1
+                self.atm_stats.oam_loopbacks_answered += 1
                 self._count_oam_out(vc)
         else:
-            self.stats.oam_loopback_replies += 1
+            self.atm_stats.oam_loopback_replies += 1
             if len(self.oam_replies) == self.oam_replies.maxlen:
-                self.stats.oam_replies_forgotten += 1
+                self.atm_stats.oam_replies_forgotten += 1
             self.oam_replies.append((vc.vpi, vc.vci, lb.tag))
 
     # OAM cells go straight to the PHY, ahead of the paced queues: one cell now and then,
     # and a loopback measures the path, not our own queueing
     def _count_oam_out(self, vc: AtmVc) -> None:
-        self.stats.oam_out += 1
-        self.stats.cells_out += 1
+        self.atm_stats.oam_out += 1
+        self.atm_stats.cells_out += 1
         vc.stats.oam_out += 1
         vc.stats.cells_out += 1
 

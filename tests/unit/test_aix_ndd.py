@@ -1,8 +1,9 @@
-"""Issue 16, points 1, 2, 3 and 4: the NDD layer as AIX CDLI defines it -- status codes as
+"""Issue 16, points 1-5: the NDD layer as AIX CDLI defines it -- status codes as
 mask bits, ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason
 codes, pkt_format and its stripping rules, ns_user's protoq/netisr/ifp, reference-counted
 address control (all-multicast, NDD_ALTADDRS), ns_alloc's ENOENT, ns_free leaving filters to
-their owner, the generic MIB."""
+their owner, the generic MIB, the NDD structure's fields and ndd_genstats under AIX's names,
+nd_dmxstats kept by the demuxer, capabilities as ndd_flags."""
 from __future__ import annotations
 
 import errno
@@ -85,6 +86,11 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
     "NS_INCLUDE_LLC": (0x4, "<sys/cdli.h>"),
     "NS_INCLUDE_MAC": (0x8, "<sys/cdli.h>"),
     "NS_HANDLE_NON_UI": (0x100, "<sys/cdli.h>"),
+    # ndd_flags / ndd_2_flags the NDD keeps for capabilities and detach (<sys/ndd.h>)
+    "NDD_DETACHED": (0x400, "<sys/ndd.h>"),
+    "NDD_CHECKSUM_OFFLOAD": (0x10000, "<sys/ndd.h>"),
+    "NDD_SPECFLAGS": (0x100000, "<sys/ndd.h>"),
+    "NDD_2_LARGE_RECEIVE": (0x100, "<sys/ndd.h> (ndd_2_flags)"),
     # tunstack's NDD_STATUS options: device-specific reasons, above NDD_REASON_CODE
     "NDD_LINK_UP": (0x101, "(tunstack)"),
     "NDD_LINK_DOWN": (0x102, "(tunstack)"),
@@ -373,7 +379,7 @@ def test_get_all_stats_has_the_generic_counters() -> None:
     nd = opened(services())
     nd.deliver(frame(MAC_US))
     stats = nd.ndd_ctl(C.NDD_GET_ALL_STATS)
-    assert stats == nd.ndd_ctl(C.NDD_GET_STATS) and stats["ipackets"] == 1 and stats["ibytes"] == 60
+    assert stats == nd.ndd_ctl(C.NDD_GET_STATS) and stats["ndd_ipackets"] == 1 and stats["ndd_ibytes"] == 60
 
 
 def test_atm_get_all_stats_adds_each_vc_and_mib_type_is_atm() -> None:
@@ -500,7 +506,7 @@ def test_atm_vc_users_get_the_sdu_whole_llc_included(fmt: str, cut: int) -> None
 
 def test_protoq_user_is_queued_and_its_netisr_drains_it() -> None:
     # ns_user with protoq + netisr (AIX: IF_ENQUEUE then schednetisr): no isr is called; the
-    # queue is bounded and a full one drops (IF_DROP), counted in ifq_drops and ndd_ipackets_drop
+    # queue is bounded and a full one drops (IF_DROP), counted in ifq_drops and nd_dmxstats.nd_nobufs
     ns = services()
     nd = opened(ns)
     raw, flt = ether_ii()
@@ -510,7 +516,7 @@ def test_protoq_user_is_queued_and_its_netisr_drains_it() -> None:
     ns.ns_add_filter(nd, flt, NsUser(None, None, C.NS_PROTO, protoq=q, netisr=7))
     for _ in range(3):
         nd.deliver(PacketBuffer(raw))
-    assert (q.ifq_len, q.ifq_drops, nd.stats.ipackets_drop) == (2, 1, 1)
+    assert (q.ifq_len, q.ifq_drops, nd.ndd_nsdemux.nd_dmxstats.nd_nobufs) == (2, 1, 1)
     ns.del_netisr(7)
 
     def netisr() -> None:
@@ -551,7 +557,7 @@ def test_ifp_user_receives_only_while_its_interface_is_up() -> None:
     nd.deliver(PacketBuffer(raw))
     ifp.flags = 0
     nd.deliver(PacketBuffer(raw))
-    assert got == [PAYLOAD] and nd.stats.ipackets_drop == 1
+    assert got == [PAYLOAD] and nd.stats.ndd_ipackets_drop == 1
 
 
 @pytest.mark.parametrize("user", [
@@ -569,3 +575,152 @@ def test_bad_ns_user_is_einval(user: NsUser) -> None:
         ns.ns_add_filter(nd, ether_ii()[1], user)
     assert exc.value.errno == errno.EINVAL
     assert not ns.demuxers[C.NDD_ISO88023].filters.get("en0")    # nothing was registered
+
+
+# --- point 5: the NDD structure, ndd_genstats, nd_dmxstats, capability flags ----------------------
+# struct ndd_genstats of <sys/ndd.h> (AIX 5.3), in its order; the _msw/_lsw halves of a 64-bit
+# counter are one Python int under the name without the suffix, and ndd_stat_reserved is left out
+GENSTATS_FIELDS = [
+    "ndd_elapsed_time", "ndd_ipackets", "ndd_ibytes", "ndd_recvintr", "ndd_ierrors",
+    "ndd_opackets", "ndd_obytes", "ndd_xmitintr", "ndd_oerrors", "ndd_nobufs",
+    "ndd_xmitque_max", "ndd_xmitque_ovf", "ndd_ipackets_drop", "ndd_ibadpackets",
+    "ndd_opackets_drop", "ndd_xmitque_cur", "ndd_ifOutUcastPkts", "ndd_ifOutMcastPkts",
+    "ndd_ifOutBcastPkts",
+]
+# struct nd_dmxstats of <sys/cdli.h>
+DMXSTATS_FIELDS = ["nd_nofilter", "nd_nobufs", "nd_bcast", "nd_mcast"]
+
+
+def test_genstats_and_dmxstats_have_the_header_names_in_order() -> None:
+    from dataclasses import fields as dc_fields
+
+    from ndd.ndd import GenStats, NdDmxStats
+
+    assert [f.name for f in dc_fields(GenStats)] == GENSTATS_FIELDS
+    assert [f.name for f in dc_fields(NdDmxStats)] == DMXSTATS_FIELDS
+    # the demuxer's counters are not in ndd_genstats
+    assert not set(DMXSTATS_FIELDS) & set(GENSTATS_FIELDS)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_elapsed_time_counts_from_attach_and_clear() -> None:
+    clock = Clock()
+    ns = NetServices(lambda *a: None, clock)
+    nd = WireNdd()
+    clock.t += 50                                 # before the NDD joins the stack: not counted
+    ns.ns_attach(nd)
+    clock.t += 7.9
+    assert nd.ndd_ctl(C.NDD_GET_STATS)["ndd_elapsed_time"] == 7
+    nd.ndd_ctl(C.NDD_CLEAR_STATS)
+    clock.t += 3
+    assert nd.ndd_ctl(C.NDD_GET_STATS)["ndd_elapsed_time"] == 3
+
+
+def test_output_counters_by_address_kind_and_refusals() -> None:
+    # ifOut{U,M,B}castPkts count requests (sent or not, RFC 2863); a closed NDD's refusals are
+    # ndd_opackets_drop, a full queue's ndd_xmitque_ovf, any other errno ndd_oerrors
+    ns = services()
+    nd = WireNdd()
+    ns.ns_attach(nd)
+    assert nd.ndd_output(frame(MAC_PEER)) == errno.ENETDOWN          # not opened yet
+    ns.ns_alloc("en0")
+    for dst in (BCAST, MCAST, MAC_PEER):
+        assert nd.ndd_output(frame(dst)) == 0
+    results = iter([errno.ENOBUFS, errno.EIO])
+    nd._transmit = lambda pkt: next(results)      # type: ignore[method-assign]
+    assert nd.ndd_output(frame(MAC_PEER)) == errno.ENOBUFS
+    assert nd.ndd_output(frame(MAC_PEER)) == errno.EIO
+    s = nd.stats
+    assert (s.ndd_ifOutBcastPkts, s.ndd_ifOutMcastPkts, s.ndd_ifOutUcastPkts) == (1, 1, 4)
+    assert (s.ndd_opackets, s.ndd_opackets_drop, s.ndd_xmitque_ovf, s.ndd_oerrors) == (3, 1, 1, 1)
+    mib = nd.ndd_ctl(C.NDD_MIB_GET)
+    assert (mib["ifOutDiscards"], mib["ifOutErrors"], mib["ifOutBroadcastPkts"]) == (2, 1, 1)
+
+
+def test_dmxstats_are_the_demuxers_per_ndd() -> None:
+    # nd_bcast / nd_mcast / nd_nofilter land in the NDD's ndd_nsdemux, never in ndd_genstats
+    ns = services()
+    a, b = opened(ns, "en0"), opened(ns, "en1")
+    a.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST)
+    for dst in (BCAST, MCAST, MAC_US):
+        a.deliver(frame(dst))                    # nobody's ethertype: each is nd_nofilter too
+    da, db = a.ndd_nsdemux.nd_dmxstats, b.ndd_nsdemux.nd_dmxstats
+    assert (da.nd_bcast, da.nd_mcast, da.nd_nofilter) == (1, 1, 3)
+    assert db.as_dict() == dict.fromkeys(DMXSTATS_FIELDS, 0)
+    assert not set(a.ndd_ctl(C.NDD_GET_STATS)) & set(DMXSTATS_FIELDS)
+    mib = a.ndd_ctl(C.NDD_MIB_GET)
+    assert (mib["ifInBroadcastPkts"], mib["ifInMulticastPkts"], mib["ifInUnknownProtos"]) == (1, 1, 3)
+    a.ndd_ctl(C.NDD_CLEAR_STATS)                 # the device's counters only
+    assert da.nd_nofilter == 3 and a.stats.ndd_ipackets == 0
+
+
+def test_demuxer_linkage_fields() -> None:
+    ns = services()
+    nd = WireNdd()
+    ns.ns_attach(nd)
+    assert (nd.ndd_demuxer, nd.ndd_specdemux) == (None, None)
+    ns.ns_alloc("en0")
+    demux = ns.demuxers[C.NDD_ISO88023]
+    assert nd.ndd_demuxer is demux and nd.ndd_demuxsource == 0
+    flt = NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST)
+    user = NsUser(lambda *a: None)
+    ns.ns_add_filter(nd, flt, user)
+    assert nd.ndd_specdemux[flt.key()] is user     # the demuxer's per-NDD control: its filter table
+    ns.ns_del_filter(nd, flt)
+    ns.ns_free(nd)
+    ns.ns_detach(nd)
+    assert nd.ndd_flags & C.NDD_DETACHED and nd.ndd_demuxer is None
+    ns.ns_attach(nd)
+    assert not nd.ndd_flags & C.NDD_DETACHED
+
+
+def test_alias_names_the_ndd_too() -> None:
+    # ndd_alias: the alternate name (AIX: en0 / ent0); ns_alloc takes either, ns_attach refuses
+    # a name or alias already taken
+    ns = services()
+    nd = WireNdd("en0")
+    nd.ndd_alias = "ent0"
+    ns.ns_attach(nd)
+    assert ns.ns_alloc("ent0") is nd and ns.refcount["en0"] == 1 and nd.is_open
+    for name, alias in (("ent0", ""), ("en5", "en0"), ("en6", "ent0")):
+        other = WireNdd(name)
+        other.ndd_alias = alias
+        with pytest.raises(OSError) as exc:
+            ns.ns_attach(other)
+        assert exc.value.errno == errno.EEXIST
+
+
+def test_specstats_are_the_devices_own_and_get_stats_has_both() -> None:
+    from drivers.atm.adapter import AtmNdd
+
+    assert WireNdd().ndd_specstats is None
+    atm = AtmNdd("atm0")
+    assert atm.ndd_specstats is atm.atm_stats
+    atm.atm_stats.cells_in = 5
+    stats = atm.ndd_ctl(C.NDD_GET_STATS)
+    assert list(stats)[:len(GENSTATS_FIELDS)] == GENSTATS_FIELDS and stats["cells_in"] == 5
+    atm.ndd_ctl(C.NDD_CLEAR_STATS)
+    assert atm.atm_stats.cells_in == 0
+
+
+@pytest.mark.parametrize(("caps", "flag", "flag2"), [
+    ({}, 0, 0),
+    ({"tx_csum_offload": True, "rx_csum_partial": True}, C.NDD_CHECKSUM_OFFLOAD, 0),
+    ({"rx_csum_partial": True, "gso_rx": True, "tso_max": 65535}, C.NDD_CHECKSUM_OFFLOAD, C.NDD_2_LARGE_RECEIVE),
+])
+def test_capabilities_show_as_aix_flags_once_open(caps: dict[str, Any], flag: int, flag2: int) -> None:
+    ns = services()
+    nd = WireNdd()
+    for k, v in caps.items():
+        setattr(nd.caps, k, v)
+    ns.ns_attach(nd)
+    ns.ns_alloc("en0")
+    assert nd.ndd_flags & (C.NDD_CHECKSUM_OFFLOAD | C.NDD_SPECFLAGS) == flag
+    assert nd.ndd_2_flags == flag2
