@@ -372,7 +372,7 @@ class Ndd:
         """Frames in the transmit queue now (ndd_xmitque_cur); a driver with a queue says."""
         return 0
 
-    def genstats(self) -> dict[str, int]:
+    def genstats(self) -> dict[str, Any]:
         """NDD_GET_STATS: ndd_genstats with its gauges brought up to date, then the device's
         ndd_specstats if it has any (as an AIX driver answers with its own structure that
         begins with ndd_genstats, e.g. atm_ndd_stats)."""

@@ -61,7 +61,8 @@ class SwitchPort:
         return self.sig.link_up
 
     def stats(self) -> dict[str, Any]:
-        return {"link_up": self.sig.link_up, "adapter": self.ndd.genstats(),
+        adapter = {k: v.hex(":") if isinstance(v, bytes) else v for k, v in self.ndd.genstats().items()}
+        return {"link_up": self.sig.link_up, "adapter": adapter,
                 "phy": self.phy.stats.as_dict(), "uni": self.sig.uni.stats.as_dict(),
                 "saal": self.sig.saal.stats.as_dict(), "vcis_in_use": len(self.core.vcis.in_use),
                 "pcap_frames": self.pcap.frames if self.pcap is not None else None}

@@ -649,7 +649,9 @@ class Stack:
         now = self.now()
         for ifp in self.ifnet:
             # ndd_genstats (and the device's ndd_specstats), then the demuxer's nd_dmxstats
-            entry = {"ndd": ifp.ndd.genstats(), "demux": ifp.ndd.ndd_nsdemux.nd_dmxstats.as_dict()}
+            # (an address such as atm_genstats' atm_macadr as colon-hex text, for JSON)
+            entry = {"ndd": {k: v.hex(":") if isinstance(v, bytes) else v for k, v in ifp.ndd.genstats().items()},
+                     "demux": ifp.ndd.ndd_nsdemux.nd_dmxstats.as_dict()}
             inet6 = self.inet6.interface_counters(ifp, now)
             if inet6 is not None:
                 entry["ipv6"] = inet6

@@ -97,7 +97,7 @@ async def test_sdus_of_every_size_class_both_ways(ns: NetServices, autojump_cloc
         assert st["bytes_in"] == st["bytes_out"] == sum(sizes)
         assert st["crc_errors"] == st["length_errors"] == st["oversize_errors"] == 0
         g = nd.ndd_ctl(C.NDD_GET_STATS)
-        assert g["ndd_opackets"] == g["ndd_ipackets"] == len(sizes) and g["cells_out"] == g["cells_in"] == cells
+        assert g["ndd_opackets"] == g["ndd_ipackets"] == len(sizes) and g["xmt_cells"] == g["rcv_cells"] == cells
 
 
 async def test_transmit_errors(ns: NetServices, autojump_clock: trio.testing.MockClock) -> None:
@@ -112,7 +112,7 @@ async def test_transmit_errors(ns: NetServices, autojump_clock: trio.testing.Moc
     assert a.ndd_output(PacketBuffer(b"\x00\x01")) == errno.EINVAL
     assert a.atm_output(*VC, bytes(100)) == 0
     await settle(a, b)
-    assert a.stats.ndd_oerrors == 4 and a.stats.ndd_opackets == 1 and a.atm_stats.cells_out == 3
+    assert a.stats.ndd_oerrors == 4 and a.stats.ndd_opackets == 1 and a.atm_stats.xmt_cells == 3
 
 
 async def test_include_mac_user_and_tap_see_the_link_header(ns: NetServices,

@@ -83,7 +83,7 @@ def raises_errno(code: int) -> Any:
 
 
 def cells(nd: AtmNdd) -> tuple[int, ...]:
-    return (nd.atm_stats.cells_out, nd.atm_stats.cells_in, nd.phy.stats.tx_cells, nd.phy.stats.rx_cells)
+    return (nd.atm_stats.xmt_cells, nd.atm_stats.rcv_cells, nd.phy.stats.tx_cells, nd.phy.stats.rx_cells)
 
 
 async def test_socket_through_the_protocol_switch(autojump_clock: trio.testing.MockClock) -> None:
@@ -132,7 +132,7 @@ async def test_pvc_connect_sends_no_cells(autojump_clock: trio.testing.MockClock
         await x.send(b"now the line is used")
         with trio.fail_after(1):
             assert await y.recv(100) == b"now the line is used"
-        assert env.a.atm_stats.cells_out == before[0][0] + 1
+        assert env.a.atm_stats.xmt_cells == before[0][0] + 1
 
 
 async def test_recv_truncates_peeks_and_bounds_its_queue(autojump_clock: trio.testing.MockClock) -> None:

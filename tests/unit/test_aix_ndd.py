@@ -1,9 +1,10 @@
-"""Issue 16, points 1-5: the NDD layer as AIX CDLI defines it -- status codes as
-mask bits, ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason
-codes, pkt_format and its stripping rules, ns_user's protoq/netisr/ifp, reference-counted
-address control (all-multicast, NDD_ALTADDRS), ns_alloc's ENOENT, ns_free leaving filters to
-their owner, the generic MIB, the NDD structure's fields and ndd_genstats under AIX's names,
-nd_dmxstats kept by the demuxer, capabilities as ndd_flags."""
+"""Issue 16, points 1-6 (point 6's adapter: tests/integration/test_atm_ndd_aix.py): the NDD
+layer as AIX CDLI defines it -- status codes as mask bits, ns_add_status/ns_del_status with
+ns_com_status/ns_statuser, NDD_HARD_FAIL reason codes, pkt_format and its stripping rules,
+ns_user's protoq/netisr/ifp, reference-counted address control (all-multicast,
+NDD_ALTADDRS), ns_alloc's ENOENT, ns_free leaving filters to their owner, the generic MIB,
+the NDD structure's fields and ndd_genstats under AIX's names, nd_dmxstats kept by the
+demuxer, capabilities as ndd_flags, the values of the ATM NDD interface."""
 from __future__ import annotations
 
 import errno
@@ -91,6 +92,54 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
     "NDD_CHECKSUM_OFFLOAD": (0x10000, "<sys/ndd.h>"),
     "NDD_SPECFLAGS": (0x100000, "<sys/ndd.h>"),
     "NDD_2_LARGE_RECEIVE": (0x100, "<sys/ndd.h> (ndd_2_flags)"),
+    # the ATM NDD interface (<sys/cdli_atmuser.h>, bos530 1.21) and the <sys/call_ie.h> values it uses
+    "ATM_PHYSADDR_LEN": (6, "<sys/cdli_atmuser.h>"),
+    "ATM_MAX_MTU": (65535, "<sys/cdli_atmuser.h>"),
+    "ATM_MIN_MTU": (1, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_OPEN": (0x10000, "<sys/cdli_atmuser.h> (NDD_DEVICE_SPECIFIC)"),
+    "ATM_VC_CLOSE": (0x10001, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_ACK": (0x10002, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_LOCAL": (0x10003, "<sys/cdli_atmuser.h>"),
+    "ATM_TXBUF_REG": (0x10004, "<sys/cdli_atmuser.h>"),
+    "ATM_TXBUF_GET": (0x10005, "<sys/cdli_atmuser.h>"),
+    "ATM_VS_Q_LEN": (0x10006, "<sys/cdli_atmuser.h>"),
+    "ATM_DEVICE_SPECIFIC": (0x10064, "<sys/cdli_atmuser.h> (NDD_DEVICE_SPECIFIC + 100)"),
+    "ATM_VC_OPEN_DONE": (0x100000, "<sys/cdli_atmuser.h> (NDD_STAT_BLOCK)"),
+    "ATM_VC_CLOSE_DONE": (0x100001, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_LOCAL_DONE": (0x100002, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_ACK_DONE": (0x100003, "<sys/cdli_atmuser.h>"),
+    "NDD_NO_HANDLE_0": (0x100000, "<sys/cdli_atmuser.h> (NDD_SPECFLAGS)"),
+    "VCOPEN_SVC": (0x1, "<sys/cdli_atmuser.h>"),
+    "VCOPEN_CID": (0x2, "<sys/cdli_atmuser.h>"),
+    "NO_CHECKSUM": (0, "<sys/cdli_atmuser.h>"),
+    "MPOA_CHECKSUM": (1, "<sys/cdli_atmuser.h>"),
+    "CIP_CHECKSUM": (2, "<sys/cdli_atmuser.h>"),
+    "LANE_ETH_CHECKSUM": (4, "<sys/cdli_atmuser.h>"),
+    "LANE_TOK_CHECKSUM": (6, "<sys/cdli_atmuser.h>"),
+    "TX_CHECKSUM": (1, "<sys/cdli_atmuser.h>"),
+    "RX_CHECKSUM": (2, "<sys/cdli_atmuser.h>"),
+    "AUTO_DETECT": (0, "<sys/cdli_atmuser.h> (uni_version)"),
+    "UNI_30": (1, "<sys/cdli_atmuser.h>"),
+    "UNI_31": (2, "<sys/cdli_atmuser.h>"),
+    "UNI_IBM_8282": (3, "<sys/cdli_atmuser.h>"),
+    "UNI_40": (4, "<sys/cdli_atmuser.h>"),
+    "AUTO_DETECT_UNI_31_RESTRICTED": (9, "<sys/cdli_atmuser.h>"),
+    "ATM_TW_100": (0x1, "<sys/cdli_atmuser.h> (atm_genstats.device_type)"),
+    "ATM_TW_155": (0x2, "<sys/cdli_atmuser.h>"),
+    "ATM_TW_25": (0x3, "<sys/cdli_atmuser.h>"),
+    "CM_AAL_5": (0x5, "<sys/call_ie.h>"),
+    "CM_MESSAGE_MODE": (0x1, "<sys/call_ie.h>"),
+    "CM_STREAMING_MODE": (0x2, "<sys/call_ie.h>"),
+    "CM_NULL_SSCS": (0x0, "<sys/call_ie.h>"),
+    "NOT_SPECIFIED_L": (0xFFFFFFFF, "<sys/call_ie.h>"),
+    # tunstack's own NDD_ATM commands, above ATM_DEVICE_SPECIFIC
+    "NDD_ATM_OPEN_VC": (0x10065, "(tunstack)"),
+    "NDD_ATM_CLOSE_VC": (0x10066, "(tunstack)"),
+    "NDD_ATM_GET_VC_STATS": (0x10067, "(tunstack)"),
+    "NDD_ATM_SET_LINE_RATE": (0x10068, "(tunstack)"),
+    "NDD_ATM_OAM_LOOPBACK": (0x10069, "(tunstack)"),
+    "NDD_ATM_LIST_VCS": (0x1006A, "(tunstack)"),
+    "NDD_ATM_CLOSE_VC_DRAIN": (0x1006B, "(tunstack)"),
     # tunstack's NDD_STATUS options: device-specific reasons, above NDD_REASON_CODE
     "NDD_LINK_UP": (0x101, "(tunstack)"),
     "NDD_LINK_DOWN": (0x102, "(tunstack)"),
@@ -389,7 +438,7 @@ def test_atm_get_all_stats_adds_each_vc_and_mib_type_is_atm() -> None:
     atm = AtmNdd("atm0")
     atm.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(0, 100))
     stats = atm.ndd_ctl(C.NDD_GET_ALL_STATS)
-    assert stats["cells_in"] == 0 and stats["vcs"][(0, 100)] == atm.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (0, 100))
+    assert stats["rcv_cells"] == 0 and stats["vcs"][(0, 100)] == atm.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (0, 100))
     assert atm.ndd_ctl(C.NDD_MIB_GET)["ifType"] == 37          # IANAifType atm(37)
 
 
@@ -703,11 +752,11 @@ def test_specstats_are_the_devices_own_and_get_stats_has_both() -> None:
     assert WireNdd().ndd_specstats is None
     atm = AtmNdd("atm0")
     assert atm.ndd_specstats is atm.atm_stats
-    atm.atm_stats.cells_in = 5
+    atm.atm_stats.rcv_cells = 5
     stats = atm.ndd_ctl(C.NDD_GET_STATS)
-    assert list(stats)[:len(GENSTATS_FIELDS)] == GENSTATS_FIELDS and stats["cells_in"] == 5
+    assert list(stats)[:len(GENSTATS_FIELDS)] == GENSTATS_FIELDS and stats["rcv_cells"] == 5
     atm.ndd_ctl(C.NDD_CLEAR_STATS)
-    assert atm.atm_stats.cells_in == 0
+    assert atm.atm_stats.rcv_cells == 0
 
 
 @pytest.mark.parametrize(("caps", "flag", "flag2"), [

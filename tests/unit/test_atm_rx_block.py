@@ -81,12 +81,14 @@ class PerCellAtmNdd(Recording):
                     ast.truncated_cells += 1
                 else:
                     ast.hec_errors += 1
+                    ast.dropped_cells += 1
                 st.ndd_ierrors += 1
                 continue
-            ast.cells_in += 1
+            ast.rcv_cells += 1
             vc = vcs.get((hdr.vpi, hdr.vci))
             if vc is None:
                 ast.unknown_vc += 1
+                ast.dropped_cells += 1
                 continue
             vc.stats.cells_in += 1
             pti = hdr.pti
@@ -102,6 +104,7 @@ class PerCellAtmNdd(Recording):
                     self._oam_in(vc, hdr, payload)
                 else:
                     ast.rm_cells += 1
+                    ast.dropped_cells += 1
                 continue
             sdu = feed(hdr.vpi, hdr.vci, pti, payload, now, vc.pdu_limit)
             if sdu is not None:
@@ -197,7 +200,7 @@ def test_one_vc_block_delivers_every_pdu() -> None:
     a, b, c = sdu(9180, 1), sdu(1, 2), sdu(40, 3)      # 192 cells, one cell, one cell (40 + 8 = 48)
     got = run_both([aal5.segment(a, *VCS[0]) + aal5.segment(b, *VCS[0]) + aal5.segment(c, *VCS[0])])
     assert got["delivered"] == frames_of(VCS[0], a, b, c)
-    assert got["stats"]["cells_in"] == 194 and got["reasm"][0] == 0
+    assert got["stats"]["rcv_cells"] == 194 and got["reasm"][0] == 0
 
 
 def test_mixed_vcs_interleaved_in_one_block() -> None:
