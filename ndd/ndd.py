@@ -51,10 +51,10 @@ class GenStats(Counters):
     ndd_obytes: int = 0
     ndd_xmitintr: int = 0          # transmit completions: a driver's transmit loop handed a batch on
     ndd_oerrors: int = 0           # the device failed to send (an errno other than a full queue)
-    ndd_nobufs: int = 0            # no buffer for a received frame (the receive ring was full)
+    ndd_nobufs: int = 0            # no buffer for a received frame (no driver of ours runs short: 0)
     ndd_xmitque_max: int = 0       # the longest the transmit queue has been, in frames
     ndd_xmitque_ovf: int = 0       # frames refused because the transmit queue was full (ENOBUFS)
-    ndd_ipackets_drop: int = 0     # received frames not passed up (not our address, user's ifp down, protoq full)
+    ndd_ipackets_drop: int = 0     # received frames not passed up (not our address, the user's ifp down)
     ndd_ibadpackets: int = 0       # received frames too short for their link header, or malformed
     ndd_opackets_drop: int = 0     # frames not transmitted because the NDD is closed or not running
     ndd_xmitque_cur: int = 0       # frames in the transmit queue now (driver and device)
