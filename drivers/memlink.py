@@ -2,7 +2,8 @@
 
 Frames are copied on output (the receiver owns its buffer, as over a wire) and
 delivered by a task of the receiving side, never re-entrantly from `ndd_output`.
-The queue is bounded; overflow counts `nobufs` on the sender like a full TX ring.
+The queue is bounded; overflow counts `ndd_xmitque_ovf` on the sender like a full TX ring,
+and the sender's ndd_xmitque_cur/max are that queue's length (the frames on the cable).
 """
 from __future__ import annotations
 
@@ -49,16 +50,26 @@ class MemoryNdd(TaskNdd):
         if len(peer._queue) >= peer.queue_len:
             return errno.ENOBUFS
         peer._queue.append((self.attached.clock() + self.latency if self.latency else 0.0, pkt.tobytes()))
+        if len(peer._queue) > self.stats.ndd_xmitque_max:
+            self.stats.ndd_xmitque_max = len(peer._queue)
         peer._wake.set()
         return 0
 
+    def xmitque_len(self) -> int:
+        return len(self.peer._queue) if self.peer is not None else 0
+
     async def _delivery(self) -> None:
         clock = self.attached.clock
+        idle = True
         while True:
             if not self._queue:
+                idle = True
                 self._wake = trio.Event()
                 await self._wake.wait()
                 continue
+            if idle:
+                idle = False
+                self.stats.ndd_recvintr += 1      # frames to take after idling: a receive interrupt
             due, data = self._queue[0]
             if due and due > clock():
                 await trio.sleep_until(due)

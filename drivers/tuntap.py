@@ -177,6 +177,7 @@ class TunTapNdd(TaskNdd):
         hlen = vnet.VNET_HDR_LEN if self.vnet else 0
         while True:
             await trio.lowlevel.wait_readable(fd)
+            self.stats.ndd_recvintr += 1      # the fd became readable: our receive interrupt
             batch = self.nd_rx_batch
             if batch is not None:
                 batch(True)
@@ -200,11 +201,11 @@ class TunTapNdd(TaskNdd):
                     # (EIO: NDD_PIO_FAIL, EBADF: NDD_ADAPTER_DELETED) and the errno
                     self.report_status(hard_fail(exc.errno))
                     return False
-                self.stats.ierrors += 1
+                self.stats.ndd_ierrors += 1
                 continue
             pkt = PacketBuffer(data, hlen)
             if hlen and (len(data) < hlen or not vnet.apply_rx(data, pkt)):
-                self.stats.ierrors += 1
+                self.stats.ndd_ierrors += 1
                 continue
             self.deliver(pkt)
         return True

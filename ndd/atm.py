@@ -8,6 +8,10 @@ agree on without importing each other.
   LLC_HEADER                   how an LLC-encapsulated SDU (RFC 2684) starts
   VPI_MAX, VCI_MAX, RESERVED_VCI_MAX, SIG_VPI_VCI, ILMI_VPI_VCI   the VC numbering at the UNI
   AtmDemuxer                   the receive demuxer ns_alloc installs on an NDD_ATM device
+  AtmVcOpenReq, AtmVcAckReq, AtmVcLocalReq, AtmVcTxqLen   the arguments of ATM_VC_OPEN,
+                               ATM_VC_ACK, ATM_VC_LOCAL, ATM_VS_Q_LEN (<sys/cdli_atmuser.h>),
+                               with AtmAalParm / AtmTrafficDes / AtmConnId (<sys/call_ie.h>)
+  AtmGenStats                  atm_genstats: the counters an ATM NDD keeps beside ndd_genstats
 
 The adapter itself (cells, HEC, AAL5 SAR, OAM, pacing) is drivers/atm/.
 """
@@ -18,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import constants as C
-from .demux import NS_PROTO, Demuxer, NsFilter, NsUser
+from .counters import Counters
+from .demux import NS_INCLUDE_MAC, Demuxer, NsFilter, NsUser
 from .ndd import Ndd, ndd_error
 from .pktbuf import PacketBuffer
 
@@ -65,10 +70,132 @@ class VcParams:
 
 
 
+# --- the ATM NDD interface of <sys/cdli_atmuser.h> ------------------------------------------
+# The structures' fields carry the headers' names; they are Python records handed to ndd_ctl
+# (an ndd_ctl argument is a pointer on AIX, not bytes on a wire).
+
+@dataclass(frozen=True)
+class AtmConnId:
+    """atm_conn_id_t (<sys/call_ie.h>): the VC's numbers."""
+    vpi: int
+    vci: int
+
+
+@dataclass(frozen=True)
+class AtmAal5:
+    """aal_5_t (<sys/call_ie.h>): forward (we send) and backward (we receive) max SDU sizes."""
+    fwd_max_sdu_size: int
+    bak_max_sdu_size: int
+    mode: int = C.CM_MESSAGE_MODE
+    sscs_type: int = C.CM_NULL_SSCS
+
+
+@dataclass(frozen=True)
+class AtmAalParm:
+    """aal_parm_t (<sys/call_ie.h>): the AAL type and its parameters (AAL5 is the only one)."""
+    aal5: AtmAal5
+    aal_type: int = C.CM_AAL_5
+
+
+@dataclass(frozen=True)
+class AtmTrafficDes:
+    """traffic_des_t (<sys/call_ie.h>): rates in Kbit/s, bursts in octets, _hp for CLP=0+1
+    and _lp for CLP=0; NOT_SPECIFIED_L (or 0) leaves a rate out.  The adapter shapes a VC to
+    its forward peak rate (fwd_peakrate_hp) unless best_effort is set."""
+    fwd_peakrate_hp: int = C.NOT_SPECIFIED_L
+    bak_peakrate_hp: int = C.NOT_SPECIFIED_L
+    fwd_peakrate_lp: int = C.NOT_SPECIFIED_L
+    bak_peakrate_lp: int = C.NOT_SPECIFIED_L
+    fwd_sus_rate_hp: int = C.NOT_SPECIFIED_L
+    bak_sus_rate_hp: int = C.NOT_SPECIFIED_L
+    fwd_sus_rate_lp: int = C.NOT_SPECIFIED_L
+    bak_sus_rate_lp: int = C.NOT_SPECIFIED_L
+    fwd_bur_size_hp: int = C.NOT_SPECIFIED_L
+    bak_bur_size_hp: int = C.NOT_SPECIFIED_L
+    fwd_bur_size_lp: int = C.NOT_SPECIFIED_L
+    bak_bur_size_lp: int = C.NOT_SPECIFIED_L
+    best_effort: int = 0
+    tagging_bak: int = 0
+    tagging_fwd: int = 0
+
+    def pcr(self) -> float:
+        """The forward peak rate as cells/s for the adapter's pacer (0: unshaped)."""
+        rate = self.fwd_peakrate_hp
+        if self.best_effort or rate in (0, C.NOT_SPECIFIED_L, -1):
+            return 0.0
+        return rate * 1000 / CELL_BITS
+
+
+CELL_BITS = 53 * 8                 # a cell on the line, for Kbit/s <-> cells/s
+
+
+@dataclass(frozen=True)
+class AtmVcOpenReq:
+    """atm_vc_open_req_t: ATM_VC_OPEN's argument.  `vc_handle` is the caller's name for the
+    VC from now on (ATM_VC_CLOSE, ATM_VC_ACK, ATM_VC_LOCAL and the *_DONE blocks use it);
+    `flags` VCOPEN_CID (required here: the adapter has no call manager to pick VPI/VCI) and
+    VCOPEN_SVC (the VC carries an SVC, so ATM_VC_ACK may change its AAL parameters)."""
+    vc_handle: int
+    flags: int
+    aal_parm: AtmAalParm
+    traffic_des: AtmTrafficDes = AtmTrafficDes()
+    conn_id: AtmConnId = AtmConnId(0, 0)
+    checksum_prot: int = C.NO_CHECKSUM
+    checksum_type: int = 0
+
+
+@dataclass(frozen=True)
+class AtmVcAckReq:
+    """atm_vc_ack_req_t: ATM_VC_ACK's argument -- an SVC's VC takes `aal_parm` (the
+    parameters the call was accepted with)."""
+    vc_handle: int
+    conn_id: AtmConnId
+    aal_parm: AtmAalParm
+
+
+@dataclass(frozen=True)
+class AtmVcLocalReq:
+    """atm_vc_local_req_t: ATM_VC_LOCAL's argument -- two open VCs joined inside the adapter:
+    what is sent on one is received on the other, without reaching the line."""
+    vc_handle1: int
+    vc_handle2: int
+
+
+@dataclass(frozen=True)
+class AtmVcTxqLen:
+    """atm_vc_txq_len_t: ATM_VS_Q_LEN's argument -- at most `max_txq_len` SDUs queued on the
+    VC (more are refused with ENOBUFS); 0 lifts the limit."""
+    handle: int
+    max_txq_len: int
+
+
+@dataclass
+class AtmGenStats(Counters):
+    """atm_genstats (<sys/cdli_atmuser.h>): the counters of an ATM NDD, by the header's names
+    (the _msw/_lsw halves one int each).  The header's gauges -- device_type,
+    dev_elapsed_time, ndd_flags, atm_macadr, sw_txq_len, hw_txq_len, atm_vc_inuse, uni_ver --
+    and the totals a driver computes are filled in when the statistics are read."""
+    rcv_cells: int = 0             # cells received by the adapter
+    dropped_cells: int = 0         # received cells the adapter dropped (bad HEC, unknown VC, RM)
+    crc_errors: int = 0            # AAL5 CRC-32 errors
+    oversized_sdus: int = 0        # SDUs larger than the VC's receive size
+    total_no_rcv_buf: int = 0      # SDUs dropped for want of a receive buffer
+    incomplete_pkts: int = 0       # SDUs dropped by the reassembly timeout
+    xmt_cells: int = 0             # cells transmitted by the adapter
+    total_no_xmt_buf: int = 0      # transmissions refused for want of queue room
+    loss_of_signal: int = 0        # times the line went down
+    restart_count: int = 0         # adapter error recoveries
+    atm_vc_max: int = 0            # the most VCs ever open at once
+    atm_vc_fail: int = 0           # VC opens refused
+
+
 class AtmDemuxer(Demuxer):
-    """NDD_ATM: one user per VC.  NS_PROTO users get the AAL5 SDU with the 4-octet link
-    header stripped and kept in `pkt.ll_src` (the VC it arrived on); NS_INCLUDE_MAC users
-    get the header too."""
+    """NDD_ATM: one user per VC.  The 4-octet link header is an NDD_ATM frame's MAC header:
+    NS_INCLUDE_MAC users get it with the SDU; every other pkt_format has it removed and kept
+    in `pkt.ll_src` (the VC the SDU arrived on).  The SDU itself is never cut: whether a VC
+    carries LLC/SNAP (RFC 2684 §5) or is VC-multiplexed is agreed when it is set up, which
+    the demuxer does not see, so an LLC header is the VC user's to read (CLIP's is).
+    (tunstack's rule: AIX's ATM demuxer is not public.)"""
 
     filter_types = frozenset({C.NS_ATM_VC, C.NS_TAP})
 
@@ -81,15 +208,15 @@ class AtmDemuxer(Demuxer):
         if ndd.ndd_name in self.taps:
             self._tap(ndd, pkt)
         if len(pkt) < ATM_HDRLEN:
-            ndd.stats.ierrors += 1
+            ndd.stats.ndd_ibadpackets += 1
             return
         view = pkt.view()
         key = (C.NS_ATM_VC, view[1], view[2] << 8 | view[3])
         user = self.filters.get(ndd.ndd_name, {}).get(key)
         if user is None:
-            ndd.stats.nd_nofilter += 1
+            ndd.ndd_nsdemux.nd_dmxstats.nd_nofilter += 1
             return
-        if user.pkt_format == NS_PROTO:
+        if user.pkt_format != NS_INCLUDE_MAC:
             pkt.ll_src = bytes(view[:ATM_HDRLEN])
             pkt.pull(ATM_HDRLEN)
-        user.isr(ndd, pkt, user.isr_data)
+        self.deliver(ndd, pkt, user)

@@ -21,6 +21,11 @@ NDD_LIMBO = 0x40
 NDD_PROMISC = 0x80
 NDD_ALTADDRS = 0x100
 NDD_MULTICAST = 0x200
+NDD_DETACHED = 0x400           # taken off the NDD chain (ns_detach)
+NDD_CHECKSUM_OFFLOAD = 0x10000  # the device computes/verifies TCP/UDP checksums (DeviceCaps csum)
+NDD_SPECFLAGS = 0x100000       # device-specific ndd_flags start here
+# ndd_2_flags (the flags extension field)
+NDD_2_LARGE_RECEIVE = 0x100    # the device hands up aggregated TCP segments (DeviceCaps.gso_rx)
 
 # ndd_ctl commands
 NDD_GET_STATS = 0x1
@@ -99,17 +104,70 @@ NS_ETHERTYPE = 4
 NS_IPVERSION = 0x100           # (tunstack) raw-IP demuxer: IP version nibble
 NS_ATM_VC = 0x200              # (tunstack) ATM demuxer: one VC (VPI/VCI)
 
+# ns_user.pkt_format (<sys/cdli.h>): how the demuxer presents a frame to its user (ndd/demux.py)
+NS_PROTO = 0x1                 # link-level headers removed: MAC and the 3-octet 802.2 LLC (a SNAP header stays)
+NS_PROTO_SNAP = 0x2            # link-level headers removed, SNAP included
+NS_INCLUDE_LLC = 0x4           # the MAC header removed, LLC (and SNAP) left in place
+NS_INCLUDE_MAC = 0x8           # nothing removed: the whole frame
+NS_HANDLE_NON_UI = 0x100       # or'ed in: the demuxer answers XID/TEST itself (not implemented: EINVAL)
+
 # ns_com_status.filtertype (<sys/cdli.h>): the only status filter, a mask of status codes
 NS_STATUS_MASK = 0x1
 
-# NDD_ATM device-specific ndd_ctl commands (tunstack; AIX keeps its own private to the driver)
-NDD_ATM_OPEN_VC = NDD_DEVICE_SPECIFIC + 1        # arg ndd.atm.VcParams
-NDD_ATM_CLOSE_VC = NDD_DEVICE_SPECIFIC + 2       # arg (vpi, vci)
-NDD_ATM_GET_VC_STATS = NDD_DEVICE_SPECIFIC + 3   # arg (vpi, vci) -> dict
-NDD_ATM_SET_LINE_RATE = NDD_DEVICE_SPECIFIC + 4  # arg bit/s of cells (0: unpaced)
-NDD_ATM_OAM_LOOPBACK = NDD_DEVICE_SPECIFIC + 5   # arg (vpi, vci) -> correlation tag
-NDD_ATM_LIST_VCS = NDD_DEVICE_SPECIFIC + 6       # -> [(vpi, vci), ...]
-NDD_ATM_CLOSE_VC_DRAIN = NDD_DEVICE_SPECIFIC + 7  # arg (vpi, vci): close once its queued SDUs are sent
+# The NDD_ATM interface of <sys/cdli_atmuser.h> (ndd/atm.py has its structures)
+ATM_PHYSADDR_LEN = 6           # an ATM NDD's physical address (the ESI)
+ATM_MAX_MTU = 65535
+ATM_MIN_MTU = 1
+ATM_VC_OPEN = NDD_DEVICE_SPECIFIC          # arg ndd.atm.AtmVcOpenReq (atm_vc_open_req_t)
+ATM_VC_CLOSE = ATM_VC_OPEN + 1             # arg the vc_handle
+ATM_VC_ACK = ATM_VC_CLOSE + 1              # arg ndd.atm.AtmVcAckReq (atm_vc_ack_req_t)
+ATM_VC_LOCAL = ATM_VC_ACK + 1              # arg ndd.atm.AtmVcLocalReq (atm_vc_local_req_t)
+ATM_TXBUF_REG = ATM_VC_LOCAL + 1           # register for adapter transmit buffers: EOPNOTSUPP here
+ATM_TXBUF_GET = ATM_TXBUF_REG + 1          # get an adapter transmit buffer: EOPNOTSUPP here
+ATM_VS_Q_LEN = ATM_TXBUF_GET + 1           # arg ndd.atm.AtmVcTxqLen (atm_vc_txq_len_t)
+ATM_DEVICE_SPECIFIC = NDD_DEVICE_SPECIFIC + 100   # a driver's own ATM commands start here
+# status block codes (ndd_statblk.code): NOT one bit each, as the header warns
+ATM_VC_OPEN_DONE = NDD_STAT_BLOCK          # option (vc_handle, 0): the VC is open
+ATM_VC_CLOSE_DONE = ATM_VC_OPEN_DONE + 1   # option (vc_handle, 0): the VC is closed
+ATM_VC_LOCAL_DONE = ATM_VC_CLOSE_DONE + 1  # option (vc_handle1, vc_handle2): the two VCs are looped
+ATM_VC_ACK_DONE = ATM_VC_LOCAL_DONE + 1    # option (vc_handle, 0): the VC's AAL parameters are set
+NDD_NO_HANDLE_0 = NDD_SPECFLAGS            # an ATM NDD flag: users must not use vc_handle 0
+# atm_vc_open_req.flags
+VCOPEN_SVC = 0x1                           # the VC belongs to an SVC (ATM_VC_ACK applies)
+VCOPEN_CID = 0x2                           # conn_id (VPI/VCI) is given
+# atm_vc_open_req.checksum_prot / checksum_type
+NO_CHECKSUM = 0
+MPOA_CHECKSUM = 1
+CIP_CHECKSUM = 2
+LANE_ETH_CHECKSUM = 4
+LANE_TOK_CHECKSUM = 6
+TX_CHECKSUM = 1
+RX_CHECKSUM = 2
+# atm_genstats.uni_ver (uni_version) and device_type
+AUTO_DETECT = 0
+UNI_30 = 1
+UNI_31 = 2
+UNI_IBM_8282 = 3
+UNI_40 = 4
+AUTO_DETECT_UNI_31_RESTRICTED = 9
+ATM_TW_100 = 0x1
+ATM_TW_155 = 0x2
+ATM_TW_25 = 0x3
+# <sys/call_ie.h> values the ATM_VC_OPEN argument uses
+CM_AAL_5 = 0x5                 # aal_parm.aal_type
+CM_MESSAGE_MODE = 0x1          # aal_5.mode
+CM_STREAMING_MODE = 0x2
+CM_NULL_SSCS = 0x0             # aal_5.sscs_type
+NOT_SPECIFIED_L = 0xFFFFFFFF   # a 4-octet subfield left out (traffic_des rates)
+
+# NDD_ATM commands of tunstack's own, above ATM_DEVICE_SPECIFIC as a driver's must be
+NDD_ATM_OPEN_VC = ATM_DEVICE_SPECIFIC + 1        # arg ndd.atm.VcParams
+NDD_ATM_CLOSE_VC = ATM_DEVICE_SPECIFIC + 2       # arg (vpi, vci)
+NDD_ATM_GET_VC_STATS = ATM_DEVICE_SPECIFIC + 3   # arg (vpi, vci) -> dict
+NDD_ATM_SET_LINE_RATE = ATM_DEVICE_SPECIFIC + 4  # arg bit/s of cells (0: unpaced)
+NDD_ATM_OAM_LOOPBACK = ATM_DEVICE_SPECIFIC + 5   # arg (vpi, vci) -> correlation tag
+NDD_ATM_LIST_VCS = ATM_DEVICE_SPECIFIC + 6       # -> [(vpi, vci), ...]
+NDD_ATM_CLOSE_VC_DRAIN = ATM_DEVICE_SPECIFIC + 7  # arg (vpi, vci): close once its queued SDUs are sent
 
 # AF_NDD sockets (AIX <sys/socket.h>, <sys/ndd.h>, <sys/atmsock.h>): the address family,
 # the connection-oriented datagram socket type and the ATM protocol number

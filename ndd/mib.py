@@ -3,7 +3,7 @@ NDD_MIB_ADDR (AIX <sys/ndd.h>).
 
 An AIX driver answers these with its MAC's MIB structure (Ethernet: the generic part,
 RFC 1213's ifEntry and RFC 2863's ifXEntry, then dot3); tunstack gives every NDD the
-generic part, computed from its ndd_genstats, as a dict of MIB object names:
+generic part, computed from its ndd_genstats and the demuxer's nd_dmxstats, as a dict of MIB object names:
 
   NDD_MIB_QUERY  -> {name: MIB_READ_ONLY}          the access of each variable
   NDD_MIB_GET    -> {name: value}                  the variables now
@@ -27,28 +27,32 @@ from . import constants as C
 
 class _GenStats(Protocol):
     """The ndd_genstats counters the MIB reads (ndd.ndd.GenStats)."""
+    ndd_ipackets: int
+    ndd_ibytes: int
+    ndd_opackets: int
+    ndd_obytes: int
+    ndd_ierrors: int
+    ndd_oerrors: int
+    ndd_xmitque_ovf: int
+    ndd_ipackets_drop: int
+    ndd_ibadpackets: int
+    ndd_opackets_drop: int
+    ndd_ifOutUcastPkts: int
+    ndd_ifOutMcastPkts: int
+    ndd_ifOutBcastPkts: int
+
+
+class _DmxStats(Protocol):
+    """nd_dmxstats (ndd.ndd.NdDmxStats): what the demuxer counted."""
+    nd_nofilter: int
+    nd_nobufs: int
+    nd_bcast: int
+    nd_mcast: int
+
+
+class _NsDmxCtl(Protocol):
     @property
-    def ipackets(self) -> int: ...
-    @property
-    def ibytes(self) -> int: ...
-    @property
-    def opackets(self) -> int: ...
-    @property
-    def obytes(self) -> int: ...
-    @property
-    def ierrors(self) -> int: ...
-    @property
-    def oerrors(self) -> int: ...
-    @property
-    def nobufs(self) -> int: ...
-    @property
-    def ipackets_drop(self) -> int: ...
-    @property
-    def nd_nofilter(self) -> int: ...
-    @property
-    def imcasts(self) -> int: ...
-    @property
-    def omcasts(self) -> int: ...
+    def nd_dmxstats(self) -> _DmxStats: ...
 
 
 class Ndd(Protocol):
@@ -69,6 +73,8 @@ class Ndd(Protocol):
     def alt_addrs(self) -> dict[bytes, int]: ...
     @property
     def stats(self) -> _GenStats: ...
+    @property
+    def ndd_nsdemux(self) -> _NsDmxCtl: ...
 
 # RFC 1213 ifType (IANAifType) by ndd_type; a TUN's bare-IP frames have no IANA type (other)
 _IF_TYPE = {C.NDD_ISO88023: 6, C.NDD_SOFTWARE_LOOPBACK: 24, C.NDD_ATM: 37}
@@ -80,8 +86,9 @@ BROADCAST = b"\xff\xff\xff\xff\xff\xff"
 def mib_get(ndd: Ndd) -> dict[str, Any]:
     """RFC 1213 ifEntry and RFC 2863 ifXEntry for `ndd`, from its generic statistics."""
     s = ndd.stats
-    in_ucast = max(s.ipackets - s.imcasts - s.ierrors, 0)
-    out_ucast = max(s.opackets - s.omcasts, 0)
+    d = ndd.ndd_nsdemux.nd_dmxstats
+    in_ucast = max(s.ndd_ipackets - d.nd_bcast - d.nd_mcast - s.ndd_ibadpackets, 0)
+    out_group = s.ndd_ifOutMcastPkts + s.ndd_ifOutBcastPkts
     return {
         # RFC 1213 ifEntry
         "ifDescr": ndd.ndd_name,
@@ -91,23 +98,31 @@ def mib_get(ndd: Ndd) -> dict[str, Any]:
         "ifPhysAddress": bytes(ndd.ndd_physaddr),
         "ifAdminStatus": _UP if ndd.ndd_flags & C.NDD_UP else _DOWN,
         "ifOperStatus": _UP if ndd.ndd_flags & C.NDD_RUNNING else _DOWN,
-        "ifInOctets": s.ibytes,
+        "ifInOctets": s.ndd_ibytes,
         "ifInUcastPkts": in_ucast,
-        "ifInNUcastPkts": s.imcasts,        # group-addressed: multicast and broadcast
-        "ifInDiscards": s.ipackets_drop,
-        "ifInErrors": s.ierrors,
-        "ifInUnknownProtos": s.nd_nofilter,  # no filter wanted them
-        "ifOutOctets": s.obytes,
-        "ifOutUcastPkts": out_ucast,
-        "ifOutNUcastPkts": s.omcasts,
-        "ifOutDiscards": s.nobufs,          # refused by a full transmit queue
-        "ifOutErrors": s.oerrors,
+        "ifInNUcastPkts": d.nd_bcast + d.nd_mcast,       # the demuxer's nd_dmxstats
+        "ifInDiscards": s.ndd_ipackets_drop + d.nd_nobufs,
+        "ifInErrors": s.ndd_ierrors + s.ndd_ibadpackets,
+        "ifInUnknownProtos": d.nd_nofilter,  # no filter wanted them
+        "ifOutOctets": s.ndd_obytes,
+        "ifOutUcastPkts": s.ndd_ifOutUcastPkts,          # requested, sent or not (RFC 2863)
+        "ifOutNUcastPkts": out_group,
+        "ifOutDiscards": s.ndd_xmitque_ovf + s.ndd_opackets_drop,   # queue full, or the NDD down
+        "ifOutErrors": s.ndd_oerrors,
         # RFC 2863 ifXEntry
         "ifName": ndd.ndd_name,
-        "ifHCInOctets": s.ibytes,
+        "ifInMulticastPkts": d.nd_mcast,
+        "ifInBroadcastPkts": d.nd_bcast,
+        "ifOutMulticastPkts": s.ndd_ifOutMcastPkts,
+        "ifOutBroadcastPkts": s.ndd_ifOutBcastPkts,
+        "ifHCInOctets": s.ndd_ibytes,
         "ifHCInUcastPkts": in_ucast,
-        "ifHCOutOctets": s.obytes,
-        "ifHCOutUcastPkts": out_ucast,
+        "ifHCInMulticastPkts": d.nd_mcast,
+        "ifHCInBroadcastPkts": d.nd_bcast,
+        "ifHCOutOctets": s.ndd_obytes,
+        "ifHCOutUcastPkts": s.ndd_ifOutUcastPkts,
+        "ifHCOutMulticastPkts": s.ndd_ifOutMcastPkts,
+        "ifHCOutBroadcastPkts": s.ndd_ifOutBcastPkts,
         "ifPromiscuousMode": _TRUE if ndd.ndd_flags & C.NDD_PROMISC else _FALSE,
         "ifHighSpeed": 0,
     }

@@ -10,7 +10,8 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any, Protocol
 
 from . import constants as C
@@ -37,20 +38,46 @@ def ndd_error(code: int, what: str = "") -> OSError:
 
 @dataclass
 class GenStats(Counters):
-    """ndd_genstats: the counters every NDD keeps."""
-    ipackets: int = 0
-    ibytes: int = 0
-    opackets: int = 0
-    obytes: int = 0
-    ierrors: int = 0
-    oerrors: int = 0
-    nobufs: int = 0
-    ipackets_drop: int = 0
-    nd_nofilter: int = 0       # received frames no filter wanted
-    imcasts: int = 0
-    omcasts: int = 0
+    """ndd_genstats (<sys/ndd.h>): the counters every NDD keeps, under AIX's names.  AIX
+    splits the packet and octet counters into 32-bit _msw/_lsw halves; a Python int needs
+    none, so each is one field under the name without the suffix.  `ndd_elapsed_time` and
+    `ndd_xmitque_cur` are gauges the NDD fills in when its statistics are read
+    (Ndd.genstats, NDD_GET_STATS).  What the demuxer counts is in nd_dmxstats, not here."""
+    ndd_elapsed_time: int = 0      # seconds since the counters were last cleared (or the NDD made)
+    ndd_ipackets: int = 0          # frames received (delivered to the demuxer or dropped there)
+    ndd_ibytes: int = 0
+    ndd_recvintr: int = 0          # receive wake-ups: a driver's read loop woke with frames to take
+    ndd_ierrors: int = 0           # the device failed to receive (read errors, bad offload headers)
+    ndd_opackets: int = 0          # frames the device accepted for transmission
+    ndd_obytes: int = 0
+    ndd_xmitintr: int = 0          # transmit completions: a driver's transmit loop handed a batch on
+    ndd_oerrors: int = 0           # the device failed to send (an errno other than a full queue)
+    ndd_nobufs: int = 0            # no buffer for a received frame (no driver of ours runs short: 0)
+    ndd_xmitque_max: int = 0       # the longest the transmit queue has been, in frames
+    ndd_xmitque_ovf: int = 0       # frames refused because the transmit queue was full (ENOBUFS)
+    ndd_ipackets_drop: int = 0     # received frames not passed up (not our address, the user's ifp down)
+    ndd_ibadpackets: int = 0       # received frames too short for their link header, or malformed
+    ndd_opackets_drop: int = 0     # frames not transmitted because the NDD is closed or not running
+    ndd_xmitque_cur: int = 0       # frames in the transmit queue now (driver and device)
+    ndd_ifOutUcastPkts: int = 0    # frames requested for transmission to a unicast address
+    ndd_ifOutMcastPkts: int = 0    # ... to a multicast address (Ethernet)
+    ndd_ifOutBcastPkts: int = 0    # ... to the broadcast address (Ethernet)
 
 
+@dataclass
+class NdDmxStats(Counters):
+    """nd_dmxstats (<sys/cdli.h>): what the demuxer counts for one NDD (ndd_nsdemux)."""
+    nd_nofilter: int = 0           # frames dropped because no user's filter wanted them
+    nd_nobufs: int = 0             # frames dropped for want of a buffer (protoq full)
+    nd_bcast: int = 0              # broadcast frames received
+    nd_mcast: int = 0              # multicast frames received
+
+
+@dataclass(eq=False)
+class NsDmxCtl:
+    """ns_dmx_ctl: the common demux control of one NDD (its `ndd_nsdemux`): here just the
+    demuxer's statistics for it, which live as long as the NDD."""
+    nd_dmxstats: NdDmxStats = field(default_factory=NdDmxStats)
 
 
 @dataclass
@@ -110,14 +137,26 @@ class Ndd:
     ndd_hdrlen: int = 14
     linktype: int = 1   # pcap LINKTYPE for taps (EN10MB)
 
-    def __init__(self, name: str, *, mtu: int = 1500, physaddr: bytes = b"", flags: int = 0) -> None:
+    def __init__(self, name: str, *, mtu: int = 1500, physaddr: bytes = b"", flags: int = 0,
+                 alias: str = "") -> None:
         self.ndd_name = name
+        self.ndd_alias = alias            # alternate name (AIX: en0's ent0); ns_alloc takes either
         # NDD_MULTICAST means all-multicast on (NDD_ENABLE_MULTICAST), so it starts clear
         self.ndd_flags = flags | C.NDD_BROADCAST if self.ndd_type == C.NDD_ISO88023 else flags
+        self.ndd_2_flags = 0              # the flags extension field (NDD_2_LARGE_RECEIVE)
         self.ndd_mtu = mtu
         self.ndd_mintu = 0
         self.ndd_physaddr = physaddr
-        self.stats = GenStats()
+        self.stats = GenStats()           # ndd_genstats
+        self.ndd_specstats: Counters | None = None   # the device-specific statistics, if any
+        # demuxer linkage (<sys/ndd.h>), filled in by ns_alloc: the demuxer serving this NDD's
+        # type, the common demux control (the demuxer's counters for this NDD), the demuxer's
+        # own per-NDD control (its filter table), 0 = a system demuxer (1: NDD-provided)
+        self.ndd_demuxer: Any = None
+        self.ndd_nsdemux = NsDmxCtl()
+        self.ndd_specdemux: Any = None
+        self.ndd_demuxsource = 0
+        self._stats_since: float | None = None   # ndd_elapsed_time counts from here (ns_attach)
         self.caps = DeviceCaps(mtu=mtu)
         self.nd_receive: ReceiveFn | None = None
         self.nd_status: Callable[[Ndd, StatusBlock], None] | None = None
@@ -140,6 +179,22 @@ class Ndd:
         self._open_device()
         self.is_open = True
         self.ndd_flags |= C.NDD_UP | C.NDD_RUNNING
+        self.caps_flags()
+
+    def caps_flags(self) -> None:
+        """Show the device's capabilities (DeviceCaps, settled when it opens: a TUN/TAP
+        negotiates its offloads then) in AIX's flags where AIX has one: checksum offload either
+        way is NDD_CHECKSUM_OFFLOAD, super-segments handed up is ndd_2_flags'
+        NDD_2_LARGE_RECEIVE.  TSO/USO have no NDD flag (AIX's largesend is the ifnet's)."""
+        c = self.caps
+        if c.tx_csum_offload or c.rx_csum_partial:
+            self.ndd_flags |= C.NDD_CHECKSUM_OFFLOAD
+        else:
+            self.ndd_flags &= ~C.NDD_CHECKSUM_OFFLOAD
+        if c.gso_rx:
+            self.ndd_2_flags |= C.NDD_2_LARGE_RECEIVE
+        else:
+            self.ndd_2_flags &= ~C.NDD_2_LARGE_RECEIVE
 
     def ndd_close(self) -> None:
         if not self.is_open:
@@ -157,8 +212,17 @@ class Ndd:
     # --- data path ---------------------------------------------------------
     def ndd_output(self, pkt: PacketBuffer) -> int:
         """Queue one frame for transmission.  Never blocks; returns 0 or an errno."""
+        st = self.stats
+        # ifOut{Ucast,Mcast,Bcast}Pkts count what was requested, sent or not (RFC 2863)
+        if self.ndd_type == C.NDD_ISO88023 and len(pkt) > 0 and pkt.buf[pkt.start] & 1:
+            if bytes(pkt.buf[pkt.start:pkt.start + 6]) == BROADCAST_MAC:
+                st.ndd_ifOutBcastPkts += 1
+            else:
+                st.ndd_ifOutMcastPkts += 1
+        else:
+            st.ndd_ifOutUcastPkts += 1
         if not self.is_open or not self.ndd_flags & C.NDD_RUNNING:
-            self.stats.oerrors += 1
+            st.ndd_opackets_drop += 1
             return errno.ENETDOWN
         if pkt.csum_start >= 0:
             # what the device cannot do is done here, as Linux's validate_xmit_skb does it
@@ -185,19 +249,16 @@ class Ndd:
     def _output_frame(self, pkt: PacketBuffer) -> int:
         for tap in self.taps:
             tap(self, "out", pkt)
-        group = self.ndd_type == C.NDD_ISO88023 and len(pkt) > 0 and pkt.buf[pkt.start] & 1
         err = self._transmit(pkt)
         if err:
             if err in (errno.ENOBUFS, errno.EAGAIN):
-                self.stats.nobufs += 1
+                st.ndd_xmitque_ovf += 1
                 self._tx_refused = True
             else:
-                self.stats.oerrors += 1
+                st.ndd_oerrors += 1
             return err
-        self.stats.opackets += 1
-        self.stats.obytes += len(pkt)
-        if group:
-            self.stats.omcasts += 1   # the twin of imcasts (kept by the demuxer); nothing counted it
+        st.ndd_opackets += 1
+        st.ndd_obytes += len(pkt)
         return 0
 
     def _transmit(self, pkt: PacketBuffer) -> int:
@@ -205,13 +266,13 @@ class Ndd:
 
     def deliver(self, pkt: PacketBuffer) -> None:
         """A driver hands a received frame up: taps, counters, then the demuxer."""
-        self.stats.ipackets += 1
-        self.stats.ibytes += len(pkt)
+        self.stats.ndd_ipackets += 1
+        self.stats.ndd_ibytes += len(pkt)
         for tap in self.taps:
             tap(self, "in", pkt)
         receive = self.nd_receive
         if receive is None:
-            self.stats.nd_nofilter += 1
+            self.ndd_nsdemux.nd_dmxstats.nd_nofilter += 1
             return
         receive(self, pkt)
 
@@ -251,9 +312,12 @@ class Ndd:
     def ndd_ctl(self, cmd: int, arg: Any = None) -> Any:
         """AIX ndd_ctl.  Unknown commands raise OSError(EOPNOTSUPP)."""
         if cmd == C.NDD_GET_STATS:
-            return self.stats.as_dict()
+            return self.genstats()
         if cmd == C.NDD_CLEAR_STATS:
             self.stats.clear()
+            if self.ndd_specstats is not None:
+                self.ndd_specstats.clear()
+            self.stats_epoch()
             return 0
         if cmd == C.NDD_PROMISCUOUS_ON:
             self.ndd_flags |= C.NDD_PROMISC
@@ -319,10 +383,37 @@ class Ndd:
             self.ndd_flags &= ~C.NDD_MULTICAST
         return 0
 
+    def _now(self) -> float:
+        services = self.services
+        return services.clock() if services is not None else monotonic()
+
+    def stats_epoch(self) -> None:
+        """Start ndd_elapsed_time over: ns_attach (the NDD gets its Stack's clock) and
+        NDD_CLEAR_STATS call this."""
+        self._stats_since = self._now()
+
+    def xmitque_len(self) -> int:
+        """Frames in the transmit queue now (ndd_xmitque_cur); a driver with a queue says."""
+        return 0
+
+    def genstats(self) -> dict[str, Any]:
+        """NDD_GET_STATS: ndd_genstats with its gauges brought up to date, then the device's
+        ndd_specstats if it has any (as an AIX driver answers with its own structure that
+        begins with ndd_genstats, e.g. atm_ndd_stats)."""
+        st = self.stats
+        if self._stats_since is None:
+            self.stats_epoch()
+        st.ndd_elapsed_time = int(self._now() - self._stats_since)  # type: ignore[operator]
+        st.ndd_xmitque_cur = self.xmitque_len()
+        d = st.as_dict()
+        if self.ndd_specstats is not None:
+            d.update(self.ndd_specstats.as_dict())
+        return d
+
     def all_stats(self) -> dict[str, Any]:
-        """NDD_GET_ALL_STATS: the generic and device-wide counters (NDD_GET_STATS's dict:
-        `stats` is one record), plus what a driver adds that is device-specific."""
-        return self.stats.as_dict()
+        """NDD_GET_ALL_STATS: NDD_GET_STATS's dict, plus what a driver adds that is
+        device-specific."""
+        return self.genstats()
 
     def device_ctl(self, cmd: int, arg: Any) -> Any:
         raise ndd_error(errno.EOPNOTSUPP, f"device-specific ndd_ctl {cmd:#x}")

@@ -5,6 +5,7 @@
   ns_add_demux / ns_del_demux  the demuxer for one NDD type
   ns_add_filter / ns_del_filter  claim frames (ethertype, DSAP/SNAP, IP version, tap ...)
   ns_add_status / ns_del_status  receive status blocks (link up/down, hard failure)
+  add_netisr / del_netisr / schednetisr   the software interrupts that drain ns_user protoqs
 
 Status users, as AIX <sys/cdli.h> has them: `ns_add_status(nddp, NsComStatus(NS_STATUS_MASK,
 mask), NsStatuser(isr, isr_data))` delivers the blocks whose code is in `mask` (the codes are
@@ -13,6 +14,12 @@ one bit each, <sys/ndd.h>) as `isr(nddp, block, isr_data)`, and returns the user
 that NsComStatus)` or `ns_del_status(nddp, sid)` deletes it.  The Python form
 `ns_add_status(nddp, fn, mask)` registers `fn(nddp, block)` (mask defaults to every code)
 and `ns_del_status(nddp, fn)` deletes it; a function is registered at most once per NDD.
+
+A user whose ns_user has a `protoq` gets its frames queued there; the demuxer then calls
+`schednetisr(netisr)`, which runs the handler `add_netisr(netisr, handler)` registered (AIX
+add_netisr/schednetisr).  There is one thread, so the handler runs at once, as a software
+interrupt would once the receive interrupt returns; a number with no handler leaves the
+frames queued (the protoq's bound then drops and counts the excess).
 
 No module state: every Stack owns one NetServices, so several stacks share a process.
 """
@@ -67,6 +74,7 @@ class NetServices:
         self.demuxers: dict[int, Demuxer] = {}
         self.status_users: dict[str, list[_StatusUser]] = {}
         self._next_sid = 1
+        self.netisrs: dict[int, Callable[[], None]] = {}
         raw = RawIpDemuxer()
         self.ns_add_demux(C.NDD_ISO88023, EtherDemuxer())
         self.ns_add_demux(C.NDD_RAWIP, raw)
@@ -75,11 +83,20 @@ class NetServices:
 
     # --- the NDD chain -----------------------------------------------------
     def ns_attach(self, ndd: Ndd) -> None:
-        if ndd.ndd_name in self.ndds:
-            raise ndd_error(errno.EEXIST, f"NDD {ndd.ndd_name} already attached")
+        if self._find(ndd.ndd_name) is not None or (ndd.ndd_alias and self._find(ndd.ndd_alias) is not None):
+            raise ndd_error(errno.EEXIST, f"NDD {ndd.ndd_name} (or its alias) already attached")
         ndd.services = self
+        ndd.ndd_flags &= ~C.NDD_DETACHED
+        ndd.stats_epoch()
         self.ndds[ndd.ndd_name] = ndd
         self.refcount[ndd.ndd_name] = 0
+
+    def _find(self, name: str) -> Ndd | None:
+        """The attached NDD whose ndd_name or ndd_alias is `name`."""
+        ndd = self.ndds.get(name)
+        if ndd is None and name:
+            ndd = next((n for n in self.ndds.values() if n.ndd_alias == name), None)
+        return ndd
 
     def ns_detach(self, ndd: Ndd) -> None:
         """Take `ndd` off the chain (EBUSY while allocated).  Filters and status users its
@@ -93,20 +110,25 @@ class NetServices:
         demux = self.demuxers.get(ndd.ndd_type)
         if demux is not None:
             demux.forget(ndd)
+        ndd.ndd_demuxer = ndd.ndd_specdemux = None
+        ndd.ndd_flags |= C.NDD_DETACHED
         self.status_users.pop(ndd.ndd_name, None)
 
     def ns_alloc(self, name: str) -> Ndd:
-        """Take a reference on the NDD named `name`, opening it if it is the first: ENODEV
-        if no such NDD is attached, ENOENT if no demuxer serves its type (AIX ns_alloc)."""
-        ndd = self.ndds.get(name)
+        """Take a reference on the NDD named `name` (its ndd_name, or its ndd_alias), opening
+        it if it is the first: ENODEV if no such NDD is attached, ENOENT if no demuxer serves
+        its type (AIX ns_alloc)."""
+        ndd = self._find(name)
         if ndd is None:
             raise ndd_error(errno.ENODEV, f"no NDD named {name!r}")
+        name = ndd.ndd_name
         if self.refcount[name] == 0:
             demux = self.demuxers.get(ndd.ndd_type)
             if demux is None:
                 raise ndd_error(errno.ENOENT, f"no demuxer for NDD type {ndd.ndd_type:#x}")
             ndd.nd_receive = demux.receive
             ndd.nd_status = self._status
+            ndd.ndd_demuxer, ndd.ndd_specdemux, ndd.ndd_demuxsource = demux, demux.specdemux(ndd), 0
             ndd.ndd_open()
         self.refcount[name] += 1
         return ndd
@@ -127,6 +149,7 @@ class NetServices:
     def ns_add_demux(self, ndd_type: int, demuxer: Demuxer) -> None:
         if ndd_type in self.demuxers:
             raise ndd_error(errno.EEXIST, f"demuxer for type {ndd_type:#x} exists")
+        demuxer.schednetisr = self.schednetisr
         self.demuxers[ndd_type] = demuxer
 
     def ns_del_demux(self, ndd_type: int) -> None:
@@ -143,6 +166,25 @@ class NetServices:
 
     def ns_del_filter(self, ndd: Ndd, flt: NsFilter, user: NsUser | None = None) -> None:
         self._demux_for(ndd).del_filter(ndd, flt, user)
+
+    # --- network software interrupts (protoq users) -----------------------
+    def add_netisr(self, soft_intr_level: int, handler: Callable[[], None]) -> None:
+        """Register the handler of software interrupt `soft_intr_level` (> 0): EEXIST if the
+        number has one, EINVAL for 0 (an ns_user's "no netisr")."""
+        if soft_intr_level <= 0:
+            raise ndd_error(errno.EINVAL, f"netisr {soft_intr_level}")
+        if soft_intr_level in self.netisrs:
+            raise ndd_error(errno.EEXIST, f"netisr {soft_intr_level} already has a handler")
+        self.netisrs[soft_intr_level] = handler
+
+    def del_netisr(self, soft_intr_level: int) -> None:
+        if self.netisrs.pop(soft_intr_level, None) is None:
+            raise ndd_error(errno.ENOENT, f"no netisr {soft_intr_level}")
+
+    def schednetisr(self, soft_intr_level: int) -> None:
+        handler = self.netisrs.get(soft_intr_level)
+        if handler is not None:
+            handler()
 
     # --- status ------------------------------------------------------------
     def ns_add_status(self, ndd: Ndd, status: NsComStatus | StatusFn,

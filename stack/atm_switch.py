@@ -61,7 +61,8 @@ class SwitchPort:
         return self.sig.link_up
 
     def stats(self) -> dict[str, Any]:
-        return {"link_up": self.sig.link_up, "adapter": self.ndd.stats.as_dict(),
+        adapter = {k: v.hex(":") if isinstance(v, bytes) else v for k, v in self.ndd.genstats().items()}
+        return {"link_up": self.sig.link_up, "adapter": adapter,
                 "phy": self.phy.stats.as_dict(), "uni": self.sig.uni.stats.as_dict(),
                 "saal": self.sig.saal.stats.as_dict(), "vcis_in_use": len(self.core.vcis.in_use),
                 "pcap_frames": self.pcap.frames if self.pcap is not None else None}
@@ -220,11 +221,11 @@ class AtmSwitch:
     # --- views ------------------------------------------------------------------------------
     @property
     def cells_relayed(self) -> int:
-        return sum(p.ndd.stats.relay_cells_out for p in self.ports.values())
+        return sum(p.ndd.atm_stats.relay_cells_out for p in self.ports.values())
 
     def stats(self) -> dict[str, Any]:
         return {**self.core.snapshot(), "cells_relayed": self.cells_relayed,
-                "relay_drops": sum(p.ndd.stats.relay_tx_drops for p in self.ports.values()),
+                "relay_drops": sum(p.ndd.atm_stats.relay_tx_drops for p in self.ports.values()),
                 "ports": {name: p.stats() for name, p in self.ports.items()}}
 
     async def wait_links_up(self, *names: str, poll: float = 0.01) -> None:

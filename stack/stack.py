@@ -648,7 +648,10 @@ class Stack:
                                "interfaces": {}}
         now = self.now()
         for ifp in self.ifnet:
-            entry = {"ndd": ifp.ndd.stats.as_dict()}
+            # ndd_genstats (and the device's ndd_specstats), then the demuxer's nd_dmxstats
+            # (an address such as atm_genstats' atm_macadr as colon-hex text, for JSON)
+            entry = {"ndd": {k: v.hex(":") if isinstance(v, bytes) else v for k, v in ifp.ndd.genstats().items()},
+                     "demux": ifp.ndd.ndd_nsdemux.nd_dmxstats.as_dict()}
             inet6 = self.inet6.interface_counters(ifp, now)
             if inet6 is not None:
                 entry["ipv6"] = inet6

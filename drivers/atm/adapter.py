@@ -11,8 +11,8 @@ the same layout as the LINKTYPE_SUNATM pseudo-header, so the pcap tap, the fault
 injector and the demuxer need nothing beyond the bytes (no new PacketBuffer slot).
 Users prepend it into the headroom (`pkt.prepend(4)`, no copy of the SDU); the
 `atm_output(vpi, vci, sdu)` helper does that for callers holding plain bytes.
-The ATM demuxer (ndd.atm.AtmDemuxer) dispatches on it and strips it for NS_PROTO
-users (leaving it in `pkt.ll_src`); NS_INCLUDE_MAC users get it whole.
+The ATM demuxer (ndd.atm.AtmDemuxer) dispatches on it and strips it for every pkt_format
+but NS_INCLUDE_MAC (leaving it in `pkt.ll_src`); NS_INCLUDE_MAC users get it whole.
 
 Transmit: the SDU is checked against the VC (open? <= its max SDU?), segmented by
 `drivers.atm.aal5.segment` and queued per VC.  One task drains the queues round
@@ -39,7 +39,20 @@ N*53 octets per received PHY blob, and never reach `deliver` or the taps; segmen
 this VC's VPI/VCI (PTI and CLP kept, HEC recomputed) and queued on it like any SDU's.
 
 VC table, statistics and the line rate are managed with device-specific ndd_ctl
-commands (ndd.constants NDD_ATM_*), errors raised as OSError(errno).
+commands (ndd.constants NDD_ATM_*, above ATM_DEVICE_SPECIFIC), errors raised as OSError(errno).
+
+AIX's ATM NDD interface (<sys/cdli_atmuser.h>) is there too: ATM_VC_OPEN takes an
+atm_vc_open_req_t (ndd.atm.AtmVcOpenReq: the caller's vc_handle, VCOPEN_CID with the
+conn_id, aal_parm's AAL5 sizes -- backward is the receive limit, forward the send limit --
+and traffic_des's forward peak rate in Kbit/s as the VC's shaping rate), ATM_VC_CLOSE a
+vc_handle, ATM_VC_ACK an SVC VC's new aal_parm, ATM_VC_LOCAL two handles to loop inside
+the adapter (an SDU sent on one is received on the other, never segmented), ATM_VS_Q_LEN a
+VC's queue limit.  Each reports its ATM_VC_*_DONE status block (option: the handle(s))
+before ndd_ctl returns; a refused request raises instead and reports nothing.
+ATM_TXBUF_REG/GET lend adapter transmit buffers on AIX: there are none here (EOPNOTSUPP).
+The NDD has a 6-octet physical address (ATM_PHYSADDR_LEN: the ESI), and NDD_GET_STATS
+answers ndd_genstats, then atm_genstats by the header's names, then this adapter's own
+counters (`AtmStats`).
 """
 from __future__ import annotations
 
@@ -53,7 +66,7 @@ from typing import Any
 import trio
 
 from drivers.atm import aal5, cell, oam
-from drivers.base import TaskNdd
+from drivers.base import TaskNdd, random_mac
 from ndd import constants as C
 from ndd.atm import (
     AAL5_MAX_SDU,
@@ -64,10 +77,15 @@ from ndd.atm import (
     SIG_VPI_VCI,
     VCI_MAX,
     VPI_MAX,
+    AtmGenStats,
+    AtmVcAckReq,
+    AtmVcLocalReq,
+    AtmVcOpenReq,
+    AtmVcTxqLen,
     VcParams,
     atm_link_header,
 )
-from ndd.ndd import GenStats, StatusBlock, ndd_error
+from ndd.ndd import StatusBlock, ndd_error
 from ndd.pktbuf import PacketBuffer
 
 from .phy import Phy, UdpPhy
@@ -80,10 +98,11 @@ OAM_REPLIES_KEPT = 64            # loopback replies remembered (the newest); old
 
 
 @dataclass
-class AtmGenStats(GenStats):
-    """ndd_genstats plus the adapter-wide cell counters."""
-    cells_in: int = 0
-    cells_out: int = 0
+class AtmStats(AtmGenStats):
+    """The NDD's ndd_specstats: atm_genstats (ndd.atm.AtmGenStats), then this adapter's own
+    counters.  NDD_GET_STATS answers ndd_genstats and these, as an AIX ATM driver answers
+    with atm_ndd_stats (ndd_genstats, then atm_genstats).  crc_errors, oversized_sdus and
+    incomplete_pkts hold what closed VCs counted; the open VCs' counts are added on reading."""
     hec_errors: int = 0
     truncated_cells: int = 0     # a PHY blob not a multiple of 53 octets
     unknown_vc: int = 0          # cells for a VC not in the table
@@ -133,21 +152,30 @@ class AtmVc:
     next_tx: float = 0.0                               # earliest time the PCR allows more
     relay: Callable[[bytes], None] | None = None       # cell relay hook (module doc)
     pdu_limit: int = aal5.MAX_PDU                      # reassembly stops (oversize) past this
+    tx_max_sdu: int = -1                               # largest SDU sent (-1: max_sdu)
+    handle: int | None = None                          # ATM_VC_OPEN's vc_handle
+    svc: bool = False                                  # opened with VCOPEN_SVC
+    local: AtmVc | None = None                         # ATM_VC_LOCAL: SDUs sent go to this VC
+    max_txq: int = 0                                   # ATM_VS_Q_LEN: SDUs queued at most (0: any)
 
 
 class AtmNdd(TaskNdd):
     ndd_type = C.NDD_ATM
-    ndd_addrlen = 0
+    ndd_addrlen = C.ATM_PHYSADDR_LEN
     ndd_hdrlen = ATM_HDRLEN
     linktype = 123   # LINKTYPE_SUNATM
 
     def __init__(self, name: str, phy: Phy | None = None, *, mtu: int = DEFAULT_MTU,
                  line_rate: float = OC3C_LINE_RATE, tx_queue_cells: int = 1 << 17, batch_cells: int = 256,
-                 reasm_timeout: float | None = None, hec_correct: bool = False) -> None:
+                 reasm_timeout: float | None = None, hec_correct: bool = False,
+                 physaddr: bytes | None = None) -> None:
         if not 1 <= mtu <= AAL5_MAX_SDU:
             raise ValueError(f"mtu (max SDU) must be within 1..{AAL5_MAX_SDU}")
-        super().__init__(name, mtu=mtu)
-        self.stats: AtmGenStats = AtmGenStats()
+        if physaddr is not None and len(physaddr) != C.ATM_PHYSADDR_LEN:
+            raise ValueError(f"an ATM physical address is {C.ATM_PHYSADDR_LEN} octets")
+        super().__init__(name, mtu=mtu, physaddr=physaddr or random_mac())
+        self.atm_stats = AtmStats()
+        self.ndd_specstats = self.atm_stats
         self.phy = phy if phy is not None else UdpPhy()
         self.phy.bind(self._rx_cells, self._phy_status)
         self.line_rate = 0.0
@@ -157,10 +185,13 @@ class AtmNdd(TaskNdd):
         self.batch_cells = batch_cells
         self.hec_correct = hec_correct   # I.432.1 single-bit correction (off: detection only)
         self.vcs: dict[tuple[int, int], AtmVc] = {}
+        self.handles: dict[int, AtmVc] = {}      # ATM_VC_OPEN's vc_handle -> its VC
+        self._local: deque[tuple[AtmVc, bytes]] = deque()   # ATM_VC_LOCAL SDUs to hand over
         self._reasm_timeout = reasm_timeout
         self.reasm = self._new_reassembler()
         self._active: deque[AtmVc] = deque()     # VCs with cells waiting, round robin
         self._queued_cells = 0
+        self._queued_sdus = 0         # txq entries of all VCs: ndd_xmitque_cur
         self._tx_wake = trio.Event()
         self._tx_idle = trio.Event()
         self._tx_idle.set()
@@ -191,7 +222,9 @@ class AtmNdd(TaskNdd):
     def _open_device(self) -> None:
         self.reasm = self._new_reassembler()
         self._active.clear()
+        self._local.clear()
         self._queued_cells = 0
+        self._queued_sdus = 0         # txq entries of all VCs: ndd_xmitque_cur
         for vc in self.vcs.values():
             vc.txq.clear()
             vc.tx_off = 0
@@ -209,6 +242,8 @@ class AtmNdd(TaskNdd):
 
     def _phy_status(self, up: bool) -> None:
         if self.is_open:
+            if not up:
+                self.atm_stats.loss_of_signal += 1
             self.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_UP if up else C.NDD_LINK_DOWN,)))
 
     # --- VC table and device-specific ndd_ctl ------------------------------------------
@@ -219,6 +254,16 @@ class AtmNdd(TaskNdd):
         self.cell_rate = self.line_rate / CELL_BITS
 
     def open_vc(self, p: VcParams) -> AtmVc:
+        try:
+            vc = self._open_vc(p)
+        except OSError:
+            self.atm_stats.atm_vc_fail += 1
+            raise
+        if len(self.vcs) > self.atm_stats.atm_vc_max:
+            self.atm_stats.atm_vc_max = len(self.vcs)
+        return vc
+
+    def _open_vc(self, p: VcParams) -> AtmVc:
         if not (0 <= p.vpi <= VPI_MAX and 0 <= p.vci <= VCI_MAX):
             raise ndd_error(errno.EINVAL, f"VPI/VCI {p.vpi}/{p.vci} out of range")
         key = (p.vpi, p.vci)
@@ -231,7 +276,8 @@ class AtmNdd(TaskNdd):
             raise ndd_error(errno.EINVAL, "peak cell rate must be >= 0")
         if key in self.vcs:
             raise ndd_error(errno.EADDRINUSE, f"VC {p.vpi}/{p.vci} already open on {self.ndd_name}")
-        vc = AtmVc(p.vpi, p.vci, max_sdu, float(p.pcr), relay=p.relay, pdu_limit=aal5.pdu_limit(max_sdu))
+        vc = AtmVc(p.vpi, p.vci, max_sdu, float(p.pcr), relay=p.relay, pdu_limit=aal5.pdu_limit(max_sdu),
+                   tx_max_sdu=max_sdu)
         self.vcs[key] = vc
         return vc
 
@@ -242,12 +288,22 @@ class AtmNdd(TaskNdd):
         vc = self.vcs.pop((vpi, vci), None)
         if vc is None:
             raise ndd_error(errno.ENOENT, f"no VC {vpi}/{vci} on {self.ndd_name}")
+        r, ast = self.reasm.stats(vpi, vci), self.atm_stats
+        ast.crc_errors += r.crc_errors           # atm_genstats keep what a closed VC counted
+        ast.incomplete_pkts += r.timeouts
+        ast.oversized_sdus += r.oversize
         self.reasm.close(vpi, vci)   # a half-built PDU must not complete on a reopened VC
+        if vc.handle is not None:
+            del self.handles[vc.handle]
+        if vc.local is not None:
+            vc.local.local = None
+            vc.local = None
         if drain and vc.txq:
             return                   # still active: the transmit loop sends the rest, then drops it
         if vc.txq:
-            self.stats.vc_closed_tx_drops += len(vc.txq)
+            self.atm_stats.vc_closed_tx_drops += len(vc.txq)
             self._queued_cells -= (sum(len(b) for b in vc.txq) - vc.tx_off) // cell.CELL_LEN
+            self._queued_sdus -= len(vc.txq)
             vc.txq.clear()
         if vc in self._active:
             self._active.remove(vc)
@@ -264,13 +320,127 @@ class AtmNdd(TaskNdd):
         d.update(max_sdu=vc.max_sdu, pcr=int(vc.pcr), tx_queued_sdus=len(vc.txq))
         return d
 
+    def xmitque_len(self) -> int:
+        """ndd_xmitque_cur: SDUs (and relayed cell batches) queued on all VCs."""
+        return self._queued_sdus
+
     def all_stats(self) -> dict[str, Any]:
         """NDD_GET_ALL_STATS: the adapter's counters, and each open VC's (as NDD_ATM_GET_VC_STATS)."""
         d: dict[str, Any] = super().all_stats()
         d["vcs"] = {key: self.vc_stats(*key) for key in sorted(self.vcs)}
         return d
 
+    def genstats(self) -> dict[str, Any]:
+        """NDD_GET_STATS: ndd_genstats, atm_genstats in the header's order (its gauges and the
+        open VCs' AAL5 errors filled in), then this adapter's own counters."""
+        d = super().genstats()
+        reasm = [self.reasm.stats(vpi, vci) for vpi, vci in self.vcs]
+        ast = self.atm_stats
+        atm = {
+            "device_type": 0,                       # none of the Turboways extensions
+            "dev_elapsed_time": d["ndd_elapsed_time"],
+            "ndd_flags": self.ndd_flags,
+            "atm_macadr": bytes(self.ndd_physaddr),
+            "rcv_cells": ast.rcv_cells,
+            "dropped_cells": ast.dropped_cells,
+            "crc_errors": ast.crc_errors + sum(r.crc_errors for r in reasm),
+            "oversized_sdus": ast.oversized_sdus + sum(r.oversize for r in reasm),
+            "total_no_rcv_buf": ast.total_no_rcv_buf,
+            "incomplete_pkts": ast.incomplete_pkts + sum(r.timeouts for r in reasm),
+            "xmt_cells": ast.xmt_cells,
+            "sw_txq_len": self._queued_sdus,        # SDUs queued on the VCs
+            "hw_txq_len": self._queued_cells,       # their cells, not yet on the line
+            "total_no_xmt_buf": ast.total_no_xmt_buf,
+            "loss_of_signal": ast.loss_of_signal,
+            "restart_count": ast.restart_count,
+            "atm_vc_inuse": len(self.vcs),
+            "atm_vc_max": ast.atm_vc_max,
+            "atm_vc_fail": ast.atm_vc_fail,
+            "uni_ver": C.AUTO_DETECT,               # signalling runs above the NDD, not in it
+        }
+        for name in atm:
+            d.pop(name, None)
+        genstats = {k: d.pop(k) for k in list(d) if k.startswith("ndd_")}
+        return {**genstats, **atm, **d}
+
+    # --- <sys/cdli_atmuser.h> commands ---------------------------------------------
+    def _by_handle(self, handle: Any) -> AtmVc:
+        vc = self.handles.get(handle) if isinstance(handle, int) else None
+        if vc is None:
+            raise ndd_error(errno.ENOENT, f"no VC with handle {handle!r} on {self.ndd_name}")
+        return vc
+
+    def _aal5_sizes(self, aal_parm: Any) -> tuple[int, int]:
+        """(send, receive) max SDU of an aal_parm (AtmAalParm): AAL5 only, 1..65535 each."""
+        aal5 = getattr(aal_parm, "aal5", None)
+        if getattr(aal_parm, "aal_type", None) != C.CM_AAL_5 or aal5 is None:
+            raise ndd_error(errno.EINVAL, "aal_parm must be AAL5 (CM_AAL_5): the adapter has no other AAL")
+        fwd, bak = aal5.fwd_max_sdu_size, aal5.bak_max_sdu_size
+        if not (C.ATM_MIN_MTU <= fwd <= C.ATM_MAX_MTU and C.ATM_MIN_MTU <= bak <= C.ATM_MAX_MTU):
+            raise ndd_error(errno.EINVAL, f"AAL5 max SDU sizes {fwd}/{bak} not within 1..65535")
+        return fwd, bak
+
+    def vc_open(self, req: AtmVcOpenReq) -> None:
+        """ATM_VC_OPEN (module doc)."""
+        if not req.flags & C.VCOPEN_CID:
+            self.atm_stats.atm_vc_fail += 1
+            raise ndd_error(errno.EINVAL, "ATM_VC_OPEN needs VCOPEN_CID: the adapter has no call manager")
+        if req.vc_handle in self.handles or (req.vc_handle == 0 and self.ndd_flags & C.NDD_NO_HANDLE_0):
+            self.atm_stats.atm_vc_fail += 1
+            raise ndd_error(errno.EEXIST, f"vc_handle {req.vc_handle} in use")
+        if req.checksum_prot != C.NO_CHECKSUM:
+            self.atm_stats.atm_vc_fail += 1
+            raise ndd_error(errno.EOPNOTSUPP, "no adapter checksum offload (checksum_prot NO_CHECKSUM only)")
+        try:
+            fwd, bak = self._aal5_sizes(req.aal_parm)
+        except OSError:
+            self.atm_stats.atm_vc_fail += 1
+            raise
+        vc = self.open_vc(VcParams(req.conn_id.vpi, req.conn_id.vci, max_sdu=bak, pcr=req.traffic_des.pcr()))
+        vc.tx_max_sdu, vc.handle, vc.svc = fwd, req.vc_handle, bool(req.flags & C.VCOPEN_SVC)
+        self.handles[req.vc_handle] = vc
+        self.report_status(StatusBlock(C.ATM_VC_OPEN_DONE, (req.vc_handle, 0)))
+
+    def vc_close(self, handle: int) -> None:
+        vc = self._by_handle(handle)
+        self.close_vc(vc.vpi, vc.vci)
+        self.report_status(StatusBlock(C.ATM_VC_CLOSE_DONE, (handle, 0)))
+
+    def vc_ack(self, req: AtmVcAckReq) -> None:
+        vc = self._by_handle(req.vc_handle)
+        if not vc.svc:
+            raise ndd_error(errno.EINVAL, f"VC handle {req.vc_handle} is not an SVC's (VCOPEN_SVC)")
+        if (req.conn_id.vpi, req.conn_id.vci) != (vc.vpi, vc.vci):
+            raise ndd_error(errno.EINVAL, f"conn_id {req.conn_id} is not VC handle {req.vc_handle}'s")
+        fwd, bak = self._aal5_sizes(req.aal_parm)
+        vc.tx_max_sdu, vc.max_sdu, vc.pdu_limit = fwd, bak, aal5.pdu_limit(bak)
+        self.report_status(StatusBlock(C.ATM_VC_ACK_DONE, (req.vc_handle, 0)))
+
+    def vc_local(self, req: AtmVcLocalReq) -> None:
+        a, b = self._by_handle(req.vc_handle1), self._by_handle(req.vc_handle2)
+        if a is b or a.local is not None or b.local is not None or a.relay or b.relay:
+            raise ndd_error(errno.EINVAL, "ATM_VC_LOCAL joins two distinct VCs, neither looped nor relayed")
+        a.local, b.local = b, a
+        self.report_status(StatusBlock(C.ATM_VC_LOCAL_DONE, (req.vc_handle1, req.vc_handle2)))
+
+    def vc_txq_len(self, req: AtmVcTxqLen) -> None:
+        if req.max_txq_len < 0:
+            raise ndd_error(errno.EINVAL, "max_txq_len must be >= 0")
+        self._by_handle(req.handle).max_txq = req.max_txq_len
+
     def device_ctl(self, cmd: int, arg: Any) -> Any:
+        aix: dict[int, tuple[type, Callable[[Any], None]]] = {
+            C.ATM_VC_OPEN: (AtmVcOpenReq, self.vc_open), C.ATM_VC_CLOSE: (int, self.vc_close),
+            C.ATM_VC_ACK: (AtmVcAckReq, self.vc_ack), C.ATM_VC_LOCAL: (AtmVcLocalReq, self.vc_local),
+            C.ATM_VS_Q_LEN: (AtmVcTxqLen, self.vc_txq_len)}
+        if cmd in aix:
+            kind, handler = aix[cmd]
+            if not isinstance(arg, kind) or isinstance(arg, bool):
+                raise ndd_error(errno.EINVAL, f"ndd_ctl {cmd:#x} takes a {kind.__name__}")
+            handler(arg)
+            return 0
+        if cmd in (C.ATM_TXBUF_REG, C.ATM_TXBUF_GET):
+            raise ndd_error(errno.EOPNOTSUPP, "no adapter transmit buffers to lend")
         if cmd == C.NDD_ATM_OPEN_VC:
             if not isinstance(arg, VcParams):
                 raise ndd_error(errno.EINVAL, "NDD_ATM_OPEN_VC takes a VcParams")
@@ -316,12 +486,22 @@ class AtmNdd(TaskNdd):
         if vc is None:
             return errno.ENOENT
         sdu = v[ATM_HDRLEN:]
-        if len(sdu) > vc.max_sdu:
+        if len(sdu) > vc.tx_max_sdu:
             return errno.EMSGSIZE
         if not sdu:
             return errno.EINVAL      # AAL5 Length 0 is the abort code: an empty SDU has no encoding
+        if vc.local is not None:
+            # ATM_VC_LOCAL: handed to the looped VC by the transmit task, never segmented
+            self._local.append((vc.local, bytes(sdu)))
+            vc.stats.sdus_out += 1
+            vc.stats.bytes_out += len(sdu)
+            self._tx_idle = trio.Event() if self._tx_idle.is_set() else self._tx_idle
+            self._tx_wake.set()
+            return 0
         ncells = (len(sdu) + 8 + 47) // 48
-        if self._queued_cells and self._queued_cells + ncells > self.tx_queue_cells:
+        if ((self._queued_cells and self._queued_cells + ncells > self.tx_queue_cells)
+                or (vc.max_txq and len(vc.txq) >= vc.max_txq)):
+            self.atm_stats.total_no_xmt_buf += 1
             return errno.ENOBUFS
         cells = aal5.segment(sdu, vc.vpi, vc.vci)   # a fresh copy: the caller may reuse its buffer
         self._enqueue(vc, cells, ncells)
@@ -334,6 +514,9 @@ class AtmNdd(TaskNdd):
             self._active.append(vc)
         vc.txq.append(cells)
         self._queued_cells += ncells
+        self._queued_sdus += 1
+        if self._queued_sdus > self.stats.ndd_xmitque_max:
+            self.stats.ndd_xmitque_max = self._queued_sdus
         self._tx_idle = trio.Event() if self._tx_idle.is_set() else self._tx_idle
         self._tx_wake.set()
 
@@ -356,11 +539,11 @@ class AtmNdd(TaskNdd):
         elif self._queued_cells and self._queued_cells + n > self.tx_queue_cells:
             err = errno.ENOBUFS
         if err:
-            self.stats.relay_tx_drops += n
+            self.atm_stats.relay_tx_drops += n
             return err
         assert vc is not None
         self._enqueue(vc, cell.relabel(cells, vpi, vci), n)
-        self.stats.relay_cells_out += n
+        self.atm_stats.relay_cells_out += n
         return 0
 
     async def wait_tx_idle(self) -> None:
@@ -391,11 +574,16 @@ class AtmNdd(TaskNdd):
         clock = self.services.clock
         line_free = clock()      # when the line has finished sending what we gave it
         while True:
+            while self._local:
+                peer, sdu = self._local.popleft()
+                if self.vcs.get((peer.vpi, peer.vci)) is peer:   # still open
+                    self._deliver_sdu(peer, sdu)
             if not self._active:
                 self._tx_idle.set()
                 self.tx_drained()          # senders refused meanwhile try again (NDD_TX_READY)
                 self._tx_wake = trio.Event()
-                await self._tx_wake.wait()
+                if not self._local:
+                    await self._tx_wake.wait()
                 continue
             now = clock()
             # A sleep overshoots (epoll waits in whole milliseconds): keep up to 2 ms of the
@@ -423,13 +611,15 @@ class AtmNdd(TaskNdd):
                     break
                 for _ in range(done):
                     vc.txq.popleft()
+                self._queued_sdus -= done
+                self.stats.ndd_xmitintr += 1       # a batch of cells left for the PHY
                 vc.tx_off = off
                 k = len(blob) // cell.CELL_LEN
                 self._queued_cells -= k
                 if err:
-                    self.stats.tx_cells_dropped += k
+                    self.atm_stats.tx_cells_dropped += k
                 else:
-                    self.stats.cells_out += k
+                    self.atm_stats.xmt_cells += k
                     vc.stats.cells_out += k
                 sent += k
                 if vc.pcr:
@@ -458,7 +648,8 @@ class AtmNdd(TaskNdd):
         the counters and what is delivered are those of handling each cell in turn."""
         if not self.is_open:
             return
-        st = self.stats
+        st, ast = self.stats, self.atm_stats
+        st.ndd_recvintr += 1                 # a PHY block arrived: our receive interrupt
         vcs = self.vcs
         assert self.services is not None     # open, so attached
         now = self.services.clock()
@@ -473,19 +664,20 @@ class AtmNdd(TaskNdd):
             vc = vcs.get(key)
             n = run.end - run.start
             if vc is None:
-                st.cells_in += n
-                st.unknown_vc += n
+                ast.rcv_cells += n
+                ast.unknown_vc += n
+                ast.dropped_cells += n
                 continue
             if vc.relay is not None:
                 # a cross-connected VC is switched cell by cell, never reassembled
-                st.cells_in += n
+                ast.rcv_cells += n
                 vc.stats.cells_in += n
                 relayed.setdefault(vc, []).append(block.data[run.start * cell.CELL_LEN:run.end * cell.CELL_LEN])
                 continue
             payloads = block.payloads()
             if n == 1:
                 # interleaved VCs leave one-cell runs: no PDU search for them
-                st.cells_in += 1
+                ast.rcv_cells += 1
                 vc.stats.cells_in += 1
                 sdu = self.reasm.feed(hdr.vpi, hdr.vci, hdr.pti, payloads[run.start * _PL:run.end * _PL], now,
                                       vc.pdu_limit)
@@ -499,7 +691,7 @@ class AtmNdd(TaskNdd):
             first = run.start
             for last in ends:
                 k = last + 1 - first
-                st.cells_in += k
+                ast.rcv_cells += k
                 vc.stats.cells_in += k
                 eop = not tail or last != run.end - 1
                 sdu = self.reasm.feed_cells(hdr.vpi, hdr.vci, payloads[first * _PL:(last + 1) * _PL], eop, now,
@@ -512,12 +704,12 @@ class AtmNdd(TaskNdd):
                         self._rx_slow(block, first, run.end, now, relayed)
                         break
         if block.truncated:
-            st.truncated_cells += 1
-            st.ierrors += 1
+            ast.truncated_cells += 1
+            st.ndd_ierrors += 1
         # one call per VC and PHY block: the far port queues them as one batch
         for rvc, parts in relayed.items():
             joined = parts[0] if len(parts) == 1 else b"".join(parts)
-            st.relay_cells_in += len(joined) // cell.CELL_LEN
+            ast.relay_cells_in += len(joined) // cell.CELL_LEN
             if rvc.relay is not None:
                 rvc.relay(joined)
 
@@ -525,7 +717,7 @@ class AtmNdd(TaskNdd):
                  relayed: dict[AtmVc, list[bytes]]) -> None:
         """Cells [start, end) of `block` one at a time: HEC errors (and their single-bit
         correction when asked for), OAM F5 and RM cells."""
-        st = self.stats
+        st, ast = self.stats, self.atm_stats
         vcs = self.vcs
         data = block.data
         mv = memoryview(data)
@@ -535,14 +727,16 @@ class AtmNdd(TaskNdd):
             if hdr is None:
                 hdr = cell.CellHeader.parse(mv[off:off + cell.HDR_LEN], correct=True) if self.hec_correct else "hec"
             if isinstance(hdr, str):
-                st.hec_errors += 1
-                st.ierrors += 1
+                ast.hec_errors += 1
+                ast.dropped_cells += 1
+                st.ndd_ierrors += 1
                 continue
             payload = mv[off + cell.HDR_LEN:off + cell.CELL_LEN]
-            st.cells_in += 1
+            ast.rcv_cells += 1
             vc = vcs.get((hdr.vpi, hdr.vci))
             if vc is None:
-                st.unknown_vc += 1
+                ast.unknown_vc += 1
+                ast.dropped_cells += 1
                 continue
             vc.stats.cells_in += 1
             pti = hdr.pti
@@ -554,7 +748,8 @@ class AtmNdd(TaskNdd):
                 if pti in (cell.PTI_OAM_SEGMENT, cell.PTI_OAM_END_TO_END):
                     self._oam_in(vc, hdr, payload)
                 else:
-                    st.rm_cells += 1
+                    ast.rm_cells += 1
+                    ast.dropped_cells += 1
                 continue
             sdu = self.reasm.feed(hdr.vpi, hdr.vci, pti, payload, now, vc.pdu_limit)
             if sdu is not None:
@@ -563,7 +758,8 @@ class AtmNdd(TaskNdd):
     def _deliver_sdu(self, vc: AtmVc, sdu: bytes) -> None:
         if len(sdu) > vc.max_sdu:
             vc.stats.max_sdu_drops += 1
-            self.stats.ierrors += 1
+            self.atm_stats.oversized_sdus += 1
+            self.stats.ndd_ibadpackets += 1
             return
         vc.stats.sdus_in += 1
         vc.stats.bytes_in += len(sdu)
@@ -584,27 +780,27 @@ class AtmNdd(TaskNdd):
 
     # --- OAM F5 ------------------------------------------------------------------------
     def _oam_in(self, vc: AtmVc, hdr: cell.CellHeader, payload: memoryview) -> None:
-        self.stats.oam_in += 1
+        self.atm_stats.oam_in += 1
         vc.stats.oam_in += 1
         lb = oam.parse_oam(payload)              # one CRC-10 check per cell, whatever it is
         if isinstance(lb, str):
-            self.stats.oam_errors += 1
+            self.atm_stats.oam_errors += 1
         elif lb.indication == 1:
             reply = oam.loopback_reply(hdr.emit() + bytes(payload))   # None: not addressed to us
             if reply is not None and self.phy.send(reply) == 0:
-                self.stats.oam_loopbacks_answered += 1
+                self.atm_stats.oam_loopbacks_answered += 1
                 self._count_oam_out(vc)
         else:
-            self.stats.oam_loopback_replies += 1
+            self.atm_stats.oam_loopback_replies += 1
             if len(self.oam_replies) == self.oam_replies.maxlen:
-                self.stats.oam_replies_forgotten += 1
+                self.atm_stats.oam_replies_forgotten += 1
             self.oam_replies.append((vc.vpi, vc.vci, lb.tag))
 
     # OAM cells go straight to the PHY, ahead of the paced queues: one cell now and then,
     # and a loopback measures the path, not our own queueing
     def _count_oam_out(self, vc: AtmVc) -> None:
-        self.stats.oam_out += 1
-        self.stats.cells_out += 1
+        self.atm_stats.oam_out += 1
+        self.atm_stats.xmt_cells += 1
         vc.stats.oam_out += 1
         vc.stats.cells_out += 1
 

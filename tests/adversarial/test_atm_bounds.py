@@ -41,8 +41,8 @@ def test_oam_reply_flood_costs_no_memory() -> None:
         grown = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()
-    assert nd.stats.oam_loopback_replies == blob_count * PER_BLOB
-    assert nd.stats.oam_replies_forgotten == blob_count * PER_BLOB - OAM_REPLIES_KEPT
+    assert nd.atm_stats.oam_loopback_replies == blob_count * PER_BLOB
+    assert nd.atm_stats.oam_replies_forgotten == blob_count * PER_BLOB - OAM_REPLIES_KEPT
     assert len(nd.oam_replies) == OAM_REPLIES_KEPT
     # measured +7 KiB; the limit is generous (the unbounded list was +11.5 MiB)
     assert grown < 512 * 1024, f"+{grown / 2**20:.2f} MiB for {cells} OAM reply cells"

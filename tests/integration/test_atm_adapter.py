@@ -97,7 +97,7 @@ async def test_sdus_of_every_size_class_both_ways(ns: NetServices, autojump_cloc
         assert st["bytes_in"] == st["bytes_out"] == sum(sizes)
         assert st["crc_errors"] == st["length_errors"] == st["oversize_errors"] == 0
         g = nd.ndd_ctl(C.NDD_GET_STATS)
-        assert g["opackets"] == g["ipackets"] == len(sizes) and g["cells_out"] == g["cells_in"] == cells
+        assert g["ndd_opackets"] == g["ndd_ipackets"] == len(sizes) and g["xmt_cells"] == g["rcv_cells"] == cells
 
 
 async def test_transmit_errors(ns: NetServices, autojump_clock: trio.testing.MockClock) -> None:
@@ -112,7 +112,7 @@ async def test_transmit_errors(ns: NetServices, autojump_clock: trio.testing.Moc
     assert a.ndd_output(PacketBuffer(b"\x00\x01")) == errno.EINVAL
     assert a.atm_output(*VC, bytes(100)) == 0
     await settle(a, b)
-    assert a.stats.oerrors == 4 and a.stats.opackets == 1 and a.stats.cells_out == 3
+    assert a.stats.ndd_oerrors == 4 and a.stats.ndd_opackets == 1 and a.atm_stats.xmt_cells == 3
 
 
 async def test_include_mac_user_and_tap_see_the_link_header(ns: NetServices,
@@ -140,7 +140,7 @@ async def test_include_mac_user_and_tap_see_the_link_header(ns: NetServices,
     await settle(a, b)
     assert whole.payloads == [atm_link_header(*VC) + b"hello"]
     assert tap.payloads == [atm_link_header(*VC) + b"hello", atm_link_header(0, 100) + b"nobody"]
-    assert b.stats.nd_nofilter == 1
+    assert b.ndd_nsdemux.nd_dmxstats.nd_nofilter == 1
 
 
 # --- receive-side faults ------------------------------------------------------------------
@@ -158,7 +158,7 @@ async def test_unknown_vc_bad_hec_and_truncated_cells_are_counted(ns: NetService
     b._rx_cells(bytes(bad_hec) + bytes(bad_vci))
     b._rx_cells(good + good[:20])
     assert sb.payloads == [b"payload"]
-    assert (b.stats.unknown_vc, b.stats.hec_errors, b.stats.truncated_cells) == (1, 2, 1)
+    assert (b.atm_stats.unknown_vc, b.atm_stats.hec_errors, b.atm_stats.truncated_cells) == (1, 2, 1)
 
 
 async def test_hec_single_bit_correction_when_enabled(ns: NetServices,
@@ -169,7 +169,7 @@ async def test_hec_single_bit_correction_when_enabled(ns: NetServices,
     c = bytearray(aal5.segment(b"fixed", *VC))
     c[2] ^= 0x10
     b._rx_cells(bytes(c))
-    assert sb.payloads == [b"fixed"] and b.stats.hec_errors == 0
+    assert sb.payloads == [b"fixed"] and b.atm_stats.hec_errors == 0
 
 
 async def test_corrupted_payload_and_lost_cell_never_deliver(ns: NetServices,
@@ -214,13 +214,13 @@ async def test_oam_f5_loopback_is_answered(ns: NetServices, autojump_clock: trio
     tag = a.ndd_ctl(C.NDD_ATM_OAM_LOOPBACK, VC)
     await settle(a, b)
     assert list(a.oam_replies) == [(*VC, tag)]
-    assert b.stats.oam_loopbacks_answered == 1 and sb.got == []
+    assert b.atm_stats.oam_loopbacks_answered == 1 and sb.got == []
     assert a.ndd_ctl(C.NDD_ATM_GET_VC_STATS, VC)["oam_in"] == 1
     # a segment (PTI 4) request is answered too; a request on a VC b has not opened is unknown
     b._rx_cells(oam.loopback_request(*VC, 9, end_to_end=False))
-    assert b.stats.oam_loopbacks_answered == 2
+    assert b.atm_stats.oam_loopbacks_answered == 2
     b._rx_cells(oam.loopback_request(3, 300, 1))
-    assert b.stats.unknown_vc == 1
+    assert b.atm_stats.unknown_vc == 1
     with pytest.raises(OSError) as exc:
         a.ndd_ctl(C.NDD_ATM_OAM_LOOPBACK, (3, 300))
     assert errno_of(exc) == errno.ENOENT
@@ -276,7 +276,7 @@ async def test_close_vc_makes_cells_unknown(ns: NetServices, autojump_clock: tri
     b.ndd_ctl(C.NDD_ATM_CLOSE_VC, VC)
     a.atm_output(*VC, bytes(100))                            # 3 cells
     await settle(a, b)
-    assert sb.payloads == [b"first"] and b.stats.unknown_vc == 3
+    assert sb.payloads == [b"first"] and b.atm_stats.unknown_vc == 3
 
 
 async def test_close_vc_drops_or_drains_what_is_queued(ns: NetServices,
@@ -297,7 +297,7 @@ async def test_close_vc_drops_or_drains_what_is_queued(ns: NetServices,
         await settle(a, b)
         got = sb.payloads
         assert got == want or (cmd == C.NDD_ATM_CLOSE_VC and len(got) <= 1), (cmd, got)   # one may be on the line
-    assert a.stats.vc_closed_tx_drops >= 9
+    assert a.atm_stats.vc_closed_tx_drops >= 9
 
 
 # --- pacing -------------------------------------------------------------------------------

@@ -460,15 +460,15 @@ async def test_pvc_cross_connect(autojump_clock: trio.testing.MockClock) -> None
         # an end-to-end F5 loopback (PTI 5) crosses the switch and b's adapter answers it
         tag = w["a"].ndd.send_oam_loopback(0, 32)
         await until(lambda: (0, 32, tag) in w["a"].ndd.oam_replies, 5)
-        assert w["b"].ndd.stats.oam_loopbacks_answered == 1
-        assert w.sw.ports["a"].ndd.stats.oam_loopbacks_answered == 0
+        assert w["b"].ndd.atm_stats.oam_loopbacks_answered == 1
+        assert w.sw.ports["a"].ndd.atm_stats.oam_loopbacks_answered == 0
         # a switched call never gets a PVC's VCI (32 would be a's first)
         call, _ = await connected(w, "a", "b")
         assert call.vc == (0, 33)
         w.sw.remove_pvc(("b", 0, 200))
-        before = w.sw.ports["a"].ndd.stats.unknown_vc
+        before = w.sw.ports["a"].ndd.atm_stats.unknown_vc
         w["a"].send((0, 32), b"into the void")
-        await until(lambda: w.sw.ports["a"].ndd.stats.unknown_vc > before, 5)
+        await until(lambda: w.sw.ports["a"].ndd.atm_stats.unknown_vc > before, 5)
         assert w.sw.core.pvcs == {} and w["b"].got[(0, 200)][-1] != b"into the void"
 
 

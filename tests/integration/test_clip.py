@@ -186,10 +186,10 @@ async def test_no_pvc_for_next_hop_is_ehostunreach(autojump_clock: trio.testing.
     # every PVC is resolved and none leads to .77: EHOSTUNREACH at once, nothing sent
     async with clip_stacks() as p:
         await resolved(p)
-        sent = p.a.stats.opackets
+        sent = p.a.stats.ndd_opackets
         with pytest.raises(OSError) as exc:
             await p.sa.ping("10.0.0.77")
-        assert exc.value.errno == errno.EHOSTUNREACH and p.a.stats.opackets == sent
+        assert exc.value.errno == errno.EHOSTUNREACH and p.a.stats.ndd_opackets == sent
         assert p.sa.stats()["interfaces"]["atm0"]["clip"]["tx_no_vc"] == 1
 
 
@@ -202,8 +202,8 @@ async def test_unresolvable_next_hop_fails_after_the_fast_retries(autojump_clock
             await p.sa.ping(IP_B, timeout=30)
         assert exc.value.errno == errno.EHOSTUNREACH
         assert trio.current_time() - start == pytest.approx(3.0)
-        assert p.a.stats.opackets == 3                           # the three InATMARP requests, no IP
-        assert p.b.stats.unknown_vc > 0
+        assert p.a.stats.ndd_opackets == 3                           # the three InATMARP requests, no IP
+        assert p.b.atm_stats.unknown_vc > 0
 
 
 async def test_pvc_api_errors(autojump_clock: trio.testing.MockClock) -> None:

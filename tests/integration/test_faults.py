@@ -70,7 +70,7 @@ def detected_errors(p: Pair) -> int:
         total += s["icmp"]["in_errors"]
         for entry in s["interfaces"].values():
             nd = entry["ndd"]
-            total += nd["ierrors"] + nd["ipackets_drop"] + nd["nd_nofilter"]
+            total += nd["ndd_ierrors"] + nd["ndd_ibadpackets"] + nd["ndd_ipackets_drop"] + entry["demux"]["nd_nofilter"]
             total += entry.get("arp", {}).get("malformed", 0)
     return total
 

@@ -166,7 +166,7 @@ async def test_del_filter_frees_the_ethertype(ns: NetServices) -> None:
     ns.ns_del_filter(nd, flt)
     assert flt not in nd.hw_filters
     nd.deliver(PacketBuffer(ether_frame(MAC_A, MAC_B, ETHERTYPE_TEST, b"x" * 46)))
-    assert first.got == [] and nd.stats.nd_nofilter == 1
+    assert first.got == [] and nd.ndd_nsdemux.nd_dmxstats.nd_nofilter == 1
     with pytest.raises(OSError) as exc:
         ns.ns_del_filter(nd, flt)
     assert errno_of(exc) == errno.ENOENT
@@ -188,7 +188,7 @@ async def test_ethertype_filter_strips_header_and_sets_link_addresses(ns: NetSer
     assert proto.payloads == [b"hello" + bytes(41)] and proto.cookies == ["cookie"]
     assert (proto.got[0].ll_src, proto.got[0].ll_dst) == (MAC_B, MAC_A)
     assert whole.payloads == [f2]
-    assert (nd.stats.ipackets, nd.stats.ibytes) == (2, len(f1) + len(f2))
+    assert (nd.stats.ndd_ipackets, nd.stats.ndd_ibytes) == (2, len(f1) + len(f2))
 
 
 async def test_dsap_filter_gets_llc_frames_without_llc_header(ns: NetServices) -> None:
@@ -200,13 +200,14 @@ async def test_dsap_filter_gets_llc_frames_without_llc_header(ns: NetServices) -
     nd.deliver(PacketBuffer(llc_frame(MAC_A, MAC_B, b"\xe0\xe0\x03", b"ipx!")))   # other DSAP
     assert sink.payloads == [b"bpdu"]
     assert sink.got[0].ll_src == MAC_B
-    assert nd.stats.nd_nofilter == 1
+    assert nd.ndd_nsdemux.nd_dmxstats.nd_nofilter == 1
 
 
 async def test_snap_filter_gets_rfc1042_frames_without_snap_header(ns: NetServices) -> None:
-    # AA-AA-03 + OUI + type frames go to the SNAP user keyed by (OUI, type), 8-octet header removed
+    # AA-AA-03 + OUI + type frames go to the SNAP user keyed by (OUI, type); an NS_PROTO_SNAP
+    # user has the 8-octet LLC/SNAP header removed (NS_PROTO would leave SNAP: test_aix_ndd.py)
     nd = allocated(ns)
-    sink = Sink()
+    sink = Sink(C.NS_PROTO_SNAP)
     ns.ns_add_filter(nd, NsFilter(C.NS_8022_LLC_DSAP_SNAP, dsap=0xAA, orgcode=b"\x00\x00\x00",
                                   ethertype=ETHERTYPE_TEST), sink.user)
     snap = b"\xaa\xaa\x03\x00\x00\x00" + ETHERTYPE_TEST.to_bytes(2, "big")
@@ -214,7 +215,7 @@ async def test_snap_filter_gets_rfc1042_frames_without_snap_header(ns: NetServic
     other_oui = b"\xaa\xaa\x03\x00\x00\x0c" + ETHERTYPE_TEST.to_bytes(2, "big")
     nd.deliver(PacketBuffer(llc_frame(MAC_A, MAC_B, other_oui, b"cisco")))
     assert sink.payloads == [b"snap payload"]
-    assert nd.stats.nd_nofilter == 1
+    assert nd.ndd_nsdemux.nd_dmxstats.nd_nofilter == 1
 
 
 async def test_llc_frame_shorter_than_its_header_is_an_error(ns: NetServices) -> None:
@@ -224,7 +225,7 @@ async def test_llc_frame_shorter_than_its_header_is_an_error(ns: NetServices) ->
     ns.ns_add_filter(nd, NsFilter(C.NS_8022_LLC_DSAP, dsap=0x42), sink.user)
     frame = MAC_A + MAC_B + b"\x00\x01" + b"\x42\x42\x03" + bytes(43)   # length 1, then padding
     nd.deliver(PacketBuffer(frame))
-    assert sink.got == [] and nd.stats.ierrors == 1
+    assert sink.got == [] and nd.stats.ndd_ibadpackets == 1
 
 
 async def test_tap_gets_a_copy_of_every_frame(ns: NetServices) -> None:
@@ -249,13 +250,15 @@ async def test_tap_gets_a_copy_of_every_frame(ns: NetServices) -> None:
 
 
 async def test_unclaimed_runt_and_foreign_frames_are_counted(ns: NetServices) -> None:
-    # no filter -> nd_nofilter; shorter than a header -> ierrors; other unicast MAC -> ipackets_drop
+    # no filter -> nd_dmxstats.nd_nofilter; shorter than a header -> ndd_ibadpackets; other
+    # unicast MAC -> ndd_ipackets_drop
     nd = allocated(ns)
     nd.deliver(PacketBuffer(ether_frame(MAC_A, MAC_B, ETHERTYPE_TEST, bytes(46))))
     nd.deliver(PacketBuffer(MAC_A + MAC_B))                                    # 12-octet runt
     nd.deliver(PacketBuffer(ether_frame(MAC_OTHER, MAC_B, ETHERTYPE_TEST, bytes(46))))
     s = nd.stats
-    assert (s.ipackets, s.nd_nofilter, s.ierrors, s.ipackets_drop) == (3, 1, 1, 1)
+    assert (s.ndd_ipackets, s.ndd_ibadpackets, s.ndd_ipackets_drop, s.ndd_ierrors) == (3, 1, 1, 0)
+    assert nd.ndd_nsdemux.nd_dmxstats.nd_nofilter == 1
 
 
 async def test_promiscuous_mode_accepts_other_unicast(ns: NetServices) -> None:
@@ -265,22 +268,23 @@ async def test_promiscuous_mode_accepts_other_unicast(ns: NetServices) -> None:
     ns.ns_add_filter(nd, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST), sink.user)
     frame = ether_frame(MAC_OTHER, MAC_B, ETHERTYPE_TEST, b"p" * 46)
     nd.deliver(PacketBuffer(frame))
-    assert sink.got == [] and nd.stats.ipackets_drop == 1
+    assert sink.got == [] and nd.stats.ndd_ipackets_drop == 1
     assert nd.ndd_ctl(C.NDD_PROMISCUOUS_ON) == 0 and nd.ndd_flags & C.NDD_PROMISC
     nd.deliver(PacketBuffer(frame))
     assert sink.payloads == [b"p" * 46]
     nd.ndd_ctl(C.NDD_PROMISCUOUS_OFF)
     nd.deliver(PacketBuffer(frame))
-    assert len(sink.got) == 1 and nd.stats.ipackets_drop == 2
+    assert len(sink.got) == 1 and nd.stats.ndd_ipackets_drop == 2
 
 
-async def test_broadcast_is_accepted_and_counted_as_multicast(ns: NetServices) -> None:
+async def test_broadcast_is_accepted_and_counted_by_the_demuxer(ns: NetServices) -> None:
     # the broadcast MAC always passes the address filter and marks the packet ll_bcast
     nd = allocated(ns)
     sink = Sink()
     ns.ns_add_filter(nd, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST), sink.user)
     nd.deliver(PacketBuffer(ether_frame(MAC_BCAST, MAC_B, ETHERTYPE_TEST, bytes(46))))
-    assert len(sink.got) == 1 and sink.got[0].ll_bcast and nd.stats.imcasts == 1
+    dmx = nd.ndd_nsdemux.nd_dmxstats
+    assert len(sink.got) == 1 and sink.got[0].ll_bcast and (dmx.nd_bcast, dmx.nd_mcast) == (1, 0)
 
 
 # --- raw IP demuxer ---------------------------------------------------------------------
@@ -298,7 +302,7 @@ async def test_rawip_demuxer_filters_on_ip_version(ns: NetServices) -> None:
         nd.deliver(PacketBuffer(f))
     assert v4.payloads == [ip4]
     assert tap.payloads == [ip4, ip6, b""]
-    assert (nd.stats.nd_nofilter, nd.stats.ierrors) == (1, 1)
+    assert (nd.ndd_nsdemux.nd_dmxstats.nd_nofilter, nd.stats.ndd_ibadpackets) == (1, 1)
 
 
 # --- ndd_ctl -----------------------------------------------------------------------------
@@ -308,8 +312,8 @@ async def test_ndd_ctl_stats_and_unknown_command(ns: NetServices) -> None:
     nd = allocated(ns)
     nd.deliver(PacketBuffer(ether_frame(MAC_A, MAC_B, ETHERTYPE_TEST, bytes(46))))
     stats = nd.ndd_ctl(C.NDD_GET_STATS)
-    assert isinstance(stats, dict) and stats["ipackets"] == 1 and stats["ibytes"] == 60
-    assert stats["nd_nofilter"] == 1
+    assert isinstance(stats, dict) and stats["ndd_ipackets"] == 1 and stats["ndd_ibytes"] == 60
+    assert "nd_nofilter" not in stats and nd.ndd_nsdemux.nd_dmxstats.nd_nofilter == 1   # the demuxer's
     assert nd.ndd_ctl(C.NDD_CLEAR_STATS) == 0
     assert set(nd.ndd_ctl(C.NDD_GET_STATS).values()) == {0}
     for cmd in (0x77, 0x11, C.NDD_DEVICE_SPECIFIC + 1):
@@ -325,13 +329,13 @@ async def test_enable_disable_multicast_address(ns: NetServices) -> None:
     ns.ns_add_filter(nd, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST), sink.user)
     frame = ether_frame(MCAST_MAC, MAC_B, ETHERTYPE_TEST, b"m" * 46)
     nd.deliver(PacketBuffer(frame))
-    assert sink.got == [] and nd.stats.ipackets_drop == 1
+    assert sink.got == [] and nd.stats.ndd_ipackets_drop == 1
     assert nd.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST_MAC) == 0
     nd.deliver(PacketBuffer(frame))
-    assert sink.payloads == [b"m" * 46] and nd.stats.imcasts == 1
+    assert sink.payloads == [b"m" * 46] and nd.ndd_nsdemux.nd_dmxstats.nd_mcast == 1
     assert nd.ndd_ctl(C.NDD_DISABLE_ADDRESS, MCAST_MAC) == 0
     nd.deliver(PacketBuffer(frame))
-    assert len(sink.got) == 1 and nd.stats.ipackets_drop == 2
+    assert len(sink.got) == 1 and nd.stats.ndd_ipackets_drop == 2
 
 
 @pytest.mark.parametrize("cmd, arg, code", [
@@ -373,7 +377,7 @@ async def test_status_blocks_reach_only_subscribed_codes(ns: NetServices) -> Non
     assert errno_of(exc) == errno.EEXIST
     nd.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_DOWN,)))
     assert not nd.ndd_flags & C.NDD_RUNNING
-    assert nd.ndd_output(PacketBuffer(bytes(60))) == errno.ENETDOWN and nd.stats.oerrors == 1
+    assert nd.ndd_output(PacketBuffer(bytes(60))) == errno.ENETDOWN and nd.stats.ndd_opackets_drop == 1
     nd.report_status(StatusBlock(C.NDD_STATUS, (C.NDD_LINK_UP,)))
     assert nd.ndd_flags & C.NDD_RUNNING
     nd.report_status(StatusBlock(C.NDD_HARD_FAIL, (7,)))
@@ -449,21 +453,25 @@ async def test_memory_link_carries_copies_between_ends(ns: NetServices) -> None:
     buf[14:] = bytes(46)                     # the sender reuses its buffer
     await trio.testing.wait_all_tasks_blocked()
     assert sink.payloads == [b"q" * 46]
-    assert (a.stats.opackets, a.stats.obytes, b.stats.ipackets) == (1, 60, 1)
+    assert (a.stats.ndd_opackets, a.stats.ndd_obytes, b.stats.ndd_ipackets) == (1, 60, 1)
 
 
 async def test_memory_link_queue_overflow_and_closed_ends(ns: NetServices) -> None:
-    # a full receive queue is ENOBUFS (nobufs); an unopened NDD is ENETDOWN; no peer is ENETDOWN
+    # a full receive queue is ENOBUFS (ndd_xmitque_ovf); an unopened NDD is ENETDOWN (ndd_opackets_drop)
+    # and so is one with no peer
     a, b = link_pair(queue_len=2)
     frame = ether_frame(MAC_B, MAC_A, ETHERTYPE_TEST, bytes(46))
-    assert a.ndd_output(PacketBuffer(frame)) == errno.ENETDOWN and a.stats.oerrors == 1
+    assert a.ndd_output(PacketBuffer(frame)) == errno.ENETDOWN and a.stats.ndd_opackets_drop == 1
     for nd in (a, b):
         ns.ns_attach(nd)
         ns.ns_alloc(nd.ndd_name)
     results = [a.ndd_output(PacketBuffer(frame)) for _ in range(3)]
-    assert results == [0, 0, errno.ENOBUFS] and a.stats.nobufs == 1
+    assert results == [0, 0, errno.ENOBUFS] and a.stats.ndd_xmitque_ovf == 1
+    # the frames on the cable are the sender's transmit queue: two now, the most it has held
+    assert (a.genstats()["ndd_xmitque_cur"], a.stats.ndd_xmitque_max) == (2, 2)
     await trio.testing.wait_all_tasks_blocked()
-    assert b.stats.ipackets == 2
+    assert b.stats.ndd_ipackets == 2 and b.stats.ndd_recvintr >= 1
+    assert (a.genstats()["ndd_xmitque_cur"], a.stats.ndd_xmitque_max) == (0, 2)
     lone = MemoryNdd("en9")
     ns.ns_attach(lone)
     ns.ns_alloc("en9")
@@ -486,7 +494,8 @@ async def test_running_stack_owns_its_filters() -> None:
 
 
 async def test_output_counts_group_addressed_frames(ns: NetServices) -> None:
-    # omcasts counts frames sent to a broadcast/multicast MAC, like imcasts on receive
+    # ndd_ifOut{Bcast,Mcast,Ucast}Pkts count what was sent to each kind of address; the far
+    # end's demuxer counts what it received in nd_bcast/nd_mcast
     a, b = link_pair()
     for nd in (a, b):
         ns.ns_attach(nd)
@@ -494,5 +503,7 @@ async def test_output_counts_group_addressed_frames(ns: NetServices) -> None:
     for dst in (MAC_BCAST, MCAST_MAC, MAC_B):
         assert a.ndd_output(PacketBuffer(ether_frame(dst, MAC_A, ETHERTYPE_TEST, bytes(46)))) == 0
     await trio.testing.wait_all_tasks_blocked()
-    assert (a.stats.opackets, a.stats.omcasts) == (3, 2)
-    assert (b.stats.imcasts, b.stats.ipackets_drop) == (1, 1)   # b never enabled MCAST_MAC
+    s = a.stats
+    assert (s.ndd_opackets, s.ndd_ifOutBcastPkts, s.ndd_ifOutMcastPkts, s.ndd_ifOutUcastPkts) == (3, 1, 1, 1)
+    dmx = b.ndd_nsdemux.nd_dmxstats
+    assert (dmx.nd_bcast, dmx.nd_mcast, b.stats.ndd_ipackets_drop) == (1, 0, 1)   # b never enabled MCAST_MAC

@@ -46,7 +46,7 @@ async def test_records_both_directions(kind: str, linktype: int, tmp_path: Path,
                 await p.sb.ping(IP_A)
             await p.sa.ping(IP_B, size=4000)
             await trio.sleep(3)      # ARP announcements, if any, are on the wire too
-            counted = p.a.stats.opackets + p.a.stats.ipackets
+            counted = p.a.stats.ndd_opackets + p.a.stats.ndd_ipackets
         assert rec.frames == counted and rec.frames >= 12 + 6
     datalink, frames = read_pcap(path)
     assert datalink == linktype and len(frames) == counted

@@ -244,5 +244,5 @@ async def test_saal_silent_far_end_fails_after_max_cc(autojump_clock: trio.testi
         pdus = [parse_pdu(s) for s in seen]
         assert [type(x) for x in pdus] == [Bgn] * 4 + [End]         # 4 BGNs, then END (source SSCOP)
         assert isinstance(pdus[-1], End) and pdus[-1].source
-        assert p.b.ndd_ctl(C.NDD_GET_STATS)["nd_nofilter"] == 5
+        assert p.b.ndd_nsdemux.nd_dmxstats.nd_nofilter == 5
 

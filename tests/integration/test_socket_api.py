@@ -315,7 +315,7 @@ async def test_cancelled_datagram_connect_has_completed(autojump_clock: trio.tes
         server = p.sb.socket(A, D)
         server.bind(("", 7000))
         s = p.sa.socket(A, D)
-        frames = p.a.stats.opackets
+        frames = p.a.stats.ndd_opackets
         with trio.CancelScope() as scope:
             scope.cancel()
             await s.connect((IP_B, 7000))
@@ -324,7 +324,7 @@ async def test_cancelled_datagram_connect_has_completed(autojump_clock: trio.tes
         name = s.getsockname()
         assert name[0] == IP_A and name[1] in EPHEMERAL
         assert s.getpeername() == (IP_B, 7000)
-        assert p.a.stats.opackets == frames                   # still no packet left
+        assert p.a.stats.ndd_opackets == frames                   # still no packet left
         await s.send(b"no address needed")
         assert await recv_within(server) == (b"no address needed", name)
         # a cancelled re-connect and a cancelled disconnect have also fully happened

@@ -133,10 +133,10 @@ async def test_reuseaddr_and_reuseport_as_linux(autojump_clock: trio.testing.Moc
 async def test_connect_stores_destination_only(autojump_clock: trio.testing.MockClock) -> None:
     async with pair(ipv6=False) as p:       # IPv4 frames counted exactly
         s = p.sa.socket(A, D)
-        frames = p.a.stats.opackets
+        frames = p.a.stats.ndd_opackets
         await s.connect((IP_B, 7000))
         await trio.sleep(1)
-        assert p.a.stats.opackets == frames            # no packet left
+        assert p.a.stats.ndd_opackets == frames            # no packet left
         name = s.getsockname()
         assert name[0] == IP_A and name[1] in EPHEMERAL   # auto-bound, address from the route
         assert s.getpeername() == (IP_B, 7000)
@@ -296,11 +296,11 @@ async def test_sizes_and_fragmentation(autojump_clock: trio.testing.MockClock) -
             await s.sendto(bytes(65508), (IP_B, 7000))
         with err(errno.EMSGSIZE):
             await s.sendto(bytes(70000), (IP_B, 7000))
-        frames = p.a.stats.opackets
+        frames = p.a.stats.ndd_opackets
         big = bytes(range(256)) * 255 + bytes(227)      # 65507 octets
         assert await s.sendto(big, (IP_B, 7000)) == 65507
         assert await server.recv(65535) == big
-        assert p.a.stats.opackets - frames == 45         # ceil(65515 / 1480) fragments
+        assert p.a.stats.ndd_opackets - frames == 45         # ceil(65515 / 1480) fragments
         assert p.sa.stats()["ipv4"]["frag_oks"] == 1
         await s.sendto(b"y" * 4000, (IP_B, 7000))
         assert await server.recv(65535) == b"y" * 4000

@@ -59,7 +59,8 @@ async def test_tun_garbage_counted_and_stack_keeps_answering(tun_peer: Peer) -> 
     before = tun_peer.stack.stats()
     await inject(tun_peer, frames)
     ndd = tun_peer.ndd.stats
-    assert await wait_for(lambda: ndd.ipackets >= before["interfaces"][tun_peer.dev]["ndd"]["ipackets"] + len(frames))
+    start = before["interfaces"][tun_peer.dev]["ndd"]["ndd_ipackets"]
+    assert await wait_for(lambda: ndd.ndd_ipackets >= start + len(frames))
     after = tun_peer.stack.stats()
     ip, icmp = after["ipv4"], after["icmp"]
     assert ip["in_truncated"] >= 3
@@ -67,7 +68,7 @@ async def test_tun_garbage_counted_and_stack_keeps_answering(tun_peer: Peer) -> 
     assert ip["in_csum_errors"] >= 1
     assert ip["in_martians"] >= 1 and ip["in_addr_errors"] >= 1
     assert icmp["in_csum_errors"] == 1 and icmp["in_truncated"] == 1
-    nofilter = [s["interfaces"][tun_peer.dev]["ndd"]["nd_nofilter"] for s in (before, after)]
+    nofilter = [s["interfaces"][tun_peer.dev]["demux"]["nd_nofilter"] for s in (before, after)]
     assert nofilter[1] > nofilter[0]
     r = await run(tun_peer.exec("ping", "-c", "3", "-i", "0.2", "-W", "2", tun_peer.stack_ip))
     assert loss_percent(r.stdout) == 0
@@ -88,13 +89,13 @@ async def test_tap_garbage_counted_and_stack_keeps_answering(tap_peer: Peer) -> 
     before = tap_peer.stack.stats()["interfaces"][tap_peer.dev]
     await inject(tap_peer, frames)
     ndd = tap_peer.ndd.stats
-    assert await wait_for(lambda: ndd.ipackets >= before["ndd"]["ipackets"] + len(frames))
+    assert await wait_for(lambda: ndd.ndd_ipackets >= before["ndd"]["ndd_ipackets"] + len(frames))
     after = tap_peer.stack.stats()
     dev = after["interfaces"][tap_peer.dev]
     assert dev["arp"]["malformed"] - before["arp"]["malformed"] == 2
-    assert dev["ndd"]["nd_nofilter"] - before["ndd"]["nd_nofilter"] >= 1
+    assert dev["demux"]["nd_nofilter"] - before["demux"]["nd_nofilter"] >= 1
     # >= 1: the kernel's own IPv6 multicast (33:33:..) is dropped the same way
-    assert dev["ndd"]["ipackets_drop"] - before["ndd"]["ipackets_drop"] >= 1
+    assert dev["ndd"]["ndd_ipackets_drop"] - before["ndd"]["ndd_ipackets_drop"] >= 1
     assert after["ipv4"]["in_truncated"] >= 1 and after["ipv4"]["in_csum_errors"] >= 1
     assert after["icmp"]["in_csum_errors"] == 0          # the frame for another MAC never got that far
     r = await run(tap_peer.exec("ping", "-c", "3", "-i", "0.2", "-W", "2", tap_peer.stack_ip))

@@ -123,4 +123,4 @@ async def test_tx_gso_super_segment_cut_by_kernel(tun_peer: Peer) -> None:
     payload = bytes((i * 7) & 0xFF for i in range(3500))
     line = await tx_udp(tun_peer, payload, 1000, 5002, 4)
     assert line == f"1000 1000 1000 500 {hashlib.sha256(payload).hexdigest()}"
-    assert tun_peer.ndd.stats.opackets >= 1 and tun_peer.ndd.stats.oerrors == 0
+    assert tun_peer.ndd.stats.ndd_opackets >= 1 and tun_peer.ndd.stats.ndd_oerrors == 0

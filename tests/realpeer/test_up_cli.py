@@ -214,7 +214,7 @@ async def test_up_stats_prints_json_counters_on_exit() -> None:
     assert stats["icmp"]["in_echos"] == 3 and stats["icmp"]["out_echo_reps"] == 3
     assert stats["udp"]["in_datagrams"] >= 1 and stats["udp"]["out_datagrams"] >= 1
     ndd = stats["interfaces"][dev]["ndd"]
-    assert ndd["ipackets"] >= 4 and ndd["opackets"] >= 4
+    assert ndd["ndd_ipackets"] >= 4 and ndd["ndd_opackets"] >= 4
     echo = stats["services"]["udp/echo:7"]
     assert echo["received"] == 1 and echo["sent"] == 1 and echo["errors"] == 0
 

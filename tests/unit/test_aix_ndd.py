@@ -1,7 +1,10 @@
-"""Issue 16, points 1, 3 and 4: the NDD layer as AIX CDLI defines it -- status codes as
-mask bits, ns_add_status/ns_del_status with ns_com_status/ns_statuser, NDD_HARD_FAIL reason
-codes, reference-counted address control (all-multicast, NDD_ALTADDRS), ns_alloc's ENOENT,
-ns_free leaving filters to their owner, the generic MIB."""
+"""Issue 16, points 1-6 (point 6's adapter: tests/integration/test_atm_ndd_aix.py): the NDD
+layer as AIX CDLI defines it -- status codes as mask bits, ns_add_status/ns_del_status with
+ns_com_status/ns_statuser, NDD_HARD_FAIL reason codes, pkt_format and its stripping rules,
+ns_user's protoq/netisr/ifp, reference-counted address control (all-multicast,
+NDD_ALTADDRS), ns_alloc's ENOENT, ns_free leaving filters to their owner, the generic MIB,
+the NDD structure's fields and ndd_genstats under AIX's names, nd_dmxstats kept by the
+demuxer, capabilities as ndd_flags, the values of the ATM NDD interface."""
 from __future__ import annotations
 
 import errno
@@ -10,7 +13,7 @@ from typing import Any
 import pytest
 
 from ndd import constants as C
-from ndd.demux import NsFilter, NsUser
+from ndd.demux import IfQueue, NsFilter, NsUser
 from ndd.ndd import Ndd, StatusBlock, hard_fail
 from ndd.pktbuf import PacketBuffer
 from ndd.services import NetServices, NsComStatus, NsStatuser
@@ -78,6 +81,65 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
     "NDD_MIB_INVALID": (2, "<sys/ndd.h>"),
     "NDD_MIB_VOLATILE": (3, "<sys/ndd.h>"),
     "NDD_MIB_NONVOLATILE": (4, "<sys/ndd.h>"),
+    # ns_user.pkt_format (<sys/cdli.h>)
+    "NS_PROTO": (0x1, "<sys/cdli.h>"),
+    "NS_PROTO_SNAP": (0x2, "<sys/cdli.h>"),
+    "NS_INCLUDE_LLC": (0x4, "<sys/cdli.h>"),
+    "NS_INCLUDE_MAC": (0x8, "<sys/cdli.h>"),
+    "NS_HANDLE_NON_UI": (0x100, "<sys/cdli.h>"),
+    # ndd_flags / ndd_2_flags the NDD keeps for capabilities and detach (<sys/ndd.h>)
+    "NDD_DETACHED": (0x400, "<sys/ndd.h>"),
+    "NDD_CHECKSUM_OFFLOAD": (0x10000, "<sys/ndd.h>"),
+    "NDD_SPECFLAGS": (0x100000, "<sys/ndd.h>"),
+    "NDD_2_LARGE_RECEIVE": (0x100, "<sys/ndd.h> (ndd_2_flags)"),
+    # the ATM NDD interface (<sys/cdli_atmuser.h>, bos530 1.21) and the <sys/call_ie.h> values it uses
+    "ATM_PHYSADDR_LEN": (6, "<sys/cdli_atmuser.h>"),
+    "ATM_MAX_MTU": (65535, "<sys/cdli_atmuser.h>"),
+    "ATM_MIN_MTU": (1, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_OPEN": (0x10000, "<sys/cdli_atmuser.h> (NDD_DEVICE_SPECIFIC)"),
+    "ATM_VC_CLOSE": (0x10001, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_ACK": (0x10002, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_LOCAL": (0x10003, "<sys/cdli_atmuser.h>"),
+    "ATM_TXBUF_REG": (0x10004, "<sys/cdli_atmuser.h>"),
+    "ATM_TXBUF_GET": (0x10005, "<sys/cdli_atmuser.h>"),
+    "ATM_VS_Q_LEN": (0x10006, "<sys/cdli_atmuser.h>"),
+    "ATM_DEVICE_SPECIFIC": (0x10064, "<sys/cdli_atmuser.h> (NDD_DEVICE_SPECIFIC + 100)"),
+    "ATM_VC_OPEN_DONE": (0x100000, "<sys/cdli_atmuser.h> (NDD_STAT_BLOCK)"),
+    "ATM_VC_CLOSE_DONE": (0x100001, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_LOCAL_DONE": (0x100002, "<sys/cdli_atmuser.h>"),
+    "ATM_VC_ACK_DONE": (0x100003, "<sys/cdli_atmuser.h>"),
+    "NDD_NO_HANDLE_0": (0x100000, "<sys/cdli_atmuser.h> (NDD_SPECFLAGS)"),
+    "VCOPEN_SVC": (0x1, "<sys/cdli_atmuser.h>"),
+    "VCOPEN_CID": (0x2, "<sys/cdli_atmuser.h>"),
+    "NO_CHECKSUM": (0, "<sys/cdli_atmuser.h>"),
+    "MPOA_CHECKSUM": (1, "<sys/cdli_atmuser.h>"),
+    "CIP_CHECKSUM": (2, "<sys/cdli_atmuser.h>"),
+    "LANE_ETH_CHECKSUM": (4, "<sys/cdli_atmuser.h>"),
+    "LANE_TOK_CHECKSUM": (6, "<sys/cdli_atmuser.h>"),
+    "TX_CHECKSUM": (1, "<sys/cdli_atmuser.h>"),
+    "RX_CHECKSUM": (2, "<sys/cdli_atmuser.h>"),
+    "AUTO_DETECT": (0, "<sys/cdli_atmuser.h> (uni_version)"),
+    "UNI_30": (1, "<sys/cdli_atmuser.h>"),
+    "UNI_31": (2, "<sys/cdli_atmuser.h>"),
+    "UNI_IBM_8282": (3, "<sys/cdli_atmuser.h>"),
+    "UNI_40": (4, "<sys/cdli_atmuser.h>"),
+    "AUTO_DETECT_UNI_31_RESTRICTED": (9, "<sys/cdli_atmuser.h>"),
+    "ATM_TW_100": (0x1, "<sys/cdli_atmuser.h> (atm_genstats.device_type)"),
+    "ATM_TW_155": (0x2, "<sys/cdli_atmuser.h>"),
+    "ATM_TW_25": (0x3, "<sys/cdli_atmuser.h>"),
+    "CM_AAL_5": (0x5, "<sys/call_ie.h>"),
+    "CM_MESSAGE_MODE": (0x1, "<sys/call_ie.h>"),
+    "CM_STREAMING_MODE": (0x2, "<sys/call_ie.h>"),
+    "CM_NULL_SSCS": (0x0, "<sys/call_ie.h>"),
+    "NOT_SPECIFIED_L": (0xFFFFFFFF, "<sys/call_ie.h>"),
+    # tunstack's own NDD_ATM commands, above ATM_DEVICE_SPECIFIC
+    "NDD_ATM_OPEN_VC": (0x10065, "(tunstack)"),
+    "NDD_ATM_CLOSE_VC": (0x10066, "(tunstack)"),
+    "NDD_ATM_GET_VC_STATS": (0x10067, "(tunstack)"),
+    "NDD_ATM_SET_LINE_RATE": (0x10068, "(tunstack)"),
+    "NDD_ATM_OAM_LOOPBACK": (0x10069, "(tunstack)"),
+    "NDD_ATM_LIST_VCS": (0x1006A, "(tunstack)"),
+    "NDD_ATM_CLOSE_VC_DRAIN": (0x1006B, "(tunstack)"),
     # tunstack's NDD_STATUS options: device-specific reasons, above NDD_REASON_CODE
     "NDD_LINK_UP": (0x101, "(tunstack)"),
     "NDD_LINK_DOWN": (0x102, "(tunstack)"),
@@ -366,7 +428,7 @@ def test_get_all_stats_has_the_generic_counters() -> None:
     nd = opened(services())
     nd.deliver(frame(MAC_US))
     stats = nd.ndd_ctl(C.NDD_GET_ALL_STATS)
-    assert stats == nd.ndd_ctl(C.NDD_GET_STATS) and stats["ipackets"] == 1 and stats["ibytes"] == 60
+    assert stats == nd.ndd_ctl(C.NDD_GET_STATS) and stats["ndd_ipackets"] == 1 and stats["ndd_ibytes"] == 60
 
 
 def test_atm_get_all_stats_adds_each_vc_and_mib_type_is_atm() -> None:
@@ -376,5 +438,338 @@ def test_atm_get_all_stats_adds_each_vc_and_mib_type_is_atm() -> None:
     atm = AtmNdd("atm0")
     atm.ndd_ctl(C.NDD_ATM_OPEN_VC, VcParams(0, 100))
     stats = atm.ndd_ctl(C.NDD_GET_ALL_STATS)
-    assert stats["cells_in"] == 0 and stats["vcs"][(0, 100)] == atm.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (0, 100))
+    assert stats["rcv_cells"] == 0 and stats["vcs"][(0, 100)] == atm.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (0, 100))
     assert atm.ndd_ctl(C.NDD_MIB_GET)["ifType"] == 37          # IANAifType atm(37)
+
+
+# --- point 2: pkt_format and ns_user ------------------------------------------------------------
+PAYLOAD = b"the user's data" + bytes(31)
+LLC_42 = b"\x42\x42\x03"                                          # DSAP 0x42, SSAP 0x42, UI
+SNAP_IP = b"\xaa\xaa\x03" + b"\x00\x00\x00" + b"\x08\x00"          # LLC, then SNAP OUI 0, type IPv4
+MAC_HDR = MAC_US + MAC_PEER
+
+
+def ether_ii() -> tuple[bytes, NsFilter]:
+    return MAC_HDR + ETHERTYPE_TEST.to_bytes(2, "big") + PAYLOAD, NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST)
+
+
+def ieee8023(llc: bytes) -> bytes:
+    body = llc + PAYLOAD
+    return MAC_HDR + len(body).to_bytes(2, "big") + body
+
+
+def llc_dsap() -> tuple[bytes, NsFilter]:
+    return ieee8023(LLC_42), NsFilter(C.NS_8022_LLC_DSAP, dsap=0x42)
+
+
+def llc_snap() -> tuple[bytes, NsFilter]:
+    return ieee8023(SNAP_IP), NsFilter(C.NS_8022_LLC_DSAP_SNAP, dsap=0xAA, ethertype=0x0800)
+
+
+# (frame kind, pkt_format) -> how many leading octets of the frame the user's isr does not get:
+# AIX's Ethernet demuxer (NS_ETHERTYPE: the MAC header unless NS_INCLUDE_MAC) and common 802.2
+# demuxer (NS_PROTO: MAC + LLC, NS_PROTO_SNAP: MAC + LLC + SNAP, NS_INCLUDE_LLC: MAC only)
+STRIPPED = {
+    ("ether_ii", "NS_PROTO"): 14, ("ether_ii", "NS_PROTO_SNAP"): 14,
+    ("ether_ii", "NS_INCLUDE_LLC"): 14, ("ether_ii", "NS_INCLUDE_MAC"): 0,
+    ("llc_dsap", "NS_PROTO"): 17, ("llc_dsap", "NS_PROTO_SNAP"): 17,     # no SNAP to remove
+    ("llc_dsap", "NS_INCLUDE_LLC"): 14, ("llc_dsap", "NS_INCLUDE_MAC"): 0,
+    ("llc_snap", "NS_PROTO"): 17, ("llc_snap", "NS_PROTO_SNAP"): 22,     # NS_PROTO leaves SNAP
+    ("llc_snap", "NS_INCLUDE_LLC"): 14, ("llc_snap", "NS_INCLUDE_MAC"): 0,
+}
+FRAMES = {"ether_ii": ether_ii, "llc_dsap": llc_dsap, "llc_snap": llc_snap}
+
+
+@pytest.mark.parametrize(("kind", "fmt"), sorted(STRIPPED))
+def test_stripping_rule(kind: str, fmt: str) -> None:
+    ns = services()
+    nd = opened(ns)
+    raw, flt = FRAMES[kind]()
+    got: list[tuple[bytes, bytes, bytes, object]] = []
+    ns.ns_add_filter(nd, flt, NsUser(lambda n, pkt, data: got.append((pkt.tobytes(), pkt.ll_dst, pkt.ll_src, data)),
+                                     "cookie", getattr(C, fmt)))
+    nd.deliver(PacketBuffer(raw))
+    assert got == [(raw[STRIPPED[kind, fmt]:], MAC_US, MAC_PEER, "cookie")]
+
+
+def test_snap_user_under_ns_proto_reads_the_snap_header_itself() -> None:
+    # what NS_PROTO leaves of an RFC 1042 frame starts with the OUI and the ethertype
+    ns = services()
+    nd = opened(ns)
+    raw, flt = llc_snap()
+    got: list[bytes] = []
+    ns.ns_add_filter(nd, flt, NsUser(lambda n, pkt, data: got.append(pkt.tobytes())))
+    nd.deliver(PacketBuffer(raw))
+    assert got[0][:5] == b"\x00\x00\x00\x08\x00" and got[0][5:] == PAYLOAD
+
+
+@pytest.mark.parametrize("fmt", ["NS_PROTO", "NS_PROTO_SNAP", "NS_INCLUDE_LLC", "NS_INCLUDE_MAC"])
+def test_raw_ip_frames_are_never_cut(fmt: str) -> None:
+    # a TUN frame has no link header: every pkt_format gets the IP packet as it came
+    ns = services()
+    tun = RawNdd()
+    ns.ns_attach(tun)
+    ns.ns_alloc("tun0")
+    got: list[bytes] = []
+    ns.ns_add_filter(tun, NsFilter(C.NS_IPVERSION, version=4),
+                     NsUser(lambda n, pkt, data: got.append(pkt.tobytes()), None, getattr(C, fmt)))
+    packet = b"\x45" + bytes(19)
+    tun.deliver(PacketBuffer(packet))
+    assert got == [packet]
+
+
+class RawNdd(WireNdd):
+    ndd_type = C.NDD_RAWIP
+
+    def __init__(self) -> None:
+        super().__init__("tun0")
+
+
+class AtmWire(WireNdd):
+    ndd_type = C.NDD_ATM
+    ndd_hdrlen = 4
+
+    def __init__(self) -> None:
+        super().__init__("atm0")
+
+
+@pytest.mark.parametrize(("fmt", "cut"), [("NS_PROTO", 4), ("NS_PROTO_SNAP", 4), ("NS_INCLUDE_LLC", 4),
+                                          ("NS_INCLUDE_MAC", 0)])
+def test_atm_vc_users_get_the_sdu_whole_llc_included(fmt: str, cut: int) -> None:
+    # CLIP's SDUs start with LLC/SNAP (RFC 2684): only the 4-octet link header is ever removed,
+    # and it travels in ll_src
+    from ndd.atm import atm_link_header
+
+    ns = services()
+    atm = AtmWire()
+    ns.ns_attach(atm)
+    ns.ns_alloc("atm0")
+    got: list[tuple[bytes, bytes]] = []
+    ns.ns_add_filter(atm, NsFilter(C.NS_ATM_VC, vpi=0, vci=100),
+                     NsUser(lambda n, pkt, data: got.append((pkt.tobytes(), pkt.ll_src)), None, getattr(C, fmt)))
+    sdu = atm_link_header(0, 100) + SNAP_IP + b"\x45" + bytes(19)
+    atm.deliver(PacketBuffer(sdu))
+    assert got[0][0] == sdu[cut:]
+    assert got[0][1] == (atm_link_header(0, 100) if cut else b"")
+
+
+def test_protoq_user_is_queued_and_its_netisr_drains_it() -> None:
+    # ns_user with protoq + netisr (AIX: IF_ENQUEUE then schednetisr): no isr is called; the
+    # queue is bounded and a full one drops (IF_DROP), counted in ifq_drops and nd_dmxstats.nd_nobufs
+    ns = services()
+    nd = opened(ns)
+    raw, flt = ether_ii()
+    q = IfQueue(ifq_maxlen=2)
+    drained: list[bytes] = []
+    ns.add_netisr(7, lambda: None)                  # a software interrupt that leaves the queue
+    ns.ns_add_filter(nd, flt, NsUser(None, None, C.NS_PROTO, protoq=q, netisr=7))
+    for _ in range(3):
+        nd.deliver(PacketBuffer(raw))
+    assert (q.ifq_len, q.ifq_drops, nd.ndd_nsdemux.nd_dmxstats.nd_nobufs) == (2, 1, 1)
+    ns.del_netisr(7)
+
+    def netisr() -> None:
+        while (item := q.dequeue()) is not None:
+            drained.append(item[1].tobytes())
+
+    ns.add_netisr(7, netisr)
+    nd.deliver(PacketBuffer(raw))                   # still full: dropped, nothing scheduled
+    assert (drained, q.ifq_drops) == ([], 2)
+    ns.schednetisr(7)
+    nd.deliver(PacketBuffer(raw))                   # queued, and the netisr runs at once
+    assert drained == [PAYLOAD] * 3 and q.ifq_len == 0
+
+
+def test_netisr_table_errors() -> None:
+    ns = services()
+    ns.add_netisr(3, lambda: None)
+    for call, err in [(lambda: ns.add_netisr(3, lambda: None), errno.EEXIST),
+                      (lambda: ns.add_netisr(0, lambda: None), errno.EINVAL),
+                      (lambda: ns.del_netisr(4), errno.ENOENT)]:
+        with pytest.raises(OSError) as exc:
+            call()
+        assert exc.value.errno == err
+
+
+class Ifnet:
+    def __init__(self, flags: int) -> None:
+        self.flags = flags
+
+
+def test_ifp_user_receives_only_while_its_interface_is_up() -> None:
+    ns = services()
+    nd = opened(ns)
+    raw, flt = ether_ii()
+    ifp = Ifnet(0x1)                                   # IFF_UP
+    got: list[bytes] = []
+    ns.ns_add_filter(nd, flt, NsUser(lambda n, pkt, data: got.append(pkt.tobytes()), ifp=ifp))
+    nd.deliver(PacketBuffer(raw))
+    ifp.flags = 0
+    nd.deliver(PacketBuffer(raw))
+    assert got == [PAYLOAD] and nd.stats.ndd_ipackets_drop == 1
+
+
+@pytest.mark.parametrize("user", [
+    NsUser(None),                                                 # neither isr nor netisr
+    NsUser(lambda *a: None, protoq=IfQueue()),                    # a protoq without a netisr
+    NsUser(None, netisr=5),                                       # a netisr with nothing to queue on
+    NsUser(lambda *a: None, None, C.NS_PROTO | C.NS_HANDLE_NON_UI),   # XID/TEST handling: not ours
+    NsUser(lambda *a: None, None, 2 | 8),                         # two formats at once
+    NsUser(lambda *a: None, None, 0),
+])
+def test_bad_ns_user_is_einval(user: NsUser) -> None:
+    ns = services()
+    nd = opened(ns)
+    with pytest.raises(OSError) as exc:
+        ns.ns_add_filter(nd, ether_ii()[1], user)
+    assert exc.value.errno == errno.EINVAL
+    assert not ns.demuxers[C.NDD_ISO88023].filters.get("en0")    # nothing was registered
+
+
+# --- point 5: the NDD structure, ndd_genstats, nd_dmxstats, capability flags ----------------------
+# struct ndd_genstats of <sys/ndd.h> (AIX 5.3), in its order; the _msw/_lsw halves of a 64-bit
+# counter are one Python int under the name without the suffix, and ndd_stat_reserved is left out
+GENSTATS_FIELDS = [
+    "ndd_elapsed_time", "ndd_ipackets", "ndd_ibytes", "ndd_recvintr", "ndd_ierrors",
+    "ndd_opackets", "ndd_obytes", "ndd_xmitintr", "ndd_oerrors", "ndd_nobufs",
+    "ndd_xmitque_max", "ndd_xmitque_ovf", "ndd_ipackets_drop", "ndd_ibadpackets",
+    "ndd_opackets_drop", "ndd_xmitque_cur", "ndd_ifOutUcastPkts", "ndd_ifOutMcastPkts",
+    "ndd_ifOutBcastPkts",
+]
+# struct nd_dmxstats of <sys/cdli.h>
+DMXSTATS_FIELDS = ["nd_nofilter", "nd_nobufs", "nd_bcast", "nd_mcast"]
+
+
+def test_genstats_and_dmxstats_have_the_header_names_in_order() -> None:
+    from dataclasses import fields as dc_fields
+
+    from ndd.ndd import GenStats, NdDmxStats
+
+    assert [f.name for f in dc_fields(GenStats)] == GENSTATS_FIELDS
+    assert [f.name for f in dc_fields(NdDmxStats)] == DMXSTATS_FIELDS
+    # the demuxer's counters are not in ndd_genstats
+    assert not set(DMXSTATS_FIELDS) & set(GENSTATS_FIELDS)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_elapsed_time_counts_from_attach_and_clear() -> None:
+    clock = Clock()
+    ns = NetServices(lambda *a: None, clock)
+    nd = WireNdd()
+    clock.t += 50                                 # before the NDD joins the stack: not counted
+    ns.ns_attach(nd)
+    clock.t += 7.9
+    assert nd.ndd_ctl(C.NDD_GET_STATS)["ndd_elapsed_time"] == 7
+    nd.ndd_ctl(C.NDD_CLEAR_STATS)
+    clock.t += 3
+    assert nd.ndd_ctl(C.NDD_GET_STATS)["ndd_elapsed_time"] == 3
+
+
+def test_output_counters_by_address_kind_and_refusals() -> None:
+    # ifOut{U,M,B}castPkts count requests (sent or not, RFC 2863); a closed NDD's refusals are
+    # ndd_opackets_drop, a full queue's ndd_xmitque_ovf, any other errno ndd_oerrors
+    ns = services()
+    nd = WireNdd()
+    ns.ns_attach(nd)
+    assert nd.ndd_output(frame(MAC_PEER)) == errno.ENETDOWN          # not opened yet
+    ns.ns_alloc("en0")
+    for dst in (BCAST, MCAST, MAC_PEER):
+        assert nd.ndd_output(frame(dst)) == 0
+    results = iter([errno.ENOBUFS, errno.EIO])
+    nd._transmit = lambda pkt: next(results)      # type: ignore[method-assign]
+    assert nd.ndd_output(frame(MAC_PEER)) == errno.ENOBUFS
+    assert nd.ndd_output(frame(MAC_PEER)) == errno.EIO
+    s = nd.stats
+    assert (s.ndd_ifOutBcastPkts, s.ndd_ifOutMcastPkts, s.ndd_ifOutUcastPkts) == (1, 1, 4)
+    assert (s.ndd_opackets, s.ndd_opackets_drop, s.ndd_xmitque_ovf, s.ndd_oerrors) == (3, 1, 1, 1)
+    mib = nd.ndd_ctl(C.NDD_MIB_GET)
+    assert (mib["ifOutDiscards"], mib["ifOutErrors"], mib["ifOutBroadcastPkts"]) == (2, 1, 1)
+
+
+def test_dmxstats_are_the_demuxers_per_ndd() -> None:
+    # nd_bcast / nd_mcast / nd_nofilter land in the NDD's ndd_nsdemux, never in ndd_genstats
+    ns = services()
+    a, b = opened(ns, "en0"), opened(ns, "en1")
+    a.ndd_ctl(C.NDD_ENABLE_ADDRESS, MCAST)
+    for dst in (BCAST, MCAST, MAC_US):
+        a.deliver(frame(dst))                    # nobody's ethertype: each is nd_nofilter too
+    da, db = a.ndd_nsdemux.nd_dmxstats, b.ndd_nsdemux.nd_dmxstats
+    assert (da.nd_bcast, da.nd_mcast, da.nd_nofilter) == (1, 1, 3)
+    assert db.as_dict() == dict.fromkeys(DMXSTATS_FIELDS, 0)
+    assert not set(a.ndd_ctl(C.NDD_GET_STATS)) & set(DMXSTATS_FIELDS)
+    mib = a.ndd_ctl(C.NDD_MIB_GET)
+    assert (mib["ifInBroadcastPkts"], mib["ifInMulticastPkts"], mib["ifInUnknownProtos"]) == (1, 1, 3)
+    a.ndd_ctl(C.NDD_CLEAR_STATS)                 # the device's counters only
+    assert da.nd_nofilter == 3 and a.stats.ndd_ipackets == 0
+
+
+def test_demuxer_linkage_fields() -> None:
+    ns = services()
+    nd = WireNdd()
+    ns.ns_attach(nd)
+    assert (nd.ndd_demuxer, nd.ndd_specdemux) == (None, None)
+    ns.ns_alloc("en0")
+    demux = ns.demuxers[C.NDD_ISO88023]
+    assert nd.ndd_demuxer is demux and nd.ndd_demuxsource == 0
+    flt = NsFilter(C.NS_ETHERTYPE, ethertype=ETHERTYPE_TEST)
+    user = NsUser(lambda *a: None)
+    ns.ns_add_filter(nd, flt, user)
+    assert nd.ndd_specdemux[flt.key()] is user     # the demuxer's per-NDD control: its filter table
+    ns.ns_del_filter(nd, flt)
+    ns.ns_free(nd)
+    ns.ns_detach(nd)
+    assert nd.ndd_flags & C.NDD_DETACHED and nd.ndd_demuxer is None
+    ns.ns_attach(nd)
+    assert not nd.ndd_flags & C.NDD_DETACHED
+
+
+def test_alias_names_the_ndd_too() -> None:
+    # ndd_alias: the alternate name (AIX: en0 / ent0); ns_alloc takes either, ns_attach refuses
+    # a name or alias already taken
+    ns = services()
+    nd = WireNdd("en0")
+    nd.ndd_alias = "ent0"
+    ns.ns_attach(nd)
+    assert ns.ns_alloc("ent0") is nd and ns.refcount["en0"] == 1 and nd.is_open
+    for name, alias in (("ent0", ""), ("en5", "en0"), ("en6", "ent0")):
+        other = WireNdd(name)
+        other.ndd_alias = alias
+        with pytest.raises(OSError) as exc:
+            ns.ns_attach(other)
+        assert exc.value.errno == errno.EEXIST
+
+
+def test_specstats_are_the_devices_own_and_get_stats_has_both() -> None:
+    from drivers.atm.adapter import AtmNdd
+
+    assert WireNdd().ndd_specstats is None
+    atm = AtmNdd("atm0")
+    assert atm.ndd_specstats is atm.atm_stats
+    atm.atm_stats.rcv_cells = 5
+    stats = atm.ndd_ctl(C.NDD_GET_STATS)
+    assert list(stats)[:len(GENSTATS_FIELDS)] == GENSTATS_FIELDS and stats["rcv_cells"] == 5
+    atm.ndd_ctl(C.NDD_CLEAR_STATS)
+    assert atm.atm_stats.rcv_cells == 0
+
+
+@pytest.mark.parametrize(("caps", "flag", "flag2"), [
+    ({}, 0, 0),
+    ({"tx_csum_offload": True, "rx_csum_partial": True}, C.NDD_CHECKSUM_OFFLOAD, 0),
+    ({"rx_csum_partial": True, "gso_rx": True, "tso_max": 65535}, C.NDD_CHECKSUM_OFFLOAD, C.NDD_2_LARGE_RECEIVE),
+])
+def test_capabilities_show_as_aix_flags_once_open(caps: dict[str, Any], flag: int, flag2: int) -> None:
+    ns = services()
+    nd = WireNdd()
+    for k, v in caps.items():
+        setattr(nd.caps, k, v)
+    ns.ns_attach(nd)
+    ns.ns_alloc("en0")
+    assert nd.ndd_flags & (C.NDD_CHECKSUM_OFFLOAD | C.NDD_SPECFLAGS) == flag
+    assert nd.ndd_2_flags == flag2

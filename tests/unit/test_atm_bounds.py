@@ -68,8 +68,8 @@ def test_oam_replies_keep_the_last_few_and_count_the_rest() -> None:
     nd._rx_cells(reply_cells(n))
     assert len(nd.oam_replies) == OAM_REPLIES_KEPT
     assert nd.oam_replies[-1] == (*VC, 1000 + n - 1) and nd.oam_replies[0] == (*VC, 1000 + n - OAM_REPLIES_KEPT)
-    assert nd.stats.oam_loopback_replies == n
-    assert nd.stats.oam_replies_forgotten == n - OAM_REPLIES_KEPT
+    assert nd.atm_stats.oam_loopback_replies == n
+    assert nd.atm_stats.oam_replies_forgotten == n - OAM_REPLIES_KEPT
 
 
 def test_an_own_loopback_reply_is_still_found() -> None:

@@ -68,7 +68,8 @@ class PerCellAtmNdd(Recording):
     def _rx_cells(self, data: bytes) -> None:
         if not self.is_open:
             return
-        st = self.stats
+        st, ast = self.stats, self.atm_stats
+        st.ndd_recvintr += 1
         vcs = self.vcs
         assert self.services is not None
         now = self.services.clock()
@@ -77,15 +78,17 @@ class PerCellAtmNdd(Recording):
         for i, (hdr, payload) in enumerate(cell.parse_cells(data, correct=self.hec_correct)):
             if isinstance(hdr, str):
                 if hdr == "truncated":
-                    st.truncated_cells += 1
+                    ast.truncated_cells += 1
                 else:
-                    st.hec_errors += 1
-                st.ierrors += 1
+                    ast.hec_errors += 1
+                    ast.dropped_cells += 1
+                st.ndd_ierrors += 1
                 continue
-            st.cells_in += 1
+            ast.rcv_cells += 1
             vc = vcs.get((hdr.vpi, hdr.vci))
             if vc is None:
-                st.unknown_vc += 1
+                ast.unknown_vc += 1
+                ast.dropped_cells += 1
                 continue
             vc.stats.cells_in += 1
             pti = hdr.pti
@@ -100,14 +103,15 @@ class PerCellAtmNdd(Recording):
                 if pti in (cell.PTI_OAM_SEGMENT, cell.PTI_OAM_END_TO_END):
                     self._oam_in(vc, hdr, payload)
                 else:
-                    st.rm_cells += 1
+                    ast.rm_cells += 1
+                    ast.dropped_cells += 1
                 continue
             sdu = feed(hdr.vpi, hdr.vci, pti, payload, now, vc.pdu_limit)
             if sdu is not None:
                 self._deliver_sdu(vc, sdu)
         if relayed:
             for rvc, parts in relayed.items():
-                st.relay_cells_in += len(parts)
+                ast.relay_cells_in += len(parts)
                 if rvc.relay is not None:
                     rvc.relay(b"".join(parts))
 
@@ -138,7 +142,7 @@ def snapshot(nd: Recording) -> dict[str, Any]:
     return {
         "delivered": list(nd.delivered),
         "relayed": list(nd.relayed),
-        "stats": dict(nd.stats.__dict__),
+        "stats": {**nd.stats.__dict__, **nd.atm_stats.__dict__},
         "vcs": {key: nd.vc_stats(*key) for key in sorted(nd.vcs)},
         "reasm": (r.held, r.evictions, list(r._active),
                   {key: (bytes(v.buf), v.discarding, v.deadline if v.buf else None, dict(v.stats.__dict__))
@@ -196,7 +200,7 @@ def test_one_vc_block_delivers_every_pdu() -> None:
     a, b, c = sdu(9180, 1), sdu(1, 2), sdu(40, 3)      # 192 cells, one cell, one cell (40 + 8 = 48)
     got = run_both([aal5.segment(a, *VCS[0]) + aal5.segment(b, *VCS[0]) + aal5.segment(c, *VCS[0])])
     assert got["delivered"] == frames_of(VCS[0], a, b, c)
-    assert got["stats"]["cells_in"] == 194 and got["reasm"][0] == 0
+    assert got["stats"]["rcv_cells"] == 194 and got["reasm"][0] == 0
 
 
 def test_mixed_vcs_interleaved_in_one_block() -> None:

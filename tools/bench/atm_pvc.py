@@ -53,7 +53,7 @@ async def _pvc(seconds: float) -> dict[str, float]:
         ns.ns_add_filter(b, NsFilter(C.NS_ATM_VC, vpi=VC[0], vci=VC[1]), NsUser(isr, None, 1))
         payload = (bytes(range(256)) * (SDU // 256 + 1))[:SDU]
         await trio.sleep(0.05)
-        cells0 = b.stats.cells_in + a.stats.cells_out
+        cells0 = b.atm_stats.rcv_cells + a.atm_stats.xmt_cells
         t0, c0 = time.perf_counter(), time.process_time()
         sent = 0
         while time.perf_counter() - t0 < seconds:
@@ -66,7 +66,7 @@ async def _pvc(seconds: float) -> dict[str, float]:
             while got[0] < sent:
                 await trio.sleep(0.001)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        cells = b.stats.cells_in + a.stats.cells_out - cells0
+        cells = b.atm_stats.rcv_cells + a.atm_stats.xmt_cells - cells0
         nursery.cancel_scope.cancel()
     return {"mbit_s": got[0] * SDU * 8 / wall / 1e6, "cpu_us_per_cell": cpu * 1e6 / (cells / 2),
             "sdus": got[0], "cells_each_way": cells / 2, "wall_s": wall, "cpu_s": cpu}

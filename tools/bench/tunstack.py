@@ -429,7 +429,7 @@ async def child(a: argparse.Namespace) -> dict[str, Any]:
             results["offload_flags"] = getattr(ndd, "offload_flags", None)
             for m in a.only.split(",") if a.only else GROUPS[a.group]:
                 t = limit(m, a.seconds, a.conns)
-                frames0, octets0, cpu0 = ndd.stats.ipackets, ndd.stats.ibytes, cpu_s()
+                frames0, octets0, cpu0 = ndd.stats.ndd_ipackets, ndd.stats.ndd_ibytes, cpu_s()
                 wakeups0 = st.timers.wakeups
                 counter = StepCounter() if a.steps else None
                 if counter is not None:
@@ -438,11 +438,11 @@ async def child(a: argparse.Namespace) -> dict[str, Any]:
                     with trio.fail_after(t):
                         results[m] = await MEASURES[m](st, host, a)
                     if m in UNIT_OF:    # CPU per unit: frames read (bulk), round trips, connections
-                        units = results[m].pop("units", ndd.stats.ipackets - frames0)
+                        units = results[m].pop("units", ndd.stats.ndd_ipackets - frames0)
                         add_cpu(results[m], m, units, cpu_s() - cpu0)
-                        frames = ndd.stats.ipackets - frames0
+                        frames = ndd.stats.ndd_ipackets - frames0
                         if frames:
-                            results[m]["details"]["avg_frame_octets"] = round((ndd.stats.ibytes - octets0) / frames)
+                            results[m]["details"]["avg_frame_octets"] = round((ndd.stats.ndd_ibytes - octets0) / frames)
                         if counter is not None:     # scheduling work per unit (tools/bench/steps.py)
                             results[m]["details"]["steps"] = {
                                 **counter.per_unit(units),

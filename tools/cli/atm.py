@@ -266,7 +266,9 @@ def phy_ready(args: argparse.Namespace, phy: UdpPhy) -> str:
 
 
 def adapter_stats(ndd: AtmNdd, phy: UdpPhy, vc: tuple[int, int]) -> dict[str, Any]:
-    out: dict[str, Any] = {"adapter": ndd.stats.as_dict(), "phy": phy.stats.as_dict()}
+    # ndd_genstats, atm_genstats (atm_macadr as colon-hex text, for JSON), the adapter's own
+    adapter = {k: v.hex(":") if isinstance(v, bytes) else v for k, v in ndd.genstats().items()}
+    out: dict[str, Any] = {"adapter": adapter, "phy": phy.stats.as_dict()}
     try:
         out["vc"] = ndd.vc_stats(*vc)
     except (OSError, KeyError):

@@ -199,7 +199,8 @@ class _Host:
         with trio.move_on_after(1):
             await self.ndd.wait_tx_idle()
         if self.args.stats:
-            out = {"adapter": self.ndd.stats.as_dict(), "phy": self.phy.stats.as_dict(),
+            adapter = {k: v.hex(":") if isinstance(v, bytes) else v for k, v in self.ndd.genstats().items()}
+            out = {"adapter": adapter, "phy": self.phy.stats.as_dict(),
                    "uni": self.sig.uni.stats.as_dict(), "svc": self.svc.stats.as_dict()}
             print(json.dumps(out, indent=1), file=sys.stderr)
         self.svc.stop(self.args.dev)

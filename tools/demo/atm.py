@@ -48,7 +48,7 @@ _BLOCK = memoryview(pattern_bytes(0, 1 << 18))   # 256 KiB, a whole number of 25
 
 
 def _cells(*ndds: AtmNdd) -> int:
-    return sum(n.stats.cells_out + n.phy.stats.tx_cells for n in ndds)
+    return sum(n.atm_stats.xmt_cells + n.phy.stats.tx_cells for n in ndds)
 
 
 def _data(size: int, salt: int) -> bytes:
@@ -219,7 +219,7 @@ async def atm_demo(report: Report, out: Path) -> None:
                 rec.close()
             frames = [rec.frames for rec in recs]
             await tcp_bulk(report, sa, sb)
-            stats = {"a": a.stats.as_dict(), "b": b.stats.as_dict(), "clip": sa.stats()["interfaces"]["atm0"]["clip"]}
+            stats = {"a": a.genstats(), "b": b.genstats(), "clip": sa.stats()["interfaces"]["atm0"]["clip"]}
     finally:
         for rec in recs:
             rec.close()
@@ -227,7 +227,7 @@ async def atm_demo(report: Report, out: Path) -> None:
         pb.shutdown()
     if stats:
         sa_ = stats["a"]
-        print(f"    adapter a: cells out={sa_.get('cells_out')} in={sa_.get('cells_in')}, "
+        print(f"    adapter a: cells out={sa_.get('xmt_cells')} in={sa_.get('rcv_cells')}, "
               f"hec_errors={sa_.get('hec_errors', 0)}; clip a: tx_ip={stats['clip'].get('tx_ip')} "
               f"rx_ip={stats['clip'].get('rx_ip')} learned={stats['clip'].get('learned')}")
         report.step("ATM: SUNATM (LINKTYPE 123) captures written", all(p.exists() for p in paths) and min(frames) > 10,

@@ -275,6 +275,10 @@ class AtmUserRequests:
             waiting.append(pcb)
 
     def _tx_status(self, ndd: Ndd, block: StatusBlock) -> None:
+        if block.code >= C.NDD_STAT_BLOCK:
+            # ATM_VC_*_DONE and other device-specific codes are not one bit each
+            # (<sys/cdli_atmuser.h>): CLOSE_DONE's low bit is not NDD_HARD_FAIL
+            return
         if block.code & C.NDD_STATUS and block.option[:1] == (C.NDD_LINK_UP,):
             return
         # room again, the link down or the adapter dead: every waiting sender tries again
