@@ -257,7 +257,10 @@ class EtherDemuxer(Demuxer):
                 pkt.pull(ETHER_HDRLEN + llc)             # a frame without SNAP has none to remove
             else:
                 pkt.pull(ETHER_HDRLEN + LLC_HDRLEN)      # NS_PROTO: the SNAP header stays
-        self.deliver(ndd, pkt, user)
+        if user.protoq is None and user.ifp is None:
+            user.isr(ndd, pkt, user.isr_data)  # type: ignore[misc]   # deliver()'s common case, inline: per frame
+        else:
+            self.deliver(ndd, pkt, user)
 
 
 class RawIpDemuxer(Demuxer):
@@ -275,4 +278,7 @@ class RawIpDemuxer(Demuxer):
         if user is None:
             ndd.ndd_nsdemux.nd_dmxstats.nd_nofilter += 1
             return
-        self.deliver(ndd, pkt, user)
+        if user.protoq is None and user.ifp is None:
+            user.isr(ndd, pkt, user.isr_data)  # type: ignore[misc]   # deliver()'s common case, inline: per frame
+        else:
+            self.deliver(ndd, pkt, user)

@@ -212,17 +212,9 @@ class Ndd:
     # --- data path ---------------------------------------------------------
     def ndd_output(self, pkt: PacketBuffer) -> int:
         """Queue one frame for transmission.  Never blocks; returns 0 or an errno."""
-        st = self.stats
-        # ifOut{Ucast,Mcast,Bcast}Pkts count what was requested, sent or not (RFC 2863)
-        if self.ndd_type == C.NDD_ISO88023 and len(pkt) > 0 and pkt.buf[pkt.start] & 1:
-            if bytes(pkt.buf[pkt.start:pkt.start + 6]) == BROADCAST_MAC:
-                st.ndd_ifOutBcastPkts += 1
-            else:
-                st.ndd_ifOutMcastPkts += 1
-        else:
-            st.ndd_ifOutUcastPkts += 1
         if not self.is_open or not self.ndd_flags & C.NDD_RUNNING:
-            st.ndd_opackets_drop += 1
+            self._count_request(pkt)
+            self.stats.ndd_opackets_drop += 1
             return errno.ENETDOWN
         if pkt.csum_start >= 0:
             # what the device cannot do is done here, as Linux's validate_xmit_skb does it
@@ -238,7 +230,8 @@ class Ndd:
         (the rest would meet the same full queue), and TCP resends what was not sent."""
         frames = gso.segment_tcp(pkt)
         if frames is None:
-            self.stats.oerrors += 1
+            self._count_request(pkt)
+            self.stats.ndd_oerrors += 1
             return errno.EINVAL
         for frame in frames:
             err = self._output_frame(frame)
@@ -246,7 +239,23 @@ class Ndd:
                 return err
         return 0
 
+    def _count_request(self, pkt: PacketBuffer) -> None:
+        """ifOut{Ucast,Mcast,Bcast}Pkts count what was requested, sent or not (RFC 2863)."""
+        st = self.stats
+        if self.ndd_type == C.NDD_ISO88023 and len(pkt) > 0 and pkt.buf[pkt.start] & 1:
+            if bytes(pkt.buf[pkt.start:pkt.start + 6]) == BROADCAST_MAC:
+                st.ndd_ifOutBcastPkts += 1
+            else:
+                st.ndd_ifOutMcastPkts += 1
+        else:
+            st.ndd_ifOutUcastPkts += 1
+
     def _output_frame(self, pkt: PacketBuffer) -> int:
+        st = self.stats
+        if self.ndd_type == C.NDD_ISO88023 and len(pkt) > 0 and pkt.buf[pkt.start] & 1:
+            self._count_request(pkt)
+        else:
+            st.ndd_ifOutUcastPkts += 1          # (_count_request's common case, inline: per frame)
         for tap in self.taps:
             tap(self, "out", pkt)
         err = self._transmit(pkt)
