@@ -23,22 +23,24 @@ IFF_NOARP = 0x80
 IFF_MULTICAST = 0x1000
 
 
-@dataclass
+@dataclass(frozen=True)
 class IfAddr:
+    """An interface address; its mask, network and broadcast are worked out once (the input
+    path tests every packet's source against them: issue 15)."""
     addr: int
     prefixlen: int
+    netmask: int = field(init=False, compare=False)
+    network: int = field(init=False, compare=False)
+    broadcast: int = field(init=False, compare=False)
+    directed_broadcast: bool = field(init=False, compare=False)   # a /30 or shorter has one
 
-    @property
-    def netmask(self) -> int:
-        return prefix_mask(self.prefixlen)
-
-    @property
-    def network(self) -> int:
-        return self.addr & self.netmask
-
-    @property
-    def broadcast(self) -> int:
-        return self.network | (~self.netmask & 0xFFFFFFFF) if self.prefixlen < 31 else BROADCAST
+    def __post_init__(self) -> None:
+        mask = prefix_mask(self.prefixlen)
+        set_ = object.__setattr__
+        set_(self, "netmask", mask)
+        set_(self, "network", self.addr & mask)
+        set_(self, "broadcast", (self.addr & mask) | (~mask & 0xFFFFFFFF) if self.prefixlen < 31 else BROADCAST)
+        set_(self, "directed_broadcast", self.prefixlen < 31)
 
     def __str__(self) -> str:
         return f"{int_to_ip(self.addr)}/{self.prefixlen}"
@@ -70,7 +72,12 @@ class Interface:
         return self.addrs[0].addr if self.addrs else None
 
     def is_broadcast(self, addr: int) -> bool:
-        return addr == BROADCAST or any(a.broadcast == addr and a.prefixlen < 31 for a in self.addrs)
+        if addr == BROADCAST:
+            return True
+        for a in self.addrs:    # noqa: SIM110  (a plain loop: any() over a generator costs more per packet)
+            if a.broadcast == addr and a.directed_broadcast:
+                return True
+        return False
 
     def transmit(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         """Hand a network-layer packet to this interface's link output (any family): 0 or an

@@ -509,11 +509,11 @@ class Tcp:
         caps = ifp.ndd.caps
         hdrs = IP6_TCP_HDR if conn.net6 else IP_TCP_HDR
         conn.tso_max = (min(caps.tso_max, 65535) - hdrs - 40) if caps.tso_max and caps.tx_csum_offload else 0
-        # Without TSO the device layer cuts super-segments and finishes checksums in software
-        # (ndd/gso.py, Linux's GSO and skb_checksum_help): the segment is always built with a
-        # partial checksum, and the chunks Linux would send as one GSO skb go as one.
+        # Without TSO the device layer cuts super-segments in software (ndd/gso.py, Linux's
+        # GSO): the chunks Linux would send as one GSO skb go as one, with a partial checksum
+        # each piece's own completes; a lone segment gets its checksum here, as before.
         conn.gso_max = 0 if conn.tso_max else 65535 - hdrs - 40
-        conn.csum_offload = True
+        conn.csum_offload = bool(caps.tx_csum_offload)
         conn.set_mss_for(mtu or ifp.mtu)
 
     @staticmethod
@@ -1244,7 +1244,7 @@ class Tcp:
              now: float) -> int:
         if conn.net6:
             return self._emit6(conn, seg, opts, payload, gso, now)   # the one family test per segment
-        pkt = self._segment(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload)
+        pkt = self._segment(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload or gso > 0)
         if gso:
             pkt.gso_size, pkt.gso_type = gso, GSO_TCPV4
             self.stats.out_segs += -(-len(payload) // gso) if payload is not None else 1   # Linux: tcp_skb_pcount
@@ -1262,7 +1262,7 @@ class Tcp:
         socket's hop limit and traffic class, its scope's interface; never fragmented
         (Linux ip6_xmit: a TCP segment above the path MTU is EMSGSIZE, the MSS follows the
         path MTU instead)."""
-        pkt = self._segment6(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload)
+        pkt = self._segment6(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload or gso > 0)
         if gso:
             pkt.gso_size, pkt.gso_type = gso, GSO_TCPV6
             self.stats.out_segs += -(-len(payload) // gso) if payload is not None else 1

@@ -18,7 +18,11 @@ source to the stack.  Each run reports the wall time, this process's CPU time (t
 stack, or the relay), and the loss-recovery counters of the sender: the stack's
 TcpStats (rto_fires, fast_retransmits, retrans_segs, loss_probes, ...) or Linux's
 per-namespace MIB (TcpExtTCPTimeouts, TCPLostRetransmit, RetransSegs, ...).  Medians
-over `--runs`.  The stream is checked end to end (SHA-256 on both sides).
+over `--runs`.  The stream is checked end to end (SHA-256 on both sides).  The time runs
+from the end of the handshake to the last byte acknowledged (the sender's close): a lost
+SYN or SYN-ACK (1 s, as in Linux) falls on whichever run draws it -- which side's
+handshake meets the first drop depends only on how many other frames (the kernel's IPv6
+ND and MLD) went through the injector before it -- and it is not loss recovery.
 """
 from __future__ import annotations
 
@@ -85,7 +89,7 @@ if role == "sink":
     print(json.dumps({"bytes": n, "sha256": h.hexdigest()}), flush=True)
 else:
     host, port, total = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    s = congestion(socket.socket()); s.connect((host, port)); h = hashlib.sha256(); t0 = time.monotonic(); left = total
+    s = congestion(socket.socket()); s.connect((host, port)); t0 = time.monotonic(); h = hashlib.sha256(); left = total
     while left:
         d = BLOCK[:left]; s.sendall(d); h.update(d); left -= len(d)
     s.shutdown(socket.SHUT_WR)
@@ -224,8 +228,8 @@ async def _stack_sends(st: Any, host: NetnsHost, total: int, stack_cc: str) -> d
         s = st.socket(pysocket.AF_INET, pysocket.SOCK_STREAM)
         if stack_cc:
             s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_CONGESTION, stack_cc.encode())
-        t0 = trio.current_time()
         await s.connect((KERNEL_IP, PORT))
+        t0 = trio.current_time()
         left = total
         while left:
             d = BLOCK[:left]
