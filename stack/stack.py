@@ -40,6 +40,7 @@ from ndd.services import NetServices
 from protocols.addr import int_to_ip, ip_to_int, parse_prefix
 from protocols.atm.sockets.usrreq import AtmUserRequests
 from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED, ProtocolHost, ProtocolSwitch, Protosw
+from protocols.gro import TcpGro
 from protocols.icmp import Icmp
 from protocols.ifnet import (
     IFF_BROADCAST,
@@ -86,6 +87,7 @@ class StackConfig:
     clip: Any = None                # protocols.atm.clip.link.ClipConfig (InATMARP timers); None: defaults
     ipv6: bool = True               # IPv6 on every interface but ATM ones (Linux disable_ipv6 0)
     inet6: Inet6Config | None = None   # IPv6 host settings (protocols/ipv6/host.py); None: defaults
+    gro: bool = True                # software GRO of a read batch's TCP segments (protocols/gro.py; ethtool -K gro)
 
 
 class Stack:
@@ -99,6 +101,8 @@ class Stack:
         self.routes = RoutingTable()
         self.protosw = ProtocolSwitch()
         self.timers = TimerService(self.now)
+        self.gro = TcpGro(self._ip_up)
+        self._in_batch = False
         self.drivers = plugins.DriverRegistry()
         self.plugins_loaded: list[str] = []
         self._ping_ident = self.rng.getrandbits(16)
@@ -554,11 +558,24 @@ class Stack:
 
     # --- receive entry points (ns_user isr) ------------------------------------
     def _rx_batch(self, starting: bool) -> None:
-        """A device's read batch begins or ends (Ndd.nd_rx_batch): TCP answers once per
-        batch per connection (protocols/tcp/tcp.py rx_batch)."""
+        """A device's read batch begins or ends (Ndd.nd_rx_batch): inside one, in-order TCP
+        segments are merged (protocols/gro.py) and TCP answers once per batch per
+        connection (protocols/tcp/tcp.py rx_batch); at its end what GRO holds goes up first."""
+        if starting:
+            self._in_batch = self.config.gro
+        else:
+            self._in_batch = False
+            self.gro.flush()
         self.tcp.rx_batch(starting, self.now())
 
     def _ip_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
+        # a device that hands over super-frames itself (GSO receive) has done GRO's work
+        if self._in_batch and not ndd.caps.gso_rx:
+            self.gro.receive(pkt, ifp)
+        else:
+            self.ipv4.input(ifp, pkt, self.now())
+
+    def _ip_up(self, pkt: PacketBuffer, ifp: Interface) -> None:
         self.ipv4.input(ifp, pkt, self.now())
 
     def _ip6_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
@@ -641,6 +658,7 @@ class Stack:
                                "udp": self.udp.stats.as_dict(), "tcp": self.tcp.stats.as_dict(),
                                "reasm": self.ipv4.reasm.stats.as_dict(), "pmtu": self.ipv4.pmtu.stats.as_dict(),
                                "timers": {"wakeups": self.timers.wakeups, "stalls": self.timers.stalls},
+                               "gro": {"runs": self.gro.runs, "merged": self.gro.merged},
                                # what the tcp_mem budget sees now (Linux /proc/net/sockstat "mem")
                                "tcp_mem": {"allocated": self.tcp.mem.allocated, "committed": self.tcp.mem.committed,
                                            "pressure": self.tcp.mem.pressure},
