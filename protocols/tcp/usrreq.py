@@ -57,6 +57,8 @@ TCP_INFO = _pysocket.TCP_INFO
 TCP_FASTOPEN = _pysocket.TCP_FASTOPEN
 TCP_FASTOPEN_CONNECT = 30               # <linux/tcp.h>; not in Python's socket module
 TCP_USER_TIMEOUT, TCP_NOTSENT_LOWAT, TCP_INQ = 18, 25, 36          # linux/tcp.h
+TCP_CM_INQ = TCP_INQ                    # linux/tcp.h: the control message TCP_INQ turns on
+_INQ_CMSG = struct.Struct("=i")
 SIOCINQ, SIOCOUTQ, SIOCOUTQNSEQ = 0x541B, 0x5411, 0x894B          # linux/sockios.h (FIONREAD, TIOCOUTQ)
 TCP_CORK, TCP_QUICKACK = _pysocket.TCP_CORK, _pysocket.TCP_QUICKACK
 _LINGER = struct.Struct("ii")
@@ -310,6 +312,16 @@ class TcpUserRequests:
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         return (data, None) if data else None
+
+    def recv_control(self, pcb: Connection) -> list[tuple[int, int, bytes]]:
+        """The control messages of a recvmsg that read (Linux tcp_recvmsg): with TCP_INQ,
+        (SOL_TCP, TCP_CM_INQ, the bytes still queued), as tcp_inq_hint counts them --
+        rcv_nxt - copied_seq, so a FIN received adds one, and a stream read to its end
+        (SOCK_DONE) says 1 so that the reader comes back for the EOF."""
+        if not pcb.recv_inq:
+            return []
+        inq = len(pcb.rcv) + (1 if pcb.rcv_fin else 0)
+        return [(_pysocket.IPPROTO_TCP, TCP_CM_INQ, _INQ_CMSG.pack(inq))]
 
     # --- urgent data and ioctls (protocols/tcp/urgent.py) -----------------------------------------
     def send_oob(self, pcb: Connection, data: memoryview, now: float) -> int:
