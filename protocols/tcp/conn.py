@@ -183,6 +183,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.user_timeout = 0.0
         self.retrans_stamp = self.probes_stamp = None
         self.recv_inq = False
+        self.defer_accept, self.defer_acked = 0, False
         self.urg = None
         self.mtup = None
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Self
 
+from . import deferaccept, info, mtuprobe_conn, prr
 from . import fastopen_conn as fastopen
-from . import info, mtuprobe_conn, prr
 from . import seq as sq
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
 from .state import CLOSED, LISTEN, RECEIVES_TEXT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
@@ -107,6 +107,8 @@ class InputMixin(Tcb):
             if not (sq.lt(self.snd_una, seg.ack) and sq.le(seg.ack, self.snd_max)):
                 self.host.reset_reply(self, seg, len(payload), now)
                 return
+            if self.parent is not None and self.parent.defer_accept and deferaccept.drops_bare_ack(self, seglen):
+                return                               # TCP_DEFER_ACCEPT: wait for data (deferaccept.py)
             if self.parent is not None and not self.queued and self.host.accept_queue_full(self.parent):
                 return                               # our SYN-ACK timer will ask again
             self._establish(seg, now)

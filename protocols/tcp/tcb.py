@@ -134,7 +134,7 @@ class Tcb:
         # TCP_INFO as Linux fills it, and the socket options of issue 14 (info.py)
         "lsndtime", "rcv_tstamp", "rcv_last_seg", "bytes_sent", "bytes_retrans",
         "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat",
-        "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq",
+        "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq", "defer_accept", "defer_acked",
         "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack", "dsack_dups", "reord_seen",
         "urg",                          # urgent data (urgent.py), None until the connection uses it
         "mtup",                         # path-MTU probing's search (mtuprobe.py), None when off
@@ -340,6 +340,8 @@ class Tcb:
     retrans_stamp: float | None         # the first RTO retransmission of the loss (Linux retrans_stamp)
     probes_stamp: float | None          # the first zero-window probe (Linux icsk_probes_tstamp)
     recv_inq: bool                      # TCP_INQ
+    defer_accept: int                   # TCP_DEFER_ACCEPT as SYN-ACK timeouts (deferaccept.py)
+    defer_acked: bool                   # a child whose bare handshake ACK the deferral dropped
     urg: Urgent | None
     mtup: MtuSearch | None
 

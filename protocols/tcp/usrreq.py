@@ -44,8 +44,9 @@ from ..sockopt import (
     set_ipv6_option,
     set_socket_option,
 )
-from . import info
+from . import deferaccept, info
 from .conn import Connection
+from .deferaccept import TCP_DEFER_ACCEPT
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
 from .state import State
 from .tcp import Tcp
@@ -456,6 +457,9 @@ class TcpUserRequests:
             return 0
         if name in _ISSUE14_OPTIONS:
             return _ISSUE14_OPTIONS[name](pcb, value)
+        if name == TCP_DEFER_ACCEPT:
+            pcb.defer_accept = deferaccept.secs_to_retrans(value)
+            return 0
         return errno.ENOPROTOOPT
 
     def _set_fastopen(self, pcb: Connection, name: int, value: int) -> int:
@@ -543,6 +547,8 @@ class TcpUserRequests:
             return pcb.notsent_lowat - (1 << 32) if pcb.notsent_lowat >= 1 << 31 else pcb.notsent_lowat
         if name == TCP_INQ:
             return int(pcb.recv_inq)
+        if name == TCP_DEFER_ACCEPT:
+            return deferaccept.retrans_to_secs(pcb.defer_accept)
         return None
 
     def ioctl(self, pcb: Connection, request: int, now: float) -> int:
