@@ -176,7 +176,7 @@ class InputMixin(Tcb):
         if self.ecn is not None:
             self._ecn_input(seg, len(payload), now)
         if payload and seg.ack == snd_una and not seg.sack and self.probe_high is None and self.tlp_pending is None \
-                and self.rack.rate is None and not self.prr.active and self.fin_seq is None:
+                and not self.cc.wants_rate_samples and not self.prr.active and self.fin_seq is None:
             # text that acknowledges nothing new: of _process_ack only what such an ACK does
             # when no SACK, loss probe, rate sample, PRR or FIN of ours is in play -- the
             # window (Linux's fast path: tcp_update_wl)
@@ -535,9 +535,13 @@ class InputMixin(Tcb):
 
     def _rate_sample(self, now: float) -> None:
         """A model-based controller (BBR) hears what this ACK delivered and the rate it shows
-        (draft-cheng-iccrg-delivery-rate-estimation §3.3)."""
+        (draft-cheng-iccrg-delivery-rate-estimation §3.3); for others the estimator only
+        keeps TCP_INFO's sample (rate.py)."""
         rack = self.rack
         assert rack.rate is not None
+        if not self.cc.wants_rate_samples:
+            rack.rate.finish(rack.min_rtt)
+            return
         rs = rack.rate.sample(rack.min_rtt)
         if rs is None:
             return
@@ -582,6 +586,8 @@ class InputMixin(Tcb):
         self.snd.consume(data_acked)
         self.bytes_acked += data_acked
         self.delivered += -(-data_acked // max(self.mss, 1))
+        if seg.flags & ECE and self.ecn is not None:     # Linux tcp_count_delivered (TCP_INFO)
+            self.delivered_ce += -(-data_acked // max(self.mss, 1))
         self.retrans_stamp = None                    # progress: TCP_USER_TIMEOUT counts afresh
         self.snd_una = ack
         chrono = self.chrono_type

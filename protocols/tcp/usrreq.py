@@ -44,7 +44,7 @@ from ..sockopt import (
     set_ipv6_option,
     set_socket_option,
 )
-from . import deferaccept, info
+from . import deferaccept, info, rate
 from .conn import Connection
 from .deferaccept import TCP_DEFER_ACCEPT
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
@@ -299,6 +299,8 @@ class TcpUserRequests:
             return 0
         if info.notsent_bytes(pcb) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
             return -EAGAIN                   # Linux sk_stream_memory_free: TCP_NOTSENT_LOWAT reached
+        if pcb.rack.rate is not None:
+            rate.check_app_limited(pcb)     # Linux tcp_sendmsg: is sending app-limited? (rate.py)
         n = pcb.send(data, now, urgent, bool(flags & MSG_MORE), bool(flags & MSG_EOR))
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
