@@ -450,8 +450,12 @@ class InputMixin(Tcb):
         elif acked > 0 and self.rack.rate is not None:
             # no SACK (or no RACK): the records serve delivery-rate estimation only
             self.rack.on_ack(self.snd_una, (), self._range_sacked, now)
-        if self.rack.rate is not None:
-            self._rate_sample(now)
+        rate = self.rack.rate
+        if rate is not None:
+            if self.cc.wants_rate_samples:
+                self._rate_sample(now)
+            else:
+                rate.finish(self.rack.min_rtt)       # TCP_INFO's delivery rate only (rate.py)
         if self.prr.active and self.in_recovery:
             self._prr_on_ack(acked, sacked_before, rack_lost_before, dupacks_before)
         self._update_send_window(seg, ack, win)
@@ -535,13 +539,9 @@ class InputMixin(Tcb):
 
     def _rate_sample(self, now: float) -> None:
         """A model-based controller (BBR) hears what this ACK delivered and the rate it shows
-        (draft-cheng-iccrg-delivery-rate-estimation §3.3); for others the estimator only
-        keeps TCP_INFO's sample (rate.py)."""
+        (draft-cheng-iccrg-delivery-rate-estimation §3.3)."""
         rack = self.rack
         assert rack.rate is not None
-        if not self.cc.wants_rate_samples:
-            rack.rate.finish(rack.min_rtt)
-            return
         rs = rack.rate.sample(rack.min_rtt)
         if rs is None:
             return

@@ -75,8 +75,8 @@ class OutputMixin(Tcb):
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
-                if self.rack.rate is not None:
-                    rate.check_app_limited(self)      # (rate.py: as at a write)
+                if self.rack.rate is not None and len(self.snd) != (self.snd_nxt - self.snd_una) & sq.MASK:
+                    rate.check_app_limited(self)      # a short tail waits (rate.py: as at a write)
                 break
             # a window probe goes regardless (Linux sends it outside its pacing, tcp_send_probe0):
             # held back, the persist timer would count a probe never sent

@@ -151,10 +151,22 @@ class RateEstimator:
 
     def finish(self, min_rtt: float) -> None:
         """The end of an ACK for a controller that takes no samples: what `sample` does,
-        without building one -- the app-limited mark, and the sample TCP_INFO keeps."""
-        prior, interval = self._take_prior()
-        if prior is not None and interval > 0 and interval >= min_rtt:
-            self._record(self.delivered - prior.delivered, interval, prior.app_limited)
+        without building one -- the app-limited mark, and the sample TCP_INFO keeps.
+        (_take_prior and _record written out: this runs once per ACK on the bulk path.)"""
+        if self.app_limited and self.delivered > self.app_limited:
+            self.app_limited = 0
+        prior = self._prior
+        if prior is not None:
+            self._prior = None
+            self.first_sent_time = xmit = prior.xmit_ts
+            send_phase = xmit - prior.first_sent_time
+            ack_phase = self.delivered_time - prior.delivered_time    # type: ignore[operator]
+            interval = send_phase if send_phase > ack_phase else ack_phase
+            if interval > 0 and interval >= min_rtt:
+                delivered = self.delivered - prior.delivered
+                if not prior.app_limited or delivered * self.rate_interval >= self.rate_delivered * interval:
+                    self.rate_delivered, self.rate_interval = delivered, interval
+                    self.rate_app_limited = prior.app_limited
         self._acked = 0
         self._lost_before = self.lost
 
@@ -181,16 +193,16 @@ def check_app_limited(conn: Tcb) -> None:
     """Linux tcp_rate_check_app_limited: less than a segment waits unsent, cwnd is not full
     and every octet marked lost was sent again -- what goes next is limited by the
     application (§3.4), its samples marked so.  Linux checks at each write (tcp_sendmsg);
-    tunstack also when a send pass ends with nothing it may send (the draft's "when
-    sending"): the short tail of a bulk write waits here for the flight before it (output.py
+    tunstack also when a send pass ends with nothing it may send but a short tail (the
+    draft's "when sending"): the tail of a bulk write waits for the flight before it (output.py
     _nagle_holds, a deliberate difference), and sent alone into an empty pipe it would
     count as a network-limited sample of a few hundred octets per round trip -- which
     Linux, whose autocorking lets the tail go with the flight, never takes."""
     rack = conn.rack
     estimator = rack.rate
-    if estimator is None:
-        return
     sent = sq.diff(conn.snd_nxt, conn.snd_una)
+    if estimator is None or len(conn.snd) - sent >= conn.mss or rack.lost_bytes:
+        return
     inflight = rack.inflight if conn.sack_ok and conn.config.rack else sent
-    if len(conn.snd) - sent < conn.mss and inflight < conn.cc.cwnd and not rack.lost_bytes:
-        estimator.mark_app_limited(inflight)
+    if inflight < conn.cc.cwnd:
+        estimator.app_limited = (estimator.delivered + inflight) or 1     # (mark_app_limited)

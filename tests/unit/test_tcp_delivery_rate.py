@@ -7,7 +7,7 @@ import struct
 
 from protocols.tcp import info
 from protocols.tcp.rack import SentSegment
-from protocols.tcp.rate import RateEstimator
+from protocols.tcp.rate import RateEstimator, check_app_limited
 from protocols.tcp.wire import ACK
 
 from .test_tcp_conn import established
@@ -66,6 +66,7 @@ def test_tcp_info_reports_a_cubic_senders_rate() -> None:
     rig = established(ts=False, sack=True, peer_ws=7, rtt=0.05)
     c = rig.conn
     assert c.cc.name == "cubic"
+    check_app_limited(c)                                # what the socket's write does (usrreq.py)
     rig.send(bytes(10 * c.mss))
     rig.rx(ACK, ack=c.snd_max, win=0xFFFF, at=rig.now + 0.05)
     raw = info.tcp_info(c, rig.now)
