@@ -11,7 +11,7 @@ import struct
 from typing import Self
 
 from . import fastopen_conn as fastopen
-from . import info, mtuprobe_conn, rate
+from . import info, mtuprobe_conn, rate_conn
 from . import seq as sq
 from .controller import INITIAL_WINDOW_SEGMENTS
 from .cwnd import restart_after_idle
@@ -76,7 +76,7 @@ class OutputMixin(Tcb):
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
                 if self.rack.rate is not None and len(self.snd) != (self.snd_nxt - self.snd_una) & sq.MASK:
-                    rate.check_app_limited(self)      # a short tail waits (rate.py: as at a write)
+                    rate_conn.check_app_limited(self)      # a short tail waits (rate_conn.py: as at a write)
                 break
             # a window probe goes regardless (Linux sends it outside its pacing, tcp_send_probe0):
             # held back, the persist timer would count a probe never sent

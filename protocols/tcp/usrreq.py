@@ -44,7 +44,7 @@ from ..sockopt import (
     set_ipv6_option,
     set_socket_option,
 )
-from . import deferaccept, info, rate
+from . import deferaccept, info, rate_conn
 from .conn import Connection
 from .deferaccept import TCP_DEFER_ACCEPT
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
@@ -300,7 +300,7 @@ class TcpUserRequests:
         if info.notsent_bytes(pcb) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
             return -EAGAIN                   # Linux sk_stream_memory_free: TCP_NOTSENT_LOWAT reached
         if pcb.rack.rate is not None:
-            rate.check_app_limited(pcb)     # Linux tcp_sendmsg: is sending app-limited? (rate.py)
+            rate_conn.check_app_limited(pcb)     # Linux tcp_sendmsg: is sending app-limited? (rate_conn.py)
         n = pcb.send(data, now, urgent, bool(flags & MSG_MORE), bool(flags & MSG_EOR))
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)

@@ -7,7 +7,8 @@ import struct
 
 from protocols.tcp import info
 from protocols.tcp.rack import SentSegment
-from protocols.tcp.rate import RateEstimator, check_app_limited
+from protocols.tcp.rate import RateEstimator
+from protocols.tcp.rate_conn import check_app_limited
 from protocols.tcp.wire import ACK
 
 from .test_tcp_conn import established
