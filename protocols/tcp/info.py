@@ -101,7 +101,10 @@ def rto_fired(conn: Tcb, now: float) -> None:
     recovery, timed until an ACK ends it (tcp_update_rto_time)."""
     if not conn.retransmits:
         conn.total_rto_recoveries += 1
-        conn.rto_stamp = now
+        # a listener's child times it from its first SYN-ACK, as Linux's request socket does
+        # (tcp_create_openreq_child: since snt_synack): that one timeout before now
+        passive = conn.state == State.SYN_RECEIVED and conn.parent is not None
+        conn.rto_stamp = now - conn.rtt.current() if passive else now
     conn.total_rto += 1
 
 
