@@ -301,3 +301,8 @@ class StreamUserRequests(UserRequests, Protocol):
         """ioctl(2) with an int result (SIOCATMARK): the value (>= 0) or -errno (-ENOTTY:
         not served)."""
         ...
+
+    def recv_control(self, pcb: Pcb) -> list[tuple[int, int, bytes]]:
+        """The ancillary data of a recvmsg that just read: (level, type, data) each, in the
+        order the kernel puts them (TCP: TCP_INQ's TCP_CM_INQ)."""
+        ...

@@ -75,6 +75,27 @@ def _no_upcall() -> None:
     (and keeps no reference to the socket)."""
 
 
+_CMSGHDR_LEN = 16                       # struct cmsghdr on LP64: size_t len, int level, int type
+MSG_CTRUNC = int(_pysocket.MSG_CTRUNC)
+
+
+def _fit_cmsgs(cmsgs: list[tuple[int, int, bytes]], space: int) -> tuple[list[tuple[int, int, bytes]], int]:
+    """The control messages that fit in a `space`-octet msg_control, and the msg_flags: Linux
+    put_cmsg copies a header and what fits of the data, or nothing when not even the header
+    fits, and flags either cut MSG_CTRUNC; each message takes CMSG_SPACE (8-aligned)."""
+    fitted: list[tuple[int, int, bytes]] = []
+    flags = 0
+    for level, kind, data in cmsgs:
+        if space < _CMSGHDR_LEN:
+            return fitted, MSG_CTRUNC
+        room = space - _CMSGHDR_LEN
+        if room < len(data):
+            flags = MSG_CTRUNC
+        fitted.append((level, kind, data[:room]))
+        space -= (_CMSGHDR_LEN + len(data) + 7) & ~7
+    return fitted, flags
+
+
 class StreamSocket(Socket):
     def __init__(self, stack: SocketHost, family: int, type: int, proto: int, pr: Protosw,
                  pcb: Any = None) -> None:
@@ -341,6 +362,17 @@ class StreamSocket(Socket):
         else:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return data, None
+
+    async def recvmsg(self, bufsize: int, ancbufsize: int = 0,
+                      flags: int = 0) -> tuple[bytes, list[tuple[int, int, bytes]], int, None]:
+        """socket.recvmsg: (data, ancdata, msg_flags, address).  The ancillary data are the
+        protocol's for this read (TCP_INQ's TCP_CM_INQ), laid out in `ancbufsize` octets as
+        Linux's put_cmsg does: one cut short gets MSG_CTRUNC.  A stream has no address."""
+        if ancbufsize < 0:
+            raise ValueError("negative buffer size in recvmsg()")
+        data, _ = await self._recv(bufsize, flags, "recvmsg")
+        ancdata, msg_flags = _fit_cmsgs(self._stream_ops.recv_control(self._check()), ancbufsize)
+        return data, ancdata, msg_flags, None
 
     async def _recv_wait(self, pcb: Any, bufsize: int, flags: int) -> tuple[bytes, bool]:
         peek = bool(flags & MSG_PEEK)

@@ -184,6 +184,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.user_timeout = 0.0
         self.retrans_stamp = self.probes_stamp = None
         self.recv_inq = False
+        self.defer_accept, self.defer_acked = 0, False
+        self.delivered_ce = 0
         self.urg = None
         self.mtup = None
 
@@ -231,16 +233,15 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         return 0
 
     def _want_rate_samples(self) -> None:
-        """Delivery-rate estimation (rate.py) runs only for a controller that uses it (whose
-        random choices, BBR's PROBE_BW phase, come from the stack's seeded generator)."""
+        """Delivery-rate estimation (rate.py) runs for every connection, as Linux's tcp_rate.c
+        (TCP_INFO's delivery rate); a controller that takes its samples (BBR) makes random
+        choices too, its PROBE_BW phase, from the stack's seeded generator."""
         if self.cc.wants_rate_samples:
             rng = getattr(self.host, "rng", None)
             if rng is not None:
                 self.cc.use_rng(rng)
-            if self.rack.rate is None:
-                self.rack.rate = RateEstimator()
-        else:
-            self.rack.rate = None
+        if self.rack.rate is None:
+            self.rack.rate = RateEstimator()
 
     # --- user calls (RFC 9293 §3.10) ------------------------------------------------------
     def open_active(self, iss: int, now: float) -> None:
@@ -370,6 +371,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
             "bytes_sent": self.bytes_sent, "bytes_retrans": self.bytes_retrans,
             "data_segs_in": self.data_segs_in, "data_segs_out": self.data_segs_out,
             "delivered": self.delivered, "min_rtt_us": int(self.rtt.min_rtt * 1e6),
+            "delivery_rate": self.rack.rate.delivery_rate() if self.rack.rate is not None else 0,
             "rcv_wnd": max(sq.diff(self.rcv_adv, self.last_ack_sent), 0),
             "state": int(self.state), "state_name": self.state.name,
             "retransmits": self.retransmits, "total_retrans": self.total_retrans,

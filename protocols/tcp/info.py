@@ -101,7 +101,10 @@ def rto_fired(conn: Tcb, now: float) -> None:
     recovery, timed until an ACK ends it (tcp_update_rto_time)."""
     if not conn.retransmits:
         conn.total_rto_recoveries += 1
-        conn.rto_stamp = now
+        # a listener's child times it from its first SYN-ACK, as Linux's request socket does
+        # (tcp_create_openreq_child: since snt_synack): that one timeout before now
+        passive = conn.state == State.SYN_RECEIVED and conn.parent is not None
+        conn.rto_stamp = now - conn.rtt.current() if passive else now
     conn.total_rto += 1
 
 
@@ -205,13 +208,15 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
     rcv_wnd = max(sq.diff(conn.rcv_adv, conn.last_ack_sent), 0) if synced else 0   # the last window offered
     rto_time = conn.total_rto_time + (now - conn.rto_stamp if conn.rto_stamp is not None else 0.0)
     ecn = conn.ecn
+    rate = conn.rack.rate                   # Linux tcp_rate.c's kept sample (rate.py)
     options = (1 if conn.ts_ok else 0) | (2 if conn.sack_ok else 0) | (4 if conn.peer_wscale is not None else 0) \
         | (8 if ecn is not None else 0) | (16 if ecn is not None and ecn.seen else 0)   # TCPI_OPT_ECN, _ECN_SEEN
     return _TCP_INFO.pack(
         # Linux hands TIME-WAIT to a minisocket: the socket itself then reports CLOSE
         int(State.CLOSED if st == State.TIME_WAIT else st), ca_state(conn), conn.retransmits & 0xFF,
         (conn.keep_probes or conn.persist_backoff) & 0xFF, (rtt.backoff or conn.persist_backoff) & 0xFF, options,
-        (conn.snd_wscale & 0xF) | ((conn.rcv_wscale & 0xF) << 4), 0,
+        # the last octet's bit 0: tcpi_delivery_rate_app_limited (bits 1-2, fastopen_client_fail: 0)
+        (conn.snd_wscale & 0xF) | ((conn.rcv_wscale & 0xF) << 4), int(rate is not None and rate.rate_app_limited),
         _us(rtt.current()), _us(conn.ato), conn.mss, conn.rcv_mss,
         unacked, sacked, lost, retrans, 0,
         _ms(conn.lsndtime, now) if synced else 0, 0,
@@ -224,8 +229,9 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
         conn.segs_out & _U32, conn.segs_in & _U32,
         notsent_bytes(conn), _U32 if min_rtt is None else _us(min_rtt), conn.data_segs_in & _U32,
         conn.data_segs_out & _U32,
-        0, _us(sum(chrono)), _us(chrono[CHRONO_RWND_LIMITED - 1]), _us(chrono[CHRONO_SNDBUF_LIMITED - 1]),
-        conn.delivered & _U32, 0, conn.bytes_sent, conn.bytes_retrans,
+        rate.delivery_rate() if rate is not None else 0,
+        _us(sum(chrono)), _us(chrono[CHRONO_RWND_LIMITED - 1]), _us(chrono[CHRONO_SNDBUF_LIMITED - 1]),
+        conn.delivered & _U32, conn.delivered_ce & _U32, conn.bytes_sent, conn.bytes_retrans,
         conn.dsack_dups & _U32, conn.reord_seen & _U32, conn.rcv_ooopack & _U32, conn.snd_wnd & _U32, rcv_wnd, 0,
         min(conn.total_rto, 0xFFFF), min(conn.total_rto_recoveries, 0xFFFF), min(round(rto_time * 1000), _U32),
         0, 0, 0, 0, 0, 0, 0, 0, 0)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Self
 
+from . import deferaccept, info, mtuprobe_conn, prr
 from . import fastopen_conn as fastopen
-from . import info, mtuprobe_conn, prr
 from . import seq as sq
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
 from .state import CLOSED, LISTEN, RECEIVES_TEXT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
@@ -107,6 +107,8 @@ class InputMixin(Tcb):
             if not (sq.lt(self.snd_una, seg.ack) and sq.le(seg.ack, self.snd_max)):
                 self.host.reset_reply(self, seg, len(payload), now)
                 return
+            if self.parent is not None and self.parent.defer_accept and deferaccept.drops_bare_ack(self, seglen):
+                return                               # TCP_DEFER_ACCEPT: wait for data (deferaccept.py)
             if self.parent is not None and not self.queued and self.host.accept_queue_full(self.parent):
                 return                               # our SYN-ACK timer will ask again
             self._establish(seg, now)
@@ -174,7 +176,7 @@ class InputMixin(Tcb):
         if self.ecn is not None:
             self._ecn_input(seg, len(payload), now)
         if payload and seg.ack == snd_una and not seg.sack and self.probe_high is None and self.tlp_pending is None \
-                and self.rack.rate is None and not self.prr.active and self.fin_seq is None:
+                and not self.cc.wants_rate_samples and not self.prr.active and self.fin_seq is None:
             # text that acknowledges nothing new: of _process_ack only what such an ACK does
             # when no SACK, loss probe, rate sample, PRR or FIN of ours is in play -- the
             # window (Linux's fast path: tcp_update_wl)
@@ -448,8 +450,12 @@ class InputMixin(Tcb):
         elif acked > 0 and self.rack.rate is not None:
             # no SACK (or no RACK): the records serve delivery-rate estimation only
             self.rack.on_ack(self.snd_una, (), self._range_sacked, now)
-        if self.rack.rate is not None:
-            self._rate_sample(now)
+        rate = self.rack.rate
+        if rate is not None:
+            if self.cc.wants_rate_samples:
+                self._rate_sample(now)
+            else:
+                rate.finish(self.rack.min_rtt)       # TCP_INFO's delivery rate only (rate.py)
         if self.prr.active and self.in_recovery:
             self._prr_on_ack(acked, sacked_before, rack_lost_before, dupacks_before)
         self._update_send_window(seg, ack, win)
@@ -580,6 +586,8 @@ class InputMixin(Tcb):
         self.snd.consume(data_acked)
         self.bytes_acked += data_acked
         self.delivered += -(-data_acked // max(self.mss, 1))
+        if seg.flags & ECE and self.ecn is not None:     # Linux tcp_count_delivered (TCP_INFO)
+            self.delivered_ce += -(-data_acked // max(self.mss, 1))
         self.retrans_stamp = None                    # progress: TCP_USER_TIMEOUT counts afresh
         self.snd_una = ack
         chrono = self.chrono_type

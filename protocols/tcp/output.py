@@ -11,7 +11,7 @@ import struct
 from typing import Self
 
 from . import fastopen_conn as fastopen
-from . import info, mtuprobe_conn
+from . import info, mtuprobe_conn, rate_conn
 from . import seq as sq
 from .controller import INITIAL_WINDOW_SEGMENTS
 from .cwnd import restart_after_idle
@@ -75,8 +75,8 @@ class OutputMixin(Tcb):
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
-                if self.rack.rate is not None:
-                    self._check_app_limited()
+                if self.rack.rate is not None and len(self.snd) != (self.snd_nxt - self.snd_una) & sq.MASK:
+                    rate_conn.check_app_limited(self)      # a short tail waits (rate_conn.py: as at a write)
                 break
             # a window probe goes regardless (Linux sends it outside its pacing, tcp_send_probe0):
             # held back, the persist timer would count a probe never sent
@@ -128,16 +128,6 @@ class OutputMixin(Tcb):
             floor = now - PACING_SLACK
             start = self.pace_next if self.pace_next > floor else floor
             self.pace_next = start + size / rate
-
-    def _check_app_limited(self) -> None:
-        """draft-cheng-iccrg-delivery-rate-estimation §3.4: nothing left to send and the window
-        not full -- the application, not the network, limits the samples that follow."""
-        if len(self.snd) > sq.diff(self.snd_nxt, self.snd_una):
-            return                                # data waits (for the window): network-limited
-        inflight = self.rack.inflight if self.sack_ok and self.config.rack else sq.diff(self.snd_nxt, self.snd_una)
-        if inflight < self.cc.cwnd:
-            assert self.rack.rate is not None
-            self.rack.rate.mark_app_limited(inflight)
 
     def sync_pmtu(self: Self, now: float) -> None:
         """Size segments by the path MTU the route cache holds now (Linux tcp_current_mss

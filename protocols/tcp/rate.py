@@ -1,4 +1,5 @@
-"""Delivery-rate estimation (draft-cheng-iccrg-delivery-rate-estimation-02), for BBR.
+"""Delivery-rate estimation (draft-cheng-iccrg-delivery-rate-estimation-02): BBR's model,
+and TCP_INFO's tcpi_delivery_rate for every connection, as Linux runs tcp_rate.c for all.
 
 Each transmission snapshots the connection's delivery state into its RACK record
 (rack.SentSegment: `delivered`, `delivered_time`, `first_sent_time`, `app_limited`),
@@ -15,7 +16,10 @@ the sender was application-limited is marked so; BBR lets it raise, never lower,
 bandwidth estimate (§3.4).
 
 Everything is O(1) per segment delivered: the estimator only sees the segments the
-ACK removes from the RACK record.
+ACK removes from the RACK record.  A loss-based controller wants no sample object: each
+ACK only ends in `finish` (Linux tcp_rate_gen's last step), which keeps the last valid
+sample's delivered octets and interval -- the last one not app-limited, or an app-limited
+one showing a higher rate -- and TCP_INFO divides them when read (`delivery_rate`).
 """
 from __future__ import annotations
 
@@ -51,10 +55,12 @@ class RateSample:
 
 class RateEstimator:
     """The connection-level state (§3.1: C.delivered, C.delivered_time,
-    C.first_sent_time, C.app_limited) and the per-ACK sample being built."""
+    C.first_sent_time, C.app_limited) and the per-ACK sample being built: only the
+    record of the transmission it will come from (P), read when the ACK ends -- a record
+    the ACK delivered leaves the RACK record and is not changed again."""
     __slots__ = ("delivered", "delivered_time", "first_sent_time", "app_limited", "lost",
-                 "_prior_delivered", "_prior_xmit", "_send_elapsed", "_ack_elapsed",
-                 "_app_limited", "_rtt", "_acked", "_lost_before")
+                 "rate_delivered", "rate_interval", "rate_app_limited",
+                 "_prior", "_acked", "_lost_before")
 
     def __init__(self) -> None:
         self.delivered = 0              # bytes delivered (ACKed or SACKed) so far
@@ -62,17 +68,13 @@ class RateEstimator:
         self.first_sent_time = 0.0
         self.app_limited = 0            # C.delivered mark past which the app limit is over; 0: none
         self.lost = 0                   # bytes marked lost so far (BBR's loss-recovery cwnd modulation)
+        # the sample TCP_INFO reports (Linux tp->rate_delivered, rate_interval_us, rate_app_limited)
+        self.rate_delivered = 0
+        self.rate_interval = 0.0
+        self.rate_app_limited = True     # Linux tcp_init_sock: a socket's first reading says so
         self._lost_before = 0
-        self._reset()
-
-    def _reset(self) -> None:
-        self._prior_delivered: int | None = None
-        self._prior_xmit = 0.0
-        self._send_elapsed = 0.0
-        self._ack_elapsed = 0.0
-        self._app_limited = False
-        self._rtt = -1.0
-        self._acked = 0
+        self._prior: SentSegment | None = None      # P: the latest sent of what this ACK delivered
+        self._acked = 0                             # bytes this ACK delivered
 
     # --- §3.2 transmitting --------------------------------------------------------------------
     def on_sent(self, seg: SentSegment, now: float, inflight: int) -> None:
@@ -93,16 +95,10 @@ class RateEstimator:
         self._acked += size
         if seg.delivered_time is None:
             return                              # a trimmed front counted already: no new snapshot
-        prior = self._prior_delivered
-        if prior is None or seg.delivered > prior or (seg.delivered == prior and seg.xmit_ts > self._prior_xmit):
-            self._prior_delivered = seg.delivered
-            self._prior_xmit = seg.xmit_ts
-            self._app_limited = seg.app_limited
-            self._send_elapsed = seg.xmit_ts - seg.first_sent_time
-            self._ack_elapsed = now - seg.delivered_time
-            self._rtt = -1.0 if seg.retransmitted else now - seg.xmit_ts
-            # the next sample's send interval starts at this segment's send time
-            self.first_sent_time = seg.xmit_ts
+        prior = self._prior
+        if prior is None or seg.delivered > prior.delivered \
+                or (seg.delivered == prior.delivered and seg.xmit_ts > prior.xmit_ts):
+            self._prior = seg
 
     def on_partly_delivered(self, size: int, now: float) -> None:
         """The cumulative ACK took the front of a record: bytes delivered, no snapshot."""
@@ -110,32 +106,80 @@ class RateEstimator:
         self.delivered_time = now
         self._acked += size
 
+    def _take_prior(self) -> tuple[SentSegment | None, float]:
+        """End of the ACK: P and the sample's interval (§3.3: the longer of its send and ACK
+        phases); the next sample's send phase starts at P's send time.  The app-limited
+        mark ends once the flight it covered is delivered (§3.4)."""
+        if self.app_limited and self.delivered > self.app_limited:
+            self.app_limited = 0
+        prior = self._prior
+        if prior is None:
+            return None, 0.0
+        self._prior = None
+        self.first_sent_time = prior.xmit_ts
+        assert prior.delivered_time is not None
+        return prior, max(prior.xmit_ts - prior.first_sent_time, self.delivered_time - prior.delivered_time)
+
     def sample(self, min_rtt: float) -> RateSample | None:
         """GenerateRateSample for this ACK (None if it delivered nothing); resets for the next."""
-        if self.app_limited and self.delivered > self.app_limited:
-            self.app_limited = 0                # §3.4: the app-limited flight has been delivered
-        if self._acked == 0:
-            self._reset()
+        prior, interval = self._take_prior()
+        acked, self._acked = self._acked, 0
+        if acked == 0:
             return None
         rs = RateSample()
-        rs.newly_delivered = self._acked
+        rs.newly_delivered = acked
         rs.newly_lost = self.lost - self._lost_before
         self._lost_before = self.lost
-        if self._prior_delivered is not None:
-            rs.prior_delivered = self._prior_delivered
-            rs.is_app_limited = self._app_limited
-            rs.rtt = self._rtt
-            rs.delivered = self.delivered - self._prior_delivered
-            rs.interval = max(self._send_elapsed, self._ack_elapsed)
+        if prior is not None:
+            rs.prior_delivered = prior.delivered
+            rs.is_app_limited = prior.app_limited
+            rs.rtt = -1.0 if prior.retransmitted else self.delivered_time - prior.xmit_ts
+            rs.delivered = self.delivered - prior.delivered
+            rs.interval = interval
             # §3.3: an interval below min_RTT is not a full flight's worth -- no rate
-            if rs.interval > 0 and rs.interval >= min_rtt:
-                rs.delivery_rate = rs.delivered / rs.interval
+            if interval > 0 and interval >= min_rtt:
+                rs.delivery_rate = rs.delivered / interval
+                self._record(rs.delivered, interval, rs.is_app_limited)
         else:
             rs.prior_delivered = self.delivered
-        self._reset()
         return rs
+
+    def finish(self, min_rtt: float) -> None:
+        """The end of an ACK for a controller that takes no samples: what `sample` does,
+        without building one -- the app-limited mark, and the sample TCP_INFO keeps.
+        (_take_prior and _record written out: this runs once per ACK on the bulk path.)"""
+        if self.app_limited and self.delivered > self.app_limited:
+            self.app_limited = 0
+        prior = self._prior
+        if prior is not None:
+            self._prior = None
+            self.first_sent_time = xmit = prior.xmit_ts
+            send_phase = xmit - prior.first_sent_time
+            ack_phase = self.delivered_time - prior.delivered_time    # type: ignore[operator]
+            interval = send_phase if send_phase > ack_phase else ack_phase
+            if interval > 0 and interval >= min_rtt:
+                delivered = self.delivered - prior.delivered
+                if not prior.app_limited or delivered * self.rate_interval >= self.rate_delivered * interval:
+                    self.rate_delivered, self.rate_interval = delivered, interval
+                    self.rate_app_limited = prior.app_limited
+        self._acked = 0
+        self._lost_before = self.lost
+
+    def _record(self, delivered: int, interval: float, app_limited: bool) -> None:
+        """Linux tcp_rate_gen: keep a valid sample unless it is app-limited and shows a lower
+        rate than the one kept (an app-limited flight says only that the path does at least
+        that much)."""
+        if not app_limited or delivered * self.rate_interval >= self.rate_delivered * interval:
+            self.rate_delivered, self.rate_interval, self.rate_app_limited = delivered, interval, app_limited
+
+    def delivery_rate(self) -> int:
+        """tcpi_delivery_rate, bytes/s: the kept sample over its interval in whole µs, as
+        Linux's tcp_get_info divides them (0 before the first)."""
+        interval_us = round(self.rate_interval * 1e6)
+        return self.rate_delivered * 1_000_000 // interval_us if self.rate_delivered and interval_us else 0
 
     def mark_app_limited(self, inflight: int) -> None:
         """§3.4: the application has nothing more to send and the window is not full: the
         samples up to what is in flight now are app-limited."""
         self.app_limited = (self.delivered + inflight) or 1
+

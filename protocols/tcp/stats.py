@@ -83,6 +83,7 @@ class TcpStats(Counters):
     fastopen_listen_overflow: int = 0   # SYN-data refused: the TCP_FASTOPEN queue was full (TCPFastOpenListenOverflow)
     listen_overflows: int = 0
     listen_drops: int = 0
+    defer_accept_drops: int = 0         # bare handshake ACKs TCP_DEFER_ACCEPT dropped (TCPDeferAcceptDrop)
     aborts: int = 0
     keepalive_drops: int = 0
     out_errors: int = 0

@@ -134,7 +134,8 @@ class Tcb:
         # TCP_INFO as Linux fills it, and the socket options of issue 14 (info.py)
         "lsndtime", "rcv_tstamp", "rcv_last_seg", "bytes_sent", "bytes_retrans",
         "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat",
-        "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq",
+        "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq", "defer_accept", "defer_acked",
+        "delivered_ce",
         "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack", "dsack_dups", "reord_seen",
         "urg",                          # urgent data (urgent.py), None until the connection uses it
         "mtup",                         # path-MTU probing's search (mtuprobe.py), None when off
@@ -325,6 +326,7 @@ class Tcb:
     data_segs_in: int
     data_segs_out: int
     delivered: int                      # segments the peer got (ACKed or SACKed), the SYN too
+    delivered_ce: int                   # ...of them, ACKed with ECE (Linux tcp_count_delivered)
     chrono_type: int                    # Linux tcp_chrono: busy / rwnd- / sndbuf-limited (info.py)
     chrono_start: float
     chrono_stat: list[float]
@@ -341,6 +343,8 @@ class Tcb:
     retrans_stamp: float | None         # the first RTO retransmission of the loss (Linux retrans_stamp)
     probes_stamp: float | None          # the first zero-window probe (Linux icsk_probes_tstamp)
     recv_inq: bool                      # TCP_INQ
+    defer_accept: int                   # TCP_DEFER_ACCEPT as SYN-ACK timeouts (deferaccept.py)
+    defer_acked: bool                   # a child whose bare handshake ACK the deferral dropped
     urg: Urgent | None
     mtup: MtuSearch | None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 
 from ..timing import TICK as TIMER_TICK
-from . import info, mtuprobe_conn
+from . import deferaccept, info, mtuprobe_conn
 from . import seq as sq
 from .rtt import INITIAL_RTO
 from .state import State
@@ -115,7 +115,7 @@ class TimerMixin(Tcb):
             expired = syn_elapsed(self.retries, cfg.syn_linear_timeouts, cfg.rto_max) \
                 >= syn_timeout_budget(cfg.syn_retries, cfg.rto_max)
         else:
-            expired = self.retries > limit
+            expired = self.retries > limit and not (self.defer_acked and deferaccept.keeps_waiting(self))
         if expired:
             self.host.stats.timeouts += 1
             if self.user_closed:
@@ -138,6 +138,9 @@ class TimerMixin(Tcb):
             if st == State.SYN_SENT and self.retries == 1 and cfg.ecn_fallback:
                 self.host.stats.ecn_syn_fallbacks += 1
         if st in (State.SYN_SENT, State.SYN_RECEIVED):
+            if self.defer_acked and deferaccept.holds_synack(self):
+                self.rto_at = now + self.rtt.current()   # TCP_DEFER_ACCEPT: the peer ACKed already
+                return
             self.snd_nxt = self.iss
             self.total_retrans += 1              # Linux counts the SYN's copies (tcp_retransmit_skb)
             self.output(now)

@@ -44,8 +44,9 @@ from ..sockopt import (
     set_ipv6_option,
     set_socket_option,
 )
-from . import info
+from . import deferaccept, info, rate_conn
 from .conn import Connection
+from .deferaccept import TCP_DEFER_ACCEPT
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
 from .state import State
 from .tcp import Tcp
@@ -57,6 +58,8 @@ TCP_INFO = _pysocket.TCP_INFO
 TCP_FASTOPEN = _pysocket.TCP_FASTOPEN
 TCP_FASTOPEN_CONNECT = 30               # <linux/tcp.h>; not in Python's socket module
 TCP_USER_TIMEOUT, TCP_NOTSENT_LOWAT, TCP_INQ = 18, 25, 36          # linux/tcp.h
+TCP_CM_INQ = TCP_INQ                    # linux/tcp.h: the control message TCP_INQ turns on
+_INQ_CMSG = struct.Struct("=i")
 SIOCINQ, SIOCOUTQ, SIOCOUTQNSEQ = 0x541B, 0x5411, 0x894B          # linux/sockios.h (FIONREAD, TIOCOUTQ)
 TCP_CORK, TCP_QUICKACK = _pysocket.TCP_CORK, _pysocket.TCP_QUICKACK
 _LINGER = struct.Struct("ii")
@@ -296,6 +299,8 @@ class TcpUserRequests:
             return 0
         if info.notsent_bytes(pcb) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
             return -EAGAIN                   # Linux sk_stream_memory_free: TCP_NOTSENT_LOWAT reached
+        if pcb.rack.rate is not None:
+            rate_conn.check_app_limited(pcb)     # Linux tcp_sendmsg: is sending app-limited? (rate_conn.py)
         n = pcb.send(data, now, urgent, bool(flags & MSG_MORE), bool(flags & MSG_EOR))
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
@@ -310,6 +315,16 @@ class TcpUserRequests:
         self.tcp.mem.update(pcb)
         self.tcp.schedule(pcb)
         return (data, None) if data else None
+
+    def recv_control(self, pcb: Connection) -> list[tuple[int, int, bytes]]:
+        """The control messages of a recvmsg that read (Linux tcp_recvmsg): with TCP_INQ,
+        (SOL_TCP, TCP_CM_INQ, the bytes still queued), as tcp_inq_hint counts them --
+        rcv_nxt - copied_seq, so a FIN received adds one, and a stream read to its end
+        (SOCK_DONE) says 1 so that the reader comes back for the EOF."""
+        if not pcb.recv_inq:
+            return []
+        inq = len(pcb.rcv) + (1 if pcb.rcv_fin else 0)
+        return [(_pysocket.IPPROTO_TCP, TCP_CM_INQ, _INQ_CMSG.pack(inq))]
 
     # --- urgent data and ioctls (protocols/tcp/urgent.py) -----------------------------------------
     def send_oob(self, pcb: Connection, data: memoryview, now: float) -> int:
@@ -444,6 +459,9 @@ class TcpUserRequests:
             return 0
         if name in _ISSUE14_OPTIONS:
             return _ISSUE14_OPTIONS[name](pcb, value)
+        if name == TCP_DEFER_ACCEPT:
+            pcb.defer_accept = deferaccept.secs_to_retrans(value)
+            return 0
         return errno.ENOPROTOOPT
 
     def _set_fastopen(self, pcb: Connection, name: int, value: int) -> int:
@@ -531,6 +549,8 @@ class TcpUserRequests:
             return pcb.notsent_lowat - (1 << 32) if pcb.notsent_lowat >= 1 << 31 else pcb.notsent_lowat
         if name == TCP_INQ:
             return int(pcb.recv_inq)
+        if name == TCP_DEFER_ACCEPT:
+            return deferaccept.retrans_to_secs(pcb.defer_accept)
         return None
 
     def ioctl(self, pcb: Connection, request: int, now: float) -> int:

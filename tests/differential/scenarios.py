@@ -355,6 +355,27 @@ STREAM_SCENARIOS: dict[str, list[Step]] = {
         ("getsockopt", "c", S.IPPROTO_TCP, S.TCP_USER_TIMEOUT), ("getsockopt", "c", S.IPPROTO_TCP, S.TCP_NOTSENT_LOWAT),
         ("getsockopt", "c", S.IPPROTO_TCP, TCP_INQ), ("getsockopt", "b", S.IPPROTO_TCP, S.TCP_USER_TIMEOUT),
         ("getsockopt", "b", S.IPPROTO_TCP, TCP_INQ)],
+    # TCP_INQ's control message (issue 14): recvmsg's ancillary (SOL_TCP, TCP_CM_INQ, bytes
+    # still queued -- plus one once the FIN is in), cut to the ancillary buffer with MSG_CTRUNC
+    "tcp_inq_recvmsg": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("bind", "a", ("LOCAL", TP + 33)), ("listen", "a"),
+        ("connect", "b", ("LOCAL", TP + 33)), ("accept", "a", "c"), ("send", "b", b"q" * 300), ("sleep", SETTLE),
+        ("recvmsg", "c", 10), ("setsockopt", "c", S.IPPROTO_TCP, TCP_INQ, 1), ("recvmsg", "c", 10, -1),
+        ("recvmsg", "c", 10, 0), ("recvmsg", "c", 10, 8), ("recvmsg", "c", 10, 16), ("recvmsg", "c", 10, 18),
+        ("recvmsg", "c", 10, 20), ("recvmsg", "c", 10, 64), ("recvmsg", "c", 10, 64, S.MSG_PEEK),
+        ("shutdown", "b", S.SHUT_WR), ("sleep", SETTLE), ("recvmsg", "c", 100, 64), ("recvmsg", "c", 1000, 64),
+        ("recvmsg", "c", 1000, 64), ("setsockopt", "c", S.IPPROTO_TCP, TCP_INQ, 0), ("recvmsg", "c", 1000, 64)],
+    # TCP_DEFER_ACCEPT (issue 14): seconds as SYN-ACK retransmissions and back; the listener
+    # hands over the connection at its first data; the accepted socket does not inherit it
+    "tcp_defer_accept": [
+        ("socket", "a", "stream"), ("socket", "b", "stream"), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_DEFER_ACCEPT),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_DEFER_ACCEPT, 10),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_DEFER_ACCEPT),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_DEFER_ACCEPT, -1),
+        ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_DEFER_ACCEPT),
+        ("setsockopt", "a", S.IPPROTO_TCP, S.TCP_DEFER_ACCEPT, 2), ("bind", "a", ("LOCAL", TP + 34)), ("listen", "a"),
+        ("connect", "b", ("LOCAL", TP + 34)), ("send", "b", b"x"), ("accept", "a", "c"), ("recv", "c", 10),
+        ("getsockopt", "c", S.IPPROTO_TCP, S.TCP_DEFER_ACCEPT), ("getsockopt", "a", S.IPPROTO_TCP, S.TCP_DEFER_ACCEPT)],
     "tcp_reuseport": [
         ("socket", "a", "stream"), ("socket", "b", "stream"), ("socket", "c", "stream"),
         ("setsockopt", "a", S.SOL_SOCKET, S.SO_REUSEPORT, 1), ("setsockopt", "b", S.SOL_SOCKET, S.SO_REUSEPORT, 1),

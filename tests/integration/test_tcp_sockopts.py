@@ -10,9 +10,9 @@ import pytest
 import trio
 import trio.testing
 
-from protocols.tcp.usrreq import SIOCINQ, SIOCOUTQ, SIOCOUTQNSEQ
+from protocols.tcp.usrreq import SIOCINQ, SIOCOUTQ, SIOCOUTQNSEQ, TCP_CM_INQ, TCP_INQ
 
-from .helpers import two_stacks
+from .helpers import IP_B, two_stacks
 from .test_tcp_sockets import cfg, connected
 
 CONFIG = cfg()
@@ -79,3 +79,44 @@ async def test_ioctl_siocinq_siocoutq(autojump_clock: trio.testing.MockClock) ->
         with pytest.raises(OSError) as exc:
             cl.ioctl(0x1234)
         assert exc.value.errno == errno.ENOTTY
+
+
+async def test_recvmsg_carries_tcp_inq(autojump_clock: trio.testing.MockClock) -> None:
+    """TCP_INQ's control message (Linux tcp_recvmsg, tcp_inq_hint): the bytes still queued,
+    plus one once the FIN is in; none without TCP_INQ; MSG_CTRUNC when the buffer is short."""
+    async with two_stacks(config_a=CONFIG["config_a"], config_b=CONFIG["config_b"]) as p:
+        _, cl, conn = await connected(p)
+        await cl.send(bytes(300))
+        await trio.sleep(0.5)
+        assert await conn.recvmsg(100, 64) == (bytes(100), [], 0, None)
+        conn.setsockopt(socket.IPPROTO_TCP, TCP_INQ, 1)
+        inq = (socket.IPPROTO_TCP, TCP_CM_INQ)
+        le = "little"
+        assert await conn.recvmsg(100, socket.CMSG_SPACE(4)) == (bytes(100), [(*inq, (100).to_bytes(4, le))], 0, None)
+        assert await conn.recvmsg(10, 18) == (bytes(10), [(*inq, (90).to_bytes(4, le)[:2])], socket.MSG_CTRUNC, None)
+        assert await conn.recvmsg(10) == (bytes(10), [], socket.MSG_CTRUNC, None)
+        cl.shutdown(socket.SHUT_WR)
+        await trio.sleep(0.5)
+        assert await conn.recvmsg(10, 64) == (bytes(10), [(*inq, (71).to_bytes(4, le))], 0, None)
+        assert await conn.recvmsg(100, 64) == (bytes(70), [(*inq, (1).to_bytes(4, le))], 0, None)
+        assert await conn.recvmsg(100, 64) == (b"", [(*inq, (1).to_bytes(4, le))], 0, None)
+
+
+async def test_defer_accept_waits_for_data(autojump_clock: trio.testing.MockClock) -> None:
+    """TCP_DEFER_ACCEPT: the client's handshake completes (its ACK is dropped and counted),
+    accept() waits until the first data, which the accepted socket reads."""
+    async with two_stacks(config_a=CONFIG["config_a"], config_b=CONFIG["config_b"]) as p:
+        srv = p.sb.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 10)
+        assert srv.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == 15
+        srv.bind(("", 5000))
+        srv.listen(8)
+        cl = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
+        await cl.connect((IP_B, 5000))
+        with trio.move_on_after(5) as scope:
+            await srv.accept()
+        assert scope.cancelled_caught and p.sb.tcp.stats.defer_accept_drops == 1
+        await cl.send(b"hello")
+        conn, _ = await srv.accept()
+        assert await conn.recv(100) == b"hello"
+        assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == 0    # not inherited

@@ -230,6 +230,7 @@ TUNSTACK_SYSCTLS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "net.ipv4.tcp_window_scaling": ("window_scaling", _flag),
     "net.ipv4.tcp_syncookies": ("syncookies", _flag),
     "net.ipv4.tcp_syn_retries": ("syn_retries", int),
+    "net.ipv4.tcp_synack_retries": ("synack_retries", int),
     "net.ipv4.tcp_syn_linear_timeouts": ("syn_linear_timeouts", int),
     "net.ipv4.tcp_ecn": ("ecn", int),
     "net.ipv4.tcp_ecn_fallback": ("ecn_fallback", _flag),

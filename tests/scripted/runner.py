@@ -36,6 +36,7 @@ TCP_INFO_LEN = 280
 TCP_INFO_FIELDS: dict[str, tuple[int, str]] = {
     "tcpi_state": (0, "B"), "tcpi_ca_state": (1, "B"), "tcpi_retransmits": (2, "B"),
     "tcpi_probes": (3, "B"), "tcpi_backoff": (4, "B"), "tcpi_options": (5, "B"), "tcpi_wscale": (6, "B"),
+    "tcpi_delivery_rate_app_limited": (7, "B"),     # bit 0 (bits 1-2: tcpi_fastopen_client_fail)
     "tcpi_rto": (8, "I"), "tcpi_ato": (12, "I"), "tcpi_snd_mss": (16, "I"), "tcpi_rcv_mss": (20, "I"),
     "tcpi_unacked": (24, "I"), "tcpi_sacked": (28, "I"), "tcpi_lost": (32, "I"),
     "tcpi_retrans": (36, "I"), "tcpi_fackets": (40, "I"), "tcpi_last_data_sent": (44, "I"),
