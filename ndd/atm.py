@@ -60,12 +60,16 @@ class VcParams:
     """Argument of NDD_ATM_OPEN_VC.  pcr: peak cell rate in cells/s (0: line rate).
     Reserved VCIs (<= RESERVED_VCI_MAX) are refused unless `reserved` is set and the VC is
     SIG_VPI_VCI or ILMI_VPI_VCI.
-    `relay`: switch the VC at cell level -- its cells go to this callable raw (module doc)."""
+    `relay`: switch the VC at cell level -- its cells go to this callable raw (module doc).
+    `max_txq`: at most this many of the VC's SDUs queued in the adapter (0: any; a send
+    beyond it is refused with ENOBUFS, and NDD_TX_READY follows when the VC has room) --
+    the ATM socket's SO_ATM_MAX_PEND on a rate-enforced VC, as ATM_VS_Q_LEN for a handle."""
     vpi: int
     vci: int
     max_sdu: int | None = None
     pcr: float = 0.0
     reserved: bool = False
+    max_txq: int = 0
     relay: Callable[[bytes], None] | None = field(default=None, compare=False)
 
 

@@ -1,11 +1,11 @@
 """AF_NDD sockets: the waiting half of the ATM service (protocols/atm/sockets/usrreq.py holds the
 sans-IO user requests and their semantics, pcb.py the per-socket state).  Like stack/stream.py
 for TCP, this is where trio is: parking on the queue, on an SVC's call (connect until CONNECT,
-accept until CONNECT ACKNOWLEDGE), on a full adapter (send waits for the protocol's upcall,
+accept until a call is queued, an accepted call's first send until CONNECT ACKNOWLEDGE), on a
+full adapter or a rate-enforced VC's SO_ATM_MAX_PEND (send waits for the protocol's upcall,
 which the adapter's NDD_TX_READY status triggers).
 Cancellation: a cancelled SVC connect clears its call (RELEASE) and leaves the socket
-unconnected; a cancelled accept leaves its call first in the queue (CONNECT may be out:
-the next accept completes it)."""
+unconnected; a cancelled accept takes nothing off the queue."""
 from __future__ import annotations
 
 import errno
@@ -124,8 +124,12 @@ class AtmSocket(Socket):
             return
         if level != SOL_NDD_ATM:
             raise oserror(errno.ENOPROTOOPT)
-        if optname == SO_ATM_MAX_PEND:     # an int option, taken as CPython/Linux take ints
-            value = _optval(value)
+        if optname == SO_ATM_MAX_PEND:
+            # AIX's is a u_char: one octet as a C program passes it, or an int as CPython takes ints
+            if isinstance(value, (bytes, bytearray, memoryview)) and memoryview(value).nbytes == 1:
+                value = bytes(value)[0]
+            else:
+                value = _optval(value)
         self._raise(self._ops.setsockopt(pcb, level, optname, value, self._stack.now()))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
@@ -137,4 +141,6 @@ class AtmSocket(Socket):
             raise oserror(errno.ENOPROTOOPT)
         if buflen is None:
             return v
-        return (v.to_bytes(4, "little", signed=True) if isinstance(v, int) else v.pack())[:buflen]
+        if optname == SO_ATM_MAX_PEND:
+            return bytes((v,))[:buflen]        # a u_char
+        return v.pack()[:buflen]

@@ -274,10 +274,12 @@ class AtmNdd(TaskNdd):
             raise ndd_error(errno.EINVAL, f"max SDU {max_sdu} not within 0..{AAL5_MAX_SDU}")
         if p.pcr < 0 or not math.isfinite(p.pcr):
             raise ndd_error(errno.EINVAL, "peak cell rate must be >= 0")
+        if p.max_txq < 0:
+            raise ndd_error(errno.EINVAL, "max_txq must be >= 0")
         if key in self.vcs:
             raise ndd_error(errno.EADDRINUSE, f"VC {p.vpi}/{p.vci} already open on {self.ndd_name}")
         vc = AtmVc(p.vpi, p.vci, max_sdu, float(p.pcr), relay=p.relay, pdu_limit=aal5.pdu_limit(max_sdu),
-                   tx_max_sdu=max_sdu)
+                   tx_max_sdu=max_sdu, max_txq=p.max_txq)
         self.vcs[key] = vc
         return vc
 
@@ -317,7 +319,7 @@ class AtmNdd(TaskNdd):
         for name in _REASM_ERRORS:
             d[name] = getattr(r, name)
         d["oversize_errors"] = r.oversize + vc.stats.max_sdu_drops
-        d.update(max_sdu=vc.max_sdu, pcr=int(vc.pcr), tx_queued_sdus=len(vc.txq))
+        d.update(max_sdu=vc.max_sdu, pcr=int(vc.pcr), tx_queued_sdus=len(vc.txq), max_txq=vc.max_txq)
         return d
 
     def xmitque_len(self) -> int:
@@ -612,6 +614,8 @@ class AtmNdd(TaskNdd):
                 for _ in range(done):
                     vc.txq.popleft()
                 self._queued_sdus -= done
+                if done and vc.max_txq:
+                    self.tx_drained()      # a VC held to max_txq has room again: its sender may try
                 self.stats.ndd_xmitintr += 1       # a batch of cells left for the PHY
                 vc.tx_off = off
                 k = len(blob) // cell.CELL_LEN

@@ -21,9 +21,9 @@ from protocols.atm.sockets.sockaddr import (
     CONN_PVC,
     CONN_SVC,
     SO_ATM_AAL_PARM,
-    SO_ATM_BHLI,
     SO_ATM_BLLI,
     SO_ATM_CALLED,
+    SO_ATM_MAX_PEND,
     SO_ATM_TRAFFIC_DES,
     SO_ATM_TRANSIT_SEL,
     AalParm,
@@ -307,7 +307,7 @@ async def test_options(autojump_clock: trio.testing.MockClock) -> None:
                 s.setsockopt(SOL_NDD_ATM, opt, bad)
         with pytest.raises(TypeError):
             s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, "big")
-        for name in (SO_ATM_BHLI, SO_ATM_TRANSIT_SEL, 99):         # not served (SVC options: test_atm_svc.py)
+        for name in (SO_ATM_TRANSIT_SEL, 99):                      # not served (SVC options: test_atm_svc.py)
             with raises_errno(errno.ENOPROTOOPT):
                 s.setsockopt(SOL_NDD_ATM, name, b"")
             with raises_errno(errno.ENOPROTOOPT):
@@ -386,6 +386,47 @@ async def test_peak_cell_rate_paces_the_vc(autojump_clock: trio.testing.MockCloc
         assert done["slow"] == pytest.approx(1.0, abs=0.02)    # 1000 cells at 1000 cells/s
         assert done["fast"] < 0.01                             # 1000 cells at OC-3c: ~2.8 ms
         assert env.a.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (1, 50))["cells_out"] == 1000
+
+
+async def test_max_pend_holds_a_rate_enforced_vc(autojump_clock: trio.testing.MockClock) -> None:
+    # issue 16 point 7: SO_ATM_MAX_PEND is AIX's u_char limit on a rate-enforced VC's outstanding
+    # writes (<sys/atmsock.h> atm_pcb.max_pend), not a listen backlog
+    async with atm_stacks() as env:
+        slow_a, fast_a = env.sock(env.sa), env.sock(env.sa)
+        assert slow_a.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND) == 0              # tunstack's default: no limit
+        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_pcr=1000))
+        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, b"\x02")                # a u_char, as a C program passes it
+        assert slow_a.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND) == 2
+        assert slow_a.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 4) == b"\x02"     # one octet back
+        fast_a.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 2)                      # no peak rate: not rate-enforced
+        for bad in (256, -1, b"\x01\x00"):
+            with raises_errno(errno.EINVAL):
+                slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, bad)
+        await slow_a.connect(("atm0", CONN_PVC, 1, 50))
+        await fast_a.connect(("atm0", CONN_PVC, 1, 51))
+        with raises_errno(errno.EISCONN):                                       # fixed when the VC opens
+            slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 3)
+        assert env.a.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (1, 50))["max_txq"] == 2
+        assert env.a.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (1, 51))["max_txq"] == 0
+        slow_b = env.sock(env.sb)
+        await slow_b.connect(("atm0", CONN_PVC, 1, 50))
+        # 100-cell SDUs at 1000 cells/s: 0.1 s each, an SDU outstanding until its last cell left
+        for _ in range(2):
+            await slow_a.send(bytes(4792), pysocket.MSG_DONTWAIT)
+        with pytest.raises(BlockingIOError):
+            await slow_a.send(bytes(4792), pysocket.MSG_DONTWAIT)
+        assert env.a.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (1, 50))["tx_queued_sdus"] <= 2
+        for _ in range(20):                                                      # the unshaped VC takes them all
+            await fast_a.send(bytes(4792), pysocket.MSG_DONTWAIT)
+        t0 = trio.current_time()
+        with trio.fail_after(5):
+            for _ in range(4):                                                   # a blocking send waits for room
+                await slow_a.send(bytes(4792))
+        assert trio.current_time() - t0 >= 0.3
+        assert env.a.ndd_ctl(C.NDD_ATM_GET_VC_STATS, (1, 50))["tx_queued_sdus"] <= 2
+        with trio.fail_after(5):
+            for _ in range(6):
+                assert await slow_b.recv(5000) == bytes(4792)                    # nothing was lost
 
 
 async def test_pvc_over_udp_phy() -> None:

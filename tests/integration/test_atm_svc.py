@@ -26,10 +26,14 @@ from ndd.atm import VcParams
 from ndd.demux import NsFilter, NsUser
 from protocols.atm.sockets.sockaddr import (
     BCOB_C,
+    CM_USER_SPECIFIED,
+    CM_VENDOR_SPECIFIC,
     CONN_PVC,
     CONN_SVC,
     SO_ATM_AAL_PARM,
+    SO_ATM_ACCEPT,
     SO_ATM_BEARER,
+    SO_ATM_BHLI,
     SO_ATM_BLLI,
     SO_ATM_CALLED,
     SO_ATM_CALLING,
@@ -41,6 +45,7 @@ from protocols.atm.sockets.sockaddr import (
     AtmAddr,
     AtmCause,
     Bearer,
+    Bhli,
     Blli,
     QosParm,
     TrafficDes,
@@ -48,7 +53,7 @@ from protocols.atm.sockets.sockaddr import (
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM, svc_manager
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Side
 from protocols.atm.uni.endpoint import UniEndpoint
-from protocols.atm.uni.q2931 import IE_CALLED, IE_CONN_ID, ConnectionId
+from protocols.atm.uni.q2931 import IE_AAL, IE_BLLI, IE_CALLED, IE_CONN_ID, ConnectionId
 from stack.atm_switch import AtmSwitch
 from stack.ndd_socket import AtmSocket
 from stack.socket import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
@@ -112,7 +117,8 @@ class MiniNet:
                 self.route(port, call, ev.msg)
         elif ev.kind is CallEv.SETUP_CONF and call in self.legs:     # the called user's CONNECT
             _, other, oport = self.legs[call]
-            self.eps[oport].connect(other)
+            answer = [ie for ie in ev.msg.ies if ie.id in (IE_AAL, IE_BLLI)] if ev.msg is not None else []
+            self.eps[oport].connect(other, answer)                   # its AAL/B-LLI answer goes on
         elif ev.kind in (CallEv.RELEASE_IND, CallEv.RELEASE_CONF) and call is not None:
             self.unrelay(call)
             leg = self.legs.pop(call, None)
@@ -185,7 +191,7 @@ class Env:
         got: list[AtmSocket] = []
         async with trio.open_nursery() as n:
             async def acc() -> None:
-                got.append((await lst.accept())[0])
+                got.append((await accept_call(lst))[0])
             n.start_soon(acc)
             await c.connect(svc(AESA_B))
         lst.close()
@@ -218,6 +224,13 @@ async def svc_net(kind: str = "mini", *, b_signalling: bool = True) -> AsyncIter
         yield Env(sa, sb, net, a, b, pair_a)
 
 
+async def accept_call(lst: AtmSocket) -> tuple[AtmSocket, Any]:
+    """accept() and SO_ATM_ACCEPT at once (AIX's two steps, nothing changed in between)."""
+    s, addr = await lst.accept()
+    s.setsockopt(SOL_NDD_ATM, SO_ATM_ACCEPT, 1)
+    return s, addr
+
+
 def cause(s: AtmSocket) -> int:
     return s.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE).cause
 
@@ -236,7 +249,7 @@ async def test_connect_accept_carries_the_options(net: str, autojump_clock: trio
         got: list[Any] = []
         async with trio.open_nursery() as n:
             async def acc() -> None:
-                got.extend(await lst.accept())
+                got.extend(await accept_call(lst))
             n.start_soon(acc)
             with trio.fail_after(5):
                 await c.connect(svc(AESA_B))
@@ -305,7 +318,7 @@ async def test_blli_selects_the_listener(net: str, autojump_clock: trio.testing.
             async with trio.open_nursery() as n:
                 n.start_soon(c.connect, svc(AESA_B))
                 with trio.fail_after(5):
-                    s, _ = await want.accept()
+                    s, _ = await accept_call(want)
             assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == blli
             c.close()
             s.close()
@@ -315,6 +328,122 @@ async def test_blli_selects_the_listener(net: str, autojump_clock: trio.testing.
         with raises_errno(errno.ECONNREFUSED):                           # only the IP listener is left
             await c.connect(svc(AESA_B))
         assert cause(c) == 88
+
+
+# --- AIX's two-step accept (issue 16 point 8) -----------------------------------------------------------
+BHLI_USER = Bhli(CM_USER_SPECIFIED, b"tunstack")
+
+
+@pytest.mark.parametrize("net", NETS)
+async def test_accept_returns_the_proceeding_call_and_so_atm_accept_connects(
+        net: str, autojump_clock: trio.testing.MockClock) -> None:
+    async with svc_net(net) as env:
+        lst = env.listener(blli=LLC_IP)
+        c = env.sock(env.sa)
+        for name, v in ((SO_ATM_AAL_PARM, AalParm(2000, 3000)), (SO_ATM_TRAFFIC_DES, TrafficDes(100000, 50000)),
+                        (SO_ATM_BLLI, LLC_IP), (SO_ATM_BHLI, BHLI_USER), (SO_ATM_CALLING, AtmAddr(AESA_A))):
+            c.setsockopt(SOL_NDD_ATM, name, v)
+        async with trio.open_nursery() as n:
+            n.start_soon(c.connect, svc(AESA_B))
+            with trio.fail_after(5):
+                s, addr = await lst.accept()
+            # the call is still proceeding: the caller waits, the called socket moves no data yet
+            await trio.sleep(1)
+            with raises_errno(errno.ENOTCONN):
+                c.getpeername()
+            assert addr == s.getpeername() == svc(AESA_A)
+            seen = {name: s.getsockopt(SOL_NDD_ATM, name)
+                    for name in (SO_ATM_AAL_PARM, SO_ATM_TRAFFIC_DES, SO_ATM_BLLI, SO_ATM_BHLI, SO_ATM_CALLING)}
+            assert seen == {SO_ATM_AAL_PARM: AalParm(3000, 2000), SO_ATM_TRAFFIC_DES: TrafficDes(50000, 100000),
+                            SO_ATM_BLLI: LLC_IP, SO_ATM_BHLI: BHLI_USER, SO_ATM_CALLING: AtmAddr(AESA_A)}
+            with raises_errno(errno.ENOTCONN):
+                await s.send(b"early")
+            with raises_errno(errno.EISCONN):                        # not what indaccept_ie_t carries
+                s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes())
+            s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(1000, 1500))   # this side sends 1000, takes 1500
+            assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM) == AalParm(1000, 1500)
+            s.setsockopt(SOL_NDD_ATM, SO_ATM_ACCEPT, 1)               # CONNECT goes out
+            with raises_errno(errno.EISCONN):
+                s.setsockopt(SOL_NDD_ATM, SO_ATM_ACCEPT, 1)
+            with trio.fail_after(5):
+                assert await s.send(b"hello") == 5                    # waits for CONNECT ACKNOWLEDGE
+        assert c.getpeername() == svc(AESA_B)
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM) == AalParm(1500, 1000)   # the answer reached the caller
+        with trio.fail_after(5):
+            assert await c.recv(100) == b"hello"
+        with raises_errno(errno.EMSGSIZE):
+            await c.send(bytes(1501))
+        await c.send(bytes(1500))
+        with raises_errno(errno.EMSGSIZE):
+            await s.send(bytes(1001))
+        with trio.fail_after(5):
+            assert await s.recv(2000) == bytes(1500)
+        vc_b = [v for v in env.b.ndd_ctl(C.NDD_ATM_LIST_VCS) if v != (0, 5)]
+        assert env.b.ndd_ctl(C.NDD_ATM_GET_VC_STATS, vc_b[0])["max_sdu"] >= 1500
+
+
+@pytest.mark.parametrize("net", NETS)
+@pytest.mark.parametrize("set_cause, want", [(None, 21), (17, 17)])
+async def test_closing_an_accepted_call_before_so_atm_accept_rejects_it(
+        net: str, set_cause: int | None, want: int, autojump_clock: trio.testing.MockClock) -> None:
+    async with svc_net(net) as env:
+        lst = env.listener()
+        c = env.sock(env.sa)
+        async with trio.open_nursery() as n:
+            async def call() -> None:
+                with raises_errno(errno.ECONNREFUSED), trio.fail_after(5):
+                    await c.connect(svc(AESA_B))
+            n.start_soon(call)
+            s, _ = await lst.accept()
+            if set_cause is not None:
+                s.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, AtmCause(cause=set_cause))
+            s.close()
+        assert cause(c) == want                                      # 21: call rejected, else as set
+        assert env.b.ndd_ctl(C.NDD_ATM_LIST_VCS) == [(0, 5)]         # the call's VC is gone
+
+
+@pytest.mark.parametrize("net", NETS)
+async def test_a_call_cleared_before_so_atm_accept(net: str, autojump_clock: trio.testing.MockClock) -> None:
+    async with svc_net(net) as env:
+        lst = env.listener()
+        c = env.sock(env.sa)
+        async with trio.open_nursery() as n:
+            n.start_soon(c.connect, svc(AESA_B))
+            s, _ = await lst.accept()
+            n.cancel_scope.cancel()                                   # the caller gives up: RELEASE
+        await trio.sleep(1)
+        with raises_errno(errno.ECONNABORTED):
+            s.setsockopt(SOL_NDD_ATM, SO_ATM_ACCEPT, 1)
+        with trio.fail_after(1):
+            assert await s.recv(10) == b""                            # then EOF
+        s.close()
+        assert env.b.ndd_ctl(C.NDD_ATM_LIST_VCS) == [(0, 5)]
+
+
+@pytest.mark.parametrize("net", NETS)
+async def test_a_listener_with_bhli_takes_only_calls_carrying_it(
+        net: str, autojump_clock: trio.testing.MockClock) -> None:
+    async with svc_net(net) as env:
+        lst = env.sock(env.sb)
+        lst.setsockopt(SOL_NDD_ATM, SO_ATM_BHLI, BHLI_USER)
+        lst.bind(svc(AESA_B))
+        lst.listen(2)
+        plain = env.sock(env.sa)
+        with raises_errno(errno.ECONNREFUSED), trio.fail_after(5):
+            await plain.connect(svc(AESA_B))
+        assert cause(plain) == 88                                    # incompatible destination
+        other = env.sock(env.sa)
+        other.setsockopt(SOL_NDD_ATM, SO_ATM_BHLI, Bhli(CM_VENDOR_SPECIFIC, bytes.fromhex("0000a0" "00000001")))
+        with raises_errno(errno.ECONNREFUSED), trio.fail_after(5):
+            await other.connect(svc(AESA_B))
+        c = env.sock(env.sa)
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_BHLI, BHLI_USER.pack())     # <sys/call_ie.h> bhli_t bytes
+        async with trio.open_nursery() as n:
+            n.start_soon(c.connect, svc(AESA_B))
+            with trio.fail_after(5):
+                s, _ = await accept_call(lst)
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BHLI) == BHLI_USER
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BHLI, 12) == bytes.fromhex("0008" "01" "00") + b"tunstack"
 
 
 # --- calls that fail ------------------------------------------------------------------------------
@@ -338,7 +467,7 @@ async def test_refused_calls(net: str, called: bytes, code: int, why: int,
             await c.send(b"x")
         assert env.a.ndd_ctl(C.NDD_ATM_LIST_VCS) == [(0, 5)]
         async with trio.open_nursery() as n:                             # the socket may call again
-            n.start_soon(lst.accept)
+            n.start_soon(accept_call, lst)
             await c.connect(svc(AESA_B))
         assert c.getpeername() == svc(AESA_B)
 
@@ -369,7 +498,7 @@ async def test_network_vc_taken_locally(net: str, autojump_clock: trio.testing.M
 async def test_backlog_full_is_user_busy(net: str, autojump_clock: trio.testing.MockClock) -> None:
     async with svc_net(net) as env:
         lst = env.listener(backlog=1)
-        assert lst.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND) == 1
+        assert lst._pcb.backlog == 1 and lst.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND) == 0   # not the backlog
         first, second = env.sock(env.sa), env.sock(env.sa)
         async with trio.open_nursery() as n:
             n.start_soon(first.connect, svc(AESA_B))
@@ -377,12 +506,12 @@ async def test_backlog_full_is_user_busy(net: str, autojump_clock: trio.testing.
             with raises_errno(errno.ECONNREFUSED):
                 await second.connect(svc(AESA_B))
             assert cause(second) == 17
-            lst.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 2)              # room for one more now
+            lst.listen(2)                                                # room for one more now
             third = env.sock(env.sa)
             n.start_soon(third.connect, svc(AESA_B))
             await trio.sleep(0.5)
-            s1, _ = await lst.accept()
-            s2, _ = await lst.accept()
+            s1, _ = await accept_call(lst)
+            s2, _ = await accept_call(lst)
         await first.send(b"1")
         await third.send(b"3")
         assert (await s1.recv(10), await s2.recv(10)) == (b"1", b"3")    # accepted in order
@@ -459,7 +588,7 @@ async def test_cancelled_connect_clears_the_call(net: str, autojump_clock: trio.
         assert not lst._pcb.pending and env.b.ndd_ctl(C.NDD_ATM_LIST_VCS) == [(0, 5)]
         assert env.a.ndd_ctl(C.NDD_ATM_LIST_VCS) == [(0, 5)]
         async with trio.open_nursery() as n:
-            n.start_soon(lst.accept)
+            n.start_soon(accept_call, lst)
             await c.connect(svc(AESA_B))                                 # unconnected again: may retry
 
 
@@ -571,13 +700,13 @@ async def test_bind_listen_accept_errors(autojump_clock: trio.testing.MockClock)
         with raises_errno(errno.EINVAL):                                 # a PVC on an ATM-address socket
             await s2.connect(("atm0", CONN_PVC, 0, 40))
         s1.listen(0)
-        assert s1.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND) == 32         # Linux's ATM default backlog
+        assert s1._pcb.backlog == 32                                     # Linux's ATM default backlog
         s1.listen(3)
-        assert s1.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 4) == (3).to_bytes(4, "little")
+        assert s1._pcb.backlog == 3 and s1.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 4) == b"\0"   # a u_char
         with raises_errno(errno.EOPNOTSUPP):                             # POSIX: listening, cannot connect
             await s1.connect(svc(AESA_A))
         with raises_errno(errno.EINVAL):
-            s1.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 0)
+            s1.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 256)
         for bad, opt in ((Bearer(up_config=1), SO_ATM_BEARER), (Bearer(7), SO_ATM_BEARER),
                          (QosParm(5, 0), SO_ATM_QOS_PARM), (AtmCause(cause=0), SO_ATM_CAUSE),
                          (AtmAddr(b"x"), SO_ATM_CALLING)):
@@ -624,8 +753,8 @@ async def test_cli_server_and_calls_through_the_switch() -> None:
     srv: Proc | None = None
     try:
         srv, sready = await Proc.start("atm", "svc-server", "--switch", ports["port.a"], "--addr", AESA_B[:19].hex(),
-                                       "--selector", "1", "--max-pend", "2")
-        assert sready.startswith("ready: ") and f"addr={AESA_B.hex()}" in sready and "max-pend=2" in sready
+                                       "--selector", "1", "--backlog", "2")
+        assert sready.startswith("ready: ") and f"addr={AESA_B.hex()}" in sready and "backlog=2" in sready
         call = ("atm", "svc-call", "--switch", ports["port.b"], "--calling", AESA_A.hex())
         ok = await run(*call, AESA_B.hex(), "-n", "5", "--size", "100", "-i", "0")
         out = ok.stdout.decode()

@@ -1,4 +1,6 @@
-"""Issue 16, points 1-6 (point 6's adapter: tests/integration/test_atm_ndd_aix.py): the NDD
+"""Issue 16, points 1-6 (point 6's adapter: tests/integration/test_atm_ndd_aix.py) and the
+values of points 7-8 (their behaviour: tests/integration/test_atm_sockets.py, test_atm_svc.py,
+test_atm_aix_samples.py): the NDD
 layer as AIX CDLI defines it -- status codes as mask bits, ns_add_status/ns_del_status with
 ns_com_status/ns_statuser, NDD_HARD_FAIL reason codes, pkt_format and its stripping rules,
 ns_user's protoq/netisr/ifp, reference-counted address control (all-multicast,
@@ -151,6 +153,56 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
 def test_value_matches_header(name: str) -> None:
     value, source = AIX_VALUES[name]
     assert getattr(C, name) == value, f"{name} should be {value:#x} ({source})"
+
+
+# the ATM socket layer's values (protocols/atm/sockets/sockaddr.py): <sys/atmsock.h> (bos53D
+# 1.10) and <sys/call_ie.h> (bos530 1.13); issue 16 points 7 and 8
+ATM_SOCKET_VALUES: dict[str, tuple[int, str]] = {
+    "SO_ATM_CALLING": (1, "<sys/atmsock.h>"),
+    "SO_ATM_CALLED": (2, "<sys/atmsock.h>"),
+    "SO_ATM_AAL_PARM": (3, "<sys/atmsock.h>"),
+    "SO_ATM_TRAFFIC_DES": (4, "<sys/atmsock.h>"),
+    "SO_ATM_BEARER": (5, "<sys/atmsock.h>"),
+    "SO_ATM_BHLI": (6, "<sys/atmsock.h>"),
+    "SO_ATM_BLLI": (7, "<sys/atmsock.h>"),
+    "SO_ATM_QOS_PARM": (8, "<sys/atmsock.h>"),
+    "SO_ATM_TRANSIT_SEL": (9, "<sys/atmsock.h>"),
+    "SO_ATM_MAX_PEND": (10, "<sys/atmsock.h>"),
+    "SO_ATM_PARAM": (11, "<sys/atmsock.h>"),
+    "SO_ATM_CAUSE": (12, "<sys/atmsock.h>"),
+    "SO_ATM_ACCEPT": (13, "<sys/atmsock.h>"),
+    "CONN_PVC": (1, "<sys/call_ie.h>"),
+    "CONN_SVC": (2, "<sys/call_ie.h>"),
+    "NDD_MAXNAMELEN": (16, "<sys/ndd.h> (sockaddr_ndd_atm.sndd_atm_nddname)"),
+    "CM_BHLI_INFO_SIZE": (8, "<sys/call_ie.h>"),
+    "CM_ISO": (0x00, "<sys/call_ie.h> (bhli_t.type)"),
+    "CM_USER_SPECIFIED": (0x01, "<sys/call_ie.h>"),
+    "CM_HI_LAYER_PROFILE": (0x02, "<sys/call_ie.h>"),
+    "CM_VENDOR_SPECIFIC": (0x03, "<sys/call_ie.h>"),
+    "MAX_PEND_MAX": (0xFF, "<sys/atmsock.h> (atm_pcb.max_pend is a u_char)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATM_SOCKET_VALUES))
+def test_atm_socket_value_matches_header(name: str) -> None:
+    from protocols.atm.sockets import sockaddr, usrreq
+    value, source = ATM_SOCKET_VALUES[name]
+    got = getattr(sockaddr, name, None)
+    if got is None:
+        got = getattr(usrreq, name)
+    assert got == value, f"{name} should be {value:#x} ({source})"
+
+
+def test_bhli_packs_as_bhli_t() -> None:
+    # <sys/call_ie.h> struct bhli { short length; uchar type; uchar resvd; uchar info[8]; }: 12 octets on
+    # AIX (big-endian POWER, natural alignment), length = the octets of info in use
+    from protocols.atm.sockets.sockaddr import CM_VENDOR_SPECIFIC, Bhli
+    b = Bhli(CM_VENDOR_SPECIFIC, bytes.fromhex("08005a" "00000001"))
+    assert b.pack() == bytes.fromhex("0007" "03" "00" "08005a0000000100") and Bhli.FORMAT.size == 12
+    assert Bhli.unpack(b.pack()) == b and Bhli.unpack(bytes(12)) == Bhli()
+    assert Bhli(4).check() == errno.EINVAL and Bhli(0, bytes(9)).check() == errno.EINVAL
+    with pytest.raises(OSError):
+        Bhli.unpack(bytes.fromhex("0009") + bytes(10))          # more info than the field holds
 
 
 def test_status_codes_are_distinct_bits() -> None:

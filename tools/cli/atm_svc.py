@@ -35,15 +35,16 @@ EPILOG_SERVER = """examples (a switch with two ports first; see `tunstack atm sw
   tunstack atm switch --port a=127.0.0.1:7101,prefix=47000580ffe1000000f21a0001 \\
                       --port b=127.0.0.1:7102
   tunstack atm svc-server --switch 127.0.0.1:7101 --addr 47000580ffe1000000f21a00010020481a0001 \\
-                          --selector 1 --max-pend 4
+                          --selector 1 --backlog 4
   tunstack atm svc-call --switch 127.0.0.1:7102 47000580ffe1000000f21a00010020481a000101 -n 5
 
 The server's adapter sends its cells to --switch from --local (default: any free port on
 127.0.0.1).  It starts its UNI (SAAL on VC 0/5), binds an SVC socket to --addr -- 20
 octets in hex, or 19 plus --selector (default 0); dots allowed -- and listens with
-SO_ATM_MAX_PEND = --max-pend.  Once the signalling link is up it prints one line
-beginning with `ready:` (stdout) with the UDP address it bound, then accepts calls and
-echoes each SDU back on its call, logging each call on stderr.  The switch must route
+listen(--backlog) (--max-pend is its old name: AIX's SO_ATM_MAX_PEND is another thing).
+Once the signalling link is up it prints one line beginning with `ready:` (stdout) with
+the UDP address it bound, then accepts calls -- accept(), then SO_ATM_ACCEPT, AIX's two
+steps -- and echoes each SDU back on its call, logging each call on stderr.  The switch must route
 the address to the server's port (its prefix= option).  SIGINT/SIGTERM/SIGHUP: the calls
 are released, exit 128 + the signal's number (130, 143, 129).  No signalling link within
 --wait seconds: exit 1.
@@ -88,8 +89,8 @@ def add_svc_parsers(asub: Any) -> None:
                           epilog=EPILOG_SERVER, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common(srv)
     srv.add_argument("--addr", required=True, metavar="AESA", help="the address to listen on (hex, 19 or 20 octets)")
-    srv.add_argument("--max-pend", type=int, default=8, metavar="N",
-                     help="calls held before accept (SO_ATM_MAX_PEND; more are refused, cause 17; default 8)")
+    srv.add_argument("--backlog", "--max-pend", dest="backlog", type=int, default=8, metavar="N",
+                     help="calls held before accept (listen's backlog; more are refused, cause 17; default 8)")
     srv.add_argument("--wait", type=float, default=10.0, metavar="S",
                      help="seconds to wait for the signalling link before giving up (default 10)")
     srv.set_defaults(atm_parser=srv)
@@ -150,8 +151,8 @@ def check_svc_options(args: argparse.Namespace) -> None:
     p = check_switch_host_options(args)
     if args.atm_command == "svc-server":
         args.aesa = parse_aesa(p, "--addr", args.addr, args.selector)
-        if args.max_pend < 1:
-            p.error("--max-pend must be at least 1")
+        if args.backlog < 1:
+            p.error("--backlog must be at least 1")
         return
     args.called = parse_aesa(p, "AESA", args.aesa, args.selector)
     args.calling_aesa = parse_aesa(p, "--calling", args.calling, None) if args.calling else None
@@ -259,7 +260,8 @@ async def _echo(sock: Any, peer: tuple[Any, ...]) -> None:
 
 
 async def run_server(args: argparse.Namespace) -> int:
-    from protocols.atm.sockets.sockaddr import CONN_SVC
+    from protocols.atm.sockets.sockaddr import CONN_SVC, SO_ATM_ACCEPT
+    from protocols.atm.sockets.usrreq import SOL_NDD_ATM
     from stack import Stack
 
     phy = _phy(args)
@@ -269,15 +271,20 @@ async def run_server(args: argparse.Namespace) -> int:
             try:
                 lst = host.socket()
                 lst.bind((args.dev, CONN_SVC, args.aesa, b""))
-                lst.listen(args.max_pend)
+                lst.listen(args.backlog)
                 await host.wait_link(args.wait)          # a signal here cancels it (tools/cli/command.py)
-                print("ready: dev={} kind=atm-udp local={}:{} switch={}:{} addr={} max-pend={}".format(
-                      args.dev, *phy.local_address, *args.switch_addr, args.aesa.hex(), args.max_pend),
+                print("ready: dev={} kind=atm-udp local={}:{} switch={}:{} addr={} backlog={}".format(
+                      args.dev, *phy.local_address, *args.switch_addr, args.aesa.hex(), args.backlog),
                       flush=True)
                 async with trio.open_nursery() as n:
                     async def acceptor() -> None:
                         while True:
                             sock, peer = await lst.accept()
+                            try:
+                                sock.setsockopt(SOL_NDD_ATM, SO_ATM_ACCEPT, 1)    # CONNECT goes out
+                            except OSError:
+                                sock.close()                 # the caller gave up meanwhile
+                                continue
                             n.start_soon(_echo, sock, peer)
                     n.start_soon(acceptor)
                     await until_shutdown()

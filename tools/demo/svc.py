@@ -24,7 +24,7 @@ from drivers.atm.adapter import AtmNdd
 from drivers.atm.phy import UdpPhy
 from drivers.pcap import PcapRecorder
 from ndd.atm import DEFAULT_MTU
-from protocols.atm.sockets.sockaddr import CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_CAUSE, AalParm
+from protocols.atm.sockets.sockaddr import CONN_SVC, SO_ATM_AAL_PARM, SO_ATM_ACCEPT, SO_ATM_CAUSE, AalParm
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM, svc_manager
 from protocols.atm.uni.causes import cause_text
 from protocols.atm.uni.q2931 import MESSAGE_NAMES
@@ -53,6 +53,7 @@ async def _echo_server(lst: AtmSocket, task_status: trio.TaskStatus[None] = trio
     task_status.started()
     while True:
         conn, _ = await lst.accept()
+        conn.setsockopt(SOL_NDD_ATM, SO_ATM_ACCEPT, 1)     # AIX's second step: CONNECT goes out
         with conn:
             while data := await conn.recv(65535):
                 await conn.send(data)

@@ -128,7 +128,7 @@ class ClipCalls:
 
     def _accept(self) -> None:
         lst = self.listener
-        while lst is not None and (accepted := self.usr.accept(lst, self.now())) is not None:
+        while lst is not None and (accepted := self.usr.accept_active(lst, self.now())) is not None:
             child = accepted[0]
             if child.state is not St.CONNECTED or child.vc is None:
                 self.usr.detach(child, self.now())    # cleared before it was ours

@@ -18,10 +18,10 @@ from ndd import constants as C
 from ndd.atm import DEFAULT_MTU, VcParams
 from ndd.counters import Counters
 from ndd.demux import NS_PROTO, NsFilter, NsUser
-from protocols.atm.uni.causes import CAUSE_NORMAL_CLEARING
+from protocols.atm.uni.causes import CAUSE_CALL_REJECTED, CAUSE_NORMAL_CLEARING
 from protocols.sockopt import BUF_DEFAULT
 
-from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Blli, QosParm, SockaddrNddAtm, TrafficDes
+from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Bhli, Blli, QosParm, SockaddrNddAtm, TrafficDes
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
@@ -40,8 +40,9 @@ class St(str, Enum):
     CONNECTED = "connected"      # data flows
     RELEASED = "released"        # the call was cleared under us: EOF / the error, once
     LISTENING = "listening"
-    PENDING = "pending"          # an incoming call in a listener's queue (CALL PROCEEDING sent)
-    ACCEPTING = "accepting"      # accept() sent CONNECT, waiting for CONNECT ACKNOWLEDGE
+    PENDING = "pending"          # an incoming call (CALL PROCEEDING sent): queued, or accepted
+                                 # and not yet confirmed by SO_ATM_ACCEPT
+    ACCEPTING = "accepting"      # SO_ATM_ACCEPT sent CONNECT, waiting for CONNECT ACKNOWLEDGE
 
 
 @dataclass
@@ -65,6 +66,7 @@ class AtmPcb:
         self.aal: AalParm | None = None            # None: the adapter's MTU both ways
         self.traffic = TrafficDes()
         self.blli = Blli()
+        self.bhli = Bhli()
         self.bearer = Bearer()
         self.qos = QosParm()
         self.max_sdu = (0, 0)                      # (fwd, bwd) fixed when the VC opens
@@ -88,10 +90,13 @@ class AtmPcb:
         self.call: Any = None                      # uni.call.Call while one exists
         self.endpoint: Any = None                  # the UniEndpoint of `call`
         self.cause = AtmCause()                    # SO_ATM_CAUSE: why the last call ended
-        self.release_cause = CAUSE_NORMAL_CLEARING  # what our own release sends
-        self.backlog = 0                           # SO_ATM_MAX_PEND
+        self.release_cause: int | None = None      # SO_ATM_CAUSE as set: what our own release sends
+        self.max_pend = 0                          # SO_ATM_MAX_PEND (0: no limit of its own)
+        self.backlog = 0                           # listen(backlog)
         self.pending: deque[AtmPcb] = deque()      # a listener's incoming calls, in order
         self.listener: AtmPcb | None = None        # an incoming call's listener (until accepted)
+        self.confirmed = False                     # an incoming call: SO_ATM_ACCEPT sent CONNECT
+        self.blli_choices = 0                      # an incoming call: the B-LLIs its SETUP offered
 
     @property
     def connected(self) -> bool:
@@ -100,6 +105,13 @@ class AtmPcb:
     def take_error(self) -> int:
         err, self.so_error = self.so_error, 0
         return err
+
+    def own_release_cause(self) -> int:
+        """What our release of the call sends: SO_ATM_CAUSE if set, else 21 (call rejected) for
+        an incoming call not accepted (SO_ATM_ACCEPT) yet, 16 (normal clearing) otherwise."""
+        if self.release_cause is not None:
+            return self.release_cause
+        return CAUSE_CALL_REJECTED if self.state is St.PENDING else CAUSE_NORMAL_CLEARING
 
     def aal_parm(self) -> AalParm:
         if self.aal is not None:
@@ -133,10 +145,13 @@ def errno_of(exc: OSError) -> int:
 
 def open_vc(ns: NetServices, pcb: AtmPcb, vpi: int, vci: int, aal: AalParm, pcr: int) -> int:
     """Open VC vpi/vci on the socket's adapter and claim it for the socket: 0 or an errno
-    (EADDRINUSE: open already, or claimed by another user such as CLIP)."""
+    (EADDRINUSE: open already, or claimed by another user such as CLIP).  A rate-enforced VC
+    (`pcr`, a forward peak rate) holds at most SO_ATM_MAX_PEND of the socket's SDUs in the
+    adapter; an unshaped one drains at the line rate and only the adapter's queue bounds it."""
     ndd = pcb.ndd
     # the adapter keeps one max SDU per VC: the larger; each direction is held to its own here
-    params = VcParams(vpi, vci, max_sdu=max(aal.fwd_max_sdu, aal.bwd_max_sdu), pcr=float(pcr))
+    params = VcParams(vpi, vci, max_sdu=max(aal.fwd_max_sdu, aal.bwd_max_sdu), pcr=float(pcr),
+                      max_txq=pcb.max_pend if pcr else 0)
     try:
         ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, params)
     except OSError as exc:

@@ -30,11 +30,19 @@ dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
     SO_ATM_AAL_PARM    3  AalParm(fwd_max_sdu, bwd_max_sdu, aal_type=5)   "!B3xII"  12 octets
     SO_ATM_TRAFFIC_DES 4  TrafficDes(fwd_pcr, bwd_pcr) cells/s, 0 = line  "!II"      8 octets
     SO_ATM_BEARER      5  Bearer(bearer_class, traffic_type, timing, clipping, up_config) "!5B"
+    SO_ATM_BHLI        6  Bhli(hli_type, info) -- <sys/call_ie.h> bhli_t  ">hBx8s"   12 octets
     SO_ATM_BLLI        7  Blli(l2_proto, l3_proto, snap) Q.2931 codes     "!BB5s"    7 octets
     SO_ATM_QOS_PARM    8  QosParm(fwd_class, bwd_class) UNI 3.1 classes   "!BB"      2 octets
-    SO_ATM_MAX_PEND   10  int: the listen backlog (calls offered, not yet accepted)
+    SO_ATM_MAX_PEND   10  int 0..255 (AIX: a u_char, 1 octet): at most this many SDUs
+                          outstanding in the adapter on a rate-enforced VC (one with a forward
+                          peak rate); a send beyond waits.  0: no limit of its own (tunstack's
+                          default; AIX's is not public).  Fixed when the VC opens.
     SO_ATM_CAUSE      12  AtmCause(location, cause) Q.2931 codes          "!BB"      2 octets
+    SO_ATM_ACCEPT     13  set only, on an incoming call accept() returned: sends CONNECT
+                          (with SO_ATM_AAL_PARM / SO_ATM_BLLI as set meanwhile); the value
+                          is not looked at (any int or buffer)
 
+The listen queue's length is listen(backlog)'s alone.
 Forward/backward are always this socket's view: forward is what it sends.  A called
 socket therefore reads the caller's forward values as its backward ones (protocols/atm/
 svc_params.py turns them around).
@@ -55,7 +63,7 @@ CONN_SVC = 2
 NDD_MAXNAMELEN = 16          # sockaddr_ndd_atm nddname field (AIX)
 AAL_TYPE_5 = 5
 
-# AIX option names (the table above); BHLI, TRANSIT_SEL, PARAM and ACCEPT are not served (ENOPROTOOPT)
+# AIX option names (<sys/atmsock.h>; the table above); TRANSIT_SEL and PARAM are not served (ENOPROTOOPT)
 SO_ATM_CALLING = 1
 SO_ATM_CALLED = 2
 SO_ATM_AAL_PARM = 3
@@ -270,6 +278,37 @@ class AtmAddr(_Packed):
 
     def check(self) -> int:
         ok = len(self.address) in (0, AESA_LEN) and len(self.subaddress) in (0, AESA_LEN)
+        return 0 if ok else errno.EINVAL
+
+
+CM_BHLI_INFO_SIZE = 8         # <sys/call_ie.h>: bhli_t's info octets
+CM_ISO, CM_USER_SPECIFIED, CM_HI_LAYER_PROFILE, CM_VENDOR_SPECIFIC = 0x00, 0x01, 0x02, 0x03   # bhli_t.type
+
+
+@dataclass(frozen=True)
+class Bhli(_Packed):
+    """SO_ATM_BHLI: the broadband high layer information a call carries (Q.2931 IE 0x5D, UNI
+    3.1 §5.4.5.8): `hli_type` (CM_ISO 0, CM_USER_SPECIFIED 1, CM_HI_LAYER_PROFILE 2,
+    CM_VENDOR_SPECIFIC 3 -- the IE's own codes) and up to 8 octets of `info`; empty info:
+    absent.  A caller's SETUP carries it; a listener with one takes only calls that carry the
+    same.  Packed as <sys/call_ie.h>'s bhli_t on AIX (big-endian, natural alignment):
+    short length (of info), uchar type, uchar resvd, uchar info[8]."""
+    hli_type: int = 0
+    info: bytes = b""
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">hBx8s")
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(len(self.info), self.hli_type, self.info)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> Bhli:
+        length, hli_type, info = cls.FORMAT.unpack(b)
+        if not 0 <= length <= CM_BHLI_INFO_SIZE:
+            raise oserror(errno.EINVAL)
+        return cls(hli_type if length else 0, info[:length])
+
+    def check(self) -> int:
+        ok = 0 <= self.hli_type <= CM_VENDOR_SPECIFIC and len(self.info) <= CM_BHLI_INFO_SIZE
         return 0 if ok else errno.EINVAL
 
 

@@ -9,11 +9,21 @@ into socket state (protocols/atm/sockets/pcb.py):
             first answer names the VC; it is opened at once, so SDUs sent right after
             CONNECT are not lost.  CONNECT -> CONNECTED.
   incoming  SETUP.indication: the listener whose SAP matches the called address,
-            subaddress and B-LLI gets it -- none: RELEASE COMPLETE cause 88 (incompatible
-            destination); its queue holds SO_ATM_MAX_PEND calls already: cause 17 (user
-            busy); the VC is taken: cause 35.  Otherwise the VC opens, CALL PROCEEDING
-            goes back and the call waits in the queue (the network's T310 bounds the
-            wait).  accept() sends CONNECT for the oldest; CONNECT ACKNOWLEDGE completes it.
+            subaddress and B-LLI (and B-HLI, when it set one) gets it -- none: RELEASE
+            COMPLETE cause 88 (incompatible destination); its queue holds listen()'s
+            backlog of calls already: cause 17 (user busy); the VC is taken: cause 35.
+            Otherwise the VC opens, CALL PROCEEDING goes back and the call waits in the
+            queue (the network's T310 bounds the wait).
+  accept    AIX's two steps (IBM, accept(): "a socket is not ready to transmit/receive
+            data until SO_ATM_ACCEPT socket option is called"; <sys/call_ie.h>
+            call_ind_accept, indaccept_ie_t {aal_parm, blli}): accept() takes the oldest
+            queued call off the queue while it is still proceeding; its socket shows the
+            caller's parameters (getsockopt) and may change SO_ATM_AAL_PARM and SO_ATM_BLLI;
+            setsockopt(SO_ATM_ACCEPT) sends CONNECT with them (`confirm`), CONNECT
+            ACKNOWLEDGE makes it CONNECTED.  Closed before that, the call is rejected:
+            RELEASE with SO_ATM_CAUSE, or 21 (call rejected).  `accept(one_step=True)` is
+            tunstack's own in-stack form (CLIP's calls): CONNECT at once, the call handed
+            over once active.
   cleared   RELEASE.indication: a connecting socket fails with `connect_errno`, a
             queued call leaves its queue, an open call keeps its data for reading and
             then reads EOF -- after an error first, per `reset_errno`.
@@ -34,7 +44,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +65,8 @@ from protocols.atm.uni.causes import (
 from protocols.atm.uni.endpoint import UniEndpoint
 
 from .pcb import AtmPcb, St, close_vc, errno_of, free_adapter, open_vc
-from .sockaddr import AtmAddr, AtmCause, Blli, SockaddrNddAtm
-from .svc_params import CallParams, setup_bllis, setup_ies, setup_params
+from .sockaddr import AalParm, AtmAddr, AtmCause, Blli, SockaddrNddAtm
+from .svc_params import CallParams, connect_ies, connect_params, setup_bllis, setup_ies, setup_params
 
 if TYPE_CHECKING:
     from ndd.services import NetServices
@@ -179,6 +189,8 @@ class SvcManager:
                 continue
             if sub and sub != p.called.subaddress:
                 continue
+            if pcb.bhli.info and pcb.bhli != p.bhli:
+                continue
             wild = blli == Blli()
             if not wild and blli not in offered:
                 continue
@@ -199,7 +211,7 @@ class SvcManager:
         if calling is None:
             calling = AtmAddr(pcb.local.atm_address, pcb.local.subaddress) if pcb.local else AtmAddr()
         params = CallParams(pcb.aal_parm(), pcb.traffic, pcb.bearer, pcb.qos, pcb.blli,
-                            AtmAddr(addr.atm_address, addr.subaddress), calling)
+                            AtmAddr(addr.atm_address, addr.subaddress), calling, pcb.bhli)
         try:
             call = ep.setup(setup_ies(params), context=pcb)
         except OSError as exc:          # ENOBUFS: no call reference free
@@ -220,20 +232,58 @@ class SvcManager:
         pcb.state = St.LISTENING
         return 0
 
-    def accept(self, pcb: AtmPcb) -> AtmPcb | None:
-        """The oldest queued call once active (CONNECT sent by the first accept() to look
-        at it, CONNECT ACKNOWLEDGE received), or None: wait."""
+    def accept(self, pcb: AtmPcb, one_step: bool = False) -> AtmPcb | None:
+        """The oldest queued call, or None: wait.  AIX's way: at once, still proceeding
+        (`confirm` sends CONNECT).  `one_step` (tunstack's own): CONNECT sent by the first
+        accept() to look at it, the call returned once CONNECT ACKNOWLEDGE came."""
         if not pcb.pending:
             return None
         child = pcb.pending[0]
-        if child.state is St.PENDING:
-            child.state = St.ACCEPTING
-            child.endpoint.connect(child.call)
-        if child.state in (St.CONNECTED, St.RELEASED):
-            pcb.pending.popleft()
-            child.listener = None
-            return child
-        return None
+        if one_step:
+            if child.state is St.PENDING and self._answer(child):
+                return None          # the VC could not take the AAL sizes: the call is cleared
+            if child.state not in (St.CONNECTED, St.RELEASED):
+                return None
+        pcb.pending.popleft()
+        child.listener = None
+        return child
+
+    def confirm(self, pcb: AtmPcb) -> int:
+        """SO_ATM_ACCEPT: send CONNECT for an accepted incoming call, with its AAL parameters
+        and B-LLI as they are now; 0 or an errno -- EINVAL: not an incoming call, EISCONN:
+        confirmed already, ECONNABORTED: the caller or the network cleared it meanwhile.
+        The VC follows new AAL sizes (reopened if they outgrow it: nothing was sent yet)."""
+        if pcb.state is St.RELEASED:
+            return errno.EISCONN if pcb.confirmed else errno.ECONNABORTED
+        if pcb.state in (St.ACCEPTING, St.CONNECTED):
+            return errno.EISCONN
+        if pcb.state is not St.PENDING or pcb.call is None or pcb.listener is not None:
+            return errno.EINVAL
+        return self._answer(pcb)
+
+    def _answer(self, pcb: AtmPcb) -> int:
+        aal = pcb.aal_parm()
+        err = self._fit_vc(pcb, aal)
+        if err:
+            return err
+        pcb.state, pcb.confirmed = St.ACCEPTING, True
+        asked = pcb.params
+        assert asked is not None
+        chosen = pcb.blli != asked.blli or pcb.blli_choices > 1
+        pcb.endpoint.connect(pcb.call, connect_ies(aal if aal != asked.aal else None, pcb.blli if chosen else None))
+        return 0
+
+    def _fit_vc(self, pcb: AtmPcb, aal: AalParm) -> int:
+        """The socket's open VC takes AAL sizes `aal`: held to them, reopened on the adapter
+        if the larger is more than the VC was opened with (SDUs queued on the socket stay)."""
+        if pcb.vc is None or (aal.fwd_max_sdu, aal.bwd_max_sdu) == pcb.max_sdu:
+            return 0
+        if max(aal.fwd_max_sdu, aal.bwd_max_sdu) <= max(pcb.max_sdu):
+            pcb.max_sdu = (aal.fwd_max_sdu, aal.bwd_max_sdu)
+            return 0
+        vc = pcb.vc
+        close_vc(self.ns, pcb)
+        return open_vc(self.ns, pcb, *vc, aal, pcb.traffic.fwd_pcr)
 
     def release(self, pcb: AtmPcb) -> None:
         """Our side ends the socket's call (close, disconnect, an abandoned connect) with
@@ -246,7 +296,7 @@ class SvcManager:
         call, pcb.call = pcb.call, None
         if call is not None:
             call.context = None          # later events of this call are no one's business
-            pcb.endpoint.release(call, pcb.release_cause)
+            pcb.endpoint.release(call, pcb.own_release_cause())
         close_vc(self.ns, pcb)
         pcb.state = St.IDLE
 
@@ -289,6 +339,7 @@ class SvcManager:
             self._answered(pcb, ev)
         elif ev.kind is CallEv.SETUP_COMPLETE_IND and pcb.state is St.ACCEPTING:
             pcb.state = St.CONNECTED
+            pcb.on_readable()            # a send waiting for the call to be up
             if pcb.listener is not None:
                 pcb.listener.on_readable()
         elif ev.kind is CallEv.RELEASE_IND:
@@ -309,12 +360,26 @@ class SvcManager:
                 pcb.release_cause = CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE
                 self.release(pcb)
                 pcb.cause = AtmCause(0, CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE)
-                pcb.release_cause = CAUSE_NORMAL_CLEARING
+                pcb.release_cause = None
                 pcb.so_error = err
                 pcb.peer = None
                 pcb.on_readable()
                 return
         if ev.kind is CallEv.SETUP_CONF:
+            params = pcb.params
+            assert params is not None
+            answered = connect_params(ev.msg, params)     # the called user's AAL sizes and B-LLI
+            if answered is not params:
+                pcb.params, pcb.aal, pcb.blli = answered, answered.aal, answered.blli
+                err = self._fit_vc(pcb, answered.aal)
+                if err:
+                    pcb.release_cause = CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE
+                    self.release(pcb)
+                    pcb.cause = AtmCause(0, CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE)
+                    pcb.release_cause = None
+                    pcb.so_error, pcb.peer = err, None
+                    pcb.on_readable()
+                    return
             pcb.state = St.CONNECTED
             pcb.on_readable()
 
@@ -325,14 +390,18 @@ class SvcManager:
         pcb.call = None
         pcb.cause = AtmCause(call.location or 0, ev.cause or 0)
         close_vc(self.ns, pcb)
-        if pcb.state in (St.PENDING, St.ACCEPTING):
-            listener = pcb.listener
-            if listener is not None and pcb in listener.pending:
+        if pcb.state in (St.PENDING, St.ACCEPTING) and pcb.listener is not None:
+            listener = pcb.listener         # still queued: it leaves the queue unseen
+            if pcb in listener.pending:
                 listener.pending.remove(pcb)
                 listener.on_readable()
             pcb.listener = None
             free_adapter(self.ns, pcb)
             return
+        if pcb.state in (St.PENDING, St.ACCEPTING):
+            # accepted, not yet up: SO_ATM_ACCEPT is refused (ECONNABORTED), recv reads EOF
+            pcb.so_error = reset_errno(ev)
+            pcb.state = St.RELEASED
         if pcb.state is St.CONNECTING:
             pcb.so_error = connect_errno(ev)
             pcb.state = St.IDLE
@@ -350,7 +419,8 @@ class SvcManager:
         ep = self.endpoints[nddname]
         ndd = self.ns.ndds[nddname]
         p = setup_params(msg, ndd.ndd_mtu)
-        listener = self._listener_for(nddname, p, setup_bllis(msg))
+        offered = setup_bllis(msg)
+        listener = self._listener_for(nddname, p, offered)
         if listener is None:
             self.stats.refused_no_listener += 1
             ep.release(call, CAUSE_INCOMPATIBLE_DESTINATION)
@@ -366,11 +436,11 @@ class SvcManager:
         child.ndd = self.ns.ns_alloc(nddname)
         mine = p.reversed()
         if listener.blli != Blli():
-            mine = CallParams(mine.aal, mine.traffic, mine.bearer, mine.qos, listener.blli,
-                              mine.called, mine.calling)
+            mine = replace(mine, blli=listener.blli)     # the B-LLI it took of those offered
         child.params, child.aal, child.traffic = mine, mine.aal, mine.traffic
-        child.bearer, child.qos, child.blli = mine.bearer, mine.qos, mine.blli
-        child.rcvbuf, child.sndbuf = listener.rcvbuf, listener.sndbuf
+        child.bearer, child.qos, child.blli, child.bhli = mine.bearer, mine.qos, mine.blli, mine.bhli
+        child.rcvbuf, child.sndbuf, child.max_pend = listener.rcvbuf, listener.sndbuf, listener.max_pend
+        child.blli_choices = len(offered)
         err = open_vc(self.ns, child, *call.vc, mine.aal, mine.traffic.fwd_pcr)
         if err:
             self.stats.refused_vc += 1

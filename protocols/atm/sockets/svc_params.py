@@ -10,6 +10,7 @@ the called side turns the values around (`reversed()`).  The mapping:
     SO_ATM_BEARER      broadband bearer capability 0x5E
     SO_ATM_QOS_PARM    QoS parameter 0x5C (classes 1-4 coded "network specific", UNI 3.1)
     SO_ATM_BLLI        B-LLI 0x5F (absent when l2 = l3 = 0); SNAP only with TR 9577
+    SO_ATM_BHLI        B-HLI 0x5D (absent when its info is empty)
     address / SO_ATM_CALLED    called party number 0x70 (+ subaddress 0x71)
     SO_ATM_CALLING     calling party number 0x6C (+ subaddress 0x6D)
 """
@@ -26,6 +27,7 @@ from protocols.atm.uni.q2931 import (
     COMPAT_EXT,
     IE_AAL,
     IE_BBCAP,
+    IE_BHLI,
     IE_BLLI,
     IE_CALLED,
     IE_CALLED_SUB,
@@ -48,9 +50,12 @@ from protocols.atm.uni.q2931 import (
     QosParameter,
     TrafficDescriptor,
 )
+from protocols.atm.uni.q2931 import (
+    Bhli as BhliIE,
+)
 from protocols.atm.uni.q2931 import Blli as BlliIE
 
-from .sockaddr import BCOB_X, AalParm, AtmAddr, Bearer, Blli, QosParm, TrafficDes
+from .sockaddr import BCOB_X, AalParm, AtmAddr, Bearer, Bhli, Blli, QosParm, TrafficDes
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class CallParams:
     blli: Blli = field(default_factory=Blli)
     called: AtmAddr = field(default_factory=AtmAddr)
     calling: AtmAddr = field(default_factory=AtmAddr)
+    bhli: Bhli = field(default_factory=Bhli)
 
     def reversed(self) -> CallParams:
         """The other end's view: forward and backward swap; the parties keep their roles."""
@@ -101,6 +107,8 @@ def setup_ies(p: CallParams) -> list[AnyIE]:
         BearerCapability(b.bearer_class, b.traffic_type if x else None, b.timing if x else None,
                          b.clipping, b.up_config),
     ]
+    if p.bhli.info:
+        ies.append(BhliIE(p.bhli.hli_type, p.bhli.info))
     blli = blli_ie(p.blli)
     if blli is not None:
         ies.append(blli)
@@ -133,6 +141,7 @@ def setup_params(msg: Q2931Message, default_sdu: int) -> CallParams:
         bearer = Bearer(bb.bearer_class, bb.traffic_type or 0, bb.timing or 0, bb.clipping, bb.up_config)
     qos = msg.get(IE_QOS)
     blli = msg.get(IE_BLLI)
+    bhli = msg.get(IE_BHLI)
     return CallParams(
         aal=AalParm(fwd, bwd),
         traffic=traffic,
@@ -140,7 +149,41 @@ def setup_params(msg: Q2931Message, default_sdu: int) -> CallParams:
         qos=QosParm(qos.fwd_class, qos.bwd_class) if isinstance(qos, QosParameter) else QosParm(),
         blli=blli_of(blli) if isinstance(blli, BlliIE) else Blli(),
         called=_party(msg, IE_CALLED, IE_CALLED_SUB),
-        calling=_party(msg, IE_CALLING, IE_CALLING_SUB))
+        calling=_party(msg, IE_CALLING, IE_CALLING_SUB),
+        bhli=_bhli_of(bhli) if isinstance(bhli, BhliIE) else Bhli())
+
+
+def _bhli_of(ie: BhliIE) -> Bhli:
+    b = Bhli(ie.hli_type, ie.info[:8])
+    return b if b.check() == 0 else Bhli()     # a type the option cannot hold: not shown
+
+
+def connect_ies(aal: AalParm | None, blli: Blli | None) -> list[AnyIE]:
+    """The IEs of the CONNECT that accepts a call (SO_ATM_ACCEPT), from the called side's
+    view; None leaves one out (the caller keeps what it offered): the AAL parameters when
+    SO_ATM_AAL_PARM changed them, written in the caller's direction (UNI 3.1 §5.4.5.5: the
+    called user may answer with other max SDU sizes), and the B-LLI when it was chosen among
+    several or changed (§5.4.5.9, Annex C)."""
+    ies: list[AnyIE] = []
+    if aal is not None:
+        ies.append(AalParameters(AAL_5, aal.bwd_max_sdu, aal.fwd_max_sdu, AAL_MODE_MESSAGE, SSCS_NULL))
+    ie = blli_ie(blli) if blli is not None else None
+    if ie is not None:
+        ies.append(ie)
+    return ies
+
+
+def connect_params(msg: Q2931Message | None, p: CallParams) -> CallParams:
+    """A caller's parameters once CONNECT came: the AAL sizes and B-LLI the called user
+    answered with (no IE: as offered)."""
+    if msg is None:
+        return p
+    aal, blli = msg.get(IE_AAL), msg.get(IE_BLLI)
+    if isinstance(aal, AalParameters) and aal.aal_type == AAL_5 and aal.fwd_max_sdu and aal.bwd_max_sdu:
+        p = replace(p, aal=AalParm(aal.fwd_max_sdu, aal.bwd_max_sdu))
+    if isinstance(blli, BlliIE):
+        p = replace(p, blli=blli_of(blli))
+    return p
 
 
 def setup_bllis(msg: Q2931Message) -> list[Blli]:

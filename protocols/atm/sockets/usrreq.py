@@ -20,13 +20,24 @@ the SAAL on VC 0/5, one user-side UNI per adapter, started by the first SVC list
                      EDESTADDRREQ, as POSIX says for a protocol that cannot listen
                      unbound); a PVC -> EOPNOTSUPP (Linux's PVC sockets have no listen); a
                      connected or connecting SVC -> EINVAL; again -> only the backlog
-                     changes.  backlog = SO_ATM_MAX_PEND, the calls held before accept()
-                     (<= 0: 32, Linux's ATM_BACKLOG_DEFAULT); one more is refused with
-                     cause 17 (user busy), a call no listener matches with 88.
-  accept()           not listening -> EINVAL.  Sends CONNECT for the oldest queued call and
-                     returns once CONNECT ACKNOWLEDGE came: (connected socket, the caller's
-                     address from its calling party number, b"" if it sent none).  A
-                     queued call that is cleared first is skipped.
+                     changes.  backlog: the calls held before accept() (<= 0: 32, Linux's
+                     ATM_BACKLOG_DEFAULT); one more is refused with cause 17 (user busy), a
+                     call no listener matches with 88.  (SO_ATM_MAX_PEND is not the
+                     backlog: see send.)
+  accept()           not listening -> EINVAL.  AIX's two steps (IBM, accept(): "a socket is
+                     not ready to transmit/receive data until SO_ATM_ACCEPT socket option is
+                     called"): returns the oldest queued call while it is proceeding --
+                     (socket, the caller's address from its calling party number, b"" if it
+                     sent none).  getsockopt on it shows what the caller asked for (AAL,
+                     traffic, bearer, QoS, B-LLI, B-HLI, calling/called, this side's view);
+                     SO_ATM_AAL_PARM and SO_ATM_BLLI may be changed; setsockopt(SO_ATM_ACCEPT)
+                     sends CONNECT with them (EISCONN twice, ECONNABORTED if the call was
+                     cleared meanwhile -- recv then reads EOF); CONNECT ACKNOWLEDGE makes it
+                     connected (a send waits till then; before SO_ATM_ACCEPT: ENOTCONN).
+                     close() before SO_ATM_ACCEPT rejects the call: RELEASE with SO_ATM_CAUSE
+                     as set, else cause 21 (call rejected).  A queued call cleared first is
+                     skipped.  The accepted socket inherits the listener's SO_RCVBUF,
+                     SO_SNDBUF and SO_ATM_MAX_PEND.
   connect(PVC)       local station only -- NO cell leaves: NDD_ATM_OPEN_VC with the AAL
                      and traffic parameters, then an NS_ATM_VC filter for the socket.
                      Unbound sockets bind to the address's adapter first (that binding
@@ -46,7 +57,11 @@ the SAAL on VC 0/5, one user-side UNI per adapter, started by the first SVC list
   send               before connect -> ENOTCONN (connection-oriented: the peer is the VC,
                      there is no sendto destination to be missing, so not EDESTADDRREQ);
                      empty -> EINVAL (AAL5 Length 0 means "abort"); over the forward max SDU
-                     -> EMSGSIZE.  Waits while the adapter's transmit queue is full.
+                     -> EMSGSIZE.  Waits while the adapter's transmit queue is full, and on
+                     a rate-enforced VC (SO_ATM_TRAFFIC_DES with a forward peak rate) while
+                     SO_ATM_MAX_PEND of the socket's SDUs (AIX <sys/atmsock.h> atm_pcb:
+                     "max outstanding writes", a u_char) are still in the adapter; 0 (the
+                     default, tunstack's) leaves only the adapter's queue.
   recv               one SDU per call; a smaller buffer truncates (the rest is lost, as for
                      any datagram socket).  The queue is bounded by SO_RCVBUF (bytes, each SDU
                      charged like UDP); overflows and SDUs over the backward max are dropped
@@ -59,7 +74,8 @@ the SAAL on VC 0/5, one user-side UNI per adapter, started by the first SVC list
   close              PVC: deletes the filter and closes the VC (SDUs still queued in the
                      adapter are discarded, `vc_closed_tx_drops`), so the VC can be opened
                      again.  SVC: the same, after RELEASE with SO_ATM_CAUSE as set (16 by
-                     default); a listener refuses its queued calls (cause 21, call rejected).
+                     default, 21 for an accepted call not confirmed by SO_ATM_ACCEPT); a
+                     listener refuses its queued calls (cause 21, call rejected).
 """
 from __future__ import annotations
 
@@ -78,7 +94,9 @@ from .sockaddr import (
     CONN_PVC,
     CONN_SVC,
     SO_ATM_AAL_PARM,
+    SO_ATM_ACCEPT,
     SO_ATM_BEARER,
+    SO_ATM_BHLI,
     SO_ATM_BLLI,
     SO_ATM_CALLED,
     SO_ATM_CALLING,
@@ -90,6 +108,7 @@ from .sockaddr import (
     AtmAddr,
     AtmCause,
     Bearer,
+    Bhli,
     Blli,
     QosParm,
     SockaddrNddAtm,
@@ -106,9 +125,13 @@ if TYPE_CHECKING:
 SOL_NDD_ATM = NDD_PROT_ATM   # option level: the protocol number (BSD rule; see sockaddr.py)
 ATM_BACKLOG_DEFAULT = 32     # Linux <linux/atmdev.h>: listen(fd, 0) still takes calls
 _CALL_OPTIONS: dict[int, Any] = {SO_ATM_AAL_PARM: AalParm, SO_ATM_TRAFFIC_DES: TrafficDes, SO_ATM_BLLI: Blli,
-                                  SO_ATM_BEARER: Bearer, SO_ATM_QOS_PARM: QosParm, SO_ATM_CALLING: AtmAddr}
+                                  SO_ATM_BEARER: Bearer, SO_ATM_QOS_PARM: QosParm, SO_ATM_CALLING: AtmAddr,
+                                  SO_ATM_BHLI: Bhli}
 _FIELD = {SO_ATM_AAL_PARM: "aal", SO_ATM_TRAFFIC_DES: "traffic", SO_ATM_BLLI: "blli", SO_ATM_BEARER: "bearer",
-          SO_ATM_QOS_PARM: "qos", SO_ATM_CALLING: "calling"}
+          SO_ATM_QOS_PARM: "qos", SO_ATM_CALLING: "calling", SO_ATM_BHLI: "bhli"}
+# what an accepted call may still change before SO_ATM_ACCEPT (<sys/call_ie.h> indaccept_ie_t)
+_ACCEPT_OPTIONS = (SO_ATM_AAL_PARM, SO_ATM_BLLI)
+MAX_PEND_MAX = 0xFF          # SO_ATM_MAX_PEND is a u_char (<sys/atmsock.h> atm_pcb.max_pend)
 _IN_CALL = (St.CONNECTING, St.CONNECTED, St.RELEASED, St.PENDING, St.ACCEPTING)
 # so_state by socket state; a cleared call stays "connected" (getpeername, recv's EOF) but moves no more data
 _SO_STATE = {St.IDLE: 0, St.LISTENING: SS_ISACCEPTING, St.CONNECTING: SS_ISCONNECTING,
@@ -190,7 +213,14 @@ class AtmUserRequests:
         return self.svc.listen(pcb, backlog)
 
     def accept(self, pcb: AtmPcb, now: float) -> tuple[AtmPcb, SockaddrNddAtm | None] | None:
+        """The oldest queued call, still to be confirmed with SO_ATM_ACCEPT (AIX's two steps)."""
         child = self.svc.accept(pcb)
+        return (child, child.peer) if child is not None else None
+
+    def accept_active(self, pcb: AtmPcb, now: float) -> tuple[AtmPcb, SockaddrNddAtm | None] | None:
+        """tunstack's own one-step accept, for in-stack users (CLIP's calls): CONNECT for the
+        oldest queued call at once, the call returned once CONNECT ACKNOWLEDGE came."""
+        child = self.svc.accept(pcb, one_step=True)
         return (child, child.peer) if child is not None else None
 
     def connect(self, pcb: AtmPcb, addr: SockaddrNddAtm, now: float) -> int:
@@ -247,6 +277,8 @@ class AtmUserRequests:
                 return -errno.EISCONN
         if pcb.state is St.RELEASED:
             return -errno.EPIPE
+        if pcb.state is St.ACCEPTING:
+            return -errno.EAGAIN         # CONNECT sent: until CONNECT ACKNOWLEDGE (the upcall runs)
         if pcb.state is not St.CONNECTED or pcb.vc is None:
             return -errno.ENOTCONN
         if not len(data):
@@ -338,7 +370,8 @@ class AtmUserRequests:
         return SockaddrNddAtm(pcb.ndd.ndd_name if pcb.ndd is not None else "", 0)
 
     def peeraddr(self, pcb: AtmPcb) -> SockaddrNddAtm | None:
-        return pcb.peer if pcb.connected else None
+        accepted = pcb.state in (St.PENDING, St.ACCEPTING) and pcb.listener is None and pcb.params is not None
+        return pcb.peer if pcb.connected or accepted else None
 
     # --- options ---------------------------------------------------------------------------
     def setsockopt(self, pcb: AtmPcb, level: int, name: int, value: Any, now: float) -> int:
@@ -347,10 +380,14 @@ class AtmUserRequests:
         if level != SOL_NDD_ATM:
             return errno.ENOPROTOOPT
         if name == SO_ATM_MAX_PEND:
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or not 0 <= value <= MAX_PEND_MAX:
                 return errno.EINVAL
-            pcb.backlog = min(value, _pysocket.SOMAXCONN)
+            if pcb.vc is not None:
+                return errno.EISCONN         # the adapter holds the VC to it from its opening
+            pcb.max_pend = value
             return 0
+        if name == SO_ATM_ACCEPT:
+            return self.svc.confirm(pcb)     # the value is not looked at
         cls = AtmCause if name == SO_ATM_CAUSE else _CALL_OPTIONS.get(name)
         if cls is None:
             return errno.ENOPROTOOPT     # SO_ATM_CALLED is read-only, as SO_ERROR; the rest not served
@@ -362,13 +399,19 @@ class AtmUserRequests:
             pcb.release_cause = v.cause
             return 0
         if pcb.state in _IN_CALL:
-            return errno.EISCONN         # call parameters are fixed when the VC opens
-        if name == SO_ATM_BLLI and pcb.local is not None:
+            if not (name in _ACCEPT_OPTIONS and self._unconfirmed(pcb)):
+                return errno.EISCONN     # call parameters are fixed when the VC opens
+        elif name == SO_ATM_BLLI and pcb.local is not None:
             err = self.svc.claim(pcb, v)     # a bound socket's SAP changes with it
             if err:
                 return err
         setattr(pcb, _FIELD[name], v)
         return 0
+
+    @staticmethod
+    def _unconfirmed(pcb: AtmPcb) -> bool:
+        """An incoming call accept() returned, SO_ATM_ACCEPT not set yet."""
+        return pcb.state is St.PENDING and pcb.listener is None
 
     def getsockopt(self, pcb: AtmPcb, level: int, name: int, now: float) -> Any:
         if level == _pysocket.SOL_SOCKET:
@@ -377,6 +420,8 @@ class AtmUserRequests:
 
     def _getopt(self, pcb: AtmPcb, optname: int) -> Any:
         if optname == SO_ATM_AAL_PARM:
+            if pcb.state is St.PENDING:
+                return pcb.aal_parm()        # the caller's, or as changed before SO_ATM_ACCEPT
             return AalParm(*pcb.max_sdu) if pcb.connected or pcb.vc else pcb.aal_parm()
         if optname == SO_ATM_CALLING:
             if pcb.params is not None:
@@ -386,7 +431,7 @@ class AtmUserRequests:
         if optname == SO_ATM_CALLED:
             return pcb.params.called if pcb.params is not None else AtmAddr()
         if optname == SO_ATM_MAX_PEND:
-            return pcb.backlog
+            return pcb.max_pend
         if optname == SO_ATM_CAUSE:
             return pcb.cause
         name = _FIELD.get(optname)

@@ -65,7 +65,18 @@ from protocols.atm.uni.causes import (
     CAUSE_RESOURCE_UNAVAILABLE,
     CAUSE_UNALLOCATED_NUMBER,
 )
-from protocols.atm.uni.q2931 import IE_CALLED, IE_CALLING, IE_CONN_ID, AnyIE, CalledNumber, CallingNumber, ConnectionId
+from protocols.atm.uni.q2931 import (
+    IE_AAL,
+    IE_BLLI,
+    IE_CALLED,
+    IE_CALLING,
+    IE_CONN_ID,
+    AnyIE,
+    CalledNumber,
+    CallingNumber,
+    ConnectionId,
+    Q2931Message,
+)
 
 from .routes import (
     FIRST_VCI,
@@ -328,7 +339,7 @@ class SwitchCore:
         if k == CallEv.ALERTING_IND and leg is conn.called:
             self._pass(conn.calling, "alerting")
         elif k == CallEv.SETUP_CONF and leg is conn.called:
-            self._answered(conn)
+            self._answered(conn, ev.msg)
         elif k in (CallEv.RELEASE_IND, CallEv.RELEASE_CONF):
             self._leg_ended(leg, ev.kind, ev.cause)
 
@@ -391,7 +402,7 @@ class SwitchCore:
             except OSError:
                 pass                          # the caller's call moved on (clearing): nothing to tell
 
-    def _answered(self, conn: Connection) -> None:
+    def _answered(self, conn: Connection, msg: Q2931Message | None = None) -> None:
         a, b = conn.calling, conn.called
         if conn.phase is not Phase.SETUP or not self._live(a):
             return
@@ -409,7 +420,10 @@ class SwitchCore:
         self.stats.calls_connected += 1
         self.log(f"call {conn.id}: {a.vc} <-> {b.vc} connected")
         assert a.call is not None
-        a.port.sig.connect(a.call)
+        # the called user's answer to the AAL and B-LLI negotiation goes on to the caller
+        # (UNI 3.1 §5.4.5.5, Annex C): CONNECT's AAL parameters and B-LLI, as it sent them
+        passed = [ie for ie in msg.ies if ie.id in (IE_AAL, IE_BLLI)] if msg is not None else []
+        a.port.sig.connect(a.call, passed)
 
     def _uncross(self, conn: Connection) -> None:
         if conn.cross_connected:
