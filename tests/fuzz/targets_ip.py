@@ -186,11 +186,19 @@ def run_host(ether: bool, data: bytes, udp_only: bool = False) -> None:
         if op == 0 and not udp_only:
             h.deliver(fdp, fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 1600)))
         elif op <= 2:
-            for dgram in ip_datagrams(fdp):
-                if fdp.ConsumeIntInRange(0, 7) == 0:
-                    dgram = mutate(fdp, dgram, 4)
-                    dgram = fix_checksums(dgram) if fdp.ConsumeBool() else dgram
-                h.deliver(fdp, h.frame(fdp, dgram))
+            # as one TUN read batch (Ndd.nd_rx_batch) or frame by frame: inside a batch the
+            # Stack's software GRO (protocols/gro.py) merges, and TCP answers at its end
+            batch = fdp.ConsumeBool() and h.ndd.nd_rx_batch is not None
+            if batch:
+                h.ndd.nd_rx_batch(True)  # type: ignore[misc]
+            for _ in range(fdp.ConsumeIntInRange(1, 3) if batch else 1):
+                for dgram in ip_datagrams(fdp):
+                    if fdp.ConsumeIntInRange(0, 7) == 0:
+                        dgram = mutate(fdp, dgram, 4)
+                        dgram = fix_checksums(dgram) if fdp.ConsumeBool() else dgram
+                    h.deliver(fdp, h.frame(fdp, dgram))
+            if batch:
+                h.ndd.nd_rx_batch(False)  # type: ignore[misc]
         elif op == 3 and ether and not udp_only:
             h.deliver(fdp, _arp_frame(fdp))
         elif op == 4:
