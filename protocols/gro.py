@@ -117,15 +117,14 @@ class TcpGro:
             self.deliver(first, ctx)
             return
         buf, s = first.buf, first.start
-        hdr_len = first.end - s - len(pieces[0])
-        merged = bytearray(buf[s:s + hdr_len])
-        merged += b"".join(pieces)
-        _U16.pack_into(merged, 2, self._ip_len)
-        merged[10:12] = b"\0\0"
-        _U16.pack_into(merged, 10, checksum(memoryview(merged)[:20]))
+        hdr = bytearray(buf[s:first.end - len(pieces[0])])
+        _U16.pack_into(hdr, 2, self._ip_len)
+        hdr[10:12] = b"\0\0"
+        _U16.pack_into(hdr, 10, checksum(memoryview(hdr)[:20]))
         if self._psh:
-            merged[33] |= _PSH                    # a later segment's PSH (tcp_gro_receive ORs it in)
-        pkt = PacketBuffer(merged)
+            hdr[33] |= _PSH                       # a later segment's PSH (tcp_gro_receive ORs it in)
+        # one copy, into immutable bytes: TCP's receive queue keeps a view of it, no second copy
+        pkt = PacketBuffer(b"".join((hdr, *pieces)))
         pkt.csum_valid = True
         pkt.gso_size, pkt.gso_type = self._seg_len, GSO_TCPV4
         self.runs += 1
