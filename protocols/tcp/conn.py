@@ -240,8 +240,9 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
             rng = getattr(self.host, "rng", None)
             if rng is not None:
                 self.cc.use_rng(rng)
-        if self.rack.rate is None:
-            self.rack.rate = RateEstimator()
+            if self.rack.rate is None:
+                self.rack.rate = RateEstimator()
+        self.rack.want_rate = True              # the others: made at the first send (rack.py)
 
     # --- user calls (RFC 9293 §3.10) ------------------------------------------------------
     def open_active(self, iss: int, now: float) -> None:

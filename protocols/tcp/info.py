@@ -216,7 +216,7 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
         int(State.CLOSED if st == State.TIME_WAIT else st), ca_state(conn), conn.retransmits & 0xFF,
         (conn.keep_probes or conn.persist_backoff) & 0xFF, (rtt.backoff or conn.persist_backoff) & 0xFF, options,
         # the last octet's bit 0: tcpi_delivery_rate_app_limited (bits 1-2, fastopen_client_fail: 0)
-        (conn.snd_wscale & 0xF) | ((conn.rcv_wscale & 0xF) << 4), int(rate is not None and rate.rate_app_limited),
+        (conn.snd_wscale & 0xF) | ((conn.rcv_wscale & 0xF) << 4), int(rate.rate_app_limited if rate is not None else conn.rack.want_rate),
         _us(rtt.current()), _us(conn.ato), conn.mss, conn.rcv_mss,
         unacked, sacked, lost, retrans, 0,
         _ms(conn.lsndtime, now) if synced else 0, 0,

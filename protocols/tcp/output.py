@@ -75,7 +75,7 @@ class OutputMixin(Tcb):
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
-                if self.rack.rate is not None and len(self.snd) != (self.snd_nxt - self.snd_una) & sq.MASK:
+                if self.rack.want_rate and len(self.snd) != (self.snd_nxt - self.snd_una) & sq.MASK:
                     rate_conn.check_app_limited(self)      # a short tail waits (rate_conn.py: as at a write)
                 break
             # a window probe goes regardless (Linux sends it outside its pacing, tcp_send_probe0):
@@ -462,7 +462,7 @@ class OutputMixin(Tcb):
             self.note_retransmission(now)
         if self.cc.pacing_rate:
             self._paced(sq.diff(end, start), now)
-        if (self.sack_ok and self.config.rack) or self.rack.rate is not None:
+        if (self.sack_ok and self.config.rack) or self.rack.want_rate:
             self.rack.sent(start, end, now, retransmission)
 
     def _sack_retransmit(self, now: float) -> bool:

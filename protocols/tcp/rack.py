@@ -90,7 +90,7 @@ class Rack:
     """RFC 8985 §6.1 per-connection state plus the sent-segment record."""
     __slots__ = ("max_segments", "xmit_ts", "end_seq", "xmit_order", "sends", "rtt", "min_rtt", "fack",
                  "reordering_seen", "reorderings", "reo_wnd_mult",
-                 "reo_wnd_persist", "dsack_round", "inflight", "lost_bytes", "rate",
+                 "reo_wnd_persist", "dsack_round", "inflight", "lost_bytes", "rate", "want_rate",
                  "_starts", "_segs", "_tsorted", "_lost", "_base_seq", "_base_abs")
 
     def __init__(self, max_segments: int = RACK_MAX_SEGMENTS) -> None:
@@ -109,9 +109,12 @@ class Rack:
         self.dsack_round: int | None = None
         self.inflight = 0               # octets sent, not delivered, not marked lost (the pipe)
         self.lost_bytes = 0             # octets marked lost and not yet sent again
-        # delivery-rate estimation (rate.py), set by the connection when its controller
-        # wants rate samples (BBR); None costs nothing per segment
+        # delivery-rate estimation (rate.py): wanted for every connection (TCP_INFO's delivery
+        # rate, as Linux's tcp_rate.c) but made at the first data sent or the first write
+        # check (rate_conn.py) -- an idle connection holds none (issue 14: the idle heap);
+        # BBR, which takes its samples, has it from the start.  None costs nothing per segment.
         self.rate: RateEstimator | None = None
+        self.want_rate = False
         # made at the first transmission (_allocate); until then one shared empty tuple, which
         # every read accepts and any write would refuse: an idle connection holds none of them
         self._starts: list[int] = _NONE             # by sequence: segment starts, ascending...
@@ -192,8 +195,11 @@ class Rack:
     def _stamped(self, seg: SentSegment, now: float) -> SentSegment:
         seg.order = self.sends
         self.sends += 1
-        if self.rate is not None:
-            self.rate.on_sent(seg, now, self.inflight)
+        rate = self.rate
+        if rate is None and self.want_rate:
+            rate = self.rate = RateEstimator()
+        if rate is not None:
+            rate.on_sent(seg, now, self.inflight)
         return seg
 
     def _allocate(self) -> None:

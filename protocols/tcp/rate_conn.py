@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import seq as sq
+from .rate import RateEstimator
 
 if TYPE_CHECKING:
     from .tcb import Tcb
@@ -21,10 +22,12 @@ def check_app_limited(conn: Tcb) -> None:
     count as a network-limited sample of a few hundred octets per round trip -- which
     Linux, whose autocorking lets the tail go with the flight, never takes."""
     rack = conn.rack
-    estimator = rack.rate
     sent = sq.diff(conn.snd_nxt, conn.snd_una)
-    if estimator is None or len(conn.snd) - sent >= conn.mss or rack.lost_bytes:
+    if not rack.want_rate or len(conn.snd) - sent >= conn.mss or rack.lost_bytes:
         return
     inflight = rack.inflight if conn.sack_ok and conn.config.rack else sent
     if inflight < conn.cc.cwnd:
+        estimator = rack.rate
+        if estimator is None:                   # (made on first use: rack.py)
+            estimator = rack.rate = RateEstimator()
         estimator.app_limited = (estimator.delivered + inflight) or 1     # (mark_app_limited)

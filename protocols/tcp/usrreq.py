@@ -299,7 +299,7 @@ class TcpUserRequests:
             return 0
         if info.notsent_bytes(pcb) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
             return -EAGAIN                   # Linux sk_stream_memory_free: TCP_NOTSENT_LOWAT reached
-        if pcb.rack.rate is not None:
+        if pcb.rack.want_rate:
             rate_conn.check_app_limited(pcb)     # Linux tcp_sendmsg: is sending app-limited? (rate_conn.py)
         n = pcb.send(data, now, urgent, bool(flags & MSG_MORE), bool(flags & MSG_EOR))
         self.tcp.mem.update(pcb)
