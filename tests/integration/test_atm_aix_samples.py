@@ -12,7 +12,7 @@ called") --, reads the caller's parameters with getsockopt, may change SO_ATM_AA
 SO_ATM_BLLI (<sys/call_ie.h> indaccept_ie_t), then setsockopt(SO_ATM_ACCEPT); an SVC client
 sets its call's options and connect()s to the server's address.  IBM's example sources
 themselves were not available to us; the programs below are ours.  Option values go as bytes
-where tunstack has the AIX C layout (bhli_t; SO_ATM_MAX_PEND's u_char) and as tunstack's
+where tunstack has the AIX C layout (bhli_t, traffic_des_t; SO_ATM_MAX_PEND's u_char) and as tunstack's
 records elsewhere (issue 16 point 9 is not done: see the README's Constants section)."""
 from __future__ import annotations
 
@@ -109,10 +109,14 @@ async def pvc_server(net: Net, task_status: trio.TaskStatus[None] = trio.TASK_ST
             await s.send(data.upper())
 
 
+def peak_kbps(t: TrafficDes) -> str:
+    return "none" if t.bak_peakrate_hp == C.NOT_SPECIFIED_L else str(t.bak_peakrate_hp)
+
+
 async def pvc_client(net: Net) -> list[bytes]:
     s = net.socket(net.client)
     s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(9180, 9180))
-    s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_pcr=100_000))
+    s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_peakrate_hp=42_400).pack())     # traffic_des_t, Kbit/s
     await s.connect(PVC_CLIENT)
     got = []
     with s:
@@ -132,8 +136,9 @@ async def svc_server(net: Net, log: list[str], task_status: trio.TaskStatus[None
             s, caller = await lst.accept()               # proceeding: nothing moves yet
             aal = s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM)
             bhli = Bhli.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_BHLI, 12))
+            traffic = TrafficDes.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, 60))   # traffic_des_t
             log.append(f"call from {caller[2].hex()}: aal {aal.fwd_max_sdu}/{aal.bwd_max_sdu} "
-                       f"pcr {s.getsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES).bwd_pcr} bhli {bhli.info!r}")
+                       f"peak {peak_kbps(traffic)} bhli {bhli.info!r}")
             if bhli != APP_BHLI:                         # not our application: reject it
                 s.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, AtmCause(cause=88))
                 s.close()
@@ -148,11 +153,11 @@ async def svc_server(net: Net, log: list[str], task_status: trio.TaskStatus[None
                 log.append(f"call ended: cause {s.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE).cause}")
 
 
-async def svc_client(net: Net, bhli: Bhli = APP_BHLI, *, max_pend: int = 0, pcr: int = 0,
+async def svc_client(net: Net, bhli: Bhli = APP_BHLI, *, max_pend: int = 0, kbps: int = 0,
                      count: int = 0) -> tuple[AtmSocket, list[bytes]]:
     s = net.socket(net.client)
     s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(9180, 9180))
-    s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(pcr, pcr))
+    s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(kbps, kbps).pack())   # traffic_des_t
     s.setsockopt(SOL_NDD_ATM, SO_ATM_BEARER, Bearer(BCOB_X))
     s.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, LLC_IP)
     s.setsockopt(SOL_NDD_ATM, SO_ATM_BHLI, bhli.pack())                     # bhli_t, as C passes it
@@ -196,7 +201,8 @@ async def test_svc_client_and_server_with_the_two_step_accept(autojump_clock: tr
             await s.send(bytes(4097))
         s.close()                                             # RELEASE, cause 16: the server reads EOF
         await trio.sleep(1)
-        assert log == [f"call from {AESA_CLIENT.hex()}: aal 9180/9180 pcr 0 bhli b'aixecho'", "call ended: cause 16"]
+        assert log == [f"call from {AESA_CLIENT.hex()}: aal 9180/9180 peak none bhli b'aixecho'",
+                       "call ended: cause 16"]
         n.cancel_scope.cancel()
 
 
@@ -206,7 +212,7 @@ async def test_svc_server_rejects_a_call_before_accepting_it(autojump_clock: tri
         await n.start(svc_server, net, log)
         with trio.fail_after(5), pytest.raises(OSError, match=f"^\\[Errno {errno.ECONNREFUSED}\\]"):
             await svc_client(net, Bhli(CM_USER_SPECIFIED, b"other"))
-        assert log == [f"call from {AESA_CLIENT.hex()}: aal 9180/9180 pcr 0 bhli b'other'"]
+        assert log == [f"call from {AESA_CLIENT.hex()}: aal 9180/9180 peak none bhli b'other'"]
         with trio.fail_after(5):                              # the server goes on serving
             s, got = await svc_client(net)
         assert got == [m[::-1] for m in MESSAGES]
@@ -215,19 +221,19 @@ async def test_svc_server_rejects_a_call_before_accepting_it(autojump_clock: tri
 
 
 async def test_rate_enforced_svc_client(autojump_clock: trio.testing.MockClock) -> None:
-    # 2000-octet SDUs (42 cells) at 420 cells/s: 10 per second; at most 3 outstanding in the adapter
+    # 2000-octet SDUs (42 cells) at 178 Kbit/s (~420 cells/s): 10 per second; at most 3 outstanding
     log: list[str] = []
     async with switched() as net, trio.open_nursery() as n:
         await n.start(svc_server, net, log)
         t0 = trio.current_time()
         with trio.fail_after(10):
-            s, got = await svc_client(net, max_pend=3, pcr=420, count=20)
+            s, got = await svc_client(net, max_pend=3, kbps=178, count=20)
         assert got == [i.to_bytes(2, "big")[::-1] * 1000 for i in range(20)]        # all of them, in order
         assert trio.current_time() - t0 >= 1.8
         vc = s.vc
         assert vc is not None
         stats = net.cnd.ndd_ctl(C.NDD_ATM_GET_VC_STATS, vc)
-        assert (stats["max_txq"], stats["pcr"]) == (3, 420)
+        assert (stats["max_txq"], stats["pcr"]) == (3, 178_000 // 424)   # Kbit/s -> whole cells/s
         assert net.cnd.stats.ndd_xmitque_ovf > 0 and stats["tx_queued_sdus"] == 0   # the limit held the sender
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 1) == b"\x03"
         s.close()

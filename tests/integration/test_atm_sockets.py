@@ -290,7 +290,7 @@ async def test_options(autojump_clock: trio.testing.MockClock) -> None:
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM) == AalParm(9180, 9180)   # unbound: the default
         s.bind(("atm0",))
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM) == AalParm(4000, 4000)   # the adapter's MTU
-        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES) == TrafficDes(0, 0)
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES) == TrafficDes()           # every field NOT_SPECIFIED_L
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == Blli()
         s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(65535, 1).pack())       # the packed form
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM) == AalParm(65535, 1)
@@ -299,7 +299,7 @@ async def test_options(autojump_clock: trio.testing.MockClock) -> None:
         s.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, blli)
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == blli
         assert Blli.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI, 7)) == blli
-        s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(5000, 0))
+        s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(2120).pack())      # 2120 Kbit/s: 5000 cells/s
         for bad in (AalParm(65536, 100), AalParm(100, 0), AalParm(100, 100, aal_type=3), 1500, b"\x05\x00",
                     Blli(l2_proto=32), Blli(snap=b"\x00")):
             opt = SO_ATM_BLLI if isinstance(bad, Blli) else SO_ATM_AAL_PARM
@@ -359,10 +359,10 @@ async def test_last_socket_releases_the_adapter(autojump_clock: trio.testing.Moc
 
 
 async def test_peak_cell_rate_paces_the_vc(autojump_clock: trio.testing.MockClock) -> None:
-    # PCR 1000 cells/s: 10 SDUs of 100 cells take ~1 s of virtual time; an unshaped VC is line-rate fast
+    # 424 Kbit/s = PCR 1000 cells/s: 10 SDUs of 100 cells take ~1 s of virtual time; an unshaped VC is line-rate fast
     async with atm_stacks() as env:
         slow_a, fast_a = env.sock(env.sa), env.sock(env.sa)
-        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_pcr=1000))
+        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_peakrate_hp=424))
         await slow_a.connect(("atm0", CONN_PVC, 1, 50))
         await fast_a.connect(("atm0", CONN_PVC, 1, 51))
         slow_b, fast_b = env.sock(env.sb), env.sock(env.sb)
@@ -394,7 +394,7 @@ async def test_max_pend_holds_a_rate_enforced_vc(autojump_clock: trio.testing.Mo
     async with atm_stacks() as env:
         slow_a, fast_a = env.sock(env.sa), env.sock(env.sa)
         assert slow_a.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND) == 0              # tunstack's default: no limit
-        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_pcr=1000))
+        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_peakrate_hp=424))
         slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, b"\x02")                # a u_char, as a C program passes it
         assert slow_a.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND) == 2
         assert slow_a.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 4) == b"\x02"     # one octet back

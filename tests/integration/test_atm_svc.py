@@ -63,6 +63,10 @@ PREFIX_A, PREFIX_B = bytes.fromhex("47000580ffe1000000f21a0001"), bytes.fromhex(
 ESI_A, ESI_B = bytes.fromhex("0020481a0001"), bytes.fromhex("0020481a0002")
 AESA_A, AESA_B = PREFIX_A + ESI_A + b"\x00", PREFIX_B + ESI_B + b"\x01"
 LLC_IP = Blli(12, 11, bytes.fromhex("0000000800"))       # LLC, TR 9577, SNAP IPv4 (as CLIP)
+# traffic_des_t in Kbit/s with peak, CLP=0 peak, sustainable, burst (whole cells) and tagging:
+# each comes back to the called side, turned, through the SETUP's traffic descriptor in cells
+RICH_TRAFFIC = TrafficDes(42400, 21200, fwd_peakrate_lp=21200, fwd_sus_rate_hp=10000, bak_sus_rate_hp=5000,
+                          fwd_bur_size_hp=4800, bak_bur_size_hp=960, tagging_fwd=1)
 
 
 def svc(aesa: bytes, sub: bytes = b"") -> tuple[Any, ...]:
@@ -241,7 +245,7 @@ async def test_connect_accept_carries_the_options(net: str, autojump_clock: trio
     async with svc_net(net) as env:
         lst = env.listener(blli=LLC_IP)
         c = env.sock(env.sa)
-        opts = {SO_ATM_AAL_PARM: AalParm(2000, 3000), SO_ATM_TRAFFIC_DES: TrafficDes(100000, 50000),
+        opts = {SO_ATM_AAL_PARM: AalParm(2000, 3000), SO_ATM_TRAFFIC_DES: RICH_TRAFFIC,
                 SO_ATM_BEARER: Bearer(BCOB_C, clipping=1), SO_ATM_QOS_PARM: QosParm(1, 3),
                 SO_ATM_BLLI: LLC_IP, SO_ATM_CALLING: AtmAddr(AESA_A)}
         for name, v in opts.items():
@@ -259,7 +263,7 @@ async def test_connect_accept_carries_the_options(net: str, autojump_clock: trio
         assert isinstance(s, AtmSocket)
         seen = {name: s.getsockopt(SOL_NDD_ATM, name) for name in opts}
         assert seen == {SO_ATM_AAL_PARM: AalParm(3000, 2000),            # the called side's view: turned
-                        SO_ATM_TRAFFIC_DES: TrafficDes(50000, 100000),
+                        SO_ATM_TRAFFIC_DES: RICH_TRAFFIC.reversed(),
                         SO_ATM_BEARER: Bearer(BCOB_C, clipping=1), SO_ATM_QOS_PARM: QosParm(3, 1),
                         SO_ATM_BLLI: LLC_IP, SO_ATM_CALLING: AtmAddr(AESA_A)}
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED) == c.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED) == AtmAddr(AESA_B)
@@ -340,7 +344,7 @@ async def test_accept_returns_the_proceeding_call_and_so_atm_accept_connects(
     async with svc_net(net) as env:
         lst = env.listener(blli=LLC_IP)
         c = env.sock(env.sa)
-        for name, v in ((SO_ATM_AAL_PARM, AalParm(2000, 3000)), (SO_ATM_TRAFFIC_DES, TrafficDes(100000, 50000)),
+        for name, v in ((SO_ATM_AAL_PARM, AalParm(2000, 3000)), (SO_ATM_TRAFFIC_DES, TrafficDes(42400, 21200)),
                         (SO_ATM_BLLI, LLC_IP), (SO_ATM_BHLI, BHLI_USER), (SO_ATM_CALLING, AtmAddr(AESA_A))):
             c.setsockopt(SOL_NDD_ATM, name, v)
         async with trio.open_nursery() as n:
@@ -354,7 +358,7 @@ async def test_accept_returns_the_proceeding_call_and_so_atm_accept_connects(
             assert addr == s.getpeername() == svc(AESA_A)
             seen = {name: s.getsockopt(SOL_NDD_ATM, name)
                     for name in (SO_ATM_AAL_PARM, SO_ATM_TRAFFIC_DES, SO_ATM_BLLI, SO_ATM_BHLI, SO_ATM_CALLING)}
-            assert seen == {SO_ATM_AAL_PARM: AalParm(3000, 2000), SO_ATM_TRAFFIC_DES: TrafficDes(50000, 100000),
+            assert seen == {SO_ATM_AAL_PARM: AalParm(3000, 2000), SO_ATM_TRAFFIC_DES: TrafficDes(21200, 42400),
                             SO_ATM_BLLI: LLC_IP, SO_ATM_BHLI: BHLI_USER, SO_ATM_CALLING: AtmAddr(AESA_A)}
             with raises_errno(errno.ENOTCONN):
                 await s.send(b"early")

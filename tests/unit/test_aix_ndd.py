@@ -134,6 +134,8 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
     "CM_STREAMING_MODE": (0x2, "<sys/call_ie.h>"),
     "CM_NULL_SSCS": (0x0, "<sys/call_ie.h>"),
     "NOT_SPECIFIED_L": (0xFFFFFFFF, "<sys/call_ie.h>"),
+    "CM_MAX_DATA_RATE": (0x005FFFFF, "<sys/call_ie.h> (traffic_des_t, Kbit/s)"),
+    "CM_MAX_BUR_SIZE": (0x2FFFFFD0, "<sys/call_ie.h> (traffic_des_t, octets)"),
     # tunstack's own NDD_ATM commands, above ATM_DEVICE_SPECIFIC
     "NDD_ATM_OPEN_VC": (0x10065, "(tunstack)"),
     "NDD_ATM_CLOSE_VC": (0x10066, "(tunstack)"),
@@ -203,6 +205,45 @@ def test_bhli_packs_as_bhli_t() -> None:
     assert Bhli(4).check() == errno.EINVAL and Bhli(0, bytes(9)).check() == errno.EINVAL
     with pytest.raises(OSError):
         Bhli.unpack(bytes.fromhex("0009") + bytes(10))          # more info than the field holds
+
+
+def test_traffic_des_packs_as_traffic_des_t() -> None:
+    # <sys/call_ie.h> struct traffic_des: 15 ints (fwd/bak peak, sustainable at _hp and _lp in
+    # Kbit/s, bursts in bytes, best_effort, tagging_bak, tagging_fwd): 60 octets, big-endian
+    from ndd.atm import AtmTrafficDes
+    from protocols.atm.sockets.sockaddr import TrafficDes
+    assert TrafficDes is AtmTrafficDes and AtmTrafficDes.FORMAT.size == 60
+    t = AtmTrafficDes(42400, 21200, fwd_sus_rate_hp=10000, fwd_bur_size_hp=4800, best_effort=0, tagging_fwd=1)
+    raw = t.pack()
+    assert raw[:8] == bytes.fromhex("0000a5a0" "000052d0") and raw[8:16] == b"\xff" * 8
+    assert raw[16:20] == (10000).to_bytes(4, "big") and raw[32:36] == (4800).to_bytes(4, "big")
+    assert raw[48:] == bytes.fromhex("00000000" "00000000" "00000001")
+    assert AtmTrafficDes.unpack(raw) == t and AtmTrafficDes.unpack(AtmTrafficDes().pack()) == AtmTrafficDes()
+    assert AtmTrafficDes(fwd_peakrate_hp=-1).pack()[:4] == b"\xff" * 4          # a C int -1 is NOT_SPECIFIED_L
+    assert t.check() == 0 and AtmTrafficDes(C.CM_MAX_DATA_RATE + 1).check() == errno.EINVAL
+    assert AtmTrafficDes(fwd_bur_size_lp=C.CM_MAX_BUR_SIZE + 1).check() == errno.EINVAL
+    assert AtmTrafficDes(tagging_bak=2).check() == errno.EINVAL
+    assert t.reversed() == AtmTrafficDes(21200, 42400, bak_sus_rate_hp=10000, bak_bur_size_hp=4800, tagging_bak=1)
+
+
+def test_traffic_des_maps_onto_the_traffic_descriptor_ie() -> None:
+    # Kbit/s -> cells/s rounded up (424 bits a cell), octets -> 48-octet cells rounded up;
+    # _hp -> CLP=0+1, _lp -> CLP=0; tagging -> management options bits 1 (fwd) / 2 (bwd)
+    from ndd.atm import AtmTrafficDes
+    from protocols.atm.sockets.svc_params import traffic_ie, traffic_of
+    t = AtmTrafficDes(42400, 21200, fwd_peakrate_lp=10000, bak_peakrate_lp=5000, fwd_sus_rate_hp=300,
+                      bak_sus_rate_lp=1, fwd_bur_size_hp=4800, bak_bur_size_lp=49, tagging_bak=1)
+    ie = traffic_ie(t)
+    assert (ie.fwd_pcr_01, ie.bwd_pcr_01, ie.fwd_pcr_0, ie.bwd_pcr_0) == (100000, 50000, 23585, 11793)
+    assert (ie.fwd_scr_01, ie.bwd_scr_0, ie.fwd_mbs_01, ie.bwd_mbs_0) == (708, 3, 100, 2)
+    assert ie.bwd_scr_01 is None and ie.fwd_mbs_0 is None and not ie.best_effort and ie.mgmt_options == 0x02
+    back = traffic_of(ie)
+    assert back == AtmTrafficDes(42400, 21200, fwd_peakrate_lp=10000, bak_peakrate_lp=5000, fwd_sus_rate_hp=300,
+                                 bak_sus_rate_lp=1, fwd_bur_size_hp=4800, bak_bur_size_lp=96, tagging_bak=1)
+    one_way = traffic_ie(AtmTrafficDes(fwd_peakrate_hp=424))     # no backward peak: best effort
+    assert (one_way.fwd_pcr_01, one_way.bwd_pcr_01) == (1000, None)
+    assert one_way.best_effort and one_way.mgmt_options is None
+    assert traffic_of(one_way) == AtmTrafficDes(fwd_peakrate_hp=424, best_effort=1)
 
 
 def test_status_codes_are_distinct_bits() -> None:

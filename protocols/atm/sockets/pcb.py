@@ -143,14 +143,15 @@ def errno_of(exc: OSError) -> int:
     return exc.errno or errno.EIO
 
 
-def open_vc(ns: NetServices, pcb: AtmPcb, vpi: int, vci: int, aal: AalParm, pcr: int) -> int:
+def open_vc(ns: NetServices, pcb: AtmPcb, vpi: int, vci: int, aal: AalParm, pcr: float) -> int:
     """Open VC vpi/vci on the socket's adapter and claim it for the socket: 0 or an errno
     (EADDRINUSE: open already, or claimed by another user such as CLIP).  A rate-enforced VC
-    (`pcr`, a forward peak rate) holds at most SO_ATM_MAX_PEND of the socket's SDUs in the
+    (`pcr`, a forward peak rate in cells/s: SO_ATM_TRAFFIC_DES's `pcr()`) holds at most
+    SO_ATM_MAX_PEND of the socket's SDUs in the
     adapter; an unshaped one drains at the line rate and only the adapter's queue bounds it."""
     ndd = pcb.ndd
     # the adapter keeps one max SDU per VC: the larger; each direction is held to its own here
-    params = VcParams(vpi, vci, max_sdu=max(aal.fwd_max_sdu, aal.bwd_max_sdu), pcr=float(pcr),
+    params = VcParams(vpi, vci, max_sdu=max(aal.fwd_max_sdu, aal.bwd_max_sdu), pcr=pcr,
                       max_txq=pcb.max_pend if pcr else 0)
     try:
         ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, params)

@@ -28,7 +28,7 @@ dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
     SO_ATM_CALLING     1  AtmAddr(address, subaddress)                    "!BB20s20s" 42 octets
     SO_ATM_CALLED      2  AtmAddr (read-only: the called party of the call)
     SO_ATM_AAL_PARM    3  AalParm(fwd_max_sdu, bwd_max_sdu, aal_type=5)   "!B3xII"  12 octets
-    SO_ATM_TRAFFIC_DES 4  TrafficDes(fwd_pcr, bwd_pcr) cells/s, 0 = line  "!II"      8 octets
+    SO_ATM_TRAFFIC_DES 4  TrafficDes (= ndd.atm.AtmTrafficDes): traffic_des_t, Kbit/s  ">15I" 60 octets
     SO_ATM_BEARER      5  Bearer(bearer_class, traffic_type, timing, clipping, up_config) "!5B"
     SO_ATM_BHLI        6  Bhli(hli_type, info) -- <sys/call_ie.h> bhli_t  ">hBx8s"   12 octets
     SO_ATM_BLLI        7  Blli(l2_proto, l3_proto, snap) Q.2931 codes     "!BB5s"    7 octets
@@ -54,7 +54,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ndd.atm import AAL5_MAX_SDU, RESERVED_VCI_MAX, VCI_MAX, VPI_MAX
+from ndd.atm import AAL5_MAX_SDU, RESERVED_VCI_MAX, VCI_MAX, VPI_MAX, AtmTrafficDes
 from protocols.atm.uni.ie import AESA_LEN
 from protocols.contracts import oserror
 
@@ -162,6 +162,22 @@ def check_pvc(addr: SockaddrNddAtm) -> int:
 
 
 # --- option values ------------------------------------------------------------------------
+def coerce(cls: Any, value: object) -> Any:
+    """An option value from setsockopt: an instance of `cls`, or exactly its packed bytes
+    (`cls.FORMAT`, `cls.unpack`).  An int or a buffer of another size is EINVAL (Linux: an
+    optlen that does not fit)."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        b = bytes(value)
+        if len(b) != cls.FORMAT.size:
+            raise oserror(errno.EINVAL)
+        return cls.unpack(b)
+    if isinstance(value, int):
+        raise oserror(errno.EINVAL)
+    raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
+
+
 class _Packed:
     FORMAT: ClassVar[struct.Struct]
 
@@ -170,18 +186,7 @@ class _Packed:
 
     @classmethod
     def coerce(cls, value: object) -> Any:
-        """The option value from setsockopt: this class, or exactly its packed bytes.
-        An int or a short buffer is EINVAL (Linux: an optlen that does not fit)."""
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            b = bytes(value)
-            if len(b) != cls.FORMAT.size:
-                raise oserror(errno.EINVAL)
-            return cls.unpack(b)
-        if isinstance(value, int):
-            raise oserror(errno.EINVAL)
-        raise TypeError(f"a bytes-like object is required, not '{type(value).__name__}'")
+        return coerce(cls, value)
 
     @classmethod
     def unpack(cls, b: bytes) -> Any:
@@ -213,23 +218,10 @@ class AalParm(_Packed):
         return 0
 
 
-@dataclass(frozen=True)
-class TrafficDes(_Packed):
-    """SO_ATM_TRAFFIC_DES: peak cell rates in cells/s, forward and backward; 0 = unshaped
-    (the line rate).  The forward PCR is what the adapter paces the VC's cells to."""
-    fwd_pcr: int = 0
-    bwd_pcr: int = 0
-    FORMAT: ClassVar[struct.Struct] = struct.Struct("!II")
-
-    def pack(self) -> bytes:
-        return self.FORMAT.pack(self.fwd_pcr, self.bwd_pcr)
-
-    @classmethod
-    def unpack(cls, b: bytes) -> TrafficDes:
-        return cls(*cls.FORMAT.unpack(b))
-
-    def check(self) -> int:
-        return 0 if 0 <= self.fwd_pcr <= 0xFFFFFFFF and 0 <= self.bwd_pcr <= 0xFFFFFFFF else errno.EINVAL
+# SO_ATM_TRAFFIC_DES: <sys/call_ie.h>'s traffic_des_t, rates in Kbit/s -- the one record the
+# ATM NDD interface uses too (ndd/atm.py), 60 octets as bytes.  The forward peak rate
+# (fwd_peakrate_hp) is what the adapter paces the VC's cells to; unspecified: the line rate.
+TrafficDes = AtmTrafficDes
 
 
 @dataclass(frozen=True)

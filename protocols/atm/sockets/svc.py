@@ -283,7 +283,7 @@ class SvcManager:
             return 0
         vc = pcb.vc
         close_vc(self.ns, pcb)
-        return open_vc(self.ns, pcb, *vc, aal, pcb.traffic.fwd_pcr)
+        return open_vc(self.ns, pcb, *vc, aal, pcb.traffic.pcr())
 
     def release(self, pcb: AtmPcb) -> None:
         """Our side ends the socket's call (close, disconnect, an abandoned connect) with
@@ -353,7 +353,7 @@ class SvcManager:
         if pcb.vc is None and call.vc is not None:
             params = pcb.params
             assert params is not None
-            err = open_vc(self.ns, pcb, *call.vc, params.aal, params.traffic.fwd_pcr)
+            err = open_vc(self.ns, pcb, *call.vc, params.aal, params.traffic.pcr())
             if err:
                 # the VC the network gave is ours to refuse only by clearing the call
                 self.stats.refused_vc += 1
@@ -441,7 +441,7 @@ class SvcManager:
         child.bearer, child.qos, child.blli, child.bhli = mine.bearer, mine.qos, mine.blli, mine.bhli
         child.rcvbuf, child.sndbuf, child.max_pend = listener.rcvbuf, listener.sndbuf, listener.max_pend
         child.blli_choices = len(offered)
-        err = open_vc(self.ns, child, *call.vc, mine.aal, mine.traffic.fwd_pcr)
+        err = open_vc(self.ns, child, *call.vc, mine.aal, mine.traffic.pcr())
         if err:
             self.stats.refused_vc += 1
             free_adapter(self.ns, child)

@@ -5,8 +5,12 @@ that socket sends, as for PVC sockets).  A SETUP is written from the caller's vi
 the called side turns the values around (`reversed()`).  The mapping:
 
     SO_ATM_AAL_PARM    AAL parameters 0x58: AAL5, fwd/bwd max CPCS-SDU, message mode, null SSCS
-    SO_ATM_TRAFFIC_DES traffic descriptor 0x59: PCR CLP=0+1 per direction that has one; a
-                       direction without (0 = line rate) is signalled as best effort
+    SO_ATM_TRAFFIC_DES traffic descriptor 0x59 (`traffic_ie`, `traffic_of`): traffic_des_t's
+                       Kbit/s as cells/s (rounded up, 424 bits a cell), bursts in octets as
+                       cells (48 octets each, rounded up); _hp -> CLP=0+1, _lp -> CLP=0 for
+                       peak, sustainable and burst; best_effort -> the best-effort
+                       indicator, also set when a direction has no peak rate (the line
+                       rate); tagging_fwd/_bak -> the management options' bits 1/2
     SO_ATM_BEARER      broadband bearer capability 0x5E
     SO_ATM_QOS_PARM    QoS parameter 0x5C (classes 1-4 coded "network specific", UNI 3.1)
     SO_ATM_BLLI        B-LLI 0x5F (absent when l2 = l3 = 0); SNAP only with TR 9577
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ndd.atm import CELL_PAYLOAD, cells_to_kbps, kbps_to_cells
+from ndd.constants import NOT_SPECIFIED_L
 from protocols.atm.uni.ie import AESA_LEN
 from protocols.atm.uni.q2931 import (
     AAL_5,
@@ -73,7 +79,56 @@ class CallParams:
         """The other end's view: forward and backward swap; the parties keep their roles."""
         a, t, q = self.aal, self.traffic, self.qos
         return replace(self, aal=AalParm(a.bwd_max_sdu, a.fwd_max_sdu, a.aal_type),
-                       traffic=TrafficDes(t.bwd_pcr, t.fwd_pcr), qos=QosParm(q.bwd_class, q.fwd_class))
+                       traffic=t.reversed(), qos=QosParm(q.bwd_class, q.fwd_class))
+
+
+# traffic_des_t's fields <-> the traffic descriptor IE's subfields (UNI 3.1 §5.4.5.6)
+_TD_RATES = (("fwd_peakrate_hp", "fwd_pcr_01"), ("bak_peakrate_hp", "bwd_pcr_01"),
+             ("fwd_peakrate_lp", "fwd_pcr_0"), ("bak_peakrate_lp", "bwd_pcr_0"),
+             ("fwd_sus_rate_hp", "fwd_scr_01"), ("bak_sus_rate_hp", "bwd_scr_01"),
+             ("fwd_sus_rate_lp", "fwd_scr_0"), ("bak_sus_rate_lp", "bwd_scr_0"))
+_TD_BURSTS = (("fwd_bur_size_hp", "fwd_mbs_01"), ("bak_bur_size_hp", "bwd_mbs_01"),
+              ("fwd_bur_size_lp", "fwd_mbs_0"), ("bak_bur_size_lp", "bwd_mbs_0"))
+TAG_FWD, TAG_BWD = 0x01, 0x02      # traffic management options octet: tagging forward/backward
+_CELLS_MAX = 0xFFFFFF              # a subfield's 3 octets
+
+
+def _given(v: int) -> bool:
+    return v not in (0, NOT_SPECIFIED_L, -1)
+
+
+def traffic_ie(t: TrafficDes) -> TrafficDescriptor:
+    """SO_ATM_TRAFFIC_DES (Kbit/s, octets) as a SETUP's traffic descriptor (cells)."""
+    ie = TrafficDescriptor()
+    for ours, theirs in _TD_RATES:
+        v = getattr(t, ours)
+        if _given(v):
+            setattr(ie, theirs, min(kbps_to_cells(v), _CELLS_MAX))
+    for ours, theirs in _TD_BURSTS:
+        v = getattr(t, ours)
+        if _given(v):
+            setattr(ie, theirs, min(-(-v // CELL_PAYLOAD), _CELLS_MAX))
+    ie.best_effort = bool(t.best_effort) or ie.fwd_pcr_01 is None or ie.bwd_pcr_01 is None
+    if t.tagging_fwd or t.tagging_bak:
+        ie.mgmt_options = (TAG_FWD if t.tagging_fwd else 0) | (TAG_BWD if t.tagging_bak else 0)
+    return ie
+
+
+def traffic_of(ie: TrafficDescriptor) -> TrafficDes:
+    """A SETUP's traffic descriptor as traffic_des_t (the caller's view): what the IE
+    leaves out is NOT_SPECIFIED_L.  best_effort shows the indicator as signalled."""
+    v: dict[str, int] = {}
+    for ours, theirs in _TD_RATES:
+        cells = getattr(ie, theirs)
+        if cells:
+            v[ours] = cells_to_kbps(cells)
+    for ours, theirs in _TD_BURSTS:
+        cells = getattr(ie, theirs)
+        if cells:
+            v[ours] = cells * CELL_PAYLOAD
+    mgmt = ie.mgmt_options or 0
+    return TrafficDes(**v, best_effort=int(ie.best_effort), tagging_fwd=int(bool(mgmt & TAG_FWD)),
+                      tagging_bak=int(bool(mgmt & TAG_BWD)))
 
 
 def blli_ie(b: Blli) -> BlliIE | None:
@@ -95,9 +150,7 @@ def blli_of(ie: BlliIE) -> Blli:
 
 def setup_ies(p: CallParams) -> list[AnyIE]:
     """The IEs of a SETUP for `p` (the caller's view); the network adds the VC."""
-    t = p.traffic
-    td = TrafficDescriptor(fwd_pcr_01=t.fwd_pcr or None, bwd_pcr_01=t.bwd_pcr or None,
-                           best_effort=not (t.fwd_pcr and t.bwd_pcr))
+    td = traffic_ie(p.traffic)
     b = p.bearer
     x = b.bearer_class == BCOB_X     # octet 5a (traffic type, timing) exists for BCOB-X only
     qos_compat = COMPAT_EXT | CODING_NETWORK if p.qos.fwd_class or p.qos.bwd_class else COMPAT_DEFAULT
@@ -134,7 +187,7 @@ def setup_params(msg: Q2931Message, default_sdu: int) -> CallParams:
     td = msg.get(IE_TRAFFIC)
     traffic = TrafficDes()
     if isinstance(td, TrafficDescriptor):
-        traffic = TrafficDes(td.fwd_pcr_01 or 0, td.bwd_pcr_01 or 0)
+        traffic = traffic_of(td)
     bb = msg.get(IE_BBCAP)
     bearer = Bearer()
     if isinstance(bb, BearerCapability):

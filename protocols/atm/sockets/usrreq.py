@@ -114,6 +114,7 @@ from .sockaddr import (
     SockaddrNddAtm,
     TrafficDes,
     check_pvc,
+    coerce,
 )
 from .svc import SvcManager
 
@@ -243,7 +244,7 @@ class AtmUserRequests:
             return errno.EINVAL
         if addr.vc_type == CONN_SVC:
             return self.svc.connect(pcb, addr)
-        err = open_vc(self.ns, pcb, addr.vpi, addr.vci, pcb.aal_parm(), pcb.traffic.fwd_pcr)
+        err = open_vc(self.ns, pcb, addr.vpi, addr.vci, pcb.aal_parm(), pcb.traffic.pcr())
         if not err:
             pcb.peer = SockaddrNddAtm.pvc(addr.nddname, addr.vpi, addr.vci)
             pcb.state = St.CONNECTED
@@ -391,7 +392,7 @@ class AtmUserRequests:
         cls = AtmCause if name == SO_ATM_CAUSE else _CALL_OPTIONS.get(name)
         if cls is None:
             return errno.ENOPROTOOPT     # SO_ATM_CALLED is read-only, as SO_ERROR; the rest not served
-        v = cls.coerce(value)            # TypeError / OSError(EINVAL) for a wrong shape
+        v = coerce(cls, value)           # TypeError / OSError(EINVAL) for a wrong shape
         err = v.check()
         if err:
             return err
