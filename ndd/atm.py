@@ -98,9 +98,26 @@ class AtmAal5:
 
 @dataclass(frozen=True)
 class AtmAalParm:
-    """aal_parm_t (<sys/call_ie.h>): the AAL type and its parameters (AAL5 is the only one)."""
+    """aal_parm_t (<sys/call_ie.h>): the AAL type and its parameters (AAL5 is the only one).
+
+    Bytes: as AIX passes it (big-endian, natural alignment), 12 octets -- short length (of
+    aal_info: sizeof(aal_5_t), 8), ushort aal_type, then aal_5_t: ushort fwd_max_sdu_size,
+    ushort bak_max_sdu_size, ushort mode, uchar sscs_type, one octet of padding."""
     aal5: AtmAal5
     aal_type: int = C.CM_AAL_5
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">hHHHHBx")
+    AAL5_LEN: ClassVar[int] = 8            # sizeof(aal_5_t): 7 octets of fields, padded to 8
+
+    def pack(self) -> bytes:
+        a = self.aal5
+        return self.FORMAT.pack(self.AAL5_LEN, self.aal_type, a.fwd_max_sdu_size & 0xFFFF,
+                                a.bak_max_sdu_size & 0xFFFF, a.mode & 0xFFFF, a.sscs_type & 0xFF)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> AtmAalParm:
+        """The length field is not looked at (tunstack's: a C program sets it to 7 or 8)."""
+        _length, aal_type, fwd, bak, mode, sscs = cls.FORMAT.unpack(b)
+        return cls(AtmAal5(fwd, bak, mode, sscs), aal_type)
 
 
 def _specified(v: int) -> bool:

@@ -12,7 +12,8 @@ called") --, reads the caller's parameters with getsockopt, may change SO_ATM_AA
 SO_ATM_BLLI (<sys/call_ie.h> indaccept_ie_t), then setsockopt(SO_ATM_ACCEPT); an SVC client
 sets its call's options and connect()s to the server's address.  IBM's example sources
 themselves were not available to us; the programs below are ours.  Option values go as bytes
-where tunstack has the AIX C layout (bhli_t, traffic_des_t; SO_ATM_MAX_PEND's u_char) and as tunstack's
+where tunstack has the AIX C layout (aal_parm_t, bhli_t, traffic_des_t; SO_ATM_MAX_PEND's
+u_char) and as tunstack's
 records elsewhere (issue 16 point 9 is not done: see the README's Constants section)."""
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ async def switched() -> AsyncIterator[Net]:
 # --- the programs -------------------------------------------------------------------------------------
 async def pvc_server(net: Net, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     s = net.socket(net.server)
-    s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(9180, 9180))
+    s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(9180, 9180).pack())       # aal_parm_t
     await s.connect(PVC_SERVER)                          # local only: no cell leaves
     task_status.started()
     with s:
@@ -115,7 +116,7 @@ def peak_kbps(t: TrafficDes) -> str:
 
 async def pvc_client(net: Net) -> list[bytes]:
     s = net.socket(net.client)
-    s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(9180, 9180))
+    s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(9180, 9180).pack())       # aal_parm_t
     s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_peakrate_hp=42_400).pack())     # traffic_des_t, Kbit/s
     await s.connect(PVC_CLIENT)
     got = []
@@ -134,7 +135,7 @@ async def svc_server(net: Net, log: list[str], task_status: trio.TaskStatus[None
     with lst:
         while True:
             s, caller = await lst.accept()               # proceeding: nothing moves yet
-            aal = s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM)
+            aal = AalParm.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, 12))   # aal_parm_t
             bhli = Bhli.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_BHLI, 12))
             traffic = TrafficDes.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, 60))   # traffic_des_t
             log.append(f"call from {caller[2].hex()}: aal {aal.fwd_max_sdu}/{aal.bwd_max_sdu} "
@@ -145,7 +146,7 @@ async def svc_server(net: Net, log: list[str], task_status: trio.TaskStatus[None
                 continue
             # this server takes datagrams of at most 4096 octets, whatever the caller offered
             s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(min(aal.fwd_max_sdu, 4096),
-                                                               min(aal.bwd_max_sdu, 4096)))
+                                                               min(aal.bwd_max_sdu, 4096)).pack())
             s.setsockopt(SOL_NDD_ATM, SO_ATM_ACCEPT, 1)  # CONNECT
             with s:
                 while data := await s.recv(4096):
@@ -156,7 +157,7 @@ async def svc_server(net: Net, log: list[str], task_status: trio.TaskStatus[None
 async def svc_client(net: Net, bhli: Bhli = APP_BHLI, *, max_pend: int = 0, kbps: int = 0,
                      count: int = 0) -> tuple[AtmSocket, list[bytes]]:
     s = net.socket(net.client)
-    s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(9180, 9180))
+    s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(9180, 9180).pack())       # aal_parm_t
     s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(kbps, kbps).pack())   # traffic_des_t
     s.setsockopt(SOL_NDD_ATM, SO_ATM_BEARER, Bearer(BCOB_X))
     s.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, LLC_IP)

@@ -294,7 +294,7 @@ async def test_options(autojump_clock: trio.testing.MockClock) -> None:
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == Blli()
         s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(65535, 1).pack())       # the packed form
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM) == AalParm(65535, 1)
-        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, 12) == bytes.fromhex("05000000" "0000ffff" "00000001")
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, 12) == bytes.fromhex("0008 0005 ffff 0001 0001 0000")
         blli = Blli(12, 11, bytes.fromhex("0000000800"))                            # LLC, TR 9577, SNAP IPv4
         s.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, blli)
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == blli

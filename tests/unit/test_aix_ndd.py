@@ -207,6 +207,21 @@ def test_bhli_packs_as_bhli_t() -> None:
         Bhli.unpack(bytes.fromhex("0009") + bytes(10))          # more info than the field holds
 
 
+def test_aal_parm_packs_as_aal_parm_t() -> None:
+    # <sys/call_ie.h> struct aal_parm { short length; ushort aal_type; union { struct aal_5 {
+    # ushort fwd_max_sdu_size, bak_max_sdu_size, mode; uchar sscs_type; } } }: 12 octets
+    from ndd.atm import AtmAal5, AtmAalParm
+    from protocols.atm.sockets.sockaddr import AalParm
+    r = AtmAalParm(AtmAal5(9188, 1500))
+    assert AtmAalParm.FORMAT.size == 12 and r.pack() == bytes.fromhex("0008" "0005" "23e4" "05dc" "0001" "00" "00")
+    assert AtmAalParm.unpack(r.pack()) == r
+    a = AalParm(9188, 1500)
+    assert a.pack() == r.pack() and a.record() == r and AalParm.of(r) == a == AalParm.unpack(r.pack())
+    assert AalParm.unpack(bytes.fromhex("0007" "0005" "ffff" "0001" "0001" "00" "00")) == AalParm(65535, 1)
+    assert AalParm(100, 100, mode=C.CM_STREAMING_MODE).check() == errno.EINVAL      # message mode only
+    assert AalParm(100, 100, sscs_type=1).check() == errno.EINVAL                    # CM_ASSURED: no SSCS here
+
+
 def test_traffic_des_packs_as_traffic_des_t() -> None:
     # <sys/call_ie.h> struct traffic_des: 15 ints (fwd/bak peak, sustainable at _hp and _lp in
     # Kbit/s, bursts in bytes, best_effort, tagging_bak, tagging_fwd): 60 octets, big-endian

@@ -27,7 +27,7 @@ dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
 
     SO_ATM_CALLING     1  AtmAddr(address, subaddress)                    "!BB20s20s" 42 octets
     SO_ATM_CALLED      2  AtmAddr (read-only: the called party of the call)
-    SO_ATM_AAL_PARM    3  AalParm(fwd_max_sdu, bwd_max_sdu, aal_type=5)   "!B3xII"  12 octets
+    SO_ATM_AAL_PARM    3  AalParm(fwd_max_sdu, bwd_max_sdu, ...): aal_parm_t ">hHHHHBx" 12 octets
     SO_ATM_TRAFFIC_DES 4  TrafficDes (= ndd.atm.AtmTrafficDes): traffic_des_t, Kbit/s  ">15I" 60 octets
     SO_ATM_BEARER      5  Bearer(bearer_class, traffic_type, timing, clipping, up_config) "!5B"
     SO_ATM_BHLI        6  Bhli(hli_type, info) -- <sys/call_ie.h> bhli_t  ">hBx8s"   12 octets
@@ -54,7 +54,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ndd.atm import AAL5_MAX_SDU, RESERVED_VCI_MAX, VCI_MAX, VPI_MAX, AtmTrafficDes
+from ndd import constants as C
+from ndd.atm import AAL5_MAX_SDU, RESERVED_VCI_MAX, VCI_MAX, VPI_MAX, AtmAal5, AtmAalParm, AtmTrafficDes
 from protocols.atm.uni.ie import AESA_LEN
 from protocols.contracts import oserror
 
@@ -196,23 +197,34 @@ class _Packed:
 @dataclass(frozen=True)
 class AalParm(_Packed):
     """SO_ATM_AAL_PARM: AAL5 max CPCS-SDU sizes, forward (we send) and backward (we receive),
-    1..65535 each.  Set before connect; the VC is opened with these."""
+    1..65535 each.  Set before connect; the VC is opened with these.  The friendly form of
+    <sys/call_ie.h>'s aal_parm_t (ndd.atm.AtmAalParm, `record()`), and packed as it: 12
+    octets.  Only message mode and the null SSCS exist here (others: EINVAL)."""
     fwd_max_sdu: int
     bwd_max_sdu: int
     aal_type: int = AAL_TYPE_5
-    FORMAT: ClassVar[struct.Struct] = struct.Struct("!B3xII")
+    mode: int = C.CM_MESSAGE_MODE
+    sscs_type: int = C.CM_NULL_SSCS
+    FORMAT: ClassVar[struct.Struct] = AtmAalParm.FORMAT
+
+    def record(self) -> AtmAalParm:
+        return AtmAalParm(AtmAal5(self.fwd_max_sdu, self.bwd_max_sdu, self.mode, self.sscs_type), self.aal_type)
+
+    @classmethod
+    def of(cls, r: AtmAalParm) -> AalParm:
+        a = r.aal5
+        return cls(a.fwd_max_sdu_size, a.bak_max_sdu_size, r.aal_type, a.mode, a.sscs_type)
 
     def pack(self) -> bytes:
-        return self.FORMAT.pack(self.aal_type, self.fwd_max_sdu, self.bwd_max_sdu)
+        return self.record().pack()
 
     @classmethod
     def unpack(cls, b: bytes) -> AalParm:
-        aal, fwd, bwd = cls.FORMAT.unpack(b)
-        return cls(fwd, bwd, aal)
+        return cls.of(AtmAalParm.unpack(b))
 
     def check(self) -> int:
-        if self.aal_type != AAL_TYPE_5:
-            return errno.EINVAL          # only AAL5 exists on the adapter
+        if self.aal_type != AAL_TYPE_5 or self.mode != C.CM_MESSAGE_MODE or self.sscs_type != C.CM_NULL_SSCS:
+            return errno.EINVAL          # only AAL5 exists on the adapter, message mode, no SSCS
         if not (1 <= self.fwd_max_sdu <= AAL5_MAX_SDU and 1 <= self.bwd_max_sdu <= AAL5_MAX_SDU):
             return errno.EINVAL
         return 0
