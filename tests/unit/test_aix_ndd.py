@@ -182,6 +182,19 @@ ATM_SOCKET_VALUES: dict[str, tuple[int, str]] = {
     "CM_HI_LAYER_PROFILE": (0x02, "<sys/call_ie.h>"),
     "CM_VENDOR_SPECIFIC": (0x03, "<sys/call_ie.h>"),
     "MAX_PEND_MAX": (0xFF, "<sys/atmsock.h> (atm_pcb.max_pend is a u_char)"),
+    "CM_CLASS_A": (0x01, "<sys/call_ie.h> (bearer_t.bearer_class)"),
+    "CM_CLASS_C": (0x03, "<sys/call_ie.h>"),
+    "CM_CLASS_X": (0x10, "<sys/call_ie.h>"),
+    "CM_CONSTANT_BIT_RATE": (0x05, "<sys/call_ie.h> (bearer_t.transfer_cap)"),
+    "CM_VARIABLE_BIT_RATE": (0x09, "<sys/call_ie.h>"),
+    "CM_END_TO_END": (0x01, "<sys/call_ie.h> (timing)"),
+    "CM_NO_END_TO_END": (0x02, "<sys/call_ie.h>"),
+    "CM_NOT_SUSCEPTIBLE": (0x00, "<sys/call_ie.h> (clipping)"),
+    "CM_SUSCEPTIBLE": (0x01, "<sys/call_ie.h>"),
+    "CM_CON_CFG_PTP": (0x00, "<sys/call_ie.h> (connection_cfg)"),
+    "CM_CON_CFG_PTM": (0x01, "<sys/call_ie.h>"),
+    "CM_QOS_0": (0, "<sys/call_ie.h> (qos_parm_t)"),
+    "CM_QOS_4": (4, "<sys/call_ie.h>"),
 }
 
 
@@ -220,6 +233,28 @@ def test_aal_parm_packs_as_aal_parm_t() -> None:
     assert AalParm.unpack(bytes.fromhex("0007" "0005" "ffff" "0001" "0001" "00" "00")) == AalParm(65535, 1)
     assert AalParm(100, 100, mode=C.CM_STREAMING_MODE).check() == errno.EINVAL      # message mode only
     assert AalParm(100, 100, sscs_type=1).check() == errno.EINVAL                    # CM_ASSURED: no SSCS here
+
+
+def test_bearer_and_qos_pack_as_bearer_t_and_qos_parm_t() -> None:
+    # struct bearer { uchar bearer_class; ushort transfer_cap; uchar clipping; uchar
+    # connection_cfg; }: 6 octets, transfer_cap at offset 2 = Q.2931 octet 5a (type << 2 | timing)
+    from protocols.atm.sockets.sockaddr import (
+        CM_CLASS_X,
+        CM_CONSTANT_BIT_RATE,
+        CM_SUSCEPTIBLE,
+        CM_VARIABLE_BIT_RATE,
+        Bearer,
+        QosParm,
+    )
+    cbr = Bearer(CM_CLASS_X, traffic_type=1, timing=1, clipping=CM_SUSCEPTIBLE)
+    assert Bearer.FORMAT.size == 6 and cbr.transfer_cap == CM_CONSTANT_BIT_RATE
+    assert cbr.pack() == bytes.fromhex("10" "00" "0005" "01" "00") and Bearer.unpack(cbr.pack()) == cbr
+    assert Bearer.unpack(bytes.fromhex("03000009" "0000")) == Bearer(3, 2, 1)
+    assert Bearer(3, 2, 1).transfer_cap == CM_VARIABLE_BIT_RATE
+    with pytest.raises(OSError):
+        Bearer.unpack(bytes.fromhex("10000100" "0000"))      # transfer_cap beyond octet 5a
+    # struct qos_parm { uchar qos_fwd; uchar qos_bak; }
+    assert QosParm.FORMAT.size == 2 and QosParm(1, 3).pack() == b"\x01\x03"
 
 
 def test_traffic_des_packs_as_traffic_des_t() -> None:

@@ -29,7 +29,8 @@ dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
     SO_ATM_CALLED      2  AtmAddr (read-only: the called party of the call)
     SO_ATM_AAL_PARM    3  AalParm(fwd_max_sdu, bwd_max_sdu, ...): aal_parm_t ">hHHHHBx" 12 octets
     SO_ATM_TRAFFIC_DES 4  TrafficDes (= ndd.atm.AtmTrafficDes): traffic_des_t, Kbit/s  ">15I" 60 octets
-    SO_ATM_BEARER      5  Bearer(bearer_class, traffic_type, timing, clipping, up_config) "!5B"
+    SO_ATM_BEARER      5  Bearer(bearer_class, traffic_type, timing, clipping, up_config):
+                          bearer_t ">BxHBB" 6 octets
     SO_ATM_BHLI        6  Bhli(hli_type, info) -- <sys/call_ie.h> bhli_t  ">hBx8s"   12 octets
     SO_ATM_BLLI        7  Blli(l2_proto, l3_proto, snap) Q.2931 codes     "!BB5s"    7 octets
     SO_ATM_QOS_PARM    8  QosParm(fwd_class, bwd_class) UNI 3.1 classes   "!BB"      2 octets
@@ -317,6 +318,14 @@ class Bhli(_Packed):
 
 
 BCOB_A, BCOB_C, BCOB_X = 0x01, 0x03, 0x10      # broadband bearer classes (UNI 3.1 §5.4.5.7)
+# <sys/call_ie.h> bearer_t's codes: the classes under AIX's names, transfer_cap's two values
+# (traffic type << 2 | timing: CBR and VBR, each with end-to-end timing required), timing,
+# clipping and the user plane configuration
+CM_CLASS_A, CM_CLASS_C, CM_CLASS_X = BCOB_A, BCOB_C, BCOB_X
+CM_CONSTANT_BIT_RATE, CM_VARIABLE_BIT_RATE = 0x05, 0x09
+CM_END_TO_END, CM_NO_END_TO_END = 0x01, 0x02
+CM_NOT_SUSCEPTIBLE, CM_SUSCEPTIBLE = 0x00, 0x01
+CM_CON_CFG_PTP, CM_CON_CFG_PTM = 0x00, 0x01
 
 
 @dataclass(frozen=True)
@@ -324,20 +333,32 @@ class Bearer(_Packed):
     """SO_ATM_BEARER: the broadband bearer capability a call asks for (Q.2931 IE 0x5E):
     class (BCOB-A 1, BCOB-C 3, BCOB-X 16), traffic type (0-7) and timing (0-3) -- signalled
     with BCOB-X only --, susceptibility to clipping (0/1) and user plane configuration
-    (0 point-to-point; point-to-multipoint calls are not implemented: EINVAL)."""
+    (0 point-to-point; point-to-multipoint calls are not implemented: EINVAL).
+
+    Packed as <sys/call_ie.h>'s bearer_t, 6 octets: uchar bearer_class, a pad octet, ushort
+    transfer_cap -- the IE's octet 5a as it stands, traffic type in bits 5-3 and timing in
+    bits 2-1, so CM_CONSTANT_BIT_RATE 0x05 is CBR (1) with end-to-end timing (1) --, uchar
+    clipping, uchar connection_cfg."""
     bearer_class: int = BCOB_X
     traffic_type: int = 0
     timing: int = 0
     clipping: int = 0
     up_config: int = 0
-    FORMAT: ClassVar[struct.Struct] = struct.Struct("!5B")
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">BxHBB")
+
+    @property
+    def transfer_cap(self) -> int:
+        return (self.traffic_type & 0x7) << 2 | (self.timing & 0x3)
 
     def pack(self) -> bytes:
-        return self.FORMAT.pack(self.bearer_class, self.traffic_type, self.timing, self.clipping, self.up_config)
+        return self.FORMAT.pack(self.bearer_class, self.transfer_cap, self.clipping, self.up_config)
 
     @classmethod
     def unpack(cls, b: bytes) -> Bearer:
-        return cls(*cls.FORMAT.unpack(b))
+        bearer_class, cap, clipping, cfg = cls.FORMAT.unpack(b)
+        if cap > 0x1F:
+            raise oserror(errno.EINVAL)      # more than octet 5a's traffic type and timing
+        return cls(bearer_class, cap >> 2, cap & 0x3, clipping, cfg)
 
     def check(self) -> int:
         ok = (self.bearer_class in (BCOB_A, BCOB_C, BCOB_X) and 0 <= self.traffic_type <= 7
@@ -345,10 +366,13 @@ class Bearer(_Packed):
         return 0 if ok else errno.EINVAL
 
 
+CM_QOS_0, CM_QOS_1, CM_QOS_2, CM_QOS_3, CM_QOS_4 = 0, 1, 2, 3, 4     # <sys/call_ie.h> qos_parm_t
+
+
 @dataclass(frozen=True)
 class QosParm(_Packed):
     """SO_ATM_QOS_PARM: forward and backward QoS class (UNI 3.1 §5.4.5.18): 0 unspecified,
-    1-4 the classes A-D."""
+    1-4 the classes A-D.  Packed as <sys/call_ie.h>'s qos_parm_t: uchar qos_fwd, qos_bak."""
     fwd_class: int = 0
     bwd_class: int = 0
     FORMAT: ClassVar[struct.Struct] = struct.Struct("!BB")
