@@ -12,8 +12,8 @@ called") --, reads the caller's parameters with getsockopt, may change SO_ATM_AA
 SO_ATM_BLLI (<sys/call_ie.h> indaccept_ie_t), then setsockopt(SO_ATM_ACCEPT); an SVC client
 sets its call's options and connect()s to the server's address.  IBM's example sources
 themselves were not available to us; the programs below are ours.  Option values go as bytes
-where tunstack has the AIX C layout (aal_parm_t, bearer_t, bhli_t, qos_parm_t,
-traffic_des_t; SO_ATM_MAX_PEND's u_char) and as tunstack's
+where tunstack has the AIX C layout (aal_parm_t, bearer_t, bhli_t, cause_t,
+qos_parm_t, traffic_des_t; SO_ATM_MAX_PEND's u_char) and as tunstack's
 records elsewhere (issue 16 point 9 is not done: see the README's Constants section)."""
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ async def svc_server(net: Net, log: list[str], task_status: trio.TaskStatus[None
             log.append(f"call from {caller[2].hex()}: aal {aal.fwd_max_sdu}/{aal.bwd_max_sdu} "
                        f"peak {peak_kbps(traffic)} bhli {bhli.info!r}")
             if bhli != APP_BHLI:                         # not our application: reject it
-                s.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, AtmCause(cause=88))
+                s.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, AtmCause(cause=88).pack())   # cause_t
                 s.close()
                 continue
             # this server takes datagrams of at most 4096 octets, whatever the caller offered
@@ -151,7 +151,7 @@ async def svc_server(net: Net, log: list[str], task_status: trio.TaskStatus[None
             with s:
                 while data := await s.recv(4096):
                     await s.send(data[::-1])
-                log.append(f"call ended: cause {s.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE).cause}")
+                log.append(f"call ended: cause {s.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, 32)[0]}")
 
 
 async def svc_client(net: Net, bhli: Bhli = APP_BHLI, *, max_pend: int = 0, kbps: int = 0,

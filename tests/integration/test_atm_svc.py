@@ -131,7 +131,7 @@ class MiniNet:
                 self.legs.pop(other, None)
                 self.unrelay(other)
                 if ev.kind is CallEv.RELEASE_IND:
-                    self.eps[oport].release(other, ev.cause or 31)
+                    self.eps[oport].release(other, ev.cause or 31, call.diagnostics)
 
     def route(self, port: str, call: Call, msg: Any) -> None:
         called = msg.get(IE_CALLED).address
@@ -613,6 +613,26 @@ async def test_abnormal_release_is_econnreset(net: str, autojump_clock: trio.tes
         with raises_errno(errno.EPIPE):
             await c.send(b"x")
         assert cause(c) == 21
+
+
+@pytest.mark.parametrize("net", NETS)
+async def test_cause_diagnostics_reach_the_other_side_as_cause_t(net: str,
+                                                                 autojump_clock: trio.testing.MockClock) -> None:
+    # SO_ATM_CAUSE as <sys/call_ie.h>'s cause_t (32 octets): the diagnostics ride the RELEASE's
+    # Cause IE (through the switch too) and come back in the other socket's cause_t
+    async with svc_net(net) as env:
+        c, s = await env.pair()
+        s.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, AtmCause(cause=21, diag=b"\x81").pack())   # rejected by the user
+        s.close()
+        await trio.sleep(1)
+        raw = c.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, 32)
+        assert raw == bytes.fromhex("15" "00" "0001" "81") + bytes(27)
+        got = c.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE)                 # the friendly form keeps the location
+        assert (got.cause, got.diag) == (21, b"\x81") and got.location == (0 if net == "switch" else 1)
+        with raises_errno(errno.EINVAL):
+            c.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, AtmCause(cause=16, diag=bytes(29)))
+        with raises_errno(errno.EINVAL):
+            c.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, bytes.fromhex("10" "00" "001d") + bytes(28))   # length 29
 
 
 @pytest.mark.parametrize("net", NETS)

@@ -193,6 +193,7 @@ ATM_SOCKET_VALUES: dict[str, tuple[int, str]] = {
     "CM_SUSCEPTIBLE": (0x01, "<sys/call_ie.h>"),
     "CM_CON_CFG_PTP": (0x00, "<sys/call_ie.h> (connection_cfg)"),
     "CM_CON_CFG_PTM": (0x01, "<sys/call_ie.h>"),
+    "CM_DIAG_SIZE": (28, "<sys/call_ie.h> (cause_t.diag)"),
     "CM_QOS_0": (0, "<sys/call_ie.h> (qos_parm_t)"),
     "CM_QOS_4": (4, "<sys/call_ie.h>"),
 }
@@ -255,6 +256,17 @@ def test_bearer_and_qos_pack_as_bearer_t_and_qos_parm_t() -> None:
         Bearer.unpack(bytes.fromhex("10000100" "0000"))      # transfer_cap beyond octet 5a
     # struct qos_parm { uchar qos_fwd; uchar qos_bak; }
     assert QosParm.FORMAT.size == 2 and QosParm(1, 3).pack() == b"\x01\x03"
+
+
+def test_cause_packs_as_cause_t() -> None:
+    # struct cause { uchar cause; short length; uchar diag[CM_DIAG_SIZE]; }: 32 octets, no location
+    from protocols.atm.sockets.sockaddr import CM_DIAG_SIZE, AtmCause
+    c = AtmCause(2, 100, bytes((0x5F,)))              # invalid IE contents, about the B-LLI IE
+    assert AtmCause.FORMAT.size == 32 and CM_DIAG_SIZE == 28
+    assert c.pack() == bytes.fromhex("64" "00" "0001" "5f") + bytes(27)
+    assert AtmCause.unpack(c.pack()) == AtmCause(0, 100, b"\x5f")      # the location is not in cause_t
+    assert AtmCause(cause=16, diag=bytes(28)).check() == 0
+    assert AtmCause(cause=16, diag=bytes(29)).check() == errno.EINVAL
 
 
 def test_traffic_des_packs_as_traffic_des_t() -> None:

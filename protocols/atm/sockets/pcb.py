@@ -91,6 +91,7 @@ class AtmPcb:
         self.endpoint: Any = None                  # the UniEndpoint of `call`
         self.cause = AtmCause()                    # SO_ATM_CAUSE: why the last call ended
         self.release_cause: int | None = None      # SO_ATM_CAUSE as set: what our own release sends
+        self.release_diag = b""                    # ... and its diagnostics
         self.max_pend = 0                          # SO_ATM_MAX_PEND (0: no limit of its own)
         self.backlog = 0                           # listen(backlog)
         self.pending: deque[AtmPcb] = deque()      # a listener's incoming calls, in order

@@ -38,7 +38,7 @@ dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
                           outstanding in the adapter on a rate-enforced VC (one with a forward
                           peak rate); a send beyond waits.  0: no limit of its own (tunstack's
                           default; AIX's is not public).  Fixed when the VC opens.
-    SO_ATM_CAUSE      12  AtmCause(location, cause) Q.2931 codes          "!BB"      2 octets
+    SO_ATM_CAUSE      12  AtmCause(location, cause, diag): cause_t      ">BxH28s"  32 octets
     SO_ATM_ACCEPT     13  set only, on an incoming call accept() returned: sends CONNECT
                           (with SO_ATM_AAL_PARM / SO_ATM_BLLI as set meanwhile); the value
                           is not looked at (any int or buffer)
@@ -388,22 +388,36 @@ class QosParm(_Packed):
         return 0 if 0 <= self.fwd_class <= 4 and 0 <= self.bwd_class <= 4 else errno.EINVAL
 
 
+CM_DIAG_SIZE = 28             # <sys/call_ie.h>: cause_t's diagnostics octets
+
+
 @dataclass(frozen=True)
 class AtmCause(_Packed):
-    """SO_ATM_CAUSE: a Q.2931 cause (Q.2610 values) and its location (0 user, 1 private
-    network serving the local user, ...).  getsockopt: why the socket's last call ended or
-    was refused (cause 0: none yet).  setsockopt: the cause this socket's own release
-    (close, disconnect) sends, 1..127 (default 16, normal clearing); location is ignored."""
+    """SO_ATM_CAUSE: a Q.2931 cause (Q.2610 values), its location (0 user, 1 private network
+    serving the local user, ...) and diagnostics (up to CM_DIAG_SIZE octets, as the Cause IE
+    carries them: Q.2610 §4 -- e.g. the IE identifier a cause 99/100 is about).  getsockopt:
+    why the socket's last call ended or was refused (cause 0: none yet).  setsockopt: the
+    cause and diagnostics this socket's own release (close, disconnect) sends, cause 1..127
+    (default 16, normal clearing); location is ignored.
+
+    Packed as <sys/call_ie.h>'s cause_t, 32 octets: uchar cause, a pad octet, short length
+    (of diag), uchar diag[28].  cause_t has no location: the packed form loses it (0 when
+    read back)."""
     location: int = 0
     cause: int = 0
-    FORMAT: ClassVar[struct.Struct] = struct.Struct("!BB")
+    diag: bytes = b""
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">BxH28s")
 
     def pack(self) -> bytes:
-        return self.FORMAT.pack(self.location, self.cause)
+        return self.FORMAT.pack(self.cause, len(self.diag), self.diag)
 
     @classmethod
     def unpack(cls, b: bytes) -> AtmCause:
-        return cls(*cls.FORMAT.unpack(b))
+        cause, length, diag = cls.FORMAT.unpack(b)
+        if length > CM_DIAG_SIZE:
+            raise oserror(errno.EINVAL)
+        return cls(0, cause, diag[:length])
 
     def check(self) -> int:
-        return 0 if 0 <= self.location <= 15 and 1 <= self.cause <= 127 else errno.EINVAL
+        ok = 0 <= self.location <= 15 and 1 <= self.cause <= 127 and len(self.diag) <= CM_DIAG_SIZE
+        return 0 if ok else errno.EINVAL

@@ -65,7 +65,7 @@ from protocols.atm.uni.causes import (
 from protocols.atm.uni.endpoint import UniEndpoint
 
 from .pcb import AtmPcb, St, close_vc, errno_of, free_adapter, open_vc
-from .sockaddr import AalParm, AtmAddr, AtmCause, Blli, SockaddrNddAtm
+from .sockaddr import CM_DIAG_SIZE, AalParm, AtmAddr, AtmCause, Blli, SockaddrNddAtm
 from .svc_params import CallParams, connect_ies, connect_params, setup_bllis, setup_ies, setup_params
 
 if TYPE_CHECKING:
@@ -296,7 +296,8 @@ class SvcManager:
         call, pcb.call = pcb.call, None
         if call is not None:
             call.context = None          # later events of this call are no one's business
-            pcb.endpoint.release(call, pcb.own_release_cause())
+            diag = pcb.release_diag if pcb.release_cause is not None else b""
+            pcb.endpoint.release(call, pcb.own_release_cause(), diag)
         close_vc(self.ns, pcb)
         pcb.state = St.IDLE
 
@@ -388,7 +389,7 @@ class SvcManager:
         assert call is not None
         call.context = None
         pcb.call = None
-        pcb.cause = AtmCause(call.location or 0, ev.cause or 0)
+        pcb.cause = AtmCause(call.location or 0, ev.cause or 0, call.diagnostics[:CM_DIAG_SIZE])
         close_vc(self.ns, pcb)
         if pcb.state in (St.PENDING, St.ACCEPTING) and pcb.listener is not None:
             listener = pcb.listener         # still queued: it leaves the queue unseen

@@ -397,7 +397,7 @@ class AtmUserRequests:
         if err:
             return err
         if name == SO_ATM_CAUSE:
-            pcb.release_cause = v.cause
+            pcb.release_cause, pcb.release_diag = v.cause, v.diag
             return 0
         if pcb.state in _IN_CALL:
             if not (name in _ACCEPT_OPTIONS and self._unconfirmed(pcb)):

@@ -433,9 +433,10 @@ class SwitchCore:
             self.xc.pop(b, None)
             self.disconnect(a, b)
 
-    def _clear_leg(self, conn: Connection, leg: Leg, cause: int, location: int | None = None) -> None:
+    def _clear_leg(self, conn: Connection, leg: Leg, cause: int, location: int | None = None,
+                   diagnostics: bytes = b"") -> None:
         """Release one leg (the switch's own decision or the other leg's clearing: then
-        with the location the cause came from)."""
+        with the location the cause came from and its diagnostics)."""
         if conn.cause is None:
             conn.cause = cause
             if conn.phase is Phase.SETUP:
@@ -448,7 +449,7 @@ class SwitchCore:
         conn.phase = Phase.CLEARING
         if self._live(leg):
             assert leg.call is not None
-            leg.port.sig.release(leg.call, cause, location=location)
+            leg.port.sig.release(leg.call, cause, diagnostics, location=location)
 
     def _leg_ended(self, leg: Leg, kind: CallEv, cause: int | None) -> None:
         if leg.ended:
@@ -466,8 +467,10 @@ class SwitchCore:
         other = conn.other(leg)
         if kind == CallEv.RELEASE_IND and not other.ended:
             # a cause from the user keeps its location; a timer's is the switch's own
-            loc = call.location if call is not None and call.why is Why.PEER else None
-            self._clear_leg(conn, other, cause if cause is not None else CAUSE_NORMAL_UNSPECIFIED, loc)
+            peer = call is not None and call.why is Why.PEER
+            loc = call.location if call is not None and peer else None
+            diag = call.diagnostics if call is not None and peer else b""
+            self._clear_leg(conn, other, cause if cause is not None else CAUSE_NORMAL_UNSPECIFIED, loc, diag)
         if conn.calling.ended and conn.called.ended and self.connections.pop(conn.id, None) is not None:
             if conn.answered:
                 self.stats.calls_cleared += 1
