@@ -298,7 +298,7 @@ async def test_options(autojump_clock: trio.testing.MockClock) -> None:
         blli = Blli(12, 11, bytes.fromhex("0000000800"))                            # LLC, TR 9577, SNAP IPv4
         s.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, blli)
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == blli
-        assert Blli.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI, 7)) == blli
+        assert Blli.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI, 18)) == blli
         s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(2120).pack())      # 2120 Kbit/s: 5000 cells/s
         for bad in (AalParm(65536, 100), AalParm(100, 0), AalParm(100, 100, aal_type=3), 1500, b"\x05\x00",
                     Blli(l2_proto=32), Blli(snap=b"\x00")):

@@ -615,6 +615,42 @@ async def test_abnormal_release_is_econnreset(net: str, autojump_clock: trio.tes
         assert cause(c) == 21
 
 
+# B-LLI choices with blli_t's modes, window sizes and user information
+X25_BLLI = Blli(0x0B, 0x06, l2_mode=2, l2_win_size=7, l3_mode=1, l3_def_pkt_size=7, l3_pkt_win_size=2)
+USER_BLLI = Blli(0x10, l2_info=0x42)
+
+
+@pytest.mark.parametrize("net", NETS)
+@pytest.mark.parametrize("taken", [0, 1, 2])
+async def test_a_caller_offers_three_blli_choices(net: str, taken: int, autojump_clock: trio.testing.MockClock) -> None:
+    # up to CM_MAX_BLLI blli_t (54 octets), in order of preference: a listener bound to any one
+    # of them takes the call (its modes and window sizes make it through the IE), its CONNECT
+    # names the one taken and the caller holds that one
+    choices = (X25_BLLI, LLC_IP, USER_BLLI)
+    async with svc_net(net) as env:
+        lst = env.listener(blli=choices[taken])
+        c = env.sock(env.sa)
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, b"".join(b.pack() for b in choices))
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == X25_BLLI               # the first, preferred
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(svc(AESA_B))
+        s, _ = got
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == choices[taken]
+        assert Blli.unpack(c.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI, 18)) == choices[taken]
+        await c.send(b"over the chosen B-LLI")
+        assert await s.recv(100) == b"over the chosen B-LLI"
+        with raises_errno(errno.EINVAL):             # a call holds one B-LLI now: EISCONN for one
+            c.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, (LLC_IP, X25_BLLI))
+        for bad in (b"\x00" * 17, bytes(72), (LLC_IP,) * 4, (LLC_IP, Blli())):
+            with raises_errno(errno.EINVAL):
+                env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, bad)
+
+
 @pytest.mark.parametrize("net", NETS)
 async def test_cause_diagnostics_reach_the_other_side_as_cause_t(net: str,
                                                                  autojump_clock: trio.testing.MockClock) -> None:

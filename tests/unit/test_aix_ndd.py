@@ -194,6 +194,25 @@ ATM_SOCKET_VALUES: dict[str, tuple[int, str]] = {
     "CM_CON_CFG_PTP": (0x00, "<sys/call_ie.h> (connection_cfg)"),
     "CM_CON_CFG_PTM": (0x01, "<sys/call_ie.h>"),
     "CM_DIAG_SIZE": (28, "<sys/call_ie.h> (cause_t.diag)"),
+    "NOT_SPECIFIED_B": (0xFF, "<sys/call_ie.h>"),
+    "CM_MAX_BLLI": (3, "<sys/call_ie.h> (connect_ie_t.conn_blli)"),
+    "CM_SNAP_OUI_SIZE": (3, "<sys/call_ie.h>"),
+    "CM_SNAP_PID_SIZE": (2, "<sys/call_ie.h>"),
+    "CM_LAN_LLC_ISO_8802": (0x0C, "<sys/call_ie.h> (blli_t.L2_prot)"),
+    "CM_L2_PROT_USER": (0x10, "<sys/call_ie.h>"),
+    "CM_L2_MODE_NORMAL": (0x01, "<sys/call_ie.h> (blli_t.L2_mode)"),
+    "CM_L2_MODE_EXTENDED": (0x02, "<sys/call_ie.h>"),
+    "CM_CCITT_X25_PACKET": (0x06, "<sys/call_ie.h> (blli_t.L3_prot)"),
+    "CM_ISO_8208": (0x07, "<sys/call_ie.h>"),
+    "CM_ISO_8878": (0x08, "<sys/call_ie.h>"),
+    "CM_ISO_9577": (0x0B, "<sys/call_ie.h>"),
+    "CM_L3_PROT_USER": (0x10, "<sys/call_ie.h>"),
+    "CM_L3_MODE_NORMAL": (0x01, "<sys/call_ie.h> (blli_t.L3_mode)"),
+    "CM_L3_MODE_EXTENDED": (0x02, "<sys/call_ie.h>"),
+    "CM_PKT_16": (0x04, "<sys/call_ie.h> (blli_t.L3_def_pkt_size)"),
+    "CM_PKT_4096": (0x0C, "<sys/call_ie.h>"),
+    "CM_IPI_SNAP": (0x80, "<sys/call_ie.h> (blli_t.ipi)"),
+    "CM_IPI_IP": (0xCC, "<sys/call_ie.h>"),
     "CM_QOS_0": (0, "<sys/call_ie.h> (qos_parm_t)"),
     "CM_QOS_4": (4, "<sys/call_ie.h>"),
 }
@@ -267,6 +286,48 @@ def test_cause_packs_as_cause_t() -> None:
     assert AtmCause.unpack(c.pack()) == AtmCause(0, 100, b"\x5f")      # the location is not in cause_t
     assert AtmCause(cause=16, diag=bytes(28)).check() == 0
     assert AtmCause(cause=16, diag=bytes(29)).check() == errno.EINVAL
+
+
+def test_blli_packs_as_blli_t_and_maps_onto_the_ie() -> None:
+    # struct blli { short length; uchar L2_prot, L2_mode, L2_win_size, L2_info, L3_prot, L3_mode,
+    # L3_def_pkt_size, L3_pkt_win_size, L3_info, ipi; uchar snap_oui[3], snap_pid[2]; }: 17
+    # octets of fields, 18 with the padding a short's alignment needs
+    from protocols.atm.sockets.sockaddr import (
+        CM_CCITT_X25_PACKET,
+        CM_IPI_IP,
+        CM_IPI_SNAP,
+        CM_ISO_9577,
+        CM_L2_MODE_EXTENDED,
+        CM_L2_PROT_USER,
+        CM_L3_MODE_NORMAL,
+        CM_LAN_LLC_ISO_8802,
+        NOT_SPECIFIED_B,
+        Blli,
+    )
+    from protocols.atm.sockets.svc_params import blli_ie, blli_of
+    from protocols.atm.uni.ie import Blli as BlliIE
+    assert Blli.FORMAT.size == 18 and Blli().pack() == bytes(2) + bytes(3) + b"\xff" + bytes(4) + b"\xff" + bytes(7)
+    clip = Blli(CM_LAN_LLC_ISO_8802, CM_ISO_9577, bytes.fromhex("0000000800"))
+    assert clip.ipi == CM_IPI_SNAP
+    assert clip.pack() == bytes.fromhex("0012" "0c0000ff" "0b000000ff" "80" "000000" "0800" "00")
+    assert Blli.unpack(clip.pack()) == clip and Blli.unpack(bytes(18)) == Blli()
+    # HDLC ABM, extended mode, window 7; X.25 packet layer, normal mode, 128-octet packets, window 2
+    x25 = Blli(0x0B, CM_CCITT_X25_PACKET, l2_mode=CM_L2_MODE_EXTENDED, l2_win_size=7, l3_mode=CM_L3_MODE_NORMAL,
+               l3_def_pkt_size=0x07, l3_pkt_win_size=2)
+    ie = blli_ie(x25)
+    assert ie is not None and ie.contents() == bytes.fromhex("4b" "40" "87" "66" "20" "07" "82")
+    parsed = BlliIE.parse(0, ie.contents())
+    assert isinstance(parsed, BlliIE) and blli_of(parsed) == x25 and Blli.unpack(x25.pack()) == x25
+    user = Blli(CM_L2_PROT_USER, l2_info=0x42)
+    ie = blli_ie(user)
+    assert ie is not None and ie.contents() == bytes.fromhex("50" "c2")
+    assert blli_of(ie) == user
+    ip = Blli(CM_LAN_LLC_ISO_8802, CM_ISO_9577, ipi=CM_IPI_IP)                      # TR 9577 IPI for IP
+    ie = blli_ie(ip)
+    assert ie is not None and ie.contents() == bytes.fromhex("cc" "6b" "66" "80") and blli_of(ie) == ip
+    assert Blli(l2_mode=NOT_SPECIFIED_B) == Blli()           # NOT_SPECIFIED_B reads as absent
+    for bad in (Blli(l2_mode=3), Blli(l2_win_size=128), Blli(l3_def_pkt_size=16), Blli(l2_info=0x80)):
+        assert bad.check() == errno.EINVAL
 
 
 def test_traffic_des_packs_as_traffic_des_t() -> None:

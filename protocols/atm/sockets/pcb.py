@@ -66,6 +66,7 @@ class AtmPcb:
         self.aal: AalParm | None = None            # None: the adapter's MTU both ways
         self.traffic = TrafficDes()
         self.blli = Blli()
+        self.blli_alt: tuple[Blli, ...] = ()       # a caller's 2nd and 3rd B-LLI choices (SETUP only)
         self.bhli = Bhli()
         self.bearer = Bearer()
         self.qos = QosParm()

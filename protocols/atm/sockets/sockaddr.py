@@ -32,7 +32,8 @@ dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
     SO_ATM_BEARER      5  Bearer(bearer_class, traffic_type, timing, clipping, up_config):
                           bearer_t ">BxHBB" 6 octets
     SO_ATM_BHLI        6  Bhli(hli_type, info) -- <sys/call_ie.h> bhli_t  ">hBx8s"   12 octets
-    SO_ATM_BLLI        7  Blli(l2_proto, l3_proto, snap) Q.2931 codes     "!BB5s"    7 octets
+    SO_ATM_BLLI        7  Blli(l2_proto, l3_proto, snap, modes, window sizes, infos, ipi):
+                          blli_t ">h10B3s2sx" 18 octets; up to 3 choices (set only)
     SO_ATM_QOS_PARM    8  QosParm(fwd_class, bwd_class) UNI 3.1 classes   "!BB"      2 octets
     SO_ATM_MAX_PEND   10  int 0..255 (AIX: a u_char, 1 octet): at most this many SDUs
                           outstanding in the adapter on a rate-enforced VC (one with a forward
@@ -237,28 +238,98 @@ class AalParm(_Packed):
 TrafficDes = AtmTrafficDes
 
 
+NOT_SPECIFIED_B = 0xFF       # <sys/call_ie.h>: a 1-octet subfield left out
+CM_SNAP_OUI_SIZE, CM_SNAP_PID_SIZE = 3, 2
+CM_MAX_BLLI = 3              # <sys/call_ie.h>: B-LLIs a connect request may offer
+# blli_t codes (<sys/call_ie.h>; the B-LLI IE's own, UNI 3.1 §5.4.5.9)
+CM_LAN_LLC_ISO_8802, CM_L2_PROT_USER = 0x0C, 0x10
+CM_L2_MODE_NORMAL, CM_L2_MODE_EXTENDED = 0x01, 0x02
+CM_CCITT_X25_PACKET, CM_ISO_8208, CM_ISO_8878, CM_ISO_9577, CM_L3_PROT_USER = 0x06, 0x07, 0x08, 0x0B, 0x10
+CM_L3_MODE_NORMAL, CM_L3_MODE_EXTENDED = 0x01, 0x02
+CM_PKT_16, CM_PKT_4096 = 0x04, 0x0C
+CM_IPI_SNAP, CM_IPI_IP = 0x80, 0xCC
+
+
 @dataclass(frozen=True)
 class Blli(_Packed):
-    """SO_ATM_BLLI: the B-LLI a call carries (Q.2931 IE 0x5F), one choice: user information
+    """SO_ATM_BLLI: one B-LLI choice a call carries (Q.2931 IE 0x5F): user information
     layer 2 protocol (e.g. 12 = LLC ISO/IEC 8802-2) and layer 3 protocol (e.g. 11 = ISO/IEC
     TR 9577), 0 = absent; `snap` = OUI(3)+PID(2) or empty (signalled with TR 9577 only).
-    An SVC's SETUP carries it; a listener's BLLI is part of the address callers must match."""
+    An SVC's SETUP carries it; a listener's BLLI is part of the address callers must match.
+
+    The rest of <sys/call_ie.h>'s blli_t, 0 = absent (NOT_SPECIFIED_B 0xFF reads as 0):
+    `l2_mode` (CM_L2_MODE_NORMAL 1 / _EXTENDED 2) and `l2_win_size` (1-127) for the HDLC
+    family of layer 2 protocols; `l2_info` for a user-specified one (NOT_SPECIFIED_B: none);
+    `l3_mode`, `l3_def_pkt_size` (CM_PKT_16 4 .. CM_PKT_4096 12) and `l3_pkt_win_size` for
+    X.25 packet layers; `l3_info` for a user-specified layer 3; `ipi`, TR 9577's initial
+    protocol identifier (0 with a `snap` means CM_IPI_SNAP).
+
+    Packed as blli_t, 18 octets: short length (18; 0: no B-LLI), uchar L2_prot, L2_mode,
+    L2_win_size, L2_info, L3_prot, L3_mode, L3_def_pkt_size, L3_pkt_win_size, L3_info, ipi,
+    snap_oui[3], snap_pid[2], a pad octet.  setsockopt takes up to CM_MAX_BLLI of them (the
+    caller's choices, in order of preference: a sequence of Blli or 18, 36 or 54 octets)."""
     l2_proto: int = 0
     l3_proto: int = 0
     snap: bytes = b""
-    FORMAT: ClassVar[struct.Struct] = struct.Struct("!BB5s")
+    l2_mode: int = 0
+    l2_win_size: int = 0
+    l2_info: int = NOT_SPECIFIED_B
+    l3_mode: int = 0
+    l3_def_pkt_size: int = 0
+    l3_pkt_win_size: int = 0
+    l3_info: int = NOT_SPECIFIED_B
+    ipi: int = 0
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">h10B3s2sx")
+
+    def __post_init__(self) -> None:
+        for name in ("l2_mode", "l2_win_size", "l3_mode", "l3_def_pkt_size", "l3_pkt_win_size", "ipi"):
+            if getattr(self, name) == NOT_SPECIFIED_B:
+                object.__setattr__(self, name, 0)
+        if self.snap and self.ipi == 0:
+            object.__setattr__(self, "ipi", CM_IPI_SNAP)
+
+    @property
+    def present(self) -> bool:
+        return bool(self.l2_proto or self.l3_proto)
 
     def pack(self) -> bytes:
-        return self.FORMAT.pack(self.l2_proto, self.l3_proto, self.snap)
+        snap = self.snap if len(self.snap) == 5 else bytes(5)
+        return self.FORMAT.pack(self.FORMAT.size if self.present else 0, self.l2_proto, self.l2_mode,
+                                self.l2_win_size, self.l2_info, self.l3_proto, self.l3_mode,
+                                self.l3_def_pkt_size, self.l3_pkt_win_size, self.l3_info, self.ipi,
+                                snap[:3], snap[3:])
 
     @classmethod
     def unpack(cls, b: bytes) -> Blli:
-        l2, l3, snap = cls.FORMAT.unpack(b)
-        return cls(l2, l3, b"" if snap == bytes(5) else snap)
+        length, *v, oui, pid = cls.FORMAT.unpack(b)
+        if length == 0:
+            return cls()
+        l2, l2_mode, l2_win, l2_info, l3, l3_mode, l3_pkt, l3_win, l3_info, ipi = v
+        snap = oui + pid if ipi == CM_IPI_SNAP else b""
+        return cls(l2, l3, snap, l2_mode, l2_win, l2_info, l3_mode, l3_pkt, l3_win, l3_info, ipi)
+
+    @classmethod
+    def coerce_choices(cls, value: object) -> tuple[Blli, ...]:
+        """SO_ATM_BLLI's value: one Blli, a sequence of 1..CM_MAX_BLLI, or as many blli_t."""
+        if isinstance(value, (list, tuple)):
+            if not 1 <= len(value) <= CM_MAX_BLLI or not all(isinstance(v, cls) for v in value):
+                raise oserror(errno.EINVAL)
+            return tuple(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raw, size = bytes(value), cls.FORMAT.size
+            if len(raw) not in (size, 2 * size, 3 * size):
+                raise oserror(errno.EINVAL)
+            return tuple(cls.unpack(raw[i:i + size]) for i in range(0, len(raw), size))
+        return (coerce(cls, value),)
 
     def check(self) -> int:
-        # the protocol codes are 5-bit fields of the IE (octets 6 and 7)
-        ok = 0 <= self.l2_proto <= 31 and 0 <= self.l3_proto <= 31 and len(self.snap) in (0, 5)
+        # the protocol codes are 5-bit fields of the IE (octets 6 and 7); the others 7-bit
+        # (modes 2-bit, the packet size 4-bit); the IPI an octet
+        ok = (0 <= self.l2_proto <= 31 and 0 <= self.l3_proto <= 31 and len(self.snap) in (0, 5)
+              and self.l2_mode in (0, 1, 2) and self.l3_mode in (0, 1, 2) and 0 <= self.l3_def_pkt_size <= 15
+              and 0 <= self.l2_win_size <= 127 and 0 <= self.l3_pkt_win_size <= 127
+              and all(0 <= i <= 127 or i == NOT_SPECIFIED_B for i in (self.l2_info, self.l3_info))
+              and 0 <= self.ipi <= 255 and (not self.snap or self.ipi == CM_IPI_SNAP))
         return 0 if ok else errno.EINVAL
 
 

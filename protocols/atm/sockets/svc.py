@@ -211,7 +211,8 @@ class SvcManager:
         if calling is None:
             calling = AtmAddr(pcb.local.atm_address, pcb.local.subaddress) if pcb.local else AtmAddr()
         params = CallParams(pcb.aal_parm(), pcb.traffic, pcb.bearer, pcb.qos, pcb.blli,
-                            AtmAddr(addr.atm_address, addr.subaddress), calling, pcb.bhli)
+                            AtmAddr(addr.atm_address, addr.subaddress), calling, pcb.bhli,
+                            pcb.blli_alt if pcb.blli.present else ())
         try:
             call = ep.setup(setup_ies(params), context=pcb)
         except OSError as exc:          # ENOBUFS: no call reference free
@@ -370,6 +371,7 @@ class SvcManager:
             params = pcb.params
             assert params is not None
             answered = connect_params(ev.msg, params)     # the called user's AAL sizes and B-LLI
+            pcb.blli_alt = ()                              # the call holds one B-LLI now
             if answered is not params:
                 pcb.params, pcb.aal, pcb.blli = answered, answered.aal, answered.blli
                 err = self._fit_vc(pcb, answered.aal)

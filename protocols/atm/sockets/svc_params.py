@@ -42,7 +42,12 @@ from protocols.atm.uni.q2931 import (
     IE_QOS,
     IE_TRAFFIC,
     IPI_SNAP,
+    L2_USER,
+    L3_ISO8208,
     L3_TR9577,
+    L3_USER,
+    L3_X25,
+    L3_X223,
     SSCS_NULL,
     SUB_AESA,
     AalParameters,
@@ -61,7 +66,7 @@ from protocols.atm.uni.q2931 import (
 )
 from protocols.atm.uni.q2931 import Blli as BlliIE
 
-from .sockaddr import BCOB_X, AalParm, AtmAddr, Bearer, Bhli, Blli, QosParm, TrafficDes
+from .sockaddr import BCOB_X, NOT_SPECIFIED_B, AalParm, AtmAddr, Bearer, Bhli, Blli, QosParm, TrafficDes
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class CallParams:
     called: AtmAddr = field(default_factory=AtmAddr)
     calling: AtmAddr = field(default_factory=AtmAddr)
     bhli: Bhli = field(default_factory=Bhli)
+    blli_alt: tuple[Blli, ...] = ()      # a caller's further B-LLI choices, in order (SETUP only)
 
     def reversed(self) -> CallParams:
         """The other end's view: forward and backward swap; the parties keep their roles."""
@@ -131,21 +137,62 @@ def traffic_of(ie: TrafficDescriptor) -> TrafficDes:
                       tagging_bak=int(bool(mgmt & TAG_BWD)))
 
 
+# UNI 3.1 §5.4.5.9: the layer 2 protocols whose octet 6a/6b carry a mode and window size
+# (ISO 1745, Q.921, X.25 link and multilink, extended LAPB, HDLC ARM/NRM/ABM, X.75 SLP,
+# Q.922, ISO 7776) and the layer 3 ones whose 7a-7c carry mode, default packet size and
+# packet window size (X.25 packet layer, ISO/IEC 8208, X.223/ISO 8878)
+_L2_MODAL = frozenset({0x01, 0x02, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0D, 0x0E, 0x11})
+_L3_MODAL = frozenset({L3_X25, L3_ISO8208, L3_X223})
+
+
+def _trimmed(*octets: int) -> tuple[int, ...]:
+    """Continuation octets up to the last one given (a missing one before it: 0)."""
+    out = list(octets)
+    while out and not out[-1]:
+        out.pop()
+    return tuple(out)
+
+
 def blli_ie(b: Blli) -> BlliIE | None:
-    if not (b.l2_proto or b.l3_proto):
+    """One blli_t choice as a B-LLI IE: the mode rides bits 7-6 of octet 6a/7a (a 7-bit
+    continuation value << 5), window and packet sizes their own octets; a user-specified
+    protocol's info is its one continuation octet; TR 9577's IPI octets 7a/7b."""
+    if not b.present:
         return None
     ie = BlliIE(l2=b.l2_proto or None, l3=b.l3_proto or None)
-    if b.l3_proto == L3_TR9577 and b.snap:
-        ie.l3_extra = BlliIE.tr9577(IPI_SNAP)
-        ie.snap = (int.from_bytes(b.snap[:3], "big"), int.from_bytes(b.snap[3:], "big"))
+    if b.l2_proto in _L2_MODAL:
+        ie.l2_extra = _trimmed(b.l2_mode << 5, b.l2_win_size)
+    elif b.l2_proto == L2_USER and b.l2_info != NOT_SPECIFIED_B:
+        ie.l2_extra = (b.l2_info,)
+    if b.l3_proto in _L3_MODAL:
+        ie.l3_extra = _trimmed(b.l3_mode << 5, b.l3_def_pkt_size, b.l3_pkt_win_size)
+    elif b.l3_proto == L3_USER and b.l3_info != NOT_SPECIFIED_B:
+        ie.l3_extra = (b.l3_info,)
+    elif b.l3_proto == L3_TR9577 and b.ipi:
+        ie.l3_extra = BlliIE.tr9577(b.ipi)
+        if b.ipi == IPI_SNAP and b.snap:
+            ie.snap = (int.from_bytes(b.snap[:3], "big"), int.from_bytes(b.snap[3:], "big"))
     return ie
 
 
 def blli_of(ie: BlliIE) -> Blli:
+    """A received B-LLI IE as blli_t's friendly form (blli_ie's inverse)."""
     snap = b""
     if ie.snap is not None:
         snap = ie.snap[0].to_bytes(3, "big") + ie.snap[1].to_bytes(2, "big")
-    return Blli(ie.l2 or 0, ie.l3 or 0, snap)
+    l2x, l3x = ie.l2_extra + (0, 0), ie.l3_extra + (0, 0, 0)
+    v: dict[str, int] = {}
+    if ie.l2 in _L2_MODAL:
+        v.update(l2_mode=(l2x[0] >> 5) & 3, l2_win_size=l2x[1])
+    elif ie.l2 == L2_USER and ie.l2_extra:
+        v.update(l2_info=ie.l2_extra[0])
+    if ie.l3 in _L3_MODAL:
+        v.update(l3_mode=(l3x[0] >> 5) & 3, l3_def_pkt_size=l3x[1] & 0x0F, l3_pkt_win_size=l3x[2])
+    elif ie.l3 == L3_USER and ie.l3_extra:
+        v.update(l3_info=ie.l3_extra[0])
+    elif ie.l3 == L3_TR9577 and ie.ipi is not None:
+        v.update(ipi=ie.ipi)
+    return Blli(ie.l2 or 0, ie.l3 or 0, snap, **v)
 
 
 def setup_ies(p: CallParams) -> list[AnyIE]:
@@ -162,9 +209,10 @@ def setup_ies(p: CallParams) -> list[AnyIE]:
     ]
     if p.bhli.info:
         ies.append(BhliIE(p.bhli.hli_type, p.bhli.info))
-    blli = blli_ie(p.blli)
-    if blli is not None:
-        ies.append(blli)
+    for choice in (p.blli, *p.blli_alt):      # UNI 3.1 §5.4.5.9: up to three, the first preferred
+        blli = blli_ie(choice)
+        if blli is not None:
+            ies.append(blli)
     ies.append(CalledNumber(p.called.address))
     if p.called.subaddress:
         ies.append(CalledSubaddress(p.called.subaddress, SUB_AESA))

@@ -392,7 +392,17 @@ class AtmUserRequests:
         cls = AtmCause if name == SO_ATM_CAUSE else _CALL_OPTIONS.get(name)
         if cls is None:
             return errno.ENOPROTOOPT     # SO_ATM_CALLED is read-only, as SO_ERROR; the rest not served
-        v = coerce(cls, value)           # TypeError / OSError(EINVAL) for a wrong shape
+        v: Any
+        alt: tuple[Blli, ...] = ()
+        if name == SO_ATM_BLLI:          # up to CM_MAX_BLLI choices (blli_t each)
+            choices = Blli.coerce_choices(value)
+            v, alt = choices[0], choices[1:]
+            if any(b.check() for b in choices) or any(not b.present for b in alt):
+                return errno.EINVAL
+            if alt and pcb.state in _IN_CALL:
+                return errno.EINVAL      # an answer (indaccept_ie_t) holds one
+        else:
+            v = coerce(cls, value)       # TypeError / OSError(EINVAL) for a wrong shape
         err = v.check()
         if err:
             return err
@@ -407,6 +417,8 @@ class AtmUserRequests:
             if err:
                 return err
         setattr(pcb, _FIELD[name], v)
+        if name == SO_ATM_BLLI:
+            pcb.blli_alt = alt
         return 0
 
     @staticmethod
