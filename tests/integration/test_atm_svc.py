@@ -41,6 +41,7 @@ from protocols.atm.sockets.sockaddr import (
     SO_ATM_MAX_PEND,
     SO_ATM_QOS_PARM,
     SO_ATM_TRAFFIC_DES,
+    SO_ATM_TRANSIT_SEL,
     AalParm,
     AtmAddr,
     AtmCause,
@@ -49,6 +50,7 @@ from protocols.atm.sockets.sockaddr import (
     Blli,
     QosParm,
     TrafficDes,
+    TransitSel,
 )
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM, svc_manager
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Side
@@ -613,6 +615,37 @@ async def test_abnormal_release_is_econnreset(net: str, autojump_clock: trio.tes
         with raises_errno(errno.EPIPE):
             await c.send(b"x")
         assert cause(c) == 21
+
+
+async def test_transit_network_selection(autojump_clock: trio.testing.MockClock) -> None:
+    # SO_ATM_TRANSIT_SEL (transit_sel_t): the SETUP carries a transit network selection IE; the
+    # switch routes only to carrier codes it knows (cause 2 otherwise) and keeps the IE to itself
+    async with svc_net("switch") as env:
+        assert isinstance(env.net, AtmSwitch)
+        lst = env.listener()
+        c = env.sock(env.sa)
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL, TransitSel(net_id=b"0123").pack())
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL, 10) == bytes.fromhex("0004" "02" "01") + b"0123\0\0"
+        with raises_errno(errno.ECONNREFUSED), trio.fail_after(5):
+            await c.connect(svc(AESA_B))
+        assert cause(c) == 2                                           # no route to the transit network
+        env.net.core.transit_networks.add(b"0123")
+        c = env.sock(env.sa)
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL, TransitSel(net_id=b"0123"))
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(svc(AESA_B))
+        s, _ = got
+        calls = list(svc_manager(env.sb).endpoints["atm0"].uni.calls.values())
+        assert calls and all(call.setup is not None and call.setup.get(0x78) is None for call in calls)   # kept
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL) == TransitSel()
+        for bad in (TransitSel(net_id=b"123456"), TransitSel(net_id=b"\x80"), bytes.fromhex("0006") + bytes(8)):
+            with raises_errno(errno.EINVAL):
+                env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL, bad)
 
 
 # B-LLI choices with blli_t's modes, window sizes and user information

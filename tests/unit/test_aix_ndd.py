@@ -195,6 +195,9 @@ ATM_SOCKET_VALUES: dict[str, tuple[int, str]] = {
     "CM_CON_CFG_PTM": (0x01, "<sys/call_ie.h>"),
     "CM_DIAG_SIZE": (28, "<sys/call_ie.h> (cause_t.diag)"),
     "NOT_SPECIFIED_B": (0xFF, "<sys/call_ie.h>"),
+    "CM_NET_ID_SIZE": (5, "<sys/call_ie.h> (transit_sel_t.net_id)"),
+    "CM_TS_NETID_TYPE": (0x02, "<sys/call_ie.h> (transit_sel_t.type)"),
+    "CM_TS_NETID_PLAN": (0x01, "<sys/call_ie.h> (transit_sel_t.plan)"),
     "CM_MAX_BLLI": (3, "<sys/call_ie.h> (connect_ie_t.conn_blli)"),
     "CM_SNAP_OUI_SIZE": (3, "<sys/call_ie.h>"),
     "CM_SNAP_PID_SIZE": (2, "<sys/call_ie.h>"),
@@ -328,6 +331,20 @@ def test_blli_packs_as_blli_t_and_maps_onto_the_ie() -> None:
     assert Blli(l2_mode=NOT_SPECIFIED_B) == Blli()           # NOT_SPECIFIED_B reads as absent
     for bad in (Blli(l2_mode=3), Blli(l2_win_size=128), Blli(l3_def_pkt_size=16), Blli(l2_info=0x80)):
         assert bad.check() == errno.EINVAL
+
+
+def test_transit_sel_packs_as_transit_sel_t_and_is_ie_0x78() -> None:
+    # struct transit_sel { short length; uchar type; uchar plan; uchar net_id[5]; }: 10 octets
+    from protocols.atm.sockets.sockaddr import CM_TS_NETID_PLAN, CM_TS_NETID_TYPE, TransitSel
+    from protocols.atm.uni.ie import IE_TRANSIT, TransitNetwork, parse_ie
+    t = TransitSel(CM_TS_NETID_TYPE, CM_TS_NETID_PLAN, b"0123")
+    assert TransitSel.FORMAT.size == 10 and t.pack() == bytes.fromhex("0004" "02" "01" "3031323300" "00")
+    assert TransitSel.unpack(t.pack()) == t and TransitSel.unpack(bytes(10)) == TransitSel()
+    # UNI 3.1 §5.4.5.22: ext | type (bits 7-5) | plan (bits 4-1), then IA5 characters
+    ie = TransitNetwork(t.net_type, t.plan, t.net_id)
+    assert IE_TRANSIT == 0x78 and ie.contents() == b"\xa1" + b"0123"
+    assert parse_ie(IE_TRANSIT, 0x80, ie.contents()) == TransitNetwork(2, 1, b"0123", compat=0x80)
+    assert type(parse_ie(IE_TRANSIT, 0x80, b"\x21" + b"01")).__name__ == "MalformedIE"    # ext bit 0
 
 
 def test_traffic_des_packs_as_traffic_des_t() -> None:

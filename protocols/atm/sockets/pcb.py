@@ -21,7 +21,7 @@ from ndd.demux import NS_PROTO, NsFilter, NsUser
 from protocols.atm.uni.causes import CAUSE_CALL_REJECTED, CAUSE_NORMAL_CLEARING
 from protocols.sockopt import BUF_DEFAULT
 
-from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Bhli, Blli, QosParm, SockaddrNddAtm, TrafficDes
+from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Bhli, Blli, QosParm, SockaddrNddAtm, TrafficDes, TransitSel
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
@@ -68,6 +68,7 @@ class AtmPcb:
         self.blli = Blli()
         self.blli_alt: tuple[Blli, ...] = ()       # a caller's 2nd and 3rd B-LLI choices (SETUP only)
         self.bhli = Bhli()
+        self.transit = TransitSel()                # SO_ATM_TRANSIT_SEL
         self.bearer = Bearer()
         self.qos = QosParm()
         self.max_sdu = (0, 0)                      # (fwd, bwd) fixed when the VC opens

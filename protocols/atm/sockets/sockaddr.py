@@ -35,6 +35,7 @@ dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
     SO_ATM_BLLI        7  Blli(l2_proto, l3_proto, snap, modes, window sizes, infos, ipi):
                           blli_t ">h10B3s2sx" 18 octets; up to 3 choices (set only)
     SO_ATM_QOS_PARM    8  QosParm(fwd_class, bwd_class) UNI 3.1 classes   "!BB"      2 octets
+    SO_ATM_TRANSIT_SEL 9  TransitSel(net_type, plan, net_id): transit_sel_t ">hBB5sx" 10 octets
     SO_ATM_MAX_PEND   10  int 0..255 (AIX: a u_char, 1 octet): at most this many SDUs
                           outstanding in the adapter on a rate-enforced VC (one with a forward
                           peak rate); a send beyond waits.  0: no limit of its own (tunstack's
@@ -66,7 +67,7 @@ CONN_SVC = 2
 NDD_MAXNAMELEN = 16          # sockaddr_ndd_atm nddname field (AIX)
 AAL_TYPE_5 = 5
 
-# AIX option names (<sys/atmsock.h>; the table above); TRANSIT_SEL and PARAM are not served (ENOPROTOOPT)
+# AIX option names (<sys/atmsock.h>; the table above); PARAM is not served (ENOPROTOOPT)
 SO_ATM_CALLING = 1
 SO_ATM_CALLED = 2
 SO_ATM_AAL_PARM = 3
@@ -457,6 +458,41 @@ class QosParm(_Packed):
 
     def check(self) -> int:
         return 0 if 0 <= self.fwd_class <= 4 and 0 <= self.bwd_class <= 4 else errno.EINVAL
+
+
+CM_NET_ID_SIZE = 5            # <sys/call_ie.h>: transit_sel_t's net_id octets
+CM_TS_NETID_TYPE = 0x02       # transit_sel.type: national network identification
+CM_TS_NETID_PLAN = 0x01       # transit_sel.plan: carrier identification code
+
+
+@dataclass(frozen=True)
+class TransitSel(_Packed):
+    """SO_ATM_TRANSIT_SEL: the transit network a call is to take (Q.2931 IE 0x78, UNI 3.1
+    §5.4.5.22): type (CM_TS_NETID_TYPE), plan (CM_TS_NETID_PLAN) and the network's
+    identification, up to CM_NET_ID_SIZE IA5 characters (UNI 3.1: a 3- or 4-digit carrier
+    identification code); empty: none.  Set before connect; the SETUP carries it.
+
+    Packed as <sys/call_ie.h>'s transit_sel_t, 10 octets: short length (of net_id), uchar
+    type, uchar plan, uchar net_id[5], a pad octet."""
+    net_type: int = CM_TS_NETID_TYPE
+    plan: int = CM_TS_NETID_PLAN
+    net_id: bytes = b""
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">hBB5sx")
+
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(len(self.net_id), self.net_type, self.plan, self.net_id)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> TransitSel:
+        length, net_type, plan, net_id = cls.FORMAT.unpack(b)
+        if not 0 <= length <= CM_NET_ID_SIZE:
+            raise oserror(errno.EINVAL)
+        return cls(net_type, plan, net_id[:length]) if length else cls()
+
+    def check(self) -> int:
+        ok = (0 <= self.net_type <= 7 and 0 <= self.plan <= 15 and len(self.net_id) <= CM_NET_ID_SIZE
+              and all(c < 0x80 for c in self.net_id))
+        return 0 if ok else errno.EINVAL
 
 
 CM_DIAG_SIZE = 28             # <sys/call_ie.h>: cause_t's diagnostics octets

@@ -212,7 +212,7 @@ class SvcManager:
             calling = AtmAddr(pcb.local.atm_address, pcb.local.subaddress) if pcb.local else AtmAddr()
         params = CallParams(pcb.aal_parm(), pcb.traffic, pcb.bearer, pcb.qos, pcb.blli,
                             AtmAddr(addr.atm_address, addr.subaddress), calling, pcb.bhli,
-                            pcb.blli_alt if pcb.blli.present else ())
+                            pcb.blli_alt if pcb.blli.present else (), pcb.transit)
         try:
             call = ep.setup(setup_ies(params), context=pcb)
         except OSError as exc:          # ENOBUFS: no call reference free

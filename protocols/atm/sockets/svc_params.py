@@ -60,13 +60,14 @@ from protocols.atm.uni.q2931 import (
     Q2931Message,
     QosParameter,
     TrafficDescriptor,
+    TransitNetwork,
 )
 from protocols.atm.uni.q2931 import (
     Bhli as BhliIE,
 )
 from protocols.atm.uni.q2931 import Blli as BlliIE
 
-from .sockaddr import BCOB_X, NOT_SPECIFIED_B, AalParm, AtmAddr, Bearer, Bhli, Blli, QosParm, TrafficDes
+from .sockaddr import BCOB_X, NOT_SPECIFIED_B, AalParm, AtmAddr, Bearer, Bhli, Blli, QosParm, TrafficDes, TransitSel
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class CallParams:
     calling: AtmAddr = field(default_factory=AtmAddr)
     bhli: Bhli = field(default_factory=Bhli)
     blli_alt: tuple[Blli, ...] = ()      # a caller's further B-LLI choices, in order (SETUP only)
+    transit: TransitSel = field(default_factory=TransitSel)    # SETUP only: the network's
 
     def reversed(self) -> CallParams:
         """The other end's view: forward and backward swap; the parties keep their roles."""
@@ -221,6 +223,8 @@ def setup_ies(p: CallParams) -> list[AnyIE]:
     if p.calling.subaddress:
         ies.append(CallingSubaddress(p.calling.subaddress, SUB_AESA))
     ies.append(QosParameter(p.qos.fwd_class, p.qos.bwd_class, compat=qos_compat))
+    if p.transit.net_id:
+        ies.append(TransitNetwork(p.transit.net_type, p.transit.plan, p.transit.net_id))
     return ies
 
 

@@ -104,6 +104,7 @@ from .sockaddr import (
     SO_ATM_MAX_PEND,
     SO_ATM_QOS_PARM,
     SO_ATM_TRAFFIC_DES,
+    SO_ATM_TRANSIT_SEL,
     AalParm,
     AtmAddr,
     AtmCause,
@@ -113,6 +114,7 @@ from .sockaddr import (
     QosParm,
     SockaddrNddAtm,
     TrafficDes,
+    TransitSel,
     check_pvc,
     coerce,
 )
@@ -127,9 +129,9 @@ SOL_NDD_ATM = NDD_PROT_ATM   # option level: the protocol number (BSD rule; see 
 ATM_BACKLOG_DEFAULT = 32     # Linux <linux/atmdev.h>: listen(fd, 0) still takes calls
 _CALL_OPTIONS: dict[int, Any] = {SO_ATM_AAL_PARM: AalParm, SO_ATM_TRAFFIC_DES: TrafficDes, SO_ATM_BLLI: Blli,
                                   SO_ATM_BEARER: Bearer, SO_ATM_QOS_PARM: QosParm, SO_ATM_CALLING: AtmAddr,
-                                  SO_ATM_BHLI: Bhli}
+                                  SO_ATM_BHLI: Bhli, SO_ATM_TRANSIT_SEL: TransitSel}
 _FIELD = {SO_ATM_AAL_PARM: "aal", SO_ATM_TRAFFIC_DES: "traffic", SO_ATM_BLLI: "blli", SO_ATM_BEARER: "bearer",
-          SO_ATM_QOS_PARM: "qos", SO_ATM_CALLING: "calling", SO_ATM_BHLI: "bhli"}
+          SO_ATM_QOS_PARM: "qos", SO_ATM_CALLING: "calling", SO_ATM_BHLI: "bhli", SO_ATM_TRANSIT_SEL: "transit"}
 # what an accepted call may still change before SO_ATM_ACCEPT (<sys/call_ie.h> indaccept_ie_t)
 _ACCEPT_OPTIONS = (SO_ATM_AAL_PARM, SO_ATM_BLLI)
 MAX_PEND_MAX = 0xFF          # SO_ATM_MAX_PEND is a u_char (<sys/atmsock.h> atm_pcb.max_pend)
