@@ -13,7 +13,7 @@ SO_ATM_BLLI (<sys/call_ie.h> indaccept_ie_t), then setsockopt(SO_ATM_ACCEPT); an
 sets its call's options and connect()s to the server's address.  IBM's example sources
 themselves were not available to us; the programs below are ours.  Option values go as bytes
 where tunstack has the AIX C layout (aal_parm_t, bearer_t, bhli_t, blli_t,
-cause_t, qos_parm_t, traffic_des_t; SO_ATM_MAX_PEND's u_char) and as tunstack's
+call_pnum_t, cause_t, qos_parm_t, traffic_des_t; SO_ATM_MAX_PEND's u_char) and as tunstack's
 records elsewhere (issue 16 point 9 is not done: see the README's Constants section)."""
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ async def svc_client(net: Net, bhli: Bhli = APP_BHLI, *, max_pend: int = 0, kbps
     s.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, LLC_IP.pack())                          # blli_t
     s.setsockopt(SOL_NDD_ATM, SO_ATM_BHLI, bhli.pack())                     # bhli_t, as C passes it
     s.setsockopt(SOL_NDD_ATM, SO_ATM_QOS_PARM, QosParm(0, 0).pack())              # qos_parm_t
-    s.setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, AtmAddr(AESA_CLIENT))
+    s.setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, AtmAddr(AESA_CLIENT).pack()[:26])    # call_pnum_t
     if max_pend:
         s.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, bytes((max_pend,)))      # a u_char
     await s.connect(("atm0", CONN_SVC, AESA_SERVER, b""))

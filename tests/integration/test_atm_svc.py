@@ -26,6 +26,7 @@ from ndd.atm import VcParams
 from ndd.demux import NsFilter, NsUser
 from protocols.atm.sockets.sockaddr import (
     BCOB_C,
+    CM_E164,
     CM_USER_SPECIFIED,
     CM_VENDOR_SPECIFIC,
     CONN_PVC,
@@ -269,7 +270,8 @@ async def test_connect_accept_carries_the_options(net: str, autojump_clock: trio
                         SO_ATM_BEARER: Bearer(BCOB_C, clipping=1), SO_ATM_QOS_PARM: QosParm(3, 1),
                         SO_ATM_BLLI: LLC_IP, SO_ATM_CALLING: AtmAddr(AESA_A)}
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED) == c.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED) == AtmAddr(AESA_B)
-        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED, 42) == AtmAddr(AESA_B).pack()
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED, 52) == AtmAddr(AESA_B).pack()
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED, 26) == bytes.fromhex("0014" "00" "02" "00" "00") + AESA_B
         vc_a = [v for v in env.a.ndd_ctl(C.NDD_ATM_LIST_VCS) if v != (0, 5)]
         vc_b = [v for v in env.b.ndd_ctl(C.NDD_ATM_LIST_VCS) if v != (0, 5)]
         assert len(vc_a) == len(vc_b) == 1 and vc_a[0][1] >= 32         # the network's choice on each UNI
@@ -615,6 +617,31 @@ async def test_abnormal_release_is_econnreset(net: str, autojump_clock: trio.tes
         with raises_errno(errno.EPIPE):
             await c.send(b"x")
         assert cause(c) == 21
+
+
+@pytest.mark.parametrize("net", NETS)
+async def test_an_e164_calling_number(net: str, autojump_clock: trio.testing.MockClock) -> None:
+    # SO_ATM_CALLING as a call_pnum_t with plan CM_E164: the SETUP's calling party number is
+    # E.164 (international, IA5 digits) and the called side reads it back with its plan
+    async with svc_net(net) as env:
+        lst = env.listener()
+        c = env.sock(env.sa)
+        number = b"4930123456"
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, bytes.fromhex("000a" "01" "01" "00" "00") + number + bytes(10))
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_CALLING) == AtmAddr(number, plan=CM_E164)
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(svc(AESA_B))
+        s, _ = got
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLING) == AtmAddr(number, plan=CM_E164)
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLING, 26)[:6] == bytes.fromhex("000a" "01" "01" "00" "00")
+        for bad in (AtmAddr(b"12ab", plan=CM_E164), AtmAddr(b"1" * 16, plan=CM_E164), AtmAddr(b"123")):
+            with raises_errno(errno.EINVAL):
+                env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, bad)
 
 
 async def test_transit_network_selection(autojump_clock: trio.testing.MockClock) -> None:

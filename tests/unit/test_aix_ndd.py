@@ -195,6 +195,17 @@ ATM_SOCKET_VALUES: dict[str, tuple[int, str]] = {
     "CM_CON_CFG_PTM": (0x01, "<sys/call_ie.h>"),
     "CM_DIAG_SIZE": (28, "<sys/call_ie.h> (cause_t.diag)"),
     "NOT_SPECIFIED_B": (0xFF, "<sys/call_ie.h>"),
+    "ATM_ADDR_LEN": (20, "<sys/call_ie.h>"),
+    "CM_UNKNOWN_ADDR_TYPE": (0x00, "<sys/call_ie.h> (call_pnum.type)"),
+    "CM_INTL_ADDR_TYPE": (0x01, "<sys/call_ie.h>"),
+    "CM_E164": (0x01, "<sys/call_ie.h> (call_pnum.plan_id)"),
+    "CM_NSAP": (0x02, "<sys/call_ie.h>"),
+    "CM_PRES_ALLOWED": (0x00, "<sys/call_ie.h> (call_pnum.pres_ind)"),
+    "CM_PRES_NOT_AVAIL": (0x02, "<sys/call_ie.h>"),
+    "CM_NO_SCRN": (0x00, "<sys/call_ie.h> (call_pnum.screening)"),
+    "CM_SCRN_NET": (0x03, "<sys/call_ie.h>"),
+    "CM_PSUB_NSAP": (0x00, "<sys/call_ie.h> (call_psub.type)"),
+    "CM_PSUB_ATM": (0x01, "<sys/call_ie.h>"),
     "CM_NET_ID_SIZE": (5, "<sys/call_ie.h> (transit_sel_t.net_id)"),
     "CM_TS_NETID_TYPE": (0x02, "<sys/call_ie.h> (transit_sel_t.type)"),
     "CM_TS_NETID_PLAN": (0x01, "<sys/call_ie.h> (transit_sel_t.plan)"),
@@ -345,6 +356,33 @@ def test_transit_sel_packs_as_transit_sel_t_and_is_ie_0x78() -> None:
     assert IE_TRANSIT == 0x78 and ie.contents() == b"\xa1" + b"0123"
     assert parse_ie(IE_TRANSIT, 0x80, ie.contents()) == TransitNetwork(2, 1, b"0123", compat=0x80)
     assert type(parse_ie(IE_TRANSIT, 0x80, b"\x21" + b"01")).__name__ == "MalformedIE"    # ext bit 0
+
+
+def test_party_numbers_pack_as_call_pnum_t_and_call_psub_t() -> None:
+    # struct call_pnum { short length; uchar type, plan_id, pres_ind, screening; atm_addr_t number; }:
+    # 26 octets; struct call_psub { short length; uchar type; atm_addr_t subaddr; }: 24 octets
+    from protocols.atm.sockets.sockaddr import (
+        CALL_PNUM,
+        CALL_PSUB,
+        CM_E164,
+        CM_INTL_ADDR_TYPE,
+        CM_PSUB_ATM,
+        AtmAddr,
+        pack_call_psub,
+        unpack_call_psub,
+    )
+    assert CALL_PNUM.size == 26 and CALL_PSUB.size == 24
+    aesa, sub = bytes(range(1, 21)), bytes(range(21, 41))
+    a = AtmAddr(aesa, sub)
+    assert a.pack() == bytes.fromhex("0014" "00" "02" "0000") + aesa + bytes.fromhex("0014" "00" "02" "0000") + sub
+    assert AtmAddr.unpack(a.pack()) == a and AtmAddr.unpack(a.pack()[:26]) == AtmAddr(aesa)
+    e164 = AtmAddr(b"4930123456", plan=CM_E164)
+    assert e164.pack()[:6] == bytes((0, 10, CM_INTL_ADDR_TYPE, CM_E164, 0, 0)) and AtmAddr.unpack(e164.pack()) == e164
+    assert pack_call_psub(sub) == bytes.fromhex("0014" "01") + sub + b"\0"
+    assert unpack_call_psub(pack_call_psub(sub)) == (sub, CM_PSUB_ATM)
+    assert AtmAddr(b"12x", plan=CM_E164).check() == errno.EINVAL and AtmAddr(aesa[:19]).check() == errno.EINVAL
+    with pytest.raises(OSError):
+        AtmAddr.unpack(bytes.fromhex("0015") + bytes(50))     # a number longer than atm_addr_t
 
 
 def test_traffic_des_packs_as_traffic_des_t() -> None:

@@ -25,7 +25,7 @@ IPPROTO_TCP for TCP_NODELAY).  Values are these dataclasses or their packed byte
 (network byte order, `FORMAT` on each class); getsockopt(level, name) returns the
 dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
 
-    SO_ATM_CALLING     1  AtmAddr(address, subaddress)                    "!BB20s20s" 42 octets
+    SO_ATM_CALLING     1  AtmAddr(address, subaddress, plan): two call_pnum_t, 52 octets (or one, 26)
     SO_ATM_CALLED      2  AtmAddr (read-only: the called party of the call)
     SO_ATM_AAL_PARM    3  AalParm(fwd_max_sdu, bwd_max_sdu, ...): aal_parm_t ">hHHHHBx" 12 octets
     SO_ATM_TRAFFIC_DES 4  TrafficDes (= ndd.atm.AtmTrafficDes): traffic_des_t, Kbit/s  ">15I" 60 octets
@@ -334,27 +334,89 @@ class Blli(_Packed):
         return 0 if ok else errno.EINVAL
 
 
+# <sys/call_ie.h> call_pnum_t / call_psub_t codes (the Q.2931 IEs' own)
+CM_UNKNOWN_ADDR_TYPE, CM_INTL_ADDR_TYPE = 0x00, 0x01          # call_pnum.type
+CM_E164, CM_NSAP = 0x01, 0x02                                 # call_pnum.plan_id
+CM_PRES_ALLOWED, CM_PRES_RESTRICTED, CM_PRES_NOT_AVAIL = 0x00, 0x01, 0x02
+CM_NO_SCRN, CM_SCRN_PASS, CM_SCRN_FAIL, CM_SCRN_NET = 0x00, 0x01, 0x02, 0x03
+CM_PSUB_NSAP, CM_PSUB_ATM = 0x00, 0x01                        # call_psub.type
+ATM_ADDR_LEN = 20
+E164_MAX_DIGITS = 15          # E.164: at most 15 digits, IA5 in the IE (UNI 3.1 §5.4.5.11)
+
+CALL_PNUM = struct.Struct(">hBBBB20s")     # call_pnum_t: 26 octets
+CALL_PSUB = struct.Struct(">hB20sx")       # call_psub_t: 23 octets of fields, 24 with padding
+
+
+def pack_call_pnum(number: bytes, plan: int = CM_NSAP, ntype: int = CM_UNKNOWN_ADDR_TYPE,
+                   pres_ind: int = CM_PRES_ALLOWED, screening: int = CM_NO_SCRN) -> bytes:
+    """call_pnum_t: short length (of number), uchar type, plan_id, pres_ind, screening,
+    atm_addr_t number (20 octets)."""
+    return CALL_PNUM.pack(len(number), ntype, plan, pres_ind, screening, number)
+
+
+def unpack_call_pnum(b: bytes) -> tuple[bytes, int, int, int, int]:
+    """(number, plan_id, type, pres_ind, screening); EINVAL for a length over 20."""
+    length, ntype, plan, pres, scrn, number = CALL_PNUM.unpack(b)
+    if not 0 <= length <= ATM_ADDR_LEN:
+        raise oserror(errno.EINVAL)
+    return number[:length], plan, ntype, pres, scrn
+
+
+def pack_call_psub(subaddr: bytes, stype: int = CM_PSUB_ATM) -> bytes:
+    """call_psub_t: short length, uchar type, atm_addr_t subaddr, a pad octet."""
+    return CALL_PSUB.pack(len(subaddr), stype, subaddr)
+
+
+def unpack_call_psub(b: bytes) -> tuple[bytes, int]:
+    length, stype, subaddr = CALL_PSUB.unpack(b)
+    if not 0 <= length <= ATM_ADDR_LEN:
+        raise oserror(errno.EINVAL)
+    return subaddr[:length], stype
+
+
+def number_ok(address: bytes, plan: int) -> bool:
+    """An AESA (CM_NSAP): 20 octets; an E.164 number (CM_E164): 1-15 IA5 digits; empty: none."""
+    if not address:
+        return True
+    if plan == CM_NSAP:
+        return len(address) == AESA_LEN
+    return plan == CM_E164 and len(address) <= E164_MAX_DIGITS and all(0x30 <= c <= 0x39 for c in address)
+
+
 @dataclass(frozen=True)
 class AtmAddr(_Packed):
-    """SO_ATM_CALLING / SO_ATM_CALLED: a party's ATM End System Address (20 octets, or empty:
-    not known) and subaddress (empty or 20 octets).  Packed: the two lengths, then both
-    fields zero-padded to 20 octets."""
+    """SO_ATM_CALLING / SO_ATM_CALLED: a party's number -- an ATM End System Address (20
+    octets, `plan` CM_NSAP) or an E.164 number (1-15 IA5 digits, `plan` CM_E164); empty: not
+    known -- and subaddress (empty or a 20-octet AESA).
+
+    Packed as <sys/call_ie.h>'s call_pnum_t for the number (26 octets: length, type --
+    CM_INTL_ADDR_TYPE for E.164 --, plan_id, pres_ind, screening, number[20]), followed by a
+    second call_pnum_t for the subaddress, as <sys/atmsock.h>'s sockaddr_ndd_atm pairs them:
+    52 octets.  setsockopt takes the 52 octets or a lone call_pnum_t (26: the number only);
+    getsockopt(..., 26) gives the number's call_pnum_t."""
     address: bytes = b""
     subaddress: bytes = b""
-    FORMAT: ClassVar[struct.Struct] = struct.Struct("!BB20s20s")
+    plan: int = CM_NSAP
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">26s26s")
 
     def pack(self) -> bytes:
-        return self.FORMAT.pack(len(self.address), len(self.subaddress), self.address, self.subaddress)
+        ntype = CM_INTL_ADDR_TYPE if self.plan == CM_E164 else CM_UNKNOWN_ADDR_TYPE
+        return pack_call_pnum(self.address, self.plan, ntype) + pack_call_pnum(self.subaddress)
 
     @classmethod
     def unpack(cls, b: bytes) -> AtmAddr:
-        alen, slen, a, sub = cls.FORMAT.unpack(b)
-        if alen not in (0, AESA_LEN) or slen not in (0, AESA_LEN):
-            raise oserror(errno.EINVAL)
-        return cls(a[:alen], sub[:slen])
+        number, plan, *_ = unpack_call_pnum(b[:CALL_PNUM.size])
+        sub = unpack_call_pnum(b[CALL_PNUM.size:])[0] if len(b) > CALL_PNUM.size else b""
+        return cls(number, sub, plan if number else CM_NSAP)
+
+    @classmethod
+    def coerce(cls, value: object) -> Any:
+        if isinstance(value, (bytes, bytearray, memoryview)) and len(value) == CALL_PNUM.size:
+            return cls.unpack(bytes(value))
+        return coerce(cls, value)
 
     def check(self) -> int:
-        ok = len(self.address) in (0, AESA_LEN) and len(self.subaddress) in (0, AESA_LEN)
+        ok = number_ok(self.address, self.plan) and len(self.subaddress) in (0, AESA_LEN)
         return 0 if ok else errno.EINVAL
 
 

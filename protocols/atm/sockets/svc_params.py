@@ -48,8 +48,12 @@ from protocols.atm.uni.q2931 import (
     L3_USER,
     L3_X25,
     L3_X223,
+    PLAN_AESA,
+    PLAN_E164,
     SSCS_NULL,
     SUB_AESA,
+    TON_INTERNATIONAL,
+    TON_UNKNOWN,
     AalParameters,
     AnyIE,
     BearerCapability,
@@ -67,7 +71,19 @@ from protocols.atm.uni.q2931 import (
 )
 from protocols.atm.uni.q2931 import Blli as BlliIE
 
-from .sockaddr import BCOB_X, NOT_SPECIFIED_B, AalParm, AtmAddr, Bearer, Bhli, Blli, QosParm, TrafficDes, TransitSel
+from .sockaddr import (
+    BCOB_X,
+    NOT_SPECIFIED_B,
+    AalParm,
+    AtmAddr,
+    Bearer,
+    Bhli,
+    Blli,
+    QosParm,
+    TrafficDes,
+    TransitSel,
+    number_ok,
+)
 
 
 @dataclass(frozen=True)
@@ -219,7 +235,8 @@ def setup_ies(p: CallParams) -> list[AnyIE]:
     if p.called.subaddress:
         ies.append(CalledSubaddress(p.called.subaddress, SUB_AESA))
     if p.calling.address:
-        ies.append(CallingNumber(p.calling.address))
+        e164 = p.calling.plan == PLAN_E164
+        ies.append(CallingNumber(p.calling.address, p.calling.plan, TON_INTERNATIONAL if e164 else TON_UNKNOWN))
     if p.calling.subaddress:
         ies.append(CallingSubaddress(p.calling.subaddress, SUB_AESA))
     ies.append(QosParameter(p.qos.fwd_class, p.qos.bwd_class, compat=qos_compat))
@@ -297,8 +314,11 @@ def setup_bllis(msg: Q2931Message) -> list[Blli]:
 
 
 def _party(msg: Q2931Message, num_id: int, sub_id: int) -> AtmAddr:
+    """A party as AtmAddr: an AESA or an E.164 number (call_pnum_t's two plans); another
+    plan, or an address the plan does not allow, is not shown."""
     num, sub = msg.get(num_id), msg.get(sub_id)
-    addr = getattr(num, "address", b"") if isinstance(num, (CalledNumber, CallingNumber)) else b""
+    addr, plan = b"", PLAN_AESA
+    if isinstance(num, (CalledNumber, CallingNumber)) and number_ok(num.address, num.plan):
+        addr, plan = num.address, num.plan
     subaddr = getattr(sub, "address", b"") if isinstance(sub, (CalledSubaddress, CallingSubaddress)) else b""
-    # only AESAs are socket addresses (an E.164 number has no place in sockaddr_ndd_atm)
-    return AtmAddr(addr if len(addr) == AESA_LEN else b"", subaddr if len(subaddr) == AESA_LEN else b"")
+    return AtmAddr(addr, subaddr if len(subaddr) == AESA_LEN else b"", plan if addr else PLAN_AESA)

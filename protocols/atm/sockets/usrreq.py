@@ -404,7 +404,7 @@ class AtmUserRequests:
             if alt and pcb.state in _IN_CALL:
                 return errno.EINVAL      # an answer (indaccept_ie_t) holds one
         else:
-            v = coerce(cls, value)       # TypeError / OSError(EINVAL) for a wrong shape
+            v = cls.coerce(value) if cls is AtmAddr else coerce(cls, value)   # TypeError / EINVAL: wrong shape
         err = v.check()
         if err:
             return err
