@@ -11,10 +11,10 @@ bind()s its ATM address, listen()s, accept()s -- the call still proceeding (IBM'
 called") --, reads the caller's parameters with getsockopt, may change SO_ATM_AAL_PARM /
 SO_ATM_BLLI (<sys/call_ie.h> indaccept_ie_t), then setsockopt(SO_ATM_ACCEPT); an SVC client
 sets its call's options and connect()s to the server's address.  IBM's example sources
-themselves were not available to us; the programs below are ours.  Option values go as bytes
-where tunstack has the AIX C layout (aal_parm_t, bearer_t, bhli_t, blli_t,
-call_pnum_t, cause_t, qos_parm_t, traffic_des_t; SO_ATM_MAX_PEND's u_char) and as tunstack's
-records elsewhere (issue 16 point 9 is not done: see the README's Constants section)."""
+themselves were not available to us; the programs below are ours.  The programs pass and read
+option values as the AIX C structures' bytes (<sys/call_ie.h>: aal_parm_t, traffic_des_t,
+bearer_t, bhli_t, blli_t, qos_parm_t, call_pnum_t, cause_t; SO_ATM_MAX_PEND's u_char), built
+and taken apart with tunstack's records (issue 16 point 9; the README's Constants section)."""
 from __future__ import annotations
 
 import errno

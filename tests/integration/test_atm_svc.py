@@ -11,7 +11,7 @@ import errno
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -40,6 +40,7 @@ from protocols.atm.sockets.sockaddr import (
     SO_ATM_CALLING,
     SO_ATM_CAUSE,
     SO_ATM_MAX_PEND,
+    SO_ATM_PARAM,
     SO_ATM_QOS_PARM,
     SO_ATM_TRAFFIC_DES,
     SO_ATM_TRANSIT_SEL,
@@ -49,6 +50,7 @@ from protocols.atm.sockets.sockaddr import (
     Bearer,
     Bhli,
     Blli,
+    ConnectIe,
     QosParm,
     TrafficDes,
     TransitSel,
@@ -642,6 +644,39 @@ async def test_an_e164_calling_number(net: str, autojump_clock: trio.testing.Moc
         for bad in (AtmAddr(b"12ab", plan=CM_E164), AtmAddr(b"1" * 16, plan=CM_E164), AtmAddr(b"123")):
             with raises_errno(errno.EINVAL):
                 env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, bad)
+
+
+@pytest.mark.parametrize("net", NETS)
+async def test_so_atm_param_sets_and_shows_a_whole_connect_ie_t(net: str,
+                                                                autojump_clock: trio.testing.MockClock) -> None:
+    # SO_ATM_PARAM: connect_ie_t (260 octets) sets every call option at once; read on the
+    # called side it shows the call as it arrived, turned to that side's view
+    async with svc_net(net) as env:
+        lst = env.listener(blli=LLC_IP)
+        c = env.sock(env.sa)
+        ie = ConnectIe(AalParm(2000, 3000), RICH_TRAFFIC, Bearer(BCOB_C, clipping=1), BHLI_USER,
+                       (X25_BLLI, LLC_IP), AtmAddr(), AtmAddr(AESA_A), QosParm(1, 3))
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, ie.pack())
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_PARAM) == ie
+        assert len(c.getsockopt(SOL_NDD_ATM, SO_ATM_PARAM, 260)) == 260
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(svc(AESA_B))
+        s, _ = got
+        seen = ConnectIe.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_PARAM, 260))
+        assert seen == ConnectIe(AalParm(3000, 2000), RICH_TRAFFIC.reversed(), Bearer(BCOB_C, clipping=1), BHLI_USER,
+                                 (LLC_IP,), AtmAddr(AESA_B), AtmAddr(AESA_A), QosParm(3, 1))
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_PARAM).blli == (LLC_IP,)        # the one the called side took
+        with raises_errno(errno.EISCONN):
+            c.setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, ie)
+        with raises_errno(errno.EINVAL):
+            env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, ie.pack()[:259])
+        with raises_errno(errno.EINVAL):
+            env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, replace(ie, qos=QosParm(9, 0)))
 
 
 async def test_transit_network_selection(autojump_clock: trio.testing.MockClock) -> None:

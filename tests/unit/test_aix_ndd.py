@@ -385,6 +385,21 @@ def test_party_numbers_pack_as_call_pnum_t_and_call_psub_t() -> None:
         AtmAddr.unpack(bytes.fromhex("0015") + bytes(50))     # a number longer than atm_addr_t
 
 
+def test_connect_ie_packs_as_connect_ie_t() -> None:
+    # struct connect_ie: aal_parm_t, traffic_des_t, bearer_t, bhli_t, blli_t[CM_MAX_BLLI],
+    # call_pnum_t + call_psub_t (called), the same (calling), qos_parm_t, bb_sending_comp_t,
+    # transit_sel_t: 260 octets with each member at its natural alignment
+    from protocols.atm.sockets.sockaddr import AalParm, AtmAddr, Blli, ConnectIe, QosParm, TransitSel
+    ie = ConnectIe(AalParm(9188, 9188), blli=(Blli(12, 11, bytes.fromhex("0000000800")),),
+                   called=AtmAddr(bytes(range(20)), bytes(range(20, 40))), qos=QosParm(1, 1),
+                   transit=TransitSel(net_id=b"012"))
+    raw = ie.pack()
+    assert len(raw) == ConnectIe.SIZE == 260 and ConnectIe.unpack(raw) == ie
+    assert raw[0:12] == AalParm(9188, 9188).pack() and raw[90:92] == b"\x00\x12"       # blli[0] at 90
+    assert raw[108:110] == b"\x00\x00" and raw[144:146] == b"\x00\x14" and raw[170:173] == b"\x00\x14\x01"
+    assert raw[244:246] == b"\x01\x01" and raw[246:250] == bytes(4) and raw[250:254] == b"\x00\x03\x02\x01"
+
+
 def test_traffic_des_packs_as_traffic_des_t() -> None:
     # <sys/call_ie.h> struct traffic_des: 15 ints (fwd/bak peak, sustainable at _hp and _lp in
     # Kbit/s, bursts in bytes, best_effort, tagging_bak, tagging_fwd): 60 octets, big-endian

@@ -36,6 +36,8 @@ dataclass, getsockopt(level, name, buflen) the packed bytes cut to buflen.
                           blli_t ">h10B3s2sx" 18 octets; up to 3 choices (set only)
     SO_ATM_QOS_PARM    8  QosParm(fwd_class, bwd_class) UNI 3.1 classes   "!BB"      2 octets
     SO_ATM_TRANSIT_SEL 9  TransitSel(net_type, plan, net_id): transit_sel_t ">hBB5sx" 10 octets
+    SO_ATM_PARAM      11  ConnectIe: connect_ie_t, 260 octets -- every call option at once
+                          (set: all but the called party, which connect names)
     SO_ATM_MAX_PEND   10  int 0..255 (AIX: a u_char, 1 octet): at most this many SDUs
                           outstanding in the adapter on a rate-enforced VC (one with a forward
                           peak rate); a send beyond waits.  0: no limit of its own (tunstack's
@@ -54,7 +56,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ndd import constants as C
@@ -67,7 +69,7 @@ CONN_SVC = 2
 NDD_MAXNAMELEN = 16          # sockaddr_ndd_atm nddname field (AIX)
 AAL_TYPE_5 = 5
 
-# AIX option names (<sys/atmsock.h>; the table above); PARAM is not served (ENOPROTOOPT)
+# AIX option names (<sys/atmsock.h>; the table above)
 SO_ATM_CALLING = 1
 SO_ATM_CALLED = 2
 SO_ATM_AAL_PARM = 3
@@ -590,3 +592,52 @@ class AtmCause(_Packed):
     def check(self) -> int:
         ok = 0 <= self.location <= 15 and 1 <= self.cause <= 127 and len(self.diag) <= CM_DIAG_SIZE
         return 0 if ok else errno.EINVAL
+
+
+@dataclass(frozen=True)
+class ConnectIe:
+    """SO_ATM_PARAM: all of a call's parameters at once, <sys/call_ie.h>'s connect_ie_t (what
+    <sys/atmsock.h>'s atm_pcb keeps as conn_ie): AAL, traffic, bearer, B-HLI, up to three
+    B-LLIs, called and calling party (number and subaddress), QoS, transit network.  Packed:
+    aal_parm_t 12, traffic_des_t 60, bearer_t 6, bhli_t 12, blli_t[3] 54, call_pnum_t 26 +
+    call_psub_t 24 (called), the same (calling), qos_parm_t 2, bb_sending_comp_t 4 (length 0:
+    tunstack never signals broadband sending complete), transit_sel_t 10 -- 260 octets."""
+    aal: AalParm
+    traffic: AtmTrafficDes = field(default_factory=AtmTrafficDes)
+    bearer: Bearer = Bearer()
+    bhli: Bhli = Bhli()
+    blli: tuple[Blli, ...] = ()
+    called: AtmAddr = AtmAddr()
+    calling: AtmAddr = AtmAddr()
+    qos: QosParm = QosParm()
+    transit: TransitSel = TransitSel()
+    SIZE: ClassVar[int] = 260
+
+    def pack(self) -> bytes:
+        bllis = (list(self.blli) + [Blli()] * CM_MAX_BLLI)[:CM_MAX_BLLI]
+        out = (self.aal.pack() + self.traffic.pack() + self.bearer.pack() + self.bhli.pack()
+               + b"".join(b.pack() for b in bllis))
+        for party in (self.called, self.calling):
+            ntype = CM_INTL_ADDR_TYPE if party.plan == CM_E164 else CM_UNKNOWN_ADDR_TYPE
+            out += pack_call_pnum(party.address, party.plan, ntype) + pack_call_psub(party.subaddress)
+        out += self.qos.pack() + bytes(4) + self.transit.pack()
+        assert len(out) == self.SIZE
+        return out
+
+    @classmethod
+    def unpack(cls, b: bytes) -> ConnectIe:
+        if len(b) != cls.SIZE:
+            raise oserror(errno.EINVAL)
+        aal = AalParm.unpack(b[0:12])
+        traffic = AtmTrafficDes.unpack(b[12:72])
+        bearer = Bearer.unpack(b[72:78])
+        bhli = Bhli.unpack(b[78:90])
+        blli = tuple(x for x in (Blli.unpack(b[i:i + 18]) for i in range(90, 144, 18)) if x.present)
+        parties = []
+        for off in (144, 194):
+            number, plan, *_ = unpack_call_pnum(b[off:off + 26])
+            subaddr, _stype = unpack_call_psub(b[off + 26:off + 50])
+            parties.append(AtmAddr(number, subaddr, plan if number else CM_NSAP))
+        qos = QosParm.unpack(b[244:246])
+        transit = TransitSel.unpack(b[250:260])
+        return cls(aal, traffic, bearer, bhli, blli, parties[0], parties[1], qos, transit)

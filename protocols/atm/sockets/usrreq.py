@@ -102,6 +102,7 @@ from .sockaddr import (
     SO_ATM_CALLING,
     SO_ATM_CAUSE,
     SO_ATM_MAX_PEND,
+    SO_ATM_PARAM,
     SO_ATM_QOS_PARM,
     SO_ATM_TRAFFIC_DES,
     SO_ATM_TRANSIT_SEL,
@@ -111,6 +112,7 @@ from .sockaddr import (
     Bearer,
     Bhli,
     Blli,
+    ConnectIe,
     QosParm,
     SockaddrNddAtm,
     TrafficDes,
@@ -391,6 +393,8 @@ class AtmUserRequests:
             return 0
         if name == SO_ATM_ACCEPT:
             return self.svc.confirm(pcb)     # the value is not looked at
+        if name == SO_ATM_PARAM:
+            return self._set_param(pcb, value, now)
         cls = AtmCause if name == SO_ATM_CAUSE else _CALL_OPTIONS.get(name)
         if cls is None:
             return errno.ENOPROTOOPT     # SO_ATM_CALLED is read-only, as SO_ERROR; the rest not served
@@ -423,6 +427,36 @@ class AtmUserRequests:
             pcb.blli_alt = alt
         return 0
 
+    def _set_param(self, pcb: AtmPcb, value: Any, now: float) -> int:
+        """SO_ATM_PARAM: connect_ie_t's parameters, each as its own option would take it (all
+        checked before any is set); the called party is connect's address, not this."""
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            value = ConnectIe.unpack(bytes(value))
+        if not isinstance(value, ConnectIe):
+            raise TypeError(f"a bytes-like object or ConnectIe is required, not '{type(value).__name__}'")
+        if pcb.state in _IN_CALL:
+            return errno.EISCONN
+        opts: list[tuple[int, Any]] = [(SO_ATM_AAL_PARM, value.aal), (SO_ATM_TRAFFIC_DES, value.traffic),
+                                       (SO_ATM_BEARER, value.bearer), (SO_ATM_BHLI, value.bhli),
+                                       (SO_ATM_QOS_PARM, value.qos), (SO_ATM_TRANSIT_SEL, value.transit)]
+        if value.blli:
+            opts.append((SO_ATM_BLLI, value.blli))
+        if value.calling.address:
+            opts.append((SO_ATM_CALLING, value.calling))
+        if any(v.check() for n, v in opts if n != SO_ATM_BLLI) or any(b.check() for b in value.blli):
+            return errno.EINVAL
+        for name, v in opts:
+            err = self.setsockopt(pcb, SOL_NDD_ATM, name, v, now)
+            if err:
+                return err
+        return 0
+
+    def _param(self, pcb: AtmPcb) -> ConnectIe:
+        blli = self._getopt(pcb, SO_ATM_BLLI)
+        return ConnectIe(self._getopt(pcb, SO_ATM_AAL_PARM), pcb.traffic, pcb.bearer, pcb.bhli,
+                         ((blli, *pcb.blli_alt) if blli.present else ()), self._getopt(pcb, SO_ATM_CALLED),
+                         self._getopt(pcb, SO_ATM_CALLING), pcb.qos, pcb.transit)
+
     @staticmethod
     def _unconfirmed(pcb: AtmPcb) -> bool:
         """An incoming call accept() returned, SO_ATM_ACCEPT not set yet."""
@@ -447,6 +481,8 @@ class AtmUserRequests:
             return pcb.params.called if pcb.params is not None else AtmAddr()
         if optname == SO_ATM_MAX_PEND:
             return pcb.max_pend
+        if optname == SO_ATM_PARAM:
+            return self._param(pcb)
         if optname == SO_ATM_CAUSE:
             return pcb.cause
         name = _FIELD.get(optname)
