@@ -14,7 +14,8 @@ sets its call's options and connect()s to the server's address.  IBM's example s
 themselves were not available to us; the programs below are ours.  The programs pass and read
 option values as the AIX C structures' bytes (<sys/call_ie.h>: aal_parm_t, traffic_des_t,
 bearer_t, bhli_t, blli_t, qos_parm_t, call_pnum_t, cause_t; SO_ATM_MAX_PEND's u_char), built
-and taken apart with tunstack's records (issue 16 point 9; the README's Constants section)."""
+and taken apart with tunstack's records (issue 16 point 9; the README's Constants section),
+and their addresses as sockaddr_ndd_atm's 72 octets (point 10)."""
 from __future__ import annotations
 
 import errno
@@ -32,8 +33,6 @@ from ndd import constants as C
 from protocols.atm.sockets.sockaddr import (
     BCOB_X,
     CM_USER_SPECIFIED,
-    CONN_PVC,
-    CONN_SVC,
     SO_ATM_AAL_PARM,
     SO_ATM_ACCEPT,
     SO_ATM_BEARER,
@@ -52,6 +51,7 @@ from protocols.atm.sockets.sockaddr import (
     Bhli,
     Blli,
     QosParm,
+    SockaddrNddAtm,
     TrafficDes,
 )
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM, svc_manager
@@ -63,7 +63,8 @@ from stack.stack import Stack, StackConfig
 PREFIX_C, PREFIX_S = "47000580ffe1000000f21a0011", "47000580ffe1000000f21a0012"
 AESA_CLIENT = bytes.fromhex(PREFIX_C + "0020481a0011" + "00")
 AESA_SERVER = bytes.fromhex(PREFIX_S + "0020481a0012" + "05")     # selector 5: the server's
-PVC_CLIENT, PVC_SERVER = ("atm0", CONN_PVC, 0, 100), ("atm0", CONN_PVC, 0, 200)   # one PVC, two UNIs
+# sockaddr_ndd_atm in its C form (72 octets), as the programs pass it: one PVC, two UNIs
+PVC_CLIENT, PVC_SERVER = SockaddrNddAtm.pvc("atm0", 0, 100).pack(), SockaddrNddAtm.pvc("atm0", 0, 200).pack()
 LLC_IP = Blli(12, 11, bytes.fromhex("0000000800"))
 APP_BHLI = Bhli(CM_USER_SPECIFIED, b"aixecho")                     # which application the caller wants
 MESSAGES = [b"hello", bytes(range(48)), b"x" * 1000, b"y" * 4000]
@@ -129,7 +130,7 @@ async def pvc_client(net: Net) -> list[bytes]:
 
 async def svc_server(net: Net, log: list[str], task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     lst = net.socket(net.server)
-    lst.bind(("atm0", CONN_SVC, AESA_SERVER, b""))
+    lst.bind(SockaddrNddAtm.svc("atm0", AESA_SERVER).pack())        # sockaddr_ndd_atm
     lst.listen(4)
     task_status.started()
     with lst:
@@ -166,7 +167,7 @@ async def svc_client(net: Net, bhli: Bhli = APP_BHLI, *, max_pend: int = 0, kbps
     s.setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, AtmAddr(AESA_CLIENT).pack()[:26])    # call_pnum_t
     if max_pend:
         s.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, bytes((max_pend,)))      # a u_char
-    await s.connect(("atm0", CONN_SVC, AESA_SERVER, b""))
+    await s.connect(SockaddrNddAtm.svc("atm0", AESA_SERVER).pack())   # sockaddr_ndd_atm
     got: list[bytes] = []
     if count:                                             # the rate-enforced sender: no waiting for echoes
         for i in range(count):

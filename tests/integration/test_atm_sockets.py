@@ -119,6 +119,22 @@ async def test_pvc_datagrams_both_ways_keep_boundaries(autojump_clock: trio.test
         assert x.stats()["rcvq_drops"] == y.stats()["rcvq_drops"] == 0
 
 
+async def test_sockaddr_ndd_atm_in_its_c_form(autojump_clock: trio.testing.MockClock) -> None:
+    # connect/sendto/bind take the 72-octet sockaddr_ndd_atm wherever they take the tuple;
+    # addresses come back as tuples (CPython's way)
+    async with atm_stacks() as env:
+        c_form = SockaddrNddAtm.pvc("atm0", *VC).pack()
+        x, y = env.sock(env.sa), env.sock(env.sb)
+        y.bind(SockaddrNddAtm.pvc("atm0", 0, 0).pack())              # a PVC address names the adapter
+        await x.connect(c_form)
+        await y.connect(PVC)
+        assert x.getpeername() == PVC
+        assert await x.sendto(b"c form", c_form) == 6
+        assert await y.recvfrom(100) == (b"c form", PVC)
+        with pytest.raises(OSError, match=f"^\\[Errno {errno.EISCONN}\\]"):   # not the VC's far end
+            await x.sendto(b"x", SockaddrNddAtm.pvc("atm0", 1, 43).pack())
+
+
 async def test_pvc_connect_sends_no_cells(autojump_clock: trio.testing.MockClock) -> None:
     async with atm_stacks() as env:
         await trio.sleep(1)
@@ -220,6 +236,8 @@ async def test_connect_errors(autojump_clock: trio.testing.MockClock) -> None:
     (("atm0", CONN_SVC, bytes(20), bytes(3)), ValueError),
     (("atm0", CONN_SVC, "x" * 20, b""), TypeError),
     (("atm0",), TypeError),                                     # the name alone is for bind only
+    (SockaddrNddAtm.pvc("atm0", 1, 40).pack()[:71], ValueError),  # sockaddr_ndd_atm is 72 octets
+    (b"\x48\x17\x01" + b"\xff" * 16 + bytes(53), UnicodeDecodeError),   # nddname not ASCII
 ])
 async def test_bad_address_shapes(addr: Any, exc: type[Exception], autojump_clock: trio.testing.MockClock) -> None:
     async with atm_stacks() as env:

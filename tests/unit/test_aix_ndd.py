@@ -400,6 +400,32 @@ def test_connect_ie_packs_as_connect_ie_t() -> None:
     assert raw[244:246] == b"\x01\x01" and raw[246:250] == bytes(4) and raw[250:254] == b"\x00\x03\x02\x01"
 
 
+def test_sockaddr_ndd_atm_byte_form() -> None:
+    # <sys/atmsock.h> struct sockaddr_ndd_atm { u_char sndd_atm_len, sndd_atm_family,
+    # sndd_atm_vc_type; char sndd_atm_nddname[16]; union { struct { call_pnum_t sndd_atm_addr,
+    # sndd_atm_sub_addr; } atm_addr; atm_conn_id_t conn_id; } atm_id; }: the union at offset 20, 72 octets
+    from protocols.atm.sockets.sockaddr import CONN_PVC, SOCKADDR_NDD_ATM, SockaddrNddAtm, parse_sockaddr_atm
+    assert SOCKADDR_NDD_ATM.size == 72
+    pvc = SockaddrNddAtm.pvc("atm0", 1, 100)
+    raw = pvc.pack()
+    assert raw[:3] == bytes((72, 23, CONN_PVC)) and raw[3:19] == b"atm0" + bytes(12) and raw[19] == 0
+    assert raw[20:24] == bytes.fromhex("0001" "0064") and raw[24:] == bytes(48)
+    assert SockaddrNddAtm.unpack(raw) == pvc and parse_sockaddr_atm(raw) == pvc
+    aesa, sub = bytes(range(1, 21)), bytes(range(21, 41))
+    svc = SockaddrNddAtm.svc("atm1", aesa, sub)
+    raw = svc.pack()
+    assert raw[20:26] == bytes.fromhex("0014" "00" "02" "0000") and raw[26:46] == aesa
+    assert raw[46:52] == bytes.fromhex("0014" "00" "02" "0000") and raw[52:72] == sub
+    no_sub = SockaddrNddAtm.svc("atm1", aesa)
+    assert parse_sockaddr_atm(bytearray(raw)) == svc and SockaddrNddAtm.unpack(no_sub.pack()) == no_sub
+    with pytest.raises(ValueError):
+        parse_sockaddr_atm(raw[:71])
+    with pytest.raises(OSError, match=f"^\\[Errno {errno.EAFNOSUPPORT}\\]"):
+        parse_sockaddr_atm(raw[:1] + b"\x02" + raw[2:])                   # AF_INET
+    with pytest.raises(ValueError):
+        parse_sockaddr_atm(raw[:20] + bytes.fromhex("0013") + raw[22:])     # a 19-octet AESA
+
+
 def test_traffic_des_packs_as_traffic_des_t() -> None:
     # <sys/call_ie.h> struct traffic_des: 15 ints (fwd/bak peak, sustainable at _hp and _lp in
     # Kbit/s, bursts in bytes, best_effort, tagging_bak, tagging_fwd): 60 octets, big-endian

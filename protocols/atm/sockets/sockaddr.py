@@ -66,6 +66,10 @@ from protocols.contracts import oserror
 
 CONN_PVC = 1
 CONN_SVC = 2
+AF_NDD = C.AF_NDD            # 23, <sys/socket.h>
+CM_UNKNOWN_PLAN = 0          # a call_pnum_t a program left zeroed: taken as an AESA (tunstack's)
+# struct sockaddr_ndd_atm: len, family, vc_type, nddname[16], a pad octet, the 52-octet union
+SOCKADDR_NDD_ATM = struct.Struct(">BBB16sx52s")
 NDD_MAXNAMELEN = 16          # sockaddr_ndd_atm nddname field (AIX)
 AAL_TYPE_5 = 5
 
@@ -109,6 +113,39 @@ class SockaddrNddAtm:
             return (self.nddname, CONN_SVC, self.atm_address, self.subaddress)
         return (self.nddname, self.vc_type, self.vpi, self.vci)
 
+    def pack(self) -> bytes:
+        """The C form (<sys/atmsock.h> struct sockaddr_ndd_atm, big-endian, natural alignment,
+        72 octets): u_char sndd_atm_len (72), sndd_atm_family (AF_NDD 23), sndd_atm_vc_type;
+        char sndd_atm_nddname[16]; a pad octet; then the union atm_id -- an SVC's atm_addr
+        {call_pnum_t sndd_atm_addr, call_pnum_t sndd_atm_sub_addr} or a PVC's atm_conn_id_t
+        {ushort vpi, vci} (the rest zero)."""
+        if self.vc_type == CONN_SVC:
+            union = pack_call_pnum(self.atm_address) + pack_call_pnum(self.subaddress)
+        else:
+            union = struct.pack(">HH", self.vpi & 0xFFFF, self.vci & 0xFFFF)
+        return SOCKADDR_NDD_ATM.pack(SOCKADDR_NDD_ATM.size, AF_NDD, self.vc_type & 0xFF,
+                                     self.nddname.encode(), union)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> SockaddrNddAtm:
+        """The C form back (shape errors: ValueError; another family: EAFNOSUPPORT)."""
+        if len(b) != SOCKADDR_NDD_ATM.size:
+            raise ValueError(f"a sockaddr_ndd_atm is {SOCKADDR_NDD_ATM.size} octets, not {len(b)}")
+        length, family, vc_type, name, union = SOCKADDR_NDD_ATM.unpack(b)
+        if family != AF_NDD:
+            raise oserror(errno.EAFNOSUPPORT)
+        if length != SOCKADDR_NDD_ATM.size:
+            raise ValueError(f"sndd_atm_len must be {SOCKADDR_NDD_ATM.size}, not {length}")
+        nddname = _nddname(name.split(b"\0", 1)[0])
+        if vc_type == CONN_SVC:
+            number, plan, *_ = unpack_call_pnum(union[:CALL_PNUM.size])
+            subaddr = unpack_call_pnum(union[CALL_PNUM.size:])[0]
+            if plan not in (CM_NSAP, CM_UNKNOWN_PLAN) or len(number) != AESA_LEN or len(subaddr) not in (0, AESA_LEN):
+                raise ValueError("an SVC's sockaddr_ndd_atm must carry a 20-octet AESA (and subaddress)")
+            return cls.svc(nddname, number, subaddr)
+        vpi, vci = struct.unpack_from(">HH", union)
+        return cls(nddname, vc_type, vpi, vci)
+
 
 def _int(v: object) -> int:
     if not isinstance(v, int) or isinstance(v, bool):
@@ -139,6 +176,8 @@ def parse_sockaddr_atm(address: object, what: str = "", *, name_only: bool = Fal
     """Check an AF_NDD address's shape (TypeError/ValueError); `name_only` allows (nddname,).
     The vc_type value and VPI/VCI ranges are left to the call (EINVAL there)."""
     prefix = f"{what}(): " if what else ""
+    if isinstance(address, (bytes, bytearray, memoryview)):
+        address = SockaddrNddAtm.unpack(bytes(address))     # the C form, as a C program passes it
     if isinstance(address, SockaddrNddAtm):
         address = address.astuple()     # then checked like the tuple form
     if not isinstance(address, tuple):
