@@ -233,6 +233,8 @@ async def test_connect_errors(autojump_clock: trio.testing.MockClock) -> None:
     (("", CONN_PVC, 1, 40), ValueError),
     (("a" * 17, CONN_PVC, 1, 40), ValueError),
     (("atm0", CONN_SVC, bytes(19), b""), ValueError),          # an ATM address is 20 octets
+    (("atm0", CONN_SVC, b"12a4", b""), ValueError),            # ... or 1..15 E.164 digits
+    (("atm0", CONN_SVC, b"1" * 16, b""), ValueError),
     (("atm0", CONN_SVC, bytes(20), bytes(3)), ValueError),
     (("atm0", CONN_SVC, "x" * 20, b""), TypeError),
     (("atm0",), TypeError),                                     # the name alone is for bind only

@@ -52,6 +52,7 @@ from protocols.atm.sockets.sockaddr import (
     Blli,
     ConnectIe,
     QosParm,
+    SockaddrNddAtm,
     TrafficDes,
     TransitSel,
 )
@@ -677,6 +678,36 @@ async def test_so_atm_param_sets_and_shows_a_whole_connect_ie_t(net: str,
             env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, ie.pack()[:259])
         with raises_errno(errno.EINVAL):
             env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, replace(ie, qos=QosParm(9, 0)))
+
+
+async def test_an_e164_called_number(autojump_clock: trio.testing.MockClock) -> None:
+    # an SVC address may be an E.164 number (1-15 digits; sockaddr_ndd_atm's call_pnum_t with
+    # plan CM_E164): the listener binds it, the caller connects to it in the C form, the
+    # SETUP's called party number is E.164 and the switch routes it on a '+' prefix
+    number = b"4930123456"
+    async with svc_net("switch") as env:
+        assert isinstance(env.net, AtmSwitch)
+        core = env.net.core
+        core.routes.add("+4930", "pb")
+        port = core.ports["pb"]
+        port.addresses = (port.addresses or frozenset()) | {"+" + number.decode()}   # B answers to it too
+        lst = env.listener(aesa=number)
+        c = env.sock(env.sa)
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, AtmAddr(AESA_A))
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(SockaddrNddAtm.svc("atm0", number).pack())
+        s, addr = got
+        assert c.getpeername() == ("atm0", CONN_SVC, number, b"") and s.getsockname() == ("atm0", CONN_SVC, number, b"")
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED) == AtmAddr(number, plan=CM_E164)
+        raw = SockaddrNddAtm.svc("atm0", number).pack()
+        assert raw[20:26] == bytes.fromhex("000a" "01" "01" "0000") and raw[26:36] == number
+        await c.send(b"e.164")
+        assert await s.recv(10) == b"e.164"
 
 
 async def test_transit_network_selection(autojump_clock: trio.testing.MockClock) -> None:

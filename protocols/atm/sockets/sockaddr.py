@@ -108,6 +108,11 @@ class SockaddrNddAtm:
     def svc(cls, nddname: str, atm_address: bytes, subaddress: bytes = b"") -> SockaddrNddAtm:
         return cls(nddname, CONN_SVC, atm_address=atm_address, subaddress=subaddress)
 
+    @property
+    def plan(self) -> int:
+        """An SVC address's numbering plan: CM_E164 for 1-15 IA5 digits, else CM_NSAP (an AESA)."""
+        return CM_NSAP if len(self.atm_address) in (0, AESA_LEN) else CM_E164
+
     def astuple(self) -> tuple[Any, ...]:
         if self.vc_type == CONN_SVC:
             return (self.nddname, CONN_SVC, self.atm_address, self.subaddress)
@@ -120,7 +125,9 @@ class SockaddrNddAtm:
         {call_pnum_t sndd_atm_addr, call_pnum_t sndd_atm_sub_addr} or a PVC's atm_conn_id_t
         {ushort vpi, vci} (the rest zero)."""
         if self.vc_type == CONN_SVC:
-            union = pack_call_pnum(self.atm_address) + pack_call_pnum(self.subaddress)
+            e164 = self.plan == CM_E164
+            union = (pack_call_pnum(self.atm_address, self.plan, CM_INTL_ADDR_TYPE if e164 else CM_UNKNOWN_ADDR_TYPE)
+                     + pack_call_pnum(self.subaddress))
         else:
             union = struct.pack(">HH", self.vpi & 0xFFFF, self.vci & 0xFFFF)
         return SOCKADDR_NDD_ATM.pack(SOCKADDR_NDD_ATM.size, AF_NDD, self.vc_type & 0xFF,
@@ -140,8 +147,11 @@ class SockaddrNddAtm:
         if vc_type == CONN_SVC:
             number, plan, *_ = unpack_call_pnum(union[:CALL_PNUM.size])
             subaddr = unpack_call_pnum(union[CALL_PNUM.size:])[0]
-            if plan not in (CM_NSAP, CM_UNKNOWN_PLAN) or len(number) != AESA_LEN or len(subaddr) not in (0, AESA_LEN):
-                raise ValueError("an SVC's sockaddr_ndd_atm must carry a 20-octet AESA (and subaddress)")
+            aesa = plan in (CM_NSAP, CM_UNKNOWN_PLAN) and len(number) == AESA_LEN
+            e164 = plan == CM_E164 and number and number_ok(number, CM_E164)
+            if not (aesa or e164) or len(subaddr) not in (0, AESA_LEN):
+                raise ValueError("an SVC's sockaddr_ndd_atm must carry a 20-octet AESA or an E.164 number "
+                                 "(and an AESA subaddress)")
             return cls.svc(nddname, number, subaddr)
         vpi, vci = struct.unpack_from(">HH", union)
         return cls(nddname, vc_type, vpi, vci)
@@ -172,6 +182,16 @@ def _nddname(v: object) -> str:
     return v
 
 
+def _number(v: object) -> bytes:
+    """An SVC address's number: a 20-octet AESA or an E.164 number (1-15 IA5 digits)."""
+    if not isinstance(v, (bytes, bytearray, memoryview)):
+        raise TypeError(f"ATM address must be a bytes-like object, not {type(v).__name__}")
+    b = bytes(v)
+    if len(b) != AESA_LEN and not (b and number_ok(b, CM_E164)):
+        raise ValueError(f"ATM address must be 20 octets (an AESA) or 1..15 E.164 digits, not {b!r}")
+    return b
+
+
 def parse_sockaddr_atm(address: object, what: str = "", *, name_only: bool = False) -> SockaddrNddAtm:
     """Check an AF_NDD address's shape (TypeError/ValueError); `name_only` allows (nddname,).
     The vc_type value and VPI/VCI ranges are left to the call (EINVAL there)."""
@@ -191,7 +211,7 @@ def parse_sockaddr_atm(address: object, what: str = "", *, name_only: bool = Fal
     name = _nddname(name)
     vc_type = _int(vc_type)
     if vc_type == CONN_SVC:
-        return SockaddrNddAtm(name, CONN_SVC, atm_address=_octets(x, "ATM address", (AESA_LEN,)),
+        return SockaddrNddAtm(name, CONN_SVC, atm_address=_number(x),
                               subaddress=_octets(y, "ATM subaddress", (0, AESA_LEN)))
     return SockaddrNddAtm(name, vc_type, _int(x), _int(y))
 

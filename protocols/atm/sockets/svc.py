@@ -209,9 +209,10 @@ class SvcManager:
             return errno_of(exc)
         calling = pcb.calling
         if calling is None:
-            calling = AtmAddr(pcb.local.atm_address, pcb.local.subaddress) if pcb.local else AtmAddr()
+            local = pcb.local
+            calling = AtmAddr(local.atm_address, local.subaddress, local.plan) if local else AtmAddr()
         params = CallParams(pcb.aal_parm(), pcb.traffic, pcb.bearer, pcb.qos, pcb.blli,
-                            AtmAddr(addr.atm_address, addr.subaddress), calling, pcb.bhli,
+                            AtmAddr(addr.atm_address, addr.subaddress, addr.plan), calling, pcb.bhli,
                             pcb.blli_alt if pcb.blli.present else (), pcb.transit)
         try:
             call = ep.setup(setup_ies(params), context=pcb)

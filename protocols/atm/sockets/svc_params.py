@@ -231,7 +231,8 @@ def setup_ies(p: CallParams) -> list[AnyIE]:
         blli = blli_ie(choice)
         if blli is not None:
             ies.append(blli)
-    ies.append(CalledNumber(p.called.address))
+    ies.append(CalledNumber(p.called.address, p.called.plan,
+                            TON_INTERNATIONAL if p.called.plan == PLAN_E164 else TON_UNKNOWN))
     if p.called.subaddress:
         ies.append(CalledSubaddress(p.called.subaddress, SUB_AESA))
     if p.calling.address:

@@ -476,7 +476,7 @@ class AtmUserRequests:
             if pcb.params is not None:
                 return pcb.params.calling
             local = pcb.local
-            return pcb.calling or (AtmAddr(local.atm_address, local.subaddress) if local else AtmAddr())
+            return pcb.calling or (AtmAddr(local.atm_address, local.subaddress, local.plan) if local else AtmAddr())
         if optname == SO_ATM_CALLED:
             return pcb.params.called if pcb.params is not None else AtmAddr()
         if optname == SO_ATM_MAX_PEND:
