@@ -18,8 +18,10 @@ The adapter itself (cells, HEC, AAL5 SAR, OAM, pacing) is drivers/atm/.
 from __future__ import annotations
 
 import errno
+import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from typing import ClassVar
 
 from . import constants as C
 from .counters import Counters
@@ -96,16 +98,42 @@ class AtmAal5:
 
 @dataclass(frozen=True)
 class AtmAalParm:
-    """aal_parm_t (<sys/call_ie.h>): the AAL type and its parameters (AAL5 is the only one)."""
+    """aal_parm_t (<sys/call_ie.h>): the AAL type and its parameters (AAL5 is the only one).
+
+    Bytes: as AIX passes it (big-endian, natural alignment), 12 octets -- short length (of
+    aal_info: sizeof(aal_5_t), 8), ushort aal_type, then aal_5_t: ushort fwd_max_sdu_size,
+    ushort bak_max_sdu_size, ushort mode, uchar sscs_type, one octet of padding."""
     aal5: AtmAal5
     aal_type: int = C.CM_AAL_5
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">hHHHHBx")
+    AAL5_LEN: ClassVar[int] = 8            # sizeof(aal_5_t): 7 octets of fields, padded to 8
+
+    def pack(self) -> bytes:
+        a = self.aal5
+        return self.FORMAT.pack(self.AAL5_LEN, self.aal_type, a.fwd_max_sdu_size & 0xFFFF,
+                                a.bak_max_sdu_size & 0xFFFF, a.mode & 0xFFFF, a.sscs_type & 0xFF)
+
+    @classmethod
+    def unpack(cls, b: bytes) -> AtmAalParm:
+        """The length field is not looked at (tunstack's: a C program sets it to 7 or 8)."""
+        _length, aal_type, fwd, bak, mode, sscs = cls.FORMAT.unpack(b)
+        return cls(AtmAal5(fwd, bak, mode, sscs), aal_type)
+
+
+def _specified(v: int) -> bool:
+    return v not in (0, C.NOT_SPECIFIED_L, -1)
 
 
 @dataclass(frozen=True)
 class AtmTrafficDes:
     """traffic_des_t (<sys/call_ie.h>): rates in Kbit/s, bursts in octets, _hp for CLP=0+1
-    and _lp for CLP=0; NOT_SPECIFIED_L (or 0) leaves a rate out.  The adapter shapes a VC to
-    its forward peak rate (fwd_peakrate_hp) unless best_effort is set."""
+    and _lp for CLP=0 (our reading of the header's names: the CLP=0+1 peak rate is the one
+    every call carries); NOT_SPECIFIED_L (or 0, or -1 as a C program's int) leaves a value
+    out.  best_effort and the tagging flags are 0 or 1.  The adapter shapes a VC to its
+    forward peak rate (fwd_peakrate_hp) unless best_effort is set.
+
+    Bytes: as AIX passes it, 15 big-endian ints, 60 octets (`pack`/`unpack`); an ATM
+    socket's SO_ATM_TRAFFIC_DES takes either form (protocols/atm/sockets)."""
     fwd_peakrate_hp: int = C.NOT_SPECIFIED_L
     bak_peakrate_hp: int = C.NOT_SPECIFIED_L
     fwd_peakrate_lp: int = C.NOT_SPECIFIED_L
@@ -121,16 +149,52 @@ class AtmTrafficDes:
     best_effort: int = 0
     tagging_bak: int = 0
     tagging_fwd: int = 0
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">15I")
 
     def pcr(self) -> float:
         """The forward peak rate as cells/s for the adapter's pacer (0: unshaped)."""
         rate = self.fwd_peakrate_hp
-        if self.best_effort or rate in (0, C.NOT_SPECIFIED_L, -1):
+        if self.best_effort or not _specified(rate):
             return 0.0
         return rate * 1000 / CELL_BITS
 
+    def pack(self) -> bytes:
+        return self.FORMAT.pack(*(v & 0xFFFFFFFF for v in astuple(self)))
+
+    @classmethod
+    def unpack(cls, b: bytes) -> AtmTrafficDes:
+        return cls(*cls.FORMAT.unpack(b))
+
+    def check(self) -> int:
+        """0, or EINVAL for a rate above CM_MAX_DATA_RATE, a burst above CM_MAX_BUR_SIZE or a
+        flag other than 0/1 (unspecified values pass)."""
+        v = astuple(self)
+        rates_ok = all(not _specified(r) or 0 < r <= C.CM_MAX_DATA_RATE for r in v[:8])
+        bursts_ok = all(not _specified(r) or 0 < r <= C.CM_MAX_BUR_SIZE for r in v[8:12])
+        return 0 if rates_ok and bursts_ok and all(f in (0, 1) for f in v[12:]) else errno.EINVAL
+
+    def reversed(self) -> AtmTrafficDes:
+        """The other end's view: forward and backward swap."""
+        v = list(astuple(self))
+        for i in range(0, 12, 2):
+            v[i], v[i + 1] = v[i + 1], v[i]
+        v[13], v[14] = v[14], v[13]
+        return AtmTrafficDes(*v)
+
 
 CELL_BITS = 53 * 8                 # a cell on the line, for Kbit/s <-> cells/s
+CELL_PAYLOAD = 48                  # an AAL5 cell's payload, for a burst in octets <-> cells
+
+
+def kbps_to_cells(kbps: int) -> int:
+    """A rate in Kbit/s as whole cells/s, rounded up (what a Q.2931 traffic descriptor
+    carries); `cells_to_kbps` turns it back into the same Kbit/s."""
+    return -(-kbps * 1000 // CELL_BITS)
+
+
+def cells_to_kbps(cells: int) -> int:
+    """Rounded down (at least 1): kbps_to_cells's rounding up is undone exactly."""
+    return max(1, cells * CELL_BITS // 1000)
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,8 @@ CM_MESSAGE_MODE = 0x1          # aal_5.mode
 CM_STREAMING_MODE = 0x2
 CM_NULL_SSCS = 0x0             # aal_5.sscs_type
 NOT_SPECIFIED_L = 0xFFFFFFFF   # a 4-octet subfield left out (traffic_des rates)
+CM_MAX_DATA_RATE = 0x005FFFFF  # traffic_des_t: the largest rate, Kbit/s
+CM_MAX_BUR_SIZE = 0x2FFFFFD0   # traffic_des_t: the largest burst, octets
 
 # NDD_ATM commands of tunstack's own, above ATM_DEVICE_SPECIFIC as a driver's must be
 NDD_ATM_OPEN_VC = ATM_DEVICE_SPECIFIC + 1        # arg ndd.atm.VcParams

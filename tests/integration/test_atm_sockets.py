@@ -25,7 +25,6 @@ from protocols.atm.sockets.sockaddr import (
     SO_ATM_CALLED,
     SO_ATM_MAX_PEND,
     SO_ATM_TRAFFIC_DES,
-    SO_ATM_TRANSIT_SEL,
     AalParm,
     AtmAddr,
     Blli,
@@ -118,6 +117,22 @@ async def test_pvc_datagrams_both_ways_keep_boundaries(autojump_clock: trio.test
             assert {a for _, a in got} == {PVC}
         assert x.stats()["sdus_out"] == y.stats()["sdus_in"] == len(sizes)
         assert x.stats()["rcvq_drops"] == y.stats()["rcvq_drops"] == 0
+
+
+async def test_sockaddr_ndd_atm_in_its_c_form(autojump_clock: trio.testing.MockClock) -> None:
+    # connect/sendto/bind take the 72-octet sockaddr_ndd_atm wherever they take the tuple;
+    # addresses come back as tuples (CPython's way)
+    async with atm_stacks() as env:
+        c_form = SockaddrNddAtm.pvc("atm0", *VC).pack()
+        x, y = env.sock(env.sa), env.sock(env.sb)
+        y.bind(SockaddrNddAtm.pvc("atm0", 0, 0).pack())              # a PVC address names the adapter
+        await x.connect(c_form)
+        await y.connect(PVC)
+        assert x.getpeername() == PVC
+        assert await x.sendto(b"c form", c_form) == 6
+        assert await y.recvfrom(100) == (b"c form", PVC)
+        with pytest.raises(OSError, match=f"^\\[Errno {errno.EISCONN}\\]"):   # not the VC's far end
+            await x.sendto(b"x", SockaddrNddAtm.pvc("atm0", 1, 43).pack())
 
 
 async def test_pvc_connect_sends_no_cells(autojump_clock: trio.testing.MockClock) -> None:
@@ -218,9 +233,13 @@ async def test_connect_errors(autojump_clock: trio.testing.MockClock) -> None:
     (("", CONN_PVC, 1, 40), ValueError),
     (("a" * 17, CONN_PVC, 1, 40), ValueError),
     (("atm0", CONN_SVC, bytes(19), b""), ValueError),          # an ATM address is 20 octets
+    (("atm0", CONN_SVC, b"12a4", b""), ValueError),            # ... or 1..15 E.164 digits
+    (("atm0", CONN_SVC, b"1" * 16, b""), ValueError),
     (("atm0", CONN_SVC, bytes(20), bytes(3)), ValueError),
     (("atm0", CONN_SVC, "x" * 20, b""), TypeError),
     (("atm0",), TypeError),                                     # the name alone is for bind only
+    (SockaddrNddAtm.pvc("atm0", 1, 40).pack()[:71], ValueError),  # sockaddr_ndd_atm is 72 octets
+    (b"\x48\x17\x01" + b"\xff" * 16 + bytes(53), UnicodeDecodeError),   # nddname not ASCII
 ])
 async def test_bad_address_shapes(addr: Any, exc: type[Exception], autojump_clock: trio.testing.MockClock) -> None:
     async with atm_stacks() as env:
@@ -290,16 +309,16 @@ async def test_options(autojump_clock: trio.testing.MockClock) -> None:
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM) == AalParm(9180, 9180)   # unbound: the default
         s.bind(("atm0",))
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM) == AalParm(4000, 4000)   # the adapter's MTU
-        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES) == TrafficDes(0, 0)
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES) == TrafficDes()           # every field NOT_SPECIFIED_L
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == Blli()
         s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(65535, 1).pack())       # the packed form
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM) == AalParm(65535, 1)
-        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, 12) == bytes.fromhex("05000000" "0000ffff" "00000001")
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, 12) == bytes.fromhex("0008 0005 ffff 0001 0001 0000")
         blli = Blli(12, 11, bytes.fromhex("0000000800"))                            # LLC, TR 9577, SNAP IPv4
         s.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, blli)
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == blli
-        assert Blli.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI, 7)) == blli
-        s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(5000, 0))
+        assert Blli.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI, 18)) == blli
+        s.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(2120).pack())      # 2120 Kbit/s: 5000 cells/s
         for bad in (AalParm(65536, 100), AalParm(100, 0), AalParm(100, 100, aal_type=3), 1500, b"\x05\x00",
                     Blli(l2_proto=32), Blli(snap=b"\x00")):
             opt = SO_ATM_BLLI if isinstance(bad, Blli) else SO_ATM_AAL_PARM
@@ -307,7 +326,7 @@ async def test_options(autojump_clock: trio.testing.MockClock) -> None:
                 s.setsockopt(SOL_NDD_ATM, opt, bad)
         with pytest.raises(TypeError):
             s.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, "big")
-        for name in (SO_ATM_TRANSIT_SEL, 99):                      # not served (SVC options: test_atm_svc.py)
+        for name in (99,):                                         # not served (SVC options: test_atm_svc.py)
             with raises_errno(errno.ENOPROTOOPT):
                 s.setsockopt(SOL_NDD_ATM, name, b"")
             with raises_errno(errno.ENOPROTOOPT):
@@ -359,10 +378,10 @@ async def test_last_socket_releases_the_adapter(autojump_clock: trio.testing.Moc
 
 
 async def test_peak_cell_rate_paces_the_vc(autojump_clock: trio.testing.MockClock) -> None:
-    # PCR 1000 cells/s: 10 SDUs of 100 cells take ~1 s of virtual time; an unshaped VC is line-rate fast
+    # 424 Kbit/s = PCR 1000 cells/s: 10 SDUs of 100 cells take ~1 s of virtual time; an unshaped VC is line-rate fast
     async with atm_stacks() as env:
         slow_a, fast_a = env.sock(env.sa), env.sock(env.sa)
-        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_pcr=1000))
+        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_peakrate_hp=424))
         await slow_a.connect(("atm0", CONN_PVC, 1, 50))
         await fast_a.connect(("atm0", CONN_PVC, 1, 51))
         slow_b, fast_b = env.sock(env.sb), env.sock(env.sb)
@@ -394,7 +413,7 @@ async def test_max_pend_holds_a_rate_enforced_vc(autojump_clock: trio.testing.Mo
     async with atm_stacks() as env:
         slow_a, fast_a = env.sock(env.sa), env.sock(env.sa)
         assert slow_a.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND) == 0              # tunstack's default: no limit
-        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_pcr=1000))
+        slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(fwd_peakrate_hp=424))
         slow_a.setsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, b"\x02")                # a u_char, as a C program passes it
         assert slow_a.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND) == 2
         assert slow_a.getsockopt(SOL_NDD_ATM, SO_ATM_MAX_PEND, 4) == b"\x02"     # one octet back

@@ -11,7 +11,7 @@ import errno
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -26,6 +26,7 @@ from ndd.atm import VcParams
 from ndd.demux import NsFilter, NsUser
 from protocols.atm.sockets.sockaddr import (
     BCOB_C,
+    CM_E164,
     CM_USER_SPECIFIED,
     CM_VENDOR_SPECIFIC,
     CONN_PVC,
@@ -39,16 +40,21 @@ from protocols.atm.sockets.sockaddr import (
     SO_ATM_CALLING,
     SO_ATM_CAUSE,
     SO_ATM_MAX_PEND,
+    SO_ATM_PARAM,
     SO_ATM_QOS_PARM,
     SO_ATM_TRAFFIC_DES,
+    SO_ATM_TRANSIT_SEL,
     AalParm,
     AtmAddr,
     AtmCause,
     Bearer,
     Bhli,
     Blli,
+    ConnectIe,
     QosParm,
+    SockaddrNddAtm,
     TrafficDes,
+    TransitSel,
 )
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM, svc_manager
 from protocols.atm.uni.call import Call, CallEv, CallEvent, Side
@@ -63,6 +69,10 @@ PREFIX_A, PREFIX_B = bytes.fromhex("47000580ffe1000000f21a0001"), bytes.fromhex(
 ESI_A, ESI_B = bytes.fromhex("0020481a0001"), bytes.fromhex("0020481a0002")
 AESA_A, AESA_B = PREFIX_A + ESI_A + b"\x00", PREFIX_B + ESI_B + b"\x01"
 LLC_IP = Blli(12, 11, bytes.fromhex("0000000800"))       # LLC, TR 9577, SNAP IPv4 (as CLIP)
+# traffic_des_t in Kbit/s with peak, CLP=0 peak, sustainable, burst (whole cells) and tagging:
+# each comes back to the called side, turned, through the SETUP's traffic descriptor in cells
+RICH_TRAFFIC = TrafficDes(42400, 21200, fwd_peakrate_lp=21200, fwd_sus_rate_hp=10000, bak_sus_rate_hp=5000,
+                          fwd_bur_size_hp=4800, bak_bur_size_hp=960, tagging_fwd=1)
 
 
 def svc(aesa: bytes, sub: bytes = b"") -> tuple[Any, ...]:
@@ -127,7 +137,7 @@ class MiniNet:
                 self.legs.pop(other, None)
                 self.unrelay(other)
                 if ev.kind is CallEv.RELEASE_IND:
-                    self.eps[oport].release(other, ev.cause or 31)
+                    self.eps[oport].release(other, ev.cause or 31, call.diagnostics)
 
     def route(self, port: str, call: Call, msg: Any) -> None:
         called = msg.get(IE_CALLED).address
@@ -241,7 +251,7 @@ async def test_connect_accept_carries_the_options(net: str, autojump_clock: trio
     async with svc_net(net) as env:
         lst = env.listener(blli=LLC_IP)
         c = env.sock(env.sa)
-        opts = {SO_ATM_AAL_PARM: AalParm(2000, 3000), SO_ATM_TRAFFIC_DES: TrafficDes(100000, 50000),
+        opts = {SO_ATM_AAL_PARM: AalParm(2000, 3000), SO_ATM_TRAFFIC_DES: RICH_TRAFFIC,
                 SO_ATM_BEARER: Bearer(BCOB_C, clipping=1), SO_ATM_QOS_PARM: QosParm(1, 3),
                 SO_ATM_BLLI: LLC_IP, SO_ATM_CALLING: AtmAddr(AESA_A)}
         for name, v in opts.items():
@@ -259,11 +269,12 @@ async def test_connect_accept_carries_the_options(net: str, autojump_clock: trio
         assert isinstance(s, AtmSocket)
         seen = {name: s.getsockopt(SOL_NDD_ATM, name) for name in opts}
         assert seen == {SO_ATM_AAL_PARM: AalParm(3000, 2000),            # the called side's view: turned
-                        SO_ATM_TRAFFIC_DES: TrafficDes(50000, 100000),
+                        SO_ATM_TRAFFIC_DES: RICH_TRAFFIC.reversed(),
                         SO_ATM_BEARER: Bearer(BCOB_C, clipping=1), SO_ATM_QOS_PARM: QosParm(3, 1),
                         SO_ATM_BLLI: LLC_IP, SO_ATM_CALLING: AtmAddr(AESA_A)}
         assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED) == c.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED) == AtmAddr(AESA_B)
-        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED, 42) == AtmAddr(AESA_B).pack()
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED, 52) == AtmAddr(AESA_B).pack()
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED, 26) == bytes.fromhex("0014" "00" "02" "00" "00") + AESA_B
         vc_a = [v for v in env.a.ndd_ctl(C.NDD_ATM_LIST_VCS) if v != (0, 5)]
         vc_b = [v for v in env.b.ndd_ctl(C.NDD_ATM_LIST_VCS) if v != (0, 5)]
         assert len(vc_a) == len(vc_b) == 1 and vc_a[0][1] >= 32         # the network's choice on each UNI
@@ -340,7 +351,7 @@ async def test_accept_returns_the_proceeding_call_and_so_atm_accept_connects(
     async with svc_net(net) as env:
         lst = env.listener(blli=LLC_IP)
         c = env.sock(env.sa)
-        for name, v in ((SO_ATM_AAL_PARM, AalParm(2000, 3000)), (SO_ATM_TRAFFIC_DES, TrafficDes(100000, 50000)),
+        for name, v in ((SO_ATM_AAL_PARM, AalParm(2000, 3000)), (SO_ATM_TRAFFIC_DES, TrafficDes(42400, 21200)),
                         (SO_ATM_BLLI, LLC_IP), (SO_ATM_BHLI, BHLI_USER), (SO_ATM_CALLING, AtmAddr(AESA_A))):
             c.setsockopt(SOL_NDD_ATM, name, v)
         async with trio.open_nursery() as n:
@@ -354,7 +365,7 @@ async def test_accept_returns_the_proceeding_call_and_so_atm_accept_connects(
             assert addr == s.getpeername() == svc(AESA_A)
             seen = {name: s.getsockopt(SOL_NDD_ATM, name)
                     for name in (SO_ATM_AAL_PARM, SO_ATM_TRAFFIC_DES, SO_ATM_BLLI, SO_ATM_BHLI, SO_ATM_CALLING)}
-            assert seen == {SO_ATM_AAL_PARM: AalParm(3000, 2000), SO_ATM_TRAFFIC_DES: TrafficDes(50000, 100000),
+            assert seen == {SO_ATM_AAL_PARM: AalParm(3000, 2000), SO_ATM_TRAFFIC_DES: TrafficDes(21200, 42400),
                             SO_ATM_BLLI: LLC_IP, SO_ATM_BHLI: BHLI_USER, SO_ATM_CALLING: AtmAddr(AESA_A)}
             with raises_errno(errno.ENOTCONN):
                 await s.send(b"early")
@@ -609,6 +620,181 @@ async def test_abnormal_release_is_econnreset(net: str, autojump_clock: trio.tes
         with raises_errno(errno.EPIPE):
             await c.send(b"x")
         assert cause(c) == 21
+
+
+@pytest.mark.parametrize("net", NETS)
+async def test_an_e164_calling_number(net: str, autojump_clock: trio.testing.MockClock) -> None:
+    # SO_ATM_CALLING as a call_pnum_t with plan CM_E164: the SETUP's calling party number is
+    # E.164 (international, IA5 digits) and the called side reads it back with its plan
+    async with svc_net(net) as env:
+        lst = env.listener()
+        c = env.sock(env.sa)
+        number = b"4930123456"
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, bytes.fromhex("000a" "01" "01" "00" "00") + number + bytes(10))
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_CALLING) == AtmAddr(number, plan=CM_E164)
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(svc(AESA_B))
+        s, _ = got
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLING) == AtmAddr(number, plan=CM_E164)
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLING, 26)[:6] == bytes.fromhex("000a" "01" "01" "00" "00")
+        for bad in (AtmAddr(b"12ab", plan=CM_E164), AtmAddr(b"1" * 16, plan=CM_E164), AtmAddr(b"123")):
+            with raises_errno(errno.EINVAL):
+                env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, bad)
+
+
+@pytest.mark.parametrize("net", NETS)
+async def test_so_atm_param_sets_and_shows_a_whole_connect_ie_t(net: str,
+                                                                autojump_clock: trio.testing.MockClock) -> None:
+    # SO_ATM_PARAM: connect_ie_t (260 octets) sets every call option at once; read on the
+    # called side it shows the call as it arrived, turned to that side's view
+    async with svc_net(net) as env:
+        lst = env.listener(blli=LLC_IP)
+        c = env.sock(env.sa)
+        ie = ConnectIe(AalParm(2000, 3000), RICH_TRAFFIC, Bearer(BCOB_C, clipping=1), BHLI_USER,
+                       (X25_BLLI, LLC_IP), AtmAddr(), AtmAddr(AESA_A), QosParm(1, 3))
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, ie.pack())
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_PARAM) == ie
+        assert len(c.getsockopt(SOL_NDD_ATM, SO_ATM_PARAM, 260)) == 260
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(svc(AESA_B))
+        s, _ = got
+        seen = ConnectIe.unpack(s.getsockopt(SOL_NDD_ATM, SO_ATM_PARAM, 260))
+        assert seen == ConnectIe(AalParm(3000, 2000), RICH_TRAFFIC.reversed(), Bearer(BCOB_C, clipping=1), BHLI_USER,
+                                 (LLC_IP,), AtmAddr(AESA_B), AtmAddr(AESA_A), QosParm(3, 1))
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_PARAM).blli == (LLC_IP,)        # the one the called side took
+        with raises_errno(errno.EISCONN):
+            c.setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, ie)
+        with raises_errno(errno.EINVAL):
+            env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, ie.pack()[:259])
+        with raises_errno(errno.EINVAL):
+            env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_PARAM, replace(ie, qos=QosParm(9, 0)))
+
+
+async def test_an_e164_called_number(autojump_clock: trio.testing.MockClock) -> None:
+    # an SVC address may be an E.164 number (1-15 digits; sockaddr_ndd_atm's call_pnum_t with
+    # plan CM_E164): the listener binds it, the caller connects to it in the C form, the
+    # SETUP's called party number is E.164 and the switch routes it on a '+' prefix
+    number = b"4930123456"
+    async with svc_net("switch") as env:
+        assert isinstance(env.net, AtmSwitch)
+        core = env.net.core
+        core.routes.add("+4930", "pb")
+        port = core.ports["pb"]
+        port.addresses = (port.addresses or frozenset()) | {"+" + number.decode()}   # B answers to it too
+        lst = env.listener(aesa=number)
+        c = env.sock(env.sa)
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, AtmAddr(AESA_A))
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(SockaddrNddAtm.svc("atm0", number).pack())
+        s, addr = got
+        assert c.getpeername() == ("atm0", CONN_SVC, number, b"") and s.getsockname() == ("atm0", CONN_SVC, number, b"")
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_CALLED) == AtmAddr(number, plan=CM_E164)
+        raw = SockaddrNddAtm.svc("atm0", number).pack()
+        assert raw[20:26] == bytes.fromhex("000a" "01" "01" "0000") and raw[26:36] == number
+        await c.send(b"e.164")
+        assert await s.recv(10) == b"e.164"
+
+
+async def test_transit_network_selection(autojump_clock: trio.testing.MockClock) -> None:
+    # SO_ATM_TRANSIT_SEL (transit_sel_t): the SETUP carries a transit network selection IE; the
+    # switch routes only to carrier codes it knows (cause 2 otherwise) and keeps the IE to itself
+    async with svc_net("switch") as env:
+        assert isinstance(env.net, AtmSwitch)
+        lst = env.listener()
+        c = env.sock(env.sa)
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL, TransitSel(net_id=b"0123").pack())
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL, 10) == bytes.fromhex("0004" "02" "01") + b"0123\0\0"
+        with raises_errno(errno.ECONNREFUSED), trio.fail_after(5):
+            await c.connect(svc(AESA_B))
+        assert cause(c) == 2                                           # no route to the transit network
+        env.net.core.transit_networks.add(b"0123")
+        c = env.sock(env.sa)
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL, TransitSel(net_id=b"0123"))
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(svc(AESA_B))
+        s, _ = got
+        calls = list(svc_manager(env.sb).endpoints["atm0"].uni.calls.values())
+        assert calls and all(call.setup is not None and call.setup.get(0x78) is None for call in calls)   # kept
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL) == TransitSel()
+        for bad in (TransitSel(net_id=b"123456"), TransitSel(net_id=b"\x80"), bytes.fromhex("0006") + bytes(8)):
+            with raises_errno(errno.EINVAL):
+                env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_TRANSIT_SEL, bad)
+
+
+# B-LLI choices with blli_t's modes, window sizes and user information
+X25_BLLI = Blli(0x0B, 0x06, l2_mode=2, l2_win_size=7, l3_mode=1, l3_def_pkt_size=7, l3_pkt_win_size=2)
+USER_BLLI = Blli(0x10, l2_info=0x42)
+
+
+@pytest.mark.parametrize("net", NETS)
+@pytest.mark.parametrize("taken", [0, 1, 2])
+async def test_a_caller_offers_three_blli_choices(net: str, taken: int, autojump_clock: trio.testing.MockClock) -> None:
+    # up to CM_MAX_BLLI blli_t (54 octets), in order of preference: a listener bound to any one
+    # of them takes the call (its modes and window sizes make it through the IE), its CONNECT
+    # names the one taken and the caller holds that one
+    choices = (X25_BLLI, LLC_IP, USER_BLLI)
+    async with svc_net(net) as env:
+        lst = env.listener(blli=choices[taken])
+        c = env.sock(env.sa)
+        c.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, b"".join(b.pack() for b in choices))
+        assert c.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == X25_BLLI               # the first, preferred
+        got: list[Any] = []
+        async with trio.open_nursery() as n:
+            async def acc() -> None:
+                got.extend(await accept_call(lst))
+            n.start_soon(acc)
+            with trio.fail_after(5):
+                await c.connect(svc(AESA_B))
+        s, _ = got
+        assert s.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI) == choices[taken]
+        assert Blli.unpack(c.getsockopt(SOL_NDD_ATM, SO_ATM_BLLI, 18)) == choices[taken]
+        await c.send(b"over the chosen B-LLI")
+        assert await s.recv(100) == b"over the chosen B-LLI"
+        with raises_errno(errno.EINVAL):             # a call holds one B-LLI now: EISCONN for one
+            c.setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, (LLC_IP, X25_BLLI))
+        for bad in (b"\x00" * 17, bytes(72), (LLC_IP,) * 4, (LLC_IP, Blli())):
+            with raises_errno(errno.EINVAL):
+                env.sock(env.sa).setsockopt(SOL_NDD_ATM, SO_ATM_BLLI, bad)
+
+
+@pytest.mark.parametrize("net", NETS)
+async def test_cause_diagnostics_reach_the_other_side_as_cause_t(net: str,
+                                                                 autojump_clock: trio.testing.MockClock) -> None:
+    # SO_ATM_CAUSE as <sys/call_ie.h>'s cause_t (32 octets): the diagnostics ride the RELEASE's
+    # Cause IE (through the switch too) and come back in the other socket's cause_t
+    async with svc_net(net) as env:
+        c, s = await env.pair()
+        s.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, AtmCause(cause=21, diag=b"\x81").pack())   # rejected by the user
+        s.close()
+        await trio.sleep(1)
+        raw = c.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, 32)
+        assert raw == bytes.fromhex("15" "00" "0001" "81") + bytes(27)
+        got = c.getsockopt(SOL_NDD_ATM, SO_ATM_CAUSE)                 # the friendly form keeps the location
+        assert (got.cause, got.diag) == (21, b"\x81") and got.location == (0 if net == "switch" else 1)
+        with raises_errno(errno.EINVAL):
+            c.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, AtmCause(cause=16, diag=bytes(29)))
+        with raises_errno(errno.EINVAL):
+            c.setsockopt(SOL_NDD_ATM, SO_ATM_CAUSE, bytes.fromhex("10" "00" "001d") + bytes(28))   # length 29
 
 
 @pytest.mark.parametrize("net", NETS)

@@ -134,6 +134,8 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
     "CM_STREAMING_MODE": (0x2, "<sys/call_ie.h>"),
     "CM_NULL_SSCS": (0x0, "<sys/call_ie.h>"),
     "NOT_SPECIFIED_L": (0xFFFFFFFF, "<sys/call_ie.h>"),
+    "CM_MAX_DATA_RATE": (0x005FFFFF, "<sys/call_ie.h> (traffic_des_t, Kbit/s)"),
+    "CM_MAX_BUR_SIZE": (0x2FFFFFD0, "<sys/call_ie.h> (traffic_des_t, octets)"),
     # tunstack's own NDD_ATM commands, above ATM_DEVICE_SPECIFIC
     "NDD_ATM_OPEN_VC": (0x10065, "(tunstack)"),
     "NDD_ATM_CLOSE_VC": (0x10066, "(tunstack)"),
@@ -180,6 +182,53 @@ ATM_SOCKET_VALUES: dict[str, tuple[int, str]] = {
     "CM_HI_LAYER_PROFILE": (0x02, "<sys/call_ie.h>"),
     "CM_VENDOR_SPECIFIC": (0x03, "<sys/call_ie.h>"),
     "MAX_PEND_MAX": (0xFF, "<sys/atmsock.h> (atm_pcb.max_pend is a u_char)"),
+    "CM_CLASS_A": (0x01, "<sys/call_ie.h> (bearer_t.bearer_class)"),
+    "CM_CLASS_C": (0x03, "<sys/call_ie.h>"),
+    "CM_CLASS_X": (0x10, "<sys/call_ie.h>"),
+    "CM_CONSTANT_BIT_RATE": (0x05, "<sys/call_ie.h> (bearer_t.transfer_cap)"),
+    "CM_VARIABLE_BIT_RATE": (0x09, "<sys/call_ie.h>"),
+    "CM_END_TO_END": (0x01, "<sys/call_ie.h> (timing)"),
+    "CM_NO_END_TO_END": (0x02, "<sys/call_ie.h>"),
+    "CM_NOT_SUSCEPTIBLE": (0x00, "<sys/call_ie.h> (clipping)"),
+    "CM_SUSCEPTIBLE": (0x01, "<sys/call_ie.h>"),
+    "CM_CON_CFG_PTP": (0x00, "<sys/call_ie.h> (connection_cfg)"),
+    "CM_CON_CFG_PTM": (0x01, "<sys/call_ie.h>"),
+    "CM_DIAG_SIZE": (28, "<sys/call_ie.h> (cause_t.diag)"),
+    "NOT_SPECIFIED_B": (0xFF, "<sys/call_ie.h>"),
+    "ATM_ADDR_LEN": (20, "<sys/call_ie.h>"),
+    "CM_UNKNOWN_ADDR_TYPE": (0x00, "<sys/call_ie.h> (call_pnum.type)"),
+    "CM_INTL_ADDR_TYPE": (0x01, "<sys/call_ie.h>"),
+    "CM_E164": (0x01, "<sys/call_ie.h> (call_pnum.plan_id)"),
+    "CM_NSAP": (0x02, "<sys/call_ie.h>"),
+    "CM_PRES_ALLOWED": (0x00, "<sys/call_ie.h> (call_pnum.pres_ind)"),
+    "CM_PRES_NOT_AVAIL": (0x02, "<sys/call_ie.h>"),
+    "CM_NO_SCRN": (0x00, "<sys/call_ie.h> (call_pnum.screening)"),
+    "CM_SCRN_NET": (0x03, "<sys/call_ie.h>"),
+    "CM_PSUB_NSAP": (0x00, "<sys/call_ie.h> (call_psub.type)"),
+    "CM_PSUB_ATM": (0x01, "<sys/call_ie.h>"),
+    "CM_NET_ID_SIZE": (5, "<sys/call_ie.h> (transit_sel_t.net_id)"),
+    "CM_TS_NETID_TYPE": (0x02, "<sys/call_ie.h> (transit_sel_t.type)"),
+    "CM_TS_NETID_PLAN": (0x01, "<sys/call_ie.h> (transit_sel_t.plan)"),
+    "CM_MAX_BLLI": (3, "<sys/call_ie.h> (connect_ie_t.conn_blli)"),
+    "CM_SNAP_OUI_SIZE": (3, "<sys/call_ie.h>"),
+    "CM_SNAP_PID_SIZE": (2, "<sys/call_ie.h>"),
+    "CM_LAN_LLC_ISO_8802": (0x0C, "<sys/call_ie.h> (blli_t.L2_prot)"),
+    "CM_L2_PROT_USER": (0x10, "<sys/call_ie.h>"),
+    "CM_L2_MODE_NORMAL": (0x01, "<sys/call_ie.h> (blli_t.L2_mode)"),
+    "CM_L2_MODE_EXTENDED": (0x02, "<sys/call_ie.h>"),
+    "CM_CCITT_X25_PACKET": (0x06, "<sys/call_ie.h> (blli_t.L3_prot)"),
+    "CM_ISO_8208": (0x07, "<sys/call_ie.h>"),
+    "CM_ISO_8878": (0x08, "<sys/call_ie.h>"),
+    "CM_ISO_9577": (0x0B, "<sys/call_ie.h>"),
+    "CM_L3_PROT_USER": (0x10, "<sys/call_ie.h>"),
+    "CM_L3_MODE_NORMAL": (0x01, "<sys/call_ie.h> (blli_t.L3_mode)"),
+    "CM_L3_MODE_EXTENDED": (0x02, "<sys/call_ie.h>"),
+    "CM_PKT_16": (0x04, "<sys/call_ie.h> (blli_t.L3_def_pkt_size)"),
+    "CM_PKT_4096": (0x0C, "<sys/call_ie.h>"),
+    "CM_IPI_SNAP": (0x80, "<sys/call_ie.h> (blli_t.ipi)"),
+    "CM_IPI_IP": (0xCC, "<sys/call_ie.h>"),
+    "CM_QOS_0": (0, "<sys/call_ie.h> (qos_parm_t)"),
+    "CM_QOS_4": (4, "<sys/call_ie.h>"),
 }
 
 
@@ -203,6 +252,217 @@ def test_bhli_packs_as_bhli_t() -> None:
     assert Bhli(4).check() == errno.EINVAL and Bhli(0, bytes(9)).check() == errno.EINVAL
     with pytest.raises(OSError):
         Bhli.unpack(bytes.fromhex("0009") + bytes(10))          # more info than the field holds
+
+
+def test_aal_parm_packs_as_aal_parm_t() -> None:
+    # <sys/call_ie.h> struct aal_parm { short length; ushort aal_type; union { struct aal_5 {
+    # ushort fwd_max_sdu_size, bak_max_sdu_size, mode; uchar sscs_type; } } }: 12 octets
+    from ndd.atm import AtmAal5, AtmAalParm
+    from protocols.atm.sockets.sockaddr import AalParm
+    r = AtmAalParm(AtmAal5(9188, 1500))
+    assert AtmAalParm.FORMAT.size == 12 and r.pack() == bytes.fromhex("0008" "0005" "23e4" "05dc" "0001" "00" "00")
+    assert AtmAalParm.unpack(r.pack()) == r
+    a = AalParm(9188, 1500)
+    assert a.pack() == r.pack() and a.record() == r and AalParm.of(r) == a == AalParm.unpack(r.pack())
+    assert AalParm.unpack(bytes.fromhex("0007" "0005" "ffff" "0001" "0001" "00" "00")) == AalParm(65535, 1)
+    assert AalParm(100, 100, mode=C.CM_STREAMING_MODE).check() == errno.EINVAL      # message mode only
+    assert AalParm(100, 100, sscs_type=1).check() == errno.EINVAL                    # CM_ASSURED: no SSCS here
+
+
+def test_bearer_and_qos_pack_as_bearer_t_and_qos_parm_t() -> None:
+    # struct bearer { uchar bearer_class; ushort transfer_cap; uchar clipping; uchar
+    # connection_cfg; }: 6 octets, transfer_cap at offset 2 = Q.2931 octet 5a (type << 2 | timing)
+    from protocols.atm.sockets.sockaddr import (
+        CM_CLASS_X,
+        CM_CONSTANT_BIT_RATE,
+        CM_SUSCEPTIBLE,
+        CM_VARIABLE_BIT_RATE,
+        Bearer,
+        QosParm,
+    )
+    cbr = Bearer(CM_CLASS_X, traffic_type=1, timing=1, clipping=CM_SUSCEPTIBLE)
+    assert Bearer.FORMAT.size == 6 and cbr.transfer_cap == CM_CONSTANT_BIT_RATE
+    assert cbr.pack() == bytes.fromhex("10" "00" "0005" "01" "00") and Bearer.unpack(cbr.pack()) == cbr
+    assert Bearer.unpack(bytes.fromhex("03000009" "0000")) == Bearer(3, 2, 1)
+    assert Bearer(3, 2, 1).transfer_cap == CM_VARIABLE_BIT_RATE
+    with pytest.raises(OSError):
+        Bearer.unpack(bytes.fromhex("10000100" "0000"))      # transfer_cap beyond octet 5a
+    # struct qos_parm { uchar qos_fwd; uchar qos_bak; }
+    assert QosParm.FORMAT.size == 2 and QosParm(1, 3).pack() == b"\x01\x03"
+
+
+def test_cause_packs_as_cause_t() -> None:
+    # struct cause { uchar cause; short length; uchar diag[CM_DIAG_SIZE]; }: 32 octets, no location
+    from protocols.atm.sockets.sockaddr import CM_DIAG_SIZE, AtmCause
+    c = AtmCause(2, 100, bytes((0x5F,)))              # invalid IE contents, about the B-LLI IE
+    assert AtmCause.FORMAT.size == 32 and CM_DIAG_SIZE == 28
+    assert c.pack() == bytes.fromhex("64" "00" "0001" "5f") + bytes(27)
+    assert AtmCause.unpack(c.pack()) == AtmCause(0, 100, b"\x5f")      # the location is not in cause_t
+    assert AtmCause(cause=16, diag=bytes(28)).check() == 0
+    assert AtmCause(cause=16, diag=bytes(29)).check() == errno.EINVAL
+
+
+def test_blli_packs_as_blli_t_and_maps_onto_the_ie() -> None:
+    # struct blli { short length; uchar L2_prot, L2_mode, L2_win_size, L2_info, L3_prot, L3_mode,
+    # L3_def_pkt_size, L3_pkt_win_size, L3_info, ipi; uchar snap_oui[3], snap_pid[2]; }: 17
+    # octets of fields, 18 with the padding a short's alignment needs
+    from protocols.atm.sockets.sockaddr import (
+        CM_CCITT_X25_PACKET,
+        CM_IPI_IP,
+        CM_IPI_SNAP,
+        CM_ISO_9577,
+        CM_L2_MODE_EXTENDED,
+        CM_L2_PROT_USER,
+        CM_L3_MODE_NORMAL,
+        CM_LAN_LLC_ISO_8802,
+        NOT_SPECIFIED_B,
+        Blli,
+    )
+    from protocols.atm.sockets.svc_params import blli_ie, blli_of
+    from protocols.atm.uni.ie import Blli as BlliIE
+    assert Blli.FORMAT.size == 18 and Blli().pack() == bytes(2) + bytes(3) + b"\xff" + bytes(4) + b"\xff" + bytes(7)
+    clip = Blli(CM_LAN_LLC_ISO_8802, CM_ISO_9577, bytes.fromhex("0000000800"))
+    assert clip.ipi == CM_IPI_SNAP
+    assert clip.pack() == bytes.fromhex("0012" "0c0000ff" "0b000000ff" "80" "000000" "0800" "00")
+    assert Blli.unpack(clip.pack()) == clip and Blli.unpack(bytes(18)) == Blli()
+    # HDLC ABM, extended mode, window 7; X.25 packet layer, normal mode, 128-octet packets, window 2
+    x25 = Blli(0x0B, CM_CCITT_X25_PACKET, l2_mode=CM_L2_MODE_EXTENDED, l2_win_size=7, l3_mode=CM_L3_MODE_NORMAL,
+               l3_def_pkt_size=0x07, l3_pkt_win_size=2)
+    ie = blli_ie(x25)
+    assert ie is not None and ie.contents() == bytes.fromhex("4b" "40" "87" "66" "20" "07" "82")
+    parsed = BlliIE.parse(0, ie.contents())
+    assert isinstance(parsed, BlliIE) and blli_of(parsed) == x25 and Blli.unpack(x25.pack()) == x25
+    user = Blli(CM_L2_PROT_USER, l2_info=0x42)
+    ie = blli_ie(user)
+    assert ie is not None and ie.contents() == bytes.fromhex("50" "c2")
+    assert blli_of(ie) == user
+    ip = Blli(CM_LAN_LLC_ISO_8802, CM_ISO_9577, ipi=CM_IPI_IP)                      # TR 9577 IPI for IP
+    ie = blli_ie(ip)
+    assert ie is not None and ie.contents() == bytes.fromhex("cc" "6b" "66" "80") and blli_of(ie) == ip
+    assert Blli(l2_mode=NOT_SPECIFIED_B) == Blli()           # NOT_SPECIFIED_B reads as absent
+    for bad in (Blli(l2_mode=3), Blli(l2_win_size=128), Blli(l3_def_pkt_size=16), Blli(l2_info=0x80)):
+        assert bad.check() == errno.EINVAL
+
+
+def test_transit_sel_packs_as_transit_sel_t_and_is_ie_0x78() -> None:
+    # struct transit_sel { short length; uchar type; uchar plan; uchar net_id[5]; }: 10 octets
+    from protocols.atm.sockets.sockaddr import CM_TS_NETID_PLAN, CM_TS_NETID_TYPE, TransitSel
+    from protocols.atm.uni.ie import IE_TRANSIT, TransitNetwork, parse_ie
+    t = TransitSel(CM_TS_NETID_TYPE, CM_TS_NETID_PLAN, b"0123")
+    assert TransitSel.FORMAT.size == 10 and t.pack() == bytes.fromhex("0004" "02" "01" "3031323300" "00")
+    assert TransitSel.unpack(t.pack()) == t and TransitSel.unpack(bytes(10)) == TransitSel()
+    # UNI 3.1 §5.4.5.22: ext | type (bits 7-5) | plan (bits 4-1), then IA5 characters
+    ie = TransitNetwork(t.net_type, t.plan, t.net_id)
+    assert IE_TRANSIT == 0x78 and ie.contents() == b"\xa1" + b"0123"
+    assert parse_ie(IE_TRANSIT, 0x80, ie.contents()) == TransitNetwork(2, 1, b"0123", compat=0x80)
+    assert type(parse_ie(IE_TRANSIT, 0x80, b"\x21" + b"01")).__name__ == "MalformedIE"    # ext bit 0
+
+
+def test_party_numbers_pack_as_call_pnum_t_and_call_psub_t() -> None:
+    # struct call_pnum { short length; uchar type, plan_id, pres_ind, screening; atm_addr_t number; }:
+    # 26 octets; struct call_psub { short length; uchar type; atm_addr_t subaddr; }: 24 octets
+    from protocols.atm.sockets.sockaddr import (
+        CALL_PNUM,
+        CALL_PSUB,
+        CM_E164,
+        CM_INTL_ADDR_TYPE,
+        CM_PSUB_ATM,
+        AtmAddr,
+        pack_call_psub,
+        unpack_call_psub,
+    )
+    assert CALL_PNUM.size == 26 and CALL_PSUB.size == 24
+    aesa, sub = bytes(range(1, 21)), bytes(range(21, 41))
+    a = AtmAddr(aesa, sub)
+    assert a.pack() == bytes.fromhex("0014" "00" "02" "0000") + aesa + bytes.fromhex("0014" "00" "02" "0000") + sub
+    assert AtmAddr.unpack(a.pack()) == a and AtmAddr.unpack(a.pack()[:26]) == AtmAddr(aesa)
+    e164 = AtmAddr(b"4930123456", plan=CM_E164)
+    assert e164.pack()[:6] == bytes((0, 10, CM_INTL_ADDR_TYPE, CM_E164, 0, 0)) and AtmAddr.unpack(e164.pack()) == e164
+    assert pack_call_psub(sub) == bytes.fromhex("0014" "01") + sub + b"\0"
+    assert unpack_call_psub(pack_call_psub(sub)) == (sub, CM_PSUB_ATM)
+    assert AtmAddr(b"12x", plan=CM_E164).check() == errno.EINVAL and AtmAddr(aesa[:19]).check() == errno.EINVAL
+    with pytest.raises(OSError):
+        AtmAddr.unpack(bytes.fromhex("0015") + bytes(50))     # a number longer than atm_addr_t
+
+
+def test_connect_ie_packs_as_connect_ie_t() -> None:
+    # struct connect_ie: aal_parm_t, traffic_des_t, bearer_t, bhli_t, blli_t[CM_MAX_BLLI],
+    # call_pnum_t + call_psub_t (called), the same (calling), qos_parm_t, bb_sending_comp_t,
+    # transit_sel_t: 260 octets with each member at its natural alignment
+    from protocols.atm.sockets.sockaddr import AalParm, AtmAddr, Blli, ConnectIe, QosParm, TransitSel
+    ie = ConnectIe(AalParm(9188, 9188), blli=(Blli(12, 11, bytes.fromhex("0000000800")),),
+                   called=AtmAddr(bytes(range(20)), bytes(range(20, 40))), qos=QosParm(1, 1),
+                   transit=TransitSel(net_id=b"012"))
+    raw = ie.pack()
+    assert len(raw) == ConnectIe.SIZE == 260 and ConnectIe.unpack(raw) == ie
+    assert raw[0:12] == AalParm(9188, 9188).pack() and raw[90:92] == b"\x00\x12"       # blli[0] at 90
+    assert raw[108:110] == b"\x00\x00" and raw[144:146] == b"\x00\x14" and raw[170:173] == b"\x00\x14\x01"
+    assert raw[244:246] == b"\x01\x01" and raw[246:250] == bytes(4) and raw[250:254] == b"\x00\x03\x02\x01"
+
+
+def test_sockaddr_ndd_atm_byte_form() -> None:
+    # <sys/atmsock.h> struct sockaddr_ndd_atm { u_char sndd_atm_len, sndd_atm_family,
+    # sndd_atm_vc_type; char sndd_atm_nddname[16]; union { struct { call_pnum_t sndd_atm_addr,
+    # sndd_atm_sub_addr; } atm_addr; atm_conn_id_t conn_id; } atm_id; }: the union at offset 20, 72 octets
+    from protocols.atm.sockets.sockaddr import CONN_PVC, SOCKADDR_NDD_ATM, SockaddrNddAtm, parse_sockaddr_atm
+    assert SOCKADDR_NDD_ATM.size == 72
+    pvc = SockaddrNddAtm.pvc("atm0", 1, 100)
+    raw = pvc.pack()
+    assert raw[:3] == bytes((72, 23, CONN_PVC)) and raw[3:19] == b"atm0" + bytes(12) and raw[19] == 0
+    assert raw[20:24] == bytes.fromhex("0001" "0064") and raw[24:] == bytes(48)
+    assert SockaddrNddAtm.unpack(raw) == pvc and parse_sockaddr_atm(raw) == pvc
+    aesa, sub = bytes(range(1, 21)), bytes(range(21, 41))
+    svc = SockaddrNddAtm.svc("atm1", aesa, sub)
+    raw = svc.pack()
+    assert raw[20:26] == bytes.fromhex("0014" "00" "02" "0000") and raw[26:46] == aesa
+    assert raw[46:52] == bytes.fromhex("0014" "00" "02" "0000") and raw[52:72] == sub
+    no_sub = SockaddrNddAtm.svc("atm1", aesa)
+    assert parse_sockaddr_atm(bytearray(raw)) == svc and SockaddrNddAtm.unpack(no_sub.pack()) == no_sub
+    with pytest.raises(ValueError):
+        parse_sockaddr_atm(raw[:71])
+    with pytest.raises(OSError, match=f"^\\[Errno {errno.EAFNOSUPPORT}\\]"):
+        parse_sockaddr_atm(raw[:1] + b"\x02" + raw[2:])                   # AF_INET
+    with pytest.raises(ValueError):
+        parse_sockaddr_atm(raw[:20] + bytes.fromhex("0013") + raw[22:])     # a 19-octet AESA
+
+
+def test_traffic_des_packs_as_traffic_des_t() -> None:
+    # <sys/call_ie.h> struct traffic_des: 15 ints (fwd/bak peak, sustainable at _hp and _lp in
+    # Kbit/s, bursts in bytes, best_effort, tagging_bak, tagging_fwd): 60 octets, big-endian
+    from ndd.atm import AtmTrafficDes
+    from protocols.atm.sockets.sockaddr import TrafficDes
+    assert TrafficDes is AtmTrafficDes and AtmTrafficDes.FORMAT.size == 60
+    t = AtmTrafficDes(42400, 21200, fwd_sus_rate_hp=10000, fwd_bur_size_hp=4800, best_effort=0, tagging_fwd=1)
+    raw = t.pack()
+    assert raw[:8] == bytes.fromhex("0000a5a0" "000052d0") and raw[8:16] == b"\xff" * 8
+    assert raw[16:20] == (10000).to_bytes(4, "big") and raw[32:36] == (4800).to_bytes(4, "big")
+    assert raw[48:] == bytes.fromhex("00000000" "00000000" "00000001")
+    assert AtmTrafficDes.unpack(raw) == t and AtmTrafficDes.unpack(AtmTrafficDes().pack()) == AtmTrafficDes()
+    assert AtmTrafficDes(fwd_peakrate_hp=-1).pack()[:4] == b"\xff" * 4          # a C int -1 is NOT_SPECIFIED_L
+    assert t.check() == 0 and AtmTrafficDes(C.CM_MAX_DATA_RATE + 1).check() == errno.EINVAL
+    assert AtmTrafficDes(fwd_bur_size_lp=C.CM_MAX_BUR_SIZE + 1).check() == errno.EINVAL
+    assert AtmTrafficDes(tagging_bak=2).check() == errno.EINVAL
+    assert t.reversed() == AtmTrafficDes(21200, 42400, bak_sus_rate_hp=10000, bak_bur_size_hp=4800, tagging_bak=1)
+
+
+def test_traffic_des_maps_onto_the_traffic_descriptor_ie() -> None:
+    # Kbit/s -> cells/s rounded up (424 bits a cell), octets -> 48-octet cells rounded up;
+    # _hp -> CLP=0+1, _lp -> CLP=0; tagging -> management options bits 1 (fwd) / 2 (bwd)
+    from ndd.atm import AtmTrafficDes
+    from protocols.atm.sockets.svc_params import traffic_ie, traffic_of
+    t = AtmTrafficDes(42400, 21200, fwd_peakrate_lp=10000, bak_peakrate_lp=5000, fwd_sus_rate_hp=300,
+                      bak_sus_rate_lp=1, fwd_bur_size_hp=4800, bak_bur_size_lp=49, tagging_bak=1)
+    ie = traffic_ie(t)
+    assert (ie.fwd_pcr_01, ie.bwd_pcr_01, ie.fwd_pcr_0, ie.bwd_pcr_0) == (100000, 50000, 23585, 11793)
+    assert (ie.fwd_scr_01, ie.bwd_scr_0, ie.fwd_mbs_01, ie.bwd_mbs_0) == (708, 3, 100, 2)
+    assert ie.bwd_scr_01 is None and ie.fwd_mbs_0 is None and not ie.best_effort and ie.mgmt_options == 0x02
+    back = traffic_of(ie)
+    assert back == AtmTrafficDes(42400, 21200, fwd_peakrate_lp=10000, bak_peakrate_lp=5000, fwd_sus_rate_hp=300,
+                                 bak_sus_rate_lp=1, fwd_bur_size_hp=4800, bak_bur_size_lp=96, tagging_bak=1)
+    one_way = traffic_ie(AtmTrafficDes(fwd_peakrate_hp=424))     # no backward peak: best effort
+    assert (one_way.fwd_pcr_01, one_way.bwd_pcr_01) == (1000, None)
+    assert one_way.best_effort and one_way.mgmt_options is None
+    assert traffic_of(one_way) == AtmTrafficDes(fwd_peakrate_hp=424, best_effort=1)
 
 
 def test_status_codes_are_distinct_bits() -> None:

@@ -88,6 +88,7 @@ from protocols.atm.uni.q2931 import (
     QosParameter,
     RestartIndicator,
     TrafficDescriptor,
+    TransitNetwork,
     UnknownIE,
     ie_error_cause,
     iter_ies,
@@ -120,7 +121,7 @@ def test_message_types_and_causes() -> None:
             CAUSE_RECOVERY_ON_TIMER_EXPIRY, CAUSE_PROTOCOL_ERROR] == \
         [1, 3, 16, 17, 18, 21, 27, 31, 41, 47, 88, 96, 99, 100, 102, 111]
     assert sorted(IE_CLASSES) == [0x08, 0x14, 0x58, 0x59, 0x5A, 0x5C, 0x5D, 0x5E, 0x5F,
-                                  0x6C, 0x6D, 0x70, 0x71, 0x79]
+                                  0x6C, 0x6D, 0x70, 0x71, 0x78, 0x79]
 
 
 # --- cause -> errno (causes.py, linux-atm's mapping) ---------------------------------------
@@ -427,6 +428,8 @@ ie_strategies: dict[int, st.SearchStrategy] = {
                     st.integers(0, 1), compat=compats),
     0x6D: st.builds(CallingSubaddress, st.binary(min_size=1, max_size=20), st.integers(0, 7),
                     st.integers(0, 1), compat=compats),
+    0x78: st.builds(TransitNetwork, st.integers(0, 7), st.integers(0, 15),
+                    st.binary(min_size=1, max_size=5).map(lambda b: bytes(c & 0x7F for c in b)), compat=compats),
 }
 unknown_ies = st.builds(UnknownIE, u8.filter(lambda i: i not in IE_CLASSES), st.binary(max_size=30),
                         compat=compats)

@@ -53,7 +53,7 @@ are released, exit 128 + the signal's number (130, 143, 129).  No signalling lin
 EPILOG_CALL = """examples:
   tunstack atm svc-call --switch 127.0.0.1:7102 47000580ffe1000000f21a00010020481a000101 -n 5
   tunstack atm svc-call --switch 127.0.0.1:7102 47000580ffe1000000f21a00010020481a0001 \\
-      --selector 1 -n 100 --size 9180 --interval 0 --max-sdu 9180 --pcr 100000
+      --selector 1 -n 100 --size 9180 --interval 0 --max-sdu 9180 --peak-kbps 42400
 
 Places one call (SETUP with the AAL parameters, traffic descriptor, bearer capability,
 QoS and --calling number), prints `connected: ...` once CONNECT arrives, then sends -n
@@ -110,8 +110,9 @@ def add_svc_parsers(asub: Any) -> None:
                            "beyond Q.2931's own timers (default 5)")
     call.add_argument("--calling", metavar="AESA", help="our calling party number (default: none)")
     call.add_argument("--max-sdu", type=int, metavar="N", help="AAL5 max SDU both ways (default: the adapter's 9180)")
-    call.add_argument("--pcr", type=int, default=0, metavar="CELLS",
-                      help="peak cell rate both ways, cells/s (default 0: best effort, line rate)")
+    call.add_argument("--peak-kbps", type=int, default=0, metavar="KBITS",
+                      help="peak rate both ways, Kbit/s as AIX's traffic_des_t (424 bits a cell; "
+                           "default 0: best effort, line rate)")
     call.set_defaults(atm_parser=call)
 
 
@@ -162,8 +163,8 @@ def check_svc_options(args: argparse.Namespace) -> None:
         p.error(f"--max-sdu must be within 1..{AAL5_MAX_SDU}")
     if not 1 <= args.size <= (args.max_sdu or DEFAULT_MTU):
         p.error(f"--size must be within 1..{args.max_sdu or DEFAULT_MTU} (the max SDU)")
-    if args.pcr < 0 or args.interval < 0 or args.timeout <= 0:
-        p.error("--pcr and --interval must be >= 0, --timeout > 0")
+    if args.peak_kbps < 0 or args.interval < 0 or args.timeout <= 0:
+        p.error("--peak-kbps and --interval must be >= 0, --timeout > 0")
 
 
 # --- the adapter and its signalling ------------------------------------------------------------
@@ -314,8 +315,8 @@ async def _call(host: _Host, args: argparse.Namespace) -> int:
     with host.socket() as sock:
         if args.max_sdu:
             sock.setsockopt(SOL_NDD_ATM, SO_ATM_AAL_PARM, AalParm(args.max_sdu, args.max_sdu))
-        if args.pcr:
-            sock.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(args.pcr, args.pcr))
+        if args.peak_kbps:
+            sock.setsockopt(SOL_NDD_ATM, SO_ATM_TRAFFIC_DES, TrafficDes(args.peak_kbps, args.peak_kbps))
         if args.calling_aesa:
             sock.setsockopt(SOL_NDD_ATM, SO_ATM_CALLING, AtmAddr(args.calling_aesa))
         await host.wait_link(args.timeout)

@@ -21,7 +21,7 @@ from ndd.demux import NS_PROTO, NsFilter, NsUser
 from protocols.atm.uni.causes import CAUSE_CALL_REJECTED, CAUSE_NORMAL_CLEARING
 from protocols.sockopt import BUF_DEFAULT
 
-from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Bhli, Blli, QosParm, SockaddrNddAtm, TrafficDes
+from .sockaddr import AalParm, AtmAddr, AtmCause, Bearer, Bhli, Blli, QosParm, SockaddrNddAtm, TrafficDes, TransitSel
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
@@ -66,7 +66,9 @@ class AtmPcb:
         self.aal: AalParm | None = None            # None: the adapter's MTU both ways
         self.traffic = TrafficDes()
         self.blli = Blli()
+        self.blli_alt: tuple[Blli, ...] = ()       # a caller's 2nd and 3rd B-LLI choices (SETUP only)
         self.bhli = Bhli()
+        self.transit = TransitSel()                # SO_ATM_TRANSIT_SEL
         self.bearer = Bearer()
         self.qos = QosParm()
         self.max_sdu = (0, 0)                      # (fwd, bwd) fixed when the VC opens
@@ -91,6 +93,7 @@ class AtmPcb:
         self.endpoint: Any = None                  # the UniEndpoint of `call`
         self.cause = AtmCause()                    # SO_ATM_CAUSE: why the last call ended
         self.release_cause: int | None = None      # SO_ATM_CAUSE as set: what our own release sends
+        self.release_diag = b""                    # ... and its diagnostics
         self.max_pend = 0                          # SO_ATM_MAX_PEND (0: no limit of its own)
         self.backlog = 0                           # listen(backlog)
         self.pending: deque[AtmPcb] = deque()      # a listener's incoming calls, in order
@@ -143,14 +146,15 @@ def errno_of(exc: OSError) -> int:
     return exc.errno or errno.EIO
 
 
-def open_vc(ns: NetServices, pcb: AtmPcb, vpi: int, vci: int, aal: AalParm, pcr: int) -> int:
+def open_vc(ns: NetServices, pcb: AtmPcb, vpi: int, vci: int, aal: AalParm, pcr: float) -> int:
     """Open VC vpi/vci on the socket's adapter and claim it for the socket: 0 or an errno
     (EADDRINUSE: open already, or claimed by another user such as CLIP).  A rate-enforced VC
-    (`pcr`, a forward peak rate) holds at most SO_ATM_MAX_PEND of the socket's SDUs in the
+    (`pcr`, a forward peak rate in cells/s: SO_ATM_TRAFFIC_DES's `pcr()`) holds at most
+    SO_ATM_MAX_PEND of the socket's SDUs in the
     adapter; an unshaped one drains at the line rate and only the adapter's queue bounds it."""
     ndd = pcb.ndd
     # the adapter keeps one max SDU per VC: the larger; each direction is held to its own here
-    params = VcParams(vpi, vci, max_sdu=max(aal.fwd_max_sdu, aal.bwd_max_sdu), pcr=float(pcr),
+    params = VcParams(vpi, vci, max_sdu=max(aal.fwd_max_sdu, aal.bwd_max_sdu), pcr=pcr,
                       max_txq=pcb.max_pend if pcr else 0)
     try:
         ndd.ndd_ctl(C.NDD_ATM_OPEN_VC, params)

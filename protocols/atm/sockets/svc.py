@@ -65,7 +65,7 @@ from protocols.atm.uni.causes import (
 from protocols.atm.uni.endpoint import UniEndpoint
 
 from .pcb import AtmPcb, St, close_vc, errno_of, free_adapter, open_vc
-from .sockaddr import AalParm, AtmAddr, AtmCause, Blli, SockaddrNddAtm
+from .sockaddr import CM_DIAG_SIZE, AalParm, AtmAddr, AtmCause, Blli, SockaddrNddAtm
 from .svc_params import CallParams, connect_ies, connect_params, setup_bllis, setup_ies, setup_params
 
 if TYPE_CHECKING:
@@ -209,9 +209,11 @@ class SvcManager:
             return errno_of(exc)
         calling = pcb.calling
         if calling is None:
-            calling = AtmAddr(pcb.local.atm_address, pcb.local.subaddress) if pcb.local else AtmAddr()
+            local = pcb.local
+            calling = AtmAddr(local.atm_address, local.subaddress, local.plan) if local else AtmAddr()
         params = CallParams(pcb.aal_parm(), pcb.traffic, pcb.bearer, pcb.qos, pcb.blli,
-                            AtmAddr(addr.atm_address, addr.subaddress), calling, pcb.bhli)
+                            AtmAddr(addr.atm_address, addr.subaddress, addr.plan), calling, pcb.bhli,
+                            pcb.blli_alt if pcb.blli.present else (), pcb.transit)
         try:
             call = ep.setup(setup_ies(params), context=pcb)
         except OSError as exc:          # ENOBUFS: no call reference free
@@ -283,7 +285,7 @@ class SvcManager:
             return 0
         vc = pcb.vc
         close_vc(self.ns, pcb)
-        return open_vc(self.ns, pcb, *vc, aal, pcb.traffic.fwd_pcr)
+        return open_vc(self.ns, pcb, *vc, aal, pcb.traffic.pcr())
 
     def release(self, pcb: AtmPcb) -> None:
         """Our side ends the socket's call (close, disconnect, an abandoned connect) with
@@ -296,7 +298,8 @@ class SvcManager:
         call, pcb.call = pcb.call, None
         if call is not None:
             call.context = None          # later events of this call are no one's business
-            pcb.endpoint.release(call, pcb.own_release_cause())
+            diag = pcb.release_diag if pcb.release_cause is not None else b""
+            pcb.endpoint.release(call, pcb.own_release_cause(), diag)
         close_vc(self.ns, pcb)
         pcb.state = St.IDLE
 
@@ -353,7 +356,7 @@ class SvcManager:
         if pcb.vc is None and call.vc is not None:
             params = pcb.params
             assert params is not None
-            err = open_vc(self.ns, pcb, *call.vc, params.aal, params.traffic.fwd_pcr)
+            err = open_vc(self.ns, pcb, *call.vc, params.aal, params.traffic.pcr())
             if err:
                 # the VC the network gave is ours to refuse only by clearing the call
                 self.stats.refused_vc += 1
@@ -369,6 +372,7 @@ class SvcManager:
             params = pcb.params
             assert params is not None
             answered = connect_params(ev.msg, params)     # the called user's AAL sizes and B-LLI
+            pcb.blli_alt = ()                              # the call holds one B-LLI now
             if answered is not params:
                 pcb.params, pcb.aal, pcb.blli = answered, answered.aal, answered.blli
                 err = self._fit_vc(pcb, answered.aal)
@@ -388,7 +392,7 @@ class SvcManager:
         assert call is not None
         call.context = None
         pcb.call = None
-        pcb.cause = AtmCause(call.location or 0, ev.cause or 0)
+        pcb.cause = AtmCause(call.location or 0, ev.cause or 0, call.diagnostics[:CM_DIAG_SIZE])
         close_vc(self.ns, pcb)
         if pcb.state in (St.PENDING, St.ACCEPTING) and pcb.listener is not None:
             listener = pcb.listener         # still queued: it leaves the queue unseen
@@ -441,7 +445,7 @@ class SvcManager:
         child.bearer, child.qos, child.blli, child.bhli = mine.bearer, mine.qos, mine.blli, mine.bhli
         child.rcvbuf, child.sndbuf, child.max_pend = listener.rcvbuf, listener.sndbuf, listener.max_pend
         child.blli_choices = len(offered)
-        err = open_vc(self.ns, child, *call.vc, mine.aal, mine.traffic.fwd_pcr)
+        err = open_vc(self.ns, child, *call.vc, mine.aal, mine.traffic.pcr())
         if err:
             self.stats.refused_vc += 1
             free_adapter(self.ns, child)

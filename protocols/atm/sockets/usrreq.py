@@ -102,18 +102,23 @@ from .sockaddr import (
     SO_ATM_CALLING,
     SO_ATM_CAUSE,
     SO_ATM_MAX_PEND,
+    SO_ATM_PARAM,
     SO_ATM_QOS_PARM,
     SO_ATM_TRAFFIC_DES,
+    SO_ATM_TRANSIT_SEL,
     AalParm,
     AtmAddr,
     AtmCause,
     Bearer,
     Bhli,
     Blli,
+    ConnectIe,
     QosParm,
     SockaddrNddAtm,
     TrafficDes,
+    TransitSel,
     check_pvc,
+    coerce,
 )
 from .svc import SvcManager
 
@@ -126,9 +131,9 @@ SOL_NDD_ATM = NDD_PROT_ATM   # option level: the protocol number (BSD rule; see 
 ATM_BACKLOG_DEFAULT = 32     # Linux <linux/atmdev.h>: listen(fd, 0) still takes calls
 _CALL_OPTIONS: dict[int, Any] = {SO_ATM_AAL_PARM: AalParm, SO_ATM_TRAFFIC_DES: TrafficDes, SO_ATM_BLLI: Blli,
                                   SO_ATM_BEARER: Bearer, SO_ATM_QOS_PARM: QosParm, SO_ATM_CALLING: AtmAddr,
-                                  SO_ATM_BHLI: Bhli}
+                                  SO_ATM_BHLI: Bhli, SO_ATM_TRANSIT_SEL: TransitSel}
 _FIELD = {SO_ATM_AAL_PARM: "aal", SO_ATM_TRAFFIC_DES: "traffic", SO_ATM_BLLI: "blli", SO_ATM_BEARER: "bearer",
-          SO_ATM_QOS_PARM: "qos", SO_ATM_CALLING: "calling", SO_ATM_BHLI: "bhli"}
+          SO_ATM_QOS_PARM: "qos", SO_ATM_CALLING: "calling", SO_ATM_BHLI: "bhli", SO_ATM_TRANSIT_SEL: "transit"}
 # what an accepted call may still change before SO_ATM_ACCEPT (<sys/call_ie.h> indaccept_ie_t)
 _ACCEPT_OPTIONS = (SO_ATM_AAL_PARM, SO_ATM_BLLI)
 MAX_PEND_MAX = 0xFF          # SO_ATM_MAX_PEND is a u_char (<sys/atmsock.h> atm_pcb.max_pend)
@@ -243,7 +248,7 @@ class AtmUserRequests:
             return errno.EINVAL
         if addr.vc_type == CONN_SVC:
             return self.svc.connect(pcb, addr)
-        err = open_vc(self.ns, pcb, addr.vpi, addr.vci, pcb.aal_parm(), pcb.traffic.fwd_pcr)
+        err = open_vc(self.ns, pcb, addr.vpi, addr.vci, pcb.aal_parm(), pcb.traffic.pcr())
         if not err:
             pcb.peer = SockaddrNddAtm.pvc(addr.nddname, addr.vpi, addr.vci)
             pcb.state = St.CONNECTED
@@ -388,15 +393,27 @@ class AtmUserRequests:
             return 0
         if name == SO_ATM_ACCEPT:
             return self.svc.confirm(pcb)     # the value is not looked at
+        if name == SO_ATM_PARAM:
+            return self._set_param(pcb, value, now)
         cls = AtmCause if name == SO_ATM_CAUSE else _CALL_OPTIONS.get(name)
         if cls is None:
             return errno.ENOPROTOOPT     # SO_ATM_CALLED is read-only, as SO_ERROR; the rest not served
-        v = cls.coerce(value)            # TypeError / OSError(EINVAL) for a wrong shape
+        v: Any
+        alt: tuple[Blli, ...] = ()
+        if name == SO_ATM_BLLI:          # up to CM_MAX_BLLI choices (blli_t each)
+            choices = Blli.coerce_choices(value)
+            v, alt = choices[0], choices[1:]
+            if any(b.check() for b in choices) or any(not b.present for b in alt):
+                return errno.EINVAL
+            if alt and pcb.state in _IN_CALL:
+                return errno.EINVAL      # an answer (indaccept_ie_t) holds one
+        else:
+            v = cls.coerce(value) if cls is AtmAddr else coerce(cls, value)   # TypeError / EINVAL: wrong shape
         err = v.check()
         if err:
             return err
         if name == SO_ATM_CAUSE:
-            pcb.release_cause = v.cause
+            pcb.release_cause, pcb.release_diag = v.cause, v.diag
             return 0
         if pcb.state in _IN_CALL:
             if not (name in _ACCEPT_OPTIONS and self._unconfirmed(pcb)):
@@ -406,7 +423,39 @@ class AtmUserRequests:
             if err:
                 return err
         setattr(pcb, _FIELD[name], v)
+        if name == SO_ATM_BLLI:
+            pcb.blli_alt = alt
         return 0
+
+    def _set_param(self, pcb: AtmPcb, value: Any, now: float) -> int:
+        """SO_ATM_PARAM: connect_ie_t's parameters, each as its own option would take it (all
+        checked before any is set); the called party is connect's address, not this."""
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            value = ConnectIe.unpack(bytes(value))
+        if not isinstance(value, ConnectIe):
+            raise TypeError(f"a bytes-like object or ConnectIe is required, not '{type(value).__name__}'")
+        if pcb.state in _IN_CALL:
+            return errno.EISCONN
+        opts: list[tuple[int, Any]] = [(SO_ATM_AAL_PARM, value.aal), (SO_ATM_TRAFFIC_DES, value.traffic),
+                                       (SO_ATM_BEARER, value.bearer), (SO_ATM_BHLI, value.bhli),
+                                       (SO_ATM_QOS_PARM, value.qos), (SO_ATM_TRANSIT_SEL, value.transit)]
+        if value.blli:
+            opts.append((SO_ATM_BLLI, value.blli))
+        if value.calling.address:
+            opts.append((SO_ATM_CALLING, value.calling))
+        if any(v.check() for n, v in opts if n != SO_ATM_BLLI) or any(b.check() for b in value.blli):
+            return errno.EINVAL
+        for name, v in opts:
+            err = self.setsockopt(pcb, SOL_NDD_ATM, name, v, now)
+            if err:
+                return err
+        return 0
+
+    def _param(self, pcb: AtmPcb) -> ConnectIe:
+        blli = self._getopt(pcb, SO_ATM_BLLI)
+        return ConnectIe(self._getopt(pcb, SO_ATM_AAL_PARM), pcb.traffic, pcb.bearer, pcb.bhli,
+                         ((blli, *pcb.blli_alt) if blli.present else ()), self._getopt(pcb, SO_ATM_CALLED),
+                         self._getopt(pcb, SO_ATM_CALLING), pcb.qos, pcb.transit)
 
     @staticmethod
     def _unconfirmed(pcb: AtmPcb) -> bool:
@@ -427,11 +476,13 @@ class AtmUserRequests:
             if pcb.params is not None:
                 return pcb.params.calling
             local = pcb.local
-            return pcb.calling or (AtmAddr(local.atm_address, local.subaddress) if local else AtmAddr())
+            return pcb.calling or (AtmAddr(local.atm_address, local.subaddress, local.plan) if local else AtmAddr())
         if optname == SO_ATM_CALLED:
             return pcb.params.called if pcb.params is not None else AtmAddr()
         if optname == SO_ATM_MAX_PEND:
             return pcb.max_pend
+        if optname == SO_ATM_PARAM:
+            return self._param(pcb)
         if optname == SO_ATM_CAUSE:
             return pcb.cause
         name = _FIELD.get(optname)

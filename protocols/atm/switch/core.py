@@ -60,6 +60,7 @@ from protocols.atm.uni.causes import (
     CAUSE_DESTINATION_OUT_OF_ORDER,
     CAUSE_INVALID_NUMBER_FORMAT,
     CAUSE_NO_ROUTE_TO_DESTINATION,
+    CAUSE_NO_ROUTE_TRANSIT_NET,
     CAUSE_NO_VPCI_VCI_AVAILABLE,
     CAUSE_NORMAL_UNSPECIFIED,
     CAUSE_RESOURCE_UNAVAILABLE,
@@ -71,11 +72,13 @@ from protocols.atm.uni.q2931 import (
     IE_CALLED,
     IE_CALLING,
     IE_CONN_ID,
+    IE_TRANSIT,
     AnyIE,
     CalledNumber,
     CallingNumber,
     ConnectionId,
     Q2931Message,
+    TransitNetwork,
 )
 
 from .routes import (
@@ -209,6 +212,10 @@ class SwitchCore:
         self.connections: dict[int, Connection] = {}
         self.stats = SwitchStats()
         self.refused_by_cause: dict[int, int] = {}    # cause given to callers of refused calls
+        # transit network selection (UNI 3.1 §5.4.5.22): the carrier codes this network can hand
+        # a call to.  It is one network, so a selected one it knows is honoured by routing as
+        # usual; any other is refused with cause 2.  (tunstack's model of the transit networks.)
+        self.transit_networks: set[bytes] = set()
         self._next_id = 1
 
     # --- configuration ------------------------------------------------------------------
@@ -353,6 +360,10 @@ class SwitchCore:
             self._refuse(port, call, CAUSE_INVALID_NUMBER_FORMAT, "?")
             return
         number = address_key(called.plan, called.address)
+        transit = msg.get(IE_TRANSIT)
+        if isinstance(transit, TransitNetwork) and transit.net_id not in self.transit_networks:
+            self._refuse(port, call, CAUSE_NO_ROUTE_TRANSIT_NET, number)
+            return
         dest, cause = self.resolve(number)
         if dest is None:
             self._refuse(port, call, cause, number)
@@ -372,7 +383,7 @@ class SwitchCore:
         call.context = calling
         self.connections[conn.id] = conn
         port.sig.proceeding(call, calling.conn_id)
-        ies = [ie for ie in msg.ies if ie.id != IE_CONN_ID]
+        ies = [ie for ie in msg.ies if ie.id not in (IE_CONN_ID, IE_TRANSIT)]   # the network's own
         try:
             called_leg.call = dest.sig.setup(ies, conn_id=called_leg.conn_id, context=called_leg)
         except OSError:                       # no call reference free on the far port
@@ -433,9 +444,10 @@ class SwitchCore:
             self.xc.pop(b, None)
             self.disconnect(a, b)
 
-    def _clear_leg(self, conn: Connection, leg: Leg, cause: int, location: int | None = None) -> None:
+    def _clear_leg(self, conn: Connection, leg: Leg, cause: int, location: int | None = None,
+                   diagnostics: bytes = b"") -> None:
         """Release one leg (the switch's own decision or the other leg's clearing: then
-        with the location the cause came from)."""
+        with the location the cause came from and its diagnostics)."""
         if conn.cause is None:
             conn.cause = cause
             if conn.phase is Phase.SETUP:
@@ -448,7 +460,7 @@ class SwitchCore:
         conn.phase = Phase.CLEARING
         if self._live(leg):
             assert leg.call is not None
-            leg.port.sig.release(leg.call, cause, location=location)
+            leg.port.sig.release(leg.call, cause, diagnostics, location=location)
 
     def _leg_ended(self, leg: Leg, kind: CallEv, cause: int | None) -> None:
         if leg.ended:
@@ -466,8 +478,10 @@ class SwitchCore:
         other = conn.other(leg)
         if kind == CallEv.RELEASE_IND and not other.ended:
             # a cause from the user keeps its location; a timer's is the switch's own
-            loc = call.location if call is not None and call.why is Why.PEER else None
-            self._clear_leg(conn, other, cause if cause is not None else CAUSE_NORMAL_UNSPECIFIED, loc)
+            peer = call is not None and call.why is Why.PEER
+            loc = call.location if call is not None and peer else None
+            diag = call.diagnostics if call is not None and peer else b""
+            self._clear_leg(conn, other, cause if cause is not None else CAUSE_NORMAL_UNSPECIFIED, loc, diag)
         if conn.calling.ended and conn.called.ended and self.connections.pop(conn.id, None) is not None:
             if conn.answered:
                 self.stats.calls_cleared += 1

@@ -128,6 +128,7 @@ class Call:
     conn_id: ConnectionId | None = None     # the VC (network-assigned)
     cause: int | None = None                # clearing cause, once known
     location: int | None = None
+    diagnostics: bytes = b""                # the clearing cause's diagnostics, as sent or received
     why: Why | None = None
     answered: bool = False                  # our side has answered the SETUP (not U6/N1 raw)
     done: bool = False                      # terminal event already given to the user

@@ -378,6 +378,7 @@ class Uni:
             return
         loc = self.location if location is None else location
         call.cause, call.location, call.why = cause, loc, call.why or Why.LOCAL
+        call.diagnostics = diagnostics
         ie = Cause(cause, loc, diagnostics)
         if not call.answered and not call.ours:
             self._send(call, RELEASE_COMPLETE, [ie])
@@ -767,12 +768,13 @@ class Uni:
         if call.state == CS_RELEASE_REQUEST:
             # §5.4.5 clear collision: both sent RELEASE; no RELEASE COMPLETE is sent.
             if call.cause is None:
-                call.cause, call.location = peer.cause, peer.location
+                call.cause, call.location, call.diagnostics = peer.cause, peer.location, peer.diagnostics
             self._finish(call, CallEv.RELEASE_CONF, msg)
             return
         call.state = CS_RELEASE_INDICATION
         call.timers.clear()
         call.cause, call.location, call.why = peer.cause, peer.location, Why.PEER
+        call.diagnostics = peer.diagnostics
         self._send(call, RELEASE_COMPLETE, call.reply_ies)   # 96/100 for a faulty RELEASE
         self._finish(call, CallEv.RELEASE_IND, msg)
 
@@ -781,6 +783,7 @@ class Uni:
         mine = call.state == CS_RELEASE_REQUEST and call.why is Why.LOCAL
         if isinstance(peer, Cause) and not mine and call.cause is None:
             call.cause, call.location, call.why = peer.cause, peer.location, Why.PEER
+            call.diagnostics = peer.diagnostics
         elif call.cause is None:
             call.cause, call.why = CAUSE_NORMAL_UNSPECIFIED, Why.PEER
         self._finish(call, CallEv.RELEASE_CONF if mine else CallEv.RELEASE_IND, msg)

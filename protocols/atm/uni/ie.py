@@ -38,6 +38,7 @@ IE_CALLING = 0x6C
 IE_CALLING_SUB = 0x6D
 IE_CALLED = 0x70
 IE_CALLED_SUB = 0x71
+IE_TRANSIT = 0x78            # transit network selection
 IE_RESTART = 0x79
 
 # --- compatibility instruction octet (Q.2931 §4.5.1, octet 2) ---------------------------
@@ -680,15 +681,45 @@ class CallingSubaddress(_Subaddress):
     ie_id: ClassVar[int] = IE_CALLING_SUB
 
 
+# --- transit network selection --------------------------------------------------------
+TNS_NATIONAL = 0x2           # type of network identification: national network identification
+TNS_CARRIER_CODE = 0x1       # network identification plan: carrier identification code
+
+
+@dataclass(slots=True)
+class TransitNetwork(IE):
+    """Transit network selection (UNI 3.1 §5.4.5.22): ext|type (3 bits)|plan (4 bits), then
+    the network identification in IA5 characters (UNI 3.1: the carrier identification
+    code, 3 or 4 digits)."""
+    ie_id: ClassVar[int] = IE_TRANSIT
+    net_type: int = TNS_NATIONAL
+    plan: int = TNS_CARRIER_CODE
+    net_id: bytes = b""
+
+    @classmethod
+    def parse(cls, compat: int, c: bytes) -> TransitNetwork | str:
+        if len(c) < 2:
+            return "ie_too_short"
+        if not c[0] & 0x80:
+            return "bad_ext"
+        if any(b & 0x80 for b in c[1:]):
+            return "bad_ia5"
+        return cls((c[0] >> 4) & 0x7, c[0] & 0x0F, bytes(c[1:]), compat=compat)
+
+    def contents(self) -> bytes:
+        return bytes((0x80 | (self.net_type & 0x7) << 4 | (self.plan & 0x0F),)) + self.net_id
+
+
 # --- registry -----------------------------------------------------------------------
 KnownIE = (Cause | CallState | RestartIndicator | AalParameters | TrafficDescriptor | ConnectionId | QosParameter
-           | BearerCapability | Bhli | Blli | CalledNumber | CallingNumber | CalledSubaddress | CallingSubaddress)
+           | BearerCapability | Bhli | Blli | CalledNumber | CallingNumber | CalledSubaddress | CallingSubaddress
+           | TransitNetwork)
 AnyIE = KnownIE | UnknownIE | MalformedIE
 
 IE_CLASSES: dict[int, Any] = {cls.ie_id: cls for cls in (
     Cause, CallState, RestartIndicator, AalParameters, TrafficDescriptor, ConnectionId,
     QosParameter, BearerCapability, Bhli, Blli, CalledNumber, CallingNumber,
-    CalledSubaddress, CallingSubaddress)}
+    CalledSubaddress, CallingSubaddress, TransitNetwork)}
 
 _PARSERS: dict[int, Callable[[int, bytes], object]] = {i: c.parse for i, c in IE_CLASSES.items()}
 
