@@ -209,6 +209,8 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
     rto_time = conn.total_rto_time + (now - conn.rto_stamp if conn.rto_stamp is not None else 0.0)
     ecn = conn.ecn
     rate = conn.rack.rate                   # Linux tcp_rate.c's kept sample (rate.py)
+    # (made at the first send: before it, the app-limited bit a fresh estimator would give)
+    app_limited = rate.rate_app_limited if rate is not None else conn.rack.want_rate
     options = (1 if conn.ts_ok else 0) | (2 if conn.sack_ok else 0) | (4 if conn.peer_wscale is not None else 0) \
         | (8 if ecn is not None else 0) | (16 if ecn is not None and ecn.seen else 0)   # TCPI_OPT_ECN, _ECN_SEEN
     return _TCP_INFO.pack(
@@ -216,7 +218,7 @@ def tcp_info(conn: Tcb, now: float) -> bytes:
         int(State.CLOSED if st == State.TIME_WAIT else st), ca_state(conn), conn.retransmits & 0xFF,
         (conn.keep_probes or conn.persist_backoff) & 0xFF, (rtt.backoff or conn.persist_backoff) & 0xFF, options,
         # the last octet's bit 0: tcpi_delivery_rate_app_limited (bits 1-2, fastopen_client_fail: 0)
-        (conn.snd_wscale & 0xF) | ((conn.rcv_wscale & 0xF) << 4), int(rate.rate_app_limited if rate is not None else conn.rack.want_rate),
+        (conn.snd_wscale & 0xF) | ((conn.rcv_wscale & 0xF) << 4), int(app_limited),
         _us(rtt.current()), _us(conn.ato), conn.mss, conn.rcv_mss,
         unacked, sacked, lost, retrans, 0,
         _ms(conn.lsndtime, now) if synced else 0, 0,
