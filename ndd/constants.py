@@ -175,4 +175,9 @@ NDD_ATM_CLOSE_VC_DRAIN = ATM_DEVICE_SPECIFIC + 7  # arg (vpi, vci): close once i
 # the connection-oriented datagram socket type and the ATM protocol number
 AF_NDD = 23
 SOCK_CONN_DGRAM = 6
+# NDD protocols (<sys/ndd_var.h>, bos530 1.6): the third argument of socket(AF_NDD, ...)
+NDD_PROT_ETHER = 1     # SOCK_DGRAM over an Ethernet NDD: protocols/ndd8022.py
+NDD_PROT_TOK = 2       # token ring: no NDD of that type here
+NDD_PROT_FDDI = 3      # FDDI: likewise
+NDD_PROT_FCS = 4       # Fibre Channel: likewise
 NDD_PROT_ATM = 5

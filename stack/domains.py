@@ -5,7 +5,8 @@ layer's side of a domain in `struct domain`; here the protocol side is the proto
 of protocols/contracts.py and this map is the rest): AF_INET and AF_INET6 stream sockets
 wait as stack/stream.py says, their datagram and raw sockets as stack/socket.py (both
 classes take and give addresses by the socket's family: stack/sockaddr.py), and AF_NDD
-(the ATM family, whose addresses are sockaddr_ndd_atm) as stack/ndd_socket.py.  A protocol
+(the ATM family, whose addresses are sockaddr_ndd_atm, and the 802.2 datagram family with
+sockaddr_ndd_8022) as stack/ndd_socket.py.  A protocol
 never chooses its socket class.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import socket as _pysocket
 from ndd.constants import AF_NDD
 from protocols.contracts import oserror
 
-from .ndd_socket import AtmSocket
+from .ndd_socket import AtmSocket, Ndd8022Socket
 from .socket import KNOWN_TYPES, SOCK_FLAGS, SOCK_TYPE_MASK, Socket, SocketHost
 from .stream import StreamSocket
 
@@ -25,6 +26,7 @@ SOCKET_CLASSES: dict[tuple[int, int | None], type[Socket]] = {
     (_pysocket.AF_INET, _pysocket.SOCK_STREAM): StreamSocket,
     (_pysocket.AF_INET6, _pysocket.SOCK_STREAM): StreamSocket,
     (AF_NDD, None): AtmSocket,
+    (AF_NDD, _pysocket.SOCK_DGRAM): Ndd8022Socket,
 }
 
 

@@ -1,4 +1,5 @@
-"""AF_NDD sockets: the waiting half of the ATM service (protocols/atm/sockets/usrreq.py holds the
+"""AF_NDD sockets: Ndd8022Socket, the 802.2 datagram family (whole Ethernet frames; nothing
+waits but recv), and AtmSocket, the waiting half of the ATM service (protocols/atm/sockets/usrreq.py holds the
 sans-IO user requests and their semantics, pcb.py the per-socket state).  Like stack/stream.py
 for TCP, this is where trio is: parking on the queue, on an SVC's call (connect until CONNECT,
 accept until a call is queued, an accepted call's first send until CONNECT ACKNOWLEDGE), on a
@@ -17,6 +18,7 @@ import trio
 from protocols.atm.sockets.sockaddr import SO_ATM_MAX_PEND, parse_sockaddr_atm
 from protocols.atm.sockets.usrreq import SOL_NDD_ATM
 from protocols.contracts import SS_ISACCEPTING, SS_ISCONNECTED, SS_ISCONNECTING, oserror
+from protocols.ndd8022 import parse_sockaddr_8022
 
 from .socket import MSG_DONTWAIT, Socket, _optval
 
@@ -144,3 +146,36 @@ class AtmSocket(Socket):
         if optname == SO_ATM_MAX_PEND:
             return bytes((v,))[:buflen]        # a u_char
         return v.pack()[:buflen]
+
+
+class Ndd8022Socket(Socket):
+    """socket(AF_NDD, SOCK_DGRAM, NDD_PROT_ETHER): whole Ethernet frames by a sockaddr_ndd_8022
+    filter (protocols/ndd8022.py holds the requests and their errnos).  Addresses are the tuple
+    (nddname, filtertype, dsap, orgcode, ethertype), (nddname, ethertype), or the 36 octets of
+    the C structure; the datagram paths of the Socket base serve the rest (a send never waits:
+    a full device queue is ENOBUFS, as for a datagram on AIX)."""
+
+    def _addr(self, address: object, what: str) -> Any:
+        return parse_sockaddr_8022(address, what)
+
+    def _format(self, addr: Any) -> Any:
+        return addr.astuple() if addr is not None else None
+
+    def getsockname(self) -> Any:
+        return self._format(self._ops.sockaddr(self._check()))
+
+    async def connect(self, address: object) -> None:
+        pcb = self._check()
+        if address == _pysocket.AF_UNSPEC:
+            self._ops.disconnect(pcb, self._stack.now())
+        else:
+            self._raise(self._ops.connect(pcb, parse_sockaddr_8022(address, "connect"), self._stack.now()))
+        await trio.lowlevel.checkpoint()
+
+    def stats(self) -> dict[str, int]:
+        stats: dict[str, int] = self._ops.info(self._pcb)["stats"]
+        return stats
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"laddr={self.getsockname()}"
+        return f"<tunstack.Ndd8022Socket {state}>"

@@ -67,6 +67,7 @@ _CONSTANT_PREFIXES = ("AF_", "SOCK_", "SOL_", "SO_", "IPPROTO_", "IP_", "IPV6_",
 globals().update({name: getattr(_pysocket, name) for name in dir(_pysocket)
                   if name.startswith(_CONSTANT_PREFIXES) and isinstance(getattr(_pysocket, name), int)})
 AF_NDD, SOCK_CONN_DGRAM, NDD_PROT_ATM = C.AF_NDD, C.SOCK_CONN_DGRAM, C.NDD_PROT_ATM   # AIX, beside Linux's
+NDD_PROT_ETHER = C.NDD_PROT_ETHER
 IPV6_MTU_DISCOVER, IPV6_RECVERR = sockopt.IPV6_MTU_DISCOVER, sockopt.IPV6_RECVERR   # Linux's, not in Python's
 
 SOCK_TYPE_MASK = 0xF

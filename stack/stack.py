@@ -32,7 +32,7 @@ import trio
 import drivers
 from ndd import constants as C
 from ndd.atm import DEFAULT_MTU, VcParams
-from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
+from ndd.constants import AF_NDD, NDD_PROT_ATM, NDD_PROT_ETHER, SOCK_CONN_DGRAM
 from ndd.demux import NsFilter, NsUser
 from ndd.ndd import Ndd, StatusBlock
 from ndd.pktbuf import PacketBuffer
@@ -57,6 +57,7 @@ from protocols.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4
 from protocols.ipv6.addr import int_to_ip6, ip6_to_int
 from protocols.ipv6.host import Inet6Config, Inet6Host, Inet6Interface
 from protocols.ipv6.wire import NH_ICMPV6
+from protocols.ndd8022 import Ndd8022UserRequests
 from protocols.route import RoutingTable
 from protocols.tcp.tcp import Tcp
 from protocols.tcp.usrreq import TcpUserRequests
@@ -202,6 +203,9 @@ class Stack:
         usrreqs = AtmUserRequests(self.ns, self.now, self.timers)
         self.protosw.add(AF_NDD, Protosw("atm", SOCK_CONN_DGRAM, NDD_PROT_ATM, usrreqs=usrreqs,
                                          flags=PR_ATOMIC | PR_CONNREQUIRED))
+        # and the 802.2 datagram family: whole Ethernet frames by a sockaddr_ndd_8022 filter
+        self.protosw.add(AF_NDD, Protosw("ndd8022", socket.SOCK_DGRAM, NDD_PROT_ETHER,
+                                         usrreqs=Ndd8022UserRequests(self.ns), flags=PR_ATOMIC))
         return usrreqs
 
     # --- lifetime ---------------------------------------------------------------

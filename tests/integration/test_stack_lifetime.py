@@ -12,6 +12,7 @@ from ndd.constants import AF_NDD, NDD_PROT_ATM, SOCK_CONN_DGRAM
 from protocols.atm.sockets.usrreq import AtmUserRequests, svc_manager
 from protocols.contracts import PR_ADDR, PR_ATOMIC, PR_CONNREQUIRED
 from protocols.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+from protocols.ndd8022 import Ndd8022UserRequests
 from protocols.tcp.usrreq import TcpUserRequests
 from protocols.udp.usrreq import UdpUserRequests
 from stack.stack import Stack, StackConfig
@@ -41,9 +42,12 @@ def test_builtin_cores_are_built_and_registered_in_order() -> None:
     assert isinstance(inet[1].usrreqs, UdpUserRequests) and inet[1].usrreqs.udp is st.udp
     assert isinstance(inet[2].usrreqs, TcpUserRequests) and inet[2].usrreqs.tcp is st.tcp
     assert st.icmp.ipv4 is st.ipv4 and st.udp.ipv4 is st.ipv4 and st.tcp.ipv4 is st.ipv4
-    (atm,) = st.protosw.domains[AF_NDD].protosw
+    atm, ether = st.protosw.domains[AF_NDD].protosw
     assert (atm.name, atm.type, atm.protocol, atm.flags) == ("atm", SOCK_CONN_DGRAM, NDD_PROT_ATM,
                                                             PR_ATOMIC | PR_CONNREQUIRED)
+    # the 802.2 datagram family (issue 16 point 10): NDD_PROT_ETHER 1, <sys/ndd_var.h>
+    assert (ether.name, ether.type, ether.protocol, ether.flags) == ("ndd8022", socket.SOCK_DGRAM, 1, PR_ATOMIC)
+    assert isinstance(ether.usrreqs, Ndd8022UserRequests) and ether.usrreqs.ns is st.ns
     assert isinstance(atm.usrreqs, AtmUserRequests) and atm.usrreqs is st.atm_sockets
     assert svc_manager(st) is st.atm_sockets.svc
     # AF_INET6: ICMPv6 in ip6_protox, the IPv6 host's reassembly and routing table timed

@@ -148,6 +148,18 @@ AIX_VALUES: dict[str, tuple[int, str]] = {
     "NDD_LINK_UP": (0x101, "(tunstack)"),
     "NDD_LINK_DOWN": (0x102, "(tunstack)"),
     "NDD_TX_READY": (0x103, "(tunstack)"),
+    # the AF_NDD family and its protocols (point 10): <sys/socket.h>, <sys/ndd_var.h> (bos530 1.6)
+    "AF_NDD": (23, "<sys/socket.h>"),
+    "NDD_PROT_ETHER": (1, "<sys/ndd_var.h>"),
+    "NDD_PROT_TOK": (2, "<sys/ndd_var.h>"),
+    "NDD_PROT_FDDI": (3, "<sys/ndd_var.h>"),
+    "NDD_PROT_FCS": (4, "<sys/ndd_var.h>"),
+    "NDD_PROT_ATM": (5, "<sys/ndd_var.h>"),
+    # ns_8022 filter types (<sys/cdli.h>)
+    "NS_8022_LLC_DSAP": (1, "<sys/cdli.h>"),
+    "NS_8022_LLC_DSAP_SNAP": (2, "<sys/cdli.h>"),
+    "NS_TAP": (3, "<sys/cdli.h>"),
+    "NS_ETHERTYPE": (4, "<sys/cdli.h>"),
 }
 
 
