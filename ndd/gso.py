@@ -37,8 +37,8 @@ class Offloads(Protocol):
 def frames_for(pkt: PacketBuffer, caps: Offloads) -> list[PacketBuffer] | None:
     """What a device with `caps` is handed for `pkt` (Linux validate_xmit_skb): the packet,
     its checksum finished if the device cannot, or its pieces if it cannot take a
-    super-segment; None for a super-segment that cannot be cut.  (Ndd.ndd_output does the
-    same inline; recording fakes in the tests use this.)"""
+    super-segment; None for a super-segment that cannot be cut.  Ndd.ndd_output calls it
+    when there is something to do; the recording fakes in the tests, always."""
     if pkt.csum_start >= 0:
         if pkt.gso_size and not caps.tso_max:
             return segment_tcp(pkt)

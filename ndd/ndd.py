@@ -216,19 +216,16 @@ class Ndd:
             self._count_request(pkt)
             self.stats.ndd_opackets_drop += 1
             return errno.ENETDOWN
-        if pkt.csum_start >= 0:
-            # what the device cannot do is done here, as Linux's validate_xmit_skb does it
-            # (software GSO, skb_checksum_help): ndd/gso.py
-            if pkt.gso_size and not self.caps.tso_max:
-                return self._output_segments(pkt)
-            if not self.caps.tx_csum_offload:
-                gso.finish_checksum(pkt)
+        caps = self.caps
+        if pkt.csum_start >= 0 and ((pkt.gso_size and not caps.tso_max) or not caps.tx_csum_offload):
+            return self._output_in_software(pkt)
         return self._output_frame(pkt)
 
-    def _output_segments(self, pkt: PacketBuffer) -> int:
-        """A super-segment this device cannot take, cut in software; the first error ends it
-        (the rest would meet the same full queue), and TCP resends what was not sent."""
-        frames = gso.segment_tcp(pkt)
+    def _output_in_software(self, pkt: PacketBuffer) -> int:
+        """What the device cannot do is done here, as Linux's validate_xmit_skb does it:
+        a super-segment cut, a partial checksum finished (ndd/gso.py).  The first error ends
+        it (the rest would meet the same full queue), and TCP resends what was not sent."""
+        frames = gso.frames_for(pkt, self.caps)
         if frames is None:
             self._count_request(pkt)
             self.stats.ndd_oerrors += 1
