@@ -122,15 +122,15 @@ class StreamSocket(Socket):
     def _upcall(self) -> None:
         """The protocol's so_upcall (any change: data, space, state), split by who can
         proceed: sorwakeup for readers, sowwakeup for writers (module docstring)."""
-        readers = self._readers.lot                  # (once per segment: no __bool__ calls)
-        if readers:
+        readers = self._readers                      # (once per segment: attribute tests only)
+        if readers.waiting:
+            # readable first: data arriving is the common upcall, and it needs no so_state
+            # (unpark_all empties the lot, so the next reader to park records its state)
             ops, pcb = self._ops, self._pcb
-            state = ops.state(pcb)
-            if state != self._seen_state or ops.readable(pcb):
-                self._seen_state = state
+            if ops.readable(pcb) or ops.state(pcb) != self._seen_state:
                 readers.unpark_all()
-        writers = self._writers.lot
-        if writers and self._ops.writable(self._pcb):
+        writers = self._writers
+        if writers.waiting and self._ops.writable(self._pcb):
             writers.unpark_all()
 
     async def _park_reader(self) -> None:
@@ -138,7 +138,7 @@ class StreamSocket(Socket):
         waited under: the first sets it; one parking beside others under another state
         (the state moved with no upcall) has the next upcall wake them all."""
         state = self._ops.state(self._pcb)
-        if not self._readers:
+        if not self._readers.waiting:
             self._seen_state = state
         elif state != self._seen_state:
             self._seen_state = None

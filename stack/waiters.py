@@ -13,17 +13,19 @@ __all__ = ["WaitQueue"]
 
 
 class WaitQueue:
-    __slots__ = ("lot",)
+    __slots__ = ("lot", "waiting")
 
     def __init__(self) -> None:
-        # None until the first park.  A per-segment path may test `queue.lot` (falsy: no
-        # lot, or nobody in it) instead of `queue`, saving a Python-level __bool__ call.
-        self.lot: trio.lowlevel.ParkingLot | None = None
+        self.lot: trio.lowlevel.ParkingLot | None = None      # None until the first park
+        # tasks inside park(), counted here because ParkingLot's __bool__ and __len__ are
+        # Python-level calls, and a per-segment upcall tests the queue: `queue.waiting` is
+        # one attribute.  A task woken but not yet run still counts (a spare wake-up at
+        # worst, never a missed one).
+        self.waiting = 0
 
     def __bool__(self) -> bool:
         """Some task waits here."""
-        lot = self.lot
-        return lot is not None and bool(lot)
+        return self.waiting > 0
 
     def __len__(self) -> int:
         lot = self.lot
@@ -33,10 +35,15 @@ class WaitQueue:
         lot = self.lot
         if lot is None:
             lot = self.lot = trio.lowlevel.ParkingLot()
-        await lot.park()
+        self.waiting += 1
+        try:
+            await lot.park()
+        finally:
+            self.waiting -= 1
 
     def unpark_all(self) -> None:
         """Wake every waiting task (they run at their next scheduling)."""
-        lot = self.lot
-        if lot:
+        if self.waiting:
+            lot = self.lot
+            assert lot is not None
             lot.unpark_all()

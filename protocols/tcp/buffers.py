@@ -63,17 +63,21 @@ SACK_MAX_RANGES = 1024
 
 
 class ByteQueue:
-    __slots__ = ("data", "head")
+    __slots__ = ("data", "head", "queued")
 
     def __init__(self) -> None:
         self.data = bytearray()
         self.head = 0
+        # len(self) as a plain attribute: TCP reads it a dozen times per segment, and a
+        # Python-level __len__ costs a call each time
+        self.queued = 0
 
     def __len__(self) -> int:
-        return len(self.data) - self.head
+        return self.queued
 
     def consume(self, n: int) -> None:
         self.head += n
+        self.queued -= n
         if self.head == len(self.data):
             self.data = bytearray()                 # drained: give the memory back (O(1))
             self.head = 0
@@ -99,13 +103,15 @@ class SendBuffer(ByteQueue):
         self.marks = WriteMarks()        # Linux's skb ends and PSH bits (segmentation.py)
 
     def space(self) -> int:
-        return max(0, self.capacity - len(self))
+        return max(0, self.capacity - self.queued)
 
     def write(self, data: memoryview) -> int:
-        n = min(len(data), self.space())
-        if n:
+        n = min(len(data), self.capacity - self.queued)
+        if n > 0:
             self.data += data[:n]
-        return n
+            self.queued += n
+            return n
+        return 0
 
     def consume(self, n: int) -> None:
         super().consume(n)
@@ -113,7 +119,7 @@ class SendBuffer(ByteQueue):
 
     def clear(self) -> None:
         self.data = bytearray()
-        self.head = 0
+        self.head = self.queued = 0
         self.marks.clear()
 
 
@@ -208,7 +214,7 @@ class RecvBuffer:
     prunes the highest block if it lies below it, else it is dropped (Linux
     tcp_data_queue_ofo / tcp_prune_ofo_queue): the lowest blocks, the most useful, stay.
     Counted in ofo_pruned / ofo_dropped."""
-    __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_chunks", "_first", "_skip", "_len",
+    __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_chunks", "_first", "_skip", "queued",
                  "_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
 
     def __init__(self, capacity: int) -> None:
@@ -216,7 +222,7 @@ class RecvBuffer:
         self._chunks: list[Chunk] = []               # in-order data; [:_first] already read (b"")
         self._first = 0                              # the first chunk not wholly read ...
         self._skip = 0                               # ... and the bytes read of it
-        self._len = 0                                # unread in-order bytes
+        self.queued = 0                              # unread in-order bytes
         self.ooo_bytes = 0
         self.ooo_headroom = 0                        # bytes the blocks keep free in front (_OooBlock.head)
         # the out-of-order queue: the shared empty containers until the first block (an idle
@@ -228,10 +234,10 @@ class RecvBuffer:
         self._base_abs = 0                           # ... and its absolute position
 
     def __len__(self) -> int:
-        return self._len
+        return self.queued
 
     def free(self) -> int:
-        return max(0, self.capacity - self._len - self.ooo_bytes)
+        return max(0, self.capacity - self.queued - self.ooo_bytes)
 
     def held(self) -> int:
         """Bytes held for the memory budget: the in-order chunks (the read part of the
@@ -239,7 +245,7 @@ class RecvBuffer:
         block with its overhead (OOO_BLOCK_OVERHEAD) and the headroom a prepend gave it
         (up to the block's own size: left out, a peer sending descending runs would hold
         twice what the budget saw)."""
-        return self._len + self._skip + self.ooo_bytes + self.ooo_headroom + OOO_BLOCK_OVERHEAD * len(self._starts)
+        return self.queued + self._skip + self.ooo_bytes + self.ooo_headroom + OOO_BLOCK_OVERHEAD * len(self._starts)
 
     # --- the in-order chunks ----------------------------------------------------------------
     def _push(self, data: memoryview | bytes | bytearray) -> None:
@@ -254,7 +260,7 @@ class RecvBuffer:
                 tail = chunks[-1]
                 if type(tail) is bytearray and len(tail) < TAIL_MAX:
                     tail += data                     # ours alone: no view of it outlives a call
-                    self._len += n
+                    self.queued += n
                     return
             chunks.append(bytearray(data))
         elif type(data) is memoryview:
@@ -267,7 +273,7 @@ class RecvBuffer:
             chunks.append(data)
         else:
             chunks.append(bytes(data))
-        self._len += n
+        self.queued += n
 
     def _push_block(self, buf: bytearray) -> None:
         """Queue an out-of-order block's buffer that RCV.NXT reached, without copying it:
@@ -276,7 +282,7 @@ class RecvBuffer:
             self._push(buf)
             return
         self._chunks.append(buf)
-        self._len += len(buf)
+        self.queued += len(buf)
 
     def _gather(self, offset: int, n: int) -> bytes:
         """Bytes [offset, offset + n) of the unread data (0 <= offset, offset + n <= len),
@@ -312,12 +318,12 @@ class RecvBuffer:
 
     def consume(self, n: int) -> None:
         """Drop the first `n` unread bytes (fewer if fewer are queued)."""
-        n = min(n, self._len)
+        n = min(n, self.queued)
         if n <= 0:
             return
-        self._len -= n
+        self.queued -= n
         chunks = self._chunks
-        if not self._len:                            # drained: give every chunk back at once
+        if not self.queued:                            # drained: give every chunk back at once
             chunks.clear()
             self._first = self._skip = 0
             return
@@ -339,7 +345,14 @@ class RecvBuffer:
 
     def read(self, n: int, peek: bool = False) -> bytes:
         """Up to `n` unread bytes from the front; consumed unless `peek`."""
-        n = min(n, self._len)
+        chunks = self._chunks
+        if n >= self.queued and not peek and not self._skip and len(chunks) == self._first + 1:
+            # all of it, in one chunk (a request, a reply): handed over whole
+            chunk = chunks[-1]
+            chunks.clear()
+            self._first = self.queued = 0
+            return chunk if type(chunk) is bytes else bytes(chunk)
+        n = min(n, self.queued)
         out = self._gather(0, n)
         if not peek:
             self.consume(n)
@@ -348,8 +361,8 @@ class RecvBuffer:
     def peek_at(self, offset: int, n: int) -> bytes:
         """Up to `n` unread bytes from `offset` on, left in the queue (a read that steps
         over the urgent byte looks past it first: conn.py)."""
-        offset = max(0, min(offset, self._len))
-        return self._gather(offset, min(n, self._len - offset))
+        offset = max(0, min(offset, self.queued))
+        return self._gather(offset, min(n, self.queued - offset))
 
     # --- positions ----------------------------------------------------------------------
     def _rebase(self, rcv_nxt: int) -> int:
@@ -546,7 +559,7 @@ class RecvBuffer:
 
     def clear(self) -> None:
         self._chunks.clear()
-        self._first = self._skip = self._len = 0
+        self._first = self._skip = self.queued = 0
         self._starts, self._blocks, self._recent = _NO_STARTS, _NO_BLOCKS, _NO_RECENT
         self.ooo_bytes = 0
         self.ooo_headroom = 0
@@ -562,24 +575,26 @@ class Scoreboard:
     (sack_blocks_ignored) -- the SACK-panic class (CVE-2019-11477/8) fragmented Linux's
     retransmit queue with tiny blocks.  Ignoring a block only costs a retransmission the
     receiver did not need: the scoreboard is advisory (RFC 6675 §1)."""
-    __slots__ = ("max_ranges", "sacked", "_lefts", "_rights", "_above", "_base_seq", "_base_abs")
+    __slots__ = ("max_ranges", "sacked", "lefts", "_rights", "_above", "_base_seq", "_base_abs")
 
     def __init__(self, max_ranges: int = SACK_MAX_RANGES) -> None:
         self.max_ranges = max_ranges
         self.sacked = 0                               # octets SACKed in all
-        self._lefts: list[int] = []
+        # the ranges' left edges (never rebound: a plain truth test of it, `if sb.lefts`,
+        # is the per-segment "anything SACKed?" without a Python-level __len__)
+        self.lefts: list[int] = []
         self._rights: list[int] = []
         self._above: tuple[int, int] | None = None    # the last sacked_above query and its answer
         self._base_seq = 0
         self._base_abs = 0
 
     def __len__(self) -> int:
-        return len(self._lefts)
+        return len(self.lefts)
 
     @property
     def blocks(self) -> list[tuple[int, int]]:
         """The ranges as (left, right) sequence numbers, ascending -- O(n), for tests."""
-        return [(self._seq(left), self._seq(right)) for left, right in zip(self._lefts, self._rights, strict=True)]
+        return [(self._seq(left), self._seq(right)) for left, right in zip(self.lefts, self._rights, strict=True)]
 
     @property
     def high_sack(self) -> int | None:
@@ -623,7 +638,7 @@ class Scoreboard:
 
     def _add(self, left: int, right: int) -> bool:
         """Merge [left, right); False if it would be one range too many (ignored)."""
-        lefts, rights = self._lefts, self._rights
+        lefts, rights = self.lefts, self._rights
         first = bisect_left(rights, left)             # ranges ending at or after `left`...
         last = bisect_right(lefts, right)             # ...and starting at or before `right`
         if first == last:
@@ -647,7 +662,7 @@ class Scoreboard:
     def prune(self, una: int) -> None:
         """Forget what the cumulative ACK `una` covers."""
         edge = self._rebase(una)
-        lefts, rights = self._lefts, self._rights
+        lefts, rights = self.lefts, self._rights
         gone = bisect_right(rights, edge)
         if gone:
             self.sacked -= sum(rights[:gone]) - sum(lefts[:gone])
@@ -660,14 +675,14 @@ class Scoreboard:
             self._above = None
 
     def clear(self) -> None:
-        self._lefts.clear()
+        self.lefts.clear()
         self._rights.clear()
         self._above = None
         self.sacked = 0
 
     def _holding(self, pos: int) -> int:
         """The index of the range holding `pos`, or -1."""
-        k = bisect_right(self._lefts, pos) - 1
+        k = bisect_right(self.lefts, pos) - 1
         return k if k >= 0 and pos < self._rights[k] else -1
 
     def is_sacked(self, s: int) -> bool:
@@ -681,16 +696,16 @@ class Scoreboard:
     def next_hole(self, start: int, una: int, end: int | None = None) -> tuple[int, int] | None:
         """The first un-SACKed range at or after `start` and below the highest SACK (or
         below `end`, when the tail above the highest SACK counts as lost too)."""
-        if not self._lefts and end is None:
+        if not self.lefts and end is None:
             return None
         if sq.lt(start, una):
             start = una
         pos = self._pos(start)
-        k = bisect_right(self._lefts, pos)            # the first range starting above `pos`
+        k = bisect_right(self.lefts, pos)            # the first range starting above `pos`
         if k and pos < self._rights[k - 1]:
             pos = self._rights[k - 1]                 # inside a range: the hole starts at its end
-        if k < len(self._lefts):
-            return self._seq(pos), self._seq(self._lefts[k])
+        if k < len(self.lefts):
+            return self._seq(pos), self._seq(self.lefts[k])
         if end is not None and sq.lt(self._seq(pos), end):
             return self._seq(pos), end
         return None
@@ -701,7 +716,7 @@ class Scoreboard:
         pos = self._pos(s)
         if self._above is not None and self._above[0] == pos:
             return self._above[1]
-        lefts, rights = self._lefts, self._rights
+        lefts, rights = self.lefts, self._rights
         k = bisect_right(rights, pos)                 # ranges k.. end above `pos`
         if k == len(rights):
             above = 0

@@ -198,7 +198,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         return self.fport != 0 and self.state != State.LISTEN
 
     def readable(self) -> bool:
-        unread = len(self.rcv)
+        unread = self.rcv.queued
         if self.urg is not None and unread:             # the urgent byte out of band is no data
             unread -= self.urg.hidden(read_seq(self.rcv_nxt, unread, self.rcv_fin))
         return unread > 0 or self.rcv_fin or self.state == State.CLOSED
@@ -266,9 +266,10 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
             self.moderate_sndbuf()
         n = self.snd.write(data)
         if n:
-            info.chrono_start(self, info.CHRONO_BUSY, now)    # Linux tcp_skb_entail
+            if not self.chrono_type:                          # (info.chrono_start's test, inline)
+                info.chrono_start(self, info.CHRONO_BUSY, now)    # Linux tcp_skb_entail
             if urgent:
-                self.urgent().mark(sq.add(self.snd_una, len(self.snd)))
+                self.urgent().mark(sq.add(self.snd_una, self.snd.queued))
             # a call that waits for room pushes what it wrote (Linux wait_for_space: tcp_push
             # without MSG_MORE); its EOR belongs to its last octet
             part = n < len(data)
@@ -294,9 +295,9 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         standing on it steps over the urgent byte unless SO_OOBINLINE (urgent.py)."""
         assert self.urg is not None
         rcv = self.rcv
-        seq = read_seq(self.rcv_nxt, len(rcv), self.rcv_fin)
+        seq = read_seq(self.rcv_nxt, rcv.queued, self.rcv_fin)
         skip, n = self.urg.read_plan(seq, n)
-        skip = min(skip, len(rcv))
+        skip = min(skip, rcv.queued)
         data = rcv.peek_at(skip, n)
         if not peek:
             rcv.consume(skip + len(data))
@@ -334,7 +335,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         if st in (State.CLOSED, State.LISTEN, State.SYN_SENT):
             self.destroy()
             return
-        if len(self.rcv) or self.rcv.ooo_bytes or self.linger0:
+        if self.rcv.queued or self.rcv.ooo_bytes or self.linger0:
             self.abort(now, errno.ECONNABORTED)
             return
         self.shut_wr = False

@@ -130,7 +130,7 @@ class DelackMixin(Tcb):
         if self.delack_at is None:
             return
         if self.delack_bytes > self.rcv_mss or (
-                not len(self.rcv) and (self.ack_pushed & ACK_PUSHED2
+                not self.rcv.queued and (self.ack_pushed & ACK_PUSHED2
                                        or (self.ack_pushed & ACK_PUSHED and not self.pingpong))):
             self.ack_now = True
             self.output(now)

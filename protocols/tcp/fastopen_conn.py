@@ -29,7 +29,7 @@ def on_syn(conn: Tcb, seg: TcpRepr) -> memoryview | None:
         return None                              # a retransmitted SYN: neither option nor data
     tfo.sent = True
     seg.fastopen, seg.fastopen_exp = tfo.cookie, tfo.exp
-    n = min(len(conn.snd), tfo.room(conn.our_mss))
+    n = min(conn.snd.queued, tfo.room(conn.our_mss))
     tfo.syn_data = n
     if not n:
         return None

@@ -82,7 +82,7 @@ def chrono_start(conn: Tcb, kind: int, now: float) -> None:
 def chrono_stop(conn: Tcb, kind: int, now: float) -> None:
     """Linux tcp_chrono_stop: all sent data ACKed and nothing queued stops the clock;
     else the limit named ends and the sender is merely busy again."""
-    if not len(conn.snd) and conn.snd_una == conn.snd_max:
+    if not conn.snd.queued and conn.snd_una == conn.snd_max:
         _chrono_set(conn, CHRONO_UNSPEC, now)
     elif kind == conn.chrono_type:
         _chrono_set(conn, CHRONO_BUSY, now)
@@ -117,7 +117,7 @@ def rto_recovered(conn: Tcb, now: float) -> None:
 # --- readiness (issue 14, point 9; TCP_NOTSENT_LOWAT) --------------------------------------
 def notsent_bytes(conn: Tcb) -> int:
     """Queued and never sent (Linux write_seq - snd_nxt; SND.MAX here: an RTO rewinds SND.NXT)."""
-    return max(len(conn.snd) - sq.diff(conn.snd_max, conn.snd_una), 0)
+    return max(conn.snd.queued - sq.diff(conn.snd_max, conn.snd_una), 0)
 
 
 def stream_writeable(conn: Tcb) -> bool:
@@ -125,7 +125,7 @@ def stream_writeable(conn: Tcb) -> bool:
     queued (sk_stream_wspace >= sk_stream_min_wspace, i.e. a third of the buffer free when it
     was full), and twice the unsent bytes below TCP_NOTSENT_LOWAT (tcp_stream_memory_free).
     A blocked writer wakes, and poll says POLLOUT, only then -- not on any free byte."""
-    queued = len(conn.snd)
+    queued = conn.snd.queued
     return conn.snd.capacity - queued >= queued >> 1 and conn.snd.space() > 0 \
         and (notsent_bytes(conn) << 1) < (conn.notsent_lowat or conn.config.notsent_lowat)
 
@@ -243,7 +243,7 @@ def chrono_rwnd(conn: Tcb, now: float) -> None:
     """After a send pass (Linux tcp_write_xmit): unsent data the peer's window has no room for
     is rwnd-limited time, else that limit ends."""
     off = sq.diff(conn.snd_nxt, conn.snd_una)
-    waiting = len(conn.snd) - off
+    waiting = conn.snd.queued - off
     if waiting > 0 and conn.snd_wnd - off < min(waiting, conn.mss):
         chrono_start(conn, CHRONO_RWND_LIMITED, now)
     elif conn.chrono_type == CHRONO_RWND_LIMITED:

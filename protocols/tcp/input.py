@@ -582,7 +582,7 @@ class InputMixin(Tcb):
             if self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
                 self.rtt_seq = None
         flight = sq.diff(self.snd_max, self.snd_una)
-        data_acked = min(acked, len(self.snd))
+        data_acked = min(acked, self.snd.queued)
         self.snd.consume(data_acked)
         self.bytes_acked += data_acked
         self.delivered += -(-data_acked // max(self.mss, 1))
@@ -592,7 +592,7 @@ class InputMixin(Tcb):
         self.snd_una = ack
         chrono = self.chrono_type
         if chrono == info.CHRONO_SNDBUF_LIMITED or (chrono and ack == self.snd_max):
-            if ack == self.snd_max and not len(self.snd):
+            if ack == self.snd_max and not self.snd.queued:
                 info.chrono_stop(self, info.CHRONO_UNSPEC, now)      # all ACKed, nothing queued
             else:                                    # (the writeable test only when it matters)
                 info.chrono_stop(self, info.CHRONO_SNDBUF_LIMITED if info.stream_writeable(self)
@@ -609,7 +609,7 @@ class InputMixin(Tcb):
         self.scoreboard.prune(ack)
         if self.mtup is not None:
             mtuprobe_conn.on_ack(self, ack)
-        if len(self.scoreboard) and self.scoreboard.is_sacked(ack):
+        if self.scoreboard.lefts and self.scoreboard.is_sacked(ack):
             # RFC 6675 §5.1 / RFC 2018 §8: the cumulative ACK stops where the peer had SACKed
             # -- it reneged (dropped out-of-order data); only now is the scoreboard void
             # (Linux tcp_check_sack_reneging)
@@ -653,7 +653,7 @@ class InputMixin(Tcb):
 
     def _dupack(self, now: float) -> None:
         self.dupacks += 1
-        if self.probe_at is not None and (self.in_recovery or len(self.scoreboard)):
+        if self.probe_at is not None and (self.in_recovery or self.scoreboard.lefts):
             # SACK progress: restart the probe (RFC 8985 §7.2); arm_probe cancels it once the
             # peer has SACKed the last segment sent
             self.arm_probe(now)
@@ -765,7 +765,7 @@ class InputMixin(Tcb):
         if seg.flags & URG:
             if urg is None:
                 urg = self.urg = Urgent()
-            if urg.on_pointer(seg.urgent, seg.seq, read_seq(self.rcv_nxt, len(self.rcv), self.rcv_fin),
+            if urg.on_pointer(seg.urgent, seg.seq, read_seq(self.rcv_nxt, self.rcv.queued, self.rcv_fin),
                               self.rcv_nxt):
                 self.rcv.consume(1)                  # the reader stood on the old urgent byte
         if urg is not None and urg.rcv_state == NOTYET and urg.take_byte(seg.seq, payload):

@@ -230,7 +230,7 @@ class MemoryMixin(Tcb):
         tcp_wmem[0] (Linux sk_stream_moderate_sndbuf): it blocks until the queue drains."""
         if self.sndbuf_locked:
             return
-        target = max(len(self.snd) // 2, self.config.wmem[0])
+        target = max(self.snd.queued // 2, self.config.wmem[0])
         if target < self.snd.capacity:
             self.snd.capacity = target
             self.host.stats.mem_sndbuf_moderated += 1

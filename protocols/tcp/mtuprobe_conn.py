@@ -73,7 +73,7 @@ def send_probe(conn: Tcb, now: float) -> int:
         return 0
     needed = probe + PROBE_FOLLOWERS * conn.mss
     off = sq.diff(conn.snd_nxt, conn.snd_una)
-    if len(conn.snd) - off < needed or conn.snd_wnd - off < needed or off + 2 * conn.mss > conn.cc.cwnd:
+    if conn.snd.queued - off < needed or conn.snd_wnd - off < needed or off + 2 * conn.mss > conn.cc.cwnd:
         return 0
     search.probe_sent(probe + header, conn.snd_nxt, sq.add(conn.snd_nxt, probe))
     conn.host.stats.mtu_probes += 1

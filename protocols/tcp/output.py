@@ -61,7 +61,7 @@ class OutputMixin(Tcb):
         if force_probe and self._window_closed():
             self._send_window_probe(now)
             sent, force_probe = True, False
-        if self.snd_una == self.snd_max and len(self.snd):
+        if self.snd_una == self.snd_max and self.snd.queued:
             last = self.cwnd_use.last_send
             # idle longer than the RTO, which is never below rto_min: the cheap test first
             if last is not None and now - last > self.config.rto_min and self.config.slow_start_after_idle:
@@ -75,7 +75,7 @@ class OutputMixin(Tcb):
         while True:
             n, fin = self._sendable(force_probe)
             if n == 0 and not fin:
-                if self.rack.want_rate and len(self.snd) != (self.snd_nxt - self.snd_una) & sq.MASK:
+                if self.rack.want_rate and self.snd.queued != (self.snd_nxt - self.snd_una) & sq.MASK:
                     rate_conn.check_app_limited(self)      # a short tail waits (rate_conn.py: as at a write)
                 break
             # a window probe goes regardless (Linux sends it outside its pacing, tcp_send_probe0):
@@ -86,7 +86,7 @@ class OutputMixin(Tcb):
             sent = sent_new = True
             force_probe = False
         off = sq.diff(self.snd_nxt, self.snd_una)
-        waiting = len(self.snd) > off
+        waiting = self.snd.queued > off
         if self.chrono_type and (waiting or self.chrono_type == info.CHRONO_RWND_LIMITED):
             info.chrono_rwnd(self, now)
         if sent_new or waiting:
@@ -150,9 +150,9 @@ class OutputMixin(Tcb):
             # all but one) - the head while it is lost and not yet resent (rexmit_una)
             return max(off - min(self.dupacks * self.mss, max(off - self.mss, 0))
                        - (self.mss if self.rexmit_una else 0), 0)
-        if self.config.rack and (self.in_recovery or self.rack.has_lost or len(sb)):
+        if self.config.rack and (self.in_recovery or self.rack.has_lost or sb.lefts):
             return self.rack.inflight                # RFC 8985: sent, not delivered, not lost
-        if not self.in_recovery and len(sb):
+        if not self.in_recovery and sb.lefts:
             return max(sq.diff(self.snd_nxt, self.snd_una) - sb.sacked, 0)   # Disorder: SACKed left
         if not self.in_recovery or (sb.high_sack is None and not self.tail_lost):
             return sq.diff(self.snd_nxt, self.snd_una)
@@ -186,7 +186,7 @@ class OutputMixin(Tcb):
         if self.in_recovery or self.rto_recovery:
             return self._pipe() if self.in_recovery else off
         if self.sack_ok:
-            return self._pipe() if len(self.scoreboard) else off
+            return self._pipe() if self.scoreboard.lefts else off
         if self.dupacks:
             return max(off - min(self.dupacks, DUPTHRESH - 1) * self.mss, 0)
         return off
@@ -194,7 +194,7 @@ class OutputMixin(Tcb):
     def _window_closed(self) -> bool:
         """Data waits and the peer's window has no room for any of it: a zero window."""
         off = sq.diff(self.snd_nxt, self.snd_una)
-        return len(self.snd) > off and self.snd_wnd <= off
+        return self.snd.queued > off and self.snd_wnd <= off
 
     def _send_window_probe(self, now: float) -> None:
         """The persist timer's probe of a zero window, as Linux sends it (tcp_send_probe0 ->
@@ -209,12 +209,12 @@ class OutputMixin(Tcb):
         if self.state not in _SENDS_DATA and not (self.tfo is not None and fastopen.child_sends(self)):
             return 0, False
         off = sq.diff(self.snd_nxt, self.snd_una)
-        total = len(self.snd)
+        total = self.snd.queued
         avail = max(total - off, 0)
         fin_possible = self.fin_queued and (self.fin_seq is None or sq.le(self.snd_nxt, self.fin_seq))
         if avail == 0:
             return 0, fin_possible and off == total
-        if sq.lt(self.snd_nxt, self.snd_max) and len(self.scoreboard):
+        if sq.lt(self.snd_nxt, self.snd_max) and self.scoreboard.lefts:
             # going back N after an RTO: skip what the receiver SACKed (RFC 6675 §5.1)
             skip_to = self.scoreboard.sacked_end(self.snd_nxt)
             if skip_to is not None:
@@ -235,7 +235,7 @@ class OutputMixin(Tcb):
         if mss < n < avail:
             n -= n % mss                              # window-limited: whole segments only (no runts)
         hole_cut = False
-        if sq.lt(self.snd_nxt, self.snd_max) and len(self.scoreboard):
+        if sq.lt(self.snd_nxt, self.snd_max) and self.scoreboard.lefts:
             hole = self.scoreboard.next_hole(self.snd_nxt, self.snd_una)
             if hole is not None and hole[0] == self.snd_nxt and sq.diff(hole[1], hole[0]) < n:
                 # a hole shorter than the MSS is what was sent there (a segment that carried
@@ -298,6 +298,11 @@ class OutputMixin(Tcb):
             self.chunk_end, self.chunk_psh = end, 0
             return
         mss = max(self.mss, 1)
+        if n < mss:
+            # less than a segment: whatever tso_autosize says, the chunk is these n octets
+            # and not cut by the cwnd (segs * mss > n below) -- the request/response case
+            self.chunk_end, self.chunk_psh = end, 0
+            return
         cc = self.cc
         min_rtt = self.rack.min_rtt if self.rack.min_rtt != float("inf") else self.rtt.srtt
         chunk = tso_autosize(mss, cc.cwnd, self.rtt.srtt, min_rtt, cc.cwnd < cc.ssthresh // 2)
@@ -396,7 +401,7 @@ class OutputMixin(Tcb):
 
     def _retransmit_head(self, now: float) -> bool:
         """Fast retransmit / NewReno partial ACK: resend the first unacknowledged segment."""
-        avail = len(self.snd)
+        avail = self.snd.queued
         n = min(self._seg_mss(), avail)
         fin = self.fin_seq is not None and n == avail
         if n == 0 and not fin:
@@ -418,7 +423,7 @@ class OutputMixin(Tcb):
         fin = self.fin_seq is not None and sq.diff(self.snd_max, self.fin_seq) == 1
         # the end of what was SENT (SND.MAX), not of the buffer: a "probe" past SND.MAX would be
         # ACKed beyond SND.MAX, and such ACKs are dropped (RFC 5961 §5.2) -- the connection stalls
-        data_end = min(len(self.snd), sq.diff(self.snd_max, self.snd_una) - (1 if fin else 0))
+        data_end = min(self.snd.queued, sq.diff(self.snd_max, self.snd_una) - (1 if fin else 0))
         n = min(self._seg_mss(), data_end)
         if fin and self.rack.last_start() == self.fin_seq:
             n = 0                                     # the FIN went alone: so does its probe (issue 14 point 10)
@@ -426,7 +431,7 @@ class OutputMixin(Tcb):
         if n == 0 and not fin:
             return
         # PSH as the segment first had it: it ends the data queued (Linux keeps the skb's flags)
-        flags = ACK | (FIN if fin else 0) | (PSH if n and (data_end == len(self.snd) or self._psh_at(data_end))
+        flags = ACK | (FIN if fin else 0) | (PSH if n and (data_end == self.snd.queued or self._psh_at(data_end))
                                              else 0)
         self._emit(sq.add(self.snd_una, off), flags, self.snd.view(off, n) if n else None, now)
         self._rack_sent(sq.add(self.snd_una, off), sq.add(self.snd_una, off + n + (1 if fin else 0)), now, True)
@@ -441,11 +446,11 @@ class OutputMixin(Tcb):
         if self.snd_nxt != self.snd_max:
             return False
         off = sq.diff(self.snd_nxt, self.snd_una)
-        avail = len(self.snd) - off
+        avail = self.snd.queued - off
         n = min(avail, self._seg_mss())
         if n <= 0 or off + n > self.snd_wnd:
             return False
-        fin = self.fin_queued and self.fin_seq is None and off + n == len(self.snd)
+        fin = self.fin_queued and self.fin_seq is None and off + n == self.snd.queued
         # not cut by _sendable: PSH only where a pushed skb ends (one segment cut from a longer
         # skb is tso_fragment's first part)
         self.skb_end = self.snd.marks.next_end(off)
@@ -522,7 +527,7 @@ class OutputMixin(Tcb):
         mss = self._seg_mss()
         off = sq.diff(start, self.snd_una)
         n = min(sq.diff(stop, start), max(mss, min(room, self._segment_limit()) // mss * mss),
-                max(len(self.snd) - off, 0))
+                max(self.snd.queued - off, 0))
         # the hole may end with our FIN (it sits at fin_seq, after the last data octet)
         fin = self.fin_seq is not None and sq.add(start, n) == self.fin_seq and sq.gt(stop, self.fin_seq)
         if n == 0 and not fin:
@@ -680,7 +685,7 @@ class OutputMixin(Tcb):
         (Linux still lets a socket below sk_rcvbuf's floor take data, sk_rmem_schedule).
         The caller never retracts the edge already advertised."""
         if self.host.mem.over_high():
-            limit = max(self.config.rmem[0] - len(self.rcv) - self.rcv.ooo_bytes, 0)
+            limit = max(self.config.rmem[0] - self.rcv.queued - self.rcv.ooo_bytes, 0)
         else:
             limit = PRESSURE_WINDOW_SEGMENTS * self.our_mss
         if free > limit:

@@ -23,7 +23,7 @@ def check_app_limited(conn: Tcb) -> None:
     Linux, whose autocorking lets the tail go with the flight, never takes."""
     rack = conn.rack
     sent = sq.diff(conn.snd_nxt, conn.snd_una)
-    if not rack.want_rate or len(conn.snd) - sent >= conn.mss or rack.lost_bytes:
+    if not rack.want_rate or conn.snd.queued - sent >= conn.mss or rack.lost_bytes:
         return
     inflight = rack.inflight if conn.sack_ok and conn.config.rack else sent
     if inflight < conn.cc.cwnd:

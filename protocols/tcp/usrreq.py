@@ -48,6 +48,7 @@ from . import deferaccept, info, rate_conn
 from .conn import Connection
 from .deferaccept import TCP_DEFER_ACCEPT
 from .fastopen import ClientFastOpen, FastOpenQueue, PassiveFastOpen
+from .seq import MASK
 from .state import State
 from .tcp import Tcp
 from .urgent import read_seq
@@ -297,7 +298,8 @@ class TcpUserRequests:
     def _queue(self, pcb: Connection, data: memoryview, now: float, flags: int, urgent: bool) -> int:
         if not data:
             return 0
-        if info.notsent_bytes(pcb) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
+        # (info.notsent_bytes written out: once per write)
+        if pcb.snd.queued - ((pcb.snd_max - pcb.snd_una) & MASK) >= (pcb.notsent_lowat or pcb.config.notsent_lowat):
             return -EAGAIN                   # Linux sk_stream_memory_free: TCP_NOTSENT_LOWAT reached
         if pcb.rack.want_rate:
             rate_conn.check_app_limited(pcb)     # Linux tcp_sendmsg: is sending app-limited? (rate_conn.py)
@@ -323,7 +325,7 @@ class TcpUserRequests:
         (SOCK_DONE) says 1 so that the reader comes back for the EOF."""
         if not pcb.recv_inq:
             return []
-        inq = len(pcb.rcv) + (1 if pcb.rcv_fin else 0)
+        inq = pcb.rcv.queued + (1 if pcb.rcv_fin else 0)
         return [(_pysocket.IPPROTO_TCP, TCP_CM_INQ, _INQ_CMSG.pack(inq))]
 
     # --- urgent data and ioctls (protocols/tcp/urgent.py) -----------------------------------------
@@ -343,7 +345,7 @@ class TcpUserRequests:
         """ioctl(2) on a TCP socket: SIOCATMARK here, the queue sizes in ioctl()."""
         if request == SIOCATMARK:
             urg = pcb.urg
-            return int(urg is not None and urg.at_mark(read_seq(pcb.rcv_nxt, len(pcb.rcv), pcb.rcv_fin)))
+            return int(urg is not None and urg.at_mark(read_seq(pcb.rcv_nxt, pcb.rcv.queued, pcb.rcv_fin)))
         return self.ioctl(pcb, request, now)
 
     # --- what the socket may ask ---------------------------------------------------------------------
@@ -565,10 +567,10 @@ class TcpUserRequests:
         if st in _OPENING:
             return 0
         if request == SIOCINQ:
-            return len(pcb.rcv)
+            return pcb.rcv.queued
         fin = 1 if pcb.fin_queued and not pcb.fin_acked else 0
         if request == SIOCOUTQ:
-            return len(pcb.snd) + fin
+            return pcb.snd.queued + fin
         return info.notsent_bytes(pcb) + (fin if pcb.fin_seq is None else 0)
 
     def info(self, pcb: Connection) -> dict[str, Any]:
