@@ -97,6 +97,7 @@ class Stack:
         self.config = config or StackConfig()
         self.rng = random.Random(self.config.seed) if self.config.seed is not None else random.SystemRandom()
         self.nursery: trio.Nursery | None = None
+        self._clock: trio.abc.Clock | None = None          # the run's, while the Stack runs (now)
         self.ns = NetServices(self._spawn, self.now)
         self.ifnet = InterfaceTable()
         self.routes = RoutingTable()
@@ -210,7 +211,11 @@ class Stack:
 
     # --- lifetime ---------------------------------------------------------------
     def now(self) -> float:
-        return trio.current_time()
+        """trio's clock.  Read from the run's clock object itself once the Stack runs:
+        trio.current_time() is three Python-level calls, and the stack reads the time a few
+        times per segment."""
+        clock = self._clock
+        return clock.current_time() if clock is not None else trio.current_time()
 
     def _spawn(self, fn: Any, *args: Any) -> None:
         if self.nursery is None:
@@ -218,6 +223,7 @@ class Stack:
         self.nursery.start_soon(fn, *args)
 
     async def __aenter__(self) -> Stack:
+        self._clock = trio.lowlevel.current_clock()
         self._nursery_cm = trio.open_nursery()
         self.nursery = await self._nursery_cm.__aenter__()
         self.nursery.start_soon(self.timers.run)
@@ -250,7 +256,7 @@ class Stack:
                 raise
             raise BaseExceptionGroup("the Stack's body or tasks failed, and so did close()", failures) from None
         finally:
-            self.nursery = None
+            self.nursery = self._clock = None
         if close_failed:
             raise close_failed[0]
         return handled
@@ -567,10 +573,11 @@ class Stack:
         connection (protocols/tcp/tcp.py rx_batch); at its end what GRO holds goes up first."""
         if starting:
             self._in_batch = self.config.gro
-        else:
-            self._in_batch = False
-            self.gro.flush()
-        self.tcp.rx_batch(starting, self.now())
+            self.tcp.batching = True
+            return
+        self._in_batch = False
+        self.gro.flush()
+        self.tcp.rx_batch_end()
 
     def _ip_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
         # a device that hands over super-frames itself (GSO receive) has done GRO's work

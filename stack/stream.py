@@ -133,11 +133,13 @@ class StreamSocket(Socket):
         if writers.waiting and self._ops.writable(self._pcb):
             writers.unpark_all()
 
-    async def _park_reader(self) -> None:
+    async def _park_reader(self, state: int | None = None) -> None:
         """Wait as a reader.  The upcall wakes readers on a so_state other than the one they
         waited under: the first sets it; one parking beside others under another state
-        (the state moved with no upcall) has the next upcall wake them all."""
-        state = self._ops.state(self._pcb)
+        (the state moved with no upcall) has the next upcall wake them all.  `state`: the
+        so_state the caller has just read, if it has."""
+        if state is None:
+            state = self._ops.state(self._pcb)
         if not self._readers.waiting:
             self._seen_state = state
         elif state != self._seen_state:
@@ -406,7 +408,7 @@ class StreamSocket(Socket):
                 return b"", parked
             if flags & MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            await self._park_reader()
+            await self._park_reader(st)
             parked = True
 
     async def wait_writable(self) -> None:

@@ -266,8 +266,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
             self.moderate_sndbuf()
         n = self.snd.write(data)
         if n:
-            if not self.chrono_type:                          # (info.chrono_start's test, inline)
-                info.chrono_start(self, info.CHRONO_BUSY, now)    # Linux tcp_skb_entail
+            if not self.chrono_type:       # Linux tcp_skb_entail: info.chrono_start(BUSY), inline
+                self.chrono_type, self.chrono_start = info.CHRONO_BUSY, now
             if urgent:
                 self.urgent().mark(sq.add(self.snd_una, self.snd.queued))
             # a call that waits for room pushes what it wrote (Linux wait_for_space: tcp_push

@@ -103,6 +103,14 @@ class OutputMixin(Tcb):
         if waiting and self.rto_at is None and self.persist_at is None and st in _SENDS_DATA:
             self.persist_at = now + self._persist_interval()
 
+    def output_idle(self) -> bool:
+        """An output pass would do nothing: no ACK owed, nothing queued or in flight (data
+        or FIN), no FIN to send.  A fast-path segment that leaves its connection so -- a
+        request acknowledging the last reply, the reply waiting for the application --
+        skips the pass (~10 us of a request/response round trip, all of it before the
+        reply can be written)."""
+        return not (self.ack_now or self.snd.queued or self.fin_queued) and self.snd_una == self.snd_max
+
     # --- pacing (only while the controller sets a rate: BBR) ----------------------------------
     def _pacing_blocked(self, now: float) -> bool:
         """A token bucket one send quantum deep (~1 ms at the rate, Linux tcp_tso_autosize):

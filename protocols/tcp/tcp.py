@@ -132,35 +132,36 @@ class Tcp:
         self._fwd_pending: OrderedDict[int, PendingSyn] = OrderedDict()
         self._fwd_by_key: dict[tuple[bool, int, int, int, int], int] = {}
         self._fwd_ids = itertools.count(1)
-        # Output coalesced per receive batch (rx_batch): while a device delivers the frames
+        # Output coalesced per receive batch (batching, rx_batch_end): while a device delivers the frames
         # of one read, a connection's fast-path segments defer their output pass to the end
         # of the batch -- one ACK for all its in-order data, as after Linux's GRO merged them
         # (a NAPI poll's segments become one); an insertion-ordered set
-        self._batching = False
+        self.batching = False                # inside a device read batch (set by the Stack)
         self._deferred: dict[Connection, None] = {}
 
     # --- receive batches ---------------------------------------------------------------
-    def rx_batch(self, starting: bool, now: float) -> None:
-        """A device begins (True) or ends (False) delivering one read's frames (the NDD's
-        nd_rx_batch, wired by the Stack).  At the end every deferred connection has its
-        output pass -- the ACK, and the data the ACKs it got let it send."""
-        if starting:
-            self._batching = True
-            return
-        self._batching = False
+    def rx_batch_end(self) -> None:
+        """A device has delivered one read's frames (the NDD's nd_rx_batch, wired by the
+        Stack, which sets `batching` at the start).  Every connection deferred meanwhile has
+        its output pass now -- the ACK, and the data the ACKs it got let it send.  (The clock
+        is read only then: a batch of nothing for TCP costs two attribute stores.)"""
+        self.batching = False
         deferred = self._deferred
+        if not deferred:
+            return
+        now = self.clock()
         while deferred:
             conn = next(iter(deferred))
             del deferred[conn]
-            if conn.state != CLOSED:
+            if conn.state != CLOSED and not conn.output_idle():
                 conn.output(now)
 
     def output_later(self, conn: Connection, now: float) -> None:
         """The output pass after a fast-path segment: at the end of the receive batch when
         one is under way, else now."""
-        if self._batching:
+        if self.batching:
             self._deferred[conn] = None
-        else:
+        elif not conn.output_idle():
             conn.output(now)
 
     # --- sockets ------------------------------------------------------------------------
