@@ -215,7 +215,7 @@ class RecvBuffer:
     tcp_data_queue_ofo / tcp_prune_ofo_queue): the lowest blocks, the most useful, stay.
     Counted in ofo_pruned / ofo_dropped."""
     __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_chunks", "_first", "_skip", "queued",
-                 "_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
+                 "ooo_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -227,7 +227,9 @@ class RecvBuffer:
         self.ooo_headroom = 0                        # bytes the blocks keep free in front (_OooBlock.head)
         # the out-of-order queue: the shared empty containers until the first block (an idle
         # connection does not pay for three; only _new_block adds to an empty queue)
-        self._starts: list[int] = _NO_STARTS         # absolute block starts, ascending
+        # absolute block starts, ascending; read-only outside (truth-tested per segment:
+        # `if rcv.ooo_starts` is "any holes?" without the ooo_count call)
+        self.ooo_starts: list[int] = _NO_STARTS
         self._blocks: dict[int, _OooBlock] = _NO_BLOCKS   # absolute start -> block
         self._recent: list[int] = _NO_RECENT         # starts, most recently changed first (SACK order)
         self._base_seq = 0                           # a sequence number (the last RCV.NXT seen) ...
@@ -245,7 +247,7 @@ class RecvBuffer:
         block with its overhead (OOO_BLOCK_OVERHEAD) and the headroom a prepend gave it
         (up to the block's own size: left out, a peer sending descending runs would hold
         twice what the budget saw)."""
-        return self.queued + self._skip + self.ooo_bytes + self.ooo_headroom + OOO_BLOCK_OVERHEAD * len(self._starts)
+        return self.queued + self._skip + self.ooo_bytes + self.ooo_headroom + OOO_BLOCK_OVERHEAD * len(self.ooo_starts)
 
     # --- the in-order chunks ----------------------------------------------------------------
     def _push(self, data: memoryview | bytes | bytearray) -> None:
@@ -378,7 +380,7 @@ class RecvBuffer:
     @property
     def ooo_count(self) -> int:
         """The number of out-of-order blocks held (0: no holes)."""
-        return len(self._starts)
+        return len(self.ooo_starts)
 
     def ooo_block_limit(self) -> int:
         """The block budget: the capacity over a per-block truesize, clamped."""
@@ -387,7 +389,7 @@ class RecvBuffer:
     def ooo_snapshot(self) -> list[tuple[int, bytes]]:
         """(starting sequence number, bytes) of each block, ascending -- O(n), for tests
         and diagnostics only."""
-        return [(self._seq(s), bytes(self._blocks[s].view())) for s in self._starts]
+        return [(self._seq(s), bytes(self._blocks[s].view())) for s in self.ooo_starts]
 
     # --- in order ------------------------------------------------------------------------
     def append_in_order(self, data: memoryview | bytes | bytearray, rcv_nxt: int) -> int:
@@ -396,7 +398,7 @@ class RecvBuffer:
         base = self._rebase(rcv_nxt)
         self._push(data)
         nxt = base + len(data)
-        starts, blocks = self._starts, self._blocks
+        starts, blocks = self.ooo_starts, self._blocks
         reached = 0
         while reached < len(starts) and starts[reached] <= nxt:
             start = starts[reached]
@@ -428,7 +430,7 @@ class RecvBuffer:
         base = self._rebase(rcv_nxt)
         s = base + sq.diff(seq, rcv_nxt)
         e = s + len(data)
-        starts, blocks = self._starts, self._blocks
+        starts, blocks = self.ooo_starts, self._blocks
         # the blocks it touches (overlapping or adjacent) are starts[first:last]
         first = bisect_right(starts, s) - 1
         if first < 0 or starts[first] + len(blocks[starts[first]]) < s:
@@ -453,9 +455,9 @@ class RecvBuffer:
         return True
 
     def _new_block(self, index: int, s: int, data: memoryview | bytes, stats: OooCounters | None) -> bool:
-        starts = self._starts
+        starts = self.ooo_starts
         if starts is _NO_STARTS:                     # the first block: the queue's own containers
-            starts = self._starts = []
+            starts = self.ooo_starts = []
             self._blocks, self._recent = {}, []
         limit = self.ooo_block_limit()
         if len(starts) >= limit:
@@ -481,7 +483,7 @@ class RecvBuffer:
     def _merge(self, first: int, last: int, s: int, e: int, data: memoryview | bytes) -> None:
         """Join the segment [s, e) with the blocks starts[first:last] it touches, copying
         into the largest of them (small into large: each byte moves O(log n) times)."""
-        starts, blocks = self._starts, self._blocks
+        starts, blocks = self.ooo_starts, self._blocks
         touched = [(start, blocks.pop(start)) for start in starts[first:last]]
         host_at = max(range(len(touched)), key=lambda k: len(touched[k][1]))
         host_start, host = touched[host_at]
@@ -506,7 +508,7 @@ class RecvBuffer:
         self._touch(lo)
 
     def _drop_last(self) -> int:
-        start = self._starts.pop()
+        start = self.ooo_starts.pop()
         block = self._blocks.pop(start)
         self.ooo_bytes -= len(block)
         self.ooo_headroom -= block.head
@@ -525,7 +527,7 @@ class RecvBuffer:
         event, like Linux's OfoPruned).  In-order data, RCV.NXT and the offered window are
         left alone.  O(blocks dropped)."""
         freed = 0
-        while self._starts and (goal_bytes is None or freed < goal_bytes):
+        while self.ooo_starts and (goal_bytes is None or freed < goal_bytes):
             freed += self._drop_last()
         if freed and stats is not None:
             stats.ofo_pruned += 1
@@ -541,7 +543,7 @@ class RecvBuffer:
             out.append((self._seq(start), self._seq(start + len(self._blocks[start]))))
             if len(out) == limit:
                 return tuple(out)
-        for start in self._starts[:limit + len(self._recent)]:
+        for start in self.ooo_starts[:limit + len(self._recent)]:
             if start not in self._recent:
                 out.append((self._seq(start), self._seq(start + len(self._blocks[start]))))
                 if len(out) == limit:
@@ -560,7 +562,7 @@ class RecvBuffer:
     def clear(self) -> None:
         self._chunks.clear()
         self._first = self._skip = self.queued = 0
-        self._starts, self._blocks, self._recent = _NO_STARTS, _NO_BLOCKS, _NO_RECENT
+        self.ooo_starts, self._blocks, self._recent = _NO_STARTS, _NO_BLOCKS, _NO_RECENT
         self.ooo_bytes = 0
         self.ooo_headroom = 0
 

@@ -794,7 +794,7 @@ class InputMixin(Tcb):
             self.abort(now, 0)
             return
         if seqno == self.rcv_nxt:
-            had_holes = self.rcv.ooo_count > 0
+            had_holes = bool(self.rcv.ooo_starts)
             if data:
                 if len(data) != self.rcv_mss:        # (a segment of the size known changes nothing)
                     info.measure_rcv_mss(self, len(data), seg.flags)

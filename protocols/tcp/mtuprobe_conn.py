@@ -60,7 +60,7 @@ def send_probe(conn: Tcb, now: float) -> int:
     search = conn.mtup
     assert search is not None
     cfg = conn.config
-    if conn.cc.cwnd < 11 * conn.mss or conn.rcv.ooo_count or conn.dsack is not None:
+    if conn.cc.cwnd < 11 * conn.mss or conn.rcv.ooo_starts or conn.dsack is not None:
         return 0
     if conn.pmtu and search.search_high > conn.pmtu:
         search.search_high = conn.pmtu          # ICMP told of a smaller path (Linux tcp_sync_mss)

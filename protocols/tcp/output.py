@@ -32,6 +32,7 @@ BULK_SKB = 32 * 1024                     # a write run this long ends in a held 
 # the state tests of every output() as sets: a State.X costs ~0.3 us on CPython 3.11 (state.py)
 _IDLE = frozenset({State.CLOSED, State.LISTEN})
 _OPENING = frozenset({State.SYN_SENT, State.SYN_RECEIVED})
+_LONE_WRITE_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})   # (_send_lone_write)
 _SENDS_DATA = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
 
 
@@ -51,6 +52,8 @@ class OutputMixin(Tcb):
                     self._emit(self.snd_nxt, ACK, None, now)
                 return
         self.sync_pmtu(now)
+        if st in _LONE_WRITE_STATES and not force_probe and self._send_lone_write(now):
+            return
         self.chunk_end = self.snd_nxt                # each pass sends fresh chunks (tcp_write_xmit)
         sent = False
         if self.rexmit_una:
@@ -110,6 +113,40 @@ class OutputMixin(Tcb):
         skips the pass (~10 us of a request/response round trip, all of it before the
         reply can be written)."""
         return not (self.ack_now or self.snd.queued or self.fin_queued) and self.snd_una == self.snd_max
+
+    def _send_lone_write(self, now: float) -> bool:
+        """The request/response case in a few lines: nothing in flight, and the buffer holds
+        one write (one skb) shorter than a segment, no FIN, no urgent data, no cork --
+        it goes at once as one segment, as the general pass below would send it (what that
+        pass computes for it, written out: Nagle and SWS avoidance let it go with nothing in
+        flight, _chunk ends the chunk at its end without PSH of its own, the PSH is its
+        skb's; afterwards nothing waits).  False (nothing done) for anything else -- the
+        output counterpart of input's header prediction (input.py _predicted)."""
+        n = self.snd.queued
+        if not n or self.snd_una != self.snd_max or self.snd_nxt != self.snd_una or self.fin_queued \
+                or self.rexmit_una or self.in_recovery or self.rto_recovery or self.urg is not None \
+                or self.cork or self.push_more or self.cc.pacing_rate or self.dsack is not None \
+                or (self.sack_ok and self.rcv.ooo_starts) or (self.mtup is not None and self.mtup.enabled) \
+                or self.rack.has_lost:
+            return False
+        if n >= self.mss or n > self.snd_wnd or n > self.cc.cwnd:
+            return False
+        encoded = self.snd.marks.next_end(0)
+        if encoded >> 1 != n:
+            return False                             # more than one skb: the general pass
+        last = self.cwnd_use.last_send
+        if last is not None and now - last > self.config.rto_min and self.config.slow_start_after_idle:
+            self._restart_after_idle(now)
+            if n > self.cc.cwnd:
+                return False
+        self.skb_end = encoded
+        self.chunk_end, self.chunk_psh = sq.add(self.snd_nxt, n), 0
+        self._send_data(self.snd_nxt, n, False, now)
+        if self.chrono_type == info.CHRONO_RWND_LIMITED:
+            info.chrono_rwnd(self, now)
+        flight = self._cwnd_flight(n)
+        self.cwnd_use.on_burst(self.cc.cwnd - flight < self.mss, flight, self.snd_una, self.snd_nxt)
+        return True
 
     # --- pacing (only while the controller sets a rate: BBR) ----------------------------------
     def _pacing_blocked(self, now: float) -> bool:
@@ -222,7 +259,7 @@ class OutputMixin(Tcb):
         fin_possible = self.fin_queued and (self.fin_seq is None or sq.le(self.snd_nxt, self.fin_seq))
         if avail == 0:
             return 0, fin_possible and off == total
-        if sq.lt(self.snd_nxt, self.snd_max) and self.scoreboard.lefts:
+        if self.scoreboard.lefts and sq.lt(self.snd_nxt, self.snd_max):
             # going back N after an RTO: skip what the receiver SACKed (RFC 6675 §5.1)
             skip_to = self.scoreboard.sacked_end(self.snd_nxt)
             if skip_to is not None:
@@ -243,7 +280,7 @@ class OutputMixin(Tcb):
         if mss < n < avail:
             n -= n % mss                              # window-limited: whole segments only (no runts)
         hole_cut = False
-        if sq.lt(self.snd_nxt, self.snd_max) and self.scoreboard.lefts:
+        if self.scoreboard.lefts and sq.lt(self.snd_nxt, self.snd_max):
             hole = self.scoreboard.next_hole(self.snd_nxt, self.snd_una)
             if hole is not None and hole[0] == self.snd_nxt and sq.diff(hole[1], hole[0]) < n:
                 # a hole shorter than the MSS is what was sent there (a segment that carried
@@ -329,7 +366,7 @@ class OutputMixin(Tcb):
     def _seg_mss(self) -> int:
         """Payload per segment now: the MSS less room for SACK blocks while we hold
         out-of-order data (Linux tcp_current_mss), so a segment never outgrows the MTU."""
-        if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
+        if self.sack_ok and (self.rcv.ooo_starts or self.dsack is not None):
             blocks = min(self.rcv.ooo_count + (self.dsack is not None), 3 if self.ts_ok else 4)
             return max(self.mss - 4 - 8 * blocks, 64)
         return self.mss
@@ -608,10 +645,10 @@ class OutputMixin(Tcb):
         seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._advertise(now))
         if self.urg is not None and (up := self.urg.pointer(seqno, self.snd_una, self.snd_nxt)) is not None:
             seg.flags, seg.urgent = flags | URG, up  # a segment below SND.UP (urgent.py)
-        if self.sack_ok and (self.rcv.ooo_count or self.dsack is not None):
+        if self.sack_ok and (self.rcv.ooo_starts or self.dsack is not None):
             limit = 3 if self.ts_ok else 4
             if self.dsack is not None:               # RFC 2883 §4: the D-SACK block first, once
-                seg.sack = (self.dsack,) + (self.rcv.sack_blocks(limit - 1) if self.rcv.ooo_count else ())
+                seg.sack = (self.dsack,) + (self.rcv.sack_blocks(limit - 1) if self.rcv.ooo_starts else ())
                 self.dsack = None
             else:
                 seg.sack = self.rcv.sack_blocks(limit)

@@ -195,7 +195,7 @@ def test_the_empty_ooo_queue_is_shared_until_a_first_block_and_never_written() -
     """An idle connection does not pay for the out-of-order queue's containers; the first
     block gives the buffer its own, so nothing leaks into another buffer, also after clear()."""
     a, b = RecvBuffer(1 << 20), RecvBuffer(1 << 20)
-    assert a._starts is b._starts and a._blocks is b._blocks
+    assert a.ooo_starts is b.ooo_starts and a._blocks is b._blocks
     a.insert_ooo(100, b"x" * 10, 0)
     assert a.ooo_count == 1 and b.ooo_count == 0 and b.sack_blocks(4) == () and not b._blocks
     a.clear()
