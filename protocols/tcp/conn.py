@@ -25,7 +25,7 @@ from .delack import DelackMixin
 from .ecn import ECN_ON, Ecn
 from .input import InputMixin
 from .memory import MemoryMixin
-from .output import OutputMixin
+from .output import AUTOCORK, OutputMixin
 from .rack import Rack
 from .rate import RateEstimator
 from .rtt import RttEstimator
@@ -119,6 +119,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.last_oow_ack = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
         self.dsack = None   # a duplicate to report in the next ACK (RFC 2883)
         self.cork = self.push_more = False
+        self.cork_until = 0.0
         self.snd_sml = self.chunk_end = 0
         self.chunk_psh = 0
         self.skb_end = -1
@@ -266,6 +267,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
             self.moderate_sndbuf()
         n = self.snd.write(data)
         if n:
+            self.cork_until = now + AUTOCORK
             if not self.chrono_type:       # Linux tcp_skb_entail: info.chrono_start(BUSY), inline
                 self.chrono_type, self.chrono_start = info.CHRONO_BUSY, now
             if urgent:

@@ -29,6 +29,7 @@ MAX_TSO = 65535 - 20 - 60                # IPv4 total length minus headers
 PACING_SLACK = 0.001                     # the pacing credit for a late timer (see _paced)
 PROBE_PSH = 2                            # chunk_psh: the probe timer's segment, PSH whatever its skb
 BULK_SKB = 32 * 1024                     # a write run this long ends in a held runt (_nagle_holds)
+AUTOCORK = 0.001                         # ... which waits this long after a write for the next one
 # the state tests of every output() as sets: a State.X costs ~0.3 us on CPython 3.11 (state.py)
 _IDLE = frozenset({State.CLOSED, State.LISTEN})
 _OPENING = frozenset({State.SYN_SENT, State.SYN_RECEIVED})
@@ -76,7 +77,7 @@ class OutputMixin(Tcb):
                 self._send_data(self.snd_nxt, probe, False, now, probe=True)
                 sent = sent_new = True
         while True:
-            n, fin = self._sendable(force_probe)
+            n, fin = self._sendable(force_probe, now)
             if n == 0 and not fin:
                 if self.rack.want_rate and self.snd.queued != (self.snd_nxt - self.snd_una) & sq.MASK:
                     rate_conn.check_app_limited(self)      # a short tail waits (rate_conn.py: as at a write)
@@ -131,7 +132,10 @@ class OutputMixin(Tcb):
             return False
         if n >= self.mss or n > self.snd_wnd or n > self.cc.cwnd:
             return False
-        encoded = self.snd.marks.next_end(0)
+        marks = self.snd.marks
+        if not self.nodelay and marks.written - marks.tail_start >= BULK_SKB:
+            return False                             # a bulk write's tail: Nagle's and the autocork's
+        encoded = marks.next_end(0)
         if encoded >> 1 != n:
             return False                             # more than one skb: the general pass
         last = self.cwnd_use.last_send
@@ -250,7 +254,7 @@ class OutputMixin(Tcb):
         self.host.stats.window_probes += 1
         self._emit(sq.add(self.snd_una, -1), ACK, None, now)
 
-    def _sendable(self, force_probe: bool) -> tuple[int, bool]:
+    def _sendable(self, force_probe: bool, now: float) -> tuple[int, bool]:
         if self.state not in _SENDS_DATA and not (self.tfo is not None and fastopen.child_sends(self)):
             return 0, False
         off = sq.diff(self.snd_nxt, self.snd_una)
@@ -292,7 +296,7 @@ class OutputMixin(Tcb):
         last_skb = skb_end <= 0 or skb_end >= total
         if 0 < skb_end - off < n:
             n = skb_end - off
-        elif last_skb and n == avail and n % mss and not (fin_possible or force_probe) and self._nagle_holds(off):
+        elif last_skb and n == avail and n % mss and not (fin_possible or force_probe) and self._nagle_holds(off, now):
             if n < mss:
                 return 0, False
             n -= n % mss                              # keep a short tail back (Nagle)
@@ -308,24 +312,37 @@ class OutputMixin(Tcb):
             n = limit
         return n, fin_possible and off + n == total
 
-    def _nagle_holds(self, off: int) -> bool:
+    def _nagle_holds(self, off: int, now: float) -> bool:
         """Linux tcp_nagle_check for the partial tail of the last skb: TCP_CORK or this
         call's MSG_MORE hold it; else, without TCP_NODELAY, Minshall's variant of Nagle
         (RFC 896; tcp_minshall_check): only while a *small* segment is unacknowledged.
         Deliberate difference: the tail of a bulk write (an skb of BULK_SKB or more) waits
-        for what is in flight, classic Nagle -- sent at once, each such runt drew an ACK of
-        its own, and a sender writing 64 KiB at a time lost a quarter of its throughput
-        (bench bulk_out6; Linux's own bulk writers rarely send them: autocorking holds a
-        small push while earlier packets are queued in the host)."""
+        for what is in flight, classic Nagle, and with nothing in flight for the
+        application's next write, up to AUTOCORK after its last one, when it is what is
+        left of an skb whose front was sent (an autocork: the timer sends it then).  Sent
+        at once, each such runt drew an ACK of its own: a sender writing 64 KiB at a time
+        lost a quarter of its throughput (bench bulk_out6),
+        and with the flight ACKed before the application, sharing this thread, wrote again
+        -- a trio task yields after each send -- two frames in five were runts (bench
+        bulk_out: 2.7 -> 3.4 Gbit/s without them).  Linux's bulk writers rarely send them:
+        the application runs beside the stack, and autocorking holds a small push while
+        earlier packets are queued in the host."""
         if self._urgent_push() or sq.lt(self.snd_nxt, self.snd_max):
             return False               # urgent mode (tcp_nagle_test), a go-back-N resend (no Nagle test)
         if self.cork or self.push_more:
             return True
-        if self.nodelay or off <= 0 or (off == 1 and self.tfo is not None):
+        if self.nodelay or (off == 1 and self.tfo is not None):
             return False               # (a Fast Open child's unacknowledged SYN is no data in flight)
         marks = self.snd.marks
-        return marks.written - marks.tail_start >= BULK_SKB or (
-            sq.gt(self.snd_sml, self.snd_una) and sq.le(self.snd_sml, self.snd_nxt))
+        bulk = marks.written - marks.tail_start >= BULK_SKB
+        if off <= 0:
+            # the rest of an skb whose front went out (a whole new write goes whole, as before)
+            if bulk and marks.tail_start < marks.acked and now < self.cork_until:
+                if self.pace_at is None or self.cork_until < self.pace_at:
+                    self.pace_at = self.cork_until       # (the send timer: timer.py)
+                return True
+            return False
+        return bulk or (sq.gt(self.snd_sml, self.snd_una) and sq.le(self.snd_sml, self.snd_nxt))
 
     def _chunk(self, n: int, cwnd_room: int, probe: bool) -> None:
         """Where the chunk now being sent ends (segmentation.py): n octets can go from

@@ -111,7 +111,7 @@ class Tcb:
         # acks
         "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
         # segmentation and delayed ACKs as Linux (segmentation.py, delack.py)
-        "cork", "push_more", "snd_sml", "chunk_end", "chunk_psh", "skb_end",
+        "cork", "push_more", "cork_until", "snd_sml", "chunk_end", "chunk_psh", "skb_end",
         "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss", "rcv_wnd_max",
         # socket-facing
         "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
@@ -207,7 +207,7 @@ class Tcb:
     tlp_pending: int | None             # a probe's SND.MAX awaiting RFC 8985 §7.4's verdict
     cwnd_use: CwndUse                   # Linux's cwnd-limited state and last send time (cwnd.py)
     rack_at: float | None
-    pace_at: float | None
+    pace_at: float | None               # the send timer: pacing's debt paid, or the autocork's end
     pace_next: float
     undo_cc: dict[str, object] | None
     undo_retrans: int
@@ -237,6 +237,7 @@ class Tcb:
     # where the chunk being sent ends (Linux sends an skb in chunks, PSH on each one's last)
     cork: bool
     push_more: bool
+    cork_until: float                   # the last write + AUTOCORK (output.py _nagle_holds)
     snd_sml: int
     chunk_end: int
     chunk_psh: int                      # 1: the chunk was cut by its size (PSH), 2: a probe
@@ -393,7 +394,7 @@ class Tcb:
         raise NotImplementedError
 
     @abstractmethod
-    def _sendable(self, force_probe: bool) -> tuple[int, bool]:
+    def _sendable(self, force_probe: bool, now: float) -> tuple[int, bool]:
         raise NotImplementedError
 
     @abstractmethod

@@ -155,6 +155,7 @@ class Tcp:
             del deferred[conn]
             if conn.state != CLOSED and not conn.output_idle():
                 conn.output(now)
+                self.schedule(conn)              # the timers that pass armed (RTO, probe, send)
 
     def output_later(self, conn: Connection, now: float) -> None:
         """The output pass after a fast-path segment: at the end of the receive batch when

@@ -77,7 +77,7 @@ class TimerMixin(Tcb):
             self.rack_at = None
             self._on_rack_timer(now)
         if self.pace_at is not None and now >= self.pace_at:
-            self.pace_at = None                  # the pacing debt is paid: the next burst may go
+            self.pace_at = None                  # the pacing debt is paid, or the autocork is over (output.py)
             self.output(now)
         if self.persist_at is not None and now >= self.persist_at:
             self.persist_at = None

@@ -56,3 +56,40 @@ async def test_one_ack_per_batch_for_its_in_order_segments(autojump_clock: trio.
         await client.sendall(b"y" * (4 * mss))
         await trio.sleep(0.001)
         assert len(acks) >= 2
+
+
+async def test_a_timer_the_batch_end_arms_is_filed(autojump_clock: trio.testing.MockClock) -> None:
+    """The output pass at a batch's end may arm a connection's timers (the RTO, the loss
+    probe, the send timer): they are filed with the stack's timer service then, not when a
+    later event happens along.  Here the ACKs of a bulk write's segments arrive inside a
+    batch and the runt after them waits for the application's next write (output.py
+    AUTOCORK); the send timer armed at the batch's end sends it 1 ms after the write."""
+    async with two_stacks("rawip", ipv6=False) as p:
+        lst = p.sa.socket(A, S)
+        lst.bind(("", 7001))
+        lst.listen(1)
+        client = p.sb.socket(A, S)
+        await client.connect((IP_A, 7001))
+        server, _ = await lst.accept()
+        await trio.sleep(1)
+        conn = server._pcb
+        conn.cc.cwnd = conn.snd.capacity = 1 << 20      # each write at once, in one flight
+        client._pcb.quickacks = 1 << 10                  # the client ACKs every segment at once
+        size = 40 * conn.mss + 100
+        p.sa._rx_batch(True)
+        await server.sendall(b"y" * size)                # sent whole: nothing was in flight
+        await server.sendall(b"z" * size)                # its runt waits behind the flight (Nagle)
+        wrote = trio.current_time()
+        for _ in range(100):                             # the client's ACKs, no time passing
+            if conn.snd_una == conn.snd_max:
+                break
+            await trio.sleep(0)
+        assert conn.snd_una == conn.snd_max and conn.snd.queued == 100 and trio.current_time() == wrote
+        p.sa._rx_batch(False)                            # the pass: the runt waits for a write
+        assert conn.snd.queued == 100 and conn.pace_at == wrote + 0.001
+        assert conn.sched_at == conn.pace_at             # filed: the timer service wakes for it
+        got = b""
+        with trio.fail_after(0.002):
+            while len(got) < 2 * size:
+                got += await client.recv(1 << 20)
+        assert trio.current_time() - wrote <= 0.0011

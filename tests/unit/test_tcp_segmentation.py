@@ -5,6 +5,7 @@ against the kernel by tests/scripted/scripts (psh-*, nagle-*, msg-*, cork-*, qui
 delack-*)."""
 from __future__ import annotations
 
+from protocols.tcp.output import AUTOCORK
 from protocols.tcp.segmentation import MAX_MARKS, WriteMarks, initial_window, tso_autosize
 from protocols.tcp.wire import ACK, PSH
 from tests.unit.test_tcp_conn import ISS, established
@@ -147,3 +148,38 @@ def test_a_bulk_writes_runt_waits_for_the_ack() -> None:
     assert sent_flags(out)[-1][:2] == (39 * 1460, 1460)               # the 100 wait
     out = rig.rx(ACK, ack=ISS + 1 + 40 * 1460, at=rig.now + 0.05)
     assert sent_flags(out) == [(40 * 1460, 100, True)]
+
+
+def test_a_bulk_writes_runt_waits_a_moment_for_the_next_write() -> None:
+    """Deliberate difference (output.py AUTOCORK): with its segments ACKed before the
+    application wrote again, the runt waits up to 1 ms after the last write -- the next
+    write takes it along in full segments -- then the send timer sends it."""
+    rig = established(ts=False, peer_ws=7)
+    c = rig.conn
+    c.cc.cwnd = c.snd.capacity = 1 << 20
+    rig.send(bytes(40 * 1460 + 100))
+    wrote = rig.now
+    assert rig.rx(ACK, ack=ISS + 1 + 40 * 1460, at=wrote + 0.0002) == []    # held: wrote 0.2 ms ago
+    assert c.pace_at == wrote + AUTOCORK and c.poll_at() == wrote + AUTOCORK
+    out = rig.send(bytes(40 * 1460))                      # the next write: the runt goes with it
+    assert sent_flags(out)[0] == (40 * 1460, 1460, False) and sent_flags(out)[-1][:2] == (79 * 1460, 1460)
+    assert rig.rx(ACK, ack=ISS + 1 + 80 * 1460, at=rig.now + 0.0002) == []  # its own 100 wait in turn
+    assert rig.poll_next() == [] and rig.now == wrote + AUTOCORK   # the first hold's timer: too early now
+    out = rig.poll_next()                                 # nobody wrote: the timer, 1 ms after the write
+    assert rig.now == wrote + 0.0002 + AUTOCORK and sent_flags(out) == [(80 * 1460, 100, True)]
+
+
+def test_the_autocork_leaves_nodelay_and_small_writes_alone() -> None:
+    """TCP_NODELAY sends the runt at once (as before), and so does a write run below
+    BULK_SKB once nothing is in flight (Minshall)."""
+    for nodelay, size in ((True, 40 * 1460 + 100), (False, 20 * 1460 + 100)):
+        rig = established(ts=False, peer_ws=7)
+        c = rig.conn
+        c.cc.cwnd = c.snd.capacity = 1 << 20
+        c.nodelay = nodelay
+        first = rig.send(bytes(size))
+        if nodelay:
+            assert sent_flags(first)[-1][1] == 100
+            continue
+        out = rig.rx(ACK, ack=ISS + 1 + size - 100, at=rig.now + 0.0002)
+        assert sent_flags(first + out)[-1] == (size - 100, 100, True)
