@@ -325,7 +325,7 @@ class RecvBuffer:
             return
         self.queued -= n
         chunks = self._chunks
-        if not self.queued:                            # drained: give every chunk back at once
+        if not self.queued:                          # drained: give every chunk back at once
             chunks.clear()
             self._first = self._skip = 0
             return

@@ -321,12 +321,12 @@ class OutputMixin(Tcb):
         application's next write, up to AUTOCORK after its last one, when it is what is
         left of an skb whose front was sent (an autocork: the timer sends it then).  Sent
         at once, each such runt drew an ACK of its own: a sender writing 64 KiB at a time
-        lost a quarter of its throughput (bench bulk_out6),
-        and with the flight ACKed before the application, sharing this thread, wrote again
-        -- a trio task yields after each send -- two frames in five were runts (bench
-        bulk_out: 2.7 -> 3.4 Gbit/s without them).  Linux's bulk writers rarely send them:
-        the application runs beside the stack, and autocorking holds a small push while
-        earlier packets are queued in the host."""
+        lost a quarter of its throughput (bench bulk_out6), and with the flight ACKed
+        before the application, sharing this thread, wrote again -- a trio task yields
+        after each send -- two frames in five were runts (bench bulk_out: 2.7 -> 3.4
+        Gbit/s without them).  Linux's bulk writers rarely send them: the application runs
+        beside the stack, and autocorking holds a small push while earlier packets are
+        queued in the host."""
         if self._urgent_push() or sq.lt(self.snd_nxt, self.snd_max):
             return False               # urgent mode (tcp_nagle_test), a go-back-N resend (no Nagle test)
         if self.cork or self.push_more:
