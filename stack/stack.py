@@ -570,7 +570,7 @@ class Stack:
     def _rx_batch(self, starting: bool) -> None:
         """A device's read batch begins or ends (Ndd.nd_rx_batch): inside one, in-order TCP
         segments are merged (protocols/gro.py) and TCP answers once per batch per
-        connection (protocols/tcp/tcp.py rx_batch); at its end what GRO holds goes up first."""
+        connection (protocols/tcp/tcp.py rx_batch_end); at its end what GRO holds goes up first."""
         if starting:
             self._in_batch = self.config.gro
             self.tcp.batching = True

@@ -30,4 +30,4 @@ def check_app_limited(conn: Tcb) -> None:
         estimator = rack.rate
         if estimator is None:                   # (made on first use: rack.py)
             estimator = rack.rate = RateEstimator()
-        estimator.app_limited = (estimator.delivered + inflight) or 1     # (mark_app_limited)
+        estimator.mark_app_limited(inflight)

@@ -358,15 +358,8 @@ class SvcManager:
             assert params is not None
             err = open_vc(self.ns, pcb, *call.vc, params.aal, params.traffic.pcr())
             if err:
-                # the VC the network gave is ours to refuse only by clearing the call
                 self.stats.refused_vc += 1
-                pcb.release_cause = CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE
-                self.release(pcb)
-                pcb.cause = AtmCause(0, CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE)
-                pcb.release_cause = None
-                pcb.so_error = err
-                pcb.peer = None
-                pcb.on_readable()
+                self._clear_for_vc(pcb, err)
                 return
         if ev.kind is CallEv.SETUP_CONF:
             params = pcb.params
@@ -377,15 +370,21 @@ class SvcManager:
                 pcb.params, pcb.aal, pcb.blli = answered, answered.aal, answered.blli
                 err = self._fit_vc(pcb, answered.aal)
                 if err:
-                    pcb.release_cause = CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE
-                    self.release(pcb)
-                    pcb.cause = AtmCause(0, CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE)
-                    pcb.release_cause = None
-                    pcb.so_error, pcb.peer = err, None
-                    pcb.on_readable()
+                    self._clear_for_vc(pcb, err)
                     return
             pcb.state = St.CONNECTED
             pcb.on_readable()
+
+    def _clear_for_vc(self, pcb: AtmPcb, err: int) -> None:
+        """The VC the network gave (or the sizes the called user answered with) cannot be
+        opened here: ours to refuse only by clearing the call (cause 36); the connect fails
+        with `err`."""
+        pcb.release_cause = CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE
+        self.release(pcb)
+        pcb.cause = AtmCause(0, CAUSE_VPCI_VCI_ASSIGNMENT_FAILURE)
+        pcb.release_cause = None
+        pcb.so_error, pcb.peer = err, None
+        pcb.on_readable()
 
     def _cleared(self, pcb: AtmPcb, ev: CallEvent) -> None:
         call = ev.call
