@@ -41,6 +41,11 @@ class TcpConfig:
     max_orphans: int = 16384
     delack: float = 0.04                # delayed-ACK timer (Linux TCP_DELACK_MIN); RFC 9293 caps it at 0.5 s
     quickacks: int = 16                 # ACK every segment at the start (Linux quickack mode)
+    # SACK compression (delack.py): out-of-order ACKs past the first three per RCV.NXT are
+    # held, one ACK for up to this many, sent after at most this delay (net.ipv4.
+    # tcp_comp_sack_nr -- 0 turns it off -- and tcp_comp_sack_delay_ns)
+    comp_sack_nr: int = 44
+    comp_sack_delay: float = 0.001
     rto_min: float = 0.2
     rto_max: float = 120.0
     # Socket buffers (memory.py).  Linux's defaults: they start at [1] and autotune up to [2]

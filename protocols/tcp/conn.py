@@ -118,6 +118,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.quickacks = config.quickacks
         self.last_oow_ack = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
         self.dsack = None   # a duplicate to report in the next ACK (RFC 2883)
+        self.comp_acks = self.comp_dups = self.comp_rcv_nxt = 0
+        self.comp_at = None
         self.cork = self.push_more = False
         self.cork_until = 0.0
         self.snd_sml = self.chunk_end = 0
@@ -361,7 +363,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
     def destroy(self: Self) -> None:
         self.state = State.CLOSED
         self.rto_at = self.delack_at = self.persist_at = self.keep_at = self.tw_at = self.probe_at = None
-        self.rack_at = self.pace_at = None
+        self.rack_at = self.pace_at = self.comp_at = None
         self.host.detach(self)
         self.release_buffers()
         self.on_event()

@@ -19,7 +19,14 @@ tcp_send_delayed_ack, tcp_cleanup_rbuf; tcp_timer.c tcp_delack_timer_handler) de
     500 ms, and by the SRTT (at least TCP_ATO_MIN);
   * a read that empties the receive queue ACKs at once a pending ACK for a short segment
     (outside interactive mode; a second short one forces it);
-  * TCP_QUICKACK: 1 leaves interactive mode (and ACKs what is pending that way), 0 enters it.
+  * TCP_QUICKACK: 1 leaves interactive mode (and ACKs what is pending that way), 0 enters it;
+  * SACK compression (Linux 4.18+, tcp_comp_sack_*; the tail of __tcp_ack_snd_check): data
+    that goes to the out-of-order queue is ACKed at once the first three times for a given
+    RCV.NXT -- the sender's duplicate-ACK threshold, so fast retransmit is never late --
+    and after that at most every `comp_sack_nr`-th time; the others wait for one ACK sent
+    after min(`comp_sack_delay`, 5 % of the RTT), whichever comes first, which carries the
+    newest SACK blocks.  Any ACK we send in the meantime (a hole filled, a reply) takes
+    their place.  Without SACK every such segment is ACKed (RFC 5681 §4.2's duplicates).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from .tcb import Tcb
 DELACK_MAX = 0.2            # Linux TCP_DELACK_MAX
 ATO_MAX = 0.5               # the delay outside interactive mode at most (HZ/2, RFC 9293's bound)
 ACK_PUSHED, ACK_PUSHED2 = 1, 2   # icsk_ack.pending: a short segment arrived (twice)
+COMP_SACK_DUPS = 3          # ACKs sent at once per RCV.NXT before compressing (TCP_FASTRETRANS_THRESH)
 
 
 class DelackMixin(Tcb):
@@ -44,6 +52,43 @@ class DelackMixin(Tcb):
                 self.quickacks -= 1
             return
         self._delay_ack(now)
+
+    def ack_out_of_order(self, now: float) -> None:
+        """Data went to the out-of-order queue: ACK now, or compress the SACK (Linux
+        __tcp_ack_snd_check with a non-empty out-of-order queue; see the module's text)."""
+        if self.ack_now:
+            return
+        if self.delack_bytes > self.rcv_mss or (self.quickacks > 0 and not self.pingpong):
+            self.ack_now = True                  # in-order data waits for an ACK, or quick-ACK mode
+            if self.quickacks > 0 and self.delack_bytes <= self.rcv_mss:
+                self.quickacks -= 1
+            return
+        if not self.sack_ok or self.comp_acks >= self.config.comp_sack_nr:
+            self.ack_now = True
+            return
+        if self.comp_rcv_nxt != self.rcv_nxt:   # a new hole: the sender's dupthresh again
+            self.comp_rcv_nxt = self.rcv_nxt
+            self.comp_dups = 0
+        if self.comp_dups < COMP_SACK_DUPS:
+            self.comp_dups += 1
+            self.ack_now = True
+            return
+        self.comp_acks += 1
+        if self.comp_at is None:
+            # the receiver's RTT, or the SRTT when smaller (Linux: both scaled, 5 % of it)
+            rtt = self.rcv_rtt
+            srtt = self.rtt.srtt
+            if srtt and srtt < rtt:
+                rtt = srtt
+            self.comp_at = now + min(self.config.comp_sack_delay, rtt / 20)
+
+    def comp_ack_fired(self, now: float) -> None:
+        """tcp_compressed_ack_kick: the held ACKs go as one (the one sent is not counted
+        compressed)."""
+        if self.comp_acks:
+            self.comp_acks -= 1
+            self.ack_now = True
+            self.output(now)
 
     def data_received(self, seglen: int, now: float) -> int:
         """Linux tcp_event_data_recv for `seglen` octets in order: the short-segment bits,

@@ -828,18 +828,28 @@ class InputMixin(Tcb):
                 self.rcv_ooopack += 1
                 if len(data) != self.rcv_mss:
                     info.measure_rcv_mss(self, len(data), seg.flags)
-                held = self.rcv.ooo_bytes
+                held, blocks = self.rcv.ooo_bytes, len(self.rcv.ooo_starts)
                 if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
                     self.host.stats.ooo_segs += 1
+                    if self.comp_acks and len(self.rcv.ooo_starts) > blocks:
+                        # a new block while ACKs are held: they go now, before the blocks
+                        # they report fall off the few an ACK carries (Linux
+                        # tcp_sack_new_ofo_skb sends them when its SACK array is full)
+                        self.ack_now = True
                     if self.rcv.ooo_bytes == held:
                         # all of it was queued already: RFC 2883 §4.2, the D-SACK block and
                         # then the block holding it (insert_ooo made that the most recent)
                         self._note_duplicate(seqno, len(data), out_of_order=True)
                 else:
                     fin = False                      # dropped (block cap): the FIN comes back with it
+                    self.ack_now = True
             if fin:
                 self.ooo_fin = sq.add(seqno, len(data))
-            self.ack_now = True                      # RFC 5681 §4.2: out of order -> immediate ACK
+                self.ack_now = True
+            else:
+                # RFC 5681 §4.2: out of order -> immediate ACK; Linux compresses past the
+                # first three for a RCV.NXT (delack.py)
+                self.ack_out_of_order(now)
 
     def _fin_received(self, now: float) -> None:
         self.rcv_nxt = sq.add(self.rcv_nxt, 1)
@@ -864,7 +874,7 @@ class InputMixin(Tcb):
     def _enter_time_wait(self: Self, now: float) -> None:
         self.state = State.TIME_WAIT
         self.rto_at = self.persist_at = self.keep_at = self.delack_at = None
-        self.probe_at = self.rack_at = self.pace_at = None   # nothing is sent in TIME-WAIT
+        self.probe_at = self.rack_at = self.pace_at = self.comp_at = None   # nothing is sent in TIME-WAIT
         self.tw_at = now + 2 * self.config.msl
         self.host.time_wait(self)
 

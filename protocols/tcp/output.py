@@ -685,6 +685,10 @@ class OutputMixin(Tcb):
             self.delack_at = None
             self.delack_bytes = 0
             self.ack_pushed = 0
+            if self.comp_acks:                       # this ACK carries the held ones (delack.py)
+                self.host.stats.acks_compressed += self.comp_acks
+                self.comp_acks = 0
+                self.comp_at = None
         if self.ecn is not None:
             self._ecn_output(seg, payload)
         self.segs_out += 1

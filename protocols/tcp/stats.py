@@ -63,6 +63,7 @@ class TcpStats(Counters):
     icmp_ignored: int = 0               # ICMP error for a connection in TIME_WAIT
     pmtu_reductions: int = 0            # a validated frag-needed shrank a connection's MSS
     ooo_segs: int = 0
+    acks_compressed: int = 0            # out-of-order ACKs folded into a later one (Linux TCPAckCompressed)
     tw_overflows: int = 0               # TIME_WAIT skipped: max_tw_buckets already (TCPTimeWaitOverflow)
     orphan_timeouts: int = 0            # orphans dropped after tcp_orphan_retries (TCPAbortOnTimeout)
     orphan_overflows: int = 0           # closed beyond max_orphans: reset at once ("too many orphaned sockets")

@@ -110,6 +110,7 @@ class Tcb:
         "keep_probes", "last_rcv",
         # acks
         "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
+        "comp_acks", "comp_at", "comp_rcv_nxt", "comp_dups",
         # segmentation and delayed ACKs as Linux (segmentation.py, delack.py)
         "cork", "push_more", "cork_until", "snd_sml", "chunk_end", "chunk_psh", "skb_end",
         "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss", "rcv_wnd_max",
@@ -233,6 +234,12 @@ class Tcb:
     quickacks: int
     last_oow_ack: float | None
     dsack: tuple[int, int] | None
+    # SACK compression (delack.py): ACKs held, when they go, the RCV.NXT and how many
+    # out-of-order ACKs went at once for it
+    comp_acks: int
+    comp_at: float | None
+    comp_rcv_nxt: int
+    comp_dups: int
     # segmentation (segmentation.py): TCP_CORK, this push's MSG_MORE, Minshall's snd_sml,
     # where the chunk being sent ends (Linux sends an skb in chunks, PSH on each one's last)
     cork: bool
@@ -429,6 +436,14 @@ class Tcb:
 
     @abstractmethod
     def data_received(self, seglen: int, now: float) -> int:
+        raise NotImplementedError
+
+    @abstractmethod
+    def ack_out_of_order(self, now: float) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def comp_ack_fired(self, now: float) -> None:
         raise NotImplementedError
 
     @abstractmethod

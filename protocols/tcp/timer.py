@@ -56,7 +56,7 @@ class TimerMixin(Tcb):
     def poll_at(self) -> float | None:
         best = None
         for at in (self.rto_at, self.delack_at, self.persist_at, self.keep_at, self.tw_at, self.probe_at,
-                   self.rack_at, self.pace_at):
+                   self.rack_at, self.pace_at, self.comp_at):
             if at is not None and (best is None or at < best):
                 best = at
         return best
@@ -93,6 +93,9 @@ class TimerMixin(Tcb):
             self.delack_fired()                  # delack.py: ato and interactive mode
             self.ack_now = True
             self.output(now)
+        if self.comp_at is not None and now >= self.comp_at:
+            self.comp_at = None
+            self.comp_ack_fired(now)             # the compressed SACK (delack.py)
         if self.keep_at is not None and now >= self.keep_at:
             self.keep_at = None
             self._on_keepalive(now)
