@@ -1,6 +1,7 @@
 """RFC 1071 Internet checksum (ndd/checksum.py)."""
 from __future__ import annotations
 
+import random
 import struct
 
 from hypothesis import given, settings
@@ -84,3 +85,19 @@ def test_inserted_checksum_always_verifies(data: bytes) -> None:
     buf = bytearray(b"\x00\x00" + data)
     struct.pack_into("!H", buf, 0, checksum(buf))
     assert verify(buf)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1000, 70000), st.integers(0, 2**32 - 1), st.integers(0, 0x1FFFE))
+def test_long_buffers_fold_to_the_reference(length: int, seed: int, initial: int) -> None:
+    """Past _FOLD_FROM the sum is folded at 16 * 2**k bits before the modulo (up to a GSO
+    super-frame and beyond the largest mask); all-ones and all-zero buffers too."""
+    data = random.Random(seed).randbytes(length)
+    assert ones_sum(data, initial) == slow_ones_sum(data, initial)
+    assert ones_sum(b"\xff" * length) == slow_ones_sum(b"\xff" * length)
+    assert ones_sum(bytes(length)) == 0
+
+
+def test_beyond_the_largest_fold_mask() -> None:
+    data = bytes(range(256)) * 1100 + b"\x01"      # 281,601 octets: k capped at 15
+    assert ones_sum(data) == slow_ones_sum(data)
