@@ -77,6 +77,7 @@ class FaultInjector(TaskNdd):
         self.inner.services = self.services
         self.inner.nd_receive = self._from_inner
         self.inner.nd_status = lambda ndd, block: self.report_status(block)
+        self.inner.nd_rx_batch = self._rx_batch
         self.inner.ndd_open()
         self.start_task(self._timer)
 
@@ -93,6 +94,12 @@ class FaultInjector(TaskNdd):
 
     def _send_inner(self, pkt: PacketBuffer) -> None:
         self.inner.ndd_output(pkt)
+
+    def _rx_batch(self, starting: bool) -> None:
+        """The inner device's read batches are this device's (its user coalesces work per
+        batch, e.g. TCP's ACKs); frames held back and released by the timer come outside one."""
+        if self.nd_rx_batch is not None:
+            self.nd_rx_batch(starting)
 
     def _from_inner(self, inner: Ndd, pkt: PacketBuffer) -> None:
         if self.direction == "out":

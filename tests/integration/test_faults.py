@@ -241,3 +241,24 @@ def test_finish_checksum_on_a_read_only_buffer() -> None:
     assert isinstance(pkt.buf, bytearray) and pkt.csum_start == -1 and pkt.start == 4
     assert ones_sum(pkt.view(), partial) == 0xFFFF                      # it verifies
     assert pkt.tobytes()[:6] == bytes(segment[:6]) and pkt.tobytes()[8:] == bytes(segment[8:])
+
+
+async def test_the_inner_devices_read_batches_reach_the_stack(autojump_clock: trio.testing.MockClock) -> None:
+    """The injector passes its inner device's read batches (Ndd.nd_rx_batch) on: TCP
+    coalesces its output per batch, and a stack behind the injector must see the batches
+    a TUN reader brackets (the lossy bench's stack sent an ACK per segment without them)."""
+    async with faulty_stacks(seed=1) as (p, inj):
+        seen: list[bool] = []
+        stack_hook = inj.nd_rx_batch
+        assert stack_hook is not None
+
+        def hook(starting: bool) -> None:
+            seen.append(starting)
+            stack_hook(starting)
+
+        inj.nd_rx_batch = hook
+        inner_hook = inj.inner.nd_rx_batch
+        assert inner_hook is not None
+        inner_hook(True)
+        inner_hook(False)
+        assert seen == [True, False]
