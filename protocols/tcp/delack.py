@@ -60,8 +60,8 @@ class DelackMixin(Tcb):
             return
         if self.delack_bytes > self.rcv_mss or (self.quickacks > 0 and not self.pingpong):
             self.ack_now = True                  # in-order data waits for an ACK, or quick-ACK mode
-            if self.quickacks > 0 and self.delack_bytes <= self.rcv_mss:
-                self.quickacks -= 1
+            if self.quickacks > 0:
+                self.quickacks -= 1              # as ack_in_order: a quick ACK used
             return
         if not self.sack_ok or self.comp_acks >= self.config.comp_sack_nr:
             self.ack_now = True

@@ -63,8 +63,8 @@ LINUX_MIB = ("TCPTimeouts", "TCPLostRetransmit", "RetransSegs", "OutSegs", "TCPF
              "TCPDSACKIgnoredNoUndo", "TCPDSACKIgnoredOld", "TCPDSACKRecvSegs")
 STACK_STATS = ("rto_fires", "fast_retransmits", "retrans_segs", "out_segs", "loss_probes", "probe_recoveries",
                "rack_lost", "lost_retransmits", "rack_timeouts", "dsacks_received", "sack_reneging",
-               "recovery_undos", "dsacks_sent", "ooo_segs", "ofo_dropped", "paws_drops", "out_of_window",
-               "in_csum_errors")
+               "recovery_undos", "dsacks_sent", "ooo_segs", "acks_compressed", "ofo_dropped", "paws_drops",
+               "out_of_window", "in_csum_errors")
 
 # the Linux side of a transfer: `source HOST PORT BYTES` or `sink PORT`; prints JSON
 PEER = r"""
