@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from tools.bench.tunstack import tun_drops
 from tools.services import builtin as services
 
 from .conftest import STACK_IP, Peer, require_real_peer, soak
@@ -53,7 +54,10 @@ async def test_connection_burst_is_all_echoed(tun_peer: Peer) -> None:
         nursery.cancel_scope.cancel()
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     result: dict[str, Any] = json.loads(done.stdout)
-    print(f"burst of {n}: {result}, stack CPU {cpu:.2f} s ({cpu / n * 1e6:.0f} us per connection)")
+    st = tcp.stats
+    print(f"burst of {n}: {result}, stack CPU {cpu:.2f} s ({cpu / n * 1e6:.0f} us per connection); "
+          f"RTOs {st.rto_fires}, retransmitted {st.retrans_segs}, SYN cookies {st.syncookies_sent}, "
+          f"TUN queue drops {tun_drops(tun_peer.host, tun_peer.dev)}")
     assert result["ok"] == n, result
     assert result["resets"] == 0 and result["timeouts"] == 0 and result["errors"] == 0, result
     assert stats.connections == n and stats.errors == 0
