@@ -14,8 +14,15 @@ makes it, so a burst overflows 500 at once: 10 000 clients connecting together l
 all).  We ask for DEFAULT_TXQUEUELEN instead; the kernel counts the packets it drops as
 the device's TX drops (`ip -s link`).  4096 (a listen backlog's worth, somaxconn) still
 dropped 800-1200 frames in 2 s with 1000 bulk connections kernel→stack (`make bench`'s
-scale rows, issue 15); 20 000 dropped none.  The queue holds only what the senders have
-in flight, which the stack's receive windows bound; the ring itself is 8 octets a slot.
+scale rows, issue 15); 20 000 dropped none there, but a burst of 10 000 clients
+connecting at once (SYN, then ACK and request from each) still overflowed it: 15-22 k
+drops, the clients' retransmissions after 1, 3 and 7 s, 7.5-8.3 s until all were echoed
+and 577 µs of CPU per connection; 65 536 dropped none: 3.2-3.3 s, 320-337 µs (issue 10
+point 7, tests/adversarial/test_burst.py).  The ring itself is 8 octets a slot; what it
+holds is the frames.  TCP's are bounded by what the senders may have in flight, i.e. by
+the stack's receive windows (and tcp_mem); other traffic only by the count: up to ~150 MB
+of 1500-octet frames if the stack stops reading under a flood, and with UDP segmentation
+offload (USO) a sender's 64 KiB super-frames could hold far more.
 """
 from __future__ import annotations
 
@@ -38,7 +45,7 @@ from . import vnet
 from .base import TaskNdd, random_mac
 
 READ_SIZE = vnet.VNET_HDR_LEN + 14 + 65535 + 64
-DEFAULT_TXQUEUELEN = 20000    # packets the kernel may queue towards us (`ip link set ... txqueuelen`)
+DEFAULT_TXQUEUELEN = 65536    # packets the kernel may queue towards us (`ip link set ... txqueuelen`)
 SIOCSIFTXQLEN = 0x8943
 SIOCGIFHWADDR = 0x8927
 SIOCSIFMTU = 0x8922

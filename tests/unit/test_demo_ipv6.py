@@ -32,6 +32,15 @@ def test_an_offloaded_checksum_holds_the_pseudo_header_sum() -> None:
     assert l4_checksum(tcp_row("0", tcp, 32, 1000)) == "partial"
 
 
+def test_the_other_zero_is_good() -> None:
+    """A checksum that folds to 0 written as 0xFFFF (Linux's CSUM_MANGLED_0, seen from the
+    kernel on a TAP without offload: 1 segment in 65 536) -- tshark calls it bad."""
+    row = tcp_row("0", 0xFFFF, 32, 0) + ["0x0000", ""]
+    assert l4_checksum(row) == "good"
+    assert l4_checksum(tcp_row("0", 0xFFFF, 32, 0) + ["0x1234", ""]) == "bad"
+    assert l4_checksum(tcp_row("0", 0x0000, 32, 0) + ["0xffff", ""]) == "bad"
+
+
 def test_a_checksum_tshark_could_not_check_is_unverified() -> None:
     assert l4_checksum(udp_row("2", 0x1234, 1000)) == "unverified"
 

@@ -222,7 +222,8 @@ async def tshark_check6(report: Report, pcap: Path, stack_addrs: list[str], labe
         "icmp": ("icmpv6", ("icmpv6.checksum.status",), "f"),            # the outer message's
         # the last IPv6 header and the transport after it (in an ICMPv6 error: the quoted one)
         "l4": ("tcp || udp", ("ipv6.src", "ipv6.dst", "tcp.checksum.status", "tcp.checksum", "tcp.hdr_len",
-                              "tcp.len", "udp.checksum.status", "udp.checksum", "udp.length"), "l"),
+                              "tcp.len", "udp.checksum.status", "udp.checksum", "udp.length",
+                              "tcp.checksum_calculated", "udp.checksum_calculated"), "l"),
         "sent": (mine, ("frame.number",), "f"),
         "wrong_hlim": (wrong_hlim, ("frame.number",), "f"),
     }
@@ -264,9 +265,15 @@ def l4_checksum(row: list[str]) -> str:
     """good (tshark verified it), partial (the folded pseudo-header sum a device completes:
     virtio_net NEEDS_CSUM, the stack's or the kernel's offload), unverified (tshark had
     not the whole segment: a truncated quote in an ICMPv6 error), or bad."""
-    src, dst, tcp_status, tcp_sum, tcp_hdr, tcp_len, udp_status, udp_sum, udp_len = (row + [""] * 9)[:9]
-    status, field = (tcp_status, tcp_sum) if tcp_status else (udp_status, udp_sum)
+    src, dst, tcp_status, tcp_sum, tcp_hdr, tcp_len, udp_status, udp_sum, udp_len, tcp_calc, udp_calc = \
+        (row + [""] * 11)[:11]
+    status, field, calculated = (tcp_status, tcp_sum, tcp_calc) if tcp_status else (udp_status, udp_sum, udp_calc)
     if status == "1":
+        return "good"
+    if status == "0" and field and calculated and int(field, 16) == 0xFFFF and int(calculated, 16) == 0:
+        # the other zero of ones' complement (RFC 1071 §1: 0xFFFF and 0 are both zero; the
+        # sum over the segment verifies either way): Linux's skb_checksum_help writes it for
+        # a checksum that folds to 0 (CSUM_MANGLED_0), for TCP too -- tshark calls it bad
         return "good"
     if status == "2":     # tshark could not check it: a header quoted in an ICMPv6 error, cut short
         return "unverified"
