@@ -305,13 +305,17 @@ class InputMixin(Tcb):
         self.cc.set_mss(self.mss)
 
     def _ack_syn(self, ack: int, seg: TcpRepr, now: float) -> None:
-        """Our SYN is acknowledged: SND.UNA moves past it; take the RTT sample (Karn: not if resent)."""
+        """Our SYN is acknowledged: SND.UNA moves past it; take the RTT sample (Karn: not if
+        resent -- but a timestamp echo still is one, as Linux's tcp_ack_update_rtt takes it
+        when the ACK's timing cannot be used)."""
         if self.retries == 0:
             self._rtt_from(seg, now, sent_at=self.rtt_time)
         else:
-            # RFC 6298 §5.7: a SYN timed out -- data starts with a fresh RTO of 3 s
             self.rtt.backoff = 0
+            if self.ts_ok and seg.ts is not None and seg.ts[1]:
+                self._rtt_from(seg, now, sent_at=now)
             if self.rtt.samples == 0:
+                # RFC 6298 §5.7: a SYN timed out and left no sample -- data starts with an RTO of 3 s
                 self.rtt.rto = max(self.rtt.rto, 3.0)
         self.snd_una = ack
         if sq.lt(self.snd_nxt, ack):
