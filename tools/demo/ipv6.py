@@ -271,7 +271,7 @@ def l4_checksum(row: list[str]) -> str:
     if status == "1":
         return "good"
     if status == "0" and field and calculated and int(field, 16) == 0xFFFF and int(calculated, 16) == 0:
-        # the other zero of ones' complement (RFC 1071 §1: 0xFFFF and 0 are both zero; the
+        # the other zero of ones' complement (RFC 1624 §3: 0xFFFF is -0, 0 is +0; the
         # sum over the segment verifies either way): Linux's skb_checksum_help writes it for
         # a checksum that folds to 0 (CSUM_MANGLED_0), for TCP too -- tshark calls it bad
         return "good"
