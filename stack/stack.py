@@ -64,7 +64,7 @@ from protocols.tcp.usrreq import TcpUserRequests
 from protocols.udp.udp import Udp
 from protocols.udp.usrreq import UdpUserRequests
 
-from . import plugins
+from . import gcpolicy, plugins
 from .timers import TimerService
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class StackConfig:
     ipv6: bool = True               # IPv6 on every interface but ATM ones (Linux disable_ipv6 0)
     inet6: Inet6Config | None = None   # IPv6 host settings (protocols/ipv6/host.py); None: defaults
     gro: bool = True                # software GRO of a read batch's TCP segments (protocols/gro.py; ethtool -K gro)
+    gc_threshold2: int | None = 100  # the cyclic GC's full-collection threshold while it runs (stack/gcpolicy.py)
 
 
 class Stack:
@@ -231,6 +232,7 @@ class Stack:
             from drivers.memlink import LoopbackNdd
             self.loopback = self.add_interface(LoopbackNdd("lo"), "127.0.0.1/8")   # and ::1/128
             self.ipv4.loopback = self.loopback
+        gcpolicy.hold(self.config.gc_threshold2)
         return self
 
     async def __aexit__(self, etype: Any, exc: Any, tb: Any) -> bool | None:
@@ -257,6 +259,7 @@ class Stack:
             raise BaseExceptionGroup("the Stack's body or tasks failed, and so did close()", failures) from None
         finally:
             self.nursery = self._clock = None
+            gcpolicy.release(self.config.gc_threshold2)
         if close_failed:
             raise close_failed[0]
         return handled
