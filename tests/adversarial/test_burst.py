@@ -38,11 +38,12 @@ async def start_echo(nursery: trio.Nursery, peer: Peer) -> services.ServiceStats
 
 
 async def test_connection_burst_is_all_echoed(tun_peer: Peer) -> None:
-    """Measured here: 10 000 clients all echoed in 3.2-3.3 s (half of them by 1.8-1.9 s),
-    no reset, no frame dropped at the TUN's queue, 0.32-0.34 ms of stack CPU per connection
-    (the kernel's own work inside our TUN writes included).  With a 20 000-frame queue:
-    15-22 k drops, 7.5-8.3 s, 0.58 ms.  Before that: 74-88 % echoed, 545-632 resets or
-    timeouts, stalls of minutes."""
+    """Measured here: 10 000 clients all echoed in 2.7-2.9 s (half of them by 1.6-1.7 s),
+    no reset, no frame dropped at the TUN's queue, 0.27-0.29 ms of stack CPU per connection
+    (the kernel's own work inside our TUN writes included).  With the GC's default full
+    collections (stack/gcpolicy.py) 3.2-3.5 s; with a 20 000-frame queue 15-22 k drops,
+    7.5-8.3 s, 0.58 ms.  Before that: 74-88 % echoed, 545-632 resets or timeouts, stalls
+    of minutes.  Linux as the server: 0.5-3 s."""
     n = soak(2000, 10000)
     deadline = soak(90, 150)
     async with trio.open_nursery() as nursery:
