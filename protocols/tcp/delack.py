@@ -23,10 +23,12 @@ tcp_send_delayed_ack, tcp_cleanup_rbuf; tcp_timer.c tcp_delack_timer_handler) de
   * SACK compression (Linux 4.18+, tcp_comp_sack_*; the tail of __tcp_ack_snd_check): data
     that goes to the out-of-order queue is ACKed at once the first three times for a given
     RCV.NXT -- the sender's duplicate-ACK threshold, so fast retransmit is never late --
-    and after that at most every `comp_sack_nr`-th time; the others wait for one ACK sent
-    after min(`comp_sack_delay`, 5 % of the RTT), whichever comes first, which carries the
-    newest SACK blocks.  Any ACK we send in the meantime (a hole filled, a reply) takes
-    their place.  Without SACK every such segment is ACKed (RFC 5681 §4.2's duplicates).
+    and after that one ACK stands for up to `comp_sack_nr` of them, sent after
+    min(`comp_sack_delay`, 5 % of the RTT) with the newest SACK blocks; a new block while
+    ACKs are held sends them at once, before the blocks they report fall off the few an
+    ACK carries (Linux tcp_sack_new_ofo_skb does when its SACK array is full).  Any ACK
+    we send in the meantime (a hole filled, a reply) takes their place.  Without SACK
+    every such segment is ACKed (RFC 5681 §4.2's duplicates).
 """
 from __future__ import annotations
 
@@ -53,10 +55,14 @@ class DelackMixin(Tcb):
             return
         self._delay_ack(now)
 
-    def ack_out_of_order(self, now: float) -> None:
-        """Data went to the out-of-order queue: ACK now, or compress the SACK (Linux
-        __tcp_ack_snd_check with a non-empty out-of-order queue; see the module's text)."""
+    def ack_out_of_order(self, now: float, new_block: bool) -> None:
+        """Data went to the out-of-order queue (`new_block`: as a block of its own): ACK
+        now, or compress the SACK (Linux __tcp_ack_snd_check with a non-empty out-of-order
+        queue; see the module's text)."""
         if self.ack_now:
+            return
+        if new_block and self.comp_acks:
+            self.ack_now = True                  # the held ACKs go before their blocks fall off
             return
         if self.delack_bytes > self.rcv_mss or (self.quickacks > 0 and not self.pingpong):
             self.ack_now = True                  # in-order data waits for an ACK, or quick-ACK mode

@@ -828,6 +828,7 @@ class InputMixin(Tcb):
                 stats.mem_ooo_dropped += 1
                 self.ack_now = True
                 return
+            new_block = False
             if data:
                 self.rcv_ooopack += 1
                 if len(data) != self.rcv_mss:
@@ -835,11 +836,7 @@ class InputMixin(Tcb):
                 held, blocks = self.rcv.ooo_bytes, len(self.rcv.ooo_starts)
                 if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
                     self.host.stats.ooo_segs += 1
-                    if self.comp_acks and len(self.rcv.ooo_starts) > blocks:
-                        # a new block while ACKs are held: they go now, before the blocks
-                        # they report fall off the few an ACK carries (Linux
-                        # tcp_sack_new_ofo_skb sends them when its SACK array is full)
-                        self.ack_now = True
+                    new_block = len(self.rcv.ooo_starts) > blocks
                     if self.rcv.ooo_bytes == held:
                         # all of it was queued already: RFC 2883 §4.2, the D-SACK block and
                         # then the block holding it (insert_ooo made that the most recent)
@@ -853,7 +850,7 @@ class InputMixin(Tcb):
             else:
                 # RFC 5681 §4.2: out of order -> immediate ACK; Linux compresses past the
                 # first three for a RCV.NXT (delack.py)
-                self.ack_out_of_order(now)
+                self.ack_out_of_order(now, new_block)
 
     def _fin_received(self, now: float) -> None:
         self.rcv_nxt = sq.add(self.rcv_nxt, 1)

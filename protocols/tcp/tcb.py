@@ -439,7 +439,7 @@ class Tcb:
         raise NotImplementedError
 
     @abstractmethod
-    def ack_out_of_order(self, now: float) -> None:
+    def ack_out_of_order(self, now: float, new_block: bool) -> None:
         raise NotImplementedError
 
     @abstractmethod

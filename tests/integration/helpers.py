@@ -91,6 +91,18 @@ def require_atmsigd() -> None:
         require_tool("atmsigd")
 
 
+async def tcp_connected(client_stack: Any, server_stack: Any, server_ip: str, port: int) -> tuple[Any, Any]:
+    """A TCP connection from `client_stack` to a listener of `server_stack` on
+    (server_ip, port): (the client's socket, the server's accepted one)."""
+    lst = server_stack.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst.bind(("", port))
+    lst.listen(1)
+    client = client_stack.socket(socket.AF_INET, socket.SOCK_STREAM)
+    await client.connect((server_ip, port))
+    server, _ = await lst.accept()
+    return client, server
+
+
 async def tcp_exchange(sa: Any, sb: Any, up: bytes, down: bytes, on_up: Callable[[bytes], Any],
                        on_down: Callable[[bytes], Any], *, timeout: float = 900, port: int = 5000) -> float:
     """Stack `sa` connects to `sb` (IP_B:port), sends `up` and half-closes while `sb` answers

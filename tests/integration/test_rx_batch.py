@@ -7,26 +7,17 @@ The memory link does not batch; the test brackets stack a's input by hand, as th
 reader does around a read."""
 from __future__ import annotations
 
-import socket
-
 import trio
 import trio.testing
 
 from protocols.tcp.wire import TcpRepr
 
-from .helpers import IP_A, two_stacks
-
-A, S = socket.AF_INET, socket.SOCK_STREAM
+from .helpers import IP_A, tcp_connected, two_stacks
 
 
 async def test_one_ack_per_batch_for_its_in_order_segments(autojump_clock: trio.testing.MockClock) -> None:
     async with two_stacks("rawip", ipv6=False) as p:
-        lst = p.sa.socket(A, S)
-        lst.bind(("", 7000))
-        lst.listen(1)
-        client = p.sb.socket(A, S)
-        await client.connect((IP_A, 7000))
-        server, _ = await lst.accept()
+        client, server = await tcp_connected(p.sb, p.sa, IP_A, 7000)
         await trio.sleep(1)                              # handshake and quick ACKs over
         acks: list[TcpRepr] = []
         tcp = p.sa.tcp
@@ -65,12 +56,7 @@ async def test_a_timer_the_batch_end_arms_is_filed(autojump_clock: trio.testing.
     batch and the runt after them waits for the application's next write (output.py
     AUTOCORK); the send timer armed at the batch's end sends it 1 ms after the write."""
     async with two_stacks("rawip", ipv6=False) as p:
-        lst = p.sa.socket(A, S)
-        lst.bind(("", 7001))
-        lst.listen(1)
-        client = p.sb.socket(A, S)
-        await client.connect((IP_A, 7001))
-        server, _ = await lst.accept()
+        client, server = await tcp_connected(p.sb, p.sa, IP_A, 7001)
         await trio.sleep(1)
         conn = server._pcb
         conn.cc.cwnd = conn.snd.capacity = 1 << 20      # each write at once, in one flight

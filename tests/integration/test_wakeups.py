@@ -15,7 +15,7 @@ import trio.testing
 from stack.timers import TimerService
 from tools.bench.steps import StepCounter
 
-from .helpers import IP_B, two_stacks
+from .helpers import IP_B, tcp_connected, two_stacks
 
 A, S = socket.AF_INET, socket.SOCK_STREAM
 
@@ -102,13 +102,7 @@ async def test_cancelled_retransmission_timers_share_wake_ups(autojump_clock: tr
 
 async def _connected(p: Any) -> tuple[Any, Any]:
     """A connection from stack A to a listener on B: (A's socket, B's accepted one)."""
-    lst = p.sb.socket(A, S)
-    lst.bind(("", 5000))
-    lst.listen(1)
-    c = p.sa.socket(A, S)
-    await c.connect((IP_B, 5000))
-    s, _ = await lst.accept()
-    return c, s
+    return await tcp_connected(p.sa, p.sb, IP_B, 5000)
 
 
 async def _steps_of(task_name: str, body: Any) -> int:
