@@ -451,8 +451,50 @@ class RecvBuffer:
                 self.ooo_bytes += len(tail)
                 self._touch(start)
                 return True
+            if e <= end:                                 # reordering: the segment just before a block
+                self._extend_front(first, start, block, s, data)
+                return True
+        elif last - first == 2 and starts[first] <= s and e <= starts[first + 1] + len(blocks[starts[first + 1]]):
+            self._bridge(first, s, data)                 # a retransmission or late one fills a gap
+            return True
         self._merge(first, last, s, e, data)
         return True
+
+    # _merge's two commonest cases without its general bookkeeping (a lossy, reordering path
+    # makes one of them every third segment): the same bytes moved, small into large
+    def _extend_front(self, index: int, start: int, block: _OooBlock, s: int, data: memoryview | bytes) -> None:
+        """[s, e) ends inside the block at `start` and begins before it."""
+        self.ooo_headroom -= block.head
+        block.prepend(memoryview(data)[:start - s])
+        self.ooo_headroom += block.head
+        self.ooo_bytes += start - s
+        self.ooo_starts[index] = s
+        blocks = self._blocks
+        del blocks[start]
+        blocks[s] = block
+        self._forget(start)
+        self._touch(s)
+
+    def _bridge(self, index: int, s: int, data: memoryview | bytes) -> None:
+        """[s, e) covers the gap between blocks `index` and `index + 1`, inside their span."""
+        starts, blocks = self.ooo_starts, self._blocks
+        left_start, right_start = starts[index], starts[index + 1]
+        left, right = blocks[left_start], blocks.pop(right_start)
+        left_end = left_start + len(left)
+        gap = memoryview(data)[left_end - s:right_start - s]
+        self.ooo_headroom -= left.head + right.head
+        if len(left) >= len(right):
+            left.append(gap)
+            left.append(right.view())
+        else:
+            right.prepend(gap)
+            right.prepend(left.view())
+            blocks[left_start] = left = right
+        self.ooo_headroom += left.head
+        self.ooo_bytes += right_start - left_end
+        del starts[index + 1]
+        self._forget(right_start)
+        self._touch(left_start)
 
     def _new_block(self, index: int, s: int, data: memoryview | bytes, stats: OooCounters | None) -> bool:
         starts = self.ooo_starts

@@ -677,6 +677,10 @@ def test_ooo_queue_matches_a_byte_set_model(irs: int, segs: list[tuple[int, int]
         assert [(o, o + len(b)) for o, b in held] == model.blocks()
         assert all(b == payload[o:o + len(b)] for o, b in held)
         assert (r.stats.ofo_dropped, r.stats.ofo_pruned) == (model.dropped, model.pruned)
+        # the memory charged is what the blocks hold (their bytes and the headroom in front)
+        blocks = [r.buf._blocks[s] for s in r.buf.ooo_starts]
+        assert r.buf.ooo_bytes == sum(len(b) for b in blocks)
+        assert r.buf.ooo_headroom == sum(b.head for b in blocks)
     assert r.buf.read(1000) == bytes(model.delivered)
 
 
