@@ -69,16 +69,20 @@ class TcpGro:
         if seg_len <= 0 or data < th + 20 or flags & ~_PSH != _ACK:
             self._pass(pkt, ctx)
             return
+        if isinstance(buf, memoryview):
+            buf = bytes(buf)              # (slices below must be bytes, not views)
         view = memoryview(buf)
-        if ones_sum(view[s:th]) != 0xFFFF or \
-                ones_sum(view[th:end], ones_sum(view[s + 12:th]) + 6 + n - 20) != 0xFFFF:
+        # RFC 1071: the header sums to 0xFFFF, i.e. 0 modulo 0xFFFF (it is never all zero);
+        # the pseudo-header's addresses go in as one 64-bit integer (2**16 == 1 mod 0xFFFF)
+        if int.from_bytes(buf[s:th], "big") % 0xFFFF or \
+                ones_sum(view[th:end], int.from_bytes(buf[s + 12:th], "big") + 6 + n - 20) != 0xFFFF:
             self._pass(pkt, ctx)          # a bad checksum: IPv4 or TCP counts it
             return
         pkt.csum_valid = True
         seq = _U32.unpack_from(buf, th + 4)[0]
         # addresses, ports, ACK number, window, header length, options; TOS and TTL
-        sig = bytes(view[s + 12:th + 4]) + bytes(view[th + 8:th + 13]) + bytes(view[th + 14:th + 16]) \
-            + bytes(view[th + 20:data]) + bytes((buf[s + 1], buf[s + 8], buf[s + 6] & 0x40))
+        sig = buf[s + 12:th + 4] + buf[th + 8:th + 13] + buf[th + 14:th + 16] + buf[th + 20:data] \
+            + bytes((buf[s + 1], buf[s + 8], buf[s + 6] & 0x40))
         first = self._first
         if first is not None and (sig != self._sig or seq != self._next_seq or seg_len > self._seg_len
                                   or self._ip_len + seg_len > MAX_IP_LEN):

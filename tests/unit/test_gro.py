@@ -113,6 +113,24 @@ def test_a_bad_checksum_is_not_merged_and_not_marked_valid() -> None:
     assert tcp_of(out[2])[2] == data(1)
 
 
+def test_a_bad_ipv4_header_checksum_is_not_merged_and_not_marked_valid() -> None:
+    good = frame(ISN, data(0))
+    raw = bytearray(frame(ISN + MSS, data(1)).buf)
+    raw[10] ^= 0x01                                # the IPv4 header checksum, not the TCP one
+    bad = PacketBuffer(bytes(raw))
+    _, out = run([good, bad, frame(ISN + MSS, data(1))])
+    assert out[0] is good and out[1] is bad and not bad.csum_valid      # IPv4 verifies and counts it
+    assert tcp_of(out[2])[2] == data(1)
+
+
+def test_a_frame_in_a_memoryview_merges_like_one_in_bytes() -> None:
+    frames = [frame(ISN + k * MSS, data(k)) for k in range(3)]
+    frames[1] = PacketBuffer(memoryview(frames[1].buf))
+    _, out = run(frames)
+    (pkt,) = out
+    assert tcp_of(pkt)[2] == data(0) + data(1) + data(2)
+
+
 def test_a_run_stays_a_valid_ipv4_datagram() -> None:
     frames = [frame(ISN + k * MSS, data(k)) for k in range(100)]
     gro, out = run(frames)
