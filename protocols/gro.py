@@ -46,7 +46,7 @@ class TcpGro:
         self._first: PacketBuffer | None = None     # the run's first frame (its headers lead the merge)
         self._ctx: Any = None
         self._pieces: list[memoryview] = []
-        self._sig = b""                 # what every segment of the run shares (see module doc)
+        self._sig: bytes | bytearray = b""   # what every segment of the run shares (see module doc)
         self._next_seq = 0
         self._seg_len = 0
         self._ip_len = 0
