@@ -39,9 +39,12 @@ class InputMixin(Tcb):
         if payload:
             self.data_segs_in += 1
         st = self.state
-        if st in PREDICTABLE and seg.flags & _UNPREDICTED == ACK and seg.seq == self.rcv_nxt \
-                and self.urg is None and self._predicted(seg, payload, now):
-            return
+        if st in PREDICTABLE and seg.flags & _UNPREDICTED == ACK and self.urg is None:
+            ahead = (seg.seq - self.rcv_nxt) & sq.MASK
+            # in order, or text beyond a hole that starts inside the window (a lossy path)
+            if (ahead == 0 or (payload and ahead < (self.rcv_adv - self.rcv_nxt) & sq.MASK < sq.HALF)) \
+                    and self._predicted(seg, payload, now, ahead != 0):
+                return
         if st == SYN_SENT:
             self._input_syn_sent(seg, payload, now)
             return
@@ -139,19 +142,22 @@ class InputMixin(Tcb):
             self.output(now)
 
     # --- header prediction (Van Jacobson; 4.4BSD tcp_input, Linux tcp_rcv_established) ------
-    def _predicted(self: Self, seg: TcpRepr, payload: memoryview, now: float) -> bool:
-        """The two segments of a synchronized connection that make up nearly all of its
-        traffic -- the pure ACK of data in flight and the in-order text at RCV.NXT -- past the
-        checks of input() that cannot fail for them; False (nothing done) sends any other
-        segment down the full path.  The caller checked: a synchronized state other than
-        TIME-WAIT (ESTABLISHED as in BSD and Linux, and the half-closed states, where a bulk
-        transfer often ends), only ACK of SYN, FIN, RST, URG and ACK (PSH, ECE and CWR go to
-        the same helpers as on the full path), SEG.SEQ = RCV.NXT, no urgent data in play.
+    def _predicted(self: Self, seg: TcpRepr, payload: memoryview, now: float, out_of_order: bool) -> bool:
+        """The segments of a synchronized connection that make up nearly all of its
+        traffic -- the pure ACK of data in flight, the in-order text at RCV.NXT, and on a
+        lossy path the text beyond a hole -- past the checks of input() that cannot fail for
+        them; False (nothing done) sends any other segment down the full path.  The caller
+        checked: a synchronized state other than TIME-WAIT (ESTABLISHED as in BSD and Linux,
+        and the half-closed states, where a bulk transfer often ends), only ACK of SYN, FIN,
+        RST, URG and ACK (PSH, ECE and CWR go to the same helpers as on the full path),
+        SEG.SEQ = RCV.NXT -- or, `out_of_order`, text with RCV.NXT < SEG.SEQ < RCV.NXT +
+        RCV.WND -- and no urgent data in play.
         What is left out, and why it gives the same result:
         - PAWS (RFC 7323 §5.3) cannot drop a segment whose TSval is not older than TS.Recent,
           which is required here when timestamps are on (a segment without one falls through);
         - SEG.SEQ = RCV.NXT is acceptable for any window (RFC 9293 §3.10.7.4's four cases:
-          with a zero window only RCV.NXT is, with an open one RCV.NXT is its left edge);
+          with a zero window only RCV.NXT is, with an open one RCV.NXT is its left edge), and
+          text starting inside an open window is too (the fourth case);
           text beyond the window is trimmed by _process_text, as on the full path;
         - SND.UNA <= SEG.ACK <= SND.MAX lies inside RFC 5961 §5.2's range, so no challenge
           ACK; an older ACK falls through;
@@ -161,7 +167,10 @@ class InputMixin(Tcb):
         ECN, the ACK (RTT sample, cwnd, RACK, PRR, window, FIN acknowledged, TCP_INFO
         counters), the text (delayed or quick ACK; after our FIN, none is taken), output --
         except that text acknowledging nothing new, with nothing else in play, only updates
-        the send window (what _process_ack would do for it)."""
+        the send window (what _process_ack would do for it).  The output pass waits for the
+        end of the receive batch, except after out-of-order text: its ACK goes at once, as on
+        the full path (the sender counts duplicate ACKs; delack.py holds back the ones Linux
+        compresses)."""
         snd_una = self.snd_una
         if (seg.ack - snd_una) & sq.MASK > (self.snd_max - snd_una) & sq.MASK:
             return False                             # not in [SND.UNA, SND.MAX]
@@ -195,7 +204,10 @@ class InputMixin(Tcb):
             else:
                 self.ack_now = True
         if self.state != CLOSED:
-            self.host.output_later(self, now)        # coalesced per receive batch (tcp.py)
+            if out_of_order:
+                self.output(now)
+            else:
+                self.host.output_later(self, now)    # coalesced per receive batch (tcp.py)
         return True
 
     # --- ECN (RFC 3168; the state and rules in ecn.py) -----------------------------------

@@ -30,6 +30,7 @@ from . import test_tcp_conn
 from .test_tcp_conn import IRS, ISS, run_pair
 
 Snapshot = Any
+OUT_OF_ORDER_TAKEN = [0]          # out-of-order text the predicted path took, over the module's runs
 
 
 def _state(value: Any, depth: int) -> Snapshot:
@@ -82,12 +83,14 @@ def _exchange(predicted: bool, ce_every: int,
         full_input(conn, seg, payload, now)
         trace.append((conn.lport, now, seg.seq, seg.ack, seg.flags, len(payload), _state(conn, 3)))
 
-    def counted_predicted(conn: Connection, seg: TcpRepr, payload: memoryview, now: float) -> bool:
+    def counted_predicted(conn: Connection, seg: TcpRepr, payload: memoryview, now: float,
+                          out_of_order: bool) -> bool:
         nonlocal taken
         if not predicted:
             return False
-        done = real_predicted(conn, seg, payload, now)
+        done = real_predicted(conn, seg, payload, now, out_of_order)
         taken += done
+        OUT_OF_ORDER_TAKEN[0] += done and out_of_order
         return done
 
     def ecn_passive_open(conn: Connection, seg: TcpRepr, iss: int, now: float) -> None:
@@ -150,6 +153,37 @@ def test_prediction_takes_the_common_segments(timestamps: bool) -> None:
     assert _compare(a_data=rnd.randbytes(50_000), b_data=rnd.randbytes(50_000), **kw) > 0
 
 
+@pytest.mark.parametrize("sack", [True, False])
+def test_prediction_takes_text_beyond_a_hole(sack: bool) -> None:
+    """A lossy, reordering wire: the out-of-order text is predicted too (its ACK goes at
+    once, as on the full path), and the result is the full path's."""
+    rnd = random.Random(11)
+    before = OUT_OF_ORDER_TAKEN[0]
+    _compare(seed=11, a_data=rnd.randbytes(150_000), b_data=rnd.randbytes(20_000), loss=0.05, dup=0.02,
+             jitter=0.02, iss_a=ISS, iss_b=IRS, sack=sack, timestamps=True, syn_retries=10, synack_retries=10,
+             limit=20000.0)
+    assert OUT_OF_ORDER_TAKEN[0] - before > 20
+
+
+@pytest.mark.parametrize("where", ["at the window's edge", "beyond it"])
+def test_text_starting_outside_the_window_takes_the_full_path(where: str) -> None:
+    """Only text starting inside the window is predicted out of order: at or past its right
+    edge the full path judges it (RFC 9293 §3.10.7.4: unacceptable, an ACK, nothing kept)."""
+    from .test_tcp_conn import established
+    rig = established()
+    conn = rig.conn
+    wnd = (conn.rcv_adv - conn.rcv_nxt) & 0xFFFFFFFF
+    seq = (conn.rcv_nxt + wnd + (0 if where == "at the window's edge" else 5000)) & 0xFFFFFFFF
+    taken = []
+    real = InputMixin._predicted
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(InputMixin, "_predicted", lambda *a: taken.append(a) or real(*a))
+        out = rig.rx(ACK, seq=seq, payload=b"x" * 100)
+    assert not taken
+    assert conn.host.stats.out_of_window == 1 and not conn.rcv.ooo_starts
+    assert [s.flags for s in out] == [ACK]
+
+
 def test_old_timestamp_takes_the_full_path() -> None:
     """A segment whose TSval is older than TS.Recent is for PAWS to judge: not predicted."""
     from .test_tcp_conn import established
@@ -157,5 +191,5 @@ def test_old_timestamp_takes_the_full_path() -> None:
     conn = rig.conn
     ts_recent = conn.ts_recent
     seg = TcpRepr(80, 40000, conn.rcv_nxt, conn.snd_una, ACK, 1000, ts=((ts_recent - 5) & 0xFFFFFFFF, 0))
-    assert not conn._predicted(seg, memoryview(b"abc"), 200.0)
+    assert not conn._predicted(seg, memoryview(b"abc"), 200.0, False)
     assert conn.ts_recent == ts_recent and conn.rcv_nxt == seg.seq
