@@ -129,17 +129,20 @@ class FaultInjector(TaskNdd):
             copies = 2
             self.faults.duplicated += 1
         now = self.attached.clock()
-        for n in range(copies):
+        # the duplicate is copied before the original goes anywhere: a receiver may pull
+        # headers off the buffer it is handed (Ipv4.input does)
+        frames = (data,) if copies == 1 else (data, data.copy())
+        for frame in frames:
             if rnd() < p["delay"]:
                 self.faults.delayed += 1
-                self._later(now + self.delay_time, partial(sink, data if not n else data.copy()))
+                self._later(now + self.delay_time, partial(sink, frame))
             elif self._held[way] is None and rnd() < p["reorder"]:
                 self.faults.reordered += 1
-                self._held[way] = (now, data if not n else data.copy())
+                self._held[way] = (now, frame)
                 self._later(now + self.hold, partial(self._release, way, sink))
             else:
                 self.faults.passed += 1
-                sink(data if not n else data.copy())
+                sink(frame)
                 self._release(way, sink)
 
     def _release(self, way: str, sink: Callable[[PacketBuffer], None]) -> None:

@@ -111,6 +111,18 @@ async def test_duplicates_are_answered_but_ignored(autojump_clock: trio.testing.
         assert p.sa.icmp.stats.in_ignored == 10
 
 
+async def test_a_duplicate_arrives_whole_though_the_first_copy_lost_its_headers(
+        autojump_clock: trio.testing.MockClock) -> None:
+    # inbound duplicates: the stack pulls the IP and ICMP headers off the first copy it is
+    # handed; the second must still be the frame as it came (it was copied before)
+    async with faulty_stacks(seed=5, direction="in", duplicate=1.0) as (p, inj):
+        ok, _ = await ping_many(p, 10)
+        await trio.sleep(1)
+        assert ok == 10 and inj.faults.duplicated >= 10
+        assert p.sa.ipv4.stats.in_hdr_errors == 0 and p.sa.ipv4.stats.in_truncated == 0
+        assert p.sa.icmp.stats.in_ignored == 10             # each second echo reply: no waiter
+
+
 async def test_total_loss_times_out(autojump_clock: trio.testing.MockClock) -> None:
     # drop=1.0 outbound: every ping is ETIMEDOUT, b never sees one, and the waiters are cleaned up
     async with faulty_stacks(seed=1, direction="out", drop=1.0) as (p, inj):
