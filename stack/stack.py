@@ -89,6 +89,7 @@ class StackConfig:
     ipv6: bool = True               # IPv6 on every interface but ATM ones (Linux disable_ipv6 0)
     inet6: Inet6Config | None = None   # IPv6 host settings (protocols/ipv6/host.py); None: defaults
     gro: bool = True                # software GRO of a read batch's TCP segments (protocols/gro.py; ethtool -K gro)
+    early_demux: bool = True        # TCP segments of known connections skip IPv4 input (Linux ip_early_demux)
     gc_threshold2: int | None = 100  # the cyclic GC's full-collection threshold while it runs (stack/gcpolicy.py)
 
 
@@ -106,6 +107,7 @@ class Stack:
         self.timers = TimerService(self.now)
         self.gro = TcpGro(self._ip_up)
         self._in_batch = False
+        self._early_demux = self.config.early_demux
         self.drivers = plugins.DriverRegistry()
         self.plugins_loaded: list[str] = []
         self._ping_ident = self.rng.getrandbits(16)
@@ -587,10 +589,13 @@ class Stack:
         if self._in_batch and not ndd.caps.gso_rx:
             self.gro.receive(pkt, ifp)
         else:
-            self.ipv4.input(ifp, pkt, self.now())
+            self._ip_up(pkt, ifp)
 
     def _ip_up(self, pkt: PacketBuffer, ifp: Interface) -> None:
-        self.ipv4.input(ifp, pkt, self.now())
+        now = self.now()
+        # a segment of a known connection goes straight to it (Linux ip_early_demux)
+        if not (self._early_demux and self.tcp.early_input(pkt, ifp, now)):
+            self.ipv4.input(ifp, pkt, now)
 
     def _ip6_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
         self.inet6.ip.input(ifp, pkt, self.now())

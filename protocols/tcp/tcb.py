@@ -140,6 +140,7 @@ class Tcb:
         "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack", "dsack_dups", "reord_seen",
         "urg",                          # urgent data (urgent.py), None until the connection uses it
         "mtup",                         # path-MTU probing's search (mtuprobe.py), None when off
+        "rx_ifp",                       # where its segments come in: early demux (tcp.py)
     )
 
     host: TcpHost[Self]
@@ -271,6 +272,7 @@ class Tcb:
     syn_count: int
     accept_queue: deque[Self] | None
     ifp: Route | None
+    rx_ifp: object                      # the interface the full input path last took a segment from
     csum_offload: bool
     tso_max: int
     gso_max: int                        # software GSO (ndd/gso.py): largest super-segment payload, 0: none

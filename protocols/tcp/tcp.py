@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     from ..ipv6.ip6 import Ip6Meta, Ipv6
 
 IP_TCP_HDR = 40
+_EARLY_KEY = struct.Struct("!IIHH")      # early_input: source, destination, ports
 IPV6_PMTUDISC_INTERFACE = 4             # <linux/in6.h> IPV6_MTU_DISCOVER values
 IP6_TCP_HDR = IP6_HDR_LEN + 20          # MSS = path MTU - 60 over IPv6 (RFC 8200 §8.3)
 # Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
@@ -760,8 +761,10 @@ class Tcp:
         payload = view[seg.hdr_len:]
         seg.ecn = ip.tos & ECN_MASK                      # the IP ECN field, for ecn.py
         conn = self.conns.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
-        if conn is not None and self._established(conn, seg, payload, now, self._listener, ip.dst):
-            return
+        if conn is not None:
+            conn.rx_ifp = ip.ifp                         # early_input's interface check
+            if self._established(conn, seg, payload, now, self._listener, ip.dst):
+                return
         listener = self._listener(ip.dst, seg.dst_port)
         if listener is not None and (listener.laddr or not self._foreign(ip.ifp, ip.dst)):
             self._listen_input(listener, seg, ip, payload, now)
@@ -771,6 +774,49 @@ class Tcp:
             return
         stats.no_ports += 1
         self._reset_for(seg, ip.dst, ip.src, len(payload), now)
+
+    def early_input(self, pkt: PacketBuffer, ifp: Interface, now: float) -> bool:
+        """Early demux (Linux ip_rcv_finish -> tcp_v4_early_demux, sysctl ip_early_demux): a
+        segment of a connection of the table goes straight to it, past IPv4's input and the
+        protocol switch -- True once it did; False (nothing done, nothing counted) sends the
+        packet the whole way, Ipv4.input.
+        Taken only where the whole way cannot decide otherwise: a plain IPv4 header (no
+        options, not a fragment, its length the packet's, its checksum right), TCP with a
+        right checksum and a header TcpRepr accepts, the 4-tuple of a connection whose
+        last segment through the whole way came in by this interface (so its source passed
+        the martian checks there), a destination that is still one of our addresses (or a
+        transparent interface's, the gateway's), a source that is not.  What IPv4 and TCP
+        count for it is counted; what else they do (reassembly, IpMeta, the listener and
+        forwarder lookups) a segment of a connection does not need.  Over IPv6 the whole
+        way is taken."""
+        buf, s, end = pkt.buf, pkt.start, pkt.end
+        n = end - s
+        if n < 40 or buf[s] != 0x45 or buf[s + 9] != 6 or buf[s + 6] & 0x3F or buf[s + 7] \
+                or (buf[s + 2] << 8 | buf[s + 3]) != n:
+            return False
+        src, dst, sport, dport = _EARLY_KEY.unpack_from(buf, s + 12)
+        conn = self.conns.get((dst, dport, src, sport))
+        if conn is None or conn.rx_ifp is not ifp or conn.state == TIME_WAIT:
+            return False                                 # (a SYN may retire it for a listener)
+        local = self.ipv4.ifnet.local_addrs
+        if src in local or not (dst in local or ifp.transparent):
+            return False
+        view = memoryview(buf)[s:end]
+        if int.from_bytes(view[:20], "big") % 0xFFFF:
+            return False                                 # a bad header checksum: IPv4 counts it
+        view = view[20:]
+        if not pkt.csum_valid and ck.ones_sum(view, int.from_bytes(buf[s + 12:s + 20], "big") + 6 + n - 20) != 0xFFFF:
+            return False                                 # TCP counts it
+        seg = TcpRepr.parse(view)
+        if isinstance(seg, str):
+            return False
+        ipstats = self.ipv4.stats
+        ipstats.in_receives += 1
+        ipstats.in_delivers += 1
+        self.stats.in_segs += 1
+        seg.ecn = buf[s + 1] & ECN_MASK
+        self._established(conn, seg, view[seg.hdr_len:], now, self._listener, dst)
+        return True
 
     def _established(self, conn: Connection, seg: TcpRepr, payload: memoryview, now: float,
                      listener: Callable[[int, int], Connection | None], laddr: int) -> bool:
