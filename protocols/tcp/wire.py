@@ -27,6 +27,10 @@ _TS = struct.Struct("!BBII")
 _HDR_NOP_NOP_TS = struct.Struct("!HHIIBBHHHIII")
 _NOP_NOP_TS = (OPT_NOP << 24) | (OPT_NOP << 16) | (OPT_TS << 8) | 10
 _OFF_32 = 8                                     # the data-offset nibble of a 32-octet header
+# ... and Linux's ACK during loss recovery: NOP NOP TS, then NOP NOP SACK with 1-3 blocks (the
+# data-offset nibble 11, 13, 15) -- per header nibble, its layout and the SACK option's lead word
+_HDR_TS_SACK = {9 + 2 * n: (struct.Struct("!HHIIBBHHHIIII" + "II" * n),
+                            (OPT_NOP << 24) | (OPT_NOP << 16) | (OPT_SACK << 8) | (2 + 8 * n)) for n in (1, 2, 3)}
 
 
 def parse_fastopen(kind: int, body: bytes | bytearray | memoryview) -> tuple[bytes | None, bool]:
@@ -82,7 +86,14 @@ class TcpRepr:
                 _HDR_NOP_NOP_TS.unpack_from(data, 0)
             if lead == _NOP_NOP_TS:
                 return cls(sport, dport, seq, ack, flags, win, urg, None, None, False, (val, ecr), (), 32)
-        elif size < HDR_LEN:
+        elif size >= 44 and (layout := _HDR_TS_SACK.get(data[12] >> 4)) is not None and size >= layout[0].size:
+            v = layout[0].unpack_from(data, 0)
+            if v[9] == _NOP_NOP_TS and v[12] == layout[1]:
+                blocks = v[13:]
+                sack = tuple(zip(blocks[0::2], blocks[1::2], strict=True))
+                return cls(v[0], v[1], v[2], v[3], v[5], v[6], v[8], None, None, False, (v[10], v[11]), sack,
+                           layout[0].size)
+        if size < HDR_LEN:
             return "in_truncated"
         sport, dport, seq, ack, off, flags, win, _csum, urg = _HDR.unpack_from(data, 0)
         hlen = (off >> 4) * 4

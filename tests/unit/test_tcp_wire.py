@@ -291,3 +291,44 @@ def test_nop_nop_ts_header_reads_the_timestamps() -> None:
     seg = TcpRepr.parse(bytes(header(off=8, opts=b"\x01\x01\x08\x0a" + struct.pack("!II", 7, 9))) + b"data")
     assert isinstance(seg, TcpRepr)
     assert (seg.ts, seg.hdr_len, seg.sack, seg.mss) == ((7, 9), 32, (), None)
+
+
+def _general_parse(data: bytes) -> TcpRepr:
+    """What parse makes of `data` without its fixed-layout shortcuts: _parse_options."""
+    sport, dport, seq, ack, off, flags, win, _csum, urg = struct.unpack_from("!HHIIBBHHH", data)
+    seg = TcpRepr(sport, dport, seq, ack, flags, win, urg, hdr_len=(off >> 4) * 4)
+    seg._parse_options(data, seg.hdr_len)
+    return seg
+
+
+@FAST
+@given(u32, u32, st.integers(0, 0xFF), u16, st.tuples(u32, u32), st.lists(st.tuples(u32, u32), min_size=1, max_size=3),
+       st.binary(max_size=8))
+def test_the_ts_and_sack_layout_parses_as_the_general_parser_does(
+        seq: int, ack: int, flags: int, win: int, ts: tuple[int, int], blocks: list[tuple[int, int]],
+        payload: bytes) -> None:
+    """Linux's ACK in recovery (NOP NOP TS, NOP NOP SACK 1-3 blocks) takes parse's fixed
+    layout: the same repr as the option walk."""
+    seg = TcpRepr(5000, 80, seq, ack, flags, win, ts=ts, sack=tuple(blocks))
+    seg.hdr_len = HDR_LEN + len(seg.options_bytes())
+    data = wire(seg, payload)
+    assert TcpRepr.parse(data) == _general_parse(data) == seg
+
+
+@pytest.mark.parametrize("change", ["sack length", "no nops", "truncated"])
+def test_a_near_miss_of_the_ts_and_sack_layout_takes_the_option_walk(change: str) -> None:
+    seg = TcpRepr(5000, 80, 1, 2, ACK, 3, ts=(4, 5), sack=((10, 20), (30, 40)))
+    seg.hdr_len = HDR_LEN + len(seg.options_bytes())
+    data = bytearray(wire(seg, b"xyz"))
+    if change == "sack length":
+        data[HDR_LEN + 15] = 2 + 8                       # SACK says one block: the second is junk
+    elif change == "no nops":
+        data[HDR_LEN + 12:HDR_LEN + 14] = b"\x00\x00"    # EOL where the NOPs were: options end
+    else:
+        data = data[:40]                                 # shorter than its data offset
+    expected = "in_truncated" if change == "truncated" else _general_parse(bytes(data))
+    assert TcpRepr.parse(bytes(data)) == expected
+    if change == "sack length":
+        assert isinstance(expected, TcpRepr) and expected.sack == ((10, 20),)
+    if change == "no nops":
+        assert isinstance(expected, TcpRepr) and expected.sack == () and expected.ts == (4, 5)
