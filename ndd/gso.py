@@ -25,6 +25,7 @@ from .pktbuf import GSO_ECN, GSO_TCPV4, GSO_TCPV6, PacketBuffer
 _FIN, _PSH, _CWR = 0x01, 0x08, 0x80
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_IP_LEN_ID = struct.Struct("!HH")              # an IPv4 header's total length and identification
 IPPROTO_TCP = 6
 
 
@@ -83,7 +84,7 @@ def segment_tcp(pkt: PacketBuffer) -> list[PacketBuffer] | None:
     data = th + (buf[th + 12] >> 4) * 4
     if data > pkt.end:
         return None
-    head = bytes(buf[pkt.start:data])            # link, network and TCP headers
+    head = bytearray(buf[pkt.start:data])        # link, network and TCP headers
     h_nh, h_th = nh - pkt.start, th - pkt.start
     h_csum = h_th + 16
     thlen = data - th
@@ -91,6 +92,14 @@ def segment_tcp(pkt: PacketBuffer) -> list[PacketBuffer] | None:
     flags = buf[th + 13]
     addr_sum = ones_sum(buf[nh + 8:nh + 40]) if v6 else ones_sum(buf[nh + 12:nh + 20])
     ident = _U16.unpack_from(buf, nh + 4)[0]
+    head[h_csum:h_csum + 2] = b"\0\0"             # each frame's TCP checksum is summed with it zero
+    ip_sum = 0
+    if not v6:
+        # the IPv4 header differs between frames only in its length and ident: sum the rest
+        # once, add those two per frame (RFC 1624 style: an incremental checksum)
+        head[h_nh + 2:h_nh + 6] = b"\0\0\0\0"
+        head[h_nh + 10:h_nh + 12] = b"\0\0"
+        ip_sum = int.from_bytes(head[h_nh:h_nh + 20], "big") % 0xFFFF
     view = memoryview(buf)
     frames: list[PacketBuffer] = []
     off, end = data, pkt.end
@@ -102,16 +111,17 @@ def segment_tcp(pkt: PacketBuffer) -> list[PacketBuffer] | None:
         if v6:
             _U16.pack_into(frame, h_nh + 4, tcp_len)
         else:
-            _U16.pack_into(frame, h_nh + 2, 20 + tcp_len)
-            _U16.pack_into(frame, h_nh + 4, ident)
-            frame[h_nh + 10:h_nh + 12] = b"\0\0"
-            _U16.pack_into(frame, h_nh + 10, checksum(memoryview(frame)[h_nh:h_nh + 20]))
+            total = 20 + tcp_len
+            s = ip_sum + total + ident
+            s = (s & 0xFFFF) + (s >> 16)
+            s = (s & 0xFFFF) + (s >> 16)
+            _IP_LEN_ID.pack_into(frame, h_nh + 2, total, ident)
+            _U16.pack_into(frame, h_nh + 10, ~s & 0xFFFF)
             ident = (ident + 1) & 0xFFFF
         _U32.pack_into(frame, h_th + 4, seq)
         off += n
         f = flags if off >= end else flags & ~(_FIN | _PSH)
         frame[h_th + 13] = f if not frames else f & ~_CWR
-        frame[h_csum:h_csum + 2] = b"\0\0"
         _U16.pack_into(frame, h_csum, checksum(memoryview(frame)[h_th:], addr_sum + IPPROTO_TCP + tcp_len))
         frames.append(PacketBuffer(frame))
         seq = (seq + n) & 0xFFFFFFFF

@@ -11,7 +11,7 @@ import pytest
 from ndd import gso
 from ndd.checksum import checksum, ones_sum, pseudo_header_sum
 from ndd.ndd import DeviceCaps
-from ndd.pktbuf import PacketBuffer
+from ndd.pktbuf import GSO_TCPV4, PacketBuffer
 from protocols.addr import ip_to_int
 from protocols.ipv4 import IPPROTO_TCP, IpMeta, Ipv4Repr
 from protocols.tcp import seq as sq
@@ -166,3 +166,29 @@ def test_gso_super_frame_is_one_segment() -> None:
     acks = [s for s, _ in net.segments() if s.flags == ACK]
     assert acks and acks[0].ack == sq.add(5001, 60_000)
     assert net.tcp.stats.in_csum_errors == 0
+
+
+def test_software_gso_keeps_each_ipv4_header_whole_across_the_ident_wrap() -> None:
+    """ndd/gso.py sums the IPv4 header once and adds each frame's length and ident: every
+    frame's header still checks, keeps TOS, TTL, DF and the addresses, and the idents count
+    on through 0xFFFF -> 0."""
+    payload = random.Random(4).randbytes(5 * 1448 + 100)
+    seg = TcpRepr(40000, 80, 7, 9, ACK | PSH, 100, ts=(5, 6))
+    opts = seg.options_bytes()
+    pkt = PacketBuffer.from_payload(memoryview(payload))
+    hdr = pkt.prepend(20 + len(opts))
+    seg.emit(hdr, opts)
+    struct.pack_into("!H", hdr, 16, pseudo_header_sum(US, PEER, IPPROTO_TCP, len(pkt)))
+    pkt.csum_start, pkt.csum_offset = pkt.start, 16
+    Ipv4Repr(US, PEER, IPPROTO_TCP, 20 + len(pkt), 37, 0xB8, 0xFFFE, 0x4000).emit(pkt.prepend(20))
+    pkt.gso_size, pkt.gso_type = 1448, GSO_TCPV4
+    frames = gso.segment_tcp(pkt)
+    assert frames is not None and len(frames) == 6
+    for k, frame in enumerate(frames):
+        view = frame.view()
+        assert ones_sum(view[:20]) == 0xFFFF
+        ip = Ipv4Repr.parse(view)
+        assert isinstance(ip, Ipv4Repr)
+        assert (ip.src, ip.dst, ip.ttl, ip.tos, ip.flags_frag, ip.total_len) == (US, PEER, 37, 0xB8, 0x4000, len(frame))
+        assert ip.ident == (0xFFFE + k) & 0xFFFF
+        assert ones_sum(view[20:], pseudo_header_sum(US, PEER, IPPROTO_TCP, len(frame) - 20)) == 0xFFFF
