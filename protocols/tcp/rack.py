@@ -276,11 +276,17 @@ class Rack:
             self._resize(segs[0], edge, segs[0].end)
         # lowest block first (Linux sorts them too): one ACK's blocks arrive in recency
         # order (RFC 2018 §4), which is no evidence of reordering
-        for lo, hi in sorted((self.pos(left), self.pos(right)) for left, right in sacks):
+        base_abs, base_seq = self._base_abs, self._base_seq
+        blocks = [(base_abs + sq.diff(left, base_seq), base_abs + sq.diff(right, base_seq)) for left, right in sacks]
+        if len(blocks) > 1:
+            blocks.sort()
+        for lo, hi in blocks:
             if hi <= edge or hi <= lo:
                 continue
             lo = max(lo, edge)
             i = max(bisect_right(self._starts, lo) - 1, 0)
+            if i < len(segs) and segs[i].end <= lo:
+                i += 1                          # the record before the block (blocks of earlier ACKs: no more)
             while i < len(segs) and segs[i].start < hi:
                 seg = segs[i]
                 # only what the scoreboard accepted: a block it refused (beyond SND.MAX, or
