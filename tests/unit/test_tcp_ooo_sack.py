@@ -64,3 +64,27 @@ def test_sack_flood_beyond_the_scoreboard_cap_keeps_recovery_working() -> None:
     assert len(c.scoreboard) == 1 and c.scoreboard.sacked == 9 * mss
     rig.rx(ACK, ack=ISS + 1 + 10 * mss, at=rig.now + 0.05)
     assert not c.in_recovery and len(c.scoreboard) == 0
+
+
+def test_an_ack_carries_its_sack_blocks_in_linux_layout() -> None:
+    """With timestamps, an ACK's options are NOP NOP TS, NOP NOP SACK -- the most recent
+    block first, at most three (RFC 2018 §3: 40 octets) -- laid out byte for byte as
+    TcpRepr.options_bytes does."""
+    from protocols.tcp.wire import TcpRepr
+    rig = established()
+    captured: list[bytes] = []
+    real_emit = rig.host.emit
+
+    def emit(conn, seg, opts, payload, gso, now):  # type: ignore[no-untyped-def]
+        captured.append(opts)
+        return real_emit(conn, seg, opts, payload, gso, now)
+
+    rig.host.emit = emit                         # type: ignore[method-assign]
+    base = rig.conn.rcv_nxt
+    for k in range(1, 6):                        # five holes: the ACK keeps the three newest
+        out = rig.rx(ACK, seq=(base + 1000 * 2 * k) & 0xFFFFFFFF, payload=b"y" * 1000)
+        (ack,) = out
+        blocks = tuple(((base + 2000 * j) & 0xFFFFFFFF, (base + 2000 * j + 1000) & 0xFFFFFFFF)
+                       for j in range(k, max(k - 3, 0), -1))
+        assert ack.seg.sack == blocks
+        assert captured[-1] == TcpRepr(0, 0, 0, 0, ACK, 0, ts=ack.seg.ts, sack=blocks).options_bytes()
