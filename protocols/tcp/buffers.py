@@ -581,13 +581,15 @@ class RecvBuffer:
         the most recently reported others; then, to report as many distinct blocks as
         possible, the lowest ones.  O(limit), whatever the queue's size."""
         out: list[tuple[int, int]] = []
+        blocks = self._blocks
+        shift = self._base_seq - self._base_abs          # _seq(p) = (p + shift) mod 2**32, inlined
         for start in self._recent:
-            out.append((self._seq(start), self._seq(start + len(self._blocks[start]))))
+            out.append(((start + shift) & sq.MASK, (start + len(blocks[start]) + shift) & sq.MASK))
             if len(out) == limit:
                 return tuple(out)
         for start in self.ooo_starts[:limit + len(self._recent)]:
             if start not in self._recent:
-                out.append((self._seq(start), self._seq(start + len(self._blocks[start]))))
+                out.append(((start + shift) & sq.MASK, (start + len(blocks[start]) + shift) & sq.MASK))
                 if len(out) == limit:
                     break
         return tuple(out)
