@@ -17,7 +17,9 @@ and run k of Linux see the same fault sequence for the same frame sequence).
 source to the stack.  Each run reports the wall time, this process's CPU time (the
 stack, or the relay), and the loss-recovery counters of the sender: the stack's
 TcpStats (rto_fires, fast_retransmits, retrans_segs, loss_probes, ...) or Linux's
-per-namespace MIB (TcpExtTCPTimeouts, TCPLostRetransmit, RetransSegs, ...).  Medians
+per-namespace MIB (TcpExtTCPTimeouts, TCPLostRetransmit, RetransSegs, ...); for Linux ->
+Linux also the segments (ACKs) its receiver sent, `receiver_out_segs`, to set beside the
+stack's out_segs when it receives.  Medians
 over `--runs`.  The stream is checked end to end (SHA-256 on both sides).  The time runs
 from the end of the handshake to the last byte acknowledged (the sender's close): a lost
 SYN or SYN-ACK (1 s, as in Linux) falls on whichever run draws it -- which side's
@@ -172,7 +174,8 @@ async def run_linux(total: int, seed: int, timeout: float, linux_cc: str) -> dic
                 cpu = time.process_time() - cpu0
         sent = json.loads(out.stdout.decode().strip().splitlines()[-1])
         return {"seconds": sent["seconds"], "cpu": cpu, "faults": faulty.faults.as_dict(),
-                "intact": got["sha256"] == sent["sha256"] and got["bytes"] == total, "counters": linux_mib(a)}
+                "intact": got["sha256"] == sent["sha256"] and got["bytes"] == total, "counters": linux_mib(a),
+                "receiver_out_segs": linux_mib(b)["OutSegs"]}      # the ACKs Linux's receiver sent
 
 
 _buffers: dict[int, bytes] = {}
@@ -276,6 +279,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "cpu": statistics.median(r["cpu"] for r in runs),
             "intact": all(r["intact"] for r in runs),
             "counters": {k: statistics.median(r["counters"].get(k, 0) for r in runs) for k in keys},
+            **({"receiver_out_segs": statistics.median(r["receiver_out_segs"] for r in runs)}
+               if all("receiver_out_segs" in r for r in runs) else {}),
             "runs": [round(r["seconds"], 2) for r in runs]}
 
 
