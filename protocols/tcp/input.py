@@ -205,7 +205,8 @@ class InputMixin(Tcb):
                 self.ack_now = True
         if self.state != CLOSED:
             if out_of_order:
-                self.output(now)
+                if not self.output_idle():           # (an ACK held back by delack.py: none owed yet)
+                    self.output(now)
             else:
                 self.host.output_later(self, now)    # coalesced per receive batch (tcp.py)
         return True
