@@ -109,16 +109,25 @@ class InterfaceTable:
         self.by_name: dict[str, Interface] = {}
         self.local_addrs: dict[int, Interface] = {}   # our unicast addresses -> owner
         self._next_index = 1
+        # bumped by every change to the interfaces, their addresses or their up/running
+        # flags (touch()): routes cached elsewhere (a TCP connection's) are then stale
+        self.gen = 0
+
+    def touch(self) -> None:
+        """An interface changed (its flags): cached routes are stale."""
+        self.gen += 1
 
     def create(self, name: str, ndd: Ndd, mtu: int, flags: int) -> Interface:
         if name in self.by_name:
             raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
         ifp = Interface(name, ndd, self._next_index, mtu, flags)
+        self.gen += 1
         self._next_index += 1
         self.by_name[name] = ifp
         return ifp
 
     def remove(self, ifp: Interface) -> None:
+        self.gen += 1
         self.by_name.pop(ifp.name, None)
         for a in ifp.addrs:
             self.local_addrs.pop(a.addr, None)
@@ -127,6 +136,7 @@ class InterfaceTable:
         if addr in self.local_addrs:
             raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
         ia = IfAddr(addr, prefixlen)
+        self.gen += 1
         ifp.addrs.append(ia)
         self.local_addrs[addr] = ifp
         return ia

@@ -35,6 +35,7 @@ class RoutingTable:
         # one dict per prefix length: lookup walks /32 .. /0 and stops at the first hit
         self._by_len: list[dict[int, list[Route]]] = [dict() for _ in range(33)]
         self._lens: list[int] = []
+        self.gen = 0            # bumped by every change: routes cached elsewhere are then stale
 
     def add(self, prefix: str | tuple[int, int], ifp: Interface, gateway: int | None = None, *,
             metric: int = 0, source: int | None = None, proto: str = "static") -> Route:
@@ -45,6 +46,7 @@ class RoutingTable:
             if r.ifp is ifp and r.gateway == gateway and r.metric == metric:
                 raise OSError(errno.EEXIST, os.strerror(errno.EEXIST))
         route = Route(network, plen, ifp, gateway, metric, source, proto)
+        self.gen += 1
         routes.append(route)
         routes.sort(key=lambda r: r.metric)
         self._lens = sorted({plen, *self._lens}, reverse=True)
@@ -56,6 +58,7 @@ class RoutingTable:
         routes = self._by_len[plen].get(network, [])
         for r in routes:
             if (ifp is None or r.ifp is ifp) and (gateway is None or r.gateway == gateway):
+                self.gen += 1
                 routes.remove(r)
                 if not routes:
                     del self._by_len[plen][network]

@@ -399,6 +399,7 @@ class Stack:
         self.routes.delete_interface(ifp)
         self.ifnet.remove(ifp)
         ifp.flags &= ~(IFF_UP | IFF_RUNNING)
+        self.ifnet.touch()
         if ifp is getattr(self, "loopback", None):
             self.ipv4.loopback = None
         try:
@@ -610,6 +611,7 @@ class Stack:
                     ifp.flags |= IFF_RUNNING
                 else:
                     ifp.flags &= ~IFF_RUNNING
+                self.ifnet.touch()
                 log.info("%s: status code=%#x option=%s", ifp.name, block.code, block.option)
 
     # --- sockets ---------------------------------------------------------------------

@@ -148,6 +148,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.queued = False             # a child: in its listener's accept queue
         self.ifp = None
         self.rx_ifp = None
+        self.dst_cache = None
         self.csum_offload = False
         self.tso_max = 0
         self.gso_max = 0

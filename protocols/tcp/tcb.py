@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
@@ -141,6 +141,7 @@ class Tcb:
         "urg",                          # urgent data (urgent.py), None until the connection uses it
         "mtup",                         # path-MTU probing's search (mtuprobe.py), None when off
         "rx_ifp",                       # where its segments come in: early demux (tcp.py)
+        "dst_cache",                    # its IPv4 route, (generation, interface, next hop) (tcp.py)
     )
 
     host: TcpHost[Self]
@@ -273,6 +274,7 @@ class Tcb:
     accept_queue: deque[Self] | None
     ifp: Route | None
     rx_ifp: object                      # the interface the full input path last took a segment from
+    dst_cache: tuple[int, Any, int] | None
     csum_offload: bool
     tso_max: int
     gso_max: int                        # software GSO (ndd/gso.py): largest super-segment payload, 0: none
@@ -396,6 +398,10 @@ class Tcb:
     # output.py
     @abstractmethod
     def output(self, now: float, force_probe: bool = False) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
+    def output_idle(self) -> bool:
         raise NotImplementedError
 
     @abstractmethod

@@ -45,7 +45,7 @@ from protocols.addr import BROADCAST, is_multicast
 from ..icmp import DEST_UNREACH, FRAG_NEEDED
 from ..icmpv6.wire import DEST_UNREACH as ICMP6_DEST_UNREACH
 from ..icmpv6.wire import PACKET_TOO_BIG
-from ..ipv4 import IPPROTO_TCP, IpMeta, Ipv4
+from ..ipv4 import FLAG_DF, IPPROTO_TCP, IpMeta, Ipv4
 from ..ipv6 import addr as a6
 from ..ipv6.route import needs_scope_id
 from ..ipv6.wire import HDR_LEN as IP6_HDR_LEN
@@ -83,6 +83,7 @@ if TYPE_CHECKING:
 
 IP_TCP_HDR = 40
 _EARLY_KEY = struct.Struct("!IIHH")      # early_input: source, destination, ports
+_IP_TCP = struct.Struct("!BBHHHBBHIIHHIIHHHH")   # _emit4_cached: IPv4 (no options) and TCP headers
 IPV6_PMTUDISC_INTERFACE = 4             # <linux/in6.h> IPV6_MTU_DISCOVER values
 IP6_TCP_HDR = IP6_HDR_LEN + 20          # MSS = path MTU - 60 over IPv6 (RFC 8200 §8.3)
 # Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
@@ -130,6 +131,7 @@ class Tcp:
         # answers later with forward_accept / forward_reject.  Held SYNs by request id, in
         # arrival order (= deadline order: one lifetime for all), and by 4-tuple.
         self.forwarder: Callable[[ForwardRequest], None] | None = None
+        self.route_cache = True          # IPv4 segments over each connection's cached route (_emit4_cached)
         self._fwd_pending: OrderedDict[int, PendingSyn] = OrderedDict()
         self._fwd_by_key: dict[tuple[bool, int, int, int, int], int] = {}
         self._fwd_ids = itertools.count(1)
@@ -1292,6 +1294,10 @@ class Tcp:
              now: float) -> int:
         if conn.net6:
             return self._emit6(conn, seg, opts, payload, gso, now)   # the one family test per segment
+        if self.route_cache:
+            err = self._emit4_cached(conn, seg, opts, payload, gso, now)
+            if err is not None:
+                return err
         pkt = self._segment(seg, opts, payload, conn.laddr, conn.faddr, conn.csum_offload or gso > 0)
         if gso:
             pkt.gso_size, pkt.gso_type = gso, GSO_TCPV4
@@ -1301,6 +1307,64 @@ class Tcp:
         err = self.ipv4.output(pkt, conn.laddr, conn.faddr, IPPROTO_TCP, now, ttl=conn.ttl, tos=conn.tos,
                                df=True)
         if err:
+            self.stats.out_errors += 1
+        return err
+
+    def _emit4_cached(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+                      now: float) -> int | None:
+        """emit() over the connection's cached route (Linux sk_dst_cache, tcp_transmit_skb ->
+        ip_queue_xmit): both headers in one pack, then the interface -- what _segment and
+        Ipv4.output do for it, byte for byte and counter for counter.  The route is looked
+        up again when the routing table or the interfaces changed since (their generation
+        counters).  None (nothing done) when Ipv4.output must decide instead: no route, the
+        interface down, a datagram beyond its MTU (fragments, EMSGSIZE), or a TTL/TOS it
+        would refuse."""
+        ipv4 = self.ipv4
+        gen = ipv4.routes.gen + ipv4.ifnet.gen
+        cached = conn.dst_cache
+        if cached is None or cached[0] != gen:
+            hop = ipv4.route(conn.faddr, None, conn.laddr)
+            if isinstance(hop, int):
+                conn.dst_cache = None
+                return None
+            cached = conn.dst_cache = (gen, hop[0], hop[1])
+        ifp = cached[1]
+        ttl, tos = conn.ttl, conn.tos
+        if ttl is None or ttl == 0:
+            ttl = ipv4.default_ttl                   # (RFC 1122 §3.2.1.7: never TTL 0)
+        hlen = 20 + len(opts)
+        tcp_len = hlen + (len(payload) if payload is not None else 0)
+        total = 20 + tcp_len
+        if not ifp.is_up or not 0 < ttl <= 255 or not 0 <= tos <= 255 or not conn.laddr \
+                or (total > 0xFFFF if gso else total > ifp.mtu):
+            return None
+        src, dst = conn.laddr, conn.faddr
+        ipv4.stats.out_requests += 1
+        ident = ipv4.next_ident(src, dst, IPPROTO_TCP, tcp_len // gso + 1 if gso else 1)
+        df = FLAG_DF if ipv4.pmtu.dont_fragment(dst, now) else 0
+        pkt = PacketBuffer.from_payload(payload) if payload is not None else PacketBuffer.allocate(0)
+        hdr = pkt.prepend(20 + hlen)
+        _IP_TCP.pack_into(hdr, 0, 0x45, tos, total, ident, df, ttl, IPPROTO_TCP, 0, src, dst,
+                          seg.src_port, seg.dst_port, seg.seq, seg.ack, (hlen << 10) | seg.flags, seg.window, 0,
+                          seg.urgent)
+        if opts:
+            hdr[40:] = opts
+        residue = int.from_bytes(hdr[:20], "big") % 0xFFFF   # RFC 1071, as ndd/checksum.py
+        struct.pack_into("!H", hdr, 10, 0xFFFF - residue if residue else 0)
+        pseudo = ck.pseudo_header_sum(src, dst, IPPROTO_TCP, tcp_len)
+        if conn.csum_offload or gso:
+            struct.pack_into("!H", hdr, 36, pseudo)
+            pkt.csum_start, pkt.csum_offset = pkt.start + 20, 16
+        else:
+            struct.pack_into("!H", hdr, 36, ck.checksum(pkt.view()[20:], pseudo))
+        if gso:
+            pkt.gso_size, pkt.gso_type = gso, GSO_TCPV4
+            self.stats.out_segs += -(-(tcp_len - hlen) // gso) if payload is not None else 1
+        else:
+            self.stats.out_segs += 1
+        err = ifp.transmit(pkt, cached[2], now)
+        if err:
+            ipv4.stats.out_discards += 1
             self.stats.out_errors += 1
         return err
 
