@@ -431,6 +431,15 @@ class RecvBuffer:
         s = base + sq.diff(seq, rcv_nxt)
         e = s + len(data)
         starts, blocks = self.ooo_starts, self._blocks
+        if starts and self._recent and self._recent[0] == starts[-1]:
+            # the commonest case on a lossy path: the sender's next segment extends the
+            # highest block, the one that grew last (nothing above it to merge with)
+            last = starts[-1]
+            block = blocks[last]
+            if last + len(block) == s:
+                block.append(data)
+                self.ooo_bytes += e - s
+                return True
         # the blocks it touches (overlapping or adjacent) are starts[first:last]
         first = bisect_right(starts, s) - 1
         if first < 0 or starts[first] + len(blocks[starts[first]]) < s:

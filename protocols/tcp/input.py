@@ -185,10 +185,12 @@ class InputMixin(Tcb):
         if self.ecn is not None:
             self._ecn_input(seg, len(payload), now)
         if payload and seg.ack == snd_una and not seg.sack and self.probe_high is None and self.tlp_pending is None \
-                and not self.cc.wants_rate_samples and not self.prr.active and self.fin_seq is None:
+                and (not self.cc.wants_rate_samples or snd_una == self.snd_max) and not self.prr.active \
+                and self.fin_seq is None:
             # text that acknowledges nothing new: of _process_ack only what such an ACK does
-            # when no SACK, loss probe, rate sample, PRR or FIN of ours is in play -- the
-            # window (Linux's fast path: tcp_update_wl)
+            # when no SACK, loss probe, rate sample (or nothing of ours in flight: Linux's
+            # tcp_ack leaves for no_queue before the congestion control), PRR or FIN of ours
+            # is in play -- the window (Linux's fast path: tcp_update_wl)
             self.rcv_tstamp = now
             self._update_send_window(seg, snd_una, seg.window << self.snd_wscale)
             if self.snd_wnd == 0:

@@ -258,6 +258,22 @@ def test_in_order_segments_append() -> None:
     assert r.rcv_nxt == 111 and r.buf.read(100) == b"hello world"
 
 
+def test_a_lossy_paths_next_segment_extends_the_highest_block() -> None:
+    """The sender's next segments beyond a hole extend the highest block in place (the
+    commonest out-of-order insertion); the bytes held and charged are the segments'."""
+    data = bytes(range(200))
+    r = Receiver(1000)
+    r.segment(1010, data[10:20])                          # a hole at 1000, then a block
+    r.segment(1050, data[50:60])                          # a second hole, the highest block
+    for k in range(60, 200, 10):
+        r.segment(1000 + k, data[k:k + 10])               # each extends the highest block
+        assert r.buf.ooo_bytes == 10 + (k - 40) == sum(len(b) for _, b in r.buf.ooo_snapshot())
+    assert [(sq.diff(s, 1000), len(b)) for s, b in r.buf.ooo_snapshot()] == [(10, 10), (50, 150)]
+    r.segment(1020, data[20:50])                          # the second hole: one block again
+    r.segment(1000, data[:10])                            # the first: all in order
+    assert r.rcv_nxt == 1200 and r.buf.ooo_bytes == 0 and r.buf.read(1000) == data
+
+
 def test_hole_filled_pulls_the_queue() -> None:
     """RFC 9293 §3.10.7.4: segments beyond RCV.NXT are held; when the gap fills, RCV.NXT
     jumps over everything contiguous."""
