@@ -258,7 +258,7 @@ def test_any_bytes_parse_to_a_repr_or_a_counter(data: bytes) -> None:
 
 # --- the quick path for NOP NOP TS (parse): the same repr as the option loop's ------------------------
 def _by_the_loop(data: bytes) -> TcpRepr:
-    """What parse made of a header before its quick path: the fixed header, then the loop."""
+    """What parse made of a header before its quick paths: the fixed header, then the loop."""
     sport, dport, seq, ack, off, flags, win, _csum, urg = struct.unpack_from("!HHIIBBHHH", data)
     seg = TcpRepr(sport, dport, seq, ack, flags, win, urg, hdr_len=(off >> 4) * 4)
     seg._parse_options(data, seg.hdr_len)
@@ -293,14 +293,6 @@ def test_nop_nop_ts_header_reads_the_timestamps() -> None:
     assert (seg.ts, seg.hdr_len, seg.sack, seg.mss) == ((7, 9), 32, (), None)
 
 
-def _general_parse(data: bytes) -> TcpRepr:
-    """What parse makes of `data` without its fixed-layout shortcuts: _parse_options."""
-    sport, dport, seq, ack, off, flags, win, _csum, urg = struct.unpack_from("!HHIIBBHHH", data)
-    seg = TcpRepr(sport, dport, seq, ack, flags, win, urg, hdr_len=(off >> 4) * 4)
-    seg._parse_options(data, seg.hdr_len)
-    return seg
-
-
 @FAST
 @given(u32, u32, st.integers(0, 0xFF), u16, st.tuples(u32, u32), st.lists(st.tuples(u32, u32), min_size=1, max_size=3),
        st.binary(max_size=8))
@@ -312,7 +304,7 @@ def test_the_ts_and_sack_layout_parses_as_the_general_parser_does(
     seg = TcpRepr(5000, 80, seq, ack, flags, win, ts=ts, sack=tuple(blocks))
     seg.hdr_len = HDR_LEN + len(seg.options_bytes())
     data = wire(seg, payload)
-    assert TcpRepr.parse(data) == _general_parse(data) == seg
+    assert TcpRepr.parse(data) == _by_the_loop(data) == seg
 
 
 @pytest.mark.parametrize("change", ["sack length", "no nops", "truncated"])
@@ -326,7 +318,7 @@ def test_a_near_miss_of_the_ts_and_sack_layout_takes_the_option_walk(change: str
         data[HDR_LEN + 12:HDR_LEN + 14] = b"\x00\x00"    # EOL where the NOPs were: options end
     else:
         data = data[:40]                                 # shorter than its data offset
-    expected = "in_truncated" if change == "truncated" else _general_parse(bytes(data))
+    expected = "in_truncated" if change == "truncated" else _by_the_loop(bytes(data))
     assert TcpRepr.parse(bytes(data)) == expected
     if change == "sack length":
         assert isinstance(expected, TcpRepr) and expected.sack == ((10, 20),)
