@@ -25,8 +25,8 @@ from .tcb import Tcb
 from .wire import ACK, FIN, PSH, RST, SYN, URG, TcpRepr
 
 _TS_ONLY = struct.Struct("!BBBBII")      # NOP NOP TS(10): Linux's layout on data segments
-# ... then NOP NOP SACK with n blocks (TcpRepr.options_bytes's layout, in one pack): an ACK's
-_TS_SACK = [struct.Struct("!BBBBIIBBBB" + "II" * n) for n in range(4)]
+# ... then NOP NOP SACK with n = 1-3 blocks (TcpRepr.options_bytes's layout, in one pack): an ACK's
+_TS_SACK = {n: struct.Struct("!BBBBIIBBBB" + "II" * n) for n in (1, 2, 3)}
 MAX_TSO = 65535 - 20 - 60                # IPv4 total length minus headers
 PACING_SLACK = 0.001                     # the pacing credit for a late timer (see _paced)
 PROBE_PSH = 2                            # chunk_psh: the probe timer's segment, PSH whatever its skb
@@ -676,11 +676,9 @@ class OutputMixin(Tcb):
             sack = seg.sack
             if not sack:
                 opts = _TS_ONLY.pack(1, 1, 8, 10, ts[0], ts[1])
-            elif len(sack) < 4:
+            else:                                # at most 3 blocks beside a timestamp (`limit` above)
                 opts = _TS_SACK[len(sack)].pack(1, 1, 8, 10, ts[0], ts[1], 1, 1, 5, 2 + 8 * len(sack),
                                                 *[edge for block in sack for edge in block])
-            else:
-                opts = seg.options_bytes()
             self._finish_emit(seg, opts, payload, gso, now)
             return
         self._finish_emit(seg, seg.options_bytes() if seg.sack else b"", payload, gso, now)
