@@ -17,7 +17,13 @@ import trio
 
 from tools.cli import main as cli
 from tools.cli.command import CliError, cancel_on_shutdown, report, run_command, run_sync_command, until_shutdown
-from tools.cli.device import StdoutPcapRecorder, check_addresses, check_ifname, parse_interface_address
+from tools.cli.device import (
+    StdoutPcapRecorder,
+    check_addresses,
+    check_ifname,
+    parse_interface_address,
+    wait_kernel_link_ready,
+)
 from tools.lab.netns import IpError, netns_spec
 
 
@@ -295,3 +301,29 @@ def test_pcap_dash_writes_the_capture_to_stdout(capfdbinary: pytest.CaptureFixtu
     out = capfdbinary.readouterr().out
     reader = dpkt.pcap.Reader(__import__("io").BytesIO(out))
     assert reader.datalink() == 101 and [buf for _, buf in reader] == [b"\x45" + bytes(19)]
+
+
+def _link_shows(*states: str) -> tuple[list[str], object]:
+    """A fake `ip`: `ip -o link show` of a TAP whose kernel end goes through `states`
+    (an admin-up "DOWN" is the carrier not yet taken in), the last one repeated."""
+    asked: list[str] = []
+
+    def run_ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        state = states[min(len(asked), len(states) - 1)]
+        asked.append(state)
+        flags = "BROADCAST,MULTICAST" if state == "admin-down" else "BROADCAST,MULTICAST,UP,LOWER_UP"
+        text = f"9: tp0: <{flags}> mtu 1500 qdisc pfifo_fast state {state.replace('admin-down', 'DOWN')} mode DEFAULT"
+        return subprocess.CompletedProcess(["ip", *args], 0, text, "")
+    return asked, run_ip
+
+
+@pytest.mark.parametrize("states, ready, polls", [
+    (("DOWN", "DOWN", "UP"), True, 3),        # the kernel took the carrier in on the third look
+    (("UNKNOWN",), True, 1),                  # a device ours from its creation: never DOWN
+    (("admin-down",), True, 1),               # nothing to wait for: the kernel sends nothing
+    (("DOWN",), False, None),                 # never: give up at the timeout, and go on
+])
+def test_wait_kernel_link_ready(states: tuple[str, ...], ready: bool, polls: int | None) -> None:
+    asked, run_ip = _link_shows(*states)
+    assert wait_kernel_link_ready(run_ip, "tp0", timeout=0.05, poll=0.001) is ready   # type: ignore[arg-type]
+    assert len(asked) == polls if polls is not None else len(asked) > 3

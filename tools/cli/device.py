@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import errno
 import os
+import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -246,6 +248,7 @@ def open_device(args: argparse.Namespace) -> Iterator[Device]:
             configure_kernel_side(host.ip, ndd.ndd_name, peers, args.mtu)
         elif peers:
             configure_kernel_side(ip, ndd.ndd_name, peers, args.mtu)
+        wait_kernel_link_ready(host.ip if host is not None else ip, ndd.ndd_name)
         yield Device(ndd, host, kind)
     finally:
         ndd.ndd_close()
@@ -265,6 +268,37 @@ def configure_kernel_side(run_ip: Callable[..., object], name: str, peers: list[
     for p in peers:
         run_ip("addr", "add", p.prefix, "dev", name, *(["nodad"] if p.family == 6 else []))
     run_ip("link", "set", name, "up")
+
+
+# `ip -o link show`: the admin flags in <...>, the operational state after "state"
+_LINK_FLAGS = re.compile(r"<([^>]*)>")
+_LINK_STATE = re.compile(r" state (\S+)")
+
+
+def wait_kernel_link_ready(run_ip: Callable[..., object], name: str, timeout: float = 2.0,
+                           poll: float = 0.01) -> bool:
+    """Wait until the kernel has taken in the carrier our open gave its end of the device
+    (operstate UP, or UNKNOWN for a TUN), at most `timeout` s; False if it had not by then.
+
+    Opening the TUN/TAP turns its carrier on, but the kernel acts on that later, in its
+    linkwatch work (which needs the RTNL lock, held meanwhile by a namespace being torn down,
+    say): until then its transmit queue is the no-op one, which drops every frame.  A DAD
+    probe sent in that window is answered into the void, and a duplicate goes unseen --
+    Linux itself starts DAD only once a link is ready (addrconf_link_ready).  A kernel end
+    that is administratively down is not waited for: it sends nothing either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = run_ip("-o", "link", "show", "dev", name, check=False)
+        text = getattr(shown, "stdout", "") or ""
+        flags = _LINK_FLAGS.search(text)
+        state = _LINK_STATE.search(text)
+        if flags is None or "UP" not in flags[1].split(","):
+            return True
+        if state is not None and state[1] in ("UP", "UNKNOWN"):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
 
 
 def _give_back(name: str, host: NetnsHost | None, peers: list[IfAddress]) -> None:
