@@ -35,6 +35,22 @@ _U32 = struct.Struct("!I")
 MAX_IP_LEN = 0xFFFF
 
 
+def _sig_mask(hlen: int) -> int:
+    """The bits of a `hlen`-octet IPv4 + TCP header that every segment of a run shares: IPv4
+    version/IHL, TOS (ECN included), flags and fragment offset (DF; the rest is zero here),
+    TTL, protocol and addresses; TCP ports, ACK number, data offset, window and options
+    (timestamps included).  Not length, ident, checksums, sequence number, flags (ACK with
+    or without PSH here) or the urgent pointer."""
+    keep = bytearray(b"\xff" * hlen)
+    for start, end in ((2, 6), (10, 12), (24, 28), (33, 34), (36, 40)):
+        keep[start:end] = bytes(end - start)
+    return int.from_bytes(keep, "big")
+
+
+# by header length (IPv4 without options, TCP with 0..40 octets of options)
+_SIG_MASKS = {hlen: _sig_mask(hlen) for hlen in range(40, 81, 4)}
+
+
 class TcpGro:
     """One receive path's GRO state: at most one run held (the frames of a read batch come
     flow by flow: a sender's burst).  `deliver(pkt, ctx)` takes what goes up."""
@@ -45,8 +61,8 @@ class TcpGro:
         self.deliver = deliver
         self._first: PacketBuffer | None = None     # the run's first frame (its headers lead the merge)
         self._ctx: Any = None
-        self._pieces: list[memoryview] = []
-        self._sig: bytes | bytearray = b""   # what every segment of the run shares (see module doc)
+        self._pieces: list[memoryview] | None = None   # the run's payloads, once it has two
+        self._sig = 0                   # what every segment of the run shares (see module doc)
         self._next_seq = 0
         self._seg_len = 0
         self._ip_len = 0
@@ -71,18 +87,16 @@ class TcpGro:
             return
         if isinstance(buf, memoryview):
             buf = bytes(buf)              # (slices below must be bytes, not views)
-        view = memoryview(buf)
         # RFC 1071: the header sums to 0xFFFF, i.e. 0 modulo 0xFFFF (it is never all zero);
         # the pseudo-header's addresses go in as one 64-bit integer (2**16 == 1 mod 0xFFFF)
         if int.from_bytes(buf[s:th], "big") % 0xFFFF or \
-                ones_sum(view[th:end], int.from_bytes(buf[s + 12:th], "big") + 6 + n - 20) != 0xFFFF:
+                ones_sum(memoryview(buf)[th:end], int.from_bytes(buf[s + 12:th], "big") + 6 + n - 20) != 0xFFFF:
             self._pass(pkt, ctx)          # a bad checksum: IPv4 or TCP counts it
             return
         pkt.csum_valid = True
         seq = _U32.unpack_from(buf, th + 4)[0]
-        # addresses, ports, ACK number, window, header length, options; TOS and TTL
-        sig = buf[s + 12:th + 4] + buf[th + 8:th + 13] + buf[th + 14:th + 16] + buf[th + 20:data] \
-            + bytes((buf[s + 1], buf[s + 8], buf[s + 6] & 0x40))
+        # what the run's segments share (_SIG_MASKS): the headers as one integer, masked
+        sig = int.from_bytes(buf[s:data], "big") & _SIG_MASKS[data - s]
         first = self._first
         if first is not None and (sig != self._sig or seq != self._next_seq or seg_len > self._seg_len
                                   or self._ip_len + seg_len > MAX_IP_LEN):
@@ -90,12 +104,15 @@ class TcpGro:
             first = None
         if first is None:
             self._first, self._ctx, self._sig = pkt, ctx, sig
-            self._pieces = [view[data:end]]
+            self._pieces = None           # (a lone segment, the common case on a lossy path, needs none)
             self._seg_len = seg_len
             self._ip_len = n
             self._psh = False
         else:
-            self._pieces.append(view[data:end])
+            pieces = self._pieces
+            if pieces is None:
+                pieces = self._pieces = [memoryview(first.buf)[first.end - self._seg_len:first.end]]
+            pieces.append(memoryview(buf)[data:end])
             self._ip_len += seg_len
         self._next_seq = (seq + seg_len) & 0xFFFFFFFF
         if flags & _PSH or seg_len < self._seg_len:
@@ -115,9 +132,9 @@ class TcpGro:
             return
         self._first = None
         pieces = self._pieces
-        self._pieces = []
+        self._pieces = None
         ctx, self._ctx = self._ctx, None
-        if len(pieces) == 1:
+        if pieces is None:
             self.deliver(first, ctx)
             return
         buf, s = first.buf, first.start

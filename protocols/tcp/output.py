@@ -54,6 +54,17 @@ class OutputMixin(Tcb):
                 if self.ack_now and st == State.SYN_RECEIVED:
                     self._emit(self.snd_nxt, ACK, None, now)
                 return
+        if self.snd_una == self.snd_max and not (self.snd.queued or self.fin_queued or self.rexmit_una
+                                                  or force_probe):
+            # Nothing to send or resend (a receiving side's pass, per ACK it owes): what the
+            # pass below comes to, written out -- the ACK, and the receive-window-limited
+            # chrono.  The MSS follows the path MTU at the next pass with data, as Linux's
+            # tcp_current_mss runs only in tcp_write_xmit, not in tcp_send_ack.
+            if self.chrono_type == info.CHRONO_RWND_LIMITED:
+                info.chrono_rwnd(self, now)
+            if self.ack_now:
+                self._emit(self.snd_max, ACK, None, now)
+            return
         self.sync_pmtu(now)
         if st in _LONE_WRITE_STATES and not force_probe and self._send_lone_write(now):
             return
