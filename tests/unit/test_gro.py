@@ -19,15 +19,16 @@ ISN = 0xFFFFF000                   # the run crosses the 32-bit wrap
 
 def frame(seq: int, payload: bytes, *, flags: int = ACK, ack: int = 1000, win: int = 500, tos: int = 0,
           ts: tuple[int, int] | None = (7, 9), sport: int = 5001, bad_csum: bool = False,
-          proto: int = IPPROTO_TCP) -> PacketBuffer:
+          proto: int = IPPROTO_TCP, ttl: int = 64, ident: int = 1, ip_flags: int = 0x4000,
+          dst: int = DST) -> PacketBuffer:
     seg = TcpRepr(sport, 80, seq & 0xFFFFFFFF, ack, flags, win, ts=ts)
     opts = seg.options_bytes()
     tcp = bytearray(20 + len(opts)) + payload
     seg.emit(tcp, opts)
-    csum = checksum(tcp, pseudo_header_sum(SRC, DST, IPPROTO_TCP, len(tcp)))
+    csum = checksum(tcp, pseudo_header_sum(SRC, dst, IPPROTO_TCP, len(tcp)))
     struct.pack_into("!H", tcp, 16, csum ^ (0x0101 if bad_csum else 0))
     ip = bytearray(20)
-    Ipv4Repr(SRC, DST, proto, 20 + len(tcp), 64, tos, 1, 0x4000).emit(memoryview(ip))
+    Ipv4Repr(SRC, dst, proto, 20 + len(tcp), ttl, tos, ident, ip_flags).emit(memoryview(ip))
     return PacketBuffer(bytes(ip + tcp))
 
 
@@ -94,6 +95,10 @@ def test_what_does_not_continue_the_run_goes_up_in_order() -> None:
         frame(ISN + 5 * MSS, data(9)),                       # a hole before it
         frame(ISN + MSS, data(9), sport=6000),               # another flow
         frame(ISN + MSS, data(9), ts=(8, 9)),                # another timestamp
+        frame(ISN + MSS, data(9), ts=None),                  # other options (a shorter header)
+        frame(ISN + MSS, data(9), dst=DST + 1),              # another destination
+        frame(ISN + MSS, data(9), ttl=63),                   # another TTL
+        frame(ISN + MSS, data(9), ip_flags=0),               # DF clear
         frame(ISN + MSS, data(9), ack=2000),                 # another ACK number
         frame(ISN + MSS, data(9), win=501),                  # another window
         frame(ISN + MSS, data(9), tos=3),                    # CE: never merged away
@@ -104,6 +109,14 @@ def test_what_does_not_continue_the_run_goes_up_in_order() -> None:
         first, second = frame(ISN, data(0)), frame(ISN + MSS, data(1))
         _, out = run([first, other, second] if other.buf[9] != IPPROTO_TCP else [first, other])
         assert out[0] is first and out[1] is other
+
+
+def test_what_may_differ_inside_a_run() -> None:
+    """IPv4 ident and length, the checksums, the sequence number and PSH are the segment's own."""
+    frames = [frame(ISN, data(0), ident=7), frame(ISN + MSS, data(1), ident=8),
+              frame(ISN + 2 * MSS, data(2)[:700], ident=9, flags=ACK | PSH)]
+    gro, out = run(frames)
+    assert len(out) == 1 and gro.merged == 3 and tcp_of(out[0])[2] == data(0) + data(1) + data(2)[:700]
 
 
 def test_a_bad_checksum_is_not_merged_and_not_marked_valid() -> None:
