@@ -695,6 +695,8 @@ class Scoreboard:
         """Merge [left, right); False if it would be one range too many (ignored)."""
         lefts, rights = self.lefts, self._rights
         first = bisect_left(rights, left)             # ranges ending at or after `left`...
+        if first < len(lefts) and lefts[first] <= left and right <= rights[first]:
+            return True                                # inside one range: nothing new (most blocks of an ACK)
         last = bisect_right(lefts, right)             # ...and starting at or before `right`
         if first == last:
             if len(lefts) >= self.max_ranges:
@@ -706,8 +708,6 @@ class Scoreboard:
             new_left = min(left, lefts[first])
             new_right = max(right, rights[last - 1])
             covered = sum(rights[first:last]) - sum(lefts[first:last])
-            if new_left == lefts[first] and new_right == rights[first] and last - first == 1:
-                return True                            # nothing new
             lefts[first:last] = [new_left]
             rights[first:last] = [new_right]
             self.sacked += (new_right - new_left) - covered
