@@ -419,6 +419,14 @@ class RecvBuffer:
         return self._seq(nxt)
 
     # --- out of order --------------------------------------------------------------------
+    def grows_recent(self, seq: int, size: int, k: int = 2) -> bool:
+        """[seq, seq + size) touches (overlaps or abuts) one of the `k` most recently
+        changed blocks: inserting it reorders nothing past them in the SACK list."""
+        pos = self._base_abs + sq.diff(seq, self._base_seq)
+        end = pos + size
+        blocks = self._blocks
+        return any(start <= end and pos <= start + len(blocks[start]) for start in self._recent[:k])
+
     def insert_ooo(self, seq: int, data: memoryview | bytes, rcv_nxt: int,
                    stats: OooCounters | None = None) -> bool:
         """Keep a segment that starts beyond RCV.NXT (already trimmed to the window).

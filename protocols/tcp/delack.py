@@ -24,11 +24,13 @@ tcp_send_delayed_ack, tcp_cleanup_rbuf; tcp_timer.c tcp_delack_timer_handler) de
     that goes to the out-of-order queue is ACKed at once the first three times for a given
     RCV.NXT -- the sender's duplicate-ACK threshold, so fast retransmit is never late --
     and after that one ACK stands for up to `comp_sack_nr` of them, sent after
-    min(`comp_sack_delay`, 5 % of the RTT) with the newest SACK blocks; a new block while
-    ACKs are held sends them at once, before the blocks they report fall off the few an
-    ACK carries (Linux tcp_sack_new_ofo_skb does when its SACK array is full).  Any ACK
-    we send in the meantime (a hole filled, a reply) takes their place.  Without SACK
-    every such segment is ACKed (RFC 5681 §4.2's duplicates).
+    min(`comp_sack_delay`, 5 % of the RTT) with the newest SACK blocks; a segment that
+    would make a new block, or grow one older than the two most recent, first sends the
+    held ACKs as they stand, before the blocks they report fall off the three an ACK
+    carries (input.py _process_text; Linux tcp_sack_new_ofo_skb calls
+    tcp_sack_compress_send_ack before changing its SACK array).  Any ACK we send in the
+    meantime (a hole filled, a reply) takes their place.  Without SACK every such segment
+    is ACKed (RFC 5681 §4.2's duplicates).
 """
 from __future__ import annotations
 
@@ -55,14 +57,10 @@ class DelackMixin(Tcb):
             return
         self._delay_ack(now)
 
-    def ack_out_of_order(self, now: float, new_block: bool) -> None:
-        """Data went to the out-of-order queue (`new_block`: as a block of its own): ACK
-        now, or compress the SACK (Linux __tcp_ack_snd_check with a non-empty out-of-order
-        queue; see the module's text)."""
+    def ack_out_of_order(self, now: float) -> None:
+        """Data went to the out-of-order queue: ACK now, or compress the SACK (Linux
+        __tcp_ack_snd_check with a non-empty out-of-order queue; see the module's text)."""
         if self.ack_now:
-            return
-        if new_block and self.comp_acks:
-            self.ack_now = True                  # the held ACKs go before their blocks fall off
             return
         if self.delack_bytes > self.rcv_mss or (self.quickacks > 0 and not self.pingpong):
             self.ack_now = True                  # in-order data waits for an ACK, or quick-ACK mode

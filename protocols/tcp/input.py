@@ -843,15 +843,20 @@ class InputMixin(Tcb):
                 stats.mem_ooo_dropped += 1
                 self.ack_now = True
                 return
-            new_block = False
+            if data and self.comp_acks and not self.rcv.grows_recent(seqno, len(data)):
+                # Held (compressed) ACKs go, as a pure ACK, before this segment makes a new
+                # block or moves an older one to the front: afterwards their blocks may no
+                # longer be among the three an ACK carries, and a block the sender never
+                # hears of is resent for nothing (Linux tcp_sack_new_ofo_skb ->
+                # tcp_sack_compress_send_ack, before the SACK array changes)
+                self.send_ack(now)
             if data:
                 self.rcv_ooopack += 1
                 if len(data) != self.rcv_mss:
                     info.measure_rcv_mss(self, len(data), seg.flags)
-                held, blocks = self.rcv.ooo_bytes, len(self.rcv.ooo_starts)
+                held = self.rcv.ooo_bytes
                 if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
                     self.host.stats.ooo_segs += 1
-                    new_block = len(self.rcv.ooo_starts) > blocks
                     if self.rcv.ooo_bytes == held:
                         # all of it was queued already: RFC 2883 §4.2, the D-SACK block and
                         # then the block holding it (insert_ooo made that the most recent)
@@ -865,7 +870,7 @@ class InputMixin(Tcb):
             else:
                 # RFC 5681 §4.2: out of order -> immediate ACK; Linux compresses past the
                 # first three for a RCV.NXT (delack.py)
-                self.ack_out_of_order(now, new_block)
+                self.ack_out_of_order(now)
 
     def _fin_received(self, now: float) -> None:
         self.rcv_nxt = sq.add(self.rcv_nxt, 1)

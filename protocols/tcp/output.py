@@ -120,6 +120,11 @@ class OutputMixin(Tcb):
         if waiting and self.rto_at is None and self.persist_at is None and st in _SENDS_DATA:
             self.persist_at = now + self._persist_interval()
 
+    def send_ack(self, now: float) -> None:
+        """A pure ACK now, whatever waits to be sent (Linux tcp_send_ack): SND.MAX, as the
+        pass's own ACK below."""
+        self._emit(self.snd_max, ACK, None, now)
+
     def output_idle(self) -> bool:
         """An output pass would do nothing: no ACK owed, nothing queued or in flight (data
         or FIN), no FIN to send.  A fast-path segment that leaves its connection so -- a

@@ -401,6 +401,10 @@ class Tcb:
         raise NotImplementedError
 
     @abstractmethod
+    def send_ack(self, now: float) -> None:
+        raise NotImplementedError
+
+    @abstractmethod
     def output_idle(self) -> bool:
         raise NotImplementedError
 
@@ -447,7 +451,7 @@ class Tcb:
         raise NotImplementedError
 
     @abstractmethod
-    def ack_out_of_order(self, now: float, new_block: bool) -> None:
+    def ack_out_of_order(self, now: float) -> None:
         raise NotImplementedError
 
     @abstractmethod

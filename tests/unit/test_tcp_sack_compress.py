@@ -67,14 +67,35 @@ def test_a_new_hole_gives_three_immediate_acks_again() -> None:
     assert acks == [1, 1, 1, 0, 0]
 
 
-def test_a_new_block_while_acks_are_held_sends_them() -> None:
-    """The blocks the held ACKs report must not fall off the three an ACK carries."""
+def test_a_new_block_while_acks_are_held_sends_them_first() -> None:
+    """The blocks the held ACKs report must not fall off the three an ACK carries: they go
+    as they stand before the new block is made (Linux tcp_sack_new_ofo_skb ->
+    tcp_sack_compress_send_ack), and the new block's own ACK is compressed in turn."""
     rig = _rig()
     for k in range(5):
         _ooo(rig, k)
     assert rig.conn.comp_acks == 2
     (a,) = rig.rx(ACK, seq=IRS + 1 + 20 * MSS, payload=bytes(MSS))
-    assert a.seg.sack[:2] == ((IRS + 1 + 20 * MSS, IRS + 1 + 21 * MSS), (IRS + 1 + MSS, IRS + 1 + 6 * MSS))
+    assert a.seg.sack == ((IRS + 1 + MSS, IRS + 1 + 6 * MSS),)
+    assert rig.conn.comp_acks == 1
+    (b,) = rig.poll(rig.conn.comp_at)
+    assert b.seg.sack == ((IRS + 1 + 20 * MSS, IRS + 1 + 21 * MSS), (IRS + 1 + MSS, IRS + 1 + 6 * MSS))
+
+
+def test_growing_an_older_block_while_acks_are_held_sends_them_first() -> None:
+    """Blocks A < B < C < D made in that order: once C has grown (the order is C, D, B, A),
+    a segment growing B -- older than the two most recent -- would move it to the front
+    and push another block towards the end of the few an ACK carries; the held ACK goes
+    first, with the blocks as they stood.  Growing D or C (the two most recent) does not."""
+    rig = _rig()
+    c = rig.conn
+    for k in (0, 3, 6, 9):                          # A, B, C, D (three ACKs at once, then held)
+        _ooo(rig, k)
+    assert [len(_ooo(rig, k)) for k in (10, 11, 7)] == [0, 0, 0]     # D grows twice, C once
+    assert c.comp_acks == 4
+    (a,) = _ooo(rig, 4)                             # B grows: the held ACK first
+    assert [(lo - IRS - 1) // MSS for lo, _ in a.seg.sack] == [7, 10, 4, 1]    # C, D, B, A
+    assert c.comp_acks == 1                          # and B's own ACK is held in turn
 
 
 def test_at_most_comp_sack_nr_are_held() -> None:
