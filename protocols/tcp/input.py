@@ -168,9 +168,9 @@ class InputMixin(Tcb):
         counters), the text (delayed or quick ACK; after our FIN, none is taken), output --
         except that text acknowledging nothing new, with nothing else in play, only updates
         the send window (what _process_ack would do for it).  The output pass waits for the
-        end of the receive batch, except after out-of-order text: its ACK goes at once, as on
-        the full path (the sender counts duplicate ACKs; delack.py holds back the ones Linux
-        compresses)."""
+        end of the receive batch, except after out-of-order text and text that fills a hole:
+        their ACK goes at once, as on the full path (the sender counts duplicate ACKs and
+        times holes; delack.py holds back the ones Linux compresses)."""
         snd_una = self.snd_una
         if (seg.ack - snd_una) & sq.MASK > (self.snd_max - snd_una) & sq.MASK:
             return False                             # not in [SND.UNA, SND.MAX]
@@ -200,13 +200,17 @@ class InputMixin(Tcb):
         st = self.state
         if st == CLOSED:
             return True
+        # text at RCV.NXT with holes above fills one (in part or whole): its ACK goes at
+        # once too (RFC 5681 §4.2; Linux: RCV.NXT moved, so __tcp_ack_snd_check sends) --
+        # held to the batch's end, the sender's RACK would time the hole out and resend it
+        filling = not out_of_order and bool(self.rcv.ooo_starts)
         if payload:
             if st in RECEIVES_TEXT:
                 self._process_text(seg, payload, now)
             else:
                 self.ack_now = True
         if self.state != CLOSED:
-            if out_of_order:
+            if out_of_order or filling:
                 if not self.output_idle():           # (an ACK held back by delack.py: none owed yet)
                     self.output(now)
             else:

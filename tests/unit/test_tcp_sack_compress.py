@@ -120,3 +120,21 @@ def test_quick_ack_mode_acks_every_segment() -> None:
     rig = _rig()
     rig.conn.quickacks = 4
     assert [len(_ooo(rig, k)) for k in range(8)] == [1, 1, 1, 1, 1, 1, 1, 0]
+
+
+def test_text_filling_a_hole_is_acked_at_once_inside_a_receive_batch() -> None:
+    """Inside a receive batch (tcp.py output_later defers the pass to its end) in-order text
+    waits for the batch's ACK, but text that fills a hole -- in part or whole -- is ACKed
+    at once, as out-of-order text is: held to the batch's end, the sender's RACK would time
+    the hole out and resend it (RFC 5681 §4.2; Linux sends at once since RCV.NXT moved)."""
+    rig = _rig()
+    deferred: list[object] = []
+    rig.host.output_later = lambda conn, now: deferred.append(conn)   # type: ignore[method-assign]
+    assert rig.rx(ACK, seq=IRS + 1, payload=bytes(MSS)) == [] and len(deferred) == 1   # in order: waits
+    for k in (1, 3):                                     # two holes: [IRS+1+MSS, +2MSS) and [+3MSS, +4MSS)
+        _ooo(rig, k)
+    (a,) = rig.rx(ACK, seq=IRS + 1 + MSS, payload=bytes(MSS))          # fills the first hole
+    assert a.ack == IRS + 1 + 3 * MSS and len(deferred) == 1
+    (b,) = rig.rx(ACK, seq=IRS + 1 + 3 * MSS, payload=bytes(MSS))      # and the last one
+    assert b.ack == IRS + 1 + 5 * MSS and not b.seg.sack and len(deferred) == 1
+    assert rig.rx(ACK, seq=IRS + 1 + 5 * MSS, payload=bytes(MSS)) == [] and len(deferred) == 2
