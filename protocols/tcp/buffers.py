@@ -56,6 +56,7 @@ OOO_MIN_BLOCKS = 64
 OOO_MAX_BLOCKS = 1024
 OOO_HEADROOM_MAX = 1 << 16           # front headroom a block may grow by at once
 SACK_RECENT = 8                      # blocks remembered in reporting order (RFC 2018 §4)
+TCP_NUM_SACKS = 4                    # the SACK blocks Linux's receiver remembers (its selective_acks)
 
 # The sender's scoreboard: a SACKed range per loss in flight is what a receiver can
 # legitimately make; 1024 matches the receiver's block cap (CVE-2019-11477/8).
@@ -419,13 +420,19 @@ class RecvBuffer:
         return self._seq(nxt)
 
     # --- out of order --------------------------------------------------------------------
-    def grows_recent(self, seq: int, size: int, k: int = 2) -> bool:
-        """[seq, seq + size) touches (overlaps or abuts) one of the `k` most recently
-        changed blocks: inserting it reorders nothing past them in the SACK list."""
+    def reorders_sack(self, seq: int, size: int) -> bool:
+        """Would queueing [seq, seq + size) change which blocks lead the SACK list, as Linux
+        sees it (tcp_sack_new_ofo_skb, its four-entry array): True when it grows a block
+        older than the two most recently changed, or makes a new block (or grows one older
+        than the four) while two or more are held.  Growing either of the two most recent
+        moves nothing past them."""
         pos = self._base_abs + sq.diff(seq, self._base_seq)
         end = pos + size
         blocks = self._blocks
-        return any(start <= end and pos <= start + len(blocks[start]) for start in self._recent[:k])
+        for rank, start in enumerate(self._recent[:TCP_NUM_SACKS]):
+            if start <= end and pos <= start + len(blocks[start]):
+                return rank >= 2
+        return len(self.ooo_starts) >= 2
 
     def insert_ooo(self, seq: int, data: memoryview | bytes, rcv_nxt: int,
                    stats: OooCounters | None = None) -> bool:

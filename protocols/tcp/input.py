@@ -847,12 +847,12 @@ class InputMixin(Tcb):
                 stats.mem_ooo_dropped += 1
                 self.ack_now = True
                 return
-            if data and self.comp_acks and not self.rcv.grows_recent(seqno, len(data)):
-                # Held (compressed) ACKs go, as a pure ACK, before this segment makes a new
-                # block or moves an older one to the front: afterwards their blocks may no
-                # longer be among the three an ACK carries, and a block the sender never
-                # hears of is resent for nothing (Linux tcp_sack_new_ofo_skb ->
-                # tcp_sack_compress_send_ack, before the SACK array changes)
+            if data and self.comp_acks and self.rcv.reorders_sack(seqno, len(data)):
+                # Held (compressed) ACKs go, as a pure ACK, before this segment reorders the
+                # SACK list: afterwards their blocks may no longer be among the three an ACK
+                # carries, and a block the sender never hears of is resent for nothing
+                # (Linux tcp_sack_new_ofo_skb -> tcp_sack_compress_send_ack, before the SACK
+                # array changes)
                 self.send_ack(now)
             if data:
                 self.rcv_ooopack += 1

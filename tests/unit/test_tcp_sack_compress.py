@@ -68,18 +68,21 @@ def test_a_new_hole_gives_three_immediate_acks_again() -> None:
 
 
 def test_a_new_block_while_acks_are_held_sends_them_first() -> None:
-    """The blocks the held ACKs report must not fall off the three an ACK carries: they go
-    as they stand before the new block is made (Linux tcp_sack_new_ofo_skb ->
-    tcp_sack_compress_send_ack), and the new block's own ACK is compressed in turn."""
+    """The blocks the held ACKs report must not fall off the three an ACK carries: with two
+    blocks or more held, they go as they stand before a new block is made (Linux
+    tcp_sack_new_ofo_skb -> tcp_sack_compress_send_ack), and the new block's own ACK is
+    compressed in turn.  Beside a single block, a new one moves nothing out: no ACK."""
     rig = _rig()
     for k in range(5):
         _ooo(rig, k)
     assert rig.conn.comp_acks == 2
-    (a,) = rig.rx(ACK, seq=IRS + 1 + 20 * MSS, payload=bytes(MSS))
-    assert a.seg.sack == ((IRS + 1 + MSS, IRS + 1 + 6 * MSS),)
+    assert rig.rx(ACK, seq=IRS + 1 + 20 * MSS, payload=bytes(MSS)) == []   # a second block: held
+    assert rig.conn.comp_acks == 3
+    (a,) = rig.rx(ACK, seq=IRS + 1 + 30 * MSS, payload=bytes(MSS))         # a third: flush first
+    assert a.seg.sack == ((IRS + 1 + 20 * MSS, IRS + 1 + 21 * MSS), (IRS + 1 + MSS, IRS + 1 + 6 * MSS))
     assert rig.conn.comp_acks == 1
     (b,) = rig.poll(rig.conn.comp_at)
-    assert b.seg.sack == ((IRS + 1 + 20 * MSS, IRS + 1 + 21 * MSS), (IRS + 1 + MSS, IRS + 1 + 6 * MSS))
+    assert b.seg.sack[0] == (IRS + 1 + 30 * MSS, IRS + 1 + 31 * MSS)
 
 
 def test_growing_an_older_block_while_acks_are_held_sends_them_first() -> None:
