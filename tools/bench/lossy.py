@@ -49,6 +49,22 @@ from tools.lab.netns import NetnsHost, unique_name
 FAULTS: dict[str, float] = {"drop": 0.05, "reorder": 0.25, "duplicate": 0.01, "corrupt": 0.01}
 
 
+def fault_spec(text: str) -> dict[str, float]:
+    """`--faults`: NAME=P pairs, comma-separated, NAME one of FAULTS, 0 <= P <= 1."""
+    out: dict[str, float] = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        try:
+            p = float(value)
+        except ValueError:
+            p = -1.0
+        if name not in FAULTS or not 0.0 <= p <= 1.0:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected NAME=P with NAME one of "
+                                             f"{', '.join(FAULTS)} and P from 0 to 1")
+        out[name] = p
+    return out
+
+
 def faulty_device(inner: Any, seed: int) -> Any:
     """The path's impairment around `inner` (a FaultInjector)."""
     from drivers.fault import FaultInjector
@@ -220,6 +236,8 @@ async def run_stack(total: int, seed: int, direction: str, timeout: float, linux
             res["stack"] = {k: stats[k] for k in STACK_STATS if k in stats}
             # the sender's view: the stack's own counters, or the Linux sender's MIB
             res["counters"] = res["stack"] if direction == "out" else linux_mib(host)
+            if direction == "in":
+                res["receiver_out_segs"] = stats["out_segs"]     # the ACKs the stack's receiver sent
     return res
 
 
@@ -295,7 +313,11 @@ def main(argv: list[str] | None = None) -> int:
                     "(cubic: the stack's default; '' keeps the kernel's default)")
     ap.add_argument("--stack-cc", default="", help="the stack's congestion control (TCP_CONGESTION on its "
                     "sockets; '' keeps its default)")
+    ap.add_argument("--faults", type=fault_spec, default={},
+                    help="change the impairment, e.g. 'reorder=0,duplicate=0,corrupt=0' for drops only "
+                         f"(probabilities per frame; default {','.join(f'{k}={v}' for k, v in FAULTS.items())})")
     a = ap.parse_args(argv)
+    FAULTS.update(a.faults)
     LINUX_CC[0] = a.linux_cc
     total = int(a.mb * 1_000_000)
     report: dict[str, Any] = {"faults": FAULTS, "linux_cc": a.linux_cc or "default",
