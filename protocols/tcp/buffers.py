@@ -141,31 +141,34 @@ class _OooBlock:
     """One run of contiguous out-of-order bytes, `buf[head:]`.  The headroom in front
     makes prepending amortised O(bytes added), like appending: a descending run of tiny
     segments in front of a large block must not copy the block for each one."""
-    __slots__ = ("buf", "head")
+    __slots__ = ("buf", "head", "size")
 
     def __init__(self, data: memoryview | bytes) -> None:
         self.buf = bytearray(data)
         self.head = 0
+        self.size = len(self.buf)       # the bytes held, len(buf) - head (read per segment: no __len__ call)
 
     def __len__(self) -> int:
-        return len(self.buf) - self.head
+        return self.size
 
     def view(self, skip: int = 0) -> memoryview:
         return memoryview(self.buf)[self.head + skip:]
 
     def append(self, data: memoryview | bytes) -> None:
         self.buf += data
+        self.size += len(data)
 
     def prepend(self, data: memoryview | bytes) -> None:
         n = len(data)
         if n > self.head:
             # one copy buys headroom for as many bytes as the block holds (64 KiB at most):
             # amortised O(1) per byte prepended, and never more than twice the block's bytes
-            room = max(n, min(len(self), OOO_HEADROOM_MAX))
+            room = max(n, min(self.size, OOO_HEADROOM_MAX))
             self.buf[:self.head] = bytes(room)
             self.head = room
         self.buf[self.head - n:self.head] = data
         self.head -= n
+        self.size += n
 
 
 # RecvBuffer's empty out-of-order queue, shared until a connection gets its first block;
@@ -186,7 +189,7 @@ def _pieces(seg: memoryview, seg_start: int, lo: int, hi: int,
         if pos < start:
             out.append(seg[pos - seg_start:start - seg_start])
         out.append(block.view())
-        pos = start + len(block)
+        pos = start + block.size
     if pos < hi:
         out.append(seg[pos - seg_start:hi - seg_start])
     return out
@@ -406,13 +409,13 @@ class RecvBuffer:
             block = blocks.pop(start)
             self.ooo_headroom -= block.head
             skip = nxt - start
-            if skip < len(block):
+            if skip < block.size:
                 if skip or block.head:
                     self._push(bytes(block.view(skip)))    # one copy, so the headroom is not pinned
                 else:
                     self._push_block(block.buf)            # the block is ours and done with: as it is
-                nxt = start + len(block)
-            self.ooo_bytes -= len(block)
+                nxt = start + block.size
+            self.ooo_bytes -= block.size
             self._forget(start)
             reached += 1
         if reached:
@@ -430,7 +433,7 @@ class RecvBuffer:
         end = pos + size
         blocks = self._blocks
         for rank, start in enumerate(self._recent[:TCP_NUM_SACKS]):
-            if start <= end and pos <= start + len(blocks[start]):
+            if start <= end and pos <= start + blocks[start].size:
                 return rank >= 2
         return len(self.ooo_starts) >= 2
 
@@ -451,13 +454,13 @@ class RecvBuffer:
             # highest block, the one that grew last (nothing above it to merge with)
             last = starts[-1]
             block = blocks[last]
-            if last + len(block) == s:
+            if last + block.size == s:
                 block.append(data)
                 self.ooo_bytes += e - s
                 return True
         # the blocks it touches (overlapping or adjacent) are starts[first:last]
         first = bisect_right(starts, s) - 1
-        if first < 0 or starts[first] + len(blocks[starts[first]]) < s:
+        if first < 0 or starts[first] + blocks[starts[first]].size < s:
             first += 1
         last = bisect_right(starts, e)
         if first == last:
@@ -465,7 +468,7 @@ class RecvBuffer:
         if last - first == 1:
             start = starts[first]
             block = blocks[start]
-            end = start + len(block)
+            end = start + block.size
             if start <= s and e <= end:                  # a duplicate of what we hold
                 self._touch(start)
                 return True
@@ -478,7 +481,7 @@ class RecvBuffer:
             if e <= end:                                 # reordering: the segment just before a block
                 self._extend_front(first, start, block, s, data)
                 return True
-        elif last - first == 2 and starts[first] <= s and e <= starts[first + 1] + len(blocks[starts[first + 1]]):
+        elif last - first == 2 and starts[first] <= s and e <= starts[first + 1] + blocks[starts[first + 1]].size:
             self._bridge(first, s, data)                 # a retransmission or late one fills a gap
             return True
         self._merge(first, last, s, e, data)
@@ -576,10 +579,10 @@ class RecvBuffer:
     def _drop_last(self) -> int:
         start = self.ooo_starts.pop()
         block = self._blocks.pop(start)
-        self.ooo_bytes -= len(block)
+        self.ooo_bytes -= block.size
         self.ooo_headroom -= block.head
         self._forget(start)
-        return len(block)
+        return block.size
 
     def prune_ooo(self, goal_bytes: int | None = None, stats: OooCounters | None = None) -> int:
         """Drop out-of-order blocks from the highest sequence number down, as Linux's
@@ -608,12 +611,12 @@ class RecvBuffer:
         blocks = self._blocks
         shift = self._base_seq - self._base_abs          # _seq(p) = (p + shift) mod 2**32, inlined
         for start in self._recent:
-            out.append(((start + shift) & sq.MASK, (start + len(blocks[start]) + shift) & sq.MASK))
+            out.append(((start + shift) & sq.MASK, (start + blocks[start].size + shift) & sq.MASK))
             if len(out) == limit:
                 return tuple(out)
         for start in self.ooo_starts[:limit + len(self._recent)]:
             if start not in self._recent:
-                out.append(((start + shift) & sq.MASK, (start + len(blocks[start]) + shift) & sq.MASK))
+                out.append(((start + shift) & sq.MASK, (start + blocks[start].size + shift) & sq.MASK))
                 if len(out) == limit:
                     break
         return tuple(out)

@@ -796,75 +796,81 @@ class InputMixin(Tcb):
 
     # --- segment text and FIN -----------------------------------------------------------
     def _process_text(self, seg: TcpRepr, payload: memoryview, now: float) -> None:
+        # per segment on every data path: sq.diff and len() written out (n is len(data))
         seqno = seg.seq
         data = payload
+        n = len(data)
         fin = bool(seg.flags & FIN)
-        front = sq.diff(self.rcv_nxt, seqno)
-        if front > 0:                                # already have the start: trim it
-            self._note_duplicate(seqno, min(front, len(data)))
-            if front > len(data):
+        rcv_nxt = self.rcv_nxt
+        front = (rcv_nxt - seqno) & sq.MASK
+        if 0 < front <= sq.HALF:                     # already have the start: trim it (sq.diff > 0)
+            self._note_duplicate(seqno, min(front, n))
+            if front > n:
                 self.ack_now = True
                 return
             data = data[front:]
-            seqno = self.rcv_nxt
+            n -= front
+            seqno = rcv_nxt
         room = sq.diff(self.rcv_adv, seqno)
-        if len(data) > room:                         # beyond the window we offered: trim, keep no FIN
+        if n > room:                                 # beyond the window we offered: trim, keep no FIN
             data = data[:max(room, 0)]
+            n = len(data)
             fin = False
             self.ack_now = True                      # e.g. a zero-window probe: answer at once (Linux)
-        if self.rcv_closed and len(data):
+        if self.rcv_closed and n:
             # Linux: data for a socket the application closed gets an RST (RFC 9293 §3.10.7.4)
             self.abort(now, 0)
             return
-        if seqno == self.rcv_nxt:
-            had_holes = bool(self.rcv.ooo_starts)
-            if data:
-                if len(data) != self.rcv_mss:        # (a segment of the size known changes nothing)
-                    info.measure_rcv_mss(self, len(data), seg.flags)
-                rcv_nxt = self.rcv_nxt
-                self.rcv_nxt = self.rcv.append_in_order(data, rcv_nxt)
-                self.bytes_received += sq.diff(self.rcv_nxt, rcv_nxt)   # queued data joined too (Linux)
+        rcv = self.rcv
+        if seqno == rcv_nxt:
+            had_holes = bool(rcv.ooo_starts)
+            if n:
+                if n != self.rcv_mss:                # (a segment of the size known changes nothing)
+                    info.measure_rcv_mss(self, n, seg.flags)
+                self.rcv_nxt = rcv.append_in_order(data, rcv_nxt)
+                self.bytes_received += (self.rcv_nxt - rcv_nxt) & sq.MASK   # queued data joined too (Linux)
                 if self.rcv_rtt_time is None or (self.rcv_nxt - self.rcv_rtt_seq) & sq.MASK < sq.HALF:
                     self.rcv_rtt_measure(now)        # a window's worth arrived (memory.py)
                 self.on_event()
             if fin or (self.ooo_fin is not None and self.rcv_nxt == self.ooo_fin):
-                if data:
-                    self.data_received(len(data), now)   # Linux tcp_event_data_recv (delack.py)
+                if n:
+                    self.data_received(n, now)       # Linux tcp_event_data_recv (delack.py)
                 self._fin_received(now)
             elif had_holes:
-                if data:
-                    self.data_received(len(data), now)
+                if n:
+                    self.data_received(n, now)
                 self.ack_now = True
             else:
-                self.ack_in_order(len(data), now)       # Linux's delayed-ACK rules (delack.py; lrcvtime too)
+                self.ack_in_order(n, now)            # Linux's delayed-ACK rules (delack.py; lrcvtime too)
         else:
-            if data and self.host.mem.over_high():
+            if n and self.host.mem.over_high():
                 # tcp_mem[2]: no memory for data the peer will send again anyway (Linux
                 # tcp_prune_ofo_queue, then the segment is dropped: TCPOFODrop)
                 stats = self.host.stats
-                if self.rcv.prune_ooo():
+                if rcv.prune_ooo():
                     stats.mem_ooo_pruned += 1
                 stats.mem_ooo_dropped += 1
                 self.ack_now = True
                 return
-            if data and self.comp_acks and self.rcv.reorders_sack(seqno, len(data)):
+            if n and self.comp_acks and rcv.reorders_sack(seqno, n):
                 # Held (compressed) ACKs go, as a pure ACK, before this segment reorders the
                 # SACK list: afterwards their blocks may no longer be among the three an ACK
                 # carries, and a block the sender never hears of is resent for nothing
                 # (Linux tcp_sack_new_ofo_skb -> tcp_sack_compress_send_ack, before the SACK
                 # array changes)
                 self.send_ack(now)
-            if data:
+            if n:
                 self.rcv_ooopack += 1
-                if len(data) != self.rcv_mss:
-                    info.measure_rcv_mss(self, len(data), seg.flags)
-                held = self.rcv.ooo_bytes
-                if self.rcv.insert_ooo(seqno, data, self.rcv_nxt, self.host.stats):
-                    self.host.stats.ooo_segs += 1
-                    if self.rcv.ooo_bytes == held:
+                if n != self.rcv_mss:
+                    info.measure_rcv_mss(self, n, seg.flags)
+                held = rcv.ooo_bytes
+                stats = self.host.stats
+                if rcv.insert_ooo(seqno, data, rcv_nxt, stats):
+                    stats.ooo_segs += 1
+                    if rcv.ooo_bytes == held:
                         # all of it was queued already: RFC 2883 §4.2, the D-SACK block and
                         # then the block holding it (insert_ooo made that the most recent)
-                        self._note_duplicate(seqno, len(data), out_of_order=True)
+                        self._note_duplicate(seqno, n, out_of_order=True)
                 else:
                     fin = False                      # dropped (block cap): the FIN comes back with it
                     self.ack_now = True
