@@ -682,7 +682,7 @@ class Stack:
                                "gro": {"runs": self.gro.runs, "merged": self.gro.merged},
                                # what the tcp_mem budget sees now (Linux /proc/net/sockstat "mem")
                                "tcp_mem": {"allocated": self.tcp.mem.allocated, "committed": self.tcp.mem.committed,
-                                           "pressure": self.tcp.mem.pressure},
+                                           "pressure": self.tcp.mem.pressure, "promising": self.tcp.mem.promising},
                                **self.inet6.counters(),
                                "interfaces": {}}
         now = self.now()

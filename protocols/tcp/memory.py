@@ -14,7 +14,9 @@ Linux is the model (net/ipv4/tcp_input.c, tcp_output.c, net/core/sock.c):
     Linux counts pages):  below `low` buffers grow freely; above `pressure` the stack is
     under memory pressure until it falls back below `low` -- buffers stop growing and
     receive windows open by at most 4 segments at a time (Linux clamps rcv_ssthresh to
-    4 * advmss) without ever retracting an edge already advertised; above `high`
+    4 * advmss) without ever retracting an edge already advertised; between `low` and
+    `pressure` a window may promise at most an even share, the pressure mark over the
+    connections with a window open (not Linux: see `window_share`); above `high`
     out-of-order data is dropped (the queue pruned, RFC 2018 §8 reneging, as
     tcp_prune_ofo_queue), send buffers are moderated to half of what they hold
     (sk_stream_moderate_sndbuf) and new connections are refused.  In-order data inside a
@@ -64,7 +66,7 @@ class SocketMemory:
     offered, so a thousand handshakes cannot each be promised 64 KiB while nothing is
     held yet.  Both are kept by `update(conn)` after each event that may change a
     connection's buffers or window (segment input, user send/recv, timers, end of life)."""
-    __slots__ = ("config", "stats", "allocated", "committed", "pressure")
+    __slots__ = ("config", "stats", "allocated", "committed", "pressure", "promising")
 
     def __init__(self, config: TcpConfig, stats: TcpStats) -> None:
         self.config = config          # TcpConfig: `mem` is read at every check, so it may be retuned live
@@ -72,6 +74,7 @@ class SocketMemory:
         self.allocated = 0
         self.committed = 0
         self.pressure = False         # Linux tcp_memory_pressure
+        self.promising = 0            # connections with a receive window open (their share, window_share)
 
     # --- the marks ---------------------------------------------------------------------------
     def below_low(self) -> bool:
@@ -82,6 +85,17 @@ class SocketMemory:
 
     def over_high(self) -> bool:
         return self.committed >= self.config.mem[2]
+
+    def window_share(self) -> int | None:
+        """Above `low` (not yet under pressure): the most one connection's receive window may
+        promise, the pressure mark split evenly over the connections with a window open;
+        None below `low`, where windows are free.  Without it the flows that grew first
+        kept their large windows, pushed the budget into pressure, and the others were
+        held to 4 segments there: 100 bulk flows into the stack got Jain's fairness 0.5."""
+        mem = self.config.mem
+        if self.committed <= mem[0]:
+            return None
+        return mem[1] // max(self.promising, 1)
 
     # --- accounting --------------------------------------------------------------------------
     def update(self, conn: Tcb) -> None:
@@ -97,6 +111,8 @@ class SocketMemory:
         delta = held - conn.mem_charged
         delta_c = delta + promised - conn.mem_promised
         if delta or delta_c:
+            if (promised > 0) != (conn.mem_promised > 0):
+                self.promising += 1 if promised else -1
             conn.mem_charged = held
             conn.mem_promised = promised
             self.allocated += delta

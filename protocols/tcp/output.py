@@ -749,8 +749,12 @@ class OutputMixin(Tcb):
         receiver SWS avoidance -- move it only by min(buffer/2, MSS) or more.  Under
         memory pressure the edge moves less, or not at all (memory.py)."""
         free = self.rcv.free()
-        if self.host.mem.pressure:
+        mem = self.host.mem
+        if mem.pressure:
             free = self._pressure_window(free)
+        elif (share := mem.window_share()) is not None and free > share:
+            free = share                             # above tcp_mem's low mark: an even split
+            self.host.stats.mem_window_shared += 1
         current = max(sq.diff(self.rcv_adv, self.rcv_nxt), 0)
         if free < current or free - current < min(self.rcv.capacity // 2, self.our_mss):
             free = current

@@ -92,6 +92,7 @@ class TcpStats(Counters):
     mem_pressure: int = 0               # times the stack entered memory pressure (TCPMemoryPressures)
     mem_grow_denied: int = 0            # buffer growth withheld under pressure
     mem_window_clamped: int = 0         # windows offered smaller under pressure / over the high mark
+    mem_window_shared: int = 0          # windows held to an even share of the budget above its low mark
     mem_sndbuf_moderated: int = 0       # send buffers cut to half their queue over the high mark
     mem_ooo_pruned: int = 0             # out-of-order queues dropped over the high mark (OfoPruned)
     mem_ooo_dropped: int = 0            # out-of-order segments dropped over the high mark (TCPOFODrop)

@@ -110,7 +110,9 @@ async def test_never_reading_clients_bounded_per_socket_and_globally(
             assert tcp.mem_committed <= HIGH + slack
             assert tcp.mem.over_high()
             assert p.sa.stats()["tcp_mem"] == {"allocated": tcp.mem_allocated, "committed": tcp.mem_committed,
-                                               "pressure": True}          # exposed as Linux's sockstat
+                                               "pressure": True,          # exposed as Linux's sockstat
+                                               "promising": tcp.mem.promising}
+            assert 0 < tcp.mem.promising <= len(tcp.conns)
             # still over the high mark: another connection is refused (its 3 SYNs counted)
             refused = st.mem_refused
             late = p.sb.socket(A, S)

@@ -260,6 +260,60 @@ def test_open_windows_count_as_committed() -> None:
     assert mem.allocated == mem.committed == 0
 
 
+def test_above_low_each_window_may_promise_an_even_share() -> None:
+    """Between tcp_mem's low and pressure marks a window may promise at most the pressure
+    mark over the connections with a window open (window_share); below low, no limit.
+    `promising` follows the windows as they open and close."""
+    stats = TcpStats()
+    mem = SocketMemory(TcpConfig(mem=(100_000, 150_000, 200_000)), stats)
+    conns = [budget_conn() for _ in range(3)]
+    for c in conns:
+        c.rcv_nxt, c.rcv_adv = 1000, 1000 + 30_000
+        mem.update(c)
+    assert mem.promising == 3 and mem.committed == 90_000 and mem.window_share() is None
+    conns[0].rcv_adv += 20_000                             # one window grows: above low
+    mem.update(conns[0])
+    assert mem.committed == 110_000 and not mem.under_pressure() and mem.window_share() == 50_000
+    conns[1].rcv_fin = True                                # its window closes: two share
+    mem.update(conns[1])
+    assert mem.promising == 2 and mem.window_share() is None    # (80 000: below low again)
+    conns[2].state = State.CLOSED
+    mem.update(conns[2])
+    assert mem.promising == 1
+
+
+def test_a_window_above_its_share_is_offered_only_the_share_and_never_retracted() -> None:
+    """A connection whose buffer has room for more than its share offers only the share
+    (counted in mem_window_shared) and opens freely again once the budget is back below
+    low -- so flows that grew first cannot hold the budget and push it into pressure,
+    where the others would be held to 4 segments (100 bulk flows into the stack: Jain's
+    fairness 0.5 -> 0.9)."""
+    rig = established(ts=False)
+    c = rig.conn
+    mem = rig.host.mem
+    deliver(rig, 2 * MSS, rig.now + 0.001)
+    read_all(rig, rig.now + 0.001)
+    mem.update(c)
+    w = mem.committed                                      # its window, the only one so far
+    c.rcv.capacity = 1 << 20                               # (as if DRS had grown it since)
+    mem.config = TcpConfig(mem=(3 * w, 8 * w, 1 << 30))
+    mem.committed += 3 * w                                 # three others, as large: above low
+    mem.promising += 3
+    assert mem.window_share() == 2 * w and not mem.under_pressure()
+    c.ack_now = True
+    c.output(rig.now)
+    rig.take()
+    offered = sq.diff(c.rcv_adv, c.rcv_nxt)
+    assert 2 * w - (1 << c.rcv_wscale) < offered <= 2 * w     # (the scaled field's granularity)
+    assert rig.host.stats.mem_window_shared >= 1
+    mem.committed -= 3 * w                                 # they are gone: below low again
+    mem.promising -= 3
+    c.ack_now = True
+    c.output(rig.now)
+    rig.take()
+    assert sq.diff(c.rcv_adv, c.rcv_nxt) > 4 * w           # the buffer's whole room
+
+
 def test_accounting_counts_ooo_blocks_with_their_overhead() -> None:
     rcv = RecvBuffer(1 << 20)
     rcv.append_in_order(b"a" * 100, 0)
