@@ -26,8 +26,8 @@ tcp_send_delayed_ack, tcp_cleanup_rbuf; tcp_timer.c tcp_delack_timer_handler) de
     and after that one ACK stands for up to `comp_sack_nr` of them, sent after
     min(`comp_sack_delay`, 5 % of the RTT) with the newest SACK blocks; a segment that
     would make a new block while two or more are held, or grow one older than the two most
-    recent, first sends the held ACKs as they stand, before the blocks they report fall off the three an ACK
-    carries (input.py _process_text; Linux tcp_sack_new_ofo_skb calls
+    recent, first sends the held ACKs as they stand, before the blocks they report fall
+    off the three an ACK carries (input.py _process_text; Linux tcp_sack_new_ofo_skb calls
     tcp_sack_compress_send_ack before changing its SACK array).  Any ACK we send in the
     meantime (a hole filled, a reply) takes their place.  Without SACK every such segment
     is ACKed (RFC 5681 §4.2's duplicates).

@@ -203,7 +203,7 @@ class InputMixin(Tcb):
         # text at RCV.NXT with holes above fills one (in part or whole): its ACK goes at
         # once too (RFC 5681 §4.2; Linux: RCV.NXT moved, so __tcp_ack_snd_check sends) --
         # held to the batch's end, the sender's RACK would time the hole out and resend it
-        filling = not out_of_order and bool(self.rcv.ooo_starts)
+        filling = bool(payload) and not out_of_order and bool(self.rcv.ooo_starts)
         if payload:
             if st in RECEIVES_TEXT:
                 self._process_text(seg, payload, now)
