@@ -128,6 +128,7 @@ async def test_never_reading_clients_bounded_per_socket_and_globally(
             for conn in held:
                 conn.close()
             assert tcp.mem_allocated == tcp.mem_committed == 0
+            assert tcp.mem.promising == 0                # (the even share's count: no window left open)
             assert not tcp.mem.under_pressure()
             services.cancel_scope.cancel()
 
