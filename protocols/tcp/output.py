@@ -480,9 +480,13 @@ class OutputMixin(Tcb):
         return PSH if encoded >= 0 and encoded & 1 and encoded >> 1 == end_off else 0
 
     def _retransmit_head(self, now: float) -> bool:
-        """Fast retransmit / NewReno partial ACK: resend the first unacknowledged segment."""
+        """Fast retransmit / NewReno partial ACK: resend the first unacknowledged segment --
+        no more of it than was sent: a head sent short (a small window) is resent as short,
+        never topped up with unsent data, which would go out uncounted in SND.MAX (found by
+        test_pair_transfers_the_stream_exactly: the peer's ACK of it then lay beyond SND.MAX
+        and was refused, until the connection timed out)."""
         avail = self.snd.queued
-        n = min(self._seg_mss(), avail)
+        n = min(self._seg_mss(), avail, max(sq.diff(self.snd_max, self.snd_una), 0))
         fin = self.fin_seq is not None and n == avail
         if n == 0 and not fin:
             return False
@@ -607,7 +611,7 @@ class OutputMixin(Tcb):
         mss = self._seg_mss()
         off = sq.diff(start, self.snd_una)
         n = min(sq.diff(stop, start), max(mss, min(room, self._segment_limit()) // mss * mss),
-                max(self.snd.queued - off, 0))
+                max(self.snd.queued - off, 0), max(sq.diff(self.snd_max, start), 0))   # only what was sent
         # the hole may end with our FIN (it sits at fin_seq, after the last data octet)
         fin = self.fin_seq is not None and sq.add(start, n) == self.fin_seq and sq.gt(stop, self.fin_seq)
         if n == 0 and not fin:
