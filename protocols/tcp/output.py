@@ -63,7 +63,7 @@ class OutputMixin(Tcb):
             if self.chrono_type == info.CHRONO_RWND_LIMITED:
                 info.chrono_rwnd(self, now)
             if self.ack_now:
-                self._emit(self.snd_max, ACK, None, now)
+                self.send_ack(now)
             return
         self.sync_pmtu(now)
         if st in _LONE_WRITE_STATES and not force_probe and self._send_lone_write(now):
@@ -111,9 +111,7 @@ class OutputMixin(Tcb):
             flight = self._cwnd_flight(off)
             self.cwnd_use.on_burst(self.cc.cwnd - flight < self.mss, flight, self.snd_una, self.snd_nxt)
         if not sent and self.ack_now:
-            # SND.MAX, not SND.NXT: after an RTO rewound SND.NXT the peer's RCV.NXT may be past
-            # it, and an "old" ACK would be dropped (and answered) by it (4.4BSD tcp_output)
-            self._emit(self.snd_max, ACK, None, now)
+            self.send_ack(now)
         # RFC 9293 §3.8.6.1: data waiting and nothing in flight arms the persist timer -- for a
         # zero window, and for a small one SWS avoidance will not use (the §3.8.6.2.1 override
         # timeout; Linux tcp_check_probe_timer), else a lost window update deadlocks both ends
@@ -121,8 +119,9 @@ class OutputMixin(Tcb):
             self.persist_at = now + self._persist_interval()
 
     def send_ack(self, now: float) -> None:
-        """A pure ACK now, whatever waits to be sent (Linux tcp_send_ack): SND.MAX, as the
-        pass's own ACK below."""
+        """A pure ACK now, whatever waits to be sent (Linux tcp_send_ack).  SND.MAX, not
+        SND.NXT: after an RTO rewound SND.NXT the peer's RCV.NXT may be past it, and an "old"
+        ACK would be dropped (and answered) by it (4.4BSD tcp_output)."""
         self._emit(self.snd_max, ACK, None, now)
 
     def output_idle(self) -> bool:

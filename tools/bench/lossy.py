@@ -17,9 +17,9 @@ and run k of Linux see the same fault sequence for the same frame sequence).
 source to the stack.  Each run reports the wall time, this process's CPU time (the
 stack, or the relay), and the loss-recovery counters of the sender: the stack's
 TcpStats (rto_fires, fast_retransmits, retrans_segs, loss_probes, ...) or Linux's
-per-namespace MIB (TcpExtTCPTimeouts, TCPLostRetransmit, RetransSegs, ...); for Linux ->
-Linux also the segments (ACKs) its receiver sent, `receiver_out_segs`, to set beside the
-stack's out_segs when it receives.  Medians
+per-namespace MIB (TcpExtTCPTimeouts, TCPLostRetransmit, RetransSegs, ...); and the
+segments (ACKs) the receiver sent, `receiver_out_segs` -- Linux's, or the stack's when it
+receives -- so the two receivers can be set side by side.  Medians
 over `--runs`.  The stream is checked end to end (SHA-256 on both sides).  The time runs
 from the end of the handshake to the last byte acknowledged (the sender's close): a lost
 SYN or SYN-ACK (1 s, as in Linux) falls on whichever run draws it -- which side's
