@@ -678,42 +678,58 @@ class OutputMixin(Tcb):
     def _ts_val(self, now: float) -> int:
         return (self.host.ts_clock(now) + self.ts_offset) & 0xFFFFFFFF
 
-    def _emit(self, seqno: int, flags: int, payload: memoryview | None, now: float,
+    def _emit(self: Self, seqno: int, flags: int, payload: memoryview | None, now: float,
               gso: int = 0) -> None:
-        seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._advertise(now))
-        if self.urg is not None and (up := self.urg.pointer(seqno, self.snd_una, self.snd_nxt)) is not None:
-            seg.flags, seg.urgent = flags | URG, up  # a segment below SND.UP (urgent.py)
+        window = self._advertise(now)
+        sack: tuple[tuple[int, int], ...] = ()
         if self.sack_ok and (self.rcv.ooo_starts or self.dsack is not None):
             limit = 3 if self.ts_ok else 4
             if self.dsack is not None:               # RFC 2883 §4: the D-SACK block first, once
-                seg.sack = (self.dsack,) + (self.rcv.sack_blocks(limit - 1) if self.rcv.ooo_starts else ())
+                sack = (self.dsack,) + (self.rcv.sack_blocks(limit - 1) if self.rcv.ooo_starts else ())
                 self.dsack = None
             else:
-                seg.sack = self.rcv.sack_blocks(limit)
+                sack = self.rcv.sack_blocks(limit)
+        ts: tuple[int, int] | None = None
+        opts = b""
         if self.ts_ok:
-            seg.ts = ts = (self._ts_val(now), self.ts_recent)
-            sack = seg.sack
+            ts = (self._ts_val(now), self.ts_recent)
             if not sack:
                 opts = _TS_ONLY.pack(1, 1, 8, 10, ts[0], ts[1])
             else:                                # at most 3 blocks beside a timestamp (`limit` above)
                 opts = _TS_SACK[len(sack)].pack(1, 1, 8, 10, ts[0], ts[1], 1, 1, 5, 2 + 8 * len(sack),
                                                 *[edge for block in sack for edge in block])
-            self._finish_emit(seg, opts, payload, gso, now)
-            return
-        self._finish_emit(seg, seg.options_bytes() if seg.sack else b"", payload, gso, now)
+            if payload is None and flags == ACK and self.urg is None and self.ecn is None \
+                    and self.host.emit_ack(self, seqno, window, opts, now) is not None:
+                # a pure ACK, built whole by the host (tcp.py emit_ack): most of what a
+                # receiver on a lossy path sends; no TcpRepr
+                self._ack_sent(self.rcv_nxt)
+                self.segs_out += 1
+                return
+        seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, window)
+        if self.urg is not None and (up := self.urg.pointer(seqno, self.snd_una, self.snd_nxt)) is not None:
+            seg.flags, seg.urgent = flags | URG, up  # a segment below SND.UP (urgent.py)
+        seg.sack, seg.ts = sack, ts
+        if ts is None and sack:
+            opts = seg.options_bytes()
+        self._finish_emit(seg, opts, payload, gso, now)
+
+    def _ack_sent(self, ack: int) -> None:
+        """An ACK of `ack` left: nothing is owed until more arrives (the delayed-ACK and
+        SACK-compression state of delack.py cleared)."""
+        self.last_ack_sent = ack
+        self.ack_now = False
+        self.delack_at = None
+        self.delack_bytes = 0
+        self.ack_pushed = 0
+        if self.comp_acks:                           # this ACK carries the held ones (delack.py)
+            self.host.stats.acks_compressed += self.comp_acks
+            self.comp_acks = 0
+            self.comp_at = None
 
     def _finish_emit(self: Self, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
                      now: float) -> None:
         if seg.flags & ACK:
-            self.last_ack_sent = seg.ack
-            self.ack_now = False
-            self.delack_at = None
-            self.delack_bytes = 0
-            self.ack_pushed = 0
-            if self.comp_acks:                       # this ACK carries the held ones (delack.py)
-                self.host.stats.acks_compressed += self.comp_acks
-                self.comp_acks = 0
-                self.comp_at = None
+            self._ack_sent(seg.ack)
         if self.ecn is not None:
             self._ecn_output(seg, payload)
         self.segs_out += 1

@@ -39,7 +39,7 @@ from socket import AF_INET, AF_INET6
 from typing import TYPE_CHECKING, Any
 
 from ndd import checksum as ck
-from ndd.pktbuf import GSO_TCPV4, GSO_TCPV6, PacketBuffer
+from ndd.pktbuf import DEFAULT_HEADROOM, GSO_TCPV4, GSO_TCPV6, PacketBuffer
 from protocols.addr import BROADCAST, is_multicast
 
 from ..icmp import DEST_UNREACH, FRAG_NEEDED
@@ -84,6 +84,7 @@ if TYPE_CHECKING:
 IP_TCP_HDR = 40
 _EARLY_KEY = struct.Struct("!IIHH")      # early_input: source, destination, ports
 _IP_TCP = struct.Struct("!BBHHHBBHIIHHIIHHHH")   # _emit4_cached: IPv4 (no options) and TCP headers
+_U16 = struct.Struct("!H")
 IPV6_PMTUDISC_INTERFACE = 4             # <linux/in6.h> IPV6_MTU_DISCOVER values
 IP6_TCP_HDR = IP6_HDR_LEN + 20          # MSS = path MTU - 60 over IPv6 (RFC 8200 §8.3)
 # Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
@@ -1362,6 +1363,52 @@ class Tcp:
             self.stats.out_segs += -(-(tcp_len - hlen) // gso) if payload is not None else 1
         else:
             self.stats.out_segs += 1
+        err = ifp.transmit(pkt, cached[2], now)
+        if err:
+            ipv4.stats.out_discards += 1
+            self.stats.out_errors += 1
+        return err
+
+    def emit_ack(self, conn: Connection, seqno: int, window: int, opts: bytes, now: float) -> int | None:
+        """A pure ACK -- flags ACK alone, no text, no urgent pointer, `opts` its options --
+        over the connection's cached IPv4 route: what _emit4_cached sends for it, byte for
+        byte and counter for counter, with no TcpRepr and the frame built whole in a fresh
+        buffer (about one segment in two a receiver sends on a lossy path is one).  None
+        (nothing done, nothing counted) wherever _emit4_cached would not go straight through
+        -- IPv6, no route cached or the cache stale, the interface down, a TTL/TOS IPv4
+        would refuse -- and the caller takes the general way."""
+        ipv4 = self.ipv4
+        cached = conn.dst_cache
+        if conn.net6 or cached is None or cached[0] != ipv4.routes.gen + ipv4.ifnet.gen or not self.route_cache:
+            return None
+        ifp = cached[1]
+        ttl, tos = conn.ttl, conn.tos
+        if ttl is None or ttl == 0:
+            ttl = ipv4.default_ttl                   # (RFC 1122 §3.2.1.7: never TTL 0)
+        tcp_len = 20 + len(opts)
+        if not ifp.is_up or not 0 < ttl <= 255 or not 0 <= tos <= 255 or not conn.laddr or 20 + tcp_len > ifp.mtu:
+            return None
+        src, dst = conn.laddr, conn.faddr
+        ipv4.stats.out_requests += 1
+        ident = ipv4.next_ident(src, dst, IPPROTO_TCP, 1)
+        df = FLAG_DF if ipv4.pmtu.dont_fragment(dst, now) else 0
+        h = DEFAULT_HEADROOM
+        buf = bytearray(h + 20 + tcp_len)
+        _IP_TCP.pack_into(buf, h, 0x45, tos, 20 + tcp_len, ident, df, ttl, IPPROTO_TCP, 0, src, dst,
+                          conn.lport, conn.fport, seqno, conn.rcv_nxt, (tcp_len << 10) | ACK, window, 0, 0)
+        buf[h + 40:] = opts
+        # RFC 1071 as ndd/checksum.py: the sum is the header read as one integer modulo 0xFFFF;
+        # the pseudo-header's addresses go in whole (2**16 == 1 modulo 0xFFFF)
+        residue = int.from_bytes(buf[h:h + 20], "big") % 0xFFFF
+        _U16.pack_into(buf, h + 10, 0xFFFF - residue if residue else 0)
+        pkt = PacketBuffer(buf, h)
+        if conn.csum_offload:                        # the device completes it, as _emit4_cached leaves it
+            _U16.pack_into(buf, h + 36, ck.pseudo_header_sum(src, dst, IPPROTO_TCP, tcp_len))
+            pkt.csum_start, pkt.csum_offset = h + 20, 16
+        else:
+            residue = (int.from_bytes(buf[h + 20:], "big") + src + dst + IPPROTO_TCP + tcp_len) % 0xFFFF
+            _U16.pack_into(buf, h + 36, 0xFFFF - residue if residue else 0)
+        self.stats.out_segs += 1
         err = ifp.transmit(pkt, cached[2], now)
         if err:
             ipv4.stats.out_discards += 1

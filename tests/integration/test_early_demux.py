@@ -26,6 +26,7 @@ from .helpers import IP_A, IP_B, tcp_connected, two_stacks
 
 DATA = random.Random(5).randbytes(400_000)
 EARLY_TAKEN = [0]                 # segments early_input took, over the module's runs
+ACKS_WHOLE = [0]                  # pure ACKs Tcp.emit_ack built whole, over the module's runs
 
 
 async def _lossy_exchange(early_demux: bool, route_cache: bool = True,
@@ -48,6 +49,14 @@ async def _lossy_exchange(early_demux: bool, route_cache: bool = True,
             return taken
 
         p.sa.tcp.early_input = counted                 # type: ignore[method-assign]
+        emit_ack = p.sa.tcp.emit_ack
+
+        def counted_ack(conn: Any, seqno: int, window: int, opts: bytes, now: float) -> int | None:
+            err = emit_ack(conn, seqno, window, opts, now)
+            ACKS_WHOLE[0] += err is not None
+            return err
+
+        p.sa.tcp.emit_ack = counted_ack                # type: ignore[method-assign]
         client, server = await tcp_connected(p.sb, p.sa, IP_A, 7100)
         got_a = bytearray()
         got_b = bytearray()
@@ -105,9 +114,14 @@ def test_early_demux_is_invisible() -> None:
 @pytest.mark.parametrize("kind", ["rawip", "ether"])
 def test_the_route_cache_is_invisible(kind: str) -> None:
     """Tcp._emit4_cached (each connection's IPv4 route cached, both headers in one pack)
-    sends what _segment + Ipv4.output send: the same frames, the same counters."""
+    and Tcp.emit_ack (a pure ACK over it, built whole) send what _segment + Ipv4.output
+    send: the same frames, the same counters."""
+    before = ACKS_WHOLE[0]
     cached = _run_seeded(True, True, kind)
+    assert ACKS_WHOLE[0] - before > 100                # the pure ACKs went the whole-frame way
+    before = ACKS_WHOLE[0]
     whole = _run_seeded(True, False, kind)
+    assert ACKS_WHOLE[0] == before                     # (no route cached: never)
     assert cached[2] == DATA and cached[3] == DATA[:40_000]
     assert cached[1] == whole[1]
     assert cached[0] == whole[0]

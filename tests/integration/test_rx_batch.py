@@ -10,7 +10,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from protocols.tcp.wire import TcpRepr
+from protocols.tcp.wire import ACK, TcpRepr
 
 from .helpers import IP_A, tcp_connected, two_stacks
 
@@ -28,7 +28,16 @@ async def test_one_ack_per_batch_for_its_in_order_segments(autojump_clock: trio.
                 acks.append(seg)
             return real_emit(conn, seg, opts, payload, gso, now)
 
+        real_emit_ack = tcp.emit_ack
+
+        def counting_emit_ack(conn, seqno, window, opts, now):  # type: ignore[no-untyped-def]
+            err = real_emit_ack(conn, seqno, window, opts, now)
+            if err is not None:                          # a pure ACK sent whole (tcp.py emit_ack)
+                acks.append(TcpRepr(conn.lport, conn.fport, seqno, conn.rcv_nxt, ACK, window))
+            return err
+
         tcp.emit = counting_emit                         # type: ignore[method-assign]
+        tcp.emit_ack = counting_emit_ack                 # type: ignore[method-assign]
         mss = server._pcb.mss
 
         # inside a batch: four full segments arrive, no ACK until the batch ends

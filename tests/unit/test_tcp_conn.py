@@ -86,6 +86,9 @@ class FakeHost:
         self.sent.append(Sent(back, bytes(payload) if payload is not None else b"", gso, now))
         return 0
 
+    def emit_ack(self, conn: Connection, seqno: int, window: int, opts: bytes, now: float) -> int | None:
+        return None                                    # every segment through emit(), recorded
+
     def ts_clock(self, now: float) -> int:
         return int(now * 1000) & 0xFFFFFFFF
 
