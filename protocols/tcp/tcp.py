@@ -1189,6 +1189,9 @@ class Tcp:
         hop = self.ipv4.route(faddr, src=laddr)
         if not isinstance(hop, int):
             self._use_route(child, hop[0])
+        # the SYN (or the cookie's ACK) came the whole way in by this interface, its source
+        # checked there: the handshake's next segment may take the early way (early_input)
+        child.rx_ifp = ip.ifp
         self.conns[(laddr, lport, faddr, fport)] = child
         return child
 
