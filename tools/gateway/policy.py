@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import cached_property
 
 METADATA_V4 = ipaddress.IPv4Address("169.254.169.254")
 METADATA_V6 = ipaddress.IPv6Address("fd00:ec2::254")
@@ -78,23 +79,29 @@ class AddressModel:
             raise ValueError(f"--cidr6 {cidr6}: SLAAC needs a /64")
         return cls(net, net6)
 
-    @property
+    # the addresses every flow is checked against, worked out once (cached_property writes
+    # the instance's __dict__ directly, which a frozen dataclass allows)
+    @cached_property
+    def broadcast(self) -> ipaddress.IPv4Address:
+        return self.network.broadcast_address
+
+    @cached_property
     def gateway(self) -> ipaddress.IPv4Address:
         return self.network.network_address + 2
 
-    @property
+    @cached_property
     def dns(self) -> ipaddress.IPv4Address:
         return self.network.network_address + 3
 
-    @property
+    @cached_property
     def guest(self) -> ipaddress.IPv4Address:
         return self.network.network_address + 100
 
-    @property
+    @cached_property
     def gateway6(self) -> ipaddress.IPv6Address:
         return self.network6.network_address + 2
 
-    @property
+    @cached_property
     def dns6(self) -> ipaddress.IPv6Address:
         return self.network6.network_address + 3
 
@@ -109,7 +116,7 @@ class Policy:
         """Where a guest's flow to (dst, port) goes (see the module docstring)."""
         addr = ipaddress.ip_address(dst)
         m = self.model
-        if addr.is_multicast or addr.is_unspecified or addr == m.network.broadcast_address:
+        if addr.is_multicast or addr.is_unspecified or addr == m.broadcast:
             return Refuse("drop", "multicast, broadcast or unspecified destinations are not relayed")
         if addr in (m.gateway, m.gateway6):
             if self.allow_host_loopback:
