@@ -156,6 +156,13 @@ class DelackMixin(Tcb):
                 return                        # the earlier deadline stands
         self.delack_at = now + ato
 
+    def enter_quickack_mode(self) -> None:
+        """Linux tcp_enter_quickack_mode(TCP_MAX_QUICKACKS), for old data received: quick
+        ACKs, out of interactive mode, the ACK timeout back to its floor."""
+        self._incr_quickack()
+        self.pingpong = False
+        self.ato = self.config.delack
+
     def _incr_quickack(self) -> None:
         """As many quick ACKs as half the window holds segments, 2 at least, at most
         tcp_quickacks (Linux TCP_MAX_QUICKACKS)."""

@@ -732,20 +732,26 @@ class InputMixin(Tcb):
         self.cc.cwnd += self.mss
         self.undo_cc = None
 
-    def _note_duplicate(self, seqno: int, datalen: int, out_of_order: bool = False) -> None:
-        """RFC 2883 §4: data we already had (below RCV.NXT) is reported once, as the first
-        SACK block of the next ACK, so the sender can tell a needless retransmission from
-        a loss (and undo, widen its reordering window); and, as Linux does on a duplicate
-        (tcp_data_queue: DELAYEDACKLOST), ACK every segment for a while (quickack)."""
-        if not datalen or not self.sack_ok or not self.config.dsack:
+    def _note_duplicate(self, seqno: int, datalen: int, out_of_order: bool = False, whole: bool = True) -> None:
+        """RFC 2883 §4: data we already had is reported once, as the first SACK block of the
+        next ACK, so the sender can tell a needless retransmission from a loss (and undo,
+        widen its reordering window).  Below RCV.NXT, a segment that was old as a `whole`
+        also starts quick-ACK mode, as Linux's tcp_data_queue (DELAYEDACKLOST) and
+        tcp_send_dupack do, with or without SACK; a segment only partly old, and a duplicate
+        of out-of-order data (tcp_data_queue_ofo: "all the bits are present"), get the
+        D-SACK alone -- after each duplicate beyond a hole, quick ACKs would undo SACK
+        compression for the next 16 segments."""
+        if not datalen:
             return
         end = sq.add(seqno, datalen)
-        if not out_of_order and (sq.gt(end, self.rcv_nxt)
-                                 or sq.diff(self.rcv_nxt, seqno) > max(self.rcv.capacity, 1 << 16)):
+        old = not out_of_order and not sq.gt(end, self.rcv_nxt) \
+            and sq.diff(self.rcv_nxt, seqno) <= max(self.rcv.capacity, 1 << 16)
+        if old and whole:
+            self.enter_quickack_mode()
+        if not self.sack_ok or not self.config.dsack or not (old or out_of_order):
             return                                   # not (only) old data, or far too old to be ours
         self.dsack = (seqno, end)
         self.host.stats.dsacks_sent += 1
-        self.quickacks = max(self.quickacks, self.config.quickacks)
 
     # --- undoing a spurious recovery (RFC 3708, RFC 3522, RFC 4015; Linux tcp_try_undo_*) ---------
     def note_retransmission(self, now: float) -> None:
@@ -804,7 +810,7 @@ class InputMixin(Tcb):
         rcv_nxt = self.rcv_nxt
         front = (rcv_nxt - seqno) & sq.MASK
         if 0 < front <= sq.HALF:                     # already have the start: trim it (sq.diff > 0)
-            self._note_duplicate(seqno, min(front, n))
+            self._note_duplicate(seqno, min(front, n), whole=front >= n)
             if front > n:
                 self.ack_now = True
                 return

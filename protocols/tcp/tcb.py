@@ -468,6 +468,10 @@ class Tcb:
     def delack_fired(self) -> None:
         raise NotImplementedError
 
+    @abstractmethod
+    def enter_quickack_mode(self) -> None:
+        raise NotImplementedError
+
     # memory.py
     @abstractmethod
     def expand_sndbuf(self) -> None:

@@ -141,3 +141,42 @@ def test_text_filling_a_hole_is_acked_at_once_inside_a_receive_batch() -> None:
     (b,) = rig.rx(ACK, seq=IRS + 1 + 3 * MSS, payload=bytes(MSS))      # and the last one
     assert b.ack == IRS + 1 + 5 * MSS and not b.seg.sack and len(deferred) == 1
     assert rig.rx(ACK, seq=IRS + 1 + 5 * MSS, payload=bytes(MSS)) == [] and len(deferred) == 2
+
+
+def test_a_duplicate_of_out_of_order_data_is_dsacked_without_quick_acks() -> None:
+    """A segment whose bytes all wait in the out-of-order queue already (Linux
+    tcp_data_queue_ofo: "all the bits are present") sets the D-SACK of the next ACK and
+    nothing more: no quick-ACK mode, so the ACKs after it stay compressed.  Quick ACKs
+    after each duplicate beyond a hole (a path duplicating 1 % of its segments) sent the
+    lossy bench's sender one ACK per segment for 16 segments after every duplicate."""
+    rig = _rig()
+    c = rig.conn
+    for k in range(4):
+        _ooo(rig, k)
+    assert c.comp_acks == 1
+    assert _ooo(rig, 1) == []                        # the duplicate: held like the others
+    assert c.dsack == (IRS + 1 + 2 * MSS, IRS + 1 + 3 * MSS) and c.quickacks == 0
+    assert [len(_ooo(rig, k)) for k in range(4, 8)] == [0, 0, 0, 0]
+    (a,) = rig.poll(c.comp_at)
+    assert a.seg.sack[:2] == ((IRS + 1 + 2 * MSS, IRS + 1 + 3 * MSS), (IRS + 1 + MSS, IRS + 1 + 9 * MSS))
+
+
+def test_a_whole_old_segment_starts_quick_ack_mode_a_partly_old_one_does_not() -> None:
+    """Below RCV.NXT: a segment old as a whole is ACKed at once with its D-SACK and starts
+    quick-ACK mode (Linux tcp_data_queue: DELAYEDACKLOST, tcp_enter_quickack_mode: the
+    count half the window in segments, at most 16, interactive mode left); one that
+    starts below RCV.NXT and brings new data gets the D-SACK of its old part only, on the
+    ACK the rules for its new data send (tcp_data_queue's partial packet)."""
+    rig = _rig()
+    c = rig.conn
+    rig.rx(ACK, seq=IRS + 1, payload=bytes(MSS))
+    c.quickacks = 0
+    c.pingpong = True
+    (a,) = rig.rx(ACK, seq=IRS + 1, payload=bytes(MSS))
+    assert a.ack == IRS + 1 + MSS and a.seg.sack == ((IRS + 1, IRS + 1 + MSS),)
+    assert c.quickacks == 16 and not c.pingpong
+    c.quickacks = 0
+    assert rig.rx(ACK, seq=IRS + 1 + MSS // 2, payload=bytes(MSS)) == []   # half old: a delayed ACK
+    assert c.quickacks == 0
+    (b,) = rig.poll(c.delack_at)
+    assert b.ack == IRS + 1 + MSS + MSS // 2 and b.seg.sack == ((IRS + 1 + MSS // 2, IRS + 1 + MSS),)
