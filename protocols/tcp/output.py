@@ -783,6 +783,14 @@ class OutputMixin(Tcb):
         else:
             field = min(free >> self.rcv_wscale, 0xFFFF)
             adv = field << self.rcv_wscale
+            if (adv == 0) == (0 < (self.rcv_adv - self.last_ack_sent) & sq.MASK < sq.HALF) \
+                    and self.segs_out > 1 and self.state in RECEIVES_TEXT:
+                # the window advertised closes, or opens after it was shut (Linux tcp_select_window;
+                # the ACK ending an active open is neither: the SYN's window came before it)
+                if adv:
+                    self.host.stats.from_zero_window += 1
+                else:
+                    self.host.stats.to_zero_window += 1
         edge = sq.add(self.rcv_nxt, adv)
         if sq.gt(edge, self.rcv_adv):
             self.rcv_adv = edge

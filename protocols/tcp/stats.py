@@ -29,6 +29,8 @@ class TcpStats(Counters):
     fast_retransmits: int = 0
     loss_probes: int = 0
     window_probes: int = 0          # zero-window probes sent (Linux TCPWinProbe)
+    to_zero_window: int = 0         # ACKs that closed our receive window (Linux TCPToZeroWindowAdv)
+    from_zero_window: int = 0       # ACKs that opened it again (Linux TCPFromZeroWindowAdv)
     probe_recoveries: int = 0
     rack_lost: int = 0              # segments RACK marked lost (RFC 8985 §6.2; Linux counts them in TCPLost*)
     lost_retransmits: int = 0       # ...of them retransmissions lost again (Linux TCPLostRetransmit)

@@ -1407,6 +1407,8 @@ def test_window_update_after_the_reader_drains() -> None:
     c.receive(5000, False, rig.now)
     (upd,) = rig.take()
     assert upd.is_pure_ack() and upd.window == 4096 and upd.ack == IRS + 1 + 4096
+    # counted as Linux's TCPToZeroWindowAdv / TCPFromZeroWindowAdv: once each way
+    assert (rig.host.stats.to_zero_window, rig.host.stats.from_zero_window) == (1, 1)
 
 
 def test_no_window_update_when_the_advertisable_window_cannot_grow() -> None:

@@ -82,7 +82,7 @@ LINUX_MIB = ("TCPTimeouts", "TCPLostRetransmit", "RetransSegs", "OutSegs", "TCPF
 STACK_STATS = ("rto_fires", "fast_retransmits", "retrans_segs", "out_segs", "loss_probes", "probe_recoveries",
                "rack_lost", "lost_retransmits", "rack_timeouts", "dsacks_received", "sack_reneging",
                "recovery_undos", "dsacks_sent", "ooo_segs", "acks_compressed", "ofo_dropped", "paws_drops",
-               "out_of_window", "in_csum_errors")
+               "out_of_window", "in_csum_errors", "to_zero_window", "from_zero_window")
 
 # the Linux side of a transfer: `source HOST PORT BYTES` or `sink PORT`; prints JSON
 PEER = r"""
