@@ -15,6 +15,9 @@ Sections (`--only` takes these names, comma-separated):
               `tunstack atm ip` processes (a second table; tools/bench/svc.py, atm_pvc.py)
   gateway     user-mode gateways: tunstack gateway, slirp4netns, pasta at MTU 1500 and 65520
               (a third table; tools/bench/gateway.py)
+  lossy       bulk TCP over issue 10's impaired path (loss, reordering, duplication,
+              corruption), tunstack against Linux through the same fault injector (a fourth
+              table; tools/bench/lossy_table.py running tools/bench/lossy.py)
 
 Prints one table (rows: measurements; columns: tunstack, pmd-pytcp, slirp4netns, veth, limit,
 tunstack ÷ pmd-pytcp, tunstack ÷ veth, tunstack ÷ limit, and the CPU µs per unit of work of
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from . import gateway as bench_gateway
 from . import limit as bench_limit
+from . import lossy_table as bench_lossy
 from . import pytcp as bench_pytcp
 from . import slirp as bench_slirp
 from . import svc as bench_svc
@@ -80,7 +84,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Params], Section]]] = {
 # the peers have no offload switch: their one bulk figure stands in both offload rows
 SAME_AS = {"bulk_in_nooff": "bulk_in", "bulk_out_nooff": "bulk_out"}
 OUT = ROOT / "bench-out" / "bench.json"
-EXTRA_TABLES = ("svc", "gateway")   # tables of their own, after the main one
+EXTRA_TABLES = ("svc", "gateway", "lossy")   # tables of their own, after the main one
 
 
 def fill_peer_rows(sec: Section) -> None:
@@ -205,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown section(s) {', '.join(bad)}; choose from {', '.join([*SECTIONS, *EXTRA_TABLES])}")
     run_svc = "svc" in chosen or not a.only
     run_gateway = "gateway" in chosen or not a.only
+    run_lossy = "lossy" in chosen or not a.only
     chosen = [s for s in chosen if s not in EXTRA_TABLES]
     p = params(a.quick)
     meta: dict[str, object] = {
@@ -238,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         gateways = bench_gateway.run(p)
         print(f"   {time.monotonic() - t0:.0f} s", flush=True)
+    lossy: Section | None = None
+    if run_lossy:
+        print("== the lossy path (tunstack and Linux through the same impairment) ...", flush=True)
+        t0 = time.monotonic()
+        lossy = bench_lossy.run(p)
+        print(f"   {time.monotonic() - t0:.0f} s", flush=True)
     meta["elapsed_s"] = round(time.monotonic() - t_all, 1)
     print()
     if sections:
@@ -248,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     if gateways:
         print()
         print(bench_gateway.render(gateways))
+    if lossy is not None:
+        print()
+        print(bench_lossy.render(lossy))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     out = to_json(sections, meta)
     if svc:
@@ -255,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                           "details": s.details} for n, s in svc.items()}
     if gateways:
         out["gateway"] = bench_gateway.to_json(gateways)
+    if lossy is not None:
+        out["lossy"] = bench_lossy.to_json(lossy)
     a.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten: {a.out} ({meta['elapsed_s']} s)")
     return 0
