@@ -1366,9 +1366,14 @@ class Tcp:
             self.stats.out_segs += -(-(tcp_len - hlen) // gso) if payload is not None else 1
         else:
             self.stats.out_segs += 1
-        err = ifp.transmit(pkt, cached[2], now)
+        return self._transmit4(ifp, pkt, cached[2], now)
+
+    def _transmit4(self, ifp: Interface, pkt: PacketBuffer, nexthop: int, now: float) -> int:
+        """The last step of the cached IPv4 way: the interface, and what IPv4 and TCP count
+        when it refuses the packet (as Ipv4.output would)."""
+        err = ifp.transmit(pkt, nexthop, now)
         if err:
-            ipv4.stats.out_discards += 1
+            self.ipv4.stats.out_discards += 1
             self.stats.out_errors += 1
         return err
 
@@ -1412,11 +1417,7 @@ class Tcp:
             residue = (int.from_bytes(buf[h + 20:], "big") + src + dst + IPPROTO_TCP + tcp_len) % 0xFFFF
             _U16.pack_into(buf, h + 36, 0xFFFF - residue if residue else 0)
         self.stats.out_segs += 1
-        err = ifp.transmit(pkt, cached[2], now)
-        if err:
-            ipv4.stats.out_discards += 1
-            self.stats.out_errors += 1
-        return err
+        return self._transmit4(ifp, pkt, cached[2], now)
 
     def _emit6(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
                now: float) -> int:
