@@ -219,7 +219,7 @@ class RecvBuffer:
     tcp_data_queue_ofo / tcp_prune_ofo_queue): the lowest blocks, the most useful, stay.
     Counted in ofo_pruned / ofo_dropped."""
     __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_chunks", "_first", "_skip", "queued",
-                 "ooo_starts", "_blocks", "_recent", "_base_seq", "_base_abs")
+                 "ooo_starts", "_blocks", "_recent", "_base_seq", "_base_abs", "dup_range")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -238,6 +238,9 @@ class RecvBuffer:
         self._recent: list[int] = _NO_RECENT         # starts, most recently changed first (SACK order)
         self._base_seq = 0                           # a sequence number (the last RCV.NXT seen) ...
         self._base_abs = 0                           # ... and its absolute position
+        # what of the last segment insert_ooo took was already held: (start, end) sequence
+        # numbers of its lowest such part, the D-SACK to report (None: all of it was new)
+        self.dup_range: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return self.queued
@@ -443,6 +446,7 @@ class RecvBuffer:
         Returns False when it was dropped because it would need a block beyond the limit
         (counted in stats.ofo_dropped); pruning a higher block to make room for it counts
         in stats.ofo_pruned."""
+        self.dup_range = None
         if not data:
             return True
         base = self._rebase(rcv_nxt)
@@ -465,6 +469,7 @@ class RecvBuffer:
         last = bisect_right(starts, e)
         if first == last:
             return self._new_block(first, s, data, stats)
+        self._note_overlap(first, last, s, e)
         if last - first == 1:
             start = starts[first]
             block = blocks[start]
@@ -486,6 +491,18 @@ class RecvBuffer:
             return True
         self._merge(first, last, s, e, data)
         return True
+
+    def _note_overlap(self, first: int, last: int, s: int, e: int) -> None:
+        """dup_range: the lowest part of [s, e) that the blocks starts[first:last] already
+        hold -- what Linux's tcp_data_queue_ofo D-SACKs for a segment overlapping the queue
+        (all of it, a "partial overlap" with the block before, or a block it covers; a
+        second overlap is not contiguous with the first, so tcp_dsack_extend leaves it)."""
+        blocks = self._blocks
+        for start in self.ooo_starts[first:last]:
+            lo, hi = max(s, start), min(e, start + blocks[start].size)
+            if lo < hi:
+                self.dup_range = (self._seq(lo), self._seq(hi))
+                return
 
     # _merge's two commonest cases without its general bookkeeping (a lossy, reordering path
     # makes one of them every third segment): the same bytes moved, small into large

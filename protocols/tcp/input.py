@@ -869,14 +869,15 @@ class InputMixin(Tcb):
                 self.rcv_ooopack += 1
                 if n != self.rcv_mss:
                     info.measure_rcv_mss(self, n, seg.flags)
-                held = rcv.ooo_bytes
                 stats = self.host.stats
                 if rcv.insert_ooo(seqno, data, rcv_nxt, stats):
                     stats.ooo_segs += 1
-                    if rcv.ooo_bytes == held:
-                        # all of it was queued already: RFC 2883 §4.2, the D-SACK block and
-                        # then the block holding it (insert_ooo made that the most recent)
-                        self._note_duplicate(seqno, n, out_of_order=True)
+                    dup = rcv.dup_range
+                    if dup is not None:
+                        # some or all of it was queued already: RFC 2883 §4.2, the D-SACK block
+                        # (its lowest such part, as Linux) and then the block holding it
+                        # (insert_ooo made that the most recent)
+                        self._note_duplicate(dup[0], (dup[1] - dup[0]) & sq.MASK, out_of_order=True)
                 else:
                     fin = False                      # dropped (block cap): the FIN comes back with it
                     self.ack_now = True
