@@ -1,6 +1,6 @@
 """BBR (TCP_CONGESTION=bbr) between two Stacks over a memory link through the fault
 injector: under random loss, which BBR does not take for congestion, a transfer finishes
-intact in far less (virtual) time than with CUBIC, with fewer RTOs."""
+intact in far less (virtual) time than with CUBIC, and with no more than a lone RTO."""
 from __future__ import annotations
 
 import trio
@@ -38,7 +38,11 @@ async def test_bbr_beats_cubic_under_random_loss(autojump_clock: trio.testing.Mo
     print(f"cubic {took_cubic:.2f} s {rtos_cubic} RTOs; bbr {took_bbr:.2f} s {rtos_bbr} RTOs")
     assert resent_bbr > 0                                   # it did recover from losses
     assert took_bbr * 3 < took_cubic, (took_bbr, took_cubic)
-    assert rtos_bbr <= rtos_cubic, (rtos_bbr, rtos_cubic)
+    # A lone RTO -- a retransmission lost with nothing sent after it for RACK to see it by,
+    # in recovery where no loss probe goes -- can fall on either run: with the receiver's
+    # SACK compression (no quick ACKs after a duplicate beyond a hole, as Linux) the two runs
+    # took 0-3 (CUBIC) and 0-1 (BBR) in 25 tries each, the order of trio's scheduling deciding.
+    assert rtos_bbr <= max(rtos_cubic, 1), (rtos_bbr, rtos_cubic)
 
 
 async def test_bbr_clean_path(autojump_clock: trio.testing.MockClock) -> None:
