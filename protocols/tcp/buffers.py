@@ -238,8 +238,8 @@ class RecvBuffer:
         self._recent: list[int] = _NO_RECENT         # starts, most recently changed first (SACK order)
         self._base_seq = 0                           # a sequence number (the last RCV.NXT seen) ...
         self._base_abs = 0                           # ... and its absolute position
-        # what of the last segment insert_ooo took was already held: (start, end) sequence
-        # numbers of its lowest such part, the D-SACK to report (None: all of it was new)
+        # what of the last segment insert_ooo or append_in_order took was already held: (start,
+        # end) sequence numbers of its lowest such part, the D-SACK to report (None: all new)
         self.dup_range: tuple[int, int] | None = None
 
     def __len__(self) -> int:
@@ -402,10 +402,15 @@ class RecvBuffer:
     def append_in_order(self, data: memoryview | bytes | bytearray, rcv_nxt: int) -> int:
         """Append in-sequence `data`, then pull any out-of-order blocks it reached.
         Returns the new RCV.NXT."""
+        self.dup_range = None
         base = self._rebase(rcv_nxt)
         self._push(data)
         nxt = base + len(data)
         starts, blocks = self.ooo_starts, self._blocks
+        if starts and starts[0] < nxt:
+            # the text ran into queued data: its overlap with the lowest such block is the
+            # D-SACK (Linux tcp_ofo_queue -> tcp_dsack_extend)
+            self.dup_range = (self._seq(starts[0]), self._seq(min(starts[0] + blocks[starts[0]].size, nxt)))
         reached = 0
         while reached < len(starts) and starts[reached] <= nxt:
             start = starts[reached]

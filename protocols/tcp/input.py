@@ -753,6 +753,20 @@ class InputMixin(Tcb):
         self.dsack = (seqno, end)
         self.host.stats.dsacks_sent += 1
 
+    def _extend_duplicate(self, start: int, end: int) -> None:
+        """Linux tcp_dsack_extend, for queued data that text at RCV.NXT ran into: the D-SACK
+        when none is pending, else joined to the pending one where they touch (one D-SACK
+        block per ACK, RFC 2883 §4); no quick-ACK mode (Linux tcp_ofo_queue)."""
+        if not self.sack_ok or not self.config.dsack:
+            return
+        pending = self.dsack
+        if pending is None:
+            self.dsack = (start, end)
+            self.host.stats.dsacks_sent += 1
+        elif sq.le(start, pending[1]) and sq.le(pending[0], end):
+            self.dsack = (start if sq.lt(start, pending[0]) else pending[0],
+                          end if sq.gt(end, pending[1]) else pending[1])
+
     # --- undoing a spurious recovery (RFC 3708, RFC 3522, RFC 4015; Linux tcp_try_undo_*) ---------
     def note_retransmission(self, now: float) -> None:
         if self.undo_cc is not None:
@@ -834,6 +848,8 @@ class InputMixin(Tcb):
                 if n != self.rcv_mss:                # (a segment of the size known changes nothing)
                     info.measure_rcv_mss(self, n, seg.flags)
                 self.rcv_nxt = rcv.append_in_order(data, rcv_nxt)
+                if had_holes and rcv.dup_range is not None:
+                    self._extend_duplicate(*rcv.dup_range)   # it ran into queued data
                 self.bytes_received += (self.rcv_nxt - rcv_nxt) & sq.MASK   # queued data joined too (Linux)
                 if self.rcv_rtt_time is None or (self.rcv_nxt - self.rcv_rtt_seq) & sq.MASK < sq.HALF:
                     self.rcv_rtt_measure(now)        # a window's worth arrived (memory.py)
