@@ -1323,25 +1323,13 @@ class Tcp:
         counters).  None (nothing done) when Ipv4.output must decide instead: no route, the
         interface down, a datagram beyond its MTU (fragments, EMSGSIZE), or a TTL/TOS it
         would refuse."""
-        ipv4 = self.ipv4
-        gen = ipv4.routes.gen + ipv4.ifnet.gen
-        cached = conn.dst_cache
-        if cached is None or cached[0] != gen:
-            hop = ipv4.route(conn.faddr, None, conn.laddr)
-            if isinstance(hop, int):
-                conn.dst_cache = None
-                return None
-            cached = conn.dst_cache = (gen, hop[0], hop[1])
-        ifp = cached[1]
-        ttl, tos = conn.ttl, conn.tos
-        if ttl is None or ttl == 0:
-            ttl = ipv4.default_ttl                   # (RFC 1122 §3.2.1.7: never TTL 0)
         hlen = 20 + len(opts)
         tcp_len = hlen + (len(payload) if payload is not None else 0)
-        total = 20 + tcp_len
-        if not ifp.is_up or not 0 < ttl <= 255 or not 0 <= tos <= 255 or not conn.laddr \
-                or (total > 0xFFFF if gso else total > ifp.mtu):
+        route = self._route4(conn, 20 + tcp_len, gso)
+        if route is None:
             return None
+        ifp, nexthop, ttl = route
+        ipv4, tos, total = self.ipv4, conn.tos, 20 + tcp_len
         src, dst = conn.laddr, conn.faddr
         ipv4.stats.out_requests += 1
         ident = ipv4.next_ident(src, dst, IPPROTO_TCP, tcp_len // gso + 1 if gso else 1)
@@ -1366,7 +1354,31 @@ class Tcp:
             self.stats.out_segs += -(-(tcp_len - hlen) // gso) if payload is not None else 1
         else:
             self.stats.out_segs += 1
-        return self._transmit4(ifp, pkt, cached[2], now)
+        return self._transmit4(ifp, pkt, nexthop, now)
+
+    def _route4(self, conn: Connection, total: int, gso: int) -> tuple[Interface, int, int] | None:
+        """The cached IPv4 way's checks: the connection's route (Linux sk_dst_cache), looked up
+        again when the routing table or the interfaces changed since (their generation
+        counters), and the TTL to send with -- (interface, next hop, TTL); None where
+        Ipv4.output must decide instead: no route, the interface down, a datagram of `total`
+        octets beyond its MTU (a GSO one beyond 64 KiB), a TTL/TOS it would refuse."""
+        ipv4 = self.ipv4
+        gen = ipv4.routes.gen + ipv4.ifnet.gen
+        cached = conn.dst_cache
+        if cached is None or cached[0] != gen:
+            hop = ipv4.route(conn.faddr, None, conn.laddr)
+            if isinstance(hop, int):
+                conn.dst_cache = None
+                return None
+            cached = conn.dst_cache = (gen, hop[0], hop[1])
+        ifp = cached[1]
+        ttl, tos = conn.ttl, conn.tos
+        if ttl is None or ttl == 0:
+            ttl = ipv4.default_ttl                   # (RFC 1122 §3.2.1.7: never TTL 0)
+        if not ifp.is_up or not 0 < ttl <= 255 or not 0 <= tos <= 255 or not conn.laddr \
+                or (total > 0xFFFF if gso else total > ifp.mtu):
+            return None
+        return ifp, cached[2], ttl
 
     def _transmit4(self, ifp: Interface, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         """The last step of the cached IPv4 way: the interface, and what IPv4 and TCP count
@@ -1383,19 +1395,14 @@ class Tcp:
         byte and counter for counter, with no TcpRepr and the frame built whole in a fresh
         buffer (about one segment in two a receiver sends on a lossy path is one).  None
         (nothing done, nothing counted) wherever _emit4_cached would not go straight through
-        -- IPv6, no route cached or the cache stale, the interface down, a TTL/TOS IPv4
-        would refuse -- and the caller takes the general way."""
-        ipv4 = self.ipv4
-        cached = conn.dst_cache
-        if conn.net6 or cached is None or cached[0] != ipv4.routes.gen + ipv4.ifnet.gen or not self.route_cache:
-            return None
-        ifp = cached[1]
-        ttl, tos = conn.ttl, conn.tos
-        if ttl is None or ttl == 0:
-            ttl = ipv4.default_ttl                   # (RFC 1122 §3.2.1.7: never TTL 0)
+        -- IPv6, the route cache off, no route, the interface down, a TTL/TOS IPv4 would
+        refuse (_route4) -- and the caller takes the general way."""
         tcp_len = 20 + len(opts)
-        if not ifp.is_up or not 0 < ttl <= 255 or not 0 <= tos <= 255 or not conn.laddr or 20 + tcp_len > ifp.mtu:
+        route = self._route4(conn, 20 + tcp_len, 0) if self.route_cache and not conn.net6 else None
+        if route is None:
             return None
+        ifp, nexthop, ttl = route
+        ipv4, tos = self.ipv4, conn.tos
         src, dst = conn.laddr, conn.faddr
         ipv4.stats.out_requests += 1
         ident = ipv4.next_ident(src, dst, IPPROTO_TCP, 1)
@@ -1417,7 +1424,7 @@ class Tcp:
             residue = (int.from_bytes(buf[h + 20:], "big") + src + dst + IPPROTO_TCP + tcp_len) % 0xFFFF
             _U16.pack_into(buf, h + 36, 0xFFFF - residue if residue else 0)
         self.stats.out_segs += 1
-        return self._transmit4(ifp, pkt, cached[2], now)
+        return self._transmit4(ifp, pkt, nexthop, now)
 
     def _emit6(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
                now: float) -> int:
