@@ -31,6 +31,16 @@ tcp_send_delayed_ack, tcp_cleanup_rbuf; tcp_timer.c tcp_delack_timer_handler) de
     tcp_sack_compress_send_ack before changing its SACK array).  Any ACK we send in the
     meantime (a hole filled, a reply) takes their place.  Without SACK every such segment
     is ACKed (RFC 5681 §4.2's duplicates).
+  * inside a receive batch (the frames of one device read, tcp.py rx_batch_end) the ACK
+    these rules ask for goes at the batch's end -- for out-of-order text too: every frame
+    read is already here, so "at once" is the batch's end, and one ACK reports what
+    Linux's per-segment ACKs would, minus the holes the batch itself filled (a reordered
+    pair).  Only a hole-filling segment is ACKed at once (the sender times its hole), and
+    an ACK goes early when the next segment would push a block no ACK has reported out
+    of the ones an ACK carries (RecvBuffer.sack_fresh; three beside a timestamp, one of
+    them kept for a D-SACK), or a second D-SACK would replace the one held (RFC 2883 §4).
+    Linux's count of three immediate ACKs per RCV.NXT counts ACKs sent, as there.  (The
+    scripted tests deliver one segment per batch: Linux's rules, segment by segment.)
 """
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ class InputMixin(Tcb):
             self.snd_wnd = self.max_snd_wnd = seg.window
             # its SYN is one we had: ACK it with a D-SACK of that octet, as Linux does
             # (tcp_data_queue sees an old sequence: RFC 2883 §4)
-            self._note_duplicate(seg.seq, 1)
+            self._note_duplicate(seg.seq, 1, now)
             self.ack_now = True
             self.output(now)
             return
@@ -78,7 +78,7 @@ class InputMixin(Tcb):
                 and not (not payload and not flags & (SYN | FIN) and seg.seq == self.rcv_nxt
                          and seg.ack == self.snd_una and self.snd_una != self.snd_max):
             self.host.stats.paws_drops += 1
-            self._note_duplicate(seg.seq, len(payload))
+            self._note_duplicate(seg.seq, len(payload), now)
             self._dupack_invalid(seg, payload, "ack_skipped_paws", now)
             return
         seglen = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
@@ -93,7 +93,7 @@ class InputMixin(Tcb):
             if st == State.TIME_WAIT and flags & FIN:
                 self.tw_at = now + 2 * self.config.msl
             # §3.10.7.4: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, a D-SACK if it was old data
-            self._note_duplicate(seg.seq, len(payload))
+            self._note_duplicate(seg.seq, len(payload), now)
             self._dupack_invalid(seg, payload, "ack_skipped_time_wait" if st == State.TIME_WAIT
                                  else "ack_skipped_seq", now)
             return
@@ -168,9 +168,10 @@ class InputMixin(Tcb):
         counters), the text (delayed or quick ACK; after our FIN, none is taken), output --
         except that text acknowledging nothing new, with nothing else in play, only updates
         the send window (what _process_ack would do for it).  The output pass waits for the
-        end of the receive batch, except after out-of-order text and text that fills a hole:
-        their ACK goes at once, as on the full path (the sender counts duplicate ACKs and
-        times holes; delack.py holds back the ones Linux compresses)."""
+        end of the receive batch, out-of-order text's too (delack.py: what is read in one
+        batch is all here; a block no ACK has reported is never pushed out of the next one,
+        _process_text), except after text that fills a hole: its ACK goes at once, as on
+        the full path (the sender times holes)."""
         snd_una = self.snd_una
         if (seg.ack - snd_una) & sq.MASK > (self.snd_max - snd_una) & sq.MASK:
             return False                             # not in [SND.UNA, SND.MAX]
@@ -210,7 +211,7 @@ class InputMixin(Tcb):
             else:
                 self.ack_now = True
         if self.state != CLOSED:
-            if out_of_order or filling:
+            if filling or (out_of_order and not self.host.batching):
                 if not self.output_idle():           # (an ACK held back by delack.py: none owed yet)
                     self.output(now)
             else:
@@ -732,7 +733,8 @@ class InputMixin(Tcb):
         self.cc.cwnd += self.mss
         self.undo_cc = None
 
-    def _note_duplicate(self, seqno: int, datalen: int, out_of_order: bool = False, whole: bool = True) -> None:
+    def _note_duplicate(self, seqno: int, datalen: int, now: float, out_of_order: bool = False,
+                        whole: bool = True) -> None:
         """RFC 2883 §4: data we already had is reported once, as the first SACK block of the
         next ACK, so the sender can tell a needless retransmission from a loss (and undo,
         widen its reordering window).  Below RCV.NXT, a segment that was old as a `whole`
@@ -750,6 +752,8 @@ class InputMixin(Tcb):
             self.enter_quickack_mode()
         if not self.sack_ok or not self.config.dsack or not (old or out_of_order):
             return                                   # not (only) old data, or far too old to be ours
+        if self.dsack is not None and self.host.batching:
+            self.send_ack(now)                       # one per ACK: the one a batch's ACK holds goes first
         self.dsack = (seqno, end)
         self.host.stats.dsacks_sent += 1
 
@@ -824,7 +828,7 @@ class InputMixin(Tcb):
         rcv_nxt = self.rcv_nxt
         front = (rcv_nxt - seqno) & sq.MASK
         if 0 < front <= sq.HALF:                     # already have the start: trim it (sq.diff > 0)
-            self._note_duplicate(seqno, min(front, n), whole=front >= n)
+            self._note_duplicate(seqno, min(front, n), now, whole=front >= n)
             if front > n:
                 self.ack_now = True
                 return
@@ -874,7 +878,16 @@ class InputMixin(Tcb):
                 stats.mem_ooo_dropped += 1
                 self.ack_now = True
                 return
-            if n and self.comp_acks and rcv.reorders_sack(seqno, n):
+            if n and self.host.batching:
+                if self.sack_ok and rcv.sack_fresh_after(seqno, n) > (2 if self.ts_ok else 3):
+                    # Inside a receive batch the ACK waits for the batch's end, when every
+                    # frame read is in (_predicted); it goes now only when this segment
+                    # would push a block no ACK has reported yet out of the ones the next
+                    # ACK carries (three beside a timestamp, four without; one kept for a
+                    # D-SACK): the same information as Linux's per-segment ACKs, without
+                    # the ones that report a hole the batch's next frame fills
+                    self.send_ack(now)
+            elif n and self.comp_acks and rcv.reorders_sack(seqno, n):
                 # Held (compressed) ACKs go, as a pure ACK, before this segment reorders the
                 # SACK list: afterwards their blocks may no longer be among the three an ACK
                 # carries, and a block the sender never hears of is resent for nothing
@@ -893,7 +906,7 @@ class InputMixin(Tcb):
                         # some or all of it was queued already: RFC 2883 §4.2, the D-SACK block
                         # (its lowest such part, as Linux) and then the block holding it
                         # (insert_ooo made that the most recent)
-                        self._note_duplicate(dup[0], (dup[1] - dup[0]) & sq.MASK, out_of_order=True)
+                        self._note_duplicate(dup[0], (dup[1] - dup[0]) & sq.MASK, now, out_of_order=True)
                 else:
                     fin = False                      # dropped (block cap): the FIN comes back with it
                     self.ack_now = True

@@ -69,6 +69,7 @@ class Route(Protocol):
 class TcpHost(Protocol[ConnT_contra]):
     """What a connection calls on its protocol (tcp.py Tcp; tests use a recording double).
     ConnT_contra is the connection class the host keeps in its tables."""
+    batching: bool          # inside a device's receive batch: output_later waits for its end
     @property
     def stats(self) -> TcpStats: ...
     @property

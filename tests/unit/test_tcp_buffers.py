@@ -680,12 +680,22 @@ class ModelReceiver:
 def test_ooo_queue_matches_a_byte_set_model(irs: int, segs: list[tuple[int, int]]) -> None:
     """Random segment streams (any order, overlaps, retransmissions, across the wrap): the
     queue, the bytes delivered, RCV.NXT and the cap's drop/prune decisions are those of a
-    set-of-offsets model."""
+    set-of-offsets model; so is sack_fresh, the blocks changed since the last report (an
+    ACK sent now and then), and sack_fresh_after predicts it (at least it, when the cap
+    prunes)."""
     payload = bytes(random.Random(irs).randbytes(400))
     r = Receiver(irs, buf=CappedBuffer(1 << 20))
     model = ModelReceiver(limit=4)
+    fresh: set[int] = set()                      # offsets queued out of order since the last report
     for off, n in segs:
         chunk = payload[off:off + n]
+        if off % 5 == 0:
+            r.buf.sack_fresh = 0                 # an ACK reported the blocks (output.py _emit)
+            fresh.clear()
+        start = max(off, model.rcv_nxt)
+        predicted = r.buf.sack_fresh_after(sq.add(irs, start), off + n - start) \
+            if start > model.rcv_nxt and start < off + n else None
+        pruned_before = r.stats.ofo_pruned + r.stats.ofo_dropped
         # what of it (past RCV.NXT) the out-of-order queue holds already: its lowest run is
         # the D-SACK (dup_range), whether it goes to the queue or in order and pulls it in
         held = {k for k in range(max(off, model.rcv_nxt), off + n) if k in model.held}
@@ -708,6 +718,15 @@ def test_ooo_queue_matches_a_byte_set_model(irs: int, segs: list[tuple[int, int]
         blocks = [r.buf._blocks[s] for s in r.buf.ooo_starts]
         assert r.buf.ooo_bytes == sum(len(b) for b in blocks)
         assert r.buf.ooo_headroom == sum(b.head for b in blocks)
+        if predicted is not None:
+            fresh.update(range(start, off + n))
+        expected_fresh = sum(1 for lo, hi in model.blocks() if fresh.intersection(range(lo, hi)))
+        assert r.buf.sack_fresh == expected_fresh
+        if predicted is not None:
+            if r.stats.ofo_pruned + r.stats.ofo_dropped == pruned_before:
+                assert predicted == expected_fresh
+            else:
+                assert predicted >= expected_fresh
     assert r.buf.read(1000) == bytes(model.delivered)
 
 

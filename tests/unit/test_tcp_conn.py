@@ -75,6 +75,8 @@ class FakeHost:
         self.challenge_budget: int | None = None       # None: unlimited
         self.pmtu = 0                                  # the route cache's path MTU (0: none)
         self.scheduled = 0
+        self.batching = False                          # inside a receive batch: see batch_end
+        self.deferred: list[Connection] = []
 
     def emit(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
              now: float) -> int:
@@ -119,7 +121,19 @@ class FakeHost:
         return False                # asked only for a listener's child (tcp.py; test_tcp_listen.py)
 
     def output_later(self, conn: Connection, now: float) -> None:
-        conn.output(now)            # no receive batches here: the output pass at once
+        """tcp.py's: the output pass at the end of the receive batch (batch_end) while one
+        is under way (`batching`), else at once."""
+        if not self.batching:
+            conn.output(now)
+        elif conn not in self.deferred:
+            self.deferred.append(conn)
+
+    def batch_end(self, now: float) -> None:
+        """tcp.py rx_batch_end: the deferred output passes."""
+        self.batching = False
+        for conn in self.deferred:
+            conn.output(now)
+        self.deferred.clear()
 
     def schedule(self, conn: Connection) -> None:
         self.scheduled += 1
