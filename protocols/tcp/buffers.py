@@ -219,7 +219,7 @@ class RecvBuffer:
     tcp_data_queue_ofo / tcp_prune_ofo_queue): the lowest blocks, the most useful, stay.
     Counted in ofo_pruned / ofo_dropped."""
     __slots__ = ("capacity", "ooo_bytes", "ooo_headroom", "_chunks", "_first", "_skip", "queued",
-                 "ooo_starts", "_blocks", "_recent", "_base_seq", "_base_abs", "dup_range", "sack_fresh")
+                 "ooo_starts", "_blocks", "_recent", "_base_seq", "_base_abs", "dup_range", "sack_fresh", "sack_once")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -237,9 +237,11 @@ class RecvBuffer:
         self._blocks: dict[int, _OooBlock] = _NO_BLOCKS   # absolute start -> block
         self._recent: list[int] = _NO_RECENT         # starts, most recently changed first (SACK order)
         # how many of _recent's first blocks changed since the last segment we sent reported
-        # them (new, grown or rotated to the front): what a receive batch's held-back ACK owes
-        # the sender (sack_fresh_after); the sender of a segment sets it back to 0
+        # them (new, grown or rotated to the front), and how many after those were reported
+        # once since they changed: what a receive batch's held-back ACK owes the sender
+        # (sack_fresh_after; delack.py); sack_reported moves them on
         self.sack_fresh = 0
+        self.sack_once = 0
         self._base_seq = 0                           # a sequence number (the last RCV.NXT seen) ...
         self._base_abs = 0                           # ... and its absolute position
         # what of the last segment insert_ooo or append_in_order took was already held: (start,
@@ -472,6 +474,8 @@ class RecvBuffer:
                 self.ooo_bytes += e - s
                 if not self.sack_fresh:
                     self.sack_fresh = 1
+                    if self.sack_once:
+                        self.sack_once -= 1
                 return True
         # the blocks it touches (overlapping or adjacent) are starts[first:last]
         first = bisect_right(starts, s) - 1
@@ -649,44 +653,54 @@ class RecvBuffer:
                     break
         return tuple(out)
 
-    def sack_fresh_after(self, seq: int, size: int) -> int:
-        """sack_fresh once [seq, seq + size) is queued: the blocks it touches (overlaps or
-        abuts) become one block at the front, changed; O(sack_fresh)."""
+    def sack_fresh_after(self, seq: int, size: int) -> tuple[int, int]:
+        """(sack_fresh, sack_once) once [seq, seq + size) is queued: the blocks it touches
+        (overlaps or abuts) become one block at the front, changed; O(sack_fresh + sack_once)."""
         pos = self._base_abs + sq.diff(seq, self._base_seq)
         end = pos + size
-        fresh = self.sack_fresh
+        fresh, once = self.sack_fresh, self.sack_once
         blocks = self._blocks
-        for start in self._recent[:fresh]:
+        for rank, start in enumerate(self._recent[:fresh + once]):
             if start <= end and pos <= start + blocks[start].size:
-                fresh -= 1
-        return fresh + 1
+                if rank < self.sack_fresh:
+                    fresh -= 1
+                else:
+                    once -= 1
+        return fresh + 1, once
+
+    def sack_reported(self) -> None:
+        """A segment carried the SACK list (the first blocks of _recent)."""
+        self.sack_once = self.sack_fresh
+        self.sack_fresh = 0
 
     def _touch(self, start: int) -> None:
         """The block at `start` changed: first in the SACK order, and unreported."""
         recent = self._recent
         if start in recent:
-            if recent.index(start) >= self.sack_fresh:
-                self.sack_fresh += 1
-            recent.remove(start)
-        else:
-            self.sack_fresh += 1
+            self._forget(start)
+        self.sack_fresh += 1
         recent.insert(0, start)
         del recent[SACK_RECENT:]
         if self.sack_fresh > len(recent):
-            self.sack_fresh = len(recent)
+            self.sack_fresh, self.sack_once = len(recent), 0
+        elif self.sack_fresh + self.sack_once > len(recent):
+            self.sack_once = len(recent) - self.sack_fresh
 
     def _forget(self, start: int) -> None:
         recent = self._recent
         if start in recent:
-            if recent.index(start) < self.sack_fresh:
+            rank = recent.index(start)
+            if rank < self.sack_fresh:
                 self.sack_fresh -= 1
+            elif rank < self.sack_fresh + self.sack_once:
+                self.sack_once -= 1
             recent.remove(start)
 
     def clear(self) -> None:
         self._chunks.clear()
         self._first = self._skip = self.queued = 0
         self.ooo_starts, self._blocks, self._recent = _NO_STARTS, _NO_BLOCKS, _NO_RECENT
-        self.sack_fresh = 0
+        self.sack_fresh = self.sack_once = 0
         self.ooo_bytes = 0
         self.ooo_headroom = 0
 

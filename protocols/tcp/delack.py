@@ -32,13 +32,16 @@ tcp_send_delayed_ack, tcp_cleanup_rbuf; tcp_timer.c tcp_delack_timer_handler) de
     meantime (a hole filled, a reply) takes their place.  Without SACK every such segment
     is ACKed (RFC 5681 §4.2's duplicates).
   * inside a receive batch (the frames of one device read, tcp.py rx_batch_end) the ACK
-    these rules ask for goes at the batch's end -- for out-of-order text too: every frame
-    read is already here, so "at once" is the batch's end, and one ACK reports what
-    Linux's per-segment ACKs would, minus the holes the batch itself filled (a reordered
-    pair).  Only a hole-filling segment is ACKed at once (the sender times its hole), and
-    an ACK goes early when the next segment would push a block no ACK has reported out
-    of the ones an ACK carries (RecvBuffer.sack_fresh; three beside a timestamp, one of
-    them kept for a D-SACK), or a second D-SACK would replace the one held (RFC 2883 §4).
+    these rules ask for goes at the batch's end -- with SACK, for out-of-order text too
+    (without, each duplicate ACK counts and goes at once): every frame read is already
+    here, so "at once" is the batch's end, and one ACK reports what Linux's per-segment
+    ACKs would, minus the holes the batch itself filled (a reordered pair).  Only a
+    hole-filling segment is ACKed at once (the sender times its hole), and
+    an ACK goes early when the next segment would push a block out of the ones an ACK
+    carries (three beside a timestamp, four without) before two ACKs reported it as it
+    stands -- one ACK may be lost, and Linux's receiver repeats a growing block in many --
+    or before one did, keeping a place for a D-SACK (RecvBuffer.sack_fresh, sack_once),
+    or when a second D-SACK would replace the one held (RFC 2883 §4).
     Linux's count of three immediate ACKs per RCV.NXT counts ACKs sent, as there.  (The
     scripted tests deliver one segment per batch: Linux's rules, segment by segment.)
 """

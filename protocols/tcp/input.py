@@ -168,10 +168,11 @@ class InputMixin(Tcb):
         counters), the text (delayed or quick ACK; after our FIN, none is taken), output --
         except that text acknowledging nothing new, with nothing else in play, only updates
         the send window (what _process_ack would do for it).  The output pass waits for the
-        end of the receive batch, out-of-order text's too (delack.py: what is read in one
-        batch is all here; a block no ACK has reported is never pushed out of the next one,
-        _process_text), except after text that fills a hole: its ACK goes at once, as on
-        the full path (the sender times holes)."""
+        end of the receive batch, out-of-order text's too when SACK reports it (delack.py:
+        what is read in one batch is all here; _process_text sends early what a block
+        needs), except after text that fills a hole: its ACK goes at once, as on the full
+        path (the sender times holes), and out-of-order text without SACK: each duplicate
+        ACK counts (RFC 5681 §4.2)."""
         snd_una = self.snd_una
         if (seg.ack - snd_una) & sq.MASK > (self.snd_max - snd_una) & sq.MASK:
             return False                             # not in [SND.UNA, SND.MAX]
@@ -211,7 +212,7 @@ class InputMixin(Tcb):
             else:
                 self.ack_now = True
         if self.state != CLOSED:
-            if filling or (out_of_order and not self.host.batching):
+            if filling or (out_of_order and not (self.host.batching and self.sack_ok)):
                 if not self.output_idle():           # (an ACK held back by delack.py: none owed yet)
                     self.output(now)
             else:
@@ -878,14 +879,17 @@ class InputMixin(Tcb):
                 stats.mem_ooo_dropped += 1
                 self.ack_now = True
                 return
-            if n and self.host.batching:
-                if self.sack_ok and rcv.sack_fresh_after(seqno, n) > (2 if self.ts_ok else 3):
+            if n and self.host.batching and self.sack_ok:
+                fresh, once = rcv.sack_fresh_after(seqno, n)
+                limit = 3 if self.ts_ok else 4
+                if fresh > limit - 1 or fresh + once > limit:
                     # Inside a receive batch the ACK waits for the batch's end, when every
                     # frame read is in (_predicted); it goes now only when this segment
-                    # would push a block no ACK has reported yet out of the ones the next
-                    # ACK carries (three beside a timestamp, four without; one kept for a
-                    # D-SACK): the same information as Linux's per-segment ACKs, without
-                    # the ones that report a hole the batch's next frame fills
+                    # would push a block out of the ones the next ACK carries (three beside
+                    # a timestamp, four without) before an ACK reported it (one place kept
+                    # for a D-SACK) or two did (one may be lost): the same information as
+                    # Linux's per-segment ACKs, without the ones that report a hole the
+                    # batch's next frame fills (delack.py)
                     self.send_ack(now)
             elif n and self.comp_acks and rcv.reorders_sack(seqno, n):
                 # Held (compressed) ACKs go, as a pure ACK, before this segment reorders the

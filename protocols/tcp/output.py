@@ -689,7 +689,7 @@ class OutputMixin(Tcb):
                 self.dsack = None
             else:
                 sack = self.rcv.sack_blocks(limit)
-            self.rcv.sack_fresh = 0                  # (reported: see RecvBuffer.sack_fresh)
+            self.rcv.sack_reported()
         ts: tuple[int, int] | None = None
         opts = b""
         if self.ts_ok:

@@ -680,18 +680,19 @@ class ModelReceiver:
 def test_ooo_queue_matches_a_byte_set_model(irs: int, segs: list[tuple[int, int]]) -> None:
     """Random segment streams (any order, overlaps, retransmissions, across the wrap): the
     queue, the bytes delivered, RCV.NXT and the cap's drop/prune decisions are those of a
-    set-of-offsets model; so is sack_fresh, the blocks changed since the last report (an
-    ACK sent now and then), and sack_fresh_after predicts it (at least it, when the cap
-    prunes)."""
+    set-of-offsets model; so are sack_fresh and sack_once, the blocks changed since the
+    last report (an ACK sent now and then) and those changed between the two before it,
+    and sack_fresh_after predicts them (at least them, when the cap prunes)."""
     payload = bytes(random.Random(irs).randbytes(400))
     r = Receiver(irs, buf=CappedBuffer(1 << 20))
     model = ModelReceiver(limit=4)
     fresh: set[int] = set()                      # offsets queued out of order since the last report
+    once: set[int] = set()                       # ... and between the last two reports
     for off, n in segs:
         chunk = payload[off:off + n]
         if off % 5 == 0:
-            r.buf.sack_fresh = 0                 # an ACK reported the blocks (output.py _emit)
-            fresh.clear()
+            r.buf.sack_reported()                # an ACK reported the blocks (output.py _emit)
+            once, fresh = fresh, set()
         start = max(off, model.rcv_nxt)
         predicted = r.buf.sack_fresh_after(sq.add(irs, start), off + n - start) \
             if start > model.rcv_nxt and start < off + n else None
@@ -721,12 +722,14 @@ def test_ooo_queue_matches_a_byte_set_model(irs: int, segs: list[tuple[int, int]
         if predicted is not None:
             fresh.update(range(start, off + n))
         expected_fresh = sum(1 for lo, hi in model.blocks() if fresh.intersection(range(lo, hi)))
-        assert r.buf.sack_fresh == expected_fresh
+        expected_once = sum(1 for lo, hi in model.blocks()
+                            if once.intersection(range(lo, hi)) and not fresh.intersection(range(lo, hi)))
+        assert (r.buf.sack_fresh, r.buf.sack_once) == (expected_fresh, expected_once)
         if predicted is not None:
             if r.stats.ofo_pruned + r.stats.ofo_dropped == pruned_before:
-                assert predicted == expected_fresh
+                assert predicted == (expected_fresh, expected_once)
             else:
-                assert predicted >= expected_fresh
+                assert predicted[0] >= expected_fresh and sum(predicted) >= expected_fresh + expected_once
     assert r.buf.read(1000) == bytes(model.delivered)
 
 
