@@ -15,10 +15,14 @@ A segment joins the run held so far when, as tcp_gro_receive and inet_gro_receiv
   * same ACK number, window, header length and option bytes (timestamps included);
   * its data is no longer than the run's first segment's (the gso_size), and the run
     stays a valid IPv4 datagram (total length at most 65535).
-A shorter segment or one with PSH ends the run after joining it.  Anything else first
-sends the run up, then goes up itself (or starts a new run): the order of every flow's
-segments, and of all frames, is kept.  The batch's end (Ndd.nd_rx_batch) sends up what
-is held.
+A shorter segment or one with PSH ends the run after joining it.  Beyond Linux: a full
+segment without PSH that ends where the run starts (the run's first segment overtook it:
+a path that swaps neighbours) joins in front and leads the run -- TCP would queue the
+run out of order and fill the hole the next moment; the batch's one ACK says the same
+either way.  Anything else first sends the run up, then goes up itself (or starts a new
+run): the order of all frames is kept, and of every flow's segments but such a pair,
+which goes up in sequence order.  The batch's end (Ndd.nd_rx_batch) sends up what is
+held.
 """
 from __future__ import annotations
 
@@ -54,8 +58,8 @@ _SIG_MASKS = {hlen: _sig_mask(hlen) for hlen in range(40, 81, 4)}
 class TcpGro:
     """One receive path's GRO state: at most one run held (the frames of a read batch come
     flow by flow: a sender's burst).  `deliver(pkt, ctx)` takes what goes up."""
-    __slots__ = ("deliver", "_first", "_ctx", "_pieces", "_sig", "_next_seq", "_seg_len", "_ip_len", "_psh",
-                 "runs", "merged")
+    __slots__ = ("deliver", "_first", "_ctx", "_pieces", "_sig", "_first_seq", "_next_seq", "_seg_len", "_ip_len",
+                 "_psh", "runs", "merged", "prepended")
 
     def __init__(self, deliver: Callable[[PacketBuffer, Any], None]) -> None:
         self.deliver = deliver
@@ -63,12 +67,14 @@ class TcpGro:
         self._ctx: Any = None
         self._pieces: list[memoryview] | None = None   # the run's payloads, once it has two
         self._sig = 0                   # what every segment of the run shares (see module doc)
+        self._first_seq = 0
         self._next_seq = 0
         self._seg_len = 0
         self._ip_len = 0
         self._psh = False
         self.runs = 0                   # super-segments built (two segments or more)
         self.merged = 0                 # segments that went up inside one
+        self.prepended = 0              # of which joined in front of the run (a reordered pair)
 
     def receive(self, pkt: PacketBuffer, ctx: Any) -> None:
         buf, s, end = pkt.buf, pkt.start, pkt.end
@@ -100,11 +106,26 @@ class TcpGro:
         first = self._first
         if first is not None and (sig != self._sig or seq != self._next_seq or seg_len > self._seg_len
                                   or self._ip_len + seg_len > MAX_IP_LEN):
+            if sig == self._sig and (seq + seg_len) & 0xFFFFFFFF == self._first_seq \
+                    and seg_len == self._seg_len and not flags & _PSH and self._ip_len + seg_len <= MAX_IP_LEN:
+                # the segment just before the run, come after its successor (a reordered
+                # pair): it leads the run now.  Linux's GRO sends the run up instead; TCP
+                # would then queue the first out of order and bridge the hole the next
+                # moment -- the batch's ACK says the same either way
+                pieces = self._pieces
+                if pieces is None:
+                    pieces = [memoryview(first.buf)[first.end - self._seg_len:first.end]]
+                self._pieces = [memoryview(buf)[data:end], *pieces]
+                self._first, self._first_seq = pkt, seq
+                self._ip_len += seg_len
+                self.prepended += 1
+                return
             self.flush()
             first = None
         if first is None:
             self._first, self._ctx, self._sig = pkt, ctx, sig
             self._pieces = None           # (a lone segment, the common case on a lossy path, needs none)
+            self._first_seq = seq
             self._seg_len = seg_len
             self._ip_len = n
             self._psh = False

@@ -679,7 +679,8 @@ class Stack:
                                "udp": self.udp.stats.as_dict(), "tcp": self.tcp.stats.as_dict(),
                                "reasm": self.ipv4.reasm.stats.as_dict(), "pmtu": self.ipv4.pmtu.stats.as_dict(),
                                "timers": {"wakeups": self.timers.wakeups, "stalls": self.timers.stalls},
-                               "gro": {"runs": self.gro.runs, "merged": self.gro.merged},
+                               "gro": {"runs": self.gro.runs, "merged": self.gro.merged,
+                                       "prepended": self.gro.prepended},
                                # what the tcp_mem budget sees now (Linux /proc/net/sockstat "mem")
                                "tcp_mem": {"allocated": self.tcp.mem.allocated, "committed": self.tcp.mem.committed,
                                            "pressure": self.tcp.mem.pressure, "promising": self.tcp.mem.promising},

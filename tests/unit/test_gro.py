@@ -1,6 +1,7 @@
 """Software GRO (protocols/gro.py, Linux tcp_gro_receive): which segments of a read batch
 merge into one super-segment, what the merged packet looks like, and that no frame is
-reordered, lost or accepted with a bad checksum."""
+reordered (but a swapped pair of one flow, put back in sequence), lost or accepted with a
+bad checksum."""
 from __future__ import annotations
 
 import struct
@@ -150,3 +151,32 @@ def test_a_run_stays_a_valid_ipv4_datagram() -> None:
     assert all(len(p) <= 0xFFFF for p in out) and len(out) == 3
     assert b"".join(tcp_of(p)[2] for p in out) == b"".join(data(k) for k in range(100))
     assert gro.merged == 100
+
+
+def test_a_reordered_pair_joins_the_run_in_front() -> None:
+    """The segment just before the run, arriving after its successor (a path that swaps
+    neighbours: 25 % of frames on the lossy bench), leads the run instead of ending it --
+    TCP sees one in-order super-segment where it would have queued one segment out of
+    order and bridged the hole the next moment (issue 10 point 11: the lossy bench's
+    receiver went from ~47 k to ~28 k segments per 100 MB)."""
+    order = [1, 0, 2, 4, 3, 5]                    # (4 before 3 ends the first run, 3 joins the second)
+    frames = [frame(ISN + k * MSS, data(k)) for k in order]
+    gro, out = run(frames)
+    assert [tcp_of(pkt)[1].seq for pkt in out] == [ISN, (ISN + 3 * MSS) & 0xFFFFFFFF]
+    assert b"".join(tcp_of(pkt)[2] for pkt in out) == b"".join(data(k) for k in range(6))
+    assert all(pkt.gso_size == MSS and ones_sum(pkt.view()[:20]) == 0xFFFF for pkt in out)
+    assert (gro.runs, gro.merged, gro.prepended) == (2, 6, 2)
+
+
+def test_only_a_full_segment_that_ends_where_the_run_starts_joins_in_front() -> None:
+    """Not one with a gap before the run, a short one, one with PSH, or one whose shared
+    header bits differ: the run goes up first, in arrival order."""
+    cases = [frame(ISN - 2 * MSS, data(9)),                         # a gap before the run
+             frame(ISN - 100, data(9, 100)),                        # short
+             frame(ISN - MSS, data(9), flags=ACK | PSH),            # PSH
+             frame(ISN - MSS, data(9), win=501)]                    # another window
+    for early in cases:
+        run_frames = [frame(ISN + k * MSS, data(k)) for k in range(2)]
+        gro, out = run([*run_frames, early])
+        assert len(out) == 2 and out[1] is early and gro.prepended == 0
+        assert tcp_of(out[0])[2] == data(0) + data(1)
