@@ -120,6 +120,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.dsack = None   # a duplicate to report in the next ACK (RFC 2883)
         self.comp_acks = self.comp_dups = self.comp_rcv_nxt = 0
         self.comp_at = None
+        self.ack_held = None
+        self.ack_held_now = 0.0
         self.cork = self.push_more = False
         self.cork_until = 0.0
         self.snd_sml = self.chunk_end = 0

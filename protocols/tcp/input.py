@@ -20,6 +20,7 @@ from .wire import ACK, CWR, ECE, FIN, RST, SYN, URG
 SYNCHRONIZED_DATA = (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
 
 if TYPE_CHECKING:
+    from .buffers import SackCounters
     from .wire import TcpRepr
 
 # header prediction (_predicted): the states it serves, and the flags that send a segment down
@@ -38,6 +39,9 @@ class InputMixin(Tcb):
         self.segs_in += 1
         if payload:
             self.data_segs_in += 1
+        held = self.ack_held
+        if held is not None and (payload or seg.flags != ACK or seg.seq != held.seq or sq.lt(seg.ack, held.ack)):
+            self.release_held_ack()                  # anything but the next pure ACK: the held ones first
         st = self.state
         if st in PREDICTABLE and seg.flags & _UNPREDICTED == ACK and self.urg is None:
             ahead = (seg.seq - self.rcv_nxt) & sq.MASK
@@ -45,6 +49,11 @@ class InputMixin(Tcb):
             if (ahead == 0 or (payload and ahead < (self.rcv_adv - self.rcv_nxt) & sq.MASK < sq.HALF)) \
                     and self._predicted(seg, payload, now, ahead != 0):
                 return
+        if self.ack_held is not None:
+            self.release_held_ack()
+            if self.state == CLOSED:
+                return
+            st = self.state
         if st == SYN_SENT:
             self._input_syn_sent(seg, payload, now)
             return
@@ -197,7 +206,12 @@ class InputMixin(Tcb):
             self._update_send_window(seg, snd_una, seg.window << self.snd_wscale)
             if self.snd_wnd == 0:
                 self.retries = 0                     # as _process_ack: probes answered, stay open
+        elif not payload and self.host.batching and self.sack_ok and seg.flags == ACK \
+                and not (seg.sack and _is_dsack(seg.sack, seg.ack)):
+            self._hold_ack(seg, now)                 # taken with the batch's others at its end
         else:
+            if self.ack_held is not None:
+                self.release_held_ack()              # (a D-SACK: the ACKs before it go first)
             self._process_ack(seg, len(payload), now)
         st = self.state
         if st == CLOSED:
@@ -218,6 +232,29 @@ class InputMixin(Tcb):
             else:
                 self.host.output_later(self, now)    # coalesced per receive batch (tcp.py)
         return True
+
+    # --- pure ACKs of one receive batch --------------------------------------------------
+    def _hold_ack(self, seg: TcpRepr, now: float) -> None:
+        """A pure ACK inside a receive batch (SACK on, no D-SACK, past header prediction's
+        checks) waits for the batch's end, joined with the ones before it: the newest
+        cumulative ACK, window and timestamp, and every SACK block any of them carried
+        (_union_sack).  What the sender then does once -- the scoreboard, RACK, the rate
+        sample and the congestion control, PRR -- it did once per ACK, and the output pass
+        waited for the batch's end anyway (tcp.py rx_batch_end).  Cumulative all of it, as
+        Linux's handling of a stretch ACK is; without SACK each duplicate ACK counts, so
+        none is held.  Beyond Linux, which takes every ACK of a NAPI poll on its own."""
+        held = self.ack_held
+        if held is not None and (held.sack or seg.sack):
+            seg.sack = _union_sack(held.sack, seg.sack, seg.ack, self.snd_max, self.host.stats)
+        self.ack_held, self.ack_held_now = seg, now
+
+    def release_held_ack(self) -> None:
+        """The held ACK (_hold_ack) taken now: at the batch's end, or before any other
+        segment of the connection."""
+        seg = self.ack_held
+        if seg is not None:
+            self.ack_held = None
+            self._process_ack(seg, 0, self.ack_held_now)
 
     # --- ECN (RFC 3168; the state and rules in ecn.py) -----------------------------------
     def _ecn_input(self, seg: TcpRepr, datalen: int, now: float) -> None:
@@ -948,6 +985,31 @@ class InputMixin(Tcb):
         self.probe_at = self.rack_at = self.pace_at = self.comp_at = None   # nothing is sent in TIME-WAIT
         self.tw_at = now + 2 * self.config.msl
         self.host.time_wait(self)
+
+
+def _union_sack(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...], ack: int, snd_max: int,
+                stats: SackCounters) -> tuple[tuple[int, int], ...]:
+    """The SACK blocks of two ACKs as one list, for the cumulative ACK `ack`: what lies
+    above it, overlapping and adjacent blocks joined, lowest first.  A block that is
+    inverted, empty or beyond SND.MAX is dropped and counted here, as the scoreboard
+    would have (sack_blocks_invalid): joined to a good one it would spoil it."""
+    span = sq.diff(snd_max, ack)
+    ranges = []
+    for left, right in (*a, *b):
+        lo, hi = sq.diff(left, ack), sq.diff(right, ack)
+        if hi <= lo or hi > span:
+            stats.sack_blocks_invalid += 1
+        elif hi > 0:
+            ranges.append((max(lo, 0), hi))
+    ranges.sort()
+    out: list[tuple[int, int]] = []
+    for lo, hi in ranges:
+        if out and lo <= out[-1][1]:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return tuple(((ack + lo) & sq.MASK, (ack + hi) & sq.MASK) for lo, hi in out)
 
 
 def _is_dsack(sacks: tuple[tuple[int, int], ...], ack: int) -> bool:

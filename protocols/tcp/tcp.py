@@ -156,6 +156,8 @@ class Tcp:
         now = self.clock()
         while deferred:
             conn = next(iter(deferred))
+            if conn.ack_held is not None:
+                conn.release_held_ack()          # the batch's pure ACKs, as one (input.py _hold_ack)
             del deferred[conn]
             if conn.state != CLOSED and not conn.output_idle():
                 conn.output(now)

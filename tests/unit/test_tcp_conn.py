@@ -132,6 +132,7 @@ class FakeHost:
         """tcp.py rx_batch_end: the deferred output passes."""
         self.batching = False
         for conn in self.deferred:
+            conn.release_held_ack()
             conn.output(now)
         self.deferred.clear()
 

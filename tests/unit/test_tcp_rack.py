@@ -8,7 +8,7 @@ import itertools
 from protocols.tcp.rack import REO_WND_MIN, Rack
 from protocols.tcp.wire import ACK
 
-from .test_tcp_conn import ISS, Rig, data_segments, sack_in_flight, seg_range
+from .test_tcp_conn import ISS, Rig, data_segments, established, sack_in_flight, seg_range
 
 
 # --- the record on its own -------------------------------------------------------------------
@@ -382,3 +382,69 @@ def test_no_loss_probe_in_the_loss_state_after_an_rto() -> None:
     assert not c.rto_recovery
     rig.send(bytes(1000))
     assert c.probe_at is not None
+
+
+# --- the pure ACKs of one receive batch, taken as one (input.py _hold_ack) -------------------
+def test_a_batchs_pure_acks_are_taken_as_one_at_its_end() -> None:
+    """Inside a receive batch the peer's pure ACKs wait, joined: at the batch's end one ACK
+    with the newest cumulative ACK and every SACK block any of them carried goes through
+    the scoreboard, RACK and the congestion control -- the lossy bench's sender handled
+    ~9 ACKs per batch, each as long as a data segment's send."""
+    rig, mss = sack_in_flight()
+    c = rig.conn
+    rig.host.batching = True
+    rig.now += 0.1
+    assert rig.rx(ACK, ack=ISS + 1 + mss) == []                      # segment 1
+    assert rig.rx(ACK, ack=ISS + 1 + mss, sack=(seg_range(mss, 3, 3),)) == []
+    assert rig.rx(ACK, ack=ISS + 1 + mss, sack=(seg_range(mss, 5, 6), seg_range(mss, 3, 3))) == []
+    assert c.snd_una == ISS + 1 and not c.scoreboard.lefts           # nothing taken yet
+    rig.host.batch_end(rig.now)
+    assert c.snd_una == ISS + 1 + mss
+    assert c.scoreboard.sacked == 3 * mss and c.ack_held is None
+    assert rig.host.stats.dsacks_received == 0
+
+
+def test_anything_but_the_next_pure_ack_takes_the_held_ones_first() -> None:
+    """Order is kept: a data segment, an older ACK or a D-SACK meets the held ACK taken."""
+    rig, mss = sack_in_flight()
+    c = rig.conn
+    rig.host.batching = True
+    rig.now += 0.1
+    rig.rx(ACK, ack=ISS + 1 + 2 * mss)
+    assert c.snd_una == ISS + 1
+    rig.rx(ACK, ack=ISS + 1 + mss)                                   # older: the held one first
+    assert c.snd_una == ISS + 1 + 2 * mss
+    rig.rx(ACK, ack=ISS + 1 + 3 * mss)
+    rig.rx(ACK, ack=ISS + 1 + 3 * mss, sack=(seg_range(mss, 1, 1),))  # a D-SACK
+    assert c.snd_una == ISS + 1 + 3 * mss and rig.host.stats.dsacks_received == 1
+    rig.rx(ACK, ack=ISS + 1 + 4 * mss)
+    rig.rx(ACK, seq=c.rcv_nxt, ack=ISS + 1 + 4 * mss, payload=b"x")  # text
+    assert c.snd_una == ISS + 1 + 4 * mss and c.ack_held is None
+
+
+def test_without_sack_or_outside_a_batch_every_ack_is_taken_at_once() -> None:
+    rig = established(ts=True, sack=False, peer_ws=None, sndbuf=1 << 20)
+    c = rig.conn
+    c.nodelay = True
+    mss = c.mss
+    c.cc.cwnd = max(c.cc.cwnd, 4 * mss)
+    rig.send(bytes(4 * mss))
+    rig.host.batching = True
+    rig.rx(ACK, ack=ISS + 1 + mss, at=rig.now + 0.1)
+    assert c.snd_una == ISS + 1 + mss                                # duplicate ACKs count: none held
+    rig2, mss2 = sack_in_flight()
+    rig2.rx(ACK, ack=ISS + 1 + mss2, at=rig2.now + 0.1)
+    assert rig2.conn.snd_una == ISS + 1 + mss2
+
+
+def test_held_sack_blocks_are_joined_and_bad_ones_counted() -> None:
+    """_union_sack: above the cumulative ACK, joined where they touch, lowest first; an
+    inverted block or one beyond SND.MAX is dropped and counted, as the scoreboard does."""
+    from protocols.tcp.input import _union_sack
+    from protocols.tcp.stats import TcpStats
+    st = TcpStats()
+    ack, snd_max = 0xFFFFFF00, 0x1000                                # across the wrap
+    got = _union_sack(((0xFFFFFF80, 0x100), (0xFFFFFE00, 0xFFFFFF10)),
+                      ((0x100, 0x200), (0x300, 0x200), (0x800, 0x2000), (0x400, 0x500)), ack, snd_max, st)
+    assert got == ((0xFFFFFF00, 0xFFFFFF10), (0xFFFFFF80, 0x200), (0x400, 0x500))
+    assert st.sack_blocks_invalid == 2
