@@ -244,8 +244,11 @@ class InputMixin(Tcb):
         Linux's handling of a stretch ACK is; without SACK each duplicate ACK counts, so
         none is held.  Beyond Linux, which takes every ACK of a NAPI poll on its own."""
         held = self.ack_held
-        if held is not None and (held.sack or seg.sack):
-            seg.sack = _union_sack(held.sack, seg.sack, seg.ack, self.snd_max, self.host.stats)
+        if held is not None and held.sack:
+            # joined once, when taken (release_held_ack: more than one block); a lone block
+            # of an older ACK at once, as it may lie below this one's cumulative ACK
+            joined = held.sack + seg.sack
+            seg.sack = joined if len(joined) > 1 else _union_sack(joined, seg.ack, self.snd_max, self.host.stats)
         self.ack_held, self.ack_held_now = seg, now
 
     def release_held_ack(self) -> None:
@@ -254,6 +257,8 @@ class InputMixin(Tcb):
         seg = self.ack_held
         if seg is not None:
             self.ack_held = None
+            if len(seg.sack) > 1:
+                seg.sack = _union_sack(seg.sack, seg.ack, self.snd_max, self.host.stats)
             self._process_ack(seg, 0, self.ack_held_now)
 
     # --- ECN (RFC 3168; the state and rules in ecn.py) -----------------------------------
@@ -987,15 +992,16 @@ class InputMixin(Tcb):
         self.host.time_wait(self)
 
 
-def _union_sack(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...], ack: int, snd_max: int,
+def _union_sack(blocks: tuple[tuple[int, int], ...], ack: int, snd_max: int,
                 stats: SackCounters) -> tuple[tuple[int, int], ...]:
-    """The SACK blocks of two ACKs as one list, for the cumulative ACK `ack`: what lies
-    above it, overlapping and adjacent blocks joined, lowest first.  A block that is
-    inverted, empty or beyond SND.MAX is dropped and counted here, as the scoreboard
-    would have (sack_blocks_invalid): joined to a good one it would spoil it."""
+    """The SACK blocks of several ACKs as one list, for the cumulative ACK `ack`: what
+    lies above it, overlapping and adjacent blocks joined, lowest first (so none reads as a
+    D-SACK).  A block that is inverted, empty or beyond SND.MAX is dropped and counted
+    here, as the scoreboard would have (sack_blocks_invalid): joined to a good one it
+    would spoil it."""
     span = sq.diff(snd_max, ack)
     ranges = []
-    for left, right in (*a, *b):
+    for left, right in blocks:
         lo, hi = sq.diff(left, ack), sq.diff(right, ack)
         if hi <= lo or hi > span:
             stats.sack_blocks_invalid += 1

@@ -417,9 +417,14 @@ def test_anything_but_the_next_pure_ack_takes_the_held_ones_first() -> None:
     rig.rx(ACK, ack=ISS + 1 + 3 * mss)
     rig.rx(ACK, ack=ISS + 1 + 3 * mss, sack=(seg_range(mss, 1, 1),))  # a D-SACK
     assert c.snd_una == ISS + 1 + 3 * mss and rig.host.stats.dsacks_received == 1
-    rig.rx(ACK, ack=ISS + 1 + 4 * mss)
-    rig.rx(ACK, seq=c.rcv_nxt, ack=ISS + 1 + 4 * mss, payload=b"x")  # text
-    assert c.snd_una == ISS + 1 + 4 * mss and c.ack_held is None
+    rig.rx(ACK, ack=ISS + 1 + 4 * mss, sack=(seg_range(mss, 6, 6),))
+    rig.rx(ACK, ack=ISS + 1 + 6 * mss)                               # its block is below this one's ACK:
+    rig.host.batch_end(rig.now)                                      # no D-SACK for it
+    assert c.snd_una == ISS + 1 + 6 * mss and rig.host.stats.dsacks_received == 1
+    rig.host.batching = True
+    rig.rx(ACK, ack=ISS + 1 + 7 * mss)
+    rig.rx(ACK, seq=c.rcv_nxt, ack=ISS + 1 + 7 * mss, payload=b"x")  # text
+    assert c.snd_una == ISS + 1 + 7 * mss and c.ack_held is None
 
 
 def test_without_sack_or_outside_a_batch_every_ack_is_taken_at_once() -> None:
@@ -444,7 +449,7 @@ def test_held_sack_blocks_are_joined_and_bad_ones_counted() -> None:
     from protocols.tcp.stats import TcpStats
     st = TcpStats()
     ack, snd_max = 0xFFFFFF00, 0x1000                                # across the wrap
-    got = _union_sack(((0xFFFFFF80, 0x100), (0xFFFFFE00, 0xFFFFFF10)),
-                      ((0x100, 0x200), (0x300, 0x200), (0x800, 0x2000), (0x400, 0x500)), ack, snd_max, st)
+    got = _union_sack(((0xFFFFFF80, 0x100), (0xFFFFFE00, 0xFFFFFF10),
+                       (0x100, 0x200), (0x300, 0x200), (0x800, 0x2000), (0x400, 0x500)), ack, snd_max, st)
     assert got == ((0xFFFFFF00, 0xFFFFFF10), (0xFFFFFF80, 0x200), (0x400, 0x500))
     assert st.sack_blocks_invalid == 2
