@@ -122,6 +122,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.comp_at = None
         self.ack_held = None
         self.ack_held_now = 0.0
+        self.ack_held_una = 0
         self.cork = self.push_more = False
         self.cork_until = 0.0
         self.snd_sml = self.chunk_end = 0

@@ -244,11 +244,21 @@ class InputMixin(Tcb):
         Linux's handling of a stretch ACK is; without SACK each duplicate ACK counts, so
         none is held.  Beyond Linux, which takes every ACK of a NAPI poll on its own."""
         held = self.ack_held
-        if held is not None and held.sack:
-            # joined once, when taken (release_held_ack: more than one block); a lone block
-            # of an older ACK at once, as it may lie below this one's cumulative ACK
-            joined = held.sack + seg.sack
-            seg.sack = joined if len(joined) > 1 else _union_sack(joined, seg.ack, self.snd_max, self.host.stats)
+        if held is None:
+            self.ack_held_una = self.snd_una
+        else:
+            if held.sack:
+                # joined once, when taken (release_held_ack: more than one block); a lone block
+                # of an older ACK at once, as it may lie below this one's cumulative ACK
+                joined = held.sack + seg.sack
+                seg.sack = joined if len(joined) > 1 else _union_sack(joined, seg.ack, self.snd_max, self.host.stats)
+            if sq.gt(held.ack, self.ack_held_una):
+                # its RTT sample, as _new_ack would have taken it: one per ACK of new data, as
+                # Linux; one per batch, an SRTT far off (a SYN-ACK echoing the first of two
+                # SYNs: 1 s) came down ten times slower, and the probe and RTO timers with it
+                if self.ts_ok:
+                    self._rtt_from(held, self.ack_held_now, self.rtt_time)
+                self.ack_held_una = held.ack
         self.ack_held, self.ack_held_now = seg, now
 
     def release_held_ack(self) -> None:

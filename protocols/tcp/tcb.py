@@ -113,7 +113,7 @@ class Tcb:
         "keep_probes", "last_rcv",
         # acks
         "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
-        "comp_acks", "comp_at", "comp_rcv_nxt", "comp_dups", "ack_held", "ack_held_now",
+        "comp_acks", "comp_at", "comp_rcv_nxt", "comp_dups", "ack_held", "ack_held_now", "ack_held_una",
         # segmentation and delayed ACKs as Linux (segmentation.py, delack.py)
         "cork", "push_more", "cork_until", "snd_sml", "chunk_end", "chunk_psh", "skb_end",
         "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss", "rcv_wnd_max",
@@ -249,6 +249,7 @@ class Tcb:
     # (input.py _hold_ack), and the time of the last
     ack_held: TcpRepr | None
     ack_held_now: float
+    ack_held_una: int                   # the cumulative ACK before the held one
     # segmentation (segmentation.py): TCP_CORK, this push's MSG_MORE, Minshall's snd_sml,
     # where the chunk being sent ends (Linux sends an skb in chunks, PSH on each one's last)
     cork: bool

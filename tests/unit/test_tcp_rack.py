@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 
 from protocols.tcp.rack import REO_WND_MIN, Rack
-from protocols.tcp.wire import ACK
+from protocols.tcp.wire import ACK, SYN
 
-from .test_tcp_conn import ISS, Rig, data_segments, established, sack_in_flight, seg_range
+from .test_tcp_conn import IRS, ISS, Rig, active_open, data_segments, established, sack_in_flight, seg_range
 
 
 # --- the record on its own -------------------------------------------------------------------
@@ -453,3 +453,26 @@ def test_held_sack_blocks_are_joined_and_bad_ones_counted() -> None:
                        (0x100, 0x200), (0x300, 0x200), (0x800, 0x2000), (0x400, 0x500)), ack, snd_max, st)
     assert got == ((0xFFFFFF00, 0xFFFFFF10), (0xFFFFFF80, 0x200), (0x400, 0x500))
     assert st.sack_blocks_invalid == 2
+
+
+def test_each_held_ack_of_new_data_gives_its_rtt_sample() -> None:
+    """One RTT sample per ACK of new data, held or not (Linux tcp_ack_update_rtt): a SYN-ACK
+    echoing the first of two SYNs starts the SRTT at 1 s, and one sample per batch brought
+    it down ten times slower -- with the loss probe (2 SRTT) and the RTO after it."""
+    srtts = []
+    for batching in (False, True):
+        rig = Rig(congestion="bbr")
+        c = rig.conn
+        syn1 = active_open(rig)
+        rig.poll_next()                                               # the SYN-ACK was lost: SYN again
+        rig.rx(SYN | ACK, seq=IRS, ack=ISS + 1, win=65535, at=rig.now + 0.002, mss=1460, wscale=7,
+               sack_perm=True, ts=(rig.peer_ts(), syn1.seg.ts[0]))   # Linux echoes the first SYN
+        assert c.rtt.srtt > 1.0
+        out = rig.send(bytes(10 * 1448))
+        rig.host.batching = batching
+        rig.now += 0.002
+        for k in range(1, 11):
+            rig.rx(ACK, ack=ISS + 1 + k * 1448, ts=(rig.peer_ts(), out[k - 1].seg.ts[0]))
+        rig.host.batch_end(rig.now)
+        srtts.append(c.rtt.srtt)
+    assert srtts[0] == srtts[1] < 0.3
