@@ -675,9 +675,8 @@ class RecvBuffer:
 
     def _touch(self, start: int) -> None:
         """The block at `start` changed: first in the SACK order, and unreported."""
+        self._forget(start)
         recent = self._recent
-        if start in recent:
-            self._forget(start)
         self.sack_fresh += 1
         recent.insert(0, start)
         del recent[SACK_RECENT:]
@@ -694,7 +693,7 @@ class RecvBuffer:
                 self.sack_fresh -= 1
             elif rank < self.sack_fresh + self.sack_once:
                 self.sack_once -= 1
-            recent.remove(start)
+            del recent[rank]
 
     def clear(self) -> None:
         self._chunks.clear()
