@@ -398,3 +398,21 @@ async def test_harness_call_between_two_atmsigds(tmp_path: Path) -> None:
                 ("from", AS_CLOSE), ("to", AS_CLOSE), ("to", AS_CLOSE), ("from", AS_CLOSE),
                 ("to", AS_CLOSE), ("from", AS_CLOSE)], seq_b
             assert not pa.unexpected and not pb.unexpected
+
+
+# --- the harness's own shutdown ----------------------------------------------------------------
+async def test_vc_bridge_closed_under_its_reader_ends_the_reader(tmp_path: Path) -> None:
+    """Regression (CI, 2026-12-07): the peer's stop closed the bridge's socket while `run()`
+    still waited on it, and the reader woke on a dead descriptor (EBADF) and failed the test
+    it served.  Closing must end the reader quietly and at once."""
+    async with Stack("br", StackConfig(seed=1)) as st:
+        phy = PhyPair()
+        nd = AtmNdd("atm0", phy.a)
+        st.ns.ns_attach(nd)
+        st.ns.ns_alloc(nd.ndd_name)
+        bridge = harness.VcBridge(nd, tmp_path, 0, 5)
+        with trio.fail_after(2):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(bridge.run)
+                await trio.sleep(0.01)              # the reader is parked in wait_readable
+                bridge.close()

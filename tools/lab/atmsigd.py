@@ -341,7 +341,10 @@ class VcBridge:
 
     async def run(self) -> None:
         while True:
-            await trio.lowlevel.wait_readable(self.sock)
+            try:
+                await trio.lowlevel.wait_readable(self.sock)
+            except trio.ClosedResourceError:  # close() ran first (the peer stops before its nursery)
+                return
             try:
                 data, addr = self.sock.recvfrom(1 << 16)
             except BlockingIOError:
@@ -365,7 +368,15 @@ class VcBridge:
                 undo()
             except OSError:
                 pass
-        self.sock.close()
+        _close_watched(self.sock)
+
+
+def _close_watched(sock: socket.socket) -> None:
+    """Close a socket a task may be waiting on: trio must hear of it first (its waiter gets
+    ClosedResourceError), else the waiter can wake on a closed -- or reused -- descriptor and
+    fail with EBADF (CI, 2026-12-07: the SSCOP-with-atmsigd test)."""
+    trio.lowlevel.notify_closing(sock)
+    sock.close()
 
 
 # --- calls ---------------------------------------------------------------------------------
@@ -548,7 +559,10 @@ class AtmsigdPeer:
 
     async def _control_reader(self) -> None:
         while True:
-            await trio.lowlevel.wait_readable(self._ctl)
+            try:
+                await trio.lowlevel.wait_readable(self._ctl)
+            except trio.ClosedResourceError:  # _stop() closed it
+                return
             try:
                 data = self._ctl.recv(4096)
             except BlockingIOError:
@@ -727,7 +741,7 @@ class AtmsigdPeer:
         for v in list(self._vccs.values()):
             v._close_vc()
         self.sig.close()
-        self._ctl.close()
+        _close_watched(self._ctl)
 
 
 @asynccontextmanager
