@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,10 @@ class Stack:
         self.timers = TimerService(self.now)
         self.gro = TcpGro(self._ip_up)
         self._in_batch = False
+        # run at the end of each device read batch, after TCP's output pass: users that act on
+        # socket upcalls outside any task (the gateway's splices) do their work there
+        self.rx_batch_hooks: list[Callable[[], None]] = []
+        self.in_rx_batch = False             # from a batch's start until its hooks have run
         self._early_demux = self.config.early_demux
         self.drivers = plugins.DriverRegistry()
         self.plugins_loaded: list[str] = []
@@ -578,12 +583,16 @@ class Stack:
         segments are merged (protocols/gro.py) and TCP answers once per batch per
         connection (protocols/tcp/tcp.py rx_batch_end); at its end what GRO holds goes up first."""
         if starting:
+            self.in_rx_batch = True
             self._in_batch = self.config.gro
             self.tcp.batching = True
             return
         self._in_batch = False
         self.gro.flush()
         self.tcp.rx_batch_end()
+        for hook in self.rx_batch_hooks:
+            hook()
+        self.in_rx_batch = False
 
     def _ip_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
         # a device that hands over super-frames itself (GSO receive) has done GRO's work

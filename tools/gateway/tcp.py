@@ -2,8 +2,9 @@
 on reaches `on_syn` (the Tcp core's forwarder hook); the gateway decides where the flow goes
 (policy.Policy), takes a slot in the flow table, connects a host socket
 (hosttcp.connect_host) and only then answers the guest -- `forward_accept` and the two
-connections spliced (relay.relay), or `forward_reject` with what the host saw (issue 13,
-"TCP": ECONNREFUSED an RST, unreachable an ICMP, a timeout silence).
+connections spliced (splice.py: no task per flow once it is relayed), or `forward_reject`
+with what the host saw (issue 13, "TCP": ECONNREFUSED an RST, unreachable an ICMP, a
+timeout silence).
 
 `on_syn` runs inside the stack's input path, so it only queues the request (a bounded
 channel: beyond it the SYN is left to expire, and the guest retries); `run` serves the queue.
@@ -21,14 +22,13 @@ import trio
 from protocols.addr import int_to_ip
 from protocols.ipv6.addr import int_to_ip6
 from protocols.tcp.forward import ForwardRequest
-from stack.stream import StreamSocket
-from stack.trio_compat import TrioSocket
 
 from .flows import FlowTable
 from .hosttcp import CONNECT_TIMEOUT, connect_host
 from .outbound import Outbound
 from .policy import Policy, Refuse
-from .relay import RelayBudget, relay
+from .relay import RelayBudget, RelayResult
+from .splice import Splice, SplicePoller
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class TcpGateway:
         self.stats = TcpGatewayStats()
         self._send, self._receive = trio.open_memory_channel[ForwardRequest](QUEUE)
         self._format = format_addr or _format_addr
+        self.poller: SplicePoller | None = None
 
     def on_syn(self, req: ForwardRequest) -> None:
         """The core's forwarder hook: queue the held SYN (never block the input path)."""
@@ -75,9 +76,11 @@ class TcpGateway:
         `await nursery.start(gateway.run)`: SYNs are forwarded from then on (before, the core
         answers them with RSTs as a host without the gateway would)."""
         self.stack.tcp.forwarder = self.on_syn
-        task_status.started()
         try:
             async with trio.open_nursery() as nursery:
+                self.poller = SplicePoller(self.stack)
+                nursery.start_soon(self.poller.run)
+                task_status.started()
                 async for req in self._receive:
                     nursery.start_soon(self._flow, req)
         finally:
@@ -105,6 +108,7 @@ class TcpGateway:
             self.stats.refused_full += 1
             self._reject(req, "rst", "the flow table is full (--max-flows)")
             return
+        spliced = False
         try:
             host = await connect_host(verdict.host, verdict.port, timeout=self.connect_timeout,
                                       source=self.outbound.source(req.family))
@@ -118,17 +122,24 @@ class TcpGateway:
                 return
             family = socket.AF_INET6 if req.family == socket.AF_INET6 else socket.AF_INET
             pr = self.stack.protosw.find_proto(family, socket.IPPROTO_TCP, socket.SOCK_STREAM)
-            guest = trio.SocketStream(TrioSocket(StreamSocket(self.stack, family, socket.SOCK_STREAM,
-                                                              socket.IPPROTO_TCP, pr, pcb=conn)))
+            host_sock = socket.socket(fileno=host.socket.detach())
             self.stats.relayed += 1
-            result = await relay(guest, host, budget=self.budget)
-            self.stats.octets_to_host += result.to_host.octets
-            self.stats.octets_to_guest += result.to_guest.octets
-            flow.octets_out, flow.octets_in = result.to_host.octets, result.to_guest.octets
-            log.debug("tcp %s:%d -> %s:%d relayed: %d octets out, %d in%s", key[1], req.sport, dst, req.dport,
-                      result.to_host.octets, result.to_guest.octets, ", reset" if result.reset else "")
+
+            def ended(result: RelayResult) -> None:
+                self.stats.octets_to_host += result.to_host.octets
+                self.stats.octets_to_guest += result.to_guest.octets
+                flow.octets_out, flow.octets_in = result.to_host.octets, result.to_guest.octets
+                log.debug("tcp %s:%d -> %s:%d relayed: %d octets out, %d in%s", key[1], req.sport, dst,
+                          req.dport, result.to_host.octets, result.to_guest.octets,
+                          ", reset" if result.reset else "")
+                self.flows.remove(key)
+
+            assert self.poller is not None            # run() made it before taking SYNs
+            Splice(self.poller, conn, pr.usrreqs, host_sock, self.budget, ended)
+            spliced = True                         # the splice removes the flow when it ends
         finally:
-            self.flows.remove(key)
+            if not spliced:
+                self.flows.remove(key)
 
 
 def _format_addr(family: int, addr: int) -> str:

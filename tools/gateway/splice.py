@@ -1,0 +1,336 @@
+"""The gateway's TCP relay without a task per flow: each guest connection (a tunstack
+connection, driven through its protocol's user requests) is spliced to its host socket by
+callbacks -- the connection's upcall on the guest side, one epoll over every host socket on
+the other -- the way passt and libslirp run all their flows from one event loop.
+
+Why (issue 13: the gateway's request/response and connection rates): the stream relay
+(relay.py) moves each read through two trio tasks per flow and trio's socket and stream
+layers, with an epoll re-registration per wait -- three task steps per guest round trip.
+Here a guest segment's data goes to the host socket at the end of the device read that
+brought it (the Stack's rx-batch hook, in the device reader's own step), and the host's
+answer goes out to the guest in the one step of the poller's task that read it.
+
+The rules are relay.py's (issue 13, "TCP"), kept by the same budget:
+  * backpressure: each direction holds at most one read (`RelayBudget` sizes and counts
+    it); while the far side cannot take it, that direction stops reading -- the guest's
+    receive window, or the host socket's, closes towards the faster peer;
+  * half-close: an EOF (the guest's FIN, the host's EOF) becomes SHUT_WR on the other side
+    once everything read before it is handed over; the other direction flows on;
+  * resets: a side that resets (or fails) is answered by resetting the other -- SO_LINGER
+    {1, 0}, then close: an RST (RFC 9293 §3.10.7.1) -- and the splice ends.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from protocols.contracts import SS_CANTRCVMORE, SS_ISCONNECTED, SS_ISCONNECTING, SS_ISDISCONNECTING
+
+from .relay import LINGER_RST, RelayBudget, RelayResult
+
+_IN_CONNECTION = SS_ISCONNECTED | SS_ISCONNECTING | SS_ISDISCONNECTING
+_EAGAIN = -errno.EAGAIN
+_IN, _OUT = select.EPOLLIN, select.EPOLLOUT
+
+
+class SplicePoller:
+    """Every splice of one Stack: the host sockets in one level-triggered epoll (registered
+    once, modified only when a direction stops or resumes), waited on by one trio task, and
+    the guest sides woken by their connections' upcalls.  An upcall only marks its splice:
+    the work runs at the end of the device read under way (`Stack.rx_batch_hooks`), or, for
+    an upcall from elsewhere (a timer), in the poller's task, kicked through an eventfd."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self._epoll = select.epoll()
+        self._kick = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._kick, _IN)
+        self._by_fd: dict[int, Splice] = {}
+        self._marked: dict[Splice, None] = {}         # guest sides to look at (insertion order)
+        self._busy = False                            # inside a drain: marks wait for its end
+        self._kicked = False
+        stack.rx_batch_hooks.append(self.drain)
+
+    def __len__(self) -> int:
+        return len(self._by_fd)
+
+    def mark(self, sp: Splice) -> None:
+        """A guest side changed (the upcall): look at it at the next drain."""
+        self._marked[sp] = None
+        if not (self._busy or self.stack.in_rx_batch or self._kicked):
+            self._kicked = True
+            os.eventfd_write(self._kick, 1)
+
+    def drain(self) -> None:
+        """Serve the marked guest sides (the rx-batch hook, and the poller after each wake)."""
+        marked = self._marked
+        if not marked or self._busy:
+            return
+        self._busy = True
+        try:
+            while marked:
+                sp = next(iter(marked))
+                del marked[sp]
+                sp.on_guest()
+        finally:
+            self._busy = False
+
+    async def run(self) -> None:
+        """Serve the host sockets until cancelled; then every splice still open is reset."""
+        epoll, by_fd, kick = self._epoll, self._by_fd, self._kick
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(epoll.fileno())
+                self._busy = True
+                try:
+                    for fd, events in epoll.poll(0):
+                        sp = by_fd.get(fd)
+                        if sp is not None:
+                            sp.on_host(events)
+                        elif fd == kick:
+                            self._kicked = False
+                            try:
+                                os.eventfd_read(kick)
+                            except BlockingIOError:
+                                pass
+                finally:
+                    self._busy = False
+                self.drain()
+        finally:
+            self.stack.rx_batch_hooks.remove(self.drain)
+            for sp in list(by_fd.values()):
+                sp.abort()
+            epoll.close()
+            os.close(kick)
+
+    def _watch(self, sp: Splice, mask: int) -> None:
+        """Watch `sp`'s host socket for `mask`; 0 takes it out of the epoll altogether (a
+        level-triggered EPOLLHUP cannot be masked, and would spin while a direction waits)."""
+        fd = sp.host.fileno()
+        if fd in self._by_fd:
+            if mask:
+                self._epoll.modify(fd, mask)
+            else:
+                del self._by_fd[fd]
+                self._epoll.unregister(fd)
+        elif mask:
+            self._by_fd[fd] = sp
+            self._epoll.register(fd, mask)
+
+    def _forget(self, sp: Splice) -> None:
+        fd = sp.host.fileno()
+        if self._by_fd.get(fd) is sp:
+            del self._by_fd[fd]
+            self._epoll.unregister(fd)
+        self._marked.pop(sp, None)
+
+
+class Splice:
+    """One guest connection (`pcb` of the Stack's TCP) and its connected host socket."""
+
+    def __init__(self, poller: SplicePoller, pcb: Any, ops: Any, host: socket.socket, budget: RelayBudget,
+                 on_end: Callable[[RelayResult], None]) -> None:
+        self.poller, self.pcb, self.ops, self.host = poller, pcb, ops, host
+        self.budget = budget
+        self.result = RelayResult()
+        self._on_end = on_end
+        self._to_host: memoryview | None = None       # read from the guest, not yet taken by the host
+        self._to_host_held = 0                        # its budget reservation
+        self._to_guest: memoryview | None = None      # read from the host, not yet taken by the guest
+        self._to_guest_held = 0
+        self._size_in = self._size_out = budget.chunk_min
+        self._mask = _IN
+        self.ended = False
+        host.setblocking(False)
+        ops.set_upcall(pcb, self._upcall)
+        poller._watch(self, _IN)
+        poller.mark(self)                             # data may have come with the handshake
+
+    def _upcall(self) -> None:
+        self.poller.mark(self)
+
+    def _now(self) -> float:
+        return float(self.poller.stack.now())
+
+    def _want(self, mask: int) -> None:
+        if mask != self._mask and not self.ended:
+            self._mask = mask
+            self.poller._watch(self, mask)
+
+    # --- guest -> host ----------------------------------------------------------------------
+    def on_guest(self) -> None:
+        """The guest side changed: move its data to the host, and resume host reads that
+        waited for room in the guest's send buffer."""
+        if self.ended:
+            return
+        if self._to_guest is not None and self.ops.writable(self.pcb):
+            self._host_readable()
+            if self.ended:
+                return
+        self._guest_to_host()
+
+    def _guest_to_host(self) -> None:
+        ops, pcb, way = self.ops, self.pcb, self.result.to_host
+        if way.eof and ops.take_error(pcb):            # reset after its FIN: nothing else will tell
+            way.reset = True
+            self._end()
+            return
+        while not way.eof and self._to_host is None:
+            n = self.budget.reserve(self._size_out)
+            item = ops.recv(pcb, n, False, self._now())
+            if item is None:
+                self.budget.release(n)
+                err = ops.take_error(pcb)
+                state = ops.state(pcb)
+                if err:
+                    way.reset = True
+                    self._end()
+                elif state & SS_CANTRCVMORE or not state & _IN_CONNECTION:
+                    way.eof = True
+                    self._shut_host()
+                return
+            data = item[0]
+            self._size_out = min(2 * n, self.budget.chunk_max) if len(data) == n else self.budget.chunk_min
+            if not self._send_host(memoryview(data), n):
+                return
+
+    def _send_host(self, view: memoryview, held: int) -> bool:
+        """Hand `view` to the host socket; what it does not take waits for EPOLLOUT."""
+        try:
+            sent = self.host.send(view)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.budget.release(held)
+            self.result.to_guest.reset = True          # the host side failed
+            self._end()
+            return False
+        self.result.to_host.octets += sent
+        if sent < len(view):
+            self._to_host, self._to_host_held = view[sent:], held
+            self._want(self._mask | _OUT)
+            return False
+        self.budget.release(held)
+        return True
+
+    def _host_writable(self) -> None:
+        view, held = self._to_host, self._to_host_held
+        if view is None:
+            self._want(self._mask & ~_OUT)
+            return
+        self._to_host = None
+        if self._send_host(view, held):
+            self._want(self._mask & ~_OUT)
+            self._guest_to_host()
+
+    def _shut_host(self) -> None:
+        try:
+            self.host.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass                                       # the host is gone too: its read says so
+        self._maybe_done()
+
+    # --- host -> guest ----------------------------------------------------------------------
+    def on_host(self, events: int) -> None:
+        if events & _OUT or (events & (select.EPOLLERR | select.EPOLLHUP) and self._to_host is not None):
+            self._host_writable()
+        if not self.ended and events & ~_OUT:
+            self._host_readable()
+
+    def _host_readable(self) -> None:
+        way = self.result.to_guest
+        if self._to_guest is not None:
+            view, held = self._to_guest, self._to_guest_held
+            self._to_guest = None
+            if not self._send_guest(view, held):
+                return
+        if way.eof or self.ended:
+            return
+        n = self.budget.reserve(self._size_in)
+        try:
+            data = self.host.recv(n)
+        except BlockingIOError:
+            self.budget.release(n)
+            return
+        except OSError:
+            self.budget.release(n)
+            way.reset = True
+            self._end()
+            return
+        if not data:
+            self.budget.release(n)
+            way.eof = True
+            self._want(self._mask & ~_IN)
+            self.ops.shutdown(self.pcb, socket.SHUT_WR, self._now())
+            self._maybe_done()
+            return
+        self._size_in = min(2 * n, self.budget.chunk_max) if len(data) == n else self.budget.chunk_min
+        self._send_guest(memoryview(data), n)
+
+    def _send_guest(self, view: memoryview, held: int) -> bool:
+        """Hand `view` to the guest's connection; what its send buffer does not take waits,
+        and host reads pause, until the upcall says there is room."""
+        n = self.ops.send(self.pcb, view, None, self._now(), 0)
+        if n < 0 and n != _EAGAIN:                      # EPIPE, ECONNRESET: the guest is gone
+            self.budget.release(held)
+            self.result.to_host.reset = True
+            self._end()
+            return False
+        sent = max(n, 0)
+        self.result.to_guest.octets += sent
+        if sent < len(view):
+            self._to_guest, self._to_guest_held = view[sent:], held
+            self._want(self._mask & ~_IN)
+            return False
+        self.budget.release(held)
+        if not self.result.to_guest.eof:
+            self._want(self._mask | _IN)
+        return True
+
+    # --- the end ----------------------------------------------------------------------------
+    def _maybe_done(self) -> None:
+        r = self.result
+        if r.to_host.eof and r.to_guest.eof and self._to_host is None and self._to_guest is None:
+            self._end()
+
+    def abort(self) -> None:
+        """The gateway stops: both sides reset."""
+        if not self.ended:
+            self.result.to_host.reset = True
+            self._end()
+
+    def _end(self) -> None:
+        """Close both sides -- the other side reset when one did -- and report."""
+        if self.ended:
+            return
+        self.ended = True
+        self.poller._forget(self)
+        for held in (self._to_host_held if self._to_host is not None else 0,
+                     self._to_guest_held if self._to_guest is not None else 0):
+            self.budget.release(held)
+        self._to_host = self._to_guest = None
+        ops, pcb, now = self.ops, self.pcb, self._now()
+        ops.set_upcall(pcb, _nobody)
+        if self.result.to_host.reset:                  # the guest reset: the host gets an RST
+            try:
+                self.host.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+            except OSError:
+                pass
+        elif self.result.to_guest.reset:               # the host reset: the guest gets an RST
+            ops.setsockopt(pcb, socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST, now)
+        self.host.close()
+        ops.detach(pcb, now)
+        self._on_end(self.result)
+
+
+def _nobody() -> None:
+    """The upcall of a splice that ended: the connection lives on as an orphan."""
+
+
+__all__ = ["Splice", "SplicePoller"]
