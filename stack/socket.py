@@ -234,6 +234,20 @@ class Socket:
         self._ops.detach(self._pcb, self._stack.now())
         self._readers.unpark_all()
 
+    def detach(self) -> Any:
+        """socket.detach's counterpart: the socket is closed, its connection is not; the
+        protocol control block is returned for the caller to drive through the protocol's
+        user requests (`pr.usrreqs`, its own upcall set there) -- the gateway's splices.
+        Whoever holds it must `detach` it from the protocol in the end."""
+        pcb = self._check()
+        self._closed = True
+        self._ops.set_upcall(pcb, _nobody)
+        self._wake_all()
+        return pcb
+
+    def _wake_all(self) -> None:
+        self._readers.unpark_all()
+
     def __enter__(self) -> Socket:
         return self
 
@@ -375,3 +389,7 @@ class Socket:
         if self.family == _pysocket.AF_INET and level not in (_pysocket.SOL_SOCKET, _pysocket.IPPROTO_IP, self.proto):
             return errno.EOPNOTSUPP
         return errno.ENOPROTOOPT
+
+
+def _nobody() -> None:
+    """The upcall of a detached socket's connection until its new holder sets its own."""

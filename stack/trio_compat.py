@@ -143,6 +143,14 @@ class TrioSocket(trio.socket.SocketType):
         if self._placeholder is not None:
             self._placeholder.close()
 
+    def detach(self) -> Any:
+        """The tunstack socket's protocol control block, the socket closed around it
+        (stack.socket.Socket.detach); an adopted placeholder is closed."""
+        pcb = self._sock.detach()
+        if self._placeholder is not None:
+            self._placeholder.close()
+        return pcb
+
     def is_readable(self) -> bool:
         return self._sock._closed or self._sock._ops.readable(self._sock._pcb)
 

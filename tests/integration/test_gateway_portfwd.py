@@ -68,13 +68,16 @@ async def gateway(**kw: Any) -> AsyncIterator[tuple[Pair, PortForwarder, trio.Nu
             nursery.cancel_scope.cancel()
 
 
-def tcp_server(p: Pair, port: int, seen: list[tuple[str, int]]) -> Any:
-    """A guest server: records each client's address, echoes to EOF, half-closes."""
+def tcp_server(p: Pair, port: int, seen: list[tuple[str, int]], greeting: bytes = b"") -> Any:
+    """A guest server: records each client's address, sends `greeting`, echoes to EOF,
+    half-closes."""
     srv = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.bind(("", port))
     srv.listen(8)
 
     async def one(conn: Any) -> None:
+        if greeting:
+            await conn.sendall(greeting)
         while data := await conn.recv(1 << 16):
             await conn.sendall(data)
         conn.shutdown(socket.SHUT_WR)
@@ -94,7 +97,7 @@ async def test_loopback_client_reaches_the_guest_shown_as_the_gateway() -> None:
     host_port = free_port()
     async with gateway() as (p, fwd, nursery):
         seen: list[tuple[str, int]] = []
-        nursery.start_soon(tcp_server(p, 8080, seen))
+        nursery.start_soon(tcp_server(p, 8080, seen, greeting=b"hello\n"))
         entry = await fwd.add(AddHostFwd("tcp", "127.0.0.1", host_port, IP_A, 8080))
         assert entry.id == 1 and fwd.list() == [entry]
         with trio.fail_after(60):
@@ -111,11 +114,13 @@ async def test_loopback_client_reaches_the_guest_shown_as_the_gateway() -> None:
             await client.aclose()
             while fwd.connections:
                 await trio.sleep(0.01)
-    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(b"hello\n" + payload).digest()
     assert [addr for addr, _ in seen] == [IP_B]           # the substitute: the gateway address
     s = fwd.stats
     assert (s.tcp_accepted, s.tcp_relayed, s.source_substituted, s.source_shown) == (1, 1, 1, 0)
-    assert (s.octets_to_guest, s.octets_to_client) == (len(payload), len(payload))
+    # each way counted as itself (they were swapped until 2026-12-07: an echo hid it)
+    assert (s.octets_to_guest, s.octets_to_client) == (len(payload), 6 + len(payload))
+    assert fwd.budget.in_use == 0
 
 
 async def test_a_foreign_client_is_shown_to_the_guest_as_itself() -> None:

@@ -3,7 +3,7 @@ grammar, args.parse_port_spec) and slirp4netns's API (api.py) land here.
 
 Per forward a host socket listens on ADDR:PORT (TCP) or is bound there (UDP):
   * TCP: each connection a host client makes is answered by a stack TCP connection to the
-    guest's port, and the two are spliced (relay.relay: backpressure, half-close, resets).
+    guest's port, and the two are spliced (splice.Splice: backpressure, half-close, resets).
     The guest's connection comes from the client's own address and port where the address
     model allows it -- the socket is bound there with IP_TRANSPARENT, and leaves by the
     transparent interface the guest's replies come back on (protocols/sockopt.py) -- which is
@@ -44,7 +44,8 @@ from stack.trio_compat import TrioSocket
 
 from .args import AddHostFwd, ApiError, HostFwd, HostFwdTable, PortForwardSpec
 from .policy import AddressModel
-from .relay import relay, reset_stream
+from .relay import RelayBudget, RelayResult, reset_stream
+from .splice import Splice, SplicePoller
 
 MAX_CONNECTIONS = 1024            # TCP connections relayed at once, all forwards together
 MAX_UDP_FLOWS = 1024              # UDP client flows at once, all forwards together
@@ -151,6 +152,8 @@ class PortForwarder:
         self.udp_flows = 0
         self._forwards: dict[int, _Forward] = {}
         self._nursery: trio.Nursery | None = None
+        self._poller: SplicePoller | None = None
+        self.budget = RelayBudget()
 
     # --- life ------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -158,10 +161,12 @@ class PortForwarder:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._poller = SplicePoller(self.stack)
+                nursery.start_soon(self._poller.run)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
-            self._nursery = None
+            self._nursery = self._poller = None
             for fwd in self._forwards.values():
                 fwd.sock.close()
             self._forwards.clear()
@@ -304,6 +309,7 @@ class PortForwarder:
             nursery.start_soon(self._tcp_flow, fwd.entry, stream, client)
 
     async def _tcp_flow(self, entry: HostFwd, host: trio.SocketStream, client: tuple[Any, ...]) -> None:
+        spliced = False
         try:
             guest = await self._connect_guest(entry, client)
             if guest is None:
@@ -311,12 +317,22 @@ class PortForwarder:
                 await reset_stream(host)             # the client sees what a closed port shows
                 return
             self.stats.tcp_relayed += 1
-            result = await relay(trio.SocketStream(guest), host)
-            self.stats.octets_to_guest += result.to_host.octets
-            self.stats.octets_to_client += result.to_guest.octets
+            pr = self.stack.protosw.find_proto(socket.AF_INET, socket.IPPROTO_TCP, socket.SOCK_STREAM)
+            host_sock = socket.socket(fileno=host.socket.detach())
+
+            def ended(result: RelayResult) -> None:
+                # the splice's "host" is the client here: to_host is what the guest sent it
+                self.stats.octets_to_client += result.to_host.octets
+                self.stats.octets_to_guest += result.to_guest.octets
+                self.connections -= 1
+
+            assert self._poller is not None          # run() made it before any forward was served
+            Splice(self._poller, guest.detach(), pr.usrreqs, host_sock, self.budget, ended)
+            spliced = True
         finally:
-            self.connections -= 1
-            await trio.aclose_forcefully(host)
+            if not spliced:
+                self.connections -= 1
+                await trio.aclose_forcefully(host)
 
     async def _connect_guest(self, entry: HostFwd, client: tuple[Any, ...]) -> TrioSocket | None:
         """A stack connection to the guest's port from the client's address and port (its port

@@ -1,34 +1,19 @@
-"""The gateway's TCP relay: one guest connection (a tunstack stream) spliced to one host
-connection (a kernel socket), what passt, libslirp and VPNKit each do for every flow.
+"""What the gateway's TCP relays share (the relaying itself: splice.py): the budget that
+bounds what every relay holds at once, what a relay reports when it ends, and the abortive
+close that turns a reset on one side into an RST on the other (RFC 9293 §3.10.7.1).
 
-The rules (issue 13, "TCP"):
-  * backpressure end to end: each direction moves at most one read (`chunk` octets, or what
-    a shared RelayBudget grants: 8-256 KiB) at a time and reads again only once the other
-    side has taken the last one (`send_all` returned), so the relay holds at most one read
-    per direction; the rest waits in the two socket buffers, whose windows then close
-    towards the faster peer -- memory stays bounded whatever the peers do;
-  * half-close: EOF from one side (the guest's FIN, or the host's EOF) becomes
-    shutdown(SHUT_WR) on the other once everything read before it has been handed over, and
-    the other direction keeps flowing until its own EOF;
-  * resets: a side that resets (ECONNRESET, or any failure of the stream) is answered by
-    resetting the other side -- SO_LINGER {1, 0} then close, which sends an RST (RFC 9293
-    §3.10.7.1's abort) -- and the relay ends; a clean end closes both normally.
-
-Streams are trio streams (`trio.abc.HalfCloseableStream`: `receive_some`, `send_all`,
-`send_eof`, `aclose`): a `trio.SocketStream` over a tunstack socket on the guest side (the
-stack's trio_compat makes its sockets trio sockets) and over a stdlib socket on the host
-side.  A stream that is not a SocketStream cannot be reset; it is closed instead.
+Earlier the relay was a pair of trio tasks per flow over two trio streams; splice.py
+replaced it (issue 13: fewer task switches per round trip).  `reset_stream` is still how a
+flow refused before it is spliced (a port forward's client) is answered.
 """
 from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
 
-CHUNK = 64 * 1024                 # per direction in flight: the relay's own buffer bound
 LINGER_RST = struct.pack("ii", 1, 0)  # struct linger {l_onoff 1, l_linger 0}: close() sends RST
 
 
@@ -94,95 +79,4 @@ class RelayBudget:
         return self.in_use + 2 * self.chunk_min > self.total
 
 
-Receive = Callable[[int], Awaitable[bytes | bytearray]]
-Send = Callable[[bytes | bytearray], Awaitable[None]]
-SendEof = Callable[[], Awaitable[None]]
-
-
-async def _copy(receive: Receive, send_all: Send, send_eof: SendEof, way: Direction, budget: RelayBudget) -> None:
-    """Move what `receive` reads to `send_all` until EOF (then `send_eof`), one read at a time."""
-    size = budget.chunk_min
-    while True:
-        n = budget.reserve(size)
-        try:
-            try:
-                data = await receive(n)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                way.reset = True
-                raise
-            if not data:
-                way.eof = True
-                try:
-                    await send_eof()
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass          # the other side is gone too: its own direction reports it
-                return
-            await send_all(data)   # waits while the other side's buffer is full: the backpressure
-        finally:
-            budget.release(n)
-        way.octets += len(data)
-        size = min(2 * size, budget.chunk_max) if len(data) == n else budget.chunk_min
-
-
-def _socket_ops(sock: trio.socket.SocketType) -> tuple[Receive, Send, SendEof]:
-    """receive_some / send_all / send_eof of a SocketStream over `sock`, without the stream's
-    per-call context managers (conflict detection, error translation: each direction has
-    one task, and _copy takes OSError as it takes the stream errors) -- four such calls make
-    a round trip through the gateway, ~2 us each."""
-    async def send_all(data: bytes | bytearray) -> None:
-        view = memoryview(data)
-        sent = await sock.send(view)
-        while sent < len(view):
-            sent += await sock.send(view[sent:])
-
-    async def send_eof() -> None:
-        await trio.lowlevel.checkpoint()
-        if not sock.did_shutdown_SHUT_WR:
-            sock.shutdown(socket.SHUT_WR)
-    return sock.recv, send_all, send_eof
-
-
-def _stream_ops(stream: trio.abc.HalfCloseableStream) -> tuple[Receive, Send, SendEof]:
-    if isinstance(stream, trio.SocketStream):
-        return _socket_ops(stream.socket)
-    return stream.receive_some, stream.send_all, stream.send_eof
-
-
-async def relay(guest: trio.abc.HalfCloseableStream, host: trio.abc.HalfCloseableStream, *,
-                chunk: int = CHUNK, budget: RelayBudget | None = None) -> RelayResult:
-    """Splice the two streams until both directions have ended (or one side resets); both
-    streams are closed on return -- reset when the other side reset.  Without a shared
-    `budget` the flow reads at most `chunk` octets at a time per direction."""
-    result = RelayResult()
-    if budget is None:
-        budget = RelayBudget(total=1 << 62, chunk_min=chunk, chunk_max=chunk)
-
-    guest_ops, host_ops = _stream_ops(guest), _stream_ops(host)
-
-    async def one_way(src: tuple[Receive, Send, SendEof], dst: tuple[Receive, Send, SendEof],
-                      way: Direction, cancel: trio.CancelScope) -> None:
-        try:
-            await _copy(src[0], dst[1], dst[2], way, budget)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            if not way.reset:
-                # dst failed under send_all: it is dst's side that reset
-                (result.to_guest if way is result.to_host else result.to_host).reset = True
-            cancel.cancel()
-
-    with trio.CancelScope() as scope:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(one_way, guest_ops, host_ops, result.to_host, scope)
-            nursery.start_soon(one_way, host_ops, guest_ops, result.to_guest, scope)
-    if result.to_host.reset:          # the guest reset: the host gets an RST
-        await reset_stream(host)
-        await trio.aclose_forcefully(guest)
-    elif result.to_guest.reset:       # the host reset: the guest gets an RST
-        await reset_stream(guest)
-        await trio.aclose_forcefully(host)
-    else:
-        await trio.aclose_forcefully(guest)
-        await trio.aclose_forcefully(host)
-    return result
-
-
-__all__ = ["CHUNK", "Direction", "RelayBudget", "RelayResult", "relay", "reset_stream"]
+__all__ = ["LINGER_RST", "Direction", "RelayBudget", "RelayResult", "reset_stream"]
