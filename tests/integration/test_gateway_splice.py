@@ -93,6 +93,7 @@ async def test_host_eof_first_and_the_guest_keeps_sending() -> None:
             n.start_soon(guest_side)
         await until_no_flows(f.gw)
     assert got == {"down": down, "up": up1 + up2}
+    assert f.gw.poller is not None and f.gw.poller.stats.spliced == 1 and f.gw.poller.stats.kicks >= 1
     assert (f.gw.stats.octets_to_host, f.gw.stats.octets_to_guest) == (len(up1) + len(up2), len(down))
     assert f.gw.budget.in_use == 0
 

@@ -114,6 +114,7 @@ class Gateway:
     def counters(self) -> dict[str, Any]:
         out: dict[str, Any] = {"flows": {**vars(self.flows.stats), "open": len(self.flows)},
                                "tcp_gateway": vars(self.tcp.stats),
+                               "tcp_splices": vars(self.tcp.poller.stats) if self.tcp.poller is not None else {},
                                "relay_buffers": {"total": self.tcp.budget.total, "in_use": self.tcp.budget.in_use,
                                                  "peak": self.tcp.budget.peak, "squeezed": self.tcp.budget.squeezed}}
         for name, service in self.services.items():

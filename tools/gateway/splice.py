@@ -26,6 +26,7 @@ import os
 import select
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -37,6 +38,14 @@ from .relay import LINGER_RST, RelayBudget, RelayResult
 _IN_CONNECTION = SS_ISCONNECTED | SS_ISCONNECTING | SS_ISDISCONNECTING
 _EAGAIN = -errno.EAGAIN
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
+
+
+@dataclass
+class SpliceStats:
+    spliced: int = 0              # flows handed to a splice
+    wakeups: int = 0              # the poller's task woke (host sockets ready, or a kick)
+    kicks: int = 0                # upcalls outside a device read (a timer's): the eventfd written
+    guest_runs: int = 0           # guest sides served after their upcalls
 
 
 class SplicePoller:
@@ -55,16 +64,15 @@ class SplicePoller:
         self._marked: dict[Splice, None] = {}         # guest sides to look at (insertion order)
         self._busy = False                            # inside a drain: marks wait for its end
         self._kicked = False
+        self.stats = SpliceStats()
         stack.rx_batch_hooks.append(self.drain)
-
-    def __len__(self) -> int:
-        return len(self._by_fd)
 
     def mark(self, sp: Splice) -> None:
         """A guest side changed (the upcall): look at it at the next drain."""
         self._marked[sp] = None
         if not (self._busy or self.stack.in_rx_batch or self._kicked):
             self._kicked = True
+            self.stats.kicks += 1
             os.eventfd_write(self._kick, 1)
 
     def drain(self) -> None:
@@ -77,6 +85,7 @@ class SplicePoller:
             while marked:
                 sp = next(iter(marked))
                 del marked[sp]
+                self.stats.guest_runs += 1
                 sp.on_guest()
         finally:
             self._busy = False
@@ -87,6 +96,7 @@ class SplicePoller:
         try:
             while True:
                 await trio.lowlevel.wait_readable(epoll.fileno())
+                self.stats.wakeups += 1
                 self._busy = True
                 try:
                     for fd, events in epoll.poll(0):
@@ -148,6 +158,7 @@ class Splice:
         self._mask = _IN
         self.ended = False
         host.setblocking(False)
+        poller.stats.spliced += 1
         ops.set_upcall(pcb, self._upcall)
         poller._watch(self, _IN)
         poller.mark(self)                             # data may have come with the handshake
@@ -333,4 +344,4 @@ def _nobody() -> None:
     """The upcall of a splice that ended: the connection lives on as an orphan."""
 
 
-__all__ = ["Splice", "SplicePoller"]
+__all__ = ["Splice", "SplicePoller", "SpliceStats"]
