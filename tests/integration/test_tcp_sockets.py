@@ -461,3 +461,39 @@ async def test_shutdown_before_connect_is_enotconn_yet_sticks(autojump_clock: tr
             await retry.connect((IP_B, 5001))
         await retry.connect((IP_B, 5000))
         assert await retry.send(b"ok") == 2
+
+
+async def test_detach_closes_the_socket_not_the_connection(autojump_clock: trio.testing.MockClock) -> None:
+    """Socket.detach (the gateway's splices take a stack socket's pcb so): the socket is closed
+    -- EBADF, a parked reader woken -- while the connection lives on, driven through the
+    protocol's user requests, until its new holder detaches it from the protocol."""
+    async with two_stacks(**cfg()) as p:
+        srv = await listener(p.sb)
+        cl = p.sa.socket(A, S)
+        await cl.connect((IP_B, 5000))
+        conn, _ = await srv.accept()
+        woken: list[BaseException] = []
+
+        async def reader() -> None:
+            try:
+                await conn.recv(10)
+            except OSError as exc:
+                woken.append(exc)
+
+        async with trio.open_nursery() as n:
+            n.start_soon(reader)
+            await trio.sleep(0.01)
+            pcb = conn.detach()
+        assert [e.errno for e in woken if isinstance(e, OSError)] == [errno.EBADF]
+        with err(errno.EBADF):
+            await conn.send(b"x")
+        ops = conn._ops
+        upcalls: list[None] = []
+        ops.set_upcall(pcb, lambda: upcalls.append(None))
+        assert ops.send(pcb, memoryview(b"through the pcb"), None, p.sb.now()) == 15
+        assert await cl.recv(100) == b"through the pcb"
+        await cl.sendall(b"back")
+        await trio.sleep(0.1)
+        assert upcalls and ops.recv(pcb, 100, False, p.sb.now()) == (b"back", None)
+        ops.detach(pcb, p.sb.now())                              # now the FIN
+        assert await cl.recv(100) == b""
