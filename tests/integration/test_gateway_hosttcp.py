@@ -8,21 +8,46 @@ import socket
 import pytest
 import trio
 
-from tools.gateway.hosttcp import connect_host, refusal_for
+from tools.gateway.hosttcp import connect_host, connect_outcome, refusal_for, start_connect
 from tools.gateway.policy import Refuse
 
 
-async def test_connected_stream_to_a_listener() -> None:
+async def test_connected_socket_to_a_listener() -> None:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
-    stream = await connect_host("127.0.0.1", port)
-    assert isinstance(stream, trio.SocketStream)
+    sock = await connect_host("127.0.0.1", port)
+    assert isinstance(sock, socket.socket) and not sock.getblocking()
     peer = await listeners[0].accept()
-    await stream.send_all(b"ping")
+    sock.send(b"ping")
     assert await peer.receive_some(10) == b"ping"
-    assert stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
-    for r in (stream, peer, listeners[0]):
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    sock.close()
+    for r in (peer, listeners[0]):
         await r.aclose()
+
+
+def test_a_neighbours_handshake_is_done_when_connect_returns() -> None:
+    # the gateway's fast path: no wait in the event loop when connect(2) already completed
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    sock = start_connect("127.0.0.1", lst.getsockname()[1])
+    assert isinstance(sock, socket.socket)
+    assert connect_outcome(sock) == 0
+    sock.close()
+    lst.close()
+
+
+def test_an_immediate_refusal_needs_no_wait() -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    sock = start_connect("127.0.0.1", port)
+    got = sock if isinstance(sock, Refuse) else connect_outcome(sock)
+    assert got in (Refuse("port", "connection refused"), errno.ECONNREFUSED)
+    if isinstance(sock, socket.socket):
+        sock.close()
 
 
 async def test_refused_is_an_rst_for_the_guest() -> None:

@@ -66,6 +66,8 @@ async def test_guest_reaches_the_host_through_the_gateway() -> None:
     assert hashlib.sha256(got["up"]).digest() == hashlib.sha256(up).digest()
     assert got["down"] == down
     assert (gw.stats.relayed, gw.stats.octets_to_host, gw.stats.octets_to_guest) == (1, len(up), len(down))
+    # loopback: the handshake is over when connect(2) returns, so no task waited for it
+    assert (gw.stats.connected_at_once, gw.stats.connects_waited) == (1, 0)
     assert len(gw.flows) == 0 and gw.flows.stats.closed == 1
 
 
@@ -110,3 +112,57 @@ async def test_full_flow_table_refuses_new_connections() -> None:
             assert info.value.errno == errno.ECONNREFUSED
             nursery.cancel_scope.cancel()
     assert gw.stats.refused_full == 1 and flows.stats.refused_full == 1
+
+
+async def test_a_host_connect_still_under_way_is_waited_for() -> None:
+    # a listener whose accept queue is full drops SYNs: the host's connect is under way when
+    # connect(2) returns, and a task waits for it -- here until the queue drains and the
+    # kernel's SYN retry (1 s) gets through, and the flow is relayed as any other
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(("127.0.0.1", port))
+        fillers.append(f)
+    lst.setblocking(False)
+    try:
+        async with two_stacks("rawip", ipv6=False) as p:
+            p.ifb.transparent = True
+            gw = TcpGateway(p.sb, Policy(MODEL, allow_host_loopback=True), FlowTable(FlowConfig()))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(gw.run)
+                guest = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
+                with trio.fail_after(10):
+                    async with trio.open_nursery() as n:
+                        n.start_soon(guest.connect, (IP_B, port))
+                        await trio.sleep(0.3)
+                        assert gw.stats.connects_waited == 1 and gw.stats.relayed == 0
+                        for f in fillers:                   # their SYN retries end with them
+                            f.close()
+                        while True:                         # drain the queue: the retry gets in
+                            try:
+                                lst.accept()[0].close()
+                            except BlockingIOError:
+                                break
+                        await trio.sleep(0)
+                        while True:
+                            try:
+                                server, _ = lst.accept()
+                                break
+                            except BlockingIOError:
+                                await trio.sleep(0.05)
+                    await guest.sendall(b"late but there")
+                    tserver = trio.socket.from_stdlib_socket(server)
+                    assert await tserver.recv(100) == b"late but there"
+                    tserver.close()
+                    guest.close()
+                assert (gw.stats.connects_waited, gw.stats.connected_at_once, gw.stats.relayed) == (1, 0, 1)
+                nursery.cancel_scope.cancel()
+    finally:
+        for f in fillers:
+            f.close()
+        lst.close()
