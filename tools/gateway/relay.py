@@ -49,12 +49,12 @@ async def reset_stream(stream: trio.abc.AsyncResource) -> None:
 class RelayBudget:
     """The octets every relay of a gateway may hold at once (issue 13, "Limits": a total
     buffer cap beside the per-flow one).  Each direction reserves its next read before it
-    reads and releases it once the other side took the data.  A direction whose reads come
-    back full doubles its read size up to `chunk_max` while the total allows -- a bulk flow
-    moves 256 KiB per trip through the loop (the per-chunk cost, not the copying, bounds a
-    Python relay: 0.54 -> 0.34 CPU s per Gbit/s measured) -- and falls back to `chunk_min`
-    after a short read, so an idle flow holds 8 KiB a direction.  Past the total a read gets
-    `chunk_min` (counted in `squeezed`): the bound is `total` plus `chunk_min` per direction."""
+    reads and releases it once the other side took the data.  A splice asks for `chunk_max`
+    (256 KiB: the per-read cost, not the copying, bounds a Python relay -- 0.54 -> 0.34 CPU
+    s per Gbit/s measured when reads grew from 8 KiB) and hands the read over at once, so an
+    idle flow holds nothing and only a read the far side has not taken stays reserved.
+    Past the total a read gets `chunk_min` (counted in `squeezed`): the bound is `total`
+    plus `chunk_min` per direction."""
     total: int = 64 << 20
     chunk_min: int = 8 << 10
     chunk_max: int = 256 << 10

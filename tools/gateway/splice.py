@@ -11,9 +11,10 @@ brought it (the Stack's rx-batch hook, in the device reader's own step), and the
 answer goes out to the guest in the one step of the poller's task that read it.
 
 The rules are relay.py's (issue 13, "TCP"), kept by the same budget:
-  * backpressure: each direction holds at most one read (`RelayBudget` sizes and counts
-    it); while the far side cannot take it, that direction stops reading -- the guest's
-    receive window, or the host socket's, closes towards the faster peer;
+  * backpressure: a read (at most `RelayBudget.chunk_max`, counted in the budget) goes to
+    the far side at once, and what it does not take is the one read a direction holds;
+    until the far side takes it, that direction stops reading -- the guest's receive
+    window, or the host socket's, closes towards the faster peer;
   * half-close: an EOF (the guest's FIN, the host's EOF) becomes SHUT_WR on the other side
     once everything read before it is handed over; the other direction flows on;
   * resets: a side that resets (or fails) is answered by resetting the other -- SO_LINGER
@@ -38,6 +39,7 @@ from .relay import LINGER_RST, RelayBudget, RelayResult
 _IN_CONNECTION = SS_ISCONNECTED | SS_ISCONNECTING | SS_ISDISCONNECTING
 _EAGAIN = -errno.EAGAIN
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
+READS_PER_WAKE = 4                # host reads per epoll report, while each comes back full
 
 
 @dataclass
@@ -154,7 +156,6 @@ class Splice:
         self._to_host_held = 0                        # its budget reservation
         self._to_guest: memoryview | None = None      # read from the host, not yet taken by the guest
         self._to_guest_held = 0
-        self._size_in = self._size_out = budget.chunk_min
         self._mask = _IN
         self.ended = False
         host.setblocking(False)
@@ -193,7 +194,7 @@ class Splice:
             self._end()
             return
         while not way.eof and self._to_host is None:
-            n = self.budget.reserve(self._size_out)
+            n = self.budget.reserve(self.budget.chunk_max)
             item = ops.recv(pcb, n, False, self._now())
             if item is None:
                 self.budget.release(n)
@@ -207,7 +208,6 @@ class Splice:
                     self._shut_host()
                 return
             data = item[0]
-            self._size_out = min(2 * n, self.budget.chunk_max) if len(data) == n else self.budget.chunk_min
             if not self._send_host(memoryview(data), n):
                 return
 
@@ -255,34 +255,37 @@ class Splice:
             self._host_readable()
 
     def _host_readable(self) -> None:
+        """Move what the host socket holds to the guest: up to READS_PER_WAKE full reads while
+        the guest takes them all (level-triggered: the epoll says again if more is left)."""
         way = self.result.to_guest
         if self._to_guest is not None:
             view, held = self._to_guest, self._to_guest_held
             self._to_guest = None
             if not self._send_guest(view, held):
                 return
-        if way.eof or self.ended:
-            return
-        n = self.budget.reserve(self._size_in)
-        try:
-            data = self.host.recv(n)
-        except BlockingIOError:
-            self.budget.release(n)
-            return
-        except OSError:
-            self.budget.release(n)
-            way.reset = True
-            self._end()
-            return
-        if not data:
-            self.budget.release(n)
-            way.eof = True
-            self._want(self._mask & ~_IN)
-            self.ops.shutdown(self.pcb, socket.SHUT_WR, self._now())
-            self._maybe_done()
-            return
-        self._size_in = min(2 * n, self.budget.chunk_max) if len(data) == n else self.budget.chunk_min
-        self._send_guest(memoryview(data), n)
+        for _ in range(READS_PER_WAKE):
+            if way.eof or self.ended:
+                return
+            n = self.budget.reserve(self.budget.chunk_max)
+            try:
+                data = self.host.recv(n)
+            except BlockingIOError:
+                self.budget.release(n)
+                return
+            except OSError:
+                self.budget.release(n)
+                way.reset = True
+                self._end()
+                return
+            if not data:
+                self.budget.release(n)
+                way.eof = True
+                self._want(self._mask & ~_IN)
+                self.ops.shutdown(self.pcb, socket.SHUT_WR, self._now())
+                self._maybe_done()
+                return
+            if not self._send_guest(memoryview(data), n) or len(data) < n:
+                return
 
     def _send_guest(self, view: memoryview, held: int) -> bool:
         """Hand `view` to the guest's connection; what its send buffer does not take waits,
