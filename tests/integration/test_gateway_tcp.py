@@ -8,6 +8,9 @@ import errno
 import hashlib
 import random
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trio
@@ -22,46 +25,53 @@ from .helpers import IP_B, two_stacks
 MODEL = AddressModel.from_cidr("10.0.0.0/24")
 
 
+@asynccontextmanager
+async def gateway(policy: Policy | None = None,
+                  flows: FlowTable | None = None) -> AsyncIterator[tuple[Any, TcpGateway]]:
+    """A guest Stack (a) behind a gateway Stack (b, transparent) whose TcpGateway serves until
+    the block ends; yields a guest socket and the gateway."""
+    async with two_stacks("rawip", ipv6=False) as p:
+        p.ifb.transparent = True
+        gw = TcpGateway(p.sb, Policy(MODEL, allow_host_loopback=True) if policy is None else policy,
+                        FlowTable(FlowConfig()) if flows is None else flows)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(gw.run)
+            yield p.sa.socket(socket.AF_INET, socket.SOCK_STREAM), gw
+            nursery.cancel_scope.cancel()
 
 
 async def test_guest_reaches_the_host_through_the_gateway() -> None:
     up, down = random.Random(5).randbytes(2 << 20), random.Random(6).randbytes(1 << 20)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
-    async with two_stacks("rawip", ipv6=False) as p:
-        p.ifb.transparent = True
-        gw = TcpGateway(p.sb, Policy(MODEL, allow_host_loopback=True), FlowTable(FlowConfig()))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(gw.run)
-            guest = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
-            got: dict[str, bytes] = {}
+    async with gateway() as (guest, gw):
+        got: dict[str, bytes] = {}
 
-            async def host_side() -> None:
-                server = await listeners[0].accept()
-                parts = []
-                while data := await server.receive_some(1 << 20):
-                    parts.append(data)
-                got["up"] = b"".join(parts)
-                await server.send_all(down)
-                await server.aclose()
+        async def host_side() -> None:
+            server = await listeners[0].accept()
+            parts = []
+            while data := await server.receive_some(1 << 20):
+                parts.append(data)
+            got["up"] = b"".join(parts)
+            await server.send_all(down)
+            await server.aclose()
 
-            async def guest_side() -> None:
-                await guest.connect((IP_B, port))          # the gateway address: the host's loopback
-                await guest.sendall(up)
-                guest.shutdown(socket.SHUT_WR)
-                parts = []
-                while data := await guest.recv(1 << 20):
-                    parts.append(data)
-                got["down"] = b"".join(parts)
-                guest.close()
+        async def guest_side() -> None:
+            await guest.connect((IP_B, port))          # the gateway address: the host's loopback
+            await guest.sendall(up)
+            guest.shutdown(socket.SHUT_WR)
+            parts = []
+            while data := await guest.recv(1 << 20):
+                parts.append(data)
+            got["down"] = b"".join(parts)
+            guest.close()
 
-            with trio.fail_after(60):
-                async with trio.open_nursery() as n:
-                    n.start_soon(host_side)
-                    n.start_soon(guest_side)
-                while len(gw.flows):                       # the relay ends once both ways closed
-                    await trio.sleep(0.01)
-            nursery.cancel_scope.cancel()
+        with trio.fail_after(60):
+            async with trio.open_nursery() as n:
+                n.start_soon(host_side)
+                n.start_soon(guest_side)
+            while len(gw.flows):                       # the relay ends once both ways closed
+                await trio.sleep(0.01)
     await listeners[0].aclose()
     assert hashlib.sha256(got["up"]).digest() == hashlib.sha256(up).digest()
     assert got["down"] == down
@@ -81,36 +91,23 @@ async def test_refusals_reach_the_guest_as_a_network_would_show_them(where: str,
     s.bind(("127.0.0.1", 0))
     closed = s.getsockname()[1]
     s.close()
-    async with two_stacks("rawip", ipv6=False) as p:
-        p.ifb.transparent = True
-        policy = Policy(MODEL, allow_host_loopback=where != "policy")
-        gw = TcpGateway(p.sb, policy, FlowTable(FlowConfig()))
-        async with trio.open_nursery() as nursery:
-            await nursery.start(gw.run)
-            guest = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
-            dst = "10.0.0.77" if where == "neighbour" else IP_B
-            with pytest.raises(OSError) as info:
-                with trio.fail_after(30):
-                    await guest.connect((dst, closed))
-            assert info.value.errno == expected
-            nursery.cancel_scope.cancel()
+    async with gateway(Policy(MODEL, allow_host_loopback=where != "policy")) as (guest, gw):
+        dst = "10.0.0.77" if where == "neighbour" else IP_B
+        with pytest.raises(OSError) as info:
+            with trio.fail_after(30):
+                await guest.connect((dst, closed))
+        assert info.value.errno == expected
     assert gw.stats.syns >= 1                               # the gateway answered, not the core
     assert gw.stats.relayed == 0 and len(gw.flows) == 0
 
 
 async def test_full_flow_table_refuses_new_connections() -> None:
-    async with two_stacks("rawip", ipv6=False) as p:
-        p.ifb.transparent = True
-        flows = FlowTable(FlowConfig(max_flows=0))
-        gw = TcpGateway(p.sb, Policy(MODEL, allow_host_loopback=True), flows)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(gw.run)
-            guest = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
-            with pytest.raises(OSError) as info:
-                with trio.fail_after(30):
-                    await guest.connect((IP_B, 9))
-            assert info.value.errno == errno.ECONNREFUSED
-            nursery.cancel_scope.cancel()
+    flows = FlowTable(FlowConfig(max_flows=0))
+    async with gateway(flows=flows) as (guest, gw):
+        with pytest.raises(OSError) as info:
+            with trio.fail_after(30):
+                await guest.connect((IP_B, 9))
+        assert info.value.errno == errno.ECONNREFUSED
     assert gw.stats.refused_full == 1 and flows.stats.refused_full == 1
 
 
@@ -130,38 +127,26 @@ async def test_a_host_connect_still_under_way_is_waited_for() -> None:
         fillers.append(f)
     lst.setblocking(False)
     try:
-        async with two_stacks("rawip", ipv6=False) as p:
-            p.ifb.transparent = True
-            gw = TcpGateway(p.sb, Policy(MODEL, allow_host_loopback=True), FlowTable(FlowConfig()))
-            async with trio.open_nursery() as nursery:
-                await nursery.start(gw.run)
-                guest = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
-                with trio.fail_after(10):
-                    async with trio.open_nursery() as n:
-                        n.start_soon(guest.connect, (IP_B, port))
-                        await trio.sleep(0.3)
-                        assert gw.stats.connects_waited == 1 and gw.stats.relayed == 0
-                        for f in fillers:                   # their SYN retries end with them
-                            f.close()
-                        while True:                         # drain the queue: the retry gets in
-                            try:
-                                lst.accept()[0].close()
-                            except BlockingIOError:
-                                break
-                        await trio.sleep(0)
-                        while True:
-                            try:
-                                server, _ = lst.accept()
-                                break
-                            except BlockingIOError:
-                                await trio.sleep(0.05)
-                    await guest.sendall(b"late but there")
-                    tserver = trio.socket.from_stdlib_socket(server)
-                    assert await tserver.recv(100) == b"late but there"
-                    tserver.close()
-                    guest.close()
-                assert (gw.stats.connects_waited, gw.stats.connected_at_once, gw.stats.relayed) == (1, 0, 1)
-                nursery.cancel_scope.cancel()
+        async with gateway() as (guest, gw):
+            with trio.fail_after(10):
+                async with trio.open_nursery() as n:
+                    n.start_soon(guest.connect, (IP_B, port))
+                    await trio.sleep(0.3)
+                    assert gw.stats.connects_waited == 1 and gw.stats.relayed == 0
+                    for f in fillers:                   # their SYN retries end with them
+                        f.close()
+                    while True:                         # drain the queue: the retry gets in
+                        try:
+                            lst.accept()[0].close()
+                        except BlockingIOError:
+                            break
+                tserver = trio.socket.from_stdlib_socket(lst)
+                server, _ = await tserver.accept()               # the gateway's, on its retry
+                await guest.sendall(b"late but there")
+                assert await server.recv(100) == b"late but there"
+                server.close()
+                guest.close()
+            assert (gw.stats.connects_waited, gw.stats.connected_at_once, gw.stats.relayed) == (1, 0, 1)
     finally:
         for f in fillers:
             f.close()
