@@ -590,9 +590,11 @@ class Stack:
         self._in_batch = False
         self.gro.flush()
         self.tcp.rx_batch_end()
-        for hook in self.rx_batch_hooks:
-            hook()
-        self.in_rx_batch = False
+        try:
+            for hook in self.rx_batch_hooks:
+                hook()
+        finally:
+            self.in_rx_batch = False
 
     def _ip_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
         # a device that hands over super-frames itself (GSO receive) has done GRO's work

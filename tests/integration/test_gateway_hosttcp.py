@@ -8,8 +8,22 @@ import socket
 import pytest
 import trio
 
-from tools.gateway.hosttcp import connect_host, connect_outcome, refusal_for, start_connect
+from tools.gateway.hosttcp import connect_outcome, finish_connect, refusal_for, start_connect
 from tools.gateway.policy import Refuse
+
+
+async def connect_host(host: str, port: int, timeout: float = 60) -> socket.socket | Refuse:
+    """What the gateway does for a held SYN, start to end: a connected socket or a Refuse."""
+    sock = start_connect(host, port)
+    if isinstance(sock, Refuse):
+        return sock
+    err = connect_outcome(sock)
+    if err is None:
+        err = await finish_connect(sock, timeout)
+    if err != 0:
+        sock.close()
+        return refusal_for(err)
+    return sock
 
 
 async def test_connected_socket_to_a_listener() -> None:

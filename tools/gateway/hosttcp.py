@@ -87,23 +87,4 @@ async def finish_connect(sock: socket.socket, timeout: float = CONNECT_TIMEOUT) 
     return None
 
 
-async def connect_host(host: str, port: int, *, timeout: float = CONNECT_TIMEOUT,
-                       source: str | None = None) -> socket.socket | Refuse:
-    """A connected non-blocking socket to (host, port), or the Refuse the guest should see."""
-    sock = start_connect(host, port, source=source)
-    if isinstance(sock, Refuse):
-        return sock
-    try:
-        err = connect_outcome(sock)
-        if err is None:
-            err = await finish_connect(sock, timeout)
-    except BaseException:
-        sock.close()
-        raise
-    if err != 0:
-        sock.close()
-        return refusal_for(err)
-    return sock
-
-
-__all__ = ["CONNECT_TIMEOUT", "connect_host", "connect_outcome", "finish_connect", "refusal_for", "start_connect"]
+__all__ = ["CONNECT_TIMEOUT", "connect_outcome", "finish_connect", "refusal_for", "start_connect"]

@@ -62,7 +62,8 @@ class SplicePoller:
         self._epoll = select.epoll()
         self._kick = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._kick, _IN)
-        self._by_fd: dict[int, Splice] = {}
+        self._by_fd: dict[int, Splice] = {}           # host sockets in the epoll
+        self._live: dict[Splice, None] = {}            # every splice not yet ended
         self._marked: dict[Splice, None] = {}         # guest sides to look at (insertion order)
         self._busy = False                            # inside a drain: marks wait for its end
         self._kicked = False
@@ -70,7 +71,9 @@ class SplicePoller:
         stack.rx_batch_hooks.append(self.drain)
 
     def mark(self, sp: Splice) -> None:
-        """A guest side changed (the upcall): look at it at the next drain."""
+        """A guest side changed (the upcall): look at it at the next drain.  Inside a device
+        read that is the rx-batch hook; a later hook that can make upcalls (the TCP gateway's
+        `_serve_held`, splicing new flows) drains again itself."""
         self._marked[sp] = None
         if not (self._busy or self.stack.in_rx_batch or self._kicked):
             self._kicked = True
@@ -116,7 +119,7 @@ class SplicePoller:
                 self.drain()
         finally:
             self.stack.rx_batch_hooks.remove(self.drain)
-            for sp in list(by_fd.values()):
+            for sp in list(self._live):
                 sp.abort()
             epoll.close()
             os.close(kick)
@@ -160,6 +163,7 @@ class Splice:
         self.ended = False
         host.setblocking(False)
         poller.stats.spliced += 1
+        poller._live[self] = None
         ops.set_upcall(pcb, self._upcall)
         poller._watch(self, _IN)
         poller.mark(self)                             # data may have come with the handshake
@@ -325,6 +329,7 @@ class Splice:
             return
         self.ended = True
         self.poller._forget(self)
+        self.poller._live.pop(self, None)
         for held in (self._to_host_held if self._to_host is not None else 0,
                      self._to_guest_held if self._to_guest is not None else 0):
             self.budget.release(held)

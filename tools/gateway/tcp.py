@@ -1,7 +1,7 @@
 """The gateway's TCP side: every SYN the guest sends to an address the stack does not listen
 on reaches `on_syn` (the Tcp core's forwarder hook); the gateway decides where the flow goes
 (policy.Policy), takes a slot in the flow table, connects a host socket
-(hosttcp.connect_host) and only then answers the guest -- `forward_accept` and the two
+(hosttcp.start_connect) and only then answers the guest -- `forward_accept` and the two
 connections spliced (splice.py: no task per flow once it is relayed), or `forward_reject`
 with what the host saw (issue 13, "TCP": ECONNREFUSED an RST, unreachable an ICMP, a
 timeout silence).
