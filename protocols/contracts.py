@@ -172,6 +172,8 @@ SS_ISCONNECTING = 0x0004      # connecting (TCP: SYN-SENT, SYN-RECEIVED; an SVC:
 SS_ISDISCONNECTING = 0x0008   # our side has closed, the peer not yet (TCP: FIN-WAIT-*, CLOSING, LAST-ACK)
 SS_CANTSENDMORE = 0x0010      # no more data may be sent (our FIN is queued or gone)
 SS_CANTRCVMORE = 0x0020       # no more data will arrive (the peer's FIN): reads end at EOF
+# any of the three: a connection remains, data may still move one way or the other
+SS_IN_CONNECTION = SS_ISCONNECTED | SS_ISCONNECTING | SS_ISDISCONNECTING
 # A listening socket.  BSD says so with the socket option SO_ACCEPTCONN (so_options 0x0002),
 # not with an so_state bit; here it is one more bit of the same answer, a value above every
 # so_state bit BSD defines, and getsockopt(SOL_SOCKET, SO_ACCEPTCONN) reads it.

@@ -36,6 +36,7 @@ import trio
 
 from protocols.contracts import (
     SS_CANTRCVMORE,
+    SS_IN_CONNECTION,
     SS_ISACCEPTING,
     SS_ISCONNECTED,
     SS_ISCONNECTING,
@@ -59,8 +60,6 @@ from .waiters import WaitQueue
 if TYPE_CHECKING:
     from protocols.contracts import Protosw, StreamUserRequests
 
-# a connection, in so_state: it may still carry data one way or the other
-_IN_CONNECTION = SS_ISCONNECTED | SS_ISCONNECTING | SS_ISDISCONNECTING
 _EAGAIN = -errno.EAGAIN
 # options whose value is a struct, passed to the protocol as the caller's bytes
 _STRUCT_OPTIONS = ((_pysocket.IPPROTO_TCP, _pysocket.TCP_CONGESTION), (_pysocket.SOL_SOCKET, _pysocket.SO_LINGER))
@@ -238,7 +237,7 @@ class StreamSocket(Socket):
         # (sk_shutdown |= how: EPIPE on send, b"" from an empty recv) until a failed connect
         # clears them (tcp_disconnect)
         err = self._ops.shutdown(pcb, how, self._stack.now())
-        if err == errno.ENOTCONN or self._ops.state(pcb) & _IN_CONNECTION:
+        if err == errno.ENOTCONN or self._ops.state(pcb) & SS_IN_CONNECTION:
             if how in (_pysocket.SHUT_RD, _pysocket.SHUT_RDWR):
                 self._shut_rd = True
             if how in (_pysocket.SHUT_WR, _pysocket.SHUT_RDWR):
@@ -323,7 +322,7 @@ class StreamSocket(Socket):
             raise oserror(errno.EOPNOTSUPP)
         if addr is not None and not ops.fastopen_deferred(pcb):     # type: ignore[attr-defined]
             state = ops.state(pcb)
-            if self._connect_done or (self._ever_connected and not state & _IN_CONNECTION):
+            if self._connect_done or (self._ever_connected and not state & SS_IN_CONNECTION):
                 raise oserror(errno.EISCONN)    # as connect(): sock->state is SS_CONNECTED
             if state & (SS_ISCONNECTED | SS_ISDISCONNECTING):
                 self._connect_done = True       # completed after EINPROGRESS: now SS_CONNECTED,
@@ -402,7 +401,7 @@ class StreamSocket(Socket):
             self._raise(ops.take_error(pcb))
             if st & SS_CANTRCVMORE or self._shut_rd:
                 return b"", parked
-            if not st & _IN_CONNECTION:         # CLOSED: never connected, or the connection ended
+            if not st & SS_IN_CONNECTION:         # CLOSED: never connected, or the connection ended
                 if not self._ever_connected:
                     raise oserror(errno.ENOTCONN)
                 return b"", parked

@@ -32,11 +32,10 @@ from typing import Any
 
 import trio
 
-from protocols.contracts import SS_CANTRCVMORE, SS_ISCONNECTED, SS_ISCONNECTING, SS_ISDISCONNECTING
+from protocols.contracts import SS_CANTRCVMORE, SS_IN_CONNECTION
 
 from .relay import LINGER_RST, RelayBudget, RelayResult
 
-_IN_CONNECTION = SS_ISCONNECTED | SS_ISCONNECTING | SS_ISDISCONNECTING
 _EAGAIN = -errno.EAGAIN
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
 READS_PER_WAKE = 4                # host reads per epoll report, while each comes back full
@@ -207,7 +206,7 @@ class Splice:
                 if err:
                     way.reset = True
                     self._end()
-                elif state & SS_CANTRCVMORE or not state & _IN_CONNECTION:
+                elif state & SS_CANTRCVMORE or not state & SS_IN_CONNECTION:
                     way.eof = True
                     self._shut_host()
                 return
