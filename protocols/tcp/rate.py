@@ -162,8 +162,12 @@ class RateEstimator:
                 if not prior.app_limited or delivered * self.rate_interval >= self.rate_delivered * interval:
                     self.rate_delivered, self.rate_interval = delivered, interval
                     self.rate_app_limited = prior.app_limited
-        self._acked = 0
-        self._lost_before = self.lost
+        if self._acked:
+            # as `sample`: newly_lost runs from the last ACK that delivered something, so an
+            # ACK that delivers nothing (a window update) leaves the count alone -- header
+            # prediction takes such an ACK without coming here (test_tcp_fastpath)
+            self._acked = 0
+            self._lost_before = self.lost
 
     def _record(self, delivered: int, interval: float, app_limited: bool) -> None:
         """Linux tcp_rate_gen: keep a valid sample unless it is app-limited and shows a lower

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from protocols.tcp import bbr
@@ -129,6 +129,10 @@ def _compare(ce_every: int = 0, **kw: Any) -> int:
        iss_b=st.sampled_from([IRS, 0xFFFFFFF0]), sack=st.booleans(), timestamps=st.booleans(),
        congestion=st.sampled_from(["reno", "cubic", "bbr"]), rcvbuf=st.sampled_from([4096, 65536, 1 << 20]),
        quickacks=st.sampled_from([0, 16]), ecn=st.sampled_from([0, 1]), ce_every=st.sampled_from([0, 3]))
+# found by this test in `make test` (2026-12-07): a window update on the full path moved the
+# rate sampler's lost-bytes mark (RateEstimator.finish), which prediction never reaches
+@example(seed=18942, a_len=12857, b_len=10221, loss=0.1, dup=0.0, jitter=0.0, iss_a=ISS, iss_b=IRS, sack=False,
+         timestamps=False, congestion="reno", rcvbuf=4096, quickacks=0, ecn=0, ce_every=0)
 def test_prediction_is_invisible(seed: int, a_len: int, b_len: int,
                                  loss: float, dup: float, jitter: float, iss_a: int, iss_b: int, sack: bool,
                                  timestamps: bool, congestion: str, rcvbuf: int, quickacks: int, ecn: int,
