@@ -129,6 +129,10 @@ def _writable(buffer: Any, what: str) -> memoryview:
 class Socket:
     """A stack socket.  Synchronous where Python's socket is (bind, listen, close,
     options); `await` for anything that may wait (connect, send*, recv*, accept)."""
+    # slots (a subclass without its own gets a dict): an accepted connection's socket is
+    # part of every idle connection's memory (bench: Python heap per idle connection)
+    __slots__ = ("_stack", "family", "type", "proto", "_pr", "_ops", "_pcb", "_readers", "_closed", "_shut_rd",
+                 "_shut_wr", "_timeout")
 
     def __init__(self, stack: SocketHost, family: int, type: int, proto: int, pr: Protosw,
                  pcb: Any = None) -> None:

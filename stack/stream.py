@@ -96,6 +96,8 @@ def _fit_cmsgs(cmsgs: list[tuple[int, int, bytes]], space: int) -> tuple[list[tu
 
 
 class StreamSocket(Socket):
+    __slots__ = ("_ever_connected", "_connect_done", "_stream_ops", "_writers", "_seen_state", "_woken")
+
     def __init__(self, stack: SocketHost, family: int, type: int, proto: int, pr: Protosw,
                  pcb: Any = None) -> None:
         super().__init__(stack, family, type, proto, pr, pcb)

@@ -126,7 +126,7 @@ class Bbr(CongestionControl):
         self.extra_acked_rounds = 0
         self.ack_epoch_start = 0.0
         self.ack_epoch_acked = 0
-        self.pacing_rate: float | None = None
+        self.pacing_rate = None
         self.ssthresh = 1 << 30         # BBR sets no ssthresh; the connection's slow-start test stays off
         self.delivered = 0
 

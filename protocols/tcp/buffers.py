@@ -22,6 +22,7 @@ from . import seq as sq
 from .segmentation import WriteMarks
 
 COMPACT_MIN = 1 << 16
+_NO_DATA = bytearray()          # an empty ByteQueue's data, shared (idle connections hold none); never added to
 
 # The in-order receive queue (RecvBuffer).  A segment's payload is kept as the view of the
 # frame the driver read when that frame is an immutable `bytes` (drivers/tuntap.py reads
@@ -67,7 +68,7 @@ class ByteQueue:
     __slots__ = ("data", "head", "queued")
 
     def __init__(self) -> None:
-        self.data = bytearray()
+        self.data = _NO_DATA                        # shared while empty: write() swaps in its own
         self.head = 0
         # len(self) as a plain attribute: TCP reads it a dozen times per segment, and a
         # Python-level __len__ costs a call each time
@@ -80,7 +81,7 @@ class ByteQueue:
         self.head += n
         self.queued -= n
         if self.head == len(self.data):
-            self.data = bytearray()                 # drained: give the memory back (O(1))
+            self.data = _NO_DATA                    # drained: give the memory back (O(1))
             self.head = 0
         elif self.head >= COMPACT_MIN and self.head * 2 >= len(self.data):
             del self.data[:self.head]
@@ -109,6 +110,8 @@ class SendBuffer(ByteQueue):
     def write(self, data: memoryview) -> int:
         n = min(len(data), self.capacity - self.queued)
         if n > 0:
+            if self.data is _NO_DATA:
+                self.data = bytearray()
             self.data += data[:n]
             self.queued += n
             return n
@@ -119,7 +122,7 @@ class SendBuffer(ByteQueue):
         self.marks.acked_to(n)
 
     def clear(self) -> None:
-        self.data = bytearray()
+        self.data = _NO_DATA
         self.head = self.queued = 0
         self.marks.clear()
 
@@ -174,6 +177,8 @@ class _OooBlock:
 # RecvBuffer's empty out-of-order queue, shared until a connection gets its first block;
 # never added to (RecvBuffer._new_block replaces them first)
 _NO_STARTS: list[int] = []
+_NO_CHUNKS: list[Chunk] = []                # the shared empty containers of idle buffers:
+_NO_RANGES: list[int] = []                  # never added to (their owners swap in their own first)
 _NO_BLOCKS: dict[int, _OooBlock] = {}
 _NO_RECENT: list[int] = []
 
@@ -223,7 +228,9 @@ class RecvBuffer:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._chunks: list[Chunk] = []               # in-order data; [:_first] already read (b"")
+        # in-order data; [:_first] already read (b""); the shared empty list until the first
+        # chunk (_push and _push_block alone add to it): an idle connection holds none
+        self._chunks: list[Chunk] = _NO_CHUNKS
         self._first = 0                              # the first chunk not wholly read ...
         self._skip = 0                               # ... and the bytes read of it
         self.queued = 0                              # unread in-order bytes
@@ -270,6 +277,8 @@ class RecvBuffer:
         if not n:
             return
         chunks = self._chunks
+        if chunks is _NO_CHUNKS:
+            self._chunks = chunks = []
         if n < COALESCE_BELOW:
             if len(chunks) > self._first:
                 tail = chunks[-1]
@@ -296,6 +305,8 @@ class RecvBuffer:
         if len(buf) < COALESCE_BELOW:
             self._push(buf)
             return
+        if self._chunks is _NO_CHUNKS:
+            self._chunks = []
         self._chunks.append(buf)
         self.queued += len(buf)
 
@@ -719,10 +730,12 @@ class Scoreboard:
     def __init__(self, max_ranges: int = SACK_MAX_RANGES) -> None:
         self.max_ranges = max_ranges
         self.sacked = 0                               # octets SACKed in all
-        # the ranges' left edges (never rebound: a plain truth test of it, `if sb.lefts`,
-        # is the per-segment "anything SACKed?" without a Python-level __len__)
-        self.lefts: list[int] = []
-        self._rights: list[int] = []
+        # the ranges' left edges (a plain truth test of it, `if sb.lefts`, is the per-segment
+        # "anything SACKed?" without a Python-level __len__) and right edges: one shared empty
+        # list until the first range (_add alone adds to an empty scoreboard): an idle
+        # connection holds none of its own
+        self.lefts: list[int] = _NO_RANGES
+        self._rights: list[int] = _NO_RANGES
         self._above: tuple[int, int] | None = None    # the last sacked_above query and its answer
         self._base_seq = 0
         self._base_abs = 0
@@ -778,6 +791,9 @@ class Scoreboard:
     def _add(self, left: int, right: int) -> bool:
         """Merge [left, right); False if it would be one range too many (ignored)."""
         lefts, rights = self.lefts, self._rights
+        if lefts is _NO_RANGES:
+            self.lefts = lefts = []
+            self._rights = rights = []
         first = bisect_left(rights, left)             # ranges ending at or after `left`...
         if first < len(lefts) and lefts[first] <= left and right <= rights[first]:
             return True                                # inside one range: nothing new (most blocks of an ACK)
@@ -814,8 +830,7 @@ class Scoreboard:
             self._above = None
 
     def clear(self) -> None:
-        self.lefts.clear()
-        self._rights.clear()
+        self.lefts = self._rights = _NO_RANGES
         self._above = None
         self.sacked = 0
 

@@ -17,6 +17,7 @@ from .controller import CongestionControl
 
 class NewReno(CongestionControl):
     name = "reno"
+    __slots__ = ("_acc",)
 
     def __init__(self, mss: int) -> None:
         super().__init__(mss)
@@ -40,6 +41,7 @@ class Cubic(CongestionControl):
     name = "cubic"
     C = 0.4
     BETA = 0.7
+    __slots__ = ("w_max", "w_last_max", "k", "epoch", "w_est", "_acc")
 
     def __init__(self, mss: int) -> None:
         super().__init__(mss)

@@ -30,7 +30,7 @@ from .rack import Rack
 from .rate import RateEstimator
 from .rtt import RttEstimator
 from .state import CAN_SEND, SYNCHRONIZED, State
-from .tcb import TcpHost
+from .tcb import RARE_DEFAULTS, TcpHost
 from .timer import TimerMixin
 from .urgent import Urgent, read_seq
 
@@ -41,6 +41,9 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
     def __init__(self, host: TcpHost[Self], config: TcpConfig) -> None:
         self.host = host
         self.config = config
+        # the fields most connections never change, shared until one does (tcb.py TcbRare):
+        # undo state, rare counters, options
+        self.rare = RARE_DEFAULTS
         self.state = State.CLOSED
         self.laddr = self.lport = self.faddr = self.fport = 0
         self.iss = self.snd_una = self.snd_nxt = self.snd_max = 0
@@ -94,10 +97,6 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.pace_at = None
         self._want_rate_samples()
         # undoing a recovery that was spurious (RFC 3708 D-SACK, RFC 3522 timestamps, RFC 4015)
-        self.undo_cc = None   # the controller before the reduction
-        self.undo_retrans = 0                   # retransmissions of the episode not yet D-SACKed
-        self.undo_tsval = None      # TSval of its first retransmission
-        self.undo_marker = 0                    # SND.UNA when it began: older D-SACKs are not its
         self.rto_at = None
         self.delack_at = None
         self.persist_at = None
@@ -105,9 +104,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.tw_at = None
         self.probe_at = None      # loss probe (RFC 8985 TLP), see timer.py
         self.probe_high = None      # SND.MAX when the probe left
-        self.probe_retrans = False
         self.tlp_pending = None
-        self.tail_lost = False                  # in recovery: nothing above the highest SACK is in flight
         self.sched_at = None
         self.retries = 0
         self.persist_backoff = 0
@@ -116,9 +113,8 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.ack_now = False
         self.delack_bytes = 0
         self.quickacks = config.quickacks
-        self.last_oow_ack = None   # last ACK answering an invalid segment (Linux last_oow_ack_time)
         self.dsack = None   # a duplicate to report in the next ACK (RFC 2883)
-        self.comp_acks = self.comp_dups = self.comp_rcv_nxt = 0
+        self.comp_acks = 0
         self.comp_at = None
         self.ack_held = None
         self.ack_held_now = 0.0
@@ -134,11 +130,9 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.rcv_mss = 536
         self.rcv_wnd_max = 0
         self.so_error = 0
-        self.soft_error = 0
         self.nodelay = False
         self.keepalive = False
         self.keepidle, self.keepintvl, self.keepcnt = config.keepidle, config.keepintvl, config.keepcnt
-        self.linger0 = False
         self.on_event = _nothing
         self.parent = None
         self.backlog = 0
@@ -157,43 +151,26 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.gso_max = 0
         self.ttl = None
         self.tos = 0
-        self.transparent = False
-        self.user_mss = 0
-        self.reuseaddr = self.reuseport = False
+        self.reuseaddr = False
         self.bound_port = False
         self.user_closed = False
         self.shut_wr = False
         self.owned = True               # a socket holds it (children: once accepted)
-        self.total_retrans = self.retransmits = self.segs_in = self.segs_out = 0
+        self.retransmits = self.segs_in = self.segs_out = 0
         self.bytes_acked = self.bytes_received = 0
-        self.cookie = False
         self.family = AF_INET
         self.net6 = False
         self.net_hdr_len = 20
-        self.mapped_bound = False
         self.oif = None
-        self.oif_gone = 0
-        self.v6only = self.recverr6 = self.dontfrag = False
         self.hop_limit = None                   # None: the IPv6 layer's default
         self.tclass = 0
         self.ecn = None
-        self.pmtudisc = 1                       # IPV6_PMTUDISC_WANT, Linux's default
         self.tfo = self.tfo_queue = None        # TCP Fast Open (fastopen.py)
-        self.tfo_connect = False
         self.lsndtime = self.rcv_tstamp = 0.0
-        self.rcv_last_seg = 0
-        self.bytes_sent = self.bytes_retrans = self.data_segs_in = self.data_segs_out = self.delivered = 0
+        self.bytes_sent = self.data_segs_in = self.data_segs_out = self.delivered = 0
         self.chrono_type, self.chrono_start, self.chrono_stat = 0, 0.0, info.NO_CHRONO
-        self.total_rto = self.total_rto_recoveries = 0
-        self.total_rto_time = 0.0
-        self.rto_stamp = None
-        self.rcv_ooopack = self.dsack_dups = self.reord_seen = 0
         self.notsent_lowat = 0                  # 0: the stack's net.ipv4.tcp_notsent_lowat
-        self.user_timeout = 0.0
         self.retrans_stamp = self.probes_stamp = None
-        self.recv_inq = False
-        self.defer_accept, self.defer_acked = 0, False
-        self.delivered_ce = 0
         self.urg = None
         self.mtup = None
 

@@ -13,18 +13,29 @@ if TYPE_CHECKING:
 INITIAL_WINDOW_SEGMENTS = 10    # RFC 6928 (Linux's default)
 
 
+def _slot_names(cls: type) -> tuple[str, ...]:
+    """Every slot a controller class and its bases declare (its state, with any __dict__;
+    taken at a reduction only)."""
+    return tuple(name for klass in cls.__mro__ for name in getattr(klass, "__slots__", ())
+                 if name not in ("__dict__", "__weakref__"))
+
+
 class CongestionControl:
     name = "base"
+    # slots, as the built-in controllers' (one per connection: the idle heap); a plug-in
+    # that declares none has a __dict__ as well, and snapshot/undo take both
+    __slots__ = ("mss", "cwnd", "ssthresh", "pacing_rate")
     # A model-based controller (BBR) hears every ACK's delivery-rate sample (rate.py) and
     # sets a pacing rate (bytes/s) the sender obeys (output.py); loss-based ones do neither,
     # and cost the sender nothing for it.
     wants_rate_samples = False
-    pacing_rate: float | None = None
+    pacing_rate: float | None
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
         self.cwnd = INITIAL_WINDOW_SEGMENTS * mss
         self.ssthresh = 1 << 30
+        self.pacing_rate = None
 
     def send_quantum(self) -> int:
         """How much a paced sender may release at once (draft-cardwell-iccrg-bbr §4.2.2):
@@ -63,13 +74,16 @@ class CongestionControl:
 
     def snapshot(self) -> dict[str, object]:
         """The controller's state before a reduction, for undoing it (RFC 4015 §3)."""
-        return dict(vars(self))
+        state = {name: getattr(self, name) for name in _slot_names(type(self)) if hasattr(self, name)}
+        state.update(getattr(self, "__dict__", {}))
+        return state
 
     def undo(self, before: dict[str, object]) -> None:
         """The reduction was for nothing (the retransmissions were spurious): restore the
         state from before it, keeping any growth since (Linux tcp_undo_cwnd_reduction)."""
         cwnd = self.cwnd
-        vars(self).update(before)
+        for name, value in before.items():
+            setattr(self, name, value)
         self.cwnd = max(self.cwnd, cwnd)
 
     def on_rate_sample(self, rs: RateSample, delivered: int, inflight: int, now: float, srtt: float) -> None:

@@ -7,6 +7,7 @@ the control block (tcb.py).
 """
 from __future__ import annotations
 
+import math
 import struct
 from typing import Self
 
@@ -383,7 +384,7 @@ class OutputMixin(Tcb):
             self.chunk_end, self.chunk_psh = end, 0
             return
         cc = self.cc
-        min_rtt = self.rack.min_rtt if self.rack.min_rtt != float("inf") else self.rtt.srtt
+        min_rtt = self.rack.min_rtt if self.rack.min_rtt != math.inf else self.rtt.srtt
         chunk = tso_autosize(mss, cc.cwnd, self.rtt.srtt, min_rtt, cc.cwnd < cc.ssthresh // 2)
         segs = min(chunk, max(cc.cwnd // mss // 2, 1), max(cwnd_room // mss, 1))
         # a chunk the cwnd cuts shorter (tcp_cwnd_test: half the cwnd, or its room) is

@@ -25,6 +25,7 @@ the Scoreboard), so comparisons are plain integers.
 """
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
@@ -100,7 +101,7 @@ class Rack:
         self.xmit_order = -1            # the order (SentSegment.order) of that segment
         self.sends = 0                  # transmissions so far: the next SentSegment.order
         self.rtt = 0.0                  # RACK.rtt: RTT of that segment
-        self.min_rtt = float("inf")
+        self.min_rtt = math.inf          # (the shared float: an idle connection makes none)
         self.fack = NO_POSITION         # RACK.fack: highest end delivered (position)
         self.reordering_seen = False
         self.reorderings = 0            # deliveries below RACK.fack (TCP_INFO's reord_seen counts the ACKs)
@@ -370,7 +371,7 @@ class Rack:
         and the loss is plain (in recovery, or DupThresh segments SACKed above it)."""
         if not self.reordering_seen and (in_recovery or dupthresh_sacked):
             return 0.0
-        min_rtt = self.min_rtt if self.min_rtt != float("inf") else srtt
+        min_rtt = self.min_rtt if self.min_rtt != math.inf else srtt
         # floored at a timer's worth: on a sub-millisecond path min_RTT/4 is shorter than
         # the gap between two segments swapped on the wire, and every swap would be taken
         # for a loss (Linux's reordering timer never fires sooner than TCP_TIMEOUT_MIN, 2 ms)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, overload
 
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
@@ -88,10 +88,111 @@ class TcpHost(Protocol[ConnT_contra]):
     def detach(self, conn: ConnT_contra) -> None: ...
 
 
+T = TypeVar("T")
+
+
+class TcbRare:
+    """The fields of a connection that most connections leave at their defaults all their
+    lives: a loss recovery's undo state, TCP_INFO's counters of retransmissions, RTOs,
+    reordering and D-SACKs, the options few sockets set.  Every connection starts with the
+    shared RARE_DEFAULTS, never written, and gets a record of its own at the first write of
+    a value other than the default (Rare.__set__): 37 fields cost an idle connection one
+    slot instead of 37 (issue 15: an idle connection's heap).  Nothing here is read per
+    segment: a read goes through the descriptor (~0.1 µs)."""
+    __slots__ = (
+        "undo_cc", "undo_retrans", "undo_tsval", "undo_marker", "probe_retrans", "tail_lost", "last_oow_ack",
+        "comp_rcv_nxt", "comp_dups", "soft_error", "total_retrans", "cookie", "mapped_bound", "oif_gone", "dontfrag",
+        "pmtudisc", "tfo_connect", "rcv_last_seg", "bytes_retrans", "defer_acked", "delivered_ce", "total_rto",
+        "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack", "dsack_dups", "reord_seen", "linger0",
+        "user_mss", "transparent", "v6only", "recverr6", "user_timeout", "recv_inq", "defer_accept", "reuseport",
+    )
+
+    def __init__(self) -> None:
+        self.undo_cc: dict[str, object] | None = None
+        self.undo_retrans: int = 0
+        self.undo_tsval: int | None = None
+        self.undo_marker: int = 0
+        self.probe_retrans: bool = False
+        self.tail_lost: bool = False
+        self.last_oow_ack: float | None = None
+        self.comp_rcv_nxt: int = 0
+        self.comp_dups: int = 0
+        self.soft_error: int = 0
+        self.total_retrans: int = 0
+        self.cookie: bool = False
+        self.mapped_bound: bool = False
+        self.oif_gone: int = 0
+        self.dontfrag: bool = False
+        self.pmtudisc: int = 1                  # IPV6_PMTUDISC_WANT, Linux's default
+        self.tfo_connect: bool = False
+        self.rcv_last_seg: int = 0
+        self.bytes_retrans: int = 0
+        self.defer_acked: bool = False
+        self.delivered_ce: int = 0
+        self.total_rto: int = 0
+        self.total_rto_recoveries: int = 0
+        self.total_rto_time: float = 0.0
+        self.rto_stamp: float | None = None
+        self.rcv_ooopack: int = 0
+        self.dsack_dups: int = 0
+        self.reord_seen: int = 0
+        self.linger0: bool = False
+        self.user_mss: int = 0
+        self.transparent: bool = False
+        self.v6only: bool = False
+        self.recverr6: bool = False
+        self.user_timeout: float = 0.0
+        self.recv_inq: bool = False
+        self.defer_accept: int = 0
+        self.reuseport: bool = False
+
+    def inherited(self) -> TcbRare:
+        """A listener's record as its child starts (Linux sk_clone_lock clones the options):
+        the shared defaults when the listener set none of the options children inherit."""
+        if self is RARE_DEFAULTS or all(getattr(self, name) == getattr(RARE_DEFAULTS, name) for name in RARE_INHERITED):
+            return RARE_DEFAULTS
+        child = TcbRare()
+        for name in RARE_INHERITED:
+            setattr(child, name, getattr(self, name))
+        return child
+
+
+RARE_DEFAULTS = TcbRare()
+RARE_INHERITED = ("linger0", "user_mss", "transparent", "v6only", "recverr6", "user_timeout", "recv_inq", "reuseport")
+
+
+class Rare(Generic[T]):
+    """A Tcb field kept in the connection's TcbRare record (see there)."""
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> Rare[T]: ...
+    @overload
+    def __get__(self, obj: Tcb, objtype: type | None = None) -> T: ...
+
+    def __get__(self, obj: Tcb | None, objtype: type | None = None) -> T | Rare[T]:
+        if obj is None:
+            return self
+        value: T = getattr(obj.rare, self.name)
+        return value
+
+    def __set__(self, obj: Tcb, value: T) -> None:
+        rare = obj.rare
+        if rare is RARE_DEFAULTS:
+            default = getattr(rare, self.name)
+            if value is default or (type(value) is type(default) and value == default):
+                return                                  # the default again: nothing of its own yet
+            obj.rare = rare = TcbRare()
+        setattr(rare, self.name, value)
+
+
 class Tcb:
     """The fields of one connection, grouped as RFC 9293 §3.3.1 and BSD's struct tcpcb."""
     __slots__ = (
-        "host", "config", "state", "laddr", "lport", "faddr", "fport",
+        "host", "config", "rare", "state", "laddr", "lport", "faddr", "fport",
         # send sequence space (RFC 9293 §3.3.1) + SND.MAX of BSD
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2", "max_snd_wnd", "snd_wscale",
         # receive sequence space
@@ -105,42 +206,39 @@ class Tcb:
         # RTT and congestion
         "rtt", "rtt_seq", "rtt_time", "cc", "dupacks", "in_recovery", "rto_recovery", "recover", "high_rxt",
         "rexmit_una",
-        "scoreboard", "rack", "rack_at", "pace_at", "pace_next", "undo_cc", "undo_retrans", "undo_tsval", "undo_marker",
-        "prr", "probe_retrans", "tlp_pending", "cwnd_use",
+        "scoreboard", "rack", "rack_at", "pace_at", "pace_next",
+        "prr", "tlp_pending", "cwnd_use",
         # timers
         "rto_at", "delack_at", "persist_at", "keep_at", "tw_at", "sched_at", "retries", "persist_backoff",
-        "probe_at", "probe_high", "tail_lost",
+        "probe_at", "probe_high",
         "keep_probes", "last_rcv",
         # acks
-        "ack_now", "delack_bytes", "quickacks", "last_oow_ack", "dsack",
-        "comp_acks", "comp_at", "comp_rcv_nxt", "comp_dups", "ack_held", "ack_held_now", "ack_held_una",
+        "ack_now", "delack_bytes", "quickacks", "dsack",
+        "comp_acks", "comp_at", "ack_held", "ack_held_now", "ack_held_una",
         # segmentation and delayed ACKs as Linux (segmentation.py, delack.py)
         "cork", "push_more", "cork_until", "snd_sml", "chunk_end", "chunk_psh", "skb_end",
         "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss", "rcv_wnd_max",
         # socket-facing
-        "so_error", "soft_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0",
+        "so_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt",
         "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max", "gso_max",
         "accept_live", "queued",
-        "ttl", "tos", "transparent", "user_mss", "reuseaddr", "reuseport", "bound_port", "user_closed", "shut_wr",
+        "ttl", "tos", "reuseaddr", "bound_port", "user_closed", "shut_wr",
         "owned",
         # statistics (TCP_INFO)
-        "total_retrans", "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
-        "cookie",
+        "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
         # address family (dual stack, tcp.py): the socket's, and the one the association runs over
-        "family", "net6", "net_hdr_len", "mapped_bound", "oif", "oif_gone", "v6only", "recverr6", "dontfrag",
-        "hop_limit", "tclass", "pmtudisc",
+        "family", "net6", "net_hdr_len", "oif",
+        "hop_limit", "tclass",
         # receive-buffer autotuning (memory.py): bytes read, the current measure, receiver RTT
         "rcv_copied", "rcvq_space", "rcvq_seq", "rcvq_time", "rcv_rtt", "rcv_rtt_seq", "rcv_rtt_time",
         # ECN (RFC 3168, ecn.py): None unless requested or negotiated
         "ecn",
         # TCP Fast Open (fastopen.py)
-        "tfo", "tfo_connect", "tfo_queue",
+        "tfo", "tfo_queue",
         # TCP_INFO as Linux fills it, and the socket options of issue 14 (info.py)
-        "lsndtime", "rcv_tstamp", "rcv_last_seg", "bytes_sent", "bytes_retrans",
+        "lsndtime", "rcv_tstamp", "bytes_sent",
         "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat",
-        "notsent_lowat", "user_timeout", "retrans_stamp", "probes_stamp", "recv_inq", "defer_accept", "defer_acked",
-        "delivered_ce",
-        "total_rto", "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack", "dsack_dups", "reord_seen",
+        "notsent_lowat", "retrans_stamp", "probes_stamp",
         "urg",                          # urgent data (urgent.py), None until the connection uses it
         "mtup",                         # path-MTU probing's search (mtuprobe.py), None when off
         "rx_ifp",                       # where its segments come in: early demux (tcp.py)
@@ -149,6 +247,7 @@ class Tcb:
 
     host: TcpHost[Self]
     config: TcpConfig
+    rare: TcbRare                       # the fields declared Rare[...] below (TcbRare)
     state: State
     laddr: int
     lport: int
@@ -209,16 +308,16 @@ class Tcb:
     scoreboard: Scoreboard
     rack: Rack
     prr: Prr                            # PRR's state during a cwnd reduction (prr.py)
-    probe_retrans: bool                 # the outstanding loss probe resent data (RFC 8985 §7.4)
+    probe_retrans: Rare[bool] = Rare()  # the outstanding loss probe resent data (RFC 8985 §7.4)
     tlp_pending: int | None             # a probe's SND.MAX awaiting RFC 8985 §7.4's verdict
     cwnd_use: CwndUse                   # Linux's cwnd-limited state and last send time (cwnd.py)
     rack_at: float | None
     pace_at: float | None               # the send timer: pacing's debt paid, or the autocork's end
     pace_next: float
-    undo_cc: dict[str, object] | None
-    undo_retrans: int
-    undo_tsval: int | None
-    undo_marker: int
+    undo_cc: Rare[dict[str, object] | None] = Rare()
+    undo_retrans: Rare[int] = Rare()
+    undo_tsval: Rare[int | None] = Rare()
+    undo_marker: Rare[int] = Rare()
     # timers: deadlines, None when not armed (timer.py)
     rto_at: float | None
     delack_at: float | None
@@ -230,21 +329,21 @@ class Tcb:
     persist_backoff: int
     probe_at: float | None
     probe_high: int | None
-    tail_lost: bool
+    tail_lost: Rare[bool] = Rare()
     keep_probes: int
     last_rcv: float
     # acks
     ack_now: bool
     delack_bytes: int
     quickacks: int
-    last_oow_ack: float | None
+    last_oow_ack: Rare[float | None] = Rare()
     dsack: tuple[int, int] | None
     # SACK compression (delack.py): ACKs held, when they go, the RCV.NXT and how many
     # out-of-order ACKs went at once for it
     comp_acks: int
     comp_at: float | None
-    comp_rcv_nxt: int
-    comp_dups: int
+    comp_rcv_nxt: Rare[int] = Rare()
+    comp_dups: Rare[int] = Rare()
     # the peer's pure ACKs of one receive batch, joined into one and taken at its end
     # (input.py _hold_ack), and the time of the last
     ack_held: TcpRepr | None
@@ -268,13 +367,13 @@ class Tcb:
     rcv_wnd_max: int                    # the largest window advertised (output.py _window_update)
     # socket-facing
     so_error: int
-    soft_error: int
+    soft_error: Rare[int] = Rare()
     nodelay: bool
     keepalive: bool
     keepidle: float
     keepintvl: float
     keepcnt: int
-    linger0: bool
+    linger0: Rare[bool] = Rare()
     on_event: Callable[[], None]
     parent: Self | None
     backlog: int
@@ -290,22 +389,22 @@ class Tcb:
     queued: bool
     ttl: int | None
     tos: int
-    transparent: bool                   # IP_TRANSPARENT / IPV6_TRANSPARENT (sockopt.py)
-    user_mss: int                       # TCP_MAXSEG before connect/listen (0: none); Linux rx_opt.user_mss
+    transparent: Rare[bool] = Rare()  # IP_TRANSPARENT / IPV6_TRANSPARENT (sockopt.py)
+    user_mss: Rare[int] = Rare()  # TCP_MAXSEG before connect/listen (0: none); Linux rx_opt.user_mss
     reuseaddr: bool
-    reuseport: bool
+    reuseport: Rare[bool] = Rare()
     bound_port: bool
     user_closed: bool
     shut_wr: bool
     owned: bool
     # statistics (TCP_INFO)
-    total_retrans: int
+    total_retrans: Rare[int] = Rare()
     retransmits: int
     segs_in: int
     segs_out: int
     bytes_acked: int
     bytes_received: int
-    cookie: bool
+    cookie: Rare[bool] = Rare()
     # address family: `family` is the socket's (AF_INET / AF_INET6); `net6` says laddr/faddr are
     # 128-bit IPv6 addresses and segments go over IPv6 -- False for an AF_INET6 socket whose
     # association is v4-mapped (it runs over IPv4, only its sockaddrs are IPv6, as Linux's
@@ -313,15 +412,15 @@ class Tcb:
     family: int
     net6: bool
     net_hdr_len: int
-    mapped_bound: bool                  # an AF_INET6 socket bound to a v4-mapped address: IPv4 for good
+    mapped_bound: Rare[bool] = Rare()  # an AF_INET6 socket bound to a v4-mapped address: IPv4 for good
     oif: Interface | None               # the interface a scope id / link-local peer binds it to
-    oif_gone: int                       # a scope id naming no interface, kept as Linux keeps it
-    v6only: bool                        # IPPROTO_IPV6 options (protocols/sockopt.py)
-    recverr6: bool
-    dontfrag: bool
+    oif_gone: Rare[int] = Rare()  # a scope id naming no interface, kept as Linux keeps it
+    v6only: Rare[bool] = Rare()  # IPPROTO_IPV6 options (protocols/sockopt.py)
+    recverr6: Rare[bool] = Rare()
+    dontfrag: Rare[bool] = Rare()
     hop_limit: int | None
     tclass: int
-    pmtudisc: int
+    pmtudisc: Rare[int] = Rare()
     # receive-buffer autotuning (memory.py)
     rcv_copied: int
     rcvq_space: int
@@ -334,37 +433,37 @@ class Tcb:
     # TCP Fast Open (fastopen.py): the open in progress (an active one, or a listener's child),
     # TCP_FASTOPEN_CONNECT, and a listener's TCP_FASTOPEN queue
     tfo: ClientFastOpen | PassiveFastOpen | None
-    tfo_connect: bool
+    tfo_connect: Rare[bool] = Rare()
     tfo_queue: FastOpenQueue | None
     # TCP_INFO (info.py): Linux's lsndtime (data sent), icsk_ack.lrcvtime (data received),
     # rcv_tstamp (an ACK received); rcv_mss as tcp_measure_rcv_mss estimates the peer's segments
     lsndtime: float
     rcv_tstamp: float
-    rcv_last_seg: int                   # (lrcvtime and rcv_mss: with the delayed-ACK fields above)
+    rcv_last_seg: Rare[int] = Rare()  # (lrcvtime and rcv_mss: with the delayed-ACK fields above)
     bytes_sent: int
-    bytes_retrans: int
+    bytes_retrans: Rare[int] = Rare()
     data_segs_in: int
     data_segs_out: int
     delivered: int                      # segments the peer got (ACKed or SACKed), the SYN too
-    delivered_ce: int                   # ...of them, ACKed with ECE (Linux tcp_count_delivered)
+    delivered_ce: Rare[int] = Rare()  # ...of them, ACKed with ECE (Linux tcp_count_delivered)
     chrono_type: int                    # Linux tcp_chrono: busy / rwnd- / sndbuf-limited (info.py)
     chrono_start: float
     chrono_stat: list[float]
-    total_rto: int                      # RTOs fired, the SYN's too (Linux tcp_update_rto_stats)
-    total_rto_recoveries: int           # ...the first of each run: the RTO recoveries
-    total_rto_time: float               # seconds spent in finished ones
-    rto_stamp: float | None             # when the current one began
-    rcv_ooopack: int                    # data segments that came out of order (Linux tcp_data_queue_ofo)
-    dsack_dups: int                     # segments the peer D-SACKed (Linux tcp_dsack_seen)
-    reord_seen: int                     # ACKs that showed reordering (Linux tcp_check_sack_reordering)
+    total_rto: Rare[int] = Rare()  # RTOs fired, the SYN's too (Linux tcp_update_rto_stats)
+    total_rto_recoveries: Rare[int] = Rare()  # ...the first of each run: the RTO recoveries
+    total_rto_time: Rare[float] = Rare()  # seconds spent in finished ones
+    rto_stamp: Rare[float | None] = Rare()  # when the current one began
+    rcv_ooopack: Rare[int] = Rare()  # data segments that came out of order (Linux tcp_data_queue_ofo)
+    dsack_dups: Rare[int] = Rare()  # segments the peer D-SACKed (Linux tcp_dsack_seen)
+    reord_seen: Rare[int] = Rare()  # ACKs that showed reordering (Linux tcp_check_sack_reordering)
     # socket options (usrreq.py, info.py)
     notsent_lowat: int                  # TCP_NOTSENT_LOWAT: writable while unsent bytes < it
-    user_timeout: float                 # TCP_USER_TIMEOUT in seconds (0: off), RFC 5482
+    user_timeout: Rare[float] = Rare()  # TCP_USER_TIMEOUT in seconds (0: off), RFC 5482
     retrans_stamp: float | None         # the first RTO retransmission of the loss (Linux retrans_stamp)
     probes_stamp: float | None          # the first zero-window probe (Linux icsk_probes_tstamp)
-    recv_inq: bool                      # TCP_INQ
-    defer_accept: int                   # TCP_DEFER_ACCEPT as SYN-ACK timeouts (deferaccept.py)
-    defer_acked: bool                   # a child whose bare handshake ACK the deferral dropped
+    recv_inq: Rare[bool] = Rare()  # TCP_INQ
+    defer_accept: Rare[int] = Rare()  # TCP_DEFER_ACCEPT as SYN-ACK timeouts (deferaccept.py)
+    defer_acked: Rare[bool] = Rare()  # a child whose bare handshake ACK the deferral dropped
     urg: Urgent | None
     mtup: MtuSearch | None
 

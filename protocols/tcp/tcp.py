@@ -1169,10 +1169,10 @@ class Tcp:
         self._hold_port(child, lport)                    # Linux __inet_inherit_port
         # Linux clones the listener (sk_clone_lock): its options, SO_REUSEADDR/SO_REUSEPORT too --
         # so a new listener with SO_REUSEADDR may bind the port an accepted one holds (issue 14, 11)
-        for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "linger0", "ttl", "tos", "transparent",
-                     "reuseaddr", "reuseport", "user_mss", "family", "v6only", "hop_limit", "tclass", "recverr6",
-                     "user_timeout", "notsent_lowat", "recv_inq"):
+        for name in ("nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt", "ttl", "tos", "reuseaddr", "family",
+                     "hop_limit", "tclass", "notsent_lowat"):
             setattr(child, name, getattr(lst, name))
+        child.rare = lst.rare.inherited()                # the rest (tcb.py RARE_INHERITED)
         child.inherit_buffers(lst)
         child.set_congestion(lst.cc.name)
         if lst.urg is not None and lst.urg.inline:

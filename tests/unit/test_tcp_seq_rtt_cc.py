@@ -280,8 +280,10 @@ def test_cubic_window_grows_to_w_max_at_k() -> None:
 def test_cubic_reno_friendly_region() -> None:
     """RFC 9438 §4.3: while W_cubic is below the Reno estimate W_est, cwnd follows W_est,
     which grows by alpha_cubic = 3(1 - beta)/(1 + beta) ~ 0.53 segments per round trip."""
-    cc = Cubic(MSS)
-    cc.C = 1e-9                                          # a flat cubic curve: W_est must win
+    class FlatCubic(Cubic):
+        C = 1e-9                                         # a flat cubic curve: W_est must win
+
+    cc = FlatCubic(MSS)
     cc.cwnd = 40 * MSS
     cc.on_congestion(40 * MSS, 0.0)
     start = cc.cwnd / MSS
