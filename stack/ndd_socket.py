@@ -60,7 +60,7 @@ class AtmSocket(Socket):
         self._raise(ops.connect(pcb, parse_sockaddr_atm(address, "connect"), self._stack.now()))
         try:
             while ops.state(pcb) & SS_ISCONNECTING:   # an SVC: until CONNECT, or the call is cleared
-                await self._readers.park()
+                await self._read_queue().park()
         except BaseException:
             ops.abandon_connect(pcb, self._stack.now())
             raise
@@ -81,7 +81,7 @@ class AtmSocket(Socket):
                 child, peer = accepted
                 sock = AtmSocket(self._stack, self.family, self.type, self.proto, self._pr, child)
                 return sock, peer.astuple() if peer is not None else ()
-            await self._readers.park()
+            await self._read_queue().park()
 
     # --- data -----------------------------------------------------------------------------
     async def sendto(self, data: bytes | bytearray | memoryview, flags_or_addr: object, addr: object = None) -> int:
@@ -109,7 +109,7 @@ class AtmSocket(Socket):
                 return n
             if flags & MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            await self._readers.park()   # the adapter's queue is full: until the protocol says it has room
+            await self._read_queue().park()   # the adapter's queue is full: until the protocol says it has room
 
     def _source_name(self, source: Any) -> Any:
         return source.astuple() if source is not None else None   # the PVC's far end

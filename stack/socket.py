@@ -33,7 +33,7 @@ from protocols import sockopt
 from protocols.contracts import UserRequests, oserror
 
 from .sockaddr import HostsTable, format_inet, format_inet6, parse_inet, parse_inet6
-from .waiters import WaitQueue
+from .waiters import IDLE, WaitQueue
 
 if TYPE_CHECKING:
     from protocols.contracts import ProtocolSwitch, Protosw
@@ -143,13 +143,23 @@ class Socket:
         self._ops: UserRequests = pr.usrreqs
         # given: an accepted connection; else a new control block
         self._pcb = pcb if pcb is not None else self._ops.attach(stack.now())
-        self._readers = WaitQueue()
-        self._ops.set_upcall(self._pcb, self._readers.unpark_all)   # the protocol wakes our waiters
+        self._readers = IDLE                # its own at the first park (_read_queue)
+        self._ops.set_upcall(self._pcb, self._wake_readers)   # the protocol wakes our waiters
         self._closed = False
         self._shut_rd = self._shut_wr = False
         self._timeout: float | None = None
 
     # --- plumbing --------------------------------------------------------------------
+    def _read_queue(self) -> WaitQueue:
+        """The readers' queue to park on: made at the first park (an idle socket shares IDLE)."""
+        queue = self._readers
+        if queue is IDLE:
+            queue = self._readers = WaitQueue()
+        return queue
+
+    def _wake_readers(self) -> None:
+        self._readers.unpark_all()
+
     def _check(self) -> Any:
         if self._closed:
             raise oserror(errno.EBADF)
@@ -337,7 +347,7 @@ class Socket:
                 return b"", None
             if flags & MSG_DONTWAIT:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            await self._readers.park()
+            await self._read_queue().park()
 
     def _source_name(self, source: Any) -> Any:
         """A received datagram's sender as recvfrom returns it (families override)."""
@@ -347,7 +357,7 @@ class Socket:
         pcb = self._check()
         parked = False
         while not (self._closed or self._shut_rd or self._ops.readable(pcb)):
-            await self._readers.park()
+            await self._read_queue().park()
             parked = True
         if not parked:                  # else parking was the checkpoint
             await trio.lowlevel.checkpoint()

@@ -55,7 +55,7 @@ from .socket import (
     _optval,
     struct_optval,
 )
-from .waiters import WaitQueue
+from .waiters import IDLE, WaitQueue
 
 if TYPE_CHECKING:
     from protocols.contracts import Protosw, StreamUserRequests
@@ -111,7 +111,7 @@ class StreamSocket(Socket):
         self._connect_done = pcb is not None
         self._stream_ops = cast("StreamUserRequests", self._ops)   # urgent data, ioctls
         # BSD's so_snd waiters apart from so_rcv's (`_readers`: recv, accept, connect)
-        self._writers = WaitQueue()
+        self._writers = IDLE                # its own at the first park (_write_queue)
         # the so_state the parked readers waited under: another one wakes them (None: wake
         # at the next upcall; _park_reader)
         self._seen_state: int | None = None
@@ -119,6 +119,13 @@ class StreamSocket(Socket):
         # that send needs no schedule point of its own (the wait was one)
         self._woken: trio.lowlevel.Task | None = None
         self._ops.set_upcall(self._pcb, self._upcall)
+
+    def _write_queue(self) -> WaitQueue:
+        """The writers' queue to park on: made at the first park (an idle socket shares IDLE)."""
+        queue = self._writers
+        if queue is IDLE:
+            queue = self._writers = WaitQueue()
+        return queue
 
     def _upcall(self) -> None:
         """The protocol's so_upcall (any change: data, space, state), split by who can
@@ -145,7 +152,7 @@ class StreamSocket(Socket):
             self._seen_state = state
         elif state != self._seen_state:
             self._seen_state = None
-        await self._readers.park()
+        await self._read_queue().park()
 
     def _wake_all(self) -> None:
         """close, shutdown: every waiter looks again."""
@@ -290,7 +297,7 @@ class StreamSocket(Socket):
             # Linux sk_stream_wait_memory: woken by sk_stream_write_space only once the socket
             # is writeable (a third of the buffer free), not on every ACK (issue 14, point 9):
             # the upcall wakes `_writers` only then, close and shutdown always
-            await self._writers.park()
+            await self._write_queue().park()
             parked = True
 
     async def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
@@ -416,7 +423,7 @@ class StreamSocket(Socket):
         pcb = self._check()
         parked = False
         while not (self._closed or self._ops.writable(pcb)):
-            await self._writers.park()
+            await self._write_queue().park()
             parked = True
         if not parked:                  # else parking was the checkpoint
             await trio.lowlevel.checkpoint()

@@ -3,13 +3,15 @@
 trio's ParkingLot costs about 240 bytes (an attrs object and its OrderedDict); a socket has
 two and most never park a task -- an idle accepted connection, a socket only sent on.  This
 one makes its lot at the first park, so an idle socket holds none (issue 14: the idle heap
-per connection), and its wake-up on a queue nobody waits in is one attribute test.
+per connection), and its wake-up on a queue nobody waits in is one attribute test.  A
+socket goes further: it holds the shared IDLE queue, never parked on, until its first park
+needs one of its own (Socket._read_queue; issue 15: the idle heap).
 """
 from __future__ import annotations
 
 import trio
 
-__all__ = ["WaitQueue"]
+__all__ = ["IDLE", "WaitQueue"]
 
 
 class WaitQueue:
@@ -47,3 +49,6 @@ class WaitQueue:
             lot = self.lot
             assert lot is not None
             lot.unpark_all()
+
+
+IDLE = WaitQueue()      # every socket's queue until it parks a task (never parked on itself)
