@@ -771,6 +771,7 @@ class Scoreboard:
         tcp_is_sackblock_valid): empty, inverted or beyond SND.MAX -> sack_blocks_invalid;
         wholly at or below SND.UNA (a D-SACK, or stale) -> sack_blocks_old; both carry
         nothing for the scoreboard.  A block straddling SND.UNA is clipped to it."""
+        assert self is not NO_SCOREBOARD, "a connection makes its own scoreboard at its first SACK"
         base = self._rebase(una)
         span = sq.diff(snd_max, una)
         before = self.sacked
@@ -815,7 +816,10 @@ class Scoreboard:
         return True
 
     def prune(self, una: int) -> None:
-        """Forget what the cumulative ACK `una` covers."""
+        """Forget what the cumulative ACK `una` covers (nothing to do while nothing is
+        SACKed: the next update rebases)."""
+        if not self.lefts:
+            return
         edge = self._rebase(una)
         lefts, rights = self.lefts, self._rights
         gone = bisect_right(rights, edge)
@@ -830,6 +834,8 @@ class Scoreboard:
             self._above = None
 
     def clear(self) -> None:
+        if self.lefts is _NO_RANGES:
+            return                                    # empty (NO_SCOREBOARD stays unwritten)
         self.lefts = self._rights = _NO_RANGES
         self._above = None
         self.sacked = 0
@@ -867,6 +873,8 @@ class Scoreboard:
     def sacked_above(self, s: int) -> int:
         """Octets SACKed above `s`: O(log n) to find the range, then a C-level sum over the
         shorter side (at most n/2 ranges), remembered until the scoreboard changes."""
+        if not self.lefts:
+            return 0
         pos = self._pos(s)
         if self._above is not None and self._above[0] == pos:
             return self._above[1]
@@ -882,3 +890,20 @@ class Scoreboard:
             above -= pos - lefts[k]                   # range k straddles `pos`
         self._above = (pos, above)
         return above
+
+
+# every connection's scoreboard until its first ACK with SACK blocks (input.py): never
+# written (update refuses it; prune and clear leave an empty scoreboard alone) -- an idle
+# connection holds none of its own (issue 15: the idle heap)
+NO_SCOREBOARD = Scoreboard()
+
+
+class _SharedScoreboard(Scoreboard):
+    """NO_SCOREBOARD's class: a write to it is a bug (every connection would see it)."""
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"NO_SCOREBOARD is shared by every connection: {name} not set")
+
+
+NO_SCOREBOARD.__class__ = _SharedScoreboard

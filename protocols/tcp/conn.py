@@ -17,7 +17,7 @@ from typing import Self
 
 from . import info, prr
 from . import seq as sq
-from .buffers import RecvBuffer, Scoreboard, SendBuffer
+from .buffers import NO_SCOREBOARD, RecvBuffer, SendBuffer
 from .config import TcpConfig
 from .congestion import ALGORITHMS
 from .cwnd import CwndUse
@@ -86,7 +86,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.recover = 0
         self.high_rxt = 0
         self.rexmit_una = False
-        self.scoreboard = Scoreboard()
+        self.scoreboard = NO_SCOREBOARD          # its own at the first SACK (input.py)
         self.rack = Rack()                      # per-segment transmit times (RFC 8985), see rack.py
         self.prr = prr.IDLE                     # proportional rate reduction (RFC 6937), see prr.py
         self.cwnd_use = CwndUse()               # when cwnd may grow or restarts, see cwnd.py
@@ -135,13 +135,6 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.keepidle, self.keepintvl, self.keepcnt = config.keepidle, config.keepintvl, config.keepcnt
         self.on_event = _nothing
         self.parent = None
-        self.backlog = 0
-        self.syn_count = 0
-        self.accept_queue = None
-        # A child that dies in the accept queue stays there until accept() returns it, as in
-        # Linux (tcp.py detach).  accept_live counts a listener's queued children -- what the
-        # backlog limit compares.
-        self.accept_live = 0
         self.queued = False             # a child: in its listener's accept queue
         self.ifp = None
         self.rx_ifp = None
@@ -152,7 +145,6 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.ttl = None
         self.tos = 0
         self.reuseaddr = False
-        self.bound_port = False
         self.user_closed = False
         self.shut_wr = False
         self.owned = True               # a socket holds it (children: once accepted)
@@ -165,7 +157,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.hop_limit = None                   # None: the IPv6 layer's default
         self.tclass = 0
         self.ecn = None
-        self.tfo = self.tfo_queue = None        # TCP Fast Open (fastopen.py)
+        self.tfo = None                         # TCP Fast Open (fastopen.py)
         self.lsndtime = self.rcv_tstamp = 0.0
         self.bytes_sent = self.data_segs_in = self.data_segs_out = self.delivered = 0
         self.chrono_type, self.chrono_start, self.chrono_stat = 0, 0.0, info.NO_CHRONO

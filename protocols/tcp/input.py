@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Self
 from . import deferaccept, info, mtuprobe_conn, prr
 from . import fastopen_conn as fastopen
 from . import seq as sq
+from .buffers import NO_SCOREBOARD, Scoreboard
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
 from .state import CLOSED, LISTEN, RECEIVES_TEXT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
 from .tcb import Tcb
@@ -495,6 +496,8 @@ class InputMixin(Tcb):
         sacked_before, rack_lost_before = self.scoreboard.sacked, self.host.stats.rack_lost   # for PRR
         dupacks_before = self.dupacks
         if self.sack_ok and seg.sack:
+            if self.scoreboard is NO_SCOREBOARD:
+                self.scoreboard = Scoreboard()
             sack_news = self.scoreboard.update(seg.sack, self.snd_una, self.snd_max, self.host.stats)
             if _is_dsack(seg.sack, ack):
                 dsack = True

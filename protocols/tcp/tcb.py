@@ -105,6 +105,8 @@ class TcbRare:
         "pmtudisc", "tfo_connect", "rcv_last_seg", "bytes_retrans", "defer_acked", "delivered_ce", "total_rto",
         "total_rto_recoveries", "total_rto_time", "rto_stamp", "rcv_ooopack", "dsack_dups", "reord_seen", "linger0",
         "user_mss", "transparent", "v6only", "recverr6", "user_timeout", "recv_inq", "defer_accept", "reuseport",
+        # a listener's own (its children never set them)
+        "bound_port", "backlog", "syn_count", "accept_queue", "accept_live", "tfo_queue",
     )
 
     def __init__(self) -> None:
@@ -145,6 +147,12 @@ class TcbRare:
         self.recv_inq: bool = False
         self.defer_accept: int = 0
         self.reuseport: bool = False
+        self.bound_port: bool = False
+        self.backlog: int = 0
+        self.syn_count: int = 0
+        self.accept_queue: deque[Any] | None = None
+        self.accept_live: int = 0
+        self.tfo_queue: FastOpenQueue | None = None
 
     def inherited(self) -> TcbRare:
         """A listener's record as its child starts (Linux sk_clone_lock clones the options):
@@ -157,7 +165,16 @@ class TcbRare:
         return child
 
 
+class _SharedRare(TcbRare):
+    """RARE_DEFAULTS's class: a write to it is a bug (every connection would see it)."""
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"RARE_DEFAULTS is shared by every connection: {name} not set")
+
+
 RARE_DEFAULTS = TcbRare()
+RARE_DEFAULTS.__class__ = _SharedRare
 RARE_INHERITED = ("linger0", "user_mss", "transparent", "v6only", "recverr6", "user_timeout", "recv_inq", "reuseport")
 
 
@@ -220,9 +237,9 @@ class Tcb:
         "ato", "lrcvtime", "pingpong", "ack_pushed", "rcv_mss", "rcv_wnd_max",
         # socket-facing
         "so_error", "nodelay", "keepalive", "keepidle", "keepintvl", "keepcnt",
-        "on_event", "parent", "backlog", "syn_count", "accept_queue", "ifp", "csum_offload", "tso_max", "gso_max",
-        "accept_live", "queued",
-        "ttl", "tos", "reuseaddr", "bound_port", "user_closed", "shut_wr",
+        "on_event", "parent", "ifp", "csum_offload", "tso_max", "gso_max",
+        "queued",
+        "ttl", "tos", "reuseaddr", "user_closed", "shut_wr",
         "owned",
         # statistics (TCP_INFO)
         "retransmits", "segs_in", "segs_out", "bytes_acked", "bytes_received",
@@ -234,7 +251,7 @@ class Tcb:
         # ECN (RFC 3168, ecn.py): None unless requested or negotiated
         "ecn",
         # TCP Fast Open (fastopen.py)
-        "tfo", "tfo_queue",
+        "tfo",
         # TCP_INFO as Linux fills it, and the socket options of issue 14 (info.py)
         "lsndtime", "rcv_tstamp", "bytes_sent",
         "data_segs_in", "data_segs_out", "delivered", "chrono_type", "chrono_start", "chrono_stat",
@@ -376,16 +393,19 @@ class Tcb:
     linger0: Rare[bool] = Rare()
     on_event: Callable[[], None]
     parent: Self | None
-    backlog: int
-    syn_count: int
-    accept_queue: deque[Self] | None
+    backlog: Rare[int] = Rare()
+    syn_count: Rare[int] = Rare()
+    accept_queue: Rare[deque[Self] | None] = Rare()
     ifp: Route | None
     rx_ifp: object                      # the interface the full input path last took a segment from
     dst_cache: tuple[int, Any, int] | None
     csum_offload: bool
     tso_max: int
     gso_max: int                        # software GSO (ndd/gso.py): largest super-segment payload, 0: none
-    accept_live: int
+    # A child that dies in the accept queue stays there until accept() returns it, as in
+    # Linux (tcp.py detach).  accept_live counts a listener's queued children -- what the
+    # backlog limit compares.
+    accept_live: Rare[int] = Rare()
     queued: bool
     ttl: int | None
     tos: int
@@ -393,7 +413,7 @@ class Tcb:
     user_mss: Rare[int] = Rare()  # TCP_MAXSEG before connect/listen (0: none); Linux rx_opt.user_mss
     reuseaddr: bool
     reuseport: Rare[bool] = Rare()
-    bound_port: bool
+    bound_port: Rare[bool] = Rare()
     user_closed: bool
     shut_wr: bool
     owned: bool
@@ -434,7 +454,7 @@ class Tcb:
     # TCP_FASTOPEN_CONNECT, and a listener's TCP_FASTOPEN queue
     tfo: ClientFastOpen | PassiveFastOpen | None
     tfo_connect: Rare[bool] = Rare()
-    tfo_queue: FastOpenQueue | None
+    tfo_queue: Rare[FastOpenQueue | None] = Rare()
     # TCP_INFO (info.py): Linux's lsndtime (data sent), icsk_ack.lrcvtime (data received),
     # rcv_tstamp (an ACK received); rcv_mss as tcp_measure_rcv_mss estimates the peer's segments
     lsndtime: float

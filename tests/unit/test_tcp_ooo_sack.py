@@ -4,6 +4,7 @@ counters and the segments that go out.  The data structures themselves are teste
 test_tcp_buffers.py."""
 from __future__ import annotations
 
+from protocols.tcp.buffers import Scoreboard
 from protocols.tcp.wire import ACK, FIN
 
 from .test_tcp_conn import IRS, ISS, data_segments, established, sack_in_flight, seg_range
@@ -52,7 +53,7 @@ def test_sack_flood_beyond_the_scoreboard_cap_keeps_recovery_working() -> None:
     are ignored (sack_blocks_ignored), and the holes are still retransmitted."""
     rig, mss = sack_in_flight()
     c = rig.conn
-    c.scoreboard.max_ranges = 8
+    c.scoreboard = Scoreboard(max_ranges=8)
     blocks = [(ISS + 1 + mss + 4 * k, ISS + 2 + mss + 4 * k) for k in range(12)]
     out = []
     for i in range(0, 12, 3):
