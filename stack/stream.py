@@ -118,7 +118,7 @@ class StreamSocket(Socket):
         # the task whose wait on this socket (recv, send) ended last, until its next send:
         # that send needs no schedule point of its own (the wait was one)
         self._woken: trio.lowlevel.Task | None = None
-        self._ops.set_upcall(self._pcb, self._upcall)
+        self._ops.set_upcall(self._pcb, self)      # __call__: the upcall with no bound method to keep
 
     def _write_queue(self) -> WaitQueue:
         """The writers' queue to park on: made at the first park (an idle socket shares IDLE)."""
@@ -140,6 +140,10 @@ class StreamSocket(Socket):
         writers = self._writers
         if writers.waiting and self._ops.writable(self._pcb):
             writers.unpark_all()
+
+    # The protocol's upcall is the socket itself (set_upcall above): a bound method would be
+    # one more object per connection, 64 bytes of every idle one (issue 15: the idle heap).
+    __call__ = _upcall
 
     async def _park_reader(self, state: int | None = None) -> None:
         """Wait as a reader.  The upcall wakes readers on a so_state other than the one they

@@ -19,7 +19,7 @@ from bisect import bisect_left, bisect_right
 from typing import Protocol, TypeAlias
 
 from . import seq as sq
-from .segmentation import WriteMarks
+from .segmentation import NO_MARKS, WriteMarks
 
 COMPACT_MIN = 1 << 16
 _NO_DATA = bytearray()          # an empty ByteQueue's data, shared (idle connections hold none); never added to
@@ -102,7 +102,9 @@ class SendBuffer(ByteQueue):
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.capacity = capacity
-        self.marks = WriteMarks()        # Linux's skb ends and PSH bits (segmentation.py)
+        # Linux's skb ends and PSH bits (segmentation.py): the shared NO_MARKS until the first
+        # write (an idle connection holds none; every marks.wrote follows a write)
+        self.marks = NO_MARKS
 
     def space(self) -> int:
         return max(0, self.capacity - self.queued)
@@ -112,6 +114,8 @@ class SendBuffer(ByteQueue):
         if n > 0:
             if self.data is _NO_DATA:
                 self.data = bytearray()
+                if self.marks is NO_MARKS:
+                    self.marks = WriteMarks()
             self.data += data[:n]
             self.queued += n
             return n
@@ -119,12 +123,14 @@ class SendBuffer(ByteQueue):
 
     def consume(self, n: int) -> None:
         super().consume(n)
-        self.marks.acked_to(n)
+        if self.marks is not NO_MARKS:
+            self.marks.acked_to(n)
 
     def clear(self) -> None:
         self.data = _NO_DATA
         self.head = self.queued = 0
-        self.marks.clear()
+        if self.marks is not NO_MARKS:
+            self.marks.clear()
 
 
 class OooCounters(Protocol):

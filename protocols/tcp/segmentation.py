@@ -101,6 +101,20 @@ class WriteMarks:
         return ends[i] - (self.acked << 1)
 
 
+class _SharedMarks(WriteMarks):
+    """NO_MARKS's class: a write to it is a bug (every connection would see it)."""
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"NO_MARKS is shared by every connection: {name} not set")
+
+
+# every send buffer's marks until its first write (buffers.py SendBuffer): never written --
+# an idle connection holds none of its own (issue 15: the idle heap)
+NO_MARKS = WriteMarks()
+NO_MARKS.__class__ = _SharedMarks
+
+
 def tso_autosize(mss: int, cwnd: int, srtt: float, min_rtt: float, slow_start: bool) -> int:
     """Segments per chunk (Linux tcp_tso_autosize over tcp_update_pacing_rate): about
     1/1024 s at the pacing rate -- 200 % of cwnd/SRTT in slow start, 120 % after -- plus

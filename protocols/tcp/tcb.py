@@ -26,6 +26,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, overload
 
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
@@ -89,6 +90,15 @@ class TcpHost(Protocol[ConnT_contra]):
 
 
 T = TypeVar("T")
+
+
+@lru_cache(maxsize=1024)
+def shared(value: int) -> int:
+    """The one int object for `value` that connections on the same route share: an MSS, the
+    TSO payload -- the same numbers for every connection over an interface, 28-32 bytes
+    each per connection otherwise (CPython shares only -5..256).  A bounded cache: a value
+    it no longer holds is merely not shared."""
+    return value
 
 
 class TcbRare:

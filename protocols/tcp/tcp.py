@@ -73,6 +73,7 @@ from .memory import SocketMemory
 from .segmentation import initial_window
 from .state import CLOSED, TIME_WAIT, State
 from .stats import TcpStats
+from .tcb import shared
 from .wire import ACK, FIN, RST, SYN, TcpRepr
 
 if TYPE_CHECKING:
@@ -90,6 +91,9 @@ IP6_TCP_HDR = IP6_HDR_LEN + 20          # MSS = path MTU - 60 over IPv6 (RFC 820
 # Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
 # queue last overflowed (tcp_synq_no_recent_overflow; FreeBSD's sch_last_overflow)
 SYNCOOKIE_VALID = 2 * COOKIE_PERIOD
+# connections sharing a route share its cache entry (_route4), as Linux's sockets share a
+# refcounted dst_entry: at most this many distinct entries are kept for sharing
+DST_SHARED_MAX = 1024
 
 
 class Tcp:
@@ -108,6 +112,10 @@ class Tcp:
         self.mem = SocketMemory(self.config, self.stats)
         self.conns: dict[tuple[int, int, int, int], Connection] = {}
         self.listeners: dict[int, dict[int, list[Connection]]] = {}
+        # the IPv4 route cache entries of this routing generation, each shared by the
+        # connections on that way (_route4): one tuple for thousands of them
+        self._dsts: dict[tuple[int, Any, int], tuple[int, Any, int]] = {}
+        self._dsts_gen = -1
         # IPv6 associations in tables of their own: 128-bit keys never meet 32-bit ones
         # (::1 == 1); the port space (`ports`) is one for both families, as Linux's bhash
         self.conns6: dict[tuple[int, int, int, int], Connection] = {}
@@ -516,11 +524,11 @@ class Tcp:
         conn.ifp = ifp
         caps = ifp.ndd.caps
         hdrs = IP6_TCP_HDR if conn.net6 else IP_TCP_HDR
-        conn.tso_max = (min(caps.tso_max, 65535) - hdrs - 40) if caps.tso_max and caps.tx_csum_offload else 0
+        conn.tso_max = shared(min(caps.tso_max, 65535) - hdrs - 40) if caps.tso_max and caps.tx_csum_offload else 0
         # Without TSO the device layer cuts super-segments in software (ndd/gso.py, Linux's
         # GSO): the chunks Linux would send as one GSO skb go as one, with a partial checksum
         # each piece's own completes; a lone segment gets its checksum here, as before.
-        conn.gso_max = 0 if conn.tso_max else 65535 - hdrs - 40
+        conn.gso_max = 0 if conn.tso_max else shared(65535 - hdrs - 40)
         conn.csum_offload = bool(caps.tx_csum_offload)
         conn.set_mss_for(mtu or ifp.mtu)
 
@@ -1372,7 +1380,14 @@ class Tcp:
             if isinstance(hop, int):
                 conn.dst_cache = None
                 return None
-            cached = conn.dst_cache = (gen, hop[0], hop[1])
+            cached = (gen, hop[0], hop[1])
+            dsts = self._dsts
+            if self._dsts_gen != gen:
+                dsts.clear()
+                self._dsts_gen = gen
+            if len(dsts) < DST_SHARED_MAX:
+                cached = dsts.setdefault(cached, cached)
+            conn.dst_cache = cached
         ifp = cached[1]
         ttl, tos = conn.ttl, conn.tos
         if ttl is None or ttl == 0:
