@@ -600,8 +600,9 @@ class Tcp:
         parent = conn.parent
         if parent is not None and not conn.queued:
             conn.parent = None
-            if parent.syn_count:
-                parent.syn_count -= 1
+            lr = parent.rare                             # a listener's own record (listen() made it)
+            if lr.syn_count:
+                lr.syn_count -= 1
         # A child that dies in the accept queue (reset, timed out) stays there, as in Linux
         # (inet_csk_accept returns whatever is queued): accept() returns it and the first
         # read() its error; it holds its place against the backlog until then.
@@ -623,22 +624,24 @@ class Tcp:
         if parent is None:
             conn.on_event()                              # simultaneous open: wake the connect() waiter
             return
-        if parent.syn_count:
-            parent.syn_count -= 1
-        if parent.accept_queue is not None:
-            parent.accept_queue.append(conn)
+        lr = parent.rare                                 # a listener's own record (listen() made it)
+        if lr.syn_count:
+            lr.syn_count -= 1
+        if lr.accept_queue is not None:
+            lr.accept_queue.append(conn)
             conn.queued = True
-            parent.accept_live += 1
+            lr.accept_live += 1
         parent.on_event()
 
     def pop_accepted(self, lst: Connection) -> Connection | None:
         """The oldest child of the accept queue (alive or not), now owned by a socket."""
-        q = lst.accept_queue
+        lr = lst.rare
+        q = lr.accept_queue
         if not q:
             return None
         child = q.popleft()
         child.queued = False
-        lst.accept_live -= 1
+        lr.accept_live -= 1
         child.parent = None
         child.owned = True
         return child
@@ -646,7 +649,8 @@ class Tcp:
     def accept_queue_full(self, lst: Connection) -> bool:
         """Linux sk_acceptq_is_full: a SYN or a handshake ACK finding it full is dropped (counted).
         A child that died waiting counts until accepted, as in Linux."""
-        if lst.accept_live < max(lst.backlog, 1):
+        lr = lst.rare                                    # (the listener's fields: TcbRare)
+        if lr.accept_live < max(lr.backlog, 1):
             return False
         self.stats.listen_overflows += 1
         self.stats.listen_drops += 1
@@ -933,7 +937,8 @@ class Tcp:
             return                                       # Linux: a full accept queue drops SYNs
         if not self.mem.admit():
             return                                       # tcp_mem[2]: dropped; the peer's SYN retries
-        if lst.syn_count >= max(lst.backlog, 1):
+        lr = lst.rare
+        if lr.syn_count >= max(lr.backlog, 1):
             if self.config.syncookies:
                 self._send_cookie(lst, seg, ip, now, net6)
             else:
@@ -942,7 +947,7 @@ class Tcp:
         child = self._child(lst, ip, seg.dst_port, seg.src_port, now, net6)
         self._syn_received(child, seg, self._passive_iss(seg, ip, now, net6), lst.want_wscale, now, net6)
         if not ((payload or seg.fastopen is not None) and self._fastopen_syn(lst, child, seg, payload, net6)):
-            lst.syn_count += 1
+            lr.syn_count += 1
         child.output(now)
         self.mem.update(child)                           # the SYN-ACK's window is a promise
         self.schedule(child)
@@ -1169,7 +1174,7 @@ class Tcp:
         SYN came by -- over IPv4 from a dual-stack AF_INET6 listener, whose sockaddrs then
         show the peer v4-mapped -- and a link-local peer binds it to the interface it came in
         by (Linux: sk_bound_dev_if = the SYN's iif)."""
-        laddr, faddr = ip.dst, ip.src
+        laddr, faddr = shared(ip.dst), ip.src          # (one of our few addresses: its one int object)
         child = Connection(self, self.config)
         child.laddr, child.lport, child.faddr, child.fport = laddr, lport, faddr, fport
         child.parent = lst

@@ -360,7 +360,8 @@ class TcpUserRequests:
         return flags
 
     def readable(self, pcb: Connection) -> bool:
-        return pcb.readable() or pcb.accept_live > 0 or bool(pcb.so_error)
+        # (a listener's live children: its TcbRare read directly, no descriptor per upcall)
+        return pcb.readable() or bool(pcb.so_error) or pcb.rare.accept_live > 0
 
     def writable(self, pcb: Connection) -> bool:
         st = pcb.state
