@@ -96,7 +96,6 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         self.pace_next = 0.0
         self.pace_at = None
         self._want_rate_samples()
-        # undoing a recovery that was spurious (RFC 3708 D-SACK, RFC 3522 timestamps, RFC 4015)
         self.rto_at = None
         self.delack_at = None
         self.persist_at = None

@@ -120,12 +120,14 @@ class TcbRare:
     )
 
     def __init__(self) -> None:
+        # undoing a spurious recovery (RFC 3708, 3522, 4015): the controller before it
         self.undo_cc: dict[str, object] | None = None
-        self.undo_retrans: int = 0
-        self.undo_tsval: int | None = None
-        self.undo_marker: int = 0
+        self.undo_retrans: int = 0                       # retransmissions of the episode not yet D-SACKed
+        self.undo_tsval: int | None = None               # TSval of its first retransmission
+        self.undo_marker: int = 0                        # SND.UNA when it began: older D-SACKs are not its
         self.probe_retrans: bool = False
-        self.tail_lost: bool = False
+        self.tail_lost: bool = False                     # in recovery: nothing above the highest SACK is in flight
+        # last ACK answering an invalid segment (Linux last_oow_ack_time)
         self.last_oow_ack: float | None = None
         self.comp_rcv_nxt: int = 0
         self.comp_dups: int = 0
@@ -139,7 +141,7 @@ class TcbRare:
         self.tfo_connect: bool = False
         self.rcv_last_seg: int = 0
         self.bytes_retrans: int = 0
-        self.defer_acked: bool = False
+        self.defer_acked: bool = False                   # a child whose bare handshake ACK the deferral dropped
         self.delivered_ce: int = 0
         self.total_rto: int = 0
         self.total_rto_recoveries: int = 0
