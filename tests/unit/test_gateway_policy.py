@@ -48,3 +48,19 @@ def test_outbound_policy() -> None:
         v = p.outbound(nothing, 80)
         assert isinstance(v, Refuse) and v.how == "drop", nothing
     assert ipaddress.ip_address(p.model.guest) in p.model.network
+
+
+def test_verdicts_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flow's verdict is computed once per (destination, port) and kept, at most
+    VERDICTS_KEPT of them; the policies' own answers are unchanged by it."""
+    import tools.gateway.policy as policy
+    monkeypatch.setattr(policy, "VERDICTS_KEPT", 3)
+    p = Policy(AddressModel.from_cidr())
+    first = p.outbound("192.0.2.10", 80)
+    assert p.outbound("192.0.2.10", 80) is first
+    assert p.outbound("192.0.2.10", 81) == Relay("192.0.2.10", 81)
+    assert p.outbound("10.0.2.2", 22) == Refuse("port", "the host's loopback is off (--allow-host-loopback)")
+    assert len(p.__dict__["_verdicts"]) == 3
+    p.outbound("192.0.2.11", 80)                          # a fourth: the kept ones start over
+    assert len(p.__dict__["_verdicts"]) == 1
+    assert Policy(AddressModel.from_cidr(), allow_host_loopback=True).outbound("10.0.2.2", 22) == Relay("127.0.0.1", 22)
