@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import trio
 
+from protocols.shared import frozen
+
 __all__ = ["IDLE", "WaitQueue"]
 
 
@@ -51,13 +53,4 @@ class WaitQueue:
             lot.unpark_all()
 
 
-class _SharedQueue(WaitQueue):
-    """IDLE's class: parking on it is a bug (every socket's waiters would share it)."""
-    __slots__ = ()
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"IDLE is shared by every socket: {name} not set")
-
-
-IDLE = WaitQueue()      # every socket's queue until it parks a task (never parked on itself)
-IDLE.__class__ = _SharedQueue
+IDLE = frozen(WaitQueue(), "IDLE")   # every socket's queue until it parks a task (never parked on)

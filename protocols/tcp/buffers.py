@@ -18,6 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from typing import Protocol, TypeAlias
 
+from ..shared import frozen
 from . import seq as sq
 from .segmentation import NO_MARKS, WriteMarks
 
@@ -901,15 +902,4 @@ class Scoreboard:
 # every connection's scoreboard until its first ACK with SACK blocks (input.py): never
 # written (update refuses it; prune and clear leave an empty scoreboard alone) -- an idle
 # connection holds none of its own (issue 15: the idle heap)
-NO_SCOREBOARD = Scoreboard()
-
-
-class _SharedScoreboard(Scoreboard):
-    """NO_SCOREBOARD's class: a write to it is a bug (every connection would see it)."""
-    __slots__ = ()
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"NO_SCOREBOARD is shared by every connection: {name} not set")
-
-
-NO_SCOREBOARD.__class__ = _SharedScoreboard
+NO_SCOREBOARD = frozen(Scoreboard(), "NO_SCOREBOARD")

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from ..shared import frozen
+
 MAX_MARKS = 1024               # skb ends kept at most (bounded whatever the writes)
 GSO_MAX_SIZE = 65536           # Linux GSO_LEGACY_MAX_SIZE: what tcp_tso_autosize adds at most
 TSO_RTT_LOG = 9                # net.ipv4.tcp_tso_rtt_log: the low-RTT bonus halves per 2**9 us
@@ -101,18 +103,9 @@ class WriteMarks:
         return ends[i] - (self.acked << 1)
 
 
-class _SharedMarks(WriteMarks):
-    """NO_MARKS's class: a write to it is a bug (every connection would see it)."""
-    __slots__ = ()
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"NO_MARKS is shared by every connection: {name} not set")
-
-
 # every send buffer's marks until its first write (buffers.py SendBuffer): never written --
 # an idle connection holds none of its own (issue 15: the idle heap)
-NO_MARKS = WriteMarks()
-NO_MARKS.__class__ = _SharedMarks
+NO_MARKS = frozen(WriteMarks(), "NO_MARKS")
 
 
 def tso_autosize(mss: int, cwnd: int, srtt: float, min_rtt: float, slow_start: bool) -> int:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, overload
 
+from ..shared import frozen
 from .buffers import RecvBuffer, Scoreboard, SendBuffer
 from .config import TcpConfig
 from .controller import CongestionControl
@@ -177,16 +178,7 @@ class TcbRare:
         return child
 
 
-class _SharedRare(TcbRare):
-    """RARE_DEFAULTS's class: a write to it is a bug (every connection would see it)."""
-    __slots__ = ()
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"RARE_DEFAULTS is shared by every connection: {name} not set")
-
-
-RARE_DEFAULTS = TcbRare()
-RARE_DEFAULTS.__class__ = _SharedRare
+RARE_DEFAULTS = frozen(TcbRare(), "RARE_DEFAULTS")      # never written (protocols/shared.py)
 RARE_INHERITED = ("linger0", "user_mss", "transparent", "v6only", "recverr6", "user_timeout", "recv_inq", "reuseport")
 
 
