@@ -27,6 +27,7 @@ from abc import abstractmethod
 from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, overload
 
 from ..shared import frozen
@@ -170,16 +171,21 @@ class TcbRare:
     def inherited(self) -> TcbRare:
         """A listener's record as its child starts (Linux sk_clone_lock clones the options):
         the shared defaults when the listener set none of the options children inherit."""
-        if self is RARE_DEFAULTS or all(getattr(self, name) == getattr(RARE_DEFAULTS, name) for name in RARE_INHERITED):
+        if self is RARE_DEFAULTS:
+            return RARE_DEFAULTS
+        values = _inherited_values(self)            # (one C-level call per SYN)
+        if values == _DEFAULT_INHERITED:
             return RARE_DEFAULTS
         child = TcbRare()
-        for name in RARE_INHERITED:
-            setattr(child, name, getattr(self, name))
+        for name, value in zip(RARE_INHERITED, values, strict=True):
+            setattr(child, name, value)
         return child
 
 
 RARE_DEFAULTS = frozen(TcbRare(), "RARE_DEFAULTS")      # never written (protocols/shared.py)
 RARE_INHERITED = ("linger0", "user_mss", "transparent", "v6only", "recverr6", "user_timeout", "recv_inq", "reuseport")
+_inherited_values = attrgetter(*RARE_INHERITED)
+_DEFAULT_INHERITED = _inherited_values(RARE_DEFAULTS)
 
 
 class Rare(Generic[T]):
