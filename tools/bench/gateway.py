@@ -1,8 +1,10 @@
 """`make bench` section "gateway": user-mode gateways side by side in one run (issue 13).
 
-tunstack gateway, slirp4netns and pasta (Debian packages), each at MTU 1500 and 65520, each in
-the same topology (tools/lab/gwtopo.py: guest netns <- gateway in a host netns -> veth ->
-internet netns) with the same Python peers (tools/bench/gwpeer.py, tools/bench/peer.py).
+tunstack gateway, slirp4netns and pasta (Debian packages), each at MTU 1500 and 65520, and the
+`limit` (tools/bench/gwrelay.py: a minimal Python relay, the least a Python gateway must do
+per message; request/response and connections only, at 1500), each in the same topology
+(tools/lab/gwtopo.py: guest netns <- gateway in a host netns -> veth -> internet netns) with
+the same Python peers (tools/bench/gwpeer.py, tools/bench/peer.py).
 The guest is always the client: a gateway relays the connections its guest opens.
 
   up     bulk guest -> internet: guest `source`, internet `sink` (the sink's figure)
@@ -28,6 +30,7 @@ import trio
 
 from tools.lab.gwtopo import (
     INTERNET_ADDR,
+    LIMIT,
     PASTA,
     ROOT,
     SLIRP4NETNS,
@@ -51,9 +54,17 @@ ROWS: list[tuple[str, str, str]] = [
     ("cpu_crr", "gateway CPU per connection (lower is better)", "µs"),
     ("rss", "gateway peak RSS (lower is better)", "MiB"),
 ]
-GATEWAYS: list[GatewaySpec] = [TUNSTACK, SLIRP4NETNS, PASTA]
+GATEWAYS: list[GatewaySpec] = [TUNSTACK, SLIRP4NETNS, PASTA, LIMIT]
 MTUS = [1500, 65520]
-COLUMNS = [f"{g.name} {m}" for m in MTUS for g in GATEWAYS]
+LIMIT_ROWS = ("rr", "crr")   # the minimal relay has no flow control: no bulk through it
+LIMIT_MTU = 1500
+
+
+def _runs(spec: GatewaySpec, mtu: int) -> bool:
+    return spec is not LIMIT or mtu == LIMIT_MTU
+
+
+COLUMNS = [f"{g.name} {m}" for m in MTUS for g in GATEWAYS if _runs(g, m)]
 STALL_S = 20.0               # beyond its own length, how long a measurement may take
 PEER = [sys.executable, "-m", "tools.bench.gwpeer"]
 
@@ -138,7 +149,10 @@ async def _row(sec: Section, key: str, measure: Callable[[], Awaitable[None]]) -
         sec.fail([key, "cpu_" + key], why)
 
 
-async def _measure(topo: Topology, p: Params, sec: Section) -> None:
+ALL_ROWS = ("up", "down", "rr", "crr")
+
+
+async def _measure(topo: Topology, p: Params, sec: Section, keys: tuple[str, ...] = ALL_ROWS) -> None:
     long = p.seconds + STALL_S
 
     async def up() -> None:
@@ -171,7 +185,10 @@ async def _measure(topo: Topology, p: Params, sec: Section) -> None:
         sec.set("cpu_crr", _cpu_us_per(before, topo.gateway_stat(), got["count"]))
 
     for key, fn in (("up", up), ("down", down), ("rr", rr), ("crr", crr)):
-        await _row(sec, key, fn)
+        if key in keys:
+            await _row(sec, key, fn)
+        else:
+            sec.fail([key, "cpu_" + key], "the minimal relay has no flow control: no bulk through it")
     sec.set("rss", topo.gateway_stat()["hwm_kib"] / 1024)
 
 
@@ -184,7 +201,7 @@ async def _one(spec: GatewaySpec, mtu: int, p: Params) -> Section:
     try:
         async with gateway_topology(spec, mtu=mtu, servers=False) as topo:
             sec.details["ready"] = topo.ready_line or f"guest {await topo.guest_addresses()}"
-            await _measure(topo, p, sec)
+            await _measure(topo, p, sec, LIMIT_ROWS if spec is LIMIT else ALL_ROWS)
     except Exception as exc:  # a figure missing is reported with its reason, never invented
         sec.fail([k for k, _, _ in ROWS], reason(exc))
     return sec
@@ -194,6 +211,8 @@ async def _all(p: Params, only: list[str] | None) -> dict[str, Section]:
     out: dict[str, Section] = {}
     for mtu in MTUS:
         for spec in GATEWAYS:
+            if not _runs(spec, mtu):
+                continue
             name = f"{spec.name} {mtu}"
             if only is not None and spec.name not in only:
                 out[name] = Section(name)
@@ -226,6 +245,7 @@ def render(sections: dict[str, Section]) -> str:
         return f"n/a [{notes.index(c.note) + 1}]"
 
     ratios = [(f"tunstack ÷ slirp4netns {m}", f"tunstack {m}", f"slirp4netns {m}") for m in MTUS]
+    ratios.append((f"tunstack ÷ limit {LIMIT_MTU}", f"tunstack {LIMIT_MTU}", f"limit {LIMIT_MTU}"))
     rows = [["user-mode gateway", "unit", *COLUMNS, *(r[0] for r in ratios)]]
     for key, label, unit in ROWS:
         cs = {c: sections[c].cells.get(key, Cell(None, "section not run")) if c in sections
@@ -236,7 +256,8 @@ def render(sections: dict[str, Section]) -> str:
                  "internet netns; the guest is the client in every row.  CPU per Gbit/s is the gateway "
                  "process's utime + stime over the bulk row divided by the Gbit it moved; per round trip and "
                  "per connection, over the rr and crr rows divided by their count.  For RSS and CPU, "
-                 "below 1× favours tunstack.")
+                 "below 1× favours tunstack.  limit: a minimal Python relay (tools/bench/gwrelay.py), "
+                 "request/response and connections only.")
     lines += [f"[{i + 1}] {n}" for i, n in enumerate(notes)]
     return "\n".join(lines)
 

@@ -116,7 +116,14 @@ def _pasta(launch: Launch) -> list[str]:
             "-m", str(launch.mtu), "-I", launch.ifname, *launch.extra, "--netns", launch.guest_netns]
 
 
+def _relay(launch: Launch) -> list[str]:
+    return [sys.executable, "-m", "tools.bench.gwrelay", "--netns", launch.guest_netns, "--mtu", str(launch.mtu),
+            launch.ifname]
+
+
 SLIRP4NETNS = GatewaySpec("slirp4netns", _slirp4netns, "fd", program="slirp4netns", ipv6_args=("--enable-ipv6",))
+# the bench's minimal Python relay (tools/bench/gwrelay.py): request/response and connections only
+LIMIT = GatewaySpec("limit", _relay, "line")
 TUNSTACK = GatewaySpec("tunstack", _tunstack, "line")
 PASTA = GatewaySpec("pasta", _pasta, "configured", guest_addr=None, program="pasta")
 
