@@ -13,8 +13,9 @@ Sections (`--only` takes these names, comma-separated):
   svc         ATM SVC calls through the emulated switch vs linux-atm's atmsigd, and ATM
               cell throughput: unpaced AAL5 PVC in one process, CLIP TCP between two
               `tunstack atm ip` processes (a second table; tools/bench/svc.py, atm_pvc.py)
-  gateway     user-mode gateways: tunstack gateway, slirp4netns, pasta at MTU 1500 and 65520
-              (a third table; tools/bench/gateway.py)
+  gateway     user-mode gateways: tunstack gateway, slirp4netns, pasta at MTU 1500 and 65520,
+              and the gateway's limit, a minimal Python relay of our own (tools/bench/gwrelay.py;
+              request/response and connections at 1500) (a third table; tools/bench/gateway.py)
   lossy       bulk TCP over issue 10's impaired path (loss, reordering, duplication,
               corruption), tunstack against Linux through the same fault injector (a fourth
               table; tools/bench/lossy_table.py running tools/bench/lossy.py)
