@@ -30,7 +30,7 @@ from .rack import Rack
 from .rate import RateEstimator
 from .rtt import RttEstimator
 from .state import CAN_SEND, SYNCHRONIZED, State
-from .tcb import RARE_DEFAULTS, TcpHost, shared
+from .tcb import RARE_DEFAULTS, TcpHost, shared_int
 from .timer import TimerMixin
 from .urgent import Urgent, read_seq
 
@@ -190,7 +190,7 @@ class Connection(InputMixin, OutputMixin, TimerMixin, MemoryMixin, DelackMixin):
         """Our MSS from the interface MTU: MTU - 40 over IPv4 (RFC 9293 §3.7.1), MTU - 60 over
         IPv6 (RFC 8200 §8.3: the IPv6 header is 40 octets) -- at most the user's TCP_MAXSEG,
         which the route never overrides (Linux tcp_advertise_mss / tcp_mss_clamp)."""
-        self.our_mss = shared(max(mtu - 20 - self.net_hdr_len, 88))
+        self.our_mss = shared_int(max(mtu - 20 - self.net_hdr_len, 88))
         if self.user_mss:
             self.our_mss = min(self.our_mss, self.user_mss)
 

@@ -13,7 +13,7 @@ from . import seq as sq
 from .buffers import NO_SCOREBOARD, Scoreboard
 from .ecn import CE, QUICKACKS_ON_CE, syn_requests_ecn, synack_agrees
 from .state import CLOSED, LISTEN, RECEIVES_TEXT, SYN_RECEIVED, SYN_SENT, TIME_WAIT, State
-from .tcb import Tcb, shared
+from .tcb import Tcb, shared_int
 from .urgent import NOTYET, Urgent, read_seq
 from .wire import ACK, CWR, ECE, FIN, RST, SYN, URG
 
@@ -373,7 +373,7 @@ class InputMixin(Tcb):
         mss = min(self.peer_mss, self.our_mss)
         if self.pmtu:
             mss = min(mss, self.pmtu - 20 - self.net_hdr_len)
-        self.mss = shared(max(mss - (12 if self.ts_ok else 0), 64))
+        self.mss = shared_int(max(mss - (12 if self.ts_ok else 0), 64))
         if self.mtup is not None and (limit := self.mtup.mss_limit(mtuprobe_conn.overhead(self))) is not None:
             self.mss = min(self.mss, limit)         # path-MTU probing's floor (mtuprobe.py)
         self.cc.set_mss(self.mss)

@@ -95,7 +95,7 @@ T = TypeVar("T")
 
 
 @lru_cache(maxsize=1024)
-def shared(value: int) -> int:
+def shared_int(value: int) -> int:
     """The one int object for `value` that connections on the same route share: an MSS, the
     TSO payload -- the same numbers for every connection over an interface, 28-32 bytes
     each per connection otherwise (CPython shares only -5..256).  A bounded cache: a value
@@ -108,8 +108,8 @@ class TcbRare:
     lives: a loss recovery's undo state, TCP_INFO's counters of retransmissions, RTOs,
     reordering and D-SACKs, the options few sockets set.  Every connection starts with the
     shared RARE_DEFAULTS, never written, and gets a record of its own at the first write of
-    a value other than the default (Rare.__set__): 37 fields cost an idle connection one
-    slot instead of 37 (issue 15: an idle connection's heap).  Nothing here is read per
+    a value other than the default (Rare.__set__): 43 fields cost an idle connection one
+    slot instead of 43 (issue 15: an idle connection's heap).  Nothing here is read per
     segment: a read goes through the descriptor (~0.1 µs)."""
     __slots__ = (
         "undo_cc", "undo_retrans", "undo_tsval", "undo_marker", "probe_retrans", "tail_lost", "last_oow_ack",

@@ -73,7 +73,7 @@ from .memory import SocketMemory
 from .segmentation import initial_window
 from .state import CLOSED, TIME_WAIT, State
 from .stats import TcpStats
-from .tcb import shared
+from .tcb import shared_int
 from .wire import ACK, FIN, RST, SYN, TcpRepr
 
 if TYPE_CHECKING:
@@ -524,11 +524,11 @@ class Tcp:
         conn.ifp = ifp
         caps = ifp.ndd.caps
         hdrs = IP6_TCP_HDR if conn.net6 else IP_TCP_HDR
-        conn.tso_max = shared(min(caps.tso_max, 65535) - hdrs - 40) if caps.tso_max and caps.tx_csum_offload else 0
+        conn.tso_max = shared_int(min(caps.tso_max, 65535) - hdrs - 40) if caps.tso_max and caps.tx_csum_offload else 0
         # Without TSO the device layer cuts super-segments in software (ndd/gso.py, Linux's
         # GSO): the chunks Linux would send as one GSO skb go as one, with a partial checksum
         # each piece's own completes; a lone segment gets its checksum here, as before.
-        conn.gso_max = 0 if conn.tso_max else shared(65535 - hdrs - 40)
+        conn.gso_max = 0 if conn.tso_max else shared_int(65535 - hdrs - 40)
         conn.csum_offload = bool(caps.tx_csum_offload)
         conn.set_mss_for(mtu or ifp.mtu)
 
@@ -1174,7 +1174,7 @@ class Tcp:
         SYN came by -- over IPv4 from a dual-stack AF_INET6 listener, whose sockaddrs then
         show the peer v4-mapped -- and a link-local peer binds it to the interface it came in
         by (Linux: sk_bound_dev_if = the SYN's iif)."""
-        laddr, faddr = shared(ip.dst), ip.src          # (one of our few addresses: its one int object)
+        laddr, faddr = shared_int(ip.dst), ip.src          # (one of our few addresses: its one int object)
         child = Connection(self, self.config)
         child.laddr, child.lport, child.faddr, child.fport = laddr, lport, faddr, fport
         child.parent = lst

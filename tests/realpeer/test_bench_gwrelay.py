@@ -8,8 +8,11 @@ from tools.bench.common import Params
 from tools.bench.gateway import _client, _server
 from tools.lab.gwtopo import GUEST_ADDR, LIMIT, gateway_topology
 
+from .conftest import require_real_peer
+
 
 async def test_the_minimal_relay_carries_round_trips_and_connections() -> None:
+    require_real_peer()
     p = Params(True, 1.0, 0)
     async with gateway_topology(LIMIT, mtu=1500, servers=False) as topo:
         assert GUEST_ADDR in await topo.guest_addresses()
