@@ -70,6 +70,7 @@ from .forward import (
 )
 from .listen import COOKIE_PERIOD, SynCookies
 from .memory import SocketMemory
+from .relayed import RelayedFlow, RelayHost, RelayTable
 from .segmentation import initial_window
 from .state import CLOSED, TIME_WAIT, State
 from .stats import TcpStats
@@ -144,6 +145,8 @@ class Tcp:
         self._fwd_pending: OrderedDict[int, PendingSyn] = OrderedDict()
         self._fwd_by_key: dict[tuple[bool, int, int, int, int], int] = {}
         self._fwd_ids = itertools.count(1)
+        # Relayed flows (relayed.py): a gateway's lean guest side, taken by forward_relay
+        self.relays = RelayTable(self)
         # Output coalesced per receive batch (batching, rx_batch_end): while a device delivers the frames
         # of one read, a connection's fast-path segments defer their output pass to the end
         # of the batch -- one ACK for all its in-order data, as after Linux's GRO merged them
@@ -158,6 +161,8 @@ class Tcp:
         its output pass now -- the ACK, and the data the ACKs it got let it send.  (The clock
         is read only then: a batch of nothing for TCP costs two attribute stores.)"""
         self.batching = False
+        if self.relays.deferred:
+            self.relays.batch_end(self.clock())
         deferred = self._deferred
         if not deferred:
             return
@@ -717,6 +722,10 @@ class Tcp:
             first = next(iter(self._fwd_pending.values())).deadline   # the oldest held SYN's
             if at is None or first < at:
                 at = first
+        if self.relays.busy:
+            relayed = self.relays.poll_at()
+            if relayed is not None and (at is None or relayed < at):
+                at = relayed
         return at
 
     @property
@@ -736,6 +745,8 @@ class Tcp:
         # can spin (issue 10 point 1: a keepalive re-armed at `now` froze the Stack).
         if self._fwd_pending:
             self._expire_forwards(now)
+        if self.relays.busy:
+            self.relays.poll(now)
         heap = self._heap
         due: list[Connection] = []
         while heap and heap[0][0] <= now:
@@ -777,10 +788,15 @@ class Tcp:
             return
         payload = view[seg.hdr_len:]
         seg.ecn = ip.tos & ECN_MASK                      # the IP ECN field, for ecn.py
-        conn = self.conns.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
+        key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
+        conn = self.conns.get(key)
         if conn is not None:
             conn.rx_ifp = ip.ifp                         # early_input's interface check
             if self._established(conn, seg, payload, now, self._listener, ip.dst):
+                return
+        elif self.relays.flows:
+            flow = self.relays.flows.get(key)
+            if flow is not None and flow.input(seg, payload, now):
                 return
         listener = self._listener(ip.dst, seg.dst_port)
         if listener is not None and (listener.laddr or not self._foreign(ip.ifp, ip.dst)):
@@ -813,7 +829,12 @@ class Tcp:
             return False
         src, dst, sport, dport = _EARLY_KEY.unpack_from(buf, s + 12)
         conn = self.conns.get((dst, dport, src, sport))
-        if conn is None or conn.rx_ifp is not ifp or conn.state == TIME_WAIT:
+        flow = None
+        if conn is None:                                 # a gateway's relayed flow (relayed.py)?
+            flow = self.relays.flows.get((dst, dport, src, sport)) if self.relays.flows else None
+            if flow is None or flow.ifp is not ifp:
+                return False
+        elif conn.rx_ifp is not ifp or conn.state == TIME_WAIT:
             return False                                 # (a SYN may retire it for a listener)
         local = self.ipv4.ifnet.local_addrs
         if src in local or not (dst in local or ifp.transparent):
@@ -831,6 +852,11 @@ class Tcp:
         ipstats.in_receives += 1
         ipstats.in_delivers += 1
         self.stats.in_segs += 1
+        if flow is not None:
+            # False: a new SYN retired a lingering flow -- the whole way offers it to the
+            # forwarder (and counts the segment once more)
+            return flow.input(seg, view[seg.hdr_len:], now)
+        assert conn is not None
         seg.ecn = buf[s + 1] & ECN_MASK
         self._established(conn, seg, view[seg.hdr_len:], now, self._listener, dst)
         return True
@@ -1116,6 +1142,24 @@ class Tcp:
         self.schedule(child)
         return child
 
+    def forward_relay(self, request_id: int, host: RelayHost, now: float) -> RelayedFlow | None:
+        """Answer a held IPv4 SYN with a relayed flow (relayed.py: the lean guest side of a
+        gateway's connection, its bytes to and from `host`) instead of a Connection: the SYN-ACK
+        goes now.  None as forward_accept's, and for an IPv6 request or a guest no route leads
+        back to (the caller takes forward_accept, or lets the guest retry)."""
+        p = self._take_forward(request_id, now)
+        if p is None:
+            return None
+        seg, ip = p.seg, p.meta
+        key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
+        if p.net6 or key in self.conns or key in self.relays.flows:
+            return None
+        hop = self.ipv4.route(ip.src, src=ip.dst)
+        if isinstance(hop, int):
+            return None
+        self.stats.forward_accepted += 1
+        return self.relays.open(host, key, seg, self.isn(key, now), hop[0], now)
+
     def forward_reject(self, request_id: int, how: str, now: float) -> int:
         """Answer a held SYN with a refusal, as the network would: "rst" (the RST a closed port
         sends: ECONNREFUSED for the guest), "net" / "host" / "port" / "admin" (an ICMP or
@@ -1329,8 +1373,8 @@ class Tcp:
             self.stats.out_errors += 1
         return err
 
-    def _emit4_cached(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
-                      now: float) -> int | None:
+    def _emit4_cached(self, conn: Connection | RelayedFlow, seg: TcpRepr, opts: bytes, payload: memoryview | None,
+                      gso: int, now: float) -> int | None:
         """emit() over the connection's cached route (Linux sk_dst_cache, tcp_transmit_skb ->
         ip_queue_xmit): both headers in one pack, then the interface -- what _segment and
         Ipv4.output do for it, byte for byte and counter for counter.  The route is looked
@@ -1371,7 +1415,7 @@ class Tcp:
             self.stats.out_segs += 1
         return self._transmit4(ifp, pkt, nexthop, now)
 
-    def _route4(self, conn: Connection, total: int, gso: int) -> tuple[Interface, int, int] | None:
+    def _route4(self, conn: Connection | RelayedFlow, total: int, gso: int) -> tuple[Interface, int, int] | None:
         """The cached IPv4 way's checks: the connection's route (Linux sk_dst_cache), looked up
         again when the routing table or the interfaces changed since (their generation
         counters), and the TTL to send with -- (interface, next hop, TTL); None where
@@ -1411,7 +1455,7 @@ class Tcp:
             self.stats.out_errors += 1
         return err
 
-    def emit_ack(self, conn: Connection, seqno: int, window: int, opts: bytes, now: float) -> int | None:
+    def emit_ack(self, conn: Connection | RelayedFlow, seqno: int, window: int, opts: bytes, now: float) -> int | None:
         """A pure ACK -- flags ACK alone, no text, no urgent pointer, `opts` its options --
         over the connection's cached IPv4 route: what _emit4_cached sends for it, byte for
         byte and counter for counter, with no TcpRepr and the frame built whole in a fresh

@@ -1,5 +1,7 @@
-"""The gateway's splice (tools/gateway/splice.py) through TcpGateway: a guest Stack connects
-through a gateway Stack over a memory link, the host end is a kernel socket on loopback.
+"""The gateway's TCP relays through TcpGateway -- each test twice: the lean relay
+(tools/gateway/lean.py over protocols/tcp/relayed.py, the default for IPv4) and the splice
+(tools/gateway/splice.py, a full Connection) -- a guest Stack connects through a gateway
+Stack over a memory link, the host end is a kernel socket on loopback.
 Half-close either way first, resets mapped across, backpressure both ways with the relay's
 own buffering bounded by its budget, and a gateway that stops resets what it still relays.
 (A memory link has no device read batches, so every upcall here goes through the poller's
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 import trio
 
+from protocols.tcp.relayed import RELAY_WINDOW, SEND_MAX
 from tools.gateway.flows import FlowConfig, FlowTable
 from tools.gateway.policy import AddressModel, Policy
 from tools.gateway.relay import RelayBudget
@@ -36,14 +39,17 @@ class Flow:
     nursery: trio.Nursery
 
 
+pytestmark = pytest.mark.parametrize("relay", ["lean", "splice"])
+
+
 @asynccontextmanager
-async def flow(budget: RelayBudget | None = None) -> AsyncIterator[Flow]:
+async def flow(relay: str, budget: RelayBudget | None = None) -> AsyncIterator[Flow]:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     async with two_stacks("rawip", ipv6=False) as p:
         p.ifb.transparent = True
         gw = TcpGateway(p.sb, Policy(MODEL, allow_host_loopback=True), FlowTable(FlowConfig()),
-                        budget=budget or RelayBudget())
+                        budget=budget or RelayBudget(), lean=relay == "lean")
         async with trio.open_nursery() as nursery:
             await nursery.start(gw.run)
             guest = p.sa.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -70,9 +76,9 @@ async def until_no_flows(gw: TcpGateway) -> None:
         await trio.sleep(0.01)
 
 
-async def test_host_eof_first_and_the_guest_keeps_sending() -> None:
+async def test_host_eof_first_and_the_guest_keeps_sending(relay: str) -> None:
     down, up1, up2 = (random.Random(i).randbytes(n) for i, n in ((1, 300_000), (2, 500_000), (3, 700_000)))
-    async with flow() as f:
+    async with flow(relay) as f:
         got: dict[str, bytes] = {}
 
         async def host_side() -> None:
@@ -93,13 +99,16 @@ async def test_host_eof_first_and_the_guest_keeps_sending() -> None:
             n.start_soon(guest_side)
         await until_no_flows(f.gw)
     assert got == {"down": down, "up": up1 + up2}
-    assert f.gw.poller is not None and f.gw.poller.stats.spliced == 1 and f.gw.poller.stats.kicks >= 1
+    if relay == "lean":
+        assert f.gw.stack.tcp.relays.opened == 1 and f.gw.stack.tcp.relays.held == 0
+    else:
+        assert f.gw.poller is not None and f.gw.poller.stats.spliced == 1 and f.gw.poller.stats.kicks >= 1
     assert (f.gw.stats.octets_to_host, f.gw.stats.octets_to_guest) == (len(up1) + len(up2), len(down))
     assert f.gw.budget.in_use == 0
 
 
-async def test_host_reset_resets_the_guest() -> None:
-    async with flow() as f:
+async def test_host_reset_resets_the_guest(relay: str) -> None:
+    async with flow(relay) as f:
         await f.guest.sendall(b"hello")
         assert await f.host.receive_some(10) == b"hello"
         f.host.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
@@ -111,8 +120,8 @@ async def test_host_reset_resets_the_guest() -> None:
     assert f.gw.budget.in_use == 0
 
 
-async def test_guest_reset_resets_the_host() -> None:
-    async with flow() as f:
+async def test_guest_reset_resets_the_host(relay: str) -> None:
+    async with flow(relay) as f:
         await f.host.send_all(b"hi")
         assert await f.guest.recv(10) == b"hi"
         f.guest.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
@@ -125,9 +134,9 @@ async def test_guest_reset_resets_the_host() -> None:
 
 
 @pytest.mark.parametrize("stalled", ["host", "guest"])
-async def test_backpressure_when_one_side_reads_nothing(stalled: str) -> None:
+async def test_backpressure_when_one_side_reads_nothing(stalled: str, relay: str) -> None:
     budget = RelayBudget()
-    async with flow(budget) as f:
+    async with flow(relay, budget) as f:
         if stalled == "host":                        # the guest writes, the host never reads
             async def write(data: bytes) -> None:
                 await f.guest.sendall(data)
@@ -140,18 +149,20 @@ async def test_backpressure_when_one_side_reads_nothing(stalled: str) -> None:
                 await write(b"x" * 65536)
                 sent += 65536
         assert sent < 64 << 20                       # it stalled
-        # the relay itself holds at most one read per direction
+        # the splice holds at most one read per direction, a lean flow its window and what
+        # the guest has not acknowledged
         assert budget.in_use <= budget.chunk_max
+        assert f.gw.stack.tcp.relays.held <= RELAY_WINDOW + SEND_MAX
         host_bufs = sum(f.host.socket.getsockopt(socket.SOL_SOCKET, o) for o in (socket.SO_RCVBUF, socket.SO_SNDBUF))
         stack_bufs = 2 * (8 << 20)                   # the two Stacks' send and receive buffers at most
         assert sent <= 2 * host_bufs + stack_bufs + budget.chunk_max
 
 
 @pytest.mark.parametrize("paused", [False, True])
-async def test_a_stopping_gateway_resets_what_it_relays(paused: bool) -> None:
+async def test_a_stopping_gateway_resets_what_it_relays(paused: bool, relay: str) -> None:
     # paused: the guest reads nothing, so the host side waits on the guest's send buffer and
     # its socket is out of the epoll -- it is reset all the same
-    async with flow() as f:
+    async with flow(relay) as f:
         await f.guest.sendall(b"ping")
         assert await f.host.receive_some(10) == b"ping"
         if paused:
@@ -165,4 +176,4 @@ async def test_a_stopping_gateway_resets_what_it_relays(paused: bool) -> None:
         with pytest.raises(trio.BrokenResourceError):
             while await f.host.receive_some(1 << 16):
                 pass
-    assert len(f.gw.flows) == 0 and f.gw.budget.in_use == 0
+    assert len(f.gw.flows) == 0 and f.gw.budget.in_use == 0 and f.gw.stack.tcp.relays.held == 0

@@ -134,6 +134,10 @@ def build_parser(prog: str = "tunstack gateway") -> argparse.ArgumentParser:
     lim.add_argument("--max-buffer", type=int, default=RelayBudget.total >> 20, metavar="MIB",
                      help=f"MiB the TCP relays may hold at once (default {RelayBudget.total >> 20}; a bulk flow "
                           f"reads up to 256 KiB a time while the total allows); new flows beyond are refused")
+    lim.add_argument("--tcp-relay", choices=("lean", "splice"), default="lean",
+                     help="how guest TCP over IPv4 is relayed: lean (default; the host socket keeps the data, "
+                          "the guest side is a minimal TCP) or splice (a full tunstack connection per flow, as "
+                          "IPv6 flows always are)")
     lim.add_argument("--udp-timeout", type=float, default=FlowConfig.udp_one_way, metavar="SECONDS",
                      help=f"seconds a UDP flow with no reply lives idle (default {FlowConfig.udp_one_way:g})")
     lim.add_argument("--udp-stream-timeout", type=float, default=FlowConfig.udp_two_way, metavar="SECONDS",
@@ -221,7 +225,7 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
         flows=FlowConfig(max_flows=args.max_flows, udp_one_way=args.udp_timeout,
                          udp_two_way=args.udp_stream_timeout),
         tcp_forwards=tcp_forwards, udp_forwards=udp_forwards, api_socket=args.api_socket,
-        outbound=outbound, max_buffer=args.max_buffer << 20, ready_fd=args.ready_fd, exit_fd=args.exit_fd,
+        outbound=outbound, max_buffer=args.max_buffer << 20, tcp_relay=args.tcp_relay, ready_fd=args.ready_fd, exit_fd=args.exit_fd,
         pcap=args.pcap, stats=args.stats, debug=args.debug)
 
 

@@ -87,6 +87,7 @@ class GatewayOptions:
     dns: DnsConfig = field(default_factory=DnsConfig)
     flows: FlowConfig = field(default_factory=FlowConfig)
     max_buffer: int = RelayBudget.total           # octets all TCP relays may hold at once
+    tcp_relay: str = "lean"                       # IPv4 TCP: "lean" (relayed.py) or "splice"
     outbound: Outbound = field(default_factory=Outbound)   # --outbound-addr[6], resolved
     tcp_forwards: list[PortForwardSpec] = field(default_factory=list)
     udp_forwards: list[PortForwardSpec] = field(default_factory=list)
@@ -112,11 +113,15 @@ class Gateway:
     services: dict[str, Any] = field(default_factory=dict)   # name -> an object with .stats
 
     def counters(self) -> dict[str, Any]:
+        relays = self.stack.tcp.relays
         out: dict[str, Any] = {"flows": {**vars(self.flows.stats), "open": len(self.flows)},
                                "tcp_gateway": vars(self.tcp.stats),
                                "tcp_splices": vars(self.tcp.poller.stats) if self.tcp.poller is not None else {},
+                               "tcp_relayed": {"open": len(relays), "opened": relays.opened,
+                                               "closed": relays.closed_count},
                                "relay_buffers": {"total": self.tcp.budget.total, "in_use": self.tcp.budget.in_use,
-                                                 "peak": self.tcp.budget.peak, "squeezed": self.tcp.budget.squeezed}}
+                                                 "lean_held": relays.held, "peak": self.tcp.budget.peak,
+                                                 "squeezed": self.tcp.budget.squeezed}}
         for name, service in self.services.items():
             stats = service.stats if hasattr(service, "stats") else service
             out[name] = vars(stats) if hasattr(stats, "__dict__") else stats
@@ -318,7 +323,8 @@ async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, ifp: Any, c
                     allow_metadata=options.allow_metadata)
     flows = FlowTable(options.flows)
     st.timers.register(flows)
-    tcp = TcpGateway(st, policy, flows, budget=RelayBudget(total=options.max_buffer), outbound=options.outbound)
+    tcp = TcpGateway(st, policy, flows, budget=RelayBudget(total=options.max_buffer), outbound=options.outbound,
+                     lean=options.tcp_relay == "lean")
     gw = Gateway(options, st, ndd, policy, flows, tcp)
     status = 0
     async with trio.open_nursery() as nursery:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -61,6 +62,8 @@ class RelayBudget:
     in_use: int = 0
     peak: int = 0
     squeezed: int = 0
+    # what the lean relays hold (their flows' buffers, counted by the Tcp core's relay table)
+    elsewhere: Callable[[], int] = field(default=lambda: 0)
 
     def reserve(self, want: int) -> int:
         grant = want if self.in_use + want <= self.total else self.chunk_min
@@ -70,13 +73,23 @@ class RelayBudget:
         self.peak = max(self.peak, self.in_use)
         return grant
 
+    def grant(self, want: int) -> int:
+        """A lean relay's next host read (nothing reserved: its flow's buffers are counted
+        where they are kept, `elsewhere`): `want`, or `chunk_min` past the total."""
+        held = self.in_use + self.elsewhere()
+        self.peak = max(self.peak, held)
+        if held + want <= self.total:
+            return want
+        self.squeezed += 1
+        return min(want, self.chunk_min)
+
     def release(self, n: int) -> None:
         self.in_use -= n
 
     @property
     def exhausted(self) -> bool:
         """No room for another flow's reads: new flows are refused."""
-        return self.in_use + 2 * self.chunk_min > self.total
+        return self.in_use + self.elsewhere() + 2 * self.chunk_min > self.total
 
 
 __all__ = ["LINGER_RST", "Direction", "RelayBudget", "RelayResult", "reset_stream"]

@@ -28,13 +28,16 @@ import select
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from protocols.contracts import SS_CANTRCVMORE, SS_IN_CONNECTION
 
 from .relay import LINGER_RST, RelayBudget, RelayResult
+
+if TYPE_CHECKING:
+    from .lean import LeanRelay
 
 _EAGAIN = -errno.EAGAIN
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
@@ -61,8 +64,8 @@ class SplicePoller:
         self._epoll = select.epoll()
         self._kick = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._kick, _IN)
-        self._by_fd: dict[int, Splice] = {}           # host sockets in the epoll
-        self._live: dict[Splice, None] = {}            # every splice not yet ended
+        self._by_fd: dict[int, Splice | LeanRelay] = {}           # host sockets in the epoll
+        self._live: dict[Splice | LeanRelay, None] = {}            # every splice not yet ended
         self._marked: dict[Splice, None] = {}         # guest sides to look at (insertion order)
         self._busy = False                            # inside a drain: marks wait for its end
         self._kicked = False
@@ -123,7 +126,7 @@ class SplicePoller:
             epoll.close()
             os.close(kick)
 
-    def _watch(self, sp: Splice, mask: int) -> None:
+    def _watch(self, sp: Splice | LeanRelay, mask: int) -> None:
         """Watch `sp`'s host socket for `mask`; 0 takes it out of the epoll altogether (a
         level-triggered EPOLLHUP cannot be masked, and would spin while a direction waits)."""
         fd = sp.host.fileno()
@@ -137,12 +140,13 @@ class SplicePoller:
             self._by_fd[fd] = sp
             self._epoll.register(fd, mask)
 
-    def _forget(self, sp: Splice) -> None:
+    def _forget(self, sp: Splice | LeanRelay) -> None:
         fd = sp.host.fileno()
         if self._by_fd.get(fd) is sp:
             del self._by_fd[fd]
             self._epoll.unregister(fd)
-        self._marked.pop(sp, None)
+        if isinstance(sp, Splice):
+            self._marked.pop(sp, None)
 
 
 class Splice:

@@ -30,6 +30,7 @@ from protocols.tcp.forward import ForwardRequest
 
 from .flows import Flow, FlowTable
 from .hosttcp import CONNECT_TIMEOUT, connect_outcome, finish_connect, refusal_for, start_connect
+from .lean import LeanRelay
 from .outbound import Outbound
 from .policy import Policy, Refuse
 from .relay import RelayBudget, RelayResult
@@ -58,12 +59,16 @@ class TcpGatewayStats:
 class TcpGateway:
     def __init__(self, stack: Any, policy: Policy, flows: FlowTable, *, connect_timeout: float = CONNECT_TIMEOUT,
                  format_addr: Callable[[int, int], str] | None = None, budget: RelayBudget | None = None,
-                 outbound: Outbound | None = None) -> None:
+                 outbound: Outbound | None = None, lean: bool = True) -> None:
         self.stack = stack
         self.outbound = outbound or Outbound()
         self.policy = policy
         self.flows = flows
         self.budget = budget or RelayBudget()
+        self.budget.elsewhere = lambda: stack.tcp.relays.held
+        # IPv4 flows through the lean relay (lean.py, protocols/tcp/relayed.py), or every flow
+        # through a full Connection and the splice (--tcp-relay splice)
+        self.lean = lean
         self.connect_timeout = connect_timeout
         self.stats = TcpGatewayStats()
         self._held: deque[ForwardRequest] = deque()      # SYNs not yet served (at most QUEUE)
@@ -175,15 +180,6 @@ class TcpGateway:
             sock.close()
             self._refused(req, key, refusal_for(err))
             return
-        conn = self.stack.tcp.forward_accept(req.id, self.stack.now())
-        if conn is None:                           # expired meanwhile, or over memory: the guest retries
-            sock.close()
-            self.flows.remove(key)
-            return
-        family = socket.AF_INET6 if req.family == socket.AF_INET6 else socket.AF_INET
-        pr = self.stack.protosw.find_proto(family, socket.IPPROTO_TCP, socket.SOCK_STREAM)
-        self.stats.relayed += 1
-
         def ended(result: RelayResult) -> None:
             self.stats.octets_to_host += result.to_host.octets
             self.stats.octets_to_guest += result.to_guest.octets
@@ -194,6 +190,27 @@ class TcpGateway:
             self.flows.remove(key)
 
         assert self.poller is not None             # run() made it before taking SYNs
+        now = self.stack.now()
+        if self.lean and req.family == socket.AF_INET:
+            edge = LeanRelay(self.poller, sock, self.budget, ended)
+            relayed = self.stack.tcp.forward_relay(req.id, edge, now)
+            if relayed is None:                       # expired meanwhile: the guest retries
+                edge.ended = True
+                self.poller._live.pop(edge, None)
+                sock.close()
+                self.flows.remove(key)
+                return
+            edge.flow = relayed
+            self.stats.relayed += 1
+            return
+        conn = self.stack.tcp.forward_accept(req.id, now)
+        if conn is None:                           # expired meanwhile, or over memory: the guest retries
+            sock.close()
+            self.flows.remove(key)
+            return
+        family = socket.AF_INET6 if req.family == socket.AF_INET6 else socket.AF_INET
+        pr = self.stack.protosw.find_proto(family, socket.IPPROTO_TCP, socket.SOCK_STREAM)
+        self.stats.relayed += 1
         Splice(self.poller, conn, pr.usrreqs, sock, self.budget, ended)   # it removes the flow at its end
 
 

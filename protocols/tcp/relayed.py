@@ -1,0 +1,630 @@
+"""Relayed TCP: the lean guest side of a gateway's TCP flow (issue 13, `tunstack gateway`).
+
+A gateway terminates the guest's connection only to copy its bytes to a host socket.  The
+full Connection (retransmission queue, receive queue, congestion control, RACK, the socket
+layer) makes that copy cost ~4x what a relay needs: the host socket already keeps the far
+side's reliability, and the guest is one hop away over a device that rarely drops.  So a
+relayed flow is this instead, passt's way (learnt from its design notes, not its code):
+
+  * guest -> host: a segment in order goes straight to the host socket (`RelayHost.to_host`);
+    what the socket does not take waits here, and the window we advertise is RELAY_WINDOW
+    minus what waits -- the host socket's send buffer is the backpressure, the right edge
+    never moves left (RFC 9293 §3.8.6.2.2).  Out-of-order data is dropped and answered by a
+    duplicate ACK (the guest resends; over a TAP reordering does not happen).
+  * host -> guest: what the gateway reads from the host socket (at most `send_room()`,
+    bounded by the guest's window and SEND_MAX) is kept until the guest ACKs it, sent in
+    MSS-sized segments or TSO/GSO super-segments, resent on three duplicate ACKs (one
+    segment) or on the retransmission timeout (go-back-N from SND.UNA, RFC 6298 timer with
+    Karn's rule and exponential backoff; a zero window is probed by the same timer, as
+    Linux's tcp_xmit_probe_skb).  No congestion control: the guest's window bounds the flight.
+  * the handshake: the SYN-ACK offers MSS and, when the guest did, window scaling -- no
+    timestamps, no SACK (RFC 7323 / RFC 2018 are options: a relay one hop from its peer
+    gains nothing from them and would have to carry them on every segment).
+  * ACKs: piggybacked on the host's answer when it comes; a pure ACK at the end of the
+    device read once two segments' worth is unacknowledged (RFC 9293 §3.8.6.3), for a FIN,
+    for a segment out of order or beyond the window; else after DELAYED_ACK.
+  * the ends map as the splice maps them (issue 13): the guest's FIN is SHUT_WR on the host
+    once everything before it was taken, the host's EOF is our FIN after its data; an RST
+    either way resets the other side.  A closed flow lingers LINGER seconds to ACK a
+    retransmitted FIN (the guest in LAST-ACK) and then is forgotten.
+
+Sans-IO: the host socket is the owner's (`RelayHost`), the clock is passed in, segments go
+out through the Tcp core's cached IPv4 way.  IPv4 only: IPv6 flows keep the full Connection.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import struct
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+from . import seq as sq
+from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
+
+if TYPE_CHECKING:
+    from ..ifnet import Interface
+    from .tcp import Tcp
+
+RELAY_WINDOW = 256 << 10     # guest octets we take ahead of the host socket (our receive window)
+SEND_MAX = 256 << 10         # host octets kept until the guest ACKs them
+DELAYED_ACK = 0.04           # Linux TCP_DELACK_MIN
+RTO_INITIAL = 1.0            # RFC 6298 §2.1
+RTO_MIN = 0.2                # Linux TCP_RTO_MIN
+RTO_MAX = 120.0              # Linux TCP_RTO_MAX
+RETRIES = 15                 # Linux tcp_retries2: then the flow is reset both ways
+SYNACK_RETRIES = 5           # Linux tcp_synack_retries
+LINGER = 2.0                 # a closed flow still ACKs a retransmitted FIN this long
+LINGER_MAX = 16384           # closed flows kept lingering at most (the oldest goes first)
+
+SYN_RECEIVED, OPEN, LINGERING, CLOSED = 0, 1, 2, 3
+_MSS_OPT = struct.Struct("!BBH")
+
+
+class RelayHost(Protocol):
+    """The owner's side of a relayed flow: its host socket."""
+
+    def to_host(self, data: memoryview) -> int:
+        """Give the host socket `data`: the octets it took (0: none now, `host_writable`
+        follows), -1 when it failed (the flow resets the guest)."""
+
+    def shut_host(self) -> None:
+        """The guest's FIN, after all its data: shutdown(SHUT_WR)."""
+
+    def host_reads(self, on: bool) -> None:
+        """Resume (True) or pause (False) reading the host socket: room for host data here."""
+
+    def host_writes(self, on: bool) -> None:
+        """Tell (True) or stop telling (False) when the host socket takes data again."""
+
+    def close_host(self, reset: bool) -> None:
+        """The flow is over: close the host socket, with an RST when `reset`."""
+
+
+class RelayedFlow:
+    """One relayed connection's guest side (the attributes the core's cached IPv4 way reads --
+    laddr, faddr, lport, fport, tos, ttl, csum_offload, dst_cache, net6, rcv_nxt -- are
+    named as a Connection's)."""
+
+    __slots__ = ("table", "host", "laddr", "lport", "faddr", "fport", "ifp", "state", "iss", "snd_una", "snd_nxt",
+                 "snd_wnd", "snd_wscale", "rcv_wscale", "rcv_nxt", "mss", "burst", "unacked", "pending",
+                 "fin_in", "fin_wanted", "fin_sent", "fin_acked", "host_shut", "reading", "writing",
+                 "rcv_unacked", "adv_edge", "dupacks", "rto", "srtt", "rttvar", "backoff", "rtt_seq", "rtt_at",
+                 "rto_at", "delack_at", "linger_at", "sched_at", "tos", "ttl", "csum_offload", "dst_cache",
+                 "net6", "ws_ok", "relayed_in", "relayed_out")
+
+    def __init__(self, table: RelayTable, host: RelayHost, key: tuple[int, int, int, int], irs: int, iss: int,
+                 peer_mss: int | None, peer_wscale: int | None, ifp: Interface) -> None:
+        self.table, self.host = table, host
+        self.laddr, self.lport, self.faddr, self.fport = key
+        self.ifp = ifp
+        self.state = SYN_RECEIVED
+        self.iss = self.snd_una = iss
+        self.snd_nxt = sq.add(iss, 1)
+        self.snd_wnd = 0
+        self.rcv_nxt = sq.add(irs, 1)
+        # RFC 7323 §2.2: both shifts only when the guest offered one; 14 at most (§2.3)
+        self.snd_wscale = min(peer_wscale, 14) if peer_wscale is not None else 0
+        self.rcv_wscale = _wscale_for(RELAY_WINDOW) if peer_wscale is not None else 0
+        caps = ifp.ndd.caps
+        self.mss = max(min(peer_mss or 536, ifp.mtu - 40), 88)     # RFC 9293 §3.7.1: 536 by default
+        self.csum_offload = bool(caps.tx_csum_offload)
+        tso = min(caps.tso_max, 65535) - 80 if caps.tso_max and caps.tx_csum_offload else 65535 - 80
+        self.burst = max(tso // self.mss, 1) * self.mss             # one TSO (or GSO) super-segment
+        self.unacked = bytearray()       # host octets from SND.UNA on (sent or not)
+        self.pending = bytearray()       # guest octets the host socket has not taken yet
+        self.fin_in = self.fin_wanted = self.fin_sent = self.fin_acked = self.host_shut = False
+        self.reading = False             # the owner reads the host socket once the flow is open
+        self.writing = False
+        self.rcv_unacked = 0             # guest octets taken since our last ACK
+        self.adv_edge = self.rcv_nxt     # the right edge of the window we advertised last
+        self.dupacks = 0
+        self.rto, self.srtt, self.rttvar, self.backoff = RTO_INITIAL, 0.0, 0.0, 0
+        self.rtt_seq: int | None = None  # the segment being timed (RFC 6298 §3, Karn's rule)
+        self.rtt_at = 0.0
+        self.rto_at: float | None = None
+        self.delack_at: float | None = None
+        self.linger_at: float | None = None
+        self.sched_at: float | None = None
+        self.tos, self.ttl, self.net6 = 0, None, False
+        self.dst_cache: tuple[int, Interface, int] | None = None
+        self.ws_ok = peer_wscale is not None
+        self.relayed_in = self.relayed_out = 0   # octets guest -> host, host -> guest
+
+    # --- what the owner asks ----------------------------------------------------------------------
+    def send_room(self) -> int:
+        """How much host data to read now: what fits in the guest's window (at least one
+        segment, so a zero window is probed with data waiting) and SEND_MAX, less what is kept."""
+        return min(SEND_MAX, max(self.snd_wnd, self.mss)) - len(self.unacked)
+
+    @property
+    def held(self) -> int:
+        """Octets this flow holds (the owner's budget counts them)."""
+        return len(self.unacked) + len(self.pending)
+
+    def host_data(self, data: bytes, now: float) -> None:
+        """Octets read from the host socket: to the guest."""
+        if self.state == OPEN and not self.fin_wanted:
+            self.unacked += data
+            self.relayed_out += len(data)
+            self.table.held += len(data)
+            self._output(now)
+            self._reads()
+            self.table.schedule(self)
+
+    def host_eof(self, now: float) -> None:
+        """The host's EOF: our FIN once its data is sent."""
+        if self.state == OPEN and not self.fin_wanted:
+            self.fin_wanted = True
+            self._output(now)
+            self.table.schedule(self)
+
+    def host_writable(self, now: float) -> None:
+        """The host socket takes data again: what waits goes, the window reopens."""
+        if self.state != OPEN:
+            return
+        if self.pending and not self._flush_pending(now):
+            return
+        self.writing = False
+        self.host.host_writes(False)
+        if self.fin_in and not self.host_shut:
+            self.host_shut = True
+            self.host.shut_host()
+            self._maybe_done(now)
+        elif self._window() >= 2 * sq.diff(self.adv_edge, self.rcv_nxt):
+            self._ack(now)                            # a window update (Linux __tcp_cleanup_rbuf)
+
+    def host_failed(self, now: float) -> None:
+        """The host socket failed (ECONNRESET, EPIPE): the guest gets an RST."""
+        if self.state in (SYN_RECEIVED, OPEN):
+            self._send_rst(now)
+            self._end(False)
+
+    def abort(self, now: float) -> None:
+        """The gateway stops: both sides reset."""
+        if self.state in (SYN_RECEIVED, OPEN):
+            self._send_rst(now)
+            self._end(True)
+
+    # --- segments from the guest --------------------------------------------------------------------
+    def input(self, seg: TcpRepr, payload: memoryview, now: float) -> bool:
+        """A segment of this flow's 4-tuple.  False (nothing done) when it is a new SYN for a
+        lingering flow: the flow is gone and the caller offers the SYN to the forwarder."""
+        flags, state = seg.flags, self.state
+        if state >= LINGERING:
+            if flags & SYN and not flags & (ACK | RST):
+                self.table.forget(self)
+                return False
+            if flags & FIN and not flags & RST:
+                self.table.tcp.emit_ack(self, self.snd_nxt, 0, b"", now)   # the guest missed our last ACK
+            return True
+        if flags & RST:
+            # RFC 5961 §3.2: an RST at RCV.NXT resets, one elsewhere in the window is challenged
+            if seg.seq == self.rcv_nxt:
+                self.table.tcp.stats.estab_resets += 1
+                self._end(True)
+            elif sq.between(self.rcv_nxt, seg.seq, sq.add(self.rcv_nxt, RELAY_WINDOW)):
+                self._ack(now)
+            return True
+        if flags & SYN:
+            if state == SYN_RECEIVED and seg.seq == sq.add(self.rcv_nxt, -1):
+                self._send_synack(now)                # our SYN-ACK was lost: the guest asks again
+            else:
+                self._ack(now)                        # RFC 5961 §4: a challenge ACK
+            return True
+        if not flags & ACK:
+            return True                               # RFC 9293 §3.10.7.4: dropped
+        if state == SYN_RECEIVED:
+            if seg.ack != self.snd_nxt:
+                self._send_rst_for(seg.ack, now)      # §3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
+                return True
+            self.state = OPEN
+            self.snd_una = self.snd_nxt
+            self.rto_at, self.backoff = None, 0
+            self.snd_wnd = seg.window << self.snd_wscale
+            self._reads()                             # the host's data may flow now
+        self._on_ack(seg, len(payload) or flags & FIN, now)
+        if self.state == OPEN and (payload or flags & FIN):
+            self._on_text(seg, payload, now)
+        if self.state == OPEN:
+            self.table.schedule(self)
+        return True
+
+    def _on_ack(self, seg: TcpRepr, carries: int, now: float) -> None:
+        ack = seg.ack
+        una = self.snd_una
+        if sq.gt(ack, self.snd_nxt):
+            self._ack(now)                            # §3.10.7.4: it ACKs what we never sent
+            return
+        if ack == una:
+            wnd = seg.window << self.snd_wscale
+            if not carries and wnd == self.snd_wnd and self.snd_nxt != una:
+                self.dupacks += 1
+                if self.dupacks == 3:                 # RFC 5681 §3.2: fast retransmit, one segment
+                    self.table.tcp.stats.relay_fast_retrans += 1
+                    self.rtt_seq = None
+                    self._send_from(una, min(self.mss, len(self.unacked)), now)
+            else:
+                self.snd_wnd = wnd
+                self._output(now)
+                self._reads()
+            return
+        if sq.lt(ack, una):
+            return                                    # an old ACK
+        acked = sq.diff(ack, una)
+        if self.fin_sent and ack == self.snd_nxt:
+            self.fin_acked = True
+            acked -= 1
+        del self.unacked[:acked]
+        self.table.held -= acked
+        self.snd_una = ack
+        self.snd_wnd = seg.window << self.snd_wscale
+        self.dupacks = 0
+        if self.rtt_seq is not None and sq.ge(ack, self.rtt_seq):
+            self._rtt_sample(now - self.rtt_at)
+        self.backoff = 0
+        self.rto_at = now + self.rto if self.snd_nxt != ack else None
+        if self.fin_acked:
+            self._maybe_done(now)
+            return
+        self._output(now)
+        self._reads()
+
+    def _on_text(self, seg: TcpRepr, payload: memoryview, now: float) -> None:
+        seqno, n = seg.seq, len(payload)
+        if self.fin_in:
+            self._ack(now)                            # a retransmission after the FIN
+            return
+        if seqno != self.rcv_nxt:
+            ahead = sq.diff(self.rcv_nxt, seqno)
+            if ahead <= 0 or ahead > n or (ahead == n and not seg.flags & FIN):
+                self.table.tcp.stats.relay_dropped_ooo += ahead < 0
+                self._ack(now)                        # out of order or old: a duplicate ACK
+                return
+            payload, n = payload[ahead:], n - ahead   # the part we have, trimmed (§3.10.7.4)
+        take = min(n, self._window())
+        if take:
+            part = payload[:take] if take < n else payload
+            if self.pending:
+                self.pending += part
+                self.table.held += take
+            else:
+                sent = self.host.to_host(part)
+                if sent < 0:
+                    self._send_rst(now)
+                    self._end(False)
+                    return
+                if sent < take:
+                    self.pending += part[sent:]
+                    self.table.held += take - sent
+                    self.writing = True
+                    self.host.host_writes(True)
+            self.rcv_nxt = sq.add(self.rcv_nxt, take)
+            self.rcv_unacked += take
+            self.relayed_in += take
+        if take < n:
+            self._ack(now)                            # beyond the window: say where it is
+            return
+        if seg.flags & FIN:
+            self.rcv_nxt = sq.add(self.rcv_nxt, 1)
+            self.fin_in = True
+            if not self.pending:
+                self.host_shut = True
+                self.host.shut_host()
+            self._ack(now)
+            self._maybe_done(now)
+            return
+        if self.rcv_unacked >= 2 * self.mss:
+            self._ack_soon(now)
+        elif self.delack_at is None:
+            self.delack_at = now + DELAYED_ACK
+
+    # --- output ---------------------------------------------------------------------------------
+    def _window(self) -> int:
+        """The guest octets we take now: RELAY_WINDOW less what waits for the host socket, and
+        never less than we advertised (RFC 9293 §3.8.6.2.2: the right edge stays put)."""
+        free = RELAY_WINDOW - len(self.pending)
+        promised = sq.diff(self.adv_edge, self.rcv_nxt)
+        return free if free >= promised else promised
+
+    def _window_field(self) -> int:
+        """The window field: rounded up to the scale's unit, as Linux's tcp_select_window does
+        so that scaling never moves the right edge left (a promise of < 2**shift octets more)."""
+        shift = self.rcv_wscale
+        wnd = (self._window() + (1 << shift) - 1) >> shift
+        return wnd if wnd < 0xFFFF else 0xFFFF
+
+    def _output(self, now: float) -> None:
+        """Send what the guest's window allows from SND.NXT, then the FIN once all is sent."""
+        unacked, una = self.unacked, self.snd_una
+        sent_any = False
+        while True:
+            off = sq.diff(self.snd_nxt, una)
+            avail = len(unacked) - off
+            room = self.snd_wnd - off
+            n = min(avail, room, self.burst)
+            if n <= 0:
+                break
+            self._send_from(self.snd_nxt, n, now)
+            sent_any = True
+        if self.fin_wanted and not self.fin_sent and sq.diff(self.snd_nxt, una) == len(unacked):
+            self._send_from(self.snd_nxt, 0, now)
+            sent_any = True
+        if not sent_any and self.snd_wnd == 0 and unacked and self.rto_at is None:
+            self.rto_at = now + self.rto              # the persist timer (RFC 9293 §3.8.6.1)
+
+    def _send_from(self, seqno: int, n: int, now: float) -> None:
+        """One segment (or super-segment) of `n` kept octets from `seqno`, with the ACK."""
+        off = sq.diff(seqno, self.snd_una)
+        flags = ACK
+        payload = memoryview(self.unacked[off:off + n]) if n else None
+        if off + n == len(self.unacked):
+            flags |= PSH if n else 0
+            if self.fin_wanted:
+                flags |= FIN                          # the host's EOF rides on its last data
+        tcp = self.table.tcp
+        seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._window_field())
+        err = tcp._emit4_cached(self, seg, b"", payload, self.mss if n > self.mss else 0, now)
+        if err is None:
+            tcp.stats.out_errors += 1                 # no route to the guest now: the timer resends
+        end = sq.add(seqno, n + (1 if flags & FIN else 0))
+        if sq.gt(end, self.snd_nxt):
+            if self.rtt_seq is None and self.backoff == 0:
+                self.rtt_seq, self.rtt_at = end, now
+            self.snd_nxt = end
+            if flags & FIN:
+                self.fin_sent = True
+        else:
+            tcp.stats.retrans_segs += 1
+        if self.rto_at is None:
+            self.rto_at = now + self.rto
+        self._acked(now)
+
+    def _acked(self, now: float) -> None:
+        """An ACK went out (alone or on data): the delayed one is no longer due."""
+        self.rcv_unacked = 0
+        self.delack_at = None
+        self.adv_edge = sq.add(self.rcv_nxt, self._window_field() << self.rcv_wscale)
+        self.table.deferred.pop(self, None)
+
+    def _ack(self, now: float) -> None:
+        """A pure ACK now."""
+        tcp = self.table.tcp
+        if tcp.emit_ack(self, self.snd_nxt, self._window_field(), b"", now) is None:
+            tcp.stats.out_errors += 1
+        self._acked(now)
+
+    def _ack_soon(self, now: float) -> None:
+        """An ACK at the end of the device read under way (one for all its segments), or now."""
+        if self.table.tcp.batching:
+            self.table.deferred[self] = None
+        else:
+            self._ack(now)
+
+    def flush(self, now: float) -> None:
+        """The end of the device read: the ACK still owed, unless data carried it."""
+        if self.state == OPEN and self.rcv_unacked:
+            self._ack(now)
+
+    def _send_synack(self, now: float) -> None:
+        opts = _MSS_OPT.pack(2, 4, self.ifp.mtu - 40)
+        if self.ws_ok:
+            opts += bytes((1, 3, 3, self.rcv_wscale))  # NOP, window scale (RFC 7323 §2.2)
+        tcp = self.table.tcp
+        seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt, SYN | ACK, min(RELAY_WINDOW, 0xFFFF))
+        if tcp._emit4_cached(self, seg, opts, None, 0, now) is None:
+            tcp.stats.out_errors += 1
+        self.rto_at = now + self.rto
+
+    def _send_rst(self, now: float) -> None:
+        tcp = self.table.tcp
+        seg = TcpRepr(self.lport, self.fport, self.snd_nxt, self.rcv_nxt, RST | ACK, 0)
+        tcp._emit4_cached(self, seg, b"", None, 0, now)
+        tcp.stats.out_rsts += 1
+
+    def _send_rst_for(self, ackno: int, now: float) -> None:
+        tcp = self.table.tcp
+        seg = TcpRepr(self.lport, self.fport, ackno, 0, RST, 0)
+        tcp._emit4_cached(self, seg, b"", None, 0, now)
+        tcp.stats.out_rsts += 1
+
+    # --- timers ---------------------------------------------------------------------------------
+    def poll_at(self) -> float | None:
+        at = self.rto_at
+        d = self.delack_at
+        if d is not None and (at is None or d < at):
+            at = d
+        return at
+
+    def on_timer(self, now: float) -> None:
+        d = self.delack_at
+        if d is not None and d <= now:
+            self.delack_at = None
+            if self.rcv_unacked:
+                self._ack(now)
+        at = self.rto_at
+        if at is None or at > now or self.state >= LINGERING:
+            return
+        self.rto_at = None
+        self.backoff += 1
+        if self.backoff > (SYNACK_RETRIES if self.state == SYN_RECEIVED else RETRIES):
+            self.table.tcp.stats.relay_aborted += 1
+            self._send_rst(now)
+            self._end(True)
+            return
+        self.table.tcp.stats.relay_timeouts += 1
+        self.rto = min(self.rto * 2, RTO_MAX)         # RFC 6298 §5.5
+        self.rtt_seq = None                           # Karn: no sample from a resent segment
+        if self.state == SYN_RECEIVED:
+            self._send_synack(now)
+        elif self.snd_nxt != self.snd_una:
+            self.snd_nxt = self.snd_una               # go back N: everything from SND.UNA again
+            self.fin_sent = False
+            self._output(now)
+        elif self.snd_wnd == 0 and self.unacked:
+            self.table.tcp.emit_ack(self, sq.add(self.snd_una, -1), self._window_field(), b"", now)
+            self.rto_at = now + self.rto              # a zero-window probe (Linux tcp_xmit_probe_skb)
+        self.table.schedule(self)
+
+    def _rtt_sample(self, r: float) -> None:
+        """RFC 6298 §2.2-2.3, with Linux's 200 ms floor."""
+        self.rtt_seq = None
+        if self.srtt == 0.0:
+            self.srtt, self.rttvar = r, r / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
+            self.srtt = 0.875 * self.srtt + 0.125 * r
+        self.rto = min(max(self.srtt + 4 * self.rttvar, RTO_MIN), RTO_MAX)
+
+    # --- the ends ---------------------------------------------------------------------------------
+    def _flush_pending(self, now: float) -> bool:
+        """The waiting guest octets to the host: True once all went."""
+        sent = self.host.to_host(memoryview(self.pending))
+        if sent < 0:
+            self._send_rst(now)
+            self._end(False)
+            return False
+        del self.pending[:sent]
+        self.table.held -= sent
+        return not self.pending
+
+    def _reads(self) -> None:
+        want = self.send_room() > 0 and not self.fin_wanted
+        if want != self.reading:
+            self.reading = want
+            self.host.host_reads(want)
+
+    def _maybe_done(self, now: float) -> None:
+        if self.fin_in and self.host_shut and self.fin_acked:
+            self._end(False, linger=True)
+
+    def _end(self, reset: bool, linger: bool = False) -> None:
+        self.state = CLOSED
+        self.table.held -= len(self.unacked) + len(self.pending)
+        self.unacked = bytearray()
+        self.pending = bytearray()
+        self.rto_at = self.delack_at = None
+        self.table.closed(self, linger)
+        self.host.close_host(reset)
+
+
+class RelayTable:
+    """The relayed flows of one Tcp core: the 4-tuple table early demux looks in, their
+    timers (one lazy heap, as the core's own), the ACKs owed at the end of a device read,
+    and the lingering closed flows (oldest first)."""
+
+    def __init__(self, tcp: Tcp) -> None:
+        self.tcp = tcp
+        self.flows: dict[tuple[int, int, int, int], RelayedFlow] = {}
+        self.deferred: dict[RelayedFlow, None] = {}
+        self._heap: list[tuple[float, int, RelayedFlow]] = []
+        self._tiebreak = itertools.count()
+        self._lingering: deque[tuple[float, RelayedFlow]] = deque()
+        self.held = 0                                 # octets every flow keeps (unacked + pending)
+        self.opened = 0
+        self.closed_count = 0
+
+    def __len__(self) -> int:
+        return len(self.flows)
+
+    @property
+    def busy(self) -> bool:
+        """Any timer to look at: a flow open or lingering."""
+        return bool(self._heap or self._lingering)
+
+    def open(self, host: RelayHost, key: tuple[int, int, int, int], seg: TcpRepr, iss: int, ifp: Interface,
+             now: float) -> RelayedFlow:
+        flow = RelayedFlow(self, host, key, seg.seq, iss, seg.mss, seg.wscale, ifp)
+        self.flows[key] = flow
+        self.opened += 1
+        flow.snd_wnd = seg.window                     # RFC 7323 §2.2: a SYN's window is never scaled
+        flow._send_synack(now)
+        self.schedule(flow)
+        return flow
+
+    def schedule(self, flow: RelayedFlow) -> None:
+        at = flow.poll_at()
+        if at is not None and (flow.sched_at is None or at < flow.sched_at):
+            flow.sched_at = at
+            heapq.heappush(self._heap, (at, next(self._tiebreak), flow))
+            self.tcp.kick(at)
+
+    def closed(self, flow: RelayedFlow, linger: bool) -> None:
+        self.deferred.pop(flow, None)
+        self.closed_count += 1
+        if not linger:
+            self.forget(flow)
+            return
+        flow.state = LINGERING
+        lingering = self._lingering
+        if len(lingering) >= LINGER_MAX:
+            self.forget(lingering.popleft()[1])
+        flow.linger_at = self.tcp.clock() + LINGER
+        lingering.append((flow.linger_at, flow))
+        self.tcp.kick(flow.linger_at)
+
+    def forget(self, flow: RelayedFlow) -> None:
+        key = (flow.laddr, flow.lport, flow.faddr, flow.fport)
+        if self.flows.get(key) is flow:
+            del self.flows[key]
+        flow.state = CLOSED
+        flow.sched_at = None
+
+    def batch_end(self, now: float) -> None:
+        deferred = self.deferred
+        while deferred:
+            flow = next(iter(deferred))
+            del deferred[flow]
+            flow.flush(now)
+
+    def poll_at(self) -> float | None:
+        heap = self._heap
+        while heap:
+            filed, _, flow = heap[0]
+            if flow.sched_at != filed or flow.state >= LINGERING:
+                heapq.heappop(heap)
+                continue
+            real = flow.poll_at()
+            if real is not None and real <= filed:
+                break
+            heapq.heappop(heap)
+            flow.sched_at = real
+            if real is not None:
+                heapq.heappush(heap, (real, next(self._tiebreak), flow))
+        at = heap[0][0] if heap else None
+        if self._lingering:
+            first = self._lingering[0][0]
+            if at is None or first < at:
+                at = first
+        return at
+
+    def poll(self, now: float) -> None:
+        lingering = self._lingering
+        while lingering and lingering[0][0] <= now:
+            self.forget(lingering.popleft()[1])
+        heap = self._heap
+        due = []
+        while heap and heap[0][0] <= now:
+            at, _, flow = heapq.heappop(heap)
+            if flow.sched_at != at:
+                continue
+            flow.sched_at = None
+            due.append(flow)
+        for flow in due:
+            if flow.state < LINGERING:
+                flow.on_timer(now)
+                self.schedule(flow)
+
+    def abort_all(self, now: float) -> None:
+        for flow in list(self.flows.values()):
+            flow.abort(now)
+
+
+def _wscale_for(capacity: int) -> int:
+    shift = 0
+    while (0xFFFF << shift) < capacity and shift < 14:
+        shift += 1
+    return shift
+
+
+__all__ = ["LINGER", "RELAY_WINDOW", "SEND_MAX", "RelayHost", "RelayTable", "RelayedFlow"]
