@@ -56,6 +56,7 @@ RETRIES = 15                 # Linux tcp_retries2: then the flow is reset both w
 SYNACK_RETRIES = 5           # Linux tcp_synack_retries
 LINGER = 2.0                 # a closed flow still ACKs a retransmitted FIN this long
 LINGER_MAX = 16384           # closed flows kept lingering at most (the oldest goes first)
+LINGER_SLACK = 0.25          # lingering flows are forgotten in batches: one timer wake per 1/4 s
 
 SYN_RECEIVED, OPEN, LINGERING, CLOSED = 0, 1, 2, 3
 _MSS_OPT = struct.Struct("!BBH")
@@ -245,6 +246,8 @@ class RelayedFlow:
                     self.rtt_seq = None
                     self._send_from(una, min(self.mss, len(self.unacked)), now)
             else:
+                if wnd == 0 and self.snd_nxt == una:
+                    self.backoff = 0                  # a probe answered: persist on (Linux tcp_ack)
                 self.snd_wnd = wnd
                 self._output(now)
                 self._reads()
@@ -599,8 +602,10 @@ class RelayTable:
         return at
 
     def poll(self, now: float) -> None:
+        # every lingering flow due within LINGER_SLACK goes now: at thousands of connections
+        # per second, one timer wake-up per flow would cost more than the flows themselves
         lingering = self._lingering
-        while lingering and lingering[0][0] <= now:
+        while lingering and lingering[0][0] <= now + LINGER_SLACK:
             self.forget(lingering.popleft()[1])
         heap = self._heap
         due = []

@@ -23,7 +23,8 @@ TARGETS: dict[str, TargetFn] = {}
 
 # the modules that define targets, imported by load_all() (the runner instruments them)
 MODULES = ("tests.fuzz.targets_tcp", "tests.fuzz.targets_ip", "tests.fuzz.targets_atm",
-           "tests.fuzz.targets_http", "tests.fuzz.targets_ipv6", "tests.fuzz.targets_dhcp")
+           "tests.fuzz.targets_http", "tests.fuzz.targets_ipv6", "tests.fuzz.targets_dhcp",
+           "tests.fuzz.targets_relayed")
 
 
 class InvariantError(AssertionError):

@@ -288,6 +288,12 @@ def test_a_zero_window_is_probed_and_reopened() -> None:
     assert at is not None
     ((probe, payload),) = g.net.poll(at)
     assert probe.seq == g.ack - 1 and payload == b""         # Linux tcp_xmit_probe_skb: SND.UNA - 1
+    for _ in range(2 * R.RETRIES):                           # a guest that answers keeps the flow
+        at = g.flow.rto_at
+        assert at is not None
+        g.net.poll(at)
+        assert g.rx(win=0) == []
+    assert g.host.closed is None and g.flow.rto <= R.RTO_MAX
     ((seg, payload),) = g.rx(win=100)                        # the window opens: the data goes
     assert payload == b"wait" and seg.seq == g.ack
 

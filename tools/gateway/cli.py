@@ -225,8 +225,8 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
         flows=FlowConfig(max_flows=args.max_flows, udp_one_way=args.udp_timeout,
                          udp_two_way=args.udp_stream_timeout),
         tcp_forwards=tcp_forwards, udp_forwards=udp_forwards, api_socket=args.api_socket,
-        outbound=outbound, max_buffer=args.max_buffer << 20, tcp_relay=args.tcp_relay, ready_fd=args.ready_fd, exit_fd=args.exit_fd,
-        pcap=args.pcap, stats=args.stats, debug=args.debug)
+        outbound=outbound, max_buffer=args.max_buffer << 20, tcp_relay=args.tcp_relay, ready_fd=args.ready_fd,
+        exit_fd=args.exit_fd, pcap=args.pcap, stats=args.stats, debug=args.debug)
 
 
 def resolve_outbound(v4: str | None, v6: str | None) -> Outbound:

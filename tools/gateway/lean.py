@@ -41,8 +41,7 @@ class LeanRelay:
         self.result = RelayResult()
         self._on_end = on_end
         self._mask = 0                                # not in the epoll until the flow opens
-        self.ended = False
-        host.setblocking(False)
+        self.ended = False                            # (`host` is non-blocking: hosttcp.start_connect)
         poller._live[self] = None
 
     def _now(self) -> float:
@@ -83,7 +82,7 @@ class LeanRelay:
         if self.ended:
             return
         self.ended = True
-        self.poller._forget(self)
+        self.poller._forget(self, closing=True)
         self.poller._live.pop(self, None)
         if reset:
             self.result.to_host.reset = True

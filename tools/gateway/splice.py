@@ -140,11 +140,14 @@ class SplicePoller:
             self._by_fd[fd] = sp
             self._epoll.register(fd, mask)
 
-    def _forget(self, sp: Splice | LeanRelay) -> None:
+    def _forget(self, sp: Splice | LeanRelay, closing: bool = False) -> None:
+        """Stop watching `sp`'s host socket (`closing`: it is about to be closed, which takes
+        it out of the epoll by itself -- one epoll_ctl per flow saved)."""
         fd = sp.host.fileno()
         if self._by_fd.get(fd) is sp:
             del self._by_fd[fd]
-            self._epoll.unregister(fd)
+            if not closing:
+                self._epoll.unregister(fd)
         if isinstance(sp, Splice):
             self._marked.pop(sp, None)
 
