@@ -143,12 +143,14 @@ class RelayedFlow:
         """Octets this flow holds (the owner's budget counts them)."""
         return len(self.unacked) + len(self.pending)
 
-    def host_data(self, data: bytes, now: float) -> None:
-        """Octets read from the host socket: to the guest."""
+    def host_data(self, data: bytes, now: float, eof: bool = False) -> None:
+        """Octets read from the host socket: to the guest (`eof`: the host's EOF follows
+        them, and our FIN rides on their last segment)."""
         if self.state == OPEN and not self.fin_wanted:
             self.unacked += data
             self.relayed_out += len(data)
             self.table.held += len(data)
+            self.fin_wanted = eof
             self._output(now)
             self._reads()
             self.table.schedule(self)

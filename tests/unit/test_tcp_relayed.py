@@ -381,3 +381,14 @@ def test_send_room_is_bounded_by_send_max(n: int) -> None:
     assert g.flow.send_room() == R.SEND_MAX
     g.flow.host_data(b"r" * n, g.net.now)
     assert g.flow.send_room() == R.SEND_MAX - n
+
+
+def test_the_hosts_last_data_and_its_eof_go_in_one_segment() -> None:
+    g = Guest()
+    g.open()
+    g.flow.host_data(b"last words", g.net.now, eof=True)    # the edge saw EPOLLRDHUP behind them
+    ((seg, payload),) = g.net.take()
+    assert payload == b"last words" and seg.flags == ACK | PSH | FIN
+    assert g.host.reads == [True, False]                      # nothing more is read
+    g.rx(ACK | FIN, ack=g.ack + len(payload) + 1)
+    assert g.flow.state == R.LINGERING and g.host.shut

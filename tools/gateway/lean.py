@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
     from .splice import SplicePoller
 
-_IN, _OUT = select.EPOLLIN, select.EPOLLOUT
+# EPOLLRDHUP with every read interest: an event that says the host's FIN is queued behind its
+# data lets one wake-up read both and send the guest one segment with data and FIN
+_IN, _OUT, _RDHUP = select.EPOLLIN | select.EPOLLRDHUP, select.EPOLLOUT, select.EPOLLRDHUP
 _ERR = select.EPOLLERR | select.EPOLLHUP
 READS_PER_WAKE = 4                # host reads per epoll report, while each comes back full
 
@@ -118,14 +120,31 @@ class LeanRelay:
                 flow.host_failed(now)
                 return
             if not data:
-                self.result.to_guest.eof = True
-                self._want(self._mask & ~_IN)
+                self._host_eof()
                 flow.host_eof(now)
                 return
             self.result.to_guest.octets += len(data)
-            flow.host_data(data, now)
-            if len(data) < want or self.ended:
+            short = len(data) < want
+            if short and events & _RDHUP and self._eof_follows():
+                flow.host_data(data, now, eof=True)       # the last data and the FIN: one segment
                 return
+            flow.host_data(data, now)
+            if short or self.ended:
+                return
+
+    def _eof_follows(self) -> bool:
+        """After a short read with EPOLLRDHUP: is the EOF next (nothing else queued)?"""
+        try:
+            if self.host.recv(1, socket.MSG_PEEK):
+                return False
+        except OSError:
+            return False                                  # the next pass reads the error
+        self._host_eof()
+        return True
+
+    def _host_eof(self) -> None:
+        self.result.to_guest.eof = True
+        self._want(self._mask & ~_IN)
 
     def on_guest(self) -> None:
         """The splice's upcall entry: a relayed flow's guest side calls in directly."""
