@@ -29,7 +29,7 @@ relayed flow is this instead, passt's way (learnt from its design notes, not its
     retransmitted FIN (the guest in LAST-ACK) and then is forgotten.
 
 Sans-IO: the host socket is the owner's (`RelayHost`), the clock is passed in, segments go
-out through the Tcp core's cached IPv4 way.  IPv4 only: IPv6 flows keep the full Connection.
+out through the Tcp core's cached IPv4 way or its IPv6 output (`net6`).
 """
 from __future__ import annotations
 
@@ -83,19 +83,20 @@ class RelayHost(Protocol):
 
 
 class RelayedFlow:
-    """One relayed connection's guest side (the attributes the core's cached IPv4 way reads --
-    laddr, faddr, lport, fport, tos, ttl, csum_offload, dst_cache, net6, rcv_nxt -- are
-    named as a Connection's)."""
+    """One relayed connection's guest side (the attributes the core's output reads -- laddr,
+    faddr, lport, fport, tos, ttl, csum_offload, dst_cache, net6, hop_limit, tclass, oif,
+    rcv_nxt -- are named as a Connection's)."""
 
     __slots__ = ("table", "host", "laddr", "lport", "faddr", "fport", "ifp", "state", "iss", "snd_una", "snd_nxt",
                  "snd_wnd", "snd_wscale", "rcv_wscale", "rcv_nxt", "mss", "burst", "unacked", "pending",
                  "fin_in", "fin_wanted", "fin_sent", "fin_acked", "host_shut", "reading", "writing",
                  "rcv_unacked", "adv_edge", "dupacks", "rto", "srtt", "rttvar", "backoff", "rtt_seq", "rtt_at",
-                 "rto_at", "delack_at", "linger_at", "sched_at", "tos", "ttl", "csum_offload", "dst_cache",
-                 "net6", "ws_ok", "relayed_in", "relayed_out")
+                 "rto_at", "delack_at", "linger_at", "sched_at", "tos", "ttl", "csum_offload", "dst_cache", "our_mss",
+                 "net6", "hop_limit", "tclass", "oif", "ws_ok", "relayed_in", "relayed_out")
 
     def __init__(self, table: RelayTable, host: RelayHost, key: tuple[int, int, int, int], irs: int, iss: int,
-                 peer_mss: int | None, peer_wscale: int | None, ifp: Interface) -> None:
+                 peer_mss: int | None, peer_wscale: int | None, ifp: Interface, mtu: int, net6: bool = False,
+                 oif: Interface | None = None) -> None:
         self.table, self.host = table, host
         self.laddr, self.lport, self.faddr, self.fport = key
         self.ifp = ifp
@@ -108,9 +109,12 @@ class RelayedFlow:
         self.snd_wscale = min(peer_wscale, 14) if peer_wscale is not None else 0
         self.rcv_wscale = _wscale_for(RELAY_WINDOW) if peer_wscale is not None else 0
         caps = ifp.ndd.caps
-        self.mss = max(min(peer_mss or 536, ifp.mtu - 40), 88)     # RFC 9293 §3.7.1: 536 by default
+        hdrs = 60 if net6 else 40                                  # IPv6 (RFC 8200 §8.3) or IPv4 and TCP
+        self.our_mss = max(mtu - hdrs, 88)
+        # RFC 9293 §3.7.1: 536 without the option (1220 over IPv6, RFC 8200 §5's 1280 less headers)
+        self.mss = max(min(peer_mss or (1220 if net6 else 536), self.our_mss), 88)
         self.csum_offload = bool(caps.tx_csum_offload)
-        tso = min(caps.tso_max, 65535) - 80 if caps.tso_max and caps.tx_csum_offload else 65535 - 80
+        tso = min(caps.tso_max, 65535) - 2 * hdrs if caps.tso_max and caps.tx_csum_offload else 65535 - 2 * hdrs
         self.burst = max(tso // self.mss, 1) * self.mss             # one TSO (or GSO) super-segment
         self.unacked = bytearray()       # host octets from SND.UNA on (sent or not)
         self.pending = bytearray()       # guest octets the host socket has not taken yet
@@ -127,7 +131,10 @@ class RelayedFlow:
         self.delack_at: float | None = None
         self.linger_at: float | None = None
         self.sched_at: float | None = None
-        self.tos, self.ttl, self.net6 = 0, None, False
+        self.tos, self.ttl, self.net6 = 0, None, net6
+        self.hop_limit: int | None = None                        # the IPv6 layer's default
+        self.tclass = 0
+        self.oif = oif                                           # a link-local guest's interface
         self.dst_cache: tuple[int, Interface, int] | None = None
         self.ws_ok = peer_wscale is not None
         self.relayed_in = self.relayed_out = 0   # octets guest -> host, host -> guest
@@ -199,7 +206,7 @@ class RelayedFlow:
                 self.table.forget(self)
                 return False
             if flags & FIN and not flags & RST:
-                self.table.tcp.emit_ack(self, self.snd_nxt, 0, b"", now)   # the guest missed our last ACK
+                self._pure_ack(self.snd_nxt, 0, now)  # the guest missed our last ACK
             return True
         if flags & RST:
             # RFC 5961 §3.2: an RST at RCV.NXT resets, one elsewhere in the window is challenged
@@ -369,9 +376,7 @@ class RelayedFlow:
                 flags |= FIN                          # the host's EOF rides on its last data
         tcp = self.table.tcp
         seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._window_field())
-        err = tcp._emit4_cached(self, seg, b"", payload, self.mss if n > self.mss else 0, now)
-        if err is None:
-            tcp.stats.out_errors += 1                 # no route to the guest now: the timer resends
+        self._emit(seg, b"", payload, self.mss if n > self.mss else 0, now)
         end = sq.add(seqno, n + (1 if flags & FIN else 0))
         if sq.gt(end, self.snd_nxt):
             if self.rtt_seq is None and self.backoff == 0:
@@ -392,11 +397,23 @@ class RelayedFlow:
         self.adv_edge = sq.add(self.rcv_nxt, self._window_field() << self.rcv_wscale)
         self.table.deferred.pop(self, None)
 
+    def _emit(self, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int, now: float) -> None:
+        """One segment out: the core's cached IPv4 way, or its IPv6 output.  A failure (no
+        route to the guest now, the device full) is counted; the timer resends."""
+        tcp = self.table.tcp
+        if self.net6:
+            tcp._emit6(self, seg, opts, payload, gso, now)
+        elif tcp._emit4_cached(self, seg, opts, payload, gso, now) is None:
+            tcp.stats.out_errors += 1
+
+    def _pure_ack(self, seqno: int, window: int, now: float) -> None:
+        tcp = self.table.tcp
+        if self.net6 or tcp.emit_ack(self, seqno, window, b"", now) is None:
+            self._emit(TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, ACK, window), b"", None, 0, now)
+
     def _ack(self, now: float) -> None:
         """A pure ACK now."""
-        tcp = self.table.tcp
-        if tcp.emit_ack(self, self.snd_nxt, self._window_field(), b"", now) is None:
-            tcp.stats.out_errors += 1
+        self._pure_ack(self.snd_nxt, self._window_field(), now)
         self._acked(now)
 
     def _ack_soon(self, now: float) -> None:
@@ -412,26 +429,20 @@ class RelayedFlow:
             self._ack(now)
 
     def _send_synack(self, now: float) -> None:
-        opts = _MSS_OPT.pack(2, 4, self.ifp.mtu - 40)
+        opts = _MSS_OPT.pack(2, 4, self.our_mss)
         if self.ws_ok:
             opts += bytes((1, 3, 3, self.rcv_wscale))  # NOP, window scale (RFC 7323 §2.2)
-        tcp = self.table.tcp
         seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt, SYN | ACK, min(RELAY_WINDOW, 0xFFFF))
-        if tcp._emit4_cached(self, seg, opts, None, 0, now) is None:
-            tcp.stats.out_errors += 1
+        self._emit(seg, opts, None, 0, now)
         self.rto_at = now + self.rto
 
     def _send_rst(self, now: float) -> None:
-        tcp = self.table.tcp
-        seg = TcpRepr(self.lport, self.fport, self.snd_nxt, self.rcv_nxt, RST | ACK, 0)
-        tcp._emit4_cached(self, seg, b"", None, 0, now)
-        tcp.stats.out_rsts += 1
+        self._emit(TcpRepr(self.lport, self.fport, self.snd_nxt, self.rcv_nxt, RST | ACK, 0), b"", None, 0, now)
+        self.table.tcp.stats.out_rsts += 1
 
     def _send_rst_for(self, ackno: int, now: float) -> None:
-        tcp = self.table.tcp
-        seg = TcpRepr(self.lport, self.fport, ackno, 0, RST, 0)
-        tcp._emit4_cached(self, seg, b"", None, 0, now)
-        tcp.stats.out_rsts += 1
+        self._emit(TcpRepr(self.lport, self.fport, ackno, 0, RST, 0), b"", None, 0, now)
+        self.table.tcp.stats.out_rsts += 1
 
     # --- timers ---------------------------------------------------------------------------------
     def poll_at(self) -> float | None:
@@ -467,7 +478,7 @@ class RelayedFlow:
             self.fin_sent = False
             self._output(now)
         elif self.snd_wnd == 0 and self.unacked:
-            self.table.tcp.emit_ack(self, sq.add(self.snd_una, -1), self._window_field(), b"", now)
+            self._pure_ack(sq.add(self.snd_una, -1), self._window_field(), now)
             self.rto_at = now + self.rto              # a zero-window probe (Linux tcp_xmit_probe_skb)
         self.table.schedule(self)
 
@@ -521,6 +532,7 @@ class RelayTable:
     def __init__(self, tcp: Tcp) -> None:
         self.tcp = tcp
         self.flows: dict[tuple[int, int, int, int], RelayedFlow] = {}
+        self.flows6: dict[tuple[int, int, int, int], RelayedFlow] = {}    # IPv6 ones (addresses 128-bit)
         self.deferred: dict[RelayedFlow, None] = {}
         self._heap: list[tuple[float, int, RelayedFlow]] = []
         self._tiebreak = itertools.count()
@@ -530,7 +542,7 @@ class RelayTable:
         self.closed_count = 0
 
     def __len__(self) -> int:
-        return len(self.flows)
+        return len(self.flows) + len(self.flows6)
 
     @property
     def busy(self) -> bool:
@@ -538,9 +550,9 @@ class RelayTable:
         return bool(self._heap or self._lingering)
 
     def open(self, host: RelayHost, key: tuple[int, int, int, int], seg: TcpRepr, iss: int, ifp: Interface,
-             now: float) -> RelayedFlow:
-        flow = RelayedFlow(self, host, key, seg.seq, iss, seg.mss, seg.wscale, ifp)
-        self.flows[key] = flow
+             mtu: int, now: float, net6: bool = False, oif: Interface | None = None) -> RelayedFlow:
+        flow = RelayedFlow(self, host, key, seg.seq, iss, seg.mss, seg.wscale, ifp, mtu, net6, oif)
+        (self.flows6 if net6 else self.flows)[key] = flow
         self.opened += 1
         flow.snd_wnd = seg.window                     # RFC 7323 §2.2: a SYN's window is never scaled
         flow._send_synack(now)
@@ -570,8 +582,9 @@ class RelayTable:
 
     def forget(self, flow: RelayedFlow) -> None:
         key = (flow.laddr, flow.lport, flow.faddr, flow.fport)
-        if self.flows.get(key) is flow:
-            del self.flows[key]
+        flows = self.flows6 if flow.net6 else self.flows
+        if flows.get(key) is flow:
+            del flows[key]
         flow.state = CLOSED
         flow.sched_at = None
 
@@ -623,7 +636,7 @@ class RelayTable:
                 self.schedule(flow)
 
     def abort_all(self, now: float) -> None:
-        for flow in list(self.flows.values()):
+        for flow in [*self.flows.values(), *self.flows6.values()]:
             flow.abort(now)
 
 

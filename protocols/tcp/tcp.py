@@ -926,9 +926,15 @@ class Tcp:
             return
         payload = view[seg.hdr_len:]
         seg.ecn = ip.tclass & ECN_MASK                   # the traffic class's ECN bits, for ecn.py
-        conn = self.conns6.get((ip.dst, seg.dst_port, ip.src, seg.src_port))
-        if conn is not None and self._established(conn, seg, payload, now, self._listener6, ip.dst):
-            return
+        key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
+        conn = self.conns6.get(key)
+        if conn is not None:
+            if self._established(conn, seg, payload, now, self._listener6, ip.dst):
+                return
+        elif self.relays.flows6:
+            flow = self.relays.flows6.get(key)
+            if flow is not None and flow.input(seg, payload, now):
+                return
         listener = self._listener6(ip.dst, seg.dst_port)
         if listener is not None and (listener.laddr or not self._foreign6(ip.ifp, ip.dst, now)):
             self._listen_input(listener, seg, ip, payload, now, net6=True)
@@ -1143,22 +1149,31 @@ class Tcp:
         return child
 
     def forward_relay(self, request_id: int, host: RelayHost, now: float) -> RelayedFlow | None:
-        """Answer a held IPv4 SYN with a relayed flow (relayed.py: the lean guest side of a
+        """Answer a held SYN with a relayed flow (relayed.py: the lean guest side of a
         gateway's connection, its bytes to and from `host`) instead of a Connection: the SYN-ACK
-        goes now.  None as forward_accept's, and for an IPv6 request or a guest no route leads
-        back to (the caller takes forward_accept, or lets the guest retry)."""
+        goes now.  None as forward_accept's, and for a guest no route leads back to (the
+        guest's SYN retries ask again)."""
         p = self._take_forward(request_id, now)
         if p is None:
             return None
-        seg, ip = p.seg, p.meta
+        seg, ip, net6 = p.seg, p.meta, p.net6
         key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
-        if p.net6 or key in self.conns or key in self.relays.flows:
+        if key in (self.conns6 if net6 else self.conns) or key in (self.relays.flows6 if net6 else self.relays.flows):
             return None
+        if net6:
+            ipv6 = self.ipv6
+            oif = ip.ifp if needs_scope_id(ip.src) else None
+            hop6 = ipv6.route(ip.src, now, oif) if ipv6 is not None else errno.ENETUNREACH
+            if ipv6 is None or isinstance(hop6, int):
+                return None
+            self.stats.forward_accepted += 1
+            return self.relays.open(host, key, seg, self.isn(key, now, b"isn6"), hop6.ifp,
+                                    ipv6.path_mtu(hop6.ifp, ip.src, now), now, net6=True, oif=oif)
         hop = self.ipv4.route(ip.src, src=ip.dst)
         if isinstance(hop, int):
             return None
         self.stats.forward_accepted += 1
-        return self.relays.open(host, key, seg, self.isn(key, now), hop[0], now)
+        return self.relays.open(host, key, seg, self.isn(key, now), hop[0], hop[0].mtu, now)
 
     def forward_reject(self, request_id: int, how: str, now: float) -> int:
         """Answer a held SYN with a refusal, as the network would: "rst" (the RST a closed port
@@ -1492,7 +1507,7 @@ class Tcp:
         self.stats.out_segs += 1
         return self._transmit4(ifp, pkt, nexthop, now)
 
-    def _emit6(self, conn: Connection, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+    def _emit6(self, conn: Connection | RelayedFlow, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
                now: float) -> int:
         """emit() over IPv6: TSO super-segments marked GSO_TCPV6 (virtio_net_hdr), the
         socket's hop limit and traffic class, its scope's interface; never fragmented

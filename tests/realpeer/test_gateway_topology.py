@@ -147,6 +147,28 @@ async def test_curl_100mib_down_and_up_sha256(case: Case, tmp_path: Path) -> Non
         assert json.loads(r.stdout) == {"bytes": BULK, "sha256": upload_sha}   # what the server received
 
 
+async def test_the_splice_relays_the_same(tmp_path: Path) -> None:
+    """`--tcp-relay splice` (a full tunstack connection per flow, the lean relay's fallback):
+    100 MiB down and up with their digests, and a half-close, at MTU 1500."""
+    case = Case(TUNSTACK, 4, 1500)
+    data = random.Random(5).randbytes(4 << 20)
+    src, out, got = tmp_path / "in.bin", tmp_path / "out.bin", tmp_path / "download.bin"
+    src.write_bytes(data)
+    async with topology(case, extra=("--tcp-relay", "splice")) as topo:
+        r = await run(topo.guest_argv("curl", "-sS", "--fail", "-m", "120", "-o", str(got),
+                                      case.url(f"/bytes/{BULK}")), timeout=130)
+        assert r.returncode == 0, r.stderr
+        assert hashlib.sha256(got.read_bytes()).hexdigest() == hashlib.sha256(payload(BULK)).hexdigest()
+        r = await run(topo.guest_argv("curl", "-sS", "--fail", "-m", "120", "-H", "Expect:",
+                                      "-H", "Content-Type: application/octet-stream",
+                                      "--data-binary", f"@{got}", case.url("/upload")), timeout=130)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["sha256"] == hashlib.sha256(payload(BULK)).hexdigest()
+        r = await run(topo.guest_argv("sh", "-c", f"nc -N -w 30 {case.server} {ECHO_PORT} < {src} > {out}"))
+        assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == data + f"EOF {len(data)} {hashlib.sha256(data).hexdigest()}\n".encode()
+
+
 # --- TCP: half-close, refusals -------------------------------------------------------------
 @pytest.mark.parametrize("case", [*cases(mtus=MTUS), *cases(families=(6,))])
 async def test_half_close_with_nc(case: Case, tmp_path: Path) -> None:

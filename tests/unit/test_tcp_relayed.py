@@ -7,14 +7,19 @@ probes), and how each side's end reaches the other."""
 from __future__ import annotations
 
 import random
+import socket
 
 import pytest
 
+from protocols.ipv6.addr import ip6_to_int
 from protocols.tcp import relayed as R
 from protocols.tcp import seq as sq
+from protocols.tcp.conn import State
+from protocols.tcp.forward import ForwardRequest
 from protocols.tcp.relayed import RelayedFlow
 from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, TcpRepr
 
+from .tcp6_net import pair
 from .test_forwarder import REMOTE, gateway
 from .test_tcp_listen import PEER, PEER_PORT
 
@@ -392,3 +397,32 @@ def test_the_hosts_last_data_and_its_eof_go_in_one_segment() -> None:
     assert g.host.reads == [True, False]                      # nothing more is read
     g.rx(ACK | FIN, ack=g.ack + len(payload) + 1)
     assert g.flow.state == R.LINGERING and g.host.shut
+
+
+def test_an_ipv6_guest_is_relayed_the_same_way() -> None:
+    """Over IPv6 (tcp6_net's two nodes: a's TCP the guest, b the gateway answering for a
+    remote address): the handshake with MSS = MTU - 60, data both ways, and the ends."""
+    wire, a, b = pair()
+    remote = ip6_to_int("2001:db8::99")
+    ours = b.ipv6.is_ours
+    b.ipv6.is_ours = lambda ifp, dst: dst == remote or ours(ifp, dst)   # the transparent interface
+    requests: list[ForwardRequest] = []
+    b.tcp.forwarder = requests.append
+    c = a.usr6.attach(wire.now)
+    assert a.usr6.connect(c, (remote, 443, 0, 0), wire.now) == 0
+    wire.pump()
+    host = FakeHost()
+    flow = b.tcp.forward_relay(requests[0].id, host, wire.now)
+    assert flow is not None and flow.net6 and b.tcp.relays.flows6 and not b.tcp.relays.flows
+    wire.pump()
+    assert c.state == State.ESTABLISHED and c.mss == 1440 and flow.state == R.OPEN
+    assert a.usr6.send(c, memoryview(b"over six"), None, wire.now) == 8
+    wire.pump()
+    assert bytes(host.got) == b"over six"
+    flow.host_data(b"and back", wire.now, eof=True)
+    wire.pump()
+    got = a.usr6.recv(c, 100, False, wire.now)
+    assert got is not None and got[0] == b"and back"
+    a.usr6.shutdown(c, socket.SHUT_WR, wire.now)
+    wire.pump()
+    assert host.shut and flow.state == R.LINGERING and b.tcp.relays.held == 0

@@ -135,9 +135,8 @@ def build_parser(prog: str = "tunstack gateway") -> argparse.ArgumentParser:
                      help=f"MiB the TCP relays may hold at once (default {RelayBudget.total >> 20}; a bulk flow "
                           f"reads up to 256 KiB a time while the total allows); new flows beyond are refused")
     lim.add_argument("--tcp-relay", choices=("lean", "splice"), default="lean",
-                     help="how guest TCP over IPv4 is relayed: lean (default; the host socket keeps the data, "
-                          "the guest side is a minimal TCP) or splice (a full tunstack connection per flow, as "
-                          "IPv6 flows always are)")
+                     help="how the guest's TCP is relayed: lean (default; the host socket keeps the data, the "
+                          "guest side is a minimal TCP) or splice (a full tunstack connection per flow)")
     lim.add_argument("--udp-timeout", type=float, default=FlowConfig.udp_one_way, metavar="SECONDS",
                      help=f"seconds a UDP flow with no reply lives idle (default {FlowConfig.udp_one_way:g})")
     lim.add_argument("--udp-stream-timeout", type=float, default=FlowConfig.udp_two_way, metavar="SECONDS",

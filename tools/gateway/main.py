@@ -87,7 +87,7 @@ class GatewayOptions:
     dns: DnsConfig = field(default_factory=DnsConfig)
     flows: FlowConfig = field(default_factory=FlowConfig)
     max_buffer: int = RelayBudget.total           # octets all TCP relays may hold at once
-    tcp_relay: str = "lean"                       # IPv4 TCP: "lean" (relayed.py) or "splice"
+    tcp_relay: str = "lean"                       # the guest's TCP: "lean" (relayed.py) or "splice"
     outbound: Outbound = field(default_factory=Outbound)   # --outbound-addr[6], resolved
     tcp_forwards: list[PortForwardSpec] = field(default_factory=list)
     udp_forwards: list[PortForwardSpec] = field(default_factory=list)

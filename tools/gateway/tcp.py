@@ -66,8 +66,8 @@ class TcpGateway:
         self.flows = flows
         self.budget = budget or RelayBudget()
         self.budget.elsewhere = lambda: stack.tcp.relays.held
-        # IPv4 flows through the lean relay (lean.py, protocols/tcp/relayed.py), or every flow
-        # through a full Connection and the splice (--tcp-relay splice)
+        # flows through the lean relay (lean.py, protocols/tcp/relayed.py), or through a full
+        # Connection and the splice (--tcp-relay splice)
         self.lean = lean
         self.connect_timeout = connect_timeout
         self.stats = TcpGatewayStats()
@@ -191,7 +191,7 @@ class TcpGateway:
 
         assert self.poller is not None             # run() made it before taking SYNs
         now = self.stack.now()
-        if self.lean and req.family == socket.AF_INET:
+        if self.lean:
             edge = LeanRelay(self.poller, sock, self.budget, ended)
             relayed = self.stack.tcp.forward_relay(req.id, edge, now)
             if relayed is None:                       # expired meanwhile: the guest retries
