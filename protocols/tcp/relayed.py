@@ -88,7 +88,7 @@ class RelayedFlow:
     rcv_nxt -- are named as a Connection's)."""
 
     __slots__ = ("table", "host", "laddr", "lport", "faddr", "fport", "ifp", "state", "iss", "snd_una", "snd_nxt",
-                 "snd_wnd", "snd_wscale", "rcv_wscale", "rcv_nxt", "mss", "burst", "unacked", "pending",
+                 "snd_max", "snd_wnd", "snd_wscale", "rcv_wscale", "rcv_nxt", "mss", "burst", "unacked", "pending",
                  "fin_in", "fin_wanted", "fin_sent", "fin_acked", "host_shut", "reading", "writing",
                  "rcv_unacked", "adv_edge", "dupacks", "rto", "srtt", "rttvar", "backoff", "rtt_seq", "rtt_at",
                  "rto_at", "delack_at", "linger_at", "sched_at", "tos", "ttl", "csum_offload", "dst_cache", "our_mss",
@@ -102,7 +102,7 @@ class RelayedFlow:
         self.ifp = ifp
         self.state = SYN_RECEIVED
         self.iss = self.snd_una = iss
-        self.snd_nxt = sq.add(iss, 1)
+        self.snd_nxt = self.snd_max = sq.add(iss, 1)    # snd_max: the highest sent (BSD's)
         self.snd_wnd = 0
         self.rcv_nxt = sq.add(irs, 1)
         # RFC 7323 §2.2: both shifts only when the guest offered one; 14 at most (§2.3)
@@ -243,19 +243,19 @@ class RelayedFlow:
     def _on_ack(self, seg: TcpRepr, carries: int, now: float) -> None:
         ack = seg.ack
         una = self.snd_una
-        if sq.gt(ack, self.snd_nxt):
+        if sq.gt(ack, self.snd_max):
             self._ack(now)                            # §3.10.7.4: it ACKs what we never sent
             return
         if ack == una:
             wnd = seg.window << self.snd_wscale
-            if not carries and wnd == self.snd_wnd and self.snd_nxt != una:
+            if not carries and wnd == self.snd_wnd and self.snd_max != una:
                 self.dupacks += 1
                 if self.dupacks == 3:                 # RFC 5681 §3.2: fast retransmit, one segment
                     self.table.tcp.stats.relay_fast_retrans += 1
                     self.rtt_seq = None
                     self._send_from(una, min(self.mss, len(self.unacked)), now)
             else:
-                if wnd == 0 and self.snd_nxt == una:
+                if wnd == 0 and self.snd_max == una:
                     self.backoff = 0                  # a probe answered: persist on (Linux tcp_ack)
                 self.snd_wnd = wnd
                 self._output(now)
@@ -264,9 +264,9 @@ class RelayedFlow:
         if sq.lt(ack, una):
             return                                    # an old ACK
         acked = sq.diff(ack, una)
-        if self.fin_sent and ack == self.snd_nxt:
-            self.fin_acked = True
-            acked -= 1
+        if acked > len(self.unacked):                 # it covers our FIN
+            self.fin_acked = self.fin_sent = True
+            acked = len(self.unacked)
         del self.unacked[:acked]
         self.table.held -= acked
         self.snd_una = ack
@@ -275,7 +275,9 @@ class RelayedFlow:
         if self.rtt_seq is not None and sq.ge(ack, self.rtt_seq):
             self._rtt_sample(now - self.rtt_at)
         self.backoff = 0
-        self.rto_at = now + self.rto if self.snd_nxt != ack else None
+        if sq.lt(self.snd_nxt, ack):
+            self.snd_nxt = ack                        # a late ACK of what went before a go-back-N
+        self.rto_at = now + self.rto if self.snd_max != ack else None
         if self.fin_acked:
             self._maybe_done(now)
             return
@@ -379,13 +381,15 @@ class RelayedFlow:
         self._emit(seg, b"", payload, self.mss if n > self.mss else 0, now)
         end = sq.add(seqno, n + (1 if flags & FIN else 0))
         if sq.gt(end, self.snd_nxt):
+            self.snd_nxt = end
+        if sq.gt(end, self.snd_max):
             if self.rtt_seq is None and self.backoff == 0:
                 self.rtt_seq, self.rtt_at = end, now
-            self.snd_nxt = end
-            if flags & FIN:
-                self.fin_sent = True
+            self.snd_max = end
         else:
             tcp.stats.retrans_segs += 1
+        if flags & FIN:
+            self.fin_sent = True
         if self.rto_at is None:
             self.rto_at = now + self.rto
         self._acked(now)
@@ -473,7 +477,7 @@ class RelayedFlow:
         self.rtt_seq = None                           # Karn: no sample from a resent segment
         if self.state == SYN_RECEIVED:
             self._send_synack(now)
-        elif self.snd_nxt != self.snd_una:
+        elif self.snd_max != self.snd_una:
             self.snd_nxt = self.snd_una               # go back N: everything from SND.UNA again
             self.fin_sent = False
             self._output(now)

@@ -137,8 +137,9 @@ class RelayWorld:
         check(len(f.pending) <= R.RELAY_WINDOW + (1 << 14), "the guest's octets waiting beyond the window")
         check(len(f.unacked) <= R.SEND_MAX + f.mss, "host octets kept beyond SEND_MAX")
         if f.state == R.OPEN:
-            out = sq.diff(f.snd_nxt, f.snd_una)
-            check(0 <= out <= len(f.unacked) + 1, f"SND.NXT - SND.UNA = {out} with {len(f.unacked)} kept")
+            out, top = sq.diff(f.snd_nxt, f.snd_una), sq.diff(f.snd_max, f.snd_una)
+            check(0 <= out <= top <= len(f.unacked) + 1,
+                  f"SND.NXT - SND.UNA = {out}, SND.MAX - SND.UNA = {top} with {len(f.unacked)} kept")
         check(f.state < R.LINGERING or (not f.unacked and not f.pending), "a closed flow keeps octets")
 
     def step(self, fdp: Fdp) -> None:

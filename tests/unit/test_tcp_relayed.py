@@ -426,3 +426,18 @@ def test_an_ipv6_guest_is_relayed_the_same_way() -> None:
     a.usr6.shutdown(c, socket.SHUT_WR, wire.now)
     wire.pump()
     assert host.shut and flow.state == R.LINGERING and b.tcp.relays.held == 0
+
+
+def test_a_late_ack_of_what_went_before_a_go_back_is_taken() -> None:
+    g = Guest(mss=1000, wscale=0)
+    g.open(win=3000)
+    g.flow.host_data(b"g" * 3000, g.net.now)
+    assert len(g.net.take()) == 3
+    assert g.rx(win=1000) == []                          # the guest's window shrinks (no ACK of data)
+    at = g.flow.rto_at
+    assert at is not None
+    ((again, _),) = g.net.poll(at)                       # the RTO: back to SND.UNA, one window ...
+    assert again.seq == g.ack and g.flow.snd_nxt == g.ack + 1000
+    g.rx(ack=g.ack + 3000, win=1000)                     # ... and the first sending's ACK arrives
+    assert g.flow.snd_una == g.flow.snd_nxt == g.flow.snd_max == g.ack + 3000 and not g.flow.unacked
+    assert g.flow.rto_at is None and g.net.tcp.stats.retrans_segs >= 1
