@@ -1,4 +1,4 @@
-"""What the gateway's TCP relays share (the relaying itself: splice.py): the budget that
+"""What the gateway's TCP relays share (the relaying itself: lean.py, splice.py): the budget that
 bounds what every relay holds at once, what a relay reports when it ends, and the abortive
 close that turns a reset on one side into an RST on the other (RFC 9293 §3.10.7.1).
 

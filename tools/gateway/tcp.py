@@ -1,17 +1,18 @@
 """The gateway's TCP side: every SYN the guest sends to an address the stack does not listen
 on reaches `on_syn` (the Tcp core's forwarder hook); the gateway decides where the flow goes
 (policy.Policy), takes a slot in the flow table, connects a host socket
-(hosttcp.start_connect) and only then answers the guest -- `forward_accept` and the two
-connections spliced (splice.py: no task per flow once it is relayed), or `forward_reject`
-with what the host saw (issue 13, "TCP": ECONNREFUSED an RST, unreachable an ICMP, a
-timeout silence).
+(hosttcp.start_connect) and only then answers the guest -- `forward_relay` and a lean
+relayed flow on the host socket (lean.py over protocols/tcp/relayed.py, the default), or
+`forward_accept` and the two connections spliced (splice.py, `--tcp-relay splice`); no
+task per flow either way -- or `forward_reject` with what the host saw (issue 13, "TCP":
+ECONNREFUSED an RST, unreachable an ICMP, a timeout silence).
 
 `on_syn` runs inside the stack's input path, so it only holds the request (a bounded queue:
 beyond it the SYN is left to expire, and the guest retries).  The held SYNs are served at
 the end of the device read that brought them (`Stack.rx_batch_hooks`) or, outside one, by
 `run`'s task: a non-blocking connect each, and a flow whose connect completed inside
 connect(2) -- a neighbour's SYN-ACK comes back in the same softirq -- is answered and
-spliced at once; only a connect still under way gets a task, to wait for it.
+relayed at once; only a connect still under way gets a task, to wait for it.
 """
 from __future__ import annotations
 
