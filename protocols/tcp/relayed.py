@@ -37,6 +37,7 @@ import heapq
 import itertools
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from . import seq as sq
@@ -44,7 +45,7 @@ from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
 
 if TYPE_CHECKING:
     from ..ifnet import Interface
-    from .tcp import Tcp
+    from .stats import TcpStats
 
 RELAY_WINDOW = 256 << 10     # guest octets we take ahead of the host socket (our receive window)
 SEND_MAX = 256 << 10         # host octets kept until the guest ACKs them
@@ -60,6 +61,18 @@ LINGER_SLACK = 0.25          # lingering flows are forgotten in batches: one tim
 
 SYN_RECEIVED, OPEN, LINGERING, CLOSED = 0, 1, 2, 3
 _MSS_OPT = struct.Struct("!BBH")
+
+
+class RelayCore(Protocol):
+    """What a relayed flow calls on its Tcp core (tcp.py Tcp)."""
+    batching: bool                       # inside a device's receive batch (ACKs wait for its end)
+    clock: Callable[[], float]
+    kick: Callable[..., None]            # the timer service: an earlier deadline
+    @property
+    def stats(self) -> TcpStats: ...
+    def emit_relayed(self, flow: RelayedFlow, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+                     now: float) -> None: ...
+    def emit_ack(self, conn: RelayedFlow, seqno: int, window: int, opts: bytes, now: float) -> int | None: ...
 
 
 class RelayHost(Protocol):
@@ -402,13 +415,7 @@ class RelayedFlow:
         self.table.deferred.pop(self, None)
 
     def _emit(self, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int, now: float) -> None:
-        """One segment out: the core's cached IPv4 way, or its IPv6 output.  A failure (no
-        route to the guest now, the device full) is counted; the timer resends."""
-        tcp = self.table.tcp
-        if self.net6:
-            tcp._emit6(self, seg, opts, payload, gso, now)
-        elif tcp._emit4_cached(self, seg, opts, payload, gso, now) is None:
-            tcp.stats.out_errors += 1
+        self.table.tcp.emit_relayed(self, seg, opts, payload, gso, now)
 
     def _pure_ack(self, seqno: int, window: int, now: float) -> None:
         tcp = self.table.tcp
@@ -533,7 +540,7 @@ class RelayTable:
     timers (one lazy heap, as the core's own), the ACKs owed at the end of a device read,
     and the lingering closed flows (oldest first)."""
 
-    def __init__(self, tcp: Tcp) -> None:
+    def __init__(self, tcp: RelayCore) -> None:
         self.tcp = tcp
         self.flows: dict[tuple[int, int, int, int], RelayedFlow] = {}
         self.flows6: dict[tuple[int, int, int, int], RelayedFlow] = {}    # IPv6 ones (addresses 128-bit)

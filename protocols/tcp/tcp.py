@@ -1470,6 +1470,15 @@ class Tcp:
             self.stats.out_errors += 1
         return err
 
+    def emit_relayed(self, flow: RelayedFlow, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
+                     now: float) -> None:
+        """A relayed flow's segment (relayed.py): the cached IPv4 way, or the IPv6 output.  A
+        failure (no route to the guest now, the device full) is counted; its timer resends."""
+        if flow.net6:
+            self._emit6(flow, seg, opts, payload, gso, now)
+        elif self._emit4_cached(flow, seg, opts, payload, gso, now) is None:
+            self.stats.out_errors += 1
+
     def emit_ack(self, conn: Connection | RelayedFlow, seqno: int, window: int, opts: bytes, now: float) -> int | None:
         """A pure ACK -- flags ACK alone, no text, no urgent pointer, `opts` its options --
         over the connection's cached IPv4 route: what _emit4_cached sends for it, byte for

@@ -28,7 +28,7 @@ import select
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
@@ -36,8 +36,14 @@ from protocols.contracts import SS_CANTRCVMORE, SS_IN_CONNECTION
 
 from .relay import LINGER_RST, RelayBudget, RelayResult
 
-if TYPE_CHECKING:
-    from .lean import LeanRelay
+
+class HostSide(Protocol):
+    """What the poller serves: a host socket's owner (a Splice, or lean.LeanRelay)."""
+    host: socket.socket
+
+    def on_host(self, events: int) -> None: ...
+
+    def abort(self) -> None: ...
 
 _EAGAIN = -errno.EAGAIN
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
@@ -64,8 +70,8 @@ class SplicePoller:
         self._epoll = select.epoll()
         self._kick = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._kick, _IN)
-        self._by_fd: dict[int, Splice | LeanRelay] = {}           # host sockets in the epoll
-        self._live: dict[Splice | LeanRelay, None] = {}            # every splice not yet ended
+        self._by_fd: dict[int, HostSide] = {}           # host sockets in the epoll
+        self._live: dict[HostSide, None] = {}            # every splice not yet ended
         self._marked: dict[Splice, None] = {}         # guest sides to look at (insertion order)
         self._busy = False                            # inside a drain: marks wait for its end
         self._kicked = False
@@ -126,7 +132,7 @@ class SplicePoller:
             epoll.close()
             os.close(kick)
 
-    def _watch(self, sp: Splice | LeanRelay, mask: int) -> None:
+    def _watch(self, sp: HostSide, mask: int) -> None:
         """Watch `sp`'s host socket for `mask`; 0 takes it out of the epoll altogether (a
         level-triggered EPOLLHUP cannot be masked, and would spin while a direction waits)."""
         fd = sp.host.fileno()
@@ -140,7 +146,7 @@ class SplicePoller:
             self._by_fd[fd] = sp
             self._epoll.register(fd, mask)
 
-    def _forget(self, sp: Splice | LeanRelay, closing: bool = False) -> None:
+    def _forget(self, sp: HostSide, closing: bool = False) -> None:
         """Stop watching `sp`'s host socket (`closing`: it is about to be closed, which takes
         it out of the epoll by itself -- one epoll_ctl per flow saved)."""
         fd = sp.host.fileno()
