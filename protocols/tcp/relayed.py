@@ -33,6 +33,7 @@ out through the Tcp core's cached IPv4 way or its IPv6 output (`net6`).
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import struct
@@ -57,6 +58,8 @@ RETRIES = 15                 # Linux tcp_retries2: then the flow is reset both w
 SYNACK_RETRIES = 5           # Linux tcp_synack_retries
 LINGER = 2.0                 # a closed flow still ACKs a retransmitted FIN this long
 LINGER_MAX = 16384           # closed flows kept lingering at most (the oldest goes first)
+SACKED_MAX = 8               # SACKed ranges kept of the guest's blocks
+OOO_MAX = 64                 # guest segments kept beyond RCV.NXT, at most (within the window too)
 LINGER_SLACK = 0.25          # lingering flows are forgotten in batches: one timer wake per 1/4 s
 
 SYN_RECEIVED, OPEN, LINGERING, CLOSED = 0, 1, 2, 3
@@ -101,21 +104,26 @@ class RelayedFlow:
     rcv_nxt -- are named as a Connection's)."""
 
     __slots__ = ("table", "host", "laddr", "lport", "faddr", "fport", "ifp", "state", "iss", "snd_una", "snd_nxt",
-                 "snd_max", "snd_wnd", "snd_wscale", "rcv_wscale", "rcv_nxt", "mss", "burst", "unacked", "pending",
+                 "snd_max", "recover", "retx_high", "sacked", "ooo", "snd_wnd", "snd_wscale", "rcv_wscale",
+                 "rcv_nxt", "mss", "burst", "unacked", "pending",
                  "fin_in", "fin_wanted", "fin_sent", "fin_acked", "host_shut", "reading", "writing",
                  "rcv_unacked", "adv_edge", "dupacks", "rto", "srtt", "rttvar", "backoff", "rtt_seq", "rtt_at",
                  "rto_at", "delack_at", "linger_at", "sched_at", "tos", "ttl", "csum_offload", "dst_cache", "our_mss",
-                 "net6", "hop_limit", "tclass", "oif", "ws_ok", "relayed_in", "relayed_out")
+                 "net6", "hop_limit", "tclass", "oif", "ws_ok", "sack_ok", "last_ooo", "relayed_in",
+                 "relayed_out")
 
     def __init__(self, table: RelayTable, host: RelayHost, key: tuple[int, int, int, int], irs: int, iss: int,
                  peer_mss: int | None, peer_wscale: int | None, ifp: Interface, mtu: int, net6: bool = False,
-                 oif: Interface | None = None) -> None:
+                 oif: Interface | None = None, peer_sack: bool = False) -> None:
         self.table, self.host = table, host
         self.laddr, self.lport, self.faddr, self.fport = key
         self.ifp = ifp
         self.state = SYN_RECEIVED
         self.iss = self.snd_una = iss
         self.snd_nxt = self.snd_max = sq.add(iss, 1)    # snd_max: the highest sent (BSD's)
+        self.recover: int | None = None                   # in a fast recovery: SND.MAX when it began
+        self.retx_high = self.snd_una                     # ... the highest octet resent in it
+        self.sacked: list[list[int]] = []                 # the guest's SACK blocks above SND.UNA
         self.snd_wnd = 0
         self.rcv_nxt = sq.add(irs, 1)
         # RFC 7323 §2.2: both shifts only when the guest offered one; 14 at most (§2.3)
@@ -131,6 +139,7 @@ class RelayedFlow:
         self.burst = max(tso // self.mss, 1) * self.mss             # one TSO (or GSO) super-segment
         self.unacked = bytearray()       # host octets from SND.UNA on (sent or not)
         self.pending = bytearray()       # guest octets the host socket has not taken yet
+        self.ooo: list[tuple[int, bytes, bool]] = []   # guest segments beyond RCV.NXT: (seq, text, FIN)
         self.fin_in = self.fin_wanted = self.fin_sent = self.fin_acked = self.host_shut = False
         self.reading = False             # the owner reads the host socket once the flow is open
         self.writing = False
@@ -150,6 +159,8 @@ class RelayedFlow:
         self.oif = oif                                           # a link-local guest's interface
         self.dst_cache: tuple[int, Interface, int] | None = None
         self.ws_ok = peer_wscale is not None
+        self.sack_ok = peer_sack         # we send SACK blocks for what the OOO queue holds (RFC 2018)
+        self.last_ooo = 0                # the sequence number of the segment queued last
         self.relayed_in = self.relayed_out = 0   # octets guest -> host, host -> guest
 
     # --- what the owner asks ----------------------------------------------------------------------
@@ -161,7 +172,7 @@ class RelayedFlow:
     @property
     def held(self) -> int:
         """Octets this flow holds (the owner's budget counts them)."""
-        return len(self.unacked) + len(self.pending)
+        return len(self.unacked) + len(self.pending) + sum(len(text) for _, text, _ in self.ooo)
 
     def host_data(self, data: bytes, now: float, eof: bool = False) -> None:
         """Octets read from the host socket: to the guest (`eof`: the host's EOF follows
@@ -259,15 +270,22 @@ class RelayedFlow:
         if sq.gt(ack, self.snd_max):
             self._ack(now)                            # §3.10.7.4: it ACKs what we never sent
             return
+        if seg.sack and self.sack_ok:
+            self._take_sack(seg.sack, ack)
         if ack == una:
             wnd = seg.window << self.snd_wscale
-            if not carries and wnd == self.snd_wnd and self.snd_max != una:
+            duplicate = not carries and wnd == self.snd_wnd and self.snd_max != una
+            if duplicate:
                 self.dupacks += 1
-                if self.dupacks == 3:                 # RFC 5681 §3.2: fast retransmit, one segment
-                    self.table.tcp.stats.relay_fast_retrans += 1
-                    self.rtt_seq = None
-                    self._send_from(una, min(self.mss, len(self.unacked)), now)
-            else:
+            if self.recover is not None:
+                if duplicate or seg.sack:
+                    self._resend_holes(now)           # RFC 6675 §5: each ACK in recovery, the next hole
+            elif self.dupacks >= 3 or (self.sacked and self._sacked_octets() >= 3 * self.mss):
+                # RFC 5681 §3.2 fast retransmit; with SACK also when DupThresh segments are SACKed
+                # above SND.UNA (RFC 6675 §4 IsLost) -- ACKs riding on the guest's data count too
+                self.recover, self.retx_high = self.snd_max, una
+                self._resend_holes(now)
+            if not duplicate:
                 if wnd == 0 and self.snd_max == una:
                     self.backoff = 0                  # a probe answered: persist on (Linux tcp_ack)
                 self.snd_wnd = wnd
@@ -285,6 +303,16 @@ class RelayedFlow:
         self.snd_una = ack
         self.snd_wnd = seg.window << self.snd_wscale
         self.dupacks = 0
+        if self.sacked:
+            self._trim_sack(ack)
+        if self.recover is not None:
+            if sq.ge(ack, self.recover):
+                self.recover = None                   # a full ACK: the recovery is over
+            elif self.unacked:
+                self._resend_holes(now)               # RFC 6582 §3.2: a partial ACK, the next hole now
+        elif self.sacked and self._sacked_octets() >= 3 * self.mss:
+            self.recover, self.retx_high = self.snd_max, ack
+            self._resend_holes(now)
         if self.rtt_seq is not None and sq.ge(ack, self.rtt_seq):
             self._rtt_sample(now - self.rtt_at)
         self.backoff = 0
@@ -298,17 +326,32 @@ class RelayedFlow:
         self._reads()
 
     def _on_text(self, seg: TcpRepr, payload: memoryview, now: float) -> None:
-        seqno, n = seg.seq, len(payload)
+        seqno, n, fin = seg.seq, len(payload), bool(seg.flags & FIN)
         if self.fin_in:
             self._ack(now)                            # a retransmission after the FIN
             return
         if seqno != self.rcv_nxt:
             ahead = sq.diff(self.rcv_nxt, seqno)
-            if ahead <= 0 or ahead > n or (ahead == n and not seg.flags & FIN):
-                self.table.tcp.stats.relay_dropped_ooo += ahead < 0
-                self._ack(now)                        # out of order or old: a duplicate ACK
+            if ahead < 0:
+                self._queue_ooo(seqno, payload, fin, now)
+                return
+            if ahead > n or (ahead == n and not fin):
+                self._ack(now)                        # old: a duplicate ACK
                 return
             payload, n = payload[ahead:], n - ahead   # the part we have, trimmed (§3.10.7.4)
+        if not self._take(payload, fin, now):
+            return
+        if self.ooo:
+            self._merge_ooo(now)                      # RFC 5681 §4.2: a gap filled is ACKed at once
+        elif self.rcv_unacked >= 2 * self.mss:
+            self._ack_soon(now)
+        elif self.delack_at is None:
+            self.delack_at = now + DELAYED_ACK
+
+    def _take(self, payload: memoryview, fin: bool, now: float) -> bool:
+        """In-order guest text (and its FIN) to the host socket, what it does not take kept:
+        True when all of it was taken and the flow goes on (else it was answered here)."""
+        n = len(payload)
         take = min(n, self._window())
         if take:
             part = payload[:take] if take < n else payload
@@ -320,7 +363,7 @@ class RelayedFlow:
                 if sent < 0:
                     self._send_rst(now)
                     self._end(False)
-                    return
+                    return False
                 if sent < take:
                     self.pending += part[sent:]
                     self.table.held += take - sent
@@ -331,8 +374,8 @@ class RelayedFlow:
             self.relayed_in += take
         if take < n:
             self._ack(now)                            # beyond the window: say where it is
-            return
-        if seg.flags & FIN:
+            return False
+        if fin:
             self.rcv_nxt = sq.add(self.rcv_nxt, 1)
             self.fin_in = True
             if not self.pending:
@@ -340,11 +383,48 @@ class RelayedFlow:
                 self.host.shut_host()
             self._ack(now)
             self._maybe_done(now)
-            return
-        if self.rcv_unacked >= 2 * self.mss:
-            self._ack_soon(now)
-        elif self.delack_at is None:
-            self.delack_at = now + DELAYED_ACK
+            return False
+        return True
+
+    def _queue_ooo(self, seqno: int, payload: memoryview, fin: bool, now: float) -> None:
+        """A segment beyond RCV.NXT: kept (at most OOO_MAX of them, within the window) so the
+        guest's retransmission of the hole is all it has to resend -- with no SACK between
+        us, NewReno would otherwise resend the rest a segment per round trip -- and answered
+        by a duplicate ACK (RFC 5681 §4.2: at once)."""
+        stats = self.table.tcp.stats
+        ooo = self.ooo
+        n = len(payload)
+        if (n or fin) and len(ooo) < OOO_MAX and sq.diff(sq.add(seqno, n), self.rcv_nxt) <= self._window():
+            rcv_nxt = self.rcv_nxt
+            ahead = sq.diff(seqno, rcv_nxt)
+            i = bisect.bisect_left(ooo, ahead, key=lambda held: sq.diff(held[0], rcv_nxt))
+            if i == len(ooo) or ooo[i][0] != seqno or len(ooo[i][1]) < n:
+                if i < len(ooo) and ooo[i][0] == seqno:
+                    self.table.held -= len(ooo.pop(i)[1])      # a longer copy replaces it
+                ooo.insert(i, (seqno, bytes(payload), fin))
+                self.table.held += n
+                self.last_ooo = seqno
+                stats.relay_ooo_queued += 1
+        else:
+            stats.relay_dropped_ooo += 1
+        self._ack(now)
+
+    def _merge_ooo(self, now: float) -> None:
+        """What the queue holds from RCV.NXT on goes to the host now; then the ACK."""
+        ooo = self.ooo
+        while ooo and self.state == OPEN and not self.fin_in:
+            seqno, data, fin = ooo[0]
+            ahead = sq.diff(self.rcv_nxt, seqno)
+            if ahead < 0:
+                break                                 # a hole still
+            del ooo[0]
+            self.table.held -= len(data)
+            if ahead > len(data) or (ahead == len(data) and not fin):
+                continue                              # all of it came in order meanwhile
+            if not self._take(memoryview(data)[ahead:], fin, now):
+                return
+        if self.state == OPEN and not self.fin_in:
+            self._ack(now)
 
     # --- output ---------------------------------------------------------------------------------
     def _window(self) -> int:
@@ -407,6 +487,64 @@ class RelayedFlow:
             self.rto_at = now + self.rto
         self._acked(now)
 
+    def _resend_holes(self, now: float) -> None:
+        """In a fast recovery, one segment of the next hole again: the first octet from
+        SND.UNA not yet resent in this recovery and not SACKed, up to the next SACKed block
+        (RFC 6675's NextSeg, one per ACK).  Without SACK blocks that is SND.UNA once per
+        partial ACK (NewReno, RFC 6582)."""
+        una = self.snd_una
+        start = self.retx_high if sq.gt(self.retx_high, una) else una
+        end = sq.add(start, self.mss)
+        for lo, hi in self.sacked:
+            if sq.le(hi, start):
+                continue
+            if sq.le(lo, start):
+                start = hi                            # inside a SACKed block: past it
+                end = sq.add(start, self.mss)
+                continue
+            if sq.lt(lo, end):
+                end = lo                              # the hole ends where the next block starts
+            break
+        else:
+            if self.sacked or start != una:
+                return                                # nothing known lost above the last block
+        n = min(sq.diff(end, start), len(self.unacked) - sq.diff(start, una))
+        if n <= 0:
+            return
+        self.table.tcp.stats.relay_fast_retrans += 1
+        self.rtt_seq = None
+        self._send_from(start, n, now)
+        self.retx_high = sq.add(start, n)
+
+    def _take_sack(self, blocks: tuple[tuple[int, int], ...], ack: int) -> None:
+        """The guest's SACK blocks into the scoreboard: kept merged and sorted, at most
+        SACKED_MAX ranges, only blocks within (SND.UNA, SND.MAX] (D-SACKs and forgeries go)."""
+        sacked = self.sacked
+        for lo, hi in blocks:
+            if not (sq.lt(ack, lo) and sq.lt(lo, hi) and sq.le(hi, self.snd_max)):
+                continue
+            i = 0
+            while i < len(sacked) and sq.lt(sacked[i][1], lo):
+                i += 1
+            j = i
+            while j < len(sacked) and sq.le(sacked[j][0], hi):
+                lo = lo if sq.le(lo, sacked[j][0]) else sacked[j][0]
+                hi = hi if sq.ge(hi, sacked[j][1]) else sacked[j][1]
+                j += 1
+            sacked[i:j] = [[lo, hi]]
+            if len(sacked) > SACKED_MAX:
+                del sacked[SACKED_MAX:]               # the highest go: they are resent by the timer
+
+    def _sacked_octets(self) -> int:
+        return sum(sq.diff(hi, lo) for lo, hi in self.sacked)
+
+    def _trim_sack(self, una: int) -> None:
+        sacked = self.sacked
+        while sacked and sq.le(sacked[0][1], una):
+            del sacked[0]
+        if sacked and sq.lt(sacked[0][0], una):
+            sacked[0][0] = una
+
     def _acked(self, now: float) -> None:
         """An ACK went out (alone or on data): the delayed one is no longer due."""
         self.rcv_unacked = 0
@@ -419,8 +557,30 @@ class RelayedFlow:
 
     def _pure_ack(self, seqno: int, window: int, now: float) -> None:
         tcp = self.table.tcp
-        if self.net6 or tcp.emit_ack(self, seqno, window, b"", now) is None:
-            self._emit(TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, ACK, window), b"", None, 0, now)
+        opts = self._sack_blocks() if self.ooo and self.sack_ok else b""
+        if self.net6 or tcp.emit_ack(self, seqno, window, opts, now) is None:
+            self._emit(TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, ACK, window), opts, None, 0, now)
+
+    def _sack_blocks(self) -> bytes:
+        """The SACK option for what the OOO queue holds (RFC 2018 §4: the block with the
+        segment queued last first, then the others; at most 3).  Only pure ACKs carry it:
+        on a full-sized data segment it would push the segment past the MSS."""
+        rcv = self.rcv_nxt
+        blocks: list[list[int]] = []
+        for seqno, text, _ in self.ooo:
+            end = sq.add(seqno, len(text))
+            if not text or sq.le(end, rcv):
+                continue
+            if blocks and sq.le(seqno, blocks[-1][1]):
+                if sq.gt(end, blocks[-1][1]):
+                    blocks[-1][1] = end
+            else:
+                blocks.append([seqno, end])
+        if not blocks:
+            return b""
+        first = next((i for i, (lo, hi) in enumerate(blocks) if sq.between(lo, self.last_ooo, hi)), 0)
+        order = [blocks[first], *blocks[:first], *blocks[first + 1:]][:3]
+        return struct.pack(f"!BBBB{2 * len(order)}I", 1, 1, 5, 2 + 8 * len(order), *(x for b in order for x in b))
 
     def _ack(self, now: float) -> None:
         """A pure ACK now."""
@@ -441,6 +601,8 @@ class RelayedFlow:
 
     def _send_synack(self, now: float) -> None:
         opts = _MSS_OPT.pack(2, 4, self.our_mss)
+        if self.sack_ok:
+            opts += b"\x01\x01\x04\x02"              # NOP, NOP, SACK permitted (RFC 2018 §2)
         if self.ws_ok:
             opts += bytes((1, 3, 3, self.rcv_wscale))  # NOP, window scale (RFC 7323 §2.2)
         seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt, SYN | ACK, min(RELAY_WINDOW, 0xFFFF))
@@ -482,6 +644,8 @@ class RelayedFlow:
         self.table.tcp.stats.relay_timeouts += 1
         self.rto = min(self.rto * 2, RTO_MAX)         # RFC 6298 §5.5
         self.rtt_seq = None                           # Karn: no sample from a resent segment
+        self.recover = None
+        self.sacked = []                              # RFC 6675 §5.1: the scoreboard starts over
         if self.state == SYN_RECEIVED:
             self._send_synack(now)
         elif self.snd_max != self.snd_una:
@@ -527,9 +691,10 @@ class RelayedFlow:
 
     def _end(self, reset: bool, linger: bool = False) -> None:
         self.state = CLOSED
-        self.table.held -= len(self.unacked) + len(self.pending)
+        self.table.held -= self.held
         self.unacked = bytearray()
         self.pending = bytearray()
+        self.ooo = []
         self.rto_at = self.delack_at = None
         self.table.closed(self, linger)
         self.host.close_host(reset)
@@ -562,7 +727,7 @@ class RelayTable:
 
     def open(self, host: RelayHost, key: tuple[int, int, int, int], seg: TcpRepr, iss: int, ifp: Interface,
              mtu: int, now: float, net6: bool = False, oif: Interface | None = None) -> RelayedFlow:
-        flow = RelayedFlow(self, host, key, seg.seq, iss, seg.mss, seg.wscale, ifp, mtu, net6, oif)
+        flow = RelayedFlow(self, host, key, seg.seq, iss, seg.mss, seg.wscale, ifp, mtu, net6, oif, seg.sack_perm)
         (self.flows6 if net6 else self.flows)[key] = flow
         self.opened += 1
         flow.snd_wnd = seg.window                     # RFC 7323 §2.2: a SYN's window is never scaled

@@ -110,7 +110,8 @@ class TcpStats(Counters):
     forward_dropped_full: int = 0       # SYN dropped: forward_pending_max requests held already
     forward_expired: int = 0            # requests unresolved after forward_timeout: forgotten
     # relayed flows (relayed.py; forward_relay's lean guest side)
-    relay_dropped_ooo: int = 0          # guest segments out of order: dropped, a duplicate ACK sent
+    relay_ooo_queued: int = 0           # guest segments beyond RCV.NXT kept until the hole is filled
+    relay_dropped_ooo: int = 0          # ... dropped: beyond the window, or OOO_MAX kept already
     relay_fast_retrans: int = 0         # one segment resent on three duplicate ACKs
     relay_timeouts: int = 0             # retransmission timeouts (go back N)
     relay_aborted: int = 0              # flows reset after their retries ran out

@@ -87,7 +87,7 @@ class RelayWorld:
         self.tcp.forwarder = requests.append
         wscale = fdp.ConsumeIntInRange(0, 15)
         self.rx(TcpRepr(GUEST_PORT, REMOTE_PORT, ISN, 0, SYN, 0xFFFF, mss=fdp.ConsumeIntInRange(0, 9000) or None,
-                        wscale=None if wscale == 15 else wscale), b"")
+                        wscale=None if wscale == 15 else wscale, sack_perm=fdp.ConsumeBool()), b"")
         self.host = FuzzHost()
         check(len(requests) == 1, "the SYN was not handed to the forwarder")
         flow = self.tcp.forward_relay(requests[0].id, self.host, self.now)
@@ -132,9 +132,14 @@ class RelayWorld:
     def invariants(self) -> None:
         f = self.flow
         table = self.tcp.relays
-        held = sum(len(x.unacked) + len(x.pending) for x in table.flows.values())
+        held = sum(x.held for x in table.flows.values())
         check(table.held == held, f"the table counts {table.held} held octets, the flows hold {held}")
         check(len(f.pending) <= R.RELAY_WINDOW + (1 << 14), "the guest's octets waiting beyond the window")
+        check(len(f.ooo) <= R.OOO_MAX, "more out-of-order segments kept than OOO_MAX")
+        check(len(f.sacked) <= R.SACKED_MAX and all(sq.lt(lo, hi) and sq.lt(f.snd_una, hi) for lo, hi in f.sacked)
+              and all(sq.lt(a[1], b[0]) for a, b in zip(f.sacked, f.sacked[1:], strict=False)),
+              f"the scoreboard is not sorted, merged and above SND.UNA: {f.sacked}")
+        check(all(0 < len(t) <= R.RELAY_WINDOW + (1 << 14) or fin for _, t, fin in f.ooo), "a kept segment's size")
         check(len(f.unacked) <= R.SEND_MAX + f.mss, "host octets kept beyond SEND_MAX")
         if f.state == R.OPEN:
             out, top = sq.diff(f.snd_nxt, f.snd_una), sq.diff(f.snd_max, f.snd_una)
@@ -153,7 +158,11 @@ class RelayWorld:
             ack = sq.add(f.snd_una, fdp.ConsumeIntInRange(-5, len(f.unacked) + 5))
             seq = sq.add(ISN + 1, off)
             text = pattern(off, n) if off >= 0 else bytes(min(-off, n)) + pattern(0, max(n + off, 0))
-            self.rx(TcpRepr(GUEST_PORT, REMOTE_PORT, seq, ack, flags, fdp.ConsumeIntInRange(0, 0xFFFF)), text)
+            sack = tuple((sq.add(f.snd_una, fdp.ConsumeIntInRange(-100, len(f.unacked) + 100)),
+                          sq.add(f.snd_una, fdp.ConsumeIntInRange(-100, len(f.unacked) + 100)))
+                         for _ in range(fdp.ConsumeIntInRange(0, 3)))
+            window = fdp.ConsumeIntInRange(0, 0xFFFF)
+            self.rx(TcpRepr(GUEST_PORT, REMOTE_PORT, seq, ack, flags, window, sack=sack), text)
             self.guest_off = max(self.guest_off, self.accepted())   # what the flow took, the guest moves past
         elif kind == 4:                           # a raw, mutated header
             base = TcpRepr(GUEST_PORT, REMOTE_PORT, sq.add(ISN + 1, self.guest_off), f.snd_nxt, ACK, 1000)

@@ -64,10 +64,10 @@ class Guest:
     """One relayed flow and the guest's side of the conversation."""
 
     def __init__(self, host: FakeHost | None = None, *, wscale: int | None = 7, mss: int = 1400,
-                 win: int = 0xFFFF) -> None:
+                 win: int = 0xFFFF, sack: bool = False) -> None:
         self.net, self.requests = gateway()
         self.host = host or FakeHost()
-        opts: dict[str, object] = {"mss": mss}
+        opts: dict[str, object] = {"mss": mss, "sack_perm": sack}
         if wscale is not None:
             opts["wscale"] = wscale
         self.wscale = wscale or 0
@@ -80,9 +80,11 @@ class Guest:
         self.ack = self.synack.seq + 1           # ... and its RCV.NXT
 
     def rx(self, flags: int = ACK, payload: bytes = b"", *, seq: int | None = None, ack: int | None = None,
-           win: int = 0xFFFF, at: float | None = None) -> list[tuple[TcpRepr, bytes]]:
+           win: int = 0xFFFF, at: float | None = None,
+           sack: tuple[tuple[int, int], ...] = ()) -> list[tuple[TcpRepr, bytes]]:
         seqno = self.seq if seq is None else seq
-        out = self.net.rx(flags, seqno, self.ack if ack is None else ack, payload, dst=REMOTE, win=win, at=at)
+        out = self.net.rx(flags, seqno, self.ack if ack is None else ack, payload, dst=REMOTE, win=win, at=at,
+                          sack=sack)
         if seq is None:
             self.seq += len(payload) + (1 if flags & FIN else 0)
         return out
@@ -159,13 +161,26 @@ def test_two_segments_worth_is_acked_at_once() -> None:
     assert ack.ack == g.seq and len(g.host.got) == 2800
 
 
-def test_out_of_order_data_is_dropped_with_a_duplicate_ack() -> None:
+def test_out_of_order_data_waits_for_the_hole_with_a_duplicate_ack() -> None:
     g = Guest()
     g.open()
-    ((dup, _),) = g.rx(payload=b"later", seq=g.seq + 100)
-    assert dup.ack == g.seq and not g.host.got and g.net.tcp.stats.relay_dropped_ooo == 1
+    ((dup, _),) = g.rx(payload=b"world", seq=g.seq + 6)      # the hole first: kept, ACKed at once
+    assert dup.ack == g.seq and not g.host.got and g.net.tcp.stats.relay_ooo_queued == 1
+    assert g.net.tcp.relays.held == 5
     ((dup, _),) = g.rx(payload=b"old", seq=g.seq - 3)        # all old: a duplicate ACK too
     assert dup.ack == g.seq and not g.host.got
+    ((ack, _),) = g.rx(payload=b"hello ")                     # the hole filled: all of it, ACKed at once
+    g.seq += 5
+    assert bytes(g.host.got) == b"hello world" and ack.ack == g.seq and g.net.tcp.relays.held == 0
+
+
+def test_out_of_order_segments_beyond_the_window_or_the_bound_are_dropped() -> None:
+    g = Guest()
+    g.open()
+    g.rx(payload=b"x", seq=g.seq + R.RELAY_WINDOW + 10)       # beyond the window
+    for i in range(R.OOO_MAX + 5):
+        g.rx(payload=b"y", seq=g.seq + 10 + 2 * i)
+    assert len(g.flow.ooo) == R.OOO_MAX and g.net.tcp.stats.relay_dropped_ooo == 1 + 5
 
 
 def test_a_retransmission_overlapping_new_data_is_trimmed() -> None:
@@ -441,3 +456,35 @@ def test_a_late_ack_of_what_went_before_a_go_back_is_taken() -> None:
     g.rx(ack=g.ack + 3000, win=1000)                     # ... and the first sending's ACK arrives
     assert g.flow.snd_una == g.flow.snd_nxt == g.flow.snd_max == g.ack + 3000 and not g.flow.unacked
     assert g.flow.rto_at is None and g.net.tcp.stats.retrans_segs >= 1
+
+
+def test_with_sack_permitted_our_acks_name_what_waits_beyond_the_hole() -> None:
+    g = Guest(sack=True)
+    assert g.synack.sack_perm and g.synack.ts is None
+    g.open()
+    ((a1, _),) = g.rx(payload=b"b" * 100, seq=g.seq + 100)
+    assert a1.ack == g.seq and a1.sack == ((g.seq + 100, g.seq + 200),)
+    ((a2, _),) = g.rx(payload=b"d" * 100, seq=g.seq + 300)
+    # RFC 2018 §4: the block of the segment that came last first
+    assert a2.sack == ((g.seq + 300, g.seq + 400), (g.seq + 100, g.seq + 200))
+    ((a3, _),) = g.rx(payload=b"a" * 100)
+    assert a3.ack == g.seq + 100 and a3.sack == ((g.seq + 200, g.seq + 300),)     # (g.seq moved by 100)
+
+
+def test_the_guests_sack_blocks_steer_the_resends_to_the_holes() -> None:
+    g = Guest(mss=1000, wscale=0, sack=True)
+    g.open(win=0xFFFF)
+    g.flow.host_data(bytes(range(250)) * 40, g.net.now)     # ten segments
+    g.net.take()
+    base = g.ack
+    # segments 0 and 3 lost: the guest SACKs 1-2, then 1-2 and 4..9
+    holes = ((base + 1000, base + 3000),)
+    g.rx(sack=holes)
+    g.rx(sack=holes)
+    ((first, p1),) = g.rx(sack=((base + 4000, base + 10000), (base + 1000, base + 3000)))
+    assert first.seq == base and len(p1) == 1000                  # the third duplicate: hole one
+    ((second, p2),) = g.rx(sack=((base + 4000, base + 10000), (base + 1000, base + 3000)))
+    assert second.seq == base + 3000 and len(p2) == 1000          # the next: hole two, not 1-2 again
+    assert g.rx(sack=((base + 4000, base + 10000), (base + 1000, base + 3000))) == []   # nothing else lost
+    g.rx(ack=base + 10000)
+    assert g.flow.recover is None and not g.flow.sacked and not g.flow.unacked
