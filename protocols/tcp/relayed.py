@@ -9,17 +9,19 @@ relayed flow is this instead, passt's way (learnt from its design notes, not its
   * guest -> host: a segment in order goes straight to the host socket (`RelayHost.to_host`);
     what the socket does not take waits here, and the window we advertise is RELAY_WINDOW
     minus what waits -- the host socket's send buffer is the backpressure, the right edge
-    never moves left (RFC 9293 §3.8.6.2.2).  Out-of-order data is dropped and answered by a
-    duplicate ACK (the guest resends; over a TAP reordering does not happen).
+    never moves left (RFC 9293 §3.8.6.2.2).  A segment beyond RCV.NXT is kept (OOO_MAX,
+    within the window) and named in SACK blocks (RFC 2018) on the duplicate ACK it gets.
   * host -> guest: what the gateway reads from the host socket (at most `send_room()`,
     bounded by the guest's window and SEND_MAX) is kept until the guest ACKs it, sent in
-    MSS-sized segments or TSO/GSO super-segments, resent on three duplicate ACKs (one
-    segment) or on the retransmission timeout (go-back-N from SND.UNA, RFC 6298 timer with
-    Karn's rule and exponential backoff; a zero window is probed by the same timer, as
-    Linux's tcp_xmit_probe_skb).  No congestion control: the guest's window bounds the flight.
-  * the handshake: the SYN-ACK offers MSS and, when the guest did, window scaling -- no
-    timestamps, no SACK (RFC 7323 / RFC 2018 are options: a relay one hop from its peer
-    gains nothing from them and would have to carry them on every segment).
+    MSS-sized segments or TSO/GSO super-segments; lost ones are resent by the holes the
+    guest's SACK blocks show (RFC 6675's next segment, one per ACK), by NewReno's partial
+    ACKs without SACK (RFC 6582), or on the retransmission timeout (go-back-N from
+    SND.UNA, RFC 6298 timer with Karn's rule and exponential backoff; a zero window is
+    probed by the same timer, as Linux's tcp_xmit_probe_skb).  No congestion control: the
+    guest's window bounds the flight.
+  * the handshake: the SYN-ACK offers MSS and, when the guest did, window scaling and SACK
+    -- no timestamps (RFC 7323 is an option: a relay one hop from its peer gains nothing
+    from it and would have to carry it on every segment).
   * ACKs: piggybacked on the host's answer when it comes; a pure ACK at the end of the
     device read once two segments' worth is unacknowledged (RFC 9293 §3.8.6.3), for a FIN,
     for a segment out of order or beyond the window; else after DELAYED_ACK.
