@@ -111,7 +111,7 @@ class RelayedFlow:
                  "fin_in", "fin_wanted", "fin_sent", "fin_acked", "host_shut", "reading", "writing",
                  "rcv_unacked", "adv_edge", "dupacks", "rto", "srtt", "rttvar", "backoff", "rtt_seq", "rtt_at",
                  "rto_at", "delack_at", "linger_at", "sched_at", "tos", "ttl", "csum_offload", "dst_cache", "our_mss",
-                 "net6", "hop_limit", "tclass", "oif", "ws_ok", "sack_ok", "last_ooo", "relayed_in",
+                 "net6", "hop_limit", "tclass", "oif", "ws_ok", "sack_ok", "last_ooo", "ooo_held", "relayed_in",
                  "relayed_out")
 
     def __init__(self, table: RelayTable, host: RelayHost, key: tuple[int, int, int, int], irs: int, iss: int,
@@ -142,6 +142,7 @@ class RelayedFlow:
         self.unacked = bytearray()       # host octets from SND.UNA on (sent or not)
         self.pending = bytearray()       # guest octets the host socket has not taken yet
         self.ooo: list[tuple[int, bytes, bool]] = []   # guest segments beyond RCV.NXT: (seq, text, FIN)
+        self.ooo_held = 0                                # ... their octets: at most RELAY_WINDOW
         self.fin_in = self.fin_wanted = self.fin_sent = self.fin_acked = self.host_shut = False
         self.reading = False             # the owner reads the host socket once the flow is open
         self.writing = False
@@ -174,7 +175,7 @@ class RelayedFlow:
     @property
     def held(self) -> int:
         """Octets this flow holds (the owner's budget counts them)."""
-        return len(self.unacked) + len(self.pending) + sum(len(text) for _, text, _ in self.ooo)
+        return len(self.unacked) + len(self.pending) + self.ooo_held
 
     def host_data(self, data: bytes, now: float, eof: bool = False) -> None:
         """Octets read from the host socket: to the guest (`eof`: the host's EOF follows
@@ -396,15 +397,19 @@ class RelayedFlow:
         stats = self.table.tcp.stats
         ooo = self.ooo
         n = len(payload)
-        if (n or fin) and len(ooo) < OOO_MAX and sq.diff(sq.add(seqno, n), self.rcv_nxt) <= self._window():
+        if (n or fin) and len(ooo) < OOO_MAX and self.ooo_held + n <= RELAY_WINDOW \
+                and sq.diff(sq.add(seqno, n), self.rcv_nxt) <= self._window():
             rcv_nxt = self.rcv_nxt
             ahead = sq.diff(seqno, rcv_nxt)
             i = bisect.bisect_left(ooo, ahead, key=lambda held: sq.diff(held[0], rcv_nxt))
             if i == len(ooo) or ooo[i][0] != seqno or len(ooo[i][1]) < n:
                 if i < len(ooo) and ooo[i][0] == seqno:
-                    self.table.held -= len(ooo.pop(i)[1])      # a longer copy replaces it
+                    shorter = len(ooo.pop(i)[1])                # a longer copy replaces it
+                    self.table.held -= shorter
+                    self.ooo_held -= shorter
                 ooo.insert(i, (seqno, bytes(payload), fin))
                 self.table.held += n
+                self.ooo_held += n
                 self.last_ooo = seqno
                 stats.relay_ooo_queued += 1
         else:
@@ -421,6 +426,7 @@ class RelayedFlow:
                 break                                 # a hole still
             del ooo[0]
             self.table.held -= len(data)
+            self.ooo_held -= len(data)
             if ahead > len(data) or (ahead == len(data) and not fin):
                 continue                              # all of it came in order meanwhile
             if not self._take(memoryview(data)[ahead:], fin, now):
@@ -697,6 +703,7 @@ class RelayedFlow:
         self.unacked = bytearray()
         self.pending = bytearray()
         self.ooo = []
+        self.ooo_held = 0
         self.rto_at = self.delack_at = None
         self.table.closed(self, linger)
         self.host.close_host(reset)

@@ -135,7 +135,8 @@ class RelayWorld:
         held = sum(x.held for x in table.flows.values())
         check(table.held == held, f"the table counts {table.held} held octets, the flows hold {held}")
         check(len(f.pending) <= R.RELAY_WINDOW + (1 << 14), "the guest's octets waiting beyond the window")
-        check(len(f.ooo) <= R.OOO_MAX, "more out-of-order segments kept than OOO_MAX")
+        check(len(f.ooo) <= R.OOO_MAX and f.ooo_held == sum(len(t) for _, t, _ in f.ooo) <= R.RELAY_WINDOW,
+              "the out-of-order queue beyond its bounds, or miscounted")
         check(len(f.sacked) <= R.SACKED_MAX and all(sq.lt(lo, hi) and sq.lt(f.snd_una, hi) for lo, hi in f.sacked)
               and all(sq.lt(a[1], b[0]) for a, b in zip(f.sacked, f.sacked[1:], strict=False)),
               f"the scoreboard is not sorted, merged and above SND.UNA: {f.sacked}")
