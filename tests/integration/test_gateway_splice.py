@@ -80,6 +80,14 @@ async def until_no_flows(gw: TcpGateway) -> None:
         await trio.sleep(0.01)
 
 
+async def both_sides(f: Flow, host_side: Any, guest_side: Any) -> None:
+    """Run the two ends of a flow at once, then wait for the gateway to forget it."""
+    async with trio.open_nursery() as n:
+        n.start_soon(host_side)
+        n.start_soon(guest_side)
+    await until_no_flows(f.gw)
+
+
 async def test_host_eof_first_and_the_guest_keeps_sending(relay: str) -> None:
     down, up1, up2 = (random.Random(i).randbytes(n) for i, n in ((1, 300_000), (2, 500_000), (3, 700_000)))
     async with flow(relay) as f:
@@ -98,10 +106,7 @@ async def test_host_eof_first_and_the_guest_keeps_sending(relay: str) -> None:
             f.guest.shutdown(socket.SHUT_WR)
             f.guest.close()
 
-        async with trio.open_nursery() as n:
-            n.start_soon(host_side)
-            n.start_soon(guest_side)
-        await until_no_flows(f.gw)
+        await both_sides(f, host_side, guest_side)
     assert got == {"down": down, "up": up1 + up2}
     if relay == "lean":
         assert f.gw.stack.tcp.relays.opened == 1 and f.gw.stack.tcp.relays.held == 0
@@ -206,10 +211,7 @@ async def test_a_lossy_link_to_the_guest_loses_nothing(relay: str) -> None:
                 f.guest.shutdown(socket.SHUT_WR)
             f.guest.close()
 
-        async with trio.open_nursery() as n:
-            n.start_soon(host_side)
-            n.start_soon(guest_side)
-        await until_no_flows(f.gw)
+        await both_sides(f, host_side, guest_side)
     assert got["down"] == down and got["up"] == up
     assert f.gw.stack.tcp.relays.held == 0 and f.gw.budget.in_use == 0
     if relay == "lean":

@@ -20,11 +20,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .relay import LINGER_RST, RelayBudget, RelayResult
+from .splice import PolledHost, SplicePoller
 
 if TYPE_CHECKING:
     from protocols.tcp.relayed import RelayedFlow
-
-    from .splice import SplicePoller
 
 # EPOLLRDHUP with every read interest: an event that says the host's FIN is queued behind its
 # data lets one wake-up read both and send the guest one segment with data and FIN
@@ -33,7 +32,7 @@ _ERR = select.EPOLLERR | select.EPOLLHUP
 READS_PER_WAKE = 4                # host reads per epoll report, while each comes back full
 
 
-class LeanRelay:
+class LeanRelay(PolledHost):
     """The host socket of one relayed flow (the flow's RelayHost)."""
 
     def __init__(self, poller: SplicePoller, host: socket.socket, budget: RelayBudget,
@@ -45,14 +44,6 @@ class LeanRelay:
         self._mask = 0                                # not in the epoll until the flow opens
         self.ended = False                            # (`host` is non-blocking: hosttcp.start_connect)
         poller._live[self] = None
-
-    def _now(self) -> float:
-        return float(self.poller.stack.now())
-
-    def _want(self, mask: int) -> None:
-        if mask != self._mask and not self.ended:
-            self._mask = mask
-            self.poller._watch(self, mask)
 
     # --- RelayHost: what the flow asks ------------------------------------------------------------
     def to_host(self, data: memoryview) -> int:

@@ -158,7 +158,30 @@ class SplicePoller:
             self._marked.pop(sp, None)
 
 
-class Splice:
+class PolledHost:
+    """What a relay whose host socket the poller watches shares (Splice, lean.LeanRelay):
+    the clock and the epoll interest, changed only when it changes."""
+    poller: SplicePoller
+    host: socket.socket
+    _mask: int
+    ended: bool
+
+    def on_host(self, events: int) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def _now(self) -> float:
+        return float(self.poller.stack.now())
+
+    def _want(self, mask: int) -> None:
+        if mask != self._mask and not self.ended:
+            self._mask = mask
+            self.poller._watch(self, mask)
+
+
+class Splice(PolledHost):
     """One guest connection (`pcb` of the Stack's TCP) and its connected host socket."""
 
     def __init__(self, poller: SplicePoller, pcb: Any, ops: Any, host: socket.socket, budget: RelayBudget,
@@ -182,14 +205,6 @@ class Splice:
 
     def _upcall(self) -> None:
         self.poller.mark(self)
-
-    def _now(self) -> float:
-        return float(self.poller.stack.now())
-
-    def _want(self, mask: int) -> None:
-        if mask != self._mask and not self.ended:
-            self._mask = mask
-            self.poller._watch(self, mask)
 
     # --- guest -> host ----------------------------------------------------------------------
     def on_guest(self) -> None:
