@@ -45,6 +45,7 @@ class HostSide(Protocol):
 
     def abort(self) -> None: ...
 
+
 _EAGAIN = -errno.EAGAIN
 _IN, _OUT = select.EPOLLIN, select.EPOLLOUT
 READS_PER_WAKE = 4                # host reads per epoll report, while each comes back full
@@ -70,8 +71,8 @@ class SplicePoller:
         self._epoll = select.epoll()
         self._kick = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._kick, _IN)
-        self._by_fd: dict[int, HostSide] = {}           # host sockets in the epoll
-        self._live: dict[HostSide, None] = {}            # every splice not yet ended
+        self._by_fd: dict[int, HostSide] = {}          # host sockets in the epoll
+        self._live: dict[HostSide, None] = {}          # every relay not yet ended (reset when we stop)
         self._marked: dict[Splice, None] = {}         # guest sides to look at (insertion order)
         self._busy = False                            # inside a drain: marks wait for its end
         self._kicked = False
