@@ -610,7 +610,10 @@ class Stack:
             self.ipv4.input(ifp, pkt, now)
 
     def _ip6_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:
-        self.inet6.ip.input(ifp, pkt, self.now())
+        now = self.now()
+        # a segment of a gateway's relayed flow goes straight to it (Tcp.early_input6)
+        if not (self._early_demux and self.tcp.relays.flows6 and self.tcp.early_input6(pkt, ifp, now)):
+            self.inet6.ip.input(ifp, pkt, now)
 
     def _arp_isr(self, ndd: Ndd, pkt: PacketBuffer, arp: Any) -> None:
         arp.input(pkt.view(), self.now())

@@ -85,6 +85,7 @@ if TYPE_CHECKING:
 
 IP_TCP_HDR = 40
 _EARLY_KEY = struct.Struct("!IIHH")      # early_input: source, destination, ports
+_PORTS = struct.Struct("!HH")
 _IP_TCP = struct.Struct("!BBHHHBBHIIHHIIHHHH")   # _emit4_cached: IPv4 (no options) and TCP headers
 _U16 = struct.Struct("!H")
 IPV6_PMTUDISC_INTERFACE = 4             # <linux/in6.h> IPV6_MTU_DISCOVER values
@@ -860,6 +861,38 @@ class Tcp:
         seg.ecn = buf[s + 1] & ECN_MASK
         self._established(conn, seg, view[seg.hdr_len:], now, self._listener, dst)
         return True
+
+    def early_input6(self, pkt: PacketBuffer, ifp: Interface, now: float) -> bool:
+        """Early demux over IPv6, for a gateway's relayed flows only (relayed.py; connections
+        take the whole way): True once the segment went to its flow, False (nothing done,
+        nothing counted) sends the packet through Ipv6.input.  Taken only where the whole way
+        cannot decide otherwise: a plain IPv6 header (TCP next, no extension header, its
+        payload length the packet's), the 4-tuple of a flow whose guest is behind this
+        transparent interface (so its SYN passed the address rules for these same addresses
+        there), a TCP checksum that is right and a header TcpRepr accepts."""
+        buf, s, end = pkt.buf, pkt.start, pkt.end
+        n = end - s
+        if n < 60 or buf[s] >> 4 != 6 or buf[s + 6] != IPPROTO_TCP or (buf[s + 4] << 8 | buf[s + 5]) != n - 40 \
+                or not ifp.transparent:
+            return False
+        src = int.from_bytes(buf[s + 8:s + 24], "big")
+        dst = int.from_bytes(buf[s + 24:s + 40], "big")
+        sport, dport = _PORTS.unpack_from(buf, s + 40)
+        flow = self.relays.flows6.get((dst, dport, src, sport))
+        if flow is None or flow.ifp is not ifp:
+            return False
+        view = memoryview(buf)[s + 40:end]
+        if not pkt.csum_valid and ck.ones_sum(view, pseudo_header_sum6(src, dst, IPPROTO_TCP, n - 40)) != 0xFFFF:
+            return False                                 # TCP counts it
+        seg = TcpRepr.parse(view)
+        if isinstance(seg, str) or self.ipv6 is None:
+            return False
+        ipstats = self.ipv6.stats
+        ipstats.in_receives += 1
+        ipstats.in_delivers += 1
+        self.stats.in_segs += 1
+        # False: a new SYN retired a lingering flow -- the whole way offers it to the forwarder
+        return flow.input(seg, view[seg.hdr_len:], now)
 
     def _established(self, conn: Connection, seg: TcpRepr, payload: memoryview, now: float,
                      listener: Callable[[int, int], Connection | None], laddr: int) -> bool:

@@ -434,6 +434,19 @@ def test_an_ipv6_guest_is_relayed_the_same_way() -> None:
     assert a.usr6.send(c, memoryview(b"over six"), None, wire.now) == 8
     wire.pump()
     assert bytes(host.got) == b"over six"
+    # early demux (Tcp.early_input6): the segment goes straight to the flow on a transparent
+    # interface, and not on another
+    wire.now += R.DELAYED_ACK
+    b.tcp.poll(wire.now)                                  # our delayed ACK: the guest's Nagle lets go
+    wire.pump()
+    assert a.usr6.send(c, memoryview(b", early"), None, wire.now) == 7
+    ((_, pkt),) = wire.queue
+    wire.queue.clear()
+    assert not b.tcp.early_input6(pkt.copy(), b.eth0, wire.now)    # eth0 is not transparent yet
+    b.eth0.transparent = True
+    delivered = b.ipv6.stats.in_delivers
+    assert b.tcp.early_input6(pkt, b.eth0, wire.now)
+    assert bytes(host.got) == b"over six, early" and b.ipv6.stats.in_delivers == delivered + 1
     flow.host_data(b"and back", wire.now, eof=True)
     wire.pump()
     got = a.usr6.recv(c, 100, False, wire.now)
