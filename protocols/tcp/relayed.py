@@ -38,13 +38,13 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-import struct
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from . import seq as sq
-from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr
+from .buffers import NO_SCOREBOARD, Scoreboard
+from .wire import ACK, FIN, PSH, RST, SYN, TcpRepr, wscale_for
 
 if TYPE_CHECKING:
     from ..ifnet import Interface
@@ -60,12 +60,11 @@ RETRIES = 15                 # Linux tcp_retries2: then the flow is reset both w
 SYNACK_RETRIES = 5           # Linux tcp_synack_retries
 LINGER = 2.0                 # a closed flow still ACKs a retransmitted FIN this long
 LINGER_MAX = 16384           # closed flows kept lingering at most (the oldest goes first)
-SACKED_MAX = 8               # SACKed ranges kept of the guest's blocks
+SACKED_MAX = 8               # SACKed ranges kept of the guest's blocks (the Scoreboard's cap)
 OOO_MAX = 64                 # guest segments kept beyond RCV.NXT, at most (within the window too)
 LINGER_SLACK = 0.25          # lingering flows are forgotten in batches: one timer wake per 1/4 s
 
 SYN_RECEIVED, OPEN, LINGERING, CLOSED = 0, 1, 2, 3
-_MSS_OPT = struct.Struct("!BBH")
 
 
 class RelayCore(Protocol):
@@ -108,11 +107,10 @@ class RelayedFlow:
     __slots__ = ("table", "host", "laddr", "lport", "faddr", "fport", "ifp", "state", "iss", "snd_una", "snd_nxt",
                  "snd_max", "recover", "retx_high", "sacked", "ooo", "snd_wnd", "snd_wscale", "rcv_wscale",
                  "rcv_nxt", "mss", "burst", "unacked", "pending",
-                 "fin_in", "fin_wanted", "fin_sent", "fin_acked", "host_shut", "reading", "writing",
+                 "fin_in", "fin_wanted", "fin_sent", "fin_acked", "host_shut", "reading",
                  "rcv_unacked", "adv_edge", "dupacks", "rto", "srtt", "rttvar", "backoff", "rtt_seq", "rtt_at",
-                 "rto_at", "delack_at", "linger_at", "sched_at", "tos", "ttl", "csum_offload", "dst_cache", "our_mss",
-                 "net6", "hop_limit", "tclass", "oif", "ws_ok", "sack_ok", "last_ooo", "ooo_held", "relayed_in",
-                 "relayed_out")
+                 "rto_at", "delack_at", "sched_at", "tos", "ttl", "csum_offload", "dst_cache", "our_mss",
+                 "net6", "hop_limit", "tclass", "oif", "ws_ok", "sack_ok", "last_ooo", "ooo_held")
 
     def __init__(self, table: RelayTable, host: RelayHost, key: tuple[int, int, int, int], irs: int, iss: int,
                  peer_mss: int | None, peer_wscale: int | None, ifp: Interface, mtu: int, net6: bool = False,
@@ -125,12 +123,12 @@ class RelayedFlow:
         self.snd_nxt = self.snd_max = sq.add(iss, 1)    # snd_max: the highest sent (BSD's)
         self.recover: int | None = None                   # in a fast recovery: SND.MAX when it began
         self.retx_high = self.snd_una                     # ... the highest octet resent in it
-        self.sacked: list[list[int]] = []                 # the guest's SACK blocks above SND.UNA
+        self.sacked = NO_SCOREBOARD                       # the guest's SACK blocks above SND.UNA
         self.snd_wnd = 0
         self.rcv_nxt = sq.add(irs, 1)
         # RFC 7323 §2.2: both shifts only when the guest offered one; 14 at most (§2.3)
         self.snd_wscale = min(peer_wscale, 14) if peer_wscale is not None else 0
-        self.rcv_wscale = _wscale_for(RELAY_WINDOW) if peer_wscale is not None else 0
+        self.rcv_wscale = wscale_for(RELAY_WINDOW) if peer_wscale is not None else 0
         caps = ifp.ndd.caps
         hdrs = 60 if net6 else 40                                  # IPv6 (RFC 8200 §8.3) or IPv4 and TCP
         self.our_mss = max(mtu - hdrs, 88)
@@ -145,7 +143,6 @@ class RelayedFlow:
         self.ooo_held = 0                                # ... their octets: at most RELAY_WINDOW
         self.fin_in = self.fin_wanted = self.fin_sent = self.fin_acked = self.host_shut = False
         self.reading = False             # the owner reads the host socket once the flow is open
-        self.writing = False
         self.rcv_unacked = 0             # guest octets taken since our last ACK
         self.adv_edge = self.rcv_nxt     # the right edge of the window we advertised last
         self.dupacks = 0
@@ -154,7 +151,6 @@ class RelayedFlow:
         self.rtt_at = 0.0
         self.rto_at: float | None = None
         self.delack_at: float | None = None
-        self.linger_at: float | None = None
         self.sched_at: float | None = None
         self.tos, self.ttl, self.net6 = 0, None, net6
         self.hop_limit: int | None = None                        # the IPv6 layer's default
@@ -164,7 +160,6 @@ class RelayedFlow:
         self.ws_ok = peer_wscale is not None
         self.sack_ok = peer_sack         # we send SACK blocks for what the OOO queue holds (RFC 2018)
         self.last_ooo = 0                # the sequence number of the segment queued last
-        self.relayed_in = self.relayed_out = 0   # octets guest -> host, host -> guest
 
     # --- what the owner asks ----------------------------------------------------------------------
     def send_room(self) -> int:
@@ -182,7 +177,6 @@ class RelayedFlow:
         them, and our FIN rides on their last segment)."""
         if self.state == OPEN and not self.fin_wanted:
             self.unacked += data
-            self.relayed_out += len(data)
             self.table.held += len(data)
             self.fin_wanted = eof
             self._output(now)
@@ -202,7 +196,6 @@ class RelayedFlow:
             return
         if self.pending and not self._flush_pending(now):
             return
-        self.writing = False
         self.host.host_writes(False)
         if self.fin_in and not self.host_shut:
             self.host_shut = True
@@ -273,8 +266,11 @@ class RelayedFlow:
         if sq.gt(ack, self.snd_max):
             self._ack(now)                            # §3.10.7.4: it ACKs what we never sent
             return
-        if seg.sack and self.sack_ok:
-            self._take_sack(seg.sack, ack)
+        if seg.sack and self.sack_ok and sq.ge(ack, una):
+            sacked = self.sacked
+            if sacked is NO_SCOREBOARD:                   # the first SACK: a scoreboard of its own
+                sacked = self.sacked = Scoreboard(SACKED_MAX)
+            sacked.update(seg.sack, ack, self.snd_max, self.table.tcp.stats)
         if ack == una:
             wnd = seg.window << self.snd_wscale
             duplicate = not carries and wnd == self.snd_wnd and self.snd_max != una
@@ -283,11 +279,10 @@ class RelayedFlow:
             if self.recover is not None:
                 if duplicate or seg.sack:
                     self._resend_holes(now)           # RFC 6675 §5: each ACK in recovery, the next hole
-            elif self.dupacks >= 3 or (self.sacked and self._sacked_octets() >= 3 * self.mss):
+            elif self.dupacks >= 3 or self.sacked.sacked >= 3 * self.mss:
                 # RFC 5681 §3.2 fast retransmit; with SACK also when DupThresh segments are SACKed
                 # above SND.UNA (RFC 6675 §4 IsLost) -- ACKs riding on the guest's data count too
-                self.recover, self.retx_high = self.snd_max, una
-                self._resend_holes(now)
+                self._recover(now)
             if not duplicate:
                 if wnd == 0 and self.snd_max == una:
                     self.backoff = 0                  # a probe answered: persist on (Linux tcp_ack)
@@ -306,16 +301,14 @@ class RelayedFlow:
         self.snd_una = ack
         self.snd_wnd = seg.window << self.snd_wscale
         self.dupacks = 0
-        if self.sacked:
-            self._trim_sack(ack)
+        self.sacked.prune(ack)
         if self.recover is not None:
             if sq.ge(ack, self.recover):
                 self.recover = None                   # a full ACK: the recovery is over
             elif self.unacked:
                 self._resend_holes(now)               # RFC 6582 §3.2: a partial ACK, the next hole now
-        elif self.sacked and self._sacked_octets() >= 3 * self.mss:
-            self.recover, self.retx_high = self.snd_max, ack
-            self._resend_holes(now)
+        elif self.sacked.sacked >= 3 * self.mss:
+            self._recover(now)
         if self.rtt_seq is not None and sq.ge(ack, self.rtt_seq):
             self._rtt_sample(now - self.rtt_at)
         self.backoff = 0
@@ -370,11 +363,9 @@ class RelayedFlow:
                 if sent < take:
                     self.pending += part[sent:]
                     self.table.held += take - sent
-                    self.writing = True
                     self.host.host_writes(True)
             self.rcv_nxt = sq.add(self.rcv_nxt, take)
             self.rcv_unacked += take
-            self.relayed_in += take
         if take < n:
             self._ack(now)                            # beyond the window: say where it is
             return False
@@ -495,6 +486,11 @@ class RelayedFlow:
             self.rto_at = now + self.rto
         self._acked(now)
 
+    def _recover(self, now: float) -> None:
+        """A fast recovery begins: until SND.MAX is acknowledged, the holes are resent."""
+        self.recover, self.retx_high = self.snd_max, self.snd_una
+        self._resend_holes(now)
+
     def _resend_holes(self, now: float) -> None:
         """In a fast recovery, one segment of the next hole again: the first octet from
         SND.UNA not yet resent in this recovery and not SACKed, up to the next SACKed block
@@ -502,20 +498,17 @@ class RelayedFlow:
         partial ACK (NewReno, RFC 6582)."""
         una = self.snd_una
         start = self.retx_high if sq.gt(self.retx_high, una) else una
-        end = sq.add(start, self.mss)
-        for lo, hi in self.sacked:
-            if sq.le(hi, start):
-                continue
-            if sq.le(lo, start):
-                start = hi                            # inside a SACKed block: past it
-                end = sq.add(start, self.mss)
-                continue
-            if sq.lt(lo, end):
-                end = lo                              # the hole ends where the next block starts
-            break
-        else:
-            if self.sacked or start != una:
+        if self.sacked.lefts:
+            hole = self.sacked.next_hole(start, una)
+            if hole is None:
                 return                                # nothing known lost above the last block
+            start, end = hole
+            if sq.gt(end, sq.add(start, self.mss)):
+                end = sq.add(start, self.mss)
+        elif start == una:
+            end = sq.add(start, self.mss)
+        else:
+            return
         n = min(sq.diff(end, start), len(self.unacked) - sq.diff(start, una))
         if n <= 0:
             return
@@ -523,35 +516,6 @@ class RelayedFlow:
         self.rtt_seq = None
         self._send_from(start, n, now)
         self.retx_high = sq.add(start, n)
-
-    def _take_sack(self, blocks: tuple[tuple[int, int], ...], ack: int) -> None:
-        """The guest's SACK blocks into the scoreboard: kept merged and sorted, at most
-        SACKED_MAX ranges, only blocks within (SND.UNA, SND.MAX] (D-SACKs and forgeries go)."""
-        sacked = self.sacked
-        for lo, hi in blocks:
-            if not (sq.lt(ack, lo) and sq.lt(lo, hi) and sq.le(hi, self.snd_max)):
-                continue
-            i = 0
-            while i < len(sacked) and sq.lt(sacked[i][1], lo):
-                i += 1
-            j = i
-            while j < len(sacked) and sq.le(sacked[j][0], hi):
-                lo = lo if sq.le(lo, sacked[j][0]) else sacked[j][0]
-                hi = hi if sq.ge(hi, sacked[j][1]) else sacked[j][1]
-                j += 1
-            sacked[i:j] = [[lo, hi]]
-            if len(sacked) > SACKED_MAX:
-                del sacked[SACKED_MAX:]               # the highest go: they are resent by the timer
-
-    def _sacked_octets(self) -> int:
-        return sum(sq.diff(hi, lo) for lo, hi in self.sacked)
-
-    def _trim_sack(self, una: int) -> None:
-        sacked = self.sacked
-        while sacked and sq.le(sacked[0][1], una):
-            del sacked[0]
-        if sacked and sq.lt(sacked[0][0], una):
-            sacked[0][0] = una
 
     def _acked(self, now: float) -> None:
         """An ACK went out (alone or on data): the delayed one is no longer due."""
@@ -588,7 +552,7 @@ class RelayedFlow:
             return b""
         first = next((i for i, (lo, hi) in enumerate(blocks) if sq.between(lo, self.last_ooo, hi)), 0)
         order = [blocks[first], *blocks[:first], *blocks[first + 1:]][:3]
-        return struct.pack(f"!BBBB{2 * len(order)}I", 1, 1, 5, 2 + 8 * len(order), *(x for b in order for x in b))
+        return TcpRepr(0, 0, 0, 0, 0, 0, sack=tuple((lo, hi) for lo, hi in order)).options_bytes()
 
     def _ack(self, now: float) -> None:
         """A pure ACK now."""
@@ -608,13 +572,10 @@ class RelayedFlow:
             self._ack(now)
 
     def _send_synack(self, now: float) -> None:
-        opts = _MSS_OPT.pack(2, 4, self.our_mss)
-        if self.sack_ok:
-            opts += b"\x01\x01\x04\x02"              # NOP, NOP, SACK permitted (RFC 2018 §2)
-        if self.ws_ok:
-            opts += bytes((1, 3, 3, self.rcv_wscale))  # NOP, window scale (RFC 7323 §2.2)
-        seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt, SYN | ACK, min(RELAY_WINDOW, 0xFFFF))
-        self._emit(seg, opts, None, 0, now)
+        # MSS, SACK permitted (RFC 2018 §2) and window scale (RFC 7323 §2.2) as the guest offered
+        seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt, SYN | ACK, min(RELAY_WINDOW, 0xFFFF),
+                      mss=self.our_mss, wscale=self.rcv_wscale if self.ws_ok else None, sack_perm=self.sack_ok)
+        self._emit(seg, seg.options_bytes(), None, 0, now)
         self.rto_at = now + self.rto
 
     def _send_rst(self, now: float) -> None:
@@ -653,7 +614,7 @@ class RelayedFlow:
         self.rto = min(self.rto * 2, RTO_MAX)         # RFC 6298 §5.5
         self.rtt_seq = None                           # Karn: no sample from a resent segment
         self.recover = None
-        self.sacked = []                              # RFC 6675 §5.1: the scoreboard starts over
+        self.sacked.clear()                           # RFC 6675 §5.1: the scoreboard starts over
         if self.state == SYN_RECEIVED:
             self._send_synack(now)
         elif self.snd_max != self.snd_una:
@@ -761,9 +722,9 @@ class RelayTable:
         lingering = self._lingering
         if len(lingering) >= LINGER_MAX:
             self.forget(lingering.popleft()[1])
-        flow.linger_at = self.tcp.clock() + LINGER
-        lingering.append((flow.linger_at, flow))
-        self.tcp.kick(flow.linger_at)
+        until = self.tcp.clock() + LINGER
+        lingering.append((until, flow))
+        self.tcp.kick(until)
 
     def forget(self, flow: RelayedFlow) -> None:
         key = (flow.laddr, flow.lport, flow.faddr, flow.fport)
@@ -823,13 +784,6 @@ class RelayTable:
     def abort_all(self, now: float) -> None:
         for flow in [*self.flows.values(), *self.flows6.values()]:
             flow.abort(now)
-
-
-def _wscale_for(capacity: int) -> int:
-    shift = 0
-    while (0xFFFF << shift) < capacity and shift < 14:
-        shift += 1
-    return shift
 
 
 __all__ = ["LINGER", "RELAY_WINDOW", "SEND_MAX", "RelayHost", "RelayTable", "RelayedFlow"]

@@ -75,7 +75,7 @@ from .segmentation import initial_window
 from .state import CLOSED, TIME_WAIT, State
 from .stats import TcpStats
 from .tcb import shared_int
-from .wire import ACK, FIN, RST, SYN, TcpRepr
+from .wire import ACK, FIN, RST, SYN, TcpRepr, wscale_for
 
 if TYPE_CHECKING:
     from ..icmp import IcmpError
@@ -437,7 +437,7 @@ class Tcp:
         conn.faddr, conn.fport = addr, port
         self._use_route(conn, ifp)
         self.conns[key] = conn
-        conn.rcv_wscale = self._wscale_for(conn.rcv_space_max()) if conn.want_wscale else 0
+        conn.rcv_wscale = wscale_for(conn.rcv_space_max()) if conn.want_wscale else 0
         conn.ts_offset = self._hash32(b"ts", key)
         conn.open_active(self.isn(key, now), now)
         self.schedule(conn)
@@ -517,7 +517,7 @@ class Tcp:
         conn.faddr, conn.fport = addr, port
         self._use_route(conn, hop.ifp, ipv6.path_mtu(hop.ifp, addr, now))
         self.conns6[key] = conn
-        conn.rcv_wscale = self._wscale_for(conn.rcv_space_max()) if conn.want_wscale else 0
+        conn.rcv_wscale = wscale_for(conn.rcv_space_max()) if conn.want_wscale else 0
         conn.ts_offset = self._hash32(b"ts6", key)
         conn.open_active(self.isn(key, now, b"isn6"), now)
         self.schedule(conn)
@@ -537,13 +537,6 @@ class Tcp:
         conn.gso_max = 0 if conn.tso_max else shared_int(65535 - hdrs - 40)
         conn.csum_offload = bool(caps.tx_csum_offload)
         conn.set_mss_for(mtu or ifp.mtu)
-
-    @staticmethod
-    def _wscale_for(capacity: int) -> int:
-        shift = 0
-        while (0xFFFF << shift) < capacity and shift < 14:
-            shift += 1
-        return shift
 
     # --- ISNs, clocks, budgets -------------------------------------------------------------------
     def _hash32(self, tag: bytes, key: tuple[int, int, int, int]) -> int:
@@ -1029,7 +1022,7 @@ class Tcp:
         child.rcv_nxt = child.rcv_adv = child.last_ack_sent = sq.add(seg.seq, 1)
         child.want_wscale = want_wscale
         child._take_syn_options(seg, now)
-        child.rcv_wscale = self._wscale_for(child.rcv_space_max()) if child.peer_wscale is not None else 0
+        child.rcv_wscale = wscale_for(child.rcv_space_max()) if child.peer_wscale is not None else 0
         child.ts_offset = self._hash32(b"ts6" if net6 else b"ts", key)
         child.last_rcv = now
         if listener_accepts(self.config.ecn, seg.flags, seg.ecn):

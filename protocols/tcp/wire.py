@@ -57,6 +57,14 @@ def fastopen_option(cookie: bytes, exp: bool) -> bytes:
     return out + b"\x01\x01" if len(out) % 4 == 2 else out
 
 
+def wscale_for(capacity: int) -> int:
+    """The window scale (RFC 7323 §2.3, at most 14) that lets a 16-bit field carry `capacity`."""
+    shift = 0
+    while (0xFFFF << shift) < capacity and shift < 14:
+        shift += 1
+    return shift
+
+
 @dataclass(slots=True)
 class TcpRepr:
     src_port: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import struct
+from itertools import pairwise
 
 from ndd.checksum import checksum, pseudo_header_sum
 from ndd.ndd import DeviceCaps
@@ -137,9 +138,10 @@ class RelayWorld:
         check(len(f.pending) <= R.RELAY_WINDOW + (1 << 14), "the guest's octets waiting beyond the window")
         check(len(f.ooo) <= R.OOO_MAX and f.ooo_held == sum(len(t) for _, t, _ in f.ooo) <= R.RELAY_WINDOW,
               "the out-of-order queue beyond its bounds, or miscounted")
-        check(len(f.sacked) <= R.SACKED_MAX and all(sq.lt(lo, hi) and sq.lt(f.snd_una, hi) for lo, hi in f.sacked)
-              and all(sq.lt(a[1], b[0]) for a, b in zip(f.sacked, f.sacked[1:], strict=False)),
-              f"the scoreboard is not sorted, merged and above SND.UNA: {f.sacked}")
+        blocks = f.sacked.blocks
+        check(len(blocks) <= R.SACKED_MAX and all(sq.lt(lo, hi) and sq.lt(f.snd_una, hi) for lo, hi in blocks)
+              and all(sq.lt(a[1], b[0]) for a, b in pairwise(blocks)),
+              f"the scoreboard is not sorted, merged and above SND.UNA: {blocks}")
         check(all(0 < len(t) <= R.RELAY_WINDOW + (1 << 14) or fin for _, t, fin in f.ooo), "a kept segment's size")
         check(len(f.unacked) <= R.SEND_MAX + f.mss, "host octets kept beyond SEND_MAX")
         if f.state == R.OPEN:

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from protocols.tcp import seq as sq
 from protocols.tcp.conn import Connection, State, TcpConfig
 from protocols.tcp.memory import SocketMemory
-from protocols.tcp.tcp import Tcp, TcpStats
-from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, TcpRepr
+from protocols.tcp.tcp import TcpStats
+from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, TcpRepr, wscale_for
 
 LADDR, FADDR = 0x0A000002, 0x0A000001
 LPORT, RPORT = 40000, 80
@@ -151,7 +151,7 @@ class Rig:
         c = self.conn = Connection(self.host, self.config)
         c.laddr, c.lport, c.faddr, c.fport = LADDR, LPORT, FADDR, RPORT
         c.set_mss_for(1500)
-        c.rcv_wscale = Tcp._wscale_for(c.rcv_space_max()) if c.want_wscale else 0
+        c.rcv_wscale = wscale_for(c.rcv_space_max()) if c.want_wscale else 0
         self.now = now
         self.events = 0
         c.on_event = self._event
@@ -1687,7 +1687,7 @@ def passive_open(conn: Connection, seg: TcpRepr, iss: int, now: float) -> None:
     conn.irs = seg.seq
     conn.rcv_nxt = conn.rcv_adv = conn.last_ack_sent = sq.add(seg.seq, 1)
     conn._take_syn_options(seg, now)
-    conn.rcv_wscale = Tcp._wscale_for(conn.rcv_space_max()) if conn.peer_wscale is not None else 0
+    conn.rcv_wscale = wscale_for(conn.rcv_space_max()) if conn.peer_wscale is not None else 0
     conn.last_rcv = now
     conn.output(now)
 
@@ -1703,7 +1703,7 @@ def run_pair(seed: int, a_data: bytes, b_data: bytes, *, loss: float, dup: float
     for c, (lp, fp) in ((a, (LPORT, RPORT)), (b, (RPORT, LPORT))):
         c.lport, c.fport = lp, fp
         c.set_mss_for(1500)
-        c.rcv_wscale = Tcp._wscale_for(c.rcv_space_max()) if c.want_wscale else 0
+        c.rcv_wscale = wscale_for(c.rcv_space_max()) if c.want_wscale else 0
     b.state = State.LISTEN
     got = {id(a): bytearray(), id(b): bytearray()}
     todo = {id(a): memoryview(a_data), id(b): memoryview(b_data)}

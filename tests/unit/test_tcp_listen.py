@@ -22,7 +22,7 @@ from protocols.tcp import seq as sq
 from protocols.tcp.conn import Connection, State, TcpConfig
 from protocols.tcp.listen import COOKIE_PERIOD, MSS_TABLE, SynCookies
 from protocols.tcp.tcp import Tcp
-from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, TcpRepr
+from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, TcpRepr, wscale_for
 
 from .fakes import Host, make_host
 
@@ -448,7 +448,7 @@ def test_connect_isns_differ_for_two_connections() -> None:
 
 def test_window_scale_for_the_buffer() -> None:
     """RFC 7323 §2.3: the smallest shift that lets the 16-bit field cover the buffer, at most 14."""
-    assert [Tcp._wscale_for(n) for n in (1000, 65535, 65536, 4 << 20, 1 << 30, 1 << 40)] == [0, 0, 1, 7, 14, 14]
+    assert [wscale_for(n) for n in (1000, 65535, 65536, 4 << 20, 1 << 30, 1 << 40)] == [0, 0, 1, 7, 14, 14]
 
 
 def test_no_host_wide_challenge_ack_budget_by_default() -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from protocols.tcp import bbr
 from protocols.tcp.conn import Connection, State, TcpConfig
 from protocols.tcp.output import OutputMixin
-from protocols.tcp.tcp import Tcp
+from protocols.tcp.wire import wscale_for
 
 from .test_tcp_conn import IRS, ISS, LPORT, RPORT, FakeHost, passive_open
 from .test_tcp_fastpath import _state
@@ -49,7 +49,7 @@ def _rr(lone_write: bool, seed: int, rounds: int, loss: float, nodelay: bool, **
         for c, (lp, fp) in ((a, (LPORT, RPORT)), (b, (RPORT, LPORT))):
             c.lport, c.fport = lp, fp
             c.set_mss_for(1500)
-            c.rcv_wscale = Tcp._wscale_for(c.rcv_space_max()) if c.want_wscale else 0
+            c.rcv_wscale = wscale_for(c.rcv_space_max()) if c.want_wscale else 0
             c.nodelay = nodelay
         b.state = State.LISTEN
         sizes = [rng.randint(1, 2000) for _ in range(rounds)]

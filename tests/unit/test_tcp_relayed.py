@@ -17,7 +17,7 @@ from protocols.tcp import seq as sq
 from protocols.tcp.conn import State
 from protocols.tcp.forward import ForwardRequest
 from protocols.tcp.relayed import RelayedFlow
-from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, TcpRepr
+from protocols.tcp.wire import ACK, FIN, PSH, RST, SYN, TcpRepr, wscale_for
 
 from .tcp6_net import pair
 from .test_forwarder import REMOTE, gateway
@@ -97,7 +97,7 @@ def test_handshake_offers_mss_and_window_scaling_only() -> None:
     g = Guest()
     s = g.synack
     assert s.flags == SYN | ACK and s.ack == GUEST_ISN + 1 and (s.src_port, s.dst_port) == (80, PEER_PORT)
-    assert s.mss == 1460 and s.wscale == R._wscale_for(R.RELAY_WINDOW)
+    assert s.mss == 1460 and s.wscale == wscale_for(R.RELAY_WINDOW)
     assert not s.sack_perm and s.ts is None                  # one hop from its peer: no SACK, no timestamps
     assert s.window == 0xFFFF                                # RFC 7323 §2.2: a SYN's window is never scaled
     assert g.flow.state == R.SYN_RECEIVED and g.host.reads == []   # nothing read from the host yet
