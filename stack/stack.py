@@ -111,6 +111,7 @@ class Stack:
         # run at the end of each device read batch, after TCP's output pass: users that act on
         # socket upcalls outside any task (the gateway's splices) do their work there
         self.rx_batch_hooks: list[Callable[[], None]] = []
+        self.rx_start_hooks: list[Callable[[], None]] = []   # at a batch's start (stack/busypoll.py)
         self.in_rx_batch = False             # from a batch's start until its hooks have run
         self._early_demux = self.config.early_demux
         self.drivers = plugins.DriverRegistry()
@@ -584,6 +585,8 @@ class Stack:
         connection (protocols/tcp/tcp.py rx_batch_end); at its end what GRO holds goes up first."""
         if starting:
             self.in_rx_batch = True
+            for hook in self.rx_start_hooks:
+                hook()
             self._in_batch = self.config.gro
             self.tcp.batching = True
             return

@@ -35,6 +35,9 @@ def test_pid_form_defaults() -> None:
     assert not o.allow_host_loopback and not o.allow_metadata and o.ipv6 and o.offload
     assert (str(o.model.gateway), o.dns.address, str(o.model.guest)) == ("10.0.2.2", "10.0.2.3", "10.0.2.100")
     assert (o.flows.max_flows, o.flows.udp_one_way, o.flows.udp_two_way) == (4096, 30.0, 180.0)
+    assert o.busy_poll == 50e-6
+    assert _options(["1", "--busy-poll", "0"]).busy_poll == 0.0
+    assert _options(["1", "--busy-poll", "200"]).busy_poll == pytest.approx(200e-6)
 
 
 def test_netns_form_with_ifname_and_options() -> None:
@@ -64,6 +67,8 @@ def test_dns_options() -> None:
     (["12", "-m", "40"], "--mtu must be within 68..65521"),
     (["12", "--max-flows", "0"], "--max-flows"),
     (["12", "--udp-timeout", "0"], "--udp-timeout"),
+    (["12", "--busy-poll", "-1"], "--busy-poll must be within 0..1000"),
+    (["12", "--busy-poll", "5000"], "--busy-poll must be within 0..1000"),
     (["12", "--cidr", "10.0.0.0/30"], "too small"),
     (["12", "--dns-forward", "fd00::3"], "not an IPv4 address"),
     (["12", "--macaddress", "02:00:00:00:00:01"], "--macaddress needs --configure"),

@@ -36,13 +36,15 @@ from .args import (
 )
 from .dns import DnsConfig
 from .flows import FlowConfig
-from .main import GatewayOptions, run_gateway
+from .main import DEFAULT_BUSY_POLL, GatewayOptions, run_gateway
 from .nsenter import NamespaceError, NamespaceTarget
 from .outbound import Outbound
 from .policy import DEFAULT_CIDR, DEFAULT_CIDR6, DEFAULT_MTU, AddressModel
 from .relay import RelayBudget
 
 MIN_MTU, MAX_MTU = 68, 65521        # slirp4netns: 68 .. 65521 (its TAP's limit)
+
+MAX_BUSY_POLL_US = 1000      # a longer poll would only burn a core: a wake-up costs tens of µs
 
 USAGE = """tunstack gateway [OPTIONS] PID [IFNAME]
        tunstack gateway [OPTIONS] --netns NS [IFNAME]
@@ -145,6 +147,10 @@ def build_parser(prog: str = "tunstack gateway") -> argparse.ArgumentParser:
     run.add_argument("-r", "--ready-fd", type=int, metavar="FD", help='write "1" to FD and close it once serving')
     run.add_argument("-e", "--exit-fd", type=int, metavar="FD", help="stop when FD becomes readable or is closed")
     run.add_argument("--pcap", metavar="FILE", help="capture the guest's device to FILE")
+    run.add_argument("--busy-poll", type=float, default=DEFAULT_BUSY_POLL * 1e6, metavar="USEC",
+                     help=f"microseconds to keep polling after traffic before sleeping (default "
+                          f"{DEFAULT_BUSY_POLL * 1e6:g}; adapts down for sparse traffic; 0: never): it saves "
+                          f"a wake-up per event, which bounds request/response rates in a VM")
     run.add_argument("--stats", action="store_true", help="print the counters as JSON on stderr at exit")
     run.add_argument("-d", "--debug", action="store_true",
                      help="log every flow's fate (relayed with its octets, refused and why) on stderr, and "
@@ -168,6 +174,8 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
         p.error("--max-flows must be at least 1")
     if args.max_buffer < 1:
         p.error("--max-buffer must be at least 1 (MiB)")
+    if not 0 <= args.busy_poll <= MAX_BUSY_POLL_US:
+        p.error(f"--busy-poll must be within 0..{MAX_BUSY_POLL_US} microseconds")
     if not (args.udp_timeout > 0 and args.udp_stream_timeout > 0):
         p.error("--udp-timeout and --udp-stream-timeout must be > 0")
     for fd_opt in ("ready_fd", "exit_fd"):
@@ -225,6 +233,7 @@ def options_from_args(p: argparse.ArgumentParser, args: argparse.Namespace, comm
                          udp_two_way=args.udp_stream_timeout),
         tcp_forwards=tcp_forwards, udp_forwards=udp_forwards, api_socket=args.api_socket,
         outbound=outbound, max_buffer=args.max_buffer << 20, tcp_relay=args.tcp_relay, ready_fd=args.ready_fd,
+        busy_poll=args.busy_poll / 1e6,
         exit_fd=args.exit_fd, pcap=args.pcap, stats=args.stats, debug=args.debug)
 
 

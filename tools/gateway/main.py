@@ -43,6 +43,7 @@ from drivers.pcap import PcapRecorder
 from drivers.tuntap import TapNdd, TunNdd, TunTapNdd
 from protocols.dhcp.server import DhcpServer
 from stack import Stack, StackConfig
+from stack.busypoll import BusyPoller
 from tools.cli.command import CliError
 
 from .api import start_forwarding
@@ -64,6 +65,7 @@ from .tcp import TcpGateway
 from .udp import UdpGateway
 
 CHILD_GRACE = 5.0            # seconds COMMAND has after our SIGTERM before SIGKILL
+DEFAULT_BUSY_POLL = 50e-6    # stack/busypoll.py: the round trips' wake-ups fall inside it here
 NOFILE_WANTED = 65536        # a host socket per flow: --max-flows 4096 needs more than the usual 1024
 
 
@@ -88,6 +90,7 @@ class GatewayOptions:
     flows: FlowConfig = field(default_factory=FlowConfig)
     max_buffer: int = RelayBudget.total           # octets all TCP relays may hold at once
     tcp_relay: str = "lean"                       # the guest's TCP: "lean" (relayed.py) or "splice"
+    busy_poll: float = DEFAULT_BUSY_POLL          # seconds the run loop polls after activity (0: never)
     outbound: Outbound = field(default_factory=Outbound)   # --outbound-addr[6], resolved
     tcp_forwards: list[PortForwardSpec] = field(default_factory=list)
     udp_forwards: list[PortForwardSpec] = field(default_factory=list)
@@ -301,6 +304,17 @@ async def run_gateway(options: GatewayOptions, *, until_shutdown: Callable[[], A
                 _stop_child(child)
 
 
+def _start_busy_poll(nursery: trio.Nursery, limit: float, st: Stack, tcp: TcpGateway) -> BusyPoller:
+    """Poll the run loop after each device read and each host-socket wake (stack/busypoll.py);
+    told at their start, so an idle spell it measures ends when the event came, not after its work."""
+    poller = BusyPoller(limit)
+    st.rx_start_hooks.append(poller.activity)
+    if tcp.poller is not None:
+        tcp.poller.wake_hooks.append(poller.activity)
+    nursery.start_soon(poller.run)
+    return poller
+
+
 def _stop_child(child: NamespacedChild, grace: float = CHILD_GRACE) -> None:
     """We are going while COMMAND runs (a signal to us): SIGTERM, and SIGKILL if it is still
     there `grace` seconds later -- never a wait without end on a child that ignores it."""
@@ -329,6 +343,8 @@ async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, ifp: Any, c
     status = 0
     async with trio.open_nursery() as nursery:
         await nursery.start(tcp.run)
+        if options.busy_poll > 0:
+            gw.services["busy_poll"] = _start_busy_poll(nursery, options.busy_poll, st, tcp)
         udp = UdpGateway(st, policy, flows, outbound=options.outbound)
         await nursery.start(udp.run)
         gw.services["udp_gateway"] = udp

@@ -77,6 +77,7 @@ class SplicePoller:
         self._busy = False                            # inside a drain: marks wait for its end
         self._kicked = False
         self.stats = SpliceStats()
+        self.wake_hooks: list[Callable[[], None]] = []   # at each wake, before its work (stack/busypoll.py)
         stack.rx_batch_hooks.append(self.drain)
 
     def mark(self, sp: Splice) -> None:
@@ -111,6 +112,8 @@ class SplicePoller:
             while True:
                 await trio.lowlevel.wait_readable(epoll.fileno())
                 self.stats.wakeups += 1
+                for hook in self.wake_hooks:
+                    hook()
                 self._busy = True
                 try:
                     for fd, events in epoll.poll(0):

@@ -1,0 +1,114 @@
+"""stack/busypoll.py: the adaptive window (KVM's halt-polling policy) case by case, and the
+task keeping trio's run loop polling -- an fd made readable while it polls is served with no
+sleep in between."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+
+from stack.busypoll import GROW_START, BusyPoller, PollWindow
+
+
+def test_the_window_starts_closed_and_grows_from_grow_start_to_the_limit() -> None:
+    w = PollWindow(50e-6)
+    assert w.window == 0.0
+    # idle spells the window missed but the limit would have caught: doubled from 10 µs
+    assert [w.idle_ended(30e-6) for _ in range(5)] == [1, 1, 1, 1, 0]
+    assert w.window == 50e-6                       # 10, 20, 40, then capped at the limit
+
+
+def test_a_spell_beyond_the_limit_halves_the_window_and_under_grow_start_closes_it() -> None:
+    w = PollWindow(80e-6)
+    w.window = 80e-6
+    assert w.idle_ended(1.0) == -1 and w.window == 40e-6
+    assert w.idle_ended(1.0) == -1 and w.window == 20e-6
+    assert w.idle_ended(1.0) == -1 and w.window == 10e-6
+    assert w.idle_ended(1.0) == -1 and w.window == 0.0          # 5 µs < GROW_START: closed
+    assert w.idle_ended(1.0) == 0 and w.window == 0.0           # sparse traffic: no polling at all
+    assert GROW_START == 10e-6
+
+
+def test_a_limit_under_grow_start_and_a_negative_limit() -> None:
+    w = PollWindow(4e-6)
+    assert w.idle_ended(3e-6) == 1 and w.window == 4e-6
+    with pytest.raises(ValueError):
+        PollWindow(-1.0)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def _passes(n: int) -> None:
+    for _ in range(n):
+        await trio.lowlevel.checkpoint()
+
+
+async def test_activity_while_parked_wakes_the_poller_and_the_spell_adapts_the_window() -> None:
+    clock = FakeClock()
+    bp = BusyPoller(50e-6, clock)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(bp.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert bp.stats.parks == 1 and bp._parked is not None      # window 0: parked at once
+        clock.t = 30e-6
+        bp.activity()                                             # a 30 µs spell: grow to 10 µs
+        # the window is open now and the clock stands still: the poller yields at every pass
+        # (never blocked, so no wait_all_tasks_blocked until the clock moves on)
+        await _passes(5)
+        assert (bp.stats.grows, bp.stats.window_us) == (1, pytest.approx(10.0))
+        assert bp._parked is None
+        bp.activity()
+        await _passes(5)
+        assert bp.stats.hits == 1 and bp._parked is None
+        clock.t += 1.0
+        await trio.testing.wait_all_tasks_blocked()
+        assert bp._parked is not None and bp.stats.parks == 2
+        assert bp.stats.polled_idle_us == pytest.approx(10.0)
+        bp.activity()                                             # a 1 s spell: shrink, closed
+        await trio.testing.wait_all_tasks_blocked()
+        assert (bp.stats.shrinks, bp.stats.window_us) == (1, 0.0)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_zero_limit_never_polls() -> None:
+    bp = BusyPoller(0.0)
+    with trio.move_on_after(0.05):
+        await bp.run()
+    bp.activity()
+    assert (bp.stats.parks, bp.stats.hits) == (0, 0)
+
+
+async def test_while_polling_trio_serves_an_fd_without_sleeping() -> None:
+    """The point of it: with the poller's window open, a datagram that arrives is read by
+    another task's wait_readable through trio's zero-timeout epoll passes."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.setblocking(False)
+    bp = BusyPoller(1.0)                       # a long window: no flake on a loaded machine
+    bp.window.window = 1.0                     # as after a run of short spells
+    got: list[bytes] = []
+
+    async def reader() -> None:
+        await trio.lowlevel.wait_readable(a)
+        got.append(a.recv(16))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(bp.run)
+            nursery.start_soon(reader)
+            await trio.lowlevel.checkpoint()
+            b.send(b"x")
+            with trio.fail_after(1):
+                while not got:
+                    await trio.lowlevel.checkpoint()
+            assert got == [b"x"] and bp.stats.parks == 0       # served, and the poller never slept
+            nursery.cancel_scope.cancel()
+    finally:
+        a.close()
+        b.close()
