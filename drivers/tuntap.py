@@ -77,6 +77,7 @@ class TunTapNdd(TaskNdd):
         self.device: pytun.TunTapDevice | None = None
         self.fd = -1
         self.offload_flags = 0
+        self.rx_polled = 0      # read batches a busy poll found (poll_rx), beside ndd_recvintr
         self.vnet = False
         self.kernel_mac = b""   # TAP: the kernel side's MAC, read at creation (before a netns move)
         self.opener = opener    # None: pytun in our namespace; else who opens it (and where)
@@ -185,15 +186,36 @@ class TunTapNdd(TaskNdd):
         while True:
             await trio.lowlevel.wait_readable(fd)
             self.stats.ndd_recvintr += 1      # the fd became readable: our receive interrupt
-            batch = self.nd_rx_batch
+            if not self._rx_batch(fd, hlen, None):
+                return
+
+    def poll_rx(self) -> bool:
+        """One look at the device without waiting, for a busy poll (stack/busypoll.py; Linux's
+        napi_busy_loop calls the driver's poll the same way): frames already queued are read
+        and delivered as one read batch.  True if there were any.  A failed device is left
+        to the reader task, whose wait sees the same error."""
+        fd = self.fd
+        if fd < 0:
+            return False
+        try:
+            first = os.read(fd, READ_SIZE)
+        except OSError:                       # nothing queued (EAGAIN), or for the reader
+            return False
+        self.rx_polled += 1
+        self._rx_batch(fd, vnet.VNET_HDR_LEN if self.vnet else 0, first)
+        return True
+
+    def _rx_batch(self, fd: int, hlen: int, first: bytes | None) -> bool:
+        batch = self.nd_rx_batch
+        if batch is not None:
+            batch(True)
+        try:
+            if first is not None:
+                self._deliver_read(first, hlen)
+            return self._read_batch(fd, hlen)
+        finally:
             if batch is not None:
-                batch(True)
-            try:
-                if not self._read_batch(fd, hlen):
-                    return
-            finally:
-                if batch is not None:
-                    batch(False)
+                batch(False)
 
     def _read_batch(self, fd: int, hlen: int) -> bool:
         """Up to `batch` frames read and delivered; False once the device has failed."""
@@ -210,12 +232,15 @@ class TunTapNdd(TaskNdd):
                     return False
                 self.stats.ndd_ierrors += 1
                 continue
-            pkt = PacketBuffer(data, hlen)
-            if hlen and (len(data) < hlen or not vnet.apply_rx(data, pkt)):
-                self.stats.ndd_ierrors += 1
-                continue
-            self.deliver(pkt)
+            self._deliver_read(data, hlen)
         return True
+
+    def _deliver_read(self, data: bytes, hlen: int) -> None:
+        pkt = PacketBuffer(data, hlen)
+        if hlen and (len(data) < hlen or not vnet.apply_rx(data, pkt)):
+            self.stats.ndd_ierrors += 1
+            return
+        self.deliver(pkt)
 
     def _transmit(self, pkt: PacketBuffer) -> int:
         if self.fd < 0:

@@ -112,3 +112,54 @@ async def test_while_polling_trio_serves_an_fd_without_sleeping() -> None:
     finally:
         a.close()
         b.close()
+
+
+async def test_poll_functions_are_called_at_every_pass_and_what_they_find_keeps_the_window() -> None:
+    clock = FakeClock()
+    bp = BusyPoller(50e-6, clock)
+    bp.window.window = 50e-6
+    found = [False, True, False]
+    calls: list[int] = []
+
+    def poll() -> bool:
+        calls.append(1)
+        return found.pop(0) if found else False
+
+    bp.polls.append(poll)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(bp.run)
+        await _passes(5)
+        assert len(calls) >= 3 and (bp.stats.hits, bp.stats.polled) == (1, 1)
+        clock.t = 1.0                                  # the window runs out: parked, polls stop
+        await trio.testing.wait_all_tasks_blocked()
+        before = len(calls)
+        await _passes(5)
+        assert len(calls) == before and bp.stats.parks == 1
+        nursery.cancel_scope.cancel()
+
+
+def test_a_tun_devices_poll_rx_reads_what_is_queued_as_one_read_batch() -> None:
+    """drivers/tuntap.py poll_rx, the device's look for a busy poll: frames already queued
+    are delivered inside nd_rx_batch(True) ... (False); nothing queued is one EAGAIN read."""
+    from drivers.tuntap import TunNdd
+
+    ndd = TunNdd("tsbp0")
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)   # stands for the fd
+    ours.setblocking(False)
+    got: list[bytes] = []
+    batches: list[bool] = []
+    ndd.fd, ndd.vnet = ours.fileno(), False
+    ndd.deliver = lambda pkt: got.append(bytes(pkt.view()))          # type: ignore[method-assign]
+    ndd.nd_rx_batch = batches.append
+    try:
+        assert not ndd.poll_rx() and batches == [] and ndd.rx_polled == 0
+        kernel.send(b"first")
+        kernel.send(b"second")
+        assert ndd.poll_rx()
+        assert got == [b"first", b"second"] and batches == [True, False] and ndd.rx_polled == 1
+        assert not ndd.poll_rx()
+        ndd.fd = -1
+        assert not ndd.poll_rx()                       # a closed device: nothing to look at
+    finally:
+        ours.close()
+        kernel.close()

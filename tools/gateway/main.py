@@ -304,13 +304,16 @@ async def run_gateway(options: GatewayOptions, *, until_shutdown: Callable[[], A
                 _stop_child(child)
 
 
-def _start_busy_poll(nursery: trio.Nursery, limit: float, st: Stack, tcp: TcpGateway) -> BusyPoller:
+def _start_busy_poll(nursery: trio.Nursery, limit: float, st: Stack, ndd: TunTapNdd,
+                     tcp: TcpGateway) -> BusyPoller:
     """Poll the run loop after each device read and each host-socket wake (stack/busypoll.py);
     told at their start, so an idle spell it measures ends when the event came, not after its work."""
     poller = BusyPoller(limit)
     st.rx_start_hooks.append(poller.activity)
+    poller.polls.append(ndd.poll_rx)
     if tcp.poller is not None:
         tcp.poller.wake_hooks.append(poller.activity)
+        poller.polls.append(tcp.poller.poll)
     nursery.start_soon(poller.run)
     return poller
 
@@ -344,7 +347,7 @@ async def _serve(options: GatewayOptions, st: Stack, ndd: TunTapNdd, ifp: Any, c
     async with trio.open_nursery() as nursery:
         await nursery.start(tcp.run)
         if options.busy_poll > 0:
-            gw.services["busy_poll"] = _start_busy_poll(nursery, options.busy_poll, st, tcp)
+            gw.services["busy_poll"] = _start_busy_poll(nursery, options.busy_poll, st, ndd, tcp)
         udp = UdpGateway(st, policy, flows, outbound=options.outbound)
         await nursery.start(udp.run)
         gw.services["udp_gateway"] = udp

@@ -57,6 +57,7 @@ class SpliceStats:
     wakeups: int = 0              # the poller's task woke (host sockets ready, or a kick)
     kicks: int = 0                # upcalls outside a device read (a timer's): the eventfd written
     guest_runs: int = 0           # guest sides served after their upcalls
+    polled: int = 0               # host sockets found ready by a busy poll (stack/busypoll.py)
 
 
 class SplicePoller:
@@ -107,34 +108,48 @@ class SplicePoller:
 
     async def run(self) -> None:
         """Serve the host sockets until cancelled; then every splice still open is reset."""
-        epoll, by_fd, kick = self._epoll, self._by_fd, self._kick
+        epoll, kick = self._epoll, self._kick
         try:
             while True:
                 await trio.lowlevel.wait_readable(epoll.fileno())
                 self.stats.wakeups += 1
                 for hook in self.wake_hooks:
                     hook()
-                self._busy = True
-                try:
-                    for fd, events in epoll.poll(0):
-                        sp = by_fd.get(fd)
-                        if sp is not None:
-                            sp.on_host(events)
-                        elif fd == kick:
-                            self._kicked = False
-                            try:
-                                os.eventfd_read(kick)
-                            except BlockingIOError:
-                                pass
-                finally:
-                    self._busy = False
-                self.drain()
+                self._serve(epoll.poll(0))
         finally:
             self.stack.rx_batch_hooks.remove(self.drain)
             for sp in list(self._live):
                 sp.abort()
             epoll.close()
             os.close(kick)
+
+    def poll(self) -> bool:
+        """The host sockets looked at without waiting, for a busy poll (stack/busypoll.py):
+        True if any was ready (and served)."""
+        events = self._epoll.poll(0)
+        if not events:
+            return False
+        self.stats.polled += len(events)
+        self._serve(events)
+        return True
+
+    def _serve(self, events: list[tuple[int, int]]) -> None:
+        by_fd = self._by_fd
+        self._busy = True
+        try:
+            for fd, mask in events:
+                sp = by_fd.get(fd)
+                if sp is not None:
+                    sp.on_host(mask)
+                elif fd == self._kick:
+                    self._kicked = False
+                    try:
+                        os.eventfd_read(self._kick)
+                    except BlockingIOError:
+                        pass
+        finally:
+            self._busy = False
+        self.drain()
 
     def _watch(self, sp: HostSide, mask: int) -> None:
         """Watch `sp`'s host socket for `mask`; 0 takes it out of the epoll altogether (a
