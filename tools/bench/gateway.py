@@ -2,7 +2,8 @@
 
 tunstack gateway, slirp4netns and pasta (Debian packages), each at MTU 1500 and 65520, and the
 `limit` (tools/bench/gwrelay.py: a minimal Python relay, the least a Python gateway must do
-per message; request/response and connections only, at 1500), each in the same topology
+per message, busy-polling as the gateway does; request/response and connections only, at
+1500), each in the same topology
 (tools/lab/gwtopo.py: guest netns <- gateway in a host netns -> veth -> internet netns) with
 the same Python peers (tools/bench/gwpeer.py, tools/bench/peer.py).
 The guest is always the client: a gateway relays the connections its guest opens.
@@ -257,7 +258,8 @@ def render(sections: dict[str, Section]) -> str:
                  "process's utime + stime over the bulk row divided by the Gbit it moved; per round trip and "
                  "per connection, over the rr and crr rows divided by their count.  For RSS and CPU, "
                  "below 1× favours tunstack.  limit: a minimal Python relay (tools/bench/gwrelay.py), "
-                 "request/response and connections only.")
+                 "request/response and connections only.  tunstack and limit busy-poll for up to 50 µs after "
+                 "traffic (stack/busypoll.py): their CPU per round trip and per connection includes the polling.")
     lines += [f"[{i + 1}] {n}" for i, n in enumerate(notes)]
     return "\n".join(lines)
 

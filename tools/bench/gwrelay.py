@@ -12,7 +12,10 @@ link --
     guest, or goes alone after 40 ms;
   - host data: one segment per 1460 octets to the guest, with the ACK;
   - a FIN each way (the guest's: SHUT_WR on the host socket, ACKed at once; the host's EOF:
-    our FIN); a RST from the guest closes the host socket.
+    our FIN); a RST from the guest closes the host socket;
+  - the gateway's busy polling (stack/busypoll.py's adaptive window, the same default): the
+    epoll is polled without waiting until the window after the last event runs out.  The
+    least a Python gateway must do includes what the gateway does to save wake-ups.
 
 It does not retransmit, keeps no send buffer and has no flow control: it cannot carry a
 bulk transfer, and the bench runs only the request/response and connection rows through
@@ -35,6 +38,8 @@ import subprocess
 import time
 
 from ndd.checksum import checksum, ones_sum
+from stack.busypoll import PollWindow
+from tools.gateway.main import DEFAULT_BUSY_POLL
 from tools.gateway.nsenter import NamespaceTarget, open_tuntap_in
 
 IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
@@ -77,8 +82,9 @@ def segment(f: Flow, flags: int, payload: bytes = b"", mss: bool = False) -> byt
 
 
 class Relay:
-    def __init__(self, tun: int) -> None:
+    def __init__(self, tun: int, busy_poll: float = DEFAULT_BUSY_POLL) -> None:
         self.tun = tun
+        self.window = PollWindow(busy_poll)
         self.epoll = select.epoll()
         self.epoll.register(tun, select.EPOLLIN)
         self.flows: dict[tuple[bytes, int, bytes, int], Flow] = {}
@@ -162,10 +168,16 @@ class Relay:
         f.ack_at = 0.0
 
     def run(self) -> None:
+        window, clock = self.window, time.perf_counter
+        quiet_since = clock()
         while True:
-            owed = [f.ack_at for f in self.flows.values() if f.ack_at]
-            timeout = max(0.0, min(owed) - time.monotonic()) if owed else -1.0
-            events = self.epoll.poll(timeout)
+            events = self.epoll.poll(0)
+            if not events and clock() - quiet_since >= window.window:
+                owed = [f.ack_at for f in self.flows.values() if f.ack_at]
+                timeout = max(0.0, min(owed) - time.monotonic()) if owed else -1.0
+                events = self.epoll.poll(timeout)
+                if events:
+                    window.idle_ended(clock() - quiet_since)   # the gateway's adaptive window
             now = time.monotonic()
             for fd, _ in events:
                 if fd == self.tun:
@@ -181,6 +193,8 @@ class Relay:
                 if f.ack_at and f.ack_at <= now:
                     os.write(self.tun, segment(f, ACK))
                     f.ack_at = 0.0
+            if events:
+                quiet_since = clock()                 # after their work, as the gateway's poller
 
 
 def main() -> None:
@@ -188,6 +202,9 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--netns", required=True, help="the guest's network namespace file (/run/netns/NAME)")
     p.add_argument("--mtu", type=int, default=1500)
+    p.add_argument("--busy-poll", type=float, default=DEFAULT_BUSY_POLL * 1e6, metavar="USEC",
+                   help=f"poll this long after traffic before sleeping, adapting as the gateway's "
+                        f"(default {DEFAULT_BUSY_POLL * 1e6:g}, the gateway's; 0: never)")
     p.add_argument("ifname")
     a = p.parse_args()
     dev = open_tuntap_in(NamespaceTarget.for_path(a.netns), a.ifname, IFF_TUN | IFF_NO_PI)
@@ -199,7 +216,7 @@ def main() -> None:
                 ["route", "add", "default", "dev", a.ifname]):
         subprocess.run([*enter, *cmd], check=True)
     print(f"ready: minimal relay on {a.ifname} (TUN), guest {GUEST_ADDR}", flush=True)
-    Relay(dev.fd).run()
+    Relay(dev.fd, a.busy_poll / 1e6).run()
 
 
 if __name__ == "__main__":
