@@ -3,6 +3,7 @@ task keeping trio's run loop polling -- an fd made readable while it polls is se
 sleep in between."""
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -163,3 +164,44 @@ def test_a_tun_devices_poll_rx_reads_what_is_queued_as_one_read_batch() -> None:
     finally:
         ours.close()
         kernel.close()
+
+
+def test_the_splice_pollers_look_serves_ready_host_sockets_and_is_safe_after_its_end() -> None:
+    """tools/gateway/splice.py SplicePoller.poll, the host sockets' look for a busy poll: a
+    ready socket's side is served (on_host with its events); nothing ready is False; once the
+    poller has ended (its epoll closed: the gateway stopping while the busy poller runs one
+    more pass) it is False, never an error."""
+    import select
+
+    from tools.gateway.splice import SplicePoller
+
+    class FakeStack:
+        def __init__(self) -> None:
+            self.rx_batch_hooks: list[object] = []
+            self.in_rx_batch = False
+
+    class Side:
+        def __init__(self, sock: socket.socket) -> None:
+            self.host = sock
+            self.events: list[int] = []
+
+        def on_host(self, events: int) -> None:
+            self.events.append(events)
+            self.host.recv(16)
+
+    poller = SplicePoller(FakeStack())
+    a, b = socket.socketpair()
+    try:
+        side = Side(a)
+        poller._by_fd[a.fileno()] = side              # as _watch registers a host socket
+        poller._epoll.register(a.fileno(), select.EPOLLIN)
+        assert not poller.poll() and poller.stats.polled == 0
+        b.send(b"x")
+        assert poller.poll() and side.events == [select.EPOLLIN] and poller.stats.polled == 1
+        assert not poller.poll()
+        poller._epoll.close()
+        assert not poller.poll()
+    finally:
+        a.close()
+        b.close()
+        os.close(poller._kick)

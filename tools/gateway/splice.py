@@ -125,7 +125,9 @@ class SplicePoller:
 
     def poll(self) -> bool:
         """The host sockets looked at without waiting, for a busy poll (stack/busypoll.py):
-        True if any was ready (and served)."""
+        True if any was ready (and served).  After the poller's end (its epoll closed), False."""
+        if self._epoll.closed:
+            return False
         events = self._epoll.poll(0)
         if not events:
             return False
