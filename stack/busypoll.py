@@ -3,18 +3,18 @@ window policy of KVM's halt polling).
 
 Why: an event that finds the process asleep in epoll_wait pays a wake-up -- the scheduler,
 and in a VM an inter-processor interrupt and a VM exit.  On the CI machine (a firecracker
-VM) that is what bounds a relay's request/response rate: the bench's minimal Python relay
-(tools/bench/gwrelay.py) goes from 9.9 k to 20 k round trips per second when it polls for
-50 µs before sleeping, at the same CPU per round trip (49-52 µs), and the gateway from
-4.9 k to 8.0 k (CPU per round trip 144 -> 125 µs: fewer sleeps and wake-ups).
+VM) that is what bounded a relay's request/response rate: the bench's minimal Python relay
+(tools/bench/gwrelay.py) went from 9.9 k to 18.8 k round trips per second with this
+policy, at the same CPU per round trip (~52 µs), and the gateway from 4.9-5.7 k to
+8.1-8.7 k (CPU per round trip 141-156 -> 115-120 µs: fewer sleeps and wake-ups).
 
 How: while the window is open, one task looks at the devices and the relays' host sockets
 itself (their `poll` functions: Linux's busy poll calls the driver's NAPI poll the same way)
 and yields at every pass of the run loop (`trio.lowlevel.checkpoint`), so trio always has a
 runnable task and waits on epoll with a zero timeout -- every other fd any task waits on is
-polled too.  An `activity()` call (the
-end of a device read, a relay poller's wake) reopens the window; when it runs out the task
-parks and the process sleeps in epoll_wait as before.
+polled too.  An `activity()` call (the start of a device read, a relay poller's wake)
+reopens the window; when it runs out the task parks and the process sleeps in epoll_wait
+as before.
 
 The window adapts as KVM's halt polling does (Documentation/virt/kvm/halt-polling.rst;
 virt/kvm/kvm_main.c, grow_halt_poll_ns / shrink_halt_poll_ns): an idle spell longer than
