@@ -169,6 +169,51 @@ async def test_the_splice_relays_the_same(tmp_path: Path) -> None:
     assert out.read_bytes() == data + f"EOF {len(data)} {hashlib.sha256(data).hexdigest()}\n".encode()
 
 
+# --- busy polling: what it costs when the traffic stops or thins -------------------------------
+ECHO_ROUNDS = """
+import json, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+rounds, gap = int(sys.argv[3]), float(sys.argv[4])
+t0 = time.monotonic()
+for i in range(rounds):
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+    if gap:
+        time.sleep(gap)
+s.close()
+print(json.dumps({"rounds": rounds, "seconds": time.monotonic() - t0}))
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def test_busy_polling_stops_when_the_traffic_does() -> None:
+    """stack/busypoll.py: under request/response the gateway polls (a core busy), but an idle
+    gateway sleeps -- a second after a burst of round trips it spends next to no CPU -- and
+    traffic sparser than the window (a round trip every 20 ms) costs little more than its
+    own work: the window closes instead of polling between events."""
+    case = Case(TUNSTACK, 4, 1500)
+    async with topology(case) as topo:
+        pid = topo.gateway.pid
+        out = await guest_json(topo, ECHO_ROUNDS, case.server, str(ECHO_PORT), "3000", "0")
+        assert out["rounds"] == 3000
+        await trio.sleep(0.5)                      # the last flow's ends (FIN, linger timers)
+        cpu0 = _cpu_seconds(pid)
+        await trio.sleep(1.0)
+        idle = _cpu_seconds(pid) - cpu0
+        cpu0 = _cpu_seconds(pid)
+        out = await guest_json(topo, ECHO_ROUNDS, case.server, str(ECHO_PORT), "50", "0.02")
+        sparse = _cpu_seconds(pid) - cpu0
+    print(f"gateway CPU: idle 1 s after the burst {idle:.3f} s; 50 round trips 20 ms apart "
+          f"({out['seconds']:.2f} s) {sparse:.3f} s")
+    assert idle <= 0.05                            # a gateway still polling: ~1 s
+    assert sparse <= 0.2                           # polling between the events: ~1 s
+
+
 # --- TCP: half-close, refusals -------------------------------------------------------------
 @pytest.mark.parametrize("case", [*cases(mtus=MTUS), *cases(families=(6,))])
 async def test_half_close_with_nc(case: Case, tmp_path: Path) -> None:
