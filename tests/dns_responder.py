@@ -9,7 +9,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 import trio
 
@@ -40,6 +41,17 @@ def closed_port(kind: int = socket.SOCK_DGRAM) -> int:
         probe.bind((LOOPBACK, 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+@contextmanager
+def refusing_tcp_port() -> Iterator[int]:
+    """A loopback TCP port that refuses connections while the block runs: bound and never
+    listening.  closed_port() frees its port at once, and the kernel may hand it out again
+    to the next bind of port 0 -- a listener of the test's own, which then answers as the
+    "dead" upstream (a DNS forwarder forwarding to itself until its client limit)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind((LOOPBACK, 0))
+        yield held.getsockname()[1]
 
 
 async def _recv_exactly(conn: trio.socket.SocketType, size: int) -> bytes | None:
