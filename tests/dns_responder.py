@@ -7,10 +7,10 @@ TCP messages itself (RFC 1035 §4.2.2) rather than with the code under test. Run
 from __future__ import annotations
 
 import ipaddress
+import random
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -36,22 +36,28 @@ def make_answer(query: bytes, address: str = "198.51.100.7") -> bytes:
 
 
 def closed_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-    return port
+    """A loopback port nothing listens on, below the ephemeral range: checked free (bound,
+    then closed), and no later bind to port 0 -- a listener or client of the test's own --
+    can be handed it.  (One in the range was: a fresh-clone CI run's TCP listener got the
+    "dead" DNS upstream's port, and the forwarder asked itself until its 32-client limit.)"""
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, low) if low > 20001 else rng.randrange(1024, 20000)
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
-@contextmanager
-def refusing_tcp_port() -> Iterator[int]:
-    """A loopback TCP port that refuses connections while the block runs: bound and never
-    listening.  closed_port() frees its port at once, and the kernel may hand it out again
-    to the next bind of port 0 -- a listener of the test's own, which then answers as the
-    "dead" upstream (a DNS forwarder forwarding to itself until its client limit)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
-        held.bind((LOOPBACK, 0))
-        yield held.getsockname()[1]
+def _ephemeral_low() -> int:
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 async def _recv_exactly(conn: trio.socket.SocketType, size: int) -> bytes | None:

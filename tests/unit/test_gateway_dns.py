@@ -23,7 +23,6 @@ from tests.dns_responder import (
     encode_name,
     make_answer,
     make_query,
-    refusing_tcp_port,
 )
 from tools.gateway.dns import (
     DNS_PORT,
@@ -613,20 +612,19 @@ async def test_tcp_relay_over_loopback_pipelined_queries() -> None:
 
 
 async def test_tcp_dead_upstreams_mean_silence_then_the_idle_close() -> None:
-    # a port held bound, not a closed one: the guest side's listener, bound next to port 0,
-    # once got the "dead" port back and the forwarder asked itself 32 times (its client limit)
-    with refusing_tcp_port() as port:
-        dead = Upstream(ipaddress.ip_address(LOOPBACK), port)
-        async with trio.open_nursery() as nursery:
-            forwarder = DnsForwarder([dead])
-            server = await guest_tcp_side(nursery, forwarder, idle_timeout=0.5)
-            with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
-                await client.connect(server)
-                await client.send(frame(make_query(0x3333)))
-                with trio.fail_after(10):
-                    assert await client.recv(65535) == b""           # no answer, then EOF
-            assert (forwarder.stats.upstream_errors, forwarder.stats.unanswered) == (1, 1)
-            nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        # (closed_port is below the ephemeral range: the guest side's listener, bound next to
+        # port 0, once got the "dead" port back and the forwarder asked itself 32 times)
+        dead = Upstream(ipaddress.ip_address(LOOPBACK), closed_port(socket.SOCK_STREAM))
+        forwarder = DnsForwarder([dead])
+        server = await guest_tcp_side(nursery, forwarder, idle_timeout=0.5)
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            await client.connect(server)
+            await client.send(frame(make_query(0x3333)))
+            with trio.fail_after(10):
+                assert await client.recv(65535) == b""           # no answer, then EOF
+        assert (forwarder.stats.upstream_errors, forwarder.stats.unanswered) == (1, 1)
+        nursery.cancel_scope.cancel()
 
 
 async def test_tcp_pipelined_queries_are_answered_concurrently_out_of_order() -> None:
