@@ -43,7 +43,7 @@ def closed_port(kind: int = socket.SOCK_DGRAM) -> int:
     low = _ephemeral_low()
     rng = random.Random()
     for _ in range(1000):
-        port = rng.randrange(20000, low) if low > 20001 else rng.randrange(1024, 20000)
+        port = rng.randrange(max(1024, low - 12000), low) if low > 1025 else rng.randrange(1024, 65536)
         with socket.socket(socket.AF_INET, kind) as probe:
             try:
                 probe.bind((LOOPBACK, port))
