@@ -117,15 +117,11 @@ class BusyPoller:
                     if poll():
                         found = True
                 now = clock()
-                if found:
+                if found or self.events != seen:
                     seen = self.events
                     quiet_since = now
                     stats.hits += 1
-                    stats.polled += 1
-                elif self.events != seen:
-                    seen = self.events
-                    quiet_since = now
-                    stats.hits += 1
+                    stats.polled += found
                 elif now - quiet_since >= window.window:
                     break
                 await checkpoint()

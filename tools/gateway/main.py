@@ -308,14 +308,14 @@ def _start_busy_poll(nursery: trio.Nursery, limit: float, st: Stack, ndd: TunTap
                      tcp: TcpGateway) -> BusyPoller:
     """Poll the run loop after each device read and each host-socket wake (stack/busypoll.py);
     told at their start, so an idle spell it measures ends when the event came, not after its work."""
-    poller = BusyPoller(limit)
-    st.rx_start_hooks.append(poller.activity)
-    poller.polls.append(ndd.poll_rx)
+    busy = BusyPoller(limit)
+    st.rx_start_hooks.append(busy.activity)
+    busy.polls.append(ndd.poll_rx)
     if tcp.poller is not None:
-        tcp.poller.wake_hooks.append(poller.activity)
-        poller.polls.append(tcp.poller.poll)
-    nursery.start_soon(poller.run)
-    return poller
+        tcp.poller.wake_hooks.append(busy.activity)
+        busy.polls.append(tcp.poller.poll)
+    nursery.start_soon(busy.run)
+    return busy
 
 
 def _stop_child(child: NamespacedChild, grace: float = CHILD_GRACE) -> None:
