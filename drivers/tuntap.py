@@ -78,6 +78,9 @@ class TunTapNdd(TaskNdd):
         self.fd = -1
         self.offload_flags = 0
         self.rx_polled = 0      # read batches a busy poll found (poll_rx), beside ndd_recvintr
+        self.rx_fast = 0        # frames nd_fast_rx took (counted in ndd_ipackets too)
+        self._vnet_prefixes: dict[tuple[int, int], bytes] = {}   # ndd_output_gather's, per checksum layout
+        self.caps.gather = True
         self.vnet = False
         self.kernel_mac = b""   # TAP: the kernel side's MAC, read at creation (before a netns move)
         self.opener = opener    # None: pytun in our namespace; else who opens it (and where)
@@ -236,11 +239,69 @@ class TunTapNdd(TaskNdd):
         return True
 
     def _deliver_read(self, data: bytes, hlen: int) -> None:
+        fast = self.nd_fast_rx
+        if fast is not None and not self.taps and self._fast_rx(fast, data, hlen):
+            return
         pkt = PacketBuffer(data, hlen)
         if hlen and (len(data) < hlen or not vnet.apply_rx(data, pkt)):
             self.stats.ndd_ierrors += 1
             return
         self.deliver(pkt)
+
+    def _fast_rx(self, fast: Callable[[bytes, int, bool], bool], data: bytes, hlen: int) -> bool:
+        """The frame offered to nd_fast_rx: True once it took it.  With the vnet header, only
+        a frame that is not a super-frame, its checksum state read as vnet.apply_rx reads it
+        (NEEDS_CSUM: the kernel's own data, valid once its offsets are inside the frame)."""
+        csum_valid = False
+        if hlen:
+            if len(data) < hlen or data[1]:                  # gso_type: a super-frame
+                return False
+            flags = data[0]
+            if flags & vnet.F_NEEDS_CSUM:
+                _, _, _, _, start, offset = vnet.VNET_HDR.unpack_from(data)
+                if start + offset + 2 > len(data) - hlen:
+                    return False                             # nonsense: apply_rx counts it
+                csum_valid = True
+            elif flags & vnet.F_DATA_VALID:
+                csum_valid = True
+        if not fast(data, hlen, csum_valid):
+            return False
+        st = self.stats
+        st.ndd_ipackets += 1
+        st.ndd_ibytes += len(data) - hlen
+        self.rx_fast += 1
+        return True
+
+    def ndd_output_gather(self, header: bytes | bytearray, payload: bytes | bytearray | memoryview | None,
+                          csum_start: int, csum_offset: int) -> int:
+        """Ndd.ndd_output_gather with one writev: the vnet header (kept per checksum layout),
+        `header`, `payload` -- counted as ndd_output counts a unicast frame.  Anything
+        ndd_output must decide itself (the device closed or down, a tap, a checksum the
+        device cannot finish, a group destination's counter) goes that way."""
+        fd = self.fd
+        if fd < 0 or self.taps or not self.ndd_flags & C.NDD_RUNNING or not self.is_open \
+                or (csum_start >= 0 and not self.caps.tx_csum_offload) or (self.is_tap and header[0] & 1):
+            return super().ndd_output_gather(header, payload, csum_start, csum_offset)
+        self.stats.ndd_ifOutUcastPkts += 1
+        size = len(header) + (len(payload) if payload is not None else 0)
+        if self.vnet:
+            prefix = self._vnet_prefixes.get((csum_start, csum_offset))
+            if prefix is None:
+                prefix = vnet.NO_HDR if csum_start < 0 else \
+                    vnet.VNET_HDR.pack(vnet.F_NEEDS_CSUM, 0, 0, 0, csum_start, csum_offset)
+                if len(self._vnet_prefixes) < 64:
+                    self._vnet_prefixes[(csum_start, csum_offset)] = prefix
+            parts: tuple[bytes | bytearray | memoryview, ...] = \
+                (prefix, header, payload) if payload is not None else (prefix, header)
+        else:
+            parts = (header, payload) if payload is not None else (header,)
+        try:
+            os.writev(fd, parts)
+        except BlockingIOError:
+            return self._count_sent(errno.ENOBUFS, size)
+        except OSError as exc:
+            return self._count_sent(exc.errno or errno.EIO, size)
+        return self._count_sent(0, size)
 
     def _transmit(self, pkt: PacketBuffer) -> int:
         if self.fd < 0:

@@ -89,6 +89,7 @@ class DeviceCaps:
     tso_max: int = 0                  # largest TCP super-segment it accepts (0: none)
     gso_rx: bool = False              # it may hand us super-segments
     uso: bool = False                 # UDP segmentation offload
+    gather: bool = False              # ndd_output_gather writes the parts itself (no copy, no PacketBuffer)
 
 
 @dataclass
@@ -164,6 +165,14 @@ class Ndd:
         # False after it (tunstack's own, not AIX's): the layers above coalesce their answers
         # per batch, as Linux's GRO merges a NAPI poll's segments (issue 15)
         self.nd_rx_batch: Callable[[bool], None] | None = None
+        # tunstack's own too, XDP's place (Linux's eXpress Data Path hook runs in the driver
+        # before any socket buffer exists): a driver that offers it (TunTapNdd) hands each
+        # frame it read -- `(data, start, csum_valid)`, the frame at data[start:], no
+        # super-frame -- here first, while no tap is registered.  True: consumed (the driver
+        # still counts it received); False: it goes the whole way, a PacketBuffer to
+        # nd_receive.  The Stack sets it to take a gateway's relayed TCP segments
+        # (Stack._fast_rx).
+        self.nd_fast_rx: Callable[[bytes, int, bool], bool] | None = None
         self.services: DeviceServices | None = None
         self.taps: list[TapFn] = []
         self.alt_addrs: dict[bytes, int] = {}   # NDD_ENABLE_ADDRESS: group address -> references
@@ -221,6 +230,18 @@ class Ndd:
             return self._output_in_software(pkt)
         return self._output_frame(pkt)
 
+    def ndd_output_gather(self, header: bytes | bytearray, payload: bytes | bytearray | memoryview | None,
+                          csum_start: int, csum_offset: int) -> int:
+        """ndd_output of the frame `header` + `payload` (tunstack's own: Linux's scatter-gather
+        transmit), its L4 checksum left partial from `csum_start` (-1: complete) for the
+        device to finish at `csum_offset` past it.  Here: copied into one PacketBuffer and
+        sent by ndd_output.  A device with caps.gather (TunTapNdd) writes the parts as they
+        are, counting what ndd_output counts; callers use it only while no tap is registered."""
+        pkt = PacketBuffer.from_payload(bytes(header) + bytes(payload or b""))
+        if csum_start >= 0:
+            pkt.csum_start, pkt.csum_offset = pkt.start + csum_start, csum_offset
+        return self.ndd_output(pkt)
+
     def _output_in_software(self, pkt: PacketBuffer) -> int:
         """What the device cannot do is done here, as Linux's validate_xmit_skb does it:
         a super-segment cut, a partial checksum finished (ndd/gso.py).  The first error ends
@@ -255,7 +276,11 @@ class Ndd:
             st.ndd_ifOutUcastPkts += 1          # (_count_request's common case, inline: per frame)
         for tap in self.taps:
             tap(self, "out", pkt)
-        err = self._transmit(pkt)
+        return self._count_sent(self._transmit(pkt), len(pkt))
+
+    def _count_sent(self, err: int, size: int) -> int:
+        """What the driver's write of a `size`-octet frame returned, counted: 0 or the errno."""
+        st = self.stats
         if err:
             if err in (errno.ENOBUFS, errno.EAGAIN):
                 st.ndd_xmitque_ovf += 1
@@ -264,7 +289,7 @@ class Ndd:
                 st.ndd_oerrors += 1
             return err
         st.ndd_opackets += 1
-        st.ndd_obytes += len(pkt)
+        st.ndd_obytes += size
         return 0
 
     def _transmit(self, pkt: PacketBuffer) -> int:

@@ -126,6 +126,14 @@ class LinkOutput(Protocol):
 
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int: ...
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        """The link-layer header of an IPv4 packet to `nexthop` when sending one needs no
+        step of the link's own now (Linux's neighbour hh_cache, used only while the
+        neighbour is confirmed): the frame is then that header, the packet, and goes out by
+        the NDD's ndd_output_gather -- what output() would have sent, octet for octet.  None
+        (EtherLink: no REACHABLE ARP entry, a tap to show the frame to, a device that cannot
+        gather; CLIP) sends it by output()."""
+
 
 @runtime_checkable
 class LinkAddressOutput(Protocol):

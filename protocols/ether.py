@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ndd.pktbuf import PacketBuffer
 
 from .addr import MAC_BROADCAST, is_multicast, multicast_mac
+from .arp import REACHABLE
 from .ipv6.addr import multicast_mac as ipv6_multicast_mac
 
 if TYPE_CHECKING:
@@ -80,6 +81,16 @@ class EtherLink:
     def send(self, pkt: PacketBuffer, dst: bytes, ethertype: int) -> int:
         return self.ndd.ndd_output(frame(pkt, dst, self.ndd.ndd_physaddr, ethertype))
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        """contracts.LinkOutput: the Ethernet header while ARP's entry for `nexthop` is
+        REACHABLE (a STALE one's use sends a probe: output() does that) and the device
+        gathers with no tap to show the frame to."""
+        entry = self.arp.entries.get(nexthop)
+        ndd = self.ndd
+        if entry is None or entry.state != REACHABLE or ndd.taps or not ndd.caps.gather:
+            return None
+        return entry.mac + ndd.ndd_physaddr + b"\x08\x00"
+
     def output_to(self, pkt: PacketBuffer, lladdr: bytes, now: float) -> int:
         """An IP packet (either family, by its version nibble) to the MAC `lladdr`, with no
         ARP or ND (contracts.LinkAddressOutput): EINVAL unless `lladdr` is 6 octets."""
@@ -113,6 +124,11 @@ class RawIpLink:
 
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         return self.ndd.ndd_output(pkt)
+
+    def cached_header(self, nexthop: int) -> bytes | None:
+        """contracts.LinkOutput: none to add, when the device gathers with no tap."""
+        ndd = self.ndd
+        return b"" if ndd.caps.gather and not ndd.taps else None
 
 
 def is_unicast_mac(mac: bytes) -> bool:

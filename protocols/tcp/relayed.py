@@ -77,6 +77,8 @@ class RelayCore(Protocol):
     def emit_relayed(self, flow: RelayedFlow, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
                      now: float) -> None: ...
     def emit_ack(self, conn: RelayedFlow, seqno: int, window: int, opts: bytes, now: float) -> int | None: ...
+    def emit_plain4(self, conn: RelayedFlow, seqno: int, ackno: int, flags: int, window: int, opts: bytes,
+                    payload: memoryview | None, now: float) -> int | None: ...
 
 
 class RelayHost(Protocol):
@@ -220,7 +222,13 @@ class RelayedFlow:
     def input(self, seg: TcpRepr, payload: memoryview, now: float) -> bool:
         """A segment of this flow's 4-tuple.  False (nothing done) when it is a new SYN for a
         lingering flow: the flow is gone and the caller offers the SYN to the forwarder."""
-        flags, state = seg.flags, self.state
+        return self.segment(seg.seq, seg.ack, seg.flags, seg.window, seg.sack, payload, now)
+
+    def segment(self, seqno: int, ackno: int, flags: int, window: int, sack: tuple[tuple[int, int], ...],
+                payload: memoryview, now: float) -> bool:
+        """input() by the header's fields (window the raw field, `sack` the blocks of a SACK
+        option): what Tcp.fast_input4 calls with the fields it read from the frame itself."""
+        state = self.state
         if state >= LINGERING:
             if flags & SYN and not flags & (ACK | RST):
                 self.table.forget(self)
@@ -230,14 +238,14 @@ class RelayedFlow:
             return True
         if flags & RST:
             # RFC 5961 §3.2: an RST at RCV.NXT resets, one elsewhere in the window is challenged
-            if seg.seq == self.rcv_nxt:
+            if seqno == self.rcv_nxt:
                 self.table.tcp.stats.estab_resets += 1
                 self._end(True)
-            elif sq.between(self.rcv_nxt, seg.seq, sq.add(self.rcv_nxt, RELAY_WINDOW)):
+            elif sq.between(self.rcv_nxt, seqno, sq.add(self.rcv_nxt, RELAY_WINDOW)):
                 self._ack(now)
             return True
         if flags & SYN:
-            if state == SYN_RECEIVED and seg.seq == sq.add(self.rcv_nxt, -1):
+            if state == SYN_RECEIVED and seqno == sq.add(self.rcv_nxt, -1):
                 self._send_synack(now)                # our SYN-ACK was lost: the guest asks again
             else:
                 self._ack(now)                        # RFC 5961 §4: a challenge ACK
@@ -245,39 +253,39 @@ class RelayedFlow:
         if not flags & ACK:
             return True                               # RFC 9293 §3.10.7.4: dropped
         if state == SYN_RECEIVED:
-            if seg.ack != self.snd_nxt:
-                self._send_rst_for(seg.ack, now)      # §3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
+            if ackno != self.snd_nxt:
+                self._send_rst_for(ackno, now)        # §3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
                 return True
             self.state = OPEN
             self.snd_una = self.snd_nxt
             self.rto_at, self.backoff = None, 0
-            self.snd_wnd = seg.window << self.snd_wscale
+            self.snd_wnd = window << self.snd_wscale
             self._reads()                             # the host's data may flow now
-        self._on_ack(seg, len(payload) or flags & FIN, now)
-        if self.state == OPEN and (payload or flags & FIN):
-            self._on_text(seg, payload, now)
+        fin = flags & FIN
+        self._on_ack(ackno, window, sack, len(payload) or fin, now)
+        if self.state == OPEN and (payload or fin):
+            self._on_text(seqno, payload, bool(fin), now)
         if self.state == OPEN:
             self.table.schedule(self)
         return True
 
-    def _on_ack(self, seg: TcpRepr, carries: int, now: float) -> None:
-        ack = seg.ack
+    def _on_ack(self, ack: int, window: int, sack: tuple[tuple[int, int], ...], carries: int, now: float) -> None:
         una = self.snd_una
         if sq.gt(ack, self.snd_max):
             self._ack(now)                            # §3.10.7.4: it ACKs what we never sent
             return
-        if seg.sack and self.sack_ok and sq.ge(ack, una):
+        if sack and self.sack_ok and sq.ge(ack, una):
             sacked = self.sacked
             if sacked is NO_SCOREBOARD:                   # the first SACK: a scoreboard of its own
                 sacked = self.sacked = Scoreboard(SACKED_MAX)
-            sacked.update(seg.sack, ack, self.snd_max, self.table.tcp.stats)
+            sacked.update(sack, ack, self.snd_max, self.table.tcp.stats)
         if ack == una:
-            wnd = seg.window << self.snd_wscale
+            wnd = window << self.snd_wscale
             duplicate = not carries and wnd == self.snd_wnd and self.snd_max != una
             if duplicate:
                 self.dupacks += 1
             if self.recover is not None:
-                if duplicate or seg.sack:
+                if duplicate or sack:
                     self._resend_holes(now)           # RFC 6675 §5: each ACK in recovery, the next hole
             elif self.dupacks >= 3 or self.sacked.sacked >= 3 * self.mss:
                 # RFC 5681 §3.2 fast retransmit; with SACK also when DupThresh segments are SACKed
@@ -299,7 +307,7 @@ class RelayedFlow:
         del self.unacked[:acked]
         self.table.held -= acked
         self.snd_una = ack
-        self.snd_wnd = seg.window << self.snd_wscale
+        self.snd_wnd = window << self.snd_wscale
         self.dupacks = 0
         self.sacked.prune(ack)
         if self.recover is not None:
@@ -321,8 +329,8 @@ class RelayedFlow:
         self._output(now)
         self._reads()
 
-    def _on_text(self, seg: TcpRepr, payload: memoryview, now: float) -> None:
-        seqno, n, fin = seg.seq, len(payload), bool(seg.flags & FIN)
+    def _on_text(self, seqno: int, payload: memoryview, fin: bool, now: float) -> None:
+        n = len(payload)
         if self.fin_in:
             self._ack(now)                            # a retransmission after the FIN
             return
@@ -469,8 +477,10 @@ class RelayedFlow:
             if self.fin_wanted:
                 flags |= FIN                          # the host's EOF rides on its last data
         tcp = self.table.tcp
-        seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, self._window_field())
-        self._emit(seg, b"", payload, self.mss if n > self.mss else 0, now)
+        window = self._window_field()
+        if n > self.mss or tcp.emit_plain4(self, seqno, self.rcv_nxt, flags, window, b"", payload, now) is None:
+            seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, window)
+            self._emit(seg, b"", payload, self.mss if n > self.mss else 0, now)
         end = sq.add(seqno, n + (1 if flags & FIN else 0))
         if sq.gt(end, self.snd_nxt):
             self.snd_nxt = end

@@ -86,6 +86,8 @@ if TYPE_CHECKING:
 IP_TCP_HDR = 40
 _EARLY_KEY = struct.Struct("!IIHH")      # early_input: source, destination, ports
 _PORTS = struct.Struct("!HH")
+# relayed_input4: addresses, ports, sequence and acknowledgment numbers, data offset, flags, window
+_RELAYED_KEY = struct.Struct("!IIHHIIBBH")
 _IP_TCP = struct.Struct("!BBHHHBBHIIHHIIHHHH")   # _emit4_cached: IPv4 (no options) and TCP headers
 _U16 = struct.Struct("!H")
 IPV6_PMTUDISC_INTERFACE = 4             # <linux/in6.h> IPV6_MTU_DISCOVER values
@@ -823,12 +825,9 @@ class Tcp:
             return False
         src, dst, sport, dport = _EARLY_KEY.unpack_from(buf, s + 12)
         conn = self.conns.get((dst, dport, src, sport))
-        flow = None
         if conn is None:                                 # a gateway's relayed flow (relayed.py)?
-            flow = self.relays.flows.get((dst, dport, src, sport)) if self.relays.flows else None
-            if flow is None or flow.ifp is not ifp:
-                return False
-        elif conn.rx_ifp is not ifp or conn.state == TIME_WAIT:
+            return bool(self.relays.flows) and self.relayed_input4(buf, s, end, pkt.csum_valid, ifp, now)
+        if conn.rx_ifp is not ifp or conn.state == TIME_WAIT:
             return False                                 # (a SYN may retire it for a listener)
         local = self.ipv4.ifnet.local_addrs
         if src in local or not (dst in local or ifp.transparent):
@@ -846,14 +845,54 @@ class Tcp:
         ipstats.in_receives += 1
         ipstats.in_delivers += 1
         self.stats.in_segs += 1
-        if flow is not None:
-            # False: a new SYN retired a lingering flow -- the whole way offers it to the
-            # forwarder (and counts the segment once more)
-            return flow.input(seg, view[seg.hdr_len:], now)
-        assert conn is not None
         seg.ecn = buf[s + 1] & ECN_MASK
         self._established(conn, seg, view[seg.hdr_len:], now, self._listener, dst)
         return True
+
+    def relayed_input4(self, buf: bytes | bytearray | memoryview, s: int, end: int, csum_valid: bool, ifp: Interface,
+                       now: float) -> bool:
+        """Early demux for a gateway's relayed flow, from the octets of the frame itself (the
+        IPv4 header at buf[s:end], no PacketBuffer: a driver's nd_fast_rx comes here through
+        the Stack, early_input too): True once the segment went to its flow; False (nothing
+        done, nothing counted) sends the packet the whole way.  Checked as early_input checks
+        it -- a plain IPv4 header with its checksum right, TCP's checksum unless the device
+        vouched for it (`csum_valid`), the 4-tuple of a flow whose guest is behind this
+        interface (its SYN passed IPv4's martian checks for these same addresses), a source
+        that is not ours.  A header without options (what a guest sends on a connection that
+        did not negotiate timestamps: every segment but a SACK-carrying ACK) is read here
+        field by field and handed to RelayedFlow.segment -- no TcpRepr; one with options is
+        parsed whole."""
+        n = end - s
+        if n < 40 or buf[s] != 0x45 or buf[s + 9] != 6 or buf[s + 6] & 0x3F or buf[s + 7] \
+                or (buf[s + 2] << 8 | buf[s + 3]) != n:
+            return False
+        src, dst, sport, dport, seqno, ackno, off, flags, window = _RELAYED_KEY.unpack_from(buf, s + 12)
+        flow = self.relays.flows.get((dst, dport, src, sport))
+        if flow is None or flow.ifp is not ifp:
+            return False
+        local = self.ipv4.ifnet.local_addrs
+        if src in local or not (dst in local or ifp.transparent):
+            return False
+        if int.from_bytes(buf[s:s + 20], "big") % 0xFFFF:
+            return False                                 # a bad header checksum: IPv4 counts it
+        view = memoryview(buf)[s + 20:end]
+        if not csum_valid and ck.ones_sum(view, src + dst + 6 + n - 20) != 0xFFFF:
+            return False                                 # TCP counts it
+        sack: tuple[tuple[int, int], ...] = ()
+        if off == 0x50:
+            payload = view[20:]
+        else:
+            seg = TcpRepr.parse(view)
+            if isinstance(seg, str):
+                return False
+            sack, payload = seg.sack, view[seg.hdr_len:]
+        ipstats = self.ipv4.stats
+        ipstats.in_receives += 1
+        ipstats.in_delivers += 1
+        self.stats.in_segs += 1
+        # False: a new SYN retired a lingering flow -- the whole way offers it to the
+        # forwarder (and counts the segment once more)
+        return flow.segment(seqno, ackno, flags, window, sack, payload, now)
 
     def early_input6(self, pkt: PacketBuffer, ifp: Interface, now: float) -> bool:
         """Early demux over IPv6, for a gateway's relayed flows only (relayed.py; connections
@@ -1507,40 +1546,73 @@ class Tcp:
 
     def emit_ack(self, conn: Connection | RelayedFlow, seqno: int, window: int, opts: bytes, now: float) -> int | None:
         """A pure ACK -- flags ACK alone, no text, no urgent pointer, `opts` its options --
-        over the connection's cached IPv4 route: what _emit4_cached sends for it, byte for
-        byte and counter for counter, with no TcpRepr and the frame built whole in a fresh
-        buffer (about one segment in two a receiver sends on a lossy path is one).  None
-        (nothing done, nothing counted) wherever _emit4_cached would not go straight through
-        -- IPv6, the route cache off, no route, the interface down, a TTL/TOS IPv4 would
-        refuse (_route4) -- and the caller takes the general way."""
-        tcp_len = 20 + len(opts)
-        route = self._route4(conn, 20 + tcp_len, 0) if self.route_cache and not conn.net6 else None
+        over the connection's cached IPv4 route (emit_plain4; about one segment in two a
+        receiver sends on a lossy path is one).  None (nothing done, nothing counted) where
+        the caller takes the general way."""
+        return self.emit_plain4(conn, seqno, conn.rcv_nxt, ACK, window, opts, None, now)
+
+    def emit_plain4(self, conn: Connection | RelayedFlow, seqno: int, ackno: int, flags: int, window: int,
+                    opts: bytes, payload: memoryview | None, now: float) -> int | None:
+        """A plain segment -- no urgent pointer, not a super-segment -- over the connection's
+        cached IPv4 route: what _emit4_cached sends for it, octet for octet and counter for
+        counter, with no TcpRepr.  The frame is built whole: when the link has the header
+        ready (contracts.LinkOutput.cached_header: a REACHABLE ARP entry, a TUN) the link
+        header, IPv4 and TCP headers in one buffer and the payload beside it, written by the
+        NDD's ndd_output_gather (a relayed round trip's answer is one such write); else, for
+        a pure ACK, one fresh PacketBuffer through the interface.  None (nothing done, nothing
+        counted) wherever _emit4_cached would not go straight through -- IPv6, the route
+        cache off, no route, the interface down, a TTL/TOS IPv4 would refuse (_route4) -- and
+        for text where the link has no header ready: the caller takes the general way."""
+        if not self.route_cache or conn.net6:
+            return None
+        olen = len(opts)
+        tcp_len = 20 + olen + (len(payload) if payload is not None else 0)
+        route = self._route4(conn, 20 + tcp_len, 0)
         if route is None:
             return None
         ifp, nexthop, ttl = route
+        link = ifp.link
+        hh = link.cached_header(nexthop) if link is not None else None
+        if hh is None and payload is not None:
+            return None
         ipv4, tos = self.ipv4, conn.tos
         src, dst = conn.laddr, conn.faddr
         ipv4.stats.out_requests += 1
         ident = ipv4.next_ident(src, dst, IPPROTO_TCP, 1)
         df = FLAG_DF if ipv4.pmtu.dont_fragment(dst, now) else 0
-        h = DEFAULT_HEADROOM
-        buf = bytearray(h + 20 + tcp_len)
+        h = DEFAULT_HEADROOM if hh is None else len(hh)
+        buf = bytearray(h + 40 + olen)
+        if hh:
+            buf[:h] = hh
         _IP_TCP.pack_into(buf, h, 0x45, tos, 20 + tcp_len, ident, df, ttl, IPPROTO_TCP, 0, src, dst,
-                          conn.lport, conn.fport, seqno, conn.rcv_nxt, (tcp_len << 10) | ACK, window, 0, 0)
-        buf[h + 40:] = opts
+                          conn.lport, conn.fport, seqno, ackno, ((20 + olen) << 10) | flags, window, 0, 0)
+        if olen:
+            buf[h + 40:] = opts
         # RFC 1071 as ndd/checksum.py: the sum is the header read as one integer modulo 0xFFFF;
         # the pseudo-header's addresses go in whole (2**16 == 1 modulo 0xFFFF)
         residue = int.from_bytes(buf[h:h + 20], "big") % 0xFFFF
         _U16.pack_into(buf, h + 10, 0xFFFF - residue if residue else 0)
-        pkt = PacketBuffer(buf, h)
         if conn.csum_offload:                        # the device completes it, as _emit4_cached leaves it
             _U16.pack_into(buf, h + 36, ck.pseudo_header_sum(src, dst, IPPROTO_TCP, tcp_len))
-            pkt.csum_start, pkt.csum_offset = h + 20, 16
+            csum_start = h + 20
         else:
-            residue = (int.from_bytes(buf[h + 20:], "big") + src + dst + IPPROTO_TCP + tcp_len) % 0xFFFF
+            total = int.from_bytes(buf[h + 20:], "big") + src + dst + IPPROTO_TCP + tcp_len
+            if payload is not None:
+                total += ck.ones_sum(payload)        # (the header's length is even: no realignment)
+            residue = total % 0xFFFF
             _U16.pack_into(buf, h + 36, 0xFFFF - residue if residue else 0)
+            csum_start = -1
         self.stats.out_segs += 1
-        return self._transmit4(ifp, pkt, nexthop, now)
+        if hh is None:
+            pkt = PacketBuffer(buf, h)
+            if csum_start >= 0:
+                pkt.csum_start, pkt.csum_offset = csum_start, 16
+            return self._transmit4(ifp, pkt, nexthop, now)
+        err = ifp.ndd.ndd_output_gather(buf, payload, csum_start, 16)
+        if err:
+            ipv4.stats.out_discards += 1
+            self.stats.out_errors += 1
+        return err
 
     def _emit6(self, conn: Connection | RelayedFlow, seg: TcpRepr, opts: bytes, payload: memoryview | None, gso: int,
                now: float) -> int:

@@ -143,6 +143,9 @@ class _HostLink:
         self.sent += 1
         return 0
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        return None                   # contracts.LinkOutput: no header ready, output() each time
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         return self._check(pkt)
 

@@ -37,6 +37,9 @@ class RecordingLink:
     err: int = 0
     ndd: Any = None
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        return None                   # contracts.LinkOutput: no header ready, output() each time
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         frames = gso.frames_for(pkt, getattr(self.ndd, "caps", None) or DeviceCaps())
         assert frames is not None, "a super-segment the device layer cannot cut"

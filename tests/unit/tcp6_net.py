@@ -116,6 +116,9 @@ class Node:
                                              flags=PR_CONNREQUIRED, core=self.tcp))
         self.eth0.link = self                           # link output: onto the wire
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        return None                   # contracts.LinkOutput: no header ready, output() each time
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         """What the device gets (ndd/gso.py cuts super-segments and finishes checksums the
         device would not), onto the wire."""

@@ -47,6 +47,9 @@ class EtherRecorder:
     """Stands in for EtherLink: routed output (nexthop) and ND's direct sends (MAC)."""
     sent: list[tuple[bytes, Any]] = field(default_factory=list)
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        return None                   # contracts.LinkOutput: no header ready, output() each time
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         self.sent.append((pkt.tobytes(), nexthop))
         return 0

@@ -29,6 +29,9 @@ class AddressedLink:
     resolved: list[tuple[bytes, int]] = field(default_factory=list)
     direct: list[tuple[bytes, bytes]] = field(default_factory=list)
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        return None                   # contracts.LinkOutput: no header ready, output() each time
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         self.resolved.append((pkt.tobytes(), nexthop))
         return 0

@@ -126,6 +126,9 @@ class _CeMarker:
         self.node = node
         self.marked = 0
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        return None                   # contracts.LinkOutput: no header ready, output() each time
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         # the router sees frames: what a's device layer sends (ndd/gso.py)
         for frame in gso.frames_for(pkt, self.node.eth0.ndd.caps) or []:

@@ -516,6 +516,9 @@ class Wire:
         self.peer = peer
         self.packets: list[bytes] = []
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        return None                   # contracts.LinkOutput: no header ready, output() each time
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         data = pkt.tobytes()
         self.packets.append(data)

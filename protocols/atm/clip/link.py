@@ -388,6 +388,10 @@ class AtmLink:
         table.transmit = lambda vpi, vci, data: self.send(PacketBuffer.from_payload(data), vpi, vci, LLC_SNAP_ATMARP)
         table.transmit_ip = lambda pkt, vpi, vci: self.send(pkt, vpi, vci, LLC_SNAP_IPV4)
 
+    def cached_header(self, nexthop: int) -> bytes | None:
+        """contracts.LinkOutput: none -- a packet's VC is chosen by output() each time."""
+        return None
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         if self.ifp.is_broadcast(nexthop) or is_multicast(nexthop):
             # no broadcast on a LIS (RFC 2225 §9); Linux's clip drops these silently too

@@ -1,0 +1,295 @@
+"""The relayed flows' short way (issue 13): a guest frame a driver reads goes by nd_fast_rx
+(Stack._fast_rx) straight to Tcp.relayed_input4 and RelayedFlow.segment, and a plain segment
+to the guest is built whole by Tcp.emit_plain4 behind the link's cached header and written by
+ndd_output_gather.  It must be invisible: the same frames out, octet for octet, the same
+counters and the same octets to the host as the whole way (PacketBuffer, demuxer, IPv4
+input, TcpRepr, EtherLink and ARP, ndd_output) -- under every kind of segment a guest may
+send, good or bad -- and it must be taken where it can be.
+
+The gateway runs as tools/bench/relaycost.py runs it: a Stack over an in-memory TAP (a
+SOCK_SEQPACKET pair with the real vnet header), everything synchronous, so the two runs see
+the same clock-free sequence of events."""
+from __future__ import annotations
+
+import random
+import socket
+import struct
+from typing import Any
+
+import pytest
+import trio
+
+from drivers import vnet
+from ndd.checksum import checksum, pseudo_header_sum
+from protocols.arp import REACHABLE, STALE
+from protocols.tcp.forward import ForwardRequest
+from protocols.tcp.relayed import LINGERING, RelayedFlow
+from stack import Stack, StackConfig
+from tools.bench.relaycost import GUEST, GUEST_MAC, REMOTE, REMOTE_PORT, SYN_OPTIONS, MemoryTap
+
+ACK, PSH, FIN, SYN, RST = 0x10, 0x08, 0x01, 0x02, 0x04
+GPORT = 40000
+GUEST_INT = int.from_bytes(GUEST, "big")
+
+
+def frame(tap: MemoryTap, flags: int, seq: int, ack: int, payload: bytes = b"", *, options: bytes = b"",
+          window: int = 502, vnet_flags: int = vnet.F_NEEDS_CSUM, gso_type: int = 0, csum_start: int = 34,
+          tcp_csum: bool = False, bad_tcp_csum: bool = False, bad_ip_csum: bool = False, ip_options: bytes = b"",
+          dst_mac: bytes | None = None, ethertype: int = 0x0800, frag: int = 0x4000, sport: int = GPORT) -> bytes:
+    """A frame as the guest's kernel writes it to the TAP: vnet header, Ethernet, IPv4, TCP."""
+    thl = 20 + len(options)
+    tcp = bytearray(struct.pack("!HHIIBBHHH", sport, REMOTE_PORT, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                                (thl // 4) << 4, flags, window, 0, 0) + options + payload)
+    if tcp_csum or bad_tcp_csum:
+        struct.pack_into("!H", tcp, 16, checksum(tcp, pseudo_header_sum(GUEST_INT, int.from_bytes(REMOTE, "big"),
+                                                                        6, len(tcp))) ^ (0x5555 if bad_tcp_csum else 0))
+    ihl = 20 + len(ip_options)
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x40 | ihl // 4, 0, ihl + len(tcp), 1, frag, 64, 6, 0, GUEST,
+                               REMOTE) + ip_options)
+    struct.pack_into("!H", ip, 10, checksum(ip) ^ (0x0F0F if bad_ip_csum else 0))
+    hdr = vnet.VNET_HDR.pack(vnet_flags, gso_type, 0, 1400 if gso_type else 0, csum_start, 16)
+    eth = (dst_mac if dst_mac is not None else tap.ndd_physaddr) + GUEST_MAC + ethertype.to_bytes(2, "big")
+    return hdr + eth + bytes(ip) + bytes(tcp)
+
+
+class Host:
+    """The host socket: takes up to `room` octets a call (None: all)."""
+
+    def __init__(self) -> None:
+        self.got = bytearray()
+        self.room: int | None = None
+        self.events: list[str] = []
+
+    def to_host(self, data: memoryview) -> int:
+        n = len(data) if self.room is None else min(self.room, len(data))
+        self.got += data[:n]
+        if self.room is not None:
+            self.room -= n
+        return n
+
+    def shut_host(self) -> None:
+        self.events.append("shut")
+
+    def host_reads(self, on: bool) -> None:
+        self.events.append(f"reads {on}")
+
+    def host_writes(self, on: bool) -> None:
+        self.events.append(f"writes {on}")
+
+    def close_host(self, reset: bool) -> None:
+        self.events.append(f"close {reset}")
+
+
+class Guest:
+    """One relayed flow's gateway and the guest's side of it, driven by hand."""
+
+    def __init__(self, st: Stack, tap: MemoryTap, fast: bool) -> None:
+        self.st, self.tap = st, tap
+        if not fast:                                    # the whole way: no early look, no gathering
+            tap.nd_fast_rx = None
+            tap.caps.gather = False
+        self.out: list[bytes] = []
+        self.requests: list[ForwardRequest] = []
+        st.tcp.forwarder = self.requests.append
+        self.hosts: list[Host] = []
+        self.open(GPORT)
+
+    def open(self, port: int) -> None:
+        """A guest connection from `port`: its SYN, forwarded, answered by a relayed flow."""
+        self.port = port
+        self.send(frame(self.tap, SYN, 1000, 0, options=SYN_OPTIONS, sport=port))
+        assert len(self.requests) == 1
+        self.host = Host()
+        self.hosts.append(self.host)
+        flow = self.st.tcp.forward_relay(self.requests.pop().id, self.host, self.st.now())
+        assert flow is not None
+        self.flow: RelayedFlow = flow
+        self.iss = flow.iss
+        self.drain()
+
+    def send(self, *frames: bytes) -> None:
+        for f in frames:
+            self.tap.kernel.send(f)
+        self.tap.poll_rx()
+        self.drain()
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self.out.append(self.tap.kernel.recv(70000, socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                return
+
+    def counters(self) -> dict[str, Any]:
+        st, tap = self.st, self.tap
+        f = self.flow
+        return {"ndd": tap.stats.as_dict(), "dmx": vars(tap.ndd_nsdemux.nd_dmxstats).copy(),
+                "ip": st.ipv4.stats.as_dict(), "tcp": st.tcp.stats.as_dict(),
+                "arp": st._arp[tap.ndd_name].stats.as_dict(),
+                "host": [(bytes(h.got), h.events) for h in self.hosts],
+                "flow": (f.state, f.snd_una, f.snd_nxt, f.rcv_nxt, f.snd_wnd, len(f.unacked), len(f.pending),
+                         len(f.ooo), f.fin_in, f.fin_acked)}
+
+
+def _run(script: Any, fast: bool, seed: int = 0) -> tuple[list[bytes], dict[str, Any], int, int]:
+    async def main() -> tuple[list[bytes], dict[str, Any], int, int]:
+        tap = MemoryTap(f"fastpath{seed % 1000}", mtu=1500, physaddr=b"\x02\x00\x00\x00\x00\x02")
+        async with Stack("gateway", config=StackConfig(seed=7, ipv6=False)) as st:
+            st.tcp.isn = lambda key, now, tag=b"isn": 0xFFFFF000    # type: ignore[method-assign]  # RFC 6528's clock out
+            ifp = st.add_interface(tap, "10.0.2.2/24", mtu=1500)
+            ifp.transparent = True
+            ifp.link.arp.add_static(GUEST_INT, GUEST_MAC, st.now())
+            tap.kernel.setblocking(False)
+            gathered = [0]
+            gather = tap.ndd_output_gather
+
+            def counted(*args: Any) -> int:
+                gathered[0] += 1
+                return gather(*args)
+
+            tap.ndd_output_gather = counted             # type: ignore[method-assign]
+            g = Guest(st, tap, fast)
+            script(g, random.Random(seed))
+            return g.out, g.counters(), tap.rx_fast, gathered[0]
+    return trio.run(main)
+
+
+def _same_both_ways(script: Any, seed: int = 0) -> tuple[int, int]:
+    out_fast, counters_fast, rx_fast, gathered = _run(script, True, seed)
+    out_whole, counters_whole, rx_whole, gathered_whole = _run(script, False, seed)
+    assert rx_whole == 0 and gathered_whole == 0
+    assert len(out_fast) == len(out_whole)
+    for i, (a, b) in enumerate(zip(out_fast, out_whole, strict=True)):
+        assert a == b, f"frame {i} differs:\n{a.hex()}\n{b.hex()}"
+    assert counters_fast == counters_whole
+    return rx_fast, gathered
+
+
+def _round_trips(g: Guest, rng: random.Random) -> None:
+    seq, ack = 1001, g.iss + 1
+    g.send(frame(g.tap, ACK, seq, ack))
+    for i in range(50):
+        g.send(frame(g.tap, ACK | PSH, seq, ack, b"q" * (1 + i % 3)))
+        seq += 1 + i % 3
+        g.flow.host_data(b"r" * (1 + i % 5), g.st.now())
+        g.drain()
+        ack += 1 + i % 5
+    g.send(frame(g.tap, FIN | ACK, seq, ack))
+    g.flow.host_eof(g.st.now())
+    g.drain()
+    g.send(frame(g.tap, ACK, seq + 1, ack + 1))
+
+
+def test_round_trips_take_the_short_way_and_send_what_the_whole_way_sends() -> None:
+    rx_fast, gathered = _same_both_ways(_round_trips)
+    assert rx_fast == 53 and gathered >= 51           # every guest segment but the SYN, every answer
+
+
+def _hostile(g: Guest, rng: random.Random) -> None:
+    """Segments of every kind, good and bad, around the flow's own variables, with the host
+    side's events between them."""
+    tap = g.tap
+    seq = 1001
+    g.send(frame(tap, ACK, seq, g.iss + 1))
+    for _ in range(400):
+        f = g.flow
+        if f.state >= LINGERING:                     # the flow ended: the guest connects again
+            g.open(g.port + 1)
+            f, seq = g.flow, 1001
+            g.send(frame(tap, ACK, seq, g.iss + 1, sport=g.port))
+        what = rng.randrange(20)
+        if what < 12:
+            flags = rng.choice((ACK, ACK | PSH, ACK | PSH, ACK | FIN, SYN, ACK | SYN, FIN, 0, ACK | 0x20))
+            if rng.random() < 0.02:
+                flags = rng.choice((RST, RST | ACK))    # (rare: one in the window ends the flow)
+            off = rng.choice((0, 0, 0, 0, rng.randrange(-3000, 3000)))
+            n = rng.choice((0, 0, 1, 10, 536, 1400))
+            ackno = f.snd_una + rng.choice((0, 0, rng.randrange(-5, len(f.unacked) + 6)))
+            kw: dict[str, Any] = {}
+            trouble = rng.randrange(14)
+            if trouble == 0:
+                kw["bad_ip_csum"] = True
+            elif trouble == 1:
+                kw.update(vnet_flags=0, bad_tcp_csum=True)
+            elif trouble == 2:
+                kw.update(vnet_flags=0, tcp_csum=True)
+            elif trouble == 3:
+                kw["vnet_flags"] = vnet.F_DATA_VALID
+            elif trouble == 4:
+                kw["ip_options"] = b"\x01\x01\x01\x00"
+            elif trouble == 5:
+                kw["dst_mac"] = b"\xff" * 6
+            elif trouble == 6:
+                kw["dst_mac"] = b"\x02\x00\x00\x00\x00\x99"
+            elif trouble == 7:
+                kw["frag"] = 0x2000
+            elif trouble == 8:
+                kw["csum_start"] = 4000                 # NEEDS_CSUM beyond the frame: nonsense
+            elif trouble == 9:
+                lo = f.snd_una + rng.randrange(0, 3000)
+                kw["options"] = struct.pack("!BBBBII", 1, 1, 5, 10, lo & 0xFFFFFFFF,
+                                            (lo + rng.randrange(1, 2000)) & 0xFFFFFFFF)
+            elif trouble == 10:
+                kw["options"] = b"\x01\x01\x08\x0a" + bytes(8)   # timestamps the flow never offered
+            elif trouble == 11:
+                kw["window"] = rng.choice((0, 1, 0xFFFF))
+            data = bytes(rng.randrange(256) for _ in range(min(n, 16))) * (n // 16 + 1)
+            g.send(frame(tap, flags, seq + off, ackno, data[:n], sport=g.port, **kw))
+            if off == 0 and not kw.get("bad_ip_csum") and not kw.get("bad_tcp_csum") and flags & ACK:
+                seq = f.rcv_nxt if f.rcv_nxt - seq < 1 << 20 else seq
+        elif what < 15:
+            room = f.send_room()
+            if room > 0:
+                f.host_data(bytes(rng.randrange(256) for _ in range(7)) * (min(room, 3000) // 7 + 1), g.st.now())
+                g.drain()
+        elif what < 17:
+            g.host.room = rng.choice((None, 0, 100))
+            f.host_writable(g.st.now())
+            g.drain()
+        elif what == 17:
+            g.send(frame(tap, ACK, seq, f.snd_nxt, sport=g.port),
+                   frame(tap, ACK | PSH, seq, f.snd_nxt, b"batched", sport=g.port))
+            seq = f.rcv_nxt
+        elif what == 18:
+            f.host_eof(g.st.now())
+            g.drain()
+        else:
+            g.send(frame(tap, ACK, seq, f.snd_nxt, gso_type=1, sport=g.port))   # a super-frame: the whole way
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_any_segment_gets_the_same_answer_both_ways(seed: int) -> None:
+    rx_fast, gathered = _same_both_ways(_hostile, seed)
+    assert rx_fast > 0 and gathered > 0
+
+
+def test_a_stale_neighbour_is_sent_by_the_whole_way_which_probes_it() -> None:
+    """The link's cached header is used only while ARP's entry is REACHABLE: a STALE one goes
+    through EtherLink.output, whose use of it sends the unicast probe (RFC 1122 §2.3.2.1)."""
+    def script(g: Guest, rng: random.Random) -> None:
+        arp = g.st._arp[g.tap.ndd_name]
+        g.send(frame(g.tap, ACK, 1001, g.iss + 1))
+        entry = arp.entries[GUEST_INT]
+        link = g.st.ifnet.get(g.tap.ndd_name).link
+        assert entry.state == REACHABLE and (link.cached_header(GUEST_INT) is not None) == g.tap.caps.gather
+        entry.state, entry.static = STALE, False
+        assert link.cached_header(GUEST_INT) is None
+        before = arp.stats.tx_requests
+        g.flow.host_data(b"answer", g.st.now())
+        g.drain()
+        assert arp.stats.tx_requests == before + 1
+        assert g.out[-1][-6:] == b"answer" and g.out[-2][10 + 12:10 + 14] == b"\x08\x06"   # the probe, then it
+
+    _same_both_ways(script)
+
+
+def test_a_tap_sees_every_frame_so_the_short_way_steps_aside() -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    def script(g: Guest, rng: random.Random) -> None:
+        g.tap.taps.append(lambda ndd, way, pkt: seen.append((way, pkt.tobytes())))
+        _round_trips(g, rng)
+
+    rx_fast, gathered = _run(script, True)[2:]
+    assert rx_fast == 0 and gathered == 0
+    assert sum(way == "in" for way, _ in seen) == 53 and sum(way == "out" for way, _ in seen) >= 52
