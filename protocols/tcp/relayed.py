@@ -585,7 +585,10 @@ class RelayedFlow:
         # MSS, SACK permitted (RFC 2018 §2) and window scale (RFC 7323 §2.2) as the guest offered
         seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt, SYN | ACK, min(RELAY_WINDOW, 0xFFFF),
                       mss=self.our_mss, wscale=self.rcv_wscale if self.ws_ok else None, sack_perm=self.sack_ok)
-        self._emit(seg, seg.options_bytes(), None, 0, now)
+        opts = seg.options_bytes()
+        if self.net6 or self.table.tcp.emit_plain4(self, seg.seq, seg.ack, seg.flags, seg.window, opts, None,
+                                                   now) is None:
+            self._emit(seg, opts, None, 0, now)
         self.rto_at = now + self.rto
 
     def _send_rst(self, now: float) -> None:
