@@ -79,6 +79,7 @@ class TunTapNdd(TaskNdd):
         self.offload_flags = 0
         self.rx_polled = 0      # read batches a busy poll found (poll_rx), beside ndd_recvintr
         self.rx_fast = 0        # frames nd_fast_rx took (counted in ndd_ipackets too)
+        self.tx_gathered = 0    # frames ndd_output_gather wrote itself (counted in ndd_opackets too)
         self._vnet_prefixes: dict[tuple[int, int], bytes] = {}   # ndd_output_gather's, per checksum layout
         self.caps.gather = True
         self.vnet = False
@@ -283,6 +284,7 @@ class TunTapNdd(TaskNdd):
                 or (csum_start >= 0 and not self.caps.tx_csum_offload) or (self.is_tap and header[0] & 1):
             return super().ndd_output_gather(header, payload, csum_start, csum_offset)
         self.stats.ndd_ifOutUcastPkts += 1
+        self.tx_gathered += 1
         size = len(header) + (len(payload) if payload is not None else 0)
         if self.vnet:
             prefix = self._vnet_prefixes.get((csum_start, csum_offset))

@@ -613,14 +613,14 @@ class Stack:
         relayed_input4 declines -- takes the whole way, unchanged."""
         tcp, name = self.tcp, ndd.ndd_name
         relays, taps = tcp.relays, ndd.ndd_demuxer.taps
-        mac, caps = ndd.ndd_physaddr, ndd.caps
+        caps = ndd.caps
 
         def fast_rx(data: bytes, start: int, csum_valid: bool) -> bool:
             if not relays.flows or taps.get(name) or (self._in_batch and not caps.gso_rx):
                 return False
             if ether:
                 if len(data) < start + 54 or data[start + 12] != 0x08 or data[start + 13] \
-                        or data[start:start + 6] != mac:
+                        or data[start:start + 6] != ndd.ndd_physaddr:     # (read now: it may change)
                     return False
                 start += 14
             return tcp.relayed_input4(data, start, len(data), csum_valid, ifp, self.now())

@@ -20,6 +20,7 @@ import pytest
 import trio
 
 from drivers import vnet
+from drivers.tuntap import TunNdd
 from ndd.checksum import checksum, pseudo_header_sum
 from protocols.arp import REACHABLE, STALE
 from protocols.tcp.forward import ForwardRequest
@@ -32,7 +33,13 @@ GPORT = 40000
 GUEST_INT = int.from_bytes(GUEST, "big")
 
 
-def frame(tap: MemoryTap, flags: int, seq: int, ack: int, payload: bytes = b"", *, options: bytes = b"",
+class MemoryTun(TunNdd):
+    """relaycost's MemoryTap as a TUN: the frames are bare IPv4 packets behind the vnet header."""
+    _open_device = MemoryTap._open_device
+    _close_device = MemoryTap._close_device
+
+
+def frame(tap: MemoryTap | MemoryTun, flags: int, seq: int, ack: int, payload: bytes = b"", *, options: bytes = b"",
           window: int = 502, vnet_flags: int = vnet.F_NEEDS_CSUM, gso_type: int = 0, csum_start: int = 34,
           tcp_csum: bool = False, bad_tcp_csum: bool = False, bad_ip_csum: bool = False, ip_options: bytes = b"",
           dst_mac: bytes | None = None, ethertype: int = 0x0800, frag: int = 0x4000, sport: int = GPORT) -> bytes:
@@ -47,6 +54,9 @@ def frame(tap: MemoryTap, flags: int, seq: int, ack: int, payload: bytes = b"", 
     ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x40 | ihl // 4, 0, ihl + len(tcp), 1, frag, 64, 6, 0, GUEST,
                                REMOTE) + ip_options)
     struct.pack_into("!H", ip, 10, checksum(ip) ^ (0x0F0F if bad_ip_csum else 0))
+    if not tap.is_tap:                                  # TUN: no Ethernet header
+        hdr = vnet.VNET_HDR.pack(vnet_flags, gso_type, 0, 1400 if gso_type else 0, csum_start - 14, 16)
+        return hdr + bytes(ip) + bytes(tcp)
     hdr = vnet.VNET_HDR.pack(vnet_flags, gso_type, 0, 1400 if gso_type else 0, csum_start, 16)
     eth = (dst_mac if dst_mac is not None else tap.ndd_physaddr) + GUEST_MAC + ethertype.to_bytes(2, "big")
     return hdr + eth + bytes(ip) + bytes(tcp)
@@ -83,7 +93,7 @@ class Host:
 class Guest:
     """One relayed flow's gateway and the guest's side of it, driven by hand."""
 
-    def __init__(self, st: Stack, tap: MemoryTap, fast: bool) -> None:
+    def __init__(self, st: Stack, tap: MemoryTap | MemoryTun, fast: bool) -> None:
         self.st, self.tap = st, tap
         if not fast:                                    # the whole way: no early look, no gathering
             tap.nd_fast_rx = None
@@ -125,23 +135,26 @@ class Guest:
         f = self.flow
         return {"ndd": tap.stats.as_dict(), "dmx": vars(tap.ndd_nsdemux.nd_dmxstats).copy(),
                 "ip": st.ipv4.stats.as_dict(), "tcp": st.tcp.stats.as_dict(),
-                "arp": st._arp[tap.ndd_name].stats.as_dict(),
+                "arp": st._arp[tap.ndd_name].stats.as_dict() if tap.is_tap else None,
                 "host": [(bytes(h.got), h.events) for h in self.hosts],
                 "flow": (f.state, f.snd_una, f.snd_nxt, f.rcv_nxt, f.snd_wnd, len(f.unacked), len(f.pending),
                          len(f.ooo), f.fin_in, f.fin_acked)}
 
 
-def _run(script: Any, fast: bool, seed: int = 0,
-         seen: list[tuple[str, bytes]] | None = None) -> tuple[list[bytes], dict[str, Any], int, int]:
+def _run(script: Any, fast: bool, seed: int = 0, seen: list[tuple[str, bytes]] | None = None,
+         kind: str = "tap") -> tuple[list[bytes], dict[str, Any], int, int]:
     """The script's run (`fast`: the short ways allowed) -- the frames out, the counters, the
     frames nd_fast_rx took, the ndd_output_gather calls; a tap from the start when `seen`."""
     async def main() -> tuple[list[bytes], dict[str, Any], int, int]:
-        tap = MemoryTap(f"fastpath{seed % 1000}", mtu=1500, physaddr=b"\x02\x00\x00\x00\x00\x02")
+        tap: MemoryTap | MemoryTun = MemoryTap(f"fastpath{seed % 1000}", mtu=1500,
+                                               physaddr=b"\x02\x00\x00\x00\x00\x02") if kind == "tap" \
+            else MemoryTun(f"fastpath{seed % 1000}", mtu=1500)
         async with Stack("gateway", config=StackConfig(seed=7, ipv6=False)) as st:
             st.tcp.isn = lambda key, now, tag=b"isn": 0xFFFFF000    # type: ignore[method-assign]  # RFC 6528's clock out
             ifp = st.add_interface(tap, "10.0.2.2/24", mtu=1500)
             ifp.transparent = True
-            ifp.link.arp.add_static(GUEST_INT, GUEST_MAC, st.now())
+            if kind == "tap":
+                ifp.link.arp.add_static(GUEST_INT, GUEST_MAC, st.now())
             tap.kernel.setblocking(False)
             gathered = [0]
             gather = tap.ndd_output_gather
@@ -159,9 +172,9 @@ def _run(script: Any, fast: bool, seed: int = 0,
     return trio.run(main)
 
 
-def _same_both_ways(script: Any, seed: int = 0) -> tuple[int, int]:
-    out_fast, counters_fast, rx_fast, gathered = _run(script, True, seed)
-    out_whole, counters_whole, rx_whole, gathered_whole = _run(script, False, seed)
+def _same_both_ways(script: Any, seed: int = 0, kind: str = "tap") -> tuple[int, int]:
+    out_fast, counters_fast, rx_fast, gathered = _run(script, True, seed, kind=kind)
+    out_whole, counters_whole, rx_whole, gathered_whole = _run(script, False, seed, kind=kind)
     assert rx_whole == 0 and gathered_whole == 0
     assert len(out_fast) == len(out_whole)
     for i, (a, b) in enumerate(zip(out_fast, out_whole, strict=True)):
@@ -185,8 +198,9 @@ def _round_trips(g: Guest, rng: random.Random) -> None:
     g.send(frame(g.tap, ACK, seq + 1, ack + 1))
 
 
-def test_round_trips_take_the_short_way_and_send_what_the_whole_way_sends() -> None:
-    rx_fast, gathered = _same_both_ways(_round_trips)
+@pytest.mark.parametrize("kind", ["tap", "tun"])
+def test_round_trips_take_the_short_way_and_send_what_the_whole_way_sends(kind: str) -> None:
+    rx_fast, gathered = _same_both_ways(_round_trips, kind=kind)
     assert rx_fast == 53 and gathered >= 51           # every guest segment but the SYN, every answer
 
 
@@ -262,9 +276,10 @@ def _hostile(g: Guest, rng: random.Random) -> None:
             g.send(frame(tap, ACK, seq, f.snd_nxt, gso_type=1, sport=g.port))   # a super-frame: the whole way
 
 
+@pytest.mark.parametrize("kind", ["tap", "tun"])
 @pytest.mark.parametrize("seed", range(6))
-def test_any_segment_gets_the_same_answer_both_ways(seed: int) -> None:
-    rx_fast, gathered = _same_both_ways(_hostile, seed)
+def test_any_segment_gets_the_same_answer_both_ways(seed: int, kind: str) -> None:
+    rx_fast, gathered = _same_both_ways(_hostile, seed, kind)
     assert rx_fast > 0 and gathered > 0
 
 

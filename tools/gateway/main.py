@@ -122,6 +122,9 @@ class Gateway:
                                "tcp_splices": vars(self.tcp.poller.stats) if self.tcp.poller is not None else {},
                                "tcp_relayed": {"open": len(relays), "opened": relays.opened,
                                                "closed": relays.closed_count},
+                               # frames the device's short ways carried (docs/design.md, "The short way")
+                               "device": {"rx_fast": self.ndd.rx_fast, "tx_gathered": self.ndd.tx_gathered,
+                                          "rx_polled": self.ndd.rx_polled},
                                "relay_buffers": {"total": self.tcp.budget.total, "in_use": self.tcp.budget.in_use,
                                                  "lean_held": relays.held, "peak": self.tcp.budget.peak,
                                                  "squeezed": self.tcp.budget.squeezed}}
