@@ -88,6 +88,7 @@ _EARLY_KEY = struct.Struct("!IIHH")      # early_input: source, destination, por
 _PORTS = struct.Struct("!HH")
 # relayed_input4: addresses, ports, sequence and acknowledgment numbers, data offset, flags, window
 _RELAYED_KEY = struct.Struct("!IIHHIIBBH")
+_RELAYED_TCP = struct.Struct("!HHIIBBH")   # relayed_input6: the same from the ports on
 _IP_TCP = struct.Struct("!BBHHHBBHIIHHIIHHHH")   # _emit4_cached: IPv4 (no options) and TCP headers
 _U16 = struct.Struct("!H")
 IPV6_PMTUDISC_INTERFACE = 4             # <linux/in6.h> IPV6_MTU_DISCOVER values
@@ -896,35 +897,47 @@ class Tcp:
 
     def early_input6(self, pkt: PacketBuffer, ifp: Interface, now: float) -> bool:
         """Early demux over IPv6, for a gateway's relayed flows only (relayed.py; connections
-        take the whole way): True once the segment went to its flow, False (nothing done,
-        nothing counted) sends the packet through Ipv6.input.  Taken only where the whole way
-        cannot decide otherwise: a plain IPv6 header (TCP next, no extension header, its
-        payload length the packet's), the 4-tuple of a flow whose guest is behind this
-        transparent interface (so its SYN passed the address rules for these same addresses
-        there), a TCP checksum that is right and a header TcpRepr accepts."""
-        buf, s, end = pkt.buf, pkt.start, pkt.end
+        take the whole way): relayed_input6 on the packet's octets."""
+        return self.relayed_input6(pkt.buf, pkt.start, pkt.end, pkt.csum_valid, ifp, now)
+
+    def relayed_input6(self, buf: bytes | bytearray | memoryview, s: int, end: int, csum_valid: bool,
+                       ifp: Interface, now: float) -> bool:
+        """relayed_input4 over IPv6 (the IPv6 header at buf[s:end]; early_input6 and a
+        driver's nd_fast_rx through the Stack come here): True once the segment went to its
+        flow, False (nothing done, nothing counted) sends the packet through Ipv6.input.
+        Taken only where the whole way cannot decide otherwise: a plain IPv6 header (TCP
+        next, no extension header, its payload length the packet's), the 4-tuple of a flow
+        whose guest is behind this transparent interface (so its SYN passed the address
+        rules for these same addresses there), a TCP checksum that is right (or vouched for
+        by the device) and a header TcpRepr accepts; one without options is read field by
+        field."""
         n = end - s
         if n < 60 or buf[s] >> 4 != 6 or buf[s + 6] != IPPROTO_TCP or (buf[s + 4] << 8 | buf[s + 5]) != n - 40 \
-                or not ifp.transparent:
+                or not ifp.transparent or self.ipv6 is None:
             return False
         src = int.from_bytes(buf[s + 8:s + 24], "big")
         dst = int.from_bytes(buf[s + 24:s + 40], "big")
-        sport, dport = _PORTS.unpack_from(buf, s + 40)
+        sport, dport, seqno, ackno, off, flags, window = _RELAYED_TCP.unpack_from(buf, s + 40)
         flow = self.relays.flows6.get((dst, dport, src, sport))
         if flow is None or flow.ifp is not ifp:
             return False
         view = memoryview(buf)[s + 40:end]
-        if not pkt.csum_valid and ck.ones_sum(view, pseudo_header_sum6(src, dst, IPPROTO_TCP, n - 40)) != 0xFFFF:
+        if not csum_valid and ck.ones_sum(view, pseudo_header_sum6(src, dst, IPPROTO_TCP, n - 40)) != 0xFFFF:
             return False                                 # TCP counts it
-        seg = TcpRepr.parse(view)
-        if isinstance(seg, str) or self.ipv6 is None:
-            return False
+        sack: tuple[tuple[int, int], ...] = ()
+        if off == 0x50:
+            payload = view[20:]
+        else:
+            seg = TcpRepr.parse(view)
+            if isinstance(seg, str):
+                return False
+            sack, payload = seg.sack, view[seg.hdr_len:]
         ipstats = self.ipv6.stats
         ipstats.in_receives += 1
         ipstats.in_delivers += 1
         self.stats.in_segs += 1
         # False: a new SYN retired a lingering flow -- the whole way offers it to the forwarder
-        return flow.input(seg, view[seg.hdr_len:], now)
+        return flow.segment(seqno, ackno, flags, window, sack, payload, now)
 
     def _established(self, conn: Connection, seg: TcpRepr, payload: memoryview, now: float,
                      listener: Callable[[int, int], Connection | None], laddr: int) -> bool:
