@@ -87,7 +87,8 @@ class EtherLink:
         gathers with no tap to show the frame to."""
         entry = self.arp.entries.get(nexthop)
         ndd = self.ndd
-        if entry is None or entry.state != REACHABLE or ndd.taps or not ndd.caps.gather:
+        if entry is None or entry.state != REACHABLE or ndd.taps or not ndd.caps.gather \
+                or is_multicast(nexthop) or self.ifp.is_broadcast(nexthop):    # (output() never asks ARP)
             return None
         return entry.mac + ndd.ndd_physaddr + b"\x08\x00"
 
