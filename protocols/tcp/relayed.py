@@ -89,7 +89,8 @@ class RelayHost(Protocol):
         follows), -1 when it failed (the flow resets the guest)."""
 
     def shut_host(self) -> None:
-        """The guest's FIN, after all its data: shutdown(SHUT_WR)."""
+        """The guest's FIN, after all its data: shutdown(SHUT_WR).  Not called when the flow
+        ends at once (our FIN acknowledged already): close_host(False) follows instead."""
 
     def host_reads(self, on: bool) -> None:
         """Resume (True) or pause (False) reading the host socket: room for host data here."""
@@ -98,7 +99,8 @@ class RelayHost(Protocol):
         """Tell (True) or stop telling (False) when the host socket takes data again."""
 
     def close_host(self, reset: bool) -> None:
-        """The flow is over: close the host socket, with an RST when `reset`."""
+        """The flow is over: close the host socket, with an RST when `reset` (without, after
+        the guest's FIN the close is the FIN: `host_shut` says so)."""
 
 
 class RelayedFlow:
@@ -200,8 +202,7 @@ class RelayedFlow:
             return
         self.host.host_writes(False)
         if self.fin_in and not self.host_shut:
-            self.host_shut = True
-            self.host.shut_host()
+            self._shut_host()
             self._maybe_done(now)
         elif self._window() >= 2 * sq.diff(self.adv_edge, self.rcv_nxt):
             self._ack(now)                            # a window update (Linux __tcp_cleanup_rbuf)
@@ -381,8 +382,7 @@ class RelayedFlow:
             self.rcv_nxt = sq.add(self.rcv_nxt, 1)
             self.fin_in = True
             if not self.pending:
-                self.host_shut = True
-                self.host.shut_host()
+                self._shut_host()
             self._ack(now)
             self._maybe_done(now)
             return False
@@ -660,6 +660,15 @@ class RelayedFlow:
         del self.pending[:sent]
         self.table.held -= sent
         return not self.pending
+
+    def _shut_host(self) -> None:
+        """The guest's FIN, all its data taken: SHUT_WR on the host socket -- unless our FIN
+        is acknowledged too, when the flow ends now and the close sends the FIN itself (the
+        host's EOF was read, so nothing unread turns it into an RST): a system call saved
+        per connection."""
+        self.host_shut = True
+        if not self.fin_acked:
+            self.host.shut_host()
 
     def _reads(self) -> None:
         want = self.send_room() > 0 and not self.fin_wanted

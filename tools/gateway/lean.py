@@ -75,6 +75,8 @@ class LeanRelay(PolledHost):
         if self.ended:
             return
         self.ended = True
+        if not reset and self.flow is not None and self.flow.host_shut:
+            self.result.to_host.eof = True             # the guest's FIN: this close sends it
         self.poller._forget(self, closing=True)
         self.poller._live.pop(self, None)
         if reset:
