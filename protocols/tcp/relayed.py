@@ -263,9 +263,18 @@ class RelayedFlow:
             self.snd_wnd = window << self.snd_wscale
             self._reads()                             # the host's data may flow now
         fin = flags & FIN
-        self._on_ack(ackno, window, sack, len(payload) or fin, now)
-        if self.state == OPEN and (payload or fin):
-            self._on_text(seqno, payload, bool(fin), now)
+        if payload and not fin and seqno == self.rcv_nxt and self.state == OPEN and not self.pending \
+                and not self.ooo and not self.fin_in:
+            # in-order text first, then its ACK -- Linux's tcp_rcv_established fast path
+            # (tcp_queue_rcv before tcp_ack): the guest's request reaches the host socket
+            # before the ACK's bookkeeping, and what that ACK lets us send acknowledges it
+            self._on_text(seqno, payload, False, now)
+            if self.state == OPEN:
+                self._on_ack(ackno, window, sack, len(payload), now)
+        else:
+            self._on_ack(ackno, window, sack, len(payload) or fin, now)
+            if self.state == OPEN and (payload or fin):
+                self._on_text(seqno, payload, bool(fin), now)
         if self.state == OPEN:
             self.table.schedule(self)
         return True

@@ -133,6 +133,29 @@ def test_an_ack_for_something_else_in_syn_received_is_reset() -> None:
     assert g.flow.state == R.SYN_RECEIVED
 
 
+def test_in_order_text_goes_before_its_ack_and_what_the_ack_lets_go_acknowledges_it() -> None:
+    """Linux's tcp_rcv_established fast path: in-order text is taken before the ACK riding
+    on it is processed -- the host socket has the request before any of the ACK's
+    bookkeeping, and the data the ACK's window lets go carries the ACK of that text, so
+    none is owed after it."""
+    order: list[str] = []
+
+    class Watching(FakeHost):
+        def to_host(self, data: memoryview) -> int:
+            order.append("to_host")
+            return super().to_host(data)
+
+    g = Guest(Watching())
+    g.open(win=0)                                            # the guest's window shut
+    g.flow.host_data(b"answer", g.net.now)
+    assert g.net.take() == []                                # waits for the window
+    window_seen = g.flow.snd_wnd
+    ((seg, payload),) = g.rx(ACK | PSH, b"request", win=100)   # text + the window opening
+    assert order == ["to_host"] and window_seen == 0 and bytes(g.host.got) == b"request"
+    assert payload == b"answer" and seg.ack == g.seq         # the answer acknowledges the request
+    assert g.flow.rcv_unacked == 0 and g.flow.delack_at is None
+
+
 def test_guest_data_goes_to_the_host_and_its_ack_is_delayed() -> None:
     g = Guest()
     g.open()
