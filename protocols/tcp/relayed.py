@@ -228,7 +228,8 @@ class RelayedFlow:
     def segment(self, seqno: int, ackno: int, flags: int, window: int, sack: tuple[tuple[int, int], ...],
                 payload: memoryview, now: float) -> bool:
         """input() by the header's fields (window the raw field, `sack` the blocks of a SACK
-        option): what Tcp.fast_input4 calls with the fields it read from the frame itself."""
+        option): what Tcp.relayed_input4 and relayed_input6 call with the fields they read
+        from the frame itself."""
         state = self.state
         if state >= LINGERING:
             if flags & SYN and not flags & (ACK | RST):

@@ -879,21 +879,7 @@ class Tcp:
         view = memoryview(buf)[s + 20:end]
         if not csum_valid and ck.ones_sum(view, src + dst + 6 + n - 20) != 0xFFFF:
             return False                                 # TCP counts it
-        sack: tuple[tuple[int, int], ...] = ()
-        if off == 0x50:
-            payload = view[20:]
-        else:
-            seg = TcpRepr.parse(view)
-            if isinstance(seg, str):
-                return False
-            sack, payload = seg.sack, view[seg.hdr_len:]
-        ipstats = self.ipv4.stats
-        ipstats.in_receives += 1
-        ipstats.in_delivers += 1
-        self.stats.in_segs += 1
-        # False: a new SYN retired a lingering flow -- the whole way offers it to the
-        # forwarder (and counts the segment once more)
-        return flow.segment(seqno, ackno, flags, window, sack, payload, now)
+        return self._to_flow(flow, view, off, seqno, ackno, flags, window, self.ipv4.stats, now)
 
     def early_input6(self, pkt: PacketBuffer, ifp: Interface, now: float) -> bool:
         """Early demux over IPv6, for a gateway's relayed flows only (relayed.py; connections
@@ -924,6 +910,15 @@ class Tcp:
         view = memoryview(buf)[s + 40:end]
         if not csum_valid and ck.ones_sum(view, pseudo_header_sum6(src, dst, IPPROTO_TCP, n - 40)) != 0xFFFF:
             return False                                 # TCP counts it
+        return self._to_flow(flow, view, off, seqno, ackno, flags, window, self.ipv6.stats, now)
+
+    def _to_flow(self, flow: RelayedFlow, view: memoryview, off: int, seqno: int, ackno: int, flags: int,
+                 window: int, ipstats: Any, now: float) -> bool:
+        """relayed_input4/6's end, `view` the TCP header on: a header without options is
+        taken as read, one with them parsed whole (its SACK blocks); the segment counted as
+        IP's and TCP's input count it and handed to its flow.  False: a header TcpRepr
+        refuses (nothing counted), or a new SYN that retired a lingering flow -- the whole
+        way offers it to the forwarder (and counts the segment once more)."""
         sack: tuple[tuple[int, int], ...] = ()
         if off == 0x50:
             payload = view[20:]
@@ -932,11 +927,9 @@ class Tcp:
             if isinstance(seg, str):
                 return False
             sack, payload = seg.sack, view[seg.hdr_len:]
-        ipstats = self.ipv6.stats
         ipstats.in_receives += 1
         ipstats.in_delivers += 1
         self.stats.in_segs += 1
-        # False: a new SYN retired a lingering flow -- the whole way offers it to the forwarder
         return flow.segment(seqno, ackno, flags, window, sack, payload, now)
 
     def _established(self, conn: Connection, seg: TcpRepr, payload: memoryview, now: float,

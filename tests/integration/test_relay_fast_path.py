@@ -27,6 +27,7 @@ from protocols.ipv6.wire import pseudo_header_sum as pseudo_header_sum6
 from protocols.tcp.forward import ForwardRequest
 from protocols.tcp.relayed import LINGERING, RelayedFlow
 from stack import Stack, StackConfig
+from tests.unit.test_tcp_relayed import FakeHost
 from tools.bench.relaycost import GUEST, GUEST_MAC, REMOTE, REMOTE_PORT, SYN_OPTIONS, MemoryTap
 
 ACK, PSH, FIN, SYN, RST = 0x10, 0x08, 0x01, 0x02, 0x04
@@ -91,22 +92,15 @@ def _frame6(tap: MemoryTap | MemoryTun, tcp: bytearray, *, vnet_flags: int, gso_
     return hdr + eth + ip + bytes(tcp)
 
 
-class Host:
-    """The host socket: takes up to `room` octets a call (None: all)."""
+class Host(FakeHost):
+    """The host socket (test_tcp_relayed's), keeping the order of the flow's calls too."""
 
     def __init__(self) -> None:
-        self.got = bytearray()
-        self.room: int | None = None
+        super().__init__()
         self.events: list[str] = []
 
-    def to_host(self, data: memoryview) -> int:
-        n = len(data) if self.room is None else min(self.room, len(data))
-        self.got += data[:n]
-        if self.room is not None:
-            self.room -= n
-        return n
-
     def shut_host(self) -> None:
+        super().shut_host()
         self.events.append("shut")
 
     def host_reads(self, on: bool) -> None:
@@ -116,6 +110,7 @@ class Host:
         self.events.append(f"writes {on}")
 
     def close_host(self, reset: bool) -> None:
+        super().close_host(reset)
         self.events.append(f"close {reset}")
 
 
