@@ -134,6 +134,11 @@ class LinkOutput(Protocol):
         (EtherLink: no REACHABLE ARP entry, a tap to show the frame to, a device that cannot
         gather; CLIP) sends it by output()."""
 
+    def cached_header6(self, nexthop: int, src: int, now: float) -> bytes | None:
+        """cached_header for an IPv6 packet from `src`: Ethernet's while Neighbor
+        Discovery's entry is REACHABLE and not past its time (whose use, as output()'s,
+        notes `src` for the entry's next solicitation, RFC 4861 §7.2.2)."""
+
 
 @runtime_checkable
 class LinkAddressOutput(Protocol):

@@ -11,6 +11,7 @@ from ndd.pktbuf import PacketBuffer
 from .addr import MAC_BROADCAST, is_multicast, multicast_mac
 from .arp import REACHABLE
 from .ipv6.addr import multicast_mac as ipv6_multicast_mac
+from .ipv6.nd import REACHABLE as ND_REACHABLE
 
 if TYPE_CHECKING:
     from ndd.ndd import Ndd
@@ -92,6 +93,18 @@ class EtherLink:
             return None
         return entry.mac + ndd.ndd_physaddr + b"\x08\x00"
 
+    def cached_header6(self, nexthop: int, src: int, now: float) -> bytes | None:
+        """contracts.LinkOutput: the Ethernet header while ND's entry for `nexthop` is
+        REACHABLE and within its time (a STALE one's use starts DELAY: output() does that),
+        noting `src` for its next solicitation as NeighborCache.resolve does."""
+        nd, ndd = self.nd, self.ndd
+        entry = nd.entries.get(nexthop) if nd is not None else None
+        if entry is None or entry.state != ND_REACHABLE or now >= entry.deadline or ndd.taps \
+                or not ndd.caps.gather or nexthop >> 120 == 0xFF:
+            return None
+        entry.src_hint = src
+        return entry.mac + ndd.ndd_physaddr + b"\x86\xdd"
+
     def output_to(self, pkt: PacketBuffer, lladdr: bytes, now: float) -> int:
         """An IP packet (either family, by its version nibble) to the MAC `lladdr`, with no
         ARP or ND (contracts.LinkAddressOutput): EINVAL unless `lladdr` is 6 octets."""
@@ -130,6 +143,9 @@ class RawIpLink:
         """contracts.LinkOutput: none to add, when the device gathers with no tap."""
         ndd = self.ndd
         return b"" if ndd.caps.gather and not ndd.taps else None
+
+    def cached_header6(self, nexthop: int, src: int, now: float) -> bytes | None:
+        return self.cached_header(nexthop)
 
 
 def is_unicast_mac(mac: bytes) -> bool:

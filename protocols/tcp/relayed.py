@@ -79,6 +79,8 @@ class RelayCore(Protocol):
     def emit_ack(self, conn: RelayedFlow, seqno: int, window: int, opts: bytes, now: float) -> int | None: ...
     def emit_plain4(self, conn: RelayedFlow, seqno: int, ackno: int, flags: int, window: int, opts: bytes,
                     payload: memoryview | None, now: float) -> int | None: ...
+    def emit_plain6(self, conn: RelayedFlow, seqno: int, ackno: int, flags: int, window: int, opts: bytes,
+                    payload: memoryview | None, now: float) -> int | None: ...
 
 
 class RelayHost(Protocol):
@@ -488,7 +490,8 @@ class RelayedFlow:
                 flags |= FIN                          # the host's EOF rides on its last data
         tcp = self.table.tcp
         window = self._window_field()
-        if n > self.mss or tcp.emit_plain4(self, seqno, self.rcv_nxt, flags, window, b"", payload, now) is None:
+        if n > self.mss or (tcp.emit_plain6 if self.net6 else tcp.emit_plain4)(
+                self, seqno, self.rcv_nxt, flags, window, b"", payload, now) is None:
             seg = TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, flags, window)
             self._emit(seg, b"", payload, self.mss if n > self.mss else 0, now)
         end = sq.add(seqno, n + (1 if flags & FIN else 0))
@@ -550,7 +553,8 @@ class RelayedFlow:
     def _pure_ack(self, seqno: int, window: int, now: float) -> None:
         tcp = self.table.tcp
         opts = self._sack_blocks() if self.ooo and self.sack_ok else b""
-        if self.net6 or tcp.emit_ack(self, seqno, window, opts, now) is None:
+        if (tcp.emit_plain6(self, seqno, self.rcv_nxt, ACK, window, opts, None, now) if self.net6
+                else tcp.emit_ack(self, seqno, window, opts, now)) is None:
             self._emit(TcpRepr(self.lport, self.fport, seqno, self.rcv_nxt, ACK, window), opts, None, 0, now)
 
     def _sack_blocks(self) -> bytes:
@@ -596,8 +600,9 @@ class RelayedFlow:
         seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt, SYN | ACK, min(RELAY_WINDOW, 0xFFFF),
                       mss=self.our_mss, wscale=self.rcv_wscale if self.ws_ok else None, sack_perm=self.sack_ok)
         opts = seg.options_bytes()
-        if self.net6 or self.table.tcp.emit_plain4(self, seg.seq, seg.ack, seg.flags, seg.window, opts, None,
-                                                   now) is None:
+        tcp = self.table.tcp
+        if (tcp.emit_plain6 if self.net6 else tcp.emit_plain4)(self, seg.seq, seg.ack, seg.flags, seg.window, opts,
+                                                               None, now) is None:
             self._emit(seg, opts, None, 0, now)
         self.rto_at = now + self.rto
 

@@ -91,6 +91,7 @@ _RELAYED_KEY = struct.Struct("!IIHHIIBBH")
 _RELAYED_TCP = struct.Struct("!HHIIBBH")   # relayed_input6: the same from the ports on
 _IP_TCP = struct.Struct("!BBHHHBBHIIHHIIHHHH")   # _emit4_cached: IPv4 (no options) and TCP headers
 _U16 = struct.Struct("!H")
+_IP6_TCP = struct.Struct("!IHBB16s16sHHIIHHHH")   # emit_plain6: IPv6 (no extension headers) and TCP headers
 IPV6_PMTUDISC_INTERFACE = 4             # <linux/in6.h> IPV6_MTU_DISCOVER values
 IP6_TCP_HDR = IP6_HDR_LEN + 20          # MSS = path MTU - 60 over IPv6 (RFC 8200 §8.3)
 # Linux TCP_SYNCOOKIE_VALID: a listener takes cookie ACKs only this long after its SYN
@@ -1617,6 +1618,60 @@ class Tcp:
         err = ifp.ndd.ndd_output_gather(buf, payload, csum_start, 16)
         if err:
             ipv4.stats.out_discards += 1
+            self.stats.out_errors += 1
+        return err
+
+    def emit_plain6(self, conn: Connection | RelayedFlow, seqno: int, ackno: int, flags: int, window: int,
+                    opts: bytes, payload: memoryview | None, now: float) -> int | None:
+        """emit_plain4 over IPv6: a plain segment built whole -- the link's cached header
+        (ND's entry REACHABLE), the IPv6 and TCP headers in one buffer, the payload beside it
+        -- and written by ndd_output_gather: what _emit6 and Ipv6.output send for it, octet
+        for octet and counter for counter.  None (nothing done, nothing counted) wherever
+        they would decide otherwise -- no route, the interface down, a multicast
+        destination, a hop limit or traffic class out of range, a packet beyond the path
+        MTU -- or the link has no header ready: the caller takes the general way."""
+        ipv6 = self.ipv6
+        if ipv6 is None or not conn.net6:
+            return None
+        src, dst = conn.laddr, conn.faddr
+        hop = ipv6.route(dst, now, conn.oif)
+        if isinstance(hop, int) or not src or a6.is_multicast(dst):
+            return None
+        ifp, nexthop = hop.ifp, hop.nexthop
+        hop_limit = conn.hop_limit if conn.hop_limit is not None else ipv6.default_hop_limit
+        tclass, olen = conn.tclass, len(opts)
+        tcp_len = 20 + olen + (len(payload) if payload is not None else 0)
+        link = ifp.link
+        if not ifp.is_up or link is None or not 0 <= hop_limit <= 255 or not 0 <= tclass <= 255 \
+                or IP6_HDR_LEN + tcp_len > ipv6.path_mtu(ifp, dst, now):
+            return None
+        hh = link.cached_header6(nexthop, src, now)
+        if hh is None:
+            return None
+        ipv6.stats.out_requests += 1
+        h = len(hh)
+        buf = bytearray(h + 60 + olen)
+        buf[:h] = hh
+        _IP6_TCP.pack_into(buf, h, 0x60000000 | tclass << 20, tcp_len, IPPROTO_TCP, hop_limit,
+                           src.to_bytes(16, "big"), dst.to_bytes(16, "big"), conn.lport, conn.fport, seqno, ackno,
+                           ((20 + olen) << 10) | flags, window, 0, 0)
+        if olen:
+            buf[h + 60:] = opts
+        pseudo = pseudo_header_sum6(src, dst, IPPROTO_TCP, tcp_len)
+        if conn.csum_offload:                        # the device completes it, as _segment6 leaves it
+            _U16.pack_into(buf, h + 56, pseudo)
+            csum_start = h + 40
+        else:
+            total = int.from_bytes(buf[h + 40:], "big") + pseudo
+            if payload is not None:
+                total += ck.ones_sum(payload)        # (the header's length is even: no realignment)
+            residue = total % 0xFFFF
+            _U16.pack_into(buf, h + 56, 0xFFFF - residue if residue else 0)
+            csum_start = -1
+        self.stats.out_segs += 1
+        err = ifp.ndd.ndd_output_gather(buf, payload, csum_start, 16)
+        if err:
+            ipv6.stats.out_discards += 1
             self.stats.out_errors += 1
         return err
 

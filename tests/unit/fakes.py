@@ -40,6 +40,9 @@ class RecordingLink:
     def cached_header(self, nexthop: int) -> bytes | None:
         return None                   # contracts.LinkOutput: no header ready, output() each time
 
+    def cached_header6(self, nexthop: int, src: int, now: float) -> bytes | None:
+        return None
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         frames = gso.frames_for(pkt, getattr(self.ndd, "caps", None) or DeviceCaps())
         assert frames is not None, "a super-segment the device layer cannot cut"

@@ -119,6 +119,9 @@ class Node:
     def cached_header(self, nexthop: int) -> bytes | None:
         return None                   # contracts.LinkOutput: no header ready, output() each time
 
+    def cached_header6(self, nexthop: int, src: int, now: float) -> bytes | None:
+        return None
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         """What the device gets (ndd/gso.py cuts super-segments and finishes checksums the
         device would not), onto the wire."""

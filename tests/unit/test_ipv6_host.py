@@ -50,6 +50,9 @@ class EtherRecorder:
     def cached_header(self, nexthop: int) -> bytes | None:
         return None                   # contracts.LinkOutput: no header ready, output() each time
 
+    def cached_header6(self, nexthop: int, src: int, now: float) -> bytes | None:
+        return None
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         self.sent.append((pkt.tobytes(), nexthop))
         return 0

@@ -32,6 +32,9 @@ class AddressedLink:
     def cached_header(self, nexthop: int) -> bytes | None:
         return None                   # contracts.LinkOutput: no header ready, output() each time
 
+    def cached_header6(self, nexthop: int, src: int, now: float) -> bytes | None:
+        return None
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         self.resolved.append((pkt.tobytes(), nexthop))
         return 0

@@ -129,6 +129,9 @@ class _CeMarker:
     def cached_header(self, nexthop: int) -> bytes | None:
         return None                   # contracts.LinkOutput: no header ready, output() each time
 
+    def cached_header6(self, nexthop: int, src: int, now: float) -> bytes | None:
+        return None
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         # the router sees frames: what a's device layer sends (ndd/gso.py)
         for frame in gso.frames_for(pkt, self.node.eth0.ndd.caps) or []:

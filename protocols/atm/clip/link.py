@@ -392,6 +392,9 @@ class AtmLink:
         """contracts.LinkOutput: none -- a packet's VC is chosen by output() each time."""
         return None
 
+    def cached_header6(self, nexthop: int, src: int, now: float) -> bytes | None:
+        return None                   # (no IPv6 over CLIP)
+
     def output(self, pkt: PacketBuffer, nexthop: int, now: float) -> int:
         if self.ifp.is_broadcast(nexthop) or is_multicast(nexthop):
             # no broadcast on a LIS (RFC 2225 §9); Linux's clip drops these silently too
