@@ -179,9 +179,7 @@ async def _measure(topo: Topology, p: Params, sec: Section, keys: tuple[str, ...
         sec.set("cpu_rr", _cpu_us_per(before, topo.gateway_stat(), got["count"]))
 
     async def crr() -> None:
-        # idle this long, the server ends: longer than a client's SYN retransmissions (1 + 2 s),
-        # or one stalled connect mid-run leaves the rest refused (seen once with slirp4netns)
-        await _server(topo, "crr-server", 5004, STALL_S)
+        await _server(topo, "crr-server", 5004, 3)
         before = topo.gateway_stat()
         got = await _client(topo, p, "crr-client", 5004)
         sec.set("crr", got["per_s"])
