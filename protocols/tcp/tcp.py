@@ -102,6 +102,22 @@ SYNCOOKIE_VALID = 2 * COOKIE_PERIOD
 DST_SHARED_MAX = 1024
 
 
+def _tcp_checksum(buf: bytearray, at: int, pseudo: int, payload: memoryview | None, offload: bool) -> int:
+    """emit_plain4/6's TCP checksum, the header at buf[at:] and `payload` beside it: the
+    pseudo-header sum for the device to complete (`offload`, as _emit4_cached and _segment6
+    leave it; returns csum_start, `at`) or the whole checksum (RFC 1071 as ndd/checksum.py:
+    the sum modulo 0xFFFF; returns -1)."""
+    if offload:
+        _U16.pack_into(buf, at + 16, pseudo)
+        return at
+    total = int.from_bytes(buf[at:], "big") + pseudo
+    if payload is not None:
+        total += ck.ones_sum(payload)                # (the header's length is even: no realignment)
+    residue = total % 0xFFFF
+    _U16.pack_into(buf, at + 16, 0xFFFF - residue if residue else 0)
+    return -1
+
+
 class Tcp:
     def __init__(self, ipv4: Ipv4, rng: Any, clock: Callable[[], float], config: TcpConfig | None = None, *,
                  ipv6: Ipv6 | None = None,
@@ -1599,16 +1615,8 @@ class Tcp:
         # the pseudo-header's addresses go in whole (2**16 == 1 modulo 0xFFFF)
         residue = int.from_bytes(buf[h:h + 20], "big") % 0xFFFF
         _U16.pack_into(buf, h + 10, 0xFFFF - residue if residue else 0)
-        if conn.csum_offload:                        # the device completes it, as _emit4_cached leaves it
-            _U16.pack_into(buf, h + 36, ck.pseudo_header_sum(src, dst, IPPROTO_TCP, tcp_len))
-            csum_start = h + 20
-        else:
-            total = int.from_bytes(buf[h + 20:], "big") + src + dst + IPPROTO_TCP + tcp_len
-            if payload is not None:
-                total += ck.ones_sum(payload)        # (the header's length is even: no realignment)
-            residue = total % 0xFFFF
-            _U16.pack_into(buf, h + 36, 0xFFFF - residue if residue else 0)
-            csum_start = -1
+        csum_start = _tcp_checksum(buf, h + 20, ck.pseudo_header_sum(src, dst, IPPROTO_TCP, tcp_len), payload,
+                                   conn.csum_offload)
         self.stats.out_segs += 1
         if hh is None:
             pkt = PacketBuffer(buf, h)
@@ -1657,17 +1665,8 @@ class Tcp:
                            ((20 + olen) << 10) | flags, window, 0, 0)
         if olen:
             buf[h + 60:] = opts
-        pseudo = pseudo_header_sum6(src, dst, IPPROTO_TCP, tcp_len)
-        if conn.csum_offload:                        # the device completes it, as _segment6 leaves it
-            _U16.pack_into(buf, h + 56, pseudo)
-            csum_start = h + 40
-        else:
-            total = int.from_bytes(buf[h + 40:], "big") + pseudo
-            if payload is not None:
-                total += ck.ones_sum(payload)        # (the header's length is even: no realignment)
-            residue = total % 0xFFFF
-            _U16.pack_into(buf, h + 56, 0xFFFF - residue if residue else 0)
-            csum_start = -1
+        csum_start = _tcp_checksum(buf, h + 40, pseudo_header_sum6(src, dst, IPPROTO_TCP, tcp_len), payload,
+                                   conn.csum_offload)
         self.stats.out_segs += 1
         err = ifp.ndd.ndd_output_gather(buf, payload, csum_start, 16)
         if err:
