@@ -257,14 +257,11 @@ class TunTapNdd(TaskNdd):
         if hlen:
             if len(data) < hlen or data[1]:                  # gso_type: a super-frame
                 return False
-            flags = data[0]
-            if flags & vnet.F_NEEDS_CSUM:
-                _, _, _, _, start, offset = vnet.VNET_HDR.unpack_from(data)
-                if start + offset + 2 > len(data) - hlen:
-                    return False                             # nonsense: apply_rx counts it
-                csum_valid = True
-            elif flags & vnet.F_DATA_VALID:
-                csum_valid = True
+            flags, _, _, _, start, offset = vnet.VNET_HDR.unpack_from(data)
+            state = vnet.csum_state(flags, start, offset, len(data) - hlen)
+            if state is None:
+                return False                                 # nonsense: apply_rx counts it
+            csum_valid = state
         if not fast(data, hlen, csum_valid):
             return False
         st = self.stats
@@ -297,22 +294,17 @@ class TunTapNdd(TaskNdd):
                 (prefix, header, payload) if payload is not None else (prefix, header)
         else:
             parts = (header, payload) if payload is not None else (header,)
-        try:
-            os.writev(fd, parts)
-        except BlockingIOError:
-            return self._count_sent(errno.ENOBUFS, size)
-        except OSError as exc:
-            return self._count_sent(exc.errno or errno.EIO, size)
-        return self._count_sent(0, size)
+        return self._count_sent(self._write(parts), size)
 
     def _transmit(self, pkt: PacketBuffer) -> int:
         if self.fd < 0:
             return errno.ENETDOWN
+        return self._write((vnet.build_tx(pkt), pkt.view()) if self.vnet else (pkt.view(),))
+
+    def _write(self, parts: tuple[bytes | bytearray | memoryview, ...]) -> int:
+        """One frame written from its parts: 0, ENOBUFS (the queue is full) or the errno."""
         try:
-            if self.vnet:
-                os.writev(self.fd, (vnet.build_tx(pkt), pkt.view()))
-            else:
-                os.write(self.fd, pkt.view())
+            os.writev(self.fd, parts)
         except BlockingIOError:
             return errno.ENOBUFS
         except OSError as exc:

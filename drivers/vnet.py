@@ -32,18 +32,25 @@ def apply_rx(hdr: bytes | memoryview, pkt: PacketBuffer) -> bool:
     checking it.  hdr_len is not trusted: it is a hint, and the protocols parse their
     headers from the frame itself."""
     flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = VNET_HDR.unpack_from(hdr, 0)
-    if flags & F_NEEDS_CSUM:
-        if csum_start + csum_offset + 2 > len(pkt):
-            return False
-        pkt.csum_valid = True
-    elif flags & F_DATA_VALID:
-        pkt.csum_valid = True
+    valid = csum_state(flags, csum_start, csum_offset, len(pkt))
+    if valid is None:
+        return False
+    pkt.csum_valid = valid
     kind = gso_type & ~GSO_ECN
     if kind != GSO_NONE:
         if gso_size == 0:
             return False
         pkt.gso_type, pkt.gso_size = kind, gso_size
     return True
+
+
+def csum_state(flags: int, csum_start: int, csum_offset: int, frame_len: int) -> bool | None:
+    """Whether a received frame's L4 checksum may be taken as valid, by the header's flags:
+    NEEDS_CSUM (the kernel's own data, its field holding only the pseudo-header sum) and
+    DATA_VALID say so; None when NEEDS_CSUM's offsets leave the `frame_len`-octet frame."""
+    if flags & F_NEEDS_CSUM:
+        return None if csum_start + csum_offset + 2 > frame_len else True
+    return bool(flags & F_DATA_VALID)
 
 
 def build_tx(pkt: PacketBuffer) -> bytes:

@@ -615,7 +615,7 @@ class Stack:
         tcp, name = self.tcp, ndd.ndd_name
         relays, taps = tcp.relays, ndd.ndd_demuxer.taps
         caps = ndd.caps
-        inet6 = self.config.ipv6 and self._early_demux     # (IPv6 frames claimed on this interface)
+        inet6 = self.config.ipv6                            # (IPv6 frames claimed on this interface)
 
         def fast_rx(data: bytes, start: int, csum_valid: bool) -> bool:
             if not (relays.flows or relays.flows6) or taps.get(name) or (self._in_batch and not caps.gso_rx):
