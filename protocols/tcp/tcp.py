@@ -792,8 +792,10 @@ class Tcp:
             stats.in_errs += 1
             stats.bump(seg)
             return
-        if ip.bcast:
-            stats.in_errs += 1                           # RFC 1122 §4.2.3.10: not for broadcasts
+        if ip.bcast or pkt.ll_bcast:
+            # RFC 1122 §4.2.3.10: not for broadcasts; nor a frame to a link-layer group
+            # address (Linux tcp_v4_rcv: PACKET_HOST only, as input6)
+            stats.in_errs += 1
             return
         if not pkt.csum_valid and ck.ones_sum(view, ck.pseudo_header_sum(ip.src, ip.dst, IPPROTO_TCP,
                                                                            len(view))) != 0xFFFF:
@@ -827,7 +829,8 @@ class Tcp:
         segment of a connection of the table goes straight to it, past IPv4's input and the
         protocol switch -- True once it did; False (nothing done, nothing counted) sends the
         packet the whole way, Ipv4.input.
-        Taken only where the whole way cannot decide otherwise: a plain IPv4 header (no
+        Taken only where the whole way cannot decide otherwise: a frame to our link-layer
+        address, a plain IPv4 header (no
         options, not a fragment, its length the packet's, its checksum right), TCP with a
         right checksum and a header TcpRepr accepts, the 4-tuple of a connection whose
         last segment through the whole way came in by this interface (so its source passed
@@ -838,7 +841,7 @@ class Tcp:
         way is taken."""
         buf, s, end = pkt.buf, pkt.start, pkt.end
         n = end - s
-        if n < 40 or buf[s] != 0x45 or buf[s + 9] != 6 or buf[s + 6] & 0x3F or buf[s + 7] \
+        if n < 40 or pkt.ll_bcast or buf[s] != 0x45 or buf[s + 9] != 6 or buf[s + 6] & 0x3F or buf[s + 7] \
                 or (buf[s + 2] << 8 | buf[s + 3]) != n:
             return False
         src, dst, sport, dport = _EARLY_KEY.unpack_from(buf, s + 12)
@@ -900,8 +903,9 @@ class Tcp:
 
     def early_input6(self, pkt: PacketBuffer, ifp: Interface, now: float) -> bool:
         """Early demux over IPv6, for a gateway's relayed flows only (relayed.py; connections
-        take the whole way): relayed_input6 on the packet's octets."""
-        return self.relayed_input6(pkt.buf, pkt.start, pkt.end, pkt.csum_valid, ifp, now)
+        take the whole way): relayed_input6 on the packet's octets, for a frame to our
+        link-layer address (one to a group address goes the whole way, which drops it)."""
+        return not pkt.ll_bcast and self.relayed_input6(pkt.buf, pkt.start, pkt.end, pkt.csum_valid, ifp, now)
 
     def relayed_input6(self, buf: bytes | bytearray | memoryview, s: int, end: int, csum_valid: bool,
                        ifp: Interface, now: float) -> bool:

@@ -2,9 +2,10 @@
 (Stack._fast_rx) straight to Tcp.relayed_input4 and RelayedFlow.segment, and a plain segment
 to the guest is built whole by Tcp.emit_plain4 behind the link's cached header and written by
 ndd_output_gather.  It must be invisible: the same frames out, octet for octet, the same
-counters and the same octets to the host as the whole way (PacketBuffer, demuxer, IPv4
-input, TcpRepr, EtherLink and ARP, ndd_output) -- under every kind of segment a guest may
-send, good or bad -- and it must be taken where it can be.
+counters and the same octets to the host as the whole way (PacketBuffer, demuxer, IPv4 or
+IPv6 input and TCP's input with early demux off, TcpRepr, EtherLink and ARP, ndd_output) --
+under every kind of segment a guest may send, good or bad -- and it must be taken where it
+can be.
 
 The gateway runs as tools/bench/relaycost.py runs it: a Stack over an in-memory TAP (a
 SOCK_SEQPACKET pair with the real vnet header), everything synchronous, so the two runs see
@@ -119,7 +120,7 @@ class Guest:
 
     def __init__(self, st: Stack, tap: MemoryTap | MemoryTun, fast: bool, family: int = 4) -> None:
         self.st, self.tap, self.family = st, tap, family
-        if not fast:                                    # the whole way: no early look, no gathering
+        if not fast:                                    # the whole way: no driver's look, no gathering
             tap.nd_fast_rx = None
             tap.caps.gather = False
         self.out: list[bytes] = []
@@ -179,7 +180,8 @@ def _run(script: Any, fast: bool, seed: int = 0, seen: list[tuple[str, bytes]] |
                                                physaddr=b"\x02\x00\x00\x00\x00\x02") if kind.startswith("tap") \
             else MemoryTun(f"fastpath{seed % 1000}", mtu=1500)
         family = 6 if kind.endswith("6") else 4
-        async with Stack("gateway", config=StackConfig(seed=7, ipv6=family == 6)) as st:
+        # the whole way without early demux too: Ipv4.input / Tcp.input (input6) decide
+        async with Stack("gateway", config=StackConfig(seed=7, ipv6=family == 6, early_demux=fast)) as st:
             st.tcp.isn = lambda key, now, tag=b"isn": 0xFFFFF000    # type: ignore[method-assign]  # RFC 6528's clock out
             ifp = st.add_interface(tap, "10.0.2.2/24", mtu=1500)
             ifp.transparent = True

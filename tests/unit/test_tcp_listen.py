@@ -48,7 +48,8 @@ class Net:
 
     def rx(self, flags: int, seq: int, ack: int = 0, payload: bytes = b"", *, sport: int = PEER_PORT,
            dport: int = 80, win: int = 0xFFFF, src: int = PEER, dst: int = US, at: float | None = None,
-           csum_ok: bool = True, bcast: bool = False, **opts: Any) -> list[tuple[TcpRepr, bytes]]:
+           csum_ok: bool = True, bcast: bool = False, ll_bcast: bool = False,
+           **opts: Any) -> list[tuple[TcpRepr, bytes]]:
         """Deliver one segment (checksummed like a real one); return the segments sent back."""
         if at is not None:
             self.now = at
@@ -59,7 +60,9 @@ class Net:
         csum = checksum(data, pseudo_header_sum(src, dst, IPPROTO_TCP, len(data)))
         struct.pack_into("!H", data, 16, csum if csum_ok else csum ^ 0x5555)
         meta = IpMeta(src, dst, IPPROTO_TCP, 64, 0, 20, self.host.eth0, 0, bcast)
-        self.tcp.input(PacketBuffer(bytes(data)), meta, self.now)
+        pkt = PacketBuffer(bytes(data))
+        pkt.ll_bcast = ll_bcast                   # the demuxer's mark: a frame to a group MAC
+        self.tcp.input(pkt, meta, self.now)
         return self.take()
 
     def take(self) -> list[tuple[TcpRepr, bytes]]:
@@ -347,6 +350,15 @@ def test_broadcast_segments_are_ignored() -> None:
     net = Net()
     net.listener()
     assert net.rx(SYN, ISN_PEER, bcast=True) == [] and net.tcp.conns == {}
+
+
+def test_segments_that_came_as_link_layer_broadcast_are_dropped() -> None:
+    """Linux tcp_v4_rcv takes PACKET_HOST frames only: our unicast address inside a frame to
+    the broadcast (or a multicast) MAC is dropped and counted, as over IPv6."""
+    net = Net()
+    net.listener()
+    assert net.rx(SYN, ISN_PEER, ll_bcast=True) == [] and net.tcp.conns == {}
+    assert net.tcp.stats.in_errs == 1
 
 
 # --- active open through Tcp --------------------------------------------------------------------------------
