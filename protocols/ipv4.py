@@ -185,11 +185,7 @@ class Ipv4:
         ip = repr_
         if ip.total_len < len(pkt):
             pkt.trim(ip.total_len)   # link-layer padding (Ethernet minimum frame)
-        if is_martian_source(ip.src) or (ifp is not self.loopback and (
-                ip.src >> 24 == 127 or self.ifnet.is_local(ip.src) or ifp.is_broadcast(ip.src))):
-            # Linux fib_validate_source (accept_local 0): one of our own addresses, or the
-            # interface's broadcast, as the source of a packet from the wire is spoofed -- the
-            # LAND attack (a SYN from ourselves to ourselves) starts this way
+        if self.martian_source(ifp, ip.src):
             self.stats.in_martians += 1
             return
         dst = ip.dst
@@ -230,6 +226,23 @@ class Ipv4:
         pkt.pull(ip.hdr_len)
         self.stats.in_delivers += 1
         pr.input(pkt, meta, now)
+
+    def martian_source(self, ifp: Interface, src: int) -> bool:
+        """A source no datagram arriving by `ifp` may have: RFC 1122 §3.2.1.3's, and (Linux
+        fib_validate_source, accept_local 0) one of our own addresses, 127/8 or the
+        interface's broadcast off the loopback -- spoofed: the LAND attack (a SYN from
+        ourselves to ourselves) starts this way."""
+        return is_martian_source(src) or (ifp is not self.loopback and (
+            src >> 24 == 127 or self.ifnet.is_local(src) or ifp.is_broadcast(src)))
+
+    def takes_foreign(self, ifp: Interface, src: int, dst: int) -> bool:
+        """Would input() take a datagram from `src` to `dst` arriving by `ifp` as a transparent
+        interface's unicast to an address not ours (a gateway's guest talking to the world)?
+        For a short way (Tcp.relayed_input4's SYN) that must decide as input() does: False
+        covers every other case -- a martian source, a destination of ours, 127/8, multicast,
+        class E or a broadcast of the interface -- which the short way leaves to input()."""
+        return ifp.transparent and ifp is not self.loopback and not self.martian_source(ifp, src) \
+            and not self.ifnet.is_local(dst) and is_foreign_unicast(dst) and not ifp.is_broadcast(dst)
 
     def _joined(self, ifp: Interface, group: int) -> bool:
         return group == 0xE0000001   # all-hosts; IGMP group membership is not implemented yet

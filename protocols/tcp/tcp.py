@@ -889,7 +889,9 @@ class Tcp:
             return False
         src, dst, sport, dport, seqno, ackno, off, flags, window = _RELAYED_KEY.unpack_from(buf, s + 12)
         flow = self.relays.flows.get((dst, dport, src, sport))
-        if flow is None or flow.ifp is not ifp:
+        if flow is None:
+            return flags & (SYN | ACK | RST | FIN) == SYN and self._syn_to_forward4(buf, s, end, csum_valid, ifp, now)
+        if flow.ifp is not ifp:
             return False
         local = self.ipv4.ifnet.local_addrs
         if src in local or not (dst in local or ifp.transparent):
@@ -900,6 +902,39 @@ class Tcp:
         if not csum_valid and ck.ones_sum(view, src + dst + 6 + n - 20) != 0xFFFF:
             return False                                 # TCP counts it
         return self._to_flow(flow, view, off, seqno, ackno, flags, window, self.ipv4.stats, now)
+
+    def _syn_to_forward4(self, buf: bytes | bytearray | memoryview, s: int, end: int, csum_valid: bool,
+                         ifp: Interface, now: float) -> bool:
+        """relayed_input4's SYN that no flow knows -- a gateway's next connection: held for the
+        forwarder as Tcp.input holds it, past the demuxer, IPv4's input and TCP's lookups,
+        once what they would decide is sure: a forwarder, a transparent interface's unicast
+        to an address not ours from a source that is not martian (Ipv4.takes_foreign), no
+        connection or listener of the 4-tuple's, both checksums right, a header TcpRepr
+        accepts.  False (nothing done, nothing counted): the whole way decides."""
+        if self.forwarder is None:
+            return False
+        src, dst, sport, dport = _EARLY_KEY.unpack_from(buf, s + 12)
+        ipv4 = self.ipv4
+        if not ipv4.takes_foreign(ifp, src, dst) or (dst, dport, src, sport) in self.conns \
+                or self._listener(dst, dport) is not None:
+            return False
+        if int.from_bytes(buf[s:s + 20], "big") % 0xFFFF:
+            return False                                 # a bad header checksum: IPv4 counts it
+        view = memoryview(buf)[s + 20:end]
+        if not csum_valid and ck.ones_sum(view, src + dst + 6 + end - s - 20) != 0xFFFF:
+            return False                                 # TCP counts it
+        seg = TcpRepr.parse(view)
+        if isinstance(seg, str):
+            return False
+        ipstats = ipv4.stats
+        ipstats.in_receives += 1
+        ipstats.in_delivers += 1
+        self.stats.in_segs += 1
+        tos = buf[s + 1]
+        seg.ecn = tos & ECN_MASK
+        meta = IpMeta(src, dst, IPPROTO_TCP, buf[s + 8], tos, 20, ifp, s)
+        self._forward_syn(seg, meta, bytes(buf[s:min(end, s + QUOTE_MAX)]), len(view) - seg.hdr_len, now, False)
+        return True
 
     def early_input6(self, pkt: PacketBuffer, ifp: Interface, now: float) -> bool:
         """Early demux over IPv6, for a gateway's relayed flows only (relayed.py; connections
