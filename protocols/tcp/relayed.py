@@ -62,6 +62,7 @@ LINGER = 2.0                 # a closed flow still ACKs a retransmitted FIN this
 LINGER_MAX = 16384           # closed flows kept lingering at most (the oldest goes first)
 SACKED_MAX = 8               # SACKed ranges kept of the guest's blocks (the Scoreboard's cap)
 OOO_MAX = 64                 # guest segments kept beyond RCV.NXT, at most (within the window too)
+SYNACK_OPTIONS_KEPT = 16     # the SYN-ACK option blocks RelayTable keeps built (one per MTU and offer)
 LINGER_SLACK = 0.25          # lingering flows are forgotten in batches: one timer wake per 1/4 s
 
 SYN_RECEIVED, OPEN, LINGERING, CLOSED = 0, 1, 2, 3
@@ -597,13 +598,18 @@ class RelayedFlow:
 
     def _send_synack(self, now: float) -> None:
         # MSS, SACK permitted (RFC 2018 §2) and window scale (RFC 7323 §2.2) as the guest offered
-        seg = TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt, SYN | ACK, min(RELAY_WINDOW, 0xFFFF),
-                      mss=self.our_mss, wscale=self.rcv_wscale if self.ws_ok else None, sack_perm=self.sack_ok)
-        opts = seg.options_bytes()
-        tcp = self.table.tcp
-        if (tcp.emit_plain6 if self.net6 else tcp.emit_plain4)(self, seg.seq, seg.ack, seg.flags, seg.window, opts,
+        wscale = self.rcv_wscale if self.ws_ok else None
+        known = self.table.synack_options
+        opts = known.get((self.our_mss, wscale, self.sack_ok))
+        if opts is None:
+            opts = TcpRepr(0, 0, 0, 0, 0, 0, mss=self.our_mss, wscale=wscale, sack_perm=self.sack_ok).options_bytes()
+            if len(known) >= SYNACK_OPTIONS_KEPT:
+                known.clear()
+            known[(self.our_mss, wscale, self.sack_ok)] = opts
+        tcp, window = self.table.tcp, min(RELAY_WINDOW, 0xFFFF)
+        if (tcp.emit_plain6 if self.net6 else tcp.emit_plain4)(self, self.iss, self.rcv_nxt, SYN | ACK, window, opts,
                                                                None, now) is None:
-            self._emit(seg, opts, None, 0, now)
+            self._emit(TcpRepr(self.lport, self.fport, self.iss, self.rcv_nxt, SYN | ACK, window), opts, None, 0, now)
         self.rto_at = now + self.rto
 
     def _send_rst(self, now: float) -> None:
@@ -723,6 +729,8 @@ class RelayTable:
         self.held = 0                                 # octets every flow keeps (unacked + pending)
         self.opened = 0
         self.closed_count = 0
+        # the SYN-ACKs' options by (MSS, window scale, SACK permitted): a few MTUs' worth
+        self.synack_options: dict[tuple[int, int | None, bool], bytes] = {}
 
     def __len__(self) -> int:
         return len(self.flows) + len(self.flows6)
@@ -733,8 +741,10 @@ class RelayTable:
         return bool(self._heap or self._lingering)
 
     def open(self, host: RelayHost, key: tuple[int, int, int, int], seg: TcpRepr, iss: int, ifp: Interface,
-             mtu: int, now: float, net6: bool = False, oif: Interface | None = None) -> RelayedFlow:
+             mtu: int, now: float, net6: bool = False, oif: Interface | None = None,
+             dst_cache: tuple[int, Interface, int] | None = None) -> RelayedFlow:
         flow = RelayedFlow(self, host, key, seg.seq, iss, seg.mss, seg.wscale, ifp, mtu, net6, oif, seg.sack_perm)
+        flow.dst_cache = dst_cache
         (self.flows6 if net6 else self.flows)[key] = flow
         self.opened += 1
         flow.snd_wnd = seg.window                     # RFC 7323 §2.2: a SYN's window is never scaled

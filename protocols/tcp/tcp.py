@@ -1296,11 +1296,14 @@ class Tcp:
             self.stats.forward_accepted += 1
             return self.relays.open(host, key, seg, self.isn(key, now, b"isn6"), hop6.ifp,
                                     ipv6.path_mtu(hop6.ifp, ip.src, now), now, net6=True, oif=oif)
-        hop = self.ipv4.route(ip.src, src=ip.dst)
+        ipv4 = self.ipv4
+        hop = ipv4.route(ip.src, src=ip.dst)
         if isinstance(hop, int):
             return None
         self.stats.forward_accepted += 1
-        return self.relays.open(host, key, seg, self.isn(key, now), hop[0], hop[0].mtu, now)
+        # the route just looked up is the flow's dst_cache (_route4 would look it up again)
+        dst = self._dst_entry(ipv4.routes.gen + ipv4.ifnet.gen, hop[0], hop[1]) if self.route_cache else None
+        return self.relays.open(host, key, seg, self.isn(key, now), hop[0], hop[0].mtu, now, dst_cache=dst)
 
     def forward_reject(self, request_id: int, how: str, now: float) -> int:
         """Answer a held SYN with a refusal, as the network would: "rst" (the RST a closed port
@@ -1557,6 +1560,18 @@ class Tcp:
             self.stats.out_segs += 1
         return self._transmit4(ifp, pkt, nexthop, now)
 
+    def _dst_entry(self, gen: int, ifp: Interface, nexthop: int) -> tuple[int, Interface, int]:
+        """A connection's dst_cache entry for a route looked up at generation `gen`: one
+        tuple shared by the connections it serves (at most DST_SHARED_MAX kept)."""
+        cached = (gen, ifp, nexthop)
+        dsts = self._dsts
+        if self._dsts_gen != gen:
+            dsts.clear()
+            self._dsts_gen = gen
+        if len(dsts) < DST_SHARED_MAX:
+            cached = dsts.setdefault(cached, cached)
+        return cached
+
     def _route4(self, conn: Connection | RelayedFlow, total: int, gso: int) -> tuple[Interface, int, int] | None:
         """The cached IPv4 way's checks: the connection's route (Linux sk_dst_cache), looked up
         again when the routing table or the interfaces changed since (their generation
@@ -1571,14 +1586,7 @@ class Tcp:
             if isinstance(hop, int):
                 conn.dst_cache = None
                 return None
-            cached = (gen, hop[0], hop[1])
-            dsts = self._dsts
-            if self._dsts_gen != gen:
-                dsts.clear()
-                self._dsts_gen = gen
-            if len(dsts) < DST_SHARED_MAX:
-                cached = dsts.setdefault(cached, cached)
-            conn.dst_cache = cached
+            cached = conn.dst_cache = self._dst_entry(gen, hop[0], hop[1])
         ifp = cached[1]
         ttl, tos = conn.ttl, conn.tos
         if ttl is None or ttl == 0:
