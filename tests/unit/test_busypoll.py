@@ -60,8 +60,8 @@ async def test_activity_while_parked_wakes_the_poller_and_the_spell_adapts_the_w
         assert bp.stats.parks == 1 and bp._parked is not None      # window 0: parked at once
         clock.t = 30e-6
         bp.activity()                                             # a 30 µs spell: grow to 10 µs
-        # the window is open now and the clock stands still: the poller yields at every pass
-        # (never blocked, so no wait_all_tasks_blocked until the clock moves on)
+        # the window is open now and the clock stands still: the poller yields every
+        # YIELD_PASSES passes (never blocked, so no wait_all_tasks_blocked until the clock moves on)
         await _passes(5)
         assert (bp.stats.grows, bp.stats.window_us) == (1, pytest.approx(10.0))
         assert bp._parked is None
@@ -137,6 +137,67 @@ async def test_poll_functions_are_called_at_every_pass_and_what_they_find_keeps_
         await _passes(5)
         assert len(calls) == before and bp.stats.parks == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_watched_fds_poll_is_called_only_when_it_is_readable() -> None:
+    """watch(fd, poll): one epoll_wait(0) per pass over the watched fds, and the poll
+    function of a ready one called (a device's look, without its EAGAIN read when idle);
+    the other poll functions at every pass as before."""
+    clock = FakeClock()
+    bp = BusyPoller(50e-6, clock)
+    bp.window.window = 50e-6
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.setblocking(False)
+    looks: list[bytes] = []
+    passes: list[int] = []
+
+    def look() -> bool:
+        looks.append(a.recv(16))
+        return True
+
+    bp.watch(a.fileno(), look)
+    bp.polls.append(lambda: passes.append(1) is not None)     # (False: found nothing)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(bp.run)
+            await _passes(3)
+            assert looks == [] and len(passes) >= 3 and bp.stats.hits == 0
+            b.send(b"x")
+            await _passes(3)
+            assert looks == [b"x"] and (bp.stats.hits, bp.stats.polled) == (1, 1)
+            nursery.cancel_scope.cancel()
+        assert bp._epoll is not None and bp._epoll.closed         # its epoll goes with it
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("yield_every", [1e-3, 1.0])
+async def test_while_polling_the_run_loop_gets_its_turn_every_so_often(yield_every: float) -> None:
+    """The poller yields to trio every `yield_every` seconds of its clock, or every
+    YIELD_PASSES passes when its clock is slower than that -- not at each pass: another task
+    runs a few microseconds later at most, and a pass costs one epoll_wait(0), not a trio
+    pass.  Here the clock moves half a millisecond every ten passes."""
+    from stack.busypoll import YIELD_PASSES
+
+    clock = FakeClock()
+    bp = BusyPoller(1e6, clock, yield_every=yield_every)
+    bp.window.window = 1e6
+    calls: list[int] = []
+
+    def poll() -> bool:
+        calls.append(1)
+        if len(calls) % 10 == 0:
+            clock.t += 0.5e-3
+        return False
+
+    bp.polls.append(poll)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(bp.run)
+        await _passes(20)
+        nursery.cancel_scope.cancel()
+    every = 20 if yield_every == 1e-3 else YIELD_PASSES
+    assert bp.stats.yields >= 5 and len(calls) // every - 1 <= bp.stats.yields <= len(calls) // every
 
 
 def test_a_tun_devices_poll_rx_reads_what_is_queued_as_one_read_batch() -> None:

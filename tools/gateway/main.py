@@ -313,10 +313,10 @@ def _start_busy_poll(nursery: trio.Nursery, limit: float, st: Stack, ndd: TunTap
     told at their start, so an idle spell it measures ends when the event came, not after its work."""
     busy = BusyPoller(limit)
     st.rx_start_hooks.append(busy.activity)
-    busy.polls.append(ndd.poll_rx)
+    busy.watch(ndd.fd, ndd.poll_rx)
     if tcp.poller is not None:
         tcp.poller.wake_hooks.append(busy.activity)
-        busy.polls.append(tcp.poller.poll)
+        busy.watch(tcp.poller.fileno(), tcp.poller.poll)     # its epoll: readable when a host socket is
     nursery.start_soon(busy.run)
     return busy
 

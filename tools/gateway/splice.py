@@ -123,6 +123,10 @@ class SplicePoller:
             epoll.close()
             os.close(kick)
 
+    def fileno(self) -> int:
+        """The host sockets' epoll: readable while any of them is ready (a busy poller watches it)."""
+        return self._epoll.fileno()
+
     def poll(self) -> bool:
         """The host sockets looked at without waiting, for a busy poll (stack/busypoll.py):
         True if any was ready (and served).  After the poller's end (its epoll closed), False."""
