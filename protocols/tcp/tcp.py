@@ -901,7 +901,11 @@ class Tcp:
         view = memoryview(buf)[s + 20:end]
         if not csum_valid and ck.ones_sum(view, src + dst + 6 + n - 20) != 0xFFFF:
             return False                                 # TCP counts it
-        return self._to_flow(flow, view, off, seqno, ackno, flags, window, self.ipv4.stats, now)
+        if self._to_flow(flow, view, off, seqno, ackno, flags, window, self.ipv4.stats, now):
+            return True
+        # a new SYN that retired its 4-tuple's lingering flow (a guest's port used again): the
+        # forwarder's now, as Tcp.input goes on after the flow declines (its checksum is right)
+        return flags & (SYN | ACK | RST | FIN) == SYN and self._syn_to_forward4(buf, s, end, True, ifp, now)
 
     def _syn_to_forward4(self, buf: bytes | bytearray | memoryview, s: int, end: int, csum_valid: bool,
                          ifp: Interface, now: float) -> bool:
@@ -972,9 +976,9 @@ class Tcp:
                  window: int, ipstats: Any, now: float) -> bool:
         """relayed_input4/6's end, `view` the TCP header on: a header without options is
         taken as read, one with them parsed whole (its SACK blocks); the segment counted as
-        IP's and TCP's input count it and handed to its flow.  False: a header TcpRepr
-        refuses (nothing counted), or a new SYN that retired a lingering flow -- the whole
-        way offers it to the forwarder (and counts the segment once more)."""
+        IP's and TCP's input count it and handed to its flow.  False (nothing counted): a
+        header TcpRepr refuses, or a new SYN that retired a lingering flow -- the forwarder
+        or the whole way takes it from there."""
         sack: tuple[tuple[int, int], ...] = ()
         if off == 0x50:
             payload = view[20:]
@@ -983,10 +987,12 @@ class Tcp:
             if isinstance(seg, str):
                 return False
             sack, payload = seg.sack, view[seg.hdr_len:]
+        if not flow.segment(seqno, ackno, flags, window, sack, payload, now):
+            return False
         ipstats.in_receives += 1
         ipstats.in_delivers += 1
         self.stats.in_segs += 1
-        return flow.segment(seqno, ackno, flags, window, sack, payload, now)
+        return True
 
     def _established(self, conn: Connection, seg: TcpRepr, payload: memoryview, now: float,
                      listener: Callable[[int, int], Connection | None], laddr: int) -> bool:
