@@ -31,6 +31,13 @@ _OFF_32 = 8                                     # the data-offset nibble of a 32
 # data-offset nibble 11, 13, 15) -- per header nibble, its layout and the SACK option's lead word
 _HDR_TS_SACK = {9 + 2 * n: (struct.Struct("!HHIIBBHHHIIII" + "II" * n),
                             (OPT_NOP << 24) | (OPT_NOP << 16) | (OPT_SACK << 8) | (2 + 8 * n)) for n in (1, 2, 3)}
+# ... and Linux's SYN and SYN-ACK (tcp_options_write): MSS, SACK permitted, TS, NOP, window
+# scale in a 40-octet header (a gateway reads one per connection) -- the words after the MSS
+_HDR_SYN = struct.Struct("!HHIIBBHHHIIIII")
+_OFF_40 = 10
+_MSS_LEAD = (OPT_MSS << 8) | 4
+_SACKP_TS = (OPT_SACK_PERM << 24) | (2 << 16) | (OPT_TS << 8) | 10
+_NOP_WS = (OPT_NOP << 16) | (OPT_WSCALE << 8) | 3
 
 
 def parse_fastopen(kind: int, body: bytes | bytearray | memoryview) -> tuple[bytes | None, bool]:
@@ -94,6 +101,11 @@ class TcpRepr:
                 _HDR_NOP_NOP_TS.unpack_from(data, 0)
             if lead == _NOP_NOP_TS:
                 return cls(sport, dport, seq, ack, flags, win, urg, None, None, False, (val, ecr), (), 32)
+        elif size >= 40 and data[12] >> 4 == _OFF_40:
+            v = _HDR_SYN.unpack_from(data, 0)
+            if v[9] >> 16 == _MSS_LEAD and v[10] == _SACKP_TS and v[13] >> 8 == _NOP_WS:
+                return cls(v[0], v[1], v[2], v[3], v[5], v[6], v[8], v[9] & 0xFFFF, min(v[13] & 0xFF, MAX_WSCALE),
+                           True, (v[11], v[12]), (), 40)
         elif size >= 44 and (layout := _HDR_TS_SACK.get(data[12] >> 4)) is not None and size >= layout[0].size:
             v = layout[0].unpack_from(data, 0)
             if v[9] == _NOP_NOP_TS and v[12] == layout[1]:

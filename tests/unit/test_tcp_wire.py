@@ -307,6 +307,31 @@ def test_the_ts_and_sack_layout_parses_as_the_general_parser_does(
     assert TcpRepr.parse(data) == _by_the_loop(data) == seg
 
 
+@FAST
+@given(u32, u32, st.integers(0, 0xFF), u16, u16, st.integers(0, 255), st.tuples(u32, u32), st.binary(max_size=8))
+def test_the_syn_layout_parses_as_the_general_parser_does(seq: int, ack: int, flags: int, win: int, mss: int,
+                                                           shift: int, ts: tuple[int, int], payload: bytes) -> None:
+    """Linux's SYN and SYN-ACK (MSS, SACK permitted, TS, NOP, window scale: 40 octets) take
+    parse's fixed layout: the same repr as the option walk, a shift above 14 read as 14."""
+    data = bytearray(struct.pack("!HHIIBBHHH", 40000, 80, seq, ack, 10 << 4, flags, win, 0, 0)
+                     + struct.pack("!BBHBBBBIIBBBB", 2, 4, mss, 4, 2, 8, 10, *ts, 1, 3, 3, shift) + payload)
+    seg = TcpRepr.parse(bytes(data))
+    assert seg == _by_the_loop(bytes(data))
+    assert isinstance(seg, TcpRepr) and (seg.mss, seg.wscale, seg.sack_perm, seg.ts) == (mss, min(shift, 14), True, ts)
+
+
+@pytest.mark.parametrize("at", range(20, 40))
+def test_a_near_miss_of_the_syn_layout_takes_the_option_walk(at: int) -> None:
+    """Any octet of the SYN layout's options changed (a kind, a length, a value): the
+    result is the option walk's, whatever it makes of it."""
+    base = bytearray(struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 10 << 4, SYN, 64240, 0, 0)
+                     + struct.pack("!BBHBBBBIIBBBB", 2, 4, 1460, 4, 2, 8, 10, 7, 0, 1, 3, 3, 7))
+    for value in (0, 1, 2, 3, 4, 5, 8, 10, 0xFF):
+        data = bytearray(base)
+        data[at] = value
+        assert TcpRepr.parse(bytes(data)) == _by_the_loop(bytes(data))
+
+
 @pytest.mark.parametrize("change", ["sack length", "no nops", "truncated"])
 def test_a_near_miss_of_the_ts_and_sack_layout_takes_the_option_walk(change: str) -> None:
     seg = TcpRepr(5000, 80, 1, 2, ACK, 3, ts=(4, 5), sack=((10, 20), (30, 40)))
