@@ -31,7 +31,7 @@ import fcntl
 import os
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytun
@@ -80,6 +80,10 @@ class TunTapNdd(TaskNdd):
         self.rx_polled = 0      # read batches a busy poll found (poll_rx), beside ndd_recvintr
         self.rx_fast = 0        # frames nd_fast_rx took (counted in ndd_ipackets too)
         self.tx_gathered = 0    # frames ndd_output_gather wrote itself (counted in ndd_opackets too)
+        # awaited before each wait for the device: a busy poller that reads it itself while it
+        # polls (poll_rx) holds the reader back meanwhile -- trio would wake the reader for
+        # frames the poller is about to read (stack/busypoll.py BusyPoller.while_polling)
+        self.rx_defer: Callable[[], Awaitable[None]] | None = None
         self._vnet_prefixes: dict[tuple[int, int], bytes] = {}   # ndd_output_gather's, per checksum layout
         self.caps.gather = True
         self.vnet = False
@@ -188,6 +192,8 @@ class TunTapNdd(TaskNdd):
         fd = self.fd
         hlen = vnet.VNET_HDR_LEN if self.vnet else 0
         while True:
+            if self.rx_defer is not None:
+                await self.rx_defer()
             await trio.lowlevel.wait_readable(fd)
             self.stats.ndd_recvintr += 1      # the fd became readable: our receive interrupt
             if not self._rx_batch(fd, hlen, None):

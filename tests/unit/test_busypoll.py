@@ -172,6 +172,42 @@ async def test_a_watched_fds_poll_is_called_only_when_it_is_readable() -> None:
         b.close()
 
 
+async def test_a_task_serving_a_watched_fd_is_held_back_while_the_poller_polls() -> None:
+    """while_polling: at once back while the poller is parked; while its window is open it
+    waits (trio would wake the task for what the poller's next pass serves), and the window
+    running out -- or the poller's end -- lets it go on."""
+    clock = FakeClock()
+    bp = BusyPoller(50e-6, clock)
+    went_on: list[float] = []
+
+    async def server_task() -> None:
+        await bp.while_polling()
+        went_on.append(clock.t)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(bp.run)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(server_task)                # parked: it goes on at once
+        await trio.testing.wait_all_tasks_blocked()
+        assert went_on == [0.0]
+        clock.t = 30e-6
+        bp.activity()                                  # a window opens (10 µs): polling
+        await _passes(3)
+        nursery.start_soon(server_task)
+        await _passes(5)
+        assert went_on == [0.0]                        # held back while the poller polls
+        clock.t = 1.0                                  # the window runs out: the poller parks
+        await trio.testing.wait_all_tasks_blocked()
+        assert went_on == [0.0, 1.0]
+        clock.t = 1.0 + 30e-6
+        bp.activity()
+        await _passes(3)
+        nursery.start_soon(server_task)
+        await _passes(3)
+        nursery.cancel_scope.cancel()                  # the poller's end lets it go too (then cancelled)
+    assert bp._polling is None
+
+
 @pytest.mark.parametrize("yield_every", [1e-3, 1.0])
 async def test_while_polling_the_run_loop_gets_its_turn_every_so_often(yield_every: float) -> None:
     """The poller yields to trio every `yield_every` seconds of its clock, or every
@@ -227,6 +263,35 @@ def test_a_tun_devices_poll_rx_reads_what_is_queued_as_one_read_batch() -> None:
         kernel.close()
 
 
+async def test_a_devices_reader_waits_for_its_rx_defer_before_each_wait() -> None:
+    """drivers/tuntap.py: with `rx_defer` set (the gateway sets the busy poller's
+    while_polling), the reader task awaits it before waiting on the device: a frame that
+    comes meanwhile is left to the poller, and read by the reader once it goes on."""
+    from drivers.tuntap import TunNdd
+
+    ndd = TunNdd("tsbp1")
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.setblocking(False)
+    got: list[bytes] = []
+    ndd.fd, ndd.vnet = ours.fileno(), False
+    ndd.deliver = lambda pkt: got.append(bytes(pkt.view()))          # type: ignore[method-assign]
+    go_on = trio.Event()
+    ndd.rx_defer = go_on.wait
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ndd._reader)
+            kernel.send(b"frame")
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == [] and ndd.stats.ndd_recvintr == 0          # held back
+            go_on.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == [b"frame"] and ndd.stats.ndd_recvintr == 1
+            nursery.cancel_scope.cancel()
+    finally:
+        ours.close()
+        kernel.close()
+
+
 def test_the_splice_pollers_look_serves_ready_host_sockets_and_is_safe_after_its_end() -> None:
     """tools/gateway/splice.py SplicePoller.poll, the host sockets' look for a busy poll: a
     ready socket's side is served (on_host with its events); nothing ready is False; once the
@@ -266,3 +331,49 @@ def test_the_splice_pollers_look_serves_ready_host_sockets_and_is_safe_after_its
         a.close()
         b.close()
         os.close(poller._kick)
+
+
+async def test_the_splice_pollers_task_waits_for_its_defer_before_each_wait() -> None:
+    """tools/gateway/splice.py: with `defer` set (the busy poller's while_polling), the
+    poller's task leaves a ready host socket to the busy poller until it goes on."""
+    import select
+
+    from tools.gateway.splice import SplicePoller
+
+    class FakeStack:
+        def __init__(self) -> None:
+            self.rx_batch_hooks: list[object] = []
+            self.in_rx_batch = False
+
+    class Side:
+        def __init__(self, sock: socket.socket) -> None:
+            self.host = sock
+            self.events: list[int] = []
+
+        def on_host(self, events: int) -> None:
+            self.events.append(events)
+            self.host.recv(16)
+
+        def abort(self) -> None:
+            pass
+
+    poller = SplicePoller(FakeStack())
+    go_on = trio.Event()
+    poller.defer = go_on.wait
+    a, b = socket.socketpair()
+    try:
+        side = Side(a)
+        poller._by_fd[a.fileno()] = side
+        poller._epoll.register(a.fileno(), select.EPOLLIN)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller.run)
+            b.send(b"x")
+            await trio.testing.wait_all_tasks_blocked()
+            assert side.events == [] and poller.stats.wakeups == 0     # held back
+            go_on.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert side.events == [select.EPOLLIN] and poller.stats.wakeups == 1
+            nursery.cancel_scope.cancel()
+    finally:
+        a.close()
+        b.close()

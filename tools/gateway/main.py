@@ -314,9 +314,11 @@ def _start_busy_poll(nursery: trio.Nursery, limit: float, st: Stack, ndd: TunTap
     busy = BusyPoller(limit)
     st.rx_start_hooks.append(busy.activity)
     busy.watch(ndd.fd, ndd.poll_rx)
+    ndd.rx_defer = busy.while_polling                        # the reader waits while the poller reads
     if tcp.poller is not None:
         tcp.poller.wake_hooks.append(busy.activity)
         busy.watch(tcp.poller.fileno(), tcp.poller.poll)     # its epoll: readable when a host socket is
+        tcp.poller.defer = busy.while_polling
     nursery.start_soon(busy.run)
     return busy
 

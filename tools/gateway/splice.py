@@ -26,7 +26,7 @@ import errno
 import os
 import select
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,6 +79,9 @@ class SplicePoller:
         self._kicked = False
         self.stats = SpliceStats()
         self.wake_hooks: list[Callable[[], None]] = []   # at each wake, before its work (stack/busypoll.py)
+        # awaited before each wait on the epoll: a busy poller that polls it itself holds the
+        # task back while it does (stack/busypoll.py BusyPoller.while_polling)
+        self.defer: Callable[[], Awaitable[None]] | None = None
         stack.rx_batch_hooks.append(self.drain)
 
     def mark(self, sp: Splice) -> None:
@@ -111,6 +114,8 @@ class SplicePoller:
         epoll, kick = self._epoll, self._kick
         try:
             while True:
+                if self.defer is not None:
+                    await self.defer()
                 await trio.lowlevel.wait_readable(epoll.fileno())
                 self.stats.wakeups += 1
                 for hook in self.wake_hooks:
