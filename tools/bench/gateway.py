@@ -254,7 +254,9 @@ def render(sections: dict[str, Section]) -> str:
         rows.append([label, unit, *(cell(cs[c]) for c in COLUMNS), *(_ratio(cs[a], cs[b]) for _, a, b in ratios)])
     lines = markdown_table(rows)
     lines.append("\nSame topology and peers for every column: guest netns → gateway in a host netns → veth → "
-                 "internet netns; the guest is the client in every row.  CPU per Gbit/s is the gateway "
+                 "internet netns; the guest is the client in every row (its ephemeral ports 1024-65535: "
+                 "the connections it closes first wait in TIME-WAIT, and a default range made its connect's "
+                 "port search the bottleneck after ~14 000).  CPU per Gbit/s is the gateway "
                  "process's utime + stime over the bulk row divided by the Gbit it moved; per round trip and "
                  "per connection, over the rr and crr rows divided by their count.  For RSS and CPU, "
                  "below 1× favours tunstack.  limit: a minimal Python relay (tools/bench/gwrelay.py), "
