@@ -240,6 +240,18 @@ def _same_both_ways(script: Any, seed: int = 0, kind: str = "tap") -> tuple[int,
     return rx_fast, gathered, counters_fast
 
 
+def _checksum_trouble(trouble: int, kw: dict[str, Any]) -> bool:
+    """Troubles 0-2 of a hostile script, in `kw` for frame(): a bad IP header checksum, a
+    bad TCP checksum the device did not vouch for, a right one it did not vouch for."""
+    if trouble == 0:
+        kw["bad_ip_csum"] = True
+    elif trouble == 1:
+        kw.update(vnet_flags=0, bad_tcp_csum=True)
+    elif trouble == 2:
+        kw.update(vnet_flags=0, tcp_csum=True)
+    return trouble <= 2
+
+
 def _round_trips(g: Guest, rng: random.Random) -> None:
     seq, ack = 1001, g.iss + 1
     g.send(g.frame(ACK, seq, ack))
@@ -286,12 +298,8 @@ def _syns(g: Guest, rng: random.Random) -> None:
                               "options": rng.choice((SYN_OPTIONS, SYN_OPTIONS, b"", b"\x01\x01\x08\x0a" + bytes(8),
                                                      b"\x02\x04\x05", b"\x03\x03\x0e\x00"))}
         trouble = rng.randrange(12)
-        if trouble == 0:
-            kw["bad_ip_csum"] = True
-        elif trouble == 1:
-            kw.update(vnet_flags=0, bad_tcp_csum=True)
-        elif trouble == 2:
-            kw.update(vnet_flags=0, tcp_csum=True)
+        if _checksum_trouble(trouble, kw):
+            pass
         elif trouble == 3:
             kw["ip_options"] = b"\x01\x01\x01\x00"
         elif trouble == 4:
@@ -356,12 +364,8 @@ def _hostile(g: Guest, rng: random.Random) -> None:
             ackno = f.snd_una + rng.choice((0, 0, rng.randrange(-5, len(f.unacked) + 6)))
             kw: dict[str, Any] = {}
             trouble = rng.randrange(14)
-            if trouble == 0:
-                kw["bad_ip_csum"] = True
-            elif trouble == 1:
-                kw.update(vnet_flags=0, bad_tcp_csum=True)
-            elif trouble == 2:
-                kw.update(vnet_flags=0, tcp_csum=True)
+            if _checksum_trouble(trouble, kw):
+                pass
             elif trouble == 3:
                 kw["vnet_flags"] = vnet.F_DATA_VALID
             elif trouble == 4:

@@ -46,6 +46,29 @@ class FakeClock:
         return self.t
 
 
+class FakeStack:
+    """What a SplicePoller asks of its Stack."""
+
+    def __init__(self) -> None:
+        self.rx_batch_hooks: list[object] = []
+        self.in_rx_batch = False
+
+
+class Side:
+    """A host socket's owner for a SplicePoller: it reads what the socket has."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.host = sock
+        self.events: list[int] = []
+
+    def on_host(self, events: int) -> None:
+        self.events.append(events)
+        self.host.recv(16)
+
+    def abort(self) -> None:
+        pass
+
+
 async def _passes(n: int) -> None:
     for _ in range(n):
         await trio.lowlevel.checkpoint()
@@ -301,20 +324,6 @@ def test_the_splice_pollers_look_serves_ready_host_sockets_and_is_safe_after_its
 
     from tools.gateway.splice import SplicePoller
 
-    class FakeStack:
-        def __init__(self) -> None:
-            self.rx_batch_hooks: list[object] = []
-            self.in_rx_batch = False
-
-    class Side:
-        def __init__(self, sock: socket.socket) -> None:
-            self.host = sock
-            self.events: list[int] = []
-
-        def on_host(self, events: int) -> None:
-            self.events.append(events)
-            self.host.recv(16)
-
     poller = SplicePoller(FakeStack())
     a, b = socket.socketpair()
     try:
@@ -339,23 +348,6 @@ async def test_the_splice_pollers_task_waits_for_its_defer_before_each_wait() ->
     import select
 
     from tools.gateway.splice import SplicePoller
-
-    class FakeStack:
-        def __init__(self) -> None:
-            self.rx_batch_hooks: list[object] = []
-            self.in_rx_batch = False
-
-    class Side:
-        def __init__(self, sock: socket.socket) -> None:
-            self.host = sock
-            self.events: list[int] = []
-
-        def on_host(self, events: int) -> None:
-            self.events.append(events)
-            self.host.recv(16)
-
-        def abort(self) -> None:
-            pass
 
     poller = SplicePoller(FakeStack())
     go_on = trio.Event()
