@@ -606,10 +606,10 @@ class Stack:
         """The device's nd_fast_rx (XDP's place): a gateway's relayed TCP segment goes from the
         octets the driver read straight to Tcp.relayed_input4 (relayed_input6) -- no
         PacketBuffer, demuxer or IP input: a third of a relayed round trip's Python
-        (tools/bench/relaycost.py) -- and so does, over IPv4, a guest's SYN for the forwarder
-        (a tenth of a relayed connection's).  Taken only where the whole way would end in
-        the same place: relayed flows of the family exist (over IPv4, or a forwarder and a
-        transparent interface), no demuxer tap is registered, GRO would not hold the frame
+        (tools/bench/relaycost.py) -- and so does a guest's SYN for the forwarder (a tenth
+        of a relayed connection's).  Taken only where the whole way would end in the same
+        place: relayed flows of the family exist, or a forwarder and a transparent
+        interface, no demuxer tap is registered, GRO would not hold the frame
         (it goes up at once: the device hands super-frames up itself, or no batch is under
         way), on Ethernet the frame is unicast to our MAC with the IPv4 or IPv6 ethertype
         (IPv6 when the interface takes it).  Anything else -- and whatever relayed_input4/6
@@ -620,9 +620,11 @@ class Stack:
         inet6 = self.config.ipv6                            # (IPv6 frames claimed on this interface)
 
         def fast_rx(data: bytes, start: int, csum_valid: bool) -> bool:
-            # IPv4: a relayed flow's segment, or a gateway's SYN for the forwarder
-            v4 = bool(relays.flows) or (tcp.forwarder is not None and ifp.transparent)
-            if not (v4 or relays.flows6) or taps.get(name) or (self._in_batch and not caps.gso_rx):
+            # a relayed flow's segment, or a gateway's SYN for the forwarder
+            forwarding = tcp.forwarder is not None and ifp.transparent
+            v4 = bool(relays.flows) or forwarding
+            v6 = inet6 and (bool(relays.flows6) or forwarding)
+            if not (v4 or v6) or taps.get(name) or (self._in_batch and not caps.gso_rx):
                 return False
             if ether:
                 if len(data) < start + 54 or data[start:start + 6] != ndd.ndd_physaddr:   # (it may change)
@@ -631,14 +633,13 @@ class Stack:
                 start += 14
                 if kind == 0x0800:
                     return v4 and tcp.relayed_input4(data, start, len(data), csum_valid, ifp, self.now())
-                return kind == 0x86DD and bool(relays.flows6) and inet6 and \
-                    tcp.relayed_input6(data, start, len(data), csum_valid, ifp, self.now())
+                return kind == 0x86DD and v6 and tcp.relayed_input6(data, start, len(data), csum_valid, ifp,
+                                                                    self.now())
             if len(data) <= start:
                 return False
             if data[start] >> 4 == 4:
                 return v4 and tcp.relayed_input4(data, start, len(data), csum_valid, ifp, self.now())
-            return bool(relays.flows6) and inet6 and tcp.relayed_input6(data, start, len(data), csum_valid, ifp,
-                                                                        self.now())
+            return v6 and tcp.relayed_input6(data, start, len(data), csum_valid, ifp, self.now())
         return fast_rx
 
     def _ip_isr(self, ndd: Ndd, pkt: PacketBuffer, ifp: Interface) -> None:

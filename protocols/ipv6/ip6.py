@@ -55,6 +55,7 @@ from .addr import (
     address_scope,
     is_link_local,
     is_multicast,
+    is_unspecified,
     is_v4_mapped,
     select_source,
 )
@@ -246,6 +247,18 @@ class Ipv6:
             rs.reasm_atomic += 1
             rs.reasm_oks += 1
         self._deliver(ifp, pkt, ip, chain, hdr_start, mcast, reassembled, ll_mcast, now)
+
+    def takes_foreign(self, ifp: Interface, src: int, dst: int, is_local: Callable[[int], bool]) -> bool:
+        """Would input() take a packet from `src` to `dst` arriving by `ifp` as a transparent
+        interface's unicast to an address of no interface of ours (a gateway's guest talking
+        to the world)?  For a short way (Tcp.relayed_input6's SYN) that must decide as
+        input() does: False covers every other case -- the address rules' drops, a
+        destination of ours (`is_local`: any interface's usable address), link-local,
+        multicast, unspecified or v4-mapped, an interface without IPv6 -- which the short way
+        leaves to input()."""
+        return ifp.transparent and not ifp.flags & IFF_LOOPBACK and self._address_rules(ifp, src, dst) is None \
+            and not is_multicast(dst) and not is_link_local(dst) and not is_unspecified(dst) \
+            and not is_v4_mapped(dst) and not is_local(dst) and self.is_ours(ifp, dst)
 
     def _address_rules(self, ifp: Interface, src: int, dst: int) -> str | None:
         loopback_if = bool(ifp.flags & IFF_LOOPBACK)

@@ -47,6 +47,7 @@ from ..icmpv6.wire import DEST_UNREACH as ICMP6_DEST_UNREACH
 from ..icmpv6.wire import PACKET_TOO_BIG
 from ..ipv4 import FLAG_DF, IPPROTO_TCP, IpMeta, Ipv4
 from ..ipv6 import addr as a6
+from ..ipv6.ip6 import Ip6Meta
 from ..ipv6.route import needs_scope_id
 from ..ipv6.wire import HDR_LEN as IP6_HDR_LEN
 from ..ipv6.wire import pseudo_header_sum as pseudo_header_sum6
@@ -81,7 +82,7 @@ if TYPE_CHECKING:
     from ..icmp import IcmpError
     from ..icmpv6.core import Icmpv6Error
     from ..ifnet import Interface
-    from ..ipv6.ip6 import Ip6Meta, Ipv6
+    from ..ipv6.ip6 import Ipv6
 
 IP_TCP_HDR = 40
 _EARLY_KEY = struct.Struct("!IIHH")      # early_input: source, destination, ports
@@ -89,6 +90,7 @@ _PORTS = struct.Struct("!HH")
 # relayed_input4: addresses, ports, sequence and acknowledgment numbers, data offset, flags, window
 _RELAYED_KEY = struct.Struct("!IIHHIIBBH")
 _RELAYED_TCP = struct.Struct("!HHIIBBH")   # relayed_input6: the same from the ports on
+_VTF_HLIM = struct.Struct("!I3xB")          # an IPv6 header's version/class/label word and hop limit
 _IP_TCP = struct.Struct("!BBHHHBBHIIHHIIHHHH")   # _emit4_cached: IPv4 (no options) and TCP headers
 _U16 = struct.Struct("!H")
 _IP6_TCP = struct.Struct("!IHBB16s16sHHIIHHHH")   # emit_plain6: IPv6 (no extension headers) and TCP headers
@@ -965,12 +967,46 @@ class Tcp:
         dst = int.from_bytes(buf[s + 24:s + 40], "big")
         sport, dport, seqno, ackno, off, flags, window = _RELAYED_TCP.unpack_from(buf, s + 40)
         flow = self.relays.flows6.get((dst, dport, src, sport))
-        if flow is None or flow.ifp is not ifp:
+        if flow is None:
+            return flags & (SYN | ACK | RST | FIN) == SYN and self._syn_to_forward6(buf, s, end, src, dst, csum_valid,
+                                                                                     ifp, now)
+        if flow.ifp is not ifp:
             return False
         view = memoryview(buf)[s + 40:end]
         if not csum_valid and ck.ones_sum(view, pseudo_header_sum6(src, dst, IPPROTO_TCP, n - 40)) != 0xFFFF:
             return False                                 # TCP counts it
-        return self._to_flow(flow, view, off, seqno, ackno, flags, window, self.ipv6.stats, now)
+        if self._to_flow(flow, view, off, seqno, ackno, flags, window, self.ipv6.stats, now):
+            return True
+        # a new SYN that retired its 4-tuple's lingering flow: the forwarder's now (relayed_input4)
+        return flags & (SYN | ACK | RST | FIN) == SYN and self._syn_to_forward6(buf, s, end, src, dst, True, ifp, now)
+
+    def _syn_to_forward6(self, buf: bytes | bytearray | memoryview, s: int, end: int, src: int, dst: int,
+                         csum_valid: bool, ifp: Interface, now: float) -> bool:
+        """_syn_to_forward4 over IPv6 (relayed_input6 checked the plain header): held for the
+        forwarder as input6 holds it once Ipv6.takes_foreign, the lookups, the checksum
+        and TcpRepr are sure; False (nothing done, nothing counted): the whole way decides."""
+        ipv6 = self.ipv6
+        if self.forwarder is None or ipv6 is None:
+            return False
+        sport, dport = _PORTS.unpack_from(buf, s + 40)
+        if not ipv6.takes_foreign(ifp, src, dst, lambda addr: self._is_local6(addr, None, now)) \
+                or (dst, dport, src, sport) in self.conns6 or self._listener6(dst, dport) is not None:
+            return False
+        view = memoryview(buf)[s + 40:end]
+        if not csum_valid and ck.ones_sum(view, pseudo_header_sum6(src, dst, IPPROTO_TCP, end - s - 40)) != 0xFFFF:
+            return False                                 # TCP counts it
+        seg = TcpRepr.parse(view)
+        if isinstance(seg, str):
+            return False
+        ipv6.stats.in_receives += 1
+        ipv6.stats.in_delivers += 1
+        self.stats.in_segs += 1
+        vtf, hop_limit = _VTF_HLIM.unpack_from(buf, s)
+        tclass = (vtf >> 20) & 0xFF
+        seg.ecn = tclass & ECN_MASK
+        meta = Ip6Meta(src, dst, IPPROTO_TCP, hop_limit, tclass, vtf & 0xFFFFF, ifp, IP6_HDR_LEN, s)
+        self._forward_syn(seg, meta, bytes(buf[s:min(end, s + QUOTE_MAX)]), len(view) - seg.hdr_len, now, True)
+        return True
 
     def _to_flow(self, flow: RelayedFlow, view: memoryview, off: int, seqno: int, ackno: int, flags: int,
                  window: int, ipstats: Any, now: float) -> bool:
