@@ -599,13 +599,13 @@ class RelayedFlow:
     def _send_synack(self, now: float) -> None:
         # MSS, SACK permitted (RFC 2018 §2) and window scale (RFC 7323 §2.2) as the guest offered
         wscale = self.rcv_wscale if self.ws_ok else None
-        known = self.table.synack_options
-        opts = known.get((self.our_mss, wscale, self.sack_ok))
+        known, offer = self.table.synack_options, (self.our_mss, wscale, self.sack_ok)
+        opts = known.get(offer)
         if opts is None:
             opts = TcpRepr(0, 0, 0, 0, 0, 0, mss=self.our_mss, wscale=wscale, sack_perm=self.sack_ok).options_bytes()
             if len(known) >= SYNACK_OPTIONS_KEPT:
                 known.clear()
-            known[(self.our_mss, wscale, self.sack_ok)] = opts
+            known[offer] = opts
         tcp, window = self.table.tcp, min(RELAY_WINDOW, 0xFFFF)
         if (tcp.emit_plain6 if self.net6 else tcp.emit_plain4)(self, self.iss, self.rcv_nxt, SYN | ACK, window, opts,
                                                                None, now) is None:

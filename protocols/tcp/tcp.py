@@ -929,18 +929,9 @@ class Tcp:
         view = memoryview(buf)[s + 20:end]
         if not csum_valid and ck.ones_sum(view, src + dst + 6 + end - s - 20) != 0xFFFF:
             return False                                 # TCP counts it
-        seg = TcpRepr.parse(view)
-        if isinstance(seg, str):
-            return False
-        ipstats = ipv4.stats
-        ipstats.in_receives += 1
-        ipstats.in_delivers += 1
-        self.stats.in_segs += 1
         tos = buf[s + 1]
-        seg.ecn = tos & ECN_MASK
-        meta = IpMeta(src, dst, IPPROTO_TCP, buf[s + 8], tos, 20, ifp, s)
-        self._forward_syn(seg, meta, bytes(buf[s:min(end, s + QUOTE_MAX)]), len(view) - seg.hdr_len, now, False)
-        return True
+        return self._hold_syn(buf, s, end, view, IpMeta(src, dst, IPPROTO_TCP, buf[s + 8], tos, 20, ifp, s),
+                              tos & ECN_MASK, ipv4.stats, now)
 
     def early_input6(self, pkt: PacketBuffer, ifp: Interface, now: float) -> bool:
         """Early demux over IPv6, for a gateway's relayed flows only (relayed.py; connections
@@ -995,17 +986,25 @@ class Tcp:
         view = memoryview(buf)[s + 40:end]
         if not csum_valid and ck.ones_sum(view, pseudo_header_sum6(src, dst, IPPROTO_TCP, end - s - 40)) != 0xFFFF:
             return False                                 # TCP counts it
+        vtf, hop_limit = _VTF_HLIM.unpack_from(buf, s)
+        tclass = (vtf >> 20) & 0xFF
+        meta = Ip6Meta(src, dst, IPPROTO_TCP, hop_limit, tclass, vtf & 0xFFFFF, ifp, IP6_HDR_LEN, s)
+        return self._hold_syn(buf, s, end, view, meta, tclass & ECN_MASK, ipv6.stats, now)
+
+    def _hold_syn(self, buf: bytes | bytearray | memoryview, s: int, end: int, view: memoryview,
+                  meta: IpMeta | Ip6Meta, ecn: int, ipstats: Any, now: float) -> bool:
+        """_syn_to_forward4/6's end, `view` the TCP header on: a header TcpRepr accepts is
+        counted as IP's and TCP's input count it and held for the forwarder with its quote
+        (the datagram from buf[s], at most QUOTE_MAX octets); False (nothing counted) else."""
         seg = TcpRepr.parse(view)
         if isinstance(seg, str):
             return False
-        ipv6.stats.in_receives += 1
-        ipv6.stats.in_delivers += 1
+        ipstats.in_receives += 1
+        ipstats.in_delivers += 1
         self.stats.in_segs += 1
-        vtf, hop_limit = _VTF_HLIM.unpack_from(buf, s)
-        tclass = (vtf >> 20) & 0xFF
-        seg.ecn = tclass & ECN_MASK
-        meta = Ip6Meta(src, dst, IPPROTO_TCP, hop_limit, tclass, vtf & 0xFFFFF, ifp, IP6_HDR_LEN, s)
-        self._forward_syn(seg, meta, bytes(buf[s:min(end, s + QUOTE_MAX)]), len(view) - seg.hdr_len, now, True)
+        seg.ecn = ecn
+        self._forward_syn(seg, meta, bytes(buf[s:min(end, s + QUOTE_MAX)]), len(view) - seg.hdr_len, now,
+                          isinstance(meta, Ip6Meta))
         return True
 
     def _to_flow(self, flow: RelayedFlow, view: memoryview, off: int, seqno: int, ackno: int, flags: int,

@@ -255,7 +255,7 @@ def render(sections: dict[str, Section]) -> str:
     lines = markdown_table(rows)
     lines.append("\nSame topology and peers for every column: guest netns → gateway in a host netns → veth → "
                  "internet netns; the guest is the client in every row (its ephemeral ports 1024-65535: "
-                 "the connections it closes first wait in TIME-WAIT, and a default range made its connect's "
+                 "the connections whose FINs cross wait in TIME-WAIT there, and a default range made its connect's "
                  "port search the bottleneck after ~14 000).  CPU per Gbit/s is the gateway "
                  "process's utime + stime over the bulk row divided by the Gbit it moved; per round trip and "
                  "per connection, over the rr and crr rows divided by their count.  For RSS and CPU, "

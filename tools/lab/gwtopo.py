@@ -337,7 +337,9 @@ GUEST_PORTS = "1024 65535"     # the guest's ephemeral ports (Linux's default: 3
 
 async def _wide_ports(guest: NetnsHost) -> None:
     """The guest's ephemeral ports span GUEST_PORTS.  A sequential connect + request + close
-    client keeps each connection it closed first in TIME-WAIT for 60 s, and with Linux's
+    client's FIN mostly crosses the gateway's (a simultaneous close: the client closes as
+    soon as it has the answer, before the server's FIN has come through), so the guest
+    keeps each such connection in TIME-WAIT for 60 s, and with Linux's
     28 232 default ports its connect(2) searched longer and longer for a free one: ~0.17 ms
     a connect until ~14 000 were taken, ~2.2 ms after (4 s into a run at 3.7 k connections
     per s, whatever the gateway) -- the bench measured the guest's port search instead of
